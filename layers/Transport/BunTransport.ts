@@ -1,0 +1,125 @@
+import { HttpApp } from "@effect/platform"
+import { Effect, Layer, Runtime } from "effect"
+import { Metrics } from "../Observability/Metrics.ts"
+import { type ConnectionRegistry, type LiveConnection, makeConnectionRegistry } from "./ConnectionRegistry.ts"
+import { ServeError, type ServeOptions, type ServerHandle, Transport } from "./Transport.ts"
+
+interface SocketData<D> {
+  readonly init: D
+  connection?: LiveConnection<D>
+}
+
+const notFound = () => Response.json({ error: "not found" }, { status: 404 })
+
+/** The address to print for a listener: wildcard binds are reachable on loopback. */
+export const displayHost = (hostname: string) =>
+  hostname === "0.0.0.0" ? "127.0.0.1" : hostname === "::" ? "[::1]" : hostname.includes(":") ? `[${hostname}]` : hostname
+
+const tlsOption = (options: ServeOptions<unknown, unknown>) =>
+  Effect.gen(function* () {
+    if (!options.tls) return undefined
+    const cert = Bun.file(options.tls.certPath)
+    const key = Bun.file(options.tls.keyPath)
+    for (const file of [cert, key]) {
+      if (!(yield* Effect.promise(() => file.exists()))) {
+        return yield* new ServeError({ server: options.name, message: `TLS file not found: ${file.name}` })
+      }
+    }
+    return { cert, key }
+  })
+
+const serve = <D, R>(options: ServeOptions<D, R>) =>
+  Effect.gen(function* () {
+    const runtime = yield* Effect.runtime<R>()
+    const protocol = options.websocket
+    const registry: ConnectionRegistry<D> | undefined = protocol
+      ? yield* makeConnectionRegistry(options.name, options.limits, protocol)
+      : undefined
+    const httpHandler = options.http ? HttpApp.toWebHandlerRuntime(runtime)(options.http) : notFound
+    const runUpgrade = Runtime.runPromise(runtime)
+    const tls = yield* tlsOption(options as ServeOptions<unknown, unknown>)
+    const hostname = options.hostname ?? "0.0.0.0"
+    const { limits } = options
+
+    const server = yield* Effect.acquireRelease(
+      Effect.try({
+        try: () =>
+          Bun.serve<SocketData<D>, never>({
+            port: options.port,
+            hostname,
+            ...(tls ? { tls } : {}),
+            async fetch(request, server) {
+              const isUpgrade = request.headers.get("upgrade")?.toLowerCase() === "websocket"
+              if (!isUpgrade || !protocol || !registry) return httpHandler(request)
+              if (limits.maxConnections > 0 && registry.size() >= limits.maxConnections) {
+                return Response.json({ error: "server is at its connection limit" }, { status: 503 })
+              }
+              const remoteAddress = server.requestIP(request)?.address ?? "unknown"
+              const decision = await runUpgrade(protocol.upgrade(request, { remoteAddress, url: new URL(request.url) }))
+              if (decision._tag === "Reject") return decision.response
+              const upgraded = server.upgrade(request, {
+                data: { init: decision.data },
+                ...(decision.headers ? { headers: decision.headers } : {})
+              })
+              return upgraded ? undefined : Response.json({ error: "websocket upgrade failed" }, { status: 400 })
+            },
+            error(error) {
+              Runtime.runFork(runtime)(Effect.logError("request failed", error).pipe(Effect.annotateLogs("server", options.name)))
+              return Response.json({ error: "internal error" }, { status: 500 })
+            },
+            websocket: {
+              maxPayloadLength: limits.maxPayloadBytes,
+              // Past this Bun drops and closes; the heartbeat sweep closes earlier with 4003.
+              backpressureLimit: limits.slowConsumerBytes * 4,
+              closeOnBackpressureLimit: true,
+              // Heartbeats and idle timeouts are ours (ConnectionRegistry), so they are testable.
+              idleTimeout: 0,
+              sendPings: false,
+              publishToSelf: false,
+              open(ws) {
+                ws.data.connection = registry!.opened(ws, ws.data.init)
+              },
+              message(ws, message) {
+                if (ws.data.connection) registry!.received(ws.data.connection, message)
+              },
+              pong(ws) {
+                if (ws.data.connection) registry!.ponged(ws.data.connection)
+              },
+              close(ws, code) {
+                if (ws.data.connection) registry!.closed(ws.data.connection, code)
+              }
+            }
+          }),
+        catch: (error) => new ServeError({ server: options.name, message: `cannot listen on ${hostname}:${options.port}: ${String(error)}` })
+      }),
+      (server) =>
+        Effect.gen(function* () {
+          if (registry) yield* registry.closeAll
+          yield* Effect.promise(() => server.stop(true))
+        })
+    )
+
+    const port = server.port ?? options.port
+    const handle: ServerHandle = {
+      name: options.name,
+      port,
+      hostname,
+      url: `${tls ? "https" : "http"}://${displayHost(hostname)}:${port}`,
+      publish: (topic, message) => server.publish(topic, message),
+      subscriberCount: (topic) => server.subscriberCount(topic),
+      connectionCount: () => registry?.size() ?? 0
+    }
+    yield* Effect.logInfo(`${options.name} listening on ${handle.url}`)
+    return handle
+  })
+
+/** Transport over Bun.serve: uWebSockets underneath, native topics for fan-out. */
+export const BunTransportLive = Layer.effect(
+  Transport,
+  Effect.gen(function* () {
+    const metrics = yield* Metrics
+    return {
+      serve: <D, R>(options: ServeOptions<D, R>) => serve(options).pipe(Effect.provideService(Metrics, metrics))
+    }
+  })
+)

@@ -1,0 +1,106 @@
+import { Data, Deferred, type Duration, Effect, Exit, Mailbox, Schedule, type Scope } from "effect"
+import { Metrics } from "../Observability/Metrics.ts"
+import type { WireMessage } from "./Transport.ts"
+
+export class LinkClosed extends Data.TaggedError("LinkClosed")<{ readonly code: number; readonly reason: string }> {}
+
+/** The open end of an outbound link, valid until the link drops. */
+export interface Link {
+  readonly send: (message: WireMessage) => void
+  readonly close: (code: number, reason: string) => void
+}
+
+export interface LinkHandler<R> {
+  /** Runs in the link's Scope once it opens (authenticate, announce); fibers forked here end with the link. */
+  readonly onOpen: (link: Link) => Effect.Effect<void, LinkClosed, R | Scope.Scope>
+  readonly onMessage: (message: WireMessage, link: Link) => Effect.Effect<void, LinkClosed, R>
+}
+
+export interface DialOptions<R> {
+  /** Names the link in logs and the `switchboard_link_up` gauge. */
+  readonly name: string
+  readonly url: string
+  readonly headers?: Record<string, string>
+  readonly handler: LinkHandler<R>
+  /** First retry delay; doubles per failed attempt. */
+  readonly initialDelay?: Duration.DurationInput
+  /** Longest delay between attempts. */
+  readonly maxDelay?: Duration.DurationInput
+  readonly openTimeout?: Duration.DurationInput
+}
+
+/** Jittered exponential backoff capped at `maxDelay`, as recommended for reconnect storms. */
+export const reconnectSchedule = (initialDelay: Duration.DurationInput, maxDelay: Duration.DurationInput) =>
+  Schedule.exponential(initialDelay).pipe(Schedule.union(Schedule.spaced(maxDelay)), Schedule.jittered)
+
+const connectOnce = <R>(options: DialOptions<R>, onUp: () => void) =>
+  Effect.gen(function* () {
+    const inbox = yield* Mailbox.make<WireMessage, LinkClosed>()
+    const opened = yield* Deferred.make<void>()
+    const socket = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const ws = new WebSocket(options.url, { headers: options.headers ?? {} } as any)
+        ws.binaryType = "arraybuffer"
+        ws.onopen = () => Deferred.unsafeDone(opened, Exit.void)
+        ws.onmessage = (event) =>
+          inbox.unsafeOffer(typeof event.data === "string" ? event.data : new Uint8Array(event.data as ArrayBuffer))
+        ws.onclose = (event) => inbox.unsafeDone(Exit.fail(new LinkClosed({ code: event.code, reason: event.reason })))
+        return ws
+      }),
+      (ws) => Effect.sync(() => ws.readyState <= WebSocket.OPEN && ws.close(1000, "link closed"))
+    )
+    yield* Deferred.await(opened).pipe(
+      Effect.raceFirst(inbox.await.pipe(Effect.zipRight(Effect.fail(new LinkClosed({ code: 1006, reason: "closed before open" }))))),
+      Effect.timeoutFail({
+        duration: options.openTimeout ?? "5 seconds",
+        onTimeout: () => new LinkClosed({ code: 1006, reason: "open timed out" })
+      })
+    )
+    const link: Link = {
+      send: (message) => socket.send(message),
+      close: (code, reason) => socket.close(code, reason)
+    }
+    onUp()
+    yield* options.handler.onOpen(link)
+    while (true) {
+      const [messages, done] = yield* inbox.takeAll
+      for (const message of messages) yield* options.handler.onMessage(message, link)
+      if (done) return yield* new LinkClosed({ code: 1000, reason: "closed" })
+    }
+  }).pipe(Effect.scoped)
+
+/**
+ * Keeps an outbound WebSocket link up for as long as the calling scope lives: dial, run the
+ * handler, and after any drop dial again with jittered backoff (reset after a link that opened).
+ */
+export const keepLinkUp = <R>(options: DialOptions<R>): Effect.Effect<never, never, R | Metrics> =>
+  Effect.gen(function* () {
+    const metrics = yield* Metrics
+    const up = metrics.gauge("switchboard_link_up", "Whether an outbound server-to-server link is open", ["link"]).labels({ link: options.name })
+    const attempts = metrics.counter("switchboard_link_dials_total", "Outbound link dial attempts", ["link"]).labels({ link: options.name })
+    const driver = yield* Schedule.driver(reconnectSchedule(options.initialDelay ?? "100 millis", options.maxDelay ?? "2 seconds"))
+    let failedInARow = 0
+    while (true) {
+      attempts.inc()
+      let wasUp = false
+      const exit = yield* Effect.exit(
+        connectOnce(options, () => {
+          wasUp = true
+          up.set(1)
+        })
+      )
+      up.set(0)
+      if (wasUp) yield* driver.reset
+      const failure = Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error : undefined
+      const why = failure ? `code ${failure.code}${failure.reason ? `: ${failure.reason}` : ""}` : "ended"
+      // Warn when an open link drops; repeated failed dials while the peer is away are debug noise.
+      const log = wasUp || failedInARow === 0 ? Effect.logWarning : Effect.logDebug
+      failedInARow = wasUp ? 0 : failedInARow + 1
+      yield* log(`link ${options.name} down (${why}); redialling`).pipe(Effect.annotateLogs({ url: redactQuery(options.url) }))
+      yield* driver.next(undefined).pipe(Effect.ignore)
+    }
+  })
+
+/** URLs may carry credentials in their query; logs get the path only. */
+export const redactQuery = (url: string) => url.replace(/\?.*$/, "?…")
+

@@ -1,0 +1,102 @@
+import type { HttpApp } from "@effect/platform"
+import { Context, Data, type Effect, type Scope } from "effect"
+import type { SocketLimits } from "../../src/transport/SocketLimits.ts"
+
+/** What arrives on a WebSocket: text frames as strings, binary frames as bytes. */
+export type WireMessage = string | Uint8Array
+
+/** Result of a send: written now, queued behind earlier bytes, dropped (buffer full), or socket gone. */
+export type SendStatus = "sent" | "queued" | "dropped" | "closed"
+
+/** One accepted WebSocket, as protocol code sees it. `data` is what the upgrade decided. */
+export interface Connection<D> {
+  readonly id: number
+  readonly data: D
+  readonly remoteAddress: string
+  readonly send: (message: WireMessage) => SendStatus
+  /** Sends to every subscriber of `topic` except this connection (native pub/sub). */
+  readonly publish: (topic: string, message: WireMessage) => void
+  readonly subscribe: (topic: string) => void
+  readonly unsubscribe: (topic: string) => void
+  readonly isSubscribed: (topic: string) => boolean
+  readonly close: (code: number, reason?: string) => void
+  readonly isOpen: () => boolean
+}
+
+/** Per-connection message handler returned by `WebSocketProtocol.open`. */
+export interface ConnectionHandler<R = never> {
+  readonly onMessage: (message: WireMessage) => Effect.Effect<void, never, R>
+}
+
+export type UpgradeDecision<D> =
+  | { readonly _tag: "Accept"; readonly data: D; readonly headers?: Record<string, string> }
+  | { readonly _tag: "Reject"; readonly response: Response }
+
+export const accept = <D>(data: D, headers?: Record<string, string>): UpgradeDecision<D> =>
+  headers === undefined ? { _tag: "Accept", data } : { _tag: "Accept", data, headers }
+
+export const reject = (status: number, reason: string, headers?: Record<string, string>): UpgradeDecision<never> => ({
+  _tag: "Reject",
+  response: Response.json({ error: reason }, { status, headers: headers ?? {} })
+})
+
+/** Facts about the peer available at upgrade time. */
+export interface UpgradeInfo {
+  readonly remoteAddress: string
+  readonly url: URL
+}
+
+export interface WebSocketProtocol<D, R = never> {
+  /** Decides whether an HTTP upgrade request becomes a connection, and with what state. */
+  readonly upgrade: (request: Request, info: UpgradeInfo) => Effect.Effect<UpgradeDecision<D>, never, R>
+  /**
+   * Runs once per connection inside the connection's Scope: fork heartbeats or timeouts with
+   * Effect.forkScoped and register cleanup with Effect.addFinalizer; both end when the socket closes.
+   */
+  readonly open: (connection: Connection<D>) => Effect.Effect<ConnectionHandler<R>, never, R | Scope.Scope>
+}
+
+export interface TlsFiles {
+  readonly certPath: string
+  readonly keyPath: string
+}
+
+export interface ServeOptions<D, R> {
+  /** Names the server in logs and metrics. */
+  readonly name: string
+  readonly port: number
+  readonly hostname?: string
+  readonly tls?: TlsFiles | undefined
+  readonly limits: SocketLimits
+  /** Plain HTTP requests (anything that is not a WebSocket upgrade). */
+  readonly http?: HttpApp.Default<never, R | Scope.Scope>
+  readonly websocket?: WebSocketProtocol<D, R>
+}
+
+export interface ServerHandle {
+  readonly name: string
+  readonly port: number
+  readonly hostname: string
+  /** Base URL, e.g. http://127.0.0.1:9966 (https when TLS is on). */
+  readonly url: string
+  /** Sends to every subscriber of `topic`; returns how many bytes were handed to the sockets (0 when none). */
+  readonly publish: (topic: string, message: WireMessage) => number
+  readonly subscriberCount: (topic: string) => number
+  readonly connectionCount: () => number
+}
+
+export class ServeError extends Data.TaggedError("ServeError")<{
+  readonly server: string
+  readonly message: string
+}> {}
+
+/**
+ * Serves HTTP and WebSocket on one port for the lifetime of the surrounding Scope. Closing the
+ * scope closes every connection with 1001 and stops listening.
+ */
+export class Transport extends Context.Tag("switchboard/Transport")<
+  Transport,
+  {
+    readonly serve: <D, R>(options: ServeOptions<D, R>) => Effect.Effect<ServerHandle, ServeError, R | Scope.Scope>
+  }
+>() {}

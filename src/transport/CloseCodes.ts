@@ -1,0 +1,43 @@
+/**
+ * WebSocket close codes used by every Switchboard server. 1000-1011 are RFC 6455;
+ * 4000-4999 is the private range, documented in README ("Close codes").
+ */
+export const CloseCodes = {
+  normal: 1000,
+  goingAway: 1001,
+  protocolError: 1002,
+  policyViolation: 1008,
+  messageTooBig: 1009,
+  internalError: 1011,
+  heartbeatTimeout: 4000,
+  idleTimeout: 4001,
+  inboxOverflow: 4002,
+  slowConsumer: 4003,
+  replaced: 4004,
+  handshakeTimeout: 4005,
+  rateLimited: 4006,
+  badRequest: 4400,
+  unauthorized: 4401,
+  forbidden: 4403
+} as const
+
+export type CloseCode = (typeof CloseCodes)[keyof typeof CloseCodes]
+
+export const closeReason: Record<CloseCode, string> = {
+  1000: "normal closure",
+  1001: "server shutting down",
+  1002: "protocol error",
+  1008: "policy violation",
+  1009: "message too big",
+  1011: "internal error",
+  4000: "heartbeat timeout: no pong",
+  4001: "idle timeout",
+  4002: "inbox overflow: client sends faster than it is served",
+  4003: "slow consumer: too many bytes waiting to be sent",
+  4004: "replaced by a newer connection",
+  4005: "handshake timeout",
+  4006: "rate limited",
+  4400: "bad request",
+  4401: "unauthorized",
+  4403: "forbidden"
+}

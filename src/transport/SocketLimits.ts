@@ -1,0 +1,55 @@
+import { Config, Duration } from "effect"
+
+/** Per-server WebSocket limits; every server embeds these under its own config prefix. */
+export interface SocketLimits {
+  /** Largest inbound message in bytes; larger ones close with 1009. */
+  readonly maxPayloadBytes: number
+  /** Inbound messages queued per connection before reading from its socket pauses. */
+  readonly inboxCapacity: number
+  /** Outbound bytes buffered for one connection before it is closed as a slow consumer (4003). */
+  readonly slowConsumerBytes: number
+  /** How often the server pings every connection. */
+  readonly pingInterval: Duration.Duration
+  /** How long a ping may go unanswered before the connection closes with 4000. */
+  readonly pongTimeout: Duration.Duration
+  /** Close connections that send nothing for this long (4001); zero disables. */
+  readonly idleTimeout: Duration.Duration
+  /** Upgrades beyond this many open connections get HTTP 503; zero means unlimited. */
+  readonly maxConnections: number
+}
+
+export const defaultSocketLimits: SocketLimits = {
+  maxPayloadBytes: 1024 * 1024,
+  inboxCapacity: 256,
+  slowConsumerBytes: 1024 * 1024,
+  pingInterval: Duration.seconds(25),
+  pongTimeout: Duration.seconds(10),
+  idleTimeout: Duration.zero,
+  maxConnections: 0
+}
+
+const positiveInt = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.validate({ message: "must be a positive integer", validation: (n) => n > 0 }),
+    Config.withDefault(fallback)
+  )
+
+const nonNegativeInt = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.validate({ message: "must be zero or a positive integer", validation: (n) => n >= 0 }),
+    Config.withDefault(fallback)
+  )
+
+/** Reads SocketLimits from keys such as `maxPayloadBytes`, `pingIntervalMs`, nested under a server's prefix. */
+export const SocketLimitsConfig = (defaults: Partial<SocketLimits> = {}): Config.Config<SocketLimits> => {
+  const d = { ...defaultSocketLimits, ...defaults }
+  return Config.all({
+    maxPayloadBytes: positiveInt("maxPayloadBytes", d.maxPayloadBytes),
+    inboxCapacity: positiveInt("inboxCapacity", d.inboxCapacity),
+    slowConsumerBytes: positiveInt("slowConsumerBytes", d.slowConsumerBytes),
+    pingInterval: positiveInt("pingIntervalMs", Duration.toMillis(d.pingInterval)).pipe(Config.map(Duration.millis)),
+    pongTimeout: positiveInt("pongTimeoutMs", Duration.toMillis(d.pongTimeout)).pipe(Config.map(Duration.millis)),
+    idleTimeout: nonNegativeInt("idleTimeoutMs", Duration.toMillis(d.idleTimeout)).pipe(Config.map(Duration.millis)),
+    maxConnections: nonNegativeInt("maxConnections", d.maxConnections)
+  })
+}

@@ -1,0 +1,176 @@
+import { describe, expect } from "bun:test"
+import { HttpServerResponse } from "@effect/platform"
+import { Duration, Effect, TestClock } from "effect"
+import { defaultSocketLimits, type SocketLimits } from "../../../src/transport/SocketLimits.ts"
+import { CloseCodes } from "../../../src/transport/CloseCodes.ts"
+import { Metrics } from "../../../layers/Observability/Metrics.ts"
+import { BunTransportLive } from "../../../layers/Transport/BunTransport.ts"
+import { accept, reject, Transport, type WebSocketProtocol } from "../../../layers/Transport/Transport.ts"
+import { eventually, it, settle } from "../../support/effect.ts"
+import { connectSilent } from "../../support/SilentClient.ts"
+import { connectWs } from "../../support/WsClient.ts"
+
+
+/** Echoes text, joins the topic named by ?room=, publishes "pub:<x>" to it. */
+const echo: WebSocketProtocol<{ room: string }> = {
+  upgrade: (request, info) =>
+    Effect.succeed(
+      info.url.searchParams.get("deny") ? reject(401, "denied by test") : accept({ room: info.url.searchParams.get("room") ?? "lobby" })
+    ),
+  open: (connection) =>
+    Effect.gen(function* () {
+      connection.subscribe(connection.data.room)
+      return {
+        onMessage: (message) =>
+          Effect.sync(() => {
+            const text = typeof message === "string" ? message : new TextDecoder().decode(message)
+            if (text.startsWith("pub:")) connection.publish(connection.data.room, text.slice(4))
+            else if (text === "boom") throw new Error("handler defect")
+            else connection.send(`echo:${text}`)
+          })
+      }
+    })
+}
+
+const startEcho = (limits: Partial<SocketLimits> = {}) =>
+  startEchoWith(limits).pipe(Effect.provide(Metrics.Default))
+
+const startEchoWith = (limits: Partial<SocketLimits> = {}) =>
+  Effect.gen(function* () {
+    const transport = yield* Transport
+    return yield* transport.serve({
+      name: "echo",
+      port: 0,
+      hostname: "127.0.0.1",
+      limits: { ...defaultSocketLimits, ...limits },
+      http: Effect.succeed(HttpServerResponse.text("plain http")),
+      websocket: echo
+    })
+  }).pipe(Effect.provide(BunTransportLive))
+
+describe("BunTransport", () => {
+  it.live("serves HTTP and WebSocket on one port", () =>
+    Effect.gen(function* () {
+      const server = yield* startEcho()
+      const response = yield* Effect.promise(() => fetch(`${server.url}/anything`))
+      expect(yield* Effect.promise(() => response.text())).toBe("plain http")
+      const client = yield* connectWs(`ws://127.0.0.1:${server.port}/`)
+      yield* client.send("hi")
+      expect(yield* client.next()).toBe("echo:hi")
+    }))
+
+  it.live("a refused upgrade is an HTTP error with a reason", () =>
+    Effect.gen(function* () {
+      const server = yield* startEcho()
+      const response = yield* Effect.promise(() =>
+        fetch(`${server.url}/?deny=1`, { headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13" } })
+      )
+      expect(response.status).toBe(401)
+      expect(yield* Effect.promise(() => response.json())).toEqual({ error: "denied by test" })
+    }))
+
+  it.live("publish reaches the other subscribers, not the sender", () =>
+    Effect.gen(function* () {
+      const server = yield* startEcho()
+      const a = yield* connectWs(`ws://127.0.0.1:${server.port}/?room=r1`)
+      const b = yield* connectWs(`ws://127.0.0.1:${server.port}/?room=r1`)
+      const c = yield* connectWs(`ws://127.0.0.1:${server.port}/?room=r2`)
+      yield* eventually(() => server.subscriberCount("r1") === 2, "two subscribers")
+      yield* a.send("pub:hello")
+      expect(yield* b.next()).toBe("hello")
+      yield* a.expectSilence()
+      yield* c.expectSilence()
+      expect(server.publish("r2", "from server")).toBeGreaterThan(0)
+      expect(yield* c.next()).toBe("from server")
+    }))
+
+  it.live("a handler defect closes only that connection with 1011", () =>
+    Effect.gen(function* () {
+      const server = yield* startEcho()
+      const bad = yield* connectWs(`ws://127.0.0.1:${server.port}/`)
+      const good = yield* connectWs(`ws://127.0.0.1:${server.port}/`)
+      yield* bad.send("boom")
+      expect((yield* bad.closed).code).toBe(CloseCodes.internalError)
+      yield* good.send("still here")
+      expect(yield* good.next()).toBe("echo:still here")
+    }))
+
+  it.live("an oversized message closes with 1009", () =>
+    Effect.gen(function* () {
+      const server = yield* startEcho({ maxPayloadBytes: 64 })
+      const client = yield* connectWs(`ws://127.0.0.1:${server.port}/`)
+      yield* client.send("x".repeat(65))
+      expect((yield* client.closed).code).toBe(CloseCodes.messageTooBig)
+    }))
+
+  it.live("maxConnections refuses extra upgrades with 503 and keeps existing clients", () =>
+    Effect.gen(function* () {
+      const server = yield* startEcho({ maxConnections: 1 })
+      const first = yield* connectWs(`ws://127.0.0.1:${server.port}/`)
+      const refused = yield* connectWs(`ws://127.0.0.1:${server.port}/`).pipe(Effect.flip)
+      expect(refused.code).not.toBe(1000)
+      yield* first.send("ok")
+      expect(yield* first.next()).toBe("echo:ok")
+    }))
+
+  it.effect("heartbeat closes a client that never answers pings with 4000, and keeps one that does", () =>
+    Effect.gen(function* () {
+      const server = yield* startEcho({ pingInterval: Duration.seconds(25), pongTimeout: Duration.seconds(10) })
+      const silent = yield* connectSilent(server.port)
+      const alive = yield* connectWs(`ws://127.0.0.1:${server.port}/`)
+      yield* eventually(() => server.connectionCount() === 2, "both connected")
+      yield* TestClock.adjust("25 seconds")
+      yield* settle(100) // the live client's pong travels over the real socket
+      yield* TestClock.adjust("10 seconds")
+      yield* eventually(() => silent.closedByServer(), "silent client closed")
+      yield* alive.send("still alive")
+      expect(yield* alive.next()).toBe("echo:still alive")
+    }))
+
+  it.effect("idle timeout closes a connection that sends nothing with 4001", () =>
+    Effect.gen(function* () {
+      const server = yield* startEcho({ pingInterval: Duration.seconds(10), pongTimeout: Duration.seconds(5), idleTimeout: Duration.seconds(30) })
+      const client = yield* connectWs(`ws://127.0.0.1:${server.port}/`)
+      for (let i = 0; i < 3; i++) {
+        yield* TestClock.adjust("10 seconds")
+        yield* settle(50)
+        yield* TestClock.adjust("5 seconds")
+      }
+      expect((yield* client.closed).code).toBe(CloseCodes.idleTimeout)
+    }))
+
+  it.live("a slow consumer is disconnected and others keep receiving", () =>
+    Effect.gen(function* () {
+      const metrics = yield* Metrics
+      const server = yield* startEchoWith({ slowConsumerBytes: 64 * 1024 })
+      const slow = yield* connectSilent(server.port, { path: "/?room=big", stopReading: true })
+      const fast = yield* connectWs(`ws://127.0.0.1:${server.port}/?room=big`)
+      yield* eventually(() => server.subscriberCount("big") === 2, "two subscribers")
+      // Loopback kernel buffers absorb several MB before the server's own buffer grows.
+      const chunk = "y".repeat(64 * 1024)
+      let sent = 0
+      while (server.subscriberCount("big") === 2 && sent < 1000) {
+        server.publish("big", chunk)
+        sent++
+        yield* fast.next()
+      }
+      expect(server.subscriberCount("big")).toBe(1)
+      yield* eventually(() => server.connectionCount() === 1, "only the fast client remains")
+      server.publish("big", "after")
+      expect(yield* fast.next()).toBe("after")
+      const text = yield* metrics.render
+      expect(text).toMatch(/switchboard_ws_closes_total\{server="echo",code="\d+"\} 1/)
+    }).pipe(Effect.provide(Metrics.Default)))
+
+  it.live("shutdown closes clients with 1001", () =>
+    Effect.gen(function* () {
+      const { client } = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const server = yield* startEcho()
+          const client = yield* connectWs(`ws://127.0.0.1:${server.port}/`)
+          return { client }
+        })
+      )
+      expect((yield* client.closed).code).toBe(CloseCodes.goingAway)
+    }))
+})
