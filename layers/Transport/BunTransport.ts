@@ -1,5 +1,6 @@
 import { HttpApp } from "@effect/platform"
 import { Effect, Layer, Runtime } from "effect"
+import { hardBackpressureLimit } from "../../src/transport/SocketLimits.ts"
 import { Metrics } from "../Observability/Metrics.ts"
 import { type ConnectionRegistry, type LiveConnection, makeConnectionRegistry } from "./ConnectionRegistry.ts"
 import { ServeError, type ServeOptions, type ServerHandle, Transport } from "./Transport.ts"
@@ -69,8 +70,8 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
             },
             websocket: {
               maxPayloadLength: limits.maxPayloadBytes,
-              // Past this Bun drops and closes; the heartbeat sweep closes earlier with 4003.
-              backpressureLimit: limits.slowConsumerBytes * 4,
+              // Past this Bun drops the socket (1006); the slow-consumer sweep closes earlier with 4003.
+              backpressureLimit: hardBackpressureLimit(limits),
               closeOnBackpressureLimit: true,
               // Heartbeats and idle timeouts are ours (ConnectionRegistry), so they are testable.
               idleTimeout: 0,

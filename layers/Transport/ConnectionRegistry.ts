@@ -1,4 +1,4 @@
-import { Cause, Duration, Effect, Exit, FiberSet, Mailbox, Option, type Scope } from "effect"
+import { Cause, Duration, Effect, Exit, FiberSet, Mailbox, Option, Schedule, type Scope } from "effect"
 import { CloseCodes, closeReason } from "../../src/transport/CloseCodes.ts"
 import type { SocketLimits } from "../../src/transport/SocketLimits.ts"
 import { Metrics } from "../Observability/Metrics.ts"
@@ -149,10 +149,6 @@ export const makeConnectionRegistry = <D, R>(
       yield* Effect.sleep(limits.pingInterval)
       for (const connection of connections) {
         if (!connection.isOpen()) continue
-        if (connection.raw.getBufferedAmount() > limits.slowConsumerBytes) {
-          connection.close(CloseCodes.slowConsumer)
-          continue
-        }
         connection.quietSweeps += 1
         if (connection.quietSweeps >= idleSweepLimit) {
           connection.close(CloseCodes.idleTimeout)
@@ -167,6 +163,16 @@ export const makeConnectionRegistry = <D, R>(
       }
     }).pipe(Effect.forever)
     yield* Effect.forkScoped(Effect.interruptible(heartbeat))
+
+    // Topic publishes don't report per-subscriber backpressure, so buffered bytes are polled (one native call each).
+    const slowConsumerSweep = Effect.sync(() => {
+      for (const connection of connections) {
+        if (connection.isOpen() && connection.raw.getBufferedAmount() > limits.slowConsumerBytes) {
+          connection.close(CloseCodes.slowConsumer)
+        }
+      }
+    }).pipe(Effect.repeat(Schedule.spaced(limits.slowConsumerCheck)))
+    yield* Effect.forkScoped(Effect.interruptible(slowConsumerSweep))
 
     const registry: ConnectionRegistry<D> = {
       opened: (raw, data) => {

@@ -8,6 +8,8 @@ export interface SocketLimits {
   readonly inboxCapacity: number
   /** Outbound bytes buffered for one connection before it is closed as a slow consumer (4003). */
   readonly slowConsumerBytes: number
+  /** How often buffered bytes are checked against slowConsumerBytes. */
+  readonly slowConsumerCheck: Duration.Duration
   /** How often the server pings every connection. */
   readonly pingInterval: Duration.Duration
   /** How long a ping may go unanswered before the connection closes with 4000. */
@@ -22,6 +24,7 @@ export const defaultSocketLimits: SocketLimits = {
   maxPayloadBytes: 1024 * 1024,
   inboxCapacity: 256,
   slowConsumerBytes: 1024 * 1024,
+  slowConsumerCheck: Duration.seconds(1),
   pingInterval: Duration.seconds(25),
   pongTimeout: Duration.seconds(10),
   idleTimeout: Duration.zero,
@@ -47,9 +50,13 @@ export const SocketLimitsConfig = (defaults: Partial<SocketLimits> = {}): Config
     maxPayloadBytes: positiveInt("maxPayloadBytes", d.maxPayloadBytes),
     inboxCapacity: positiveInt("inboxCapacity", d.inboxCapacity),
     slowConsumerBytes: positiveInt("slowConsumerBytes", d.slowConsumerBytes),
+    slowConsumerCheck: positiveInt("slowConsumerCheckMs", Duration.toMillis(d.slowConsumerCheck)).pipe(Config.map(Duration.millis)),
     pingInterval: positiveInt("pingIntervalMs", Duration.toMillis(d.pingInterval)).pipe(Config.map(Duration.millis)),
     pongTimeout: positiveInt("pongTimeoutMs", Duration.toMillis(d.pongTimeout)).pipe(Config.map(Duration.millis)),
     idleTimeout: nonNegativeInt("idleTimeoutMs", Duration.toMillis(d.idleTimeout)).pipe(Config.map(Duration.millis)),
     maxConnections: nonNegativeInt("maxConnections", d.maxConnections)
   })
 }
+
+/** Where Bun itself drops a socket (seen by the client as 1006): far above slowConsumerBytes, as a memory cap. */
+export const hardBackpressureLimit = (limits: SocketLimits) => Math.max(limits.slowConsumerBytes * 4, 16 * 1024 * 1024)

@@ -139,10 +139,10 @@ describe("BunTransport", () => {
       expect((yield* client.closed).code).toBe(CloseCodes.idleTimeout)
     }))
 
-  it.live("a slow consumer is disconnected and others keep receiving", () =>
+  it.live("a slow consumer is closed with 4003 and others keep receiving", () =>
     Effect.gen(function* () {
       const metrics = yield* Metrics
-      const server = yield* startEchoWith({ slowConsumerBytes: 64 * 1024 })
+      const server = yield* startEchoWith({ slowConsumerBytes: 64 * 1024, slowConsumerCheck: Duration.millis(20) })
       const slow = yield* connectSilent(server.port, { path: "/?room=big", stopReading: true })
       const fast = yield* connectWs(`ws://127.0.0.1:${server.port}/?room=big`)
       yield* eventually(() => server.subscriberCount("big") === 2, "two subscribers")
@@ -159,7 +159,7 @@ describe("BunTransport", () => {
       server.publish("big", "after")
       expect(yield* fast.next()).toBe("after")
       const text = yield* metrics.render
-      expect(text).toMatch(/switchboard_ws_closes_total\{server="echo",code="\d+"\} 1/)
+      expect(text).toContain(`switchboard_ws_closes_total{server="echo",code="${CloseCodes.slowConsumer}"} 1`)
     }).pipe(Effect.provide(Metrics.Default)))
 
   it.live("shutdown closes clients with 1001", () =>
