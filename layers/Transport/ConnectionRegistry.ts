@@ -1,4 +1,4 @@
-import { Cause, Duration, Effect, Exit, FiberSet, Mailbox, Option, Schedule, type Scope } from "effect"
+import { Cause, Duration, Effect, Exit, FiberSet, Mailbox, Schedule, type Scope } from "effect"
 import { CloseCodes, closeReason } from "../../src/transport/CloseCodes.ts"
 import type { SocketLimits } from "../../src/transport/SocketLimits.ts"
 import { Metrics } from "../Observability/Metrics.ts"
@@ -31,6 +31,8 @@ export class LiveConnection<D> implements Connection<D> {
   awaitingPong = false
   /** Heartbeat sweeps in a row that saw no inbound message (drives the idle timeout). */
   quietSweeps = 0
+  /** Messages in the inbox not yet taken by the connection's fiber. */
+  queued = 0
   paused = false
   private open = true
 
@@ -103,13 +105,15 @@ export const makeConnectionRegistry = <D, R>(
     const connections = new Set<LiveConnection<D>>()
     const run = yield* FiberSet.makeRuntime<R>()
     const highWater = limits.inboxCapacity
-    const hardLimit = limits.inboxCapacity * 4
+    // Pausing bounds memory to one socket read (uWS reads up to 512 KB) beyond highWater; this is a last guard.
+    const hardLimit = limits.inboxCapacity + 65_536
 
     const serve = (connection: LiveConnection<D>) =>
       Effect.gen(function* () {
         const handler = yield* protocol.open(connection)
         while (true) {
           const [messages, done] = yield* connection.inbox.takeAll
+          connection.queued -= messages.length
           for (const message of messages) {
             yield* handler.onMessage(message).pipe(
               Effect.catchAllCause((cause) =>
@@ -120,7 +124,7 @@ export const makeConnectionRegistry = <D, R>(
               )
             )
           }
-          if (connection.paused && Option.getOrElse(connection.inbox.unsafeSize(), () => 0) < highWater / 2) {
+          if (connection.paused && connection.queued < highWater / 2) {
             connection.paused = false
             connection.raw.resume()
           }
@@ -188,7 +192,7 @@ export const makeConnectionRegistry = <D, R>(
         connection.awaitingPong = false
         connection.quietSweeps = 0
         connection.inbox.unsafeOffer(message)
-        const queued = Option.getOrElse(connection.inbox.unsafeSize(), () => 0)
+        const queued = ++connection.queued
         if (queued >= hardLimit) connection.close(CloseCodes.inboxOverflow)
         else if (queued >= highWater && !connection.paused) {
           connection.paused = true

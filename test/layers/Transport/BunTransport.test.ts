@@ -162,6 +162,34 @@ describe("BunTransport", () => {
       expect(text).toContain(`switchboard_ws_closes_total{server="echo",code="${CloseCodes.slowConsumer}"} 1`)
     }).pipe(Effect.provide(Metrics.Default)))
 
+  it.live("a flood into a slow handler pauses reading and loses nothing, in order", () =>
+    Effect.gen(function* () {
+      const seen: Array<number> = []
+      const server = yield* Effect.flatMap(Transport, (transport) => transport.serve({
+        name: "slow-handler",
+        port: 0,
+        hostname: "127.0.0.1",
+        limits: { ...defaultSocketLimits, inboxCapacity: 8 },
+        websocket: {
+          upgrade: () => Effect.succeed(accept(null)),
+          open: (connection) =>
+            Effect.succeed({
+              onMessage: (message) =>
+                message === "done"
+                  ? Effect.sync(() => connection.send(JSON.stringify(seen)))
+                  : Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve))).pipe(
+                    Effect.zipRight(Effect.sync(() => seen.push(Number(message))))
+                  )
+            })
+        }
+      })).pipe(Effect.provide(BunTransportLive), Effect.provide(Metrics.Default))
+      const client = yield* connectWs(`ws://127.0.0.1:${server.port}/`)
+      for (let i = 0; i < 2000; i++) client.socket.send(String(i))
+      yield* client.send("done")
+      const received: Array<number> = yield* client.nextJson("10 seconds")
+      expect(received).toEqual(Array.from({ length: 2000 }, (_, i) => i))
+    }))
+
   it.live("shutdown closes clients with 1001", () =>
     Effect.gen(function* () {
       const { client } = yield* Effect.scoped(
