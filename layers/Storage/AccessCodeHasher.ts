@@ -7,7 +7,8 @@ const make = (algorithm: Algorithm) => {
   // Verifying against this when an account does not exist keeps "no such account" as slow as "wrong code".
   const decoy = Bun.password.hashSync("decoy access code", algorithm)
   const verify = (accessCode: string, storedHash: string | undefined) =>
-    Effect.promise(() => Bun.password.verify(accessCode, storedHash ?? decoy)).pipe(
+    // tryPromise, not promise: a malformed stored hash makes verify reject, and that must read as "no match".
+    Effect.tryPromise(() => Bun.password.verify(accessCode, storedHash ?? decoy)).pipe(
       Effect.map((ok) => ok && storedHash !== undefined),
       Effect.orElseSucceed(() => false)
     )

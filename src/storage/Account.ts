@@ -50,3 +50,6 @@ export class AccountExists extends Data.TaggedError("AccountExists")<{ readonly 
 export class StorageError extends Data.TaggedError("StorageError")<{ readonly message: string; readonly cause?: unknown }> {}
 /** The backend cannot do this (e.g. creating accounts in single-account mode). */
 export class ReadOnlyStore extends Data.TaggedError("ReadOnlyStore")<{ readonly operation: string }> {}
+
+/** A fresh, unguessable account id for stores that do not number accounts themselves. */
+export const newAccountId = (): string => crypto.randomUUID()
