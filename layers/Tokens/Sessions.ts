@@ -1,0 +1,53 @@
+import { Clock, type Duration, Effect, type Option, type Scope } from "effect"
+import { millisOf, optionOf, randomToken, sweepEvery, TokenTable } from "./TokenTable.ts"
+
+/**
+ * Login sessions (the DroneEngage `sid`): a 128-bit random id mapped to what the login proved.
+ * Sessions expire `ttl` after creation (fixed) or after their last use (sliding).
+ */
+export interface Sessions<S> {
+  readonly create: (data: S) => Effect.Effect<string>
+  /** The session's data if it is live; a sliding session's expiry moves forward. */
+  readonly get: (sid: string) => Effect.Effect<Option.Option<S>>
+  /** Ends one session; false if it was not live. */
+  readonly end: (sid: string) => Effect.Effect<boolean>
+  /** Ends every session whose data matches; returns how many. */
+  readonly endWhere: (predicate: (data: S) => boolean) => Effect.Effect<number>
+  readonly size: () => number
+}
+
+export interface SessionOptions {
+  readonly ttl: Duration.DurationInput
+  /** true: expiry is ttl after the last use; false: ttl after creation. */
+  readonly sliding: boolean
+  readonly sweepInterval?: Duration.DurationInput
+}
+
+export const makeSessions = <S>(options: SessionOptions): Effect.Effect<Sessions<S>, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const table = new TokenTable<S>()
+    const ttl = millisOf(options.ttl)
+    yield* sweepEvery(table, options.sweepInterval ?? "1 minute")
+    return {
+      create: (data) =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          const sid = randomToken()
+          table.insert(sid, data, now + ttl)
+          return sid
+        }),
+      get: (sid) =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          const entry = table.find(sid, now)
+          if (entry && options.sliding) entry.expiresAt = now + ttl
+          return optionOf(entry)
+        }),
+      end: (sid) =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          const live = table.find(sid, now) !== undefined
+          table.delete(sid)
+          return live
+        }),
+      endWhere: (predicate) => Effect.sync(() => table.deleteWhere(predicate)),
+      size: () => table.size
+    }
+  })

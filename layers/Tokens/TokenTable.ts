@@ -1,0 +1,77 @@
+import { timingSafeEqual } from "node:crypto"
+import { Clock, Duration, Effect, Option, type Scope } from "effect"
+
+/** A 128-bit random token as 32 lowercase hex characters (the original's login key format). */
+export const randomToken = (): string => Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("hex")
+
+const digest = (token: string) => new Bun.CryptoHasher("sha256").update(token).digest("hex")
+
+interface Entry<V> {
+  readonly token: Buffer
+  value: V
+  expiresAt: number
+}
+
+/**
+ * Expiring secret tokens. Entries are indexed by the SHA-256 of the token, so a lookup's timing
+ * says nothing about the token, and the token itself is then compared with timingSafeEqual.
+ */
+export class TokenTable<V> {
+  private readonly entries = new Map<string, Entry<V>>()
+
+  insert(token: string, value: V, expiresAt: number): void {
+    this.entries.set(digest(token), { token: Buffer.from(token), value, expiresAt })
+  }
+
+  /** The live entry for `token` at time `now`, if any. */
+  find(token: string, now: number): Entry<V> | undefined {
+    const entry = this.entries.get(digest(token))
+    if (!entry) return undefined
+    const given = Buffer.from(token)
+    if (given.length !== entry.token.length || !timingSafeEqual(given, entry.token)) return undefined
+    return entry.expiresAt > now ? entry : undefined
+  }
+
+  delete(token: string): boolean {
+    return this.entries.delete(digest(token))
+  }
+
+  /** Removes every entry whose value matches; returns how many. */
+  deleteWhere(predicate: (value: V) => boolean): number {
+    let removed = 0
+    for (const [key, entry] of this.entries) {
+      if (predicate(entry.value)) {
+        this.entries.delete(key)
+        removed++
+      }
+    }
+    return removed
+  }
+
+  sweep(now: number): number {
+    let removed = 0
+    for (const [key, entry] of this.entries) {
+      if (entry.expiresAt <= now) {
+        this.entries.delete(key)
+        removed++
+      }
+    }
+    return removed
+  }
+
+  get size(): number {
+    return this.entries.size
+  }
+}
+
+/** Sweeps expired entries every `interval` for as long as the surrounding Scope lives. */
+export const sweepEvery = <V>(table: TokenTable<V>, interval: Duration.DurationInput): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    yield* Effect.sleep(interval)
+    table.sweep(yield* Clock.currentTimeMillis)
+  }).pipe(Effect.forever, Effect.interruptible, Effect.forkScoped, Effect.asVoid)
+
+export const optionOf = <V>(entry: { readonly value: V } | undefined): Option.Option<V> =>
+  entry === undefined ? Option.none() : Option.some(entry.value)
+
+export const millisOf = (duration: Duration.DurationInput) => Duration.toMillis(Duration.decode(duration))

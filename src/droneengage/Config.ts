@@ -1,0 +1,118 @@
+import { Config, Duration, Option, Redacted } from "effect"
+import { type SocketLimits, SocketLimitsConfig } from "../transport/SocketLimits.ts"
+
+/** Typed configuration of the two DroneEngage programs; every key is documented in docs/droneengage.md. */
+
+const port = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.validate({ message: "must be a port number 0..65535", validation: (n) => n >= 0 && n <= 65535 }),
+    Config.withDefault(fallback)
+  )
+
+const millis = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.validate({ message: "must be a positive number of milliseconds", validation: (n) => n > 0 }),
+    Config.withDefault(fallback),
+    Config.map(Duration.millis)
+  )
+
+const positive = (name: string, fallback: number) =>
+  Config.integer(name).pipe(Config.validate({ message: "must be a positive integer", validation: (n) => n > 0 }), Config.withDefault(fallback))
+
+export interface Tls {
+  readonly certPath: string
+  readonly keyPath: string
+}
+
+/** TLS when both tlsCertPath and tlsKeyPath are set; plain otherwise (fine on loopback and for dev). */
+const tls = Config.all({
+  certPath: Config.option(Config.string("tlsCertPath")),
+  keyPath: Config.option(Config.string("tlsKeyPath"))
+}).pipe(
+  Config.validate({
+    message: "tlsCertPath and tlsKeyPath must be set together",
+    validation: ({ certPath, keyPath }) => Option.isSome(certPath) === Option.isSome(keyPath)
+  }),
+  Config.map(({ certPath, keyPath }): Tls | undefined =>
+    Option.isSome(certPath) && Option.isSome(keyPath) ? { certPath: certPath.value, keyPath: keyPath.value } : undefined
+  )
+)
+
+const secret = Config.option(Config.redacted("s2sSecret")).pipe(
+  Config.validate({
+    message: "must be at least 16 characters",
+    validation: (value) => Option.isNone(value) || Redacted.value(value.value).length >= 16
+  })
+)
+
+export interface AuthenticatorConfig {
+  readonly port: number
+  readonly hostname: string
+  readonly serverId: string
+  readonly tls: Tls | undefined
+  readonly s2sPort: number
+  readonly s2sHostname: string
+  readonly s2sSecret: Option.Option<Redacted.Redacted<string>>
+  /** INSECURE compat switch: accept relays that do not answer the challenge. Off by default. */
+  readonly allowUnauthenticatedServers: boolean
+  readonly s2sHandshakeTimeout: Duration.Duration
+  readonly loginReplyTimeout: Duration.Duration
+  readonly sessionTtl: Duration.Duration
+  readonly sessionSliding: boolean
+  readonly loginRateLimit: number
+  readonly loginRateWindow: Duration.Duration
+  readonly s2sLimits: SocketLimits
+}
+
+export const AuthenticatorConfig: Config.Config<AuthenticatorConfig> = Config.all({
+  port: port("port", 19408),
+  hostname: Config.string("hostname").pipe(Config.withDefault("0.0.0.0")),
+  serverId: Config.string("serverId").pipe(Config.withDefault("auth-1")),
+  tls,
+  s2sPort: port("s2sPort", 19001),
+  s2sHostname: Config.string("s2sHostname").pipe(Config.withDefault("0.0.0.0")),
+  s2sSecret: secret,
+  allowUnauthenticatedServers: Config.boolean("allowUnauthenticatedServers").pipe(Config.withDefault(false)),
+  s2sHandshakeTimeout: millis("s2sHandshakeTimeoutMs", 8_000),
+  loginReplyTimeout: millis("loginReplyTimeoutMs", 15_000),
+  sessionTtl: millis("sessionTtlMs", 3_600_000),
+  sessionSliding: Config.boolean("sessionSliding").pipe(Config.withDefault(true)),
+  loginRateLimit: positive("loginRateLimit", 10),
+  loginRateWindow: millis("loginRateWindowMs", 60_000),
+  s2sLimits: Config.nested(SocketLimitsConfig({ maxPayloadBytes: 4 * 1024 * 1024 }), "s2s")
+}).pipe(
+  Config.validate({
+    message: "s2sSecret is required unless allowUnauthenticatedServers is true (insecure)",
+    validation: (config) => Option.isSome(config.s2sSecret) || config.allowUnauthenticatedServers
+  }),
+  Config.nested("authenticator")
+)
+
+export interface RelayConfig {
+  readonly port: number
+  readonly hostname: string
+  readonly serverId: string
+  /** Host clients are told to dial (cs.g); the bound port is used when publicPort is 0. */
+  readonly publicHost: string
+  readonly publicPort: number
+  readonly tls: Tls | undefined
+  readonly authenticatorUrl: string
+  readonly s2sSecret: Option.Option<Redacted.Redacted<string>>
+  readonly loginKeyTtl: Duration.Duration
+  readonly redialMax: Duration.Duration
+  readonly limits: SocketLimits
+}
+
+export const RelayConfig: Config.Config<RelayConfig> = Config.all({
+  port: port("port", 9966),
+  hostname: Config.string("hostname").pipe(Config.withDefault("0.0.0.0")),
+  serverId: Config.string("serverId").pipe(Config.withDefault("relay-1")),
+  publicHost: Config.string("publicHost").pipe(Config.withDefault("127.0.0.1")),
+  publicPort: port("publicPort", 0),
+  tls,
+  authenticatorUrl: Config.string("authenticatorUrl").pipe(Config.withDefault("ws://127.0.0.1:19001")),
+  s2sSecret: secret,
+  loginKeyTtl: millis("loginKeyTtlMs", 10_000),
+  redialMax: millis("redialMaxMs", 2_000),
+  limits: SocketLimitsConfig()
+}).pipe(Config.nested("relay"))

@@ -1,0 +1,88 @@
+import { Schema } from "effect"
+import { ActorType } from "./Wire.ts"
+
+/**
+ * Frames of the authenticator ↔ relay link: JSON text {c, d}, plus the challenge handshake
+ * {"s2s_auth": "challenge" | "response" | "ok"} that runs before anything else.
+ */
+
+const UnitDetail = Schema.Struct({ unitName: Schema.String, actorType: ActorType })
+
+/** c:"a" INFO relay→auth: what the relay hosts; sent on connect and on every join/leave. */
+export const InfoData = Schema.Struct({
+  isOnline: Schema.Boolean,
+  version: Schema.String,
+  serverId: Schema.String,
+  public_host: Schema.String,
+  serverPort: Schema.Int,
+  accounts: Schema.Array(Schema.String),
+  accountDetails: Schema.Record({ key: Schema.String, value: Schema.Array(UnitDetail) })
+})
+export type InfoData = typeof InfoData.Type
+
+/** c:"b" LOGIN auth→relay: reserve a login key for this account/group/actor. */
+export const LoginRequestData = Schema.Struct({
+  r: Schema.String,
+  a: Schema.String,
+  b: Schema.String,
+  at: ActorType,
+  il: Schema.NonNegativeInt,
+  prm: Schema.NonNegativeInt
+})
+export type LoginRequestData = typeof LoginRequestData.Type
+
+/** c:"b" LOGIN reply relay→auth. e 0 carries host g, port h and the key f. */
+export const LoginReplyData = Schema.Struct({
+  r: Schema.String,
+  e: Schema.Int,
+  g: Schema.optional(Schema.String),
+  h: Schema.optional(Schema.Int),
+  f: Schema.optional(Schema.String)
+})
+export type LoginReplyData = typeof LoginReplyData.Type
+
+/** c:"c" LOGOUT relay→auth: unit s of account a, admitted by login request r, has left. */
+export const LogoutData = Schema.Struct({ s: Schema.String, a: Schema.String, r: Schema.String })
+export type LogoutData = typeof LogoutData.Type
+
+export const Info = Schema.Struct({ c: Schema.Literal("a"), d: InfoData })
+export const Login = Schema.Struct({ c: Schema.Literal("b"), d: LoginRequestData })
+export const LoginReply = Schema.Struct({ c: Schema.Literal("b"), d: LoginReplyData })
+export const Logout = Schema.Struct({ c: Schema.Literal("c"), d: LogoutData })
+
+export const Challenge = Schema.Struct({ s2s_auth: Schema.Literal("challenge"), nonce: Schema.String })
+export const ChallengeResponse = Schema.Struct({ s2s_auth: Schema.Literal("response"), id: Schema.String, sig: Schema.String })
+export const Accepted = Schema.Struct({ s2s_auth: Schema.Literal("ok") })
+
+/** Everything a relay may send to the authenticator. */
+export const RelayToAuth = Schema.parseJson(Schema.Union(ChallengeResponse, Info, LoginReply, Logout))
+export type RelayToAuth = typeof RelayToAuth.Type
+
+/** Everything the authenticator may send to a relay. */
+export const AuthToRelay = Schema.parseJson(Schema.Union(Challenge, Accepted, Login))
+export type AuthToRelay = typeof AuthToRelay.Type
+
+export const encodeRelayToAuth = Schema.encodeSync(RelayToAuth)
+export const encodeAuthToRelay = Schema.encodeSync(AuthToRelay)
+export const decodeRelayToAuth = Schema.decodeUnknownEither(RelayToAuth)
+export const decodeAuthToRelay = Schema.decodeUnknownEither(AuthToRelay)
+
+const encoder = new TextEncoder()
+
+/** HMAC-SHA256(secret, "switchboard-s2s:" + serverId + ":" + nonce), base64: proves the shared secret. */
+export const signChallenge = async (secret: string, serverId: string, nonce: string): Promise<string> => {
+  const key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"])
+  const mac = await crypto.subtle.sign("HMAC", key, encoder.encode(`switchboard-s2s:${serverId}:${nonce}`))
+  return Buffer.from(mac).toString("base64")
+}
+
+/** Constant-time check of a challenge signature. */
+export const verifyChallenge = async (secret: string, serverId: string, nonce: string, signature: string): Promise<boolean> => {
+  const key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["verify"])
+  const given = Buffer.from(signature, "base64")
+  // subtle.verify compares in constant time.
+  return crypto.subtle.verify("HMAC", key, given, encoder.encode(`switchboard-s2s:${serverId}:${nonce}`))
+}
+
+/** 32 random bytes as 64 hex chars, as the original's challenge nonce. */
+export const newNonce = () => Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex")

@@ -1,0 +1,135 @@
+import { describe, expect, test } from "bun:test"
+import { Arbitrary, Either, FastCheck, Schema } from "effect"
+import { decodeBody, LoginBody, ManagementBody, parseBody } from "../../src/droneengage/Api.ts"
+import { Agents, Everyone, Gcs, route, topicFor, topicsOf, Unit, validLoginKey, validUnitName } from "../../src/droneengage/Routing.ts"
+import { AuthToRelay, decodeAuthToRelay, decodeRelayToAuth, RelayToAuth, signChallenge, verifyChallenge } from "../../src/droneengage/S2S.ts"
+import { encodeBinaryFrame, Envelope, errorReply, parseFrame, welcome } from "../../src/droneengage/Wire.ts"
+
+const envelopes = Arbitrary.make(Envelope)
+
+describe("DroneEngage client frames", () => {
+  test("text envelopes round-trip through parseFrame", () => {
+    FastCheck.assert(
+      FastCheck.property(envelopes, (envelope) => {
+        const parsed = parseFrame(JSON.stringify(envelope))
+        expect(Either.isRight(parsed)).toBe(true)
+        expect(Either.getOrThrow(parsed).envelope).toEqual(JSON.parse(JSON.stringify(envelope)))
+      })
+    )
+  })
+
+  test("binary frames split at the first 0x00 and keep the body bytes as a view", () => {
+    FastCheck.assert(
+      FastCheck.property(envelopes, FastCheck.uint8Array({ maxLength: 64 }), (envelope, body) => {
+        const frame = encodeBinaryFrame(envelope, body)
+        const parsed = Either.getOrThrow(parseFrame(frame))
+        expect(parsed._tag).toBe("Binary")
+        if (parsed._tag === "Binary") {
+          expect([...parsed.body]).toEqual([...body])
+          expect(parsed.body.buffer).toBe(frame.buffer)
+        }
+      })
+    )
+  })
+
+  test("garbage never throws and is refused with a reason", () => {
+    FastCheck.assert(
+      FastCheck.property(FastCheck.oneof(FastCheck.string(), FastCheck.uint8Array()), (junk) => {
+        const parsed = parseFrame(junk)
+        if (Either.isLeft(parsed)) expect(parsed.left.reason.length).toBeGreaterThan(0)
+      })
+    )
+    for (const bad of ["", "{", "[]", "null", '{"ty":"x","mt":1}', '{"ty":"g"}', '{"message":"Data from client"}']) {
+      expect(Either.isLeft(parseFrame(bad))).toBe(true)
+    }
+    expect(Either.isLeft(parseFrame(new Uint8Array([0xff, 0xfe, 0, 1])))).toBe(true)
+  })
+
+  test("welcome and error replies have the documented shapes", () => {
+    expect(JSON.parse(welcome("1.2.3.4:5"))).toEqual({ ty: "s", mt: 9007, ms: { s: "OK:connected:tcp:1.2.3.4:5" } })
+    expect(JSON.parse(errorReply("malformed", "not JSON"))).toEqual({ ty: "s", sd: "_SYS_", mt: 9100, ms: { s: "ERR:malformed", em: "not JSON" } })
+  })
+})
+
+describe("DroneEngage routing rules", () => {
+  const env = (ty: "g" | "i" | "s", tg?: string) => ({ ty, mt: 1, ...(tg === undefined ? {} : { tg }) })
+  test("group and broadcast audiences depend on the sender's actor type", () => {
+    expect(route("g", env("g"))).toEqual({ _tag: "Deliver", audience: Everyone })
+    expect(route("d", env("g"))).toEqual({ _tag: "Deliver", audience: Gcs })
+    expect(route("g", env("i"))).toEqual({ _tag: "Deliver", audience: Everyone })
+    expect(route("d", env("i"))).toEqual({ _tag: "Deliver", audience: Gcs })
+    expect(route("d", env("i", ""))).toEqual({ _tag: "Deliver", audience: Gcs })
+  })
+  test("reserved targets and unit names", () => {
+    for (const sender of ["g", "d"] as const) {
+      expect(route(sender, env("i", "_GCS_"))).toEqual({ _tag: "Deliver", audience: Gcs })
+      expect(route(sender, env("i", "_GD_"))).toEqual({ _tag: "Deliver", audience: Everyone })
+      expect(route(sender, env("i", "_AGN_"))).toEqual({ _tag: "Deliver", audience: Agents })
+      expect(route(sender, env("i", "drone-7"))).toEqual({ _tag: "Deliver", audience: Unit("drone-7") })
+      expect(route(sender, env("s"))).toEqual({ _tag: "System", type: 1 })
+    }
+  })
+  test("topics are scoped by account and cannot be forged by names", () => {
+    FastCheck.assert(
+      FastCheck.property(FastCheck.string(), FastCheck.string(), FastCheck.string(), FastCheck.string(), (a1, g1, a2, g2) => {
+        FastCheck.pre(a1 !== a2 || g1 !== g2)
+        expect(topicFor({ accountId: a1, group: g1 }, Everyone)).not.toBe(topicFor({ accountId: a2, group: g2 }, Everyone))
+        if (a1 !== a2) expect(topicFor({ accountId: a1, group: g1 }, Unit(g2))).not.toBe(topicFor({ accountId: a2, group: g1 }, Unit(g2)))
+      })
+    )
+    expect(topicsOf({ accountId: "1", group: "1" }, "g", "x")).toHaveLength(3)
+  })
+  test("unit names and login keys", () => {
+    expect(validUnitName("drone-1")).toBe(true)
+    for (const bad of ["", "_GCS_", "_GD_", "_AGN_", "_SYS_", "a\nb", "x".repeat(201)]) expect(validUnitName(bad)).toBe(false)
+    expect(validLoginKey("0123456789abcdef0123456789abcdef")).toBe(true)
+    expect(validLoginKey("0123456789abcdef0123456789abcde")).toBe(false)
+    expect(validLoginKey("0123456789ABCDEF0123456789abcdef")).toBe(false)
+  })
+})
+
+describe("DroneEngage server-to-server frames", () => {
+  test("every frame round-trips, garbage is refused", () => {
+    for (const schema of [RelayToAuth, AuthToRelay]) {
+      const arbitrary = Arbitrary.make(Schema.typeSchema(schema))
+      const encode = Schema.encodeSync(schema)
+      const decode = Schema.decodeUnknownSync(schema)
+      FastCheck.assert(FastCheck.property(arbitrary, (frame) => expect(decode(encode(frame))).toEqual(frame)))
+    }
+    FastCheck.assert(
+      FastCheck.property(FastCheck.string(), (junk) => {
+        decodeRelayToAuth(junk)
+        decodeAuthToRelay(junk)
+      })
+    )
+    expect(Either.isLeft(decodeRelayToAuth('{"c":"b","d":{"r":"1"}}'))).toBe(true)
+  })
+
+  test("challenge signatures verify only with the same secret, server id and nonce", async () => {
+    const sig = await signChallenge("a shared secret!!", "relay-1", "ab".repeat(32))
+    expect(await verifyChallenge("a shared secret!!", "relay-1", "ab".repeat(32), sig)).toBe(true)
+    expect(await verifyChallenge("another secret!!!", "relay-1", "ab".repeat(32), sig)).toBe(false)
+    expect(await verifyChallenge("a shared secret!!", "relay-2", "ab".repeat(32), sig)).toBe(false)
+    expect(await verifyChallenge("a shared secret!!", "relay-1", "cd".repeat(32), sig)).toBe(false)
+    expect(await verifyChallenge("a shared secret!!", "relay-1", "ab".repeat(32), "garbage")).toBe(false)
+  })
+})
+
+describe("DroneEngage HTTP bodies", () => {
+  test("JSON and form bodies decode to the same login", () => {
+    const json = Either.getOrThrow(parseBody("application/json", '{"acc":"a","pwd":"p","gr":1,"app":"x"}'))
+    const form = Either.getOrThrow(parseBody("application/x-www-form-urlencoded; charset=utf-8", "acc=a&pwd=p&gr=1&app=x"))
+    expect(Either.getOrThrow(decodeBody(LoginBody, json))).toEqual(Either.getOrThrow(decodeBody(LoginBody, form)))
+  })
+  test("bad bodies name the field", () => {
+    expect(Either.isLeft(parseBody("text/plain", "x"))).toBe(true)
+    expect(Either.isLeft(parseBody("application/json", "[1]"))).toBe(true)
+    const missing = decodeBody(LoginBody, { acc: "a" })
+    expect(Either.isLeft(missing) && missing.left).toContain("pwd")
+    expect(Either.getOrThrow(decodeBody(ManagementBody, { scm: "c", acc: "x", prm: "0x11" })).prm).toBe(0x11)
+    expect(Either.isLeft(decodeBody(ManagementBody, { scm: "c", prm: "0x1ffffffff" }))).toBe(true)
+  })
+  test("login body decoding never throws on arbitrary input", () => {
+    FastCheck.assert(FastCheck.property(FastCheck.anything(), (value) => void decodeBody(LoginBody, value)))
+  })
+})
