@@ -1,0 +1,37 @@
+/**
+ * tPacket chat server (seed 002): byte-compatible with the original's clients, port 25021.
+ * Made of: the Bun transport, the chat rooms over a StreamStore (history), and an HTTP side
+ * with the browser page (GET /, GET /chat.js) and /metrics.
+ */
+import { HttpRouter, HttpServerResponse } from "@effect/platform"
+import { Effect, Layer } from "effect"
+import { metricsResponse } from "../layers/Observability/MetricsRoute.ts"
+import { runProgram } from "../layers/Program/runProgram.ts"
+import { serveChat } from "../layers/Rooms/ChatRoomsServer.ts"
+import { MemoryStreamStore } from "../layers/Storage/MemoryStreamStore.ts"
+import { BunTransportLive } from "../layers/Transport/BunTransport.ts"
+import { ChatConfig } from "../src/tpacket/ChatConfig.ts"
+
+const webFile = (name: string) => Effect.promise(() => Bun.file(new URL(`./chat-web/${name}`, import.meta.url)).text())
+
+/** GET / (the page), GET /chat.js (its module script), GET /metrics; 404 with a reason otherwise. */
+export const chatHttpApp = Effect.gen(function* () {
+  const page = yield* webFile("index.html")
+  const script = yield* webFile("chat.js")
+  return HttpRouter.empty.pipe(
+    HttpRouter.get("/", HttpServerResponse.text(page, { contentType: "text/html; charset=utf-8" })),
+    HttpRouter.get("/chat.js", HttpServerResponse.text(script, { contentType: "text/javascript; charset=utf-8" })),
+    HttpRouter.get("/metrics", metricsResponse),
+    Effect.catchTag("RouteNotFound", () => HttpServerResponse.unsafeJson({ error: "not found" }, { status: 404 }))
+  )
+})
+
+export const ChatLive = Layer.scopedDiscard(
+  Effect.gen(function* () {
+    const config = yield* ChatConfig
+    const http = yield* chatHttpApp
+    yield* serveChat({ config, persistentHistory: false, http })
+  })
+).pipe(Layer.provide(Layer.merge(BunTransportLive, MemoryStreamStore)))
+
+if (import.meta.main) runProgram(ChatLive)

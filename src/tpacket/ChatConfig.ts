@@ -1,0 +1,73 @@
+import { Config, Duration } from "effect"
+import { SocketLimitsConfig, type SocketLimits } from "../transport/SocketLimits.ts"
+
+/** What one client may send and how much the server holds. Byte counts are of the raw data. */
+export interface ChatLimits {
+  readonly maxNickBytes: number
+  readonly maxRoomNameBytes: number
+  readonly maxMessageBytes: number
+  /** Rooms open at once (a room exists while it has members). */
+  readonly maxRooms: number
+  readonly maxMembersPerRoom: number
+  /** History kept per room: the newest "nick: text" entries whose sizes add up to at most this. */
+  readonly historyMaxBytes: number
+  /** Time from WebSocket open to an accepted nick before the server closes with 4005. */
+  readonly handshakeTimeout: Duration.Duration
+}
+
+/**
+ * Defaults keep "nick: text" under 256 bytes, the fixed buffer size of the original client
+ * (which would overflow on longer lines); raise them when only other clients are used.
+ */
+export const defaultChatLimits: ChatLimits = {
+  maxNickBytes: 32,
+  maxRoomNameBytes: 64,
+  maxMessageBytes: 220,
+  maxRooms: 1000,
+  maxMembersPerRoom: 256,
+  historyMaxBytes: 8192,
+  handshakeTimeout: Duration.seconds(10)
+}
+
+/** Transport defaults for chat: 256 connections like the original, an hour of silence at most. */
+export const chatSocketDefaults: Partial<SocketLimits> = {
+  maxConnections: 256,
+  maxPayloadBytes: 64 * 1024,
+  idleTimeout: Duration.hours(1)
+}
+
+export interface ChatConfig {
+  readonly port: number
+  readonly hostname: string
+  readonly limits: ChatLimits
+  readonly socket: SocketLimits
+}
+
+const positiveInt = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.validate({ message: "must be a positive integer", validation: (n) => n > 0 }),
+    Config.withDefault(fallback)
+  )
+
+export const ChatLimitsConfig: Config.Config<ChatLimits> = Config.all({
+  maxNickBytes: positiveInt("maxNickBytes", defaultChatLimits.maxNickBytes),
+  maxRoomNameBytes: positiveInt("maxRoomNameBytes", defaultChatLimits.maxRoomNameBytes),
+  maxMessageBytes: positiveInt("maxMessageBytes", defaultChatLimits.maxMessageBytes),
+  maxRooms: positiveInt("maxRooms", defaultChatLimits.maxRooms),
+  maxMembersPerRoom: positiveInt("maxMembersPerRoom", defaultChatLimits.maxMembersPerRoom),
+  historyMaxBytes: positiveInt("historyMaxBytes", defaultChatLimits.historyMaxBytes),
+  handshakeTimeout: positiveInt("handshakeTimeoutMs", Duration.toMillis(defaultChatLimits.handshakeTimeout)).pipe(
+    Config.map(Duration.millis)
+  )
+})
+
+/** Everything under the `chat` prefix: CHAT_PORT, CHAT_MAX_NICK_BYTES, CHAT_PING_INTERVAL_MS, ... */
+export const ChatConfig: Config.Config<ChatConfig> = Config.all({
+  port: Config.integer("port").pipe(
+    Config.validate({ message: "must be a port number (0 picks a free one)", validation: (n) => n >= 0 && n <= 65535 }),
+    Config.withDefault(25021)
+  ),
+  hostname: Config.string("hostname").pipe(Config.withDefault("0.0.0.0")),
+  limits: ChatLimitsConfig,
+  socket: SocketLimitsConfig(chatSocketDefaults)
+}).pipe(Config.nested("chat"))

@@ -1,0 +1,36 @@
+/**
+ * History entries are stored as strings (StreamStore payloads) but are arbitrary bytes on the
+ * wire. Valid UTF-8 that does not start with NUL is stored as its text (readable in SQL, sizes
+ * exact); anything else as NUL + one latin1 char per byte. The mapping is bijective.
+ */
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
+const encoder = new TextEncoder()
+const RAW_MARK = "\u0000"
+
+export const bytesToStored = (bytes: Uint8Array): string => {
+  if (bytes.length === 0 || bytes[0] !== 0) {
+    try {
+      return utf8.decode(bytes)
+    } catch {
+      // not UTF-8: fall through to the latin1 form
+    }
+  }
+  return RAW_MARK + Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1")
+}
+
+export const storedToBytes = (stored: string): Uint8Array =>
+  stored.startsWith(RAW_MARK) ? new Uint8Array(Buffer.from(stored.slice(1), "latin1")) : encoder.encode(stored)
+
+/** The history line "nick: text" exactly as the original builds it. */
+export const historyLine = (nick: Uint8Array, text: Uint8Array): Uint8Array => {
+  const line = new Uint8Array(nick.length + 2 + text.length)
+  line.set(nick, 0)
+  line[nick.length] = 0x3a // ':'
+  line[nick.length + 1] = 0x20 // ' '
+  line.set(text, nick.length + 2)
+  return line
+}
+
+/** A map key for a byte string (names compare as exact bytes, like the original's memcmp). */
+export const bytesKey = (bytes: Uint8Array): string =>
+  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1")

@@ -1,0 +1,108 @@
+import { Either, ParseResult, Schema } from "effect"
+
+/** The four bytes every packet starts with. */
+export const FRAME_SIGNATURE = Uint8Array.of(0x45, 0x6a, 0x38, 0x40) // "Ej8@"
+/** frame[4] + int32 uid, size, cmd, p1, p2 (little-endian). */
+export const HEADER_BYTES = 24
+/** The 15 bytes a client sends as data of its first packet (cmd 0). */
+export const MAGIC = new TextEncoder().encode("magic string :)")
+/** uid of every packet the server pushes on its own (not a reply). */
+export const SERVER_PUSH_UID = -1
+
+export const Command = {
+  NOP: 0,
+  SET_USER_NICK: 1,
+  SET_ROOM: 2,
+  RESP_OK: 3,
+  RESP_ERROR: 4,
+  NEW_USER: 5,
+  DEL_USER: 6,
+  NEW_MSG: 7,
+  LOGGED_MSG: 8
+} as const
+export type Command = (typeof Command)[keyof typeof Command]
+
+/** One tPacket. `cmd` stays a plain int32: unknown commands must decode so they can be refused. */
+export const TPacket = Schema.Struct({
+  uid: Schema.Int,
+  cmd: Schema.Int,
+  p1: Schema.Int,
+  p2: Schema.Int,
+  data: Schema.Uint8ArrayFromSelf
+})
+export type TPacket = typeof TPacket.Type
+
+/** Why a frame is not a packet. */
+export type FrameProblem = "short" | "signature" | "size"
+
+export const frameProblemMessage: Record<FrameProblem, string> = {
+  short: `frame shorter than the ${HEADER_BYTES}-byte header`,
+  signature: `frame does not start with "Ej8@"`,
+  size: "size field does not match the frame length"
+}
+
+const int32 = (n: number) => n | 0
+
+/** Serializes a packet: header with size = 24 + data length, then the data. */
+export const encodePacket = (packet: TPacket): Uint8Array => {
+  const bytes = new Uint8Array(HEADER_BYTES + packet.data.length)
+  bytes.set(FRAME_SIGNATURE, 0)
+  const view = new DataView(bytes.buffer)
+  view.setInt32(4, int32(packet.uid), true)
+  view.setInt32(8, bytes.length, true)
+  view.setInt32(12, int32(packet.cmd), true)
+  view.setInt32(16, int32(packet.p1), true)
+  view.setInt32(20, int32(packet.p2), true)
+  bytes.set(packet.data, HEADER_BYTES)
+  return bytes
+}
+
+/** The uid of a frame as far as it can be read (to address an error reply), -1 otherwise. */
+export const frameUid = (frame: Uint8Array): number =>
+  frame.length >= 8 ? new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getInt32(4, true) : SERVER_PUSH_UID
+
+/**
+ * Reads one packet from one binary WebSocket message. Never throws: any byte string is either
+ * a packet whose size field equals the frame length, or a FrameProblem. Data is a view, not a copy.
+ */
+export const readPacket = (frame: Uint8Array): Either.Either<TPacket, FrameProblem> => {
+  if (frame.length < HEADER_BYTES) return Either.left("short")
+  for (let i = 0; i < 4; i++) if (frame[i] !== FRAME_SIGNATURE[i]) return Either.left("signature")
+  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength)
+  if (view.getInt32(8, true) !== frame.length) return Either.left("size")
+  return Either.right({
+    uid: view.getInt32(4, true),
+    cmd: view.getInt32(12, true),
+    p1: view.getInt32(16, true),
+    p2: view.getInt32(20, true),
+    data: frame.subarray(HEADER_BYTES)
+  })
+}
+
+/** Wire bytes ↔ TPacket, for decoding untrusted frames with Schema. */
+export const TPacketFromBytes = Schema.transformOrFail(Schema.Uint8ArrayFromSelf, TPacket, {
+  strict: true,
+  decode: (frame, _, ast) =>
+    Either.match(readPacket(frame), {
+      onLeft: (problem) => ParseResult.fail(new ParseResult.Type(ast, frame, frameProblemMessage[problem])),
+      onRight: ParseResult.succeed
+    }),
+  encode: (packet) => ParseResult.succeed(encodePacket(packet))
+})
+
+/** Decodes a frame into a packet, or names what is wrong with it. */
+export const decodeFrame = Schema.decodeEither(TPacketFromBytes)
+
+export const packet = (cmd: number, fields: Partial<Omit<TPacket, "cmd">> = {}): TPacket => ({
+  uid: fields.uid ?? SERVER_PUSH_UID,
+  cmd,
+  p1: fields.p1 ?? 0,
+  p2: fields.p2 ?? 0,
+  data: fields.data ?? new Uint8Array(0)
+})
+
+export const sameBytes = (a: Uint8Array, b: Uint8Array) => {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
