@@ -1,9 +1,9 @@
 import { HttpApp } from "@effect/platform"
-import { Effect, Layer, Runtime } from "effect"
+import { Context, Effect, Layer, Runtime } from "effect"
 import { hardBackpressureLimit } from "../../src/transport/SocketLimits.ts"
 import { Metrics } from "../Observability/Metrics.ts"
 import { type ConnectionRegistry, type LiveConnection, makeConnectionRegistry } from "./ConnectionRegistry.ts"
-import { ServeError, type ServeOptions, type ServerHandle, Transport } from "./Transport.ts"
+import { ClientAddress, ServeError, type ServeOptions, type ServerHandle, Transport } from "./Transport.ts"
 
 interface SocketData<D> {
   readonly init: D
@@ -51,7 +51,9 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
             ...(tls ? { tls } : {}),
             async fetch(request, server) {
               const isUpgrade = request.headers.get("upgrade")?.toLowerCase() === "websocket"
-              if (!isUpgrade || !protocol || !registry) return httpHandler(request)
+              if (!isUpgrade || !protocol || !registry) {
+                return httpHandler(request, Context.make(ClientAddress, server.requestIP(request)?.address ?? "unknown"))
+              }
               if (limits.maxConnections > 0 && registry.size() >= limits.maxConnections) {
                 return Response.json({ error: "server is at its connection limit" }, { status: 503 })
               }

@@ -1,9 +1,9 @@
 import { HttpApp } from "@effect/platform"
-import { Deferred, Duration, Effect, Layer, Queue, Runtime, type Scope } from "effect"
+import { Context, Deferred, Duration, Effect, Layer, Queue, Runtime, type Scope } from "effect"
 import { CloseCodes } from "../../src/transport/CloseCodes.ts"
 import { Metrics } from "../Observability/Metrics.ts"
 import { type ConnectionRegistry, type LiveConnection, makeConnectionRegistry, type RawSocket } from "./ConnectionRegistry.ts"
-import { ServeError, type ServeOptions, type ServerHandle, Transport, type WireMessage } from "./Transport.ts"
+import { ClientAddress, ServeError, type ServeOptions, type ServerHandle, Transport, type WireMessage } from "./Transport.ts"
 
 export interface MemoryClosed {
   readonly code: number
@@ -212,7 +212,7 @@ const serve = <D, R>(network: MemoryNetwork, options: ServeOptions<D, R>) =>
     const server: MemoryServer = {
       fetch: async (request, remoteAddress) => {
         if (request.headers.get("upgrade") !== "websocket" || !protocol || !registry) {
-          return httpHandler ? httpHandler(request) : Response.json({ error: "not found" }, { status: 404 })
+          return httpHandler ? httpHandler(request, Context.make(ClientAddress, remoteAddress)) : Response.json({ error: "not found" }, { status: 404 })
         }
         if (limits.maxConnections > 0 && registry.size() >= limits.maxConnections) {
           return Response.json({ error: "server is at its connection limit" }, { status: 503 })

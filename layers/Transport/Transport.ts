@@ -40,6 +40,12 @@ export const reject = (status: number, reason: string, headers?: Record<string, 
   response: Response.json({ error: reason }, { status, headers: headers ?? {} })
 })
 
+/**
+ * The peer's IP address, provided by the transport to plain HTTP handlers (per-IP rate limits,
+ * logs). Read it with Effect.serviceOption: transports that cannot tell leave it out.
+ */
+export class ClientAddress extends Context.Tag("switchboard/ClientAddress")<ClientAddress, string>() {}
+
 /** Facts about the peer available at upgrade time. */
 export interface UpgradeInfo {
   readonly remoteAddress: string
