@@ -30,14 +30,18 @@ export interface StreamPosition {
 
 export const payloadBytes = (payload: string) => Buffer.byteLength(payload, "utf8")
 
-/** Which of `entries` (oldest first) to drop so the rest fit `bounds`. Pure, shared by all backends. */
+/** Whether a stream holding `count` entries of `bytes` in total must drop its oldest entry to fit `bounds`. */
+export const trimStep = (count: number, bytes: number, bounds: StreamBounds): boolean =>
+  count > 0 && (count > (bounds.maxEntries ?? Infinity) || bytes > (bounds.maxBytes ?? Infinity))
+
+/** How many of `sizes` (oldest first) to drop so the rest fit `bounds`. Pure, shared by all backends. */
 export const overflowCount = (sizes: ReadonlyArray<number>, bounds: StreamBounds): number => {
+  let count = sizes.length
+  let bytes = sizes.reduce((sum, size) => sum + size, 0)
   let drop = 0
-  if (bounds.maxEntries !== undefined && sizes.length > bounds.maxEntries) drop = sizes.length - bounds.maxEntries
-  if (bounds.maxBytes !== undefined) {
-    let total = 0
-    for (let i = drop; i < sizes.length; i++) total += sizes[i]!
-    while (drop < sizes.length && total > bounds.maxBytes) total -= sizes[drop++]!
+  while (trimStep(count, bytes, bounds)) {
+    bytes -= sizes[drop++]!
+    count--
   }
   return drop
 }

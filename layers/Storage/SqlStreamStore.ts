@@ -1,0 +1,167 @@
+import { SqlClient } from "@effect/sql"
+import { Clock, Effect, Layer } from "effect"
+import { payloadBytes, type StreamEntry, trimStep } from "../../src/storage/Stream.ts"
+import { migrateSchema, storageFailure, type StoreSchema } from "./SqlDatabase.ts"
+import { StreamStore } from "./StreamStore.ts"
+
+/**
+ * stream_head keeps each stream's running totals (last seq, oldest kept seq, count, bytes) so an
+ * append touches one head row and the few oldest entries it trims, never the whole stream.
+ * Invariant: kept entries are exactly seqs first_seq..last_seq (first_seq = last_seq + 1 when empty).
+ * MySQL stream keys are VARBINARY(255): exact byte comparison, at most 255 bytes.
+ */
+export const StreamSchema: StoreSchema = {
+  migrationsTable: "stream_migrations",
+  migrations: {
+    1: {
+      name: "streams",
+      sqlite: [
+        `CREATE TABLE stream_head (
+          stream TEXT PRIMARY KEY,
+          epoch TEXT NOT NULL,
+          last_seq INTEGER NOT NULL,
+          first_seq INTEGER NOT NULL,
+          entry_count INTEGER NOT NULL,
+          total_bytes INTEGER NOT NULL)`,
+        `CREATE TABLE stream_entry (
+          stream TEXT NOT NULL,
+          seq INTEGER NOT NULL,
+          payload TEXT NOT NULL,
+          bytes INTEGER NOT NULL,
+          at INTEGER NOT NULL,
+          PRIMARY KEY (stream, seq)) WITHOUT ROWID`
+      ],
+      mysql: [
+        `CREATE TABLE stream_head (
+          stream VARBINARY(255) NOT NULL PRIMARY KEY,
+          epoch CHAR(36) CHARACTER SET ascii NOT NULL,
+          last_seq BIGINT NOT NULL,
+          first_seq BIGINT NOT NULL,
+          entry_count BIGINT NOT NULL,
+          total_bytes BIGINT NOT NULL) ENGINE=InnoDB`,
+        `CREATE TABLE stream_entry (
+          stream VARBINARY(255) NOT NULL,
+          seq BIGINT NOT NULL,
+          payload MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+          bytes INT UNSIGNED NOT NULL,
+          at BIGINT NOT NULL,
+          PRIMARY KEY (stream, seq)) ENGINE=InnoDB`
+      ]
+    }
+  }
+}
+
+interface HeadRow {
+  readonly epoch: string
+  readonly last_seq: unknown
+  readonly first_seq: unknown
+  readonly entry_count: unknown
+  readonly total_bytes: unknown
+}
+
+interface Head {
+  readonly epoch: string
+  readonly last: number
+  readonly first: number
+  readonly count: number
+  readonly bytes: number
+}
+
+const toHead = (row: HeadRow): Head => ({
+  epoch: row.epoch,
+  last: Number(row.last_seq),
+  first: Number(row.first_seq),
+  count: Number(row.entry_count),
+  bytes: Number(row.total_bytes)
+})
+
+const toEntry = (row: { readonly seq: unknown; readonly payload: string; readonly at: unknown }): StreamEntry => ({
+  seq: Number(row.seq),
+  payload: row.payload,
+  at: Number(row.at)
+})
+
+/** How many of the oldest entries' sizes to fetch at once while trimming by bytes. */
+const trimBatch = 64
+
+/** StreamStore over any @effect/sql client (SQLite or MySQL), same semantics as MemoryStreamStore. */
+export const makeSqlStreamStore = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* migrateSchema(StreamSchema)
+
+  const selectHead = (stream: string, forUpdate: boolean) =>
+    sql<HeadRow>`SELECT epoch, last_seq, first_seq, entry_count, total_bytes FROM stream_head WHERE stream = ${stream}${sql.literal(
+      forUpdate ? sql.onDialectOrElse({ mysql: () => " FOR UPDATE", orElse: () => "" }) : ""
+    )}`
+  // Creating a head keeps its epoch stable from the first position() or append() on.
+  const insertHeadIfMissing = (stream: string) => {
+    const row = { stream, epoch: crypto.randomUUID(), last_seq: 0, first_seq: 1, entry_count: 0, total_bytes: 0 }
+    return sql.onDialectOrElse({
+      mysql: () => sql`INSERT INTO stream_head ${sql.insert(row)} ON DUPLICATE KEY UPDATE stream = stream`,
+      orElse: () => sql`INSERT INTO stream_head ${sql.insert(row)} ON CONFLICT DO NOTHING`
+    })
+  }
+  /** The stream's head, created when missing; inside a transaction it is locked (MySQL) until commit. */
+  const head = (stream: string, forUpdate: boolean) =>
+    Effect.gen(function* () {
+      const rows = yield* selectHead(stream, forUpdate)
+      if (rows[0]) return toHead(rows[0])
+      yield* insertHeadIfMissing(stream)
+      return toHead((yield* selectHead(stream, forUpdate))[0]!)
+    })
+
+  /** Seq of the oldest entry to keep once the newest is counted in `count` / `bytes`. */
+  const keepFrom = (stream: string, from: Head, bounds: Parameters<StreamStore["Type"]["append"]>[2]) =>
+    Effect.gen(function* () {
+      let { first, count, bytes } = from
+      while (trimStep(count, bytes, bounds)) {
+        const sizes = yield* sql<{ readonly bytes: unknown }>`SELECT bytes FROM stream_entry
+          WHERE stream = ${stream} AND seq >= ${first} ORDER BY seq LIMIT ${trimBatch}`
+        if (sizes.length === 0) break
+        for (const size of sizes) {
+          if (!trimStep(count, bytes, bounds)) break
+          first++
+          count--
+          bytes -= Number(size.bytes)
+        }
+      }
+      return { first, count, bytes }
+    })
+
+  const store: StreamStore["Type"] = {
+    append: (stream, payload, bounds) =>
+      Effect.gen(function* () {
+        const at = yield* Clock.currentTimeMillis
+        const size = payloadBytes(payload)
+        const current = yield* head(stream, true)
+        const seq = current.last + 1
+        yield* sql`INSERT INTO stream_entry ${sql.insert({ stream, seq, payload, bytes: size, at })}`
+        const kept = yield* keepFrom(stream, { ...current, last: seq, count: current.count + 1, bytes: current.bytes + size }, bounds)
+        if (kept.first > current.first) yield* sql`DELETE FROM stream_entry WHERE stream = ${stream} AND seq < ${kept.first}`
+        yield* sql`UPDATE stream_head SET last_seq = ${seq}, first_seq = ${kept.first}, entry_count = ${kept.count},
+          total_bytes = ${kept.bytes} WHERE stream = ${stream}`
+        return { seq, payload, at } satisfies StreamEntry
+      }).pipe(sql.withTransaction, storageFailure(`appending to stream ${JSON.stringify(stream)}`)),
+    readAfter: (stream, afterSeq, limit = Number.MAX_SAFE_INTEGER) =>
+      limit <= 0
+        ? Effect.succeed([])
+        : sql<{ seq: unknown; payload: string; at: unknown }>`SELECT seq, payload, at FROM stream_entry
+            WHERE stream = ${stream} AND seq > ${afterSeq} ORDER BY seq LIMIT ${Math.floor(limit)}`.pipe(
+            Effect.map((rows) => rows.map(toEntry)),
+            storageFailure(`reading stream ${JSON.stringify(stream)}`)
+          ),
+    position: (stream) =>
+      head(stream, false).pipe(
+        Effect.map((h) => ({ epoch: h.epoch, first: h.count === 0 ? 0 : h.first, last: h.last })),
+        storageFailure(`reading the position of stream ${JSON.stringify(stream)}`)
+      ),
+    remove: (stream) =>
+      Effect.all([sql`DELETE FROM stream_entry WHERE stream = ${stream}`, sql`DELETE FROM stream_head WHERE stream = ${stream}`], {
+        discard: true
+      }).pipe(sql.withTransaction, storageFailure(`removing stream ${JSON.stringify(stream)}`))
+  }
+  return store
+})
+
+/** Needs a SqlClient (SqliteDatabase / MysqlDatabase). */
+export const SqlStreamStore = Layer.effect(StreamStore, makeSqlStreamStore)
