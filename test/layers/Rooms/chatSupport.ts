@@ -15,13 +15,15 @@ export interface TestChatOptions {
   readonly socket?: Partial<SocketLimits>
   readonly persistentHistory?: boolean
   /** A StreamStore layer to use instead of a fresh memory store (e.g. SQLite for restarts). */
-  readonly store?: Layer.Layer<StreamStore>
+  readonly store?: Layer.Layer<StreamStore, unknown>
 }
 
 /** A chat server on a free loopback port, with its own metrics and (by default) memory history. */
 export const startChat = (options: TestChatOptions = {}) =>
   Effect.gen(function* () {
     const metrics = yield* Metrics
+    // Built in the caller's scope so a scoped store (SQLite) lives as long as the server.
+    const store = yield* Layer.build(options.store ?? MemoryStreamStore)
     const handle = yield* serveChat({
       config: {
         port: 0,
@@ -31,7 +33,7 @@ export const startChat = (options: TestChatOptions = {}) =>
       },
       persistentHistory: options.persistentHistory ?? false,
       http: metricsResponse
-    }).pipe(Effect.provide(Layer.merge(BunTransportLive, options.store ?? MemoryStreamStore)))
+    }).pipe(Effect.provide(BunTransportLive), Effect.provide(store))
     return { handle, url: `ws://127.0.0.1:${handle.port}/`, metrics }
   }).pipe(Effect.provide(Metrics.Default))
 

@@ -1,0 +1,120 @@
+import { describe, expect } from "bun:test"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Effect, Exit, Layer, Scope } from "effect"
+import { SqliteDatabase } from "../../../layers/Storage/SqlDatabase.ts"
+import { SqlStreamStore } from "../../../layers/Storage/SqlStreamStore.ts"
+import { Command } from "../../../src/tpacket/Packet.ts"
+import { it } from "../../support/effect.ts"
+import { joined, next, silent, startChat, takeUntil, text, type TestChatOptions } from "./chatSupport.ts"
+
+/** Joins `room` as `nick` and returns the history lines it is sent. */
+const historyOf = (url: string, nick: string, room: string) =>
+  Effect.gen(function* () {
+    const c = yield* joined(url, nick, room)
+    yield* takeUntil(c.client, (p) => p.cmd === Command.NEW_USER && text(p) === nick)
+    const lines: Array<string> = []
+    const raw: Array<Array<number>> = []
+    while (true) {
+      const p = yield* Effect.promise(() => c.client.next(150).catch(() => undefined))
+      if (!p) return { lines, raw, client: c.client }
+      if (p.cmd === Command.LOGGED_MSG) {
+        lines.push(text(p))
+        raw.push([...p.data])
+      }
+    }
+  })
+
+/** Sends messages and waits until the sender has seen the last one come back. */
+const say = (url: string, nick: string, room: string, messages: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const c = yield* joined(url, nick, room)
+    yield* takeUntil(c.client, (p) => p.cmd === Command.NEW_USER && text(p) === nick)
+    for (const m of messages) c.client.sendMessage(m)
+    yield* takeUntil(c.client, (p) => p.cmd === Command.NEW_MSG && text(p) === messages.at(-1))
+    return c.client
+  })
+
+/** Runs a chat server in its own scope, closed when `body` ends (a "restart" is two of these). */
+const withServer = <A, E>(options: TestChatOptions, body: (url: string) => Effect.Effect<A, E, Scope.Scope>) =>
+  Effect.gen(function* () {
+    const scope = yield* Scope.make()
+    const exit = yield* Effect.exit(
+      Effect.gen(function* () {
+        const { url } = yield* startChat(options)
+        return yield* body(url)
+      }).pipe(Scope.extend(scope))
+    )
+    yield* Scope.close(scope, Exit.void)
+    return yield* exit
+  })
+
+/** Not UTF-8: stored losslessly all the same. */
+const rawBytes = Uint8Array.of(0x00, 0xff, 0xc3, 0x28, 0x80)
+
+describe("chat history", () => {
+  it.live("the history ring keeps the newest lines within 8 KiB, oldest first", () =>
+    Effect.gen(function* () {
+      const { url } = yield* startChat()
+      const sent = Array.from({ length: 60 }, (_, i) => `${String(i).padStart(3, "0")} ${"x".repeat(196)}`)
+      yield* say(url, "alice", "ring", sent)
+      const { lines } = yield* historyOf(url, "bob", "ring")
+      const expected = sent.map((m) => `alice: ${m}`)
+      expect(lines).toEqual(expected.slice(expected.length - lines.length))
+      const size = (l: string) => Buffer.byteLength(l)
+      const kept = lines.reduce((n, l) => n + size(l), 0)
+      expect(kept).toBeLessThanOrEqual(8192)
+      expect(kept + size(expected[expected.length - lines.length - 1]!)).toBeGreaterThan(8192)
+      expect(lines.length).toBe(39)
+    }))
+
+  it.live("empty messages are broadcast but not recorded, like the original", () =>
+    Effect.gen(function* () {
+      const { url } = yield* startChat()
+      const c = yield* say(url, "alice", "quiet", ["one"])
+      c.sendMessage("")
+      expect((yield* next(c)).cmd).toBe(Command.NEW_MSG)
+      const { lines } = yield* historyOf(url, "bob", "quiet")
+      expect(lines).toEqual(["alice: one"])
+    }))
+
+  it.live("without persistence, a room's history goes when its last member leaves", () =>
+    Effect.gen(function* () {
+      const { url } = yield* startChat()
+      const c = yield* say(url, "alice", "temp", ["gone soon"])
+      c.close()
+      yield* Effect.promise(() => c.closed)
+      const { lines } = yield* historyOf(url, "bob", "temp")
+      expect(lines).toEqual([])
+    }))
+
+  it.live("with a persistent store (SQLite), history survives an empty room and a server restart", () =>
+    Effect.gen(function* () {
+      const dir = mkdtempSync(join(tmpdir(), "chat-history-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+      const options: TestChatOptions = {
+        persistentHistory: true,
+        store: SqlStreamStore.pipe(Layer.provide(SqliteDatabase(join(dir, "chat.sqlite"))))
+      }
+      yield* withServer(options, (url) =>
+        Effect.gen(function* () {
+          const c = yield* say(url, "alice", "kept", ["before", "the restart", "ünïcödé ✓"])
+          c.sendMessage(rawBytes)
+          yield* next(c)
+          c.close()
+          yield* Effect.promise(() => c.closed)
+          const empty = yield* historyOf(url, "bob", "kept")
+          expect(empty.lines.length).toBe(4)
+        })
+      )
+      yield* withServer(options, (url) =>
+        Effect.gen(function* () {
+          const after = yield* historyOf(url, "carol", "kept")
+          expect(after.lines.slice(0, 3)).toEqual(["alice: before", "alice: the restart", "alice: ünïcödé ✓"])
+          expect(after.raw.at(-1)).toEqual([...new TextEncoder().encode("alice: "), ...rawBytes])
+          yield* silent(after.client)
+        })
+      )
+    }))
+})
