@@ -1,6 +1,6 @@
 import { Effect, Layer, Option } from "effect"
 import { generateAccessCode } from "../../src/storage/AccessCode.ts"
-import { Account, AccountExists, AccountNotFound } from "../../src/storage/Account.ts"
+import { Account, AccountExists, AccountNotFound, accountFromInput } from "../../src/storage/Account.ts"
 import { AccessCodeHasher } from "./AccessCodeHasher.ts"
 import { AccountStore } from "./AccountStore.ts"
 
@@ -34,14 +34,7 @@ export const makeMemoryAccountStore = Effect.gen(function* () {
       Effect.gen(function* () {
         if (rows.has(input.name)) return yield* new AccountExists({ name: input.name })
         const accessCode = input.accessCode ?? generateAccessCode()
-        const account = new Account({
-          id: String(nextId++),
-          name: input.name,
-          enabled: true,
-          instanceLimit: input.instanceLimit ?? 0,
-          permission: input.permission,
-          isAdmin: input.isAdmin ?? false
-        })
+        const account = yield* accountFromInput(input, String(nextId++))
         rows.set(input.name, { account, codeHash: yield* hasher.hash(accessCode) })
         return { account, accessCode }
       }),

@@ -1,7 +1,7 @@
 import { SqlClient, type SqlError } from "@effect/sql"
 import { Clock, Effect, Layer, Option } from "effect"
 import { generateAccessCode } from "../../src/storage/AccessCode.ts"
-import { Account, AccountExists, AccountNotFound, newAccountId, StorageError } from "../../src/storage/Account.ts"
+import { Account, AccountExists, AccountNotFound, accountFromInput, newAccountId } from "../../src/storage/Account.ts"
 import { AccessCodeHasher } from "./AccessCodeHasher.ts"
 import { AccountStore } from "./AccountStore.ts"
 import { migrateSchema, storageFailure, type StoreSchema } from "./SqlDatabase.ts"
@@ -94,18 +94,7 @@ export const makeSqlAccountStore = Effect.gen(function* () {
       Effect.gen(function* () {
         const accessCode = input.accessCode ?? generateAccessCode()
         // Validate before touching the database; the hash is computed outside the transaction (it is slow).
-        const account = yield* Effect.try({
-          try: () =>
-            new Account({
-              id: newAccountId(),
-              name: input.name,
-              enabled: true,
-              instanceLimit: input.instanceLimit ?? 0,
-              permission: input.permission,
-              isAdmin: input.isAdmin ?? false
-            }),
-          catch: (cause) => new StorageError({ message: `invalid account ${JSON.stringify(input.name)}: ${String(cause)}`, cause })
-        })
+        const account = yield* accountFromInput(input, newAccountId())
         const codeHash = yield* hasher.hash(accessCode)
         const now = yield* Clock.currentTimeMillis
         const insert = Effect.gen(function* () {

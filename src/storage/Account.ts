@@ -1,4 +1,4 @@
-import { Data, Schema } from "effect"
+import { Data, Effect, Schema } from "effect"
 
 /** Permission bits of an account (DroneEngage numbering: 0x1 may log in as GCS, 0x10 as agent). */
 export const Permission = {
@@ -53,3 +53,18 @@ export class ReadOnlyStore extends Data.TaggedError("ReadOnlyStore")<{ readonly 
 
 /** A fresh, unguessable account id for stores that do not number accounts themselves. */
 export const newAccountId = (): string => crypto.randomUUID()
+
+/** The Account that `input` describes, validated: a bad name or permission is a StorageError, not a crash. */
+export const accountFromInput = (input: NewAccount, id: string) =>
+  Effect.try({
+    try: () =>
+      new Account({
+        id,
+        name: input.name,
+        enabled: true,
+        instanceLimit: input.instanceLimit ?? 0,
+        permission: input.permission,
+        isAdmin: input.isAdmin ?? false
+      }),
+    catch: (cause) => new StorageError({ message: `invalid account ${JSON.stringify(input.name)}: ${String(cause)}`, cause })
+  })
