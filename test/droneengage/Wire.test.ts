@@ -90,12 +90,13 @@ describe("DroneEngage routing rules", () => {
 
 describe("DroneEngage server-to-server frames", () => {
   test("every frame round-trips, garbage is refused", () => {
-    for (const schema of [RelayToAuth, AuthToRelay]) {
-      const arbitrary = Arbitrary.make(Schema.typeSchema(schema))
+    const roundTrip = <A>(schema: Schema.Schema<A, string>) => {
       const encode = Schema.encodeSync(schema)
       const decode = Schema.decodeUnknownSync(schema)
-      FastCheck.assert(FastCheck.property(arbitrary, (frame) => expect(decode(encode(frame))).toEqual(frame)))
+      FastCheck.assert(FastCheck.property(Arbitrary.make(Schema.typeSchema(schema)), (frame) => expect(decode(encode(frame))).toEqual(frame)))
     }
+    roundTrip(RelayToAuth)
+    roundTrip(AuthToRelay)
     FastCheck.assert(
       FastCheck.property(FastCheck.string(), (junk) => {
         decodeRelayToAuth(junk)

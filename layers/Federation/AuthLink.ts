@@ -1,0 +1,107 @@
+import { Deferred, type Duration, Effect, Either, Option, Queue, Redacted } from "effect"
+import { decodeAuthToRelay, encodeRelayToAuth, type InfoData, type LoginRequestData, signChallenge } from "../../src/droneengage/S2S.ts"
+import type { UnitRoomsService, UnitMember } from "../Rooms/UnitRooms.ts"
+import type { LoginKeys } from "../Tokens/LoginKeys.ts"
+import { keepLinkUp, type Link } from "../Transport/ReconnectingSocket.ts"
+
+/** What a login key admits: the LOGIN request the authenticator sent. */
+export type UnitGrant = LoginRequestData
+
+export interface AuthLinkOptions {
+  readonly url: string
+  readonly serverId: string
+  readonly version: string
+  readonly secret: Option.Option<Redacted.Redacted<string>>
+  /** Host and port clients are told to dial (cs.g, cs.h). */
+  readonly publicHost: string
+  readonly publicPort: () => number
+  readonly redialMax: Duration.DurationInput
+  readonly keys: LoginKeys<UnitGrant>
+  readonly rooms: UnitRoomsService
+}
+
+/** The relay's view of its authenticator link. */
+export interface AuthLink {
+  /** Tells the authenticator a unit left (LOGOUT); dropped when the link is down. */
+  readonly notifyLogout: (member: UnitMember) => void
+  readonly isUp: () => boolean
+}
+
+/**
+ * The relay's side of the server-to-server link: dials the authenticator and keeps re-dialling
+ * (jittered, capped), answers its challenge, then sends INFO at once and after every join or
+ * leave, and answers LOGIN with a fresh single-use key. Lives as long as the calling Scope.
+ */
+export const makeAuthLink = (options: AuthLinkOptions) =>
+  Effect.gen(function* () {
+    let current: { link: Link; accepted: Deferred.Deferred<void>; up: boolean } | undefined
+    const secret = Option.map(options.secret, Redacted.value)
+
+    const info = Effect.map(
+      options.rooms.snapshot,
+      (snapshot): InfoData => ({
+        isOnline: true,
+        version: options.version,
+        serverId: options.serverId,
+        public_host: options.publicHost,
+        serverPort: options.publicPort(),
+        accounts: snapshot.accounts,
+        accountDetails: snapshot.accountDetails
+      })
+    )
+
+    const sendInfo = (link: Link) => Effect.flatMap(info, (d) => Effect.sync(() => link.send(encodeRelayToAuth({ c: "a", d }))))
+
+    const onOpen = (link: Link) =>
+      Effect.gen(function* () {
+        const accepted = yield* Deferred.make<void>()
+        const state = { link, accepted, up: false }
+        current = state
+        yield* Effect.addFinalizer(() => Effect.sync(() => (state.up = false)))
+        // Subscribe before waiting, so no join or leave between acceptance and the first INFO is missed.
+        const changes = yield* options.rooms.changes
+        yield* Deferred.await(accepted).pipe(
+          Effect.zipRight(Effect.sync(() => (state.up = true))),
+          Effect.zipRight(sendInfo(link)),
+          Effect.zipRight(
+            Effect.forever(Queue.takeBetween(changes, 1, Number.MAX_SAFE_INTEGER).pipe(Effect.zipRight(sendInfo(link))))
+          ),
+          Effect.forkScoped
+        )
+      })
+
+    const answerLogin = (link: Link, request: LoginRequestData) =>
+      Effect.gen(function* () {
+        const key = yield* options.keys.issue(request)
+        link.send(encodeRelayToAuth({ c: "b", d: { r: request.r, e: 0, g: options.publicHost, h: options.publicPort(), f: key } }))
+      })
+
+    const onMessage = (message: string | Uint8Array, link: Link) =>
+      Effect.gen(function* () {
+        const decoded = decodeAuthToRelay(typeof message === "string" ? message : new TextDecoder().decode(message))
+        if (Either.isLeft(decoded)) return yield* Effect.logWarning("authenticator sent an unreadable frame; ignored")
+        const frame = decoded.right
+        if ("s2s_auth" in frame) {
+          if (frame.s2s_auth === "ok") return yield* Deferred.succeed(current!.accepted, undefined)
+          if (Option.isNone(secret)) yield* Effect.logError("the authenticator demands credentials but relay.s2sSecret is not set")
+          const sig = Option.isSome(secret) ? yield* Effect.promise(() => signChallenge(secret.value, options.serverId, frame.nonce)) : ""
+          return link.send(encodeRelayToAuth({ s2s_auth: "response", id: options.serverId, sig }))
+        }
+        return yield* answerLogin(link, frame.d)
+      })
+
+    yield* keepLinkUp({
+      name: `${options.serverId}->authenticator`,
+      url: options.url,
+      maxDelay: options.redialMax,
+      handler: { onOpen, onMessage }
+    }).pipe(Effect.forkScoped)
+
+    const link: AuthLink = {
+      notifyLogout: (member) => {
+        if (current?.up) current.link.send(encodeRelayToAuth({ c: "c", d: { s: member.unitName, a: member.accountId, r: member.requestId } }))
+      },
+      isUp: () => current?.up === true
+    }
+    return link
+  })

@@ -1,0 +1,203 @@
+import { Data, Deferred, type Duration, Effect, Either, Option, Redacted } from "effect"
+import {
+  decodeRelayToAuth,
+  encodeAuthToRelay,
+  type InfoData,
+  type LoginReplyData,
+  type LoginRequestData,
+  type LogoutData,
+  newNonce,
+  verifyChallenge
+} from "../../src/droneengage/S2S.ts"
+import { CloseCodes } from "../../src/transport/CloseCodes.ts"
+import { Metrics } from "../Observability/Metrics.ts"
+import { accept, type Connection, type WebSocketProtocol } from "../Transport/Transport.ts"
+
+/** Why a login could not be placed on a relay; the authenticator answers e 5 for all of them. */
+export class NoCommServer extends Data.TaggedError("NoCommServer")<{ readonly reason: string }> {}
+
+/** Where a reserved login goes: cs {f, g, h} of the login reply. */
+export interface Reservation {
+  readonly key: string
+  readonly host: string
+  readonly port: number
+  readonly serverId: string
+  /** The LOGIN request id; the relay names it again in LOGOUT when the unit leaves. */
+  readonly requestId: string
+}
+
+export interface CommServerOptions {
+  readonly serverName: string
+  readonly secret: Option.Option<Redacted.Redacted<string>>
+  /** INSECURE compat: accept relays that skip the challenge. */
+  readonly allowUnauthenticated: boolean
+  readonly handshakeTimeout: Duration.DurationInput
+  readonly replyTimeout: Duration.DurationInput
+  /** A relay reports that a unit disconnected. */
+  readonly onLogout: (logout: LogoutData, serverId: string) => Effect.Effect<void>
+}
+
+interface Relay {
+  readonly connection: Connection<unknown>
+  serverId: string
+  authenticated: boolean
+  nonce: string
+  info: InfoData | undefined
+  readonly pending: Map<string, Deferred.Deferred<LoginReplyData, NoCommServer>>
+}
+
+export interface CommServerStatus {
+  readonly serverId: string
+  readonly remoteAddress: string
+  readonly online: boolean
+  readonly accounts: number
+  readonly units: number
+}
+
+/**
+ * The authenticator's side of the server-to-server link: accepts relays on the S2S port,
+ * authenticates them with an HMAC challenge, keeps their INFO, and reserves logins on them.
+ */
+export const makeCommServers = (options: CommServerOptions) =>
+  Effect.gen(function* () {
+    const metrics = yield* Metrics
+    const label = { server: options.serverName }
+    const linked = metrics.gauge("switchboard_de_s2s_relays", "Authenticated relays linked to this authenticator", ["server"]).labels(label)
+    const refused = metrics.counter("switchboard_de_s2s_refused_total", "Relay links refused (bad or missing credentials)", ["server", "reason"])
+    const relays = new Set<Relay>()
+    const secret = Option.map(options.secret, Redacted.value)
+
+    const refuse = (relay: Relay, reason: string, code: number) =>
+      Effect.logWarning(`refusing relay link: ${reason}`).pipe(
+        Effect.annotateLogs({ server: options.serverName, remote: relay.connection.remoteAddress, serverId: relay.serverId }),
+        Effect.zipRight(
+          Effect.sync(() => {
+            refused.labels({ ...label, reason: code === CloseCodes.handshakeTimeout ? "timeout" : "credentials" }).inc()
+            relay.connection.close(code, reason)
+          })
+        )
+      )
+
+    const admit = (relay: Relay, serverId: string) =>
+      Effect.sync(() => {
+        relay.authenticated = true
+        relay.serverId = serverId
+        linked.inc()
+        relay.connection.send(encodeAuthToRelay({ s2s_auth: "ok" }))
+      }).pipe(Effect.zipRight(Effect.logInfo(`relay ${serverId} linked`).pipe(Effect.annotateLogs("remote", relay.connection.remoteAddress))))
+
+    const handle = (relay: Relay, text: string) =>
+      Effect.gen(function* () {
+        const decoded = decodeRelayToAuth(text)
+        if (Either.isLeft(decoded)) {
+          if (!relay.authenticated) return yield* refuse(relay, "unreadable frame before authentication", CloseCodes.badRequest)
+          return yield* Effect.logWarning("relay sent an unreadable frame; ignored").pipe(Effect.annotateLogs("serverId", relay.serverId))
+        }
+        const frame = decoded.right
+        if ("s2s_auth" in frame) {
+          if (relay.authenticated) return
+          const ok = Option.isSome(secret) && (yield* Effect.promise(() => verifyChallenge(secret.value, frame.id, relay.nonce, frame.sig)))
+          return yield* ok ? admit(relay, frame.id) : refuse(relay, `bad challenge signature from ${frame.id}`, CloseCodes.unauthorized)
+        }
+        if (!relay.authenticated) {
+          if (!options.allowUnauthenticated) return yield* refuse(relay, "frame before authentication", CloseCodes.unauthorized)
+          yield* Effect.logWarning("INSECURE: accepting an unauthenticated relay (allowUnauthenticatedServers)")
+          yield* admit(relay, frame.c === "a" ? frame.d.serverId : "unauthenticated")
+        }
+        switch (frame.c) {
+          case "a":
+            relay.info = frame.d
+            return
+          case "b": {
+            const waiting = relay.pending.get(frame.d.r)
+            if (waiting) yield* Deferred.succeed(waiting, frame.d)
+            return
+          }
+          case "c":
+            return yield* options.onLogout(frame.d, relay.serverId)
+        }
+      })
+
+    const protocol: WebSocketProtocol<null> = {
+      upgrade: () => Effect.succeed(accept(null)),
+      open: (connection) =>
+        Effect.gen(function* () {
+          const relay: Relay = { connection, serverId: "?", authenticated: false, nonce: newNonce(), info: undefined, pending: new Map() }
+          relays.add(relay)
+          yield* Effect.addFinalizer(() =>
+            Effect.gen(function* () {
+              relays.delete(relay)
+              if (relay.authenticated) {
+                linked.dec()
+                yield* Effect.logWarning(`relay ${relay.serverId} disconnected`)
+              }
+              for (const waiting of relay.pending.values()) yield* Deferred.fail(waiting, new NoCommServer({ reason: "relay disconnected" }))
+            })
+          )
+          if (Option.isSome(secret)) {
+            connection.send(encodeAuthToRelay({ s2s_auth: "challenge", nonce: relay.nonce }))
+            yield* Effect.sleep(options.handshakeTimeout).pipe(
+              Effect.zipRight(Effect.suspend(() => (relay.authenticated ? Effect.void : refuse(relay, "no challenge response in time", CloseCodes.handshakeTimeout)))),
+              Effect.forkScoped
+            )
+          } else if (options.allowUnauthenticated) {
+            // No secret: nothing to prove; the relay may go ahead (compat mode only).
+            connection.send(encodeAuthToRelay({ s2s_auth: "ok" }))
+          }
+          return {
+            onMessage: (message) =>
+              typeof message === "string"
+                ? handle(relay, message)
+                : relay.authenticated
+                  ? Effect.logWarning("relay sent a binary frame; ignored")
+                  : refuse(relay, "binary frame before authentication", CloseCodes.badRequest)
+          }
+        })
+    }
+
+    const online = () => [...relays].filter((relay) => relay.authenticated && relay.info?.isOnline === true)
+
+    /** The relay already hosting the account, else the one hosting the fewest accounts. */
+    const choose = (accountId: string): Relay | undefined => {
+      const candidates = online()
+      return (
+        candidates.find((relay) => relay.info!.accounts.includes(accountId)) ??
+        candidates.reduce<Relay | undefined>((best, relay) => (!best || relay.info!.accounts.length < best.info!.accounts.length ? relay : best), undefined)
+      )
+    }
+
+    /** Sends LOGIN to the chosen relay and waits for its key. */
+    const reserve = (request: Omit<LoginRequestData, "r">): Effect.Effect<Reservation, NoCommServer> =>
+      Effect.gen(function* () {
+        const relay = choose(request.a)
+        if (!relay) return yield* new NoCommServer({ reason: "no relay is online" })
+        const r = newNonce().slice(0, 32)
+        const reply = yield* Deferred.make<LoginReplyData, NoCommServer>()
+        relay.pending.set(r, reply)
+        relay.connection.send(encodeAuthToRelay({ c: "b", d: { ...request, r } }))
+        const answer = yield* Deferred.await(reply).pipe(
+          Effect.timeoutFail({ duration: options.replyTimeout, onTimeout: () => new NoCommServer({ reason: `relay ${relay.serverId} did not answer in time` }) }),
+          Effect.ensuring(Effect.sync(() => relay.pending.delete(r)))
+        )
+        if (answer.e !== 0 || answer.f === undefined || answer.g === undefined || answer.h === undefined) {
+          return yield* new NoCommServer({ reason: `relay ${relay.serverId} refused the login (e ${answer.e})` })
+        }
+        return { key: answer.f, host: answer.g, port: answer.h, serverId: relay.serverId, requestId: r }
+      })
+
+    const status = (): ReadonlyArray<CommServerStatus> =>
+      [...relays]
+        .filter((relay) => relay.authenticated)
+        .map((relay) => ({
+          serverId: relay.serverId,
+          remoteAddress: relay.connection.remoteAddress,
+          online: relay.info?.isOnline === true,
+          accounts: relay.info?.accounts.length ?? 0,
+          units: Object.values(relay.info?.accountDetails ?? {}).reduce((sum, units) => sum + units.length, 0)
+        }))
+
+    return { protocol, reserve, status } as const
+  })
+
+export type CommServers = Effect.Effect.Success<ReturnType<typeof makeCommServers>>
+

@@ -1,0 +1,211 @@
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Effect, Either, Option, type Schema } from "effect"
+import {
+  decodeBody,
+  failure,
+  HardwareBody,
+  LoginBody,
+  LogoutBody,
+  type ManagementBody,
+  ManagementBody as ManagementSchema,
+  parseBody,
+  permissionString,
+  type Reply,
+  success
+} from "../../src/droneengage/Api.ts"
+import { type ActorType, ErrorCode } from "../../src/droneengage/Wire.ts"
+import { Permission } from "../../src/storage/Account.ts"
+import type { CommServers } from "../Federation/CommServers.ts"
+import { Metrics } from "../Observability/Metrics.ts"
+import { metricsResponse } from "../Observability/MetricsRoute.ts"
+import { AccountStore } from "../Storage/AccountStore.ts"
+import { HardwareStore } from "../Storage/HardwareStore.ts"
+import { ClientAddress } from "../Transport/Transport.ts"
+import type { RateLimiter } from "./LoginRateLimiter.ts"
+import type { Sessions } from "./Sessions.ts"
+
+/** What a session (sid) proves: who logged in, as what, through which relay login. */
+export interface LoginSession {
+  readonly accountId: string
+  readonly accountName: string
+  readonly actorType: ActorType
+  readonly group: string
+  readonly requestId: string
+}
+
+export interface LoginApiOptions {
+  readonly serverName: string
+  readonly serverId: string
+  readonly version: string
+  readonly sessions: Sessions<LoginSession>
+  readonly commServers: CommServers
+  readonly rateLimiter: RateLimiter
+}
+
+const reply = (body: Reply, status = 200) => HttpServerResponse.unsafeJson(body, { status })
+
+/** The request body as an object (JSON or form); a 400 reply when it is neither. */
+const readBody = <A, I>(command: string, schema: Schema.Schema<A, I>) =>
+  Effect.gen(function* () {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const text = yield* request.text.pipe(Effect.orElseSucceed(() => ""))
+    const parsed = Either.flatMap(parseBody(request.headers["content-type"] ?? "", text), (body) => decodeBody(schema, body))
+    return Either.mapLeft(parsed, (message) => reply(failure(command, ErrorCode.invalidData, message), 400))
+  })
+
+/**
+ * The authenticator's HTTP API (original paths and reply shapes): logins for GCS and agents,
+ * logout, hardware check, account management for admin sessions, health and metrics.
+ */
+export const makeLoginApi = (options: LoginApiOptions) =>
+  Effect.gen(function* () {
+    const accounts = yield* AccountStore
+    const hardware = yield* HardwareStore
+    const metrics = yield* Metrics
+    const logins = metrics.counter("switchboard_de_logins_total", "Login attempts by actor type and result", ["server", "actor", "result"])
+    const { sessions, commServers, rateLimiter } = options
+    const count = (actor: ActorType, result: string) => logins.labels({ server: options.serverName, actor, result }).inc()
+
+    const limited = (command: string) =>
+      Effect.gen(function* () {
+        const address = Option.getOrElse(yield* Effect.serviceOption(ClientAddress), () => "unknown")
+        const allowed = yield* rateLimiter.attempt(address)
+        return allowed ? undefined : reply(failure(command, ErrorCode.unknown, "Too many requests. Please try again later."), 429)
+      })
+
+    const login = (actorType: ActorType, command: string) =>
+      Effect.gen(function* () {
+        const tooMany = yield* limited(command)
+        if (tooMany) return count(actorType, "rate-limited"), tooMany
+        const body = yield* readBody(command, LoginBody)
+        if (Either.isLeft(body)) return count(actorType, "invalid"), body.left
+        const { acc, pwd, gr } = body.right
+        const found = yield* accounts.authenticate(acc, pwd)
+        if (Option.isNone(found)) return count(actorType, "not-found"), reply(failure(command, ErrorCode.accountNotFound, "Account Not Found."))
+        const account = found.value
+        if (!account.enabled) return count(actorType, "disabled"), reply(failure(command, ErrorCode.accountDisabled, "Account is disabled."))
+        if (!account.has(actorType === "g" ? Permission.gcs : Permission.agent)) {
+          const what = actorType === "g" ? "a GCS" : "an agent"
+          return count(actorType, "no-permission"), reply(failure(command, ErrorCode.noPermission, `No enough permission. This account may not log in as ${what}.`))
+        }
+        const reserved = yield* Effect.either(
+          commServers.reserve({ a: account.id, b: gr, at: actorType, il: account.instanceLimit, prm: account.permission })
+        )
+        if (Either.isLeft(reserved)) {
+          yield* Effect.logWarning(`login of ${acc} not placed: ${reserved.left.reason}`)
+          return count(actorType, "no-server"), reply(failure(command, ErrorCode.noServer, "No available Server"))
+        }
+        const { key, host, port, requestId } = reserved.right
+        const sid = yield* sessions.create({ accountId: account.id, accountName: account.name, actorType, group: gr, requestId })
+        count(actorType, "ok")
+        return reply(success(command, { sid, per: permissionString, prm: account.permission, cs: { f: key, g: host, h: port } }))
+      }).pipe(
+        Effect.catchTag("StorageError", (error) =>
+          Effect.logError("account store failed during login", error.message).pipe(
+            Effect.as(reply(failure(command, ErrorCode.databaseError, "Database error."), 500))
+          )
+        )
+      )
+
+    const logout = Effect.gen(function* () {
+      const body = yield* readBody("/wo", LogoutBody)
+      if (Either.isLeft(body)) return body.left
+      return (yield* sessions.end(body.right.sid))
+        ? reply(success("/wo"))
+        : reply(failure("/wo", ErrorCode.sessionNotFound, "Session not found or invalid"))
+    })
+
+    const hardwareCheck = Effect.gen(function* () {
+      const body = yield* readBody("/ah", HardwareBody)
+      if (Either.isLeft(body)) return body.left
+      const session = yield* sessions.get(body.right.sid)
+      if (Option.isNone(session)) return reply(failure("/ah", ErrorCode.sessionNotFound, "Session not found or invalid"))
+      const known = yield* hardware.isRegistered({ accountId: session.value.accountId, hardwareId: body.right.hi, hardwareType: body.right.ht })
+      return known ? reply(success("/ah", { scm: "vh" })) : reply(failure("/ah", ErrorCode.hardwareNotFound, "No hardware is found."))
+    }).pipe(Effect.catchTag("StorageError", () => Effect.succeed(reply(failure("/ah", ErrorCode.databaseError, "Database error."), 500))))
+
+    const manage = (command: string) =>
+      Effect.gen(function* () {
+        const tooMany = yield* limited(command)
+        if (tooMany) return tooMany
+        const body = yield* readBody(command, ManagementSchema)
+        if (Either.isLeft(body)) return body.left
+        const request = body.right
+        const session = request.sid ? yield* sessions.get(request.sid) : Option.none()
+        if (Option.isNone(session)) return reply(failure(command, ErrorCode.sessionNotFound, "Account management needs the sid of a logged-in admin account."), 401)
+        const admin = yield* accounts.findByName(session.value.accountName)
+        if (Option.isNone(admin) || !admin.value.isAdmin || !admin.value.enabled) {
+          return reply(failure(command, ErrorCode.noPermission, "Account management needs an admin account."), 403)
+        }
+        yield* Effect.logInfo(`account management ${request.scm} by ${admin.value.name}`)
+        return yield* operate(command, request)
+      }).pipe(
+        Effect.catchTags({
+          AccountExists: (error) => Effect.succeed(reply(failure(command, ErrorCode.invalidData, `Account ${error.name} already exists.`), 409)),
+          AccountNotFound: () => Effect.succeed(reply(failure(command, ErrorCode.accountNotFound, "Account Not Found."), 404)),
+          ReadOnlyStore: (error) => Effect.succeed(reply(failure(command, ErrorCode.databaseError, `The account store cannot ${error.operation}.`), 409)),
+          StorageError: () => Effect.succeed(reply(failure(command, ErrorCode.databaseError, "Database error."), 500))
+        })
+      )
+
+    const operate = (command: string, request: ManagementBody) =>
+      Effect.gen(function* () {
+        const needName = () => reply(failure(command, ErrorCode.invalidData, "acc (account name) is required"), 400)
+        switch (request.scm) {
+          case "c": {
+            if (!request.acc) return needName()
+            const issued = yield* accounts.create({ name: request.acc, permission: request.prm ?? Permission.all, instanceLimit: request.il ?? 0 })
+            // The access code is shown here once; only its hash is stored.
+            return reply(success(command, { scm: "c", acc: issued.account.name, pwd: issued.accessCode, prm: issued.account.permission }))
+          }
+          case "r": {
+            if (!request.acc) return needName()
+            const issued = yield* accounts.regenerateAccessCode(request.acc)
+            return reply(success(command, { scm: "r", acc: issued.account.name, pwd: issued.accessCode }))
+          }
+          case "g": {
+            const found = request.acc ? yield* accounts.findByName(request.acc) : yield* findByCode(request.pwd)
+            if (Option.isNone(found)) return reply(failure(command, ErrorCode.accountNotFound, "Account Not Found."), 404)
+            const account = found.value
+            return reply(
+              success(command, { scm: "g", acc: account.name, prm: account.permission, en: account.enabled, il: account.instanceLimit, adm: account.isAdmin })
+            )
+          }
+        }
+      })
+
+    /** Codes are stored hashed, so finding an account by its code checks every account: admin only, rate limited. */
+    const findByCode = (code: string | undefined) =>
+      Effect.gen(function* () {
+        if (!code) return Option.none()
+        for (const account of yield* accounts.list) {
+          if (Option.isSome(yield* accounts.authenticate(account.name, code))) return Option.some(account)
+        }
+        return Option.none()
+      })
+
+    const health = Effect.sync(() => HttpServerResponse.unsafeJson({ status: "OK", version: options.version, server_id: options.serverId, relays: commServers.status() }))
+
+    const notFound = (request: HttpServerRequest.HttpServerRequest) =>
+      request.url.startsWith("/w") || request.url.startsWith("/agent")
+        ? reply(failure("error", ErrorCode.notFound, "API endpoint not found"), 404)
+        : HttpServerResponse.unsafeJson({ error: "not found" }, { status: 404 })
+
+    const routes: ReadonlyArray<readonly [string, Effect.Effect<HttpServerResponse.HttpServerResponse, never, HttpServerRequest.HttpServerRequest>]> = [
+      ["/w/wl", login("g", "/wl")],
+      ["/agent/al", login("d", "/al")],
+      ["/w/wo", logout],
+      ["/agent/ah", hardwareCheck],
+      ["/w/am", manage("/am")],
+      ["/agent/aam", manage("/aam")]
+    ]
+    // The router ignores a trailing "/", as the original does.
+    const router = routes.reduce(
+      (router, [path, handler]) => router.pipe(HttpRouter.post(path as "/", handler)),
+      HttpRouter.empty.pipe(
+        HttpRouter.get("/h/health", health),
+        HttpRouter.get("/metrics", metricsResponse.pipe(Effect.provideService(Metrics, metrics)))
+      )
+    )
+    return router.pipe(Effect.catchTag("RouteNotFound", (error) => Effect.succeed(notFound(error.request))))
+  })
