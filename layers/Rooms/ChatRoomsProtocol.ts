@@ -1,7 +1,7 @@
 import { Deferred, Effect } from "effect"
 import type { ChatLimits } from "../../src/tpacket/ChatConfig.ts"
 import { encodePacket } from "../../src/tpacket/Packet.ts"
-import { errorReply, ErrorReason, interpret, type Level, okReply } from "../../src/tpacket/Rules.ts"
+import { errorReasonName, errorReply, ErrorReason, interpret, type Level, okReply } from "../../src/tpacket/Rules.ts"
 import { CloseCodes } from "../../src/transport/CloseCodes.ts"
 import { Metrics } from "../Observability/Metrics.ts"
 import { accept, type Connection, type ServerHandle, type WebSocketProtocol } from "../Transport/Transport.ts"
@@ -47,7 +47,7 @@ export const makeChatProtocol = (
         )
 
         const refuse = (uid: number, reason: ErrorReason) => {
-          count(String(reason))
+          count(errorReasonName[reason])
           connection.send(encodePacket(errorReply(uid, reason)))
         }
 

@@ -29,6 +29,9 @@ export const errorReasonText: Record<ErrorReason, string> = {
   7: "set a nick first"
 }
 
+/** ErrorReason → its name ("tooLong"), for metric labels and logs. */
+export const errorReasonName = Object.fromEntries(Object.entries(ErrorReason).map(([name, code]) => [code, name])) as Record<ErrorReason, string>
+
 export const okReply = (uid: number): TPacket => packet(Command.RESP_OK, { uid })
 export const errorReply = (uid: number, reason: ErrorReason): TPacket => packet(Command.RESP_ERROR, { uid, p1: -1, p2: reason })
 

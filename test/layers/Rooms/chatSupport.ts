@@ -1,4 +1,5 @@
-import { Effect, Layer } from "effect"
+import type { HttpApp } from "@effect/platform"
+import { Effect, Layer, type Scope } from "effect"
 import { Metrics } from "../../../layers/Observability/Metrics.ts"
 import { metricsResponse } from "../../../layers/Observability/MetricsRoute.ts"
 import { serveChat } from "../../../layers/Rooms/ChatRoomsServer.ts"
@@ -16,6 +17,8 @@ export interface TestChatOptions {
   readonly persistentHistory?: boolean
   /** A StreamStore layer to use instead of a fresh memory store (e.g. SQLite for restarts). */
   readonly store?: Layer.Layer<StreamStore, unknown>
+  /** The HTTP side (defaults to /metrics only). */
+  readonly http?: Effect.Effect<HttpApp.Default<never, Metrics | Scope.Scope>>
 }
 
 /** A chat server on a free loopback port, with its own metrics and (by default) memory history. */
@@ -32,7 +35,7 @@ export const startChat = (options: TestChatOptions = {}) =>
         socket: { ...defaultSocketLimits, ...options.socket }
       },
       persistentHistory: options.persistentHistory ?? false,
-      http: metricsResponse
+      http: options.http ? yield* options.http : metricsResponse
     }).pipe(Effect.provide(BunTransportLive), Effect.provide(store))
     return { handle, url: `ws://127.0.0.1:${handle.port}/`, metrics }
   }).pipe(Effect.provide(Metrics.Default))

@@ -1,0 +1,46 @@
+import { describe, expect } from "bun:test"
+import { Effect } from "effect"
+import { chatHttpApp } from "../../../programs/chat.ts"
+import { it } from "../../support/effect.ts"
+import { joined, startChat, takeUntil, text } from "./chatSupport.ts"
+import { Command } from "../../../src/tpacket/Packet.ts"
+
+const get = (url: string) => Effect.promise(() => fetch(url).then(async (r) => ({ status: r.status, type: r.headers.get("content-type"), body: await r.text() })))
+
+describe("chat: HTTP side", () => {
+  it.live("GET / serves the page, GET /chat.js its module script (valid JavaScript), on the chat port", () =>
+    Effect.gen(function* () {
+      const { handle } = yield* startChat({ http: chatHttpApp })
+      const page = yield* get(`${handle.url}/`)
+      expect(page.status).toBe(200)
+      expect(page.type).toContain("text/html")
+      expect(page.body).toContain('<script type="module" src="/chat.js"></script>')
+      expect(page.body).toContain('id="nick"')
+      expect(page.body).toContain('id="room"')
+      const script = yield* get(`${handle.url}/chat.js`)
+      expect(script.status).toBe(200)
+      expect(script.type).toContain("javascript")
+      expect(script.body).toContain("magic string :)")
+      expect(() => new Bun.Transpiler({ loader: "js" }).transformSync(script.body)).not.toThrow()
+      expect((yield* get(`${handle.url}/nope`)).status).toBe(404)
+    }))
+
+  it.live("/metrics shows presence (rooms, members, users) and message and join counts", () =>
+    Effect.gen(function* () {
+      const { handle, url } = yield* startChat({ http: chatHttpApp })
+      const a = yield* joined(url, "alice", "lobby")
+      yield* joined(url, "bob", "lobby")
+      yield* takeUntil(a.client, (p) => text(p) === "bob")
+      for (const m of ["one", "two", "three"]) a.client.sendMessage(m)
+      yield* takeUntil(a.client, (p) => p.cmd === Command.NEW_MSG && text(p) === "three")
+      a.client.send(Command.NEW_MSG, "x".repeat(500))
+      yield* takeUntil(a.client, (p) => p.cmd === Command.RESP_ERROR)
+      const metrics = (yield* get(`${handle.url}/metrics`)).body
+      expect(metrics).toContain('switchboard_chat_rooms{server="chat"} 1')
+      expect(metrics).toContain('switchboard_chat_members{server="chat"} 2')
+      expect(metrics).toContain('switchboard_chat_users{server="chat"} 2')
+      expect(metrics).toContain('switchboard_chat_messages_total{server="chat"} 3')
+      expect(metrics).toContain('switchboard_chat_joins_total{server="chat"} 2')
+      expect(metrics).toContain('switchboard_chat_errors_total{server="chat",reason="tooLong"} 1')
+    }))
+})
