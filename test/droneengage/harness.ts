@@ -112,3 +112,15 @@ export const connectUnit = (stack: Stack, account: string, actor: "g" | "d", nam
     if (welcome.mt !== 9007) return yield* Effect.dieMessage(`expected welcome, got ${JSON.stringify(welcome)}`)
     return { ...client, name, sid: body.sid as string } satisfies Unit
   })
+
+/** Attempts a WebSocket upgrade with fetch, to read a refusal's HTTP status and reason. */
+export const upgradeAttempt = (port: number, query: string) =>
+  Effect.promise(async () => {
+    const response = await fetch(`http://127.0.0.1:${port}/?${query}`, {
+      headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13" }
+    })
+    return { status: response.status, body: response.status === 101 ? undefined : ((await response.json()) as { error: string }) }
+  })
+
+/** The URL query a login reply tells a client to connect with. */
+export const connectQuery = (reply: { cs: { f: string } }, unitName: string) => `f=${reply.cs.f}&s=${encodeURIComponent(unitName)}`
