@@ -1,12 +1,10 @@
 import { describe, expect } from "bun:test"
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import { Effect, Exit, Layer, Scope } from "effect"
-import { SqliteDatabase } from "../../../layers/Storage/SqlDatabase.ts"
+import type { StreamStore } from "../../../layers/Storage/StreamStore.ts"
 import { SqlStreamStore } from "../../../layers/Storage/SqlStreamStore.ts"
 import { Command } from "../../../src/tpacket/Packet.ts"
 import { it } from "../../support/effect.ts"
+import { mysqlAvailable, sqliteFile, tempDirectory, throwawayMysql } from "../Storage/backends.ts"
 import { joined, next, silent, startChat, takeUntil, text, type TestChatOptions } from "./chatSupport.ts"
 
 /** Joins `room` as `nick` and returns the history lines it is sent. */
@@ -89,32 +87,36 @@ describe("chat history", () => {
       expect(lines).toEqual([])
     }))
 
-  it.live("with a persistent store (SQLite), history survives an empty room and a server restart", () =>
-    Effect.gen(function* () {
-      const dir = mkdtempSync(join(tmpdir(), "chat-history-"))
-      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
-      const options: TestChatOptions = {
-        persistentHistory: true,
-        store: SqlStreamStore.pipe(Layer.provide(SqliteDatabase(join(dir, "chat.sqlite"))))
-      }
-      yield* withServer(options, (url) =>
-        Effect.gen(function* () {
-          const c = yield* say(url, "alice", "kept", ["before", "the restart", "ünïcödé ✓"])
-          c.sendMessage(rawBytes)
-          yield* next(c)
-          c.close()
-          yield* Effect.promise(() => c.closed)
-          const empty = yield* historyOf(url, "bob", "kept")
-          expect(empty.lines.length).toBe(4)
-        })
-      )
-      yield* withServer(options, (url) =>
-        Effect.gen(function* () {
-          const after = yield* historyOf(url, "carol", "kept")
-          expect(after.lines.slice(0, 3)).toEqual(["alice: before", "alice: the restart", "alice: ünïcödé ✓"])
-          expect(after.raw.at(-1)).toEqual([...new TextEncoder().encode("alice: "), ...rawBytes])
-          yield* silent(after.client)
-        })
-      )
-    }))
+  const persistence = (backend: string, skip: boolean, store: () => Layer.Layer<StreamStore, unknown>) =>
+    it.skipIf(skip).live(`with a persistent store (${backend}), history survives an empty room and a server restart`, () =>
+      Effect.gen(function* () {
+        const options: TestChatOptions = { persistentHistory: true, store: store() }
+        // A fresh room name per run: databases may be shared between runs.
+        const room = `kept-${crypto.randomUUID()}`
+        yield* withServer(options, (url) =>
+          Effect.gen(function* () {
+            const c = yield* say(url, "alice", room, ["before", "the restart", "ünïcödé ✓"])
+            c.sendMessage(rawBytes)
+            yield* next(c)
+            c.close()
+            yield* Effect.promise(() => c.closed)
+            const empty = yield* historyOf(url, "bob", room)
+            expect(empty.lines.length).toBe(4)
+          })
+        )
+        yield* withServer(options, (url) =>
+          Effect.gen(function* () {
+            const after = yield* historyOf(url, "carol", room)
+            expect(after.lines.slice(0, 3)).toEqual(["alice: before", "alice: the restart", "alice: ünïcödé ✓"])
+            expect(after.raw.at(-1)).toEqual([...new TextEncoder().encode("alice: "), ...rawBytes])
+            yield* silent(after.client)
+          })
+        )
+      })
+    )
+
+  const dir = tempDirectory("chat-history")
+  persistence("SQLite", false, () => SqlStreamStore.pipe(Layer.provide(sqliteFile(dir, "chat"))))
+  const mysql = throwawayMysql("chat")
+  persistence("MySQL", !mysqlAvailable, () => SqlStreamStore.pipe(Layer.provide(mysql.layer)))
 })
