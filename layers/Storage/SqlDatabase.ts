@@ -92,7 +92,7 @@ export interface MysqlOptions {
 
 /** MySQL / MariaDB connection pool; checked with SELECT 1 at start. */
 export const MysqlDatabase = (options: MysqlOptions): Database =>
-  memoized(`mysql:${options.username}@${options.host}:${options.port}/${options.database}`, () =>
+  memoized(`mysql:${options.username}@${options.host}:${options.port}/${options.database}?max=${options.maxConnections}`, () =>
     Layer.scoped(
       SqlClient.SqlClient,
       MysqlClient.make(options).pipe(

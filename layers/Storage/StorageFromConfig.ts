@@ -1,0 +1,92 @@
+import type { SqlClient } from "@effect/sql"
+import { type ConfigError, Effect, Layer, Option } from "effect"
+import type { StorageError } from "../../src/storage/Account.ts"
+import {
+  AuthCacheTtlConfig,
+  type Backend,
+  BackendConfig,
+  JsonConfig,
+  MysqlConfig,
+  SingleConfig,
+  SqliteConfig,
+  type StorageSettings,
+  underPath
+} from "../../src/storage/StorageConfig.ts"
+import type { AccessCodeHasher } from "./AccessCodeHasher.ts"
+import type { AccountStore } from "./AccountStore.ts"
+import { CachedAccountStore } from "./CachedAccountStore.ts"
+import { MemoryHardwareStore } from "./HardwareStore.ts"
+import { JsonAccountStore } from "./JsonAccountStore.ts"
+import { MemoryAccountStore } from "./MemoryAccountStore.ts"
+import { MemoryStreamStore } from "./MemoryStreamStore.ts"
+import { SingleAccountStore } from "./SingleAccountStore.ts"
+import { SqlAccountStore } from "./SqlAccountStore.ts"
+import { MysqlDatabase, SqliteDatabase } from "./SqlDatabase.ts"
+import { SqlHardwareStore } from "./SqlHardwareStore.ts"
+import { SqlStreamStore } from "./SqlStreamStore.ts"
+
+export type { StorageSettings } from "../../src/storage/StorageConfig.ts"
+
+/**
+ * The database of a sqlite/mysql backend, None otherwise. Equal settings give the same Layer
+ * value, so the stores of one program share one client (one pool, one SQLite handle).
+ */
+const databaseFor = (settings: StorageSettings, backend: Backend) =>
+  Effect.gen(function* () {
+    const config = underPath(settings)
+    if (backend === "sqlite") return Option.some(SqliteDatabase(yield* config(SqliteConfig(settings))))
+    if (backend === "mysql") return Option.some(MysqlDatabase(yield* config(MysqlConfig)))
+    return Option.none<Layer.Layer<SqlClient.SqlClient, StorageError>>()
+  })
+
+/** Reads the backend, then the keys that backend needs (and only those). */
+const select = <A>(
+  settings: StorageSettings,
+  choose: (backend: Backend, database: Option.Option<Layer.Layer<SqlClient.SqlClient, StorageError>>) => Effect.Effect<A, ConfigError.ConfigError>
+) =>
+  Effect.gen(function* () {
+    const backend = yield* underPath(settings)(BackendConfig(settings))
+    return yield* choose(backend, yield* databaseFor(settings, backend))
+  })
+
+/**
+ * AccountStore chosen by `<path>.backend` (memory | single | json | sqlite | mysql; default
+ * sqlite), behind the authentication cache unless `<path>.authCacheTtlMs` is 0. Needs an AccessCodeHasher.
+ */
+export const AccountStoreFromConfig = (settings: StorageSettings) =>
+  Layer.unwrapEffect(
+    select(settings, (backend, database) =>
+      Effect.gen(function* () {
+        const config = underPath(settings)
+        const store: Layer.Layer<AccountStore, StorageError, AccessCodeHasher> = Option.isSome(database)
+          ? SqlAccountStore.pipe(Layer.provide(database.value))
+          : backend === "single"
+            ? SingleAccountStore(yield* config(SingleConfig))
+            : backend === "json"
+              ? JsonAccountStore(yield* config(JsonConfig))
+              : MemoryAccountStore
+        const ttl = yield* config(AuthCacheTtlConfig)
+        return ttl > 0 ? CachedAccountStore({ ttl }).pipe(Layer.provide(store)) : store
+      })
+    )
+  )
+
+/** HardwareStore in the SQL database of sqlite/mysql backends; in memory for memory/single/json. */
+export const HardwareStoreFromConfig = (settings: StorageSettings) =>
+  Layer.unwrapEffect(
+    select(settings, (_backend, database) =>
+      Effect.succeed(Option.isSome(database) ? SqlHardwareStore.pipe(Layer.provide(database.value)) : MemoryHardwareStore)
+    )
+  )
+
+/** StreamStore in the SQL database of sqlite/mysql backends; in memory for memory/single/json. */
+export const StreamStoreFromConfig = (settings: StorageSettings) =>
+  Layer.unwrapEffect(
+    select(settings, (_backend, database) =>
+      Effect.succeed(Option.isSome(database) ? SqlStreamStore.pipe(Layer.provide(database.value)) : MemoryStreamStore)
+    )
+  )
+
+/** All three stores from one set of keys, on one shared database client. */
+export const StorageFromConfig = (settings: StorageSettings) =>
+  Layer.mergeAll(AccountStoreFromConfig(settings), HardwareStoreFromConfig(settings), StreamStoreFromConfig(settings))

@@ -1,0 +1,97 @@
+import { describe, expect } from "bun:test"
+import { Deferred, Effect, Fiber, Layer, Option, TestClock } from "effect"
+import { Permission } from "../../../src/storage/Account.ts"
+import { AccountStore } from "../../../layers/Storage/AccountStore.ts"
+import { CachedAccountStore } from "../../../layers/Storage/CachedAccountStore.ts"
+import { MemoryAccountStoreTest } from "../../../layers/Storage/MemoryAccountStore.ts"
+import { it } from "../../support/effect.ts"
+import { accountStoreContract } from "./AccountStoreContract.ts"
+
+interface Hold {
+  /** Completed once the store has verified, before the answer is handed back. */
+  readonly verified: Deferred.Deferred<void>
+  /** The answer is held until this completes. */
+  readonly release: Deferred.Deferred<void>
+}
+
+/** The memory store, counting how often authenticate really verifies; `hold` can delay an answer. */
+const counted = () => {
+  const state = { verifications: 0, hold: undefined as Hold | undefined }
+  const layer = Layer.effect(
+    AccountStore,
+    Effect.map(AccountStore, (store) => ({
+      ...store,
+      authenticate: (name: string, code: string) =>
+        Effect.suspend(() => {
+          state.verifications++
+          const hold = state.hold
+          state.hold = undefined
+          return hold
+            ? Effect.tap(store.authenticate(name, code), () => Effect.zipRight(Deferred.succeed(hold.verified, undefined), Deferred.await(hold.release)))
+            : store.authenticate(name, code)
+        })
+    }))
+  ).pipe(Layer.provide(MemoryAccountStoreTest))
+  return { state, layer: CachedAccountStore({ ttl: "10 seconds" }).pipe(Layer.provide(layer)) }
+}
+
+accountStoreContract({ name: "memory behind the authentication cache", layer: CachedAccountStore({ ttl: "10 seconds" }).pipe(Layer.provide(MemoryAccountStoreTest)), persistent: false })
+
+describe("authentication cache", () => {
+  it.effect("a verified code is not hashed again until the TTL passes", () => {
+    const { state, layer } = counted()
+    return Effect.gen(function* () {
+      const store = yield* AccountStore
+      const { accessCode } = yield* store.create({ name: "a", permission: Permission.all })
+      for (let i = 0; i < 5; i++) expect(Option.isSome(yield* store.authenticate("a", accessCode))).toBe(true)
+      expect(state.verifications).toBe(1)
+      yield* TestClock.adjust("11 seconds")
+      expect(Option.isSome(yield* store.authenticate("a", accessCode))).toBe(true)
+      expect(state.verifications).toBe(2)
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("a wrong code always goes to the store and is refused", () => {
+    const { state, layer } = counted()
+    return Effect.gen(function* () {
+      const store = yield* AccountStore
+      const { accessCode } = yield* store.create({ name: "a", permission: Permission.all })
+      yield* store.authenticate("a", accessCode)
+      expect(Option.isNone(yield* store.authenticate("a", `${accessCode}0`))).toBe(true)
+      expect(Option.isNone(yield* store.authenticate("a", `${accessCode}0`))).toBe(true)
+      expect(Option.isNone(yield* store.authenticate("b", accessCode))).toBe(true)
+      expect(state.verifications).toBe(4)
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("regenerate and setEnabled take effect at once", () => {
+    const { layer } = counted()
+    return Effect.gen(function* () {
+      const store = yield* AccountStore
+      const { accessCode } = yield* store.create({ name: "a", permission: Permission.all })
+      yield* store.authenticate("a", accessCode)
+      yield* store.setEnabled("a", false)
+      expect(Option.getOrThrow(yield* store.authenticate("a", accessCode)).enabled).toBe(false)
+      const renewed = yield* store.regenerateAccessCode("a")
+      expect(Option.isNone(yield* store.authenticate("a", accessCode))).toBe(true)
+      expect(Option.isSome(yield* store.authenticate("a", renewed.accessCode))).toBe(true)
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("a verification that raced with a regenerate is not remembered", () => {
+    const { state, layer } = counted()
+    return Effect.gen(function* () {
+      const store = yield* AccountStore
+      const { accessCode } = yield* store.create({ name: "a", permission: Permission.all })
+      const hold: Hold = { verified: yield* Deferred.make<void>(), release: yield* Deferred.make<void>() }
+      state.hold = hold
+      // The old code is verified, then the code is regenerated before that answer reaches the cache.
+      const racing = yield* Effect.fork(store.authenticate("a", accessCode))
+      yield* Deferred.await(hold.verified)
+      yield* store.regenerateAccessCode("a")
+      yield* Deferred.succeed(hold.release, undefined)
+      expect(Option.isSome(yield* Fiber.join(racing))).toBe(true)
+      expect(Option.isNone(yield* store.authenticate("a", accessCode))).toBe(true)
+    }).pipe(Effect.provide(layer))
+  })
+})
