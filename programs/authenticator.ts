@@ -44,7 +44,7 @@ export const startAuthenticator = (config: AuthenticatorConfig) =>
       name: "authenticator-s2s",
       port: config.s2sPort,
       hostname: config.s2sHostname,
-      tls: config.tls,
+      tls: config.s2sTls,
       limits: config.s2sLimits,
       websocket: commServers.protocol
     })

@@ -50,6 +50,8 @@ export interface AuthenticatorConfig {
   readonly hostname: string
   readonly serverId: string
   readonly tls: Tls | undefined
+  /** TLS of the S2S listener (keys s2s.tlsCertPath / s2s.tlsKeyPath); relays then dial wss://. */
+  readonly s2sTls: Tls | undefined
   readonly s2sPort: number
   readonly s2sHostname: string
   readonly s2sSecret: Option.Option<Redacted.Redacted<string>>
@@ -69,6 +71,7 @@ export const AuthenticatorConfig: Config.Config<AuthenticatorConfig> = Config.al
   hostname: Config.string("hostname").pipe(Config.withDefault("0.0.0.0")),
   serverId: Config.string("serverId").pipe(Config.withDefault("auth-1")),
   tls,
+  s2sTls: Config.nested(tls, "s2s"),
   s2sPort: port("s2sPort", 19001),
   s2sHostname: Config.string("s2sHostname").pipe(Config.withDefault("0.0.0.0")),
   s2sSecret: secret,

@@ -20,6 +20,7 @@ export const authenticatorConfig = (overrides: Partial<AuthenticatorConfig> = {}
   hostname: "127.0.0.1",
   serverId: "auth-test",
   tls: undefined,
+  s2sTls: undefined,
   s2sPort: 0,
   s2sHostname: "127.0.0.1",
   s2sSecret: Option.some(secret),
