@@ -1,0 +1,41 @@
+/**
+ * Baseline 1, the ceiling for our runtime: raw Bun.serve with DroneEngage's URL shapes. POST /w/wl
+ * answers a login whose key is the group itself; ws://host:port/?f=<group>&s=<unit> subscribes the
+ * unit to its group topic; every message is forwarded with native publish and nothing else.
+ * Prints {"port":N} on stdout once listening. Env: PORT (0 = any), HOST (127.0.0.1).
+ */
+const hostname = process.env.HOST ?? "127.0.0.1"
+
+const server = Bun.serve<{ topic: string; unit: string }, never>({
+  port: Number(process.env.PORT ?? 0),
+  hostname,
+  async fetch(request, server) {
+    const url = new URL(request.url)
+    if (request.method === "POST" && (url.pathname === "/w/wl" || url.pathname === "/agent/al")) {
+      const body = (await request.json().catch(() => ({}))) as { gr?: string }
+      const group = String(body.gr ?? "1")
+      return Response.json({ e: 0, sid: crypto.randomUUID(), per: "D1G1T3R4V5C6", prm: 0xffffffff, cs: { f: group, g: hostname, h: server.port }, cm: "/wl" })
+    }
+    const group = url.searchParams.get("f")
+    const unit = url.searchParams.get("s")
+    if (!group || !unit) return new Response("f and s are required", { status: 400 })
+    if (server.upgrade(request, { data: { topic: `g:${group}`, unit } })) return undefined
+    return new Response("upgrade failed", { status: 400 })
+  },
+  websocket: {
+    idleTimeout: 120,
+    open(ws) {
+      ws.subscribe(ws.data.topic)
+      ws.send(`{"ty":"s","mt":9007,"ms":{"s":"OK:connected:tcp:${ws.remoteAddress}"}}`)
+    },
+    message(ws, message) {
+      ws.publish(ws.data.topic, message)
+    }
+  }
+})
+
+console.log(JSON.stringify({ port: server.port }))
+process.on("SIGTERM", () => {
+  server.stop(true)
+  process.exit(0)
+})

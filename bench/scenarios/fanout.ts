@@ -1,0 +1,95 @@
+import { planGroup, type RunResult } from "../loadgen/Coordinator.ts"
+import {
+  addBaselineRatios,
+  formatRate,
+  integrityNotes,
+  type ResultRow,
+  runMetrics,
+  type Scenario,
+  serverLabel,
+  windowFor,
+  withClients,
+  withServer
+} from "./common.ts"
+
+export const SENDERS = 10
+
+export interface FanoutCase {
+  readonly units: number
+  readonly payloadBytes: number
+}
+
+export const caseLabel = (c: FanoutCase) => `${c.units} units, ${c.payloadBytes >= 1024 ? `${c.payloadBytes / 1024} KB` : `${c.payloadBytes} B`}`
+
+export const fanoutCases = (quick: boolean): Array<FanoutCase> =>
+  quick
+    ? [
+        { units: 100, payloadBytes: 64 },
+        { units: 1000, payloadBytes: 64 }
+      ]
+    : [
+        { units: 100, payloadBytes: 64 },
+        { units: 100, payloadBytes: 1024 },
+        { units: 1000, payloadBytes: 64 },
+        { units: 1000, payloadBytes: 1024 }
+      ]
+
+/**
+ * Scenario 1: one group, 10 senders sending as fast as the slowest receiver allows (closed loop,
+ * bounded window), everyone else receiving. Deliveries/s, latency, and the server's own CPU time
+ * per delivery read from /proc (valid even when the load generator saturates the machine).
+ */
+export const fanout: Scenario = {
+  id: "fanout",
+  title: "Group fan-out at maximum rate",
+  run: async (context) => {
+    const rows: Array<ResultRow> = []
+    const notes: Array<string> = []
+    const skipped: Array<string> = []
+    const warmupMs = context.quick ? 300 : 500
+    const measureMs = context.quick ? 1000 : 2000
+    for (const c of fanoutCases(context.quick)) {
+      for (const kind of context.servers) {
+        const label = `${serverLabel[kind]} ${caseLabel(c)}`
+        try {
+          const results = await withServer(kind, (server) =>
+            withClients(context, server, planGroup({ group: "fanout", units: c.units, senders: SENDERS }), async (generator) => {
+              const runs: Array<RunResult> = []
+              for (let i = 0; i < context.runs; i++) {
+                const result = await generator.run({
+                  plan: { mode: "max", rate: 0, window: windowFor(SENDERS, c.payloadBytes), payloadBytes: c.payloadBytes, maxPerSender: 10_000_000 },
+                  warmupMs,
+                  measureMs,
+                  drainMs: 10_000,
+                  serverPids: server.pids,
+                  onTick: (elapsed, delivered) =>
+                    context.status(`${label} run ${i + 1}/${context.runs}: ${formatRate(delivered / (elapsed / 1000))} deliveries/s`)
+                })
+                runs.push(result)
+                notes.push(...integrityNotes(`${label} run ${i + 1}`, result))
+                context.log(
+                  `  ${label} run ${i + 1}/${context.runs}: ${formatRate(result.deliveriesPerSec)} deliveries/s, ` +
+                    `p99 ${result.latency.p99Ms.toFixed(1)} ms, ${result.serverCpuPerDeliveryUs.toFixed(3)} µs CPU/delivery, ` +
+                    `lost ${result.lost}, dup ${result.duplicates}`
+                )
+              }
+              return runs
+            })
+          )
+          rows.push({ server: kind, case: caseLabel(c), metrics: runMetrics(results) })
+        } catch (error) {
+          skipped.push(`${label}: ${(error as Error).message}`)
+          context.log(`  ${label}: FAILED ${(error as Error).message}`)
+        }
+      }
+    }
+    return {
+      scenario: "fanout",
+      title: fanout.title,
+      settings: { senders: SENDERS, warmupMs, measureMs, runs: context.runs, workers: context.workers, cases: fanoutCases(context.quick) },
+      rows: addBaselineRatios(rows, ["deliveriesPerSec", "cpuUsPerDelivery"]),
+      notes,
+      skipped
+    }
+  }
+}
