@@ -115,18 +115,17 @@ export class LoadGenerator {
     options.clients.forEach((client, i) => shares[i % count]!.push(client))
     const workers = shares.map(spawnWorker)
     const started = performance.now()
-    const readies = await Promise.all(
-      workers.map((worker) => {
-        send(worker, {
-          type: "setup",
-          clockBase: options.clockBase,
-          target: options.target,
-          clients: worker.clients,
-          senders,
-          connectConcurrency: options.connectConcurrency ?? 64
-        })
-        return expect(worker, "ready")
-      })
+    const readies = await askAll(
+      workers,
+      (worker) => ({
+        type: "setup",
+        clockBase: options.clockBase,
+        target: options.target,
+        clients: worker.clients,
+        senders,
+        connectConcurrency: options.connectConcurrency ?? 64
+      }),
+      "ready"
     ).catch(async (error) => {
       for (const worker of workers) worker.process.kill()
       throw error
@@ -155,7 +154,7 @@ export class LoadGenerator {
     }
     this.ackTimer = setInterval(() => this.shareAcks(), 2)
     await sleep(options.warmupMs)
-    const markedAt = await Promise.all(this.workers.map((worker) => request(worker, { type: "mark" }, "marked")))
+    const markedAt = await askAll(this.workers, () => ({ type: "mark" }), "marked")
     const startDelivered = markedAt.reduce((sum, marked) => sum + marked.delivered, 0)
     const workerPids = this.workers.map((worker) => worker.process.pid)
     const cpuStart = sampleCpu(options.serverPids)
@@ -170,19 +169,19 @@ export class LoadGenerator {
     const clientEnd = sampleCpu(workerPids)
     const seconds = (performance.now() - startedAt) / 1000
     const serverRss = options.serverPids.reduce((sum, pid) => sum + rssBytes(pid), 0)
-    const reportsAtEnd = await Promise.all(this.workers.map((worker) => request(worker, { type: "report" }, "report")))
+    const reportsAtEnd = await askAll(this.workers, () => ({ type: "report" }), "report")
     const windowDeliveries = reportsAtEnd.reduce((sum, r) => sum + r.report.deliveredSinceMark, 0)
     const latency = new Histogram()
     for (const r of reportsAtEnd) latency.merge(r.report.latency)
 
-    const stopped = await Promise.all(this.workers.map((worker) => request(worker, { type: "stop" }, "stopped")))
+    const stopped = await askAll(this.workers, () => ({ type: "stop" }), "stopped")
     const sentPerSender = Array.from({ length: this.senders }, (_, s) => stopped.reduce((sum, stop) => sum + (stop.sent[s] ?? 0), 0))
     const sent = sentPerSender.reduce((a, b) => a + b, 0)
     const expected = sent * this.expectedReceivers()
     const drainUntil = performance.now() + options.drainMs
     let final: Array<WorkerReport> = []
     while (true) {
-      final = (await Promise.all(this.workers.map((worker) => request(worker, { type: "report" }, "report")))).map((r) => r.report)
+      final = (await askAll(this.workers, () => ({ type: "report" }), "report")).map((r) => r.report)
       const unique = final.reduce((sum, r) => sum + r.unique.reduce((a, b) => a + b, 0), 0)
       if (unique >= expected || performance.now() > drainUntil) break
       await sleep(50)
@@ -228,17 +227,16 @@ export class LoadGenerator {
     )
     try {
       const started = performance.now()
-      const reports = await Promise.all(
-        workers.map((worker) => {
-          send(worker, {
-            type: "churn",
-            clockBase: options.clockBase,
-            target: options.target,
-            plan: { concurrency: options.concurrency, durationMs: options.durationMs },
-            clients: worker.clients
-          })
-          return expect(worker, "churned")
-        })
+      const reports = await askAll(
+        workers,
+        (worker) => ({
+          type: "churn",
+          clockBase: options.clockBase,
+          target: options.target,
+          plan: { concurrency: options.concurrency, durationMs: options.durationMs },
+          clients: worker.clients
+        }),
+        "churned"
       )
       const seconds = (performance.now() - started) / 1000
       const latency = new Histogram()
@@ -346,6 +344,10 @@ const request = <T extends FromWorker["type"]>(worker: Worker, message: ToWorker
   send(worker, message)
   return expect(worker, answer)
 }
+
+/** Sends each worker its message and waits for every answer. */
+const askAll = <T extends FromWorker["type"]>(workers: ReadonlyArray<Worker>, message: (worker: Worker) => ToWorker, answer: T) =>
+  Promise.all(workers.map((worker) => request(worker, message(worker), answer)))
 
 const stopWorker = async (worker: Worker) => {
   send(worker, { type: "close" })

@@ -1,4 +1,5 @@
-import { planGroup, type RunResult } from "../loadgen/Coordinator.ts"
+import { type LoadGenerator, planGroup, type RunResult } from "../loadgen/Coordinator.ts"
+import type { RunningServer } from "../lib/servers.ts"
 import {
   addBaselineRatios,
   formatRate,
@@ -34,6 +35,22 @@ export const fanoutCases = (quick: boolean): Array<FanoutCase> =>
         { units: 1000, payloadBytes: 1024 }
       ]
 
+/** One closed-loop run at the maximum rate the slowest receiver allows. */
+export const maxRateRun = (
+  generator: LoadGenerator,
+  server: RunningServer,
+  c: FanoutCase,
+  timing: { warmupMs: number; measureMs: number },
+  onTick?: (elapsedMs: number, delivered: number) => void
+) =>
+  generator.run({
+    plan: { mode: "max", rate: 0, window: windowFor(SENDERS, c.payloadBytes), payloadBytes: c.payloadBytes, maxPerSender: 10_000_000 },
+    ...timing,
+    drainMs: 10_000,
+    serverPids: server.pids,
+    ...(onTick ? { onTick } : {})
+  })
+
 /**
  * Scenario 1: one group, 10 senders sending as fast as the slowest receiver allows (closed loop,
  * bounded window), everyone else receiving. Deliveries/s, latency, and the server's own CPU time
@@ -56,15 +73,9 @@ export const fanout: Scenario = {
             withClients(context, server, planGroup({ group: "fanout", units: c.units, senders: SENDERS }), async (generator) => {
               const runs: Array<RunResult> = []
               for (let i = 0; i < context.runs; i++) {
-                const result = await generator.run({
-                  plan: { mode: "max", rate: 0, window: windowFor(SENDERS, c.payloadBytes), payloadBytes: c.payloadBytes, maxPerSender: 10_000_000 },
-                  warmupMs,
-                  measureMs,
-                  drainMs: 10_000,
-                  serverPids: server.pids,
-                  onTick: (elapsed, delivered) =>
-                    context.status(`${label} run ${i + 1}/${context.runs}: ${formatRate(delivered / (elapsed / 1000))} deliveries/s`)
-                })
+                const result = await maxRateRun(generator, server, c, { warmupMs, measureMs }, (elapsed, delivered) =>
+                  context.status(`${label} run ${i + 1}/${context.runs}: ${formatRate(delivered / (elapsed / 1000))} deliveries/s`)
+                )
                 runs.push(result)
                 notes.push(...integrityNotes(`${label} run ${i + 1}`, result))
                 context.log(

@@ -1,6 +1,6 @@
 import { type LoadGenerator, planGroup, type RunResult } from "../loadgen/Coordinator.ts"
 import type { RunningServer } from "../lib/servers.ts"
-import { caseLabel, SENDERS } from "./fanout.ts"
+import { caseLabel, maxRateRun, SENDERS } from "./fanout.ts"
 import {
   type BenchContext,
   formatRate,
@@ -58,13 +58,7 @@ const pacedRuns = async (
 const closedLoopMaximum = async (context: BenchContext, kind: string, generator: LoadGenerator, server: RunningServer) => {
   const earlier = context.earlier.get("fanout")?.rows.find((row) => row.server === kind && row.case === caseLabel(LARGE))
   if (earlier && Number.isFinite(earlier.metrics.deliveriesPerSec?.median)) return earlier.metrics.deliveriesPerSec!.median
-  const probe = await generator.run({
-    plan: { mode: "max", rate: 0, window: windowFor(SENDERS, LARGE.payloadBytes), payloadBytes: LARGE.payloadBytes, maxPerSender: 10_000_000 },
-    warmupMs: 300,
-    measureMs: 1000,
-    drainMs: 10_000,
-    serverPids: server.pids
-  })
+  const probe = await maxRateRun(generator, server, LARGE, { warmupMs: 300, measureMs: 1000 })
   return probe.deliveriesPerSec
 }
 

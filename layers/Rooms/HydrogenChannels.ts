@@ -1,0 +1,319 @@
+import { Clock, Deferred, Effect, Queue } from "effect"
+import { type HydrogenSettings, isReliable } from "../../src/hydrogen/Config.ts"
+import type { Priority } from "../../src/hydrogen/Envelope.ts"
+import { applicationError, ErrorCodes, type HydrogenError } from "../../src/hydrogen/Errors.ts"
+import { eventBody, plainEvent, type Publication, sequencedEvent } from "../../src/hydrogen/Encode.ts"
+import { type Filter, matches } from "../../src/hydrogen/Filter.ts"
+import type { StreamEntry } from "../../src/storage/Stream.ts"
+import type { Metrics } from "../Observability/Metrics.ts"
+import type { StreamStore } from "../Storage/StreamStore.ts"
+import type { ServerHandle } from "../Transport/Transport.ts"
+import type { AckTracker } from "./AckTracker.ts"
+import type { Session, Subscription } from "./HydrogenSession.ts"
+
+interface ChannelState {
+  readonly name: string
+  readonly topic: string
+  readonly stream: string
+  readonly reliable: boolean
+  /** JSON-encoded epoch of the reliable stream, fetched once. */
+  epochJson: string | undefined
+  readonly members: Map<Session, Subscription>
+  /** Sessions served per client: filtered or high-priority subscriptions. */
+  readonly perClient: Set<Session>
+}
+
+export interface Published {
+  readonly id: string
+  readonly channel: string
+  readonly seq?: number
+  readonly epoch?: string
+}
+
+export interface RecoverFrom {
+  readonly epoch: string
+  readonly seq: number
+}
+
+export interface SubscribeRequest {
+  readonly channel: string
+  readonly filter: Filter | undefined
+  readonly priority: Priority
+  readonly recover: RecoverFrom | undefined
+}
+
+export type RecoveryOutcome =
+  | { readonly recovered: true; readonly replayed: number }
+  | { readonly recovered: false; readonly reason: "epoch_changed" | "history_trimmed" | "unknown_position"; readonly first: number; readonly last: number }
+
+export interface SubscribeResult {
+  readonly channel: string
+  readonly reliable: boolean
+  readonly epoch?: string
+  /** Newest seq of the channel when the subscription became live. */
+  readonly seq?: number
+  readonly recovery?: RecoveryOutcome
+}
+
+interface Queued {
+  readonly publication: Publication
+  readonly done: Deferred.Deferred<Published, HydrogenError>
+}
+
+interface Prepared {
+  readonly channel: ChannelState
+  readonly publication: Publication
+  readonly id: string
+  readonly seq: number | undefined
+  readonly text: string
+}
+
+const storageFailed = (what: string) => () => applicationError(ErrorCodes.storageUnavailable, `history storage failed while ${what}`)
+
+/**
+ * Channels, subscriptions and delivery. Publications queue up and one fiber flushes them: high
+ * priority first, reliable channels get their seq (StreamStore append) in flush order, then the
+ * batch is delivered synchronously. Unfiltered normal subscribers are served by the native topic
+ * (one publish per event); filtered or high-priority subscribers are served per client. A delivery
+ * lock makes "append + deliver" and "read history + replay + subscribe" mutually exclusive, so a
+ * recovering client sees every event exactly once: either in its replay or live, never both.
+ */
+export const makeChannels = (deps: {
+  readonly settings: HydrogenSettings
+  readonly store: typeof StreamStore.Service
+  readonly metrics: typeof Metrics.Service
+  readonly acks: AckTracker
+  readonly server: () => ServerHandle | undefined
+}) =>
+  Effect.gen(function* () {
+    const { settings, store, metrics, acks } = deps
+    const published = metrics.counter("switchboard_hydrogen_events_published_total", "Events published", ["reliable"])
+    const publishedReliable = published.labels({ reliable: "true" })
+    const publishedPlain = published.labels({ reliable: "false" })
+    const perClientSends = metrics.counter("switchboard_hydrogen_per_client_sends_total", "Events sent to one client (filtered, high-priority, acked or replayed)")
+    const recoveries = metrics.counter("switchboard_hydrogen_recoveries_total", "Recovery attempts by outcome", ["outcome"])
+    const bounds = { maxEntries: settings.historySize, maxBytes: settings.historyBytes }
+
+    const channels = new Map<string, ChannelState>()
+    const lock = yield* Effect.makeSemaphore(1)
+    const queue = yield* Queue.unbounded<Queued>()
+    const idPrefix = crypto.randomUUID().slice(0, 8)
+    let nextId = 0
+
+    const channelFor = (name: string): ChannelState => {
+      let channel = channels.get(name)
+      if (!channel) {
+        channel = {
+          name, topic: `hydrogen:${name}`, stream: `hydrogen:${name}`, reliable: isReliable(settings, name),
+          epochJson: undefined, members: new Map(), perClient: new Set()
+        }
+        channels.set(name, channel)
+      }
+      return channel
+    }
+    const pruneIfEmpty = (channel: ChannelState) => {
+      if (channel.members.size === 0) channels.delete(channel.name)
+    }
+    const epochOf = (channel: ChannelState) =>
+      channel.epochJson !== undefined
+        ? Effect.succeed(channel.epochJson)
+        : store.position(channel.stream).pipe(
+            Effect.map((position) => (channel.epochJson = JSON.stringify(position.epoch))),
+            Effect.mapError(storageFailed("reading a channel position"))
+          )
+
+    // --- delivery (synchronous, inside the lock) ---
+
+    const toOne = (session: Session, subscription: Subscription, item: Prepared) => {
+      if (subscription.filter && !matches(subscription.filter, item.publication.data)) return
+      if (item.publication.ack) acks.track(session, item.id, item.channel.name, item.seq, item.text)
+      else if (session.send(item.text)) perClientSends.inc()
+    }
+    const toNative = (item: Prepared) => {
+      const channel = item.channel
+      if (item.publication.ack) {
+        for (const [session, subscription] of channel.members) if (subscription.native) toOne(session, subscription, item)
+      } else {
+        deps.server()?.publish(channel.topic, item.text)
+      }
+    }
+    const toPerClient = (item: Prepared, only: Priority | undefined) => {
+      for (const session of item.channel.perClient) {
+        const subscription = item.channel.members.get(session)!
+        if (only === undefined || subscription.priority === only) toOne(session, subscription, item)
+      }
+    }
+    /** High events to everyone; then normal events to high-priority subscribers; then the rest. */
+    const deliver = (batch: ReadonlyArray<Prepared>) => {
+      for (const item of batch) {
+        if (item.publication.priority === "high") {
+          toNative(item)
+          toPerClient(item, undefined)
+        }
+      }
+      for (const item of batch) if (item.publication.priority === "normal") toPerClient(item, "high")
+      for (const item of batch) {
+        if (item.publication.priority === "normal") {
+          toNative(item)
+          toPerClient(item, "normal")
+        }
+      }
+    }
+
+    /** Assigns id (and seq on reliable channels) and encodes once; a storage failure fails only this publication. */
+    const prepare = (queued: Queued, now: string) =>
+      Effect.gen(function* () {
+        const publication = queued.publication
+        const channel = channelFor(publication.channel)
+        const id = `${idPrefix}-${(nextId++).toString(36)}`
+        const body = eventBody(publication, id, now)
+        if (!channel.reliable) {
+          publishedPlain.inc()
+          return { channel, publication, id, seq: undefined, text: plainEvent(body), result: { id, channel: channel.name } }
+        }
+        const epochJson = yield* epochOf(channel)
+        const entry = yield* store.append(channel.stream, body, bounds).pipe(Effect.mapError(storageFailed("storing an event")))
+        publishedReliable.inc()
+        const result: Published = { id, channel: channel.name, seq: entry.seq, epoch: JSON.parse(epochJson) as string }
+        return { channel, publication, id, seq: entry.seq, text: sequencedEvent(body, entry.seq, epochJson), result }
+      }).pipe(Effect.catchAll((error) => Deferred.fail(queued.done, error).pipe(Effect.as(undefined))))
+
+    const flush = Effect.gen(function* () {
+      const first = yield* Queue.take(queue)
+      const rest = yield* Queue.takeAll(queue)
+      const high: Array<Queued> = []
+      const normal: Array<Queued> = []
+      for (const queued of [first, ...rest]) (queued.publication.priority === "high" ? high : normal).push(queued)
+      const now = new Date(yield* Clock.currentTimeMillis).toISOString()
+      yield* lock.withPermits(1)(
+        Effect.gen(function* () {
+          const batch: Array<Prepared & { readonly result: Published; readonly done: Queued["done"] }> = []
+          for (const queued of [...high, ...normal]) {
+            const item = yield* prepare(queued, now)
+            if (item) batch.push({ ...item, done: queued.done })
+          }
+          deliver(batch)
+          for (const item of batch) Deferred.unsafeDone(item.done, Effect.succeed(item.result))
+        })
+      )
+    })
+    yield* Effect.forkScoped(Effect.forever(flush))
+
+    // --- subscriptions ---
+
+    const attach = (session: Session, channel: ChannelState, subscription: Subscription) => {
+      const previous = channel.members.get(session)
+      if (previous?.native) session.connection?.unsubscribe(channel.topic)
+      channel.perClient.delete(session)
+      channel.members.set(session, subscription)
+      session.subscriptions.set(channel.name, subscription)
+      if (subscription.native) session.connection?.subscribe(channel.topic)
+      else channel.perClient.add(session)
+    }
+
+    const replayTo = (session: Session, subscription: Subscription, entries: ReadonlyArray<StreamEntry>, epochJson: string) => {
+      for (const entry of entries) {
+        if (subscription.filter && !matches(subscription.filter, (JSON.parse(entry.payload) as { data: unknown }).data)) continue
+        if (session.send(sequencedEvent(entry.payload, entry.seq, epochJson))) perClientSends.inc()
+      }
+    }
+
+    const outcomeFor = (recover: RecoverFrom, position: { epoch: string; first: number; last: number }): RecoveryOutcome | undefined => {
+      const refuse = (reason: "epoch_changed" | "history_trimmed" | "unknown_position") =>
+        ({ recovered: false, reason, first: position.first, last: position.last }) as const
+      if (recover.epoch !== position.epoch) return refuse("epoch_changed")
+      if (recover.seq > position.last) return refuse("unknown_position")
+      if (recover.seq < position.last && (position.first === 0 || recover.seq < position.first - 1)) return refuse("history_trimmed")
+      return undefined
+    }
+
+    /**
+     * Makes a subscription live. With `recover` on a reliable channel, first replays exactly the
+     * events after recover.seq (most of them read outside the lock, the rest inside it).
+     */
+    const subscribe = (session: Session, request: SubscribeRequest): Effect.Effect<SubscribeResult, HydrogenError> =>
+      Effect.gen(function* () {
+        const channel = channelFor(request.channel)
+        const subscription: Subscription = {
+          channel: channel.name,
+          filter: request.filter,
+          priority: request.priority,
+          native: request.filter === undefined && request.priority === "normal"
+        }
+        if (!channel.reliable) {
+          attach(session, channel, subscription)
+          return { channel: channel.name, reliable: false }
+        }
+        const recover = request.recover
+        let early: ReadonlyArray<StreamEntry> = []
+        if (recover) {
+          const before = yield* store.position(channel.stream).pipe(Effect.mapError(storageFailed("reading a channel position")))
+          if (outcomeFor(recover, before) === undefined) {
+            early = yield* store.readAfter(channel.stream, recover.seq).pipe(Effect.mapError(storageFailed("reading history")))
+          }
+        }
+        return yield* lock.withPermits(1)(
+          Effect.gen(function* () {
+            const position = yield* store.position(channel.stream).pipe(Effect.mapError(storageFailed("reading a channel position")))
+            const epochJson = yield* epochOf(channel)
+            let recovery: RecoveryOutcome | undefined
+            if (recover) {
+              recovery = outcomeFor(recover, position)
+              if (recovery === undefined) {
+                const from = early.length > 0 ? early[early.length - 1]!.seq : recover.seq
+                const late = yield* store.readAfter(channel.stream, from).pipe(Effect.mapError(storageFailed("reading history")))
+                // History may have been trimmed past `early` meanwhile; what was read is still exact.
+                const entries = early.length > 0 && early[0]!.seq === recover.seq + 1 ? [...early, ...late] : late
+                if (entries.length > 0 && entries[0]!.seq !== recover.seq + 1) {
+                  recovery = { recovered: false, reason: "history_trimmed", first: position.first, last: position.last }
+                } else {
+                  replayTo(session, subscription, entries, epochJson)
+                  recovery = { recovered: true, replayed: entries.length }
+                }
+              }
+              recoveries.inc({ outcome: recovery.recovered ? "recovered" : recovery.reason })
+            }
+            attach(session, channel, subscription)
+            return {
+              channel: channel.name, reliable: true, epoch: position.epoch, seq: position.last,
+              ...(recovery ? { recovery } : {})
+            }
+          })
+        )
+      })
+
+    const unsubscribe = (session: Session, name: string): boolean => {
+      const channel = channels.get(name)
+      const subscription = channel?.members.get(session)
+      session.subscriptions.delete(name)
+      if (!channel || !subscription) return false
+      if (subscription.native) session.connection?.unsubscribe(channel.topic)
+      channel.members.delete(session)
+      channel.perClient.delete(session)
+      pruneIfEmpty(channel)
+      return true
+    }
+
+    /** Enqueues publications and waits until they are stored and delivered. */
+    const publish = (publications: ReadonlyArray<Publication>) =>
+      Effect.gen(function* () {
+        const queued: Array<Queued> = []
+        for (const publication of publications) queued.push({ publication, done: yield* Deferred.make<Published, HydrogenError>() })
+        yield* Queue.offerAll(queue, queued)
+        return yield* Effect.forEach(queued, (q) => Effect.either(Deferred.await(q.done)))
+      })
+
+    return {
+      subscribe,
+      unsubscribe,
+      publish,
+      /** Removes every subscription of a session that has ended. */
+      forget: (session: Session) => {
+        for (const name of [...session.subscriptions.keys()]) unsubscribe(session, name)
+      },
+      isReliable: (name: string) => isReliable(settings, name),
+      subscriberCount: (name: string) => channels.get(name)?.members.size ?? 0
+    }
+  })
+
+export type Channels = Effect.Effect.Success<ReturnType<typeof makeChannels>>

@@ -1,0 +1,59 @@
+import type { Effect, FiberMap } from "effect"
+import type { Priority } from "../../src/hydrogen/Envelope.ts"
+import type { Filter } from "../../src/hydrogen/Filter.ts"
+import type { Identity } from "../../src/hydrogen/Permissions.ts"
+import type { Connection } from "../Transport/Transport.ts"
+
+/** What the upgrade decided about a connection. */
+export interface HydrogenConnectionData {
+  readonly identity: Identity
+  readonly remoteAddress: string
+}
+
+export type HydrogenConnection = Connection<HydrogenConnectionData>
+
+export interface Subscription {
+  readonly channel: string
+  readonly filter: Filter | undefined
+  readonly priority: Priority
+  /** Served by the native topic (unfiltered, normal priority); otherwise per client. */
+  readonly native: boolean
+}
+
+/** An event sent with ack required and not yet acknowledged. */
+export interface PendingAck {
+  readonly id: string
+  readonly channel: string
+  readonly seq: number | undefined
+  readonly text: string
+  attempts: number
+}
+
+/**
+ * A client's session: outlives its connection by the recovery window, so a reconnecting client
+ * gets its subscriptions, missed events and unacked events back.
+ */
+export class Session {
+  connection: HydrogenConnection | undefined
+  readonly subscriptions = new Map<string, Subscription>()
+  readonly pending = new Map<string, PendingAck>()
+
+  constructor(
+    readonly id: string,
+    readonly identity: Identity,
+    connection: HydrogenConnection,
+    /** Redelivery fibers, one per pending event id; they end with the session. */
+    readonly redeliveries: FiberMap.FiberMap<string>,
+    readonly runRedelivery: (id: string, effect: Effect.Effect<void>) => void,
+    readonly end: Effect.Effect<void>
+  ) {
+    this.connection = connection
+  }
+
+  /** Sends to the current connection; false while detached or closed. */
+  send(text: string): boolean {
+    const connection = this.connection
+    if (!connection || !connection.isOpen()) return false
+    return connection.send(text) !== "closed"
+  }
+}

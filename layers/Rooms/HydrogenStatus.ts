@@ -1,0 +1,57 @@
+import * as os from "node:os"
+import { Clock, Duration, Effect, Schedule } from "effect"
+import type { HydrogenSettings } from "../../src/hydrogen/Config.ts"
+import { allows, type Identity, Permission } from "../../src/hydrogen/Permissions.ts"
+import { type HostInfo, type ServiceInfo, type StatusCounters, statusObject } from "../../src/hydrogen/Status.ts"
+import type { Channels } from "./HydrogenChannels.ts"
+
+export const serverVersion = "switchboard-hydrogen/0.1.0"
+export const apiVersion = "1.0"
+
+const hostInfo = (): HostInfo => ({
+  sysname: os.type(),
+  nodename: os.hostname(),
+  release: os.release(),
+  version: os.version(),
+  machine: os.machine()
+})
+
+/** The counters of the legacy status reply and the periodic status events of the "system" channel. */
+export const makeStatus = (settings: HydrogenSettings, startedAt: number) => {
+  const counters: StatusCounters = { startedAt, activeConnections: 0, totalConnections: 0, totalRequests: 0, shuttingDown: false }
+  const info: ServiceInfo = {
+    serverVersion,
+    apiVersion,
+    enabledServices: ["websocket", "publish-api", "metrics"],
+    services: {
+      websocket: {
+        protocol: settings.protocol,
+        port: settings.port,
+        secure: settings.secureMode === "tls",
+        authRequired: settings.authRequired,
+        maxConnections: settings.maxConnections,
+        reliableChannels: settings.reliableChannels
+      }
+    }
+  }
+  const snapshot = (identity: Identity | undefined) =>
+    Effect.map(Clock.currentTimeMillis, (now) =>
+      statusObject(counters, now, info, identity && allows(identity, Permission.host) ? hostInfo() : undefined))
+
+  /** Publishes a status event on the "system" channel every StatusInterval (scoped fiber). */
+  const broadcastPeriodically = (channels: Channels) =>
+    Duration.toMillis(settings.statusInterval) === 0
+      ? Effect.void
+      : Effect.forkScoped(
+          Effect.repeat(
+            snapshot(undefined).pipe(
+              Effect.flatMap((data) => channels.publish([{ channel: "system", action: "status", data, priority: "normal", ack: false }]))
+            ),
+            Schedule.spaced(settings.statusInterval)
+          ).pipe(Effect.delay(settings.statusInterval))
+        ).pipe(Effect.asVoid)
+
+  return { counters, snapshot, broadcastPeriodically }
+}
+
+export type Status = ReturnType<typeof makeStatus>

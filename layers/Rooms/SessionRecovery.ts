@@ -1,0 +1,108 @@
+import { Duration, Effect, ExecutionStrategy, Exit, FiberMap, Scope } from "effect"
+import type { HydrogenSettings } from "../../src/hydrogen/Config.ts"
+import { applicationError, authenticationError, ErrorCodes, type HydrogenError, protocolError } from "../../src/hydrogen/Errors.ts"
+import type { Identity } from "../../src/hydrogen/Permissions.ts"
+import { CloseCodes } from "../../src/transport/CloseCodes.ts"
+import type { Metrics } from "../Observability/Metrics.ts"
+import type { AckTracker } from "./AckTracker.ts"
+import type { Channels, RecoverFrom, SubscribeResult } from "./HydrogenChannels.ts"
+import { type HydrogenConnection, Session } from "./HydrogenSession.ts"
+
+export interface ResumeResult {
+  readonly session: Session
+  readonly channels: Record<string, SubscribeResult>
+}
+
+/**
+ * Sessions and their recovery. A session outlives its connection by RecoveryWindow; a client that
+ * reconnects in time sends system/resume with the old session id and its last seen (epoch, seq)
+ * per reliable channel, and gets its subscriptions back, exactly the events it missed (from
+ * history), then live ones; its unacked events are resent. After the window the session ends and
+ * its unacked events are reported undeliverable.
+ */
+export const makeSessions = (deps: {
+  readonly settings: HydrogenSettings
+  readonly channels: Channels
+  readonly acks: AckTracker
+  readonly metrics: typeof Metrics.Service
+}) =>
+  Effect.gen(function* () {
+    const { settings, channels, acks } = deps
+    const serverScope = yield* Effect.scope
+    const sessions = new Map<string, Session>()
+    const expiries = yield* FiberMap.make<string>()
+    const sessionGauge = deps.metrics.gauge("switchboard_hydrogen_sessions", "Live sessions, attached or waiting for a resume")
+    const resumes = deps.metrics.counter("switchboard_hydrogen_resumes_total", "Session resume attempts", ["outcome"])
+
+    const create = (identity: Identity, connection: HydrogenConnection) =>
+      Effect.gen(function* () {
+        const scope = yield* Scope.fork(serverScope, ExecutionStrategy.sequential)
+        const redeliveries = yield* FiberMap.make<string>().pipe(Scope.extend(scope))
+        const run = yield* FiberMap.runtime(redeliveries)<never>().pipe(Scope.extend(scope))
+        const session = new Session(crypto.randomUUID(), identity, connection, redeliveries, (id, effect) => void run(id, effect), Scope.close(scope, Exit.void))
+        sessions.set(session.id, session)
+        sessionGauge.inc()
+        return session
+      })
+
+    const end = (session: Session, reason: string) =>
+      Effect.suspend(() => {
+        if (!sessions.delete(session.id)) return Effect.void
+        sessionGauge.dec()
+        channels.forget(session)
+        return acks.abandonAll(session, reason).pipe(Effect.zipRight(session.end))
+      })
+
+    /** The connection is gone: keep the session for the recovery window, unless another connection took it. */
+    const detach = (session: Session, connection: HydrogenConnection) =>
+      Effect.suspend(() => {
+        if (session.connection !== connection) return Effect.void
+        session.connection = undefined
+        if (Duration.toMillis(settings.recoveryWindow) === 0) return end(session, "session_expired")
+        return FiberMap.run(expiries, session.id, Effect.sleep(settings.recoveryWindow).pipe(Effect.zipRight(end(session, "session_expired")))).pipe(Effect.asVoid)
+      })
+
+    const resume = (current: Session, sessionId: string, positions: Readonly<Record<string, RecoverFrom>>): Effect.Effect<ResumeResult, HydrogenError> =>
+      Effect.gen(function* () {
+        const previous = sessions.get(sessionId)
+        if (!previous || previous === current) {
+          resumes.inc({ outcome: "unknown" })
+          return yield* applicationError(ErrorCodes.sessionUnknown, "no such session (expired or never existed): subscribe again")
+        }
+        if (previous.identity.name !== current.identity.name || previous.identity.kind !== current.identity.kind) {
+          resumes.inc({ outcome: "forbidden" })
+          return yield* authenticationError(ErrorCodes.forbidden, "the session belongs to another identity")
+        }
+        if (current.subscriptions.size > 0) {
+          return yield* protocolError(ErrorCodes.invalidData, "resume must come before any subscribe on a connection")
+        }
+        const connection = current.connection!
+        yield* FiberMap.remove(expiries, previous.id)
+        const displaced = previous.connection
+        previous.connection = connection
+        if (displaced && displaced !== connection) displaced.close(CloseCodes.replaced)
+        yield* end(current, "replaced_by_resume")
+
+        const results: Record<string, SubscribeResult> = {}
+        const seen = new Map<string, number>()
+        const replayed = new Set<string>()
+        for (const subscription of [...previous.subscriptions.values()]) {
+          const position = channels.isReliable(subscription.channel) ? positions[subscription.channel] : undefined
+          const result = yield* channels.subscribe(previous, {
+            channel: subscription.channel, filter: subscription.filter, priority: subscription.priority, recover: position
+          })
+          results[subscription.channel] = result
+          if (position && result.recovery?.recovered) {
+            seen.set(subscription.channel, position.seq)
+            if (result.recovery.replayed > 0) replayed.add(subscription.channel)
+          }
+        }
+        yield* acks.resumed(previous, seen, replayed)
+        resumes.inc({ outcome: "resumed" })
+        return { session: previous, channels: results }
+      })
+
+    return { create, detach, resume, count: () => sessions.size }
+  })
+
+export type Sessions = Effect.Effect.Success<ReturnType<typeof makeSessions>>

@@ -1,0 +1,152 @@
+import { Either, ParseResult, Schema } from "effect"
+import { type ErrorIssue, ErrorCodes, HydrogenError, protocolError } from "./Errors.ts"
+
+/** Channel names: letters, digits and `_ . : -`, up to 128 characters. */
+export const ChannelName = Schema.String.pipe(
+  Schema.pattern(/^[A-Za-z0-9_.:-]{1,128}$/, { message: () => "a channel is 1-128 characters of A-Z a-z 0-9 _ . : -" })
+)
+export const ActionName = Schema.String.pipe(
+  Schema.pattern(/^[A-Za-z0-9_.:-]{1,64}$/, { message: () => "an action is 1-64 characters of A-Z a-z 0-9 _ . : -" })
+)
+export const MessageId = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(128))
+/** ISO-8601 in every message the server sends; clients may send any short string or omit it. */
+export const Timestamp = Schema.String.pipe(Schema.maxLength(64))
+export const Priority = Schema.Literal("normal", "high")
+export type Priority = typeof Priority.Type
+
+/** Per-message credentials of the seed (`auth.token`); signatures are refused (use TLS). */
+export const MessageAuth = Schema.Struct({
+  token: Schema.optional(Schema.String.pipe(Schema.maxLength(4096))),
+  signature: Schema.optional(Schema.String.pipe(Schema.maxLength(4096)))
+})
+
+/** Client → server: a request that always gets exactly one response with the same id. */
+export const Command = Schema.Struct({
+  type: Schema.Literal("command"),
+  id: MessageId,
+  timestamp: Schema.optional(Timestamp),
+  channel: ChannelName,
+  action: ActionName,
+  data: Schema.optional(Schema.Unknown),
+  auth: Schema.optional(MessageAuth)
+})
+export type Command = typeof Command.Type
+
+/** Client → server: confirms receipt of the event whose id it names. Never answered. */
+export const Ack = Schema.Struct({
+  type: Schema.Literal("ack"),
+  id: MessageId,
+  timestamp: Schema.optional(Timestamp),
+  channel: Schema.optional(ChannelName),
+  action: Schema.optional(Schema.String.pipe(Schema.maxLength(64))),
+  data: Schema.optional(Schema.Unknown),
+  auth: Schema.optional(MessageAuth)
+})
+export type Ack = typeof Ack.Type
+
+/** The original server's only message; answered with the legacy status object. */
+export const LegacyStatus = Schema.Struct({ type: Schema.Literal("status") })
+export type LegacyStatus = typeof LegacyStatus.Type
+
+export const Inbound = Schema.Union(Command, Ack, LegacyStatus)
+export type Inbound = typeof Inbound.Type
+
+/** Server → client: an event on a channel. Reliable channels add `seq` and `epoch`. */
+export const Event = Schema.Struct({
+  type: Schema.Literal("event"),
+  seq: Schema.optional(Schema.Int.pipe(Schema.positive())),
+  epoch: Schema.optional(Schema.String),
+  id: MessageId,
+  timestamp: Timestamp,
+  channel: ChannelName,
+  action: ActionName,
+  data: Schema.Unknown,
+  priority: Schema.optional(Priority),
+  ack: Schema.optional(Schema.Literal(true))
+})
+export type Event = typeof Event.Type
+
+export const ErrorBody = Schema.Struct({
+  category: Schema.Literal("protocol", "authentication", "application"),
+  code: Schema.String,
+  message: Schema.String,
+  issues: Schema.optional(Schema.Array(Schema.Struct({ path: Schema.Array(Schema.Union(Schema.String, Schema.Number)), message: Schema.String })))
+})
+
+/** Server → client: the reply to a command (or to a message that could not be read). */
+export const Response = Schema.Struct({
+  type: Schema.Literal("response"),
+  id: Schema.optional(MessageId),
+  timestamp: Timestamp,
+  channel: Schema.optional(Schema.String),
+  action: Schema.optional(Schema.String),
+  data: Schema.optional(Schema.Unknown),
+  error: Schema.optional(ErrorBody)
+})
+export type Response = typeof Response.Type
+
+export const Outbound = Schema.Union(Event, Response)
+
+const schemaFor = { command: Command, ack: Ack, status: LegacyStatus } as const
+
+/** Schema issues as a flat wire-friendly list. */
+export const issuesOf = (error: ParseResult.ParseError): ReadonlyArray<ErrorIssue> =>
+  ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => ({ path: issue.path, message: issue.message }))
+
+/** The `id` of an object that failed to decode, if it is usable in a reply. */
+export const usableId = (value: unknown): string | undefined => {
+  if (value === null || typeof value !== "object") return undefined
+  const id = (value as { id?: unknown }).id
+  return typeof id === "string" && id.length > 0 && id.length <= 128 ? id : undefined
+}
+
+export interface DecodeFailure {
+  readonly error: HydrogenError
+  readonly id: string | undefined
+}
+
+/** Text → inbound message. Never throws: every failure is a protocol error with issues. */
+export const decodeInbound = (text: string): Either.Either<Inbound, DecodeFailure> => {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (error) {
+    return Either.left({ error: protocolError(ErrorCodes.invalidJson, `not valid JSON: ${(error as Error).message}`), id: undefined })
+  }
+  const id = usableId(value)
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    return Either.left({ error: protocolError(ErrorCodes.invalidEnvelope, "a message is a JSON object"), id })
+  }
+  const type = (value as { type?: unknown }).type
+  const schema = typeof type === "string" && Object.hasOwn(schemaFor, type) ? schemaFor[type as keyof typeof schemaFor] : undefined
+  if (!schema) {
+    return Either.left({
+      error: protocolError(ErrorCodes.unknownType, "type must be \"command\" or \"ack\" (or the legacy \"status\")", [
+        { path: ["type"], message: `got ${JSON.stringify(type) ?? "nothing"}` }
+      ]),
+      id
+    })
+  }
+  const decoded = Schema.decodeUnknownEither(schema as Schema.Schema<Inbound, unknown>, { errors: "all" })(value)
+  return Either.isRight(decoded)
+    ? Either.right(decoded.right)
+    : Either.left({ error: protocolError(ErrorCodes.invalidEnvelope, "the message does not match the envelope", issuesOf(decoded.left)), id })
+}
+
+const idPrefix = /"id"\s*:\s*"((?:[^"\\]|\\.){1,128})"/
+
+/**
+ * The id of a message too large to parse in full, read from its first bytes only, so that the
+ * error reply can still name it. `undefined` when the text does not even look like an object.
+ */
+export const peekId = (text: string): { readonly looksLikeObject: boolean; readonly id: string | undefined } => {
+  const head = text.slice(0, 512)
+  if (!/^\s*\{/.test(head)) return { looksLikeObject: false, id: undefined }
+  const match = idPrefix.exec(head)
+  if (!match) return { looksLikeObject: true, id: undefined }
+  try {
+    return { looksLikeObject: true, id: JSON.parse(`"${match[1]}"`) as string }
+  } catch {
+    return { looksLikeObject: true, id: undefined }
+  }
+}
