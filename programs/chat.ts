@@ -1,6 +1,7 @@
 /**
  * tPacket chat server (seed 002): byte-compatible with the original's clients, port 25021.
- * Made of: the Bun transport, the chat rooms over a StreamStore (history), and an HTTP side
+ * Made of: the Bun transport, the chat rooms over a StreamStore (history in memory, or SQLite /
+ * MySQL when `chat.history.backend` says so), and an HTTP side
  * with the browser page (GET /, GET /chat.js) and /metrics.
  */
 import { HttpRouter, HttpServerResponse } from "@effect/platform"
@@ -8,9 +9,9 @@ import { Effect, Layer } from "effect"
 import { metricsResponse } from "../layers/Observability/MetricsRoute.ts"
 import { runProgram } from "../layers/Program/runProgram.ts"
 import { serveChat } from "../layers/Rooms/ChatRoomsServer.ts"
-import { MemoryStreamStore } from "../layers/Storage/MemoryStreamStore.ts"
+import { StreamStoreFromConfig } from "../layers/Storage/StorageFromConfig.ts"
 import { BunTransportLive } from "../layers/Transport/BunTransport.ts"
-import { ChatConfig } from "../src/tpacket/ChatConfig.ts"
+import { ChatConfig, ChatHistoryBackendConfig, chatHistoryStorage, isPersistent } from "../src/tpacket/ChatConfig.ts"
 
 const webFile = (name: string) => Effect.promise(() => Bun.file(new URL(`./chat-web/${name}`, import.meta.url)).text())
 
@@ -29,9 +30,10 @@ export const chatHttpApp = Effect.gen(function* () {
 export const ChatLive = Layer.scopedDiscard(
   Effect.gen(function* () {
     const config = yield* ChatConfig
+    const history = yield* ChatHistoryBackendConfig
     const http = yield* chatHttpApp
-    yield* serveChat({ config, persistentHistory: false, http })
+    yield* serveChat({ config, persistentHistory: isPersistent(history), http })
   })
-).pipe(Layer.provide(Layer.merge(BunTransportLive, MemoryStreamStore)))
+).pipe(Layer.provide(Layer.merge(BunTransportLive, StreamStoreFromConfig(chatHistoryStorage))))
 
 if (import.meta.main) runProgram(ChatLive)

@@ -1,4 +1,5 @@
 import { Config, Duration } from "effect"
+import type { StorageSettings } from "../storage/StorageConfig.ts"
 import { SocketLimitsConfig, type SocketLimits } from "../transport/SocketLimits.ts"
 
 /** What one client may send and how much the server holds. Byte counts are of the raw data. */
@@ -71,3 +72,21 @@ export const ChatConfig: Config.Config<ChatConfig> = Config.all({
   limits: ChatLimitsConfig,
   socket: SocketLimitsConfig(chatSocketDefaults)
 }).pipe(Config.nested("chat"))
+
+/**
+ * Where room history lives: keys under `chat.history` (backend memory | sqlite | mysql, then
+ * `sqlite.filename` or `mysql.*`), read by the Storage layer's StreamStoreFromConfig.
+ */
+export const chatHistoryStorage: StorageSettings = { name: "chat-history", path: ["chat", "history"], defaultBackend: "memory" }
+
+export const historyBackends = ["memory", "sqlite", "mysql"] as const
+export type HistoryBackend = (typeof historyBackends)[number]
+
+export const ChatHistoryBackendConfig: Config.Config<HistoryBackend> = Config.literal(...historyBackends)("backend").pipe(
+  Config.withDefault("memory" as const),
+  Config.nested("history"),
+  Config.nested("chat")
+)
+
+/** SQL backends outlive the process, so rooms keep their history when they empty. */
+export const isPersistent = (backend: HistoryBackend) => backend !== "memory"

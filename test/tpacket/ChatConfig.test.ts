@@ -1,0 +1,33 @@
+import { describe, expect, test } from "bun:test"
+import { ConfigProvider, Duration, Effect, Either } from "effect"
+import { ChatConfig, ChatHistoryBackendConfig, isPersistent } from "../../src/tpacket/ChatConfig.ts"
+import { providerFrom } from "../../layers/Config/ConfigFile.ts"
+
+const read = <A>(config: Effect.Effect<A, unknown>, env: Record<string, string>, json: unknown = {}) =>
+  Effect.runSync(Effect.either(Effect.withConfigProvider(config, providerFrom(json, ConfigProvider.fromMap(new Map(Object.entries(env)), { pathDelim: "_" })))))
+
+describe("chat config", () => {
+  test("defaults: port 25021, the original's 256 connections, 8 KiB history, memory history", () => {
+    const config = Either.getOrThrow(read(ChatConfig, {}))
+    expect(config.port).toBe(25021)
+    expect(config.socket.maxConnections).toBe(256)
+    expect(config.limits.historyMaxBytes).toBe(8192)
+    expect(Duration.toMillis(config.limits.handshakeTimeout)).toBe(10_000)
+    expect(Either.getOrThrow(read(ChatHistoryBackendConfig, {}))).toBe("memory")
+  })
+
+  test("env over file: CHAT_* keys, nested chat.history.backend", () => {
+    const config = Either.getOrThrow(read(ChatConfig, { CHAT_MAX_NICK_BYTES: "5" }, { chat: { maxNickBytes: 9, port: 0, pingIntervalMs: 1000 } }))
+    expect(config.limits.maxNickBytes).toBe(5)
+    expect(config.port).toBe(0)
+    expect(Duration.toMillis(config.socket.pingInterval)).toBe(1000)
+    const backend = Either.getOrThrow(read(ChatHistoryBackendConfig, { CHAT_HISTORY_BACKEND: "sqlite" }))
+    expect([backend, isPersistent(backend)]).toEqual(["sqlite", true])
+  })
+
+  test("bad values name the key", () => {
+    const problem = (result: Either.Either<unknown, unknown>) => (Either.isLeft(result) ? String(result.left) : "no error")
+    expect(problem(read(ChatConfig, { CHAT_MAX_ROOMS: "0" }))).toContain("chat.maxRooms")
+    expect(problem(read(ChatHistoryBackendConfig, { CHAT_HISTORY_BACKEND: "json" }))).toContain("CHAT.HISTORY.BACKEND")
+  })
+})
