@@ -5,7 +5,8 @@ import { Agents, Everyone, Gcs, route, topicFor, topicsOf, Unit, validLoginKey, 
 import { AuthToRelay, decodeAuthToRelay, decodeRelayToAuth, RelayToAuth, signChallenge, verifyChallenge } from "../../src/droneengage/S2S.ts"
 import { encodeBinaryFrame, Envelope, errorReply, parseFrame, welcome } from "../../src/droneengage/Wire.ts"
 
-const envelopes = Arbitrary.make(Envelope)
+// "__proto__" keys are dropped by decoding on purpose (see the prototype test below).
+const envelopes = Arbitrary.make(Envelope).filter((envelope) => !Object.hasOwn(envelope, "__proto__"))
 
 describe("DroneEngage client frames", () => {
   test("text envelopes round-trip through parseFrame", () => {
@@ -43,6 +44,12 @@ describe("DroneEngage client frames", () => {
       expect(Either.isLeft(parseFrame(bad))).toBe(true)
     }
     expect(Either.isLeft(parseFrame(new Uint8Array([0xff, 0xfe, 0, 1])))).toBe(true)
+  })
+
+  test("a __proto__ key never reaches the forwarded envelope's prototype", () => {
+    const parsed = Either.getOrThrow(parseFrame('{"ty":"g","mt":1,"__proto__":{"polluted":true}}'))
+    expect(({ ...parsed.envelope } as any).polluted).toBeUndefined()
+    expect(({} as any).polluted).toBeUndefined()
   })
 
   test("welcome and error replies have the documented shapes", () => {
