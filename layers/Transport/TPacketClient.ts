@@ -23,7 +23,7 @@ const bytesOf = (value: string | Uint8Array) => (typeof value === "string" ? enc
  */
 export class TPacketClient implements AsyncIterable<TPacket> {
   private nextUid = 1
-  private readonly waiting = new Map<number, (reply: TPacket) => void>()
+  private readonly waiting = new Map<number, { resolve: (reply: TPacket) => void; reject: (e: Error) => void }>()
   private readonly inbox: Array<TPacket> = []
   private readonly readers: Array<{ resolve: (p: TPacket) => void; reject: (e: Error) => void }> = []
   private closedInfo: ClosedInfo | undefined
@@ -35,6 +35,8 @@ export class TPacketClient implements AsyncIterable<TPacket> {
       socket.addEventListener("close", (event) => {
         this.closedInfo = { code: event.code, reason: event.reason }
         for (const reader of this.readers.splice(0)) reader.reject(this.closedError())
+        for (const request of this.waiting.values()) request.reject(this.closedError())
+        this.waiting.clear()
         resolve(this.closedInfo)
       })
     })
@@ -74,10 +76,11 @@ export class TPacketClient implements AsyncIterable<TPacket> {
     return uid
   }
 
-  /** Sends a packet and resolves with the _RESP_OK / _RESP_ERROR that echoes its uid. */
+  /** Sends a packet and resolves with the _RESP_OK / _RESP_ERROR that echoes its uid; rejects if the socket closes first. */
   request(cmd: number, data: string | Uint8Array = new Uint8Array(0)): Promise<TPacket> {
+    if (this.closedInfo) return Promise.reject(this.closedError())
     const uid = this.send(cmd, data)
-    return new Promise((resolve) => this.waiting.set(uid, resolve))
+    return new Promise((resolve, reject) => this.waiting.set(uid, { resolve, reject }))
   }
 
   setNick(nick: string | Uint8Array) {
@@ -147,7 +150,7 @@ export class TPacketClient implements AsyncIterable<TPacket> {
       const waiter = this.waiting.get(p.uid)
       if (waiter) {
         this.waiting.delete(p.uid)
-        waiter(p)
+        waiter.resolve(p)
       }
     }
     const reader = this.readers.shift()

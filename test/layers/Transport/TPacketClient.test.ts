@@ -52,6 +52,8 @@ describe("TPacketClient", () => {
       expect((yield* Effect.promise(() => bad.closed)).code).toBe(CloseCodes.badRequest)
       const afterClose = yield* Effect.promise(() => bad.next().then(() => "packet", (e: Error) => e.message))
       expect(afterClose).toContain("connection closed (4400")
+      const requestAfterClose = yield* Effect.promise(() => bad.setNick("late").then(() => "reply", (e: Error) => e.message))
+      expect(requestAfterClose).toContain("connection closed")
       client.close()
     }))
 })
