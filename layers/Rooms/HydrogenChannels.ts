@@ -1,4 +1,4 @@
-import { Clock, Deferred, Effect, Queue } from "effect"
+import { Cause, Clock, Deferred, Effect, Queue } from "effect"
 import { type HydrogenSettings, isReliable } from "../../src/hydrogen/Config.ts"
 import type { Priority } from "../../src/hydrogen/Envelope.ts"
 import { applicationError, ErrorCodes, type HydrogenError } from "../../src/hydrogen/Errors.ts"
@@ -176,7 +176,14 @@ export const makeChannels = (deps: {
         publishedReliable.inc()
         const result: Published = { id, channel: channel.name, seq: entry.seq, epoch: JSON.parse(epochJson) as string }
         return { channel, publication, id, seq: entry.seq, text: sequencedEvent(body, entry.seq, epochJson), result }
-      }).pipe(Effect.catchAll((error) => Deferred.fail(queued.done, error).pipe(Effect.as(undefined))))
+      }).pipe(
+        Effect.catchAllCause((cause) =>
+          Deferred.fail(queued.done, Cause.isFailType(cause) ? cause.error : applicationError(ErrorCodes.handlerFailed, "publishing failed")).pipe(
+            Effect.zipLeft(Cause.isFailType(cause) ? Effect.void : Effect.logError("publishing failed", Cause.pretty(cause))),
+            Effect.as(undefined)
+          )
+        )
+      )
 
     const flush = Effect.gen(function* () {
       const first = yield* Queue.take(queue)

@@ -7,7 +7,7 @@ import { applicationError, authenticationError, ErrorCodes, HydrogenError, proto
 import { anonymous, type Identity, mayConnect } from "../../src/hydrogen/Permissions.ts"
 import { CloseCodes } from "../../src/transport/CloseCodes.ts"
 import type { Metrics } from "../Observability/Metrics.ts"
-import { credentialOf } from "../Tokens/HydrogenAuth.ts"
+import { credentialOf, redactUrl } from "../Tokens/HydrogenAuth.ts"
 import { accept, reject, type WebSocketProtocol, type WireMessage } from "../Transport/Transport.ts"
 import type { AckTracker } from "./AckTracker.ts"
 import type { ConnectionStatesTracker } from "./ConnectionStates.ts"
@@ -55,8 +55,8 @@ export const makeHydrogenProtocol = (deps: {
 
   const upgrade: WebSocketProtocol<HydrogenConnectionData>["upgrade"] = (request, info) =>
     Effect.gen(function* () {
-      // The URL may carry ?key=: only the address goes into logs.
-      const label = { remote: info.remoteAddress }
+      // The URL may carry ?key=: logs get it masked.
+      const label = { remote: info.remoteAddress, path: redactUrl(info.url) }
       const now = yield* Clock.currentTimeMillis
       const admission = rateLimits.admitConnection(info.remoteAddress, now)
       if (admission !== "ok") {

@@ -19,7 +19,7 @@ export const credentialOf = (headers: Headers, url: URL): string | undefined => 
 export const redactUrl = (url: URL): string => {
   if (!url.searchParams.has("key")) return url.pathname
   const copy = new URL(url)
-  copy.searchParams.set("key", "<redacted>")
+  copy.searchParams.set("key", "redacted")
   return `${copy.pathname}${copy.search}`
 }
 

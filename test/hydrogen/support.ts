@@ -44,7 +44,7 @@ export const startTestHydrogen = (overrides: Partial<HydrogenSettings> = {}) =>
 export type TestHydrogen = Effect.Effect.Success<ReturnType<typeof startTestHydrogen>>
 
 /** A hydrogen-protocol client with the given key in the Authorization header. */
-export const connectHydrogen = (hydrogen: TestHydrogen, secret: string | undefined = adminKey, path = "") =>
+export const connectHydrogen = (hydrogen: TestHydrogen, secret: string | null = adminKey, path = "") =>
   connectWs(`${hydrogen.wsUrl}${path}`, {
     protocols: "hydrogen-protocol",
     ...(secret ? { headers: { authorization: `Key ${secret}` } } : {})
