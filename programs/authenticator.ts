@@ -9,8 +9,7 @@ import { makeCommServers } from "../layers/Federation/CommServers.ts"
 import { runProgram } from "../layers/Program/runProgram.ts"
 import { AccessCodeHasher } from "../layers/Storage/AccessCodeHasher.ts"
 import { AccountStore } from "../layers/Storage/AccountStore.ts"
-import { MemoryHardwareStore } from "../layers/Storage/HardwareStore.ts"
-import { MemoryAccountStore } from "../layers/Storage/MemoryAccountStore.ts"
+import { AccountStoreFromConfig, HardwareStoreFromConfig } from "../layers/Storage/StorageFromConfig.ts"
 import { type LoginSession, makeLoginApi } from "../layers/Tokens/LoginApi.ts"
 import { makeRateLimiter } from "../layers/Tokens/LoginRateLimiter.ts"
 import { makeSessions } from "../layers/Tokens/Sessions.ts"
@@ -64,6 +63,9 @@ export const startAuthenticator = (config: AuthenticatorConfig) =>
       limits: config.s2sLimits,
       http: api
     })
+    if ((yield* (yield* AccountStore).list).length === 0) {
+      yield* Effect.logWarning("no accounts yet: run `npm start` once (creates \"dev\") or configure authenticator.storage (single or json backend)")
+    }
     return { http, s2s, sessions, commServers }
   })
 
@@ -78,12 +80,18 @@ export const ensureDevAccount = Effect.gen(function* () {
   return Option.some({ name: issued.account.name, accessCode: issued.accessCode })
 })
 
-/** Accounts and hardware for the program; swapped for the config-selected stores once layers/Storage offers them. */
-export const AuthenticatorStorage = Layer.merge(MemoryAccountStore.pipe(Layer.provide(AccessCodeHasher.Default)), MemoryHardwareStore)
+/** Accounts and hardware from `authenticator.storage.*` (SQLite at ./data/droneengage.sqlite by default). */
+export const authenticatorStorageSettings = { name: "droneengage", path: ["authenticator", "storage"] } as const
 
-/** The authenticator with its own stores; the stack may provide shared ones with `AuthenticatorWith`. */
-export const AuthenticatorWith = Layer.scopedDiscard(Effect.flatMap(AuthenticatorConfig, startAuthenticator)).pipe(Layer.provide(BunTransportLive))
+export const AuthenticatorStorage = Layer.merge(
+  AccountStoreFromConfig(authenticatorStorageSettings).pipe(Layer.provide(AccessCodeHasher.Default)),
+  HardwareStoreFromConfig(authenticatorStorageSettings)
+)
 
-export const AuthenticatorLive = AuthenticatorWith.pipe(Layer.provide(AuthenticatorStorage))
+/** The authenticator from an explicit config (the stack uses it to share one S2S secret with its relay); needs the stores. */
+export const AuthenticatorFrom = (config: AuthenticatorConfig) =>
+  Layer.scopedDiscard(startAuthenticator(config)).pipe(Layer.provide(BunTransportLive))
+
+export const AuthenticatorLive = Layer.unwrapEffect(Effect.map(AuthenticatorConfig, AuthenticatorFrom)).pipe(Layer.provide(AuthenticatorStorage))
 
 if (import.meta.main) runProgram(AuthenticatorLive)

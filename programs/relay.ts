@@ -61,8 +61,10 @@ export const startRelay = (config: RelayConfig) =>
     return { server, link, keys, rooms }
   })
 
-export const RelayLive = Layer.scopedDiscard(Effect.flatMap(RelayConfig, startRelay)).pipe(
-  Layer.provide(Layer.merge(BunTransportLive, InProcessUnitRooms("relay")))
-)
+/** The relay from an explicit config (the stack uses it to share one S2S secret with its authenticator). */
+export const RelayFrom = (config: RelayConfig) =>
+  Layer.scopedDiscard(startRelay(config)).pipe(Layer.provide(Layer.merge(BunTransportLive, InProcessUnitRooms("relay"))))
+
+export const RelayLive = Layer.unwrapEffect(Effect.map(RelayConfig, RelayFrom))
 
 if (import.meta.main) runProgram(RelayLive)
