@@ -1,4 +1,4 @@
-import { Context, Effect, Layer } from "effect"
+import { Effect } from "effect"
 import type { ChatLimits } from "../../src/tpacket/ChatConfig.ts"
 import { bytesKey, bytesToStored, historyLine, storedToBytes } from "../../src/tpacket/HistoryText.ts"
 import { Command, encodePacket, packet } from "../../src/tpacket/Packet.ts"
@@ -18,7 +18,6 @@ export interface Member {
 }
 
 interface Room {
-  readonly name: Uint8Array
   readonly key: string
   readonly topic: string
   readonly stream: string
@@ -52,15 +51,12 @@ export interface ChatRoomsApi {
   readonly message: (member: Member, text: Uint8Array) => Effect.Effect<void>
   /** Leaves the member's room (if any): _DEL_USER to the others; the last one out closes the room. */
   readonly leave: (member: Member) => Effect.Effect<void>
-  readonly roomOf: (member: Member) => Uint8Array | undefined
-  readonly roomCount: () => number
 }
-
-export class ChatRooms extends Context.Tag("switchboard/ChatRooms")<ChatRooms, ChatRoomsApi>() {}
 
 let nextRoomId = 1
 
-export const makeChatRooms = (options: ChatRoomsOptions) =>
+/** Rooms, rosters, nicks and history of one chat server (state in process memory, history in the StreamStore). */
+export const makeChatRooms = (options: ChatRoomsOptions): Effect.Effect<ChatRoomsApi, never, StreamStore | Metrics> =>
   Effect.gen(function* () {
     const store = yield* StreamStore
     const metrics = yield* Metrics
@@ -84,7 +80,6 @@ export const makeChatRooms = (options: ChatRoomsOptions) =>
       const existing = rooms.get(key)
       if (existing) return existing
       const room: Room = {
-        name: new Uint8Array(name),
         key,
         topic: `chat/room/${nextRoomId++}`,
         stream: `chat/${bytesToStored(name)}`,
@@ -198,11 +193,7 @@ export const makeChatRooms = (options: ChatRoomsOptions) =>
               member.publishToAll(room.topic, userFrame(Command.DEL_USER, member))
             })
           )
-        }),
-      roomOf: (member) => roomOfMember.get(member.id)?.name,
-      roomCount: () => rooms.size
+        })
     }
     return api
   })
-
-export const ChatRoomsLive = (options: ChatRoomsOptions) => Layer.effect(ChatRooms, makeChatRooms(options))
