@@ -2,6 +2,7 @@ import { Duration, Effect, Layer, Option, Redacted } from "effect"
 import { startHydrogen } from "../../programs/hydrogen.ts"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
 import { MemoryStreamStore } from "../../layers/Storage/MemoryStreamStore.ts"
+import type { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import { BunTransportLive } from "../../layers/Transport/BunTransport.ts"
 import { type HydrogenSettings, hydrogenSettings } from "../../src/hydrogen/Config.ts"
 import { connectWs, type WsClient } from "../support/WsClient.ts"
@@ -33,13 +34,13 @@ export const testSettings = (overrides: Partial<HydrogenSettings> = {}): Hydroge
     ...overrides
   })
 
-/** Starts Hydrogen on a free port with a fresh Metrics registry and memory history. */
-export const startTestHydrogen = (overrides: Partial<HydrogenSettings> = {}) =>
+/** Starts Hydrogen on a free port with a fresh Metrics registry and memory history (or the given store). */
+export const startTestHydrogen = (overrides: Partial<HydrogenSettings> = {}, store: Layer.Layer<StreamStore> = MemoryStreamStore) =>
   Effect.gen(function* () {
     const metrics = yield* Metrics
     const server = yield* startHydrogen(testSettings(overrides))
     return { server, metrics, wsUrl: `ws://127.0.0.1:${server.port}/`, httpUrl: `http://127.0.0.1:${server.port}` }
-  }).pipe(Effect.provide(Layer.mergeAll(BunTransportLive, MemoryStreamStore).pipe(Layer.provideMerge(Metrics.Default))))
+  }).pipe(Effect.provide(Layer.mergeAll(BunTransportLive, store).pipe(Layer.provideMerge(Metrics.Default))))
 
 export type TestHydrogen = Effect.Effect.Success<ReturnType<typeof startTestHydrogen>>
 
