@@ -55,8 +55,11 @@ export const makeChatProtocol = (
           const step = interpret({ level, inRoom }, message, limits)
           switch (step._tag) {
             case "Close":
-              count("bad_handshake")
-              return Effect.sync(() => connection.close(CloseCodes.badRequest, step.reason))
+              return Effect.sync(() => {
+                if (!connection.isOpen()) return
+                count("bad_handshake")
+                connection.close(CloseCodes.badRequest, step.reason)
+              })
             case "MagicAccepted":
               return Effect.sync(() => void (level = "awaitNick"))
             case "Ignore":
