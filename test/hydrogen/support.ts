@@ -71,7 +71,7 @@ export const ok = (client: WsClient, channel: string, action: string, data?: unk
     response.error ? Effect.dieMessage(`${channel}/${action} failed: ${JSON.stringify(response.error)}`) : Effect.succeed(response.data))
 
 /** POSTs JSON to the HTTP API with a key. */
-export const post = (hydrogen: TestHydrogen, path: string, body: unknown, secret: string | undefined = apiOnlyKey) =>
+export const post = (hydrogen: TestHydrogen, path: string, body: unknown, secret: string | null = apiOnlyKey) =>
   Effect.promise(async () => {
     const response = await fetch(`${hydrogen.httpUrl}${path}`, {
       method: "POST",
