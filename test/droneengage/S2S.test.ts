@@ -79,6 +79,20 @@ describe("DroneEngage server-to-server link", () => {
       yield* eventually(() => auth.commServers.status().some((s) => s.serverId === "legacy"), "legacy relay admitted")
     }).pipe(Effect.provide(TestServices)))
 
+  it.effect("the S2S link answers the authenticator's heartbeat and stays up (TestClock)", () =>
+    Effect.gen(function* () {
+      yield* seedAccounts
+      const stack = yield* startStack()
+      for (let i = 0; i < 3; i++) {
+        yield* TestClock.adjust("25 seconds")
+        yield* settle(100) // the relay's pong travels over the real socket
+        yield* TestClock.adjust("10 seconds")
+      }
+      yield* settle(50)
+      expect(stack.relay.link.isUp()).toBe(true)
+      expect(stack.authenticator.commServers.status()).toHaveLength(1)
+    }).pipe(Effect.provide(TestServices)))
+
   it.live("INFO follows every join and leave; a unit's disconnect ends exactly its session (LOGOUT matches)", () =>
     Effect.gen(function* () {
       yield* seedAccounts
