@@ -1,4 +1,5 @@
 import { Config, Duration } from "effect"
+import { port, positiveInt, positiveMillis } from "../config/ConfigValues.ts"
 import type { StorageSettings } from "../storage/StorageConfig.ts"
 import { SocketLimitsConfig, type SocketLimits } from "../transport/SocketLimits.ts"
 
@@ -44,12 +45,6 @@ export interface ChatConfig {
   readonly socket: SocketLimits
 }
 
-const positiveInt = (name: string, fallback: number) =>
-  Config.integer(name).pipe(
-    Config.validate({ message: "must be a positive integer", validation: (n) => n > 0 }),
-    Config.withDefault(fallback)
-  )
-
 export const ChatLimitsConfig: Config.Config<ChatLimits> = Config.all({
   maxNickBytes: positiveInt("maxNickBytes", defaultChatLimits.maxNickBytes),
   maxRoomNameBytes: positiveInt("maxRoomNameBytes", defaultChatLimits.maxRoomNameBytes),
@@ -57,17 +52,12 @@ export const ChatLimitsConfig: Config.Config<ChatLimits> = Config.all({
   maxRooms: positiveInt("maxRooms", defaultChatLimits.maxRooms),
   maxMembersPerRoom: positiveInt("maxMembersPerRoom", defaultChatLimits.maxMembersPerRoom),
   historyMaxBytes: positiveInt("historyMaxBytes", defaultChatLimits.historyMaxBytes),
-  handshakeTimeout: positiveInt("handshakeTimeoutMs", Duration.toMillis(defaultChatLimits.handshakeTimeout)).pipe(
-    Config.map(Duration.millis)
-  )
+  handshakeTimeout: positiveMillis("handshakeTimeoutMs", defaultChatLimits.handshakeTimeout)
 })
 
 /** Everything under the `chat` prefix: CHAT_PORT, CHAT_MAX_NICK_BYTES, CHAT_PING_INTERVAL_MS, ... */
 export const ChatConfig: Config.Config<ChatConfig> = Config.all({
-  port: Config.integer("port").pipe(
-    Config.validate({ message: "must be a port number (0 picks a free one)", validation: (n) => n >= 0 && n <= 65535 }),
-    Config.withDefault(25021)
-  ),
+  port: port("port", 25021),
   hostname: Config.string("hostname").pipe(Config.withDefault("0.0.0.0")),
   limits: ChatLimitsConfig,
   socket: SocketLimitsConfig(chatSocketDefaults)

@@ -1,4 +1,5 @@
 import { Config, Duration } from "effect"
+import { nonNegativeInt, nonNegativeMillis, positiveInt, positiveMillis } from "../config/ConfigValues.ts"
 
 /** Per-server WebSocket limits; every server embeds these under its own config prefix. */
 export interface SocketLimits {
@@ -31,18 +32,6 @@ export const defaultSocketLimits: SocketLimits = {
   maxConnections: 0
 }
 
-const positiveInt = (name: string, fallback: number) =>
-  Config.integer(name).pipe(
-    Config.validate({ message: "must be a positive integer", validation: (n) => n > 0 }),
-    Config.withDefault(fallback)
-  )
-
-const nonNegativeInt = (name: string, fallback: number) =>
-  Config.integer(name).pipe(
-    Config.validate({ message: "must be zero or a positive integer", validation: (n) => n >= 0 }),
-    Config.withDefault(fallback)
-  )
-
 /** Reads SocketLimits from keys such as `maxPayloadBytes`, `pingIntervalMs`, nested under a server's prefix. */
 export const SocketLimitsConfig = (defaults: Partial<SocketLimits> = {}): Config.Config<SocketLimits> => {
   const d = { ...defaultSocketLimits, ...defaults }
@@ -50,10 +39,10 @@ export const SocketLimitsConfig = (defaults: Partial<SocketLimits> = {}): Config
     maxPayloadBytes: positiveInt("maxPayloadBytes", d.maxPayloadBytes),
     inboxCapacity: positiveInt("inboxCapacity", d.inboxCapacity),
     slowConsumerBytes: positiveInt("slowConsumerBytes", d.slowConsumerBytes),
-    slowConsumerCheck: positiveInt("slowConsumerCheckMs", Duration.toMillis(d.slowConsumerCheck)).pipe(Config.map(Duration.millis)),
-    pingInterval: positiveInt("pingIntervalMs", Duration.toMillis(d.pingInterval)).pipe(Config.map(Duration.millis)),
-    pongTimeout: positiveInt("pongTimeoutMs", Duration.toMillis(d.pongTimeout)).pipe(Config.map(Duration.millis)),
-    idleTimeout: nonNegativeInt("idleTimeoutMs", Duration.toMillis(d.idleTimeout)).pipe(Config.map(Duration.millis)),
+    slowConsumerCheck: positiveMillis("slowConsumerCheckMs", d.slowConsumerCheck),
+    pingInterval: positiveMillis("pingIntervalMs", d.pingInterval),
+    pongTimeout: positiveMillis("pongTimeoutMs", d.pongTimeout),
+    idleTimeout: nonNegativeMillis("idleTimeoutMs", d.idleTimeout),
     maxConnections: nonNegativeInt("maxConnections", d.maxConnections)
   })
 }
