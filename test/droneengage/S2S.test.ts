@@ -1,5 +1,5 @@
 import { describe, expect } from "bun:test"
-import { Effect, Option, Redacted, Scope, TestClock, Exit } from "effect"
+import { Effect, Exit, Fiber, Option, Redacted, Scope, TestClock } from "effect"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
 import { startAuthenticator } from "../../programs/authenticator.ts"
 import { startRelay } from "../../programs/relay.ts"
@@ -108,6 +108,44 @@ describe("DroneEngage server-to-server link", () => {
       yield* eventually(() => stack.authenticator.sessions.size() === 1, "the drone's session ended")
       expect((yield* hardware(drone.sid)).body.e).toBe(7)
       expect((yield* hardware(gcs.sid)).body.e).toBe(0)
+    }).pipe(Effect.provide(TestServices)))
+
+  it.live("logins go to the relay already hosting the account, else to the least loaded one", () =>
+    Effect.gen(function* () {
+      yield* seedAccounts
+      const stack = yield* startStack()
+      const other = yield* startRelay(relayConfig(stack.authenticator.s2s.port, { serverId: "relay-b" })).pipe(
+        Effect.provide(relayLayer)
+      )
+      yield* eventually(() => stack.authenticator.commServers.status().filter((s) => s.online).length === 2, "two relays linked")
+      const first = (yield* login(stack, "alpha", "g")).body
+      const firstPort = first.cs.h
+      yield* connectWs(`ws://127.0.0.1:${firstPort}/?f=${first.cs.f}&s=web`)
+      const hosting = firstPort === other.server.port ? "relay-b" : "relay-test"
+      yield* eventually(() => stack.authenticator.commServers.status().find((s) => s.serverId === hosting)?.accounts === 1, "INFO shows alpha")
+      expect((yield* login(stack, "alpha", "d")).body.cs.h).toBe(firstPort)
+      const beta = (yield* login(stack, "beta", "g")).body
+      expect(beta.cs.h).not.toBe(firstPort)
+      expect([stack.relay.server.port, other.server.port]).toContain(beta.cs.h)
+    }).pipe(Effect.provide(TestServices)))
+
+  it.effect("a relay that does not answer LOGIN within 15 s gives e 5 (TestClock)", () =>
+    Effect.gen(function* () {
+      yield* seedAccounts
+      const auth = yield* startAuthenticator(authenticatorConfig())
+      const lazy = yield* connectWs(`ws://127.0.0.1:${auth.s2s.port}/`)
+      const { nonce } = yield* lazy.nextJson()
+      const sig = yield* Effect.promise(() => signChallenge("test shared secret 0123456789", "lazy", nonce))
+      yield* lazy.send(JSON.stringify({ s2s_auth: "response", id: "lazy", sig }))
+      yield* lazy.nextJson()
+      yield* lazy.send(info("lazy"))
+      yield* eventually(() => auth.commServers.status().length === 1, "lazy relay linked")
+      const pending = yield* Effect.fork(post(`${auth.http.url}/w/wl`, { acc: "alpha", pwd: "alpha-code" }))
+      expect((yield* lazy.nextJson()).c).toBe("b")
+      yield* settle(20)
+      yield* TestClock.adjust("15 seconds")
+      const reply = yield* Fiber.join(pending)
+      expect(reply.body).toEqual({ e: 5, em: "No available Server", cm: "/wl" })
     }).pipe(Effect.provide(TestServices)))
 
   it.live("relay restart: the new relay links again and sends INFO; logins work again", () =>
