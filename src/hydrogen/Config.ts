@@ -115,7 +115,11 @@ const ApiKeyConfig = Config.all({
 export const HydrogenConfig: Config.Config<HydrogenSettings> = Config.nested(
   Config.all({
     enabled: Config.boolean("Enabled").pipe(Config.withDefault(d.enabled)),
-    port: Config.port("Port").pipe(Config.withDefault(d.port)),
+    // 0 picks a free port (the listening line in the log names it).
+    port: Config.integer("Port").pipe(
+      Config.validate({ message: "must be a port number 0..65535", validation: (n) => n >= 0 && n <= 65535 }),
+      Config.withDefault(d.port)
+    ),
     interface: Config.string("Interface").pipe(Config.withDefault(d.interface)),
     enableIPv6: Config.boolean("EnableIPv6").pipe(Config.withDefault(d.enableIPv6)),
     secureMode: Config.literal("none", "tls")("SecureMode").pipe(Config.withDefault(d.secureMode)),
