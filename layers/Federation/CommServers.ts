@@ -48,7 +48,6 @@ interface Relay {
 
 export interface CommServerStatus {
   readonly serverId: string
-  readonly remoteAddress: string
   readonly online: boolean
   readonly accounts: number
   readonly units: number
@@ -190,7 +189,6 @@ export const makeCommServers = (options: CommServerOptions) =>
         .filter((relay) => relay.authenticated)
         .map((relay) => ({
           serverId: relay.serverId,
-          remoteAddress: relay.connection.remoteAddress,
           online: relay.info?.isOnline === true,
           accounts: relay.info?.accounts.length ?? 0,
           units: Object.values(relay.info?.accountDetails ?? {}).reduce((sum, units) => sum + units.length, 0)
