@@ -58,6 +58,8 @@ export const makeSessions = (deps: {
       Effect.suspend(() => {
         if (session.connection !== connection) return Effect.void
         session.connection = undefined
+        // Nothing to give back on a resume: no reason to hold memory for the window.
+        if (session.subscriptions.size === 0 && session.pending.size === 0) return end(session, "session_expired")
         if (Duration.toMillis(settings.recoveryWindow) === 0) return end(session, "session_expired")
         return FiberMap.run(expiries, session.id, Effect.sleep(settings.recoveryWindow).pipe(Effect.zipRight(end(session, "session_expired")))).pipe(Effect.asVoid)
       })
