@@ -7,6 +7,7 @@
  *   npm run bench -- fanout latency       only these scenarios
  *   options: --runs N  --workers N  --servers bun-raw,node-ws,relay,chat  --idle-sizes 10000,19000  --out DIR
  */
+import { existsSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { liveWorkers } from "./loadgen/Coordinator.ts"
@@ -16,9 +17,13 @@ import { availableServers, killAllChildren, type ServerKind } from "./lib/server
 import type { BenchContext, Scenario, ScenarioResult } from "./scenarios/common.ts"
 import { fanout } from "./scenarios/fanout.ts"
 import { latency } from "./scenarios/latency.ts"
+import { idle } from "./scenarios/idle.ts"
+import { churn } from "./scenarios/churn.ts"
+import { hydrogen } from "./scenarios/hydrogen.ts"
+import { slow } from "./scenarios/slow.ts"
 
 const root = join(import.meta.dir, "..")
-export const scenarios: ReadonlyArray<Scenario> = [fanout, latency]
+export const scenarios: ReadonlyArray<Scenario> = [fanout, latency, idle, churn, hydrogen, slow]
 const order = ["fanout", "latency", "idle", "churn", "hydrogen", "slow"]
 
 interface Options {
@@ -85,7 +90,8 @@ const main = async () => {
     clockBase: performance.timeOrigin + performance.now(),
     log,
     status,
-    earlier: new Map<string, ScenarioResult>()
+    // Scenarios that compare with others (2 with 1, 5 with 1) fall back on the last saved results.
+    earlier: new Map<string, ScenarioResult>(existsSync(options.out) ? latestResults(options.out).map((r) => [r.scenario, r]) : [])
   }
   const selected = scenarios.filter((s) => options.only.length === 0 || options.only.includes(s.id))
   const host = machine()

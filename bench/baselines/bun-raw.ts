@@ -2,7 +2,7 @@
  * Baseline 1, the ceiling for our runtime: raw Bun.serve with DroneEngage's URL shapes. POST /w/wl
  * answers a login whose key is the group itself; ws://host:port/?f=<group>&s=<unit> subscribes the
  * unit to its group topic; every message is forwarded with native publish and nothing else.
- * Prints {"port":N} on stdout once listening. Env: PORT (0 = any), HOST (127.0.0.1).
+ * Prints {"port":N} on stdout once listening. Env: PORT (0 = any), HOST (127.0.0.1), IDLE_TIMEOUT_S (120).
  */
 const hostname = process.env.HOST ?? "127.0.0.1"
 
@@ -23,7 +23,8 @@ const server = Bun.serve<{ topic: string; unit: string }, never>({
     return new Response("upgrade failed", { status: 400 })
   },
   websocket: {
-    idleTimeout: 120,
+    // uWS pings a socket that has been quiet for a while and closes it if nothing comes back.
+    idleTimeout: Number(process.env.IDLE_TIMEOUT_S ?? 120),
     open(ws) {
       ws.subscribe(ws.data.topic)
       ws.send(`{"ty":"s","mt":9007,"ms":{"s":"OK:connected:tcp:${ws.remoteAddress}"}}`)

@@ -2,7 +2,7 @@
  * Baseline 2, what many users run: plain Node.js with the `ws` package and a Set per room, same
  * URL shapes as DroneEngage (POST /w/wl login whose key is the group, ws /?f=<group>&s=<unit>).
  * A ping every 25 s per connection (what ws's docs recommend for liveness).
- * Prints {"port":N} on stdout once listening. Env: PORT (0 = any), HOST (127.0.0.1).
+ * Prints {"port":N} on stdout once listening. Env: PORT (0 = any), HOST (127.0.0.1), PING_INTERVAL_MS (25000).
  */
 import { createServer } from "node:http"
 import { WebSocketServer } from "ws"

@@ -40,13 +40,21 @@ export const sampleCpu = (pids: ReadonlyArray<number>): CpuSample => ({ at: perf
 export const cpuBetween = (from: CpuSample, to: CpuSample): number =>
   to.micros.reduce((sum, value, i) => sum + (value - (from.micros[i] ?? Number.NaN)), 0)
 
+/** Soft and hard RLIMIT_NOFILE of this process (children inherit it). */
+const openFiles = (): [number, number] => {
+  try {
+    const match = /Max open files\s+(\d+)\s+(\d+)/.exec(readFileSync("/proc/self/limits", "utf8"))
+    if (match) return [Number(match[1]), Number(match[2])]
+  } catch {}
+  return [Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY]
+}
+
+/** How many files (so sockets) one process may open. */
+export const openFilesLimit = () => openFiles()[0]
+
 /** The machine a result was measured on, committed next to the figures. */
 export const machine = () => {
   const cpus = os.cpus()
-  let nofile = "unknown"
-  try {
-    nofile = /Max open files\s+(\d+)\s+(\d+)/.exec(readFileSync("/proc/self/limits", "utf8"))?.slice(1).join("/") ?? nofile
-  } catch {}
   return {
     nproc: cpus.length,
     cpuModel: cpus[0]?.model ?? "unknown",
@@ -54,7 +62,7 @@ export const machine = () => {
     kernel: os.release(),
     bun: Bun.version,
     node: nodeVersion(),
-    openFilesSoftHard: nofile
+    openFilesSoftHard: openFiles().join("/")
   }
 }
 

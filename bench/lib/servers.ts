@@ -1,4 +1,5 @@
-import { existsSync } from "node:fs"
+import { existsSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { TargetConfig } from "../loadgen/Protocols.ts"
 
@@ -11,7 +12,13 @@ import type { TargetConfig } from "../loadgen/Protocols.ts"
 const root = join(import.meta.dir, "..", "..")
 export const liveServers = new Set<ReturnType<typeof Bun.spawn>>()
 
-export type ServerKind = "bun-raw" | "node-ws" | "relay" | "chat"
+export type ServerKind = "bun-raw" | "node-ws" | "relay" | "chat" | "hydrogen"
+
+/** How a scenario wants a server configured beyond the benchmark defaults. */
+export interface ServerOptions {
+  /** Heartbeat period (our servers and Node ws ping every interval; raw Bun's uWS pings sockets idle for twice it). */
+  readonly pingIntervalMs?: number
+}
 
 export interface RunningServer {
   readonly kind: ServerKind
@@ -99,10 +106,15 @@ const startListening = async (label: string, command: Array<string>, env: Record
   return proc
 }
 
-const baseline = async (kind: "bun-raw" | "node-ws"): Promise<RunningServer> => {
+const baseline = async (kind: "bun-raw" | "node-ws", options: ServerOptions): Promise<RunningServer> => {
   const port = freePort()
   const command = kind === "bun-raw" ? [process.execPath, join(root, "bench/baselines/bun-raw.ts")] : ["node", join(root, "bench/baselines/node-ws.mjs")]
-  const { child } = await startListening(kind, command, { PORT: String(port), HOST: "127.0.0.1" }, port)
+  const env: Record<string, string> = { PORT: String(port), HOST: "127.0.0.1" }
+  if (options.pingIntervalMs) {
+    env.PING_INTERVAL_MS = String(options.pingIntervalMs)
+    env.IDLE_TIMEOUT_S = String(Math.max(1, Math.round((2 * options.pingIntervalMs) / 1000)))
+  }
+  const { child } = await startListening(kind, command, env, port)
   return {
     kind,
     pids: [child.pid],
@@ -113,9 +125,9 @@ const baseline = async (kind: "bun-raw" | "node-ws"): Promise<RunningServer> => 
 }
 
 /** programs/chat.ts with the original's limits raised to benchmark sizes (room size, message size, connections). */
-const chat = async (): Promise<RunningServer> => {
+const chat = async (options: ServerOptions): Promise<RunningServer> => {
   const port = freePort()
-  const env = {
+  const env: Record<string, string> = {
     CHAT_PORT: String(port),
     CHAT_HOSTNAME: "127.0.0.1",
     CHAT_MAX_MEMBERS_PER_ROOM: "20000",
@@ -124,6 +136,7 @@ const chat = async (): Promise<RunningServer> => {
     CHAT_MAX_NICK_BYTES: "64",
     LOG_LEVEL: "warning"
   }
+  if (options.pingIntervalMs) env.CHAT_PING_INTERVAL_MS = String(options.pingIntervalMs)
   const { child } = await startListening("chat", [process.execPath, join(root, "programs/chat.ts")], env, port)
   return {
     kind: "chat",
@@ -134,24 +147,146 @@ const chat = async (): Promise<RunningServer> => {
   }
 }
 
-export const startServer = (kind: ServerKind): Promise<RunningServer> => {
+/** The DroneEngage bench account (single-account storage: no database, codes still hashed). */
+const DRONEENGAGE_ACCOUNT = { name: "bench", accessCode: "bench-access-code-0001" }
+
+const loginWorks = async (authUrl: string): Promise<boolean> => {
+  try {
+    const response = await fetch(`${authUrl}/w/wl`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ acc: DRONEENGAGE_ACCOUNT.name, pwd: DRONEENGAGE_ACCOUNT.accessCode, gr: "probe" })
+    })
+    return ((await response.json()) as { e?: number }).e === 0
+  } catch {
+    return false
+  }
+}
+
+/**
+ * programs/authenticator.ts + programs/relay.ts, linked with a random S2S secret. The relay is the
+ * measured process; the authenticator counts in churn (allPids). Login rate limit raised for the
+ * load generator's thousands of logins.
+ */
+const relay = async (options: ServerOptions): Promise<RunningServer> => {
+  const [authPort, s2sPort, relayPort] = [freePort(), freePort(), freePort()]
+  const secret = crypto.randomUUID() + crypto.randomUUID()
+  const common = { LOG_LEVEL: "warning" }
+  const auth = await startListening(
+    "authenticator",
+    [process.execPath, join(root, "programs/authenticator.ts")],
+    {
+      ...common,
+      AUTHENTICATOR_PORT: String(authPort),
+      AUTHENTICATOR_HOSTNAME: "127.0.0.1",
+      AUTHENTICATOR_S2S_PORT: String(s2sPort),
+      AUTHENTICATOR_S2S_HOSTNAME: "127.0.0.1",
+      AUTHENTICATOR_S2S_SECRET: secret,
+      AUTHENTICATOR_LOGIN_RATE_LIMIT: "100000000",
+      AUTHENTICATOR_STORAGE_BACKEND: "single",
+      AUTHENTICATOR_STORAGE_SINGLE_NAME: DRONEENGAGE_ACCOUNT.name,
+      AUTHENTICATOR_STORAGE_SINGLE_ACCESS_CODE: DRONEENGAGE_ACCOUNT.accessCode
+    },
+    authPort
+  )
+  const relayEnv: Record<string, string> = {
+    ...common,
+    RELAY_PORT: String(relayPort),
+    RELAY_HOSTNAME: "127.0.0.1",
+    RELAY_PUBLIC_HOST: "127.0.0.1",
+    RELAY_AUTHENTICATOR_URL: `ws://127.0.0.1:${s2sPort}`,
+    RELAY_S2S_SECRET: secret,
+    RELAY_MAX_CONNECTIONS: "0"
+  }
+  if (options.pingIntervalMs) relayEnv.RELAY_PING_INTERVAL_MS = String(options.pingIntervalMs)
+  let relayProcess: Awaited<ReturnType<typeof startListening>> | undefined
+  try {
+    relayProcess = await startListening("relay", [process.execPath, join(root, "programs/relay.ts")], relayEnv, relayPort)
+    const authUrl = `http://127.0.0.1:${authPort}`
+    await waitFor("the relay to link with the authenticator", () => loginWorks(authUrl))
+    const [authChild, relayChild] = [auth.child, relayProcess.child]
+    return {
+      kind: "relay",
+      pids: [relayChild.pid],
+      allPids: [relayChild.pid, authChild.pid],
+      target: { protocol: "droneengage", authUrl, account: DRONEENGAGE_ACCOUNT.name, accessCode: DRONEENGAGE_ACCOUNT.accessCode },
+      stop: async () => {
+        await stopChild(relayChild)
+        await stopChild(authChild)
+      }
+    }
+  } catch (error) {
+    if (relayProcess) await stopChild(relayProcess.child)
+    await stopChild(auth.child)
+    throw error
+  }
+}
+
+/** Reliable channels of the Hydrogen bench config: every group whose name starts with this. */
+export const HYDROGEN_RELIABLE_PREFIX = "reliable"
+
+/** programs/hydrogen.ts from a JSON config: one API key, reliable channels, limits raised to benchmark sizes. */
+const hydrogen = async (options: ServerOptions): Promise<RunningServer> => {
+  const port = freePort()
+  const key = crypto.randomUUID()
+  const configPath = join(tmpdir(), `switchboard-bench-hydrogen-${process.pid}-${port}.json`)
+  const config = {
+    hydrogen: {
+      Port: port,
+      Interface: "127.0.0.1",
+      Key: key,
+      ReliableChannels: [`${HYDROGEN_RELIABLE_PREFIX}*`],
+      MaxConnections: 20000,
+      ConnectionRatePerSecond: 1_000_000,
+      ConnectionBurst: 1_000_000,
+      MessageRatePerSecond: 10_000_000,
+      MessageBurst: 10_000_000,
+      ...(options.pingIntervalMs ? { pingIntervalMs: options.pingIntervalMs } : {})
+    }
+  }
+  writeFileSync(configPath, JSON.stringify(config))
+  try {
+    const { child } = await startListening("hydrogen", [process.execPath, join(root, "programs/hydrogen.ts"), "--config", configPath], { LOG_LEVEL: "warning" }, port)
+    return {
+      kind: "hydrogen",
+      pids: [child.pid],
+      allPids: [child.pid],
+      target: { protocol: "hydrogen", url: `ws://127.0.0.1:${port}/`, key, subprotocol: "hydrogen-protocol", reliable: true },
+      stop: async () => {
+        await stopChild(child)
+        rmSync(configPath, { force: true })
+      }
+    }
+  } catch (error) {
+    rmSync(configPath, { force: true })
+    throw error
+  }
+}
+
+export const startServer = (kind: ServerKind, options: ServerOptions = {}): Promise<RunningServer> => {
   switch (kind) {
     case "bun-raw":
     case "node-ws":
-      return baseline(kind)
+      return baseline(kind, options)
     case "chat":
-      return chat()
-    default:
-      throw new Error(`${kind} is not available yet`)
+      return chat(options)
+    case "hydrogen":
+      return hydrogen(options)
+    case "relay":
+      return relay(options)
   }
 }
 
 /** Our servers' programs; each is measured once its file exists in the checkout. */
-const programs: Partial<Record<ServerKind, string>> = { chat: "programs/chat.ts" }
+const programs: Partial<Record<ServerKind, string>> = {
+  relay: "programs/relay.ts",
+  chat: "programs/chat.ts",
+  hydrogen: "programs/hydrogen.ts"
+}
 
 /** Baselines plus every server of ours whose program exists, in table order. */
 export const availableServers = (): Array<ServerKind> =>
-  (["bun-raw", "node-ws", "relay", "chat"] as const).filter((kind) => {
+  (["bun-raw", "node-ws", "relay", "chat", "hydrogen"] as const).filter((kind) => {
     if (kind === "bun-raw" || kind === "node-ws") return true
     const file = programs[kind]
     return file !== undefined && existsSync(join(root, file))

@@ -2,7 +2,7 @@ import { join } from "node:path"
 import { cpuBetween, rssBytes, sampleCpu } from "../lib/proc.ts"
 import { Histogram, type LatencySummary, summarizeLatency } from "../lib/stats.ts"
 import type { ChurnReport, FromWorker, SendPlan, ToWorker, WorkerReport } from "./Ipc.ts"
-import type { ClientSpec, TargetConfig } from "./Protocols.ts"
+import { adapterFor, type ClientSpec, type TargetConfig } from "./Protocols.ts"
 
 /**
  * Spawns load-generator worker processes, spreads clients over them and over source addresses
@@ -133,7 +133,7 @@ export class LoadGenerator {
     const connectMs = performance.now() - started
     const failures = readies.reduce((sum, ready) => sum + ready.failed, 0)
     const errors = readies.flatMap((ready) => ready.errors)
-    const echoes = options.target.protocol === "chat"
+    const echoes = adapterFor(options.target).echoesToSender
     return new LoadGenerator(workers, options.clients, senders, echoes, connectMs, failures, errors)
   }
 
@@ -264,6 +264,24 @@ export class LoadGenerator {
       this.acks[s] = min === Number.POSITIVE_INFINITY ? -1 : min
     }
     for (const worker of this.workers) if (worker.clients.some((c) => c.sender >= 0)) send(worker, { type: "acks", run: this.runNumber, acks: this.acks })
+  }
+
+  /** Lets slow readers read at full speed; returns closes seen by then (slow readers apart). */
+  async release(waitMs: number): Promise<{ closes: Record<string, number>; slowCloses: Record<string, number>; slowDelivered: number }> {
+    await askAll(this.workers, () => ({ type: "release" }), "released")
+    await sleep(waitMs)
+    const reports = (await askAll(this.workers, () => ({ type: "report" }), "report")).map((r) => r.report)
+    return {
+      closes: mergeCounts(reports.map((r) => r.closes)),
+      slowCloses: mergeCounts(reports.map((r) => r.slowCloses)),
+      slowDelivered: reports.reduce((sum, r) => sum + r.slowUnique.reduce((a, b) => a + b, 0), 0)
+    }
+  }
+
+  /** Closes seen so far, regular clients and slow readers apart (for idle connections). */
+  async closes(): Promise<{ closes: Record<string, number>; slowCloses: Record<string, number> }> {
+    const reports = (await askAll(this.workers, () => ({ type: "report" }), "report")).map((r) => r.report)
+    return { closes: mergeCounts(reports.map((r) => r.closes)), slowCloses: mergeCounts(reports.map((r) => r.slowCloses)) }
   }
 
   workerPids(): Array<number> {

@@ -43,6 +43,8 @@ export type ToWorker =
       /** One template per lane; each round appends its number to the unit name. */
       readonly clients: ReadonlyArray<ClientSpec>
     }
+  /** Slow readers read at full speed again (to see how the server ended them). */
+  | { readonly type: "release" }
   | { readonly type: "close" }
 
 export interface WorkerReport {
@@ -56,6 +58,8 @@ export interface WorkerReport {
   readonly slowCloses: Record<string, number>
   readonly sent: ReadonlyArray<number>
   readonly deliveredSinceMark: number
+  /** Wall-clock ms when a slow reader was first closed by the server; 0 when none was. */
+  readonly firstSlowCloseAt: number
 }
 
 export interface ChurnReport {
@@ -81,6 +85,7 @@ export type FromWorker =
       readonly delivered: number
     }
   | { readonly type: "marked"; readonly delivered: number }
+  | { readonly type: "released" }
   | { readonly type: "stopped"; readonly sent: ReadonlyArray<number> }
   | { readonly type: "report"; readonly report: WorkerReport }
   | { readonly type: "churned"; readonly report: ChurnReport }

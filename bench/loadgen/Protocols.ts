@@ -122,6 +122,53 @@ const chat = (target: Extract<TargetConfig, { protocol: "chat" }>): Adapter => (
   }
 })
 
+const eventPrefix = Buffer.from('{"type":"event"')
+const idField = Buffer.from('"id":"')
+const quote = 34
+
+/**
+ * Hydrogen: subprotocol "hydrogen-protocol" with `Authorization: Key <key>`, a subscribe command,
+ * then events/publish commands; on reliable channels every event is acked with its id. Events go
+ * through the server's own publish, so a subscribed publisher receives its own events too.
+ */
+const hydrogen = (target: Extract<TargetConfig, { protocol: "hydrogen" }>): Adapter => ({
+  echoesToSender: true,
+  prepare: async (spec) => ({
+    url: target.url,
+    protocol: target.subprotocol,
+    headers: { Authorization: `Key ${target.key}` },
+    localAddress: spec.localAddress
+  }),
+  onOpen: (conn, spec) =>
+    conn.sendText(JSON.stringify({ type: "command", id: "subscribe", channel: "subscriptions", action: "subscribe", data: { channel: spec.group } })),
+  handshake: (_conn, opcode, payload) => {
+    if (opcode !== Opcode.text) return "wait"
+    const message = JSON.parse(payload.toString()) as { type?: string; id?: string; error?: { message?: string } }
+    if (message.type !== "response" || message.id !== "subscribe") return "wait"
+    if (message.error) throw new Error(`subscribe refused: ${message.error.message}`)
+    return "ready"
+  },
+  deliveryOffset: (_opcode, payload) => (payload.compare(eventPrefix, 0, eventPrefix.length, 0, eventPrefix.length) === 0 ? 0 : -1),
+  message: (spec, run, seq, sentAt, size) => {
+    const head =
+      `{"type":"command","id":"${spec.sender}.${seq}","channel":"events","action":"publish","data":{"channel":"${spec.group}",` +
+      `"action":"bench","ack":${target.reliable},"data":{${markerText(run, spec.sender, seq, sentAt)},"x":"`
+    const text = `${head}${padTo(size, head.length + 4)}"}}}`
+    return { opcode: Opcode.text, payload: Buffer.from(text) }
+  },
+  ...(target.reliable
+    ? {
+        reply: (conn: WsConn, payload: Buffer) => {
+          const at = payload.indexOf(idField)
+          if (at < 0) return
+          const start = at + idField.length
+          const end = payload.indexOf(quote, start)
+          conn.sendText(`{"type":"ack","id":"${payload.toString("latin1", start, end)}"}`)
+        }
+      }
+    : {})
+})
+
 export const adapterFor = (target: TargetConfig): Adapter => {
   switch (target.protocol) {
     case "droneengage":
@@ -129,6 +176,6 @@ export const adapterFor = (target: TargetConfig): Adapter => {
     case "chat":
       return chat(target)
     case "hydrogen":
-      throw new Error("the Hydrogen client is not part of the load generator yet")
+      return hydrogen(target)
   }
 }

@@ -71,6 +71,8 @@ export class WsConn {
   private readonly key = randomBytes(16).toString("base64")
   /** Free slot for the protocol adapter's per-connection state. */
   user: any = undefined
+  /** A slow reader: reading stops after every chunk until `pauseReading(false)`. */
+  pauseAfterChunk = false
 
   constructor(
     readonly index: number,
@@ -175,6 +177,7 @@ export class WsConn {
   }
 
   received(chunk: Buffer): void {
+    if (this.pauseAfterChunk) this.pauseReading(true)
     let data = this.inbound ? Buffer.concat([this.inbound, chunk]) : chunk
     this.inbound = undefined
     if (this.state === "connecting") {

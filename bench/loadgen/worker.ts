@@ -39,6 +39,8 @@ let sent = new Float64Array(0)
 let acks: Array<number> = []
 let delivered = 0
 let deliveredAtMark = 0
+/** Wall-clock time (ms) a slow reader was first closed, 0 while none was. */
+let firstSlowCloseAt = 0
 const latency = new Histogram()
 const closes: Record<string, number> = {}
 const slowCloses: Record<string, number> = {}
@@ -87,6 +89,7 @@ const handlers: WsHandlers = {
   },
   onClose: (conn, code, reason) => {
     const client = conn.user as Client
+    if (client.spec.slow && firstSlowCloseAt === 0) firstSlowCloseAt = Date.now()
     const tally = client.spec.slow ? slowCloses : closes
     tally[code] = (tally[code] ?? 0) + 1
     if (!client.ready) client.rejectReady?.(new Error(`closed ${code} before ready: ${reason}`))
@@ -151,17 +154,18 @@ const setup = async (message: Extract<ToWorker, { type: "setup" }>) => {
   post({ type: "ready", connected: clients.length - failed, failed, errors, connectMs })
 }
 
-/** A slow reader: its socket is paused most of the time and reads for a moment every 250 ms. */
+/** A slow reader takes one TCP chunk (at most ~64 KiB) every 500 ms and leaves the rest waiting. */
+const SLOW_READ_EVERY_MS = 500
 const startSlowReading = () => {
   if (slowTimer) return
   const slow = clients.filter((client) => client.spec.slow)
-  for (const client of slow) client.conn?.pauseReading(true)
+  for (const client of slow) {
+    client.conn!.pauseAfterChunk = true
+    client.conn!.pauseReading(true)
+  }
   slowTimer = setInterval(() => {
     for (const client of slow) client.conn?.pauseReading(false)
-    setTimeout(() => {
-      for (const client of slow) client.conn?.pauseReading(true)
-    }, 5)
-  }, 250)
+  }, SLOW_READ_EVERY_MS)
 }
 
 const countsTowardWindow = (client: Client, s: number) =>
@@ -189,6 +193,7 @@ const resetCounts = (nextRun: number) => {
   acks = Array.from({ length: senders }, () => -1)
   delivered = 0
   deliveredAtMark = 0
+  firstSlowCloseAt = 0
   latency.reset()
   for (const tally of [closes, slowCloses]) for (const key of Object.keys(tally)) delete tally[key]
 }
@@ -230,7 +235,8 @@ const report = () => {
       closes,
       slowCloses,
       sent: [...sent],
-      deliveredSinceMark: delivered - deliveredAtMark
+      deliveredSinceMark: delivered - deliveredAtMark,
+      firstSlowCloseAt
     }
   })
 }
@@ -296,6 +302,14 @@ process.on("message", (message: ToWorker) => {
         clockBase = message.clockBase
         adapter = adapterFor(message.target)
         return void churn(message.plan, message.clients).catch(fail)
+      case "release":
+        clearInterval(slowTimer)
+        for (const client of clients) {
+          if (!client.spec.slow || !client.conn) continue
+          client.conn.pauseAfterChunk = false
+          client.conn.pauseReading(false)
+        }
+        return post({ type: "released" })
       case "close":
         return closeAll()
     }

@@ -1,6 +1,6 @@
 import { type ClientSpec } from "../loadgen/Protocols.ts"
 import { LoadGenerator, type RunResult } from "../loadgen/Coordinator.ts"
-import { type RunningServer, type ServerKind, startServer } from "../lib/servers.ts"
+import { type RunningServer, type ServerKind, type ServerOptions, startServer } from "../lib/servers.ts"
 import { type Spread, spreadOf } from "../lib/stats.ts"
 
 /** Settings shared by every scenario of one `npm run bench` invocation. */
@@ -56,8 +56,8 @@ export const serverLabel: Record<string, string> = {
 }
 
 /** Starts a server, runs `body`, always stops it. */
-export const withServer = async <A>(kind: ServerKind, body: (server: RunningServer) => Promise<A>): Promise<A> => {
-  const server = await startServer(kind)
+export const withServer = async <A>(kind: ServerKind, body: (server: RunningServer) => Promise<A>, options: ServerOptions = {}): Promise<A> => {
+  const server = await startServer(kind, options)
   try {
     return await body(server)
   } finally {

@@ -1,0 +1,119 @@
+import { planGroup } from "../loadgen/Coordinator.ts"
+import { cpuBetween, openFilesLimit, rssBytes, sampleCpu } from "../lib/proc.ts"
+import type { ServerKind } from "../lib/servers.ts"
+import { spreadOf } from "../lib/stats.ts"
+import { type ResultRow, type Scenario, serverLabel, withClients, withServer } from "./common.ts"
+
+/** Heartbeats every 5 s during the idle window so that it sees two sweeps. */
+const PING_INTERVAL_MS = 5000
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+const sum = (values: ReadonlyArray<number>) => values.reduce((a, b) => a + b, 0)
+
+interface IdleRun {
+  readonly connectSeconds: number
+  readonly connectsPerSec: number
+  readonly rssKbPerConnection: number
+  readonly idleCpuPercent: number
+  readonly idleCpuUsPerConnectionSecond: number
+  readonly closedWhileIdle: number
+}
+
+/**
+ * Scenario 3: N authenticated connections (DroneEngage: login + upgrade each; others: their own
+ * handshake) held idle with heartbeats on. Server RSS per connection (RSS after minus RSS before,
+ * from /proc), CPU while idle, and the time to connect them all.
+ */
+export const idle: Scenario = {
+  id: "idle",
+  title: "Idle connection capacity",
+  run: async (context) => {
+    const rows: Array<ResultRow> = []
+    const notes: Array<string> = []
+    const skipped: Array<string> = []
+    const idleMs = context.quick ? 3000 : 10_000
+    const limit = openFilesLimit()
+    const runs = context.quick ? 1 : Math.min(2, context.runs)
+    for (const size of context.idleSizes) {
+      if (size > limit - 200) {
+        skipped.push(
+          `${size} connections: one process may open ${limit} files here (RLIMIT_NOFILE, hard limit; raising it needs CAP_SYS_RESOURCE), ` +
+            "and every server under test is one process holding a socket per connection"
+        )
+        continue
+      }
+      for (const kind of context.servers) {
+        const label = `${serverLabel[kind]} ${size} idle`
+        try {
+          const results: Array<IdleRun> = []
+          for (let i = 0; i < runs; i++) results.push(await idleRun(context, kind, size, idleMs, label, (line) => context.log(line)))
+          for (const r of results) if (r.closedWhileIdle > 0) notes.push(`${label}: ${r.closedWhileIdle} connections closed while idle`)
+          const metric = (key: keyof IdleRun) => spreadOf(results.map((r) => r[key]))
+          rows.push({
+            server: kind,
+            case: `${size} connections`,
+            metrics: {
+              connectSeconds: metric("connectSeconds"),
+              connectsPerSec: metric("connectsPerSec"),
+              rssKbPerConnection: metric("rssKbPerConnection"),
+              idleCpuPercent: metric("idleCpuPercent"),
+              idleCpuUsPerConnectionSecond: metric("idleCpuUsPerConnectionSecond")
+            }
+          })
+        } catch (error) {
+          skipped.push(`${label}: ${(error as Error).message}`)
+          context.log(`  ${label}: FAILED ${(error as Error).message}`)
+        }
+      }
+    }
+    return {
+      scenario: "idle",
+      title: idle.title,
+      settings: { sizes: context.idleSizes, idleMs, pingIntervalMs: PING_INTERVAL_MS, runs, openFilesLimit: limit },
+      rows,
+      notes,
+      skipped
+    }
+  }
+}
+
+const idleRun = (
+  context: Parameters<Scenario["run"]>[0],
+  kind: ServerKind,
+  size: number,
+  idleMs: number,
+  label: string,
+  log: (line: string) => void
+): Promise<IdleRun> =>
+  withServer(
+    kind,
+    async (server) => {
+      await sleep(1000)
+      const rssBefore = sum(server.pids.map(rssBytes))
+      context.status(`${label}: connecting`)
+      const clients = planGroup({ group: "idle", units: size, senders: 0 })
+      return withClients(context, server, clients, async (generator) => {
+        await sleep(2000)
+        const rssAfter = sum(server.pids.map(rssBytes))
+        context.status(`${label}: idle for ${idleMs / 1000} s`)
+        const from = sampleCpu(server.pids)
+        await sleep(idleMs)
+        const to = sampleCpu(server.pids)
+        const cpu = cpuBetween(from, to)
+        const { closes } = await generator.closes()
+        const result: IdleRun = {
+          connectSeconds: generator.connectMs / 1000,
+          connectsPerSec: size / (generator.connectMs / 1000),
+          rssKbPerConnection: (rssAfter - rssBefore) / 1024 / size,
+          idleCpuPercent: (cpu / (idleMs * 1000)) * 100,
+          idleCpuUsPerConnectionSecond: cpu / size / (idleMs / 1000),
+          closedWhileIdle: sum(Object.values(closes))
+        }
+        log(
+          `  ${label}: connected in ${result.connectSeconds.toFixed(1)} s, ${result.rssKbPerConnection.toFixed(2)} KB/connection, ` +
+            `idle CPU ${result.idleCpuPercent.toFixed(2)} %`
+        )
+        return result
+      })
+    },
+    { pingIntervalMs: PING_INTERVAL_MS }
+  )
