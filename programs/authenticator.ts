@@ -6,6 +6,7 @@
  */
 import { Effect, Layer, Option } from "effect"
 import { makeCommServers } from "../layers/Federation/CommServers.ts"
+import { loadTrustedKeys } from "../layers/Federation/KeyFiles.ts"
 import { runProgram } from "../layers/Program/runProgram.ts"
 import { AccessCodeHasher } from "../layers/Storage/AccessCodeHasher.ts"
 import { AccountStore } from "../layers/Storage/AccountStore.ts"
@@ -27,12 +28,14 @@ export const startAuthenticator = (config: AuthenticatorConfig) =>
     const transport = yield* Transport
     const sessions = yield* makeSessions<LoginSession>({ ttl: config.sessionTtl, sliding: config.sessionSliding })
     const rateLimiter = yield* makeRateLimiter({ max: config.loginRateLimit, window: config.loginRateWindow })
-    if (Option.isNone(config.s2sSecret)) {
-      yield* Effect.logWarning("INSECURE: authenticator.s2sSecret is not set and allowUnauthenticatedServers is on; any relay may link")
+    const trustedKeys = yield* loadTrustedKeys(config.s2sTrustedKeys)
+    if (config.allowUnauthenticatedServers) {
+      yield* Effect.logWarning("INSECURE: allowUnauthenticatedServers is on; relays that skip the challenge may link")
     }
     const commServers = yield* makeCommServers({
       serverName: "authenticator",
       secret: config.s2sSecret,
+      trustedKeys,
       allowUnauthenticated: config.allowUnauthenticatedServers,
       handshakeTimeout: config.s2sHandshakeTimeout,
       replyTimeout: config.loginReplyTimeout,

@@ -5,7 +5,8 @@
  */
 import { HttpRouter, HttpServerResponse } from "@effect/platform"
 import { Effect, Layer } from "effect"
-import { makeAuthLink, type UnitGrant } from "../layers/Federation/AuthLink.ts"
+import { challengeProver, makeAuthLink, type UnitGrant } from "../layers/Federation/AuthLink.ts"
+import { loadPrivateKey } from "../layers/Federation/KeyFiles.ts"
 import { Metrics } from "../layers/Observability/Metrics.ts"
 import { metricsResponse } from "../layers/Observability/MetricsRoute.ts"
 import { runProgram } from "../layers/Program/runProgram.ts"
@@ -49,7 +50,7 @@ export const startRelay = (config: RelayConfig) =>
       url: config.authenticatorUrl,
       serverId: config.serverId,
       version: droneEngageVersion,
-      secret: config.s2sSecret,
+      prove: challengeProver(config.serverId, config.s2sSecret, yield* loadPrivateKey(config.s2sPrivateKeyPath)),
       publicHost: config.publicHost,
       publicPort: () => config.publicPort || server.port,
       redialMax: config.redialMax,

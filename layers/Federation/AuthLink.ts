@@ -1,5 +1,13 @@
+import type { KeyObject } from "node:crypto"
 import { Deferred, type Duration, Effect, Either, Option, Queue, Redacted } from "effect"
-import { decodeAuthToRelay, encodeRelayToAuth, type InfoData, type LoginRequestData, signChallenge } from "../../src/droneengage/S2S.ts"
+import {
+  decodeAuthToRelay,
+  encodeRelayToAuth,
+  type InfoData,
+  type LoginRequestData,
+  signChallenge,
+  signChallengeEd25519
+} from "../../src/droneengage/S2S.ts"
 import type { UnitRoomsService, UnitMember } from "../Rooms/UnitRooms.ts"
 import type { LoginKeys } from "../Tokens/LoginKeys.ts"
 import { keepLinkUp, type Link } from "../Transport/ReconnectingSocket.ts"
@@ -11,13 +19,27 @@ export interface AuthLinkOptions {
   readonly url: string
   readonly serverId: string
   readonly version: string
-  readonly secret: Option.Option<Redacted.Redacted<string>>
+  /** Answers the authenticator's challenge nonce (Ed25519 key or shared secret); None: no credentials. */
+  readonly prove: Option.Option<(nonce: string) => Effect.Effect<string>>
   /** Host and port clients are told to dial (cs.g, cs.h). */
   readonly publicHost: string
   readonly publicPort: () => number
   readonly redialMax: Duration.DurationInput
   readonly keys: LoginKeys<UnitGrant>
   readonly rooms: UnitRoomsService
+}
+
+/** The relay's challenge answer: an Ed25519 signature when a private key is given, else the shared-secret HMAC. */
+export const challengeProver = (
+  serverId: string,
+  secret: Option.Option<Redacted.Redacted<string>>,
+  privateKey: Option.Option<KeyObject>
+): Option.Option<(nonce: string) => Effect.Effect<string>> => {
+  if (Option.isSome(privateKey)) {
+    const key = privateKey.value
+    return Option.some((nonce) => Effect.sync(() => signChallengeEd25519(key, nonce)))
+  }
+  return Option.map(secret, (value) => (nonce: string) => Effect.promise(() => signChallenge(Redacted.value(value), serverId, nonce)))
 }
 
 /** The relay's view of its authenticator link. */
@@ -35,7 +57,6 @@ export interface AuthLink {
 export const makeAuthLink = (options: AuthLinkOptions) =>
   Effect.gen(function* () {
     let current: { link: Link; accepted: Deferred.Deferred<void>; up: boolean } | undefined
-    const secret = Option.map(options.secret, Redacted.value)
 
     const info = Effect.map(
       options.rooms.snapshot,
@@ -83,8 +104,8 @@ export const makeAuthLink = (options: AuthLinkOptions) =>
         const frame = decoded.right
         if ("s2s_auth" in frame) {
           if (frame.s2s_auth === "ok") return yield* Deferred.succeed(current!.accepted, undefined)
-          if (Option.isNone(secret)) yield* Effect.logError("the authenticator demands credentials but relay.s2sSecret is not set")
-          const sig = Option.isSome(secret) ? yield* Effect.promise(() => signChallenge(secret.value, options.serverId, frame.nonce)) : ""
+          if (Option.isNone(options.prove)) yield* Effect.logError("the authenticator demands credentials but neither relay.s2sSecret nor relay.s2sPrivateKeyPath is set")
+          const sig = Option.isSome(options.prove) ? yield* options.prove.value(frame.nonce) : ""
           return link.send(encodeRelayToAuth({ s2s_auth: "response", id: options.serverId, sig }))
         }
         return yield* answerLogin(link, frame.d)

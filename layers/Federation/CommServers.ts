@@ -1,3 +1,4 @@
+import type { KeyObject } from "node:crypto"
 import { Data, Deferred, type Duration, Effect, Either, Option, Redacted } from "effect"
 import {
   decodeRelayToAuth,
@@ -7,7 +8,8 @@ import {
   type LoginRequestData,
   type LogoutData,
   newNonce,
-  verifyChallenge
+  verifyChallenge,
+  verifyChallengeEd25519
 } from "../../src/droneengage/S2S.ts"
 import { CloseCodes } from "../../src/transport/CloseCodes.ts"
 import { Metrics } from "../Observability/Metrics.ts"
@@ -29,6 +31,8 @@ export interface Reservation {
 export interface CommServerOptions {
   readonly serverName: string
   readonly secret: Option.Option<Redacted.Redacted<string>>
+  /** Relay server id → its Ed25519 public key; such a relay must sign the nonce with its key. */
+  readonly trustedKeys: ReadonlyMap<string, KeyObject>
   /** INSECURE compat: accept relays that skip the challenge. */
   readonly allowUnauthenticated: boolean
   readonly handshakeTimeout: Duration.DurationInput
@@ -85,6 +89,14 @@ export const makeCommServers = (options: CommServerOptions) =>
         relay.connection.send(encodeAuthToRelay({ s2s_auth: "ok" }))
       }).pipe(Effect.zipRight(Effect.logInfo(`relay ${serverId} linked`).pipe(Effect.annotateLogs("remote", relay.connection.remoteAddress))))
 
+    /** A relay with a trusted Ed25519 key must sign with it; any other proves the shared secret. */
+    const proves = (serverId: string, nonce: string, signature: string) => {
+      const publicKey = options.trustedKeys.get(serverId)
+      if (publicKey) return Effect.sync(() => verifyChallengeEd25519(publicKey, nonce, signature))
+      if (Option.isNone(secret)) return Effect.succeed(false)
+      return Effect.promise(() => verifyChallenge(secret.value, serverId, nonce, signature))
+    }
+
     const handle = (relay: Relay, text: string) =>
       Effect.gen(function* () {
         const decoded = decodeRelayToAuth(text)
@@ -95,7 +107,7 @@ export const makeCommServers = (options: CommServerOptions) =>
         const frame = decoded.right
         if ("s2s_auth" in frame) {
           if (relay.authenticated) return
-          const ok = Option.isSome(secret) && (yield* Effect.promise(() => verifyChallenge(secret.value, frame.id, relay.nonce, frame.sig)))
+          const ok = yield* proves(frame.id, relay.nonce, frame.sig)
           return yield* ok ? admit(relay, frame.id) : refuse(relay, `bad challenge signature from ${frame.id}`, CloseCodes.unauthorized)
         }
         if (!relay.authenticated) {
@@ -133,7 +145,7 @@ export const makeCommServers = (options: CommServerOptions) =>
               for (const waiting of relay.pending.values()) yield* Deferred.fail(waiting, new NoCommServer({ reason: "relay disconnected" }))
             })
           )
-          if (Option.isSome(secret)) {
+          if (Option.isSome(secret) || options.trustedKeys.size > 0) {
             connection.send(encodeAuthToRelay({ s2s_auth: "challenge", nonce: relay.nonce }))
             yield* Effect.sleep(options.handshakeTimeout).pipe(
               Effect.zipRight(Effect.suspend(() => (relay.authenticated ? Effect.void : refuse(relay, "no challenge response in time", CloseCodes.handshakeTimeout)))),

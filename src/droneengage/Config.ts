@@ -1,4 +1,4 @@
-import { Config, Duration, Option, Redacted } from "effect"
+import { Config, Duration, HashMap, Option, Redacted } from "effect"
 import { type SocketLimits, SocketLimitsConfig } from "../transport/SocketLimits.ts"
 
 /** Typed configuration of the two DroneEngage programs; every key is documented in docs/droneengage.md. */
@@ -55,6 +55,8 @@ export interface AuthenticatorConfig {
   readonly s2sPort: number
   readonly s2sHostname: string
   readonly s2sSecret: Option.Option<Redacted.Redacted<string>>
+  /** Relay server id → path of its Ed25519 public key (PEM), as in the newer originals. */
+  readonly s2sTrustedKeys: ReadonlyMap<string, string>
   /** INSECURE compat switch: accept relays that do not answer the challenge. Off by default. */
   readonly allowUnauthenticatedServers: boolean
   readonly s2sHandshakeTimeout: Duration.Duration
@@ -75,6 +77,10 @@ export const AuthenticatorConfig: Config.Config<AuthenticatorConfig> = Config.al
   s2sPort: port("s2sPort", 19001),
   s2sHostname: Config.string("s2sHostname").pipe(Config.withDefault("0.0.0.0")),
   s2sSecret: secret,
+  s2sTrustedKeys: Config.hashMap(Config.string(), "s2sTrustedKeys").pipe(
+    Config.withDefault(HashMap.empty<string, string>()),
+    Config.map((keys) => new Map(HashMap.toEntries(keys)))
+  ),
   allowUnauthenticatedServers: Config.boolean("allowUnauthenticatedServers").pipe(Config.withDefault(false)),
   s2sHandshakeTimeout: millis("s2sHandshakeTimeoutMs", 8_000),
   loginReplyTimeout: millis("loginReplyTimeoutMs", 15_000),
@@ -85,8 +91,8 @@ export const AuthenticatorConfig: Config.Config<AuthenticatorConfig> = Config.al
   s2sLimits: Config.nested(SocketLimitsConfig({ maxPayloadBytes: 4 * 1024 * 1024 }), "s2s")
 }).pipe(
   Config.validate({
-    message: "s2sSecret is required unless allowUnauthenticatedServers is true (insecure)",
-    validation: (config) => Option.isSome(config.s2sSecret) || config.allowUnauthenticatedServers
+    message: "s2sSecret or s2sTrustedKeys is required unless allowUnauthenticatedServers is true (insecure)",
+    validation: (config) => Option.isSome(config.s2sSecret) || config.s2sTrustedKeys.size > 0 || config.allowUnauthenticatedServers
   }),
   Config.nested("authenticator")
 )
@@ -101,6 +107,8 @@ export interface RelayConfig {
   readonly tls: Tls | undefined
   readonly authenticatorUrl: string
   readonly s2sSecret: Option.Option<Redacted.Redacted<string>>
+  /** Ed25519 private key (PEM) proving this relay's id; preferred over s2sSecret when set. */
+  readonly s2sPrivateKeyPath: Option.Option<string>
   readonly loginKeyTtl: Duration.Duration
   readonly redialMax: Duration.Duration
   readonly limits: SocketLimits
@@ -115,6 +123,7 @@ export const RelayConfig: Config.Config<RelayConfig> = Config.all({
   tls,
   authenticatorUrl: Config.string("authenticatorUrl").pipe(Config.withDefault("ws://127.0.0.1:19001")),
   s2sSecret: secret,
+  s2sPrivateKeyPath: Config.option(Config.string("s2sPrivateKeyPath")),
   loginKeyTtl: millis("loginKeyTtlMs", 10_000),
   redialMax: millis("redialMaxMs", 2_000),
   limits: SocketLimitsConfig()

@@ -1,3 +1,4 @@
+import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from "node:crypto"
 import { Schema } from "effect"
 import { ActorType } from "./Wire.ts"
 
@@ -82,6 +83,22 @@ export const verifyChallenge = async (secret: string, serverId: string, nonce: s
   const given = Buffer.from(signature, "base64")
   // subtle.verify compares in constant time.
   return crypto.subtle.verify("HMAC", key, given, encoder.encode(`switchboard-s2s:${serverId}:${nonce}`))
+}
+
+/** A PEM public key (for Ed25519 challenge checks); throws on a malformed key. */
+export const publicKeyFromPem = (pem: string): KeyObject => createPublicKey(pem)
+export const privateKeyFromPem = (pem: string): KeyObject => createPrivateKey(pem)
+
+/** The newer originals' challenge proof: base64 Ed25519 signature of the nonce's UTF-8 bytes. */
+export const signChallengeEd25519 = (privateKey: KeyObject, nonce: string): string =>
+  sign(null, Buffer.from(nonce), privateKey).toString("base64")
+
+export const verifyChallengeEd25519 = (publicKey: KeyObject, nonce: string, signature: string): boolean => {
+  try {
+    return verify(null, Buffer.from(nonce), publicKey, Buffer.from(signature, "base64"))
+  } catch {
+    return false
+  }
 }
 
 /** 32 random bytes as 64 hex chars, as the original's challenge nonce. */

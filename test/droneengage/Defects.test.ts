@@ -15,7 +15,7 @@ describe("defects of the original DroneEngage servers, closed", () => {
     Effect.gen(function* () {
       const empty = ConfigProvider.fromJson({})
       const result = yield* Effect.either(Effect.withConfigProvider(AuthenticatorConfig, empty))
-      expect(Either.isLeft(result) && String(result.left)).toContain("s2sSecret is required unless allowUnauthenticatedServers is true")
+      expect(Either.isLeft(result) && String(result.left)).toContain("s2sSecret or s2sTrustedKeys is required unless allowUnauthenticatedServers is true")
       const strict = yield* Effect.withConfigProvider(AuthenticatorConfig, ConfigProvider.fromJson({ authenticator: { s2sSecret: "0123456789abcdef-secret" } }))
       expect(strict.allowUnauthenticatedServers).toBe(false)
       expect(String(strict.s2sSecret)).not.toContain("0123456789abcdef")

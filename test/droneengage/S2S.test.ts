@@ -1,4 +1,8 @@
 import { describe, expect } from "bun:test"
+import { generateKeyPairSync } from "node:crypto"
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { Effect, Exit, Fiber, Option, Redacted, Scope, TestClock } from "effect"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
 import { startAuthenticator } from "../../programs/authenticator.ts"
@@ -68,6 +72,32 @@ describe("DroneEngage server-to-server link", () => {
       yield* settle(300)
       expect(auth.commServers.status()).toEqual([])
       expect((yield* post(`${auth.http.url}/w/wl`, { acc: "alpha", pwd: "alpha-code" })).body.e).toBe(5)
+    }).pipe(Effect.provide(TestServices)))
+
+  it.live("Ed25519 as in the newer originals: a relay signing with a trusted key links, another key is refused", () =>
+    Effect.gen(function* () {
+      yield* seedAccounts
+      const dir = mkdtempSync(join(tmpdir(), "de-ed25519-"))
+      const write = (name: string) => {
+        const pair = generateKeyPairSync("ed25519")
+        writeFileSync(join(dir, `${name}.pub.pem`), pair.publicKey.export({ type: "spki", format: "pem" }))
+        writeFileSync(join(dir, `${name}.pem`), pair.privateKey.export({ type: "pkcs8", format: "pem" }))
+        return { publicPath: join(dir, `${name}.pub.pem`), privatePath: join(dir, `${name}.pem`) }
+      }
+      const trusted = write("trusted")
+      const stranger = write("stranger")
+      const auth = yield* startAuthenticator(
+        authenticatorConfig({ s2sSecret: Option.none(), s2sTrustedKeys: new Map([["relay-ed", trusted.publicPath]]) })
+      )
+      const relayWith = (privatePath: string, serverId: string) =>
+        startRelay(relayConfig(auth.s2s.port, { serverId, s2sSecret: Option.none(), s2sPrivateKeyPath: Option.some(privatePath) })).pipe(Effect.provide(relayLayer))
+      yield* relayWith(stranger.privatePath, "relay-ed")
+      yield* settle(200)
+      expect(auth.commServers.status()).toEqual([])
+      const relay = yield* relayWith(trusted.privatePath, "relay-ed")
+      yield* eventually(() => auth.commServers.status().some((s) => s.serverId === "relay-ed" && s.online), "trusted relay linked")
+      const stack = { authUrl: auth.http.url, authenticator: auth, relay }
+      expect((yield* login(stack, "alpha", "g")).body.cs.h).toBe(relay.server.port)
     }).pipe(Effect.provide(TestServices)))
 
   it.live("INSECURE compat flag (off by default) admits an original relay that skips the challenge", () =>

@@ -1,8 +1,18 @@
 import { describe, expect, test } from "bun:test"
+import { generateKeyPairSync } from "node:crypto"
 import { Arbitrary, Either, FastCheck, Schema } from "effect"
 import { decodeBody, LoginBody, ManagementBody, parseBody } from "../../src/droneengage/Api.ts"
 import { Agents, Everyone, Gcs, route, topicFor, topicsOf, Unit, validLoginKey, validUnitName } from "../../src/droneengage/Routing.ts"
-import { AuthToRelay, decodeAuthToRelay, decodeRelayToAuth, RelayToAuth, signChallenge, verifyChallenge } from "../../src/droneengage/S2S.ts"
+import {
+  AuthToRelay,
+  decodeAuthToRelay,
+  decodeRelayToAuth,
+  RelayToAuth,
+  signChallenge,
+  signChallengeEd25519,
+  verifyChallenge,
+  verifyChallengeEd25519
+} from "../../src/droneengage/S2S.ts"
 import { encodeBinaryFrame, Envelope, errorReply, parseFrame, welcome } from "../../src/droneengage/Wire.ts"
 
 // "__proto__" keys are dropped by decoding on purpose (see the prototype test below).
@@ -111,6 +121,17 @@ describe("DroneEngage server-to-server frames", () => {
       })
     )
     expect(Either.isLeft(decodeRelayToAuth('{"c":"b","d":{"r":"1"}}'))).toBe(true)
+  })
+
+  test("Ed25519 challenge signatures verify only with the matching key and nonce", () => {
+    const { publicKey, privateKey } = generateKeyPairSync("ed25519")
+    const other = generateKeyPairSync("ed25519")
+    const nonce = "ab".repeat(32)
+    const sig = signChallengeEd25519(privateKey, nonce)
+    expect(verifyChallengeEd25519(publicKey, nonce, sig)).toBe(true)
+    expect(verifyChallengeEd25519(other.publicKey, nonce, sig)).toBe(false)
+    expect(verifyChallengeEd25519(publicKey, "cd".repeat(32), sig)).toBe(false)
+    expect(verifyChallengeEd25519(publicKey, nonce, "garbage")).toBe(false)
   })
 
   test("challenge signatures verify only with the same secret, server id and nonce", async () => {
