@@ -47,7 +47,7 @@ export const startHydrogen = (settings: HydrogenSettings) =>
     const acks = makeAckTracker(settings, metrics)
     const channels = yield* makeChannels({ settings, store, metrics, acks, server: () => server })
     const sessions = yield* makeSessions({ settings, channels, acks, metrics })
-    const status = makeStatus(settings, yield* Clock.currentTimeMillis)
+    const status = makeStatus(settings, yield* Clock.currentTimeMillis, () => server?.port ?? settings.port)
     const rateLimits = yield* makeRateLimits(settings, metrics)
     const states = makeConnectionStates(metrics)
     const handlers = makeHandlers({ channels, sessions, status })

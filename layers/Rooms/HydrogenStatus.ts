@@ -17,7 +17,7 @@ const hostInfo = (): HostInfo => ({
 })
 
 /** The counters of the legacy status reply and the periodic status events of the "system" channel. */
-export const makeStatus = (settings: HydrogenSettings, startedAt: number) => {
+export const makeStatus = (settings: HydrogenSettings, startedAt: number, listeningPort: () => number) => {
   const counters: StatusCounters = { startedAt, activeConnections: 0, totalConnections: 0, totalRequests: 0, shuttingDown: false }
   const info: ServiceInfo = {
     serverVersion,
@@ -26,7 +26,9 @@ export const makeStatus = (settings: HydrogenSettings, startedAt: number) => {
     services: {
       websocket: {
         protocol: settings.protocol,
-        port: settings.port,
+        get port() {
+          return listeningPort()
+        },
         secure: settings.secureMode === "tls",
         authRequired: settings.authRequired,
         maxConnections: settings.maxConnections,

@@ -111,6 +111,7 @@ describe("hydrogen messages", () => {
       expect(status.status.totalRequests).toBeGreaterThanOrEqual(1)
       expect(typeof status.status.uptime).toBe("number")
       expect(status.enabledServices).toContain("websocket")
+      expect(status.services.websocket.port).toBe(hydrogen.server.port)
       const admin = yield* connectHydrogen(hydrogen, adminKey)
       yield* admin.send(JSON.stringify({ type: "status" }))
       const full = yield* admin.nextJson()
