@@ -53,7 +53,6 @@ export const startHydrogen = (settings: HydrogenSettings) =>
     const handlers = makeHandlers({ channels, sessions, status })
     const websocket = makeHydrogenProtocol({ settings, authenticate, rateLimits, sessions, acks, handlers, status, states, metrics })
     const http = makeHttpApp({ settings, authenticate, channels, status, tokens, metrics, sessionCount: sessions.count })
-    yield* Effect.addFinalizer(() => Effect.sync(() => void (status.counters.shuttingDown = true)))
     server = yield* transport.serve({
       name: "hydrogen",
       port: settings.port,
@@ -63,6 +62,8 @@ export const startHydrogen = (settings: HydrogenSettings) =>
       http,
       websocket
     })
+    // Registered after serve, so it runs first on shutdown: status replies during the drain say so.
+    yield* Effect.addFinalizer(() => Effect.sync(() => void (status.counters.shuttingDown = true)))
     yield* status.broadcastPeriodically(channels)
     return server
   })

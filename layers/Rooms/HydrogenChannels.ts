@@ -218,11 +218,15 @@ export const makeChannels = (deps: {
       else channel.perClient.add(session)
     }
 
+    /** Sends history entries (filtered like live events); returns how many were sent. */
     const replayTo = (session: Session, subscription: Subscription, entries: ReadonlyArray<StreamEntry>, epochJson: string) => {
+      let sent = 0
       for (const entry of entries) {
         if (subscription.filter && !matches(subscription.filter, (JSON.parse(entry.payload) as { data: unknown }).data)) continue
-        if (session.send(sequencedEvent(entry.payload, entry.seq, epochJson))) perClientSends.inc()
+        if (session.send(sequencedEvent(entry.payload, entry.seq, epochJson))) sent++
       }
+      perClientSends.inc(sent)
+      return sent
     }
 
     const outcomeFor = (recover: RecoverFrom, position: { epoch: string; first: number; last: number }): RecoveryOutcome | undefined => {
@@ -274,8 +278,7 @@ export const makeChannels = (deps: {
                 if (entries.length > 0 && entries[0]!.seq !== recover.seq + 1) {
                   recovery = { recovered: false, reason: "history_trimmed", first: position.first, last: position.last }
                 } else {
-                  replayTo(session, subscription, entries, epochJson)
-                  recovery = { recovered: true, replayed: entries.length }
+                  recovery = { recovered: true, replayed: replayTo(session, subscription, entries, epochJson) }
                 }
               }
               recoveries.inc({ outcome: recovery.recovered ? "recovered" : recovery.reason })

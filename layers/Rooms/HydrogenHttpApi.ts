@@ -80,8 +80,9 @@ export const makeHttpApp = (deps: {
   const body = <A, I>(schema: Schema.Schema<A, I>) =>
     Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
-      const text = yield* request.text.pipe(Effect.orElseSucceed(() => ""))
-      if (Buffer.byteLength(text) > settings.limits.maxPayloadBytes) {
+      const declared = Number(request.headers["content-length"] ?? 0)
+      const text = declared > settings.limits.maxPayloadBytes ? "" : yield* request.text.pipe(Effect.orElseSucceed(() => ""))
+      if (declared > settings.limits.maxPayloadBytes || Buffer.byteLength(text) > settings.limits.maxPayloadBytes) {
         return yield* protocolError(ErrorCodes.messageTooLarge, `bodies are limited to ${settings.limits.maxPayloadBytes} bytes`)
       }
       let json: unknown

@@ -98,6 +98,22 @@ describe("hydrogen guaranteed delivery", () => {
       expect((yield* client.nextJson()).seq).toBe(13)
     }))
 
+  it.live("a filtered subscription on a reliable channel recovers only the matching events", () =>
+    Effect.gen(function* () {
+      const hydrogen = yield* startTestHydrogen()
+      const client = yield* connectHydrogen(hydrogen, readerKey)
+      const start = yield* ok(client, "subscriptions", "subscribe", { channel: "orders", filter: { n: { gte: 3 } } })
+      client.socket.close()
+      yield* eventually(() => hydrogen.server.connectionCount() === 0, "closed")
+      yield* publishOrders(hydrogen, 1, 5)
+      const back = yield* connectHydrogen(hydrogen, readerKey)
+      const { response, events } = yield* command(back, "system", "resume", { session: start.session, positions: { orders: { epoch: start.epoch, seq: 0 } } })
+      expect(events.map((e) => e.data.n)).toEqual([3, 4, 5])
+      expect(response.data.channels.orders.recovery).toEqual({ recovered: true, replayed: 3 })
+      yield* publishOrders(hydrogen, 6, 6)
+      expect((yield* back.nextJson()).data.n).toBe(6)
+    }))
+
   it.effect("sessions end after the recovery window; unacked events are then undeliverable (TestClock)", () =>
     Effect.gen(function* () {
       const hydrogen = yield* startTestHydrogen({ recoveryWindow: Duration.seconds(30), ackRetryInterval: Duration.seconds(5) })
