@@ -6,7 +6,7 @@ import { ErrorCode } from "./Wire.ts"
 /** Form bodies carry strings, JSON bodies may carry numbers: both become trimmed strings. */
 const Text = (max: number) =>
   Schema.Union(Schema.String, Schema.Number.pipe(Schema.finite())).pipe(
-    Schema.transform(Schema.String, { strict: true, decode: (value) => String(value).trim(), encode: (value) => value }),
+    Schema.transform(Schema.Trimmed, { strict: true, decode: (value) => String(value).trim(), encode: (value) => value }),
     Schema.maxLength(max)
   )
 

@@ -110,7 +110,13 @@ describe("DroneEngage server-to-server frames", () => {
     const roundTrip = <A>(schema: Schema.Schema<A, string>) => {
       const encode = Schema.encodeSync(schema)
       const decode = Schema.decodeUnknownSync(schema)
-      FastCheck.assert(FastCheck.property(Arbitrary.make(Schema.typeSchema(schema)), (frame) => expect(decode(encode(frame))).toEqual(frame)))
+      FastCheck.assert(
+        FastCheck.property(Arbitrary.make(Schema.typeSchema(schema)), (frame) => {
+          // Decoding drops "__proto__" keys on purpose (see the client frame test).
+          FastCheck.pre(!JSON.stringify(frame).includes('"__proto__"'))
+          expect(decode(encode(frame))).toEqual(frame)
+        })
+      )
     }
     roundTrip(RelayToAuth)
     roundTrip(AuthToRelay)
@@ -158,6 +164,24 @@ describe("DroneEngage HTTP bodies", () => {
     expect(Either.getOrThrow(decodeBody(ManagementBody, { scm: "c", acc: "x", prm: "0x11" })).prm).toBe(0x11)
     expect(Either.isLeft(decodeBody(ManagementBody, { scm: "c", prm: "0x1ffffffff" }))).toBe(true)
   })
+  test("login and management bodies round-trip through JSON and form encoding", () => {
+    const viaJson = <A, I>(schema: Schema.Schema<A, I>) =>
+      FastCheck.assert(
+        FastCheck.property(Arbitrary.make(Schema.typeSchema(schema)), (value) => {
+          const json = JSON.stringify(Schema.encodeSync(schema)(value))
+          expect(Either.getOrThrow(decodeBody(schema, Either.getOrThrow(parseBody("application/json", json))))).toEqual(value)
+        })
+      )
+    viaJson(LoginBody)
+    viaJson(ManagementBody)
+    FastCheck.assert(
+      FastCheck.property(Arbitrary.make(Schema.typeSchema(LoginBody)), (value) => {
+        const form = new URLSearchParams(Object.entries(value).filter(([, v]) => v !== undefined) as Array<[string, string]>).toString()
+        expect(Either.getOrThrow(decodeBody(LoginBody, Either.getOrThrow(parseBody("application/x-www-form-urlencoded", form))))).toEqual(value)
+      })
+    )
+  })
+
   test("login body decoding never throws on arbitrary input", () => {
     FastCheck.assert(FastCheck.property(FastCheck.anything(), (value) => void decodeBody(LoginBody, value)))
   })
