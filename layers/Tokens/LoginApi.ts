@@ -1,4 +1,4 @@
-import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { HttpMiddleware, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect, Either, Option, type Schema } from "effect"
 import {
   decodeBody,
@@ -207,5 +207,7 @@ export const makeLoginApi = (options: LoginApiOptions) =>
         HttpRouter.get("/metrics", metricsResponse.pipe(Effect.provideService(Metrics, metrics)))
       )
     )
-    return router.pipe(Effect.catchTag("RouteNotFound", (error) => Effect.succeed(notFound(error.request))))
+    // Browser GCS pages live on another origin; like the original (express cors()), allow any:
+    // the API authenticates by body fields, never by cookies.
+    return router.pipe(Effect.catchTag("RouteNotFound", (error) => Effect.succeed(notFound(error.request))), HttpMiddleware.cors())
   })

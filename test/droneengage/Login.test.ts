@@ -30,6 +30,30 @@ describe("DroneEngage login → key → connect", () => {
       expect(form.body).toMatchObject({ e: 0, cm: "/al" })
     }).pipe(Effect.provide(TestServices)))
 
+  it.live("a browser GCS on another origin may call the API (CORS as the original's express cors())", () =>
+    Effect.gen(function* () {
+      yield* seedAccounts
+      const stack = yield* startStack()
+      const preflight = yield* Effect.promise(() =>
+        fetch(`${stack.authUrl}/w/wl/`, {
+          method: "OPTIONS",
+          headers: { origin: "http://gcs.example", "access-control-request-method": "POST", "access-control-request-headers": "content-type" }
+        })
+      )
+      expect(preflight.status).toBe(204)
+      expect(preflight.headers.get("access-control-allow-origin")).toBe("*")
+      expect(preflight.headers.get("access-control-allow-methods")).toContain("POST")
+      const response = yield* Effect.promise(() =>
+        fetch(`${stack.authUrl}/w/wl/`, {
+          method: "POST",
+          headers: { origin: "http://gcs.example", "content-type": "application/x-www-form-urlencoded; charset=UTF-8" },
+          body: "acc=alpha&pwd=alpha-code&gr=1&app=andruav&ver=1&ex=Andruav&at=g"
+        })
+      )
+      expect(response.headers.get("access-control-allow-origin")).toBe("*")
+      expect(((yield* Effect.promise(() => response.json())) as any).e).toBe(0)
+    }).pipe(Effect.provide(TestServices)))
+
   it.live("wrong code, unknown account, missing permission, disabled account", () =>
     Effect.gen(function* () {
       yield* seedAccounts
