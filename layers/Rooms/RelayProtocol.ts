@@ -59,6 +59,8 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
       open: (connection) =>
         Effect.gen(function* () {
           const { member, instanceLimit } = connection.data
+          // Welcome first, so it is always the unit's first frame, before any room traffic.
+          connection.send(welcome(connection.remoteAddress))
           const entered = yield* Effect.either(rooms.enter(member, connection, instanceLimit))
           if (Either.isLeft(entered)) {
             // Another connect of this account won the race for the last slot.
@@ -67,7 +69,6 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
           }
           const seat = entered.right
           yield* Effect.addFinalizer(() => rooms.exit(seat).pipe(Effect.zipRight(Effect.sync(() => options.onLeft(member)))))
-          connection.send(welcome(connection.remoteAddress))
           return { onMessage: (message) => Effect.suspend(() => handle(seat, connection, message)) }
         })
     }
