@@ -1,4 +1,4 @@
-import { Effect, FiberMap, Schedule } from "effect"
+import { Clock, Duration, Effect, Schedule } from "effect"
 import type { HydrogenSettings } from "../../src/hydrogen/Config.ts"
 import type { Metrics } from "../Observability/Metrics.ts"
 import type { PendingAck, Session } from "./HydrogenSession.ts"
@@ -6,14 +6,18 @@ import type { PendingAck, Session } from "./HydrogenSession.ts"
 /**
  * Guaranteed delivery for events sent with ack required: each is resent on a Schedule until the
  * client acks it or AckMaxAttempts sends went unanswered; then it is reported undeliverable
- * (metric + warning). Attempts count only sends that reached a socket: while a session is
- * detached its events wait for the client to resume, or for the session to expire.
+ * (metric + warning). One sweep fiber per session with pending events (every half AckRetryMs)
+ * resends what has waited AckRetryMs, so tracking an event costs a Map entry, not a fiber.
+ * Attempts count only sends that reached a socket: while a session is detached its events wait
+ * for the client to resume, or for the session to expire.
  */
 export const makeAckTracker = (settings: HydrogenSettings, metrics: typeof Metrics.Service) => {
   const pendingGauge = metrics.gauge("switchboard_hydrogen_acks_pending", "Events waiting for an ack")
   const redelivered = metrics.counter("switchboard_hydrogen_redeliveries_total", "Events resent because no ack came")
   const acked = metrics.counter("switchboard_hydrogen_acks_total", "Events acknowledged by clients")
   const undeliverable = metrics.counter("switchboard_hydrogen_undeliverable_total", "Events given up on without an ack", ["reason"])
+  const retryMillis = Duration.toMillis(settings.ackRetryInterval)
+  const sweeping = new WeakSet<Session>()
 
   const giveUp = (session: Session, entry: PendingAck, reason: string) =>
     Effect.suspend(() => {
@@ -25,56 +29,72 @@ export const makeAckTracker = (settings: HydrogenSettings, metrics: typeof Metri
       )
     })
 
-  /** One scheduled step: resend, or give up once the attempts are spent. */
-  const step = (session: Session, entry: PendingAck) =>
-    Effect.suspend(() => {
-      if (!session.pending.has(entry.id)) return Effect.succeed(false)
-      if (entry.attempts >= settings.ackMaxAttempts) return giveUp(session, entry, "no_ack").pipe(Effect.as(false))
-      if (session.send(entry.text)) {
-        entry.attempts++
-        redelivered.inc()
+  /** Resends what waited a full interval, gives up on what used all its attempts; false when nothing is left. */
+  const sweep = (session: Session) =>
+    Effect.gen(function* () {
+      const now = yield* Clock.currentTimeMillis
+      for (const entry of [...session.pending.values()]) {
+        if (now - entry.sentAt < retryMillis) continue
+        if (entry.attempts >= settings.ackMaxAttempts) {
+          yield* giveUp(session, entry, "no_ack")
+        } else if (session.send(entry.text)) {
+          entry.attempts++
+          entry.sentAt = now
+          redelivered.inc()
+        }
       }
-      return Effect.succeed(true)
+      if (session.pending.size > 0) return true
+      sweeping.delete(session)
+      return false
     })
 
-  const redeliver = (session: Session, entry: PendingAck) =>
-    Effect.repeat(step(session, entry), {
-      schedule: Schedule.spaced(settings.ackRetryInterval),
-      while: (again) => again
-    }).pipe(Effect.delay(settings.ackRetryInterval), Effect.asVoid)
+  const startSweeping = (session: Session) => {
+    if (sweeping.has(session)) return
+    sweeping.add(session)
+    session.runRedelivery("acks", Effect.repeat(sweep(session), {
+      schedule: Schedule.spaced(Duration.millis(retryMillis / 2)),
+      while: (more) => more
+    }).pipe(Effect.delay(Duration.millis(retryMillis / 2)), Effect.asVoid))
+  }
 
   return {
-    /** Sends (if attached) and starts tracking; called synchronously from delivery. */
-    track: (session: Session, id: string, channel: string, seq: number | undefined, text: string) => {
+    /**
+     * Starts tracking an event for a session (synchronously, from delivery). `sent`: it already
+     * went out through the native topic; otherwise it is sent here when the session is attached.
+     */
+    track: (session: Session, id: string, channel: string, seq: number | undefined, text: string, sent: boolean, now: number) => {
       if (session.pending.has(id)) return
-      const entry: PendingAck = { id, channel, seq, text, attempts: session.send(text) ? 1 : 0 }
-      session.pending.set(id, entry)
+      const delivered = sent ? session.connection !== undefined : session.send(text)
+      session.pending.set(id, { id, channel, seq, text, attempts: delivered ? 1 : 0, sentAt: now })
       pendingGauge.inc()
-      session.runRedelivery(id, redeliver(session, entry))
+      startSweeping(session)
     },
-    ack: (session: Session, id: string) =>
-      Effect.suspend(() => {
-        if (!session.pending.delete(id)) return Effect.void
-        pendingGauge.dec()
-        acked.inc()
-        return FiberMap.remove(session.redeliveries, id)
-      }),
+    ack: (session: Session, id: string) => {
+      if (!session.pending.delete(id)) return
+      pendingGauge.dec()
+      acked.inc()
+    },
     /**
      * After a resume: events the client reports as seen (seq at or below its position) count as
-     * acked, events that the replay resends wait for their next retry, the rest go out now.
+     * acked, events that the replay resent wait for their next retry, the rest go out now.
      */
     resumed: (session: Session, seen: ReadonlyMap<string, number>, replayed: ReadonlySet<string>) =>
-      Effect.forEach([...session.pending.values()], (entry) => {
-        const position = seen.get(entry.channel)
-        if (entry.seq !== undefined && position !== undefined && entry.seq <= position) {
-          session.pending.delete(entry.id)
-          pendingGauge.dec()
-          acked.inc()
-          return FiberMap.remove(session.redeliveries, entry.id)
+      Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        for (const entry of [...session.pending.values()]) {
+          const position = seen.get(entry.channel)
+          if (entry.seq !== undefined && position !== undefined && entry.seq <= position) {
+            session.pending.delete(entry.id)
+            pendingGauge.dec()
+            acked.inc()
+          } else if (entry.seq !== undefined && replayed.has(entry.channel)) {
+            entry.sentAt = now
+          } else if (session.send(entry.text)) {
+            entry.attempts++
+            entry.sentAt = now
+          }
         }
-        if (!(entry.seq !== undefined && replayed.has(entry.channel)) && session.send(entry.text)) entry.attempts++
-        return Effect.void
-      }, { discard: true }),
+      }),
     /** The session ended: whatever is still pending is undeliverable. */
     abandonAll: (session: Session, reason: string) =>
       Effect.forEach([...session.pending.values()], (entry) => giveUp(session, entry, reason), { discard: true })

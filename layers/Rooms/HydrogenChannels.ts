@@ -124,17 +124,20 @@ export const makeChannels = (deps: {
 
     // --- delivery (synchronous, inside the lock) ---
 
+    let deliveryTime = 0
     const toOne = (session: Session, subscription: Subscription, item: Prepared) => {
       if (subscription.filter && !matches(subscription.filter, item.publication.data)) return
-      if (item.publication.ack) acks.track(session, item.id, item.channel.name, item.seq, item.text)
+      if (item.publication.ack) acks.track(session, item.id, item.channel.name, item.seq, item.text, false, deliveryTime)
       else if (session.send(item.text)) perClientSends.inc()
     }
+    /** One native publish; events with ack required are then tracked for every native member (a Map entry each). */
     const toNative = (item: Prepared) => {
       const channel = item.channel
+      deps.server()?.publish(channel.topic, item.text)
       if (item.publication.ack) {
-        for (const [session, subscription] of channel.members) if (subscription.native) toOne(session, subscription, item)
-      } else {
-        deps.server()?.publish(channel.topic, item.text)
+        for (const [session, subscription] of channel.members) {
+          if (subscription.native) acks.track(session, item.id, channel.name, item.seq, item.text, true, deliveryTime)
+        }
       }
     }
     const toPerClient = (item: Prepared, only: Priority | undefined) => {
@@ -144,7 +147,8 @@ export const makeChannels = (deps: {
       }
     }
     /** High events to everyone; then normal events to high-priority subscribers; then the rest. */
-    const deliver = (batch: ReadonlyArray<Prepared>) => {
+    const deliver = (batch: ReadonlyArray<Prepared>, now: number) => {
+      deliveryTime = now
       for (const item of batch) {
         if (item.publication.priority === "high") {
           toNative(item)
@@ -191,7 +195,8 @@ export const makeChannels = (deps: {
       const high: Array<Queued> = []
       const normal: Array<Queued> = []
       for (const queued of [first, ...rest]) (queued.publication.priority === "high" ? high : normal).push(queued)
-      const now = new Date(yield* Clock.currentTimeMillis).toISOString()
+      const nowMillis = yield* Clock.currentTimeMillis
+      const now = new Date(nowMillis).toISOString()
       yield* lock.withPermits(1)(
         Effect.gen(function* () {
           const batch: Array<Prepared & { readonly result: Published; readonly done: Queued["done"] }> = []
@@ -199,7 +204,7 @@ export const makeChannels = (deps: {
             const item = yield* prepare(queued, now)
             if (item) batch.push({ ...item, done: queued.done })
           }
-          deliver(batch)
+          deliver(batch, nowMillis)
           for (const item of batch) Deferred.unsafeDone(item.done, Effect.succeed(item.result))
         })
       )

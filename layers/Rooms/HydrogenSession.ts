@@ -27,6 +27,8 @@ export interface PendingAck {
   readonly seq: number | undefined
   readonly text: string
   attempts: number
+  /** When it was last sent (or queued for a detached session). */
+  sentAt: number
 }
 
 /**
@@ -42,8 +44,8 @@ export class Session {
     readonly id: string,
     readonly identity: Identity,
     connection: HydrogenConnection,
-    /** Redelivery fibers, one per pending event id; they end with the session. */
-    readonly redeliveries: FiberMap.FiberMap<string>,
+    /** Fibers of the session (ack redelivery); they end with the session. */
+    readonly fibers: FiberMap.FiberMap<string>,
     readonly runRedelivery: (id: string, effect: Effect.Effect<void>) => void,
     readonly end: Effect.Effect<void>
   ) {

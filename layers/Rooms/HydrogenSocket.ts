@@ -195,7 +195,7 @@ export const makeHydrogenProtocol = (deps: {
             case "status":
               return send(JSON.stringify(yield* status.snapshot(identity)))
             case "ack":
-              return yield* acks.ack(session, inbound.id)
+              return acks.ack(session, inbound.id)
             case "command":
               return yield* runCommand(inbound, now)
           }

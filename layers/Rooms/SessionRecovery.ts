@@ -37,9 +37,9 @@ export const makeSessions = (deps: {
     const create = (identity: Identity, connection: HydrogenConnection) =>
       Effect.gen(function* () {
         const scope = yield* Scope.fork(serverScope, ExecutionStrategy.sequential)
-        const redeliveries = yield* FiberMap.make<string>().pipe(Scope.extend(scope))
-        const run = yield* FiberMap.runtime(redeliveries)<never>().pipe(Scope.extend(scope))
-        const session = new Session(crypto.randomUUID(), identity, connection, redeliveries, (id, effect) => void run(id, effect), Scope.close(scope, Exit.void))
+        const fibers = yield* FiberMap.make<string>().pipe(Scope.extend(scope))
+        const run = yield* FiberMap.runtime(fibers)<never>().pipe(Scope.extend(scope))
+        const session = new Session(crypto.randomUUID(), identity, connection, fibers, (key, effect) => void run(key, effect), Scope.close(scope, Exit.void))
         sessions.set(session.id, session)
         sessionGauge.inc()
         return session
