@@ -11,7 +11,7 @@ import { runProgram } from "../layers/Program/runProgram.ts"
 import { makeAckTracker } from "../layers/Rooms/AckTracker.ts"
 import { makeConnectionStates } from "../layers/Rooms/ConnectionStates.ts"
 import { makeChannels } from "../layers/Rooms/HydrogenChannels.ts"
-import { makeHandlers } from "../layers/Rooms/HydrogenHandlers.ts"
+import { type ExtraHandlers, makeHandlers } from "../layers/Rooms/HydrogenHandlers.ts"
 import { makeHttpApp } from "../layers/Rooms/HydrogenHttpApi.ts"
 import { makeHydrogenProtocol } from "../layers/Rooms/HydrogenSocket.ts"
 import { makeStatus } from "../layers/Rooms/HydrogenStatus.ts"
@@ -32,8 +32,8 @@ const configuredKeys = (settings: HydrogenSettings) =>
     ? [...settings.apiKeys, { name: "legacy-key", key: settings.legacyKey, hash: Option.none(), permissions: ["*"] }]
     : settings.apiKeys
 
-/** Starts Hydrogen for the lifetime of the Scope and returns its server handle. */
-export const startHydrogen = (settings: HydrogenSettings) =>
+/** Starts Hydrogen for the lifetime of the Scope and returns its server handle; `handlers` adds command channels. */
+export const startHydrogen = (settings: HydrogenSettings, options: { readonly handlers?: ExtraHandlers } = {}) =>
   Effect.gen(function* () {
     const metrics = yield* Metrics
     const transport = yield* Transport
@@ -50,7 +50,7 @@ export const startHydrogen = (settings: HydrogenSettings) =>
     const status = makeStatus(settings, yield* Clock.currentTimeMillis, () => server?.port ?? settings.port)
     const rateLimits = yield* makeRateLimits(settings, metrics)
     const states = makeConnectionStates(metrics)
-    const handlers = makeHandlers({ channels, sessions, status })
+    const handlers = makeHandlers({ channels, sessions, status, extra: options.handlers ?? {} })
     const websocket = makeHydrogenProtocol({ settings, authenticate, rateLimits, sessions, acks, handlers, status, states, metrics })
     const http = makeHttpApp({ settings, authenticate, channels, status, tokens, metrics, sessionCount: sessions.count })
     server = yield* transport.serve({

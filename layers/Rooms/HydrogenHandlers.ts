@@ -55,10 +55,19 @@ export const publishOne = (channels: Channels, publication: Publication): Effect
 const table = (entries: Record<string, Record<string, Handler>>): HandlerTable =>
   new Map(Object.entries(entries).map(([channel, actions]) => [channel, new Map(Object.entries(actions))]))
 
-/** The shipped handlers: system (status, ping, whoami, resume), subscriptions, events (publish). */
-export const makeHandlers = (deps: { readonly channels: Channels; readonly sessions: Sessions; readonly status: Status }): HandlerTable => {
+/** Handlers an embedding program adds, by channel then action (the seed's websocket_register_handler). */
+export type ExtraHandlers = Readonly<Record<string, Readonly<Record<string, Handler>>>>
+
+/** The shipped handlers: system (status, ping, whoami, resume), subscriptions, events (publish); plus any extra channels. */
+export const makeHandlers = (deps: {
+  readonly channels: Channels
+  readonly sessions: Sessions
+  readonly status: Status
+  readonly extra?: ExtraHandlers
+}): HandlerTable => {
   const { channels, sessions, status } = deps
   return table({
+    ...deps.extra,
     system: {
       status: { run: (context) => status.snapshot(context.identity) },
       ping: { run: () => Effect.map(Clock.currentTimeMillis, (now) => ({ pong: new Date(now).toISOString() })) },

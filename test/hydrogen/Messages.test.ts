@@ -3,6 +3,8 @@ import { Duration, Effect, Layer, TestClock } from "effect"
 import { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import { MemoryStreamStore } from "../../layers/Storage/MemoryStreamStore.ts"
 import { StorageError } from "../../src/storage/Account.ts"
+import type { ExtraHandlers } from "../../layers/Rooms/HydrogenHandlers.ts"
+import { applicationError, ErrorCodes } from "../../src/hydrogen/Errors.ts"
 import { it, settle } from "../support/effect.ts"
 import { adminKey, apiOnlyKey, command, connectHydrogen, ok, post, readerKey, startTestHydrogen } from "./support.ts"
 
@@ -70,6 +72,25 @@ describe("hydrogen messages", () => {
       const client = yield* connectHydrogen(hydrogen)
       expect((yield* command(client, "system", "resume", { session: "no-such-session" })).response.error)
         .toMatchObject({ category: "application", code: "session_unknown" })
+    }))
+
+  it.live("handlers registered per channel: results, typed errors and failures (application errors, connection kept)", () =>
+    Effect.gen(function* () {
+      const print: ExtraHandlers = {
+        print: {
+          queue: { run: (_context, data) => Effect.succeed({ queued: data }) },
+          jam: { run: () => Effect.fail(applicationError(ErrorCodes.handlerFailed, "paper jam")) },
+          crash: { run: () => Effect.sync(() => { throw new Error("null pointer in the printer driver") }) }
+        }
+      }
+      const hydrogen = yield* startTestHydrogen({}, MemoryStreamStore, print)
+      const client = yield* connectHydrogen(hydrogen)
+      expect(yield* ok(client, "print", "queue", { file: "a.gcode" })).toEqual({ queued: { file: "a.gcode" } })
+      expect((yield* command(client, "print", "jam")).response.error).toEqual({ category: "application", code: "handler_failed", message: "paper jam" })
+      const crashed = (yield* command(client, "print", "crash")).response.error
+      expect(crashed).toMatchObject({ category: "application", code: "handler_failed", message: "print/crash failed" })
+      expect(JSON.stringify(crashed)).not.toContain("null pointer")
+      yield* ok(client, "system", "ping")
     }))
 
   it.live("every command gets exactly one response with its id, whatever the mix", () =>

@@ -3,6 +3,7 @@ import { startHydrogen } from "../../programs/hydrogen.ts"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
 import { MemoryStreamStore } from "../../layers/Storage/MemoryStreamStore.ts"
 import type { StreamStore } from "../../layers/Storage/StreamStore.ts"
+import type { ExtraHandlers } from "../../layers/Rooms/HydrogenHandlers.ts"
 import { BunTransportLive } from "../../layers/Transport/BunTransport.ts"
 import { type HydrogenSettings, hydrogenSettings } from "../../src/hydrogen/Config.ts"
 import { connectWs, type WsClient } from "../support/WsClient.ts"
@@ -35,10 +36,14 @@ export const testSettings = (overrides: Partial<HydrogenSettings> = {}): Hydroge
   })
 
 /** Starts Hydrogen on a free port with a fresh Metrics registry and memory history (or the given store). */
-export const startTestHydrogen = (overrides: Partial<HydrogenSettings> = {}, store: Layer.Layer<StreamStore> = MemoryStreamStore) =>
+export const startTestHydrogen = (
+  overrides: Partial<HydrogenSettings> = {},
+  store: Layer.Layer<StreamStore> = MemoryStreamStore,
+  handlers: ExtraHandlers = {}
+) =>
   Effect.gen(function* () {
     const metrics = yield* Metrics
-    const server = yield* startHydrogen(testSettings(overrides))
+    const server = yield* startHydrogen(testSettings(overrides), { handlers })
     return { server, metrics, wsUrl: `ws://127.0.0.1:${server.port}/`, httpUrl: `http://127.0.0.1:${server.port}` }
   }).pipe(Effect.provide(Layer.mergeAll(BunTransportLive, store).pipe(Layer.provideMerge(Metrics.Default))))
 
