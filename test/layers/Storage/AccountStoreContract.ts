@@ -1,27 +1,88 @@
 import { describe, expect } from "bun:test"
-import { Effect, Either, type Layer, Option } from "effect"
+import { Effect, Either, Layer, Option } from "effect"
 import { Permission } from "../../../src/storage/Account.ts"
+import { AccessCodeHasher } from "../../../layers/Storage/AccessCodeHasher.ts"
 import { AccountStore } from "../../../layers/Storage/AccountStore.ts"
 import { it } from "../../support/effect.ts"
 
 /** One AccountStore backend under test. `layer` is built afresh for every test (on the same storage when persistent). */
 export interface AccountBackend<R> {
   readonly name: string
-  readonly layer: Layer.Layer<AccountStore | R, unknown>
+  /** The contract provides the hasher (fast, and counting verifications). */
+  readonly layer: Layer.Layer<AccountStore | R, unknown, AccessCodeHasher>
   /** Everything the backend stored, as text: to prove access codes are never kept in plaintext. */
   readonly dump?: Effect.Effect<string, unknown, R>
   /** Data survives building the layer again (file or database backends). */
   readonly persistent: boolean
   readonly skip?: boolean
+  /** A read-only backend and its one configured account: only the read tests run, and every change must fail with ReadOnlyStore. */
+  readonly readOnly?: { readonly name: string; readonly accessCode: string }
 }
 
 const unique = (base: string) => `${base}-${crypto.randomUUID().slice(0, 8)}`
 
-/** The AccountStore contract: every writable backend must pass all of it. */
+/** AccessCodeHasher.Fast that counts verify calls. */
+const countingHasher = (counter: { verifications: number }) =>
+  Layer.effect(
+    AccessCodeHasher,
+    Effect.map(AccessCodeHasher, (fast) =>
+      AccessCodeHasher.make({
+        hash: fast.hash,
+        verify: (code, stored) => Effect.suspend(() => (counter.verifications++, fast.verify(code, stored)))
+      })
+    )
+  ).pipe(Layer.provide(AccessCodeHasher.Fast))
+
+/** The AccountStore contract: every writable backend must pass all of it; read-only ones the read part. */
 export const accountStoreContract = <R>(backend: AccountBackend<R>) =>
   describe(`AccountStore contract: ${backend.name}`, () => {
+    const counter = { verifications: 0 }
+    const layer = backend.layer.pipe(Layer.provide(countingHasher(counter)))
     const test = <E>(name: string, body: () => Effect.Effect<void, E, AccountStore | R>) =>
-      it.skipIf(backend.skip === true).live(name, () => Effect.provide(Effect.suspend(body), backend.layer))
+      it.skipIf(backend.skip === true).live(name, () => Effect.provide(Effect.suspend(body), layer))
+    /** An account to read: the configured one, or a fresh one. */
+    const known = Effect.flatMap(AccountStore, (store) =>
+      backend.readOnly
+        ? Effect.succeed(backend.readOnly)
+        : Effect.map(store.create({ name: unique("known"), permission: Permission.all }), ({ account, accessCode }) => ({ name: account.name, accessCode }))
+    )
+
+    test("an unknown name and a wrong code cost the same: one verification each, both None", () =>
+      Effect.gen(function* () {
+        const store = yield* AccountStore
+        const { name, accessCode } = yield* known
+        const verifications = (effect: Effect.Effect<Option.Option<unknown>, unknown>) =>
+          Effect.gen(function* () {
+            const before = counter.verifications
+            const result = yield* effect
+            return { found: Option.isSome(result), verifications: counter.verifications - before }
+          })
+        expect(yield* verifications(store.authenticate(name, accessCode))).toEqual({ found: true, verifications: 1 })
+        expect(yield* verifications(store.authenticate(name, `${accessCode}x`))).toEqual({ found: false, verifications: 1 })
+        expect(yield* verifications(store.authenticate(unique("nobody"), accessCode))).toEqual({ found: false, verifications: 1 })
+        expect(Option.getOrThrow(yield* store.findByName(name)).name).toBe(name)
+        expect(Option.isNone(yield* store.findByName(unique("nobody")))).toBe(true)
+        expect((yield* store.list).map((a) => a.name)).toContain(name)
+      }))
+
+    if (backend.readOnly) {
+      const { name } = backend.readOnly
+      test("refuses every change with ReadOnlyStore", () =>
+        Effect.gen(function* () {
+          const store = yield* AccountStore
+          const attempts: ReadonlyArray<Effect.Effect<unknown, { readonly _tag: string }>> = [
+            store.create({ name: unique("another"), permission: 1 }),
+            store.regenerateAccessCode(name),
+            store.setEnabled(name, false)
+          ]
+          for (const attempt of attempts) {
+            const result = yield* Effect.either(attempt)
+            expect(Either.isLeft(result) && result.left._tag).toBe("ReadOnlyStore")
+          }
+          expect(Option.getOrThrow(yield* store.findByName(name)).enabled).toBe(true)
+        }))
+      return
+    }
 
     test("create, then authenticate with the issued code", () =>
       Effect.gen(function* () {

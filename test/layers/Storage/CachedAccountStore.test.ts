@@ -3,7 +3,7 @@ import { Deferred, Effect, Fiber, Layer, Option, TestClock } from "effect"
 import { Permission } from "../../../src/storage/Account.ts"
 import { AccountStore } from "../../../layers/Storage/AccountStore.ts"
 import { CachedAccountStore } from "../../../layers/Storage/CachedAccountStore.ts"
-import { MemoryAccountStoreTest } from "../../../layers/Storage/MemoryAccountStore.ts"
+import { MemoryAccountStore, MemoryAccountStoreTest } from "../../../layers/Storage/MemoryAccountStore.ts"
 import { it } from "../../support/effect.ts"
 import { accountStoreContract } from "./AccountStoreContract.ts"
 
@@ -35,7 +35,11 @@ const counted = () => {
   return { state, layer: CachedAccountStore({ ttl: "10 seconds" }).pipe(Layer.provide(layer)) }
 }
 
-accountStoreContract({ name: "memory behind the authentication cache", layer: CachedAccountStore({ ttl: "10 seconds" }).pipe(Layer.provide(MemoryAccountStoreTest)), persistent: false })
+accountStoreContract({
+  name: "memory behind the authentication cache",
+  layer: CachedAccountStore({ ttl: "10 seconds" }).pipe(Layer.provide(MemoryAccountStore)),
+  persistent: false
+})
 
 describe("authentication cache", () => {
   it.effect("a verified code is not hashed again until the TTL passes", () => {

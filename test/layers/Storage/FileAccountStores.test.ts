@@ -17,7 +17,7 @@ const contractFile = join(dir, "contract", "accounts.json")
 
 accountStoreContract({
   name: "json file",
-  layer: jsonStore(contractFile),
+  layer: JsonAccountStore(contractFile),
   dump: Effect.promise(() => Bun.file(contractFile).text()),
   persistent: true
 })
@@ -99,37 +99,15 @@ describe("JSON account file", () => {
   refused("duplicate sid", JSON.stringify({ users: { a: { sid: "1", pwd: "x", prm: 1 }, b: { sid: "1", pwd: "y", prm: 1 } } }), /sid "1"/)
 })
 
-describe("single account", () => {
-  const single = SingleAccountStore({
+accountStoreContract({
+  name: "single account",
+  layer: SingleAccountStore({
     name: "operator",
     accessCode: Redacted.make("single-code"),
     permission: Permission.all,
     isAdmin: true,
     instanceLimit: 0
-  }).pipe(Layer.provide(AccessCodeHasher.Fast))
-  const test = (name: string, body: Effect.Effect<void, unknown, AccountStore>) => it.live(name, () => Effect.provide(body, single))
-
-  test("authenticates the configured account only", Effect.gen(function* () {
-    const store = yield* AccountStore
-    const account = Option.getOrThrow(yield* store.authenticate("operator", "single-code"))
-    expect(account).toMatchObject({ id: "1", name: "operator", enabled: true, isAdmin: true, permission: Permission.all })
-    expect(Option.isNone(yield* store.authenticate("operator", "wrong"))).toBe(true)
-    expect(Option.isNone(yield* store.authenticate("someone", "single-code"))).toBe(true)
-    expect((yield* store.list).map((a) => a.name)).toEqual(["operator"])
-    expect(Option.isSome(yield* store.findByName("operator"))).toBe(true)
-  }))
-
-  test("refuses every change with ReadOnlyStore", Effect.gen(function* () {
-    const store = yield* AccountStore
-    const attempts: ReadonlyArray<Effect.Effect<unknown, { readonly _tag: string }>> = [
-      store.create({ name: "another", permission: 1 }),
-      store.regenerateAccessCode("operator"),
-      store.setEnabled("operator", false)
-    ]
-    for (const attempt of attempts) {
-      const result = yield* Effect.either(attempt)
-      expect(Either.isLeft(result) && result.left._tag).toBe("ReadOnlyStore")
-    }
-    expect(Option.isSome(yield* store.authenticate("operator", "single-code"))).toBe(true)
-  }))
+  }),
+  persistent: false,
+  readOnly: { name: "operator", accessCode: "single-code" }
 })
