@@ -33,5 +33,6 @@ export const runProgram = <E>(program: Layer.Layer<never, E, Metrics>) =>
             process.exitCode = 1
           })
     ),
-    BunRuntime.runMain
+    // Our LoggingLive chooses the format; runMain's pretty logger would override it.
+    (program) => BunRuntime.runMain(program, { disablePrettyLogger: true })
   )

@@ -1,0 +1,60 @@
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises"
+import { join } from "node:path"
+import { Config, ConfigProvider, Effect, Layer, Option, Redacted, Schema } from "effect"
+
+const DevAccount = Schema.parseJson(Schema.Struct({ name: Schema.String, accessCode: Schema.String }))
+type DevAccount = typeof DevAccount.Type
+
+const readIfExists = (path: string) =>
+  Effect.tryPromise(() => readFile(path, "utf8")).pipe(Effect.option)
+
+/** Writes a file only its owner can read: these files hold secrets. */
+const writePrivate = (path: string, text: string) =>
+  Effect.tryPromise(async () => {
+    await writeFile(path, text, { mode: 0o600 })
+    await chmod(path, 0o600)
+  }).pipe(Effect.orDie)
+
+/**
+ * Secrets of the all-in-one stack (`npm start`), kept in its data directory (`stack.dataDir`,
+ * ./data by default, mode 0700): the S2S secret its authenticator and relay share, generated on
+ * first start, and the dev account's credentials so the banner can show them again.
+ */
+export class StackSecrets extends Effect.Service<StackSecrets>()("switchboard/StackSecrets", {
+  effect: Effect.gen(function* () {
+    const dataDir = yield* Config.string("dataDir").pipe(Config.withDefault("./data"), Config.nested("stack"))
+    yield* Effect.tryPromise(() => mkdir(dataDir, { recursive: true, mode: 0o700 })).pipe(Effect.orDie)
+    const secretFile = join(dataDir, "s2s-secret")
+    const existing = yield* readIfExists(secretFile)
+    const s2sSecret = Option.isSome(existing) && existing.value.trim().length >= 32
+      ? existing.value.trim()
+      : Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex")
+    if (Option.isNone(existing)) yield* writePrivate(secretFile, s2sSecret)
+
+    const devAccountFile = join(dataDir, "dev-account.json")
+    const rememberDevAccount = (account: DevAccount) =>
+      writePrivate(devAccountFile, JSON.stringify(account)).pipe(Effect.as(Option.some(account)))
+    const devAccount = readIfExists(devAccountFile).pipe(
+      Effect.flatMap(Option.match({
+        onNone: () => Effect.succeed(Option.none<DevAccount>()),
+        onSome: (text) => Schema.decode(DevAccount)(text).pipe(Effect.option)
+      }))
+    )
+    return { s2sSecret: Redacted.make(s2sSecret), devAccountFile, rememberDevAccount, devAccount } as const
+  })
+}) {
+  /**
+   * StackSecrets, plus a config fallback that gives the authenticator and relay the shared S2S
+   * secret unless env or the config file already set one.
+   */
+  static readonly WithConfigFallback = Layer.unwrapEffect(
+    Effect.gen(function* () {
+      const secrets = yield* StackSecrets
+      const secret = Redacted.value(secrets.s2sSecret)
+      const fallback = ConfigProvider.fromJson({ authenticator: { s2sSecret: secret }, relay: { s2sSecret: secret } })
+      return yield* Effect.configProviderWith((current) =>
+        Effect.succeed(Layer.setConfigProvider(current.pipe(ConfigProvider.orElse(() => fallback))))
+      )
+    })
+  ).pipe(Layer.provideMerge(StackSecrets.Default))
+}

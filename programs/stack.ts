@@ -1,0 +1,66 @@
+/**
+ * Every Switchboard server in one process on embedded defaults: what `npm start` runs.
+ * Made of: the DroneEngage authenticator and relay (sharing one generated S2S secret and one
+ * account store), the tPacket chat server, and a banner that says where each one listens.
+ */
+import { Console, Effect, Layer, Option } from "effect"
+import { StackSecrets } from "../layers/Config/StackSecrets.ts"
+import { runProgram } from "../layers/Program/runProgram.ts"
+import { AuthenticatorConfig, RelayConfig } from "../src/droneengage/Config.ts"
+import { ChatConfig } from "../src/tpacket/ChatConfig.ts"
+import { AuthenticatorFrom, AuthenticatorStorage, ensureDevAccount } from "./authenticator.ts"
+import { ChatLive } from "./chat.ts"
+import { RelayFrom } from "./relay.ts"
+
+const url = (scheme: string, port: number) => `${scheme}://127.0.0.1:${port}`
+
+/** On first start (empty account store): the "dev" admin account, its code kept for the banner. */
+const DevAccount = Layer.effectDiscard(
+  Effect.gen(function* () {
+    const secrets = yield* StackSecrets
+    const created = yield* ensureDevAccount
+    if (Option.isSome(created)) yield* secrets.rememberDevAccount(created.value)
+  })
+)
+
+/** Every listener's address and the dev account's credentials. */
+const Banner = Layer.effectDiscard(
+  Effect.gen(function* () {
+    const secrets = yield* StackSecrets
+    const authenticator = yield* AuthenticatorConfig
+    const relay = yield* RelayConfig
+    const chat = yield* ChatConfig
+    const dev = yield* secrets.devAccount
+    const lines = [
+      "Switchboard is running:",
+      `  DroneEngage authenticator  ${url("http", authenticator.port)}  (login: POST /w/wl, /agent/al; relays link on ${url("ws", authenticator.s2sPort)})`,
+      `  DroneEngage relay          ${url("ws", relay.port)}/?f=<key>&s=<unit>  (metrics ${url("http", relay.port)}/metrics)`,
+      `  tPacket chat               ${url("ws", chat.port)}  (web page ${url("http", chat.port)}/)`,
+      Option.match(dev, {
+        onNone: () => "  dev account: exists, but its access code was not kept here (regenerate it through /w/am)",
+        onSome: ({ name, accessCode }) =>
+          `  dev account: ${name} / ${accessCode}  (admin, all permissions; kept in ${secrets.devAccountFile}, mode 0600)`
+      }),
+      "Stop with Ctrl-C."
+    ]
+    yield* Console.log(lines.join("\n"))
+  })
+)
+
+const DroneEngage = Layer.unwrapEffect(
+  Effect.gen(function* () {
+    const authenticator = yield* AuthenticatorConfig
+    const relay = yield* RelayConfig
+    return Layer.merge(AuthenticatorFrom(authenticator), RelayFrom(relay))
+  })
+)
+
+/** Servers first, then the banner; the secrets layer feeds the S2S secret into both programs' config. */
+export const StackLive = Banner.pipe(
+  Layer.provide(Layer.merge(DroneEngage, ChatLive)),
+  Layer.provide(DevAccount),
+  Layer.provideMerge(AuthenticatorStorage),
+  Layer.provide(StackSecrets.WithConfigFallback)
+)
+
+if (import.meta.main) runProgram(StackLive)

@@ -1,0 +1,87 @@
+import { describe, expect } from "bun:test"
+import { mkdtempSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Effect } from "effect"
+import { it } from "../support/effect.ts"
+import { connectWs } from "../support/WsClient.ts"
+
+/** Free loopback ports, found by binding port 0 and releasing it. */
+const freePorts = (count: number) =>
+  Array.from({ length: count }, () => {
+    const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() })
+    const port = probe.port!
+    probe.stop(true)
+    return port
+  })
+
+/** Runs `npm start`'s program as a real process in a temp directory; stopped with SIGTERM at scope end. */
+const startStack = Effect.acquireRelease(
+  Effect.promise(async () => {
+    const [auth, s2s, relay, chat] = freePorts(4)
+    const dir = mkdtempSync(join(tmpdir(), "sb-stack-"))
+    const child = Bun.spawn([process.execPath, "run", join(import.meta.dir, "../../programs/stack.ts")], {
+      cwd: dir,
+      env: {
+        ...process.env,
+        AUTHENTICATOR_PORT: String(auth),
+        AUTHENTICATOR_S2S_PORT: String(s2s),
+        RELAY_PORT: String(relay),
+        RELAY_AUTHENTICATOR_URL: `ws://127.0.0.1:${s2s}`,
+        CHAT_PORT: String(chat),
+        LOG_LEVEL: "warning"
+      },
+      stdout: "pipe",
+      stderr: "pipe"
+    })
+    const reader = child.stdout.getReader()
+    let banner = ""
+    while (!banner.includes("Stop with Ctrl-C.")) {
+      const { value, done } = await reader.read()
+      if (done) throw new Error(`stack exited early: ${banner}${await new Response(child.stderr).text()}`)
+      banner += new TextDecoder().decode(value)
+    }
+    reader.releaseLock()
+    return { child, banner, dir, ports: { auth, s2s, relay, chat } }
+  }),
+  ({ child }) => Effect.promise(() => (child.kill("SIGTERM"), child.exited))
+)
+
+describe("npm start (programs/stack.ts)", () => {
+  it.live("starts every server, prints where they listen and the dev account, and stops cleanly", () =>
+    Effect.gen(function* () {
+      const stack = yield* startStack
+      const { ports } = stack
+      expect(stack.banner).toContain(`http://127.0.0.1:${ports.auth}`)
+      expect(stack.banner).toContain(`ws://127.0.0.1:${ports.relay}`)
+      expect(stack.banner).toContain(`ws://127.0.0.1:${ports.chat}`)
+      const [, name, code] = /dev account: (\w+) \/ ([0-9a-f]{32})/.exec(stack.banner) ?? []
+      expect(name).toBe("dev")
+
+      // The relay links to the authenticator in the background; a login succeeds once it has.
+      let login: any
+      for (let attempt = 0; attempt < 50; attempt++) {
+        const response = yield* Effect.promise(() =>
+          fetch(`http://127.0.0.1:${ports.auth}/w/wl`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ acc: name, pwd: code, gr: "1", app: "test", ver: "1", ex: "" })
+          })
+        )
+        login = yield* Effect.promise(() => response.json())
+        if (login.e === 0) break
+        yield* Effect.sleep("100 millis")
+      }
+      expect(login).toMatchObject({ e: 0, cs: { g: "127.0.0.1", h: ports.relay } })
+      const gcs = yield* connectWs(`ws://127.0.0.1:${ports.relay}/?f=${login.cs.f}&s=console`)
+      const welcome = yield* gcs.nextJson()
+      expect(welcome).toMatchObject({ ty: "s", mt: 9007 })
+
+      const page = yield* Effect.promise(() => fetch(`http://127.0.0.1:${ports.chat}/`).then((r) => r.text()))
+      expect(page).toContain("<html")
+
+      stack.child.kill("SIGTERM")
+      expect((yield* gcs.closed).code).toBe(1001)
+      expect(yield* Effect.promise(() => stack.child.exited)).toBe(0)
+    }), 30_000)
+})
