@@ -1,23 +1,8 @@
 import { Config, Duration, HashMap, Option, Redacted } from "effect"
+import { port, positiveInt, positiveMillis } from "../config/ConfigValues.ts"
 import { type SocketLimits, SocketLimitsConfig } from "../transport/SocketLimits.ts"
 
 /** Typed configuration of the two DroneEngage programs; every key is documented in docs/droneengage.md. */
-
-const port = (name: string, fallback: number) =>
-  Config.integer(name).pipe(
-    Config.validate({ message: "must be a port number 0..65535", validation: (n) => n >= 0 && n <= 65535 }),
-    Config.withDefault(fallback)
-  )
-
-const millis = (name: string, fallback: number) =>
-  Config.integer(name).pipe(
-    Config.validate({ message: "must be a positive number of milliseconds", validation: (n) => n > 0 }),
-    Config.withDefault(fallback),
-    Config.map(Duration.millis)
-  )
-
-const positive = (name: string, fallback: number) =>
-  Config.integer(name).pipe(Config.validate({ message: "must be a positive integer", validation: (n) => n > 0 }), Config.withDefault(fallback))
 
 export interface Tls {
   readonly certPath: string
@@ -82,12 +67,12 @@ export const AuthenticatorConfig: Config.Config<AuthenticatorConfig> = Config.al
     Config.map((keys) => new Map(HashMap.toEntries(keys)))
   ),
   allowUnauthenticatedServers: Config.boolean("allowUnauthenticatedServers").pipe(Config.withDefault(false)),
-  s2sHandshakeTimeout: millis("s2sHandshakeTimeoutMs", 8_000),
-  loginReplyTimeout: millis("loginReplyTimeoutMs", 15_000),
-  sessionTtl: millis("sessionTtlMs", 3_600_000),
+  s2sHandshakeTimeout: positiveMillis("s2sHandshakeTimeoutMs", 8_000),
+  loginReplyTimeout: positiveMillis("loginReplyTimeoutMs", 15_000),
+  sessionTtl: positiveMillis("sessionTtlMs", 3_600_000),
   sessionSliding: Config.boolean("sessionSliding").pipe(Config.withDefault(true)),
-  loginRateLimit: positive("loginRateLimit", 10),
-  loginRateWindow: millis("loginRateWindowMs", 60_000),
+  loginRateLimit: positiveInt("loginRateLimit", 10),
+  loginRateWindow: positiveMillis("loginRateWindowMs", 60_000),
   s2sLimits: Config.nested(SocketLimitsConfig({ maxPayloadBytes: 4 * 1024 * 1024 }), "s2s")
 }).pipe(
   Config.validate({
@@ -124,7 +109,7 @@ export const RelayConfig: Config.Config<RelayConfig> = Config.all({
   authenticatorUrl: Config.string("authenticatorUrl").pipe(Config.withDefault("ws://127.0.0.1:19001")),
   s2sSecret: secret,
   s2sPrivateKeyPath: Config.option(Config.string("s2sPrivateKeyPath")),
-  loginKeyTtl: millis("loginKeyTtlMs", 10_000),
-  redialMax: millis("redialMaxMs", 2_000),
+  loginKeyTtl: positiveMillis("loginKeyTtlMs", 10_000),
+  redialMax: positiveMillis("redialMaxMs", 2_000),
   limits: SocketLimitsConfig()
 }).pipe(Config.nested("relay"))
