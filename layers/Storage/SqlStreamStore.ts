@@ -1,7 +1,7 @@
 import { SqlClient } from "@effect/sql"
 import { Clock, Effect, Layer } from "effect"
-import { payloadBytes, type StreamEntry, trimStep } from "../../src/storage/Stream.ts"
-import { migrateSchema, storageFailure, type StoreSchema } from "./SqlDatabase.ts"
+import { payloadBytes, type StreamBounds, type StreamEntry, trimStep } from "../../src/storage/Stream.ts"
+import { migrateSchema, retryOnDeadlock, storageFailure, type StoreSchema } from "./SqlDatabase.ts"
 import { StreamStore } from "./StreamStore.ts"
 
 /**
@@ -101,6 +101,11 @@ export const makeSqlStreamStore = Effect.gen(function* () {
       orElse: () => sql`INSERT INTO stream_head ${sql.insert(row)} ON CONFLICT DO NOTHING`
     })
   }
+  // Streams whose head row this process has seen: their appends skip the insert-if-missing step.
+  const known = new Set<string>()
+  /** Creates the head outside the append's transaction, so that transaction only ever locks an existing row. */
+  const ensureHead = (stream: string) => (known.has(stream) ? Effect.void : Effect.asVoid(insertHeadIfMissing(stream)))
+
   /** The stream's head, created when missing; inside a transaction it is locked (MySQL) until commit. */
   const head = (stream: string, forUpdate: boolean) =>
     Effect.gen(function* () {
@@ -111,7 +116,7 @@ export const makeSqlStreamStore = Effect.gen(function* () {
     })
 
   /** Seq of the oldest entry to keep once the newest is counted in `count` / `bytes`. */
-  const keepFrom = (stream: string, from: Head, bounds: Parameters<StreamStore["Type"]["append"]>[2]) =>
+  const keepFrom = (stream: string, from: Head, bounds: StreamBounds) =>
     Effect.gen(function* () {
       let { first, count, bytes } = from
       while (trimStep(count, bytes, bounds)) {
@@ -128,20 +133,29 @@ export const makeSqlStreamStore = Effect.gen(function* () {
       return { first, count, bytes }
     })
 
+  /** The append proper: runs in a transaction holding the head row. */
+  const appendLocked = (stream: string, payload: string, bounds: StreamBounds) =>
+    Effect.gen(function* () {
+      const at = yield* Clock.currentTimeMillis
+      const size = payloadBytes(payload)
+      const current = yield* head(stream, true)
+      const seq = current.last + 1
+      yield* sql`INSERT INTO stream_entry ${sql.insert({ stream, seq, payload, bytes: size, at })}`
+      const kept = yield* keepFrom(stream, { ...current, last: seq, count: current.count + 1, bytes: current.bytes + size }, bounds)
+      if (kept.first > current.first) yield* sql`DELETE FROM stream_entry WHERE stream = ${stream} AND seq < ${kept.first}`
+      yield* sql`UPDATE stream_head SET last_seq = ${seq}, first_seq = ${kept.first}, entry_count = ${kept.count},
+        total_bytes = ${kept.bytes} WHERE stream = ${stream}`
+      return { seq, payload, at } satisfies StreamEntry
+    })
+
   const store: StreamStore["Type"] = {
     append: (stream, payload, bounds) =>
-      Effect.gen(function* () {
-        const at = yield* Clock.currentTimeMillis
-        const size = payloadBytes(payload)
-        const current = yield* head(stream, true)
-        const seq = current.last + 1
-        yield* sql`INSERT INTO stream_entry ${sql.insert({ stream, seq, payload, bytes: size, at })}`
-        const kept = yield* keepFrom(stream, { ...current, last: seq, count: current.count + 1, bytes: current.bytes + size }, bounds)
-        if (kept.first > current.first) yield* sql`DELETE FROM stream_entry WHERE stream = ${stream} AND seq < ${kept.first}`
-        yield* sql`UPDATE stream_head SET last_seq = ${seq}, first_seq = ${kept.first}, entry_count = ${kept.count},
-          total_bytes = ${kept.bytes} WHERE stream = ${stream}`
-        return { seq, payload, at } satisfies StreamEntry
-      }).pipe(sql.withTransaction, storageFailure(`appending to stream ${JSON.stringify(stream)}`)),
+      ensureHead(stream).pipe(
+        Effect.zipRight(sql.withTransaction(appendLocked(stream, payload, bounds))),
+        retryOnDeadlock,
+        Effect.tap(() => Effect.sync(() => known.add(stream))),
+        storageFailure(`appending to stream ${JSON.stringify(stream)}`)
+      ),
     readAfter: (stream, afterSeq, limit = Number.MAX_SAFE_INTEGER) =>
       limit <= 0
         ? Effect.succeed([])
@@ -158,7 +172,12 @@ export const makeSqlStreamStore = Effect.gen(function* () {
     remove: (stream) =>
       Effect.all([sql`DELETE FROM stream_entry WHERE stream = ${stream}`, sql`DELETE FROM stream_head WHERE stream = ${stream}`], {
         discard: true
-      }).pipe(sql.withTransaction, storageFailure(`removing stream ${JSON.stringify(stream)}`))
+      }).pipe(
+        sql.withTransaction,
+        retryOnDeadlock,
+        Effect.ensuring(Effect.sync(() => known.delete(stream))),
+        storageFailure(`removing stream ${JSON.stringify(stream)}`)
+      )
   }
   return store
 })

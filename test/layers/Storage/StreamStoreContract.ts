@@ -96,6 +96,18 @@ export const streamStoreContract = (backend: StreamBackend) =>
         expect(payloads(yield* store.readAfter(stream, 0))).toEqual(["x", "yy", "z"])
       }))
 
+    test("concurrent appends, also to a brand-new stream, get distinct consecutive seqs", () =>
+      Effect.gen(function* () {
+        const store = yield* StreamStore
+        const stream = unique("busy")
+        const entries = yield* Effect.forEach(Array.from({ length: 12 }, (_, i) => `m${i}`), (p) => store.append(stream, p, { maxEntries: 8 }), {
+          concurrency: "unbounded"
+        })
+        expect(seqs(entries).sort((a, b) => a - b)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1))
+        expect(seqs(yield* store.readAfter(stream, 0))).toEqual([5, 6, 7, 8, 9, 10, 11, 12])
+        expect(yield* store.position(stream)).toMatchObject({ first: 5, last: 12 })
+      }))
+
     test("readAfter honours afterSeq and limit", () =>
       Effect.gen(function* () {
         const store = yield* StreamStore
