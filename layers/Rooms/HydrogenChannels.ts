@@ -4,24 +4,14 @@ import type { Priority } from "../../src/hydrogen/Envelope.ts"
 import { applicationError, ErrorCodes, type HydrogenError } from "../../src/hydrogen/Errors.ts"
 import { eventBody, plainEvent, type Publication, sequencedEvent } from "../../src/hydrogen/Encode.ts"
 import { type Filter, matches } from "../../src/hydrogen/Filter.ts"
+import { missedEntries, type RecoverFrom, type RecoveryOutcome, unrecoverable } from "../../src/hydrogen/Recovery.ts"
 import type { StreamEntry } from "../../src/storage/Stream.ts"
 import type { Metrics } from "../Observability/Metrics.ts"
 import type { StreamStore } from "../Storage/StreamStore.ts"
 import type { ServerHandle } from "../Transport/Transport.ts"
 import type { AckTracker } from "./AckTracker.ts"
+import { type ChannelState, makeDelivery, type Prepared } from "./HydrogenDelivery.ts"
 import type { Session, Subscription } from "./HydrogenSession.ts"
-
-interface ChannelState {
-  readonly name: string
-  readonly topic: string
-  readonly stream: string
-  readonly reliable: boolean
-  /** JSON-encoded epoch of the reliable stream, fetched once. */
-  epochJson: string | undefined
-  readonly members: Map<Session, Subscription>
-  /** Sessions served per client: filtered or high-priority subscriptions. */
-  readonly perClient: Set<Session>
-}
 
 export interface Published {
   readonly id: string
@@ -30,21 +20,12 @@ export interface Published {
   readonly epoch?: string
 }
 
-export interface RecoverFrom {
-  readonly epoch: string
-  readonly seq: number
-}
-
 export interface SubscribeRequest {
   readonly channel: string
   readonly filter: Filter | undefined
   readonly priority: Priority
   readonly recover: RecoverFrom | undefined
 }
-
-export type RecoveryOutcome =
-  | { readonly recovered: true; readonly replayed: number }
-  | { readonly recovered: false; readonly reason: "epoch_changed" | "history_trimmed" | "unknown_position"; readonly first: number; readonly last: number }
 
 export interface SubscribeResult {
   readonly channel: string
@@ -58,14 +39,6 @@ export interface SubscribeResult {
 interface Queued {
   readonly publication: Publication
   readonly done: Deferred.Deferred<Published, HydrogenError>
-}
-
-interface Prepared {
-  readonly channel: ChannelState
-  readonly publication: Publication
-  readonly id: string
-  readonly seq: number | undefined
-  readonly text: string
 }
 
 const storageFailed = (what: string) => () => applicationError(ErrorCodes.storageUnavailable, `history storage failed while ${what}`)
@@ -122,47 +95,7 @@ export const makeChannels = (deps: {
             Effect.mapError(storageFailed("reading a channel position"))
           )
 
-    // --- delivery (synchronous, inside the lock) ---
-
-    let deliveryTime = 0
-    const toOne = (session: Session, subscription: Subscription, item: Prepared) => {
-      if (subscription.filter && !matches(subscription.filter, item.publication.data)) return
-      if (item.publication.ack) acks.track(session, item.id, item.channel.name, item.seq, item.text, false, deliveryTime)
-      else if (session.send(item.text)) perClientSends.inc()
-    }
-    /** One native publish; events with ack required are then tracked for every native member (a Map entry each). */
-    const toNative = (item: Prepared) => {
-      const channel = item.channel
-      deps.server()?.publish(channel.topic, item.text)
-      if (item.publication.ack) {
-        for (const [session, subscription] of channel.members) {
-          if (subscription.native) acks.track(session, item.id, channel.name, item.seq, item.text, true, deliveryTime)
-        }
-      }
-    }
-    const toPerClient = (item: Prepared, only: Priority | undefined) => {
-      for (const session of item.channel.perClient) {
-        const subscription = item.channel.members.get(session)!
-        if (only === undefined || subscription.priority === only) toOne(session, subscription, item)
-      }
-    }
-    /** High events to everyone; then normal events to high-priority subscribers; then the rest. */
-    const deliver = (batch: ReadonlyArray<Prepared>, now: number) => {
-      deliveryTime = now
-      for (const item of batch) {
-        if (item.publication.priority === "high") {
-          toNative(item)
-          toPerClient(item, undefined)
-        }
-      }
-      for (const item of batch) if (item.publication.priority === "normal") toPerClient(item, "high")
-      for (const item of batch) {
-        if (item.publication.priority === "normal") {
-          toNative(item)
-          toPerClient(item, "normal")
-        }
-      }
-    }
+    const deliver = makeDelivery({ channels, acks, server: deps.server, perClientSends })
 
     /** Assigns id (and seq on reliable channels) and encodes once; a storage failure fails only this publication. */
     const prepare = (queued: Queued, now: string) =>
@@ -173,13 +106,13 @@ export const makeChannels = (deps: {
         const body = eventBody(publication, id, now)
         if (!channel.reliable) {
           publishedPlain.inc()
-          return { channel, publication, id, seq: undefined, text: plainEvent(body), result: { id, channel: channel.name } }
+          return { channel: channel.name, topic: channel.topic, publication, id, seq: undefined, text: plainEvent(body), result: { id, channel: channel.name } }
         }
         const epochJson = yield* epochOf(channel)
         const entry = yield* store.append(channel.stream, body, bounds).pipe(Effect.mapError(storageFailed("storing an event")))
         publishedReliable.inc()
         const result: Published = { id, channel: channel.name, seq: entry.seq, epoch: JSON.parse(epochJson) as string }
-        return { channel, publication, id, seq: entry.seq, text: sequencedEvent(body, entry.seq, epochJson), result }
+        return { channel: channel.name, topic: channel.topic, publication, id, seq: entry.seq, text: sequencedEvent(body, entry.seq, epochJson), result }
       }).pipe(
         Effect.catchAllCause((cause) =>
           Deferred.fail(queued.done, Cause.isFailType(cause) ? cause.error : applicationError(ErrorCodes.handlerFailed, "publishing failed")).pipe(
@@ -213,7 +146,9 @@ export const makeChannels = (deps: {
 
     // --- subscriptions ---
 
-    const attach = (session: Session, channel: ChannelState, subscription: Subscription) => {
+    /** Joins synchronously; the channel is looked up again, as it may have been dropped while history was read. */
+    const attach = (session: Session, name: string, subscription: Subscription) => {
+      const channel = channelFor(name)
       const previous = channel.members.get(session)
       if (previous?.native) session.connection?.unsubscribe(channel.topic)
       channel.perClient.delete(session)
@@ -234,15 +169,6 @@ export const makeChannels = (deps: {
       return sent
     }
 
-    const outcomeFor = (recover: RecoverFrom, position: { epoch: string; first: number; last: number }): RecoveryOutcome | undefined => {
-      const refuse = (reason: "epoch_changed" | "history_trimmed" | "unknown_position") =>
-        ({ recovered: false, reason, first: position.first, last: position.last }) as const
-      if (recover.epoch !== position.epoch) return refuse("epoch_changed")
-      if (recover.seq > position.last) return refuse("unknown_position")
-      if (recover.seq < position.last && (position.first === 0 || recover.seq < position.first - 1)) return refuse("history_trimmed")
-      return undefined
-    }
-
     /**
      * Makes a subscription live. With `recover` on a reliable channel, first replays exactly the
      * events after recover.seq (most of them read outside the lock, the rest inside it).
@@ -257,14 +183,14 @@ export const makeChannels = (deps: {
           native: request.filter === undefined && request.priority === "normal"
         }
         if (!channel.reliable) {
-          attach(session, channel, subscription)
+          attach(session, channel.name, subscription)
           return { channel: channel.name, reliable: false }
         }
         const recover = request.recover
         let early: ReadonlyArray<StreamEntry> = []
         if (recover) {
           const before = yield* store.position(channel.stream).pipe(Effect.mapError(storageFailed("reading a channel position")))
-          if (outcomeFor(recover, before) === undefined) {
+          if (unrecoverable(recover, before) === undefined) {
             early = yield* store.readAfter(channel.stream, recover.seq).pipe(Effect.mapError(storageFailed("reading history")))
           }
         }
@@ -274,21 +200,18 @@ export const makeChannels = (deps: {
             const epochJson = yield* epochOf(channel)
             let recovery: RecoveryOutcome | undefined
             if (recover) {
-              recovery = outcomeFor(recover, position)
+              recovery = unrecoverable(recover, position)
               if (recovery === undefined) {
                 const from = early.length > 0 ? early[early.length - 1]!.seq : recover.seq
                 const late = yield* store.readAfter(channel.stream, from).pipe(Effect.mapError(storageFailed("reading history")))
-                // History may have been trimmed past `early` meanwhile; what was read is still exact.
-                const entries = early.length > 0 && early[0]!.seq === recover.seq + 1 ? [...early, ...late] : late
-                if (entries.length > 0 && entries[0]!.seq !== recover.seq + 1) {
-                  recovery = { recovered: false, reason: "history_trimmed", first: position.first, last: position.last }
-                } else {
-                  recovery = { recovered: true, replayed: replayTo(session, subscription, entries, epochJson) }
-                }
+                const entries = missedEntries(recover.seq, early, late)
+                recovery = entries
+                  ? { recovered: true, replayed: replayTo(session, subscription, entries, epochJson) }
+                  : { recovered: false, reason: "history_trimmed", first: position.first, last: position.last }
               }
               recoveries.inc({ outcome: recovery.recovered ? "recovered" : recovery.reason })
             }
-            attach(session, channel, subscription)
+            attach(session, channel.name, subscription)
             return {
               channel: channel.name, reliable: true, epoch: position.epoch, seq: position.last,
               ...(recovery ? { recovery } : {})

@@ -5,7 +5,8 @@ import type { Identity } from "../../src/hydrogen/Permissions.ts"
 import { CloseCodes } from "../../src/transport/CloseCodes.ts"
 import type { Metrics } from "../Observability/Metrics.ts"
 import type { AckTracker } from "./AckTracker.ts"
-import type { Channels, RecoverFrom, SubscribeResult } from "./HydrogenChannels.ts"
+import type { RecoverFrom } from "../../src/hydrogen/Recovery.ts"
+import type { Channels, SubscribeResult } from "./HydrogenChannels.ts"
 import { type HydrogenConnection, Session } from "./HydrogenSession.ts"
 
 export interface ResumeResult {

@@ -1,0 +1,89 @@
+import type { Priority } from "../../src/hydrogen/Envelope.ts"
+import type { Publication } from "../../src/hydrogen/Encode.ts"
+import { matches } from "../../src/hydrogen/Filter.ts"
+import type { ServerHandle } from "../Transport/Transport.ts"
+import type { AckTracker } from "./AckTracker.ts"
+import type { Session, Subscription } from "./HydrogenSession.ts"
+
+/** A channel with subscribers. */
+export interface ChannelState {
+  readonly name: string
+  readonly topic: string
+  readonly stream: string
+  readonly reliable: boolean
+  /** JSON-encoded epoch of the reliable stream, fetched once. */
+  epochJson: string | undefined
+  readonly members: Map<Session, Subscription>
+  /** Sessions served per client: filtered or high-priority subscriptions. */
+  readonly perClient: Set<Session>
+}
+
+/** A publication with its id, seq and wire text, ready to go out. */
+export interface Prepared {
+  readonly channel: string
+  readonly topic: string
+  readonly publication: Publication
+  readonly id: string
+  readonly seq: number | undefined
+  readonly text: string
+}
+
+/**
+ * Synchronous delivery of a flushed batch. Unfiltered normal subscribers get one native topic
+ * publish per event; filtered and high-priority subscriptions are served per client. Events with
+ * ack required are tracked per subscriber (a Map entry), still sent natively where possible.
+ * Order within a batch: high events to everyone, normal events to high-priority subscriptions,
+ * then normal events to everyone else.
+ */
+export const makeDelivery = (deps: {
+  readonly channels: ReadonlyMap<string, ChannelState>
+  readonly acks: AckTracker
+  readonly server: () => ServerHandle | undefined
+  readonly perClientSends: { readonly inc: (by?: number) => void }
+}) => {
+  const { channels, acks, perClientSends } = deps
+  let now = 0
+
+  const toOne = (session: Session, subscription: Subscription, item: Prepared) => {
+    if (subscription.filter && !matches(subscription.filter, item.publication.data)) return
+    if (item.publication.ack) acks.track(session, item.id, item.channel, item.seq, item.text, false, now)
+    else if (session.send(item.text)) perClientSends.inc()
+  }
+
+  const toNative = (item: Prepared, channel: ChannelState | undefined) => {
+    deps.server()?.publish(item.topic, item.text)
+    if (item.publication.ack && channel) {
+      for (const [session, subscription] of channel.members) {
+        if (subscription.native) acks.track(session, item.id, item.channel, item.seq, item.text, true, now)
+      }
+    }
+  }
+
+  const toPerClient = (item: Prepared, channel: ChannelState | undefined, only: Priority | undefined) => {
+    if (!channel) return
+    for (const session of channel.perClient) {
+      const subscription = channel.members.get(session)!
+      if (only === undefined || subscription.priority === only) toOne(session, subscription, item)
+    }
+  }
+
+  /** Channels are looked up at delivery time, so subscriptions made while the batch was stored are served. */
+  return (batch: ReadonlyArray<Prepared>, at: number) => {
+    now = at
+    for (const item of batch) {
+      if (item.publication.priority === "high") {
+        const channel = channels.get(item.channel)
+        toNative(item, channel)
+        toPerClient(item, channel, undefined)
+      }
+    }
+    for (const item of batch) if (item.publication.priority === "normal") toPerClient(item, channels.get(item.channel), "high")
+    for (const item of batch) {
+      if (item.publication.priority === "normal") {
+        const channel = channels.get(item.channel)
+        toNative(item, channel)
+        toPerClient(item, channel, "normal")
+      }
+    }
+  }
+}
