@@ -115,13 +115,17 @@ export const makeSqlStreamStore = Effect.gen(function* () {
       return toHead((yield* selectHead(stream, forUpdate))[0]!)
     })
 
+  // LIMIT as a literal integer: MySQL 8 refuses a bound LIMIT parameter that mysql2 sends as a double.
+  const limitClause = (limit: number) =>
+    sql.literal(`LIMIT ${Number.isFinite(limit) ? Math.min(Math.max(0, Math.floor(limit)), Number.MAX_SAFE_INTEGER) : Number.MAX_SAFE_INTEGER}`)
+
   /** Seq of the oldest entry to keep once the newest is counted in `count` / `bytes`. */
   const keepFrom = (stream: string, from: Head, bounds: StreamBounds) =>
     Effect.gen(function* () {
       let { first, count, bytes } = from
       while (trimStep(count, bytes, bounds)) {
         const sizes = yield* sql<{ readonly bytes: unknown }>`SELECT bytes FROM stream_entry
-          WHERE stream = ${stream} AND seq >= ${first} ORDER BY seq LIMIT ${trimBatch}`
+          WHERE stream = ${stream} AND seq >= ${first} ORDER BY seq ${limitClause(trimBatch)}`
         if (sizes.length === 0) break
         for (const size of sizes) {
           if (!trimStep(count, bytes, bounds)) break
@@ -160,7 +164,7 @@ export const makeSqlStreamStore = Effect.gen(function* () {
       limit <= 0
         ? Effect.succeed([])
         : sql<{ seq: unknown; payload: string; at: unknown }>`SELECT seq, payload, at FROM stream_entry
-            WHERE stream = ${stream} AND seq > ${afterSeq} ORDER BY seq LIMIT ${Math.floor(limit)}`.pipe(
+            WHERE stream = ${stream} AND seq > ${afterSeq} ORDER BY seq ${limitClause(limit)}`.pipe(
             Effect.map((rows) => rows.map(toEntry)),
             storageFailure(`reading stream ${JSON.stringify(stream)}`)
           ),
