@@ -40,14 +40,24 @@ export const makeStatus = (settings: HydrogenSettings, startedAt: number, listen
     Effect.map(Clock.currentTimeMillis, (now) =>
       statusObject(counters, now, info, identity && allows(identity, Permission.host) ? hostInfo() : undefined))
 
-  /** Publishes a status event on the "system" channel every StatusInterval (scoped fiber). */
+  /** The seed's status_update event data (server_running, memory_usage, cpu_load, thread_count) with the status object. */
+  const statusUpdate = Effect.map(snapshot(undefined), (status) => ({
+    server_running: !counters.shuttingDown,
+    memory_usage: process.memoryUsage().rss,
+    cpu_load: os.loadavg()[0] ?? 0,
+    // One event loop serves every socket.
+    thread_count: 1,
+    ...status
+  }))
+
+  /** Publishes a status_update event on the "system" channel every StatusInterval (scoped fiber). */
   const broadcastPeriodically = (channels: Channels) =>
     Duration.toMillis(settings.statusInterval) === 0
       ? Effect.void
       : Effect.forkScoped(
           Effect.repeat(
-            snapshot(undefined).pipe(
-              Effect.flatMap((data) => channels.publish([{ channel: "system", action: "status", data, priority: "normal", ack: false }]))
+            statusUpdate.pipe(
+              Effect.flatMap((data) => channels.publish([{ channel: "system", action: "status_update", data, priority: "normal", ack: false }]))
             ),
             Schedule.spaced(settings.statusInterval)
           ).pipe(Effect.delay(settings.statusInterval))
