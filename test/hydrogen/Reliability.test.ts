@@ -1,5 +1,7 @@
 import { describe, expect } from "bun:test"
-import { Duration, Effect, TestClock } from "effect"
+import { Duration, Effect, Layer, TestClock } from "effect"
+import { MemoryStreamStore } from "../../layers/Storage/MemoryStreamStore.ts"
+import { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import { CloseCodes } from "../../src/transport/CloseCodes.ts"
 import { eventually, it, settle } from "../support/effect.ts"
 import type { WsClient } from "../support/WsClient.ts"
@@ -11,6 +13,17 @@ const publishOrders = (hydrogen: TestHydrogen, from: number, to: number) =>
   })
 
 const nextEvents = (client: WsClient, n: number) => Effect.forEach(Array.from({ length: n }), () => client.nextJson())
+
+/** Memory history whose every call first waits 0-3 ms on the real clock, so fibers interleave at every step. */
+const slowStore = Layer.effect(StreamStore, Effect.map(StreamStore, (store) => {
+  const delay = Effect.suspend(() => Effect.promise(() => Bun.sleep(Math.floor(Math.random() * 4))))
+  return StreamStore.of({
+    append: (stream, payload, bounds) => Effect.zipRight(delay, store.append(stream, payload, bounds)),
+    readAfter: (stream, afterSeq, limit) => Effect.zipRight(delay, store.readAfter(stream, afterSeq, limit)),
+    position: (stream) => Effect.zipRight(delay, store.position(stream)),
+    remove: (stream) => Effect.zipRight(delay, store.remove(stream))
+  })
+})).pipe(Layer.provide(MemoryStreamStore))
 
 const metric = (hydrogen: TestHydrogen, series: string) =>
   Effect.map(hydrogen.metrics.render, (text) => Number(text.split("\n").find((l) => l.startsWith(series + " "))?.split(" ")[1] ?? 0))
@@ -158,10 +171,10 @@ describe("hydrogen guaranteed delivery", () => {
       expect((yield* fresh.nextJson()).seq).toBe(1)
     }))
 
-  it.live("jitter: clients cut repeatedly while events flow get 100 % of a reliable channel, in order, without duplicates", () =>
+  const jitter = (store: Layer.Layer<StreamStore>) =>
     Effect.gen(function* () {
       const total = 400
-      const hydrogen = yield* startTestHydrogen({ historySize: total })
+      const hydrogen = yield* startTestHydrogen({ historySize: total }, store)
       const runClient = (index: number) =>
         Effect.gen(function* () {
           let client = yield* connectHydrogen(hydrogen, readerKey)
@@ -205,5 +218,11 @@ describe("hydrogen guaranteed delivery", () => {
         expect(result.cuts).toBeGreaterThan(3)
         expect(result.received).toEqual(Array.from({ length: total - result.first }, (_, i) => result.first + i + 1))
       }
-    }), 30_000)
+    })
+
+  it.live("jitter: clients cut repeatedly while events flow get 100 % of a reliable channel, in order, without duplicates", () =>
+    jitter(MemoryStreamStore), 30_000)
+
+  it.live("jitter with a store whose every operation takes a random 0-3 ms (replay and live interleave)", () =>
+    jitter(slowStore), 30_000)
 })
