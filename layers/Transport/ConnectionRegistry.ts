@@ -1,8 +1,8 @@
-import { Cause, Duration, Effect, Exit, FiberSet, Mailbox, Schedule, type Scope } from "effect"
+import { Cause, Deferred, Duration, Effect, Exit, FiberId, FiberSet, Schedule, Scope } from "effect"
 import { CloseCodes, closeReason } from "../../src/transport/CloseCodes.ts"
 import type { SocketLimits } from "../../src/transport/SocketLimits.ts"
 import { Metrics } from "../Observability/Metrics.ts"
-import type { Connection, SendStatus, WebSocketProtocol, WireMessage } from "./Transport.ts"
+import type { Connection, ConnectionHandler, SendStatus, WebSocketProtocol, WireMessage } from "./Transport.ts"
 
 /** The socket operations a transport must offer; Bun's ServerWebSocket has exactly these. */
 export interface RawSocket {
@@ -31,15 +31,26 @@ export class LiveConnection<D> implements Connection<D> {
   awaitingPong = false
   /** Heartbeat sweeps in a row that saw no inbound message (drives the idle timeout). */
   quietSweeps = 0
-  /** Messages in the inbox not yet taken by the connection's fiber. */
-  queued = 0
+  /** Messages received and not yet handed to the handler, oldest first. */
+  inbox: Array<WireMessage> = []
   paused = false
+  /** What `protocol.open` returned; undefined while it runs. */
+  handler: ConnectionHandler<any> | undefined = undefined
+  /** A fiber is opening the connection or draining its inbox (at most one at a time, so order holds). */
+  busy = false
+  /** Resumes the connection's fiber while it waits for more messages. */
+  wake: (() => void) | undefined = undefined
+  /** The heartbeat sweep saw no traffic for a whole interval: the waiting fiber ends (it comes back with the next message). */
+  retiring = false
+  /** The socket is gone: the scope closes once the inbox is drained. */
+  ended = false
   private open = true
 
   constructor(
     readonly data: D,
     readonly raw: RawSocket,
-    readonly inbox: Mailbox.Mailbox<WireMessage>,
+    /** Lives as long as the connection: `open` runs in it, its finalizers run after the close. */
+    readonly scope: Scope.CloseableScope,
     private readonly registry: ConnectionRegistry<D>
   ) {
     this.remoteAddress = raw.remoteAddress
@@ -74,8 +85,10 @@ export class LiveConnection<D> implements Connection<D> {
 }
 
 /**
- * Transport-independent connection lifecycle: one scoped fiber per connection draining a
- * bounded inbox, one server-wide heartbeat sweep, slow-consumer and idle policies, metrics.
+ * Transport-independent connection lifecycle: a Scope per connection, a bounded inbox drained by
+ * a fiber that exists only while the connection has traffic (it waits for more messages, and the
+ * heartbeat sweep ends it after a quiet interval), so an idle connection holds no fiber (~10 KB
+ * less each); one server-wide heartbeat sweep, slow-consumer and idle policies, metrics.
  */
 export interface ConnectionRegistry<D> {
   readonly opened: (raw: RawSocket, data: D) => LiveConnection<D>
@@ -108,32 +121,87 @@ export const makeConnectionRegistry = <D, R>(
     // Pausing bounds memory to one socket read (uWS reads up to 512 KB) beyond highWater; this is a last guard.
     const hardLimit = limits.inboxCapacity + 65_536
 
-    const serve = (connection: LiveConnection<D>) =>
-      Effect.gen(function* () {
-        const handler = yield* protocol.open(connection)
-        while (true) {
-          const [messages, done] = yield* connection.inbox.takeAll
-          connection.queued -= messages.length
-          for (const message of messages) {
-            yield* handler.onMessage(message).pipe(
-              Effect.catchAllCause((cause) =>
-                Effect.logError("message handler failed; closing this connection only", Cause.pretty(cause)).pipe(
-                  Effect.annotateLogs({ server: serverName, connection: connection.id }),
-                  Effect.zipRight(Effect.sync(() => connection.close(CloseCodes.internalError)))
-                )
-              )
-            )
-          }
-          if (connection.paused && connection.queued < highWater / 2) {
-            connection.paused = false
-            connection.raw.resume()
-          }
-          if (done) return
-        }
-      }).pipe(
-        Effect.scoped,
-        Effect.ensuring(Effect.sync(() => connections.delete(connection)))
+    /** Resolved when the last connection's scope has closed, while closeAll waits for it. */
+    let allClosed: Deferred.Deferred<void> | undefined
+
+    const failed = (what: string, connection: LiveConnection<D>) => (cause: Cause.Cause<unknown>) =>
+      Effect.logError(`${what} failed; closing this connection only`, Cause.pretty(cause)).pipe(
+        Effect.annotateLogs({ server: serverName, connection: connection.id }),
+        Effect.zipRight(Effect.sync(() => connection.close(CloseCodes.internalError)))
       )
+
+    /** Closes the connection's scope (its finalizers and scoped fibers) once, after the socket is gone and the inbox drained. */
+    const finish = (connection: LiveConnection<D>) =>
+      run(
+        Scope.close(connection.scope, Exit.void).pipe(
+          Effect.ensuring(
+            Effect.sync(() => {
+              connections.delete(connection)
+              if (connections.size === 0 && allClosed) Deferred.unsafeDone(allClosed, Exit.void)
+            })
+          )
+        )
+      )
+
+    /** Parks the fiber until a message arrives, the socket closes or the sweep retires it. */
+    const nextWork = (connection: LiveConnection<D>) =>
+      Effect.async<void>((resume) => {
+        if (connection.inbox.length > 0 || connection.ended || connection.retiring) return resume(Effect.void)
+        connection.wake = () => {
+          connection.wake = undefined
+          resume(Effect.void)
+        }
+      })
+
+    /** Opens the connection if needed, then hands every queued message to the handler in order while traffic lasts. */
+    const work = (connection: LiveConnection<D>): Effect.Effect<void, never, R> =>
+      Effect.gen(function* () {
+        if (!connection.handler) {
+          const opened = yield* Scope.extend(protocol.open(connection), connection.scope).pipe(
+            Effect.catchAllCause((cause) => Effect.as(failed("opening the connection", connection)(cause), undefined))
+          )
+          if (!opened) {
+            connection.inbox = []
+            return
+          }
+          connection.handler = opened
+          // A connection that has said nothing yet holds no fiber.
+          if (connection.inbox.length === 0) return
+        }
+        const handler = connection.handler
+        while (true) {
+          while (connection.inbox.length > 0) {
+            const messages = connection.inbox
+            connection.inbox = []
+            for (const message of messages) yield* handler.onMessage(message).pipe(Effect.catchAllCause(failed("message handler", connection)))
+            if (connection.paused && connection.inbox.length < highWater / 2) {
+              connection.paused = false
+              connection.raw.resume()
+            }
+          }
+          if (connection.ended || connection.retiring) return
+          yield* nextWork(connection)
+        }
+      }).pipe(Effect.ensuring(Effect.sync(() => settle(connection))))
+
+    /** After a fiber's work: go on if more arrived meanwhile, else close the scope if the socket is gone. */
+    const settle = (connection: LiveConnection<D>) => {
+      connection.busy = false
+      connection.retiring = false
+      connection.wake = undefined
+      if (connection.handler && connection.inbox.length > 0) start(connection)
+      else if (connection.ended) finish(connection)
+    }
+
+    const start = (connection: LiveConnection<D>) => {
+      connection.busy = true
+      run(work(connection))
+    }
+
+    // Scopes of connections still open when the server stops are closed with it.
+    yield* Effect.addFinalizer(() =>
+      Effect.forEach([...connections], (connection) => Scope.close(connection.scope, Exit.void), { discard: true })
+    )
 
     const afterSend = (connection: LiveConnection<D>, status: SendStatus) => {
       if (status === "sent") messagesOut.inc()
@@ -154,6 +222,10 @@ export const makeConnectionRegistry = <D, R>(
       for (const connection of connections) {
         if (!connection.isOpen()) continue
         connection.quietSweeps += 1
+        if (connection.wake && connection.quietSweeps >= 2) {
+          connection.retiring = true
+          connection.wake()
+        }
         if (connection.quietSweeps >= idleSweepLimit) {
           connection.close(CloseCodes.idleTimeout)
           continue
@@ -180,24 +252,25 @@ export const makeConnectionRegistry = <D, R>(
 
     const registry: ConnectionRegistry<D> = {
       opened: (raw, data) => {
-        const inbox = Effect.runSync(Mailbox.make<WireMessage>())
-        const connection = new LiveConnection(data, raw, inbox, registry)
+        const connection = new LiveConnection(data, raw, Effect.runSync(Scope.make()), registry)
         connections.add(connection)
         connectionsGauge.inc()
-        run(serve(connection))
+        start(connection)
         return connection
       },
       received: (connection, message) => {
         messagesIn.inc()
         connection.awaitingPong = false
         connection.quietSweeps = 0
-        connection.inbox.unsafeOffer(message)
-        const queued = ++connection.queued
+        if (connection.ended) return
+        const queued = connection.inbox.push(message)
         if (queued >= hardLimit) connection.close(CloseCodes.inboxOverflow)
         else if (queued >= highWater && !connection.paused) {
           connection.paused = true
           connection.raw.pause()
         }
+        if (!connection.busy) start(connection)
+        else connection.wake?.()
       },
       ponged: (connection) => {
         connection.awaitingPong = false
@@ -206,17 +279,19 @@ export const makeConnectionRegistry = <D, R>(
         connection.markClosed()
         connectionsGauge.dec()
         closes.labels({ server: serverName, code: String(code) }).inc()
-        connection.inbox.unsafeDone(Exit.void)
+        if (connection.ended) return
+        connection.ended = true
+        if (!connection.busy) finish(connection)
+        else connection.wake?.()
       },
       afterSend,
       size: () => connections.size,
       closeAll: Effect.suspend(() => {
-        const open = [...connections]
-        for (const connection of open) connection.close(CloseCodes.goingAway)
-        return Effect.forEach(open, (connection) => connection.inbox.await.pipe(Effect.ignore), { discard: true }).pipe(
-          Effect.timeout(limits.pongTimeout),
-          Effect.ignore
-        )
+        for (const connection of [...connections]) connection.close(CloseCodes.goingAway)
+        if (connections.size === 0) return Effect.void
+        const closed = Deferred.unsafeMake<void>(FiberId.none)
+        allClosed = closed
+        return Deferred.await(closed).pipe(Effect.timeout(limits.pongTimeout), Effect.ignore)
       })
     }
     return registry
