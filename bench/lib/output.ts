@@ -156,7 +156,7 @@ export const describeMachine = (machine: Record<string, unknown>) =>
 
 // ---------------------------------------------------------------- Charts
 
-const serverOrder = ["bun-raw", "node-ws", "relay", "chat", "hydrogen"].map((k) => serverLabel[k]!)
+const serverOrder = ["bun-raw", "node-ws", "transport", "relay", "chat", "hydrogen"].map((k) => serverLabel[k]!)
 
 /** Renders a vega-lite spec to SVG without a browser. */
 export const renderSvg = async (spec: vl.TopLevelSpec): Promise<string> => {

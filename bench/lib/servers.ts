@@ -12,7 +12,7 @@ import type { TargetConfig } from "../loadgen/Protocols.ts"
 const root = join(import.meta.dir, "..", "..")
 export const liveServers = new Set<ReturnType<typeof Bun.spawn>>()
 
-export type ServerKind = "bun-raw" | "node-ws" | "relay" | "chat" | "hydrogen"
+export type ServerKind = "bun-raw" | "node-ws" | "transport" | "relay" | "chat" | "hydrogen"
 
 /** How a scenario wants a server configured beyond the benchmark defaults. */
 export interface ServerOptions {
@@ -59,9 +59,19 @@ export const waitFor = async (what: string, probe: () => Promise<boolean>, timeo
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
 }
 
+/**
+ * BENCH_PROFILE=<dir> runs every Bun server under test with --cpu-prof (plus a Markdown digest),
+ * written to <dir> when the server stops: the way to find where a server spends its time.
+ */
+const profiled = (command: Array<string>): Array<string> => {
+  const dir = process.env.BENCH_PROFILE
+  if (!dir || command[0] !== process.execPath) return command
+  return [command[0]!, "--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${dir}`, ...command.slice(1)]
+}
+
 /** Spawns a child with its output collected (shown when it fails to start). */
 const spawn = (command: Array<string>, env: Record<string, string>) => {
-  const child = Bun.spawn(command, {
+  const child = Bun.spawn(profiled(command), {
     cwd: root,
     env: { ...process.env, ...env },
     stdin: "ignore",
@@ -106,10 +116,16 @@ const startListening = async (label: string, command: Array<string>, env: Record
   return proc
 }
 
-const baseline = async (kind: "bun-raw" | "node-ws", options: ServerOptions): Promise<RunningServer> => {
+const baselineCommand: Record<"bun-raw" | "node-ws" | "transport", Array<string>> = {
+  "bun-raw": [process.execPath, join(root, "bench/baselines/bun-raw.ts")],
+  "node-ws": ["node", join(root, "bench/baselines/node-ws.mjs")],
+  transport: [process.execPath, join(root, "bench/baselines/transport.ts")]
+}
+
+const baseline = async (kind: "bun-raw" | "node-ws" | "transport", options: ServerOptions): Promise<RunningServer> => {
   const port = freePort()
-  const command = kind === "bun-raw" ? [process.execPath, join(root, "bench/baselines/bun-raw.ts")] : ["node", join(root, "bench/baselines/node-ws.mjs")]
-  const env: Record<string, string> = { PORT: String(port), HOST: "127.0.0.1" }
+  const command = baselineCommand[kind]
+  const env: Record<string, string> = { PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warning" }
   if (options.pingIntervalMs) {
     env.PING_INTERVAL_MS = String(options.pingIntervalMs)
     env.IDLE_TIMEOUT_S = String(Math.max(1, Math.round((2 * options.pingIntervalMs) / 1000)))
@@ -267,6 +283,7 @@ export const startServer = (kind: ServerKind, options: ServerOptions = {}): Prom
   switch (kind) {
     case "bun-raw":
     case "node-ws":
+    case "transport":
       return baseline(kind, options)
     case "chat":
       return chat(options)
@@ -286,8 +303,8 @@ const programs: Partial<Record<ServerKind, string>> = {
 
 /** Baselines plus every server of ours whose program exists, in table order. */
 export const availableServers = (): Array<ServerKind> =>
-  (["bun-raw", "node-ws", "relay", "chat", "hydrogen"] as const).filter((kind) => {
-    if (kind === "bun-raw" || kind === "node-ws") return true
+  (["bun-raw", "node-ws", "transport", "relay", "chat", "hydrogen"] as const).filter((kind) => {
+    if (kind === "bun-raw" || kind === "node-ws" || kind === "transport") return true
     const file = programs[kind]
     return file !== undefined && existsSync(join(root, file))
   })

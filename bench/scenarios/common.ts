@@ -50,6 +50,7 @@ export interface Scenario {
 export const serverLabel: Record<string, string> = {
   "bun-raw": "raw Bun.serve",
   "node-ws": "Node ws",
+  transport: "our Transport, forwarding only",
   relay: "DroneEngage relay",
   chat: "tPacket chat",
   hydrogen: "Hydrogen"

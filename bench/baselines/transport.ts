@@ -1,0 +1,59 @@
+/**
+ * Baseline 3, our own floor: the same forwarding server as bun-raw.ts (DroneEngage URL shapes,
+ * a login whose key is the group, subscribe to the group topic, forward with native publish), but
+ * built on layers/Transport (per-connection scope and fiber, bounded inbox, heartbeat sweep,
+ * metrics). Its distance to raw Bun is the transport's cost; the relay's distance to it is the
+ * protocol's. Prints {"port":N} on stdout once listening. Env: PORT, HOST, PING_INTERVAL_MS.
+ */
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Duration, Effect, Layer, Schema } from "effect"
+import { runProgram } from "../../layers/Program/runProgram.ts"
+import { BunTransportLive } from "../../layers/Transport/BunTransport.ts"
+import { accept, reject, Transport } from "../../layers/Transport/Transport.ts"
+import { defaultSocketLimits } from "../../src/transport/SocketLimits.ts"
+
+interface Unit {
+  readonly topic: string
+}
+
+const hostname = process.env.HOST ?? "127.0.0.1"
+
+const ForwardingServer = Layer.scopedDiscard(
+  Effect.gen(function* () {
+    const transport = yield* Transport
+    let port = 0
+    const login = Effect.gen(function* () {
+      const body = (yield* HttpServerRequest.schemaBodyJson(Schema.Unknown).pipe(Effect.orElseSucceed(() => ({})))) as { gr?: unknown }
+      const group = String(body.gr ?? "1")
+      return HttpServerResponse.unsafeJson({ e: 0, sid: crypto.randomUUID(), per: "D1G1T3R4V5C6", prm: 0xffffffff, cs: { f: group, g: hostname, h: port }, cm: "/wl" })
+    })
+    const server = yield* transport.serve<Unit, never>({
+      name: "transport-baseline",
+      port: Number(process.env.PORT ?? 0),
+      hostname,
+      limits: { ...defaultSocketLimits, pingInterval: Duration.millis(Number(process.env.PING_INTERVAL_MS ?? 25_000)) },
+      http: HttpRouter.empty.pipe(
+        HttpRouter.post("/w/wl", login),
+        HttpRouter.post("/agent/al", login),
+        Effect.catchTag("RouteNotFound", () => HttpServerResponse.unsafeJson({ error: "not found" }, { status: 404 }))
+      ),
+      websocket: {
+        upgrade: (_request, { url }) => {
+          const group = url.searchParams.get("f")
+          const unit = url.searchParams.get("s")
+          return Effect.succeed(group && unit ? accept({ topic: `g:${group}` }) : reject(400, "f and s are required"))
+        },
+        open: (connection) =>
+          Effect.sync(() => {
+            connection.subscribe(connection.data.topic)
+            connection.send(`{"ty":"s","mt":9007,"ms":{"s":"OK:connected:tcp:${connection.remoteAddress}"}}`)
+            return { onMessage: (message) => Effect.sync(() => connection.publish(connection.data.topic, message)) }
+          })
+      }
+    })
+    port = server.port
+    console.log(JSON.stringify({ port }))
+  })
+).pipe(Layer.provide(BunTransportLive))
+
+if (import.meta.main) runProgram(ForwardingServer)
