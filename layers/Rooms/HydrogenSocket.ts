@@ -1,7 +1,7 @@
 import { Cause, Clock, Duration, Effect, Either, Schedule } from "effect"
 import { type HydrogenSettings } from "../../src/hydrogen/Config.ts"
 import { quietState } from "../../src/hydrogen/ConnectionState.ts"
-import { type Command, decodeInbound, peekId } from "../../src/hydrogen/Envelope.ts"
+import { type Command, decodeInbound, peekId, plainAckId } from "../../src/hydrogen/Envelope.ts"
 import { errorText, type ReplyTo, successText } from "../../src/hydrogen/Encode.ts"
 import { applicationError, authenticationError, ErrorCodes, HydrogenError, protocolError } from "../../src/hydrogen/Errors.ts"
 import { anonymous, type Identity, mayConnect } from "../../src/hydrogen/Permissions.ts"
@@ -188,6 +188,8 @@ export const makeHydrogenProtocol = (deps: {
             }
             return replyError({ id: peek.id }, protocolError(ErrorCodes.messageTooLarge, `messages are limited to ${settings.maxMessageSize} bytes`), now)
           }
+          const ackId = plainAckId(message)
+          if (ackId !== undefined) return acks.ack(session, ackId)
           const decoded = decodeInbound(message)
           if (Either.isLeft(decoded)) return replyError({ id: decoded.left.id }, decoded.left.error, now)
           const inbound = decoded.right

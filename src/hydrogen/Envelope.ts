@@ -150,3 +150,21 @@ export const peekId = (text: string): { readonly looksLikeObject: boolean; reado
     return { looksLikeObject: true, id: undefined }
   }
 }
+
+const ackPrefix = '{"type":"ack","id":"'
+
+/**
+ * The id of an ack in its plain form `{"type":"ack","id":"<id>"}` (no escapes), read without
+ * JSON.parse or Schema: acks are the most frequent client message. Anything else returns
+ * undefined and takes the full decoder.
+ */
+export const plainAckId = (text: string): string | undefined => {
+  if (!text.startsWith(ackPrefix) || !text.endsWith('"}')) return undefined
+  const id = text.slice(ackPrefix.length, -2)
+  if (id.length === 0 || id.length > 128) return undefined
+  for (let i = 0; i < id.length; i++) {
+    const c = id.charCodeAt(i)
+    if (c === 34 || c === 92 || c < 32) return undefined
+  }
+  return id
+}

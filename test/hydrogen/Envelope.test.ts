@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test"
 import { Arbitrary, Either, FastCheck, Schema } from "effect"
-import { Command, decodeInbound, Event, Inbound, Outbound, peekId } from "../../src/hydrogen/Envelope.ts"
+import { Command, decodeInbound, Event, Inbound, Outbound, peekId, plainAckId } from "../../src/hydrogen/Envelope.ts"
 import { eventBody, plainEvent, sequencedEvent, errorText, successText } from "../../src/hydrogen/Encode.ts"
 import { ErrorCodes, protocolError } from "../../src/hydrogen/Errors.ts"
 import { Filter, matches } from "../../src/hydrogen/Filter.ts"
@@ -78,6 +78,21 @@ describe("envelope codec", () => {
     )
     const reply = decodeOutbound(errorText({ id: "1" }, "t", protocolError(ErrorCodes.invalidData, "m", [{ path: ["a", 0], message: "x" }])))
     expect(reply.type === "response" && reply.error?.issues?.length).toBe(1)
+  })
+
+  test("the plain-ack fast path agrees with the full decoder", () => {
+    FastCheck.assert(
+      FastCheck.property(FastCheck.oneof(FastCheck.string(), FastCheck.string().map((id) => JSON.stringify({ type: "ack", id })), FastCheck.string().map((id) => `{"type":"ack","id":"${id}"}`)), (text) => {
+        const id = plainAckId(text)
+        if (id === undefined) return
+        const decoded = decodeInbound(text)
+        expect(Either.isRight(decoded) && decoded.right).toEqual({ type: "ack", id })
+      }),
+      { numRuns: 1000 }
+    )
+    expect(plainAckId('{"type":"ack","id":"ev-1"}')).toBe("ev-1")
+    expect(plainAckId('{"type":"ack","id":"a\\"b"}')).toBeUndefined()
+    expect(plainAckId('{"type":"ack","id":"x","channel":"c"}')).toBeUndefined()
   })
 
   test("peekId reads the id of an oversized message from its head only", () => {
