@@ -6,7 +6,7 @@ import { errorText, type ReplyTo, successText } from "../../src/hydrogen/Encode.
 import { applicationError, authenticationError, ErrorCodes, HydrogenError, protocolError } from "../../src/hydrogen/Errors.ts"
 import { anonymous, type Identity, mayConnect } from "../../src/hydrogen/Permissions.ts"
 import { CloseCodes } from "../../src/transport/CloseCodes.ts"
-import type { Metrics } from "../Observability/Metrics.ts"
+import type { Cell, Metrics } from "../Observability/Metrics.ts"
 import { credentialOf, redactUrl } from "../Tokens/HydrogenAuth.ts"
 import { accept, reject, type WebSocketProtocol, type WireMessage } from "../Transport/Transport.ts"
 import type { AckTracker } from "./AckTracker.ts"
@@ -39,6 +39,14 @@ export const makeHydrogenProtocol = (deps: {
   const { settings, rateLimits, sessions, acks, handlers, status, states } = deps
   const errors = deps.metrics.counter("switchboard_hydrogen_errors_total", "Error responses by category and code", ["category", "code"])
   const commands = deps.metrics.counter("switchboard_hydrogen_commands_total", "Commands handled", ["channel", "action", "outcome"])
+  // Label sets are few (registered handlers × outcome): keep their cells, as counting is per command.
+  const commandCells = new Map<string, Cell>()
+  const countCommand = (channel: string, action: string, outcome: "ok" | "error") => {
+    const key = `${channel}\u0000${action}\u0000${outcome}`
+    let cell = commandCells.get(key)
+    if (!cell) commandCells.set(key, (cell = commands.labels({ channel, action, outcome })))
+    cell.inc()
+  }
   const refused = deps.metrics.counter("switchboard_hydrogen_upgrades_refused_total", "Refused upgrades by HTTP status", ["status"])
   const pingMillis = Duration.toMillis(settings.limits.pingInterval)
   const idleMillis = Duration.toMillis(settings.idleTimeout)
@@ -130,7 +138,7 @@ export const makeHydrogenProtocol = (deps: {
           const actions = handlers.get(command.channel)
           const handler = actions?.get(command.action)
           if (!handler) {
-            commands.inc({ channel: "unknown", action: "unknown", outcome: "error" })
+            countCommand("unknown", "unknown", "error")
             return replyError(to, actions
               ? protocolError(ErrorCodes.unknownAction, `channel ${command.channel} has no action ${command.action}`)
               : protocolError(ErrorCodes.unknownChannel, `no handler for channel ${command.channel}`), now)
@@ -153,7 +161,7 @@ export const makeHydrogenProtocol = (deps: {
             Effect.either
           )
           const done = yield* Clock.currentTimeMillis
-          commands.inc({ channel: command.channel, action: command.action, outcome: Either.isRight(result) ? "ok" : "error" })
+          countCommand(command.channel, command.action, Either.isRight(result) ? "ok" : "error")
           if (Either.isRight(result)) send(successText(to, iso(done), result.right))
           else replyError(to, result.left, done)
         })
