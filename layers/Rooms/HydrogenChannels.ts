@@ -5,6 +5,7 @@ import { applicationError, ErrorCodes, type HydrogenError } from "../../src/hydr
 import { eventBody, plainEvent, type Publication, sequencedEvent } from "../../src/hydrogen/Encode.ts"
 import { type Filter, matches } from "../../src/hydrogen/Filter.ts"
 import { missedEntries, type RecoverFrom, type RecoveryOutcome, unrecoverable } from "../../src/hydrogen/Recovery.ts"
+import type { StorageError } from "../../src/storage/Account.ts"
 import type { StreamEntry } from "../../src/storage/Stream.ts"
 import type { Metrics } from "../Observability/Metrics.ts"
 import type { StreamStore } from "../Storage/StreamStore.ts"
@@ -41,7 +42,12 @@ interface Queued {
   readonly done: Deferred.Deferred<Published, HydrogenError>
 }
 
-const storageFailed = (what: string) => () => applicationError(ErrorCodes.storageUnavailable, `history storage failed while ${what}`)
+/** A store failure becomes an application error for the client; its details go to the log only. */
+const storageFailed = (what: string) => <A, R>(self: Effect.Effect<A, StorageError, R>) =>
+  self.pipe(
+    Effect.tapError((error) => Effect.logWarning(`history storage failed while ${what}`, error.message)),
+    Effect.mapError(() => applicationError(ErrorCodes.storageUnavailable, `history storage failed while ${what}`))
+  )
 
 /**
  * Channels, subscriptions and delivery. Publications queue up and one fiber flushes them: high
@@ -92,7 +98,7 @@ export const makeChannels = (deps: {
         ? Effect.succeed(channel.epochJson)
         : store.position(channel.stream).pipe(
             Effect.map((position) => (channel.epochJson = JSON.stringify(position.epoch))),
-            Effect.mapError(storageFailed("reading a channel position"))
+            storageFailed("reading a channel position")
           )
 
     const deliver = makeDelivery({ channels, acks, server: deps.server, perClientSends })
@@ -109,7 +115,7 @@ export const makeChannels = (deps: {
           return { channel: channel.name, topic: channel.topic, publication, id, seq: undefined, text: plainEvent(body), result: { id, channel: channel.name } }
         }
         const epochJson = yield* epochOf(channel)
-        const entry = yield* store.append(channel.stream, body, bounds).pipe(Effect.mapError(storageFailed("storing an event")))
+        const entry = yield* store.append(channel.stream, body, bounds).pipe(storageFailed("storing an event"))
         publishedReliable.inc()
         const result: Published = { id, channel: channel.name, seq: entry.seq, epoch: JSON.parse(epochJson) as string }
         return { channel: channel.name, topic: channel.topic, publication, id, seq: entry.seq, text: sequencedEvent(body, entry.seq, epochJson), result }
@@ -189,21 +195,21 @@ export const makeChannels = (deps: {
         const recover = request.recover
         let early: ReadonlyArray<StreamEntry> = []
         if (recover) {
-          const before = yield* store.position(channel.stream).pipe(Effect.mapError(storageFailed("reading a channel position")))
+          const before = yield* store.position(channel.stream).pipe(storageFailed("reading a channel position"))
           if (unrecoverable(recover, before) === undefined) {
-            early = yield* store.readAfter(channel.stream, recover.seq).pipe(Effect.mapError(storageFailed("reading history")))
+            early = yield* store.readAfter(channel.stream, recover.seq).pipe(storageFailed("reading history"))
           }
         }
         return yield* lock.withPermits(1)(
           Effect.gen(function* () {
-            const position = yield* store.position(channel.stream).pipe(Effect.mapError(storageFailed("reading a channel position")))
+            const position = yield* store.position(channel.stream).pipe(storageFailed("reading a channel position"))
             const epochJson = yield* epochOf(channel)
             let recovery: RecoveryOutcome | undefined
             if (recover) {
               recovery = unrecoverable(recover, position)
               if (recovery === undefined) {
                 const from = early.length > 0 ? early[early.length - 1]!.seq : recover.seq
-                const late = yield* store.readAfter(channel.stream, from).pipe(Effect.mapError(storageFailed("reading history")))
+                const late = yield* store.readAfter(channel.stream, from).pipe(storageFailed("reading history"))
                 const entries = missedEntries(recover.seq, early, late)
                 recovery = entries
                   ? { recovered: true, replayed: replayTo(session, subscription, entries, epochJson) }

@@ -1,7 +1,9 @@
 import { describe, expect } from "bun:test"
 import { Duration, Effect, Layer, TestClock } from "effect"
 import { MemoryStreamStore } from "../../layers/Storage/MemoryStreamStore.ts"
+import { SqlStreamStore } from "../../layers/Storage/SqlStreamStore.ts"
 import { StreamStore } from "../../layers/Storage/StreamStore.ts"
+import { mysqlAvailable, throwawayMysql } from "../layers/Storage/backends.ts"
 import { CloseCodes } from "../../src/transport/CloseCodes.ts"
 import { eventually, it, settle } from "../support/effect.ts"
 import type { WsClient } from "../support/WsClient.ts"
@@ -13,6 +15,8 @@ const publishOrders = (hydrogen: TestHydrogen, from: number, to: number) =>
   })
 
 const nextEvents = (client: WsClient, n: number) => Effect.forEach(Array.from({ length: n }), () => client.nextJson())
+
+const mysql = throwawayMysql("hydrogen")
 
 /** Memory history whose every call first waits 0-3 ms on the real clock, so fibers interleave at every step. */
 const slowStore = Layer.effect(StreamStore, Effect.map(StreamStore, (store) => {
@@ -225,4 +229,7 @@ describe("hydrogen guaranteed delivery", () => {
 
   it.live("jitter with a store whose every operation takes a random 0-3 ms (replay and live interleave)", () =>
     jitter(slowStore), 30_000)
+
+  it.skipIf(!mysqlAvailable).live("jitter with history in MariaDB (StreamStore over SQL)", () =>
+    jitter(SqlStreamStore.pipe(Layer.provide(mysql.layer), Layer.orDie)), 30_000)
 })

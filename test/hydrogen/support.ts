@@ -42,10 +42,14 @@ export const startTestHydrogen = (
   handlers: ExtraHandlers = {}
 ) =>
   Effect.gen(function* () {
-    const metrics = yield* Metrics
-    const server = yield* startHydrogen(testSettings(overrides), { handlers })
-    return { server, metrics, wsUrl: `ws://127.0.0.1:${server.port}/`, httpUrl: `http://127.0.0.1:${server.port}` }
-  }).pipe(Effect.provide(Layer.mergeAll(BunTransportLive, store).pipe(Layer.provideMerge(Metrics.Default))))
+    // Built in the test's scope, so resources such as a database pool live as long as the server.
+    const context = yield* Layer.build(Layer.mergeAll(BunTransportLive, store).pipe(Layer.provideMerge(Metrics.Default)))
+    return yield* Effect.gen(function* () {
+      const metrics = yield* Metrics
+      const server = yield* startHydrogen(testSettings(overrides), { handlers })
+      return { server, metrics, wsUrl: `ws://127.0.0.1:${server.port}/`, httpUrl: `http://127.0.0.1:${server.port}` }
+    }).pipe(Effect.provide(context))
+  })
 
 export type TestHydrogen = Effect.Effect.Success<ReturnType<typeof startTestHydrogen>>
 
