@@ -50,7 +50,7 @@ export const startHydrogen = (settings: HydrogenSettings, options: { readonly ha
     const status = makeStatus(settings, yield* Clock.currentTimeMillis, () => server?.port ?? settings.port)
     const rateLimits = yield* makeRateLimits(settings, metrics)
     const states = makeConnectionStates(metrics)
-    const handlers = makeHandlers({ channels, sessions, status, extra: options.handlers ?? {} })
+    const handlers = makeHandlers({ channels, sessions, status, authenticate, extra: options.handlers ?? {} })
     const websocket = makeHydrogenProtocol({ settings, authenticate, rateLimits, sessions, acks, handlers, status, states, metrics })
     const http = makeHttpApp({ settings, authenticate, channels, status, tokens, metrics, sessionCount: sessions.count })
     server = yield* transport.serve({

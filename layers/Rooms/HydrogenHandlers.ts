@@ -1,5 +1,5 @@
 import { Clock, Effect, Either, Schema } from "effect"
-import { PublishData, ResumeData, SubscribeData, UnsubscribeData } from "../../src/hydrogen/Commands.ts"
+import { PublishData, RefreshData, ResumeData, SubscribeData, UnsubscribeData } from "../../src/hydrogen/Commands.ts"
 import { issuesOf } from "../../src/hydrogen/Envelope.ts"
 import { authenticationError, ErrorCodes, type HydrogenError, protocolError, applicationError } from "../../src/hydrogen/Errors.ts"
 import { allows, type Identity, Permission } from "../../src/hydrogen/Permissions.ts"
@@ -16,6 +16,8 @@ export interface CommandContext {
   readonly identity: Identity
   /** Switches the connection to a resumed session. */
   readonly adoptSession: (session: Session) => void
+  /** Replaces the connection's identity after a token refresh (same subject). */
+  readonly refreshIdentity: (identity: Identity) => void
 }
 
 export interface Handler {
@@ -58,14 +60,15 @@ const table = (entries: Record<string, Record<string, Handler>>): HandlerTable =
 /** Handlers an embedding program adds, by channel then action (the seed's websocket_register_handler). */
 export type ExtraHandlers = Readonly<Record<string, Readonly<Record<string, Handler>>>>
 
-/** The shipped handlers: system (status, ping, whoami, resume), subscriptions, events (publish); plus any extra channels. */
+/** The shipped handlers: system (status, ping, whoami, refresh, resume), subscriptions, events (publish); plus any extra channels. */
 export const makeHandlers = (deps: {
   readonly channels: Channels
   readonly sessions: Sessions
   readonly status: Status
+  readonly authenticate: (credential: string) => Effect.Effect<Identity, HydrogenError>
   readonly extra?: ExtraHandlers
 }): HandlerTable => {
-  const { channels, sessions, status } = deps
+  const { channels, sessions, status, authenticate } = deps
   return table({
     ...deps.extra,
     system: {
@@ -78,6 +81,18 @@ export const makeHandlers = (deps: {
             kind: context.identity.kind,
             permissions: context.identity.permissions,
             session: context.session.id
+          })
+      },
+      refresh: {
+        run: (context, raw) =>
+          Effect.gen(function* () {
+            const data = yield* decodeData(RefreshData, raw)
+            const fresh = yield* authenticate(data.token)
+            if (context.identity.kind !== "session" || fresh.kind !== "session" || fresh.name !== context.identity.name) {
+              return yield* authenticationError(ErrorCodes.forbidden, "refresh takes a session token for the connection's own subject")
+            }
+            context.refreshIdentity(fresh)
+            return { name: fresh.name, permissions: fresh.permissions, expiresAt: new Date(fresh.expiresAt!).toISOString() }
           })
       },
       resume: {

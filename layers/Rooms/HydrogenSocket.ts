@@ -92,7 +92,7 @@ export const makeHydrogenProtocol = (deps: {
 
   const open: WebSocketProtocol<HydrogenConnectionData>["open"] = (connection) =>
     Effect.gen(function* () {
-      const identity = connection.data.identity
+      let identity = connection.data.identity
       const state = states.track({ connection: connection.id, remote: connection.remoteAddress }, "Established")
       let session = yield* sessions.create(identity, connection)
       yield* state.moveTo("Connected")
@@ -116,13 +116,33 @@ export const makeHydrogenProtocol = (deps: {
         })
       )
 
+      // A session token's connection lives until the token expires, unless system/refresh extends it.
+      if (identity.expiresAt !== undefined) {
+        const expiry = Effect.gen(function* () {
+          while (true) {
+            const now = yield* Clock.currentTimeMillis
+            const left = (identity.expiresAt ?? Infinity) - now
+            if (left <= 0) break
+            yield* Effect.sleep(Duration.millis(left))
+          }
+          yield* state.moveTo("Closing")
+          connection.close(CloseCodes.unauthorized, "session token expired")
+        })
+        yield* Effect.forkScoped(expiry)
+      }
+
       const context: CommandContext = {
         get session() {
           return session
         },
-        identity,
+        get identity() {
+          return identity
+        },
         adoptSession: (resumed) => {
           session = resumed
+        },
+        refreshIdentity: (fresh) => {
+          identity = fresh
         }
       }
 
@@ -147,7 +167,9 @@ export const makeHydrogenProtocol = (deps: {
             if (command.auth?.signature) {
               return yield* authenticationError(ErrorCodes.signatureNotSupported, "message signatures are not supported; use TLS (SecureMode \"tls\")")
             }
-            const caller = command.auth?.token ? { ...context, session, identity: yield* deps.authenticate(command.auth.token), adoptSession: context.adoptSession } : context
+            const caller: CommandContext = command.auth?.token
+              ? { session, identity: yield* deps.authenticate(command.auth.token), adoptSession: context.adoptSession, refreshIdentity: () => {} }
+              : context
             return yield* handler.run(caller, command.data)
           }).pipe(
             Effect.catchAllCause((cause) =>

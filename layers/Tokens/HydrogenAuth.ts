@@ -31,7 +31,7 @@ export const makeAuthenticator = (keys: typeof ApiKeys.Service, tokens: typeof S
     }
     if (looksSigned(credential)) {
       return tokens.verify(credential).pipe(
-        Effect.map((claims): Identity => ({ name: claims.sub, kind: "session", permissions: claims.perms })),
+        Effect.map((claims): Identity => ({ name: claims.sub, kind: "session", permissions: claims.perms, expiresAt: claims.exp * 1000 })),
         Effect.mapError((error) =>
           error.reason === "expired"
             ? authenticationError(ErrorCodes.tokenExpired, "session token expired")

@@ -26,6 +26,9 @@ export const ResumeData = Schema.Struct({
   positions: Schema.optional(Schema.Record({ key: ChannelName, value: Position }))
 })
 
+/** system/refresh: a new session token for the same subject, before the current one expires. */
+export const RefreshData = Schema.Struct({ token: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(8192)) })
+
 /** events/publish over WebSocket, and one publication of the HTTP API. */
 export const PublishData = Schema.Struct({
   channel: ChannelName,

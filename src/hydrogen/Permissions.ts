@@ -7,6 +7,8 @@ export interface Identity {
   readonly name: string
   readonly kind: "api-key" | "session" | "anonymous"
   readonly permissions: ReadonlyArray<string>
+  /** Session tokens only: epoch milliseconds after which the connection must refresh or close. */
+  readonly expiresAt?: number
 }
 
 export const Permission = {

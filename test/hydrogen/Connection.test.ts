@@ -3,7 +3,7 @@ import { Duration, Effect, Layer, Logger, LogLevel, Option, Redacted, TestClock 
 import { CloseCodes } from "../../src/transport/CloseCodes.ts"
 import { eventually, it, settle } from "../support/effect.ts"
 import { connectWs } from "../support/WsClient.ts"
-import { adminKey, command, connectHydrogen, ok, readerKey, startTestHydrogen, tryUpgrade } from "./support.ts"
+import { adminKey, command, connectHydrogen, ok, post, readerKey, startTestHydrogen, tryUpgrade } from "./support.ts"
 
 /** Every log line (debug and up) of what runs inside, formatted as logfmt. */
 const captureLogs = () => {
@@ -169,6 +169,33 @@ describe("hydrogen connections", () => {
       for (const [from, to] of [["Connecting", "Verifying"], ["Verifying", "Established"], ["Established", "Connected"], ["Connected", "Heartbeat"], ["Heartbeat", "Connected"], ["Heartbeat", "Inactive"], ["Inactive", "Closing"], ["Closing", "Closed"]]) {
         expect(metricValue(text, `switchboard_hydrogen_state_transitions_total{from="${from}",to="${to}"}`)).toBeGreaterThan(0)
       }
+    }))
+
+  it.effect("a session token's connection closes with 4401 when the token expires, unless refreshed in place (TestClock)", () =>
+    Effect.gen(function* () {
+      const hydrogen = yield* startTestHydrogen()
+      const mint = (subject: string, ttlSeconds: number) =>
+        Effect.map(post(hydrogen, "/api/tokens", { subject, permissions: ["subscribe"], ttlSeconds }, adminKey), (r) => r.body.token as string)
+      const first = yield* mint("user-1", 60)
+      const stays = yield* connectHydrogen(hydrogen, first)
+      const expires = yield* connectHydrogen(hydrogen, first)
+      const keyClient = yield* connectHydrogen(hydrogen, readerKey)
+      yield* ok(stays, "subscriptions", "subscribe", { channel: "news" })
+      yield* TestClock.adjust(Duration.seconds(30))
+      yield* settle()
+      const refreshed = yield* ok(stays, "system", "refresh", { token: yield* mint("user-1", 60) })
+      expect(refreshed).toMatchObject({ name: "user-1", expiresAt: new Date(90_000).toISOString() })
+      const foreign = yield* command(stays, "system", "refresh", { token: yield* mint("user-2", 600) })
+      expect(foreign.response.error).toMatchObject({ category: "authentication", code: "forbidden" })
+      expect((yield* command(keyClient, "system", "refresh", { token: yield* mint("user-1", 600) })).response.error.code).toBe("forbidden")
+      yield* TestClock.adjust(Duration.seconds(31))
+      yield* settle()
+      expect(yield* expires.closed).toEqual({ code: CloseCodes.unauthorized, reason: "session token expired" })
+      yield* ok(stays, "system", "ping")
+      yield* TestClock.adjust(Duration.seconds(30))
+      yield* settle()
+      expect((yield* stays.closed).code).toBe(CloseCodes.unauthorized)
+      yield* ok(keyClient, "system", "ping")
     }))
 
   it.live("EnableIPv6 binds the IPv6 wildcard (dual stack)", () =>

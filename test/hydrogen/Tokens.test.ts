@@ -53,7 +53,7 @@ describe("API keys", () => {
       const authenticate = makeAuthenticator(keys, tokens)
       expect((yield* authenticate("k-plain-0123456789")).kind).toBe("api-key")
       const { token } = yield* tokens.issue("bob", ["subscribe"], Duration.seconds(5))
-      expect(yield* authenticate(token)).toEqual({ name: "bob", kind: "session", permissions: ["subscribe"] })
+      expect(yield* authenticate(token)).toEqual({ name: "bob", kind: "session", permissions: ["subscribe"], expiresAt: 5000 })
       expect((yield* Effect.flip(authenticate("nope"))).code).toBe("invalid_token")
       yield* TestClock.adjust(Duration.seconds(5))
       expect((yield* Effect.flip(authenticate(token))).code).toBe("token_expired")
