@@ -22,8 +22,8 @@ const iso = (now: number) => new Date(now).toISOString()
 /**
  * The hydrogen-protocol WebSocket: authentication and rate limits at upgrade, the seed's state
  * machine per connection, and the message loop (legacy status, acks, commands). A bad message
- * is answered with a structured error; only persistent flooding (4006) or an unreadable oversized
- * frame (1009) closes a connection.
+ * is answered with a structured error; only persistent flooding (4006), an unreadable oversized
+ * frame (1009) or an expired session token (4401) closes a connection.
  */
 export const makeHydrogenProtocol = (deps: {
   readonly settings: HydrogenSettings
