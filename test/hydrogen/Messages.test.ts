@@ -3,7 +3,7 @@ import { Duration, Effect, Layer, TestClock } from "effect"
 import { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import { MemoryStreamStore } from "../../layers/Storage/MemoryStreamStore.ts"
 import { StorageError } from "../../src/storage/Account.ts"
-import type { ExtraHandlers } from "../../layers/Rooms/HydrogenHandlers.ts"
+import { type ExtraHandlers, maxSubscriptionsPerSession } from "../../layers/Rooms/HydrogenHandlers.ts"
 import { applicationError, ErrorCodes } from "../../src/hydrogen/Errors.ts"
 import { it, settle } from "../support/effect.ts"
 import { adminKey, apiOnlyKey, command, connectHydrogen, ok, post, readerKey, startTestHydrogen } from "./support.ts"
@@ -72,6 +72,13 @@ describe("hydrogen messages", () => {
       const client = yield* connectHydrogen(hydrogen)
       expect((yield* command(client, "system", "resume", { session: "no-such-session" })).response.error)
         .toMatchObject({ category: "application", code: "session_unknown" })
+      for (let i = 0; i < maxSubscriptionsPerSession; i++) {
+        yield* client.send(JSON.stringify({ type: "command", id: `s${i}`, channel: "subscriptions", action: "subscribe", data: { channel: `c${i}` } }))
+      }
+      for (let i = 0; i < maxSubscriptionsPerSession; i++) expect((yield* client.nextJson()).error).toBeUndefined()
+      expect((yield* command(client, "subscriptions", "subscribe", { channel: "one-too-many" })).response.error)
+        .toMatchObject({ category: "application", code: "limit_exceeded" })
+      yield* ok(client, "subscriptions", "subscribe", { channel: "c0", priority: "high" })
     }))
 
   it.live("handlers registered per channel: results, typed errors and failures (application errors, connection kept)", () =>
