@@ -1,15 +1,18 @@
 /**
  * Every Switchboard server in one process on embedded defaults: what `npm start` runs.
  * Made of: the DroneEngage authenticator and relay (sharing one generated S2S secret and one
- * account store), the tPacket chat server, and a banner that says where each one listens.
+ * account store), the tPacket chat server, the Hydrogen server (with a generated dev key), and a
+ * banner that says where each one listens.
  */
-import { Console, Effect, Layer, Option } from "effect"
+import { Console, Effect, Layer, Option, Redacted } from "effect"
 import { StackSecrets } from "../layers/Config/StackSecrets.ts"
 import { runProgram } from "../layers/Program/runProgram.ts"
 import { AuthenticatorConfig, RelayConfig } from "../src/droneengage/Config.ts"
+import { HydrogenConfig } from "../src/hydrogen/Config.ts"
 import { ChatConfig } from "../src/tpacket/ChatConfig.ts"
 import { AuthenticatorFrom, AuthenticatorStorage, ensureDevAccount } from "./authenticator.ts"
 import { ChatLive } from "./chat.ts"
+import { HydrogenLive } from "./hydrogen.ts"
 import { RelayFrom } from "./relay.ts"
 
 const url = (scheme: string, port: number) => `${scheme}://127.0.0.1:${port}`
@@ -30,12 +33,16 @@ const Banner = Layer.effectDiscard(
     const authenticator = yield* AuthenticatorConfig
     const relay = yield* RelayConfig
     const chat = yield* ChatConfig
+    const hydrogen = yield* HydrogenConfig
     const dev = yield* secrets.devAccount
     const lines = [
       "Switchboard is running:",
       `  DroneEngage authenticator  ${url("http", authenticator.port)}  (login: POST /w/wl, /agent/al; relays link on ${url("ws", authenticator.s2sPort)})`,
       `  DroneEngage relay          ${url("ws", relay.port)}/?f=<key>&s=<unit>  (metrics ${url("http", relay.port)}/metrics)`,
       `  tPacket chat               ${url("ws", chat.port)}  (web page ${url("http", chat.port)}/)`,
+      hydrogen.enabled
+        ? `  Hydrogen                   ${url(hydrogen.secureMode === "tls" ? "wss" : "ws", hydrogen.port)}  (subprotocol ${hydrogen.protocol}; header "Authorization: Key ${Redacted.value(secrets.hydrogenKey)}")`
+        : "  Hydrogen                   disabled (hydrogen.Enabled is false)",
       Option.match(dev, {
         onNone: () => "  dev account: exists, but its access code was not kept here (regenerate it through /w/am)",
         onSome: ({ name, accessCode }) =>
@@ -57,7 +64,7 @@ const DroneEngage = Layer.unwrapEffect(
 
 /** Servers first, then the banner; the secrets layer feeds the S2S secret into both programs' config. */
 export const StackLive = Banner.pipe(
-  Layer.provide(Layer.merge(DroneEngage, ChatLive)),
+  Layer.provide(Layer.mergeAll(DroneEngage, ChatLive, HydrogenLive)),
   Layer.provide(DevAccount),
   Layer.provideMerge(AuthenticatorStorage),
   Layer.provide(StackSecrets.WithConfigFallback)

@@ -18,18 +18,25 @@ const writePrivate = (path: string, text: string) =>
 /**
  * Secrets of the all-in-one stack (`npm start`), kept in its data directory (`stack.dataDir`,
  * ./data by default, mode 0700): the S2S secret its authenticator and relay share, generated on
- * first start, and the dev account's credentials so the banner can show them again.
+ * first start, Hydrogen's dev API key, and the dev account's credentials so the banner can show
+ * them again.
  */
 export class StackSecrets extends Effect.Service<StackSecrets>()("switchboard/StackSecrets", {
   effect: Effect.gen(function* () {
     const dataDir = yield* Config.string("dataDir").pipe(Config.withDefault("./data"), Config.nested("stack"))
     yield* Effect.tryPromise(() => mkdir(dataDir, { recursive: true, mode: 0o700 })).pipe(Effect.orDie)
-    const secretFile = join(dataDir, "s2s-secret")
-    const existing = yield* readIfExists(secretFile)
-    const s2sSecret = Option.isSome(existing) && existing.value.trim().length >= 32
-      ? existing.value.trim()
-      : Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex")
-    if (Option.isNone(existing)) yield* writePrivate(secretFile, s2sSecret)
+    /** A random hex secret kept in `file`, generated on first start. */
+    const persistentSecret = (file: string) =>
+      Effect.gen(function* () {
+        const path = join(dataDir, file)
+        const existing = yield* readIfExists(path)
+        if (Option.isSome(existing) && existing.value.trim().length >= 32) return existing.value.trim()
+        const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex")
+        yield* writePrivate(path, secret)
+        return secret
+      })
+    const s2sSecret = yield* persistentSecret("s2s-secret")
+    const hydrogenKey = yield* persistentSecret("hydrogen-key")
 
     const devAccountFile = join(dataDir, "dev-account.json")
     const rememberDevAccount = (account: DevAccount) =>
@@ -40,18 +47,29 @@ export class StackSecrets extends Effect.Service<StackSecrets>()("switchboard/St
         onSome: (text) => Schema.decode(DevAccount)(text).pipe(Effect.option)
       }))
     )
-    return { s2sSecret: Redacted.make(s2sSecret), devAccountFile, rememberDevAccount, devAccount } as const
+    return {
+      s2sSecret: Redacted.make(s2sSecret),
+      hydrogenKey: Redacted.make(hydrogenKey),
+      dataDir,
+      devAccountFile,
+      rememberDevAccount,
+      devAccount
+    } as const
   })
 }) {
   /**
    * StackSecrets, plus a config fallback that gives the authenticator and relay the shared S2S
-   * secret unless env or the config file already set one.
+   * secret, and Hydrogen its dev key, unless env or the config file already set them.
    */
   static readonly WithConfigFallback = Layer.unwrapEffect(
     Effect.gen(function* () {
       const secrets = yield* StackSecrets
       const secret = Redacted.value(secrets.s2sSecret)
-      const fallback = ConfigProvider.fromJson({ authenticator: { s2sSecret: secret }, relay: { s2sSecret: secret } })
+      const fallback = ConfigProvider.fromJson({
+        authenticator: { s2sSecret: secret },
+        relay: { s2sSecret: secret },
+        hydrogen: { Key: Redacted.value(secrets.hydrogenKey) }
+      })
       return yield* Effect.configProviderWith((current) =>
         Effect.succeed(Layer.setConfigProvider(current.pipe(ConfigProvider.orElse(() => fallback))))
       )

@@ -18,7 +18,7 @@ const freePorts = (count: number) =>
 /** Runs `npm start`'s program as a real process in a temp directory; stopped with SIGTERM at scope end. */
 const startStack = Effect.acquireRelease(
   Effect.promise(async () => {
-    const [auth, s2s, relay, chat] = freePorts(4)
+    const [auth, s2s, relay, chat, hydrogen] = freePorts(5)
     const dir = mkdtempSync(join(tmpdir(), "sb-stack-"))
     const child = Bun.spawn([process.execPath, "run", join(import.meta.dir, "../../programs/stack.ts")], {
       cwd: dir,
@@ -29,6 +29,7 @@ const startStack = Effect.acquireRelease(
         RELAY_PORT: String(relay),
         RELAY_AUTHENTICATOR_URL: `ws://127.0.0.1:${s2s}`,
         CHAT_PORT: String(chat),
+        HYDROGEN_PORT: String(hydrogen),
         LOG_LEVEL: "warning"
       },
       stdout: "pipe",
@@ -42,7 +43,7 @@ const startStack = Effect.acquireRelease(
       banner += new TextDecoder().decode(value)
     }
     reader.releaseLock()
-    return { child, banner, dir, ports: { auth, s2s, relay, chat } }
+    return { child, banner, dir, ports: { auth, s2s, relay, chat, hydrogen } }
   }),
   ({ child }) => Effect.promise(() => (child.kill("SIGTERM"), child.exited))
 )
@@ -76,6 +77,14 @@ describe("npm start (programs/stack.ts)", () => {
       const gcs = yield* connectWs(`ws://127.0.0.1:${ports.relay}/?f=${login.cs.f}&s=console`)
       const welcome = yield* gcs.nextJson()
       expect(welcome).toMatchObject({ ty: "s", mt: 9007 })
+
+      const [, hydrogenKey] = /Authorization: Key ([0-9a-f]{64})/.exec(stack.banner) ?? []
+      const hydrogen = yield* connectWs(`ws://127.0.0.1:${ports.hydrogen}/`, {
+        protocols: "hydrogen-protocol",
+        headers: { Authorization: `Key ${hydrogenKey}` }
+      })
+      yield* hydrogen.send(JSON.stringify({ type: "status" }))
+      expect(yield* hydrogen.nextJson()).toMatchObject({ status: { running: true } })
 
       const page = yield* Effect.promise(() => fetch(`http://127.0.0.1:${ports.chat}/`).then((r) => r.text()))
       expect(page).toContain("<html")
