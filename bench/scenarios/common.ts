@@ -56,6 +56,13 @@ export const serverLabel: Record<string, string> = {
   hydrogen: "Hydrogen"
 }
 
+/**
+ * The servers of this run that a scenario measures: `not` leaves out those it says nothing about
+ * (Hydrogen has its own scenario; the Transport baseline is a diagnostic for fan-out, memory, churn).
+ */
+export const serversFor = (context: BenchContext, not: ReadonlyArray<ServerKind>): Array<ServerKind> =>
+  context.servers.filter((kind) => !not.includes(kind))
+
 /** Starts a server, runs `body`, always stops it. */
 export const withServer = async <A>(kind: ServerKind, body: (server: RunningServer) => Promise<A>, options: ServerOptions = {}): Promise<A> => {
   const server = await startServer(kind, options)

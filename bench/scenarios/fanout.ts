@@ -10,7 +10,8 @@ import {
   serverLabel,
   windowFor,
   withClients,
-  withServer
+  withServer,
+  serversFor
 } from "./common.ts"
 
 export const SENDERS = 10
@@ -64,9 +65,9 @@ export const fanout: Scenario = {
     const notes: Array<string> = []
     const skipped: Array<string> = []
     const warmupMs = context.quick ? 300 : 500
-    const measureMs = context.quick ? 1000 : 2000
+    const measureMs = context.quick ? 1000 : 1500
     for (const c of fanoutCases(context.quick)) {
-      for (const kind of context.servers) {
+      for (const kind of serversFor(context, ["hydrogen"])) {
         const label = `${serverLabel[kind]} ${caseLabel(c)}`
         try {
           const results = await withServer(kind, (server) =>

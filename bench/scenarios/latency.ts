@@ -11,13 +11,17 @@ import {
   serverLabel,
   windowFor,
   withClients,
-  withServer
+  withServer,
+  serversFor
 } from "./common.ts"
 
 const LEVELS = [0.25, 0.5, 0.9] as const
 const LARGE = { units: 1000, payloadBytes: 64 }
 const TARGET_CASE = "100 units × 10 senders × 100 msg/s"
-const SUSTAINED_P99_MS = 50
+/** Median latency above this means a queue is building up (p99 is too jumpy on a shared 2-core box). */
+const SUSTAINED_P50_MS = 25
+const MIN_MESSAGES_PER_SENDER = 3
+const measureMsOf = (context: BenchContext) => (context.quick ? 1000 : 1500)
 
 interface Measured {
   readonly results: Array<RunResult>
@@ -39,7 +43,7 @@ const pacedRuns = async (
     const result = await generator.run({
       plan: { mode: "paced", rate: ratePerSender, window: windowFor(SENDERS, payloadBytes), payloadBytes, maxPerSender: 10_000_000 },
       warmupMs: context.quick ? 300 : 500,
-      measureMs: context.quick ? 1000 : 2000,
+      measureMs: measureMsOf(context),
       drainMs: 10_000,
       serverPids: server.pids,
       onTick: (elapsed, delivered) => context.status(`${label} run ${i + 1}/${context.runs}: ${formatRate(delivered / (elapsed / 1000))} deliveries/s`)
@@ -64,7 +68,7 @@ const closedLoopMaximum = async (context: BenchContext, kind: string, generator:
 
 /** A paced rate is sustained when almost all of it arrives, nothing is lost and no queue builds up. */
 const sustained = (offered: number, result: RunResult) =>
-  result.deliveriesPerSec >= 0.97 * offered && result.lost === 0 && result.latency.p99Ms <= SUSTAINED_P99_MS
+  result.deliveriesPerSec >= 0.97 * offered && result.lost === 0 && result.latency.p50Ms <= SUSTAINED_P50_MS
 
 /**
  * The maximum rate for latency levels: the highest paced rate that is sustained, found by bisection
@@ -85,7 +89,7 @@ const pacedMaximum = async (context: BenchContext, kind: string, generator: Load
       serverPids: server.pids
     })
     const ok = sustained(offered, result)
-    context.log(`  ${serverLabel[kind]} probing ${formatRate(offered)} deliveries/s: ${ok ? "sustained" : "not sustained"} (p99 ${result.latency.p99Ms.toFixed(1)} ms)`)
+    context.log(`  ${serverLabel[kind]} probing ${formatRate(offered)} deliveries/s: ${ok ? "sustained" : "not sustained"} (p50 ${result.latency.p50Ms.toFixed(1)} ms)`)
     if (ok) low = offered
     else high = offered
   }
@@ -104,7 +108,7 @@ export const latency: Scenario = {
     const notes: Array<string> = []
     const skipped: Array<string> = []
     const maxima: Record<string, { ceiling: number; sustainedMax: number }> = {}
-    for (const kind of context.servers) {
+    for (const kind of serversFor(context, ["hydrogen", "transport"])) {
       try {
         await withServer(kind, async (server) => {
           const small = await withClients(context, server, planGroup({ group: "latency", units: 100, senders: SENDERS }), (generator) =>
@@ -118,6 +122,10 @@ export const latency: Scenario = {
             for (const level of LEVELS) {
               const ratePerSender = (level * max) / (SENDERS * (LARGE.units - 1))
               const label = `${serverLabel[kind]} 1000 units at ${level * 100} % (${formatRate(level * max)} deliveries/s)`
+              if (ratePerSender * (measureMsOf(context) / 1000) < MIN_MESSAGES_PER_SENDER) {
+                skipped.push(`${label}: under ${MIN_MESSAGES_PER_SENDER} messages per sender in the window; the sustained maximum is too low to measure this level`)
+                continue
+              }
               const measured = await pacedRuns(context, server, generator, label, ratePerSender, LARGE.payloadBytes)
               rows.push({ server: kind, case: `1000 units at ${level * 100} % of max`, metrics: runMetrics(measured.results) })
               notes.push(...measured.notes)
@@ -136,7 +144,7 @@ export const latency: Scenario = {
         senders: SENDERS,
         levels: LEVELS,
         maximumDeliveriesPerSec: maxima,
-        sustainedMeans: `paced rate delivered at >= 97 %, nothing lost, p99 <= ${SUSTAINED_P99_MS} ms; bisected below the closed-loop maximum`, runs: context.runs, payloadBytes: 64 },
+        sustainedMeans: `paced rate delivered at >= 97 %, nothing lost, p50 <= ${SUSTAINED_P50_MS} ms; bisected below the closed-loop maximum`, runs: context.runs, payloadBytes: 64 },
       rows,
       notes,
       skipped

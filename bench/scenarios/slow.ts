@@ -3,11 +3,11 @@ import type { RunningServer } from "../lib/servers.ts"
 import { rssBytes } from "../lib/proc.ts"
 import { spreadOf } from "../lib/stats.ts"
 import { SENDERS } from "./fanout.ts"
-import { type BenchContext, formatRate, type ResultRow, type Scenario, serverLabel, windowFor, withClients, withServer } from "./common.ts"
+import { type BenchContext, formatRate, type ResultRow, type Scenario, serverLabel, windowFor, withClients, withServer, serversFor } from "./common.ts"
 
 const UNITS = 100
 const PAYLOAD_BYTES = 4096
-/** 10 senders × 50 msg/s × 4 KiB: 2 MB/s towards every receiver; the slow one reads ~128 KB/s. */
+/** 10 senders × 50 msg/s × 4 KiB: 2 MB/s towards every receiver; the slow one reads one chunk a second. */
 const RATE_PER_SENDER = 50
 
 interface SlowRun {
@@ -62,9 +62,9 @@ export const slow: Scenario = {
     const rows: Array<ResultRow> = []
     const notes: Array<string> = []
     const skipped: Array<string> = []
-    const measureMs = context.quick ? 2500 : 6000
+    const measureMs = context.quick ? 3000 : 6000
     const runs = context.quick ? 1 : Math.min(2, context.runs)
-    for (const kind of context.servers) {
+    for (const kind of serversFor(context, ["transport"])) {
       for (const slowReaders of [0, 1]) {
         const label = `${serverLabel[kind]} ${slowReaders ? "with one slow reader" : "control"}`
         try {
@@ -100,7 +100,7 @@ export const slow: Scenario = {
     return {
       scenario: "slow",
       title: slow.title,
-      settings: { units: UNITS, senders: SENDERS, payloadBytes: PAYLOAD_BYTES, ratePerSender: RATE_PER_SENDER, measureMs, runs, slowReaderReads: "one TCP chunk every 500 ms" },
+      settings: { units: UNITS, senders: SENDERS, payloadBytes: PAYLOAD_BYTES, ratePerSender: RATE_PER_SENDER, measureMs, runs, slowReaderReads: "one TCP chunk every 1000 ms" },
       rows,
       notes,
       skipped
