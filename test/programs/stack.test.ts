@@ -15,9 +15,12 @@ const freePorts = (count: number) =>
     return port
   })
 
+class PortTaken extends Error {}
+
 /** Runs `npm start`'s program as a real process in a temp directory; stopped with SIGTERM at scope end. */
 const startStack = Effect.acquireRelease(
-  Effect.promise(async () => {
+  Effect.tryPromise({
+    try: async () => {
     const [auth, s2s, relay, chat, hydrogen] = freePorts(5)
     const dir = mkdtempSync(join(tmpdir(), "sb-stack-"))
     const child = Bun.spawn([process.execPath, "run", join(import.meta.dir, "../../programs/stack.ts")], {
@@ -39,12 +42,21 @@ const startStack = Effect.acquireRelease(
     let banner = ""
     while (!banner.includes("Stop with Ctrl-C.")) {
       const { value, done } = await reader.read()
-      if (done) throw new Error(`stack exited early: ${banner}${await new Response(child.stderr).text()}`)
+      if (done) {
+        const output = `${banner}${await new Response(child.stderr).text()}`
+        // Another process took a probed port between the probe and the bind: try other ports.
+        throw output.includes("in use?") ? new PortTaken(output) : new Error(`stack exited early: ${output}`)
+      }
       banner += new TextDecoder().decode(value)
     }
     reader.releaseLock()
     return { child, banner, dir, ports: { auth, s2s, relay, chat, hydrogen } }
-  }),
+    },
+    catch: (error) => error as Error
+  }).pipe(
+    Effect.retry({ times: 3, while: (error) => error instanceof PortTaken }),
+    Effect.orDie
+  ),
   ({ child }) => Effect.promise(() => (child.kill("SIGTERM"), child.exited))
 )
 
