@@ -17,43 +17,43 @@ const freePorts = (count: number) =>
 
 class PortTaken extends Error {}
 
-/** Runs `npm start`'s program as a real process in a temp directory; stopped with SIGTERM at scope end. */
-const startStack = Effect.acquireRelease(
-  Effect.tryPromise({
-    try: async () => {
-    const [auth, s2s, relay, chat, hydrogen] = freePorts(5)
-    const dir = mkdtempSync(join(tmpdir(), "sb-stack-"))
-    const child = Bun.spawn([process.execPath, "run", join(import.meta.dir, "../../programs/stack.ts")], {
-      cwd: dir,
-      env: {
-        ...process.env,
-        AUTHENTICATOR_PORT: String(auth),
-        AUTHENTICATOR_S2S_PORT: String(s2s),
-        RELAY_PORT: String(relay),
-        RELAY_AUTHENTICATOR_URL: `ws://127.0.0.1:${s2s}`,
-        CHAT_PORT: String(chat),
-        HYDROGEN_PORT: String(hydrogen),
-        LOG_LEVEL: "warning"
-      },
-      stdout: "pipe",
-      stderr: "pipe"
-    })
-    const reader = child.stdout.getReader()
-    let banner = ""
-    while (!banner.includes("Stop with Ctrl-C.")) {
-      const { value, done } = await reader.read()
-      if (done) {
-        const output = `${banner}${await new Response(child.stderr).text()}`
-        // Another process took a probed port between the probe and the bind: try other ports.
-        throw output.includes("in use?") ? new PortTaken(output) : new Error(`stack exited early: ${output}`)
-      }
-      banner += new TextDecoder().decode(value)
-    }
-    reader.releaseLock()
-    return { child, banner, dir, ports: { auth, s2s, relay, chat, hydrogen } }
+/** Spawns `npm start`'s program in a temp directory on free ports and waits for its banner. */
+const spawnStack = async () => {
+  const [auth, s2s, relay, chat, hydrogen] = freePorts(5)
+  const dir = mkdtempSync(join(tmpdir(), "sb-stack-"))
+  const child = Bun.spawn([process.execPath, "run", join(import.meta.dir, "../../programs/stack.ts")], {
+    cwd: dir,
+    env: {
+      ...process.env,
+      AUTHENTICATOR_PORT: String(auth),
+      AUTHENTICATOR_S2S_PORT: String(s2s),
+      RELAY_PORT: String(relay),
+      RELAY_AUTHENTICATOR_URL: `ws://127.0.0.1:${s2s}`,
+      CHAT_PORT: String(chat),
+      HYDROGEN_PORT: String(hydrogen),
+      LOG_LEVEL: "warning"
     },
-    catch: (error) => error as Error
-  }).pipe(
+    stdout: "pipe",
+    stderr: "pipe"
+  })
+  const reader = child.stdout.getReader()
+  let banner = ""
+  while (!banner.includes("Stop with Ctrl-C.")) {
+    const { value, done } = await reader.read()
+    if (done) {
+      const output = `${banner}${await new Response(child.stderr).text()}`
+      // Another process took a probed port between the probe and the bind: try other ports.
+      throw output.includes("in use?") ? new PortTaken(output) : new Error(`stack exited early: ${output}`)
+    }
+    banner += new TextDecoder().decode(value)
+  }
+  reader.releaseLock()
+  return { child, banner, dir, ports: { auth, s2s, relay, chat, hydrogen } }
+}
+
+/** The running stack, stopped with SIGTERM when the test's scope closes. */
+const startStack = Effect.acquireRelease(
+  Effect.tryPromise({ try: spawnStack, catch: (error) => error as Error }).pipe(
     Effect.retry({ times: 3, while: (error) => error instanceof PortTaken }),
     Effect.orDie
   ),
