@@ -107,7 +107,9 @@ export const MysqlDatabase = (options: MysqlOptions): Database =>
   memoized(`mysql:${options.username}@${options.host}:${options.port}/${options.database}?max=${options.maxConnections}`, () =>
     Layer.scoped(
       SqlClient.SqlClient,
-      MysqlClient.make(options).pipe(
+      // maxIdle = pool size: mysql2 then starts no idle-sweep timer, which (as the pool is never
+      // ended when the startup check fails) would keep a failed process from exiting.
+      MysqlClient.make({ ...options, poolConfig: { maxIdle: options.maxConnections } }).pipe(
         Effect.catchAll(
           (error) =>
             new StorageError({
