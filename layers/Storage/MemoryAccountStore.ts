@@ -34,8 +34,11 @@ export const makeMemoryAccountStore = Effect.gen(function* () {
       Effect.gen(function* () {
         if (rows.has(input.name)) return yield* new AccountExists({ name: input.name })
         const accessCode = input.accessCode ?? generateAccessCode()
+        const codeHash = yield* hasher.hash(accessCode)
+        // Checked again: hashing yields, and a concurrent create of the same name may have finished meanwhile.
+        if (rows.has(input.name)) return yield* new AccountExists({ name: input.name })
         const account = yield* accountFromInput(input, String(nextId++))
-        rows.set(input.name, { account, codeHash: yield* hasher.hash(accessCode) })
+        rows.set(input.name, { account, codeHash })
         return { account, accessCode }
       }),
     regenerateAccessCode: (name) =>

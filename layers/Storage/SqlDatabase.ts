@@ -21,16 +21,13 @@ const describe = (error: { message: string; cause?: unknown }) =>
   error.cause instanceof Error ? `${error.message}: ${error.cause.message}` : error.message
 
 const deadlockCodes = new Set(["ER_LOCK_DEADLOCK", "SQLITE_BUSY"])
+const isDeadlock = (error: unknown) => {
+  const failure = error as { readonly _tag?: string; readonly cause?: { readonly code?: unknown } }
+  return failure._tag === "SqlError" && deadlockCodes.has(String(failure.cause?.code))
+}
 
 /** Runs a transaction again (a few times) when the database chose it as a deadlock victim: the standard remedy. */
-export const retryOnDeadlock = <A, E, R>(transaction: Effect.Effect<A, E, R>) =>
-  Effect.retry(transaction, {
-    times: 5,
-    while: (error) => {
-      const cause = (error as { readonly _tag?: string; readonly cause?: { readonly code?: unknown } })
-      return cause._tag === "SqlError" && deadlockCodes.has(String(cause.cause?.code))
-    }
-  })
+export const retryOnDeadlock = <A, E, R>(transaction: Effect.Effect<A, E, R>) => Effect.retry(transaction, { times: 5, while: isDeadlock })
 
 /** One schema per store, each with its own migrations table, so stores can share a database or not. */
 export interface StoreSchema {

@@ -160,6 +160,19 @@ export const accountStoreContract = <R>(backend: AccountBackend<R>) =>
         expect(Option.isNone(yield* store.authenticate(name, "other"))).toBe(true)
       }))
 
+    test("concurrent creates of one name: exactly one wins, the rest get AccountExists", () =>
+      Effect.gen(function* () {
+        const store = yield* AccountStore
+        const name = unique("race")
+        const results = yield* Effect.forEach([1, 2, 3, 4], () => Effect.either(store.create({ name, permission: Permission.all })), {
+          concurrency: "unbounded"
+        })
+        const winners = results.filter(Either.isRight)
+        expect(winners.length).toBe(1)
+        for (const result of results) if (Either.isLeft(result)) expect(result.left._tag).toBe("AccountExists")
+        expect(Option.isSome(yield* store.authenticate(name, winners[0]!.right.accessCode))).toBe(true)
+      }))
+
     if (backend.dump) {
       const dump = backend.dump
       test("access codes are never stored in plaintext", () =>
