@@ -108,6 +108,16 @@ describe("StorageFromConfig", () => {
       expect(String((error as { message: string }).message)).toContain("127.0.0.1:1/d")
     }))
 
+  it.live("an SQLite file that cannot be created is a StorageError naming it", () =>
+    Effect.gen(function* () {
+      const blocker = join(dir, "not-a-directory")
+      yield* Effect.promise(() => Bun.write(blocker, "x"))
+      const filename = join(blocker, "db.sqlite")
+      const error = yield* Effect.flip(Effect.provide(AccountStore, storage({ storage: { sqlite: { filename } } })))
+      expect(error._tag).toBe("StorageError")
+      expect(String((error as { message: string }).message)).toContain(filename)
+    }))
+
   it.live("one database file gives one shared client layer", () =>
     Effect.sync(() => expect(SqliteDatabase(join(dir, "x.sqlite"))).toBe(SqliteDatabase(join(dir, "x.sqlite")))))
 })
