@@ -1,4 +1,5 @@
 import { Config, Redacted } from "effect"
+import { nonNegativeInt, positiveInt } from "../config/ConfigValues.ts"
 import { Permission } from "./Account.ts"
 
 export const backends = ["memory", "single", "json", "sqlite", "mysql"] as const
@@ -21,12 +22,6 @@ export const underPath =
 
 export const BackendConfig = (settings: StorageSettings) =>
   Config.literal(...backends)("backend").pipe(Config.withDefault(settings.defaultBackend ?? "sqlite"))
-
-const positiveInt = (name: string, fallback: number) =>
-  Config.integer(name).pipe(Config.validate({ message: "must be a positive integer", validation: (n) => n > 0 }), Config.withDefault(fallback))
-
-const nonNegativeInt = (name: string, fallback: number) =>
-  Config.integer(name).pipe(Config.validate({ message: "must be 0 or more", validation: (n) => n >= 0 }), Config.withDefault(fallback))
 
 export const SqliteConfig = (settings: StorageSettings) =>
   Config.string("filename").pipe(Config.withDefault(`./data/${settings.name}.sqlite`), Config.nested("sqlite"))
