@@ -173,7 +173,11 @@ export const makeConnectionRegistry = <D, R>(
           while (connection.inbox.length > 0) {
             const messages = connection.inbox
             connection.inbox = []
-            for (const message of messages) yield* handler.onMessage(message).pipe(Effect.catchAllCause(failed("message handler", connection)))
+            for (const message of messages) {
+              // A handler that closed its connection (rate limit, protocol error) sees nothing after that.
+              if (!connection.isOpen()) break
+              yield* handler.onMessage(message).pipe(Effect.catchAllCause(failed("message handler", connection)))
+            }
             if (connection.paused && connection.inbox.length < highWater / 2) {
               connection.paused = false
               connection.raw.resume()
@@ -262,7 +266,8 @@ export const makeConnectionRegistry = <D, R>(
         messagesIn.inc()
         connection.awaitingPong = false
         connection.quietSweeps = 0
-        if (connection.ended) return
+        // Once the server has closed it (or the socket is gone), late frames are not handled.
+        if (connection.ended || !connection.isOpen()) return
         const queued = connection.inbox.push(message)
         if (queued >= hardLimit) connection.close(CloseCodes.inboxOverflow)
         else if (queued >= highWater && !connection.paused) {

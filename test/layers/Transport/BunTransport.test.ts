@@ -190,6 +190,33 @@ describe("BunTransport", () => {
       expect(received).toEqual(Array.from({ length: 2000 }, (_, i) => i))
     }))
 
+  it.live("frames queued behind the one that made the handler close are not handled", () =>
+    Effect.gen(function* () {
+      const handled: Array<string> = []
+      const server = yield* Effect.flatMap(Transport, (transport) => transport.serve({
+        name: "closer",
+        port: 0,
+        hostname: "127.0.0.1",
+        limits: defaultSocketLimits,
+        websocket: {
+          upgrade: () => Effect.succeed(accept(null)),
+          // A slow open lets the pipelined frames pile up in the inbox first.
+          open: (connection) =>
+            Effect.sleep("50 millis").pipe(Effect.as({
+              onMessage: (message) =>
+                Effect.sync(() => {
+                  handled.push(String(message))
+                  if (message === "quit") connection.close(CloseCodes.badRequest, "bye")
+                })
+            }))
+        }
+      })).pipe(Effect.provide(BunTransportLive), Effect.provide(Metrics.Default))
+      const client = yield* connectWs(`ws://127.0.0.1:${server.port}/`)
+      for (const frame of ["a", "quit", "b", "c"]) client.socket.send(frame)
+      expect((yield* client.closed).code).toBe(CloseCodes.badRequest)
+      expect(handled).toEqual(["a", "quit"])
+    }))
+
   it.live("shutdown closes clients with 1001", () =>
     Effect.gen(function* () {
       const { client } = yield* Effect.scoped(

@@ -70,3 +70,4 @@ describe("MemoryTransport (test double)", () => {
       yield* alive.expectSilence()
     }).pipe(Effect.provide(MemoryTransportTest)))
 })
+
