@@ -5,7 +5,7 @@
  *   npm run bench                         full suite (bounded, ~15 minutes)
  *   npm run bench -- --quick              short runs, tiny sizes, results to a temp dir
  *   npm run bench -- fanout latency       only these scenarios
- *   options: --runs N  --workers N  --servers bun-raw,node-ws,relay,chat  --idle-sizes 10000,19000  --out DIR
+ *   options: --runs N  --workers N  --servers bun-raw,node-ws,transport,relay,chat,hydrogen  --idle-sizes 10000,19000  --out DIR
  */
 import { existsSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -56,7 +56,7 @@ const parseArgs = (argv: ReadonlyArray<string>): Options => {
     runs: Number(value("--runs") ?? (quick ? 1 : 3)),
     workers: Number(value("--workers") ?? 2),
     servers: requested ?? available,
-    idleSizes: numbers(value("--idle-sizes")) ?? (quick ? [1000] : [10_000, 19_000]),
+    idleSizes: numbers(value("--idle-sizes")) ?? (quick ? [1000] : [10_000]),
     out: value("--out") ?? (quick ? join(tmpdir(), "switchboard-bench") : join(root, "results")),
     only
   }

@@ -92,7 +92,8 @@ const columns: Record<string, Array<Column>> = {
     metric("connects/s", "connectsPerSec", rate),
     metric("RSS KB/conn", "rssKbPerConnection", (v) => num(v, 2)),
     metric("idle CPU %", "idleCpuPercent", (v) => num(v, 2)),
-    metric("CPU µs/conn/s", "idleCpuUsPerConnectionSecond", (v) => num(v, 3))
+    metric("CPU µs/conn/s", "idleCpuUsPerConnectionSecond", (v) => num(v, 3)),
+    { label: "note", cell: (row) => (row.notes ?? []).join("; ") }
   ],
   churn: [
     metric("logins+connects/s", "perSecond", rate),

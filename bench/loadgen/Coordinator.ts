@@ -96,7 +96,9 @@ export class LoadGenerator {
     readonly echoesToSender: boolean,
     readonly connectMs: number,
     readonly connectFailures: number,
-    readonly connectErrors: ReadonlyArray<string>
+    readonly connectErrors: ReadonlyArray<string>,
+    /** Clients never tried because the connect deadline passed. */
+    readonly notAttempted: number
   ) {
     this.acks = Array.from({ length: senders }, () => -1)
   }
@@ -108,6 +110,8 @@ export class LoadGenerator {
     readonly workers: number
     readonly clockBase: number
     readonly connectConcurrency?: number
+    /** Stop starting connections after this long; those not attempted count in `notConnected`. */
+    readonly connectDeadlineMs?: number
   }): Promise<LoadGenerator> {
     const senders = options.clients.filter((client) => client.sender >= 0).length
     const count = Math.max(1, Math.min(options.workers, options.clients.length))
@@ -123,7 +127,8 @@ export class LoadGenerator {
         target: options.target,
         clients: worker.clients,
         senders,
-        connectConcurrency: options.connectConcurrency ?? 64
+        connectConcurrency: options.connectConcurrency ?? 64,
+        connectDeadlineMs: options.connectDeadlineMs ?? 3_600_000
       }),
       "ready"
     ).catch(async (error) => {
@@ -132,9 +137,10 @@ export class LoadGenerator {
     })
     const connectMs = performance.now() - started
     const failures = readies.reduce((sum, ready) => sum + ready.failed, 0)
+    const notAttempted = readies.reduce((sum, ready) => sum + ready.notAttempted, 0)
     const errors = readies.flatMap((ready) => ready.errors)
     const echoes = adapterFor(options.target).echoesToSender
-    return new LoadGenerator(workers, options.clients, senders, echoes, connectMs, failures, errors)
+    return new LoadGenerator(workers, options.clients, senders, echoes, connectMs, failures, errors, notAttempted)
   }
 
   /** How many regular (non-slow) receivers each sender's messages should reach. */

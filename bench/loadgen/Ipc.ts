@@ -29,6 +29,8 @@ export type ToWorker =
       readonly clients: ReadonlyArray<ClientSpec>
       readonly senders: number
       readonly connectConcurrency: number
+      /** No new connection is started after this long (the rest are reported as not attempted). */
+      readonly connectDeadlineMs: number
     }
   | { readonly type: "send"; readonly plan: SendPlan }
   | { readonly type: "acks"; readonly run: number; readonly acks: ReadonlyArray<number> }
@@ -74,6 +76,7 @@ export type FromWorker =
       readonly type: "ready"
       readonly connected: number
       readonly failed: number
+      readonly notAttempted: number
       readonly errors: ReadonlyArray<string>
       readonly connectMs: number
     }

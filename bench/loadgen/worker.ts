@@ -139,8 +139,14 @@ const setup = async (message: Extract<ToWorker, { type: "setup" }>) => {
   acks = Array.from({ length: senders }, () => -1)
   const errors: Array<string> = []
   let failed = 0
+  let skipped = 0
   const started = performance.now()
+  const deadline = started + message.connectDeadlineMs
   await pool(clients, message.connectConcurrency, async (client) => {
+    if (performance.now() > deadline) {
+      skipped += 1
+      return
+    }
     try {
       await openClient(client)
     } catch (error) {
@@ -151,7 +157,7 @@ const setup = async (message: Extract<ToWorker, { type: "setup" }>) => {
   const connectMs = performance.now() - started
   for (const client of clients) if (client.spec.slow && client.conn) startSlowReading()
   if (senders > 0) progressTimer = setInterval(reportProgress, PROGRESS_EVERY_MS)
-  post({ type: "ready", connected: clients.length - failed, failed, errors, connectMs })
+  post({ type: "ready", connected: clients.length - failed - skipped, failed, notAttempted: skipped, errors, connectMs })
 }
 
 /** A slow reader takes one TCP chunk every second and leaves the rest waiting (measured: well under 1 MB/s). */

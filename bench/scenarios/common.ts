@@ -78,9 +78,16 @@ export const withClients = async <A>(
   context: BenchContext,
   server: RunningServer,
   clients: ReadonlyArray<ClientSpec>,
-  body: (generator: LoadGenerator) => Promise<A>
+  body: (generator: LoadGenerator) => Promise<A>,
+  connectDeadlineMs?: number
 ): Promise<A> => {
-  const generator = await LoadGenerator.connect({ target: server.target, clients, workers: context.workers, clockBase: context.clockBase })
+  const generator = await LoadGenerator.connect({
+    target: server.target,
+    clients,
+    workers: context.workers,
+    clockBase: context.clockBase,
+    ...(connectDeadlineMs ? { connectDeadlineMs } : {})
+  })
   try {
     if (generator.connectFailures > 0) {
       throw new Error(`${generator.connectFailures} of ${clients.length} clients failed to connect: ${generator.connectErrors.join("; ")}`)
