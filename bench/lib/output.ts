@@ -176,12 +176,13 @@ const groupedBars = (title: string, yTitle: string, values: Array<Record<string,
   encoding: {
     x: { field: "case", type: "nominal", title: null, axis: { labelAngle: 0 } },
     xOffset: { field: "server", type: "nominal", sort: serverOrder },
-    color: { field: "server", type: "nominal", sort: serverOrder, title: "server" }
+    color: { field: "server", type: "nominal", sort: serverOrder, title: "server", scale: { domain: serverOrder }, legend: { labelLimit: 260 } }
   },
   layer: [
     {
       mark: { type: "bar" },
-      encoding: { y: { field: "median", type: "quantitative", title: yTitle, ...(logScale ? { scale: { type: "log" } } : {}) } }
+      // Bars on a log scale must not stack from zero (log 0 breaks the scale).
+      encoding: { y: { field: "median", type: "quantitative", title: yTitle, ...(logScale ? { scale: { type: "log" }, stack: null } : {}) } }
     },
     {
       mark: { type: "rule", color: "black" },
@@ -228,12 +229,12 @@ export const writeCharts = async (dir: string, results: ReadonlyArray<ResultFile
           width: { step: 22 },
           height: 180,
           encoding: {
-            x: { field: "case", type: "nominal", title: null, axis: { labelAngle: 0, labelLimit: 200 } },
+            x: { field: "case", type: "nominal", title: null, axis: { labelAngle: -15, labelLimit: 260 } },
             xOffset: { field: "server", type: "nominal", sort: serverOrder },
-            color: { field: "server", type: "nominal", sort: serverOrder }
+            color: { field: "server", type: "nominal", sort: serverOrder, scale: { domain: serverOrder }, legend: { labelLimit: 260 } }
           },
           layer: [
-            { mark: "bar", encoding: { y: { field: "median", type: "quantitative", title: "ms", scale: { type: "log" } } } },
+            { mark: "bar", encoding: { y: { field: "median", type: "quantitative", title: "ms", scale: { type: "log" }, stack: null } } },
             { mark: { type: "rule", color: "black" }, encoding: { y: { field: "min", type: "quantitative" }, y2: { field: "max" } } }
           ]
         },
