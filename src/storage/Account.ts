@@ -11,6 +11,8 @@ export const AccountName = Schema.String.pipe(
   Schema.trimmed(),
   Schema.minLength(1),
   Schema.maxLength(128),
+  // Names are keys of the JSON accounts file, where "__proto__" cannot survive a parse.
+  Schema.filter((name) => name !== "__proto__" || "the name __proto__ is reserved"),
   Schema.annotations({ identifier: "AccountName" })
 )
 

@@ -38,11 +38,23 @@ const formatPath = (path: ReadonlyArray<PropertyKey>) =>
     ? "(file)"
     : path.map((key, i) => (typeof key === "string" && /^[A-Za-z_][\w-]*$/.test(key) ? `${i > 0 ? "." : ""}${key}` : `[${JSON.stringify(String(key))}]`)).join("")
 
+/** Decoding a record drops a "__proto__" key silently; such an account must be refused, not lost. */
+const hasProtoAccount = (text: string) => {
+  try {
+    const users = (JSON.parse(text) as { users?: unknown } | null)?.users
+    return typeof users === "object" && users !== null && Object.hasOwn(users, "__proto__")
+  } catch {
+    return false
+  }
+}
+
 /** The parsed file, or one line per problem ("users.alice.prm: Expected ..."). */
 export const parseAccountFile = (text: string): Either.Either<AccountFile, ReadonlyArray<string>> =>
-  Either.mapLeft(decodeFile(text), (error) =>
-    ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => `${formatPath(issue.path)}: ${issue.message}`)
-  )
+  hasProtoAccount(text)
+    ? Either.left(['users: the account name "__proto__" is reserved'])
+    : Either.mapLeft(decodeFile(text), (error) =>
+      ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => `${formatPath(issue.path)}: ${issue.message}`)
+    )
 
 /** What we write back: never a plaintext code. */
 export const renderAccountFile = (users: Record<string, Required<Omit<AccountFileEntry, "pwd" | "isadmin">> & { isadmin: boolean }>) =>

@@ -1,8 +1,9 @@
 import { describe, expect, test } from "bun:test"
-import { Either, FastCheck as fc } from "effect"
+import { Either, FastCheck as fc, Schema } from "effect"
+import { AccountName } from "../../../src/storage/Account.ts"
 import { parseAccountFile, renderAccountFile } from "../../../src/storage/AccountFile.ts"
 
-const name = fc.string({ minLength: 1, maxLength: 20 }).filter((s) => s.trim() === s && s.length > 0)
+const name = fc.string({ minLength: 1, maxLength: 20 }).filter(Schema.is(AccountName))
 const entry = fc.record({
   sid: fc.uuid(),
   hash: fc.string({ minLength: 20, maxLength: 40 }).map((s) => `$argon2id$${s}`),
@@ -20,6 +21,12 @@ describe("accounts file codec", () => {
         expect(Either.getOrThrow(parsed).users).toEqual(users)
       })
     ))
+
+  test("an account named __proto__ is refused with a reason, never silently dropped", () => {
+    const parsed = parseAccountFile(JSON.stringify({ users: { ["__proto__"]: { prm: 1, pwd: "code1234" }, ok: { prm: 1, pwd: "code5678" } } }))
+    expect(Either.isLeft(parsed) && parsed.left).toEqual(['users: the account name "__proto__" is reserved'])
+    expect(Schema.is(AccountName)("__proto__")).toBe(false)
+  })
 
   test("garbage never throws: it is a list of problems or a file", () =>
     fc.assert(
