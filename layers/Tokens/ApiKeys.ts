@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from "node:crypto"
-import { Context, Layer, Option, Redacted } from "effect"
+import { Context, Option, Redacted } from "effect"
 import type { ApiKeySetting } from "../../src/hydrogen/Config.ts"
 import type { Identity } from "../../src/hydrogen/Permissions.ts"
 
@@ -38,4 +38,3 @@ export const makeApiKeys = (settings: ReadonlyArray<ApiKeySetting>) => {
   })
 }
 
-export const ApiKeysLive = (settings: ReadonlyArray<ApiKeySetting>) => Layer.sync(ApiKeys, () => makeApiKeys(settings))

@@ -1,5 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
-import { Clock, Context, Data, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { Clock, Context, Data, Duration, Effect, Option, Redacted, Schema } from "effect"
 
 /** What a session token says: who, what they may do, until when (epoch seconds). */
 export const TokenClaims = Schema.Struct({
@@ -69,5 +69,3 @@ export const makeSignedTokens = (secret: Redacted.Redacted<string>) => {
 /** A secret for a process that has none configured: tokens then die with the process. */
 export const randomSecret = (): Redacted.Redacted<string> => Redacted.make(randomBytes(32).toString("base64url"))
 
-export const SignedTokensLive = (secret: Option.Option<Redacted.Redacted<string>>) =>
-  Layer.sync(SignedTokens, () => makeSignedTokens(Option.getOrElse(secret, randomSecret)))

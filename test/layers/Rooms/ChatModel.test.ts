@@ -2,7 +2,7 @@ import { describe, expect } from "bun:test"
 import { Effect, FastCheck as fc } from "effect"
 import type { ServerHandle } from "../../../layers/Transport/Transport.ts"
 import { TPacketClient } from "../../../layers/Transport/TPacketClient.ts"
-import { Command, type TPacket } from "../../../src/tpacket/Packet.ts"
+import { Command } from "../../../src/tpacket/Packet.ts"
 import { it } from "../../support/effect.ts"
 import { show, startChat } from "./chatSupport.ts"
 

@@ -1,7 +1,7 @@
 import { describe, expect } from "bun:test"
 import { Duration, Effect, FastCheck as fc, TestClock } from "effect"
 import { TPacketClient } from "../../../layers/Transport/TPacketClient.ts"
-import { Command, encodePacket, FRAME_SIGNATURE, MAGIC, packet } from "../../../src/tpacket/Packet.ts"
+import { Command, encodePacket, MAGIC, packet } from "../../../src/tpacket/Packet.ts"
 import { ErrorReason } from "../../../src/tpacket/Rules.ts"
 import { CloseCodes } from "../../../src/transport/CloseCodes.ts"
 import { it, settle } from "../../support/effect.ts"

@@ -143,7 +143,7 @@ describe("BunTransport", () => {
     Effect.gen(function* () {
       const metrics = yield* Metrics
       const server = yield* startEchoWith({ slowConsumerBytes: 64 * 1024, slowConsumerCheck: Duration.millis(20) })
-      const slow = yield* connectSilent(server.port, { path: "/?room=big", stopReading: true })
+      yield* connectSilent(server.port, { path: "/?room=big", stopReading: true })
       const fast = yield* connectWs(`ws://127.0.0.1:${server.port}/?room=big`)
       yield* eventually(() => server.subscriberCount("big") === 2, "two subscribers")
       // Loopback kernel buffers absorb several MB before the server's own buffer grows.
