@@ -15,7 +15,7 @@ import { ChatConfig, ChatHistoryBackendConfig, chatHistoryStorage, isPersistent 
 
 const webFile = (name: string) => Effect.promise(() => Bun.file(new URL(`./chat-web/${name}`, import.meta.url)).text())
 
-/** GET / (the page), GET /chat.js (its module script), GET /metrics; 404 with a reason otherwise. */
+/** GET / (the page), GET /chat.js (its module script), GET /metrics, GET /favicon.ico (none); 404 with a reason otherwise. */
 export const chatHttpApp = Effect.gen(function* () {
   const page = yield* webFile("index.html")
   const script = yield* webFile("chat.js")
@@ -23,6 +23,8 @@ export const chatHttpApp = Effect.gen(function* () {
     HttpRouter.get("/", HttpServerResponse.text(page, { contentType: "text/html; charset=utf-8" })),
     HttpRouter.get("/chat.js", HttpServerResponse.text(script, { contentType: "text/javascript; charset=utf-8" })),
     HttpRouter.get("/metrics", metricsResponse),
+    // Browsers ask for it on every visit; "no icon" beats a 404 in their console.
+    HttpRouter.get("/favicon.ico", HttpServerResponse.empty({ status: 204 })),
     Effect.catchTag("RouteNotFound", () => HttpServerResponse.unsafeJson({ error: "not found" }, { status: 404 }))
   )
 })

@@ -22,6 +22,7 @@ describe("chat: HTTP side", () => {
       expect(script.type).toContain("javascript")
       expect(script.body).toContain("magic string :)")
       expect(() => new Bun.Transpiler({ loader: "js" }).transformSync(script.body)).not.toThrow()
+      expect((yield* get(`${handle.url}/favicon.ico`)).status).toBe(204)
       expect((yield* get(`${handle.url}/nope`)).status).toBe(404)
     }))
 
