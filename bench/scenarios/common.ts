@@ -98,9 +98,9 @@ export const withClients = async <A>(
   }
 }
 
-/** Messages a sender may be ahead of the slowest receiver: ~256 KiB per receiver, 4..32 messages. */
+/** Messages a sender may be ahead of the slowest receiver: ~256 KiB per receiver, 4..128 messages (enough to saturate the box). */
 export const windowFor = (senders: number, payloadBytes: number) =>
-  Math.max(4, Math.min(32, Math.floor((256 * 1024) / (senders * payloadBytes))))
+  Math.max(4, Math.min(128, Math.floor((256 * 1024) / (senders * payloadBytes))))
 
 export const runMetrics = (results: ReadonlyArray<RunResult>): Record<string, Spread> => ({
   deliveriesPerSec: spreadOf(results.map((r) => r.deliveriesPerSec)),
