@@ -65,33 +65,32 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
           if (Either.isLeft(entered)) {
             // Another connect of this account won the race for the last slot.
             connection.close(CloseCodes.forbidden, "instance limit reached")
-            return { onMessage: () => Effect.void }
+            return { onMessage: () => {} }
           }
           const seat = entered.right
           yield* Effect.addFinalizer(() => rooms.exit(seat).pipe(Effect.zipRight(Effect.sync(() => options.onLeft(member)))))
-          return { onMessage: (message) => Effect.suspend(() => handle(seat, connection, message)) }
+          return { onMessage: (message) => handle(seat, connection, message) }
         })
     }
 
-    const fail = (connection: Connection<unknown>, reason: RelayErrorReason, text: string, type?: number | string) => {
+    const fail = (connection: Connection<unknown>, reason: RelayErrorReason, text: string, type?: number | string): void => {
       errors.labels({ server: options.serverName, reason }).inc()
       connection.send(errorReply(reason, text, type))
-      return Effect.void
     }
 
     /** The envelope as forwarded: the relay's sd and p replace whatever the client sent. */
     const stamped = (envelope: Envelope, member: UnitMember) => ({ ...envelope, sd: member.unitName, p: member.permission })
 
-    const system = (seat: Seat, connection: Connection<unknown>, envelope: Envelope) => {
+    /** System messages; only leaving the group needs asynchronous work (the rooms). */
+    const system = (seat: Seat, connection: Connection<unknown>, envelope: Envelope): Effect.Effect<void> | void => {
       const { member } = seat
       const reply = (s: string) => {
         const ms = envelope.ms !== null && typeof envelope.ms === "object" && !Array.isArray(envelope.ms) ? envelope.ms : {}
         connection.send(JSON.stringify({ ...stamped(envelope, member), ms: { ...ms, s } }))
-        return Effect.void
       }
       const type = envelope.mt
       if (type === SystemMessage.ping) return reply("OK:pong")
-      if (type === SystemMessage.leaveGroup) return Effect.zipRight(rooms.leaveGroup(seat), Effect.suspend(() => reply("OK:dell")))
+      if (type === SystemMessage.leaveGroup) return Effect.zipRight(rooms.leaveGroup(seat), Effect.sync(() => reply("OK:dell")))
       if (isTaskMessage(type)) return fail(connection, "tasks-unavailable", "this relay does not store tasks", type)
       if (type === SystemMessage.udpProxy) {
         return member.actorType === "d"
@@ -101,7 +100,8 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
       return fail(connection, "unknown-system-message", `unknown system message type ${String(type)}`, type)
     }
 
-    const handle = (seat: Seat, connection: Connection<unknown>, message: WireMessage): Effect.Effect<void> => {
+    /** One client message, handled synchronously except for the rare system message that is not. */
+    const handle = (seat: Seat, connection: Connection<unknown>, message: WireMessage): Effect.Effect<void> | void => {
       const parsed = parseFrame(message)
       if (Either.isLeft(parsed)) return fail(connection, "malformed", parsed.left.reason)
       const frame = parsed.right
@@ -115,7 +115,6 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
       if (result._tag === "TargetNotFound") {
         return fail(connection, "target-not-found", `no unit named ${JSON.stringify(result.unitName)} in this group`, envelope.mt)
       }
-      return Effect.void
     }
 
     return protocol

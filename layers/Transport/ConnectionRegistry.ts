@@ -143,6 +143,20 @@ export const makeConnectionRegistry = <D, R>(
         )
       )
 
+    /**
+     * Runs the handler on one message. Synchronous work is done when this returns (undefined);
+     * otherwise the Effect still to run, guarded so a failure closes only this connection.
+     */
+    const dispatch = (connection: LiveConnection<D>, message: WireMessage): Effect.Effect<void, never, R> | undefined => {
+      let pending: Effect.Effect<void, never, R> | void
+      try {
+        pending = connection.handler!.onMessage(message)
+      } catch (defect) {
+        return failed("message handler", connection)(Cause.die(defect))
+      }
+      return pending === undefined ? undefined : Effect.catchAllCause(pending, failed("message handler", connection))
+    }
+
     /** Parks the fiber until a message arrives, the socket closes or the sweep retires it. */
     const nextWork = (connection: LiveConnection<D>) =>
       Effect.async<void>((resume) => {
@@ -168,22 +182,27 @@ export const makeConnectionRegistry = <D, R>(
           // A connection that has said nothing yet holds no fiber.
           if (connection.inbox.length === 0) return
         }
-        const handler = connection.handler
         while (true) {
+          // Only a handler doing asynchronous work keeps a fiber waiting; synchronous ones use the fast path.
+          let asynchronous = false
           while (connection.inbox.length > 0) {
             const messages = connection.inbox
             connection.inbox = []
             for (const message of messages) {
               // A handler that closed its connection (rate limit, protocol error) sees nothing after that.
               if (!connection.isOpen()) break
-              yield* handler.onMessage(message).pipe(Effect.catchAllCause(failed("message handler", connection)))
+              const pending = dispatch(connection, message)
+              if (pending) {
+                asynchronous = true
+                yield* pending
+              }
             }
             if (connection.paused && connection.inbox.length < highWater / 2) {
               connection.paused = false
               connection.raw.resume()
             }
           }
-          if (connection.ended || connection.retiring) return
+          if (connection.ended || connection.retiring || !asynchronous) return
           yield* nextWork(connection)
         }
       }).pipe(Effect.ensuring(Effect.sync(() => settle(connection))))
@@ -268,6 +287,15 @@ export const makeConnectionRegistry = <D, R>(
         connection.quietSweeps = 0
         // Once the server has closed it (or the socket is gone), late frames are not handled.
         if (connection.ended || !connection.isOpen()) return
+        // Fast path: opened, nothing queued, no fiber at work: handle it right here, in order.
+        if (!connection.busy && connection.handler && connection.inbox.length === 0) {
+          const pending = dispatch(connection, message)
+          if (pending) {
+            connection.busy = true
+            run(Effect.zipRight(pending, work(connection)))
+          }
+          return
+        }
         const queued = connection.inbox.push(message)
         if (queued >= hardLimit) connection.close(CloseCodes.inboxOverflow)
         else if (queued >= highWater && !connection.paused) {

@@ -25,7 +25,12 @@ export interface Connection<D> {
 
 /** Per-connection message handler returned by `WebSocketProtocol.open`. */
 export interface ConnectionHandler<R = never> {
-  readonly onMessage: (message: WireMessage) => Effect.Effect<void, never, R>
+  /**
+   * Handles one inbound message. Return nothing when the work is done synchronously: the
+   * transport then calls it straight from the socket callback, with no fiber per message. Return
+   * an Effect for asynchronous work; later messages wait for it, so order always holds.
+   */
+  readonly onMessage: (message: WireMessage) => Effect.Effect<void, never, R> | void
 }
 
 export type UpgradeDecision<D> =

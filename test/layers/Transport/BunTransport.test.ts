@@ -190,6 +190,41 @@ describe("BunTransport", () => {
       expect(received).toEqual(Array.from({ length: 2000 }, (_, i) => i))
     }))
 
+  it.live("synchronous and asynchronous handling interleave in arrival order", () =>
+    Effect.gen(function* () {
+      const handled: Array<string> = []
+      const server = yield* Effect.flatMap(Transport, (transport) => transport.serve({
+        name: "mixed",
+        port: 0,
+        hostname: "127.0.0.1",
+        limits: defaultSocketLimits,
+        websocket: {
+          upgrade: () => Effect.succeed(accept(null)),
+          open: (connection) =>
+            Effect.succeed({
+              onMessage: (message) => {
+                const text = String(message)
+                if (text === "done") return void connection.send(JSON.stringify(handled))
+                // Every third message takes a detour through the event loop; the rest are done at once.
+                if (Number(text) % 3 === 0) {
+                  return Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve))).pipe(
+                    Effect.zipRight(Effect.sync(() => void handled.push(text)))
+                  )
+                }
+                handled.push(text)
+              }
+            })
+        }
+      })).pipe(Effect.provide(BunTransportLive), Effect.provide(Metrics.Default))
+      const client = yield* connectWs(`ws://127.0.0.1:${server.port}/`)
+      for (let i = 0; i < 300; i++) {
+        client.socket.send(String(i))
+        if (i % 50 === 0) yield* settle(5) // some arrive alone (fast path), some in bursts (queued)
+      }
+      yield* client.send("done")
+      expect(yield* client.nextJson("10 seconds")).toEqual(Array.from({ length: 300 }, (_, i) => String(i)))
+    }))
+
   it.live("frames queued behind the one that made the handler close are not handled", () =>
     Effect.gen(function* () {
       const handled: Array<string> = []
