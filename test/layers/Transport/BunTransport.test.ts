@@ -48,6 +48,18 @@ const startEchoWith = (limits: Partial<SocketLimits> = {}) =>
     })
   }).pipe(Effect.provide(BunTransportLive))
 
+/** A server on a random loopback port whose every upgrade is accepted and handled by `open`. */
+const serveAll = (name: string, open: WebSocketProtocol<null>["open"], limits: Partial<SocketLimits> = {}) =>
+  Effect.flatMap(Transport, (transport) =>
+    transport.serve({
+      name,
+      port: 0,
+      hostname: "127.0.0.1",
+      limits: { ...defaultSocketLimits, ...limits },
+      websocket: { upgrade: () => Effect.succeed(accept(null)), open }
+    })
+  ).pipe(Effect.provide(BunTransportLive), Effect.provide(Metrics.Default))
+
 describe("BunTransport", () => {
   it.live("serves HTTP and WebSocket on one port", () =>
     Effect.gen(function* () {
@@ -165,24 +177,19 @@ describe("BunTransport", () => {
   it.live("a flood into a slow handler pauses reading and loses nothing, in order", () =>
     Effect.gen(function* () {
       const seen: Array<number> = []
-      const server = yield* Effect.flatMap(Transport, (transport) => transport.serve({
-        name: "slow-handler",
-        port: 0,
-        hostname: "127.0.0.1",
-        limits: { ...defaultSocketLimits, inboxCapacity: 8 },
-        websocket: {
-          upgrade: () => Effect.succeed(accept(null)),
-          open: (connection) =>
-            Effect.succeed({
-              onMessage: (message) =>
-                message === "done"
-                  ? Effect.sync(() => connection.send(JSON.stringify(seen)))
-                  : Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve))).pipe(
-                    Effect.zipRight(Effect.sync(() => seen.push(Number(message))))
-                  )
-            })
-        }
-      })).pipe(Effect.provide(BunTransportLive), Effect.provide(Metrics.Default))
+      const server = yield* serveAll(
+        "slow-handler",
+        (connection) =>
+          Effect.succeed({
+            onMessage: (message) =>
+              message === "done"
+                ? Effect.sync(() => connection.send(JSON.stringify(seen)))
+                : Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve))).pipe(
+                  Effect.zipRight(Effect.sync(() => seen.push(Number(message))))
+                )
+          }),
+        { inboxCapacity: 8 }
+      )
       const client = yield* connectWs(`ws://127.0.0.1:${server.port}/`)
       for (let i = 0; i < 2000; i++) client.socket.send(String(i))
       yield* client.send("done")
@@ -193,29 +200,21 @@ describe("BunTransport", () => {
   it.live("synchronous and asynchronous handling interleave in arrival order", () =>
     Effect.gen(function* () {
       const handled: Array<string> = []
-      const server = yield* Effect.flatMap(Transport, (transport) => transport.serve({
-        name: "mixed",
-        port: 0,
-        hostname: "127.0.0.1",
-        limits: defaultSocketLimits,
-        websocket: {
-          upgrade: () => Effect.succeed(accept(null)),
-          open: (connection) =>
-            Effect.succeed({
-              onMessage: (message) => {
-                const text = String(message)
-                if (text === "done") return void connection.send(JSON.stringify(handled))
-                // Every third message takes a detour through the event loop; the rest are done at once.
-                if (Number(text) % 3 === 0) {
-                  return Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve))).pipe(
-                    Effect.zipRight(Effect.sync(() => void handled.push(text)))
-                  )
-                }
-                handled.push(text)
-              }
-            })
-        }
-      })).pipe(Effect.provide(BunTransportLive), Effect.provide(Metrics.Default))
+      const server = yield* serveAll("mixed", (connection) =>
+        Effect.succeed({
+          onMessage: (message) => {
+            const text = String(message)
+            if (text === "done") return void connection.send(JSON.stringify(handled))
+            // Every third message takes a detour through the event loop; the rest are done at once.
+            if (Number(text) % 3 === 0) {
+              return Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve))).pipe(
+                Effect.zipRight(Effect.sync(() => void handled.push(text)))
+              )
+            }
+            handled.push(text)
+          }
+        })
+      )
       const client = yield* connectWs(`ws://127.0.0.1:${server.port}/`)
       for (let i = 0; i < 300; i++) {
         client.socket.send(String(i))
@@ -228,24 +227,17 @@ describe("BunTransport", () => {
   it.live("frames queued behind the one that made the handler close are not handled", () =>
     Effect.gen(function* () {
       const handled: Array<string> = []
-      const server = yield* Effect.flatMap(Transport, (transport) => transport.serve({
-        name: "closer",
-        port: 0,
-        hostname: "127.0.0.1",
-        limits: defaultSocketLimits,
-        websocket: {
-          upgrade: () => Effect.succeed(accept(null)),
-          // A slow open lets the pipelined frames pile up in the inbox first.
-          open: (connection) =>
-            Effect.sleep("50 millis").pipe(Effect.as({
-              onMessage: (message) =>
-                Effect.sync(() => {
-                  handled.push(String(message))
-                  if (message === "quit") connection.close(CloseCodes.badRequest, "bye")
-                })
-            }))
-        }
-      })).pipe(Effect.provide(BunTransportLive), Effect.provide(Metrics.Default))
+      // A slow open lets the pipelined frames pile up in the inbox first.
+      const server = yield* serveAll("closer", (connection) =>
+        Effect.sleep("50 millis").pipe(
+          Effect.as({
+            onMessage: (message) => {
+              handled.push(String(message))
+              if (message === "quit") connection.close(CloseCodes.badRequest, "bye")
+            }
+          })
+        )
+      )
       const client = yield* connectWs(`ws://127.0.0.1:${server.port}/`)
       for (const frame of ["a", "quit", "b", "c"]) client.socket.send(frame)
       expect((yield* client.closed).code).toBe(CloseCodes.badRequest)
