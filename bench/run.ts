@@ -5,6 +5,7 @@
  *   npm run bench                         full suite (bounded, ~15 minutes)
  *   npm run bench -- --quick              short runs, tiny sizes, results to a temp dir
  *   npm run bench -- fanout latency       only these scenarios
+ *   npm run bench -- --summary            rewrite summary.md and the charts from the saved results, measure nothing
  *   options: --runs N  --workers N  --servers bun-raw,node-ws,transport,relay,chat,hydrogen  --idle-sizes 10000,19000  --out DIR
  */
 import { existsSync } from "node:fs"
@@ -34,6 +35,7 @@ interface Options {
   readonly idleSizes: Array<number>
   readonly out: string
   readonly only: Array<string>
+  readonly summaryOnly: boolean
 }
 
 const parseArgs = (argv: ReadonlyArray<string>): Options => {
@@ -58,7 +60,8 @@ const parseArgs = (argv: ReadonlyArray<string>): Options => {
     servers: requested ?? available,
     idleSizes: numbers(value("--idle-sizes")) ?? (quick ? [1000] : [10_000]),
     out: value("--out") ?? (quick ? join(tmpdir(), "switchboard-bench") : join(root, "results")),
-    only
+    only,
+    summaryOnly: argv.includes("--summary")
   }
 }
 
@@ -93,7 +96,7 @@ const main = async () => {
     // Scenarios that compare with others (2 with 1, 5 with 1) fall back on the last saved results.
     earlier: new Map<string, ScenarioResult>(existsSync(options.out) ? latestResults(options.out).map((r) => [r.scenario, r]) : [])
   }
-  const selected = scenarios.filter((s) => options.only.length === 0 || options.only.includes(s.id))
+  const selected = options.summaryOnly ? [] : scenarios.filter((s) => options.only.length === 0 || options.only.includes(s.id))
   const host = machine()
   log(`switchboard bench: ${selected.map((s) => s.id).join(", ")} on ${options.servers.join(", ")}; ${options.runs} run(s) each; results to ${options.out}`)
   const started = performance.now()

@@ -116,7 +116,6 @@ const columns: Record<string, Array<Column>> = {
     metric("p99 ms (others)", "p99Ms"),
     metric("lost (others)", "lost", (v) => v.toFixed(0)),
     metric("RSS growth MB", "rssGrowthMb", (v) => num(v, 1)),
-    metric("slow one closed after s", "slowClosedAfterSeconds", (v) => num(v, 1)),
     { label: "slow one's close code", cell: (row) => (row.notes ?? []).join("; ") }
   ]
 }
