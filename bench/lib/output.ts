@@ -174,7 +174,7 @@ const groupedBars = (title: string, yTitle: string, values: Array<Record<string,
   background: "white",
   data: { values },
   encoding: {
-    x: { field: "case", type: "nominal", title: null, axis: { labelAngle: 0 } },
+    x: { field: "case", type: "nominal", title: null, sort: null, axis: { labelAngle: 0 } },
     xOffset: { field: "server", type: "nominal", sort: serverOrder },
     color: { field: "server", type: "nominal", sort: serverOrder, title: "server", scale: { domain: serverOrder }, legend: { labelLimit: 260 } }
   },
@@ -229,7 +229,7 @@ export const writeCharts = async (dir: string, results: ReadonlyArray<ResultFile
           width: { step: 22 },
           height: 180,
           encoding: {
-            x: { field: "case", type: "nominal", title: null, axis: { labelAngle: -15, labelLimit: 260 } },
+            x: { field: "case", type: "nominal", title: null, sort: null, axis: { labelAngle: -15, labelLimit: 260 } },
             xOffset: { field: "server", type: "nominal", sort: serverOrder },
             color: { field: "server", type: "nominal", sort: serverOrder, scale: { domain: serverOrder }, legend: { labelLimit: 260 } }
           },
