@@ -11,7 +11,7 @@ import { runProgram } from "../layers/Program/runProgram.ts"
 import { AccessCodeHasher } from "../layers/Storage/AccessCodeHasher.ts"
 import { AccountStore } from "../layers/Storage/AccountStore.ts"
 import { AccountStoreFromConfig, HardwareStoreFromConfig } from "../layers/Storage/StorageFromConfig.ts"
-import { type LoginSession, makeLoginApi } from "../layers/Tokens/LoginApi.ts"
+import { indexOfLoginSession, type LoginSession, loginSessionKey, makeLoginApi } from "../layers/Tokens/LoginApi.ts"
 import { makeRateLimiter } from "../layers/Tokens/LoginRateLimiter.ts"
 import { makeSessions } from "../layers/Tokens/Sessions.ts"
 import { BunTransportLive } from "../layers/Transport/BunTransport.ts"
@@ -26,7 +26,11 @@ export const droneEngageVersion = packageJson.version
 export const startAuthenticator = (config: AuthenticatorConfig) =>
   Effect.gen(function* () {
     const transport = yield* Transport
-    const sessions = yield* makeSessions<LoginSession>({ ttl: config.sessionTtl, sliding: config.sessionSliding })
+    const sessions = yield* makeSessions<LoginSession>({
+      ttl: config.sessionTtl,
+      sliding: config.sessionSliding,
+      index: indexOfLoginSession
+    })
     const rateLimiter = yield* makeRateLimiter({ max: config.loginRateLimit, window: config.loginRateWindow })
     const trustedKeys = yield* loadTrustedKeys(config.s2sTrustedKeys)
     if (config.allowUnauthenticatedServers) {
@@ -39,8 +43,8 @@ export const startAuthenticator = (config: AuthenticatorConfig) =>
       allowUnauthenticated: config.allowUnauthenticatedServers,
       handshakeTimeout: config.s2sHandshakeTimeout,
       replyTimeout: config.loginReplyTimeout,
-      // The relay names the login request that admitted the unit: end exactly that session.
-      onLogout: (logout) => Effect.asVoid(sessions.endWhere((s) => s.requestId === logout.r && s.accountId === logout.a))
+      // The relay names the login request that admitted the unit: end exactly that session, by index.
+      onLogout: (logout) => Effect.asVoid(sessions.endIndexed(loginSessionKey(logout.a, logout.r)))
     })
     const s2s = yield* transport.serve({
       name: "authenticator-s2s",

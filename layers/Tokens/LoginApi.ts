@@ -33,6 +33,10 @@ export interface LoginSession {
   readonly requestId: string
 }
 
+/** Finds a session by the login that created it (LOGOUT names the account and request id): one map lookup. */
+export const loginSessionKey = (accountId: string, requestId: string) => `${accountId}\n${requestId}`
+export const indexOfLoginSession = (session: LoginSession) => loginSessionKey(session.accountId, session.requestId)
+
 export interface LoginApiOptions {
   readonly serverName: string
   readonly serverId: string

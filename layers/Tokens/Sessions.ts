@@ -13,19 +13,23 @@ export interface Sessions<S> {
   readonly end: (sid: string) => Effect.Effect<boolean>
   /** Ends every session whose data matches; returns how many. */
   readonly endWhere: (predicate: (data: S) => boolean) => Effect.Effect<number>
+  /** Ends the session whose `index(data)` is `key`, without a scan (needs SessionOptions.index); false if none. */
+  readonly endIndexed: (key: string) => Effect.Effect<boolean>
   readonly size: () => number
 }
 
-export interface SessionOptions {
+export interface SessionOptions<S = unknown> {
   readonly ttl: Duration.DurationInput
   /** true: expiry is ttl after the last use; false: ttl after creation. */
   readonly sliding: boolean
   readonly sweepInterval?: Duration.DurationInput
+  /** A key unique per session (e.g. the login request id) that `endIndexed` finds the session by. */
+  readonly index?: (data: S) => string
 }
 
-export const makeSessions = <S>(options: SessionOptions): Effect.Effect<Sessions<S>, never, Scope.Scope> =>
+export const makeSessions = <S>(options: SessionOptions<S>): Effect.Effect<Sessions<S>, never, Scope.Scope> =>
   Effect.gen(function* () {
-    const table = new TokenTable<S>()
+    const table = new TokenTable<S>(options.index)
     const ttl = millisOf(options.ttl)
     yield* sweepEvery(table, options.sweepInterval ?? "1 minute")
     return {
@@ -48,6 +52,7 @@ export const makeSessions = <S>(options: SessionOptions): Effect.Effect<Sessions
           return live
         }),
       endWhere: (predicate) => Effect.sync(() => table.deleteWhere(predicate)),
+      endIndexed: (key) => Effect.sync(() => table.deleteByIndex(key)),
       size: () => table.size
     }
   })

@@ -18,9 +18,28 @@ interface Entry<V> {
  */
 export class TokenTable<V> {
   private readonly entries = new Map<string, Entry<V>>()
+  /** Secondary key (from `indexOf`) → the entry's digest, so an entry can be found by what it holds without a scan. */
+  private readonly byIndex = new Map<string, string>()
+
+  constructor(private readonly indexOf?: (value: V) => string) {}
 
   insert(token: string, value: V, expiresAt: number): void {
-    this.entries.set(digest(token), { token: Buffer.from(token), value, expiresAt })
+    const key = digest(token)
+    this.remove(key)
+    this.entries.set(key, { token: Buffer.from(token), value, expiresAt })
+    if (this.indexOf) this.byIndex.set(this.indexOf(value), key)
+  }
+
+  /** Drops the entry stored under `key` (a digest) and its index entry. */
+  private remove(key: string): boolean {
+    const entry = this.entries.get(key)
+    if (!entry) return false
+    this.entries.delete(key)
+    if (this.indexOf) {
+      const index = this.indexOf(entry.value)
+      if (this.byIndex.get(index) === key) this.byIndex.delete(index)
+    }
+    return true
   }
 
   /** The live entry for `token` at time `now`, if any. */
@@ -33,7 +52,13 @@ export class TokenTable<V> {
   }
 
   delete(token: string): boolean {
-    return this.entries.delete(digest(token))
+    return this.remove(digest(token))
+  }
+
+  /** Removes the entry whose `indexOf(value)` is `index` (only with an index); false if there is none. */
+  deleteByIndex(index: string): boolean {
+    const key = this.byIndex.get(index)
+    return key !== undefined && this.remove(key)
   }
 
   /** Removes every entry whose value matches; returns how many. */
@@ -41,7 +66,7 @@ export class TokenTable<V> {
     let removed = 0
     for (const [key, entry] of this.entries) {
       if (predicate(entry.value)) {
-        this.entries.delete(key)
+        this.remove(key)
         removed++
       }
     }
@@ -52,7 +77,7 @@ export class TokenTable<V> {
     let removed = 0
     for (const [key, entry] of this.entries) {
       if (entry.expiresAt <= now) {
-        this.entries.delete(key)
+        this.remove(key)
         removed++
       }
     }

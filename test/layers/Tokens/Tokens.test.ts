@@ -1,7 +1,8 @@
 import { describe, expect } from "bun:test"
-import { Effect, Option, TestClock } from "effect"
+import { Effect, FastCheck, Option, TestClock } from "effect"
 import { makeLoginKeys } from "../../../layers/Tokens/LoginKeys.ts"
 import { makeSessions } from "../../../layers/Tokens/Sessions.ts"
+import { TokenTable } from "../../../layers/Tokens/TokenTable.ts"
 import { it } from "../../support/effect.ts"
 
 describe("LoginKeys", () => {
@@ -80,5 +81,60 @@ describe("Sessions", () => {
       yield* sessions.create({ request: "r3" })
       yield* TestClock.adjust("6 minutes")
       expect(sessions.size()).toBe(0)
+    }))
+
+  it.effect("endIndexed ends exactly the session of one login request among many", () =>
+    Effect.gen(function* () {
+      const sessions = yield* makeSessions<{ account: string; request: string }>({
+        ttl: "5 minutes",
+        sliding: false,
+        index: (s) => `${s.account}/${s.request}`
+      })
+      const sids: Array<string> = []
+      for (let i = 0; i < 5000; i++) sids.push(yield* sessions.create({ account: `a${i % 7}`, request: `r${i}` }))
+      expect(yield* sessions.endIndexed("a3/r1234")).toBe(false) // r1234 belongs to a2
+      expect(yield* sessions.endIndexed("a2/r1234")).toBe(true)
+      expect(yield* sessions.endIndexed("a2/r1234")).toBe(false)
+      expect(sessions.size()).toBe(4999)
+      expect(yield* sessions.get(sids[1234]!)).toEqual(Option.none())
+      expect(yield* sessions.get(sids[1233]!)).toEqual(Option.some({ account: "a1", request: "r1233" }))
+      // A session ended by sid or swept on expiry leaves no index entry behind.
+      expect(yield* sessions.end(sids[0]!)).toBe(true)
+      expect(yield* sessions.endIndexed("a0/r0")).toBe(false)
+      yield* TestClock.adjust("6 minutes")
+      expect(sessions.size()).toBe(0)
+      expect(yield* sessions.endIndexed("a1/r1")).toBe(false)
+    }))
+})
+
+describe("TokenTable index", () => {
+  it.effect("after any sequence of inserts and deletes, deleteByIndex agrees with a scan (property)", () =>
+    Effect.sync(() => {
+      const step = FastCheck.oneof(
+        FastCheck.record({ op: FastCheck.constant("insert" as const), token: FastCheck.integer({ min: 0, max: 9 }), tag: FastCheck.integer({ min: 0, max: 9 }) }),
+        FastCheck.record({ op: FastCheck.constant("delete" as const), token: FastCheck.integer({ min: 0, max: 9 }) }),
+        FastCheck.record({ op: FastCheck.constant("deleteByIndex" as const), tag: FastCheck.integer({ min: 0, max: 9 }) })
+      )
+      FastCheck.assert(
+        FastCheck.property(FastCheck.array(step, { maxLength: 60 }), (steps) => {
+          const table = new TokenTable<number>((tag) => `t${tag}`)
+          const model = new Map<number, number>() // token → tag
+          for (const s of steps) {
+            if (s.op === "insert") {
+              // Tags are unique per entry, as login request ids are: drop any holder of this tag first.
+              for (const [token, tag] of model) if (tag === s.tag) model.delete(token), table.delete(`k${token}`)
+              table.insert(`k${s.token}`, s.tag, Number.MAX_SAFE_INTEGER)
+              model.set(s.token, s.tag)
+            } else if (s.op === "delete") {
+              expect(table.delete(`k${s.token}`)).toBe(model.delete(s.token))
+            } else {
+              const holder = [...model].find(([, tag]) => tag === s.tag)
+              expect(table.deleteByIndex(`t${s.tag}`)).toBe(holder !== undefined)
+              if (holder) model.delete(holder[0])
+            }
+            expect(table.size).toBe(model.size)
+          }
+        })
+      )
     }))
 })
