@@ -1,9 +1,9 @@
 import { HttpApp } from "@effect/platform"
-import { Context, Effect, Layer, Runtime } from "effect"
+import { Cause, Context, Effect, Exit, Layer, Runtime } from "effect"
 import { hardBackpressureLimit } from "../../src/transport/SocketLimits.ts"
 import { Metrics } from "../Observability/Metrics.ts"
 import { type ConnectionRegistry, type LiveConnection, makeConnectionRegistry } from "./ConnectionRegistry.ts"
-import { ClientAddress, ServeError, type ServeOptions, type ServerHandle, Transport } from "./Transport.ts"
+import { ClientAddress, ServeError, type ServeOptions, type ServerHandle, Transport, type UpgradeDecision } from "./Transport.ts"
 
 interface SocketData<D> {
   readonly init: D
@@ -37,7 +37,7 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
       ? yield* makeConnectionRegistry(options.name, options.limits, protocol)
       : undefined
     const httpHandler = options.http ? HttpApp.toWebHandlerRuntime(runtime)(options.http) : notFound
-    const runUpgrade = Runtime.runPromise(runtime)
+    const runFork = Runtime.runFork(runtime)
     const tls = yield* tlsOption(options as ServeOptions<unknown, unknown>)
     const hostname = options.hostname ?? "0.0.0.0"
     const { limits } = options
@@ -49,7 +49,7 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
             port: options.port,
             hostname,
             ...(tls ? { tls } : {}),
-            async fetch(request, server) {
+            fetch(request, server) {
               const isUpgrade = request.headers.get("upgrade")?.toLowerCase() === "websocket"
               if (!isUpgrade || !protocol || !registry) {
                 return httpHandler(request, Context.make(ClientAddress, server.requestIP(request)?.address ?? "unknown"))
@@ -58,13 +58,29 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
                 return Response.json({ error: "server is at its connection limit" }, { status: 503 })
               }
               const remoteAddress = server.requestIP(request)?.address ?? "unknown"
-              const decision = await runUpgrade(protocol.upgrade(request, { remoteAddress, url: new URL(request.url) }))
-              if (decision._tag === "Reject") return decision.response
-              const upgraded = server.upgrade(request, {
-                data: { init: decision.data },
-                ...(decision.headers ? { headers: decision.headers } : {})
-              })
-              return upgraded ? undefined : Response.json({ error: "websocket upgrade failed" }, { status: 400 })
+              const complete = (exit: Exit.Exit<UpgradeDecision<D>>): Response | undefined => {
+                if (Exit.isFailure(exit)) throw Cause.squash(exit.cause)
+                const decision = exit.value
+                if (decision._tag === "Reject") return decision.response
+                const upgraded = server.upgrade(request, {
+                  data: { init: decision.data },
+                  ...(decision.headers ? { headers: decision.headers } : {})
+                })
+                return upgraded ? undefined : Response.json({ error: "websocket upgrade failed" }, { status: 400 })
+              }
+              // Most upgrade decisions finish synchronously: then no Promise is made per connection.
+              const deciding = runFork(protocol.upgrade(request, { remoteAddress, url: new URL(request.url) }))
+              const decided = deciding.unsafePoll()
+              if (decided) return complete(decided)
+              return new Promise<Response | undefined>((resolve, reject) =>
+                deciding.addObserver((exit) => {
+                  try {
+                    resolve(complete(exit))
+                  } catch (error) {
+                    reject(error)
+                  }
+                })
+              )
             },
             error(error) {
               Runtime.runFork(runtime)(Effect.logError("request failed", error).pipe(Effect.annotateLogs("server", options.name)))

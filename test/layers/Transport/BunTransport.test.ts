@@ -81,6 +81,35 @@ describe("BunTransport", () => {
       expect(yield* Effect.promise(() => response.json())).toEqual({ error: "denied by test" })
     }))
 
+  it.live("an upgrade decided asynchronously still upgrades; one that dies is an HTTP 500", () =>
+    Effect.gen(function* () {
+      const server = yield* Effect.flatMap(Transport, (transport) =>
+        transport.serve({
+          name: "async-upgrade",
+          port: 0,
+          hostname: "127.0.0.1",
+          limits: defaultSocketLimits,
+          websocket: {
+            upgrade: (_request, { url }) =>
+              url.searchParams.has("die")
+                ? Effect.dieMessage("upgrade blew up")
+                : Effect.sleep("20 millis").pipe(Effect.as(accept(null))),
+            open: (connection) => Effect.succeed({ onMessage: (message) => void connection.send(message) })
+          }
+        })
+      ).pipe(Effect.provide(BunTransportLive), Effect.provide(Metrics.Default))
+      const client = yield* connectWs(`ws://127.0.0.1:${server.port}/`)
+      yield* client.send("later")
+      expect(yield* client.next()).toBe("later")
+      const response = yield* Effect.promise(() =>
+        fetch(`${server.url}/?die=1`, { headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13" } })
+      )
+      expect(response.status).toBe(500)
+      expect(yield* Effect.promise(() => response.json())).toEqual({ error: "internal error" })
+      yield* client.send("still fine")
+      expect(yield* client.next()).toBe("still fine")
+    }))
+
   it.live("publish reaches the other subscribers, not the sender", () =>
     Effect.gen(function* () {
       const server = yield* startEcho()
