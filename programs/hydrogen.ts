@@ -44,14 +44,14 @@ export const startHydrogen = (settings: HydrogenSettings, options: { readonly ha
     const tokens = makeSignedTokens(Option.getOrElse(settings.tokenSecret, randomSecret))
     const authenticate = makeAuthenticator(makeApiKeys(configuredKeys(settings)), tokens)
     let server: ServerHandle | undefined
-    const acks = makeAckTracker(settings, metrics)
+    const acks = yield* makeAckTracker(settings, metrics)
     const channels = yield* makeChannels({ settings, store, metrics, acks, server: () => server })
     const sessions = yield* makeSessions({ settings, channels, acks, metrics })
     const status = makeStatus(settings, yield* Clock.currentTimeMillis, () => server?.port ?? settings.port)
     const rateLimits = yield* makeRateLimits(settings, metrics)
     const states = makeConnectionStates(metrics)
     const handlers = makeHandlers({ channels, sessions, status, authenticate, extra: options.handlers ?? {} })
-    const websocket = makeHydrogenProtocol({ settings, authenticate, rateLimits, sessions, acks, handlers, status, states, metrics })
+    const websocket = yield* makeHydrogenProtocol({ settings, authenticate, rateLimits, sessions, acks, handlers, status, states, metrics })
     const http = makeHttpApp({ settings, authenticate, channels, status, tokens, metrics, sessionCount: sessions.count })
     server = yield* transport.serve({
       name: "hydrogen",

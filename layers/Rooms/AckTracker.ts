@@ -1,61 +1,59 @@
-import { Clock, Duration, Effect, Schedule } from "effect"
+import { Clock, Duration, Effect } from "effect"
 import type { HydrogenSettings } from "../../src/hydrogen/Config.ts"
 import type { Metrics } from "../Observability/Metrics.ts"
 import type { PendingAck, Session } from "./HydrogenSession.ts"
+import { sweepEvery } from "./HydrogenSweeps.ts"
 
 /**
  * Guaranteed delivery for events sent with ack required: each is resent on a Schedule until the
  * client acks it or AckMaxAttempts sends went unanswered; then it is reported undeliverable
- * (metric + warning). One sweep fiber per session with pending events (every half AckRetryMs)
- * resends what has waited AckRetryMs, so tracking an event costs a Map entry, not a fiber.
+ * (metric + warning). One server-wide sweep (every half AckRetryMs) visits only the sessions with
+ * pending events and resends what has waited AckRetryMs, so tracking an event costs a Map entry
+ * and a session with nothing pending costs nothing.
  * Attempts count only sends that reached a socket: while a session is detached its events wait
  * for the client to resume, or for the session to expire.
  */
-export const makeAckTracker = (settings: HydrogenSettings, metrics: typeof Metrics.Service) => {
+export const makeAckTracker = (settings: HydrogenSettings, metrics: typeof Metrics.Service) =>
+  Effect.gen(function* () {
   const pendingGauge = metrics.gauge("switchboard_hydrogen_acks_pending", "Events waiting for an ack")
   const redelivered = metrics.counter("switchboard_hydrogen_redeliveries_total", "Events resent because no ack came")
   const acked = metrics.counter("switchboard_hydrogen_acks_total", "Events acknowledged by clients")
   const undeliverable = metrics.counter("switchboard_hydrogen_undeliverable_total", "Events given up on without an ack", ["reason"])
   const retryMillis = Duration.toMillis(settings.ackRetryInterval)
-  const sweeping = new WeakSet<Session>()
+  /** Sessions with pending events: the only ones the sweep visits. */
+  const waiting = new Set<Session>()
 
   const giveUp = (session: Session, entry: PendingAck, reason: string) =>
     Effect.suspend(() => {
       if (!session.pending.delete(entry.id)) return Effect.void
       pendingGauge.dec()
+      forgetIfDone(session)
       undeliverable.inc({ reason })
       return Effect.logWarning("event undeliverable").pipe(
         Effect.annotateLogs({ session: session.id, channel: entry.channel, event: entry.id, attempts: entry.attempts, reason })
       )
     })
 
-  /** Resends what waited a full interval, gives up on what used all its attempts; false when nothing is left. */
-  const sweep = (session: Session) =>
-    Effect.gen(function* () {
-      const now = yield* Clock.currentTimeMillis
-      for (const entry of [...session.pending.values()]) {
-        if (now - entry.sentAt < retryMillis) continue
-        if (entry.attempts >= settings.ackMaxAttempts) {
-          yield* giveUp(session, entry, "no_ack")
-        } else if (session.send(entry.text)) {
-          entry.attempts++
-          entry.sentAt = now
-          redelivered.inc()
-        }
+  /** Resends what waited a full interval, gives up on what used all its attempts. */
+  const visit = (session: Session, now: number): Effect.Effect<void> | void => {
+    let givingUp: Array<PendingAck> | undefined
+    for (const entry of session.pending.values()) {
+      if (now - entry.sentAt < retryMillis) continue
+      if (entry.attempts >= settings.ackMaxAttempts) {
+        ;(givingUp ??= []).push(entry)
+      } else if (session.send(entry.text)) {
+        entry.attempts++
+        entry.sentAt = now
+        redelivered.inc()
       }
-      if (session.pending.size > 0) return true
-      sweeping.delete(session)
-      return false
-    })
-
-  const startSweeping = (session: Session) => {
-    if (sweeping.has(session)) return
-    sweeping.add(session)
-    session.runRedelivery("acks", Effect.repeat(sweep(session), {
-      schedule: Schedule.spaced(Duration.millis(retryMillis / 2)),
-      while: (more) => more
-    }).pipe(Effect.delay(Duration.millis(retryMillis / 2)), Effect.asVoid))
+    }
+    if (!givingUp) return forgetIfDone(session)
+    return Effect.forEach(givingUp, (entry) => giveUp(session, entry, "no_ack"), { discard: true })
   }
+  const forgetIfDone = (session: Session) => {
+    if (session.pending.size === 0) waiting.delete(session)
+  }
+  yield* sweepEvery("ack redelivery", Duration.millis(retryMillis / 2), waiting, visit)
 
   return {
     /**
@@ -67,12 +65,13 @@ export const makeAckTracker = (settings: HydrogenSettings, metrics: typeof Metri
       const delivered = sent ? session.connection !== undefined : session.send(text)
       session.pending.set(id, { id, channel, seq, text, attempts: delivered ? 1 : 0, sentAt: now })
       pendingGauge.inc()
-      startSweeping(session)
+      waiting.add(session)
     },
     ack: (session: Session, id: string) => {
       if (!session.pending.delete(id)) return
       pendingGauge.dec()
       acked.inc()
+      forgetIfDone(session)
     },
     /**
      * After a resume: events the client reports as seen (seq at or below its position) count as
@@ -87,6 +86,7 @@ export const makeAckTracker = (settings: HydrogenSettings, metrics: typeof Metri
             session.pending.delete(entry.id)
             pendingGauge.dec()
             acked.inc()
+            forgetIfDone(session)
           } else if (entry.seq !== undefined && replayed.has(entry.channel)) {
             entry.sentAt = now
           } else if (session.send(entry.text)) {
@@ -95,10 +95,12 @@ export const makeAckTracker = (settings: HydrogenSettings, metrics: typeof Metri
           }
         }
       }),
+    /** How many sessions the redelivery sweep visits (those with pending events). */
+    sessionsWaiting: () => waiting.size,
     /** The session ended: whatever is still pending is undeliverable. */
     abandonAll: (session: Session, reason: string) =>
       Effect.forEach([...session.pending.values()], (entry) => giveUp(session, entry, reason), { discard: true })
   }
-}
+  })
 
-export type AckTracker = ReturnType<typeof makeAckTracker>
+export type AckTracker = Effect.Effect.Success<ReturnType<typeof makeAckTracker>>

@@ -1,4 +1,3 @@
-import type { Effect, FiberMap } from "effect"
 import type { Priority } from "../../src/hydrogen/Envelope.ts"
 import type { Filter } from "../../src/hydrogen/Filter.ts"
 import type { Identity } from "../../src/hydrogen/Permissions.ts"
@@ -33,21 +32,21 @@ export interface PendingAck {
 
 /**
  * A client's session: outlives its connection by the recovery window, so a reconnecting client
- * gets its subscriptions, missed events and unacked events back.
+ * gets its subscriptions, missed events and unacked events back. It holds no fiber or scope: the
+ * server-wide sweeps (ack redelivery, recovery window) visit it while it needs them.
  */
 export class Session {
   connection: HydrogenConnection | undefined
   readonly subscriptions = new Map<string, Subscription>()
   readonly pending = new Map<string, PendingAck>()
 
+  /** When the connection went away (the recovery window runs from here); undefined while attached. */
+  detachedAt: number | undefined = undefined
+
   constructor(
     readonly id: string,
     readonly identity: Identity,
-    connection: HydrogenConnection,
-    /** Fibers of the session (ack redelivery); they end with the session. */
-    readonly fibers: FiberMap.FiberMap<string>,
-    readonly runRedelivery: (id: string, effect: Effect.Effect<void>) => void,
-    readonly end: Effect.Effect<void>
+    connection: HydrogenConnection
   ) {
     this.connection = connection
   }

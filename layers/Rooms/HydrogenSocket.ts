@@ -1,4 +1,4 @@
-import { Cause, Clock, Duration, Effect, Either, Schedule } from "effect"
+import { Cause, Clock, Duration, Effect, Either, type Scope } from "effect"
 import { type HydrogenSettings } from "../../src/hydrogen/Config.ts"
 import { quietState } from "../../src/hydrogen/ConnectionState.ts"
 import { type Command, decodeInbound, peekId, plainAckId } from "../../src/hydrogen/Envelope.ts"
@@ -10,18 +10,21 @@ import type { Cell, Metrics } from "../Observability/Metrics.ts"
 import { credentialOf, redactUrl } from "../Tokens/HydrogenAuth.ts"
 import { accept, reject, type WebSocketProtocol, type WireMessage } from "../Transport/Transport.ts"
 import type { AckTracker } from "./AckTracker.ts"
-import type { ConnectionStatesTracker } from "./ConnectionStates.ts"
+import type { ConnectionStatesTracker, StateTracker } from "./ConnectionStates.ts"
 import type { CommandContext, HandlerTable } from "./HydrogenHandlers.ts"
-import type { HydrogenConnectionData } from "./HydrogenSession.ts"
+import type { HydrogenConnection, HydrogenConnectionData, Session } from "./HydrogenSession.ts"
 import type { Status } from "./HydrogenStatus.ts"
-import type { RateLimits } from "./RateLimits.ts"
+import { sweepEvery } from "./HydrogenSweeps.ts"
+import type { MessageLimiter, RateLimits } from "./RateLimits.ts"
 import type { Sessions } from "./SessionRecovery.ts"
 
 const iso = (now: number) => new Date(now).toISOString()
 
 /**
  * The hydrogen-protocol WebSocket: authentication and rate limits at upgrade, the seed's state
- * machine per connection, and the message loop (legacy status, acks, commands). A bad message
+ * machine per connection, and the message loop (legacy status, acks, commands). Timers are two
+ * server-wide sweeps for the life of the server's Scope (quiet states every PingInterval, session
+ * token expiry every second), so an idle connection holds no fiber. A bad message
  * is answered with a structured error; only persistent flooding (4006), an unreadable oversized
  * frame (1009) or an expired session token (4401) closes a connection.
  */
@@ -35,7 +38,8 @@ export const makeHydrogenProtocol = (deps: {
   readonly status: Status
   readonly states: ConnectionStatesTracker
   readonly metrics: typeof Metrics.Service
-}): WebSocketProtocol<HydrogenConnectionData> => {
+}): Effect.Effect<WebSocketProtocol<HydrogenConnectionData>, never, Scope.Scope> =>
+  Effect.gen(function* () {
   const { settings, rateLimits, sessions, acks, handlers, status, states } = deps
   const errors = deps.metrics.counter("switchboard_hydrogen_errors_total", "Error responses by category and code", ["category", "code"])
   const commands = deps.metrics.counter("switchboard_hydrogen_commands_total", "Commands handled", ["channel", "action", "outcome"])
@@ -51,6 +55,8 @@ export const makeHydrogenProtocol = (deps: {
   const pingMillis = Duration.toMillis(settings.limits.pingInterval)
   const idleMillis = Duration.toMillis(settings.idleTimeout)
   const blockSeconds = String(Math.ceil(Duration.toSeconds(settings.blockDuration)))
+  // Read synchronously per message (the TestClock in tests), so acks and errors need no Effect.
+  const clock = yield* Effect.clock
 
   const refuse = (label: Record<string, unknown>, last: "Failed" | "Rejected", statusCode: number, reason: string, headers?: Record<string, string>) => {
     refused.inc({ status: String(statusCode) })
@@ -90,151 +96,163 @@ export const makeHydrogenProtocol = (deps: {
       return accept({ identity, remoteAddress: info.remoteAddress }, { "Sec-WebSocket-Protocol": settings.protocol })
     })
 
+  /** The open connections, for the state sweep; those on a session token also wait in `expiring`. */
+  const watched = new Set<LiveConnection>()
+  const expiring = new Set<LiveConnection>()
+
+  // Connected ⇄ Heartbeat → Inactive from the time since the last inbound message; the transport pings and closes (4001).
+  yield* sweepEvery("connection state", settings.limits.pingInterval, watched, (connection, now) => {
+    const quiet = quietState(now - connection.lastInbound, pingMillis, idleMillis)
+    return quiet === connection.state.current() ? undefined : connection.state.moveTo(quiet)
+  })
+  // A session token's connection lives until the token expires (second precision, like the token), unless system/refresh extends it.
+  yield* sweepEvery("session token expiry", Duration.seconds(1), expiring, (connection, now) => {
+    if ((connection.identity.expiresAt ?? Infinity) > now) return
+    expiring.delete(connection)
+    return closeWith(connection, CloseCodes.unauthorized, "session token expired")
+  })
+
+  const closeWith = (live: LiveConnection, code: number, reason?: string) =>
+    Effect.zipRight(live.state.moveTo("Closing"), Effect.sync(() => live.connection.close(code, reason)))
+
+  const replyError = (live: LiveConnection, to: ReplyTo, error: HydrogenError, now: number) => {
+    errors.inc({ category: error.category, code: error.code })
+    live.connection.send(errorText(to, iso(now), error))
+  }
+
+  const runCommand = (live: LiveConnection, command: Command) =>
+    Effect.gen(function* () {
+      const to = { id: command.id, channel: command.channel, action: command.action }
+      const actions = handlers.get(command.channel)
+      const handler = actions?.get(command.action)
+      if (!handler) {
+        countCommand("unknown", "unknown", "error")
+        return replyError(live, to, actions
+          ? protocolError(ErrorCodes.unknownAction, `channel ${command.channel} has no action ${command.action}`)
+          : protocolError(ErrorCodes.unknownChannel, `no handler for channel ${command.channel}`), clock.unsafeCurrentTimeMillis())
+      }
+      const result = yield* Effect.gen(function* () {
+        if (command.auth?.signature) {
+          return yield* authenticationError(ErrorCodes.signatureNotSupported, "message signatures are not supported; use TLS (SecureMode \"tls\")")
+        }
+        const caller: CommandContext = command.auth?.token
+          ? { session: live.session, identity: yield* deps.authenticate(command.auth.token), adoptSession: (session) => live.adoptSession(session), refreshIdentity: () => {} }
+          : live
+        return yield* handler.run(caller, command.data)
+      }).pipe(
+        Effect.catchAllCause((cause) =>
+          Cause.isFailType(cause) && cause.error instanceof HydrogenError
+            ? Effect.fail(cause.error)
+            : Effect.logError("command handler failed", Cause.pretty(cause)).pipe(
+                Effect.annotateLogs({ channel: command.channel, action: command.action, connection: live.connection.id }),
+                Effect.zipRight(Effect.fail(applicationError(ErrorCodes.handlerFailed, `${command.channel}/${command.action} failed`)))
+              )
+        ),
+        Effect.either
+      )
+      const done = yield* Clock.currentTimeMillis
+      countCommand(command.channel, command.action, Either.isRight(result) ? "ok" : "error")
+      if (Either.isRight(result)) live.connection.send(successText(to, iso(done), result.right))
+      else replyError(live, to, result.left, done)
+    })
+
+  /** One inbound message: synchronous (acks, errors) unless it needs a log, a command handler or a status snapshot. */
+  const handle = (live: LiveConnection, message: WireMessage, now: number): Effect.Effect<void> | void => {
+    const { connection } = live
+    const admission = live.limiter.admit(now)
+    if (admission !== "ok") {
+      if (admission === "abusive") {
+        rateLimits.block(connection.remoteAddress, now)
+        return Effect.logWarning("connection keeps exceeding the message rate: closing and blocking its address").pipe(
+          Effect.annotateLogs({ connection: connection.id, remote: connection.remoteAddress }),
+          Effect.zipRight(closeWith(live, CloseCodes.rateLimited))
+        )
+      }
+      const id = typeof message === "string" ? peekId(message).id : undefined
+      return replyError(live, { id }, protocolError(ErrorCodes.rateLimited, `more than ${settings.messageRatePerSecond} messages per second; slow down or be disconnected (4006)`), now)
+    }
+    if (typeof message !== "string") {
+      return replyError(live, {}, protocolError(ErrorCodes.binaryNotSupported, "hydrogen-protocol messages are JSON text frames"), now)
+    }
+    if (message.length > settings.maxMessageSize / 3 && Buffer.byteLength(message) > settings.maxMessageSize) {
+      const peek = peekId(message)
+      if (!peek.looksLikeObject) return closeWith(live, CloseCodes.messageTooBig)
+      return replyError(live, { id: peek.id }, protocolError(ErrorCodes.messageTooLarge, `messages are limited to ${settings.maxMessageSize} bytes`), now)
+    }
+    const ackId = plainAckId(message)
+    if (ackId !== undefined) return acks.ack(live.session, ackId)
+    const decoded = decodeInbound(message)
+    if (Either.isLeft(decoded)) return replyError(live, { id: decoded.left.id }, decoded.left.error, now)
+    const inbound = decoded.right
+    switch (inbound.type) {
+      case "status":
+        return Effect.map(status.snapshot(live.identity), (snapshot) => void connection.send(JSON.stringify(snapshot)))
+      case "ack":
+        return acks.ack(live.session, inbound.id)
+      case "command":
+        return runCommand(live, inbound)
+    }
+  }
+
+  const onMessage = (live: LiveConnection, message: WireMessage): Effect.Effect<void> | void => {
+    status.counters.totalRequests++
+    const now = clock.unsafeCurrentTimeMillis()
+    live.lastInbound = now
+    if (live.state.current() === "Connected") return handle(live, message, now)
+    const wake = live.state.moveTo("Connected")
+    const pending = handle(live, message, now)
+    return pending ? Effect.zipRight(wake, pending) : wake
+  }
+
   const open: WebSocketProtocol<HydrogenConnectionData>["open"] = (connection) =>
     Effect.gen(function* () {
-      let identity = connection.data.identity
       const state = states.track({ connection: connection.id, remote: connection.remoteAddress }, "Established")
-      let session = yield* sessions.create(identity, connection)
+      const session = yield* sessions.create(connection.data.identity, connection)
       yield* state.moveTo("Connected")
       status.counters.activeConnections++
       status.counters.totalConnections++
-      let lastInbound = yield* Clock.currentTimeMillis
-      const limiter = rateLimits.messageLimiter(lastInbound)
-
-      // Connected ⇄ Heartbeat → Inactive from the time since the last inbound message; the transport pings and closes (4001).
-      const watch = Effect.gen(function* () {
-        const now = yield* Clock.currentTimeMillis
-        yield* state.moveTo(quietState(now - lastInbound, pingMillis, idleMillis))
-      })
-      yield* Effect.forkScoped(Effect.repeat(watch, Schedule.spaced(settings.limits.pingInterval)).pipe(Effect.delay(settings.limits.pingInterval)))
+      const now = clock.unsafeCurrentTimeMillis()
+      const self = new LiveConnection(connection, state, rateLimits.messageLimiter(now), session, connection.data.identity, now)
+      watched.add(self)
+      if (self.identity.expiresAt !== undefined) expiring.add(self)
       yield* Effect.addFinalizer(() =>
         Effect.gen(function* () {
+          watched.delete(self)
+          expiring.delete(self)
           yield* state.moveTo("Closing")
           status.counters.activeConnections--
-          yield* sessions.detach(session, connection)
+          yield* sessions.detach(self.session, connection)
           yield* state.moveTo("Closed")
         })
       )
-
-      // A session token's connection lives until the token expires, unless system/refresh extends it.
-      if (identity.expiresAt !== undefined) {
-        const expiry = Effect.gen(function* () {
-          while (true) {
-            const now = yield* Clock.currentTimeMillis
-            const left = (identity.expiresAt ?? Infinity) - now
-            if (left <= 0) break
-            yield* Effect.sleep(Duration.millis(left))
-          }
-          yield* state.moveTo("Closing")
-          connection.close(CloseCodes.unauthorized, "session token expired")
-        })
-        yield* Effect.forkScoped(expiry)
-      }
-
-      const context: CommandContext = {
-        get session() {
-          return session
-        },
-        get identity() {
-          return identity
-        },
-        adoptSession: (resumed) => {
-          session = resumed
-        },
-        refreshIdentity: (fresh) => {
-          identity = fresh
-        }
-      }
-
-      const send = (text: string) => void connection.send(text)
-      const replyError = (to: ReplyTo, error: HydrogenError, now: number) => {
-        errors.inc({ category: error.category, code: error.code })
-        send(errorText(to, iso(now), error))
-      }
-
-      const runCommand = (command: Command, now: number) =>
-        Effect.gen(function* () {
-          const to = { id: command.id, channel: command.channel, action: command.action }
-          const actions = handlers.get(command.channel)
-          const handler = actions?.get(command.action)
-          if (!handler) {
-            countCommand("unknown", "unknown", "error")
-            return replyError(to, actions
-              ? protocolError(ErrorCodes.unknownAction, `channel ${command.channel} has no action ${command.action}`)
-              : protocolError(ErrorCodes.unknownChannel, `no handler for channel ${command.channel}`), now)
-          }
-          const result = yield* Effect.gen(function* () {
-            if (command.auth?.signature) {
-              return yield* authenticationError(ErrorCodes.signatureNotSupported, "message signatures are not supported; use TLS (SecureMode \"tls\")")
-            }
-            const caller: CommandContext = command.auth?.token
-              ? { session, identity: yield* deps.authenticate(command.auth.token), adoptSession: context.adoptSession, refreshIdentity: () => {} }
-              : context
-            return yield* handler.run(caller, command.data)
-          }).pipe(
-            Effect.catchAllCause((cause) =>
-              Cause.isFailType(cause) && cause.error instanceof HydrogenError
-                ? Effect.fail(cause.error)
-                : Effect.logError("command handler failed", Cause.pretty(cause)).pipe(
-                    Effect.annotateLogs({ channel: command.channel, action: command.action, connection: connection.id }),
-                    Effect.zipRight(Effect.fail(applicationError(ErrorCodes.handlerFailed, `${command.channel}/${command.action} failed`)))
-                  )
-            ),
-            Effect.either
-          )
-          const done = yield* Clock.currentTimeMillis
-          countCommand(command.channel, command.action, Either.isRight(result) ? "ok" : "error")
-          if (Either.isRight(result)) send(successText(to, iso(done), result.right))
-          else replyError(to, result.left, done)
-        })
-
-      const onMessage = (message: WireMessage) =>
-        Effect.gen(function* () {
-          status.counters.totalRequests++
-          const now = yield* Clock.currentTimeMillis
-          lastInbound = now
-          if (state.current() !== "Connected") yield* state.moveTo("Connected")
-          const admission = limiter.admit(now)
-          if (admission !== "ok") {
-            if (admission === "abusive") {
-              rateLimits.block(connection.remoteAddress, now)
-              yield* Effect.logWarning("connection keeps exceeding the message rate: closing and blocking its address").pipe(
-                Effect.annotateLogs({ connection: connection.id, remote: connection.remoteAddress })
-              )
-              yield* state.moveTo("Closing")
-              return connection.close(CloseCodes.rateLimited)
-            }
-            const id = typeof message === "string" ? peekId(message).id : undefined
-            return replyError({ id }, protocolError(ErrorCodes.rateLimited, `more than ${settings.messageRatePerSecond} messages per second; slow down or be disconnected (4006)`), now)
-          }
-          if (typeof message !== "string") {
-            return replyError({}, protocolError(ErrorCodes.binaryNotSupported, "hydrogen-protocol messages are JSON text frames"), now)
-          }
-          if (message.length > settings.maxMessageSize / 3 && Buffer.byteLength(message) > settings.maxMessageSize) {
-            const peek = peekId(message)
-            if (!peek.looksLikeObject) {
-              yield* state.moveTo("Closing")
-              return connection.close(CloseCodes.messageTooBig)
-            }
-            return replyError({ id: peek.id }, protocolError(ErrorCodes.messageTooLarge, `messages are limited to ${settings.maxMessageSize} bytes`), now)
-          }
-          const ackId = plainAckId(message)
-          if (ackId !== undefined) return acks.ack(session, ackId)
-          const decoded = decodeInbound(message)
-          if (Either.isLeft(decoded)) return replyError({ id: decoded.left.id }, decoded.left.error, now)
-          const inbound = decoded.right
-          switch (inbound.type) {
-            case "status":
-              return send(JSON.stringify(yield* status.snapshot(identity)))
-            case "ack":
-              return acks.ack(session, inbound.id)
-            case "command":
-              return yield* runCommand(inbound, now)
-          }
-        })
-
-      return { onMessage }
+      return { onMessage: (message: WireMessage) => onMessage(self, message) }
     })
 
-  return { upgrade, open }
+  return { upgrade, open } satisfies WebSocketProtocol<HydrogenConnectionData>
+  })
+
+/**
+ * What the protocol keeps per open connection: one object (its methods on the prototype), no
+ * fiber. It is also the command context of the connection's own commands.
+ */
+class LiveConnection implements CommandContext {
+  constructor(
+    readonly connection: HydrogenConnection,
+    readonly state: StateTracker,
+    readonly limiter: MessageLimiter,
+    public session: Session,
+    public identity: Identity,
+    /** When the last inbound message arrived (drives Connected ⇄ Heartbeat → Inactive). */
+    public lastInbound: number
+  ) {}
+
+  /** Switches the connection to a resumed session. */
+  adoptSession(session: Session) {
+    this.session = session
+  }
+
+  /** Replaces the identity after a token refresh (same subject); the expiry sweep reads the new expiresAt. */
+  refreshIdentity(identity: Identity) {
+    this.identity = identity
+  }
 }

@@ -1,4 +1,4 @@
-import { Duration, Effect, ExecutionStrategy, Exit, FiberMap, Scope } from "effect"
+import { Clock, Duration, Effect } from "effect"
 import type { HydrogenSettings } from "../../src/hydrogen/Config.ts"
 import { applicationError, authenticationError, ErrorCodes, type HydrogenError, protocolError } from "../../src/hydrogen/Errors.ts"
 import type { Identity } from "../../src/hydrogen/Permissions.ts"
@@ -8,6 +8,7 @@ import type { AckTracker } from "./AckTracker.ts"
 import type { RecoverFrom } from "../../src/hydrogen/Recovery.ts"
 import type { Channels, SubscribeResult } from "./HydrogenChannels.ts"
 import { type HydrogenConnection, Session } from "./HydrogenSession.ts"
+import { sweepEvery } from "./HydrogenSweeps.ts"
 
 export interface ResumeResult {
   readonly session: Session
@@ -19,7 +20,8 @@ export interface ResumeResult {
  * reconnects in time sends system/resume with the old session id and its last seen (epoch, seq)
  * per reliable channel, and gets its subscriptions back, exactly the events it missed (from
  * history), then live ones; its unacked events are resent. After the window the session ends and
- * its unacked events are reported undeliverable.
+ * its unacked events are reported undeliverable: one server-wide sweep (every second) visits the
+ * detached sessions only.
  */
 export const makeSessions = (deps: {
   readonly settings: HydrogenSettings
@@ -29,18 +31,16 @@ export const makeSessions = (deps: {
 }) =>
   Effect.gen(function* () {
     const { settings, channels, acks } = deps
-    const serverScope = yield* Effect.scope
     const sessions = new Map<string, Session>()
-    const expiries = yield* FiberMap.make<string>()
+    /** Sessions waiting for a resume within the recovery window. */
+    const detached = new Set<Session>()
+    const windowMillis = Duration.toMillis(settings.recoveryWindow)
     const sessionGauge = deps.metrics.gauge("switchboard_hydrogen_sessions", "Live sessions, attached or waiting for a resume")
     const resumes = deps.metrics.counter("switchboard_hydrogen_resumes_total", "Session resume attempts", ["outcome"])
 
     const create = (identity: Identity, connection: HydrogenConnection) =>
-      Effect.gen(function* () {
-        const scope = yield* Scope.fork(serverScope, ExecutionStrategy.sequential)
-        const fibers = yield* FiberMap.make<string>().pipe(Scope.extend(scope))
-        const run = yield* FiberMap.runtime(fibers)<never>().pipe(Scope.extend(scope))
-        const session = new Session(crypto.randomUUID(), identity, connection, fibers, (key, effect) => void run(key, effect), Scope.close(scope, Exit.void))
+      Effect.sync(() => {
+        const session = new Session(crypto.randomUUID(), identity, connection)
         sessions.set(session.id, session)
         sessionGauge.inc()
         return session
@@ -49,10 +49,14 @@ export const makeSessions = (deps: {
     const end = (session: Session, reason: string) =>
       Effect.suspend(() => {
         if (!sessions.delete(session.id)) return Effect.void
+        detached.delete(session)
         sessionGauge.dec()
         channels.forget(session)
-        return acks.abandonAll(session, reason).pipe(Effect.zipRight(session.end))
+        return acks.abandonAll(session, reason)
       })
+
+    yield* sweepEvery("recovery window", Duration.seconds(1), detached, (session, now) =>
+      session.detachedAt !== undefined && now - session.detachedAt >= windowMillis ? end(session, "session_expired") : undefined)
 
     /** The connection is gone: keep the session for the recovery window, unless another connection took it. */
     const detach = (session: Session, connection: HydrogenConnection) =>
@@ -61,8 +65,11 @@ export const makeSessions = (deps: {
         session.connection = undefined
         // Nothing to give back on a resume: no reason to hold memory for the window.
         if (session.subscriptions.size === 0 && session.pending.size === 0) return end(session, "session_expired")
-        if (Duration.toMillis(settings.recoveryWindow) === 0) return end(session, "session_expired")
-        return FiberMap.run(expiries, session.id, Effect.sleep(settings.recoveryWindow).pipe(Effect.zipRight(end(session, "session_expired")))).pipe(Effect.asVoid)
+        if (windowMillis === 0) return end(session, "session_expired")
+        return Effect.map(Clock.currentTimeMillis, (now) => {
+          session.detachedAt = now
+          detached.add(session)
+        })
       })
 
     const resume = (current: Session, sessionId: string, positions: Readonly<Record<string, RecoverFrom>>): Effect.Effect<ResumeResult, HydrogenError> =>
@@ -80,7 +87,8 @@ export const makeSessions = (deps: {
           return yield* protocolError(ErrorCodes.invalidData, "resume must come before any subscribe on a connection")
         }
         const connection = current.connection!
-        yield* FiberMap.remove(expiries, previous.id)
+        detached.delete(previous)
+        previous.detachedAt = undefined
         const displaced = previous.connection
         previous.connection = connection
         if (displaced && displaced !== connection) displaced.close(CloseCodes.replaced)

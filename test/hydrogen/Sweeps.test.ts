@@ -1,0 +1,63 @@
+import { describe, expect } from "bun:test"
+import { Duration, Effect, Exit, Scope, TestClock } from "effect"
+import { Metrics } from "../../layers/Observability/Metrics.ts"
+import { makeAckTracker } from "../../layers/Rooms/AckTracker.ts"
+import { type HydrogenConnection, Session } from "../../layers/Rooms/HydrogenSession.ts"
+import { sweepEvery } from "../../layers/Rooms/HydrogenSweeps.ts"
+import { anonymous } from "../../src/hydrogen/Permissions.ts"
+import { it } from "../support/effect.ts"
+import { testSettings } from "./support.ts"
+
+/** A session on a stand-in connection that records what was sent to it. */
+const sessionWithInbox = (id: string) => {
+  const sent: Array<string> = []
+  const connection = { isOpen: () => true, send: (text: string) => (sent.push(text), "sent") } as unknown as HydrogenConnection
+  return { session: new Session(id, anonymous, connection), sent }
+}
+
+describe("hydrogen server-wide sweeps", () => {
+  it.effect("one sweep per interval visits the current members; a failing visit does not stop it; it ends with its scope (TestClock)", () =>
+    Effect.gen(function* () {
+      const members = new Set(["a", "b"])
+      const visits: Array<string> = []
+      const scope = yield* Scope.make()
+      yield* sweepEvery("test", Duration.seconds(5), members, (member, now) => {
+        visits.push(`${member}@${now}`)
+        if (member === "b") return Effect.die("broken visit")
+        members.delete(member)
+      }).pipe(Scope.extend(scope))
+      yield* TestClock.adjust(Duration.seconds(4))
+      expect(visits).toEqual([])
+      yield* TestClock.adjust(Duration.seconds(1))
+      expect(visits).toEqual(["a@5000", "b@5000"])
+      members.add("c")
+      yield* TestClock.adjust(Duration.seconds(5))
+      expect(visits).toEqual(["a@5000", "b@5000", "b@10000", "c@10000"])
+      yield* Scope.close(scope, Exit.void)
+      const before = visits.length
+      yield* TestClock.adjust(Duration.seconds(30))
+      expect(visits.length).toBe(before)
+    }))
+
+  it.effect("ack redelivery visits only sessions with pending events, and forgets them once acked or given up (TestClock)", () =>
+    Effect.gen(function* () {
+      const settings = testSettings({ ackRetryInterval: Duration.seconds(2), ackMaxAttempts: 2 })
+      const acks = yield* makeAckTracker(settings, yield* Metrics)
+      const quiet = sessionWithInbox("quiet")
+      const acking = sessionWithInbox("acking")
+      const silent = sessionWithInbox("silent")
+      expect(acks.sessionsWaiting()).toBe(0)
+      acks.track(acking.session, "e1", "jobs", undefined, "event-1", false, 0)
+      acks.track(silent.session, "e1", "jobs", undefined, "event-1", false, 0)
+      expect(acks.sessionsWaiting()).toBe(2)
+      acks.ack(acking.session, "e1")
+      expect(acks.sessionsWaiting()).toBe(1)
+      yield* TestClock.adjust(Duration.seconds(2))
+      expect(silent.sent).toEqual(["event-1", "event-1"])
+      yield* TestClock.adjust(Duration.seconds(2))
+      expect(acks.sessionsWaiting()).toBe(0)
+      expect(silent.sent.length).toBe(2)
+      expect(acking.sent).toEqual(["event-1"])
+      expect(quiet.sent).toEqual([])
+    }).pipe(Effect.provide(Metrics.Default)))
+})
