@@ -54,6 +54,7 @@ export const startRelay = (config: RelayConfig) =>
       publicHost: config.publicHost,
       publicPort: () => config.publicPort || server.port,
       redialMax: config.redialMax,
+      infoInterval: config.infoInterval,
       keys,
       rooms
     })

@@ -25,8 +25,10 @@ export interface AuthLinkOptions {
   readonly publicHost: string
   readonly publicPort: () => number
   readonly redialMax: Duration.DurationInput
+  /** At most one INFO per interval: a burst of joins and leaves becomes one INFO, then the final state. */
+  readonly infoInterval: Duration.DurationInput
   readonly keys: LoginKeys<UnitGrant>
-  readonly rooms: UnitRoomsService
+  readonly rooms: Pick<UnitRoomsService, "snapshot" | "changes">
 }
 
 /** The relay's challenge answer: an Ed25519 signature when a private key is given, else the shared-secret HMAC. */
@@ -51,8 +53,9 @@ export interface AuthLink {
 
 /**
  * The relay's side of the server-to-server link: dials the authenticator and keeps re-dialling
- * (jittered, capped), answers its challenge, then sends INFO at once and after every join or
- * leave, and answers LOGIN with a fresh single-use key. Lives as long as the calling Scope.
+ * (jittered, capped), answers its challenge, then sends INFO at once and after joins and leaves
+ * (coalesced: at most one per `infoInterval`), and answers LOGIN with a fresh single-use key.
+ * Lives as long as the calling Scope.
  */
 export const makeAuthLink = (options: AuthLinkOptions) =>
   Effect.gen(function* () {
@@ -81,12 +84,17 @@ export const makeAuthLink = (options: AuthLinkOptions) =>
         yield* Effect.addFinalizer(() => Effect.sync(() => (state.up = false)))
         // Subscribe before waiting, so no join or leave between acceptance and the first INFO is missed.
         const changes = yield* options.rooms.changes
+        // Every INFO carries the whole state, so changes that queue up meanwhile need one INFO, not one each:
+        // the first change after a quiet spell goes out at once, then at most one INFO per interval,
+        // and the pause after each INFO lets the next burst pile up (the last state is always sent).
+        const sendLatest = Queue.takeAll(changes).pipe(
+          Effect.zipRight(sendInfo(link)),
+          Effect.zipRight(Effect.sleep(options.infoInterval))
+        )
         yield* Deferred.await(accepted).pipe(
           Effect.zipRight(Effect.sync(() => (state.up = true))),
-          Effect.zipRight(sendInfo(link)),
-          Effect.zipRight(
-            Effect.forever(Queue.takeBetween(changes, 1, Number.MAX_SAFE_INTEGER).pipe(Effect.zipRight(sendInfo(link))))
-          ),
+          Effect.zipRight(sendLatest),
+          Effect.zipRight(Effect.forever(Queue.take(changes).pipe(Effect.zipRight(sendLatest)))),
           Effect.forkScoped
         )
       })

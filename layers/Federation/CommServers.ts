@@ -41,12 +41,26 @@ export interface CommServerOptions {
   readonly onLogout: (logout: LogoutData, serverId: string) => Effect.Effect<void>
 }
 
+interface Hosting {
+  readonly online: boolean
+  readonly accounts: ReadonlySet<string>
+  readonly units: number
+}
+
+/** One pass over an INFO: the account set (O(1) lookups per login) and the unit count. */
+const hostingOf = (info: InfoData): Hosting => {
+  let units = 0
+  for (const account in info.accountDetails) units += info.accountDetails[account]!.length
+  return { online: info.isOnline, accounts: new Set(info.accounts), units }
+}
+
 interface Relay {
   readonly connection: Connection<unknown>
   serverId: string
   authenticated: boolean
   nonce: string
-  info: InfoData | undefined
+  /** What the last INFO said, reduced to what login placement and health need. */
+  hosting: Hosting | undefined
   readonly pending: Map<string, Deferred.Deferred<LoginReplyData, NoCommServer>>
 }
 
@@ -117,7 +131,7 @@ export const makeCommServers = (options: CommServerOptions) =>
         }
         switch (frame.c) {
           case "a":
-            relay.info = frame.d
+            relay.hosting = hostingOf(frame.d)
             return
           case "b": {
             const waiting = relay.pending.get(frame.d.r)
@@ -133,7 +147,7 @@ export const makeCommServers = (options: CommServerOptions) =>
       upgrade: () => Effect.succeed(accept(null)),
       open: (connection) =>
         Effect.gen(function* () {
-          const relay: Relay = { connection, serverId: "?", authenticated: false, nonce: newNonce(), info: undefined, pending: new Map() }
+          const relay: Relay = { connection, serverId: "?", authenticated: false, nonce: newNonce(), hosting: undefined, pending: new Map() }
           relays.add(relay)
           yield* Effect.addFinalizer(() =>
             Effect.gen(function* () {
@@ -166,15 +180,16 @@ export const makeCommServers = (options: CommServerOptions) =>
         })
     }
 
-    const online = () => [...relays].filter((relay) => relay.authenticated && relay.info?.isOnline === true)
-
-    /** The relay already hosting the account, else the one hosting the fewest accounts. */
+    /** The relay already hosting the account, else the one hosting the fewest accounts: one pass over the relays. */
     const choose = (accountId: string): Relay | undefined => {
-      const candidates = online()
-      return (
-        candidates.find((relay) => relay.info!.accounts.includes(accountId)) ??
-        candidates.reduce<Relay | undefined>((best, relay) => (!best || relay.info!.accounts.length < best.info!.accounts.length ? relay : best), undefined)
-      )
+      let leastLoaded: { relay: Relay; accounts: number } | undefined
+      for (const relay of relays) {
+        const hosting = relay.hosting
+        if (!relay.authenticated || !hosting?.online) continue
+        if (hosting.accounts.has(accountId)) return relay
+        if (!leastLoaded || hosting.accounts.size < leastLoaded.accounts) leastLoaded = { relay, accounts: hosting.accounts.size }
+      }
+      return leastLoaded?.relay
     }
 
     /** Sends LOGIN to the chosen relay and waits for its key. */
@@ -201,9 +216,9 @@ export const makeCommServers = (options: CommServerOptions) =>
         .filter((relay) => relay.authenticated)
         .map((relay) => ({
           serverId: relay.serverId,
-          online: relay.info?.isOnline === true,
-          accounts: relay.info?.accounts.length ?? 0,
-          units: Object.values(relay.info?.accountDetails ?? {}).reduce((sum, units) => sum + units.length, 0)
+          online: relay.hosting?.online === true,
+          accounts: relay.hosting?.accounts.size ?? 0,
+          units: relay.hosting?.units ?? 0
         }))
 
     return { protocol, reserve, status } as const

@@ -96,6 +96,8 @@ export interface RelayConfig {
   readonly s2sPrivateKeyPath: Option.Option<string>
   readonly loginKeyTtl: Duration.Duration
   readonly redialMax: Duration.Duration
+  /** Shortest gap between two INFO frames to the authenticator (joins and leaves in between are coalesced). */
+  readonly infoInterval: Duration.Duration
   readonly limits: SocketLimits
 }
 
@@ -111,5 +113,6 @@ export const RelayConfig: Config.Config<RelayConfig> = Config.all({
   s2sPrivateKeyPath: Config.option(Config.string("s2sPrivateKeyPath")),
   loginKeyTtl: positiveMillis("loginKeyTtlMs", 10_000),
   redialMax: positiveMillis("redialMaxMs", 2_000),
+  infoInterval: positiveMillis("infoIntervalMs", 250),
   limits: SocketLimitsConfig()
 }).pipe(Config.nested("relay"))

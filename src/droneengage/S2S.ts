@@ -1,5 +1,5 @@
 import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from "node:crypto"
-import { Schema } from "effect"
+import { Arbitrary, Schema } from "effect"
 import { ActorType } from "./Wire.ts"
 
 /**
@@ -9,15 +9,45 @@ import { ActorType } from "./Wire.ts"
 
 const UnitDetail = Schema.Struct({ unitName: Schema.String, actorType: ActorType })
 
-/** c:"a" INFO relay→auth: what the relay hosts; sent on connect and on every join/leave. */
+const isString = (input: unknown): input is string => typeof input === "string"
+const actorTypes: ReadonlyArray<unknown> = ActorType.literals
+const isActorType = (input: unknown) => actorTypes.includes(input)
+const isUnitDetail = (input: unknown): input is typeof UnitDetail.Type =>
+  typeof input === "object" && input !== null && isString((input as { unitName?: unknown }).unitName) && isActorType((input as { actorType?: unknown }).actorType)
+
+/**
+ * Plain JSON (no transformation) checked by one guard pass, for the big parts of INFO.
+ * Schema.Array decodes into [index, value] pairs and sorts them by index before returning
+ * (effect's ParseResult): for an INFO listing thousands of units that sort, and the per-element
+ * parser calls, dominated the authenticator's profile. Values pass through as they are (extra
+ * fields of a unit are not stripped).
+ */
+const checked = <A>(is: (input: unknown) => input is A, arbitrary: Schema.Schema<A>, description: string) =>
+  Schema.declare(is, { description, arbitrary: () => () => Arbitrary.make(arbitrary) })
+
+const everyIn = <A>(input: unknown, is: (value: unknown) => value is A): input is ReadonlyArray<A> => Array.isArray(input) && input.every(is)
+
+const AccountIds = checked((input) => everyIn(input, isString), Schema.Array(Schema.String), "an array of account ids")
+
+const AccountDetails = checked(
+  (input): input is { readonly [account: string]: ReadonlyArray<typeof UnitDetail.Type> } => {
+    if (typeof input !== "object" || input === null || Array.isArray(input)) return false
+    for (const units of Object.values(input)) if (!everyIn(units, isUnitDetail)) return false
+    return true
+  },
+  Schema.Record({ key: Schema.String, value: Schema.Array(UnitDetail) }),
+  "{account id: [{unitName, actorType}]}"
+)
+
+/** c:"a" INFO relay→auth: what the relay hosts; sent on connect and after joins/leaves. */
 export const InfoData = Schema.Struct({
   isOnline: Schema.Boolean,
   version: Schema.String,
   serverId: Schema.String,
   public_host: Schema.String,
   serverPort: Schema.Int,
-  accounts: Schema.Array(Schema.String),
-  accountDetails: Schema.Record({ key: Schema.String, value: Schema.Array(UnitDetail) })
+  accounts: AccountIds,
+  accountDetails: AccountDetails
 })
 export type InfoData = typeof InfoData.Type
 

@@ -48,6 +48,7 @@ export const relayConfig = (authenticatorS2sPort: number, overrides: Partial<Rel
   s2sPrivateKeyPath: Option.none(),
   loginKeyTtl: Duration.seconds(10),
   redialMax: Duration.seconds(2),
+  infoInterval: Duration.millis(250),
   limits: defaultSocketLimits,
   ...overrides
 })
