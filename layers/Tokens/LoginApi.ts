@@ -68,7 +68,14 @@ export const makeLoginApi = (options: LoginApiOptions) =>
     const metrics = yield* Metrics
     const logins = metrics.counter("switchboard_de_logins_total", "Login attempts by actor type and result", ["server", "actor", "result"])
     const { sessions, commServers, rateLimiter } = options
-    const count = (actor: ActorType, result: string) => logins.labels({ server: options.serverName, actor, result }).inc()
+    // One cell per (actor, result), resolved once: Series.labels sorts and stringifies its labels on every call.
+    const cells = new Map<string, { inc(): void }>()
+    const count = (actor: ActorType, result: string) => {
+      const key = `${actor}:${result}`
+      let cell = cells.get(key)
+      if (!cell) cells.set(key, (cell = logins.labels({ server: options.serverName, actor, result })))
+      cell.inc()
+    }
 
     const limited = (command: string) =>
       Effect.gen(function* () {
