@@ -1,4 +1,4 @@
-import { Effect } from "effect"
+import { Effect, FiberRef, LogLevel } from "effect"
 import { canMove, type ConnectionState, openStates } from "../../src/hydrogen/ConnectionState.ts"
 import type { Cell, Metrics } from "../Observability/Metrics.ts"
 
@@ -24,34 +24,59 @@ export const makeConnectionStates = (metrics: typeof Metrics.Service) => {
     cell.inc()
   }
 
-  const track = (label: Record<string, unknown>, initial: ConnectionState): StateTracker => {
-    let state = initial
-    cells.get(state)?.inc()
-    const step = (to: ConnectionState) =>
-      Effect.suspend(() => {
-        if (state === to || !canMove(state, to)) return Effect.void
-        const from = state
-        state = to
-        cells.get(from)?.dec()
-        cells.get(to)?.inc()
-        count(from, to)
-        return Effect.logDebug(`connection ${from} -> ${to}`).pipe(Effect.annotateLogs(label))
-      })
-    return {
-      current: () => state,
-      // Quiet connections reach Inactive through Heartbeat, as in the seed's diagram.
-      moveTo: (to) => (to === "Inactive" && state === "Connected" ? Effect.zipRight(step("Heartbeat"), step(to)) : step(to))
-    }
-  }
+  const machine: Machine = { cells, count }
+  const track = (label: Record<string, unknown>, initial: ConnectionState): StateTracker => new TrackedConnection(machine, label, initial)
 
   /** Records a whole upgrade path (Connecting → Verifying → ...) for a request that has no connection yet. */
   const upgradePath = (label: Record<string, unknown>, path: ReadonlyArray<ConnectionState>) =>
     Effect.forEach(path.slice(1), (to, i) => {
       count(path[i]!, to)
-      return Effect.logDebug(`connection ${path[i]} -> ${to}`).pipe(Effect.annotateLogs(label))
+      return logMove(`connection ${path[i]} -> ${to}`, label)
     }, { discard: true })
 
   return { track, upgradePath }
+}
+
+/** A debug line per move; skipped before building its annotations unless debug logging is on (moves happen per connection). */
+const logMove = (message: string, label: Record<string, unknown>) =>
+  Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (minimum) =>
+    LogLevel.greaterThan(minimum, LogLevel.Debug) ? Effect.void : Effect.logDebug(message).pipe(Effect.annotateLogs(label)))
+
+interface Machine {
+  readonly cells: ReadonlyMap<ConnectionState, Cell>
+  readonly count: (from: ConnectionState, to: ConnectionState) => void
+}
+
+/** A class, so each connection holds one object (methods on the prototype), not a set of closures. */
+class TrackedConnection implements StateTracker {
+  constructor(
+    private readonly machine: Machine,
+    private readonly label: Record<string, unknown>,
+    private state: ConnectionState
+  ) {
+    machine.cells.get(state)?.inc()
+  }
+
+  current(): ConnectionState {
+    return this.state
+  }
+
+  // Quiet connections reach Inactive through Heartbeat, as in the seed's diagram.
+  moveTo(to: ConnectionState): Effect.Effect<void> {
+    return to === "Inactive" && this.state === "Connected" ? Effect.zipRight(this.step("Heartbeat"), this.step(to)) : this.step(to)
+  }
+
+  private step(to: ConnectionState): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const from = this.state
+      if (from === to || !canMove(from, to)) return Effect.void
+      this.state = to
+      this.machine.cells.get(from)?.dec()
+      this.machine.cells.get(to)?.inc()
+      this.machine.count(from, to)
+      return logMove(`connection ${from} -> ${to}`, this.label)
+    })
+  }
 }
 
 export type ConnectionStatesTracker = ReturnType<typeof makeConnectionStates>

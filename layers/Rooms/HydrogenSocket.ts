@@ -1,4 +1,4 @@
-import { Cause, Clock, Duration, Effect, Either, type Scope } from "effect"
+import { Cause, Clock, Duration, Effect, Either, Scope } from "effect"
 import { type HydrogenSettings } from "../../src/hydrogen/Config.ts"
 import { quietState } from "../../src/hydrogen/ConnectionState.ts"
 import { type Command, decodeInbound, peekId, plainAckId } from "../../src/hydrogen/Envelope.ts"
@@ -215,16 +215,13 @@ export const makeHydrogenProtocol = (deps: {
       const self = new LiveConnection(connection, state, rateLimits.messageLimiter(now), session, connection.data.identity, now)
       watched.add(self)
       if (self.identity.expiresAt !== undefined) expiring.add(self)
-      yield* Effect.addFinalizer(() =>
-        Effect.gen(function* () {
-          watched.delete(self)
-          expiring.delete(self)
-          yield* state.moveTo("Closing")
-          status.counters.activeConnections--
-          yield* sessions.detach(self.session, connection)
-          yield* state.moveTo("Closed")
-        })
-      )
+      // Scope.addFinalizer, unlike Effect.addFinalizer, keeps no copy of this fiber's FiberRefs for the connection's life.
+      yield* Scope.addFinalizer(yield* Effect.scope, Effect.suspend(() => {
+        watched.delete(self)
+        expiring.delete(self)
+        status.counters.activeConnections--
+        return Effect.zipRight(state.moveTo("Closing"), Effect.zipRight(sessions.detach(self.session, connection), state.moveTo("Closed")))
+      }))
       return { onMessage: (message: WireMessage) => onMessage(self, message) }
     })
 

@@ -24,6 +24,9 @@ export const makeRateLimits = (settings: HydrogenSettings, metrics: typeof Metri
     const perIp = new Map<string, TokenBucket>()
     const blockedUntil = new Map<string, number>()
 
+    const limitedMessages = limited.labels({ kind: "message" })
+    const onLimited = () => limitedMessages.inc()
+
     const block = (ip: string, now: number) => {
       if ((blockedUntil.get(ip) ?? 0) <= now) blocks.inc()
       blockedUntil.set(ip, now + blockMillis)
@@ -52,21 +55,28 @@ export const makeRateLimits = (settings: HydrogenSettings, metrics: typeof Metri
         return "limited"
       },
       block,
-      messageLimiter: (now: number): MessageLimiter => {
-        const bucket = fullBucket(settings.messageBurst, now)
-        let strikes = 0
-        return {
-          admit: (at) => {
-            if (takeToken(bucket, at, settings.messageRatePerSecond, settings.messageBurst)) {
-              strikes = 0
-              return "ok"
-            }
-            limited.inc({ kind: "message" })
-            return ++strikes >= settings.rateLimitStrikes ? "abusive" : "limited"
-          }
-        }
-      }
+      messageLimiter: (now: number): MessageLimiter => new ConnectionMessageLimiter(settings, fullBucket(settings.messageBurst, now), onLimited)
     }
   })
+
+/** One connection's bucket and strikes; a class, so a connection holds one small object and no closure. */
+class ConnectionMessageLimiter implements MessageLimiter {
+  private strikes = 0
+  constructor(
+    private readonly settings: HydrogenSettings,
+    private readonly bucket: TokenBucket,
+    private readonly onLimited: () => void
+  ) {}
+
+  admit(at: number): MessageAdmission {
+    const { settings } = this
+    if (takeToken(this.bucket, at, settings.messageRatePerSecond, settings.messageBurst)) {
+      this.strikes = 0
+      return "ok"
+    }
+    this.onLimited()
+    return ++this.strikes >= settings.rateLimitStrikes ? "abusive" : "limited"
+  }
+}
 
 export type RateLimits = Effect.Effect.Success<ReturnType<typeof makeRateLimits>>

@@ -1,7 +1,8 @@
 import { describe, expect } from "bun:test"
-import { Duration, Effect, Exit, Scope, TestClock } from "effect"
+import { Duration, Effect, Exit, HashMap, Logger, LogLevel, Scope, TestClock } from "effect"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
 import { makeAckTracker } from "../../layers/Rooms/AckTracker.ts"
+import { makeConnectionStates } from "../../layers/Rooms/ConnectionStates.ts"
 import { type HydrogenConnection, Session } from "../../layers/Rooms/HydrogenSession.ts"
 import { sweepEvery } from "../../layers/Rooms/HydrogenSweeps.ts"
 import { anonymous } from "../../src/hydrogen/Permissions.ts"
@@ -59,5 +60,25 @@ describe("hydrogen server-wide sweeps", () => {
       expect(silent.sent.length).toBe(2)
       expect(acking.sent).toEqual(["event-1"])
       expect(quiet.sent).toEqual([])
+    }).pipe(Effect.provide(Metrics.Default)))
+})
+
+describe("hydrogen connection state tracker", () => {
+  it.effect("moves are counted always and logged (with the connection's label) only when debug logging is on", () =>
+    Effect.gen(function* () {
+      const metrics = yield* Metrics
+      const states = makeConnectionStates(metrics)
+      const lines: Array<string> = []
+      const capture = Logger.replace(Logger.defaultLogger, Logger.make(({ annotations, message }) =>
+        lines.push(`${String(message)} ${JSON.stringify(Object.fromEntries(HashMap.toEntries(annotations)))}`)))
+      const quiet = states.track({ connection: "c1" }, "Established")
+      yield* quiet.moveTo("Connected").pipe(Effect.provide(capture), Logger.withMinimumLogLevel(LogLevel.Info))
+      expect(lines).toEqual([])
+      yield* quiet.moveTo("Inactive").pipe(Effect.provide(capture), Logger.withMinimumLogLevel(LogLevel.Debug))
+      expect(lines).toEqual(['connection Connected -> Heartbeat {"connection":"c1"}', 'connection Heartbeat -> Inactive {"connection":"c1"}'])
+      expect(quiet.current()).toBe("Inactive")
+      const text = yield* metrics.render
+      expect(text).toContain('switchboard_hydrogen_state_transitions_total{from="Established",to="Connected"} 1')
+      expect(text).toContain('switchboard_hydrogen_connection_state{state="Inactive"} 1')
     }).pipe(Effect.provide(Metrics.Default)))
 })
