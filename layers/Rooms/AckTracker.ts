@@ -1,7 +1,7 @@
 import { Clock, Duration, Effect } from "effect"
 import type { HydrogenSettings } from "../../src/hydrogen/Config.ts"
 import type { Metrics } from "../Observability/Metrics.ts"
-import type { PendingAck, Session } from "./HydrogenSession.ts"
+import type { AckedEvent, PendingAck, Session } from "./HydrogenSession.ts"
 import { sweepEvery } from "./HydrogenSweeps.ts"
 
 /**
@@ -20,7 +20,10 @@ export const makeAckTracker = (settings: HydrogenSettings, metrics: typeof Metri
   const acked = metrics.counter("switchboard_hydrogen_acks_total", "Events acknowledged by clients")
   const undeliverable = metrics.counter("switchboard_hydrogen_undeliverable_total", "Events given up on without an ack", ["reason"])
   const retryMillis = Duration.toMillis(settings.ackRetryInterval)
-  /** Sessions with pending events: the only ones the sweep visits. */
+  /**
+   * Sessions with pending events: the only ones the sweep visits. A session leaves at the first
+   * sweep that finds it empty, not at each ack (no Set churn per ack at tens of thousands a second).
+   */
   const waiting = new Set<Session>()
 
   const giveUp = (session: Session, entry: PendingAck, reason: string) =>
@@ -42,14 +45,16 @@ export const makeAckTracker = (settings: HydrogenSettings, metrics: typeof Metri
       if (entry.attempts >= settings.ackMaxAttempts) {
         ;(givingUp ??= []).push(entry)
       } else if (session.send(entry.text)) {
-        entry.attempts++
-        entry.sentAt = now
+        resent(session, entry, now)
         redelivered.inc()
       }
     }
     if (!givingUp) return forgetIfDone(session)
     return Effect.forEach(givingUp, (entry) => giveUp(session, entry, "no_ack"), { discard: true })
   }
+  /** Entries may be shared between sessions: a resend replaces this session's entry (the key exists, so iteration is safe). */
+  const resent = (session: Session, entry: PendingAck, now: number) =>
+    void session.pending.set(entry.id, { ...entry, attempts: entry.attempts + 1, sentAt: now })
   const forgetIfDone = (session: Session) => {
     if (session.pending.size === 0) waiting.delete(session)
   }
@@ -60,10 +65,10 @@ export const makeAckTracker = (settings: HydrogenSettings, metrics: typeof Metri
      * Starts tracking an event for a session (synchronously, from delivery). `sent`: it already
      * went out through the native topic; otherwise it is sent here when the session is attached.
      */
-    track: (session: Session, id: string, channel: string, seq: number | undefined, text: string, sent: boolean, now: number) => {
-      if (session.pending.has(id)) return
-      const delivered = sent ? session.connection !== undefined : session.send(text)
-      session.pending.set(id, { id, channel, seq, text, attempts: delivered ? 1 : 0, sentAt: now })
+    track: (session: Session, event: AckedEvent, sent: boolean) => {
+      if (session.pending.has(event.id)) return
+      const delivered = sent ? session.connection !== undefined : session.send(event.text)
+      session.pending.set(event.id, event.entry(delivered))
       pendingGauge.inc()
       waiting.add(session)
     },
@@ -71,7 +76,6 @@ export const makeAckTracker = (settings: HydrogenSettings, metrics: typeof Metri
       if (!session.pending.delete(id)) return
       pendingGauge.dec()
       acked.inc()
-      forgetIfDone(session)
     },
     /**
      * After a resume: events the client reports as seen (seq at or below its position) count as
@@ -86,12 +90,10 @@ export const makeAckTracker = (settings: HydrogenSettings, metrics: typeof Metri
             session.pending.delete(entry.id)
             pendingGauge.dec()
             acked.inc()
-            forgetIfDone(session)
           } else if (entry.seq !== undefined && replayed.has(entry.channel)) {
-            entry.sentAt = now
+            session.pending.set(entry.id, { ...entry, sentAt: now })
           } else if (session.send(entry.text)) {
-            entry.attempts++
-            entry.sentAt = now
+            resent(session, entry, now)
           }
         }
       }),

@@ -12,7 +12,7 @@ import type { StreamStore } from "../Storage/StreamStore.ts"
 import type { ServerHandle } from "../Transport/Transport.ts"
 import type { AckTracker } from "./AckTracker.ts"
 import { type ChannelState, makeDelivery, type Prepared } from "./HydrogenDelivery.ts"
-import type { Session, Subscription } from "./HydrogenSession.ts"
+import { AckedEvent, type Session, type Subscription } from "./HydrogenSession.ts"
 
 export interface Published {
   readonly id: string
@@ -101,10 +101,12 @@ export const makeChannels = (deps: {
             storageFailed("reading a channel position")
           )
 
+    const ackedEvent = (publication: Publication, id: string, name: string, seq: number | undefined, text: string, at: number) =>
+      publication.ack ? new AckedEvent(id, name, seq, text, at) : undefined
     const deliver = makeDelivery({ channels, acks, server: deps.server, perClientSends })
 
     /** Assigns id (and seq on reliable channels) and encodes once; a storage failure fails only this publication. */
-    const prepare = (queued: Queued, now: string) =>
+    const prepare = (queued: Queued, now: string, nowMillis: number) =>
       Effect.gen(function* () {
         const publication = queued.publication
         const channel = channelFor(publication.channel)
@@ -112,13 +114,15 @@ export const makeChannels = (deps: {
         const body = eventBody(publication, id, now)
         if (!channel.reliable) {
           publishedPlain.inc()
-          return { channel: channel.name, topic: channel.topic, publication, id, seq: undefined, text: plainEvent(body), result: { id, channel: channel.name } }
+          const text = plainEvent(body)
+          return { channel: channel.name, topic: channel.topic, publication, id, seq: undefined, text, acked: ackedEvent(publication, id, channel.name, undefined, text, nowMillis), result: { id, channel: channel.name } }
         }
         const epochJson = yield* epochOf(channel)
         const entry = yield* store.append(channel.stream, body, bounds).pipe(storageFailed("storing an event"))
         publishedReliable.inc()
         const result: Published = { id, channel: channel.name, seq: entry.seq, epoch: JSON.parse(epochJson) as string }
-        return { channel: channel.name, topic: channel.topic, publication, id, seq: entry.seq, text: sequencedEvent(body, entry.seq, epochJson), result }
+        const text = sequencedEvent(body, entry.seq, epochJson)
+        return { channel: channel.name, topic: channel.topic, publication, id, seq: entry.seq, text, acked: ackedEvent(publication, id, channel.name, entry.seq, text, nowMillis), result }
       }).pipe(
         Effect.catchAllCause((cause) =>
           Deferred.fail(queued.done, Cause.isFailType(cause) ? cause.error : applicationError(ErrorCodes.handlerFailed, "publishing failed")).pipe(
@@ -140,10 +144,10 @@ export const makeChannels = (deps: {
         Effect.gen(function* () {
           const batch: Array<Prepared & { readonly result: Published; readonly done: Queued["done"] }> = []
           for (const queued of [...high, ...normal]) {
-            const item = yield* prepare(queued, now)
+            const item = yield* prepare(queued, now, nowMillis)
             if (item) batch.push({ ...item, done: queued.done })
           }
-          deliver(batch, nowMillis)
+          deliver(batch)
           for (const item of batch) Deferred.unsafeDone(item.done, Effect.succeed(item.result))
         })
       )

@@ -3,7 +3,7 @@ import type { Publication } from "../../src/hydrogen/Encode.ts"
 import { matches } from "../../src/hydrogen/Filter.ts"
 import type { ServerHandle } from "../Transport/Transport.ts"
 import type { AckTracker } from "./AckTracker.ts"
-import type { Session, Subscription } from "./HydrogenSession.ts"
+import type { AckedEvent, Session, Subscription } from "./HydrogenSession.ts"
 
 /** A channel with subscribers. */
 export interface ChannelState {
@@ -26,12 +26,14 @@ export interface Prepared {
   readonly id: string
   readonly seq: number | undefined
   readonly text: string
+  /** Set when the publication requires acks: one per event, shared by its subscribers' pending entries. */
+  readonly acked: AckedEvent | undefined
 }
 
 /**
  * Synchronous delivery of a flushed batch. Unfiltered normal subscribers get one native topic
  * publish per event; filtered and high-priority subscriptions are served per client. Events with
- * ack required are tracked per subscriber (a Map entry), still sent natively where possible.
+ * ack required are tracked per subscriber (a Map entry; the entry object is shared), still sent natively where possible.
  * Order within a batch: high events to everyone, normal events to high-priority subscriptions,
  * then normal events to everyone else.
  */
@@ -42,19 +44,17 @@ export const makeDelivery = (deps: {
   readonly perClientSends: { readonly inc: (by?: number) => void }
 }) => {
   const { channels, acks, perClientSends } = deps
-  let now = 0
-
   const toOne = (session: Session, subscription: Subscription, item: Prepared) => {
     if (subscription.filter && !matches(subscription.filter, item.publication.data)) return
-    if (item.publication.ack) acks.track(session, item.id, item.channel, item.seq, item.text, false, now)
+    if (item.acked) acks.track(session, item.acked, false)
     else if (session.send(item.text)) perClientSends.inc()
   }
 
   const toNative = (item: Prepared, channel: ChannelState | undefined) => {
     deps.server()?.publish(item.topic, item.text)
-    if (item.publication.ack && channel) {
+    if (item.acked && channel) {
       for (const [session, subscription] of channel.members) {
-        if (subscription.native) acks.track(session, item.id, item.channel, item.seq, item.text, true, now)
+        if (subscription.native) acks.track(session, item.acked, true)
       }
     }
   }
@@ -68,8 +68,7 @@ export const makeDelivery = (deps: {
   }
 
   /** Channels are looked up at delivery time, so subscriptions made while the batch was stored are served. */
-  return (batch: ReadonlyArray<Prepared>, at: number) => {
-    now = at
+  return (batch: ReadonlyArray<Prepared>) => {
     for (const item of batch) {
       if (item.publication.priority === "high") {
         const channel = channels.get(item.channel)

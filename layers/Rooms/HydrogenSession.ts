@@ -19,15 +19,40 @@ export interface Subscription {
   readonly native: boolean
 }
 
-/** An event sent with ack required and not yet acknowledged. */
+/**
+ * An event sent with ack required and not yet acknowledged by one session. Immutable: the sessions
+ * that got an event at the same moment share one entry (no object per subscriber per event); a
+ * resend gives the session its own.
+ */
 export interface PendingAck {
   readonly id: string
   readonly channel: string
   readonly seq: number | undefined
   readonly text: string
-  attempts: number
+  readonly attempts: number
   /** When it was last sent (or queued for a detached session). */
-  sentAt: number
+  readonly sentAt: number
+}
+
+/** An acked event as delivery hands it to the tracker: the shared entries are made once, when first needed. */
+export class AckedEvent {
+  private sent: PendingAck | undefined
+  private queued: PendingAck | undefined
+
+  constructor(
+    readonly id: string,
+    readonly channel: string,
+    readonly seq: number | undefined,
+    readonly text: string,
+    readonly at: number
+  ) {}
+
+  /** The entry for a session it reached (one attempt) or not (none yet). */
+  entry(delivered: boolean): PendingAck {
+    return delivered
+      ? (this.sent ??= { id: this.id, channel: this.channel, seq: this.seq, text: this.text, attempts: 1, sentAt: this.at })
+      : (this.queued ??= { id: this.id, channel: this.channel, seq: this.seq, text: this.text, attempts: 0, sentAt: this.at })
+  }
 }
 
 /**

@@ -3,7 +3,7 @@ import { Duration, Effect, Exit, HashMap, Logger, LogLevel, Scope, TestClock } f
 import { Metrics } from "../../layers/Observability/Metrics.ts"
 import { makeAckTracker } from "../../layers/Rooms/AckTracker.ts"
 import { makeConnectionStates } from "../../layers/Rooms/ConnectionStates.ts"
-import { type HydrogenConnection, Session } from "../../layers/Rooms/HydrogenSession.ts"
+import { AckedEvent, type HydrogenConnection, Session } from "../../layers/Rooms/HydrogenSession.ts"
 import { sweepEvery } from "../../layers/Rooms/HydrogenSweeps.ts"
 import { anonymous } from "../../src/hydrogen/Permissions.ts"
 import { it } from "../support/effect.ts"
@@ -40,7 +40,7 @@ describe("hydrogen server-wide sweeps", () => {
       expect(visits.length).toBe(before)
     }))
 
-  it.effect("ack redelivery visits only sessions with pending events, and forgets them once acked or given up (TestClock)", () =>
+  it.effect("ack redelivery visits only sessions with pending events, and forgets them once acked or given up; entries are shared until a resend (TestClock)", () =>
     Effect.gen(function* () {
       const settings = testSettings({ ackRetryInterval: Duration.seconds(2), ackMaxAttempts: 2 })
       const acks = yield* makeAckTracker(settings, yield* Metrics)
@@ -48,13 +48,18 @@ describe("hydrogen server-wide sweeps", () => {
       const acking = sessionWithInbox("acking")
       const silent = sessionWithInbox("silent")
       expect(acks.sessionsWaiting()).toBe(0)
-      acks.track(acking.session, "e1", "jobs", undefined, "event-1", false, 0)
-      acks.track(silent.session, "e1", "jobs", undefined, "event-1", false, 0)
+      const event = new AckedEvent("e1", "jobs", undefined, "event-1", 0)
+      acks.track(acking.session, event, false)
+      acks.track(silent.session, event, false)
+      expect(acking.session.pending.get("e1")).toBe(silent.session.pending.get("e1")!)
       expect(acks.sessionsWaiting()).toBe(2)
       acks.ack(acking.session, "e1")
+      yield* TestClock.adjust(Duration.seconds(1))
       expect(acks.sessionsWaiting()).toBe(1)
-      yield* TestClock.adjust(Duration.seconds(2))
+      yield* TestClock.adjust(Duration.seconds(1))
       expect(silent.sent).toEqual(["event-1", "event-1"])
+      expect(silent.session.pending.get("e1")).toMatchObject({ attempts: 2, sentAt: 2000 })
+      expect(event.entry(true)).toMatchObject({ attempts: 1, sentAt: 0 })
       yield* TestClock.adjust(Duration.seconds(2))
       expect(acks.sessionsWaiting()).toBe(0)
       expect(silent.sent.length).toBe(2)
