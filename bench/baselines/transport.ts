@@ -10,7 +10,7 @@ import { Duration, Effect, Layer, Schema } from "effect"
 import { runProgram } from "../../layers/Program/runProgram.ts"
 import { BunTransportLive } from "../../layers/Transport/BunTransport.ts"
 import { accept, reject, Transport } from "../../layers/Transport/Transport.ts"
-import { defaultSocketLimits } from "../../src/transport/SocketLimits.ts"
+import { defaultSocketLimits } from "../../src/shared/SocketLimits.ts"
 
 interface Unit {
   readonly topic: string

@@ -10,7 +10,7 @@ import {
 } from "../../src/droneengage/S2S.ts"
 import type { UnitRoomsService, UnitMember } from "../Rooms/UnitRooms.ts"
 import type { LoginKeys } from "../Tokens/LoginKeys.ts"
-import { keepLinkUp, type Link } from "../Transport/ReconnectingSocket.ts"
+import { keepLinkUp, type Link } from "./Link.ts"
 
 /** What a login key admits: the LOGIN request the authenticator sent. */
 export type UnitGrant = LoginRequestData

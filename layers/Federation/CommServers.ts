@@ -11,7 +11,7 @@ import {
   verifyChallenge,
   verifyChallengeEd25519
 } from "../../src/droneengage/S2S.ts"
-import { CloseCodes } from "../../src/transport/CloseCodes.ts"
+import { CloseCodes } from "../../src/shared/CloseCodes.ts"
 import { Metrics } from "../Observability/Metrics.ts"
 import { accept, type Connection, type WebSocketProtocol } from "../Transport/Transport.ts"
 

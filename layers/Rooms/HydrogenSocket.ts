@@ -5,7 +5,7 @@ import { type Command, decodeInbound, peekId, plainAckId } from "../../src/hydro
 import { errorText, type ReplyTo, successText } from "../../src/hydrogen/Encode.ts"
 import { applicationError, authenticationError, ErrorCodes, HydrogenError, protocolError } from "../../src/hydrogen/Errors.ts"
 import { anonymous, type Identity, mayConnect } from "../../src/hydrogen/Permissions.ts"
-import { CloseCodes } from "../../src/transport/CloseCodes.ts"
+import { CloseCodes } from "../../src/shared/CloseCodes.ts"
 import type { Cell, Metrics } from "../Observability/Metrics.ts"
 import { credentialOf, redactUrl } from "../Tokens/HydrogenAuth.ts"
 import { accept, reject, type WebSocketProtocol, type WireMessage } from "../Transport/Transport.ts"
@@ -14,7 +14,7 @@ import type { ConnectionStatesTracker, StateTracker } from "./ConnectionStates.t
 import type { CommandContext, HandlerTable } from "./HydrogenHandlers.ts"
 import type { HydrogenConnection, HydrogenConnectionData, Session } from "./HydrogenSession.ts"
 import type { Status } from "./HydrogenStatus.ts"
-import { sweepEvery } from "./HydrogenSweeps.ts"
+import { sweepEvery } from "../../src/shared/Sweeps.ts"
 import type { MessageLimiter, RateLimits } from "./RateLimits.ts"
 import type { Sessions } from "./SessionRecovery.ts"
 

@@ -1,6 +1,6 @@
 import { Clock, Duration, Effect, Schedule } from "effect"
 import type { HydrogenSettings } from "../../src/hydrogen/Config.ts"
-import { fullBucket, isRefilled, takeToken, type TokenBucket } from "../../src/hydrogen/TokenBucket.ts"
+import { fullBucket, isRefilled, takeToken, type TokenBucket } from "../../src/shared/TokenBucket.ts"
 import type { Metrics } from "../Observability/Metrics.ts"
 
 export type ConnectionAdmission = "ok" | "blocked" | "limited"

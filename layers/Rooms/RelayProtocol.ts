@@ -1,7 +1,7 @@
 import { Effect, Either, Option } from "effect"
 import { isTaskMessage, route, validLoginKey, validUnitName } from "../../src/droneengage/Routing.ts"
 import { encodeBinaryFrame, type Envelope, errorReply, parseFrame, type RelayErrorReason, SystemMessage, welcome } from "../../src/droneengage/Wire.ts"
-import { CloseCodes } from "../../src/transport/CloseCodes.ts"
+import { CloseCodes } from "../../src/shared/CloseCodes.ts"
 import type { UnitGrant } from "../Federation/AuthLink.ts"
 import { Metrics } from "../Observability/Metrics.ts"
 import type { LoginKeys } from "../Tokens/LoginKeys.ts"

@@ -2,13 +2,13 @@ import { Clock, Duration, Effect } from "effect"
 import type { HydrogenSettings } from "../../src/hydrogen/Config.ts"
 import { applicationError, authenticationError, ErrorCodes, type HydrogenError, protocolError } from "../../src/hydrogen/Errors.ts"
 import type { Identity } from "../../src/hydrogen/Permissions.ts"
-import { CloseCodes } from "../../src/transport/CloseCodes.ts"
+import { CloseCodes } from "../../src/shared/CloseCodes.ts"
 import type { Metrics } from "../Observability/Metrics.ts"
 import type { AckTracker } from "./AckTracker.ts"
 import type { RecoverFrom } from "../../src/hydrogen/Recovery.ts"
 import type { Channels, SubscribeResult } from "./HydrogenChannels.ts"
 import { type HydrogenConnection, Session } from "./HydrogenSession.ts"
-import { sweepEvery } from "./HydrogenSweeps.ts"
+import { sweepEvery } from "../../src/shared/Sweeps.ts"
 
 export interface ResumeResult {
   readonly session: Session

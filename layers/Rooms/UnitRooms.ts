@@ -1,7 +1,7 @@
 import { Context, Data, Effect, Layer, PubSub, type Queue, type Scope } from "effect"
 import { type Audience, type RoomKey, topicFor, topicsOf } from "../../src/droneengage/Routing.ts"
 import type { ActorType } from "../../src/droneengage/Wire.ts"
-import { CloseCodes } from "../../src/transport/CloseCodes.ts"
+import { CloseCodes } from "../../src/shared/CloseCodes.ts"
 import { Metrics } from "../Observability/Metrics.ts"
 import type { Connection, WireMessage } from "../Transport/Transport.ts"
 

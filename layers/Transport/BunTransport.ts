@@ -1,6 +1,6 @@
 import { HttpApp } from "@effect/platform"
 import { Cause, Context, Effect, Exit, Layer, Runtime } from "effect"
-import { hardBackpressureLimit } from "../../src/transport/SocketLimits.ts"
+import { hardBackpressureLimit } from "../../src/shared/SocketLimits.ts"
 import { Metrics } from "../Observability/Metrics.ts"
 import { type ConnectionRegistry, type LiveConnection, makeConnectionRegistry } from "./ConnectionRegistry.ts"
 import { ClientAddress, ServeError, type ServeOptions, type ServerHandle, Transport, type UpgradeDecision } from "./Transport.ts"

@@ -1,6 +1,6 @@
 import { Cause, Deferred, Duration, Effect, Exit, FiberId, FiberSet, Schedule, Scope } from "effect"
-import { CloseCodes, closeReason } from "../../src/transport/CloseCodes.ts"
-import type { SocketLimits } from "../../src/transport/SocketLimits.ts"
+import { CloseCodes, closeReason } from "../../src/shared/CloseCodes.ts"
+import type { SocketLimits } from "../../src/shared/SocketLimits.ts"
 import { Metrics } from "../Observability/Metrics.ts"
 import type { Connection, ConnectionHandler, SendStatus, WebSocketProtocol, WireMessage } from "./Transport.ts"
 

@@ -1,6 +1,6 @@
 import { HttpApp } from "@effect/platform"
 import { Context, Deferred, Duration, Effect, Layer, Queue, Runtime, type Scope } from "effect"
-import { CloseCodes } from "../../src/transport/CloseCodes.ts"
+import { CloseCodes } from "../../src/shared/CloseCodes.ts"
 import { Metrics } from "../Observability/Metrics.ts"
 import { type ConnectionRegistry, type LiveConnection, makeConnectionRegistry, type RawSocket } from "./ConnectionRegistry.ts"
 import { ClientAddress, ServeError, type ServeOptions, type ServerHandle, Transport, type WireMessage } from "./Transport.ts"
@@ -17,6 +17,8 @@ export interface MemoryClient {
   readonly nextJson: <A = any>(within?: Duration.DurationInput) => Effect.Effect<A>
   readonly expectSilence: (within?: Duration.DurationInput) => Effect.Effect<void>
   readonly closed: Effect.Effect<MemoryClosed>
+  /** Every frame the server sent, in order (what `next` reads from). */
+  readonly frames: Queue.Dequeue<WireMessage>
   readonly close: (code?: number) => Effect.Effect<void>
   /** Whether this client answers server pings (a frozen peer does not). */
   answerPings: boolean
@@ -171,6 +173,7 @@ export class MemoryNetwork extends Effect.Service<MemoryNetwork>()("switchboard/
               Effect.flatMap((frame) => (frame._tag === "Some" ? Effect.dieMessage(`expected silence, got ${String(frame.value)}`) : Effect.void))
             ),
           closed: Deferred.await(closed),
+          frames,
           close: (code = CloseCodes.normal) =>
             Effect.sync(() => {
               serverEnd?.hangUp(code)

@@ -1,6 +1,6 @@
 import type { HttpApp } from "@effect/platform"
 import { Context, Data, type Effect, type Scope } from "effect"
-import type { SocketLimits } from "../../src/transport/SocketLimits.ts"
+import type { SocketLimits } from "../../src/shared/SocketLimits.ts"
 
 /** What arrives on a WebSocket: text frames as strings, binary frames as bytes. */
 export type WireMessage = string | Uint8Array

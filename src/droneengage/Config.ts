@@ -1,6 +1,6 @@
 import { Config, Duration, HashMap, Option, Redacted } from "effect"
-import { port, positiveInt, positiveMillis } from "../config/ConfigValues.ts"
-import { type SocketLimits, SocketLimitsConfig } from "../transport/SocketLimits.ts"
+import { port, positiveInt, positiveMillis } from "../shared/ConfigValues.ts"
+import { type SocketLimits, SocketLimitsConfig } from "../shared/SocketLimits.ts"
 
 /** Typed configuration of the two DroneEngage programs; every key is documented in docs/droneengage.md. */
 

@@ -1,5 +1,5 @@
 import { Config, Duration, Option, Redacted } from "effect"
-import { defaultSocketLimits, type SocketLimits, SocketLimitsConfig } from "../transport/SocketLimits.ts"
+import { defaultSocketLimits, type SocketLimits, SocketLimitsConfig } from "../shared/SocketLimits.ts"
 
 /** One configured API key: the key itself (hashed at startup) or its SHA-256 hash. */
 export interface ApiKeySetting {

@@ -1,5 +1,5 @@
 import { Config, Redacted } from "effect"
-import { nonNegativeInt, positiveInt } from "../config/ConfigValues.ts"
+import { nonNegativeInt, positiveInt } from "../shared/ConfigValues.ts"
 import { Permission } from "./Account.ts"
 
 export const backends = ["memory", "single", "json", "sqlite", "mysql"] as const

@@ -1,7 +1,7 @@
 import { Config, Duration } from "effect"
-import { port, positiveInt, positiveMillis } from "../config/ConfigValues.ts"
+import { port, positiveInt, positiveMillis } from "../shared/ConfigValues.ts"
 import type { StorageSettings } from "../storage/StorageConfig.ts"
-import { SocketLimitsConfig, type SocketLimits } from "../transport/SocketLimits.ts"
+import { SocketLimitsConfig, type SocketLimits } from "../shared/SocketLimits.ts"
 
 /** What one client may send and how much the server holds. Byte counts are of the raw data. */
 export interface ChatLimits {

@@ -5,7 +5,7 @@ import type { RoomChange, UnitMember, UnitRoomsService } from "../../layers/Room
 import { makeLoginKeys } from "../../layers/Tokens/LoginKeys.ts"
 import { accept, Transport } from "../../layers/Transport/Transport.ts"
 import { decodeRelayToAuth, type InfoData } from "../../src/droneengage/S2S.ts"
-import { defaultSocketLimits } from "../../src/transport/SocketLimits.ts"
+import { defaultSocketLimits } from "../../src/shared/SocketLimits.ts"
 import { it } from "../support/effect.ts"
 import { TestServices } from "./harness.ts"
 

@@ -9,7 +9,7 @@ import { startAuthenticator } from "../../programs/authenticator.ts"
 import { startRelay } from "../../programs/relay.ts"
 import type { AuthenticatorConfig, RelayConfig } from "../../src/droneengage/Config.ts"
 import { Permission } from "../../src/storage/Account.ts"
-import { defaultSocketLimits } from "../../src/transport/SocketLimits.ts"
+import { defaultSocketLimits } from "../../src/shared/SocketLimits.ts"
 import { eventually } from "../support/effect.ts"
 import { connectWs, type WsClient } from "../support/WsClient.ts"
 

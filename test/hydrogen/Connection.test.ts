@@ -1,6 +1,6 @@
 import { describe, expect } from "bun:test"
 import { Duration, Effect, Layer, Logger, LogLevel, Option, Redacted, TestClock } from "effect"
-import { CloseCodes } from "../../src/transport/CloseCodes.ts"
+import { CloseCodes } from "../../src/shared/CloseCodes.ts"
 import { eventually, it, settle } from "../support/effect.ts"
 import { connectWs } from "../support/WsClient.ts"
 import { adminKey, command, connectHydrogen, ok, post, readerKey, startTestHydrogen, tryUpgrade } from "./support.ts"

@@ -5,7 +5,7 @@ import { eventBody, plainEvent, sequencedEvent, errorText, successText } from ".
 import { ErrorCodes, protocolError } from "../../src/hydrogen/Errors.ts"
 import { Filter, matches } from "../../src/hydrogen/Filter.ts"
 import { allows, anonymous, grantable, mayConnect } from "../../src/hydrogen/Permissions.ts"
-import { fullBucket, takeToken } from "../../src/hydrogen/TokenBucket.ts"
+import { fullBucket, takeToken } from "../../src/shared/TokenBucket.ts"
 import { canMove, quietState } from "../../src/hydrogen/ConnectionState.ts"
 
 const decodeOutbound = Schema.decodeUnknownSync(Schema.parseJson(Outbound))

@@ -3,7 +3,7 @@ import { Duration, Effect, FastCheck as fc, TestClock } from "effect"
 import { TPacketClient } from "../../../layers/Transport/TPacketClient.ts"
 import { Command, encodePacket, MAGIC, packet } from "../../../src/tpacket/Packet.ts"
 import { ErrorReason } from "../../../src/tpacket/Rules.ts"
-import { CloseCodes } from "../../../src/transport/CloseCodes.ts"
+import { CloseCodes } from "../../../src/shared/CloseCodes.ts"
 import { it, settle } from "../../support/effect.ts"
 import { client, joined, next, show, silent, startChat, takeUntil, text } from "./chatSupport.ts"
 

@@ -9,7 +9,7 @@ import { BunTransportLive } from "../../../layers/Transport/BunTransport.ts"
 import { TPacketClient } from "../../../layers/Transport/TPacketClient.ts"
 import { type ChatLimits, defaultChatLimits } from "../../../src/tpacket/ChatConfig.ts"
 import { Command, type TPacket } from "../../../src/tpacket/Packet.ts"
-import { defaultSocketLimits, type SocketLimits } from "../../../src/transport/SocketLimits.ts"
+import { defaultSocketLimits, type SocketLimits } from "../../../src/shared/SocketLimits.ts"
 
 export interface TestChatOptions {
   readonly limits?: Partial<ChatLimits>

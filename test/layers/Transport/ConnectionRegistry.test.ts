@@ -2,7 +2,7 @@ import { describe, expect } from "bun:test"
 import { Duration, Effect, Ref, Schedule, TestClock } from "effect"
 import { MemoryNetwork, MemoryTransportTest } from "../../../layers/Transport/MemoryTransport.ts"
 import { accept, Transport, type WebSocketProtocol } from "../../../layers/Transport/Transport.ts"
-import { defaultSocketLimits } from "../../../src/transport/SocketLimits.ts"
+import { defaultSocketLimits } from "../../../src/shared/SocketLimits.ts"
 import { it } from "../../support/effect.ts"
 
 /**

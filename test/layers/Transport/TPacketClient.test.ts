@@ -2,7 +2,7 @@ import { describe, expect } from "bun:test"
 import { Effect } from "effect"
 import { TPacketClient } from "../../../layers/Transport/TPacketClient.ts"
 import { Command, type TPacket } from "../../../src/tpacket/Packet.ts"
-import { CloseCodes } from "../../../src/transport/CloseCodes.ts"
+import { CloseCodes } from "../../../src/shared/CloseCodes.ts"
 import { it } from "../../support/effect.ts"
 import { startChat } from "../Rooms/chatSupport.ts"
 

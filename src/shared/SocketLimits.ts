@@ -1,5 +1,5 @@
 import { Config, Duration } from "effect"
-import { nonNegativeInt, nonNegativeMillis, positiveInt, positiveMillis } from "../config/ConfigValues.ts"
+import { nonNegativeInt, nonNegativeMillis, positiveInt, positiveMillis } from "./ConfigValues.ts"
 
 /** Per-server WebSocket limits; every server embeds these under its own config prefix. */
 export interface SocketLimits {

@@ -4,10 +4,10 @@ import { Metrics } from "../../layers/Observability/Metrics.ts"
 import { makeAckTracker } from "../../layers/Rooms/AckTracker.ts"
 import { makeConnectionStates } from "../../layers/Rooms/ConnectionStates.ts"
 import { AckedEvent, type HydrogenConnection, Session } from "../../layers/Rooms/HydrogenSession.ts"
-import { sweepEvery } from "../../layers/Rooms/HydrogenSweeps.ts"
+import { sweepEvery } from "../../src/shared/Sweeps.ts"
 import { anonymous } from "../../src/hydrogen/Permissions.ts"
 import { it } from "../support/effect.ts"
-import { testSettings } from "./support.ts"
+import { testSettings } from "../hydrogen/support.ts"
 
 /** A session on a stand-in connection that records what was sent to it. */
 const sessionWithInbox = (id: string) => {

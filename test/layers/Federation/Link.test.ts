@@ -1,9 +1,9 @@
 import { describe, expect } from "bun:test"
 import { Effect, Exit, Queue, Scope } from "effect"
-import { defaultSocketLimits } from "../../../src/transport/SocketLimits.ts"
+import { defaultSocketLimits } from "../../../src/shared/SocketLimits.ts"
 import { Metrics } from "../../../layers/Observability/Metrics.ts"
 import { BunTransportLive } from "../../../layers/Transport/BunTransport.ts"
-import { keepLinkUp } from "../../../layers/Transport/ReconnectingSocket.ts"
+import { keepLinkUp } from "../../../layers/Federation/Link.ts"
 import { accept, Transport } from "../../../layers/Transport/Transport.ts"
 import { it } from "../../support/effect.ts"
 

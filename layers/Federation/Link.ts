@@ -1,6 +1,6 @@
 import { Data, Deferred, type Duration, Effect, Exit, Mailbox, Schedule, type Scope } from "effect"
 import { Metrics } from "../Observability/Metrics.ts"
-import type { WireMessage } from "./Transport.ts"
+import type { WireMessage } from "../Transport/Transport.ts"
 
 export class LinkClosed extends Data.TaggedError("LinkClosed")<{ readonly code: number; readonly reason: string }> {}
 
@@ -33,13 +33,24 @@ export interface DialOptions<R> {
 export const reconnectSchedule = (initialDelay: Duration.DurationInput, maxDelay: Duration.DurationInput) =>
   Schedule.exponential(initialDelay).pipe(Schedule.union(Schedule.spaced(maxDelay)), Schedule.jittered)
 
-const connectOnce = <R>(options: DialOptions<R>, onUp: () => void) =>
+/** An open outbound connection as a dialer hands it over: frames in, and how to answer. */
+export interface DialedSocket {
+  readonly link: Link
+  /** Inbound frames; fails with LinkClosed when the connection ends. */
+  readonly inbox: Mailbox.ReadonlyMailbox<WireMessage, LinkClosed>
+}
+
+/** How a link reaches its peer: a real WebSocket, or the in-memory network in tests. */
+export type Dialer = (url: string, headers: Record<string, string>, openTimeout: Duration.DurationInput) => Effect.Effect<DialedSocket, LinkClosed, Scope.Scope>
+
+/** Dials with the runtime's WebSocket client; the socket closes with the Scope. */
+export const webSocketDialer: Dialer = (url, headers, openTimeout) =>
   Effect.gen(function* () {
     const inbox = yield* Mailbox.make<WireMessage, LinkClosed>()
     const opened = yield* Deferred.make<void>()
     const socket = yield* Effect.acquireRelease(
       Effect.sync(() => {
-        const ws = new WebSocket(options.url, { headers: options.headers ?? {} } as any)
+        const ws = new WebSocket(url, { headers } as any)
         ws.binaryType = "arraybuffer"
         ws.onopen = () => Deferred.unsafeDone(opened, Exit.void)
         ws.onmessage = (event) =>
@@ -51,15 +62,18 @@ const connectOnce = <R>(options: DialOptions<R>, onUp: () => void) =>
     )
     yield* Deferred.await(opened).pipe(
       Effect.raceFirst(inbox.await.pipe(Effect.zipRight(Effect.fail(new LinkClosed({ code: 1006, reason: "closed before open" }))))),
-      Effect.timeoutFail({
-        duration: options.openTimeout ?? "5 seconds",
-        onTimeout: () => new LinkClosed({ code: 1006, reason: "open timed out" })
-      })
+      Effect.timeoutFail({ duration: openTimeout, onTimeout: () => new LinkClosed({ code: 1006, reason: "open timed out" }) })
     )
     const link: Link = {
       send: (message) => socket.send(message),
       close: (code, reason) => socket.close(code, reason)
     }
+    return { link, inbox }
+  })
+
+const connectOnce = <R>(options: DialOptions<R>, dial: Dialer, onUp: () => void) =>
+  Effect.gen(function* () {
+    const { link, inbox } = yield* dial(options.url, options.headers ?? {}, options.openTimeout ?? "5 seconds")
     onUp()
     yield* options.handler.onOpen(link)
     while (true) {
@@ -70,10 +84,10 @@ const connectOnce = <R>(options: DialOptions<R>, onUp: () => void) =>
   }).pipe(Effect.scoped)
 
 /**
- * Keeps an outbound WebSocket link up for as long as the calling scope lives: dial, run the
+ * Keeps an outbound link up for as long as the calling scope lives: dial, run the
  * handler, and after any drop dial again with jittered backoff (reset after a link that opened).
  */
-export const keepLinkUp = <R>(options: DialOptions<R>): Effect.Effect<never, never, R | Metrics> =>
+export const keepLinkUp = <R>(options: DialOptions<R>, dial: Dialer = webSocketDialer): Effect.Effect<never, never, R | Metrics> =>
   Effect.gen(function* () {
     const metrics = yield* Metrics
     const up = metrics.gauge("switchboard_link_up", "Whether an outbound server-to-server link is open", ["link"]).labels({ link: options.name })
@@ -84,7 +98,7 @@ export const keepLinkUp = <R>(options: DialOptions<R>): Effect.Effect<never, nev
       attempts.inc()
       let wasUp = false
       const exit = yield* Effect.exit(
-        connectOnce(options, () => {
+        connectOnce(options, dial, () => {
           wasUp = true
           up.set(1)
         })

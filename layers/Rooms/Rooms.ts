@@ -1,0 +1,42 @@
+import { Context, type Effect, type Queue, type Scope } from "effect"
+import type { Connection, WireMessage } from "../Transport/Transport.ts"
+
+/**
+ * Someone in a room: an id unique within the room, and what the server wants others to know
+ * about them (`info`: an opaque string the protocol encodes, so it can cross nodes unchanged).
+ */
+export interface RoomMember {
+  readonly id: string
+  readonly info: string
+}
+
+export type RoomChange =
+  | { readonly _tag: "Joined"; readonly room: string; readonly member: RoomMember }
+  | { readonly _tag: "Left"; readonly room: string; readonly member: RoomMember }
+
+/**
+ * Named rooms of connections, the one fan-out seam every server uses (relay groups, chat rooms,
+ * Hydrogen channels). A room's name is also its native topic, so local fan-out is one Bun
+ * publish. The in-process implementation is the single-node default and the test double; a
+ * broker-backed one (Redis, NATS) keeps this interface and adds the hop between nodes.
+ * Protocol rules (who may hear whom, history, acks) stay with each server in src/<server>/.
+ */
+export interface RoomsService {
+  /** Puts a connection in a room under `member`; joining again with the same connection is a no-op. */
+  readonly join: (room: string, connection: Connection<unknown>, member: RoomMember) => Effect.Effect<void>
+  /** Takes a connection out of a room (no-op when it is not there). */
+  readonly leave: (room: string, connection: Connection<unknown>) => Effect.Effect<void>
+  /**
+   * Hot path: one frame to every member of the room except `except` (the sender, who need not be
+   * a member). Synchronous and allocation-free on a single node.
+   */
+  readonly publish: (room: string, frame: WireMessage, except?: Connection<unknown>) => void
+  /** Members in join order. */
+  readonly members: (room: string) => Effect.Effect<ReadonlyArray<RoomMember>>
+  /** How many connections of this node are in the room (0 for an unknown room). */
+  readonly localCount: (room: string) => number
+  /** Joins and leaves of every room, for as long as the caller's Scope lives. */
+  readonly changes: Effect.Effect<Queue.Dequeue<RoomChange>, never, Scope.Scope>
+}
+
+export class Rooms extends Context.Tag("switchboard/Rooms")<Rooms, RoomsService>() {}

@@ -1,0 +1,62 @@
+import { Duration, Effect, Layer, Option } from "effect"
+import { repeatEvery } from "../../src/shared/Sweeps.ts"
+import { randomToken, TokenTable } from "./TokenTable.ts"
+import { Tokens, type TokensService } from "./Tokens.ts"
+
+interface Held {
+  readonly value: string
+  readonly index: string | undefined
+}
+
+/**
+ * Tokens in process memory: one TokenTable per kind (hashed lookup, constant-time compare) and
+ * one sweep for all of them. The single-node default and the double the protocol tests use.
+ */
+export const makeMemoryTokens = (sweepInterval: Duration.DurationInput = "5 seconds") =>
+  Effect.gen(function* () {
+    const tables = new Map<string, TokenTable<Held>>()
+    const tableOf = (kind: string) => {
+      let table = tables.get(kind)
+      if (!table) tables.set(kind, (table = new TokenTable<Held>((held) => held.index ?? "")))
+      return table
+    }
+    yield* repeatEvery("tokens", sweepInterval, (now) => {
+      for (const table of tables.values()) table.sweep(now)
+    })
+    const now = Effect.clockWith((clock) => clock.currentTimeMillis)
+
+    const service: TokensService = {
+      issue: (kind, value, ttl, index) =>
+        Effect.map(now, (at) => {
+          const token = randomToken()
+          tableOf(kind).insert(token, { value, index }, at + Duration.toMillis(ttl))
+          return token
+        }),
+      take: (kind, token) =>
+        Effect.map(now, (at) => {
+          const table = tableOf(kind)
+          const entry = table.find(token, at)
+          table.delete(token)
+          return entry ? Option.some(entry.value.value) : Option.none()
+        }),
+      get: (kind, token, slide) =>
+        Effect.map(now, (at) => {
+          const entry = tableOf(kind).find(token, at)
+          if (!entry) return Option.none()
+          if (slide !== undefined) entry.expiresAt = at + Duration.toMillis(slide)
+          return Option.some(entry.value.value)
+        }),
+      revoke: (kind, token) =>
+        Effect.map(now, (at) => {
+          const table = tableOf(kind)
+          const live = table.find(token, at) !== undefined
+          table.delete(token)
+          return live
+        }),
+      revokeIndexed: (kind, index) => Effect.sync(() => index !== "" && tableOf(kind).deleteByIndex(index)),
+      count: (kind) => Effect.sync(() => tables.get(kind)?.size ?? 0)
+    }
+    return service
+  })
+
+export const MemoryTokensLive = Layer.scoped(Tokens, makeMemoryTokens())
