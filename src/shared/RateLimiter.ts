@@ -1,0 +1,104 @@
+import { Duration, Effect, type Scope } from "effect"
+import { repeatEvery } from "./Sweeps.ts"
+import { fullBucket, isRefilled, takeToken, type TokenBucket } from "./TokenBucket.ts"
+
+export interface RateOptions {
+  /** Tokens that accrue per second. */
+  readonly ratePerSecond: number
+  /** Most tokens a key can hold (the burst it may spend at once). */
+  readonly burst: number
+}
+
+export interface KeyedLimiterOptions extends RateOptions {
+  /** A key refused `strikes` times in a row is blocked for `blockFor` (no block when absent). */
+  readonly blockFor?: Duration.DurationInput
+  readonly strikes?: number
+}
+
+/**
+ * Token buckets per key (an address, an account): logins, connection attempts, failed
+ * credentials. One sweep forgets full buckets and ended blocks, so memory follows the keys that
+ * are active now, not every key ever seen.
+ */
+export interface KeyedLimiter {
+  /** Takes one token for `key`; false when the key is blocked or out of tokens. */
+  readonly admit: (key: string, now: number) => boolean
+  /** Blocks `key` now (for `blockFor`, or the given duration). */
+  readonly block: (key: string, now: number, duration?: Duration.DurationInput) => void
+  /** Seconds until `key` may try again (0 when it may now); for Retry-After. */
+  readonly retryAfter: (key: string, now: number) => number
+}
+
+interface KeyState {
+  readonly bucket: TokenBucket
+  strikes: number
+  blockedUntil: number
+}
+
+export const makeKeyedLimiter = (name: string, options: KeyedLimiterOptions): Effect.Effect<KeyedLimiter, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const { ratePerSecond, burst } = options
+    const blockMillis = options.blockFor === undefined ? 0 : Duration.toMillis(Duration.decode(options.blockFor))
+    const strikes = options.strikes ?? 1
+    const keys = new Map<string, KeyState>()
+    const stateOf = (key: string, now: number) => {
+      let state = keys.get(key)
+      if (!state) keys.set(key, (state = { bucket: fullBucket(burst, now), strikes: 0, blockedUntil: 0 }))
+      return state
+    }
+    const sweepInterval = Duration.max(Duration.millis(blockMillis), Duration.seconds(10))
+    yield* repeatEvery(`${name} rate limits`, sweepInterval, (now) => {
+      for (const [key, state] of keys) {
+        if (state.blockedUntil <= now && isRefilled(state.bucket, now, ratePerSecond, burst)) keys.delete(key)
+      }
+    })
+    const block = (key: string, now: number, duration?: Duration.DurationInput) => {
+      const millis = duration === undefined ? blockMillis : Duration.toMillis(Duration.decode(duration))
+      stateOf(key, now).blockedUntil = now + millis
+    }
+    return {
+      admit: (key, now) => {
+        const state = stateOf(key, now)
+        if (state.blockedUntil > now) return false
+        if (takeToken(state.bucket, now, ratePerSecond, burst)) {
+          state.strikes = 0
+          return true
+        }
+        if (blockMillis > 0 && ++state.strikes >= strikes) block(key, now)
+        return false
+      },
+      block,
+      retryAfter: (key, now) => {
+        const state = keys.get(key)
+        if (!state) return 0
+        if (state.blockedUntil > now) return Math.ceil((state.blockedUntil - now) / 1000)
+        return state.bucket.tokens >= 1 ? 0 : Math.ceil((1 - state.bucket.tokens) / ratePerSecond)
+      }
+    }
+  })
+
+export type Admission = "ok" | "limited" | "abusive"
+
+/**
+ * One connection's message budget: a bucket and the refusals in a row. A class, so a connection
+ * holds one small object and the per-message check allocates nothing.
+ */
+export class ConnectionLimiter {
+  private strikes = 0
+  private readonly bucket: TokenBucket
+  constructor(
+    private readonly options: RateOptions & { readonly strikes: number },
+    now: number
+  ) {
+    this.bucket = fullBucket(options.burst, now)
+  }
+
+  /** "abusive" after `strikes` refusals in a row: the caller closes the connection. */
+  admit(now: number): Admission {
+    if (takeToken(this.bucket, now, this.options.ratePerSecond, this.options.burst)) {
+      this.strikes = 0
+      return "ok"
+    }
+    return ++this.strikes >= this.options.strikes ? "abusive" : "limited"
+  }
+}
