@@ -68,7 +68,8 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
             return { onMessage: () => {} }
           }
           const seat = entered.right
-          yield* Effect.addFinalizer(() => rooms.exit(seat).pipe(Effect.zipRight(Effect.sync(() => options.onLeft(member)))))
+          // LOGOUT goes out before the leave reaches the rooms, so it always precedes the INFO the leave causes.
+          yield* Effect.addFinalizer(() => Effect.sync(() => options.onLeft(member)).pipe(Effect.zipRight(rooms.exit(seat))))
           return { onMessage: (message) => handle(seat, connection, message) }
         })
     }
