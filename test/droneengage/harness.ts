@@ -204,5 +204,6 @@ export const advanceUntil = <A, E, R>(done: Effect.Effect<A, E, R>, step: Durati
       // Let frames already under way (microtasks) arrive before the next step.
       yield* Effect.promise(() => Promise.resolve())
     }
-    return yield* Fiber.join(fiber)
+    yield* Fiber.interrupt(fiber)
+    return yield* Effect.dieMessage(`nothing happened within ${steps} clock steps`)
   })
