@@ -6,7 +6,7 @@ import { ConfigProvider, Duration, Effect, Either, Exit, Layer, Logger, LogLevel
 import { HydrogenLive } from "../../programs/hydrogen.ts"
 import { providerFrom } from "../../layers/Config/ConfigFile.ts"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
-import { hashApiKey } from "../../layers/Tokens/ApiKeys.ts"
+import { hashApiKey } from "../../src/hydrogen/ApiKeys.ts"
 import { HydrogenConfig } from "../../src/hydrogen/Config.ts"
 import { eventually, it } from "../support/effect.ts"
 import { connectWs } from "../support/WsClient.ts"

@@ -1,9 +1,9 @@
-import type { Priority } from "../../src/hydrogen/Envelope.ts"
-import type { Publication } from "../../src/hydrogen/Encode.ts"
-import { matches } from "../../src/hydrogen/Filter.ts"
-import type { ServerHandle } from "../Transport/Transport.ts"
-import type { AckTracker } from "./AckTracker.ts"
-import type { AckedEvent, Session, Subscription } from "./HydrogenSession.ts"
+import type { Priority } from "./Envelope.ts"
+import type { Publication } from "./Encode.ts"
+import { matches } from "./Filter.ts"
+import type { ServerHandle } from "../../layers/Transport/Transport.ts"
+import type { AckTracker } from "./Acks.ts"
+import type { AckedEvent, Session, Subscription } from "./Session.ts"
 
 /** A channel with subscribers. */
 export interface ChannelState {

@@ -1,7 +1,7 @@
 import { Clock, Duration, Effect, Schedule } from "effect"
-import type { HydrogenSettings } from "../../src/hydrogen/Config.ts"
-import { fullBucket, isRefilled, takeToken, type TokenBucket } from "../../src/shared/TokenBucket.ts"
-import type { Metrics } from "../Observability/Metrics.ts"
+import type { HydrogenSettings } from "./Config.ts"
+import { fullBucket, isRefilled, takeToken, type TokenBucket } from "../shared/TokenBucket.ts"
+import type { Metrics } from "../../layers/Observability/Metrics.ts"
 
 export type ConnectionAdmission = "ok" | "blocked" | "limited"
 export type MessageAdmission = "ok" | "limited" | "abusive"

@@ -1,8 +1,8 @@
 import { Clock, Duration, Effect } from "effect"
-import type { HydrogenSettings } from "../../src/hydrogen/Config.ts"
-import type { Metrics } from "../Observability/Metrics.ts"
-import type { AckedEvent, PendingAck, Session } from "./HydrogenSession.ts"
-import { sweepEvery } from "../../src/shared/Sweeps.ts"
+import type { HydrogenSettings } from "./Config.ts"
+import type { Metrics } from "../../layers/Observability/Metrics.ts"
+import type { AckedEvent, PendingAck, Session } from "./Session.ts"
+import { sweepEvery } from "../shared/Sweeps.ts"
 
 /**
  * Guaranteed delivery for events sent with ack required: each is resent on a Schedule until the
