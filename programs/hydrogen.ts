@@ -6,6 +6,7 @@
  */
 import { Layer } from "effect"
 import { runProgram } from "../layers/Program/runProgram.ts"
+import { InProcessRoomsLive } from "../layers/Rooms/InProcessRooms.ts"
 import { StreamStoreFromConfig } from "../layers/Storage/StorageFromConfig.ts"
 import { BunTransportLive } from "../layers/Transport/BunTransport.ts"
 import { HydrogenServer } from "../src/hydrogen/Server.ts"
@@ -13,6 +14,6 @@ import { HydrogenServer } from "../src/hydrogen/Server.ts"
 /** History of reliable channels: memory unless hydrogen.storage says sqlite or mysql. */
 export const HydrogenHistory = StreamStoreFromConfig({ name: "hydrogen", path: ["hydrogen", "storage"], defaultBackend: "memory" })
 
-export const HydrogenLive = HydrogenServer.pipe(Layer.provide(Layer.merge(BunTransportLive, HydrogenHistory)))
+export const HydrogenLive = HydrogenServer.pipe(Layer.provide(Layer.mergeAll(BunTransportLive, InProcessRoomsLive, HydrogenHistory)))
 
 if (import.meta.main) runProgram(HydrogenLive)

@@ -125,10 +125,8 @@ export const makeHandlers = (deps: {
       },
       unsubscribe: {
         run: (context, raw) =>
-          Effect.map(decodeData(UnsubscribeData, raw), (data) => ({
-            channel: data.channel,
-            unsubscribed: channels.unsubscribe(context.session, data.channel)
-          }))
+          Effect.flatMap(decodeData(UnsubscribeData, raw), (data) =>
+            Effect.map(channels.unsubscribe(context.session, data.channel), (unsubscribed) => ({ channel: data.channel, unsubscribed })))
       },
       list: {
         run: (context) =>

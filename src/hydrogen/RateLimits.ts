@@ -1,81 +1,72 @@
-import { Clock, Duration, Effect, Schedule } from "effect"
-import type { HydrogenSettings } from "./Config.ts"
-import { fullBucket, isRefilled, takeToken, type TokenBucket } from "../shared/TokenBucket.ts"
+import { Effect } from "effect"
 import type { Metrics } from "../../layers/Observability/Metrics.ts"
+import { type Admission, ConnectionLimiter, makeKeyedLimiter } from "../shared/RateLimiter.ts"
+import type { HydrogenSettings } from "./Config.ts"
 
 export type ConnectionAdmission = "ok" | "blocked" | "limited"
-export type MessageAdmission = "ok" | "limited" | "abusive"
 
 /** Per-connection message limiter: a token bucket and a count of violations in a row. */
 export interface MessageLimiter {
-  readonly admit: (now: number) => MessageAdmission
+  readonly admit: (now: number) => Admission
 }
 
 /**
- * Connection rate per IP and message rate per connection (token buckets), with temporary blocks:
- * an IP that opens connections too fast, or whose connection keeps flooding, is refused (HTTP 429)
- * for BlockSeconds. A sweep fiber forgets full buckets and expired blocks, so memory stays bounded.
+ * Connection rate per IP and message rate per connection, with temporary blocks: an IP that opens
+ * connections too fast, or whose connection keeps flooding, is refused (HTTP 429) for
+ * BlockSeconds. Both are the shared limiters of src/shared/RateLimiter.ts (its sweep forgets full
+ * buckets and ended blocks); this file adds Hydrogen's metrics.
  */
 export const makeRateLimits = (settings: HydrogenSettings, metrics: typeof Metrics.Service) =>
   Effect.gen(function* () {
     const limited = metrics.counter("switchboard_hydrogen_rate_limited_total", "Upgrades and messages refused by rate limits", ["kind"])
     const blocks = metrics.counter("switchboard_hydrogen_ip_blocks_total", "Temporary IP blocks")
-    const blockMillis = Duration.toMillis(settings.blockDuration)
-    const perIp = new Map<string, TokenBucket>()
-    const blockedUntil = new Map<string, number>()
-
     const limitedMessages = limited.labels({ kind: "message" })
-    const onLimited = () => limitedMessages.inc()
+    const limitedConnections = limited.labels({ kind: "connection" })
+    const limitedBlocked = limited.labels({ kind: "blocked" })
+    // One refusal blocks: an address that outruns its connection budget waits BlockSeconds.
+    const connections = yield* makeKeyedLimiter("hydrogen connections", {
+      ratePerSecond: settings.connectionRatePerSecond,
+      burst: settings.connectionBurst,
+      blockFor: settings.blockDuration,
+      strikes: 1
+    })
+    const messageOptions = { ratePerSecond: settings.messageRatePerSecond, burst: settings.messageBurst, strikes: settings.rateLimitStrikes }
 
     const block = (ip: string, now: number) => {
-      if ((blockedUntil.get(ip) ?? 0) <= now) blocks.inc()
-      blockedUntil.set(ip, now + blockMillis)
+      if (!connections.isBlocked(ip, now)) blocks.inc()
+      connections.block(ip, now)
     }
-
-    const sweep = Effect.gen(function* () {
-      const now = yield* Clock.currentTimeMillis
-      for (const [ip, until] of blockedUntil) if (until <= now) blockedUntil.delete(ip)
-      for (const [ip, bucket] of perIp) {
-        if (isRefilled(bucket, now, settings.connectionRatePerSecond, settings.connectionBurst)) perIp.delete(ip)
-      }
-    })
-    yield* Effect.forkScoped(Effect.repeat(sweep, Schedule.spaced(Duration.max(settings.blockDuration, Duration.seconds(10)))))
 
     return {
       admitConnection: (ip: string, now: number): ConnectionAdmission => {
-        if ((blockedUntil.get(ip) ?? 0) > now) {
-          limited.inc({ kind: "blocked" })
+        if (connections.isBlocked(ip, now)) {
+          limitedBlocked.inc()
           return "blocked"
         }
-        let bucket = perIp.get(ip)
-        if (!bucket) perIp.set(ip, (bucket = fullBucket(settings.connectionBurst, now)))
-        if (takeToken(bucket, now, settings.connectionRatePerSecond, settings.connectionBurst)) return "ok"
-        limited.inc({ kind: "connection" })
-        block(ip, now)
+        if (connections.admit(ip, now)) return "ok"
+        limitedConnections.inc()
+        blocks.inc()
         return "limited"
       },
       block,
-      messageLimiter: (now: number): MessageLimiter => new ConnectionMessageLimiter(settings, fullBucket(settings.messageBurst, now), onLimited)
+      messageLimiter: (now: number): MessageLimiter => new CountedLimiter(messageOptions, now, limitedMessages)
     }
   })
 
-/** One connection's bucket and strikes; a class, so a connection holds one small object and no closure. */
-class ConnectionMessageLimiter implements MessageLimiter {
-  private strikes = 0
+/** The shared per-connection limiter, counting refusals in the metrics (still one object per connection). */
+class CountedLimiter extends ConnectionLimiter implements MessageLimiter {
   constructor(
-    private readonly settings: HydrogenSettings,
-    private readonly bucket: TokenBucket,
-    private readonly onLimited: () => void
-  ) {}
+    options: ConstructorParameters<typeof ConnectionLimiter>[0],
+    now: number,
+    private readonly refused: { readonly inc: () => void }
+  ) {
+    super(options, now)
+  }
 
-  admit(at: number): MessageAdmission {
-    const { settings } = this
-    if (takeToken(this.bucket, at, settings.messageRatePerSecond, settings.messageBurst)) {
-      this.strikes = 0
-      return "ok"
-    }
-    this.onLimited()
-    return ++this.strikes >= settings.rateLimitStrikes ? "abusive" : "limited"
+  override admit(now: number): Admission {
+    const admission = super.admit(now)
+    if (admission !== "ok") this.refused.inc()
+    return admission
   }
 }
 

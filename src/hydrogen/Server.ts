@@ -1,8 +1,9 @@
-import { Clock, Effect, Layer, Option } from "effect"
+import { Clock, Deferred, Effect, Layer, Option } from "effect"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
 import { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import { makeSignedTokens, randomSecret } from "../../layers/Tokens/SignedTokens.ts"
-import { type ServerHandle, Transport } from "../../layers/Transport/Transport.ts"
+import { Rooms } from "../../layers/Rooms/Rooms.ts"
+import { Transport } from "../../layers/Transport/Transport.ts"
 import { makeAckTracker } from "./Acks.ts"
 import { makeApiKeys } from "./ApiKeys.ts"
 import { makeAuthenticator } from "./Auth.ts"
@@ -28,22 +29,23 @@ export const startHydrogen = (settings: HydrogenSettings, options: { readonly ha
     const metrics = yield* Metrics
     const transport = yield* Transport
     const store = yield* StreamStore
+    const rooms = yield* Rooms
     if (settings.threadPoolSize !== undefined) {
       yield* Effect.logInfo("hydrogen: ThreadPoolSize is accepted but not applicable (one event loop serves every socket)")
     }
     const tokens = makeSignedTokens(Option.getOrElse(settings.tokenSecret, randomSecret))
     const authenticate = makeAuthenticator(makeApiKeys(configuredKeys(settings)), tokens)
-    let server: ServerHandle | undefined
+    const port = yield* Deferred.make<number>()
     const acks = yield* makeAckTracker(settings, metrics)
-    const channels = yield* makeChannels({ settings, store, metrics, acks, server: () => server })
+    const channels = yield* makeChannels({ settings, store, metrics, acks, rooms })
     const sessions = yield* makeSessions({ settings, channels, acks, metrics })
-    const status = makeStatus(settings, yield* Clock.currentTimeMillis, () => server?.port ?? settings.port)
+    const status = makeStatus(settings, yield* Clock.currentTimeMillis, port)
     const rateLimits = yield* makeRateLimits(settings, metrics)
     const states = makeConnectionStates(metrics)
     const handlers = makeHandlers({ channels, sessions, status, authenticate, extra: options.handlers ?? {} })
     const websocket = yield* makeHydrogenProtocol({ settings, authenticate, rateLimits, sessions, acks, handlers, status, states, metrics })
     const http = makeHttpApp({ settings, authenticate, channels, status, tokens, metrics, sessionCount: sessions.count })
-    server = yield* transport.serve({
+    const server = yield* transport.serve({
       name: "hydrogen",
       port: settings.port,
       hostname: bindAddress(settings),
@@ -52,13 +54,14 @@ export const startHydrogen = (settings: HydrogenSettings, options: { readonly ha
       http,
       websocket
     })
+    yield* Deferred.succeed(port, server.port)
     // Registered after serve, so it runs first on shutdown: status replies during the drain say so.
     yield* Effect.addFinalizer(() => Effect.sync(() => void (status.counters.shuttingDown = true)))
     yield* status.broadcastPeriodically(channels)
     return server
   })
 
-/** Hydrogen from HydrogenConfig for the lifetime of the layer; needs a Transport, a StreamStore and Metrics. */
+/** Hydrogen from HydrogenConfig for the lifetime of the layer; needs a Transport, Rooms, a StreamStore and Metrics. */
 export const HydrogenServer = Layer.scopedDiscard(
   Effect.gen(function* () {
     const settings = yield* HydrogenConfig

@@ -51,8 +51,7 @@ export const makeSessions = (deps: {
         if (!sessions.delete(session.id)) return Effect.void
         detached.delete(session)
         sessionGauge.dec()
-        channels.forget(session)
-        return acks.abandonAll(session, reason)
+        return Effect.zipRight(channels.forget(session), acks.abandonAll(session, reason))
       })
 
     yield* sweepEvery("recovery window", Duration.seconds(1), detached, (session, now) =>
@@ -60,7 +59,7 @@ export const makeSessions = (deps: {
 
     /** The connection is gone: keep the session for the recovery window, unless another connection took it. */
     const detach = (session: Session, connection: HydrogenConnection) =>
-      Effect.suspend(() => {
+      Effect.zipRight(channels.disconnected(session, connection), Effect.suspend(() => {
         if (session.connection !== connection) return Effect.void
         session.connection = undefined
         // Nothing to give back on a resume: no reason to hold memory for the window.
@@ -70,7 +69,7 @@ export const makeSessions = (deps: {
           session.detachedAt = now
           detached.add(session)
         })
-      })
+      }))
 
     const resume = (current: Session, sessionId: string, positions: Readonly<Record<string, RecoverFrom>>): Effect.Effect<ResumeResult, HydrogenError> =>
       Effect.gen(function* () {

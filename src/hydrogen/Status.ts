@@ -1,5 +1,5 @@
 import * as os from "node:os"
-import { Clock, Duration, Effect, Schedule } from "effect"
+import { Clock, Deferred, Duration, Effect, Schedule } from "effect"
 import type { HydrogenSettings } from "./Config.ts"
 import { allows, type Identity, Permission } from "./Permissions.ts"
 import type { Channels } from "./Channels.ts"
@@ -56,29 +56,34 @@ const hostInfo = (): HostInfo => ({
   machine: os.machine()
 })
 
-/** The counters of the legacy status reply and the periodic status events of the "system" channel. */
-export const makeStatus = (settings: HydrogenSettings, startedAt: number, listeningPort: () => number) => {
+/**
+ * The counters of the legacy status reply and the periodic status events of the "system" channel.
+ * `port` is the bound port, known once the transport listens (port 0 picks one).
+ */
+export const makeStatus = (settings: HydrogenSettings, startedAt: number, port: Deferred.Deferred<number>) => {
   const counters: StatusCounters = { startedAt, activeConnections: 0, totalConnections: 0, totalRequests: 0, shuttingDown: false }
-  const info: ServiceInfo = {
+  const infoAt = (listening: number): ServiceInfo => ({
     serverVersion,
     apiVersion,
     enabledServices: ["websocket", "publish-api", "metrics"],
     services: {
       websocket: {
         protocol: settings.protocol,
-        get port() {
-          return listeningPort()
-        },
+        port: listening,
         secure: settings.secureMode === "tls",
         authRequired: settings.authRequired,
         maxConnections: settings.maxConnections,
         reliableChannels: settings.reliableChannels
       }
     }
-  }
+  })
+  let info: ServiceInfo | undefined
   const snapshot = (identity: Identity | undefined) =>
-    Effect.map(Clock.currentTimeMillis, (now) =>
-      statusObject(counters, now, info, identity && allows(identity, Permission.host) ? hostInfo() : undefined))
+    Effect.gen(function* () {
+      info ??= infoAt(yield* Deferred.await(port))
+      const now = yield* Clock.currentTimeMillis
+      return statusObject(counters, now, info, identity && allows(identity, Permission.host) ? hostInfo() : undefined)
+    })
 
   /** The seed's status_update event data (server_running, memory_usage, cpu_load, thread_count) with the status object. */
   const statusUpdate = Effect.map(snapshot(undefined), (status) => ({
