@@ -72,10 +72,12 @@ export const makeAckTracker = (settings: HydrogenSettings, metrics: typeof Metri
       pendingGauge.inc()
       waiting.add(session)
     },
-    ack: (session: Session, id: string) => {
-      if (!session.pending.delete(id)) return
+    /** Ends the wait for an event; false when it was not pending (unknown, or acked already). */
+    ack: (session: Session, id: string): boolean => {
+      if (!session.pending.delete(id)) return false
       pendingGauge.dec()
       acked.inc()
+      return true
     },
     /**
      * After a resume: events the client reports as seen (seq at or below its position) count as

@@ -32,16 +32,23 @@ export const Command = Schema.Struct({
 })
 export type Command = typeof Command.Type
 
-/** Client → server: confirms receipt of the event whose id it names. Never answered. */
+/** Most event ids one ack may name (a batch ack after a resume, for instance). */
+export const maxAckIds = 256
+
+/**
+ * Client → server: confirms receipt of the event whose `id` it names, or of every event in `ids`
+ * (a batch ack, at most maxAckIds). Never answered.
+ */
 export const Ack = Schema.Struct({
   type: Schema.Literal("ack"),
-  id: MessageId,
+  id: Schema.optional(MessageId),
+  ids: Schema.optional(Schema.Array(MessageId).pipe(Schema.minItems(1), Schema.maxItems(maxAckIds))),
   timestamp: Schema.optional(Timestamp),
   channel: Schema.optional(ChannelName),
   action: Schema.optional(Schema.String.pipe(Schema.maxLength(64))),
   data: Schema.optional(Schema.Unknown),
   auth: Schema.optional(MessageAuth)
-})
+}).pipe(Schema.filter((ack) => ack.id !== undefined || ack.ids !== undefined || { path: ["id"], message: "an ack names an id (or ids)" }))
 export type Ack = typeof Ack.Type
 
 /** The original server's only message; answered with the legacy status object. */
