@@ -3,6 +3,9 @@ import type { Metrics } from "../../layers/Observability/Metrics.ts"
 import { type Admission, ConnectionLimiter, makeKeyedLimiter } from "../shared/RateLimiter.ts"
 import type { HydrogenSettings } from "./Config.ts"
 
+/** The reason of a 429 for an address that presented too many wrong keys or tokens. */
+export const tooManyFailures = "too many failed credentials from this address; try again later"
+
 export type ConnectionAdmission = "ok" | "blocked" | "limited"
 
 /** Per-connection message limiter: a token bucket and a count of violations in a row. */
@@ -11,9 +14,9 @@ export interface MessageLimiter {
 }
 
 /**
- * Connection rate per IP and message rate per connection, with temporary blocks: an IP that opens
- * connections too fast, or whose connection keeps flooding, is refused (HTTP 429) for
- * BlockSeconds. Both are the shared limiters of src/shared/RateLimiter.ts (its sweep forgets full
+ * Connection rate per IP, failed credentials per IP and message rate per connection, with
+ * temporary blocks: an IP that opens connections too fast, presents too many wrong keys or tokens,
+ * or whose connection keeps flooding, is refused (HTTP 429 with Retry-After) for BlockSeconds. Both are the shared limiters of src/shared/RateLimiter.ts (its sweep forgets full
  * buckets and ended blocks); this file adds Hydrogen's metrics.
  */
 export const makeRateLimits = (settings: HydrogenSettings, metrics: typeof Metrics.Service) =>
@@ -30,6 +33,14 @@ export const makeRateLimits = (settings: HydrogenSettings, metrics: typeof Metri
       blockFor: settings.blockDuration,
       strikes: 1
     })
+    // Wrong keys and tokens: an address that spends its budget is refused for BlockSeconds, whatever it presents then.
+    const credentials = yield* makeKeyedLimiter("hydrogen failed credentials", {
+      ratePerSecond: settings.failedCredentialsPerMinute / 60,
+      burst: settings.failedCredentialsBurst,
+      blockFor: settings.blockDuration,
+      strikes: 1
+    })
+    const limitedCredentials = limited.labels({ kind: "credentials" })
     const messageOptions = { ratePerSecond: settings.messageRatePerSecond, burst: settings.messageBurst, strikes: settings.rateLimitStrikes }
 
     const block = (ip: string, now: number) => {
@@ -49,6 +60,19 @@ export const makeRateLimits = (settings: HydrogenSettings, metrics: typeof Metri
         return "limited"
       },
       block,
+      /** Seconds an address must wait because of its failed credentials (0: it may try). */
+      credentialsBlocked: (ip: string, now: number): number => {
+        if (!credentials.isBlocked(ip, now)) return 0
+        limitedCredentials.inc()
+        return Math.max(1, credentials.retryAfter(ip, now))
+      },
+      /** Counts a failed credential; the seconds to wait when this one used up the address's budget (0: answer 401 as usual). */
+      credentialFailed: (ip: string, now: number): number => {
+        if (credentials.admit(ip, now)) return 0
+        limitedCredentials.inc()
+        blocks.inc()
+        return Math.max(1, credentials.retryAfter(ip, now))
+      },
       messageLimiter: (now: number): MessageLimiter => new CountedLimiter(messageOptions, now, limitedMessages)
     }
   })

@@ -15,7 +15,7 @@ import type { CommandContext, HandlerTable } from "./Handlers.ts"
 import type { HydrogenConnection, HydrogenConnectionData, Session } from "./Session.ts"
 import type { Status } from "./Status.ts"
 import { sweepEvery } from "../shared/Sweeps.ts"
-import type { MessageLimiter, RateLimits } from "./RateLimits.ts"
+import { type MessageLimiter, type RateLimits, tooManyFailures } from "./RateLimits.ts"
 import type { Sessions } from "./Sessions.ts"
 
 const iso = (now: number) => new Date(now).toISOString()
@@ -87,8 +87,14 @@ export const makeHydrogenProtocol = (deps: {
       if (credential === undefined) {
         if (settings.authRequired) return yield* refuse(label, "Rejected", 401, "credentials required: Authorization: Key <token> or ?key=<token>")
       } else {
+        const blockedFor = rateLimits.credentialsBlocked(info.remoteAddress, now)
+        if (blockedFor > 0) return yield* refuse(label, "Rejected", 429, tooManyFailures, { "retry-after": String(blockedFor) })
         const result = yield* Effect.either(deps.authenticate(credential))
-        if (Either.isLeft(result)) return yield* refuse(label, "Rejected", 401, result.left.message)
+        if (Either.isLeft(result)) {
+          const wait = rateLimits.credentialFailed(info.remoteAddress, now)
+          if (wait > 0) return yield* refuse(label, "Rejected", 429, tooManyFailures, { "retry-after": String(wait) })
+          return yield* refuse(label, "Rejected", 401, result.left.message)
+        }
         identity = result.right
       }
       if (!mayConnect(identity)) return yield* refuse(label, "Rejected", 403, "this credential may not open WebSocket connections")
