@@ -3,6 +3,7 @@ import { Clock, Deferred, Duration, Effect, Either, Option, Schema } from "effec
 import { BatchRequest, PublishRequest, TokenRequest } from "./Commands.ts"
 import type { HydrogenSettings } from "./Config.ts"
 import { issuesOf } from "./Envelope.ts"
+import { parseJson } from "./Json.ts"
 import { authenticationError, errorBody, ErrorCodes, HydrogenError, protocolError } from "./Errors.ts"
 import { allows, grantable, type Identity, Permission } from "./Permissions.ts"
 import { metricsResponse } from "../../layers/Observability/MetricsRoute.ts"
@@ -105,13 +106,9 @@ export const makeHttpApp = (deps: {
       if (declared > settings.limits.maxPayloadBytes || Buffer.byteLength(text) > settings.limits.maxPayloadBytes) {
         return yield* protocolError(ErrorCodes.messageTooLarge, `bodies are limited to ${settings.limits.maxPayloadBytes} bytes`)
       }
-      let json: unknown
-      try {
-        json = JSON.parse(text)
-      } catch (error) {
-        return yield* protocolError(ErrorCodes.invalidJson, `not valid JSON: ${(error as Error).message}`)
-      }
-      const decoded = Schema.decodeUnknownEither(schema, { errors: "all" })(json)
+      const json = parseJson(text)
+      if (Either.isLeft(json)) return yield* json.left
+      const decoded = Schema.decodeUnknownEither(schema, { errors: "all" })(json.right)
       if (Either.isLeft(decoded)) return yield* protocolError(ErrorCodes.invalidData, "the body is not valid", issuesOf(decoded.left))
       return decoded.right
     })
