@@ -1,16 +1,16 @@
 import { describe, expect } from "bun:test"
 import { Effect } from "effect"
-import { chatHttpApp } from "../../../programs/chat.ts"
-import { it } from "../../support/effect.ts"
-import { joined, startChat, takeUntil, text } from "./chatSupport.ts"
-import { Command } from "../../../src/tpacket/Packet.ts"
+import { chatHttpApp } from "../../src/chat/Server.ts"
+import { it } from "../support/effect.ts"
+import { joined, startChat, startRealChat, takeUntil, text } from "./support.ts"
+import { Command } from "../../src/chat/Packet.ts"
 
 const get = (url: string) => Effect.promise(() => fetch(url).then(async (r) => ({ status: r.status, type: r.headers.get("content-type"), body: await r.text() })))
 
-describe("chat: HTTP side", () => {
+describe("chat: HTTP side (the page over a real socket, the rest in memory)", () => {
   it.live("GET / serves the page, GET /chat.js its module script (valid JavaScript), on the chat port", () =>
     Effect.gen(function* () {
-      const { handle } = yield* startChat({ http: chatHttpApp })
+      const { handle } = yield* startRealChat({ http: chatHttpApp })
       const page = yield* get(`${handle.url}/`)
       expect(page.status).toBe(200)
       expect(page.type).toContain("text/html")
@@ -26,17 +26,17 @@ describe("chat: HTTP side", () => {
       expect((yield* get(`${handle.url}/nope`)).status).toBe(404)
     }))
 
-  it.live("/metrics shows presence (rooms, members, users) and message and join counts", () =>
+  it.effect("/metrics shows presence (rooms, members, users) and message and join counts", () =>
     Effect.gen(function* () {
-      const { handle, url } = yield* startChat({ http: chatHttpApp })
-      const a = yield* joined(url, "alice", "lobby")
-      yield* joined(url, "bob", "lobby")
+      const chat = yield* startChat({ http: chatHttpApp })
+      const a = yield* joined(chat, "alice", "lobby")
+      yield* joined(chat, "bob", "lobby")
       yield* takeUntil(a.client, (p) => text(p) === "bob")
       for (const m of ["one", "two", "three"]) a.client.sendMessage(m)
       yield* takeUntil(a.client, (p) => p.cmd === Command.NEW_MSG && text(p) === "three")
       a.client.send(Command.NEW_MSG, "x".repeat(500))
       yield* takeUntil(a.client, (p) => p.cmd === Command.RESP_ERROR)
-      const metrics = (yield* get(`${handle.url}/metrics`)).body
+      const metrics = yield* chat.fetch("/metrics").pipe(Effect.flatMap((response) => Effect.promise(() => response.text())))
       expect(metrics).toContain('switchboard_chat_rooms{server="chat"} 1')
       expect(metrics).toContain('switchboard_chat_members{server="chat"} 2')
       expect(metrics).toContain('switchboard_chat_users{server="chat"} 2')

@@ -1,17 +1,17 @@
 import { describe, expect } from "bun:test"
 import { Effect } from "effect"
-import { TPacketClient } from "../../../layers/Transport/TPacketClient.ts"
-import { Command, type TPacket } from "../../../src/tpacket/Packet.ts"
-import { CloseCodes } from "../../../src/shared/CloseCodes.ts"
-import { it } from "../../support/effect.ts"
-import { startChat } from "../Rooms/chatSupport.ts"
+import { TPacketClient } from "../../src/chat/Client.ts"
+import { Command, type TPacket } from "../../src/chat/Packet.ts"
+import { CloseCodes } from "../../src/shared/CloseCodes.ts"
+import { it } from "../support/effect.ts"
+import { startRealChat } from "./support.ts"
 
 const text = (p: TPacket) => new TextDecoder().decode(p.data)
 
 describe("TPacketClient", () => {
   it.live("join() pipelines magic, nick and room and resolves with both replies", () =>
     Effect.gen(function* () {
-      const { url } = yield* startChat()
+      const { url } = yield* startRealChat()
       const { client, nickReply, roomReply } = yield* Effect.promise(() => TPacketClient.join(url, "alice", "lobby"))
       yield* Effect.addFinalizer(() => Effect.sync(() => client.close()))
       expect([nickReply.cmd, nickReply.uid, roomReply.cmd, roomReply.uid]).toEqual([Command.RESP_OK, 2, Command.RESP_OK, 3])
@@ -22,7 +22,7 @@ describe("TPacketClient", () => {
 
   it.live("async iteration yields server packets until the socket closes", () =>
     Effect.gen(function* () {
-      const { url } = yield* startChat()
+      const { url } = yield* startRealChat()
       const { client } = yield* Effect.promise(() => TPacketClient.join(url, "alice", "lobby"))
       client.sendMessage("one")
       client.sendMessage("two")
@@ -40,7 +40,7 @@ describe("TPacketClient", () => {
 
   it.live("request() resolves with the matching _RESP_ERROR; next() rejects after a timeout and after close", () =>
     Effect.gen(function* () {
-      const { url } = yield* startChat()
+      const { url } = yield* startRealChat()
       const client = yield* Effect.promise(() => TPacketClient.connect(url))
       const refused = yield* Effect.promise(() => client.setRoom("lobby"))
       expect([refused.cmd, refused.uid, refused.p1]).toEqual([Command.RESP_ERROR, 2, -1])

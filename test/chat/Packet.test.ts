@@ -9,7 +9,7 @@ import {
   readPacket,
   TPacket,
   TPacketFromBytes
-} from "../../src/tpacket/Packet.ts"
+} from "../../src/chat/Packet.ts"
 
 const int32 = fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 })
 const anyPacket = fc.record({ uid: int32, cmd: int32, p1: int32, p2: int32, data: fc.uint8Array({ maxLength: 300 }) })

@@ -1,5 +1,5 @@
 import { Either } from "effect"
-import type { ChatLimits } from "./ChatConfig.ts"
+import type { ChatLimits } from "./Config.ts"
 import { Command, decodeFrame, MAGIC, packet, sameBytes, SERVER_PUSH_UID, type TPacket, frameUid } from "./Packet.ts"
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test"
 import { ConfigProvider, Duration, Effect, Either } from "effect"
-import { ChatConfig, ChatHistoryBackendConfig, isPersistent } from "../../src/tpacket/ChatConfig.ts"
+import { ChatConfig, ChatHistoryBackendConfig, isPersistent } from "../../src/chat/Config.ts"
 import { providerFrom } from "../../layers/Config/ConfigFile.ts"
 
 const read = <A>(config: Effect.Effect<A, unknown>, env: Record<string, string>, json: unknown = {}) =>

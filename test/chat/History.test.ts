@@ -1,33 +1,32 @@
 import { describe, expect } from "bun:test"
 import { Effect, Exit, Layer, Scope } from "effect"
-import type { StreamStore } from "../../../layers/Storage/StreamStore.ts"
-import { SqlStreamStore } from "../../../layers/Storage/SqlStreamStore.ts"
-import { Command } from "../../../src/tpacket/Packet.ts"
-import { it } from "../../support/effect.ts"
-import { mysqlAvailable, sqliteFile, tempDirectory, throwawayMysql } from "../Storage/backends.ts"
-import { joined, next, silent, startChat, takeUntil, text, type TestChatOptions } from "./chatSupport.ts"
+import { SqlStreamStore } from "../../layers/Storage/SqlStreamStore.ts"
+import type { StreamStore } from "../../layers/Storage/StreamStore.ts"
+import { Command } from "../../src/chat/Packet.ts"
+import { it } from "../support/effect.ts"
+import { mysqlAvailable, sqliteFile, tempDirectory, throwawayMysql } from "../layers/Storage/backends.ts"
+import { type ChatClient, joined, leftRoom, next, startChat, takeUntil, type TestChat, type TestChatOptions, text } from "./support.ts"
+
+/** Everything the server sends until the answer to a probe (the probe proves nothing else is queued). */
+const drain = (c: ChatClient) =>
+  Effect.gen(function* () {
+    const uid = c.send(99)
+    return (yield* takeUntil(c, (p) => p.cmd === Command.RESP_ERROR && p.uid === uid)).slice(0, -1)
+  })
 
 /** Joins `room` as `nick` and returns the history lines it is sent. */
-const historyOf = (url: string, nick: string, room: string) =>
+const historyOf = (chat: TestChat, nick: string, room: string) =>
   Effect.gen(function* () {
-    const c = yield* joined(url, nick, room)
+    const c = yield* joined(chat, nick, room)
     yield* takeUntil(c.client, (p) => p.cmd === Command.NEW_USER && text(p) === nick)
-    const lines: Array<string> = []
-    const raw: Array<Array<number>> = []
-    while (true) {
-      const p = yield* Effect.promise(() => c.client.next(150).catch(() => undefined))
-      if (!p) return { lines, raw, client: c.client }
-      if (p.cmd === Command.LOGGED_MSG) {
-        lines.push(text(p))
-        raw.push([...p.data])
-      }
-    }
+    const logged = (yield* drain(c.client)).filter((p) => p.cmd === Command.LOGGED_MSG)
+    return { lines: logged.map(text), raw: logged.map((p) => [...p.data]), client: c.client }
   })
 
 /** Sends messages and waits until the sender has seen the last one come back. */
-const say = (url: string, nick: string, room: string, messages: ReadonlyArray<string>) =>
+const say = (chat: TestChat, nick: string, room: string, messages: ReadonlyArray<string>) =>
   Effect.gen(function* () {
-    const c = yield* joined(url, nick, room)
+    const c = yield* joined(chat, nick, room)
     yield* takeUntil(c.client, (p) => p.cmd === Command.NEW_USER && text(p) === nick)
     for (const m of messages) c.client.sendMessage(m)
     yield* takeUntil(c.client, (p) => p.cmd === Command.NEW_MSG && text(p) === messages.at(-1))
@@ -35,13 +34,13 @@ const say = (url: string, nick: string, room: string, messages: ReadonlyArray<st
   })
 
 /** Runs a chat server in its own scope, closed when `body` ends (a "restart" is two of these). */
-const withServer = <A, E>(options: TestChatOptions, body: (url: string) => Effect.Effect<A, E, Scope.Scope>) =>
+const withServer = <A, E>(options: TestChatOptions, body: (chat: TestChat) => Effect.Effect<A, E, Scope.Scope>) =>
   Effect.gen(function* () {
     const scope = yield* Scope.make()
     const exit = yield* Effect.exit(
       Effect.gen(function* () {
-        const { url } = yield* startChat(options)
-        return yield* body(url)
+        const chat = yield* startChat(options)
+        return yield* body(chat)
       }).pipe(Scope.extend(scope))
     )
     yield* Scope.close(scope, Exit.void)
@@ -52,12 +51,12 @@ const withServer = <A, E>(options: TestChatOptions, body: (url: string) => Effec
 const rawBytes = Uint8Array.of(0x00, 0xff, 0xc3, 0x28, 0x80)
 
 describe("chat history", () => {
-  it.live("the history ring keeps the newest lines within 8 KiB, oldest first", () =>
+  it.effect("the history ring keeps the newest lines within 8 KiB, oldest first", () =>
     Effect.gen(function* () {
-      const { url } = yield* startChat()
+      const chat = yield* startChat()
       const sent = Array.from({ length: 60 }, (_, i) => `${String(i).padStart(3, "0")} ${"x".repeat(196)}`)
-      yield* say(url, "alice", "ring", sent)
-      const { lines } = yield* historyOf(url, "bob", "ring")
+      yield* say(chat, "alice", "ring", sent)
+      const { lines } = yield* historyOf(chat, "bob", "ring")
       const expected = sent.map((m) => `alice: ${m}`)
       expect(lines).toEqual(expected.slice(expected.length - lines.length))
       const size = (l: string) => Buffer.byteLength(l)
@@ -67,23 +66,23 @@ describe("chat history", () => {
       expect(lines.length).toBe(39)
     }))
 
-  it.live("empty messages are broadcast but not recorded, like the original", () =>
+  it.effect("empty messages are broadcast but not recorded, like the original", () =>
     Effect.gen(function* () {
-      const { url } = yield* startChat()
-      const c = yield* say(url, "alice", "quiet", ["one"])
+      const chat = yield* startChat()
+      const c = yield* say(chat, "alice", "quiet", ["one"])
       c.sendMessage("")
       expect((yield* next(c)).cmd).toBe(Command.NEW_MSG)
-      const { lines } = yield* historyOf(url, "bob", "quiet")
+      const { lines } = yield* historyOf(chat, "bob", "quiet")
       expect(lines).toEqual(["alice: one"])
     }))
 
-  it.live("without persistence, a room's history goes when its last member leaves", () =>
+  it.effect("without persistence, a room's history goes when its last member leaves", () =>
     Effect.gen(function* () {
-      const { url } = yield* startChat()
-      const c = yield* say(url, "alice", "temp", ["gone soon"])
+      const chat = yield* startChat()
+      const c = yield* say(chat, "alice", "temp", ["gone soon"])
       c.close()
-      yield* Effect.promise(() => c.closed)
-      const { lines } = yield* historyOf(url, "bob", "temp")
+      yield* leftRoom(chat.changes, "alice")
+      const { lines } = yield* historyOf(chat, "bob", "temp")
       expect(lines).toEqual([])
     }))
 
@@ -93,23 +92,23 @@ describe("chat history", () => {
         const options: TestChatOptions = { persistentHistory: true, store: store() }
         // A fresh room name per run: databases may be shared between runs.
         const room = `kept-${crypto.randomUUID()}`
-        yield* withServer(options, (url) =>
+        yield* withServer(options, (chat) =>
           Effect.gen(function* () {
-            const c = yield* say(url, "alice", room, ["before", "the restart", "ünïcödé ✓"])
+            const c = yield* say(chat, "alice", room, ["before", "the restart", "ünïcödé ✓"])
             c.sendMessage(rawBytes)
             yield* next(c)
             c.close()
-            yield* Effect.promise(() => c.closed)
-            const empty = yield* historyOf(url, "bob", room)
+            yield* leftRoom(chat.changes, "alice")
+            const empty = yield* historyOf(chat, "bob", room)
             expect(empty.lines.length).toBe(4)
           })
         )
-        yield* withServer(options, (url) =>
+        yield* withServer(options, (chat) =>
           Effect.gen(function* () {
-            const after = yield* historyOf(url, "carol", room)
+            const after = yield* historyOf(chat, "carol", room)
             expect(after.lines.slice(0, 3)).toEqual(["alice: before", "alice: the restart", "alice: ünïcödé ✓"])
             expect(after.raw.at(-1)).toEqual([...new TextEncoder().encode("alice: "), ...rawBytes])
-            yield* silent(after.client)
+            yield* after.client.silent
           })
         )
       })

@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test"
 import { FastCheck as fc } from "effect"
-import { defaultChatLimits } from "../../src/tpacket/ChatConfig.ts"
-import { Command, encodePacket, MAGIC, packet } from "../../src/tpacket/Packet.ts"
-import { ErrorReason, interpret, joinProblem, type Level } from "../../src/tpacket/Rules.ts"
+import { defaultChatLimits } from "../../src/chat/Config.ts"
+import { Command, encodePacket, MAGIC, packet } from "../../src/chat/Packet.ts"
+import { ErrorReason, interpret, joinProblem, type Level } from "../../src/chat/Rules.ts"
 
 const enc = new TextEncoder()
 const frame = (cmd: number, data: string | Uint8Array = "", uid = 9) =>

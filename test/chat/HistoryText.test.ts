@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test"
 import { FastCheck as fc } from "effect"
-import { bytesToStored, historyLine, storedToBytes } from "../../src/tpacket/HistoryText.ts"
+import { bytesToStored, historyLine, storedToBytes } from "../../src/chat/HistoryText.ts"
 import { payloadBytes } from "../../src/storage/Stream.ts"
 
 describe("history text: bytes ↔ stored strings", () => {

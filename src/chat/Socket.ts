@@ -1,20 +1,16 @@
-import { Deferred, Effect } from "effect"
-import type { ChatLimits } from "../../src/tpacket/ChatConfig.ts"
-import { encodePacket } from "../../src/tpacket/Packet.ts"
-import { errorReasonName, errorReply, ErrorReason, interpret, type Level, okReply } from "../../src/tpacket/Rules.ts"
-import { CloseCodes } from "../../src/shared/CloseCodes.ts"
-import { Metrics } from "../Observability/Metrics.ts"
-import { accept, type Connection, type ServerHandle, type WebSocketProtocol } from "../Transport/Transport.ts"
-import type { ChatRoomsApi, Member } from "./ChatRooms.ts"
+import { Effect } from "effect"
+import { Metrics } from "../../layers/Observability/Metrics.ts"
+import { accept, type Connection, type WebSocketProtocol } from "../../layers/Transport/Transport.ts"
+import { CloseCodes } from "../shared/CloseCodes.ts"
+import type { ChatLimits } from "./Config.ts"
+import { encodePacket } from "./Packet.ts"
+import type { ChatRoomsApi, Member } from "./Rooms.ts"
+import { errorReasonName, errorReply, ErrorReason, interpret, type Level, okReply } from "./Rules.ts"
 
-/**
- * The tPacket protocol on one connection: trust levels (magic packet, then nick), then room
- * commands. `server` resolves once the transport listens; it carries the server-wide publish.
- */
+/** The tPacket protocol on one connection: trust levels (magic packet, then nick), then room commands. */
 export const makeChatProtocol = (
   rooms: ChatRoomsApi,
   limits: ChatLimits,
-  server: Deferred.Deferred<ServerHandle>,
   serverName: string
 ): Effect.Effect<WebSocketProtocol<undefined>, never, Metrics> =>
   Effect.gen(function* () {
@@ -24,7 +20,6 @@ export const makeChatProtocol = (
 
     const open = (connection: Connection<undefined>) =>
       Effect.gen(function* () {
-        const handle = yield* Deferred.await(server)
         const userId = rooms.nextUserId()
         let level: Level = "awaitMagic"
         let inRoom = false
@@ -51,36 +46,28 @@ export const makeChatProtocol = (
           connection.send(encodePacket(errorReply(uid, reason)))
         }
 
-        const onMessage = (message: string | Uint8Array): Effect.Effect<void> => {
+        const onMessage = (message: string | Uint8Array): Effect.Effect<void> | void => {
           const step = interpret({ level, inRoom }, message, limits)
           switch (step._tag) {
             case "Close":
-              return Effect.sync(() => {
-                if (!connection.isOpen()) return
-                count("bad_handshake")
-                connection.close(CloseCodes.badRequest, step.reason)
-              })
+              if (!connection.isOpen()) return
+              count("bad_handshake")
+              return connection.close(CloseCodes.badRequest, step.reason)
             case "MagicAccepted":
-              return Effect.sync(() => void (level = "awaitNick"))
+              level = "awaitNick"
+              return
             case "Ignore":
-              return Effect.void
+              return
             case "Refuse":
-              return Effect.sync(() => refuse(step.reply.uid, step.reason))
-            case "SetNick":
-              return Effect.sync(() => {
-                const nick = new Uint8Array(step.nick)
-                if (!rooms.claimNick(nick)) return refuse(step.uid, ErrorReason.refused)
-                member = {
-                  id: userId,
-                  nick,
-                  send: (frame) => void connection.send(frame),
-                  subscribe: connection.subscribe,
-                  unsubscribe: connection.unsubscribe,
-                  publishToAll: (topic, frame) => void handle.publish(topic, frame)
-                }
-                level = "ready"
-                connection.send(encodePacket(okReply(step.uid)))
-              })
+              return refuse(step.reply.uid, step.reason)
+            case "SetNick": {
+              const nick = new Uint8Array(step.nick)
+              if (!rooms.claimNick(nick)) return refuse(step.uid, ErrorReason.refused)
+              member = { id: userId, nick, connection }
+              level = "ready"
+              connection.send(encodePacket(okReply(step.uid)))
+              return
+            }
             case "SetRoom":
               return rooms.join(member!, new Uint8Array(step.room), step.uid).pipe(
                 Effect.map((problem) => {

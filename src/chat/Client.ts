@@ -1,5 +1,5 @@
 import { Either } from "effect"
-import { Command, encodePacket, frameProblemMessage, MAGIC, packet, readPacket, type TPacket } from "../../src/tpacket/Packet.ts"
+import { Command, encodePacket, frameProblemMessage, MAGIC, packet, readPacket, type TPacket } from "./Packet.ts"
 
 export interface ClosedInfo {
   readonly code: number
