@@ -50,8 +50,8 @@ export interface ChatRoomsApi {
   readonly message: (member: Member, text: Uint8Array) => Effect.Effect<void>
   /** Leaves the member's room (if any): _DEL_USER to the others; the last one out closes the room. */
   readonly leave: (member: Member) => Effect.Effect<void>
-  /** Whether the member is in a room. */
-  readonly inRoom: (member: Member) => boolean
+  /** Rooms with members and accepted nicks right now (for /health). */
+  readonly stats: () => { readonly rooms: number; readonly users: number }
 }
 
 /** The Rooms-service name of a chat room: prefixed, and hex so any bytes make a safe topic. */
@@ -155,7 +155,7 @@ export const makeChatRooms = (options: ChatRoomsOptions): Effect.Effect<ChatRoom
       releaseNick: (nick) => {
         if (nicks.delete(bytesKey(nick))) usersGauge.dec()
       },
-      inRoom: (member) => roomOfMember.has(member.id),
+      stats: () => ({ rooms: rooms.size, users: nicks.size }),
       join: (member, roomName, uid) =>
         Effect.suspend(() => {
           if (roomOfMember.has(member.id)) return Effect.succeed(ErrorReason.refused)

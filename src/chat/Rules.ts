@@ -14,7 +14,8 @@ export const ErrorReason = {
   limitReached: 4,
   notInRoom: 5,
   empty: 6,
-  nickFirst: 7
+  nickFirst: 7,
+  rateLimited: 8
 } as const
 export type ErrorReason = (typeof ErrorReason)[keyof typeof ErrorReason]
 
@@ -26,7 +27,8 @@ export const errorReasonText: Record<ErrorReason, string> = {
   4: "server limit reached",
   5: "not in a room",
   6: "empty name",
-  7: "set a nick first"
+  7: "set a nick first",
+  8: "too many packets: slow down"
 }
 
 /** ErrorReason → its name ("tooLong"), for metric labels and logs. */

@@ -25,9 +25,20 @@ describe("chat config", () => {
     expect([backend, isPersistent(backend)]).toEqual(["sqlite", true])
   })
 
+  test("rate limit and join timeout: defaults, and set from env or file", () => {
+    const defaults = Either.getOrThrow(read(ChatConfig, {})).limits
+    expect([defaults.messagesPerSecond, defaults.messageBurst, defaults.rateLimitStrikes]).toEqual([10, 20, 50])
+    expect(Duration.toMillis(defaults.joinTimeout)).toBe(30_000)
+    const set = Either.getOrThrow(
+      read(ChatConfig, { CHAT_MESSAGES_PER_SECOND: "3", CHAT_JOIN_TIMEOUT_MS: "2000" }, { chat: { messageBurst: 7, rateLimitStrikes: 4 } })
+    ).limits
+    expect([set.messagesPerSecond, set.messageBurst, set.rateLimitStrikes, Duration.toMillis(set.joinTimeout)]).toEqual([3, 7, 4, 2000])
+  })
+
   test("bad values name the key", () => {
     const problem = (result: Either.Either<unknown, unknown>) => (Either.isLeft(result) ? String(result.left) : "no error")
     expect(problem(read(ChatConfig, { CHAT_MAX_ROOMS: "0" }))).toContain("chat.maxRooms")
+    expect(problem(read(ChatConfig, { CHAT_MESSAGES_PER_SECOND: "-1" }))).toContain("chat.messagesPerSecond")
     expect(problem(read(ChatHistoryBackendConfig, { CHAT_HISTORY_BACKEND: "json" }))).toContain("CHAT.HISTORY.BACKEND")
   })
 })

@@ -124,7 +124,7 @@ describe("chat: model-based (join / message / leave across several clients, memo
     "every client sees exactly what the reference model predicts",
     () =>
       Effect.gen(function* () {
-        const chat = yield* startChat()
+        const chat = yield* startChat({ limits: { messageBurst: 1000 } }) // time stands still: no refill
         const runtime = yield* Effect.runtime<never>()
         const runEffect = <A>(effect: Effect.Effect<A>) => Runtime.runPromise(runtime)(effect)
         let run = 0

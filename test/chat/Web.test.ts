@@ -1,8 +1,7 @@
 import { describe, expect } from "bun:test"
-import { Effect } from "effect"
-import { chatHttpApp } from "../../src/chat/Server.ts"
+import { Effect, TestClock } from "effect"
 import { it } from "../support/effect.ts"
-import { joined, startChat, startRealChat, takeUntil, text } from "./support.ts"
+import { client, joined, startChat, startRealChat, takeUntil, text } from "./support.ts"
 import { Command } from "../../src/chat/Packet.ts"
 
 const get = (url: string) => Effect.promise(() => fetch(url).then(async (r) => ({ status: r.status, type: r.headers.get("content-type"), body: await r.text() })))
@@ -10,7 +9,7 @@ const get = (url: string) => Effect.promise(() => fetch(url).then(async (r) => (
 describe("chat: HTTP side (the page over a real socket, the rest in memory)", () => {
   it.live("GET / serves the page, GET /chat.js its module script (valid JavaScript), on the chat port", () =>
     Effect.gen(function* () {
-      const { handle } = yield* startRealChat({ http: chatHttpApp })
+      const { handle } = yield* startRealChat({ page: true })
       const page = yield* get(`${handle.url}/`)
       expect(page.status).toBe(200)
       expect(page.type).toContain("text/html")
@@ -26,9 +25,23 @@ describe("chat: HTTP side (the page over a real socket, the rest in memory)", ()
       expect((yield* get(`${handle.url}/nope`)).status).toBe(404)
     }))
 
+  it.effect("GET /health answers {status: OK} with uptime, connections, rooms and users, like the other servers", () =>
+    Effect.gen(function* () {
+      const chat = yield* startChat()
+      const a = yield* joined(chat, "alice", "lobby")
+      yield* joined(chat, "bob", "elsewhere")
+      yield* client(chat)
+      yield* takeUntil(a.client, (p) => p.cmd === Command.NEW_USER)
+      yield* TestClock.adjust("5 seconds") // within the handshake timeout of the third (nick-less) client
+      const response = yield* chat.fetch("/health")
+      expect(response.status).toBe(200)
+      expect(yield* Effect.promise(() => response.json())).toEqual({ status: "OK", server: "chat", uptime: 5, connections: 3, rooms: 2, users: 2 })
+      expect((yield* chat.fetch("/nope")).status).toBe(404)
+    }))
+
   it.effect("/metrics shows presence (rooms, members, users) and message and join counts", () =>
     Effect.gen(function* () {
-      const chat = yield* startChat({ http: chatHttpApp })
+      const chat = yield* startChat({ page: true })
       const a = yield* joined(chat, "alice", "lobby")
       yield* joined(chat, "bob", "lobby")
       yield* takeUntil(a.client, (p) => text(p) === "bob")

@@ -1,8 +1,6 @@
-import type { FileSystem, HttpApp } from "@effect/platform"
 import { BunFileSystem } from "@effect/platform-bun"
-import { Context, Effect, Either, Layer, Queue, type Scope } from "effect"
+import { Context, Effect, Either, Layer, Queue } from "effect"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
-import { metricsResponse } from "../../layers/Observability/MetricsRoute.ts"
 import { InProcessRoomsLive } from "../../layers/Rooms/InProcessRooms.ts"
 import { type RoomChange, Rooms } from "../../layers/Rooms/Rooms.ts"
 import { MemoryStreamStore } from "../../layers/Storage/MemoryStreamStore.ts"
@@ -13,7 +11,7 @@ import type { WireMessage } from "../../layers/Transport/Transport.ts"
 import { TPacketClient } from "../../src/chat/Client.ts"
 import { type ChatLimits, defaultChatLimits } from "../../src/chat/Config.ts"
 import { Command, encodePacket, MAGIC, packet, readPacket, type TPacket } from "../../src/chat/Packet.ts"
-import { serveChat } from "../../src/chat/Server.ts"
+import { loadWebPage, serveChat } from "../../src/chat/Server.ts"
 import { defaultSocketLimits, type SocketLimits } from "../../src/shared/SocketLimits.ts"
 
 export interface TestChatOptions {
@@ -22,8 +20,8 @@ export interface TestChatOptions {
   readonly persistentHistory?: boolean
   /** A StreamStore layer to use instead of a fresh memory store (e.g. SQLite for restarts). */
   readonly store?: Layer.Layer<StreamStore, unknown>
-  /** The HTTP side (defaults to /metrics only). */
-  readonly http?: Effect.Effect<HttpApp.Default<never, Metrics | Scope.Scope>, unknown, FileSystem.FileSystem>
+  /** Serve the browser page (src/chat/web/) too. */
+  readonly page?: boolean
 }
 
 const configOf = (options: TestChatOptions, hostname: string) => ({
@@ -32,6 +30,16 @@ const configOf = (options: TestChatOptions, hostname: string) => ({
   limits: { ...defaultChatLimits, ...options.limits },
   socket: { ...defaultSocketLimits, ...options.socket }
 })
+
+const serverOptions = (options: TestChatOptions, hostname: string) =>
+  Effect.gen(function* () {
+    const page = options.page ? yield* loadWebPage.pipe(Effect.provide(BunFileSystem.layer), Effect.orDie) : undefined
+    return {
+      config: configOf(options, hostname),
+      persistentHistory: options.persistentHistory ?? false,
+      ...(page ? { page } : {})
+    }
+  })
 
 const encoder = new TextEncoder()
 const bytesOf = (value: string | Uint8Array) => (typeof value === "string" ? encoder.encode(value) : value)
@@ -118,10 +126,7 @@ export const startChat = (options: TestChatOptions = {}) =>
   Effect.gen(function* () {
     // Built in the caller's scope so a scoped store (SQLite) lives as long as the server.
     const context = yield* Layer.build(Layer.mergeAll(MemoryTransportTest, InProcessRoomsLive, options.store ?? MemoryStreamStore, BunFileSystem.layer))
-    const http = options.http ? yield* options.http.pipe(Effect.provide(context), Effect.orDie) : metricsResponse
-    const handle = yield* serveChat({ config: configOf(options, "memory"), persistentHistory: options.persistentHistory ?? false, http }).pipe(
-      Effect.provide(context)
-    )
+    const handle = yield* serveChat(yield* serverOptions(options, "memory")).pipe(Effect.provide(context))
     const network = Context.get(context, MemoryNetwork)
     const rooms = Context.get(context, Rooms)
     const metrics = Context.get(context, Metrics)
@@ -189,10 +194,7 @@ export const startRealChat = (options: TestChatOptions = {}) =>
     const context = yield* Layer.build(
       Layer.mergeAll(BunTransportLive, InProcessRoomsLive, options.store ?? MemoryStreamStore, BunFileSystem.layer).pipe(Layer.provideMerge(Metrics.Default))
     )
-    const http = options.http ? yield* options.http.pipe(Effect.provide(context), Effect.orDie) : metricsResponse
-    const handle = yield* serveChat({ config: configOf(options, "127.0.0.1"), persistentHistory: options.persistentHistory ?? false, http }).pipe(
-      Effect.provide(context)
-    )
+    const handle = yield* serveChat(yield* serverOptions(options, "127.0.0.1")).pipe(Effect.provide(context))
     return { handle, url: `ws://127.0.0.1:${handle.port}/`, metrics: Context.get(context, Metrics) }
   })
 
