@@ -6,7 +6,7 @@ import { metricsResponse } from "../../layers/Observability/MetricsRoute.ts"
 import type { Rooms } from "../../layers/Rooms/Rooms.ts"
 import type { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import { type ServeError, type ServerHandle, Transport } from "../../layers/Transport/Transport.ts"
-import { ChatConfig, ChatHistoryBackendConfig, isPersistent } from "./Config.ts"
+import { ChatConfig, ChatHistoryBackendConfig, type ChatLimits, isPersistent } from "./Config.ts"
 import { type ChatRoomsApi, makeChatRooms } from "./Rooms.ts"
 import { makeChatProtocol } from "./Socket.ts"
 
@@ -28,8 +28,20 @@ export interface ChatServerOptions {
 const webFile = (name: string) =>
   Effect.flatMap(FileSystem.FileSystem, (fs) => fs.readFileString(fileURLToPath(new URL(`./web/${name}`, import.meta.url))))
 
-/** Reads src/chat/web/ once, at start. */
-export const loadWebPage = Effect.all({ html: webFile("index.html"), script: webFile("chat.js") })
+/**
+ * Reads src/chat/web/ once, at start. The page's byte limits ({{maxNickBytes}} ...) are filled in
+ * from the server's own limits, so the page refuses what the server would, with a reason.
+ */
+export const loadWebPage = (limits: ChatLimits) =>
+  Effect.all({ html: webFile("index.html"), script: webFile("chat.js") }).pipe(
+    Effect.map(({ html, script }) => ({
+      html: html
+        .replaceAll("{{maxNickBytes}}", String(limits.maxNickBytes))
+        .replaceAll("{{maxRoomNameBytes}}", String(limits.maxRoomNameBytes))
+        .replaceAll("{{maxMessageBytes}}", String(limits.maxMessageBytes)),
+      script
+    }))
+  )
 
 /**
  * HTTP on the chat port: GET /health, GET /metrics, the page (GET /, GET /chat.js) when given,
@@ -95,7 +107,7 @@ export const ChatServerLive = Layer.scopedDiscard(
   Effect.gen(function* () {
     const config = yield* ChatConfig
     const history = yield* ChatHistoryBackendConfig
-    const page = yield* loadWebPage
+    const page = yield* loadWebPage(config.limits)
     yield* serveChat({ config, persistentHistory: isPersistent(history), page })
   })
 )

@@ -33,9 +33,10 @@ const configOf = (options: TestChatOptions, hostname: string) => ({
 
 const serverOptions = (options: TestChatOptions, hostname: string) =>
   Effect.gen(function* () {
-    const page = options.page ? yield* loadWebPage.pipe(Effect.provide(BunFileSystem.layer), Effect.orDie) : undefined
+    const config = configOf(options, hostname)
+    const page = options.page ? yield* loadWebPage(config.limits).pipe(Effect.provide(BunFileSystem.layer), Effect.orDie) : undefined
     return {
-      config: configOf(options, hostname),
+      config,
       persistentHistory: options.persistentHistory ?? false,
       ...(page ? { page } : {})
     }

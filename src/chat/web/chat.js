@@ -1,15 +1,39 @@
 // Browser client for the tPacket chat: plain module script, no build step.
 // Packet: "Ej8@" + int32 uid, size, cmd, p1, p2 (little-endian) + data; one per binary message.
 const CMD = { NOP: 0, SET_USER_NICK: 1, SET_ROOM: 2, RESP_OK: 3, RESP_ERROR: 4, NEW_USER: 5, DEL_USER: 6, NEW_MSG: 7, LOGGED_MSG: 8 }
-const REASONS = ["nick in use, or already set", "malformed packet", "unknown command", "too long", "server limit reached", "not in a room", "empty name", "set a nick first"]
+const REASONS = [
+  "nick in use, or already set",
+  "malformed packet",
+  "unknown command",
+  "too long",
+  "server limit reached",
+  "not in a room",
+  "empty name",
+  "set a nick first",
+  "sending too fast, wait a moment"
+]
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 const $ = (id) => document.getElementById(id)
 
+// The server counts bytes (UTF-8), not characters: é is 2 bytes, most emoji 4. It puts its limits on <body>.
+const limit = (name, fallback) => Number(document.body?.dataset?.[name]) || fallback
+const LIMITS = { nick: limit("maxNickBytes", 32), room: limit("maxRoomNameBytes", 64), message: limit("maxMessageBytes", 220) }
+const byteLength = (text) => encoder.encode(text).length
+const tooLong = (what, text, max) => {
+  const bytes = byteLength(text)
+  if (bytes <= max) return undefined
+  const wide = bytes > text.length ? "; letters outside plain ASCII take 2-4 bytes each" : ""
+  return `${what} is ${bytes} bytes in UTF-8, the server takes at most ${max}${wide}`
+}
+
 let socket
 let nextUid = 1
+let myId
 const pending = new Map()
 const users = new Map()
+// Messages sent and not yet echoed back by the server, oldest first: the compose box keeps its text until then.
+const unconfirmed = []
 
 const encode = (cmd, text = "") => {
   const data = encoder.encode(text)
@@ -33,6 +57,8 @@ const decode = (buffer) => {
   }
 }
 
+const reasonOf = (p) => REASONS[p.p2] ?? `reason ${p.p2}`
+
 const request = (cmd, text) => {
   const { uid, bytes } = encode(cmd, text)
   socket.send(bytes)
@@ -49,72 +75,118 @@ const show = (text, kind = "") => {
 }
 
 const renderRoster = () => {
-  $("roster").replaceChildren(...[...users.values()].map((nick) => Object.assign(document.createElement("li"), { textContent: nick })))
+  const items = [...users].map(([id, nick]) => {
+    const item = document.createElement("li")
+    item.textContent = nick
+    // Your own entry is marked (and styled "(you)"), so you can tell yourself apart.
+    if (id === myId) item.className = "me"
+    return item
+  })
+  $("roster").replaceChildren(...items)
+}
+
+const setComposeError = (text) => {
+  $("compose-error").textContent = text
+  $("compose-error").hidden = !text
 }
 
 const onPacket = (p) => {
   switch (p.cmd) {
     case CMD.RESP_OK:
-    case CMD.RESP_ERROR:
-    {
+    case CMD.RESP_ERROR: {
       const waiter = pending.get(p.uid)
       pending.delete(p.uid)
-      if (waiter) waiter(p)
-      else if (p.cmd === CMD.RESP_ERROR) show(`refused: ${REASONS[p.p2] ?? p.p2}`, "system")
-      break
+      if (waiter) return waiter(p)
+      if (p.cmd !== CMD.RESP_ERROR) return
+      const refused = unconfirmed.findIndex((m) => m.uid === p.uid)
+      if (refused >= 0) {
+        unconfirmed.splice(refused, 1)
+        // The text stays in the compose box, so nothing is lost: fix it or send again.
+        return setComposeError(`not sent: ${reasonOf(p)}`)
+      }
+      return show(`refused: ${reasonOf(p)}`, "system")
     }
     case CMD.NEW_USER:
+      // The joiner comes first in the roster the server sends on join: that is you.
+      if (myId === undefined) myId = p.p1
       if (!users.has(p.p1)) show(`${p.text} is in the room`, "system")
       users.set(p.p1, p.text)
-      renderRoster()
-      break
+      return renderRoster()
     case CMD.DEL_USER:
       users.delete(p.p1)
       renderRoster()
-      show(`${p.text} left the room`, "system")
-      break
+      return show(`${p.text} left the room`, "system")
     case CMD.NEW_MSG:
-      show(`${users.get(p.p1) ?? "?"}: ${p.text}`)
-      break
+      if (p.p1 === myId && unconfirmed.length > 0) {
+        const sent = unconfirmed.shift()
+        if ($("message").value === sent.text) $("message").value = ""
+        setComposeError("")
+      }
+      return show(`${users.get(p.p1) ?? "?"}: ${p.text}`, p.p1 === myId ? "mine" : "")
     case CMD.LOGGED_MSG:
-      show(p.text, "history")
-      break
+      return show(p.text, "history")
   }
+}
+
+const showLogin = (status) => {
+  $("status").textContent = status
+  $("compose").hidden = true
+  $("leave").hidden = true
+  $("login").hidden = false
+  users.clear()
+  unconfirmed.length = 0
+  myId = undefined
+  renderRoster()
+}
+
+/** Ends a connection on purpose: its close event must not overwrite the status we are about to show. */
+const hangUp = (status) => {
+  const old = socket
+  socket = undefined
+  if (old) {
+    old.onclose = null
+    old.onmessage = null
+    old.close(1000)
+  }
+  showLogin(status)
 }
 
 $("login").addEventListener("submit", (event) => {
   event.preventDefault()
-  socket?.close()
-  users.clear()
-  renderRoster()
+  const nick = $("nick").value
+  const room = $("room").value
+  const problem = tooLong("nick", nick, LIMITS.nick) ?? tooLong("room name", room, LIMITS.room)
+  if (problem) {
+    $("status").textContent = problem
+    return
+  }
+  if (socket) hangUp("reconnecting")
+  pending.clear()
   const scheme = location.protocol === "https:" ? "wss" : "ws"
-  socket = new WebSocket(`${scheme}://${location.host}/`)
-  socket.binaryType = "arraybuffer"
+  const current = new WebSocket(`${scheme}://${location.host}/`)
+  socket = current
+  current.binaryType = "arraybuffer"
   $("status").textContent = "connecting"
-  socket.onmessage = (event) => {
+  current.onmessage = (event) => {
     const p = typeof event.data === "string" ? undefined : decode(event.data)
     if (p) onPacket(p)
   }
-  socket.onclose = (event) => {
-    $("status").textContent = `disconnected (${event.code}${event.reason ? ` ${event.reason}` : ""})`
-    $("compose").hidden = true
-    $("login").hidden = false
+  current.onclose = (event) => {
+    if (socket === current) socket = undefined
+    showLogin(`disconnected (${event.code}${event.reason ? ` ${event.reason}` : ""})`)
   }
-  socket.onopen = async () => {
-    socket.send(encode(CMD.NOP, "magic string :)").bytes)
-    const nick = await request(CMD.SET_USER_NICK, $("nick").value)
-    if (nick.cmd !== CMD.RESP_OK) {
-      $("status").textContent = `nick refused: ${REASONS[nick.p2] ?? nick.p2}`
-      return socket.close()
-    }
-    const room = await request(CMD.SET_ROOM, $("room").value)
-    if (room.cmd !== CMD.RESP_OK) {
-      $("status").textContent = `room refused: ${REASONS[room.p2] ?? room.p2}`
-      return socket.close()
-    }
-    $("status").textContent = `${$("nick").value} in ${$("room").value}`
+  current.onopen = async () => {
+    current.send(encode(CMD.NOP, "magic string :)").bytes)
+    const nickReply = await request(CMD.SET_USER_NICK, nick)
+    if (socket !== current) return
+    if (nickReply.cmd !== CMD.RESP_OK) return hangUp(`nick refused: ${reasonOf(nickReply)}`)
+    const roomReply = await request(CMD.SET_ROOM, room)
+    if (socket !== current) return
+    if (roomReply.cmd !== CMD.RESP_OK) return hangUp(`room refused: ${reasonOf(roomReply)}`)
+    $("status").textContent = `${nick} in ${room}`
     $("login").hidden = true
     $("compose").hidden = false
+    $("leave").hidden = false
     $("message").focus()
   }
 })
@@ -123,9 +195,20 @@ $("compose").addEventListener("submit", (event) => {
   event.preventDefault()
   const text = $("message").value
   if (!text || socket?.readyState !== WebSocket.OPEN) return
-  socket.send(encode(CMD.NEW_MSG, text).bytes)
-  $("message").value = ""
+  const problem = tooLong("message", text, LIMITS.message)
+  if (problem) return setComposeError(problem)
+  const { uid, bytes } = encode(CMD.NEW_MSG, text)
+  unconfirmed.push({ uid, text })
+  socket.send(bytes)
 })
+
+$("message").addEventListener("input", () => {
+  const bytes = byteLength($("message").value)
+  $("message-bytes").textContent = `${bytes}/${LIMITS.message}`
+  setComposeError(bytes > LIMITS.message ? tooLong("message", $("message").value, LIMITS.message) : "")
+})
+
+$("leave").addEventListener("click", () => hangUp("left the room"))
 
 // A _NOP now and then keeps the server's idle timeout from closing a tab that only reads.
 setInterval(() => {
