@@ -13,7 +13,9 @@ import { chatHistoryStorage } from "../src/chat/Config.ts"
 import { ChatServerLive } from "../src/chat/Server.ts"
 
 export const ChatLive = ChatServerLive.pipe(
-  Layer.provide(Layer.mergeAll(BunTransportLive, InProcessRoomsLive, StreamStoreFromConfig(chatHistoryStorage), BunFileSystem.layer))
+  Layer.provide(
+    Layer.mergeAll(BunTransportLive, InProcessRoomsLive, StreamStoreFromConfig(chatHistoryStorage), BunFileSystem.layer)
+  )
 )
 
 if (import.meta.main) runProgram(ChatLive)

@@ -83,16 +83,18 @@ export const ChatConfig: Config.Config<ChatConfig> = Config.all({
  * Where room history lives: keys under `chat.history` (backend memory | sqlite | mysql, then
  * `sqlite.filename` or `mysql.*`), read by the Storage layer's StreamStoreFromConfig.
  */
-export const chatHistoryStorage: StorageSettings = { name: "chat-history", path: ["chat", "history"], defaultBackend: "memory" }
+export const chatHistoryStorage: StorageSettings = {
+  name: "chat-history",
+  path: ["chat", "history"],
+  defaultBackend: "memory"
+}
 
 export const historyBackends = ["memory", "sqlite", "mysql"] as const
 export type HistoryBackend = (typeof historyBackends)[number]
 
-export const ChatHistoryBackendConfig: Config.Config<HistoryBackend> = Config.literal(...historyBackends)("backend").pipe(
-  Config.withDefault("memory" as const),
-  Config.nested("history"),
-  Config.nested("chat")
-)
+export const ChatHistoryBackendConfig: Config.Config<HistoryBackend> = Config.literal(...historyBackends)(
+  "backend"
+).pipe(Config.withDefault("memory" as const), Config.nested("history"), Config.nested("chat"))
 
 /** SQL backends outlive the process, so rooms keep their history when they empty. */
 export const isPersistent = (backend: HistoryBackend) => backend !== "memory"

@@ -55,25 +55,36 @@ export interface ChatRoomsApi {
 }
 
 /** The Rooms-service name of a chat room: prefixed, and hex so any bytes make a safe topic. */
-export const roomNameFor = (name: Uint8Array) => `chat/${Buffer.from(name.buffer, name.byteOffset, name.byteLength).toString("hex")}`
+export const roomNameFor = (name: Uint8Array) =>
+  `chat/${Buffer.from(name.buffer, name.byteOffset, name.byteLength).toString("hex")}`
 
 /**
  * Rosters, nicks and history of one chat server. Membership and fan-out go through the Rooms
  * service (one native publish per broadcast); the roster order, history, per-room locks and nick
  * rules are the chat's own.
  */
-export const makeChatRooms = (options: ChatRoomsOptions): Effect.Effect<ChatRoomsApi, never, StreamStore | Metrics | Rooms> =>
+export const makeChatRooms = (
+  options: ChatRoomsOptions
+): Effect.Effect<ChatRoomsApi, never, StreamStore | Metrics | Rooms> =>
   Effect.gen(function* () {
     const store = yield* StreamStore
     const metrics = yield* Metrics
     const fanout = yield* Rooms
     const label = { server: options.server }
-    const roomsGauge = metrics.gauge("switchboard_chat_rooms", "Chat rooms with at least one member", ["server"]).labels(label)
+    const roomsGauge = metrics
+      .gauge("switchboard_chat_rooms", "Chat rooms with at least one member", ["server"])
+      .labels(label)
     const membersGauge = metrics.gauge("switchboard_chat_members", "Users inside a chat room", ["server"]).labels(label)
-    const usersGauge = metrics.gauge("switchboard_chat_users", "Connections with an accepted nick", ["server"]).labels(label)
-    const messagesCounter = metrics.counter("switchboard_chat_messages_total", "Chat messages broadcast", ["server"]).labels(label)
+    const usersGauge = metrics
+      .gauge("switchboard_chat_users", "Connections with an accepted nick", ["server"])
+      .labels(label)
+    const messagesCounter = metrics
+      .counter("switchboard_chat_messages_total", "Chat messages broadcast", ["server"])
+      .labels(label)
     const joinsCounter = metrics.counter("switchboard_chat_joins_total", "Room joins", ["server"]).labels(label)
-    const historyErrors = metrics.counter("switchboard_chat_history_errors_total", "History reads or writes that failed", ["server"]).labels(label)
+    const historyErrors = metrics
+      .counter("switchboard_chat_history_errors_total", "History reads or writes that failed", ["server"])
+      .labels(label)
 
     const { limits } = options
     const bounds = { maxBytes: limits.historyMaxBytes }
@@ -99,14 +110,19 @@ export const makeChatRooms = (options: ChatRoomsOptions): Effect.Effect<ChatRoom
     }
 
     const logHistoryFailure = (what: string) => (error: unknown) =>
-      Effect.sync(() => historyErrors.inc()).pipe(Effect.zipRight(Effect.logError(`chat history ${what} failed`, error)))
+      Effect.sync(() => historyErrors.inc()).pipe(
+        Effect.zipRight(Effect.logError(`chat history ${what} failed`, error))
+      )
 
     const userFrame = (cmd: number, member: Member) => encodePacket(packet(cmd, { p1: member.id, data: member.nick }))
 
     const joinLocked = (member: Member, room: Room, uid: number) =>
       Effect.gen(function* () {
         const isNew = room.members.length === 0
-        const problem = joinProblem({ roomExists: !isNew, roomCount: rooms.size - (isNew ? 1 : 0), memberCount: room.members.length }, limits)
+        const problem = joinProblem(
+          { roomExists: !isNew, roomCount: rooms.size - (isNew ? 1 : 0), memberCount: room.members.length },
+          limits
+        )
         if (problem !== undefined) return problem
         if (isNew) roomsGauge.inc()
         room.members.push(member)
@@ -115,11 +131,13 @@ export const makeChatRooms = (options: ChatRoomsOptions): Effect.Effect<ChatRoom
         joinsCounter.inc()
         const { connection } = member
         connection.send(encodePacket(okReply(uid)))
-        for (let i = room.members.length - 1; i >= 0; i--) connection.send(userFrame(Command.NEW_USER, room.members[i]!))
-        const history = yield* store.readAfter(room.stream, 0).pipe(
-          Effect.catchAll((error) => logHistoryFailure("read")(error).pipe(Effect.as([])))
-        )
-        for (const entry of history) connection.send(encodePacket(packet(Command.LOGGED_MSG, { data: storedToBytes(entry.payload) })))
+        for (let i = room.members.length - 1; i >= 0; i--)
+          connection.send(userFrame(Command.NEW_USER, room.members[i]!))
+        const history = yield* store
+          .readAfter(room.stream, 0)
+          .pipe(Effect.catchAll((error) => logHistoryFailure("read")(error).pipe(Effect.as([]))))
+        for (const entry of history)
+          connection.send(encodePacket(packet(Command.LOGGED_MSG, { data: storedToBytes(entry.payload) })))
         // The joiner is not in the room yet, so this reaches exactly the others.
         fanout.publish(room.name, userFrame(Command.NEW_USER, member))
         yield* fanout.join(room.name, connection, { id: String(member.id), info: bytesToStored(member.nick) })
@@ -138,7 +156,8 @@ export const makeChatRooms = (options: ChatRoomsOptions): Effect.Effect<ChatRoom
       Effect.gen(function* () {
         room.closed = true
         roomsGauge.dec()
-        if (!options.persistentHistory) yield* store.remove(room.stream).pipe(Effect.catchAll(logHistoryFailure("remove")))
+        if (!options.persistentHistory)
+          yield* store.remove(room.stream).pipe(Effect.catchAll(logHistoryFailure("remove")))
         // Removed from the map only now: joiners that found it wait for the lock, see it closed, and retry.
         rooms.delete(room.key)
       })
@@ -161,12 +180,14 @@ export const makeChatRooms = (options: ChatRoomsOptions): Effect.Effect<ChatRoom
           if (roomOfMember.has(member.id)) return Effect.succeed(ErrorReason.refused)
           const attempt: Effect.Effect<ErrorReason | undefined> = Effect.suspend(() => {
             const room = openRoom(roomName)
-            return room.lock.withPermits(1)(
-              Effect.suspend((): Effect.Effect<ErrorReason | undefined | "retry"> => {
-                if (room.closed) return Effect.succeed("retry")
-                return joinLocked(member, room, uid).pipe(Effect.tap(() => discardIfUnused(room)))
-              })
-            ).pipe(Effect.flatMap((result) => (result === "retry" ? attempt : Effect.succeed(result))))
+            return room.lock
+              .withPermits(1)(
+                Effect.suspend((): Effect.Effect<ErrorReason | undefined | "retry"> => {
+                  if (room.closed) return Effect.succeed("retry")
+                  return joinLocked(member, room, uid).pipe(Effect.tap(() => discardIfUnused(room)))
+                })
+              )
+              .pipe(Effect.flatMap((result) => (result === "retry" ? attempt : Effect.succeed(result))))
           })
           return attempt
         }),
@@ -178,9 +199,9 @@ export const makeChatRooms = (options: ChatRoomsOptions): Effect.Effect<ChatRoom
             Effect.gen(function* () {
               // Like the original, empty messages are broadcast but not recorded.
               if (text.length > 0) {
-                yield* store.append(room.stream, bytesToStored(historyLine(member.nick, text)), bounds).pipe(
-                  Effect.catchAll(logHistoryFailure("append"))
-                )
+                yield* store
+                  .append(room.stream, bytesToStored(historyLine(member.nick, text)), bounds)
+                  .pipe(Effect.catchAll(logHistoryFailure("append")))
               }
               fanout.publish(room.name, encodePacket(packet(Command.NEW_MSG, { p1: member.id, data: text })))
               messagesCounter.inc()

@@ -26,7 +26,9 @@ export interface ChatServerOptions {
 }
 
 const webFile = (name: string) =>
-  Effect.flatMap(FileSystem.FileSystem, (fs) => fs.readFileString(fileURLToPath(new URL(`./web/${name}`, import.meta.url))))
+  Effect.flatMap(FileSystem.FileSystem, (fs) =>
+    fs.readFileString(fileURLToPath(new URL(`./web/${name}`, import.meta.url)))
+  )
 
 /**
  * Reads src/chat/web/ once, at start. The page's byte limits ({{maxNickBytes}} ...) are filled in
@@ -47,7 +49,13 @@ export const loadWebPage = (limits: ChatLimits) =>
  * HTTP on the chat port: GET /health, GET /metrics, the page (GET /, GET /chat.js) when given,
  * GET /favicon.ico (none); 404 with a reason otherwise.
  */
-const chatRoutes = (name: string, rooms: ChatRoomsApi, listening: Deferred.Deferred<ServerHandle>, startedAt: number, page?: WebPage) => {
+const chatRoutes = (
+  name: string,
+  rooms: ChatRoomsApi,
+  listening: Deferred.Deferred<ServerHandle>,
+  startedAt: number,
+  page?: WebPage
+) => {
   const health = Effect.gen(function* () {
     const now = yield* Clock.currentTimeMillis
     const handle = yield* Deferred.await(listening)
@@ -68,10 +76,15 @@ const chatRoutes = (name: string, rooms: ChatRoomsApi, listening: Deferred.Defer
   const withPage = page
     ? base.pipe(
         HttpRouter.get("/", HttpServerResponse.text(page.html, { contentType: "text/html; charset=utf-8" })),
-        HttpRouter.get("/chat.js", HttpServerResponse.text(page.script, { contentType: "text/javascript; charset=utf-8" }))
+        HttpRouter.get(
+          "/chat.js",
+          HttpServerResponse.text(page.script, { contentType: "text/javascript; charset=utf-8" })
+        )
       )
     : base
-  return withPage.pipe(Effect.catchTag("RouteNotFound", () => HttpServerResponse.unsafeJson({ error: "not found" }, { status: 404 })))
+  return withPage.pipe(
+    Effect.catchTag("RouteNotFound", () => HttpServerResponse.unsafeJson({ error: "not found" }, { status: 404 }))
+  )
 }
 
 /** Serves the tPacket chat (WebSocket and HTTP) on one port for the lifetime of the Scope. */
@@ -83,7 +96,11 @@ export const serveChat = (
     const { config } = options
     const transport = yield* Transport
     const startedAt = yield* Clock.currentTimeMillis
-    const rooms = yield* makeChatRooms({ limits: config.limits, persistentHistory: options.persistentHistory, server: name })
+    const rooms = yield* makeChatRooms({
+      limits: config.limits,
+      persistentHistory: options.persistentHistory,
+      server: name
+    })
     const websocket = yield* makeChatProtocol(rooms, config.limits, name)
     // /health reports the open connections, which only the running server knows.
     const listening = yield* Deferred.make<ServerHandle>()

@@ -26,9 +26,17 @@ export const makeChatProtocol = (
 ): Effect.Effect<WebSocketProtocol<undefined>, never, Metrics> =>
   Effect.gen(function* () {
     const metrics = yield* Metrics
-    const refusals = metrics.counter("switchboard_chat_errors_total", "_RESP_ERROR replies and protocol closes by reason", ["server", "reason"])
+    const refusals = metrics.counter(
+      "switchboard_chat_errors_total",
+      "_RESP_ERROR replies and protocol closes by reason",
+      ["server", "reason"]
+    )
     const count = (reason: string) => refusals.labels({ server: serverName, reason }).inc()
-    const rate = { ratePerSecond: limits.messagesPerSecond, burst: limits.messageBurst, strikes: limits.rateLimitStrikes }
+    const rate = {
+      ratePerSecond: limits.messagesPerSecond,
+      burst: limits.messageBurst,
+      strikes: limits.rateLimitStrikes
+    }
 
     const open = (connection: Connection<undefined>) =>
       Effect.gen(function* () {
@@ -43,7 +51,9 @@ export const makeChatProtocol = (
         const nickAccepted = yield* Deferred.make<void>()
         const timer = yield* Effect.forkScoped(
           Effect.gen(function* () {
-            const nick = yield* Deferred.await(nickAccepted).pipe(Effect.timeoutTo({ duration: limits.handshakeTimeout, onSuccess: () => true, onTimeout: () => false }))
+            const nick = yield* Deferred.await(nickAccepted).pipe(
+              Effect.timeoutTo({ duration: limits.handshakeTimeout, onSuccess: () => true, onTimeout: () => false })
+            )
             if (!nick) {
               count("handshake_timeout")
               return connection.close(CloseCodes.handshakeTimeout, chatCloseReason.noNick)

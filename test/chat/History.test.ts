@@ -5,7 +5,17 @@ import type { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import { Command } from "../../src/chat/Packet.ts"
 import { it } from "../support/effect.ts"
 import { mysqlAvailable, sqliteFile, tempDirectory, throwawayMysql } from "../layers/Storage/backends.ts"
-import { type ChatClient, joined, leftRoom, next, startChat, takeUntil, type TestChat, type TestChatOptions, text } from "./support.ts"
+import {
+  type ChatClient,
+  joined,
+  leftRoom,
+  next,
+  startChat,
+  takeUntil,
+  type TestChat,
+  type TestChatOptions,
+  text
+} from "./support.ts"
 
 /** Everything the server sends until the answer to a probe (the probe proves nothing else is queued). */
 const drain = (c: ChatClient) =>
@@ -64,7 +74,8 @@ describe("chat history", () => {
       expect(kept).toBeLessThanOrEqual(8192)
       expect(kept + size(expected[expected.length - lines.length - 1]!)).toBeGreaterThan(8192)
       expect(lines.length).toBe(39)
-    }))
+    })
+  )
 
   it.effect("empty messages are broadcast but not recorded, like the original", () =>
     Effect.gen(function* () {
@@ -74,7 +85,8 @@ describe("chat history", () => {
       expect((yield* next(c)).cmd).toBe(Command.NEW_MSG)
       const { lines } = yield* historyOf(chat, "bob", "quiet")
       expect(lines).toEqual(["alice: one"])
-    }))
+    })
+  )
 
   it.effect("without persistence, a room's history goes when its last member leaves", () =>
     Effect.gen(function* () {
@@ -84,35 +96,38 @@ describe("chat history", () => {
       yield* leftRoom(chat.changes, "alice")
       const { lines } = yield* historyOf(chat, "bob", "temp")
       expect(lines).toEqual([])
-    }))
+    })
+  )
 
   const persistence = (backend: string, skip: boolean, store: () => Layer.Layer<StreamStore, unknown>) =>
-    it.skipIf(skip).live(`with a persistent store (${backend}), history survives an empty room and a server restart`, () =>
-      Effect.gen(function* () {
-        const options: TestChatOptions = { persistentHistory: true, store: store() }
-        // A fresh room name per run: databases may be shared between runs.
-        const room = `kept-${crypto.randomUUID()}`
-        yield* withServer(options, (chat) =>
-          Effect.gen(function* () {
-            const c = yield* say(chat, "alice", room, ["before", "the restart", "ünïcödé ✓"])
-            c.sendMessage(rawBytes)
-            yield* next(c)
-            c.close()
-            yield* leftRoom(chat.changes, "alice")
-            const empty = yield* historyOf(chat, "bob", room)
-            expect(empty.lines.length).toBe(4)
-          })
-        )
-        yield* withServer(options, (chat) =>
-          Effect.gen(function* () {
-            const after = yield* historyOf(chat, "carol", room)
-            expect(after.lines.slice(0, 3)).toEqual(["alice: before", "alice: the restart", "alice: ünïcödé ✓"])
-            expect(after.raw.at(-1)).toEqual([...new TextEncoder().encode("alice: "), ...rawBytes])
-            yield* after.client.silent
-          })
-        )
-      })
-    )
+    it
+      .skipIf(skip)
+      .live(`with a persistent store (${backend}), history survives an empty room and a server restart`, () =>
+        Effect.gen(function* () {
+          const options: TestChatOptions = { persistentHistory: true, store: store() }
+          // A fresh room name per run: databases may be shared between runs.
+          const room = `kept-${crypto.randomUUID()}`
+          yield* withServer(options, (chat) =>
+            Effect.gen(function* () {
+              const c = yield* say(chat, "alice", room, ["before", "the restart", "ünïcödé ✓"])
+              c.sendMessage(rawBytes)
+              yield* next(c)
+              c.close()
+              yield* leftRoom(chat.changes, "alice")
+              const empty = yield* historyOf(chat, "bob", room)
+              expect(empty.lines.length).toBe(4)
+            })
+          )
+          yield* withServer(options, (chat) =>
+            Effect.gen(function* () {
+              const after = yield* historyOf(chat, "carol", room)
+              expect(after.lines.slice(0, 3)).toEqual(["alice: before", "alice: the restart", "alice: ünïcödé ✓"])
+              expect(after.raw.at(-1)).toEqual([...new TextEncoder().encode("alice: "), ...rawBytes])
+              yield* after.client.silent
+            })
+          )
+        })
+      )
 
   const dir = tempDirectory("chat-history")
   persistence("SQLite", false, () => SqlStreamStore.pipe(Layer.provide(sqliteFile(dir, "chat"))))

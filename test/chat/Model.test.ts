@@ -26,12 +26,22 @@ interface Real {
 }
 
 const nickOf = (real: Real, user: number) => real.nicks.get(user)!
-const push = (p: { readonly cmd: number } & Partial<ReturnType<typeof show>>) => ({ uid: -1, p1: 0, p2: 0, data: "", ...p })
+const push = (p: { readonly cmd: number } & Partial<ReturnType<typeof show>>) => ({
+  uid: -1,
+  p1: 0,
+  p2: 0,
+  data: "",
+  ...p
+})
 
-const expectNext = (c: ChatClient, expected: ReturnType<typeof show>) => Effect.map(c.next, (p) => expect(show(p)).toEqual(expected))
+const expectNext = (c: ChatClient, expected: ReturnType<typeof show>) =>
+  Effect.map(c.next, (p) => expect(show(p)).toEqual(expected))
 
 class Join implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly user: number, readonly room: string) {}
+  constructor(
+    readonly user: number,
+    readonly room: string
+  ) {}
   check = (m: Readonly<Model>) => !m.roomOf.has(this.user)
   run(m: Model, real: Real) {
     const { user, room } = this
@@ -54,7 +64,10 @@ class Join implements fc.AsyncCommand<Model, Real> {
         }
         for (const line of state.history) yield* expectNext(c, push({ cmd: Command.LOGGED_MSG, data: line }))
         for (const other of state.members) {
-          yield* expectNext(real.clients.get(other)!, push({ cmd: Command.NEW_USER, p1: self.p1, data: nickOf(real, user) }))
+          yield* expectNext(
+            real.clients.get(other)!,
+            push({ cmd: Command.NEW_USER, p1: self.p1, data: nickOf(real, user) })
+          )
         }
         state.members.push(user)
         m.rooms.set(room, state)
@@ -66,7 +79,10 @@ class Join implements fc.AsyncCommand<Model, Real> {
 }
 
 class Say implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly user: number, readonly text: string) {}
+  constructor(
+    readonly user: number,
+    readonly text: string
+  ) {}
   check = (m: Readonly<Model>) => m.roomOf.has(this.user)
   run(m: Model, real: Real) {
     const { user, text } = this
@@ -75,7 +91,10 @@ class Say implements fc.AsyncCommand<Model, Real> {
         const state = m.rooms.get(m.roomOf.get(user)!)!
         real.clients.get(user)!.sendMessage(text)
         for (const member of state.members) {
-          yield* expectNext(real.clients.get(member)!, push({ cmd: Command.NEW_MSG, p1: real.ids.get(user)!, data: text }))
+          yield* expectNext(
+            real.clients.get(member)!,
+            push({ cmd: Command.NEW_MSG, p1: real.ids.get(user)!, data: text })
+          )
         }
         if (text.length > 0) state.history.push(`${nickOf(real, user)}: ${text}`)
       })
@@ -100,7 +119,10 @@ class Leave implements fc.AsyncCommand<Model, Real> {
         // The server has taken the leaver out of the room before anyone else acts.
         yield* leftRoom(real.changes, nickOf(real, user))
         for (const member of state.members) {
-          yield* expectNext(real.clients.get(member)!, push({ cmd: Command.DEL_USER, p1: real.ids.get(user)!, data: nickOf(real, user) }))
+          yield* expectNext(
+            real.clients.get(member)!,
+            push({ cmd: Command.DEL_USER, p1: real.ids.get(user)!, data: nickOf(real, user) })
+          )
         }
         if (state.members.length === 0) m.rooms.delete(roomName)
       })
@@ -132,7 +154,17 @@ describe("chat: model-based (join / message / leave across several clients, memo
           fc.assert(
             fc.asyncProperty(commands, async (cmds) => {
               const scope = await runEffect(Scope.make())
-              const real: Real = { chat, changes: chat.changes, run: run++, clients: new Map(), ids: new Map(), nicks: new Map(), joins: 0, scope, runEffect }
+              const real: Real = {
+                chat,
+                changes: chat.changes,
+                run: run++,
+                clients: new Map(),
+                ids: new Map(),
+                nicks: new Map(),
+                joins: 0,
+                scope,
+                runEffect
+              }
               try {
                 await fc.asyncModelRun(() => ({ model: { roomOf: new Map(), rooms: new Map() }, real }), cmds)
                 // Nobody got anything the model did not predict.

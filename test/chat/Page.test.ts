@@ -86,7 +86,10 @@ const fakeDom = () => {
       }
       waiters.add(wake)
       return Effect.sync(() => waiters.delete(wake))
-    }).pipe(Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => new Error(`the page never reached: ${label}`) }), Effect.orDie)
+    }).pipe(
+      Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => new Error(`the page never reached: ${label}`) }),
+      Effect.orDie
+    )
   return { document: { getElementById: byId, createElement: element }, byId, submit, lines, until }
 }
 
@@ -100,7 +103,10 @@ describe("chat: the browser page's script (fake DOM, real socket)", () => {
       yield* takeUntil(other, (p) => p.cmd === Command.NEW_MSG)
 
       const dom = fakeDom()
-      Object.assign(globalThis, { document: dom.document, location: { protocol: "http:", host: `127.0.0.1:${handle.port}` } })
+      Object.assign(globalThis, {
+        document: dom.document,
+        location: { protocol: "http:", host: `127.0.0.1:${handle.port}` }
+      })
       yield* Effect.promise(() => import("../../src/chat/web/chat.js" as string))
       dom.byId("nick").value = "page"
       dom.byId("room").value = "lobby"
@@ -116,9 +122,19 @@ describe("chat: the browser page's script (fake DOM, real socket)", () => {
         [Command.NEW_MSG, "hello from the page"]
       ])
       yield* dom.until(() => dom.lines("log").includes("page: hello from the page"), "the page shows its own message")
-      expect(dom.lines("log")).toEqual(["page is in the room", "bob is in the room", "bob: earlier", "page: hello from the page"])
+      expect(dom.lines("log")).toEqual([
+        "page is in the room",
+        "bob is in the room",
+        "bob: earlier",
+        "page: hello from the page"
+      ])
       expect(dom.lines("roster").sort()).toEqual(["bob", "page"])
-      expect(dom.byId("roster").children.filter((c) => c.className === "me").map((c) => c.textContent)).toEqual(["page"])
+      expect(
+        dom
+          .byId("roster")
+          .children.filter((c) => c.className === "me")
+          .map((c) => c.textContent)
+      ).toEqual(["page"])
       // Cleared only now that the server has sent the message back.
       expect(dom.byId("message").value).toBe("")
       other.close()
@@ -128,5 +144,6 @@ describe("chat: the browser page's script (fake DOM, real socket)", () => {
       expect(dom.byId("status").textContent).toBe("left the room")
       expect(dom.lines("roster")).toEqual([])
       expect(dom.byId("login").hidden).toBe(false)
-    }))
+    })
+  )
 })

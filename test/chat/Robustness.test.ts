@@ -42,7 +42,8 @@ describe("chat: the original's crashes do not happen here", () => {
       // The nick is free again.
       const again = yield* client(chat)
       expect((yield* again.setNick("leaver")).cmd).toBe(Command.RESP_OK)
-    }))
+    })
+  )
 
   it.effect("_NEW_MSG before _SET_ROOM is refused (not in a room), nobody hears it", () =>
     Effect.gen(function* () {
@@ -52,10 +53,17 @@ describe("chat: the original's crashes do not happen here", () => {
       yield* c.setNick("early")
       yield* next(c)
       c.sendMessage("too soon")
-      expect(show(yield* next(c))).toEqual({ cmd: Command.RESP_ERROR, uid: 3, p1: -1, p2: ErrorReason.notInRoom, data: "" })
+      expect(show(yield* next(c))).toEqual({
+        cmd: Command.RESP_ERROR,
+        uid: 3,
+        p1: -1,
+        p2: ErrorReason.notInRoom,
+        data: ""
+      })
       yield* w.b.silent
       yield* w.stillWorks("unaffected")
-    }))
+    })
+  )
 
   it.effect("a long nick plus a long message: over the limits they are refused; with raised limits they work", () =>
     Effect.gen(function* () {
@@ -80,7 +88,8 @@ describe("chat: the original's crashes do not happen here", () => {
       const b = yield* joined(big, "reader", "lobby")
       const logged = (yield* takeUntil(b.client, (p) => p.cmd === Command.LOGGED_MSG)).at(-1)!
       expect(text(logged)).toBe(`${nick}: ${message}`)
-    }))
+    })
+  )
 })
 
 describe("chat: bad input gets an error or a documented close, and affects no one else", () => {
@@ -98,34 +107,38 @@ describe("chat: bad input gets an error or a documented close, and affects no on
       textFrame.sendRaw("magic string :)")
       expect((yield* closed(textFrame)).code).toBe(CloseCodes.badRequest)
       yield* w.stillWorks("still fine")
-    }))
+    })
+  )
 
-  it.effect("after the magic: text frames, short frames, bad signatures and size mismatches get _RESP_ERROR (malformed)", () =>
-    Effect.gen(function* () {
-      const chat = yield* startChat()
-      const c = yield* client(chat)
-      const good = encodePacket(packet(Command.SET_USER_NICK, { uid: 77, data: bytes("x") }))
-      const badSize = new Uint8Array(good)
-      new DataView(badSize.buffer).setInt32(8, 999, true)
-      const badSignature = new Uint8Array(good)
-      badSignature[0] = 0x46
-      c.sendRaw("hello")
-      c.sendRaw(Uint8Array.of(1, 2, 3))
-      c.sendRaw(badSignature)
-      c.sendRaw(badSize)
-      c.sendRaw(good)
-      const replies = [yield* next(c), yield* next(c), yield* next(c), yield* next(c), yield* next(c)].map(show)
-      expect(replies.slice(0, 4)).toEqual([
-        { cmd: Command.RESP_ERROR, uid: -1, p1: -1, p2: ErrorReason.malformed, data: "" },
-        { cmd: Command.RESP_ERROR, uid: -1, p1: -1, p2: ErrorReason.malformed, data: "" },
-        { cmd: Command.RESP_ERROR, uid: 77, p1: -1, p2: ErrorReason.malformed, data: "" },
-        { cmd: Command.RESP_ERROR, uid: 77, p1: -1, p2: ErrorReason.malformed, data: "" }
-      ])
-      // The complete nick packet is accepted: the connection is still usable.
-      expect(replies[4]).toEqual({ cmd: Command.RESP_OK, uid: 77, p1: 0, p2: 0, data: "" })
-      c.sendRaw(good.subarray(0, 24)) // data cut off: size (25) no longer matches the frame
-      expect(show(yield* next(c))).toMatchObject({ cmd: Command.RESP_ERROR, uid: 77, p2: ErrorReason.malformed })
-    }))
+  it.effect(
+    "after the magic: text frames, short frames, bad signatures and size mismatches get _RESP_ERROR (malformed)",
+    () =>
+      Effect.gen(function* () {
+        const chat = yield* startChat()
+        const c = yield* client(chat)
+        const good = encodePacket(packet(Command.SET_USER_NICK, { uid: 77, data: bytes("x") }))
+        const badSize = new Uint8Array(good)
+        new DataView(badSize.buffer).setInt32(8, 999, true)
+        const badSignature = new Uint8Array(good)
+        badSignature[0] = 0x46
+        c.sendRaw("hello")
+        c.sendRaw(Uint8Array.of(1, 2, 3))
+        c.sendRaw(badSignature)
+        c.sendRaw(badSize)
+        c.sendRaw(good)
+        const replies = [yield* next(c), yield* next(c), yield* next(c), yield* next(c), yield* next(c)].map(show)
+        expect(replies.slice(0, 4)).toEqual([
+          { cmd: Command.RESP_ERROR, uid: -1, p1: -1, p2: ErrorReason.malformed, data: "" },
+          { cmd: Command.RESP_ERROR, uid: -1, p1: -1, p2: ErrorReason.malformed, data: "" },
+          { cmd: Command.RESP_ERROR, uid: 77, p1: -1, p2: ErrorReason.malformed, data: "" },
+          { cmd: Command.RESP_ERROR, uid: 77, p1: -1, p2: ErrorReason.malformed, data: "" }
+        ])
+        // The complete nick packet is accepted: the connection is still usable.
+        expect(replies[4]).toEqual({ cmd: Command.RESP_OK, uid: 77, p1: 0, p2: 0, data: "" })
+        c.sendRaw(good.subarray(0, 24)) // data cut off: size (25) no longer matches the frame
+        expect(show(yield* next(c))).toMatchObject({ cmd: Command.RESP_ERROR, uid: 77, p2: ErrorReason.malformed })
+      })
+  )
 
   it.effect("unknown commands, server-only commands and commands before the nick are refused", () =>
     Effect.gen(function* () {
@@ -147,7 +160,8 @@ describe("chat: bad input gets an error or a documented close, and affects no on
         [7, ErrorReason.unknownCommand],
         [8, ErrorReason.empty]
       ])
-    }))
+    })
+  )
 
   it.effect("limits: rooms, members per room and connections are refused, never a crash", () =>
     Effect.gen(function* () {
@@ -163,7 +177,8 @@ describe("chat: bad input gets an error or a documented close, and affects no on
       expect(refused).toMatchObject({ code: 503, reason: expect.stringContaining("connection limit") })
       a.client.sendMessage("room one still works")
       expect(text((yield* takeUntil(a.client, (p) => p.cmd === Command.NEW_MSG)).at(-1)!)).toBe("room one still works")
-    }))
+    })
+  )
 
   it.effect("random bytes at any trust level never crash the server or disturb other clients", () =>
     Effect.gen(function* () {
@@ -173,13 +188,23 @@ describe("chat: bad input gets an error or a documented close, and affects no on
         fc.uint8Array({ maxLength: 64 }),
         fc.string({ maxLength: 20 }),
         // Near-valid packets: right signature, random header fields and data.
-        fc.record({ uid: fc.integer(), size: fc.integer(), cmd: fc.integer({ min: -2, max: 10 }), data: fc.uint8Array({ maxLength: 40 }) }).map((f) => {
-          const p = encodePacket(packet(f.cmd, { uid: f.uid, data: f.data }))
-          if (f.size % 3 === 0) new DataView(p.buffer).setInt32(8, f.size, true)
-          return p
-        })
+        fc
+          .record({
+            uid: fc.integer(),
+            size: fc.integer(),
+            cmd: fc.integer({ min: -2, max: 10 }),
+            data: fc.uint8Array({ maxLength: 40 })
+          })
+          .map((f) => {
+            const p = encodePacket(packet(f.cmd, { uid: f.uid, data: f.data }))
+            if (f.size % 3 === 0) new DataView(p.buffer).setInt32(8, f.size, true)
+            return p
+          })
       )
-      const scenario = fc.record({ level: fc.constantFrom("open", "magic", "nick", "room"), frames: fc.array(frame, { maxLength: 8 }) })
+      const scenario = fc.record({
+        level: fc.constantFrom("open", "magic", "nick", "room"),
+        frames: fc.array(frame, { maxLength: 8 })
+      })
       const samples = fc.sample(scenario, { numRuns: 300, seed: 1234 })
       let run = 0
       for (const { level, frames } of samples) {
@@ -193,7 +218,8 @@ describe("chat: bad input gets an error or a documented close, and affects no on
       }
       yield* w.a.silent
       yield* w.stillWorks("survived the fuzz")
-    }))
+    })
+  )
 })
 
 describe("chat: timeouts", () => {
@@ -208,11 +234,14 @@ describe("chat: timeouts", () => {
       expect((yield* closed(slow)).code).toBe(CloseCodes.handshakeTimeout)
       done.client.sendMessage("still connected")
       expect(text((yield* takeUntil(done.client, (p) => p.cmd === Command.NEW_MSG)).at(-1)!)).toBe("still connected")
-    }))
+    })
+  )
 
   it.effect("keepalive: an idle client is closed with 4001, a client sending _NOP stays", () =>
     Effect.gen(function* () {
-      const chat = yield* startChat({ socket: { pingInterval: Duration.seconds(10), idleTimeout: Duration.seconds(30) } })
+      const chat = yield* startChat({
+        socket: { pingInterval: Duration.seconds(10), idleTimeout: Duration.seconds(30) }
+      })
       const idle = yield* joined(chat, "idle", "lobby")
       const busy = yield* joined(chat, "busy", "lobby")
       yield* takeUntil(idle.client, (p) => text(p) === "busy")
@@ -227,5 +256,6 @@ describe("chat: timeouts", () => {
       // Still connected: it hears the idle one leave, and its requests are answered.
       expect(show(yield* next(busy.client))).toMatchObject({ cmd: Command.DEL_USER, data: "idle" })
       yield* busy.client.silent
-    }))
+    })
+  )
 })

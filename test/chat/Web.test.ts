@@ -4,7 +4,10 @@ import { it } from "../support/effect.ts"
 import { client, joined, startChat, startRealChat, takeUntil, text } from "./support.ts"
 import { Command } from "../../src/chat/Packet.ts"
 
-const get = (url: string) => Effect.promise(() => fetch(url).then(async (r) => ({ status: r.status, type: r.headers.get("content-type"), body: await r.text() })))
+const get = (url: string) =>
+  Effect.promise(() =>
+    fetch(url).then(async (r) => ({ status: r.status, type: r.headers.get("content-type"), body: await r.text() }))
+  )
 
 describe("chat: HTTP side (the page over a real socket, the rest in memory)", () => {
   it.live("GET / serves the page, GET /chat.js its module script (valid JavaScript), on the chat port", () =>
@@ -26,7 +29,8 @@ describe("chat: HTTP side (the page over a real socket, the rest in memory)", ()
       expect(() => new Bun.Transpiler({ loader: "js" }).transformSync(script.body)).not.toThrow()
       expect((yield* get(`${handle.url}/favicon.ico`)).status).toBe(204)
       expect((yield* get(`${handle.url}/nope`)).status).toBe(404)
-    }))
+    })
+  )
 
   it.effect("GET /health answers {status: OK} with uptime, connections, rooms and users, like the other servers", () =>
     Effect.gen(function* () {
@@ -38,9 +42,17 @@ describe("chat: HTTP side (the page over a real socket, the rest in memory)", ()
       yield* TestClock.adjust("5 seconds") // within the handshake timeout of the third (nick-less) client
       const response = yield* chat.fetch("/health")
       expect(response.status).toBe(200)
-      expect(yield* Effect.promise(() => response.json())).toEqual({ status: "OK", server: "chat", uptime: 5, connections: 3, rooms: 2, users: 2 })
+      expect(yield* Effect.promise(() => response.json())).toEqual({
+        status: "OK",
+        server: "chat",
+        uptime: 5,
+        connections: 3,
+        rooms: 2,
+        users: 2
+      })
       expect((yield* chat.fetch("/nope")).status).toBe(404)
-    }))
+    })
+  )
 
   it.effect("/metrics shows presence (rooms, members, users) and message and join counts", () =>
     Effect.gen(function* () {
@@ -52,12 +64,15 @@ describe("chat: HTTP side (the page over a real socket, the rest in memory)", ()
       yield* takeUntil(a.client, (p) => p.cmd === Command.NEW_MSG && text(p) === "three")
       a.client.send(Command.NEW_MSG, "x".repeat(500))
       yield* takeUntil(a.client, (p) => p.cmd === Command.RESP_ERROR)
-      const metrics = yield* chat.fetch("/metrics").pipe(Effect.flatMap((response) => Effect.promise(() => response.text())))
+      const metrics = yield* chat
+        .fetch("/metrics")
+        .pipe(Effect.flatMap((response) => Effect.promise(() => response.text())))
       expect(metrics).toContain('switchboard_chat_rooms{server="chat"} 1')
       expect(metrics).toContain('switchboard_chat_members{server="chat"} 2')
       expect(metrics).toContain('switchboard_chat_users{server="chat"} 2')
       expect(metrics).toContain('switchboard_chat_messages_total{server="chat"} 3')
       expect(metrics).toContain('switchboard_chat_joins_total{server="chat"} 2')
       expect(metrics).toContain('switchboard_chat_errors_total{server="chat",reason="tooLong"} 1')
-    }))
+    })
+  )
 })

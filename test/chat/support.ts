@@ -34,7 +34,9 @@ const configOf = (options: TestChatOptions, hostname: string) => ({
 const serverOptions = (options: TestChatOptions, hostname: string) =>
   Effect.gen(function* () {
     const config = configOf(options, hostname)
-    const page = options.page ? yield* loadWebPage(config.limits).pipe(Effect.provide(BunFileSystem.layer), Effect.orDie) : undefined
+    const page = options.page
+      ? yield* loadWebPage(config.limits).pipe(Effect.provide(BunFileSystem.layer), Effect.orDie)
+      : undefined
     return {
       config,
       persistentHistory: options.persistentHistory ?? false,
@@ -77,7 +79,11 @@ export const connectChat = (network: MemoryNetwork, port: number, options: { rea
     const inbox: Array<TPacket> = []
     let nextUid = 1
     const sendRaw = (message: WireMessage) => Effect.runSync(memory.send(message))
-    const send = (cmd: number, data: string | Uint8Array = new Uint8Array(0), fields: { p1?: number; p2?: number } = {}) => {
+    const send = (
+      cmd: number,
+      data: string | Uint8Array = new Uint8Array(0),
+      fields: { p1?: number; p2?: number } = {}
+    ) => {
       const uid = nextUid++
       sendRaw(encodePacket(packet(cmd, { uid, data: bytesOf(data), ...fields })))
       return uid
@@ -85,9 +91,12 @@ export const connectChat = (network: MemoryNetwork, port: number, options: { rea
     const pull = Effect.flatMap(memory.next(), (frame) => {
       if (typeof frame === "string") return Effect.dieMessage(`server sent a text frame: ${frame}`)
       const decoded = readPacket(frame)
-      return Either.isLeft(decoded) ? Effect.dieMessage(`server sent a bad packet (${decoded.left})`) : Effect.succeed(decoded.right)
+      return Either.isLeft(decoded)
+        ? Effect.dieMessage(`server sent a bad packet (${decoded.left})`)
+        : Effect.succeed(decoded.right)
     })
-    const isReplyTo = (uid: number) => (p: TPacket) => (p.cmd === Command.RESP_OK || p.cmd === Command.RESP_ERROR) && p.uid === uid
+    const isReplyTo = (uid: number) => (p: TPacket) =>
+      (p.cmd === Command.RESP_OK || p.cmd === Command.RESP_ERROR) && p.uid === uid
     const reply = (uid: number): Effect.Effect<TPacket> =>
       Effect.suspend(() => {
         const found = inbox.find(isReplyTo(uid))
@@ -126,7 +135,9 @@ export const connectChat = (network: MemoryNetwork, port: number, options: { rea
 export const startChat = (options: TestChatOptions = {}) =>
   Effect.gen(function* () {
     // Built in the caller's scope so a scoped store (SQLite) lives as long as the server.
-    const context = yield* Layer.build(Layer.mergeAll(MemoryTransportTest, InProcessRoomsLive, options.store ?? MemoryStreamStore, BunFileSystem.layer))
+    const context = yield* Layer.build(
+      Layer.mergeAll(MemoryTransportTest, InProcessRoomsLive, options.store ?? MemoryStreamStore, BunFileSystem.layer)
+    )
     const handle = yield* serveChat(yield* serverOptions(options, "memory")).pipe(Effect.provide(context))
     const network = Context.get(context, MemoryNetwork)
     const rooms = Context.get(context, Rooms)
@@ -140,14 +151,16 @@ export const startChat = (options: TestChatOptions = {}) =>
       metrics,
       /** Joins and leaves of the server's rooms, from the moment the server started. */
       changes,
-      fetch: (path: string, init?: RequestInit) => network.fetch(handle.port, new Request(`http://memory:${handle.port}${path}`, init))
+      fetch: (path: string, init?: RequestInit) =>
+        network.fetch(handle.port, new Request(`http://memory:${handle.port}${path}`, init))
     }
   })
 
 export type TestChat = Effect.Effect.Success<ReturnType<typeof startChat>>
 
 /** A client of `chat`, closed when the test's scope ends. */
-export const client = (chat: TestChat, options: { readonly magic?: boolean } = {}) => connectChat(chat.network, chat.port, options)
+export const client = (chat: TestChat, options: { readonly magic?: boolean } = {}) =>
+  connectChat(chat.network, chat.port, options)
 
 /** Connects and pipelines magic + nick + room, like the original client; returns both replies (still in the stream). */
 export const joined = (chat: TestChat, nick: string | Uint8Array, room: string | Uint8Array) =>
@@ -172,11 +185,14 @@ export const leftRoom = (changes: Queue.Dequeue<RoomChange>, nick: string) =>
 export const next = (c: ChatClient) => c.next
 
 /** Takes packets (from the memory client or a real TPacketClient) until one matches, returning everything taken. */
-export const takeUntil = (c: { readonly next: Effect.Effect<TPacket> } | TPacketClient, done: (p: TPacket) => boolean) =>
+export const takeUntil = (
+  c: { readonly next: Effect.Effect<TPacket> } | TPacketClient,
+  done: (p: TPacket) => boolean
+) =>
   Effect.gen(function* () {
     const taken: Array<TPacket> = []
     while (true) {
-      const p = yield* (c instanceof TPacketClient ? Effect.promise(() => c.next()) : c.next)
+      const p = yield* c instanceof TPacketClient ? Effect.promise(() => c.next()) : c.next
       taken.push(p)
       if (done(p)) return taken
     }
@@ -193,7 +209,12 @@ export const cmdName = Object.fromEntries(Object.entries(Command).map(([k, v]) =
 export const startRealChat = (options: TestChatOptions = {}) =>
   Effect.gen(function* () {
     const context = yield* Layer.build(
-      Layer.mergeAll(BunTransportLive, InProcessRoomsLive, options.store ?? MemoryStreamStore, BunFileSystem.layer).pipe(Layer.provideMerge(Metrics.Default))
+      Layer.mergeAll(
+        BunTransportLive,
+        InProcessRoomsLive,
+        options.store ?? MemoryStreamStore,
+        BunFileSystem.layer
+      ).pipe(Layer.provideMerge(Metrics.Default))
     )
     const handle = yield* serveChat(yield* serverOptions(options, "127.0.0.1")).pipe(Effect.provide(context))
     return { handle, url: `ws://127.0.0.1:${handle.port}/`, metrics: Context.get(context, Metrics) }
@@ -201,4 +222,7 @@ export const startRealChat = (options: TestChatOptions = {}) =>
 
 /** A real-socket TPacketClient that is closed when the test's scope ends. */
 export const realClient = (url: string, options: { readonly magic?: boolean } = {}) =>
-  Effect.acquireRelease(Effect.promise(() => TPacketClient.connect(url, options)), (c) => Effect.sync(() => c.close()))
+  Effect.acquireRelease(
+    Effect.promise(() => TPacketClient.connect(url, options)),
+    (c) => Effect.sync(() => c.close())
+  )

@@ -1,6 +1,16 @@
 // Browser client for the tPacket chat: plain module script, no build step.
 // Packet: "Ej8@" + int32 uid, size, cmd, p1, p2 (little-endian) + data; one per binary message.
-const CMD = { NOP: 0, SET_USER_NICK: 1, SET_ROOM: 2, RESP_OK: 3, RESP_ERROR: 4, NEW_USER: 5, DEL_USER: 6, NEW_MSG: 7, LOGGED_MSG: 8 }
+const CMD = {
+  NOP: 0,
+  SET_USER_NICK: 1,
+  SET_ROOM: 2,
+  RESP_OK: 3,
+  RESP_ERROR: 4,
+  NEW_USER: 5,
+  DEL_USER: 6,
+  NEW_MSG: 7,
+  LOGGED_MSG: 8
+}
 const REASONS = [
   "nick in use, or already set",
   "malformed packet",
@@ -18,7 +28,11 @@ const $ = (id) => document.getElementById(id)
 
 // The server counts bytes (UTF-8), not characters: é is 2 bytes, most emoji 4. It puts its limits on <body>.
 const limit = (name, fallback) => Number(document.body?.dataset?.[name]) || fallback
-const LIMITS = { nick: limit("maxNickBytes", 32), room: limit("maxRoomNameBytes", 64), message: limit("maxMessageBytes", 220) }
+const LIMITS = {
+  nick: limit("maxNickBytes", 32),
+  room: limit("maxRoomNameBytes", 64),
+  message: limit("maxMessageBytes", 220)
+}
 const byteLength = (text) => encoder.encode(text).length
 const tooLong = (what, text, max) => {
   const bytes = byteLength(text)
@@ -52,7 +66,10 @@ const decode = (buffer) => {
   const view = new DataView(buffer)
   if (buffer.byteLength < 24 || view.getInt32(8, true) !== buffer.byteLength) return undefined
   return {
-    uid: view.getInt32(4, true), cmd: view.getInt32(12, true), p1: view.getInt32(16, true), p2: view.getInt32(20, true),
+    uid: view.getInt32(4, true),
+    cmd: view.getInt32(12, true),
+    p1: view.getInt32(16, true),
+    p2: view.getInt32(20, true),
     text: decoder.decode(new Uint8Array(buffer, 24))
   }
 }
