@@ -1,5 +1,5 @@
 import { Either } from "effect"
-import { Command, encodePacket, frameProblemMessage, MAGIC, packet, readPacket, type TPacket } from "../../src/tpacket/Packet.ts"
+import { Command, encodePacket, frameProblemMessage, MAGIC, packet, readPacket, type TPacket } from "./Packet.ts"
 
 export interface ClosedInfo {
   readonly code: number
@@ -54,11 +54,17 @@ export class TPacketClient implements AsyncIterable<TPacket> {
     return new Promise((resolve, reject) => {
       const socket = new WebSocket(url)
       const client = new TPacketClient(socket)
-      socket.addEventListener("open", () => {
-        if (options.magic !== false) client.send(Command.NOP, MAGIC)
-        resolve(client)
-      }, { once: true })
-      socket.addEventListener("close", (event) => reject(new Error(`connection closed before open (${event.code})`)), { once: true })
+      socket.addEventListener(
+        "open",
+        () => {
+          if (options.magic !== false) client.send(Command.NOP, MAGIC)
+          resolve(client)
+        },
+        { once: true }
+      )
+      socket.addEventListener("close", (event) => reject(new Error(`connection closed before open (${event.code})`)), {
+        once: true
+      })
     })
   }
 

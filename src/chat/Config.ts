@@ -15,6 +15,14 @@ export interface ChatLimits {
   readonly historyMaxBytes: number
   /** Time from WebSocket open to an accepted nick before the server closes with 4005. */
   readonly handshakeTimeout: Duration.Duration
+  /** Time from an accepted nick to a joined room before the server closes with 4005 (a nick is not held for free). */
+  readonly joinTimeout: Duration.Duration
+  /** Packets one connection may send per second, on average (any command counts)... */
+  readonly messagesPerSecond: number
+  /** ...and at once after a quiet spell. Over the budget a packet is refused (_RESP_ERROR, reason 8). */
+  readonly messageBurst: number
+  /** Refusals in a row for rate that close the connection with 4006. */
+  readonly rateLimitStrikes: number
 }
 
 /**
@@ -28,7 +36,11 @@ export const defaultChatLimits: ChatLimits = {
   maxRooms: 1000,
   maxMembersPerRoom: 256,
   historyMaxBytes: 8192,
-  handshakeTimeout: Duration.seconds(10)
+  handshakeTimeout: Duration.seconds(10),
+  joinTimeout: Duration.seconds(30),
+  messagesPerSecond: 10,
+  messageBurst: 20,
+  rateLimitStrikes: 50
 }
 
 /** Transport defaults for chat: 256 connections like the original, an hour of silence at most. */
@@ -52,7 +64,11 @@ export const ChatLimitsConfig: Config.Config<ChatLimits> = Config.all({
   maxRooms: positiveInt("maxRooms", defaultChatLimits.maxRooms),
   maxMembersPerRoom: positiveInt("maxMembersPerRoom", defaultChatLimits.maxMembersPerRoom),
   historyMaxBytes: positiveInt("historyMaxBytes", defaultChatLimits.historyMaxBytes),
-  handshakeTimeout: positiveMillis("handshakeTimeoutMs", defaultChatLimits.handshakeTimeout)
+  handshakeTimeout: positiveMillis("handshakeTimeoutMs", defaultChatLimits.handshakeTimeout),
+  joinTimeout: positiveMillis("joinTimeoutMs", defaultChatLimits.joinTimeout),
+  messagesPerSecond: positiveInt("messagesPerSecond", defaultChatLimits.messagesPerSecond),
+  messageBurst: positiveInt("messageBurst", defaultChatLimits.messageBurst),
+  rateLimitStrikes: positiveInt("rateLimitStrikes", defaultChatLimits.rateLimitStrikes)
 })
 
 /** Everything under the `chat` prefix: CHAT_PORT, CHAT_MAX_NICK_BYTES, CHAT_PING_INTERVAL_MS, ... */
@@ -67,16 +83,18 @@ export const ChatConfig: Config.Config<ChatConfig> = Config.all({
  * Where room history lives: keys under `chat.history` (backend memory | sqlite | mysql, then
  * `sqlite.filename` or `mysql.*`), read by the Storage layer's StreamStoreFromConfig.
  */
-export const chatHistoryStorage: StorageSettings = { name: "chat-history", path: ["chat", "history"], defaultBackend: "memory" }
+export const chatHistoryStorage: StorageSettings = {
+  name: "chat-history",
+  path: ["chat", "history"],
+  defaultBackend: "memory"
+}
 
 export const historyBackends = ["memory", "sqlite", "mysql"] as const
 export type HistoryBackend = (typeof historyBackends)[number]
 
-export const ChatHistoryBackendConfig: Config.Config<HistoryBackend> = Config.literal(...historyBackends)("backend").pipe(
-  Config.withDefault("memory" as const),
-  Config.nested("history"),
-  Config.nested("chat")
-)
+export const ChatHistoryBackendConfig: Config.Config<HistoryBackend> = Config.literal(...historyBackends)(
+  "backend"
+).pipe(Config.withDefault("memory" as const), Config.nested("history"), Config.nested("chat"))
 
 /** SQL backends outlive the process, so rooms keep their history when they empty. */
 export const isPersistent = (backend: HistoryBackend) => backend !== "memory"

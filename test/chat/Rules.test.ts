@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test"
 import { FastCheck as fc } from "effect"
-import { defaultChatLimits } from "../../src/tpacket/ChatConfig.ts"
-import { Command, encodePacket, MAGIC, packet } from "../../src/tpacket/Packet.ts"
-import { ErrorReason, interpret, joinProblem, type Level } from "../../src/tpacket/Rules.ts"
+import { defaultChatLimits } from "../../src/chat/Config.ts"
+import { Command, encodePacket, MAGIC, packet } from "../../src/chat/Packet.ts"
+import { ErrorReason, interpret, joinProblem, type Level } from "../../src/chat/Rules.ts"
 
 const enc = new TextEncoder()
 const frame = (cmd: number, data: string | Uint8Array = "", uid = 9) =>
@@ -22,8 +22,14 @@ describe("handshake state machine", () => {
   test("awaitNick: a nick of 1..maxNickBytes is proposed; others are refused with p1 -1 and may be retried", () => {
     const s = { level: "awaitNick" as const, inRoom: false }
     expect(interpret(s, frame(Command.SET_USER_NICK, "alice"), limits)).toMatchObject({ _tag: "SetNick", uid: 9 })
-    expect(interpret(s, frame(Command.SET_USER_NICK, ""), limits)).toMatchObject({ _tag: "Refuse", reason: ErrorReason.empty, reply: { p1: -1, uid: 9 } })
-    expect(interpret(s, frame(Command.SET_USER_NICK, "x".repeat(33)), limits)).toMatchObject({ reason: ErrorReason.tooLong })
+    expect(interpret(s, frame(Command.SET_USER_NICK, ""), limits)).toMatchObject({
+      _tag: "Refuse",
+      reason: ErrorReason.empty,
+      reply: { p1: -1, uid: 9 }
+    })
+    expect(interpret(s, frame(Command.SET_USER_NICK, "x".repeat(33)), limits)).toMatchObject({
+      reason: ErrorReason.tooLong
+    })
     expect(interpret(s, frame(Command.SET_ROOM, "lobby"), limits)).toMatchObject({ reason: ErrorReason.nickFirst })
     expect(interpret(s, frame(Command.NOP, MAGIC), limits)._tag).toBe("Ignore")
   })
@@ -35,9 +41,22 @@ describe("handshake state machine", () => {
     expect(interpret(inside, frame(Command.SET_ROOM, "lobby"), limits)).toMatchObject({ reason: ErrorReason.refused })
     expect(interpret(out, frame(Command.NEW_MSG, "hi"), limits)).toMatchObject({ reason: ErrorReason.notInRoom })
     expect(interpret(inside, frame(Command.NEW_MSG, "hi"), limits)._tag).toBe("Message")
-    expect(interpret(inside, frame(Command.NEW_MSG, "m".repeat(221)), limits)).toMatchObject({ reason: ErrorReason.tooLong })
-    expect(interpret(inside, frame(Command.SET_USER_NICK, "bob"), limits)).toMatchObject({ reason: ErrorReason.refused, reply: { p2: 0 } })
-    for (const cmd of [Command.RESP_OK, Command.RESP_ERROR, Command.NEW_USER, Command.DEL_USER, Command.LOGGED_MSG, 9, -1]) {
+    expect(interpret(inside, frame(Command.NEW_MSG, "m".repeat(221)), limits)).toMatchObject({
+      reason: ErrorReason.tooLong
+    })
+    expect(interpret(inside, frame(Command.SET_USER_NICK, "bob"), limits)).toMatchObject({
+      reason: ErrorReason.refused,
+      reply: { p2: 0 }
+    })
+    for (const cmd of [
+      Command.RESP_OK,
+      Command.RESP_ERROR,
+      Command.NEW_USER,
+      Command.DEL_USER,
+      Command.LOGGED_MSG,
+      9,
+      -1
+    ]) {
       expect(interpret(inside, frame(cmd), limits)).toMatchObject({ reason: ErrorReason.unknownCommand })
     }
   })
@@ -47,7 +66,13 @@ describe("handshake state machine", () => {
       fc.property(
         fc.constantFrom<Level>("awaitMagic", "awaitNick", "ready"),
         fc.boolean(),
-        fc.oneof(fc.string(), fc.uint8Array({ maxLength: 80 }), fc.record({ cmd: fc.integer({ min: -1, max: 9 }), data: fc.uint8Array({ maxLength: 300 }) }).map((r) => frame(r.cmd, r.data))),
+        fc.oneof(
+          fc.string(),
+          fc.uint8Array({ maxLength: 80 }),
+          fc
+            .record({ cmd: fc.integer({ min: -1, max: 9 }), data: fc.uint8Array({ maxLength: 300 }) })
+            .map((r) => frame(r.cmd, r.data))
+        ),
         (level, inRoom, message) => {
           const step = interpret({ level, inRoom }, message, limits)
           expect(["Close", "MagicAccepted", "Ignore", "Refuse", "SetNick", "SetRoom", "Message"]).toContain(step._tag)

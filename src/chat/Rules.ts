@@ -1,5 +1,5 @@
 import { Either } from "effect"
-import type { ChatLimits } from "./ChatConfig.ts"
+import type { ChatLimits } from "./Config.ts"
 import { Command, decodeFrame, MAGIC, packet, sameBytes, SERVER_PUSH_UID, type TPacket, frameUid } from "./Packet.ts"
 
 /**
@@ -14,7 +14,8 @@ export const ErrorReason = {
   limitReached: 4,
   notInRoom: 5,
   empty: 6,
-  nickFirst: 7
+  nickFirst: 7,
+  rateLimited: 8
 } as const
 export type ErrorReason = (typeof ErrorReason)[keyof typeof ErrorReason]
 
@@ -26,14 +27,18 @@ export const errorReasonText: Record<ErrorReason, string> = {
   4: "server limit reached",
   5: "not in a room",
   6: "empty name",
-  7: "set a nick first"
+  7: "set a nick first",
+  8: "too many packets: slow down"
 }
 
 /** ErrorReason → its name ("tooLong"), for metric labels and logs. */
-export const errorReasonName = Object.fromEntries(Object.entries(ErrorReason).map(([name, code]) => [code, name])) as Record<ErrorReason, string>
+export const errorReasonName = Object.fromEntries(
+  Object.entries(ErrorReason).map(([name, code]) => [code, name])
+) as Record<ErrorReason, string>
 
 export const okReply = (uid: number): TPacket => packet(Command.RESP_OK, { uid })
-export const errorReply = (uid: number, reason: ErrorReason): TPacket => packet(Command.RESP_ERROR, { uid, p1: -1, p2: reason })
+export const errorReply = (uid: number, reason: ErrorReason): TPacket =>
+  packet(Command.RESP_ERROR, { uid, p1: -1, p2: reason })
 
 /** Trust levels of one connection: after the WebSocket open, the magic packet, then a nick. */
 export type Level = "awaitMagic" | "awaitNick" | "ready"
@@ -65,9 +70,11 @@ export const nameProblem = (name: Uint8Array, maxBytes: number): ErrorReason | u
  * yields a Step (text frames and broken frames included), so nothing a client sends can throw.
  */
 export const interpret = (session: SessionView, message: string | Uint8Array, limits: ChatLimits): Step => {
-  if (typeof message === "string") return session.level === "awaitMagic" ? closeBeforeMagic : refuse(SERVER_PUSH_UID, ErrorReason.malformed)
+  if (typeof message === "string")
+    return session.level === "awaitMagic" ? closeBeforeMagic : refuse(SERVER_PUSH_UID, ErrorReason.malformed)
   const decoded = decodeFrame(message)
-  if (Either.isLeft(decoded)) return session.level === "awaitMagic" ? closeBeforeMagic : refuse(frameUid(message), ErrorReason.malformed)
+  if (Either.isLeft(decoded))
+    return session.level === "awaitMagic" ? closeBeforeMagic : refuse(frameUid(message), ErrorReason.malformed)
   const p = decoded.right
   switch (session.level) {
     case "awaitMagic":

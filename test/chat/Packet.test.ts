@@ -9,14 +9,20 @@ import {
   readPacket,
   TPacket,
   TPacketFromBytes
-} from "../../src/tpacket/Packet.ts"
+} from "../../src/chat/Packet.ts"
 
 const int32 = fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 })
 const anyPacket = fc.record({ uid: int32, cmd: int32, p1: int32, p2: int32, data: fc.uint8Array({ maxLength: 300 }) })
 
 describe("tPacket codec", () => {
-  test("the header is 24 bytes: \"Ej8@\", then uid, size, cmd, p1, p2 as little-endian int32", () => {
-    const bytes = encodePacket({ uid: 0x01020304, cmd: Command.NEW_MSG, p1: -1, p2: 0x1000, data: new TextEncoder().encode("hi") })
+  test('the header is 24 bytes: "Ej8@", then uid, size, cmd, p1, p2 as little-endian int32', () => {
+    const bytes = encodePacket({
+      uid: 0x01020304,
+      cmd: Command.NEW_MSG,
+      p1: -1,
+      p2: 0x1000,
+      data: new TextEncoder().encode("hi")
+    })
     expect(Buffer.from(bytes).toString("hex")).toBe(
       "456a3840" + "04030201" + "1a000000" + "07000000" + "ffffffff" + "00100000" + "6869"
     )
@@ -77,7 +83,9 @@ describe("tPacket codec", () => {
     fc.assert(
       fc.property(anyPacket, fc.integer({ min: 1, max: 30 }), fc.boolean(), (p, n, cut) => {
         const bytes = encodePacket(p)
-        const changed = cut ? bytes.subarray(0, Math.max(0, bytes.length - n)) : Uint8Array.from([...bytes, ...new Uint8Array(n)])
+        const changed = cut
+          ? bytes.subarray(0, Math.max(0, bytes.length - n))
+          : Uint8Array.from([...bytes, ...new Uint8Array(n)])
         expect(Either.isLeft(readPacket(changed))).toBe(true)
       })
     ))

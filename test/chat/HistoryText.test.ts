@@ -1,13 +1,18 @@
 import { describe, expect, test } from "bun:test"
 import { FastCheck as fc } from "effect"
-import { bytesToStored, historyLine, storedToBytes } from "../../src/tpacket/HistoryText.ts"
+import { bytesToStored, historyLine, storedToBytes } from "../../src/chat/HistoryText.ts"
 import { payloadBytes } from "../../src/storage/Stream.ts"
 
 describe("history text: bytes ↔ stored strings", () => {
   test("any bytes survive the round trip", () =>
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => expect([...storedToBytes(bytesToStored(bytes))]).toEqual([...bytes])), {
-      numRuns: 2000
-    }))
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) =>
+        expect([...storedToBytes(bytesToStored(bytes))]).toEqual([...bytes])
+      ),
+      {
+        numRuns: 2000
+      }
+    ))
 
   test("valid UTF-8 is stored as readable text with its exact byte size", () =>
     fc.assert(
@@ -27,7 +32,7 @@ describe("history text: bytes ↔ stored strings", () => {
       })
     ))
 
-  test("history lines are \"nick: text\"", () => {
+  test('history lines are "nick: text"', () => {
     const enc = new TextEncoder()
     expect(new TextDecoder().decode(historyLine(enc.encode("bob"), enc.encode("hi")))).toBe("bob: hi")
   })
