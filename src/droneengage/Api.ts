@@ -1,4 +1,6 @@
 import { Either, ParseResult, Schema } from "effect"
+import { exceedsJsonDepth, maxJsonDepth } from "../shared/JsonDepth.ts"
+import { describeParseError } from "./SchemaErrors.ts"
 import { ErrorCode } from "./Wire.ts"
 
 /** The authenticator's HTTP API: request bodies (JSON or form-encoded) and reply shapes. */
@@ -65,6 +67,7 @@ export const parseBody = (contentType: string, text: string): Either.Either<Reco
   const type = contentType.split(";")[0]!.trim().toLowerCase()
   if (type === "application/x-www-form-urlencoded") return Either.right(Object.fromEntries(new URLSearchParams(text)))
   if (type === "application/json" || type === "") {
+    if (exceedsJsonDepth(text)) return Either.left(`body nests deeper than ${maxJsonDepth} levels`)
     try {
       const value: unknown = JSON.parse(text)
       return value !== null && typeof value === "object" && !Array.isArray(value)
@@ -77,15 +80,9 @@ export const parseBody = (contentType: string, text: string): Either.Either<Reco
   return Either.left("Content-Type must be application/json or application/x-www-form-urlencoded")
 }
 
-/** Decodes a body with a schema; the error is one line naming the offending field. */
+/** Decodes a body with a schema; the error is one line naming the offending field and its rule, never the value. */
 export const decodeBody = <A, I>(schema: Schema.Schema<A, I>, body: unknown): Either.Either<A, string> =>
-  Schema.decodeUnknownEither(schema)(body).pipe(
-    Either.mapLeft((error) =>
-      ParseResult.ArrayFormatter.formatErrorSync(error)
-        .map((issue) => `${issue.path.join(".") || "body"}: ${issue.message}`)
-        .join("; ")
-    )
-  )
+  Schema.decodeUnknownEither(schema)(body).pipe(Either.mapLeft((error) => describeParseError(error, "body")))
 
 /** The reply body of every API call: {e, em?, ...fields, cm}. */
 export type Reply = { readonly e: number; readonly em?: string; readonly cm: string } & Record<string, unknown>

@@ -27,7 +27,11 @@ export const startAuthenticator = (config: AuthenticatorConfig) =>
       index: indexOfLoginSession
     })
     const attempts = yield* makeKeyedLimiter("login attempts", perWindow(config.loginRateLimit, config.loginRateWindow))
-    const failures = yield* makeKeyedLimiter("failed credentials", perWindow(config.loginFailureLimit, config.loginFailureWindow))
+    const failures = yield* makeKeyedLimiter("failed credentials", {
+      ...perWindow(config.loginFailureLimit, config.loginFailureWindow),
+      blockFor: config.loginFailureBlock,
+      strikes: 1
+    })
     const trustedKeys = yield* loadTrustedKeys(config.s2sTrustedKeys)
     if (config.allowUnauthenticatedServers) {
       yield* Effect.logWarning("INSECURE: allowUnauthenticatedServers is on; relays that skip the challenge may link")

@@ -140,7 +140,7 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
       Effect.gen(function* () {
         const decoded = decodeRelayToAuth(text)
         if (Either.isLeft(decoded)) {
-          if (!relay.authenticated) return yield* refuse(relay, "unreadable frame before authentication", CloseCodes.badRequest)
+          if (!relay.authenticated) return yield* refuse(relay, "unreadable frame before authentication", CloseCodes.unauthorized)
           return yield* Effect.logWarning("relay sent an unreadable frame; ignored").pipe(Effect.annotateLogs("serverId", relay.serverId))
         }
         const frame = decoded.right
@@ -202,7 +202,7 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
                 ? handle(relay, message)
                 : relay.authenticated
                   ? Effect.logWarning("relay sent a binary frame; ignored")
-                  : refuse(relay, "binary frame before authentication", CloseCodes.badRequest)
+                  : refuse(relay, "binary frame before authentication", CloseCodes.unauthorized)
           }
         })
     }

@@ -50,9 +50,11 @@ export interface AuthenticatorConfig {
   readonly sessionSliding: boolean
   readonly loginRateLimit: number
   readonly loginRateWindow: Duration.Duration
-  /** Failed credentials (wrong access code, bad management session) an address may spend per window before 429. */
+  /** Failed credentials (wrong access code, bad management session) an address may have per window. */
   readonly loginFailureLimit: number
   readonly loginFailureWindow: Duration.Duration
+  /** How long an address that failed more often is answered 429 (with Retry-After). */
+  readonly loginFailureBlock: Duration.Duration
   readonly s2sLimits: SocketLimits
 }
 
@@ -78,6 +80,7 @@ export const AuthenticatorConfig: Config.Config<AuthenticatorConfig> = Config.al
   loginRateWindow: positiveMillis("loginRateWindowMs", 60_000),
   loginFailureLimit: positiveInt("loginFailureLimit", 10),
   loginFailureWindow: positiveMillis("loginFailureWindowMs", 600_000),
+  loginFailureBlock: positiveMillis("loginFailureBlockMs", 300_000),
   s2sLimits: Config.nested(SocketLimitsConfig({ maxPayloadBytes: 4 * 1024 * 1024 }), "s2s")
 }).pipe(
   Config.validate({

@@ -46,7 +46,7 @@ export interface LoginApiOptions {
   readonly commServers: CommServers
   /** Logins and management calls per address. */
   readonly attempts: KeyedLimiter
-  /** Failed credentials per address: once spent, the address is answered 429 until it refills. */
+  /** Failed credentials per address: the failure past the limit blocks the address (429 meanwhile). */
   readonly failures: KeyedLimiter
 }
 
@@ -86,19 +86,25 @@ export const makeLoginApi = (options: LoginApiOptions) =>
     const tooMany = (command: string, retryAfter: number) =>
       reply(failure(command, ErrorCode.unknown, "Too many requests. Please try again later."), 429, { "retry-after": String(Math.max(1, retryAfter)) })
 
-    /** 429 when the address has spent its failed credentials or its attempts; otherwise takes one attempt. */
+    /** 429 when the address is blocked for failed credentials or out of attempts; otherwise takes one attempt. */
     const limited = (command: string) =>
       Effect.gen(function* () {
         const [from, now] = [yield* address, yield* Clock.currentTimeMillis]
-        const failedTooOften = failures.retryAfter(from, now)
-        if (failedTooOften > 0) return tooMany(command, failedTooOften)
+        if (failures.isBlocked(from, now)) return tooMany(command, failures.retryAfter(from, now))
         return attempts.admit(from, now) ? undefined : tooMany(command, attempts.retryAfter(from, now))
       })
 
-    /** Wrong credentials spend one of the address's failures. */
-    const failed = Effect.gen(function* () {
-      failures.admit(yield* address, yield* Clock.currentTimeMillis)
-    })
+    /**
+     * Wrong credentials spend one of the address's failures; the one past the limit blocks the
+     * address and is itself answered 429, else the request's own answer.
+     */
+    const failed = (command: string, answer: HttpServerResponse.HttpServerResponse) =>
+      Effect.gen(function* () {
+        const [from, now] = [yield* address, yield* Clock.currentTimeMillis]
+        if (failures.admit(from, now)) return answer
+        yield* Effect.logWarning(`blocking ${from}: too many failed credentials`)
+        return tooMany(command, failures.retryAfter(from, now))
+      })
 
     const login = (actorType: ActorType, command: string) =>
       Effect.gen(function* () {
@@ -109,8 +115,8 @@ export const makeLoginApi = (options: LoginApiOptions) =>
         const { acc, pwd, gr } = body.right
         const found = yield* accounts.authenticate(acc, pwd)
         if (Option.isNone(found)) {
-          yield* failed
-          return count(actorType, "not-found"), reply(failure(command, ErrorCode.accountNotFound, "Account Not Found."))
+          count(actorType, "not-found")
+          return yield* failed(command, reply(failure(command, ErrorCode.accountNotFound, "Account Not Found.")))
         }
         const account = found.value
         if (!account.enabled) return count(actorType, "disabled"), reply(failure(command, ErrorCode.accountDisabled, "Account is disabled."))
@@ -163,8 +169,7 @@ export const makeLoginApi = (options: LoginApiOptions) =>
         const request = body.right
         const session = request.sid ? yield* sessions.get(request.sid) : Option.none()
         if (Option.isNone(session)) {
-          yield* failed
-          return reply(failure(command, ErrorCode.sessionNotFound, "Account management needs the sid of a logged-in admin account."), 401)
+          return yield* failed(command, reply(failure(command, ErrorCode.sessionNotFound, "Account management needs the sid of a logged-in admin account."), 401))
         }
         const admin = yield* accounts.findByName(session.value.accountName)
         if (Option.isNone(admin) || !admin.value.isAdmin || !admin.value.enabled) {

@@ -1,5 +1,7 @@
 import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from "node:crypto"
-import { Arbitrary, Schema } from "effect"
+import { Arbitrary, Either, Schema } from "effect"
+import { exceedsJsonDepth, maxJsonDepth } from "../shared/JsonDepth.ts"
+import { describeParseError } from "./SchemaErrors.ts"
 import { ActorType } from "./Wire.ts"
 
 /**
@@ -95,8 +97,17 @@ export type AuthToRelay = typeof AuthToRelay.Type
 
 export const encodeRelayToAuth = Schema.encodeSync(RelayToAuth)
 export const encodeAuthToRelay = Schema.encodeSync(AuthToRelay)
-export const decodeRelayToAuth = Schema.decodeUnknownEither(RelayToAuth)
-export const decodeAuthToRelay = Schema.decodeUnknownEither(AuthToRelay)
+/** Decodes frame text: depth-checked before parsing; the error names the field and rule only. */
+const boundedDecoder = <A, I>(schema: Schema.Schema<A, I>) => {
+  const decode = Schema.decodeUnknownEither(schema)
+  return (text: string): Either.Either<A, string> =>
+    exceedsJsonDepth(text)
+      ? Either.left(`frame nests deeper than ${maxJsonDepth} levels`)
+      : Either.mapLeft(decode(text), (error) => describeParseError(error, "frame"))
+}
+
+export const decodeRelayToAuth = boundedDecoder(RelayToAuth)
+export const decodeAuthToRelay = boundedDecoder(AuthToRelay)
 
 const encoder = new TextEncoder()
 

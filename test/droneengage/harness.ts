@@ -42,6 +42,7 @@ export const authenticatorConfig = (overrides: Partial<AuthenticatorConfig> = {}
   loginRateWindow: Duration.minutes(1),
   loginFailureLimit: 1000,
   loginFailureWindow: Duration.minutes(10),
+  loginFailureBlock: Duration.minutes(5),
   s2sLimits: defaultSocketLimits,
   ...overrides
 })
