@@ -25,8 +25,12 @@ export const AuthenticatorStorage = Layer.merge(
 
 /** The authenticator from an explicit config (the stack uses it to share one S2S secret with its relay); needs the stores. */
 export const AuthenticatorFrom = (config: AuthenticatorConfig) =>
-  AuthenticatorServer(config).pipe(Layer.provide(Layer.mergeAll(BunTransportLive, MemoryTokensLive, BunFileSystem.layer)))
+  AuthenticatorServer(config).pipe(
+    Layer.provide(Layer.mergeAll(BunTransportLive, MemoryTokensLive, BunFileSystem.layer))
+  )
 
-export const AuthenticatorLive = Layer.unwrapEffect(Effect.map(AuthenticatorConfig, AuthenticatorFrom)).pipe(Layer.provide(AuthenticatorStorage))
+export const AuthenticatorLive = Layer.unwrapEffect(Effect.map(AuthenticatorConfig, AuthenticatorFrom)).pipe(
+  Layer.provide(AuthenticatorStorage)
+)
 
 if (import.meta.main) runProgram(AuthenticatorLive)

@@ -8,7 +8,11 @@ import { ErrorCode } from "./Wire.ts"
 /** Form bodies carry strings, JSON bodies may carry numbers: both become trimmed strings. */
 const Text = (max: number) =>
   Schema.Union(Schema.String, Schema.Number.pipe(Schema.finite())).pipe(
-    Schema.transform(Schema.Trimmed, { strict: true, decode: (value) => String(value).trim(), encode: (value) => value }),
+    Schema.transform(Schema.Trimmed, {
+      strict: true,
+      decode: (value) => String(value).trim(),
+      encode: (value) => value
+    }),
     Schema.maxLength(max)
   )
 
@@ -58,7 +62,9 @@ export const ManagementBody = Schema.Struct({
   acc: Schema.optional(NonEmptyText(128)),
   pwd: Schema.optional(NonEmptyText(128)),
   prm: Schema.optional(PermissionValue),
-  il: Schema.optional(Schema.Union(Schema.NonNegativeInt, Schema.NumberFromString.pipe(Schema.int(), Schema.nonNegative())))
+  il: Schema.optional(
+    Schema.Union(Schema.NonNegativeInt, Schema.NumberFromString.pipe(Schema.int(), Schema.nonNegative()))
+  )
 })
 export type ManagementBody = typeof ManagementBody.Type
 
@@ -87,8 +93,16 @@ export const decodeBody = <A, I>(schema: Schema.Schema<A, I>, body: unknown): Ei
 /** The reply body of every API call: {e, em?, ...fields, cm}. */
 export type Reply = { readonly e: number; readonly em?: string; readonly cm: string } & Record<string, unknown>
 
-export const failure = (command: string, code: number, message: string): Reply => ({ e: code, em: message, cm: command })
-export const success = (command: string, fields: Record<string, unknown> = {}): Reply => ({ e: ErrorCode.none, ...fields, cm: command })
+export const failure = (command: string, code: number, message: string): Reply => ({
+  e: code,
+  em: message,
+  cm: command
+})
+export const success = (command: string, fields: Record<string, unknown> = {}): Reply => ({
+  e: ErrorCode.none,
+  ...fields,
+  cm: command
+})
 
 /** The original's permission string, sent verbatim as `per`. */
 export const permissionString = "D1G1T3R4V5C6"

@@ -42,7 +42,10 @@ export const challengeProver = (
     const key = privateKey.value
     return Option.some((nonce) => Effect.sync(() => signChallengeEd25519(key, nonce)))
   }
-  return Option.map(secret, (value) => (nonce: string) => Effect.promise(() => signChallenge(Redacted.value(value), serverId, nonce)))
+  return Option.map(
+    secret,
+    (value) => (nonce: string) => Effect.promise(() => signChallenge(Redacted.value(value), serverId, nonce))
+  )
 }
 
 /** The relay's view of its authenticator link. */
@@ -87,7 +90,8 @@ export const makeAuthLink = (options: AuthLinkOptions) =>
       })
     )
 
-    const sendInfo = (link: Link) => Effect.flatMap(info, (d) => Effect.sync(() => link.send(encodeRelayToAuth({ c: "a", d }))))
+    const sendInfo = (link: Link) =>
+      Effect.flatMap(info, (d) => Effect.sync(() => link.send(encodeRelayToAuth({ c: "a", d }))))
 
     const onOpen = (link: Link) =>
       Effect.gen(function* () {
@@ -126,7 +130,10 @@ export const makeAuthLink = (options: AuthLinkOptions) =>
         const frame = decoded.right
         if ("s2s_auth" in frame) {
           if (frame.s2s_auth === "ok") return current ? yield* Deferred.succeed(current.accepted, undefined) : undefined
-          if (Option.isNone(options.prove)) yield* Effect.logError("the authenticator demands credentials but neither relay.s2sSecret nor relay.s2sPrivateKeyPath is set")
+          if (Option.isNone(options.prove))
+            yield* Effect.logError(
+              "the authenticator demands credentials but neither relay.s2sSecret nor relay.s2sPrivateKeyPath is set"
+            )
           const sig = Option.isSome(options.prove) ? yield* options.prove.value(frame.nonce) : ""
           return link.send(encodeRelayToAuth({ s2s_auth: "response", id: options.serverId, sig }))
         }
@@ -142,10 +149,18 @@ export const makeAuthLink = (options: AuthLinkOptions) =>
 
     const link: AuthLink = {
       notifyLogout: (member) => {
-        if (current?.up) current.link.send(encodeRelayToAuth({ c: "c", d: { s: member.unitName, a: member.accountId, r: member.requestId } }))
+        if (current?.up)
+          current.link.send(
+            encodeRelayToAuth({ c: "c", d: { s: member.unitName, a: member.accountId, r: member.requestId } })
+          )
       },
       isUp: () => current?.up === true,
-      awaitUp: (up) => upState.changes.pipe(Stream.filter((state) => state === up), Stream.runHead, Effect.asVoid)
+      awaitUp: (up) =>
+        upState.changes.pipe(
+          Stream.filter((state) => state === up),
+          Stream.runHead,
+          Effect.asVoid
+        )
     }
     return link
   })

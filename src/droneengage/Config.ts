@@ -85,7 +85,8 @@ export const AuthenticatorConfig: Config.Config<AuthenticatorConfig> = Config.al
 }).pipe(
   Config.validate({
     message: "s2sSecret or s2sTrustedKeys is required unless allowUnauthenticatedServers is true (insecure)",
-    validation: (config) => Option.isSome(config.s2sSecret) || config.s2sTrustedKeys.size > 0 || config.allowUnauthenticatedServers
+    validation: (config) =>
+      Option.isSome(config.s2sSecret) || config.s2sTrustedKeys.size > 0 || config.allowUnauthenticatedServers
   }),
   Config.nested("authenticator")
 )

@@ -41,7 +41,12 @@ export const startRelay = (config: RelayConfig) =>
     })
     const protocol = yield* makeRelayProtocol({ serverName: "relay", keys, rooms, onLeft: link.notifyLogout })
     const health = Effect.sync(() =>
-      HttpServerResponse.unsafeJson({ status: "OK", version: droneEngageVersion, server_id: config.serverId, authenticator: link.isUp() ? "up" : "down" })
+      HttpServerResponse.unsafeJson({
+        status: "OK",
+        version: droneEngageVersion,
+        server_id: config.serverId,
+        authenticator: link.isUp() ? "up" : "down"
+      })
     )
     const http = HttpRouter.empty.pipe(
       HttpRouter.get("/h/health", health),

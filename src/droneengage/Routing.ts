@@ -93,4 +93,7 @@ export const validLoginKey = (key: string): boolean => /^[0-9a-f]{32}$/.test(key
 
 /** Task storage (9001-9004) messages; the relay does not host tasks and answers with an error. */
 export const isTaskMessage = (type: number | string) =>
-  type === SystemMessage.loadTasks || type === SystemMessage.saveTasks || type === SystemMessage.deleteTasks || type === SystemMessage.disableTasks
+  type === SystemMessage.loadTasks ||
+  type === SystemMessage.saveTasks ||
+  type === SystemMessage.deleteTasks ||
+  type === SystemMessage.disableTasks

@@ -15,7 +15,10 @@ const isString = (input: unknown): input is string => typeof input === "string"
 const actorTypes: ReadonlyArray<unknown> = ActorType.literals
 const isActorType = (input: unknown) => actorTypes.includes(input)
 const isUnitDetail = (input: unknown): input is typeof UnitDetail.Type =>
-  typeof input === "object" && input !== null && isString((input as { unitName?: unknown }).unitName) && isActorType((input as { actorType?: unknown }).actorType)
+  typeof input === "object" &&
+  input !== null &&
+  isString((input as { unitName?: unknown }).unitName) &&
+  isActorType((input as { actorType?: unknown }).actorType)
 
 /**
  * Plain JSON (no transformation) checked by one guard pass, for the big parts of INFO.
@@ -27,7 +30,8 @@ const isUnitDetail = (input: unknown): input is typeof UnitDetail.Type =>
 const checked = <A>(is: (input: unknown) => input is A, arbitrary: Schema.Schema<A>, description: string) =>
   Schema.declare(is, { description, arbitrary: () => () => Arbitrary.make(arbitrary) })
 
-const everyIn = <A>(input: unknown, is: (value: unknown) => value is A): input is ReadonlyArray<A> => Array.isArray(input) && input.every(is)
+const everyIn = <A>(input: unknown, is: (value: unknown) => value is A): input is ReadonlyArray<A> =>
+  Array.isArray(input) && input.every(is)
 
 const AccountIds = checked((input) => everyIn(input, isString), Schema.Array(Schema.String), "an array of account ids")
 
@@ -84,7 +88,11 @@ export const LoginReply = Schema.Struct({ c: Schema.Literal("b"), d: LoginReplyD
 export const Logout = Schema.Struct({ c: Schema.Literal("c"), d: LogoutData })
 
 export const Challenge = Schema.Struct({ s2s_auth: Schema.Literal("challenge"), nonce: Schema.String })
-export const ChallengeResponse = Schema.Struct({ s2s_auth: Schema.Literal("response"), id: Schema.String, sig: Schema.String })
+export const ChallengeResponse = Schema.Struct({
+  s2s_auth: Schema.Literal("response"),
+  id: Schema.String,
+  sig: Schema.String
+})
 export const Accepted = Schema.Struct({ s2s_auth: Schema.Literal("ok") })
 
 /** Everything a relay may send to the authenticator. */
@@ -113,14 +121,23 @@ const encoder = new TextEncoder()
 
 /** HMAC-SHA256(secret, "switchboard-s2s:" + serverId + ":" + nonce), base64: proves the shared secret. */
 export const signChallenge = async (secret: string, serverId: string, nonce: string): Promise<string> => {
-  const key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"])
+  const key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
+    "sign"
+  ])
   const mac = await crypto.subtle.sign("HMAC", key, encoder.encode(`switchboard-s2s:${serverId}:${nonce}`))
   return Buffer.from(mac).toString("base64")
 }
 
 /** Constant-time check of a challenge signature. */
-export const verifyChallenge = async (secret: string, serverId: string, nonce: string, signature: string): Promise<boolean> => {
-  const key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["verify"])
+export const verifyChallenge = async (
+  secret: string,
+  serverId: string,
+  nonce: string,
+  signature: string
+): Promise<boolean> => {
+  const key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
+    "verify"
+  ])
   const given = Buffer.from(signature, "base64")
   // subtle.verify compares in constant time.
   return crypto.subtle.verify("HMAC", key, given, encoder.encode(`switchboard-s2s:${serverId}:${nonce}`))

@@ -36,7 +36,12 @@ const describe = (ast: SchemaAST.AST, depth = 0): string => {
       // An optional field's `undefined` is no choice a JSON client has; a member's own limits (length) are for its refinement's error.
       return ast.types
         .filter((member) => member._tag !== "UndefinedKeyword")
-        .map((member) => describe(member._tag === "Refinement" && member.from._tag === "Transformation" ? member.from : member, depth + 1))
+        .map((member) =>
+          describe(
+            member._tag === "Refinement" && member.from._tag === "Transformation" ? member.from : member,
+            depth + 1
+          )
+        )
         .join(" or ")
     case "Refinement":
       return Option.getOrElse(description, () => describe(ast.from, depth + 1))
@@ -48,10 +53,16 @@ const describe = (ast: SchemaAST.AST, depth = 0): string => {
 }
 
 /** The first failure under an issue: its path and rule. */
-const firstFailure = (issue: ParseResult.ParseIssue, path: ReadonlyArray<PropertyKey>): { path: ReadonlyArray<PropertyKey>; rule: string } => {
+const firstFailure = (
+  issue: ParseResult.ParseIssue,
+  path: ReadonlyArray<PropertyKey>
+): { path: ReadonlyArray<PropertyKey>; rule: string } => {
   switch (issue._tag) {
     case "Pointer":
-      return firstFailure(issue.issue, [...path, ...(Array.isArray(issue.path) ? issue.path : [issue.path as PropertyKey])])
+      return firstFailure(issue.issue, [
+        ...path,
+        ...(Array.isArray(issue.path) ? issue.path : [issue.path as PropertyKey])
+      ])
     case "Missing":
       return { path, rule: "is required" }
     case "Unexpected":
@@ -68,7 +79,10 @@ const firstFailure = (issue: ParseResult.ParseIssue, path: ReadonlyArray<Propert
       return firstFailure(issue.issue, path)
     case "Composite":
       if (issue.ast._tag === "Union") return { path, rule: `must be ${describe(issue.ast)}` }
-      return firstFailure(Array.isArray(issue.issues) ? issue.issues[0]! : (issue.issues as ParseResult.ParseIssue), path)
+      return firstFailure(
+        Array.isArray(issue.issues) ? issue.issues[0]! : (issue.issues as ParseResult.ParseIssue),
+        path
+      )
   }
 }
 

@@ -90,7 +90,8 @@ const parseEnvelopeText = (text: string): Either.Either<Envelope, FrameError> =>
  * byte, then raw bytes (the body is a view, never copied or decoded).
  */
 export const parseFrame = (message: string | Uint8Array): Either.Either<ParsedFrame, FrameError> => {
-  if (typeof message === "string") return Either.map(parseEnvelopeText(message), (envelope) => ({ _tag: "Text", envelope }))
+  if (typeof message === "string")
+    return Either.map(parseEnvelopeText(message), (envelope) => ({ _tag: "Text", envelope }))
   const split = message.indexOf(0)
   const headerBytes = split === -1 ? message : message.subarray(0, split)
   let header: string
@@ -136,5 +137,8 @@ export const errorReply = (reason: RelayErrorReason, text: string, offendingType
     ty: "s",
     sd: Target.system,
     mt: SystemMessage.error,
-    ms: offendingType === undefined ? { s: `ERR:${reason}`, em: text } : { s: `ERR:${reason}`, em: text, mt: offendingType }
+    ms:
+      offendingType === undefined
+        ? { s: `ERR:${reason}`, em: text }
+        : { s: `ERR:${reason}`, em: text, mt: offendingType }
   })

@@ -39,4 +39,5 @@ const openingsExceed = (text: string, max: number): boolean => {
  * True when JSON text nests arrays and objects deeper than `max`. Text with at most `max`
  * openings cannot, and is cleared by the cheap count alone (the usual relay message).
  */
-export const exceedsJsonDepth = (text: string, max: number = maxJsonDepth): boolean => openingsExceed(text, max) && deeperThan(text, max)
+export const exceedsJsonDepth = (text: string, max: number = maxJsonDepth): boolean =>
+  openingsExceed(text, max) && deeperThan(text, max)
