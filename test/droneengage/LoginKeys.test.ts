@@ -1,6 +1,7 @@
 import { describe, expect } from "bun:test"
-import { Effect, Option, Schema, TestClock } from "effect"
-import { MemoryTokensLive } from "../../layers/Tokens/MemoryTokens.ts"
+import { Effect, Layer, Option, Schema, TestClock } from "effect"
+import { makeMemoryTokens, MemoryTokensLive } from "../../layers/Tokens/MemoryTokens.ts"
+import { Tokens } from "../../layers/Tokens/Tokens.ts"
 import { makeLoginKeys } from "../../src/droneengage/LoginKeys.ts"
 import { makeSessions } from "../../src/droneengage/Sessions.ts"
 import { it } from "../support/effect.ts"
@@ -54,6 +55,9 @@ describe("LoginKeys (over Tokens)", () => {
   )
 })
 
+/** Sessions live for minutes to hours: a sweep a minute keeps TestClock jumps over an hour cheap. */
+const SessionTokens = Layer.scoped(Tokens, makeMemoryTokens("1 minute"))
+
 const Login = Schema.Struct({ account: Schema.String, request: Schema.String })
 const byRequest = (s: typeof Login.Type) => `${s.account}/${s.request}`
 
@@ -72,7 +76,7 @@ describe("Sessions (over Tokens)", () => {
       expect(yield* sessions.get(sid)).toEqual(Option.some("alice"))
       yield* TestClock.adjust("1 minute")
       expect(yield* sessions.get(sid)).toEqual(Option.none())
-    }).pipe(Effect.provide(MemoryTokensLive))
+    }).pipe(Effect.provide(SessionTokens))
   )
 
   it.effect("sliding sessions live while they are used", () =>
@@ -90,7 +94,7 @@ describe("Sessions (over Tokens)", () => {
       }
       yield* TestClock.adjust("10 minutes")
       expect(yield* sessions.get(sid)).toEqual(Option.none())
-    }).pipe(Effect.provide(MemoryTokensLive))
+    }).pipe(Effect.provide(SessionTokens))
   )
 
   it.effect("end removes a session; the sweeper drops expired ones", () =>
@@ -108,7 +112,7 @@ describe("Sessions (over Tokens)", () => {
       yield* sessions.create({ account: "a", request: "r3" })
       yield* TestClock.adjust("6 minutes")
       expect(yield* sessions.count).toBe(0)
-    }).pipe(Effect.provide(MemoryTokensLive))
+    }).pipe(Effect.provide(SessionTokens))
   )
 
   it.effect("endIndexed (LOGOUT by request id) ends exactly the session of one login request among many", () =>
@@ -133,6 +137,6 @@ describe("Sessions (over Tokens)", () => {
       yield* TestClock.adjust("6 minutes")
       expect(yield* sessions.count).toBe(0)
       expect(yield* sessions.endIndexed("a1/r1")).toBe(false)
-    }).pipe(Effect.provide(MemoryTokensLive))
+    }).pipe(Effect.provide(SessionTokens))
   )
 })
