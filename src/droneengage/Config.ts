@@ -50,6 +50,9 @@ export interface AuthenticatorConfig {
   readonly sessionSliding: boolean
   readonly loginRateLimit: number
   readonly loginRateWindow: Duration.Duration
+  /** Failed credentials (wrong access code, bad management session) an address may spend per window before 429. */
+  readonly loginFailureLimit: number
+  readonly loginFailureWindow: Duration.Duration
   readonly s2sLimits: SocketLimits
 }
 
@@ -73,6 +76,8 @@ export const AuthenticatorConfig: Config.Config<AuthenticatorConfig> = Config.al
   sessionSliding: Config.boolean("sessionSliding").pipe(Config.withDefault(true)),
   loginRateLimit: positiveInt("loginRateLimit", 10),
   loginRateWindow: positiveMillis("loginRateWindowMs", 60_000),
+  loginFailureLimit: positiveInt("loginFailureLimit", 10),
+  loginFailureWindow: positiveMillis("loginFailureWindowMs", 600_000),
   s2sLimits: Config.nested(SocketLimitsConfig({ maxPayloadBytes: 4 * 1024 * 1024 }), "s2s")
 }).pipe(
   Config.validate({

@@ -1,10 +1,10 @@
 import { describe, expect } from "bun:test"
 import { ConfigProvider, Duration, Effect, Either, Option, TestClock } from "effect"
 import { AccountStore } from "../../layers/Storage/AccountStore.ts"
-import { ensureDevAccount } from "../../programs/authenticator.ts"
+import { ensureDevAccount } from "../../src/droneengage/Authenticator.ts"
 import { AuthenticatorConfig, RelayConfig } from "../../src/droneengage/Config.ts"
 import { it } from "../support/effect.ts"
-import { connectUnit, login, post, seedAccounts, startStack, TestServices } from "./harness.ts"
+import { connectUnit, expectNothing, login, post, seedAccounts, startStack, TestServices } from "./harness.ts"
 
 /**
  * One test per defect of the original listed in shared/reference/originals.md §1 that is not
@@ -23,14 +23,14 @@ describe("defects of the original DroneEngage servers, closed", () => {
       expect(Either.isLeft(short) && String(short.left)).toContain("at least 16 characters")
     }))
 
-  it.live("TLS verification is never disabled process-wide", () =>
+  it.effect("TLS verification is never disabled process-wide", () =>
     Effect.gen(function* () {
       yield* seedAccounts
       yield* startStack()
       expect(process.env.NODE_TLS_REJECT_UNAUTHORIZED).not.toBe("0")
     }).pipe(Effect.provide(TestServices)))
 
-  it.live("access codes are never stored or returned in plaintext after they are issued", () =>
+  it.effect("access codes are never stored or returned in plaintext after they are issued", () =>
     Effect.gen(function* () {
       const issued = yield* ensureDevAccount
       expect(Option.isSome(issued)).toBe(true)
@@ -54,7 +54,7 @@ describe("defects of the original DroneEngage servers, closed", () => {
       expect((yield* check()).body.e).toBe(7)
     }).pipe(Effect.provide(TestServices)))
 
-  it.live("relay-tree fields (_aid, _gid, _path) from a client cannot move a message into another account or group", () =>
+  it.effect("relay-tree fields (_aid, _gid, _path) from a client cannot move a message into another account or group", () =>
     Effect.gen(function* () {
       yield* seedAccounts
       const stack = yield* startStack()
@@ -64,7 +64,7 @@ describe("defects of the original DroneEngage servers, closed", () => {
       const otherGroup = yield* connectUnit(stack, "alpha", "g", "web2", "2")
       yield* sender.send(JSON.stringify({ ty: "g", mt: 1, _aid: "2", _gid: "2", _path: [] }))
       expect((yield* sameGroup.nextJson()).mt).toBe(1)
-      yield* otherAccount.expectSilence()
-      yield* otherGroup.expectSilence()
+      yield* expectNothing(otherAccount)
+      yield* expectNothing(otherGroup)
     }).pipe(Effect.provide(TestServices)))
 })

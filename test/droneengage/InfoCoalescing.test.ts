@@ -1,10 +1,10 @@
 import { describe, expect } from "bun:test"
 import { Effect, Either, Option, PubSub, Queue, TestClock } from "effect"
-import { makeAuthLink, type UnitGrant } from "../../layers/Federation/AuthLink.ts"
-import type { RoomChange, UnitMember, UnitRoomsService } from "../../layers/Rooms/UnitRooms.ts"
-import { makeLoginKeys } from "../../layers/Tokens/LoginKeys.ts"
+import { makeAuthLink } from "../../src/droneengage/AuthLink.ts"
+import type { RoomChange, UnitMember, UnitRoomsService } from "../../src/droneengage/UnitRooms.ts"
+import { makeLoginKeys } from "../../src/droneengage/LoginKeys.ts"
 import { accept, Transport } from "../../layers/Transport/Transport.ts"
-import { decodeRelayToAuth, type InfoData } from "../../src/droneengage/S2S.ts"
+import { decodeRelayToAuth, type InfoData, LoginRequestData } from "../../src/droneengage/S2S.ts"
 import { defaultSocketLimits } from "../../src/shared/SocketLimits.ts"
 import { it } from "../support/effect.ts"
 import { TestServices } from "./harness.ts"
@@ -68,15 +68,15 @@ describe("DroneEngage INFO coalescing (TestClock)", () => {
       const { server, infos } = yield* fakeAuthenticator
       const { rooms, join, leave } = yield* fakeRooms
       yield* makeAuthLink({
-        url: `ws://127.0.0.1:${server.port}`,
+        url: `ws://memory:${server.port}`,
         serverId: "relay-c",
         version: "test",
         prove: Option.none(),
         publicHost: "127.0.0.1",
-        publicPort: () => 9966,
+        publicPort: Effect.succeed(9966),
         redialMax: "2 seconds",
         infoInterval: "250 millis",
-        keys: yield* makeLoginKeys<UnitGrant>({ ttl: "10 seconds" }),
+        keys: yield* makeLoginKeys(LoginRequestData, { kind: "test/login-key", ttl: "10 seconds" }),
         rooms
       })
       expect(unitCount(yield* Queue.take(infos))).toBe(0) // on acceptance

@@ -7,7 +7,7 @@ import { join } from "node:path"
 import { Effect } from "effect"
 import WebSocket from "ws"
 import { it } from "../support/effect.ts"
-import { seedAccounts, startStack, TestServices } from "./harness.ts"
+import { seedAccounts, startStack, TestServices } from "./realSockets.ts"
 
 /** A throwaway self-signed certificate (the original is TLS-only); plain sockets when openssl is missing. */
 const selfSignedCertificate = () => {

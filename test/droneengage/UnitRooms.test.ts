@@ -1,10 +1,11 @@
 import { describe, expect } from "bun:test"
-import { Effect, Either, Queue } from "effect"
-import { Metrics } from "../../../layers/Observability/Metrics.ts"
-import { makeInProcessUnitRooms, type UnitMember } from "../../../layers/Rooms/UnitRooms.ts"
-import type { Connection } from "../../../layers/Transport/Transport.ts"
-import { Agents, Everyone, Gcs, topicFor, Unit } from "../../../src/droneengage/Routing.ts"
-import { it } from "../../support/effect.ts"
+import { Effect, Either, Layer, Queue } from "effect"
+import { InProcessRoomsLive } from "../../layers/Rooms/InProcessRooms.ts"
+import { Metrics } from "../../layers/Observability/Metrics.ts"
+import { makeUnitRooms, type UnitMember } from "../../src/droneengage/UnitRooms.ts"
+import type { Connection } from "../../layers/Transport/Transport.ts"
+import { Agents, Everyone, Gcs, topicFor, Unit } from "../../src/droneengage/Routing.ts"
+import { it } from "../support/effect.ts"
 
 /** A connection that records what the rooms do with it. */
 const fakeConnection = () => {
@@ -38,7 +39,7 @@ const member = (accountId: string, unitName: string, actorType: "g" | "d", group
 describe("UnitRooms (in process)", () => {
   it.effect("seating subscribes the unit's topics; delivery is one publish with the recipient count", () =>
     Effect.gen(function* () {
-      const rooms = yield* makeInProcessUnitRooms("test")
+      const rooms = yield* makeUnitRooms("test")
       const gcs = fakeConnection()
       const drone = fakeConnection()
       const g = yield* rooms.enter(member("a", "web", "g"), gcs.connection, 0)
@@ -53,11 +54,11 @@ describe("UnitRooms (in process)", () => {
       expect(rooms.deliver(g, Unit("nobody"), "z")).toEqual({ _tag: "TargetNotFound", unitName: "nobody" })
       const text = yield* (yield* Metrics).render
       expect(text).toContain('switchboard_de_deliveries_total{server="test"} 1')
-    }).pipe(Effect.provide(Metrics.Default)))
+    }).pipe(Effect.provide(Layer.merge(Metrics.Default, InProcessRoomsLive))))
 
   it.effect("presence, replacement, leave and exit, with a change event for each", () =>
     Effect.gen(function* () {
-      const rooms = yield* makeInProcessUnitRooms("test")
+      const rooms = yield* makeUnitRooms("test")
       const changes = yield* rooms.changes
       const first = fakeConnection()
       const second = fakeConnection()
@@ -75,11 +76,11 @@ describe("UnitRooms (in process)", () => {
       expect(yield* rooms.snapshot).toEqual({ accounts: [], accountDetails: {} })
       const events = yield* Queue.takeAll(changes)
       expect([...events].map((e) => e._tag)).toEqual(["Entered", "Left", "Entered", "Left"])
-    }).pipe(Effect.provide(Metrics.Default)))
+    }).pipe(Effect.provide(Layer.merge(Metrics.Default, InProcessRoomsLive))))
 
   it.effect("instance limits count the account's units across groups, not other accounts", () =>
     Effect.gen(function* () {
-      const rooms = yield* makeInProcessUnitRooms("test")
+      const rooms = yield* makeUnitRooms("test")
       yield* rooms.enter(member("a", "u1", "g", "1"), fakeConnection().connection, 2)
       yield* rooms.enter(member("a", "u2", "d", "2"), fakeConnection().connection, 2)
       yield* rooms.enter(member("b", "u3", "d"), fakeConnection().connection, 2)
@@ -87,5 +88,5 @@ describe("UnitRooms (in process)", () => {
       expect(Either.isLeft(refused) && refused.left._tag).toBe("InstanceLimitReached")
       expect(rooms.admits(member("a", "u1", "g"), 2)).toBe(true)
       expect(rooms.admits(member("a", "u9", "g"), 0)).toBe(true)
-    }).pipe(Effect.provide(Metrics.Default)))
+    }).pipe(Effect.provide(Layer.merge(Metrics.Default, InProcessRoomsLive))))
 })

@@ -1,22 +1,22 @@
 import { Cause, Clock, Duration, Effect, Either, Scope } from "effect"
-import { type HydrogenSettings } from "../../src/hydrogen/Config.ts"
-import { quietState } from "../../src/hydrogen/ConnectionState.ts"
-import { type Command, decodeInbound, peekId, plainAckId } from "../../src/hydrogen/Envelope.ts"
-import { errorText, type ReplyTo, successText } from "../../src/hydrogen/Encode.ts"
-import { applicationError, authenticationError, ErrorCodes, HydrogenError, protocolError } from "../../src/hydrogen/Errors.ts"
-import { anonymous, type Identity, mayConnect } from "../../src/hydrogen/Permissions.ts"
-import { CloseCodes } from "../../src/shared/CloseCodes.ts"
-import type { Cell, Metrics } from "../Observability/Metrics.ts"
-import { credentialOf, redactUrl } from "../Tokens/HydrogenAuth.ts"
-import { accept, reject, type WebSocketProtocol, type WireMessage } from "../Transport/Transport.ts"
-import type { AckTracker } from "./AckTracker.ts"
+import { type HydrogenSettings } from "./Config.ts"
+import { quietState } from "./ConnectionState.ts"
+import { type Ack, type Command, decodeInbound, peekId, plainAckId } from "./Envelope.ts"
+import { errorText, type ReplyTo, successText } from "./Encode.ts"
+import { applicationError, authenticationError, ErrorCodes, HydrogenError, protocolError } from "./Errors.ts"
+import { anonymous, type Identity, mayConnect } from "./Permissions.ts"
+import { CloseCodes } from "../shared/CloseCodes.ts"
+import type { Cell, Metrics } from "../../layers/Observability/Metrics.ts"
+import { credentialOf, redactUrl } from "./Auth.ts"
+import { accept, reject, type WebSocketProtocol, type WireMessage } from "../../layers/Transport/Transport.ts"
+import type { AckTracker } from "./Acks.ts"
 import type { ConnectionStatesTracker, StateTracker } from "./ConnectionStates.ts"
-import type { CommandContext, HandlerTable } from "./HydrogenHandlers.ts"
-import type { HydrogenConnection, HydrogenConnectionData, Session } from "./HydrogenSession.ts"
-import type { Status } from "./HydrogenStatus.ts"
-import { sweepEvery } from "../../src/shared/Sweeps.ts"
-import type { MessageLimiter, RateLimits } from "./RateLimits.ts"
-import type { Sessions } from "./SessionRecovery.ts"
+import type { CommandContext, HandlerTable } from "./Handlers.ts"
+import type { HydrogenConnection, HydrogenConnectionData, Session } from "./Session.ts"
+import type { Status } from "./Status.ts"
+import { sweepEvery } from "../shared/Sweeps.ts"
+import { type MessageLimiter, type RateLimits, tooManyFailures } from "./RateLimits.ts"
+import type { Sessions } from "./Sessions.ts"
 
 const iso = (now: number) => new Date(now).toISOString()
 
@@ -87,8 +87,14 @@ export const makeHydrogenProtocol = (deps: {
       if (credential === undefined) {
         if (settings.authRequired) return yield* refuse(label, "Rejected", 401, "credentials required: Authorization: Key <token> or ?key=<token>")
       } else {
+        const blockedFor = rateLimits.credentialsBlocked(info.remoteAddress, now)
+        if (blockedFor > 0) return yield* refuse(label, "Rejected", 429, tooManyFailures, { "retry-after": String(blockedFor) })
         const result = yield* Effect.either(deps.authenticate(credential))
-        if (Either.isLeft(result)) return yield* refuse(label, "Rejected", 401, result.left.message)
+        if (Either.isLeft(result)) {
+          const wait = rateLimits.credentialFailed(info.remoteAddress, now)
+          if (wait > 0) return yield* refuse(label, "Rejected", 429, tooManyFailures, { "retry-after": String(wait) })
+          return yield* refuse(label, "Rejected", 401, result.left.message)
+        }
         identity = result.right
       }
       if (!mayConnect(identity)) return yield* refuse(label, "Rejected", 403, "this credential may not open WebSocket connections")
@@ -156,39 +162,68 @@ export const makeHydrogenProtocol = (deps: {
       else replyError(live, to, result.left, done)
     })
 
+  /** Admitted: nothing to do. */
+  const admitted = null
+
+  /** Takes one message from the connection's budget: `admitted`, or the refusal to return (an error reply, or 4006 and a block). */
+  const charge = (live: LiveConnection, message: WireMessage, now: number): Effect.Effect<void> | void | typeof admitted => {
+    const admission = live.limiter.admit(now)
+    if (admission === "ok") return admitted
+    const { connection } = live
+    if (admission === "abusive") {
+      rateLimits.block(connection.remoteAddress, now)
+      return Effect.logWarning("connection keeps exceeding the message rate: closing and blocking its address").pipe(
+        Effect.annotateLogs({ connection: connection.id, remote: connection.remoteAddress }),
+        Effect.zipRight(closeWith(live, CloseCodes.rateLimited))
+      )
+    }
+    const id = typeof message === "string" ? peekId(message).id : undefined
+    return replyError(live, { id }, protocolError(ErrorCodes.rateLimited, `more than ${settings.messageRatePerSecond} messages per second; slow down or be disconnected (4006)`), now)
+  }
+
+  /**
+   * Acks are what the protocol asks of a client, so an ack that ends the wait for pending events
+   * is free; only an ack naming nothing pending (a duplicate, a guess) costs a message.
+   */
+  const ackAll = (live: LiveConnection, message: string, ack: Ack, now: number): Effect.Effect<void> | void => {
+    let allPending = ack.id === undefined || acks.ack(live.session, ack.id)
+    if (ack.ids) for (const id of ack.ids) allPending = acks.ack(live.session, id) && allPending
+    if (allPending) return
+    const refusal = charge(live, message, now)
+    if (refusal !== admitted) return refusal
+  }
+
   /** One inbound message: synchronous (acks, errors) unless it needs a log, a command handler or a status snapshot. */
   const handle = (live: LiveConnection, message: WireMessage, now: number): Effect.Effect<void> | void => {
-    const { connection } = live
-    const admission = live.limiter.admit(now)
-    if (admission !== "ok") {
-      if (admission === "abusive") {
-        rateLimits.block(connection.remoteAddress, now)
-        return Effect.logWarning("connection keeps exceeding the message rate: closing and blocking its address").pipe(
-          Effect.annotateLogs({ connection: connection.id, remote: connection.remoteAddress }),
-          Effect.zipRight(closeWith(live, CloseCodes.rateLimited))
-        )
-      }
-      const id = typeof message === "string" ? peekId(message).id : undefined
-      return replyError(live, { id }, protocolError(ErrorCodes.rateLimited, `more than ${settings.messageRatePerSecond} messages per second; slow down or be disconnected (4006)`), now)
-    }
     if (typeof message !== "string") {
+      const refusal = charge(live, message, now)
+      if (refusal !== admitted) return refusal
       return replyError(live, {}, protocolError(ErrorCodes.binaryNotSupported, "hydrogen-protocol messages are JSON text frames"), now)
     }
     if (message.length > settings.maxMessageSize / 3 && Buffer.byteLength(message) > settings.maxMessageSize) {
+      const refusal = charge(live, message, now)
+      if (refusal !== admitted) return refusal
       const peek = peekId(message)
       if (!peek.looksLikeObject) return closeWith(live, CloseCodes.messageTooBig)
       return replyError(live, { id: peek.id }, protocolError(ErrorCodes.messageTooLarge, `messages are limited to ${settings.maxMessageSize} bytes`), now)
     }
     const ackId = plainAckId(message)
-    if (ackId !== undefined) return acks.ack(live.session, ackId)
+    if (ackId !== undefined) {
+      if (acks.ack(live.session, ackId)) return
+      const refusal = charge(live, message, now)
+      if (refusal !== admitted) return refusal
+      return
+    }
+    // Decoded before charging, so that acks in any form (batch, extra fields) stay free.
     const decoded = decodeInbound(message)
+    if (Either.isRight(decoded) && decoded.right.type === "ack") return ackAll(live, message, decoded.right, now)
+    const refusal = charge(live, message, now)
+    if (refusal !== admitted) return refusal
     if (Either.isLeft(decoded)) return replyError(live, { id: decoded.left.id }, decoded.left.error, now)
     const inbound = decoded.right
     switch (inbound.type) {
       case "status":
-        return Effect.map(status.snapshot(live.identity), (snapshot) => void connection.send(JSON.stringify(snapshot)))
-      case "ack":
-        return acks.ack(live.session, inbound.id)
+        return Effect.map(status.snapshot(live.identity), (snapshot) => void live.connection.send(JSON.stringify(snapshot)))
       case "command":
         return runCommand(live, inbound)
     }

@@ -1,15 +1,15 @@
 import type { KeyObject } from "node:crypto"
+import { FileSystem } from "@effect/platform"
 import { Data, Effect, Option } from "effect"
-import { privateKeyFromPem, publicKeyFromPem } from "../../src/droneengage/S2S.ts"
+import { privateKeyFromPem, publicKeyFromPem } from "./S2S.ts"
 
 export class S2sKeyError extends Data.TaggedError("S2sKeyError")<{ readonly message: string }> {}
 
 /** The text of a PEM key file; a missing or unreadable file stops the program with one line. */
 export const readKeyFile = (path: string, what: string) =>
-  Effect.tryPromise({
-    try: () => Bun.file(path).text(),
-    catch: () => new S2sKeyError({ message: `cannot read ${what} at ${path}` })
-  })
+  Effect.flatMap(FileSystem.FileSystem, (fs) => fs.readFileString(path)).pipe(
+    Effect.mapError(() => new S2sKeyError({ message: `cannot read ${what} at ${path}` }))
+  )
 
 /** server id → Ed25519 public key, from server id → PEM file path. */
 export const loadTrustedKeys = (paths: ReadonlyMap<string, string>) =>

@@ -1,14 +1,15 @@
-import type { Priority } from "../../src/hydrogen/Envelope.ts"
-import type { Publication } from "../../src/hydrogen/Encode.ts"
-import { matches } from "../../src/hydrogen/Filter.ts"
-import type { ServerHandle } from "../Transport/Transport.ts"
-import type { AckTracker } from "./AckTracker.ts"
-import type { AckedEvent, Session, Subscription } from "./HydrogenSession.ts"
+import type { Priority } from "./Envelope.ts"
+import type { Publication } from "./Encode.ts"
+import { matches } from "./Filter.ts"
+import type { RoomsService } from "../../layers/Rooms/Rooms.ts"
+import type { AckTracker } from "./Acks.ts"
+import type { AckedEvent, Session, Subscription } from "./Session.ts"
 
 /** A channel with subscribers. */
 export interface ChannelState {
   readonly name: string
-  readonly topic: string
+  /** The channel's room in the Rooms Tag ("hydrogen/<channel>"), also its native topic. */
+  readonly room: string
   readonly stream: string
   readonly reliable: boolean
   /** JSON-encoded epoch of the reliable stream, fetched once. */
@@ -21,7 +22,7 @@ export interface ChannelState {
 /** A publication with its id, seq and wire text, ready to go out. */
 export interface Prepared {
   readonly channel: string
-  readonly topic: string
+  readonly room: string
   readonly publication: Publication
   readonly id: string
   readonly seq: number | undefined
@@ -31,8 +32,8 @@ export interface Prepared {
 }
 
 /**
- * Synchronous delivery of a flushed batch. Unfiltered normal subscribers get one native topic
- * publish per event; filtered and high-priority subscriptions are served per client. Events with
+ * Synchronous delivery of a flushed batch. Unfiltered normal subscribers are members of the
+ * channel's room and get one room publish per event (one native topic publish, no sender); filtered and high-priority subscriptions are served per client. Events with
  * ack required are tracked per subscriber (a Map entry; the entry object is shared), still sent natively where possible.
  * Order within a batch: high events to everyone, normal events to high-priority subscriptions,
  * then normal events to everyone else.
@@ -40,10 +41,10 @@ export interface Prepared {
 export const makeDelivery = (deps: {
   readonly channels: ReadonlyMap<string, ChannelState>
   readonly acks: AckTracker
-  readonly server: () => ServerHandle | undefined
+  readonly rooms: RoomsService
   readonly perClientSends: { readonly inc: (by?: number) => void }
 }) => {
-  const { channels, acks, perClientSends } = deps
+  const { channels, acks, rooms, perClientSends } = deps
   const toOne = (session: Session, subscription: Subscription, item: Prepared) => {
     if (subscription.filter && !matches(subscription.filter, item.publication.data)) return
     if (item.acked) acks.track(session, item.acked, false)
@@ -51,7 +52,7 @@ export const makeDelivery = (deps: {
   }
 
   const toNative = (item: Prepared, channel: ChannelState | undefined) => {
-    deps.server()?.publish(item.topic, item.text)
+    rooms.publish(item.room, item.text)
     if (item.acked && channel) {
       for (const [session, subscription] of channel.members) {
         if (subscription.native) acks.track(session, item.acked, true)

@@ -1,18 +1,19 @@
 import { Cause, Clock, Deferred, Effect, Queue } from "effect"
-import { type HydrogenSettings, isReliable } from "../../src/hydrogen/Config.ts"
-import type { Priority } from "../../src/hydrogen/Envelope.ts"
-import { applicationError, ErrorCodes, type HydrogenError } from "../../src/hydrogen/Errors.ts"
-import { eventBody, plainEvent, type Publication, sequencedEvent } from "../../src/hydrogen/Encode.ts"
-import { type Filter, matches } from "../../src/hydrogen/Filter.ts"
-import { missedEntries, type RecoverFrom, type RecoveryOutcome, unrecoverable } from "../../src/hydrogen/Recovery.ts"
-import type { StorageError } from "../../src/storage/Account.ts"
-import type { StreamEntry } from "../../src/storage/Stream.ts"
-import type { Metrics } from "../Observability/Metrics.ts"
-import type { StreamStore } from "../Storage/StreamStore.ts"
-import type { ServerHandle } from "../Transport/Transport.ts"
-import type { AckTracker } from "./AckTracker.ts"
-import { type ChannelState, makeDelivery, type Prepared } from "./HydrogenDelivery.ts"
-import { AckedEvent, type Session, type Subscription } from "./HydrogenSession.ts"
+import { type HydrogenSettings, isReliable } from "./Config.ts"
+import type { Priority } from "./Envelope.ts"
+import { applicationError, ErrorCodes, type HydrogenError } from "./Errors.ts"
+import { eventBody, plainEvent, type Publication, sequencedEvent } from "./Encode.ts"
+import { type Filter, matches } from "./Filter.ts"
+import { missedEntries, type RecoverFrom, type RecoveryOutcome, unrecoverable } from "./Recovery.ts"
+import type { StorageError } from "../storage/Account.ts"
+import type { StreamEntry } from "../storage/Stream.ts"
+import type { Metrics } from "../../layers/Observability/Metrics.ts"
+import type { StreamStore } from "../../layers/Storage/StreamStore.ts"
+import type { RoomMember, RoomsService } from "../../layers/Rooms/Rooms.ts"
+import type { Connection } from "../../layers/Transport/Transport.ts"
+import type { AckTracker } from "./Acks.ts"
+import { type ChannelState, makeDelivery, type Prepared } from "./Delivery.ts"
+import { AckedEvent, type Session, type Subscription } from "./Session.ts"
 
 export interface Published {
   readonly id: string
@@ -42,6 +43,12 @@ interface Queued {
   readonly done: Deferred.Deferred<Published, HydrogenError>
 }
 
+/** The room of a channel: prefixed, as several servers may share one Rooms. */
+const roomOf = (channel: string) => `hydrogen/${channel}`
+
+/** How a session appears among a room's members. */
+const memberOf = (session: Session): RoomMember => ({ id: session.id, info: session.identity.name })
+
 /** A store failure becomes an application error for the client; its details go to the log only. */
 const storageFailed = (what: string) => <A, R>(self: Effect.Effect<A, StorageError, R>) =>
   self.pipe(
@@ -52,8 +59,8 @@ const storageFailed = (what: string) => <A, R>(self: Effect.Effect<A, StorageErr
 /**
  * Channels, subscriptions and delivery. Publications queue up and one fiber flushes them: high
  * priority first, reliable channels get their seq (StreamStore append) in flush order, then the
- * batch is delivered synchronously. Unfiltered normal subscribers are served by the native topic
- * (one publish per event); filtered or high-priority subscribers are served per client. A delivery
+ * batch is delivered synchronously. Unfiltered normal subscribers are members of the channel's room
+ * ("hydrogen/<channel>" in the Rooms Tag: one native publish per event); filtered or high-priority subscribers are served per client. A delivery
  * lock makes "append + deliver" and "read history + replay + subscribe" mutually exclusive, so a
  * recovering client sees every event exactly once: either in its replay or live, never both.
  */
@@ -62,10 +69,10 @@ export const makeChannels = (deps: {
   readonly store: typeof StreamStore.Service
   readonly metrics: typeof Metrics.Service
   readonly acks: AckTracker
-  readonly server: () => ServerHandle | undefined
+  readonly rooms: RoomsService
 }) =>
   Effect.gen(function* () {
-    const { settings, store, metrics, acks } = deps
+    const { settings, store, metrics, acks, rooms } = deps
     const published = metrics.counter("switchboard_hydrogen_events_published_total", "Events published", ["reliable"])
     const publishedReliable = published.labels({ reliable: "true" })
     const publishedPlain = published.labels({ reliable: "false" })
@@ -83,7 +90,7 @@ export const makeChannels = (deps: {
       let channel = channels.get(name)
       if (!channel) {
         channel = {
-          name, topic: `hydrogen:${name}`, stream: `hydrogen:${name}`, reliable: isReliable(settings, name),
+          name, room: roomOf(name), stream: `hydrogen:${name}`, reliable: isReliable(settings, name),
           epochJson: undefined, members: new Map(), perClient: new Set()
         }
         channels.set(name, channel)
@@ -103,7 +110,7 @@ export const makeChannels = (deps: {
 
     const ackedEvent = (publication: Publication, id: string, name: string, seq: number | undefined, text: string, at: number) =>
       publication.ack ? new AckedEvent(id, name, seq, text, at) : undefined
-    const deliver = makeDelivery({ channels, acks, server: deps.server, perClientSends })
+    const deliver = makeDelivery({ channels, acks, rooms, perClientSends })
 
     /** Assigns id (and seq on reliable channels) and encodes once; a storage failure fails only this publication. */
     const prepare = (queued: Queued, now: string, nowMillis: number) =>
@@ -115,14 +122,14 @@ export const makeChannels = (deps: {
         if (!channel.reliable) {
           publishedPlain.inc()
           const text = plainEvent(body)
-          return { channel: channel.name, topic: channel.topic, publication, id, seq: undefined, text, acked: ackedEvent(publication, id, channel.name, undefined, text, nowMillis), result: { id, channel: channel.name } }
+          return { channel: channel.name, room: channel.room, publication, id, seq: undefined, text, acked: ackedEvent(publication, id, channel.name, undefined, text, nowMillis), result: { id, channel: channel.name } }
         }
         const epochJson = yield* epochOf(channel)
         const entry = yield* store.append(channel.stream, body, bounds).pipe(storageFailed("storing an event"))
         publishedReliable.inc()
         const result: Published = { id, channel: channel.name, seq: entry.seq, epoch: JSON.parse(epochJson) as string }
         const text = sequencedEvent(body, entry.seq, epochJson)
-        return { channel: channel.name, topic: channel.topic, publication, id, seq: entry.seq, text, acked: ackedEvent(publication, id, channel.name, entry.seq, text, nowMillis), result }
+        return { channel: channel.name, room: channel.room, publication, id, seq: entry.seq, text, acked: ackedEvent(publication, id, channel.name, entry.seq, text, nowMillis), result }
       }).pipe(
         Effect.catchAllCause((cause) =>
           Deferred.fail(queued.done, Cause.isFailType(cause) ? cause.error : applicationError(ErrorCodes.handlerFailed, "publishing failed")).pipe(
@@ -156,17 +163,25 @@ export const makeChannels = (deps: {
 
     // --- subscriptions ---
 
-    /** Joins synchronously; the channel is looked up again, as it may have been dropped while history was read. */
-    const attach = (session: Session, name: string, subscription: Subscription) => {
-      const channel = channelFor(name)
-      const previous = channel.members.get(session)
-      if (previous?.native) session.connection?.unsubscribe(channel.topic)
-      channel.perClient.delete(session)
-      channel.members.set(session, subscription)
-      session.subscriptions.set(channel.name, subscription)
-      if (subscription.native) session.connection?.subscribe(channel.topic)
-      else channel.perClient.add(session)
-    }
+    /**
+     * Makes the subscription the session's one on the channel; a native one joins the channel's
+     * room with the session's connection. The channel is looked up again, as it may have been
+     * dropped while history was read.
+     */
+    const attach = (session: Session, name: string, subscription: Subscription) =>
+      Effect.suspend(() => {
+        const channel = channelFor(name)
+        const previous = channel.members.get(session)
+        channel.perClient.delete(session)
+        channel.members.set(session, subscription)
+        session.subscriptions.set(channel.name, subscription)
+        const connection = session.connection
+        if (!subscription.native) {
+          channel.perClient.add(session)
+          return previous?.native && connection ? rooms.leave(channel.room, connection) : Effect.void
+        }
+        return connection ? rooms.join(channel.room, connection, memberOf(session)) : Effect.void
+      })
 
     /** Sends history entries (filtered like live events); returns how many were sent. */
     const replayTo = (session: Session, subscription: Subscription, entries: ReadonlyArray<StreamEntry>, epochJson: string) => {
@@ -193,7 +208,7 @@ export const makeChannels = (deps: {
           native: request.filter === undefined && request.priority === "normal"
         }
         if (!channel.reliable) {
-          attach(session, channel.name, subscription)
+          yield* attach(session, channel.name, subscription)
           return { channel: channel.name, reliable: false }
         }
         const recover = request.recover
@@ -221,7 +236,7 @@ export const makeChannels = (deps: {
               }
               recoveries.inc({ outcome: recovery.recovered ? "recovered" : recovery.reason })
             }
-            attach(session, channel.name, subscription)
+            yield* attach(session, channel.name, subscription)
             return {
               channel: channel.name, reliable: true, epoch: position.epoch, seq: position.last,
               ...(recovery ? { recovery } : {})
@@ -230,17 +245,18 @@ export const makeChannels = (deps: {
         )
       })
 
-    const unsubscribe = (session: Session, name: string): boolean => {
-      const channel = channels.get(name)
-      const subscription = channel?.members.get(session)
-      session.subscriptions.delete(name)
-      if (!channel || !subscription) return false
-      if (subscription.native) session.connection?.unsubscribe(channel.topic)
-      channel.members.delete(session)
-      channel.perClient.delete(session)
-      pruneIfEmpty(channel)
-      return true
-    }
+    const unsubscribe = (session: Session, name: string): Effect.Effect<boolean> =>
+      Effect.suspend(() => {
+        const channel = channels.get(name)
+        const subscription = channel?.members.get(session)
+        session.subscriptions.delete(name)
+        if (!channel || !subscription) return Effect.succeed(false)
+        channel.members.delete(session)
+        channel.perClient.delete(session)
+        pruneIfEmpty(channel)
+        const connection = session.connection
+        return subscription.native && connection ? Effect.as(rooms.leave(channel.room, connection), true) : Effect.succeed(true)
+      })
 
     /** Enqueues publications and waits until they are stored and delivered. */
     const publish = (publications: ReadonlyArray<Publication>) =>
@@ -256,9 +272,10 @@ export const makeChannels = (deps: {
       unsubscribe,
       publish,
       /** Removes every subscription of a session that has ended. */
-      forget: (session: Session) => {
-        for (const name of [...session.subscriptions.keys()]) unsubscribe(session, name)
-      },
+      forget: (session: Session) => Effect.forEach([...session.subscriptions.keys()], (name) => unsubscribe(session, name), { discard: true }),
+      /** A connection of the session went away: its rooms forget it (the session keeps its subscriptions for a resume). */
+      disconnected: (session: Session, connection: Connection<unknown>) =>
+        Effect.forEach(session.subscriptions.values(), (subscription) => subscription.native ? rooms.leave(roomOf(subscription.channel), connection) : Effect.void, { discard: true }),
       isReliable: (name: string) => isReliable(settings, name),
       subscriberCount: (name: string) => channels.get(name)?.members.size ?? 0
     }

@@ -1,7 +1,7 @@
-import type { Priority } from "../../src/hydrogen/Envelope.ts"
-import type { Filter } from "../../src/hydrogen/Filter.ts"
-import type { Identity } from "../../src/hydrogen/Permissions.ts"
-import type { Connection } from "../Transport/Transport.ts"
+import type { Priority } from "./Envelope.ts"
+import type { Filter } from "./Filter.ts"
+import type { Identity } from "./Permissions.ts"
+import type { Connection } from "../../layers/Transport/Transport.ts"
 
 /** What the upgrade decided about a connection. */
 export interface HydrogenConnectionData {

@@ -1,8 +1,8 @@
 import { Clock, Duration, Effect } from "effect"
-import type { HydrogenSettings } from "../../src/hydrogen/Config.ts"
-import type { Metrics } from "../Observability/Metrics.ts"
-import type { AckedEvent, PendingAck, Session } from "./HydrogenSession.ts"
-import { sweepEvery } from "../../src/shared/Sweeps.ts"
+import type { HydrogenSettings } from "./Config.ts"
+import type { Metrics } from "../../layers/Observability/Metrics.ts"
+import type { AckedEvent, PendingAck, Session } from "./Session.ts"
+import { sweepEvery } from "../shared/Sweeps.ts"
 
 /**
  * Guaranteed delivery for events sent with ack required: each is resent on a Schedule until the
@@ -72,10 +72,12 @@ export const makeAckTracker = (settings: HydrogenSettings, metrics: typeof Metri
       pendingGauge.inc()
       waiting.add(session)
     },
-    ack: (session: Session, id: string) => {
-      if (!session.pending.delete(id)) return
+    /** Ends the wait for an event; false when it was not pending (unknown, or acked already). */
+    ack: (session: Session, id: string): boolean => {
+      if (!session.pending.delete(id)) return false
       pendingGauge.dec()
       acked.inc()
+      return true
     },
     /**
      * After a resume: events the client reports as seen (seq at or below its position) count as

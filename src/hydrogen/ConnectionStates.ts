@@ -1,6 +1,6 @@
 import { Effect, FiberRef, LogLevel } from "effect"
-import { canMove, type ConnectionState, openStates } from "../../src/hydrogen/ConnectionState.ts"
-import type { Cell, Metrics } from "../Observability/Metrics.ts"
+import { canMove, type ConnectionState, openStates } from "./ConnectionState.ts"
+import type { Cell, Metrics } from "../../layers/Observability/Metrics.ts"
 
 /** One connection's place in the state machine; every move is logged (debug) and counted. */
 export interface StateTracker {

@@ -1,13 +1,13 @@
 import { Clock, Effect, Either, Schema } from "effect"
-import { PublishData, RefreshData, ResumeData, SubscribeData, UnsubscribeData } from "../../src/hydrogen/Commands.ts"
-import { issuesOf } from "../../src/hydrogen/Envelope.ts"
-import { authenticationError, ErrorCodes, type HydrogenError, protocolError, applicationError } from "../../src/hydrogen/Errors.ts"
-import { allows, type Identity, Permission } from "../../src/hydrogen/Permissions.ts"
-import type { Publication } from "../../src/hydrogen/Encode.ts"
-import type { Channels, Published } from "./HydrogenChannels.ts"
-import type { Session } from "./HydrogenSession.ts"
-import type { Sessions } from "./SessionRecovery.ts"
-import type { Status } from "./HydrogenStatus.ts"
+import { PublishData, RefreshData, ResumeData, SubscribeData, UnsubscribeData } from "./Commands.ts"
+import { issuesOf } from "./Envelope.ts"
+import { authenticationError, ErrorCodes, type HydrogenError, protocolError, applicationError } from "./Errors.ts"
+import { allows, type Identity, Permission } from "./Permissions.ts"
+import type { Publication } from "./Encode.ts"
+import type { Channels, Published } from "./Channels.ts"
+import type { Session } from "./Session.ts"
+import type { Sessions } from "./Sessions.ts"
+import type { Status } from "./Status.ts"
 
 /** What a command handler knows about its caller. */
 export interface CommandContext {
@@ -125,10 +125,8 @@ export const makeHandlers = (deps: {
       },
       unsubscribe: {
         run: (context, raw) =>
-          Effect.map(decodeData(UnsubscribeData, raw), (data) => ({
-            channel: data.channel,
-            unsubscribed: channels.unsubscribe(context.session, data.channel)
-          }))
+          Effect.flatMap(decodeData(UnsubscribeData, raw), (data) =>
+            Effect.map(channels.unsubscribe(context.session, data.channel), (unsubscribed) => ({ channel: data.channel, unsubscribed })))
       },
       list: {
         run: (context) =>

@@ -1,5 +1,5 @@
 import { HttpMiddleware, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Effect, Either, Option, type Schema } from "effect"
+import { Clock, Effect, Either, Option, Schema } from "effect"
 import {
   decodeBody,
   failure,
@@ -12,26 +12,27 @@ import {
   permissionString,
   type Reply,
   success
-} from "../../src/droneengage/Api.ts"
-import { type ActorType, ErrorCode } from "../../src/droneengage/Wire.ts"
-import { Permission } from "../../src/storage/Account.ts"
-import type { CommServers } from "../Federation/CommServers.ts"
-import { Metrics } from "../Observability/Metrics.ts"
-import { metricsResponse } from "../Observability/MetricsRoute.ts"
-import { AccountStore } from "../Storage/AccountStore.ts"
-import { HardwareStore } from "../Storage/HardwareStore.ts"
-import { ClientAddress } from "../Transport/Transport.ts"
-import type { RateLimiter } from "./LoginRateLimiter.ts"
+} from "./Api.ts"
+import { ActorType, ErrorCode } from "./Wire.ts"
+import { Permission } from "../storage/Account.ts"
+import type { CommServers } from "./CommServers.ts"
+import { Metrics } from "../../layers/Observability/Metrics.ts"
+import { metricsResponse } from "../../layers/Observability/MetricsRoute.ts"
+import { AccountStore } from "../../layers/Storage/AccountStore.ts"
+import { HardwareStore } from "../../layers/Storage/HardwareStore.ts"
+import { ClientAddress } from "../../layers/Transport/Transport.ts"
+import type { KeyedLimiter } from "../shared/RateLimiter.ts"
 import type { Sessions } from "./Sessions.ts"
 
 /** What a session (sid) proves: who logged in, as what, through which relay login. */
-export interface LoginSession {
-  readonly accountId: string
-  readonly accountName: string
-  readonly actorType: ActorType
-  readonly group: string
-  readonly requestId: string
-}
+export const LoginSession = Schema.Struct({
+  accountId: Schema.String,
+  accountName: Schema.String,
+  actorType: ActorType,
+  group: Schema.String,
+  requestId: Schema.String
+})
+export type LoginSession = typeof LoginSession.Type
 
 /** Finds a session by the login that created it (LOGOUT names the account and request id): one map lookup. */
 export const loginSessionKey = (accountId: string, requestId: string) => `${accountId}\n${requestId}`
@@ -43,10 +44,14 @@ export interface LoginApiOptions {
   readonly version: string
   readonly sessions: Sessions<LoginSession>
   readonly commServers: CommServers
-  readonly rateLimiter: RateLimiter
+  /** Logins and management calls per address. */
+  readonly attempts: KeyedLimiter
+  /** Failed credentials per address: once spent, the address is answered 429 until it refills. */
+  readonly failures: KeyedLimiter
 }
 
-const reply = (body: Reply, status = 200) => HttpServerResponse.unsafeJson(body, { status })
+const reply = (body: Reply, status = 200, headers?: Record<string, string>) =>
+  HttpServerResponse.unsafeJson(body, headers === undefined ? { status } : { status, headers })
 
 /** The request body as an object (JSON or form); a 400 reply when it is neither. */
 const readBody = <A, I>(command: string, schema: Schema.Schema<A, I>) =>
@@ -67,7 +72,7 @@ export const makeLoginApi = (options: LoginApiOptions) =>
     const hardware = yield* HardwareStore
     const metrics = yield* Metrics
     const logins = metrics.counter("switchboard_de_logins_total", "Login attempts by actor type and result", ["server", "actor", "result"])
-    const { sessions, commServers, rateLimiter } = options
+    const { sessions, commServers, attempts, failures } = options
     // One cell per (actor, result), resolved once: Series.labels sorts and stringifies its labels on every call.
     const cells = new Map<string, { inc(): void }>()
     const count = (actor: ActorType, result: string) => {
@@ -77,22 +82,36 @@ export const makeLoginApi = (options: LoginApiOptions) =>
       cell.inc()
     }
 
+    const address = Effect.map(Effect.serviceOption(ClientAddress), Option.getOrElse(() => "unknown"))
+    const tooMany = (command: string, retryAfter: number) =>
+      reply(failure(command, ErrorCode.unknown, "Too many requests. Please try again later."), 429, { "retry-after": String(Math.max(1, retryAfter)) })
+
+    /** 429 when the address has spent its failed credentials or its attempts; otherwise takes one attempt. */
     const limited = (command: string) =>
       Effect.gen(function* () {
-        const address = Option.getOrElse(yield* Effect.serviceOption(ClientAddress), () => "unknown")
-        const allowed = yield* rateLimiter.attempt(address)
-        return allowed ? undefined : reply(failure(command, ErrorCode.unknown, "Too many requests. Please try again later."), 429)
+        const [from, now] = [yield* address, yield* Clock.currentTimeMillis]
+        const failedTooOften = failures.retryAfter(from, now)
+        if (failedTooOften > 0) return tooMany(command, failedTooOften)
+        return attempts.admit(from, now) ? undefined : tooMany(command, attempts.retryAfter(from, now))
       })
+
+    /** Wrong credentials spend one of the address's failures. */
+    const failed = Effect.gen(function* () {
+      failures.admit(yield* address, yield* Clock.currentTimeMillis)
+    })
 
     const login = (actorType: ActorType, command: string) =>
       Effect.gen(function* () {
-        const tooMany = yield* limited(command)
-        if (tooMany) return count(actorType, "rate-limited"), tooMany
+        const refused = yield* limited(command)
+        if (refused) return count(actorType, "rate-limited"), refused
         const body = yield* readBody(command, LoginBody)
         if (Either.isLeft(body)) return count(actorType, "invalid"), body.left
         const { acc, pwd, gr } = body.right
         const found = yield* accounts.authenticate(acc, pwd)
-        if (Option.isNone(found)) return count(actorType, "not-found"), reply(failure(command, ErrorCode.accountNotFound, "Account Not Found."))
+        if (Option.isNone(found)) {
+          yield* failed
+          return count(actorType, "not-found"), reply(failure(command, ErrorCode.accountNotFound, "Account Not Found."))
+        }
         const account = found.value
         if (!account.enabled) return count(actorType, "disabled"), reply(failure(command, ErrorCode.accountDisabled, "Account is disabled."))
         if (!account.has(actorType === "g" ? Permission.gcs : Permission.agent)) {
@@ -137,13 +156,16 @@ export const makeLoginApi = (options: LoginApiOptions) =>
 
     const manage = (command: string) =>
       Effect.gen(function* () {
-        const tooMany = yield* limited(command)
-        if (tooMany) return tooMany
+        const refused = yield* limited(command)
+        if (refused) return refused
         const body = yield* readBody(command, ManagementSchema)
         if (Either.isLeft(body)) return body.left
         const request = body.right
         const session = request.sid ? yield* sessions.get(request.sid) : Option.none()
-        if (Option.isNone(session)) return reply(failure(command, ErrorCode.sessionNotFound, "Account management needs the sid of a logged-in admin account."), 401)
+        if (Option.isNone(session)) {
+          yield* failed
+          return reply(failure(command, ErrorCode.sessionNotFound, "Account management needs the sid of a logged-in admin account."), 401)
+        }
         const admin = yield* accounts.findByName(session.value.accountName)
         if (Option.isNone(admin) || !admin.value.isAdmin || !admin.value.enabled) {
           return reply(failure(command, ErrorCode.noPermission, "Account management needs an admin account."), 403)

@@ -1,14 +1,14 @@
 import { Clock, Duration, Effect } from "effect"
-import type { HydrogenSettings } from "../../src/hydrogen/Config.ts"
-import { applicationError, authenticationError, ErrorCodes, type HydrogenError, protocolError } from "../../src/hydrogen/Errors.ts"
-import type { Identity } from "../../src/hydrogen/Permissions.ts"
-import { CloseCodes } from "../../src/shared/CloseCodes.ts"
-import type { Metrics } from "../Observability/Metrics.ts"
-import type { AckTracker } from "./AckTracker.ts"
-import type { RecoverFrom } from "../../src/hydrogen/Recovery.ts"
-import type { Channels, SubscribeResult } from "./HydrogenChannels.ts"
-import { type HydrogenConnection, Session } from "./HydrogenSession.ts"
-import { sweepEvery } from "../../src/shared/Sweeps.ts"
+import type { HydrogenSettings } from "./Config.ts"
+import { applicationError, authenticationError, ErrorCodes, type HydrogenError, protocolError } from "./Errors.ts"
+import type { Identity } from "./Permissions.ts"
+import { CloseCodes } from "../shared/CloseCodes.ts"
+import type { Metrics } from "../../layers/Observability/Metrics.ts"
+import type { AckTracker } from "./Acks.ts"
+import type { RecoverFrom } from "./Recovery.ts"
+import type { Channels, SubscribeResult } from "./Channels.ts"
+import { type HydrogenConnection, Session } from "./Session.ts"
+import { sweepEvery } from "../shared/Sweeps.ts"
 
 export interface ResumeResult {
   readonly session: Session
@@ -51,8 +51,7 @@ export const makeSessions = (deps: {
         if (!sessions.delete(session.id)) return Effect.void
         detached.delete(session)
         sessionGauge.dec()
-        channels.forget(session)
-        return acks.abandonAll(session, reason)
+        return Effect.zipRight(channels.forget(session), acks.abandonAll(session, reason))
       })
 
     yield* sweepEvery("recovery window", Duration.seconds(1), detached, (session, now) =>
@@ -60,7 +59,7 @@ export const makeSessions = (deps: {
 
     /** The connection is gone: keep the session for the recovery window, unless another connection took it. */
     const detach = (session: Session, connection: HydrogenConnection) =>
-      Effect.suspend(() => {
+      Effect.zipRight(channels.disconnected(session, connection), Effect.suspend(() => {
         if (session.connection !== connection) return Effect.void
         session.connection = undefined
         // Nothing to give back on a resume: no reason to hold memory for the window.
@@ -70,7 +69,7 @@ export const makeSessions = (deps: {
           session.detachedAt = now
           detached.add(session)
         })
-      })
+      }))
 
     const resume = (current: Session, sessionId: string, positions: Readonly<Record<string, RecoverFrom>>): Effect.Effect<ResumeResult, HydrogenError> =>
       Effect.gen(function* () {

@@ -1,8 +1,8 @@
 import { Effect, Option } from "effect"
-import { authenticationError, ErrorCodes, type HydrogenError } from "../../src/hydrogen/Errors.ts"
-import type { Identity } from "../../src/hydrogen/Permissions.ts"
+import { authenticationError, ErrorCodes, type HydrogenError } from "./Errors.ts"
+import type { Identity } from "./Permissions.ts"
 import type { ApiKeys } from "./ApiKeys.ts"
-import { looksSigned, type SignedTokens } from "./SignedTokens.ts"
+import { looksSigned, type SignedTokens } from "../../layers/Tokens/SignedTokens.ts"
 
 /** The credential of a request: `Authorization: Key <token>` (or Bearer), else `?key=<token>`. */
 export const credentialOf = (headers: Headers, url: URL): string | undefined => {

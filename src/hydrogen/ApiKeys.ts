@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto"
 import { Context, Option, Redacted } from "effect"
-import type { ApiKeySetting } from "../../src/hydrogen/Config.ts"
-import type { Identity } from "../../src/hydrogen/Permissions.ts"
+import type { ApiKeySetting } from "./Config.ts"
+import type { Identity } from "./Permissions.ts"
 
 /** The stored form of an API key: "sha256:<hex>". API keys are long random strings, so a fast hash suffices. */
 export const hashApiKey = (key: string): string => `sha256:${createHash("sha256").update(key).digest("hex")}`

@@ -1,25 +1,35 @@
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Clock, Deferred, Duration, Effect, Either, Schema } from "effect"
-import { BatchRequest, PublishRequest, TokenRequest } from "../../src/hydrogen/Commands.ts"
-import type { HydrogenSettings } from "../../src/hydrogen/Config.ts"
-import { issuesOf } from "../../src/hydrogen/Envelope.ts"
-import { authenticationError, errorBody, ErrorCodes, type HydrogenError, protocolError } from "../../src/hydrogen/Errors.ts"
-import { allows, grantable, type Identity, Permission } from "../../src/hydrogen/Permissions.ts"
-import { metricsResponse } from "../Observability/MetricsRoute.ts"
-import { Metrics } from "../Observability/Metrics.ts"
-import type { SignedTokens } from "../Tokens/SignedTokens.ts"
-import type { Channels } from "./HydrogenChannels.ts"
-import { toPublication } from "./HydrogenHandlers.ts"
-import type { Status } from "./HydrogenStatus.ts"
+import { Clock, Deferred, Duration, Effect, Either, Option, Schema } from "effect"
+import { BatchRequest, PublishRequest, TokenRequest } from "./Commands.ts"
+import type { HydrogenSettings } from "./Config.ts"
+import { issuesOf } from "./Envelope.ts"
+import { parseJson } from "./Json.ts"
+import { authenticationError, errorBody, ErrorCodes, HydrogenError, protocolError } from "./Errors.ts"
+import { allows, grantable, type Identity, Permission } from "./Permissions.ts"
+import { metricsResponse } from "../../layers/Observability/MetricsRoute.ts"
+import { Metrics } from "../../layers/Observability/Metrics.ts"
+import type { SignedTokens } from "../../layers/Tokens/SignedTokens.ts"
+import { ClientAddress } from "../../layers/Transport/Transport.ts"
+import { type RateLimits, tooManyFailures } from "./RateLimits.ts"
+import type { Channels } from "./Channels.ts"
+import { toPublication } from "./Handlers.ts"
+import type { Status } from "./Status.ts"
 
 const statusFor = (error: HydrogenError): number =>
-  error.category === "authentication"
+  error.code === ErrorCodes.rateLimited ? 429 : error.category === "authentication"
     ? (error.code === ErrorCodes.forbidden ? 403 : 401)
     : error.category === "protocol"
       ? (error.code === ErrorCodes.messageTooLarge ? 413 : 400)
       : error.code === ErrorCodes.storageUnavailable ? 503 : 500
 
-const failure = (error: HydrogenError) => HttpServerResponse.unsafeJson({ error: errorBody(error) }, { status: statusFor(error) })
+const failure = (error: HydrogenError) =>
+  HttpServerResponse.unsafeJson({ error: errorBody(error) }, {
+    status: statusFor(error),
+    ...(error.retryAfter === undefined ? {} : { headers: { "retry-after": String(error.retryAfter) } })
+  })
+
+const throttled = (seconds: number) =>
+  new HydrogenError({ category: "protocol", code: ErrorCodes.rateLimited, message: tooManyFailures, retryAfter: seconds })
 
 interface Answer {
   readonly status: number
@@ -63,16 +73,27 @@ export const makeHttpApp = (deps: {
   readonly tokens: typeof SignedTokens.Service
   readonly metrics: typeof Metrics.Service
   readonly sessionCount: () => number
+  readonly rateLimits: RateLimits
 }) => {
-  const { settings, channels, status } = deps
+  const { settings, channels, status, rateLimits } = deps
   const idempotent = makeIdempotency(settings.idempotencyWindow)
 
+  /** The caller's identity; wrong credentials count toward the address's limit (429 + Retry-After once it is spent). */
   const caller = (permission: string) =>
     Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
       const match = /^(?:Key|Bearer)\s+(\S+)\s*$/i.exec(request.headers["authorization"] ?? "")
       if (!match) return yield* authenticationError(ErrorCodes.invalidToken, "credentials required: Authorization: Key <api key>")
-      const identity = yield* deps.authenticate(match[1]!)
+      const address = Option.getOrUndefined(yield* Effect.serviceOption(ClientAddress))
+      const now = yield* Clock.currentTimeMillis
+      const blockedFor = address === undefined ? 0 : rateLimits.credentialsBlocked(address, now)
+      if (blockedFor > 0) return yield* throttled(blockedFor)
+      const identity = yield* deps.authenticate(match[1]!).pipe(
+        Effect.catchAll((error) => {
+          const wait = address === undefined ? 0 : rateLimits.credentialFailed(address, now)
+          return Effect.fail(wait > 0 ? throttled(wait) : error)
+        })
+      )
       if (!allows(identity, permission)) return yield* authenticationError(ErrorCodes.forbidden, `${identity.name} lacks the "${permission}" permission`)
       return identity
     })
@@ -85,13 +106,9 @@ export const makeHttpApp = (deps: {
       if (declared > settings.limits.maxPayloadBytes || Buffer.byteLength(text) > settings.limits.maxPayloadBytes) {
         return yield* protocolError(ErrorCodes.messageTooLarge, `bodies are limited to ${settings.limits.maxPayloadBytes} bytes`)
       }
-      let json: unknown
-      try {
-        json = JSON.parse(text)
-      } catch (error) {
-        return yield* protocolError(ErrorCodes.invalidJson, `not valid JSON: ${(error as Error).message}`)
-      }
-      const decoded = Schema.decodeUnknownEither(schema, { errors: "all" })(json)
+      const json = parseJson(text)
+      if (Either.isLeft(json)) return yield* json.left
+      const decoded = Schema.decodeUnknownEither(schema, { errors: "all" })(json.right)
       if (Either.isLeft(decoded)) return yield* protocolError(ErrorCodes.invalidData, "the body is not valid", issuesOf(decoded.left))
       return decoded.right
     })

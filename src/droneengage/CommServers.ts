@@ -1,5 +1,5 @@
 import type { KeyObject } from "node:crypto"
-import { Data, Deferred, type Duration, Effect, Either, Option, Redacted } from "effect"
+import { Data, Deferred, type Duration, Effect, Either, Option, PubSub, Queue, Redacted, type Scope } from "effect"
 import {
   decodeRelayToAuth,
   encodeAuthToRelay,
@@ -10,10 +10,10 @@ import {
   newNonce,
   verifyChallenge,
   verifyChallengeEd25519
-} from "../../src/droneengage/S2S.ts"
-import { CloseCodes } from "../../src/shared/CloseCodes.ts"
-import { Metrics } from "../Observability/Metrics.ts"
-import { accept, type Connection, type WebSocketProtocol } from "../Transport/Transport.ts"
+} from "./S2S.ts"
+import { CloseCodes } from "../shared/CloseCodes.ts"
+import { Metrics } from "../../layers/Observability/Metrics.ts"
+import { accept, type Connection, type WebSocketProtocol } from "../../layers/Transport/Transport.ts"
 
 /** Why a login could not be placed on a relay; the authenticator answers e 5 for all of them. */
 export class NoCommServer extends Data.TaggedError("NoCommServer")<{ readonly reason: string }> {}
@@ -71,11 +71,30 @@ export interface CommServerStatus {
   readonly units: number
 }
 
+/** What happened on the S2S listener: a relay linked, reported INFO, logged a unit out, was refused or left. */
+export type CommServerEvent =
+  | { readonly _tag: "Linked" | "Info" | "Left"; readonly serverId: string }
+  | { readonly _tag: "Logout"; readonly serverId: string; readonly logout: LogoutData }
+  | { readonly _tag: "Refused"; readonly code: number; readonly reason: string }
+
+/** The authenticator's registry of linked relays. */
+export interface CommServers {
+  readonly protocol: WebSocketProtocol<null>
+  /** Sends LOGIN to the chosen relay and waits for its key. */
+  readonly reserve: (request: Omit<LoginRequestData, "r">) => Effect.Effect<Reservation, NoCommServer>
+  /** Authenticated relays and what their last INFO said. */
+  readonly status: () => ReadonlyArray<CommServerStatus>
+  /** Events for as long as the caller's Scope lives. */
+  readonly events: Effect.Effect<Queue.Dequeue<CommServerEvent>, never, Scope.Scope>
+  /** Completes with the status once `holds` is true of it (now or after some event). */
+  readonly awaitStatus: (holds: (status: ReadonlyArray<CommServerStatus>) => boolean) => Effect.Effect<ReadonlyArray<CommServerStatus>>
+}
+
 /**
  * The authenticator's side of the server-to-server link: accepts relays on the S2S port,
  * authenticates them with an HMAC challenge, keeps their INFO, and reserves logins on them.
  */
-export const makeCommServers = (options: CommServerOptions) =>
+export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommServers, never, Metrics | Scope.Scope> =>
   Effect.gen(function* () {
     const metrics = yield* Metrics
     const label = { server: options.serverName }
@@ -83,6 +102,8 @@ export const makeCommServers = (options: CommServerOptions) =>
     const refused = metrics.counter("switchboard_de_s2s_refused_total", "Relay links refused (bad or missing credentials)", ["server", "reason"])
     const relays = new Set<Relay>()
     const secret = Option.map(options.secret, Redacted.value)
+    const events = yield* PubSub.unbounded<CommServerEvent>()
+    const emit = (event: CommServerEvent) => PubSub.publish(events, event)
 
     const refuse = (relay: Relay, reason: string, code: number) =>
       Effect.logWarning(`refusing relay link: ${reason}`).pipe(
@@ -92,7 +113,8 @@ export const makeCommServers = (options: CommServerOptions) =>
             refused.labels({ ...label, reason: code === CloseCodes.handshakeTimeout ? "timeout" : "credentials" }).inc()
             relay.connection.close(code, reason)
           })
-        )
+        ),
+        Effect.zipRight(emit({ _tag: "Refused", code, reason }))
       )
 
     const admit = (relay: Relay, serverId: string) =>
@@ -101,7 +123,10 @@ export const makeCommServers = (options: CommServerOptions) =>
         relay.serverId = serverId
         linked.inc()
         relay.connection.send(encodeAuthToRelay({ s2s_auth: "ok" }))
-      }).pipe(Effect.zipRight(Effect.logInfo(`relay ${serverId} linked`).pipe(Effect.annotateLogs("remote", relay.connection.remoteAddress))))
+      }).pipe(
+        Effect.zipRight(Effect.logInfo(`relay ${serverId} linked`).pipe(Effect.annotateLogs("remote", relay.connection.remoteAddress))),
+        Effect.zipRight(emit({ _tag: "Linked", serverId }))
+      )
 
     /** A relay with a trusted Ed25519 key must sign with it; any other proves the shared secret. */
     const proves = (serverId: string, nonce: string, signature: string) => {
@@ -132,14 +157,15 @@ export const makeCommServers = (options: CommServerOptions) =>
         switch (frame.c) {
           case "a":
             relay.hosting = hostingOf(frame.d)
-            return
+            return yield* emit({ _tag: "Info", serverId: relay.serverId })
           case "b": {
             const waiting = relay.pending.get(frame.d.r)
             if (waiting) yield* Deferred.succeed(waiting, frame.d)
             return
           }
           case "c":
-            return yield* options.onLogout(frame.d, relay.serverId)
+            yield* options.onLogout(frame.d, relay.serverId)
+            return yield* emit({ _tag: "Logout", serverId: relay.serverId, logout: frame.d })
         }
       })
 
@@ -155,6 +181,7 @@ export const makeCommServers = (options: CommServerOptions) =>
               if (relay.authenticated) {
                 linked.dec()
                 yield* Effect.logWarning(`relay ${relay.serverId} disconnected`)
+                yield* emit({ _tag: "Left", serverId: relay.serverId })
               }
               for (const waiting of relay.pending.values()) yield* Deferred.fail(waiting, new NoCommServer({ reason: "relay disconnected" }))
             })
@@ -192,7 +219,6 @@ export const makeCommServers = (options: CommServerOptions) =>
       return leastLoaded?.relay
     }
 
-    /** Sends LOGIN to the chosen relay and waits for its key. */
     const reserve = (request: Omit<LoginRequestData, "r">): Effect.Effect<Reservation, NoCommServer> =>
       Effect.gen(function* () {
         const relay = choose(request.a)
@@ -221,8 +247,17 @@ export const makeCommServers = (options: CommServerOptions) =>
           units: relay.hosting?.units ?? 0
         }))
 
-    return { protocol, reserve, status } as const
-  })
+    const awaitStatus = (holds: (status: ReadonlyArray<CommServerStatus>) => boolean) =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          // Subscribed before the first look, so no event between the look and the wait is missed.
+          const changes = yield* PubSub.subscribe(events)
+          while (!holds(status())) yield* Queue.take(changes)
+          return status()
+        })
+      )
 
-export type CommServers = Effect.Effect.Success<ReturnType<typeof makeCommServers>>
+    const service: CommServers = { protocol, reserve, status, events: PubSub.subscribe(events), awaitStatus }
+    return service
+  })
 
