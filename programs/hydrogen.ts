@@ -15,6 +15,8 @@ import { HydrogenServer } from "../src/hydrogen/Server.ts"
 /** History of reliable channels: memory unless hydrogen.storage says sqlite or mysql. */
 export const HydrogenHistory = StreamStoreFromConfig({ name: "hydrogen", path: ["hydrogen", "storage"], defaultBackend: "memory" })
 
-export const HydrogenLive = HydrogenServer.pipe(Layer.provide(Layer.mergeAll(BunTransportLive, InProcessRoomsLive, MemoryTokensLive, HydrogenHistory)))
+export const HydrogenLive = HydrogenServer.pipe(
+  Layer.provide(Layer.mergeAll(BunTransportLive, InProcessRoomsLive, MemoryTokensLive, HydrogenHistory))
+)
 
 if (import.meta.main) runProgram(HydrogenLive)

@@ -272,10 +272,15 @@ export const makeChannels = (deps: {
       unsubscribe,
       publish,
       /** Removes every subscription of a session that has ended. */
-      forget: (session: Session) => Effect.forEach([...session.subscriptions.keys()], (name) => unsubscribe(session, name), { discard: true }),
+      forget: (session: Session) =>
+        Effect.forEach([...session.subscriptions.keys()], (name) => unsubscribe(session, name), { discard: true }),
       /** A connection of the session went away: its rooms forget it (the session keeps its subscriptions for a resume). */
       disconnected: (session: Session, connection: Connection<unknown>) =>
-        Effect.forEach(session.subscriptions.values(), (subscription) => subscription.native ? rooms.leave(roomOf(subscription.channel), connection) : Effect.void, { discard: true }),
+        Effect.forEach(
+          session.subscriptions.values(),
+          (subscription) => (subscription.native ? rooms.leave(roomOf(subscription.channel), connection) : Effect.void),
+          { discard: true }
+        ),
       isReliable: (name: string) => isReliable(settings, name),
       subscriberCount: (name: string) => channels.get(name)?.members.size ?? 0
     }

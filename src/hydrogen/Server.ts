@@ -45,7 +45,9 @@ export const startHydrogen = (settings: HydrogenSettings, options: { readonly ha
     const states = makeConnectionStates(metrics)
     const handlers = makeHandlers({ channels, sessions, status, authenticate, extra: options.handlers ?? {} })
     const websocket = yield* makeHydrogenProtocol({ settings, authenticate, rateLimits, sessions, acks, handlers, status, states, metrics })
-    const http = makeHttpApp({ settings, authenticate, channels, status, tokens: signedTokens, metrics, sessionCount: sessions.count, rateLimits })
+    const http = makeHttpApp({
+      settings, authenticate, channels, status, tokens: signedTokens, metrics, sessionCount: sessions.count, rateLimits
+    })
     const server = yield* transport.serve({
       name: "hydrogen",
       port: settings.port,

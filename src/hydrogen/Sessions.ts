@@ -62,7 +62,10 @@ export const makeSessions = (deps: {
         if (!sessions.delete(session.id)) return Effect.void
         detached.delete(session)
         sessionGauge.dec()
-        return Effect.all([tokens.revoke(resumeTokens, session.id), channels.forget(session), acks.abandonAll(session, reason)], { discard: true })
+        return Effect.all(
+          [tokens.revoke(resumeTokens, session.id), channels.forget(session), acks.abandonAll(session, reason)],
+          { discard: true }
+        )
       })
 
     yield* sweepEvery("recovery window", Duration.seconds(1), detached, (session, now) =>
