@@ -7,7 +7,7 @@ import type { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import { MemoryTokensLive } from "../../layers/Tokens/MemoryTokens.ts"
 import { Tokens } from "../../layers/Tokens/Tokens.ts"
 import { BunTransportLive } from "../../layers/Transport/BunTransport.ts"
-import { type MemoryClient, MemoryNetwork, MemoryTransportLive } from "../../layers/Transport/MemoryTransport.ts"
+import { type MemoryClient, MemoryNetwork, MemoryTransportTest } from "../../layers/Transport/MemoryTransport.ts"
 import { type HydrogenSettings, hydrogenSettings } from "../../src/hydrogen/Config.ts"
 import type { ExtraHandlers } from "../../src/hydrogen/Handlers.ts"
 import { startHydrogen } from "../../src/hydrogen/Server.ts"
@@ -41,7 +41,7 @@ export const testSettings = (overrides: Partial<HydrogenSettings> = {}): Hydroge
   })
 
 /**
- * Hydrogen on the test doubles: the memory transport (a MemoryNetwork, no sockets), in-process
+ * Hydrogen on the test doubles: MemoryTransportTest (a MemoryNetwork, no sockets, and Metrics), in-process
  * Rooms, memory Tokens, memory history (or the given store) and a fresh Metrics registry. Built in the test's
  * scope, so resources such as a database pool live as long as the server.
  */
@@ -52,7 +52,7 @@ export const startTestHydrogen = (
 ) =>
   Effect.gen(function* () {
     const context = yield* Layer.build(
-      Layer.mergeAll(MemoryTransportLive, InProcessRoomsLive, MemoryTokensLive, store).pipe(Layer.provideMerge(Layer.merge(MemoryNetwork.Default, Metrics.Default)))
+      Layer.mergeAll(InProcessRoomsLive, MemoryTokensLive, store).pipe(Layer.provideMerge(MemoryTransportTest))
     )
     return yield* Effect.gen(function* () {
       const server = yield* startHydrogen(testSettings(overrides), { handlers })
