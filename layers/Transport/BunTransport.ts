@@ -1,8 +1,9 @@
 import { HttpApp } from "@effect/platform"
 import { Cause, Context, Effect, Exit, Layer, Runtime } from "effect"
-import { hardBackpressureLimit } from "../../src/shared/SocketLimits.ts"
+import { hardBackpressureLimit, requestBodyLimit } from "../../src/shared/SocketLimits.ts"
 import { Metrics } from "../Observability/Metrics.ts"
 import { type ConnectionRegistry, type LiveConnection, makeConnectionRegistry } from "./ConnectionRegistry.ts"
+import { bodyTooLarge, limitRequestBody } from "./RequestBody.ts"
 import { ClientAddress, ServeError, type ServeOptions, type ServerHandle, Transport, type UpgradeDecision } from "./Transport.ts"
 
 interface SocketData<D> {
@@ -41,6 +42,7 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
     const tls = yield* tlsOption(options as ServeOptions<unknown, unknown>)
     const hostname = options.hostname ?? "0.0.0.0"
     const { limits } = options
+    const bodyLimit = requestBodyLimit(limits)
 
     const server = yield* Effect.acquireRelease(
       Effect.try({
@@ -49,11 +51,19 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
             port: options.port,
             hostname,
             ...(tls ? { tls } : {}),
+            // Bun refuses an oversized body with an empty 413, judged from Content-Length before fetch runs;
+            // limitRequestBody answers first with a reason (and counts streamed bodies), so Bun's cap stays out of the way.
+            maxRequestBodySize: Number.MAX_SAFE_INTEGER,
             fetch(request, server) {
               const isUpgrade = request.headers.get("upgrade")?.toLowerCase() === "websocket"
               if (!isUpgrade || !protocol || !registry) {
-                return httpHandler(request, Context.make(ClientAddress, server.requestIP(request)?.address ?? "unknown"))
+                const address = Context.make(ClientAddress, server.requestIP(request)?.address ?? "unknown")
+                const bounded = limitRequestBody(request, bodyLimit)
+                if (bounded instanceof Request) return httpHandler(bounded, address)
+                if (bounded instanceof Response) return bounded
+                return bounded.then((checked) => (checked instanceof Response ? checked : httpHandler(checked, address)))
               }
+              if (Number(request.headers.get("content-length") ?? 0) > bodyLimit) return bodyTooLarge(bodyLimit)
               if (limits.maxConnections > 0 && registry.size() >= limits.maxConnections) {
                 return Response.json({ error: "server is at its connection limit" }, { status: 503 })
               }

@@ -1,8 +1,10 @@
 import { HttpApp } from "@effect/platform"
 import { Context, Deferred, Duration, Effect, Layer, Queue, Runtime, type Scope } from "effect"
 import { CloseCodes } from "../../src/shared/CloseCodes.ts"
+import { requestBodyLimit } from "../../src/shared/SocketLimits.ts"
 import { Metrics } from "../Observability/Metrics.ts"
 import { type ConnectionRegistry, type LiveConnection, makeConnectionRegistry, type RawSocket } from "./ConnectionRegistry.ts"
+import { bodyTooLarge, limitRequestBody } from "./RequestBody.ts"
 import { ClientAddress, ServeError, type ServeOptions, type ServerHandle, Transport, type WireMessage } from "./Transport.ts"
 
 export interface MemoryClosed {
@@ -211,12 +213,16 @@ const serve = <D, R>(network: MemoryNetwork, options: ServeOptions<D, R>) =>
     const runUpgrade = Runtime.runPromise(runtime)
     const topics = new Topics()
     const { limits } = options
+    const bodyLimit = requestBodyLimit(limits)
 
     const server: MemoryServer = {
       fetch: async (request, remoteAddress) => {
         if (request.headers.get("upgrade") !== "websocket" || !protocol || !registry) {
-          return httpHandler ? httpHandler(request, Context.make(ClientAddress, remoteAddress)) : Response.json({ error: "not found" }, { status: 404 })
+          const bounded = await limitRequestBody(request, bodyLimit)
+          if (bounded instanceof Response) return bounded
+          return httpHandler ? httpHandler(bounded, Context.make(ClientAddress, remoteAddress)) : Response.json({ error: "not found" }, { status: 404 })
         }
+        if (Number(request.headers.get("content-length") ?? 0) > bodyLimit) return bodyTooLarge(bodyLimit)
         if (limits.maxConnections > 0 && registry.size() >= limits.maxConnections) {
           return Response.json({ error: "server is at its connection limit" }, { status: 503 })
         }
