@@ -134,7 +134,11 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
       port,
       hostname,
       url: `${tls ? "https" : "http"}://${displayHost(hostname)}:${port}`,
-      publish: (topic, message) => server.publish(topic, message),
+      publish: (topic, message) => {
+        const bytes = server.publish(topic, message)
+        registry?.afterPublish(bytes, message)
+        return bytes
+      },
       subscriberCount: (topic) => server.subscriberCount(topic),
       connectionCount: () => registry?.size() ?? 0
     }

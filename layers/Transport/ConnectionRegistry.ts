@@ -1,6 +1,6 @@
 import { Cause, Deferred, Duration, Effect, Exit, FiberId, FiberSet, Schedule, Scope } from "effect"
 import { CloseCodes, closeReason } from "../../src/shared/CloseCodes.ts"
-import type { SocketLimits } from "../../src/shared/SocketLimits.ts"
+import { hardBackpressureLimit, type SocketLimits } from "../../src/shared/SocketLimits.ts"
 import { Metrics } from "../Observability/Metrics.ts"
 import type { Connection, ConnectionHandler, SendStatus, WebSocketProtocol, WireMessage } from "./Transport.ts"
 
@@ -63,7 +63,7 @@ export class LiveConnection<D> implements Connection<D> {
     return status
   }
   publish = (topic: string, message: WireMessage): void => {
-    if (this.open) this.raw.publish(topic, message)
+    if (this.open) this.registry.afterPublish(this.raw.publish(topic, message), message)
   }
   subscribe = (topic: string): void => {
     if (this.open) this.raw.subscribe(topic)
@@ -96,6 +96,11 @@ export interface ConnectionRegistry<D> {
   readonly ponged: (connection: LiveConnection<D>) => void
   readonly closed: (connection: LiveConnection<D>, code: number) => void
   readonly afterSend: (connection: LiveConnection<D>, status: SendStatus) => void
+  /**
+   * Counts what a native topic publish may have added to a subscriber's buffer (`result` is Bun's: bytes, 0, or -1
+   * when some subscriber is backpressured); enough since the last check runs the slow-consumer check now.
+   */
+  readonly afterPublish: (result: number, message: WireMessage) => void
   readonly size: () => number
   /** Closes every connection with 1001 and waits for their scopes to finish. */
   readonly closeAll: Effect.Effect<void>
@@ -263,14 +268,25 @@ export const makeConnectionRegistry = <D, R>(
     }).pipe(Effect.forever)
     yield* Effect.forkScoped(Effect.interruptible(heartbeat))
 
-    // Topic publishes don't report per-subscriber backpressure, so buffered bytes are polled (one native call each).
-    const slowConsumerSweep = Effect.sync(() => {
+    // Topic publishes don't report per-subscriber backpressure, so buffered bytes are polled (one native call each):
+    // every slowConsumerCheck, and as soon as enough bytes were published since the last poll that a subscriber
+    // could otherwise pass Bun's hard cap (where Bun drops the socket with 1006, and no close frame fits any more).
+    const publishedBytesBeforeCheck = Math.max(1, Math.floor((hardBackpressureLimit(limits) - limits.slowConsumerBytes) / 2))
+    let publishedSinceCheck = 0
+    const closeSlowConsumers = () => {
+      publishedSinceCheck = 0
       for (const connection of connections) {
         if (connection.isOpen() && connection.raw.getBufferedAmount() > limits.slowConsumerBytes) {
           connection.close(CloseCodes.slowConsumer)
         }
       }
-    }).pipe(Effect.repeat(Schedule.spaced(limits.slowConsumerCheck)))
+    }
+    const afterPublish = (result: number, message: WireMessage) => {
+      // -1 tells no size: count the most the message can take in UTF-8 (3 bytes per UTF-16 unit).
+      const bytes = result >= 0 ? result : typeof message === "string" ? message.length * 3 : message.byteLength
+      if ((publishedSinceCheck += bytes) >= publishedBytesBeforeCheck) closeSlowConsumers()
+    }
+    const slowConsumerSweep = Effect.sync(closeSlowConsumers).pipe(Effect.repeat(Schedule.spaced(limits.slowConsumerCheck)))
     yield* Effect.forkScoped(Effect.interruptible(slowConsumerSweep))
 
     const registry: ConnectionRegistry<D> = {
@@ -318,6 +334,7 @@ export const makeConnectionRegistry = <D, R>(
         else connection.wake?.()
       },
       afterSend,
+      afterPublish,
       size: () => connections.size,
       closeAll: Effect.suspend(() => {
         for (const connection of [...connections]) connection.close(CloseCodes.goingAway)

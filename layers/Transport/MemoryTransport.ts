@@ -260,7 +260,11 @@ const serve = <D, R>(network: MemoryNetwork, options: ServeOptions<D, R>) =>
       port,
       hostname: "memory",
       url: `http://memory:${port}`,
-      publish: (topic, message) => topics.publish(topic, message),
+      publish: (topic, message) => {
+        const bytes = topics.publish(topic, message)
+        registry?.afterPublish(bytes, message)
+        return bytes
+      },
       subscriberCount: (topic) => topics.count(topic),
       connectionCount: () => registry?.size() ?? 0
     }
