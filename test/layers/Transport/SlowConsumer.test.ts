@@ -1,8 +1,9 @@
 import { describe, expect } from "bun:test"
 import type { Socket } from "node:net"
-import { Duration, Effect, Queue } from "effect"
+import { Duration, Effect, Queue, TestClock } from "effect"
 import { Metrics } from "../../../layers/Observability/Metrics.ts"
 import { BunTransportLive } from "../../../layers/Transport/BunTransport.ts"
+import { MemoryNetwork, MemoryTransportTest } from "../../../layers/Transport/MemoryTransport.ts"
 import { accept, type Connection, Transport } from "../../../layers/Transport/Transport.ts"
 import { CloseCodes } from "../../../src/shared/CloseCodes.ts"
 import { defaultSocketLimits } from "../../../src/shared/SocketLimits.ts"
@@ -99,4 +100,62 @@ describe("slow consumers over real sockets", () => {
       publisher.send("still here")
       expect(yield* client.next()).toBe("still here")
     }))
+})
+
+/** The memory double holds what a paused client has not read as the socket's buffered bytes, like a kernel would. */
+const serveInMemory = Effect.gen(function* () {
+  const network = yield* MemoryNetwork
+  const opened = yield* Queue.unbounded<Connection<null>>()
+  const server = yield* Effect.flatMap(Transport, (transport) =>
+    transport.serve({
+      name: "slow",
+      port: 0,
+      limits: { ...defaultSocketLimits, slowConsumerBytes: 1024, slowConsumerCheck: Duration.seconds(1) },
+      websocket: {
+        upgrade: () => Effect.succeed(accept(null)),
+        open: (connection) =>
+          Effect.sync(() => {
+            connection.subscribe("big")
+            Queue.unsafeOffer(opened, connection)
+            return { onMessage: () => {} }
+          })
+      }
+    })
+  )
+  const slow = yield* network.connect(server.port)
+  const connection = yield* Queue.take(opened)
+  return { network, server, slow, connection }
+})
+
+describe("slow consumers in memory", () => {
+  it.effect("a paused client's buffer over slowConsumerBytes closes it with 4003 at send time; it reads what was held, then the close", () =>
+    Effect.gen(function* () {
+      const { slow, connection } = yield* serveInMemory
+      slow.pauseReading(true)
+      expect(connection.send("a".repeat(600))).toBe("queued")
+      expect(connection.isOpen()).toBe(true)
+      connection.send("b".repeat(600))
+      expect(connection.isOpen()).toBe(false)
+      slow.pauseReading(false)
+      expect(yield* slow.next()).toBe("a".repeat(600))
+      expect(yield* slow.next()).toBe("b".repeat(600))
+      expect((yield* slow.closed).code).toBe(CloseCodes.slowConsumer)
+    }).pipe(Effect.provide(MemoryTransportTest)))
+
+  it.effect("topic publishes are caught by the periodic check; other subscribers keep receiving", () =>
+    Effect.gen(function* () {
+      const { network, server, slow, connection } = yield* serveInMemory
+      const fast = yield* network.connect(server.port)
+      slow.pauseReading(true)
+      expect(server.publish("big", "c".repeat(600))).toBe(-1)
+      server.publish("big", "d".repeat(600))
+      expect(connection.isOpen()).toBe(true)
+      yield* TestClock.adjust("1 second")
+      expect(connection.isOpen()).toBe(false)
+      server.publish("big", "after")
+      for (const expected of ["c".repeat(600), "d".repeat(600), "after"]) expect(yield* fast.next()).toBe(expected)
+      slow.pauseReading(false)
+      for (const expected of ["c".repeat(600), "d".repeat(600)]) expect(yield* slow.next()).toBe(expected)
+      expect((yield* slow.closed).code).toBe(CloseCodes.slowConsumer)
+    }).pipe(Effect.provide(MemoryTransportTest)))
 })
