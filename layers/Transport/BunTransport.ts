@@ -4,7 +4,8 @@ import { hardBackpressureLimit, requestBodyLimit } from "../../src/shared/Socket
 import { Metrics } from "../Observability/Metrics.ts"
 import { type ConnectionRegistry, type LiveConnection, makeConnectionRegistry } from "./ConnectionRegistry.ts"
 import { bodyTooLarge, limitRequestBody } from "./RequestBody.ts"
-import { ClientAddress, ServeError, type ServeOptions, type ServerHandle, Transport, type UpgradeDecision } from "./Transport.ts"
+import { CloseCodes } from "../../src/shared/CloseCodes.ts"
+import { ClientAddress, plainAddress, ServeError, type ServeOptions, type ServerHandle, Transport, type UpgradeDecision } from "./Transport.ts"
 
 interface SocketData<D> {
   readonly init: D
@@ -12,6 +13,16 @@ interface SocketData<D> {
 }
 
 const notFound = () => Response.json({ error: "not found" }, { status: 404 })
+
+/**
+ * The code the peer was sent. uWS closes on protocol errors itself, sending the right close frame, but
+ * reports them to the close handler as 1006 with its reason ("Received too big message", …).
+ */
+export const sentCloseCode = (code: number, reason: string): number => {
+  if (code !== 1006 || !reason.startsWith("Received ")) return code
+  if (reason.startsWith("Received too big message")) return CloseCodes.messageTooBig
+  return reason === "Received invalid UTF-8" ? CloseCodes.invalidPayload : CloseCodes.protocolError
+}
 
 /** The address to print for a listener: wildcard binds are reachable on loopback. */
 export const displayHost = (hostname: string) =>
@@ -57,7 +68,7 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
             fetch(request, server) {
               const isUpgrade = request.headers.get("upgrade")?.toLowerCase() === "websocket"
               if (!isUpgrade || !protocol || !registry) {
-                const address = Context.make(ClientAddress, server.requestIP(request)?.address ?? "unknown")
+                const address = Context.make(ClientAddress, plainAddress(server.requestIP(request)?.address ?? "unknown"))
                 const bounded = limitRequestBody(request, bodyLimit)
                 if (bounded instanceof Request) return httpHandler(bounded, address)
                 if (bounded instanceof Response) return bounded
@@ -67,7 +78,7 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
               if (limits.maxConnections > 0 && registry.size() >= limits.maxConnections) {
                 return Response.json({ error: "server is at its connection limit" }, { status: 503 })
               }
-              const remoteAddress = server.requestIP(request)?.address ?? "unknown"
+              const remoteAddress = plainAddress(server.requestIP(request)?.address ?? "unknown")
               const complete = (exit: Exit.Exit<UpgradeDecision<D>>): Response | undefined => {
                 if (Exit.isFailure(exit)) throw Cause.squash(exit.cause)
                 const decision = exit.value
@@ -114,8 +125,8 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
               pong(ws) {
                 if (ws.data.connection) registry!.ponged(ws.data.connection)
               },
-              close(ws, code) {
-                if (ws.data.connection) registry!.closed(ws.data.connection, code)
+              close(ws, code, reason) {
+                if (ws.data.connection) registry!.closed(ws.data.connection, sentCloseCode(code, reason))
               }
             }
           }),

@@ -1,8 +1,8 @@
 import { Cause, Deferred, Duration, Effect, Exit, FiberId, FiberSet, Schedule, Scope } from "effect"
-import { CloseCodes, closeReason } from "../../src/shared/CloseCodes.ts"
+import { closeCodeLabel, CloseCodes, closeReason } from "../../src/shared/CloseCodes.ts"
 import { hardBackpressureLimit, type SocketLimits } from "../../src/shared/SocketLimits.ts"
-import { Metrics } from "../Observability/Metrics.ts"
-import type { Connection, ConnectionHandler, SendStatus, WebSocketProtocol, WireMessage } from "./Transport.ts"
+import { type Cell, Metrics } from "../Observability/Metrics.ts"
+import { type Connection, type ConnectionHandler, plainAddress, type SendStatus, type WebSocketProtocol, type WireMessage } from "./Transport.ts"
 
 /** The socket operations a transport must offer; Bun's ServerWebSocket has exactly these. */
 export interface RawSocket {
@@ -53,7 +53,7 @@ export class LiveConnection<D> implements Connection<D> {
     readonly scope: Scope.CloseableScope,
     private readonly registry: ConnectionRegistry<D>
   ) {
-    this.remoteAddress = raw.remoteAddress
+    this.remoteAddress = plainAddress(raw.remoteAddress)
   }
 
   send = (message: WireMessage): SendStatus => {
@@ -119,6 +119,14 @@ export const makeConnectionRegistry = <D, R>(
     const messagesOut = metrics.counter("switchboard_ws_messages_out_total", "WebSocket messages sent to one connection", ["server"]).labels(label)
     const drops = metrics.counter("switchboard_ws_drops_total", "Outbound messages dropped because a socket buffer was full", ["server"]).labels(label)
     const closes = metrics.counter("switchboard_ws_closes_total", "Closed WebSocket connections by close code", ["server", "code"])
+    /** One cell per label value (a small fixed set, see closeCodeLabel), looked up without building a key per close. */
+    const closesByLabel = new Map<string, Cell>()
+    const countClose = (code: number) => {
+      const label = closeCodeLabel(code)
+      let cell = closesByLabel.get(label)
+      if (!cell) closesByLabel.set(label, (cell = closes.labels({ server: serverName, code: label })))
+      cell.inc()
+    }
 
     const connections = new Set<LiveConnection<D>>()
     const run = yield* FiberSet.makeRuntime<R>()
@@ -327,7 +335,7 @@ export const makeConnectionRegistry = <D, R>(
       closed: (connection, code) => {
         connection.markClosed()
         connectionsGauge.dec()
-        closes.labels({ server: serverName, code: String(code) }).inc()
+        countClose(code)
         if (connection.ended) return
         connection.ended = true
         if (!connection.busy) finish(connection)
