@@ -2,15 +2,13 @@ import { HttpApp } from "@effect/platform"
 import { Cause, Context, Effect, Exit, Layer, Runtime } from "effect"
 import { hardBackpressureLimit, requestBodyLimit } from "../../src/shared/SocketLimits.ts"
 import { Metrics } from "../Observability/Metrics.ts"
-import { type ConnectionRegistry, type LiveConnection, makeConnectionRegistry } from "./ConnectionRegistry.ts"
+import { type ConnectionRegistry, LiveConnection, makeConnectionRegistry } from "./ConnectionRegistry.ts"
 import { bodyTooLarge, limitRequestBody } from "./RequestBody.ts"
 import { CloseCodes } from "../../src/shared/CloseCodes.ts"
 import { ClientAddress, plainAddress, ServeError, type ServeOptions, type ServerHandle, Transport, type UpgradeDecision } from "./Transport.ts"
 
-interface SocketData<D> {
-  readonly init: D
-  connection?: LiveConnection<D>
-}
+/** A socket's data: what the upgrade decided until `open`, then the connection itself (no wrapper object per socket). */
+type SocketData<D> = D | LiveConnection<D>
 
 const notFound = () => Response.json({ error: "not found" }, { status: 404 })
 
@@ -83,14 +81,18 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
                 if (Exit.isFailure(exit)) throw Cause.squash(exit.cause)
                 const decision = exit.value
                 if (decision._tag === "Reject") return decision.response
+                // Bun's upgrade options type is conditional on the data type, which TypeScript cannot settle for a generic D.
                 const upgraded = server.upgrade(request, {
-                  data: { init: decision.data },
+                  data: decision.data,
                   ...(decision.headers ? { headers: decision.headers } : {})
-                })
+                } as never)
                 return upgraded ? undefined : Response.json({ error: "websocket upgrade failed" }, { status: 400 })
               }
-              // Most upgrade decisions finish synchronously: then no Promise is made per connection.
-              const deciding = runFork(protocol.upgrade(request, { remoteAddress, url: new URL(request.url) }))
+              const upgrade = protocol.upgrade(request, { remoteAddress, url: new URL(request.url) })
+              // A decision given as a plain value (Effect.succeed) needs no fiber; what it would allocate stays in the heap per connection.
+              if (Exit.isExit(upgrade)) return complete(upgrade as Exit.Exit<UpgradeDecision<D>>)
+              // Most other decisions finish synchronously too: then no Promise is made per connection.
+              const deciding = runFork(upgrade)
               const decided = deciding.unsafePoll()
               if (decided) return complete(decided)
               return new Promise<Response | undefined>((resolve, reject) =>
@@ -109,7 +111,7 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
             },
             websocket: {
               maxPayloadLength: limits.maxPayloadBytes,
-              // Past this Bun drops the socket (1006); the slow-consumer sweep closes earlier with 4003.
+              // Past this Bun drops the socket (1006); slow-consumer checks at send, after publishes and every slowConsumerCheck close earlier with 4003.
               backpressureLimit: hardBackpressureLimit(limits),
               closeOnBackpressureLimit: true,
               // Heartbeats and idle timeouts are ours (ConnectionRegistry), so they are testable.
@@ -117,16 +119,17 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
               sendPings: false,
               publishToSelf: false,
               open(ws) {
-                ws.data.connection = registry!.opened(ws, ws.data.init)
+                ws.data = registry!.opened(ws, ws.data as D)
               },
+              // Bun calls these only after open, so data is the connection by then.
               message(ws, message) {
-                if (ws.data.connection) registry!.received(ws.data.connection, message)
+                registry!.received(ws.data as LiveConnection<D>, message)
               },
               pong(ws) {
-                if (ws.data.connection) registry!.ponged(ws.data.connection)
+                registry!.ponged(ws.data as LiveConnection<D>)
               },
               close(ws, code, reason) {
-                if (ws.data.connection) registry!.closed(ws.data.connection, sentCloseCode(code, reason))
+                if (ws.data instanceof LiveConnection) registry!.closed(ws.data, sentCloseCode(code, reason))
               }
             }
           }),
