@@ -7,17 +7,22 @@
  * heap snapshot for a heap viewer.
  */
 import { heapStats } from "bun:jsc"
-import { Duration, Effect } from "effect"
+import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Duration, Effect, Schema } from "effect"
 import { Metrics } from "../layers/Observability/Metrics.ts"
 import { BunTransportLive } from "../layers/Transport/BunTransport.ts"
 import { accept, Transport } from "../layers/Transport/Transport.ts"
 import { defaultSocketLimits } from "../src/shared/SocketLimits.ts"
 
-/** Client mode: opens `count` WebSockets to `port` and holds them, answering pings with pongs. */
+/** Client mode: opens `count` WebSockets to `port` (each after an HTTP login with LOGIN=1) and holds them, answering pings. */
 const holdClients = async (port: number, count: number) => {
   let open = 0
   const pong = Buffer.from([0x8a, 0x80, 0, 0, 0, 0])
   for (let i = 0; i < count; i++) {
+    if (process.env.LOGIN) {
+      const body = JSON.stringify({ acc: "bench", pwd: "x", gr: `g${i % 50}` })
+      await (await fetch(`http://127.0.0.1:${port}/w/wl`, { method: "POST", headers: { "content-type": "application/json" }, body })).text()
+    }
     const socket = await Bun.connect({
       hostname: "127.0.0.1",
       port,
@@ -48,6 +53,11 @@ const transportServer = Effect.gen(function* () {
     port: 0,
     hostname: "127.0.0.1",
     limits: { ...defaultSocketLimits, pingInterval: Duration.seconds(2), pongTimeout: Duration.seconds(1) },
+    // The login of bench/baselines/transport.ts, without the router: reads a JSON body, answers JSON.
+    http: Effect.gen(function* () {
+      const body = (yield* HttpServerRequest.schemaBodyJson(Schema.Unknown).pipe(Effect.orElseSucceed(() => ({})))) as { gr?: unknown }
+      return HttpServerResponse.unsafeJson({ e: 0, cs: { f: String(body.gr ?? "1"), g: "127.0.0.1" } })
+    }),
     websocket: {
       upgrade: (_request, { url }) => Effect.succeed(accept({ topic: `g:${url.searchParams.get("f")}` })),
       open: (connection) =>
