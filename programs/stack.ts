@@ -20,7 +20,8 @@ import { AuthenticatorFrom, AuthenticatorStorage } from "./authenticator.ts"
 import { HydrogenLive } from "./hydrogen.ts"
 import { RelayFrom } from "./relay.ts"
 
-const url = (scheme: string, port: number) => `${scheme}://127.0.0.1:${port}`
+/** A listener's address as a client dials it: the secure scheme when that listener has TLS. */
+const url = (scheme: "http" | "ws", port: number, tls: unknown = undefined) => `${tls ? `${scheme}s` : scheme}://127.0.0.1:${port}`
 
 /** On first start (empty account store): the "dev" admin account, its code kept for the banner. */
 const DevAccount = Layer.effectDiscard(
@@ -42,11 +43,11 @@ const Banner = Layer.effectDiscard(
     const dev = yield* secrets.devAccount
     const lines = [
       "Switchboard is running:",
-      `  DroneEngage authenticator  ${url("http", authenticator.port)}  (login: POST /w/wl, /agent/al; relays link on ${url("ws", authenticator.s2sPort)})`,
-      `  DroneEngage relay          ${url("ws", relay.port)}/?f=<key>&s=<unit>  (metrics ${url("http", relay.port)}/metrics)`,
+      `  DroneEngage authenticator  ${url("http", authenticator.port, authenticator.tls)}  (login: POST /w/wl, /agent/al; relays link on ${url("ws", authenticator.s2sPort, authenticator.s2sTls)})`,
+      `  DroneEngage relay          ${url("ws", relay.port, relay.tls)}/?f=<key>&s=<unit>  (metrics ${url("http", relay.port, relay.tls)}/metrics)`,
       `  tPacket chat               ${url("ws", chat.port)}  (web page ${url("http", chat.port)}/)`,
       hydrogen.enabled
-        ? `  Hydrogen                   ${url(hydrogen.secureMode === "tls" ? "wss" : "ws", hydrogen.port)}  (subprotocol ${hydrogen.protocol}; header "Authorization: Key ${Redacted.value(secrets.hydrogenKey)}")`
+        ? `  Hydrogen                   ${url("ws", hydrogen.port, hydrogen.secureMode === "tls")}  (subprotocol ${hydrogen.protocol}; header "Authorization: Key ${Redacted.value(secrets.hydrogenKey)}")`
         : "  Hydrogen                   disabled (hydrogen.Enabled is false)",
       Option.match(dev, {
         onNone: () => "  dev account: exists, but its access code was not kept here (regenerate it through /w/am)",

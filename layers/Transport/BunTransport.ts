@@ -49,7 +49,7 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
     const httpHandler = options.http ? HttpApp.toWebHandlerRuntime(runtime)(options.http) : notFound
     const runFork = Runtime.runFork(runtime)
     const tls = yield* tlsOption(options as ServeOptions<unknown, unknown>)
-    const hostname = options.hostname ?? "0.0.0.0"
+    const hostname = options.hostname ?? "::"
     const { limits } = options
     const bodyLimit = requestBodyLimit(limits)
 

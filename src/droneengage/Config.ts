@@ -60,12 +60,12 @@ export interface AuthenticatorConfig {
 
 export const AuthenticatorConfig: Config.Config<AuthenticatorConfig> = Config.all({
   port: port("port", 19408),
-  hostname: Config.string("hostname").pipe(Config.withDefault("0.0.0.0")),
+  hostname: Config.string("hostname").pipe(Config.withDefault("::")),
   serverId: Config.string("serverId").pipe(Config.withDefault("auth-1")),
   tls,
   s2sTls: Config.nested(tls, "s2s"),
   s2sPort: port("s2sPort", 19001),
-  s2sHostname: Config.string("s2sHostname").pipe(Config.withDefault("0.0.0.0")),
+  s2sHostname: Config.string("s2sHostname").pipe(Config.withDefault("::")),
   s2sSecret: secret,
   s2sTrustedKeys: Config.hashMap(Config.string(), "s2sTrustedKeys").pipe(
     Config.withDefault(HashMap.empty<string, string>()),
@@ -112,7 +112,7 @@ export interface RelayConfig {
 
 export const RelayConfig: Config.Config<RelayConfig> = Config.all({
   port: port("port", 9966),
-  hostname: Config.string("hostname").pipe(Config.withDefault("0.0.0.0")),
+  hostname: Config.string("hostname").pipe(Config.withDefault("::")),
   serverId: Config.string("serverId").pipe(Config.withDefault("relay-1")),
   publicHost: Config.string("publicHost").pipe(Config.withDefault("127.0.0.1")),
   publicPort: port("publicPort", 0),
