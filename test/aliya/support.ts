@@ -1,5 +1,5 @@
 import type { SqlClient } from "@effect/sql"
-import { Duration, Effect, Layer, Redacted } from "effect"
+import { Duration, Effect, Layer, Logger, LogLevel, Redacted } from "effect"
 import { SqliteDatabase } from "../../layers/Storage/SqlDatabase.ts"
 import { MemoryTcpNetwork, MemoryTcpTest } from "../../layers/Transport/TcpTransport.ts"
 import { MemoryTransportTest } from "../../layers/Transport/MemoryTransport.ts"
@@ -76,7 +76,7 @@ export const startStack = (options: StackOptions = {}) =>
       serviceToken,
       dangerousFunctions: options.dangerousFunctions ?? true,
       ...options.gateway
-    })
+    }).pipe(Logger.withMinimumLogLevel(LogLevel.Error)) // the des-compat warning is expected here
     const network = yield* MemoryTcpNetwork
     const connect = Effect.map(network.connect(gatewayPort), (tcp) =>
       makeClient({ write: tcp.write, read: tcp.read, close: tcp.close }, cipherFor(cipher))
