@@ -1,4 +1,4 @@
-import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { type HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { createHash, timingSafeEqual } from "node:crypto"
 import { Effect, Either, Redacted, Schema } from "effect"
 import { type FunctionName, FunctionData } from "./Functions.ts"
@@ -52,7 +52,7 @@ export const serviceApp = <R>(options: {
   readonly serviceToken: Redacted.Redacted<string> | undefined
   readonly post: Record<string, Route<R>>
   readonly get?: Record<string, (request: Request) => Effect.Effect<Answer, never, R>>
-}) => {
+}): HttpApp.Default<never, R> => {
   const authorized = options.serviceToken ? serviceTokenMatches(options.serviceToken) : () => true
   return Effect.gen(function* () {
     const serverRequest = yield* HttpServerRequest.HttpServerRequest

@@ -1,3 +1,4 @@
+import type { HttpApp } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
 import { migrateSchema } from "../../layers/Storage/SqlDatabase.ts"
@@ -41,7 +42,7 @@ export const startManagers = (settings: ManagerSettings) =>
     }
     const ports = {} as Record<ManagerName, number>
     for (const [name, post] of Object.entries(routes) as Array<[ManagerName, Record<string, Route<SqlClient.SqlClient>>]>) {
-      const app = serviceApp({ serviceToken: settings.serviceToken, post }).pipe(Effect.provideService(SqlClient.SqlClient, sql))
+      const app: HttpApp.Default = serviceApp({ serviceToken: settings.serviceToken, post }).pipe(Effect.provideService(SqlClient.SqlClient, sql))
       const handle = yield* transport.serve({
         name: `aliya-${name}`,
         port: settings.ports[name],

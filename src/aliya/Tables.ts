@@ -1,6 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
-import type { StoreSchema } from "../../layers/Storage/SqlDatabase.ts"
+import { retryOnDeadlock, type StoreSchema } from "../../layers/Storage/SqlDatabase.ts"
 
 const id = { sqlite: "TEXT NOT NULL", mysql: "VARCHAR(128) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL" }
 const name = { sqlite: "TEXT", mysql: "VARCHAR(256) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin" }
@@ -65,6 +65,6 @@ export const insertIgnore = Effect.map(SqlClient.SqlClient, (sql) =>
 
 export const num = (value: unknown) => Number(value ?? 0)
 
-/** Runs `effect` as one SQL transaction (nested calls become savepoints). */
+/** Runs `effect` as one SQL transaction (nested calls become savepoints), again if MySQL picks it as a deadlock victim. */
 export const transactionally = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) => sql.withTransaction(effect))
+  Effect.flatMap(SqlClient.SqlClient, (sql) => retryOnDeadlock(sql.withTransaction(effect)))
