@@ -4,12 +4,16 @@
  * account store), the tPacket chat server, the Hydrogen server (with a generated dev key), and a
  * banner that says where each one listens.
  */
-import { Console, Effect, Layer, Option, Redacted } from "effect"
+import { Config, Console, Effect, Layer, Option, Redacted } from "effect"
+import { AliyaSecretsFallback } from "../layers/Config/AliyaSecrets.ts"
 import { StackSecrets } from "../layers/Config/StackSecrets.ts"
 import { runProgram } from "../layers/Program/runProgram.ts"
 import { AuthenticatorConfig, RelayConfig } from "../src/droneengage/Config.ts"
 import { HydrogenConfig } from "../src/hydrogen/Config.ts"
 import { ChatConfig } from "../src/tpacket/ChatConfig.ts"
+import { AliyaGatewayLive } from "./aliya-gateway.ts"
+import { AliyaManagersLive } from "./aliya-managers.ts"
+import { AliyaTokensLive } from "./aliya-tokens.ts"
 import { AuthenticatorFrom, AuthenticatorStorage, ensureDevAccount } from "./authenticator.ts"
 import { ChatLive } from "./chat.ts"
 import { HydrogenLive } from "./hydrogen.ts"
@@ -35,6 +39,7 @@ const Banner = Layer.effectDiscard(
     const chat = yield* ChatConfig
     const hydrogen = yield* HydrogenConfig
     const dev = yield* secrets.devAccount
+    const aliyaPort = yield* Config.integer("port").pipe(Config.withDefault(8880), Config.nested("gateway"), Config.nested("aliya"))
     const lines = [
       "Switchboard is running:",
       `  DroneEngage authenticator  ${url("http", authenticator.port)}  (login: POST /w/wl, /agent/al; relays link on ${url("ws", authenticator.s2sPort)})`,
@@ -43,6 +48,7 @@ const Banner = Layer.effectDiscard(
       hydrogen.enabled
         ? `  Hydrogen                   ${url(hydrogen.secureMode === "tls" ? "wss" : "ws", hydrogen.port)}  (subprotocol ${hydrogen.protocol}; header "Authorization: Key ${Redacted.value(secrets.hydrogenKey)}")`
         : "  Hydrogen                   disabled (hydrogen.Enabled is false)",
+      `  Aliya gateway              tcp://127.0.0.1:${aliyaPort}  (AES-256-GCM key: ${secrets.dataDir}/aliya-gateway-key; tokens ${url("http", 8080)}, managers on 127.0.0.1:8081-8087)`,
       Option.match(dev, {
         onNone: () => "  dev account: exists, but its access code was not kept here (regenerate it through /w/am)",
         onSome: ({ name, accessCode }) =>
@@ -62,9 +68,12 @@ const DroneEngage = Layer.unwrapEffect(
   })
 )
 
+/** Aliya's three parts, with their generated secrets (kept in the data directory). */
+const Aliya = Layer.mergeAll(AliyaManagersLive, AliyaTokensLive, AliyaGatewayLive).pipe(Layer.provide(AliyaSecretsFallback))
+
 /** Servers first, then the banner; the secrets layer feeds the S2S secret into both programs' config. */
 export const StackLive = Banner.pipe(
-  Layer.provide(Layer.mergeAll(DroneEngage, ChatLive, HydrogenLive)),
+  Layer.provide(Layer.mergeAll(DroneEngage, ChatLive, HydrogenLive, Aliya)),
   Layer.provide(DevAccount),
   Layer.provideMerge(AuthenticatorStorage),
   Layer.provide(StackSecrets.WithConfigFallback)

@@ -14,11 +14,11 @@ import { makeJwtCodec } from "./Jwt.ts"
 import { playerStateRoutes } from "./PlayerStateManager.ts"
 import { type Route, serviceApp } from "./ServiceHttp.ts"
 import { skillRoutes } from "./SkillManager.ts"
-import { AliyaSchema } from "./Tables.ts"
+import { AliyaSchema, SessionSchema } from "./Tables.ts"
 import { makeTokenServer } from "./TokenServer.ts"
 import { weaponRoutes } from "./WeaponManager.ts"
 
-/** Creates or upgrades Aliya's tables. */
+/** Creates or upgrades the managers' tables. */
 export const migrateAliya = migrateSchema(AliyaSchema)
 
 /** Serves every manager (one HTTP service per resource) for the lifetime of the Scope; returns their ports. */
@@ -59,7 +59,7 @@ export const startManagers = (settings: ManagerSettings) =>
 export const startTokenServer = (settings: TokenServerSettings) =>
   Effect.gen(function* () {
     const transport = yield* Transport
-    yield* migrateAliya
+    yield* migrateSchema(SessionSchema)
     const server = makeTokenServer({
       codec: makeJwtCodec(settings.signing),
       lifetime: settings.lifetime,

@@ -10,8 +10,8 @@ const both = (build: (d: "sqlite" | "mysql") => ReadonlyArray<string>) => ({ sql
 const engine = (d: "sqlite" | "mysql") => (d === "mysql" ? " ENGINE=InnoDB" : "")
 
 /**
- * Aliya's tables, one group per owner: accounts (AccountManager), sessions (token server), bag,
- * weapons, skills, player state. Counts are BIGINT; names compare exactly (binary collation).
+ * The managers' tables, one per owner: accounts (AccountManager), bag, weapons, skills, player
+ * state. Counts are BIGINT; names compare exactly (binary collation).
  */
 export const AliyaSchema: StoreSchema = {
   migrationsTable: "aliya_migrations",
@@ -27,10 +27,6 @@ export const AliyaSchema: StoreSchema = {
           password_hash ${name[d]} NULL,
           device_secret_hash ${name[d]} NULL,
           created_at BIGINT NOT NULL)${engine(d)}`,
-        `CREATE TABLE aliya_sessions (
-          unique_id ${id[d]} PRIMARY KEY,
-          jti ${name[d]} NOT NULL,
-          expires_at BIGINT NOT NULL)${engine(d)}`,
         `CREATE TABLE aliya_bag (
           unique_id ${id[d]} PRIMARY KEY,
           coin ${count}, iron ${count}, diamonds ${count}, experience_potion ${count}, small_energy_potion ${count},
@@ -50,6 +46,22 @@ export const AliyaSchema: StoreSchema = {
         `CREATE TABLE aliya_player (
           unique_id ${id[d]} PRIMARY KEY,
           stage ${count}, experience ${count}, energy ${count}, energy_since ${count})${engine(d)}`
+      ])
+    }
+  }
+}
+
+/** The token server's own table: each player's current token id (its migrations are separate, so it can start first). */
+export const SessionSchema: StoreSchema = {
+  migrationsTable: "aliya_session_migrations",
+  migrations: {
+    1: {
+      name: "sessions",
+      ...both((d) => [
+        `CREATE TABLE aliya_sessions (
+          unique_id ${id[d]} PRIMARY KEY,
+          jti ${name[d]} NOT NULL,
+          expires_at BIGINT NOT NULL)${engine(d)}`
       ])
     }
   }

@@ -1,13 +1,15 @@
 import type { SqlClient } from "@effect/sql"
-import { Duration, Effect, Layer, Logger, LogLevel, Redacted } from "effect"
+import { Duration, Effect, Layer, Logger, LogLevel, Option, Redacted } from "effect"
 import { SqliteDatabase } from "../../layers/Storage/SqlDatabase.ts"
-import { MemoryTcpNetwork, MemoryTcpTest } from "../../layers/Transport/TcpTransport.ts"
+import { BunTcpTransportLive, MemoryTcpNetwork, MemoryTcpTest } from "../../layers/Transport/TcpTransport.ts"
+import { BunTransportLive } from "../../layers/Transport/BunTransport.ts"
+import { Metrics } from "../../layers/Observability/Metrics.ts"
 import { MemoryTransportTest } from "../../layers/Transport/MemoryTransport.ts"
 import type { StorageError } from "../../src/storage/Account.ts"
 import { aesGcmCipher, type BodyCipher, desCompatCipher } from "../../src/aliya/Cipher.ts"
-import { makeClient } from "../../src/aliya/Client.ts"
+import { ClientError, makeClient, tcpPipe } from "../../src/aliya/Client.ts"
 import type { CipherSettings, GatewaySettings } from "../../src/aliya/Config.ts"
-import { InternalHttpMemory } from "../../src/aliya/InternalHttp.ts"
+import { InternalHttpLive, InternalHttpMemory } from "../../src/aliya/InternalHttp.ts"
 import type { SigningKey } from "../../src/aliya/Jwt.ts"
 import { startGateway, startManagers, startTokenServer } from "../../src/aliya/Services.ts"
 
@@ -33,6 +35,8 @@ export interface StackOptions {
   readonly legacyLoginUnique?: boolean
   readonly dangerousFunctions?: boolean
   readonly gateway?: Partial<GatewaySettings>
+  /** Real sockets (Bun transports, fetch) instead of the memory networks. */
+  readonly real?: boolean
 }
 
 /** The in-memory network layers plus a database (a private SQLite in memory unless given). */
@@ -51,7 +55,7 @@ export const startStack = (options: StackOptions = {}) =>
       argon2MemoryKiB: testPasswordCost.memoryCost,
       argon2TimeCost: testPasswordCost.timeCost
     })
-    const memory = (port: number) => `http://memory:${port}`
+    const memory = (port: number) => (options.real ? `http://127.0.0.1:${port}` : `http://memory:${port}`)
     const tokensPort = yield* startTokenServer({
       port: 0,
       host: "127.0.0.1",
@@ -77,11 +81,16 @@ export const startStack = (options: StackOptions = {}) =>
       dangerousFunctions: options.dangerousFunctions ?? true,
       ...options.gateway
     }).pipe(Logger.withMinimumLogLevel(LogLevel.Error)) // the des-compat warning is expected here
-    const network = yield* MemoryTcpNetwork
-    const connect = Effect.map(network.connect(gatewayPort), (tcp) =>
-      makeClient({ write: tcp.write, read: tcp.read, close: tcp.close }, cipherFor(cipher))
+    if (options.real) {
+      const connect = Effect.map(tcpPipe("127.0.0.1", gatewayPort), (pipe) => makeClient(pipe, cipherFor(cipher)))
+      return { connect, gatewayPort, tokensPort, managerPorts: ports, cipher: cipherFor(cipher) }
+    }
+    const network = Option.getOrThrow(yield* Effect.serviceOption(MemoryTcpNetwork))
+    const connect = network.connect(gatewayPort).pipe(
+      Effect.mapError(() => new ClientError({ message: "connection refused" })),
+      Effect.map((tcp) => makeClient({ write: tcp.write, read: tcp.read, close: tcp.close }, cipherFor(cipher)))
     )
-    return { connect, gatewayPort, tokensPort, managerPorts: ports, cipher: cipherFor(cipher), network }
+    return { connect, gatewayPort, tokensPort, managerPorts: ports, cipher: cipherFor(cipher) }
   })
 
 /** login_unique for a fresh device, returning its token. */
@@ -90,3 +99,7 @@ export const newPlayer = (client: { call: (fn: string, data?: Record<string, unk
     if (r.status !== 1) throw new Error(`login_unique: ${JSON.stringify(r)}`)
     return r.data.token as string
   })
+
+/** Real sockets: Bun TCP and HTTP servers, fetch between the parts. */
+export const aliyaRealLayer = (database: Layer.Layer<SqlClient.SqlClient, StorageError> = SqliteDatabase(":memory:")) =>
+  Layer.mergeAll(BunTcpTransportLive, InternalHttpLive, BunTransportLive.pipe(Layer.provide(Metrics.Default)), database)
