@@ -33,7 +33,37 @@ const spendRace = (database: Layer.Layer<SqlClient.SqlClient, StorageError>) =>
     expect(weapon._tag === "Some" && [weapon.value.level, weapon.value.skillPoint]).toEqual([10, 10])
   }).pipe(Effect.provide(aliyaTestLayer(database)))
 
+/** A player's way through most functions on one database (MariaDB runs the same SQL as SQLite here). */
+const journey = (database: Layer.Layer<SqlClient.SqlClient, StorageError>) =>
+  Effect.gen(function* () {
+    const stack = yield* startStack()
+    const client = yield* stack.connect
+    const created = yield* client.call("login_unique", { unique_id: "journey" })
+    const token = created.data.token as string
+    const call = (fn: string, data: Record<string, unknown> = {}) => Effect.map(client.call(fn, { token, ...data }), (r) => r.status)
+    expect(yield* call("bind_account", { account: "journey-account", password: "journey-pw" })).toBe(0)
+    expect(yield* call("bind_account", { account: "journey-account", password: "journey-pw" })).toBe(2)
+    expect((yield* client.call("login_unique", { unique_id: "journey" })).status).toBe(2)
+    expect((yield* client.call("login", { identifier: "account", value: "' OR '1'='1", password: "' OR '1'='1" })).status).toBe(1)
+    const login = yield* client.call("login", { identifier: "account", value: "journey-account", password: "journey-pw" })
+    expect(login.status).toBe(0)
+    expect((yield* client.call("get_all_supplies", { token })).status).toBe(11)
+    const fresh = login.data.token as string
+    const play = (fn: string, data: Record<string, unknown> = {}) => client.call(fn, { token: fresh, ...data })
+    expect((yield* play("pass_level", { level_id: 1 })).status).toBe(0)
+    expect((yield* play("pass_level", { level_id: 2 })).data.item3).toEqual(["iron", 125])
+    expect((yield* play("random_gift_segment")).status).toBe(1)
+    const weapon = ((yield* play("get_all_weapon")).data.weapon_bag1 as Array<string>)[0]!
+    expect((yield* play("level_up_weapon", { weapon, iron: "100" })).data.item1).toEqual(["iron", 25])
+    expect((yield* play("level_up_passive", { weapon, passive: "passive_skill_2_level" })).status).toBe(0)
+    expect((yield* play("random_gift_skill")).status).toBe(0)
+    expect((yield* play("increase_supplies", { supplies: ["scroll_skill_10"], amount: [3] })).status).toBe(0)
+    expect((yield* play("level_up_scroll", { scroll_id: "scroll_skill_10" })).data.item2).toEqual(["scroll_skill_30", 1])
+    expect((yield* play("decrease_energy", { energy: 4 })).data).toEqual({ energy: 6 })
+  }).pipe(Effect.provide(aliyaTestLayer(database)))
+
 describe("aliya atomic spends", () => {
+  it.skipIf(!mysqlAvailable).live("MariaDB: a player's journey through the functions", () => journey(mysql.layer), 30_000)
   it.effect("SQLite: 50 parallel level-ups with 200 iron, exactly 10 succeed", () => spendRace(sqliteMemory()))
   it.skipIf(!mysqlAvailable).live("MariaDB: 50 parallel level-ups with 200 iron, exactly 10 succeed", () => spendRace(mysql.layer), 30_000)
 })
