@@ -27,9 +27,11 @@ export const ensureBag = (uniqueId: string) =>
 export const readBag = (uniqueId: string, lock = false) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    yield* ensureBag(uniqueId)
     const suffix = lock ? yield* forUpdate : sql.literal("")
-    const rows = yield* sql<Record<string, unknown>>`SELECT * FROM aliya_bag WHERE unique_id = ${uniqueId}${suffix}`
+    const select = sql<Record<string, unknown>>`SELECT * FROM aliya_bag WHERE unique_id = ${uniqueId}${suffix}`
+    let rows = yield* select
+    // A new player's bag is created on first use (a write only then).
+    if (rows.length === 0) rows = yield* Effect.zipRight(ensureBag(uniqueId), select)
     const row = rows[0] ?? {}
     return Object.fromEntries(Items.map((item) => [item, num(row[item])])) as Bag
   })
