@@ -41,8 +41,11 @@ export interface TcpConnection {
 }
 
 export interface TcpHandler<R = never> {
-  /** Bytes as they arrived (any split). Effects run one at a time per connection, in arrival order. */
-  readonly onData: (bytes: Uint8Array) => Effect.Effect<void, never, R> | void
+  /**
+   * Bytes as they arrived (any split). Return nothing when done synchronously; a Promise or an
+   * Effect for asynchronous work: later bytes wait for it, so order always holds.
+   */
+  readonly onData: (bytes: Uint8Array) => Effect.Effect<void, never, R> | Promise<void> | void
 }
 
 export interface TcpServeOptions<R> {
@@ -162,12 +165,12 @@ class LiveConnection<R> implements TcpConnection {
     const result = this.handler!.onData(bytes)
     if (result === undefined) return this.next()
     this.busy = true
-    Runtime.runCallback(this.runtime)(result, {
-      onExit: () => {
-        this.busy = false
-        this.next()
-      }
-    })
+    const done = () => {
+      this.busy = false
+      this.next()
+    }
+    if (result instanceof Promise) result.then(done, done)
+    else Runtime.runCallback(this.runtime)(result, { onExit: done })
   }
   next = () => {
     while (!this.busy && this.open && this.handler && this.inputs.length > 0) {

@@ -1,8 +1,8 @@
-import { Effect, Either, Redacted, Schema } from "effect"
+import { Effect, Either, Redacted, Runtime, Schema } from "effect"
 import type { TcpConnection, TcpHandler } from "../../layers/Transport/TcpTransport.ts"
 import type { BodyCipher } from "./Cipher.ts"
 import { decodeData, Dangerous, type FunctionName, isFunctionName, type ManagerName, Owner } from "./Functions.ts"
-import { InternalHttp, type InternalHttpError } from "./InternalHttp.ts"
+import { InternalHttp, InternalHttpError } from "./InternalHttp.ts"
 import { encodeFrame, FrameDecoder } from "./Frame.ts"
 import { SERVICE_HEADER } from "./ServiceHttp.ts"
 import { encodeReply, Messages, type Reply, reply, Request, shortPrefix, Status } from "./Wire.ts"
@@ -37,44 +37,49 @@ const asReply = (body: unknown): Reply => {
 export const makeGateway = (options: GatewayOptions) =>
   Effect.gen(function* () {
     const http = yield* InternalHttp
+    const runtime = yield* Effect.runtime<never>()
+    const logWarning = (message: string) => Runtime.runFork(runtime)(Effect.logWarning(message))
     const serviceHeaders = { [SERVICE_HEADER]: Redacted.value(options.serviceToken), "content-type": "application/json" }
 
-    const post = (url: string, body: unknown) =>
-      http.request(url, { method: "POST", headers: serviceHeaders, body: JSON.stringify(body) }).pipe(Effect.map((r) => asReply(r.body)))
+    const post = async (url: string, body: unknown) =>
+      asReply((await http.send(url, { method: "POST", headers: serviceHeaders, body: JSON.stringify(body) })).body)
 
     /** unique_id of a valid token; undefined when the token server rejects it. */
-    const validate = (token: string): Effect.Effect<string | undefined, InternalHttpError> =>
-      http.request(`${options.tokenServerUrl}/validate`, { method: "GET", headers: { authorization: token } }).pipe(
-        Effect.flatMap((r) => {
-          const uid = (r.body as { unique_id?: unknown }).unique_id
-          if (r.status === 200 && typeof uid === "string") return Effect.succeed(uid)
-          return r.status >= 500 ? Effect.fail({ _tag: "InternalHttpError", url: "/validate", message: `HTTP ${r.status}` } as InternalHttpError) : Effect.succeed(undefined)
-        })
-      )
+    const validate = async (token: string): Promise<string | undefined> => {
+      const r = await http.send(`${options.tokenServerUrl}/validate`, { method: "GET", headers: { authorization: token } })
+      const uid = (r.body as { unique_id?: unknown }).unique_id
+      if (r.status === 200 && typeof uid === "string") return uid
+      if (r.status >= 500) throw new InternalHttpError({ url: `${options.tokenServerUrl}/validate`, message: `HTTP ${r.status}` })
+      return undefined
+    }
 
-    const dispatch = (name: FunctionName, data: Record<string, unknown>): Effect.Effect<Reply> => {
-      const decoded = decodeData[name](data)
-      if (Either.isLeft(decoded)) return Effect.succeed(invalid)
+    const call = async (name: FunctionName, data: Record<string, unknown>, decoded: unknown): Promise<Reply> => {
       const owner = Owner[name]
-      const work: Effect.Effect<Reply, InternalHttpError> =
-        owner === "tokens"
-          ? post(`${options.tokenServerUrl}/${name}`, decoded.right)
-          : Effect.gen(function* () {
-              const token = data.token
-              if (typeof token !== "string") return invalid
-              const uniqueId = yield* validate(token)
-              if (uniqueId === undefined) {
-                return reply(Status.authorizationRequired, Messages.authorizationRequired, { bad_token: shortPrefix(token, 512) })
-              }
-              return yield* post(`${options.managerUrls[owner]}/${name}`, { ...decoded.right, unique_id: uniqueId })
-            })
-      return work.pipe(
-        Effect.catchAll((error) => Effect.logWarning(`aliya gateway: ${error.url}: ${error.message}`).pipe(Effect.as(unavailable)))
-      )
+      if (owner === "tokens") return post(`${options.tokenServerUrl}/${name}`, decoded)
+      const token = data.token
+      if (typeof token !== "string") return invalid
+      const uniqueId = await validate(token)
+      if (uniqueId === undefined) {
+        return reply(Status.authorizationRequired, Messages.authorizationRequired, { bad_token: shortPrefix(token, 512) })
+      }
+      return post(`${options.managerUrls[owner]}/${name}`, { ...(decoded as object), unique_id: uniqueId })
+    }
+
+    /** One request → its reply; any failure to reach a service is status 13 (logged), never a crash. */
+    const dispatch = async (name: FunctionName, data: Record<string, unknown>): Promise<Reply> => {
+      const decoded = decodeData[name](data)
+      if (Either.isLeft(decoded)) return invalid
+      try {
+        return await call(name, data, decoded.right)
+      } catch (error) {
+        const e = error as Partial<InternalHttpError>
+        logWarning(`aliya gateway: ${e.url ?? name}: ${e.message ?? String(error)}`)
+        return unavailable
+      }
     }
 
     /** One frame body → the reply (before encryption). */
-    const answer = (body: Uint8Array): Effect.Effect<Reply & { random: string | number }> => {
+    const answer = async (body: Uint8Array): Promise<Reply & { random: string | number }> => {
       const plaintext = options.cipher.open(body)
       let parsed: unknown
       try {
@@ -83,11 +88,11 @@ export const makeGateway = (options: GatewayOptions) =>
         parsed = undefined
       }
       const request = decodeRequest(parsed)
-      if (Either.isLeft(request)) return Effect.succeed({ ...invalid, random: "" })
+      if (Either.isLeft(request)) return { ...invalid, random: "" }
       const { function: name, random = "", data } = request.right
       const withRandom = (r: Reply) => ({ status: r.status, message: r.message, random, data: r.data })
-      if (!isFunctionName(name) || (!options.dangerousFunctions && Dangerous.has(name))) return Effect.succeed(withRandom(invalid))
-      return Effect.map(dispatch(name, data), withRandom)
+      if (!isFunctionName(name) || (!options.dangerousFunctions && Dangerous.has(name))) return withRandom(invalid)
+      return withRandom(await dispatch(name, data))
     }
 
     /** Reply → frame; a reply that cannot fit 9999 bytes becomes status 12. */
@@ -107,9 +112,11 @@ export const makeGateway = (options: GatewayOptions) =>
               if (decoded.badHeader) connection.close()
               return
             }
-            return Effect.forEach(decoded.frames, (frame) => Effect.map(answer(frame), (r) => void connection.write(frameOf(r))), {
-              discard: true
-            }).pipe(Effect.ensuring(Effect.sync(() => decoded.badHeader && connection.close())))
+            // Frames of one chunk are answered in order; the transport holds later chunks until this settles.
+            return (async () => {
+              for (const frame of decoded.frames) connection.write(frameOf(await answer(frame)))
+              if (decoded.badHeader) connection.close()
+            })()
           }
         }
       })

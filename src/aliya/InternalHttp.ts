@@ -14,7 +14,11 @@ export interface InternalResponse {
  */
 export class InternalHttp extends Context.Tag("switchboard/aliya/InternalHttp")<
   InternalHttp,
-  { readonly request: (url: string, init: RequestInit) => Effect.Effect<InternalResponse, InternalHttpError> }
+  {
+    readonly request: (url: string, init: RequestInit) => Effect.Effect<InternalResponse, InternalHttpError>
+    /** The same as a plain Promise, for the gateway's per-request path (no fiber per request); rejects with InternalHttpError. */
+    readonly send: (url: string, init: RequestInit) => Promise<InternalResponse>
+  }
 >() {}
 
 const timeout = Duration.seconds(10)
@@ -28,27 +32,47 @@ const parse = (url: string, response: Response) =>
     catch: () => new InternalHttpError({ url, message: `unreadable answer (HTTP ${response.status})` })
   })
 
+const timeoutMillis = Duration.toMillis(timeout)
+
+const send = async (url: string, init: RequestInit): Promise<InternalResponse> => {
+  let response: Response
+  try {
+    response = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMillis) })
+  } catch (cause) {
+    throw new InternalHttpError({ url, message: String(cause) })
+  }
+  const text = await response.text().catch(() => undefined)
+  try {
+    return { status: response.status, body: text === undefined || text === "" ? {} : (JSON.parse(text) as unknown) }
+  } catch {
+    throw new InternalHttpError({ url, message: `unreadable answer (HTTP ${response.status})` })
+  }
+}
+
 export const InternalHttpLive = Layer.succeed(InternalHttp, {
+  send,
   request: (url, init) =>
-    Effect.tryPromise({
-      try: (signal) => fetch(url, { ...init, signal }),
-      catch: (cause) => new InternalHttpError({ url, message: String(cause) })
-    }).pipe(
-      Effect.flatMap((response) => parse(url, response)),
-      Effect.timeoutFail({ duration: timeout, onTimeout: () => new InternalHttpError({ url, message: "timed out" }) })
-    )
+    Effect.tryPromise({ try: () => send(url, init), catch: (e) => (e instanceof InternalHttpError ? e : new InternalHttpError({ url, message: String(e) })) })
 })
 
 export const InternalHttpMemory = Layer.effect(
   InternalHttp,
-  Effect.map(MemoryNetwork, (network) => ({
-    request: (url: string, init: RequestInit) =>
+  Effect.map(MemoryNetwork, (network) => {
+    const request = (url: string, init: RequestInit) =>
       Effect.suspend(() => {
         const parsed = new URL(url)
         if (parsed.hostname !== "memory") return Effect.fail(new InternalHttpError({ url, message: "not a memory URL" }))
         return network.fetch(Number(parsed.port), new Request(url, init)).pipe(Effect.flatMap((response) => parse(url, response)))
       })
-  }))
+    return {
+      request,
+      send: (url: string, init: RequestInit) =>
+        Effect.runPromise(Effect.either(request(url, init))).then((r) => {
+          if (r._tag === "Left") throw r.left
+          return r.right
+        })
+    }
+  })
 )
 
 /** POST a JSON body with the service token. */

@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, createSecretKey, type KeyObject } from "node:crypto"
+import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto"
 import { jwtVerify, SignJWT } from "jose"
 import { Effect, Redacted } from "effect"
 
@@ -26,8 +26,7 @@ export const makeJwtCodec = (key: SigningKey): JwtCodec => {
   if (key.algorithm === "HS256") {
     const secret = new TextEncoder().encode(Redacted.value(key.secret))
     if (secret.byteLength < 32) throw new Error("the HS256 secret must be at least 32 bytes")
-    // A KeyObject made once: jose would otherwise import the raw secret on every call.
-    signKey = verifyKey = createSecretKey(secret)
+    signKey = verifyKey = secret
   } else {
     const privateKey = createPrivateKey(Redacted.value(key.privateKeyPem))
     if (privateKey.asymmetricKeyType !== "ed25519") throw new Error("the private key must be an Ed25519 key")

@@ -55,7 +55,7 @@ describe("aliya gateway behaviour", () => {
         managerUrls: { account: "", playerState: "", bag: "", skill: "", weapon: "" },
         serviceToken,
         dangerousFunctions: true
-      }).pipe(Effect.provideService(InternalHttp, { request: () => Effect.dieMessage("unused") }))
+      }).pipe(Effect.provideService(InternalHttp, { request: () => Effect.dieMessage("unused"), send: () => Promise.reject(new Error("unused")) }))
       const frame = gateway.frameOf({ status: 0, message: "ok", random: "5", data: { blob: "x".repeat(20_000) } })
       const body = aesGcmCipher(aesKey).open(frame.subarray(36))!
       expect(JSON.parse(new TextDecoder().decode(body))).toEqual({ status: 12, message: "Reply too large for one frame", random: "5", data: {} })
