@@ -9,6 +9,8 @@ export interface AccountManagerOptions {
   readonly passwordCost: PasswordCost
   /** The original's login_unique: an unbound account logs in with its unique_id alone. Insecure. */
   readonly legacyLoginUnique: boolean
+  /** Password hashes computed at once (default 2). */
+  readonly hashConcurrency?: number
 }
 
 const invalid = answer(reply(Status.invalidFormat, Messages.invalidFormat), 400)
@@ -30,11 +32,13 @@ const decoded =
  * The AccountManager's routes: bind_account for clients (through the gateway), and for the token
  * server /verify_credentials and /login_unique (it owns the accounts; the token server asks it).
  */
-export const accountRoutes = (options: AccountManagerOptions): Record<string, Route<SqlClient.SqlClient>> =>
-  Object.fromEntries([
+export const accountRoutes = (options: AccountManagerOptions): Record<string, Route<SqlClient.SqlClient>> => {
+  // argon2 takes ~19 MiB and tens of ms per check: a burst of logins waits its turn instead of exhausting memory.
+  const hashing = Effect.unsafeMakeSemaphore(options.hashConcurrency ?? 2).withPermits(1)
+  return Object.fromEntries([
     functionRoute("bind_account", (id, d) =>
       orUnavailable(
-        Effect.map(bindAccount(id, d.account, d.password, options.passwordCost), (outcome) =>
+        Effect.map(hashing(bindAccount(id, d.account, d.password, options.passwordCost)), (outcome) =>
           outcome === "ok"
             ? reply(0, "success")
             : outcome === "nameTaken"
@@ -48,7 +52,7 @@ export const accountRoutes = (options: AccountManagerOptions): Record<string, Ro
     [
       "/verify_credentials",
       decoded(LoginData, (d) =>
-        Effect.map(verifyCredentials(d.identifier, d.value, d.password, options.passwordCost), (found) =>
+        Effect.map(hashing(verifyCredentials(d.identifier, d.value, d.password, options.passwordCost)), (found) =>
           Option.match(found, {
             onNone: () => answer(reply(1, "Invalid credentials"), 400),
             onSome: (uniqueId) => answer(reply(0, "success", { unique_id: uniqueId }))
@@ -77,3 +81,4 @@ export const accountRoutes = (options: AccountManagerOptions): Record<string, Ro
       )
     ]
   ]) as Record<string, Route<SqlClient.SqlClient>>
+}

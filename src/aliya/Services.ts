@@ -14,7 +14,7 @@ import { makeJwtCodec } from "./Jwt.ts"
 import { playerStateRoutes } from "./PlayerStateManager.ts"
 import { type Route, serviceApp } from "./ServiceHttp.ts"
 import { skillRoutes } from "./SkillManager.ts"
-import { AliyaSchema, SessionSchema } from "./Tables.ts"
+import { AliyaSchema, SessionSchema, tuneSqlite } from "./Tables.ts"
 import { makeTokenServer } from "./TokenServer.ts"
 import { weaponRoutes } from "./WeaponManager.ts"
 
@@ -27,6 +27,7 @@ export const startManagers = (settings: ManagerSettings) =>
     const transport = yield* Transport
     const sql = yield* SqlClient.SqlClient
     yield* migrateAliya
+    yield* tuneSqlite
     if (settings.legacyLoginUnique) {
       yield* Effect.logWarning("aliya managers: legacyLoginUnique is on: INSECURE, anyone who knows an unbound unique_id can log in as it")
     }
@@ -60,6 +61,7 @@ export const startTokenServer = (settings: TokenServerSettings) =>
   Effect.gen(function* () {
     const transport = yield* Transport
     yield* migrateSchema(SessionSchema)
+    yield* tuneSqlite
     const server = makeTokenServer({
       codec: makeJwtCodec(settings.signing),
       lifetime: settings.lifetime,

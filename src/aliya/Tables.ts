@@ -80,3 +80,11 @@ export const num = (value: unknown) => Number(value ?? 0)
 /** Runs `effect` as one SQL transaction (nested calls become savepoints), again if MySQL picks it as a deadlock victim. */
 export const transactionally = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) => retryOnDeadlock(sql.withTransaction(effect)))
+
+/**
+ * SQLite in WAL mode with synchronous = NORMAL: a commit no longer waits for fsync (the last
+ * transactions may be lost on power failure, the database is never corrupted). MySQL: unchanged.
+ */
+export const tuneSqlite = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  sql.onDialectOrElse({ sqlite: () => Effect.asVoid(sql`PRAGMA synchronous = NORMAL`), orElse: () => Effect.void })
+)

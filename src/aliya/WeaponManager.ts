@@ -13,7 +13,7 @@ import {
   SEGMENTS_PER_STAR
 } from "./Game.ts"
 import { functionRoute, orUnavailable } from "./ServiceHttp.ts"
-import { forUpdate, num, transactionally } from "./Tables.ts"
+import { forUpdate, insertIgnore, num, transactionally } from "./Tables.ts"
 import { reply } from "./Wire.ts"
 
 /** Coins a reset_weapon_skill_point costs. */
@@ -61,8 +61,10 @@ export const writeWeapon = (uniqueId: string, w: WeaponRow) =>
       skill_point: w.skillPoint,
       segment: w.segment
     }
-    return Effect.flatMap(sql`DELETE FROM aliya_weapons WHERE unique_id = ${uniqueId} AND weapon = ${w.weapon}`, () =>
-      sql`INSERT INTO aliya_weapons ${sql.insert({ unique_id: uniqueId, weapon: w.weapon, ...values })}`
+    // Insert a missing row (star 0 = not owned), then update it: one path for new and owned weapons.
+    return Effect.zipRight(
+      Effect.flatMap(insertIgnore, (insert) => sql`${insert} aliya_weapons (unique_id, weapon) VALUES (${uniqueId}, ${w.weapon})`),
+      sql`UPDATE aliya_weapons SET ${sql.update(values)} WHERE unique_id = ${uniqueId} AND weapon = ${w.weapon}`
     )
   })
 
