@@ -49,7 +49,8 @@ export const readWeapon = (uniqueId: string, weapon: string, lock = false) =>
     return row && num(row.star) > 0 ? Option.some(toRow(row)) : Option.none<WeaponRow>()
   })
 
-export const writeWeapon = (uniqueId: string, w: WeaponRow) =>
+/** Saves a weapon row; `exists` skips the insert when the row was just read (a locked, owned weapon). */
+export const writeWeapon = (uniqueId: string, w: WeaponRow, exists = false) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) => {
     const values = {
       star: w.star,
@@ -63,7 +64,7 @@ export const writeWeapon = (uniqueId: string, w: WeaponRow) =>
     }
     // Insert a missing row (star 0 = not owned), then update it: one path for new and owned weapons.
     return Effect.zipRight(
-      Effect.flatMap(insertIgnore, (insert) => sql`${insert} aliya_weapons (unique_id, weapon) VALUES (${uniqueId}, ${w.weapon})`),
+      exists ? Effect.void : Effect.flatMap(insertIgnore, (insert) => sql`${insert} aliya_weapons (unique_id, weapon) VALUES (${uniqueId}, ${w.weapon})`),
       sql`UPDATE aliya_weapons SET ${sql.update(values)} WHERE unique_id = ${uniqueId} AND weapon = ${w.weapon}`
     )
   })
@@ -99,7 +100,7 @@ export const levelUpWeapon = (uniqueId: string, weapon: string, iron: number) =>
       const remaining = yield* spendItem(uniqueId, "iron", levels * IRON_PER_LEVEL)
       if (remaining === undefined) return reply(2, "Insufficient materials, upgrade failed")
       const next = { ...w, level: w.level + levels, skillPoint: w.skillPoint + levels }
-      yield* writeWeapon(uniqueId, next)
+      yield* writeWeapon(uniqueId, next, true)
       return reply(0, "success", { weapon_bag1: bagRow(uniqueId, next), item1: ["iron", remaining] })
     })
   )
@@ -112,7 +113,7 @@ export const levelUpPassive = (uniqueId: string, weapon: string, passive: string
       const index = Passives.indexOf(passive as Passive)
       const passives = w.passives.map((p, i) => (i === index ? p + 1 : p)) as unknown as WeaponRow["passives"]
       const next = { ...w, passives, skillPoint: w.skillPoint - 1 }
-      yield* writeWeapon(uniqueId, next)
+      yield* writeWeapon(uniqueId, next, true)
       return reply(0, "success", { weapon_bag1: bagRow(uniqueId, next) })
     })
   )
@@ -124,7 +125,7 @@ export const resetWeaponSkillPoint = (uniqueId: string, weapon: string) =>
       if (remaining === undefined) return reply(2, "Insufficient gold coins, upgrade failed")
       const refunded = w.passives.reduce((a, b) => a + b, 0)
       const next: WeaponRow = { ...w, passives: [0, 0, 0, 0], skillPoint: w.skillPoint + refunded }
-      yield* writeWeapon(uniqueId, next)
+      yield* writeWeapon(uniqueId, next, true)
       return reply(0, "success", { weapon_bag1: bagRow(uniqueId, next), item1: ["coin", remaining] })
     })
   )
@@ -135,7 +136,7 @@ export const levelUpWeaponStar = (uniqueId: string, weapon: string) =>
       const cost = w.star * SEGMENTS_PER_STAR
       if (w.segment < cost) return reply(2, "Insufficient segments, upgrade failed")
       const next = { ...w, star: w.star + 1, segment: w.segment - cost }
-      yield* writeWeapon(uniqueId, next)
+      yield* writeWeapon(uniqueId, next, true)
       return reply(0, "success", { weapon_bag1: bagRow(uniqueId, next), weapon_star: [weapon, next.star] })
     })
   )
@@ -167,7 +168,7 @@ export const randomGiftSegment = (uniqueId: string) =>
             return reply(1, "Success, gained a new weapon", { weapon_bag1: [weapon, created.star, created.segment] })
           }
           const next = { ...owned.value, segment: owned.value.segment + GIFT_SEGMENTS }
-          yield* writeWeapon(uniqueId, next)
+          yield* writeWeapon(uniqueId, next, true)
           return reply(0, "Success, gained weapon segments", { weapon_bag1: [weapon, next.star, next.segment] })
         })
       )
