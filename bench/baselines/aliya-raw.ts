@@ -39,7 +39,9 @@ const server = Bun.listen<{ frames: FrameDecoder }>({
   hostname: "127.0.0.1",
   port: Number(process.env.PORT ?? 0),
   socket: {
-    open: (socket) => void (socket.data = { frames: new FrameDecoder() }),
+    open: (socket) => {
+      socket.data = { frames: new FrameDecoder() }
+    },
     data: (socket, bytes) => {
       const { frames, badHeader } = socket.data.frames.push(bytes)
       for (const frame of frames) {

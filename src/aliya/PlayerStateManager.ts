@@ -76,7 +76,8 @@ export const passLevel = (uniqueId: string, level: number) =>
         const data: Record<string, unknown> = {}
         for (const [i, [name, amount]] of rewards.entries()) {
           data[`reward${i + 1}`] = [name, amount]
-          const total = name === "experience" ? (experience += amount) : yield* addItem(uniqueId, name, amount)
+          if (name === "experience") experience += amount
+          const total = name === "experience" ? experience : yield* addItem(uniqueId, name, amount)
           data[`item${i + 1}`] = [name, total]
         }
         data[`item${rewards.length + 1}`] = ["level", stage]

@@ -1,13 +1,11 @@
 import { SqlClient } from "@effect/sql"
 import { randomUUID } from "node:crypto"
-import { Clock, Duration, Effect, Either, Schema } from "effect"
+import { Clock, Duration, Effect, Either, Redacted, Schema } from "effect"
 import { LoginData, LoginUniqueData } from "./Functions.ts"
-import { postJson } from "./InternalHttp.ts"
+import { type InternalHttp, postJson } from "./InternalHttp.ts"
 import type { JwtCodec } from "./Jwt.ts"
 import { answer, type Answer, SERVICE_HEADER } from "./ServiceHttp.ts"
 import { Messages, reply, Status } from "./Wire.ts"
-import type { Redacted } from "effect"
-import { Redacted as R } from "effect"
 
 export interface TokenServerOptions {
   readonly codec: JwtCodec
@@ -46,7 +44,7 @@ const unavailable = (error: unknown) =>
 
 export const makeTokenServer = (options: TokenServerOptions) => {
   const lifetimeSeconds = Math.max(1, Math.round(Duration.toSeconds(options.lifetime)))
-  const headers = { [SERVICE_HEADER]: R.value(options.serviceToken) }
+  const headers = { [SERVICE_HEADER]: Redacted.value(options.serviceToken) }
 
   /** A new token for `uniqueId`; it replaces (revokes) the previous one. */
   const issue = (uniqueId: string) =>
@@ -61,7 +59,7 @@ export const makeTokenServer = (options: TokenServerOptions) => {
 
   const askAccounts = (path: string, body: unknown) => postJson(`${options.accountManagerUrl}${path}`, body, headers)
 
-  const login = (body: unknown): Effect.Effect<Answer, never, SqlClient.SqlClient | import("./InternalHttp.ts").InternalHttp> =>
+  const login = (body: unknown): Effect.Effect<Answer, never, SqlClient.SqlClient | InternalHttp> =>
     Either.match(Schema.decodeUnknownEither(LoginData)(body), {
       onLeft: () => Effect.succeed(answer(reply(1, "Invalid credentials"), 400)),
       onRight: (data) =>
