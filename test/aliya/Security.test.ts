@@ -6,7 +6,7 @@ import { ConfigProvider, Effect, Either, Redacted, TestClock } from "effect"
 import { SqliteDatabase } from "../../layers/Storage/SqlDatabase.ts"
 import { MemoryNetwork } from "../../layers/Transport/MemoryTransport.ts"
 import { saveAccount } from "../../src/aliya/Admin.ts"
-import { TokenServerConfig } from "../../src/aliya/Config.ts"
+import { GatewayConfig, TokenServerConfig } from "../../src/aliya/Config.ts"
 import { it } from "../support/effect.ts"
 import { tempDirectory } from "../layers/Storage/backends.ts"
 import { aliyaTestLayer, newPlayer, startStack, testPasswordCost } from "./support.ts"
@@ -149,6 +149,27 @@ describe("aliya security fixes", () => {
         expect(Either.isLeft(result) && String(result.left)).toContain("secret")
       }
       expect(Either.isRight(yield* read("x".repeat(32)))).toBe(true)
+    })
+  )
+
+  it.effect("config: the gateway needs the key of its cipher (no built-in key), errors name the key", () =>
+    Effect.gen(function* () {
+      const read = (gateway: Record<string, unknown>) =>
+        Effect.either(Effect.withConfigProvider(GatewayConfig, ConfigProvider.fromJson({ aliya: { serviceToken: "s".repeat(40), gateway } })))
+      const messages = [
+        yield* read({}),
+        yield* read({ key: "too-short" }),
+        yield* read({ cipher: "des-compat", desKey: "67891234" }),
+        yield* read({ cipher: "rot13", key: "ab".repeat(32) })
+      ].map((r) => (Either.isLeft(r) ? String(r.left) : "accepted"))
+      expect(messages[0]).toContain("key")
+      expect(messages[1]).toContain("key")
+      expect(messages[2]).toContain("desIv")
+      expect(messages[3]).toContain("cipher")
+      const des = yield* read({ cipher: "des-compat", desKey: "67891234", desIv: "67891234" })
+      expect(Either.isRight(des) && des.right.cipher.kind).toBe("des-compat")
+      const aes = yield* read({ key: "ab".repeat(32) })
+      expect(Either.isRight(aes) && aes.right.cipher.kind).toBe("aes-256-gcm")
     })
   )
 })
