@@ -142,6 +142,9 @@ export const aliya: Scenario = {
       ALIYA_GATEWAY_KEY: key.toString("hex"),
       ALIYA_GATEWAY_PORT: String(gateway),
       ALIYA_GATEWAY_HOST: "127.0.0.1",
+      // Every bench connection comes from 127.0.0.1: lift the per-address login limit.
+      ALIYA_GATEWAY_LOGIN_RATE_PER_SECOND: "1000000",
+      ALIYA_GATEWAY_LOGIN_BURST: "1000000",
       ALIYA_GATEWAY_TOKEN_SERVER_URL: url(tokens),
       ALIYA_GATEWAY_MANAGERS_ACCOUNT: url(account),
       ALIYA_GATEWAY_MANAGERS_PLAYER_STATE: url(playerState),

@@ -27,6 +27,8 @@ export interface GatewaySettings {
   readonly serviceToken: Redacted.Redacted<string>
   /** The seed's DANGEROUS functions (free resources); off → they answer status 10. */
   readonly dangerousFunctions: boolean
+  /** login / login_unique / bind_account per client address. */
+  readonly loginRate: { readonly ratePerSecond: number; readonly burst: number }
 }
 
 export interface TokenServerSettings {
@@ -115,7 +117,8 @@ export const GatewayConfig: Config.Config<GatewaySettings> = Config.all({
       skill: url("skill", local(DefaultPorts.skill)),
       weapon: url("weapon", local(DefaultPorts.weapon))
     }).pipe(Config.nested("managers")),
-    dangerousFunctions: Config.boolean("dangerousFunctions").pipe(Config.withDefault(true))
+    dangerousFunctions: Config.boolean("dangerousFunctions").pipe(Config.withDefault(true)),
+    loginRate: Config.all({ ratePerSecond: positiveInt("loginRatePerSecond", 5), burst: positiveInt("loginBurst", 20) })
   }).pipe(Config.nested("gateway"))
 }).pipe(
   Config.map(({ serviceToken, gateway }) => ({ ...gateway, serviceToken })),

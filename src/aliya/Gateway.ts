@@ -1,5 +1,6 @@
 import { Effect, Either, Redacted, Runtime, Schema } from "effect"
 import type { TcpConnection, TcpHandler } from "../../layers/Transport/TcpTransport.ts"
+import { makeKeyedLimiter } from "../shared/RateLimiter.ts"
 import type { BodyCipher } from "./Cipher.ts"
 import { decodeData, Dangerous, type FunctionName, isFunctionName, type ManagerName, Owner } from "./Functions.ts"
 import { InternalHttp, InternalHttpError } from "./InternalHttp.ts"
@@ -13,7 +14,12 @@ export interface GatewayOptions {
   readonly managerUrls: Record<ManagerName, string>
   readonly serviceToken: Redacted.Redacted<string>
   readonly dangerousFunctions: boolean
+  /** Credential checks (login, login_unique, bind_account) per client address; none when absent. */
+  readonly loginRate?: { readonly ratePerSecond: number; readonly burst: number } | undefined
 }
+
+/** Functions that check a credential: rate-limited per client address against guessing. */
+const credentialFunctions: ReadonlySet<FunctionName> = new Set(["login", "login_unique", "bind_account"])
 
 const decodeRequest = Schema.decodeUnknownEither(Request)
 const invalid = reply(Status.invalidFormat, Messages.invalidFormat)
@@ -38,6 +44,8 @@ export const makeGateway = (options: GatewayOptions) =>
   Effect.gen(function* () {
     const http = yield* InternalHttp
     const runtime = yield* Effect.runtime<never>()
+    const clock = yield* Effect.clock
+    const limiter = options.loginRate ? yield* makeKeyedLimiter("aliya-login", { ...options.loginRate, strikes: 20, blockFor: "60 seconds" }) : undefined
     const logWarning = (message: string) => Runtime.runFork(runtime)(Effect.logWarning(message))
     const serviceHeaders = { [SERVICE_HEADER]: Redacted.value(options.serviceToken), "content-type": "application/json" }
 
@@ -79,7 +87,7 @@ export const makeGateway = (options: GatewayOptions) =>
     }
 
     /** One frame body → the reply (before encryption). */
-    const answer = async (body: Uint8Array): Promise<Reply & { random: string | number }> => {
+    const answer = async (body: Uint8Array, remoteAddress = ""): Promise<Reply & { random: string | number }> => {
       const plaintext = options.cipher.open(body)
       let parsed: unknown
       try {
@@ -92,6 +100,12 @@ export const makeGateway = (options: GatewayOptions) =>
       const { function: name, random = "", data } = request.right
       const withRandom = (r: Reply) => ({ status: r.status, message: r.message, random, data: r.data })
       if (!isFunctionName(name) || (!options.dangerousFunctions && Dangerous.has(name))) return withRandom(invalid)
+      if (limiter && credentialFunctions.has(name)) {
+        const now = clock.unsafeCurrentTimeMillis()
+        if (!limiter.admit(remoteAddress, now)) {
+          return withRandom(reply(Status.tooManyAttempts, Messages.tooManyAttempts, { retry_after: limiter.retryAfter(remoteAddress, now) }))
+        }
+      }
       return withRandom(await dispatch(name, data))
     }
 
@@ -114,7 +128,7 @@ export const makeGateway = (options: GatewayOptions) =>
             }
             // Frames of one chunk are answered in order; the transport holds later chunks until this settles.
             return (async () => {
-              for (const frame of decoded.frames) connection.write(frameOf(await answer(frame)))
+              for (const frame of decoded.frames) connection.write(frameOf(await answer(frame, connection.remoteAddress)))
               if (decoded.badHeader) connection.close()
             })()
           }

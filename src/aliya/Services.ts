@@ -89,7 +89,8 @@ export const startGateway = (settings: GatewaySettings) =>
       tokenServerUrl: settings.tokenServerUrl,
       managerUrls: settings.managerUrls,
       serviceToken: settings.serviceToken,
-      dangerousFunctions: settings.dangerousFunctions
+      dangerousFunctions: settings.dangerousFunctions,
+      loginRate: settings.loginRate
     })
     const handle = yield* tcp.serve({ name: "aliya-gateway", port: settings.port, hostname: settings.host, limits: settings.limits, open: gateway.open })
     return handle.port

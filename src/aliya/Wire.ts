@@ -6,14 +6,16 @@ export const Status = {
   invalidFormat: 10,
   authorizationRequired: 11,
   replyTooLarge: 12,
-  unavailable: 13
+  unavailable: 13,
+  tooManyAttempts: 14
 } as const
 
 export const Messages = {
   invalidFormat: "Invalid message format",
   authorizationRequired: "Authorization required",
   replyTooLarge: "Reply too large for one frame",
-  unavailable: "Service unavailable, try again"
+  unavailable: "Service unavailable, try again",
+  tooManyAttempts: "Too many attempts, try again later"
 } as const
 
 /** What every reply carries; `data` is function-specific. */

@@ -1,5 +1,5 @@
 import { describe, expect } from "bun:test"
-import { Effect, Logger, LogLevel } from "effect"
+import { Effect, Logger, LogLevel, TestClock } from "effect"
 import { MemoryTcpNetwork } from "../../layers/Transport/TcpTransport.ts"
 import { adminCommand } from "../../src/aliya/AdminCommand.ts"
 import { aesGcmCipher } from "../../src/aliya/Cipher.ts"
@@ -44,6 +44,21 @@ describe("aliya gateway behaviour", () => {
       const client = yield* stack.connect
       expect((yield* client.call("login_unique", { unique_id: "old-device" })).status).toBe(1)
       expect((yield* client.call("login_unique", { unique_id: "old-device" })).status).toBe(0)
+    }).pipe(Effect.provide(aliyaTestLayer()))
+  )
+
+  it.effect("credential checks are rate-limited per client address (status 14 with retry_after), and recover with time", () =>
+    Effect.gen(function* () {
+      const stack = yield* startStack({ gateway: { loginRate: { ratePerSecond: 1, burst: 3 } } })
+      const client = yield* stack.connect
+      const attempt = () => client.call("login", { identifier: "account", value: "nobody", password: "guess" })
+      for (let i = 0; i < 3; i++) expect((yield* attempt()).status).toBe(1)
+      const limited = yield* attempt()
+      expect(limited).toMatchObject({ status: 14, message: "Too many attempts, try again later" })
+      expect(limited.data.retry_after).toBeGreaterThan(0)
+      expect((yield* client.call("get_all_weapon", { token: "x" })).status).toBe(11)
+      yield* TestClock.adjust("2 seconds")
+      expect((yield* attempt()).status).toBe(1)
     }).pipe(Effect.provide(aliyaTestLayer()))
   )
 
