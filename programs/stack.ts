@@ -5,7 +5,8 @@
  * banner that says where each one listens.
  */
 import { BunFileSystem } from "@effect/platform-bun"
-import { Console, Effect, Layer, Option, Redacted } from "effect"
+import { Config, Console, Effect, Layer, Option, Redacted } from "effect"
+import { AliyaSecretsFallback } from "../layers/Config/AliyaSecrets.ts"
 import { StackSecrets } from "../layers/Config/StackSecrets.ts"
 import { runProgram } from "../layers/Program/runProgram.ts"
 import { InProcessRoomsLive } from "../layers/Rooms/InProcessRooms.ts"
@@ -16,6 +17,9 @@ import { HydrogenConfig } from "../src/hydrogen/Config.ts"
 import { ChatConfig, chatHistoryStorage } from "../src/chat/Config.ts"
 import { ChatServerLive } from "../src/chat/Server.ts"
 import { ensureDevAccount } from "../src/droneengage/Authenticator.ts"
+import { AliyaGatewayLive } from "./aliya-gateway.ts"
+import { AliyaManagersLive } from "./aliya-managers.ts"
+import { AliyaTokensLive } from "./aliya-tokens.ts"
 import { AuthenticatorFrom, AuthenticatorStorage } from "./authenticator.ts"
 import { HydrogenLive } from "./hydrogen.ts"
 import { RelayFrom } from "./relay.ts"
@@ -41,6 +45,7 @@ const Banner = Layer.effectDiscard(
     const chat = yield* ChatConfig
     const hydrogen = yield* HydrogenConfig
     const dev = yield* secrets.devAccount
+    const aliyaPort = yield* Config.integer("port").pipe(Config.withDefault(8880), Config.nested("gateway"), Config.nested("aliya"))
     const lines = [
       "Switchboard is running:",
       `  DroneEngage authenticator  ${url("http", authenticator.port, authenticator.tls)}  (login: POST /w/wl, /agent/al; relays link on ${url("ws", authenticator.s2sPort, authenticator.s2sTls)})`,
@@ -49,6 +54,7 @@ const Banner = Layer.effectDiscard(
       hydrogen.enabled
         ? `  Hydrogen                   ${url("ws", hydrogen.port, hydrogen.secureMode === "tls")}  (subprotocol ${hydrogen.protocol}; header "Authorization: Key ${Redacted.value(secrets.hydrogenKey)}")`
         : "  Hydrogen                   disabled (hydrogen.Enabled is false)",
+      `  Aliya gateway              tcp://127.0.0.1:${aliyaPort}  (AES-256-GCM key: ${secrets.dataDir}/aliya-gateway-key; tokens ${url("http", 8080)}, managers on 127.0.0.1:8081-8087)`,
       Option.match(dev, {
         onNone: () => "  dev account: exists, but its access code was not kept here (regenerate it through /w/am)",
         onSome: ({ name, accessCode }) =>
@@ -72,9 +78,12 @@ const DroneEngage = Layer.unwrapEffect(
   })
 )
 
+/** Aliya's three parts, with their generated secrets (kept in the data directory). */
+const Aliya = Layer.mergeAll(AliyaManagersLive, AliyaTokensLive, AliyaGatewayLive).pipe(Layer.provide(AliyaSecretsFallback))
+
 /** Servers first, then the banner; the secrets layer feeds the S2S secret into both programs' config. */
 export const StackLive = Banner.pipe(
-  Layer.provide(Layer.mergeAll(DroneEngage, Chat, HydrogenLive)),
+  Layer.provide(Layer.mergeAll(DroneEngage, Chat, HydrogenLive, Aliya)),
   Layer.provide(DevAccount),
   Layer.provideMerge(AuthenticatorStorage),
   Layer.provide(StackSecrets.WithConfigFallback)
