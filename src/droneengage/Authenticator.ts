@@ -71,7 +71,7 @@ export const startAuthenticator = (config: AuthenticatorConfig) =>
       port: config.port,
       hostname: config.hostname,
       tls: config.tls,
-      limits: config.s2sLimits,
+      limits: config.apiLimits,
       http: api
     })
     if ((yield* (yield* AccountStore).list).length === 0) {

@@ -56,6 +56,8 @@ export interface AuthenticatorConfig {
   /** How long an address that failed more often is answered 429 (with Retry-After). */
   readonly loginFailureBlock: Duration.Duration
   readonly s2sLimits: SocketLimits
+  /** Limits of the HTTP API listener; its bodies are small JSON or form logins (64 KiB by default). */
+  readonly apiLimits: SocketLimits
 }
 
 export const AuthenticatorConfig: Config.Config<AuthenticatorConfig> = Config.all({
@@ -81,7 +83,8 @@ export const AuthenticatorConfig: Config.Config<AuthenticatorConfig> = Config.al
   loginFailureLimit: positiveInt("loginFailureLimit", 10),
   loginFailureWindow: positiveMillis("loginFailureWindowMs", 600_000),
   loginFailureBlock: positiveMillis("loginFailureBlockMs", 300_000),
-  s2sLimits: Config.nested(SocketLimitsConfig({ maxPayloadBytes: 4 * 1024 * 1024 }), "s2s")
+  s2sLimits: Config.nested(SocketLimitsConfig({ maxPayloadBytes: 4 * 1024 * 1024 }), "s2s"),
+  apiLimits: Config.nested(SocketLimitsConfig({ maxRequestBodyBytes: 64 * 1024 }), "api")
 }).pipe(
   Config.validate({
     message: "s2sSecret or s2sTrustedKeys is required unless allowUnauthenticatedServers is true (insecure)",

@@ -44,6 +44,7 @@ export const authenticatorConfig = (overrides: Partial<AuthenticatorConfig> = {}
   loginFailureWindow: Duration.minutes(10),
   loginFailureBlock: Duration.minutes(5),
   s2sLimits: defaultSocketLimits,
+  apiLimits: { ...defaultSocketLimits, maxRequestBodyBytes: 64 * 1024 },
   ...overrides
 })
 
