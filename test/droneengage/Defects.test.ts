@@ -1,7 +1,7 @@
 import { describe, expect } from "bun:test"
 import { ConfigProvider, Duration, Effect, Either, Option, TestClock } from "effect"
 import { AccountStore } from "../../layers/Storage/AccountStore.ts"
-import { ensureDevAccount } from "../../programs/authenticator.ts"
+import { ensureDevAccount } from "../../src/droneengage/Authenticator.ts"
 import { AuthenticatorConfig, RelayConfig } from "../../src/droneengage/Config.ts"
 import { it } from "../support/effect.ts"
 import { connectUnit, login, post, seedAccounts, startStack, TestServices } from "./harness.ts"

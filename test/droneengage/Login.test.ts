@@ -2,7 +2,7 @@ import { describe, expect } from "bun:test"
 import { Effect, Option } from "effect"
 import { AccountStore } from "../../layers/Storage/AccountStore.ts"
 import { it } from "../support/effect.ts"
-import { startAuthenticator } from "../../programs/authenticator.ts"
+import { startAuthenticator } from "../../src/droneengage/Authenticator.ts"
 import { authenticatorConfig, connectUnit, login, post, seedAccounts, startStack, TestServices } from "./harness.ts"
 
 describe("DroneEngage login → key → connect", () => {

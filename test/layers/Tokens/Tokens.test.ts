@@ -1,7 +1,7 @@
 import { describe, expect } from "bun:test"
 import { Effect, FastCheck, Option, TestClock } from "effect"
-import { makeLoginKeys } from "../../../layers/Tokens/LoginKeys.ts"
-import { makeSessions } from "../../../layers/Tokens/Sessions.ts"
+import { makeLoginKeys } from "../../../src/droneengage/LoginKeys.ts"
+import { makeSessions } from "../../../src/droneengage/Sessions.ts"
 import { TokenTable } from "../../../layers/Tokens/TokenTable.ts"
 import { it } from "../../support/effect.ts"
 

@@ -7,10 +7,10 @@ import {
   type LoginRequestData,
   signChallenge,
   signChallengeEd25519
-} from "../../src/droneengage/S2S.ts"
-import type { UnitRoomsService, UnitMember } from "../Rooms/UnitRooms.ts"
-import type { LoginKeys } from "../Tokens/LoginKeys.ts"
-import { keepLinkUp, type Link } from "./Link.ts"
+} from "./S2S.ts"
+import type { UnitRoomsService, UnitMember } from "./UnitRooms.ts"
+import type { LoginKeys } from "./LoginKeys.ts"
+import { keepLinkUp, type Link } from "../../layers/Federation/Link.ts"
 
 /** What a login key admits: the LOGIN request the authenticator sent. */
 export type UnitGrant = LoginRequestData

@@ -1,5 +1,5 @@
 import { Clock, type Duration, Effect, type Option, type Scope } from "effect"
-import { millisOf, optionOf, randomToken, sweepEvery, TokenTable } from "./TokenTable.ts"
+import { millisOf, optionOf, randomToken, sweepEvery, TokenTable } from "../../layers/Tokens/TokenTable.ts"
 
 /**
  * Single-use login keys: a relay issues one per reserved login and the client presents it once

@@ -1,10 +1,10 @@
 import { describe, expect } from "bun:test"
 import { Effect, Either, Queue } from "effect"
-import { Metrics } from "../../../layers/Observability/Metrics.ts"
-import { makeInProcessUnitRooms, type UnitMember } from "../../../layers/Rooms/UnitRooms.ts"
-import type { Connection } from "../../../layers/Transport/Transport.ts"
-import { Agents, Everyone, Gcs, topicFor, Unit } from "../../../src/droneengage/Routing.ts"
-import { it } from "../../support/effect.ts"
+import { Metrics } from "../../layers/Observability/Metrics.ts"
+import { makeInProcessUnitRooms, type UnitMember } from "../../src/droneengage/UnitRooms.ts"
+import type { Connection } from "../../layers/Transport/Transport.ts"
+import { Agents, Everyone, Gcs, topicFor, Unit } from "../../src/droneengage/Routing.ts"
+import { it } from "../support/effect.ts"
 
 /** A connection that records what the rooms do with it. */
 const fakeConnection = () => {

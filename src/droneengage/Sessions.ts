@@ -1,5 +1,5 @@
 import { Clock, type Duration, Effect, type Option, type Scope } from "effect"
-import { millisOf, optionOf, randomToken, sweepEvery, TokenTable } from "./TokenTable.ts"
+import { millisOf, optionOf, randomToken, sweepEvery, TokenTable } from "../../layers/Tokens/TokenTable.ts"
 
 /**
  * Login sessions (the DroneEngage `sid`): a 128-bit random id mapped to what the login proved.

@@ -10,10 +10,10 @@ import {
   newNonce,
   verifyChallenge,
   verifyChallengeEd25519
-} from "../../src/droneengage/S2S.ts"
-import { CloseCodes } from "../../src/shared/CloseCodes.ts"
-import { Metrics } from "../Observability/Metrics.ts"
-import { accept, type Connection, type WebSocketProtocol } from "../Transport/Transport.ts"
+} from "./S2S.ts"
+import { CloseCodes } from "../shared/CloseCodes.ts"
+import { Metrics } from "../../layers/Observability/Metrics.ts"
+import { accept, type Connection, type WebSocketProtocol } from "../../layers/Transport/Transport.ts"
 
 /** Why a login could not be placed on a relay; the authenticator answers e 5 for all of them. */
 export class NoCommServer extends Data.TaggedError("NoCommServer")<{ readonly reason: string }> {}

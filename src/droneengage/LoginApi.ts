@@ -12,16 +12,16 @@ import {
   permissionString,
   type Reply,
   success
-} from "../../src/droneengage/Api.ts"
-import { type ActorType, ErrorCode } from "../../src/droneengage/Wire.ts"
-import { Permission } from "../../src/storage/Account.ts"
-import type { CommServers } from "../Federation/CommServers.ts"
-import { Metrics } from "../Observability/Metrics.ts"
-import { metricsResponse } from "../Observability/MetricsRoute.ts"
-import { AccountStore } from "../Storage/AccountStore.ts"
-import { HardwareStore } from "../Storage/HardwareStore.ts"
-import { ClientAddress } from "../Transport/Transport.ts"
-import type { RateLimiter } from "./LoginRateLimiter.ts"
+} from "./Api.ts"
+import { type ActorType, ErrorCode } from "./Wire.ts"
+import { Permission } from "../storage/Account.ts"
+import type { CommServers } from "./CommServers.ts"
+import { Metrics } from "../../layers/Observability/Metrics.ts"
+import { metricsResponse } from "../../layers/Observability/MetricsRoute.ts"
+import { AccountStore } from "../../layers/Storage/AccountStore.ts"
+import { HardwareStore } from "../../layers/Storage/HardwareStore.ts"
+import { ClientAddress } from "../../layers/Transport/Transport.ts"
+import type { RateLimiter } from "../../layers/Tokens/LoginRateLimiter.ts"
 import type { Sessions } from "./Sessions.ts"
 
 /** What a session (sid) proves: who logged in, as what, through which relay login. */

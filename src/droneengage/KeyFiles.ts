@@ -1,6 +1,6 @@
 import type { KeyObject } from "node:crypto"
 import { Data, Effect, Option } from "effect"
-import { privateKeyFromPem, publicKeyFromPem } from "../../src/droneengage/S2S.ts"
+import { privateKeyFromPem, publicKeyFromPem } from "./S2S.ts"
 
 export class S2sKeyError extends Data.TaggedError("S2sKeyError")<{ readonly message: string }> {}
 

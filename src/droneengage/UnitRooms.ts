@@ -1,9 +1,9 @@
 import { Context, Data, Effect, Layer, PubSub, type Queue, type Scope } from "effect"
-import { type Audience, type RoomKey, topicFor, topicsOf } from "../../src/droneengage/Routing.ts"
-import type { ActorType } from "../../src/droneengage/Wire.ts"
-import { CloseCodes } from "../../src/shared/CloseCodes.ts"
-import { Metrics } from "../Observability/Metrics.ts"
-import type { Connection, WireMessage } from "../Transport/Transport.ts"
+import { type Audience, type RoomKey, topicFor, topicsOf } from "./Routing.ts"
+import type { ActorType } from "./Wire.ts"
+import { CloseCodes } from "../shared/CloseCodes.ts"
+import { Metrics } from "../../layers/Observability/Metrics.ts"
+import type { Connection, WireMessage } from "../../layers/Transport/Transport.ts"
 
 /** A connected DroneEngage unit as the login grant and the connect URL define it. */
 export interface UnitMember extends RoomKey {

@@ -1,11 +1,11 @@
 import { Effect, Either, Option } from "effect"
-import { isTaskMessage, route, validLoginKey, validUnitName } from "../../src/droneengage/Routing.ts"
-import { encodeBinaryFrame, type Envelope, errorReply, parseFrame, type RelayErrorReason, SystemMessage, welcome } from "../../src/droneengage/Wire.ts"
-import { CloseCodes } from "../../src/shared/CloseCodes.ts"
-import type { UnitGrant } from "../Federation/AuthLink.ts"
-import { Metrics } from "../Observability/Metrics.ts"
-import type { LoginKeys } from "../Tokens/LoginKeys.ts"
-import { accept, type Connection, reject, type WebSocketProtocol, type WireMessage } from "../Transport/Transport.ts"
+import { isTaskMessage, route, validLoginKey, validUnitName } from "./Routing.ts"
+import { encodeBinaryFrame, type Envelope, errorReply, parseFrame, type RelayErrorReason, SystemMessage, welcome } from "./Wire.ts"
+import { CloseCodes } from "../shared/CloseCodes.ts"
+import type { UnitGrant } from "./AuthLink.ts"
+import { Metrics } from "../../layers/Observability/Metrics.ts"
+import type { LoginKeys } from "./LoginKeys.ts"
+import { accept, type Connection, reject, type WebSocketProtocol, type WireMessage } from "../../layers/Transport/Transport.ts"
 import type { Seat, UnitMember, UnitRoomsService } from "./UnitRooms.ts"
 
 /** What an accepted upgrade knows: the unit as its login key and URL define it. */
