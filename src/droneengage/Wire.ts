@@ -123,6 +123,12 @@ export type RelayErrorReason =
   | "tasks-unavailable"
   | "udp-proxy-unavailable"
   | "agents-only"
+  | "udp-proxy-invalid"
+  | "task-invalid"
+  | "task-too-large"
+  | "task-quota"
+  | "task-storage"
+  | "foreign-account"
 
 /**
  * The relay's answer to a message it cannot handle:
