@@ -100,7 +100,7 @@ export const makeLoginApi = (options: LoginApiOptions) =>
           return count(actorType, "no-permission"), reply(failure(command, ErrorCode.noPermission, `No enough permission. This account may not log in as ${what}.`))
         }
         const reserved = yield* Effect.either(
-          commServers.reserve({ a: account.id, b: gr, at: actorType, il: account.instanceLimit, prm: account.permission })
+          commServers.reserve({ a: account.id, b: gr, at: actorType, il: account.instanceLimit, prm: account.permission, an: account.name })
         )
         if (Either.isLeft(reserved)) {
           yield* Effect.logWarning(`login of ${acc} not placed: ${reserved.left.reason}`)

@@ -7,6 +7,7 @@ import { challengeProver, makeAuthLink, type UnitGrant } from "./AuthLink.ts"
 import type { RelayConfig } from "./Config.ts"
 import { loadPrivateKey } from "./KeyFiles.ts"
 import { makeLoginKeys } from "./LoginKeys.ts"
+import { makeRelayFeatures } from "./RelayFeatures.ts"
 import { makeRelayProtocol } from "./RelayProtocol.ts"
 import { type UnitMember, UnitRooms } from "./UnitRooms.ts"
 import { droneEngageVersion } from "./Version.ts"
@@ -20,7 +21,8 @@ export const startRelay = (config: RelayConfig) =>
     const keys = yield* makeLoginKeys<UnitGrant>({ ttl: config.loginKeyTtl })
     // The link needs the bound port and the protocol needs the link: tie the knot after serving.
     const relayed = { notifyLogout: (_member: UnitMember) => {} }
-    const protocol = yield* makeRelayProtocol({ serverName: "relay", keys, rooms, onLeft: (member) => relayed.notifyLogout(member) })
+    const features = yield* makeRelayFeatures("relay", config)
+    const protocol = yield* makeRelayProtocol({ serverName: "relay", keys, rooms, onLeft: (member) => relayed.notifyLogout(member), ...features })
     let linkUp = () => false
     const health = Effect.sync(() =>
       HttpServerResponse.unsafeJson({ status: "OK", version: droneEngageVersion, server_id: config.serverId, authenticator: linkUp() ? "up" : "down" })
@@ -53,6 +55,6 @@ export const startRelay = (config: RelayConfig) =>
     })
     relayed.notifyLogout = link.notifyLogout
     linkUp = link.isUp
-    return { server, link, keys, rooms }
+    return { server, link, keys, rooms, features }
   })
 

@@ -1,6 +1,8 @@
 import { Effect, Either, Option } from "effect"
 import { isTaskMessage, route, validLoginKey, validUnitName } from "./Routing.ts"
-import { encodeBinaryFrame, type Envelope, errorReply, parseFrame, type RelayErrorReason, SystemMessage, welcome } from "./Wire.ts"
+import type { Tasks } from "./Tasks.ts"
+import { answerUdpProxy, type UdpProxyService } from "./UdpProxy.ts"
+import { encodeBinaryFrame, type Envelope, errorReply, parseFrame, type RelayErrorReason, SystemMessage, type SystemOutcome, welcome } from "./Wire.ts"
 import { CloseCodes } from "../shared/CloseCodes.ts"
 import type { UnitGrant } from "./AuthLink.ts"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
@@ -20,6 +22,10 @@ export interface RelayProtocolOptions {
   readonly rooms: UnitRoomsService
   /** Called once a unit's connection is gone (the authenticator is told with LOGOUT). */
   readonly onLeft: (member: UnitMember) => void
+  /** 9008 (agents only); absent: answered udp-proxy-unavailable. */
+  readonly udpProxy?: UdpProxyService | undefined
+  /** 9001-9004; absent: answered tasks-unavailable. */
+  readonly tasks?: Tasks | undefined
 }
 
 /**
@@ -50,8 +56,8 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
           if (!validUnitName(unitName)) return yield* refuse(400, "unit name s is missing, reserved or invalid", "bad-unit-name")
           const grant = yield* keys.consume(key)
           if (Option.isNone(grant)) return yield* refuse(401, "login key is unknown, already used or expired", "key-refused")
-          const { a, b, at, prm, r, il } = grant.value
-          const member: UnitMember = { accountId: a, group: b, unitName, actorType: at, permission: prm, requestId: r }
+          const { a, b, at, prm, r, il, an } = grant.value
+          const member: UnitMember = { accountId: a, group: b, unitName, actorType: at, permission: prm, requestId: r, accountName: an }
           if (!rooms.admits(member, il)) return yield* refuse(403, "the account's instance limit is reached", "instance-limit")
           return accept<UnitConnection>({ member, instanceLimit: il })
         }),
@@ -68,7 +74,12 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
             return { onMessage: () => {} }
           }
           const seat = entered.right
-          yield* Effect.addFinalizer(() => rooms.exit(seat).pipe(Effect.zipRight(Effect.sync(() => options.onLeft(member)))))
+          // An agent's UDP proxy pair outlives a dropped connection for the grace period only.
+          const proxyUnit = member.actorType === "d" ? options.udpProxy : undefined
+          proxyUnit?.unitEntered(member)
+          yield* Effect.addFinalizer(() =>
+            rooms.exit(seat).pipe(Effect.zipRight(Effect.sync(() => (proxyUnit?.unitLeft(member), options.onLeft(member)))))
+          )
           return { onMessage: (message) => handle(seat, connection, message) }
         })
     }
@@ -91,11 +102,18 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
       const type = envelope.mt
       if (type === SystemMessage.ping) return reply("OK:pong")
       if (type === SystemMessage.leaveGroup) return Effect.zipRight(rooms.leaveGroup(seat), Effect.sync(() => reply("OK:dell")))
-      if (isTaskMessage(type)) return fail(connection, "tasks-unavailable", "this relay does not store tasks", type)
+      const answer = (outcome: SystemOutcome) =>
+        outcome._tag === "Replies" ? outcome.frames.forEach((frame) => connection.send(frame)) : fail(connection, outcome.reason, outcome.text, type)
+      if (isTaskMessage(type)) {
+        return options.tasks
+          ? Effect.map(options.tasks.handle(member, envelope), answer)
+          : fail(connection, "tasks-unavailable", "this relay does not store tasks", type)
+      }
       if (type === SystemMessage.udpProxy) {
-        return member.actorType === "d"
-          ? fail(connection, "udp-proxy-unavailable", "this relay offers no UDP proxy", type)
-          : fail(connection, "agents-only", "only agents may request a UDP proxy", type)
+        if (member.actorType !== "d") return fail(connection, "agents-only", "only agents may request a UDP proxy", type)
+        return options.udpProxy
+          ? Effect.map(answerUdpProxy(options.udpProxy, member, envelope), answer)
+          : fail(connection, "udp-proxy-unavailable", "this relay offers no UDP proxy", type)
       }
       return fail(connection, "unknown-system-message", `unknown system message type ${String(type)}`, type)
     }

@@ -1,7 +1,7 @@
 import { Effect, Either, ParseResult, Schema } from "effect"
 import { TaskStore } from "../../layers/Storage/TaskStore.ts"
 import type { TaskQuery } from "../storage/Task.ts"
-import { type Envelope, type RelayErrorReason, SystemMessage, Target } from "./Wire.ts"
+import { type Envelope, type RelayErrorReason, SystemMessage, type SystemOutcome, Target } from "./Wire.ts"
 
 /**
  * Stored tasks, system messages 9001 load, 9002 save, 9003 delete, 9004 disable, with the
@@ -25,9 +25,7 @@ export interface TaskCaller {
   readonly unitName: string
 }
 
-export type TaskOutcome =
-  | { readonly _tag: "Replies"; readonly frames: ReadonlyArray<string> }
-  | { readonly _tag: "Refused"; readonly reason: RelayErrorReason; readonly text: string }
+export type TaskOutcome = SystemOutcome
 
 const Field = Schema.String.pipe(Schema.maxLength(255))
 const DigitString = Schema.String.pipe(Schema.pattern(/^\d{1,15}$/))

@@ -1,9 +1,9 @@
-import { Data, Duration, Effect, ExecutionStrategy, Exit, Scope } from "effect"
-import type { Cell } from "../../layers/Observability/Metrics.ts"
-import { Metrics } from "../../layers/Observability/Metrics.ts"
+import { Data, Duration, Effect, Either, ExecutionStrategy, Exit, Schema, Scope } from "effect"
+import { type Cell, Metrics } from "../../layers/Observability/Metrics.ts"
 import { type PortChoice, Udp, type UdpSocket } from "../../layers/Udp/Udp.ts"
 import { sweepEvery } from "../shared/Sweeps.ts"
 import { fullBucket, takeToken, takeTokens, type TokenBucket } from "../shared/TokenBucket.ts"
+import { type Envelope, type SystemOutcome, Target } from "./Wire.ts"
 
 /**
  * The UDP proxy of system message 9008: per unit, a pair of UDP sockets on the relay. Each
@@ -68,10 +68,13 @@ export interface UdpProxyService {
   readonly open: (unit: UnitKey, requested: { readonly port1: number; readonly port2: number }) => Effect.Effect<ProxyState, UdpProxyRefused>
   /** Closes the unit's pair; the answer carries its last ports, or zeros when there was none. */
   readonly close: (unit: UnitKey) => Effect.Effect<ProxyState>
-  /** The unit disconnected: its pair lives on for the grace period. */
+  /** A connection of the unit opened: a pair left behind by an earlier one is no longer due to close. */
+  readonly unitEntered: (unit: UnitKey) => void
+  /**
+   * A connection of the unit closed. When it was the unit's last (a replaced connection closes
+   * after its successor entered), the pair lives on for the grace period, then closes.
+   */
   readonly unitLeft: (unit: UnitKey) => void
-  /** The unit is back: its pair is no longer due to close for the departure. */
-  readonly unitReturned: (unit: UnitKey) => void
   readonly state: (unit: UnitKey) => ProxyState | undefined
   readonly pairCount: () => number
 }
@@ -140,6 +143,8 @@ export const makeUdpProxy = (options: UdpProxyOptions) =>
     const pairs = new Map<string, Pair>()
     const live = new Set<Pair>()
     const perAccount = new Map<string, number>()
+    /** Open connections per unit key (agents only; a replaced connection overlaps its successor). */
+    const present = new Map<string, number>()
     const lock = yield* Effect.makeSemaphore(1)
 
     /** The hot path: one datagram, handled synchronously with no allocation beyond the kernel's. */
@@ -258,13 +263,19 @@ export const makeUdpProxy = (options: UdpProxyOptions) =>
             return Effect.as(closePair(pair), last)
           })
         ),
-      unitLeft: (unit) => {
-        const pair = pairs.get(keyOf(unit))
-        if (pair) pair.departedAt = clock.unsafeCurrentTimeMillis()
-      },
-      unitReturned: (unit) => {
-        const pair = pairs.get(keyOf(unit))
+      unitEntered: (unit) => {
+        const key = keyOf(unit)
+        present.set(key, (present.get(key) ?? 0) + 1)
+        const pair = pairs.get(key)
         if (pair) pair.departedAt = 0
+      },
+      unitLeft: (unit) => {
+        const key = keyOf(unit)
+        const remaining = (present.get(key) ?? 1) - 1
+        if (remaining > 0) return void present.set(key, remaining)
+        present.delete(key)
+        const pair = pairs.get(key)
+        if (pair) pair.departedAt = clock.unsafeCurrentTimeMillis()
       },
       state: (unit) => {
         const pair = pairs.get(keyOf(unit))
@@ -287,3 +298,35 @@ export const makeUdpProxy = (options: UdpProxyOptions) =>
     )
     return service
   })
+
+const ProxySocket = Schema.Struct({
+  address: Schema.optional(Schema.String.pipe(Schema.maxLength(255))),
+  port: Schema.optional(Schema.Int.pipe(Schema.between(0, 65535)))
+})
+
+/** The 9008 request body: en true opens (socket ports are wishes, honoured only with fixed ports allowed), false closes. */
+export const UdpProxyRequest = Schema.Struct({ en: Schema.Boolean, socket1: Schema.optional(ProxySocket), socket2: Schema.optional(ProxySocket) })
+const decodeProxyRequest = Schema.decodeUnknownEither(UdpProxyRequest)
+
+/**
+ * Answers one 9008 from an agent as the original does: the request turned around (ty "i", tg the
+ * unit, sd "_SYS_") with ms {socket1, socket2, en}. A refused open answers en false with the
+ * reason in ms.em, so the agent turns its proxy off; a malformed body is an error reply.
+ */
+export const answerUdpProxy = (proxy: UdpProxyService, unit: UnitKey, envelope: Envelope): Effect.Effect<SystemOutcome> => {
+  const decoded = decodeProxyRequest(envelope.ms)
+  if (Either.isLeft(decoded)) {
+    return Effect.succeed({ _tag: "Refused", reason: "udp-proxy-invalid", text: "ms must be {en: boolean, socket1?: {address, port}, socket2?: {address, port}}" })
+  }
+  const { p: _permission, ...request } = envelope
+  const reply = (ms: unknown): SystemOutcome => ({
+    _tag: "Replies",
+    frames: [JSON.stringify({ ...request, ty: "i", tg: unit.unitName, sd: Target.system, ms })]
+  })
+  const { en, socket1, socket2 } = decoded.right
+  if (!en) return Effect.map(proxy.close(unit), reply)
+  return proxy.open(unit, { port1: socket1?.port ?? 0, port2: socket2?.port ?? 0 }).pipe(
+    Effect.map(reply),
+    Effect.catchTag("UdpProxyRefused", (refused) => Effect.succeed(reply({ ...closedState, em: refused.message })))
+  )
+}

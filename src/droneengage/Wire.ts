@@ -130,6 +130,11 @@ export type RelayErrorReason =
   | "task-storage"
   | "foreign-account"
 
+/** What a system-message service answers: frames for the unit, or a refusal sent as an error reply. */
+export type SystemOutcome =
+  | { readonly _tag: "Replies"; readonly frames: ReadonlyArray<string> }
+  | { readonly _tag: "Refused"; readonly reason: RelayErrorReason; readonly text: string }
+
 /**
  * The relay's answer to a message it cannot handle:
  * {"ty":"s","sd":"_SYS_","mt":9100,"ms":{"s":"ERR:<reason>","em":"<text>","mt":<offending mt>}}.

@@ -143,12 +143,18 @@ describe("UDP proxy (9008) on the memory datagram network", () => {
   it.effect("a disconnected unit keeps its ports for the grace period: a reconnect gets them back; after it they close", () =>
     Effect.gen(function* () {
       const { proxy } = yield* setup({ stickyGrace: Duration.seconds(30), reapInterval: Duration.seconds(5) })
+      proxy.unitEntered(drone)
       const state = yield* proxy.open(drone, any)
       proxy.unitLeft(drone)
       yield* TestClock.adjust(Duration.seconds(25))
       // The unit is back within the grace period and asks again: same ports.
-      proxy.unitReturned(drone)
+      proxy.unitEntered(drone)
       expect(yield* proxy.open(drone, any)).toEqual(state)
+      yield* TestClock.adjust(Duration.seconds(60))
+      expect(proxy.pairCount()).toBe(1)
+      // A reconnect replaces the connection: the new one enters before the old one's close is seen.
+      proxy.unitEntered(drone)
+      proxy.unitLeft(drone)
       yield* TestClock.adjust(Duration.seconds(60))
       expect(proxy.pairCount()).toBe(1)
       proxy.unitLeft(drone)

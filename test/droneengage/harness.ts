@@ -5,9 +5,11 @@ import { AccountStore } from "../../layers/Storage/AccountStore.ts"
 import { HardwareStore, MemoryHardwareStore } from "../../layers/Storage/HardwareStore.ts"
 import { MemoryAccountStoreTest } from "../../layers/Storage/MemoryAccountStore.ts"
 import { BunTransportLive } from "../../layers/Transport/BunTransport.ts"
+import { BunUdpLive } from "../../layers/Udp/BunUdp.ts"
+import { MemoryTaskStore } from "../../layers/Storage/MemoryTaskStore.ts"
 import { startAuthenticator } from "../../src/droneengage/Authenticator.ts"
 import { startRelay } from "../../src/droneengage/Relay.ts"
-import type { AuthenticatorConfig, RelayConfig } from "../../src/droneengage/Config.ts"
+import { type AuthenticatorConfig, defaultTasksConfig, defaultUdpProxyConfig, type RelayConfig } from "../../src/droneengage/Config.ts"
 import { Permission } from "../../src/storage/Account.ts"
 import { defaultSocketLimits } from "../../src/shared/SocketLimits.ts"
 import { eventually } from "../support/effect.ts"
@@ -50,13 +52,15 @@ export const relayConfig = (authenticatorS2sPort: number, overrides: Partial<Rel
   redialMax: Duration.seconds(2),
   infoInterval: Duration.millis(250),
   limits: defaultSocketLimits,
+  udpProxy: defaultUdpProxyConfig,
+  tasks: defaultTasksConfig,
   ...overrides
 })
 
 /** Services every DroneEngage integration test needs: real Bun sockets, memory stores, metrics. */
 export const TestServices = Layer.mergeAll(BunTransportLive, MemoryAccountStoreTest, MemoryHardwareStore).pipe(Layer.provideMerge(Metrics.Default))
 
-export const relayLayer = InProcessUnitRooms("relay")
+export const relayLayer = Layer.mergeAll(InProcessUnitRooms("relay"), BunUdpLive, MemoryTaskStore)
 
 export interface Stack {
   readonly authUrl: string
