@@ -99,8 +99,8 @@ interface Pair {
   readonly packets: TokenBucket
   readonly bytes: TokenBucket
   lastActive: number
-  /** When the unit disconnected; 0 while it is connected. */
-  departedAt: number
+  /** When the unit's last connection closed; undefined while it is connected. */
+  departedAt: number | undefined
 }
 
 interface Direction {
@@ -214,7 +214,7 @@ export const makeUdpProxy = (options: UdpProxyOptions) =>
           packets: fullBucket(packetsPerSecond, now),
           bytes: fullBucket(bytesPerSecond, now),
           lastActive: now,
-          departedAt: 0
+          departedAt: undefined
         }
         const bind = (port: PortChoice, from: Side, to: Side, counted: Direction) =>
           Scope.extend(udp.bind({ hostname: options.hostname, port, onDatagram: forward(pair, from, to, counted) }), scope)
@@ -242,7 +242,7 @@ export const makeUdpProxy = (options: UdpProxyOptions) =>
             if (existing) {
               const fits = (wanted: number, side: Side) => !options.allowFixedPorts || wanted === 0 || wanted === side.socket?.port
               if (fits(requested.port1, existing.side1) && fits(requested.port2, existing.side2)) {
-                existing.departedAt = 0
+                existing.departedAt = undefined
                 existing.lastActive = clock.unsafeCurrentTimeMillis()
                 existing.side1.locked = false
                 existing.side2.locked = false
@@ -267,7 +267,7 @@ export const makeUdpProxy = (options: UdpProxyOptions) =>
         const key = keyOf(unit)
         present.set(key, (present.get(key) ?? 0) + 1)
         const pair = pairs.get(key)
-        if (pair) pair.departedAt = 0
+        if (pair) pair.departedAt = undefined
       },
       unitLeft: (unit) => {
         const key = keyOf(unit)
@@ -285,7 +285,7 @@ export const makeUdpProxy = (options: UdpProxyOptions) =>
     }
 
     yield* sweepEvery("udp proxy", options.reapInterval, live, (pair, now) => {
-      const departed = pair.departedAt > 0 && now - pair.departedAt >= graceMillis
+      const departed = pair.departedAt !== undefined && now - pair.departedAt >= graceMillis
       if (departed || now - pair.lastActive >= idleMillis) return lock.withPermits(1)(closePair(pair))
     })
     yield* Effect.addFinalizer(() =>
