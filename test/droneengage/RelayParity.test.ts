@@ -1,5 +1,5 @@
 import { describe, expect } from "bun:test"
-import { Duration, Effect, Layer, TestClock } from "effect"
+import { ConfigProvider, Duration, Effect, Layer, TestClock } from "effect"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
 import { MemoryTaskStore } from "../../layers/Storage/MemoryTaskStore.ts"
 import { MemoryNetwork, MemoryTransportTest } from "../../layers/Transport/MemoryTransport.ts"
@@ -8,7 +8,7 @@ import { BunUdpLive } from "../../layers/Udp/BunUdp.ts"
 import { MemoryDatagramNetwork, MemoryUdp } from "../../layers/Udp/MemoryUdp.ts"
 import { bindInbox } from "../../layers/Udp/Udp.ts"
 import type { UnitGrant } from "../../src/droneengage/AuthLink.ts"
-import { defaultTasksConfig, defaultUdpProxyConfig, type RelayConfig } from "../../src/droneengage/Config.ts"
+import { defaultTasksConfig, defaultUdpProxyConfig, RelayConfig } from "../../src/droneengage/Config.ts"
 import { makeLoginKeys } from "../../src/droneengage/LoginKeys.ts"
 import { makeRelayFeatures } from "../../src/droneengage/RelayFeatures.ts"
 import { makeRelayProtocol } from "../../src/droneengage/RelayProtocol.ts"
@@ -215,4 +215,33 @@ describe("UDP proxy over real sockets (smoke)", () => {
       yield* agent.send(JSON.stringify({ ty: "s", mt: 9001, ms: { ai: "beta" } }))
       expect((yield* agent.nextJson()).ms.s).toBe("ERR:foreign-account")
     }).pipe(Effect.provide(TestServices)))
+})
+
+describe("relay config: udpProxy and tasks keys", () => {
+  const read = (json: object) => Effect.either(Effect.withConfigProvider(RelayConfig, ConfigProvider.fromJson({ relay: json })))
+
+  it.effect("defaults: proxy on with system-chosen ports, fixed ports and peer lock off; tasks on", () =>
+    Effect.gen(function* () {
+      const config = yield* Effect.withConfigProvider(RelayConfig, ConfigProvider.fromJson({}))
+      expect(config.udpProxy).toMatchObject({ enabled: true, hostname: "0.0.0.0", ports: undefined, allowFixedPorts: false, peerLock: false })
+      expect(Duration.toMillis(config.udpProxy.idleTimeout)).toBe(300_000)
+      expect(config.tasks).toEqual({ enabled: true, maxBodyBytes: 65_536, maxTasksPerAccount: 1000 })
+      const range = yield* Effect.withConfigProvider(RelayConfig, ConfigProvider.fromJson({ relay: { udpProxy: { portMin: 20000, portMax: 20099 } } }))
+      expect(range.udpProxy.ports).toEqual({ min: 20000, max: 20099 })
+    }))
+
+  it.effect("an invalid value fails with one line naming the key", () =>
+    Effect.gen(function* () {
+      for (const [json, key] of [
+        [{ udpProxy: { portMin: 20000 } }, "portMin and portMax"],
+        [{ udpProxy: { portMin: 30000, portMax: 20000 } }, "portMin and portMax"],
+        [{ udpProxy: { packetsPerSecond: 0 } }, "packetsPerSecond"],
+        [{ udpProxy: { peerLock: "maybe" } }, "peerLock"],
+        [{ tasks: { maxBodyBytes: -1 } }, "maxBodyBytes"]
+      ] as const) {
+        const result = yield* read(json)
+        expect(result._tag).toBe("Left")
+        if (result._tag === "Left") expect(String(result.left)).toContain(key)
+      }
+    }))
 })
