@@ -117,6 +117,13 @@ const columns: Record<string, Array<Column>> = {
     metric("lost (others)", "lost", (v) => v.toFixed(0)),
     metric("RSS growth MB", "rssGrowthMb", (v) => num(v, 1)),
     { label: "slow one's close code", cell: (row) => (row.notes ?? []).join("; ") }
+  ],
+  udp: [
+    metric("packets/s", "packetsPerSec", rate),
+    metric("server CPU µs/packet", "cpuUsPerPacket", (v) => num(v, 2)),
+    metric("server cores", "serverCores", (v) => num(v, 2)),
+    ratioColumn("vs raw forwarder", "packetsPerSec vs raw"),
+    metric("lost", "lost", (v) => v.toFixed(0))
   ]
 }
 

@@ -9,7 +9,11 @@ const bindExact = (options: BindOptions, port: number) =>
     hostname: options.hostname,
     port,
     binaryType: "uint8array",
-    socket: { data: (_socket, data, fromPort, address) => options.onDatagram(data, fromPort, address) }
+    socket: {
+      data: (_socket, data, fromPort, address) => options.onDatagram(data, fromPort, address),
+      // ICMP errors (a peer that went away: ECONNREFUSED) are normal for UDP: that datagram is lost, nothing more.
+      error: () => {}
+    }
   })
 
 /** Tries the range's ports from a random offset until one is free; other bind errors end the search. */
