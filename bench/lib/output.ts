@@ -119,10 +119,10 @@ const columns: Record<string, Array<Column>> = {
     { label: "slow one's close code", cell: (row) => (row.notes ?? []).join("; ") }
   ],
   udp: [
-    metric("packets/s", "packetsPerSec", rate),
+    metric("packets/s observed", "packetsPerSec", rate),
     metric("server CPU µs/packet", "cpuUsPerPacket", (v) => num(v, 2)),
-    metric("server cores", "serverCores", (v) => num(v, 2)),
-    ratioColumn("vs raw forwarder", "packetsPerSec vs raw"),
+    metric("packets per server core-second", "packetsPerCoreSecond", rate),
+    ratioColumn("vs raw forwarder (per core)", "packetsPerCoreSecond vs raw"),
     metric("lost", "lost", (v) => v.toFixed(0))
   ]
 }

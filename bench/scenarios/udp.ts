@@ -132,55 +132,66 @@ export const udp: Scenario = {
     const rows: Array<ResultRow> = []
     const notes: Array<string> = []
     const skipped: Array<string> = []
-    const measureMs = context.quick ? 1000 : 3000
+    const measureMs = context.quick ? 1000 : 2000
     const warmupMs = context.quick ? 200 : 500
     for (const size of SIZES) {
-      for (const mode of ["raw", "proxy"] as const) {
-        const runs: Array<UdpRun> = []
-        try {
-          // A fresh process per mode and size, runs in it back to back.
-          const forwarder = await startForwarder(mode)
-          try {
-            for (let i = 0; i < context.runs; i++) {
-              const run = await measure(forwarder, size, warmupMs, measureMs)
-              context.log(
-                `  ${label[mode]} ${size} B run ${i + 1}/${context.runs}: ${formatRate(run.packetsPerSec)} packets/s, ` +
-                  `${run.cpuUsPerPacket.toFixed(2)} µs CPU/packet, lost ${run.lost}`
-              )
-              runs.push(run)
-            }
-          } finally {
-            await forwarder.stop()
+      // Both forwarders run side by side and their runs alternate, so a busy moment of the machine
+      // weighs on both alike.
+      const runs: Record<Mode, Array<UdpRun>> = { raw: [], proxy: [] }
+      const started: Array<Forwarder> = []
+      try {
+        const forwarders = { raw: await startForwarder("raw"), proxy: await startForwarder("proxy") }
+        started.push(forwarders.raw, forwarders.proxy)
+        for (let i = 0; i < Math.max(context.runs, context.quick ? 1 : 5); i++) {
+          for (const mode of ["raw", "proxy"] as const) {
+            const run = await measure(forwarders[mode], size, warmupMs, measureMs)
+            context.log(
+              `  ${label[mode]} ${size} B run ${i + 1}: ${formatRate(run.packetsPerSec)} packets/s, ` +
+                `${run.cpuUsPerPacket.toFixed(2)} µs CPU/packet, lost ${run.lost}`
+            )
+            runs[mode].push(run)
           }
-          rows.push({
-            server: label[mode],
-            case: `${size} B`,
-            metrics: {
-              packetsPerSec: spreadOf(runs.map((r) => r.packetsPerSec)),
-              cpuUsPerPacket: spreadOf(runs.map((r) => r.cpuUsPerPacket)),
-              serverCores: spreadOf(runs.map((r) => r.serverCores)),
-              lost: spreadOf(runs.map((r) => r.lost))
-            }
-          })
-        } catch (error) {
-          skipped.push(`${label[mode]} ${size} B: ${(error as Error).message}`)
-          context.log(`  ${label[mode]} ${size} B: FAILED ${(error as Error).message}`)
         }
+      } catch (error) {
+        skipped.push(`${size} B: ${(error as Error).message}`)
+        context.log(`  ${size} B: FAILED ${(error as Error).message}`)
+      } finally {
+        for (const forwarder of started) await forwarder.stop()
+      }
+      for (const mode of ["raw", "proxy"] as const) {
+        if (runs[mode].length === 0) continue
+        rows.push({
+          server: label[mode],
+          case: `${size} B`,
+          metrics: {
+            packetsPerSec: spreadOf(runs[mode].map((r) => r.packetsPerSec)),
+            cpuUsPerPacket: spreadOf(runs[mode].map((r) => r.cpuUsPerPacket)),
+            packetsPerCoreSecond: spreadOf(runs[mode].map((r) => 1e6 / r.cpuUsPerPacket)),
+            serverCores: spreadOf(runs[mode].map((r) => r.serverCores)),
+            lost: spreadOf(runs[mode].map((r) => r.lost))
+          }
+        })
       }
       const raw = rows.find((row) => row.server === label.raw && row.case === `${size} B`)
       const proxy = rows.find((row) => row.server === label.proxy && row.case === `${size} B`)
       if (raw && proxy) {
         const rate = ratio(proxy.metrics.packetsPerSec?.median, raw.metrics.packetsPerSec?.median)
-        const cpu = ratio(proxy.metrics.cpuUsPerPacket?.median, raw.metrics.cpuUsPerPacket?.median)
-        rows[rows.indexOf(proxy)] = { ...proxy, ratios: { "packetsPerSec vs raw": rate, "cpuUsPerPacket vs raw": cpu } }
-        notes.push(`${size} B: the proxy forwards ${rate.toFixed(2)}x the raw forwarder's packets/s (target >= 0.8x) at ${cpu.toFixed(2)}x its CPU per packet`)
+        const capacity = ratio(proxy.metrics.packetsPerCoreSecond?.median, raw.metrics.packetsPerCoreSecond?.median)
+        rows[rows.indexOf(proxy)] = { ...proxy, ratios: { "packetsPerSec vs raw": rate, "packetsPerCoreSecond vs raw": capacity } }
+        notes.push(
+          `${size} B: per server core the proxy forwards ${capacity.toFixed(2)}x the raw forwarder's packets (target >= 0.8x); ` +
+            `observed packets/s ${rate.toFixed(2)}x, set by the load generator, not the forwarders`
+        )
       }
     }
-    notes.push("one pair, one direction (drone to ground tool), sender and receiver in the bench process; both forwarders on loopback")
+    notes.push(
+      "one pair, one direction (drone to ground tool), sender and receiver in the bench process on the same cores: the forwarders " +
+        "stay well under one core, so their capacity is packets per CPU-second of the forwarder process (1 / CPU per packet)"
+    )
     return {
       scenario: "udp",
       title: udp.title,
-      settings: { sizes: SIZES, window: WINDOW, batch: BATCH, measureMs, warmupMs, runs: context.runs },
+      settings: { sizes: SIZES, window: WINDOW, batch: BATCH, measureMs, warmupMs, runs: Math.max(context.runs, context.quick ? 1 : 5) },
       rows,
       notes,
       skipped

@@ -46,23 +46,28 @@ export const BunUdpLive = Layer.succeed(Udp, {
             message: `cannot bind UDP ${options.hostname}:${describePort(options.port)}: ${describeError(error)}`
           })
       }).pipe(
-        Effect.map(
-          (socket): UdpSocket => ({
+        Effect.map((socket): UdpSocket => {
+          // A plain flag: the hot path reads it per datagram instead of a native getter.
+          let open = true
+          return {
             hostname: socket.hostname,
             port: socket.port,
             send: (data, port, address) => {
-              if (socket.closed) return false
+              if (!open) return false
               try {
                 return socket.send(data, port, address)
               } catch {
-                // An unroutable or malformed peer address: this datagram is lost, the socket lives on.
+                // A peer that went away (ECONNREFUSED) or a bad address: this datagram is lost, the socket lives on.
                 return false
               }
             },
-            close: () => socket.close(),
-            isOpen: () => !socket.closed
-          })
-        )
+            close: () => {
+              open = false
+              socket.close()
+            },
+            isOpen: () => open
+          }
+        })
       ),
       (socket) => Effect.sync(() => socket.close())
     )
