@@ -67,7 +67,12 @@ interface UdpRun {
  * One measured run: a "drone" sends datagrams of `size` bytes to socket1 with at most WINDOW in
  * flight, a "ground tool" on socket2's side counts them. Server CPU comes from /proc.
  */
-export const measure = async (forwarder: Forwarder, size: number, warmupMs: number, measureMs: number): Promise<UdpRun> => {
+export const measure = async (
+  forwarder: Forwarder,
+  size: number,
+  warmupMs: number,
+  measureMs: number
+): Promise<UdpRun> => {
   let received = 0
   const tool = await Bun.udpSocket({ hostname: HOST, port: 0, socket: { data: () => void received++ } })
   const drone = await Bun.udpSocket({ hostname: HOST, port: 0 })
@@ -113,7 +118,12 @@ export const measure = async (forwarder: Forwarder, size: number, warmupMs: numb
     const packets = received - from
     const seconds = (cpuTo.at - cpuFrom.at) / 1000
     const cpu = cpuBetween(cpuFrom, cpuTo)
-    return { packetsPerSec: packets / seconds, cpuUsPerPacket: cpu / packets, serverCores: cpu / 1e6 / seconds, lost: lost - lostBefore }
+    return {
+      packetsPerSec: packets / seconds,
+      cpuUsPerPacket: cpu / packets,
+      serverCores: cpu / 1e6 / seconds,
+      lost: lost - lostBefore
+    }
   } finally {
     tool.close()
     drone.close()
@@ -177,7 +187,10 @@ export const udp: Scenario = {
       if (raw && proxy) {
         const rate = ratio(proxy.metrics.packetsPerSec?.median, raw.metrics.packetsPerSec?.median)
         const capacity = ratio(proxy.metrics.packetsPerCoreSecond?.median, raw.metrics.packetsPerCoreSecond?.median)
-        rows[rows.indexOf(proxy)] = { ...proxy, ratios: { "packetsPerSec vs raw": rate, "packetsPerCoreSecond vs raw": capacity } }
+        rows[rows.indexOf(proxy)] = {
+          ...proxy,
+          ratios: { "packetsPerSec vs raw": rate, "packetsPerCoreSecond vs raw": capacity }
+        }
         notes.push(
           `${size} B: per server core the proxy forwards ${capacity.toFixed(2)}x the raw forwarder's packets (target >= 0.8x); ` +
             `observed packets/s ${rate.toFixed(2)}x, set by the load generator, not the forwarders`
@@ -191,7 +204,14 @@ export const udp: Scenario = {
     return {
       scenario: "udp",
       title: udp.title,
-      settings: { sizes: SIZES, window: WINDOW, batch: BATCH, measureMs, warmupMs, runs: Math.max(context.runs, context.quick ? 1 : 5) },
+      settings: {
+        sizes: SIZES,
+        window: WINDOW,
+        batch: BATCH,
+        measureMs,
+        warmupMs,
+        runs: Math.max(context.runs, context.quick ? 1 : 5)
+      },
       rows,
       notes,
       skipped

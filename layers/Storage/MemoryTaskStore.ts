@@ -16,7 +16,12 @@ export const MemoryTaskStore = Layer.sync(TaskStore, () => {
         else accounts.set(task.accountId, [stored])
         return stored
       }),
-    load: (query, limit) => Effect.sync(() => tasksOf(query.accountId).filter((task) => task.enabled && matchesQuery(query, task)).slice(0, Math.max(0, limit))),
+    load: (query, limit) =>
+      Effect.sync(() =>
+        tasksOf(query.accountId)
+          .filter((task) => task.enabled && matchesQuery(query, task))
+          .slice(0, Math.max(0, limit))
+      ),
     remove: (query) =>
       Effect.sync(() => {
         const list = tasksOf(query.accountId)

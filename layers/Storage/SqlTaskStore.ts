@@ -74,7 +74,8 @@ const toTask = (row: TaskRow): StoredTask => ({
   createdAt: Number(row.created_at)
 })
 
-const columns = "id, account_id, party, group_name, sender, receiver, message_type, permanent, body, enabled, created_at"
+const columns =
+  "id, account_id, party, group_name, sender, receiver, message_type, permanent, body, enabled, created_at"
 
 /** TaskStore over any @effect/sql client (SQLite or MySQL); every value is a bound parameter. */
 export const makeSqlTaskStore = Effect.gen(function* () {
@@ -99,7 +100,10 @@ export const makeSqlTaskStore = Effect.gen(function* () {
   /** Rows a DELETE/UPDATE changed: mysql2 reports affectedRows; bun:sqlite reports nothing, so SQLite returns the ids. */
   const changed = (statement: Statement.Statement<unknown>) =>
     sql.onDialectOrElse({
-      mysql: () => Effect.map(statement.raw, (result) => Number((result as { readonly affectedRows?: unknown }).affectedRows ?? 0)),
+      mysql: () =>
+        Effect.map(statement.raw, (result) =>
+          Number((result as { readonly affectedRows?: unknown }).affectedRows ?? 0)
+        ),
       orElse: () => Effect.map(sql`${statement} RETURNING id`, (rows) => rows.length)
     })
 
@@ -139,7 +143,10 @@ export const makeSqlTaskStore = Effect.gen(function* () {
         storageFailure("loading tasks")
       ),
     remove: (query) => changed(sql`DELETE FROM de_task WHERE ${where(query)}`).pipe(storageFailure("deleting tasks")),
-    disable: (query) => changed(sql`UPDATE de_task SET enabled = 0 WHERE ${where(query)} AND enabled = 1`).pipe(storageFailure("disabling tasks")),
+    disable: (query) =>
+      changed(sql`UPDATE de_task SET enabled = 0 WHERE ${where(query)} AND enabled = 1`).pipe(
+        storageFailure("disabling tasks")
+      ),
     count: (accountId) =>
       sql<{ readonly n: unknown }>`SELECT COUNT(*) AS n FROM de_task WHERE account_id = ${accountId}`.pipe(
         Effect.map((rows) => Number(rows[0]?.n ?? 0)),

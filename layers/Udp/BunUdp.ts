@@ -31,7 +31,8 @@ const bindSocket = async (options: BindOptions) => {
   throw lastError
 }
 
-const describeError = (error: unknown) => (isAddressInUse(error) ? "address in use" : error instanceof Error ? error.message : String(error))
+const describeError = (error: unknown) =>
+  isAddressInUse(error) ? "address in use" : error instanceof Error ? error.message : String(error)
 
 /** Real UDP sockets through Bun.udpSocket; datagram callbacks run straight from the event loop. */
 export const BunUdpLive = Layer.succeed(Udp, {

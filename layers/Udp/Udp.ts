@@ -68,7 +68,8 @@ export const bindInbox = (hostname: string, port: PortChoice = 0) =>
     const socket = yield* udp.bind({
       hostname,
       port,
-      onDatagram: (data, fromPort, address) => Queue.unsafeOffer(inbox, { data: data.slice(), from: { address, port: fromPort } })
+      onDatagram: (data, fromPort, address) =>
+        Queue.unsafeOffer(inbox, { data: data.slice(), from: { address, port: fromPort } })
     })
     return { socket, inbox, next: Queue.take(inbox) } as const
   })

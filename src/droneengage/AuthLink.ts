@@ -1,5 +1,7 @@
 import type { KeyObject } from "node:crypto"
-import { Deferred, type Duration, Effect, Either, Option, Queue, Redacted } from "effect"
+import { Deferred, type Duration, Effect, Either, Option, Queue, Redacted, Stream, SubscriptionRef } from "effect"
+import { Federation } from "../../layers/Federation/Federation.ts"
+import type { Link } from "../../layers/Federation/Link.ts"
 import {
   decodeAuthToRelay,
   encodeRelayToAuth,
@@ -10,7 +12,6 @@ import {
 } from "./S2S.ts"
 import type { UnitRoomsService, UnitMember } from "./UnitRooms.ts"
 import type { LoginKeys } from "./LoginKeys.ts"
-import { keepLinkUp, type Link } from "../../layers/Federation/Link.ts"
 
 /** What a login key admits: the LOGIN request the authenticator sent. */
 export type UnitGrant = LoginRequestData
@@ -21,9 +22,9 @@ export interface AuthLinkOptions {
   readonly version: string
   /** Answers the authenticator's challenge nonce (Ed25519 key or shared secret); None: no credentials. */
   readonly prove: Option.Option<(nonce: string) => Effect.Effect<string>>
-  /** Host and port clients are told to dial (cs.g, cs.h). */
+  /** Host and port clients are told to dial (cs.g, cs.h); the port is known once the relay listens. */
   readonly publicHost: string
-  readonly publicPort: () => number
+  readonly publicPort: Effect.Effect<number>
   readonly redialMax: Duration.DurationInput
   /** At most one INFO per interval: a burst of joins and leaves becomes one INFO, then the final state. */
   readonly infoInterval: Duration.DurationInput
@@ -41,47 +42,63 @@ export const challengeProver = (
     const key = privateKey.value
     return Option.some((nonce) => Effect.sync(() => signChallengeEd25519(key, nonce)))
   }
-  return Option.map(secret, (value) => (nonce: string) => Effect.promise(() => signChallenge(Redacted.value(value), serverId, nonce)))
+  return Option.map(
+    secret,
+    (value) => (nonce: string) => Effect.promise(() => signChallenge(Redacted.value(value), serverId, nonce))
+  )
 }
 
 /** The relay's view of its authenticator link. */
 export interface AuthLink {
   /** Tells the authenticator a unit left (LOGOUT); dropped when the link is down. */
   readonly notifyLogout: (member: UnitMember) => void
+  /** Linked and accepted by the authenticator. */
   readonly isUp: () => boolean
+  /** Completes once the link is (or already was) up (`true`) or down (`false`). */
+  readonly awaitUp: (up: boolean) => Effect.Effect<void>
 }
 
 /**
  * The relay's side of the server-to-server link: dials the authenticator and keeps re-dialling
  * (jittered, capped), answers its challenge, then sends INFO at once and after joins and leaves
  * (coalesced: at most one per `infoInterval`), and answers LOGIN with a fresh single-use key.
- * Lives as long as the calling Scope.
+ * The dialling, backoff and up/down gauge are the Federation link's. Lives as long as the
+ * calling Scope.
  */
 export const makeAuthLink = (options: AuthLinkOptions) =>
   Effect.gen(function* () {
+    const federation = yield* Federation
     let current: { link: Link; accepted: Deferred.Deferred<void>; up: boolean } | undefined
+    const upState = yield* SubscriptionRef.make(false)
+    const setUp = (state: { up: boolean }, up: boolean) =>
+      Effect.suspend(() => {
+        state.up = up
+        return SubscriptionRef.set(upState, up)
+      })
 
-    const info = Effect.map(
+    const info = Effect.zipWith(
       options.rooms.snapshot,
-      (snapshot): InfoData => ({
+      options.publicPort,
+      (snapshot, port): InfoData => ({
         isOnline: true,
         version: options.version,
         serverId: options.serverId,
         public_host: options.publicHost,
-        serverPort: options.publicPort(),
+        serverPort: port,
         accounts: snapshot.accounts,
         accountDetails: snapshot.accountDetails
       })
     )
 
-    const sendInfo = (link: Link) => Effect.flatMap(info, (d) => Effect.sync(() => link.send(encodeRelayToAuth({ c: "a", d }))))
+    const sendInfo = (link: Link) =>
+      Effect.flatMap(info, (d) => Effect.sync(() => link.send(encodeRelayToAuth({ c: "a", d }))))
 
     const onOpen = (link: Link) =>
       Effect.gen(function* () {
         const accepted = yield* Deferred.make<void>()
         const state = { link, accepted, up: false }
         current = state
-        yield* Effect.addFinalizer(() => Effect.sync(() => (state.up = false)))
+        yield* Effect.addFinalizer(() => setUp(state, false))
         // Subscribe before waiting, so no join or leave between acceptance and the first INFO is missed.
         const changes = yield* options.rooms.changes
         // Every INFO carries the whole state, so changes that queue up meanwhile need one INFO, not one each:
@@ -92,7 +109,7 @@ export const makeAuthLink = (options: AuthLinkOptions) =>
           Effect.zipRight(Effect.sleep(options.infoInterval))
         )
         yield* Deferred.await(accepted).pipe(
-          Effect.zipRight(Effect.sync(() => (state.up = true))),
+          Effect.zipRight(setUp(state, true)),
           Effect.zipRight(sendLatest),
           Effect.zipRight(Effect.forever(Queue.take(changes).pipe(Effect.zipRight(sendLatest)))),
           Effect.forkScoped
@@ -102,7 +119,8 @@ export const makeAuthLink = (options: AuthLinkOptions) =>
     const answerLogin = (link: Link, request: LoginRequestData) =>
       Effect.gen(function* () {
         const key = yield* options.keys.issue(request)
-        link.send(encodeRelayToAuth({ c: "b", d: { r: request.r, e: 0, g: options.publicHost, h: options.publicPort(), f: key } }))
+        const port = yield* options.publicPort
+        link.send(encodeRelayToAuth({ c: "b", d: { r: request.r, e: 0, g: options.publicHost, h: port, f: key } }))
       })
 
     const onMessage = (message: string | Uint8Array, link: Link) =>
@@ -111,26 +129,38 @@ export const makeAuthLink = (options: AuthLinkOptions) =>
         if (Either.isLeft(decoded)) return yield* Effect.logWarning("authenticator sent an unreadable frame; ignored")
         const frame = decoded.right
         if ("s2s_auth" in frame) {
-          if (frame.s2s_auth === "ok") return yield* Deferred.succeed(current!.accepted, undefined)
-          if (Option.isNone(options.prove)) yield* Effect.logError("the authenticator demands credentials but neither relay.s2sSecret nor relay.s2sPrivateKeyPath is set")
+          if (frame.s2s_auth === "ok") return current ? yield* Deferred.succeed(current.accepted, undefined) : undefined
+          if (Option.isNone(options.prove))
+            yield* Effect.logError(
+              "the authenticator demands credentials but neither relay.s2sSecret nor relay.s2sPrivateKeyPath is set"
+            )
           const sig = Option.isSome(options.prove) ? yield* options.prove.value(frame.nonce) : ""
           return link.send(encodeRelayToAuth({ s2s_auth: "response", id: options.serverId, sig }))
         }
         return yield* answerLogin(link, frame.d)
       })
 
-    yield* keepLinkUp({
+    yield* federation.link({
       name: `${options.serverId}->authenticator`,
       url: options.url,
       maxDelay: options.redialMax,
       handler: { onOpen, onMessage }
-    }).pipe(Effect.forkScoped)
+    })
 
     const link: AuthLink = {
       notifyLogout: (member) => {
-        if (current?.up) current.link.send(encodeRelayToAuth({ c: "c", d: { s: member.unitName, a: member.accountId, r: member.requestId } }))
+        if (current?.up)
+          current.link.send(
+            encodeRelayToAuth({ c: "c", d: { s: member.unitName, a: member.accountId, r: member.requestId } })
+          )
       },
-      isUp: () => current?.up === true
+      isUp: () => current?.up === true,
+      awaitUp: (up) =>
+        upState.changes.pipe(
+          Stream.filter((state) => state === up),
+          Stream.runHead,
+          Effect.asVoid
+        )
     }
     return link
   })

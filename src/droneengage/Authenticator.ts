@@ -1,25 +1,40 @@
-import { Effect, Option } from "effect"
+import { Duration, Effect, Layer, Option } from "effect"
 import { AccountStore } from "../../layers/Storage/AccountStore.ts"
-import { makeRateLimiter } from "../../layers/Tokens/LoginRateLimiter.ts"
 import { Transport } from "../../layers/Transport/Transport.ts"
+import { makeKeyedLimiter } from "../shared/RateLimiter.ts"
 import { Permission } from "../storage/Account.ts"
 import { makeCommServers } from "./CommServers.ts"
 import type { AuthenticatorConfig } from "./Config.ts"
 import { loadTrustedKeys } from "./KeyFiles.ts"
-import { indexOfLoginSession, type LoginSession, loginSessionKey, makeLoginApi } from "./LoginApi.ts"
+import { indexOfLoginSession, LoginSession, loginSessionKey, makeLoginApi } from "./LoginApi.ts"
 import { makeSessions } from "./Sessions.ts"
 import { droneEngageVersion } from "./Version.ts"
+
+/** Token kind of login sessions (sid). */
+export const sessionKind = "droneengage/session"
+
+/** `limit` per `window` as a token bucket: a full burst of `limit`, refilled evenly over the window. */
+const perWindow = (limit: number, window: Duration.Duration) => ({
+  ratePerSecond: limit / Duration.toSeconds(window),
+  burst: limit
+})
 
 /** Starts both listeners for the lifetime of the Scope; returns them (tests read the bound ports). */
 export const startAuthenticator = (config: AuthenticatorConfig) =>
   Effect.gen(function* () {
     const transport = yield* Transport
-    const sessions = yield* makeSessions<LoginSession>({
+    const sessions = yield* makeSessions(LoginSession, {
+      kind: sessionKind,
       ttl: config.sessionTtl,
       sliding: config.sessionSliding,
       index: indexOfLoginSession
     })
-    const rateLimiter = yield* makeRateLimiter({ max: config.loginRateLimit, window: config.loginRateWindow })
+    const attempts = yield* makeKeyedLimiter("login attempts", perWindow(config.loginRateLimit, config.loginRateWindow))
+    const failures = yield* makeKeyedLimiter("failed credentials", {
+      ...perWindow(config.loginFailureLimit, config.loginFailureWindow),
+      blockFor: config.loginFailureBlock,
+      strikes: 1
+    })
     const trustedKeys = yield* loadTrustedKeys(config.s2sTrustedKeys)
     if (config.allowUnauthenticatedServers) {
       yield* Effect.logWarning("INSECURE: allowUnauthenticatedServers is on; relays that skip the challenge may link")
@@ -48,7 +63,8 @@ export const startAuthenticator = (config: AuthenticatorConfig) =>
       version: droneEngageVersion,
       sessions,
       commServers,
-      rateLimiter
+      attempts,
+      failures
     })
     const http = yield* transport.serve<never, never>({
       name: "authenticator",
@@ -59,10 +75,15 @@ export const startAuthenticator = (config: AuthenticatorConfig) =>
       http: api
     })
     if ((yield* (yield* AccountStore).list).length === 0) {
-      yield* Effect.logWarning("no accounts yet: run `npm start` once (creates \"dev\") or configure authenticator.storage (single or json backend)")
+      yield* Effect.logWarning(
+        'no accounts yet: run `npm start` once (creates "dev") or configure authenticator.storage (single or json backend)'
+      )
     }
     return { http, s2s, sessions, commServers }
   })
+
+/** The authenticator as a layer: needs Transport, the account and hardware stores, Tokens, FileSystem and Metrics. */
+export const AuthenticatorServer = (config: AuthenticatorConfig) => Layer.scopedDiscard(startAuthenticator(config))
 
 /**
  * Creates the admin account "dev" (all permissions) when the store has no account yet and returns
@@ -74,4 +95,3 @@ export const ensureDevAccount = Effect.gen(function* () {
   const issued = yield* accounts.create({ name: "dev", permission: Permission.all, isAdmin: true })
   return Option.some({ name: issued.account.name, accessCode: issued.accessCode })
 })
-

@@ -1,5 +1,5 @@
 import type { KeyObject } from "node:crypto"
-import { Data, Deferred, type Duration, Effect, Either, Option, Redacted } from "effect"
+import { Data, Deferred, type Duration, Effect, Either, Option, PubSub, Queue, Redacted, type Scope } from "effect"
 import {
   decodeRelayToAuth,
   encodeAuthToRelay,
@@ -71,28 +71,62 @@ export interface CommServerStatus {
   readonly units: number
 }
 
+/** What happened on the S2S listener: a relay linked, reported INFO, logged a unit out, was refused or left. */
+export type CommServerEvent =
+  | { readonly _tag: "Linked" | "Info" | "Left"; readonly serverId: string }
+  | { readonly _tag: "Logout"; readonly serverId: string; readonly logout: LogoutData }
+  | { readonly _tag: "Refused"; readonly code: number; readonly reason: string }
+
+/** The authenticator's registry of linked relays. */
+export interface CommServers {
+  readonly protocol: WebSocketProtocol<null>
+  /** Sends LOGIN to the chosen relay and waits for its key. */
+  readonly reserve: (request: Omit<LoginRequestData, "r">) => Effect.Effect<Reservation, NoCommServer>
+  /** Authenticated relays and what their last INFO said. */
+  readonly status: () => ReadonlyArray<CommServerStatus>
+  /** Events for as long as the caller's Scope lives. */
+  readonly events: Effect.Effect<Queue.Dequeue<CommServerEvent>, never, Scope.Scope>
+  /** Completes with the status once `holds` is true of it (now or after some event). */
+  readonly awaitStatus: (
+    holds: (status: ReadonlyArray<CommServerStatus>) => boolean
+  ) => Effect.Effect<ReadonlyArray<CommServerStatus>>
+}
+
 /**
  * The authenticator's side of the server-to-server link: accepts relays on the S2S port,
  * authenticates them with an HMAC challenge, keeps their INFO, and reserves logins on them.
  */
-export const makeCommServers = (options: CommServerOptions) =>
+export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommServers, never, Metrics | Scope.Scope> =>
   Effect.gen(function* () {
     const metrics = yield* Metrics
     const label = { server: options.serverName }
-    const linked = metrics.gauge("switchboard_de_s2s_relays", "Authenticated relays linked to this authenticator", ["server"]).labels(label)
-    const refused = metrics.counter("switchboard_de_s2s_refused_total", "Relay links refused (bad or missing credentials)", ["server", "reason"])
+    const linked = metrics
+      .gauge("switchboard_de_s2s_relays", "Authenticated relays linked to this authenticator", ["server"])
+      .labels(label)
+    const refused = metrics.counter(
+      "switchboard_de_s2s_refused_total",
+      "Relay links refused (bad or missing credentials)",
+      ["server", "reason"]
+    )
     const relays = new Set<Relay>()
     const secret = Option.map(options.secret, Redacted.value)
+    const events = yield* PubSub.unbounded<CommServerEvent>()
+    const emit = (event: CommServerEvent) => PubSub.publish(events, event)
 
     const refuse = (relay: Relay, reason: string, code: number) =>
       Effect.logWarning(`refusing relay link: ${reason}`).pipe(
-        Effect.annotateLogs({ server: options.serverName, remote: relay.connection.remoteAddress, serverId: relay.serverId }),
+        Effect.annotateLogs({
+          server: options.serverName,
+          remote: relay.connection.remoteAddress,
+          serverId: relay.serverId
+        }),
         Effect.zipRight(
           Effect.sync(() => {
             refused.labels({ ...label, reason: code === CloseCodes.handshakeTimeout ? "timeout" : "credentials" }).inc()
             relay.connection.close(code, reason)
           })
-        )
+        ),
+        Effect.zipRight(emit({ _tag: "Refused", code, reason }))
       )
 
     const admit = (relay: Relay, serverId: string) =>
@@ -101,7 +135,12 @@ export const makeCommServers = (options: CommServerOptions) =>
         relay.serverId = serverId
         linked.inc()
         relay.connection.send(encodeAuthToRelay({ s2s_auth: "ok" }))
-      }).pipe(Effect.zipRight(Effect.logInfo(`relay ${serverId} linked`).pipe(Effect.annotateLogs("remote", relay.connection.remoteAddress))))
+      }).pipe(
+        Effect.zipRight(
+          Effect.logInfo(`relay ${serverId} linked`).pipe(Effect.annotateLogs("remote", relay.connection.remoteAddress))
+        ),
+        Effect.zipRight(emit({ _tag: "Linked", serverId }))
+      )
 
     /** A relay with a trusted Ed25519 key must sign with it; any other proves the shared secret. */
     const proves = (serverId: string, nonce: string, signature: string) => {
@@ -115,31 +154,38 @@ export const makeCommServers = (options: CommServerOptions) =>
       Effect.gen(function* () {
         const decoded = decodeRelayToAuth(text)
         if (Either.isLeft(decoded)) {
-          if (!relay.authenticated) return yield* refuse(relay, "unreadable frame before authentication", CloseCodes.badRequest)
-          return yield* Effect.logWarning("relay sent an unreadable frame; ignored").pipe(Effect.annotateLogs("serverId", relay.serverId))
+          if (!relay.authenticated)
+            return yield* refuse(relay, "unreadable frame before authentication", CloseCodes.unauthorized)
+          return yield* Effect.logWarning("relay sent an unreadable frame; ignored").pipe(
+            Effect.annotateLogs("serverId", relay.serverId)
+          )
         }
         const frame = decoded.right
         if ("s2s_auth" in frame) {
           if (relay.authenticated) return
           const ok = yield* proves(frame.id, relay.nonce, frame.sig)
-          return yield* ok ? admit(relay, frame.id) : refuse(relay, `bad challenge signature from ${frame.id}`, CloseCodes.unauthorized)
+          return yield* ok
+            ? admit(relay, frame.id)
+            : refuse(relay, `bad challenge signature from ${frame.id}`, CloseCodes.unauthorized)
         }
         if (!relay.authenticated) {
-          if (!options.allowUnauthenticated) return yield* refuse(relay, "frame before authentication", CloseCodes.unauthorized)
+          if (!options.allowUnauthenticated)
+            return yield* refuse(relay, "frame before authentication", CloseCodes.unauthorized)
           yield* Effect.logWarning("INSECURE: accepting an unauthenticated relay (allowUnauthenticatedServers)")
           yield* admit(relay, frame.c === "a" ? frame.d.serverId : "unauthenticated")
         }
         switch (frame.c) {
           case "a":
             relay.hosting = hostingOf(frame.d)
-            return
+            return yield* emit({ _tag: "Info", serverId: relay.serverId })
           case "b": {
             const waiting = relay.pending.get(frame.d.r)
             if (waiting) yield* Deferred.succeed(waiting, frame.d)
             return
           }
           case "c":
-            return yield* options.onLogout(frame.d, relay.serverId)
+            yield* options.onLogout(frame.d, relay.serverId)
+            return yield* emit({ _tag: "Logout", serverId: relay.serverId, logout: frame.d })
         }
       })
 
@@ -147,7 +193,14 @@ export const makeCommServers = (options: CommServerOptions) =>
       upgrade: () => Effect.succeed(accept(null)),
       open: (connection) =>
         Effect.gen(function* () {
-          const relay: Relay = { connection, serverId: "?", authenticated: false, nonce: newNonce(), hosting: undefined, pending: new Map() }
+          const relay: Relay = {
+            connection,
+            serverId: "?",
+            authenticated: false,
+            nonce: newNonce(),
+            hosting: undefined,
+            pending: new Map()
+          }
           relays.add(relay)
           yield* Effect.addFinalizer(() =>
             Effect.gen(function* () {
@@ -155,14 +208,22 @@ export const makeCommServers = (options: CommServerOptions) =>
               if (relay.authenticated) {
                 linked.dec()
                 yield* Effect.logWarning(`relay ${relay.serverId} disconnected`)
+                yield* emit({ _tag: "Left", serverId: relay.serverId })
               }
-              for (const waiting of relay.pending.values()) yield* Deferred.fail(waiting, new NoCommServer({ reason: "relay disconnected" }))
+              for (const waiting of relay.pending.values())
+                yield* Deferred.fail(waiting, new NoCommServer({ reason: "relay disconnected" }))
             })
           )
           if (Option.isSome(secret) || options.trustedKeys.size > 0) {
             connection.send(encodeAuthToRelay({ s2s_auth: "challenge", nonce: relay.nonce }))
             yield* Effect.sleep(options.handshakeTimeout).pipe(
-              Effect.zipRight(Effect.suspend(() => (relay.authenticated ? Effect.void : refuse(relay, "no challenge response in time", CloseCodes.handshakeTimeout)))),
+              Effect.zipRight(
+                Effect.suspend(() =>
+                  relay.authenticated
+                    ? Effect.void
+                    : refuse(relay, "no challenge response in time", CloseCodes.handshakeTimeout)
+                )
+              ),
               Effect.forkScoped
             )
           } else if (options.allowUnauthenticated) {
@@ -175,7 +236,7 @@ export const makeCommServers = (options: CommServerOptions) =>
                 ? handle(relay, message)
                 : relay.authenticated
                   ? Effect.logWarning("relay sent a binary frame; ignored")
-                  : refuse(relay, "binary frame before authentication", CloseCodes.badRequest)
+                  : refuse(relay, "binary frame before authentication", CloseCodes.unauthorized)
           }
         })
     }
@@ -187,12 +248,12 @@ export const makeCommServers = (options: CommServerOptions) =>
         const hosting = relay.hosting
         if (!relay.authenticated || !hosting?.online) continue
         if (hosting.accounts.has(accountId)) return relay
-        if (!leastLoaded || hosting.accounts.size < leastLoaded.accounts) leastLoaded = { relay, accounts: hosting.accounts.size }
+        if (!leastLoaded || hosting.accounts.size < leastLoaded.accounts)
+          leastLoaded = { relay, accounts: hosting.accounts.size }
       }
       return leastLoaded?.relay
     }
 
-    /** Sends LOGIN to the chosen relay and waits for its key. */
     const reserve = (request: Omit<LoginRequestData, "r">): Effect.Effect<Reservation, NoCommServer> =>
       Effect.gen(function* () {
         const relay = choose(request.a)
@@ -202,7 +263,10 @@ export const makeCommServers = (options: CommServerOptions) =>
         relay.pending.set(r, reply)
         relay.connection.send(encodeAuthToRelay({ c: "b", d: { ...request, r } }))
         const answer = yield* Deferred.await(reply).pipe(
-          Effect.timeoutFail({ duration: options.replyTimeout, onTimeout: () => new NoCommServer({ reason: `relay ${relay.serverId} did not answer in time` }) }),
+          Effect.timeoutFail({
+            duration: options.replyTimeout,
+            onTimeout: () => new NoCommServer({ reason: `relay ${relay.serverId} did not answer in time` })
+          }),
           Effect.ensuring(Effect.sync(() => relay.pending.delete(r)))
         )
         if (answer.e !== 0 || answer.f === undefined || answer.g === undefined || answer.h === undefined) {
@@ -221,8 +285,16 @@ export const makeCommServers = (options: CommServerOptions) =>
           units: relay.hosting?.units ?? 0
         }))
 
-    return { protocol, reserve, status } as const
+    const awaitStatus = (holds: (status: ReadonlyArray<CommServerStatus>) => boolean) =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          // Subscribed before the first look, so no event between the look and the wait is missed.
+          const changes = yield* PubSub.subscribe(events)
+          while (!holds(status())) yield* Queue.take(changes)
+          return status()
+        })
+      )
+
+    const service: CommServers = { protocol, reserve, status, events: PubSub.subscribe(events), awaitStatus }
+    return service
   })
-
-export type CommServers = Effect.Effect.Success<ReturnType<typeof makeCommServers>>
-

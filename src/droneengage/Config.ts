@@ -50,6 +50,11 @@ export interface AuthenticatorConfig {
   readonly sessionSliding: boolean
   readonly loginRateLimit: number
   readonly loginRateWindow: Duration.Duration
+  /** Failed credentials (wrong access code, bad management session) an address may have per window. */
+  readonly loginFailureLimit: number
+  readonly loginFailureWindow: Duration.Duration
+  /** How long an address that failed more often is answered 429 (with Retry-After). */
+  readonly loginFailureBlock: Duration.Duration
   readonly s2sLimits: SocketLimits
 }
 
@@ -73,11 +78,15 @@ export const AuthenticatorConfig: Config.Config<AuthenticatorConfig> = Config.al
   sessionSliding: Config.boolean("sessionSliding").pipe(Config.withDefault(true)),
   loginRateLimit: positiveInt("loginRateLimit", 10),
   loginRateWindow: positiveMillis("loginRateWindowMs", 60_000),
+  loginFailureLimit: positiveInt("loginFailureLimit", 10),
+  loginFailureWindow: positiveMillis("loginFailureWindowMs", 600_000),
+  loginFailureBlock: positiveMillis("loginFailureBlockMs", 300_000),
   s2sLimits: Config.nested(SocketLimitsConfig({ maxPayloadBytes: 4 * 1024 * 1024 }), "s2s")
 }).pipe(
   Config.validate({
     message: "s2sSecret or s2sTrustedKeys is required unless allowUnauthenticatedServers is true (insecure)",
-    validation: (config) => Option.isSome(config.s2sSecret) || config.s2sTrustedKeys.size > 0 || config.allowUnauthenticatedServers
+    validation: (config) =>
+      Option.isSome(config.s2sSecret) || config.s2sTrustedKeys.size > 0 || config.allowUnauthenticatedServers
   }),
   Config.nested("authenticator")
 )
@@ -143,7 +152,12 @@ export const UdpProxyConfig: Config.Config<UdpProxyConfig> = Config.all({
     message: "portMin and portMax must both be 0 (system-chosen ports) or a range 1..65535 with portMin <= portMax",
     validation: ({ portMin, portMax }) => (portMin === 0 && portMax === 0) || (portMin > 0 && portMin <= portMax)
   }),
-  Config.map(({ portMin, portMax, ...rest }): UdpProxyConfig => ({ ...rest, ports: portMin === 0 ? undefined : { min: portMin, max: portMax } })),
+  Config.map(
+    ({ portMin, portMax, ...rest }): UdpProxyConfig => ({
+      ...rest,
+      ports: portMin === 0 ? undefined : { min: portMin, max: portMax }
+    })
+  ),
   Config.nested("udpProxy")
 )
 
@@ -160,14 +174,19 @@ export const TasksConfig: Config.Config<TasksConfig> = Config.all({
   maxTasksPerAccount: positiveInt("maxPerAccount", 1000)
 }).pipe(Config.nested("tasks"))
 
-const atDefaults = <A>(config: Config.Config<A>): A => Effect.runSync(Effect.withConfigProvider(config, ConfigProvider.fromMap(new Map())))
+const atDefaults = <A>(config: Config.Config<A>): A =>
+  Effect.runSync(Effect.withConfigProvider(config, ConfigProvider.fromMap(new Map())))
 
 /** Every key at its default, for code that builds a RelayConfig by hand (tests, embedders). */
 export const defaultUdpProxyConfig: UdpProxyConfig = atDefaults(UdpProxyConfig)
 export const defaultTasksConfig: TasksConfig = atDefaults(TasksConfig)
 
 /** Where the relay keeps tasks: relay.tasks.storage.backend memory | sqlite (default) | mysql. */
-export const relayTaskStorage = { name: "relay-tasks", path: ["relay", "tasks", "storage"], defaultBackend: "sqlite" } as const
+export const relayTaskStorage = {
+  name: "relay-tasks",
+  path: ["relay", "tasks", "storage"],
+  defaultBackend: "sqlite"
+} as const
 
 export const RelayConfig: Config.Config<RelayConfig> = Config.all({
   port: port("port", 9966),

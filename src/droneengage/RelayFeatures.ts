@@ -30,9 +30,13 @@ export const makeRelayFeatures = (serverName: string, config: RelayConfig) =>
           peerLock: proxy.peerLock
         })
       : undefined
-    if (proxy.enabled && proxy.allowFixedPorts) yield* Effect.logInfo("UDP proxy: units may choose their ports (allowFixedPorts)")
+    if (proxy.enabled && proxy.allowFixedPorts)
+      yield* Effect.logInfo("UDP proxy: units may choose their ports (allowFixedPorts)")
     const tasks = config.tasks.enabled
-      ? yield* makeTasks({ maxBodyBytes: config.tasks.maxBodyBytes, maxTasksPerAccount: config.tasks.maxTasksPerAccount })
+      ? yield* makeTasks({
+          maxBodyBytes: config.tasks.maxBodyBytes,
+          maxTasksPerAccount: config.tasks.maxTasksPerAccount
+        })
       : undefined
     return { udpProxy, tasks } satisfies RelayFeatures
   })

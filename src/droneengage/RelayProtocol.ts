@@ -2,12 +2,27 @@ import { Effect, Either, Option } from "effect"
 import { isTaskMessage, route, validLoginKey, validUnitName } from "./Routing.ts"
 import type { Tasks } from "./Tasks.ts"
 import { answerUdpProxy, type UdpProxyService } from "./UdpProxy.ts"
-import { encodeBinaryFrame, type Envelope, errorReply, parseFrame, type RelayErrorReason, SystemMessage, type SystemOutcome, welcome } from "./Wire.ts"
+import {
+  encodeBinaryFrame,
+  type Envelope,
+  errorReply,
+  parseFrame,
+  type RelayErrorReason,
+  SystemMessage,
+  type SystemOutcome,
+  welcome
+} from "./Wire.ts"
 import { CloseCodes } from "../shared/CloseCodes.ts"
 import type { UnitGrant } from "./AuthLink.ts"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
 import type { LoginKeys } from "./LoginKeys.ts"
-import { accept, type Connection, reject, type WebSocketProtocol, type WireMessage } from "../../layers/Transport/Transport.ts"
+import {
+  accept,
+  type Connection,
+  reject,
+  type WebSocketProtocol,
+  type WireMessage
+} from "../../layers/Transport/Transport.ts"
 import type { Seat, UnitMember, UnitRoomsService } from "./UnitRooms.ts"
 
 /** What an accepted upgrade knows: the unit as its login key and URL define it. */
@@ -37,8 +52,15 @@ export interface RelayProtocolOptions {
 export const makeRelayProtocol = (options: RelayProtocolOptions) =>
   Effect.gen(function* () {
     const metrics = yield* Metrics
-    const errors = metrics.counter("switchboard_de_client_errors_total", "Client messages answered with an error reply", ["server", "reason"])
-    const refusals = metrics.counter("switchboard_de_connect_refused_total", "Refused client connects", ["server", "reason"])
+    const errors = metrics.counter(
+      "switchboard_de_client_errors_total",
+      "Client messages answered with an error reply",
+      ["server", "reason"]
+    )
+    const refusals = metrics.counter("switchboard_de_connect_refused_total", "Refused client connects", [
+      "server",
+      "reason"
+    ])
     const { rooms, keys } = options
 
     const refuse = (status: number, reason: string, label: string) =>
@@ -53,12 +75,23 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
           const key = url.searchParams.get("f") ?? ""
           const unitName = url.searchParams.get("s") ?? ""
           if (!validLoginKey(key)) return yield* refuse(401, "login key f is missing or malformed", "bad-key")
-          if (!validUnitName(unitName)) return yield* refuse(400, "unit name s is missing, reserved or invalid", "bad-unit-name")
+          if (!validUnitName(unitName))
+            return yield* refuse(400, "unit name s is missing, reserved or invalid", "bad-unit-name")
           const grant = yield* keys.consume(key)
-          if (Option.isNone(grant)) return yield* refuse(401, "login key is unknown, already used or expired", "key-refused")
+          if (Option.isNone(grant))
+            return yield* refuse(401, "login key is unknown, already used or expired", "key-refused")
           const { a, b, at, prm, r, il, an } = grant.value
-          const member: UnitMember = { accountId: a, group: b, unitName, actorType: at, permission: prm, requestId: r, accountName: an }
-          if (!rooms.admits(member, il)) return yield* refuse(403, "the account's instance limit is reached", "instance-limit")
+          const member: UnitMember = {
+            accountId: a,
+            group: b,
+            unitName,
+            actorType: at,
+            permission: prm,
+            requestId: r,
+            accountName: an
+          }
+          if (!rooms.admits(member, il))
+            return yield* refuse(403, "the account's instance limit is reached", "instance-limit")
           return accept<UnitConnection>({ member, instanceLimit: il })
         }),
 
@@ -77,40 +110,60 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
           // An agent's UDP proxy pair outlives a dropped connection for the grace period only.
           const proxyUnit = member.actorType === "d" ? options.udpProxy : undefined
           proxyUnit?.unitEntered(member)
+          // LOGOUT goes out before the leave reaches the rooms, so it always precedes the INFO the leave causes.
           yield* Effect.addFinalizer(() =>
-            rooms.exit(seat).pipe(Effect.zipRight(Effect.sync(() => (proxyUnit?.unitLeft(member), options.onLeft(member)))))
+            Effect.sync(() => (proxyUnit?.unitLeft(member), options.onLeft(member))).pipe(
+              Effect.zipRight(rooms.exit(seat))
+            )
           )
           return { onMessage: (message) => handle(seat, connection, message) }
         })
     }
 
-    const fail = (connection: Connection<unknown>, reason: RelayErrorReason, text: string, type?: number | string): void => {
+    const fail = (
+      connection: Connection<unknown>,
+      reason: RelayErrorReason,
+      text: string,
+      type?: number | string
+    ): void => {
       errors.labels({ server: options.serverName, reason }).inc()
       connection.send(errorReply(reason, text, type))
     }
 
     /** The envelope as forwarded: the relay's sd and p replace whatever the client sent. */
-    const stamped = (envelope: Envelope, member: UnitMember) => ({ ...envelope, sd: member.unitName, p: member.permission })
+    const stamped = (envelope: Envelope, member: UnitMember) => ({
+      ...envelope,
+      sd: member.unitName,
+      p: member.permission
+    })
 
     /** System messages; only leaving the group needs asynchronous work (the rooms). */
     const system = (seat: Seat, connection: Connection<unknown>, envelope: Envelope): Effect.Effect<void> | void => {
       const { member } = seat
       const reply = (s: string) => {
-        const ms = envelope.ms !== null && typeof envelope.ms === "object" && !Array.isArray(envelope.ms) ? envelope.ms : {}
+        const ms =
+          envelope.ms !== null && typeof envelope.ms === "object" && !Array.isArray(envelope.ms) ? envelope.ms : {}
         connection.send(JSON.stringify({ ...stamped(envelope, member), ms: { ...ms, s } }))
       }
       const type = envelope.mt
       if (type === SystemMessage.ping) return reply("OK:pong")
-      if (type === SystemMessage.leaveGroup) return Effect.zipRight(rooms.leaveGroup(seat), Effect.sync(() => reply("OK:dell")))
+      if (type === SystemMessage.leaveGroup)
+        return Effect.zipRight(
+          rooms.leaveGroup(seat),
+          Effect.sync(() => reply("OK:dell"))
+        )
       const answer = (outcome: SystemOutcome) =>
-        outcome._tag === "Replies" ? outcome.frames.forEach((frame) => connection.send(frame)) : fail(connection, outcome.reason, outcome.text, type)
+        outcome._tag === "Replies"
+          ? outcome.frames.forEach((frame) => connection.send(frame))
+          : fail(connection, outcome.reason, outcome.text, type)
       if (isTaskMessage(type)) {
         return options.tasks
           ? Effect.map(options.tasks.handle(member, envelope), answer)
           : fail(connection, "tasks-unavailable", "this relay does not store tasks", type)
       }
       if (type === SystemMessage.udpProxy) {
-        if (member.actorType !== "d") return fail(connection, "agents-only", "only agents may request a UDP proxy", type)
+        if (member.actorType !== "d")
+          return fail(connection, "agents-only", "only agents may request a UDP proxy", type)
         return options.udpProxy
           ? Effect.map(answerUdpProxy(options.udpProxy, member, envelope), answer)
           : fail(connection, "udp-proxy-unavailable", "this relay offers no UDP proxy", type)
@@ -129,9 +182,15 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
       const header = stamped(envelope, seat.member)
       const out = frame._tag === "Text" ? JSON.stringify(header) : encodeBinaryFrame(header, frame.body)
       const result = rooms.deliver(seat, decision.audience, out)
-      if (result._tag === "NotInGroup") return fail(connection, "not-in-group", "this unit left its group (9006); reconnect to rejoin", envelope.mt)
+      if (result._tag === "NotInGroup")
+        return fail(connection, "not-in-group", "this unit left its group (9006); reconnect to rejoin", envelope.mt)
       if (result._tag === "TargetNotFound") {
-        return fail(connection, "target-not-found", `no unit named ${JSON.stringify(result.unitName)} in this group`, envelope.mt)
+        return fail(
+          connection,
+          "target-not-found",
+          `no unit named ${JSON.stringify(result.unitName)} in this group`,
+          envelope.mt
+        )
       }
     }
 

@@ -1,9 +1,10 @@
-import { Clock, type Duration, Effect, type Option, type Scope } from "effect"
-import { millisOf, optionOf, randomToken, sweepEvery, TokenTable } from "../../layers/Tokens/TokenTable.ts"
+import { Duration, Effect, Option, Schema } from "effect"
+import { Tokens } from "../../layers/Tokens/Tokens.ts"
 
 /**
- * Login sessions (the DroneEngage `sid`): a 128-bit random id mapped to what the login proved.
- * Sessions expire `ttl` after creation (fixed) or after their last use (sliding).
+ * Login sessions (the DroneEngage `sid`): a 128-bit token of the Tokens Tag holding what the
+ * login proved, as JSON decoded with its schema. Sessions expire `ttl` after creation (fixed) or
+ * after their last use (sliding).
  */
 export interface Sessions<S> {
   readonly create: (data: S) => Effect.Effect<string>
@@ -11,48 +12,38 @@ export interface Sessions<S> {
   readonly get: (sid: string) => Effect.Effect<Option.Option<S>>
   /** Ends one session; false if it was not live. */
   readonly end: (sid: string) => Effect.Effect<boolean>
-  /** Ends every session whose data matches; returns how many. */
-  readonly endWhere: (predicate: (data: S) => boolean) => Effect.Effect<number>
-  /** Ends the session whose `index(data)` is `key`, without a scan (needs SessionOptions.index); false if none. */
+  /** Ends the session whose `index(data)` is `key`, without a scan; false if none. */
   readonly endIndexed: (key: string) => Effect.Effect<boolean>
-  readonly size: () => number
+  /** Sessions currently held (expired ones count until the next sweep). */
+  readonly count: Effect.Effect<number>
 }
 
-export interface SessionOptions<S = unknown> {
+export interface SessionOptions<S> {
+  /** Separates these sessions from other tokens in a shared store. */
+  readonly kind: string
   readonly ttl: Duration.DurationInput
   /** true: expiry is ttl after the last use; false: ttl after creation. */
   readonly sliding: boolean
-  readonly sweepInterval?: Duration.DurationInput
   /** A key unique per session (e.g. the login request id) that `endIndexed` finds the session by. */
-  readonly index?: (data: S) => string
+  readonly index: (data: S) => string
 }
 
-export const makeSessions = <S>(options: SessionOptions<S>): Effect.Effect<Sessions<S>, never, Scope.Scope> =>
+export const makeSessions = <S, I>(
+  schema: Schema.Schema<S, I>,
+  options: SessionOptions<S>
+): Effect.Effect<Sessions<S>, never, Tokens> =>
   Effect.gen(function* () {
-    const table = new TokenTable<S>(options.index)
-    const ttl = millisOf(options.ttl)
-    yield* sweepEvery(table, options.sweepInterval ?? "1 minute")
+    const tokens = yield* Tokens
+    const codec = Schema.parseJson(schema)
+    const encode = Schema.encodeSync(codec)
+    const decode = Schema.decodeUnknownOption(codec)
+    const ttl = Duration.decode(options.ttl)
+    const slide = options.sliding ? ttl : undefined
     return {
-      create: (data) =>
-        Effect.map(Clock.currentTimeMillis, (now) => {
-          const sid = randomToken()
-          table.insert(sid, data, now + ttl)
-          return sid
-        }),
-      get: (sid) =>
-        Effect.map(Clock.currentTimeMillis, (now) => {
-          const entry = table.find(sid, now)
-          if (entry && options.sliding) entry.expiresAt = now + ttl
-          return optionOf(entry)
-        }),
-      end: (sid) =>
-        Effect.map(Clock.currentTimeMillis, (now) => {
-          const live = table.find(sid, now) !== undefined
-          table.delete(sid)
-          return live
-        }),
-      endWhere: (predicate) => Effect.sync(() => table.deleteWhere(predicate)),
-      endIndexed: (key) => Effect.sync(() => table.deleteByIndex(key)),
-      size: () => table.size
+      create: (data) => tokens.issue(options.kind, encode(data), ttl, options.index(data)),
+      get: (sid) => Effect.map(tokens.get(options.kind, sid, slide), Option.flatMap(decode)),
+      end: (sid) => tokens.revoke(options.kind, sid),
+      endIndexed: (key) => tokens.revokeIndexed(options.kind, key),
+      count: tokens.count(options.kind)
     }
   })

@@ -97,7 +97,8 @@ export const makeTasks = (options: TasksOptions) =>
           return Either.left(refused("task-invalid", "ms is text but not JSON"))
         }
       }
-      if (body === null || typeof body !== "object" || Array.isArray(body)) return Either.left(refused("task-invalid", "ms must be an object"))
+      if (body === null || typeof body !== "object" || Array.isArray(body))
+        return Either.left(refused("task-invalid", "ms must be an object"))
       const decoded = decodeRequest(body)
       if (Either.isLeft(decoded)) {
         const detail = ParseResult.TreeFormatter.formatErrorSync(decoded.left).split("\n").slice(0, 3).join(" ")
@@ -105,19 +106,26 @@ export const makeTasks = (options: TasksOptions) =>
       }
       const { ai } = decoded.right
       if (ai !== undefined && ai.length > 0 && ai !== caller.accountId && ai !== caller.accountName) {
-        return Either.left(refused("foreign-account", "ai names another account: a unit can only use its own account's tasks"))
+        return Either.left(
+          refused("foreign-account", "ai names another account: a unit can only use its own account's tasks")
+        )
       }
       return Either.right(decoded.right)
     }
 
     const save = (caller: TaskCaller, envelope: Envelope, request: TaskRequest) =>
       Effect.gen(function* () {
-        if (request.mt === undefined || request.t === undefined) return refused("task-invalid", "a save needs mt (the task's message type) and t (its body)")
+        if (request.mt === undefined || request.t === undefined)
+          return refused("task-invalid", "a save needs mt (the task's message type) and t (its body)")
         if (!depthWithin(request.t, maxDepth)) return refused("task-invalid", `t nests deeper than ${maxDepth} levels`)
         const body = JSON.stringify(request.t)
-        if (byteLength(body) > options.maxBodyBytes) return refused("task-too-large", `t is over ${options.maxBodyBytes} bytes`)
+        if (byteLength(body) > options.maxBodyBytes)
+          return refused("task-too-large", `t is over ${options.maxBodyBytes} bytes`)
         if ((yield* store.count(caller.accountId)) >= options.maxTasksPerAccount) {
-          return refused("task-quota", `the account already keeps ${options.maxTasksPerAccount} tasks; delete some first`)
+          return refused(
+            "task-quota",
+            `the account already keeps ${options.maxTasksPerAccount} tasks; delete some first`
+          )
         }
         const query = queryOf(caller.accountId, request, false)
         yield* store.save({ ...query, messageType: request.mt, permanent: query.permanent ?? false, body })
@@ -125,10 +133,18 @@ export const makeTasks = (options: TasksOptions) =>
       })
 
     const load = (caller: TaskCaller, envelope: Envelope, request: TaskRequest) =>
-      Effect.map(store.load(queryOf(caller.accountId, request, true), options.maxTasksPerAccount), (tasks): TaskOutcome => {
-        const base = replyBase(caller, envelope)
-        return { _tag: "Replies", frames: tasks.map((task) => JSON.stringify({ ...base, sid: task.id, ms: JSON.parse(task.body), mt: task.messageType })) }
-      })
+      Effect.map(
+        store.load(queryOf(caller.accountId, request, true), options.maxTasksPerAccount),
+        (tasks): TaskOutcome => {
+          const base = replyBase(caller, envelope)
+          return {
+            _tag: "Replies",
+            frames: tasks.map((task) =>
+              JSON.stringify({ ...base, sid: task.id, ms: JSON.parse(task.body), mt: task.messageType })
+            )
+          }
+        }
+      )
 
     /** Delete and disable select like a load, plus `t` as the exact stored body. */
     const selection = (caller: TaskCaller, request: TaskRequest): TaskQuery => ({
@@ -151,7 +167,10 @@ export const makeTasks = (options: TasksOptions) =>
               : Effect.as(store.disable(selection(caller, request)), done(caller, envelope, SystemMessage.disableTasks))
       return work.pipe(
         Effect.catchAll((error) =>
-          Effect.as(Effect.logError("task storage failed", error.message), refused("task-storage", "the task storage failed; try again later"))
+          Effect.as(
+            Effect.logError("task storage failed", error.message),
+            refused("task-storage", "the task storage failed; try again later")
+          )
         )
       )
     }

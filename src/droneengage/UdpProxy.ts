@@ -65,7 +65,10 @@ export class UdpProxyRefused extends Data.TaggedError("UdpProxyRefused")<{
 
 export interface UdpProxyService {
   /** Opens the unit's pair or reuses it when the requested ports (0 = any) match; re-opening lifts a peer lock. */
-  readonly open: (unit: UnitKey, requested: { readonly port1: number; readonly port2: number }) => Effect.Effect<ProxyState, UdpProxyRefused>
+  readonly open: (
+    unit: UnitKey,
+    requested: { readonly port1: number; readonly port2: number }
+  ) => Effect.Effect<ProxyState, UdpProxyRefused>
   /** Closes the unit's pair; the answer carries its last ports, or zeros when there was none. */
   readonly close: (unit: UnitKey) => Effect.Effect<ProxyState>
   /** A connection of the unit opened: a pair left behind by an earlier one is no longer due to close. */
@@ -80,7 +83,11 @@ export interface UdpProxyService {
 }
 
 /** The reply to a closed or refused request: the original's all-zero sockets. */
-export const closedState: ProxyState = { socket1: { address: "0.0.0.0", port: 0 }, socket2: { address: "0.0.0.0", port: 0 }, en: false }
+export const closedState: ProxyState = {
+  socket1: { address: "0.0.0.0", port: 0 },
+  socket2: { address: "0.0.0.0", port: 0 },
+  en: false
+}
 
 interface Side {
   socket: UdpSocket | undefined
@@ -120,10 +127,22 @@ export const makeUdpProxy = (options: UdpProxyOptions) =>
     const serviceScope = yield* Effect.scope
     const server = options.serverName
     const pairsGauge = metrics.gauge("switchboard_de_udp_pairs", "UDP proxy pairs open", ["server"]).labels({ server })
-    const packets = metrics.counter("switchboard_de_udp_packets_total", "Datagrams forwarded by the UDP proxy", ["server", "direction"])
-    const bytes = metrics.counter("switchboard_de_udp_bytes_total", "Bytes forwarded by the UDP proxy", ["server", "direction"])
-    const drops = metrics.counter("switchboard_de_udp_drops_total", "Datagrams the UDP proxy dropped", ["server", "reason"])
-    const refusals = metrics.counter("switchboard_de_udp_refused_total", "UDP proxy requests refused", ["server", "reason"])
+    const packets = metrics.counter("switchboard_de_udp_packets_total", "Datagrams forwarded by the UDP proxy", [
+      "server",
+      "direction"
+    ])
+    const bytes = metrics.counter("switchboard_de_udp_bytes_total", "Bytes forwarded by the UDP proxy", [
+      "server",
+      "direction"
+    ])
+    const drops = metrics.counter("switchboard_de_udp_drops_total", "Datagrams the UDP proxy dropped", [
+      "server",
+      "reason"
+    ])
+    const refusals = metrics.counter("switchboard_de_udp_refused_total", "UDP proxy requests refused", [
+      "server",
+      "reason"
+    ])
     const direction = (label: string): Direction => ({
       packets: packets.labels({ server, direction: label }),
       bytes: bytes.labels({ server, direction: label })
@@ -148,38 +167,46 @@ export const makeUdpProxy = (options: UdpProxyOptions) =>
     const lock = yield* Effect.makeSemaphore(1)
 
     /** The hot path: one datagram, handled synchronously with no allocation beyond the kernel's. */
-    const forward = (pair: Pair, from: Side, to: Side, counted: Direction) => (data: Uint8Array, port: number, address: string) => {
-      if (options.peerLock && from.locked && address !== from.peerAddress) {
-        dropped.peerLock.inc()
-        return
+    const forward =
+      (pair: Pair, from: Side, to: Side, counted: Direction) => (data: Uint8Array, port: number, address: string) => {
+        if (options.peerLock && from.locked && address !== from.peerAddress) {
+          dropped.peerLock.inc()
+          return
+        }
+        from.peerAddress = address
+        from.peerPort = port
+        from.locked = true
+        const now = clock.unsafeCurrentTimeMillis()
+        pair.lastActive = now
+        const target = to.peerAddress
+        if (target === undefined || to.socket === undefined) {
+          dropped.noPeer.inc()
+          return
+        }
+        if (
+          !takeToken(pair.packets, now, packetsPerSecond, packetsPerSecond) ||
+          !takeTokens(pair.bytes, now, bytesPerSecond, bytesPerSecond, data.byteLength)
+        ) {
+          dropped.rate.inc()
+          return
+        }
+        if (!to.socket.send(data, to.peerPort, target)) {
+          dropped.sendFailed.inc()
+          return
+        }
+        counted.packets.inc()
+        counted.bytes.inc(data.byteLength)
       }
-      from.peerAddress = address
-      from.peerPort = port
-      from.locked = true
-      const now = clock.unsafeCurrentTimeMillis()
-      pair.lastActive = now
-      const target = to.peerAddress
-      if (target === undefined || to.socket === undefined) {
-        dropped.noPeer.inc()
-        return
-      }
-      if (!takeToken(pair.packets, now, packetsPerSecond, packetsPerSecond) || !takeTokens(pair.bytes, now, bytesPerSecond, bytesPerSecond, data.byteLength)) {
-        dropped.rate.inc()
-        return
-      }
-      if (!to.socket.send(data, to.peerPort, target)) {
-        dropped.sendFailed.inc()
-        return
-      }
-      counted.packets.inc()
-      counted.bytes.inc(data.byteLength)
-    }
 
     const endpoint = (socket: UdpSocket | undefined): ProxyEndpoint => ({
       address: socket === undefined || wildcard(socket.hostname) ? options.publicHost : socket.hostname,
       port: socket?.port ?? 0
     })
-    const stateOf = (pair: Pair): ProxyState => ({ socket1: endpoint(pair.side1.socket), socket2: endpoint(pair.side2.socket), en: true })
+    const stateOf = (pair: Pair): ProxyState => ({
+      socket1: endpoint(pair.side1.socket),
+      socket2: endpoint(pair.side2.socket),
+      en: true
+    })
 
     const closePair = (pair: Pair) =>
       Effect.suspend(() => {
@@ -193,15 +220,23 @@ export const makeUdpProxy = (options: UdpProxyOptions) =>
       })
 
     const refuse = (reason: RefusalReason, message: string) =>
-      Effect.zipRight(Effect.sync(() => refusals.labels({ server, reason }).inc()), Effect.fail(new UdpProxyRefused({ reason, message })))
+      Effect.zipRight(
+        Effect.sync(() => refusals.labels({ server, reason }).inc()),
+        Effect.fail(new UdpProxyRefused({ reason, message }))
+      )
 
-    const portFor = (requested: number): PortChoice => (options.allowFixedPorts && requested > 0 ? requested : (options.ports ?? 0))
+    const portFor = (requested: number): PortChoice =>
+      options.allowFixedPorts && requested > 0 ? requested : (options.ports ?? 0)
 
     const create = (unit: UnitKey, key: string, requested: { readonly port1: number; readonly port2: number }) =>
       Effect.gen(function* () {
-        if (pairs.size >= options.maxPairs) return yield* refuse("server-limit", `the relay has its ${options.maxPairs} UDP proxy pairs open`)
+        if (pairs.size >= options.maxPairs)
+          return yield* refuse("server-limit", `the relay has its ${options.maxPairs} UDP proxy pairs open`)
         if ((perAccount.get(unit.accountId) ?? 0) >= options.maxPairsPerAccount) {
-          return yield* refuse("account-limit", `the account has its ${options.maxPairsPerAccount} UDP proxy pairs open`)
+          return yield* refuse(
+            "account-limit",
+            `the account has its ${options.maxPairsPerAccount} UDP proxy pairs open`
+          )
         }
         const now = clock.unsafeCurrentTimeMillis()
         const scope = yield* Scope.fork(serviceScope, ExecutionStrategy.sequential)
@@ -217,9 +252,15 @@ export const makeUdpProxy = (options: UdpProxyOptions) =>
           departedAt: undefined
         }
         const bind = (port: PortChoice, from: Side, to: Side, counted: Direction) =>
-          Scope.extend(udp.bind({ hostname: options.hostname, port, onDatagram: forward(pair, from, to, counted) }), scope)
+          Scope.extend(
+            udp.bind({ hostname: options.hostname, port, onDatagram: forward(pair, from, to, counted) }),
+            scope
+          )
         const bound = yield* Effect.either(
-          Effect.all([bind(portFor(requested.port1), pair.side1, pair.side2, toSocket2), bind(portFor(requested.port2), pair.side2, pair.side1, toSocket1)])
+          Effect.all([
+            bind(portFor(requested.port1), pair.side1, pair.side2, toSocket2),
+            bind(portFor(requested.port2), pair.side2, pair.side1, toSocket1)
+          ])
         )
         if (bound._tag === "Left") {
           yield* Scope.close(scope, Exit.void)
@@ -240,7 +281,8 @@ export const makeUdpProxy = (options: UdpProxyOptions) =>
             const key = keyOf(unit)
             const existing = pairs.get(key)
             if (existing) {
-              const fits = (wanted: number, side: Side) => !options.allowFixedPorts || wanted === 0 || wanted === side.socket?.port
+              const fits = (wanted: number, side: Side) =>
+                !options.allowFixedPorts || wanted === 0 || wanted === side.socket?.port
               if (fits(requested.port1, existing.side1) && fits(requested.port2, existing.side2)) {
                 existing.departedAt = undefined
                 existing.lastActive = clock.unsafeCurrentTimeMillis()
@@ -305,7 +347,11 @@ const ProxySocket = Schema.Struct({
 })
 
 /** The 9008 request body: en true opens (socket ports are wishes, honoured only with fixed ports allowed), false closes. */
-export const UdpProxyRequest = Schema.Struct({ en: Schema.Boolean, socket1: Schema.optional(ProxySocket), socket2: Schema.optional(ProxySocket) })
+export const UdpProxyRequest = Schema.Struct({
+  en: Schema.Boolean,
+  socket1: Schema.optional(ProxySocket),
+  socket2: Schema.optional(ProxySocket)
+})
 const decodeProxyRequest = Schema.decodeUnknownEither(UdpProxyRequest)
 
 /**
@@ -313,10 +359,18 @@ const decodeProxyRequest = Schema.decodeUnknownEither(UdpProxyRequest)
  * unit, sd "_SYS_") with ms {socket1, socket2, en}. A refused open answers en false with the
  * reason in ms.em, so the agent turns its proxy off; a malformed body is an error reply.
  */
-export const answerUdpProxy = (proxy: UdpProxyService, unit: UnitKey, envelope: Envelope): Effect.Effect<SystemOutcome> => {
+export const answerUdpProxy = (
+  proxy: UdpProxyService,
+  unit: UnitKey,
+  envelope: Envelope
+): Effect.Effect<SystemOutcome> => {
   const decoded = decodeProxyRequest(envelope.ms)
   if (Either.isLeft(decoded)) {
-    return Effect.succeed({ _tag: "Refused", reason: "udp-proxy-invalid", text: "ms must be {en: boolean, socket1?: {address, port}, socket2?: {address, port}}" })
+    return Effect.succeed({
+      _tag: "Refused",
+      reason: "udp-proxy-invalid",
+      text: "ms must be {en: boolean, socket1?: {address, port}, socket2?: {address, port}}"
+    })
   }
   const { p: _permission, ...request } = envelope
   const reply = (ms: unknown): SystemOutcome => ({

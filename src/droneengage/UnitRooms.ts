@@ -1,5 +1,6 @@
 import { Context, Data, Effect, Layer, PubSub, type Queue, type Scope } from "effect"
-import { type Audience, type RoomKey, topicFor, topicsOf } from "./Routing.ts"
+import { Rooms, type RoomsService } from "../../layers/Rooms/Rooms.ts"
+import { type Audience, type RoomKey, roomPrefix, topicsOf, unitRoom } from "./Routing.ts"
 import type { ActorType } from "./Wire.ts"
 import { CloseCodes } from "../shared/CloseCodes.ts"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
@@ -21,6 +22,11 @@ export interface Seat {
   readonly member: UnitMember
   readonly connection: Connection<unknown>
   inGroup: boolean
+  /** Room names computed once at entry, so delivery builds no string except for a unit target. */
+  readonly prefix: string
+  readonly everyone: string
+  readonly gcs: string
+  readonly agents: string
 }
 
 export class InstanceLimitReached extends Data.TaggedError("InstanceLimitReached")<{
@@ -50,11 +56,11 @@ export interface RoomsSnapshot {
 }
 
 /**
- * DroneEngage rooms: account → group → units. Delivery goes through native topics named by
- * account and group (src/droneengage/Routing.ts), so accounts never see each other and fan-out
- * is one publish per message. A federated implementation (Redis, NATS) keeps this interface:
- * it wraps the in-process one, forwards `deliver` to the bus with the room key and audience,
- * and republishes what other nodes send on the same local topics.
+ * DroneEngage rooms: account → group → units, on the generic Rooms Tag. A unit joins three rooms
+ * (everyone in its group, its actor type, itself) named by account and group (Routing.ts), so
+ * accounts never see each other and fan-out is one Rooms publish per message. The audience
+ * matrix, instance limits and same-name replacement are DroneEngage's and stay here; a
+ * multi-node Rooms implementation carries the same rooms across nodes.
  */
 export interface UnitRoomsService {
   /** True when the account may open one more unit (a same-name replacement does not count). */
@@ -63,7 +69,11 @@ export interface UnitRoomsService {
    * Seats a unit: subscribes its topics. A unit of the same name in the same account is
    * replaced (its socket closes with 4004).
    */
-  readonly enter: (member: UnitMember, connection: Connection<unknown>, instanceLimit: number) => Effect.Effect<Seat, InstanceLimitReached>
+  readonly enter: (
+    member: UnitMember,
+    connection: Connection<unknown>,
+    instanceLimit: number
+  ) => Effect.Effect<Seat, InstanceLimitReached>
   /** 9006: the unit stays connected but leaves its group (no more deliveries either way). */
   readonly leaveGroup: (seat: Seat) => Effect.Effect<void>
   /** The unit disconnected; a no-op for a seat that was already replaced. */
@@ -78,17 +88,23 @@ export interface UnitRoomsService {
 
 export class UnitRooms extends Context.Tag("switchboard/droneengage/UnitRooms")<UnitRooms, UnitRoomsService>() {}
 
-interface Room {
-  readonly units: Map<string, Seat>
-  gcs: number
-  agents: number
+const seatOf = (member: UnitMember, connection: Connection<unknown>): Seat => {
+  const prefix = roomPrefix(member)
+  return {
+    member,
+    connection,
+    inGroup: true,
+    prefix,
+    everyone: `${prefix}all`,
+    gcs: `${prefix}gcs`,
+    agents: `${prefix}agents`
+  }
 }
 
-const roomId = (key: RoomKey) => JSON.stringify([key.accountId, key.group])
-
-/** Rooms of one process. `serverName` labels the metrics. */
-export const makeInProcessUnitRooms = (serverName: string) =>
+/** Unit rooms over the Rooms Tag. `serverName` labels the metrics. */
+export const makeUnitRooms = (serverName: string) =>
   Effect.gen(function* () {
+    const rooms: RoomsService = yield* Rooms
     const metrics = yield* Metrics
     const deliveries = metrics
       .counter("switchboard_de_deliveries_total", "Messages handed to a recipient unit by room fan-out", ["server"])
@@ -100,45 +116,38 @@ export const makeInProcessUnitRooms = (serverName: string) =>
       Agents: routed.labels({ server: serverName, audience: "agents" }),
       Unit: routed.labels({ server: serverName, audience: "unit" })
     }
-    const unitsGauge = metrics.gauge("switchboard_de_units", "Units seated in rooms", ["server"]).labels({ server: serverName })
+    const unitsGauge = metrics
+      .gauge("switchboard_de_units", "Units seated in rooms", ["server"])
+      .labels({ server: serverName })
     const changes = yield* PubSub.unbounded<RoomChange>()
 
     /** accountId → unitName → seat: unit names are unique per account. */
     const accounts = new Map<string, Map<string, Seat>>()
-    const rooms = new Map<string, Room>()
 
-    const addToRoom = (seat: Seat) => {
-      const id = roomId(seat.member)
-      let room = rooms.get(id)
-      if (!room) rooms.set(id, (room = { units: new Map(), gcs: 0, agents: 0 }))
-      room.units.set(seat.member.unitName, seat)
-      if (seat.member.actorType === "g") room.gcs++
-      else room.agents++
-      for (const topic of topicsOf(seat.member, seat.member.actorType, seat.member.unitName)) seat.connection.subscribe(topic)
+    const roomsOf = (seat: Seat) => topicsOf(seat.member, seat.member.actorType, seat.member.unitName)
+
+    const joinRooms = (seat: Seat) => {
+      const member = { id: seat.member.unitName, info: seat.member.actorType }
+      return Effect.forEach(roomsOf(seat), (room) => rooms.join(room, seat.connection, member), { discard: true })
     }
 
-    const removeFromRoom = (seat: Seat) => {
-      if (!seat.inGroup) return
-      seat.inGroup = false
-      for (const topic of topicsOf(seat.member, seat.member.actorType, seat.member.unitName)) seat.connection.unsubscribe(topic)
-      const id = roomId(seat.member)
-      const room = rooms.get(id)
-      if (!room || room.units.get(seat.member.unitName) !== seat) return
-      room.units.delete(seat.member.unitName)
-      if (seat.member.actorType === "g") room.gcs--
-      else room.agents--
-      if (room.units.size === 0) rooms.delete(id)
-    }
+    const leaveRooms = (seat: Seat) =>
+      Effect.suspend(() => {
+        if (!seat.inGroup) return Effect.void
+        seat.inGroup = false
+        return Effect.forEach(roomsOf(seat), (room) => rooms.leave(room, seat.connection), { discard: true })
+      })
 
-    const removeSeat = (seat: Seat) => {
-      const units = accounts.get(seat.member.accountId)
-      if (!units || units.get(seat.member.unitName) !== seat) return false
-      removeFromRoom(seat)
-      units.delete(seat.member.unitName)
-      if (units.size === 0) accounts.delete(seat.member.accountId)
-      unitsGauge.dec()
-      return true
-    }
+    /** Takes a seat out of its account; false when it was already replaced or gone. */
+    const removeSeat = (seat: Seat) =>
+      Effect.suspend(() => {
+        const units = accounts.get(seat.member.accountId)
+        if (!units || units.get(seat.member.unitName) !== seat) return Effect.succeed(false)
+        units.delete(seat.member.unitName)
+        if (units.size === 0) accounts.delete(seat.member.accountId)
+        unitsGauge.dec()
+        return Effect.as(leaveRooms(seat), true)
+      })
 
     const admits = (member: UnitMember, instanceLimit: number) => {
       if (instanceLimit <= 0) return true
@@ -147,72 +156,77 @@ export const makeInProcessUnitRooms = (serverName: string) =>
       return units.size - (units.has(member.unitName) ? 1 : 0) < instanceLimit
     }
 
-    const recipients = (seat: Seat, room: Room, audience: Audience): DeliveryResult => {
+    /** The room an audience names and how many of this node's units hear it (the sender never does). */
+    const deliver = (seat: Seat, audience: Audience, frame: WireMessage): DeliveryResult => {
+      if (!seat.inGroup) return { _tag: "NotInGroup" }
       const self = seat.member.actorType
+      let room: string
+      let recipients: number
       switch (audience._tag) {
         case "Everyone":
-          return { _tag: "Delivered", recipients: room.gcs + room.agents - 1 }
+          room = seat.everyone
+          recipients = rooms.localCount(room) - 1
+          break
         case "Gcs":
-          return { _tag: "Delivered", recipients: room.gcs - (self === "g" ? 1 : 0) }
+          room = seat.gcs
+          recipients = rooms.localCount(room) - (self === "g" ? 1 : 0)
+          break
         case "Agents":
-          return { _tag: "Delivered", recipients: room.agents - (self === "d" ? 1 : 0) }
+          room = seat.agents
+          recipients = rooms.localCount(room) - (self === "d" ? 1 : 0)
+          break
         case "Unit":
-          if (!room.units.has(audience.unitName)) return { _tag: "TargetNotFound", unitName: audience.unitName }
-          return { _tag: "Delivered", recipients: audience.unitName === seat.member.unitName ? 0 : 1 }
+          room = unitRoom(seat.prefix, audience.unitName)
+          if (rooms.localCount(room) === 0) return { _tag: "TargetNotFound", unitName: audience.unitName }
+          recipients = audience.unitName === seat.member.unitName ? 0 : 1
       }
+      routedBy[audience._tag].inc()
+      if (recipients > 0) {
+        rooms.publish(room, frame, seat.connection)
+        deliveries.inc(recipients)
+      }
+      return { _tag: "Delivered", recipients }
     }
 
     const service: UnitRoomsService = {
       admits,
       enter: (member, connection, instanceLimit) =>
         Effect.gen(function* () {
-          if (!admits(member, instanceLimit)) return yield* new InstanceLimitReached({ accountId: member.accountId, limit: instanceLimit })
-          let units = accounts.get(member.accountId)
-          if (!units) accounts.set(member.accountId, (units = new Map()))
-          const previous = units.get(member.unitName)
+          if (!admits(member, instanceLimit))
+            return yield* new InstanceLimitReached({ accountId: member.accountId, limit: instanceLimit })
+          const previous = accounts.get(member.accountId)?.get(member.unitName)
           if (previous) {
-            removeSeat(previous)
+            // Out of the rooms first, so the replaced socket hears nothing more, then closed with 4004.
+            yield* removeSeat(previous)
             previous.connection.close(CloseCodes.replaced)
             yield* PubSub.publish(changes, left(previous.member))
           }
-          const seat: Seat = { member, connection, inGroup: true }
-          // removeSeat may have dropped the account's map when it held only the replaced unit.
-          if (!accounts.has(member.accountId)) accounts.set(member.accountId, units)
+          const seat = seatOf(member, connection)
+          let units = accounts.get(member.accountId)
+          if (!units) accounts.set(member.accountId, (units = new Map()))
           units.set(member.unitName, seat)
           unitsGauge.inc()
-          addToRoom(seat)
+          yield* joinRooms(seat)
           yield* PubSub.publish(changes, entered(member))
           return seat
         }),
-      leaveGroup: (seat) => Effect.sync(() => removeFromRoom(seat)),
+      leaveGroup: leaveRooms,
       exit: (seat) =>
-        Effect.suspend(() => (removeSeat(seat) ? PubSub.publish(changes, left(seat.member)) : Effect.void)).pipe(
-          Effect.asVoid
-        ),
-      deliver: (seat, audience, frame) => {
-        if (!seat.inGroup) return { _tag: "NotInGroup" }
-        const room = rooms.get(roomId(seat.member))
-        if (!room) return { _tag: "NotInGroup" }
-        const result = recipients(seat, room, audience)
-        if (result._tag !== "Delivered") return result
-        routedBy[audience._tag].inc()
-        if (result.recipients > 0) {
-          seat.connection.publish(topicFor(seat.member, audience), frame)
-          deliveries.inc(result.recipients)
-        }
-        return result
-      },
+        Effect.flatMap(removeSeat(seat), (removed) =>
+          removed ? PubSub.publish(changes, left(seat.member)) : Effect.void
+        ).pipe(Effect.asVoid),
+      deliver,
       presence: (room) =>
-        Effect.sync(() =>
-          [...(rooms.get(roomId(room))?.units.values() ?? [])].map((seat) => ({
-            unitName: seat.member.unitName,
-            actorType: seat.member.actorType
-          }))
+        Effect.map(rooms.members(`${roomPrefix(room)}all`), (members) =>
+          members.map((member) => ({ unitName: member.id, actorType: member.info as ActorType }))
         ),
       snapshot: Effect.sync(() => {
         const accountDetails: Record<string, Array<UnitPresence>> = {}
         for (const [accountId, units] of accounts) {
-          accountDetails[accountId] = [...units.values()].map((seat) => ({ unitName: seat.member.unitName, actorType: seat.member.actorType }))
+          accountDetails[accountId] = [...units.values()].map((seat) => ({
+            unitName: seat.member.unitName,
+            actorType: seat.member.actorType
+          }))
         }
         return { accounts: [...accounts.keys()], accountDetails }
       }),
@@ -221,5 +235,5 @@ export const makeInProcessUnitRooms = (serverName: string) =>
     return service
   })
 
-export const InProcessUnitRooms = (serverName: string) => Layer.effect(UnitRooms, makeInProcessUnitRooms(serverName))
-
+/** DroneEngage's unit rooms on whatever Rooms the program provides (in-process by default). */
+export const UnitRoomsLive = (serverName: string) => Layer.effect(UnitRooms, makeUnitRooms(serverName))

@@ -25,7 +25,13 @@ export const isRefilled = (bucket: TokenBucket, now: number, ratePerSecond: numb
   bucket.tokens + ((now - bucket.updatedAt) * ratePerSecond) / 1000 >= burst
 
 /** As takeToken, for `count` tokens at once (a byte budget takes a datagram's size). */
-export const takeTokens = (bucket: TokenBucket, now: number, ratePerSecond: number, burst: number, count: number): boolean => {
+export const takeTokens = (
+  bucket: TokenBucket,
+  now: number,
+  ratePerSecond: number,
+  burst: number,
+  count: number
+): boolean => {
   const elapsed = now - bucket.updatedAt
   if (elapsed > 0) {
     bucket.tokens = Math.min(burst, bucket.tokens + (elapsed * ratePerSecond) / 1000)

@@ -1,60 +1,46 @@
 import { describe, expect } from "bun:test"
-import { ConfigProvider, Duration, Effect, Layer, TestClock } from "effect"
+import { ConfigProvider, Duration, Effect, TestClock } from "effect"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
-import { MemoryTaskStore } from "../../layers/Storage/MemoryTaskStore.ts"
-import { MemoryNetwork, MemoryTransportTest } from "../../layers/Transport/MemoryTransport.ts"
-import { Transport } from "../../layers/Transport/Transport.ts"
 import { BunUdpLive } from "../../layers/Udp/BunUdp.ts"
-import { MemoryDatagramNetwork, MemoryUdp } from "../../layers/Udp/MemoryUdp.ts"
+import { MemoryUdp } from "../../layers/Udp/MemoryUdp.ts"
 import { bindInbox } from "../../layers/Udp/Udp.ts"
-import type { UnitGrant } from "../../src/droneengage/AuthLink.ts"
 import { defaultTasksConfig, defaultUdpProxyConfig, RelayConfig } from "../../src/droneengage/Config.ts"
-import { makeLoginKeys } from "../../src/droneengage/LoginKeys.ts"
-import { makeRelayFeatures } from "../../src/droneengage/RelayFeatures.ts"
-import { makeRelayProtocol } from "../../src/droneengage/RelayProtocol.ts"
-import { InProcessUnitRooms, UnitRooms } from "../../src/droneengage/UnitRooms.ts"
 import { eventually, it } from "../support/effect.ts"
-import { connectUnit, relayConfig, seedAccounts, startStack, TestServices } from "./harness.ts"
+import { connectUnit, datagrams, type Stack, seedAccounts, startStack, TestServices, type Unit } from "./harness.ts"
+import * as Real from "./realSockets.ts"
 
 /**
- * The relay's system messages 9001-9004 and 9008 end to end on the in-memory layers: the client
- * protocol, rooms and the relay's features as startRelay composes them, units admitted with login
- * keys as the authenticator's LOGIN would grant them, UDP on the in-memory datagram network.
+ * System messages 9001-9004 (stored tasks) and 9008 (UDP proxy) end to end on the in-memory
+ * harness: authenticator and relay linked over MemoryFederation, units logged in over HTTP,
+ * UDP on the memory datagram network, TestClock. One smoke test crosses real sockets.
  */
-const startRelay = (overrides: Partial<RelayConfig> = {}) =>
+
+const udpPeer = (address: string) => bindInbox(address).pipe(Effect.provide(MemoryUdp(datagrams)))
+const proxy = (overrides: Partial<RelayConfig["udpProxy"]>) => ({
+  udpProxy: { ...defaultUdpProxyConfig, ...overrides }
+})
+
+/** Sends a system message and reads the next frame. */
+const ask = (unit: Unit, message: object) => Effect.zipRight(unit.send(JSON.stringify(message)), unit.nextJson())
+
+const started = (relay: Partial<RelayConfig> = {}) =>
   Effect.gen(function* () {
-    const config = relayConfig(0, { publicHost: "relay.example", ...overrides })
-    const transport = yield* Transport
-    const rooms = yield* UnitRooms
-    const network = yield* MemoryNetwork
-    const keys = yield* makeLoginKeys<UnitGrant>({ ttl: config.loginKeyTtl })
-    const features = yield* makeRelayFeatures("relay", config)
-    const protocol = yield* makeRelayProtocol({ serverName: "relay", keys, rooms, onLeft: () => {}, ...features })
-    const server = yield* transport.serve({ name: "relay", port: 0, limits: config.limits, websocket: protocol })
-    let request = 0
-    /** A unit of `account` (named `alpha` / `beta` for the `ai` checks) as a LOGIN grant admits it. */
-    const connect = (account: string, actor: "g" | "d", name: string) =>
-      Effect.gen(function* () {
-        const key = yield* keys.issue({ r: `r${++request}`, a: `id-${account}`, an: account, b: "1", at: actor, il: 0, prm: 0xffffffff })
-        const client = yield* network.connect(server.port, `/?f=${key}&s=${encodeURIComponent(name)}`)
-        expect((yield* client.nextJson()).mt).toBe(9007)
-        const ask = (message: object) => Effect.zipRight(client.send(JSON.stringify(message)), client.nextJson())
-        return { ...client, ask }
-      })
-    return { connect, features }
+    yield* seedAccounts
+    return yield* startStack({ relay: { publicHost: "relay.example", ...relay } })
   })
 
-const datagrams = new MemoryDatagramNetwork()
-const services = Layer.mergeAll(InProcessUnitRooms("relay"), MemoryUdp(datagrams), MemoryTaskStore).pipe(Layer.provideMerge(MemoryTransportTest))
-const udpPeer = (address: string) => bindInbox(address).pipe(Effect.provide(MemoryUdp(datagrams)))
-const proxy = (overrides: Partial<RelayConfig["udpProxy"]>) => ({ udpProxy: { ...defaultUdpProxyConfig, ...overrides } })
+const pairs = (stack: Stack) => stack.relay.features.udpProxy?.pairCount()
 
-describe("relay system messages on the in-memory layers: UDP proxy (9008)", () => {
+describe("relay: UDP proxy (9008)", () => {
   it.effect("an agent opens a pair, gets the original's reply, datagrams flow both ways, en false closes it", () =>
     Effect.gen(function* () {
-      const relay = yield* startRelay()
-      const drone = yield* relay.connect("alpha", "d", "drone-1")
-      const reply = yield* drone.ask({ ty: "s", mt: 9008, ms: { en: true, socket1: { address: "", port: 14550 }, socket2: { address: "", port: 14551 } } })
+      const stack = yield* started()
+      const drone = yield* connectUnit(stack, "alpha", "d", "drone-1")
+      const reply = yield* ask(drone, {
+        ty: "s",
+        mt: 9008,
+        ms: { en: true, socket1: { address: "", port: 14550 }, socket2: { address: "", port: 14551 } }
+      })
       expect(reply).toMatchObject({ ty: "i", tg: "drone-1", sd: "_SYS_", mt: 9008 })
       expect(reply.p).toBeUndefined()
       const { socket1, socket2, en } = reply.ms
@@ -71,164 +57,197 @@ describe("relay system messages on the in-memory layers: UDP proxy (9008)", () =
       tool.socket.send(new Uint8Array([3]), socket2.port, "relay.example")
       expect([...(yield* uav.next).data]).toEqual([3])
 
-      const again = yield* drone.ask({ ty: "s", mt: 9008, ms: { en: true, socket1: { address: "", port: 0 }, socket2: { address: "", port: 0 } } })
+      const again = yield* ask(drone, {
+        ty: "s",
+        mt: 9008,
+        ms: { en: true, socket1: { address: "", port: 0 }, socket2: { address: "", port: 0 } }
+      })
       expect(again.ms).toEqual(reply.ms)
-      const closed = yield* drone.ask({ ty: "s", mt: 9008, ms: { en: false } })
+      const closed = yield* ask(drone, { ty: "s", mt: 9008, ms: { en: false } })
       expect(closed.ms).toEqual({ socket1, socket2, en: false })
       expect(datagrams.isBound(socket1.port)).toBe(false)
-      const none = yield* drone.ask({ ty: "s", mt: 9008, ms: { en: false } })
-      expect(none.ms).toEqual({ socket1: { address: "0.0.0.0", port: 0 }, socket2: { address: "0.0.0.0", port: 0 }, en: false })
-    }).pipe(Effect.provide(services)))
+      const none = yield* ask(drone, { ty: "s", mt: 9008, ms: { en: false } })
+      expect(none.ms).toEqual({
+        socket1: { address: "0.0.0.0", port: 0 },
+        socket2: { address: "0.0.0.0", port: 0 },
+        en: false
+      })
+    }).pipe(Effect.provide(TestServices))
+  )
 
-  it.effect("a GCS gets agents-only; a malformed body gets udp-proxy-invalid; fixed ports are honoured when allowed", () =>
-    Effect.gen(function* () {
-      const relay = yield* startRelay(proxy({ allowFixedPorts: true }))
-      const gcs = yield* relay.connect("alpha", "g", "web")
-      const refused = yield* gcs.ask({ ty: "s", mt: 9008, ms: { en: true } })
-      expect(refused).toEqual({ ty: "s", sd: "_SYS_", mt: 9100, ms: { s: "ERR:agents-only", em: "only agents may request a UDP proxy", mt: 9008 } })
-      const drone = yield* relay.connect("alpha", "d", "drone-1")
-      for (const ms of [undefined, {}, { en: "yes" }, { en: true, socket1: { port: 70000 } }, "en"]) {
-        expect((yield* drone.ask({ ty: "s", mt: 9008, ms })).ms.s).toBe("ERR:udp-proxy-invalid")
-      }
-      const fixed = yield* drone.ask({ ty: "s", mt: 9008, ms: { en: true, socket1: { address: "", port: 24550 }, socket2: { address: "", port: 24551 } } })
-      expect([fixed.ms.socket1.port, fixed.ms.socket2.port]).toEqual([24550, 24551])
-    }).pipe(Effect.provide(services)))
+  it.effect(
+    "a GCS gets agents-only; a malformed body gets udp-proxy-invalid; fixed ports are honoured when allowed",
+    () =>
+      Effect.gen(function* () {
+        const stack = yield* started(proxy({ allowFixedPorts: true }))
+        const gcs = yield* connectUnit(stack, "alpha", "g", "web")
+        const refused = yield* ask(gcs, { ty: "s", mt: 9008, ms: { en: true } })
+        expect(refused).toEqual({
+          ty: "s",
+          sd: "_SYS_",
+          mt: 9100,
+          ms: { s: "ERR:agents-only", em: "only agents may request a UDP proxy", mt: 9008 }
+        })
+        const drone = yield* connectUnit(stack, "alpha", "d", "drone-1")
+        for (const ms of [undefined, {}, { en: "yes" }, { en: true, socket1: { port: 70000 } }, "en"]) {
+          expect((yield* ask(drone, { ty: "s", mt: 9008, ms })).ms.s).toBe("ERR:udp-proxy-invalid")
+        }
+        const fixed = yield* ask(drone, {
+          ty: "s",
+          mt: 9008,
+          ms: { en: true, socket1: { address: "", port: 24550 }, socket2: { address: "", port: 24551 } }
+        })
+        expect([fixed.ms.socket1.port, fixed.ms.socket2.port]).toEqual([24550, 24551])
+      }).pipe(Effect.provide(TestServices))
+  )
 
-  it.effect("a refused open answers en false with the reason (per-account limit)", () =>
+  it.effect("a refused open answers en false with the reason (per-account limit); other accounts are unaffected", () =>
     Effect.gen(function* () {
-      const relay = yield* startRelay(proxy({ maxPairsPerAccount: 1 }))
-      const first = yield* relay.connect("alpha", "d", "drone-1")
-      const second = yield* relay.connect("alpha", "d", "drone-2")
-      const other = yield* relay.connect("beta", "d", "drone-2")
-      expect((yield* first.ask({ ty: "s", mt: 9008, ms: { en: true } })).ms.en).toBe(true)
-      const refused = yield* second.ask({ ty: "s", mt: 9008, ms: { en: true } })
+      const stack = yield* started(proxy({ maxPairsPerAccount: 1 }))
+      const first = yield* connectUnit(stack, "alpha", "d", "drone-1")
+      const second = yield* connectUnit(stack, "alpha", "d", "drone-2")
+      const other = yield* connectUnit(stack, "beta", "d", "drone-2")
+      expect((yield* ask(first, { ty: "s", mt: 9008, ms: { en: true } })).ms.en).toBe(true)
+      const refused = yield* ask(second, { ty: "s", mt: 9008, ms: { en: true } })
       expect(refused.ms).toEqual({
         socket1: { address: "0.0.0.0", port: 0 },
         socket2: { address: "0.0.0.0", port: 0 },
         en: false,
         em: "the account has its 1 UDP proxy pairs open"
       })
-      expect((yield* other.ask({ ty: "s", mt: 9008, ms: { en: true } })).ms.en).toBe(true)
-    }).pipe(Effect.provide(services)))
+      expect((yield* ask(other, { ty: "s", mt: 9008, ms: { en: true } })).ms.en).toBe(true)
+    }).pipe(Effect.provide(TestServices))
+  )
 
-  it.effect("a disconnected agent keeps its ports for the grace period; the reaper closes them after it (TestClock)", () =>
-    Effect.gen(function* () {
-      const relay = yield* startRelay(proxy({ stickyGrace: Duration.seconds(30), reapInterval: Duration.seconds(5) }))
-      const drone = yield* relay.connect("alpha", "d", "drone-1")
-      const opened = (yield* drone.ask({ ty: "s", mt: 9008, ms: { en: true } })).ms
-      yield* drone.close()
-      yield* TestClock.adjust(Duration.seconds(20))
-      const back = yield* relay.connect("alpha", "d", "drone-1")
-      expect((yield* back.ask({ ty: "s", mt: 9008, ms: { en: true } })).ms).toEqual(opened)
-      yield* TestClock.adjust(Duration.seconds(60))
-      expect(relay.features.udpProxy?.pairCount()).toBe(1)
-      yield* back.close()
-      yield* TestClock.adjust(Duration.seconds(25))
-      expect(relay.features.udpProxy?.pairCount()).toBe(1)
-      yield* TestClock.adjust(Duration.seconds(10))
-      expect(relay.features.udpProxy?.pairCount()).toBe(0)
-      expect(datagrams.isBound(opened.socket1.port)).toBe(false)
-    }).pipe(Effect.provide(services)))
+  it.effect(
+    "a disconnected agent keeps its ports for the grace period; the reaper closes them after it (TestClock)",
+    () =>
+      Effect.gen(function* () {
+        const stack = yield* started(proxy({ stickyGrace: Duration.seconds(30), reapInterval: Duration.seconds(5) }))
+        const drone = yield* connectUnit(stack, "alpha", "d", "drone-1")
+        const opened = (yield* ask(drone, { ty: "s", mt: 9008, ms: { en: true } })).ms
+        yield* drone.close()
+        yield* TestClock.adjust(Duration.seconds(20))
+        const back = yield* connectUnit(stack, "alpha", "d", "drone-1")
+        expect((yield* ask(back, { ty: "s", mt: 9008, ms: { en: true } })).ms).toEqual(opened)
+        yield* TestClock.adjust(Duration.seconds(60))
+        expect(pairs(stack)).toBe(1)
+        yield* back.close()
+        yield* TestClock.adjust(Duration.seconds(25))
+        expect(pairs(stack)).toBe(1)
+        yield* TestClock.adjust(Duration.seconds(10))
+        expect(pairs(stack)).toBe(0)
+        expect(datagrams.isBound(opened.socket1.port)).toBe(false)
+      }).pipe(Effect.provide(TestServices))
+  )
 })
 
-describe("relay system messages on the in-memory layers: stored tasks (9001-9004)", () => {
-  const fence = { ai: "alpha", ps: "_any_", gn: "1", s: "web", r: "_drone_", mt: 1027, ip: true, t: { fn: "home", pts: [[30.1, 31.2]] } }
+describe("relay: stored tasks (9001-9004)", () => {
+  const fence = {
+    ai: "alpha",
+    ps: "_any_",
+    gn: "1",
+    s: "web",
+    r: "_drone_",
+    mt: 1027,
+    ip: true,
+    t: { fn: "home", pts: [[30.1, 31.2]] }
+  }
 
   it.effect("save, load, disable and delete with the original's replies; another account sees none of it", () =>
     Effect.gen(function* () {
-      const relay = yield* startRelay()
-      const gcs = yield* relay.connect("alpha", "g", "web")
-      const drone = yield* relay.connect("alpha", "d", "drone-1")
-      expect(yield* gcs.ask({ ty: "s", mt: 9002, ms: fence })).toEqual({ ty: "i", tg: "web", sd: "_SYS_", mt: 9002, ms: "Done" })
-      expect((yield* gcs.ask({ ty: "s", mt: 9002, ms: { ...fence, mt: 1031, t: { a: [1] } } })).ms).toBe("Done")
-      yield* drone.send(JSON.stringify({ ty: "s", mt: 9001, ms: { ai: "alpha", ps: "_any_", gn: "1", r: "_drone_", ip: 1 } }))
+      const stack = yield* started()
+      const gcs = yield* connectUnit(stack, "alpha", "g", "web")
+      const drone = yield* connectUnit(stack, "alpha", "d", "drone-1")
+      expect(yield* ask(gcs, { ty: "s", mt: 9002, ms: fence })).toEqual({
+        ty: "i",
+        tg: "web",
+        sd: "_SYS_",
+        mt: 9002,
+        ms: "Done"
+      })
+      expect((yield* ask(gcs, { ty: "s", mt: 9002, ms: { ...fence, mt: 1031, t: { a: [1] } } })).ms).toBe("Done")
+      yield* drone.send(
+        JSON.stringify({ ty: "s", mt: 9001, ms: { ai: "alpha", ps: "_any_", gn: "1", r: "_drone_", ip: 1 } })
+      )
       const first = yield* drone.nextJson()
       const second = yield* drone.nextJson()
       expect(first).toMatchObject({ ty: "i", tg: "drone-1", sd: "_SYS_", mt: 1027, ms: fence.t })
       expect(second).toMatchObject({ mt: 1031, ms: { a: [1] } })
       expect(second.sid).toBeGreaterThan(first.sid)
-      expect(yield* gcs.ask({ ty: "s", mt: 9004, ms: { ai: "alpha", mt: 1031 } })).toMatchObject({ mt: 9004, ms: "Done", tg: "web" })
-      expect(yield* gcs.ask({ ty: "s", mt: 9003, ms: { ai: "alpha", mt: 1027 } })).toMatchObject({ mt: 9003, ms: "Done" })
-      // Nothing enabled is left: the load replays nothing, and the ping after it is the next frame.
+      expect(yield* ask(gcs, { ty: "s", mt: 9004, ms: { ai: "alpha", mt: 1031 } })).toMatchObject({
+        mt: 9004,
+        ms: "Done",
+        tg: "web"
+      })
+      expect(yield* ask(gcs, { ty: "s", mt: 9003, ms: { ai: "alpha", mt: 1027 } })).toMatchObject({
+        mt: 9003,
+        ms: "Done"
+      })
+      // Nothing enabled is left: the load replays nothing, and the pong of a later ping is the next frame.
       yield* drone.send(JSON.stringify({ ty: "s", mt: 9001, ms: { ai: "alpha" } }))
-      expect((yield* drone.ask({ ty: "s", mt: 9005, ms: {} })).ms.s).toBe("OK:pong")
+      expect((yield* ask(drone, { ty: "s", mt: 9005, ms: {} })).ms.s).toBe("OK:pong")
 
-      yield* gcs.ask({ ty: "s", mt: 9002, ms: fence })
-      const stranger = yield* relay.connect("beta", "g", "web")
+      yield* ask(gcs, { ty: "s", mt: 9002, ms: fence })
+      const stranger = yield* connectUnit(stack, "beta", "g", "web")
       yield* stranger.send(JSON.stringify({ ty: "s", mt: 9001, ms: { ai: "beta" } }))
-      expect((yield* stranger.ask({ ty: "s", mt: 9005, ms: {} })).ms.s).toBe("OK:pong")
-    }).pipe(Effect.provide(services)))
+      expect((yield* ask(stranger, { ty: "s", mt: 9005, ms: {} })).ms.s).toBe("OK:pong")
+    }).pipe(Effect.provide(TestServices))
+  )
 
   it.effect("a foreign ai is refused with foreign-account for every task message; bad bodies get clear errors", () =>
     Effect.gen(function* () {
-      const relay = yield* startRelay({ tasks: { ...defaultTasksConfig, maxBodyBytes: 64 } })
-      const gcs = yield* relay.connect("alpha", "g", "web")
-      yield* gcs.ask({ ty: "s", mt: 9002, ms: fence })
+      const stack = yield* started({ tasks: { ...defaultTasksConfig, maxBodyBytes: 64 } })
+      const gcs = yield* connectUnit(stack, "alpha", "g", "web")
+      yield* ask(gcs, { ty: "s", mt: 9002, ms: fence })
       for (const mt of [9001, 9002, 9003, 9004]) {
-        const refused = yield* gcs.ask({ ty: "s", mt, ms: { ...fence, ai: "beta" } })
+        const refused = yield* ask(gcs, { ty: "s", mt, ms: { ...fence, ai: "beta" } })
         expect(refused).toEqual({
           ty: "s",
           sd: "_SYS_",
           mt: 9100,
-          ms: { s: "ERR:foreign-account", em: "ai names another account: a unit can only use its own account's tasks", mt }
+          ms: {
+            s: "ERR:foreign-account",
+            em: "ai names another account: a unit can only use its own account's tasks",
+            mt
+          }
         })
       }
       // The refused delete did nothing: alpha's task is still there.
       yield* gcs.send(JSON.stringify({ ty: "s", mt: 9001, ms: { ai: "alpha" } }))
       expect((yield* gcs.nextJson()).ms).toEqual(fence.t)
-      expect((yield* gcs.ask({ ty: "s", mt: 9002, ms: { ...fence, mt: undefined } })).ms.s).toBe("ERR:task-invalid")
-      expect((yield* gcs.ask({ ty: "s", mt: 9002, ms: { ...fence, t: "x".repeat(100) } })).ms.s).toBe("ERR:task-too-large")
-      expect((yield* gcs.ask({ ty: "s", mt: 9001, ms: "not json" })).ms.s).toBe("ERR:task-invalid")
-    }).pipe(Effect.provide(services)))
-})
-
-describe("UDP proxy over real sockets (smoke)", () => {
-  it.live("a drone and a ground tool exchange datagrams through the relay's proxy on loopback, order and bytes preserved", () =>
-    Effect.gen(function* () {
-      yield* seedAccounts
-      const stack = yield* startStack()
-      const agent = yield* connectUnit(stack, "alpha", "d", "drone")
-      yield* agent.send(JSON.stringify({ ty: "s", mt: 9008, ms: { en: true, socket1: { address: "", port: 0 }, socket2: { address: "", port: 0 } } }))
-      const { ms } = yield* agent.nextJson()
-      expect(ms.en).toBe(true)
-      expect(ms.socket1.address).toBe("127.0.0.1")
-      const drone = yield* bindInbox("127.0.0.1").pipe(Effect.provide(BunUdpLive))
-      const tool = yield* bindInbox("127.0.0.1").pipe(Effect.provide(BunUdpLive))
-      const datagram = (i: number, size: number) => Uint8Array.from({ length: size }, (_, j) => (i * 31 + j) & 0xff)
-      // The ground tool announces itself (QGroundControl sends heartbeats), then MAVLink flows both ways.
-      tool.socket.send(datagram(0, 17), ms.socket2.port, ms.socket2.address)
-      // It found no drone peer yet (dropped, counted): from now on socket2 knows the tool.
-      const noPeer = (yield* Metrics).counter("switchboard_de_udp_drops_total", "").labels({ server: "relay", reason: "no-peer" })
-      yield* eventually(() => noPeer.value >= 1, "the proxy saw the ground tool")
-      const count = 50
-      const sizes = (i: number) => [1, 64, 280, 1024, 1400][i % 5]!
-      for (let i = 1; i <= count; i++) drone.socket.send(datagram(i, sizes(i)), ms.socket1.port, ms.socket1.address)
-      const atTool = yield* Effect.forEach(Array.from({ length: count }), () => tool.next)
-      expect(atTool.map((r) => [...r.data])).toEqual(Array.from({ length: count }, (_, k) => [...datagram(k + 1, sizes(k + 1))]))
-      expect(atTool.every((r) => r.from.port === ms.socket2.port)).toBe(true)
-      for (let i = 1; i <= count; i++) tool.socket.send(datagram(1000 + i, sizes(i)), ms.socket2.port, ms.socket2.address)
-      const atDrone = yield* Effect.forEach(Array.from({ length: count }), () => drone.next)
-      expect(atDrone.map((r) => [...r.data])).toEqual(Array.from({ length: count }, (_, k) => [...datagram(1000 + k + 1, sizes(k + 1))]))
-      // The authenticator told the relay the account's name (LOGIN an): a client's ai = "alpha" is its own account.
-      yield* agent.send(JSON.stringify({ ty: "s", mt: 9002, ms: { ai: "alpha", mt: 1027, ip: true, t: { fn: "home" } } }))
-      expect((yield* agent.nextJson()).ms).toBe("Done")
-      yield* agent.send(JSON.stringify({ ty: "s", mt: 9001, ms: { ai: "beta" } }))
-      expect((yield* agent.nextJson()).ms.s).toBe("ERR:foreign-account")
-    }).pipe(Effect.provide(TestServices)))
+      expect((yield* ask(gcs, { ty: "s", mt: 9002, ms: { ...fence, mt: undefined } })).ms.s).toBe("ERR:task-invalid")
+      expect((yield* ask(gcs, { ty: "s", mt: 9002, ms: { ...fence, t: "x".repeat(100) } })).ms.s).toBe(
+        "ERR:task-too-large"
+      )
+      expect((yield* ask(gcs, { ty: "s", mt: 9001, ms: "not json" })).ms.s).toBe("ERR:task-invalid")
+    }).pipe(Effect.provide(TestServices))
+  )
 })
 
 describe("relay config: udpProxy and tasks keys", () => {
-  const read = (json: object) => Effect.either(Effect.withConfigProvider(RelayConfig, ConfigProvider.fromJson({ relay: json })))
+  const read = (json: object) =>
+    Effect.either(Effect.withConfigProvider(RelayConfig, ConfigProvider.fromJson({ relay: json })))
 
   it.effect("defaults: proxy on with system-chosen ports, fixed ports and peer lock off; tasks on", () =>
     Effect.gen(function* () {
       const config = yield* Effect.withConfigProvider(RelayConfig, ConfigProvider.fromJson({}))
-      expect(config.udpProxy).toMatchObject({ enabled: true, hostname: "0.0.0.0", ports: undefined, allowFixedPorts: false, peerLock: false })
+      expect(config.udpProxy).toMatchObject({
+        enabled: true,
+        hostname: "0.0.0.0",
+        ports: undefined,
+        allowFixedPorts: false,
+        peerLock: false
+      })
       expect(Duration.toMillis(config.udpProxy.idleTimeout)).toBe(300_000)
       expect(config.tasks).toEqual({ enabled: true, maxBodyBytes: 65_536, maxTasksPerAccount: 1000 })
-      const range = yield* Effect.withConfigProvider(RelayConfig, ConfigProvider.fromJson({ relay: { udpProxy: { portMin: 20000, portMax: 20099 } } }))
+      const range = yield* Effect.withConfigProvider(
+        RelayConfig,
+        ConfigProvider.fromJson({ relay: { udpProxy: { portMin: 20000, portMax: 20099 } } })
+      )
       expect(range.udpProxy.ports).toEqual({ min: 20000, max: 20099 })
-    }))
+    })
+  )
 
   it.effect("an invalid value fails with one line naming the key", () =>
     Effect.gen(function* () {
@@ -243,5 +262,52 @@ describe("relay config: udpProxy and tasks keys", () => {
         expect(result._tag).toBe("Left")
         if (result._tag === "Left") expect(String(result.left)).toContain(key)
       }
-    }))
+    })
+  )
+})
+
+describe("UDP proxy over real sockets (smoke)", () => {
+  it.live(
+    "a drone and a ground tool exchange datagrams through the relay's proxy on loopback, order and bytes preserved",
+    () =>
+      Effect.gen(function* () {
+        yield* Real.seedAccounts
+        const stack = yield* Real.startStack()
+        const agent = yield* Real.connectUnit(stack, "alpha", "d", "drone")
+        yield* agent.send(
+          JSON.stringify({
+            ty: "s",
+            mt: 9008,
+            ms: { en: true, socket1: { address: "", port: 0 }, socket2: { address: "", port: 0 } }
+          })
+        )
+        const { ms } = yield* agent.nextJson()
+        expect(ms.en).toBe(true)
+        expect(ms.socket1.address).toBe("127.0.0.1")
+        const drone = yield* bindInbox("127.0.0.1").pipe(Effect.provide(BunUdpLive))
+        const tool = yield* bindInbox("127.0.0.1").pipe(Effect.provide(BunUdpLive))
+        const datagram = (i: number, size: number) => Uint8Array.from({ length: size }, (_, j) => (i * 31 + j) & 0xff)
+        // The ground tool announces itself (QGroundControl sends heartbeats); it finds no drone peer
+        // yet (dropped, counted), and from then on socket2 knows the tool.
+        tool.socket.send(datagram(0, 17), ms.socket2.port, ms.socket2.address)
+        const noPeer = (yield* Metrics)
+          .counter("switchboard_de_udp_drops_total", "")
+          .labels({ server: "relay", reason: "no-peer" })
+        yield* eventually(() => noPeer.value >= 1, "the proxy saw the ground tool")
+        const count = 50
+        const sizes = (i: number) => [1, 64, 280, 1024, 1400][i % 5]!
+        for (let i = 1; i <= count; i++) drone.socket.send(datagram(i, sizes(i)), ms.socket1.port, ms.socket1.address)
+        const atTool = yield* Effect.forEach(Array.from({ length: count }), () => tool.next)
+        expect(atTool.map((r) => [...r.data])).toEqual(
+          Array.from({ length: count }, (_, k) => [...datagram(k + 1, sizes(k + 1))])
+        )
+        expect(atTool.every((r) => r.from.port === ms.socket2.port)).toBe(true)
+        for (let i = 1; i <= count; i++)
+          tool.socket.send(datagram(1000 + i, sizes(i)), ms.socket2.port, ms.socket2.address)
+        const atDrone = yield* Effect.forEach(Array.from({ length: count }), () => drone.next)
+        expect(atDrone.map((r) => [...r.data])).toEqual(
+          Array.from({ length: count }, (_, k) => [...datagram(1000 + k + 1, sizes(k + 1))])
+        )
+      }).pipe(Effect.provide(Real.TestServices))
+  )
 })

@@ -11,8 +11,18 @@ const web = { accountId: "acc-7", accountName: "pilot@example.com", unitName: "w
 const drone = { accountId: "acc-7", accountName: "pilot@example.com", unitName: "drone-1" }
 const options = { maxBodyBytes: 256, maxTasksPerAccount: 3 }
 
-const fence = { ai: "pilot@example.com", ps: "_any_", gn: "1", s: "web-1", r: "_drone_", mt: 1027, ip: true, t: { fn: "home", pts: [[1, 2]] } }
-const envelope = (mt: number, ms: unknown, extra: Record<string, unknown> = {}): Envelope => ({ ty: "s", mt, ms, ...extra }) as Envelope
+const fence = {
+  ai: "pilot@example.com",
+  ps: "_any_",
+  gn: "1",
+  s: "web-1",
+  r: "_drone_",
+  mt: 1027,
+  ip: true,
+  t: { fn: "home", pts: [[1, 2]] }
+}
+const envelope = (mt: number, ms: unknown, extra: Record<string, unknown> = {}): Envelope =>
+  ({ ty: "s", mt, ms, ...extra }) as Envelope
 
 const frames = (outcome: TaskOutcome) => {
   if (outcome._tag !== "Replies") throw new Error(`refused: ${outcome.reason} ${outcome.text}`)
@@ -20,29 +30,39 @@ const frames = (outcome: TaskOutcome) => {
 }
 const refusal = (outcome: TaskOutcome) => (outcome._tag === "Refused" ? outcome.reason : "replied")
 
-const withTasks = <A, E>(body: (tasks: Effect.Effect.Success<ReturnType<typeof makeTasks>>) => Effect.Effect<A, E>, store = MemoryTaskStore) =>
-  Effect.flatMap(makeTasks(options), body).pipe(Effect.provide(store))
+const withTasks = <A, E>(
+  body: (tasks: Effect.Effect.Success<ReturnType<typeof makeTasks>>) => Effect.Effect<A, E>,
+  store = MemoryTaskStore
+) => Effect.flatMap(makeTasks(options), body).pipe(Effect.provide(store))
 
 describe("stored tasks (9001-9004)", () => {
-  it.effect("save answers Done (9002); load replays each task as an individual message with sid, the body and the stored type", () =>
-    withTasks((tasks) =>
-      Effect.gen(function* () {
-        const saved = frames(yield* tasks.handle(web, envelope(9002, fence, { sd: "spoof", p: 99, extra: "kept" })))
-        expect(saved).toEqual([{ ty: "i", tg: "web-1", sd: "_SYS_", mt: 9002, ms: "Done", extra: "kept" }])
-        yield* tasks.handle(web, envelope(9002, { ...fence, mt: 1031, t: { a: [1] } }))
-        const loaded = frames(yield* tasks.handle(drone, envelope(9001, { ai: "pilot@example.com", ps: "_any_", gn: "1", r: "_drone_", ip: 1 })))
-        expect(loaded.map((m) => [m.ty, m.tg, m.sd, m.mt, m.ms])).toEqual([
-          ["i", "drone-1", "_SYS_", 1027, fence.t],
-          ["i", "drone-1", "_SYS_", 1031, { a: [1] }]
-        ])
-        expect(loaded[0].sid).toBeLessThan(loaded[1].sid)
-        const after = frames(yield* tasks.handle(drone, envelope(9001, { lts: String(loaded[0].sid) })))
-        expect(after.map((m) => m.sid)).toEqual([loaded[1].sid])
-        expect(frames(yield* tasks.handle(drone, envelope(9001, { mt: 1031 }))).map((m) => m.mt)).toEqual([1031])
-        // An older client sends ms as JSON text.
-        expect(frames(yield* tasks.handle(drone, envelope(9001, JSON.stringify({ mt: 1027 })))).length).toBe(1)
-      })
-    ))
+  it.effect(
+    "save answers Done (9002); load replays each task as an individual message with sid, the body and the stored type",
+    () =>
+      withTasks((tasks) =>
+        Effect.gen(function* () {
+          const saved = frames(yield* tasks.handle(web, envelope(9002, fence, { sd: "spoof", p: 99, extra: "kept" })))
+          expect(saved).toEqual([{ ty: "i", tg: "web-1", sd: "_SYS_", mt: 9002, ms: "Done", extra: "kept" }])
+          yield* tasks.handle(web, envelope(9002, { ...fence, mt: 1031, t: { a: [1] } }))
+          const loaded = frames(
+            yield* tasks.handle(
+              drone,
+              envelope(9001, { ai: "pilot@example.com", ps: "_any_", gn: "1", r: "_drone_", ip: 1 })
+            )
+          )
+          expect(loaded.map((m) => [m.ty, m.tg, m.sd, m.mt, m.ms])).toEqual([
+            ["i", "drone-1", "_SYS_", 1027, fence.t],
+            ["i", "drone-1", "_SYS_", 1031, { a: [1] }]
+          ])
+          expect(loaded[0].sid).toBeLessThan(loaded[1].sid)
+          const after = frames(yield* tasks.handle(drone, envelope(9001, { lts: String(loaded[0].sid) })))
+          expect(after.map((m) => m.sid)).toEqual([loaded[1].sid])
+          expect(frames(yield* tasks.handle(drone, envelope(9001, { mt: 1031 }))).map((m) => m.mt)).toEqual([1031])
+          // An older client sends ms as JSON text.
+          expect(frames(yield* tasks.handle(drone, envelope(9001, JSON.stringify({ mt: 1027 })))).length).toBe(1)
+        })
+      )
+  )
 
   it.effect("delete (9003) and disable (9004) answer Done with their types and act on the matching tasks only", () =>
     withTasks((tasks) =>
@@ -50,19 +70,29 @@ describe("stored tasks (9001-9004)", () => {
         yield* tasks.handle(web, envelope(9002, fence))
         yield* tasks.handle(web, envelope(9002, { ...fence, mt: 1031 }))
         yield* tasks.handle(web, envelope(9002, { ...fence, mt: 1040 }))
-        expect(frames(yield* tasks.handle(web, envelope(9004, { ai: fence.ai, mt: 1031 })))[0]).toMatchObject({ mt: 9004, ms: "Done", tg: "web-1" })
+        expect(frames(yield* tasks.handle(web, envelope(9004, { ai: fence.ai, mt: 1031 })))[0]).toMatchObject({
+          mt: 9004,
+          ms: "Done",
+          tg: "web-1"
+        })
         expect(frames(yield* tasks.handle(web, envelope(9001, {}))).map((m) => m.mt)).toEqual([1027, 1040])
-        expect(frames(yield* tasks.handle(web, envelope(9003, { t: fence.t, mt: 1027 })))[0]).toMatchObject({ mt: 9003, ms: "Done" })
+        expect(frames(yield* tasks.handle(web, envelope(9003, { t: fence.t, mt: 1027 })))[0]).toMatchObject({
+          mt: 9003,
+          ms: "Done"
+        })
         expect(frames(yield* tasks.handle(web, envelope(9001, {}))).map((m) => m.mt)).toEqual([1040])
         // Nothing matched: still answered (the original stays silent).
         expect(frames(yield* tasks.handle(web, envelope(9003, { mt: 5 })))[0]).toMatchObject({ mt: 9003, ms: "Done" })
       })
-    ))
+    )
+  )
 
   it.effect("a foreign ai is refused; the account's name or id and no ai at all are the unit's own account", () =>
     withTasks((tasks) =>
       Effect.gen(function* () {
-        expect(refusal(yield* tasks.handle(web, envelope(9002, { ...fence, ai: "victim@example.com" })))).toBe("foreign-account")
+        expect(refusal(yield* tasks.handle(web, envelope(9002, { ...fence, ai: "victim@example.com" })))).toBe(
+          "foreign-account"
+        )
         expect(refusal(yield* tasks.handle(web, envelope(9001, { ai: "acc-8" })))).toBe("foreign-account")
         expect(refusal(yield* tasks.handle(web, envelope(9003, { ai: "other" })))).toBe("foreign-account")
         expect(refusal(yield* tasks.handle(web, envelope(9004, { ai: "other" })))).toBe("foreign-account")
@@ -73,7 +103,8 @@ describe("stored tasks (9001-9004)", () => {
         const stranger = { accountId: "acc-8", accountName: "other@example.com", unitName: "web-1" }
         expect(frames(yield* tasks.handle(stranger, envelope(9001, { ai: "other@example.com" })))).toEqual([])
       })
-    ))
+    )
+  )
 
   it.effect("bodies are schema-checked and size-limited; the account's quota holds", () =>
     withTasks((tasks) =>
@@ -85,7 +116,9 @@ describe("stored tasks (9001-9004)", () => {
         expect(refusal(yield* tasks.handle(web, envelope(9001, { lts: "1; DROP" })))).toBe("task-invalid")
         expect(refusal(yield* tasks.handle(web, envelope(9001, "{not json")))).toBe("task-invalid")
         expect(refusal(yield* tasks.handle(web, envelope(9001, [1])))).toBe("task-invalid")
-        expect(refusal(yield* tasks.handle(web, envelope(9002, { ...fence, t: "x".repeat(300) })))).toBe("task-too-large")
+        expect(refusal(yield* tasks.handle(web, envelope(9002, { ...fence, t: "x".repeat(300) })))).toBe(
+          "task-too-large"
+        )
         let deep: unknown = 1
         for (let i = 0; i < 40; i++) deep = [deep]
         expect(refusal(yield* tasks.handle(web, envelope(9002, { ...fence, t: deep })))).toBe("task-invalid")
@@ -94,7 +127,8 @@ describe("stored tasks (9001-9004)", () => {
         yield* tasks.handle(web, envelope(9003, {}))
         expect(refusal(yield* tasks.handle(web, envelope(9002, fence)))).toBe("replied")
       })
-    ))
+    )
+  )
 
   it.effect("a storage failure is answered with task-storage, not a crash", () => {
     const failing = Layer.succeed(TaskStore, {
@@ -107,7 +141,8 @@ describe("stored tasks (9001-9004)", () => {
     return withTasks(
       (tasks) =>
         Effect.gen(function* () {
-          for (const mt of [9001, 9002, 9003, 9004]) expect(refusal(yield* tasks.handle(web, envelope(mt, fence)))).toBe("task-storage")
+          for (const mt of [9001, 9002, 9003, 9004])
+            expect(refusal(yield* tasks.handle(web, envelope(mt, fence)))).toBe("task-storage")
         }),
       failing
     ).pipe(Effect.provide(Logger.minimumLogLevel(LogLevel.None)))
@@ -118,5 +153,6 @@ describe("stored tasks (9001-9004)", () => {
       expect(depthWithin({ a: [1, { b: 2 }] }, 3)).toBe(true)
       expect(depthWithin({ a: [1, { b: 2 }] }, 2)).toBe(false)
       expect(depthWithin("flat", 0)).toBe(true)
-    }))
+    })
+  )
 })

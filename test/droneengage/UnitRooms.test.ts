@@ -1,7 +1,8 @@
 import { describe, expect } from "bun:test"
-import { Effect, Either, Queue } from "effect"
+import { Effect, Either, Layer, Queue } from "effect"
+import { InProcessRoomsLive } from "../../layers/Rooms/InProcessRooms.ts"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
-import { makeInProcessUnitRooms, type UnitMember } from "../../src/droneengage/UnitRooms.ts"
+import { makeUnitRooms, type UnitMember } from "../../src/droneengage/UnitRooms.ts"
 import type { Connection } from "../../layers/Transport/Transport.ts"
 import { Agents, Everyone, Gcs, topicFor, Unit } from "../../src/droneengage/Routing.ts"
 import { it } from "../support/effect.ts"
@@ -38,13 +39,15 @@ const member = (accountId: string, unitName: string, actorType: "g" | "d", group
 describe("UnitRooms (in process)", () => {
   it.effect("seating subscribes the unit's topics; delivery is one publish with the recipient count", () =>
     Effect.gen(function* () {
-      const rooms = yield* makeInProcessUnitRooms("test")
+      const rooms = yield* makeUnitRooms("test")
       const gcs = fakeConnection()
       const drone = fakeConnection()
       const g = yield* rooms.enter(member("a", "web", "g"), gcs.connection, 0)
       yield* rooms.enter(member("a", "d1", "d"), drone.connection, 0)
       const room = { accountId: "a", group: "1" }
-      expect([...gcs.topics].sort()).toEqual([topicFor(room, Everyone), topicFor(room, Gcs), topicFor(room, Unit("web"))].sort())
+      expect([...gcs.topics].sort()).toEqual(
+        [topicFor(room, Everyone), topicFor(room, Gcs), topicFor(room, Unit("web"))].sort()
+      )
       expect(drone.topics.has(topicFor(room, Agents))).toBe(true)
       expect(rooms.deliver(g, Everyone, "x")).toEqual({ _tag: "Delivered", recipients: 1 })
       expect(gcs.published).toEqual([[topicFor(room, Everyone), "x"]])
@@ -53,11 +56,12 @@ describe("UnitRooms (in process)", () => {
       expect(rooms.deliver(g, Unit("nobody"), "z")).toEqual({ _tag: "TargetNotFound", unitName: "nobody" })
       const text = yield* (yield* Metrics).render
       expect(text).toContain('switchboard_de_deliveries_total{server="test"} 1')
-    }).pipe(Effect.provide(Metrics.Default)))
+    }).pipe(Effect.provide(Layer.merge(Metrics.Default, InProcessRoomsLive)))
+  )
 
   it.effect("presence, replacement, leave and exit, with a change event for each", () =>
     Effect.gen(function* () {
-      const rooms = yield* makeInProcessUnitRooms("test")
+      const rooms = yield* makeUnitRooms("test")
       const changes = yield* rooms.changes
       const first = fakeConnection()
       const second = fakeConnection()
@@ -75,11 +79,12 @@ describe("UnitRooms (in process)", () => {
       expect(yield* rooms.snapshot).toEqual({ accounts: [], accountDetails: {} })
       const events = yield* Queue.takeAll(changes)
       expect([...events].map((e) => e._tag)).toEqual(["Entered", "Left", "Entered", "Left"])
-    }).pipe(Effect.provide(Metrics.Default)))
+    }).pipe(Effect.provide(Layer.merge(Metrics.Default, InProcessRoomsLive)))
+  )
 
   it.effect("instance limits count the account's units across groups, not other accounts", () =>
     Effect.gen(function* () {
-      const rooms = yield* makeInProcessUnitRooms("test")
+      const rooms = yield* makeUnitRooms("test")
       yield* rooms.enter(member("a", "u1", "g", "1"), fakeConnection().connection, 2)
       yield* rooms.enter(member("a", "u2", "d", "2"), fakeConnection().connection, 2)
       yield* rooms.enter(member("b", "u3", "d"), fakeConnection().connection, 2)
@@ -87,5 +92,6 @@ describe("UnitRooms (in process)", () => {
       expect(Either.isLeft(refused) && refused.left._tag).toBe("InstanceLimitReached")
       expect(rooms.admits(member("a", "u1", "g"), 2)).toBe(true)
       expect(rooms.admits(member("a", "u9", "g"), 0)).toBe(true)
-    }).pipe(Effect.provide(Metrics.Default)))
+    }).pipe(Effect.provide(Layer.merge(Metrics.Default, InProcessRoomsLive)))
+  )
 })

@@ -42,7 +42,9 @@ const contract = (backend: TaskBackend) =>
         const acc = account()
         const a = yield* store.save(task(acc))
         const b = yield* store.save(task(acc, { messageType: 6001, body: '{"x":1}' }))
-        const c = yield* store.save(task(acc, { party: undefined, group: undefined, sender: undefined, receiver: undefined, permanent: false }))
+        const c = yield* store.save(
+          task(acc, { party: undefined, group: undefined, sender: undefined, receiver: undefined, permanent: false })
+        )
         expect(a.id < b.id && b.id < c.id).toBe(true)
         expect(a.enabled).toBe(true)
         expect((yield* store.load({ accountId: acc }, 100)).map((t) => t.id)).toEqual([a.id, b.id, c.id])
@@ -51,7 +53,13 @@ const contract = (backend: TaskBackend) =>
         const [loaded] = yield* store.load({ accountId: acc, messageType: 6001 }, 10)
         expect(loaded).toEqual({ ...b, createdAt: loaded!.createdAt })
         const bare = (yield* store.load({ accountId: acc, permanent: false }, 10))[0]!
-        expect([bare.id, bare.party, bare.group, bare.sender, bare.receiver]).toEqual([c.id, undefined, undefined, undefined, undefined])
+        expect([bare.id, bare.party, bare.group, bare.sender, bare.receiver]).toEqual([
+          c.id,
+          undefined,
+          undefined,
+          undefined,
+          undefined
+        ])
         expect(yield* store.count(acc)).toBe(3)
       }))
 
@@ -62,9 +70,26 @@ const contract = (backend: TaskBackend) =>
         const base = yield* store.save(task(acc))
         const ids = (query: Omit<Parameters<TaskStore["Type"]["load"]>[0], "accountId">) =>
           Effect.map(store.load({ accountId: acc, ...query }, 10), (tasks) => tasks.map((t) => t.id))
-        expect(yield* ids({ party: "_any_", group: "1", sender: "web-1", receiver: "_drone_", messageType: 1027, permanent: true })).toEqual([base.id])
+        expect(
+          yield* ids({
+            party: "_any_",
+            group: "1",
+            sender: "web-1",
+            receiver: "_drone_",
+            messageType: 1027,
+            permanent: true
+          })
+        ).toEqual([base.id])
         expect(yield* ids({ body: base.body })).toEqual([base.id])
-        for (const miss of [{ party: "p" }, { group: "2" }, { sender: "s" }, { receiver: "r" }, { messageType: 1 }, { permanent: false }, { body: "{}" }]) {
+        for (const miss of [
+          { party: "p" },
+          { group: "2" },
+          { sender: "s" },
+          { receiver: "r" },
+          { messageType: 1 },
+          { permanent: false },
+          { body: "{}" }
+        ]) {
           expect(yield* ids(miss)).toEqual([])
         }
       }))
@@ -116,12 +141,16 @@ contract({ name: "mysql", layer: sqlTasks(mysql.layer), skip: !mysqlAvailable })
 describe("SqlTaskStore persistence", () => {
   it.live("tasks survive a new client on the same SQLite file, ids keep increasing", () =>
     Effect.gen(function* () {
-      const first = yield* Effect.provide(Effect.flatMap(TaskStore, (s) => s.save(task("acc"))), sqlTasks(sqliteFile(dir, "reopen")))
+      const first = yield* Effect.provide(
+        Effect.flatMap(TaskStore, (s) => s.save(task("acc"))),
+        sqlTasks(sqliteFile(dir, "reopen"))
+      )
       const again = yield* Effect.provide(
         Effect.flatMap(TaskStore, (s) => Effect.zip(s.load({ accountId: "acc" }, 10), s.save(task("acc")))),
         sqlTasks(sqliteFile(dir, "reopen"))
       )
       expect(again[0].map((t) => t.id)).toEqual([first.id])
       expect(again[1].id).toBeGreaterThan(first.id)
-    }))
+    })
+  )
 })
