@@ -1,6 +1,8 @@
-import { Effect, Either, ParseResult, Schema } from "effect"
+import { Effect, Either, Schema } from "effect"
 import { TaskStore } from "../../layers/Storage/TaskStore.ts"
 import type { TaskQuery } from "../storage/Task.ts"
+import { exceedsJsonDepth, maxJsonDepth } from "../shared/JsonDepth.ts"
+import { describeParseError } from "./SchemaErrors.ts"
 import { type Envelope, type RelayErrorReason, SystemMessage, type SystemOutcome, Target } from "./Wire.ts"
 
 /**
@@ -91,6 +93,8 @@ export const makeTasks = (options: TasksOptions) =>
     const parse = (caller: TaskCaller, envelope: Envelope): Either.Either<TaskRequest, TaskOutcome> => {
       let body = envelope.ms
       if (typeof body === "string") {
+        if (exceedsJsonDepth(body))
+          return Either.left(refused("task-invalid", `ms nests deeper than ${maxJsonDepth} levels`))
         try {
           body = JSON.parse(body)
         } catch {
@@ -101,8 +105,7 @@ export const makeTasks = (options: TasksOptions) =>
         return Either.left(refused("task-invalid", "ms must be an object"))
       const decoded = decodeRequest(body)
       if (Either.isLeft(decoded)) {
-        const detail = ParseResult.TreeFormatter.formatErrorSync(decoded.left).split("\n").slice(0, 3).join(" ")
-        return Either.left(refused("task-invalid", detail.slice(0, 300)))
+        return Either.left(refused("task-invalid", describeParseError(decoded.left, "ms")))
       }
       const { ai } = decoded.right
       if (ai !== undefined && ai.length > 0 && ai !== caller.accountId && ai !== caller.accountName) {

@@ -3,6 +3,7 @@ import { type Cell, Metrics } from "../../layers/Observability/Metrics.ts"
 import { type PortChoice, Udp, type UdpSocket } from "../../layers/Udp/Udp.ts"
 import { sweepEvery } from "../shared/Sweeps.ts"
 import { fullBucket, takeToken, takeTokens, type TokenBucket } from "../shared/TokenBucket.ts"
+import { describeParseError } from "./SchemaErrors.ts"
 import { type Envelope, type SystemOutcome, Target } from "./Wire.ts"
 
 /**
@@ -369,7 +370,7 @@ export const answerUdpProxy = (
     return Effect.succeed({
       _tag: "Refused",
       reason: "udp-proxy-invalid",
-      text: "ms must be {en: boolean, socket1?: {address, port}, socket2?: {address, port}}"
+      text: `${describeParseError(decoded.left, "ms")} (ms is {en, socket1?: {address, port}, socket2?: {address, port}})`
     })
   }
   const { p: _permission, ...request } = envelope

@@ -113,6 +113,16 @@ describe("stored tasks (9001-9004)", () => {
         expect(refusal(yield* tasks.handle(web, envelope(9002, { ...fence, t: undefined })))).toBe("task-invalid")
         expect(refusal(yield* tasks.handle(web, envelope(9002, { ...fence, mt: "1027" })))).toBe("task-invalid")
         expect(refusal(yield* tasks.handle(web, envelope(9002, { ...fence, ps: 5 })))).toBe("task-invalid")
+        // Error texts name the field and the rule, never the value.
+        const long = yield* tasks.handle(web, envelope(9002, { ...fence, ps: "p".repeat(5000) }))
+        expect(long).toEqual({ _tag: "Refused", reason: "task-invalid", text: expect.stringMatching(/^ps: /) })
+        expect(long._tag === "Refused" && long.text.includes("ppp")).toBe(false)
+        let nested = "1"
+        for (let i = 0; i < 100; i++) nested = `[${nested}]`
+        expect(yield* tasks.handle(web, envelope(9001, `{"t":${nested}}`))).toMatchObject({
+          reason: "task-invalid",
+          text: "ms nests deeper than 64 levels"
+        })
         expect(refusal(yield* tasks.handle(web, envelope(9001, { lts: "1; DROP" })))).toBe("task-invalid")
         expect(refusal(yield* tasks.handle(web, envelope(9001, "{not json")))).toBe("task-invalid")
         expect(refusal(yield* tasks.handle(web, envelope(9001, [1])))).toBe("task-invalid")
