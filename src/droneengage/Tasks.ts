@@ -79,6 +79,8 @@ const queryOf = (accountId: string, request: TaskRequest, withLts: boolean): Tas
 export const makeTasks = (options: TasksOptions) =>
   Effect.gen(function* () {
     const store = yield* TaskStore
+    // Saves are rare: one at a time keeps the count-then-insert quota check exact on this relay.
+    const saving = yield* Effect.makeSemaphore(1)
 
     /** Replies are the request turned around, as the original does: individual, to the unit, from _SYS_. */
     const replyBase = (caller: TaskCaller, envelope: Envelope) => {
@@ -124,15 +126,20 @@ export const makeTasks = (options: TasksOptions) =>
         const body = JSON.stringify(request.t)
         if (byteLength(body) > options.maxBodyBytes)
           return refused("task-too-large", `t is over ${options.maxBodyBytes} bytes`)
-        if ((yield* store.count(caller.accountId)) >= options.maxTasksPerAccount) {
-          return refused(
-            "task-quota",
-            `the account already keeps ${options.maxTasksPerAccount} tasks; delete some first`
-          )
-        }
         const query = queryOf(caller.accountId, request, false)
-        yield* store.save({ ...query, messageType: request.mt, permanent: query.permanent ?? false, body })
-        return done(caller, envelope, SystemMessage.saveTasks)
+        const messageType = request.mt
+        return yield* saving.withPermits(1)(
+          Effect.gen(function* () {
+            if ((yield* store.count(caller.accountId)) >= options.maxTasksPerAccount) {
+              return refused(
+                "task-quota",
+                `the account already keeps ${options.maxTasksPerAccount} tasks; delete some first`
+              )
+            }
+            yield* store.save({ ...query, messageType, permanent: query.permanent ?? false, body })
+            return done(caller, envelope, SystemMessage.saveTasks)
+          })
+        )
       })
 
     const load = (caller: TaskCaller, envelope: Envelope, request: TaskRequest) =>

@@ -140,6 +140,29 @@ describe("stored tasks (9001-9004)", () => {
     )
   )
 
+  it.effect("concurrent saves never exceed the account's quota", () => {
+    // A store whose count yields, as a database round trip does: saves of other fibers run in between.
+    const slowCount = Layer.effect(
+      TaskStore,
+      Effect.map(TaskStore, (store) => ({
+        ...store,
+        count: (id: string) => Effect.zipLeft(store.count(id), Effect.yieldNow())
+      }))
+    ).pipe(Layer.provide(MemoryTaskStore))
+    return withTasks(
+      (tasks) =>
+        Effect.gen(function* () {
+          const outcomes = yield* Effect.all(
+            Array.from({ length: 10 }, () => tasks.handle(web, envelope(9002, fence))),
+            { concurrency: "unbounded" }
+          )
+          expect(outcomes.map(refusal).filter((r) => r === "replied").length).toBe(options.maxTasksPerAccount)
+          expect(outcomes.map(refusal).filter((r) => r === "task-quota").length).toBe(10 - options.maxTasksPerAccount)
+        }),
+      slowCount
+    )
+  })
+
   it.effect("a storage failure is answered with task-storage, not a crash", () => {
     const failing = Layer.succeed(TaskStore, {
       save: () => Effect.fail(new StorageError({ message: "disk full" })),
