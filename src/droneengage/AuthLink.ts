@@ -1,7 +1,7 @@
 import type { KeyObject } from "node:crypto"
 import { Deferred, type Duration, Effect, Either, Option, Queue, Redacted, Stream, SubscriptionRef } from "effect"
 import { Federation } from "../../layers/Federation/Federation.ts"
-import type { Link } from "../../layers/Federation/Link.ts"
+import { type Link, LinkClosed } from "../../layers/Federation/Link.ts"
 import {
   decodeAuthToRelay,
   encodeRelayToAuth,
@@ -21,7 +21,7 @@ export interface AuthLinkOptions {
   readonly serverId: string
   readonly version: string
   /** Answers the authenticator's challenge nonce (Ed25519 key or shared secret); None: no credentials. */
-  readonly prove: Option.Option<(nonce: string) => Effect.Effect<string>>
+  readonly prove: Option.Option<(nonce: string) => Effect.Effect<string, LinkClosed>>
   /** Host and port clients are told to dial (cs.g, cs.h); the port is known once the relay listens. */
   readonly publicHost: string
   readonly publicPort: Effect.Effect<number>
@@ -37,14 +37,17 @@ export const challengeProver = (
   serverId: string,
   secret: Option.Option<Redacted.Redacted<string>>,
   privateKey: Option.Option<KeyObject>
-): Option.Option<(nonce: string) => Effect.Effect<string>> => {
+): Option.Option<(nonce: string) => Effect.Effect<string, LinkClosed>> => {
+  // A signature that cannot be made drops this link attempt; the link re-dials.
+  const unsigned = () => new LinkClosed({ code: 1011, reason: "could not sign the challenge" })
   if (Option.isSome(privateKey)) {
     const key = privateKey.value
-    return Option.some((nonce) => Effect.sync(() => signChallengeEd25519(key, nonce)))
+    return Option.some((nonce) => Effect.try({ try: () => signChallengeEd25519(key, nonce), catch: unsigned }))
   }
   return Option.map(
     secret,
-    (value) => (nonce: string) => Effect.promise(() => signChallenge(Redacted.value(value), serverId, nonce))
+    (value) => (nonce: string) =>
+      Effect.tryPromise({ try: () => signChallenge(Redacted.value(value), serverId, nonce), catch: unsigned })
   )
 }
 

@@ -147,7 +147,10 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
       const publicKey = options.trustedKeys.get(serverId)
       if (publicKey) return Effect.sync(() => verifyChallengeEd25519(publicKey, nonce, signature))
       if (Option.isNone(secret)) return Effect.succeed(false)
-      return Effect.promise(() => verifyChallenge(secret.value, serverId, nonce, signature))
+      // A signature that cannot even be checked (malformed base64, crypto failure) proves nothing.
+      return Effect.tryPromise(() => verifyChallenge(secret.value, serverId, nonce, signature)).pipe(
+        Effect.orElseSucceed(() => false)
+      )
     }
 
     const handle = (relay: Relay, text: string) =>

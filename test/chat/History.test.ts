@@ -102,7 +102,7 @@ describe("chat history", () => {
   const persistence = (backend: string, skip: boolean, store: () => Layer.Layer<StreamStore, unknown>) =>
     it
       .skipIf(skip)
-      .live(`with a persistent store (${backend}), history survives an empty room and a server restart`, () =>
+      .effect(`with a persistent store (${backend}), history survives an empty room and a server restart`, () =>
         Effect.gen(function* () {
           const options: TestChatOptions = { persistentHistory: true, store: store() }
           // A fresh room name per run: databases may be shared between runs.
