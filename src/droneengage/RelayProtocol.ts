@@ -1,7 +1,8 @@
 import { Effect, Either, Option } from "effect"
 import { isTaskMessage, route, validLoginKey, validUnitName } from "./Routing.ts"
 import type { Tasks } from "./Tasks.ts"
-import { answerUdpProxy, type UdpProxyService } from "./UdpProxy.ts"
+import type { UdpProxyService } from "./UdpProxy.ts"
+import { answerUdpProxy } from "./UdpProxyMessage.ts"
 import {
   encodeBinaryFrame,
   type Envelope,

@@ -1,10 +1,9 @@
-import { Data, Duration, Effect, Either, ExecutionStrategy, Exit, Schema, Scope } from "effect"
-import { type Cell, Metrics } from "../../layers/Observability/Metrics.ts"
+import { Data, Duration, Effect, ExecutionStrategy, Exit, Scope } from "effect"
+import { Metrics } from "../../layers/Observability/Metrics.ts"
 import { type PortChoice, Udp, type UdpSocket } from "../../layers/Udp/Udp.ts"
 import { sweepEvery } from "../shared/Sweeps.ts"
-import { fullBucket, takeToken, takeTokens, type TokenBucket } from "../shared/TokenBucket.ts"
-import { describeParseError } from "./SchemaErrors.ts"
-import { type Envelope, type SystemOutcome, Target } from "./Wire.ts"
+import { fullBucket } from "../shared/TokenBucket.ts"
+import { type Direction, makeForwarder, newSide, type Pair, proxyMetrics, type Side } from "./UdpPair.ts"
 
 /**
  * The UDP proxy of system message 9008: per unit, a pair of UDP sockets on the relay. Each
@@ -90,34 +89,7 @@ export const closedState: ProxyState = {
   en: false
 }
 
-interface Side {
-  socket: UdpSocket | undefined
-  peerAddress: string | undefined
-  peerPort: number
-  /** With the peer lock on: the side has accepted a peer since the pair was (re)opened. */
-  locked: boolean
-}
-
-interface Pair {
-  readonly key: string
-  readonly accountId: string
-  readonly scope: Scope.CloseableScope
-  readonly side1: Side
-  readonly side2: Side
-  readonly packets: TokenBucket
-  readonly bytes: TokenBucket
-  lastActive: number
-  /** When the unit's last connection closed; undefined while it is connected. */
-  departedAt: number | undefined
-}
-
-interface Direction {
-  readonly packets: Cell
-  readonly bytes: Cell
-}
-
 const keyOf = (unit: UnitKey) => JSON.stringify([unit.accountId, unit.unitName])
-const newSide = (): Side => ({ socket: undefined, peerAddress: undefined, peerPort: 0, locked: false })
 const wildcard = (hostname: string) => hostname === "0.0.0.0" || hostname === "::"
 
 export const makeUdpProxy = (options: UdpProxyOptions) =>
@@ -127,35 +99,7 @@ export const makeUdpProxy = (options: UdpProxyOptions) =>
     const clock = yield* Effect.clock
     const serviceScope = yield* Effect.scope
     const server = options.serverName
-    const pairsGauge = metrics.gauge("switchboard_de_udp_pairs", "UDP proxy pairs open", ["server"]).labels({ server })
-    const packets = metrics.counter("switchboard_de_udp_packets_total", "Datagrams forwarded by the UDP proxy", [
-      "server",
-      "direction"
-    ])
-    const bytes = metrics.counter("switchboard_de_udp_bytes_total", "Bytes forwarded by the UDP proxy", [
-      "server",
-      "direction"
-    ])
-    const drops = metrics.counter("switchboard_de_udp_drops_total", "Datagrams the UDP proxy dropped", [
-      "server",
-      "reason"
-    ])
-    const refusals = metrics.counter("switchboard_de_udp_refused_total", "UDP proxy requests refused", [
-      "server",
-      "reason"
-    ])
-    const direction = (label: string): Direction => ({
-      packets: packets.labels({ server, direction: label }),
-      bytes: bytes.labels({ server, direction: label })
-    })
-    const toSocket2 = direction("1to2")
-    const toSocket1 = direction("2to1")
-    const dropped = {
-      noPeer: drops.labels({ server, reason: "no-peer" }),
-      rate: drops.labels({ server, reason: "rate-limited" }),
-      peerLock: drops.labels({ server, reason: "peer-lock" }),
-      sendFailed: drops.labels({ server, reason: "send-failed" })
-    }
+    const cells = proxyMetrics(metrics, server)
     const { packetsPerSecond, bytesPerSecond } = options
     const idleMillis = Duration.toMillis(options.idleTimeout)
     const graceMillis = Duration.toMillis(options.stickyGrace)
@@ -167,37 +111,7 @@ export const makeUdpProxy = (options: UdpProxyOptions) =>
     const present = new Map<string, number>()
     const lock = yield* Effect.makeSemaphore(1)
 
-    /** The hot path: one datagram, handled synchronously with no allocation beyond the kernel's. */
-    const forward =
-      (pair: Pair, from: Side, to: Side, counted: Direction) => (data: Uint8Array, port: number, address: string) => {
-        if (options.peerLock && from.locked && address !== from.peerAddress) {
-          dropped.peerLock.inc()
-          return
-        }
-        from.peerAddress = address
-        from.peerPort = port
-        from.locked = true
-        const now = clock.unsafeCurrentTimeMillis()
-        pair.lastActive = now
-        const target = to.peerAddress
-        if (target === undefined || to.socket === undefined) {
-          dropped.noPeer.inc()
-          return
-        }
-        if (
-          !takeToken(pair.packets, now, packetsPerSecond, packetsPerSecond) ||
-          !takeTokens(pair.bytes, now, bytesPerSecond, bytesPerSecond, data.byteLength)
-        ) {
-          dropped.rate.inc()
-          return
-        }
-        if (!to.socket.send(data, to.peerPort, target)) {
-          dropped.sendFailed.inc()
-          return
-        }
-        counted.packets.inc()
-        counted.bytes.inc(data.byteLength)
-      }
+    const forward = makeForwarder(options, clock, cells.dropped)
 
     const endpoint = (socket: UdpSocket | undefined): ProxyEndpoint => ({
       address: socket === undefined || wildcard(socket.hostname) ? options.publicHost : socket.hostname,
@@ -216,13 +130,13 @@ export const makeUdpProxy = (options: UdpProxyOptions) =>
         const count = (perAccount.get(pair.accountId) ?? 1) - 1
         if (count > 0) perAccount.set(pair.accountId, count)
         else perAccount.delete(pair.accountId)
-        pairsGauge.dec()
+        cells.pairs.dec()
         return Scope.close(pair.scope, Exit.void)
       })
 
     const refuse = (reason: RefusalReason, message: string) =>
       Effect.zipRight(
-        Effect.sync(() => refusals.labels({ server, reason }).inc()),
+        Effect.sync(() => cells.refusals.labels({ server, reason }).inc()),
         Effect.fail(new UdpProxyRefused({ reason, message }))
       )
 
@@ -259,8 +173,8 @@ export const makeUdpProxy = (options: UdpProxyOptions) =>
           )
         const bound = yield* Effect.either(
           Effect.all([
-            bind(portFor(requested.port1), pair.side1, pair.side2, toSocket2),
-            bind(portFor(requested.port2), pair.side2, pair.side1, toSocket1)
+            bind(portFor(requested.port1), pair.side1, pair.side2, cells.toSocket2),
+            bind(portFor(requested.port2), pair.side2, pair.side1, cells.toSocket1)
           ])
         )
         if (bound._tag === "Left") {
@@ -271,7 +185,7 @@ export const makeUdpProxy = (options: UdpProxyOptions) =>
         pairs.set(key, pair)
         live.add(pair)
         perAccount.set(unit.accountId, (perAccount.get(unit.accountId) ?? 0) + 1)
-        pairsGauge.inc()
+        cells.pairs.inc()
         return stateOf(pair)
       })
 
@@ -341,47 +255,3 @@ export const makeUdpProxy = (options: UdpProxyOptions) =>
     )
     return service
   })
-
-const ProxySocket = Schema.Struct({
-  address: Schema.optional(Schema.String.pipe(Schema.maxLength(255))),
-  port: Schema.optional(Schema.Int.pipe(Schema.between(0, 65535)))
-})
-
-/** The 9008 request body: en true opens (socket ports are wishes, honoured only with fixed ports allowed), false closes. */
-export const UdpProxyRequest = Schema.Struct({
-  en: Schema.Boolean,
-  socket1: Schema.optional(ProxySocket),
-  socket2: Schema.optional(ProxySocket)
-})
-const decodeProxyRequest = Schema.decodeUnknownEither(UdpProxyRequest)
-
-/**
- * Answers one 9008 from an agent as the original does: the request turned around (ty "i", tg the
- * unit, sd "_SYS_") with ms {socket1, socket2, en}. A refused open answers en false with the
- * reason in ms.em, so the agent turns its proxy off; a malformed body is an error reply.
- */
-export const answerUdpProxy = (
-  proxy: UdpProxyService,
-  unit: UnitKey,
-  envelope: Envelope
-): Effect.Effect<SystemOutcome> => {
-  const decoded = decodeProxyRequest(envelope.ms)
-  if (Either.isLeft(decoded)) {
-    return Effect.succeed({
-      _tag: "Refused",
-      reason: "udp-proxy-invalid",
-      text: `${describeParseError(decoded.left, "ms")} (ms is {en, socket1?: {address, port}, socket2?: {address, port}})`
-    })
-  }
-  const { p: _permission, ...request } = envelope
-  const reply = (ms: unknown): SystemOutcome => ({
-    _tag: "Replies",
-    frames: [JSON.stringify({ ...request, ty: "i", tg: unit.unitName, sd: Target.system, ms })]
-  })
-  const { en, socket1, socket2 } = decoded.right
-  if (!en) return Effect.map(proxy.close(unit), reply)
-  return proxy.open(unit, { port1: socket1?.port ?? 0, port2: socket2?.port ?? 0 }).pipe(
-    Effect.map(reply),
-    Effect.catchTag("UdpProxyRefused", (refused) => Effect.succeed(reply({ ...closedState, em: refused.message })))
-  )
-}
