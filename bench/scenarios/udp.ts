@@ -193,7 +193,8 @@ export const udp: Scenario = {
         }
         notes.push(
           `${size} B: per server core the proxy forwards ${capacity.toFixed(2)}x the raw forwarder's packets (target >= 0.8x); ` +
-            `observed packets/s ${rate.toFixed(2)}x, set by the load generator, not the forwarders`
+            `observed packets/s ${rate.toFixed(2)}x (bounded by the sender/receiver loop and by scheduling on shared cores: ` +
+            `a datagram lost to a full socket buffer stalls the window for ${STALL_MS} ms)`
         )
       }
     }
