@@ -166,12 +166,14 @@ export interface TasksConfig {
   readonly enabled: boolean
   readonly maxBodyBytes: number
   readonly maxTasksPerAccount: number
+  readonly maxLoadBytes: number
 }
 
 export const TasksConfig: Config.Config<TasksConfig> = Config.all({
   enabled: Config.boolean("enabled").pipe(Config.withDefault(true)),
   maxBodyBytes: positiveInt("maxBodyBytes", 64 * 1024),
-  maxTasksPerAccount: positiveInt("maxPerAccount", 1000)
+  maxTasksPerAccount: positiveInt("maxPerAccount", 1000),
+  maxLoadBytes: positiveInt("maxLoadBytes", 512 * 1024)
 }).pipe(Config.nested("tasks"))
 
 const atDefaults = <A>(config: Config.Config<A>): A =>

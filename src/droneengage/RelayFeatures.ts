@@ -35,7 +35,8 @@ export const makeRelayFeatures = (serverName: string, config: RelayConfig) =>
     const tasks = config.tasks.enabled
       ? yield* makeTasks({
           maxBodyBytes: config.tasks.maxBodyBytes,
-          maxTasksPerAccount: config.tasks.maxTasksPerAccount
+          maxTasksPerAccount: config.tasks.maxTasksPerAccount,
+          maxLoadBytes: config.tasks.maxLoadBytes
         })
       : undefined
     return { udpProxy, tasks } satisfies RelayFeatures

@@ -17,6 +17,11 @@ export interface TasksOptions {
   readonly maxBodyBytes: number
   /** Tasks an account may keep (enabled or not); a load replays at most this many. */
   readonly maxTasksPerAccount: number
+  /**
+   * Most bytes one load replays (at least one task): below the transport's slow-consumer limit,
+   * so a large load never closes the unit. The rest comes with another load, lts = the last sid.
+   */
+  readonly maxLoadBytes: number
 }
 
 /** Who asks: the account comes from the unit's login, never from the message. */
@@ -147,12 +152,15 @@ export const makeTasks = (options: TasksOptions) =>
         store.load(queryOf(caller.accountId, request, true), options.maxTasksPerAccount),
         (tasks): TaskOutcome => {
           const base = replyBase(caller, envelope)
-          return {
-            _tag: "Replies",
-            frames: tasks.map((task) =>
-              JSON.stringify({ ...base, sid: task.id, ms: JSON.parse(task.body), mt: task.messageType })
-            )
+          const frames: Array<string> = []
+          let bytes = 0
+          for (const task of tasks) {
+            const frame = JSON.stringify({ ...base, sid: task.id, ms: JSON.parse(task.body), mt: task.messageType })
+            bytes += byteLength(frame)
+            if (frames.length > 0 && bytes > options.maxLoadBytes) break
+            frames.push(frame)
           }
+          return { _tag: "Replies", frames }
         }
       )
 

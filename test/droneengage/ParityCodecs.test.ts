@@ -27,7 +27,7 @@ const run = <A>(effect: Effect.Effect<A>) => Effect.runPromise(effect)
 describe("task request codec (9001-9004)", () => {
   it.live("any body gets Replies or a refusal with a documented reason and a short text, never a crash", () =>
     Effect.gen(function* () {
-      const tasks = yield* makeTasks({ maxBodyBytes: 4096, maxTasksPerAccount: 1_000_000 })
+      const tasks = yield* makeTasks({ maxBodyBytes: 4096, maxTasksPerAccount: 1_000_000, maxLoadBytes: 1 << 30 })
       yield* Effect.promise(() =>
         FastCheck.assert(
           FastCheck.asyncProperty(FastCheck.constantFrom(9001, 9002, 9003, 9004), anyBody, async (mt, ms) => {
@@ -47,7 +47,7 @@ describe("task request codec (9001-9004)", () => {
 
   it.live("every valid save of the caller's own account is answered Done and loads back with its type and body", () =>
     Effect.gen(function* () {
-      const tasks = yield* makeTasks({ maxBodyBytes: 1 << 20, maxTasksPerAccount: 1_000_000 })
+      const tasks = yield* makeTasks({ maxBodyBytes: 1 << 20, maxTasksPerAccount: 1_000_000, maxLoadBytes: 1 << 30 })
       const saves = Arbitrary.make(TaskRequest).map((request) => ({
         ...request,
         ai: "alpha",

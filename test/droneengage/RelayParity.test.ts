@@ -240,7 +240,12 @@ describe("relay config: udpProxy and tasks keys", () => {
         peerLock: false
       })
       expect(Duration.toMillis(config.udpProxy.idleTimeout)).toBe(300_000)
-      expect(config.tasks).toEqual({ enabled: true, maxBodyBytes: 65_536, maxTasksPerAccount: 1000 })
+      expect(config.tasks).toEqual({
+        enabled: true,
+        maxBodyBytes: 65_536,
+        maxTasksPerAccount: 1000,
+        maxLoadBytes: 524_288
+      })
       const range = yield* Effect.withConfigProvider(
         RelayConfig,
         ConfigProvider.fromJson({ relay: { udpProxy: { portMin: 20000, portMax: 20099 } } })

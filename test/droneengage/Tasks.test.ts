@@ -9,7 +9,7 @@ import { it } from "../support/effect.ts"
 
 const web = { accountId: "acc-7", accountName: "pilot@example.com", unitName: "web-1" }
 const drone = { accountId: "acc-7", accountName: "pilot@example.com", unitName: "drone-1" }
-const options = { maxBodyBytes: 256, maxTasksPerAccount: 3 }
+const options = { maxBodyBytes: 256, maxTasksPerAccount: 3, maxLoadBytes: 1 << 20 }
 
 const fence = {
   ai: "pilot@example.com",
@@ -162,6 +162,26 @@ describe("stored tasks (9001-9004)", () => {
       slowCount
     )
   })
+
+  it.effect("a load replays at most maxLoadBytes (at least one task); the rest follows with lts = the last sid", () =>
+    Effect.gen(function* () {
+      const tasks = yield* makeTasks({ maxBodyBytes: 4096, maxTasksPerAccount: 100, maxLoadBytes: 2500 })
+      for (let i = 0; i < 5; i++)
+        yield* tasks.handle(web, envelope(9002, { ...fence, t: { i, pad: "x".repeat(1000) } }))
+      const pages: Array<Array<number>> = []
+      let lts: number | undefined
+      for (;;) {
+        const page = frames(yield* tasks.handle(drone, envelope(9001, lts === undefined ? {} : { lts })))
+        if (page.length === 0) break
+        pages.push(page.map((m) => m.ms.i))
+        lts = page[page.length - 1].sid
+      }
+      expect(pages).toEqual([[0, 1], [2, 3], [4]])
+      // A single task over the budget still comes, alone.
+      const small = yield* makeTasks({ maxBodyBytes: 4096, maxTasksPerAccount: 100, maxLoadBytes: 10 })
+      expect(frames(yield* small.handle(drone, envelope(9001, {}))).length).toBe(1)
+    }).pipe(Effect.provide(MemoryTaskStore))
+  )
 
   it.effect("a storage failure is answered with task-storage, not a crash", () => {
     const failing = Layer.succeed(TaskStore, {
