@@ -23,10 +23,11 @@ import { churn } from "./scenarios/churn.ts"
 import { hydrogen } from "./scenarios/hydrogen.ts"
 import { slow } from "./scenarios/slow.ts"
 import { aliya } from "./scenarios/aliya.ts"
+import { udp } from "./scenarios/udp.ts"
 
 const root = join(import.meta.dir, "..")
-export const scenarios: ReadonlyArray<Scenario> = [fanout, latency, idle, churn, hydrogen, slow, aliya]
-const order = ["fanout", "latency", "idle", "churn", "hydrogen", "slow", "aliya"]
+export const scenarios: ReadonlyArray<Scenario> = [fanout, latency, idle, churn, hydrogen, slow, udp, aliya]
+const order = scenarios.map((scenario) => scenario.id)
 
 interface Options {
   readonly quick: boolean

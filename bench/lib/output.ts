@@ -117,6 +117,13 @@ const columns: Record<string, Array<Column>> = {
     metric("not delivered by drain end (others)", "lost", (v) => v.toFixed(0)),
     metric("RSS growth MB", "rssGrowthMb", (v) => num(v, 1)),
     { label: "slow one's close code", cell: (row) => (row.notes ?? []).join("; ") }
+  ],
+  udp: [
+    metric("packets/s observed", "packetsPerSec", rate),
+    metric("server CPU µs/packet", "cpuUsPerPacket", (v) => num(v, 2)),
+    metric("packets per server core-second", "packetsPerCoreSecond", rate),
+    ratioColumn("vs raw forwarder (per core)", "packetsPerCoreSecond vs raw"),
+    metric("lost", "lost", (v) => v.toFixed(0))
   ]
 }
 

@@ -215,7 +215,9 @@ const relay = async (options: ServerOptions): Promise<RunningServer> => {
     RELAY_PUBLIC_HOST: "127.0.0.1",
     RELAY_AUTHENTICATOR_URL: `ws://127.0.0.1:${s2sPort}`,
     RELAY_S2S_SECRET: secret,
-    RELAY_MAX_CONNECTIONS: "0"
+    RELAY_MAX_CONNECTIONS: "0",
+    // The bench never stores tasks: no data file in the working tree.
+    RELAY_TASKS_STORAGE_BACKEND: "memory"
   }
   if (options.pingIntervalMs) relayEnv.RELAY_PING_INTERVAL_MS = String(options.pingIntervalMs)
   let relayProcess: Awaited<ReturnType<typeof startListening>> | undefined

@@ -1,4 +1,4 @@
-import { Config, Duration, HashMap, Option, Redacted } from "effect"
+import { Config, ConfigProvider, Duration, Effect, HashMap, Option, Redacted } from "effect"
 import { port, positiveInt, positiveMillis } from "../shared/ConfigValues.ts"
 import { type SocketLimits, SocketLimitsConfig } from "../shared/SocketLimits.ts"
 
@@ -111,7 +111,87 @@ export interface RelayConfig {
   /** Shortest gap between two INFO frames to the authenticator (joins and leaves in between are coalesced). */
   readonly infoInterval: Duration.Duration
   readonly limits: SocketLimits
+  readonly udpProxy: UdpProxyConfig
+  readonly tasks: TasksConfig
 }
+
+/** The UDP proxy of system message 9008 (keys relay.udpProxy.*; docs/droneengage.md). */
+export interface UdpProxyConfig {
+  readonly enabled: boolean
+  /** Address the proxy sockets bind. */
+  readonly hostname: string
+  /** Address units are told when the sockets bind every interface; unset: relay.publicHost. */
+  readonly publicHost: Option.Option<string>
+  /** Ports to pick from; undefined (portMin = portMax = 0): the system picks, as the original. */
+  readonly ports: { readonly min: number; readonly max: number } | undefined
+  readonly allowFixedPorts: boolean
+  readonly idleTimeout: Duration.Duration
+  readonly stickyGrace: Duration.Duration
+  readonly reapInterval: Duration.Duration
+  readonly maxPairs: number
+  readonly maxPairsPerAccount: number
+  readonly packetsPerSecond: number
+  readonly bytesPerSecond: number
+  readonly peerLock: boolean
+}
+
+export const UdpProxyConfig: Config.Config<UdpProxyConfig> = Config.all({
+  enabled: Config.boolean("enabled").pipe(Config.withDefault(true)),
+  hostname: Config.string("hostname").pipe(Config.withDefault("0.0.0.0")),
+  publicHost: Config.option(Config.string("publicHost")),
+  portMin: port("portMin", 0),
+  portMax: port("portMax", 0),
+  allowFixedPorts: Config.boolean("allowFixedPorts").pipe(Config.withDefault(false)),
+  idleTimeout: positiveMillis("idleTimeoutMs", 300_000),
+  stickyGrace: positiveMillis("stickyGraceMs", 120_000),
+  reapInterval: positiveMillis("reapIntervalMs", 10_000),
+  maxPairs: positiveInt("maxPairs", 1000),
+  maxPairsPerAccount: positiveInt("maxPairsPerAccount", 20),
+  packetsPerSecond: positiveInt("packetsPerSecond", 5000),
+  bytesPerSecond: positiveInt("bytesPerSecond", 8 * 1024 * 1024),
+  peerLock: Config.boolean("peerLock").pipe(Config.withDefault(false))
+}).pipe(
+  Config.validate({
+    message: "portMin and portMax must both be 0 (system-chosen ports) or a range 1..65535 with portMin <= portMax",
+    validation: ({ portMin, portMax }) => (portMin === 0 && portMax === 0) || (portMin > 0 && portMin <= portMax)
+  }),
+  Config.map(
+    ({ portMin, portMax, ...rest }): UdpProxyConfig => ({
+      ...rest,
+      ports: portMin === 0 ? undefined : { min: portMin, max: portMax }
+    })
+  ),
+  Config.nested("udpProxy")
+)
+
+/** Stored tasks, system messages 9001-9004 (keys relay.tasks.*; the store: relay.tasks.storage.*). */
+export interface TasksConfig {
+  readonly enabled: boolean
+  readonly maxBodyBytes: number
+  readonly maxTasksPerAccount: number
+  readonly maxLoadBytes: number
+}
+
+export const TasksConfig: Config.Config<TasksConfig> = Config.all({
+  enabled: Config.boolean("enabled").pipe(Config.withDefault(true)),
+  maxBodyBytes: positiveInt("maxBodyBytes", 64 * 1024),
+  maxTasksPerAccount: positiveInt("maxPerAccount", 1000),
+  maxLoadBytes: positiveInt("maxLoadBytes", 512 * 1024)
+}).pipe(Config.nested("tasks"))
+
+const atDefaults = <A>(config: Config.Config<A>): A =>
+  Effect.runSync(Effect.withConfigProvider(config, ConfigProvider.fromMap(new Map())))
+
+/** Every key at its default, for code that builds a RelayConfig by hand (tests, embedders). */
+export const defaultUdpProxyConfig: UdpProxyConfig = atDefaults(UdpProxyConfig)
+export const defaultTasksConfig: TasksConfig = atDefaults(TasksConfig)
+
+/** Where the relay keeps tasks: relay.tasks.storage.backend memory | sqlite (default) | mysql. */
+export const relayTaskStorage = {
+  name: "relay-tasks",
+  path: ["relay", "tasks", "storage"],
+  defaultBackend: "sqlite"
+} as const
 
 export const RelayConfig: Config.Config<RelayConfig> = Config.all({
   port: port("port", 9966),
@@ -126,5 +206,7 @@ export const RelayConfig: Config.Config<RelayConfig> = Config.all({
   loginKeyTtl: positiveMillis("loginKeyTtlMs", 10_000),
   redialMax: positiveMillis("redialMaxMs", 2_000),
   infoInterval: positiveMillis("infoIntervalMs", 250),
-  limits: SocketLimitsConfig()
+  limits: SocketLimitsConfig(),
+  udpProxy: UdpProxyConfig,
+  tasks: TasksConfig
 }).pipe(Config.nested("relay"))

@@ -149,7 +149,8 @@ export const makeLoginApi = (options: LoginApiOptions) =>
             b: gr,
             at: actorType,
             il: account.instanceLimit,
-            prm: account.permission
+            prm: account.permission,
+            an: account.name
           })
         )
         if (Either.isLeft(reserved)) {

@@ -1,5 +1,8 @@
 import { Effect, Either, Option } from "effect"
 import { isTaskMessage, route, validLoginKey, validUnitName } from "./Routing.ts"
+import type { Tasks } from "./Tasks.ts"
+import type { UdpProxyService } from "./UdpProxy.ts"
+import { answerUdpProxy } from "./UdpProxyMessage.ts"
 import {
   encodeBinaryFrame,
   type Envelope,
@@ -7,6 +10,7 @@ import {
   parseFrame,
   type RelayErrorReason,
   SystemMessage,
+  type SystemOutcome,
   welcome
 } from "./Wire.ts"
 import { CloseCodes } from "../shared/CloseCodes.ts"
@@ -34,6 +38,10 @@ export interface RelayProtocolOptions {
   readonly rooms: UnitRoomsService
   /** Called once a unit's connection is gone (the authenticator is told with LOGOUT). */
   readonly onLeft: (member: UnitMember) => void
+  /** 9008 (agents only); absent: answered udp-proxy-unavailable. */
+  readonly udpProxy?: UdpProxyService | undefined
+  /** 9001-9004; absent: answered tasks-unavailable. */
+  readonly tasks?: Tasks | undefined
 }
 
 /**
@@ -73,8 +81,16 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
           const grant = yield* keys.consume(key)
           if (Option.isNone(grant))
             return yield* refuse(401, "login key is unknown, already used or expired", "key-refused")
-          const { a, b, at, prm, r, il } = grant.value
-          const member: UnitMember = { accountId: a, group: b, unitName, actorType: at, permission: prm, requestId: r }
+          const { a, b, at, prm, r, il, an } = grant.value
+          const member: UnitMember = {
+            accountId: a,
+            group: b,
+            unitName,
+            actorType: at,
+            permission: prm,
+            requestId: r,
+            accountName: an
+          }
           if (!rooms.admits(member, il))
             return yield* refuse(403, "the account's instance limit is reached", "instance-limit")
           return accept<UnitConnection>({ member, instanceLimit: il })
@@ -92,9 +108,14 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
             return { onMessage: () => {} }
           }
           const seat = entered.right
+          // An agent's UDP proxy pair outlives a dropped connection for the grace period only.
+          const proxyUnit = member.actorType === "d" ? options.udpProxy : undefined
+          proxyUnit?.unitEntered(member)
           // LOGOUT goes out before the leave reaches the rooms, so it always precedes the INFO the leave causes.
           yield* Effect.addFinalizer(() =>
-            Effect.sync(() => options.onLeft(member)).pipe(Effect.zipRight(rooms.exit(seat)))
+            Effect.sync(() => (proxyUnit?.unitLeft(member), options.onLeft(member))).pipe(
+              Effect.zipRight(rooms.exit(seat))
+            )
           )
           return { onMessage: (message) => handle(seat, connection, message) }
         })
@@ -132,11 +153,21 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
           rooms.leaveGroup(seat),
           Effect.sync(() => reply("OK:dell"))
         )
-      if (isTaskMessage(type)) return fail(connection, "tasks-unavailable", "this relay does not store tasks", type)
+      const answer = (outcome: SystemOutcome) =>
+        outcome._tag === "Replies"
+          ? outcome.frames.forEach((frame) => connection.send(frame))
+          : fail(connection, outcome.reason, outcome.text, type)
+      if (isTaskMessage(type)) {
+        return options.tasks
+          ? Effect.map(options.tasks.handle(member, envelope), answer)
+          : fail(connection, "tasks-unavailable", "this relay does not store tasks", type)
+      }
       if (type === SystemMessage.udpProxy) {
-        return member.actorType === "d"
-          ? fail(connection, "udp-proxy-unavailable", "this relay offers no UDP proxy", type)
-          : fail(connection, "agents-only", "only agents may request a UDP proxy", type)
+        if (member.actorType !== "d")
+          return fail(connection, "agents-only", "only agents may request a UDP proxy", type)
+        return options.udpProxy
+          ? Effect.map(answerUdpProxy(options.udpProxy, member, envelope), answer)
+          : fail(connection, "udp-proxy-unavailable", "this relay offers no UDP proxy", type)
       }
       return fail(connection, "unknown-system-message", `unknown system message type ${String(type)}`, type)
     }

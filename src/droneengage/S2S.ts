@@ -64,7 +64,9 @@ export const LoginRequestData = Schema.Struct({
   b: Schema.String,
   at: ActorType,
   il: Schema.NonNegativeInt,
-  prm: Schema.NonNegativeInt
+  prm: Schema.NonNegativeInt,
+  /** Ours: the account's name, which clients write as `ai` in task messages (the original never sends it). */
+  an: Schema.optional(Schema.String)
 })
 export type LoginRequestData = typeof LoginRequestData.Type
 

@@ -13,6 +13,8 @@ export interface UnitMember extends RoomKey {
   readonly permission: number
   /** The authenticator's login request that admitted this unit (sent back on LOGOUT). */
   readonly requestId: string
+  /** The account's name when the authenticator sent it (LOGIN `an`). */
+  readonly accountName?: string | undefined
 }
 
 /** A unit's place: held from connect to disconnect; `inGroup` turns false after 9006 (leave group). */

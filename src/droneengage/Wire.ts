@@ -127,6 +127,17 @@ export type RelayErrorReason =
   | "tasks-unavailable"
   | "udp-proxy-unavailable"
   | "agents-only"
+  | "udp-proxy-invalid"
+  | "task-invalid"
+  | "task-too-large"
+  | "task-quota"
+  | "task-storage"
+  | "foreign-account"
+
+/** What a system-message service answers: frames for the unit, or a refusal sent as an error reply. */
+export type SystemOutcome =
+  | { readonly _tag: "Replies"; readonly frames: ReadonlyArray<string> }
+  | { readonly _tag: "Refused"; readonly reason: RelayErrorReason; readonly text: string }
 
 /**
  * The relay's answer to a message it cannot handle:

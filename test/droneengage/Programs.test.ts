@@ -21,7 +21,8 @@ describe("DroneEngage programs", () => {
           port: 0,
           hostname: "127.0.0.1",
           authenticatorUrl: "ws://127.0.0.1:9",
-          s2sSecret: "program test secret 123"
+          s2sSecret: "program test secret 123",
+          tasks: { storage: { backend: "memory" } }
         }
       })
       const built = yield* Layer.build(Layer.merge(AuthenticatorLive, RelayLive)).pipe(

@@ -1,6 +1,7 @@
 import { describe, expect } from "bun:test"
 import { Duration, Effect, Queue, TestClock } from "effect"
 import { CloseCodes } from "../../src/shared/CloseCodes.ts"
+import { defaultTasksConfig, defaultUdpProxyConfig } from "../../src/droneengage/Config.ts"
 import { defaultSocketLimits } from "../../src/shared/SocketLimits.ts"
 import { it } from "../support/effect.ts"
 import {
@@ -38,10 +39,14 @@ describe("DroneEngage relay: system messages and bad input", () => {
     }).pipe(Effect.provide(TestServices))
   )
 
-  it.effect("tasks, UDP proxy and unknown system messages get error replies", () =>
+  it.effect("with tasks and the UDP proxy turned off, they and unknown system messages get error replies", () =>
     Effect.gen(function* () {
       yield* seedAccounts
-      const stack = yield* startStack()
+      const off = {
+        udpProxy: { ...defaultUdpProxyConfig, enabled: false },
+        tasks: { ...defaultTasksConfig, enabled: false }
+      }
+      const stack = yield* startStack({ relay: off })
       const gcs = yield* connectUnit(stack, "alpha", "g", "web")
       const drone = yield* connectUnit(stack, "alpha", "d", "drone")
       for (const mt of [9001, 9002, 9003, 9004]) {

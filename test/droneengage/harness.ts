@@ -6,10 +6,17 @@ import { InProcessRoomsLive } from "../../layers/Rooms/InProcessRooms.ts"
 import { AccountStore } from "../../layers/Storage/AccountStore.ts"
 import { HardwareStore, MemoryHardwareStore } from "../../layers/Storage/HardwareStore.ts"
 import { MemoryAccountStoreTest } from "../../layers/Storage/MemoryAccountStore.ts"
+import { MemoryTaskStore } from "../../layers/Storage/MemoryTaskStore.ts"
 import { MemoryTokensLive } from "../../layers/Tokens/MemoryTokens.ts"
 import { type MemoryClient, MemoryNetwork, MemoryTransportTest } from "../../layers/Transport/MemoryTransport.ts"
+import { MemoryDatagramNetwork, MemoryUdp } from "../../layers/Udp/MemoryUdp.ts"
 import { startAuthenticator } from "../../src/droneengage/Authenticator.ts"
-import type { AuthenticatorConfig, RelayConfig } from "../../src/droneengage/Config.ts"
+import {
+  type AuthenticatorConfig,
+  defaultTasksConfig,
+  defaultUdpProxyConfig,
+  type RelayConfig
+} from "../../src/droneengage/Config.ts"
 import { startRelay } from "../../src/droneengage/Relay.ts"
 import { UnitRoomsLive } from "../../src/droneengage/UnitRooms.ts"
 import { defaultSocketLimits } from "../../src/shared/SocketLimits.ts"
@@ -63,6 +70,8 @@ export const relayConfig = (authenticatorS2sPort: number, overrides: Partial<Rel
   // Every join and leave sends INFO at once (TestClock completes a zero sleep without an adjust).
   infoInterval: Duration.zero,
   limits: defaultSocketLimits,
+  udpProxy: defaultUdpProxyConfig,
+  tasks: defaultTasksConfig,
   ...overrides
 })
 
@@ -93,8 +102,15 @@ export const TestServices = Layer.mergeAll(
   memoryFiles()
 ).pipe(Layer.provideMerge(MemoryTransportTest))
 
-/** One relay's unit rooms (each relay of a test gets its own). */
-export const relayLayer = UnitRoomsLive("relay").pipe(Layer.provide(InProcessRoomsLive))
+/** The datagram network of the relays' UDP proxies; tests bind their UDP peers on it too. */
+export const datagrams = new MemoryDatagramNetwork()
+
+/** One relay's unit rooms (each relay of a test gets its own), UDP on the memory datagram network, tasks in memory. */
+export const relayLayer = Layer.mergeAll(
+  UnitRoomsLive("relay").pipe(Layer.provide(InProcessRoomsLive)),
+  MemoryUdp(datagrams),
+  MemoryTaskStore
+)
 
 export interface Stack {
   readonly authUrl: string

@@ -7,7 +7,9 @@ import { MemoryTokensLive } from "../../layers/Tokens/MemoryTokens.ts"
 import { UnitRoomsLive } from "../../src/droneengage/UnitRooms.ts"
 import { MemoryHardwareStore } from "../../layers/Storage/HardwareStore.ts"
 import { MemoryAccountStoreTest } from "../../layers/Storage/MemoryAccountStore.ts"
+import { MemoryTaskStore } from "../../layers/Storage/MemoryTaskStore.ts"
 import { BunTransportLive } from "../../layers/Transport/BunTransport.ts"
+import { BunUdpLive } from "../../layers/Udp/BunUdp.ts"
 import { startAuthenticator } from "../../src/droneengage/Authenticator.ts"
 import { startRelay } from "../../src/droneengage/Relay.ts"
 import type { AuthenticatorConfig, RelayConfig } from "../../src/droneengage/Config.ts"
@@ -34,7 +36,11 @@ export const TestServices = Layer.mergeAll(
   BunFileSystem.layer
 ).pipe(Layer.provideMerge(Metrics.Default))
 
-export const relayLayer = UnitRoomsLive("relay").pipe(Layer.provide(InProcessRoomsLive))
+export const relayLayer = Layer.mergeAll(
+  UnitRoomsLive("relay").pipe(Layer.provide(InProcessRoomsLive)),
+  BunUdpLive,
+  MemoryTaskStore
+)
 
 export interface Stack {
   readonly authUrl: string
