@@ -1,0 +1,112 @@
+import { describe, expect } from "bun:test"
+import { Effect } from "effect"
+import { it } from "../support/effect.ts"
+import {
+  addressOf,
+  advanceUntil,
+  clientPems,
+  connectClient,
+  listConverges,
+  MeshTestLayer,
+  meshUp,
+  portOf,
+  type RunningServer,
+  startServer
+} from "./support.ts"
+
+/** Three servers, all links up, and one client on each plus a second one on server1. */
+const threeServers = Effect.gen(function* () {
+  const servers: Array<RunningServer> = []
+  for (let i = 0; i < 3; i++) servers.push(yield* startServer(i, 3))
+  yield* advanceUntil(meshUp(servers), "all links up")
+  const alice = yield* connectClient(portOf(0), clientPems[0]!)
+  const bob = yield* connectClient(portOf(1), clientPems[1]!)
+  const carol = yield* connectClient(portOf(2), clientPems[2]!)
+  const dave = yield* connectClient(portOf(1), clientPems[3]!)
+  const everyone = [alice, bob, carol, dave]
+  const expected = {
+    [addressOf(0)]: [alice.client.fingerprint],
+    [addressOf(1)]: [bob.client.fingerprint, dave.client.fingerprint],
+    [addressOf(2)]: [carol.client.fingerprint]
+  }
+  // Every client's list shows everyone (it also teaches each client the others' keys).
+  for (const c of everyone) yield* listConverges(c, expected)
+  return { servers, alice, bob, carol, dave, everyone, expected }
+})
+
+describe("Neighbourhood mesh (in memory, three servers)", () => {
+  it.effect("a private chat across servers opens at the recipient only", () =>
+    Effect.gen(function* () {
+      const { alice, bob, carol, dave } = yield* threeServers
+      yield* alice.send(alice.client.chat([{ pem: bob.client.publicPem, server: addressOf(1) }], "meet at noon"))
+      const atBob = yield* bob.next
+      expect(atBob).toEqual({ kind: "chat", sender: alice.client.fingerprint, participants: [alice.client.fingerprint, bob.client.fingerprint], message: "meet at noon", verified: true })
+      // Dave shares Bob's server, so the server hands him the chat too, but he cannot open it.
+      expect((yield* dave.next).kind).toBe("chat_for_others")
+      yield* carol.expectNothingElse
+      yield* alice.expectNothingElse
+    }).pipe(Effect.provide(MeshTestLayer)))
+
+  it.effect("a group chat reaches recipients on two other servers, each server once", () =>
+    Effect.gen(function* () {
+      const { alice, bob, carol, dave } = yield* threeServers
+      const recipients = [
+        { pem: bob.client.publicPem, server: addressOf(1) },
+        { pem: carol.client.publicPem, server: addressOf(2) },
+        { pem: dave.client.publicPem, server: addressOf(1) }
+      ]
+      yield* alice.send(alice.client.chat(recipients, "team sync"))
+      for (const c of [bob, carol, dave]) {
+        const got = yield* c.next
+        expect(got.kind === "chat" && got.message).toBe("team sync")
+        expect(got.kind === "chat" && got.participants).toHaveLength(4)
+        yield* c.expectNothingElse
+      }
+    }).pipe(Effect.provide(MeshTestLayer)))
+
+  it.effect("a public chat reaches every other client of the neighbourhood exactly once", () =>
+    Effect.gen(function* () {
+      const { alice, bob, carol, dave } = yield* threeServers
+      yield* bob.send(bob.client.publicChat("hello all"))
+      for (const c of [alice, carol, dave]) {
+        expect(yield* c.next).toEqual({ kind: "public_chat", sender: bob.client.fingerprint, message: "hello all", verified: true })
+        yield* c.expectNothingElse
+      }
+      yield* bob.expectNothingElse
+    }).pipe(Effect.provide(MeshTestLayer)))
+
+  it.effect("client lists converge after joins and leaves", () =>
+    Effect.gen(function* () {
+      const { alice, bob, carol, dave } = yield* threeServers
+      yield* carol.socket.close()
+      const erin = yield* connectClient(portOf(0), clientPems[4]!)
+      const expected = {
+        [addressOf(0)]: [alice.client.fingerprint, erin.client.fingerprint],
+        [addressOf(1)]: [bob.client.fingerprint, dave.client.fingerprint],
+        [addressOf(2)]: []
+      }
+      for (const c of [alice, bob, dave, erin]) yield* listConverges(c, expected)
+    }).pipe(Effect.provide(MeshTestLayer)))
+
+  it.effect("a server restarted in the middle heals: links come back and lists converge again", () =>
+    Effect.gen(function* () {
+      const { servers, alice, carol } = yield* threeServers
+      yield* servers[1]!.stop
+      // Its clients are gone with it; the others stop listing it.
+      yield* listConverges(alice, { [addressOf(0)]: [alice.client.fingerprint], [addressOf(2)]: [carol.client.fingerprint] })
+      servers[1] = yield* startServer(1, 3)
+      yield* advanceUntil(meshUp(servers), "links up again")
+      const bob = yield* connectClient(portOf(1), clientPems[4]!)
+      const expected = {
+        [addressOf(0)]: [alice.client.fingerprint],
+        [addressOf(1)]: [bob.client.fingerprint],
+        [addressOf(2)]: [carol.client.fingerprint]
+      }
+      for (const c of [alice, bob, carol]) yield* listConverges(c, expected)
+      yield* bob.send(bob.client.publicChat("back again"))
+      for (const c of [alice, carol]) {
+        expect(yield* c.next).toMatchObject({ kind: "public_chat", message: "back again", verified: true })
+        yield* c.expectNothingElse
+      }
+    }).pipe(Effect.provide(MeshTestLayer)))
+})
