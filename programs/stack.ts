@@ -1,8 +1,8 @@
 /**
  * Every Switchboard server in one process on embedded defaults: what `npm start` runs.
  * Made of: the DroneEngage authenticator and relay (sharing one generated S2S secret and one
- * account store), the tPacket chat server, the Hydrogen server (with a generated dev key), and a
- * banner that says where each one listens.
+ * account store), the tPacket chat server, the Hydrogen server (with a generated dev key), one
+ * Neighbourhood server (its RSA key generated in ./data), and a banner that says where each one listens.
  */
 import { Console, Effect, Layer, Option, Redacted } from "effect"
 import { StackSecrets } from "../layers/Config/StackSecrets.ts"
@@ -13,6 +13,8 @@ import { ChatConfig } from "../src/tpacket/ChatConfig.ts"
 import { AuthenticatorFrom, AuthenticatorStorage, ensureDevAccount } from "./authenticator.ts"
 import { ChatLive } from "./chat.ts"
 import { HydrogenLive } from "./hydrogen.ts"
+import { NeighbourhoodLive } from "./neighbourhood.ts"
+import { NeighbourhoodConfig } from "../src/neighbourhood/Config.ts"
 import { RelayFrom } from "./relay.ts"
 
 const url = (scheme: string, port: number) => `${scheme}://127.0.0.1:${port}`
@@ -34,6 +36,7 @@ const Banner = Layer.effectDiscard(
     const relay = yield* RelayConfig
     const chat = yield* ChatConfig
     const hydrogen = yield* HydrogenConfig
+    const neighbourhood = yield* NeighbourhoodConfig
     const dev = yield* secrets.devAccount
     const lines = [
       "Switchboard is running:",
@@ -43,6 +46,7 @@ const Banner = Layer.effectDiscard(
       hydrogen.enabled
         ? `  Hydrogen                   ${url(hydrogen.secureMode === "tls" ? "wss" : "ws", hydrogen.port)}  (subprotocol ${hydrogen.protocol}; header "Authorization: Key ${Redacted.value(secrets.hydrogenKey)}")`
         : "  Hydrogen                   disabled (hydrogen.Enabled is false)",
+      `  Neighbourhood (OLAF v1.2)  ${url("ws", neighbourhood.port)}  (address ${neighbourhood.address}; page ${url("http", neighbourhood.port)}/; key ${neighbourhood.keyPath})`,
       Option.match(dev, {
         onNone: () => "  dev account: exists, but its access code was not kept here (regenerate it through /w/am)",
         onSome: ({ name, accessCode }) =>
@@ -64,7 +68,7 @@ const DroneEngage = Layer.unwrapEffect(
 
 /** Servers first, then the banner; the secrets layer feeds the S2S secret into both programs' config. */
 export const StackLive = Banner.pipe(
-  Layer.provide(Layer.mergeAll(DroneEngage, ChatLive, HydrogenLive)),
+  Layer.provide(Layer.mergeAll(DroneEngage, ChatLive, HydrogenLive, NeighbourhoodLive)),
   Layer.provide(DevAccount),
   Layer.provideMerge(AuthenticatorStorage),
   Layer.provide(StackSecrets.WithConfigFallback)
