@@ -75,6 +75,18 @@ describe("Neighbourhood mesh (in memory, three servers)", () => {
       yield* bob.expectNothingElse
     }).pipe(Effect.provide(MeshTestLayer)))
 
+  it.effect("both sides dial, yet each pair of servers relays over one connection, chosen alike by both", () =>
+    Effect.gen(function* () {
+      const { servers } = yield* threeServers
+      for (const [i, j] of [[0, 1], [0, 2], [1, 2]] as const) {
+        const fromLower = servers[i]!.server.mesh
+        const fromHigher = servers[j]!.server.mesh
+        // The connection dialled by the server whose address sorts first: its outbound, the other's inbound.
+        expect(fromLower.channelTo(fromLower.neighbours.get(addressOf(j))!)?.direction).toBe("outbound")
+        expect(fromHigher.channelTo(fromHigher.neighbours.get(addressOf(i))!)?.direction).toBe("inbound")
+      }
+    }).pipe(Effect.provide(MeshTestLayer)))
+
   it.effect("client lists converge after joins and leaves", () =>
     Effect.gen(function* () {
       const { alice, bob, carol, dave } = yield* threeServers

@@ -138,6 +138,26 @@ describe("Neighbourhood security beyond the seed", () => {
       yield* bob.expectNothingElse
     }).pipe(Effect.provide(MeshTestLayer)))
 
+  it.effect("a peer that sends a chat or public chat twice (flooding, two connections) is heard once", () =>
+    Effect.gen(function* () {
+      const { alice, bob } = yield* oneServer()
+      const server1 = yield* actAsServer1()
+      const carol = yield* Effect.promise(() => NeighbourhoodClient.fromPrivatePem(clientPems[2]!))
+      yield* server1.send(encodeClientUpdate([carol.publicPem]))
+      yield* server1.send("{\"type\":\"client_update_request\"}")
+      yield* server1.next()
+      const chat = yield* Effect.promise(() => carol.chat([{ pem: alice.client.publicPem, server: addressOf(0) }], "just once"))
+      const shout = yield* Effect.promise(() => carol.publicChat("once too"))
+      yield* alice.clientList
+      for (const frame of [chat, chat, shout, shout]) yield* server1.send(frame)
+      expect(yield* alice.next).toMatchObject({ kind: "chat", message: "just once" })
+      expect(yield* alice.next).toMatchObject({ kind: "public_chat", message: "once too" })
+      yield* alice.expectNothingElse
+      expect((yield* bob.next).kind).toBe("chat_for_others")
+      expect(yield* bob.next).toMatchObject({ kind: "public_chat", message: "once too" })
+      yield* bob.expectNothingElse
+    }).pipe(Effect.provide(MeshTestLayer)))
+
   it.effect("unsigned server_hello is an opt-in compatibility mode for listed addresses only", () =>
     Effect.gen(function* () {
       yield* oneServer({ compat: { unsignedServerHello: true } })
