@@ -22,10 +22,11 @@ import { idle } from "./scenarios/idle.ts"
 import { churn } from "./scenarios/churn.ts"
 import { hydrogen } from "./scenarios/hydrogen.ts"
 import { slow } from "./scenarios/slow.ts"
+import { neighbourhood } from "./scenarios/neighbourhood.ts"
 
 const root = join(import.meta.dir, "..")
-export const scenarios: ReadonlyArray<Scenario> = [fanout, latency, idle, churn, hydrogen, slow]
-const order = ["fanout", "latency", "idle", "churn", "hydrogen", "slow"]
+export const scenarios: ReadonlyArray<Scenario> = [fanout, latency, idle, churn, hydrogen, slow, neighbourhood]
+const order = ["fanout", "latency", "idle", "churn", "hydrogen", "slow", "neighbourhood"]
 
 interface Options {
   readonly quick: boolean
