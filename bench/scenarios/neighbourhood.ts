@@ -85,7 +85,7 @@ const startServer = async (index: number, port: number, keyPem: string, neighbou
 }
 
 /** A mesh of `count` servers (full mesh, generated server keys). */
-const startMesh = async (count: number) => {
+export const startMesh = async (count: number) => {
   const keys = await Promise.all(Array.from({ length: count }, async () => {
     const pair = await generateKeyPair()
     return { privatePem: await exportPrivatePem(pair.privateKey), publicPem: await exportPublicPem(pair.publicKey) }

@@ -1,5 +1,6 @@
 import type { Connection } from "../../layers/Transport/Transport.ts"
 import { canonicalPem, fingerprintVariants, importPublicPem, type PublicKeyInfo, spkiFromPem } from "./Crypto.ts"
+import type { OrderedWork } from "./Ordered.ts"
 import { encodeClientList, encodeClientUpdate } from "./Wire.ts"
 
 /** Where frames for one peer go: an inbound connection or our outbound link. */
@@ -8,6 +9,15 @@ export interface Channel {
   readonly close: (code: number, reason: string) => void
   /** Whether we dialled it (our outbound link) or the peer did. */
   readonly direction: "outbound" | "inbound"
+  /** Keeps the effects of this channel's frames in arrival order while their checks run in parallel. */
+  readonly work: OrderedWork
+}
+
+/** A neighbour's client list, imported (keys parsed) but not yet in effect. */
+export interface ImportedClients {
+  readonly clients: Map<string, RemoteClient>
+  readonly byFingerprint: Map<string, RemoteClient>
+  readonly rejected: number
 }
 
 /** A client that said hello here. */
@@ -161,13 +171,14 @@ export class Mesh {
   }
 
   /**
-   * A neighbour's client_update: its whole client list, replacing the previous one. Invalid PEMs
-   * are left out (and counted), so one bad entry does not hide the others.
+   * A neighbour's client_update: its whole client list, which replaces the previous one once
+   * `setClients` applies it. Invalid PEMs are left out (and counted), so one bad entry does not
+   * hide the others.
    */
-  async replaceClients(n: NeighbourState, pems: ReadonlyArray<string>): Promise<{ readonly accepted: number; readonly rejected: number }> {
+  async importClients(n: NeighbourState, pems: ReadonlyArray<string>): Promise<ImportedClients> {
     const clients = new Map<string, RemoteClient>()
     const byFingerprint = new Map<string, RemoteClient>()
-    let rejected = 0
+    let rejected = Math.max(0, pems.length - this.maxClientsPerNeighbour)
     for (const pem of pems.slice(0, this.maxClientsPerNeighbour)) {
       const spki = spkiFromPem(pem)
       const known = spki ? n.clients.get(canonicalPem(spki)) : undefined
@@ -179,11 +190,15 @@ export class Mesh {
       clients.set(client.key.pem, client)
       for (const variant of client.variants) byFingerprint.set(variant, client)
     }
-    rejected += Math.max(0, pems.length - this.maxClientsPerNeighbour)
-    n.clients = clients
-    n.byFingerprint = byFingerprint
+    return { clients, byFingerprint, rejected }
+  }
+
+  /** Puts an imported list in effect (ignored when the neighbour went down meanwhile). */
+  setClients(n: NeighbourState, imported: ImportedClients): void {
+    if (!this.isUp(n)) return
+    n.clients = imported.clients
+    n.byFingerprint = imported.byFingerprint
     n.listed = true
-    return { accepted: clients.size, rejected }
   }
 
   private async importRemote(pem: string): Promise<RemoteClient | undefined> {

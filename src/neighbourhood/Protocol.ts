@@ -7,6 +7,7 @@ import type { NeighbourhoodConfig } from "./Config.ts"
 import type { Counters, RecentSet } from "./Counters.ts"
 import { fingerprintVariants, importPublicPem, verifyData } from "./Crypto.ts"
 import type { Channel, LocalClient, Mesh, NeighbourState } from "./Mesh.ts"
+import { OrderedWork } from "./Ordered.ts"
 import {
   type ChatData,
   encodeError,
@@ -36,6 +37,10 @@ export interface NeighbourhoodContext {
   readonly refused: (reason: string) => void
   /** Counts a client message delivered into the mesh or to local clients. */
   readonly routed: (kind: "chat" | "public_chat") => void
+  /** Logs a warning from plain (non-Effect) code, such as ordered work callbacks. */
+  readonly warn: (message: string) => void
+  /** Logs a bug in ordered work; the connection carries on. */
+  readonly defect: (error: unknown) => void
 }
 
 const decoder = new TextDecoder()
@@ -47,66 +52,76 @@ const replayReason = (counter: number, last: number) =>
 /**
  * Messages a neighbour sends (over its inbound connection or our outbound link): chats for our
  * clients, public chats, its client list. Nothing received from a neighbour is ever sent on into
- * the mesh, so there are no loops; a chat or public chat seen twice is delivered once.
+ * the mesh, so there are no loops; a chat or public chat seen twice is delivered once. Effects
+ * happen in arrival order (`channel.work`), while signature checks run in parallel.
  */
 export const handleNeighbourFrame = (ctx: NeighbourhoodContext, n: NeighbourState, channel: Channel, frame: Frame): Effect.Effect<void> | void => {
+  const work = channel.work
   switch (frame.type) {
     case "signed_data": {
       const opened = openSignedData(frame)
-      if (Either.isLeft(opened)) return Effect.logWarning(`neighbour ${n.address} sent signed_data that is not a v1.2 message: ${opened.left}`)
+      if (Either.isLeft(opened)) return ctx.warn(`neighbour ${n.address} sent signed_data that is not a v1.2 message: ${opened.left}`)
       const { content } = opened.right
       switch (content.type) {
         case "chat":
-          return relayedChat(ctx, n, frame, opened.right, content)
+          return work.after(() => relayedChat(ctx, n, frame, opened.right, content))
         case "public_chat":
-          return relayedPublicChat(ctx, n, frame, opened.right, content)
+          return relayedPublicChat(ctx, n, channel, frame, opened.right, content)
         case "server_hello":
-          return verifyServerHello(ctx, n, frame, opened.right, content, `link:${n.address}`).pipe(
+          return Effect.promise(() => work.idle()).pipe(
+            Effect.zipRight(verifyServerHello(ctx, n, frame, opened.right, content, `link:${n.address}`)),
             Effect.flatMap((problem) => (problem ? Effect.logWarning(`neighbour ${n.address}: repeated server_hello refused: ${problem}`) : Effect.void))
           )
         case "hello":
-          return Effect.logWarning(`neighbour ${n.address} sent a client hello on a server link; ignored`)
+          return ctx.warn(`neighbour ${n.address} sent a client hello on a server link; ignored`)
       }
       return
     }
     case "client_update":
-      return Effect.promise(() => ctx.mesh.replaceClients(n, frame.clients)).pipe(
-        Effect.flatMap(({ rejected }) =>
-          rejected > 0 ? Effect.logWarning(`neighbour ${n.address}: ${rejected} client(s) of its client_update were not valid RSA public keys`) : Effect.void
-        )
-      )
+      return work.then(ctx.mesh.importClients(n, frame.clients), (imported) => {
+        ctx.mesh.setClients(n, imported)
+        if (imported.rejected > 0) ctx.warn(`neighbour ${n.address}: ${imported.rejected} client(s) of its client_update were not valid RSA public keys`)
+      })
     case "client_update_request":
-      return channel.send(ctx.mesh.clientUpdateFrame())
+      return work.after(() => channel.send(ctx.mesh.clientUpdateFrame()))
     case "client_list_request":
-      return channel.send(ctx.mesh.clientListFrame())
+      return work.after(() => channel.send(ctx.mesh.clientListFrame()))
     case "client_list":
     case "error":
-      return Effect.logDebug(`neighbour ${n.address} sent ${frame.type}${frame.type === "error" ? `: ${preview(frame.message, 120)}` : ""}`)
+      return
   }
 }
 
 const relayedChat = (ctx: NeighbourhoodContext, n: NeighbourState, frame: SignedData, opened: OpenedSignedData, content: ChatData) => {
   if (!content.destination_servers.some((d) => ctx.mesh.isOwnAddress(d))) {
-    return Effect.logDebug(`neighbour ${n.address} sent a chat not addressed to this server; dropped`)
+    return ctx.warn(`neighbour ${n.address} sent a chat not addressed to this server; dropped`)
   }
   if (!ctx.relayed.add(frame.signature)) return
   ctx.rooms.publish(ctx.room, encodeSignedData(opened.dataText, frame.counter, frame.signature))
 }
 
-const relayedPublicChat = (ctx: NeighbourhoodContext, n: NeighbourState, frame: SignedData, opened: OpenedSignedData, content: PublicChatData) =>
-  Effect.gen(function* () {
-    const key = ctx.mesh.senderKey(content.sender)
-    if (!key) return yield* Effect.logWarning(`neighbour ${n.address} relayed a public_chat from an unknown sender; dropped`)
-    const counterKey = key.fingerprint
-    // A repeat (a peer that floods, or two connections) fails here cheaply, before any signature check.
-    if (!ctx.counters.fresh(counterKey, frame.counter)) return
-    if (!(yield* Effect.promise(() => verifyData(key.verifyKey, opened.dataText, frame.counter, frame.signature)))) {
+const relayedPublicChat = (
+  ctx: NeighbourhoodContext,
+  n: NeighbourState,
+  channel: Channel,
+  frame: SignedData,
+  opened: OpenedSignedData,
+  content: PublicChatData
+) => {
+  const key = ctx.mesh.senderKey(content.sender)
+  if (!key) return channel.work.after(() => ctx.warn(`neighbour ${n.address} relayed a public_chat from an unknown sender; dropped`))
+  const counterKey = key.fingerprint
+  // A repeat (a peer that floods, or two connections) fails here cheaply, before any signature check.
+  if (!ctx.counters.fresh(counterKey, frame.counter)) return
+  channel.work.then(verifyData(key.verifyKey, opened.dataText, frame.counter, frame.signature), (valid) => {
+    if (!valid) {
       ctx.refused("relayed_bad_signature")
-      return yield* Effect.logWarning(`neighbour ${n.address} relayed a public_chat with a bad signature; dropped`)
+      return ctx.warn(`neighbour ${n.address} relayed a public_chat with a bad signature; dropped`)
     }
     if (!ctx.counters.commit(counterKey, frame.counter)) return
     ctx.rooms.publish(ctx.room, encodeSignedData(opened.dataText, frame.counter, frame.signature))
   })
+}
 
 /** Checks a server_hello against the configured key of `n`; a reason when refused. */
 export const verifyServerHello = (
@@ -158,9 +173,12 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
         return key
       }
 
+      /** Effects and replies in arrival order; signature checks of later messages start meanwhile. */
+      const work = new OrderedWork(ctx.defect)
+      const reply = (frame: string) => work.after(() => void connection.send(frame))
       const refuse = (reason: string, metric: string) => {
         ctx.refused(metric)
-        connection.send(encodeError(reason))
+        reply(encodeError(reason))
       }
 
       yield* Effect.forkScoped(
@@ -189,8 +207,8 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
         })
       )
 
-      /** Counter, then signature, then counter again (another message may have won meanwhile). */
-      const verifiedFrom = (key: LocalClient["key"], frame: SignedData, opened: OpenedSignedData) =>
+      /** Counter, then signature, then counter again (another message may have won meanwhile); serial, for hellos. */
+      const verifiedNow = (key: LocalClient["key"], frame: SignedData, opened: OpenedSignedData) =>
         Effect.gen(function* () {
           const ck = counterKey(key.fingerprint)
           if (!counters.fresh(ck, frame.counter)) {
@@ -208,6 +226,17 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
           return true
         })
 
+      /** The same checks, pipelined: the signature check starts now, `accepted` runs in arrival order. */
+      const whenVerified = (key: LocalClient["key"], frame: SignedData, opened: OpenedSignedData, accepted: () => void) => {
+        const ck = counterKey(key.fingerprint)
+        if (!counters.fresh(ck, frame.counter)) return refuse(replayReason(frame.counter, counters.lastOf(ck)), "replay")
+        work.then(verifyData(key.verifyKey, opened.dataText, frame.counter, frame.signature), (valid) => {
+          if (!valid) return refuse("signature does not verify with your key", "bad_signature")
+          if (!counters.commit(ck, frame.counter)) return refuse(replayReason(frame.counter, counters.lastOf(ck)), "replay")
+          accepted()
+        })
+      }
+
       const hello = (frame: SignedData, opened: OpenedSignedData, content: HelloData) =>
         Effect.gen(function* () {
           const key = yield* Effect.promise(() => importPublicPem(content.public_key))
@@ -217,7 +246,7 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
             return refuse("this connection already said hello with another key", "second_hello")
           }
           const variants = yield* Effect.promise(() => fingerprintVariants(key.spki, content.public_key))
-          if (!(yield* verifiedFrom(key, frame, opened))) return
+          if (!(yield* verifiedNow(key, frame, opened))) return
           // A repeated hello with the same key only advances the counter.
           if (current.kind === "client" || !connection.isOpen()) return
           if (mesh.fingerprintHeldByOther(key.fingerprint, connection)) {
@@ -249,7 +278,8 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
           const channel: Channel = {
             send: (frame) => void connection.send(frame),
             close: (code, reason) => connection.close(code, reason),
-            direction: "inbound"
+            direction: "inbound",
+            work
           }
           state = { kind: "server", neighbour, channel }
           mesh.channelUp(neighbour, channel)?.close(CloseCodes.replaced, "replaced by a newer connection")
@@ -257,8 +287,7 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
         })
 
       const clientChat = (client: LocalClient, frame: SignedData, opened: OpenedSignedData, content: ChatData) =>
-        Effect.gen(function* () {
-          if (!(yield* verifiedFrom(client.key, frame, opened))) return
+        whenVerified(client.key, frame, opened, () => {
           const out = encodeSignedData(opened.dataText, frame.counter, frame.signature)
           const unreachable: Array<string> = []
           let local = false
@@ -274,18 +303,21 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
           }
         })
 
-      const clientPublicChat = (client: LocalClient, frame: SignedData, opened: OpenedSignedData, content: PublicChatData) =>
-        Effect.gen(function* () {
-          if (!client.variants.includes(content.sender)) return refuse("public_chat sender must be your own fingerprint", "wrong_sender")
-          if (content.message.length > limits.maxPublicMessageChars) {
-            return refuse(`public_chat message longer than ${limits.maxPublicMessageChars} characters`, "too_long")
-          }
-          if (!(yield* verifiedFrom(client.key, frame, opened))) return
+      const clientPublicChat = (client: LocalClient, frame: SignedData, opened: OpenedSignedData, content: PublicChatData) => {
+        if (!client.variants.includes(content.sender)) return refuse("public_chat sender must be your own fingerprint", "wrong_sender")
+        if (content.message.length > limits.maxPublicMessageChars) {
+          return refuse(`public_chat message longer than ${limits.maxPublicMessageChars} characters`, "too_long")
+        }
+        whenVerified(client.key, frame, opened, () => {
           const out = encodeSignedData(opened.dataText, frame.counter, frame.signature)
           rooms.publish(room, out, connection)
           mesh.broadcast(out)
           ctx.routed("public_chat")
         })
+      }
+
+      /** Hellos change the connection's state: they wait for earlier work and run alone. */
+      const afterEarlierWork = (effect: Effect.Effect<void>) => (work.busy ? Effect.promise(() => work.idle()).pipe(Effect.zipRight(effect)) : effect)
 
       const fromUnidentified = (frame: Frame): Effect.Effect<void> | void => {
         const current = state
@@ -294,9 +326,9 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
             const opened = openSignedData(frame)
             if (Either.isLeft(opened)) return refuse(`data is not a v1.2 message: ${opened.left}`, "bad_data")
             const { content } = opened.right
-            if (content.type === "hello") return hello(frame, opened.right, content)
+            if (content.type === "hello") return afterEarlierWork(hello(frame, opened.right, content))
             if (content.type === "server_hello") {
-              return current.kind === "pending" ? serverHello(frame, opened.right, content) : refuse("server_hello from a client", "not_allowed")
+              return current.kind === "pending" ? afterEarlierWork(serverHello(frame, opened.right, content)) : refuse("server_hello from a client", "not_allowed")
             }
             if (current.kind !== "client") return refuse(`say hello before sending ${content.type}`, "no_hello")
             return content.type === "chat"
@@ -304,7 +336,7 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
               : clientPublicChat(current.client, frame, opened.right, content)
           }
           case "client_list_request":
-            return void connection.send(mesh.clientListFrame())
+            return work.after(() => void connection.send(mesh.clientListFrame()))
           case "error":
             return
           default:
@@ -316,7 +348,7 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
         const current = state
         if (current.kind === "server") {
           const parsed = parseFrame(asText(message))
-          if (Either.isLeft(parsed)) return Effect.logWarning(`neighbour ${current.neighbour.address} sent an invalid frame: ${parsed.left}`)
+          if (Either.isLeft(parsed)) return ctx.warn(`neighbour ${current.neighbour.address} sent an invalid frame: ${parsed.left}`)
           return handleNeighbourFrame(ctx, current.neighbour, current.channel, parsed.right)
         }
         switch (limiter.admit(Date.now())) {

@@ -1,5 +1,5 @@
 import type { HttpApp } from "@effect/platform"
-import { Data, Effect, Either, type Scope } from "effect"
+import { Data, Effect, Either, Runtime, type Scope } from "effect"
 import { Federation } from "../../layers/Federation/Federation.ts"
 import type { Link } from "../../layers/Federation/Link.ts"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
@@ -9,6 +9,7 @@ import type { Neighbour, NeighbourhoodConfig } from "./Config.ts"
 import { Counters, RecentSet } from "./Counters.ts"
 import { importPublicPem, signData } from "./Crypto.ts"
 import { type Channel, Mesh, type NeighbourState } from "./Mesh.ts"
+import { OrderedWork } from "./Ordered.ts"
 import { handleNeighbourFrame, makeNeighbourhoodProtocol, type NeighbourhoodContext } from "./Protocol.ts"
 import { clientUpdateRequestFrame, encodeSignedData, parseFrame, serverHelloContent } from "./Wire.ts"
 
@@ -70,6 +71,7 @@ export const serveNeighbourhood = (
 
     const refusals = metrics.counter("switchboard_neighbourhood_refused_total", "Client messages refused and connections closed, by reason", ["server", "reason"])
     const routedMessages = metrics.counter("switchboard_neighbourhood_routed_total", "Client chats and public chats accepted and routed", ["server", "kind"])
+    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
     const mesh = new Mesh(config.address, config.aliases, neighbours, config.limits.maxClientsPerNeighbour)
     const ctx: NeighbourhoodContext = {
       config,
@@ -79,7 +81,9 @@ export const serveNeighbourhood = (
       rooms,
       room: `neighbourhood/${config.address}/clients`,
       refused: (reason) => refusals.labels({ server: name, reason }).inc(),
-      routed: (kind) => routedMessages.labels({ server: name, kind }).inc()
+      routed: (kind) => routedMessages.labels({ server: name, kind }).inc(),
+      warn: (message) => void runFork(Effect.logWarning(message)),
+      defect: (error) => void runFork(Effect.logError("neighbourhood: ordered work failed", error))
     }
 
     const handle = yield* transport.serve({
@@ -108,7 +112,12 @@ export const serveNeighbourhood = (
         handler: {
           onOpen: (link) =>
             Effect.gen(function* () {
-              const channel: Channel = { send: (frame) => link.send(frame), close: (code, reason) => link.close(code, reason), direction: "outbound" }
+              const channel: Channel = {
+                send: (frame) => link.send(frame),
+                close: (code, reason) => link.close(code, reason),
+                direction: "outbound",
+                work: new OrderedWork(ctx.defect)
+              }
               link.send(yield* signedServerHello)
               link.send(clientUpdateRequestFrame)
               link.send(mesh.clientUpdateFrame())

@@ -75,6 +75,33 @@ describe("Neighbourhood mesh (in memory, three servers)", () => {
       yield* bob.expectNothingElse
     }).pipe(Effect.provide(MeshTestLayer)))
 
+  it.effect("a burst of messages (checked in parallel) arrives everywhere in the order it was sent", () =>
+    Effect.gen(function* () {
+      const { alice, bob, carol } = yield* threeServers
+      const texts = Array.from({ length: 30 }, (_, i) => `message ${i}`)
+      const frames = yield* Effect.promise(async () => {
+        const out: Array<string> = []
+        for (const [i, text] of texts.entries()) {
+          out.push(i % 3 === 2 ? await alice.client.chat([{ pem: carol.client.publicPem, server: addressOf(2) }], text) : await alice.client.publicChat(text))
+        }
+        return out
+      })
+      for (const frame of frames) yield* alice.socket.send(frame)
+      const atCarol: Array<string> = []
+      for (let i = 0; i < texts.length; i++) {
+        const got = yield* carol.next
+        if (got.kind === "public_chat" || got.kind === "chat") atCarol.push(got.message)
+      }
+      expect(atCarol).toEqual(texts)
+      const atBob: Array<string> = []
+      for (let i = 0; i < 20; i++) {
+        const got = yield* bob.next
+        if (got.kind === "public_chat") atBob.push(got.message)
+      }
+      expect(atBob).toEqual(texts.filter((_, i) => i % 3 !== 2))
+      yield* bob.expectNothingElse
+    }).pipe(Effect.provide(MeshTestLayer)))
+
   it.effect("both sides dial, yet each pair of servers relays over one connection, chosen alike by both", () =>
     Effect.gen(function* () {
       const { servers } = yield* threeServers
