@@ -43,12 +43,14 @@ const startServer = async (index: number, port: number, keyPem: string, neighbou
       keyPath,
       neighbours: neighbours.map((n) => ({ address: n.address, url: `ws://127.0.0.1:${n.port}/`, publicKey: n.publicPem })),
       files: { backend: "memory" },
-      limits: { messagesPerSecond: 1_000_000, messageBurst: 1_000_000 },
+      limits: { messagesPerSecond: 1_000_000, messageBurst: 1_000_000, connectionsPerSecond: 10_000, connectionBurst: 10_000 },
       maxConnections: 0
     }
   }
   writeFileSync(configPath, JSON.stringify(config))
-  const child = Bun.spawn([process.execPath, join(root, "programs/neighbourhood.ts"), "--config", configPath], {
+  // BENCH_PROFILE=<dir> profiles the servers, as for the other scenarios.
+  const profile = process.env.BENCH_PROFILE ? ["--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []
+  const child = Bun.spawn([process.execPath, ...profile, join(root, "programs/neighbourhood.ts"), "--config", configPath], {
     cwd: root,
     env: { ...process.env, LOG_LEVEL: "warning" },
     stdin: "ignore",

@@ -28,6 +28,9 @@ export interface NeighbourhoodLimits {
   readonly duplicateWindow: number
   /** Clients accepted in one client_update from a neighbour. */
   readonly maxClientsPerNeighbour: number
+  /** New connections per second one address may open (token bucket), and the burst; beyond, HTTP 429. */
+  readonly connectionsPerSecond: number
+  readonly connectionBurst: number
 }
 
 export interface FileSettings {
@@ -76,7 +79,9 @@ export const defaultNeighbourhoodLimits: NeighbourhoodLimits = {
   maxPublicMessageChars: 64 * 1024,
   counterMemory: 100_000,
   duplicateWindow: 8192,
-  maxClientsPerNeighbour: 10_000
+  maxClientsPerNeighbour: 10_000,
+  connectionsPerSecond: 10,
+  connectionBurst: 200
 }
 
 export const neighbourhoodSocketDefaults: Partial<SocketLimits> = {
@@ -92,7 +97,9 @@ const LimitsConfig: Config.Config<NeighbourhoodLimits> = Config.all({
   maxPublicMessageChars: positiveInt("maxPublicMessageChars", defaultNeighbourhoodLimits.maxPublicMessageChars),
   counterMemory: positiveInt("counterMemory", defaultNeighbourhoodLimits.counterMemory),
   duplicateWindow: positiveInt("duplicateWindow", defaultNeighbourhoodLimits.duplicateWindow),
-  maxClientsPerNeighbour: positiveInt("maxClientsPerNeighbour", defaultNeighbourhoodLimits.maxClientsPerNeighbour)
+  maxClientsPerNeighbour: positiveInt("maxClientsPerNeighbour", defaultNeighbourhoodLimits.maxClientsPerNeighbour),
+  connectionsPerSecond: positiveInt("connectionsPerSecond", defaultNeighbourhoodLimits.connectionsPerSecond),
+  connectionBurst: positiveInt("connectionBurst", defaultNeighbourhoodLimits.connectionBurst)
 }).pipe(Config.nested("limits"))
 
 const FilesConfig: Config.Config<FileSettings> = Config.all({

@@ -6,6 +6,7 @@
  */
 export class OrderedWork {
   private tail: Promise<void> | undefined
+  private queued = 0
 
   constructor(private readonly onDefect: (error: unknown) => void) {}
 
@@ -13,10 +14,27 @@ export class OrderedWork {
     return this.tail !== undefined
   }
 
+  /** Items queued and not yet applied (callers stop reading beyond a bound: see `throttle`). */
+  get pending(): number {
+    return this.queued
+  }
+
+  /**
+   * Nothing when little is queued; else an Effect-free promise to wait on, so the caller's reading
+   * pauses (the transport stops reading a connection whose handler is busy) and memory stays bounded.
+   */
+  throttle(limit: number): Promise<void> | undefined {
+    return this.queued >= limit ? this.idle() : undefined
+  }
+
   /** Applies `started`'s result after all earlier work (the promise itself is already running). */
   then<T>(started: Promise<T>, apply: (value: T) => void): void {
     const previous = this.tail
-    const next = (previous ? previous.then(() => started) : started).then(apply).catch(this.onDefect)
+    this.queued++
+    const next = (previous ? previous.then(() => started) : started)
+      .then(apply)
+      .catch(this.onDefect)
+      .finally(() => void this.queued--)
     this.tail = next
     void next.then(() => {
       if (this.tail === next) this.tail = undefined

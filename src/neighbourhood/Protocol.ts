@@ -1,6 +1,6 @@
 import { Effect, Either } from "effect"
 import type { RoomsService } from "../../layers/Rooms/Rooms.ts"
-import { accept, type Connection, type WebSocketProtocol, type WireMessage } from "../../layers/Transport/Transport.ts"
+import { accept, type Connection, reject, type UpgradeInfo, type WebSocketProtocol, type WireMessage } from "../../layers/Transport/Transport.ts"
 import { CloseCodes } from "../shared/CloseCodes.ts"
 import { ConnectionLimiter } from "../shared/RateLimiter.ts"
 import type { NeighbourhoodConfig } from "./Config.ts"
@@ -37,6 +37,8 @@ export interface NeighbourhoodContext {
   readonly refused: (reason: string) => void
   /** Counts a client message delivered into the mesh or to local clients. */
   readonly routed: (kind: "chat" | "public_chat") => void
+  /** Whether `address` may open another connection now (per-address rate limit). */
+  readonly admitConnection: (address: string, now: number) => boolean
   /** Logs a warning from plain (non-Effect) code, such as ordered work callbacks. */
   readonly warn: (message: string) => void
   /** Logs a bug in ordered work; the connection carries on. */
@@ -144,6 +146,16 @@ export const verifyServerHello = (
     if (!ctx.counters.commit(counterKey, frame.counter)) return replayReason(frame.counter, ctx.counters.lastOf(counterKey))
     return undefined
   })
+
+/** Frames a connection may have in flight before the server stops reading it until they are done. */
+export const maxInFlight = 256
+
+/** The handler's own result, or, when too much is queued, a wait that pauses reading (transport backpressure). */
+export const throttled = (work: OrderedWork, result: Effect.Effect<void> | void): Effect.Effect<void> | void => {
+  const wait = work.throttle(maxInFlight)
+  if (!wait) return result
+  return result ? Effect.zipRight(result, Effect.promise(() => wait)) : Effect.promise(() => wait)
+}
 
 type State =
   | { readonly kind: "pending" }
@@ -349,7 +361,7 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
         if (current.kind === "server") {
           const parsed = parseFrame(asText(message))
           if (Either.isLeft(parsed)) return ctx.warn(`neighbour ${current.neighbour.address} sent an invalid frame: ${parsed.left}`)
-          return handleNeighbourFrame(ctx, current.neighbour, current.channel, parsed.right)
+          return throttled(current.channel.work, handleNeighbourFrame(ctx, current.neighbour, current.channel, parsed.right))
         }
         switch (limiter.admit(Date.now())) {
           case "limited":
@@ -360,11 +372,18 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
         }
         const parsed = parseFrame(asText(message))
         if (Either.isLeft(parsed)) return refuse(`invalid message: ${parsed.left}`, "invalid")
-        return fromUnidentified(parsed.right)
+        return throttled(work, fromUnidentified(parsed.right))
       }
 
       return { onMessage }
     })
 
-  return { upgrade: () => Effect.succeed(accept(undefined)), open }
+  const upgrade = (_request: Request, info: UpgradeInfo) =>
+    Effect.sync(() => {
+      if (ctx.admitConnection(info.remoteAddress, Date.now())) return accept(undefined)
+      ctx.refused("connection_rate")
+      return reject(429, "too many connections from this address; try again later", { "retry-after": "10" })
+    })
+
+  return { upgrade, open }
 }

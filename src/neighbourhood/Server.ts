@@ -5,12 +5,13 @@ import type { Link } from "../../layers/Federation/Link.ts"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
 import { Rooms } from "../../layers/Rooms/Rooms.ts"
 import { type ServeError, type ServerHandle, Transport } from "../../layers/Transport/Transport.ts"
+import { makeKeyedLimiter } from "../shared/RateLimiter.ts"
 import type { Neighbour, NeighbourhoodConfig } from "./Config.ts"
 import { Counters, RecentSet } from "./Counters.ts"
 import { importPublicPem, signData } from "./Crypto.ts"
 import { type Channel, Mesh, type NeighbourState } from "./Mesh.ts"
 import { OrderedWork } from "./Ordered.ts"
-import { handleNeighbourFrame, makeNeighbourhoodProtocol, type NeighbourhoodContext } from "./Protocol.ts"
+import { handleNeighbourFrame, makeNeighbourhoodProtocol, type NeighbourhoodContext, throttled } from "./Protocol.ts"
 import { clientUpdateRequestFrame, encodeSignedData, parseFrame, serverHelloContent } from "./Wire.ts"
 
 /** This server's RSA key: signs its server_hello. */
@@ -72,6 +73,10 @@ export const serveNeighbourhood = (
     const refusals = metrics.counter("switchboard_neighbourhood_refused_total", "Client messages refused and connections closed, by reason", ["server", "reason"])
     const routedMessages = metrics.counter("switchboard_neighbourhood_routed_total", "Client chats and public chats accepted and routed", ["server", "kind"])
     const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    const connectionLimiter = yield* makeKeyedLimiter(`${name} connections`, {
+      ratePerSecond: config.limits.connectionsPerSecond,
+      burst: config.limits.connectionBurst
+    })
     const mesh = new Mesh(config.address, config.aliases, neighbours, config.limits.maxClientsPerNeighbour)
     const ctx: NeighbourhoodContext = {
       config,
@@ -82,6 +87,7 @@ export const serveNeighbourhood = (
       room: `neighbourhood/${config.address}/clients`,
       refused: (reason) => refusals.labels({ server: name, reason }).inc(),
       routed: (kind) => routedMessages.labels({ server: name, kind }).inc(),
+      admitConnection: connectionLimiter.admit,
       warn: (message) => void runFork(Effect.logWarning(message)),
       defect: (error) => void runFork(Effect.logError("neighbourhood: ordered work failed", error))
     }
@@ -136,7 +142,7 @@ export const serveNeighbourhood = (
             if (!channel) return Effect.void
             const parsed = parseFrame(typeof message === "string" ? message : new TextDecoder().decode(message))
             if (Either.isLeft(parsed)) return Effect.logWarning(`neighbour ${n.address} sent an invalid frame: ${parsed.left}`)
-            return handleNeighbourFrame(ctx, n, channel, parsed.right) ?? Effect.void
+            return throttled(channel.work, handleNeighbourFrame(ctx, n, channel, parsed.right)) ?? Effect.void
           }
         }
       })

@@ -224,6 +224,15 @@ describe("Neighbourhood security beyond the seed", () => {
       expect((yield* flooder.socket.closed).code).toBe(CloseCodes.rateLimited)
     }).pipe(Effect.provide(MeshTestLayer)))
 
+  it.effect("an address opening connections too fast gets HTTP 429", () =>
+    Effect.gen(function* () {
+      yield* startServer(0, 2, { limits: { connectionBurst: 3, connectionsPerSecond: 1 } })
+      const network = yield* MemoryNetwork
+      for (let i = 0; i < 3; i++) yield* network.connect(portOf(0), "/")
+      const refused = yield* Effect.flip(network.connect(portOf(0), "/"))
+      expect(refused.code).toBe(429)
+    }).pipe(Effect.provide(MeshTestLayer)))
+
   it.effect("oversized messages close with 1009 and silent peers with 4000, as on the other servers", () =>
     Effect.gen(function* () {
       yield* startServer(0, 2, { maxPayloadBytes: 4096, pingIntervalMs: 1000, pongTimeoutMs: 500 })
