@@ -28,6 +28,8 @@ export interface NeighbourhoodLimits {
   readonly duplicateWindow: number
   /** Clients accepted in one client_update from a neighbour. */
   readonly maxClientsPerNeighbour: number
+  /** At most one client_update to the neighbours per interval (joins and leaves in between are coalesced). */
+  readonly clientUpdateInterval: Duration.Duration
   /** New connections per second one address may open (token bucket), and the burst; beyond, HTTP 429. */
   readonly connectionsPerSecond: number
   readonly connectionBurst: number
@@ -80,6 +82,7 @@ export const defaultNeighbourhoodLimits: NeighbourhoodLimits = {
   counterMemory: 100_000,
   duplicateWindow: 8192,
   maxClientsPerNeighbour: 10_000,
+  clientUpdateInterval: Duration.millis(100),
   connectionsPerSecond: 10,
   connectionBurst: 200
 }
@@ -98,6 +101,7 @@ const LimitsConfig: Config.Config<NeighbourhoodLimits> = Config.all({
   counterMemory: positiveInt("counterMemory", defaultNeighbourhoodLimits.counterMemory),
   duplicateWindow: positiveInt("duplicateWindow", defaultNeighbourhoodLimits.duplicateWindow),
   maxClientsPerNeighbour: positiveInt("maxClientsPerNeighbour", defaultNeighbourhoodLimits.maxClientsPerNeighbour),
+  clientUpdateInterval: positiveMillis("clientUpdateIntervalMs", defaultNeighbourhoodLimits.clientUpdateInterval),
   connectionsPerSecond: positiveInt("connectionsPerSecond", defaultNeighbourhoodLimits.connectionsPerSecond),
   connectionBurst: positiveInt("connectionBurst", defaultNeighbourhoodLimits.connectionBurst)
 }).pipe(Config.nested("limits"))

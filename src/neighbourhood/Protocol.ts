@@ -5,7 +5,7 @@ import { CloseCodes } from "../shared/CloseCodes.ts"
 import { ConnectionLimiter } from "../shared/RateLimiter.ts"
 import type { NeighbourhoodConfig } from "./Config.ts"
 import type { Counters, RecentSet } from "./Counters.ts"
-import { fingerprintVariants, importPublicPem, verifyData } from "./Crypto.ts"
+import { fingerprintVariants, importPublicPem, type PublicKeyInfo, verifyData } from "./Crypto.ts"
 import type { Channel, LocalClient, Mesh, NeighbourState } from "./Mesh.ts"
 import { OrderedWork } from "./Ordered.ts"
 import {
@@ -37,6 +37,10 @@ export interface NeighbourhoodContext {
   readonly refused: (reason: string) => void
   /** Counts a client message delivered into the mesh or to local clients. */
   readonly routed: (kind: "chat" | "public_chat") => void
+  /** Our client list changed: a client_update goes to every neighbour (coalesced, see Server). */
+  readonly clientsChanged: () => void
+  /** Sends a coalesced client_update that is still waiting, before a client's message goes into the mesh. */
+  readonly flushClientUpdate: () => void
   /** Whether `address` may open another connection now (per-address rate limit). */
   readonly admitConnection: (address: string, now: number) => boolean
   /** Logs a warning from plain (non-Effect) code, such as ordered work callbacks. */
@@ -110,17 +114,27 @@ const relayedPublicChat = (
   opened: OpenedSignedData,
   content: PublicChatData
 ) => {
-  const key = ctx.mesh.senderKey(content.sender)
-  if (!key) return channel.work.after(() => ctx.warn(`neighbour ${n.address} relayed a public_chat from an unknown sender; dropped`))
-  const counterKey = key.fingerprint
-  // A repeat (a peer that floods, or two connections) fails here cheaply, before any signature check.
-  if (!ctx.counters.fresh(counterKey, frame.counter)) return
-  channel.work.then(verifyData(key.verifyKey, opened.dataText, frame.counter, frame.signature), (valid) => {
-    if (!valid) {
+  const check = (key: PublicKeyInfo) =>
+    // A repeat (a peer that floods, or two connections) fails here cheaply, before any signature check.
+    ctx.counters.fresh(key.fingerprint, frame.counter)
+      ? verifyData(key.verifyKey, opened.dataText, frame.counter, frame.signature).then((valid) => ({ key, valid }))
+      : Promise.resolve(undefined)
+  const known = ctx.mesh.senderKey(content.sender)
+  // An unknown sender may be in a client_update still being applied: look again once earlier work is done.
+  const started = known
+    ? check(known)
+    : channel.work.idle().then(() => {
+        const key = ctx.mesh.senderKey(content.sender)
+        if (!key) ctx.warn(`neighbour ${n.address} relayed a public_chat from an unknown sender; dropped`)
+        return key ? check(key) : undefined
+      })
+  channel.work.then(started, (checked) => {
+    if (!checked) return
+    if (!checked.valid) {
       ctx.refused("relayed_bad_signature")
       return ctx.warn(`neighbour ${n.address} relayed a public_chat with a bad signature; dropped`)
     }
-    if (!ctx.counters.commit(counterKey, frame.counter)) return
+    if (!ctx.counters.commit(checked.key.fingerprint, frame.counter)) return
     ctx.rooms.publish(ctx.room, encodeSignedData(opened.dataText, frame.counter, frame.signature))
   })
 }
@@ -211,7 +225,7 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
           const current = state as State
           if (current.kind === "client") {
             yield* rooms.leave(room, connection)
-            if (mesh.removeLocal(current.client)) mesh.broadcast(mesh.clientUpdateFrame())
+            if (mesh.removeLocal(current.client)) ctx.clientsChanged()
           } else if (current.kind === "server") {
             mesh.channelDown(current.neighbour, current.channel)
             yield* Effect.logInfo(`neighbour ${current.neighbour.address} disconnected (inbound)`)
@@ -269,7 +283,7 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
           state = { kind: "client", client }
           mesh.addLocal(client)
           yield* rooms.join(room, connection, { id: key.fingerprint, info: key.pem })
-          mesh.broadcast(mesh.clientUpdateFrame())
+          ctx.clientsChanged()
         })
 
       const serverHello = (frame: SignedData, opened: OpenedSignedData, content: ServerHelloData) =>
@@ -301,6 +315,7 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
       const clientChat = (client: LocalClient, frame: SignedData, opened: OpenedSignedData, content: ChatData) =>
         whenVerified(client.key, frame, opened, () => {
           const out = encodeSignedData(opened.dataText, frame.counter, frame.signature)
+          ctx.flushClientUpdate()
           const unreachable: Array<string> = []
           let local = false
           for (const destination of new Set(content.destination_servers)) {
@@ -323,6 +338,7 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
         whenVerified(client.key, frame, opened, () => {
           const out = encodeSignedData(opened.dataText, frame.counter, frame.signature)
           rooms.publish(room, out, connection)
+          ctx.flushClientUpdate()
           mesh.broadcast(out)
           ctx.routed("public_chat")
         })

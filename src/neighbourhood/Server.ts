@@ -1,5 +1,5 @@
 import type { HttpApp } from "@effect/platform"
-import { Data, Effect, Either, Runtime, type Scope } from "effect"
+import { Data, Effect, Either, Queue, Runtime, type Scope } from "effect"
 import { Federation } from "../../layers/Federation/Federation.ts"
 import type { Link } from "../../layers/Federation/Link.ts"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
@@ -73,6 +73,16 @@ export const serveNeighbourhood = (
     const refusals = metrics.counter("switchboard_neighbourhood_refused_total", "Client messages refused and connections closed, by reason", ["server", "reason"])
     const routedMessages = metrics.counter("switchboard_neighbourhood_routed_total", "Client chats and public chats accepted and routed", ["server", "kind"])
     const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    // Every client_update carries the whole list, so a burst of joins and leaves needs one, not one each:
+    // the first change after a quiet spell goes out at once, then at most one per interval (the last state always).
+    const clientChanges = yield* Queue.sliding<void>(1)
+    let updatePending = false
+    /** Sends a pending client_update now: a new client's first chat must not reach a neighbour before the client does. */
+    const flushClientUpdate = () => {
+      if (!updatePending) return
+      updatePending = false
+      mesh.broadcast(mesh.clientUpdateFrame())
+    }
     const connectionLimiter = yield* makeKeyedLimiter(`${name} connections`, {
       ratePerSecond: config.limits.connectionsPerSecond,
       burst: config.limits.connectionBurst
@@ -87,10 +97,22 @@ export const serveNeighbourhood = (
       room: `neighbourhood/${config.address}/clients`,
       refused: (reason) => refusals.labels({ server: name, reason }).inc(),
       routed: (kind) => routedMessages.labels({ server: name, kind }).inc(),
+      clientsChanged: () => {
+        updatePending = true
+        Queue.unsafeOffer(clientChanges, undefined)
+      },
+      flushClientUpdate,
       admitConnection: connectionLimiter.admit,
       warn: (message) => void runFork(Effect.logWarning(message)),
       defect: (error) => void runFork(Effect.logError("neighbourhood: ordered work failed", error))
     }
+
+    yield* Queue.take(clientChanges).pipe(
+      Effect.zipRight(Effect.sync(flushClientUpdate)),
+      Effect.zipRight(Effect.sleep(config.limits.clientUpdateInterval)),
+      Effect.forever,
+      Effect.forkScoped
+    )
 
     const handle = yield* transport.serve({
       name,

@@ -1,5 +1,6 @@
 import { describe, expect } from "bun:test"
 import { Effect } from "effect"
+import { NeighbourhoodClient } from "../../src/neighbourhood/Client.ts"
 import { it } from "../support/effect.ts"
 import {
   addressOf,
@@ -100,6 +101,19 @@ describe("Neighbourhood mesh (in memory, three servers)", () => {
       }
       expect(atBob).toEqual(texts.filter((_, i) => i % 3 !== 2))
       yield* bob.expectNothingElse
+    }).pipe(Effect.provide(MeshTestLayer)))
+
+  it.effect("client_updates are coalesced, yet a new client's first public chat never overtakes its client_update", () =>
+    Effect.gen(function* () {
+      const { bob, dave } = yield* threeServers
+      // Two joins in one interval: the second one's client_update is held back...
+      const first = yield* connectClient(portOf(0), clientPems[4]!)
+      yield* first.clientList
+      const second = yield* connectClient(portOf(0), yield* Effect.promise(() => NeighbourhoodClient.generate()))
+      yield* second.clientList
+      // ...until its first message leaves for the mesh, which sends the update first.
+      yield* second.send(second.client.publicChat("first words"))
+      for (const c of [bob, dave]) expect(yield* c.next).toMatchObject({ kind: "public_chat", message: "first words" })
     }).pipe(Effect.provide(MeshTestLayer)))
 
   it.effect("both sides dial, yet each pair of servers relays over one connection, chosen alike by both", () =>
