@@ -11,7 +11,8 @@ import { Counters, RecentSet } from "./Counters.ts"
 import { importPublicPem, signData } from "./Crypto.ts"
 import { type Channel, Mesh, type NeighbourState } from "./Mesh.ts"
 import { OrderedWork } from "./Ordered.ts"
-import { handleNeighbourFrame, makeNeighbourhoodProtocol, type NeighbourhoodContext, throttled } from "./Protocol.ts"
+import { handleNeighbourFrame, type NeighbourhoodContext, throttled } from "./NeighbourFrames.ts"
+import { makeNeighbourhoodProtocol } from "./Protocol.ts"
 import { clientUpdateRequestFrame, encodeSignedData, parseFrame, serverHelloContent } from "./Wire.ts"
 
 /** This server's RSA key: signs its server_hello. */
