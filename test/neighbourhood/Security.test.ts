@@ -166,6 +166,12 @@ describe("Neighbourhood security beyond the seed", () => {
       expect(JSON.parse(String(yield* seedStyle.next()))).toMatchObject({ type: "client_update" })
       const stranger = yield* actAsServer1(serverKeys[2]!.identity.signKey, "server9")
       expect((yield* stranger.closed).code).toBe(CloseCodes.forbidden)
+      // The seed's form: data as an object, a fixed counter, no signature field at all.
+      const network = yield* MemoryNetwork
+      const unsigned = yield* network.connect(portOf(0), "/")
+      yield* unsigned.send(JSON.stringify({ type: "signed_data", data: { type: "server_hello", sender: addressOf(1) }, counter: 12345 }))
+      yield* unsigned.send("{\"type\":\"client_update_request\"}")
+      expect(JSON.parse(String(yield* unsigned.next()))).toMatchObject({ type: "client_update" })
     }).pipe(Effect.provide(MeshTestLayer)))
 
   it.effect("a connection without hello or server_hello is closed after 10 s (4005)", () =>
