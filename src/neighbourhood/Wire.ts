@@ -43,8 +43,7 @@ export const SignedData = Schema.Struct({
   type: Schema.Literal("signed_data"),
   data: Schema.Union(bounded(16 * 1024 * 1024), Schema.Record({ key: Schema.String, value: Schema.Unknown })),
   counter: Counter,
-  // Missing only from peers that do not sign (the seed's server_hello): read as "", which never verifies.
-  signature: Schema.optionalWith(Base64Text(1024), { default: () => "" })
+  signature: Base64Text(1024)
 })
 export type SignedData = typeof SignedData.Type
 
@@ -69,8 +68,32 @@ export const ChatBody = Schema.Struct({
 export const ChatPlaintext = Schema.Union(Schema.Struct({ chat: ChatBody }), ChatBody)
 export type ChatBody = typeof ChatBody.Type
 
-const decodeFrame = Schema.decodeUnknownEither(Frame, { errors: "first" })
-const decodeContent = Schema.decodeUnknownEither(SignedContent, { errors: "first" })
+// Decoding dispatches on `type` to one struct's decoder: a tenth of the cost of trying the union.
+const decoderOf = <A, I>(schema: Schema.Schema<A, I>) => Schema.decodeUnknownEither(schema, { errors: "first" })
+const frameDecoders: Record<string, (input: unknown) => Either.Either<Frame, ParseResult.ParseError>> = {
+  signed_data: decoderOf(SignedData),
+  client_list_request: decoderOf(ClientListRequest),
+  client_list: decoderOf(ClientList),
+  client_update: decoderOf(ClientUpdate),
+  client_update_request: decoderOf(ClientUpdateRequest),
+  error: decoderOf(ErrorReply)
+}
+const contentDecoders: Record<string, (input: unknown) => Either.Either<SignedContent, ParseResult.ParseError>> = {
+  hello: decoderOf(HelloData),
+  chat: decoderOf(ChatData),
+  public_chat: decoderOf(PublicChatData),
+  server_hello: decoderOf(ServerHelloData)
+}
+
+/** The decoder for a parsed value's `type`, or why there is none. */
+const byType = <A>(decoders: Record<string, (input: unknown) => Either.Either<A, ParseResult.ParseError>>, value: unknown) => {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return Either.left("not a JSON object")
+  const type = (value as { type?: unknown }).type
+  if (typeof type !== "string") return Either.left("no \"type\"")
+  const decode = Object.hasOwn(decoders, type) ? decoders[type] : undefined
+  if (!decode) return Either.left(`unknown type ${preview(type)}`)
+  return Either.mapLeft(decode(value), explain)
+}
 const decodeChatPlaintext = Schema.decodeUnknownEither(ChatPlaintext)
 
 /** Deepest nesting we parse; every v1.2 frame is at most 4 levels deep. */
@@ -106,7 +129,12 @@ const explain = (error: ParseResult.ParseError) => ParseResult.TreeFormatter.for
 
 /** A text frame → a v1.2 frame, or a short reason (never echoing the input). */
 export const parseFrame = (text: string): Either.Either<Frame, string> =>
-  Either.flatMap(parseJson(text), (json) => Either.mapLeft(decodeFrame(json), explain))
+  Either.flatMap(parseJson(text), (json) => {
+    // Peers that do not sign (the seed's server_hello) leave the field out: read as "", which never verifies.
+    const value = json as { type?: unknown; signature?: unknown }
+    if (value !== null && typeof value === "object" && value.type === "signed_data" && value.signature === undefined) value.signature = ""
+    return byType(frameDecoders, json)
+  })
 
 /** The signed text and content of a signed_data frame. */
 export interface OpenedSignedData {
@@ -117,9 +145,7 @@ export interface OpenedSignedData {
 export const openSignedData = (frame: SignedData): Either.Either<OpenedSignedData, string> => {
   const dataText = typeof frame.data === "string" ? frame.data : JSON.stringify(frame.data)
   const json = typeof frame.data === "string" ? parseJson(frame.data) : Either.right(frame.data as unknown)
-  return Either.flatMap(json, (value) =>
-    Either.map(Either.mapLeft(decodeContent(value), explain), (content) => ({ dataText, content }))
-  )
+  return Either.flatMap(json, (value) => Either.map(byType(contentDecoders, value), (content) => ({ dataText, content })))
 }
 
 export const parseChatPlaintext = (text: string): ChatBody | undefined => {
