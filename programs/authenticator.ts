@@ -1,91 +1,19 @@
 /**
  * DroneEngage authenticator (seed 000): the original's HTTP login API on 19408 and the
  * server-to-server listener for relays on 19001.
- * Made of: the Bun transport (two listeners), an AccountStore and a HardwareStore, sessions,
- * a per-IP login rate limiter, the relay registry (Federation/CommServers) and the login API.
+ * Made of: the Bun transport (two listeners), an AccountStore and a HardwareStore, in-memory
+ * Tokens for sessions, Bun's file system (trusted S2S keys) and the authenticator service
+ * (src/droneengage/Authenticator.ts: rate limits, the relay registry and the login API).
  */
-import { Effect, Layer, Option } from "effect"
-import { makeCommServers } from "../layers/Federation/CommServers.ts"
-import { loadTrustedKeys } from "../layers/Federation/KeyFiles.ts"
+import { BunFileSystem } from "@effect/platform-bun"
+import { Effect, Layer } from "effect"
 import { runProgram } from "../layers/Program/runProgram.ts"
 import { AccessCodeHasher } from "../layers/Storage/AccessCodeHasher.ts"
-import { AccountStore } from "../layers/Storage/AccountStore.ts"
 import { AccountStoreFromConfig, HardwareStoreFromConfig } from "../layers/Storage/StorageFromConfig.ts"
-import { indexOfLoginSession, type LoginSession, loginSessionKey, makeLoginApi } from "../layers/Tokens/LoginApi.ts"
-import { makeRateLimiter } from "../layers/Tokens/LoginRateLimiter.ts"
-import { makeSessions } from "../layers/Tokens/Sessions.ts"
+import { MemoryTokensLive } from "../layers/Tokens/MemoryTokens.ts"
 import { BunTransportLive } from "../layers/Transport/BunTransport.ts"
-import { Transport } from "../layers/Transport/Transport.ts"
+import { AuthenticatorServer } from "../src/droneengage/Authenticator.ts"
 import { AuthenticatorConfig } from "../src/droneengage/Config.ts"
-import { Permission } from "../src/storage/Account.ts"
-import packageJson from "../package.json" with { type: "json" }
-
-export const droneEngageVersion = packageJson.version
-
-/** Starts both listeners for the lifetime of the Scope; returns them (tests read the bound ports). */
-export const startAuthenticator = (config: AuthenticatorConfig) =>
-  Effect.gen(function* () {
-    const transport = yield* Transport
-    const sessions = yield* makeSessions<LoginSession>({
-      ttl: config.sessionTtl,
-      sliding: config.sessionSliding,
-      index: indexOfLoginSession
-    })
-    const rateLimiter = yield* makeRateLimiter({ max: config.loginRateLimit, window: config.loginRateWindow })
-    const trustedKeys = yield* loadTrustedKeys(config.s2sTrustedKeys)
-    if (config.allowUnauthenticatedServers) {
-      yield* Effect.logWarning("INSECURE: allowUnauthenticatedServers is on; relays that skip the challenge may link")
-    }
-    const commServers = yield* makeCommServers({
-      serverName: "authenticator",
-      secret: config.s2sSecret,
-      trustedKeys,
-      allowUnauthenticated: config.allowUnauthenticatedServers,
-      handshakeTimeout: config.s2sHandshakeTimeout,
-      replyTimeout: config.loginReplyTimeout,
-      // The relay names the login request that admitted the unit: end exactly that session, by index.
-      onLogout: (logout) => Effect.asVoid(sessions.endIndexed(loginSessionKey(logout.a, logout.r)))
-    })
-    const s2s = yield* transport.serve({
-      name: "authenticator-s2s",
-      port: config.s2sPort,
-      hostname: config.s2sHostname,
-      tls: config.s2sTls,
-      limits: config.s2sLimits,
-      websocket: commServers.protocol
-    })
-    const api = yield* makeLoginApi({
-      serverName: "authenticator",
-      serverId: config.serverId,
-      version: droneEngageVersion,
-      sessions,
-      commServers,
-      rateLimiter
-    })
-    const http = yield* transport.serve<never, never>({
-      name: "authenticator",
-      port: config.port,
-      hostname: config.hostname,
-      tls: config.tls,
-      limits: config.s2sLimits,
-      http: api
-    })
-    if ((yield* (yield* AccountStore).list).length === 0) {
-      yield* Effect.logWarning("no accounts yet: run `npm start` once (creates \"dev\") or configure authenticator.storage (single or json backend)")
-    }
-    return { http, s2s, sessions, commServers }
-  })
-
-/**
- * Creates the admin account "dev" (all permissions) when the store has no account yet and returns
- * its access code, once; None when accounts already exist.
- */
-export const ensureDevAccount = Effect.gen(function* () {
-  const accounts = yield* AccountStore
-  if ((yield* accounts.list).length > 0) return Option.none<{ readonly name: string; readonly accessCode: string }>()
-  const issued = yield* accounts.create({ name: "dev", permission: Permission.all, isAdmin: true })
-  return Option.some({ name: issued.account.name, accessCode: issued.accessCode })
-})
 
 /** Accounts and hardware from `authenticator.storage.*` (SQLite at ./data/droneengage.sqlite by default). */
 export const authenticatorStorageSettings = { name: "droneengage", path: ["authenticator", "storage"] } as const
@@ -97,8 +25,12 @@ export const AuthenticatorStorage = Layer.merge(
 
 /** The authenticator from an explicit config (the stack uses it to share one S2S secret with its relay); needs the stores. */
 export const AuthenticatorFrom = (config: AuthenticatorConfig) =>
-  Layer.scopedDiscard(startAuthenticator(config)).pipe(Layer.provide(BunTransportLive))
+  AuthenticatorServer(config).pipe(
+    Layer.provide(Layer.mergeAll(BunTransportLive, MemoryTokensLive, BunFileSystem.layer))
+  )
 
-export const AuthenticatorLive = Layer.unwrapEffect(Effect.map(AuthenticatorConfig, AuthenticatorFrom)).pipe(Layer.provide(AuthenticatorStorage))
+export const AuthenticatorLive = Layer.unwrapEffect(Effect.map(AuthenticatorConfig, AuthenticatorFrom)).pipe(
+  Layer.provide(AuthenticatorStorage)
+)
 
 if (import.meta.main) runProgram(AuthenticatorLive)

@@ -1,81 +1,22 @@
 /**
  * Hydrogen WebSocket server (seed 004): the seed document's server on one port (5001), with the
- * original's legacy status message, guaranteed delivery and session recovery.
- * Made of: API keys and signed session tokens (Tokens), rate limits, sessions with recovery,
- * channels with native-topic fan-out and reliable history (Rooms, over a StreamStore), ack
- * redelivery, the hydrogen-protocol WebSocket, and HTTP (/health, /metrics, /status, /api/*).
+ * original's legacy status message, guaranteed delivery and session recovery (src/hydrogen/).
+ * This program only composes: the Hydrogen layer over Bun sockets, in-process rooms, memory
+ * tokens (resume tokens) and the history store named by hydrogen.storage.
  */
-import { Clock, Effect, Layer, Option } from "effect"
-import { Metrics } from "../layers/Observability/Metrics.ts"
+import { Layer } from "effect"
 import { runProgram } from "../layers/Program/runProgram.ts"
-import { makeAckTracker } from "../layers/Rooms/AckTracker.ts"
-import { makeConnectionStates } from "../layers/Rooms/ConnectionStates.ts"
-import { makeChannels } from "../layers/Rooms/HydrogenChannels.ts"
-import { type ExtraHandlers, makeHandlers } from "../layers/Rooms/HydrogenHandlers.ts"
-import { makeHttpApp } from "../layers/Rooms/HydrogenHttpApi.ts"
-import { makeHydrogenProtocol } from "../layers/Rooms/HydrogenSocket.ts"
-import { makeStatus } from "../layers/Rooms/HydrogenStatus.ts"
-import { makeRateLimits } from "../layers/Rooms/RateLimits.ts"
-import { makeSessions } from "../layers/Rooms/SessionRecovery.ts"
+import { InProcessRoomsLive } from "../layers/Rooms/InProcessRooms.ts"
 import { StreamStoreFromConfig } from "../layers/Storage/StorageFromConfig.ts"
-import { StreamStore } from "../layers/Storage/StreamStore.ts"
-import { makeApiKeys } from "../layers/Tokens/ApiKeys.ts"
-import { makeAuthenticator } from "../layers/Tokens/HydrogenAuth.ts"
-import { makeSignedTokens, randomSecret } from "../layers/Tokens/SignedTokens.ts"
+import { MemoryTokensLive } from "../layers/Tokens/MemoryTokens.ts"
 import { BunTransportLive } from "../layers/Transport/BunTransport.ts"
-import { type ServerHandle, Transport } from "../layers/Transport/Transport.ts"
-import { bindAddress, HydrogenConfig, type HydrogenSettings } from "../src/hydrogen/Config.ts"
+import { HydrogenServer } from "../src/hydrogen/Server.ts"
 
-/** The API keys of the settings, with the original's single `Key` as one with every permission. */
-const configuredKeys = (settings: HydrogenSettings) =>
-  Option.isSome(settings.legacyKey)
-    ? [...settings.apiKeys, { name: "legacy-key", key: settings.legacyKey, hash: Option.none(), permissions: ["*"] }]
-    : settings.apiKeys
+/** History of reliable channels: memory unless hydrogen.storage says sqlite or mysql. */
+export const HydrogenHistory = StreamStoreFromConfig({ name: "hydrogen", path: ["hydrogen", "storage"], defaultBackend: "memory" })
 
-/** Starts Hydrogen for the lifetime of the Scope and returns its server handle; `handlers` adds command channels. */
-export const startHydrogen = (settings: HydrogenSettings, options: { readonly handlers?: ExtraHandlers } = {}) =>
-  Effect.gen(function* () {
-    const metrics = yield* Metrics
-    const transport = yield* Transport
-    const store = yield* StreamStore
-    if (settings.threadPoolSize !== undefined) {
-      yield* Effect.logInfo("hydrogen: ThreadPoolSize is accepted but not applicable (one event loop serves every socket)")
-    }
-    const tokens = makeSignedTokens(Option.getOrElse(settings.tokenSecret, randomSecret))
-    const authenticate = makeAuthenticator(makeApiKeys(configuredKeys(settings)), tokens)
-    let server: ServerHandle | undefined
-    const acks = yield* makeAckTracker(settings, metrics)
-    const channels = yield* makeChannels({ settings, store, metrics, acks, server: () => server })
-    const sessions = yield* makeSessions({ settings, channels, acks, metrics })
-    const status = makeStatus(settings, yield* Clock.currentTimeMillis, () => server?.port ?? settings.port)
-    const rateLimits = yield* makeRateLimits(settings, metrics)
-    const states = makeConnectionStates(metrics)
-    const handlers = makeHandlers({ channels, sessions, status, authenticate, extra: options.handlers ?? {} })
-    const websocket = yield* makeHydrogenProtocol({ settings, authenticate, rateLimits, sessions, acks, handlers, status, states, metrics })
-    const http = makeHttpApp({ settings, authenticate, channels, status, tokens, metrics, sessionCount: sessions.count })
-    server = yield* transport.serve({
-      name: "hydrogen",
-      port: settings.port,
-      hostname: bindAddress(settings),
-      tls: settings.secureMode === "tls" ? { certPath: settings.certificatePath!, keyPath: settings.keyPath! } : undefined,
-      limits: settings.limits,
-      http,
-      websocket
-    })
-    // Registered after serve, so it runs first on shutdown: status replies during the drain say so.
-    yield* Effect.addFinalizer(() => Effect.sync(() => void (status.counters.shuttingDown = true)))
-    yield* status.broadcastPeriodically(channels)
-    return server
-  })
-
-export const HydrogenLive = Layer.scopedDiscard(
-  Effect.gen(function* () {
-    const settings = yield* HydrogenConfig
-    if (!settings.enabled) return yield* Effect.logInfo("hydrogen: disabled (hydrogen.Enabled is false)")
-    yield* startHydrogen(settings)
-  })
-).pipe(
-  Layer.provide(Layer.merge(BunTransportLive, StreamStoreFromConfig({ name: "hydrogen", path: ["hydrogen", "storage"], defaultBackend: "memory" })))
+export const HydrogenLive = HydrogenServer.pipe(
+  Layer.provide(Layer.mergeAll(BunTransportLive, InProcessRoomsLive, MemoryTokensLive, HydrogenHistory))
 )
 
 if (import.meta.main) runProgram(HydrogenLive)

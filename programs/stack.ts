@@ -4,14 +4,19 @@
  * account store), the tPacket chat server, the Hydrogen server (with a generated dev key), one
  * Neighbourhood server (its RSA key generated in ./data), and a banner that says where each one listens.
  */
+import { BunFileSystem } from "@effect/platform-bun"
 import { Console, Effect, Layer, Option, Redacted } from "effect"
 import { StackSecrets } from "../layers/Config/StackSecrets.ts"
 import { runProgram } from "../layers/Program/runProgram.ts"
+import { InProcessRoomsLive } from "../layers/Rooms/InProcessRooms.ts"
+import { StreamStoreFromConfig } from "../layers/Storage/StorageFromConfig.ts"
+import { BunTransportLive } from "../layers/Transport/BunTransport.ts"
 import { AuthenticatorConfig, RelayConfig } from "../src/droneengage/Config.ts"
 import { HydrogenConfig } from "../src/hydrogen/Config.ts"
-import { ChatConfig } from "../src/tpacket/ChatConfig.ts"
-import { AuthenticatorFrom, AuthenticatorStorage, ensureDevAccount } from "./authenticator.ts"
-import { ChatLive } from "./chat.ts"
+import { ChatConfig, chatHistoryStorage } from "../src/chat/Config.ts"
+import { ChatServerLive } from "../src/chat/Server.ts"
+import { ensureDevAccount } from "../src/droneengage/Authenticator.ts"
+import { AuthenticatorFrom, AuthenticatorStorage } from "./authenticator.ts"
 import { HydrogenLive } from "./hydrogen.ts"
 import { NeighbourhoodLive } from "./neighbourhood.ts"
 import { NeighbourhoodConfig } from "../src/neighbourhood/Config.ts"
@@ -58,6 +63,10 @@ const Banner = Layer.effectDiscard(
   })
 )
 
+const Chat = ChatServerLive.pipe(
+  Layer.provide(Layer.mergeAll(BunTransportLive, InProcessRoomsLive, StreamStoreFromConfig(chatHistoryStorage), BunFileSystem.layer))
+)
+
 const DroneEngage = Layer.unwrapEffect(
   Effect.gen(function* () {
     const authenticator = yield* AuthenticatorConfig
@@ -68,7 +77,7 @@ const DroneEngage = Layer.unwrapEffect(
 
 /** Servers first, then the banner; the secrets layer feeds the S2S secret into both programs' config. */
 export const StackLive = Banner.pipe(
-  Layer.provide(Layer.mergeAll(DroneEngage, ChatLive, HydrogenLive, NeighbourhoodLive)),
+  Layer.provide(Layer.mergeAll(DroneEngage, Chat, HydrogenLive, NeighbourhoodLive)),
   Layer.provide(DevAccount),
   Layer.provideMerge(AuthenticatorStorage),
   Layer.provide(StackSecrets.WithConfigFallback)

@@ -50,6 +50,11 @@ export interface AuthenticatorConfig {
   readonly sessionSliding: boolean
   readonly loginRateLimit: number
   readonly loginRateWindow: Duration.Duration
+  /** Failed credentials (wrong access code, bad management session) an address may have per window. */
+  readonly loginFailureLimit: number
+  readonly loginFailureWindow: Duration.Duration
+  /** How long an address that failed more often is answered 429 (with Retry-After). */
+  readonly loginFailureBlock: Duration.Duration
   readonly s2sLimits: SocketLimits
 }
 
@@ -73,11 +78,15 @@ export const AuthenticatorConfig: Config.Config<AuthenticatorConfig> = Config.al
   sessionSliding: Config.boolean("sessionSliding").pipe(Config.withDefault(true)),
   loginRateLimit: positiveInt("loginRateLimit", 10),
   loginRateWindow: positiveMillis("loginRateWindowMs", 60_000),
+  loginFailureLimit: positiveInt("loginFailureLimit", 10),
+  loginFailureWindow: positiveMillis("loginFailureWindowMs", 600_000),
+  loginFailureBlock: positiveMillis("loginFailureBlockMs", 300_000),
   s2sLimits: Config.nested(SocketLimitsConfig({ maxPayloadBytes: 4 * 1024 * 1024 }), "s2s")
 }).pipe(
   Config.validate({
     message: "s2sSecret or s2sTrustedKeys is required unless allowUnauthenticatedServers is true (insecure)",
-    validation: (config) => Option.isSome(config.s2sSecret) || config.s2sTrustedKeys.size > 0 || config.allowUnauthenticatedServers
+    validation: (config) =>
+      Option.isSome(config.s2sSecret) || config.s2sTrustedKeys.size > 0 || config.allowUnauthenticatedServers
   }),
   Config.nested("authenticator")
 )

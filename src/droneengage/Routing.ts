@@ -50,24 +50,30 @@ export interface RoomKey {
 }
 
 /**
- * Native topic names. The account id is always part of the name, so no publish can reach another
- * account; names are JSON-escaped so no choice of group or unit name can forge another topic.
+ * Room names on the Rooms Tag (each also a native topic): "de/" then the JSON-escaped account
+ * and group, then the audience. The account id is always part of the name, so no publish can
+ * reach another account; JSON escaping keeps any choice of group or unit name from forging another.
  */
+export const roomPrefix = (room: RoomKey): string => `de/${JSON.stringify([room.accountId, room.group])}/`
+
+/** The room of one unit, under a room prefix. */
+export const unitRoom = (prefix: string, unitName: string): string => `${prefix}unit:${JSON.stringify(unitName)}`
+
 export const topicFor = (room: RoomKey, audience: Audience): string => {
-  const prefix = `de:${JSON.stringify([room.accountId, room.group])}`
+  const prefix = roomPrefix(room)
   switch (audience._tag) {
     case "Everyone":
-      return `${prefix}:all`
+      return `${prefix}all`
     case "Gcs":
-      return `${prefix}:gcs`
+      return `${prefix}gcs`
     case "Agents":
-      return `${prefix}:agents`
+      return `${prefix}agents`
     case "Unit":
-      return `${prefix}:unit:${JSON.stringify(audience.unitName)}`
+      return unitRoom(prefix, audience.unitName)
   }
 }
 
-/** Topics a unit subscribes to on entering its room. */
+/** Rooms a unit joins on entering its group. */
 export const topicsOf = (room: RoomKey, actorType: ActorType, unitName: string): ReadonlyArray<string> => [
   topicFor(room, Everyone),
   topicFor(room, actorType === "g" ? Gcs : Agents),
@@ -87,4 +93,7 @@ export const validLoginKey = (key: string): boolean => /^[0-9a-f]{32}$/.test(key
 
 /** Task storage (9001-9004) messages; the relay does not host tasks and answers with an error. */
 export const isTaskMessage = (type: number | string) =>
-  type === SystemMessage.loadTasks || type === SystemMessage.saveTasks || type === SystemMessage.deleteTasks || type === SystemMessage.disableTasks
+  type === SystemMessage.loadTasks ||
+  type === SystemMessage.saveTasks ||
+  type === SystemMessage.deleteTasks ||
+  type === SystemMessage.disableTasks

@@ -1,4 +1,6 @@
-import { Either, ParseResult, Schema } from "effect"
+import { Either, Schema } from "effect"
+import { exceedsJsonDepth, maxJsonDepth } from "../shared/JsonDepth.ts"
+import { describeParseError } from "./SchemaErrors.ts"
 
 /** Error numbers of the DroneEngage HTTP API (field `e`), as the original authenticator defines them. */
 export const ErrorCode = {
@@ -70,16 +72,17 @@ const frameError = (reason: string): FrameError => ({ _tag: "FrameError", reason
 const utf8 = new TextDecoder("utf-8", { fatal: true })
 const encoder = new TextEncoder()
 
+const tooDeep = `message nests deeper than ${maxJsonDepth} levels`
+
 const parseEnvelopeText = (text: string): Either.Either<Envelope, FrameError> => {
+  if (exceedsJsonDepth(text)) return Either.left(frameError(tooDeep))
   let json: unknown
   try {
     json = JSON.parse(text)
   } catch {
     return Either.left(frameError("not JSON"))
   }
-  return decodeEnvelope(json).pipe(
-    Either.mapLeft((error) => frameError(ParseResult.TreeFormatter.formatErrorSync(error).split("\n").slice(0, 3).join(" ")))
-  )
+  return decodeEnvelope(json).pipe(Either.mapLeft((error) => frameError(describeParseError(error, "message"))))
 }
 
 /**
@@ -87,7 +90,8 @@ const parseEnvelopeText = (text: string): Either.Either<Envelope, FrameError> =>
  * byte, then raw bytes (the body is a view, never copied or decoded).
  */
 export const parseFrame = (message: string | Uint8Array): Either.Either<ParsedFrame, FrameError> => {
-  if (typeof message === "string") return Either.map(parseEnvelopeText(message), (envelope) => ({ _tag: "Text", envelope }))
+  if (typeof message === "string")
+    return Either.map(parseEnvelopeText(message), (envelope) => ({ _tag: "Text", envelope }))
   const split = message.indexOf(0)
   const headerBytes = split === -1 ? message : message.subarray(0, split)
   let header: string
@@ -133,5 +137,8 @@ export const errorReply = (reason: RelayErrorReason, text: string, offendingType
     ty: "s",
     sd: Target.system,
     mt: SystemMessage.error,
-    ms: offendingType === undefined ? { s: `ERR:${reason}`, em: text } : { s: `ERR:${reason}`, em: text, mt: offendingType }
+    ms:
+      offendingType === undefined
+        ? { s: `ERR:${reason}`, em: text }
+        : { s: `ERR:${reason}`, em: text, mt: offendingType }
   })

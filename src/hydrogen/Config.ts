@@ -38,6 +38,9 @@ export interface HydrogenSettings {
   /** Rate-limit violations in a row before the connection closes with 4006 and its IP is blocked. */
   readonly rateLimitStrikes: number
   readonly blockDuration: Duration.Duration
+  /** Failed credentials (wrong key or token, on /api/* or at upgrade) an address may spend at once, and regain per minute. */
+  readonly failedCredentialsBurst: number
+  readonly failedCredentialsPerMinute: number
   /** Channel names (or prefixes ending in "*") whose events are sequenced and kept in history. */
   readonly reliableChannels: ReadonlyArray<string>
   readonly historySize: number
@@ -74,6 +77,8 @@ export const defaultHydrogenSettings: HydrogenSettings = {
   messageBurst: 200,
   rateLimitStrikes: 5,
   blockDuration: Duration.seconds(60),
+  failedCredentialsBurst: 10,
+  failedCredentialsPerMinute: 10,
   reliableChannels: [],
   historySize: 1000,
   historyBytes: 1024 * 1024,
@@ -140,6 +145,8 @@ export const HydrogenConfig: Config.Config<HydrogenSettings> = Config.nested(
     messageBurst: positive("MessageBurst", d.messageBurst),
     rateLimitStrikes: positive("RateLimitStrikes", d.rateLimitStrikes),
     blockDuration: seconds("BlockSeconds", d.blockDuration),
+    failedCredentialsBurst: positive("FailedCredentialsBurst", d.failedCredentialsBurst),
+    failedCredentialsPerMinute: positive("FailedCredentialsPerMinute", d.failedCredentialsPerMinute),
     reliableChannels: Config.array(Config.string(), "ReliableChannels").pipe(Config.withDefault<ReadonlyArray<string>>([])),
     historySize: positive("HistorySize", d.historySize),
     historyBytes: positive("HistoryBytes", d.historyBytes),

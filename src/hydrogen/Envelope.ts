@@ -1,5 +1,6 @@
 import { Either, ParseResult, Schema } from "effect"
 import { type ErrorIssue, ErrorCodes, HydrogenError, protocolError } from "./Errors.ts"
+import { parseJson, preview } from "./Json.ts"
 
 /** Channel names: letters, digits and `_ . : -`, up to 128 characters. */
 export const ChannelName = Schema.String.pipe(
@@ -32,16 +33,23 @@ export const Command = Schema.Struct({
 })
 export type Command = typeof Command.Type
 
-/** Client → server: confirms receipt of the event whose id it names. Never answered. */
+/** Most event ids one ack may name (a batch ack after a resume, for instance). */
+export const maxAckIds = 256
+
+/**
+ * Client → server: confirms receipt of the event whose `id` it names, or of every event in `ids`
+ * (a batch ack, at most maxAckIds). Never answered.
+ */
 export const Ack = Schema.Struct({
   type: Schema.Literal("ack"),
-  id: MessageId,
+  id: Schema.optional(MessageId),
+  ids: Schema.optional(Schema.Array(MessageId).pipe(Schema.minItems(1), Schema.maxItems(maxAckIds))),
   timestamp: Schema.optional(Timestamp),
   channel: Schema.optional(ChannelName),
   action: Schema.optional(Schema.String.pipe(Schema.maxLength(64))),
   data: Schema.optional(Schema.Unknown),
   auth: Schema.optional(MessageAuth)
-})
+}).pipe(Schema.filter((ack) => ack.id !== undefined || ack.ids !== undefined || { path: ["id"], message: "an ack names an id (or ids)" }))
 export type Ack = typeof Ack.Type
 
 /** The original server's only message; answered with the legacy status object. */
@@ -89,9 +97,31 @@ export const Outbound = Schema.Union(Event, Response)
 
 const schemaFor = { command: Command, ack: Ack, status: LegacyStatus } as const
 
-/** Schema issues as a flat wire-friendly list. */
-export const issuesOf = (error: ParseResult.ParseError): ReadonlyArray<ErrorIssue> =>
-  ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => ({ path: issue.path, message: issue.message }))
+/** Most issues an error reply lists. */
+const maxIssues = 16
+
+/** The rule an issue broke, without the value that broke it (which is the client's, and may be huge) or schema internals. */
+const ruleOf = (issue: ParseResult.ArrayFormatterIssue): string => {
+  if (issue._tag === "Missing") return "is missing"
+  if (issue._tag === "Unexpected") return "is not allowed"
+  const message = issue.message
+  if (!message.startsWith("Expected ")) return message.length <= 160 ? message : `${message.slice(0, 160)}…`
+  const actual = message.indexOf(", actual ")
+  const expected = message.slice("Expected ".length, actual === -1 ? undefined : actual)
+  return expected.length <= 80 && !expected.includes("{") ? `expected ${expected}` : "does not have the expected shape"
+}
+
+/** Path keys come from the client too: long ones are cut. */
+const keyOf = (key: PropertyKey): PropertyKey => (typeof key === "string" && key.length > 64 ? `${key.slice(0, 64)}…` : key)
+
+/** Schema issues as a short wire-friendly list: each names the field and the rule, never the value. */
+export const issuesOf = (error: ParseResult.ParseError): ReadonlyArray<ErrorIssue> => {
+  const issues = ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => ({ path: issue.path.map(keyOf), message: ruleOf(issue) }))
+  // An optional field given a bad value also fails the "undefined" member of its union: that one says nothing.
+  const at = (issue: ErrorIssue) => JSON.stringify(issue.path.map(String))
+  const otherwise = new Set(issues.filter((issue) => issue.message !== "expected undefined").map(at))
+  return issues.filter((issue) => issue.message !== "expected undefined" || !otherwise.has(at(issue))).slice(0, maxIssues)
+}
 
 /** The `id` of an object that failed to decode, if it is usable in a reply. */
 export const usableId = (value: unknown): string | undefined => {
@@ -107,12 +137,9 @@ export interface DecodeFailure {
 
 /** Text → inbound message. Never throws: every failure is a protocol error with issues. */
 export const decodeInbound = (text: string): Either.Either<Inbound, DecodeFailure> => {
-  let value: unknown
-  try {
-    value = JSON.parse(text)
-  } catch (error) {
-    return Either.left({ error: protocolError(ErrorCodes.invalidJson, `not valid JSON: ${(error as Error).message}`), id: undefined })
-  }
+  const parsed = parseJson(text)
+  if (Either.isLeft(parsed)) return Either.left({ error: parsed.left, id: undefined })
+  const value = parsed.right
   const id = usableId(value)
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     return Either.left({ error: protocolError(ErrorCodes.invalidEnvelope, "a message is a JSON object"), id })
@@ -122,7 +149,7 @@ export const decodeInbound = (text: string): Either.Either<Inbound, DecodeFailur
   if (!schema) {
     return Either.left({
       error: protocolError(ErrorCodes.unknownType, "type must be \"command\" or \"ack\" (or the legacy \"status\")", [
-        { path: ["type"], message: `got ${JSON.stringify(type) ?? "nothing"}` }
+        { path: ["type"], message: type === undefined ? "is missing" : `got ${preview(type)}` }
       ]),
       id
     })

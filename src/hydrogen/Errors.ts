@@ -39,6 +39,8 @@ export class HydrogenError extends Data.TaggedError("HydrogenError")<{
   readonly code: ErrorCode
   readonly message: string
   readonly issues?: ReadonlyArray<ErrorIssue>
+  /** Seconds before the client may try again (HTTP Retry-After); not part of the body. */
+  readonly retryAfter?: number
 }> {}
 
 export const protocolError = (code: ErrorCode, message: string, issues?: ReadonlyArray<ErrorIssue>) =>

@@ -27,6 +27,8 @@ export interface KeyedLimiter {
   readonly block: (key: string, now: number, duration?: Duration.DurationInput) => void
   /** Seconds until `key` may try again (0 when it may now); for Retry-After. */
   readonly retryAfter: (key: string, now: number) => number
+  /** Whether `key` is blocked now (refused whatever its tokens). */
+  readonly isBlocked: (key: string, now: number) => boolean
 }
 
 interface KeyState {
@@ -73,7 +75,8 @@ export const makeKeyedLimiter = (name: string, options: KeyedLimiterOptions): Ef
         if (!state) return 0
         if (state.blockedUntil > now) return Math.ceil((state.blockedUntil - now) / 1000)
         return state.bucket.tokens >= 1 ? 0 : Math.ceil((1 - state.bucket.tokens) / ratePerSecond)
-      }
+      },
+      isBlocked: (key, now) => (keys.get(key)?.blockedUntil ?? 0) > now
     }
   })
 

@@ -1,14 +1,23 @@
 import { describe, expect } from "bun:test"
-import { Duration, Effect, TestClock } from "effect"
+import { Duration, Effect, Queue, TestClock } from "effect"
 import { CloseCodes } from "../../src/shared/CloseCodes.ts"
 import { defaultSocketLimits } from "../../src/shared/SocketLimits.ts"
-import { eventually, it, settle } from "../support/effect.ts"
-import { connectSilent } from "../support/SilentClient.ts"
-import { connectWs } from "../support/WsClient.ts"
-import { connectQuery, connectUnit, login, seedAccounts, startStack, TestServices, upgradeAttempt } from "./harness.ts"
+import { it } from "../support/effect.ts"
+import {
+  connect,
+  connectQuery,
+  connectUnit,
+  expectNothing,
+  login,
+  pingPong,
+  seedAccounts,
+  startStack,
+  TestServices,
+  upgradeAttempt
+} from "./harness.ts"
 
 describe("DroneEngage relay: system messages and bad input", () => {
-  it.live("9005 ping answers OK:pong, 9006 leaves the group with OK:dell", () =>
+  it.effect("9005 ping answers OK:pong, 9006 leaves the group with OK:dell", () =>
     Effect.gen(function* () {
       yield* seedAccounts
       const stack = yield* startStack()
@@ -20,15 +29,16 @@ describe("DroneEngage relay: system messages and bad input", () => {
       expect((yield* drone.nextJson()).ms).toEqual({ s: "OK:dell" })
       // Out of the group: it neither receives nor sends, and is told so.
       yield* gcs.send(JSON.stringify({ ty: "g", mt: 1 }))
-      yield* drone.expectSilence()
+      yield* expectNothing(drone)
       yield* drone.send(JSON.stringify({ ty: "g", mt: 2 }))
       expect((yield* drone.nextJson()).ms.s).toBe("ERR:not-in-group")
-      yield* gcs.expectSilence()
+      yield* expectNothing(gcs)
       const presence = yield* stack.relay.rooms.presence({ accountId: "1", group: "1" })
       expect(presence.map((p) => p.unitName)).toEqual(["web"])
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 
-  it.live("tasks, UDP proxy and unknown system messages get error replies", () =>
+  it.effect("tasks, UDP proxy and unknown system messages get error replies", () =>
     Effect.gen(function* () {
       yield* seedAccounts
       const stack = yield* startStack()
@@ -36,7 +46,11 @@ describe("DroneEngage relay: system messages and bad input", () => {
       const drone = yield* connectUnit(stack, "alpha", "d", "drone")
       for (const mt of [9001, 9002, 9003, 9004]) {
         yield* gcs.send(JSON.stringify({ ty: "s", mt, ms: {} }))
-        expect((yield* gcs.nextJson()).ms).toEqual({ s: "ERR:tasks-unavailable", em: "this relay does not store tasks", mt })
+        expect((yield* gcs.nextJson()).ms).toEqual({
+          s: "ERR:tasks-unavailable",
+          em: "this relay does not store tasks",
+          mt
+        })
       }
       yield* gcs.send(JSON.stringify({ ty: "s", mt: 9008, ms: { en: true } }))
       expect((yield* gcs.nextJson()).ms.s).toBe("ERR:agents-only")
@@ -44,15 +58,23 @@ describe("DroneEngage relay: system messages and bad input", () => {
       expect((yield* drone.nextJson()).ms.s).toBe("ERR:udp-proxy-unavailable")
       yield* drone.send(JSON.stringify({ ty: "s", mt: 4242 }))
       expect((yield* drone.nextJson()).ms.s).toBe("ERR:unknown-system-message")
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 
-  it.live("malformed frames get an error reply and the connection keeps working", () =>
+  it.effect("malformed frames get an error reply and the connection keeps working", () =>
     Effect.gen(function* () {
       yield* seedAccounts
       const stack = yield* startStack()
       const gcs = yield* connectUnit(stack, "alpha", "g", "web")
       const other = yield* connectUnit(stack, "alpha", "g", "web2")
-      const bad = ["not json", "[]", "null", '{"ty":"x","mt":1}', '{"ty":"g"}', JSON.stringify({ message: "Data from client", timestamp: 1 })]
+      const bad = [
+        "not json",
+        "[]",
+        "null",
+        '{"ty":"x","mt":1}',
+        '{"ty":"g"}',
+        JSON.stringify({ message: "Data from client", timestamp: 1 })
+      ]
       for (const frame of bad) {
         yield* gcs.send(frame)
         const reply = yield* gcs.nextJson()
@@ -61,24 +83,29 @@ describe("DroneEngage relay: system messages and bad input", () => {
       }
       yield* gcs.send(new Uint8Array([0xff, 0xfe, 0x00, 0x01]))
       expect((yield* gcs.nextJson()).ms.s).toBe("ERR:malformed")
-      yield* other.expectSilence()
+      yield* expectNothing(other)
       yield* gcs.send(JSON.stringify({ ty: "s", mt: 9005, ms: {} }))
       expect((yield* gcs.nextJson()).ms.s).toBe("OK:pong")
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 })
 
 describe("DroneEngage relay: keys, unit names and limits", () => {
-  it.live("a key works once; a second connect with it is refused", () =>
+  it.effect("a key works once; a second connect with it is refused", () =>
     Effect.gen(function* () {
       yield* seedAccounts
       const stack = yield* startStack()
       const { body } = yield* login(stack, "alpha", "g")
       const port = stack.relay.server.port
-      yield* connectWs(`ws://127.0.0.1:${port}/?${connectQuery(body, "web")}`)
-      expect(yield* upgradeAttempt(port, connectQuery(body, "web-again"))).toEqual({ status: 401, body: { error: "login key is unknown, already used or expired" } })
+      yield* connect(port, `/?${connectQuery(body, "web")}`)
+      expect(yield* upgradeAttempt(port, connectQuery(body, "web-again"))).toEqual({
+        status: 401,
+        body: { error: "login key is unknown, already used or expired" }
+      })
       expect((yield* upgradeAttempt(port, "f=0123456789abcdef0123456789abcdef&s=x")).status).toBe(401)
       expect((yield* upgradeAttempt(port, "s=x")).status).toBe(401)
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 
   it.effect("a key expires after 10 s (TestClock)", () =>
     Effect.gen(function* () {
@@ -88,24 +115,29 @@ describe("DroneEngage relay: keys, unit names and limits", () => {
       const late = (yield* login(stack, "alpha", "g")).body
       const inTime = (yield* login(stack, "alpha", "d")).body
       yield* TestClock.adjust("9 seconds")
-      yield* connectWs(`ws://127.0.0.1:${port}/?${connectQuery(inTime, "drone")}`)
+      yield* connect(port, `/?${connectQuery(inTime, "drone")}`)
       yield* TestClock.adjust("1 second")
       expect((yield* upgradeAttempt(port, connectQuery(late, "web"))).status).toBe(401)
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 
-  it.live("reserved or missing unit names are refused without using up the key", () =>
+  it.effect("reserved or missing unit names are refused without using up the key", () =>
     Effect.gen(function* () {
       yield* seedAccounts
       const stack = yield* startStack()
       const port = stack.relay.server.port
       const { body } = yield* login(stack, "alpha", "g")
       for (const name of ["_GCS_", "_GD_", "_AGN_", "_SYS_", ""]) {
-        expect(yield* upgradeAttempt(port, connectQuery(body, name))).toEqual({ status: 400, body: { error: "unit name s is missing, reserved or invalid" } })
+        expect(yield* upgradeAttempt(port, connectQuery(body, name))).toEqual({
+          status: 400,
+          body: { error: "unit name s is missing, reserved or invalid" }
+        })
       }
-      yield* connectWs(`ws://127.0.0.1:${port}/?${connectQuery(body, "web")}`)
-    }).pipe(Effect.provide(TestServices)))
+      yield* connect(port, `/?${connectQuery(body, "web")}`)
+    }).pipe(Effect.provide(TestServices))
+  )
 
-  it.live("a second connection with the same unit name in the same account replaces the first with 4004", () =>
+  it.effect("a second connection with the same unit name in the same account replaces the first with 4004", () =>
     Effect.gen(function* () {
       yield* seedAccounts
       const stack = yield* startStack()
@@ -115,9 +147,10 @@ describe("DroneEngage relay: keys, unit names and limits", () => {
       expect((yield* first.closed).code).toBe(CloseCodes.replaced)
       yield* gcs.send(JSON.stringify({ ty: "i", tg: "drone", mt: 5 }))
       expect((yield* second.nextJson()).mt).toBe(5)
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 
-  it.live("the same unit name in another account neither collides nor impersonates", () =>
+  it.effect("the same unit name in another account neither collides nor impersonates", () =>
     Effect.gen(function* () {
       yield* seedAccounts
       const stack = yield* startStack()
@@ -127,22 +160,27 @@ describe("DroneEngage relay: keys, unit names and limits", () => {
       yield* real.send(JSON.stringify({ ty: "g", mt: 1 }))
       expect((yield* gcs.nextJson()).sd).toBe("drone")
       yield* impostor.send(JSON.stringify({ ty: "g", mt: 2, sd: "drone" }))
-      yield* gcs.expectSilence()
+      yield* expectNothing(gcs)
       yield* gcs.send(JSON.stringify({ ty: "i", tg: "drone", mt: 3 }))
       expect((yield* real.nextJson()).mt).toBe(3)
-      yield* impostor.expectSilence()
-    }).pipe(Effect.provide(TestServices)))
+      yield* expectNothing(impostor)
+    }).pipe(Effect.provide(TestServices))
+  )
 
-  it.live("the account's instance limit is enforced; replacing a unit does not count", () =>
+  it.effect("the account's instance limit is enforced; replacing a unit does not count", () =>
     Effect.gen(function* () {
       yield* seedAccounts
       const stack = yield* startStack()
       yield* connectUnit(stack, "limited", "g", "a")
       yield* connectUnit(stack, "limited", "d", "b")
       const { body } = yield* login(stack, "limited", "d")
-      expect(yield* upgradeAttempt(stack.relay.server.port, connectQuery(body, "c"))).toEqual({ status: 403, body: { error: "the account's instance limit is reached" } })
+      expect(yield* upgradeAttempt(stack.relay.server.port, connectQuery(body, "c"))).toEqual({
+        status: 403,
+        body: { error: "the account's instance limit is reached" }
+      })
       yield* connectUnit(stack, "limited", "d", "b")
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 
   it.effect("the transport heartbeat drops a client that never answers pings (4000)", () =>
     Effect.gen(function* () {
@@ -150,16 +188,26 @@ describe("DroneEngage relay: keys, unit names and limits", () => {
       const limits = { ...defaultSocketLimits, pingInterval: Duration.seconds(25), pongTimeout: Duration.seconds(10) }
       const stack = yield* startStack({ relay: { limits } })
       const { body } = yield* login(stack, "alpha", "d")
-      const silent = yield* connectSilent(stack.relay.server.port, { path: `/?${connectQuery(body, "frozen")}` })
+      const changes = yield* stack.relay.rooms.changes
+      const frozen = yield* connect(stack.relay.server.port, `/?${connectQuery(body, "frozen")}`)
+      yield* frozen.next() // the welcome
+      yield* pingPong(frozen) // seated
+      frozen.answerPings = false
       const alive = yield* connectUnit(stack, "alpha", "g", "web")
-      yield* eventually(() => stack.relay.server.connectionCount() === 2, "both connected")
       yield* TestClock.adjust("25 seconds")
-      yield* settle(100)
+      // The alive unit's pong to the heartbeat went out before this round trip's answer.
+      yield* pingPong(alive)
       yield* TestClock.adjust("10 seconds")
-      yield* eventually(() => silent.closedByServer(), "silent client closed")
+      expect((yield* frozen.closed).code).toBe(CloseCodes.heartbeatTimeout)
+      // The event that proves the relay let the unit go.
+      while (true) {
+        const change = yield* Queue.take(changes)
+        if (change._tag === "Left" && change.member.unitName === "frozen") break
+      }
       const presence = yield* stack.relay.rooms.presence({ accountId: "1", group: "1" })
       expect(presence.map((p) => p.unitName)).toEqual(["web"])
       yield* alive.send(JSON.stringify({ ty: "s", mt: 9005, ms: {} }))
       expect((yield* alive.nextJson()).ms.s).toBe("OK:pong")
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 })

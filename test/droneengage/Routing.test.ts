@@ -1,18 +1,18 @@
 import { describe, expect } from "bun:test"
-import { Effect, Exit } from "effect"
-import { Either } from "effect"
+import { Effect, Either } from "effect"
 import { encodeBinaryFrame, parseFrame } from "../../src/droneengage/Wire.ts"
-import { it, settle } from "../support/effect.ts"
+import { it } from "../support/effect.ts"
 import { connectUnit, seedAccounts, startStack, TestServices, type Unit } from "./harness.ts"
 
-/** Everything a client received until it has been quiet for a moment. */
-const drain = (client: Unit) =>
+/** Every frame a unit received before the pong of a ping sent now: frames arrive in order, so that is all it was sent. */
+const received = (unit: Unit) =>
   Effect.gen(function* () {
+    yield* unit.send(JSON.stringify({ ty: "s", mt: 9005, ms: { probe: true } }))
     const frames: Array<string | Uint8Array> = []
     while (true) {
-      const next = yield* Effect.exit(client.next("60 millis"))
-      if (Exit.isFailure(next)) return frames
-      frames.push(next.value)
+      const frame = yield* unit.next()
+      if (typeof frame === "string" && frame.includes('"OK:pong"')) return frames
+      frames.push(frame)
     }
   })
 
@@ -43,15 +43,33 @@ const cases: ReadonlyArray<Case> = [
   { label: "itself from a GCS", from: "g1", message: { ty: "i", tg: "g1" }, expect: [] },
   { label: "binary ty g from a GCS", from: "g1", message: { ty: "g" }, binary: true, expect: ["g2", "d1", "d2"] },
   { label: "binary ty g from an agent", from: "d1", message: { ty: "g" }, binary: true, expect: ["g1", "g2"] },
-  { label: "binary _AGN_ from a GCS", from: "g1", message: { ty: "i", tg: "_AGN_" }, binary: true, expect: ["d1", "d2"] },
-  { label: "binary to unit g2 from an agent", from: "d1", message: { ty: "i", tg: "g2" }, binary: true, expect: ["g2"] },
-  { label: "binary _GD_ from an agent", from: "d1", message: { ty: "i", tg: "_GD_" }, binary: true, expect: ["g1", "g2", "d2"] }
+  {
+    label: "binary _AGN_ from a GCS",
+    from: "g1",
+    message: { ty: "i", tg: "_AGN_" },
+    binary: true,
+    expect: ["d1", "d2"]
+  },
+  {
+    label: "binary to unit g2 from an agent",
+    from: "d1",
+    message: { ty: "i", tg: "g2" },
+    binary: true,
+    expect: ["g2"]
+  },
+  {
+    label: "binary _GD_ from an agent",
+    from: "d1",
+    message: { ty: "i", tg: "_GD_" },
+    binary: true,
+    expect: ["g1", "g2", "d2"]
+  }
 ]
 
 const body = (n: number) => Uint8Array.from({ length: 16 }, (_, i) => (i * 7 + n) & 0xff)
 
-describe("DroneEngage routing matrix over real sockets", () => {
-  it.live("every ty/tg reaches exactly the original's receivers; other groups and accounts see nothing", () =>
+describe("DroneEngage routing matrix (memory transport, TestClock)", () => {
+  it.effect("every ty/tg reaches exactly the original's receivers; other groups and accounts see nothing", () =>
     Effect.gen(function* () {
       yield* seedAccounts
       const stack = yield* startStack()
@@ -70,34 +88,40 @@ describe("DroneEngage routing matrix over real sockets", () => {
         const header = { ...c.message, mt: 1000 + n, ms: { n }, sd: "spoofed", p: 0x7fffffff }
         yield* units[c.from]!.send(c.binary ? encodeBinaryFrame(header, body(n)) : JSON.stringify(header))
       }
-      yield* settle(100)
-      const received: Record<string, Array<string>> = {}
+      const got: Record<string, Array<string>> = {}
       for (const [name, unit] of Object.entries(units)) {
-        received[name] = []
-        for (const frame of yield* drain(unit)) {
+        got[name] = []
+        for (const frame of yield* received(unit)) {
           const parsed = Either.getOrThrow(parseFrame(frame))
-          const n = parsed.envelope.mt as number - 1000
+          const n = (parsed.envelope.mt as number) - 1000
           const c = cases[n]!
           expect(parsed.envelope.sd).toBe(c.from)
           expect(parsed.envelope.p).toBe(0xffffffff)
           expect(parsed._tag).toBe(c.binary ? "Binary" : "Text")
           if (parsed._tag === "Binary") expect([...parsed.body]).toEqual([...body(n)])
-          received[name].push(c.label)
+          got[name].push(c.label)
         }
       }
       for (const name of Object.keys(units)) {
         const expected = cases.filter((c) => c.expect.includes(name)).map((c) => c.label)
-        expect({ name, got: received[name]!.sort() }).toEqual({ name, got: expected.sort() })
+        expect({ name, got: got[name]!.sort() }).toEqual({ name, got: expected.sort() })
       }
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 
-  it.live("a unit target that is not in the group gets an error reply, not silence", () =>
+  it.effect("a unit target that is not in the group gets an error reply, not silence", () =>
     Effect.gen(function* () {
       yield* seedAccounts
       const stack = yield* startStack()
       const g1 = yield* connectUnit(stack, "alpha", "g", "g1")
       yield* connectUnit(stack, "beta", "d", "d9")
       yield* g1.send(JSON.stringify({ ty: "i", tg: "d9", mt: 1, ms: {} }))
-      expect(yield* g1.nextJson()).toEqual({ ty: "s", sd: "_SYS_", mt: 9100, ms: { s: "ERR:target-not-found", em: 'no unit named "d9" in this group', mt: 1 } })
-    }).pipe(Effect.provide(TestServices)))
+      expect(yield* g1.nextJson()).toEqual({
+        ty: "s",
+        sd: "_SYS_",
+        mt: 9100,
+        ms: { s: "ERR:target-not-found", em: 'no unit named "d9" in this group', mt: 1 }
+      })
+    }).pipe(Effect.provide(TestServices))
+  )
 })

@@ -3,10 +3,10 @@ import { Duration, Effect, Layer, TestClock } from "effect"
 import { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import { MemoryStreamStore } from "../../layers/Storage/MemoryStreamStore.ts"
 import { StorageError } from "../../src/storage/Account.ts"
-import { type ExtraHandlers, maxSubscriptionsPerSession } from "../../layers/Rooms/HydrogenHandlers.ts"
+import { type ExtraHandlers, maxSubscriptionsPerSession } from "../../src/hydrogen/Handlers.ts"
 import { applicationError, ErrorCodes } from "../../src/hydrogen/Errors.ts"
-import { it, settle } from "../support/effect.ts"
-import { adminKey, apiOnlyKey, command, connectHydrogen, ok, post, readerKey, startTestHydrogen } from "./support.ts"
+import { it } from "../support/effect.ts"
+import { adminKey, apiOnlyKey, command, connectHydrogen, ok, post, readerKey, request, startTestHydrogen } from "./support.ts"
 
 /** A history store whose appends fail (or die), to provoke application errors. */
 const brokenStore = (mode: "fail" | "die") =>
@@ -16,7 +16,7 @@ const brokenStore = (mode: "fail" | "die") =>
   }))).pipe(Layer.provide(MemoryStreamStore))
 
 describe("hydrogen messages", () => {
-  it.live("protocol errors: invalid JSON, bad envelopes and unknown types get structured replies; the connection stays open", () =>
+  it.effect("protocol errors: invalid JSON, bad envelopes and unknown types get structured replies; the connection stays open", () =>
     Effect.gen(function* () {
       const hydrogen = yield* startTestHydrogen()
       const client = yield* connectHydrogen(hydrogen)
@@ -38,7 +38,7 @@ describe("hydrogen messages", () => {
       yield* ok(client, "system", "ping")
     }))
 
-  it.live("authentication errors: missing permission, bad per-message token, message signatures", () =>
+  it.effect("authentication errors: missing permission, bad per-message token, message signatures", () =>
     Effect.gen(function* () {
       const hydrogen = yield* startTestHydrogen()
       const reader = yield* connectHydrogen(hydrogen, readerKey)
@@ -55,7 +55,7 @@ describe("hydrogen messages", () => {
       expect((yield* reader.nextJson()).data.channel).toBe("news")
     }))
 
-  it.live("application errors: a failing history store and a failing one (defect) answer the command, nothing else breaks", () =>
+  it.effect("application errors: a failing history store and a failing one (defect) answer the command, nothing else breaks", () =>
     Effect.gen(function* () {
       for (const mode of ["fail", "die"] as const) {
         const hydrogen = yield* startTestHydrogen({}, brokenStore(mode))
@@ -81,7 +81,7 @@ describe("hydrogen messages", () => {
       yield* ok(client, "subscriptions", "subscribe", { channel: "c0", priority: "high" })
     }))
 
-  it.live("handlers registered per channel: results, typed errors and failures (application errors, connection kept)", () =>
+  it.effect("handlers registered per channel: results, typed errors and failures (application errors, connection kept)", () =>
     Effect.gen(function* () {
       const print: ExtraHandlers = {
         print: {
@@ -100,7 +100,7 @@ describe("hydrogen messages", () => {
       yield* ok(client, "system", "ping")
     }))
 
-  it.live("every command gets exactly one response with its id, whatever the mix", () =>
+  it.effect("every command gets exactly one response with its id, whatever the mix", () =>
     Effect.gen(function* () {
       const hydrogen = yield* startTestHydrogen()
       const client = yield* connectHydrogen(hydrogen)
@@ -127,7 +127,7 @@ describe("hydrogen messages", () => {
       expect([...responses.values()].every((n) => n === 1)).toBe(true)
     }))
 
-  it.live("legacy {\"type\":\"status\"} answers with the original's status object; host details only with the host permission", () =>
+  it.effect("legacy {\"type\":\"status\"} answers with the original's status object; host details only with the host permission", () =>
     Effect.gen(function* () {
       const hydrogen = yield* startTestHydrogen()
       const reader = yield* connectHydrogen(hydrogen, readerKey)
@@ -146,7 +146,7 @@ describe("hydrogen messages", () => {
       expect(Object.keys(full.system).sort()).toEqual(["machine", "nodename", "release", "sysname", "version"])
       expect(full.status.activeConnections).toBe(2)
       expect((yield* ok(reader, "system", "status")).system).toBeUndefined()
-      const http = yield* Effect.promise(() => fetch(`${hydrogen.httpUrl}/status`).then((r) => r.json() as Promise<any>))
+      const http = (yield* request(hydrogen, "/status")).body
       expect(http.system).toBeUndefined()
       expect(JSON.stringify(http)).not.toContain(require("node:os").hostname())
     }))
@@ -165,20 +165,19 @@ describe("hydrogen messages", () => {
       expect(event.data.system).toBeUndefined()
       yield* TestClock.adjust(Duration.seconds(10))
       expect((yield* client.nextJson()).action).toBe("status_update")
-      yield* settle()
     }))
 
-  it.live("whoami and system/status through commands; sessions and identities are reported", () =>
+  it.effect("whoami and system/status through commands; sessions and identities are reported", () =>
     Effect.gen(function* () {
       const hydrogen = yield* startTestHydrogen()
       const client = yield* connectHydrogen(hydrogen, apiOnlyKey)
       const me = yield* ok(client, "system", "whoami")
       expect(me).toMatchObject({ name: "backend", kind: "api-key", permissions: ["api", "tokens", "publish"] })
-      expect(me.session).toMatch(/^[0-9a-f-]{36}$/)
-      const health = yield* Effect.promise(() => fetch(`${hydrogen.httpUrl}/health`).then((r) => r.json() as Promise<any>))
+      expect(me.session).toMatch(/^[0-9a-f]{32}$/)
+      const health = (yield* request(hydrogen, "/health")).body
       expect(health).toMatchObject({ status: "ok", connections: 1, sessions: 1 })
-      const metrics = yield* Effect.promise(() => fetch(`${hydrogen.httpUrl}/metrics`).then((r) => r.text()))
+      const metrics = (yield* request(hydrogen, "/metrics")).body
       expect(metrics).toContain("switchboard_hydrogen_commands_total")
-      expect((yield* Effect.promise(() => fetch(`${hydrogen.httpUrl}/nope`))).status).toBe(404)
+      expect((yield* request(hydrogen, "/nope")).status).toBe(404)
     }))
 })

@@ -6,9 +6,9 @@ import { ConfigProvider, Duration, Effect, Either, Exit, Layer, Logger, LogLevel
 import { HydrogenLive } from "../../programs/hydrogen.ts"
 import { providerFrom } from "../../layers/Config/ConfigFile.ts"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
-import { hashApiKey } from "../../layers/Tokens/ApiKeys.ts"
+import { hashApiKey } from "../../src/hydrogen/ApiKeys.ts"
 import { HydrogenConfig } from "../../src/hydrogen/Config.ts"
-import { eventually, it } from "../support/effect.ts"
+import { it } from "../support/effect.ts"
 import { connectWs } from "../support/WsClient.ts"
 import { ok } from "./support.ts"
 
@@ -34,7 +34,9 @@ const launch = (json: object) =>
       HydrogenLive.pipe(Layer.provide(Metrics.Default), Layer.provide(Layer.setConfigProvider(ConfigProvider.fromJson(json))), Layer.provide(logger)),
       scope
     )
-    const listening = yield* eventually(() => lines.find((l) => l.includes("hydrogen listening on")), "listening line")
+    // The layer is built once the server listens, so the line is already there.
+    const listening = lines.find((l) => l.includes("hydrogen listening on"))
+    if (listening === undefined) return yield* Effect.dieMessage(`no "listening" line in ${JSON.stringify(lines)}`)
     return { port: Number(/:(\d+)$/.exec(listening)![1]), url: listening.split(" on ")[1]!, lines, stop: Scope.close(scope, Exit.void) }
   })
 

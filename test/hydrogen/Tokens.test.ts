@@ -1,7 +1,7 @@
 import { describe, expect } from "bun:test"
 import { Duration, Effect, Either, Option, Redacted, TestClock } from "effect"
-import { hashApiKey, makeApiKeys } from "../../layers/Tokens/ApiKeys.ts"
-import { credentialOf, makeAuthenticator, redactUrl } from "../../layers/Tokens/HydrogenAuth.ts"
+import { hashApiKey, makeApiKeys } from "../../src/hydrogen/ApiKeys.ts"
+import { credentialOf, makeAuthenticator, redactUrl } from "../../src/hydrogen/Auth.ts"
 import { makeSignedTokens } from "../../layers/Tokens/SignedTokens.ts"
 import { it } from "../support/effect.ts"
 

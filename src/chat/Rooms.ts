@@ -1,0 +1,229 @@
+import { Effect } from "effect"
+import { Metrics } from "../../layers/Observability/Metrics.ts"
+import { Rooms } from "../../layers/Rooms/Rooms.ts"
+import { StreamStore } from "../../layers/Storage/StreamStore.ts"
+import type { Connection } from "../../layers/Transport/Transport.ts"
+import type { ChatLimits } from "./Config.ts"
+import { bytesKey, bytesToStored, historyLine, storedToBytes } from "./HistoryText.ts"
+import { Command, encodePacket, packet } from "./Packet.ts"
+import { ErrorReason, joinProblem, okReply } from "./Rules.ts"
+
+/** A user with an accepted nick, as the rooms see it: its id, its nick and its connection. */
+export interface Member {
+  readonly id: number
+  readonly nick: Uint8Array
+  readonly connection: Connection<unknown>
+}
+
+interface Room {
+  readonly key: string
+  /** Its name in the Rooms service (and native topic): "chat/" + the room name's bytes in hex. */
+  readonly name: string
+  readonly stream: string
+  /** Members in join order; the roster goes out newest first, like the original's linked list. */
+  readonly members: Array<Member>
+  /** Serializes joins, messages and leaves of this room, so every member sees one order. */
+  readonly lock: Effect.Semaphore
+  closed: boolean
+}
+
+export interface ChatRoomsOptions {
+  readonly limits: ChatLimits
+  /** History outlives empty rooms (a persistent StreamStore); otherwise it goes with the room. */
+  readonly persistentHistory: boolean
+  /** `server` label of the metrics. */
+  readonly server: string
+}
+
+export interface ChatRoomsApi {
+  /** The next user id; ids start at 0x1000 like the original's. */
+  readonly nextUserId: () => number
+  /** Claims a nick server-wide (exact bytes); false when someone holds it. */
+  readonly claimNick: (nick: Uint8Array) => boolean
+  readonly releaseNick: (nick: Uint8Array) => void
+  /**
+   * Joins (creating the room on first use) and sends, in order: _RESP_OK, the roster, the
+   * history, then _NEW_USER to the others. Returns the refusal reason instead when a limit is hit.
+   */
+  readonly join: (member: Member, roomName: Uint8Array, uid: number) => Effect.Effect<ErrorReason | undefined>
+  /** Records "nick: text" in the history and sends _NEW_MSG to every member, the sender included. */
+  readonly message: (member: Member, text: Uint8Array) => Effect.Effect<void>
+  /** Leaves the member's room (if any): _DEL_USER to the others; the last one out closes the room. */
+  readonly leave: (member: Member) => Effect.Effect<void>
+  /** Rooms with members and accepted nicks right now (for /health). */
+  readonly stats: () => { readonly rooms: number; readonly users: number }
+}
+
+/** The Rooms-service name of a chat room: prefixed, and hex so any bytes make a safe topic. */
+export const roomNameFor = (name: Uint8Array) =>
+  `chat/${Buffer.from(name.buffer, name.byteOffset, name.byteLength).toString("hex")}`
+
+/**
+ * Rosters, nicks and history of one chat server. Membership and fan-out go through the Rooms
+ * service (one native publish per broadcast); the roster order, history, per-room locks and nick
+ * rules are the chat's own.
+ */
+export const makeChatRooms = (
+  options: ChatRoomsOptions
+): Effect.Effect<ChatRoomsApi, never, StreamStore | Metrics | Rooms> =>
+  Effect.gen(function* () {
+    const store = yield* StreamStore
+    const metrics = yield* Metrics
+    const fanout = yield* Rooms
+    const label = { server: options.server }
+    const roomsGauge = metrics
+      .gauge("switchboard_chat_rooms", "Chat rooms with at least one member", ["server"])
+      .labels(label)
+    const membersGauge = metrics.gauge("switchboard_chat_members", "Users inside a chat room", ["server"]).labels(label)
+    const usersGauge = metrics
+      .gauge("switchboard_chat_users", "Connections with an accepted nick", ["server"])
+      .labels(label)
+    const messagesCounter = metrics
+      .counter("switchboard_chat_messages_total", "Chat messages broadcast", ["server"])
+      .labels(label)
+    const joinsCounter = metrics.counter("switchboard_chat_joins_total", "Room joins", ["server"]).labels(label)
+    const historyErrors = metrics
+      .counter("switchboard_chat_history_errors_total", "History reads or writes that failed", ["server"])
+      .labels(label)
+
+    const { limits } = options
+    const bounds = { maxBytes: limits.historyMaxBytes }
+    const rooms = new Map<string, Room>()
+    const nicks = new Set<string>()
+    const roomOfMember = new Map<number, Room>()
+    let nextUserId = 0x1000
+
+    const openRoom = (name: Uint8Array): Room => {
+      const key = bytesKey(name)
+      const existing = rooms.get(key)
+      if (existing) return existing
+      const room: Room = {
+        key,
+        name: roomNameFor(name),
+        stream: `chat/${bytesToStored(name)}`,
+        members: [],
+        lock: Effect.unsafeMakeSemaphore(1),
+        closed: false
+      }
+      rooms.set(key, room)
+      return room
+    }
+
+    const logHistoryFailure = (what: string) => (error: unknown) =>
+      Effect.sync(() => historyErrors.inc()).pipe(
+        Effect.zipRight(Effect.logError(`chat history ${what} failed`, error))
+      )
+
+    const userFrame = (cmd: number, member: Member) => encodePacket(packet(cmd, { p1: member.id, data: member.nick }))
+
+    const joinLocked = (member: Member, room: Room, uid: number) =>
+      Effect.gen(function* () {
+        const isNew = room.members.length === 0
+        const problem = joinProblem(
+          { roomExists: !isNew, roomCount: rooms.size - (isNew ? 1 : 0), memberCount: room.members.length },
+          limits
+        )
+        if (problem !== undefined) return problem
+        if (isNew) roomsGauge.inc()
+        room.members.push(member)
+        roomOfMember.set(member.id, room)
+        membersGauge.inc()
+        joinsCounter.inc()
+        const { connection } = member
+        connection.send(encodePacket(okReply(uid)))
+        for (let i = room.members.length - 1; i >= 0; i--)
+          connection.send(userFrame(Command.NEW_USER, room.members[i]!))
+        const history = yield* store
+          .readAfter(room.stream, 0)
+          .pipe(Effect.catchAll((error) => logHistoryFailure("read")(error).pipe(Effect.as([]))))
+        for (const entry of history)
+          connection.send(encodePacket(packet(Command.LOGGED_MSG, { data: storedToBytes(entry.payload) })))
+        // The joiner is not in the room yet, so this reaches exactly the others.
+        fanout.publish(room.name, userFrame(Command.NEW_USER, member))
+        yield* fanout.join(room.name, connection, { id: String(member.id), info: bytesToStored(member.nick) })
+        return undefined
+      })
+
+    /** A room created for a join that was refused never had members: forget it quietly. */
+    const discardIfUnused = (room: Room) =>
+      Effect.sync(() => {
+        if (room.members.length > 0) return
+        room.closed = true
+        rooms.delete(room.key)
+      })
+
+    const dropEmptyRoom = (room: Room) =>
+      Effect.gen(function* () {
+        room.closed = true
+        roomsGauge.dec()
+        if (!options.persistentHistory)
+          yield* store.remove(room.stream).pipe(Effect.catchAll(logHistoryFailure("remove")))
+        // Removed from the map only now: joiners that found it wait for the lock, see it closed, and retry.
+        rooms.delete(room.key)
+      })
+
+    const api: ChatRoomsApi = {
+      nextUserId: () => nextUserId++,
+      claimNick: (nick) => {
+        const key = bytesKey(nick)
+        if (nicks.has(key)) return false
+        nicks.add(key)
+        usersGauge.inc()
+        return true
+      },
+      releaseNick: (nick) => {
+        if (nicks.delete(bytesKey(nick))) usersGauge.dec()
+      },
+      stats: () => ({ rooms: rooms.size, users: nicks.size }),
+      join: (member, roomName, uid) =>
+        Effect.suspend(() => {
+          if (roomOfMember.has(member.id)) return Effect.succeed(ErrorReason.refused)
+          const attempt: Effect.Effect<ErrorReason | undefined> = Effect.suspend(() => {
+            const room = openRoom(roomName)
+            return room.lock
+              .withPermits(1)(
+                Effect.suspend((): Effect.Effect<ErrorReason | undefined | "retry"> => {
+                  if (room.closed) return Effect.succeed("retry")
+                  return joinLocked(member, room, uid).pipe(Effect.tap(() => discardIfUnused(room)))
+                })
+              )
+              .pipe(Effect.flatMap((result) => (result === "retry" ? attempt : Effect.succeed(result))))
+          })
+          return attempt
+        }),
+      message: (member, text) =>
+        Effect.suspend(() => {
+          const room = roomOfMember.get(member.id)
+          if (!room) return Effect.void
+          return room.lock.withPermits(1)(
+            Effect.gen(function* () {
+              // Like the original, empty messages are broadcast but not recorded.
+              if (text.length > 0) {
+                yield* store
+                  .append(room.stream, bytesToStored(historyLine(member.nick, text)), bounds)
+                  .pipe(Effect.catchAll(logHistoryFailure("append")))
+              }
+              fanout.publish(room.name, encodePacket(packet(Command.NEW_MSG, { p1: member.id, data: text })))
+              messagesCounter.inc()
+            })
+          )
+        }),
+      leave: (member) =>
+        Effect.suspend(() => {
+          const room = roomOfMember.get(member.id)
+          if (!room) return Effect.void
+          return room.lock.withPermits(1)(
+            Effect.gen(function* () {
+              roomOfMember.delete(member.id)
+              const index = room.members.indexOf(member)
+              if (index >= 0) room.members.splice(index, 1)
+              membersGauge.dec()
+              yield* fanout.leave(room.name, member.connection)
+              if (room.members.length === 0) return yield* dropEmptyRoom(room)
+              fanout.publish(room.name, userFrame(Command.DEL_USER, member))
+            })
+          )
+        })
+    }
+    return api
+  })

@@ -1,0 +1,169 @@
+import type { KeyObject } from "node:crypto"
+import { Deferred, type Duration, Effect, Either, Option, Queue, Redacted, Stream, SubscriptionRef } from "effect"
+import { Federation } from "../../layers/Federation/Federation.ts"
+import { type Link, LinkClosed } from "../../layers/Federation/Link.ts"
+import {
+  decodeAuthToRelay,
+  encodeRelayToAuth,
+  type InfoData,
+  type LoginRequestData,
+  signChallenge,
+  signChallengeEd25519
+} from "./S2S.ts"
+import type { UnitRoomsService, UnitMember } from "./UnitRooms.ts"
+import type { LoginKeys } from "./LoginKeys.ts"
+
+/** What a login key admits: the LOGIN request the authenticator sent. */
+export type UnitGrant = LoginRequestData
+
+export interface AuthLinkOptions {
+  readonly url: string
+  readonly serverId: string
+  readonly version: string
+  /** Answers the authenticator's challenge nonce (Ed25519 key or shared secret); None: no credentials. */
+  readonly prove: Option.Option<(nonce: string) => Effect.Effect<string, LinkClosed>>
+  /** Host and port clients are told to dial (cs.g, cs.h); the port is known once the relay listens. */
+  readonly publicHost: string
+  readonly publicPort: Effect.Effect<number>
+  readonly redialMax: Duration.DurationInput
+  /** At most one INFO per interval: a burst of joins and leaves becomes one INFO, then the final state. */
+  readonly infoInterval: Duration.DurationInput
+  readonly keys: LoginKeys<UnitGrant>
+  readonly rooms: Pick<UnitRoomsService, "snapshot" | "changes">
+}
+
+/** The relay's challenge answer: an Ed25519 signature when a private key is given, else the shared-secret HMAC. */
+export const challengeProver = (
+  serverId: string,
+  secret: Option.Option<Redacted.Redacted<string>>,
+  privateKey: Option.Option<KeyObject>
+): Option.Option<(nonce: string) => Effect.Effect<string, LinkClosed>> => {
+  // A signature that cannot be made drops this link attempt; the link re-dials.
+  const unsigned = () => new LinkClosed({ code: 1011, reason: "could not sign the challenge" })
+  if (Option.isSome(privateKey)) {
+    const key = privateKey.value
+    return Option.some((nonce) => Effect.try({ try: () => signChallengeEd25519(key, nonce), catch: unsigned }))
+  }
+  return Option.map(
+    secret,
+    (value) => (nonce: string) =>
+      Effect.tryPromise({ try: () => signChallenge(Redacted.value(value), serverId, nonce), catch: unsigned })
+  )
+}
+
+/** The relay's view of its authenticator link. */
+export interface AuthLink {
+  /** Tells the authenticator a unit left (LOGOUT); dropped when the link is down. */
+  readonly notifyLogout: (member: UnitMember) => void
+  /** Linked and accepted by the authenticator. */
+  readonly isUp: () => boolean
+  /** Completes once the link is (or already was) up (`true`) or down (`false`). */
+  readonly awaitUp: (up: boolean) => Effect.Effect<void>
+}
+
+/**
+ * The relay's side of the server-to-server link: dials the authenticator and keeps re-dialling
+ * (jittered, capped), answers its challenge, then sends INFO at once and after joins and leaves
+ * (coalesced: at most one per `infoInterval`), and answers LOGIN with a fresh single-use key.
+ * The dialling, backoff and up/down gauge are the Federation link's. Lives as long as the
+ * calling Scope.
+ */
+export const makeAuthLink = (options: AuthLinkOptions) =>
+  Effect.gen(function* () {
+    const federation = yield* Federation
+    let current: { link: Link; accepted: Deferred.Deferred<void>; up: boolean } | undefined
+    const upState = yield* SubscriptionRef.make(false)
+    const setUp = (state: { up: boolean }, up: boolean) =>
+      Effect.suspend(() => {
+        state.up = up
+        return SubscriptionRef.set(upState, up)
+      })
+
+    const info = Effect.zipWith(
+      options.rooms.snapshot,
+      options.publicPort,
+      (snapshot, port): InfoData => ({
+        isOnline: true,
+        version: options.version,
+        serverId: options.serverId,
+        public_host: options.publicHost,
+        serverPort: port,
+        accounts: snapshot.accounts,
+        accountDetails: snapshot.accountDetails
+      })
+    )
+
+    const sendInfo = (link: Link) =>
+      Effect.flatMap(info, (d) => Effect.sync(() => link.send(encodeRelayToAuth({ c: "a", d }))))
+
+    const onOpen = (link: Link) =>
+      Effect.gen(function* () {
+        const accepted = yield* Deferred.make<void>()
+        const state = { link, accepted, up: false }
+        current = state
+        yield* Effect.addFinalizer(() => setUp(state, false))
+        // Subscribe before waiting, so no join or leave between acceptance and the first INFO is missed.
+        const changes = yield* options.rooms.changes
+        // Every INFO carries the whole state, so changes that queue up meanwhile need one INFO, not one each:
+        // the first change after a quiet spell goes out at once, then at most one INFO per interval,
+        // and the pause after each INFO lets the next burst pile up (the last state is always sent).
+        const sendLatest = Queue.takeAll(changes).pipe(
+          Effect.zipRight(sendInfo(link)),
+          Effect.zipRight(Effect.sleep(options.infoInterval))
+        )
+        yield* Deferred.await(accepted).pipe(
+          Effect.zipRight(setUp(state, true)),
+          Effect.zipRight(sendLatest),
+          Effect.zipRight(Effect.forever(Queue.take(changes).pipe(Effect.zipRight(sendLatest)))),
+          Effect.forkScoped
+        )
+      })
+
+    const answerLogin = (link: Link, request: LoginRequestData) =>
+      Effect.gen(function* () {
+        const key = yield* options.keys.issue(request)
+        const port = yield* options.publicPort
+        link.send(encodeRelayToAuth({ c: "b", d: { r: request.r, e: 0, g: options.publicHost, h: port, f: key } }))
+      })
+
+    const onMessage = (message: string | Uint8Array, link: Link) =>
+      Effect.gen(function* () {
+        const decoded = decodeAuthToRelay(typeof message === "string" ? message : new TextDecoder().decode(message))
+        if (Either.isLeft(decoded)) return yield* Effect.logWarning("authenticator sent an unreadable frame; ignored")
+        const frame = decoded.right
+        if ("s2s_auth" in frame) {
+          if (frame.s2s_auth === "ok") return current ? yield* Deferred.succeed(current.accepted, undefined) : undefined
+          if (Option.isNone(options.prove))
+            yield* Effect.logError(
+              "the authenticator demands credentials but neither relay.s2sSecret nor relay.s2sPrivateKeyPath is set"
+            )
+          const sig = Option.isSome(options.prove) ? yield* options.prove.value(frame.nonce) : ""
+          return link.send(encodeRelayToAuth({ s2s_auth: "response", id: options.serverId, sig }))
+        }
+        return yield* answerLogin(link, frame.d)
+      })
+
+    yield* federation.link({
+      name: `${options.serverId}->authenticator`,
+      url: options.url,
+      maxDelay: options.redialMax,
+      handler: { onOpen, onMessage }
+    })
+
+    const link: AuthLink = {
+      notifyLogout: (member) => {
+        if (current?.up)
+          current.link.send(
+            encodeRelayToAuth({ c: "c", d: { s: member.unitName, a: member.accountId, r: member.requestId } })
+          )
+      },
+      isUp: () => current?.up === true,
+      awaitUp: (up) =>
+        upState.changes.pipe(
+          Stream.filter((state) => state === up),
+          Stream.runHead,
+          Effect.asVoid
+        )
+    }
+    return link
+  })

@@ -1,0 +1,168 @@
+import { Effect, Either, Option } from "effect"
+import { isTaskMessage, route, validLoginKey, validUnitName } from "./Routing.ts"
+import {
+  encodeBinaryFrame,
+  type Envelope,
+  errorReply,
+  parseFrame,
+  type RelayErrorReason,
+  SystemMessage,
+  welcome
+} from "./Wire.ts"
+import { CloseCodes } from "../shared/CloseCodes.ts"
+import type { UnitGrant } from "./AuthLink.ts"
+import { Metrics } from "../../layers/Observability/Metrics.ts"
+import type { LoginKeys } from "./LoginKeys.ts"
+import {
+  accept,
+  type Connection,
+  reject,
+  type WebSocketProtocol,
+  type WireMessage
+} from "../../layers/Transport/Transport.ts"
+import type { Seat, UnitMember, UnitRoomsService } from "./UnitRooms.ts"
+
+/** What an accepted upgrade knows: the unit as its login key and URL define it. */
+export interface UnitConnection {
+  readonly member: UnitMember
+  readonly instanceLimit: number
+}
+
+export interface RelayProtocolOptions {
+  readonly serverName: string
+  readonly keys: LoginKeys<UnitGrant>
+  readonly rooms: UnitRoomsService
+  /** Called once a unit's connection is gone (the authenticator is told with LOGOUT). */
+  readonly onLeft: (member: UnitMember) => void
+}
+
+/**
+ * The relay's client WebSocket: ws(s)://host:port/?f=<login key>&s=<unit name>. The key is
+ * consumed at upgrade; the unit's account, group, actor type and permission come from it, never
+ * from the client. Every message is decoded, stamped with sd (the unit's own name) and p (its
+ * permission), and routed by the original's rules; anything else gets an error reply.
+ */
+export const makeRelayProtocol = (options: RelayProtocolOptions) =>
+  Effect.gen(function* () {
+    const metrics = yield* Metrics
+    const errors = metrics.counter(
+      "switchboard_de_client_errors_total",
+      "Client messages answered with an error reply",
+      ["server", "reason"]
+    )
+    const refusals = metrics.counter("switchboard_de_connect_refused_total", "Refused client connects", [
+      "server",
+      "reason"
+    ])
+    const { rooms, keys } = options
+
+    const refuse = (status: number, reason: string, label: string) =>
+      Effect.sync(() => {
+        refusals.labels({ server: options.serverName, reason: label }).inc()
+        return reject(status, reason)
+      })
+
+    const protocol: WebSocketProtocol<UnitConnection> = {
+      upgrade: (_request, { url }) =>
+        Effect.gen(function* () {
+          const key = url.searchParams.get("f") ?? ""
+          const unitName = url.searchParams.get("s") ?? ""
+          if (!validLoginKey(key)) return yield* refuse(401, "login key f is missing or malformed", "bad-key")
+          if (!validUnitName(unitName))
+            return yield* refuse(400, "unit name s is missing, reserved or invalid", "bad-unit-name")
+          const grant = yield* keys.consume(key)
+          if (Option.isNone(grant))
+            return yield* refuse(401, "login key is unknown, already used or expired", "key-refused")
+          const { a, b, at, prm, r, il } = grant.value
+          const member: UnitMember = { accountId: a, group: b, unitName, actorType: at, permission: prm, requestId: r }
+          if (!rooms.admits(member, il))
+            return yield* refuse(403, "the account's instance limit is reached", "instance-limit")
+          return accept<UnitConnection>({ member, instanceLimit: il })
+        }),
+
+      open: (connection) =>
+        Effect.gen(function* () {
+          const { member, instanceLimit } = connection.data
+          // Welcome first, so it is always the unit's first frame, before any room traffic.
+          connection.send(welcome(connection.remoteAddress))
+          const entered = yield* Effect.either(rooms.enter(member, connection, instanceLimit))
+          if (Either.isLeft(entered)) {
+            // Another connect of this account won the race for the last slot.
+            connection.close(CloseCodes.forbidden, "instance limit reached")
+            return { onMessage: () => {} }
+          }
+          const seat = entered.right
+          // LOGOUT goes out before the leave reaches the rooms, so it always precedes the INFO the leave causes.
+          yield* Effect.addFinalizer(() =>
+            Effect.sync(() => options.onLeft(member)).pipe(Effect.zipRight(rooms.exit(seat)))
+          )
+          return { onMessage: (message) => handle(seat, connection, message) }
+        })
+    }
+
+    const fail = (
+      connection: Connection<unknown>,
+      reason: RelayErrorReason,
+      text: string,
+      type?: number | string
+    ): void => {
+      errors.labels({ server: options.serverName, reason }).inc()
+      connection.send(errorReply(reason, text, type))
+    }
+
+    /** The envelope as forwarded: the relay's sd and p replace whatever the client sent. */
+    const stamped = (envelope: Envelope, member: UnitMember) => ({
+      ...envelope,
+      sd: member.unitName,
+      p: member.permission
+    })
+
+    /** System messages; only leaving the group needs asynchronous work (the rooms). */
+    const system = (seat: Seat, connection: Connection<unknown>, envelope: Envelope): Effect.Effect<void> | void => {
+      const { member } = seat
+      const reply = (s: string) => {
+        const ms =
+          envelope.ms !== null && typeof envelope.ms === "object" && !Array.isArray(envelope.ms) ? envelope.ms : {}
+        connection.send(JSON.stringify({ ...stamped(envelope, member), ms: { ...ms, s } }))
+      }
+      const type = envelope.mt
+      if (type === SystemMessage.ping) return reply("OK:pong")
+      if (type === SystemMessage.leaveGroup)
+        return Effect.zipRight(
+          rooms.leaveGroup(seat),
+          Effect.sync(() => reply("OK:dell"))
+        )
+      if (isTaskMessage(type)) return fail(connection, "tasks-unavailable", "this relay does not store tasks", type)
+      if (type === SystemMessage.udpProxy) {
+        return member.actorType === "d"
+          ? fail(connection, "udp-proxy-unavailable", "this relay offers no UDP proxy", type)
+          : fail(connection, "agents-only", "only agents may request a UDP proxy", type)
+      }
+      return fail(connection, "unknown-system-message", `unknown system message type ${String(type)}`, type)
+    }
+
+    /** One client message, handled synchronously except for the rare system message that is not. */
+    const handle = (seat: Seat, connection: Connection<unknown>, message: WireMessage): Effect.Effect<void> | void => {
+      const parsed = parseFrame(message)
+      if (Either.isLeft(parsed)) return fail(connection, "malformed", parsed.left.reason)
+      const frame = parsed.right
+      const { envelope } = frame
+      const decision = route(seat.member.actorType, envelope)
+      if (decision._tag === "System") return system(seat, connection, envelope)
+      const header = stamped(envelope, seat.member)
+      const out = frame._tag === "Text" ? JSON.stringify(header) : encodeBinaryFrame(header, frame.body)
+      const result = rooms.deliver(seat, decision.audience, out)
+      if (result._tag === "NotInGroup")
+        return fail(connection, "not-in-group", "this unit left its group (9006); reconnect to rejoin", envelope.mt)
+      if (result._tag === "TargetNotFound") {
+        return fail(
+          connection,
+          "target-not-found",
+          `no unit named ${JSON.stringify(result.unitName)} in this group`,
+          envelope.mt
+        )
+      }
+    }
+
+    return protocol
+  })

@@ -1,0 +1,237 @@
+import { Context, Data, Effect, Layer, PubSub, type Queue, type Scope } from "effect"
+import { Rooms, type RoomsService } from "../../layers/Rooms/Rooms.ts"
+import { type Audience, type RoomKey, roomPrefix, topicsOf, unitRoom } from "./Routing.ts"
+import type { ActorType } from "./Wire.ts"
+import { CloseCodes } from "../shared/CloseCodes.ts"
+import { Metrics } from "../../layers/Observability/Metrics.ts"
+import type { Connection, WireMessage } from "../../layers/Transport/Transport.ts"
+
+/** A connected DroneEngage unit as the login grant and the connect URL define it. */
+export interface UnitMember extends RoomKey {
+  readonly unitName: string
+  readonly actorType: ActorType
+  readonly permission: number
+  /** The authenticator's login request that admitted this unit (sent back on LOGOUT). */
+  readonly requestId: string
+}
+
+/** A unit's place: held from connect to disconnect; `inGroup` turns false after 9006 (leave group). */
+export interface Seat {
+  readonly member: UnitMember
+  readonly connection: Connection<unknown>
+  inGroup: boolean
+  /** Room names computed once at entry, so delivery builds no string except for a unit target. */
+  readonly prefix: string
+  readonly everyone: string
+  readonly gcs: string
+  readonly agents: string
+}
+
+export class InstanceLimitReached extends Data.TaggedError("InstanceLimitReached")<{
+  readonly accountId: string
+  readonly limit: number
+}> {}
+
+export type DeliveryResult =
+  | { readonly _tag: "Delivered"; readonly recipients: number }
+  | { readonly _tag: "NotInGroup" }
+  | { readonly _tag: "TargetNotFound"; readonly unitName: string }
+
+export type RoomChange = { readonly _tag: "Entered" | "Left"; readonly member: UnitMember }
+
+const entered = (member: UnitMember): RoomChange => ({ _tag: "Entered", member })
+const left = (member: UnitMember): RoomChange => ({ _tag: "Left", member })
+
+export interface UnitPresence {
+  readonly unitName: string
+  readonly actorType: ActorType
+}
+
+/** What the relay reports to the authenticator in INFO. */
+export interface RoomsSnapshot {
+  readonly accounts: ReadonlyArray<string>
+  readonly accountDetails: Record<string, ReadonlyArray<UnitPresence>>
+}
+
+/**
+ * DroneEngage rooms: account → group → units, on the generic Rooms Tag. A unit joins three rooms
+ * (everyone in its group, its actor type, itself) named by account and group (Routing.ts), so
+ * accounts never see each other and fan-out is one Rooms publish per message. The audience
+ * matrix, instance limits and same-name replacement are DroneEngage's and stay here; a
+ * multi-node Rooms implementation carries the same rooms across nodes.
+ */
+export interface UnitRoomsService {
+  /** True when the account may open one more unit (a same-name replacement does not count). */
+  readonly admits: (member: UnitMember, instanceLimit: number) => boolean
+  /**
+   * Seats a unit: subscribes its topics. A unit of the same name in the same account is
+   * replaced (its socket closes with 4004).
+   */
+  readonly enter: (
+    member: UnitMember,
+    connection: Connection<unknown>,
+    instanceLimit: number
+  ) => Effect.Effect<Seat, InstanceLimitReached>
+  /** 9006: the unit stays connected but leaves its group (no more deliveries either way). */
+  readonly leaveGroup: (seat: Seat) => Effect.Effect<void>
+  /** The unit disconnected; a no-op for a seat that was already replaced. */
+  readonly exit: (seat: Seat) => Effect.Effect<void>
+  /** Hot path: fan-out of one frame to an audience of the sender's room, never to the sender. */
+  readonly deliver: (seat: Seat, audience: Audience, frame: WireMessage) => DeliveryResult
+  readonly presence: (room: RoomKey) => Effect.Effect<ReadonlyArray<UnitPresence>>
+  readonly snapshot: Effect.Effect<RoomsSnapshot>
+  /** Joins and leaves, for as long as the caller's Scope lives. */
+  readonly changes: Effect.Effect<Queue.Dequeue<RoomChange>, never, Scope.Scope>
+}
+
+export class UnitRooms extends Context.Tag("switchboard/droneengage/UnitRooms")<UnitRooms, UnitRoomsService>() {}
+
+const seatOf = (member: UnitMember, connection: Connection<unknown>): Seat => {
+  const prefix = roomPrefix(member)
+  return {
+    member,
+    connection,
+    inGroup: true,
+    prefix,
+    everyone: `${prefix}all`,
+    gcs: `${prefix}gcs`,
+    agents: `${prefix}agents`
+  }
+}
+
+/** Unit rooms over the Rooms Tag. `serverName` labels the metrics. */
+export const makeUnitRooms = (serverName: string) =>
+  Effect.gen(function* () {
+    const rooms: RoomsService = yield* Rooms
+    const metrics = yield* Metrics
+    const deliveries = metrics
+      .counter("switchboard_de_deliveries_total", "Messages handed to a recipient unit by room fan-out", ["server"])
+      .labels({ server: serverName })
+    const routed = metrics.counter("switchboard_de_routed_total", "Messages routed by audience", ["server", "audience"])
+    const routedBy = {
+      Everyone: routed.labels({ server: serverName, audience: "everyone" }),
+      Gcs: routed.labels({ server: serverName, audience: "gcs" }),
+      Agents: routed.labels({ server: serverName, audience: "agents" }),
+      Unit: routed.labels({ server: serverName, audience: "unit" })
+    }
+    const unitsGauge = metrics
+      .gauge("switchboard_de_units", "Units seated in rooms", ["server"])
+      .labels({ server: serverName })
+    const changes = yield* PubSub.unbounded<RoomChange>()
+
+    /** accountId → unitName → seat: unit names are unique per account. */
+    const accounts = new Map<string, Map<string, Seat>>()
+
+    const roomsOf = (seat: Seat) => topicsOf(seat.member, seat.member.actorType, seat.member.unitName)
+
+    const joinRooms = (seat: Seat) => {
+      const member = { id: seat.member.unitName, info: seat.member.actorType }
+      return Effect.forEach(roomsOf(seat), (room) => rooms.join(room, seat.connection, member), { discard: true })
+    }
+
+    const leaveRooms = (seat: Seat) =>
+      Effect.suspend(() => {
+        if (!seat.inGroup) return Effect.void
+        seat.inGroup = false
+        return Effect.forEach(roomsOf(seat), (room) => rooms.leave(room, seat.connection), { discard: true })
+      })
+
+    /** Takes a seat out of its account; false when it was already replaced or gone. */
+    const removeSeat = (seat: Seat) =>
+      Effect.suspend(() => {
+        const units = accounts.get(seat.member.accountId)
+        if (!units || units.get(seat.member.unitName) !== seat) return Effect.succeed(false)
+        units.delete(seat.member.unitName)
+        if (units.size === 0) accounts.delete(seat.member.accountId)
+        unitsGauge.dec()
+        return Effect.as(leaveRooms(seat), true)
+      })
+
+    const admits = (member: UnitMember, instanceLimit: number) => {
+      if (instanceLimit <= 0) return true
+      const units = accounts.get(member.accountId)
+      if (!units) return true
+      return units.size - (units.has(member.unitName) ? 1 : 0) < instanceLimit
+    }
+
+    /** The room an audience names and how many of this node's units hear it (the sender never does). */
+    const deliver = (seat: Seat, audience: Audience, frame: WireMessage): DeliveryResult => {
+      if (!seat.inGroup) return { _tag: "NotInGroup" }
+      const self = seat.member.actorType
+      let room: string
+      let recipients: number
+      switch (audience._tag) {
+        case "Everyone":
+          room = seat.everyone
+          recipients = rooms.localCount(room) - 1
+          break
+        case "Gcs":
+          room = seat.gcs
+          recipients = rooms.localCount(room) - (self === "g" ? 1 : 0)
+          break
+        case "Agents":
+          room = seat.agents
+          recipients = rooms.localCount(room) - (self === "d" ? 1 : 0)
+          break
+        case "Unit":
+          room = unitRoom(seat.prefix, audience.unitName)
+          if (rooms.localCount(room) === 0) return { _tag: "TargetNotFound", unitName: audience.unitName }
+          recipients = audience.unitName === seat.member.unitName ? 0 : 1
+      }
+      routedBy[audience._tag].inc()
+      if (recipients > 0) {
+        rooms.publish(room, frame, seat.connection)
+        deliveries.inc(recipients)
+      }
+      return { _tag: "Delivered", recipients }
+    }
+
+    const service: UnitRoomsService = {
+      admits,
+      enter: (member, connection, instanceLimit) =>
+        Effect.gen(function* () {
+          if (!admits(member, instanceLimit))
+            return yield* new InstanceLimitReached({ accountId: member.accountId, limit: instanceLimit })
+          const previous = accounts.get(member.accountId)?.get(member.unitName)
+          if (previous) {
+            // Out of the rooms first, so the replaced socket hears nothing more, then closed with 4004.
+            yield* removeSeat(previous)
+            previous.connection.close(CloseCodes.replaced)
+            yield* PubSub.publish(changes, left(previous.member))
+          }
+          const seat = seatOf(member, connection)
+          let units = accounts.get(member.accountId)
+          if (!units) accounts.set(member.accountId, (units = new Map()))
+          units.set(member.unitName, seat)
+          unitsGauge.inc()
+          yield* joinRooms(seat)
+          yield* PubSub.publish(changes, entered(member))
+          return seat
+        }),
+      leaveGroup: leaveRooms,
+      exit: (seat) =>
+        Effect.flatMap(removeSeat(seat), (removed) =>
+          removed ? PubSub.publish(changes, left(seat.member)) : Effect.void
+        ).pipe(Effect.asVoid),
+      deliver,
+      presence: (room) =>
+        Effect.map(rooms.members(`${roomPrefix(room)}all`), (members) =>
+          members.map((member) => ({ unitName: member.id, actorType: member.info as ActorType }))
+        ),
+      snapshot: Effect.sync(() => {
+        const accountDetails: Record<string, Array<UnitPresence>> = {}
+        for (const [accountId, units] of accounts) {
+          accountDetails[accountId] = [...units.values()].map((seat) => ({
+            unitName: seat.member.unitName,
+            actorType: seat.member.actorType
+          }))
+        }
+        return { accounts: [...accounts.keys()], accountDetails }
+      }),
+      changes: PubSub.subscribe(changes)
+    }
+    return service
+  })
+
+/** DroneEngage's unit rooms on whatever Rooms the program provides (in-process by default). */
+export const UnitRoomsLive = (serverName: string) => Layer.effect(UnitRooms, makeUnitRooms(serverName))

@@ -1,0 +1,133 @@
+import { Clock, Duration, Effect, Option } from "effect"
+import type { HydrogenSettings } from "./Config.ts"
+import { applicationError, authenticationError, ErrorCodes, type HydrogenError, protocolError } from "./Errors.ts"
+import type { Identity } from "./Permissions.ts"
+import { CloseCodes } from "../shared/CloseCodes.ts"
+import type { Metrics } from "../../layers/Observability/Metrics.ts"
+import type { TokensService } from "../../layers/Tokens/Tokens.ts"
+import type { AckTracker } from "./Acks.ts"
+import type { RecoverFrom } from "./Recovery.ts"
+import type { Channels, SubscribeResult } from "./Channels.ts"
+import { type HydrogenConnection, Session } from "./Session.ts"
+import { sweepEvery } from "../shared/Sweeps.ts"
+
+/** The Tokens kind of resume tokens (session ids). */
+const resumeTokens = "hydrogen/session"
+/** Revocation ends a resume token with its session; the lifetime only bounds what a leak could keep. */
+const resumeTokenLifetime = Duration.days(30)
+/** Who may resume a session: the same identity (kind and name). */
+const ownerOf = (identity: Identity) => `${identity.kind}\u0000${identity.name}`
+
+export interface ResumeResult {
+  readonly session: Session
+  readonly channels: Record<string, SubscribeResult>
+}
+
+/**
+ * Sessions and their recovery. A session outlives its connection by RecoveryWindow; a client that
+ * reconnects in time sends system/resume with the old session id and its last seen (epoch, seq)
+ * per reliable channel, and gets its subscriptions back, exactly the events it missed (from
+ * history), then live ones; its unacked events are resent. After the window the session ends and
+ * its unacked events are reported undeliverable: one server-wide sweep (every second) visits the
+ * detached sessions only.
+ * A session's id is its resume token: issued and kept by the Tokens Tag (128 random bits, hashed
+ * lookup, constant-time compare) with the owner's identity as its value, revoked when the session ends.
+ */
+export const makeSessions = (deps: {
+  readonly settings: HydrogenSettings
+  readonly channels: Channels
+  readonly acks: AckTracker
+  readonly metrics: typeof Metrics.Service
+  readonly tokens: TokensService
+}) =>
+  Effect.gen(function* () {
+    const { settings, channels, acks, tokens } = deps
+    const sessions = new Map<string, Session>()
+    /** Sessions waiting for a resume within the recovery window. */
+    const detached = new Set<Session>()
+    const windowMillis = Duration.toMillis(settings.recoveryWindow)
+    const sessionGauge = deps.metrics.gauge("switchboard_hydrogen_sessions", "Live sessions, attached or waiting for a resume")
+    const resumes = deps.metrics.counter("switchboard_hydrogen_resumes_total", "Session resume attempts", ["outcome"])
+
+    const create = (identity: Identity, connection: HydrogenConnection) =>
+      Effect.map(tokens.issue(resumeTokens, ownerOf(identity), resumeTokenLifetime), (id) => {
+        const session = new Session(id, identity, connection)
+        sessions.set(session.id, session)
+        sessionGauge.inc()
+        return session
+      })
+
+    const end = (session: Session, reason: string) =>
+      Effect.suspend(() => {
+        if (!sessions.delete(session.id)) return Effect.void
+        detached.delete(session)
+        sessionGauge.dec()
+        return Effect.all(
+          [tokens.revoke(resumeTokens, session.id), channels.forget(session), acks.abandonAll(session, reason)],
+          { discard: true }
+        )
+      })
+
+    yield* sweepEvery("recovery window", Duration.seconds(1), detached, (session, now) =>
+      session.detachedAt !== undefined && now - session.detachedAt >= windowMillis ? end(session, "session_expired") : undefined)
+
+    /** The connection is gone: keep the session for the recovery window, unless another connection took it. */
+    const detach = (session: Session, connection: HydrogenConnection) =>
+      Effect.zipRight(channels.disconnected(session, connection), Effect.suspend(() => {
+        if (session.connection !== connection) return Effect.void
+        session.connection = undefined
+        // Nothing to give back on a resume: no reason to hold memory for the window.
+        if (session.subscriptions.size === 0 && session.pending.size === 0) return end(session, "session_expired")
+        if (windowMillis === 0) return end(session, "session_expired")
+        return Effect.map(Clock.currentTimeMillis, (now) => {
+          session.detachedAt = now
+          detached.add(session)
+        })
+      }))
+
+    const resume = (current: Session, sessionId: string, positions: Readonly<Record<string, RecoverFrom>>): Effect.Effect<ResumeResult, HydrogenError> =>
+      Effect.gen(function* () {
+        const owner = yield* tokens.get(resumeTokens, sessionId)
+        const previous = Option.isSome(owner) ? sessions.get(sessionId) : undefined
+        if (!previous || previous === current) {
+          resumes.inc({ outcome: "unknown" })
+          return yield* applicationError(ErrorCodes.sessionUnknown, "no such session (expired or never existed): subscribe again")
+        }
+        if (Option.getOrThrow(owner) !== ownerOf(current.identity)) {
+          resumes.inc({ outcome: "forbidden" })
+          return yield* authenticationError(ErrorCodes.forbidden, "the session belongs to another identity")
+        }
+        if (current.subscriptions.size > 0) {
+          return yield* protocolError(ErrorCodes.invalidData, "resume must come before any subscribe on a connection")
+        }
+        const connection = current.connection!
+        detached.delete(previous)
+        previous.detachedAt = undefined
+        const displaced = previous.connection
+        previous.connection = connection
+        if (displaced && displaced !== connection) displaced.close(CloseCodes.replaced)
+        yield* end(current, "replaced_by_resume")
+
+        const results: Record<string, SubscribeResult> = {}
+        const seen = new Map<string, number>()
+        const replayed = new Set<string>()
+        for (const subscription of [...previous.subscriptions.values()]) {
+          const position = channels.isReliable(subscription.channel) ? positions[subscription.channel] : undefined
+          const result = yield* channels.subscribe(previous, {
+            channel: subscription.channel, filter: subscription.filter, priority: subscription.priority, recover: position
+          })
+          results[subscription.channel] = result
+          if (position && result.recovery?.recovered) {
+            seen.set(subscription.channel, position.seq)
+            if (result.recovery.replayed > 0) replayed.add(subscription.channel)
+          }
+        }
+        yield* acks.resumed(previous, seen, replayed)
+        resumes.inc({ outcome: "resumed" })
+        return { session: previous, channels: results }
+      })
+
+    return { create, detach, resume, count: () => sessions.size }
+  })
+
+export type Sessions = Effect.Effect.Success<ReturnType<typeof makeSessions>>

@@ -1,0 +1,80 @@
+import { describe, expect } from "bun:test"
+import { Effect, Layer, Queue } from "effect"
+import { InProcessRoomsLive } from "../../../layers/Rooms/InProcessRooms.ts"
+import { Rooms } from "../../../layers/Rooms/Rooms.ts"
+import { MemoryNetwork, MemoryTransportTest } from "../../../layers/Transport/MemoryTransport.ts"
+import { accept, Transport } from "../../../layers/Transport/Transport.ts"
+import { defaultSocketLimits } from "../../../src/shared/SocketLimits.ts"
+import { it } from "../../support/effect.ts"
+
+/** A server whose clients join the room named in their URL and say "all:<text>" or "others:<text>". */
+const start = Effect.gen(function* () {
+  const transport = yield* Transport
+  const rooms = yield* Rooms
+  return yield* transport.serve({
+    name: "rooms-test",
+    port: 0,
+    limits: defaultSocketLimits,
+    websocket: {
+      upgrade: (_request, info) => Effect.succeed(accept({ room: info.url.searchParams.get("room")!, id: info.url.searchParams.get("id")! })),
+      open: (connection) =>
+        Effect.gen(function* () {
+          const { room, id } = connection.data
+          yield* rooms.join(room, connection, { id, info: `member ${id}` })
+          yield* Effect.addFinalizer(() => rooms.leave(room, connection))
+          return {
+            onMessage: (message) => {
+              const text = String(message)
+              if (text.startsWith("others:")) rooms.publish(room, text, connection)
+              else if (text.startsWith("all:")) rooms.publish(room, text)
+              else if (text === "leave") return rooms.leave(room, connection)
+            }
+          }
+        })
+    }
+  })
+})
+
+const TestLayers = Layer.merge(MemoryTransportTest, InProcessRoomsLive)
+
+describe("InProcessRooms", () => {
+  it.effect("publish with a sender reaches the others; without one it reaches every member once; rooms are apart", () =>
+    Effect.gen(function* () {
+      const network = yield* MemoryNetwork
+      const server = yield* start
+      const a = yield* network.connect(server.port, "/?room=r1&id=a")
+      const b = yield* network.connect(server.port, "/?room=r1&id=b")
+      const c = yield* network.connect(server.port, "/?room=r2&id=c")
+      yield* a.send("others:1")
+      expect(yield* b.next()).toBe("others:1")
+      yield* b.send("all:2")
+      expect(yield* a.next()).toBe("all:2")
+      expect(yield* b.next()).toBe("all:2")
+      // c's room is another: a message to r2 from c is the next thing c sees.
+      yield* c.send("all:3")
+      expect(yield* c.next()).toBe("all:3")
+      yield* a.expectSilence()
+      yield* b.expectSilence()
+    }).pipe(Effect.provide(TestLayers)))
+
+  it.effect("members in join order, changes reported, a leaver gets nothing more and empty rooms are dropped", () =>
+    Effect.gen(function* () {
+      const network = yield* MemoryNetwork
+      const rooms = yield* Rooms
+      const changes = yield* rooms.changes
+      const server = yield* start
+      const a = yield* network.connect(server.port, "/?room=r&id=a")
+      const b = yield* network.connect(server.port, "/?room=r&id=b")
+      expect((yield* rooms.members("r")).map((m) => m.id)).toEqual(["a", "b"])
+      expect(rooms.localCount("r")).toBe(2)
+      yield* b.send("leave")
+      yield* a.send("all:after")
+      expect(yield* a.next()).toBe("all:after")
+      yield* b.expectSilence()
+      yield* a.close()
+      const seen = yield* Effect.all([Queue.take(changes), Queue.take(changes), Queue.take(changes), Queue.take(changes)])
+      expect(seen.map((change) => `${change._tag}:${change.member.id}`)).toEqual(["Joined:a", "Joined:b", "Left:b", "Left:a"])
+      expect(rooms.localCount("r")).toBe(0)
+      expect(yield* rooms.members("r")).toEqual([])
+    }).pipe(Effect.provide(TestLayers)))
+})
