@@ -16,14 +16,19 @@ import { InProcessRoomsLive } from "../layers/Rooms/InProcessRooms.ts"
 import { MemoryFileStore } from "../layers/Storage/FileStore.ts"
 import { FileSystemFileStore } from "../layers/Storage/FileSystemFileStore.ts"
 import { BunTransportLive } from "../layers/Transport/BunTransport.ts"
-import { type NeighbourhoodConfig, NeighbourhoodConfig as NeighbourhoodConfigSchema } from "../src/neighbourhood/Config.ts"
+import {
+  type NeighbourhoodConfig,
+  NeighbourhoodConfig as NeighbourhoodConfigSchema
+} from "../src/neighbourhood/Config.ts"
 import { makeFileRoutes } from "../src/neighbourhood/Files.ts"
 import { serveNeighbourhood } from "../src/neighbourhood/Server.ts"
 import { neighbourhoodPageRoutes } from "../src/neighbourhood/web/assets.ts"
 
 const fileStoreFor = (files: NeighbourhoodConfig["files"]) => {
   const quota = { quotaBytes: files.quotaBytes, maxAge: files.maxAge }
-  return files.backend === "memory" ? MemoryFileStore(quota) : FileSystemFileStore(files.directory, quota).pipe(Layer.provide(BunFileSystem.layer))
+  return files.backend === "memory"
+    ? MemoryFileStore(quota)
+    : FileSystemFileStore(files.directory, quota).pipe(Layer.provide(BunFileSystem.layer))
 }
 
 /** One Neighbourhood server from its config, for the lifetime of the layer. */
@@ -34,14 +39,26 @@ export const NeighbourhoodFrom = (config: NeighbourhoodConfig) =>
       const neighbours = yield* loadNeighbourKeys(config.neighbours)
       const files = yield* makeFileRoutes({ maxBytes: config.files.maxBytes, publicUrl: config.publicUrl })
       const page = yield* neighbourhoodPageRoutes
-      const http = HttpRouter.concatAll(page, files, HttpRouter.empty.pipe(HttpRouter.get("/metrics", metricsResponse))).pipe(
+      const http = HttpRouter.concatAll(
+        page,
+        files,
+        HttpRouter.empty.pipe(HttpRouter.get("/metrics", metricsResponse))
+      ).pipe(
         Effect.catchTag("RouteNotFound", () => HttpServerResponse.unsafeJson({ error: "not found" }, { status: 404 }))
       )
       yield* Effect.logInfo(`neighbourhood server key fingerprint ${identity.fingerprint}`)
       yield* serveNeighbourhood({ config, identity, neighbours, http })
     })
   ).pipe(
-    Layer.provide(Layer.mergeAll(BunTransportLive, InProcessRoomsLive, InProcessFederationLive, BunFileSystem.layer, fileStoreFor(config.files)))
+    Layer.provide(
+      Layer.mergeAll(
+        BunTransportLive,
+        InProcessRoomsLive,
+        InProcessFederationLive,
+        BunFileSystem.layer,
+        fileStoreFor(config.files)
+      )
+    )
   )
 
 export const NeighbourhoodLive = Layer.unwrapEffect(Effect.map(NeighbourhoodConfigSchema, NeighbourhoodFrom))

@@ -2,7 +2,13 @@ import { rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { NeighbourhoodClient } from "../../src/neighbourhood/Client.ts"
-import { exportPrivatePem, exportPublicPem, generateKeyPair, signData, verifyData } from "../../src/neighbourhood/Crypto.ts"
+import {
+  exportPrivatePem,
+  exportPublicPem,
+  generateKeyPair,
+  signData,
+  verifyData
+} from "../../src/neighbourhood/Crypto.ts"
 import { cpuBetween, cpuMicros, sampleCpu } from "../lib/proc.ts"
 import { freePort, liveServers, waitFor } from "../lib/servers.ts"
 import { Histogram, spreadOf } from "../lib/stats.ts"
@@ -30,7 +36,12 @@ interface ServerProcess {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Starts programs/neighbourhood.ts on a loopback port with benchmark limits and the given neighbours. */
-const startServer = async (index: number, port: number, keyPem: string, neighbours: Array<{ address: string; port: number; publicPem: string }>) => {
+const startServer = async (
+  index: number,
+  port: number,
+  keyPem: string,
+  neighbours: Array<{ address: string; port: number; publicPem: string }>
+) => {
   const dir = join(tmpdir(), `switchboard-bench-neighbourhood-${process.pid}-${port}`)
   const keyPath = `${dir}-key.pem`
   const configPath = `${dir}.json`
@@ -41,22 +52,36 @@ const startServer = async (index: number, port: number, keyPem: string, neighbou
       hostname: "127.0.0.1",
       address: `s${index}`,
       keyPath,
-      neighbours: neighbours.map((n) => ({ address: n.address, url: `ws://127.0.0.1:${n.port}/`, publicKey: n.publicPem })),
+      neighbours: neighbours.map((n) => ({
+        address: n.address,
+        url: `ws://127.0.0.1:${n.port}/`,
+        publicKey: n.publicPem
+      })),
       files: { backend: "memory" },
-      limits: { messagesPerSecond: 1_000_000, messageBurst: 1_000_000, connectionsPerSecond: 10_000, connectionBurst: 10_000 },
+      limits: {
+        messagesPerSecond: 1_000_000,
+        messageBurst: 1_000_000,
+        connectionsPerSecond: 10_000,
+        connectionBurst: 10_000
+      },
       maxConnections: 0
     }
   }
   writeFileSync(configPath, JSON.stringify(config))
   // BENCH_PROFILE=<dir> profiles the servers, as for the other scenarios.
-  const profile = process.env.BENCH_PROFILE ? ["--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []
-  const child = Bun.spawn([process.execPath, ...profile, join(root, "programs/neighbourhood.ts"), "--config", configPath], {
-    cwd: root,
-    env: { ...process.env, LOG_LEVEL: "warning" },
-    stdin: "ignore",
-    stdout: "ignore",
-    stderr: "pipe"
-  })
+  const profile = process.env.BENCH_PROFILE
+    ? ["--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`]
+    : []
+  const child = Bun.spawn(
+    [process.execPath, ...profile, join(root, "programs/neighbourhood.ts"), "--config", configPath],
+    {
+      cwd: root,
+      env: { ...process.env, LOG_LEVEL: "warning" },
+      stdin: "ignore",
+      stdout: "ignore",
+      stderr: "pipe"
+    }
+  )
   liveServers.add(child)
   const cleanup = () => {
     rmSync(keyPath, { force: true })
@@ -64,8 +89,12 @@ const startServer = async (index: number, port: number, keyPem: string, neighbou
   }
   try {
     await waitFor(`neighbourhood server on ${port}`, async () => {
-      if (child.exitCode !== null) throw new Error(`neighbourhood server exited: ${await new Response(child.stderr).text()}`)
-      return fetch(`http://127.0.0.1:${port}/favicon.ico`).then(() => true, () => false)
+      if (child.exitCode !== null)
+        throw new Error(`neighbourhood server exited: ${await new Response(child.stderr).text()}`)
+      return fetch(`http://127.0.0.1:${port}/favicon.ico`).then(
+        () => true,
+        () => false
+      )
     })
   } catch (error) {
     child.kill(9)
@@ -88,15 +117,19 @@ const startServer = async (index: number, port: number, keyPem: string, neighbou
 
 /** A mesh of `count` servers (full mesh, generated server keys). */
 export const startMesh = async (count: number) => {
-  const keys = await Promise.all(Array.from({ length: count }, async () => {
-    const pair = await generateKeyPair()
-    return { privatePem: await exportPrivatePem(pair.privateKey), publicPem: await exportPublicPem(pair.publicKey) }
-  }))
+  const keys = await Promise.all(
+    Array.from({ length: count }, async () => {
+      const pair = await generateKeyPair()
+      return { privatePem: await exportPrivatePem(pair.privateKey), publicPem: await exportPublicPem(pair.publicKey) }
+    })
+  )
   const ports = Array.from({ length: count }, () => freePort())
   const servers: Array<ServerProcess> = []
   try {
     for (let i = 0; i < count; i++) {
-      const neighbours = ports.map((port, j) => ({ address: `s${j}`, port, publicPem: keys[j]!.publicPem })).filter((_, j) => j !== i)
+      const neighbours = ports
+        .map((port, j) => ({ address: `s${j}`, port, publicPem: keys[j]!.publicPem }))
+        .filter((_, j) => j !== i)
       servers.push(await startServer(i, ports[i]!, keys[i]!.privatePem, neighbours))
     }
   } catch (error) {
@@ -137,11 +170,15 @@ const waitForClients = async (port: number, total: number) => {
   }
   await new Promise((resolve) => (socket.onopen = resolve))
   try {
-    await waitFor(`${total} clients listed`, async () => {
-      socket.send(JSON.stringify({ type: "client_list_request" }))
-      await sleep(50)
-      return listed >= total
-    }, 30_000)
+    await waitFor(
+      `${total} clients listed`,
+      async () => {
+        socket.send(JSON.stringify({ type: "client_list_request" }))
+        await sleep(50)
+        return listed >= total
+      },
+      30_000
+    )
   } finally {
     socket.close()
   }
@@ -181,8 +218,10 @@ const replay = async (
     probeDone.onDone = (sender, seq) => {
       latency.record((performance.now() - sentAt[sender]![seq]!) * 1000)
       done++
-      if (!mark && done >= total * 0.1) mark = { at: performance.now(), deliveries: received(), cpu: sampleCpu(serverPids), done }
-      if (!end && done >= total * 0.9) end = { at: performance.now(), deliveries: received(), cpu: sampleCpu(serverPids), done }
+      if (!mark && done >= total * 0.1)
+        mark = { at: performance.now(), deliveries: received(), cpu: sampleCpu(serverPids), done }
+      if (!end && done >= total * 0.9)
+        end = { at: performance.now(), deliveries: received(), cpu: sampleCpu(serverPids), done }
       send(sender)
       if (done === total) resolve()
     }
@@ -218,7 +257,11 @@ const text = (sender: number, seq: number) => `b ${sender} ${seq} `.padEnd(PAYLO
 const probeParse = /b (\d+) (\d+) /
 
 /** Public chat: 100 clients spread over `servers`, 10 of them senders; every message reaches the other 99. */
-const publicFanout = async (keys: ReadonlyArray<NeighbourhoodClient>, serverCount: number, perSender: number): Promise<RunFigures> => {
+const publicFanout = async (
+  keys: ReadonlyArray<NeighbourhoodClient>,
+  serverCount: number,
+  perSender: number
+): Promise<RunFigures> => {
   const servers = await startMesh(serverCount)
   const clients: Array<BenchClient> = []
   try {
@@ -236,9 +279,18 @@ const publicFanout = async (keys: ReadonlyArray<NeighbourhoodClient>, serverCoun
     }
     await waitForClients(servers[0]!.port, keys.length)
     const senders = clients.slice(0, SENDERS)
-    const frames = await Promise.all(senders.map((s, i) => Promise.all(Array.from({ length: perSender }, (_, q) => s.client.publicChat(text(i, q))))))
+    const frames = await Promise.all(
+      senders.map((s, i) => Promise.all(Array.from({ length: perSender }, (_, q) => s.client.publicChat(text(i, q)))))
+    )
     for (const c of clients) c.received = 0
-    return await replay(senders, frames, clients, probe, keys.length - 1, servers.map((s) => s.pid))
+    return await replay(
+      senders,
+      frames,
+      clients,
+      probe,
+      keys.length - 1,
+      servers.map((s) => s.pid)
+    )
   } finally {
     for (const c of clients) c.socket.close()
     await Promise.all(servers.map((s) => s.stop()))
@@ -256,16 +308,17 @@ const privateRouting = async (keys: ReadonlyArray<NeighbourhoodClient>, perSende
     for (let i = 0; i < SENDERS; i++) clients.push(await connectClient(servers[0]!.port, keys[i]!))
     for (let i = SENDERS; i < 2 * SENDERS; i++) {
       // The probe tells chats apart by their signature (the plaintext is sealed).
-      const onFrame = i === SENDERS
-        ? (frame: string) => {
-            const signature = /"signature":"([^"]+)"/.exec(frame)?.[1]
-            if (!signature) return
-            for (const [s, order] of sentOrder.entries()) {
-              const q = order.get(signature)
-              if (q !== undefined) return probe.onDone(s, q)
+      const onFrame =
+        i === SENDERS
+          ? (frame: string) => {
+              const signature = /"signature":"([^"]+)"/.exec(frame)?.[1]
+              if (!signature) return
+              for (const [s, order] of sentOrder.entries()) {
+                const q = order.get(signature)
+                if (q !== undefined) return probe.onDone(s, q)
+              }
             }
-          }
-        : undefined
+          : undefined
       clients.push(await connectClient(servers[1]!.port, keys[i]!, onFrame))
     }
     await waitForClients(servers[0]!.port, 2 * SENDERS)
@@ -279,9 +332,17 @@ const privateRouting = async (keys: ReadonlyArray<NeighbourhoodClient>, perSende
         return list
       })
     )
-    for (const list of frames) sentOrder.push(new Map(list.map((frame, q) => [JSON.parse(frame).signature as string, q])))
+    for (const list of frames)
+      sentOrder.push(new Map(list.map((frame, q) => [JSON.parse(frame).signature as string, q])))
     for (const c of clients) c.received = 0
-    return await replay(senders, frames, clients.slice(SENDERS), probe, SENDERS, servers.map((s) => s.pid))
+    return await replay(
+      senders,
+      frames,
+      clients.slice(SENDERS),
+      probe,
+      SENDERS,
+      servers.map((s) => s.pid)
+    )
   } finally {
     for (const c of clients) c.socket.close()
     await Promise.all(servers.map((s) => s.stop()))
@@ -328,7 +389,9 @@ export const neighbourhood: Scenario = {
     const notes: Array<string> = []
     const skipped: Array<string> = []
     const perSender = context.quick ? 150 : 600
-    context.log(`  generating 100 client keys and signing ${SENDERS * perSender} messages per case (RSA-2048, ~1 ms each)…`)
+    context.log(
+      `  generating 100 client keys and signing ${SENDERS * perSender} messages per case (RSA-2048, ~1 ms each)…`
+    )
     const keys = await Promise.all(Array.from({ length: 100 }, () => NeighbourhoodClient.generate()))
     const relay = context.earlier.get("fanout")?.rows.find((r) => r.server === "relay" && r.case === "100 units, 64 B")
     const relayRate = relay?.metrics.deliveriesPerSec?.median
@@ -377,11 +440,20 @@ export const neighbourhood: Scenario = {
         `${formatRate(verify.perCoreSecond)} per CPU-second`
     )
     if (relayRate === undefined) notes.push("no relay fan-out result to compare with (run the fanout scenario first)")
-    notes.push("messagesPerCoreSecond: client messages (each one RSA-PSS verification at its home server, one more per neighbour for public chats) per server CPU-second")
+    notes.push(
+      "messagesPerCoreSecond: client messages (each one RSA-PSS verification at its home server, one more per neighbour for public chats) per server CPU-second"
+    )
     return {
       scenario: "neighbourhood",
       title: neighbourhood.title,
-      settings: { senders: SENDERS, window: WINDOW, payloadBytes: PAYLOAD, perSender, runs: context.runs, clients: 100 },
+      settings: {
+        senders: SENDERS,
+        window: WINDOW,
+        payloadBytes: PAYLOAD,
+        perSender,
+        runs: context.runs,
+        clients: 100
+      },
       rows,
       notes,
       skipped

@@ -30,21 +30,32 @@ export const loadOrCreateServerKey = (keyPath: string) =>
     if (!exists) {
       const pair = yield* Effect.promise(() => generateKeyPair())
       const directory = keyPath.includes("/") ? keyPath.slice(0, keyPath.lastIndexOf("/")) : "."
-      yield* fs.makeDirectory(directory, { recursive: true, mode: 0o700 }).pipe(Effect.mapError(() => fail(`cannot create ${directory}`)))
-      yield* fs.writeFileString(keyPath, yield* Effect.promise(() => exportPrivatePem(pair.privateKey)), { mode: 0o600 }).pipe(
-        Effect.mapError(() => fail(`cannot write ${keyPath}`))
+      yield* fs
+        .makeDirectory(directory, { recursive: true, mode: 0o700 })
+        .pipe(Effect.mapError(() => fail(`cannot create ${directory}`)))
+      yield* fs
+        .writeFileString(keyPath, yield* Effect.promise(() => exportPrivatePem(pair.privateKey)), { mode: 0o600 })
+        .pipe(Effect.mapError(() => fail(`cannot write ${keyPath}`)))
+      yield* fs
+        .writeFileString(publicKeyPathOf(keyPath), `${yield* Effect.promise(() => exportPublicPem(pair.publicKey))}\n`)
+        .pipe(Effect.mapError(() => fail(`cannot write ${publicKeyPathOf(keyPath)}`)))
+      yield* Effect.logInfo(
+        `generated a neighbourhood server key in ${keyPath} (public key in ${publicKeyPathOf(keyPath)})`
       )
-      yield* fs.writeFileString(publicKeyPathOf(keyPath), `${yield* Effect.promise(() => exportPublicPem(pair.publicKey))}\n`).pipe(
-        Effect.mapError(() => fail(`cannot write ${publicKeyPathOf(keyPath)}`))
-      )
-      yield* Effect.logInfo(`generated a neighbourhood server key in ${keyPath} (public key in ${publicKeyPathOf(keyPath)})`)
     }
     const pem = yield* fs.readFileString(keyPath).pipe(Effect.mapError(() => fail(`cannot read ${keyPath}`)))
     const pkcs8 = pkcs8FromPem(pem)
     if (!pkcs8) return yield* fail(`${keyPath} is not a PKCS#8 PEM private key`)
-    const { signKey } = yield* Effect.tryPromise({ try: () => importPrivateKey(pkcs8), catch: () => fail(`${keyPath} is not an RSA private key`) })
+    const { signKey } = yield* Effect.tryPromise({
+      try: () => importPrivateKey(pkcs8),
+      catch: () => fail(`${keyPath} is not an RSA private key`)
+    })
     const spki = yield* Effect.promise(() => publicSpkiOfPrivate(signKey))
-    const identity: ServerIdentity = { signKey, publicPem: canonicalPem(spki), fingerprint: yield* Effect.promise(() => fingerprintOf(spki)) }
+    const identity: ServerIdentity = {
+      signKey,
+      publicPem: canonicalPem(spki),
+      fingerprint: yield* Effect.promise(() => fingerprintOf(spki))
+    }
     return identity
   })
 
@@ -59,7 +70,12 @@ export const loadNeighbourKeys = (neighbours: ReadonlyArray<NeighbourSettings>) 
           const path = Option.getOrElse(n.publicKeyPath, () => "")
           return fs.readFileString(path).pipe(
             Effect.map((pem): Neighbour => ({ address: n.address, url: n.url, publicKeyPem: pem })),
-            Effect.mapError(() => new NeighbourhoodKeyError({ message: `neighbourhood.neighbours: cannot read the key of ${n.address} at ${path}` }))
+            Effect.mapError(
+              () =>
+                new NeighbourhoodKeyError({
+                  message: `neighbourhood.neighbours: cannot read the key of ${n.address} at ${path}`
+                })
+            )
           )
         }
       })

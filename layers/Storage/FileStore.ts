@@ -24,8 +24,13 @@ export class FileStoreError extends Data.TaggedError("FileStoreError")<{
  * quota the oldest uploads are deleted first; uploads older than `maxAge` are deleted by a sweep.
  */
 export interface FileStoreService {
-  readonly put: (bytes: Uint8Array, meta: { readonly contentType: string; readonly name: string }) => Effect.Effect<StoredFile, FileStoreError>
-  readonly get: (id: string) => Effect.Effect<Option.Option<{ readonly file: StoredFile; readonly bytes: Uint8Array }>, FileStoreError>
+  readonly put: (
+    bytes: Uint8Array,
+    meta: { readonly contentType: string; readonly name: string }
+  ) => Effect.Effect<StoredFile, FileStoreError>
+  readonly get: (
+    id: string
+  ) => Effect.Effect<Option.Option<{ readonly file: StoredFile; readonly bytes: Uint8Array }>, FileStoreError>
   readonly remove: (id: string) => Effect.Effect<void, FileStoreError>
   /** Distinct bytes stored, files (ids) and blobs. */
   readonly usage: Effect.Effect<{ readonly bytes: number; readonly files: number; readonly blobs: number }>
@@ -55,7 +60,10 @@ const randomId = () => Buffer.from(crypto.getRandomValues(new Uint8Array(16))).t
 const sha256Hex = (bytes: Uint8Array) => new Bun.CryptoHasher("sha256").update(bytes).digest("hex")
 
 /** The quota and dedup rules over any backend; records are indexed in memory (loaded at start). */
-export const makeFileStore = (backend: BlobBackend, options: FileStoreOptions): Effect.Effect<FileStoreService, FileStoreError, Scope.Scope> =>
+export const makeFileStore = (
+  backend: BlobBackend,
+  options: FileStoreOptions
+): Effect.Effect<FileStoreService, FileStoreError, Scope.Scope> =>
   Effect.gen(function* () {
     const maxAgeMillis = Duration.toMillis(Duration.decode(options.maxAge))
     /** id → record, oldest first (Map keeps insertion order; records load sorted by age). */
@@ -101,7 +109,11 @@ export const makeFileStore = (backend: BlobBackend, options: FileStoreOptions): 
           yield* drop(file.id)
         }
       }).pipe(Effect.catchAll((error) => Effect.logWarning(`file store sweep: ${error.message}`)))
-    yield* repeatEvery("file store expiry", Duration.max(Duration.minutes(1), Duration.millis(Math.min(maxAgeMillis / 10, 3_600_000))), expire)
+    yield* repeatEvery(
+      "file store expiry",
+      Duration.max(Duration.minutes(1), Duration.millis(Math.min(maxAgeMillis / 10, 3_600_000))),
+      expire
+    )
 
     // One upload at a time keeps the quota arithmetic and the records consistent.
     const lock = yield* Effect.makeSemaphore(1)
@@ -110,7 +122,10 @@ export const makeFileStore = (backend: BlobBackend, options: FileStoreOptions): 
       lock.withPermits(1)(
         Effect.gen(function* () {
           if (bytes.length > options.quotaBytes) {
-            return yield* new FileStoreError({ reason: "TooLarge", message: `a file of ${bytes.length} bytes exceeds the storage quota` })
+            return yield* new FileStoreError({
+              reason: "TooLarge",
+              message: `a file of ${bytes.length} bytes exceeds the storage quota`
+            })
           }
           const now = yield* Clock.currentTimeMillis
           yield* expire(now)
@@ -122,7 +137,14 @@ export const makeFileStore = (backend: BlobBackend, options: FileStoreOptions): 
             }
             yield* backend.writeBlob(sha256, bytes)
           }
-          const file: StoredFile = { id: randomId(), sha256, size: bytes.length, contentType: meta.contentType, name: meta.name, createdAt: now }
+          const file: StoredFile = {
+            id: randomId(),
+            sha256,
+            size: bytes.length,
+            contentType: meta.contentType,
+            name: meta.name,
+            createdAt: now
+          }
           yield* backend.saveRecord(file)
           index(file)
           return file
@@ -161,4 +183,5 @@ export const memoryBlobBackend = (): BlobBackend => {
   }
 }
 
-export const MemoryFileStore = (options: FileStoreOptions) => Layer.scoped(FileStore, makeFileStore(memoryBlobBackend(), options))
+export const MemoryFileStore = (options: FileStoreOptions) =>
+  Layer.scoped(FileStore, makeFileStore(memoryBlobBackend(), options))

@@ -1,6 +1,13 @@
 import { FileSystem } from "@effect/platform"
 import { Effect, Layer, Option, Schema } from "effect"
-import { type BlobBackend, FileStore, FileStoreError, type FileStoreOptions, makeFileStore, type StoredFile } from "./FileStore.ts"
+import {
+  type BlobBackend,
+  FileStore,
+  FileStoreError,
+  type FileStoreOptions,
+  makeFileStore,
+  type StoredFile
+} from "./FileStore.ts"
 
 const StoredFileJson = Schema.parseJson(
   Schema.Struct({
@@ -28,8 +35,12 @@ export const fileSystemBlobBackend = (directory: string) =>
     const records = `${directory}/records`
     const unavailable = (what: string) => (error: { readonly message: string }) =>
       new FileStoreError({ reason: "Unavailable", message: `file store: ${what}: ${error.message}` })
-    yield* fs.makeDirectory(blobs, { recursive: true, mode: 0o700 }).pipe(Effect.mapError(unavailable(`cannot create ${blobs}`)))
-    yield* fs.makeDirectory(records, { recursive: true, mode: 0o700 }).pipe(Effect.mapError(unavailable(`cannot create ${records}`)))
+    yield* fs
+      .makeDirectory(blobs, { recursive: true, mode: 0o700 })
+      .pipe(Effect.mapError(unavailable(`cannot create ${blobs}`)))
+    yield* fs
+      .makeDirectory(records, { recursive: true, mode: 0o700 })
+      .pipe(Effect.mapError(unavailable(`cannot create ${records}`)))
 
     const backend: BlobBackend = {
       writeBlob: (sha, bytes) =>
@@ -41,17 +52,26 @@ export const fileSystemBlobBackend = (directory: string) =>
       readBlob: (sha) =>
         fs.readFile(`${blobs}/${sha}`).pipe(
           Effect.map(Option.some),
-          Effect.catchIf((error) => error._tag === "SystemError" && error.reason === "NotFound", () => Effect.succeed(Option.none())),
+          Effect.catchIf(
+            (error) => error._tag === "SystemError" && error.reason === "NotFound",
+            () => Effect.succeed(Option.none())
+          ),
           Effect.mapError(unavailable("cannot read a blob"))
         ),
-      deleteBlob: (sha) => fs.remove(`${blobs}/${sha}`, { force: true }).pipe(Effect.mapError(unavailable("cannot delete a blob"))),
+      deleteBlob: (sha) =>
+        fs.remove(`${blobs}/${sha}`, { force: true }).pipe(Effect.mapError(unavailable("cannot delete a blob"))),
       listBlobs: fs.readDirectory(blobs).pipe(
         Effect.map((names) => names.filter((name) => blobName.test(name))),
         Effect.mapError(unavailable("cannot list blobs"))
       ),
       saveRecord: (file) =>
-        fs.writeFileString(`${records}/${file.id}.json`, JSON.stringify(file), { mode: 0o600 }).pipe(Effect.mapError(unavailable("cannot write a record"))),
-      deleteRecord: (id) => fs.remove(`${records}/${id}.json`, { force: true }).pipe(Effect.mapError(unavailable("cannot delete a record"))),
+        fs
+          .writeFileString(`${records}/${file.id}.json`, JSON.stringify(file), { mode: 0o600 })
+          .pipe(Effect.mapError(unavailable("cannot write a record"))),
+      deleteRecord: (id) =>
+        fs
+          .remove(`${records}/${id}.json`, { force: true })
+          .pipe(Effect.mapError(unavailable("cannot delete a record"))),
       loadRecords: Effect.gen(function* () {
         const loaded: Array<StoredFile> = []
         for (const name of yield* fs.readDirectory(records)) {
@@ -69,4 +89,7 @@ export const fileSystemBlobBackend = (directory: string) =>
 
 /** The FileStore on a directory; needs a FileSystem (BunFileSystem.layer in programs). */
 export const FileSystemFileStore = (directory: string, options: FileStoreOptions) =>
-  Layer.scoped(FileStore, Effect.flatMap(fileSystemBlobBackend(directory), (backend) => makeFileStore(backend, options)))
+  Layer.scoped(
+    FileStore,
+    Effect.flatMap(fileSystemBlobBackend(directory), (backend) => makeFileStore(backend, options))
+  )

@@ -44,10 +44,19 @@ export interface KnownClient {
 
 export type Incoming =
   | { readonly kind: "public_chat"; readonly sender: string; readonly message: string; readonly verified: boolean }
-  | { readonly kind: "chat"; readonly sender: string; readonly participants: ReadonlyArray<string>; readonly message: string; readonly verified: boolean }
+  | {
+      readonly kind: "chat"
+      readonly sender: string
+      readonly participants: ReadonlyArray<string>
+      readonly message: string
+      readonly verified: boolean
+    }
   /** A chat we could not open: for other participants (servers deliver every chat to all their clients). */
   | { readonly kind: "chat_for_others" }
-  | { readonly kind: "client_list"; readonly servers: ReadonlyArray<{ readonly address: string; readonly clients: ReadonlyArray<KnownClient> }> }
+  | {
+      readonly kind: "client_list"
+      readonly servers: ReadonlyArray<{ readonly address: string; readonly clients: ReadonlyArray<KnownClient> }>
+    }
   | { readonly kind: "error"; readonly message: string }
   | { readonly kind: "ignored"; readonly reason: string }
 
@@ -81,7 +90,14 @@ export class NeighbourhoodClient {
     if (!pkcs8) throw new Error("not a PKCS#8 PEM private key")
     const { signKey, decryptKey } = await importPrivateKey(pkcs8)
     const spki = await publicSpkiOfPrivate(signKey)
-    return new NeighbourhoodClient(signKey, decryptKey, spki, canonicalPem(spki), await fingerprintOf(spki), lastCounter)
+    return new NeighbourhoodClient(
+      signKey,
+      decryptKey,
+      spki,
+      canonicalPem(spki),
+      await fingerprintOf(spki),
+      lastCounter
+    )
   }
 
   exportPrivateKey(): Promise<string> {
@@ -119,8 +135,16 @@ export class NeighbourhoodClient {
       })
     )
     const participants = [this.fingerprint, ...keys.map((k) => k.fingerprint)]
-    const sealed = await sealChat(chatPlaintext(participants, message), keys.map((k) => k.spki))
-    return this.signed(chatContent(recipients.map((r) => r.server), sealed))
+    const sealed = await sealChat(
+      chatPlaintext(participants, message),
+      keys.map((k) => k.spki)
+    )
+    return this.signed(
+      chatContent(
+        recipients.map((r) => r.server),
+        sealed
+      )
+    )
   }
 
   /** Who is online where, from the latest client_list. */
@@ -155,14 +179,25 @@ export class NeighbourhoodClient {
           return entry !== undefined && (await verifyData(entry.verifyKey, dataText, frame.counter, frame.signature))
         }
         if (content.type === "public_chat") {
-          return { kind: "public_chat", sender: content.sender, message: content.message, verified: await verify(content.sender) }
+          return {
+            kind: "public_chat",
+            sender: content.sender,
+            message: content.message,
+            verified: await verify(content.sender)
+          }
         }
         if (content.type === "chat") {
           const plaintext = await openChat(this.decryptKey, content)
           const body = plaintext === undefined ? undefined : parseChatPlaintext(plaintext)
           if (!body) return { kind: "chat_for_others" }
           const sender = body.participants[0]!
-          return { kind: "chat", sender, participants: body.participants, message: body.message, verified: await verify(sender) }
+          return {
+            kind: "chat",
+            sender,
+            participants: body.participants,
+            message: body.message,
+            verified: await verify(sender)
+          }
         }
         return { kind: "ignored", reason: `${content.type} is not for clients` }
       }
@@ -171,7 +206,9 @@ export class NeighbourhoodClient {
     }
   }
 
-  private async learnClientList(servers: ReadonlyArray<{ readonly address: string; readonly clients: ReadonlyArray<string> }>): Promise<Incoming> {
+  private async learnClientList(
+    servers: ReadonlyArray<{ readonly address: string; readonly clients: ReadonlyArray<string> }>
+  ): Promise<Incoming> {
     const previous = new Map([...this.directory.values()].map((e) => [e.known.pem, e] as const))
     this.directory.clear()
     const listed: Array<{ address: string; clients: Array<KnownClient> }> = []
@@ -182,7 +219,8 @@ export class NeighbourhoodClient {
         if (typeof key === "string") continue
         const known: KnownClient = { pem: key.pem, fingerprint: key.fingerprint, server: server.address }
         const verifyKey = previous.get(key.pem)?.verifyKey ?? key.verifyKey
-        for (const variant of await fingerprintVariants(key.spki, pem)) this.directory.set(variant, { known, verifyKey })
+        for (const variant of await fingerprintVariants(key.spki, pem))
+          this.directory.set(variant, { known, verifyKey })
         clients.push(known)
       }
       listed.push({ address: server.address, clients })
@@ -193,17 +231,19 @@ export class NeighbourhoodClient {
 
 /** A client on a WebSocket: `send` frames, `onIncoming` for what arrives (Bun and browsers). */
 export const connect = (url: string, client: NeighbourhoodClient, onIncoming: (incoming: Incoming) => void) =>
-  new Promise<{ readonly send: (frame: string) => void; readonly close: () => void; readonly socket: WebSocket }>((resolve, reject) => {
-    const socket = new WebSocket(url)
-    // Frames are read one after another so a client_list is learnt before the chats that follow it.
-    let reading: Promise<void> = Promise.resolve()
-    socket.onmessage = (event) => {
-      const text = typeof event.data === "string" ? event.data : ""
-      reading = reading.then(() => client.read(text).then(onIncoming, () => undefined))
+  new Promise<{ readonly send: (frame: string) => void; readonly close: () => void; readonly socket: WebSocket }>(
+    (resolve, reject) => {
+      const socket = new WebSocket(url)
+      // Frames are read one after another so a client_list is learnt before the chats that follow it.
+      let reading: Promise<void> = Promise.resolve()
+      socket.onmessage = (event) => {
+        const text = typeof event.data === "string" ? event.data : ""
+        reading = reading.then(() => client.read(text).then(onIncoming, () => undefined))
+      }
+      socket.onerror = () => reject(new Error(`cannot connect to ${url}`))
+      socket.onopen = async () => {
+        socket.send(await client.hello())
+        resolve({ send: (frame) => socket.send(frame), close: () => socket.close(1000), socket })
+      }
     }
-    socket.onerror = () => reject(new Error(`cannot connect to ${url}`))
-    socket.onopen = async () => {
-      socket.send(await client.hello())
-      resolve({ send: (frame) => socket.send(frame), close: () => socket.close(1000), socket })
-    }
-  })
+  )

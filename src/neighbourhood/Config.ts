@@ -120,10 +120,14 @@ const CompatConfig: Config.Config<CompatSettings> = Config.all({
 }).pipe(Config.nested("compat"))
 
 const webSocketUrl = (name: string) =>
-  Config.string(name).pipe(Config.validate({ message: "must be a ws:// or wss:// URL", validation: (url) => /^wss?:\/\/[^\s]+$/.test(url) }))
+  Config.string(name).pipe(
+    Config.validate({ message: "must be a ws:// or wss:// URL", validation: (url) => /^wss?:\/\/[^\s]+$/.test(url) })
+  )
 
 const NeighbourConfig: Config.Config<NeighbourSettings> = Config.all({
-  address: Config.string("address").pipe(Config.validate({ message: "must be 1 to 255 characters", validation: (a) => a.length > 0 && a.length <= 255 })),
+  address: Config.string("address").pipe(
+    Config.validate({ message: "must be 1 to 255 characters", validation: (a) => a.length > 0 && a.length <= 255 })
+  ),
   url: webSocketUrl("url"),
   publicKey: Config.option(Config.string("publicKey")),
   publicKeyPath: Config.option(Config.string("publicKeyPath"))
@@ -140,7 +144,11 @@ export const NeighbourhoodConfig: Config.Config<NeighbourhoodConfig> = Config.al
   hostname: Config.string("hostname").pipe(Config.withDefault("0.0.0.0")),
   address: Config.option(Config.string("address")),
   aliases: Config.array(Config.string(), "aliases").pipe(Config.withDefault([] as Array<string>)),
-  publicUrl: Config.option(Config.string("publicUrl").pipe(Config.validate({ message: "must be an http(s) URL", validation: (u) => /^https?:\/\/\S+$/.test(u) }))),
+  publicUrl: Config.option(
+    Config.string("publicUrl").pipe(
+      Config.validate({ message: "must be an http(s) URL", validation: (u) => /^https?:\/\/\S+$/.test(u) })
+    )
+  ),
   keyPath: Config.string("keyPath").pipe(Config.withDefault("./data/neighbourhood-key.pem")),
   neighbours: Config.array(NeighbourConfig, "neighbours").pipe(Config.withDefault([] as Array<NeighbourSettings>)),
   redialMax: positiveMillis("redialMaxMs", Duration.seconds(5)),
@@ -149,10 +157,15 @@ export const NeighbourhoodConfig: Config.Config<NeighbourhoodConfig> = Config.al
   compat: CompatConfig,
   socket: SocketLimitsConfig(neighbourhoodSocketDefaults)
 }).pipe(
-  Config.map(({ address, ...rest }) => ({ ...rest, address: Option.getOrElse(address, () => `localhost:${rest.port}`) })),
+  Config.map(({ address, ...rest }) => ({
+    ...rest,
+    address: Option.getOrElse(address, () => `localhost:${rest.port}`)
+  })),
   Config.validate({
     message: "neighbours must have distinct addresses, none equal to this server's address",
-    validation: (c) => new Set(c.neighbours.map((n) => n.address)).size === c.neighbours.length && c.neighbours.every((n) => n.address !== c.address)
+    validation: (c) =>
+      new Set(c.neighbours.map((n) => n.address)).size === c.neighbours.length &&
+      c.neighbours.every((n) => n.address !== c.address)
   }),
   Config.nested("neighbourhood")
 )

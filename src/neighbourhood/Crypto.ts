@@ -51,7 +51,8 @@ export const spkiFromPem = (pem: string): Bytes | undefined => {
 }
 
 /** v1.2's fingerprint form: header, the base64 SPKI on one line, footer; no trailing newline. */
-export const canonicalPem = (spki: Bytes): string => `-----BEGIN PUBLIC KEY-----\n${toBase64(spki)}\n-----END PUBLIC KEY-----`
+export const canonicalPem = (spki: Bytes): string =>
+  `-----BEGIN PUBLIC KEY-----\n${toBase64(spki)}\n-----END PUBLIC KEY-----`
 
 /** The same key as OpenSSL, Node and Python write it: 64-column lines and a trailing newline. */
 export const wrappedPem = (spki: Bytes): string =>
@@ -85,7 +86,11 @@ export interface PublicKeyInfo {
   readonly verifyKey: CryptoKey
 }
 
-export type KeyProblem = "not a PEM public key" | "not an RSA key" | "RSA modulus must be 2048 to 4096 bits" | "RSA public exponent must be 65537"
+export type KeyProblem =
+  | "not a PEM public key"
+  | "not an RSA key"
+  | "RSA modulus must be 2048 to 4096 bits"
+  | "RSA public exponent must be 65537"
 
 const isF4 = (exponent: Uint8Array) => {
   let start = 0
@@ -105,7 +110,8 @@ export const importPublicPem = async (pem: string): Promise<PublicKeyInfo | KeyP
     return "not an RSA key"
   }
   const algorithm = verifyKey.algorithm as RsaHashedKeyAlgorithm
-  if (algorithm.modulusLength < minModulusBits || algorithm.modulusLength > maxModulusBits) return "RSA modulus must be 2048 to 4096 bits"
+  if (algorithm.modulusLength < minModulusBits || algorithm.modulusLength > maxModulusBits)
+    return "RSA modulus must be 2048 to 4096 bits"
   if (!isF4(algorithm.publicExponent)) return "RSA public exponent must be 65537"
   return { spki, pem: canonicalPem(spki), fingerprint: await fingerprintOf(spki), verifyKey }
 }
@@ -114,13 +120,13 @@ export const encryptKeyFor = (spki: Bytes) => subtle().importKey("spki", spki, r
 
 /** A fresh RSA-2048 key pair usable for signing (PSS) and, re-imported, for OAEP. */
 export const generateKeyPair = () =>
-  subtle().generateKey(
-    { ...rsaPss, modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) },
-    true,
-    ["sign", "verify"]
-  ) as Promise<CryptoKeyPair>
+  subtle().generateKey({ ...rsaPss, modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) }, true, [
+    "sign",
+    "verify"
+  ]) as Promise<CryptoKeyPair>
 
-export const exportPublicPem = async (key: CryptoKey) => canonicalPem(new Uint8Array(await subtle().exportKey("spki", key)))
+export const exportPublicPem = async (key: CryptoKey) =>
+  canonicalPem(new Uint8Array(await subtle().exportKey("spki", key)))
 
 export const exportPrivatePem = async (key: CryptoKey) =>
   `-----BEGIN PRIVATE KEY-----\n${(toBase64(new Uint8Array(await subtle().exportKey("pkcs8", key))).match(/.{1,64}/g) ?? []).join("\n")}\n-----END PRIVATE KEY-----\n`
@@ -141,7 +147,9 @@ export const importPrivateKey = async (pkcs8: Bytes) => ({
 /** The public half of a PKCS#8 RSA key, via its JWK (WebCrypto does not derive it directly). */
 export const publicSpkiOfPrivate = async (signKey: CryptoKey): Promise<Bytes> => {
   const jwk = await subtle().exportKey("jwk", signKey)
-  const publicKey = await subtle().importKey("jwk", { kty: "RSA", n: jwk.n, e: jwk.e, ext: true }, rsaPss, true, ["verify"])
+  const publicKey = await subtle().importKey("jwk", { kty: "RSA", n: jwk.n, e: jwk.e, ext: true }, rsaPss, true, [
+    "verify"
+  ])
   return new Uint8Array(await subtle().exportKey("spki", publicKey))
 }
 
@@ -151,13 +159,31 @@ export const publicSpkiOfPrivate = async (signKey: CryptoKey): Promise<Bytes> =>
 export const signedText = (data: string, counter: number) => `${data}${counter}`
 
 export const signData = async (signKey: CryptoKey, data: string, counter: number): Promise<string> =>
-  toBase64(new Uint8Array(await subtle().sign({ name: "RSA-PSS", saltLength: pssSaltLength }, signKey, encoder.encode(signedText(data, counter)))))
+  toBase64(
+    new Uint8Array(
+      await subtle().sign(
+        { name: "RSA-PSS", saltLength: pssSaltLength },
+        signKey,
+        encoder.encode(signedText(data, counter))
+      )
+    )
+  )
 
-export const verifyData = async (verifyKey: CryptoKey, data: string, counter: number, signature: string): Promise<boolean> => {
+export const verifyData = async (
+  verifyKey: CryptoKey,
+  data: string,
+  counter: number,
+  signature: string
+): Promise<boolean> => {
   const bytes = fromBase64(signature)
   if (!bytes) return false
   try {
-    return await subtle().verify({ name: "RSA-PSS", saltLength: pssSaltLength }, verifyKey, bytes, encoder.encode(signedText(data, counter)))
+    return await subtle().verify(
+      { name: "RSA-PSS", saltLength: pssSaltLength },
+      verifyKey,
+      bytes,
+      encoder.encode(signedText(data, counter))
+    )
   } catch {
     return false
   }
@@ -175,10 +201,14 @@ export interface SealedChat {
 export const sealChat = async (plaintext: string, recipients: ReadonlyArray<Bytes>): Promise<SealedChat> => {
   const aesKey = await subtle().generateKey({ name: "AES-GCM", length: aesKeyBytes * 8 }, true, ["encrypt"])
   const iv = globalThis.crypto.getRandomValues(new Uint8Array(aesIvBytes))
-  const ciphertext = new Uint8Array(await subtle().encrypt({ name: "AES-GCM", iv, tagLength: 128 }, aesKey, encoder.encode(plaintext)))
+  const ciphertext = new Uint8Array(
+    await subtle().encrypt({ name: "AES-GCM", iv, tagLength: 128 }, aesKey, encoder.encode(plaintext))
+  )
   const rawKey = new Uint8Array(await subtle().exportKey("raw", aesKey))
   const symm_keys = await Promise.all(
-    recipients.map(async (spki) => toBase64(new Uint8Array(await subtle().encrypt(rsaOaep, await encryptKeyFor(spki), rawKey))))
+    recipients.map(async (spki) =>
+      toBase64(new Uint8Array(await subtle().encrypt(rsaOaep, await encryptKeyFor(spki), rawKey)))
+    )
   )
   return { iv: toBase64(iv), symm_keys, chat: toBase64(ciphertext) }
 }
@@ -194,7 +224,9 @@ export const openChat = async (decryptKey: CryptoKey, sealed: SealedChat): Promi
     try {
       const rawKey = await subtle().decrypt(rsaOaep, decryptKey, wrappedBytes)
       const aesKey = await subtle().importKey("raw", rawKey, "AES-GCM", false, ["decrypt"])
-      return new TextDecoder().decode(await subtle().decrypt({ name: "AES-GCM", iv, tagLength: 128 }, aesKey, ciphertext))
+      return new TextDecoder().decode(
+        await subtle().decrypt({ name: "AES-GCM", iv, tagLength: 128 }, aesKey, ciphertext)
+      )
     } catch {
       // Not our key (OAEP fails) or a tampered message (GCM tag fails): try the next one.
     }

@@ -14,7 +14,8 @@ export interface FileApiOptions {
 }
 
 /** Types a browser may show inline from our origin; anything else (HTML, SVG, scripts) downloads. */
-const inlineTypes = /^(image\/(png|jpeg|gif|webp|avif)|text\/plain|application\/pdf|audio\/[a-z0-9.+-]+|video\/[a-z0-9.+-]+)$/
+const inlineTypes =
+  /^(image\/(png|jpeg|gif|webp|avif)|text\/plain|application\/pdf|audio\/[a-z0-9.+-]+|video\/[a-z0-9.+-]+)$/
 const mediaType = /^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+$/
 
 const cleanType = (value: string | null | undefined) => {
@@ -22,15 +23,20 @@ const cleanType = (value: string | null | undefined) => {
   return mediaType.test(type) ? type : "application/octet-stream"
 }
 
-const cleanName = (value: string | undefined) => (value ?? "file").replace(/[\u0000-\u001f\u007f"\\/]/g, "_").slice(0, 200) || "file"
+const cleanName = (value: string | undefined) =>
+  (value ?? "file").replace(/[\u0000-\u001f\u007f"\\/]/g, "_").slice(0, 200) || "file"
 
-const json = (status: number, body: unknown, headers: Record<string, string> = {}) => HttpServerResponse.unsafeJson(body, { status, headers })
+const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
+  HttpServerResponse.unsafeJson(body, { status, headers })
 
 /** Multipart overhead allowed on top of maxBytes before the body is refused unread. */
 const formOverhead = 64 * 1024
 
 /** Reads at most `limit` bytes of a body; undefined when it is longer. */
-const readLimited = async (body: ReadableStream<Uint8Array> | null, limit: number): Promise<Uint8Array<ArrayBuffer> | undefined> => {
+const readLimited = async (
+  body: ReadableStream<Uint8Array> | null,
+  limit: number
+): Promise<Uint8Array<ArrayBuffer> | undefined> => {
   if (!body) return new Uint8Array()
   const chunks: Array<Uint8Array> = []
   let total = 0
@@ -54,7 +60,9 @@ const readLimited = async (body: ReadableStream<Uint8Array> | null, limit: numbe
   return bytes
 }
 
-type Upload = { readonly bytes: Uint8Array; readonly contentType: string; readonly name: string } | { readonly problem: number; readonly message: string }
+type Upload =
+  | { readonly bytes: Uint8Array; readonly contentType: string; readonly name: string }
+  | { readonly problem: number; readonly message: string }
 
 /** The uploaded file: the `file` field of a multipart form (v1.2 "in the same format as an HTTP form"), or a raw body. */
 const readUpload = async (request: Request, maxBytes: number): Promise<Upload> => {
@@ -76,9 +84,13 @@ const readUpload = async (request: Request, maxBytes: number): Promise<Upload> =
     return { problem: 400, message: "unreadable multipart form" }
   }
   const file = form.get("file")
-  if (!file || typeof file === "string") return { problem: 400, message: "the form has no file field named \"file\"" }
+  if (!file || typeof file === "string") return { problem: 400, message: 'the form has no file field named "file"' }
   if (file.size > maxBytes) return tooLarge
-  return { bytes: new Uint8Array(await file.arrayBuffer()), contentType: cleanType(file.type), name: cleanName(file.name) }
+  return {
+    bytes: new Uint8Array(await file.arrayBuffer()),
+    contentType: cleanType(file.type),
+    name: cleanName(file.name)
+  }
 }
 
 /**
@@ -86,11 +98,16 @@ const readUpload = async (request: Request, maxBytes: number): Promise<Upload> =
  * GET /files/<id> → the bytes. Ids are 128 random bits (the URL is the only secret, as v1.2
  * says); files are stored through the FileStore (content-addressed, with quota and expiry).
  */
-export const makeFileRoutes = (options: FileApiOptions): Effect.Effect<HttpRouter.HttpRouter, never, FileStore | Scope.Scope> =>
+export const makeFileRoutes = (
+  options: FileApiOptions
+): Effect.Effect<HttpRouter.HttpRouter, never, FileStore | Scope.Scope> =>
   Effect.gen(function* () {
     const store = yield* FileStore
     const perMinute = options.uploadsPerMinute ?? 30
-    const limiter = yield* makeKeyedLimiter("neighbourhood uploads", { ratePerSecond: perMinute / 60, burst: perMinute })
+    const limiter = yield* makeKeyedLimiter("neighbourhood uploads", {
+      ratePerSecond: perMinute / 60,
+      burst: perMinute
+    })
     const storeFailed = (error: FileStoreError) =>
       error.reason === "TooLarge"
         ? Effect.succeed(json(413, { error: error.message }))
@@ -101,7 +118,11 @@ export const makeFileRoutes = (options: FileApiOptions): Effect.Effect<HttpRoute
       const address = Option.getOrElse(yield* Effect.serviceOption(ClientAddress), () => "unknown")
       const now = yield* Clock.currentTimeMillis
       if (!limiter.admit(address, now)) {
-        return json(429, { error: "too many uploads; try again later" }, { "retry-after": String(limiter.retryAfter(address, now)) })
+        return json(
+          429,
+          { error: "too many uploads; try again later" },
+          { "retry-after": String(limiter.retryAfter(address, now)) }
+        )
       }
       const source = request.source as Request
       const received = yield* Effect.promise(() => readUpload(source, options.maxBytes))

@@ -70,7 +70,14 @@ export class Mesh {
   ) {
     this.ownNames = new Set([address, ...aliases])
     for (const n of neighbours) {
-      this.neighbours.set(n.address, { ...n, outbound: undefined, inbound: undefined, clients: new Map(), byFingerprint: new Map(), listed: false })
+      this.neighbours.set(n.address, {
+        ...n,
+        outbound: undefined,
+        inbound: undefined,
+        clients: new Map(),
+        byFingerprint: new Map(),
+        listed: false
+      })
     }
   }
 
@@ -93,7 +100,8 @@ export class Mesh {
   removeLocal(client: LocalClient): boolean {
     if (this.localClients.get(client.key.fingerprint) !== client) return false
     this.localClients.delete(client.key.fingerprint)
-    for (const variant of client.variants) if (this.localByVariant.get(variant) === client) this.localByVariant.delete(variant)
+    for (const variant of client.variants)
+      if (this.localByVariant.get(variant) === client) this.localByVariant.delete(variant)
     return true
   }
 

@@ -56,12 +56,18 @@ export const replayReason = (counter: number, last: number) =>
  * the mesh, so there are no loops; a chat or public chat seen twice is delivered once. Effects
  * happen in arrival order (`channel.work`), while signature checks run in parallel.
  */
-export const handleNeighbourFrame = (ctx: NeighbourhoodContext, n: NeighbourState, channel: Channel, frame: Frame): Effect.Effect<void> | void => {
+export const handleNeighbourFrame = (
+  ctx: NeighbourhoodContext,
+  n: NeighbourState,
+  channel: Channel,
+  frame: Frame
+): Effect.Effect<void> | void => {
   const work = channel.work
   switch (frame.type) {
     case "signed_data": {
       const opened = openSignedData(frame)
-      if (Either.isLeft(opened)) return ctx.warn(`neighbour ${n.address} sent signed_data that is not a v1.2 message: ${opened.left}`)
+      if (Either.isLeft(opened))
+        return ctx.warn(`neighbour ${n.address} sent signed_data that is not a v1.2 message: ${opened.left}`)
       const { content } = opened.right
       switch (content.type) {
         case "chat":
@@ -71,7 +77,11 @@ export const handleNeighbourFrame = (ctx: NeighbourhoodContext, n: NeighbourStat
         case "server_hello":
           return Effect.promise(() => work.idle()).pipe(
             Effect.zipRight(verifyServerHello(ctx, n, frame, opened.right, content, `link:${n.address}`)),
-            Effect.flatMap((problem) => (problem ? Effect.logWarning(`neighbour ${n.address}: repeated server_hello refused: ${problem}`) : Effect.void))
+            Effect.flatMap((problem) =>
+              problem
+                ? Effect.logWarning(`neighbour ${n.address}: repeated server_hello refused: ${problem}`)
+                : Effect.void
+            )
           )
         case "hello":
           return ctx.warn(`neighbour ${n.address} sent a client hello on a server link; ignored`)
@@ -81,7 +91,10 @@ export const handleNeighbourFrame = (ctx: NeighbourhoodContext, n: NeighbourStat
     case "client_update":
       return work.then(ctx.mesh.importClients(n, frame.clients), (imported) => {
         ctx.mesh.setClients(n, imported)
-        if (imported.rejected > 0) ctx.warn(`neighbour ${n.address}: ${imported.rejected} client(s) of its client_update were not valid RSA public keys`)
+        if (imported.rejected > 0)
+          ctx.warn(
+            `neighbour ${n.address}: ${imported.rejected} client(s) of its client_update were not valid RSA public keys`
+          )
       })
     case "client_update_request":
       return work.after(() => channel.send(ctx.mesh.clientUpdateFrame()))
@@ -93,7 +106,13 @@ export const handleNeighbourFrame = (ctx: NeighbourhoodContext, n: NeighbourStat
   }
 }
 
-const relayedChat = (ctx: NeighbourhoodContext, n: NeighbourState, frame: SignedData, opened: OpenedSignedData, content: ChatData) => {
+const relayedChat = (
+  ctx: NeighbourhoodContext,
+  n: NeighbourState,
+  frame: SignedData,
+  opened: OpenedSignedData,
+  content: ChatData
+) => {
   if (!content.destination_servers.some((d) => ctx.mesh.isOwnAddress(d))) {
     return ctx.warn(`neighbour ${n.address} sent a chat not addressed to this server; dropped`)
   }
@@ -145,14 +164,21 @@ export const verifyServerHello = (
 ): Effect.Effect<string | undefined> =>
   Effect.gen(function* () {
     if (content.sender !== n.address) return `sender ${preview(content.sender)} is not ${preview(n.address)}`
-    const valid = yield* Effect.promise(() => verifyData(n.key.verifyKey, opened.dataText, frame.counter, frame.signature))
+    const valid = yield* Effect.promise(() =>
+      verifyData(n.key.verifyKey, opened.dataText, frame.counter, frame.signature)
+    )
     if (!valid) {
       if (!ctx.config.compat.unsignedServerHello) return "bad signature"
-      yield* Effect.logWarning(`INSECURE: accepting an unsigned server_hello from ${n.address} (neighbourhood.compat.unsignedServerHello)`)
+      yield* Effect.logWarning(
+        `INSECURE: accepting an unsigned server_hello from ${n.address} (neighbourhood.compat.unsignedServerHello)`
+      )
       return undefined
     }
-    const counterKey = ctx.config.compat.perConnectionCounters ? `${connectionKey}/server:${n.address}` : `server:${n.address}`
-    if (!ctx.counters.commit(counterKey, frame.counter)) return replayReason(frame.counter, ctx.counters.lastOf(counterKey))
+    const counterKey = ctx.config.compat.perConnectionCounters
+      ? `${connectionKey}/server:${n.address}`
+      : `server:${n.address}`
+    if (!ctx.counters.commit(counterKey, frame.counter))
+      return replayReason(frame.counter, ctx.counters.lastOf(counterKey))
     return undefined
   })
 
@@ -163,6 +189,10 @@ export const maxInFlight = 256
 export const throttled = (work: OrderedWork, result: Effect.Effect<void> | void): Effect.Effect<void> | void => {
   const wait = work.throttle(maxInFlight)
   if (!wait) return result
-  return result ? Effect.zipRight(result, Effect.promise(() => wait)) : Effect.promise(() => wait)
+  return result
+    ? Effect.zipRight(
+        result,
+        Effect.promise(() => wait)
+      )
+    : Effect.promise(() => wait)
 }
-

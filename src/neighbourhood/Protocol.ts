@@ -1,5 +1,12 @@
 import { Effect, Either } from "effect"
-import { accept, type Connection, reject, type UpgradeInfo, type WebSocketProtocol, type WireMessage } from "../../layers/Transport/Transport.ts"
+import {
+  accept,
+  type Connection,
+  reject,
+  type UpgradeInfo,
+  type WebSocketProtocol,
+  type WireMessage
+} from "../../layers/Transport/Transport.ts"
 import { CloseCodes } from "../shared/CloseCodes.ts"
 import { ConnectionLimiter } from "../shared/RateLimiter.ts"
 import { fingerprintVariants, importPublicPem, verifyData } from "./Crypto.ts"
@@ -20,7 +27,14 @@ import {
   type SignedData
 } from "./Wire.ts"
 
-import { asText, handleNeighbourFrame, type NeighbourhoodContext, replayReason, throttled, verifyServerHello } from "./NeighbourFrames.ts"
+import {
+  asText,
+  handleNeighbourFrame,
+  type NeighbourhoodContext,
+  replayReason,
+  throttled,
+  verifyServerHello
+} from "./NeighbourFrames.ts"
 
 type State =
   | { readonly kind: "pending" }
@@ -92,7 +106,9 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
             refuse(replayReason(frame.counter, counters.lastOf(ck)), "replay")
             return false
           }
-          if (!(yield* Effect.promise(() => verifyData(key.verifyKey, opened.dataText, frame.counter, frame.signature)))) {
+          if (
+            !(yield* Effect.promise(() => verifyData(key.verifyKey, opened.dataText, frame.counter, frame.signature)))
+          ) {
             refuse("signature does not verify with your key", "bad_signature")
             return false
           }
@@ -104,12 +120,19 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
         })
 
       /** The same checks, pipelined: the signature check starts now, `accepted` runs in arrival order. */
-      const whenVerified = (key: LocalClient["key"], frame: SignedData, opened: OpenedSignedData, accepted: () => void) => {
+      const whenVerified = (
+        key: LocalClient["key"],
+        frame: SignedData,
+        opened: OpenedSignedData,
+        accepted: () => void
+      ) => {
         const ck = counterKey(key.fingerprint)
-        if (!counters.fresh(ck, frame.counter)) return refuse(replayReason(frame.counter, counters.lastOf(ck)), "replay")
+        if (!counters.fresh(ck, frame.counter))
+          return refuse(replayReason(frame.counter, counters.lastOf(ck)), "replay")
         work.then(verifyData(key.verifyKey, opened.dataText, frame.counter, frame.signature), (valid) => {
           if (!valid) return refuse("signature does not verify with your key", "bad_signature")
-          if (!counters.commit(ck, frame.counter)) return refuse(replayReason(frame.counter, counters.lastOf(ck)), "replay")
+          if (!counters.commit(ck, frame.counter))
+            return refuse(replayReason(frame.counter, counters.lastOf(ck)), "replay")
           accepted()
         })
       }
@@ -177,12 +200,24 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
           if (local) rooms.publish(room, out, connection)
           ctx.routed("chat")
           if (unreachable.length > 0) {
-            refuse(`chat not delivered to ${unreachable.slice(0, 4).map((d) => preview(d)).join(", ")}: unknown or disconnected server`, "unreachable")
+            refuse(
+              `chat not delivered to ${unreachable
+                .slice(0, 4)
+                .map((d) => preview(d))
+                .join(", ")}: unknown or disconnected server`,
+              "unreachable"
+            )
           }
         })
 
-      const clientPublicChat = (client: LocalClient, frame: SignedData, opened: OpenedSignedData, content: PublicChatData) => {
-        if (!client.variants.includes(content.sender)) return refuse("public_chat sender must be your own fingerprint", "wrong_sender")
+      const clientPublicChat = (
+        client: LocalClient,
+        frame: SignedData,
+        opened: OpenedSignedData,
+        content: PublicChatData
+      ) => {
+        if (!client.variants.includes(content.sender))
+          return refuse("public_chat sender must be your own fingerprint", "wrong_sender")
         if (content.message.length > limits.maxPublicMessageChars) {
           return refuse(`public_chat message longer than ${limits.maxPublicMessageChars} characters`, "too_long")
         }
@@ -196,7 +231,8 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
       }
 
       /** Hellos change the connection's state: they wait for earlier work and run alone. */
-      const afterEarlierWork = (effect: Effect.Effect<void>) => (work.busy ? Effect.promise(() => work.idle()).pipe(Effect.zipRight(effect)) : effect)
+      const afterEarlierWork = (effect: Effect.Effect<void>) =>
+        work.busy ? Effect.promise(() => work.idle()).pipe(Effect.zipRight(effect)) : effect
 
       const fromUnidentified = (frame: Frame): Effect.Effect<void> | void => {
         const current = state
@@ -207,7 +243,9 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
             const { content } = opened.right
             if (content.type === "hello") return afterEarlierWork(hello(frame, opened.right, content))
             if (content.type === "server_hello") {
-              return current.kind === "pending" ? afterEarlierWork(serverHello(frame, opened.right, content)) : refuse("server_hello from a client", "not_allowed")
+              return current.kind === "pending"
+                ? afterEarlierWork(serverHello(frame, opened.right, content))
+                : refuse("server_hello from a client", "not_allowed")
             }
             if (current.kind !== "client") return refuse(`say hello before sending ${content.type}`, "no_hello")
             return content.type === "chat"
@@ -227,8 +265,12 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
         const current = state
         if (current.kind === "server") {
           const parsed = parseFrame(asText(message))
-          if (Either.isLeft(parsed)) return ctx.warn(`neighbour ${current.neighbour.address} sent an invalid frame: ${parsed.left}`)
-          return throttled(current.channel.work, handleNeighbourFrame(ctx, current.neighbour, current.channel, parsed.right))
+          if (Either.isLeft(parsed))
+            return ctx.warn(`neighbour ${current.neighbour.address} sent an invalid frame: ${parsed.left}`)
+          return throttled(
+            current.channel.work,
+            handleNeighbourFrame(ctx, current.neighbour, current.channel, parsed.right)
+          )
         }
         switch (limiter.admit(Date.now())) {
           case "limited":

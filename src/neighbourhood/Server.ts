@@ -22,7 +22,9 @@ export interface ServerIdentity {
   readonly fingerprint: string
 }
 
-export class NeighbourhoodStartError extends Data.TaggedError("NeighbourhoodStartError")<{ readonly message: string }> {}
+export class NeighbourhoodStartError extends Data.TaggedError("NeighbourhoodStartError")<{
+  readonly message: string
+}> {}
 
 export interface NeighbourhoodServerOptions {
   readonly config: NeighbourhoodConfig
@@ -46,7 +48,11 @@ export interface NeighbourhoodServer {
  */
 export const serveNeighbourhood = (
   options: NeighbourhoodServerOptions
-): Effect.Effect<NeighbourhoodServer, ServeError | NeighbourhoodStartError, Transport | Rooms | Federation | Metrics | Scope.Scope> =>
+): Effect.Effect<
+  NeighbourhoodServer,
+  ServeError | NeighbourhoodStartError,
+  Transport | Rooms | Federation | Metrics | Scope.Scope
+> =>
   Effect.gen(function* () {
     const { config, identity } = options
     const name = options.name ?? "neighbourhood"
@@ -59,20 +65,36 @@ export const serveNeighbourhood = (
       Effect.promise(() => importPublicPem(n.publicKeyPem)).pipe(
         Effect.flatMap((key) =>
           typeof key === "string"
-            ? Effect.fail(new NeighbourhoodStartError({ message: `neighbourhood.neighbours: the key of ${n.address} is invalid (${key})` }))
+            ? Effect.fail(
+                new NeighbourhoodStartError({
+                  message: `neighbourhood.neighbours: the key of ${n.address} is invalid (${key})`
+                })
+              )
             : Effect.succeed({ address: n.address, url: n.url, key })
         )
       )
     )
     if (config.compat.unsignedServerHello) {
-      yield* Effect.logWarning("INSECURE: neighbourhood.compat.unsignedServerHello is on: listed addresses may connect as servers without proving their key")
+      yield* Effect.logWarning(
+        "INSECURE: neighbourhood.compat.unsignedServerHello is on: listed addresses may connect as servers without proving their key"
+      )
     }
     if (config.compat.perConnectionCounters) {
-      yield* Effect.logWarning("INSECURE: neighbourhood.compat.perConnectionCounters is on: a captured hello and its messages can be replayed on a new connection")
+      yield* Effect.logWarning(
+        "INSECURE: neighbourhood.compat.perConnectionCounters is on: a captured hello and its messages can be replayed on a new connection"
+      )
     }
 
-    const refusals = metrics.counter("switchboard_neighbourhood_refused_total", "Client messages refused and connections closed, by reason", ["server", "reason"])
-    const routedMessages = metrics.counter("switchboard_neighbourhood_routed_total", "Client chats and public chats accepted and routed", ["server", "kind"])
+    const refusals = metrics.counter(
+      "switchboard_neighbourhood_refused_total",
+      "Client messages refused and connections closed, by reason",
+      ["server", "reason"]
+    )
+    const routedMessages = metrics.counter(
+      "switchboard_neighbourhood_routed_total",
+      "Client chats and public chats accepted and routed",
+      ["server", "kind"]
+    )
     const runFork = Runtime.runFork(yield* Effect.runtime<never>())
     // Every client_update carries the whole list, so a burst of joins and leaves needs one, not one each:
     // the first change after a quiet spell goes out at once, then at most one per interval (the last state always).
@@ -164,13 +186,16 @@ export const serveNeighbourhood = (
             const channel = channels.get(link)
             if (!channel) return Effect.void
             const parsed = parseFrame(typeof message === "string" ? message : new TextDecoder().decode(message))
-            if (Either.isLeft(parsed)) return Effect.logWarning(`neighbour ${n.address} sent an invalid frame: ${parsed.left}`)
+            if (Either.isLeft(parsed))
+              return Effect.logWarning(`neighbour ${n.address} sent an invalid frame: ${parsed.left}`)
             return throttled(channel.work, handleNeighbourFrame(ctx, n, channel, parsed.right)) ?? Effect.void
           }
         }
       })
     }
     yield* Effect.forEach(mesh.neighbours.values(), linkTo, { discard: true })
-    yield* Effect.logInfo(`neighbourhood server ${config.address} listening on ${handle.url} with ${neighbours.length} neighbour(s)`)
+    yield* Effect.logInfo(
+      `neighbourhood server ${config.address} listening on ${handle.url} with ${neighbours.length} neighbour(s)`
+    )
     return { handle, mesh }
   })

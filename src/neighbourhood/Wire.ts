@@ -25,7 +25,11 @@ export const ChatData = Schema.Struct({
   symm_keys: Schema.Array(Base64Text(1024)).pipe(Schema.minItems(1), Schema.maxItems(256)),
   chat: Base64Text(16 * 1024 * 1024)
 })
-export const PublicChatData = Schema.Struct({ type: Schema.Literal("public_chat"), sender: bounded(128), message: Schema.String })
+export const PublicChatData = Schema.Struct({
+  type: Schema.Literal("public_chat"),
+  sender: bounded(128),
+  message: Schema.String
+})
 export const ServerHelloData = Schema.Struct({ type: Schema.Literal("server_hello"), sender: Address })
 
 export const SignedContent = Schema.Union(HelloData, ChatData, PublicChatData, ServerHelloData)
@@ -50,12 +54,22 @@ export type SignedData = typeof SignedData.Type
 export const ClientListRequest = Schema.Struct({ type: Schema.Literal("client_list_request") })
 export const ServerClients = Schema.Struct({ address: Address, clients: Schema.Array(PemText) })
 export const ClientList = Schema.Struct({ type: Schema.Literal("client_list"), servers: Schema.Array(ServerClients) })
-export const ClientUpdate = Schema.Struct({ type: Schema.Literal("client_update"), clients: Schema.Array(PemText).pipe(Schema.maxItems(100_000)) })
+export const ClientUpdate = Schema.Struct({
+  type: Schema.Literal("client_update"),
+  clients: Schema.Array(PemText).pipe(Schema.maxItems(100_000))
+})
 export const ClientUpdateRequest = Schema.Struct({ type: Schema.Literal("client_update_request") })
 /** Not in v1.2: our answer to a refused message (peers that do not know it ignore an unknown type). */
 export const ErrorReply = Schema.Struct({ type: Schema.Literal("error"), message: Schema.String })
 
-export const Frame = Schema.Union(SignedData, ClientListRequest, ClientList, ClientUpdate, ClientUpdateRequest, ErrorReply)
+export const Frame = Schema.Union(
+  SignedData,
+  ClientListRequest,
+  ClientList,
+  ClientUpdate,
+  ClientUpdateRequest,
+  ErrorReply
+)
 export type Frame = typeof Frame.Type
 export type ClientList = typeof ClientList.Type
 export type ClientUpdate = typeof ClientUpdate.Type
@@ -86,10 +100,13 @@ const contentDecoders: Record<string, (input: unknown) => Either.Either<SignedCo
 }
 
 /** The decoder for a parsed value's `type`, or why there is none. */
-const byType = <A>(decoders: Record<string, (input: unknown) => Either.Either<A, ParseResult.ParseError>>, value: unknown) => {
+const byType = <A>(
+  decoders: Record<string, (input: unknown) => Either.Either<A, ParseResult.ParseError>>,
+  value: unknown
+) => {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return Either.left("not a JSON object")
   const type = (value as { type?: unknown }).type
-  if (typeof type !== "string") return Either.left("no \"type\"")
+  if (typeof type !== "string") return Either.left('no "type"')
   const decode = Object.hasOwn(decoders, type) ? decoders[type] : undefined
   if (!decode) return Either.left(`unknown type ${preview(type)}`)
   return Either.mapLeft(decode(value), explain)
@@ -125,14 +142,16 @@ const parseJson = (text: string): Either.Either<unknown, string> => {
   }
 }
 
-const explain = (error: ParseResult.ParseError) => ParseResult.TreeFormatter.formatErrorSync(error).split("\n").slice(0, 3).join(" ").slice(0, 200)
+const explain = (error: ParseResult.ParseError) =>
+  ParseResult.TreeFormatter.formatErrorSync(error).split("\n").slice(0, 3).join(" ").slice(0, 200)
 
 /** A text frame → a v1.2 frame, or a short reason (never echoing the input). */
 export const parseFrame = (text: string): Either.Either<Frame, string> =>
   Either.flatMap(parseJson(text), (json) => {
     // Peers that do not sign (the seed's server_hello) leave the field out: read as "", which never verifies.
     const value = json as { type?: unknown; signature?: unknown }
-    if (value !== null && typeof value === "object" && value.type === "signed_data" && value.signature === undefined) value.signature = ""
+    if (value !== null && typeof value === "object" && value.type === "signed_data" && value.signature === undefined)
+      value.signature = ""
     return byType(frameDecoders, json)
   })
 
@@ -145,7 +164,9 @@ export interface OpenedSignedData {
 export const openSignedData = (frame: SignedData): Either.Either<OpenedSignedData, string> => {
   const dataText = typeof frame.data === "string" ? frame.data : JSON.stringify(frame.data)
   const json = typeof frame.data === "string" ? parseJson(frame.data) : Either.right(frame.data as unknown)
-  return Either.flatMap(json, (value) => Either.map(byType(contentDecoders, value), (content) => ({ dataText, content })))
+  return Either.flatMap(json, (value) =>
+    Either.map(byType(contentDecoders, value), (content) => ({ dataText, content }))
+  )
 }
 
 export const parseChatPlaintext = (text: string): ChatBody | undefined => {
@@ -161,8 +182,9 @@ export const parseChatPlaintext = (text: string): ChatBody | undefined => {
 export const encodeSignedData = (data: string, counter: number, signature: string) =>
   JSON.stringify({ type: "signed_data", data, counter, signature })
 
-export const encodeClientList = (servers: ReadonlyArray<{ readonly address: string; readonly clients: ReadonlyArray<string> }>) =>
-  JSON.stringify({ type: "client_list", servers })
+export const encodeClientList = (
+  servers: ReadonlyArray<{ readonly address: string; readonly clients: ReadonlyArray<string> }>
+) => JSON.stringify({ type: "client_list", servers })
 
 export const encodeClientUpdate = (clients: ReadonlyArray<string>) => JSON.stringify({ type: "client_update", clients })
 export const clientUpdateRequestFrame = JSON.stringify({ type: "client_update_request" })
@@ -171,10 +193,21 @@ export const encodeError = (message: string) => JSON.stringify({ type: "error", 
 
 export const helloContent = (publicKey: string) => JSON.stringify({ type: "hello", public_key: publicKey })
 export const serverHelloContent = (sender: string) => JSON.stringify({ type: "server_hello", sender })
-export const publicChatContent = (sender: string, message: string) => JSON.stringify({ type: "public_chat", sender, message })
-export const chatContent = (destinations: ReadonlyArray<string>, sealed: { iv: string; symm_keys: ReadonlyArray<string>; chat: string }) =>
-  JSON.stringify({ type: "chat", destination_servers: destinations, iv: sealed.iv, symm_keys: sealed.symm_keys, chat: sealed.chat })
-export const chatPlaintext = (participants: ReadonlyArray<string>, message: string) => JSON.stringify({ chat: { participants, message } })
+export const publicChatContent = (sender: string, message: string) =>
+  JSON.stringify({ type: "public_chat", sender, message })
+export const chatContent = (
+  destinations: ReadonlyArray<string>,
+  sealed: { iv: string; symm_keys: ReadonlyArray<string>; chat: string }
+) =>
+  JSON.stringify({
+    type: "chat",
+    destination_servers: destinations,
+    iv: sealed.iv,
+    symm_keys: sealed.symm_keys,
+    chat: sealed.chat
+  })
+export const chatPlaintext = (participants: ReadonlyArray<string>, message: string) =>
+  JSON.stringify({ chat: { participants, message } })
 
 /** A short, escaped prefix of untrusted text for error messages and logs. */
 export const preview = (text: string, max = 32) => JSON.stringify(text.length > max ? `${text.slice(0, max)}…` : text)

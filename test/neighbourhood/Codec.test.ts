@@ -87,7 +87,11 @@ describe("Neighbourhood codecs", () => {
   })
 
   test("base64 is strict RFC 4648 and round-trips", () => {
-    FastCheck.assert(FastCheck.property(FastCheck.uint8Array({ maxLength: 200 }), (bytes) => expect(fromBase64(toBase64(bytes))).toEqual(new Uint8Array(bytes))))
+    FastCheck.assert(
+      FastCheck.property(FastCheck.uint8Array({ maxLength: 200 }), (bytes) =>
+        expect(fromBase64(toBase64(bytes))).toEqual(new Uint8Array(bytes))
+      )
+    )
     expect(fromBase64("abc")).toBeUndefined()
     expect(fromBase64("ab$=")).toBeUndefined()
   })
@@ -96,7 +100,12 @@ describe("Neighbourhood codecs", () => {
 describe("Neighbourhood keys and fingerprints", () => {
   test("PEMs are compared by key: line breaks, CRLF, trailing newline and 4-dash lines read the same", async () => {
     const spki = spkiFromPem(pem)!
-    for (const variant of [wrappedPem(spki), `${pem}\n`, wrappedPem(spki).replace(/\n/g, "\r\n"), pem.replace(/-----/g, "----")]) {
+    for (const variant of [
+      wrappedPem(spki),
+      `${pem}\n`,
+      wrappedPem(spki).replace(/\n/g, "\r\n"),
+      pem.replace(/-----/g, "----")
+    ]) {
       const parsed = await importPublicPem(variant)
       expect(typeof parsed === "string" ? parsed : parsed.pem).toBe(pem)
     }
@@ -118,7 +127,11 @@ describe("Neighbourhood keys and fingerprints", () => {
     const ec = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign"])
     const ecPem = canonicalPem(new Uint8Array(await crypto.subtle.exportKey("spki", ec.publicKey)))
     expect(await importPublicPem(ecPem)).toBe("not an RSA key")
-    const small = await crypto.subtle.generateKey({ name: "RSA-PSS", modulusLength: 1024, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" }, true, ["sign"])
+    const small = await crypto.subtle.generateKey(
+      { name: "RSA-PSS", modulusLength: 1024, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" },
+      true,
+      ["sign"]
+    )
     expect(await importPublicPem(await exportPublicPem(small.publicKey))).toBe("RSA modulus must be 2048 to 4096 bits")
   })
 })
@@ -145,9 +158,11 @@ describe("Neighbourhood signatures", () => {
           const tamperedData = `${data.slice(0, -1)}${data.at(-1) === "x" ? "y" : "x"}`
           expect(await verifyData(key.verifyKey, tamperedData, counter, signature)).toBe(false)
           expect(await verifyData(key.verifyKey, data, counter + 1, signature)).toBe(false)
-          expect(await verifyData(key.verifyKey, data, counter, await signData(other.privateKey, data, counter))).toBe(false)
+          expect(await verifyData(key.verifyKey, data, counter, await signData(other.privateKey, data, counter))).toBe(
+            false
+          )
           const bytes = fromBase64(signature)!
-          bytes[position % bytes.length]! ^= 1 << position % 8
+          bytes[position % bytes.length]! ^= 1 << (position % 8)
           expect(await verifyData(key.verifyKey, data, counter, toBase64(bytes))).toBe(false)
           expect(await verifyData(key.verifyKey, data, counter, "not base64!")).toBe(false)
         }
@@ -159,9 +174,19 @@ describe("Neighbourhood signatures", () => {
   test("the signed text is data followed by the decimal counter (v1.2)", async () => {
     const data = JSON.stringify({ type: "public_chat", sender: "x", message: "hi" })
     const signature = await signData(pair.privateKey, data, 42)
-    const raw = await crypto.subtle.verify({ name: "RSA-PSS", saltLength: 32 }, key.verifyKey, fromBase64(signature)!, new TextEncoder().encode(`${data}42`))
+    const raw = await crypto.subtle.verify(
+      { name: "RSA-PSS", saltLength: 32 },
+      key.verifyKey,
+      fromBase64(signature)!,
+      new TextEncoder().encode(`${data}42`)
+    )
     expect(raw).toBe(true)
-    expect(JSON.parse(encodeSignedData(data, 42, signature))).toEqual({ type: "signed_data", data, counter: 42, signature })
+    expect(JSON.parse(encodeSignedData(data, 42, signature))).toEqual({
+      type: "signed_data",
+      data,
+      counter: 42,
+      signature
+    })
   })
 })
 
@@ -169,7 +194,13 @@ describe("Neighbourhood chat encryption", () => {
   test("sealed chats open for each recipient only, and not after tampering", async () => {
     const third = await generateKeyPair()
     const decryptOf = async (p: CryptoKeyPair) =>
-      crypto.subtle.importKey("pkcs8", await crypto.subtle.exportKey("pkcs8", p.privateKey), { name: "RSA-OAEP", hash: "SHA-256" }, false, ["decrypt"])
+      crypto.subtle.importKey(
+        "pkcs8",
+        await crypto.subtle.exportKey("pkcs8", p.privateKey),
+        { name: "RSA-OAEP", hash: "SHA-256" },
+        false,
+        ["decrypt"]
+      )
     const spkiOf = async (p: CryptoKeyPair) => new Uint8Array(await crypto.subtle.exportKey("spki", p.publicKey))
     await FastCheck.assert(
       FastCheck.asyncProperty(FastCheck.string({ maxLength: 300 }), async (text) => {

@@ -13,8 +13,16 @@ const startFileServer = (maxBytes: number) =>
   Effect.gen(function* () {
     const routes = yield* makeFileRoutes({ maxBytes, publicUrl: Option.none(), uploadsPerMinute: 100 })
     const transport = yield* Transport
-    const http: HttpApp.Default = routes.pipe(Effect.catchTag("RouteNotFound", () => HttpServerResponse.unsafeJson({ error: "not found" }, { status: 404 })))
-    const handle = yield* transport.serve({ name: "files", port: 0, hostname: "127.0.0.1", limits: defaultSocketLimits, http })
+    const http: HttpApp.Default = routes.pipe(
+      Effect.catchTag("RouteNotFound", () => HttpServerResponse.unsafeJson({ error: "not found" }, { status: 404 }))
+    )
+    const handle = yield* transport.serve({
+      name: "files",
+      port: 0,
+      hostname: "127.0.0.1",
+      limits: defaultSocketLimits,
+      http
+    })
     return { base: `http://127.0.0.1:${handle.port}`, store: yield* FileStore }
   })
 
@@ -62,5 +70,10 @@ describe("Neighbourhood file API over HTTP", () => {
 
       expect((yield* Effect.promise(() => fetch(`${base}/files/AAAAAAAAAAAAAAAAAAAAAA`))).status).toBe(404)
       expect((yield* Effect.promise(() => fetch(`${base}/files/../../etc/passwd`))).status).toBe(404)
-    }).pipe(Effect.provide(BunTransportLive), Effect.provide(MemoryFileStore({ quotaBytes: 1_000_000, maxAge: "1 day" })), Effect.provide(Metrics.Default)))
+    }).pipe(
+      Effect.provide(BunTransportLive),
+      Effect.provide(MemoryFileStore({ quotaBytes: 1_000_000, maxAge: "1 day" })),
+      Effect.provide(Metrics.Default)
+    )
+  )
 })

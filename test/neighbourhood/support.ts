@@ -3,12 +3,23 @@ import { MemoryFederationLive } from "../../layers/Federation/InProcessFederatio
 import { InProcessRoomsLive } from "../../layers/Rooms/InProcessRooms.ts"
 import { type MemoryClient, MemoryNetwork, MemoryTransportTest } from "../../layers/Transport/MemoryTransport.ts"
 import { type Incoming, NeighbourhoodClient } from "../../src/neighbourhood/Client.ts"
-import { type NeighbourhoodConfig, NeighbourhoodConfig as NeighbourhoodConfigSchema } from "../../src/neighbourhood/Config.ts"
-import { exportPrivatePem, exportPublicPem, fingerprintOf, generateKeyPair, spkiFromPem } from "../../src/neighbourhood/Crypto.ts"
+import {
+  type NeighbourhoodConfig,
+  NeighbourhoodConfig as NeighbourhoodConfigSchema
+} from "../../src/neighbourhood/Config.ts"
+import {
+  exportPrivatePem,
+  exportPublicPem,
+  fingerprintOf,
+  generateKeyPair,
+  spkiFromPem
+} from "../../src/neighbourhood/Crypto.ts"
 import { type NeighbourhoodServer, serveNeighbourhood, type ServerIdentity } from "../../src/neighbourhood/Server.ts"
 
 /** The in-memory world of a mesh test: transport, links and rooms doubles. */
-export const MeshTestLayer = Layer.mergeAll(MemoryFederationLive, InProcessRoomsLive).pipe(Layer.provideMerge(MemoryTransportTest))
+export const MeshTestLayer = Layer.mergeAll(MemoryFederationLive, InProcessRoomsLive).pipe(
+  Layer.provideMerge(MemoryTransportTest)
+)
 
 export interface ServerKeys {
   readonly identity: ServerIdentity
@@ -26,7 +37,9 @@ export const makeServerKeys = async (): Promise<ServerKeys> => {
 
 /** Keys are costly to make: every test of a file shares these. */
 export const serverKeys = await Promise.all([makeServerKeys(), makeServerKeys(), makeServerKeys()])
-export const clientPems = await Promise.all(Array.from({ length: 5 }, async () => exportPrivatePem((await generateKeyPair()).privateKey)))
+export const clientPems = await Promise.all(
+  Array.from({ length: 5 }, async () => exportPrivatePem((await generateKeyPair()).privateKey))
+)
 
 export const basePort = 9100
 export const addressOf = (i: number) => `server${i}`
@@ -36,8 +49,14 @@ export const portOf = (i: number) => basePort + i
 export const configFor = (i: number, count: number, extra: Record<string, unknown> = {}): NeighbourhoodConfig => {
   const neighbours = Array.from({ length: count }, (_, j) => j)
     .filter((j) => j !== i)
-    .map((j) => ({ address: addressOf(j), url: `ws://memory:${portOf(j)}/`, publicKey: serverKeys[j]!.identity.publicPem }))
-  const json = { neighbourhood: { port: portOf(i), address: addressOf(i), neighbours, files: { backend: "memory" }, ...extra } }
+    .map((j) => ({
+      address: addressOf(j),
+      url: `ws://memory:${portOf(j)}/`,
+      publicKey: serverKeys[j]!.identity.publicPem
+    }))
+  const json = {
+    neighbourhood: { port: portOf(i), address: addressOf(i), neighbours, files: { backend: "memory" }, ...extra }
+  }
   return Effect.runSync(Effect.withConfigProvider(NeighbourhoodConfigSchema, ConfigProvider.fromJson(json)))
 }
 
@@ -51,8 +70,17 @@ export const startServer = (i: number, count: number, extra: Record<string, unkn
   Effect.gen(function* () {
     const scope = yield* Scope.make()
     const config = configFor(i, count, extra)
-    const neighbours = config.neighbours.map((n) => ({ address: n.address, url: n.url, publicKeyPem: (n.publicKey as any).value as string }))
-    const server = yield* serveNeighbourhood({ config, identity: serverKeys[i]!.identity, neighbours, name: addressOf(i) }).pipe(Scope.extend(scope))
+    const neighbours = config.neighbours.map((n) => ({
+      address: n.address,
+      url: n.url,
+      publicKeyPem: (n.publicKey as any).value as string
+    }))
+    const server = yield* serveNeighbourhood({
+      config,
+      identity: serverKeys[i]!.identity,
+      neighbours,
+      name: addressOf(i)
+    }).pipe(Scope.extend(scope))
     return { server, scope, stop: Scope.close(scope, Exit.void) } satisfies RunningServer
   })
 
@@ -70,7 +98,9 @@ export const advanceUntil = (done: () => boolean, label: string, steps = 200) =>
 
 /** Every server's links to every other are up. */
 export const meshUp = (servers: ReadonlyArray<RunningServer>) => () =>
-  servers.every((s) => [...s.server.mesh.neighbours.values()].every((n) => n.outbound !== undefined && n.inbound !== undefined))
+  servers.every((s) =>
+    [...s.server.mesh.neighbours.values()].every((n) => n.outbound !== undefined && n.inbound !== undefined)
+  )
 
 export interface TestClient {
   readonly client: NeighbourhoodClient
@@ -90,13 +120,17 @@ export const connectClient = (port: number, key: string | NeighbourhoodClient, h
     const network = yield* MemoryNetwork
     const client = typeof key === "string" ? yield* Effect.promise(() => NeighbourhoodClient.fromPrivatePem(key)) : key
     const socket = yield* network.connect(port, "/")
-    const send = (frame: string | Promise<string>) => Effect.promise(async () => frame).pipe(Effect.flatMap((text) => socket.send(text)))
-    const nextRaw = Effect.map(socket.next(), (frame) => (typeof frame === "string" ? frame : new TextDecoder().decode(frame)))
+    const send = (frame: string | Promise<string>) =>
+      Effect.promise(async () => frame).pipe(Effect.flatMap((text) => socket.send(text)))
+    const nextRaw = Effect.map(socket.next(), (frame) =>
+      typeof frame === "string" ? frame : new TextDecoder().decode(frame)
+    )
     const next = Effect.flatMap(nextRaw, (text) => Effect.promise(() => client.read(text)))
     const clientList = Effect.gen(function* () {
       yield* send(client.clientListRequest())
       const incoming = yield* next
-      if (incoming.kind !== "client_list") return yield* Effect.dieMessage(`expected client_list, got ${JSON.stringify(incoming)}`)
+      if (incoming.kind !== "client_list")
+        return yield* Effect.dieMessage(`expected client_list, got ${JSON.stringify(incoming)}`)
       return incoming
     })
     const expectNothingElse = Effect.asVoid(clientList)
@@ -111,12 +145,26 @@ export const listing = (incoming: Extract<Incoming, { kind: "client_list" }>) =>
 /** Polls the client list (advancing the clock) until it equals `expected`. */
 export const listConverges = (client: TestClient, expected: Record<string, ReadonlyArray<string>>, steps = 200) =>
   Effect.gen(function* () {
-    const want = JSON.stringify(Object.fromEntries(Object.entries(expected).map(([k, v]) => [k, [...v].sort()])).valueOf())
+    const want = JSON.stringify(
+      Object.fromEntries(Object.entries(expected).map(([k, v]) => [k, [...v].sort()])).valueOf()
+    )
     let last = ""
     for (let i = 0; i < steps; i++) {
       const got = listing(yield* client.clientList)
-      last = JSON.stringify(Object.fromEntries(Object.keys(got).sort().map((k) => [k, got[k]])))
-      const wantSorted = JSON.stringify(Object.fromEntries(Object.keys(JSON.parse(want)).sort().map((k) => [k, JSON.parse(want)[k]])))
+      last = JSON.stringify(
+        Object.fromEntries(
+          Object.keys(got)
+            .sort()
+            .map((k) => [k, got[k]])
+        )
+      )
+      const wantSorted = JSON.stringify(
+        Object.fromEntries(
+          Object.keys(JSON.parse(want))
+            .sort()
+            .map((k) => [k, JSON.parse(want)[k]])
+        )
+      )
       if (last === wantSorted) return
       yield* TestClock.adjust("100 millis")
       yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))

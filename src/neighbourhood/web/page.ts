@@ -72,7 +72,8 @@ const renderOnline = (incoming: Extract<Incoming, { kind: "client_list" }>) => {
       servers.append(label)
     }
   }
-  for (const fingerprint of [...selected]) if (!known.some((c) => c.fingerprint === fingerprint)) selected.delete(fingerprint)
+  for (const fingerprint of [...selected])
+    if (!known.some((c) => c.fingerprint === fingerprint)) selected.delete(fingerprint)
 }
 
 const onIncoming = async (incoming: Incoming) => {
@@ -109,9 +110,11 @@ const connect = () => {
   let reading: Promise<void> = Promise.resolve()
   ws.onmessage = (event) => {
     const text = typeof event.data === "string" ? event.data : ""
-    reading = reading.then(async () => {
-      if (client) await onIncoming(await client.read(text))
-    }).catch((error) => say(`could not read a message: ${String(error)}`))
+    reading = reading
+      .then(async () => {
+        if (client) await onIncoming(await client.read(text))
+      })
+      .catch((error) => say(`could not read a message: ${String(error)}`))
   }
   ws.onopen = async () => {
     if (!client) return
@@ -137,7 +140,11 @@ $("generate").onclick = async () => {
   await useKey(await fresh.exportPrivateKey())
   say("new key generated and kept in this browser")
 }
-$("import").onclick = () => useKey(pemBox.value.trim()).then(() => say("key imported"), (error) => say(`cannot use that key: ${String(error)}`))
+$("import").onclick = () =>
+  useKey(pemBox.value.trim()).then(
+    () => say("key imported"),
+    (error) => say(`cannot use that key: ${String(error)}`)
+  )
 $("export").onclick = async () => {
   if (client) pemBox.value = await client.exportPrivateKey()
 }
@@ -154,7 +161,12 @@ $<HTMLFormElement>("compose").onsubmit = async (event) => {
     send(await client.publicChat(text))
     return say(`you (public): ${text}`, "public")
   }
-  send(await client.chat(recipients.map((c) => ({ pem: c.pem, server: c.server })), text))
+  send(
+    await client.chat(
+      recipients.map((c) => ({ pem: c.pem, server: c.server })),
+      text
+    )
+  )
   say(`you → ${recipients.map((c) => short(c.fingerprint)).join(", ")}: ${text}`, "private")
 }
 

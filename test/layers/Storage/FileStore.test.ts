@@ -18,7 +18,8 @@ const tempDirectory = Effect.acquireRelease(
 )
 
 /** Builds the store in the test's scope, so its expiry sweep runs while the test does. */
-const storeOf = (layer: Layer.Layer<FileStore, unknown>) => Effect.map(Layer.build(layer), (context) => Context.get(context, FileStore))
+const storeOf = (layer: Layer.Layer<FileStore, unknown>) =>
+  Effect.map(Layer.build(layer), (context) => Context.get(context, FileStore))
 
 /** The same contract for every backend. */
 const contract = (name: string, layer: () => Effect.Effect<Layer.Layer<FileStore, unknown>, never, any>) =>
@@ -37,7 +38,8 @@ const contract = (name: string, layer: () => Effect.Effect<Layer.Layer<FileStore
         expect(Option.isSome(yield* store.get(b.id))).toBe(true)
         yield* store.remove(b.id)
         expect(yield* store.usage).toEqual({ bytes: 0, files: 0, blobs: 0 })
-      }))
+      })
+    )
 
     it.effect("evicts the oldest uploads to stay within the quota, and refuses a file larger than the quota", () =>
       Effect.gen(function* () {
@@ -52,7 +54,8 @@ const contract = (name: string, layer: () => Effect.Effect<Layer.Layer<FileStore
         expect((yield* store.usage).bytes).toBe(8)
         const error = yield* Effect.flip(store.put(new Uint8Array(11), meta))
         expect(error.reason).toBe("TooLarge")
-      }))
+      })
+    )
 
     it.effect("forgets uploads older than maxAge", () =>
       Effect.gen(function* () {
@@ -62,22 +65,28 @@ const contract = (name: string, layer: () => Effect.Effect<Layer.Layer<FileStore
         expect(Option.isNone(yield* store.get(old.id))).toBe(true)
         yield* TestClock.adjust("10 minutes")
         expect(yield* store.usage).toEqual({ bytes: 0, files: 0, blobs: 0 })
-      }))
+      })
+    )
   })
 
 contract("memory", () => Effect.succeed(MemoryFileStore(options)))
-contract("filesystem", () => Effect.map(tempDirectory, (dir) => FileSystemFileStore(dir, options).pipe(Layer.provide(BunFileSystem.layer))))
+contract("filesystem", () =>
+  Effect.map(tempDirectory, (dir) => FileSystemFileStore(dir, options).pipe(Layer.provide(BunFileSystem.layer)))
+)
 
 describe("FileStore (filesystem) across restarts", () => {
   it.effect("keeps uploads across a restart and removes blobs no upload refers to", () =>
     Effect.gen(function* () {
       const dir = yield* tempDirectory
-      const layer = FileSystemFileStore(dir, { quotaBytes: 1000, maxAge: "1 day" }).pipe(Layer.provide(BunFileSystem.layer))
+      const layer = FileSystemFileStore(dir, { quotaBytes: 1000, maxAge: "1 day" }).pipe(
+        Layer.provide(BunFileSystem.layer)
+      )
       const kept = yield* Effect.scoped(Effect.flatMap(storeOf(layer), (store) => store.put(bytes("persisted"), meta)))
       yield* Effect.promise(() => writeFile(join(dir, "blobs", "f".repeat(64)), "orphan"))
       const store = yield* storeOf(layer)
       const got = yield* store.get(kept.id)
       expect(Option.map(got, (g) => new TextDecoder().decode(g.bytes))).toEqual(Option.some("persisted"))
       expect(yield* Effect.promise(() => readdir(join(dir, "blobs")))).toEqual([kept.sha256])
-    }))
+    })
+  )
 })
