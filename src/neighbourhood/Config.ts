@@ -87,6 +87,9 @@ export const defaultNeighbourhoodLimits: NeighbourhoodLimits = {
   connectionBurst: 200
 }
 
+/** Multipart framing allowed on top of `files.maxBytes` in one upload request. */
+export const uploadFormOverhead = 64 * 1024
+
 export const neighbourhoodSocketDefaults: Partial<SocketLimits> = {
   maxPayloadBytes: 1024 * 1024,
   maxConnections: 2000
@@ -159,7 +162,12 @@ export const NeighbourhoodConfig: Config.Config<NeighbourhoodConfig> = Config.al
 }).pipe(
   Config.map(({ address, ...rest }) => ({
     ...rest,
-    address: Option.getOrElse(address, () => `localhost:${rest.port}`)
+    address: Option.getOrElse(address, () => `localhost:${rest.port}`),
+    // Uploads arrive on this port: the transport's body limit must let a whole file (and its form) through.
+    socket: {
+      ...rest.socket,
+      maxRequestBodyBytes: rest.socket.maxRequestBodyBytes ?? rest.files.maxBytes + uploadFormOverhead
+    }
   })),
   Config.validate({
     message: "neighbours must have distinct addresses, none equal to this server's address",

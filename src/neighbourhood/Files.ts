@@ -3,6 +3,7 @@ import { Clock, Effect, Option, type Scope } from "effect"
 import { FileStore, type FileStoreError } from "../../layers/Storage/FileStore.ts"
 import { ClientAddress } from "../../layers/Transport/Transport.ts"
 import { makeKeyedLimiter } from "../shared/RateLimiter.ts"
+import { uploadFormOverhead } from "./Config.ts"
 
 export interface FileApiOptions {
   /** Largest file in bytes; a larger upload gets 413. */
@@ -28,9 +29,6 @@ const cleanName = (value: string | undefined) =>
 
 const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
   HttpServerResponse.unsafeJson(body, { status, headers })
-
-/** Multipart overhead allowed on top of maxBytes before the body is refused unread. */
-const formOverhead = 64 * 1024
 
 /** Reads at most `limit` bytes of a body; undefined when it is longer. */
 const readLimited = async (
@@ -68,9 +66,9 @@ type Upload =
 const readUpload = async (request: Request, maxBytes: number): Promise<Upload> => {
   const tooLarge = { problem: 413, message: `file larger than ${maxBytes} bytes` }
   const declared = Number(request.headers.get("content-length") ?? "0")
-  if (declared > maxBytes + formOverhead) return tooLarge
+  if (declared > maxBytes + uploadFormOverhead) return tooLarge
   const contentType = request.headers.get("content-type") ?? ""
-  const body = await readLimited(request.body, maxBytes + formOverhead)
+  const body = await readLimited(request.body, maxBytes + uploadFormOverhead)
   if (!body) return tooLarge
   if (!contentType.toLowerCase().startsWith("multipart/form-data")) {
     if (body.byteLength > maxBytes) return tooLarge

@@ -1,4 +1,5 @@
 import { Either, ParseResult, Schema } from "effect"
+import { exceedsJsonDepth } from "../shared/JsonDepth.ts"
 
 /**
  * Every OLAF/Neighbourhood v1.2 frame as an Effect Schema, in both directions. Decoding ignores
@@ -114,27 +115,10 @@ const byType = <A>(
 const decodeChatPlaintext = Schema.decodeUnknownEither(ChatPlaintext)
 
 /** Deepest nesting we parse; every v1.2 frame is at most 4 levels deep. */
-export const maxJsonDepth = 16
-
-/** Nesting depth of JSON text, counted outside strings, so deep input is refused before JSON.parse. */
-export const jsonDepthExceeds = (text: string, limit = maxJsonDepth): boolean => {
-  let depth = 0
-  let inString = false
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    if (inString) {
-      if (c === 92) i++
-      else if (c === 34) inString = false
-    } else if (c === 34) inString = true
-    else if (c === 123 || c === 91) {
-      if (++depth > limit) return true
-    } else if (c === 125 || c === 93) depth--
-  }
-  return false
-}
+export const maxFrameDepth = 16
 
 const parseJson = (text: string): Either.Either<unknown, string> => {
-  if (jsonDepthExceeds(text)) return Either.left("JSON nested too deeply")
+  if (exceedsJsonDepth(text, maxFrameDepth)) return Either.left("JSON nested too deeply")
   try {
     return Either.right(JSON.parse(text))
   } catch {

@@ -13,6 +13,8 @@ describe("Neighbourhood config", () => {
     expect(config.neighbours).toEqual([])
     expect(config.compat).toEqual({ unsignedServerHello: false, perConnectionCounters: false })
     expect(config.files.maxBytes).toBe(10 * 1024 * 1024)
+    // The transport's HTTP body limit follows the upload limit, so files up to maxBytes reach the file API.
+    expect(config.socket.maxRequestBodyBytes).toBe(10 * 1024 * 1024 + 64 * 1024)
   })
 
   test("neighbours map an address to a dial URL and a key", () => {
