@@ -24,9 +24,10 @@ import { hydrogen } from "./scenarios/hydrogen.ts"
 import { slow } from "./scenarios/slow.ts"
 import { aliya } from "./scenarios/aliya.ts"
 import { udp } from "./scenarios/udp.ts"
+import { neighbourhood } from "./scenarios/neighbourhood.ts"
 
 const root = join(import.meta.dir, "..")
-export const scenarios: ReadonlyArray<Scenario> = [fanout, latency, idle, churn, hydrogen, slow, udp, aliya]
+export const scenarios: ReadonlyArray<Scenario> = [fanout, latency, idle, churn, hydrogen, slow, neighbourhood, udp, aliya]
 const order = scenarios.map((scenario) => scenario.id)
 
 interface Options {

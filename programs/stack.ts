@@ -1,8 +1,8 @@
 /**
  * Every Switchboard server in one process on embedded defaults: what `npm start` runs.
  * Made of: the DroneEngage authenticator and relay (sharing one generated S2S secret and one
- * account store), the tPacket chat server, the Hydrogen server (with a generated dev key), and a
- * banner that says where each one listens.
+ * account store), the tPacket chat server, the Hydrogen server (with a generated dev key), one
+ * Neighbourhood server (its RSA key generated in ./data), and a banner that says where each one listens.
  */
 import { BunFileSystem } from "@effect/platform-bun"
 import { Config, Console, Effect, Layer, Option, Redacted } from "effect"
@@ -22,6 +22,8 @@ import { AliyaManagersLive } from "./aliya-managers.ts"
 import { AliyaTokensLive } from "./aliya-tokens.ts"
 import { AuthenticatorFrom, AuthenticatorStorage } from "./authenticator.ts"
 import { HydrogenLive } from "./hydrogen.ts"
+import { NeighbourhoodLive } from "./neighbourhood.ts"
+import { NeighbourhoodConfig } from "../src/neighbourhood/Config.ts"
 import { RelayFrom } from "./relay.ts"
 
 /** A listener's address as a client dials it: the secure scheme when that listener has TLS. */
@@ -44,6 +46,7 @@ const Banner = Layer.effectDiscard(
     const relay = yield* RelayConfig
     const chat = yield* ChatConfig
     const hydrogen = yield* HydrogenConfig
+    const neighbourhood = yield* NeighbourhoodConfig
     const dev = yield* secrets.devAccount
     const aliyaPort = yield* Config.integer("port").pipe(Config.withDefault(8880), Config.nested("gateway"), Config.nested("aliya"))
     const lines = [
@@ -54,6 +57,7 @@ const Banner = Layer.effectDiscard(
       hydrogen.enabled
         ? `  Hydrogen                   ${url("ws", hydrogen.port, hydrogen.secureMode === "tls")}  (subprotocol ${hydrogen.protocol}; header "Authorization: Key ${Redacted.value(secrets.hydrogenKey)}")`
         : "  Hydrogen                   disabled (hydrogen.Enabled is false)",
+      `  Neighbourhood (OLAF v1.2)  ${url("ws", neighbourhood.port)}  (address ${neighbourhood.address}; page ${url("http", neighbourhood.port)}/; key ${neighbourhood.keyPath})`,
       `  Aliya gateway              tcp://127.0.0.1:${aliyaPort}  (AES-256-GCM key: ${secrets.dataDir}/aliya-gateway-key; tokens ${url("http", 8080)}, managers on 127.0.0.1:8081-8087)`,
       Option.match(dev, {
         onNone: () => "  dev account: exists, but its access code was not kept here (regenerate it through /w/am)",
@@ -83,7 +87,7 @@ const Aliya = Layer.mergeAll(AliyaManagersLive, AliyaTokensLive, AliyaGatewayLiv
 
 /** Servers first, then the banner; the secrets layer feeds the S2S secret into both programs' config. */
 export const StackLive = Banner.pipe(
-  Layer.provide(Layer.mergeAll(DroneEngage, Chat, HydrogenLive, Aliya)),
+  Layer.provide(Layer.mergeAll(DroneEngage, Chat, HydrogenLive, NeighbourhoodLive, Aliya)),
   Layer.provide(DevAccount),
   Layer.provideMerge(AuthenticatorStorage),
   Layer.provide(StackSecrets.WithConfigFallback)

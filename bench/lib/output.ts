@@ -111,6 +111,19 @@ const columns: Record<string, Array<Column>> = {
     ratioColumn("vs relay fan-out", "ackedPerSec vs relay"),
     metric("not delivered by drain end", "lost", (v) => v.toFixed(0))
   ],
+  neighbourhood: [
+    metric("messages/s", "messagesPerSec", rate),
+    metric("deliveries/s", "deliveriesPerSec", rate),
+    metric("p50 ms", "p50Ms"),
+    metric("p99 ms", "p99Ms"),
+    metric("server CPU µs/delivery", "cpuUsPerDelivery", (v) => num(v, 3)),
+    metric("server CPU µs/message", "cpuUsPerMessage", (v) => num(v, 1)),
+    metric("messages (verifications) per core-second", "messagesPerCoreSecond", rate),
+    metric("raw verify/s", "verificationsPerSec", rate),
+    ratioColumn("rate vs relay", "deliveriesPerSec vs relay"),
+    ratioColumn("CPU vs relay", "cpuUsPerDelivery vs relay"),
+    metric("lost", "lost", (v) => v.toFixed(0))
+  ],
   slow: [
     metric("deliveries/s (others)", "deliveriesPerSec", rate),
     metric("p99 ms (others)", "p99Ms"),

@@ -53,7 +53,9 @@ export const serverLabel: Record<string, string> = {
   transport: "our Transport, forwarding only",
   relay: "DroneEngage relay",
   chat: "tPacket chat",
-  hydrogen: "Hydrogen"
+  hydrogen: "Hydrogen",
+  neighbourhood: "Neighbourhood",
+  webcrypto: "WebCrypto (raw)"
 }
 
 /**

@@ -30,7 +30,7 @@ const hasIpv6Loopback = () => {
 
 /** Spawns `npm start`'s program in a temp directory on free ports and waits for its banner. */
 const spawnStack = async (extraEnv: Record<string, string> = {}) => {
-  const [auth, s2s, relay, chat, hydrogen] = freePorts(5)
+  const [auth, s2s, relay, chat, hydrogen, neighbourhood] = freePorts(6)
   const dir = mkdtempSync(join(tmpdir(), "sb-stack-"))
   const child = Bun.spawn([process.execPath, "run", join(import.meta.dir, "../../programs/stack.ts")], {
     cwd: dir,
@@ -42,6 +42,7 @@ const spawnStack = async (extraEnv: Record<string, string> = {}) => {
       RELAY_AUTHENTICATOR_URL: `ws://127.0.0.1:${s2s}`,
       CHAT_PORT: String(chat),
       HYDROGEN_PORT: String(hydrogen),
+      NEIGHBOURHOOD_PORT: String(neighbourhood),
       LOG_LEVEL: "warning",
       ...extraEnv
     },
@@ -60,7 +61,7 @@ const spawnStack = async (extraEnv: Record<string, string> = {}) => {
     banner += new TextDecoder().decode(value)
   }
   reader.releaseLock()
-  return { child, banner, dir, ports: { auth, s2s, relay, chat, hydrogen } }
+  return { child, banner, dir, ports: { auth, s2s, relay, chat, hydrogen, neighbourhood } }
 }
 
 /** The running stack, stopped with SIGTERM when the test's scope closes. */
@@ -80,6 +81,7 @@ describe("npm start (programs/stack.ts)", () => {
       expect(stack.banner).toContain(`http://127.0.0.1:${ports.auth}`)
       expect(stack.banner).toContain(`ws://127.0.0.1:${ports.relay}`)
       expect(stack.banner).toContain(`ws://127.0.0.1:${ports.chat}`)
+      expect(stack.banner).toContain(`ws://127.0.0.1:${ports.neighbourhood}`)
       const [, name, code] = /dev account: (\w+) \/ ([0-9a-f]{32})/.exec(stack.banner) ?? []
       expect(name).toBe("dev")
 
