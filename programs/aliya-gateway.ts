@@ -3,12 +3,7 @@
  * bodies (or the original's DES with aliya.gateway.cipher = "des-compat"), tokens checked with
  * the token server, each function forwarded to the manager that owns it.
  */
-import { Layer } from "effect"
 import { runProgram } from "../layers/Program/runProgram.ts"
-import { BunTcpTransportLive } from "../layers/Transport/TcpTransport.ts"
-import { InternalHttpLive } from "../src/aliya/InternalHttp.ts"
-import { AliyaGatewayPart } from "../src/aliya/Parts.ts"
+import { AliyaGatewayLive } from "./servers/aliya-gateway.ts"
 
-export const AliyaGatewayLive = AliyaGatewayPart.pipe(Layer.provide(Layer.merge(BunTcpTransportLive, InternalHttpLive)))
-
-if (import.meta.main) runProgram(AliyaGatewayLive)
+runProgram(AliyaGatewayLive)

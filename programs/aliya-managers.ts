@@ -3,11 +3,7 @@
  * 8081, bag 8082, weapon 8083, skill 8084), bound to loopback and authenticated with
  * aliya.serviceToken, over SQL (aliya.storage: SQLite by default, or MySQL/MariaDB).
  */
-import { Layer } from "effect"
 import { runProgram } from "../layers/Program/runProgram.ts"
-import { BunTransportLive } from "../layers/Transport/BunTransport.ts"
-import { AliyaDatabaseFromConfig, AliyaManagersPart } from "../src/aliya/Parts.ts"
+import { AliyaManagersLive } from "./servers/aliya-managers.ts"
 
-export const AliyaManagersLive = AliyaManagersPart.pipe(Layer.provide(Layer.merge(BunTransportLive, AliyaDatabaseFromConfig)))
-
-if (import.meta.main) runProgram(AliyaManagersLive)
+runProgram(AliyaManagersLive)

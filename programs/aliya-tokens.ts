@@ -3,12 +3,7 @@
  * GET /validate. JWTs signed with aliya.tokens.secret (HS256) or an Ed25519 key; the current
  * token of each player is kept in SQL, so a new login revokes the old token across restarts.
  */
-import { Layer } from "effect"
 import { runProgram } from "../layers/Program/runProgram.ts"
-import { BunTransportLive } from "../layers/Transport/BunTransport.ts"
-import { InternalHttpLive } from "../src/aliya/InternalHttp.ts"
-import { AliyaDatabaseFromConfig, AliyaTokensPart } from "../src/aliya/Parts.ts"
+import { AliyaTokensLive } from "./servers/aliya-tokens.ts"
 
-export const AliyaTokensLive = AliyaTokensPart.pipe(Layer.provide(Layer.mergeAll(BunTransportLive, InternalHttpLive, AliyaDatabaseFromConfig)))
-
-if (import.meta.main) runProgram(AliyaTokensLive)
+runProgram(AliyaTokensLive)

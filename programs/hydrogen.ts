@@ -4,19 +4,7 @@
  * This program only composes: the Hydrogen layer over Bun sockets, in-process rooms, memory
  * tokens (resume tokens) and the history store named by hydrogen.storage.
  */
-import { Layer } from "effect"
 import { runProgram } from "../layers/Program/runProgram.ts"
-import { InProcessRoomsLive } from "../layers/Rooms/InProcessRooms.ts"
-import { StreamStoreFromConfig } from "../layers/Storage/StorageFromConfig.ts"
-import { MemoryTokensLive } from "../layers/Tokens/MemoryTokens.ts"
-import { BunTransportLive } from "../layers/Transport/BunTransport.ts"
-import { HydrogenServer } from "../src/hydrogen/Server.ts"
+import { HydrogenLive } from "./servers/hydrogen.ts"
 
-/** History of reliable channels: memory unless hydrogen.storage says sqlite or mysql. */
-export const HydrogenHistory = StreamStoreFromConfig({ name: "hydrogen", path: ["hydrogen", "storage"], defaultBackend: "memory" })
-
-export const HydrogenLive = HydrogenServer.pipe(
-  Layer.provide(Layer.mergeAll(BunTransportLive, InProcessRoomsLive, MemoryTokensLive, HydrogenHistory))
-)
-
-if (import.meta.main) runProgram(HydrogenLive)
+runProgram(HydrogenLive)

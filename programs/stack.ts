@@ -6,7 +6,6 @@
  */
 import { BunFileSystem } from "@effect/platform-bun"
 import { Config, Console, Effect, Layer, Option, Redacted } from "effect"
-import { AliyaSecretsFallback } from "../layers/Config/AliyaSecrets.ts"
 import { StackSecrets } from "../layers/Config/StackSecrets.ts"
 import { runProgram } from "../layers/Program/runProgram.ts"
 import { InProcessRoomsLive } from "../layers/Rooms/InProcessRooms.ts"
@@ -17,14 +16,14 @@ import { HydrogenConfig } from "../src/hydrogen/Config.ts"
 import { ChatConfig, chatHistoryStorage } from "../src/chat/Config.ts"
 import { ChatServerLive } from "../src/chat/Server.ts"
 import { ensureDevAccount } from "../src/droneengage/Authenticator.ts"
-import { AliyaGatewayLive } from "./aliya-gateway.ts"
-import { AliyaManagersLive } from "./aliya-managers.ts"
-import { AliyaTokensLive } from "./aliya-tokens.ts"
-import { AuthenticatorFrom, AuthenticatorStorage } from "./authenticator.ts"
-import { HydrogenLive } from "./hydrogen.ts"
-import { NeighbourhoodLive } from "./neighbourhood.ts"
+import { AliyaGatewayLive } from "./servers/aliya-gateway.ts"
+import { AliyaManagersLive } from "./servers/aliya-managers.ts"
+import { AliyaTokensLive } from "./servers/aliya-tokens.ts"
+import { AuthenticatorFrom, AuthenticatorStorage } from "./servers/authenticator.ts"
+import { HydrogenLive } from "./servers/hydrogen.ts"
+import { NeighbourhoodLive } from "./servers/neighbourhood.ts"
 import { NeighbourhoodConfig } from "../src/neighbourhood/Config.ts"
-import { RelayFrom } from "./relay.ts"
+import { RelayFrom } from "./servers/relay.ts"
 
 /** A listener's address as a client dials it: the secure scheme when that listener has TLS. */
 const url = (scheme: "http" | "ws", port: number, tls: unknown = undefined) => `${tls ? `${scheme}s` : scheme}://127.0.0.1:${port}`
@@ -83,7 +82,7 @@ const DroneEngage = Layer.unwrapEffect(
 )
 
 /** Aliya's three parts, with their generated secrets (kept in the data directory). */
-const Aliya = Layer.mergeAll(AliyaManagersLive, AliyaTokensLive, AliyaGatewayLive).pipe(Layer.provide(AliyaSecretsFallback))
+const Aliya = Layer.mergeAll(AliyaManagersLive, AliyaTokensLive, AliyaGatewayLive)
 
 /** Servers first, then the banner; the secrets layer feeds the S2S secret into both programs' config. */
 export const StackLive = Banner.pipe(

@@ -10,9 +10,9 @@ import { grantWeapon, saveAccount, setBagAmounts } from "../../src/aliya/Admin.t
 import { Weapons } from "../../src/aliya/Game.ts"
 import { AliyaDatabaseFromConfig } from "../../src/aliya/Parts.ts"
 import { migrateAliya } from "../../src/aliya/Services.ts"
-import { AliyaGatewayLive } from "../../programs/aliya-gateway.ts"
-import { AliyaManagersLive } from "../../programs/aliya-managers.ts"
-import { AliyaTokensLive } from "../../programs/aliya-tokens.ts"
+import { AliyaGatewayLive } from "../../programs/servers/aliya-gateway.ts"
+import { AliyaManagersLive } from "../../programs/servers/aliya-managers.ts"
+import { AliyaTokensLive } from "../../programs/servers/aliya-tokens.ts"
 
 const players = Number(process.env.BENCH_PLAYERS ?? 100)
 const cost = defaultPasswordCost

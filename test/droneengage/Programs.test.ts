@@ -1,8 +1,8 @@
 import { describe, expect } from "bun:test"
 import { ConfigProvider, Effect, Layer } from "effect"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
-import { AuthenticatorLive } from "../../programs/authenticator.ts"
-import { RelayLive } from "../../programs/relay.ts"
+import { AuthenticatorLive } from "../../programs/servers/authenticator.ts"
+import { RelayLive } from "../../programs/servers/relay.ts"
 import { it } from "../support/effect.ts"
 
 describe("DroneEngage programs", () => {

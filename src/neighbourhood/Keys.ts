@@ -1,6 +1,6 @@
 import { FileSystem } from "@effect/platform"
 import { Data, Effect, Option } from "effect"
-import type { Neighbour, NeighbourSettings } from "../../src/neighbourhood/Config.ts"
+import type { Neighbour, NeighbourSettings } from "./Config.ts"
 import {
   canonicalPem,
   exportPrivatePem,
@@ -10,8 +10,8 @@ import {
   importPrivateKey,
   pkcs8FromPem,
   publicSpkiOfPrivate
-} from "../../src/neighbourhood/Crypto.ts"
-import type { ServerIdentity } from "../../src/neighbourhood/Server.ts"
+} from "./Crypto.ts"
+import type { ServerIdentity } from "./Server.ts"
 
 export class NeighbourhoodKeyError extends Data.TaggedError("NeighbourhoodKeyError")<{ readonly message: string }> {}
 
