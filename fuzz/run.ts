@@ -31,6 +31,7 @@ const settings = {
   seed,
   batchSize: Number(values.batch),
   shrinkMs: Number(values["shrink-ms"]),
+  shrinkKnown: true,
   rssHeadroomBytes: Number(values["rss-headroom-mb"]) * 2 ** 20,
   log: (line: string) => console.log(line)
 }

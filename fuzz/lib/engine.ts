@@ -56,6 +56,10 @@ export interface RunSettings {
   readonly rssHeadroomBytes: number
   /** Time fast-check may spend shrinking one failure (0: no shrinking). */
   readonly shrinkMs: number
+  /** Also shrink violations of known defects (their repros go in the report). */
+  readonly shrinkKnown: boolean
+  /** Stop starting batches after this long (the CI version's bound; the full run has none). */
+  readonly timeBudgetMs?: number
   readonly log: (line: string) => void
 }
 
@@ -189,7 +193,12 @@ export const runProtocol = async <Case>(
   }
   const canaryDone = canaryLoop()
 
+  const started = performance.now()
   for (let batch = 0; done < settings.cases; batch++) {
+    if (settings.timeBudgetMs !== undefined && performance.now() - started > settings.timeBudgetMs) {
+      settings.log(`  ${protocol.name}: time budget of ${settings.timeBudgetMs} ms spent after ${done} cases`)
+      break
+    }
     const size = Math.min(settings.batchSize, settings.cases - done)
     const seed = settings.seed + batch
     const cases = fc.sample(protocol.arbitrary, { seed, numRuns: size })
@@ -264,7 +273,7 @@ export const runProtocol = async <Case>(
     let minimized: { value: unknown; detail: string } | undefined
     const perCase =
       violation.invariant !== "canary" && violation.invariant !== "rss-bounded" && violation.invariant !== "process-up"
-    if (settings.shrinkMs > 0 && perCase)
+    if (settings.shrinkMs > 0 && perCase && (settings.shrinkKnown || !isKnown(violation)))
       minimized = await shrink(protocol, session, entry, settings).catch(() => undefined)
     findings.push({
       invariant: violation.invariant,
