@@ -194,8 +194,9 @@ export const runProtocol = async <Case>(
   const canaryDone = canaryLoop()
 
   const started = performance.now()
+  const overBudget = () => settings.timeBudgetMs !== undefined && performance.now() - started > settings.timeBudgetMs
   for (let batch = 0; done < settings.cases; batch++) {
-    if (settings.timeBudgetMs !== undefined && performance.now() - started > settings.timeBudgetMs) {
+    if (overBudget()) {
       settings.log(`  ${protocol.name}: time budget of ${settings.timeBudgetMs} ms spent after ${done} cases`)
       break
     }
@@ -204,7 +205,7 @@ export const runProtocol = async <Case>(
     const cases = fc.sample(protocol.arbitrary, { seed, numRuns: size })
     let next = 0
     const laneWork = async (lane: number) => {
-      while (next < cases.length) {
+      while (next < cases.length && !overBudget()) {
         const index = next++
         const testCase = cases[index]!
         let violations: ReadonlyArray<Violation>
@@ -221,7 +222,7 @@ export const runProtocol = async <Case>(
     const t0 = performance.now()
     await Promise.all(Array.from({ length: session.lanes }, (_, lane) => laneWork(lane)))
     executing += performance.now() - t0
-    done += size
+    done += Math.min(size, next)
     const dead = session.pids.filter((pid) => !alive(pid))
     if (dead.length > 0) {
       record(
