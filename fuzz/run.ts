@@ -7,13 +7,14 @@ import { protocols } from "./protocols/index.ts"
 
 /**
  * `npm run fuzz`: generated malformed input against every server (100,000 cases per protocol by
- * default). Options: --cases N, --protocols a,b, --seed N (or FC_SEED), --batch N, --shrink-ms N,
- * --no-write. Exits 1 when an invariant is violated outside the known defects (fuzz/answers.ts).
+ * default). Options: --cases N, --limit name=N,… (another count for some protocols), --protocols a,b,
+ * --seed N (or FC_SEED), --batch N, --shrink-ms N, --no-write. Exits 1 when an invariant is violated outside the known defects (fuzz/answers.ts).
  */
 
 const { values } = parseArgs({
   options: {
     cases: { type: "string", default: "100000" },
+    limit: { type: "string" },
     protocols: { type: "string" },
     seed: { type: "string" },
     batch: { type: "string", default: "400" },
@@ -36,6 +37,13 @@ const settings = {
   log: (line: string) => console.log(line)
 }
 
+const limits = new Map(
+  (values.limit ?? "")
+    .split(",")
+    .filter(Boolean)
+    .map((entry) => [entry.split("=")[0]!, Number(entry.split("=")[1])] as const)
+)
+
 process.on("SIGINT", () => {
   killAllChildren()
   process.exit(130)
@@ -44,8 +52,9 @@ process.on("SIGINT", () => {
 const results: Array<ProtocolResult> = []
 try {
   for (const protocol of selected) {
-    console.log(`${protocol.name}: ${settings.cases} cases, seed ${seed}`)
-    const result = await runProtocol(protocol, settings)
+    console.log(`${protocol.name}: ${limits.get(protocol.name) ?? settings.cases} cases, seed ${seed}`)
+    const cases = limits.get(protocol.name) ?? settings.cases
+    const result = await runProtocol(protocol, { ...settings, cases })
     console.log(
       `${protocol.name}: ${result.cases} cases in ${result.seconds} s (${result.casesPerSecond}/s), ${result.unknownViolations} violations, ${result.knownViolations} known`
     )
@@ -58,6 +67,7 @@ console.log("\n" + fuzzMarkdown(results, seed))
 if (!values["no-write"]) {
   const written = writeFuzzResults(join(import.meta.dir, "..", "results"), results, seed, {
     cases: settings.cases,
+    limits: Object.fromEntries(limits),
     batchSize: settings.batchSize,
     shrinkMs: settings.shrinkMs
   })
