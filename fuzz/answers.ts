@@ -90,7 +90,7 @@ export const MAX_ERROR_REPLY_BYTES = 2048
 export const ECHO_WINDOW = 128
 
 /** Words of a schema's type description: an error text that contains them shows internals. */
-const internals = /\breadonly\b|\{ readonly|\bParseError\b|\bTransformation\b|\bRefinement\b|\bDeclaration\b|=>/
+const internals = /\breadonly\b|\{ readonly|\bParseError\b|\bTransformation\b|\bRefinement\b|\bDeclaration\b/
 
 export const leaksInternals = (text: string): boolean => internals.test(text)
 

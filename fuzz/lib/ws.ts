@@ -9,6 +9,12 @@ import { Opcode, WsConn, type WsTarget } from "../../bench/loadgen/WsWire.ts"
 
 export { Opcode }
 
+/**
+ * Source addresses: fuzz lanes dial from 127.0.0.1, canaries from 127.0.0.2, and upgrades with bad
+ * credentials from 127.0.0.3, so a per-address block they earn leaves the lanes and canaries alone.
+ */
+export const UPGRADE_ADDRESS = "127.0.0.3"
+
 export interface Frame {
   readonly opcode: number
   readonly payload: Buffer

@@ -12,7 +12,7 @@ import {
   nestingDepth,
   textMutation
 } from "../lib/mutate.ts"
-import { type Frame, FuzzSocket, Opcode } from "../lib/ws.ts"
+import { type Frame, FuzzSocket, Opcode, UPGRADE_ADDRESS } from "../lib/ws.ts"
 
 /**
  * Hydrogen WebSocket (docs/hydrogen.md "Messages"): commands of every channel and action with
@@ -252,6 +252,7 @@ export const hydrogenWs: FuzzProtocol<HydrogenWsCase> = {
           const socket = await FuzzSocket.open({
             url,
             headers,
+            localAddress: UPGRADE_ADDRESS,
             ...(testCase.protocol === null ? {} : { protocol: testCase.protocol })
           })
           const status = socket.refusedWith

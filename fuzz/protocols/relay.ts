@@ -14,7 +14,7 @@ import {
   nestingDepth,
   textMutation
 } from "../lib/mutate.ts"
-import { type Frame, FuzzSocket, Opcode } from "../lib/ws.ts"
+import { type Frame, FuzzSocket, Opcode, UPGRADE_ADDRESS } from "../lib/ws.ts"
 
 /**
  * DroneEngage relay WebSocket (docs/droneengage.md "Client WebSocket"): envelopes in text frames,
@@ -225,7 +225,10 @@ export const relay: FuzzProtocol<RelayCase> = {
           const query = new URLSearchParams()
           if (testCase.key !== null) query.set("f", testCase.key)
           if (testCase.unit !== null) query.set("s", testCase.unit)
-          const socket = await FuzzSocket.open({ url: `ws://127.0.0.1:${port}/?${query}` })
+          const socket = await FuzzSocket.open({
+            url: `ws://127.0.0.1:${port}/?${query}`,
+            localAddress: UPGRADE_ADDRESS
+          })
           const status = socket.refusedWith
           socket.close()
           if (status !== undefined && (answers.relay.upgradeRefusals as ReadonlyArray<number>).includes(status))
