@@ -102,7 +102,7 @@ export class FuzzSocket {
 
   /**
    * Takes frames up to and including the first that `isEnd` accepts; stops early at a close.
-   * Rejects after `timeoutMs` without either: the server neither answered nor closed.
+   * Rejects after `timeoutMs` without either (the server neither answered nor closed), and closes the connection.
    */
   async until(isEnd: (frame: Frame) => boolean, timeoutMs: number): Promise<{ frames: Array<Frame>; ended: boolean }> {
     const deadline = performance.now() + timeoutMs
@@ -115,7 +115,11 @@ export class FuzzSocket {
       }
       if (this.closed) return { frames: taken, ended: false }
       const left = deadline - performance.now()
-      if (left <= 0) throw new Error(`no answer within ${timeoutMs} ms (${taken.length} frames so far)`)
+      if (left <= 0) {
+        // Frames still in flight would answer (or close) during the next case on this connection: drop it.
+        this.close()
+        throw new Error(`no answer within ${timeoutMs} ms (${taken.length} frames so far)`)
+      }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left)
         this.wake = () => {
