@@ -26,7 +26,7 @@ describe("fuzz (short)", () => {
         batchSize: 250,
         shrinkMs: 3000,
         shrinkKnown: false,
-        timeBudgetMs: 2500,
+        timeBudgetMs: 2000,
         rssHeadroomBytes: 512 * 2 ** 20,
         log: () => {}
       })
