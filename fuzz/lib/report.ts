@@ -24,7 +24,7 @@ export const fuzzMarkdown = (results: ReadonlyArray<ProtocolResult>, seed: numbe
   if (findings.length > 0) {
     lines.push(
       "",
-      "| protocol | invariant | defect | cases | first seen | minimized repro |",
+      "| protocol | invariant | defect | violations | first seen | minimized repro |",
       "|---|---|---|---:|---|---|"
     )
     for (const f of findings) {
