@@ -236,7 +236,20 @@ export const hydrogenWs: FuzzProtocol<HydrogenWsCase> = {
       socket.text(JSON.stringify({ type: "command", id, channel: "system", action: "ping" }))
       return socket.until((f) => f.opcode === Opcode.text && f.payload.includes(`"id":"${id}"`), 20_000)
     }
-    const lanes = new Lanes(() => connect("127.0.0.1"))
+    // Lanes send bad per-message tokens, so an address gets blocked (429) as documented: a refused
+    // lane moves to the next loopback address, as a blocked client's neighbours are unaffected.
+    let laneAddress = 0
+    const connectLane = async (): Promise<FuzzSocket> => {
+      for (let attempt = 0; attempt < 250; attempt++) {
+        try {
+          return await connect(`127.0.1.${(laneAddress++ % 250) + 1}`)
+        } catch (error) {
+          if (!String(error).includes('"code":429')) throw error
+        }
+      }
+      throw new Error("hydrogen refused lanes from 250 addresses")
+    }
+    const lanes = new Lanes(connectLane)
     let canary = await connect("127.0.0.2")
     return {
       pids: server.pids,

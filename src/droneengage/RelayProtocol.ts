@@ -1,4 +1,5 @@
 import { Effect, Either, Option } from "effect"
+import { preview } from "../shared/ClientText.ts"
 import { isTaskMessage, route, validLoginKey, validUnitName } from "./Routing.ts"
 import type { Tasks } from "./Tasks.ts"
 import type { UdpProxyService } from "./UdpProxy.ts"
@@ -189,7 +190,7 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
         return fail(
           connection,
           "target-not-found",
-          `no unit named ${JSON.stringify(result.unitName)} in this group`,
+          `no unit named ${preview(result.unitName)} in this group`,
           envelope.mt
         )
       }
