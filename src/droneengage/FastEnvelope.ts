@@ -45,7 +45,7 @@ const isLowerHex = (c: number) => (c >= Zero && c <= Nine) || (c >= 97 && c <= 1
 /** End of the string starting at the quote `at`, or -1 when it is not what JSON.stringify would write. */
 /** The characters a string scan must stop at; long runs of others are skipped by the regex engine. */
 const special = /["\\\u0000-\u001f\ud800-\udfff]/g
-const longRun = 24
+const longRun = 64
 
 const skipString = (at: number): number => {
   escaped = false
