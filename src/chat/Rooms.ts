@@ -159,7 +159,8 @@ export const makeChatRooms = (
         if (room.writer === undefined) {
           const done = Deferred.unsafeMake<void>(FiberId.none)
           room.writer = done
-          runFork(writeHistory(room, done))
+          // Yields first, so the messages of this turn of the event loop are appended as one batch by one fiber.
+          runFork(Effect.zipRight(Effect.yieldNow(), writeHistory(room, done)))
         }
       }
       fanout.publish(room.name, encodePacket(packet(Command.NEW_MSG, { p1: member.id, data: text })))
