@@ -163,7 +163,14 @@ export const makeChatRooms = (
           runFork(Effect.zipRight(Effect.yieldNow(), writeHistory(room, done)))
         }
       }
-      fanout.publish(room.name, encodePacket(packet(Command.NEW_MSG, { p1: member.id, data: text })))
+      const frame = encodePacket(packet(Command.NEW_MSG, { p1: member.id, data: text }))
+      const { connection } = member
+      if (connection.isOpen()) {
+        // Natively to the others through the sender's socket, and the echo inside its own message handler,
+        // where the write is corked with the rest of that turn (a publish without a sender costs an uncorked write).
+        fanout.publish(room.name, frame, connection)
+        connection.send(frame)
+      } else fanout.publish(room.name, frame)
       messagesCounter.inc()
     }
 
