@@ -63,10 +63,12 @@ describe("tPacket codec", () => {
         fc.oneof(
           fc.uint8Array({ maxLength: 80 }),
           anyPacket.map(encodePacket),
-          fc.tuple(anyPacket.map(encodePacket), fc.nat(), fc.integer({ min: 0, max: 255 })).map(([bytes, at, value]) => {
-            bytes[at % bytes.length] = value
-            return bytes
-          })
+          fc
+            .tuple(anyPacket.map(encodePacket), fc.nat(), fc.integer({ min: 0, max: 255 }))
+            .map(([bytes, at, value]) => {
+              bytes[at % bytes.length] = value
+              return bytes
+            })
         ),
         (bytes) => {
           const fast = readPacket(bytes)
