@@ -1,15 +1,18 @@
 import { Effect, Either, Option } from "effect"
 import { preview } from "../shared/ClientText.ts"
-import { isTaskMessage, route, validLoginKey, validUnitName } from "./Routing.ts"
+import { lastOrdinary, stampOrdinary } from "./FastEnvelope.ts"
+import { type Audience, isTaskMessage, route, validLoginKey, validUnitName } from "./Routing.ts"
 import type { Tasks } from "./Tasks.ts"
 import type { UdpProxyService } from "./UdpProxy.ts"
 import { answerUdpProxy } from "./UdpProxyMessage.ts"
 import {
   encodeBinaryFrame,
+  encodeBinaryText,
   type Envelope,
   errorReply,
   parseFrame,
   type RelayErrorReason,
+  splitBinaryFrame,
   SystemMessage,
   type SystemOutcome,
   welcome
@@ -26,6 +29,12 @@ import {
   type WireMessage
 } from "../../layers/Transport/Transport.ts"
 import type { Seat, UnitMember, UnitRoomsService } from "./UnitRooms.ts"
+
+/** A unit's sd and p as JSON texts, stamped into each message it sends. */
+interface Stamp {
+  readonly sd: string
+  readonly p: string
+}
 
 /** What an accepted upgrade knows: the unit as its login key and URL define it. */
 export interface UnitConnection {
@@ -112,13 +121,14 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
           // An agent's UDP proxy pair outlives a dropped connection for the grace period only.
           const proxyUnit = member.actorType === "d" ? options.udpProxy : undefined
           proxyUnit?.unitEntered(member)
+          const stamp: Stamp = { sd: JSON.stringify(member.unitName), p: JSON.stringify(member.permission) }
           // LOGOUT goes out before the leave reaches the rooms, so it always precedes the INFO the leave causes.
           yield* Effect.addFinalizer(() =>
             Effect.sync(() => (proxyUnit?.unitLeft(member), options.onLeft(member))).pipe(
               Effect.zipRight(rooms.exit(seat))
             )
           )
-          return { onMessage: (message) => handle(seat, connection, message) }
+          return { onMessage: (message) => handle(seat, stamp, connection, message) }
         })
     }
 
@@ -173,8 +183,54 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
       return fail(connection, "unknown-system-message", `unknown system message type ${String(type)}`, type)
     }
 
+    const deliver = (
+      seat: Seat,
+      connection: Connection<unknown>,
+      audience: Audience,
+      out: string | Uint8Array,
+      type: number | string
+    ) => {
+      const result = rooms.deliver(seat, audience, out)
+      if (result._tag === "NotInGroup")
+        return fail(connection, "not-in-group", "this unit left its group (9006); reconnect to rejoin", type)
+      if (result._tag === "TargetNotFound") {
+        return fail(
+          connection,
+          "target-not-found",
+          `no unit named ${preview(result.unitName)} in this group`,
+          type
+        )
+      }
+    }
+
+    /** An ordinary message in its printed form is stamped by splicing (FastEnvelope.ts); the rest is decoded. */
+    const handleOrdinary = (
+      seat: Seat,
+      stamp: Stamp,
+      connection: Connection<unknown>,
+      message: WireMessage
+    ): boolean => {
+      let out: string | Uint8Array | undefined
+      if (typeof message === "string") out = stampOrdinary(message, stamp.sd, stamp.p)
+      else {
+        const split = splitBinaryFrame(message)
+        const header = split === undefined ? undefined : stampOrdinary(split.header, stamp.sd, stamp.p)
+        if (header !== undefined) out = encodeBinaryText(header, split!.body)
+      }
+      if (out === undefined) return false
+      const decision = route(seat.member.actorType, lastOrdinary)
+      if (decision._tag === "Deliver") deliver(seat, connection, decision.audience, out, lastOrdinary.mt)
+      return true
+    }
+
     /** One client message, handled synchronously except for the rare system message that is not. */
-    const handle = (seat: Seat, connection: Connection<unknown>, message: WireMessage): Effect.Effect<void> | void => {
+    const handle = (
+      seat: Seat,
+      stamp: Stamp,
+      connection: Connection<unknown>,
+      message: WireMessage
+    ): Effect.Effect<void> | void => {
+      if (handleOrdinary(seat, stamp, connection, message)) return
       const parsed = parseFrame(message)
       if (Either.isLeft(parsed)) return fail(connection, "malformed", parsed.left.reason)
       const frame = parsed.right
@@ -183,17 +239,7 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
       if (decision._tag === "System") return system(seat, connection, envelope)
       const header = stamped(envelope, seat.member)
       const out = frame._tag === "Text" ? JSON.stringify(header) : encodeBinaryFrame(header, frame.body)
-      const result = rooms.deliver(seat, decision.audience, out)
-      if (result._tag === "NotInGroup")
-        return fail(connection, "not-in-group", "this unit left its group (9006); reconnect to rejoin", envelope.mt)
-      if (result._tag === "TargetNotFound") {
-        return fail(
-          connection,
-          "target-not-found",
-          `no unit named ${preview(result.unitName)} in this group`,
-          envelope.mt
-        )
-      }
+      return deliver(seat, connection, decision.audience, out, envelope.mt)
     }
 
     return protocol

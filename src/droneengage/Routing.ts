@@ -26,7 +26,7 @@ const broadcastFrom = (sender: ActorType): Audience => (sender === "g" ? Everyon
  *   a broadcast as for ty "g".
  * - ty "s": a system command for the relay itself.
  */
-export const route = (sender: ActorType, envelope: Envelope): Route => {
+export const route = (sender: ActorType, envelope: Pick<Envelope, "ty" | "tg" | "mt">): Route => {
   if (envelope.ty === "s") return { _tag: "System", type: envelope.mt }
   if (envelope.ty === "g") return { _tag: "Deliver", audience: broadcastFrom(sender) }
   const target = envelope.tg

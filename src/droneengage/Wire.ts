@@ -92,21 +92,31 @@ const parseEnvelopeText = (text: string): Either.Either<Envelope, FrameError> =>
 export const parseFrame = (message: string | Uint8Array): Either.Either<ParsedFrame, FrameError> => {
   if (typeof message === "string")
     return Either.map(parseEnvelopeText(message), (envelope) => ({ _tag: "Text", envelope }))
+  const split = splitBinaryFrame(message)
+  if (split === undefined) return Either.left(frameError("binary header is not UTF-8"))
+  return Either.map(parseEnvelopeText(split.header), (envelope) => ({ _tag: "Binary", envelope, body: split.body }))
+}
+
+const emptyBody = new Uint8Array(0)
+
+/** A binary frame's header text and body (a view), or undefined when the header is not UTF-8. */
+export const splitBinaryFrame = (message: Uint8Array): { header: string; body: Uint8Array } | undefined => {
   const split = message.indexOf(0)
-  const headerBytes = split === -1 ? message : message.subarray(0, split)
-  let header: string
   try {
-    header = utf8.decode(headerBytes)
+    const header = utf8.decode(split === -1 ? message : message.subarray(0, split))
+    return { header, body: split === -1 ? emptyBody : message.subarray(split + 1) }
   } catch {
-    return Either.left(frameError("binary header is not UTF-8"))
+    return undefined
   }
-  const body = split === -1 ? new Uint8Array(0) : message.subarray(split + 1)
-  return Either.map(parseEnvelopeText(header), (envelope) => ({ _tag: "Binary", envelope, body }))
 }
 
 /** A binary frame: header JSON, 0x00, body. */
-export const encodeBinaryFrame = (header: unknown, body: Uint8Array): Uint8Array => {
-  const head = encoder.encode(JSON.stringify(header))
+export const encodeBinaryFrame = (header: unknown, body: Uint8Array): Uint8Array =>
+  encodeBinaryText(JSON.stringify(header), body)
+
+/** A binary frame from its header's JSON text. */
+export const encodeBinaryText = (headerText: string, body: Uint8Array): Uint8Array => {
+  const head = encoder.encode(headerText)
   const frame = new Uint8Array(head.byteLength + 1 + body.byteLength)
   frame.set(head, 0)
   frame[head.byteLength] = 0

@@ -1,7 +1,8 @@
 import { describe, expect } from "bun:test"
-import { Duration, Effect, Queue, TestClock } from "effect"
+import { Duration, Effect, Queue, Schema, TestClock } from "effect"
 import { CloseCodes } from "../../src/shared/CloseCodes.ts"
 import { defaultTasksConfig, defaultUdpProxyConfig } from "../../src/droneengage/Config.ts"
+import { encodeBinaryFrame, Envelope } from "../../src/droneengage/Wire.ts"
 import { defaultSocketLimits } from "../../src/shared/SocketLimits.ts"
 import { it } from "../support/effect.ts"
 import {
@@ -16,6 +17,9 @@ import {
   TestServices,
   upgradeAttempt
 } from "./harness.ts"
+
+/** The envelope as the relay's full path decodes it (key order included). */
+const decodeEnvelope = (text: string) => Schema.decodeUnknownSync(Envelope)(JSON.parse(text))
 
 describe("DroneEngage relay: system messages and bad input", () => {
   it.effect("9005 ping answers OK:pong, 9006 leaves the group with OK:dell", () =>
@@ -91,6 +95,38 @@ describe("DroneEngage relay: system messages and bad input", () => {
       yield* expectNothing(other)
       yield* gcs.send(JSON.stringify({ ty: "s", mt: 9005, ms: {} }))
       expect((yield* gcs.nextJson()).ms.s).toBe("OK:pong")
+    }).pipe(Effect.provide(TestServices))
+  )
+})
+
+describe("DroneEngage relay: stamping", () => {
+  it.effect("messages in printed form (fast path) and in any other form are stamped alike, text and binary", () =>
+    Effect.gen(function* () {
+      yield* seedAccounts
+      const stack = yield* startStack()
+      const gcs = yield* connectUnit(stack, "alpha", "g", "web")
+      const drone = yield* connectUnit(stack, "alpha", "d", "drone")
+      const stampedText = (text: string) => JSON.stringify({ ...JSON.parse(text), sd: "web", p: 0xffffffff })
+      const texts = [
+        '{"ty":"g","sd":"forged","mt":1,"ms":{"a":[1,2.5,"x"]},"p":7}',
+        '{"mt":2,"x":true,"ty":"i","tg":"drone"}',
+        '{ "ty": "g", "mt": 3.0, "ms": {"b": "\\u0041"} }',
+        '{"ty":"g","mt":4,"ms":{"a":1,"a":2}}'
+      ]
+      for (const text of texts) {
+        yield* gcs.send(text)
+        expect(yield* drone.next()).toBe(JSON.stringify({ ...decodeEnvelope(text), sd: "web", p: 0xffffffff }))
+      }
+      expect(stampedText(texts[0]!)).toBe('{"ty":"g","sd":"web","mt":1,"ms":{"a":[1,2.5,"x"]},"p":4294967295}')
+      const body = Uint8Array.of(0, 1, 2, 255)
+      for (const header of ['{"ty":"g","mt":5,"ms":{"n":1}}', '{"mt":6, "ty":"g"}']) {
+        const frame = new Uint8Array([...new TextEncoder().encode(header), 0, ...body])
+        yield* gcs.send(frame)
+        const received = yield* drone.next()
+        expect([...(received as Uint8Array)]).toEqual([
+          ...encodeBinaryFrame({ ...decodeEnvelope(header), sd: "web", p: 0xffffffff }, body)
+        ])
+      }
     }).pipe(Effect.provide(TestServices))
   )
 })
