@@ -165,7 +165,7 @@ const judgeFrames = (
     if (text.length > MAX_ERROR_REPLY_BYTES || echoes(text, inputs)) {
       violations.push({
         invariant: "no-echo",
-        detail: `9100 reply of ${text.length} bytes (input depth ${depth})`,
+        detail: `9100 reply of ${text.length} bytes (input depth ${depth}): ${text.slice(0, 400)}`,
         defect: "12.2"
       })
     }

@@ -180,7 +180,7 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
           ? Effect.map(answerUdpProxy(options.udpProxy, member, envelope), answer)
           : fail(connection, "udp-proxy-unavailable", "this relay offers no UDP proxy", type)
       }
-      return fail(connection, "unknown-system-message", `unknown system message type ${String(type)}`, type)
+      return fail(connection, "unknown-system-message", `unknown system message type ${preview(type)}`, type)
     }
 
     const deliver = (

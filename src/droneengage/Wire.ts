@@ -153,13 +153,16 @@ export type SystemOutcome =
  * The relay's answer to a message it cannot handle:
  * {"ty":"s","sd":"_SYS_","mt":9100,"ms":{"s":"ERR:<reason>","em":"<text>","mt":<offending mt>}}.
  */
-export const errorReply = (reason: RelayErrorReason, text: string, offendingType?: number | string) =>
-  JSON.stringify({
+/** The offending type as the error reply names it: a number as sent, a string only when short (never an echo). */
+const offendingTypeOf = (type: number | string | undefined) =>
+  type === undefined || typeof type === "number" || type.length <= 32 ? type : undefined
+
+export const errorReply = (reason: RelayErrorReason, text: string, offendingType?: number | string) => {
+  const mt = offendingTypeOf(offendingType)
+  return JSON.stringify({
     ty: "s",
     sd: Target.system,
     mt: SystemMessage.error,
-    ms:
-      offendingType === undefined
-        ? { s: `ERR:${reason}`, em: text }
-        : { s: `ERR:${reason}`, em: text, mt: offendingType }
+    ms: mt === undefined ? { s: `ERR:${reason}`, em: text } : { s: `ERR:${reason}`, em: text, mt }
   })
+}
