@@ -4,10 +4,15 @@ import Redis from "ioredis"
 import { ClusterBroker } from "../../../layers/Cluster/Broker.ts"
 import { MemoryBrokerHub } from "../../../layers/Cluster/MemoryBroker.ts"
 import { makeRedisBroker } from "../../../layers/Cluster/RedisBroker.ts"
+import { destroyNatsBuckets, makeNatsBroker } from "../../../layers/Cluster/NatsBroker.ts"
+import { Kvm } from "@nats-io/kv"
+import { connect } from "@nats-io/transport-node"
 import { requireService } from "../../support/services.ts"
 
 export const redisUrl = "redis://127.0.0.1:6379"
 export const redisAvailable = await requireService("Redis", "127.0.0.1", 6379)
+export const natsUrl = "127.0.0.1:4222"
+export const natsAvailable = await requireService("NATS", "127.0.0.1", 4222)
 
 /** A prefix no other run uses, so parallel runs never share channels or keys. */
 export const runPrefix = (label: string) => `sbtest:${label}:${crypto.randomUUID().slice(0, 8)}:`
@@ -35,7 +40,7 @@ export interface ClusterBackend {
   readonly cluster: () => Effect.Effect<{
     readonly broker: (nodeId: string) => Layer.Layer<ClusterBroker>
     readonly expire: (nodeId: string) => Effect.Effect<void>
-  }>
+  }, never, Scope.Scope>
 }
 
 export const nodeTtlMillis = 5000
@@ -84,3 +89,31 @@ export const buildNode = <A>(layer: Layer.Layer<A>) =>
     const context = yield* Layer.buildWithScope(layer, scope)
     return { context, scope, get: <I, S>(tag: Context.Tag<I, S>) => Context.get(context as unknown as Context.Context<I>, tag) }
   })
+
+/** NATS prefixes are subject tokens: dots separate them, no colons. */
+export const natsPrefix = (label: string) => `sbtest.${label}.${crypto.randomUUID().slice(0, 8)}`
+
+export const natsBackend = (prefix: string): ClusterBackend => ({
+  name: "nats",
+  skip: !natsAvailable,
+  live: true,
+  cluster: () =>
+    Effect.gen(function* () {
+      const clusterPrefix = `${prefix}.${crypto.randomUUID().slice(0, 6)}`
+      const admin = yield* Effect.acquireRelease(
+        Effect.promise(() => connect({ servers: natsUrl })),
+        (connection) => Effect.promise(() => connection.close())
+      )
+      yield* Effect.addFinalizer(() => destroyNatsBuckets(admin, clusterPrefix))
+      return {
+        broker: (nodeId: string) => Layer.scoped(ClusterBroker, makeNatsBroker({ url: natsUrl, prefix: clusterPrefix, nodeId })).pipe(Layer.orDie),
+        expire: (nodeId: string) =>
+          Effect.promise(async () => {
+            const nodes = await new Kvm(admin).open(`${clusterPrefix.replace(/[^A-Za-z0-9_-]/g, "_")}_nodes`)
+            const status = await nodes.status()
+            if (!(status.ttl > 0 && status.ttl <= nodeTtlMillis)) throw new Error(`the nodes bucket has no expiry within the TTL (${status.ttl})`)
+            await nodes.purge(Buffer.from(nodeId).toString("base64url"))
+          })
+      }
+    })
+})

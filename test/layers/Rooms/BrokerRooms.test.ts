@@ -8,7 +8,7 @@ import { MemoryNetwork, MemoryTransportLive } from "../../../layers/Transport/Me
 import { accept, Transport } from "../../../layers/Transport/Transport.ts"
 import { defaultSocketLimits } from "../../../src/shared/SocketLimits.ts"
 import { it } from "../../support/effect.ts"
-import { buildNode, type ClusterBackend, cleanRedisAfterAll, memoryBackend, nodeTtlMillis, redisBackend, runPrefix } from "../Cluster/backends.ts"
+import { buildNode, type ClusterBackend, cleanRedisAfterAll, memoryBackend, natsBackend, natsPrefix, nodeTtlMillis, redisBackend, runPrefix } from "../Cluster/backends.ts"
 
 const prefix = runPrefix("rooms")
 cleanRedisAfterAll(prefix)
@@ -179,3 +179,4 @@ const scenarios = (backend: ClusterBackend) => {
 
 scenarios(memoryBackend)
 scenarios(redisBackend(prefix))
+scenarios(natsBackend(natsPrefix("rooms")))
