@@ -3,9 +3,12 @@ import { Duration, Effect, Option, type Scope } from "effect"
 import Redis from "ioredis"
 import { makeMemoryTokens } from "../../../layers/Tokens/MemoryTokens.ts"
 import { makeRedisTokens } from "../../../layers/Tokens/RedisTokens.ts"
+import { makeNatsTokens, natsTokensBucket } from "../../../layers/Tokens/NatsTokens.ts"
+import { Kvm } from "@nats-io/kv"
+import { connect } from "@nats-io/transport-node"
 import type { TokensService } from "../../../layers/Tokens/Tokens.ts"
 import { it } from "../../support/effect.ts"
-import { cleanRedisAfterAll, redisAvailable, redisUrl, runPrefix } from "../Cluster/backends.ts"
+import { cleanRedisAfterAll, natsAvailable, natsPrefix, natsUrl, redisAvailable, redisUrl, runPrefix } from "../Cluster/backends.ts"
 
 const prefix = runPrefix("tokens")
 cleanRedisAfterAll(prefix)
@@ -43,7 +46,25 @@ const redis: Backend = {
     })
 }
 
-for (const backend of [memory, redis]) {
+const natsTokensPrefix = natsPrefix("tokens")
+const nats: Backend = {
+  name: "nats",
+  skip: !natsAvailable,
+  live: true,
+  nodes: Effect.gen(function* () {
+    const nodes = yield* Effect.all([makeNatsTokens({ url: natsUrl, prefix: natsTokensPrefix }), makeNatsTokens({ url: natsUrl, prefix: natsTokensPrefix })])
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(async () => {
+        const admin = await connect({ servers: natsUrl })
+        await (await new Kvm(admin).open(natsTokensBucket(natsTokensPrefix))).destroy()
+        await admin.close()
+      })
+    )
+    return nodes
+  })
+}
+
+for (const backend of [memory, redis, nats]) {
   const test = backend.live ? it.skipIf(backend.skip).live : it.skipIf(backend.skip).effect
   describe(`shared Tokens on ${backend.name}`, () => {
     test("a key issued on one node is taken once on another; concurrent takes from both nodes: exactly one wins", () =>
@@ -81,7 +102,7 @@ for (const backend of [memory, redis]) {
         expect(yield* a.count(kind)).toBe(0)
       }))
 
-    if (backend.live)
+    if (backend.name === "redis")
       test("only the SHA-256 of a token is stored, never the token itself", () =>
         Effect.gen(function* () {
           const [a] = yield* backend.nodes
