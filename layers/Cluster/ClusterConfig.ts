@@ -15,6 +15,8 @@ export interface ClusterSettings {
   readonly prefix: string
   readonly heartbeat: Duration.Duration
   readonly nodeTtl: Duration.Duration
+  /** Listen with SO_REUSEPORT, so N processes of one server share its port on one machine. */
+  readonly reusePort: boolean
 }
 
 const name = (key: string) =>
@@ -22,7 +24,7 @@ const name = (key: string) =>
     Config.string(key)
   )
 
-/** `cluster.*`: broker, redisUrl, natsUrl, nodeId (default random), prefix, heartbeatMs, nodeTtlMs. */
+/** `cluster.*`: broker, redisUrl, natsUrl, nodeId (default random), prefix, heartbeatMs, nodeTtlMs, reusePort. */
 export const ClusterConfig: Config.Config<ClusterSettings> = Config.all({
   broker: Config.literal(...brokers)("broker").pipe(Config.withDefault("memory" as const)),
   redisUrl: Config.redacted("redisUrl").pipe(Config.withDefault(Redacted.make("redis://127.0.0.1:6379"))),
@@ -30,7 +32,8 @@ export const ClusterConfig: Config.Config<ClusterSettings> = Config.all({
   nodeId: Config.option(name("nodeId")).pipe(Config.map(Option.getOrElse(randomNodeId))),
   prefix: name("prefix").pipe(Config.withDefault("switchboard")),
   heartbeatMs: positiveInt("heartbeatMs", 1500),
-  nodeTtlMs: positiveInt("nodeTtlMs", 5000)
+  nodeTtlMs: positiveInt("nodeTtlMs", 5000),
+  reusePort: Config.boolean("reusePort").pipe(Config.withDefault(false))
 }).pipe(
   Config.validate({ message: "cluster.heartbeatMs must be below cluster.nodeTtlMs", validation: (c) => c.heartbeatMs < c.nodeTtlMs }),
   Config.map(({ heartbeatMs, nodeTtlMs, ...rest }) => ({ ...rest, heartbeat: Duration.millis(heartbeatMs), nodeTtl: Duration.millis(nodeTtlMs) })),

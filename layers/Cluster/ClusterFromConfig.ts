@@ -6,6 +6,7 @@ import { InProcessRoomsLive } from "../Rooms/InProcessRooms.ts"
 import { MemoryTokensLive } from "../Tokens/MemoryTokens.ts"
 import { NatsTokensLive } from "../Tokens/NatsTokens.ts"
 import { RedisTokensLive } from "../Tokens/RedisTokens.ts"
+import { BunTransportWith } from "../Transport/BunTransport.ts"
 import { ClusterBroker } from "./Broker.ts"
 import { ClusterConfig, type ClusterSettings, safeUrl } from "./ClusterConfig.ts"
 import { makeNatsBroker } from "./NatsBroker.ts"
@@ -53,3 +54,22 @@ export const RoomsFromConfig = Layer.unwrapEffect(
   )
 )
 
+
+/** Bun's transport, listening with SO_REUSEPORT when `cluster.reusePort` is true. Needs Metrics. */
+export const BunTransportFromConfig = Layer.unwrapEffect(Effect.map(ClusterConfig, (settings) => BunTransportWith({ reusePort: settings.reusePort })))
+
+/**
+ * Rooms from `cluster.*` for a server whose own state is not shared yet: messages cross nodes,
+ * `perNode` (what stays per node) is said in the log at start so nobody mistakes it for one server.
+ */
+export const RoomsFromConfigWithNotice = (server: string, perNode: string) =>
+  Layer.merge(
+    RoomsFromConfig,
+    Layer.effectDiscard(
+      Effect.flatMap(ClusterConfig, (settings) =>
+        settings.broker === "memory"
+          ? Effect.void
+          : Effect.logWarning(`${server} on a ${settings.broker} cluster: messages cross nodes, but ${perNode} are per node (docs/cluster.md)`)
+      )
+    )
+  )

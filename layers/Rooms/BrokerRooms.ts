@@ -194,6 +194,7 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
           )
         ),
       localCount: local.localCount,
+      spansNodes: true,
       changes: PubSub.subscribe(changes)
     }
     return service

@@ -48,6 +48,7 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
           Bun.serve<SocketData<D>, never>({
             port: options.port,
             hostname,
+            ...(options.reusePort ? { reusePort: true } : {}),
             ...(tls ? { tls } : {}),
             fetch(request, server) {
               const isUpgrade = request.headers.get("upgrade")?.toLowerCase() === "websocket"
@@ -132,13 +133,18 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
     return handle
   })
 
+/** Transport over Bun.serve with defaults for every server it starts (`reusePort` for N processes on one port). */
+export const BunTransportWith = (defaults: { readonly reusePort?: boolean } = {}) =>
+  Layer.effect(
+    Transport,
+    Effect.gen(function* () {
+      const metrics = yield* Metrics
+      return {
+        serve: <D, R>(options: ServeOptions<D, R>) =>
+          serve({ ...options, reusePort: options.reusePort ?? defaults.reusePort ?? false }).pipe(Effect.provideService(Metrics, metrics))
+      }
+    })
+  )
+
 /** Transport over Bun.serve: uWebSockets underneath, native topics for fan-out. */
-export const BunTransportLive = Layer.effect(
-  Transport,
-  Effect.gen(function* () {
-    const metrics = yield* Metrics
-    return {
-      serve: <D, R>(options: ServeOptions<D, R>) => serve(options).pipe(Effect.provideService(Metrics, metrics))
-    }
-  })
-)
+export const BunTransportLive = BunTransportWith()

@@ -78,6 +78,8 @@ export interface ServeOptions<D, R> {
   readonly port: number
   readonly hostname?: string
   readonly tls?: TlsFiles | undefined
+  /** SO_REUSEPORT: several processes listen on one port and the kernel spreads connections (Linux). */
+  readonly reusePort?: boolean
   readonly limits: SocketLimits
   /** Plain HTTP requests (anything that is not a WebSocket upgrade). */
   readonly http?: HttpApp.Default<never, R | Scope.Scope>
