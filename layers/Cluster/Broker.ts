@@ -46,7 +46,10 @@ export interface PresenceStore {
 
 export class BrokerUnavailable extends Error {
   readonly _tag = "BrokerUnavailable"
-  constructor(readonly broker: string, cause: unknown) {
+  constructor(
+    readonly broker: string,
+    cause: unknown
+  ) {
     super(`${broker} is unavailable: ${cause instanceof Error ? cause.message : String(cause)}`)
   }
 }

@@ -20,9 +20,10 @@ export interface ClusterSettings {
 }
 
 const name = (key: string) =>
-  Config.validate({ message: "must be 1 to 64 letters, digits, '-' or '_'", validation: (value: string) => /^[A-Za-z0-9_-]{1,64}$/.test(value) })(
-    Config.string(key)
-  )
+  Config.validate({
+    message: "must be 1 to 64 letters, digits, '-' or '_'",
+    validation: (value: string) => /^[A-Za-z0-9_-]{1,64}$/.test(value)
+  })(Config.string(key))
 
 /** `cluster.*`: broker, redisUrl, natsUrl, nodeId (default random), prefix, heartbeatMs, nodeTtlMs, reusePort. */
 export const ClusterConfig: Config.Config<ClusterSettings> = Config.all({
@@ -35,8 +36,15 @@ export const ClusterConfig: Config.Config<ClusterSettings> = Config.all({
   nodeTtlMs: positiveInt("nodeTtlMs", 5000),
   reusePort: Config.boolean("reusePort").pipe(Config.withDefault(false))
 }).pipe(
-  Config.validate({ message: "cluster.heartbeatMs must be below cluster.nodeTtlMs", validation: (c) => c.heartbeatMs < c.nodeTtlMs }),
-  Config.map(({ heartbeatMs, nodeTtlMs, ...rest }) => ({ ...rest, heartbeat: Duration.millis(heartbeatMs), nodeTtl: Duration.millis(nodeTtlMs) })),
+  Config.validate({
+    message: "cluster.heartbeatMs must be below cluster.nodeTtlMs",
+    validation: (c) => c.heartbeatMs < c.nodeTtlMs
+  }),
+  Config.map(({ heartbeatMs, nodeTtlMs, ...rest }) => ({
+    ...rest,
+    heartbeat: Duration.millis(heartbeatMs),
+    nodeTtl: Duration.millis(nodeTtlMs)
+  })),
   Config.nested("cluster")
 )
 

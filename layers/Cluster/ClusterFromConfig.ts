@@ -21,7 +21,11 @@ export const clusterBroker = (settings: ClusterSettings) => {
       : makeRedisBroker({ url: Redacted.value(url), prefix: `${settings.prefix}:`, nodeId: settings.nodeId })
   return Layer.scoped(
     ClusterBroker,
-    Effect.tap(connect, () => Effect.logInfo(`cluster node ${settings.nodeId} joined "${settings.prefix}" on ${settings.broker} at ${safeUrl(url)}`))
+    Effect.tap(connect, () =>
+      Effect.logInfo(
+        `cluster node ${settings.nodeId} joined "${settings.prefix}" on ${settings.broker} at ${safeUrl(url)}`
+      )
+    )
   )
 }
 
@@ -37,9 +41,11 @@ export const clusterLayers = (settings: ClusterSettings) => {
     settings.broker === "nats"
       ? NatsTokensLive({ url: Redacted.value(settings.natsUrl), prefix: settings.prefix })
       : RedisTokensLive({ url: Redacted.value(settings.redisUrl), prefix: `${settings.prefix}:` })
-  return Layer.mergeAll(BrokerRoomsLive({ heartbeat: settings.heartbeat, nodeTtl: settings.nodeTtl }), BrokerFederationLive, tokens).pipe(
-    Layer.provide(broker)
-  )
+  return Layer.mergeAll(
+    BrokerRoomsLive({ heartbeat: settings.heartbeat, nodeTtl: settings.nodeTtl }),
+    BrokerFederationLive,
+    tokens
+  ).pipe(Layer.provide(broker))
 }
 
 /** Rooms + Tokens + Federation chosen by the `cluster.*` config keys (default: one process). Needs Metrics. */
@@ -50,13 +56,16 @@ export const RoomsFromConfig = Layer.unwrapEffect(
   Effect.map(ClusterConfig, (settings) =>
     settings.broker === "memory"
       ? InProcessRoomsLive
-      : BrokerRoomsLive({ heartbeat: settings.heartbeat, nodeTtl: settings.nodeTtl }).pipe(Layer.provide(clusterBroker(settings)))
+      : BrokerRoomsLive({ heartbeat: settings.heartbeat, nodeTtl: settings.nodeTtl }).pipe(
+          Layer.provide(clusterBroker(settings))
+        )
   )
 )
 
-
 /** Bun's transport, listening with SO_REUSEPORT when `cluster.reusePort` is true. Needs Metrics. */
-export const BunTransportFromConfig = Layer.unwrapEffect(Effect.map(ClusterConfig, (settings) => BunTransportWith({ reusePort: settings.reusePort })))
+export const BunTransportFromConfig = Layer.unwrapEffect(
+  Effect.map(ClusterConfig, (settings) => BunTransportWith({ reusePort: settings.reusePort }))
+)
 
 /**
  * Rooms from `cluster.*` for a server whose own state is not shared yet: messages cross nodes,
@@ -69,7 +78,9 @@ export const RoomsFromConfigWithNotice = (server: string, perNode: string) =>
       Effect.flatMap(ClusterConfig, (settings) =>
         settings.broker === "memory"
           ? Effect.void
-          : Effect.logWarning(`${server} on a ${settings.broker} cluster: messages cross nodes, but ${perNode} are per node (docs/cluster.md)`)
+          : Effect.logWarning(
+              `${server} on a ${settings.broker} cluster: messages cross nodes, but ${perNode} are per node (docs/cluster.md)`
+            )
       )
     )
   )

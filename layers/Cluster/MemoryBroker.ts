@@ -20,7 +20,9 @@ export class MemoryBrokerHub {
     const hub = this
     const unavailable = () => new BrokerUnavailable("memory broker", "down")
     const guard = <A>(run: (now: number) => A) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => (hub.down || hub.killed.has(nodeId) ? Effect.fail(unavailable()) : Effect.sync(() => run(now))))
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        hub.down || hub.killed.has(nodeId) ? Effect.fail(unavailable()) : Effect.sync(() => run(now))
+      )
     const presence: PresenceStore = {
       put: (room, key, entry) =>
         guard(() => {

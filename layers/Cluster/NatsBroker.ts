@@ -64,14 +64,17 @@ export const makeNatsBroker = (options: NatsBrokerOptions) =>
     }
     const presence: PresenceStore = {
       put: (room, key, entry) => call(() => members.put(`${token(room)}.${token(key)}`, entry)).pipe(Effect.asVoid),
-      remove: (room, keys) => call(() => Promise.all(keys.map((key) => members.purge(`${token(room)}.${token(key)}`)))).pipe(Effect.asVoid),
+      remove: (room, keys) =>
+        call(() => Promise.all(keys.map((key) => members.purge(`${token(room)}.${token(key)}`)))).pipe(Effect.asVoid),
       list: (room) =>
         call(async () => {
           const keys: Array<string> = []
           for await (const key of await members.keys(`${token(room)}.*`)) keys.push(key)
           const entries = await Promise.all(keys.map((key) => members.get(key)))
           return entries.flatMap((entry, i) =>
-            entry?.operation === "PUT" ? [[fromToken(keys[i]!.slice(keys[i]!.indexOf(".") + 1)), entry.string()] as const] : []
+            entry?.operation === "PUT"
+              ? [[fromToken(keys[i]!.slice(keys[i]!.indexOf(".") + 1)), entry.string()] as const]
+              : []
           )
         }),
       heartbeat: (nodeId, ttlMillis) =>
@@ -96,11 +99,14 @@ export const makeNatsBroker = (options: NatsBrokerOptions) =>
         Effect.suspend(() => {
           const subject = subjectOf(channel)
           subscriptions.get(subject)?.unsubscribe()
-          subscriptions.set(subject, connection.subscribe(subject, {
-            callback: (error, message) => {
-              if (error === null) deliver(message.data)
-            }
-          }))
+          subscriptions.set(
+            subject,
+            connection.subscribe(subject, {
+              callback: (error, message) => {
+                if (error === null) deliver(message.data)
+              }
+            })
+          )
           // The flush round trip proves the server has the subscription before the caller goes on.
           return up ? Effect.promise(() => connection.flush().catch(() => {})) : Effect.void
         }),
@@ -123,5 +129,6 @@ export const destroyNatsBuckets = (connection: NatsConnection, prefix: string) =
   Effect.promise(async () => {
     const { jetstreamManager } = await import("@nats-io/jetstream")
     const manager = await jetstreamManager(connection)
-    for (const name of ["presence", "nodes"]) await manager.streams.delete(`KV_${safeName(prefix)}_${name}`).catch(() => false)
+    for (const name of ["presence", "nodes"])
+      await manager.streams.delete(`KV_${safeName(prefix)}_${name}`).catch(() => false)
   })

@@ -22,6 +22,8 @@ export const redisConnection = (url: string, name: string) =>
           lazyConnect: true,
           enableOfflineQueue: false,
           autoResubscribe: false,
+          // A command in flight when the connection drops may have run: resending it could deliver a message twice.
+          autoResendUnfulfilledCommands: false,
           maxRetriesPerRequest: 1,
           connectionName: name,
           retryStrategy: (attempt) => Math.min(50 * attempt, 1000)
@@ -48,7 +50,9 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
   Effect.gen(function* () {
     const commands = yield* redisConnection(options.url, `switchboard-${options.nodeId}`)
     const subscriber = yield* redisConnection(options.url, `switchboard-${options.nodeId}-sub`)
-    const supported = (yield* Effect.promise(() => commands.call("COMMAND", "INFO", "SPUBLISH") as Promise<Array<unknown>>))
+    const supported = yield* Effect.promise(
+      () => commands.call("COMMAND", "INFO", "SPUBLISH") as Promise<Array<unknown>>
+    )
     const sharded = Array.isArray(supported) && supported[0] != null
     const handlers = new Map<string, (bytes: Uint8Array) => void>()
     const reconnectCallbacks: Array<() => void> = []
@@ -62,7 +66,8 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
     subscriber.on(sharded ? "smessageBuffer" : "messageBuffer", onMessage)
     const subscribeNow = (channels: ReadonlyArray<string>) =>
       sharded ? subscriber.ssubscribe(...channels) : subscriber.subscribe(...channels)
-    const unsubscribeNow = (channel: string) => (sharded ? subscriber.sunsubscribe(channel) : subscriber.unsubscribe(channel))
+    const unsubscribeNow = (channel: string) =>
+      sharded ? subscriber.sunsubscribe(channel) : subscriber.unsubscribe(channel)
 
     // After an outage the subscriber connection is new: subscribe every channel still wanted, then tell the callers.
     let lost = false
@@ -80,14 +85,20 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
 
     const presence: PresenceStore = {
       put: (room, key, entry) => call(() => commands.hset(presenceKey(room), key, entry)).pipe(Effect.asVoid),
-      remove: (room, keys) => (keys.length === 0 ? Effect.void : call(() => commands.hdel(presenceKey(room), ...keys)).pipe(Effect.asVoid)),
-      list: (room) => call(() => commands.hgetall(presenceKey(room))).pipe(Effect.map((fields) => Object.entries(fields))),
+      remove: (room, keys) =>
+        keys.length === 0 ? Effect.void : call(() => commands.hdel(presenceKey(room), ...keys)).pipe(Effect.asVoid),
+      list: (room) =>
+        call(() => commands.hgetall(presenceKey(room))).pipe(Effect.map((fields) => Object.entries(fields))),
       heartbeat: (nodeId, ttlMillis) =>
-        call(() => commands.call("SET", nodeKey(nodeId), "1", "PX", String(ttlMillis), "GET")).pipe(Effect.map((previous) => previous !== null)),
+        call(() => commands.call("SET", nodeKey(nodeId), "1", "PX", String(ttlMillis), "GET")).pipe(
+          Effect.map((previous) => previous !== null)
+        ),
       alive: (nodeIds) =>
         nodeIds.length === 0
           ? Effect.succeed(new Set<string>())
-          : call(() => commands.mget(...nodeIds.map(nodeKey))).pipe(Effect.map((values) => new Set(nodeIds.filter((_, i) => values[i] !== null))))
+          : call(() => commands.mget(...nodeIds.map(nodeKey))).pipe(
+              Effect.map((values) => new Set(nodeIds.filter((_, i) => values[i] !== null)))
+            )
     }
 
     const broker: Broker = {
@@ -95,7 +106,9 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
       nodeId: options.nodeId,
       publish: (channel, bytes, onLost) => {
         if (commands.status !== "ready") return false
-        const sending = sharded ? commands.spublish(channelOf(channel), toBuffer(bytes)) : commands.publish(channelOf(channel), toBuffer(bytes))
+        const sending = sharded
+          ? commands.spublish(channelOf(channel), toBuffer(bytes))
+          : commands.publish(channelOf(channel), toBuffer(bytes))
         sending.catch(() => onLost?.())
         return true
       },

@@ -23,11 +23,18 @@ export const makeBrokerFederation = (dial: Dialer) =>
     const links = yield* makeInProcessFederation(dial)
     const runtime = yield* Effect.runtime<never>()
     const header = envelopeHeader(broker.nodeId)
-    const messages = metrics.counter("switchboard_cluster_broker_messages_total", "Messages this node sent to or received from the cluster broker", ["direction"])
+    const messages = metrics.counter(
+      "switchboard_cluster_broker_messages_total",
+      "Messages this node sent to or received from the cluster broker",
+      ["direction"]
+    )
     const sent = messages.labels({ direction: "out" })
     const received = messages.labels({ direction: "in" })
     const undelivered = metrics
-      .counter("switchboard_cluster_undelivered_total", "Messages that could not cross to other nodes because the broker was unreachable")
+      .counter(
+        "switchboard_cluster_undelivered_total",
+        "Messages that could not cross to other nodes because the broker was unreachable"
+      )
       .labels({})
     const subjects = new Map<string, Subject>()
     const channelOf = (subject: string) => `bus/${subject}`
@@ -53,7 +60,12 @@ export const makeBrokerFederation = (dial: Dialer) =>
       publish: (subject, payload) =>
         Effect.suspend(() => {
           const local = subjects.get(subject)
-          if (broker.publish(channelOf(subject), encodeEnvelope(header, EnvelopeKind.text, payload), () => undelivered.inc())) sent.inc()
+          if (
+            broker.publish(channelOf(subject), encodeEnvelope(header, EnvelopeKind.text, payload), () =>
+              undelivered.inc()
+            )
+          )
+            sent.inc()
           else undelivered.inc()
           return local ? Effect.asVoid(PubSub.publish(local.pubsub, payload)) : Effect.void
         }),

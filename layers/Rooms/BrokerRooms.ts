@@ -47,11 +47,18 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
     const heartbeatEvery = Duration.decode(options.heartbeat ?? "1500 millis")
     const nodeTtl = Duration.toMillis(options.nodeTtl ?? "5 seconds")
     const header = envelopeHeader(broker.nodeId)
-    const brokerMessages = metrics.counter("switchboard_cluster_broker_messages_total", "Messages this node sent to or received from the cluster broker", ["direction"])
+    const brokerMessages = metrics.counter(
+      "switchboard_cluster_broker_messages_total",
+      "Messages this node sent to or received from the cluster broker",
+      ["direction"]
+    )
     const sent = brokerMessages.labels({ direction: "out" })
     const received = brokerMessages.labels({ direction: "in" })
     const undelivered = metrics
-      .counter("switchboard_cluster_undelivered_total", "Messages that could not cross to other nodes because the broker was unreachable")
+      .counter(
+        "switchboard_cluster_undelivered_total",
+        "Messages that could not cross to other nodes because the broker was unreachable"
+      )
       .labels({})
 
     const localEntries = new Map<string, Map<Connection<unknown>, LocalEntry>>()
@@ -65,7 +72,9 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
       if (now - lastWarning < 10_000) return
       lastWarning = now
       Runtime.runFork(runtime)(
-        Effect.logWarning("cluster broker unreachable: messages for other nodes are being dropped (see switchboard_cluster_undelivered_total)")
+        Effect.logWarning(
+          "cluster broker unreachable: messages for other nodes are being dropped (see switchboard_cluster_undelivered_total)"
+        )
       )
     }
     const lost = () => {
@@ -96,7 +105,8 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
     yield* broker.subscribe(changesChannel, (bytes) => {
       if (isFrom(bytes, header)) return
       const envelope = decodeEnvelope(bytes)
-      const change = envelope && envelope.kind >= EnvelopeKind.joined ? changeOf(envelope.kind, envelope.body) : undefined
+      const change =
+        envelope && envelope.kind >= EnvelopeKind.joined ? changeOf(envelope.kind, envelope.body) : undefined
       if (change) Runtime.runSync(runtime)(PubSub.publish(changes, change))
     })
     yield* Effect.addFinalizer(() => broker.unsubscribe(changesChannel))
@@ -105,7 +115,11 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
       Effect.zipRight(
         PubSub.publish(changes, change),
         Effect.sync(() =>
-          send(changesChannel, change._tag === "Joined" ? EnvelopeKind.joined : EnvelopeKind.left, JSON.stringify({ room: change.room, ...change.member }))
+          send(
+            changesChannel,
+            change._tag === "Joined" ? EnvelopeKind.joined : EnvelopeKind.left,
+            JSON.stringify({ room: change.room, ...change.member })
+          )
         )
       )
 
@@ -114,13 +128,16 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
       Effect.suspend(() => {
         const first = !presenceStale
         presenceStale = true
-        return first ? Effect.logWarning(`cluster presence: ${what} deferred until the broker returns (${error.message})`) : Effect.void
+        return first
+          ? Effect.logWarning(`cluster presence: ${what} deferred until the broker returns (${error.message})`)
+          : Effect.void
       })
 
     /** Writes this node's entries again (after an outage or an expiry) and retries removals that failed. */
     const repairPresence = Effect.gen(function* () {
       presenceStale = false
-      for (const [room, entries] of localEntries) for (const { key, entry } of entries.values()) yield* broker.presence.put(room, key, entry)
+      for (const [room, entries] of localEntries)
+        for (const { key, entry } of entries.values()) yield* broker.presence.put(room, key, entry)
       while (pendingRemovals.length > 0) {
         const [room, key] = pendingRemovals[0]!
         yield* broker.presence.remove(room, [key])
@@ -162,7 +179,12 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
           if (entries.size === 0) localEntries.delete(room)
           if (local.localCount(room) === 0) yield* broker.unsubscribe(roomChannel(room))
           yield* broker.presence.remove(room, [mine.key]).pipe(
-            Effect.catchAll((error) => Effect.zipRight(Effect.sync(() => pendingRemovals.push([room, mine.key])), presenceFailed("leave")(error)))
+            Effect.catchAll((error) =>
+              Effect.zipRight(
+                Effect.sync(() => pendingRemovals.push([room, mine.key])),
+                presenceFailed("leave")(error)
+              )
+            )
           )
           const { id, info } = JSON.parse(mine.entry) as StoredMember
           yield* announce({ _tag: "Left", room, member: { id, info } })
@@ -179,18 +201,27 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
           const alive = yield* broker.presence.alive([...new Set(others.map(([key]) => nodeOf(key)))])
           const dead = others.filter(([key]) => !alive.has(nodeOf(key)))
           if (dead.length > 0) {
-            yield* broker.presence.remove(room, dead.map(([key]) => key))
+            yield* broker.presence.remove(
+              room,
+              dead.map(([key]) => key)
+            )
             for (const [, entry] of dead) {
               const { id, info } = JSON.parse(entry) as StoredMember
               yield* PubSub.publish(changes, { _tag: "Left" as const, room, member: { id, info } })
             }
           }
-          const rows = [...own, ...others.filter(([key]) => alive.has(nodeOf(key)))].map(([key, entry]) => ({ key, member: JSON.parse(entry) as StoredMember }))
+          const rows = [...own, ...others.filter(([key]) => alive.has(nodeOf(key)))].map(([key, entry]) => ({
+            key,
+            member: JSON.parse(entry) as StoredMember
+          }))
           rows.sort((a, b) => a.member.at - b.member.at || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
           return rows.map(({ member }): RoomMember => ({ id: member.id, info: member.info }))
         }).pipe(
           Effect.catchAll((error) =>
-            Effect.zipRight(Effect.logWarning(`cluster presence unreachable, listing this node's members only (${error.message})`), local.members(room))
+            Effect.zipRight(
+              Effect.logWarning(`cluster presence unreachable, listing this node's members only (${error.message})`),
+              local.members(room)
+            )
           )
         ),
       localCount: local.localCount,

@@ -51,16 +51,26 @@ export const makeNatsTokens = (options: NatsTokensOptions) =>
         for await (const key of await kv.keys(filter)) {
           const entry = await kv.get(key)
           if (!entry || entry.operation !== "PUT") continue
-          if (key.startsWith("t.") ? entry.json<Held>().e > at : (await live(`t.${key.split(".")[1]}.${entry.string()}`, at)) !== undefined) count++
+          if (
+            key.startsWith("t.")
+              ? entry.json<Held>().e > at
+              : (await live(`t.${key.split(".")[1]}.${entry.string()}`, at)) !== undefined
+          )
+            count++
           else await kv.delete(key, { previousSeq: entry.revision }).catch(() => {})
         }
         return count
       })
     // Deletes leave markers in the stream; the sweep drops markers older than a sweep interval too.
     const sweepMillis = Duration.toMillis(Duration.decode(options.sweepInterval ?? "30 seconds"))
-    const purgeMarkers = (kv as unknown as { purgeDeletes?: (olderMillis?: number) => Promise<unknown> }).purgeDeletes?.bind(kv)
+    const purgeMarkers = (
+      kv as unknown as { purgeDeletes?: (olderMillis?: number) => Promise<unknown> }
+    ).purgeDeletes?.bind(kv)
     yield* repeatEvery("nats tokens", sweepMillis, (at) =>
-      Effect.zipRight(purgeExpired("t.>", at), run(async () => void (await purgeMarkers?.(sweepMillis))))
+      Effect.zipRight(
+        purgeExpired("t.>", at),
+        run(async () => void (await purgeMarkers?.(sweepMillis)))
+      )
     )
 
     const service: TokensService = {

@@ -49,7 +49,8 @@ export const makeRedisTokens = (options: RedisTokensOptions) =>
     const expiries = (kind: string) => `${options.prefix}tokens:${kind}`
     // Tokens are what logins stand on: a Redis outage is a defect of this request, reported like any other.
     const run = <A>(command: () => Promise<A>) => Effect.promise(command)
-    const parse = (held: unknown) => (typeof held === "string" ? Option.some((JSON.parse(held) as { v: string }).v) : Option.none())
+    const parse = (held: unknown) =>
+      typeof held === "string" ? Option.some((JSON.parse(held) as { v: string }).v) : Option.none()
 
     const service: TokensService = {
       issue: (kind, value, ttl, index) =>
@@ -58,7 +59,9 @@ export const makeRedisTokens = (options: RedisTokensOptions) =>
           const token = randomToken()
           const key = digest(token)
           const ttlMillis = String(Math.max(1, Math.ceil(Duration.toMillis(ttl))))
-          const write = redis.multi().set(`${tokenPrefix(kind)}${key}`, JSON.stringify({ v: value, i: index }), "PX", ttlMillis)
+          const write = redis
+            .multi()
+            .set(`${tokenPrefix(kind)}${key}`, JSON.stringify({ v: value, i: index }), "PX", ttlMillis)
           write.zadd(expiries(kind), now + Number(ttlMillis), key)
           if (index !== undefined && index !== "") write.set(`${indexPrefix(kind)}${index}`, key, "PX", ttlMillis)
           yield* run(() => write.exec())
@@ -66,7 +69,9 @@ export const makeRedisTokens = (options: RedisTokensOptions) =>
         }),
       take: (kind, token) => {
         const key = digest(token)
-        return run(() => redis.eval(takeScript, 2, `${tokenPrefix(kind)}${key}`, expiries(kind), key)).pipe(Effect.map(parse))
+        return run(() => redis.eval(takeScript, 2, `${tokenPrefix(kind)}${key}`, expiries(kind), key)).pipe(
+          Effect.map(parse)
+        )
       },
       get: (kind, token, slide) =>
         Effect.gen(function* () {
@@ -75,26 +80,41 @@ export const makeRedisTokens = (options: RedisTokensOptions) =>
           const slideMillis = slide === undefined ? "" : String(Math.max(1, Math.ceil(Duration.toMillis(slide))))
           const expiresAt = slide === undefined ? "" : String(now + Number(slideMillis))
           const held = yield* run(() =>
-            redis.eval(getScript, 2, `${tokenPrefix(kind)}${key}`, expiries(kind), key, slideMillis, expiresAt, indexPrefix(kind))
+            redis.eval(
+              getScript,
+              2,
+              `${tokenPrefix(kind)}${key}`,
+              expiries(kind),
+              key,
+              slideMillis,
+              expiresAt,
+              indexPrefix(kind)
+            )
           )
           return parse(held)
         }),
       revoke: (kind, token) => {
         const key = digest(token)
-        return run(() => redis.multi().del(`${tokenPrefix(kind)}${key}`).zrem(expiries(kind), key).exec()).pipe(
-          Effect.map((results) => results?.[0]?.[1] === 1)
-        )
+        return run(() =>
+          redis
+            .multi()
+            .del(`${tokenPrefix(kind)}${key}`)
+            .zrem(expiries(kind), key)
+            .exec()
+        ).pipe(Effect.map((results) => results?.[0]?.[1] === 1))
       },
       revokeIndexed: (kind, index) =>
         index === ""
           ? Effect.succeed(false)
-          : run(() => redis.eval(revokeIndexedScript, 2, `${indexPrefix(kind)}${index}`, expiries(kind), tokenPrefix(kind))).pipe(
-              Effect.map((deleted) => deleted === 1)
-            ),
+          : run(() =>
+              redis.eval(revokeIndexedScript, 2, `${indexPrefix(kind)}${index}`, expiries(kind), tokenPrefix(kind))
+            ).pipe(Effect.map((deleted) => deleted === 1)),
       count: (kind) =>
         Effect.gen(function* () {
           const now = yield* Clock.currentTimeMillis
-          const results = yield* run(() => redis.multi().zremrangebyscore(expiries(kind), "-inf", now).zcard(expiries(kind)).exec())
+          const results = yield* run(() =>
+            redis.multi().zremrangebyscore(expiries(kind), "-inf", now).zcard(expiries(kind)).exec()
+          )
           return Number(results?.[1]?.[1] ?? 0)
         })
     }

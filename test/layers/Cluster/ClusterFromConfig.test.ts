@@ -21,7 +21,9 @@ const settings = (json: object) => ClusterConfig.pipe(Effect.provide(fromJson(js
 
 /** A node built from `cluster.*` config, with its own metrics. */
 const node = (cluster: object) =>
-  buildNode(ClusterFromConfig.pipe(Layer.provideMerge(Metrics.Default), Layer.provide(fromJson({ cluster })), Layer.orDie))
+  buildNode(
+    ClusterFromConfig.pipe(Layer.provideMerge(Metrics.Default), Layer.provide(fromJson({ cluster })), Layer.orDie)
+  )
 
 /** A token issued on one node is taken on the other once; a bus payload from one reaches the other. */
 const sharedAcrossNodes = (cluster: object) =>
@@ -52,10 +54,12 @@ describe("ClusterFromConfig", () => {
       const alone = yield* node({})
       const key = yield* alone.get(Tokens).issue("k", "v", Duration.seconds(5))
       expect(yield* alone.get(Tokens).take("k", key)).toEqual(Option.some("v"))
-    }))
+    })
+  )
 
   it.skipIf(!redisAvailable).live("cluster.broker = redis: tokens and the bus are shared between nodes", () =>
-    sharedAcrossNodes({ broker: "redis", redisUrl: "redis://127.0.0.1:6379", prefix: redisPrefix }))
+    sharedAcrossNodes({ broker: "redis", redisUrl: "redis://127.0.0.1:6379", prefix: redisPrefix })
+  )
 
   it.skipIf(!natsAvailable).live("cluster.broker = nats: tokens and the bus are shared between nodes", () =>
     Effect.gen(function* () {
@@ -69,5 +73,6 @@ describe("ClusterFromConfig", () => {
         })
       )
       yield* sharedAcrossNodes({ broker: "nats", natsUrl: "nats://127.0.0.1:4222", prefix })
-    }))
+    })
+  )
 })

@@ -37,10 +37,14 @@ export interface ClusterBackend {
   readonly skip: boolean
   readonly live: boolean
   /** A fresh cluster: each call of `broker` gives one node's broker layer. */
-  readonly cluster: () => Effect.Effect<{
-    readonly broker: (nodeId: string) => Layer.Layer<ClusterBroker>
-    readonly expire: (nodeId: string) => Effect.Effect<void>
-  }, never, Scope.Scope>
+  readonly cluster: () => Effect.Effect<
+    {
+      readonly broker: (nodeId: string) => Layer.Layer<ClusterBroker>
+      readonly expire: (nodeId: string) => Effect.Effect<void>
+    },
+    never,
+    Scope.Scope
+  >
 }
 
 export const nodeTtlMillis = 5000
@@ -67,13 +71,17 @@ export const redisBackend = (prefix: string): ClusterBackend => ({
     Effect.sync(() => {
       const clusterPrefix = `${prefix}${crypto.randomUUID().slice(0, 6)}:`
       return {
-        broker: (nodeId) => Layer.scoped(ClusterBroker, makeRedisBroker({ url: redisUrl, prefix: clusterPrefix, nodeId })).pipe(Layer.orDie),
+        broker: (nodeId) =>
+          Layer.scoped(ClusterBroker, makeRedisBroker({ url: redisUrl, prefix: clusterPrefix, nodeId })).pipe(
+            Layer.orDie
+          ),
         expire: (nodeId) =>
           Effect.promise(async () => {
             const redis = new Redis(redisUrl)
             const key = `${clusterPrefix}node:${nodeId}`
             const ttl = await redis.pttl(key)
-            if (!(ttl > 0 && ttl <= nodeTtlMillis)) throw new Error(`node key ${key} has no expiry within the TTL (pttl ${ttl})`)
+            if (!(ttl > 0 && ttl <= nodeTtlMillis))
+              throw new Error(`node key ${key} has no expiry within the TTL (pttl ${ttl})`)
             await redis.del(key)
             redis.disconnect()
           })
@@ -87,7 +95,11 @@ export const buildNode = <A>(layer: Layer.Layer<A>) =>
     const scope = yield* Scope.make()
     yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
     const context = yield* Layer.buildWithScope(layer, scope)
-    return { context, scope, get: <I, S>(tag: Context.Tag<I, S>) => Context.get(context as unknown as Context.Context<I>, tag) }
+    return {
+      context,
+      scope,
+      get: <I, S>(tag: Context.Tag<I, S>) => Context.get(context as unknown as Context.Context<I>, tag)
+    }
   })
 
 /** NATS prefixes are subject tokens: dots separate them, no colons. */
@@ -106,12 +118,16 @@ export const natsBackend = (prefix: string): ClusterBackend => ({
       )
       yield* Effect.addFinalizer(() => destroyNatsBuckets(admin, clusterPrefix))
       return {
-        broker: (nodeId: string) => Layer.scoped(ClusterBroker, makeNatsBroker({ url: natsUrl, prefix: clusterPrefix, nodeId })).pipe(Layer.orDie),
+        broker: (nodeId: string) =>
+          Layer.scoped(ClusterBroker, makeNatsBroker({ url: natsUrl, prefix: clusterPrefix, nodeId })).pipe(
+            Layer.orDie
+          ),
         expire: (nodeId: string) =>
           Effect.promise(async () => {
             const nodes = await new Kvm(admin).open(`${clusterPrefix.replace(/[^A-Za-z0-9_-]/g, "_")}_nodes`)
             const status = await nodes.status()
-            if (!(status.ttl > 0 && status.ttl <= nodeTtlMillis)) throw new Error(`the nodes bucket has no expiry within the TTL (${status.ttl})`)
+            if (!(status.ttl > 0 && status.ttl <= nodeTtlMillis))
+              throw new Error(`the nodes bucket has no expiry within the TTL (${status.ttl})`)
             await nodes.purge(Buffer.from(nodeId).toString("base64url"))
           })
       }

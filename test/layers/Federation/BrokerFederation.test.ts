@@ -30,7 +30,9 @@ const scenarios = (backend: ClusterBackend) => {
         )
         const built = yield* buildNode(layer)
         const metrics = built.get(Metrics)
-        const received = () => metrics.counter("switchboard_cluster_broker_messages_total", "", ["direction"]).labels({ direction: "in" }).value
+        const received = () =>
+          metrics.counter("switchboard_cluster_broker_messages_total", "", ["direction"]).labels({ direction: "in" })
+            .value
         return { federation: built.get(Federation), received }
       })
   })

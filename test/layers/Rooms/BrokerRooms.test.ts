@@ -8,7 +8,17 @@ import { MemoryNetwork, MemoryTransportLive } from "../../../layers/Transport/Me
 import { accept, Transport } from "../../../layers/Transport/Transport.ts"
 import { defaultSocketLimits } from "../../../src/shared/SocketLimits.ts"
 import { it } from "../../support/effect.ts"
-import { buildNode, type ClusterBackend, cleanRedisAfterAll, memoryBackend, natsBackend, natsPrefix, nodeTtlMillis, redisBackend, runPrefix } from "../Cluster/backends.ts"
+import {
+  buildNode,
+  type ClusterBackend,
+  cleanRedisAfterAll,
+  memoryBackend,
+  natsBackend,
+  natsPrefix,
+  nodeTtlMillis,
+  redisBackend,
+  runPrefix
+} from "../Cluster/backends.ts"
 
 const prefix = runPrefix("rooms")
 cleanRedisAfterAll(prefix)
@@ -22,7 +32,8 @@ const start = Effect.gen(function* () {
     port: 0,
     limits: defaultSocketLimits,
     websocket: {
-      upgrade: (_request, info) => Effect.succeed(accept({ room: info.url.searchParams.get("room")!, id: info.url.searchParams.get("id")! })),
+      upgrade: (_request, info) =>
+        Effect.succeed(accept({ room: info.url.searchParams.get("room")!, id: info.url.searchParams.get("id")! })),
       open: (connection) =>
         Effect.gen(function* () {
           const { room, id } = connection.data
@@ -52,18 +63,30 @@ const scenarios = (backend: ClusterBackend) => {
     const node = (nodeId: string) =>
       Effect.gen(function* () {
         const layer = Layer.mergeAll(MemoryTransportLive, BrokerRoomsLive({ nodeTtl: nodeTtlMillis })).pipe(
-          Layer.provideMerge(Layer.mergeAll(brokers.broker(nodeId), Metrics.Default, Layer.succeed(MemoryNetwork, network)))
+          Layer.provideMerge(
+            Layer.mergeAll(brokers.broker(nodeId), Metrics.Default, Layer.succeed(MemoryNetwork, network))
+          )
         )
         const built = yield* buildNode(layer)
         const server = yield* start.pipe(Effect.provide(built.context), Scope.extend(built.scope))
         const metrics = built.get(Metrics)
         const received = () =>
-          metrics.counter("switchboard_cluster_broker_messages_total", "", ["direction"]).labels({ direction: "in" }).value
+          metrics.counter("switchboard_cluster_broker_messages_total", "", ["direction"]).labels({ direction: "in" })
+            .value
         const connect = (room: string, id: string) =>
           Effect.tap(network.connect(server.port, `/?room=${room}&id=${id}`), (client) =>
-            Effect.flatMap(client.next(), (frame) => (frame === "joined" ? Effect.void : Effect.die(`expected "joined", got ${String(frame)}`)))
+            Effect.flatMap(client.next(), (frame) =>
+              frame === "joined" ? Effect.void : Effect.die(`expected "joined", got ${String(frame)}`)
+            )
           )
-        return { nodeId, rooms: built.get(Rooms), broker: built.get(ClusterBroker), received, connect, scope: built.scope }
+        return {
+          nodeId,
+          rooms: built.get(Rooms),
+          broker: built.get(ClusterBroker),
+          received,
+          connect,
+          scope: built.scope
+        }
       })
     return { node, expire: brokers.expire }
   }).pipe(Effect.provide(MemoryNetwork.Default))

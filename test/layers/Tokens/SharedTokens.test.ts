@@ -8,7 +8,15 @@ import { Kvm } from "@nats-io/kv"
 import { connect } from "@nats-io/transport-node"
 import type { TokensService } from "../../../layers/Tokens/Tokens.ts"
 import { it } from "../../support/effect.ts"
-import { cleanRedisAfterAll, natsAvailable, natsPrefix, natsUrl, redisAvailable, redisUrl, runPrefix } from "../Cluster/backends.ts"
+import {
+  cleanRedisAfterAll,
+  natsAvailable,
+  natsPrefix,
+  natsUrl,
+  redisAvailable,
+  redisUrl,
+  runPrefix
+} from "../Cluster/backends.ts"
 
 const prefix = runPrefix("tokens")
 cleanRedisAfterAll(prefix)
@@ -52,7 +60,10 @@ const nats: Backend = {
   skip: !natsAvailable,
   live: true,
   nodes: Effect.gen(function* () {
-    const nodes = yield* Effect.all([makeNatsTokens({ url: natsUrl, prefix: natsTokensPrefix }), makeNatsTokens({ url: natsUrl, prefix: natsTokensPrefix })])
+    const nodes = yield* Effect.all([
+      makeNatsTokens({ url: natsUrl, prefix: natsTokensPrefix }),
+      makeNatsTokens({ url: natsUrl, prefix: natsTokensPrefix })
+    ])
     yield* Effect.addFinalizer(() =>
       Effect.promise(async () => {
         const admin = await connect({ servers: natsUrl })
@@ -111,7 +122,9 @@ for (const backend of [memory, redis, nats]) {
             const client = new Redis(redisUrl)
             const found = await client.keys(`${prefix}*`)
             const values = await Promise.all(
-              found.map(async (key) => ((await client.type(key)) === "string" ? await client.get(key) : await client.zrange(key, 0, -1)))
+              found.map(async (key) =>
+                (await client.type(key)) === "string" ? await client.get(key) : await client.zrange(key, 0, -1)
+              )
             )
             client.disconnect()
             return JSON.stringify([found, values])
