@@ -51,6 +51,8 @@ export const makeNatsBroker = (options: NatsBrokerOptions) =>
         if (status.type === "disconnect") up = false
         else if (status.type === "reconnect") {
           up = true
+          // The client has re-sent its subscriptions; a PING round trip proves the server holds them.
+          await connection.flush().catch(() => {})
           for (const callback of reconnectCallbacks) callback()
         }
       }

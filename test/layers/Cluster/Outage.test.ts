@@ -10,7 +10,9 @@ import { MemoryNetwork, MemoryTransportLive } from "../../../layers/Transport/Me
 import { accept, Transport } from "../../../layers/Transport/Transport.ts"
 import { defaultSocketLimits } from "../../../src/shared/SocketLimits.ts"
 import { eventually, it } from "../../support/effect.ts"
-import { buildNode, cleanRedisAfterAll, redisAvailable, redisUrl, runPrefix } from "./backends.ts"
+import { buildNode, cleanRedisAfterAll, natsAvailable, natsUrl, redisAvailable, runPrefix } from "./backends.ts"
+import { destroyNatsBuckets, makeNatsBroker } from "../../../layers/Cluster/NatsBroker.ts"
+import { connect } from "@nats-io/transport-node"
 import { tcpProxy } from "./TcpProxy.ts"
 
 const prefix = runPrefix("outage")
@@ -84,44 +86,72 @@ describe("broker outages", () => {
       }).pipe(Effect.provide(MemoryNetwork.Default))
   )
 
-  it.skipIf(!redisAvailable).live(
-    "Redis connection cut: clients stay connected, local delivery goes on, lost messages are counted, the node resubscribes when Redis is back",
-    () =>
-      Effect.gen(function* () {
-        const network = yield* MemoryNetwork
-        const proxy = yield* Effect.promise(() => tcpProxy(6379))
-        const clusterPrefix = `${prefix}${crypto.randomUUID().slice(0, 6)}:`
-        const viaProxy = makeRedisBroker({ url: `redis://127.0.0.1:${proxy.port}`, prefix: clusterPrefix, nodeId: "a" })
-        const direct = makeRedisBroker({ url: redisUrl, prefix: clusterPrefix, nodeId: "b" })
-        const a = yield* node(network, Layer.scoped(ClusterBroker, viaProxy).pipe(Layer.orDie))
-        const b = yield* node(network, Layer.scoped(ClusterBroker, direct).pipe(Layer.orDie))
-        const a1 = yield* a.connect("a1")
-        const a2 = yield* a.connect("a2")
-        const b1 = yield* b.connect("b1")
-        yield* a1.send("before")
-        expect(yield* b1.next()).toBe("before")
-        expect(yield* a2.next()).toBe("before")
+  const realBrokers = [
+    {
+      name: "Redis",
+      skip: !redisAvailable,
+      port: 6379,
+      broker: (url: string, clusterPrefix: string, nodeId: string) =>
+        makeRedisBroker({ url: `redis://${url}`, prefix: `${clusterPrefix}:`, nodeId }),
+      cleanup: (_clusterPrefix: string) => Effect.void
+    },
+    {
+      name: "NATS",
+      skip: !natsAvailable,
+      port: 4222,
+      broker: (url: string, clusterPrefix: string, nodeId: string) =>
+        makeNatsBroker({ url, prefix: clusterPrefix, nodeId }),
+      cleanup: (clusterPrefix: string) =>
+        Effect.acquireUseRelease(
+          Effect.promise(() => connect({ servers: natsUrl })),
+          (admin) => destroyNatsBuckets(admin, clusterPrefix),
+          (admin) => Effect.promise(() => admin.close())
+        )
+    }
+  ]
+  for (const real of realBrokers)
+    it.skipIf(real.skip).live(
+      `${real.name} connection cut: clients stay connected, local delivery goes on, lost messages are counted, the node resubscribes when it is back`,
+      () =>
+        Effect.gen(function* () {
+          const network = yield* MemoryNetwork
+          // Released after the nodes (finalizers run in reverse), so they close over a live connection.
+          const proxy = yield* Effect.acquireRelease(
+            Effect.promise(() => tcpProxy(real.port)),
+            (proxy) => Effect.promise(() => proxy.cut())
+          )
+          const clusterPrefix = `${prefix.replaceAll(":", "-")}${crypto.randomUUID().slice(0, 6)}`
+          yield* Effect.addFinalizer(() => real.cleanup(clusterPrefix))
+          const viaProxy = real.broker(`127.0.0.1:${proxy.port}`, clusterPrefix, "a")
+          const direct = real.broker(`127.0.0.1:${real.port}`, clusterPrefix, "b")
+          const a = yield* node(network, Layer.scoped(ClusterBroker, viaProxy).pipe(Layer.orDie))
+          const b = yield* node(network, Layer.scoped(ClusterBroker, direct).pipe(Layer.orDie))
+          const a1 = yield* a.connect("a1")
+          const a2 = yield* a.connect("a2")
+          const b1 = yield* b.connect("b1")
+          yield* a1.send("before")
+          expect(yield* b1.next()).toBe("before")
+          expect(yield* a2.next()).toBe("before")
 
-        const reconnected = yield* nextReconnect(a.broker)
-        yield* Effect.promise(() => proxy.cut())
-        yield* eventually(() => !a.broker.isUp(), "node a notices the cut")
-        // A publish in flight at the cut is counted as lost too (it is never resent, so never doubled).
-        const lostBefore = a.undelivered()
-        yield* a1.send("during")
-        expect(yield* a2.next()).toBe("during")
-        expect(a.undelivered()).toBe(lostBefore + 1)
+          const reconnected = yield* nextReconnect(a.broker)
+          yield* Effect.promise(() => proxy.cut())
+          yield* eventually(() => !a.broker.isUp(), "node a notices the cut")
+          // A publish in flight at the cut is counted as lost too (it is never resent, so never doubled).
+          const lostBefore = a.undelivered()
+          yield* a1.send("during")
+          expect(yield* a2.next()).toBe("during")
+          expect(a.undelivered()).toBe(lostBefore + 1)
 
-        yield* Effect.promise(() => proxy.restore())
-        yield* reconnected
-        // Resubscribed: b1's next message reaches node a again, and a's reaches b.
-        yield* b1.send("back from b")
-        expect(yield* a1.next()).toBe("back from b")
-        expect(yield* a2.next()).toBe("back from b")
-        yield* a2.send("back from a")
-        expect(yield* b1.next()).toBe("back from a")
-        expect(yield* a1.next()).toBe("back from a")
-        expect(a.undelivered()).toBe(lostBefore + 1)
-        yield* Effect.promise(() => proxy.cut())
-      }).pipe(Effect.provide(MemoryNetwork.Default))
-  )
+          yield* Effect.promise(() => proxy.restore())
+          yield* reconnected
+          // Resubscribed: b1's next message reaches node a again, and a's reaches b.
+          yield* b1.send("back from b")
+          expect(yield* a1.next()).toBe("back from b")
+          expect(yield* a2.next()).toBe("back from b")
+          yield* a2.send("back from a")
+          expect(yield* b1.next()).toBe("back from a")
+          expect(yield* a1.next()).toBe("back from a")
+          expect(a.undelivered()).toBe(lostBefore + 1)
+        }).pipe(Effect.provide(MemoryNetwork.Default))
+    )
 })
