@@ -58,3 +58,14 @@ export class ClusterBroker extends Context.Tag("switchboard/ClusterBroker")<Clus
 
 /** A node id: 12 random hex characters unless configured. */
 export const randomNodeId = () => Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString("hex")
+
+/** A broker URL for messages and logs: any password replaced. */
+export const redactUrl = (url: string) => {
+  try {
+    const parsed = new URL(url.includes("://") ? url : `nats://${url}`)
+    if (parsed.password) parsed.password = "***"
+    return url.includes("://") ? parsed.toString() : parsed.host
+  } catch {
+    return "(unparsable URL)"
+  }
+}

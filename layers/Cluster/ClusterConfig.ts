@@ -1,6 +1,6 @@
 import { Config, Duration, Option, Redacted } from "effect"
 import { positiveInt } from "../../src/shared/ConfigValues.ts"
-import { randomNodeId } from "./Broker.ts"
+import { randomNodeId, redactUrl } from "./Broker.ts"
 
 export const brokers = ["memory", "redis", "nats"] as const
 export type BrokerKind = (typeof brokers)[number]
@@ -49,12 +49,4 @@ export const ClusterConfig: Config.Config<ClusterSettings> = Config.all({
 )
 
 /** A broker URL for logs: the password, if any, replaced. */
-export const safeUrl = (url: Redacted.Redacted<string>) => {
-  try {
-    const parsed = new URL(Redacted.value(url))
-    if (parsed.password) parsed.password = "***"
-    return parsed.toString()
-  } catch {
-    return "(unparsable URL)"
-  }
-}
+export const safeUrl = (url: Redacted.Redacted<string>) => redactUrl(Redacted.value(url))

@@ -1,7 +1,7 @@
 import { Kvm, type KV } from "@nats-io/kv"
 import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node"
 import { Effect } from "effect"
-import { type Broker, BrokerUnavailable, type PresenceStore } from "./Broker.ts"
+import { type Broker, BrokerUnavailable, type PresenceStore, redactUrl } from "./Broker.ts"
 
 export interface NatsBrokerOptions {
   readonly url: string
@@ -20,7 +20,7 @@ export const natsConnection = (url: string, name: string) =>
   Effect.acquireRelease(
     Effect.tryPromise({
       try: () => connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 250 }),
-      catch: (cause) => new BrokerUnavailable(`nats at ${url}`, cause)
+      catch: (cause) => new BrokerUnavailable(`nats at ${redactUrl(url)}`, cause)
     }),
     (connection) => Effect.promise(() => connection.close().catch(() => {}))
   )

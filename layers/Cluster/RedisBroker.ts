@@ -1,6 +1,6 @@
 import { Effect } from "effect"
 import Redis from "ioredis"
-import { type Broker, BrokerUnavailable, type PresenceStore } from "./Broker.ts"
+import { type Broker, BrokerUnavailable, type PresenceStore, redactUrl } from "./Broker.ts"
 
 export interface RedisBrokerOptions {
   readonly url: string
@@ -18,7 +18,7 @@ export const redisConnection = (url: string, name: string) =>
   Effect.acquireRelease(
     Effect.tryPromise({
       try: async () => {
-        const client = new Redis(url, {
+        const client: Redis = new Redis(url, {
           lazyConnect: true,
           enableOfflineQueue: false,
           autoResubscribe: false,
@@ -30,10 +30,14 @@ export const redisConnection = (url: string, name: string) =>
         })
         // Errors while reconnecting are reported through isUp and the undelivered count, not thrown.
         client.on("error", () => {})
-        await client.connect()
+        // A first connection that fails must not leave a client retrying in the background.
+        await client.connect().catch((error: unknown) => {
+          client.disconnect()
+          throw error
+        })
         return client
       },
-      catch: (cause) => new BrokerUnavailable(`redis at ${url}`, cause)
+      catch: (cause) => new BrokerUnavailable(`redis at ${redactUrl(url)}`, cause)
     }),
     (client) => Effect.sync(() => client.disconnect())
   )
