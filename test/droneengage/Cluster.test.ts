@@ -10,7 +10,19 @@ import { makeRedisBroker } from "../../layers/Cluster/RedisBroker.ts"
 import type { Metrics } from "../../layers/Observability/Metrics.ts"
 import { RedisTokensLive } from "../../layers/Tokens/RedisTokens.ts"
 import { Tokens } from "../../layers/Tokens/Tokens.ts"
-import { cleanRedisAfterAll, redisAvailable, redisUrl, runPrefix } from "../layers/Cluster/backends.ts"
+import {
+  cleanRedisAfterAll,
+  natsAvailable,
+  natsPrefix,
+  natsUrl,
+  redisAvailable,
+  redisUrl,
+  runPrefix
+} from "../layers/Cluster/backends.ts"
+import { destroyNatsBuckets, makeNatsBroker } from "../../layers/Cluster/NatsBroker.ts"
+import { NatsTokensLive, natsTokensBucket } from "../../layers/Tokens/NatsTokens.ts"
+import { Kvm } from "@nats-io/kv"
+import { connect as natsConnect } from "@nats-io/transport-node"
 import { it } from "../support/effect.ts"
 import {
   authenticatorConfig,
@@ -33,6 +45,8 @@ interface RelayCluster {
   readonly skip: boolean
   /** One relay node's own layers: broker-backed Rooms on its broker connection, and (on Redis) shared Tokens. */
   readonly node: (nodeId: string) => Layer.Layer<UnitRooms | Tokens, never, Tokens | Metrics>
+  /** Removes what the cluster left in the broker (Redis keys go with cleanRedisAfterAll). */
+  readonly cleanup?: Effect.Effect<void>
 }
 
 const memoryCluster = (): RelayCluster => {
@@ -72,6 +86,35 @@ const redisCluster = (): RelayCluster => {
   }
 }
 
+const natsCluster = (): RelayCluster => {
+  const clusterPrefix = `${natsPrefix("relay")}`
+  return {
+    name: "NATS",
+    skip: !natsAvailable,
+    node: (nodeId) =>
+      Layer.merge(
+        UnitRoomsLive("relay").pipe(
+          Layer.provide(BrokerRoomsLive()),
+          Layer.provide(
+            Layer.scoped(ClusterBroker, makeNatsBroker({ url: natsUrl, prefix: clusterPrefix, nodeId })).pipe(
+              Layer.orDie
+            )
+          )
+        ),
+        NatsTokensLive({ url: natsUrl, prefix: clusterPrefix })
+      ),
+    cleanup: Effect.acquireUseRelease(
+      Effect.promise(() => natsConnect({ servers: natsUrl })),
+      (admin) =>
+        Effect.zipRight(
+          destroyNatsBuckets(admin, clusterPrefix),
+          Effect.promise(async () => (await new Kvm(admin).open(natsTokensBucket(clusterPrefix))).destroy())
+        ),
+      (admin) => Effect.promise(() => admin.close())
+    )
+  }
+}
+
 /** A relay node of a cluster: its own unit rooms and broker connection, tokens shared with the other nodes. */
 // Built in the test's Scope (Effect.provide of a layer would close its broker connections when startRelay returns).
 const relayNode = (cluster: RelayCluster, nodeId: string, authenticatorS2sPort: number) =>
@@ -79,7 +122,7 @@ const relayNode = (cluster: RelayCluster, nodeId: string, authenticatorS2sPort: 
     startRelay(relayConfig(authenticatorS2sPort, { serverId: nodeId })).pipe(Effect.provide(context))
   )
 
-for (const makeCluster of [memoryCluster, redisCluster]) {
+for (const makeCluster of [memoryCluster, redisCluster, natsCluster]) {
   const cluster = makeCluster()
   describe(`DroneEngage relays as one cluster (${cluster.name}, TestClock)`, () => {
     it.skipIf(cluster.skip).effect(
