@@ -51,36 +51,8 @@ export const clusterLayers = (settings: ClusterSettings) => {
 /** Rooms + Tokens + Federation chosen by the `cluster.*` config keys (default: one process). Needs Metrics. */
 export const ClusterFromConfig = Layer.unwrapEffect(Effect.map(ClusterConfig, clusterLayers))
 
-/** Only the Rooms of `cluster.*`, for servers that need nothing else from the cluster (chat, Hydrogen). */
-export const RoomsFromConfig = Layer.unwrapEffect(
-  Effect.map(ClusterConfig, (settings) =>
-    settings.broker === "memory"
-      ? InProcessRoomsLive
-      : BrokerRoomsLive({ heartbeat: settings.heartbeat, nodeTtl: settings.nodeTtl }).pipe(
-          Layer.provide(clusterBroker(settings))
-        )
-  )
-)
-
 /** Bun's transport, listening with SO_REUSEPORT when `cluster.reusePort` is true. Needs Metrics. */
 export const BunTransportFromConfig = Layer.unwrapEffect(
   Effect.map(ClusterConfig, (settings) => BunTransportWith({ reusePort: settings.reusePort }))
 )
 
-/**
- * Rooms from `cluster.*` for a server whose own state is not shared yet: messages cross nodes,
- * `perNode` (what stays per node) is said in the log at start so nobody mistakes it for one server.
- */
-export const RoomsFromConfigWithNotice = (server: string, perNode: string) =>
-  Layer.merge(
-    RoomsFromConfig,
-    Layer.effectDiscard(
-      Effect.flatMap(ClusterConfig, (settings) =>
-        settings.broker === "memory"
-          ? Effect.void
-          : Effect.logWarning(
-              `${server} on a ${settings.broker} cluster: messages cross nodes, but ${perNode} are per node (docs/cluster.md)`
-            )
-      )
-    )
-  )
