@@ -33,12 +33,11 @@ export const encodeEnvelope = (header: Uint8Array, kind: EnvelopeKind, body: str
     out.set(body, header.length)
     return out
   }
-  // Room for the worst case of UTF-8 (3 bytes per UTF-16 unit), trimmed to what was written.
-  const out = new Uint8Array(header.length + body.length * 3)
+  const out = new Uint8Array(header.length + Buffer.byteLength(body, "utf8"))
   out.set(header)
   out[0] = kind
-  const { written } = encoder.encodeInto(body, out.subarray(header.length))
-  return out.subarray(0, header.length + written)
+  encoder.encodeInto(body, out.subarray(header.length))
+  return out
 }
 
 /** Undefined for bytes too short or of an unknown kind (a foreign publisher on our channel). */
