@@ -55,4 +55,3 @@ export const ClusterFromConfig = Layer.unwrapEffect(Effect.map(ClusterConfig, cl
 export const BunTransportFromConfig = Layer.unwrapEffect(
   Effect.map(ClusterConfig, (settings) => BunTransportWith({ reusePort: settings.reusePort }))
 )
-
