@@ -13,7 +13,9 @@ import { RelayServer } from "../src/droneengage/Relay.ts"
 import { UnitRoomsLive } from "../src/droneengage/UnitRooms.ts"
 
 // Rooms, login-key Tokens and Federation from `cluster.*`: one process by default, a node of a Redis or NATS cluster otherwise.
-const RelayServices = Layer.mergeAll(BunTransportFromConfig, UnitRoomsLive("relay"), BunFileSystem.layer).pipe(Layer.provideMerge(ClusterFromConfig))
+const RelayServices = Layer.mergeAll(BunTransportFromConfig, UnitRoomsLive("relay"), BunFileSystem.layer).pipe(
+  Layer.provideMerge(ClusterFromConfig)
+)
 
 /** The relay from an explicit config (the stack uses it to share one S2S secret with its authenticator). */
 export const RelayFrom = (config: RelayConfig) => RelayServer(config).pipe(Layer.provide(RelayServices))
