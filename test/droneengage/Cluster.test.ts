@@ -129,6 +129,7 @@ for (const makeCluster of [memoryCluster, redisCluster, natsCluster]) {
       "a key issued by one relay is redeemed on the other; a group message from an agent on relay B reaches the GCS on relay A",
       () =>
         Effect.gen(function* () {
+          if (cluster.cleanup) yield* Effect.addFinalizer(() => cluster.cleanup!)
           yield* seedAccounts
           const authenticator = yield* startAuthenticator(authenticatorConfig())
           const relayA = yield* relayNode(cluster, "relay-a", authenticator.s2s.port)
