@@ -22,10 +22,13 @@ import { idle } from "./scenarios/idle.ts"
 import { churn } from "./scenarios/churn.ts"
 import { hydrogen } from "./scenarios/hydrogen.ts"
 import { slow } from "./scenarios/slow.ts"
+import { aliya } from "./scenarios/aliya.ts"
+import { udp } from "./scenarios/udp.ts"
+import { neighbourhood } from "./scenarios/neighbourhood.ts"
 
 const root = join(import.meta.dir, "..")
-export const scenarios: ReadonlyArray<Scenario> = [fanout, latency, idle, churn, hydrogen, slow]
-const order = ["fanout", "latency", "idle", "churn", "hydrogen", "slow"]
+export const scenarios: ReadonlyArray<Scenario> = [fanout, latency, idle, churn, hydrogen, slow, neighbourhood, udp, aliya]
+const order = scenarios.map((scenario) => scenario.id)
 
 interface Options {
   readonly quick: boolean

@@ -5,28 +5,7 @@
  * Tokens for sessions, Bun's file system (trusted S2S keys) and the authenticator service
  * (src/droneengage/Authenticator.ts: rate limits, the relay registry and the login API).
  */
-import { BunFileSystem } from "@effect/platform-bun"
-import { Effect, Layer } from "effect"
 import { runProgram } from "../layers/Program/runProgram.ts"
-import { AccessCodeHasher } from "../layers/Storage/AccessCodeHasher.ts"
-import { AccountStoreFromConfig, HardwareStoreFromConfig } from "../layers/Storage/StorageFromConfig.ts"
-import { MemoryTokensLive } from "../layers/Tokens/MemoryTokens.ts"
-import { BunTransportLive } from "../layers/Transport/BunTransport.ts"
-import { AuthenticatorServer } from "../src/droneengage/Authenticator.ts"
-import { AuthenticatorConfig } from "../src/droneengage/Config.ts"
+import { AuthenticatorLive } from "./servers/authenticator.ts"
 
-/** Accounts and hardware from `authenticator.storage.*` (SQLite at ./data/droneengage.sqlite by default). */
-export const authenticatorStorageSettings = { name: "droneengage", path: ["authenticator", "storage"] } as const
-
-export const AuthenticatorStorage = Layer.merge(
-  AccountStoreFromConfig(authenticatorStorageSettings).pipe(Layer.provide(AccessCodeHasher.Default)),
-  HardwareStoreFromConfig(authenticatorStorageSettings)
-)
-
-/** The authenticator from an explicit config (the stack uses it to share one S2S secret with its relay); needs the stores. */
-export const AuthenticatorFrom = (config: AuthenticatorConfig) =>
-  AuthenticatorServer(config).pipe(Layer.provide(Layer.mergeAll(BunTransportLive, MemoryTokensLive, BunFileSystem.layer)))
-
-export const AuthenticatorLive = Layer.unwrapEffect(Effect.map(AuthenticatorConfig, AuthenticatorFrom)).pipe(Layer.provide(AuthenticatorStorage))
-
-if (import.meta.main) runProgram(AuthenticatorLive)
+runProgram(AuthenticatorLive)

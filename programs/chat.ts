@@ -3,19 +3,7 @@
  * Made of: the Bun transport, in-process rooms, a StreamStore for history (memory, or SQLite /
  * MySQL when `chat.history.backend` says so) and the file system for the web page.
  */
-import { BunFileSystem } from "@effect/platform-bun"
-import { Layer } from "effect"
 import { runProgram } from "../layers/Program/runProgram.ts"
-import { InProcessRoomsLive } from "../layers/Rooms/InProcessRooms.ts"
-import { StreamStoreFromConfig } from "../layers/Storage/StorageFromConfig.ts"
-import { BunTransportLive } from "../layers/Transport/BunTransport.ts"
-import { chatHistoryStorage } from "../src/chat/Config.ts"
-import { ChatServerLive } from "../src/chat/Server.ts"
+import { ChatLive } from "./servers/chat.ts"
 
-export const ChatLive = ChatServerLive.pipe(
-  Layer.provide(
-    Layer.mergeAll(BunTransportLive, InProcessRoomsLive, StreamStoreFromConfig(chatHistoryStorage), BunFileSystem.layer)
-  )
-)
-
-if (import.meta.main) runProgram(ChatLive)
+runProgram(ChatLive)

@@ -1,19 +1,10 @@
 /**
  * Hydrogen WebSocket server (seed 004): the seed document's server on one port (5001), with the
  * original's legacy status message, guaranteed delivery and session recovery (src/hydrogen/).
- * This program only composes: the Hydrogen layer over Bun sockets, in-process rooms and the
- * history store named by hydrogen.storage.
+ * This program only composes: the Hydrogen layer over Bun sockets, in-process rooms, memory
+ * tokens (resume tokens) and the history store named by hydrogen.storage.
  */
-import { Layer } from "effect"
 import { runProgram } from "../layers/Program/runProgram.ts"
-import { InProcessRoomsLive } from "../layers/Rooms/InProcessRooms.ts"
-import { StreamStoreFromConfig } from "../layers/Storage/StorageFromConfig.ts"
-import { BunTransportLive } from "../layers/Transport/BunTransport.ts"
-import { HydrogenServer } from "../src/hydrogen/Server.ts"
+import { HydrogenLive } from "./servers/hydrogen.ts"
 
-/** History of reliable channels: memory unless hydrogen.storage says sqlite or mysql. */
-export const HydrogenHistory = StreamStoreFromConfig({ name: "hydrogen", path: ["hydrogen", "storage"], defaultBackend: "memory" })
-
-export const HydrogenLive = HydrogenServer.pipe(Layer.provide(Layer.mergeAll(BunTransportLive, InProcessRoomsLive, HydrogenHistory)))
-
-if (import.meta.main) runProgram(HydrogenLive)
+runProgram(HydrogenLive)

@@ -1,11 +1,11 @@
 /**
  * Every Switchboard server in one process on embedded defaults: what `npm start` runs.
  * Made of: the DroneEngage authenticator and relay (sharing one generated S2S secret and one
- * account store), the tPacket chat server, the Hydrogen server (with a generated dev key), and a
- * banner that says where each one listens.
+ * account store), the tPacket chat server, the Hydrogen server (with a generated dev key), one
+ * Neighbourhood server (its RSA key generated in ./data), and a banner that says where each one listens.
  */
 import { BunFileSystem } from "@effect/platform-bun"
-import { Console, Effect, Layer, Option, Redacted } from "effect"
+import { Config, Console, Effect, Layer, Option, Redacted } from "effect"
 import { StackSecrets } from "../layers/Config/StackSecrets.ts"
 import { runProgram } from "../layers/Program/runProgram.ts"
 import { InProcessRoomsLive } from "../layers/Rooms/InProcessRooms.ts"
@@ -16,11 +16,17 @@ import { HydrogenConfig } from "../src/hydrogen/Config.ts"
 import { ChatConfig, chatHistoryStorage } from "../src/chat/Config.ts"
 import { ChatServerLive } from "../src/chat/Server.ts"
 import { ensureDevAccount } from "../src/droneengage/Authenticator.ts"
-import { AuthenticatorFrom, AuthenticatorStorage } from "./authenticator.ts"
-import { HydrogenLive } from "./hydrogen.ts"
-import { RelayFrom } from "./relay.ts"
+import { AliyaGatewayLive } from "./servers/aliya-gateway.ts"
+import { AliyaManagersLive } from "./servers/aliya-managers.ts"
+import { AliyaTokensLive } from "./servers/aliya-tokens.ts"
+import { AuthenticatorFrom, AuthenticatorStorage } from "./servers/authenticator.ts"
+import { HydrogenLive } from "./servers/hydrogen.ts"
+import { NeighbourhoodLive } from "./servers/neighbourhood.ts"
+import { NeighbourhoodConfig } from "../src/neighbourhood/Config.ts"
+import { RelayFrom } from "./servers/relay.ts"
 
-const url = (scheme: string, port: number) => `${scheme}://127.0.0.1:${port}`
+/** A listener's address as a client dials it: the secure scheme when that listener has TLS. */
+const url = (scheme: "http" | "ws", port: number, tls: unknown = undefined) => `${tls ? `${scheme}s` : scheme}://127.0.0.1:${port}`
 
 /** On first start (empty account store): the "dev" admin account, its code kept for the banner. */
 const DevAccount = Layer.effectDiscard(
@@ -39,15 +45,19 @@ const Banner = Layer.effectDiscard(
     const relay = yield* RelayConfig
     const chat = yield* ChatConfig
     const hydrogen = yield* HydrogenConfig
+    const neighbourhood = yield* NeighbourhoodConfig
     const dev = yield* secrets.devAccount
+    const aliyaPort = yield* Config.integer("port").pipe(Config.withDefault(8880), Config.nested("gateway"), Config.nested("aliya"))
     const lines = [
       "Switchboard is running:",
-      `  DroneEngage authenticator  ${url("http", authenticator.port)}  (login: POST /w/wl, /agent/al; relays link on ${url("ws", authenticator.s2sPort)})`,
-      `  DroneEngage relay          ${url("ws", relay.port)}/?f=<key>&s=<unit>  (metrics ${url("http", relay.port)}/metrics)`,
+      `  DroneEngage authenticator  ${url("http", authenticator.port, authenticator.tls)}  (login: POST /w/wl, /agent/al; relays link on ${url("ws", authenticator.s2sPort, authenticator.s2sTls)})`,
+      `  DroneEngage relay          ${url("ws", relay.port, relay.tls)}/?f=<key>&s=<unit>  (metrics ${url("http", relay.port, relay.tls)}/metrics)`,
       `  tPacket chat               ${url("ws", chat.port)}  (web page ${url("http", chat.port)}/)`,
       hydrogen.enabled
-        ? `  Hydrogen                   ${url(hydrogen.secureMode === "tls" ? "wss" : "ws", hydrogen.port)}  (subprotocol ${hydrogen.protocol}; header "Authorization: Key ${Redacted.value(secrets.hydrogenKey)}")`
+        ? `  Hydrogen                   ${url("ws", hydrogen.port, hydrogen.secureMode === "tls")}  (subprotocol ${hydrogen.protocol}; header "Authorization: Key ${Redacted.value(secrets.hydrogenKey)}")`
         : "  Hydrogen                   disabled (hydrogen.Enabled is false)",
+      `  Neighbourhood (OLAF v1.2)  ${url("ws", neighbourhood.port)}  (address ${neighbourhood.address}; page ${url("http", neighbourhood.port)}/; key ${neighbourhood.keyPath})`,
+      `  Aliya gateway              tcp://127.0.0.1:${aliyaPort}  (AES-256-GCM key: ${secrets.dataDir}/aliya-gateway-key; tokens ${url("http", 8080)}, managers on 127.0.0.1:8081-8087)`,
       Option.match(dev, {
         onNone: () => "  dev account: exists, but its access code was not kept here (regenerate it through /w/am)",
         onSome: ({ name, accessCode }) =>
@@ -71,9 +81,12 @@ const DroneEngage = Layer.unwrapEffect(
   })
 )
 
+/** Aliya's three parts, with their generated secrets (kept in the data directory). */
+const Aliya = Layer.mergeAll(AliyaManagersLive, AliyaTokensLive, AliyaGatewayLive)
+
 /** Servers first, then the banner; the secrets layer feeds the S2S secret into both programs' config. */
 export const StackLive = Banner.pipe(
-  Layer.provide(Layer.mergeAll(DroneEngage, Chat, HydrogenLive)),
+  Layer.provide(Layer.mergeAll(DroneEngage, Chat, HydrogenLive, NeighbourhoodLive, Aliya)),
   Layer.provide(DevAccount),
   Layer.provideMerge(AuthenticatorStorage),
   Layer.provide(StackSecrets.WithConfigFallback)

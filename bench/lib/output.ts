@@ -76,7 +76,7 @@ const columns: Record<string, Array<Column>> = {
     ratioColumn("CPU vs raw Bun", "cpuUsPerDelivery vs bun-raw"),
     ratioColumn("rate vs Node ws", "deliveriesPerSec vs node-ws"),
     ratioColumn("CPU vs Node ws", "cpuUsPerDelivery vs node-ws"),
-    metric("lost", "lost", (v) => v.toFixed(0)),
+    metric("not delivered by drain end", "lost", (v) => v.toFixed(0)),
     metric("dup", "duplicates", (v) => v.toFixed(0))
   ],
   latency: [
@@ -85,7 +85,7 @@ const columns: Record<string, Array<Column>> = {
     metric("p99 ms", "p99Ms"),
     metric("max ms", "maxMs"),
     metric("server CPU µs/delivery", "cpuUsPerDelivery", (v) => num(v, 3)),
-    metric("lost", "lost", (v) => v.toFixed(0))
+    metric("not delivered by drain end", "lost", (v) => v.toFixed(0))
   ],
   idle: [
     metric("connect s", "connectSeconds"),
@@ -109,14 +109,34 @@ const columns: Record<string, Array<Column>> = {
     metric("p99 ms", "p99Ms"),
     metric("server CPU µs/event", "cpuUsPerDelivery", (v) => num(v, 3)),
     ratioColumn("vs relay fan-out", "ackedPerSec vs relay"),
+    metric("not delivered by drain end", "lost", (v) => v.toFixed(0))
+  ],
+  neighbourhood: [
+    metric("messages/s", "messagesPerSec", rate),
+    metric("deliveries/s", "deliveriesPerSec", rate),
+    metric("p50 ms", "p50Ms"),
+    metric("p99 ms", "p99Ms"),
+    metric("server CPU µs/delivery", "cpuUsPerDelivery", (v) => num(v, 3)),
+    metric("server CPU µs/message", "cpuUsPerMessage", (v) => num(v, 1)),
+    metric("messages (verifications) per core-second", "messagesPerCoreSecond", rate),
+    metric("raw verify/s", "verificationsPerSec", rate),
+    ratioColumn("rate vs relay", "deliveriesPerSec vs relay"),
+    ratioColumn("CPU vs relay", "cpuUsPerDelivery vs relay"),
     metric("lost", "lost", (v) => v.toFixed(0))
   ],
   slow: [
     metric("deliveries/s (others)", "deliveriesPerSec", rate),
     metric("p99 ms (others)", "p99Ms"),
-    metric("lost (others)", "lost", (v) => v.toFixed(0)),
+    metric("not delivered by drain end (others)", "lost", (v) => v.toFixed(0)),
     metric("RSS growth MB", "rssGrowthMb", (v) => num(v, 1)),
     { label: "slow one's close code", cell: (row) => (row.notes ?? []).join("; ") }
+  ],
+  udp: [
+    metric("packets/s observed", "packetsPerSec", rate),
+    metric("server CPU µs/packet", "cpuUsPerPacket", (v) => num(v, 2)),
+    metric("packets per server core-second", "packetsPerCoreSecond", rate),
+    ratioColumn("vs raw forwarder (per core)", "packetsPerCoreSecond vs raw"),
+    metric("lost", "lost", (v) => v.toFixed(0))
   ]
 }
 

@@ -18,6 +18,8 @@ export type ServerKind = "bun-raw" | "node-ws" | "transport" | "relay" | "chat" 
 export interface ServerOptions {
   /** Heartbeat period (our servers and Node ws ping every interval; raw Bun's uWS pings sockets idle for twice it). */
   readonly pingIntervalMs?: number
+  /** Extra environment for every program of the server (config keys the bench leaves at their defaults). */
+  readonly env?: Record<string, string>
 }
 
 export interface RunningServer {
@@ -95,14 +97,15 @@ const spawn = (command: Array<string>, env: Record<string, string>) => {
   return { child, output: () => output }
 }
 
-const stopChild = async (child: ReturnType<typeof Bun.spawn>) => {
+export const stopChild = async (child: ReturnType<typeof Bun.spawn>) => {
   if (child.exitCode !== null) return
   child.kill("SIGTERM")
   const exited = await Promise.race([child.exited.then(() => true), sleep(5000).then(() => false)])
   if (!exited) child.kill(9)
 }
 
-const startListening = async (label: string, command: Array<string>, env: Record<string, string>, port: number) => {
+/** Spawns a program and waits until it accepts TCP connections on `port` (the fuzz suite starts servers with it). */
+export const startListening = async (label: string, command: Array<string>, env: Record<string, string>, port: number) => {
   const proc = spawn(command, env)
   try {
     await waitFor(`${label} on port ${port}`, async () => {
@@ -156,6 +159,7 @@ const chat = async (options: ServerOptions): Promise<RunningServer> => {
     LOG_LEVEL: "warning"
   }
   if (options.pingIntervalMs) env.CHAT_PING_INTERVAL_MS = String(options.pingIntervalMs)
+  Object.assign(env, options.env)
   const { child } = await startListening("chat", [process.execPath, join(root, "programs/chat.ts")], env, port)
   return {
     kind: "chat",
@@ -204,7 +208,8 @@ const relay = async (options: ServerOptions): Promise<RunningServer> => {
       AUTHENTICATOR_LOGIN_RATE_LIMIT: "100000000",
       AUTHENTICATOR_STORAGE_BACKEND: "single",
       AUTHENTICATOR_STORAGE_SINGLE_NAME: DRONEENGAGE_ACCOUNT.name,
-      AUTHENTICATOR_STORAGE_SINGLE_ACCESS_CODE: DRONEENGAGE_ACCOUNT.accessCode
+      AUTHENTICATOR_STORAGE_SINGLE_ACCESS_CODE: DRONEENGAGE_ACCOUNT.accessCode,
+      ...options.env
     },
     authPort
   )
@@ -215,9 +220,12 @@ const relay = async (options: ServerOptions): Promise<RunningServer> => {
     RELAY_PUBLIC_HOST: "127.0.0.1",
     RELAY_AUTHENTICATOR_URL: `ws://127.0.0.1:${s2sPort}`,
     RELAY_S2S_SECRET: secret,
-    RELAY_MAX_CONNECTIONS: "0"
+    RELAY_MAX_CONNECTIONS: "0",
+    // The bench never stores tasks: no data file in the working tree.
+    RELAY_TASKS_STORAGE_BACKEND: "memory"
   }
   if (options.pingIntervalMs) relayEnv.RELAY_PING_INTERVAL_MS = String(options.pingIntervalMs)
+  Object.assign(relayEnv, options.env)
   let relayProcess: Awaited<ReturnType<typeof startListening>> | undefined
   try {
     relayProcess = await startListening("relay", [process.execPath, join(root, "programs/relay.ts")], relayEnv, relayPort)
@@ -265,7 +273,7 @@ const hydrogen = async (options: ServerOptions): Promise<RunningServer> => {
   }
   writeFileSync(configPath, JSON.stringify(config))
   try {
-    const { child } = await startListening("hydrogen", [process.execPath, join(root, "programs/hydrogen.ts"), "--config", configPath], { LOG_LEVEL: "warning" }, port)
+    const { child } = await startListening("hydrogen", [process.execPath, join(root, "programs/hydrogen.ts"), "--config", configPath], { LOG_LEVEL: "warning", ...options.env }, port)
     return {
       kind: "hydrogen",
       pids: [child.pid],

@@ -53,7 +53,9 @@ export const serverLabel: Record<string, string> = {
   transport: "our Transport, forwarding only",
   relay: "DroneEngage relay",
   chat: "tPacket chat",
-  hydrogen: "Hydrogen"
+  hydrogen: "Hydrogen",
+  neighbourhood: "Neighbourhood",
+  webcrypto: "WebCrypto (raw)"
 }
 
 /**
@@ -117,7 +119,11 @@ export const runMetrics = (results: ReadonlyArray<RunResult>): Record<string, Sp
 /** Loss, duplicates and unexpected closes of one run, as notes (empty when the run was clean). */
 export const integrityNotes = (label: string, result: RunResult): Array<string> => {
   const notes: Array<string> = []
-  if (result.lost > 0) notes.push(`${label}: ${result.lost} of ${result.expected} deliveries missing after the drain`)
+  // Not arrived by the end of the drain is "not finished", not proof of loss: say what was delivered.
+  if (result.lost > 0) {
+    const delivered = result.expected - result.lost
+    notes.push(`${label}: not finished: ${delivered} of ${result.expected} deliveries had arrived when the drain ended`)
+  }
   if (result.duplicates > 0) notes.push(`${label}: ${result.duplicates} duplicate deliveries`)
   const closes = Object.entries(result.closes)
   if (closes.length > 0) notes.push(`${label}: receivers closed during the run: ${closes.map(([code, n]) => `${n}×${code}`).join(", ")}`)

@@ -18,25 +18,31 @@ const writePrivate = (path: string, text: string) =>
 /**
  * Secrets of the all-in-one stack (`npm start`), kept in its data directory (`stack.dataDir`,
  * ./data by default, mode 0700): the S2S secret its authenticator and relay share, generated on
- * first start, Hydrogen's dev API key, and the dev account's credentials so the banner can show
- * them again.
+ * first start, Hydrogen's dev API key, Aliya's service token, JWT secret and gateway key, and the
+ * dev account's credentials so the banner can show them again.
  */
 export class StackSecrets extends Effect.Service<StackSecrets>()("switchboard/StackSecrets", {
   effect: Effect.gen(function* () {
     const dataDir = yield* Config.string("dataDir").pipe(Config.withDefault("./data"), Config.nested("stack"))
     yield* Effect.tryPromise(() => mkdir(dataDir, { recursive: true, mode: 0o700 })).pipe(Effect.orDie)
-    /** A random hex secret kept in `file`, generated on first start. */
+    /** A random 32-byte hex secret kept in `file`, generated on first start (or when the file holds another shape). */
     const persistentSecret = (file: string) =>
       Effect.gen(function* () {
         const path = join(dataDir, file)
         const existing = yield* readIfExists(path)
-        if (Option.isSome(existing) && existing.value.trim().length >= 32) return existing.value.trim()
+        if (Option.isSome(existing) && /^[0-9a-f]{64}$/.test(existing.value.trim())) return existing.value.trim()
         const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex")
         yield* writePrivate(path, secret)
         return secret
       })
     const s2sSecret = yield* persistentSecret("s2s-secret")
     const hydrogenKey = yield* persistentSecret("hydrogen-key")
+    // Aliya: the service token between its parts, the JWT secret, the gateway's AES-256-GCM key.
+    const aliya = {
+      serviceToken: yield* persistentSecret("aliya-service-token"),
+      tokens: { secret: yield* persistentSecret("aliya-jwt-secret") },
+      gateway: { key: yield* persistentSecret("aliya-gateway-key") }
+    }
 
     const devAccountFile = join(dataDir, "dev-account.json")
     const rememberDevAccount = (account: DevAccount) =>
@@ -50,6 +56,7 @@ export class StackSecrets extends Effect.Service<StackSecrets>()("switchboard/St
     return {
       s2sSecret: Redacted.make(s2sSecret),
       hydrogenKey: Redacted.make(hydrogenKey),
+      aliya: Redacted.make(aliya),
       dataDir,
       devAccountFile,
       rememberDevAccount,
@@ -59,7 +66,7 @@ export class StackSecrets extends Effect.Service<StackSecrets>()("switchboard/St
 }) {
   /**
    * StackSecrets, plus a config fallback that gives the authenticator and relay the shared S2S
-   * secret, and Hydrogen its dev key, unless env or the config file already set them.
+   * secret, Hydrogen its dev key and Aliya its secrets, unless env or the config file already set them.
    */
   static readonly WithConfigFallback = Layer.unwrapEffect(
     Effect.gen(function* () {
@@ -68,7 +75,8 @@ export class StackSecrets extends Effect.Service<StackSecrets>()("switchboard/St
       const fallback = ConfigProvider.fromJson({
         authenticator: { s2sSecret: secret },
         relay: { s2sSecret: secret },
-        hydrogen: { Key: Redacted.value(secrets.hydrogenKey) }
+        hydrogen: { Key: Redacted.value(secrets.hydrogenKey) },
+        aliya: Redacted.value(secrets.aliya)
       })
       return yield* Effect.configProviderWith((current) =>
         Effect.succeed(Layer.setConfigProvider(current.pipe(ConfigProvider.orElse(() => fallback))))

@@ -24,6 +24,8 @@ import { SqlAccountStore } from "./SqlAccountStore.ts"
 import { MysqlDatabase, SqliteDatabase } from "./SqlDatabase.ts"
 import { SqlHardwareStore } from "./SqlHardwareStore.ts"
 import { SqlStreamStore } from "./SqlStreamStore.ts"
+import { MemoryTaskStore } from "./MemoryTaskStore.ts"
+import { SqlTaskStore } from "./SqlTaskStore.ts"
 
 export type { StorageSettings } from "../../src/storage/StorageConfig.ts"
 
@@ -84,6 +86,14 @@ export const StreamStoreFromConfig = (settings: StorageSettings) =>
   Layer.unwrapEffect(
     select(settings, (_backend, database) =>
       Effect.succeed(Option.isSome(database) ? SqlStreamStore.pipe(Layer.provide(database.value)) : MemoryStreamStore)
+    )
+  )
+
+/** TaskStore (DroneEngage stored tasks) in the SQL database of sqlite/mysql backends; in memory otherwise. */
+export const TaskStoreFromConfig = (settings: StorageSettings) =>
+  Layer.unwrapEffect(
+    select(settings, (_backend, database) =>
+      Effect.succeed(Option.isSome(database) ? SqlTaskStore.pipe(Layer.provide(database.value)) : MemoryTaskStore)
     )
   )
 

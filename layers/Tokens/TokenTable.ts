@@ -1,5 +1,4 @@
 import { timingSafeEqual } from "node:crypto"
-import { Clock, Duration, Effect, Option, type Scope } from "effect"
 
 /** A 128-bit random token as 32 lowercase hex characters (the original's login key format). */
 export const randomToken = (): string => Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("hex")
@@ -61,18 +60,6 @@ export class TokenTable<V> {
     return key !== undefined && this.remove(key)
   }
 
-  /** Removes every entry whose value matches; returns how many. */
-  deleteWhere(predicate: (value: V) => boolean): number {
-    let removed = 0
-    for (const [key, entry] of this.entries) {
-      if (predicate(entry.value)) {
-        this.remove(key)
-        removed++
-      }
-    }
-    return removed
-  }
-
   sweep(now: number): number {
     let removed = 0
     for (const [key, entry] of this.entries) {
@@ -88,15 +75,3 @@ export class TokenTable<V> {
     return this.entries.size
   }
 }
-
-/** Sweeps expired entries every `interval` for as long as the surrounding Scope lives. */
-export const sweepEvery = <V>(table: TokenTable<V>, interval: Duration.DurationInput): Effect.Effect<void, never, Scope.Scope> =>
-  Effect.gen(function* () {
-    yield* Effect.sleep(interval)
-    table.sweep(yield* Clock.currentTimeMillis)
-  }).pipe(Effect.forever, Effect.interruptible, Effect.forkScoped, Effect.asVoid)
-
-export const optionOf = <V>(entry: { readonly value: V } | undefined): Option.Option<V> =>
-  entry === undefined ? Option.none() : Option.some(entry.value)
-
-export const millisOf = (duration: Duration.DurationInput) => Duration.toMillis(Duration.decode(duration))

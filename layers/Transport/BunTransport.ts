@@ -1,16 +1,26 @@
 import { HttpApp } from "@effect/platform"
 import { Cause, Context, Effect, Exit, Layer, Runtime } from "effect"
-import { hardBackpressureLimit } from "../../src/shared/SocketLimits.ts"
+import { hardBackpressureLimit, requestBodyLimit } from "../../src/shared/SocketLimits.ts"
 import { Metrics } from "../Observability/Metrics.ts"
-import { type ConnectionRegistry, type LiveConnection, makeConnectionRegistry } from "./ConnectionRegistry.ts"
-import { ClientAddress, ServeError, type ServeOptions, type ServerHandle, Transport, type UpgradeDecision } from "./Transport.ts"
+import { type ConnectionRegistry, LiveConnection, makeConnectionRegistry } from "./ConnectionRegistry.ts"
+import { bodyTooLarge, limitRequestBody } from "./RequestBody.ts"
+import { CloseCodes } from "../../src/shared/CloseCodes.ts"
+import { ClientAddress, plainAddress, ServeError, type ServeOptions, type ServerHandle, Transport, type UpgradeDecision } from "./Transport.ts"
 
-interface SocketData<D> {
-  readonly init: D
-  connection?: LiveConnection<D>
-}
+/** A socket's data: what the upgrade decided until `open`, then the connection itself (no wrapper object per socket). */
+type SocketData<D> = D | LiveConnection<D>
 
 const notFound = () => Response.json({ error: "not found" }, { status: 404 })
+
+/**
+ * The code the peer was sent. uWS closes on protocol errors itself, sending the right close frame, but
+ * reports them to the close handler as 1006 with its reason ("Received too big message", …).
+ */
+export const sentCloseCode = (code: number, reason: string): number => {
+  if (code !== 1006 || !reason.startsWith("Received ")) return code
+  if (reason.startsWith("Received too big message")) return CloseCodes.messageTooBig
+  return reason === "Received invalid UTF-8" ? CloseCodes.invalidPayload : CloseCodes.protocolError
+}
 
 /** The address to print for a listener: wildcard binds are reachable on loopback. */
 export const displayHost = (hostname: string) =>
@@ -39,8 +49,9 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
     const httpHandler = options.http ? HttpApp.toWebHandlerRuntime(runtime)(options.http) : notFound
     const runFork = Runtime.runFork(runtime)
     const tls = yield* tlsOption(options as ServeOptions<unknown, unknown>)
-    const hostname = options.hostname ?? "0.0.0.0"
+    const hostname = options.hostname ?? "::"
     const { limits } = options
+    const bodyLimit = requestBodyLimit(limits)
 
     const server = yield* Effect.acquireRelease(
       Effect.try({
@@ -50,27 +61,39 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
             hostname,
             ...(options.reusePort ? { reusePort: true } : {}),
             ...(tls ? { tls } : {}),
+            // Bun refuses an oversized body with an empty 413, judged from Content-Length before fetch runs;
+            // limitRequestBody answers first with a reason (and counts streamed bodies), so Bun's cap stays out of the way.
+            maxRequestBodySize: Number.MAX_SAFE_INTEGER,
             fetch(request, server) {
               const isUpgrade = request.headers.get("upgrade")?.toLowerCase() === "websocket"
               if (!isUpgrade || !protocol || !registry) {
-                return httpHandler(request, Context.make(ClientAddress, server.requestIP(request)?.address ?? "unknown"))
+                const address = Context.make(ClientAddress, plainAddress(server.requestIP(request)?.address ?? "unknown"))
+                const bounded = limitRequestBody(request, bodyLimit)
+                if (bounded instanceof Request) return httpHandler(bounded, address)
+                if (bounded instanceof Response) return bounded
+                return bounded.then((checked) => (checked instanceof Response ? checked : httpHandler(checked, address)))
               }
+              if (Number(request.headers.get("content-length") ?? 0) > bodyLimit) return bodyTooLarge(bodyLimit)
               if (limits.maxConnections > 0 && registry.size() >= limits.maxConnections) {
                 return Response.json({ error: "server is at its connection limit" }, { status: 503 })
               }
-              const remoteAddress = server.requestIP(request)?.address ?? "unknown"
+              const remoteAddress = plainAddress(server.requestIP(request)?.address ?? "unknown")
               const complete = (exit: Exit.Exit<UpgradeDecision<D>>): Response | undefined => {
                 if (Exit.isFailure(exit)) throw Cause.squash(exit.cause)
                 const decision = exit.value
                 if (decision._tag === "Reject") return decision.response
+                // Bun's upgrade options type is conditional on the data type, which TypeScript cannot settle for a generic D.
                 const upgraded = server.upgrade(request, {
-                  data: { init: decision.data },
+                  data: decision.data,
                   ...(decision.headers ? { headers: decision.headers } : {})
-                })
+                } as never)
                 return upgraded ? undefined : Response.json({ error: "websocket upgrade failed" }, { status: 400 })
               }
-              // Most upgrade decisions finish synchronously: then no Promise is made per connection.
-              const deciding = runFork(protocol.upgrade(request, { remoteAddress, url: new URL(request.url) }))
+              const upgrade = protocol.upgrade(request, { remoteAddress, url: new URL(request.url) })
+              // A decision given as a plain value (Effect.succeed) needs no fiber; what it would allocate stays in the heap per connection.
+              if (Exit.isExit(upgrade)) return complete(upgrade as Exit.Exit<UpgradeDecision<D>>)
+              // Most other decisions finish synchronously too: then no Promise is made per connection.
+              const deciding = runFork(upgrade)
               const decided = deciding.unsafePoll()
               if (decided) return complete(decided)
               return new Promise<Response | undefined>((resolve, reject) =>
@@ -89,7 +112,7 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
             },
             websocket: {
               maxPayloadLength: limits.maxPayloadBytes,
-              // Past this Bun drops the socket (1006); the slow-consumer sweep closes earlier with 4003.
+              // Past this Bun drops the socket (1006); slow-consumer checks at send, after publishes and every slowConsumerCheck close earlier with 4003.
               backpressureLimit: hardBackpressureLimit(limits),
               closeOnBackpressureLimit: true,
               // Heartbeats and idle timeouts are ours (ConnectionRegistry), so they are testable.
@@ -97,16 +120,17 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
               sendPings: false,
               publishToSelf: false,
               open(ws) {
-                ws.data.connection = registry!.opened(ws, ws.data.init)
+                ws.data = registry!.opened(ws, ws.data as D)
               },
+              // Bun calls these only after open, so data is the connection by then.
               message(ws, message) {
-                if (ws.data.connection) registry!.received(ws.data.connection, message)
+                registry!.received(ws.data as LiveConnection<D>, message)
               },
               pong(ws) {
-                if (ws.data.connection) registry!.ponged(ws.data.connection)
+                registry!.ponged(ws.data as LiveConnection<D>)
               },
-              close(ws, code) {
-                if (ws.data.connection) registry!.closed(ws.data.connection, code)
+              close(ws, code, reason) {
+                if (ws.data instanceof LiveConnection) registry!.closed(ws.data, sentCloseCode(code, reason))
               }
             }
           }),
@@ -125,7 +149,11 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
       port,
       hostname,
       url: `${tls ? "https" : "http"}://${displayHost(hostname)}:${port}`,
-      publish: (topic, message) => server.publish(topic, message),
+      publish: (topic, message) => {
+        const bytes = server.publish(topic, message)
+        registry?.afterPublish(bytes, message)
+        return bytes
+      },
       subscriberCount: (topic) => server.subscriberCount(topic),
       connectionCount: () => registry?.size() ?? 0
     }

@@ -1,8 +1,10 @@
 import { HttpApp } from "@effect/platform"
 import { Context, Deferred, Duration, Effect, Layer, Queue, Runtime, type Scope } from "effect"
 import { CloseCodes } from "../../src/shared/CloseCodes.ts"
+import { requestBodyLimit } from "../../src/shared/SocketLimits.ts"
 import { Metrics } from "../Observability/Metrics.ts"
 import { type ConnectionRegistry, type LiveConnection, makeConnectionRegistry, type RawSocket } from "./ConnectionRegistry.ts"
+import { bodyTooLarge, limitRequestBody } from "./RequestBody.ts"
 import { ClientAddress, ServeError, type ServeOptions, type ServerHandle, Transport, type WireMessage } from "./Transport.ts"
 
 export interface MemoryClosed {
@@ -22,6 +24,11 @@ export interface MemoryClient {
   readonly close: (code?: number) => Effect.Effect<void>
   /** Whether this client answers server pings (a frozen peer does not). */
   answerPings: boolean
+  /**
+   * Stops reading (a slow consumer: what the server sends piles up in its buffer, which the server sees
+   * as buffered bytes), or reads again: the frames held meanwhile arrive first, then a close if one came.
+   */
+  readonly pauseReading: (paused: boolean) => void
 }
 
 interface MemoryServer {
@@ -32,12 +39,15 @@ interface MemoryServer {
 interface ServerEnd {
   readonly receive: (message: WireMessage) => void
   readonly hangUp: (code: number) => void
+  /** The client reads again. */
+  readonly resumed: () => void
 }
 
 interface ClientEnd {
   readonly deliver: (message: WireMessage) => void
   readonly closedBy: (code: number, reason: string) => void
   readonly answersPings: () => boolean
+  readonly reading: () => boolean
 }
 
 const byteLength = (message: WireMessage) => (typeof message === "string" ? Buffer.byteLength(message) : message.byteLength)
@@ -57,10 +67,17 @@ class Topics {
   has(topic: string, socket: MemorySocket) {
     return this.members.get(topic)?.has(socket) ?? false
   }
+  /** Bytes handed to the sockets, or -1 when a subscriber's buffer held it back (as Bun reports backpressure). */
   publish(topic: string, message: WireMessage, except?: MemorySocket) {
     let bytes = 0
-    for (const socket of this.members.get(topic) ?? []) if (socket !== except) bytes += socket.send(message)
-    return bytes
+    let queued = false
+    for (const socket of this.members.get(topic) ?? []) {
+      if (socket === except) continue
+      const sent = socket.send(message)
+      if (sent < 0) queued = true
+      else bytes += sent
+    }
+    return queued ? -1 : bytes
   }
   count(topic: string) {
     return this.members.get(topic)?.size ?? 0
@@ -71,6 +88,11 @@ class MemorySocket implements RawSocket {
   connection?: LiveConnection<unknown>
   private readonly subscriptions = new Set<string>()
   private open = true
+  /** Frames sent while the client was not reading, oldest first, and their size (the buffered amount). */
+  private held: Array<WireMessage> = []
+  private heldBytes = 0
+  /** A close that waits behind held frames. */
+  private heldClose: { readonly code: number; readonly reason: string } | undefined
   constructor(
     readonly remoteAddress: string,
     private readonly topics: Topics,
@@ -79,6 +101,11 @@ class MemorySocket implements RawSocket {
   ) {}
   send(data: string | Uint8Array) {
     if (!this.open) return 0
+    if (!this.client.reading()) {
+      this.held.push(data)
+      this.heldBytes += byteLength(data)
+      return -1
+    }
     queueMicrotask(() => this.client.deliver(data))
     return Math.max(1, byteLength(data))
   }
@@ -102,8 +129,18 @@ class MemorySocket implements RawSocket {
     for (const topic of this.subscriptions) this.topics.remove(topic, this)
     queueMicrotask(() => {
       if (this.connection) this.registry.closed(this.connection, code)
-      this.client.closedBy(code, reason)
+      if (this.heldBytes > 0) this.heldClose = { code, reason }
+      else this.client.closedBy(code, reason)
     })
+  }
+  /** The client reads again: held frames first, in order, then a close that waited behind them. */
+  flush() {
+    const held = this.held
+    this.held = []
+    this.heldBytes = 0
+    for (const message of held) this.client.deliver(message)
+    if (this.heldClose) this.client.closedBy(this.heldClose.code, this.heldClose.reason)
+    this.heldClose = undefined
   }
   /** The client side went away. */
   dropped(code: number) {
@@ -121,7 +158,7 @@ class MemorySocket implements RawSocket {
   pause() {}
   resume() {}
   getBufferedAmount() {
-    return 0
+    return this.heldBytes
   }
   isOpen() {
     return this.open
@@ -158,8 +195,13 @@ export class MemoryNetwork extends Effect.Service<MemoryNetwork>()("switchboard/
           return yield* Effect.fail({ code: outcome.status, reason: body })
         }
         let serverEnd: ServerEnd | undefined
+        let reading = true
         const client: MemoryClient = {
           answerPings: true,
+          pauseReading: (paused) => {
+            reading = !paused
+            if (reading) serverEnd?.resumed()
+          },
           send: (message) => Effect.sync(() => serverEnd?.receive(message)),
           next: (within = "3 seconds") =>
             Queue.take(frames).pipe(
@@ -183,7 +225,8 @@ export class MemoryNetwork extends Effect.Service<MemoryNetwork>()("switchboard/
         const end: ClientEnd = {
           deliver: (message) => Queue.unsafeOffer(frames, message),
           closedBy: (code, reason) => Deferred.unsafeDone(closed, Effect.succeed({ code, reason })),
-          answersPings: () => client.answerPings
+          answersPings: () => client.answerPings,
+          reading: () => reading
         }
         serverEnd = outcome.accept(end)
         yield* Effect.addFinalizer(() => client.close())
@@ -211,12 +254,16 @@ const serve = <D, R>(network: MemoryNetwork, options: ServeOptions<D, R>) =>
     const runUpgrade = Runtime.runPromise(runtime)
     const topics = new Topics()
     const { limits } = options
+    const bodyLimit = requestBodyLimit(limits)
 
     const server: MemoryServer = {
       fetch: async (request, remoteAddress) => {
         if (request.headers.get("upgrade") !== "websocket" || !protocol || !registry) {
-          return httpHandler ? httpHandler(request, Context.make(ClientAddress, remoteAddress)) : Response.json({ error: "not found" }, { status: 404 })
+          const bounded = await limitRequestBody(request, bodyLimit)
+          if (bounded instanceof Response) return bounded
+          return httpHandler ? httpHandler(bounded, Context.make(ClientAddress, remoteAddress)) : Response.json({ error: "not found" }, { status: 404 })
         }
+        if (Number(request.headers.get("content-length") ?? 0) > bodyLimit) return bodyTooLarge(bodyLimit)
         if (limits.maxConnections > 0 && registry.size() >= limits.maxConnections) {
           return Response.json({ error: "server is at its connection limit" }, { status: 503 })
         }
@@ -233,7 +280,8 @@ const serve = <D, R>(network: MemoryNetwork, options: ServeOptions<D, R>) =>
                 if (byteLength(message) > limits.maxPayloadBytes) return socket.close(CloseCodes.messageTooBig, "message too big")
                 registry.received(connection, message)
               },
-              hangUp: (code) => socket.dropped(code)
+              hangUp: (code) => socket.dropped(code),
+              resumed: () => socket.flush()
             }
           }
         }
@@ -254,7 +302,11 @@ const serve = <D, R>(network: MemoryNetwork, options: ServeOptions<D, R>) =>
       port,
       hostname: "memory",
       url: `http://memory:${port}`,
-      publish: (topic, message) => topics.publish(topic, message),
+      publish: (topic, message) => {
+        const bytes = topics.publish(topic, message)
+        registry?.afterPublish(bytes, message)
+        return bytes
+      },
       subscriberCount: (topic) => topics.count(topic),
       connectionCount: () => registry?.size() ?? 0
     }

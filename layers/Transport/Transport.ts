@@ -51,6 +51,13 @@ export const reject = (status: number, reason: string, headers?: Record<string, 
  */
 export class ClientAddress extends Context.Tag("switchboard/ClientAddress")<ClientAddress, string>() {}
 
+/**
+ * A peer's address as it would read on an IPv4-only listener: a dual-stack listener ("::") sees IPv4
+ * peers as IPv4-mapped IPv6 (::ffff:127.0.0.1), which would split per-address limits and logs in two.
+ */
+export const plainAddress = (address: string): string =>
+  address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address
+
 /** Facts about the peer available at upgrade time. */
 export interface UpgradeInfo {
   readonly remoteAddress: string
@@ -76,6 +83,7 @@ export interface ServeOptions<D, R> {
   /** Names the server in logs and metrics. */
   readonly name: string
   readonly port: number
+  /** Where to listen; "::" is dual-stack (IPv6 and IPv4 on one socket), "0.0.0.0" IPv4 only. */
   readonly hostname?: string
   readonly tls?: TlsFiles | undefined
   /** SO_REUSEPORT: several processes listen on one port and the kernel spreads connections (Linux). */

@@ -74,7 +74,7 @@ export const ChatLimitsConfig: Config.Config<ChatLimits> = Config.all({
 /** Everything under the `chat` prefix: CHAT_PORT, CHAT_MAX_NICK_BYTES, CHAT_PING_INTERVAL_MS, ... */
 export const ChatConfig: Config.Config<ChatConfig> = Config.all({
   port: port("port", 25021),
-  hostname: Config.string("hostname").pipe(Config.withDefault("0.0.0.0")),
+  hostname: Config.string("hostname").pipe(Config.withDefault("::")),
   limits: ChatLimitsConfig,
   socket: SocketLimitsConfig(chatSocketDefaults)
 }).pipe(Config.nested("chat"))

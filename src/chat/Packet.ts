@@ -41,25 +41,32 @@ export const frameProblemMessage: Record<FrameProblem, string> = {
   size: "size field does not match the frame length"
 }
 
-const int32 = (n: number) => n | 0
+// Header fields are read and written byte by byte: a DataView needs the array's `.buffer`, which makes
+// JavaScriptCore move a small typed array's bytes into a new ArrayBuffer on every packet.
+const writeInt32 = (bytes: Uint8Array, at: number, n: number) => {
+  bytes[at] = n
+  bytes[at + 1] = n >>> 8
+  bytes[at + 2] = n >>> 16
+  bytes[at + 3] = n >>> 24
+}
+const readInt32 = (bytes: Uint8Array, at: number) =>
+  bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24)
 
 /** Serializes a packet: header with size = 24 + data length, then the data. */
 export const encodePacket = (packet: TPacket): Uint8Array => {
   const bytes = new Uint8Array(HEADER_BYTES + packet.data.length)
   bytes.set(FRAME_SIGNATURE, 0)
-  const view = new DataView(bytes.buffer)
-  view.setInt32(4, int32(packet.uid), true)
-  view.setInt32(8, bytes.length, true)
-  view.setInt32(12, int32(packet.cmd), true)
-  view.setInt32(16, int32(packet.p1), true)
-  view.setInt32(20, int32(packet.p2), true)
+  writeInt32(bytes, 4, packet.uid | 0)
+  writeInt32(bytes, 8, bytes.length)
+  writeInt32(bytes, 12, packet.cmd | 0)
+  writeInt32(bytes, 16, packet.p1 | 0)
+  writeInt32(bytes, 20, packet.p2 | 0)
   bytes.set(packet.data, HEADER_BYTES)
   return bytes
 }
 
 /** The uid of a frame as far as it can be read (to address an error reply), -1 otherwise. */
-export const frameUid = (frame: Uint8Array): number =>
-  frame.length >= 8 ? new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getInt32(4, true) : SERVER_PUSH_UID
+export const frameUid = (frame: Uint8Array): number => (frame.length >= 8 ? readInt32(frame, 4) : SERVER_PUSH_UID)
 
 /**
  * Reads one packet from one binary WebSocket message. Never throws: any byte string is either
@@ -68,13 +75,12 @@ export const frameUid = (frame: Uint8Array): number =>
 export const readPacket = (frame: Uint8Array): Either.Either<TPacket, FrameProblem> => {
   if (frame.length < HEADER_BYTES) return Either.left("short")
   for (let i = 0; i < 4; i++) if (frame[i] !== FRAME_SIGNATURE[i]) return Either.left("signature")
-  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength)
-  if (view.getInt32(8, true) !== frame.length) return Either.left("size")
+  if (readInt32(frame, 8) !== frame.length) return Either.left("size")
   return Either.right({
-    uid: view.getInt32(4, true),
-    cmd: view.getInt32(12, true),
-    p1: view.getInt32(16, true),
-    p2: view.getInt32(20, true),
+    uid: readInt32(frame, 4),
+    cmd: readInt32(frame, 12),
+    p1: readInt32(frame, 16),
+    p2: readInt32(frame, 20),
     data: frame.subarray(HEADER_BYTES)
   })
 }

@@ -1,4 +1,4 @@
-import { Effect } from "effect"
+import { Deferred, Effect, FiberId, Runtime, type Scope } from "effect"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
 import { Rooms } from "../../layers/Rooms/Rooms.ts"
 import { StreamStore } from "../../layers/Storage/StreamStore.ts"
@@ -22,9 +22,16 @@ interface Room {
   readonly stream: string
   /** Members in join order; the roster goes out newest first, like the original's linked list. */
   readonly members: Array<Member>
-  /** Serializes joins, messages and leaves of this room, so every member sees one order. */
+  /** Serializes joins and leaves of this room (and the messages that arrive meanwhile), so every member sees one order. */
   readonly lock: Effect.Semaphore
   closed: boolean
+  /** Joins and leaves holding or waiting for the lock; while there are any, messages wait in `backlog`. */
+  busy: number
+  readonly backlog: Array<{ readonly member: Member; readonly text: Uint8Array }>
+  /** History lines broadcast but not yet appended, oldest first; one writer per room appends them in order. */
+  pending: Array<string>
+  /** Completed once the running writer has appended everything (undefined while no writer runs). */
+  writer: Deferred.Deferred<void> | undefined
 }
 
 export interface ChatRoomsOptions {
@@ -46,8 +53,14 @@ export interface ChatRoomsApi {
    * history, then _NEW_USER to the others. Returns the refusal reason instead when a limit is hit.
    */
   readonly join: (member: Member, roomName: Uint8Array, uid: number) => Effect.Effect<ErrorReason | undefined>
-  /** Records "nick: text" in the history and sends _NEW_MSG to every member, the sender included. */
-  readonly message: (member: Member, text: Uint8Array) => Effect.Effect<void>
+  /**
+   * Sends _NEW_MSG to every member, the sender included, and records "nick: text" in the history
+   * (appended in order off the hot path; a join reads it only after every earlier line is written).
+   * Synchronous: while a join or leave holds the room, the message waits and goes out right after it.
+   */
+  readonly message: (member: Member, text: Uint8Array) => void
+  /** Appends every history line still waiting (at shutdown and in tests). */
+  readonly flushHistory: Effect.Effect<void>
   /** Leaves the member's room (if any): _DEL_USER to the others; the last one out closes the room. */
   readonly leave: (member: Member) => Effect.Effect<void>
   /** Rooms with members and accepted nicks right now (for /health). */
@@ -65,8 +78,9 @@ export const roomNameFor = (name: Uint8Array) =>
  */
 export const makeChatRooms = (
   options: ChatRoomsOptions
-): Effect.Effect<ChatRoomsApi, never, StreamStore | Metrics | Rooms> =>
+): Effect.Effect<ChatRoomsApi, never, StreamStore | Metrics | Rooms | Scope.Scope> =>
   Effect.gen(function* () {
+    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
     const store = yield* StreamStore
     const metrics = yield* Metrics
     const fanout = yield* Rooms
@@ -103,7 +117,11 @@ export const makeChatRooms = (
         stream: `chat/${bytesToStored(name)}`,
         members: [],
         lock: Effect.unsafeMakeSemaphore(1),
-        closed: false
+        closed: false,
+        busy: 0,
+        backlog: [],
+        pending: [],
+        writer: undefined
       }
       rooms.set(key, room)
       return room
@@ -113,6 +131,67 @@ export const makeChatRooms = (
       Effect.sync(() => historyErrors.inc()).pipe(
         Effect.zipRight(Effect.logError(`chat history ${what} failed`, error))
       )
+
+    /** Appends the room's waiting history lines in order, then completes its writer. */
+    const writeHistory = (room: Room, done: Deferred.Deferred<void>): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const lines = room.pending
+        if (lines.length === 0) {
+          room.writer = undefined
+          return Deferred.succeed(done, undefined)
+        }
+        room.pending = []
+        return Effect.forEach(lines, (line) => store.append(room.stream, line, bounds), { discard: true }).pipe(
+          // A failure (or defect) is logged and the writer goes on, so no join ever waits on a dead writer.
+          Effect.catchAllCause(logHistoryFailure("append")),
+          Effect.zipRight(writeHistory(room, done))
+        )
+      })
+
+    /** Every history line of the room written (what a join reads, and before the history is removed). */
+    const historyWritten = (room: Room) =>
+      Effect.suspend(() => (room.writer === undefined ? Effect.void : Deferred.await(room.writer)))
+
+    /** Broadcasts one message now and queues its history line (empty messages are broadcast, not recorded, like the original). */
+    const broadcast = (room: Room, member: Member, text: Uint8Array) => {
+      if (text.length > 0) {
+        room.pending.push(bytesToStored(historyLine(member.nick, text)))
+        if (room.writer === undefined) {
+          const done = Deferred.unsafeMake<void>(FiberId.none)
+          room.writer = done
+          // Yields first, so the messages of this turn of the event loop are appended as one batch by one fiber.
+          runFork(Effect.zipRight(Effect.yieldNow(), writeHistory(room, done)))
+        }
+      }
+      const frame = encodePacket(packet(Command.NEW_MSG, { p1: member.id, data: text }))
+      const { connection } = member
+      if (connection.isOpen()) {
+        // Natively to the others through the sender's socket, and the echo inside its own message handler,
+        // where the write is corked with the rest of that turn (a publish without a sender costs an uncorked write).
+        fanout.publish(room.name, frame, connection)
+        connection.send(frame)
+      } else fanout.publish(room.name, frame)
+      messagesCounter.inc()
+    }
+
+    /** Runs a join or leave under the room's lock; messages that came while it waited go out before it, the rest right after. */
+    const exclusive = <A>(room: Room, effect: Effect.Effect<A>): Effect.Effect<A> =>
+      Effect.acquireUseRelease(
+        Effect.sync(() => room.busy++),
+        () =>
+          room.lock.withPermits(1)(
+            Effect.sync(() => drainBacklog(room)).pipe(
+              Effect.zipRight(effect),
+              Effect.ensuring(Effect.sync(() => drainBacklog(room)))
+            )
+          ),
+        () => Effect.sync(() => room.busy--)
+      )
+
+    const drainBacklog = (room: Room) => {
+      const waiting = room.backlog.splice(0)
+      for (const { member, text } of waiting) if (roomOfMember.get(member.id) === room) broadcast(room, member, text)
+    }
 
     const userFrame = (cmd: number, member: Member) => encodePacket(packet(cmd, { p1: member.id, data: member.nick }))
 
@@ -133,6 +212,7 @@ export const makeChatRooms = (
         connection.send(encodePacket(okReply(uid)))
         for (let i = room.members.length - 1; i >= 0; i--)
           connection.send(userFrame(Command.NEW_USER, room.members[i]!))
+        yield* historyWritten(room)
         const history = yield* store
           .readAfter(room.stream, 0)
           .pipe(Effect.catchAll((error) => logHistoryFailure("read")(error).pipe(Effect.as([]))))
@@ -156,6 +236,7 @@ export const makeChatRooms = (
       Effect.gen(function* () {
         room.closed = true
         roomsGauge.dec()
+        yield* historyWritten(room)
         if (!options.persistentHistory)
           yield* store.remove(room.stream).pipe(Effect.catchAll(logHistoryFailure("remove")))
         // Removed from the map only now: joiners that found it wait for the lock, see it closed, and retry.
@@ -180,39 +261,29 @@ export const makeChatRooms = (
           if (roomOfMember.has(member.id)) return Effect.succeed(ErrorReason.refused)
           const attempt: Effect.Effect<ErrorReason | undefined> = Effect.suspend(() => {
             const room = openRoom(roomName)
-            return room.lock
-              .withPermits(1)(
-                Effect.suspend((): Effect.Effect<ErrorReason | undefined | "retry"> => {
-                  if (room.closed) return Effect.succeed("retry")
-                  return joinLocked(member, room, uid).pipe(Effect.tap(() => discardIfUnused(room)))
-                })
-              )
-              .pipe(Effect.flatMap((result) => (result === "retry" ? attempt : Effect.succeed(result))))
+            return exclusive(
+              room,
+              Effect.suspend((): Effect.Effect<ErrorReason | undefined | "retry"> => {
+                if (room.closed) return Effect.succeed("retry")
+                return joinLocked(member, room, uid).pipe(Effect.tap(() => discardIfUnused(room)))
+              })
+            ).pipe(Effect.flatMap((result) => (result === "retry" ? attempt : Effect.succeed(result))))
           })
           return attempt
         }),
-      message: (member, text) =>
-        Effect.suspend(() => {
-          const room = roomOfMember.get(member.id)
-          if (!room) return Effect.void
-          return room.lock.withPermits(1)(
-            Effect.gen(function* () {
-              // Like the original, empty messages are broadcast but not recorded.
-              if (text.length > 0) {
-                yield* store
-                  .append(room.stream, bytesToStored(historyLine(member.nick, text)), bounds)
-                  .pipe(Effect.catchAll(logHistoryFailure("append")))
-              }
-              fanout.publish(room.name, encodePacket(packet(Command.NEW_MSG, { p1: member.id, data: text })))
-              messagesCounter.inc()
-            })
-          )
-        }),
+      message: (member, text) => {
+        const room = roomOfMember.get(member.id)
+        if (!room) return
+        if (room.busy > 0) room.backlog.push({ member, text })
+        else broadcast(room, member, text)
+      },
+      flushHistory: Effect.suspend(() => Effect.forEach([...rooms.values()], historyWritten, { discard: true })),
       leave: (member) =>
         Effect.suspend(() => {
           const room = roomOfMember.get(member.id)
           if (!room) return Effect.void
-          return room.lock.withPermits(1)(
+          return exclusive(
+            room,
             Effect.gen(function* () {
               roomOfMember.delete(member.id)
               const index = room.members.indexOf(member)
@@ -225,5 +296,7 @@ export const makeChatRooms = (
           )
         })
     }
+    // History still waiting when the server stops is written before the store goes away.
+    yield* Effect.addFinalizer(() => api.flushHistory)
     return api
   })

@@ -1,4 +1,6 @@
 import { Either, ParseResult, Schema } from "effect"
+import { exceedsJsonDepth, maxJsonDepth } from "../shared/JsonDepth.ts"
+import { describeParseError } from "./SchemaErrors.ts"
 import { ErrorCode } from "./Wire.ts"
 
 /** The authenticator's HTTP API: request bodies (JSON or form-encoded) and reply shapes. */
@@ -6,7 +8,11 @@ import { ErrorCode } from "./Wire.ts"
 /** Form bodies carry strings, JSON bodies may carry numbers: both become trimmed strings. */
 const Text = (max: number) =>
   Schema.Union(Schema.String, Schema.Number.pipe(Schema.finite())).pipe(
-    Schema.transform(Schema.Trimmed, { strict: true, decode: (value) => String(value).trim(), encode: (value) => value }),
+    Schema.transform(Schema.Trimmed, {
+      strict: true,
+      decode: (value) => String(value).trim(),
+      encode: (value) => value
+    }),
     Schema.maxLength(max)
   )
 
@@ -56,7 +62,9 @@ export const ManagementBody = Schema.Struct({
   acc: Schema.optional(NonEmptyText(128)),
   pwd: Schema.optional(NonEmptyText(128)),
   prm: Schema.optional(PermissionValue),
-  il: Schema.optional(Schema.Union(Schema.NonNegativeInt, Schema.NumberFromString.pipe(Schema.int(), Schema.nonNegative())))
+  il: Schema.optional(
+    Schema.Union(Schema.NonNegativeInt, Schema.NumberFromString.pipe(Schema.int(), Schema.nonNegative()))
+  )
 })
 export type ManagementBody = typeof ManagementBody.Type
 
@@ -65,6 +73,7 @@ export const parseBody = (contentType: string, text: string): Either.Either<Reco
   const type = contentType.split(";")[0]!.trim().toLowerCase()
   if (type === "application/x-www-form-urlencoded") return Either.right(Object.fromEntries(new URLSearchParams(text)))
   if (type === "application/json" || type === "") {
+    if (exceedsJsonDepth(text)) return Either.left(`body nests deeper than ${maxJsonDepth} levels`)
     try {
       const value: unknown = JSON.parse(text)
       return value !== null && typeof value === "object" && !Array.isArray(value)
@@ -77,21 +86,23 @@ export const parseBody = (contentType: string, text: string): Either.Either<Reco
   return Either.left("Content-Type must be application/json or application/x-www-form-urlencoded")
 }
 
-/** Decodes a body with a schema; the error is one line naming the offending field. */
+/** Decodes a body with a schema; the error is one line naming the offending field and its rule, never the value. */
 export const decodeBody = <A, I>(schema: Schema.Schema<A, I>, body: unknown): Either.Either<A, string> =>
-  Schema.decodeUnknownEither(schema)(body).pipe(
-    Either.mapLeft((error) =>
-      ParseResult.ArrayFormatter.formatErrorSync(error)
-        .map((issue) => `${issue.path.join(".") || "body"}: ${issue.message}`)
-        .join("; ")
-    )
-  )
+  Schema.decodeUnknownEither(schema)(body).pipe(Either.mapLeft((error) => describeParseError(error, "body")))
 
 /** The reply body of every API call: {e, em?, ...fields, cm}. */
 export type Reply = { readonly e: number; readonly em?: string; readonly cm: string } & Record<string, unknown>
 
-export const failure = (command: string, code: number, message: string): Reply => ({ e: code, em: message, cm: command })
-export const success = (command: string, fields: Record<string, unknown> = {}): Reply => ({ e: ErrorCode.none, ...fields, cm: command })
+export const failure = (command: string, code: number, message: string): Reply => ({
+  e: code,
+  em: message,
+  cm: command
+})
+export const success = (command: string, fields: Record<string, unknown> = {}): Reply => ({
+  e: ErrorCode.none,
+  ...fields,
+  cm: command
+})
 
 /** The original's permission string, sent verbatim as `per`. */
 export const permissionString = "D1G1T3R4V5C6"

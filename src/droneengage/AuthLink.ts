@@ -1,7 +1,7 @@
 import type { KeyObject } from "node:crypto"
 import { Deferred, type Duration, Effect, Either, Option, Queue, Redacted, Stream, SubscriptionRef } from "effect"
 import { Federation } from "../../layers/Federation/Federation.ts"
-import type { Link } from "../../layers/Federation/Link.ts"
+import { type Link, LinkClosed } from "../../layers/Federation/Link.ts"
 import {
   decodeAuthToRelay,
   encodeRelayToAuth,
@@ -21,7 +21,7 @@ export interface AuthLinkOptions {
   readonly serverId: string
   readonly version: string
   /** Answers the authenticator's challenge nonce (Ed25519 key or shared secret); None: no credentials. */
-  readonly prove: Option.Option<(nonce: string) => Effect.Effect<string>>
+  readonly prove: Option.Option<(nonce: string) => Effect.Effect<string, LinkClosed>>
   /** Host and port clients are told to dial (cs.g, cs.h); the port is known once the relay listens. */
   readonly publicHost: string
   readonly publicPort: Effect.Effect<number>
@@ -37,12 +37,18 @@ export const challengeProver = (
   serverId: string,
   secret: Option.Option<Redacted.Redacted<string>>,
   privateKey: Option.Option<KeyObject>
-): Option.Option<(nonce: string) => Effect.Effect<string>> => {
+): Option.Option<(nonce: string) => Effect.Effect<string, LinkClosed>> => {
+  // A signature that cannot be made drops this link attempt; the link re-dials.
+  const unsigned = () => new LinkClosed({ code: 1011, reason: "could not sign the challenge" })
   if (Option.isSome(privateKey)) {
     const key = privateKey.value
-    return Option.some((nonce) => Effect.sync(() => signChallengeEd25519(key, nonce)))
+    return Option.some((nonce) => Effect.try({ try: () => signChallengeEd25519(key, nonce), catch: unsigned }))
   }
-  return Option.map(secret, (value) => (nonce: string) => Effect.promise(() => signChallenge(Redacted.value(value), serverId, nonce)))
+  return Option.map(
+    secret,
+    (value) => (nonce: string) =>
+      Effect.tryPromise({ try: () => signChallenge(Redacted.value(value), serverId, nonce), catch: unsigned })
+  )
 }
 
 /** The relay's view of its authenticator link. */
@@ -87,7 +93,8 @@ export const makeAuthLink = (options: AuthLinkOptions) =>
       })
     )
 
-    const sendInfo = (link: Link) => Effect.flatMap(info, (d) => Effect.sync(() => link.send(encodeRelayToAuth({ c: "a", d }))))
+    const sendInfo = (link: Link) =>
+      Effect.flatMap(info, (d) => Effect.sync(() => link.send(encodeRelayToAuth({ c: "a", d }))))
 
     const onOpen = (link: Link) =>
       Effect.gen(function* () {
@@ -126,7 +133,10 @@ export const makeAuthLink = (options: AuthLinkOptions) =>
         const frame = decoded.right
         if ("s2s_auth" in frame) {
           if (frame.s2s_auth === "ok") return current ? yield* Deferred.succeed(current.accepted, undefined) : undefined
-          if (Option.isNone(options.prove)) yield* Effect.logError("the authenticator demands credentials but neither relay.s2sSecret nor relay.s2sPrivateKeyPath is set")
+          if (Option.isNone(options.prove))
+            yield* Effect.logError(
+              "the authenticator demands credentials but neither relay.s2sSecret nor relay.s2sPrivateKeyPath is set"
+            )
           const sig = Option.isSome(options.prove) ? yield* options.prove.value(frame.nonce) : ""
           return link.send(encodeRelayToAuth({ s2s_auth: "response", id: options.serverId, sig }))
         }
@@ -142,10 +152,18 @@ export const makeAuthLink = (options: AuthLinkOptions) =>
 
     const link: AuthLink = {
       notifyLogout: (member) => {
-        if (current?.up) current.link.send(encodeRelayToAuth({ c: "c", d: { s: member.unitName, a: member.accountId, r: member.requestId } }))
+        if (current?.up)
+          current.link.send(
+            encodeRelayToAuth({ c: "c", d: { s: member.unitName, a: member.accountId, r: member.requestId } })
+          )
       },
       isUp: () => current?.up === true,
-      awaitUp: (up) => upState.changes.pipe(Stream.filter((state) => state === up), Stream.runHead, Effect.asVoid)
+      awaitUp: (up) =>
+        upState.changes.pipe(
+          Stream.filter((state) => state === up),
+          Stream.runHead,
+          Effect.asVoid
+        )
     }
     return link
   })

@@ -14,7 +14,10 @@ import { droneEngageVersion } from "./Version.ts"
 export const sessionKind = "droneengage/session"
 
 /** `limit` per `window` as a token bucket: a full burst of `limit`, refilled evenly over the window. */
-const perWindow = (limit: number, window: Duration.Duration) => ({ ratePerSecond: limit / Duration.toSeconds(window), burst: limit })
+const perWindow = (limit: number, window: Duration.Duration) => ({
+  ratePerSecond: limit / Duration.toSeconds(window),
+  burst: limit
+})
 
 /** Starts both listeners for the lifetime of the Scope; returns them (tests read the bound ports). */
 export const startAuthenticator = (config: AuthenticatorConfig) =>
@@ -27,7 +30,11 @@ export const startAuthenticator = (config: AuthenticatorConfig) =>
       index: indexOfLoginSession
     })
     const attempts = yield* makeKeyedLimiter("login attempts", perWindow(config.loginRateLimit, config.loginRateWindow))
-    const failures = yield* makeKeyedLimiter("failed credentials", perWindow(config.loginFailureLimit, config.loginFailureWindow))
+    const failures = yield* makeKeyedLimiter("failed credentials", {
+      ...perWindow(config.loginFailureLimit, config.loginFailureWindow),
+      blockFor: config.loginFailureBlock,
+      strikes: 1
+    })
     const trustedKeys = yield* loadTrustedKeys(config.s2sTrustedKeys)
     if (config.allowUnauthenticatedServers) {
       yield* Effect.logWarning("INSECURE: allowUnauthenticatedServers is on; relays that skip the challenge may link")
@@ -64,11 +71,13 @@ export const startAuthenticator = (config: AuthenticatorConfig) =>
       port: config.port,
       hostname: config.hostname,
       tls: config.tls,
-      limits: config.s2sLimits,
+      limits: config.apiLimits,
       http: api
     })
     if ((yield* (yield* AccountStore).list).length === 0) {
-      yield* Effect.logWarning("no accounts yet: run `npm start` once (creates \"dev\") or configure authenticator.storage (single or json backend)")
+      yield* Effect.logWarning(
+        'no accounts yet: run `npm start` once (creates "dev") or configure authenticator.storage (single or json backend)'
+      )
     }
     return { http, s2s, sessions, commServers }
   })
@@ -86,4 +95,3 @@ export const ensureDevAccount = Effect.gen(function* () {
   const issued = yield* accounts.create({ name: "dev", permission: Permission.all, isAdmin: true })
   return Option.some({ name: issued.account.name, accessCode: issued.accessCode })
 })
-

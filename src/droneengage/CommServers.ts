@@ -87,7 +87,9 @@ export interface CommServers {
   /** Events for as long as the caller's Scope lives. */
   readonly events: Effect.Effect<Queue.Dequeue<CommServerEvent>, never, Scope.Scope>
   /** Completes with the status once `holds` is true of it (now or after some event). */
-  readonly awaitStatus: (holds: (status: ReadonlyArray<CommServerStatus>) => boolean) => Effect.Effect<ReadonlyArray<CommServerStatus>>
+  readonly awaitStatus: (
+    holds: (status: ReadonlyArray<CommServerStatus>) => boolean
+  ) => Effect.Effect<ReadonlyArray<CommServerStatus>>
 }
 
 /**
@@ -98,8 +100,14 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
   Effect.gen(function* () {
     const metrics = yield* Metrics
     const label = { server: options.serverName }
-    const linked = metrics.gauge("switchboard_de_s2s_relays", "Authenticated relays linked to this authenticator", ["server"]).labels(label)
-    const refused = metrics.counter("switchboard_de_s2s_refused_total", "Relay links refused (bad or missing credentials)", ["server", "reason"])
+    const linked = metrics
+      .gauge("switchboard_de_s2s_relays", "Authenticated relays linked to this authenticator", ["server"])
+      .labels(label)
+    const refused = metrics.counter(
+      "switchboard_de_s2s_refused_total",
+      "Relay links refused (bad or missing credentials)",
+      ["server", "reason"]
+    )
     const relays = new Set<Relay>()
     const secret = Option.map(options.secret, Redacted.value)
     const events = yield* PubSub.unbounded<CommServerEvent>()
@@ -107,7 +115,11 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
 
     const refuse = (relay: Relay, reason: string, code: number) =>
       Effect.logWarning(`refusing relay link: ${reason}`).pipe(
-        Effect.annotateLogs({ server: options.serverName, remote: relay.connection.remoteAddress, serverId: relay.serverId }),
+        Effect.annotateLogs({
+          server: options.serverName,
+          remote: relay.connection.remoteAddress,
+          serverId: relay.serverId
+        }),
         Effect.zipRight(
           Effect.sync(() => {
             refused.labels({ ...label, reason: code === CloseCodes.handshakeTimeout ? "timeout" : "credentials" }).inc()
@@ -124,7 +136,9 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
         linked.inc()
         relay.connection.send(encodeAuthToRelay({ s2s_auth: "ok" }))
       }).pipe(
-        Effect.zipRight(Effect.logInfo(`relay ${serverId} linked`).pipe(Effect.annotateLogs("remote", relay.connection.remoteAddress))),
+        Effect.zipRight(
+          Effect.logInfo(`relay ${serverId} linked`).pipe(Effect.annotateLogs("remote", relay.connection.remoteAddress))
+        ),
         Effect.zipRight(emit({ _tag: "Linked", serverId }))
       )
 
@@ -133,24 +147,33 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
       const publicKey = options.trustedKeys.get(serverId)
       if (publicKey) return Effect.sync(() => verifyChallengeEd25519(publicKey, nonce, signature))
       if (Option.isNone(secret)) return Effect.succeed(false)
-      return Effect.promise(() => verifyChallenge(secret.value, serverId, nonce, signature))
+      // A signature that cannot even be checked (malformed base64, crypto failure) proves nothing.
+      return Effect.tryPromise(() => verifyChallenge(secret.value, serverId, nonce, signature)).pipe(
+        Effect.orElseSucceed(() => false)
+      )
     }
 
     const handle = (relay: Relay, text: string) =>
       Effect.gen(function* () {
         const decoded = decodeRelayToAuth(text)
         if (Either.isLeft(decoded)) {
-          if (!relay.authenticated) return yield* refuse(relay, "unreadable frame before authentication", CloseCodes.badRequest)
-          return yield* Effect.logWarning("relay sent an unreadable frame; ignored").pipe(Effect.annotateLogs("serverId", relay.serverId))
+          if (!relay.authenticated)
+            return yield* refuse(relay, "unreadable frame before authentication", CloseCodes.unauthorized)
+          return yield* Effect.logWarning("relay sent an unreadable frame; ignored").pipe(
+            Effect.annotateLogs("serverId", relay.serverId)
+          )
         }
         const frame = decoded.right
         if ("s2s_auth" in frame) {
           if (relay.authenticated) return
           const ok = yield* proves(frame.id, relay.nonce, frame.sig)
-          return yield* ok ? admit(relay, frame.id) : refuse(relay, `bad challenge signature from ${frame.id}`, CloseCodes.unauthorized)
+          return yield* ok
+            ? admit(relay, frame.id)
+            : refuse(relay, `bad challenge signature from ${frame.id}`, CloseCodes.unauthorized)
         }
         if (!relay.authenticated) {
-          if (!options.allowUnauthenticated) return yield* refuse(relay, "frame before authentication", CloseCodes.unauthorized)
+          if (!options.allowUnauthenticated)
+            return yield* refuse(relay, "frame before authentication", CloseCodes.unauthorized)
           yield* Effect.logWarning("INSECURE: accepting an unauthenticated relay (allowUnauthenticatedServers)")
           yield* admit(relay, frame.c === "a" ? frame.d.serverId : "unauthenticated")
         }
@@ -173,7 +196,14 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
       upgrade: () => Effect.succeed(accept(null)),
       open: (connection) =>
         Effect.gen(function* () {
-          const relay: Relay = { connection, serverId: "?", authenticated: false, nonce: newNonce(), hosting: undefined, pending: new Map() }
+          const relay: Relay = {
+            connection,
+            serverId: "?",
+            authenticated: false,
+            nonce: newNonce(),
+            hosting: undefined,
+            pending: new Map()
+          }
           relays.add(relay)
           yield* Effect.addFinalizer(() =>
             Effect.gen(function* () {
@@ -183,13 +213,20 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
                 yield* Effect.logWarning(`relay ${relay.serverId} disconnected`)
                 yield* emit({ _tag: "Left", serverId: relay.serverId })
               }
-              for (const waiting of relay.pending.values()) yield* Deferred.fail(waiting, new NoCommServer({ reason: "relay disconnected" }))
+              for (const waiting of relay.pending.values())
+                yield* Deferred.fail(waiting, new NoCommServer({ reason: "relay disconnected" }))
             })
           )
           if (Option.isSome(secret) || options.trustedKeys.size > 0) {
             connection.send(encodeAuthToRelay({ s2s_auth: "challenge", nonce: relay.nonce }))
             yield* Effect.sleep(options.handshakeTimeout).pipe(
-              Effect.zipRight(Effect.suspend(() => (relay.authenticated ? Effect.void : refuse(relay, "no challenge response in time", CloseCodes.handshakeTimeout)))),
+              Effect.zipRight(
+                Effect.suspend(() =>
+                  relay.authenticated
+                    ? Effect.void
+                    : refuse(relay, "no challenge response in time", CloseCodes.handshakeTimeout)
+                )
+              ),
               Effect.forkScoped
             )
           } else if (options.allowUnauthenticated) {
@@ -202,7 +239,7 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
                 ? handle(relay, message)
                 : relay.authenticated
                   ? Effect.logWarning("relay sent a binary frame; ignored")
-                  : refuse(relay, "binary frame before authentication", CloseCodes.badRequest)
+                  : refuse(relay, "binary frame before authentication", CloseCodes.unauthorized)
           }
         })
     }
@@ -214,7 +251,8 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
         const hosting = relay.hosting
         if (!relay.authenticated || !hosting?.online) continue
         if (hosting.accounts.has(accountId)) return relay
-        if (!leastLoaded || hosting.accounts.size < leastLoaded.accounts) leastLoaded = { relay, accounts: hosting.accounts.size }
+        if (!leastLoaded || hosting.accounts.size < leastLoaded.accounts)
+          leastLoaded = { relay, accounts: hosting.accounts.size }
       }
       return leastLoaded?.relay
     }
@@ -228,7 +266,10 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
         relay.pending.set(r, reply)
         relay.connection.send(encodeAuthToRelay({ c: "b", d: { ...request, r } }))
         const answer = yield* Deferred.await(reply).pipe(
-          Effect.timeoutFail({ duration: options.replyTimeout, onTimeout: () => new NoCommServer({ reason: `relay ${relay.serverId} did not answer in time` }) }),
+          Effect.timeoutFail({
+            duration: options.replyTimeout,
+            onTimeout: () => new NoCommServer({ reason: `relay ${relay.serverId} did not answer in time` })
+          }),
           Effect.ensuring(Effect.sync(() => relay.pending.delete(r)))
         )
         if (answer.e !== 0 || answer.f === undefined || answer.g === undefined || answer.h === undefined) {
@@ -260,4 +301,3 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
     const service: CommServers = { protocol, reserve, status, events: PubSub.subscribe(events), awaitStatus }
     return service
   })
-

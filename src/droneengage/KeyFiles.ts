@@ -16,7 +16,10 @@ export const loadTrustedKeys = (paths: ReadonlyMap<string, string>) =>
   Effect.forEach([...paths], ([serverId, path]) =>
     readKeyFile(path, `the S2S public key of ${serverId}`).pipe(
       Effect.flatMap((pem) =>
-        Effect.try({ try: () => [serverId, publicKeyFromPem(pem)] as const, catch: () => new S2sKeyError({ message: `${path} is not a PEM public key` }) })
+        Effect.try({
+          try: () => [serverId, publicKeyFromPem(pem)] as const,
+          catch: () => new S2sKeyError({ message: `${path} is not a PEM public key` })
+        })
       )
     )
   ).pipe(Effect.map((entries) => new Map<string, KeyObject>(entries)))
@@ -28,7 +31,10 @@ export const loadPrivateKey = (path: Option.Option<string>) =>
     onSome: (file) =>
       readKeyFile(file, "the relay's S2S private key").pipe(
         Effect.flatMap((pem) =>
-          Effect.try({ try: () => Option.some(privateKeyFromPem(pem)), catch: () => new S2sKeyError({ message: `${file} is not a PEM private key` }) })
+          Effect.try({
+            try: () => Option.some(privateKeyFromPem(pem)),
+            catch: () => new S2sKeyError({ message: `${file} is not a PEM private key` })
+          })
         )
       )
   })

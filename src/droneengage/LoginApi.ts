@@ -46,7 +46,7 @@ export interface LoginApiOptions {
   readonly commServers: CommServers
   /** Logins and management calls per address. */
   readonly attempts: KeyedLimiter
-  /** Failed credentials per address: once spent, the address is answered 429 until it refills. */
+  /** Failed credentials per address: the failure past the limit blocks the address (429 meanwhile). */
   readonly failures: KeyedLimiter
 }
 
@@ -58,7 +58,9 @@ const readBody = <A, I>(command: string, schema: Schema.Schema<A, I>) =>
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
     const text = yield* request.text.pipe(Effect.orElseSucceed(() => ""))
-    const parsed = Either.flatMap(parseBody(request.headers["content-type"] ?? "", text), (body) => decodeBody(schema, body))
+    const parsed = Either.flatMap(parseBody(request.headers["content-type"] ?? "", text), (body) =>
+      decodeBody(schema, body)
+    )
     return Either.mapLeft(parsed, (message) => reply(failure(command, ErrorCode.invalidData, message), 400))
   })
 
@@ -71,7 +73,11 @@ export const makeLoginApi = (options: LoginApiOptions) =>
     const accounts = yield* AccountStore
     const hardware = yield* HardwareStore
     const metrics = yield* Metrics
-    const logins = metrics.counter("switchboard_de_logins_total", "Login attempts by actor type and result", ["server", "actor", "result"])
+    const logins = metrics.counter("switchboard_de_logins_total", "Login attempts by actor type and result", [
+      "server",
+      "actor",
+      "result"
+    ])
     const { sessions, commServers, attempts, failures } = options
     // One cell per (actor, result), resolved once: Series.labels sorts and stringifies its labels on every call.
     const cells = new Map<string, { inc(): void }>()
@@ -82,53 +88,87 @@ export const makeLoginApi = (options: LoginApiOptions) =>
       cell.inc()
     }
 
-    const address = Effect.map(Effect.serviceOption(ClientAddress), Option.getOrElse(() => "unknown"))
+    const address = Effect.map(
+      Effect.serviceOption(ClientAddress),
+      Option.getOrElse(() => "unknown")
+    )
     const tooMany = (command: string, retryAfter: number) =>
-      reply(failure(command, ErrorCode.unknown, "Too many requests. Please try again later."), 429, { "retry-after": String(Math.max(1, retryAfter)) })
+      reply(failure(command, ErrorCode.unknown, "Too many requests. Please try again later."), 429, {
+        "retry-after": String(Math.max(1, retryAfter))
+      })
 
-    /** 429 when the address has spent its failed credentials or its attempts; otherwise takes one attempt. */
+    /** 429 when the address is blocked for failed credentials or out of attempts; otherwise takes one attempt. */
     const limited = (command: string) =>
       Effect.gen(function* () {
         const [from, now] = [yield* address, yield* Clock.currentTimeMillis]
-        const failedTooOften = failures.retryAfter(from, now)
-        if (failedTooOften > 0) return tooMany(command, failedTooOften)
+        if (failures.isBlocked(from, now)) return tooMany(command, failures.retryAfter(from, now))
         return attempts.admit(from, now) ? undefined : tooMany(command, attempts.retryAfter(from, now))
       })
 
-    /** Wrong credentials spend one of the address's failures. */
-    const failed = Effect.gen(function* () {
-      failures.admit(yield* address, yield* Clock.currentTimeMillis)
-    })
+    /**
+     * Wrong credentials spend one of the address's failures; the one past the limit blocks the
+     * address and is itself answered 429, else the request's own answer.
+     */
+    const failed = (command: string, answer: HttpServerResponse.HttpServerResponse) =>
+      Effect.gen(function* () {
+        const [from, now] = [yield* address, yield* Clock.currentTimeMillis]
+        if (failures.admit(from, now)) return answer
+        yield* Effect.logWarning(`blocking ${from}: too many failed credentials`)
+        return tooMany(command, failures.retryAfter(from, now))
+      })
 
     const login = (actorType: ActorType, command: string) =>
       Effect.gen(function* () {
         const refused = yield* limited(command)
-        if (refused) return count(actorType, "rate-limited"), refused
+        if (refused) return (count(actorType, "rate-limited"), refused)
         const body = yield* readBody(command, LoginBody)
-        if (Either.isLeft(body)) return count(actorType, "invalid"), body.left
+        if (Either.isLeft(body)) return (count(actorType, "invalid"), body.left)
         const { acc, pwd, gr } = body.right
         const found = yield* accounts.authenticate(acc, pwd)
         if (Option.isNone(found)) {
-          yield* failed
-          return count(actorType, "not-found"), reply(failure(command, ErrorCode.accountNotFound, "Account Not Found."))
+          count(actorType, "not-found")
+          return yield* failed(command, reply(failure(command, ErrorCode.accountNotFound, "Account Not Found.")))
         }
         const account = found.value
-        if (!account.enabled) return count(actorType, "disabled"), reply(failure(command, ErrorCode.accountDisabled, "Account is disabled."))
+        if (!account.enabled)
+          return (
+            count(actorType, "disabled"), reply(failure(command, ErrorCode.accountDisabled, "Account is disabled."))
+          )
         if (!account.has(actorType === "g" ? Permission.gcs : Permission.agent)) {
           const what = actorType === "g" ? "a GCS" : "an agent"
-          return count(actorType, "no-permission"), reply(failure(command, ErrorCode.noPermission, `No enough permission. This account may not log in as ${what}.`))
+          return (
+            count(actorType, "no-permission"),
+            reply(
+              failure(command, ErrorCode.noPermission, `No enough permission. This account may not log in as ${what}.`)
+            )
+          )
         }
         const reserved = yield* Effect.either(
-          commServers.reserve({ a: account.id, b: gr, at: actorType, il: account.instanceLimit, prm: account.permission })
+          commServers.reserve({
+            a: account.id,
+            b: gr,
+            at: actorType,
+            il: account.instanceLimit,
+            prm: account.permission,
+            an: account.name
+          })
         )
         if (Either.isLeft(reserved)) {
           yield* Effect.logWarning(`login of ${acc} not placed: ${reserved.left.reason}`)
-          return count(actorType, "no-server"), reply(failure(command, ErrorCode.noServer, "No available Server"))
+          return (count(actorType, "no-server"), reply(failure(command, ErrorCode.noServer, "No available Server")))
         }
         const { key, host, port, requestId } = reserved.right
-        const sid = yield* sessions.create({ accountId: account.id, accountName: account.name, actorType, group: gr, requestId })
+        const sid = yield* sessions.create({
+          accountId: account.id,
+          accountName: account.name,
+          actorType,
+          group: gr,
+          requestId
+        })
         count(actorType, "ok")
-        return reply(success(command, { sid, per: permissionString, prm: account.permission, cs: { f: key, g: host, h: port } }))
+        return reply(
+          success(command, { sid, per: permissionString, prm: account.permission, cs: { f: key, g: host, h: port } })
+        )
       }).pipe(
         Effect.catchTag("StorageError", (error) =>
           Effect.logError("account store failed during login", error.message).pipe(
@@ -149,10 +189,21 @@ export const makeLoginApi = (options: LoginApiOptions) =>
       const body = yield* readBody("/ah", HardwareBody)
       if (Either.isLeft(body)) return body.left
       const session = yield* sessions.get(body.right.sid)
-      if (Option.isNone(session)) return reply(failure("/ah", ErrorCode.sessionNotFound, "Session not found or invalid"))
-      const known = yield* hardware.isRegistered({ accountId: session.value.accountId, hardwareId: body.right.hi, hardwareType: body.right.ht })
-      return known ? reply(success("/ah", { scm: "vh" })) : reply(failure("/ah", ErrorCode.hardwareNotFound, "No hardware is found."))
-    }).pipe(Effect.catchTag("StorageError", () => Effect.succeed(reply(failure("/ah", ErrorCode.databaseError, "Database error."), 500))))
+      if (Option.isNone(session))
+        return reply(failure("/ah", ErrorCode.sessionNotFound, "Session not found or invalid"))
+      const known = yield* hardware.isRegistered({
+        accountId: session.value.accountId,
+        hardwareId: body.right.hi,
+        hardwareType: body.right.ht
+      })
+      return known
+        ? reply(success("/ah", { scm: "vh" }))
+        : reply(failure("/ah", ErrorCode.hardwareNotFound, "No hardware is found."))
+    }).pipe(
+      Effect.catchTag("StorageError", () =>
+        Effect.succeed(reply(failure("/ah", ErrorCode.databaseError, "Database error."), 500))
+      )
+    )
 
     const manage = (command: string) =>
       Effect.gen(function* () {
@@ -163,8 +214,17 @@ export const makeLoginApi = (options: LoginApiOptions) =>
         const request = body.right
         const session = request.sid ? yield* sessions.get(request.sid) : Option.none()
         if (Option.isNone(session)) {
-          yield* failed
-          return reply(failure(command, ErrorCode.sessionNotFound, "Account management needs the sid of a logged-in admin account."), 401)
+          return yield* failed(
+            command,
+            reply(
+              failure(
+                command,
+                ErrorCode.sessionNotFound,
+                "Account management needs the sid of a logged-in admin account."
+              ),
+              401
+            )
+          )
         }
         const admin = yield* accounts.findByName(session.value.accountName)
         if (Option.isNone(admin) || !admin.value.isAdmin || !admin.value.enabled) {
@@ -174,9 +234,16 @@ export const makeLoginApi = (options: LoginApiOptions) =>
         return yield* operate(command, request)
       }).pipe(
         Effect.catchTags({
-          AccountExists: (error) => Effect.succeed(reply(failure(command, ErrorCode.invalidData, `Account ${error.name} already exists.`), 409)),
-          AccountNotFound: () => Effect.succeed(reply(failure(command, ErrorCode.accountNotFound, "Account Not Found."), 404)),
-          ReadOnlyStore: (error) => Effect.succeed(reply(failure(command, ErrorCode.databaseError, `The account store cannot ${error.operation}.`), 409)),
+          AccountExists: (error) =>
+            Effect.succeed(
+              reply(failure(command, ErrorCode.invalidData, `Account ${error.name} already exists.`), 409)
+            ),
+          AccountNotFound: () =>
+            Effect.succeed(reply(failure(command, ErrorCode.accountNotFound, "Account Not Found."), 404)),
+          ReadOnlyStore: (error) =>
+            Effect.succeed(
+              reply(failure(command, ErrorCode.databaseError, `The account store cannot ${error.operation}.`), 409)
+            ),
           StorageError: () => Effect.succeed(reply(failure(command, ErrorCode.databaseError, "Database error."), 500))
         })
       )
@@ -187,9 +254,20 @@ export const makeLoginApi = (options: LoginApiOptions) =>
         switch (request.scm) {
           case "c": {
             if (!request.acc) return needName()
-            const issued = yield* accounts.create({ name: request.acc, permission: request.prm ?? Permission.all, instanceLimit: request.il ?? 0 })
+            const issued = yield* accounts.create({
+              name: request.acc,
+              permission: request.prm ?? Permission.all,
+              instanceLimit: request.il ?? 0
+            })
             // The access code is shown here once; only its hash is stored.
-            return reply(success(command, { scm: "c", acc: issued.account.name, pwd: issued.accessCode, prm: issued.account.permission }))
+            return reply(
+              success(command, {
+                scm: "c",
+                acc: issued.account.name,
+                pwd: issued.accessCode,
+                prm: issued.account.permission
+              })
+            )
           }
           case "r": {
             if (!request.acc) return needName()
@@ -198,10 +276,18 @@ export const makeLoginApi = (options: LoginApiOptions) =>
           }
           case "g": {
             const found = request.acc ? yield* accounts.findByName(request.acc) : yield* findByCode(request.pwd)
-            if (Option.isNone(found)) return reply(failure(command, ErrorCode.accountNotFound, "Account Not Found."), 404)
+            if (Option.isNone(found))
+              return reply(failure(command, ErrorCode.accountNotFound, "Account Not Found."), 404)
             const account = found.value
             return reply(
-              success(command, { scm: "g", acc: account.name, prm: account.permission, en: account.enabled, il: account.instanceLimit, adm: account.isAdmin })
+              success(command, {
+                scm: "g",
+                acc: account.name,
+                prm: account.permission,
+                en: account.enabled,
+                il: account.instanceLimit,
+                adm: account.isAdmin
+              })
             )
           }
         }
@@ -217,14 +303,26 @@ export const makeLoginApi = (options: LoginApiOptions) =>
         return Option.none()
       })
 
-    const health = Effect.sync(() => HttpServerResponse.unsafeJson({ status: "OK", version: options.version, server_id: options.serverId, relays: commServers.status() }))
+    const health = Effect.sync(() =>
+      HttpServerResponse.unsafeJson({
+        status: "OK",
+        version: options.version,
+        server_id: options.serverId,
+        relays: commServers.status()
+      })
+    )
 
     const notFound = (request: HttpServerRequest.HttpServerRequest) =>
       request.url.startsWith("/w") || request.url.startsWith("/agent")
         ? reply(failure("error", ErrorCode.notFound, "API endpoint not found"), 404)
         : HttpServerResponse.unsafeJson({ error: "not found" }, { status: 404 })
 
-    const routes: ReadonlyArray<readonly [string, Effect.Effect<HttpServerResponse.HttpServerResponse, never, HttpServerRequest.HttpServerRequest>]> = [
+    const routes: ReadonlyArray<
+      readonly [
+        string,
+        Effect.Effect<HttpServerResponse.HttpServerResponse, never, HttpServerRequest.HttpServerRequest>
+      ]
+    > = [
       ["/w/wl", login("g", "/wl")],
       ["/agent/al", login("d", "/al")],
       ["/w/wo", logout],
@@ -242,5 +340,8 @@ export const makeLoginApi = (options: LoginApiOptions) =>
     )
     // Browser GCS pages live on another origin; like the original (express cors()), allow any:
     // the API authenticates by body fields, never by cookies.
-    return router.pipe(Effect.catchTag("RouteNotFound", (error) => Effect.succeed(notFound(error.request))), HttpMiddleware.cors())
+    return router.pipe(
+      Effect.catchTag("RouteNotFound", (error) => Effect.succeed(notFound(error.request))),
+      HttpMiddleware.cors()
+    )
   })

@@ -22,7 +22,10 @@ export interface LoginKeyOptions {
   readonly ttl: Duration.DurationInput
 }
 
-export const makeLoginKeys = <G, I>(grant: Schema.Schema<G, I>, options: LoginKeyOptions): Effect.Effect<LoginKeys<G>, never, Tokens> =>
+export const makeLoginKeys = <G, I>(
+  grant: Schema.Schema<G, I>,
+  options: LoginKeyOptions
+): Effect.Effect<LoginKeys<G>, never, Tokens> =>
   Effect.gen(function* () {
     const tokens = yield* Tokens
     const codec = Schema.parseJson(grant)

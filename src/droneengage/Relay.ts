@@ -7,6 +7,7 @@ import { challengeProver, makeAuthLink } from "./AuthLink.ts"
 import type { RelayConfig } from "./Config.ts"
 import { loadPrivateKey } from "./KeyFiles.ts"
 import { makeLoginKeys } from "./LoginKeys.ts"
+import { makeRelayFeatures } from "./RelayFeatures.ts"
 import { makeRelayProtocol } from "./RelayProtocol.ts"
 import { LoginRequestData } from "./S2S.ts"
 import { UnitRooms } from "./UnitRooms.ts"
@@ -39,9 +40,21 @@ export const startRelay = (config: RelayConfig) =>
       keys,
       rooms
     })
-    const protocol = yield* makeRelayProtocol({ serverName: "relay", keys, rooms, onLeft: link.notifyLogout })
+    const features = yield* makeRelayFeatures("relay", config)
+    const protocol = yield* makeRelayProtocol({
+      serverName: "relay",
+      keys,
+      rooms,
+      onLeft: link.notifyLogout,
+      ...features
+    })
     const health = Effect.sync(() =>
-      HttpServerResponse.unsafeJson({ status: "OK", version: droneEngageVersion, server_id: config.serverId, authenticator: link.isUp() ? "up" : "down" })
+      HttpServerResponse.unsafeJson({
+        status: "OK",
+        version: droneEngageVersion,
+        server_id: config.serverId,
+        authenticator: link.isUp() ? "up" : "down"
+      })
     )
     const http = HttpRouter.empty.pipe(
       HttpRouter.get("/h/health", health),
@@ -58,7 +71,7 @@ export const startRelay = (config: RelayConfig) =>
       websocket: protocol
     })
     yield* Deferred.succeed(boundPort, config.publicPort || server.port)
-    return { server, link, keys, rooms }
+    return { server, link, keys, rooms, features }
   })
 
 /** The relay as a layer: needs Transport, UnitRooms, Tokens, Federation, FileSystem and Metrics. */

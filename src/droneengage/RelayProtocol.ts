@@ -1,12 +1,40 @@
 import { Effect, Either, Option } from "effect"
-import { isTaskMessage, route, validLoginKey, validUnitName } from "./Routing.ts"
-import { encodeBinaryFrame, type Envelope, errorReply, parseFrame, type RelayErrorReason, SystemMessage, welcome } from "./Wire.ts"
+import { preview } from "../shared/ClientText.ts"
+import { lastOrdinary, stampOrdinary } from "./FastEnvelope.ts"
+import { type Audience, isTaskMessage, route, validLoginKey, validUnitName } from "./Routing.ts"
+import type { Tasks } from "./Tasks.ts"
+import type { UdpProxyService } from "./UdpProxy.ts"
+import { answerUdpProxy } from "./UdpProxyMessage.ts"
+import {
+  encodeBinaryFrame,
+  encodeBinaryText,
+  type Envelope,
+  errorReply,
+  parseFrame,
+  type RelayErrorReason,
+  splitBinaryFrame,
+  SystemMessage,
+  type SystemOutcome,
+  welcome
+} from "./Wire.ts"
 import { CloseCodes } from "../shared/CloseCodes.ts"
 import type { UnitGrant } from "./AuthLink.ts"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
 import type { LoginKeys } from "./LoginKeys.ts"
-import { accept, type Connection, reject, type WebSocketProtocol, type WireMessage } from "../../layers/Transport/Transport.ts"
+import {
+  accept,
+  type Connection,
+  reject,
+  type WebSocketProtocol,
+  type WireMessage
+} from "../../layers/Transport/Transport.ts"
 import type { Seat, UnitMember, UnitRoomsService } from "./UnitRooms.ts"
+
+/** A unit's sd and p as JSON texts, stamped into each message it sends. */
+interface Stamp {
+  readonly sd: string
+  readonly p: string
+}
 
 /** What an accepted upgrade knows: the unit as its login key and URL define it. */
 export interface UnitConnection {
@@ -20,6 +48,10 @@ export interface RelayProtocolOptions {
   readonly rooms: UnitRoomsService
   /** Called once a unit's connection is gone (the authenticator is told with LOGOUT). */
   readonly onLeft: (member: UnitMember) => void
+  /** 9008 (agents only); absent: answered udp-proxy-unavailable. */
+  readonly udpProxy?: UdpProxyService | undefined
+  /** 9001-9004; absent: answered tasks-unavailable. */
+  readonly tasks?: Tasks | undefined
 }
 
 /**
@@ -31,8 +63,15 @@ export interface RelayProtocolOptions {
 export const makeRelayProtocol = (options: RelayProtocolOptions) =>
   Effect.gen(function* () {
     const metrics = yield* Metrics
-    const errors = metrics.counter("switchboard_de_client_errors_total", "Client messages answered with an error reply", ["server", "reason"])
-    const refusals = metrics.counter("switchboard_de_connect_refused_total", "Refused client connects", ["server", "reason"])
+    const errors = metrics.counter(
+      "switchboard_de_client_errors_total",
+      "Client messages answered with an error reply",
+      ["server", "reason"]
+    )
+    const refusals = metrics.counter("switchboard_de_connect_refused_total", "Refused client connects", [
+      "server",
+      "reason"
+    ])
     const { rooms, keys } = options
 
     const refuse = (status: number, reason: string, label: string) =>
@@ -47,12 +86,23 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
           const key = url.searchParams.get("f") ?? ""
           const unitName = url.searchParams.get("s") ?? ""
           if (!validLoginKey(key)) return yield* refuse(401, "login key f is missing or malformed", "bad-key")
-          if (!validUnitName(unitName)) return yield* refuse(400, "unit name s is missing, reserved or invalid", "bad-unit-name")
+          if (!validUnitName(unitName))
+            return yield* refuse(400, "unit name s is missing, reserved or invalid", "bad-unit-name")
           const grant = yield* keys.consume(key)
-          if (Option.isNone(grant)) return yield* refuse(401, "login key is unknown, already used or expired", "key-refused")
-          const { a, b, at, prm, r, il } = grant.value
-          const member: UnitMember = { accountId: a, group: b, unitName, actorType: at, permission: prm, requestId: r }
-          if (!rooms.admits(member, il)) return yield* refuse(403, "the account's instance limit is reached", "instance-limit")
+          if (Option.isNone(grant))
+            return yield* refuse(401, "login key is unknown, already used or expired", "key-refused")
+          const { a, b, at, prm, r, il, an } = grant.value
+          const member: UnitMember = {
+            accountId: a,
+            group: b,
+            unitName,
+            actorType: at,
+            permission: prm,
+            requestId: r,
+            accountName: an
+          }
+          if (!rooms.admits(member, il))
+            return yield* refuse(403, "the account's instance limit is reached", "instance-limit")
           return accept<UnitConnection>({ member, instanceLimit: il })
         }),
 
@@ -68,41 +118,119 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
             return { onMessage: () => {} }
           }
           const seat = entered.right
+          // An agent's UDP proxy pair outlives a dropped connection for the grace period only.
+          const proxyUnit = member.actorType === "d" ? options.udpProxy : undefined
+          proxyUnit?.unitEntered(member)
+          const stamp: Stamp = { sd: JSON.stringify(member.unitName), p: JSON.stringify(member.permission) }
           // LOGOUT goes out before the leave reaches the rooms, so it always precedes the INFO the leave causes.
-          yield* Effect.addFinalizer(() => Effect.sync(() => options.onLeft(member)).pipe(Effect.zipRight(rooms.exit(seat))))
-          return { onMessage: (message) => handle(seat, connection, message) }
+          yield* Effect.addFinalizer(() =>
+            Effect.sync(() => (proxyUnit?.unitLeft(member), options.onLeft(member))).pipe(
+              Effect.zipRight(rooms.exit(seat))
+            )
+          )
+          return { onMessage: (message) => handle(seat, stamp, connection, message) }
         })
     }
 
-    const fail = (connection: Connection<unknown>, reason: RelayErrorReason, text: string, type?: number | string): void => {
+    const fail = (
+      connection: Connection<unknown>,
+      reason: RelayErrorReason,
+      text: string,
+      type?: number | string
+    ): void => {
       errors.labels({ server: options.serverName, reason }).inc()
       connection.send(errorReply(reason, text, type))
     }
 
     /** The envelope as forwarded: the relay's sd and p replace whatever the client sent. */
-    const stamped = (envelope: Envelope, member: UnitMember) => ({ ...envelope, sd: member.unitName, p: member.permission })
+    const stamped = (envelope: Envelope, member: UnitMember) => ({
+      ...envelope,
+      sd: member.unitName,
+      p: member.permission
+    })
 
     /** System messages; only leaving the group needs asynchronous work (the rooms). */
     const system = (seat: Seat, connection: Connection<unknown>, envelope: Envelope): Effect.Effect<void> | void => {
       const { member } = seat
       const reply = (s: string) => {
-        const ms = envelope.ms !== null && typeof envelope.ms === "object" && !Array.isArray(envelope.ms) ? envelope.ms : {}
+        const ms =
+          envelope.ms !== null && typeof envelope.ms === "object" && !Array.isArray(envelope.ms) ? envelope.ms : {}
         connection.send(JSON.stringify({ ...stamped(envelope, member), ms: { ...ms, s } }))
       }
       const type = envelope.mt
       if (type === SystemMessage.ping) return reply("OK:pong")
-      if (type === SystemMessage.leaveGroup) return Effect.zipRight(rooms.leaveGroup(seat), Effect.sync(() => reply("OK:dell")))
-      if (isTaskMessage(type)) return fail(connection, "tasks-unavailable", "this relay does not store tasks", type)
+      if (type === SystemMessage.leaveGroup)
+        return Effect.zipRight(
+          rooms.leaveGroup(seat),
+          Effect.sync(() => reply("OK:dell"))
+        )
+      const answer = (outcome: SystemOutcome) =>
+        outcome._tag === "Replies"
+          ? outcome.frames.forEach((frame) => connection.send(frame))
+          : fail(connection, outcome.reason, outcome.text, type)
+      if (isTaskMessage(type)) {
+        return options.tasks
+          ? Effect.map(options.tasks.handle(member, envelope), answer)
+          : fail(connection, "tasks-unavailable", "this relay does not store tasks", type)
+      }
       if (type === SystemMessage.udpProxy) {
-        return member.actorType === "d"
-          ? fail(connection, "udp-proxy-unavailable", "this relay offers no UDP proxy", type)
-          : fail(connection, "agents-only", "only agents may request a UDP proxy", type)
+        if (member.actorType !== "d")
+          return fail(connection, "agents-only", "only agents may request a UDP proxy", type)
+        return options.udpProxy
+          ? Effect.map(answerUdpProxy(options.udpProxy, member, envelope), answer)
+          : fail(connection, "udp-proxy-unavailable", "this relay offers no UDP proxy", type)
       }
       return fail(connection, "unknown-system-message", `unknown system message type ${String(type)}`, type)
     }
 
+    const deliver = (
+      seat: Seat,
+      connection: Connection<unknown>,
+      audience: Audience,
+      out: string | Uint8Array,
+      type: number | string
+    ) => {
+      const result = rooms.deliver(seat, audience, out)
+      if (result._tag === "NotInGroup")
+        return fail(connection, "not-in-group", "this unit left its group (9006); reconnect to rejoin", type)
+      if (result._tag === "TargetNotFound") {
+        return fail(
+          connection,
+          "target-not-found",
+          `no unit named ${preview(result.unitName)} in this group`,
+          type
+        )
+      }
+    }
+
+    /** An ordinary message in its printed form is stamped by splicing (FastEnvelope.ts); the rest is decoded. */
+    const handleOrdinary = (
+      seat: Seat,
+      stamp: Stamp,
+      connection: Connection<unknown>,
+      message: WireMessage
+    ): boolean => {
+      let out: string | Uint8Array | undefined
+      if (typeof message === "string") out = stampOrdinary(message, stamp.sd, stamp.p)
+      else {
+        const split = splitBinaryFrame(message)
+        const header = split === undefined ? undefined : stampOrdinary(split.header, stamp.sd, stamp.p)
+        if (header !== undefined) out = encodeBinaryText(header, split!.body)
+      }
+      if (out === undefined) return false
+      const decision = route(seat.member.actorType, lastOrdinary)
+      if (decision._tag === "Deliver") deliver(seat, connection, decision.audience, out, lastOrdinary.mt)
+      return true
+    }
+
     /** One client message, handled synchronously except for the rare system message that is not. */
-    const handle = (seat: Seat, connection: Connection<unknown>, message: WireMessage): Effect.Effect<void> | void => {
+    const handle = (
+      seat: Seat,
+      stamp: Stamp,
+      connection: Connection<unknown>,
+      message: WireMessage
+    ): Effect.Effect<void> | void => {
+      if (handleOrdinary(seat, stamp, connection, message)) return
       const parsed = parseFrame(message)
       if (Either.isLeft(parsed)) return fail(connection, "malformed", parsed.left.reason)
       const frame = parsed.right
@@ -111,11 +239,7 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
       if (decision._tag === "System") return system(seat, connection, envelope)
       const header = stamped(envelope, seat.member)
       const out = frame._tag === "Text" ? JSON.stringify(header) : encodeBinaryFrame(header, frame.body)
-      const result = rooms.deliver(seat, decision.audience, out)
-      if (result._tag === "NotInGroup") return fail(connection, "not-in-group", "this unit left its group (9006); reconnect to rejoin", envelope.mt)
-      if (result._tag === "TargetNotFound") {
-        return fail(connection, "target-not-found", `no unit named ${JSON.stringify(result.unitName)} in this group`, envelope.mt)
-      }
+      return deliver(seat, connection, decision.audience, out, envelope.mt)
     }
 
     return protocol

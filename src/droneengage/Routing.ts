@@ -26,7 +26,7 @@ const broadcastFrom = (sender: ActorType): Audience => (sender === "g" ? Everyon
  *   a broadcast as for ty "g".
  * - ty "s": a system command for the relay itself.
  */
-export const route = (sender: ActorType, envelope: Envelope): Route => {
+export const route = (sender: ActorType, envelope: Pick<Envelope, "ty" | "tg" | "mt">): Route => {
   if (envelope.ty === "s") return { _tag: "System", type: envelope.mt }
   if (envelope.ty === "g") return { _tag: "Deliver", audience: broadcastFrom(sender) }
   const target = envelope.tg
@@ -93,4 +93,7 @@ export const validLoginKey = (key: string): boolean => /^[0-9a-f]{32}$/.test(key
 
 /** Task storage (9001-9004) messages; the relay does not host tasks and answers with an error. */
 export const isTaskMessage = (type: number | string) =>
-  type === SystemMessage.loadTasks || type === SystemMessage.saveTasks || type === SystemMessage.deleteTasks || type === SystemMessage.disableTasks
+  type === SystemMessage.loadTasks ||
+  type === SystemMessage.saveTasks ||
+  type === SystemMessage.deleteTasks ||
+  type === SystemMessage.disableTasks

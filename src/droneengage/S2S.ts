@@ -1,5 +1,7 @@
 import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from "node:crypto"
-import { Arbitrary, Schema } from "effect"
+import { Arbitrary, Either, Schema } from "effect"
+import { exceedsJsonDepth, maxJsonDepth } from "../shared/JsonDepth.ts"
+import { describeParseError } from "./SchemaErrors.ts"
 import { ActorType } from "./Wire.ts"
 
 /**
@@ -13,7 +15,10 @@ const isString = (input: unknown): input is string => typeof input === "string"
 const actorTypes: ReadonlyArray<unknown> = ActorType.literals
 const isActorType = (input: unknown) => actorTypes.includes(input)
 const isUnitDetail = (input: unknown): input is typeof UnitDetail.Type =>
-  typeof input === "object" && input !== null && isString((input as { unitName?: unknown }).unitName) && isActorType((input as { actorType?: unknown }).actorType)
+  typeof input === "object" &&
+  input !== null &&
+  isString((input as { unitName?: unknown }).unitName) &&
+  isActorType((input as { actorType?: unknown }).actorType)
 
 /**
  * Plain JSON (no transformation) checked by one guard pass, for the big parts of INFO.
@@ -25,7 +30,8 @@ const isUnitDetail = (input: unknown): input is typeof UnitDetail.Type =>
 const checked = <A>(is: (input: unknown) => input is A, arbitrary: Schema.Schema<A>, description: string) =>
   Schema.declare(is, { description, arbitrary: () => () => Arbitrary.make(arbitrary) })
 
-const everyIn = <A>(input: unknown, is: (value: unknown) => value is A): input is ReadonlyArray<A> => Array.isArray(input) && input.every(is)
+const everyIn = <A>(input: unknown, is: (value: unknown) => value is A): input is ReadonlyArray<A> =>
+  Array.isArray(input) && input.every(is)
 
 const AccountIds = checked((input) => everyIn(input, isString), Schema.Array(Schema.String), "an array of account ids")
 
@@ -58,7 +64,9 @@ export const LoginRequestData = Schema.Struct({
   b: Schema.String,
   at: ActorType,
   il: Schema.NonNegativeInt,
-  prm: Schema.NonNegativeInt
+  prm: Schema.NonNegativeInt,
+  /** Ours: the account's name, which clients write as `ai` in task messages (the original never sends it). */
+  an: Schema.optional(Schema.String)
 })
 export type LoginRequestData = typeof LoginRequestData.Type
 
@@ -82,7 +90,11 @@ export const LoginReply = Schema.Struct({ c: Schema.Literal("b"), d: LoginReplyD
 export const Logout = Schema.Struct({ c: Schema.Literal("c"), d: LogoutData })
 
 export const Challenge = Schema.Struct({ s2s_auth: Schema.Literal("challenge"), nonce: Schema.String })
-export const ChallengeResponse = Schema.Struct({ s2s_auth: Schema.Literal("response"), id: Schema.String, sig: Schema.String })
+export const ChallengeResponse = Schema.Struct({
+  s2s_auth: Schema.Literal("response"),
+  id: Schema.String,
+  sig: Schema.String
+})
 export const Accepted = Schema.Struct({ s2s_auth: Schema.Literal("ok") })
 
 /** Everything a relay may send to the authenticator. */
@@ -95,21 +107,39 @@ export type AuthToRelay = typeof AuthToRelay.Type
 
 export const encodeRelayToAuth = Schema.encodeSync(RelayToAuth)
 export const encodeAuthToRelay = Schema.encodeSync(AuthToRelay)
-export const decodeRelayToAuth = Schema.decodeUnknownEither(RelayToAuth)
-export const decodeAuthToRelay = Schema.decodeUnknownEither(AuthToRelay)
+/** Decodes frame text: depth-checked before parsing; the error names the field and rule only. */
+const boundedDecoder = <A, I>(schema: Schema.Schema<A, I>) => {
+  const decode = Schema.decodeUnknownEither(schema)
+  return (text: string): Either.Either<A, string> =>
+    exceedsJsonDepth(text)
+      ? Either.left(`frame nests deeper than ${maxJsonDepth} levels`)
+      : Either.mapLeft(decode(text), (error) => describeParseError(error, "frame"))
+}
+
+export const decodeRelayToAuth = boundedDecoder(RelayToAuth)
+export const decodeAuthToRelay = boundedDecoder(AuthToRelay)
 
 const encoder = new TextEncoder()
 
 /** HMAC-SHA256(secret, "switchboard-s2s:" + serverId + ":" + nonce), base64: proves the shared secret. */
 export const signChallenge = async (secret: string, serverId: string, nonce: string): Promise<string> => {
-  const key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"])
+  const key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
+    "sign"
+  ])
   const mac = await crypto.subtle.sign("HMAC", key, encoder.encode(`switchboard-s2s:${serverId}:${nonce}`))
   return Buffer.from(mac).toString("base64")
 }
 
 /** Constant-time check of a challenge signature. */
-export const verifyChallenge = async (secret: string, serverId: string, nonce: string, signature: string): Promise<boolean> => {
-  const key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["verify"])
+export const verifyChallenge = async (
+  secret: string,
+  serverId: string,
+  nonce: string,
+  signature: string
+): Promise<boolean> => {
+  const key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
+    "verify"
+  ])
   const given = Buffer.from(signature, "base64")
   // subtle.verify compares in constant time.
   return crypto.subtle.verify("HMAC", key, given, encoder.encode(`switchboard-s2s:${serverId}:${nonce}`))

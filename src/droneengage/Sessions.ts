@@ -28,7 +28,10 @@ export interface SessionOptions<S> {
   readonly index: (data: S) => string
 }
 
-export const makeSessions = <S, I>(schema: Schema.Schema<S, I>, options: SessionOptions<S>): Effect.Effect<Sessions<S>, never, Tokens> =>
+export const makeSessions = <S, I>(
+  schema: Schema.Schema<S, I>,
+  options: SessionOptions<S>
+): Effect.Effect<Sessions<S>, never, Tokens> =>
   Effect.gen(function* () {
     const tokens = yield* Tokens
     const codec = Schema.parseJson(schema)

@@ -13,6 +13,8 @@ export interface UnitMember extends RoomKey {
   readonly permission: number
   /** The authenticator's login request that admitted this unit (sent back on LOGOUT). */
   readonly requestId: string
+  /** The account's name when the authenticator sent it (LOGIN `an`). */
+  readonly accountName?: string | undefined
 }
 
 /** A unit's place: held from connect to disconnect; `inGroup` turns false after 9006 (leave group). */
@@ -67,7 +69,11 @@ export interface UnitRoomsService {
    * Seats a unit: subscribes its topics. A unit of the same name in the same account is
    * replaced (its socket closes with 4004).
    */
-  readonly enter: (member: UnitMember, connection: Connection<unknown>, instanceLimit: number) => Effect.Effect<Seat, InstanceLimitReached>
+  readonly enter: (
+    member: UnitMember,
+    connection: Connection<unknown>,
+    instanceLimit: number
+  ) => Effect.Effect<Seat, InstanceLimitReached>
   /** 9006: the unit stays connected but leaves its group (no more deliveries either way). */
   readonly leaveGroup: (seat: Seat) => Effect.Effect<void>
   /** The unit disconnected; a no-op for a seat that was already replaced. */
@@ -84,7 +90,15 @@ export class UnitRooms extends Context.Tag("switchboard/droneengage/UnitRooms")<
 
 const seatOf = (member: UnitMember, connection: Connection<unknown>): Seat => {
   const prefix = roomPrefix(member)
-  return { member, connection, inGroup: true, prefix, everyone: `${prefix}all`, gcs: `${prefix}gcs`, agents: `${prefix}agents` }
+  return {
+    member,
+    connection,
+    inGroup: true,
+    prefix,
+    everyone: `${prefix}all`,
+    gcs: `${prefix}gcs`,
+    agents: `${prefix}agents`
+  }
 }
 
 /** Unit rooms over the Rooms Tag. `serverName` labels the metrics. */
@@ -102,7 +116,9 @@ export const makeUnitRooms = (serverName: string) =>
       Agents: routed.labels({ server: serverName, audience: "agents" }),
       Unit: routed.labels({ server: serverName, audience: "unit" })
     }
-    const unitsGauge = metrics.gauge("switchboard_de_units", "Units seated in rooms", ["server"]).labels({ server: serverName })
+    const unitsGauge = metrics
+      .gauge("switchboard_de_units", "Units seated in rooms", ["server"])
+      .labels({ server: serverName })
     const changes = yield* PubSub.unbounded<RoomChange>()
 
     /** accountId → unitName → seat: unit names are unique per account. */
@@ -178,7 +194,8 @@ export const makeUnitRooms = (serverName: string) =>
       admits,
       enter: (member, connection, instanceLimit) =>
         Effect.gen(function* () {
-          if (!admits(member, instanceLimit)) return yield* new InstanceLimitReached({ accountId: member.accountId, limit: instanceLimit })
+          if (!admits(member, instanceLimit))
+            return yield* new InstanceLimitReached({ accountId: member.accountId, limit: instanceLimit })
           const previous = accounts.get(member.accountId)?.get(member.unitName)
           if (previous) {
             // Out of the rooms first, so the replaced socket hears nothing more, then closed with 4004.
@@ -197,7 +214,9 @@ export const makeUnitRooms = (serverName: string) =>
         }),
       leaveGroup: leaveRooms,
       exit: (seat) =>
-        Effect.flatMap(removeSeat(seat), (removed) => (removed ? PubSub.publish(changes, left(seat.member)) : Effect.void)).pipe(Effect.asVoid),
+        Effect.flatMap(removeSeat(seat), (removed) =>
+          removed ? PubSub.publish(changes, left(seat.member)) : Effect.void
+        ).pipe(Effect.asVoid),
       deliver,
       presence: (room) =>
         Effect.map(rooms.members(`${roomPrefix(room)}all`), (members) =>
@@ -206,7 +225,10 @@ export const makeUnitRooms = (serverName: string) =>
       snapshot: Effect.sync(() => {
         const accountDetails: Record<string, Array<UnitPresence>> = {}
         for (const [accountId, units] of accounts) {
-          accountDetails[accountId] = [...units.values()].map((seat) => ({ unitName: seat.member.unitName, actorType: seat.member.actorType }))
+          accountDetails[accountId] = [...units.values()].map((seat) => ({
+            unitName: seat.member.unitName,
+            actorType: seat.member.actorType
+          }))
         }
         return { accounts: [...accounts.keys()], accountDetails }
       }),

@@ -1,4 +1,6 @@
-import { Either, ParseResult, Schema } from "effect"
+import { Either, Schema } from "effect"
+import { exceedsJsonDepth, maxJsonDepth } from "../shared/JsonDepth.ts"
+import { describeParseError } from "./SchemaErrors.ts"
 
 /** Error numbers of the DroneEngage HTTP API (field `e`), as the original authenticator defines them. */
 export const ErrorCode = {
@@ -70,16 +72,17 @@ const frameError = (reason: string): FrameError => ({ _tag: "FrameError", reason
 const utf8 = new TextDecoder("utf-8", { fatal: true })
 const encoder = new TextEncoder()
 
+const tooDeep = `message nests deeper than ${maxJsonDepth} levels`
+
 const parseEnvelopeText = (text: string): Either.Either<Envelope, FrameError> => {
+  if (exceedsJsonDepth(text)) return Either.left(frameError(tooDeep))
   let json: unknown
   try {
     json = JSON.parse(text)
   } catch {
     return Either.left(frameError("not JSON"))
   }
-  return decodeEnvelope(json).pipe(
-    Either.mapLeft((error) => frameError(ParseResult.TreeFormatter.formatErrorSync(error).split("\n").slice(0, 3).join(" ")))
-  )
+  return decodeEnvelope(json).pipe(Either.mapLeft((error) => frameError(describeParseError(error, "message"))))
 }
 
 /**
@@ -87,22 +90,33 @@ const parseEnvelopeText = (text: string): Either.Either<Envelope, FrameError> =>
  * byte, then raw bytes (the body is a view, never copied or decoded).
  */
 export const parseFrame = (message: string | Uint8Array): Either.Either<ParsedFrame, FrameError> => {
-  if (typeof message === "string") return Either.map(parseEnvelopeText(message), (envelope) => ({ _tag: "Text", envelope }))
+  if (typeof message === "string")
+    return Either.map(parseEnvelopeText(message), (envelope) => ({ _tag: "Text", envelope }))
+  const split = splitBinaryFrame(message)
+  if (split === undefined) return Either.left(frameError("binary header is not UTF-8"))
+  return Either.map(parseEnvelopeText(split.header), (envelope) => ({ _tag: "Binary", envelope, body: split.body }))
+}
+
+const emptyBody = new Uint8Array(0)
+
+/** A binary frame's header text and body (a view), or undefined when the header is not UTF-8. */
+export const splitBinaryFrame = (message: Uint8Array): { header: string; body: Uint8Array } | undefined => {
   const split = message.indexOf(0)
-  const headerBytes = split === -1 ? message : message.subarray(0, split)
-  let header: string
   try {
-    header = utf8.decode(headerBytes)
+    const header = utf8.decode(split === -1 ? message : message.subarray(0, split))
+    return { header, body: split === -1 ? emptyBody : message.subarray(split + 1) }
   } catch {
-    return Either.left(frameError("binary header is not UTF-8"))
+    return undefined
   }
-  const body = split === -1 ? new Uint8Array(0) : message.subarray(split + 1)
-  return Either.map(parseEnvelopeText(header), (envelope) => ({ _tag: "Binary", envelope, body }))
 }
 
 /** A binary frame: header JSON, 0x00, body. */
-export const encodeBinaryFrame = (header: unknown, body: Uint8Array): Uint8Array => {
-  const head = encoder.encode(JSON.stringify(header))
+export const encodeBinaryFrame = (header: unknown, body: Uint8Array): Uint8Array =>
+  encodeBinaryText(JSON.stringify(header), body)
+
+/** A binary frame from its header's JSON text. */
+export const encodeBinaryText = (headerText: string, body: Uint8Array): Uint8Array => {
+  const head = encoder.encode(headerText)
   const frame = new Uint8Array(head.byteLength + 1 + body.byteLength)
   frame.set(head, 0)
   frame[head.byteLength] = 0
@@ -123,6 +137,17 @@ export type RelayErrorReason =
   | "tasks-unavailable"
   | "udp-proxy-unavailable"
   | "agents-only"
+  | "udp-proxy-invalid"
+  | "task-invalid"
+  | "task-too-large"
+  | "task-quota"
+  | "task-storage"
+  | "foreign-account"
+
+/** What a system-message service answers: frames for the unit, or a refusal sent as an error reply. */
+export type SystemOutcome =
+  | { readonly _tag: "Replies"; readonly frames: ReadonlyArray<string> }
+  | { readonly _tag: "Refused"; readonly reason: RelayErrorReason; readonly text: string }
 
 /**
  * The relay's answer to a message it cannot handle:
@@ -133,5 +158,8 @@ export const errorReply = (reason: RelayErrorReason, text: string, offendingType
     ty: "s",
     sd: Target.system,
     mt: SystemMessage.error,
-    ms: offendingType === undefined ? { s: `ERR:${reason}`, em: text } : { s: `ERR:${reason}`, em: text, mt: offendingType }
+    ms:
+      offendingType === undefined
+        ? { s: `ERR:${reason}`, em: text }
+        : { s: `ERR:${reason}`, em: text, mt: offendingType }
   })

@@ -59,9 +59,9 @@ const storageFailed = (what: string) => <A, R>(self: Effect.Effect<A, StorageErr
 /**
  * Channels, subscriptions and delivery. Publications queue up and one fiber flushes them: high
  * priority first, reliable channels get their seq (StreamStore append) in flush order, then the
- * batch is delivered synchronously. Unfiltered normal subscribers are members of the channel's room
- * ("hydrogen/<channel>" in the Rooms Tag: one native publish per event); filtered or high-priority subscribers are served per client. A delivery
- * lock makes "append + deliver" and "read history + replay + subscribe" mutually exclusive, so a
+ * batch is delivered synchronously. Unfiltered normal subscribers are members of the channel's
+ * room ("hydrogen/<channel>" in the Rooms Tag: one native publish per event); filtered or
+ * high-priority subscribers are served per client. A delivery lock makes "append + deliver" and "read history + replay + subscribe" mutually exclusive, so a
  * recovering client sees every event exactly once: either in its replay or live, never both.
  */
 export const makeChannels = (deps: {
@@ -272,10 +272,15 @@ export const makeChannels = (deps: {
       unsubscribe,
       publish,
       /** Removes every subscription of a session that has ended. */
-      forget: (session: Session) => Effect.forEach([...session.subscriptions.keys()], (name) => unsubscribe(session, name), { discard: true }),
+      forget: (session: Session) =>
+        Effect.forEach([...session.subscriptions.keys()], (name) => unsubscribe(session, name), { discard: true }),
       /** A connection of the session went away: its rooms forget it (the session keeps its subscriptions for a resume). */
       disconnected: (session: Session, connection: Connection<unknown>) =>
-        Effect.forEach(session.subscriptions.values(), (subscription) => subscription.native ? rooms.leave(roomOf(subscription.channel), connection) : Effect.void, { discard: true }),
+        Effect.forEach(
+          session.subscriptions.values(),
+          (subscription) => (subscription.native ? rooms.leave(roomOf(subscription.channel), connection) : Effect.void),
+          { discard: true }
+        ),
       isReliable: (name: string) => isReliable(settings, name),
       subscriberCount: (name: string) => channels.get(name)?.members.size ?? 0
     }

@@ -58,7 +58,7 @@ export const defaultHydrogenSettings: HydrogenSettings = {
   enabled: true,
   port: 5001,
   interface: "0.0.0.0",
-  enableIPv6: false,
+  enableIPv6: true,
   secureMode: "none",
   certificatePath: undefined,
   keyPath: undefined,

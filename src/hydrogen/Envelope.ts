@@ -1,6 +1,7 @@
 import { Either, ParseResult, Schema } from "effect"
 import { type ErrorIssue, ErrorCodes, HydrogenError, protocolError } from "./Errors.ts"
-import { parseJson, preview } from "./Json.ts"
+import { preview } from "../shared/ClientText.ts"
+import { parseJson } from "./Json.ts"
 
 /** Channel names: letters, digits and `_ . : -`, up to 128 characters. */
 export const ChannelName = Schema.String.pipe(

@@ -1,5 +1,5 @@
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Clock, Deferred, Duration, Effect, Either, Option, Schema } from "effect"
+import { Clock, Deferred, Duration, Effect, Either, Option, Schema, Stream } from "effect"
 import { BatchRequest, PublishRequest, TokenRequest } from "./Commands.ts"
 import type { HydrogenSettings } from "./Config.ts"
 import { issuesOf } from "./Envelope.ts"
@@ -98,15 +98,25 @@ export const makeHttpApp = (deps: {
       return identity
     })
 
+  const limit = settings.limits.maxPayloadBytes
+  const tooLarge = protocolError(ErrorCodes.messageTooLarge, `bodies are limited to ${limit} bytes`)
+
+  /** The body as text, read only up to the limit: a chunked body that runs past it is refused without reading the rest. */
+  const boundedText = (request: HttpServerRequest.HttpServerRequest) =>
+    Stream.runFoldEffect(request.stream, { size: 0, chunks: [] as Array<Uint8Array> }, (read, chunk) => {
+      if (read.size + chunk.byteLength > limit) return Effect.fail(tooLarge)
+      read.chunks.push(chunk)
+      return Effect.succeed({ size: read.size + chunk.byteLength, chunks: read.chunks })
+    }).pipe(
+      Effect.catchTag("RequestError", () => Effect.succeed({ size: 0, chunks: [] as Array<Uint8Array> })),
+      Effect.map((read) => Buffer.concat(read.chunks, read.size).toString("utf8"))
+    )
+
   const body = <A, I>(schema: Schema.Schema<A, I>) =>
     Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
-      const declared = Number(request.headers["content-length"] ?? 0)
-      const text = declared > settings.limits.maxPayloadBytes ? "" : yield* request.text.pipe(Effect.orElseSucceed(() => ""))
-      if (declared > settings.limits.maxPayloadBytes || Buffer.byteLength(text) > settings.limits.maxPayloadBytes) {
-        return yield* protocolError(ErrorCodes.messageTooLarge, `bodies are limited to ${settings.limits.maxPayloadBytes} bytes`)
-      }
-      const json = parseJson(text)
+      if (Number(request.headers["content-length"] ?? 0) > limit) return yield* tooLarge
+      const json = parseJson(yield* boundedText(request))
       if (Either.isLeft(json)) return yield* json.left
       const decoded = Schema.decodeUnknownEither(schema, { errors: "all" })(json.right)
       if (Either.isLeft(decoded)) return yield* protocolError(ErrorCodes.invalidData, "the body is not valid", issuesOf(decoded.left))

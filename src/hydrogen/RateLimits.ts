@@ -16,7 +16,8 @@ export interface MessageLimiter {
 /**
  * Connection rate per IP, failed credentials per IP and message rate per connection, with
  * temporary blocks: an IP that opens connections too fast, presents too many wrong keys or tokens,
- * or whose connection keeps flooding, is refused (HTTP 429 with Retry-After) for BlockSeconds. Both are the shared limiters of src/shared/RateLimiter.ts (its sweep forgets full
+ * or whose connection keeps flooding, is refused (HTTP 429 with Retry-After) for BlockSeconds.
+ * All are the shared limiters of src/shared/RateLimiter.ts (its sweep forgets full
  * buckets and ended blocks); this file adds Hydrogen's metrics.
  */
 export const makeRateLimits = (settings: HydrogenSettings, metrics: typeof Metrics.Service) =>
@@ -41,7 +42,11 @@ export const makeRateLimits = (settings: HydrogenSettings, metrics: typeof Metri
       strikes: 1
     })
     const limitedCredentials = limited.labels({ kind: "credentials" })
-    const messageOptions = { ratePerSecond: settings.messageRatePerSecond, burst: settings.messageBurst, strikes: settings.rateLimitStrikes }
+    const messageOptions = {
+      ratePerSecond: settings.messageRatePerSecond,
+      burst: settings.messageBurst,
+      strikes: settings.rateLimitStrikes
+    }
 
     const block = (ip: string, now: number) => {
       if (!connections.isBlocked(ip, now)) blocks.inc()

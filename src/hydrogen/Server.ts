@@ -2,6 +2,7 @@ import { Clock, Deferred, Effect, Layer, Option } from "effect"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
 import { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import { makeSignedTokens, randomSecret } from "../../layers/Tokens/SignedTokens.ts"
+import { Tokens } from "../../layers/Tokens/Tokens.ts"
 import { Rooms } from "../../layers/Rooms/Rooms.ts"
 import { Transport } from "../../layers/Transport/Transport.ts"
 import { makeAckTracker } from "./Acks.ts"
@@ -33,18 +34,20 @@ export const startHydrogen = (settings: HydrogenSettings, options: { readonly ha
     if (settings.threadPoolSize !== undefined) {
       yield* Effect.logInfo("hydrogen: ThreadPoolSize is accepted but not applicable (one event loop serves every socket)")
     }
-    const tokens = makeSignedTokens(Option.getOrElse(settings.tokenSecret, randomSecret))
-    const authenticate = makeAuthenticator(makeApiKeys(configuredKeys(settings)), tokens)
+    const signedTokens = makeSignedTokens(Option.getOrElse(settings.tokenSecret, randomSecret))
+    const authenticate = makeAuthenticator(makeApiKeys(configuredKeys(settings)), signedTokens)
     const port = yield* Deferred.make<number>()
     const acks = yield* makeAckTracker(settings, metrics)
     const channels = yield* makeChannels({ settings, store, metrics, acks, rooms })
-    const sessions = yield* makeSessions({ settings, channels, acks, metrics })
+    const sessions = yield* makeSessions({ settings, channels, acks, metrics, tokens: yield* Tokens })
     const status = makeStatus(settings, yield* Clock.currentTimeMillis, port)
     const rateLimits = yield* makeRateLimits(settings, metrics)
     const states = makeConnectionStates(metrics)
     const handlers = makeHandlers({ channels, sessions, status, authenticate, extra: options.handlers ?? {} })
     const websocket = yield* makeHydrogenProtocol({ settings, authenticate, rateLimits, sessions, acks, handlers, status, states, metrics })
-    const http = makeHttpApp({ settings, authenticate, channels, status, tokens, metrics, sessionCount: sessions.count, rateLimits })
+    const http = makeHttpApp({
+      settings, authenticate, channels, status, tokens: signedTokens, metrics, sessionCount: sessions.count, rateLimits
+    })
     const server = yield* transport.serve({
       name: "hydrogen",
       port: settings.port,
@@ -61,7 +64,7 @@ export const startHydrogen = (settings: HydrogenSettings, options: { readonly ha
     return server
   })
 
-/** Hydrogen from HydrogenConfig for the lifetime of the layer; needs a Transport, Rooms, a StreamStore and Metrics. */
+/** Hydrogen from HydrogenConfig for the lifetime of the layer; needs a Transport, Rooms, Tokens, a StreamStore and Metrics. */
 export const HydrogenServer = Layer.scopedDiscard(
   Effect.gen(function* () {
     const settings = yield* HydrogenConfig

@@ -1,14 +1,22 @@
-import { Clock, Duration, Effect } from "effect"
+import { Clock, Duration, Effect, Option } from "effect"
 import type { HydrogenSettings } from "./Config.ts"
 import { applicationError, authenticationError, ErrorCodes, type HydrogenError, protocolError } from "./Errors.ts"
 import type { Identity } from "./Permissions.ts"
 import { CloseCodes } from "../shared/CloseCodes.ts"
 import type { Metrics } from "../../layers/Observability/Metrics.ts"
+import type { TokensService } from "../../layers/Tokens/Tokens.ts"
 import type { AckTracker } from "./Acks.ts"
 import type { RecoverFrom } from "./Recovery.ts"
 import type { Channels, SubscribeResult } from "./Channels.ts"
 import { type HydrogenConnection, Session } from "./Session.ts"
 import { sweepEvery } from "../shared/Sweeps.ts"
+
+/** The Tokens kind of resume tokens (session ids). */
+const resumeTokens = "hydrogen/session"
+/** Revocation ends a resume token with its session; the lifetime only bounds what a leak could keep. */
+const resumeTokenLifetime = Duration.days(30)
+/** Who may resume a session: the same identity (kind and name). */
+const ownerOf = (identity: Identity) => `${identity.kind}\u0000${identity.name}`
 
 export interface ResumeResult {
   readonly session: Session
@@ -22,15 +30,18 @@ export interface ResumeResult {
  * history), then live ones; its unacked events are resent. After the window the session ends and
  * its unacked events are reported undeliverable: one server-wide sweep (every second) visits the
  * detached sessions only.
+ * A session's id is its resume token: issued and kept by the Tokens Tag (128 random bits, hashed
+ * lookup, constant-time compare) with the owner's identity as its value, revoked when the session ends.
  */
 export const makeSessions = (deps: {
   readonly settings: HydrogenSettings
   readonly channels: Channels
   readonly acks: AckTracker
   readonly metrics: typeof Metrics.Service
+  readonly tokens: TokensService
 }) =>
   Effect.gen(function* () {
-    const { settings, channels, acks } = deps
+    const { settings, channels, acks, tokens } = deps
     const sessions = new Map<string, Session>()
     /** Sessions waiting for a resume within the recovery window. */
     const detached = new Set<Session>()
@@ -39,8 +50,8 @@ export const makeSessions = (deps: {
     const resumes = deps.metrics.counter("switchboard_hydrogen_resumes_total", "Session resume attempts", ["outcome"])
 
     const create = (identity: Identity, connection: HydrogenConnection) =>
-      Effect.sync(() => {
-        const session = new Session(crypto.randomUUID(), identity, connection)
+      Effect.map(tokens.issue(resumeTokens, ownerOf(identity), resumeTokenLifetime), (id) => {
+        const session = new Session(id, identity, connection)
         sessions.set(session.id, session)
         sessionGauge.inc()
         return session
@@ -51,7 +62,10 @@ export const makeSessions = (deps: {
         if (!sessions.delete(session.id)) return Effect.void
         detached.delete(session)
         sessionGauge.dec()
-        return Effect.zipRight(channels.forget(session), acks.abandonAll(session, reason))
+        return Effect.all(
+          [tokens.revoke(resumeTokens, session.id), channels.forget(session), acks.abandonAll(session, reason)],
+          { discard: true }
+        )
       })
 
     yield* sweepEvery("recovery window", Duration.seconds(1), detached, (session, now) =>
@@ -73,12 +87,13 @@ export const makeSessions = (deps: {
 
     const resume = (current: Session, sessionId: string, positions: Readonly<Record<string, RecoverFrom>>): Effect.Effect<ResumeResult, HydrogenError> =>
       Effect.gen(function* () {
-        const previous = sessions.get(sessionId)
+        const owner = yield* tokens.get(resumeTokens, sessionId)
+        const previous = Option.isSome(owner) ? sessions.get(sessionId) : undefined
         if (!previous || previous === current) {
           resumes.inc({ outcome: "unknown" })
           return yield* applicationError(ErrorCodes.sessionUnknown, "no such session (expired or never existed): subscribe again")
         }
-        if (previous.identity.name !== current.identity.name || previous.identity.kind !== current.identity.kind) {
+        if (Option.getOrThrow(owner) !== ownerOf(current.identity)) {
           resumes.inc({ outcome: "forbidden" })
           return yield* authenticationError(ErrorCodes.forbidden, "the session belongs to another identity")
         }

@@ -126,6 +126,17 @@ export const makeHydrogenProtocol = (deps: {
     live.connection.send(errorText(to, iso(now), error))
   }
 
+  /** A command's own `auth.token`: a wrong one counts toward the address's failed credentials, like one at upgrade. */
+  const messageCredential = (live: LiveConnection, credential: string) =>
+    Effect.suspend(() => {
+      const remote = live.connection.remoteAddress
+      const now = clock.unsafeCurrentTimeMillis()
+      if (rateLimits.credentialsBlocked(remote, now) > 0) return Effect.fail(protocolError(ErrorCodes.rateLimited, tooManyFailures))
+      return deps.authenticate(credential).pipe(
+        Effect.mapError((error) => (rateLimits.credentialFailed(remote, now) > 0 ? protocolError(ErrorCodes.rateLimited, tooManyFailures) : error))
+      )
+    })
+
   const runCommand = (live: LiveConnection, command: Command) =>
     Effect.gen(function* () {
       const to = { id: command.id, channel: command.channel, action: command.action }
@@ -142,7 +153,12 @@ export const makeHydrogenProtocol = (deps: {
           return yield* authenticationError(ErrorCodes.signatureNotSupported, "message signatures are not supported; use TLS (SecureMode \"tls\")")
         }
         const caller: CommandContext = command.auth?.token
-          ? { session: live.session, identity: yield* deps.authenticate(command.auth.token), adoptSession: (session) => live.adoptSession(session), refreshIdentity: () => {} }
+          ? {
+              session: live.session,
+              identity: yield* messageCredential(live, command.auth.token),
+              adoptSession: (session) => live.adoptSession(session),
+              refreshIdentity: () => {}
+            }
           : live
         return yield* handler.run(caller, command.data)
       }).pipe(

@@ -6,6 +6,7 @@ export const CloseCodes = {
   normal: 1000,
   goingAway: 1001,
   protocolError: 1002,
+  invalidPayload: 1007,
   policyViolation: 1008,
   messageTooBig: 1009,
   internalError: 1011,
@@ -27,6 +28,7 @@ export const closeReason: Record<CloseCode, string> = {
   1000: "normal closure",
   1001: "server shutting down",
   1002: "protocol error",
+  1007: "invalid UTF-8 in a text message",
   1008: "policy violation",
   1009: "message too big",
   1011: "internal error",
@@ -41,3 +43,13 @@ export const closeReason: Record<CloseCode, string> = {
   4401: "unauthorized",
   4403: "forbidden"
 }
+
+/** RFC 6455 codes a peer may send or report (1004 is reserved and 1015 only ever reported). */
+const rfcCodes = new Set([1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 1015])
+const documentedCodes = new Set<number>(Object.values(CloseCodes))
+
+/**
+ * The metrics label for a close code: RFC and documented codes by number, anything else a client
+ * chose (3000-4999 are free for peers) as "other", so the label's values stay a small fixed set.
+ */
+export const closeCodeLabel = (code: number): string => (rfcCodes.has(code) || documentedCodes.has(code) ? String(code) : "other")

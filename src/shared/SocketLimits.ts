@@ -1,4 +1,4 @@
-import { Config, Duration } from "effect"
+import { Config, Duration, Option } from "effect"
 import { nonNegativeInt, nonNegativeMillis, positiveInt, positiveMillis } from "./ConfigValues.ts"
 
 /** Per-server WebSocket limits; every server embeds these under its own config prefix. */
@@ -19,6 +19,12 @@ export interface SocketLimits {
   readonly idleTimeout: Duration.Duration
   /** Upgrades beyond this many open connections get HTTP 503; zero means unlimited. */
   readonly maxConnections: number
+  /**
+   * Largest HTTP request body in bytes; larger ones get 413 with a short JSON reason. Unset: the
+   * largest WebSocket message plus 64 KiB of envelope (see requestBodyLimit), since a server's HTTP
+   * API carries at most what its sockets carry.
+   */
+  readonly maxRequestBodyBytes?: number | undefined
 }
 
 export const defaultSocketLimits: SocketLimits = {
@@ -43,9 +49,22 @@ export const SocketLimitsConfig = (defaults: Partial<SocketLimits> = {}): Config
     pingInterval: positiveMillis("pingIntervalMs", d.pingInterval),
     pongTimeout: positiveMillis("pongTimeoutMs", d.pongTimeout),
     idleTimeout: nonNegativeMillis("idleTimeoutMs", d.idleTimeout),
-    maxConnections: nonNegativeInt("maxConnections", d.maxConnections)
+    maxConnections: nonNegativeInt("maxConnections", d.maxConnections),
+    maxRequestBodyBytes: d.maxRequestBodyBytes === undefined
+      ? Config.integer("maxRequestBodyBytes").pipe(
+        Config.validate({ message: "must be a positive integer", validation: (n) => n > 0 }),
+        Config.option,
+        Config.map(Option.getOrUndefined)
+      )
+      : positiveInt("maxRequestBodyBytes", d.maxRequestBodyBytes)
   })
 }
+
+/** Envelope allowed on top of maxPayloadBytes when maxRequestBodyBytes is unset. */
+const requestEnvelopeBytes = 64 * 1024
+
+/** The HTTP request body limit in force: maxRequestBodyBytes, or the largest WebSocket message plus 64 KiB. */
+export const requestBodyLimit = (limits: SocketLimits) => limits.maxRequestBodyBytes ?? limits.maxPayloadBytes + requestEnvelopeBytes
 
 /** Where Bun itself drops a socket (seen by the client as 1006): far above slowConsumerBytes, as a memory cap. */
 export const hardBackpressureLimit = (limits: SocketLimits) => Math.max(limits.slowConsumerBytes * 4, 16 * 1024 * 1024)

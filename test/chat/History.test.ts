@@ -1,7 +1,9 @@
 import { describe, expect } from "bun:test"
-import { Effect, Exit, Layer, Scope } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Scope } from "effect"
+import { MemoryStreamStore } from "../../layers/Storage/MemoryStreamStore.ts"
 import { SqlStreamStore } from "../../layers/Storage/SqlStreamStore.ts"
-import type { StreamStore } from "../../layers/Storage/StreamStore.ts"
+import { type StreamStore, StreamStore as StreamStoreTag } from "../../layers/Storage/StreamStore.ts"
+import type { StreamBounds } from "../../src/storage/Stream.ts"
 import { Command } from "../../src/chat/Packet.ts"
 import { it } from "../support/effect.ts"
 import { mysqlAvailable, sqliteFile, tempDirectory, throwawayMysql } from "../layers/Storage/backends.ts"
@@ -99,10 +101,37 @@ describe("chat history", () => {
     })
   )
 
+  it.effect("history is written off the broadcast, in order, and a joiner still gets every line sent before it", () =>
+    Effect.gen(function* () {
+      // Appends are held until released: broadcasts must not wait for them, a join must.
+      const gate = yield* Deferred.make<void>()
+      const appended: Array<string> = []
+      const gatedStore = Layer.effect(
+        StreamStoreTag,
+        Effect.map(StreamStoreTag, (store) => ({
+          ...store,
+          append: (stream: string, payload: string, bounds: StreamBounds) =>
+            Deferred.await(gate).pipe(
+              Effect.zipRight(store.append(stream, payload, bounds)),
+              Effect.tap(() => Effect.sync(() => appended.push(payload)))
+            )
+        }))
+      ).pipe(Layer.provide(MemoryStreamStore))
+      const chat = yield* startChat({ store: gatedStore })
+      yield* say(chat, "alice", "gated", ["one", "two", "three"])
+      expect(appended).toEqual([])
+      const joining = yield* Effect.fork(historyOf(chat, "bob", "gated"))
+      yield* Deferred.succeed(gate, undefined)
+      const { lines } = yield* Fiber.join(joining)
+      expect(lines).toEqual(["alice: one", "alice: two", "alice: three"])
+      expect(appended).toEqual(["alice: one", "alice: two", "alice: three"])
+    })
+  )
+
   const persistence = (backend: string, skip: boolean, store: () => Layer.Layer<StreamStore, unknown>) =>
     it
       .skipIf(skip)
-      .live(`with a persistent store (${backend}), history survives an empty room and a server restart`, () =>
+      .effect(`with a persistent store (${backend}), history survives an empty room and a server restart`, () =>
         Effect.gen(function* () {
           const options: TestChatOptions = { persistentHistory: true, store: store() }
           // A fresh room name per run: databases may be shared between runs.

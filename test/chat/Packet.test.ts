@@ -57,6 +57,29 @@ describe("tPacket codec", () => {
       { numRuns: 2000 }
     ))
 
+  test("readPacket (the server's hot path) and the full Schema decode agree on any bytes", () =>
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 80 }),
+          anyPacket.map(encodePacket),
+          fc
+            .tuple(anyPacket.map(encodePacket), fc.nat(), fc.integer({ min: 0, max: 255 }))
+            .map(([bytes, at, value]) => {
+              bytes[at % bytes.length] = value
+              return bytes
+            })
+        ),
+        (bytes) => {
+          const fast = readPacket(bytes)
+          const full = decodeFrame(bytes)
+          expect(Either.isRight(fast)).toBe(Either.isRight(full))
+          if (Either.isRight(fast) && Either.isRight(full)) expect(fast.right).toEqual(full.right)
+        }
+      ),
+      { numRuns: 2000 }
+    ))
+
   test("random bytes behind a valid signature never throw either", () =>
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 100 }), (tail) => {

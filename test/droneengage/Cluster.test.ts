@@ -6,6 +6,8 @@ import { BrokerRoomsLive } from "../../layers/Rooms/BrokerRooms.ts"
 import { startAuthenticator } from "../../src/droneengage/Authenticator.ts"
 import { startRelay } from "../../src/droneengage/Relay.ts"
 import { UnitRooms, UnitRoomsLive } from "../../src/droneengage/UnitRooms.ts"
+import { MemoryTaskStore } from "../../layers/Storage/MemoryTaskStore.ts"
+import { MemoryUdp } from "../../layers/Udp/MemoryUdp.ts"
 import { makeRedisBroker } from "../../layers/Cluster/RedisBroker.ts"
 import type { Metrics } from "../../layers/Observability/Metrics.ts"
 import { RedisTokensLive } from "../../layers/Tokens/RedisTokens.ts"
@@ -28,6 +30,7 @@ import {
   authenticatorConfig,
   connect,
   connectQuery,
+  datagrams,
   expectNothing,
   login,
   pingPong,
@@ -118,7 +121,7 @@ const natsCluster = (): RelayCluster => {
 /** A relay node of a cluster: its own unit rooms and broker connection, tokens shared with the other nodes. */
 // Built in the test's Scope (Effect.provide of a layer would close its broker connections when startRelay returns).
 const relayNode = (cluster: RelayCluster, nodeId: string, authenticatorS2sPort: number) =>
-  Effect.flatMap(Layer.build(cluster.node(nodeId)), (context) =>
+  Effect.flatMap(Layer.build(Layer.mergeAll(cluster.node(nodeId), MemoryUdp(datagrams), MemoryTaskStore)), (context) =>
     startRelay(relayConfig(authenticatorS2sPort, { serverId: nodeId })).pipe(Effect.provide(context))
   )
 

@@ -15,20 +15,29 @@ describe("defects of the original DroneEngage servers, closed", () => {
     Effect.gen(function* () {
       const empty = ConfigProvider.fromJson({})
       const result = yield* Effect.either(Effect.withConfigProvider(AuthenticatorConfig, empty))
-      expect(Either.isLeft(result) && String(result.left)).toContain("s2sSecret or s2sTrustedKeys is required unless allowUnauthenticatedServers is true")
-      const strict = yield* Effect.withConfigProvider(AuthenticatorConfig, ConfigProvider.fromJson({ authenticator: { s2sSecret: "0123456789abcdef-secret" } }))
+      expect(Either.isLeft(result) && String(result.left)).toContain(
+        "s2sSecret or s2sTrustedKeys is required unless allowUnauthenticatedServers is true"
+      )
+      const strict = yield* Effect.withConfigProvider(
+        AuthenticatorConfig,
+        ConfigProvider.fromJson({ authenticator: { s2sSecret: "0123456789abcdef-secret" } })
+      )
       expect(strict.allowUnauthenticatedServers).toBe(false)
       expect(String(strict.s2sSecret)).not.toContain("0123456789abcdef")
-      const short = yield* Effect.either(Effect.withConfigProvider(RelayConfig, ConfigProvider.fromJson({ relay: { s2sSecret: "short" } })))
+      const short = yield* Effect.either(
+        Effect.withConfigProvider(RelayConfig, ConfigProvider.fromJson({ relay: { s2sSecret: "short" } }))
+      )
       expect(Either.isLeft(short) && String(short.left)).toContain("at least 16 characters")
-    }))
+    })
+  )
 
   it.effect("TLS verification is never disabled process-wide", () =>
     Effect.gen(function* () {
       yield* seedAccounts
       yield* startStack()
       expect(process.env.NODE_TLS_REJECT_UNAUTHORIZED).not.toBe("0")
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 
   it.effect("access codes are never stored or returned in plaintext after they are issued", () =>
     Effect.gen(function* () {
@@ -41,7 +50,8 @@ describe("defects of the original DroneEngage servers, closed", () => {
       expect(Option.isNone(yield* ensureDevAccount)).toBe(true)
       const stack = yield* startStack()
       expect((yield* post(`${stack.authUrl}/w/wl`, { acc: "dev", pwd: code })).body.e).toBe(0)
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 
   it.effect("login sessions expire (the original kept login records forever)", () =>
     Effect.gen(function* () {
@@ -52,19 +62,23 @@ describe("defects of the original DroneEngage servers, closed", () => {
       expect((yield* check()).body.e).toBe(0)
       yield* TestClock.adjust("20 seconds")
       expect((yield* check()).body.e).toBe(7)
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 
-  it.effect("relay-tree fields (_aid, _gid, _path) from a client cannot move a message into another account or group", () =>
-    Effect.gen(function* () {
-      yield* seedAccounts
-      const stack = yield* startStack()
-      const sender = yield* connectUnit(stack, "alpha", "g", "web")
-      const sameGroup = yield* connectUnit(stack, "alpha", "d", "drone")
-      const otherAccount = yield* connectUnit(stack, "beta", "g", "web")
-      const otherGroup = yield* connectUnit(stack, "alpha", "g", "web2", "2")
-      yield* sender.send(JSON.stringify({ ty: "g", mt: 1, _aid: "2", _gid: "2", _path: [] }))
-      expect((yield* sameGroup.nextJson()).mt).toBe(1)
-      yield* expectNothing(otherAccount)
-      yield* expectNothing(otherGroup)
-    }).pipe(Effect.provide(TestServices)))
+  it.effect(
+    "relay-tree fields (_aid, _gid, _path) from a client cannot move a message into another account or group",
+    () =>
+      Effect.gen(function* () {
+        yield* seedAccounts
+        const stack = yield* startStack()
+        const sender = yield* connectUnit(stack, "alpha", "g", "web")
+        const sameGroup = yield* connectUnit(stack, "alpha", "d", "drone")
+        const otherAccount = yield* connectUnit(stack, "beta", "g", "web")
+        const otherGroup = yield* connectUnit(stack, "alpha", "g", "web2", "2")
+        yield* sender.send(JSON.stringify({ ty: "g", mt: 1, _aid: "2", _gid: "2", _path: [] }))
+        expect((yield* sameGroup.nextJson()).mt).toBe(1)
+        yield* expectNothing(otherAccount)
+        yield* expectNothing(otherGroup)
+      }).pipe(Effect.provide(TestServices))
+  )
 })

@@ -25,13 +25,20 @@ const fakeRooms = Effect.gen(function* () {
   const rooms: Pick<UnitRoomsService, "snapshot" | "changes"> = {
     snapshot: Effect.sync(() => {
       const accountDetails: Record<string, Array<{ unitName: string; actorType: "g" | "d" }>> = {}
-      for (const m of seated.values()) (accountDetails[m.accountId] ??= []).push({ unitName: m.unitName, actorType: m.actorType })
+      for (const m of seated.values())
+        (accountDetails[m.accountId] ??= []).push({ unitName: m.unitName, actorType: m.actorType })
       return { accounts: Object.keys(accountDetails), accountDetails }
     }),
     changes: PubSub.subscribe(changes)
   }
-  const join = (m: UnitMember) => Effect.suspend(() => (seated.set(m.unitName, m), PubSub.publish(changes, { _tag: "Entered", member: m } as RoomChange)))
-  const leave = (m: UnitMember) => Effect.suspend(() => (seated.delete(m.unitName), PubSub.publish(changes, { _tag: "Left", member: m } as RoomChange)))
+  const join = (m: UnitMember) =>
+    Effect.suspend(
+      () => (seated.set(m.unitName, m), PubSub.publish(changes, { _tag: "Entered", member: m } as RoomChange))
+    )
+  const leave = (m: UnitMember) =>
+    Effect.suspend(
+      () => (seated.delete(m.unitName), PubSub.publish(changes, { _tag: "Left", member: m } as RoomChange))
+    )
   return { rooms, join, leave }
 })
 
@@ -51,7 +58,8 @@ const fakeAuthenticator = Effect.gen(function* () {
           return {
             onMessage: (message) => {
               const frame = decodeRelayToAuth(String(message))
-              if (Either.isRight(frame) && "c" in frame.right && frame.right.c === "a") Queue.unsafeOffer(infos, frame.right.d)
+              if (Either.isRight(frame) && "c" in frame.right && frame.right.c === "a")
+                Queue.unsafeOffer(infos, frame.right.d)
             }
           }
         })
@@ -63,48 +71,54 @@ const fakeAuthenticator = Effect.gen(function* () {
 const unitCount = (info: InfoData) => Object.values(info.accountDetails).reduce((sum, units) => sum + units.length, 0)
 
 describe("DroneEngage INFO coalescing (TestClock)", () => {
-  it.effect("the first change goes out at once; a burst becomes one INFO with its final state; the last state is always sent", () =>
-    Effect.gen(function* () {
-      const { server, infos } = yield* fakeAuthenticator
-      const { rooms, join, leave } = yield* fakeRooms
-      yield* makeAuthLink({
-        url: `ws://memory:${server.port}`,
-        serverId: "relay-c",
-        version: "test",
-        prove: Option.none(),
-        publicHost: "127.0.0.1",
-        publicPort: Effect.succeed(9966),
-        redialMax: "2 seconds",
-        infoInterval: "250 millis",
-        keys: yield* makeLoginKeys(LoginRequestData, { kind: "test/login-key", ttl: "10 seconds" }),
-        rooms
-      })
-      expect(unitCount(yield* Queue.take(infos))).toBe(0) // on acceptance
-      yield* TestClock.adjust("250 millis") // a quiet spell
-      yield* join(member(0))
-      expect(unitCount(yield* Queue.take(infos))).toBe(1) // prompt: no clock movement needed
-      // A burst of 500 joins and 100 leaves while the link waits out its interval.
-      for (let i = 1; i <= 500; i++) yield* join(member(i))
-      for (let i = 1; i <= 100; i++) yield* leave(member(i))
-      yield* TestClock.adjust("250 millis")
-      // The very next INFO is the burst's final state: no INFO per change came before it.
-      const burst = yield* Queue.take(infos)
-      expect(unitCount(burst)).toBe(401)
-      expect(burst.accountDetails["acc-1"]!.some((u) => u.unitName === "unit-1")).toBe(false)
-      expect(burst.accountDetails["acc-2"]!.some((u) => u.unitName === "unit-500")).toBe(true)
-      expect([...burst.accounts].sort()).toEqual(["acc-0", "acc-1", "acc-2"])
-      // A change right after an INFO waits for the interval, then goes out with the latest state.
-      yield* leave(member(0))
-      yield* leave(member(500))
-      expect(yield* Queue.size(infos)).toBe(0)
-      yield* TestClock.adjust("250 millis")
-      expect(unitCount(yield* Queue.take(infos))).toBe(399)
-    }).pipe(Effect.provide(TestServices)))
+  it.effect(
+    "the first change goes out at once; a burst becomes one INFO with its final state; the last state is always sent",
+    () =>
+      Effect.gen(function* () {
+        const { server, infos } = yield* fakeAuthenticator
+        const { rooms, join, leave } = yield* fakeRooms
+        yield* makeAuthLink({
+          url: `ws://memory:${server.port}`,
+          serverId: "relay-c",
+          version: "test",
+          prove: Option.none(),
+          publicHost: "127.0.0.1",
+          publicPort: Effect.succeed(9966),
+          redialMax: "2 seconds",
+          infoInterval: "250 millis",
+          keys: yield* makeLoginKeys(LoginRequestData, { kind: "test/login-key", ttl: "10 seconds" }),
+          rooms
+        })
+        expect(unitCount(yield* Queue.take(infos))).toBe(0) // on acceptance
+        yield* TestClock.adjust("250 millis") // a quiet spell
+        yield* join(member(0))
+        expect(unitCount(yield* Queue.take(infos))).toBe(1) // prompt: no clock movement needed
+        // A burst of 500 joins and 100 leaves while the link waits out its interval.
+        for (let i = 1; i <= 500; i++) yield* join(member(i))
+        for (let i = 1; i <= 100; i++) yield* leave(member(i))
+        yield* TestClock.adjust("250 millis")
+        // The very next INFO is the burst's final state: no INFO per change came before it.
+        const burst = yield* Queue.take(infos)
+        expect(unitCount(burst)).toBe(401)
+        expect(burst.accountDetails["acc-1"]!.some((u) => u.unitName === "unit-1")).toBe(false)
+        expect(burst.accountDetails["acc-2"]!.some((u) => u.unitName === "unit-500")).toBe(true)
+        expect([...burst.accounts].sort()).toEqual(["acc-0", "acc-1", "acc-2"])
+        // A change right after an INFO waits for the interval, then goes out with the latest state.
+        yield* leave(member(0))
+        yield* leave(member(500))
+        expect(yield* Queue.size(infos)).toBe(0)
+        yield* TestClock.adjust("250 millis")
+        expect(unitCount(yield* Queue.take(infos))).toBe(399)
+      }).pipe(Effect.provide(TestServices))
+  )
 })
 
 describe("INFO decoding on the authenticator", () => {
   const frame = (accountDetails: unknown, accounts: unknown = ["a"]) =>
-    JSON.stringify({ c: "a", d: { isOnline: true, version: "x", serverId: "r", public_host: "h", serverPort: 1, accounts, accountDetails } })
+    JSON.stringify({
+      c: "a",
+      d: { isOnline: true, version: "x", serverId: "r", public_host: "h", serverPort: 1, accounts, accountDetails }
+    })
 
   it.effect("accepts the original's shape and refuses malformed unit lists", () =>
     Effect.sync(() => {
@@ -115,5 +129,6 @@ describe("INFO decoding on the authenticator", () => {
       expect(Either.isLeft(decodeRelayToAuth(frame({ a: {} })))).toBe(true)
       expect(Either.isLeft(decodeRelayToAuth(frame([])))).toBe(true)
       expect(Either.isLeft(decodeRelayToAuth(frame({}, ["a", 1])))).toBe(true)
-    }))
+    })
+  )
 })

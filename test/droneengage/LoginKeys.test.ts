@@ -1,6 +1,7 @@
 import { describe, expect } from "bun:test"
-import { Effect, Option, Schema, TestClock } from "effect"
-import { MemoryTokensLive } from "../../layers/Tokens/MemoryTokens.ts"
+import { Effect, Layer, Option, Schema, TestClock } from "effect"
+import { makeMemoryTokens, MemoryTokensLive } from "../../layers/Tokens/MemoryTokens.ts"
+import { Tokens } from "../../layers/Tokens/Tokens.ts"
 import { makeLoginKeys } from "../../src/droneengage/LoginKeys.ts"
 import { makeSessions } from "../../src/droneengage/Sessions.ts"
 import { it } from "../support/effect.ts"
@@ -9,12 +10,16 @@ import { it } from "../support/effect.ts"
 describe("LoginKeys (over Tokens)", () => {
   it.effect("a key is 32 hex chars, works once, and carries its grant", () =>
     Effect.gen(function* () {
-      const keys = yield* makeLoginKeys(Schema.Struct({ account: Schema.String }), { kind: "test/key", ttl: "10 seconds" })
+      const keys = yield* makeLoginKeys(Schema.Struct({ account: Schema.String }), {
+        kind: "test/key",
+        ttl: "10 seconds"
+      })
       const key = yield* keys.issue({ account: "a" })
       expect(key).toMatch(/^[0-9a-f]{32}$/)
       expect(yield* keys.consume(key)).toEqual(Option.some({ account: "a" }))
       expect(yield* keys.consume(key)).toEqual(Option.none())
-    }).pipe(Effect.provide(MemoryTokensLive)))
+    }).pipe(Effect.provide(MemoryTokensLive))
+  )
 
   it.effect("keys are unique and unknown or near-miss keys are refused; kinds do not mix", () =>
     Effect.gen(function* () {
@@ -30,7 +35,8 @@ describe("LoginKeys (over Tokens)", () => {
       expect(yield* keys.consume("")).toEqual(Option.none())
       expect(yield* others.consume(key)).toEqual(Option.none())
       expect(Option.isSome(yield* keys.consume(key))).toBe(true)
-    }).pipe(Effect.provide(MemoryTokensLive)))
+    }).pipe(Effect.provide(MemoryTokensLive))
+  )
 
   it.effect("a key expires after its ttl and the sweeper drops expired keys", () =>
     Effect.gen(function* () {
@@ -45,8 +51,12 @@ describe("LoginKeys (over Tokens)", () => {
       expect(yield* keys.count).toBe(1)
       yield* TestClock.adjust("20 seconds")
       expect(yield* keys.count).toBe(0)
-    }).pipe(Effect.provide(MemoryTokensLive)))
+    }).pipe(Effect.provide(MemoryTokensLive))
+  )
 })
+
+/** Sessions live for minutes to hours: a sweep a minute keeps TestClock jumps over an hour cheap. */
+const SessionTokens = Layer.scoped(Tokens, makeMemoryTokens("1 minute"))
 
 const Login = Schema.Struct({ account: Schema.String, request: Schema.String })
 const byRequest = (s: typeof Login.Type) => `${s.account}/${s.request}`
@@ -54,18 +64,29 @@ const byRequest = (s: typeof Login.Type) => `${s.account}/${s.request}`
 describe("Sessions (over Tokens)", () => {
   it.effect("fixed sessions end ttl after creation however often they are used", () =>
     Effect.gen(function* () {
-      const sessions = yield* makeSessions(Schema.String, { kind: "test/session", ttl: "1 hour", sliding: false, index: (s) => s })
+      const sessions = yield* makeSessions(Schema.String, {
+        kind: "test/session",
+        ttl: "1 hour",
+        sliding: false,
+        index: (s) => s
+      })
       const sid = yield* sessions.create("alice")
       expect(sid).toMatch(/^[0-9a-f]{32}$/)
       yield* TestClock.adjust("59 minutes")
       expect(yield* sessions.get(sid)).toEqual(Option.some("alice"))
       yield* TestClock.adjust("1 minute")
       expect(yield* sessions.get(sid)).toEqual(Option.none())
-    }).pipe(Effect.provide(MemoryTokensLive)))
+    }).pipe(Effect.provide(SessionTokens))
+  )
 
   it.effect("sliding sessions live while they are used", () =>
     Effect.gen(function* () {
-      const sessions = yield* makeSessions(Schema.String, { kind: "test/session", ttl: "10 minutes", sliding: true, index: (s) => s })
+      const sessions = yield* makeSessions(Schema.String, {
+        kind: "test/session",
+        ttl: "10 minutes",
+        sliding: true,
+        index: (s) => s
+      })
       const sid = yield* sessions.create("bob")
       for (let i = 0; i < 6; i++) {
         yield* TestClock.adjust("9 minutes")
@@ -73,11 +94,17 @@ describe("Sessions (over Tokens)", () => {
       }
       yield* TestClock.adjust("10 minutes")
       expect(yield* sessions.get(sid)).toEqual(Option.none())
-    }).pipe(Effect.provide(MemoryTokensLive)))
+    }).pipe(Effect.provide(SessionTokens))
+  )
 
   it.effect("end removes a session; the sweeper drops expired ones", () =>
     Effect.gen(function* () {
-      const sessions = yield* makeSessions(Login, { kind: "test/session", ttl: "5 minutes", sliding: false, index: byRequest })
+      const sessions = yield* makeSessions(Login, {
+        kind: "test/session",
+        ttl: "5 minutes",
+        sliding: false,
+        index: byRequest
+      })
       const a = yield* sessions.create({ account: "a", request: "r1" })
       expect(yield* sessions.end(a)).toBe(true)
       expect(yield* sessions.end(a)).toBe(false)
@@ -85,11 +112,17 @@ describe("Sessions (over Tokens)", () => {
       yield* sessions.create({ account: "a", request: "r3" })
       yield* TestClock.adjust("6 minutes")
       expect(yield* sessions.count).toBe(0)
-    }).pipe(Effect.provide(MemoryTokensLive)))
+    }).pipe(Effect.provide(SessionTokens))
+  )
 
   it.effect("endIndexed (LOGOUT by request id) ends exactly the session of one login request among many", () =>
     Effect.gen(function* () {
-      const sessions = yield* makeSessions(Login, { kind: "test/session", ttl: "5 minutes", sliding: false, index: byRequest })
+      const sessions = yield* makeSessions(Login, {
+        kind: "test/session",
+        ttl: "5 minutes",
+        sliding: false,
+        index: byRequest
+      })
       const sids: Array<string> = []
       for (let i = 0; i < 5000; i++) sids.push(yield* sessions.create({ account: `a${i % 7}`, request: `r${i}` }))
       expect(yield* sessions.endIndexed("a3/r1234")).toBe(false) // r1234 belongs to a2
@@ -104,5 +137,6 @@ describe("Sessions (over Tokens)", () => {
       yield* TestClock.adjust("6 minutes")
       expect(yield* sessions.count).toBe(0)
       expect(yield* sessions.endIndexed("a1/r1")).toBe(false)
-    }).pipe(Effect.provide(MemoryTokensLive)))
+    }).pipe(Effect.provide(SessionTokens))
+  )
 })

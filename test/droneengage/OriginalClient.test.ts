@@ -14,10 +14,27 @@ const selfSignedCertificate = () => {
   if (!Bun.which("openssl")) return undefined
   const dir = mkdtempSync(join(tmpdir(), "de-tls-"))
   const tls = { certPath: join(dir, "cert.pem"), keyPath: join(dir, "key.pem") }
-  const made = Bun.spawnSync([
-    "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-    "-keyout", tls.keyPath, "-out", tls.certPath, "-days", "1", "-subj", "/CN=127.0.0.1"
-  ], { stderr: "ignore", stdout: "ignore" })
+  const made = Bun.spawnSync(
+    [
+      "openssl",
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      tls.keyPath,
+      "-out",
+      tls.certPath,
+      "-days",
+      "1",
+      "-subj",
+      "/CN=127.0.0.1"
+    ],
+    { stderr: "ignore", stdout: "ignore" }
+  )
   return made.exitCode === 0 ? tls : undefined
 }
 
@@ -29,7 +46,15 @@ const selfSignedCertificate = () => {
 const originalClient = (authPort: number, secure: boolean) =>
   new Promise<{ reply: any; messages: Array<any>; ws?: WebSocket }>((resolve, reject) => {
     const partyID = "122111"
-    const postData = JSON.stringify({ acc: "alpha", pwd: "alpha-code", gr: "1", app: "andruav", ver: "5.0.0.1", ex: "Andruav", at: "g" })
+    const postData = JSON.stringify({
+      acc: "alpha",
+      pwd: "alpha-code",
+      gr: "1",
+      app: "andruav",
+      ver: "5.0.0.1",
+      ex: "Andruav",
+      at: "g"
+    })
     const options = {
       hostname: "127.0.0.1",
       port: authPort,
@@ -71,11 +96,17 @@ describe("a client written for the original DroneEngage servers", () => {
         ({ ws }) => Effect.sync(() => ws?.close())
       )
       expect(ws).toBeDefined()
-      expect(reply).toMatchObject({ e: 0, per: "D1G1T3R4V5C6", cm: "/al", cs: { g: "127.0.0.1", h: stack.relay.server.port } })
+      expect(reply).toMatchObject({
+        e: 0,
+        per: "D1G1T3R4V5C6",
+        cm: "/al",
+        cs: { g: "127.0.0.1", h: stack.relay.server.port }
+      })
       expect(messages[0]).toEqual({ ty: "s", mt: 9007, ms: { s: "OK:connected:tcp:127.0.0.1" } })
       expect(messages[1]).toMatchObject({ ty: "s", mt: 9100, ms: { s: "ERR:malformed" } })
       const presence = yield* stack.relay.rooms.presence({ accountId: "1", group: "1" })
       // /agent/al admits an agent whatever the body's "at" says.
       expect(presence).toEqual([{ unitName: "122111", actorType: "d" }])
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 })

@@ -16,5 +16,6 @@ describe("DroneEngage over real sockets (smoke)", () => {
       yield* drone.send(JSON.stringify({ ty: "g", mt: 1002, ms: { hello: 1 } }))
       expect(yield* gcs.nextJson()).toEqual({ ty: "g", mt: 1002, ms: { hello: 1 }, sd: "drone-1", p: 0xffffffff })
       expect(stack.relay.link.isUp()).toBe(true)
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 })

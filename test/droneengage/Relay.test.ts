@@ -1,9 +1,25 @@
 import { describe, expect } from "bun:test"
-import { Duration, Effect, Queue, TestClock } from "effect"
+import { Duration, Effect, Queue, Schema, TestClock } from "effect"
 import { CloseCodes } from "../../src/shared/CloseCodes.ts"
+import { defaultTasksConfig, defaultUdpProxyConfig } from "../../src/droneengage/Config.ts"
+import { encodeBinaryFrame, Envelope } from "../../src/droneengage/Wire.ts"
 import { defaultSocketLimits } from "../../src/shared/SocketLimits.ts"
 import { it } from "../support/effect.ts"
-import { connect, connectQuery, connectUnit, expectNothing, login, pingPong, seedAccounts, startStack, TestServices, upgradeAttempt } from "./harness.ts"
+import {
+  connect,
+  connectQuery,
+  connectUnit,
+  expectNothing,
+  login,
+  pingPong,
+  seedAccounts,
+  startStack,
+  TestServices,
+  upgradeAttempt
+} from "./harness.ts"
+
+/** The envelope as the relay's full path decodes it (key order included). */
+const decodeEnvelope = (text: string) => Schema.decodeUnknownSync(Envelope)(JSON.parse(text))
 
 describe("DroneEngage relay: system messages and bad input", () => {
   it.effect("9005 ping answers OK:pong, 9006 leaves the group with OK:dell", () =>
@@ -24,17 +40,26 @@ describe("DroneEngage relay: system messages and bad input", () => {
       yield* expectNothing(gcs)
       const presence = yield* stack.relay.rooms.presence({ accountId: "1", group: "1" })
       expect(presence.map((p) => p.unitName)).toEqual(["web"])
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 
-  it.effect("tasks, UDP proxy and unknown system messages get error replies", () =>
+  it.effect("with tasks and the UDP proxy turned off, they and unknown system messages get error replies", () =>
     Effect.gen(function* () {
       yield* seedAccounts
-      const stack = yield* startStack()
+      const off = {
+        udpProxy: { ...defaultUdpProxyConfig, enabled: false },
+        tasks: { ...defaultTasksConfig, enabled: false }
+      }
+      const stack = yield* startStack({ relay: off })
       const gcs = yield* connectUnit(stack, "alpha", "g", "web")
       const drone = yield* connectUnit(stack, "alpha", "d", "drone")
       for (const mt of [9001, 9002, 9003, 9004]) {
         yield* gcs.send(JSON.stringify({ ty: "s", mt, ms: {} }))
-        expect((yield* gcs.nextJson()).ms).toEqual({ s: "ERR:tasks-unavailable", em: "this relay does not store tasks", mt })
+        expect((yield* gcs.nextJson()).ms).toEqual({
+          s: "ERR:tasks-unavailable",
+          em: "this relay does not store tasks",
+          mt
+        })
       }
       yield* gcs.send(JSON.stringify({ ty: "s", mt: 9008, ms: { en: true } }))
       expect((yield* gcs.nextJson()).ms.s).toBe("ERR:agents-only")
@@ -42,7 +67,8 @@ describe("DroneEngage relay: system messages and bad input", () => {
       expect((yield* drone.nextJson()).ms.s).toBe("ERR:udp-proxy-unavailable")
       yield* drone.send(JSON.stringify({ ty: "s", mt: 4242 }))
       expect((yield* drone.nextJson()).ms.s).toBe("ERR:unknown-system-message")
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 
   it.effect("malformed frames get an error reply and the connection keeps working", () =>
     Effect.gen(function* () {
@@ -50,7 +76,14 @@ describe("DroneEngage relay: system messages and bad input", () => {
       const stack = yield* startStack()
       const gcs = yield* connectUnit(stack, "alpha", "g", "web")
       const other = yield* connectUnit(stack, "alpha", "g", "web2")
-      const bad = ["not json", "[]", "null", '{"ty":"x","mt":1}', '{"ty":"g"}', JSON.stringify({ message: "Data from client", timestamp: 1 })]
+      const bad = [
+        "not json",
+        "[]",
+        "null",
+        '{"ty":"x","mt":1}',
+        '{"ty":"g"}',
+        JSON.stringify({ message: "Data from client", timestamp: 1 })
+      ]
       for (const frame of bad) {
         yield* gcs.send(frame)
         const reply = yield* gcs.nextJson()
@@ -62,7 +95,40 @@ describe("DroneEngage relay: system messages and bad input", () => {
       yield* expectNothing(other)
       yield* gcs.send(JSON.stringify({ ty: "s", mt: 9005, ms: {} }))
       expect((yield* gcs.nextJson()).ms.s).toBe("OK:pong")
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
+})
+
+describe("DroneEngage relay: stamping", () => {
+  it.effect("messages in printed form (fast path) and in any other form are stamped alike, text and binary", () =>
+    Effect.gen(function* () {
+      yield* seedAccounts
+      const stack = yield* startStack()
+      const gcs = yield* connectUnit(stack, "alpha", "g", "web")
+      const drone = yield* connectUnit(stack, "alpha", "d", "drone")
+      const stampedText = (text: string) => JSON.stringify({ ...JSON.parse(text), sd: "web", p: 0xffffffff })
+      const texts = [
+        '{"ty":"g","sd":"forged","mt":1,"ms":{"a":[1,2.5,"x"]},"p":7}',
+        '{"mt":2,"x":true,"ty":"i","tg":"drone"}',
+        '{ "ty": "g", "mt": 3.0, "ms": {"b": "\\u0041"} }',
+        '{"ty":"g","mt":4,"ms":{"a":1,"a":2}}'
+      ]
+      for (const text of texts) {
+        yield* gcs.send(text)
+        expect(yield* drone.next()).toBe(JSON.stringify({ ...decodeEnvelope(text), sd: "web", p: 0xffffffff }))
+      }
+      expect(stampedText(texts[0]!)).toBe('{"ty":"g","sd":"web","mt":1,"ms":{"a":[1,2.5,"x"]},"p":4294967295}')
+      const body = Uint8Array.of(0, 1, 2, 255)
+      for (const header of ['{"ty":"g","mt":5,"ms":{"n":1}}', '{"mt":6, "ty":"g"}']) {
+        const frame = new Uint8Array([...new TextEncoder().encode(header), 0, ...body])
+        yield* gcs.send(frame)
+        const received = yield* drone.next()
+        expect([...(received as Uint8Array)]).toEqual([
+          ...encodeBinaryFrame({ ...decodeEnvelope(header), sd: "web", p: 0xffffffff }, body)
+        ])
+      }
+    }).pipe(Effect.provide(TestServices))
+  )
 })
 
 describe("DroneEngage relay: keys, unit names and limits", () => {
@@ -73,10 +139,14 @@ describe("DroneEngage relay: keys, unit names and limits", () => {
       const { body } = yield* login(stack, "alpha", "g")
       const port = stack.relay.server.port
       yield* connect(port, `/?${connectQuery(body, "web")}`)
-      expect(yield* upgradeAttempt(port, connectQuery(body, "web-again"))).toEqual({ status: 401, body: { error: "login key is unknown, already used or expired" } })
+      expect(yield* upgradeAttempt(port, connectQuery(body, "web-again"))).toEqual({
+        status: 401,
+        body: { error: "login key is unknown, already used or expired" }
+      })
       expect((yield* upgradeAttempt(port, "f=0123456789abcdef0123456789abcdef&s=x")).status).toBe(401)
       expect((yield* upgradeAttempt(port, "s=x")).status).toBe(401)
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 
   it.effect("a key expires after 10 s (TestClock)", () =>
     Effect.gen(function* () {
@@ -89,7 +159,8 @@ describe("DroneEngage relay: keys, unit names and limits", () => {
       yield* connect(port, `/?${connectQuery(inTime, "drone")}`)
       yield* TestClock.adjust("1 second")
       expect((yield* upgradeAttempt(port, connectQuery(late, "web"))).status).toBe(401)
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 
   it.effect("reserved or missing unit names are refused without using up the key", () =>
     Effect.gen(function* () {
@@ -98,10 +169,14 @@ describe("DroneEngage relay: keys, unit names and limits", () => {
       const port = stack.relay.server.port
       const { body } = yield* login(stack, "alpha", "g")
       for (const name of ["_GCS_", "_GD_", "_AGN_", "_SYS_", ""]) {
-        expect(yield* upgradeAttempt(port, connectQuery(body, name))).toEqual({ status: 400, body: { error: "unit name s is missing, reserved or invalid" } })
+        expect(yield* upgradeAttempt(port, connectQuery(body, name))).toEqual({
+          status: 400,
+          body: { error: "unit name s is missing, reserved or invalid" }
+        })
       }
       yield* connect(port, `/?${connectQuery(body, "web")}`)
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 
   it.effect("a second connection with the same unit name in the same account replaces the first with 4004", () =>
     Effect.gen(function* () {
@@ -113,7 +188,8 @@ describe("DroneEngage relay: keys, unit names and limits", () => {
       expect((yield* first.closed).code).toBe(CloseCodes.replaced)
       yield* gcs.send(JSON.stringify({ ty: "i", tg: "drone", mt: 5 }))
       expect((yield* second.nextJson()).mt).toBe(5)
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 
   it.effect("the same unit name in another account neither collides nor impersonates", () =>
     Effect.gen(function* () {
@@ -129,7 +205,8 @@ describe("DroneEngage relay: keys, unit names and limits", () => {
       yield* gcs.send(JSON.stringify({ ty: "i", tg: "drone", mt: 3 }))
       expect((yield* real.nextJson()).mt).toBe(3)
       yield* expectNothing(impostor)
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 
   it.effect("the account's instance limit is enforced; replacing a unit does not count", () =>
     Effect.gen(function* () {
@@ -138,9 +215,13 @@ describe("DroneEngage relay: keys, unit names and limits", () => {
       yield* connectUnit(stack, "limited", "g", "a")
       yield* connectUnit(stack, "limited", "d", "b")
       const { body } = yield* login(stack, "limited", "d")
-      expect(yield* upgradeAttempt(stack.relay.server.port, connectQuery(body, "c"))).toEqual({ status: 403, body: { error: "the account's instance limit is reached" } })
+      expect(yield* upgradeAttempt(stack.relay.server.port, connectQuery(body, "c"))).toEqual({
+        status: 403,
+        body: { error: "the account's instance limit is reached" }
+      })
       yield* connectUnit(stack, "limited", "d", "b")
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 
   it.effect("the transport heartbeat drops a client that never answers pings (4000)", () =>
     Effect.gen(function* () {
@@ -168,5 +249,6 @@ describe("DroneEngage relay: keys, unit names and limits", () => {
       expect(presence.map((p) => p.unitName)).toEqual(["web"])
       yield* alive.send(JSON.stringify({ ty: "s", mt: 9005, ms: {} }))
       expect((yield* alive.nextJson()).ms.s).toBe("OK:pong")
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 })

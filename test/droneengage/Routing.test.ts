@@ -43,9 +43,27 @@ const cases: ReadonlyArray<Case> = [
   { label: "itself from a GCS", from: "g1", message: { ty: "i", tg: "g1" }, expect: [] },
   { label: "binary ty g from a GCS", from: "g1", message: { ty: "g" }, binary: true, expect: ["g2", "d1", "d2"] },
   { label: "binary ty g from an agent", from: "d1", message: { ty: "g" }, binary: true, expect: ["g1", "g2"] },
-  { label: "binary _AGN_ from a GCS", from: "g1", message: { ty: "i", tg: "_AGN_" }, binary: true, expect: ["d1", "d2"] },
-  { label: "binary to unit g2 from an agent", from: "d1", message: { ty: "i", tg: "g2" }, binary: true, expect: ["g2"] },
-  { label: "binary _GD_ from an agent", from: "d1", message: { ty: "i", tg: "_GD_" }, binary: true, expect: ["g1", "g2", "d2"] }
+  {
+    label: "binary _AGN_ from a GCS",
+    from: "g1",
+    message: { ty: "i", tg: "_AGN_" },
+    binary: true,
+    expect: ["d1", "d2"]
+  },
+  {
+    label: "binary to unit g2 from an agent",
+    from: "d1",
+    message: { ty: "i", tg: "g2" },
+    binary: true,
+    expect: ["g2"]
+  },
+  {
+    label: "binary _GD_ from an agent",
+    from: "d1",
+    message: { ty: "i", tg: "_GD_" },
+    binary: true,
+    expect: ["g1", "g2", "d2"]
+  }
 ]
 
 const body = (n: number) => Uint8Array.from({ length: 16 }, (_, i) => (i * 7 + n) & 0xff)
@@ -75,7 +93,7 @@ describe("DroneEngage routing matrix (memory transport, TestClock)", () => {
         got[name] = []
         for (const frame of yield* received(unit)) {
           const parsed = Either.getOrThrow(parseFrame(frame))
-          const n = parsed.envelope.mt as number - 1000
+          const n = (parsed.envelope.mt as number) - 1000
           const c = cases[n]!
           expect(parsed.envelope.sd).toBe(c.from)
           expect(parsed.envelope.p).toBe(0xffffffff)
@@ -88,7 +106,8 @@ describe("DroneEngage routing matrix (memory transport, TestClock)", () => {
         const expected = cases.filter((c) => c.expect.includes(name)).map((c) => c.label)
         expect({ name, got: got[name]!.sort() }).toEqual({ name, got: expected.sort() })
       }
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 
   it.effect("a unit target that is not in the group gets an error reply, not silence", () =>
     Effect.gen(function* () {
@@ -97,6 +116,12 @@ describe("DroneEngage routing matrix (memory transport, TestClock)", () => {
       const g1 = yield* connectUnit(stack, "alpha", "g", "g1")
       yield* connectUnit(stack, "beta", "d", "d9")
       yield* g1.send(JSON.stringify({ ty: "i", tg: "d9", mt: 1, ms: {} }))
-      expect(yield* g1.nextJson()).toEqual({ ty: "s", sd: "_SYS_", mt: 9100, ms: { s: "ERR:target-not-found", em: 'no unit named "d9" in this group', mt: 1 } })
-    }).pipe(Effect.provide(TestServices)))
+      expect(yield* g1.nextJson()).toEqual({
+        ty: "s",
+        sd: "_SYS_",
+        mt: 9100,
+        ms: { s: "ERR:target-not-found", em: 'no unit named "d9" in this group', mt: 1 }
+      })
+    }).pipe(Effect.provide(TestServices))
+  )
 })

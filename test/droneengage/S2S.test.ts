@@ -28,7 +28,15 @@ import {
 const info = (serverId: string) =>
   JSON.stringify({
     c: "a",
-    d: { isOnline: true, version: "x", serverId, public_host: "127.0.0.1", serverPort: 1, accounts: [], accountDetails: {} }
+    d: {
+      isOnline: true,
+      version: "x",
+      serverId,
+      public_host: "127.0.0.1",
+      serverPort: 1,
+      accounts: [],
+      accountDetails: {}
+    }
   })
 
 /** The next event of a kind from an authenticator's event feed. */
@@ -55,7 +63,8 @@ describe("DroneEngage server-to-server link (memory transport, TestClock)", () =
       expect((yield* post(`${auth.http.url}/w/wl`, { acc: "alpha", pwd: "alpha-code" })).body.e).toBe(5)
       const text = yield* (yield* Metrics).render
       expect(text).toContain('switchboard_de_s2s_refused_total{server="authenticator",reason="credentials"} 1')
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 
   it.effect("a wrong signature is refused; the right one is accepted", () =>
     Effect.gen(function* () {
@@ -72,7 +81,8 @@ describe("DroneEngage server-to-server link (memory transport, TestClock)", () =
       expect(yield* honest.nextJson()).toEqual({ s2s_auth: "ok" })
       yield* honest.send(info("relay-y"))
       yield* relayOnline(auth, "relay-y")
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 
   it.effect("a relay that never answers the challenge is dropped after 8 s with 4005 (TestClock)", () =>
     Effect.gen(function* () {
@@ -81,30 +91,37 @@ describe("DroneEngage server-to-server link (memory transport, TestClock)", () =
       yield* mute.nextJson()
       yield* TestClock.adjust("8 seconds")
       expect((yield* mute.closed).code).toBe(CloseCodes.handshakeTimeout)
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 
-  it.effect("a relay with the wrong secret never links: the authenticator refuses it with 4401 and its link stays down", () =>
-    Effect.gen(function* () {
-      yield* seedAccounts
-      const auth = yield* startAuthenticator(authenticatorConfig())
-      const events = yield* auth.commServers.events
-      const relay = yield* startRelay(relayConfig(auth.s2s.port, { s2sSecret: Option.some(Redacted.make("a different secret, 16+ chars")) })).pipe(
-        Effect.provide(relayLayer)
-      )
-      expect((yield* nextEvent(events, "Refused")).code).toBe(CloseCodes.unauthorized)
-      expect(relay.link.isUp()).toBe(false)
-      expect(auth.commServers.status()).toEqual([])
-      expect((yield* post(`${auth.http.url}/w/wl`, { acc: "alpha", pwd: "alpha-code" })).body.e).toBe(5)
-      // It tries again after its backoff and is refused again: never linked in between.
-      yield* advanceUntil(nextEvent(events, "Refused"))
-      expect(auth.commServers.status()).toEqual([])
-    }).pipe(Effect.provide(TestServices)))
+  it.effect(
+    "a relay with the wrong secret never links: the authenticator refuses it with 4401 and its link stays down",
+    () =>
+      Effect.gen(function* () {
+        yield* seedAccounts
+        const auth = yield* startAuthenticator(authenticatorConfig())
+        const events = yield* auth.commServers.events
+        const relay = yield* startRelay(
+          relayConfig(auth.s2s.port, { s2sSecret: Option.some(Redacted.make("a different secret, 16+ chars")) })
+        ).pipe(Effect.provide(relayLayer))
+        expect((yield* nextEvent(events, "Refused")).code).toBe(CloseCodes.unauthorized)
+        expect(relay.link.isUp()).toBe(false)
+        expect(auth.commServers.status()).toEqual([])
+        expect((yield* post(`${auth.http.url}/w/wl`, { acc: "alpha", pwd: "alpha-code" })).body.e).toBe(5)
+        // It tries again after its backoff and is refused again: never linked in between.
+        yield* advanceUntil(nextEvent(events, "Refused"))
+        expect(auth.commServers.status()).toEqual([])
+      }).pipe(Effect.provide(TestServices))
+  )
 
   it.effect("Ed25519 as in the newer originals: a relay signing with a trusted key links, another key is refused", () =>
     Effect.gen(function* () {
       const pem = () => {
         const pair = generateKeyPairSync("ed25519")
-        return { publicPem: String(pair.publicKey.export({ type: "spki", format: "pem" })), privatePem: String(pair.privateKey.export({ type: "pkcs8", format: "pem" })) }
+        return {
+          publicPem: String(pair.publicKey.export({ type: "spki", format: "pem" })),
+          privatePem: String(pair.privateKey.export({ type: "pkcs8", format: "pem" }))
+        }
       }
       const trusted = pem()
       const stranger = pem()
@@ -116,13 +133,20 @@ describe("DroneEngage server-to-server link (memory transport, TestClock)", () =
       const run = Effect.gen(function* () {
         yield* seedAccounts
         const auth = yield* startAuthenticator(
-          authenticatorConfig({ s2sSecret: Option.none(), s2sTrustedKeys: new Map([["relay-ed", "/keys/trusted.pub.pem"]]) })
+          authenticatorConfig({
+            s2sSecret: Option.none(),
+            s2sTrustedKeys: new Map([["relay-ed", "/keys/trusted.pub.pem"]])
+          })
         )
         const events = yield* auth.commServers.events
         const relayWith = (privatePath: string, serverId: string) =>
-          startRelay(relayConfig(auth.s2s.port, { serverId, s2sSecret: Option.none(), s2sPrivateKeyPath: Option.some(privatePath) })).pipe(
-            Effect.provide(relayLayer)
-          )
+          startRelay(
+            relayConfig(auth.s2s.port, {
+              serverId,
+              s2sSecret: Option.none(),
+              s2sPrivateKeyPath: Option.some(privatePath)
+            })
+          ).pipe(Effect.provide(relayLayer))
         const strangerScope = yield* Scope.make()
         yield* relayWith("/keys/stranger.pem", "relay-ed").pipe(Scope.extend(strangerScope))
         expect((yield* nextEvent(events, "Refused")).code).toBe(CloseCodes.unauthorized)
@@ -134,19 +158,25 @@ describe("DroneEngage server-to-server link (memory transport, TestClock)", () =
         expect((yield* login(stack, "alpha", "g")).body.cs.h).toBe(relay.server.port)
         // A missing key file stops the relay with one line naming it.
         const missing = yield* Effect.either(relayWith("/keys/nowhere.pem", "relay-x"))
-        expect(missing._tag === "Left" && missing.left).toMatchObject({ message: "cannot read the relay's S2S private key at /keys/nowhere.pem" })
+        expect(missing._tag === "Left" && missing.left).toMatchObject({
+          message: "cannot read the relay's S2S private key at /keys/nowhere.pem"
+        })
       })
       yield* run.pipe(Effect.provide(Layer.merge(TestServices, memoryFiles(files))))
-    }))
+    })
+  )
 
   it.effect("INSECURE compat flag (off by default) admits an original relay that skips the challenge", () =>
     Effect.gen(function* () {
-      const auth = yield* startAuthenticator(authenticatorConfig({ allowUnauthenticatedServers: true, s2sSecret: Option.none() }))
+      const auth = yield* startAuthenticator(
+        authenticatorConfig({ allowUnauthenticatedServers: true, s2sSecret: Option.none() })
+      )
       const legacy = yield* connect(auth.s2s.port, "/")
       expect(yield* legacy.nextJson()).toEqual({ s2s_auth: "ok" })
       yield* legacy.send(info("legacy"))
       yield* auth.commServers.awaitStatus((status) => status.some((s) => s.serverId === "legacy"))
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 
   it.effect("the S2S link answers the authenticator's heartbeat and stays up (TestClock)", () =>
     Effect.gen(function* () {
@@ -161,7 +191,8 @@ describe("DroneEngage server-to-server link (memory transport, TestClock)", () =
       expect((yield* login(stack, "alpha", "g")).body.e).toBe(0)
       expect(stack.relay.link.isUp()).toBe(true)
       expect(stack.authenticator.commServers.status()).toHaveLength(1)
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 
   it.effect("INFO follows every join and leave; a unit's disconnect ends exactly its session (LOGOUT matches)", () =>
     Effect.gen(function* () {
@@ -179,25 +210,31 @@ describe("DroneEngage server-to-server link (memory transport, TestClock)", () =
       expect(yield* stack.authenticator.sessions.count).toBe(1)
       expect((yield* hardware(drone.sid)).body.e).toBe(7)
       expect((yield* hardware(gcs.sid)).body.e).toBe(0)
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 
   it.effect("logins go to the relay already hosting the account, else to the least loaded one", () =>
     Effect.gen(function* () {
       yield* seedAccounts
       const stack = yield* startStack()
-      const other = yield* startRelay(relayConfig(stack.authenticator.s2s.port, { serverId: "relay-b" })).pipe(Effect.provide(relayLayer))
+      const other = yield* startRelay(relayConfig(stack.authenticator.s2s.port, { serverId: "relay-b" })).pipe(
+        Effect.provide(relayLayer)
+      )
       yield* relayOnline(stack.authenticator, "relay-b")
       const first = (yield* login(stack, "alpha", "g")).body
       const firstPort = first.cs.h
       const web = yield* connect(firstPort, `/?f=${first.cs.f}&s=web`)
       yield* web.next() // welcome
       const hosting = firstPort === other.server.port ? "relay-b" : "relay-test"
-      yield* stack.authenticator.commServers.awaitStatus((status) => status.find((s) => s.serverId === hosting)?.accounts === 1)
+      yield* stack.authenticator.commServers.awaitStatus(
+        (status) => status.find((s) => s.serverId === hosting)?.accounts === 1
+      )
       expect((yield* login(stack, "alpha", "d")).body.cs.h).toBe(firstPort)
       const beta = (yield* login(stack, "beta", "g")).body
       expect(beta.cs.h).not.toBe(firstPort)
       expect([stack.relay.server.port, other.server.port]).toContain(beta.cs.h)
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 
   it.effect("a relay that never answers LOGIN: the login answers e 5 after 15 s (TestClock)", () =>
     Effect.gen(function* () {
@@ -215,7 +252,8 @@ describe("DroneEngage server-to-server link (memory transport, TestClock)", () =
       yield* TestClock.adjust("15 seconds")
       const reply = yield* Fiber.join(pending)
       expect(reply.body).toEqual({ e: 5, em: "No available Server", cm: "/wl" })
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 
   it.effect("relay restart: the new relay links again and sends INFO; logins work again", () =>
     Effect.gen(function* () {
@@ -231,7 +269,8 @@ describe("DroneEngage server-to-server link (memory transport, TestClock)", () =
       yield* relayOnline(auth)
       const stack = { authUrl: auth.http.url, authenticator: auth, relay }
       expect((yield* login(stack, "alpha", "g")).body.cs.h).toBe(relay.server.port)
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 
   it.effect("authenticator restart: the relay re-dials, re-authenticates and sends INFO with its units", () =>
     Effect.gen(function* () {
@@ -250,5 +289,6 @@ describe("DroneEngage server-to-server link (memory transport, TestClock)", () =
       yield* advanceUntil(second.commServers.awaitStatus((status) => status[0]?.units === 1))
       // The unit never noticed.
       yield* pingPong(gcs)
-    }).pipe(Effect.provide(TestServices)))
+    }).pipe(Effect.provide(TestServices))
+  )
 })

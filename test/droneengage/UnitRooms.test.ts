@@ -45,7 +45,9 @@ describe("UnitRooms (in process)", () => {
       const g = yield* rooms.enter(member("a", "web", "g"), gcs.connection, 0)
       yield* rooms.enter(member("a", "d1", "d"), drone.connection, 0)
       const room = { accountId: "a", group: "1" }
-      expect([...gcs.topics].sort()).toEqual([topicFor(room, Everyone), topicFor(room, Gcs), topicFor(room, Unit("web"))].sort())
+      expect([...gcs.topics].sort()).toEqual(
+        [topicFor(room, Everyone), topicFor(room, Gcs), topicFor(room, Unit("web"))].sort()
+      )
       expect(drone.topics.has(topicFor(room, Agents))).toBe(true)
       expect(rooms.deliver(g, Everyone, "x")).toEqual({ _tag: "Delivered", recipients: 1 })
       expect(gcs.published).toEqual([[topicFor(room, Everyone), "x"]])
@@ -54,7 +56,8 @@ describe("UnitRooms (in process)", () => {
       expect(rooms.deliver(g, Unit("nobody"), "z")).toEqual({ _tag: "TargetNotFound", unitName: "nobody" })
       const text = yield* (yield* Metrics).render
       expect(text).toContain('switchboard_de_deliveries_total{server="test"} 1')
-    }).pipe(Effect.provide(Layer.merge(Metrics.Default, InProcessRoomsLive))))
+    }).pipe(Effect.provide(Layer.merge(Metrics.Default, InProcessRoomsLive)))
+  )
 
   it.effect("presence, replacement, leave and exit, with a change event for each", () =>
     Effect.gen(function* () {
@@ -76,7 +79,8 @@ describe("UnitRooms (in process)", () => {
       expect(yield* rooms.snapshot).toEqual({ accounts: [], accountDetails: {} })
       const events = yield* Queue.takeAll(changes)
       expect([...events].map((e) => e._tag)).toEqual(["Entered", "Left", "Entered", "Left"])
-    }).pipe(Effect.provide(Layer.merge(Metrics.Default, InProcessRoomsLive))))
+    }).pipe(Effect.provide(Layer.merge(Metrics.Default, InProcessRoomsLive)))
+  )
 
   it.effect("instance limits count the account's units across groups, not other accounts", () =>
     Effect.gen(function* () {
@@ -88,5 +92,6 @@ describe("UnitRooms (in process)", () => {
       expect(Either.isLeft(refused) && refused.left._tag).toBe("InstanceLimitReached")
       expect(rooms.admits(member("a", "u1", "g"), 2)).toBe(true)
       expect(rooms.admits(member("a", "u9", "g"), 0)).toBe(true)
-    }).pipe(Effect.provide(Layer.merge(Metrics.Default, InProcessRoomsLive))))
+    }).pipe(Effect.provide(Layer.merge(Metrics.Default, InProcessRoomsLive)))
+  )
 })

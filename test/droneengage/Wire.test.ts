@@ -2,7 +2,17 @@ import { describe, expect, test } from "bun:test"
 import { generateKeyPairSync } from "node:crypto"
 import { Arbitrary, Either, FastCheck, Schema } from "effect"
 import { decodeBody, LoginBody, ManagementBody, parseBody } from "../../src/droneengage/Api.ts"
-import { Agents, Everyone, Gcs, route, topicFor, topicsOf, Unit, validLoginKey, validUnitName } from "../../src/droneengage/Routing.ts"
+import {
+  Agents,
+  Everyone,
+  Gcs,
+  route,
+  topicFor,
+  topicsOf,
+  Unit,
+  validLoginKey,
+  validUnitName
+} from "../../src/droneengage/Routing.ts"
 import {
   AuthToRelay,
   decodeAuthToRelay,
@@ -64,7 +74,12 @@ describe("DroneEngage client frames", () => {
 
   test("welcome and error replies have the documented shapes", () => {
     expect(JSON.parse(welcome("1.2.3.4:5"))).toEqual({ ty: "s", mt: 9007, ms: { s: "OK:connected:tcp:1.2.3.4:5" } })
-    expect(JSON.parse(errorReply("malformed", "not JSON"))).toEqual({ ty: "s", sd: "_SYS_", mt: 9100, ms: { s: "ERR:malformed", em: "not JSON" } })
+    expect(JSON.parse(errorReply("malformed", "not JSON"))).toEqual({
+      ty: "s",
+      sd: "_SYS_",
+      mt: 9100,
+      ms: { s: "ERR:malformed", em: "not JSON" }
+    })
   })
 })
 
@@ -88,17 +103,29 @@ describe("DroneEngage routing rules", () => {
   })
   test("topics are scoped by account and cannot be forged by names", () => {
     FastCheck.assert(
-      FastCheck.property(FastCheck.string(), FastCheck.string(), FastCheck.string(), FastCheck.string(), (a1, g1, a2, g2) => {
-        FastCheck.pre(a1 !== a2 || g1 !== g2)
-        expect(topicFor({ accountId: a1, group: g1 }, Everyone)).not.toBe(topicFor({ accountId: a2, group: g2 }, Everyone))
-        if (a1 !== a2) expect(topicFor({ accountId: a1, group: g1 }, Unit(g2))).not.toBe(topicFor({ accountId: a2, group: g1 }, Unit(g2)))
-      })
+      FastCheck.property(
+        FastCheck.string(),
+        FastCheck.string(),
+        FastCheck.string(),
+        FastCheck.string(),
+        (a1, g1, a2, g2) => {
+          FastCheck.pre(a1 !== a2 || g1 !== g2)
+          expect(topicFor({ accountId: a1, group: g1 }, Everyone)).not.toBe(
+            topicFor({ accountId: a2, group: g2 }, Everyone)
+          )
+          if (a1 !== a2)
+            expect(topicFor({ accountId: a1, group: g1 }, Unit(g2))).not.toBe(
+              topicFor({ accountId: a2, group: g1 }, Unit(g2))
+            )
+        }
+      )
     )
     expect(topicsOf({ accountId: "1", group: "1" }, "g", "x")).toHaveLength(3)
   })
   test("unit names and login keys", () => {
     expect(validUnitName("drone-1")).toBe(true)
-    for (const bad of ["", "_GCS_", "_GD_", "_AGN_", "_SYS_", "a\nb", "x".repeat(201)]) expect(validUnitName(bad)).toBe(false)
+    for (const bad of ["", "_GCS_", "_GD_", "_AGN_", "_SYS_", "a\nb", "x".repeat(201)])
+      expect(validUnitName(bad)).toBe(false)
     expect(validLoginKey("0123456789abcdef0123456789abcdef")).toBe(true)
     expect(validLoginKey("0123456789abcdef0123456789abcde")).toBe(false)
     expect(validLoginKey("0123456789ABCDEF0123456789abcdef")).toBe(false)
@@ -153,7 +180,9 @@ describe("DroneEngage server-to-server frames", () => {
 describe("DroneEngage HTTP bodies", () => {
   test("JSON and form bodies decode to the same login", () => {
     const json = Either.getOrThrow(parseBody("application/json", '{"acc":"a","pwd":"p","gr":1,"app":"x"}'))
-    const form = Either.getOrThrow(parseBody("application/x-www-form-urlencoded; charset=utf-8", "acc=a&pwd=p&gr=1&app=x"))
+    const form = Either.getOrThrow(
+      parseBody("application/x-www-form-urlencoded; charset=utf-8", "acc=a&pwd=p&gr=1&app=x")
+    )
     expect(Either.getOrThrow(decodeBody(LoginBody, json))).toEqual(Either.getOrThrow(decodeBody(LoginBody, form)))
   })
   test("bad bodies name the field", () => {
@@ -169,15 +198,23 @@ describe("DroneEngage HTTP bodies", () => {
       FastCheck.assert(
         FastCheck.property(Arbitrary.make(Schema.typeSchema(schema)), (value) => {
           const json = JSON.stringify(Schema.encodeSync(schema)(value))
-          expect(Either.getOrThrow(decodeBody(schema, Either.getOrThrow(parseBody("application/json", json))))).toEqual(value)
+          expect(Either.getOrThrow(decodeBody(schema, Either.getOrThrow(parseBody("application/json", json))))).toEqual(
+            value
+          )
         })
       )
     viaJson(LoginBody)
     viaJson(ManagementBody)
     FastCheck.assert(
       FastCheck.property(Arbitrary.make(Schema.typeSchema(LoginBody)), (value) => {
-        const form = new URLSearchParams(Object.entries(value).filter(([, v]) => v !== undefined) as Array<[string, string]>).toString()
-        expect(Either.getOrThrow(decodeBody(LoginBody, Either.getOrThrow(parseBody("application/x-www-form-urlencoded", form))))).toEqual(value)
+        const form = new URLSearchParams(
+          Object.entries(value).filter(([, v]) => v !== undefined) as Array<[string, string]>
+        ).toString()
+        expect(
+          Either.getOrThrow(
+            decodeBody(LoginBody, Either.getOrThrow(parseBody("application/x-www-form-urlencoded", form)))
+          )
+        ).toEqual(value)
       })
     )
   })

@@ -6,10 +6,17 @@ import { InProcessRoomsLive } from "../../layers/Rooms/InProcessRooms.ts"
 import { AccountStore } from "../../layers/Storage/AccountStore.ts"
 import { HardwareStore, MemoryHardwareStore } from "../../layers/Storage/HardwareStore.ts"
 import { MemoryAccountStoreTest } from "../../layers/Storage/MemoryAccountStore.ts"
+import { MemoryTaskStore } from "../../layers/Storage/MemoryTaskStore.ts"
 import { MemoryTokensLive } from "../../layers/Tokens/MemoryTokens.ts"
 import { type MemoryClient, MemoryNetwork, MemoryTransportTest } from "../../layers/Transport/MemoryTransport.ts"
+import { MemoryDatagramNetwork, MemoryUdp } from "../../layers/Udp/MemoryUdp.ts"
 import { startAuthenticator } from "../../src/droneengage/Authenticator.ts"
-import type { AuthenticatorConfig, RelayConfig } from "../../src/droneengage/Config.ts"
+import {
+  type AuthenticatorConfig,
+  defaultTasksConfig,
+  defaultUdpProxyConfig,
+  type RelayConfig
+} from "../../src/droneengage/Config.ts"
 import { startRelay } from "../../src/droneengage/Relay.ts"
 import { UnitRoomsLive } from "../../src/droneengage/UnitRooms.ts"
 import { defaultSocketLimits } from "../../src/shared/SocketLimits.ts"
@@ -42,7 +49,9 @@ export const authenticatorConfig = (overrides: Partial<AuthenticatorConfig> = {}
   loginRateWindow: Duration.minutes(1),
   loginFailureLimit: 1000,
   loginFailureWindow: Duration.minutes(10),
+  loginFailureBlock: Duration.minutes(5),
   s2sLimits: defaultSocketLimits,
+  apiLimits: { ...defaultSocketLimits, maxRequestBodyBytes: 64 * 1024 },
   ...overrides
 })
 
@@ -61,6 +70,8 @@ export const relayConfig = (authenticatorS2sPort: number, overrides: Partial<Rel
   // Every join and leave sends INFO at once (TestClock completes a zero sleep without an adjust).
   infoInterval: Duration.zero,
   limits: defaultSocketLimits,
+  udpProxy: defaultUdpProxyConfig,
+  tasks: defaultTasksConfig,
   ...overrides
 })
 
@@ -70,18 +81,36 @@ export const memoryFiles = (files: ReadonlyMap<string, string> = new Map()) =>
     readFileString: (path) => {
       const text = files.get(path)
       return text === undefined
-        ? Effect.fail(new SystemError({ reason: "NotFound", module: "FileSystem", method: "readFileString", pathOrDescriptor: path }))
+        ? Effect.fail(
+            new SystemError({
+              reason: "NotFound",
+              module: "FileSystem",
+              method: "readFileString",
+              pathOrDescriptor: path
+            })
+          )
         : Effect.succeed(text)
     }
   })
 
 /** Everything both servers need, in memory; the relay's rooms come per relay (relayLayer). */
-export const TestServices = Layer.mergeAll(MemoryAccountStoreTest, MemoryHardwareStore, MemoryTokensLive, MemoryFederationLive, memoryFiles()).pipe(
-  Layer.provideMerge(MemoryTransportTest)
-)
+export const TestServices = Layer.mergeAll(
+  MemoryAccountStoreTest,
+  MemoryHardwareStore,
+  MemoryTokensLive,
+  MemoryFederationLive,
+  memoryFiles()
+).pipe(Layer.provideMerge(MemoryTransportTest))
 
-/** One relay's unit rooms (each relay of a test gets its own). */
-export const relayLayer = UnitRoomsLive("relay").pipe(Layer.provide(InProcessRoomsLive))
+/** The datagram network of the relays' UDP proxies; tests bind their UDP peers on it too. */
+export const datagrams = new MemoryDatagramNetwork()
+
+/** One relay's unit rooms (each relay of a test gets its own), UDP on the memory datagram network, tasks in memory. */
+export const relayLayer = Layer.mergeAll(
+  UnitRoomsLive("relay").pipe(Layer.provide(InProcessRoomsLive)),
+  MemoryUdp(datagrams),
+  MemoryTaskStore
+)
 
 export interface Stack {
   readonly authUrl: string
@@ -91,7 +120,9 @@ export interface Stack {
 
 /** Completes once some authenticated relay has reported INFO. */
 export const relayOnline = (authenticator: Stack["authenticator"], serverId?: string) =>
-  authenticator.commServers.awaitStatus((status) => status.some((s) => s.online && (serverId === undefined || s.serverId === serverId)))
+  authenticator.commServers.awaitStatus((status) =>
+    status.some((s) => s.online && (serverId === undefined || s.serverId === serverId))
+  )
 
 /** Authenticator and relay on the memory network, linked over the S2S link, INFO received. */
 export const startStack = (options: { auth?: Partial<AuthenticatorConfig>; relay?: Partial<RelayConfig> } = {}) =>
@@ -114,7 +145,8 @@ export const seedAccounts = Effect.gen(function* () {
   yield* make("limited", Permission.all, { instanceLimit: 2 })
   const hardware = yield* HardwareStore
   const alpha = yield* accounts.findByName("alpha")
-  if (Option.isSome(alpha)) yield* hardware.register({ accountId: alpha.value.id, hardwareId: "hw-1", hardwareType: "px4" })
+  if (Option.isSome(alpha))
+    yield* hardware.register({ accountId: alpha.value.id, hardwareId: "hw-1", hardwareType: "px4" })
 })
 
 /** An HTTP request to a memory server, by its URL (http://memory:<port>/path). */
@@ -128,7 +160,11 @@ export const post = (url: string, body: unknown, contentType = "application/json
   Effect.gen(function* () {
     const response = yield* request(
       url,
-      { method: "POST", headers: { "content-type": contentType }, body: typeof body === "string" ? body : JSON.stringify(body) },
+      {
+        method: "POST",
+        headers: { "content-type": contentType },
+        body: typeof body === "string" ? body : JSON.stringify(body)
+      },
       remoteAddress
     )
     const text = yield* Effect.promise(() => response.text())
@@ -139,12 +175,22 @@ export const getJson = (url: string) =>
   Effect.flatMap(request(url), (response) => Effect.promise(() => response.json() as Promise<any>))
 
 export const login = (stack: Stack, account: string, actor: "g" | "d", group = "1") =>
-  post(`${stack.authUrl}${actor === "g" ? "/w/wl" : "/agent/al"}`, { acc: account, pwd: `${account}-code`, gr: group, app: "test", ver: "1", ex: "x" })
+  post(`${stack.authUrl}${actor === "g" ? "/w/wl" : "/agent/al"}`, {
+    acc: account,
+    pwd: `${account}-code`,
+    gr: group,
+    app: "test",
+    ver: "1",
+    ex: "x"
+  })
 
 /** A connection to a memory server (a WebSocket without sockets). */
 export const connect = (port: number, path: string) =>
   Effect.flatMap(MemoryNetwork, (network) =>
-    network.connect(port, path).pipe(Effect.mapError((closed) => new Error(`connect refused: ${closed.code} ${closed.reason}`)), Effect.orDie)
+    network.connect(port, path).pipe(
+      Effect.mapError((closed) => new Error(`connect refused: ${closed.code} ${closed.reason}`)),
+      Effect.orDie
+    )
   )
 
 export interface Unit extends MemoryClient {
@@ -157,7 +203,8 @@ export const pingPong = (unit: MemoryClient) =>
   Effect.gen(function* () {
     yield* unit.send(JSON.stringify({ ty: "s", mt: 9005, ms: { probe: true } }))
     const frame = yield* unit.nextJson()
-    if (frame.mt !== 9005 || frame.ms?.s !== "OK:pong") return yield* Effect.dieMessage(`expected the pong, got ${JSON.stringify(frame)}`)
+    if (frame.mt !== 9005 || frame.ms?.s !== "OK:pong")
+      return yield* Effect.dieMessage(`expected the pong, got ${JSON.stringify(frame)}`)
   })
 
 /**
@@ -188,13 +235,18 @@ export const upgradeAttempt = (port: number, query: string) =>
   })
 
 /** The URL query a login reply tells a client to connect with. */
-export const connectQuery = (reply: { cs: { f: string } }, unitName: string) => `f=${reply.cs.f}&s=${encodeURIComponent(unitName)}`
+export const connectQuery = (reply: { cs: { f: string } }, unitName: string) =>
+  `f=${reply.cs.f}&s=${encodeURIComponent(unitName)}`
 
 /**
  * Moves TestClock forward in `step`s until `done` completes (at most `steps` times): for waits
  * that end on an event but need clock time first (a re-dial after backoff).
  */
-export const advanceUntil = <A, E, R>(done: Effect.Effect<A, E, R>, step: Duration.DurationInput = "100 millis", steps = 100) =>
+export const advanceUntil = <A, E, R>(
+  done: Effect.Effect<A, E, R>,
+  step: Duration.DurationInput = "100 millis",
+  steps = 100
+) =>
   Effect.gen(function* () {
     const fiber = yield* Effect.fork(done)
     for (let i = 0; i < steps; i++) {

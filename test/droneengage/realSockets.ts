@@ -7,7 +7,9 @@ import { MemoryTokensLive } from "../../layers/Tokens/MemoryTokens.ts"
 import { UnitRoomsLive } from "../../src/droneengage/UnitRooms.ts"
 import { MemoryHardwareStore } from "../../layers/Storage/HardwareStore.ts"
 import { MemoryAccountStoreTest } from "../../layers/Storage/MemoryAccountStore.ts"
+import { MemoryTaskStore } from "../../layers/Storage/MemoryTaskStore.ts"
 import { BunTransportLive } from "../../layers/Transport/BunTransport.ts"
+import { BunUdpLive } from "../../layers/Udp/BunUdp.ts"
 import { startAuthenticator } from "../../src/droneengage/Authenticator.ts"
 import { startRelay } from "../../src/droneengage/Relay.ts"
 import type { AuthenticatorConfig, RelayConfig } from "../../src/droneengage/Config.ts"
@@ -34,7 +36,11 @@ export const TestServices = Layer.mergeAll(
   BunFileSystem.layer
 ).pipe(Layer.provideMerge(Metrics.Default))
 
-export const relayLayer = UnitRoomsLive("relay").pipe(Layer.provide(InProcessRoomsLive))
+export const relayLayer = Layer.mergeAll(
+  UnitRoomsLive("relay").pipe(Layer.provide(InProcessRoomsLive)),
+  BunUdpLive,
+  MemoryTaskStore
+)
 
 export interface Stack {
   readonly authUrl: string
@@ -64,7 +70,14 @@ export const post = (url: string, body: unknown, contentType = "application/json
   })
 
 export const login = (stack: Stack, account: string, actor: "g" | "d", group = "1") =>
-  post(`${stack.authUrl}${actor === "g" ? "/w/wl" : "/agent/al"}`, { acc: account, pwd: `${account}-code`, gr: group, app: "test", ver: "1", ex: "x" })
+  post(`${stack.authUrl}${actor === "g" ? "/w/wl" : "/agent/al"}`, {
+    acc: account,
+    pwd: `${account}-code`,
+    gr: group,
+    app: "test",
+    ver: "1",
+    ex: "x"
+  })
 
 export interface Unit extends WsClient {
   readonly name: string
@@ -86,10 +99,19 @@ export const connectUnit = (stack: Stack, account: string, actor: "g" | "d", nam
 export const upgradeAttempt = (port: number, query: string) =>
   Effect.promise(async () => {
     const response = await fetch(`http://127.0.0.1:${port}/?${query}`, {
-      headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13" }
+      headers: {
+        upgrade: "websocket",
+        connection: "Upgrade",
+        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "sec-websocket-version": "13"
+      }
     })
-    return { status: response.status, body: response.status === 101 ? undefined : ((await response.json()) as { error: string }) }
+    return {
+      status: response.status,
+      body: response.status === 101 ? undefined : ((await response.json()) as { error: string })
+    }
   })
 
 /** The URL query a login reply tells a client to connect with. */
-export const connectQuery = (reply: { cs: { f: string } }, unitName: string) => `f=${reply.cs.f}&s=${encodeURIComponent(unitName)}`
+export const connectQuery = (reply: { cs: { f: string } }, unitName: string) =>
+  `f=${reply.cs.f}&s=${encodeURIComponent(unitName)}`

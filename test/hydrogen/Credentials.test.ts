@@ -1,7 +1,7 @@
 import { describe, expect } from "bun:test"
 import { Duration, Effect, TestClock } from "effect"
 import { it } from "../support/effect.ts"
-import { adminKey, apiOnlyKey, metric, post, startTestHydrogen, tryUpgrade } from "./support.ts"
+import { adminKey, apiOnlyKey, command, connectHydrogen, metric, post, readerKey, startTestHydrogen, tryUpgrade } from "./support.ts"
 
 const publish = { channel: "news", action: "headline" }
 
@@ -42,5 +42,23 @@ describe("hydrogen failed credentials", () => {
       expect((yield* post(hydrogen, "/api/publish", publish, apiOnlyKey, "10.0.0.3")).status).toBe(429)
       // another address is admitted (the memory network answers an accepted bare upgrade with 426)
       expect((yield* tryUpgrade(hydrogen, { authorization: `Key ${adminKey}` }, "", "10.0.0.4")).status).toBe(426)
+    }))
+
+  it.effect("wrong per-message auth.token credentials count too", () =>
+    Effect.gen(function* () {
+      const hydrogen = yield* startTestHydrogen({ failedCredentialsBurst: 2, failedCredentialsPerMinute: 1 })
+      const client = yield* connectHydrogen(hydrogen, readerKey)
+      const withToken = (token: string) =>
+        Effect.gen(function* () {
+          yield* client.send(JSON.stringify({ type: "command", id: "m", channel: "events", action: "publish", data: publish, auth: { token } }))
+          return (yield* client.nextJson()).error
+        })
+      expect(yield* withToken("guess-1")).toMatchObject({ category: "authentication", code: "invalid_token" })
+      expect(yield* withToken("guess-2")).toMatchObject({ code: "invalid_token" })
+      expect(yield* withToken("guess-3")).toMatchObject({ code: "rate_limited", message: expect.stringContaining("failed credentials") })
+      expect((yield* withToken(adminKey)).code).toBe("rate_limited")
+      // the connection itself carries on; the address is blocked at upgrade too
+      expect((yield* command(client, "system", "ping")).response.error).toBeUndefined()
+      expect((yield* tryUpgrade(hydrogen, { authorization: `Key ${adminKey}` })).status).toBe(429)
     }))
 })

@@ -3,7 +3,7 @@ import { Effect, Either, FastCheck } from "effect"
 import { decodeInbound } from "../../src/hydrogen/Envelope.ts"
 import { maxJsonDepth, nestsDeeperThan, parseJson } from "../../src/hydrogen/Json.ts"
 import { it } from "../support/effect.ts"
-import { command, connectHydrogen, ok, post, startTestHydrogen } from "./support.ts"
+import { apiOnlyKey, command, connectHydrogen, ok, post, request, startTestHydrogen } from "./support.ts"
 
 const nested = (depth: number) => `${"[".repeat(depth)}${"]".repeat(depth)}`
 const huge = "x".repeat(40_000)
@@ -73,5 +73,29 @@ describe("hydrogen JSON entry points", () => {
       expect(wrong.status).toBe(400)
       expectShort(wrong.body)
       expect((yield* post(hydrogen, "/api/publish", { channel: "orders", action: "x" })).status).toBe(200)
+    }))
+
+  it.effect("HTTP API: a body without a length is read only up to the limit, then 413", () =>
+    Effect.gen(function* () {
+      const hydrogen = yield* startTestHydrogen()
+      const chunk = new TextEncoder().encode("x".repeat(64 * 1024))
+      let pulled = 0
+      const endless = new ReadableStream<Uint8Array>({
+        pull: (controller) => {
+          pulled++
+          controller.enqueue(chunk)
+        }
+      })
+      const answer = yield* request(hydrogen, "/api/publish", {
+        method: "POST",
+        headers: { authorization: `Key ${apiOnlyKey}`, "content-type": "application/json" },
+        body: endless,
+        duplex: "half"
+      } as RequestInit)
+      // The transport's body limit (maxPayloadBytes + 64 KiB) answers first, with a short reason.
+      expect(answer.status).toBe(413)
+      expect(JSON.stringify(answer.body).length).toBeLessThan(200)
+      // 1 MiB limit in 64 KiB chunks: reading stopped just past it (a stream never ends otherwise)
+      expect(pulled).toBeLessThan(40)
     }))
 })

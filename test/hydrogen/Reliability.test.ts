@@ -137,6 +137,8 @@ describe("hydrogen guaranteed delivery", () => {
       const late = yield* connectHydrogen(hydrogen, readerKey)
       expect((yield* command(late, "system", "resume", { session })).response.error.code).toBe("session_unknown")
       expect(yield* metric(hydrogen, `switchboard_hydrogen_undeliverable_total{reason="session_expired"}`)).toBe(1)
+      // the session's resume token was revoked with it: only the late client's own is held
+      expect(yield* hydrogen.tokens.count("hydrogen/session")).toBe(1)
     }))
 
   it.effect("unacked events wait for a resumed session and are resent; a session cannot be taken by another identity", () =>

@@ -31,6 +31,18 @@ describe("hydrogen over real sockets (smoke)", () => {
       yield* ok(reader, "subscriptions", "subscribe", { channel: "news" })
       const published = yield* ok(admin, "events", "publish", { channel: "news", action: "headline", data: { title: "hi" } })
       expect(yield* reader.nextJson()).toMatchObject({ type: "event", id: published.id, channel: "news", data: { title: "hi" } })
+      const viaHttp = yield* Effect.promise(() => fetch(`${hydrogen.httpUrl}/api/publish`, {
+        method: "POST",
+        headers: { authorization: `Key ${adminKey}`, "content-type": "application/json" },
+        body: JSON.stringify({ channel: "news", action: "headline", data: { title: "over http" } })
+      }).then((r) => r.json() as Promise<any>))
+      expect(yield* reader.nextJson()).toMatchObject({ id: viaHttp.id, data: { title: "over http" } })
+      const tooLarge = yield* Effect.promise(() => fetch(`${hydrogen.httpUrl}/api/publish`, {
+        method: "POST",
+        headers: { authorization: `Key ${adminKey}`, "content-type": "application/json" },
+        body: JSON.stringify({ channel: "news", action: "big", data: "y".repeat(2 * 1024 * 1024) })
+      }))
+      expect(tooLarge.status).toBe(413)
       const refused = yield* Effect.promise(() => fetch(`${hydrogen.httpUrl}/?key=wrong-${adminKey}`, {
         headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13", "sec-websocket-protocol": "hydrogen-protocol" }
       }))

@@ -4,8 +4,10 @@ import { InProcessRoomsLive } from "../../layers/Rooms/InProcessRooms.ts"
 import { Rooms } from "../../layers/Rooms/Rooms.ts"
 import { MemoryStreamStore } from "../../layers/Storage/MemoryStreamStore.ts"
 import type { StreamStore } from "../../layers/Storage/StreamStore.ts"
+import { MemoryTokensLive } from "../../layers/Tokens/MemoryTokens.ts"
+import { Tokens } from "../../layers/Tokens/Tokens.ts"
 import { BunTransportLive } from "../../layers/Transport/BunTransport.ts"
-import { type MemoryClient, MemoryNetwork, MemoryTransportLive } from "../../layers/Transport/MemoryTransport.ts"
+import { type MemoryClient, MemoryNetwork, MemoryTransportTest } from "../../layers/Transport/MemoryTransport.ts"
 import { type HydrogenSettings, hydrogenSettings } from "../../src/hydrogen/Config.ts"
 import type { ExtraHandlers } from "../../src/hydrogen/Handlers.ts"
 import { startHydrogen } from "../../src/hydrogen/Server.ts"
@@ -39,8 +41,8 @@ export const testSettings = (overrides: Partial<HydrogenSettings> = {}): Hydroge
   })
 
 /**
- * Hydrogen on the test doubles: the memory transport (a MemoryNetwork, no sockets), in-process
- * Rooms, memory history (or the given store) and a fresh Metrics registry. Built in the test's
+ * Hydrogen on the test doubles: MemoryTransportTest (a MemoryNetwork, no sockets, and Metrics), in-process
+ * Rooms, memory Tokens, memory history (or the given store) and a fresh Metrics registry. Built in the test's
  * scope, so resources such as a database pool live as long as the server.
  */
 export const startTestHydrogen = (
@@ -50,11 +52,11 @@ export const startTestHydrogen = (
 ) =>
   Effect.gen(function* () {
     const context = yield* Layer.build(
-      Layer.mergeAll(MemoryTransportLive, InProcessRoomsLive, store).pipe(Layer.provideMerge(Layer.merge(MemoryNetwork.Default, Metrics.Default)))
+      Layer.mergeAll(InProcessRoomsLive, MemoryTokensLive, store).pipe(Layer.provideMerge(MemoryTransportTest))
     )
     return yield* Effect.gen(function* () {
       const server = yield* startHydrogen(testSettings(overrides), { handlers })
-      return { server, port: server.port, metrics: yield* Metrics, network: yield* MemoryNetwork, rooms: yield* Rooms }
+      return { server, port: server.port, metrics: yield* Metrics, network: yield* MemoryNetwork, rooms: yield* Rooms, tokens: yield* Tokens }
     }).pipe(Effect.provide(context))
   })
 
@@ -136,7 +138,7 @@ export const metric = (hydrogen: TestHydrogen, series: string) =>
 /** Hydrogen on real Bun sockets, for the few smoke tests that must cross the kernel. */
 export const startSocketHydrogen = (overrides: Partial<HydrogenSettings> = {}) =>
   Effect.gen(function* () {
-    const context = yield* Layer.build(Layer.mergeAll(BunTransportLive, InProcessRoomsLive, MemoryStreamStore).pipe(Layer.provideMerge(Metrics.Default)))
+    const context = yield* Layer.build(Layer.mergeAll(BunTransportLive, InProcessRoomsLive, MemoryTokensLive, MemoryStreamStore).pipe(Layer.provideMerge(Metrics.Default)))
     return yield* Effect.gen(function* () {
       const server = yield* startHydrogen(testSettings(overrides))
       return { server, metrics: yield* Metrics, wsUrl: `ws://127.0.0.1:${server.port}/`, httpUrl: `http://127.0.0.1:${server.port}` }

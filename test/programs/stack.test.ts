@@ -4,6 +4,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
 import { it } from "../support/effect.ts"
+import { hasOpenssl, selfSigned } from "../support/tls.ts"
 import { connectWs } from "../support/WsClient.ts"
 
 /** Free loopback ports, found by binding port 0 and releasing it. */
@@ -17,9 +18,19 @@ const freePorts = (count: number) =>
 
 class PortTaken extends Error {}
 
+/** Whether this machine has an IPv6 loopback to test dual-stack listening on. */
+const hasIpv6Loopback = () => {
+  try {
+    Bun.serve({ port: 0, hostname: "::1", fetch: () => new Response() }).stop(true)
+    return true
+  } catch {
+    return false
+  }
+}
+
 /** Spawns `npm start`'s program in a temp directory on free ports and waits for its banner. */
-const spawnStack = async () => {
-  const [auth, s2s, relay, chat, hydrogen] = freePorts(5)
+const spawnStack = async (extraEnv: Record<string, string> = {}) => {
+  const [auth, s2s, relay, chat, hydrogen, neighbourhood] = freePorts(6)
   const dir = mkdtempSync(join(tmpdir(), "sb-stack-"))
   const child = Bun.spawn([process.execPath, "run", join(import.meta.dir, "../../programs/stack.ts")], {
     cwd: dir,
@@ -31,7 +42,9 @@ const spawnStack = async () => {
       RELAY_AUTHENTICATOR_URL: `ws://127.0.0.1:${s2s}`,
       CHAT_PORT: String(chat),
       HYDROGEN_PORT: String(hydrogen),
-      LOG_LEVEL: "warning"
+      NEIGHBOURHOOD_PORT: String(neighbourhood),
+      LOG_LEVEL: "warning",
+      ...extraEnv
     },
     stdout: "pipe",
     stderr: "pipe"
@@ -48,12 +61,12 @@ const spawnStack = async () => {
     banner += new TextDecoder().decode(value)
   }
   reader.releaseLock()
-  return { child, banner, dir, ports: { auth, s2s, relay, chat, hydrogen } }
+  return { child, banner, dir, ports: { auth, s2s, relay, chat, hydrogen, neighbourhood } }
 }
 
 /** The running stack, stopped with SIGTERM when the test's scope closes. */
-const startStack = Effect.acquireRelease(
-  Effect.tryPromise({ try: spawnStack, catch: (error) => error as Error }).pipe(
+const startStack = (extraEnv: Record<string, string> = {}) => Effect.acquireRelease(
+  Effect.tryPromise({ try: () => spawnStack(extraEnv), catch: (error) => error as Error }).pipe(
     Effect.retry({ times: 3, while: (error) => error instanceof PortTaken }),
     Effect.orDie
   ),
@@ -63,11 +76,12 @@ const startStack = Effect.acquireRelease(
 describe("npm start (programs/stack.ts)", () => {
   it.live("starts every server, prints where they listen and the dev account, and stops cleanly", () =>
     Effect.gen(function* () {
-      const stack = yield* startStack
+      const stack = yield* startStack()
       const { ports } = stack
       expect(stack.banner).toContain(`http://127.0.0.1:${ports.auth}`)
       expect(stack.banner).toContain(`ws://127.0.0.1:${ports.relay}`)
       expect(stack.banner).toContain(`ws://127.0.0.1:${ports.chat}`)
+      expect(stack.banner).toContain(`ws://127.0.0.1:${ports.neighbourhood}`)
       const [, name, code] = /dev account: (\w+) \/ ([0-9a-f]{32})/.exec(stack.banner) ?? []
       expect(name).toBe("dev")
 
@@ -101,8 +115,30 @@ describe("npm start (programs/stack.ts)", () => {
       const page = yield* Effect.promise(() => fetch(`http://127.0.0.1:${ports.chat}/`).then((r) => r.text()))
       expect(page).toContain("<html")
 
+      // Every server listens dual-stack by default: the same ports answer over IPv6 loopback.
+      if (hasIpv6Loopback()) {
+        const healths = [[ports.auth, "/h/health"], [ports.relay, "/h/health"], [ports.chat, "/health"], [ports.hydrogen, "/health"]] as const
+        for (const [port, path] of healths) {
+          const response = yield* Effect.promise(() => fetch(`http://[::1]:${port}${path}`))
+          expect(`${path} on [::1]:${port} -> ${response.status}`).toBe(`${path} on [::1]:${port} -> 200`)
+        }
+      } else console.log("stack test: no IPv6 loopback on this machine; the [::1] checks are skipped")
+
       stack.child.kill("SIGTERM")
       expect((yield* gcs.closed).code).toBe(1001)
       expect(yield* Effect.promise(() => stack.child.exited)).toBe(0)
+    }), 30_000)
+
+
+  it.skipIf(!hasOpenssl).live("with TLS configured, the banner prints https:// and wss:// for those listeners", () =>
+    Effect.gen(function* () {
+      const { certPath, keyPath } = selfSigned()
+      const tls = (prefix: string) => ({ [`${prefix}_TLS_CERT_PATH`]: certPath, [`${prefix}_TLS_KEY_PATH`]: keyPath })
+      const stack = yield* startStack({ ...tls("AUTHENTICATOR"), ...tls("RELAY") })
+      expect(stack.banner).toContain(`https://127.0.0.1:${stack.ports.auth}`)
+      expect(stack.banner).toContain(`wss://127.0.0.1:${stack.ports.relay}/`)
+      expect(stack.banner).toContain(`https://127.0.0.1:${stack.ports.relay}/metrics`)
+      // The S2S listener has no TLS of its own here, so relays dial it over plain ws://.
+      expect(stack.banner).toContain(`ws://127.0.0.1:${stack.ports.s2s}`)
     }), 30_000)
 })

@@ -1,7 +1,4 @@
 import { describe, expect } from "bun:test"
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import { HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
 import { defaultSocketLimits } from "../../../src/shared/SocketLimits.ts"
@@ -9,21 +6,8 @@ import { Metrics } from "../../../layers/Observability/Metrics.ts"
 import { BunTransportLive } from "../../../layers/Transport/BunTransport.ts"
 import { accept, Transport } from "../../../layers/Transport/Transport.ts"
 import { it } from "../../support/effect.ts"
+import { hasOpenssl, selfSigned } from "../../support/tls.ts"
 
-/** A throwaway self-signed certificate for 127.0.0.1, made with the system's openssl. */
-const selfSigned = () => {
-  const dir = mkdtempSync(join(tmpdir(), "sb-tls-"))
-  const certPath = join(dir, "cert.pem")
-  const keyPath = join(dir, "key.pem")
-  const result = Bun.spawnSync([
-    "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-    "-keyout", keyPath, "-out", certPath, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"
-  ])
-  if (result.exitCode !== 0) throw new Error(`openssl failed: ${result.stderr.toString()}`)
-  return { certPath, keyPath }
-}
-
-const hasOpenssl = Bun.which("openssl") !== null
 if (!hasOpenssl) console.warn("skipping TLS tests: openssl is not installed")
 
 const serveTls = (tls: { certPath: string; keyPath: string }) =>

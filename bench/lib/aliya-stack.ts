@@ -1,0 +1,37 @@
+/**
+ * The Aliya stack for the bench, in one process: managers, token server and gateway on the
+ * ports and secrets given in env (ALIYA_*), and BENCH_PLAYERS players seeded first:
+ * accounts bench-<i> / password "bench-password-<i>", 10^9 iron, weapon1..weapon40 owned.
+ */
+import { Effect, Layer } from "effect"
+import { runProgram } from "../../layers/Program/runProgram.ts"
+import { defaultPasswordCost } from "../../src/aliya/Accounts.ts"
+import { grantWeapon, saveAccount, setBagAmounts } from "../../src/aliya/Admin.ts"
+import { Weapons } from "../../src/aliya/Game.ts"
+import { AliyaDatabaseFromConfig } from "../../src/aliya/Parts.ts"
+import { migrateAliya } from "../../src/aliya/Services.ts"
+import { AliyaGatewayLive } from "../../programs/servers/aliya-gateway.ts"
+import { AliyaManagersLive } from "../../programs/servers/aliya-managers.ts"
+import { AliyaTokensLive } from "../../programs/servers/aliya-tokens.ts"
+
+const players = Number(process.env.BENCH_PLAYERS ?? 100)
+const cost = defaultPasswordCost
+
+const Seed = Layer.effectDiscard(
+  Effect.gen(function* () {
+    yield* migrateAliya
+    yield* Effect.forEach(
+      Array.from({ length: players }, (_, i) => i),
+      (i) =>
+        Effect.gen(function* () {
+          const id = `bench-${i}`
+          yield* saveAccount({ uniqueId: id, bound: true, account: id, password: `bench-password-${i}` }, cost)
+          yield* setBagAmounts(id, { iron: 1_000_000_000 })
+          for (const weapon of Weapons) yield* grantWeapon(id, weapon, { star: 1, level: 0 })
+        }),
+      { concurrency: 4, discard: true }
+    )
+  })
+).pipe(Layer.provide(AliyaDatabaseFromConfig))
+
+runProgram(Layer.mergeAll(AliyaManagersLive, AliyaTokensLive, AliyaGatewayLive).pipe(Layer.provide(Seed)))

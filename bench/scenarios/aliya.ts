@@ -1,0 +1,237 @@
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { aesGcmCipher } from "../../src/aliya/Cipher.ts"
+import { encodeFrame, FrameDecoder } from "../../src/aliya/Frame.ts"
+import { freePort, liveServers, waitFor } from "../lib/servers.ts"
+import { Histogram, spreadOf } from "../lib/stats.ts"
+import { formatRate, type ResultRow, ratio, type Scenario } from "./common.ts"
+
+/**
+ * Aliya gateway cases: a read (get_all_weapon), a spend (level_up_weapon) and login, each with
+ * 100 concurrent connections in a closed loop (one request in flight per connection), against
+ * the full stack (gateway → token server → managers → SQLite) and a ceiling: a raw Bun TCP
+ * server with the same framing and cipher answering from memory. Every spend is accounted:
+ * after the run each player's iron must equal its start minus 20 per successful reply.
+ */
+
+const CONNECTIONS = 100
+const root = join(import.meta.dir, "..", "..")
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+interface Reply {
+  status: number
+  data: Record<string, unknown>
+}
+
+/** One connection that sends a request and waits for its reply. */
+const connect = async (port: number, key: Buffer) => {
+  const cipher = aesGcmCipher(key)
+  const frames = new FrameDecoder()
+  let waiting: ((reply: Reply) => void) | undefined
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1",
+    port,
+    socket: {
+      data: (_s, bytes) => {
+        for (const frame of frames.push(bytes).frames) {
+          const resolve = waiting
+          waiting = undefined
+          resolve?.(JSON.parse(decoder.decode(cipher.open(frame)!)) as Reply)
+        }
+      }
+    }
+  })
+  const call = (fn: string, data: Record<string, unknown>) =>
+    new Promise<Reply>((resolve) => {
+      waiting = resolve
+      socket.write(encodeFrame(cipher.seal(encoder.encode(JSON.stringify({ function: fn, random: "1", data }))))!)
+    })
+  return { call, close: () => socket.end() }
+}
+type Connection = Awaited<ReturnType<typeof connect>>
+
+const credentials = (i: number) => ({ identifier: "account", value: `bench-${i}`, password: `bench-password-${i}` })
+
+type Case = "get_all_weapon" | "level_up_weapon" | "login"
+const request = (kind: Case, i: number, token: string, n: number): [string, Record<string, unknown>] =>
+  kind === "login"
+    ? ["login", credentials(i)]
+    : kind === "get_all_weapon"
+      ? ["get_all_weapon", { token }]
+      : ["level_up_weapon", { token, weapon: `weapon${(n % 40) + 1}`, iron: "20" }]
+
+/** Runs the closed loop on every connection for warmup + measure; counts successes per connection. */
+const drive = async (connections: ReadonlyArray<Connection>, tokens: ReadonlyArray<string>, kind: Case, warmupMs: number, measureMs: number) => {
+  const histogram = new Histogram()
+  const successes = connections.map(() => 0)
+  const failures: Record<string, number> = {}
+  let measured = 0
+  const start = performance.now()
+  const measureFrom = start + warmupMs
+  const end = measureFrom + measureMs
+  await Promise.all(
+    connections.map(async (connection, i) => {
+      let n = 0
+      while (performance.now() < end) {
+        const [fn, data] = request(kind, i, tokens[i]!, n++)
+        const sent = performance.now()
+        if (sent >= end) break
+        const reply = await connection.call(fn, data)
+        const done = performance.now()
+        if (reply.status === 0) successes[i]!++
+        else failures[String(reply.status)] = (failures[String(reply.status)] ?? 0) + 1
+        // Throughput counts replies completed inside the window (a login may take longer than the window).
+        if (done >= measureFrom && done <= end) {
+          measured++
+          histogram.record((done - sent) * 1000)
+        }
+      }
+    })
+  )
+  return { perSec: measured / (measureMs / 1000), p50Ms: histogram.quantile(0.5) / 1000, p99Ms: histogram.quantile(0.99) / 1000, successes, failures }
+}
+
+const spawnServer = async (label: string, command: Array<string>, env: Record<string, string>, port: number) => {
+  const child = Bun.spawn(command, { cwd: root, env: { ...process.env, ...env }, stdin: "ignore", stdout: "pipe", stderr: "pipe" })
+  liveServers.add(child)
+  await waitFor(
+    `${label} on ${port}`,
+    async () => {
+      if (child.exitCode !== null) throw new Error(`${label} exited with ${child.exitCode}: ${await new Response(child.stderr).text()}`)
+      try {
+        ;(await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } })).end()
+        return true
+      } catch {
+        return false
+      }
+    },
+    120_000
+  )
+  return async () => {
+    child.kill("SIGTERM")
+    await Promise.race([child.exited, sleep(5000)])
+    if (child.exitCode === null) child.kill(9)
+    liveServers.delete(child)
+  }
+}
+
+export const aliya: Scenario = {
+  id: "aliya",
+  title: "Aliya gateway: read, spend and login over TCP, 100 connections",
+  run: async (context) => {
+    const rows: Array<ResultRow> = []
+    const notes: Array<string> = []
+    const skipped: Array<string> = []
+    const timing = { warmupMs: context.quick ? 300 : 1000, measureMs: context.quick ? 1000 : 3000 }
+    const key = Buffer.from(crypto.getRandomValues(new Uint8Array(32)))
+    const dir = mkdtempSync(join(tmpdir(), "aliya-bench-"))
+    const servers: Array<{ name: string; port: number; start: () => Promise<() => Promise<void>> }> = []
+    const rawPort = freePort()
+    servers.push({
+      name: "aliya-raw",
+      port: rawPort,
+      start: () => spawnServer("aliya-raw", [process.execPath, "bench/baselines/aliya-raw.ts"], { PORT: String(rawPort), ALIYA_KEY: key.toString("hex") }, rawPort)
+    })
+    const [gateway, tokens, account, playerState, bag, skill, weapon] = Array.from({ length: 7 }, () => freePort())
+    const url = (port: number | undefined) => `http://127.0.0.1:${port}`
+    const stackEnv = {
+      ALIYA_SERVICE_TOKEN: crypto.randomUUID() + crypto.randomUUID(),
+      ALIYA_GATEWAY_KEY: key.toString("hex"),
+      ALIYA_GATEWAY_PORT: String(gateway),
+      ALIYA_GATEWAY_HOST: "127.0.0.1",
+      // Every bench connection comes from 127.0.0.1: lift the per-address login limit.
+      ALIYA_GATEWAY_LOGIN_RATE_PER_SECOND: "1000000",
+      ALIYA_GATEWAY_LOGIN_BURST: "1000000",
+      ALIYA_GATEWAY_TOKEN_SERVER_URL: url(tokens),
+      ALIYA_GATEWAY_MANAGERS_ACCOUNT: url(account),
+      ALIYA_GATEWAY_MANAGERS_PLAYER_STATE: url(playerState),
+      ALIYA_GATEWAY_MANAGERS_BAG: url(bag),
+      ALIYA_GATEWAY_MANAGERS_SKILL: url(skill),
+      ALIYA_GATEWAY_MANAGERS_WEAPON: url(weapon),
+      ALIYA_TOKENS_SECRET: key.toString("hex"),
+      ALIYA_TOKENS_PORT: String(tokens),
+      ALIYA_TOKENS_ACCOUNT_MANAGER_URL: url(account),
+      ALIYA_MANAGERS_ACCOUNT_PORT: String(account),
+      ALIYA_MANAGERS_PLAYER_STATE_PORT: String(playerState),
+      ALIYA_MANAGERS_BAG_PORT: String(bag),
+      ALIYA_MANAGERS_SKILL_PORT: String(skill),
+      ALIYA_MANAGERS_WEAPON_PORT: String(weapon),
+      ALIYA_STORAGE_SQLITE_FILENAME: join(dir, "aliya.sqlite"),
+      BENCH_PLAYERS: String(CONNECTIONS),
+      LOG_LEVEL: "Warning"
+    }
+    servers.push({
+      name: "aliya-gateway",
+      port: gateway!,
+      start: () => spawnServer("aliya stack", [process.execPath, "bench/lib/aliya-stack.ts"], stackEnv, gateway!)
+    })
+    try {
+      for (const server of servers) {
+        const stop = await server.start()
+        try {
+          for (const kind of ["get_all_weapon", "level_up_weapon", "login"] as const) {
+            const runs: Array<Awaited<ReturnType<typeof drive>>> = []
+            for (let r = 0; r < context.runs; r++) {
+              const connections = await Promise.all(Array.from({ length: CONNECTIONS }, () => connect(server.port, key)))
+              // One at a time: 100 parallel argon2 checks would only measure the hash.
+              const tokensOf: Array<string> = []
+              for (const [i, c] of connections.entries()) tokensOf.push(String((await c.call("login", credentials(i))).data.token ?? `bench-${i}`))
+              const before = server.name === "aliya-gateway" && kind === "level_up_weapon" ? await irons(connections, tokensOf) : undefined
+              const result = await drive(connections, tokensOf, kind, timing.warmupMs, timing.measureMs)
+              runs.push(result)
+              if (before) {
+                const after = await irons(connections, tokensOf)
+                const wrong = after.filter((iron, i) => iron !== before[i]! - 20 * result.successes[i]!).length
+                notes.push(
+                  wrong === 0
+                    ? `${server.name} ${kind} run ${r + 1}: every spend accounted (${result.successes.reduce((a, b) => a + b, 0)} level-ups, iron matches)`
+                    : `${server.name} ${kind} run ${r + 1}: ${wrong} players' iron does NOT match their successful replies`
+                )
+              }
+              if (Object.keys(result.failures).length > 0) notes.push(`${server.name} ${kind} run ${r + 1}: non-zero statuses ${JSON.stringify(result.failures)}`)
+              for (const c of connections) c.close()
+              context.log(`  ${server.name} ${kind} run ${r + 1}/${context.runs}: ${formatRate(result.perSec)} req/s, p99 ${result.p99Ms.toFixed(1)} ms`)
+            }
+            rows.push({
+              server: server.name,
+              case: `${kind}, ${CONNECTIONS} connections`,
+              metrics: {
+                requestsPerSec: spreadOf(runs.map((r) => r.perSec)),
+                p50Ms: spreadOf(runs.map((r) => r.p50Ms)),
+                p99Ms: spreadOf(runs.map((r) => r.p99Ms))
+              }
+            })
+          }
+        } finally {
+          await stop()
+        }
+      }
+    } catch (error) {
+      skipped.push(`aliya: ${(error as Error).message}`)
+      context.log(`  aliya: FAILED ${(error as Error).message}`)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+    const withRatios = rows.map((row) => {
+      if (row.server !== "aliya-gateway") return row
+      const ceiling = rows.find((r) => r.server === "aliya-raw" && r.case === row.case)
+      return { ...row, ratios: { "requestsPerSec vs aliya-raw": ratio(row.metrics.requestsPerSec?.median, ceiling?.metrics.requestsPerSec?.median) } }
+    })
+    return {
+      scenario: "aliya",
+      title: aliya.title,
+      settings: { connections: CONNECTIONS, ...timing, runs: context.runs, storage: "SQLite", cipher: "aes-256-gcm", passwordHash: "argon2id 19 MiB, 2 passes" },
+      rows: withRatios,
+      notes,
+      skipped
+    }
+  }
+}
+
+/** Each player's iron, read through the gateway. */
+const irons = (connections: ReadonlyArray<Connection>, tokens: ReadonlyArray<string>) =>
+  Promise.all(connections.map(async (c, i) => Number(((await c.call("get_all_supplies", { token: tokens[i] })).data.item2 as [string, number])[1])))
+

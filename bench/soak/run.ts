@@ -1,0 +1,264 @@
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { parseArgs } from "node:util"
+import { LoadGenerator, planGroup, type RunResult } from "../loadgen/Coordinator.ts"
+import { renderSvg } from "../lib/output.ts"
+import { machine, rssBytes } from "../lib/proc.ts"
+import { killAllChildren, type ServerKind, startServer } from "../lib/servers.ts"
+import { windowFor } from "../scenarios/common.ts"
+import { flatOverSecondHalf } from "./trend.ts"
+
+/**
+ * `npm run soak`: each server at half of its measured maximum load, with connection churn, for
+ * --minutes (10); RSS and open fds of the server processes sampled every --sample-s (10) seconds.
+ * Pass = RSS and fds flat over the second half (fitted growth under a noise threshold) and fds
+ * back to their baseline once the churn and then the clients are gone. --servers relay,chat,hydrogen;
+ * --sequential runs them one after another (default: all at once). Writes results/soak-<date>.json
+ * and results/soak-<date>.svg.
+ */
+
+const { values } = parseArgs({
+  options: {
+    minutes: { type: "string", default: "10" },
+    servers: { type: "string", default: "relay,chat,hydrogen" },
+    sequential: { type: "boolean", default: false },
+    "sample-s": { type: "string", default: "10" },
+    "max-s": { type: "string", default: "6" },
+    units: { type: "string", default: "40" },
+    senders: { type: "string", default: "8" },
+    "churn-lanes": { type: "string", default: "4" },
+    "payload-bytes": { type: "string", default: "256" },
+    "no-write": { type: "boolean", default: false }
+  }
+})
+
+const minutes = Number(values.minutes)
+const sampleMs = Number(values["sample-s"]) * 1000
+const kinds = values.servers.split(",") as Array<ServerKind>
+const units = Number(values.units)
+const senders = Number(values.senders)
+const payloadBytes = Number(values["payload-bytes"])
+const clockBase = performance.timeOrigin + performance.now()
+
+/** RSS may grow by this much over the second half (GC and allocator noise) before it counts as a trend. */
+const RSS_NOISE_BYTES = (rss: number) => Math.max(16 * 2 ** 20, rss * 0.05)
+/** Open fds may differ by this many from the baseline (a churn connection in flight, a log file). */
+const FD_NOISE = 4
+
+const openFds = (pids: ReadonlyArray<number>) =>
+  pids.reduce((sum, pid) => {
+    try {
+      return sum + readdirSync(`/proc/${pid}/fd`).length
+    } catch {
+      return Number.NaN
+    }
+  }, 0)
+const rssOf = (pids: ReadonlyArray<number>) => pids.reduce((sum, pid) => sum + rssBytes(pid), 0)
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+interface Sample {
+  readonly atS: number
+  readonly rssBytes: number
+  readonly fds: number
+}
+
+interface Soaked {
+  readonly server: ServerKind
+  readonly maxDeliveriesPerSec: number
+  readonly targetDeliveriesPerSec: number
+  readonly ratePerSender: number
+  readonly samples: Array<Sample>
+  /** Open fds of the measured process (the relay, not its authenticator, whose login keep-alives come and go). */
+  readonly fds: { idle: number; withClients: number; afterChurn: number; afterClients: number }
+  run?: RunResult
+  churn?: { completed: number; failed: number; errors: Array<string> }
+}
+
+/** Phase 1, per server alone: start it, connect the clients, measure the maximum delivery rate. */
+const prepare = async (kind: ServerKind) => {
+  const server = await startServer(kind, { env: { LOG_LEVEL: "error" } })
+  const idleFds = openFds(server.pids)
+  const generator = await LoadGenerator.connect({
+    target: server.target,
+    clients: planGroup({ group: "soak", units, senders }),
+    workers: 1,
+    clockBase
+  })
+  if (generator.connectFailures > 0)
+    throw new Error(`${kind}: ${generator.connectFailures} clients failed: ${generator.connectErrors.join("; ")}`)
+  const max = await generator.run({
+    plan: { mode: "max", rate: 0, window: windowFor(senders, payloadBytes), payloadBytes, maxPerSender: 100_000_000 },
+    warmupMs: 1000,
+    measureMs: Number(values["max-s"]) * 1000,
+    drainMs: 5000,
+    serverPids: server.pids
+  })
+  const receivers = generator.echoesToSender ? units : units - 1
+  const target = max.deliveriesPerSec / 2
+  const ratePerSender = target / (senders * receivers)
+  console.log(
+    `${kind}: max ${Math.round(max.deliveriesPerSec)} deliveries/s; soaking at ${Math.round(target)}/s (${ratePerSender.toFixed(1)} msg/s per sender)`
+  )
+  await sleep(2000)
+  const soaked: Soaked = {
+    server: kind,
+    maxDeliveriesPerSec: Math.round(max.deliveriesPerSec),
+    targetDeliveriesPerSec: Math.round(target),
+    ratePerSender,
+    samples: [],
+    fds: { idle: idleFds, withClients: openFds(server.pids), afterChurn: Number.NaN, afterClients: Number.NaN }
+  }
+  return { server, generator, soaked }
+}
+
+/** Phase 2: the paced load and the churn for `minutes`, sampling RSS and fds; then the fds after churn and after the clients. */
+const soak = async ({ server, generator, soaked }: Awaited<ReturnType<typeof prepare>>) => {
+  const durationMs = minutes * 60_000
+  const started = performance.now()
+  const sample = () =>
+    soaked.samples.push({
+      atS: (performance.now() - started) / 1000,
+      rssBytes: rssOf(server.allPids),
+      fds: openFds(server.allPids)
+    })
+  sample()
+  const sampler = setInterval(sample, sampleMs)
+  const [run, churn] = await Promise.all([
+    generator.run({
+      // The same window as the maximum: senders never run further ahead of the receivers than they did there.
+      plan: {
+        mode: "paced",
+        rate: soaked.ratePerSender,
+        window: windowFor(senders, payloadBytes),
+        payloadBytes,
+        maxPerSender: 100_000_000
+      },
+      warmupMs: 0,
+      measureMs: durationMs,
+      drainMs: 5000,
+      serverPids: server.pids
+    }),
+    LoadGenerator.churn({
+      target: server.target,
+      workers: 1,
+      concurrency: Number(values["churn-lanes"]),
+      durationMs: durationMs - 2 * sampleMs,
+      clockBase,
+      group: "churn"
+    })
+  ])
+  clearInterval(sampler)
+  sample()
+  soaked.run = run
+  soaked.churn = churn
+  await sleep(3000)
+  soaked.fds.afterChurn = openFds(server.pids)
+  await generator.close()
+  await sleep(3000)
+  soaked.fds.afterClients = openFds(server.pids)
+  await server.stop()
+}
+
+const verdict = (soaked: Soaked) => {
+  const rssPoints = soaked.samples.map((s) => [s.atS / 60, s.rssBytes] as const)
+  const fdPoints = soaked.samples.map((s) => [s.atS / 60, s.fds] as const)
+  const meanRss = soaked.samples.reduce((sum, s) => sum + s.rssBytes, 0) / Math.max(1, soaked.samples.length)
+  const rss = flatOverSecondHalf(rssPoints, RSS_NOISE_BYTES(meanRss))
+  const fds = flatOverSecondHalf(fdPoints, FD_NOISE)
+  const fdsBackAfterChurn = Math.abs(soaked.fds.afterChurn - soaked.fds.withClients) <= FD_NOISE
+  const fdsBackAfterClients = Math.abs(soaked.fds.afterClients - soaked.fds.idle) <= FD_NOISE
+  const delivered = soaked.run
+    ? { lost: soaked.run.lost, duplicates: soaked.run.duplicates, closes: soaked.run.closes }
+    : undefined
+  return {
+    rss,
+    fds,
+    fdsBackAfterChurn,
+    fdsBackAfterClients,
+    delivered,
+    pass: rss.flat && fds.flat && fdsBackAfterChurn && fdsBackAfterClients
+  }
+}
+
+const chart = (all: ReadonlyArray<Soaked>) =>
+  renderSvg({
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: `Soak: ${minutes} min at half of the maximum load with connection churn`,
+    background: "white",
+    data: {
+      values: all.flatMap((s) =>
+        s.samples.flatMap((p) => [
+          { server: s.server, minute: p.atS / 60, measure: "RSS (MiB)", value: p.rssBytes / 2 ** 20 },
+          { server: s.server, minute: p.atS / 60, measure: "open fds", value: p.fds }
+        ])
+      )
+    },
+    facet: { row: { field: "measure", type: "nominal", title: null } },
+    spec: {
+      width: 520,
+      height: 180,
+      mark: { type: "line", point: true },
+      encoding: {
+        x: { field: "minute", type: "quantitative", title: "minutes" },
+        y: { field: "value", type: "quantitative", title: null, scale: { zero: false } },
+        color: { field: "server", type: "nominal" }
+      }
+    },
+    resolve: { scale: { y: "independent" } }
+  })
+
+process.on("SIGINT", () => {
+  killAllChildren()
+  process.exit(130)
+})
+
+const all: Array<Soaked> = []
+try {
+  if (values.sequential) {
+    for (const kind of kinds) {
+      const prepared = await prepare(kind)
+      all.push(prepared.soaked)
+      await soak(prepared)
+    }
+  } else {
+    const prepared: Array<Awaited<ReturnType<typeof prepare>>> = []
+    for (const kind of kinds) prepared.push(await prepare(kind))
+    all.push(...prepared.map((p) => p.soaked))
+    await Promise.all(prepared.map(soak))
+  }
+} finally {
+  killAllChildren()
+}
+
+const results = all.map((soaked) => ({ ...soaked, verdict: verdict(soaked) }))
+for (const r of results) {
+  const v = r.verdict
+  console.log(
+    `${r.server}: ${v.pass ? "PASS" : "FAIL"}  RSS growth over the 2nd half ${(v.rss.growthOverSecondHalf / 2 ** 20).toFixed(1)} MiB ` +
+      `(allowed ${(v.rss.allowed / 2 ** 20).toFixed(0)}), fds growth ${v.fds.growthOverSecondHalf.toFixed(1)}; fds idle ${r.fds.idle}, ` +
+      `with clients ${r.fds.withClients}, after churn ${r.fds.afterChurn}, after clients ${r.fds.afterClients}; ` +
+      `churn ${r.churn?.completed ?? 0} cycles (${r.churn?.failed ?? 0} failed); lost ${v.delivered?.lost ?? "–"}, closes ${JSON.stringify(v.delivered?.closes ?? {})}`
+  )
+  if (r.churn?.errors.length) console.log(`  churn errors: ${r.churn.errors.join("; ")}`)
+}
+if (!values["no-write"]) {
+  const dir = join(import.meta.dir, "..", "..", "results")
+  mkdirSync(dir, { recursive: true })
+  const date = new Date().toISOString().slice(0, 10)
+  const settings = {
+    minutes,
+    sampleS: sampleMs / 1000,
+    sequential: values.sequential,
+    units,
+    senders,
+    payloadBytes,
+    churnLanes: Number(values["churn-lanes"])
+  }
+  writeFileSync(
+    join(dir, `soak-${date}.json`),
+    JSON.stringify({ date: new Date().toISOString(), settings, machine: machine(), results }, null, 2) + "\n"
+  )
+  writeFileSync(join(dir, `soak-${date}.svg`), await chart(all))
+  console.log(`wrote results/soak-${date}.json and results/soak-${date}.svg`)
+}
+process.exit(results.every((r) => r.verdict.pass) ? 0 : 1)

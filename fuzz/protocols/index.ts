@@ -1,0 +1,9 @@
+import type { FuzzProtocol } from "../lib/engine.ts"
+import { droneEngageHttp } from "./droneengage-http.ts"
+import { relay } from "./relay.ts"
+import { chat } from "./chat.ts"
+import { hydrogenWs } from "./hydrogen-ws.ts"
+import { hydrogenHttp } from "./hydrogen-http.ts"
+
+/** Every fuzzed protocol, in run order. A new server adds one file here and one line below. */
+export const protocols: ReadonlyArray<FuzzProtocol<any>> = [droneEngageHttp, relay, chat, hydrogenWs, hydrogenHttp]

@@ -1,0 +1,9 @@
+/**
+ * Aliya managers (seed 001): one internal HTTP service per resource (account 8087, player state
+ * 8081, bag 8082, weapon 8083, skill 8084), bound to loopback and authenticated with
+ * aliya.serviceToken, over SQL (aliya.storage: SQLite by default, or MySQL/MariaDB).
+ */
+import { runProgram } from "../layers/Program/runProgram.ts"
+import { AliyaManagersLive } from "./servers/aliya-managers.ts"
+
+runProgram(AliyaManagersLive)

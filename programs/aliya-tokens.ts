@@ -1,0 +1,9 @@
+/**
+ * Aliya token server (seed 001), HTTP on 127.0.0.1:8080: POST /login, POST /login_unique,
+ * GET /validate. JWTs signed with aliya.tokens.secret (HS256) or an Ed25519 key; the current
+ * token of each player is kept in SQL, so a new login revokes the old token across restarts.
+ */
+import { runProgram } from "../layers/Program/runProgram.ts"
+import { AliyaTokensLive } from "./servers/aliya-tokens.ts"
+
+runProgram(AliyaTokensLive)

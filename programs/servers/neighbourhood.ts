@@ -1,0 +1,64 @@
+/**
+ * Neighbourhood server (seed 003): the OLAF/Neighbourhood protocol v1.2, port 9002.
+ * Made of: the Bun transport (clients, neighbours, the page and the file API on one port), the
+ * in-process Rooms (fan-out to local clients), Federation links to the configured neighbours, the
+ * FileStore (a directory by default, with quota and expiry), and the server key from `keyPath`
+ * (generated on first start).
+ */
+import { HttpRouter, HttpServerResponse } from "@effect/platform"
+import { BunFileSystem } from "@effect/platform-bun"
+import { Effect, Layer } from "effect"
+import { InProcessFederationLive } from "../../layers/Federation/InProcessFederation.ts"
+import { loadNeighbourKeys, loadOrCreateServerKey } from "../../src/neighbourhood/Keys.ts"
+import { metricsResponse } from "../../layers/Observability/MetricsRoute.ts"
+import { InProcessRoomsLive } from "../../layers/Rooms/InProcessRooms.ts"
+import { MemoryFileStore } from "../../layers/Storage/FileStore.ts"
+import { FileSystemFileStore } from "../../layers/Storage/FileSystemFileStore.ts"
+import { BunTransportLive } from "../../layers/Transport/BunTransport.ts"
+import {
+  type NeighbourhoodConfig,
+  NeighbourhoodConfig as NeighbourhoodConfigSchema
+} from "../../src/neighbourhood/Config.ts"
+import { makeFileRoutes } from "../../src/neighbourhood/Files.ts"
+import { serveNeighbourhood } from "../../src/neighbourhood/Server.ts"
+import { neighbourhoodPageRoutes } from "../../src/neighbourhood/web/assets.ts"
+
+const fileStoreFor = (files: NeighbourhoodConfig["files"]) => {
+  const quota = { quotaBytes: files.quotaBytes, maxAge: files.maxAge }
+  return files.backend === "memory"
+    ? MemoryFileStore(quota)
+    : FileSystemFileStore(files.directory, quota).pipe(Layer.provide(BunFileSystem.layer))
+}
+
+/** One Neighbourhood server from its config, for the lifetime of the layer. */
+export const NeighbourhoodFrom = (config: NeighbourhoodConfig) =>
+  Layer.scopedDiscard(
+    Effect.gen(function* () {
+      const identity = yield* loadOrCreateServerKey(config.keyPath)
+      const neighbours = yield* loadNeighbourKeys(config.neighbours)
+      const files = yield* makeFileRoutes({ maxBytes: config.files.maxBytes, publicUrl: config.publicUrl })
+      const page = yield* neighbourhoodPageRoutes
+      const http = HttpRouter.concatAll(
+        page,
+        files,
+        HttpRouter.empty.pipe(HttpRouter.get("/metrics", metricsResponse))
+      ).pipe(
+        Effect.catchTag("RouteNotFound", () => HttpServerResponse.unsafeJson({ error: "not found" }, { status: 404 }))
+      )
+      yield* Effect.logInfo(`neighbourhood server key fingerprint ${identity.fingerprint}`)
+      yield* serveNeighbourhood({ config, identity, neighbours, http })
+    })
+  ).pipe(
+    Layer.provide(
+      Layer.mergeAll(
+        BunTransportLive,
+        InProcessRoomsLive,
+        InProcessFederationLive,
+        BunFileSystem.layer,
+        fileStoreFor(config.files)
+      )
+    )
+  )
+
+export const NeighbourhoodLive = Layer.unwrapEffect(Effect.map(NeighbourhoodConfigSchema, NeighbourhoodFrom))
+

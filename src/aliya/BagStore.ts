@@ -1,0 +1,71 @@
+import { SqlClient } from "@effect/sql"
+import { Effect } from "effect"
+import { type Item, Items } from "./Game.ts"
+import { forUpdate, insertIgnore, num } from "./Tables.ts"
+
+/**
+ * The bag's SQL, owned by the BagManager. Other managers call these only inside their own
+ * transaction, so a spend and its effect commit together. Column names come from the fixed
+ * Items list, never from input; values are always parameters.
+ */
+
+export type Bag = Record<Item, number>
+
+const columns = (sql: SqlClient.SqlClient, item: Item) => {
+  if (!Items.includes(item)) throw new Error(`not a bag item: ${item}`)
+  return sql.literal(item)
+}
+
+export const ensureBag = (uniqueId: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const insert = yield* insertIgnore
+    yield* sql`${insert} aliya_bag (unique_id) VALUES (${uniqueId})`
+  })
+
+/** The whole bag (zeros for a new player); locks the row on MySQL when `lock`. */
+export const readBag = (uniqueId: string, lock = false) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const suffix = lock ? yield* forUpdate : sql.literal("")
+    const select = sql<Record<string, unknown>>`SELECT * FROM aliya_bag WHERE unique_id = ${uniqueId}${suffix}`
+    let rows = yield* select
+    // A new player's bag is created on first use (a write only then).
+    if (rows.length === 0) rows = yield* Effect.zipRight(ensureBag(uniqueId), select)
+    const row = rows[0] ?? {}
+    return Object.fromEntries(Items.map((item) => [item, num(row[item])])) as Bag
+  })
+
+/** Sets one amount; returns it. */
+export const setItem = (uniqueId: string, item: Item, amount: number) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* ensureBag(uniqueId)
+    yield* sql`UPDATE aliya_bag SET ${columns(sql, item)} = ${amount} WHERE unique_id = ${uniqueId}`
+    return amount
+  })
+
+/** Adds to one amount (relative update, safe under concurrency); returns the new amount. */
+export const addItem = (uniqueId: string, item: Item, amount: number) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* ensureBag(uniqueId)
+    const column = columns(sql, item)
+    yield* sql`UPDATE aliya_bag SET ${column} = ${column} + ${amount} WHERE unique_id = ${uniqueId}`
+    const rows = yield* sql<Record<string, unknown>>`SELECT ${column} AS amount FROM aliya_bag WHERE unique_id = ${uniqueId}`
+    return num(rows[0]?.amount)
+  })
+
+/**
+ * Takes `amount` of an item if the bag holds that much: the remaining amount, or undefined when
+ * short. Call inside a transaction: the row is locked (MySQL) and the update is conditional.
+ */
+export const spendItem = (uniqueId: string, item: Item, amount: number) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const bag = yield* readBag(uniqueId, true)
+    if (bag[item] < amount) return undefined
+    const column = columns(sql, item)
+    yield* sql`UPDATE aliya_bag SET ${column} = ${column} - ${amount} WHERE unique_id = ${uniqueId} AND ${column} >= ${amount}`
+    return bag[item] - amount
+  })

@@ -1,0 +1,139 @@
+import { Effect, Either, Redacted, Runtime, Schema } from "effect"
+import type { TcpConnection, TcpHandler } from "../../layers/Transport/TcpTransport.ts"
+import { makeKeyedLimiter } from "../shared/RateLimiter.ts"
+import type { BodyCipher } from "./Cipher.ts"
+import { decodeData, Dangerous, type FunctionName, isFunctionName, type ManagerName, Owner } from "./Functions.ts"
+import { InternalHttp, InternalHttpError } from "./InternalHttp.ts"
+import { encodeFrame, FrameDecoder } from "./Frame.ts"
+import { SERVICE_HEADER } from "./ServiceHttp.ts"
+import { encodeReply, Messages, type Reply, reply, Request, shortPrefix, Status } from "./Wire.ts"
+
+export interface GatewayOptions {
+  readonly cipher: BodyCipher
+  readonly tokenServerUrl: string
+  readonly managerUrls: Record<ManagerName, string>
+  readonly serviceToken: Redacted.Redacted<string>
+  readonly dangerousFunctions: boolean
+  /** Credential checks (login, login_unique, bind_account) per client address; none when absent. */
+  readonly loginRate?: { readonly ratePerSecond: number; readonly burst: number } | undefined
+}
+
+/** Functions that check a credential: rate-limited per client address against guessing. */
+const credentialFunctions: ReadonlySet<FunctionName> = new Set(["login", "login_unique", "bind_account"])
+
+const decodeRequest = Schema.decodeUnknownEither(Request)
+const invalid = reply(Status.invalidFormat, Messages.invalidFormat)
+const unavailable = reply(Status.unavailable, Messages.unavailable)
+const encoder = new TextEncoder()
+const decoder = new TextDecoder("utf-8", { fatal: true })
+
+/** The answer of an internal service as a Reply (anything else from it means it is unavailable). */
+const asReply = (body: unknown): Reply => {
+  const b = body as Partial<Reply> | undefined
+  return b && typeof b.status === "number" && typeof b.message === "string"
+    ? reply(b.status, b.message, b.data && typeof b.data === "object" ? (b.data as Record<string, unknown>) : {})
+    : unavailable
+}
+
+/**
+ * The "lukseun" gateway: frames in, frames out, one connection at a time in order (pipelined
+ * frames are answered in sequence). Tokens are checked with the token server; every function is
+ * forwarded to the service that owns it over internal HTTP with the service token.
+ */
+export const makeGateway = (options: GatewayOptions) =>
+  Effect.gen(function* () {
+    const http = yield* InternalHttp
+    const runtime = yield* Effect.runtime<never>()
+    const clock = yield* Effect.clock
+    const limiter = options.loginRate ? yield* makeKeyedLimiter("aliya-login", { ...options.loginRate, strikes: 20, blockFor: "60 seconds" }) : undefined
+    const logWarning = (message: string) => Runtime.runFork(runtime)(Effect.logWarning(message))
+    const serviceHeaders = { [SERVICE_HEADER]: Redacted.value(options.serviceToken), "content-type": "application/json" }
+
+    const post = async (url: string, body: unknown) =>
+      asReply((await http.send(url, { method: "POST", headers: serviceHeaders, body: JSON.stringify(body) })).body)
+
+    /** unique_id of a valid token; undefined when the token server rejects it. */
+    const validate = async (token: string): Promise<string | undefined> => {
+      const r = await http.send(`${options.tokenServerUrl}/validate`, { method: "GET", headers: { authorization: token } })
+      const uid = (r.body as { unique_id?: unknown }).unique_id
+      if (r.status === 200 && typeof uid === "string") return uid
+      if (r.status >= 500) throw new InternalHttpError({ url: `${options.tokenServerUrl}/validate`, message: `HTTP ${r.status}` })
+      return undefined
+    }
+
+    const call = async (name: FunctionName, data: Record<string, unknown>, decoded: unknown): Promise<Reply> => {
+      const owner = Owner[name]
+      if (owner === "tokens") return post(`${options.tokenServerUrl}/${name}`, decoded)
+      const token = data.token
+      if (typeof token !== "string") return invalid
+      const uniqueId = await validate(token)
+      if (uniqueId === undefined) {
+        return reply(Status.authorizationRequired, Messages.authorizationRequired, { bad_token: shortPrefix(token, 512) })
+      }
+      return post(`${options.managerUrls[owner]}/${name}`, { ...(decoded as object), unique_id: uniqueId })
+    }
+
+    /** One request → its reply; any failure to reach a service is status 13 (logged), never a crash. */
+    const dispatch = async (name: FunctionName, data: Record<string, unknown>): Promise<Reply> => {
+      const decoded = decodeData[name](data)
+      if (Either.isLeft(decoded)) return invalid
+      try {
+        return await call(name, data, decoded.right)
+      } catch (error) {
+        const e = error as Partial<InternalHttpError>
+        logWarning(`aliya gateway: ${e.url ?? name}: ${e.message ?? String(error)}`)
+        return unavailable
+      }
+    }
+
+    /** One frame body → the reply (before encryption). */
+    const answer = async (body: Uint8Array, remoteAddress = ""): Promise<Reply & { random: string | number }> => {
+      const plaintext = options.cipher.open(body)
+      let parsed: unknown
+      try {
+        parsed = plaintext && JSON.parse(decoder.decode(plaintext))
+      } catch {
+        parsed = undefined
+      }
+      const request = decodeRequest(parsed)
+      if (Either.isLeft(request)) return { ...invalid, random: "" }
+      const { function: name, random = "", data } = request.right
+      const withRandom = (r: Reply) => ({ status: r.status, message: r.message, random, data: r.data })
+      if (!isFunctionName(name) || (!options.dangerousFunctions && Dangerous.has(name))) return withRandom(invalid)
+      if (limiter && credentialFunctions.has(name)) {
+        const now = clock.unsafeCurrentTimeMillis()
+        if (!limiter.admit(remoteAddress, now)) {
+          return withRandom(reply(Status.tooManyAttempts, Messages.tooManyAttempts, { retry_after: limiter.retryAfter(remoteAddress, now) }))
+        }
+      }
+      return withRandom(await dispatch(name, data))
+    }
+
+    /** Reply → frame; a reply that cannot fit 9999 bytes becomes status 12. */
+    const frameOf = (r: Reply & { random: string | number }): Uint8Array => {
+      const frame = encodeFrame(options.cipher.seal(encoder.encode(encodeReply(r))))
+      if (frame) return frame
+      return encodeFrame(options.cipher.seal(encoder.encode(encodeReply({ ...reply(Status.replyTooLarge, Messages.replyTooLarge), random: r.random }))))!
+    }
+
+    const open = (connection: TcpConnection): Effect.Effect<TcpHandler> =>
+      Effect.sync(() => {
+        const frames = new FrameDecoder()
+        return {
+          onData: (bytes) => {
+            const decoded = frames.push(bytes)
+            if (decoded.frames.length === 0) {
+              if (decoded.badHeader) connection.close()
+              return
+            }
+            // Frames of one chunk are answered in order; the transport holds later chunks until this settles.
+            return (async () => {
+              for (const frame of decoded.frames) connection.write(frameOf(await answer(frame, connection.remoteAddress)))
+              if (decoded.badHeader) connection.close()
+            })()
+          }
+        }
+      })
+
+    return { open, answer, frameOf }
+  })

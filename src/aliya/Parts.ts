@@ -1,0 +1,23 @@
+import { Config, Effect, Layer } from "effect"
+import { MysqlDatabase, SqliteDatabase } from "../../layers/Storage/SqlDatabase.ts"
+import { MysqlConfig, SqliteConfig, underPath } from "../storage/StorageConfig.ts"
+import { AliyaStorage, GatewayConfig, ManagerConfig, TokenServerConfig } from "./Config.ts"
+import { startGateway, startManagers, startTokenServer } from "./Services.ts"
+
+/**
+ * The three Aliya parts as layers (each reads its own config section); programs give them the
+ * Bun transports and the internal HTTP client.
+ */
+
+/** aliya.storage.backend: sqlite (default, ./data/aliya.sqlite) or mysql (aliya.storage.mysql.*). */
+export const AliyaDatabaseFromConfig = Layer.unwrapEffect(
+  Effect.gen(function* () {
+    const config = underPath(AliyaStorage)
+    const backend = yield* config(Config.literal("sqlite", "mysql")("backend").pipe(Config.withDefault("sqlite" as const)))
+    return backend === "mysql" ? MysqlDatabase(yield* config(MysqlConfig)) : SqliteDatabase(yield* config(SqliteConfig(AliyaStorage)))
+  })
+)
+
+export const AliyaManagersPart = Layer.scopedDiscard(Effect.flatMap(ManagerConfig, startManagers))
+export const AliyaTokensPart = Layer.scopedDiscard(Effect.flatMap(TokenServerConfig, startTokenServer))
+export const AliyaGatewayPart = Layer.scopedDiscard(Effect.flatMap(GatewayConfig, startGateway))

@@ -1,0 +1,96 @@
+import { type HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { createHash, timingSafeEqual } from "node:crypto"
+import { Effect, Either, Redacted, Schema } from "effect"
+import { type FunctionName, FunctionData } from "./Functions.ts"
+import { Messages, type Reply, reply, Status } from "./Wire.ts"
+
+/** Internal request bodies are small JSON or form data; anything larger is refused before parsing. */
+export const MAX_INTERNAL_BODY = 16 * 1024
+
+/** The header that carries the service token between the gateway, the token server and the managers. */
+export const SERVICE_HEADER = "x-aliya-service-token"
+
+const digest = (text: string) => createHash("sha256").update(text).digest()
+
+/** Constant-time check of a presented service token. */
+export const serviceTokenMatches = (expected: Redacted.Redacted<string>) => {
+  const want = digest(Redacted.value(expected))
+  return (presented: string | null | undefined) => presented != null && timingSafeEqual(digest(presented), want)
+}
+
+/** A plain answer of an internal route: HTTP status and JSON body. */
+export interface Answer {
+  readonly httpStatus: number
+  readonly body: unknown
+}
+export const answer = (body: unknown, httpStatus = 200): Answer => ({ httpStatus, body })
+
+/** Reads a JSON or form body (bounded); undefined when unreadable or too large. */
+export const readBody = (request: Request): Effect.Effect<unknown> =>
+  Effect.promise(async () => {
+    const length = Number(request.headers.get("content-length") ?? 0)
+    if (length > MAX_INTERNAL_BODY) return undefined
+    const text = await request.text().catch(() => undefined)
+    if (text === undefined || text.length > MAX_INTERNAL_BODY) return undefined
+    const type = request.headers.get("content-type") ?? ""
+    if (type.includes("application/x-www-form-urlencoded")) return Object.fromEntries(new URLSearchParams(text))
+    if (text.trim() === "") return {}
+    try {
+      return JSON.parse(text) as unknown
+    } catch {
+      return undefined
+    }
+  })
+
+export type Route<R> = (body: unknown, request: Request) => Effect.Effect<Answer, never, R>
+
+/**
+ * An HttpApp that serves POST routes (GET too where listed) and, when `serviceToken` is given,
+ * answers 401 to any request without it.
+ */
+export const serviceApp = <R>(options: {
+  readonly serviceToken: Redacted.Redacted<string> | undefined
+  readonly post: Record<string, Route<R>>
+  readonly get?: Record<string, (request: Request) => Effect.Effect<Answer, never, R>>
+}): HttpApp.Default<never, R> => {
+  const authorized = options.serviceToken ? serviceTokenMatches(options.serviceToken) : () => true
+  return Effect.gen(function* () {
+    const serverRequest = yield* HttpServerRequest.HttpServerRequest
+    const request = yield* HttpServerRequest.toWeb(serverRequest).pipe(Effect.orDie)
+    const path = new URL(request.url).pathname
+    const respond = (a: Answer) => HttpServerResponse.unsafeJson(a.body, { status: a.httpStatus })
+    if (!authorized(request.headers.get(SERVICE_HEADER))) return respond(answer({ message: "service token required" }, 401))
+    if (request.method === "GET" && options.get && Object.hasOwn(options.get, path)) return respond(yield* options.get[path]!(request))
+    if (request.method !== "POST" || !Object.hasOwn(options.post, path)) return respond(answer({ message: "not found" }, 404))
+    const body = yield* readBody(request)
+    if (body === undefined) return respond(answer(reply(Status.invalidFormat, Messages.invalidFormat), 400))
+    return respond(yield* options.post[path]!(body, request))
+  })
+}
+
+const WithUniqueId = Schema.Struct({ unique_id: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(128)) })
+
+/** A manager route for a client function: decodes `{unique_id, ...data}` with the function's schema. */
+export const functionRoute = <K extends FunctionName, R>(
+  name: K,
+  handler: (uniqueId: string, data: (typeof FunctionData)[K]["Type"]) => Effect.Effect<Reply, never, R>
+): [string, Route<R>] => {
+  const decode = Schema.decodeUnknownEither(Schema.extend(WithUniqueId, FunctionData[name] as unknown as Schema.Struct<{}>))
+  return [
+    `/${name}`,
+    (body) => {
+      const decoded = decode(body)
+      if (Either.isLeft(decoded)) return Effect.succeed(answer(reply(Status.invalidFormat, Messages.invalidFormat), 400))
+      const { unique_id, ...data } = decoded.right as { unique_id: string }
+      return Effect.map(handler(unique_id, data as never), (r) => answer(r))
+    }
+  ]
+}
+
+/** Storage failures become status 13 (logged), never a crash or a leaked driver message. */
+export const orUnavailable = <R>(effect: Effect.Effect<Reply, unknown, R>): Effect.Effect<Reply, never, R> =>
+  effect.pipe(
+    Effect.catchAllCause((cause) =>
+      Effect.logError("aliya: storage failure", cause).pipe(Effect.as(reply(Status.unavailable, Messages.unavailable)))
+    )
+  )

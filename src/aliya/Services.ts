@@ -1,0 +1,97 @@
+import type { HttpApp } from "@effect/platform"
+import { SqlClient } from "@effect/sql"
+import { Effect } from "effect"
+import { migrateSchema } from "../../layers/Storage/SqlDatabase.ts"
+import { TcpTransport } from "../../layers/Transport/TcpTransport.ts"
+import { Transport } from "../../layers/Transport/Transport.ts"
+import { defaultSocketLimits } from "../shared/SocketLimits.ts"
+import { accountRoutes } from "./AccountManager.ts"
+import { bagRoutes } from "./BagManager.ts"
+import { type GatewaySettings, makeCipher, type ManagerSettings, type TokenServerSettings } from "./Config.ts"
+import type { ManagerName } from "./Functions.ts"
+import { makeGateway } from "./Gateway.ts"
+import { makeJwtCodec } from "./Jwt.ts"
+import { playerStateRoutes } from "./PlayerStateManager.ts"
+import { type Route, serviceApp } from "./ServiceHttp.ts"
+import { skillRoutes } from "./SkillManager.ts"
+import { AliyaSchema, SessionSchema, tuneSqlite } from "./Tables.ts"
+import { makeTokenServer } from "./TokenServer.ts"
+import { weaponRoutes } from "./WeaponManager.ts"
+
+/** Creates or upgrades the managers' tables. */
+export const migrateAliya = migrateSchema(AliyaSchema)
+
+/** Serves every manager (one HTTP service per resource) for the lifetime of the Scope; returns their ports. */
+export const startManagers = (settings: ManagerSettings) =>
+  Effect.gen(function* () {
+    const transport = yield* Transport
+    const sql = yield* SqlClient.SqlClient
+    yield* migrateAliya
+    yield* tuneSqlite
+    if (settings.legacyLoginUnique) {
+      yield* Effect.logWarning("aliya managers: legacyLoginUnique is on: INSECURE, anyone who knows an unbound unique_id can log in as it")
+    }
+    const routes: Record<ManagerName, Record<string, Route<SqlClient.SqlClient>>> = {
+      account: accountRoutes({
+        passwordCost: { memoryCost: settings.argon2MemoryKiB, timeCost: settings.argon2TimeCost },
+        legacyLoginUnique: settings.legacyLoginUnique
+      }),
+      playerState: playerStateRoutes(),
+      bag: bagRoutes(),
+      skill: skillRoutes(),
+      weapon: weaponRoutes()
+    }
+    const ports = {} as Record<ManagerName, number>
+    for (const [name, post] of Object.entries(routes) as Array<[ManagerName, Record<string, Route<SqlClient.SqlClient>>]>) {
+      const app: HttpApp.Default = serviceApp({ serviceToken: settings.serviceToken, post }).pipe(Effect.provideService(SqlClient.SqlClient, sql))
+      const handle = yield* transport.serve({
+        name: `aliya-${name}`,
+        port: settings.ports[name],
+        hostname: settings.host,
+        limits: defaultSocketLimits,
+        http: app
+      })
+      ports[name] = handle.port
+    }
+    return ports
+  })
+
+/** Serves the token server (POST /login, /login_unique; GET /validate); returns its port. */
+export const startTokenServer = (settings: TokenServerSettings) =>
+  Effect.gen(function* () {
+    const transport = yield* Transport
+    yield* migrateSchema(SessionSchema)
+    yield* tuneSqlite
+    const server = makeTokenServer({
+      codec: makeJwtCodec(settings.signing),
+      lifetime: settings.lifetime,
+      accountManagerUrl: settings.accountManagerUrl,
+      serviceToken: settings.serviceToken
+    })
+    const app = serviceApp({
+      serviceToken: undefined,
+      post: { "/login": server.login, "/login_unique": server.loginUnique },
+      get: { "/validate": server.validate }
+    })
+    const handle = yield* transport.serve({ name: "aliya-tokens", port: settings.port, hostname: settings.host, limits: defaultSocketLimits, http: app })
+    return handle.port
+  })
+
+/** Serves the TCP gateway; returns its port. */
+export const startGateway = (settings: GatewaySettings) =>
+  Effect.gen(function* () {
+    const tcp = yield* TcpTransport
+    if (settings.cipher.kind === "des-compat") {
+      yield* Effect.logWarning("aliya gateway: cipher des-compat: INSECURE (DES with a fixed IV), for the original's clients only")
+    }
+    const gateway = yield* makeGateway({
+      cipher: makeCipher(settings.cipher),
+      tokenServerUrl: settings.tokenServerUrl,
+      managerUrls: settings.managerUrls,
+      serviceToken: settings.serviceToken,
+      dangerousFunctions: settings.dangerousFunctions,
+      loginRate: settings.loginRate
+    })
+    const handle = yield* tcp.serve({ name: "aliya-gateway", port: settings.port, hostname: settings.host, limits: settings.limits, open: gateway.open })
+    return handle.port
+  })

@@ -1,0 +1,188 @@
+import { SqlClient } from "@effect/sql"
+import { Effect, Option, Random } from "effect"
+import { spendItem } from "./BagStore.ts"
+import {
+  GIFT_SEGMENTS,
+  giftWeaponBand,
+  IRON_PER_LEVEL,
+  isPassive,
+  isWeapon,
+  MAX_WEAPON_LEVEL,
+  type Passive,
+  Passives,
+  SEGMENTS_PER_STAR
+} from "./Game.ts"
+import { functionRoute, orUnavailable } from "./ServiceHttp.ts"
+import { forUpdate, insertIgnore, num, transactionally } from "./Tables.ts"
+import { reply } from "./Wire.ts"
+
+/** Coins a reset_weapon_skill_point costs. */
+export const RESET_COST = 100
+
+export interface WeaponRow {
+  readonly weapon: string
+  readonly star: number
+  readonly level: number
+  readonly passives: readonly [number, number, number, number]
+  readonly skillPoint: number
+  readonly segment: number
+}
+
+/** The original's weapon_bag row: [unique_id, level, passive 1..4, skill_point, segment]. */
+export const bagRow = (uniqueId: string, w: WeaponRow) => [uniqueId, w.level, ...w.passives, w.skillPoint, w.segment]
+
+const toRow = (r: Record<string, unknown>): WeaponRow => ({
+  weapon: String(r.weapon),
+  star: num(r.star),
+  level: num(r.level),
+  passives: [num(r.passive_skill_1_level), num(r.passive_skill_2_level), num(r.passive_skill_3_level), num(r.passive_skill_4_level)],
+  skillPoint: num(r.skill_point),
+  segment: num(r.segment)
+})
+
+export const readWeapon = (uniqueId: string, weapon: string, lock = false) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const suffix = lock ? yield* forUpdate : sql.literal("")
+    const rows = yield* sql<Record<string, unknown>>`SELECT * FROM aliya_weapons WHERE unique_id = ${uniqueId} AND weapon = ${weapon}${suffix}`
+    const row = rows[0]
+    return row && num(row.star) > 0 ? Option.some(toRow(row)) : Option.none<WeaponRow>()
+  })
+
+/** Saves a weapon row; `exists` skips the insert when the row was just read (a locked, owned weapon). */
+export const writeWeapon = (uniqueId: string, w: WeaponRow, exists = false) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) => {
+    const values = {
+      star: w.star,
+      level: w.level,
+      passive_skill_1_level: w.passives[0],
+      passive_skill_2_level: w.passives[1],
+      passive_skill_3_level: w.passives[2],
+      passive_skill_4_level: w.passives[3],
+      skill_point: w.skillPoint,
+      segment: w.segment
+    }
+    // Insert a missing row (star 0 = not owned), then update it: one path for new and owned weapons.
+    return Effect.zipRight(
+      exists ? Effect.void : Effect.flatMap(insertIgnore, (insert) => sql`${insert} aliya_weapons (unique_id, weapon) VALUES (${uniqueId}, ${w.weapon})`),
+      sql`UPDATE aliya_weapons SET ${sql.update(values)} WHERE unique_id = ${uniqueId} AND weapon = ${w.weapon}`
+    )
+  })
+
+export const newWeapon = (weapon: string): WeaponRow => ({ weapon, star: 1, level: 0, passives: [0, 0, 0, 0], skillPoint: 0, segment: 0 })
+
+export const listWeapons = (uniqueId: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.map(sql<Record<string, unknown>>`SELECT * FROM aliya_weapons WHERE unique_id = ${uniqueId} AND star > 0`, (rows) =>
+      rows.map(toRow).sort((a, b) => Number(a.weapon.slice(6)) - Number(b.weapon.slice(6)))
+    )
+  )
+
+const noWeapon = reply(1, "User does not have that weapon")
+
+/** Runs `work` on the caller's weapon inside one transaction; status 1 when it is not owned. */
+const withWeapon = <R>(uniqueId: string, weapon: string, work: (w: WeaponRow) => Effect.Effect<ReturnType<typeof reply>, unknown, R>) =>
+  orUnavailable(
+    isWeapon(weapon)
+      ? transactionally(
+          Effect.flatMap(readWeapon(uniqueId, weapon, true), Option.match({ onNone: () => Effect.succeed(noWeapon), onSome: work }))
+        )
+      : Effect.succeed(noWeapon)
+  )
+
+export const levelUpWeapon = (uniqueId: string, weapon: string, iron: number) =>
+  withWeapon(uniqueId, weapon, (w) =>
+    Effect.gen(function* () {
+      if (w.level >= MAX_WEAPON_LEVEL) return reply(9, "Weapon already max level")
+      const wanted = Math.floor(iron / IRON_PER_LEVEL)
+      const levels = Math.min(wanted, MAX_WEAPON_LEVEL - w.level)
+      if (wanted === 0) return reply(2, "Insufficient materials, upgrade failed")
+      const remaining = yield* spendItem(uniqueId, "iron", levels * IRON_PER_LEVEL)
+      if (remaining === undefined) return reply(2, "Insufficient materials, upgrade failed")
+      const next = { ...w, level: w.level + levels, skillPoint: w.skillPoint + levels }
+      yield* writeWeapon(uniqueId, next, true)
+      return reply(0, "success", { weapon_bag1: bagRow(uniqueId, next), item1: ["iron", remaining] })
+    })
+  )
+
+export const levelUpPassive = (uniqueId: string, weapon: string, passive: string) =>
+  withWeapon(uniqueId, weapon, (w) =>
+    Effect.gen(function* () {
+      if (!isPassive(passive)) return reply(9, "Passive skill does not exist")
+      if (w.skillPoint <= 0) return reply(2, "Insufficient skill points, upgrade failed")
+      const index = Passives.indexOf(passive as Passive)
+      const passives = w.passives.map((p, i) => (i === index ? p + 1 : p)) as unknown as WeaponRow["passives"]
+      const next = { ...w, passives, skillPoint: w.skillPoint - 1 }
+      yield* writeWeapon(uniqueId, next, true)
+      return reply(0, "success", { weapon_bag1: bagRow(uniqueId, next) })
+    })
+  )
+
+export const resetWeaponSkillPoint = (uniqueId: string, weapon: string) =>
+  withWeapon(uniqueId, weapon, (w) =>
+    Effect.gen(function* () {
+      const remaining = yield* spendItem(uniqueId, "coin", RESET_COST)
+      if (remaining === undefined) return reply(2, "Insufficient gold coins, upgrade failed")
+      const refunded = w.passives.reduce((a, b) => a + b, 0)
+      const next: WeaponRow = { ...w, passives: [0, 0, 0, 0], skillPoint: w.skillPoint + refunded }
+      yield* writeWeapon(uniqueId, next, true)
+      return reply(0, "success", { weapon_bag1: bagRow(uniqueId, next), item1: ["coin", remaining] })
+    })
+  )
+
+export const levelUpWeaponStar = (uniqueId: string, weapon: string) =>
+  withWeapon(uniqueId, weapon, (w) =>
+    Effect.gen(function* () {
+      const cost = w.star * SEGMENTS_PER_STAR
+      if (w.segment < cost) return reply(2, "Insufficient segments, upgrade failed")
+      const next = { ...w, star: w.star + 1, segment: w.segment - cost }
+      yield* writeWeapon(uniqueId, next, true)
+      return reply(0, "success", { weapon_bag1: bagRow(uniqueId, next), weapon_star: [weapon, next.star] })
+    })
+  )
+
+export const getAllWeapon = (uniqueId: string) =>
+  orUnavailable(
+    Effect.map(listWeapons(uniqueId), (weapons) =>
+      reply(
+        0,
+        "success",
+        Object.fromEntries(
+          weapons.map((w, i) => [`weapon_bag${i + 1}`, [w.weapon, w.star, w.level, ...w.passives, w.skillPoint, w.segment]])
+        )
+      )
+    )
+  )
+
+export const randomGiftSegment = (uniqueId: string) =>
+  orUnavailable(
+    Effect.gen(function* () {
+      const band = giftWeaponBand(yield* Random.nextIntBetween(0, 1000))
+      const weapon = `weapon${band * 10 + (yield* Random.nextIntBetween(1, 11))}`
+      return yield* transactionally(
+        Effect.gen(function* () {
+          const owned = yield* readWeapon(uniqueId, weapon, true)
+          if (Option.isNone(owned)) {
+            const created = newWeapon(weapon)
+            yield* writeWeapon(uniqueId, created)
+            return reply(1, "Success, gained a new weapon", { weapon_bag1: [weapon, created.star, created.segment] })
+          }
+          const next = { ...owned.value, segment: owned.value.segment + GIFT_SEGMENTS }
+          yield* writeWeapon(uniqueId, next, true)
+          return reply(0, "Success, gained weapon segments", { weapon_bag1: [weapon, next.star, next.segment] })
+        })
+      )
+    })
+  )
+
+/** The WeaponManager's routes (it reads and spends the bag inside its own transactions). */
+export const weaponRoutes = () =>
+  Object.fromEntries([
+    functionRoute("level_up_weapon", (id, d) => levelUpWeapon(id, d.weapon, d.iron)),
+    functionRoute("level_up_passive", (id, d) => levelUpPassive(id, d.weapon, d.passive)),
+    functionRoute("reset_weapon_skill_point", (id, d) => resetWeaponSkillPoint(id, d.weapon)),
+    functionRoute("level_up_weapon_star", (id, d) => levelUpWeaponStar(id, d.weapon)),
+    functionRoute("get_all_weapon", (id) => getAllWeapon(id)),
+    functionRoute("random_gift_segment", (id) => randomGiftSegment(id))
+  ])
+

@@ -1,0 +1,50 @@
+import { Schema } from "effect"
+
+/** Gateway-level status codes (0..9 belong to each function). */
+export const Status = {
+  ok: 0,
+  invalidFormat: 10,
+  authorizationRequired: 11,
+  replyTooLarge: 12,
+  unavailable: 13,
+  tooManyAttempts: 14
+} as const
+
+export const Messages = {
+  invalidFormat: "Invalid message format",
+  authorizationRequired: "Authorization required",
+  replyTooLarge: "Reply too large for one frame",
+  unavailable: "Service unavailable, try again",
+  tooManyAttempts: "Too many attempts, try again later"
+} as const
+
+/** What every reply carries; `data` is function-specific. */
+export interface Reply {
+  readonly status: number
+  readonly message: string
+  readonly random?: string | number
+  readonly data: Record<string, unknown>
+}
+
+/** The request envelope; `data` is checked per function afterwards. */
+export const Request = Schema.Struct({
+  function: Schema.String.pipe(Schema.maxLength(64)),
+  random: Schema.optional(Schema.Union(Schema.String.pipe(Schema.maxLength(64)), Schema.Number)),
+  data: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.Unknown }), { default: () => ({}) })
+})
+export type Request = typeof Request.Type
+
+/**
+ * JSON that Python's eval() also reads: the original client evals replies, so true/false become
+ * 1/0 and null becomes "" (JSON has no other token Python lacks).
+ */
+export const encodeReply = (reply: Reply): string =>
+  JSON.stringify(reply, (_key, value) => (value === true ? 1 : value === false ? 0 : value === null || value === undefined ? "" : value))
+
+export const reply = (status: number, message: string, data: Record<string, unknown> = {}): Reply => ({ status, message, data })
+
+/** A short, printable prefix of untrusted input for replies and logs. */
+export const shortPrefix = (value: unknown, max = 128): string => {
+  const text = typeof value === "string" ? value : JSON.stringify(value) ?? ""
+  return text.length > max ? `${text.slice(0, max)}…` : text
+}

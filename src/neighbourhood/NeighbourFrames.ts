@@ -1,0 +1,198 @@
+import { Effect, Either } from "effect"
+import type { RoomsService } from "../../layers/Rooms/Rooms.ts"
+import type { WireMessage } from "../../layers/Transport/Transport.ts"
+import type { NeighbourhoodConfig } from "./Config.ts"
+import type { Counters, RecentSet } from "./Counters.ts"
+import { type PublicKeyInfo, verifyData } from "./Crypto.ts"
+import type { Channel, Mesh, NeighbourState } from "./Mesh.ts"
+import type { OrderedWork } from "./Ordered.ts"
+import {
+  type ChatData,
+  encodeSignedData,
+  type Frame,
+  type OpenedSignedData,
+  openSignedData,
+  preview,
+  type PublicChatData,
+  type ServerHelloData,
+  type SignedData
+} from "./Wire.ts"
+
+/** What the protocol handlers share within one server. */
+export interface NeighbourhoodContext {
+  readonly config: NeighbourhoodConfig
+  readonly mesh: Mesh
+  readonly counters: Counters
+  /** Signatures of chats already delivered here, so a peer that sends one twice is heard once. */
+  readonly relayed: RecentSet
+  readonly rooms: RoomsService
+  /** The Rooms room of this server's clients (public and private chats fan out through it). */
+  readonly room: string
+  /** Counts a refusal by reason (the metric). */
+  readonly refused: (reason: string) => void
+  /** Counts a client message delivered into the mesh or to local clients. */
+  readonly routed: (kind: "chat" | "public_chat") => void
+  /** Our client list changed: a client_update goes to every neighbour (coalesced, see Server). */
+  readonly clientsChanged: () => void
+  /** Sends a coalesced client_update that is still waiting, before a client's message goes into the mesh. */
+  readonly flushClientUpdate: () => void
+  /** Whether `address` may open another connection now (per-address rate limit). */
+  readonly admitConnection: (address: string, now: number) => boolean
+  /** Logs a warning from plain (non-Effect) code, such as ordered work callbacks. */
+  readonly warn: (message: string) => void
+  /** Logs a bug in ordered work; the connection carries on. */
+  readonly defect: (error: unknown) => void
+}
+
+const decoder = new TextDecoder()
+export const asText = (message: WireMessage) => (typeof message === "string" ? message : decoder.decode(message))
+
+export const replayReason = (counter: number, last: number) =>
+  `counter ${counter} is not greater than the last accepted counter ${last} of this key; continue counting from there`
+
+/**
+ * Messages a neighbour sends (over its inbound connection or our outbound link): chats for our
+ * clients, public chats, its client list. Nothing received from a neighbour is ever sent on into
+ * the mesh, so there are no loops; a chat or public chat seen twice is delivered once. Effects
+ * happen in arrival order (`channel.work`), while signature checks run in parallel.
+ */
+export const handleNeighbourFrame = (
+  ctx: NeighbourhoodContext,
+  n: NeighbourState,
+  channel: Channel,
+  frame: Frame
+): Effect.Effect<void> | void => {
+  const work = channel.work
+  switch (frame.type) {
+    case "signed_data": {
+      const opened = openSignedData(frame)
+      if (Either.isLeft(opened))
+        return ctx.warn(`neighbour ${n.address} sent signed_data that is not a v1.2 message: ${opened.left}`)
+      const { content } = opened.right
+      switch (content.type) {
+        case "chat":
+          return work.after(() => relayedChat(ctx, n, frame, opened.right, content))
+        case "public_chat":
+          return relayedPublicChat(ctx, n, channel, frame, opened.right, content)
+        case "server_hello":
+          return Effect.promise(() => work.idle()).pipe(
+            Effect.zipRight(verifyServerHello(ctx, n, frame, opened.right, content, `link:${n.address}`)),
+            Effect.flatMap((problem) =>
+              problem
+                ? Effect.logWarning(`neighbour ${n.address}: repeated server_hello refused: ${problem}`)
+                : Effect.void
+            )
+          )
+        case "hello":
+          return ctx.warn(`neighbour ${n.address} sent a client hello on a server link; ignored`)
+      }
+      return
+    }
+    case "client_update":
+      return work.then(ctx.mesh.importClients(n, frame.clients), (imported) => {
+        ctx.mesh.setClients(n, imported)
+        if (imported.rejected > 0)
+          ctx.warn(
+            `neighbour ${n.address}: ${imported.rejected} client(s) of its client_update were not valid RSA public keys`
+          )
+      })
+    case "client_update_request":
+      return work.after(() => channel.send(ctx.mesh.clientUpdateFrame()))
+    case "client_list_request":
+      return work.after(() => channel.send(ctx.mesh.clientListFrame()))
+    case "client_list":
+    case "error":
+      return
+  }
+}
+
+const relayedChat = (
+  ctx: NeighbourhoodContext,
+  n: NeighbourState,
+  frame: SignedData,
+  opened: OpenedSignedData,
+  content: ChatData
+) => {
+  if (!content.destination_servers.some((d) => ctx.mesh.isOwnAddress(d))) {
+    return ctx.warn(`neighbour ${n.address} sent a chat not addressed to this server; dropped`)
+  }
+  if (!ctx.relayed.add(frame.signature)) return
+  ctx.rooms.publish(ctx.room, encodeSignedData(opened.dataText, frame.counter, frame.signature))
+}
+
+const relayedPublicChat = (
+  ctx: NeighbourhoodContext,
+  n: NeighbourState,
+  channel: Channel,
+  frame: SignedData,
+  opened: OpenedSignedData,
+  content: PublicChatData
+) => {
+  const check = (key: PublicKeyInfo) =>
+    // A repeat (a peer that floods, or two connections) fails here cheaply, before any signature check.
+    ctx.counters.fresh(key.fingerprint, frame.counter)
+      ? verifyData(key.verifyKey, opened.dataText, frame.counter, frame.signature).then((valid) => ({ key, valid }))
+      : Promise.resolve(undefined)
+  const known = ctx.mesh.senderKey(content.sender)
+  // An unknown sender may be in a client_update still being applied: look again once earlier work is done.
+  const started = known
+    ? check(known)
+    : channel.work.idle().then(() => {
+        const key = ctx.mesh.senderKey(content.sender)
+        if (!key) ctx.warn(`neighbour ${n.address} relayed a public_chat from an unknown sender; dropped`)
+        return key ? check(key) : undefined
+      })
+  channel.work.then(started, (checked) => {
+    if (!checked) return
+    if (!checked.valid) {
+      ctx.refused("relayed_bad_signature")
+      return ctx.warn(`neighbour ${n.address} relayed a public_chat with a bad signature; dropped`)
+    }
+    if (!ctx.counters.commit(checked.key.fingerprint, frame.counter)) return
+    ctx.rooms.publish(ctx.room, encodeSignedData(opened.dataText, frame.counter, frame.signature))
+  })
+}
+
+/** Checks a server_hello against the configured key of `n`; a reason when refused. */
+export const verifyServerHello = (
+  ctx: NeighbourhoodContext,
+  n: NeighbourState,
+  frame: SignedData,
+  opened: OpenedSignedData,
+  content: ServerHelloData,
+  connectionKey: string
+): Effect.Effect<string | undefined> =>
+  Effect.gen(function* () {
+    if (content.sender !== n.address) return `sender ${preview(content.sender)} is not ${preview(n.address)}`
+    const valid = yield* Effect.promise(() =>
+      verifyData(n.key.verifyKey, opened.dataText, frame.counter, frame.signature)
+    )
+    if (!valid) {
+      if (!ctx.config.compat.unsignedServerHello) return "bad signature"
+      yield* Effect.logWarning(
+        `INSECURE: accepting an unsigned server_hello from ${n.address} (neighbourhood.compat.unsignedServerHello)`
+      )
+      return undefined
+    }
+    const counterKey = ctx.config.compat.perConnectionCounters
+      ? `${connectionKey}/server:${n.address}`
+      : `server:${n.address}`
+    if (!ctx.counters.commit(counterKey, frame.counter))
+      return replayReason(frame.counter, ctx.counters.lastOf(counterKey))
+    return undefined
+  })
+
+/** Frames a connection may have in flight before the server stops reading it until they are done. */
+export const maxInFlight = 256
+
+/** The handler's own result, or, when too much is queued, a wait that pauses reading (transport backpressure). */
+export const throttled = (work: OrderedWork, result: Effect.Effect<void> | void): Effect.Effect<void> | void => {
+  const wait = work.throttle(maxInFlight)
+  if (!wait) return result
+  return result
+    ? Effect.zipRight(
+        result,
+        Effect.promise(() => wait)
+      )
+    : Effect.promise(() => wait)
+}

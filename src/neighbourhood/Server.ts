@@ -1,0 +1,201 @@
+import type { HttpApp } from "@effect/platform"
+import { Data, Effect, Either, Queue, Runtime, type Scope } from "effect"
+import { Federation } from "../../layers/Federation/Federation.ts"
+import type { Link } from "../../layers/Federation/Link.ts"
+import { Metrics } from "../../layers/Observability/Metrics.ts"
+import { Rooms } from "../../layers/Rooms/Rooms.ts"
+import { type ServeError, type ServerHandle, Transport } from "../../layers/Transport/Transport.ts"
+import { makeKeyedLimiter } from "../shared/RateLimiter.ts"
+import type { Neighbour, NeighbourhoodConfig } from "./Config.ts"
+import { Counters, RecentSet } from "./Counters.ts"
+import { importPublicPem, signData } from "./Crypto.ts"
+import { type Channel, Mesh, type NeighbourState } from "./Mesh.ts"
+import { OrderedWork } from "./Ordered.ts"
+import { handleNeighbourFrame, type NeighbourhoodContext, throttled } from "./NeighbourFrames.ts"
+import { makeNeighbourhoodProtocol } from "./Protocol.ts"
+import { clientUpdateRequestFrame, encodeSignedData, parseFrame, serverHelloContent } from "./Wire.ts"
+
+/** This server's RSA key: signs its server_hello. */
+export interface ServerIdentity {
+  readonly signKey: CryptoKey
+  readonly publicPem: string
+  readonly fingerprint: string
+}
+
+export class NeighbourhoodStartError extends Data.TaggedError("NeighbourhoodStartError")<{
+  readonly message: string
+}> {}
+
+export interface NeighbourhoodServerOptions {
+  readonly config: NeighbourhoodConfig
+  readonly identity: ServerIdentity
+  /** The configured neighbours with their keys as PEM text. */
+  readonly neighbours: ReadonlyArray<Neighbour>
+  /** Plain HTTP on the same port (the page, the file API, /metrics). */
+  readonly http?: HttpApp.Default<never, Metrics | Scope.Scope>
+  readonly name?: string
+}
+
+export interface NeighbourhoodServer {
+  readonly handle: ServerHandle
+  readonly mesh: Mesh
+}
+
+/**
+ * One Neighbourhood server for the lifetime of the Scope: clients and neighbours on one WebSocket
+ * port, an outbound link to every neighbour kept up for ever (Federation.link: jittered re-dial),
+ * each opening with a signed server_hello, a client_update_request and our client_update.
+ */
+export const serveNeighbourhood = (
+  options: NeighbourhoodServerOptions
+): Effect.Effect<
+  NeighbourhoodServer,
+  ServeError | NeighbourhoodStartError,
+  Transport | Rooms | Federation | Metrics | Scope.Scope
+> =>
+  Effect.gen(function* () {
+    const { config, identity } = options
+    const name = options.name ?? "neighbourhood"
+    const transport = yield* Transport
+    const rooms = yield* Rooms
+    const federation = yield* Federation
+    const metrics = yield* Metrics
+
+    const neighbours = yield* Effect.forEach(options.neighbours, (n) =>
+      Effect.promise(() => importPublicPem(n.publicKeyPem)).pipe(
+        Effect.flatMap((key) =>
+          typeof key === "string"
+            ? Effect.fail(
+                new NeighbourhoodStartError({
+                  message: `neighbourhood.neighbours: the key of ${n.address} is invalid (${key})`
+                })
+              )
+            : Effect.succeed({ address: n.address, url: n.url, key })
+        )
+      )
+    )
+    if (config.compat.unsignedServerHello) {
+      yield* Effect.logWarning(
+        "INSECURE: neighbourhood.compat.unsignedServerHello is on: listed addresses may connect as servers without proving their key"
+      )
+    }
+    if (config.compat.perConnectionCounters) {
+      yield* Effect.logWarning(
+        "INSECURE: neighbourhood.compat.perConnectionCounters is on: a captured hello and its messages can be replayed on a new connection"
+      )
+    }
+
+    const refusals = metrics.counter(
+      "switchboard_neighbourhood_refused_total",
+      "Client messages refused and connections closed, by reason",
+      ["server", "reason"]
+    )
+    const routedMessages = metrics.counter(
+      "switchboard_neighbourhood_routed_total",
+      "Client chats and public chats accepted and routed",
+      ["server", "kind"]
+    )
+    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    // Every client_update carries the whole list, so a burst of joins and leaves needs one, not one each:
+    // the first change after a quiet spell goes out at once, then at most one per interval (the last state always).
+    const clientChanges = yield* Queue.sliding<void>(1)
+    let updatePending = false
+    /** Sends a pending client_update now: a new client's first chat must not reach a neighbour before the client does. */
+    const flushClientUpdate = () => {
+      if (!updatePending) return
+      updatePending = false
+      mesh.broadcast(mesh.clientUpdateFrame())
+    }
+    const connectionLimiter = yield* makeKeyedLimiter(`${name} connections`, {
+      ratePerSecond: config.limits.connectionsPerSecond,
+      burst: config.limits.connectionBurst
+    })
+    const mesh = new Mesh(config.address, config.aliases, neighbours, config.limits.maxClientsPerNeighbour)
+    const ctx: NeighbourhoodContext = {
+      config,
+      mesh,
+      counters: new Counters(config.limits.counterMemory),
+      relayed: new RecentSet(config.limits.duplicateWindow),
+      rooms,
+      room: `neighbourhood/${config.address}/clients`,
+      refused: (reason) => refusals.labels({ server: name, reason }).inc(),
+      routed: (kind) => routedMessages.labels({ server: name, kind }).inc(),
+      clientsChanged: () => {
+        updatePending = true
+        Queue.unsafeOffer(clientChanges, undefined)
+      },
+      flushClientUpdate,
+      admitConnection: connectionLimiter.admit,
+      warn: (message) => void runFork(Effect.logWarning(message)),
+      defect: (error) => void runFork(Effect.logError("neighbourhood: ordered work failed", error))
+    }
+
+    yield* Queue.take(clientChanges).pipe(
+      Effect.zipRight(Effect.sync(flushClientUpdate)),
+      Effect.zipRight(Effect.sleep(config.limits.clientUpdateInterval)),
+      Effect.forever,
+      Effect.forkScoped
+    )
+
+    const handle = yield* transport.serve({
+      name,
+      port: config.port,
+      hostname: config.hostname,
+      limits: config.socket,
+      ...(options.http ? { http: options.http } : {}),
+      websocket: makeNeighbourhoodProtocol(ctx)
+    })
+
+    // Our server_hello counter keeps rising across restarts (it starts at the clock), as peers remember the last one.
+    let lastCounter = 0
+    const signedServerHello = Effect.promise(async () => {
+      const counter = (lastCounter = Math.max(lastCounter + 1, Date.now()))
+      const data = serverHelloContent(config.address)
+      return encodeSignedData(data, counter, await signData(identity.signKey, data, counter))
+    })
+
+    const linkTo = (n: NeighbourState) => {
+      const channels = new Map<Link, Channel>()
+      return federation.link({
+        name: `${config.address}->${n.address}`,
+        url: n.url,
+        maxDelay: config.redialMax,
+        handler: {
+          onOpen: (link) =>
+            Effect.gen(function* () {
+              const channel: Channel = {
+                send: (frame) => link.send(frame),
+                close: (code, reason) => link.close(code, reason),
+                direction: "outbound",
+                work: new OrderedWork(ctx.defect)
+              }
+              link.send(yield* signedServerHello)
+              link.send(clientUpdateRequestFrame)
+              link.send(mesh.clientUpdateFrame())
+              channels.set(link, channel)
+              mesh.channelUp(n, channel)
+              yield* Effect.logInfo(`neighbour ${n.address} connected (outbound)`)
+              yield* Effect.addFinalizer(() =>
+                Effect.sync(() => {
+                  channels.delete(link)
+                  mesh.channelDown(n, channel)
+                })
+              )
+            }),
+          onMessage: (message, link) => {
+            const channel = channels.get(link)
+            if (!channel) return Effect.void
+            const parsed = parseFrame(typeof message === "string" ? message : new TextDecoder().decode(message))
+            if (Either.isLeft(parsed))
+              return Effect.logWarning(`neighbour ${n.address} sent an invalid frame: ${parsed.left}`)
+            return throttled(channel.work, handleNeighbourFrame(ctx, n, channel, parsed.right)) ?? Effect.void
+          }
+        }
+      })
+    }
+    yield* Effect.forEach(mesh.neighbours.values(), linkTo, { discard: true })
+    yield* Effect.logInfo(
+      `neighbourhood server ${config.address} listening on ${handle.url} with ${neighbours.length} neighbour(s)`
+    )
+    return { handle, mesh }
+  })
