@@ -35,6 +35,11 @@ export interface RoomsService {
   readonly members: (room: string) => Effect.Effect<ReadonlyArray<RoomMember>>
   /** How many connections of this node are in the room (0 for an unknown room). */
   readonly localCount: (room: string) => number
+  /**
+   * True when other nodes may hold members that `localCount` does not see (broker-backed rooms):
+   * a protocol must then publish even with no local recipient, and cannot tell "nobody anywhere".
+   */
+  readonly spansNodes?: boolean
   /** Joins and leaves of every room, for as long as the caller's Scope lives. */
   readonly changes: Effect.Effect<Queue.Dequeue<RoomChange>, never, Scope.Scope>
 }

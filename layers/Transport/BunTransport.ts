@@ -59,6 +59,7 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
           Bun.serve<SocketData<D>, never>({
             port: options.port,
             hostname,
+            ...(options.reusePort ? { reusePort: true } : {}),
             ...(tls ? { tls } : {}),
             // Bun refuses an oversized body with an empty 413, judged from Content-Length before fetch runs;
             // limitRequestBody answers first with a reason (and counts streamed bodies), so Bun's cap stays out of the way.
@@ -160,13 +161,18 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
     return handle
   })
 
+/** Transport over Bun.serve with defaults for every server it starts (`reusePort` for N processes on one port). */
+export const BunTransportWith = (defaults: { readonly reusePort?: boolean } = {}) =>
+  Layer.effect(
+    Transport,
+    Effect.gen(function* () {
+      const metrics = yield* Metrics
+      return {
+        serve: <D, R>(options: ServeOptions<D, R>) =>
+          serve({ ...options, reusePort: options.reusePort ?? defaults.reusePort ?? false }).pipe(Effect.provideService(Metrics, metrics))
+      }
+    })
+  )
+
 /** Transport over Bun.serve: uWebSockets underneath, native topics for fan-out. */
-export const BunTransportLive = Layer.effect(
-  Transport,
-  Effect.gen(function* () {
-    const metrics = yield* Metrics
-    return {
-      serve: <D, R>(options: ServeOptions<D, R>) => serve(options).pipe(Effect.provideService(Metrics, metrics))
-    }
-  })
-)
+export const BunTransportLive = BunTransportWith()

@@ -86,6 +86,8 @@ export interface ServeOptions<D, R> {
   /** Where to listen; "::" is dual-stack (IPv6 and IPv4 on one socket), "0.0.0.0" IPv4 only. */
   readonly hostname?: string
   readonly tls?: TlsFiles | undefined
+  /** SO_REUSEPORT: several processes listen on one port and the kernel spreads connections (Linux). */
+  readonly reusePort?: boolean
   readonly limits: SocketLimits
   /** Plain HTTP requests (anything that is not a WebSocket upgrade). */
   readonly http?: HttpApp.Default<never, R | Scope.Scope>

@@ -177,11 +177,13 @@ export const makeUnitRooms = (serverName: string) =>
           break
         case "Unit":
           room = unitRoom(seat.prefix, audience.unitName)
-          if (rooms.localCount(room) === 0) return { _tag: "TargetNotFound", unitName: audience.unitName }
+          // In a cluster the unit may sit on another node: only a single node can say it is nowhere.
+          if (rooms.localCount(room) === 0 && !rooms.spansNodes) return { _tag: "TargetNotFound", unitName: audience.unitName }
           recipients = audience.unitName === seat.member.unitName ? 0 : 1
       }
       routedBy[audience._tag].inc()
-      if (recipients > 0) {
+      const toItself = audience._tag === "Unit" && audience.unitName === seat.member.unitName
+      if (recipients > 0 || (rooms.spansNodes && !toItself)) {
         rooms.publish(room, frame, seat.connection)
         deliveries.inc(recipients)
       }

@@ -1,0 +1,71 @@
+import { Context, type Effect } from "effect"
+
+/**
+ * One node's connection to the message broker of a cluster (in-memory, Redis or NATS): the seam
+ * every multi-node layer (BrokerRooms, the Federation bus, shared Tokens) is built on, in the spirit
+ * of centrifuge's Broker + PresenceManager. Channels carry bytes; presence is a set of entries per
+ * room, each owned by a node, kept only while that node's heartbeat is alive.
+ */
+export interface Broker {
+  readonly kind: "memory" | "redis" | "nats"
+  /** This node's id, unique in the cluster (it tags every message and presence entry). */
+  readonly nodeId: string
+  /**
+   * Hot path: hands `bytes` to the broker for every node subscribed to `channel` (this one too).
+   * Synchronous; false when the broker cannot take it now (disconnected), so the caller can count it.
+   * `onLost` runs if a message it took is lost afterwards (the connection dropped before it was written).
+   */
+  readonly publish: (channel: string, bytes: Uint8Array, onLost?: () => void) => boolean
+  /**
+   * Delivers what arrives on `channel` to `deliver` (one handler per channel on a node; a second call
+   * replaces it). Completes once the broker has confirmed; while the broker is away the channel is
+   * remembered and subscribed again when it returns.
+   */
+  readonly subscribe: (channel: string, deliver: (bytes: Uint8Array) => void) => Effect.Effect<void>
+  readonly unsubscribe: (channel: string) => Effect.Effect<void>
+  /** Whether the broker is reachable now. */
+  readonly isUp: () => boolean
+  /** Registers a callback run each time the broker comes back after an outage. */
+  readonly onReconnect: (callback: () => void) => void
+  readonly presence: PresenceStore
+  /** Drops the connection to the broker at once, without cleanup (what a crash looks like to the others). */
+  readonly sever: Effect.Effect<void>
+}
+
+/** Presence entries per room: key `<nodeId>/<local id>` → an opaque text the caller encodes. */
+export interface PresenceStore {
+  readonly put: (room: string, key: string, entry: string) => Effect.Effect<void, BrokerUnavailable>
+  readonly remove: (room: string, keys: ReadonlyArray<string>) => Effect.Effect<void, BrokerUnavailable>
+  /** Every entry of the room, those of dead nodes included (the caller filters with `alive`). */
+  readonly list: (room: string) => Effect.Effect<ReadonlyArray<readonly [string, string]>, BrokerUnavailable>
+  /** Marks `nodeId` alive for `ttlMillis`; false when it had expired (or never was), so its entries must be written again. */
+  readonly heartbeat: (nodeId: string, ttlMillis: number) => Effect.Effect<boolean, BrokerUnavailable>
+  /** Which of these nodes are alive now. */
+  readonly alive: (nodeIds: ReadonlyArray<string>) => Effect.Effect<ReadonlySet<string>, BrokerUnavailable>
+}
+
+export class BrokerUnavailable extends Error {
+  readonly _tag = "BrokerUnavailable"
+  constructor(
+    readonly broker: string,
+    cause: unknown
+  ) {
+    super(`${broker} is unavailable: ${cause instanceof Error ? cause.message : String(cause)}`)
+  }
+}
+
+export class ClusterBroker extends Context.Tag("switchboard/ClusterBroker")<ClusterBroker, Broker>() {}
+
+/** A node id: 12 random hex characters unless configured. */
+export const randomNodeId = () => Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString("hex")
+
+/** A broker URL for messages and logs: any password replaced. */
+export const redactUrl = (url: string) => {
+  try {
+    const parsed = new URL(url.includes("://") ? url : `nats://${url}`)
+    if (parsed.password) parsed.password = "***"
+    return url.includes("://") ? parsed.toString() : parsed.host
+  } catch {
+    return "(unparsable URL)"
+  }
+}

@@ -1,0 +1,105 @@
+import { Clock, Effect } from "effect"
+import { type Broker, BrokerUnavailable, type PresenceStore } from "./Broker.ts"
+
+/**
+ * The broker of several nodes in one process: what the cluster tests run on, and the shape the
+ * Redis and NATS brokers follow. Delivery is synchronous and in order. `setDown` simulates an outage.
+ */
+export class MemoryBrokerHub {
+  private readonly channels = new Map<string, Map<string, (bytes: Uint8Array) => void>>()
+  private readonly rooms = new Map<string, Map<string, string>>()
+  private readonly aliveUntil = new Map<string, number>()
+  private readonly reconnects = new Map<string, Array<() => void>>()
+  private readonly killed = new Set<string>()
+  private down = false
+  /** Broker messages delivered, per receiving node. */
+  readonly received = new Map<string, number>()
+
+  /** A node's view of the hub; `forget` (node killed) drops its subscriptions. */
+  node(nodeId: string): Broker {
+    const hub = this
+    const unavailable = () => new BrokerUnavailable("memory broker", "down")
+    const guard = <A>(run: (now: number) => A) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        hub.down || hub.killed.has(nodeId) ? Effect.fail(unavailable()) : Effect.sync(() => run(now))
+      )
+    const presence: PresenceStore = {
+      put: (room, key, entry) =>
+        guard(() => {
+          let entries = hub.rooms.get(room)
+          if (!entries) hub.rooms.set(room, (entries = new Map()))
+          entries.set(key, entry)
+        }),
+      remove: (room, keys) =>
+        guard(() => {
+          const entries = hub.rooms.get(room)
+          for (const key of keys) entries?.delete(key)
+          if (entries?.size === 0) hub.rooms.delete(room)
+        }),
+      list: (room) => guard(() => [...(hub.rooms.get(room) ?? [])]),
+      heartbeat: (id, ttlMillis) =>
+        guard((now) => {
+          const wasAlive = (hub.aliveUntil.get(id) ?? 0) > now
+          hub.aliveUntil.set(id, now + ttlMillis)
+          return wasAlive
+        }),
+      alive: (ids) => guard((now) => new Set(ids.filter((id) => (hub.aliveUntil.get(id) ?? 0) > now)))
+    }
+    return {
+      kind: "memory",
+      nodeId,
+      publish: (channel, bytes) => {
+        if (hub.down || hub.killed.has(nodeId)) return false
+        const subscribers = hub.channels.get(channel)
+        if (!subscribers) return true
+        for (const [receiver, deliver] of subscribers) {
+          hub.received.set(receiver, (hub.received.get(receiver) ?? 0) + 1)
+          deliver(bytes)
+        }
+        return true
+      },
+      subscribe: (channel, deliver) =>
+        Effect.sync(() => {
+          if (hub.killed.has(nodeId)) return
+          let subscribers = hub.channels.get(channel)
+          if (!subscribers) hub.channels.set(channel, (subscribers = new Map()))
+          subscribers.set(nodeId, deliver)
+        }),
+      unsubscribe: (channel) =>
+        Effect.sync(() => {
+          const subscribers = hub.channels.get(channel)
+          subscribers?.delete(nodeId)
+          if (subscribers?.size === 0) hub.channels.delete(channel)
+        }),
+      isUp: () => !hub.down && !hub.killed.has(nodeId),
+      onReconnect: (callback) => {
+        const callbacks = hub.reconnects.get(nodeId) ?? []
+        hub.reconnects.set(nodeId, [...callbacks, callback])
+      },
+      presence,
+      sever: Effect.sync(() => hub.kill(nodeId))
+    }
+  }
+
+  /** A node dies: its subscriptions go at once, it can do nothing more; its presence entries stay until its heartbeat expires. */
+  kill(nodeId: string) {
+    this.killed.add(nodeId)
+    for (const [channel, subscribers] of this.channels) {
+      subscribers.delete(nodeId)
+      if (subscribers.size === 0) this.channels.delete(channel)
+    }
+    this.reconnects.delete(nodeId)
+  }
+
+  /** Outage simulation: while down, publishes are refused and presence calls fail; coming back runs every node's reconnect callbacks. */
+  setDown(down: boolean) {
+    const wasDown = this.down
+    this.down = down
+    if (wasDown && !down) for (const callbacks of this.reconnects.values()) for (const callback of callbacks) callback()
+  }
+
+  /** Nodes subscribed to a channel now. */
+  subscribers(channel: string): ReadonlyArray<string> {
+    return [...(this.channels.get(channel)?.keys() ?? [])]
+  }
+}

@@ -1,0 +1,136 @@
+import { Kvm, type KV } from "@nats-io/kv"
+import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node"
+import { Effect } from "effect"
+import { type Broker, BrokerUnavailable, type PresenceStore, redactUrl } from "./Broker.ts"
+
+export interface NatsBrokerOptions {
+  readonly url: string
+  /** Separates clusters (and test runs) sharing one NATS: subjects start with it, bucket names are made from it. */
+  readonly prefix: string
+  readonly nodeId: string
+}
+
+/** Subject tokens and KV keys allow only some characters: names are carried in base64url. */
+const token = (name: string) => Buffer.from(name).toString("base64url")
+const fromToken = (encoded: string) => Buffer.from(encoded, "base64url").toString()
+const safeName = (prefix: string) => prefix.replace(/[^A-Za-z0-9_-]/g, "_")
+
+/** A NATS connection that retries for ever after the first success, closed with its Scope. */
+export const natsConnection = (url: string, name: string) =>
+  Effect.acquireRelease(
+    Effect.tryPromise({
+      try: () => connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 250 }),
+      catch: (cause) => new BrokerUnavailable(`nats at ${redactUrl(url)}`, cause)
+    }),
+    (connection) => Effect.promise(() => connection.close().catch(() => {}))
+  )
+
+/**
+ * The cluster broker on NATS: core subjects for messages (the client resubscribes by itself after a
+ * reconnect), JetStream KV for presence: a bucket of member entries (key = room.member) and a bucket
+ * of node liveness keys whose max age is the node TTL, so a silent node's key disappears by itself.
+ */
+export const makeNatsBroker = (options: NatsBrokerOptions) =>
+  Effect.gen(function* () {
+    const connection: NatsConnection = yield* natsConnection(options.url, `switchboard-${options.nodeId}`)
+    const kvm = new Kvm(connection)
+    const unavailable = (cause: unknown) => new BrokerUnavailable("nats", cause)
+    const call = <A>(run: () => Promise<A>) => Effect.tryPromise({ try: run, catch: unavailable })
+    const bucket = safeName(options.prefix)
+    const members: KV = yield* call(() => kvm.create(`${bucket}_presence`, { history: 1 }))
+    let nodes: Promise<KV> | undefined
+    const nodesBucket = (ttlMillis: number) => (nodes ??= kvm.create(`${bucket}_nodes`, { history: 1, ttl: ttlMillis }))
+    const subjectOf = (channel: string) => `${options.prefix}.${token(channel)}`
+    const subscriptions = new Map<string, Subscription>()
+    const reconnectCallbacks: Array<() => void> = []
+    let up = true
+
+    // Status events tell whether publishes can leave now; the client itself replays subscriptions on reconnect.
+    void (async () => {
+      for await (const status of connection.status()) {
+        if (status.type === "disconnect") up = false
+        else if (status.type === "reconnect") {
+          up = true
+          // The client has re-sent its subscriptions; a PING round trip proves the server holds them.
+          await connection.flush().catch(() => {})
+          for (const callback of reconnectCallbacks) callback()
+        }
+      }
+    })()
+
+    const liveNodes = async (ids: ReadonlyArray<string>) => {
+      if (ids.length === 0 || nodes === undefined) return new Set<string>()
+      const kv = await nodes
+      const entries = await Promise.all(ids.map((id) => kv.get(token(id))))
+      return new Set(ids.filter((_, i) => entries[i]?.operation === "PUT"))
+    }
+    const presence: PresenceStore = {
+      put: (room, key, entry) => call(() => members.put(`${token(room)}.${token(key)}`, entry)).pipe(Effect.asVoid),
+      remove: (room, keys) =>
+        call(() => Promise.all(keys.map((key) => members.purge(`${token(room)}.${token(key)}`)))).pipe(Effect.asVoid),
+      list: (room) =>
+        call(async () => {
+          const keys: Array<string> = []
+          for await (const key of await members.keys(`${token(room)}.*`)) keys.push(key)
+          const entries = await Promise.all(keys.map((key) => members.get(key)))
+          return entries.flatMap((entry, i) =>
+            entry?.operation === "PUT"
+              ? [[fromToken(keys[i]!.slice(keys[i]!.indexOf(".") + 1)), entry.string()] as const]
+              : []
+          )
+        }),
+      heartbeat: (nodeId, ttlMillis) =>
+        call(async () => {
+          const kv = await nodesBucket(ttlMillis)
+          const previous = await kv.get(token(nodeId))
+          await kv.put(token(nodeId), "1")
+          return previous?.operation === "PUT"
+        }),
+      alive: (nodeIds) => call(() => liveNodes(nodeIds))
+    }
+
+    const broker: Broker = {
+      kind: "nats",
+      nodeId: options.nodeId,
+      publish: (channel, bytes) => {
+        if (!up || connection.isClosed()) return false
+        connection.publish(subjectOf(channel), bytes)
+        return true
+      },
+      subscribe: (channel, deliver) =>
+        Effect.suspend(() => {
+          const subject = subjectOf(channel)
+          subscriptions.get(subject)?.unsubscribe()
+          subscriptions.set(
+            subject,
+            connection.subscribe(subject, {
+              callback: (error, message) => {
+                if (error === null) deliver(message.data)
+              }
+            })
+          )
+          // The flush round trip proves the server has the subscription before the caller goes on.
+          return up ? Effect.promise(() => connection.flush().catch(() => {})) : Effect.void
+        }),
+      unsubscribe: (channel) =>
+        Effect.sync(() => {
+          const subject = subjectOf(channel)
+          subscriptions.get(subject)?.unsubscribe()
+          subscriptions.delete(subject)
+        }),
+      isUp: () => up && !connection.isClosed(),
+      onReconnect: (callback) => void reconnectCallbacks.push(callback),
+      presence,
+      sever: Effect.promise(() => connection.close().catch(() => {}))
+    }
+    return broker
+  })
+
+/** Removes the KV buckets of a prefix (tests clean up with it). */
+export const destroyNatsBuckets = (connection: NatsConnection, prefix: string) =>
+  Effect.promise(async () => {
+    const { jetstreamManager } = await import("@nats-io/jetstream")
+    const manager = await jetstreamManager(connection)
+    for (const name of ["presence", "nodes"])
+      await manager.streams.delete(`KV_${safeName(prefix)}_${name}`).catch(() => false)
+  })

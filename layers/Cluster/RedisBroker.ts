@@ -1,0 +1,143 @@
+import { Effect } from "effect"
+import Redis from "ioredis"
+import { type Broker, BrokerUnavailable, type PresenceStore, redactUrl } from "./Broker.ts"
+
+export interface RedisBrokerOptions {
+  readonly url: string
+  /** Separates clusters (and test runs) sharing one Redis: every channel and key starts with it. */
+  readonly prefix: string
+  readonly nodeId: string
+}
+
+/**
+ * A Redis connection that fails fast while Redis is away (no offline queue: callers count and
+ * retry), reconnects with a capped backoff, and is closed with its Scope. Fails when the first
+ * connection cannot be made, so a misconfigured URL stops the program with one clear line.
+ */
+export const redisConnection = (url: string, name: string) =>
+  Effect.acquireRelease(
+    Effect.tryPromise({
+      try: async () => {
+        const client: Redis = new Redis(url, {
+          lazyConnect: true,
+          enableOfflineQueue: false,
+          autoResubscribe: false,
+          // A command in flight when the connection drops may have run: resending it could deliver a message twice.
+          autoResendUnfulfilledCommands: false,
+          maxRetriesPerRequest: 1,
+          connectionName: name,
+          retryStrategy: (attempt) => Math.min(50 * attempt, 1000)
+        })
+        // Errors while reconnecting are reported through isUp and the undelivered count, not thrown.
+        client.on("error", () => {})
+        // A first connection that fails must not leave a client retrying in the background.
+        await client.connect().catch((error: unknown) => {
+          client.disconnect()
+          throw error
+        })
+        return client
+      },
+      catch: (cause) => new BrokerUnavailable(`redis at ${redactUrl(url)}`, cause)
+    }),
+    (client) => Effect.sync(() => client.disconnect())
+  )
+
+const toBuffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+
+/**
+ * The cluster broker on Redis: sharded pub/sub (SSUBSCRIBE/SPUBLISH, Redis 7+) when the server has
+ * it, classic PUBLISH/SUBSCRIBE otherwise; one connection publishes and keeps presence, one
+ * subscribes. Presence: a hash per room (field = member key) and a key per node with a PX expiry
+ * that the heartbeat refreshes; entries of a node whose key has expired are ignored and pruned.
+ */
+export const makeRedisBroker = (options: RedisBrokerOptions) =>
+  Effect.gen(function* () {
+    const commands = yield* redisConnection(options.url, `switchboard-${options.nodeId}`)
+    const subscriber = yield* redisConnection(options.url, `switchboard-${options.nodeId}-sub`)
+    const supported = yield* Effect.promise(
+      () => commands.call("COMMAND", "INFO", "SPUBLISH") as Promise<Array<unknown>>
+    )
+    const sharded = Array.isArray(supported) && supported[0] != null
+    const handlers = new Map<string, (bytes: Uint8Array) => void>()
+    const reconnectCallbacks: Array<() => void> = []
+    const channelOf = (channel: string) => `${options.prefix}${channel}`
+    const presenceKey = (room: string) => `${options.prefix}presence:${room}`
+    const nodeKey = (nodeId: string) => `${options.prefix}node:${nodeId}`
+    const unavailable = (cause: unknown) => new BrokerUnavailable("redis", cause)
+    const call = <A>(run: () => Promise<A>) => Effect.tryPromise({ try: run, catch: unavailable })
+
+    const onMessage = (channel: Buffer, message: Buffer) => handlers.get(channel.toString())?.(message)
+    subscriber.on(sharded ? "smessageBuffer" : "messageBuffer", onMessage)
+    const subscribeNow = (channels: ReadonlyArray<string>) =>
+      sharded ? subscriber.ssubscribe(...channels) : subscriber.subscribe(...channels)
+    const unsubscribeNow = (channel: string) =>
+      sharded ? subscriber.sunsubscribe(channel) : subscriber.unsubscribe(channel)
+
+    // After an outage the subscriber connection is new: subscribe every channel still wanted, then tell the callers.
+    let lost = false
+    subscriber.on("close", () => void (lost = true))
+    subscriber.on("ready", () => {
+      if (!lost) return
+      lost = false
+      const channels = [...handlers.keys()]
+      const resubscribed = channels.length > 0 ? subscribeNow(channels) : Promise.resolve()
+      resubscribed.then(
+        () => reconnectCallbacks.forEach((callback) => callback()),
+        () => {}
+      )
+    })
+
+    const presence: PresenceStore = {
+      put: (room, key, entry) => call(() => commands.hset(presenceKey(room), key, entry)).pipe(Effect.asVoid),
+      remove: (room, keys) =>
+        keys.length === 0 ? Effect.void : call(() => commands.hdel(presenceKey(room), ...keys)).pipe(Effect.asVoid),
+      list: (room) =>
+        call(() => commands.hgetall(presenceKey(room))).pipe(Effect.map((fields) => Object.entries(fields))),
+      heartbeat: (nodeId, ttlMillis) =>
+        call(() => commands.call("SET", nodeKey(nodeId), "1", "PX", String(ttlMillis), "GET")).pipe(
+          Effect.map((previous) => previous !== null)
+        ),
+      alive: (nodeIds) =>
+        nodeIds.length === 0
+          ? Effect.succeed(new Set<string>())
+          : call(() => commands.mget(...nodeIds.map(nodeKey))).pipe(
+              Effect.map((values) => new Set(nodeIds.filter((_, i) => values[i] !== null)))
+            )
+    }
+
+    const broker: Broker = {
+      kind: "redis",
+      nodeId: options.nodeId,
+      publish: (channel, bytes, onLost) => {
+        if (commands.status !== "ready") return false
+        const sending = sharded
+          ? commands.spublish(channelOf(channel), toBuffer(bytes))
+          : commands.publish(channelOf(channel), toBuffer(bytes))
+        sending.catch(() => onLost?.())
+        return true
+      },
+      subscribe: (channel, deliver) =>
+        Effect.suspend(() => {
+          const wanted = channelOf(channel)
+          const known = handlers.has(wanted)
+          handlers.set(wanted, deliver)
+          if (known || subscriber.status !== "ready") return Effect.void
+          // A failure here means the connection dropped: the "ready" handler subscribes again.
+          return Effect.promise(() => subscribeNow([wanted]).catch(() => {}))
+        }),
+      unsubscribe: (channel) =>
+        Effect.suspend(() => {
+          const wanted = channelOf(channel)
+          if (!handlers.delete(wanted) || subscriber.status !== "ready") return Effect.void
+          return Effect.promise(() => unsubscribeNow(wanted).catch(() => {}))
+        }),
+      isUp: () => commands.status === "ready" && subscriber.status === "ready",
+      onReconnect: (callback) => void reconnectCallbacks.push(callback),
+      presence,
+      sever: Effect.sync(() => {
+        commands.disconnect()
+        subscriber.disconnect()
+      })
+    }
+    return broker
+  })

@@ -1,0 +1,235 @@
+import { Clock, Duration, Effect, Layer, PubSub, Runtime } from "effect"
+import { type Broker, ClusterBroker } from "../Cluster/Broker.ts"
+import { bodyText, decodeEnvelope, encodeEnvelope, envelopeHeader, EnvelopeKind, isFrom } from "../Cluster/Envelope.ts"
+import { Metrics } from "../Observability/Metrics.ts"
+import type { Connection, WireMessage } from "../Transport/Transport.ts"
+import { makeInProcessRooms } from "./InProcessRooms.ts"
+import { type RoomChange, type RoomMember, Rooms, type RoomsService } from "./Rooms.ts"
+import { repeatEvery } from "../../src/shared/Sweeps.ts"
+
+export interface BrokerRoomsOptions {
+  /** How often this node tells the broker it is alive (default 1.5 s). */
+  readonly heartbeat?: Duration.DurationInput
+  /** How long a silent node's members stay listed (default 5 s). */
+  readonly nodeTtl?: Duration.DurationInput
+}
+
+/** A member as stored in presence: join time and order on its node give the cluster-wide join order. */
+interface StoredMember {
+  readonly id: string
+  readonly info: string
+  readonly at: number
+  readonly seq: number
+}
+
+interface LocalEntry {
+  readonly key: string
+  readonly entry: string
+}
+
+const changesChannel = "rooms/changes"
+const roomChannel = (room: string) => `room/${room}`
+const nodeOf = (key: string) => key.slice(0, key.indexOf("/"))
+
+/**
+ * Rooms spanning nodes. Local fan-out stays the in-process rooms on native topics; a node subscribes
+ * on the broker to a room only while it has local members, so a publish costs one broker message
+ * that reaches only the nodes hosting the room. Presence is shared: each member is an entry owned
+ * by its node and listed while that node's heartbeat is alive.
+ */
+export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
+  Effect.gen(function* () {
+    const broker: Broker = yield* ClusterBroker
+    const metrics = yield* Metrics
+    const local = yield* makeInProcessRooms
+    const runtime = yield* Effect.runtime<never>()
+    const changes = yield* PubSub.unbounded<RoomChange>()
+    const heartbeatEvery = Duration.decode(options.heartbeat ?? "1500 millis")
+    const nodeTtl = Duration.toMillis(options.nodeTtl ?? "5 seconds")
+    const header = envelopeHeader(broker.nodeId)
+    const brokerMessages = metrics.counter(
+      "switchboard_cluster_broker_messages_total",
+      "Messages this node sent to or received from the cluster broker",
+      ["direction"]
+    )
+    const sent = brokerMessages.labels({ direction: "out" })
+    const received = brokerMessages.labels({ direction: "in" })
+    const undelivered = metrics
+      .counter(
+        "switchboard_cluster_undelivered_total",
+        "Messages that could not cross to other nodes because the broker was unreachable"
+      )
+      .labels({})
+
+    const localEntries = new Map<string, Map<Connection<unknown>, LocalEntry>>()
+    const pendingRemovals: Array<readonly [string, string]> = []
+    let sequence = 0
+    let presenceStale = false
+    let lastWarning = Number.NEGATIVE_INFINITY
+
+    const warnUndelivered = () => {
+      const now = Date.now()
+      if (now - lastWarning < 10_000) return
+      lastWarning = now
+      Runtime.runFork(runtime)(
+        Effect.logWarning(
+          "cluster broker unreachable: messages for other nodes are being dropped (see switchboard_cluster_undelivered_total)"
+        )
+      )
+    }
+    const lost = () => {
+      undelivered.inc()
+      warnUndelivered()
+    }
+    const send = (channel: string, kind: EnvelopeKind, body: WireMessage) => {
+      if (broker.publish(channel, encodeEnvelope(header, kind, body), lost)) sent.inc()
+      else lost()
+    }
+
+    const fromOtherNodes = (room: string) => (bytes: Uint8Array) => {
+      if (isFrom(bytes, header)) return
+      received.inc()
+      const envelope = decodeEnvelope(bytes)
+      if (envelope === undefined || envelope.kind > EnvelopeKind.binary) return
+      local.publish(room, envelope.kind === EnvelopeKind.text ? bodyText(envelope.body) : envelope.body)
+    }
+    const changeOf = (kind: EnvelopeKind, body: Uint8Array): RoomChange | undefined => {
+      try {
+        const { room, id, info } = JSON.parse(bodyText(body)) as { room: string; id: string; info: string }
+        const member = { id, info }
+        return kind === EnvelopeKind.joined ? { _tag: "Joined", room, member } : { _tag: "Left", room, member }
+      } catch {
+        return undefined
+      }
+    }
+    yield* broker.subscribe(changesChannel, (bytes) => {
+      if (isFrom(bytes, header)) return
+      const envelope = decodeEnvelope(bytes)
+      const change =
+        envelope && envelope.kind >= EnvelopeKind.joined ? changeOf(envelope.kind, envelope.body) : undefined
+      if (change) Runtime.runSync(runtime)(PubSub.publish(changes, change))
+    })
+    yield* Effect.addFinalizer(() => broker.unsubscribe(changesChannel))
+
+    const announce = (change: RoomChange) =>
+      Effect.zipRight(
+        PubSub.publish(changes, change),
+        Effect.sync(() =>
+          send(
+            changesChannel,
+            change._tag === "Joined" ? EnvelopeKind.joined : EnvelopeKind.left,
+            JSON.stringify({ room: change.room, ...change.member })
+          )
+        )
+      )
+
+    /** Marks presence for repair at the next heartbeat; logs once per outage, not once per failed call. */
+    const presenceFailed = (what: string) => (error: Error) =>
+      Effect.suspend(() => {
+        const first = !presenceStale
+        presenceStale = true
+        return first
+          ? Effect.logWarning(`cluster presence: ${what} deferred until the broker returns (${error.message})`)
+          : Effect.void
+      })
+
+    /** Writes this node's entries again (after an outage or an expiry) and retries removals that failed. */
+    const repairPresence = Effect.gen(function* () {
+      presenceStale = false
+      for (const [room, entries] of localEntries)
+        for (const { key, entry } of entries.values()) yield* broker.presence.put(room, key, entry)
+      while (pendingRemovals.length > 0) {
+        const [room, key] = pendingRemovals[0]!
+        yield* broker.presence.remove(room, [key])
+        pendingRemovals.shift()
+      }
+    })
+    const heartbeat = Effect.gen(function* () {
+      const wasAlive = yield* broker.presence.heartbeat(broker.nodeId, nodeTtl)
+      if (!wasAlive || presenceStale || pendingRemovals.length > 0) yield* repairPresence
+    }).pipe(Effect.catchAll(presenceFailed("heartbeat")))
+    yield* heartbeat
+    yield* repeatEvery("cluster heartbeat", heartbeatEvery, () => heartbeat)
+    broker.onReconnect(() => void (presenceStale = true))
+
+    const service: RoomsService = {
+      join: (room, connection, member) =>
+        Effect.gen(function* () {
+          const before = local.localCount(room)
+          yield* local.join(room, connection, member)
+          if (local.localCount(room) === before) return
+          if (before === 0) yield* broker.subscribe(roomChannel(room), fromOtherNodes(room))
+          const at = yield* Clock.currentTimeMillis
+          const seq = ++sequence
+          const stored: StoredMember = { id: member.id, info: member.info, at, seq }
+          const entry = { key: `${broker.nodeId}/${seq}`, entry: JSON.stringify(stored) }
+          let entries = localEntries.get(room)
+          if (!entries) localEntries.set(room, (entries = new Map()))
+          entries.set(connection, entry)
+          yield* broker.presence.put(room, entry.key, entry.entry).pipe(Effect.catchAll(presenceFailed("join")))
+          yield* announce({ _tag: "Joined", room, member })
+        }),
+      leave: (room, connection) =>
+        Effect.gen(function* () {
+          const entries = localEntries.get(room)
+          const mine = entries?.get(connection)
+          yield* local.leave(room, connection)
+          if (!entries || !mine) return
+          entries.delete(connection)
+          if (entries.size === 0) localEntries.delete(room)
+          if (local.localCount(room) === 0) yield* broker.unsubscribe(roomChannel(room))
+          yield* broker.presence.remove(room, [mine.key]).pipe(
+            Effect.catchAll((error) =>
+              Effect.zipRight(
+                Effect.sync(() => pendingRemovals.push([room, mine.key])),
+                presenceFailed("leave")(error)
+              )
+            )
+          )
+          const { id, info } = JSON.parse(mine.entry) as StoredMember
+          yield* announce({ _tag: "Left", room, member: { id, info } })
+        }),
+      publish: (room, frame, except) => {
+        local.publish(room, frame, except)
+        send(roomChannel(room), typeof frame === "string" ? EnvelopeKind.text : EnvelopeKind.binary, frame)
+      },
+      members: (room) =>
+        Effect.gen(function* () {
+          const own = [...(localEntries.get(room)?.values() ?? [])].map(({ key, entry }) => [key, entry] as const)
+          const listed = yield* broker.presence.list(room)
+          const others = listed.filter(([key]) => nodeOf(key) !== broker.nodeId)
+          const alive = yield* broker.presence.alive([...new Set(others.map(([key]) => nodeOf(key)))])
+          const dead = others.filter(([key]) => !alive.has(nodeOf(key)))
+          if (dead.length > 0) {
+            yield* broker.presence.remove(
+              room,
+              dead.map(([key]) => key)
+            )
+            for (const [, entry] of dead) {
+              const { id, info } = JSON.parse(entry) as StoredMember
+              yield* PubSub.publish(changes, { _tag: "Left" as const, room, member: { id, info } })
+            }
+          }
+          const rows = [...own, ...others.filter(([key]) => alive.has(nodeOf(key)))].map(([key, entry]) => ({
+            key,
+            member: JSON.parse(entry) as StoredMember
+          }))
+          rows.sort((a, b) => a.member.at - b.member.at || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+          return rows.map(({ member }): RoomMember => ({ id: member.id, info: member.info }))
+        }).pipe(
+          Effect.catchAll((error) =>
+            Effect.zipRight(
+              Effect.logWarning(`cluster presence unreachable, listing this node's members only (${error.message})`),
+              local.members(room)
+            )
+          )
+        ),
+      localCount: local.localCount,
+      spansNodes: true,
+      changes: PubSub.subscribe(changes)
+    }
+    return service
+  })
+
+/** Rooms across the nodes of a cluster; needs a ClusterBroker (memory, Redis or NATS) and Metrics. */
+export const BrokerRoomsLive = (options: BrokerRoomsOptions = {}) => Layer.scoped(Rooms, makeBrokerRooms(options))

@@ -1,0 +1,166 @@
+import { describe, expect } from "bun:test"
+import { Effect, Layer } from "effect"
+import { ClusterBroker } from "../../layers/Cluster/Broker.ts"
+import { MemoryBrokerHub } from "../../layers/Cluster/MemoryBroker.ts"
+import { BrokerRoomsLive } from "../../layers/Rooms/BrokerRooms.ts"
+import { startAuthenticator } from "../../src/droneengage/Authenticator.ts"
+import { startRelay } from "../../src/droneengage/Relay.ts"
+import { UnitRooms, UnitRoomsLive } from "../../src/droneengage/UnitRooms.ts"
+import { MemoryTaskStore } from "../../layers/Storage/MemoryTaskStore.ts"
+import { MemoryUdp } from "../../layers/Udp/MemoryUdp.ts"
+import { makeRedisBroker } from "../../layers/Cluster/RedisBroker.ts"
+import type { Metrics } from "../../layers/Observability/Metrics.ts"
+import { RedisTokensLive } from "../../layers/Tokens/RedisTokens.ts"
+import { Tokens } from "../../layers/Tokens/Tokens.ts"
+import {
+  cleanRedisAfterAll,
+  natsAvailable,
+  natsPrefix,
+  natsUrl,
+  redisAvailable,
+  redisUrl,
+  runPrefix
+} from "../layers/Cluster/backends.ts"
+import { destroyNatsBuckets, makeNatsBroker } from "../../layers/Cluster/NatsBroker.ts"
+import { NatsTokensLive, natsTokensBucket } from "../../layers/Tokens/NatsTokens.ts"
+import { Kvm } from "@nats-io/kv"
+import { connect as natsConnect } from "@nats-io/transport-node"
+import { it } from "../support/effect.ts"
+import {
+  authenticatorConfig,
+  connect,
+  connectQuery,
+  datagrams,
+  expectNothing,
+  login,
+  pingPong,
+  relayConfig,
+  relayOnline,
+  seedAccounts,
+  TestServices
+} from "./harness.ts"
+
+const prefix = runPrefix("relay")
+cleanRedisAfterAll(prefix)
+
+interface RelayCluster {
+  readonly name: string
+  readonly skip: boolean
+  /** One relay node's own layers: broker-backed Rooms on its broker connection, and (on Redis) shared Tokens. */
+  readonly node: (nodeId: string) => Layer.Layer<UnitRooms | Tokens, never, Tokens | Metrics>
+  /** Removes what the cluster left in the broker (Redis keys go with cleanRedisAfterAll). */
+  readonly cleanup?: Effect.Effect<void>
+}
+
+const memoryCluster = (): RelayCluster => {
+  const hub = new MemoryBrokerHub()
+  return {
+    name: "memory broker",
+    skip: false,
+    // The shared token store is TestServices' one MemoryTokens.
+    node: (nodeId) =>
+      Layer.merge(
+        UnitRoomsLive("relay").pipe(
+          Layer.provide(BrokerRoomsLive()),
+          Layer.provide(Layer.succeed(ClusterBroker, hub.node(nodeId)))
+        ),
+        Layer.effect(Tokens, Tokens)
+      )
+  }
+}
+
+const redisCluster = (): RelayCluster => {
+  const clusterPrefix = `${prefix}${crypto.randomUUID().slice(0, 6)}:`
+  return {
+    name: "Redis",
+    skip: !redisAvailable,
+    node: (nodeId) =>
+      Layer.merge(
+        UnitRoomsLive("relay").pipe(
+          Layer.provide(BrokerRoomsLive()),
+          Layer.provide(
+            Layer.scoped(ClusterBroker, makeRedisBroker({ url: redisUrl, prefix: clusterPrefix, nodeId })).pipe(
+              Layer.orDie
+            )
+          )
+        ),
+        RedisTokensLive({ url: redisUrl, prefix: clusterPrefix })
+      )
+  }
+}
+
+const natsCluster = (): RelayCluster => {
+  const clusterPrefix = `${natsPrefix("relay")}`
+  return {
+    name: "NATS",
+    skip: !natsAvailable,
+    node: (nodeId) =>
+      Layer.merge(
+        UnitRoomsLive("relay").pipe(
+          Layer.provide(BrokerRoomsLive()),
+          Layer.provide(
+            Layer.scoped(ClusterBroker, makeNatsBroker({ url: natsUrl, prefix: clusterPrefix, nodeId })).pipe(
+              Layer.orDie
+            )
+          )
+        ),
+        NatsTokensLive({ url: natsUrl, prefix: clusterPrefix })
+      ),
+    cleanup: Effect.acquireUseRelease(
+      Effect.promise(() => natsConnect({ servers: natsUrl })),
+      (admin) =>
+        Effect.zipRight(
+          destroyNatsBuckets(admin, clusterPrefix),
+          Effect.promise(async () => (await new Kvm(admin).open(natsTokensBucket(clusterPrefix))).destroy())
+        ),
+      (admin) => Effect.promise(() => admin.close())
+    )
+  }
+}
+
+/** A relay node of a cluster: its own unit rooms and broker connection, tokens shared with the other nodes. */
+// Built in the test's Scope (Effect.provide of a layer would close its broker connections when startRelay returns).
+const relayNode = (cluster: RelayCluster, nodeId: string, authenticatorS2sPort: number) =>
+  Effect.flatMap(Layer.build(Layer.mergeAll(cluster.node(nodeId), MemoryUdp(datagrams), MemoryTaskStore)), (context) =>
+    startRelay(relayConfig(authenticatorS2sPort, { serverId: nodeId })).pipe(Effect.provide(context))
+  )
+
+for (const makeCluster of [memoryCluster, redisCluster, natsCluster]) {
+  const cluster = makeCluster()
+  describe(`DroneEngage relays as one cluster (${cluster.name}, TestClock)`, () => {
+    it.skipIf(cluster.skip).effect(
+      "a key issued by one relay is redeemed on the other; a group message from an agent on relay B reaches the GCS on relay A",
+      () =>
+        Effect.gen(function* () {
+          if (cluster.cleanup) yield* Effect.addFinalizer(() => cluster.cleanup!)
+          yield* seedAccounts
+          const authenticator = yield* startAuthenticator(authenticatorConfig())
+          const relayA = yield* relayNode(cluster, "relay-a", authenticator.s2s.port)
+          const relayB = yield* relayNode(cluster, "relay-b", authenticator.s2s.port)
+          yield* relayOnline(authenticator, "relay-a")
+          yield* relayOnline(authenticator, "relay-b")
+          const seat = (account: string, actor: "g" | "d", name: string, port: number) =>
+            Effect.gen(function* () {
+              const { body } = yield* login({ authUrl: authenticator.http.url } as never, account, actor)
+              expect(JSON.stringify(body)).toContain(`"e":0`)
+              // Whichever relay issued the key, the unit connects to the one this test chose.
+              const unit = yield* connect(port, `/?${connectQuery(body, name)}`)
+              expect((yield* unit.nextJson()).mt).toBe(9007)
+              yield* pingPong(unit)
+              return unit
+            })
+          const gcs = yield* seat("alpha", "g", "g1", relayA.server.port)
+          const agent = yield* seat("alpha", "d", "d1", relayB.server.port)
+          const otherAccount = yield* seat("beta", "g", "g1", relayA.server.port)
+          yield* agent.send(JSON.stringify({ ty: "g", mt: 1042, ms: { alt: 120 } }))
+          const heard = yield* gcs.nextJson()
+          expect(heard).toMatchObject({ ty: "g", mt: 1042, sd: "d1", ms: { alt: 120 } })
+          // Unit-addressed across nodes too, and the other account hears nothing.
+          yield* gcs.send(JSON.stringify({ ty: "i", tg: "d1", mt: 1043, ms: {} }))
+          expect(yield* agent.nextJson()).toMatchObject({ mt: 1043, sd: "g1" })
+          yield* expectNothing(otherAccount)
+          yield* expectNothing(gcs)
+        }).pipe(Effect.provide(TestServices))
+    )
+  })
+}

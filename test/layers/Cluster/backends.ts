@@ -1,0 +1,135 @@
+import { afterAll } from "bun:test"
+import { Context, Effect, Exit, Layer, Scope, TestClock } from "effect"
+import Redis from "ioredis"
+import { ClusterBroker } from "../../../layers/Cluster/Broker.ts"
+import { MemoryBrokerHub } from "../../../layers/Cluster/MemoryBroker.ts"
+import { makeRedisBroker } from "../../../layers/Cluster/RedisBroker.ts"
+import { destroyNatsBuckets, makeNatsBroker } from "../../../layers/Cluster/NatsBroker.ts"
+import { Kvm } from "@nats-io/kv"
+import { connect } from "@nats-io/transport-node"
+import { requireService } from "../../support/services.ts"
+
+export const redisUrl = "redis://127.0.0.1:6379"
+export const redisAvailable = await requireService("Redis", "127.0.0.1", 6379)
+export const natsUrl = "127.0.0.1:4222"
+export const natsAvailable = await requireService("NATS", "127.0.0.1", 4222)
+
+/** A prefix no other run uses, so parallel runs never share channels or keys. */
+export const runPrefix = (label: string) => `sbtest:${label}:${crypto.randomUUID().slice(0, 8)}:`
+
+/** Deletes every Redis key under `prefix` when the test file ends. */
+export const cleanRedisAfterAll = (prefix: string) =>
+  afterAll(async () => {
+    if (!redisAvailable) return
+    const redis = new Redis(redisUrl)
+    const keys = await redis.keys(`${prefix}*`)
+    if (keys.length > 0) await redis.del(...keys)
+    redis.disconnect()
+  })
+
+/**
+ * One way to run a cluster in a test: memory (nodes in this process, TestClock) or a real broker
+ * (it.live). `expire` makes a crashed node's heartbeat run out now: on memory by moving the clock
+ * past the node TTL, on a real broker by deleting its liveness key after checking its expiry is set.
+ */
+export interface ClusterBackend {
+  readonly name: string
+  readonly skip: boolean
+  readonly live: boolean
+  /** A fresh cluster: each call of `broker` gives one node's broker layer. */
+  readonly cluster: () => Effect.Effect<
+    {
+      readonly broker: (nodeId: string) => Layer.Layer<ClusterBroker>
+      readonly expire: (nodeId: string) => Effect.Effect<void>
+    },
+    never,
+    Scope.Scope
+  >
+}
+
+export const nodeTtlMillis = 5000
+
+export const memoryBackend: ClusterBackend = {
+  name: "memory",
+  skip: false,
+  live: false,
+  cluster: () =>
+    Effect.sync(() => {
+      const hub = new MemoryBrokerHub()
+      return {
+        broker: (nodeId) => Layer.succeed(ClusterBroker, hub.node(nodeId)),
+        expire: () => TestClock.adjust(nodeTtlMillis + 1000)
+      }
+    })
+}
+
+export const redisBackend = (prefix: string): ClusterBackend => ({
+  name: "redis",
+  skip: !redisAvailable,
+  live: true,
+  cluster: () =>
+    Effect.sync(() => {
+      const clusterPrefix = `${prefix}${crypto.randomUUID().slice(0, 6)}:`
+      return {
+        broker: (nodeId) =>
+          Layer.scoped(ClusterBroker, makeRedisBroker({ url: redisUrl, prefix: clusterPrefix, nodeId })).pipe(
+            Layer.orDie
+          ),
+        expire: (nodeId) =>
+          Effect.promise(async () => {
+            const redis = new Redis(redisUrl)
+            const key = `${clusterPrefix}node:${nodeId}`
+            const ttl = await redis.pttl(key)
+            if (!(ttl > 0 && ttl <= nodeTtlMillis))
+              throw new Error(`node key ${key} has no expiry within the TTL (pttl ${ttl})`)
+            await redis.del(key)
+            redis.disconnect()
+          })
+      }
+    })
+})
+
+/** Builds a layer in a Scope of its own (closed with the test's), so a test can crash one node and keep the others. */
+export const buildNode = <A>(layer: Layer.Layer<A>) =>
+  Effect.gen(function* () {
+    const scope = yield* Scope.make()
+    yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
+    const context = yield* Layer.buildWithScope(layer, scope)
+    return {
+      context,
+      scope,
+      get: <I, S>(tag: Context.Tag<I, S>) => Context.get(context as unknown as Context.Context<I>, tag)
+    }
+  })
+
+/** NATS prefixes are subject tokens: dots separate them, no colons. */
+export const natsPrefix = (label: string) => `sbtest.${label}.${crypto.randomUUID().slice(0, 8)}`
+
+export const natsBackend = (prefix: string): ClusterBackend => ({
+  name: "nats",
+  skip: !natsAvailable,
+  live: true,
+  cluster: () =>
+    Effect.gen(function* () {
+      const clusterPrefix = `${prefix}.${crypto.randomUUID().slice(0, 6)}`
+      const admin = yield* Effect.acquireRelease(
+        Effect.promise(() => connect({ servers: natsUrl })),
+        (connection) => Effect.promise(() => connection.close())
+      )
+      yield* Effect.addFinalizer(() => destroyNatsBuckets(admin, clusterPrefix))
+      return {
+        broker: (nodeId: string) =>
+          Layer.scoped(ClusterBroker, makeNatsBroker({ url: natsUrl, prefix: clusterPrefix, nodeId })).pipe(
+            Layer.orDie
+          ),
+        expire: (nodeId: string) =>
+          Effect.promise(async () => {
+            const nodes = await new Kvm(admin).open(`${clusterPrefix.replace(/[^A-Za-z0-9_-]/g, "_")}_nodes`)
+            const status = await nodes.status()
+            if (!(status.ttl > 0 && status.ttl <= nodeTtlMillis))
+              throw new Error(`the nodes bucket has no expiry within the TTL (${status.ttl})`)
+            await nodes.purge(Buffer.from(nodeId).toString("base64url"))
+          })
+      }
+    })
+})
