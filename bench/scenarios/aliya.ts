@@ -94,8 +94,21 @@ const drive = async (connections: ReadonlyArray<Connection>, tokens: ReadonlyArr
   return { perSec: measured / (measureMs / 1000), p50Ms: histogram.quantile(0.5) / 1000, p99Ms: histogram.quantile(0.99) / 1000, successes, failures }
 }
 
+/** BENCH_PROFILE=<dir>: the servers run under --cpu-prof (with a Markdown digest) written to <dir> when they stop. */
+const profiled = (command: Array<string>): Array<string> => {
+  const dir = process.env.BENCH_PROFILE
+  return dir ? [command[0]!, "--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${dir}`, ...command.slice(1)] : command
+}
+
+/** BENCH_ALIYA_CASES=get_all_weapon,level_up_weapon runs only those cases (all three by default). */
+const selectedCases = (): ReadonlyArray<Case> => {
+  const all: ReadonlyArray<Case> = ["get_all_weapon", "level_up_weapon", "login"]
+  const wanted = process.env.BENCH_ALIYA_CASES?.split(",").map((c) => c.trim())
+  return wanted ? all.filter((c) => wanted.includes(c)) : all
+}
+
 const spawnServer = async (label: string, command: Array<string>, env: Record<string, string>, port: number) => {
-  const child = Bun.spawn(command, { cwd: root, env: { ...process.env, ...env }, stdin: "ignore", stdout: "pipe", stderr: "pipe" })
+  const child = Bun.spawn(profiled(command), { cwd: root, env: { ...process.env, ...env }, stdin: "ignore", stdout: "pipe", stderr: "pipe" })
   liveServers.add(child)
   await waitFor(
     `${label} on ${port}`,
@@ -172,7 +185,7 @@ export const aliya: Scenario = {
       for (const server of servers) {
         const stop = await server.start()
         try {
-          for (const kind of ["get_all_weapon", "level_up_weapon", "login"] as const) {
+          for (const kind of selectedCases()) {
             const runs: Array<Awaited<ReturnType<typeof drive>>> = []
             for (let r = 0; r < context.runs; r++) {
               const connections = await Promise.all(Array.from({ length: CONNECTIONS }, () => connect(server.port, key)))

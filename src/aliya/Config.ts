@@ -29,6 +29,8 @@ export interface GatewaySettings {
   readonly dangerousFunctions: boolean
   /** login / login_unique / bind_account per client address. */
   readonly loginRate: { readonly ratePerSecond: number; readonly burst: number }
+  /** A token the token server accepted is trusted this long without asking again (0 = ask every time). */
+  readonly tokenCacheMs: number
 }
 
 export interface TokenServerSettings {
@@ -118,7 +120,8 @@ export const GatewayConfig: Config.Config<GatewaySettings> = Config.all({
       weapon: url("weapon", local(DefaultPorts.weapon))
     }).pipe(Config.nested("managers")),
     dangerousFunctions: Config.boolean("dangerousFunctions").pipe(Config.withDefault(true)),
-    loginRate: Config.all({ ratePerSecond: positiveInt("loginRatePerSecond", 5), burst: positiveInt("loginBurst", 20) })
+    loginRate: Config.all({ ratePerSecond: positiveInt("loginRatePerSecond", 5), burst: positiveInt("loginBurst", 20) }),
+    tokenCacheMs: nonNegativeInt("tokenCacheMs", 1000)
   }).pipe(Config.nested("gateway"))
 }).pipe(
   Config.map(({ serviceToken, gateway }) => ({ ...gateway, serviceToken })),

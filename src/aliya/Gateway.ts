@@ -6,6 +6,7 @@ import { decodeData, Dangerous, type FunctionName, isFunctionName, type ManagerN
 import { InternalHttp, InternalHttpError } from "./InternalHttp.ts"
 import { encodeFrame, FrameDecoder } from "./Frame.ts"
 import { SERVICE_HEADER } from "./ServiceHttp.ts"
+import { makeValidatedTokens } from "./ValidatedTokens.ts"
 import { encodeReply, Messages, type Reply, reply, Request, shortPrefix, Status } from "./Wire.ts"
 
 export interface GatewayOptions {
@@ -16,7 +17,12 @@ export interface GatewayOptions {
   readonly dangerousFunctions: boolean
   /** Credential checks (login, login_unique, bind_account) per client address; none when absent. */
   readonly loginRate?: { readonly ratePerSecond: number; readonly burst: number } | undefined
+  /** How long a token the token server accepted is trusted without asking again (see ValidatedTokens); 0 = always ask. */
+  readonly tokenCacheMillis?: number | undefined
 }
+
+/** At most this many accepted tokens are remembered (the oldest make room). */
+const MAX_REMEMBERED_TOKENS = 50_000
 
 /** Functions that check a credential: rate-limited per client address against guessing. */
 const credentialFunctions: ReadonlySet<FunctionName> = new Set(["login", "login_unique", "bind_account"])
@@ -52,18 +58,31 @@ export const makeGateway = (options: GatewayOptions) =>
     const post = async (url: string, body: unknown) =>
       asReply((await http.send(url, { method: "POST", headers: serviceHeaders, body: JSON.stringify(body) })).body)
 
+    const accepted = makeValidatedTokens({ ttlMillis: options.tokenCacheMillis ?? 0, maxEntries: MAX_REMEMBERED_TOKENS })
+    const validateUrl = `${options.tokenServerUrl}/validate`
+
     /** unique_id of a valid token; undefined when the token server rejects it. */
     const validate = async (token: string): Promise<string | undefined> => {
-      const r = await http.send(`${options.tokenServerUrl}/validate`, { method: "GET", headers: { authorization: token } })
+      const known = accepted.lookup(token, clock.unsafeCurrentTimeMillis())
+      if (known !== undefined) return known
+      const r = await http.send(validateUrl, { method: "GET", headers: { authorization: token } })
       const uid = (r.body as { unique_id?: unknown }).unique_id
-      if (r.status === 200 && typeof uid === "string") return uid
+      if (r.status === 200 && typeof uid === "string") {
+        accepted.remember(token, uid, clock.unsafeCurrentTimeMillis())
+        return uid
+      }
       if (r.status >= 500) throw new InternalHttpError({ url: `${options.tokenServerUrl}/validate`, message: `HTTP ${r.status}` })
       return undefined
     }
 
     const call = async (name: FunctionName, data: Record<string, unknown>, decoded: unknown): Promise<Reply> => {
       const owner = Owner[name]
-      if (owner === "tokens") return post(`${options.tokenServerUrl}/${name}`, decoded)
+      if (owner === "tokens") {
+        const answered = await post(`${options.tokenServerUrl}/${name}`, decoded)
+        // A login revokes the player's older tokens: forget them here at once.
+        if (typeof answered.data.token === "string") accepted.issued(answered.data.token)
+        return answered
+      }
       const token = data.token
       if (typeof token !== "string") return invalid
       const uniqueId = await validate(token)

@@ -90,7 +90,8 @@ export const startGateway = (settings: GatewaySettings) =>
       managerUrls: settings.managerUrls,
       serviceToken: settings.serviceToken,
       dangerousFunctions: settings.dangerousFunctions,
-      loginRate: settings.loginRate
+      loginRate: settings.loginRate,
+      tokenCacheMillis: settings.tokenCacheMs
     })
     const handle = yield* tcp.serve({ name: "aliya-gateway", port: settings.port, hostname: settings.host, limits: settings.limits, open: gateway.open })
     return handle.port

@@ -71,10 +71,27 @@ export const writeWeapon = (uniqueId: string, w: WeaponRow, exists = false) =>
 
 export const newWeapon = (weapon: string): WeaponRow => ({ weapon, star: 1, level: 0, passives: [0, 0, 0, 0], skillPoint: 0, segment: 0 })
 
+const weaponNumber = (w: WeaponRow) => Number(w.weapon.slice(6))
+
+/** The owned weapons in weapon order; rows come back as arrays (no object per row: this is the hottest read). */
 export const listWeapons = (uniqueId: string) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    Effect.map(sql<Record<string, unknown>>`SELECT * FROM aliya_weapons WHERE unique_id = ${uniqueId} AND star > 0`, (rows) =>
-      rows.map(toRow).sort((a, b) => Number(a.weapon.slice(6)) - Number(b.weapon.slice(6)))
+    Effect.map(
+      sql`SELECT weapon, star, level, passive_skill_1_level, passive_skill_2_level, passive_skill_3_level, passive_skill_4_level,
+        skill_point, segment FROM aliya_weapons WHERE unique_id = ${uniqueId} AND star > 0`.values,
+      (rows) =>
+        rows
+          .map(
+            (r): WeaponRow => ({
+              weapon: String(r[0]),
+              star: num(r[1]),
+              level: num(r[2]),
+              passives: [num(r[3]), num(r[4]), num(r[5]), num(r[6])],
+              skillPoint: num(r[7]),
+              segment: num(r[8])
+            })
+          )
+          .sort((a, b) => weaponNumber(a) - weaponNumber(b))
     )
   )
 

@@ -80,6 +80,7 @@ export const startStack = (options: StackOptions = {}) =>
       serviceToken,
       dangerousFunctions: options.dangerousFunctions ?? true,
       loginRate: { ratePerSecond: 5, burst: 20 },
+      tokenCacheMs: 1000,
       ...options.gateway
     }).pipe(Logger.withMinimumLogLevel(LogLevel.Error)) // the des-compat warning is expected here
     if (options.real) {
