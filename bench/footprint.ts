@@ -21,7 +21,13 @@ const holdClients = async (port: number, count: number) => {
   for (let i = 0; i < count; i++) {
     if (process.env.LOGIN) {
       const body = JSON.stringify({ acc: "bench", pwd: "x", gr: `g${i % 50}` })
-      await (await fetch(`http://127.0.0.1:${port}/w/wl`, { method: "POST", headers: { "content-type": "application/json" }, body })).text()
+      await (
+        await fetch(`http://127.0.0.1:${port}/w/wl`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body
+        })
+      ).text()
     }
     const socket = await Bun.connect({
       hostname: "127.0.0.1",
@@ -55,7 +61,9 @@ const transportServer = Effect.gen(function* () {
     limits: { ...defaultSocketLimits, pingInterval: Duration.seconds(2), pongTimeout: Duration.seconds(1) },
     // The login of bench/baselines/transport.ts, without the router: reads a JSON body, answers JSON.
     http: Effect.gen(function* () {
-      const body = (yield* HttpServerRequest.schemaBodyJson(Schema.Unknown).pipe(Effect.orElseSucceed(() => ({})))) as { gr?: unknown }
+      const body = (yield* HttpServerRequest.schemaBodyJson(Schema.Unknown).pipe(Effect.orElseSucceed(() => ({})))) as {
+        gr?: unknown
+      }
       return HttpServerResponse.unsafeJson({ e: 0, cs: { f: String(body.gr ?? "1"), g: "127.0.0.1" } })
     }),
     websocket: {
@@ -78,7 +86,9 @@ const rawServer = () => {
     port: 0,
     hostname: "127.0.0.1",
     fetch: (request, server) =>
-      server.upgrade(request, { data: { topic: `g:${new URL(request.url).searchParams.get("f")}` } }) ? undefined : new Response("no", { status: 400 }),
+      server.upgrade(request, { data: { topic: `g:${new URL(request.url).searchParams.get("f")}` } })
+        ? undefined
+        : new Response("no", { status: 400 }),
     websocket: {
       open(ws) {
         open++
@@ -102,12 +112,21 @@ const measure = (count: number) =>
       Bun.gc(true)
       Bun.gc(true)
       const heap = heapStats()
-      return { rss: process.memoryUsage().rss, heap: heap.heapSize, capacity: heap.heapCapacity, extra: heap.extraMemorySize, counts: heap.objectTypeCounts as Record<string, number> }
+      return {
+        rss: process.memoryUsage().rss,
+        heap: heap.heapSize,
+        capacity: heap.heapCapacity,
+        extra: heap.extraMemorySize,
+        counts: heap.objectTypeCounts as Record<string, number>
+      }
     }
     const server = process.env.RAW ? rawServer() : yield* transportServer
     yield* Effect.sleep("500 millis")
     const before = snapshot()
-    const child = Bun.spawn([process.execPath, "run", import.meta.path, "clients", String(server.port), String(count)], { stdout: "pipe" })
+    const child = Bun.spawn(
+      [process.execPath, "run", import.meta.path, "clients", String(server.port), String(count)],
+      { stdout: "pipe" }
+    )
     yield* Effect.addFinalizer(() => Effect.sync(() => child.kill()))
     yield* Effect.promise(async () => {
       const reader = child.stdout.getReader()
@@ -121,12 +140,17 @@ const measure = (count: number) =>
     const after = snapshot()
     const connected = server.connectionCount()
     const perConnection = (bytes: number) => (bytes / connected / 1024).toFixed(2)
-    console.log(`${connected} idle connections: RSS ${perConnection(after.rss - before.rss)} KB and JS heap ${perConnection(after.heap - before.heap)} KB per connection`)
+    console.log(
+      `${connected} idle connections: RSS ${perConnection(after.rss - before.rss)} KB and JS heap ${perConnection(after.heap - before.heap)} KB per connection`
+    )
     const grown = Object.entries(after.counts)
       .map(([type, n]) => [type, n - (before.counts[type] ?? 0)] as const)
       .filter(([, n]) => n >= connected / 4)
       .sort((a, b) => b[1] - a[1])
-    if (process.env.VERBOSE) console.log(`  heap capacity ${perConnection(after.capacity - before.capacity)} KB, extra memory ${perConnection(after.extra - before.extra)} KB per connection`)
+    if (process.env.VERBOSE)
+      console.log(
+        `  heap capacity ${perConnection(after.capacity - before.capacity)} KB, extra memory ${perConnection(after.extra - before.extra)} KB per connection`
+      )
     for (const [type, n] of grown) console.log(`  ${type}: ${(n / connected).toFixed(2)} per connection`)
     const file = process.env.SNAPSHOT
     if (file) yield* Effect.promise(() => Bun.write(file, JSON.stringify(Bun.generateHeapSnapshot())))
@@ -136,7 +160,12 @@ if (import.meta.main) {
   const [mode, port, count] = process.argv.slice(2)
   if (mode === "clients") await holdClients(Number(port), Number(count))
   else {
-    await Effect.runPromise(Effect.scoped(measure(Number(mode ?? 5000))).pipe(Effect.provide(BunTransportLive), Effect.provide(Metrics.Default)))
+    await Effect.runPromise(
+      Effect.scoped(measure(Number(mode ?? 5000))).pipe(
+        Effect.provide(BunTransportLive),
+        Effect.provide(Metrics.Default)
+      )
+    )
     process.exit(0)
   }
 }

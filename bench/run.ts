@@ -27,7 +27,17 @@ import { udp } from "./scenarios/udp.ts"
 import { neighbourhood } from "./scenarios/neighbourhood.ts"
 
 const root = join(import.meta.dir, "..")
-export const scenarios: ReadonlyArray<Scenario> = [fanout, latency, idle, churn, hydrogen, slow, neighbourhood, udp, aliya]
+export const scenarios: ReadonlyArray<Scenario> = [
+  fanout,
+  latency,
+  idle,
+  churn,
+  hydrogen,
+  slow,
+  neighbourhood,
+  udp,
+  aliya
+]
 const order = scenarios.map((scenario) => scenario.id)
 
 interface Options {
@@ -47,7 +57,11 @@ const parseArgs = (argv: ReadonlyArray<string>): Options => {
     return i >= 0 ? argv[i + 1] : undefined
   }
   const quick = argv.includes("--quick")
-  const numbers = (text: string | undefined) => text?.split(",").map(Number).filter((n) => Number.isInteger(n) && n > 0)
+  const numbers = (text: string | undefined) =>
+    text
+      ?.split(",")
+      .map(Number)
+      .filter((n) => Number.isInteger(n) && n > 0)
   const valued = new Set(["--runs", "--workers", "--servers", "--idle-sizes", "--out"])
   const only = argv.filter((arg, i) => !arg.startsWith("--") && !valued.has(argv[i - 1] ?? ""))
   const unknown = only.filter((id) => !order.includes(id))
@@ -55,7 +69,8 @@ const parseArgs = (argv: ReadonlyArray<string>): Options => {
   const available = availableServers()
   const requested = value("--servers")?.split(",") as Array<ServerKind> | undefined
   const missing = requested?.filter((kind) => !available.includes(kind)) ?? []
-  if (missing.length > 0) throw new Error(`server ${missing.join(", ")} is not available; available: ${available.join(", ")}`)
+  if (missing.length > 0)
+    throw new Error(`server ${missing.join(", ")} is not available; available: ${available.join(", ")}`)
   return {
     quick,
     runs: Number(value("--runs") ?? (quick ? 1 : 3)),
@@ -97,25 +112,41 @@ const main = async () => {
     log,
     status,
     // Scenarios that compare with others (2 with 1, 5 with 1) fall back on the last saved results.
-    earlier: new Map<string, ScenarioResult>(existsSync(options.out) ? latestResults(options.out).map((r) => [r.scenario, r]) : [])
+    earlier: new Map<string, ScenarioResult>(
+      existsSync(options.out) ? latestResults(options.out).map((r) => [r.scenario, r]) : []
+    )
   }
-  const selected = options.summaryOnly ? [] : scenarios.filter((s) => options.only.length === 0 || options.only.includes(s.id))
+  const selected = options.summaryOnly
+    ? []
+    : scenarios.filter((s) => options.only.length === 0 || options.only.includes(s.id))
   const host = machine()
-  log(`switchboard bench: ${selected.map((s) => s.id).join(", ")} on ${options.servers.join(", ")}; ${options.runs} run(s) each; results to ${options.out}`)
+  log(
+    `switchboard bench: ${selected.map((s) => s.id).join(", ")} on ${options.servers.join(", ")}; ${options.runs} run(s) each; results to ${options.out}`
+  )
   const started = performance.now()
   for (const [i, scenario] of selected.entries()) {
     log(`[${i + 1}/${selected.length}] ${scenario.title}`)
     const scenarioStarted = performance.now()
     const result = await scenario.run(context)
     context.earlier.set(scenario.id, result)
-    const file: ResultFile = { ...result, date: today(), finishedAt: new Date().toISOString(), quick: options.quick, machine: host }
+    const file: ResultFile = {
+      ...result,
+      date: today(),
+      finishedAt: new Date().toISOString(),
+      quick: options.quick,
+      machine: host
+    }
     const path = writeResult(options.out, file)
-    log(`[${i + 1}/${selected.length}] ${scenario.id} done in ${((performance.now() - scenarioStarted) / 1000).toFixed(0)} s → ${path}`)
+    log(
+      `[${i + 1}/${selected.length}] ${scenario.id} done in ${((performance.now() - scenarioStarted) / 1000).toFixed(0)} s → ${path}`
+    )
   }
   const latest = latestResults(options.out)
   await Bun.write(join(options.out, "summary.md"), summaryMarkdown(latest, order))
   const charts = await writeCharts(options.out, latest)
-  log(`summary: ${join(options.out, "summary.md")}; charts: ${charts.join(", ") || "none"}; total ${((performance.now() - started) / 1000).toFixed(0)} s`)
+  log(
+    `summary: ${join(options.out, "summary.md")}; charts: ${charts.join(", ") || "none"}; total ${((performance.now() - started) / 1000).toFixed(0)} s`
+  )
 }
 
 if (import.meta.main) {

@@ -13,9 +13,13 @@ import { ConfigFromArgs } from "../layers/Config/ConfigFile.ts"
 import { adminCommand, AliyaAdminUsage } from "../src/aliya/AdminCommand.ts"
 import { AliyaDatabaseFromConfig } from "../src/aliya/Parts.ts"
 
-const args = process.argv.slice(2).filter((a, i, all) => a !== "--config" && all[i - 1] !== "--config" && !a.startsWith("--config="))
+const args = process.argv
+  .slice(2)
+  .filter((a, i, all) => a !== "--config" && all[i - 1] !== "--config" && !a.startsWith("--config="))
 
-Effect.runPromiseExit(adminCommand(args).pipe(Effect.provide(AliyaDatabaseFromConfig), Effect.provide(ConfigFromArgs()))).then((exit) => {
+Effect.runPromiseExit(
+  adminCommand(args).pipe(Effect.provide(AliyaDatabaseFromConfig), Effect.provide(ConfigFromArgs()))
+).then((exit) => {
   if (exit._tag === "Success") return Effect.runSync(Console.log(exit.value))
   const failure = exit.cause._tag === "Fail" ? (exit.cause.error as { message?: string }).message : String(exit.cause)
   console.error(`aliya-admin: ${failure}\n${AliyaAdminUsage}`)

@@ -26,7 +26,8 @@ import { NeighbourhoodConfig } from "../src/neighbourhood/Config.ts"
 import { RelayFrom } from "./servers/relay.ts"
 
 /** A listener's address as a client dials it: the secure scheme when that listener has TLS. */
-const url = (scheme: "http" | "ws", port: number, tls: unknown = undefined) => `${tls ? `${scheme}s` : scheme}://127.0.0.1:${port}`
+const url = (scheme: "http" | "ws", port: number, tls: unknown = undefined) =>
+  `${tls ? `${scheme}s` : scheme}://127.0.0.1:${port}`
 
 /** On first start (empty account store): the "dev" admin account, its code kept for the banner. */
 const DevAccount = Layer.effectDiscard(
@@ -47,7 +48,11 @@ const Banner = Layer.effectDiscard(
     const hydrogen = yield* HydrogenConfig
     const neighbourhood = yield* NeighbourhoodConfig
     const dev = yield* secrets.devAccount
-    const aliyaPort = yield* Config.integer("port").pipe(Config.withDefault(8880), Config.nested("gateway"), Config.nested("aliya"))
+    const aliyaPort = yield* Config.integer("port").pipe(
+      Config.withDefault(8880),
+      Config.nested("gateway"),
+      Config.nested("aliya")
+    )
     const lines = [
       "Switchboard is running:",
       `  DroneEngage authenticator  ${url("http", authenticator.port, authenticator.tls)}  (login: POST /w/wl, /agent/al; relays link on ${url("ws", authenticator.s2sPort, authenticator.s2sTls)})`,
@@ -70,7 +75,9 @@ const Banner = Layer.effectDiscard(
 )
 
 const Chat = ChatServerLive.pipe(
-  Layer.provide(Layer.mergeAll(BunTransportLive, InProcessRoomsLive, StreamStoreFromConfig(chatHistoryStorage), BunFileSystem.layer))
+  Layer.provide(
+    Layer.mergeAll(BunTransportLive, InProcessRoomsLive, StreamStoreFromConfig(chatHistoryStorage), BunFileSystem.layer)
+  )
 )
 
 const DroneEngage = Layer.unwrapEffect(

@@ -21,14 +21,22 @@ const answer = (request: { function?: string; random?: string; data?: Record<str
     case "login":
       return { status: 0, message: "success", data: { token: `${player}.${++tokens}` } }
     case "get_all_weapon":
-      return { status: 0, message: "success", data: { weapon_bag1: ["weapon1", 1, levels.get(player) ?? 0, 0, 0, 0, 0, 0, 0] } }
+      return {
+        status: 0,
+        message: "success",
+        data: { weapon_bag1: ["weapon1", 1, levels.get(player) ?? 0, 0, 0, 0, 0, 0, 0] }
+      }
     case "level_up_weapon": {
       const have = iron.get(player) ?? 1_000_000_000
       if (have < 20) return { status: 2, message: "Insufficient materials, upgrade failed", data: {} }
       iron.set(player, have - 20)
       const level = (levels.get(player) ?? 0) + 1
       levels.set(player, level)
-      return { status: 0, message: "success", data: { weapon_bag1: [player, level, 0, 0, 0, 0, level, 0], item1: ["iron", have - 20] } }
+      return {
+        status: 0,
+        message: "success",
+        data: { weapon_bag1: [player, level, 0, 0, 0, 0, level, 0], item1: ["iron", have - 20] }
+      }
     }
     default:
       return { status: 10, message: "Invalid message format", data: {} }

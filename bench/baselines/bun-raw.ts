@@ -14,7 +14,14 @@ const server = Bun.serve<{ topic: string; unit: string }, never>({
     if (request.method === "POST" && (url.pathname === "/w/wl" || url.pathname === "/agent/al")) {
       const body = (await request.json().catch(() => ({}))) as { gr?: string }
       const group = String(body.gr ?? "1")
-      return Response.json({ e: 0, sid: crypto.randomUUID(), per: "D1G1T3R4V5C6", prm: 0xffffffff, cs: { f: group, g: hostname, h: server.port }, cm: "/wl" })
+      return Response.json({
+        e: 0,
+        sid: crypto.randomUUID(),
+        per: "D1G1T3R4V5C6",
+        prm: 0xffffffff,
+        cs: { f: group, g: hostname, h: server.port },
+        cm: "/wl"
+      })
     }
     const group = url.searchParams.get("f")
     const unit = url.searchParams.get("s")

@@ -24,7 +24,14 @@ const http = createServer((request, response) => {
       group = String(JSON.parse(text).gr ?? "1")
     } catch {}
     const port = http.address().port
-    const body = { e: 0, sid: Math.random().toString(36).slice(2), per: "D1G1T3R4V5C6", prm: 0xffffffff, cs: { f: group, g: hostname, h: port }, cm: "/wl" }
+    const body = {
+      e: 0,
+      sid: Math.random().toString(36).slice(2),
+      per: "D1G1T3R4V5C6",
+      prm: 0xffffffff,
+      cs: { f: group, g: hostname, h: port },
+      cm: "/wl"
+    }
     response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(body))
   })
 })
@@ -49,15 +56,18 @@ wss.on("connection", (ws, request) => {
   ws.send(JSON.stringify({ ty: "s", mt: 9007, ms: { s: `OK:connected:tcp:${request.socket.remoteAddress}` } }))
 })
 
-const heartbeat = setInterval(() => {
-  for (const ws of wss.clients) {
-    if (!ws.isAlive) ws.terminate()
-    else {
-      ws.isAlive = false
-      ws.ping()
+const heartbeat = setInterval(
+  () => {
+    for (const ws of wss.clients) {
+      if (!ws.isAlive) ws.terminate()
+      else {
+        ws.isAlive = false
+        ws.ping()
+      }
     }
-  }
-}, Number(process.env.PING_INTERVAL_MS ?? 25000))
+  },
+  Number(process.env.PING_INTERVAL_MS ?? 25000)
+)
 
 http.listen(Number(process.env.PORT ?? 0), hostname, () => console.log(JSON.stringify({ port: http.address().port })))
 process.on("SIGTERM", () => {

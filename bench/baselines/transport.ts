@@ -23,9 +23,18 @@ const ForwardingServer = Layer.scopedDiscard(
     const transport = yield* Transport
     let port = 0
     const login = Effect.gen(function* () {
-      const body = (yield* HttpServerRequest.schemaBodyJson(Schema.Unknown).pipe(Effect.orElseSucceed(() => ({})))) as { gr?: unknown }
+      const body = (yield* HttpServerRequest.schemaBodyJson(Schema.Unknown).pipe(Effect.orElseSucceed(() => ({})))) as {
+        gr?: unknown
+      }
       const group = String(body.gr ?? "1")
-      return HttpServerResponse.unsafeJson({ e: 0, sid: crypto.randomUUID(), per: "D1G1T3R4V5C6", prm: 0xffffffff, cs: { f: group, g: hostname, h: port }, cm: "/wl" })
+      return HttpServerResponse.unsafeJson({
+        e: 0,
+        sid: crypto.randomUUID(),
+        per: "D1G1T3R4V5C6",
+        prm: 0xffffffff,
+        cs: { f: group, g: hostname, h: port },
+        cm: "/wl"
+      })
     })
     const server = yield* transport.serve<Unit, never>({
       name: "transport-baseline",

@@ -19,14 +19,20 @@ export const today = () => new Date().toISOString().slice(0, 10)
 export const writeResult = (dir: string, result: ResultFile): string => {
   mkdirSync(dir, { recursive: true })
   const path = join(dir, `${result.date}-${result.scenario}.json`)
-  writeFileSync(path, JSON.stringify(result, (_, value) => (typeof value === "number" && !Number.isFinite(value) ? null : value), 2) + "\n")
+  writeFileSync(
+    path,
+    JSON.stringify(result, (_, value) => (typeof value === "number" && !Number.isFinite(value) ? null : value), 2) +
+      "\n"
+  )
   return path
 }
 
 /** The newest result file of every scenario in `dir`. */
 export const latestResults = (dir: string): Array<ResultFile> => {
   const newest = new Map<string, ResultFile>()
-  for (const name of readdirSync(dir).filter((n) => /^\d{4}-\d{2}-\d{2}-[a-z]+\.json$/.test(n)).sort()) {
+  for (const name of readdirSync(dir)
+    .filter((n) => /^\d{4}-\d{2}-\d{2}-[a-z]+\.json$/.test(n))
+    .sort()) {
     const file = JSON.parse(readFileSync(join(dir, name), "utf8")) as ResultFile
     const current = newest.get(file.scenario)
     if (!current || current.finishedAt <= file.finishedAt) newest.set(file.scenario, file)
@@ -41,17 +47,25 @@ interface Column {
   readonly cell: (row: ResultRow) => string
 }
 
-const num = (value: number | null | undefined, digits = 2) => (value === null || value === undefined || !Number.isFinite(value) ? "–" : value.toFixed(digits))
+const num = (value: number | null | undefined, digits = 2) =>
+  value === null || value === undefined || !Number.isFinite(value) ? "–" : value.toFixed(digits)
 
 const rate = (value: number | null | undefined) => {
   if (value === null || value === undefined || !Number.isFinite(value)) return "–"
-  return value >= 1e6 ? `${(value / 1e6).toFixed(2)}M` : value >= 1e3 ? `${(value / 1e3).toFixed(1)}k` : value.toFixed(0)
+  return value >= 1e6
+    ? `${(value / 1e6).toFixed(2)}M`
+    : value >= 1e3
+      ? `${(value / 1e3).toFixed(1)}k`
+      : value.toFixed(0)
 }
 
 /** "median ±half-range %" so a reader sees how much repeated runs moved. */
 const withSpread = (spread: Spread | undefined, format: (v: number) => string) => {
   if (!spread || spread.median === null || !Number.isFinite(spread.median)) return "–"
-  const half = spread.runs > 1 && Number.isFinite(spread.relativeSpread) ? ` ±${Math.round((spread.relativeSpread * 100) / 2)}%` : ""
+  const half =
+    spread.runs > 1 && Number.isFinite(spread.relativeSpread)
+      ? ` ±${Math.round((spread.relativeSpread * 100) / 2)}%`
+      : ""
   return `${format(spread.median)}${half}`
 }
 
@@ -144,7 +158,9 @@ const table = (result: ResultFile): string => {
   const cols = columns[result.scenario] ?? []
   const header = `| server | case | ${cols.map((c) => c.label).join(" | ")} |`
   const rule = `|---|---|${cols.map(() => "---").join("|")}|`
-  const lines = result.rows.map((row) => `| ${serverLabel[row.server] ?? row.server} | ${row.case} | ${cols.map((c) => c.cell(row)).join(" | ")} |`)
+  const lines = result.rows.map(
+    (row) => `| ${serverLabel[row.server] ?? row.server} | ${row.case} | ${cols.map((c) => c.cell(row)).join(" | ")} |`
+  )
   return [header, rule, ...lines].join("\n")
 }
 
@@ -166,7 +182,8 @@ export const summaryMarkdown = (results: ReadonlyArray<ResultFile>, order: Reado
     if (result.skipped.length > 0) parts.push("Not measured:", ...result.skipped.map((s) => `- ${s}`), "")
     const notes = result.notes.slice(0, 12)
     if (notes.length > 0) parts.push("Notes:", ...notes.map((n) => `- ${n}`), "")
-    if (result.notes.length > notes.length) parts.push(`- … ${result.notes.length - notes.length} more in the JSON file`, "")
+    if (result.notes.length > notes.length)
+      parts.push(`- … ${result.notes.length - notes.length} more in the JSON file`, "")
   }
   return parts.join("\n")
 }
@@ -186,7 +203,12 @@ export const renderSvg = async (spec: vl.TopLevelSpec): Promise<string> => {
   return view.toSVG()
 }
 
-const groupedBars = (title: string, yTitle: string, values: Array<Record<string, unknown>>, logScale = false): vl.TopLevelSpec => ({
+const groupedBars = (
+  title: string,
+  yTitle: string,
+  values: Array<Record<string, unknown>>,
+  logScale = false
+): vl.TopLevelSpec => ({
   $schema: "https://vega.github.io/schema/vega-lite/v6.json",
   title,
   width: { step: 28 },
@@ -196,13 +218,27 @@ const groupedBars = (title: string, yTitle: string, values: Array<Record<string,
   encoding: {
     x: { field: "case", type: "nominal", title: null, sort: null, axis: { labelAngle: 0 } },
     xOffset: { field: "server", type: "nominal", sort: serverOrder },
-    color: { field: "server", type: "nominal", sort: serverOrder, title: "server", scale: { domain: serverOrder }, legend: { labelLimit: 260 } }
+    color: {
+      field: "server",
+      type: "nominal",
+      sort: serverOrder,
+      title: "server",
+      scale: { domain: serverOrder },
+      legend: { labelLimit: 260 }
+    }
   },
   layer: [
     {
       mark: { type: "bar" },
       // Bars on a log scale must not stack from zero (log 0 breaks the scale).
-      encoding: { y: { field: "median", type: "quantitative", title: yTitle, ...(logScale ? { scale: { type: "log" }, stack: null } : {}) } }
+      encoding: {
+        y: {
+          field: "median",
+          type: "quantitative",
+          title: yTitle,
+          ...(logScale ? { scale: { type: "log" }, stack: null } : {})
+        }
+      }
     },
     {
       mark: { type: "rule", color: "black" },
@@ -228,8 +264,23 @@ export const writeCharts = async (dir: string, results: ReadonlyArray<ResultFile
   const charts: Array<[string, vl.TopLevelSpec | undefined]> = []
   const fan = byId.get("fanout")
   if (fan) {
-    charts.push(["fanout-throughput.svg", groupedBars("Group fan-out: deliveries per second (higher is better)", "deliveries/s", points(fan, "deliveriesPerSec"))])
-    charts.push(["fanout-cpu.svg", groupedBars("Group fan-out: server CPU per delivery (lower is better)", "µs per delivery", points(fan, "cpuUsPerDelivery"), true)])
+    charts.push([
+      "fanout-throughput.svg",
+      groupedBars(
+        "Group fan-out: deliveries per second (higher is better)",
+        "deliveries/s",
+        points(fan, "deliveriesPerSec")
+      )
+    ])
+    charts.push([
+      "fanout-cpu.svg",
+      groupedBars(
+        "Group fan-out: server CPU per delivery (lower is better)",
+        "µs per delivery",
+        points(fan, "cpuUsPerDelivery"),
+        true
+      )
+    ])
   }
   const lat = byId.get("latency")
   if (lat) {
@@ -251,11 +302,25 @@ export const writeCharts = async (dir: string, results: ReadonlyArray<ResultFile
           encoding: {
             x: { field: "case", type: "nominal", title: null, sort: null, axis: { labelAngle: -15, labelLimit: 260 } },
             xOffset: { field: "server", type: "nominal", sort: serverOrder },
-            color: { field: "server", type: "nominal", sort: serverOrder, scale: { domain: serverOrder }, legend: { labelLimit: 260 } }
+            color: {
+              field: "server",
+              type: "nominal",
+              sort: serverOrder,
+              scale: { domain: serverOrder },
+              legend: { labelLimit: 260 }
+            }
           },
           layer: [
-            { mark: "bar", encoding: { y: { field: "median", type: "quantitative", title: "ms", scale: { type: "log" }, stack: null } } },
-            { mark: { type: "rule", color: "black" }, encoding: { y: { field: "min", type: "quantitative" }, y2: { field: "max" } } }
+            {
+              mark: "bar",
+              encoding: {
+                y: { field: "median", type: "quantitative", title: "ms", scale: { type: "log" }, stack: null }
+              }
+            },
+            {
+              mark: { type: "rule", color: "black" },
+              encoding: { y: { field: "min", type: "quantitative" }, y2: { field: "max" } }
+            }
           ]
         },
         resolve: { scale: { y: "independent" } }
@@ -263,7 +328,15 @@ export const writeCharts = async (dir: string, results: ReadonlyArray<ResultFile
     ])
   }
   const idle = byId.get("idle")
-  if (idle) charts.push(["idle-memory.svg", groupedBars("Idle connections: server RSS per connection (lower is better)", "KB per connection", points(idle, "rssKbPerConnection"))])
+  if (idle)
+    charts.push([
+      "idle-memory.svg",
+      groupedBars(
+        "Idle connections: server RSS per connection (lower is better)",
+        "KB per connection",
+        points(idle, "rssKbPerConnection")
+      )
+    ])
   const written: Array<string> = []
   for (const [name, spec] of charts) {
     if (!spec) continue

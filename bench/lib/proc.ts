@@ -34,7 +34,10 @@ export interface CpuSample {
   readonly micros: ReadonlyArray<number>
 }
 
-export const sampleCpu = (pids: ReadonlyArray<number>): CpuSample => ({ at: performance.now(), micros: pids.map(cpuMicros) })
+export const sampleCpu = (pids: ReadonlyArray<number>): CpuSample => ({
+  at: performance.now(),
+  micros: pids.map(cpuMicros)
+})
 
 /** CPU used between two samples, summed over the pids, in microseconds. */
 export const cpuBetween = (from: CpuSample, to: CpuSample): number =>

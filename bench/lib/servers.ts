@@ -105,7 +105,12 @@ export const stopChild = async (child: ReturnType<typeof Bun.spawn>) => {
 }
 
 /** Spawns a program and waits until it accepts TCP connections on `port` (the fuzz suite starts servers with it). */
-export const startListening = async (label: string, command: Array<string>, env: Record<string, string>, port: number) => {
+export const startListening = async (
+  label: string,
+  command: Array<string>,
+  env: Record<string, string>,
+  port: number
+) => {
   const proc = spawn(command, env)
   try {
     await waitFor(`${label} on port ${port}`, async () => {
@@ -228,7 +233,12 @@ const relay = async (options: ServerOptions): Promise<RunningServer> => {
   Object.assign(relayEnv, options.env)
   let relayProcess: Awaited<ReturnType<typeof startListening>> | undefined
   try {
-    relayProcess = await startListening("relay", [process.execPath, join(root, "programs/relay.ts")], relayEnv, relayPort)
+    relayProcess = await startListening(
+      "relay",
+      [process.execPath, join(root, "programs/relay.ts")],
+      relayEnv,
+      relayPort
+    )
     const authUrl = `http://127.0.0.1:${authPort}`
     await waitFor("the relay to link with the authenticator", () => loginWorks(authUrl))
     const [authChild, relayChild] = [auth.child, relayProcess.child]
@@ -236,7 +246,12 @@ const relay = async (options: ServerOptions): Promise<RunningServer> => {
       kind: "relay",
       pids: [relayChild.pid],
       allPids: [relayChild.pid, authChild.pid],
-      target: { protocol: "droneengage", authUrl, account: DRONEENGAGE_ACCOUNT.name, accessCode: DRONEENGAGE_ACCOUNT.accessCode },
+      target: {
+        protocol: "droneengage",
+        authUrl,
+        account: DRONEENGAGE_ACCOUNT.name,
+        accessCode: DRONEENGAGE_ACCOUNT.accessCode
+      },
       stop: async () => {
         await stopChild(relayChild)
         await stopChild(authChild)
@@ -273,12 +288,23 @@ const hydrogen = async (options: ServerOptions): Promise<RunningServer> => {
   }
   writeFileSync(configPath, JSON.stringify(config))
   try {
-    const { child } = await startListening("hydrogen", [process.execPath, join(root, "programs/hydrogen.ts"), "--config", configPath], { LOG_LEVEL: "warning", ...options.env }, port)
+    const { child } = await startListening(
+      "hydrogen",
+      [process.execPath, join(root, "programs/hydrogen.ts"), "--config", configPath],
+      { LOG_LEVEL: "warning", ...options.env },
+      port
+    )
     return {
       kind: "hydrogen",
       pids: [child.pid],
       allPids: [child.pid],
-      target: { protocol: "hydrogen", url: `ws://127.0.0.1:${port}/`, key, subprotocol: "hydrogen-protocol", reliable: true },
+      target: {
+        protocol: "hydrogen",
+        url: `ws://127.0.0.1:${port}/`,
+        key,
+        subprotocol: "hydrogen-protocol",
+        reliable: true
+      },
       stop: async () => {
         await stopChild(child)
         rmSync(configPath, { force: true })

@@ -101,7 +101,8 @@ export interface Spread {
 
 export const spreadOf = (values: ReadonlyArray<number>): Spread => {
   const finite = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b)
-  if (finite.length === 0) return { median: Number.NaN, min: Number.NaN, max: Number.NaN, runs: values.length, relativeSpread: Number.NaN }
+  if (finite.length === 0)
+    return { median: Number.NaN, min: Number.NaN, max: Number.NaN, runs: values.length, relativeSpread: Number.NaN }
   const middle = Math.floor(finite.length / 2)
   const median = finite.length % 2 === 1 ? finite[middle]! : (finite[middle - 1]! + finite[middle]!) / 2
   const min = finite[0]!
@@ -110,7 +111,10 @@ export const spreadOf = (values: ReadonlyArray<number>): Spread => {
 }
 
 /** Spread of every numeric field across runs of the same shape. */
-export const spreadFields = <K extends string>(runs: ReadonlyArray<Record<K, number>>, keys: ReadonlyArray<K>): Record<K, Spread> => {
+export const spreadFields = <K extends string>(
+  runs: ReadonlyArray<Record<K, number>>,
+  keys: ReadonlyArray<K>
+): Record<K, Spread> => {
   const out = {} as Record<K, Spread>
   for (const key of keys) out[key] = spreadOf(runs.map((run) => run[key]))
   return out

@@ -181,7 +181,9 @@ export class LoadGenerator {
     for (const r of reportsAtEnd) latency.merge(r.report.latency)
 
     const stopped = await askAll(this.workers, () => ({ type: "stop" }), "stopped")
-    const sentPerSender = Array.from({ length: this.senders }, (_, s) => stopped.reduce((sum, stop) => sum + (stop.sent[s] ?? 0), 0))
+    const sentPerSender = Array.from({ length: this.senders }, (_, s) =>
+      stopped.reduce((sum, stop) => sum + (stop.sent[s] ?? 0), 0)
+    )
     const sent = sentPerSender.reduce((a, b) => a + b, 0)
     const expected = sent * this.expectedReceivers()
     const drainUntil = performance.now() + options.drainMs
@@ -227,7 +229,14 @@ export class LoadGenerator {
       spawnWorker(
         Array.from({ length: options.concurrency }, (_, lane) => {
           const index = w * options.concurrency + lane
-          return { index, unit: `c${index}`, group: options.group, sender: -1, localAddress: sourceAddress(index), slow: false }
+          return {
+            index,
+            unit: `c${index}`,
+            group: options.group,
+            sender: -1,
+            localAddress: sourceAddress(index),
+            slow: false
+          }
         })
       )
     )
@@ -269,11 +278,15 @@ export class LoadGenerator {
       }
       this.acks[s] = min === Number.POSITIVE_INFINITY ? -1 : min
     }
-    for (const worker of this.workers) if (worker.clients.some((c) => c.sender >= 0)) send(worker, { type: "acks", run: this.runNumber, acks: this.acks })
+    for (const worker of this.workers)
+      if (worker.clients.some((c) => c.sender >= 0))
+        send(worker, { type: "acks", run: this.runNumber, acks: this.acks })
   }
 
   /** Lets slow readers read at full speed; returns closes seen by then (slow readers apart). */
-  async release(waitMs: number): Promise<{ closes: Record<string, number>; slowCloses: Record<string, number>; slowDelivered: number }> {
+  async release(
+    waitMs: number
+  ): Promise<{ closes: Record<string, number>; slowCloses: Record<string, number>; slowDelivered: number }> {
     await askAll(this.workers, () => ({ type: "release" }), "released")
     await sleep(waitMs)
     const reports = (await askAll(this.workers, () => ({ type: "report" }), "report")).map((r) => r.report)
@@ -287,7 +300,10 @@ export class LoadGenerator {
   /** Closes seen so far, regular clients and slow readers apart (for idle connections). */
   async closes(): Promise<{ closes: Record<string, number>; slowCloses: Record<string, number> }> {
     const reports = (await askAll(this.workers, () => ({ type: "report" }), "report")).map((r) => r.report)
-    return { closes: mergeCounts(reports.map((r) => r.closes)), slowCloses: mergeCounts(reports.map((r) => r.slowCloses)) }
+    return {
+      closes: mergeCounts(reports.map((r) => r.closes)),
+      slowCloses: mergeCounts(reports.map((r) => r.slowCloses))
+    }
   }
 
   workerPids(): Array<number> {
@@ -341,7 +357,8 @@ const spawnWorker = (clients: ReadonlyArray<ClientSpec>): Worker => {
   void child.exited.then(() => {
     liveWorkers.delete(child)
     const waiters = worker.waiters.splice(0)
-    for (const waiter of waiters) waiter({ type: "error", message: `worker ${child.pid} exited with ${child.exitCode}` })
+    for (const waiter of waiters)
+      waiter({ type: "error", message: `worker ${child.pid} exited with ${child.exitCode}` })
   })
   return worker
 }
@@ -357,7 +374,10 @@ const nextMessage = (worker: Worker): Promise<FromWorker> => {
   return new Promise((resolve) => worker.waiters.push(resolve))
 }
 
-const expect = async <T extends FromWorker["type"]>(worker: Worker, type: T): Promise<Extract<FromWorker, { type: T }>> => {
+const expect = async <T extends FromWorker["type"]>(
+  worker: Worker,
+  type: T
+): Promise<Extract<FromWorker, { type: T }>> => {
   const message = await nextMessage(worker)
   if (message.type === "error") throw new Error(`load generator worker: ${message.message}`)
   if (message.type !== type) throw new Error(`load generator worker answered ${message.type}, expected ${type}`)
@@ -370,8 +390,11 @@ const request = <T extends FromWorker["type"]>(worker: Worker, message: ToWorker
 }
 
 /** Sends each worker its message and waits for every answer. */
-const askAll = <T extends FromWorker["type"]>(workers: ReadonlyArray<Worker>, message: (worker: Worker) => ToWorker, answer: T) =>
-  Promise.all(workers.map((worker) => request(worker, message(worker), answer)))
+const askAll = <T extends FromWorker["type"]>(
+  workers: ReadonlyArray<Worker>,
+  message: (worker: Worker) => ToWorker,
+  answer: T
+) => Promise.all(workers.map((worker) => request(worker, message(worker), answer)))
 
 const stopWorker = async (worker: Worker) => {
   send(worker, { type: "close" })

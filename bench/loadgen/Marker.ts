@@ -5,7 +5,8 @@
  */
 export const markerBytes = Buffer.from('"b":"')
 
-export const markerText = (run: number, sender: number, seq: number, sentAt: number) => `"b":"${run}.${sender}.${seq}.${sentAt}"`
+export const markerText = (run: number, sender: number, seq: number, sentAt: number) =>
+  `"b":"${run}.${sender}.${seq}.${sentAt}"`
 
 /** Pads a JSON-ish message to roughly `size` bytes with an "x" field. */
 export const padTo = (size: number, withoutPadding: number): string => "x".repeat(Math.max(0, size - withoutPadding))

@@ -46,7 +46,13 @@ export interface Adapter {
   /** Offset at which a delivered frame's payload starts, or -1 for frames that are not deliveries. */
   readonly deliveryOffset: (opcode: number, payload: Buffer) => number
   /** The frame a sender sends for one benchmark message. */
-  readonly message: (spec: ClientSpec, run: number, seq: number, sentAt: number, size: number) => { opcode: number; payload: Buffer }
+  readonly message: (
+    spec: ClientSpec,
+    run: number,
+    seq: number,
+    sentAt: number,
+    size: number
+  ) => { opcode: number; payload: Buffer }
   /** Something a receiver answers to each delivery (Hydrogen acks on reliable channels). */
   readonly reply?: (conn: WsConn, payload: Buffer) => void
 }
@@ -60,9 +66,21 @@ const droneEngage = (target: Extract<TargetConfig, { protocol: "droneengage" }>)
     const response = await fetch(`${target.authUrl}/w/wl`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ acc: target.account, pwd: target.accessCode, gr: spec.group, app: "bench", ver: "1", ex: "", at: "g" })
+      body: JSON.stringify({
+        acc: target.account,
+        pwd: target.accessCode,
+        gr: spec.group,
+        app: "bench",
+        ver: "1",
+        ex: "",
+        at: "g"
+      })
     })
-    const body = (await response.json().catch(() => ({}))) as { e?: number; em?: string; cs?: { f: string; g: string; h: number } }
+    const body = (await response.json().catch(() => ({}))) as {
+      e?: number
+      em?: string
+      cs?: { f: string; g: string; h: number }
+    }
     if (body.e !== 0 || !body.cs) throw new Error(`login refused: HTTP ${response.status} e=${body.e} ${body.em ?? ""}`)
     const { f, g, h } = body.cs
     const url = `ws://${loopbackHost(g)}:${h}/?f=${encodeURIComponent(f)}&s=${encodeURIComponent(spec.unit)}`
@@ -114,7 +132,8 @@ const chat = (target: Extract<TargetConfig, { protocol: "chat" }>): Adapter => (
     return cmd === ChatCommand.ok && uid === ROOM_UID ? "ready" : "wait"
   },
   // Only live messages count: roster and history packets carry old markers too.
-  deliveryOffset: (_opcode, payload) => (payload.length >= 24 && payload.readInt32LE(12) === ChatCommand.newMessage ? 24 : -1),
+  deliveryOffset: (_opcode, payload) =>
+    payload.length >= 24 && payload.readInt32LE(12) === ChatCommand.newMessage ? 24 : -1,
   message: (spec, run, seq, sentAt, size) => {
     const head = `{${markerText(run, spec.sender, seq, sentAt)},"x":"`
     const text = `${head}${padTo(size - 24, head.length + 2)}"}`
@@ -140,7 +159,15 @@ const hydrogen = (target: Extract<TargetConfig, { protocol: "hydrogen" }>): Adap
     localAddress: spec.localAddress
   }),
   onOpen: (conn, spec) =>
-    conn.sendText(JSON.stringify({ type: "command", id: "subscribe", channel: "subscriptions", action: "subscribe", data: { channel: spec.group } })),
+    conn.sendText(
+      JSON.stringify({
+        type: "command",
+        id: "subscribe",
+        channel: "subscriptions",
+        action: "subscribe",
+        data: { channel: spec.group }
+      })
+    ),
   handshake: (_conn, opcode, payload) => {
     if (opcode !== Opcode.text) return "wait"
     const message = JSON.parse(payload.toString()) as { type?: string; id?: string; error?: { message?: string } }
@@ -148,7 +175,8 @@ const hydrogen = (target: Extract<TargetConfig, { protocol: "hydrogen" }>): Adap
     if (message.error) throw new Error(`subscribe refused: ${message.error.message}`)
     return "ready"
   },
-  deliveryOffset: (_opcode, payload) => (payload.compare(eventPrefix, 0, eventPrefix.length, 0, eventPrefix.length) === 0 ? 0 : -1),
+  deliveryOffset: (_opcode, payload) =>
+    payload.compare(eventPrefix, 0, eventPrefix.length, 0, eventPrefix.length) === 0 ? 0 : -1,
   message: (spec, run, seq, sentAt, size) => {
     const head =
       `{"type":"command","id":"${spec.sender}.${seq}","channel":"events","action":"publish","data":{"channel":"${spec.group}",` +

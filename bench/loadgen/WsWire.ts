@@ -45,7 +45,10 @@ export const encodeFrame = (opcode: number, payload: Uint8Array): Buffer => {
   const maskAt = headerLength - 4
   const mask = (Math.random() * 0x100000000) >>> 0
   frame.writeUInt32BE(mask, maskAt)
-  const m0 = mask >>> 24, m1 = (mask >>> 16) & 255, m2 = (mask >>> 8) & 255, m3 = mask & 255
+  const m0 = mask >>> 24,
+    m1 = (mask >>> 16) & 255,
+    m2 = (mask >>> 8) & 255,
+    m3 = mask & 255
   for (let i = 0; i < length; i += 4) {
     const at = headerLength + i
     frame[at] = payload[i]! ^ m0
@@ -246,7 +249,9 @@ export class WsConn {
 
   private acceptedBy(head: string): boolean {
     if (!head.startsWith("HTTP/1.1 101")) return false
-    const expected = createHash("sha1").update(this.key + GUID).digest("base64")
+    const expected = createHash("sha1")
+      .update(this.key + GUID)
+      .digest("base64")
     return head.toLowerCase().includes(`sec-websocket-accept: ${expected.toLowerCase()}`)
   }
 }

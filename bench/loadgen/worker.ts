@@ -157,7 +157,14 @@ const setup = async (message: Extract<ToWorker, { type: "setup" }>) => {
   const connectMs = performance.now() - started
   for (const client of clients) if (client.spec.slow && client.conn) startSlowReading()
   if (senders > 0) progressTimer = setInterval(reportProgress, PROGRESS_EVERY_MS)
-  post({ type: "ready", connected: clients.length - failed - skipped, failed, notAttempted: skipped, errors, connectMs })
+  post({
+    type: "ready",
+    connected: clients.length - failed - skipped,
+    failed,
+    notAttempted: skipped,
+    errors,
+    connectMs
+  })
 }
 
 /** A slow reader takes one TCP chunk every second and leaves the rest waiting (measured: well under 1 MB/s). */
@@ -175,7 +182,10 @@ const startSlowReading = () => {
 }
 
 const countsTowardWindow = (client: Client, s: number) =>
-  !client.spec.slow && client.ready && client.conn?.state === "open" && (adapter.echoesToSender || client.spec.sender !== s)
+  !client.spec.slow &&
+  client.ready &&
+  client.conn?.state === "open" &&
+  (adapter.echoesToSender || client.spec.sender !== s)
 
 const reportProgress = () => {
   const acked: Array<number | null> = []
@@ -216,7 +226,8 @@ const startSending = (plan: SendPlan) => {
       if (conn.state !== "open" || conn.pendingBytes > SENDER_PENDING_LIMIT) continue
       const s = client.spec.sender
       const already = sent[s]!
-      const cap = plan.mode === "paced" ? Math.min(plan.maxPerSender, Math.floor(plan.rate * elapsed)) : plan.maxPerSender
+      const cap =
+        plan.mode === "paced" ? Math.min(plan.maxPerSender, Math.floor(plan.rate * elapsed)) : plan.maxPerSender
       const n = Math.min(MAX_PER_TICK, cap - already, acks[s]! + plan.window + 1 - already)
       if (n <= 0) continue
       const frames: Array<Buffer> = []

@@ -64,7 +64,13 @@ const request = (kind: Case, i: number, token: string, n: number): [string, Reco
       : ["level_up_weapon", { token, weapon: `weapon${(n % 40) + 1}`, iron: "20" }]
 
 /** Runs the closed loop on every connection for warmup + measure; counts successes per connection. */
-const drive = async (connections: ReadonlyArray<Connection>, tokens: ReadonlyArray<string>, kind: Case, warmupMs: number, measureMs: number) => {
+const drive = async (
+  connections: ReadonlyArray<Connection>,
+  tokens: ReadonlyArray<string>,
+  kind: Case,
+  warmupMs: number,
+  measureMs: number
+) => {
   const histogram = new Histogram()
   const successes = connections.map(() => 0)
   const failures: Record<string, number> = {}
@@ -91,7 +97,13 @@ const drive = async (connections: ReadonlyArray<Connection>, tokens: ReadonlyArr
       }
     })
   )
-  return { perSec: measured / (measureMs / 1000), p50Ms: histogram.quantile(0.5) / 1000, p99Ms: histogram.quantile(0.99) / 1000, successes, failures }
+  return {
+    perSec: measured / (measureMs / 1000),
+    p50Ms: histogram.quantile(0.5) / 1000,
+    p99Ms: histogram.quantile(0.99) / 1000,
+    successes,
+    failures
+  }
 }
 
 /** BENCH_PROFILE=<dir>: the servers run under --cpu-prof (with a Markdown digest) written to <dir> when they stop. */
@@ -108,12 +120,19 @@ const selectedCases = (): ReadonlyArray<Case> => {
 }
 
 const spawnServer = async (label: string, command: Array<string>, env: Record<string, string>, port: number) => {
-  const child = Bun.spawn(profiled(command), { cwd: root, env: { ...process.env, ...env }, stdin: "ignore", stdout: "pipe", stderr: "pipe" })
+  const child = Bun.spawn(profiled(command), {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe"
+  })
   liveServers.add(child)
   await waitFor(
     `${label} on ${port}`,
     async () => {
-      if (child.exitCode !== null) throw new Error(`${label} exited with ${child.exitCode}: ${await new Response(child.stderr).text()}`)
+      if (child.exitCode !== null)
+        throw new Error(`${label} exited with ${child.exitCode}: ${await new Response(child.stderr).text()}`)
       try {
         ;(await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } })).end()
         return true
@@ -146,7 +165,13 @@ export const aliya: Scenario = {
     servers.push({
       name: "aliya-raw",
       port: rawPort,
-      start: () => spawnServer("aliya-raw", [process.execPath, "bench/baselines/aliya-raw.ts"], { PORT: String(rawPort), ALIYA_KEY: key.toString("hex") }, rawPort)
+      start: () =>
+        spawnServer(
+          "aliya-raw",
+          [process.execPath, "bench/baselines/aliya-raw.ts"],
+          { PORT: String(rawPort), ALIYA_KEY: key.toString("hex") },
+          rawPort
+        )
     })
     const [gateway, tokens, account, playerState, bag, skill, weapon] = Array.from({ length: 7 }, () => freePort())
     const url = (port: number | undefined) => `http://127.0.0.1:${port}`
@@ -188,11 +213,17 @@ export const aliya: Scenario = {
           for (const kind of selectedCases()) {
             const runs: Array<Awaited<ReturnType<typeof drive>>> = []
             for (let r = 0; r < context.runs; r++) {
-              const connections = await Promise.all(Array.from({ length: CONNECTIONS }, () => connect(server.port, key)))
+              const connections = await Promise.all(
+                Array.from({ length: CONNECTIONS }, () => connect(server.port, key))
+              )
               // One at a time: 100 parallel argon2 checks would only measure the hash.
               const tokensOf: Array<string> = []
-              for (const [i, c] of connections.entries()) tokensOf.push(String((await c.call("login", credentials(i))).data.token ?? `bench-${i}`))
-              const before = server.name === "aliya-gateway" && kind === "level_up_weapon" ? await irons(connections, tokensOf) : undefined
+              for (const [i, c] of connections.entries())
+                tokensOf.push(String((await c.call("login", credentials(i))).data.token ?? `bench-${i}`))
+              const before =
+                server.name === "aliya-gateway" && kind === "level_up_weapon"
+                  ? await irons(connections, tokensOf)
+                  : undefined
               const result = await drive(connections, tokensOf, kind, timing.warmupMs, timing.measureMs)
               runs.push(result)
               if (before) {
@@ -204,9 +235,12 @@ export const aliya: Scenario = {
                     : `${server.name} ${kind} run ${r + 1}: ${wrong} players' iron does NOT match their successful replies`
                 )
               }
-              if (Object.keys(result.failures).length > 0) notes.push(`${server.name} ${kind} run ${r + 1}: non-zero statuses ${JSON.stringify(result.failures)}`)
+              if (Object.keys(result.failures).length > 0)
+                notes.push(`${server.name} ${kind} run ${r + 1}: non-zero statuses ${JSON.stringify(result.failures)}`)
               for (const c of connections) c.close()
-              context.log(`  ${server.name} ${kind} run ${r + 1}/${context.runs}: ${formatRate(result.perSec)} req/s, p99 ${result.p99Ms.toFixed(1)} ms`)
+              context.log(
+                `  ${server.name} ${kind} run ${r + 1}/${context.runs}: ${formatRate(result.perSec)} req/s, p99 ${result.p99Ms.toFixed(1)} ms`
+              )
             }
             rows.push({
               server: server.name,
@@ -231,12 +265,27 @@ export const aliya: Scenario = {
     const withRatios = rows.map((row) => {
       if (row.server !== "aliya-gateway") return row
       const ceiling = rows.find((r) => r.server === "aliya-raw" && r.case === row.case)
-      return { ...row, ratios: { "requestsPerSec vs aliya-raw": ratio(row.metrics.requestsPerSec?.median, ceiling?.metrics.requestsPerSec?.median) } }
+      return {
+        ...row,
+        ratios: {
+          "requestsPerSec vs aliya-raw": ratio(
+            row.metrics.requestsPerSec?.median,
+            ceiling?.metrics.requestsPerSec?.median
+          )
+        }
+      }
     })
     return {
       scenario: "aliya",
       title: aliya.title,
-      settings: { connections: CONNECTIONS, ...timing, runs: context.runs, storage: "SQLite", cipher: "aes-256-gcm", passwordHash: "argon2id 19 MiB, 2 passes" },
+      settings: {
+        connections: CONNECTIONS,
+        ...timing,
+        runs: context.runs,
+        storage: "SQLite",
+        cipher: "aes-256-gcm",
+        passwordHash: "argon2id 19 MiB, 2 passes"
+      },
       rows: withRatios,
       notes,
       skipped
@@ -246,5 +295,8 @@ export const aliya: Scenario = {
 
 /** Each player's iron, read through the gateway. */
 const irons = (connections: ReadonlyArray<Connection>, tokens: ReadonlyArray<string>) =>
-  Promise.all(connections.map(async (c, i) => Number(((await c.call("get_all_supplies", { token: tokens[i] })).data.item2 as [string, number])[1])))
-
+  Promise.all(
+    connections.map(async (c, i) =>
+      Number(((await c.call("get_all_supplies", { token: tokens[i] })).data.item2 as [string, number])[1])
+    )
+  )

@@ -41,8 +41,13 @@ export const churn: Scenario = {
               `  ${label} run ${i + 1}/${context.runs}: ${formatRate(perSecond)} cycles/s, p99 ${result.latency.p99Ms.toFixed(1)} ms, ` +
                 `${(cpu / Math.max(1, result.completed)).toFixed(0)} µs server CPU/cycle, ${result.failed} failed`
             )
-            if (result.failed > 0) notes.push(`${label} run ${i + 1}: ${result.failed} failed: ${result.errors.join("; ")}`)
-            results.push({ ...result, perSecond, cpuUsPerChurn: result.completed > 0 ? cpu / result.completed : Number.NaN })
+            if (result.failed > 0)
+              notes.push(`${label} run ${i + 1}: ${result.failed} failed: ${result.errors.join("; ")}`)
+            results.push({
+              ...result,
+              perSecond,
+              cpuUsPerChurn: result.completed > 0 ? cpu / result.completed : Number.NaN
+            })
           }
           return results
         })

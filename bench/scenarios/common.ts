@@ -66,7 +66,11 @@ export const serversFor = (context: BenchContext, not: ReadonlyArray<ServerKind>
   context.servers.filter((kind) => !not.includes(kind))
 
 /** Starts a server, runs `body`, always stops it. */
-export const withServer = async <A>(kind: ServerKind, body: (server: RunningServer) => Promise<A>, options: ServerOptions = {}): Promise<A> => {
+export const withServer = async <A>(
+  kind: ServerKind,
+  body: (server: RunningServer) => Promise<A>,
+  options: ServerOptions = {}
+): Promise<A> => {
   const server = await startServer(kind, options)
   try {
     return await body(server)
@@ -92,7 +96,9 @@ export const withClients = async <A>(
   })
   try {
     if (generator.connectFailures > 0) {
-      throw new Error(`${generator.connectFailures} of ${clients.length} clients failed to connect: ${generator.connectErrors.join("; ")}`)
+      throw new Error(
+        `${generator.connectFailures} of ${clients.length} clients failed to connect: ${generator.connectErrors.join("; ")}`
+      )
     }
     return await body(generator)
   } finally {
@@ -126,15 +132,22 @@ export const integrityNotes = (label: string, result: RunResult): Array<string> 
   }
   if (result.duplicates > 0) notes.push(`${label}: ${result.duplicates} duplicate deliveries`)
   const closes = Object.entries(result.closes)
-  if (closes.length > 0) notes.push(`${label}: receivers closed during the run: ${closes.map(([code, n]) => `${n}×${code}`).join(", ")}`)
+  if (closes.length > 0)
+    notes.push(`${label}: receivers closed during the run: ${closes.map(([code, n]) => `${n}×${code}`).join(", ")}`)
   return notes
 }
 
 export const formatRate = (perSecond: number) =>
-  perSecond >= 1e6 ? `${(perSecond / 1e6).toFixed(2)}M` : perSecond >= 1e3 ? `${(perSecond / 1e3).toFixed(1)}k` : perSecond.toFixed(0)
+  perSecond >= 1e6
+    ? `${(perSecond / 1e6).toFixed(2)}M`
+    : perSecond >= 1e3
+      ? `${(perSecond / 1e3).toFixed(1)}k`
+      : perSecond.toFixed(0)
 
 export const ratio = (ours: number | undefined, theirs: number | undefined) =>
-  ours !== undefined && theirs !== undefined && Number.isFinite(ours) && Number.isFinite(theirs) && theirs !== 0 ? ours / theirs : Number.NaN
+  ours !== undefined && theirs !== undefined && Number.isFinite(ours) && Number.isFinite(theirs) && theirs !== 0
+    ? ours / theirs
+    : Number.NaN
 
 /** Adds ratios to the two baselines for each non-baseline row of the same case. */
 export const addBaselineRatios = (rows: Array<ResultRow>, metrics: ReadonlyArray<string>): Array<ResultRow> =>
@@ -144,7 +157,8 @@ export const addBaselineRatios = (rows: Array<ResultRow>, metrics: ReadonlyArray
     for (const baseline of ["bun-raw", "node-ws"]) {
       const base = rows.find((other) => other.server === baseline && other.case === row.case)
       if (!base) continue
-      for (const metric of metrics) ratios[`${metric} vs ${baseline}`] = ratio(row.metrics[metric]?.median, base.metrics[metric]?.median)
+      for (const metric of metrics)
+        ratios[`${metric} vs ${baseline}`] = ratio(row.metrics[metric]?.median, base.metrics[metric]?.median)
     }
     return { ...row, ratios }
   })

@@ -21,7 +21,8 @@ export interface FanoutCase {
   readonly payloadBytes: number
 }
 
-export const caseLabel = (c: FanoutCase) => `${c.units} units, ${c.payloadBytes >= 1024 ? `${c.payloadBytes / 1024} KB` : `${c.payloadBytes} B`}`
+export const caseLabel = (c: FanoutCase) =>
+  `${c.units} units, ${c.payloadBytes >= 1024 ? `${c.payloadBytes / 1024} KB` : `${c.payloadBytes} B`}`
 
 export const fanoutCases = (quick: boolean): Array<FanoutCase> =>
   quick
@@ -45,7 +46,13 @@ export const maxRateRun = (
   onTick?: (elapsedMs: number, delivered: number) => void
 ) =>
   generator.run({
-    plan: { mode: "max", rate: 0, window: windowFor(SENDERS, c.payloadBytes), payloadBytes: c.payloadBytes, maxPerSender: 10_000_000 },
+    plan: {
+      mode: "max",
+      rate: 0,
+      window: windowFor(SENDERS, c.payloadBytes),
+      payloadBytes: c.payloadBytes,
+      maxPerSender: 10_000_000
+    },
     ...timing,
     drainMs: 10_000,
     serverPids: server.pids,
@@ -71,22 +78,29 @@ export const fanout: Scenario = {
         const label = `${serverLabel[kind]} ${caseLabel(c)}`
         try {
           const results = await withServer(kind, (server) =>
-            withClients(context, server, planGroup({ group: "fanout", units: c.units, senders: SENDERS }), async (generator) => {
-              const runs: Array<RunResult> = []
-              for (let i = 0; i < context.runs; i++) {
-                const result = await maxRateRun(generator, server, c, { warmupMs, measureMs }, (elapsed, delivered) =>
-                  context.status(`${label} run ${i + 1}/${context.runs}: ${formatRate(delivered / (elapsed / 1000))} deliveries/s`)
-                )
-                runs.push(result)
-                notes.push(...integrityNotes(`${label} run ${i + 1}`, result))
-                context.log(
-                  `  ${label} run ${i + 1}/${context.runs}: ${formatRate(result.deliveriesPerSec)} deliveries/s, ` +
-                    `p99 ${result.latency.p99Ms.toFixed(1)} ms, ${result.serverCpuPerDeliveryUs.toFixed(3)} µs CPU/delivery, ` +
-                    `lost ${result.lost}, dup ${result.duplicates}`
-                )
+            withClients(
+              context,
+              server,
+              planGroup({ group: "fanout", units: c.units, senders: SENDERS }),
+              async (generator) => {
+                const runs: Array<RunResult> = []
+                for (let i = 0; i < context.runs; i++) {
+                  const result = await maxRateRun(generator, server, c, { warmupMs, measureMs }, (elapsed, delivered) =>
+                    context.status(
+                      `${label} run ${i + 1}/${context.runs}: ${formatRate(delivered / (elapsed / 1000))} deliveries/s`
+                    )
+                  )
+                  runs.push(result)
+                  notes.push(...integrityNotes(`${label} run ${i + 1}`, result))
+                  context.log(
+                    `  ${label} run ${i + 1}/${context.runs}: ${formatRate(result.deliveriesPerSec)} deliveries/s, ` +
+                      `p99 ${result.latency.p99Ms.toFixed(1)} ms, ${result.serverCpuPerDeliveryUs.toFixed(3)} µs CPU/delivery, ` +
+                      `lost ${result.lost}, dup ${result.duplicates}`
+                  )
+                }
+                return runs
               }
-              return runs
-            })
+            )
           )
           rows.push({ server: kind, case: caseLabel(c), metrics: runMetrics(results) })
         } catch (error) {
@@ -98,7 +112,14 @@ export const fanout: Scenario = {
     return {
       scenario: "fanout",
       title: fanout.title,
-      settings: { senders: SENDERS, warmupMs, measureMs, runs: context.runs, workers: context.workers, cases: fanoutCases(context.quick) },
+      settings: {
+        senders: SENDERS,
+        warmupMs,
+        measureMs,
+        runs: context.runs,
+        workers: context.workers,
+        cases: fanoutCases(context.quick)
+      },
       rows: addBaselineRatios(rows, ["deliveriesPerSec", "cpuUsPerDelivery"]),
       notes,
       skipped

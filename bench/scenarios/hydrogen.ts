@@ -1,7 +1,16 @@
 import { planGroup, type RunResult } from "../loadgen/Coordinator.ts"
 import { HYDROGEN_RELIABLE_PREFIX } from "../lib/servers.ts"
 import { caseLabel, maxRateRun, SENDERS } from "./fanout.ts"
-import { formatRate, integrityNotes, type ResultRow, ratio, runMetrics, type Scenario, withClients, withServer } from "./common.ts"
+import {
+  formatRate,
+  integrityNotes,
+  type ResultRow,
+  ratio,
+  runMetrics,
+  type Scenario,
+  withClients,
+  withServer
+} from "./common.ts"
 
 const CASE = { units: 100, payloadBytes: 64 }
 
@@ -27,30 +36,46 @@ export const hydrogen: Scenario = {
           const results = await withServer("hydrogen", async (server) => {
             const target = { ...server.target, reliable } as typeof server.target
             const group = reliable ? `${HYDROGEN_RELIABLE_PREFIX}-bench` : "plain-bench"
-            return withClients(context, { ...server, target }, planGroup({ group, units: CASE.units, senders: SENDERS }), async (generator) => {
-              const runs: Array<RunResult> = []
-              for (let i = 0; i < context.runs; i++) {
-                const result = await maxRateRun(generator, server, CASE, timing, (elapsed, delivered) =>
-                  context.status(`${label} run ${i + 1}/${context.runs}: ${formatRate(delivered / (elapsed / 1000))} events/s`)
-                )
-                runs.push(result)
-                notes.push(...integrityNotes(`${label} run ${i + 1}`, result))
-                context.log(
-                  `  ${label} run ${i + 1}/${context.runs}: ${formatRate(result.deliveriesPerSec)} events/s, p99 ${result.latency.p99Ms.toFixed(1)} ms, ` +
-                    `${result.serverCpuPerDeliveryUs.toFixed(2)} µs CPU/event, lost ${result.lost}`
-                )
+            return withClients(
+              context,
+              { ...server, target },
+              planGroup({ group, units: CASE.units, senders: SENDERS }),
+              async (generator) => {
+                const runs: Array<RunResult> = []
+                for (let i = 0; i < context.runs; i++) {
+                  const result = await maxRateRun(generator, server, CASE, timing, (elapsed, delivered) =>
+                    context.status(
+                      `${label} run ${i + 1}/${context.runs}: ${formatRate(delivered / (elapsed / 1000))} events/s`
+                    )
+                  )
+                  runs.push(result)
+                  notes.push(...integrityNotes(`${label} run ${i + 1}`, result))
+                  context.log(
+                    `  ${label} run ${i + 1}/${context.runs}: ${formatRate(result.deliveriesPerSec)} events/s, p99 ${result.latency.p99Ms.toFixed(1)} ms, ` +
+                      `${result.serverCpuPerDeliveryUs.toFixed(2)} µs CPU/event, lost ${result.lost}`
+                  )
+                }
+                return runs
               }
-              return runs
-            })
+            )
           })
           const metrics = runMetrics(results)
           const ratios: Record<string, number> = {}
           const fanout = context.earlier.get("fanout")
           for (const reference of ["relay", "bun-raw"]) {
             const row = fanout?.rows.find((r) => r.server === reference && r.case === caseLabel(CASE))
-            if (row) ratios[`ackedPerSec vs ${reference}`] = ratio(metrics.deliveriesPerSec!.median, row.metrics.deliveriesPerSec?.median)
+            if (row)
+              ratios[`ackedPerSec vs ${reference}`] = ratio(
+                metrics.deliveriesPerSec!.median,
+                row.metrics.deliveriesPerSec?.median
+              )
           }
-          rows.push({ server: "hydrogen", case: reliable ? "reliable channel, acked" : "best-effort channel", metrics: { ...metrics, ackedPerSec: metrics.deliveriesPerSec! }, ratios })
+          rows.push({
+            server: "hydrogen",
+            case: reliable ? "reliable channel, acked" : "best-effort channel",
+            metrics: { ...metrics, ackedPerSec: metrics.deliveriesPerSec! },
+            ratios
+          })
         } catch (error) {
           skipped.push(`${label}: ${(error as Error).message}`)
           context.log(`  ${label}: FAILED ${(error as Error).message}`)
@@ -60,7 +85,13 @@ export const hydrogen: Scenario = {
     return {
       scenario: "hydrogen",
       title: hydrogen.title,
-      settings: { ...CASE, senders: SENDERS, ...timing, runs: context.runs, reference: `scenario 1, ${caseLabel(CASE)}` },
+      settings: {
+        ...CASE,
+        senders: SENDERS,
+        ...timing,
+        runs: context.runs,
+        reference: `scenario 1, ${caseLabel(CASE)}`
+      },
       rows,
       notes,
       skipped

@@ -52,18 +52,23 @@ export const idle: Scenario = {
           const results: Array<IdleRun> = []
           // Repeats at the first size only: the larger ones take long to connect on this box.
           const repeats = size === context.idleSizes[0] ? runs : 1
-          for (let i = 0; i < repeats; i++) results.push(await idleRun(context, kind, size, idleMs, label, (line) => context.log(line)))
+          for (let i = 0; i < repeats; i++)
+            results.push(await idleRun(context, kind, size, idleMs, label, (line) => context.log(line)))
           for (const r of results) {
             if (r.closedWhileIdle > 0) notes.push(`${label}: ${r.closedWhileIdle} connections closed while idle`)
             if (r.connected < size) {
-              notes.push(`${label}: only ${r.connected} of ${size} connected within ${connectDeadlineMs(context.quick) / 1000} s (${r.connectsPerSec.toFixed(0)}/s); figures are per connection made`)
+              notes.push(
+                `${label}: only ${r.connected} of ${size} connected within ${connectDeadlineMs(context.quick) / 1000} s (${r.connectsPerSec.toFixed(0)}/s); figures are per connection made`
+              )
             }
           }
           const metric = (key: keyof IdleRun) => spreadOf(results.map((r) => r[key]))
           rows.push({
             server: kind,
             case: `${size} connections`,
-            ...(results.some((r) => r.connected < size) ? { notes: [`${Math.min(...results.map((r) => r.connected))} connected in time`] } : {}),
+            ...(results.some((r) => r.connected < size)
+              ? { notes: [`${Math.min(...results.map((r) => r.connected))} connected in time`] }
+              : {}),
             metrics: {
               connectSeconds: metric("connectSeconds"),
               connectsPerSec: metric("connectsPerSec"),
@@ -82,7 +87,14 @@ export const idle: Scenario = {
     return {
       scenario: "idle",
       title: idle.title,
-      settings: { sizes: context.idleSizes, idleMs, pingIntervalMs: PING_INTERVAL_MS, runs, openFilesLimit: limit, connectDeadlineMs: connectDeadlineMs(context.quick) },
+      settings: {
+        sizes: context.idleSizes,
+        idleMs,
+        pingIntervalMs: PING_INTERVAL_MS,
+        runs,
+        openFilesLimit: limit,
+        connectDeadlineMs: connectDeadlineMs(context.quick)
+      },
       rows,
       notes,
       skipped
@@ -105,34 +117,40 @@ const idleRun = (
       const rssBefore = sum(server.pids.map(rssBytes))
       context.status(`${label}: connecting`)
       const clients = planGroup({ group: "idle", units: size, senders: 0 })
-      return withClients(context, server, clients, async (generator) => {
-        const connected = size - generator.notAttempted
-        await sleep(2000)
-        const rssSettled = sum(server.pids.map(rssBytes))
-        context.status(`${label}: idle for ${idleMs / 1000} s`)
-        const from = sampleCpu(server.pids)
-        await sleep(idleMs)
-        const to = sampleCpu(server.pids)
-        // At the end of the idle window: the allocator has returned set-up garbage by then (JSC scavenges lazily).
-        const rssAfter = sum(server.pids.map(rssBytes))
-        const cpu = cpuBetween(from, to)
-        const { closes } = await generator.closes()
-        const result: IdleRun = {
-          connected,
-          connectSeconds: generator.connectMs / 1000,
-          connectsPerSec: connected / (generator.connectMs / 1000),
-          rssKbPerConnection: (rssAfter - rssBefore) / 1024 / connected,
-          rssKbPerConnectionAt2s: (rssSettled - rssBefore) / 1024 / connected,
-          idleCpuPercent: (cpu / (idleMs * 1000)) * 100,
-          idleCpuUsPerConnectionSecond: cpu / connected / (idleMs / 1000),
-          closedWhileIdle: sum(Object.values(closes))
-        }
-        log(
-          `  ${label}: ${connected < size ? `only ${connected} of ${size} ` : ""}connected in ${result.connectSeconds.toFixed(1)} s, ${result.rssKbPerConnection.toFixed(2)} KB/connection, ` +
-            `idle CPU ${result.idleCpuPercent.toFixed(2)} %`
-        )
-        return result
-      }, connectDeadlineMs(context.quick))
+      return withClients(
+        context,
+        server,
+        clients,
+        async (generator) => {
+          const connected = size - generator.notAttempted
+          await sleep(2000)
+          const rssSettled = sum(server.pids.map(rssBytes))
+          context.status(`${label}: idle for ${idleMs / 1000} s`)
+          const from = sampleCpu(server.pids)
+          await sleep(idleMs)
+          const to = sampleCpu(server.pids)
+          // At the end of the idle window: the allocator has returned set-up garbage by then (JSC scavenges lazily).
+          const rssAfter = sum(server.pids.map(rssBytes))
+          const cpu = cpuBetween(from, to)
+          const { closes } = await generator.closes()
+          const result: IdleRun = {
+            connected,
+            connectSeconds: generator.connectMs / 1000,
+            connectsPerSec: connected / (generator.connectMs / 1000),
+            rssKbPerConnection: (rssAfter - rssBefore) / 1024 / connected,
+            rssKbPerConnectionAt2s: (rssSettled - rssBefore) / 1024 / connected,
+            idleCpuPercent: (cpu / (idleMs * 1000)) * 100,
+            idleCpuUsPerConnectionSecond: cpu / connected / (idleMs / 1000),
+            closedWhileIdle: sum(Object.values(closes))
+          }
+          log(
+            `  ${label}: ${connected < size ? `only ${connected} of ${size} ` : ""}connected in ${result.connectSeconds.toFixed(1)} s, ${result.rssKbPerConnection.toFixed(2)} KB/connection, ` +
+              `idle CPU ${result.idleCpuPercent.toFixed(2)} %`
+          )
+          return result
+        },
+        connectDeadlineMs(context.quick)
+      )
     },
     { pingIntervalMs: PING_INTERVAL_MS }
   )

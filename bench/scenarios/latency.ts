@@ -41,12 +41,21 @@ const pacedRuns = async (
   const notes: Array<string> = []
   for (let i = 0; i < context.runs; i++) {
     const result = await generator.run({
-      plan: { mode: "paced", rate: ratePerSender, window: windowFor(SENDERS, payloadBytes), payloadBytes, maxPerSender: 10_000_000 },
+      plan: {
+        mode: "paced",
+        rate: ratePerSender,
+        window: windowFor(SENDERS, payloadBytes),
+        payloadBytes,
+        maxPerSender: 10_000_000
+      },
       warmupMs: context.quick ? 300 : 500,
       measureMs: measureMsOf(context),
       drainMs: 10_000,
       serverPids: server.pids,
-      onTick: (elapsed, delivered) => context.status(`${label} run ${i + 1}/${context.runs}: ${formatRate(delivered / (elapsed / 1000))} deliveries/s`)
+      onTick: (elapsed, delivered) =>
+        context.status(
+          `${label} run ${i + 1}/${context.runs}: ${formatRate(delivered / (elapsed / 1000))} deliveries/s`
+        )
     })
     results.push(result)
     notes.push(...integrityNotes(`${label} run ${i + 1}`, result))
@@ -59,9 +68,17 @@ const pacedRuns = async (
 }
 
 /** The closed-loop maximum of the 1000-unit case from scenario 1 of this invocation, or a fresh one. */
-const closedLoopMaximum = async (context: BenchContext, kind: string, generator: LoadGenerator, server: RunningServer) => {
-  const earlier = context.earlier.get("fanout")?.rows.find((row) => row.server === kind && row.case === caseLabel(LARGE))
-  if (earlier && Number.isFinite(earlier.metrics.deliveriesPerSec?.median)) return earlier.metrics.deliveriesPerSec!.median
+const closedLoopMaximum = async (
+  context: BenchContext,
+  kind: string,
+  generator: LoadGenerator,
+  server: RunningServer
+) => {
+  const earlier = context.earlier
+    .get("fanout")
+    ?.rows.find((row) => row.server === kind && row.case === caseLabel(LARGE))
+  if (earlier && Number.isFinite(earlier.metrics.deliveriesPerSec?.median))
+    return earlier.metrics.deliveriesPerSec!.median
   const probe = await maxRateRun(generator, server, LARGE, { warmupMs: 300, measureMs: 1000 })
   return probe.deliveriesPerSec
 }
@@ -82,14 +99,22 @@ const pacedMaximum = async (context: BenchContext, kind: string, generator: Load
   for (let step = 0; step < (context.quick ? 3 : 5); step++) {
     const offered = step === 0 ? ceiling / 2 : (low + high) / 2
     const result = await generator.run({
-      plan: { mode: "paced", rate: offered / (SENDERS * (LARGE.units - 1)), window: windowFor(SENDERS, LARGE.payloadBytes), payloadBytes: LARGE.payloadBytes, maxPerSender: 10_000_000 },
+      plan: {
+        mode: "paced",
+        rate: offered / (SENDERS * (LARGE.units - 1)),
+        window: windowFor(SENDERS, LARGE.payloadBytes),
+        payloadBytes: LARGE.payloadBytes,
+        maxPerSender: 10_000_000
+      },
       warmupMs: 300,
       measureMs: 1000,
       drainMs: 10_000,
       serverPids: server.pids
     })
     const ok = sustained(offered, result)
-    context.log(`  ${serverLabel[kind]} probing ${formatRate(offered)} deliveries/s: ${ok ? "sustained" : "not sustained"} (p50 ${result.latency.p50Ms.toFixed(1)} ms)`)
+    context.log(
+      `  ${serverLabel[kind]} probing ${formatRate(offered)} deliveries/s: ${ok ? "sustained" : "not sustained"} (p50 ${result.latency.p50Ms.toFixed(1)} ms)`
+    )
     if (ok) low = offered
     else high = offered
   }
@@ -111,26 +136,40 @@ export const latency: Scenario = {
     for (const kind of serversFor(context, ["hydrogen", "transport"])) {
       try {
         await withServer(kind, async (server) => {
-          const small = await withClients(context, server, planGroup({ group: "latency", units: 100, senders: SENDERS }), (generator) =>
-            pacedRuns(context, server, generator, `${serverLabel[kind]} ${TARGET_CASE}`, 100, 64)
+          const small = await withClients(
+            context,
+            server,
+            planGroup({ group: "latency", units: 100, senders: SENDERS }),
+            (generator) => pacedRuns(context, server, generator, `${serverLabel[kind]} ${TARGET_CASE}`, 100, 64)
           )
           rows.push({ server: kind, case: TARGET_CASE, metrics: runMetrics(small.results) })
           notes.push(...small.notes)
-          await withClients(context, server, planGroup({ group: "latency", units: LARGE.units, senders: SENDERS }), async (generator) => {
-            maxima[kind] = await pacedMaximum(context, kind, generator, server)
-            const max = maxima[kind]!.sustainedMax
-            for (const level of LEVELS) {
-              const ratePerSender = (level * max) / (SENDERS * (LARGE.units - 1))
-              const label = `${serverLabel[kind]} 1000 units at ${level * 100} % (${formatRate(level * max)} deliveries/s)`
-              if (ratePerSender * (measureMsOf(context) / 1000) < MIN_MESSAGES_PER_SENDER) {
-                skipped.push(`${label}: under ${MIN_MESSAGES_PER_SENDER} messages per sender in the window; the sustained maximum is too low to measure this level`)
-                continue
+          await withClients(
+            context,
+            server,
+            planGroup({ group: "latency", units: LARGE.units, senders: SENDERS }),
+            async (generator) => {
+              maxima[kind] = await pacedMaximum(context, kind, generator, server)
+              const max = maxima[kind]!.sustainedMax
+              for (const level of LEVELS) {
+                const ratePerSender = (level * max) / (SENDERS * (LARGE.units - 1))
+                const label = `${serverLabel[kind]} 1000 units at ${level * 100} % (${formatRate(level * max)} deliveries/s)`
+                if (ratePerSender * (measureMsOf(context) / 1000) < MIN_MESSAGES_PER_SENDER) {
+                  skipped.push(
+                    `${label}: under ${MIN_MESSAGES_PER_SENDER} messages per sender in the window; the sustained maximum is too low to measure this level`
+                  )
+                  continue
+                }
+                const measured = await pacedRuns(context, server, generator, label, ratePerSender, LARGE.payloadBytes)
+                rows.push({
+                  server: kind,
+                  case: `1000 units at ${level * 100} % of max`,
+                  metrics: runMetrics(measured.results)
+                })
+                notes.push(...measured.notes)
               }
-              const measured = await pacedRuns(context, server, generator, label, ratePerSender, LARGE.payloadBytes)
-              rows.push({ server: kind, case: `1000 units at ${level * 100} % of max`, metrics: runMetrics(measured.results) })
-              notes.push(...measured.notes)
             }
-          })
+          )
         })
       } catch (error) {
         skipped.push(`${serverLabel[kind]}: ${(error as Error).message}`)
@@ -144,7 +183,10 @@ export const latency: Scenario = {
         senders: SENDERS,
         levels: LEVELS,
         maximumDeliveriesPerSec: maxima,
-        sustainedMeans: `paced rate delivered at >= 97 %, nothing lost, p50 <= ${SUSTAINED_P50_MS} ms; bisected below the closed-loop maximum`, runs: context.runs, payloadBytes: 64 },
+        sustainedMeans: `paced rate delivered at >= 97 %, nothing lost, p50 <= ${SUSTAINED_P50_MS} ms; bisected below the closed-loop maximum`,
+        runs: context.runs,
+        payloadBytes: 64
+      },
       rows,
       notes,
       skipped

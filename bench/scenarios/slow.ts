@@ -3,7 +3,17 @@ import type { RunningServer } from "../lib/servers.ts"
 import { rssBytes } from "../lib/proc.ts"
 import { spreadOf } from "../lib/stats.ts"
 import { SENDERS } from "./fanout.ts"
-import { type BenchContext, formatRate, type ResultRow, type Scenario, serverLabel, windowFor, withClients, withServer, serversFor } from "./common.ts"
+import {
+  type BenchContext,
+  formatRate,
+  type ResultRow,
+  type Scenario,
+  serverLabel,
+  windowFor,
+  withClients,
+  withServer,
+  serversFor
+} from "./common.ts"
 
 const UNITS = 100
 const PAYLOAD_BYTES = 4096
@@ -30,18 +40,31 @@ const slowRun = async (
   const rssStart = sum(server.pids.map(rssBytes))
   let rssMax = rssStart
   const result = await generator.run({
-    plan: { mode: "paced", rate: RATE_PER_SENDER, window: windowFor(SENDERS, PAYLOAD_BYTES), payloadBytes: PAYLOAD_BYTES, maxPerSender: 10_000_000 },
+    plan: {
+      mode: "paced",
+      rate: RATE_PER_SENDER,
+      window: windowFor(SENDERS, PAYLOAD_BYTES),
+      payloadBytes: PAYLOAD_BYTES,
+      maxPerSender: 10_000_000
+    },
     warmupMs: 300,
     measureMs,
     drainMs: 10_000,
     serverPids: server.pids,
     onTick: (elapsed, delivered) => {
       rssMax = Math.max(rssMax, sum(server.pids.map(rssBytes)))
-      context.status(`${label}: ${formatRate(delivered / (elapsed / 1000))} deliveries/s, RSS +${((rssMax - rssStart) / 1e6).toFixed(1)} MB`)
+      context.status(
+        `${label}: ${formatRate(delivered / (elapsed / 1000))} deliveries/s, RSS +${((rssMax - rssStart) / 1e6).toFixed(1)} MB`
+      )
     }
   })
   const released = withSlowReader ? await generator.release(1500) : { slowCloses: {}, slowDelivered: 0 }
-  const run: SlowRun = { result, rssGrowthMb: (rssMax - rssStart) / 1e6, slowCloses: released.slowCloses, slowDelivered: released.slowDelivered }
+  const run: SlowRun = {
+    result,
+    rssGrowthMb: (rssMax - rssStart) / 1e6,
+    slowCloses: released.slowCloses,
+    slowDelivered: released.slowDelivered
+  }
   context.log(
     `  ${label}: others ${formatRate(result.deliveriesPerSec)} deliveries/s, p99 ${result.latency.p99Ms.toFixed(1)} ms, ` +
       `lost ${result.lost}; RSS +${run.rssGrowthMb.toFixed(1)} MB` +
@@ -73,7 +96,13 @@ export const slow: Scenario = {
           for (let i = 0; i < runs; i++) {
             const clients = planGroup({ group: "slow", units: UNITS, senders: SENDERS, slowReceivers: slowReaders })
             const runLabel = `${label} run ${i + 1}/${runs}`
-            results.push(await withServer(kind, (server) => withClients(context, server, clients, (generator) => slowRun(context, server, generator, slowReaders > 0, measureMs, runLabel))))
+            results.push(
+              await withServer(kind, (server) =>
+                withClients(context, server, clients, (generator) =>
+                  slowRun(context, server, generator, slowReaders > 0, measureMs, runLabel)
+                )
+              )
+            )
             const run = results[results.length - 1]!
             if (run.result.lost > 0 || Object.keys(run.result.closes).length > 0) {
               notes.push(`${runLabel}: others lost ${run.result.lost}, closes ${JSON.stringify(run.result.closes)}`)
@@ -89,7 +118,9 @@ export const slow: Scenario = {
               lost: spreadOf(results.map((r) => r.result.lost)),
               rssGrowthMb: spreadOf(results.map((r) => r.rssGrowthMb))
             },
-            notes: slowReaders ? [closeCodes.length > 0 ? `closed with ${closeCodes.join(", ")}` : "still connected at the end"] : []
+            notes: slowReaders
+              ? [closeCodes.length > 0 ? `closed with ${closeCodes.join(", ")}` : "still connected at the end"]
+              : []
           })
         } catch (error) {
           skipped.push(`${label}: ${(error as Error).message}`)
@@ -100,7 +131,15 @@ export const slow: Scenario = {
     return {
       scenario: "slow",
       title: slow.title,
-      settings: { units: UNITS, senders: SENDERS, payloadBytes: PAYLOAD_BYTES, ratePerSender: RATE_PER_SENDER, measureMs, runs, slowReaderReads: "one TCP chunk every 1000 ms" },
+      settings: {
+        units: UNITS,
+        senders: SENDERS,
+        payloadBytes: PAYLOAD_BYTES,
+        ratePerSender: RATE_PER_SENDER,
+        measureMs,
+        runs,
+        slowReaderReads: "one TCP chunk every 1000 ms"
+      },
       rows,
       notes,
       skipped

@@ -17,17 +17,22 @@ export const configPathFromArgs = (argv: ReadonlyArray<string>): string | undefi
  * ({"relay": {"port": 9966}}) and CONSTANT_CASE in the environment (RELAY_PORT=9966).
  */
 export const providerFrom = (json: unknown, env: ConfigProvider.ConfigProvider = ConfigProvider.fromEnv()) =>
-  env.pipe(ConfigProvider.constantCase, ConfigProvider.orElse(() => ConfigProvider.fromJson(json)))
+  env.pipe(
+    ConfigProvider.constantCase,
+    ConfigProvider.orElse(() => ConfigProvider.fromJson(json))
+  )
 
 export const readConfigFile = (path: string | undefined) =>
   Effect.gen(function* () {
     if (path === undefined) return {}
     const file = Bun.file(path)
-    if (!(yield* Effect.promise(() => file.exists()))) return yield* new ConfigFileError({ message: `config file not found: ${path}` })
+    if (!(yield* Effect.promise(() => file.exists())))
+      return yield* new ConfigFileError({ message: `config file not found: ${path}` })
     const text = yield* Effect.promise(() => file.text())
     return yield* Effect.try({
       try: () => JSON.parse(text) as unknown,
-      catch: (error) => new ConfigFileError({ message: `config file ${path} is not valid JSON: ${(error as Error).message}` })
+      catch: (error) =>
+        new ConfigFileError({ message: `config file ${path} is not valid JSON: ${(error as Error).message}` })
     })
   })
 

@@ -5,8 +5,7 @@ import { Config, ConfigProvider, Effect, Layer, Option, Redacted, Schema } from 
 const DevAccount = Schema.parseJson(Schema.Struct({ name: Schema.String, accessCode: Schema.String }))
 type DevAccount = typeof DevAccount.Type
 
-const readIfExists = (path: string) =>
-  Effect.tryPromise(() => readFile(path, "utf8")).pipe(Effect.option)
+const readIfExists = (path: string) => Effect.tryPromise(() => readFile(path, "utf8")).pipe(Effect.option)
 
 /** Writes a file only its owner can read: these files hold secrets. */
 const writePrivate = (path: string, text: string) =>
@@ -48,10 +47,12 @@ export class StackSecrets extends Effect.Service<StackSecrets>()("switchboard/St
     const rememberDevAccount = (account: DevAccount) =>
       writePrivate(devAccountFile, JSON.stringify(account)).pipe(Effect.as(Option.some(account)))
     const devAccount = readIfExists(devAccountFile).pipe(
-      Effect.flatMap(Option.match({
-        onNone: () => Effect.succeed(Option.none<DevAccount>()),
-        onSome: (text) => Schema.decode(DevAccount)(text).pipe(Effect.option)
-      }))
+      Effect.flatMap(
+        Option.match({
+          onNone: () => Effect.succeed(Option.none<DevAccount>()),
+          onSome: (text) => Schema.decode(DevAccount)(text).pipe(Effect.option)
+        })
+      )
     )
     return {
       s2sSecret: Redacted.make(s2sSecret),

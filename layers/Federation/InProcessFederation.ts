@@ -21,7 +21,12 @@ export const makeInProcessFederation = (dial: Dialer) =>
           let up = false
           const tracked: Dialer = (url, headers, timeout) =>
             dial(url, headers, timeout).pipe(
-              Effect.tap(() => Effect.acquireRelease(Effect.sync(() => void (up = true)), () => Effect.sync(() => void (up = false))))
+              Effect.tap(() =>
+                Effect.acquireRelease(
+                  Effect.sync(() => void (up = true)),
+                  () => Effect.sync(() => void (up = false))
+                )
+              )
             )
           yield* Effect.forkScoped(keepLinkUp(options, tracked))
           return { isUp: () => up }
@@ -45,9 +50,9 @@ export const memoryDialer =
   (url, headers) =>
     Effect.gen(function* () {
       const { port, path } = memoryTarget(url)
-      const client = yield* network.connect(port, path, headers).pipe(
-        Effect.mapError((closed) => new LinkClosed({ code: 1006, reason: `refused (${closed.code})` }))
-      )
+      const client = yield* network
+        .connect(port, path, headers)
+        .pipe(Effect.mapError((closed) => new LinkClosed({ code: 1006, reason: `refused (${closed.code})` })))
       const inbox = yield* Mailbox.make<WireMessage, LinkClosed>()
       // One pump keeps frame order; once the peer has closed, frames already queued still go first.
       yield* Effect.forkScoped(

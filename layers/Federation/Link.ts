@@ -41,7 +41,11 @@ export interface DialedSocket {
 }
 
 /** How a link reaches its peer: a real WebSocket, or the in-memory network in tests. */
-export type Dialer = (url: string, headers: Record<string, string>, openTimeout: Duration.DurationInput) => Effect.Effect<DialedSocket, LinkClosed, Scope.Scope>
+export type Dialer = (
+  url: string,
+  headers: Record<string, string>,
+  openTimeout: Duration.DurationInput
+) => Effect.Effect<DialedSocket, LinkClosed, Scope.Scope>
 
 /** Dials with the runtime's WebSocket client; the socket closes with the Scope. */
 export const webSocketDialer: Dialer = (url, headers, openTimeout) =>
@@ -61,8 +65,13 @@ export const webSocketDialer: Dialer = (url, headers, openTimeout) =>
       (ws) => Effect.sync(() => ws.readyState <= WebSocket.OPEN && ws.close(1000, "link closed"))
     )
     yield* Deferred.await(opened).pipe(
-      Effect.raceFirst(inbox.await.pipe(Effect.zipRight(Effect.fail(new LinkClosed({ code: 1006, reason: "closed before open" }))))),
-      Effect.timeoutFail({ duration: openTimeout, onTimeout: () => new LinkClosed({ code: 1006, reason: "open timed out" }) })
+      Effect.raceFirst(
+        inbox.await.pipe(Effect.zipRight(Effect.fail(new LinkClosed({ code: 1006, reason: "closed before open" }))))
+      ),
+      Effect.timeoutFail({
+        duration: openTimeout,
+        onTimeout: () => new LinkClosed({ code: 1006, reason: "open timed out" })
+      })
     )
     const link: Link = {
       send: (message) => socket.send(message),
@@ -87,12 +96,21 @@ const connectOnce = <R>(options: DialOptions<R>, dial: Dialer, onUp: () => void)
  * Keeps an outbound link up for as long as the calling scope lives: dial, run the
  * handler, and after any drop dial again with jittered backoff (reset after a link that opened).
  */
-export const keepLinkUp = <R>(options: DialOptions<R>, dial: Dialer = webSocketDialer): Effect.Effect<never, never, R | Metrics> =>
+export const keepLinkUp = <R>(
+  options: DialOptions<R>,
+  dial: Dialer = webSocketDialer
+): Effect.Effect<never, never, R | Metrics> =>
   Effect.gen(function* () {
     const metrics = yield* Metrics
-    const up = metrics.gauge("switchboard_link_up", "Whether an outbound server-to-server link is open", ["link"]).labels({ link: options.name })
-    const attempts = metrics.counter("switchboard_link_dials_total", "Outbound link dial attempts", ["link"]).labels({ link: options.name })
-    const driver = yield* Schedule.driver(reconnectSchedule(options.initialDelay ?? "100 millis", options.maxDelay ?? "2 seconds"))
+    const up = metrics
+      .gauge("switchboard_link_up", "Whether an outbound server-to-server link is open", ["link"])
+      .labels({ link: options.name })
+    const attempts = metrics
+      .counter("switchboard_link_dials_total", "Outbound link dial attempts", ["link"])
+      .labels({ link: options.name })
+    const driver = yield* Schedule.driver(
+      reconnectSchedule(options.initialDelay ?? "100 millis", options.maxDelay ?? "2 seconds")
+    )
     let failedInARow = 0
     while (true) {
       attempts.inc()
@@ -110,11 +128,12 @@ export const keepLinkUp = <R>(options: DialOptions<R>, dial: Dialer = webSocketD
       // Warn when an open link drops; repeated failed dials while the peer is away are debug noise.
       const log = wasUp || failedInARow === 0 ? Effect.logWarning : Effect.logDebug
       failedInARow = wasUp ? 0 : failedInARow + 1
-      yield* log(`link ${options.name} down (${why}); redialling`).pipe(Effect.annotateLogs({ url: redactQuery(options.url) }))
+      yield* log(`link ${options.name} down (${why}); redialling`).pipe(
+        Effect.annotateLogs({ url: redactQuery(options.url) })
+      )
       yield* driver.next(undefined).pipe(Effect.ignore)
     }
   })
 
 /** URLs may carry credentials in their query; logs get the path only. */
 export const redactQuery = (url: string) => url.replace(/\?.*$/, "?…")
-

@@ -18,6 +18,9 @@ const levels: Record<string, LogLevel.LogLevel> = {
 export const LoggingLive = (env: Record<string, string | undefined> = process.env) =>
   Layer.merge(
     // Log lines go to stderr so stdout stays for what a program prints on purpose (the stack's banner).
-    Logger.replace(Logger.defaultLogger, Logger.withConsoleError(env.LOG_FORMAT === "json" ? Logger.jsonLogger : Logger.logfmtLogger)),
+    Logger.replace(
+      Logger.defaultLogger,
+      Logger.withConsoleError(env.LOG_FORMAT === "json" ? Logger.jsonLogger : Logger.logfmtLogger)
+    ),
     Logger.minimumLogLevel(levels[(env.LOG_LEVEL ?? "info").toLowerCase()] ?? LogLevel.Info)
   )

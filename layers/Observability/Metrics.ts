@@ -49,7 +49,11 @@ export class Series<L extends string> {
     else this.unlabelled.set(labelsOrValue)
   }
   /** Copies every series into the prom-client metric at scrape time. */
-  exportTo(metric: { reset(): void; inc(labels: Labels<string>, value: number): void; set?(labels: Labels<string>, value: number): void }) {
+  exportTo(metric: {
+    reset(): void
+    inc(labels: Labels<string>, value: number): void
+    set?(labels: Labels<string>, value: number): void
+  }) {
     metric.reset()
     const write = (cell: NumberCell) =>
       metric.set ? metric.set(cell.labels, cell.value) : cell.value > 0 && metric.inc(cell.labels, cell.value)
@@ -79,7 +83,10 @@ export class Metrics extends Effect.Service<Metrics>()("switchboard/Metrics", {
     const counter = <L extends string>(name: string, help: string, labelNames: ReadonlyArray<L> = []) =>
       define<L>(name, (values) => {
         new Counter<string>({
-          name, help, labelNames, registers: [registry],
+          name,
+          help,
+          labelNames,
+          registers: [registry],
           collect() {
             values.exportTo(this as any)
           }
@@ -89,7 +96,10 @@ export class Metrics extends Effect.Service<Metrics>()("switchboard/Metrics", {
     const gauge = <L extends string>(name: string, help: string, labelNames: ReadonlyArray<L> = []) =>
       define<L>(name, (values) => {
         new Gauge<string>({
-          name, help, labelNames, registers: [registry],
+          name,
+          help,
+          labelNames,
+          registers: [registry],
           collect() {
             values.exportTo(this as any)
           }
@@ -103,7 +113,7 @@ export class Metrics extends Effect.Service<Metrics>()("switchboard/Metrics", {
       buckets: Array<number> = [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5]
     ) =>
       (registry.getSingleMetric(name) as Histogram<L> | undefined) ??
-        new Histogram<L>({ name, help, labelNames, buckets, registers: [registry] })
+      new Histogram<L>({ name, help, labelNames, buckets, registers: [registry] })
 
     /** The registry in Prometheus text exposition format. */
     const render = Effect.promise(() => registry.metrics())

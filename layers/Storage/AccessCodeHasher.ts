@@ -20,5 +20,7 @@ export class AccessCodeHasher extends Effect.Service<AccessCodeHasher>()("switch
   sync: () => make({ algorithm: "argon2id" })
 }) {
   /** Cheap bcrypt (cost 4) for tests: same API and behaviour, milliseconds instead of tens of them. */
-  static readonly Fast = Layer.sync(AccessCodeHasher, () => AccessCodeHasher.make(make({ algorithm: "bcrypt", cost: 4 })))
+  static readonly Fast = Layer.sync(AccessCodeHasher, () =>
+    AccessCodeHasher.make(make({ algorithm: "bcrypt", cost: 4 }))
+  )
 }

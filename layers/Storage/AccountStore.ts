@@ -22,9 +22,16 @@ export class AccountStore extends Context.Tag("switchboard/AccountStore")<
     readonly findByName: (name: string) => Effect.Effect<Option.Option<Account>, StorageError>
     readonly list: Effect.Effect<ReadonlyArray<Account>, StorageError>
     /** Creates an account with a generated access code (or `accessCode` when given); returns the code once. */
-    readonly create: (account: NewAccount) => Effect.Effect<IssuedAccessCode, AccountExists | ReadOnlyStore | StorageError>
+    readonly create: (
+      account: NewAccount
+    ) => Effect.Effect<IssuedAccessCode, AccountExists | ReadOnlyStore | StorageError>
     /** Replaces the access code; the old one stops working at once. Returns the new code once. */
-    readonly regenerateAccessCode: (name: string) => Effect.Effect<IssuedAccessCode, AccountNotFound | ReadOnlyStore | StorageError>
-    readonly setEnabled: (name: string, enabled: boolean) => Effect.Effect<Account, AccountNotFound | ReadOnlyStore | StorageError>
+    readonly regenerateAccessCode: (
+      name: string
+    ) => Effect.Effect<IssuedAccessCode, AccountNotFound | ReadOnlyStore | StorageError>
+    readonly setEnabled: (
+      name: string,
+      enabled: boolean
+    ) => Effect.Effect<Account, AccountNotFound | ReadOnlyStore | StorageError>
   }
 >() {}

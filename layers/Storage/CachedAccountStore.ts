@@ -64,4 +64,7 @@ export const cacheAuthentications = (store: AccountStore["Type"], options: AuthC
 
 /** Wraps the AccountStore below it with the authentication cache. */
 export const CachedAccountStore = (options: AuthCacheOptions) =>
-  Layer.effect(AccountStore, Effect.flatMap(AccountStore, (store) => cacheAuthentications(store, options)))
+  Layer.effect(
+    AccountStore,
+    Effect.flatMap(AccountStore, (store) => cacheAuthentications(store, options))
+  )

@@ -2,7 +2,14 @@ import { mkdir, rename, rm, writeFile } from "node:fs/promises"
 import { dirname } from "node:path"
 import { Effect, Either, Layer, Option } from "effect"
 import { generateAccessCode } from "../../src/storage/AccessCode.ts"
-import { Account, AccountExists, AccountNotFound, accountFromInput, newAccountId, StorageError } from "../../src/storage/Account.ts"
+import {
+  Account,
+  AccountExists,
+  AccountNotFound,
+  accountFromInput,
+  newAccountId,
+  StorageError
+} from "../../src/storage/Account.ts"
 import { parseAccountFile, renderAccountFile } from "../../src/storage/AccountFile.ts"
 import { AccessCodeHasher } from "./AccessCodeHasher.ts"
 import { AccountStore } from "./AccountStore.ts"
@@ -14,7 +21,10 @@ interface Row {
 type Rows = ReadonlyMap<string, Row>
 
 const fileError = (path: string, what: string, cause?: unknown) =>
-  new StorageError({ message: `accounts file ${path}: ${what}${cause instanceof Error ? `: ${cause.message}` : ""}`, cause })
+  new StorageError({
+    message: `accounts file ${path}: ${what}${cause instanceof Error ? `: ${cause.message}` : ""}`,
+    cause
+  })
 
 /** Writes a temp file beside the target and renames it over: readers see the old or the new file, never half of one. */
 const persist = (path: string, rows: Rows) =>
@@ -23,7 +33,14 @@ const persist = (path: string, rows: Rows) =>
       const users = Object.fromEntries(
         [...rows.values()].map(({ account, codeHash }) => [
           account.name,
-          { sid: account.id, hash: codeHash, prm: account.permission, isadmin: account.isAdmin, enabled: account.enabled, il: account.instanceLimit }
+          {
+            sid: account.id,
+            hash: codeHash,
+            prm: account.permission,
+            isadmin: account.isAdmin,
+            enabled: account.enabled,
+            il: account.instanceLimit
+          }
         ])
       )
       const temp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`
@@ -48,7 +65,10 @@ const load = (path: string) =>
       yield* persist(path, new Map())
       return new Map<string, Row>()
     }
-    const text = yield* Effect.tryPromise({ try: () => file.text(), catch: (cause) => fileError(path, "cannot read", cause) })
+    const text = yield* Effect.tryPromise({
+      try: () => file.text(),
+      catch: (cause) => fileError(path, "cannot read", cause)
+    })
     const parsed = parseAccountFile(text)
     if (Either.isLeft(parsed)) return yield* fileError(path, `invalid: ${parsed.left.join("; ")}`)
     const rows = new Map<string, Row>()
@@ -60,10 +80,13 @@ const load = (path: string) =>
       ids.add(id)
       // A pwd wins over a hash: writing a pwd is how an operator sets a new code by hand.
       if (entry.pwd !== undefined) {
-        yield* Effect.logWarning(`accounts file ${path}: account ${JSON.stringify(name)} had a plaintext access code; it is now stored hashed`)
+        yield* Effect.logWarning(
+          `accounts file ${path}: account ${JSON.stringify(name)} had a plaintext access code; it is now stored hashed`
+        )
       }
       const codeHash = entry.pwd !== undefined ? yield* hasher.hash(entry.pwd) : entry.hash!
-      rewrite ||= entry.pwd !== undefined || entry.sid === undefined || entry.enabled === undefined || entry.il === undefined
+      rewrite ||=
+        entry.pwd !== undefined || entry.sid === undefined || entry.enabled === undefined || entry.il === undefined
       const account = new Account({
         id,
         name,
@@ -105,7 +128,9 @@ export const makeJsonAccountStore = (path: string) =>
       authenticate: (name, accessCode) =>
         Effect.suspend(() => {
           const row = rows.get(name)
-          return hasher.verify(accessCode, row?.codeHash).pipe(Effect.map((ok) => (ok && row ? Option.some(row.account) : Option.none())))
+          return hasher
+            .verify(accessCode, row?.codeHash)
+            .pipe(Effect.map((ok) => (ok && row ? Option.some(row.account) : Option.none())))
         }),
       findByName: (name) => Effect.sync(() => Option.fromNullable(rows.get(name)?.account)),
       list: Effect.sync(() => [...rows.values()].map((row) => row.account)),

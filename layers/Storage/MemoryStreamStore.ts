@@ -17,7 +17,8 @@ export const MemoryStreamStore = Layer.sync(StreamStore, () => {
   const streams = new Map<string, MemoryStream>()
   const open = (key: string) => {
     let stream = streams.get(key)
-    if (!stream) streams.set(key, (stream = { epoch: crypto.randomUUID(), last: 0, entries: [], sizes: [], head: 0, bytes: 0 }))
+    if (!stream)
+      streams.set(key, (stream = { epoch: crypto.randomUUID(), last: 0, entries: [], sizes: [], head: 0, bytes: 0 }))
     return stream
   }
   const dropOldest = (stream: MemoryStream) => {
@@ -40,7 +41,10 @@ export const MemoryStreamStore = Layer.sync(StreamStore, () => {
         stream.bytes += size
         const maxEntries = bounds.maxEntries ?? Infinity
         const maxBytes = bounds.maxBytes ?? Infinity
-        while (stream.entries.length - stream.head > maxEntries || (stream.bytes > maxBytes && stream.head < stream.entries.length)) {
+        while (
+          stream.entries.length - stream.head > maxEntries ||
+          (stream.bytes > maxBytes && stream.head < stream.entries.length)
+        ) {
           dropOldest(stream)
         }
         return entry

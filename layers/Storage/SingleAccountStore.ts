@@ -22,13 +22,15 @@ export const SingleAccountStore = (single: SingleAccount) =>
     AccountStore,
     Effect.gen(function* () {
       const store = yield* makeMemoryAccountStore
-      yield* store.create({
-        name: single.name,
-        permission: single.permission,
-        isAdmin: single.isAdmin,
-        instanceLimit: single.instanceLimit,
-        accessCode: Redacted.value(single.accessCode)
-      }).pipe(Effect.catchTags({ AccountExists: Effect.die, ReadOnlyStore: Effect.die })) // impossible on a fresh store
+      yield* store
+        .create({
+          name: single.name,
+          permission: single.permission,
+          isAdmin: single.isAdmin,
+          instanceLimit: single.instanceLimit,
+          accessCode: Redacted.value(single.accessCode)
+        })
+        .pipe(Effect.catchTags({ AccountExists: Effect.die, ReadOnlyStore: Effect.die })) // impossible on a fresh store
       return {
         authenticate: store.authenticate,
         findByName: store.findByName,

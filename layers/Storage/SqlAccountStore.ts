@@ -78,7 +78,10 @@ export const makeSqlAccountStore = Effect.gen(function* () {
   const rowByName = (name: string) =>
     sql<AccountRow>`${selectAccount} WHERE a.name = ${name}`.pipe(Effect.map((rows) => Option.fromNullable(rows[0])))
   const existing = (name: string) =>
-    Effect.flatMap(rowByName(name), Option.match({ onNone: () => Effect.fail(new AccountNotFound({ name })), onSome: Effect.succeed }))
+    Effect.flatMap(
+      rowByName(name),
+      Option.match({ onNone: () => Effect.fail(new AccountNotFound({ name })), onSome: Effect.succeed })
+    )
 
   const store: AccountStore["Type"] = {
     authenticate: (name, accessCode) =>
@@ -89,7 +92,10 @@ export const makeSqlAccountStore = Effect.gen(function* () {
         return ok ? Option.map(row, toAccount) : Option.none()
       }).pipe(storageFailure("authenticating")),
     findByName: (name) => rowByName(name).pipe(Effect.map(Option.map(toAccount)), storageFailure("reading an account")),
-    list: sql<AccountRow>`${selectAccount} ORDER BY a.name`.pipe(Effect.map((rows) => rows.map(toAccount)), storageFailure("listing accounts")),
+    list: sql<AccountRow>`${selectAccount} ORDER BY a.name`.pipe(
+      Effect.map((rows) => rows.map(toAccount)),
+      storageFailure("listing accounts")
+    ),
     create: (input) =>
       Effect.gen(function* () {
         const accessCode = input.accessCode ?? generateAccessCode()
@@ -117,7 +123,9 @@ export const makeSqlAccountStore = Effect.gen(function* () {
         yield* insert.pipe(
           Effect.catchTag("SqlError", (error) =>
             Effect.flatMap(rowByName(account.name), (row) =>
-              Effect.fail<AccountExists | SqlError.SqlError>(Option.isSome(row) ? new AccountExists({ name: account.name }) : error)
+              Effect.fail<AccountExists | SqlError.SqlError>(
+                Option.isSome(row) ? new AccountExists({ name: account.name }) : error
+              )
             )
           )
         )
@@ -128,7 +136,9 @@ export const makeSqlAccountStore = Effect.gen(function* () {
         const accessCode = generateAccessCode()
         const codeHash = yield* hasher.hash(accessCode)
         const row = yield* existing(name).pipe(
-          Effect.tap((row) => sql`UPDATE account_details SET code_hash = ${codeHash} WHERE account_id = ${asText(row.id)}`),
+          Effect.tap(
+            (row) => sql`UPDATE account_details SET code_hash = ${codeHash} WHERE account_id = ${asText(row.id)}`
+          ),
           sql.withTransaction
         )
         return { account: toAccount(row), accessCode }

@@ -27,13 +27,17 @@ const isDeadlock = (error: unknown) => {
 }
 
 /** Runs a transaction again (a few times) when the database chose it as a deadlock victim: the standard remedy. */
-export const retryOnDeadlock = <A, E, R>(transaction: Effect.Effect<A, E, R>) => Effect.retry(transaction, { times: 5, while: isDeadlock })
+export const retryOnDeadlock = <A, E, R>(transaction: Effect.Effect<A, E, R>) =>
+  Effect.retry(transaction, { times: 5, while: isDeadlock })
 
 /** One schema per store, each with its own migrations table, so stores can share a database or not. */
 export interface StoreSchema {
   readonly migrationsTable: string
   /** Migration id → DDL statements for each dialect (one statement per string). */
-  readonly migrations: Record<number, { readonly name: string; readonly sqlite: ReadonlyArray<string>; readonly mysql: ReadonlyArray<string> }>
+  readonly migrations: Record<
+    number,
+    { readonly name: string; readonly sqlite: ReadonlyArray<string>; readonly mysql: ReadonlyArray<string> }
+  >
 }
 
 // The dialect-neutral migrator: SqliteMigrator/MysqlMigrator only add schema dumps (sqlite3 CLI), which we don't use.
@@ -46,15 +50,21 @@ export const migrateSchema = (schema: StoreSchema) =>
     const record = Object.fromEntries(
       Object.entries(schema.migrations).map(([id, migration]) => [
         `${id}_${migration.name}`,
-        Effect.forEach(sql.onDialectOrElse({ mysql: () => migration.mysql, orElse: () => migration.sqlite }), (ddl) => sql.unsafe(ddl), {
-          discard: true
-        })
+        Effect.forEach(
+          sql.onDialectOrElse({ mysql: () => migration.mysql, orElse: () => migration.sqlite }),
+          (ddl) => sql.unsafe(ddl),
+          {
+            discard: true
+          }
+        )
       ])
     )
     yield* migrate({ loader: Migrator.fromRecord(record), table: schema.migrationsTable })
   }).pipe(
     Effect.catchAll((error) =>
-      Effect.fail(new StorageError({ message: `migrating ${schema.migrationsTable} failed: ${describe(error)}`, cause: error }))
+      Effect.fail(
+        new StorageError({ message: `migrating ${schema.migrationsTable} failed: ${describe(error)}`, cause: error })
+      )
     )
   )
 
@@ -76,11 +86,14 @@ export const SqliteDatabase = (filename: string): Database =>
         if (filename !== ":memory:") {
           yield* Effect.try({
             try: () => mkdirSync(dirname(filename), { recursive: true }),
-            catch: (cause) => new StorageError({ message: `cannot create the directory of ${filename}: ${String(cause)}`, cause })
+            catch: (cause) =>
+              new StorageError({ message: `cannot create the directory of ${filename}: ${String(cause)}`, cause })
           })
         }
         const client = yield* SqliteClient.make({ filename }).pipe(
-          Effect.catchAllDefect((cause) => new StorageError({ message: `cannot open SQLite database ${filename}: ${String(cause)}`, cause }))
+          Effect.catchAllDefect(
+            (cause) => new StorageError({ message: `cannot open SQLite database ${filename}: ${String(cause)}`, cause })
+          )
         )
         // Another process (or another client in this one) may hold the write lock briefly: wait instead of failing.
         yield* client`PRAGMA busy_timeout = 5000`.pipe(storageFailure(`configuring SQLite database ${filename}`))
@@ -101,19 +114,21 @@ export interface MysqlOptions {
 
 /** MySQL / MariaDB connection pool; checked with SELECT 1 at start. */
 export const MysqlDatabase = (options: MysqlOptions): Database =>
-  memoized(`mysql:${options.username}@${options.host}:${options.port}/${options.database}?max=${options.maxConnections}`, () =>
-    Layer.scoped(
-      SqlClient.SqlClient,
-      // maxIdle = pool size: mysql2 then starts no idle-sweep timer, which (as the pool is never
-      // ended when the startup check fails) would keep a failed process from exiting.
-      MysqlClient.make({ ...options, poolConfig: { maxIdle: options.maxConnections } }).pipe(
-        Effect.catchAll(
-          (error) =>
-            new StorageError({
-              message: `cannot connect to MySQL ${options.username}@${options.host}:${options.port}/${options.database}: ${describe(error)}`,
-              cause: error
-            })
+  memoized(
+    `mysql:${options.username}@${options.host}:${options.port}/${options.database}?max=${options.maxConnections}`,
+    () =>
+      Layer.scoped(
+        SqlClient.SqlClient,
+        // maxIdle = pool size: mysql2 then starts no idle-sweep timer, which (as the pool is never
+        // ended when the startup check fails) would keep a failed process from exiting.
+        MysqlClient.make({ ...options, poolConfig: { maxIdle: options.maxConnections } }).pipe(
+          Effect.catchAll(
+            (error) =>
+              new StorageError({
+                message: `cannot connect to MySQL ${options.username}@${options.host}:${options.port}/${options.database}: ${describe(error)}`,
+                cause: error
+              })
+          )
         )
-      )
-    ).pipe(Layer.provide(Reactivity.layer))
+      ).pipe(Layer.provide(Reactivity.layer))
   )

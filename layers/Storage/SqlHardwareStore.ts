@@ -37,9 +37,15 @@ export const makeSqlHardwareStore = Effect.gen(function* () {
   const store: HardwareStore["Type"] = {
     register: (record) =>
       Effect.gen(function* () {
-        const row = { account_id: record.accountId, hw_id: record.hardwareId, hw_type: record.hardwareType, register_time: yield* Clock.currentTimeMillis }
+        const row = {
+          account_id: record.accountId,
+          hw_id: record.hardwareId,
+          hw_type: record.hardwareType,
+          register_time: yield* Clock.currentTimeMillis
+        }
         yield* sql.onDialectOrElse({
-          mysql: () => sql`INSERT INTO account_hw_info ${sql.insert(row)} ON DUPLICATE KEY UPDATE account_id = account_id`,
+          mysql: () =>
+            sql`INSERT INTO account_hw_info ${sql.insert(row)} ON DUPLICATE KEY UPDATE account_id = account_id`,
           orElse: () => sql`INSERT INTO account_hw_info ${sql.insert(row)} ON CONFLICT DO NOTHING`
         })
       }).pipe(storageFailure("registering hardware")),
@@ -50,10 +56,20 @@ export const makeSqlHardwareStore = Effect.gen(function* () {
         storageFailure("checking hardware")
       ),
     listFor: (accountId) =>
-      sql<{ account_id: unknown; hw_id: unknown; hw_type: unknown }>`SELECT account_id, hw_id, hw_type FROM account_hw_info
+      sql<{
+        account_id: unknown
+        hw_id: unknown
+        hw_type: unknown
+      }>`SELECT account_id, hw_id, hw_type FROM account_hw_info
         WHERE account_id = ${accountId} ORDER BY register_time, hw_id, hw_type`.pipe(
         Effect.map((rows) =>
-          rows.map((row): HardwareRecord => ({ accountId: asText(row.account_id), hardwareId: asText(row.hw_id), hardwareType: asText(row.hw_type) }))
+          rows.map(
+            (row): HardwareRecord => ({
+              accountId: asText(row.account_id),
+              hardwareId: asText(row.hw_id),
+              hardwareType: asText(row.hw_type)
+            })
+          )
         ),
         storageFailure("listing hardware")
       )

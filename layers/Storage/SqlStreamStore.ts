@@ -117,7 +117,9 @@ export const makeSqlStreamStore = Effect.gen(function* () {
 
   // LIMIT as a literal integer: MySQL 8 refuses a bound LIMIT parameter that mysql2 sends as a double.
   const limitClause = (limit: number) =>
-    sql.literal(`LIMIT ${Number.isFinite(limit) ? Math.min(Math.max(0, Math.floor(limit)), Number.MAX_SAFE_INTEGER) : Number.MAX_SAFE_INTEGER}`)
+    sql.literal(
+      `LIMIT ${Number.isFinite(limit) ? Math.min(Math.max(0, Math.floor(limit)), Number.MAX_SAFE_INTEGER) : Number.MAX_SAFE_INTEGER}`
+    )
 
   /** Seq of the oldest entry to keep once the newest is counted in `count` / `bytes`. */
   const keepFrom = (stream: string, from: Head, bounds: StreamBounds) =>
@@ -145,8 +147,13 @@ export const makeSqlStreamStore = Effect.gen(function* () {
       const current = yield* head(stream, true)
       const seq = current.last + 1
       yield* sql`INSERT INTO stream_entry ${sql.insert({ stream, seq, payload, bytes: size, at })}`
-      const kept = yield* keepFrom(stream, { ...current, last: seq, count: current.count + 1, bytes: current.bytes + size }, bounds)
-      if (kept.first > current.first) yield* sql`DELETE FROM stream_entry WHERE stream = ${stream} AND seq < ${kept.first}`
+      const kept = yield* keepFrom(
+        stream,
+        { ...current, last: seq, count: current.count + 1, bytes: current.bytes + size },
+        bounds
+      )
+      if (kept.first > current.first)
+        yield* sql`DELETE FROM stream_entry WHERE stream = ${stream} AND seq < ${kept.first}`
       yield* sql`UPDATE stream_head SET last_seq = ${seq}, first_seq = ${kept.first}, entry_count = ${kept.count},
         total_bytes = ${kept.bytes} WHERE stream = ${stream}`
       return { seq, payload, at } satisfies StreamEntry
@@ -174,9 +181,12 @@ export const makeSqlStreamStore = Effect.gen(function* () {
         storageFailure(`reading the position of stream ${JSON.stringify(stream)}`)
       ),
     remove: (stream) =>
-      Effect.all([sql`DELETE FROM stream_entry WHERE stream = ${stream}`, sql`DELETE FROM stream_head WHERE stream = ${stream}`], {
-        discard: true
-      }).pipe(
+      Effect.all(
+        [sql`DELETE FROM stream_entry WHERE stream = ${stream}`, sql`DELETE FROM stream_head WHERE stream = ${stream}`],
+        {
+          discard: true
+        }
+      ).pipe(
         sql.withTransaction,
         retryOnDeadlock,
         Effect.ensuring(Effect.sync(() => known.delete(stream))),

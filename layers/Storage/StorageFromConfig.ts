@@ -44,7 +44,10 @@ const databaseFor = (settings: StorageSettings, backend: Backend) =>
 /** Reads the backend, then the keys that backend needs (and only those). */
 const select = <A>(
   settings: StorageSettings,
-  choose: (backend: Backend, database: Option.Option<Layer.Layer<SqlClient.SqlClient, StorageError>>) => Effect.Effect<A, ConfigError.ConfigError>
+  choose: (
+    backend: Backend,
+    database: Option.Option<Layer.Layer<SqlClient.SqlClient, StorageError>>
+  ) => Effect.Effect<A, ConfigError.ConfigError>
 ) =>
   Effect.gen(function* () {
     const backend = yield* underPath(settings)(BackendConfig(settings))
@@ -77,7 +80,9 @@ export const AccountStoreFromConfig = (settings: StorageSettings) =>
 export const HardwareStoreFromConfig = (settings: StorageSettings) =>
   Layer.unwrapEffect(
     select(settings, (_backend, database) =>
-      Effect.succeed(Option.isSome(database) ? SqlHardwareStore.pipe(Layer.provide(database.value)) : MemoryHardwareStore)
+      Effect.succeed(
+        Option.isSome(database) ? SqlHardwareStore.pipe(Layer.provide(database.value)) : MemoryHardwareStore
+      )
     )
   )
 

@@ -12,7 +12,11 @@ export class StreamStore extends Context.Tag("switchboard/StreamStore")<
     /** Stores `payload` as the next entry and trims the stream to `bounds`. */
     readonly append: (stream: string, payload: string, bounds: StreamBounds) => Effect.Effect<StreamEntry, StorageError>
     /** Entries with seq > `afterSeq`, oldest first, at most `limit`. */
-    readonly readAfter: (stream: string, afterSeq: number, limit?: number) => Effect.Effect<ReadonlyArray<StreamEntry>, StorageError>
+    readonly readAfter: (
+      stream: string,
+      afterSeq: number,
+      limit?: number
+    ) => Effect.Effect<ReadonlyArray<StreamEntry>, StorageError>
     readonly position: (stream: string) => Effect.Effect<StreamPosition, StorageError>
     /** Deletes the stream; its next append starts a new epoch at seq 1. */
     readonly remove: (stream: string) => Effect.Effect<void, StorageError>

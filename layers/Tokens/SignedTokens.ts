@@ -27,7 +27,11 @@ export const looksSigned = (credential: string): boolean => credential.startsWit
 export class SignedTokens extends Context.Tag("switchboard/SignedTokens")<
   SignedTokens,
   {
-    readonly issue: (subject: string, permissions: ReadonlyArray<string>, ttl: Duration.Duration) => Effect.Effect<{ readonly token: string; readonly claims: TokenClaims }>
+    readonly issue: (
+      subject: string,
+      permissions: ReadonlyArray<string>,
+      ttl: Duration.Duration
+    ) => Effect.Effect<{ readonly token: string; readonly claims: TokenClaims }>
     readonly verify: (token: string) => Effect.Effect<TokenClaims, TokenError>
   }
 >() {}
@@ -68,4 +72,3 @@ export const makeSignedTokens = (secret: Redacted.Redacted<string>) => {
 
 /** A secret for a process that has none configured: tokens then die with the process. */
 export const randomSecret = (): Redacted.Redacted<string> => Redacted.make(randomBytes(32).toString("base64url"))
-

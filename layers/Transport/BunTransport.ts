@@ -5,7 +5,15 @@ import { Metrics } from "../Observability/Metrics.ts"
 import { type ConnectionRegistry, LiveConnection, makeConnectionRegistry } from "./ConnectionRegistry.ts"
 import { bodyTooLarge, limitRequestBody } from "./RequestBody.ts"
 import { CloseCodes } from "../../src/shared/CloseCodes.ts"
-import { ClientAddress, plainAddress, ServeError, type ServeOptions, type ServerHandle, Transport, type UpgradeDecision } from "./Transport.ts"
+import {
+  ClientAddress,
+  plainAddress,
+  ServeError,
+  type ServeOptions,
+  type ServerHandle,
+  Transport,
+  type UpgradeDecision
+} from "./Transport.ts"
 
 /** A socket's data: what the upgrade decided until `open`, then the connection itself (no wrapper object per socket). */
 type SocketData<D> = D | LiveConnection<D>
@@ -24,7 +32,13 @@ export const sentCloseCode = (code: number, reason: string): number => {
 
 /** The address to print for a listener: wildcard binds are reachable on loopback. */
 export const displayHost = (hostname: string) =>
-  hostname === "0.0.0.0" ? "127.0.0.1" : hostname === "::" ? "[::1]" : hostname.includes(":") ? `[${hostname}]` : hostname
+  hostname === "0.0.0.0"
+    ? "127.0.0.1"
+    : hostname === "::"
+      ? "[::1]"
+      : hostname.includes(":")
+        ? `[${hostname}]`
+        : hostname
 
 const tlsOption = (options: ServeOptions<unknown, unknown>) =>
   Effect.gen(function* () {
@@ -67,11 +81,16 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
             fetch(request, server) {
               const isUpgrade = request.headers.get("upgrade")?.toLowerCase() === "websocket"
               if (!isUpgrade || !protocol || !registry) {
-                const address = Context.make(ClientAddress, plainAddress(server.requestIP(request)?.address ?? "unknown"))
+                const address = Context.make(
+                  ClientAddress,
+                  plainAddress(server.requestIP(request)?.address ?? "unknown")
+                )
                 const bounded = limitRequestBody(request, bodyLimit)
                 if (bounded instanceof Request) return httpHandler(bounded, address)
                 if (bounded instanceof Response) return bounded
-                return bounded.then((checked) => (checked instanceof Response ? checked : httpHandler(checked, address)))
+                return bounded.then((checked) =>
+                  checked instanceof Response ? checked : httpHandler(checked, address)
+                )
               }
               if (Number(request.headers.get("content-length") ?? 0) > bodyLimit) return bodyTooLarge(bodyLimit)
               if (limits.maxConnections > 0 && registry.size() >= limits.maxConnections) {
@@ -107,7 +126,9 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
               )
             },
             error(error) {
-              Runtime.runFork(runtime)(Effect.logError("request failed", error).pipe(Effect.annotateLogs("server", options.name)))
+              Runtime.runFork(runtime)(
+                Effect.logError("request failed", error).pipe(Effect.annotateLogs("server", options.name))
+              )
               return Response.json({ error: "internal error" }, { status: 500 })
             },
             websocket: {
@@ -134,7 +155,11 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
               }
             }
           }),
-        catch: (error) => new ServeError({ server: options.name, message: `cannot listen on ${hostname}:${options.port}: ${String(error)}` })
+        catch: (error) =>
+          new ServeError({
+            server: options.name,
+            message: `cannot listen on ${hostname}:${options.port}: ${String(error)}`
+          })
       }),
       (server) =>
         Effect.gen(function* () {
@@ -169,7 +194,9 @@ export const BunTransportWith = (defaults: { readonly reusePort?: boolean } = {}
       const metrics = yield* Metrics
       return {
         serve: <D, R>(options: ServeOptions<D, R>) =>
-          serve({ ...options, reusePort: options.reusePort ?? defaults.reusePort ?? false }).pipe(Effect.provideService(Metrics, metrics))
+          serve({ ...options, reusePort: options.reusePort ?? defaults.reusePort ?? false }).pipe(
+            Effect.provideService(Metrics, metrics)
+          )
       }
     })
   )

@@ -2,7 +2,14 @@ import { Cause, Deferred, Duration, Effect, Exit, FiberId, FiberSet, Schedule, S
 import { closeCodeLabel, CloseCodes, closeReason } from "../../src/shared/CloseCodes.ts"
 import { hardBackpressureLimit, type SocketLimits } from "../../src/shared/SocketLimits.ts"
 import { type Cell, Metrics } from "../Observability/Metrics.ts"
-import { type Connection, type ConnectionHandler, plainAddress, type SendStatus, type WebSocketProtocol, type WireMessage } from "./Transport.ts"
+import {
+  type Connection,
+  type ConnectionHandler,
+  plainAddress,
+  type SendStatus,
+  type WebSocketProtocol,
+  type WireMessage
+} from "./Transport.ts"
 
 /** The socket operations a transport must offer; Bun's ServerWebSocket has exactly these. */
 export interface RawSocket {
@@ -120,11 +127,22 @@ export const makeConnectionRegistry = <D, R>(
   Effect.gen(function* () {
     const metrics = yield* Metrics
     const label = { server: serverName }
-    const connectionsGauge = metrics.gauge("switchboard_ws_connections", "Open WebSocket connections", ["server"]).labels(label)
-    const messagesIn = metrics.counter("switchboard_ws_messages_in_total", "WebSocket messages received", ["server"]).labels(label)
-    const messagesOut = metrics.counter("switchboard_ws_messages_out_total", "WebSocket messages sent to one connection", ["server"]).labels(label)
-    const drops = metrics.counter("switchboard_ws_drops_total", "Outbound messages dropped because a socket buffer was full", ["server"]).labels(label)
-    const closes = metrics.counter("switchboard_ws_closes_total", "Closed WebSocket connections by close code", ["server", "code"])
+    const connectionsGauge = metrics
+      .gauge("switchboard_ws_connections", "Open WebSocket connections", ["server"])
+      .labels(label)
+    const messagesIn = metrics
+      .counter("switchboard_ws_messages_in_total", "WebSocket messages received", ["server"])
+      .labels(label)
+    const messagesOut = metrics
+      .counter("switchboard_ws_messages_out_total", "WebSocket messages sent to one connection", ["server"])
+      .labels(label)
+    const drops = metrics
+      .counter("switchboard_ws_drops_total", "Outbound messages dropped because a socket buffer was full", ["server"])
+      .labels(label)
+    const closes = metrics.counter("switchboard_ws_closes_total", "Closed WebSocket connections by close code", [
+      "server",
+      "code"
+    ])
     /** One cell per label value (a small fixed set, see closeCodeLabel), looked up without building a key per close. */
     const closesByLabel = new Map<string, Cell>()
     const countClose = (code: number) => {
@@ -166,7 +184,10 @@ export const makeConnectionRegistry = <D, R>(
      * Runs the handler on one message. Synchronous work is done when this returns (undefined);
      * otherwise the Effect still to run, guarded so a failure closes only this connection.
      */
-    const dispatch = (connection: LiveConnection<D>, message: WireMessage): Effect.Effect<void, never, R> | undefined => {
+    const dispatch = (
+      connection: LiveConnection<D>,
+      message: WireMessage
+    ): Effect.Effect<void, never, R> | undefined => {
       let pending: Effect.Effect<void, never, R> | void
       try {
         pending = connection.handler!.onMessage(message)
@@ -257,9 +278,10 @@ export const makeConnectionRegistry = <D, R>(
     }
 
     const heartbeat = Effect.gen(function* () {
-      const idleSweepLimit = Duration.toMillis(limits.idleTimeout) > 0
-        ? Math.max(1, Math.ceil(Duration.toMillis(limits.idleTimeout) / Duration.toMillis(limits.pingInterval)))
-        : Infinity
+      const idleSweepLimit =
+        Duration.toMillis(limits.idleTimeout) > 0
+          ? Math.max(1, Math.ceil(Duration.toMillis(limits.idleTimeout) / Duration.toMillis(limits.pingInterval)))
+          : Infinity
       yield* Effect.sleep(limits.pingInterval)
       for (const connection of connections) {
         if (!connection.isOpen()) continue
@@ -285,7 +307,10 @@ export const makeConnectionRegistry = <D, R>(
     // Topic publishes don't report per-subscriber backpressure, so buffered bytes are polled (one native call each):
     // every slowConsumerCheck, and as soon as enough bytes were published since the last poll that a subscriber
     // could otherwise pass Bun's hard cap (where Bun drops the socket with 1006, and no close frame fits any more).
-    const publishedBytesBeforeCheck = Math.max(1, Math.floor((hardBackpressureLimit(limits) - limits.slowConsumerBytes) / 2))
+    const publishedBytesBeforeCheck = Math.max(
+      1,
+      Math.floor((hardBackpressureLimit(limits) - limits.slowConsumerBytes) / 2)
+    )
     let publishedSinceCheck = 0
     const closeSlowConsumers = () => {
       publishedSinceCheck = 0
@@ -300,7 +325,9 @@ export const makeConnectionRegistry = <D, R>(
       const bytes = result >= 0 ? result : typeof message === "string" ? message.length * 3 : message.byteLength
       if ((publishedSinceCheck += bytes) >= publishedBytesBeforeCheck) closeSlowConsumers()
     }
-    const slowConsumerSweep = Effect.sync(closeSlowConsumers).pipe(Effect.repeat(Schedule.spaced(limits.slowConsumerCheck)))
+    const slowConsumerSweep = Effect.sync(closeSlowConsumers).pipe(
+      Effect.repeat(Schedule.spaced(limits.slowConsumerCheck))
+    )
     yield* Effect.forkScoped(Effect.interruptible(slowConsumerSweep))
 
     const registry: ConnectionRegistry<D> = {

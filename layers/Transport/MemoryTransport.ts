@@ -3,9 +3,21 @@ import { Context, Deferred, Duration, Effect, Layer, Queue, Runtime, type Scope 
 import { CloseCodes } from "../../src/shared/CloseCodes.ts"
 import { requestBodyLimit } from "../../src/shared/SocketLimits.ts"
 import { Metrics } from "../Observability/Metrics.ts"
-import { type ConnectionRegistry, type LiveConnection, makeConnectionRegistry, type RawSocket } from "./ConnectionRegistry.ts"
+import {
+  type ConnectionRegistry,
+  type LiveConnection,
+  makeConnectionRegistry,
+  type RawSocket
+} from "./ConnectionRegistry.ts"
 import { bodyTooLarge, limitRequestBody } from "./RequestBody.ts"
-import { ClientAddress, ServeError, type ServeOptions, type ServerHandle, Transport, type WireMessage } from "./Transport.ts"
+import {
+  ClientAddress,
+  ServeError,
+  type ServeOptions,
+  type ServerHandle,
+  Transport,
+  type WireMessage
+} from "./Transport.ts"
 
 export interface MemoryClosed {
   readonly code: number
@@ -32,7 +44,10 @@ export interface MemoryClient {
 }
 
 interface MemoryServer {
-  readonly fetch: (request: Request, remoteAddress: string) => Promise<Response | { readonly accept: (client: ClientEnd) => ServerEnd }>
+  readonly fetch: (
+    request: Request,
+    remoteAddress: string
+  ) => Promise<Response | { readonly accept: (client: ClientEnd) => ServerEnd }>
 }
 
 /** What the client end holds of the server: a way to send it frames and to hang up. */
@@ -50,7 +65,8 @@ interface ClientEnd {
   readonly reading: () => boolean
 }
 
-const byteLength = (message: WireMessage) => (typeof message === "string" ? Buffer.byteLength(message) : message.byteLength)
+const byteLength = (message: WireMessage) =>
+  typeof message === "string" ? Buffer.byteLength(message) : message.byteLength
 
 /** Topic membership for one in-memory server, mirroring uWS semantics (publish skips the sender). */
 class Topics {
@@ -182,7 +198,11 @@ export class MemoryNetwork extends Effect.Service<MemoryNetwork>()("switchboard/
         return result instanceof Response ? result : Response.json({ error: "upgrade required" }, { status: 426 })
       })
 
-    const connect = (port: number, path = "/", headers: Record<string, string> = {}): Effect.Effect<MemoryClient, MemoryClosed, Scope.Scope> =>
+    const connect = (
+      port: number,
+      path = "/",
+      headers: Record<string, string> = {}
+    ): Effect.Effect<MemoryClient, MemoryClosed, Scope.Scope> =>
       Effect.gen(function* () {
         const server = servers.get(port)
         if (!server) return yield* Effect.fail({ code: 1006, reason: "connection refused" })
@@ -208,11 +228,18 @@ export class MemoryNetwork extends Effect.Service<MemoryNetwork>()("switchboard/
               Effect.timeoutFail({ duration: within, onTimeout: () => new Error("no frame") }),
               Effect.orDie
             ),
-          nextJson: (within) => client.next(within).pipe(Effect.map((frame) => JSON.parse(typeof frame === "string" ? frame : new TextDecoder().decode(frame)))),
+          nextJson: (within) =>
+            client
+              .next(within)
+              .pipe(
+                Effect.map((frame) => JSON.parse(typeof frame === "string" ? frame : new TextDecoder().decode(frame)))
+              ),
           expectSilence: () =>
             Effect.yieldNow().pipe(
               Effect.zipRight(Queue.poll(frames)),
-              Effect.flatMap((frame) => (frame._tag === "Some" ? Effect.dieMessage(`expected silence, got ${String(frame.value)}`) : Effect.void))
+              Effect.flatMap((frame) =>
+                frame._tag === "Some" ? Effect.dieMessage(`expected silence, got ${String(frame.value)}`) : Effect.void
+              )
             ),
           closed: Deferred.await(closed),
           frames,
@@ -261,7 +288,9 @@ const serve = <D, R>(network: MemoryNetwork, options: ServeOptions<D, R>) =>
         if (request.headers.get("upgrade") !== "websocket" || !protocol || !registry) {
           const bounded = await limitRequestBody(request, bodyLimit)
           if (bounded instanceof Response) return bounded
-          return httpHandler ? httpHandler(bounded, Context.make(ClientAddress, remoteAddress)) : Response.json({ error: "not found" }, { status: 404 })
+          return httpHandler
+            ? httpHandler(bounded, Context.make(ClientAddress, remoteAddress))
+            : Response.json({ error: "not found" }, { status: 404 })
         }
         if (Number(request.headers.get("content-length") ?? 0) > bodyLimit) return bodyTooLarge(bodyLimit)
         if (limits.maxConnections > 0 && registry.size() >= limits.maxConnections) {
@@ -277,7 +306,8 @@ const serve = <D, R>(network: MemoryNetwork, options: ServeOptions<D, R>) =>
             return {
               receive: (message) => {
                 if (!socket.isOpen()) return
-                if (byteLength(message) > limits.maxPayloadBytes) return socket.close(CloseCodes.messageTooBig, "message too big")
+                if (byteLength(message) > limits.maxPayloadBytes)
+                  return socket.close(CloseCodes.messageTooBig, "message too big")
                 registry.received(connection, message)
               },
               hangUp: (code) => socket.dropped(code),
@@ -295,7 +325,8 @@ const serve = <D, R>(network: MemoryNetwork, options: ServeOptions<D, R>) =>
           ? Effect.fail(new ServeError({ server: options.name, message: `memory port ${options.port} is taken` }))
           : Effect.succeed(assigned)
       }),
-      (port) => (registry ? registry.closeAll : Effect.void).pipe(Effect.ensuring(Effect.sync(() => network.unregister(port))))
+      (port) =>
+        (registry ? registry.closeAll : Effect.void).pipe(Effect.ensuring(Effect.sync(() => network.unregister(port))))
     )
     const handle: ServerHandle = {
       name: options.name,
@@ -320,10 +351,13 @@ export const MemoryTransportLive = Layer.effect(
     const network = yield* MemoryNetwork
     const metrics = yield* Metrics
     return {
-      serve: <D, R>(options: ServeOptions<D, R>) => serve(network, options).pipe(Effect.provideService(Metrics, metrics))
+      serve: <D, R>(options: ServeOptions<D, R>) =>
+        serve(network, options).pipe(Effect.provideService(Metrics, metrics))
     }
   })
 )
 
 /** MemoryTransport with its network and a metrics registry, ready for tests. */
-export const MemoryTransportTest = MemoryTransportLive.pipe(Layer.provideMerge(Layer.merge(MemoryNetwork.Default, Metrics.Default)))
+export const MemoryTransportTest = MemoryTransportLive.pipe(
+  Layer.provideMerge(Layer.merge(MemoryNetwork.Default, Metrics.Default))
+)

@@ -8,12 +8,20 @@
  * so the unread rest of the body is never parsed as a next request on a kept-alive connection.
  */
 export const bodyTooLarge = (limit: number) =>
-  Response.json({ error: `request body too large: the limit is ${limit} bytes` }, { status: 413, headers: { connection: "close" } })
+  Response.json(
+    { error: `request body too large: the limit is ${limit} bytes` },
+    { status: 413, headers: { connection: "close" } }
+  )
 
-const unreadable = () => Response.json({ error: "request body could not be read" }, { status: 400, headers: { connection: "close" } })
+const unreadable = () =>
+  Response.json({ error: "request body could not be read" }, { status: 400, headers: { connection: "close" } })
 
 /** Reads a streamed (chunked) body, counting, and stops as soon as it passes the limit. */
-const readBounded = async (request: Request, body: ReadableStream<Uint8Array>, limit: number): Promise<Request | Response> => {
+const readBounded = async (
+  request: Request,
+  body: ReadableStream<Uint8Array>,
+  limit: number
+): Promise<Request | Response> => {
   const reader = body.getReader()
   const chunks: Array<Uint8Array> = []
   let total = 0

@@ -25,7 +25,11 @@ export interface TcpLimits {
   readonly maxBufferedBytes: number
 }
 
-export const defaultTcpLimits: TcpLimits = { maxConnections: 0, idleTimeout: Duration.seconds(60), maxBufferedBytes: 1024 * 1024 }
+export const defaultTcpLimits: TcpLimits = {
+  maxConnections: 0,
+  idleTimeout: Duration.seconds(60),
+  maxBufferedBytes: 1024 * 1024
+}
 
 /** Result of a write: written now, queued until the socket drains, or refused (closed / over the buffer limit). */
 export type TcpWriteStatus = "sent" | "queued" | "closed"
@@ -209,7 +213,8 @@ const makeServerCore = <R>(options: TcpServeOptions<R>) =>
               connection.lastActivity = yield* Clock.currentTimeMillis
               connection.handler = handler
               connection.next()
-              if (Duration.toMillis(options.limits.idleTimeout) > 0) yield* Effect.forkIn(idleWatch(connection, options.limits), scope)
+              if (Duration.toMillis(options.limits.idleTimeout) > 0)
+                yield* Effect.forkIn(idleWatch(connection, options.limits), scope)
             })
           )
         ),
@@ -262,7 +267,8 @@ export const BunTcpTransportLive = Layer.succeed(TcpTransport, {
                 error: (socket) => socket.data.connection?.closed()
               }
             }),
-          catch: (cause) => new ServeError({ server: options.name, message: `cannot listen on port ${options.port}: ${String(cause)}` })
+          catch: (cause) =>
+            new ServeError({ server: options.name, message: `cannot listen on port ${options.port}: ${String(cause)}` })
         }),
         (listener: TCPSocketListener<Data>) => Effect.sync(() => listener.stop(true))
       )
@@ -316,10 +322,16 @@ export class MemoryTcpNetwork extends Effect.Service<MemoryTcpNetwork>()("switch
         const client: MemoryTcpClient = {
           writeWindow: Number.POSITIVE_INFINITY,
           write: (bytes) =>
-            Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => connection?.received(Uint8Array.from(bytes), now))),
-          read: Effect.raceFirst(Queue.take(chunks), Effect.zipRight(Deferred.await(closed), Effect.fail(new MemoryTcpClosed()))).pipe(
+            Effect.flatMap(Clock.currentTimeMillis, (now) =>
+              Effect.sync(() => connection?.received(Uint8Array.from(bytes), now))
+            ),
+          read: Effect.raceFirst(
+            Queue.take(chunks),
+            Effect.zipRight(Deferred.await(closed), Effect.fail(new MemoryTcpClosed()))
+          ).pipe(
             // Bytes written before the close are still read first.
-            (read) => Effect.flatMap(Queue.poll(chunks), (head) => (head._tag === "Some" ? Effect.succeed(head.value) : read))
+            (read) =>
+              Effect.flatMap(Queue.poll(chunks), (head) => (head._tag === "Some" ? Effect.succeed(head.value) : read))
           ),
           closed: Deferred.await(closed),
           close: Effect.sync(() => {
@@ -365,12 +377,19 @@ export const MemoryTcpLive = Layer.effect(
             Effect.suspend(() => {
               const assigned = network.register(options.port, { accept: core.accept as MemoryTcpServer["accept"] })
               return assigned === undefined
-                ? Effect.fail(new ServeError({ server: options.name, message: `memory tcp port ${options.port} is taken` }))
+                ? Effect.fail(
+                    new ServeError({ server: options.name, message: `memory tcp port ${options.port} is taken` })
+                  )
                 : Effect.succeed(assigned)
             }),
             (port) => Effect.sync(() => network.unregister(port))
           )
-          const handle: TcpServerHandle = { name: options.name, port, hostname: "memory", connectionCount: () => core.connections.size }
+          const handle: TcpServerHandle = {
+            name: options.name,
+            port,
+            hostname: "memory",
+            connectionCount: () => core.connections.size
+          }
           return handle
         })
     }

@@ -9,4 +9,3 @@ import { InternalHttpLive } from "../../src/aliya/InternalHttp.ts"
 import { AliyaGatewayPart } from "../../src/aliya/Parts.ts"
 
 export const AliyaGatewayLive = AliyaGatewayPart.pipe(Layer.provide(Layer.merge(BunTcpTransportLive, InternalHttpLive)))
-

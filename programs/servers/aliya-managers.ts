@@ -7,5 +7,6 @@ import { Layer } from "effect"
 import { BunTransportLive } from "../../layers/Transport/BunTransport.ts"
 import { AliyaDatabaseFromConfig, AliyaManagersPart } from "../../src/aliya/Parts.ts"
 
-export const AliyaManagersLive = AliyaManagersPart.pipe(Layer.provide(Layer.merge(BunTransportLive, AliyaDatabaseFromConfig)))
-
+export const AliyaManagersLive = AliyaManagersPart.pipe(
+  Layer.provide(Layer.merge(BunTransportLive, AliyaDatabaseFromConfig))
+)

@@ -8,5 +8,6 @@ import { BunTransportLive } from "../../layers/Transport/BunTransport.ts"
 import { InternalHttpLive } from "../../src/aliya/InternalHttp.ts"
 import { AliyaDatabaseFromConfig, AliyaTokensPart } from "../../src/aliya/Parts.ts"
 
-export const AliyaTokensLive = AliyaTokensPart.pipe(Layer.provide(Layer.mergeAll(BunTransportLive, InternalHttpLive, AliyaDatabaseFromConfig)))
-
+export const AliyaTokensLive = AliyaTokensPart.pipe(
+  Layer.provide(Layer.mergeAll(BunTransportLive, InternalHttpLive, AliyaDatabaseFromConfig))
+)

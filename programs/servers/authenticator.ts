@@ -31,4 +31,3 @@ export const AuthenticatorFrom = (config: AuthenticatorConfig) =>
 export const AuthenticatorLive = Layer.unwrapEffect(Effect.map(AuthenticatorConfig, AuthenticatorFrom)).pipe(
   Layer.provide(AuthenticatorStorage)
 )
-

@@ -16,4 +16,3 @@ export const ChatLive = ChatServerLive.pipe(
     Layer.mergeAll(BunTransportLive, InProcessRoomsLive, StreamStoreFromConfig(chatHistoryStorage), BunFileSystem.layer)
   )
 )
-

@@ -12,9 +12,12 @@ import { BunTransportLive } from "../../layers/Transport/BunTransport.ts"
 import { HydrogenServer } from "../../src/hydrogen/Server.ts"
 
 /** History of reliable channels: memory unless hydrogen.storage says sqlite or mysql. */
-export const HydrogenHistory = StreamStoreFromConfig({ name: "hydrogen", path: ["hydrogen", "storage"], defaultBackend: "memory" })
+export const HydrogenHistory = StreamStoreFromConfig({
+  name: "hydrogen",
+  path: ["hydrogen", "storage"],
+  defaultBackend: "memory"
+})
 
 export const HydrogenLive = HydrogenServer.pipe(
   Layer.provide(Layer.mergeAll(BunTransportLive, InProcessRoomsLive, MemoryTokensLive, HydrogenHistory))
 )
-

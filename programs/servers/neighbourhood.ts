@@ -61,4 +61,3 @@ export const NeighbourhoodFrom = (config: NeighbourhoodConfig) =>
   )
 
 export const NeighbourhoodLive = Layer.unwrapEffect(Effect.map(NeighbourhoodConfigSchema, NeighbourhoodFrom))
-

@@ -23,7 +23,9 @@ const decoded =
       onRight: (value) =>
         handle(value).pipe(
           Effect.catchAllCause((cause) =>
-            Effect.logError("aliya: account storage failure", cause).pipe(Effect.as(answer(reply(Status.unavailable, Messages.unavailable), 503)))
+            Effect.logError("aliya: account storage failure", cause).pipe(
+              Effect.as(answer(reply(Status.unavailable, Messages.unavailable), 503))
+            )
           )
         )
     })
@@ -71,7 +73,10 @@ export const accountRoutes = (options: AccountManagerOptions): Record<string, Ro
               return answer(reply(1, "new account created", { device_secret: outcome.deviceSecret }))
             case "Bound":
               return answer(
-                reply(2, "The account corresponding to this unique_id has already been bound. Please log in using a different method."),
+                reply(
+                  2,
+                  "The account corresponding to this unique_id has already been bound. Please log in using a different method."
+                ),
                 400
               )
             case "ProofRequired":

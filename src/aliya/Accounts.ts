@@ -21,7 +21,8 @@ export const defaultPasswordCost: PasswordCost = { memoryCost: 19456, timeCost: 
 export const hashPassword = (password: string, cost: PasswordCost) =>
   Effect.promise(() => Bun.password.hash(password, { algorithm: "argon2id", ...cost }))
 
-const verifyPassword = (password: string, hash: string) => Effect.promise(() => Bun.password.verify(password, hash).catch(() => false))
+const verifyPassword = (password: string, hash: string) =>
+  Effect.promise(() => Bun.password.verify(password, hash).catch(() => false))
 
 export const newDeviceSecret = () => randomBytes(32).toString("hex")
 export const hashDeviceSecret = (secret: string) => createHash("sha256").update(secret).digest("hex")
@@ -44,8 +45,9 @@ const columns = "unique_id, account, email, phone_number, password_hash, device_
 
 export const findAccount = (uniqueId: string) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    Effect.map(sql<AccountRow>`SELECT ${sql.literal(columns)} FROM aliya_accounts WHERE unique_id = ${uniqueId}`, (rows) =>
-      Option.fromNullable(rows[0])
+    Effect.map(
+      sql<AccountRow>`SELECT ${sql.literal(columns)} FROM aliya_accounts WHERE unique_id = ${uniqueId}`,
+      (rows) => Option.fromNullable(rows[0])
     )
   )
 
@@ -63,7 +65,8 @@ const findBy = (identifier: Identifier, value: string) =>
 
 // Verifying against this when no account matches keeps the answer time the same either way.
 let dummyHash: Promise<string> | undefined
-const dummy = (cost: PasswordCost) => Effect.promise(() => (dummyHash ??= Bun.password.hash(newDeviceSecret(), { algorithm: "argon2id", ...cost })))
+const dummy = (cost: PasswordCost) =>
+  Effect.promise(() => (dummyHash ??= Bun.password.hash(newDeviceSecret(), { algorithm: "argon2id", ...cost })))
 
 /** The unique_id whose credentials these are; None for unknown identifiers and wrong passwords alike. */
 export const verifyCredentials = (identifier: Identifier, value: string, password: string, cost: PasswordCost) =>
@@ -95,7 +98,9 @@ export const loginUnique = (uniqueId: string, deviceSecret: string | undefined, 
     if (Option.isNone(existing)) {
       const secret = newDeviceSecret()
       const now = yield* Clock.currentTimeMillis
-      const insert = sql.literal(sql.onDialectOrElse({ mysql: () => "INSERT IGNORE INTO", orElse: () => "INSERT OR IGNORE INTO" }))
+      const insert = sql.literal(
+        sql.onDialectOrElse({ mysql: () => "INSERT IGNORE INTO", orElse: () => "INSERT OR IGNORE INTO" })
+      )
       yield* sql`${insert} aliya_accounts (unique_id, device_secret_hash, created_at) VALUES (${uniqueId}, ${hashDeviceSecret(secret)}, ${now})`
       const mine = yield* findAccount(uniqueId)
       // Two first logins at once: only the one whose secret was stored created the account.
@@ -133,7 +138,9 @@ export const bindAccount = (uniqueId: string, account: string, password: string,
     )
     if (!updated) return "nameTaken" as BindOutcome
     const after = yield* findAccount(uniqueId)
-    return Option.isSome(after) && after.value.account === account ? ("ok" as BindOutcome) : ("alreadyBound" as BindOutcome)
+    return Option.isSome(after) && after.value.account === account
+      ? ("ok" as BindOutcome)
+      : ("alreadyBound" as BindOutcome)
   })
 
 export interface AccountInput {
@@ -149,8 +156,9 @@ export interface AccountInput {
 
 /** Creates or replaces an account's identity fields (operators only: the admin command). */
 export const upsertAccount = (input: AccountInput, cost: PasswordCost) =>
-  Effect.flatMap(input.bound && input.password ? hashPassword(input.password, cost) : Effect.succeed(null), (passwordHash) =>
-    storeAccount(input, passwordHash)
+  Effect.flatMap(
+    input.bound && input.password ? hashPassword(input.password, cost) : Effect.succeed(null),
+    (passwordHash) => storeAccount(input, passwordHash)
   )
 
 const storeAccount = (input: AccountInput, passwordHash: string | null) =>

@@ -19,8 +19,12 @@ export const saveAccount = (input: AccountInput, cost: PasswordCost) =>
     : input.bound && !input.account && !input.email && !input.phoneNumber
       ? fail("a bound account needs an account name, email or phone number")
       : input.bound && !input.password
-        ? Effect.flatMap(findAccount(input.uniqueId), (existing): Effect.Effect<void, unknown, SqlClient.SqlClient> =>
-            Option.isSome(existing) && existing.value.password_hash ? upsertAccount(input, cost) : fail("a new bound account needs a password")
+        ? Effect.flatMap(
+            findAccount(input.uniqueId),
+            (existing): Effect.Effect<void, unknown, SqlClient.SqlClient> =>
+              Option.isSome(existing) && existing.value.password_hash
+                ? upsertAccount(input, cost)
+                : fail("a new bound account needs a password")
           )
         : upsertAccount(input, cost)
 
@@ -30,7 +34,9 @@ export const setBagAmounts = (uniqueId: string, amounts: Record<string, number>)
       if (!isItem(item)) return yield* fail(`unknown item ${JSON.stringify(item)} (items: coin, iron, diamonds, ...)`)
       if (!Number.isSafeInteger(amount) || amount < 0) return yield* fail(`${item} must be a whole number ≥ 0`)
     }
-    yield* transactionally(Effect.forEach(Object.entries(amounts), ([item, amount]) => setItem(uniqueId, item as Item, amount)))
+    yield* transactionally(
+      Effect.forEach(Object.entries(amounts), ([item, amount]) => setItem(uniqueId, item as Item, amount))
+    )
   })
 
 export interface WeaponGrant {
@@ -45,10 +51,16 @@ export interface WeaponGrant {
 export const grantWeapon = (uniqueId: string, weapon: string, grant: WeaponGrant) =>
   Effect.gen(function* () {
     if (!isWeapon(weapon)) return yield* fail(`unknown weapon ${JSON.stringify(weapon)} (weapon1 .. weapon40)`)
-    const counts = [grant.star, grant.skillPoint, grant.segment, ...(grant.passives ?? [])].filter((n) => n !== undefined)
+    const counts = [grant.star, grant.skillPoint, grant.segment, ...(grant.passives ?? [])].filter(
+      (n) => n !== undefined
+    )
     if (counts.some((n) => !Number.isSafeInteger(n) || n! < 0)) return yield* fail("counts must be whole numbers ≥ 0")
-    if (grant.star !== undefined && grant.star < 1) return yield* fail("star must be at least 1 (remove a weapon instead)")
-    if (grant.level !== undefined && !(Number.isSafeInteger(grant.level) && grant.level >= 0 && grant.level <= MAX_WEAPON_LEVEL)) {
+    if (grant.star !== undefined && grant.star < 1)
+      return yield* fail("star must be at least 1 (remove a weapon instead)")
+    if (
+      grant.level !== undefined &&
+      !(Number.isSafeInteger(grant.level) && grant.level >= 0 && grant.level <= MAX_WEAPON_LEVEL)
+    ) {
       return yield* fail(`level must be 0..${MAX_WEAPON_LEVEL}`)
     }
     yield* transactionally(
@@ -69,7 +81,9 @@ export const grantWeapon = (uniqueId: string, weapon: string, grant: WeaponGrant
 
 export const removeWeapon = (uniqueId: string, weapon: string) =>
   isWeapon(weapon)
-    ? Effect.flatMap(SqlClient.SqlClient, (sql) => Effect.asVoid(sql`DELETE FROM aliya_weapons WHERE unique_id = ${uniqueId} AND weapon = ${weapon}`))
+    ? Effect.flatMap(SqlClient.SqlClient, (sql) =>
+        Effect.asVoid(sql`DELETE FROM aliya_weapons WHERE unique_id = ${uniqueId} AND weapon = ${weapon}`)
+      )
     : fail(`unknown weapon ${JSON.stringify(weapon)} (weapon1 .. weapon40)`)
 
 export const setSkill = (uniqueId: string, skill: string, level: number) =>

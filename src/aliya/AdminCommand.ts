@@ -105,11 +105,19 @@ export const adminCommand = (args: ReadonlyArray<string>) =>
       case "show": {
         const account = yield* findAccount(uniqueId)
         const sql = yield* SqlClient.SqlClient
-        const skills = yield* sql<{ skill: string; level: number }>`SELECT skill, level FROM aliya_skills WHERE unique_id = ${uniqueId}`
+        const skills = yield* sql<{
+          skill: string
+          level: number
+        }>`SELECT skill, level FROM aliya_skills WHERE unique_id = ${uniqueId}`
         return JSON.stringify({
           account: Option.match(account, {
             onNone: () => null,
-            onSome: (a) => ({ account: a.account, email: a.email, phone_number: a.phone_number, bound: Boolean(a.account || a.email || a.phone_number) })
+            onSome: (a) => ({
+              account: a.account,
+              email: a.email,
+              phone_number: a.phone_number,
+              bound: Boolean(a.account || a.email || a.phone_number)
+            })
           }),
           bag: yield* readBag(uniqueId),
           weapons: yield* listWeapons(uniqueId),

@@ -10,7 +10,9 @@ export const MAX_SUPPLY_GRANT = 1_000_000
 
 export const getAllSupplies = (uniqueId: string) =>
   orUnavailable(
-    Effect.map(readBag(uniqueId), (bag) => reply(0, "success", Object.fromEntries(Items.map((item, i) => [`item${i + 1}`, [item, bag[item]]]))))
+    Effect.map(readBag(uniqueId), (bag) =>
+      reply(0, "success", Object.fromEntries(Items.map((item, i) => [`item${i + 1}`, [item, bag[item]]])))
+    )
   )
 
 export const increaseSupplies = (uniqueId: string, supplies: ReadonlyArray<string>, amounts: ReadonlyArray<number>) => {

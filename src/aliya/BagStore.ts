@@ -52,7 +52,9 @@ export const addItem = (uniqueId: string, item: Item, amount: number) =>
     yield* ensureBag(uniqueId)
     const column = columns(sql, item)
     yield* sql`UPDATE aliya_bag SET ${column} = ${column} + ${amount} WHERE unique_id = ${uniqueId}`
-    const rows = yield* sql<Record<string, unknown>>`SELECT ${column} AS amount FROM aliya_bag WHERE unique_id = ${uniqueId}`
+    const rows = yield* sql<
+      Record<string, unknown>
+    >`SELECT ${column} AS amount FROM aliya_bag WHERE unique_id = ${uniqueId}`
     return num(rows[0]?.amount)
   })
 

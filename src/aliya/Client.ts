@@ -97,7 +97,10 @@ export const tcpPipe = (host: string, port: number): Effect.Effect<BytePipe, Cli
     const read = Effect.flatMap(Queue.poll(chunks), (head) =>
       head._tag === "Some"
         ? Effect.succeed(head.value)
-        : Effect.raceFirst(Queue.take(chunks), Effect.zipRight(Deferred.await(closed), Effect.fail(new ClientError({ message: "closed" }))))
+        : Effect.raceFirst(
+            Queue.take(chunks),
+            Effect.zipRight(Deferred.await(closed), Effect.fail(new ClientError({ message: "closed" })))
+          )
     )
     return {
       write: (bytes: Uint8Array) =>

@@ -6,11 +6,23 @@ import type { SigningKey } from "./Jwt.ts"
 import type { TcpLimits } from "../../layers/Transport/TcpTransport.ts"
 
 /** Where each part listens by default (the original's ports; the AccountManager is new). */
-export const DefaultPorts = { gateway: 8880, tokens: 8080, playerState: 8081, bag: 8082, weapon: 8083, skill: 8084, account: 8087 } as const
+export const DefaultPorts = {
+  gateway: 8880,
+  tokens: 8080,
+  playerState: 8081,
+  bag: 8082,
+  weapon: 8083,
+  skill: 8084,
+  account: 8087
+} as const
 
 export type CipherSettings =
   | { readonly kind: "aes-256-gcm"; readonly key: Redacted.Redacted<Uint8Array> }
-  | { readonly kind: "des-compat"; readonly key: Redacted.Redacted<Uint8Array>; readonly iv: Redacted.Redacted<Uint8Array> }
+  | {
+      readonly kind: "des-compat"
+      readonly key: Redacted.Redacted<Uint8Array>
+      readonly iv: Redacted.Redacted<Uint8Array>
+    }
 
 export const makeCipher = (settings: CipherSettings): BodyCipher =>
   settings.kind === "aes-256-gcm"
@@ -69,7 +81,9 @@ const needKey = (
 ): Either.Either<Redacted.Redacted<Uint8Array>, ConfigError.ConfigError> => {
   if (Option.isNone(value)) return Either.left(ConfigError.MissingData([name], `${name} is required (${what})`))
   const bytes = parse(Redacted.value(value.value))
-  return bytes ? Either.right(Redacted.make(bytes)) : Either.left(ConfigError.InvalidData([name], `${name} must be ${what}`))
+  return bytes
+    ? Either.right(Redacted.make(bytes))
+    : Either.left(ConfigError.InvalidData([name], `${name} must be ${what}`))
 }
 
 const CipherConfig: Config.Config<CipherSettings> = Config.all({
@@ -78,18 +92,25 @@ const CipherConfig: Config.Config<CipherSettings> = Config.all({
   desKey: Config.option(Config.redacted("desKey")),
   desIv: Config.option(Config.redacted("desIv"))
 }).pipe(
-  Config.mapOrFail(({ kind, key, desKey, desIv }): Either.Either<CipherSettings, ConfigError.ConfigError> =>
-    kind === "aes-256-gcm"
-      ? Either.map(needKey(key, "key", (t) => parseKey(t, 32), "32 bytes as 64 hex digits or base64"), (k) => ({ kind, key: k }))
-      : Either.flatMap(needKey(desKey, "desKey", parseDes, "8 characters"), (k) =>
-          Either.map(needKey(desIv, "desIv", parseDes, "8 characters"), (iv) => ({ kind, key: k, iv }))
-        )
+  Config.mapOrFail(
+    ({ kind, key, desKey, desIv }): Either.Either<CipherSettings, ConfigError.ConfigError> =>
+      kind === "aes-256-gcm"
+        ? Either.map(
+            needKey(key, "key", (t) => parseKey(t, 32), "32 bytes as 64 hex digits or base64"),
+            (k) => ({ kind, key: k })
+          )
+        : Either.flatMap(needKey(desKey, "desKey", parseDes, "8 characters"), (k) =>
+            Either.map(needKey(desIv, "desIv", parseDes, "8 characters"), (iv) => ({ kind, key: k, iv }))
+          )
   )
 )
 
 const url = (name: string, fallback: string) =>
   Config.string(name).pipe(
-    Config.validate({ message: "must be an http(s) URL", validation: (u) => /^https?:\/\/[^/]+$/.test(u.replace(/\/$/, "")) }),
+    Config.validate({
+      message: "must be an http(s) URL",
+      validation: (u) => /^https?:\/\/[^/]+$/.test(u.replace(/\/$/, ""))
+    }),
     Config.map((u) => u.replace(/\/$/, "")),
     Config.withDefault(fallback)
   )
@@ -120,7 +141,10 @@ export const GatewayConfig: Config.Config<GatewaySettings> = Config.all({
       weapon: url("weapon", local(DefaultPorts.weapon))
     }).pipe(Config.nested("managers")),
     dangerousFunctions: Config.boolean("dangerousFunctions").pipe(Config.withDefault(true)),
-    loginRate: Config.all({ ratePerSecond: positiveInt("loginRatePerSecond", 5), burst: positiveInt("loginBurst", 20) }),
+    loginRate: Config.all({
+      ratePerSecond: positiveInt("loginRatePerSecond", 5),
+      burst: positiveInt("loginBurst", 20)
+    }),
     tokenCacheMs: nonNegativeInt("tokenCacheMs", 1000)
   }).pipe(Config.nested("gateway"))
 }).pipe(
@@ -141,7 +165,8 @@ const SigningConfig: Config.Config<SigningKey> = Config.all({
         ? Either.right({ algorithm, secret: secret.value })
         : Either.left(ConfigError.InvalidData(["secret"], "secret must be at least 32 bytes"))
     }
-    if (Option.isNone(privateKey)) return Either.left(ConfigError.MissingData(["privateKey"], "privateKey is required for EdDSA"))
+    if (Option.isNone(privateKey))
+      return Either.left(ConfigError.MissingData(["privateKey"], "privateKey is required for EdDSA"))
     return Redacted.value(privateKey.value).includes("PRIVATE KEY")
       ? Either.right({ algorithm, privateKeyPem: privateKey.value })
       : Either.left(ConfigError.InvalidData(["privateKey"], "privateKey must be a PKCS#8 PEM Ed25519 private key"))

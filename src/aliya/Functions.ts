@@ -9,7 +9,11 @@ import { Schema } from "effect"
 export const Count = Schema.Union(
   Schema.Int,
   Schema.String.pipe(Schema.pattern(/^\d{1,9}$/), Schema.compose(Schema.NumberFromString))
-).pipe(Schema.filter((n) => Number.isSafeInteger(n) && n >= 0 && n <= 1_000_000_000, { message: () => "must be an integer 0..1000000000" }))
+).pipe(
+  Schema.filter((n) => Number.isSafeInteger(n) && n >= 0 && n <= 1_000_000_000, {
+    message: () => "must be an integer 0..1000000000"
+  })
+)
 
 const Name = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(64))
 const Text = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(256))
@@ -79,11 +83,23 @@ export const Owner: Record<FunctionName, ManagerName | "tokens"> = {
 }
 
 /** Functions that hand out resources for free: the seed marks them DANGEROUS; config can switch them off. */
-export const Dangerous: ReadonlySet<FunctionName> = new Set(["increase_supplies", "increase_energy", "random_gift_skill", "random_gift_segment"])
+export const Dangerous: ReadonlySet<FunctionName> = new Set([
+  "increase_supplies",
+  "increase_energy",
+  "random_gift_skill",
+  "random_gift_segment"
+])
 
 export const isFunctionName = (name: string): name is FunctionName => Object.hasOwn(FunctionData, name)
 
 /** Decoders built once: the gateway runs one per request. */
 export const decodeData = Object.fromEntries(
-  Object.entries(FunctionData).map(([name, schema]) => [name, Schema.decodeUnknownEither(schema as Schema.Schema<unknown, unknown>)])
-) as { readonly [K in FunctionName]: (input: unknown) => import("effect").Either.Either<(typeof FunctionData)[K]["Type"], import("effect").ParseResult.ParseError> }
+  Object.entries(FunctionData).map(([name, schema]) => [
+    name,
+    Schema.decodeUnknownEither(schema as Schema.Schema<unknown, unknown>)
+  ])
+) as {
+  readonly [K in FunctionName]: (
+    input: unknown
+  ) => import("effect").Either.Either<(typeof FunctionData)[K]["Type"], import("effect").ParseResult.ParseError>
+}

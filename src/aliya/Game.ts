@@ -17,7 +17,12 @@ export const isItem = (name: string): name is Item => (Items as ReadonlyArray<st
 export const Weapons: ReadonlyArray<string> = Array.from({ length: 40 }, (_, i) => `weapon${i + 1}`)
 export const isWeapon = (name: string) => /^weapon([1-9]|[1-3][0-9]|40)$/.test(name)
 
-export const Passives = ["passive_skill_1_level", "passive_skill_2_level", "passive_skill_3_level", "passive_skill_4_level"] as const
+export const Passives = [
+  "passive_skill_1_level",
+  "passive_skill_2_level",
+  "passive_skill_3_level",
+  "passive_skill_4_level"
+] as const
 export type Passive = (typeof Passives)[number]
 export const isPassive = (name: string): name is Passive => (Passives as ReadonlyArray<string>).includes(name)
 

@@ -51,14 +51,22 @@ export const makeGateway = (options: GatewayOptions) =>
     const http = yield* InternalHttp
     const runtime = yield* Effect.runtime<never>()
     const clock = yield* Effect.clock
-    const limiter = options.loginRate ? yield* makeKeyedLimiter("aliya-login", { ...options.loginRate, strikes: 20, blockFor: "60 seconds" }) : undefined
+    const limiter = options.loginRate
+      ? yield* makeKeyedLimiter("aliya-login", { ...options.loginRate, strikes: 20, blockFor: "60 seconds" })
+      : undefined
     const logWarning = (message: string) => Runtime.runFork(runtime)(Effect.logWarning(message))
-    const serviceHeaders = { [SERVICE_HEADER]: Redacted.value(options.serviceToken), "content-type": "application/json" }
+    const serviceHeaders = {
+      [SERVICE_HEADER]: Redacted.value(options.serviceToken),
+      "content-type": "application/json"
+    }
 
     const post = async (url: string, body: unknown) =>
       asReply((await http.send(url, { method: "POST", headers: serviceHeaders, body: JSON.stringify(body) })).body)
 
-    const accepted = makeValidatedTokens({ ttlMillis: options.tokenCacheMillis ?? 0, maxEntries: MAX_REMEMBERED_TOKENS })
+    const accepted = makeValidatedTokens({
+      ttlMillis: options.tokenCacheMillis ?? 0,
+      maxEntries: MAX_REMEMBERED_TOKENS
+    })
     const validateUrl = `${options.tokenServerUrl}/validate`
 
     /** unique_id of a valid token; undefined when the token server rejects it. */
@@ -71,7 +79,8 @@ export const makeGateway = (options: GatewayOptions) =>
         accepted.remember(token, uid, clock.unsafeCurrentTimeMillis())
         return uid
       }
-      if (r.status >= 500) throw new InternalHttpError({ url: `${options.tokenServerUrl}/validate`, message: `HTTP ${r.status}` })
+      if (r.status >= 500)
+        throw new InternalHttpError({ url: `${options.tokenServerUrl}/validate`, message: `HTTP ${r.status}` })
       return undefined
     }
 
@@ -87,7 +96,9 @@ export const makeGateway = (options: GatewayOptions) =>
       if (typeof token !== "string") return invalid
       const uniqueId = await validate(token)
       if (uniqueId === undefined) {
-        return reply(Status.authorizationRequired, Messages.authorizationRequired, { bad_token: shortPrefix(token, 512) })
+        return reply(Status.authorizationRequired, Messages.authorizationRequired, {
+          bad_token: shortPrefix(token, 512)
+        })
       }
       return post(`${options.managerUrls[owner]}/${name}`, { ...(decoded as object), unique_id: uniqueId })
     }
@@ -122,7 +133,11 @@ export const makeGateway = (options: GatewayOptions) =>
       if (limiter && credentialFunctions.has(name)) {
         const now = clock.unsafeCurrentTimeMillis()
         if (!limiter.admit(remoteAddress, now)) {
-          return withRandom(reply(Status.tooManyAttempts, Messages.tooManyAttempts, { retry_after: limiter.retryAfter(remoteAddress, now) }))
+          return withRandom(
+            reply(Status.tooManyAttempts, Messages.tooManyAttempts, {
+              retry_after: limiter.retryAfter(remoteAddress, now)
+            })
+          )
         }
       }
       return withRandom(await dispatch(name, data))
@@ -132,7 +147,11 @@ export const makeGateway = (options: GatewayOptions) =>
     const frameOf = (r: Reply & { random: string | number }): Uint8Array => {
       const frame = encodeFrame(options.cipher.seal(encoder.encode(encodeReply(r))))
       if (frame) return frame
-      return encodeFrame(options.cipher.seal(encoder.encode(encodeReply({ ...reply(Status.replyTooLarge, Messages.replyTooLarge), random: r.random }))))!
+      return encodeFrame(
+        options.cipher.seal(
+          encoder.encode(encodeReply({ ...reply(Status.replyTooLarge, Messages.replyTooLarge), random: r.random }))
+        )
+      )!
     }
 
     const open = (connection: TcpConnection): Effect.Effect<TcpHandler> =>
@@ -147,7 +166,8 @@ export const makeGateway = (options: GatewayOptions) =>
             }
             // Frames of one chunk are answered in order; the transport holds later chunks until this settles.
             return (async () => {
-              for (const frame of decoded.frames) connection.write(frameOf(await answer(frame, connection.remoteAddress)))
+              for (const frame of decoded.frames)
+                connection.write(frameOf(await answer(frame, connection.remoteAddress)))
               if (decoded.badHeader) connection.close()
             })()
           }

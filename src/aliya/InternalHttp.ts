@@ -1,7 +1,10 @@
 import { Context, Data, Duration, Effect, Layer } from "effect"
 import { MemoryNetwork } from "../../layers/Transport/MemoryTransport.ts"
 
-export class InternalHttpError extends Data.TaggedError("InternalHttpError")<{ readonly url: string; readonly message: string }> {}
+export class InternalHttpError extends Data.TaggedError("InternalHttpError")<{
+  readonly url: string
+  readonly message: string
+}> {}
 
 export interface InternalResponse {
   readonly status: number
@@ -52,7 +55,10 @@ const send = async (url: string, init: RequestInit): Promise<InternalResponse> =
 export const InternalHttpLive = Layer.succeed(InternalHttp, {
   send,
   request: (url, init) =>
-    Effect.tryPromise({ try: () => send(url, init), catch: (e) => (e instanceof InternalHttpError ? e : new InternalHttpError({ url, message: String(e) })) })
+    Effect.tryPromise({
+      try: () => send(url, init),
+      catch: (e) => (e instanceof InternalHttpError ? e : new InternalHttpError({ url, message: String(e) }))
+    })
 })
 
 export const InternalHttpMemory = Layer.effect(
@@ -61,8 +67,11 @@ export const InternalHttpMemory = Layer.effect(
     const request = (url: string, init: RequestInit) =>
       Effect.suspend(() => {
         const parsed = new URL(url)
-        if (parsed.hostname !== "memory") return Effect.fail(new InternalHttpError({ url, message: "not a memory URL" }))
-        return network.fetch(Number(parsed.port), new Request(url, init)).pipe(Effect.flatMap((response) => parse(url, response)))
+        if (parsed.hostname !== "memory")
+          return Effect.fail(new InternalHttpError({ url, message: "not a memory URL" }))
+        return network
+          .fetch(Number(parsed.port), new Request(url, init))
+          .pipe(Effect.flatMap((response) => parse(url, response)))
       })
     return {
       request,
@@ -78,5 +87,9 @@ export const InternalHttpMemory = Layer.effect(
 /** POST a JSON body with the service token. */
 export const postJson = (url: string, body: unknown, headers: Record<string, string>) =>
   Effect.flatMap(InternalHttp, (http) =>
-    http.request(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) })
+    http.request(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: JSON.stringify(body)
+    })
   )

@@ -13,8 +13,12 @@ import { startGateway, startManagers, startTokenServer } from "./Services.ts"
 export const AliyaDatabaseFromConfig = Layer.unwrapEffect(
   Effect.gen(function* () {
     const config = underPath(AliyaStorage)
-    const backend = yield* config(Config.literal("sqlite", "mysql")("backend").pipe(Config.withDefault("sqlite" as const)))
-    return backend === "mysql" ? MysqlDatabase(yield* config(MysqlConfig)) : SqliteDatabase(yield* config(SqliteConfig(AliyaStorage)))
+    const backend = yield* config(
+      Config.literal("sqlite", "mysql")("backend").pipe(Config.withDefault("sqlite" as const))
+    )
+    return backend === "mysql"
+      ? MysqlDatabase(yield* config(MysqlConfig))
+      : SqliteDatabase(yield* config(SqliteConfig(AliyaStorage)))
   })
 )
 

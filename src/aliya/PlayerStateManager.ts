@@ -23,7 +23,11 @@ export const readPlayer = (uniqueId: string, lock = false) =>
     const suffix = lock ? yield* forUpdate : sql.literal("")
     const rows = yield* sql<Record<string, unknown>>`SELECT * FROM aliya_player WHERE unique_id = ${uniqueId}${suffix}`
     const r = rows[0] ?? {}
-    return { stage: num(r.stage), experience: num(r.experience), energy: { energy: num(r.energy), since: num(r.energy_since) } } as Player
+    return {
+      stage: num(r.stage),
+      experience: num(r.experience),
+      energy: { energy: num(r.energy), since: num(r.energy_since) }
+    } as Player
   })
 
 export const writePlayer = (uniqueId: string, p: Player) =>

@@ -59,9 +59,12 @@ export const serviceApp = <R>(options: {
     const request = yield* HttpServerRequest.toWeb(serverRequest).pipe(Effect.orDie)
     const path = new URL(request.url).pathname
     const respond = (a: Answer) => HttpServerResponse.unsafeJson(a.body, { status: a.httpStatus })
-    if (!authorized(request.headers.get(SERVICE_HEADER))) return respond(answer({ message: "service token required" }, 401))
-    if (request.method === "GET" && options.get && Object.hasOwn(options.get, path)) return respond(yield* options.get[path]!(request))
-    if (request.method !== "POST" || !Object.hasOwn(options.post, path)) return respond(answer({ message: "not found" }, 404))
+    if (!authorized(request.headers.get(SERVICE_HEADER)))
+      return respond(answer({ message: "service token required" }, 401))
+    if (request.method === "GET" && options.get && Object.hasOwn(options.get, path))
+      return respond(yield* options.get[path]!(request))
+    if (request.method !== "POST" || !Object.hasOwn(options.post, path))
+      return respond(answer({ message: "not found" }, 404))
     const body = yield* readBody(request)
     if (body === undefined) return respond(answer(reply(Status.invalidFormat, Messages.invalidFormat), 400))
     return respond(yield* options.post[path]!(body, request))
@@ -75,12 +78,15 @@ export const functionRoute = <K extends FunctionName, R>(
   name: K,
   handler: (uniqueId: string, data: (typeof FunctionData)[K]["Type"]) => Effect.Effect<Reply, never, R>
 ): [string, Route<R>] => {
-  const decode = Schema.decodeUnknownEither(Schema.extend(WithUniqueId, FunctionData[name] as unknown as Schema.Struct<{}>))
+  const decode = Schema.decodeUnknownEither(
+    Schema.extend(WithUniqueId, FunctionData[name] as unknown as Schema.Struct<{}>)
+  )
   return [
     `/${name}`,
     (body) => {
       const decoded = decode(body)
-      if (Either.isLeft(decoded)) return Effect.succeed(answer(reply(Status.invalidFormat, Messages.invalidFormat), 400))
+      if (Either.isLeft(decoded))
+        return Effect.succeed(answer(reply(Status.invalidFormat, Messages.invalidFormat), 400))
       const { unique_id, ...data } = decoded.right as { unique_id: string }
       return Effect.map(handler(unique_id, data as never), (r) => answer(r))
     }

@@ -29,7 +29,9 @@ export const startManagers = (settings: ManagerSettings) =>
     yield* migrateAliya
     yield* tuneSqlite
     if (settings.legacyLoginUnique) {
-      yield* Effect.logWarning("aliya managers: legacyLoginUnique is on: INSECURE, anyone who knows an unbound unique_id can log in as it")
+      yield* Effect.logWarning(
+        "aliya managers: legacyLoginUnique is on: INSECURE, anyone who knows an unbound unique_id can log in as it"
+      )
     }
     const routes: Record<ManagerName, Record<string, Route<SqlClient.SqlClient>>> = {
       account: accountRoutes({
@@ -42,8 +44,12 @@ export const startManagers = (settings: ManagerSettings) =>
       weapon: weaponRoutes()
     }
     const ports = {} as Record<ManagerName, number>
-    for (const [name, post] of Object.entries(routes) as Array<[ManagerName, Record<string, Route<SqlClient.SqlClient>>]>) {
-      const app: HttpApp.Default = serviceApp({ serviceToken: settings.serviceToken, post }).pipe(Effect.provideService(SqlClient.SqlClient, sql))
+    for (const [name, post] of Object.entries(routes) as Array<
+      [ManagerName, Record<string, Route<SqlClient.SqlClient>>]
+    >) {
+      const app: HttpApp.Default = serviceApp({ serviceToken: settings.serviceToken, post }).pipe(
+        Effect.provideService(SqlClient.SqlClient, sql)
+      )
       const handle = yield* transport.serve({
         name: `aliya-${name}`,
         port: settings.ports[name],
@@ -73,7 +79,13 @@ export const startTokenServer = (settings: TokenServerSettings) =>
       post: { "/login": server.login, "/login_unique": server.loginUnique },
       get: { "/validate": server.validate }
     })
-    const handle = yield* transport.serve({ name: "aliya-tokens", port: settings.port, hostname: settings.host, limits: defaultSocketLimits, http: app })
+    const handle = yield* transport.serve({
+      name: "aliya-tokens",
+      port: settings.port,
+      hostname: settings.host,
+      limits: defaultSocketLimits,
+      http: app
+    })
     return handle.port
   })
 
@@ -82,7 +94,9 @@ export const startGateway = (settings: GatewaySettings) =>
   Effect.gen(function* () {
     const tcp = yield* TcpTransport
     if (settings.cipher.kind === "des-compat") {
-      yield* Effect.logWarning("aliya gateway: cipher des-compat: INSECURE (DES with a fixed IV), for the original's clients only")
+      yield* Effect.logWarning(
+        "aliya gateway: cipher des-compat: INSECURE (DES with a fixed IV), for the original's clients only"
+      )
     }
     const gateway = yield* makeGateway({
       cipher: makeCipher(settings.cipher),
@@ -93,6 +107,12 @@ export const startGateway = (settings: GatewaySettings) =>
       loginRate: settings.loginRate,
       tokenCacheMillis: settings.tokenCacheMs
     })
-    const handle = yield* tcp.serve({ name: "aliya-gateway", port: settings.port, hostname: settings.host, limits: settings.limits, open: gateway.open })
+    const handle = yield* tcp.serve({
+      name: "aliya-gateway",
+      port: settings.port,
+      hostname: settings.host,
+      limits: settings.limits,
+      open: gateway.open
+    })
     return handle.port
   })

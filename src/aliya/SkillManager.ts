@@ -11,7 +11,9 @@ export const skillLevel = (uniqueId: string, skill: string, lock = false) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const suffix = lock ? yield* forUpdate : sql.literal("")
-    const rows = yield* sql<{ level: unknown }>`SELECT level FROM aliya_skills WHERE unique_id = ${uniqueId} AND skill = ${skill}${suffix}`
+    const rows = yield* sql<{
+      level: unknown
+    }>`SELECT level FROM aliya_skills WHERE unique_id = ${uniqueId} AND skill = ${skill}${suffix}`
     return num(rows[0]?.level)
   })
 
@@ -19,7 +21,9 @@ export const setSkillLevel = (uniqueId: string, skill: string, level: number) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
     Effect.zipRight(
       sql`DELETE FROM aliya_skills WHERE unique_id = ${uniqueId} AND skill = ${skill}`,
-      level > 0 ? Effect.asVoid(sql`INSERT INTO aliya_skills ${sql.insert({ unique_id: uniqueId, skill, level })}`) : Effect.void
+      level > 0
+        ? Effect.asVoid(sql`INSERT INTO aliya_skills ${sql.insert({ unique_id: uniqueId, skill, level })}`)
+        : Effect.void
     )
   )
 
@@ -40,7 +44,11 @@ export const skillLevelUp = (uniqueId: string, skill: string, scroll: string) =>
           const upgraded = roll <= Scrolls[scroll].chance
           if (upgraded) yield* setSkillLevel(uniqueId, skill, level + 1)
           // As the original: upgrade 0 = the skill levelled up, 1 = the scroll did not take.
-          return reply(0, "success", { skill1: [skill, upgraded ? level + 1 : level], item1: [scroll, remaining], upgrade: upgraded ? 0 : 1 })
+          return reply(0, "success", {
+            skill1: [skill, upgraded ? level + 1 : level],
+            item1: [scroll, remaining],
+            upgrade: upgraded ? 0 : 1
+          })
         })
       )
     })
@@ -50,7 +58,10 @@ export const allSkillLevels = (uniqueId: string) =>
   orUnavailable(
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
-      const rows = yield* sql<{ skill: unknown; level: unknown }>`SELECT skill, level FROM aliya_skills WHERE unique_id = ${uniqueId}`
+      const rows = yield* sql<{
+        skill: unknown
+        level: unknown
+      }>`SELECT skill, level FROM aliya_skills WHERE unique_id = ${uniqueId}`
       const levels = new Map(rows.map((r) => [String(r.skill), num(r.level)]))
       return reply(0, "success", Object.fromEntries(Skills.map((s, i) => [`skill${i + 1}`, [s, levels.get(s) ?? 0]])))
     })

@@ -6,7 +6,10 @@ const id = { sqlite: "TEXT NOT NULL", mysql: "VARCHAR(128) CHARACTER SET utf8mb4
 const name = { sqlite: "TEXT", mysql: "VARCHAR(256) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin" }
 const count = "BIGINT NOT NULL DEFAULT 0"
 
-const both = (build: (d: "sqlite" | "mysql") => ReadonlyArray<string>) => ({ sqlite: build("sqlite"), mysql: build("mysql") })
+const both = (build: (d: "sqlite" | "mysql") => ReadonlyArray<string>) => ({
+  sqlite: build("sqlite"),
+  mysql: build("mysql")
+})
 const engine = (d: "sqlite" | "mysql") => (d === "mysql" ? " ENGINE=InnoDB" : "")
 
 /**
@@ -68,7 +71,9 @@ export const SessionSchema: StoreSchema = {
 }
 
 /** " FOR UPDATE" on MySQL (row lock inside a transaction); SQLite transactions are exclusive already. */
-export const forUpdate = Effect.map(SqlClient.SqlClient, (sql) => sql.literal(sql.onDialectOrElse({ mysql: () => " FOR UPDATE", orElse: () => "" })))
+export const forUpdate = Effect.map(SqlClient.SqlClient, (sql) =>
+  sql.literal(sql.onDialectOrElse({ mysql: () => " FOR UPDATE", orElse: () => "" }))
+)
 
 /** "INSERT OR IGNORE" / "INSERT IGNORE": create a row unless it exists. */
 export const insertIgnore = Effect.map(SqlClient.SqlClient, (sql) =>

@@ -40,7 +40,9 @@ const currentJti = (uniqueId: string) =>
   )
 
 const unavailable = (error: unknown) =>
-  Effect.logError("aliya tokens: failure", error).pipe(Effect.as(answer(reply(Status.unavailable, Messages.unavailable), 503)))
+  Effect.logError("aliya tokens: failure", error).pipe(
+    Effect.as(answer(reply(Status.unavailable, Messages.unavailable), 503))
+  )
 
 export const makeTokenServer = (options: TokenServerOptions) => {
   const lifetimeSeconds = Math.max(1, Math.round(Duration.toSeconds(options.lifetime)))
@@ -66,8 +68,10 @@ export const makeTokenServer = (options: TokenServerOptions) => {
         Effect.gen(function* () {
           const verdict = yield* askAccounts("/verify_credentials", data)
           const result = verdict.body as { status?: number; data?: { unique_id?: string } }
-          if (verdict.status >= 500 || result.status === Status.unavailable) return answer(reply(Status.unavailable, Messages.unavailable), 503)
-          if (result.status !== 0 || typeof result.data?.unique_id !== "string") return answer(reply(1, "Invalid credentials"), 400)
+          if (verdict.status >= 500 || result.status === Status.unavailable)
+            return answer(reply(Status.unavailable, Messages.unavailable), 503)
+          if (result.status !== 0 || typeof result.data?.unique_id !== "string")
+            return answer(reply(1, "Invalid credentials"), 400)
           return answer(reply(0, "success", { token: yield* issue(result.data.unique_id) }))
         }).pipe(Effect.catchAll(unavailable))
     })
@@ -83,7 +87,8 @@ export const makeTokenServer = (options: TokenServerOptions) => {
             const token = yield* issue(data.unique_id)
             return answer(reply(result.status, String(result.message ?? "success"), { ...result.data, token }))
           }
-          if (result.status === 2 || result.status === 3) return answer(reply(result.status, String(result.message)), 400)
+          if (result.status === 2 || result.status === 3)
+            return answer(reply(result.status, String(result.message)), 400)
           return answer(reply(Status.unavailable, Messages.unavailable), 503)
         }).pipe(Effect.catchAll(unavailable))
     })

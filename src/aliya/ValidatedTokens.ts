@@ -28,14 +28,22 @@ export const unverifiedClaims = (token: string): { unique_id: string; exp: numbe
   const second = token.indexOf(".", first + 1)
   if (first < 0 || second < 0) return undefined
   try {
-    const claims = JSON.parse(Buffer.from(token.slice(first + 1, second), "base64url").toString()) as { unique_id?: unknown; exp?: unknown }
-    return typeof claims.unique_id === "string" && typeof claims.exp === "number" ? { unique_id: claims.unique_id, exp: claims.exp } : undefined
+    const claims = JSON.parse(Buffer.from(token.slice(first + 1, second), "base64url").toString()) as {
+      unique_id?: unknown
+      exp?: unknown
+    }
+    return typeof claims.unique_id === "string" && typeof claims.exp === "number"
+      ? { unique_id: claims.unique_id, exp: claims.exp }
+      : undefined
   } catch {
     return undefined
   }
 }
 
-export const makeValidatedTokens = (options: { readonly ttlMillis: number; readonly maxEntries: number }): ValidatedTokens => {
+export const makeValidatedTokens = (options: {
+  readonly ttlMillis: number
+  readonly maxEntries: number
+}): ValidatedTokens => {
   const entries = new Map<string, Entry>()
   // Each player's tokens in the cache, so a new login can drop them all.
   const byPlayer = new Map<string, Set<string>>()

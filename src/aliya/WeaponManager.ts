@@ -35,7 +35,12 @@ const toRow = (r: Record<string, unknown>): WeaponRow => ({
   weapon: String(r.weapon),
   star: num(r.star),
   level: num(r.level),
-  passives: [num(r.passive_skill_1_level), num(r.passive_skill_2_level), num(r.passive_skill_3_level), num(r.passive_skill_4_level)],
+  passives: [
+    num(r.passive_skill_1_level),
+    num(r.passive_skill_2_level),
+    num(r.passive_skill_3_level),
+    num(r.passive_skill_4_level)
+  ],
   skillPoint: num(r.skill_point),
   segment: num(r.segment)
 })
@@ -44,7 +49,9 @@ export const readWeapon = (uniqueId: string, weapon: string, lock = false) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const suffix = lock ? yield* forUpdate : sql.literal("")
-    const rows = yield* sql<Record<string, unknown>>`SELECT * FROM aliya_weapons WHERE unique_id = ${uniqueId} AND weapon = ${weapon}${suffix}`
+    const rows = yield* sql<
+      Record<string, unknown>
+    >`SELECT * FROM aliya_weapons WHERE unique_id = ${uniqueId} AND weapon = ${weapon}${suffix}`
     const row = rows[0]
     return row && num(row.star) > 0 ? Option.some(toRow(row)) : Option.none<WeaponRow>()
   })
@@ -64,12 +71,24 @@ export const writeWeapon = (uniqueId: string, w: WeaponRow, exists = false) =>
     }
     // Insert a missing row (star 0 = not owned), then update it: one path for new and owned weapons.
     return Effect.zipRight(
-      exists ? Effect.void : Effect.flatMap(insertIgnore, (insert) => sql`${insert} aliya_weapons (unique_id, weapon) VALUES (${uniqueId}, ${w.weapon})`),
+      exists
+        ? Effect.void
+        : Effect.flatMap(
+            insertIgnore,
+            (insert) => sql`${insert} aliya_weapons (unique_id, weapon) VALUES (${uniqueId}, ${w.weapon})`
+          ),
       sql`UPDATE aliya_weapons SET ${sql.update(values)} WHERE unique_id = ${uniqueId} AND weapon = ${w.weapon}`
     )
   })
 
-export const newWeapon = (weapon: string): WeaponRow => ({ weapon, star: 1, level: 0, passives: [0, 0, 0, 0], skillPoint: 0, segment: 0 })
+export const newWeapon = (weapon: string): WeaponRow => ({
+  weapon,
+  star: 1,
+  level: 0,
+  passives: [0, 0, 0, 0],
+  skillPoint: 0,
+  segment: 0
+})
 
 const weaponNumber = (w: WeaponRow) => Number(w.weapon.slice(6))
 
@@ -98,11 +117,18 @@ export const listWeapons = (uniqueId: string) =>
 const noWeapon = reply(1, "User does not have that weapon")
 
 /** Runs `work` on the caller's weapon inside one transaction; status 1 when it is not owned. */
-const withWeapon = <R>(uniqueId: string, weapon: string, work: (w: WeaponRow) => Effect.Effect<ReturnType<typeof reply>, unknown, R>) =>
+const withWeapon = <R>(
+  uniqueId: string,
+  weapon: string,
+  work: (w: WeaponRow) => Effect.Effect<ReturnType<typeof reply>, unknown, R>
+) =>
   orUnavailable(
     isWeapon(weapon)
       ? transactionally(
-          Effect.flatMap(readWeapon(uniqueId, weapon, true), Option.match({ onNone: () => Effect.succeed(noWeapon), onSome: work }))
+          Effect.flatMap(
+            readWeapon(uniqueId, weapon, true),
+            Option.match({ onNone: () => Effect.succeed(noWeapon), onSome: work })
+          )
         )
       : Effect.succeed(noWeapon)
   )
@@ -165,7 +191,10 @@ export const getAllWeapon = (uniqueId: string) =>
         0,
         "success",
         Object.fromEntries(
-          weapons.map((w, i) => [`weapon_bag${i + 1}`, [w.weapon, w.star, w.level, ...w.passives, w.skillPoint, w.segment]])
+          weapons.map((w, i) => [
+            `weapon_bag${i + 1}`,
+            [w.weapon, w.star, w.level, ...w.passives, w.skillPoint, w.segment]
+          ])
         )
       )
     )
@@ -202,4 +231,3 @@ export const weaponRoutes = () =>
     functionRoute("get_all_weapon", (id) => getAllWeapon(id)),
     functionRoute("random_gift_segment", (id) => randomGiftSegment(id))
   ])
-

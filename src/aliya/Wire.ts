@@ -39,12 +39,18 @@ export type Request = typeof Request.Type
  * 1/0 and null becomes "" (JSON has no other token Python lacks).
  */
 export const encodeReply = (reply: Reply): string =>
-  JSON.stringify(reply, (_key, value) => (value === true ? 1 : value === false ? 0 : value === null || value === undefined ? "" : value))
+  JSON.stringify(reply, (_key, value) =>
+    value === true ? 1 : value === false ? 0 : value === null || value === undefined ? "" : value
+  )
 
-export const reply = (status: number, message: string, data: Record<string, unknown> = {}): Reply => ({ status, message, data })
+export const reply = (status: number, message: string, data: Record<string, unknown> = {}): Reply => ({
+  status,
+  message,
+  data
+})
 
 /** A short, printable prefix of untrusted input for replies and logs. */
 export const shortPrefix = (value: unknown, max = 128): string => {
-  const text = typeof value === "string" ? value : JSON.stringify(value) ?? ""
+  const text = typeof value === "string" ? value : (JSON.stringify(value) ?? "")
   return text.length > max ? `${text.slice(0, max)}…` : text
 }

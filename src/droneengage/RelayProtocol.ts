@@ -194,12 +194,7 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
       if (result._tag === "NotInGroup")
         return fail(connection, "not-in-group", "this unit left its group (9006); reconnect to rejoin", type)
       if (result._tag === "TargetNotFound") {
-        return fail(
-          connection,
-          "target-not-found",
-          `no unit named ${preview(result.unitName)} in this group`,
-          type
-        )
+        return fail(connection, "target-not-found", `no unit named ${preview(result.unitName)} in this group`, type)
       }
     }
 

@@ -178,7 +178,8 @@ export const makeUnitRooms = (serverName: string) =>
         case "Unit":
           room = unitRoom(seat.prefix, audience.unitName)
           // In a cluster the unit may sit on another node: only a single node can say it is nowhere.
-          if (rooms.localCount(room) === 0 && !rooms.spansNodes) return { _tag: "TargetNotFound", unitName: audience.unitName }
+          if (rooms.localCount(room) === 0 && !rooms.spansNodes)
+            return { _tag: "TargetNotFound", unitName: audience.unitName }
           recipients = audience.unitName === seat.member.unitName ? 0 : 1
       }
       routedBy[audience._tag].inc()

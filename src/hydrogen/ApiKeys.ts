@@ -37,4 +37,3 @@ export const makeApiKeys = (settings: ReadonlyArray<ApiKeySetting>) => {
     }
   })
 }
-

@@ -24,14 +24,22 @@ export const redactUrl = (url: URL): string => {
 }
 
 /** Resolves a credential (API key or signed session token) to an identity; fails with an authentication error. */
-export const makeAuthenticator = (keys: typeof ApiKeys.Service, tokens: typeof SignedTokens.Service) =>
+export const makeAuthenticator =
+  (keys: typeof ApiKeys.Service, tokens: typeof SignedTokens.Service) =>
   (credential: string): Effect.Effect<Identity, HydrogenError> => {
     if (credential.length === 0 || credential.length > 8192) {
       return Effect.fail(authenticationError(ErrorCodes.invalidToken, "malformed credential"))
     }
     if (looksSigned(credential)) {
       return tokens.verify(credential).pipe(
-        Effect.map((claims): Identity => ({ name: claims.sub, kind: "session", permissions: claims.perms, expiresAt: claims.exp * 1000 })),
+        Effect.map(
+          (claims): Identity => ({
+            name: claims.sub,
+            kind: "session",
+            permissions: claims.perms,
+            expiresAt: claims.exp * 1000
+          })
+        ),
         Effect.mapError((error) =>
           error.reason === "expired"
             ? authenticationError(ErrorCodes.tokenExpired, "session token expired")

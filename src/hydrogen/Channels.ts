@@ -50,11 +50,13 @@ const roomOf = (channel: string) => `hydrogen/${channel}`
 const memberOf = (session: Session): RoomMember => ({ id: session.id, info: session.identity.name })
 
 /** A store failure becomes an application error for the client; its details go to the log only. */
-const storageFailed = (what: string) => <A, R>(self: Effect.Effect<A, StorageError, R>) =>
-  self.pipe(
-    Effect.tapError((error) => Effect.logWarning(`history storage failed while ${what}`, error.message)),
-    Effect.mapError(() => applicationError(ErrorCodes.storageUnavailable, `history storage failed while ${what}`))
-  )
+const storageFailed =
+  (what: string) =>
+  <A, R>(self: Effect.Effect<A, StorageError, R>) =>
+    self.pipe(
+      Effect.tapError((error) => Effect.logWarning(`history storage failed while ${what}`, error.message)),
+      Effect.mapError(() => applicationError(ErrorCodes.storageUnavailable, `history storage failed while ${what}`))
+    )
 
 /**
  * Channels, subscriptions and delivery. Publications queue up and one fiber flushes them: high
@@ -76,8 +78,13 @@ export const makeChannels = (deps: {
     const published = metrics.counter("switchboard_hydrogen_events_published_total", "Events published", ["reliable"])
     const publishedReliable = published.labels({ reliable: "true" })
     const publishedPlain = published.labels({ reliable: "false" })
-    const perClientSends = metrics.counter("switchboard_hydrogen_per_client_sends_total", "Events sent to one client (filtered, high-priority, acked or replayed)")
-    const recoveries = metrics.counter("switchboard_hydrogen_recoveries_total", "Recovery attempts by outcome", ["outcome"])
+    const perClientSends = metrics.counter(
+      "switchboard_hydrogen_per_client_sends_total",
+      "Events sent to one client (filtered, high-priority, acked or replayed)"
+    )
+    const recoveries = metrics.counter("switchboard_hydrogen_recoveries_total", "Recovery attempts by outcome", [
+      "outcome"
+    ])
     const bounds = { maxEntries: settings.historySize, maxBytes: settings.historyBytes }
 
     const channels = new Map<string, ChannelState>()
@@ -90,8 +97,13 @@ export const makeChannels = (deps: {
       let channel = channels.get(name)
       if (!channel) {
         channel = {
-          name, room: roomOf(name), stream: `hydrogen:${name}`, reliable: isReliable(settings, name),
-          epochJson: undefined, members: new Map(), perClient: new Set()
+          name,
+          room: roomOf(name),
+          stream: `hydrogen:${name}`,
+          reliable: isReliable(settings, name),
+          epochJson: undefined,
+          members: new Map(),
+          perClient: new Set()
         }
         channels.set(name, channel)
       }
@@ -108,8 +120,14 @@ export const makeChannels = (deps: {
             storageFailed("reading a channel position")
           )
 
-    const ackedEvent = (publication: Publication, id: string, name: string, seq: number | undefined, text: string, at: number) =>
-      publication.ack ? new AckedEvent(id, name, seq, text, at) : undefined
+    const ackedEvent = (
+      publication: Publication,
+      id: string,
+      name: string,
+      seq: number | undefined,
+      text: string,
+      at: number
+    ) => (publication.ack ? new AckedEvent(id, name, seq, text, at) : undefined)
     const deliver = makeDelivery({ channels, acks, rooms, perClientSends })
 
     /** Assigns id (and seq on reliable channels) and encodes once; a storage failure fails only this publication. */
@@ -122,18 +140,41 @@ export const makeChannels = (deps: {
         if (!channel.reliable) {
           publishedPlain.inc()
           const text = plainEvent(body)
-          return { channel: channel.name, room: channel.room, publication, id, seq: undefined, text, acked: ackedEvent(publication, id, channel.name, undefined, text, nowMillis), result: { id, channel: channel.name } }
+          return {
+            channel: channel.name,
+            room: channel.room,
+            publication,
+            id,
+            seq: undefined,
+            text,
+            acked: ackedEvent(publication, id, channel.name, undefined, text, nowMillis),
+            result: { id, channel: channel.name }
+          }
         }
         const epochJson = yield* epochOf(channel)
         const entry = yield* store.append(channel.stream, body, bounds).pipe(storageFailed("storing an event"))
         publishedReliable.inc()
         const result: Published = { id, channel: channel.name, seq: entry.seq, epoch: JSON.parse(epochJson) as string }
         const text = sequencedEvent(body, entry.seq, epochJson)
-        return { channel: channel.name, room: channel.room, publication, id, seq: entry.seq, text, acked: ackedEvent(publication, id, channel.name, entry.seq, text, nowMillis), result }
+        return {
+          channel: channel.name,
+          room: channel.room,
+          publication,
+          id,
+          seq: entry.seq,
+          text,
+          acked: ackedEvent(publication, id, channel.name, entry.seq, text, nowMillis),
+          result
+        }
       }).pipe(
         Effect.catchAllCause((cause) =>
-          Deferred.fail(queued.done, Cause.isFailType(cause) ? cause.error : applicationError(ErrorCodes.handlerFailed, "publishing failed")).pipe(
-            Effect.zipLeft(Cause.isFailType(cause) ? Effect.void : Effect.logError("publishing failed", Cause.pretty(cause))),
+          Deferred.fail(
+            queued.done,
+            Cause.isFailType(cause) ? cause.error : applicationError(ErrorCodes.handlerFailed, "publishing failed")
+          ).pipe(
+            Effect.zipLeft(
+              Cause.isFailType(cause) ? Effect.void : Effect.logError("publishing failed", Cause.pretty(cause))
+            ),
             Effect.as(undefined)
           )
         )
@@ -184,10 +225,16 @@ export const makeChannels = (deps: {
       })
 
     /** Sends history entries (filtered like live events); returns how many were sent. */
-    const replayTo = (session: Session, subscription: Subscription, entries: ReadonlyArray<StreamEntry>, epochJson: string) => {
+    const replayTo = (
+      session: Session,
+      subscription: Subscription,
+      entries: ReadonlyArray<StreamEntry>,
+      epochJson: string
+    ) => {
       let sent = 0
       for (const entry of entries) {
-        if (subscription.filter && !matches(subscription.filter, (JSON.parse(entry.payload) as { data: unknown }).data)) continue
+        if (subscription.filter && !matches(subscription.filter, (JSON.parse(entry.payload) as { data: unknown }).data))
+          continue
         if (session.send(sequencedEvent(entry.payload, entry.seq, epochJson))) sent++
       }
       perClientSends.inc(sent)
@@ -238,7 +285,10 @@ export const makeChannels = (deps: {
             }
             yield* attach(session, channel.name, subscription)
             return {
-              channel: channel.name, reliable: true, epoch: position.epoch, seq: position.last,
+              channel: channel.name,
+              reliable: true,
+              epoch: position.epoch,
+              seq: position.last,
               ...(recovery ? { recovery } : {})
             }
           })
@@ -255,14 +305,17 @@ export const makeChannels = (deps: {
         channel.perClient.delete(session)
         pruneIfEmpty(channel)
         const connection = session.connection
-        return subscription.native && connection ? Effect.as(rooms.leave(channel.room, connection), true) : Effect.succeed(true)
+        return subscription.native && connection
+          ? Effect.as(rooms.leave(channel.room, connection), true)
+          : Effect.succeed(true)
       })
 
     /** Enqueues publications and waits until they are stored and delivered. */
     const publish = (publications: ReadonlyArray<Publication>) =>
       Effect.gen(function* () {
         const queued: Array<Queued> = []
-        for (const publication of publications) queued.push({ publication, done: yield* Deferred.make<Published, HydrogenError>() })
+        for (const publication of publications)
+          queued.push({ publication, done: yield* Deferred.make<Published, HydrogenError>() })
         yield* Queue.offerAll(queue, queued)
         return yield* Effect.forEach(queued, (q) => Effect.either(Deferred.await(q.done)))
       })

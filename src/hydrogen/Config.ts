@@ -87,34 +87,57 @@ export const defaultHydrogenSettings: HydrogenSettings = {
   ackMaxAttempts: 5,
   statusInterval: Duration.seconds(10),
   idempotencyWindow: Duration.seconds(300),
-  limits: { ...defaultSocketLimits, maxPayloadBytes: 1024 * 1024, idleTimeout: Duration.seconds(300), maxConnections: 100 }
+  limits: {
+    ...defaultSocketLimits,
+    maxPayloadBytes: 1024 * 1024,
+    idleTimeout: Duration.seconds(300),
+    maxConnections: 100
+  }
 }
 
 /** Settings for tests and embedding: defaults with some keys replaced; limits follow IdleTimeout/MaxConnections. */
 export const hydrogenSettings = (overrides: Partial<HydrogenSettings> = {}): HydrogenSettings => {
   const merged = { ...defaultHydrogenSettings, ...overrides }
-  return { ...merged, limits: { ...merged.limits, idleTimeout: merged.idleTimeout, maxConnections: merged.maxConnections } }
+  return {
+    ...merged,
+    limits: { ...merged.limits, idleTimeout: merged.idleTimeout, maxConnections: merged.maxConnections }
+  }
 }
 
 const d = defaultHydrogenSettings
 const positive = (name: string, fallback: number) =>
-  Config.number(name).pipe(Config.validate({ message: "must be greater than zero", validation: (n) => n > 0 }), Config.withDefault(fallback))
+  Config.number(name).pipe(
+    Config.validate({ message: "must be greater than zero", validation: (n) => n > 0 }),
+    Config.withDefault(fallback)
+  )
 const nonNegative = (name: string, fallback: number) =>
-  Config.number(name).pipe(Config.validate({ message: "must be zero or more", validation: (n) => n >= 0 }), Config.withDefault(fallback))
-const seconds = (name: string, fallback: Duration.Duration) => nonNegative(name, Duration.toSeconds(fallback)).pipe(Config.map(Duration.seconds))
-const millis = (name: string, fallback: Duration.Duration) => positive(name, Duration.toMillis(fallback)).pipe(Config.map(Duration.millis))
+  Config.number(name).pipe(
+    Config.validate({ message: "must be zero or more", validation: (n) => n >= 0 }),
+    Config.withDefault(fallback)
+  )
+const seconds = (name: string, fallback: Duration.Duration) =>
+  nonNegative(name, Duration.toSeconds(fallback)).pipe(Config.map(Duration.seconds))
+const millis = (name: string, fallback: Duration.Duration) =>
+  positive(name, Duration.toMillis(fallback)).pipe(Config.map(Duration.millis))
 
 const ApiKeyConfig = Config.all({
   name: Config.string("Name"),
   key: Config.option(Config.redacted("Key")),
-  hash: Config.option(Config.string("Hash").pipe(
-    Config.validate({ message: "must be sha256:<64 hex digits>", validation: (h) => /^sha256:[0-9a-f]{64}$/i.test(h) })
-  )),
+  hash: Config.option(
+    Config.string("Hash").pipe(
+      Config.validate({
+        message: "must be sha256:<64 hex digits>",
+        validation: (h) => /^sha256:[0-9a-f]{64}$/i.test(h)
+      })
+    )
+  ),
   permissions: Config.array(Config.string(), "Permissions").pipe(Config.withDefault<ReadonlyArray<string>>([]))
-}).pipe(Config.validate({
-  message: "each API key needs exactly one of Key or Hash",
-  validation: (k) => Option.isSome(k.key) !== Option.isSome(k.hash)
-}))
+}).pipe(
+  Config.validate({
+    message: "each API key needs exactly one of Key or Hash",
+    validation: (k) => Option.isSome(k.key) !== Option.isSome(k.hash)
+  })
+)
 
 /** Reads Hydrogen's settings from the `hydrogen` section (env: HYDROGEN_PORT, HYDROGEN_AUTH_REQUIRED, ...). */
 export const HydrogenConfig: Config.Config<HydrogenSettings> = Config.nested(
@@ -147,7 +170,9 @@ export const HydrogenConfig: Config.Config<HydrogenSettings> = Config.nested(
     blockDuration: seconds("BlockSeconds", d.blockDuration),
     failedCredentialsBurst: positive("FailedCredentialsBurst", d.failedCredentialsBurst),
     failedCredentialsPerMinute: positive("FailedCredentialsPerMinute", d.failedCredentialsPerMinute),
-    reliableChannels: Config.array(Config.string(), "ReliableChannels").pipe(Config.withDefault<ReadonlyArray<string>>([])),
+    reliableChannels: Config.array(Config.string(), "ReliableChannels").pipe(
+      Config.withDefault<ReadonlyArray<string>>([])
+    ),
     historySize: positive("HistorySize", d.historySize),
     historyBytes: positive("HistoryBytes", d.historyBytes),
     recoveryWindow: seconds("RecoveryWindow", d.recoveryWindow),
@@ -158,7 +183,7 @@ export const HydrogenConfig: Config.Config<HydrogenSettings> = Config.nested(
     limits: SocketLimitsConfig({ maxPayloadBytes: d.limits.maxPayloadBytes })
   }).pipe(
     Config.validate({
-      message: "SecureMode \"tls\" needs CertificatePath and KeyPath",
+      message: 'SecureMode "tls" needs CertificatePath and KeyPath',
       validation: (s) => s.secureMode === "none" || (s.certificatePath !== undefined && s.keyPath !== undefined)
     }),
     Config.validate({
@@ -172,7 +197,9 @@ export const HydrogenConfig: Config.Config<HydrogenSettings> = Config.nested(
 
 /** Whether a channel is configured as reliable (exact name, or a prefix ending in "*"). */
 export const isReliable = (settings: HydrogenSettings, channel: string): boolean =>
-  settings.reliableChannels.some((pattern) => pattern.endsWith("*") ? channel.startsWith(pattern.slice(0, -1)) : pattern === channel)
+  settings.reliableChannels.some((pattern) =>
+    pattern.endsWith("*") ? channel.startsWith(pattern.slice(0, -1)) : pattern === channel
+  )
 
 /** The address to bind: "::" (dual stack) when EnableIPv6 and Interface is the IPv4 wildcard. */
 export const bindAddress = (settings: HydrogenSettings): string =>

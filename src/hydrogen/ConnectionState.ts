@@ -5,7 +5,16 @@
  * 4001 at IdleTimeout); Closing → Closed when it ends. Failed/Rejected end a refused upgrade.
  */
 export const ConnectionStates = [
-  "Connecting", "Verifying", "Established", "Connected", "Heartbeat", "Inactive", "Closing", "Closed", "Failed", "Rejected"
+  "Connecting",
+  "Verifying",
+  "Established",
+  "Connected",
+  "Heartbeat",
+  "Inactive",
+  "Closing",
+  "Closed",
+  "Failed",
+  "Rejected"
 ] as const
 export type ConnectionState = (typeof ConnectionStates)[number]
 

@@ -13,8 +13,15 @@ export interface StateTracker {
  * (switchboard_hydrogen_connection_state) and a counter of transitions (..._state_transitions_total).
  */
 export const makeConnectionStates = (metrics: typeof Metrics.Service) => {
-  const gauge = metrics.gauge("switchboard_hydrogen_connection_state", "Open connections per state of the seed's state machine", ["state"])
-  const transitions = metrics.counter("switchboard_hydrogen_state_transitions_total", "Connection state transitions", ["from", "to"])
+  const gauge = metrics.gauge(
+    "switchboard_hydrogen_connection_state",
+    "Open connections per state of the seed's state machine",
+    ["state"]
+  )
+  const transitions = metrics.counter("switchboard_hydrogen_state_transitions_total", "Connection state transitions", [
+    "from",
+    "to"
+  ])
   const cells = new Map<ConnectionState, Cell>(openStates.map((state) => [state, gauge.labels({ state })]))
   const transitionCells = new Map<string, Cell>()
   const count = (from: ConnectionState, to: ConnectionState) => {
@@ -25,14 +32,19 @@ export const makeConnectionStates = (metrics: typeof Metrics.Service) => {
   }
 
   const machine: Machine = { cells, count }
-  const track = (label: Record<string, unknown>, initial: ConnectionState): StateTracker => new TrackedConnection(machine, label, initial)
+  const track = (label: Record<string, unknown>, initial: ConnectionState): StateTracker =>
+    new TrackedConnection(machine, label, initial)
 
   /** Records a whole upgrade path (Connecting → Verifying → ...) for a request that has no connection yet. */
   const upgradePath = (label: Record<string, unknown>, path: ReadonlyArray<ConnectionState>) =>
-    Effect.forEach(path.slice(1), (to, i) => {
-      count(path[i]!, to)
-      return logMove(`connection ${path[i]} -> ${to}`, label)
-    }, { discard: true })
+    Effect.forEach(
+      path.slice(1),
+      (to, i) => {
+        count(path[i]!, to)
+        return logMove(`connection ${path[i]} -> ${to}`, label)
+      },
+      { discard: true }
+    )
 
   return { track, upgradePath }
 }
@@ -40,7 +52,10 @@ export const makeConnectionStates = (metrics: typeof Metrics.Service) => {
 /** A debug line per move; skipped before building its annotations unless debug logging is on (moves happen per connection). */
 const logMove = (message: string, label: Record<string, unknown>) =>
   Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (minimum) =>
-    LogLevel.greaterThan(minimum, LogLevel.Debug) ? Effect.void : Effect.logDebug(message).pipe(Effect.annotateLogs(label)))
+    LogLevel.greaterThan(minimum, LogLevel.Debug)
+      ? Effect.void
+      : Effect.logDebug(message).pipe(Effect.annotateLogs(label))
+  )
 
 interface Machine {
   readonly cells: ReadonlyMap<ConnectionState, Cell>
@@ -63,7 +78,9 @@ class TrackedConnection implements StateTracker {
 
   // Quiet connections reach Inactive through Heartbeat, as in the seed's diagram.
   moveTo(to: ConnectionState): Effect.Effect<void> {
-    return to === "Inactive" && this.state === "Connected" ? Effect.zipRight(this.step("Heartbeat"), this.step(to)) : this.step(to)
+    return to === "Inactive" && this.state === "Connected"
+      ? Effect.zipRight(this.step("Heartbeat"), this.step(to))
+      : this.step(to)
   }
 
   private step(to: ConnectionState): Effect.Effect<void> {

@@ -78,7 +78,8 @@ export const makeDelivery = (deps: {
         toPerClient(item, channel, undefined)
       }
     }
-    for (const item of batch) if (item.publication.priority === "normal") toPerClient(item, channels.get(item.channel), "high")
+    for (const item of batch)
+      if (item.publication.priority === "normal") toPerClient(item, channels.get(item.channel), "high")
     for (const item of batch) {
       if (item.publication.priority === "normal") {
         const channel = channels.get(item.channel)

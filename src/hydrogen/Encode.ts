@@ -44,4 +44,11 @@ export const successText = (to: ReplyTo, timestamp: string, data: unknown): stri
   JSON.stringify({ type: "response", id: to.id, timestamp, channel: to.channel, action: to.action, data: data ?? null })
 
 export const errorText = (to: ReplyTo, timestamp: string, error: HydrogenError): string =>
-  JSON.stringify({ type: "response", id: to.id, timestamp, channel: to.channel, action: to.action, error: errorBody(error) })
+  JSON.stringify({
+    type: "response",
+    id: to.id,
+    timestamp,
+    channel: to.channel,
+    action: to.action,
+    error: errorBody(error)
+  })

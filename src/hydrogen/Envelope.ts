@@ -50,7 +50,11 @@ export const Ack = Schema.Struct({
   action: Schema.optional(Schema.String.pipe(Schema.maxLength(64))),
   data: Schema.optional(Schema.Unknown),
   auth: Schema.optional(MessageAuth)
-}).pipe(Schema.filter((ack) => ack.id !== undefined || ack.ids !== undefined || { path: ["id"], message: "an ack names an id (or ids)" }))
+}).pipe(
+  Schema.filter(
+    (ack) => ack.id !== undefined || ack.ids !== undefined || { path: ["id"], message: "an ack names an id (or ids)" }
+  )
+)
 export type Ack = typeof Ack.Type
 
 /** The original server's only message; answered with the legacy status object. */
@@ -79,7 +83,11 @@ export const ErrorBody = Schema.Struct({
   category: Schema.Literal("protocol", "authentication", "application"),
   code: Schema.String,
   message: Schema.String,
-  issues: Schema.optional(Schema.Array(Schema.Struct({ path: Schema.Array(Schema.Union(Schema.String, Schema.Number)), message: Schema.String })))
+  issues: Schema.optional(
+    Schema.Array(
+      Schema.Struct({ path: Schema.Array(Schema.Union(Schema.String, Schema.Number)), message: Schema.String })
+    )
+  )
 })
 
 /** Server → client: the reply to a command (or to a message that could not be read). */
@@ -113,15 +121,21 @@ const ruleOf = (issue: ParseResult.ArrayFormatterIssue): string => {
 }
 
 /** Path keys come from the client too: long ones are cut. */
-const keyOf = (key: PropertyKey): PropertyKey => (typeof key === "string" && key.length > 64 ? `${key.slice(0, 64)}…` : key)
+const keyOf = (key: PropertyKey): PropertyKey =>
+  typeof key === "string" && key.length > 64 ? `${key.slice(0, 64)}…` : key
 
 /** Schema issues as a short wire-friendly list: each names the field and the rule, never the value. */
 export const issuesOf = (error: ParseResult.ParseError): ReadonlyArray<ErrorIssue> => {
-  const issues = ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => ({ path: issue.path.map(keyOf), message: ruleOf(issue) }))
+  const issues = ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => ({
+    path: issue.path.map(keyOf),
+    message: ruleOf(issue)
+  }))
   // An optional field given a bad value also fails the "undefined" member of its union: that one says nothing.
   const at = (issue: ErrorIssue) => JSON.stringify(issue.path.map(String))
   const otherwise = new Set(issues.filter((issue) => issue.message !== "expected undefined").map(at))
-  return issues.filter((issue) => issue.message !== "expected undefined" || !otherwise.has(at(issue))).slice(0, maxIssues)
+  return issues
+    .filter((issue) => issue.message !== "expected undefined" || !otherwise.has(at(issue)))
+    .slice(0, maxIssues)
 }
 
 /** The `id` of an object that failed to decode, if it is usable in a reply. */
@@ -146,10 +160,11 @@ export const decodeInbound = (text: string): Either.Either<Inbound, DecodeFailur
     return Either.left({ error: protocolError(ErrorCodes.invalidEnvelope, "a message is a JSON object"), id })
   }
   const type = (value as { type?: unknown }).type
-  const schema = typeof type === "string" && Object.hasOwn(schemaFor, type) ? schemaFor[type as keyof typeof schemaFor] : undefined
+  const schema =
+    typeof type === "string" && Object.hasOwn(schemaFor, type) ? schemaFor[type as keyof typeof schemaFor] : undefined
   if (!schema) {
     return Either.left({
-      error: protocolError(ErrorCodes.unknownType, "type must be \"command\" or \"ack\" (or the legacy \"status\")", [
+      error: protocolError(ErrorCodes.unknownType, 'type must be "command" or "ack" (or the legacy "status")', [
         { path: ["type"], message: type === undefined ? "is missing" : `got ${preview(type)}` }
       ]),
       id
@@ -158,7 +173,14 @@ export const decodeInbound = (text: string): Either.Either<Inbound, DecodeFailur
   const decoded = Schema.decodeUnknownEither(schema as Schema.Schema<Inbound, unknown>, { errors: "all" })(value)
   return Either.isRight(decoded)
     ? Either.right(decoded.right)
-    : Either.left({ error: protocolError(ErrorCodes.invalidEnvelope, "the message does not match the envelope", issuesOf(decoded.left)), id })
+    : Either.left({
+        error: protocolError(
+          ErrorCodes.invalidEnvelope,
+          "the message does not match the envelope",
+          issuesOf(decoded.left)
+        ),
+        id
+      })
 }
 
 const idPrefix = /"id"\s*:\s*"((?:[^"\\]|\\.){1,128})"/

@@ -50,7 +50,9 @@ export const authenticationError = (code: ErrorCode, message: string) =>
   new HydrogenError({ category: "authentication", code, message })
 
 export const applicationError = (code: ErrorCode, message: string, issues?: ReadonlyArray<ErrorIssue>) =>
-  new HydrogenError(issues ? { category: "application", code, message, issues } : { category: "application", code, message })
+  new HydrogenError(
+    issues ? { category: "application", code, message, issues } : { category: "application", code, message }
+  )
 
 /** The `error` object of a response, as sent on the wire. */
 export const errorBody = (error: HydrogenError) =>

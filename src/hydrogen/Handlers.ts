@@ -40,7 +40,12 @@ export const decodeData = <A, I>(schema: Schema.Schema<A, I>, data: unknown): Ef
 const requirePermission = (identity: Identity, permission: string, channel?: string) =>
   allows(identity, permission, channel)
     ? Effect.void
-    : Effect.fail(authenticationError(ErrorCodes.forbidden, `${identity.name} may not ${permission}${channel ? ` on ${channel}` : ""}`))
+    : Effect.fail(
+        authenticationError(
+          ErrorCodes.forbidden,
+          `${identity.name} may not ${permission}${channel ? ` on ${channel}` : ""}`
+        )
+      )
 
 export const toPublication = (data: PublishData): Publication => ({
   channel: data.channel,
@@ -52,7 +57,9 @@ export const toPublication = (data: PublishData): Publication => ({
 
 /** A single publication's outcome, failing with its error. */
 export const publishOne = (channels: Channels, publication: Publication): Effect.Effect<Published, HydrogenError> =>
-  channels.publish([publication]).pipe(Effect.flatMap((results) => Either.match(results[0]!, { onLeft: Effect.fail, onRight: Effect.succeed })))
+  channels
+    .publish([publication])
+    .pipe(Effect.flatMap((results) => Either.match(results[0]!, { onLeft: Effect.fail, onRight: Effect.succeed })))
 
 const table = (entries: Record<string, Record<string, Handler>>): HandlerTable =>
   new Map(Object.entries(entries).map(([channel, actions]) => [channel, new Map(Object.entries(actions))]))
@@ -88,11 +95,22 @@ export const makeHandlers = (deps: {
           Effect.gen(function* () {
             const data = yield* decodeData(RefreshData, raw)
             const fresh = yield* authenticate(data.token)
-            if (context.identity.kind !== "session" || fresh.kind !== "session" || fresh.name !== context.identity.name) {
-              return yield* authenticationError(ErrorCodes.forbidden, "refresh takes a session token for the connection's own subject")
+            if (
+              context.identity.kind !== "session" ||
+              fresh.kind !== "session" ||
+              fresh.name !== context.identity.name
+            ) {
+              return yield* authenticationError(
+                ErrorCodes.forbidden,
+                "refresh takes a session token for the connection's own subject"
+              )
             }
             context.refreshIdentity(fresh)
-            return { name: fresh.name, permissions: fresh.permissions, expiresAt: new Date(fresh.expiresAt!).toISOString() }
+            return {
+              name: fresh.name,
+              permissions: fresh.permissions,
+              expiresAt: new Date(fresh.expiresAt!).toISOString()
+            }
           })
       },
       resume: {
@@ -111,14 +129,26 @@ export const makeHandlers = (deps: {
           Effect.gen(function* () {
             const data = yield* decodeData(SubscribeData, raw)
             yield* requirePermission(context.identity, Permission.subscribe, data.channel)
-            if (!context.session.subscriptions.has(data.channel) && context.session.subscriptions.size >= maxSubscriptionsPerSession) {
-              return yield* applicationError(ErrorCodes.limitExceeded, `at most ${maxSubscriptionsPerSession} subscriptions per session`)
+            if (
+              !context.session.subscriptions.has(data.channel) &&
+              context.session.subscriptions.size >= maxSubscriptionsPerSession
+            ) {
+              return yield* applicationError(
+                ErrorCodes.limitExceeded,
+                `at most ${maxSubscriptionsPerSession} subscriptions per session`
+              )
             }
             if (data.recover && !channels.isReliable(data.channel)) {
-              return yield* protocolError(ErrorCodes.invalidData, `${data.channel} is not a reliable channel: nothing to recover`)
+              return yield* protocolError(
+                ErrorCodes.invalidData,
+                `${data.channel} is not a reliable channel: nothing to recover`
+              )
             }
             const result = yield* channels.subscribe(context.session, {
-              channel: data.channel, filter: data.filter, priority: data.priority ?? "normal", recover: data.recover
+              channel: data.channel,
+              filter: data.filter,
+              priority: data.priority ?? "normal",
+              recover: data.recover
             })
             return { ...result, session: context.session.id }
           })
@@ -126,13 +156,20 @@ export const makeHandlers = (deps: {
       unsubscribe: {
         run: (context, raw) =>
           Effect.flatMap(decodeData(UnsubscribeData, raw), (data) =>
-            Effect.map(channels.unsubscribe(context.session, data.channel), (unsubscribed) => ({ channel: data.channel, unsubscribed })))
+            Effect.map(channels.unsubscribe(context.session, data.channel), (unsubscribed) => ({
+              channel: data.channel,
+              unsubscribed
+            }))
+          )
       },
       list: {
         run: (context) =>
           Effect.succeed(
             [...context.session.subscriptions.values()].map((s) => ({
-              channel: s.channel, priority: s.priority, reliable: channels.isReliable(s.channel), ...(s.filter ? { filter: s.filter } : {})
+              channel: s.channel,
+              priority: s.priority,
+              reliable: channels.isReliable(s.channel),
+              ...(s.filter ? { filter: s.filter } : {})
             }))
           )
       }

@@ -16,20 +16,36 @@ import { toPublication } from "./Handlers.ts"
 import type { Status } from "./Status.ts"
 
 const statusFor = (error: HydrogenError): number =>
-  error.code === ErrorCodes.rateLimited ? 429 : error.category === "authentication"
-    ? (error.code === ErrorCodes.forbidden ? 403 : 401)
-    : error.category === "protocol"
-      ? (error.code === ErrorCodes.messageTooLarge ? 413 : 400)
-      : error.code === ErrorCodes.storageUnavailable ? 503 : 500
+  error.code === ErrorCodes.rateLimited
+    ? 429
+    : error.category === "authentication"
+      ? error.code === ErrorCodes.forbidden
+        ? 403
+        : 401
+      : error.category === "protocol"
+        ? error.code === ErrorCodes.messageTooLarge
+          ? 413
+          : 400
+        : error.code === ErrorCodes.storageUnavailable
+          ? 503
+          : 500
 
 const failure = (error: HydrogenError) =>
-  HttpServerResponse.unsafeJson({ error: errorBody(error) }, {
-    status: statusFor(error),
-    ...(error.retryAfter === undefined ? {} : { headers: { "retry-after": String(error.retryAfter) } })
-  })
+  HttpServerResponse.unsafeJson(
+    { error: errorBody(error) },
+    {
+      status: statusFor(error),
+      ...(error.retryAfter === undefined ? {} : { headers: { "retry-after": String(error.retryAfter) } })
+    }
+  )
 
 const throttled = (seconds: number) =>
-  new HydrogenError({ category: "protocol", code: ErrorCodes.rateLimited, message: tooManyFailures, retryAfter: seconds })
+  new HydrogenError({
+    category: "protocol",
+    code: ErrorCodes.rateLimited,
+    message: tooManyFailures,
+    retryAfter: seconds
+  })
 
 interface Answer {
   readonly status: number
@@ -83,7 +99,8 @@ export const makeHttpApp = (deps: {
     Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
       const match = /^(?:Key|Bearer)\s+(\S+)\s*$/i.exec(request.headers["authorization"] ?? "")
-      if (!match) return yield* authenticationError(ErrorCodes.invalidToken, "credentials required: Authorization: Key <api key>")
+      if (!match)
+        return yield* authenticationError(ErrorCodes.invalidToken, "credentials required: Authorization: Key <api key>")
       const address = Option.getOrUndefined(yield* Effect.serviceOption(ClientAddress))
       const now = yield* Clock.currentTimeMillis
       const blockedFor = address === undefined ? 0 : rateLimits.credentialsBlocked(address, now)
@@ -94,7 +111,8 @@ export const makeHttpApp = (deps: {
           return Effect.fail(wait > 0 ? throttled(wait) : error)
         })
       )
-      if (!allows(identity, permission)) return yield* authenticationError(ErrorCodes.forbidden, `${identity.name} lacks the "${permission}" permission`)
+      if (!allows(identity, permission))
+        return yield* authenticationError(ErrorCodes.forbidden, `${identity.name} lacks the "${permission}" permission`)
       return identity
     })
 
@@ -119,7 +137,8 @@ export const makeHttpApp = (deps: {
       const json = parseJson(yield* boundedText(request))
       if (Either.isLeft(json)) return yield* json.left
       const decoded = Schema.decodeUnknownEither(schema, { errors: "all" })(json.right)
-      if (Either.isLeft(decoded)) return yield* protocolError(ErrorCodes.invalidData, "the body is not valid", issuesOf(decoded.left))
+      if (Either.isLeft(decoded))
+        return yield* protocolError(ErrorCodes.invalidData, "the body is not valid", issuesOf(decoded.left))
       return decoded.right
     })
 
@@ -131,46 +150,89 @@ export const makeHttpApp = (deps: {
   const ok = (body: unknown): Answer => ({ status: 200, body })
 
   /** Publishes and answers: one publication answers with its result or error, a batch with a list. */
-  const publishAll = (identity: Identity, publications: ReadonlyArray<typeof PublishRequest.Type>, idempotencyKey: string | undefined, single: boolean) =>
+  const publishAll = (
+    identity: Identity,
+    publications: ReadonlyArray<typeof PublishRequest.Type>,
+    idempotencyKey: string | undefined,
+    single: boolean
+  ) =>
     idempotent(
       idempotencyKey === undefined ? undefined : `${identity.name}\u0000${idempotencyKey}`,
       channels.publish(publications.map(toPublication)).pipe(
         Effect.map((results): Answer => {
-          if (single) return Either.match(results[0]!, { onLeft: (error) => ({ status: statusFor(error), body: { error: errorBody(error) } }), onRight: ok })
-          return ok({ results: results.map(Either.match({ onLeft: (error) => ({ error: errorBody(error) }), onRight: (published) => published })) })
+          if (single)
+            return Either.match(results[0]!, {
+              onLeft: (error) => ({ status: statusFor(error), body: { error: errorBody(error) } }),
+              onRight: ok
+            })
+          return ok({
+            results: results.map(
+              Either.match({ onLeft: (error) => ({ error: errorBody(error) }), onRight: (published) => published })
+            )
+          })
         })
       )
     )
 
   return HttpRouter.empty.pipe(
-    HttpRouter.get("/health", Effect.gen(function* () {
-      const now = yield* Clock.currentTimeMillis
-      return HttpServerResponse.unsafeJson({
-        status: "ok",
-        uptime: Math.floor((now - status.counters.startedAt) / 1000),
-        connections: status.counters.activeConnections,
-        sessions: deps.sessionCount()
+    HttpRouter.get(
+      "/health",
+      Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        return HttpServerResponse.unsafeJson({
+          status: "ok",
+          uptime: Math.floor((now - status.counters.startedAt) / 1000),
+          connections: status.counters.activeConnections,
+          sessions: deps.sessionCount()
+        })
       })
-    })),
+    ),
     HttpRouter.get("/metrics", Effect.provideService(metricsResponse, Metrics, deps.metrics)),
-    HttpRouter.get("/status", Effect.map(status.snapshot(undefined), (snapshot) => HttpServerResponse.unsafeJson(snapshot))),
-    HttpRouter.post("/api/publish", respond(Effect.gen(function* () {
-      const identity = yield* caller(Permission.api)
-      const request = yield* body(PublishRequest)
-      return yield* publishAll(identity, [request], request.idempotencyKey, true)
-    }))),
-    HttpRouter.post("/api/batch", respond(Effect.gen(function* () {
-      const identity = yield* caller(Permission.api)
-      const request = yield* body(BatchRequest)
-      return yield* publishAll(identity, request.publications, request.idempotencyKey, false)
-    }))),
-    HttpRouter.post("/api/tokens", respond(Effect.gen(function* () {
-      const identity = yield* caller(Permission.tokens)
-      const request = yield* body(TokenRequest)
-      const permissions = grantable(identity, request.permissions)
-      const issued = yield* deps.tokens.issue(request.subject, permissions, Duration.seconds(request.ttlSeconds ?? 3600))
-      return ok({ token: issued.token, subject: issued.claims.sub, permissions: issued.claims.perms, expiresAt: new Date(issued.claims.exp * 1000).toISOString() })
-    }))),
+    HttpRouter.get(
+      "/status",
+      Effect.map(status.snapshot(undefined), (snapshot) => HttpServerResponse.unsafeJson(snapshot))
+    ),
+    HttpRouter.post(
+      "/api/publish",
+      respond(
+        Effect.gen(function* () {
+          const identity = yield* caller(Permission.api)
+          const request = yield* body(PublishRequest)
+          return yield* publishAll(identity, [request], request.idempotencyKey, true)
+        })
+      )
+    ),
+    HttpRouter.post(
+      "/api/batch",
+      respond(
+        Effect.gen(function* () {
+          const identity = yield* caller(Permission.api)
+          const request = yield* body(BatchRequest)
+          return yield* publishAll(identity, request.publications, request.idempotencyKey, false)
+        })
+      )
+    ),
+    HttpRouter.post(
+      "/api/tokens",
+      respond(
+        Effect.gen(function* () {
+          const identity = yield* caller(Permission.tokens)
+          const request = yield* body(TokenRequest)
+          const permissions = grantable(identity, request.permissions)
+          const issued = yield* deps.tokens.issue(
+            request.subject,
+            permissions,
+            Duration.seconds(request.ttlSeconds ?? 3600)
+          )
+          return ok({
+            token: issued.token,
+            subject: issued.claims.sub,
+            permissions: issued.claims.perms,
+            expiresAt: new Date(issued.claims.exp * 1000).toISOString()
+          })
+        })
+      )
+    ),
     Effect.catchTag("RouteNotFound", () => HttpServerResponse.unsafeJson({ error: "not found" }, { status: 404 }))
   )
 }

@@ -35,4 +35,3 @@ export const parseJson = (text: string): Either.Either<unknown, HydrogenError> =
     return Either.left(protocolError(ErrorCodes.invalidJson, "not valid JSON"))
   }
 }
-

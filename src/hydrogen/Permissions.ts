@@ -36,8 +36,15 @@ export const allows = (identity: Identity, permission: string, channel?: string)
 
 /** Whether an identity may hold a WebSocket at all (keys meant only for the HTTP API may not). */
 export const mayConnect = (identity: Identity): boolean =>
-  identity.permissions.some((p) => p === "*" || p === Permission.subscribe || p === Permission.publish ||
-    p.startsWith(`${Permission.subscribe}:`) || p.startsWith(`${Permission.publish}:`) || p === Permission.host)
+  identity.permissions.some(
+    (p) =>
+      p === "*" ||
+      p === Permission.subscribe ||
+      p === Permission.publish ||
+      p.startsWith(`${Permission.subscribe}:`) ||
+      p.startsWith(`${Permission.publish}:`) ||
+      p === Permission.host
+  )
 
 /** Permissions a token issuer may hand out: a subset of its own. */
 export const grantable = (issuer: Identity, requested: ReadonlyArray<string>): ReadonlyArray<string> =>

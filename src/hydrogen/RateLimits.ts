@@ -22,7 +22,11 @@ export interface MessageLimiter {
  */
 export const makeRateLimits = (settings: HydrogenSettings, metrics: typeof Metrics.Service) =>
   Effect.gen(function* () {
-    const limited = metrics.counter("switchboard_hydrogen_rate_limited_total", "Upgrades and messages refused by rate limits", ["kind"])
+    const limited = metrics.counter(
+      "switchboard_hydrogen_rate_limited_total",
+      "Upgrades and messages refused by rate limits",
+      ["kind"]
+    )
     const blocks = metrics.counter("switchboard_hydrogen_ip_blocks_total", "Temporary IP blocks")
     const limitedMessages = limited.labels({ kind: "message" })
     const limitedConnections = limited.labels({ kind: "connection" })

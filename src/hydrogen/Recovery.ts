@@ -21,7 +21,8 @@ export const unrecoverable = (recover: RecoverFrom, position: StreamPosition): R
     ({ recovered: false, reason, first: position.first, last: position.last }) as const
   if (recover.epoch !== position.epoch) return refuse("epoch_changed")
   if (recover.seq > position.last) return refuse("unknown_position")
-  if (recover.seq < position.last && (position.first === 0 || recover.seq < position.first - 1)) return refuse("history_trimmed")
+  if (recover.seq < position.last && (position.first === 0 || recover.seq < position.first - 1))
+    return refuse("history_trimmed")
   return undefined
 }
 
@@ -30,7 +31,11 @@ export const unrecoverable = (recover: RecoverFrom, position: StreamPosition): R
  * read after early's end) into exactly the entries after `seq`; undefined if history was trimmed
  * past `seq` in between (then nothing exact can be replayed).
  */
-export const missedEntries = (seq: number, early: ReadonlyArray<StreamEntry>, late: ReadonlyArray<StreamEntry>): ReadonlyArray<StreamEntry> | undefined => {
+export const missedEntries = (
+  seq: number,
+  early: ReadonlyArray<StreamEntry>,
+  late: ReadonlyArray<StreamEntry>
+): ReadonlyArray<StreamEntry> | undefined => {
   const entries = early.length > 0 ? [...early, ...late] : late
   if (entries.length > 0 && entries[0]!.seq !== seq + 1) return undefined
   for (let i = 1; i < entries.length; i++) if (entries[i]!.seq !== entries[i - 1]!.seq + 1) return undefined

@@ -32,7 +32,9 @@ export const startHydrogen = (settings: HydrogenSettings, options: { readonly ha
     const store = yield* StreamStore
     const rooms = yield* Rooms
     if (settings.threadPoolSize !== undefined) {
-      yield* Effect.logInfo("hydrogen: ThreadPoolSize is accepted but not applicable (one event loop serves every socket)")
+      yield* Effect.logInfo(
+        "hydrogen: ThreadPoolSize is accepted but not applicable (one event loop serves every socket)"
+      )
     }
     const signedTokens = makeSignedTokens(Option.getOrElse(settings.tokenSecret, randomSecret))
     const authenticate = makeAuthenticator(makeApiKeys(configuredKeys(settings)), signedTokens)
@@ -44,15 +46,33 @@ export const startHydrogen = (settings: HydrogenSettings, options: { readonly ha
     const rateLimits = yield* makeRateLimits(settings, metrics)
     const states = makeConnectionStates(metrics)
     const handlers = makeHandlers({ channels, sessions, status, authenticate, extra: options.handlers ?? {} })
-    const websocket = yield* makeHydrogenProtocol({ settings, authenticate, rateLimits, sessions, acks, handlers, status, states, metrics })
+    const websocket = yield* makeHydrogenProtocol({
+      settings,
+      authenticate,
+      rateLimits,
+      sessions,
+      acks,
+      handlers,
+      status,
+      states,
+      metrics
+    })
     const http = makeHttpApp({
-      settings, authenticate, channels, status, tokens: signedTokens, metrics, sessionCount: sessions.count, rateLimits
+      settings,
+      authenticate,
+      channels,
+      status,
+      tokens: signedTokens,
+      metrics,
+      sessionCount: sessions.count,
+      rateLimits
     })
     const server = yield* transport.serve({
       name: "hydrogen",
       port: settings.port,
       hostname: bindAddress(settings),
-      tls: settings.secureMode === "tls" ? { certPath: settings.certificatePath!, keyPath: settings.keyPath! } : undefined,
+      tls:
+        settings.secureMode === "tls" ? { certPath: settings.certificatePath!, keyPath: settings.keyPath! } : undefined,
       limits: settings.limits,
       http,
       websocket

@@ -50,8 +50,22 @@ export class AckedEvent {
   /** The entry for a session it reached (one attempt) or not (none yet). */
   entry(delivered: boolean): PendingAck {
     return delivered
-      ? (this.sent ??= { id: this.id, channel: this.channel, seq: this.seq, text: this.text, attempts: 1, sentAt: this.at })
-      : (this.queued ??= { id: this.id, channel: this.channel, seq: this.seq, text: this.text, attempts: 0, sentAt: this.at })
+      ? (this.sent ??= {
+          id: this.id,
+          channel: this.channel,
+          seq: this.seq,
+          text: this.text,
+          attempts: 1,
+          sentAt: this.at
+        })
+      : (this.queued ??= {
+          id: this.id,
+          channel: this.channel,
+          seq: this.seq,
+          text: this.text,
+          attempts: 0,
+          sentAt: this.at
+        })
   }
 }
 

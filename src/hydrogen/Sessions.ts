@@ -46,7 +46,10 @@ export const makeSessions = (deps: {
     /** Sessions waiting for a resume within the recovery window. */
     const detached = new Set<Session>()
     const windowMillis = Duration.toMillis(settings.recoveryWindow)
-    const sessionGauge = deps.metrics.gauge("switchboard_hydrogen_sessions", "Live sessions, attached or waiting for a resume")
+    const sessionGauge = deps.metrics.gauge(
+      "switchboard_hydrogen_sessions",
+      "Live sessions, attached or waiting for a resume"
+    )
     const resumes = deps.metrics.counter("switchboard_hydrogen_resumes_total", "Session resume attempts", ["outcome"])
 
     const create = (identity: Identity, connection: HydrogenConnection) =>
@@ -69,29 +72,42 @@ export const makeSessions = (deps: {
       })
 
     yield* sweepEvery("recovery window", Duration.seconds(1), detached, (session, now) =>
-      session.detachedAt !== undefined && now - session.detachedAt >= windowMillis ? end(session, "session_expired") : undefined)
+      session.detachedAt !== undefined && now - session.detachedAt >= windowMillis
+        ? end(session, "session_expired")
+        : undefined
+    )
 
     /** The connection is gone: keep the session for the recovery window, unless another connection took it. */
     const detach = (session: Session, connection: HydrogenConnection) =>
-      Effect.zipRight(channels.disconnected(session, connection), Effect.suspend(() => {
-        if (session.connection !== connection) return Effect.void
-        session.connection = undefined
-        // Nothing to give back on a resume: no reason to hold memory for the window.
-        if (session.subscriptions.size === 0 && session.pending.size === 0) return end(session, "session_expired")
-        if (windowMillis === 0) return end(session, "session_expired")
-        return Effect.map(Clock.currentTimeMillis, (now) => {
-          session.detachedAt = now
-          detached.add(session)
+      Effect.zipRight(
+        channels.disconnected(session, connection),
+        Effect.suspend(() => {
+          if (session.connection !== connection) return Effect.void
+          session.connection = undefined
+          // Nothing to give back on a resume: no reason to hold memory for the window.
+          if (session.subscriptions.size === 0 && session.pending.size === 0) return end(session, "session_expired")
+          if (windowMillis === 0) return end(session, "session_expired")
+          return Effect.map(Clock.currentTimeMillis, (now) => {
+            session.detachedAt = now
+            detached.add(session)
+          })
         })
-      }))
+      )
 
-    const resume = (current: Session, sessionId: string, positions: Readonly<Record<string, RecoverFrom>>): Effect.Effect<ResumeResult, HydrogenError> =>
+    const resume = (
+      current: Session,
+      sessionId: string,
+      positions: Readonly<Record<string, RecoverFrom>>
+    ): Effect.Effect<ResumeResult, HydrogenError> =>
       Effect.gen(function* () {
         const owner = yield* tokens.get(resumeTokens, sessionId)
         const previous = Option.isSome(owner) ? sessions.get(sessionId) : undefined
         if (!previous || previous === current) {
           resumes.inc({ outcome: "unknown" })
-          return yield* applicationError(ErrorCodes.sessionUnknown, "no such session (expired or never existed): subscribe again")
+          return yield* applicationError(
+            ErrorCodes.sessionUnknown,
+            "no such session (expired or never existed): subscribe again"
+          )
         }
         if (Option.getOrThrow(owner) !== ownerOf(current.identity)) {
           resumes.inc({ outcome: "forbidden" })
@@ -114,7 +130,10 @@ export const makeSessions = (deps: {
         for (const subscription of [...previous.subscriptions.values()]) {
           const position = channels.isReliable(subscription.channel) ? positions[subscription.channel] : undefined
           const result = yield* channels.subscribe(previous, {
-            channel: subscription.channel, filter: subscription.filter, priority: subscription.priority, recover: position
+            channel: subscription.channel,
+            filter: subscription.filter,
+            priority: subscription.priority,
+            recover: position
           })
           results[subscription.channel] = result
           if (position && result.recovery?.recovered) {

@@ -61,7 +61,13 @@ const hostInfo = (): HostInfo => ({
  * `port` is the bound port, known once the transport listens (port 0 picks one).
  */
 export const makeStatus = (settings: HydrogenSettings, startedAt: number, port: Deferred.Deferred<number>) => {
-  const counters: StatusCounters = { startedAt, activeConnections: 0, totalConnections: 0, totalRequests: 0, shuttingDown: false }
+  const counters: StatusCounters = {
+    startedAt,
+    activeConnections: 0,
+    totalConnections: 0,
+    totalRequests: 0,
+    shuttingDown: false
+  }
   const infoAt = (listening: number): ServiceInfo => ({
     serverVersion,
     apiVersion,
@@ -102,7 +108,9 @@ export const makeStatus = (settings: HydrogenSettings, startedAt: number, port: 
       : Effect.forkScoped(
           Effect.repeat(
             statusUpdate.pipe(
-              Effect.flatMap((data) => channels.publish([{ channel: "system", action: "status_update", data, priority: "normal", ack: false }]))
+              Effect.flatMap((data) =>
+                channels.publish([{ channel: "system", action: "status_update", data, priority: "normal", ack: false }])
+              )
             ),
             Schedule.spaced(settings.statusInterval)
           ).pipe(Effect.delay(settings.statusInterval))

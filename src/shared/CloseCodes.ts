@@ -52,4 +52,5 @@ const documentedCodes = new Set<number>(Object.values(CloseCodes))
  * The metrics label for a close code: RFC and documented codes by number, anything else a client
  * chose (3000-4999 are free for peers) as "other", so the label's values stay a small fixed set.
  */
-export const closeCodeLabel = (code: number): string => (rfcCodes.has(code) || documentedCodes.has(code) ? String(code) : "other")
+export const closeCodeLabel = (code: number): string =>
+  rfcCodes.has(code) || documentedCodes.has(code) ? String(code) : "other"

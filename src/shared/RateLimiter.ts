@@ -37,7 +37,10 @@ interface KeyState {
   blockedUntil: number
 }
 
-export const makeKeyedLimiter = (name: string, options: KeyedLimiterOptions): Effect.Effect<KeyedLimiter, never, Scope.Scope> =>
+export const makeKeyedLimiter = (
+  name: string,
+  options: KeyedLimiterOptions
+): Effect.Effect<KeyedLimiter, never, Scope.Scope> =>
   Effect.gen(function* () {
     const { ratePerSecond, burst } = options
     const blockMillis = options.blockFor === undefined ? 0 : Duration.toMillis(Duration.decode(options.blockFor))

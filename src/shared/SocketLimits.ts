@@ -50,13 +50,14 @@ export const SocketLimitsConfig = (defaults: Partial<SocketLimits> = {}): Config
     pongTimeout: positiveMillis("pongTimeoutMs", d.pongTimeout),
     idleTimeout: nonNegativeMillis("idleTimeoutMs", d.idleTimeout),
     maxConnections: nonNegativeInt("maxConnections", d.maxConnections),
-    maxRequestBodyBytes: d.maxRequestBodyBytes === undefined
-      ? Config.integer("maxRequestBodyBytes").pipe(
-        Config.validate({ message: "must be a positive integer", validation: (n) => n > 0 }),
-        Config.option,
-        Config.map(Option.getOrUndefined)
-      )
-      : positiveInt("maxRequestBodyBytes", d.maxRequestBodyBytes)
+    maxRequestBodyBytes:
+      d.maxRequestBodyBytes === undefined
+        ? Config.integer("maxRequestBodyBytes").pipe(
+            Config.validate({ message: "must be a positive integer", validation: (n) => n > 0 }),
+            Config.option,
+            Config.map(Option.getOrUndefined)
+          )
+        : positiveInt("maxRequestBodyBytes", d.maxRequestBodyBytes)
   })
 }
 
@@ -64,7 +65,8 @@ export const SocketLimitsConfig = (defaults: Partial<SocketLimits> = {}): Config
 const requestEnvelopeBytes = 64 * 1024
 
 /** The HTTP request body limit in force: maxRequestBodyBytes, or the largest WebSocket message plus 64 KiB. */
-export const requestBodyLimit = (limits: SocketLimits) => limits.maxRequestBodyBytes ?? limits.maxPayloadBytes + requestEnvelopeBytes
+export const requestBodyLimit = (limits: SocketLimits) =>
+  limits.maxRequestBodyBytes ?? limits.maxPayloadBytes + requestEnvelopeBytes
 
 /** Where Bun itself drops a socket (seen by the client as 1006): far above slowConsumerBytes, as a memory cap. */
 export const hardBackpressureLimit = (limits: SocketLimits) => Math.max(limits.slowConsumerBytes * 4, 16 * 1024 * 1024)

@@ -7,7 +7,9 @@ export const repeatEvery = (
   task: (now: number) => Effect.Effect<void> | void
 ): Effect.Effect<void, never, Scope.Scope> => {
   const failed = (cause: Cause.Cause<unknown>) => Effect.logError(`${name} sweep failed`, Cause.pretty(cause))
-  const run = Effect.flatMap(Clock.currentTimeMillis, (now) => task(now) ?? Effect.void).pipe(Effect.catchAllCause(failed))
+  const run = Effect.flatMap(Clock.currentTimeMillis, (now) => task(now) ?? Effect.void).pipe(
+    Effect.catchAllCause(failed)
+  )
   return Effect.asVoid(Effect.forkScoped(Effect.repeat(run, Schedule.spaced(interval)).pipe(Effect.delay(interval))))
 }
 

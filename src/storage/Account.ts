@@ -49,7 +49,10 @@ export interface IssuedAccessCode {
 
 export class AccountNotFound extends Data.TaggedError("AccountNotFound")<{ readonly name: string }> {}
 export class AccountExists extends Data.TaggedError("AccountExists")<{ readonly name: string }> {}
-export class StorageError extends Data.TaggedError("StorageError")<{ readonly message: string; readonly cause?: unknown }> {}
+export class StorageError extends Data.TaggedError("StorageError")<{
+  readonly message: string
+  readonly cause?: unknown
+}> {}
 /** The backend cannot do this (e.g. creating accounts in single-account mode). */
 export class ReadOnlyStore extends Data.TaggedError("ReadOnlyStore")<{ readonly operation: string }> {}
 
@@ -68,5 +71,6 @@ export const accountFromInput = (input: NewAccount, id: string) =>
         permission: input.permission,
         isAdmin: input.isAdmin ?? false
       }),
-    catch: (cause) => new StorageError({ message: `invalid account ${JSON.stringify(input.name)}: ${String(cause)}`, cause })
+    catch: (cause) =>
+      new StorageError({ message: `invalid account ${JSON.stringify(input.name)}: ${String(cause)}`, cause })
   })

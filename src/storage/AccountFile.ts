@@ -23,10 +23,15 @@ export type AccountFileEntry = typeof AccountFileEntry.Type
 const isAccountName = Schema.is(AccountName)
 
 // Keys are checked by a filter, not by the Record's key schema, which would silently skip bad names.
-export const AccountFile = Schema.Struct({ users: Schema.Record({ key: Schema.String, value: AccountFileEntry }) }).pipe(
+export const AccountFile = Schema.Struct({
+  users: Schema.Record({ key: Schema.String, value: AccountFileEntry })
+}).pipe(
   Schema.filter((file) => {
     const bad = Object.keys(file.users).filter((name) => !isAccountName(name))
-    return bad.length === 0 || `invalid account names (1 to 128 characters, no surrounding spaces): ${bad.map((name) => JSON.stringify(name)).join(", ")}`
+    return (
+      bad.length === 0 ||
+      `invalid account names (1 to 128 characters, no surrounding spaces): ${bad.map((name) => JSON.stringify(name)).join(", ")}`
+    )
   })
 )
 export type AccountFile = typeof AccountFile.Type
@@ -36,7 +41,13 @@ const decodeFile = Schema.decodeUnknownEither(Schema.parseJson(AccountFile), { e
 const formatPath = (path: ReadonlyArray<PropertyKey>) =>
   path.length === 0
     ? "(file)"
-    : path.map((key, i) => (typeof key === "string" && /^[A-Za-z_][\w-]*$/.test(key) ? `${i > 0 ? "." : ""}${key}` : `[${JSON.stringify(String(key))}]`)).join("")
+    : path
+        .map((key, i) =>
+          typeof key === "string" && /^[A-Za-z_][\w-]*$/.test(key)
+            ? `${i > 0 ? "." : ""}${key}`
+            : `[${JSON.stringify(String(key))}]`
+        )
+        .join("")
 
 /** Decoding a record drops a "__proto__" key silently; such an account must be refused, not lost. */
 const hasProtoAccount = (text: string) => {
@@ -53,9 +64,10 @@ export const parseAccountFile = (text: string): Either.Either<AccountFile, Reado
   hasProtoAccount(text)
     ? Either.left(['users: the account name "__proto__" is reserved'])
     : Either.mapLeft(decodeFile(text), (error) =>
-      ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => `${formatPath(issue.path)}: ${issue.message}`)
-    )
+        ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => `${formatPath(issue.path)}: ${issue.message}`)
+      )
 
 /** What we write back: never a plaintext code. */
-export const renderAccountFile = (users: Record<string, Required<Omit<AccountFileEntry, "pwd" | "isadmin">> & { isadmin: boolean }>) =>
-  `${JSON.stringify({ users }, null, 2)}\n`
+export const renderAccountFile = (
+  users: Record<string, Required<Omit<AccountFileEntry, "pwd" | "isadmin">> & { isadmin: boolean }>
+) => `${JSON.stringify({ users }, null, 2)}\n`

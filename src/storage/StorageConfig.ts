@@ -43,10 +43,16 @@ export const JsonConfig = Config.string("path").pipe(Config.nested("json"))
 export const SingleConfig = Config.all({
   name: Config.string("name"),
   accessCode: Config.redacted("accessCode").pipe(
-    Config.validate({ message: "must be at least 8 characters", validation: (code) => Redacted.value(code).length >= 8 })
+    Config.validate({
+      message: "must be at least 8 characters",
+      validation: (code) => Redacted.value(code).length >= 8
+    })
   ),
   permission: Config.integer("permission").pipe(
-    Config.validate({ message: "must be a permission bit set 0..4294967295", validation: (n) => n >= 0 && n <= Permission.all }),
+    Config.validate({
+      message: "must be a permission bit set 0..4294967295",
+      validation: (n) => n >= 0 && n <= Permission.all
+    }),
     Config.withDefault(Permission.all)
   ),
   isAdmin: Config.boolean("isAdmin").pipe(Config.withDefault(false)),

@@ -49,7 +49,12 @@ describe("aliya DES compat: the original client's bytes", () => {
         yield* tcp.close
       }
       expect(answers[0]).toMatchObject({ status: 1, message: "new account created", random: "253" })
-      expect(answers[1]).toEqual({ status: 11, message: "Authorization required", random: "744", data: { bad_token: "TOKEN" } })
+      expect(answers[1]).toEqual({
+        status: 11,
+        message: "Authorization required",
+        random: "744",
+        data: { bad_token: "TOKEN" }
+      })
     }).pipe(Effect.provide(aliyaTestLayer()))
   )
 

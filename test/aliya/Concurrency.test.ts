@@ -20,14 +20,20 @@ const spendRace = (database: Layer.Layer<SqlClient.SqlClient, StorageError>) =>
     yield* grantWeapon("racer", "weapon1", { star: 1, level: 0 })
     yield* setBagAmounts("racer", { iron: 200 })
     const clients = yield* Effect.forEach(Array.from({ length: 50 }), () => stack.connect)
-    const replies = yield* Effect.forEach(clients, (client) => client.call("level_up_weapon", { token, weapon: "weapon1", iron: "20" }), {
-      concurrency: "unbounded"
-    })
+    const replies = yield* Effect.forEach(
+      clients,
+      (client) => client.call("level_up_weapon", { token, weapon: "weapon1", iron: "20" }),
+      {
+        concurrency: "unbounded"
+      }
+    )
     const won = replies.filter((r) => r.status === 0)
     expect(won).toHaveLength(10)
     expect(replies.filter((r) => r.status === 2)).toHaveLength(40)
     // Every success reports a distinct remaining amount: 180, 160, ..., 0.
-    expect(won.map((r) => (r.data.item1 as [string, number])[1]).sort((a, b) => a - b)).toEqual([0, 20, 40, 60, 80, 100, 120, 140, 160, 180])
+    expect(won.map((r) => (r.data.item1 as [string, number])[1]).sort((a, b) => a - b)).toEqual([
+      0, 20, 40, 60, 80, 100, 120, 140, 160, 180
+    ])
     expect((yield* readBag("racer")).iron).toBe(0)
     const weapon = yield* readWeapon("racer", "weapon1")
     expect(weapon._tag === "Some" && [weapon.value.level, weapon.value.skillPoint]).toEqual([10, 10])
@@ -40,12 +46,19 @@ const journey = (database: Layer.Layer<SqlClient.SqlClient, StorageError>) =>
     const client = yield* stack.connect
     const created = yield* client.call("login_unique", { unique_id: "journey" })
     const token = created.data.token as string
-    const call = (fn: string, data: Record<string, unknown> = {}) => Effect.map(client.call(fn, { token, ...data }), (r) => r.status)
+    const call = (fn: string, data: Record<string, unknown> = {}) =>
+      Effect.map(client.call(fn, { token, ...data }), (r) => r.status)
     expect(yield* call("bind_account", { account: "journey-account", password: "journey-pw" })).toBe(0)
     expect(yield* call("bind_account", { account: "journey-account", password: "journey-pw" })).toBe(2)
     expect((yield* client.call("login_unique", { unique_id: "journey" })).status).toBe(2)
-    expect((yield* client.call("login", { identifier: "account", value: "' OR '1'='1", password: "' OR '1'='1" })).status).toBe(1)
-    const login = yield* client.call("login", { identifier: "account", value: "journey-account", password: "journey-pw" })
+    expect(
+      (yield* client.call("login", { identifier: "account", value: "' OR '1'='1", password: "' OR '1'='1" })).status
+    ).toBe(1)
+    const login = yield* client.call("login", {
+      identifier: "account",
+      value: "journey-account",
+      password: "journey-pw"
+    })
     expect(login.status).toBe(0)
     expect((yield* client.call("get_all_supplies", { token })).status).toBe(11)
     const fresh = login.data.token as string
@@ -58,12 +71,23 @@ const journey = (database: Layer.Layer<SqlClient.SqlClient, StorageError>) =>
     expect((yield* play("level_up_passive", { weapon, passive: "passive_skill_2_level" })).status).toBe(0)
     expect((yield* play("random_gift_skill")).status).toBe(0)
     expect((yield* play("increase_supplies", { supplies: ["scroll_skill_10"], amount: [3] })).status).toBe(0)
-    expect((yield* play("level_up_scroll", { scroll_id: "scroll_skill_10" })).data.item2).toEqual(["scroll_skill_30", 1])
+    expect((yield* play("level_up_scroll", { scroll_id: "scroll_skill_10" })).data.item2).toEqual([
+      "scroll_skill_30",
+      1
+    ])
     expect((yield* play("decrease_energy", { energy: 4 })).data).toEqual({ energy: 6 })
   }).pipe(Effect.provide(aliyaTestLayer(database)))
 
 describe("aliya atomic spends", () => {
-  it.skipIf(!mysqlAvailable).live("MariaDB: a player's journey through the functions", () => journey(mysql.layer), 30_000)
+  it.skipIf(!mysqlAvailable).live(
+    "MariaDB: a player's journey through the functions",
+    () => journey(mysql.layer),
+    30_000
+  )
   it.effect("SQLite: 50 parallel level-ups with 200 iron, exactly 10 succeed", () => spendRace(sqliteMemory()))
-  it.skipIf(!mysqlAvailable).live("MariaDB: 50 parallel level-ups with 200 iron, exactly 10 succeed", () => spendRace(mysql.layer), 30_000)
+  it.skipIf(!mysqlAvailable).live(
+    "MariaDB: 50 parallel level-ups with 200 iron, exactly 10 succeed",
+    () => spendRace(mysql.layer),
+    30_000
+  )
 })

@@ -49,7 +49,9 @@ describe("aliya frame codec", () => {
           expect(r.badHeader).toBe(false)
           out.push(...r.frames)
         }
-        expect(out.map((b) => Buffer.from(b).toString("hex"))).toEqual(bodies.map((b) => Buffer.from(b).toString("hex")))
+        expect(out.map((b) => Buffer.from(b).toString("hex"))).toEqual(
+          bodies.map((b) => Buffer.from(b).toString("hex"))
+        )
         expect(decoder.buffered).toBe(0)
       })
     )
@@ -57,15 +59,19 @@ describe("aliya frame codec", () => {
 
   test("garbage never throws: it yields whole frames or a bad header, and buffers at most one frame", () => {
     fc.assert(
-      fc.property(fc.array(fc.uint8Array({ maxLength: 200 }), { maxLength: 10 }), fc.boolean(), (chunks, validStart) => {
-        const decoder = new FrameDecoder()
-        if (validStart) decoder.push(new TextEncoder().encode(MAGIC))
-        for (const chunk of chunks) {
-          const r = decoder.push(chunk)
-          for (const f of r.frames) expect(f.byteLength).toBeLessThanOrEqual(MAX_BODY)
-          expect(decoder.buffered).toBeLessThanOrEqual(36 + MAX_BODY)
+      fc.property(
+        fc.array(fc.uint8Array({ maxLength: 200 }), { maxLength: 10 }),
+        fc.boolean(),
+        (chunks, validStart) => {
+          const decoder = new FrameDecoder()
+          if (validStart) decoder.push(new TextEncoder().encode(MAGIC))
+          for (const chunk of chunks) {
+            const r = decoder.push(chunk)
+            for (const f of r.frames) expect(f.byteLength).toBeLessThanOrEqual(MAX_BODY)
+            expect(decoder.buffered).toBeLessThanOrEqual(36 + MAX_BODY)
+          }
         }
-      })
+      )
     )
   })
 
@@ -86,14 +92,20 @@ describe("aliya body ciphers", () => {
       fc.property(fc.uint8Array({ maxLength: 500 }), fc.array(fc.nat(), { maxLength: 5 }), (bytes, noise) => {
         const encoded = Buffer.from(encodeBase64Lines(bytes)).toString("latin1")
         // Characters outside the alphabet are ignored, as by Python's decodebytes.
-        const noisy = noise.reduce((s, n) => s.slice(0, n % (s.length + 1)) + " \r" + s.slice(n % (s.length + 1)), encoded)
+        const noisy = noise.reduce(
+          (s, n) => s.slice(0, n % (s.length + 1)) + " \r" + s.slice(n % (s.length + 1)),
+          encoded
+        )
         expect(Buffer.from(decodeBase64Lenient(Buffer.from(noisy, "latin1"))!).equals(Buffer.from(bytes))).toBe(true)
       })
     )
   })
 
   test("both ciphers round-trip; garbage and tampering give undefined, never a throw", () => {
-    const ciphers = [aesGcmCipher(new Uint8Array(32).fill(7)), desCompatCipher(Buffer.from("abcdefgh"), Buffer.from("12345678"))]
+    const ciphers = [
+      aesGcmCipher(new Uint8Array(32).fill(7)),
+      desCompatCipher(Buffer.from("abcdefgh"), Buffer.from("12345678"))
+    ]
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 400 }), fc.uint8Array({ maxLength: 200 }), (plaintext, garbage) => {
         for (const cipher of ciphers) {

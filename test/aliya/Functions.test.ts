@@ -16,26 +16,43 @@ for (const cipher of ["aes-256-gcm", "des-compat"] as const satisfies ReadonlyAr
     const status = (fn: string, data: Record<string, unknown> = {}) => Effect.map(call(fn, data), (r) => r.status)
     return { stack, client, token, call, status }
   })
-  const test = (name: string, body: (ctx: Effect.Effect.Success<typeof setup>) => Effect.Effect<void, unknown, SqlClient.SqlClient>) =>
-    it.effect(`${cipher}: ${name}`, () => Effect.flatMap(setup, body).pipe(Effect.provide(aliyaTestLayer())))
+  const test = (
+    name: string,
+    body: (ctx: Effect.Effect.Success<typeof setup>) => Effect.Effect<void, unknown, SqlClient.SqlClient>
+  ) => it.effect(`${cipher}: ${name}`, () => Effect.flatMap(setup, body).pipe(Effect.provide(aliyaTestLayer())))
 
   describe(`aliya functions (${cipher})`, () => {
     test("login: 0 by account, email and phone number; 1 for a wrong password or an unknown value", ({ client }) =>
       Effect.gen(function* () {
         yield* saveAccount(
-          { uniqueId: "alice-id", bound: true, account: "alice", password: "correct horse", email: "a@example.com", phoneNumber: "5550100" },
+          {
+            uniqueId: "alice-id",
+            bound: true,
+            account: "alice",
+            password: "correct horse",
+            email: "a@example.com",
+            phoneNumber: "5550100"
+          },
           testPasswordCost
         )
-        for (const [identifier, value] of [["account", "alice"], ["email", "a@example.com"], ["phone_number", "5550100"]]) {
+        for (const [identifier, value] of [
+          ["account", "alice"],
+          ["email", "a@example.com"],
+          ["phone_number", "5550100"]
+        ]) {
           const r = yield* client.call("login", { identifier, value, password: "correct horse" })
           expect(r.status).toBe(0)
           expect(String(r.data.token).split(".")).toHaveLength(3)
         }
-        expect((yield* client.call("login", { identifier: "account", value: "alice", password: "wrong" })).status).toBe(1)
+        expect((yield* client.call("login", { identifier: "account", value: "alice", password: "wrong" })).status).toBe(
+          1
+        )
         expect((yield* client.call("login", { identifier: "account", value: "nobody", password: "x" })).status).toBe(1)
       }))
 
-    test("login_unique: 1 creates (with a device secret), 0 with the secret, 3 without it, 2 once bound", ({ client }) =>
+    test("login_unique: 1 creates (with a device secret), 0 with the secret, 3 without it, 2 once bound", ({
+      client
+    }) =>
       Effect.gen(function* () {
         const created = yield* client.call("login_unique", { unique_id: "device-7" })
         expect(created.status).toBe(1)
@@ -43,7 +60,9 @@ for (const cipher of ["aes-256-gcm", "des-compat"] as const satisfies ReadonlyAr
         expect(secret).toMatch(/^[0-9a-f]{64}$/)
         expect((yield* client.call("login_unique", { unique_id: "device-7", device_secret: secret })).status).toBe(0)
         expect((yield* client.call("login_unique", { unique_id: "device-7" })).status).toBe(3)
-        expect((yield* client.call("login_unique", { unique_id: "device-7", device_secret: "0".repeat(64) })).status).toBe(3)
+        expect(
+          (yield* client.call("login_unique", { unique_id: "device-7", device_secret: "0".repeat(64) })).status
+        ).toBe(3)
         const token = (yield* client.call("login_unique", { unique_id: "device-7", device_secret: secret })).data.token
         expect((yield* client.call("bind_account", { token, account: "seven", password: "pass-seven" })).status).toBe(0)
         expect((yield* client.call("login_unique", { unique_id: "device-7", device_secret: secret })).status).toBe(2)
@@ -54,10 +73,14 @@ for (const cipher of ["aes-256-gcm", "des-compat"] as const satisfies ReadonlyAr
         expect(yield* status("bind_account", { account: "p1", password: "pw-1234" })).toBe(0)
         expect(yield* status("bind_account", { account: "p1b", password: "pw-1234" })).toBe(2)
         const other = yield* newPlayer(client, "player-2")
-        expect((yield* client.call("bind_account", { token: other, account: "p1", password: "pw-1234" })).status).toBe(1)
+        expect((yield* client.call("bind_account", { token: other, account: "p1", password: "pw-1234" })).status).toBe(
+          1
+        )
         const sql = yield* SqlClient.SqlClient
         yield* sql`DELETE FROM aliya_accounts WHERE unique_id = ${"player-2"}`
-        expect((yield* client.call("bind_account", { token: other, account: "p2", password: "pw-1234" })).status).toBe(3)
+        expect((yield* client.call("bind_account", { token: other, account: "p2", password: "pw-1234" })).status).toBe(
+          3
+        )
         const login = yield* client.call("login", { identifier: "account", value: "p1", password: "pw-1234" })
         expect(login.status).toBe(0)
         expect(token).not.toBe(login.data.token)
@@ -70,7 +93,10 @@ for (const cipher of ["aes-256-gcm", "des-compat"] as const satisfies ReadonlyAr
         expect(yield* status("skill_level_up", { skill_id: "m1_level", scroll_id: "scroll_skill_100" })).toBe(2)
         yield* setBagAmounts("player-1", { scroll_skill_100: 2 })
         const r = yield* call("skill_level_up", { skill_id: "m1_level", scroll_id: "scroll_skill_100" })
-        expect(r).toMatchObject({ status: 0, data: { skill1: ["m1_level", 2], item1: ["scroll_skill_100", 1], upgrade: 0 } })
+        expect(r).toMatchObject({
+          status: 0,
+          data: { skill1: ["m1_level", 2], item1: ["scroll_skill_100", 1], upgrade: 0 }
+        })
         yield* setSkill("player-1", "m1_level", 10)
         expect(yield* status("skill_level_up", { skill_id: "m1_level", scroll_id: "scroll_skill_100" })).toBe(9)
         expect(yield* status("skill_level_up", { skill_id: "nope", scroll_id: "scroll_skill_100" })).toBe(1)
@@ -173,7 +199,10 @@ for (const cipher of ["aes-256-gcm", "des-compat"] as const satisfies ReadonlyAr
         expect(yield* status("level_up_passive", { weapon: "weapon2", passive: "passive_skill_3_level" })).toBe(2)
       }))
 
-    test("reset_weapon_skill_point: 0 refunds the points for coins, 1 no weapon, 2 not enough coins", ({ call, status }) =>
+    test("reset_weapon_skill_point: 0 refunds the points for coins, 1 no weapon, 2 not enough coins", ({
+      call,
+      status
+    }) =>
       Effect.gen(function* () {
         expect(yield* status("reset_weapon_skill_point", { weapon: "weapon3" })).toBe(1)
         yield* grantWeapon("player-1", "weapon3", { star: 1, skillPoint: 1, passives: [1, 2, 0, 3] })
@@ -204,7 +233,9 @@ for (const cipher of ["aes-256-gcm", "des-compat"] as const satisfies ReadonlyAr
         })
       }))
 
-    test("gateway: 10 for an unknown function, a missing key or a missing token; 11 with bad_token; random echoed", ({ client }) =>
+    test("gateway: 10 for an unknown function, a missing key or a missing token; 11 with bad_token; random echoed", ({
+      client
+    }) =>
       Effect.gen(function* () {
         const unknown = yield* client.call("fly", {})
         expect(unknown).toEqual({ status: 10, message: "Invalid message format", random: "2", data: {} })

@@ -18,7 +18,9 @@ describe("aliya gateway behaviour", () => {
       const tcp = yield* network.connect(stack.gatewayPort)
       yield* tcp.write(encodeFrame(new TextEncoder().encode("bm90IGVuY3J5cHRlZA==\n"))!)
       const other = aesGcmCipher(new Uint8Array(32).fill(9)) // a different key
-      yield* tcp.write(encodeFrame(other.seal(new TextEncoder().encode('{"function":"login_unique","data":{"unique_id":"x"}}')))!)
+      yield* tcp.write(
+        encodeFrame(other.seal(new TextEncoder().encode('{"function":"login_unique","data":{"unique_id":"x"}}')))!
+      )
       const mine = makeClient({ write: tcp.write, read: tcp.read, close: tcp.close }, stack.cipher)
       expect((yield* mine.nextReply).status).toBe(10)
       expect((yield* mine.nextReply).status).toBe(10)
@@ -47,19 +49,21 @@ describe("aliya gateway behaviour", () => {
     }).pipe(Effect.provide(aliyaTestLayer()))
   )
 
-  it.effect("credential checks are rate-limited per client address (status 14 with retry_after), and recover with time", () =>
-    Effect.gen(function* () {
-      const stack = yield* startStack({ gateway: { loginRate: { ratePerSecond: 1, burst: 3 } } })
-      const client = yield* stack.connect
-      const attempt = () => client.call("login", { identifier: "account", value: "nobody", password: "guess" })
-      for (let i = 0; i < 3; i++) expect((yield* attempt()).status).toBe(1)
-      const limited = yield* attempt()
-      expect(limited).toMatchObject({ status: 14, message: "Too many attempts, try again later" })
-      expect(limited.data.retry_after).toBeGreaterThan(0)
-      expect((yield* client.call("get_all_weapon", { token: "x" })).status).toBe(11)
-      yield* TestClock.adjust("2 seconds")
-      expect((yield* attempt()).status).toBe(1)
-    }).pipe(Effect.provide(aliyaTestLayer()))
+  it.effect(
+    "credential checks are rate-limited per client address (status 14 with retry_after), and recover with time",
+    () =>
+      Effect.gen(function* () {
+        const stack = yield* startStack({ gateway: { loginRate: { ratePerSecond: 1, burst: 3 } } })
+        const client = yield* stack.connect
+        const attempt = () => client.call("login", { identifier: "account", value: "nobody", password: "guess" })
+        for (let i = 0; i < 3; i++) expect((yield* attempt()).status).toBe(1)
+        const limited = yield* attempt()
+        expect(limited).toMatchObject({ status: 14, message: "Too many attempts, try again later" })
+        expect(limited.data.retry_after).toBeGreaterThan(0)
+        expect((yield* client.call("get_all_weapon", { token: "x" })).status).toBe(11)
+        yield* TestClock.adjust("2 seconds")
+        expect((yield* attempt()).status).toBe(1)
+      }).pipe(Effect.provide(aliyaTestLayer()))
   )
 
   it.effect("a reply too large for the 4-digit length becomes status 12", () =>
@@ -70,10 +74,20 @@ describe("aliya gateway behaviour", () => {
         managerUrls: { account: "", playerState: "", bag: "", skill: "", weapon: "" },
         serviceToken,
         dangerousFunctions: true
-      }).pipe(Effect.provideService(InternalHttp, { request: () => Effect.dieMessage("unused"), send: () => Promise.reject(new Error("unused")) }))
+      }).pipe(
+        Effect.provideService(InternalHttp, {
+          request: () => Effect.dieMessage("unused"),
+          send: () => Promise.reject(new Error("unused"))
+        })
+      )
       const frame = gateway.frameOf({ status: 0, message: "ok", random: "5", data: { blob: "x".repeat(20_000) } })
       const body = aesGcmCipher(aesKey).open(frame.subarray(36))!
-      expect(JSON.parse(new TextDecoder().decode(body))).toEqual({ status: 12, message: "Reply too large for one frame", random: "5", data: {} })
+      expect(JSON.parse(new TextDecoder().decode(body))).toEqual({
+        status: 12,
+        message: "Reply too large for one frame",
+        random: "5",
+        data: {}
+      })
     })
   )
 
@@ -81,26 +95,42 @@ describe("aliya gateway behaviour", () => {
     Effect.gen(function* () {
       const stack = yield* startStack()
       const client = yield* stack.connect
-      expect(yield* adminCommand(["account", "ops-1", "--account", "ops", "--password", "ops-password", "--email", "o@x.io"])).toContain("saved")
+      expect(
+        yield* adminCommand(["account", "ops-1", "--account", "ops", "--password", "ops-password", "--email", "o@x.io"])
+      ).toContain("saved")
       yield* adminCommand(["bag", "ops-1", "iron=60", "coin=5"])
       yield* adminCommand(["weapon", "ops-1", "weapon7", "--star", "2", "--level", "3", "--skill-points", "4"])
       yield* adminCommand(["weapon", "ops-1", "weapon8"])
       yield* adminCommand(["remove-weapon", "ops-1", "weapon8"])
       yield* adminCommand(["skill", "ops-1", "p1_level", "2"])
-      const token = (yield* client.call("login", { identifier: "email", value: "o@x.io", password: "ops-password" })).data.token
-      expect((yield* client.call("get_all_weapon", { token })).data).toEqual({ weapon_bag1: ["weapon7", 2, 3, 0, 0, 0, 0, 4, 0] })
-      expect((yield* client.call("get_all_supplies", { token })).data).toMatchObject({ item1: ["coin", 5], item2: ["iron", 60] })
-      expect((yield* client.call("get_skill", { token, skill_id: "p1_level" })).data).toEqual({ skill1: ["p1_level", 2] })
+      const token = (yield* client.call("login", { identifier: "email", value: "o@x.io", password: "ops-password" }))
+        .data.token
+      expect((yield* client.call("get_all_weapon", { token })).data).toEqual({
+        weapon_bag1: ["weapon7", 2, 3, 0, 0, 0, 0, 4, 0]
+      })
+      expect((yield* client.call("get_all_supplies", { token })).data).toMatchObject({
+        item1: ["coin", 5],
+        item2: ["iron", 60]
+      })
+      expect((yield* client.call("get_skill", { token, skill_id: "p1_level" })).data).toEqual({
+        skill1: ["p1_level", 2]
+      })
       const shown = JSON.parse(yield* adminCommand(["show", "ops-1"]))
       expect(shown.account).toEqual({ account: "ops", email: "o@x.io", phone_number: null, bound: true })
       // An unbound account made by an operator, with a device secret the operator hands out.
       yield* adminCommand(["account", "dev-9", "--unbound", "--device-secret", "s3cret-device"])
-      expect((yield* client.call("login_unique", { unique_id: "dev-9", device_secret: "s3cret-device" })).status).toBe(0)
-      for (const bad of [["bag", "ops-1", "gold=1"], ["weapon", "ops-1", "weapon41"], ["account", "new-1", "--account", "n"], ["fly", "x"]]) {
+      expect((yield* client.call("login_unique", { unique_id: "dev-9", device_secret: "s3cret-device" })).status).toBe(
+        0
+      )
+      for (const bad of [
+        ["bag", "ops-1", "gold=1"],
+        ["weapon", "ops-1", "weapon41"],
+        ["account", "new-1", "--account", "n"],
+        ["fly", "x"]
+      ]) {
         const outcome = yield* Effect.either(adminCommand(bad))
         expect(outcome._tag).toBe("Left")
       }
     }).pipe(Effect.provide(aliyaTestLayer()))
   )
 })
-

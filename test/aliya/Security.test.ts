@@ -13,7 +13,10 @@ import { aliyaTestLayer, newPlayer, startStack, testPasswordCost } from "./suppo
 
 const forged = (secret: string, claims: Record<string, unknown>) =>
   Effect.promise(() =>
-    new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setExpirationTime(4_000_000_000).sign(new TextEncoder().encode(secret))
+    new SignJWT(claims)
+      .setProtectedHeader({ alg: "HS256" })
+      .setExpirationTime(4_000_000_000)
+      .sign(new TextEncoder().encode(secret))
   )
 
 const dir = tempDirectory("aliya-security")
@@ -23,7 +26,10 @@ describe("aliya security fixes", () => {
     Effect.gen(function* () {
       const stack = yield* startStack()
       const client = yield* stack.connect
-      yield* saveAccount({ uniqueId: "victim", bound: true, account: "victim", password: "victim-pass" }, testPasswordCost)
+      yield* saveAccount(
+        { uniqueId: "victim", bound: true, account: "victim", password: "victim-pass" },
+        testPasswordCost
+      )
       // The identifier is limited to account/email/phone_number: a column name from input is refused.
       for (const identifier of ["password", "unique_id", "account` = 'victim' OR `account", "account'--"]) {
         expect((yield* client.call("login", { identifier, value: "victim", password: "x" })).status).toBe(10)
@@ -33,14 +39,18 @@ describe("aliya security fixes", () => {
       }
       const odd = "x'); DROP TABLE aliya_accounts; --"
       expect((yield* client.call("login_unique", { unique_id: odd })).status).toBe(1)
-      expect((yield* client.call("login", { identifier: "account", value: "victim", password: "victim-pass" })).status).toBe(0)
+      expect(
+        (yield* client.call("login", { identifier: "account", value: "victim", password: "victim-pass" })).status
+      ).toBe(0)
       const sql = yield* SqlClient.SqlClient
-      const rows = yield* sql<{ password_hash: string }>`SELECT password_hash FROM aliya_accounts WHERE unique_id = ${"victim"}`
+      const rows = yield* sql<{
+        password_hash: string
+      }>`SELECT password_hash FROM aliya_accounts WHERE unique_id = ${"victim"}`
       expect(rows[0]!.password_hash.startsWith("$argon2id$")).toBe(true)
     }).pipe(Effect.provide(aliyaTestLayer()))
   )
 
-  it.effect("a JWT forged with the original's secret \"password\" (or alg none) is refused with 11", () =>
+  it.effect('a JWT forged with the original\'s secret "password" (or alg none) is refused with 11', () =>
     Effect.gen(function* () {
       const stack = yield* startStack()
       const client = yield* stack.connect
@@ -68,30 +78,36 @@ describe("aliya security fixes", () => {
     }).pipe(Effect.provide(aliyaTestLayer()))
   )
 
-  it.effect("a new login revokes the previous token; two logins in one second get different tokens; revocation survives a restart", () =>
-    Effect.gen(function* () {
-      const database = SqliteDatabase(`${dir}/restart.sqlite`)
-      const firstRun = Effect.gen(function* () {
-        const stack = yield* startStack()
-        const client = yield* stack.connect
-        yield* saveAccount({ uniqueId: "p", bound: true, account: "p", password: "p-password" }, testPasswordCost)
-        const login = () => Effect.map(client.call("login", { identifier: "account", value: "p", password: "p-password" }), (r) => r.data.token as string)
-        const old = yield* login()
-        const current = yield* login()
-        expect(current).not.toBe(old)
-        expect((yield* client.call("get_all_supplies", { token: old })).status).toBe(11)
-        expect((yield* client.call("get_all_supplies", { token: current })).status).toBe(0)
-        return { old, current }
-      }).pipe(Effect.scoped, Effect.provide(aliyaTestLayer(database)))
-      const tokens = yield* firstRun
-      // Everything restarts (new token server, new managers, database reopened from its file).
-      yield* Effect.gen(function* () {
-        const stack = yield* startStack()
-        const client = yield* stack.connect
-        expect((yield* client.call("get_all_supplies", { token: tokens.old })).status).toBe(11)
-        expect((yield* client.call("get_all_supplies", { token: tokens.current })).status).toBe(0)
-      }).pipe(Effect.scoped, Effect.provide(aliyaTestLayer(database)))
-    })
+  it.effect(
+    "a new login revokes the previous token; two logins in one second get different tokens; revocation survives a restart",
+    () =>
+      Effect.gen(function* () {
+        const database = SqliteDatabase(`${dir}/restart.sqlite`)
+        const firstRun = Effect.gen(function* () {
+          const stack = yield* startStack()
+          const client = yield* stack.connect
+          yield* saveAccount({ uniqueId: "p", bound: true, account: "p", password: "p-password" }, testPasswordCost)
+          const login = () =>
+            Effect.map(
+              client.call("login", { identifier: "account", value: "p", password: "p-password" }),
+              (r) => r.data.token as string
+            )
+          const old = yield* login()
+          const current = yield* login()
+          expect(current).not.toBe(old)
+          expect((yield* client.call("get_all_supplies", { token: old })).status).toBe(11)
+          expect((yield* client.call("get_all_supplies", { token: current })).status).toBe(0)
+          return { old, current }
+        }).pipe(Effect.scoped, Effect.provide(aliyaTestLayer(database)))
+        const tokens = yield* firstRun
+        // Everything restarts (new token server, new managers, database reopened from its file).
+        yield* Effect.gen(function* () {
+          const stack = yield* startStack()
+          const client = yield* stack.connect
+          expect((yield* client.call("get_all_supplies", { token: tokens.old })).status).toBe(11)
+          expect((yield* client.call("get_all_supplies", { token: tokens.current })).status).toBe(0)
+        }).pipe(Effect.scoped, Effect.provide(aliyaTestLayer(database)))
+      })
   )
 
   it.effect("Ed25519-signed tokens work, and HS256 tokens are refused by an EdDSA server", () =>
@@ -117,7 +133,11 @@ describe("aliya security fixes", () => {
           network.fetch(port, new Request(`http://memory:${port}${path}`, { method: "POST", headers, body })),
           (r) => Effect.promise(async () => ({ status: r.status, body: (await r.json()) as Record<string, any> }))
         )
-      const bare = yield* post(stack.managerPorts.bag, "/increase_supplies", JSON.stringify({ unique_id: "x", supplies: ["iron"], amount: [9] }))
+      const bare = yield* post(
+        stack.managerPorts.bag,
+        "/increase_supplies",
+        JSON.stringify({ unique_id: "x", supplies: ["iron"], amount: [9] })
+      )
       expect(bare.status).toBe(401)
       // Form fields, as the original gateway posts them.
       const form = { "content-type": "application/x-www-form-urlencoded" }
@@ -125,8 +145,12 @@ describe("aliya security fixes", () => {
       expect(created).toMatchObject({ status: 200, body: { status: 1 } })
       const token = created.body.data.token as string
       const validate = (authorization: string) =>
-        Effect.flatMap(network.fetch(stack.tokensPort, new Request(`http://memory:${stack.tokensPort}/validate`, { headers: { authorization } })), (r) =>
-          Effect.promise(async () => ({ status: r.status, body: await r.json() }))
+        Effect.flatMap(
+          network.fetch(
+            stack.tokensPort,
+            new Request(`http://memory:${stack.tokensPort}/validate`, { headers: { authorization } })
+          ),
+          (r) => Effect.promise(async () => ({ status: r.status, body: await r.json() }))
         )
       expect(yield* validate(token)).toEqual({ status: 200, body: { unique_id: "form-device" } })
       expect((yield* validate("junk")).status).toBe(400)
@@ -135,7 +159,7 @@ describe("aliya security fixes", () => {
     }).pipe(Effect.provide(aliyaTestLayer()))
   )
 
-  it.effect("config refuses a short or \"password\" JWT secret, naming the key", () =>
+  it.effect('config refuses a short or "password" JWT secret, naming the key', () =>
     Effect.gen(function* () {
       const read = (secret: string) =>
         Effect.either(
@@ -155,7 +179,12 @@ describe("aliya security fixes", () => {
   it.effect("config: the gateway needs the key of its cipher (no built-in key), errors name the key", () =>
     Effect.gen(function* () {
       const read = (gateway: Record<string, unknown>) =>
-        Effect.either(Effect.withConfigProvider(GatewayConfig, ConfigProvider.fromJson({ aliya: { serviceToken: "s".repeat(40), gateway } })))
+        Effect.either(
+          Effect.withConfigProvider(
+            GatewayConfig,
+            ConfigProvider.fromJson({ aliya: { serviceToken: "s".repeat(40), gateway } })
+          )
+        )
       const messages = [
         yield* read({}),
         yield* read({ key: "too-short" }),

@@ -46,31 +46,33 @@ describe("aliya gateway's accepted-token cache", () => {
     })
   )
 
-  it.effect("a login that bypasses the gateway revokes the old token there within the ttl (1 s); through the gateway at once", () =>
-    Effect.gen(function* () {
-      const stack = yield* startStack({ gateway: { tokenCacheMs: 1000 } })
-      const network = yield* MemoryNetwork
-      const client = yield* stack.connect
-      yield* saveAccount({ uniqueId: "p", bound: true, account: "p", password: "p-password" }, testPasswordCost)
-      const credentials = { identifier: "account", value: "p", password: "p-password" }
-      const old = (yield* client.call("login", credentials)).data.token as string
-      expect((yield* client.call("get_all_weapon", { token: old })).status).toBe(0)
-      // Straight to the token server's HTTP API: this gateway does not see the new login.
-      const direct = yield* network.fetch(
-        stack.tokensPort,
-        new Request(`http://memory:${stack.tokensPort}/login`, { method: "POST", body: JSON.stringify(credentials) })
-      )
-      expect(direct.status).toBe(200)
-      // The documented bound: still accepted from the cache until its ttl runs out, refused after.
-      expect((yield* client.call("get_all_weapon", { token: old })).status).toBe(0)
-      yield* TestClock.adjust("1001 millis")
-      expect((yield* client.call("get_all_weapon", { token: old })).status).toBe(11)
-      // Through the gateway, the previous token is refused at once.
-      const current = (yield* client.call("login", credentials)).data.token as string
-      expect((yield* client.call("get_all_weapon", { token: current })).status).toBe(0)
-      const newest = (yield* client.call("login", credentials)).data.token as string
-      expect((yield* client.call("get_all_weapon", { token: current })).status).toBe(11)
-      expect((yield* client.call("get_all_weapon", { token: newest })).status).toBe(0)
-    }).pipe(Effect.provide(aliyaTestLayer()))
+  it.effect(
+    "a login that bypasses the gateway revokes the old token there within the ttl (1 s); through the gateway at once",
+    () =>
+      Effect.gen(function* () {
+        const stack = yield* startStack({ gateway: { tokenCacheMs: 1000 } })
+        const network = yield* MemoryNetwork
+        const client = yield* stack.connect
+        yield* saveAccount({ uniqueId: "p", bound: true, account: "p", password: "p-password" }, testPasswordCost)
+        const credentials = { identifier: "account", value: "p", password: "p-password" }
+        const old = (yield* client.call("login", credentials)).data.token as string
+        expect((yield* client.call("get_all_weapon", { token: old })).status).toBe(0)
+        // Straight to the token server's HTTP API: this gateway does not see the new login.
+        const direct = yield* network.fetch(
+          stack.tokensPort,
+          new Request(`http://memory:${stack.tokensPort}/login`, { method: "POST", body: JSON.stringify(credentials) })
+        )
+        expect(direct.status).toBe(200)
+        // The documented bound: still accepted from the cache until its ttl runs out, refused after.
+        expect((yield* client.call("get_all_weapon", { token: old })).status).toBe(0)
+        yield* TestClock.adjust("1001 millis")
+        expect((yield* client.call("get_all_weapon", { token: old })).status).toBe(11)
+        // Through the gateway, the previous token is refused at once.
+        const current = (yield* client.call("login", credentials)).data.token as string
+        expect((yield* client.call("get_all_weapon", { token: current })).status).toBe(0)
+        const newest = (yield* client.call("login", credentials)).data.token as string
+        expect((yield* client.call("get_all_weapon", { token: current })).status).toBe(11)
+        expect((yield* client.call("get_all_weapon", { token: newest })).status).toBe(0)
+      }).pipe(Effect.provide(aliyaTestLayer()))
   )
 })

@@ -22,7 +22,8 @@ export const testPasswordCost = { memoryCost: 1024, timeCost: 1 }
 
 export type CipherKind = "aes-256-gcm" | "des-compat"
 
-export const cipherFor = (kind: CipherKind): BodyCipher => (kind === "aes-256-gcm" ? aesGcmCipher(aesKey) : desCompatCipher(desKey, desKey))
+export const cipherFor = (kind: CipherKind): BodyCipher =>
+  kind === "aes-256-gcm" ? aesGcmCipher(aesKey) : desCompatCipher(desKey, desKey)
 const cipherSettings = (kind: CipherKind): CipherSettings =>
   kind === "aes-256-gcm"
     ? { kind, key: Redacted.make(aesKey) }
@@ -96,7 +97,10 @@ export const startStack = (options: StackOptions = {}) =>
   })
 
 /** login_unique for a fresh device, returning its token. */
-export const newPlayer = (client: { call: (fn: string, data?: Record<string, unknown>) => Effect.Effect<any, any> }, uniqueId: string) =>
+export const newPlayer = (
+  client: { call: (fn: string, data?: Record<string, unknown>) => Effect.Effect<any, any> },
+  uniqueId: string
+) =>
   Effect.map(client.call("login_unique", { unique_id: uniqueId }), (r) => {
     if (r.status !== 1) throw new Error(`login_unique: ${JSON.stringify(r)}`)
     return r.data.token as string

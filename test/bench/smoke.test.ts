@@ -56,5 +56,6 @@ const tinyRun = (kind: ServerKind) =>
   })
 
 describe("bench smoke", () => {
-  for (const kind of servers) it.live(`load generator against ${kind}: every delivery counted once`, () => tinyRun(kind), 20_000)
+  for (const kind of servers)
+    it.live(`load generator against ${kind}: every delivery counted once`, () => tinyRun(kind), 20_000)
 })

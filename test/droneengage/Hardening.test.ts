@@ -46,7 +46,8 @@ describe("DroneEngage hardening (issue 12)", () => {
       // Past the body limit the transport answers 413 with a short reason, before any parsing.
       const tooBig = yield* post(`${stack.authUrl}/w/wl`, { acc: "a".repeat(2_000_000), pwd: "x" })
       expect(tooBig.status).toBe(413)
-      for (const reply of [json, form, scm, wrongType, tooBig]) expect(JSON.stringify(reply.body).length).toBeLessThan(200)
+      for (const reply of [json, form, scm, wrongType, tooBig])
+        expect(JSON.stringify(reply.body).length).toBeLessThan(200)
     }).pipe(Effect.provide(TestServices))
   )
 

@@ -2,13 +2,25 @@ import { describe, expect } from "bun:test"
 import { Effect } from "effect"
 import { maxAckIds } from "../../src/hydrogen/Envelope.ts"
 import { it } from "../support/effect.ts"
-import { type Client, command, connectHydrogen, disconnect, metric, ok, post, readerKey, startTestHydrogen } from "./support.ts"
+import {
+  type Client,
+  command,
+  connectHydrogen,
+  disconnect,
+  metric,
+  ok,
+  post,
+  readerKey,
+  startTestHydrogen
+} from "./support.ts"
 
 /** The shipped message limits (100 messages/s, burst 200, closed after 5 refusals in a row); the TestClock never refills them. */
 const shippedLimits = { messageRatePerSecond: 100, messageBurst: 200, rateLimitStrikes: 5 }
 
 const publishAcked = (hydrogen: Parameters<typeof post>[0], count: number) =>
-  post(hydrogen, "/api/batch", { publications: Array.from({ length: count }, (_, n) => ({ channel: "jobs", action: "run", data: { n }, ack: true })) })
+  post(hydrogen, "/api/batch", {
+    publications: Array.from({ length: count }, (_, n) => ({ channel: "jobs", action: "run", data: { n }, ack: true }))
+  })
 
 const nextEvent = (client: Client) =>
   Effect.gen(function* () {
@@ -34,7 +46,8 @@ describe("hydrogen acks and the message rate limit", () => {
       expect(yield* metric(hydrogen, `switchboard_hydrogen_rate_limited_total{kind="message"}`)).toBe(0)
       expect(yield* metric(hydrogen, "switchboard_hydrogen_acks_total")).toBe(1000)
       expect(yield* metric(hydrogen, "switchboard_hydrogen_acks_pending")).toBe(0)
-    }))
+    })
+  )
 
   it.effect("after a resume, the resent backlog is acked one by one and in batches without tripping the limiter", () =>
     Effect.gen(function* () {
@@ -55,7 +68,8 @@ describe("hydrogen acks and the message rate limit", () => {
       expect((yield* command(back, "system", "ping")).events).toEqual([])
       expect(yield* metric(hydrogen, `switchboard_hydrogen_rate_limited_total{kind="message"}`)).toBe(0)
       expect(yield* metric(hydrogen, "switchboard_hydrogen_acks_pending")).toBe(0)
-    }))
+    })
+  )
 
   it.effect("a batch ack is bounded and decoded; acks naming nothing pending still cost a message", () =>
     Effect.gen(function* () {
@@ -66,10 +80,13 @@ describe("hydrogen acks and the message rate limit", () => {
       expect(tooMany.error).toMatchObject({ category: "protocol", code: "invalid_envelope" })
       expect(tooMany.error.issues[0].path).toEqual(["ids"])
       yield* client.send(JSON.stringify({ type: "ack" }))
-      expect((yield* client.nextJson()).error.issues).toEqual([{ path: ["id"], message: "an ack names an id (or ids)" }])
+      expect((yield* client.nextJson()).error.issues).toEqual([
+        { path: ["id"], message: "an ack names an id (or ids)" }
+      ])
       // two refused messages took two tokens; a guessed ack takes the last one, the next is refused
       yield* client.send(JSON.stringify({ type: "ack", id: "never-sent" }))
       yield* client.send(JSON.stringify({ type: "ack", ids: ["never-sent-either"] }))
       expect((yield* client.nextJson()).error.code).toBe("rate_limited")
-    }))
+    })
+  )
 })

@@ -5,19 +5,43 @@ import { type Client, connectHydrogen, ok, post, readerKey, startTestHydrogen, t
 
 type Channel = "a" | "b"
 type Step =
-  | { readonly kind: "subscribe"; readonly client: number; readonly channel: Channel; readonly filtered: boolean; readonly high: boolean }
+  | {
+      readonly kind: "subscribe"
+      readonly client: number
+      readonly channel: Channel
+      readonly filtered: boolean
+      readonly high: boolean
+    }
   | { readonly kind: "unsubscribe"; readonly client: number; readonly channel: Channel }
-  | { readonly kind: "publish"; readonly events: ReadonlyArray<{ readonly channel: Channel; readonly k: number; readonly high: boolean }> }
+  | {
+      readonly kind: "publish"
+      readonly events: ReadonlyArray<{ readonly channel: Channel; readonly k: number; readonly high: boolean }>
+    }
 
 const channel = FastCheck.constantFrom<Channel>("a", "b")
 const client = FastCheck.integer({ min: 0, max: 2 })
 const step: FastCheck.Arbitrary<Step> = FastCheck.oneof(
-  { weight: 3, arbitrary: FastCheck.record({ kind: FastCheck.constant("subscribe" as const), client, channel, filtered: FastCheck.boolean(), high: FastCheck.boolean() }) },
+  {
+    weight: 3,
+    arbitrary: FastCheck.record({
+      kind: FastCheck.constant("subscribe" as const),
+      client,
+      channel,
+      filtered: FastCheck.boolean(),
+      high: FastCheck.boolean()
+    })
+  },
   { weight: 1, arbitrary: FastCheck.record({ kind: FastCheck.constant("unsubscribe" as const), client, channel }) },
-  { weight: 3, arbitrary: FastCheck.record({
-    kind: FastCheck.constant("publish" as const),
-    events: FastCheck.array(FastCheck.record({ channel, k: FastCheck.integer({ min: 0, max: 9 }), high: FastCheck.boolean() }), { minLength: 1, maxLength: 6 })
-  }) }
+  {
+    weight: 3,
+    arbitrary: FastCheck.record({
+      kind: FastCheck.constant("publish" as const),
+      events: FastCheck.array(
+        FastCheck.record({ channel, k: FastCheck.integer({ min: 0, max: 9 }), high: FastCheck.boolean() }),
+        { minLength: 1, maxLength: 6 }
+      )
+    })
+  }
 )
 
 interface ModelSubscription {
@@ -26,7 +50,10 @@ interface ModelSubscription {
 }
 
 /** What each client should see for one batch: high events, then normal ones to high subscriptions, then the rest. */
-const expectedFor = (subscriptions: Map<Channel, ModelSubscription>, events: ReadonlyArray<{ channel: Channel; k: number; high: boolean; label: string }>) => {
+const expectedFor = (
+  subscriptions: Map<Channel, ModelSubscription>,
+  events: ReadonlyArray<{ channel: Channel; k: number; high: boolean; label: string }>
+) => {
   const wants = (e: { channel: Channel; k: number }) => {
     const s = subscriptions.get(e.channel)
     return s !== undefined && (!s.filtered || e.k >= 5)
@@ -65,7 +92,9 @@ const runSteps = (hydrogen: TestHydrogen, steps: ReadonlyArray<Step>, run: strin
     for (const s of steps) {
       if (s.kind === "subscribe") {
         yield* ok(clients[s.client]!, "subscriptions", "subscribe", {
-          channel: name(s.channel), priority: s.high ? "high" : "normal", ...(s.filtered ? { filter: { k: { gte: 5 } } } : {})
+          channel: name(s.channel),
+          priority: s.high ? "high" : "normal",
+          ...(s.filtered ? { filter: { k: { gte: 5 } } } : {})
         })
         model[s.client]!.set(s.channel, { filtered: s.filtered, high: s.high })
       } else if (s.kind === "unsubscribe") {
@@ -74,27 +103,39 @@ const runSteps = (hydrogen: TestHydrogen, steps: ReadonlyArray<Step>, run: strin
       } else {
         const events = s.events.map((e) => ({ ...e, label: `e${label++}` }))
         const batch = yield* post(hydrogen, "/api/batch", {
-          publications: events.map((e) => ({ channel: name(e.channel), action: "x", priority: e.high ? "high" : "normal", data: { k: e.k, label: e.label } }))
+          publications: events.map((e) => ({
+            channel: name(e.channel),
+            action: "x",
+            priority: e.high ? "high" : "normal",
+            data: { k: e.k, label: e.label }
+          }))
         })
         expect(batch.status).toBe(200)
         round++
         yield* post(hydrogen, "/api/publish", { channel: marker, action: "end", data: { round } })
-        for (let i = 0; i < 3; i++) expect(yield* untilMarker(clients[i]!, marker, round)).toEqual(expectedFor(model[i]!, events))
+        for (let i = 0; i < 3; i++)
+          expect(yield* untilMarker(clients[i]!, marker, round)).toEqual(expectedFor(model[i]!, events))
       }
     }
   }).pipe(Effect.scoped, Effect.provide(Logger.minimumLogLevel(LogLevel.Warning)))
 
 describe("hydrogen delivery model", () => {
-  it.effect("random subscribe / unsubscribe / publish steps match the reference model (filters, priorities), 200 runs in memory", () =>
-    Effect.gen(function* () {
-      // One server for every run (runs differ by channel names), so a run costs its steps only.
-      const hydrogen = yield* startTestHydrogen()
-      let run = 0
-      yield* Effect.promise(() =>
-        FastCheck.assert(
-          FastCheck.asyncProperty(FastCheck.array(step, { minLength: 5, maxLength: 30 }), (steps) => Effect.runPromise(runSteps(hydrogen, steps, `r${run++}`))),
-          { numRuns: 200 }
+  it.effect(
+    "random subscribe / unsubscribe / publish steps match the reference model (filters, priorities), 200 runs in memory",
+    () =>
+      Effect.gen(function* () {
+        // One server for every run (runs differ by channel names), so a run costs its steps only.
+        const hydrogen = yield* startTestHydrogen()
+        let run = 0
+        yield* Effect.promise(() =>
+          FastCheck.assert(
+            FastCheck.asyncProperty(FastCheck.array(step, { minLength: 5, maxLength: 30 }), (steps) =>
+              Effect.runPromise(runSteps(hydrogen, steps, `r${run++}`))
+            ),
+            { numRuns: 200 }
+          )
         )
-      )
-    }), 60_000)
+      }),
+    60_000
+  )
 })

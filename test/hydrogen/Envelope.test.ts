@@ -27,14 +27,21 @@ describe("envelope codec", () => {
       FastCheck.string(),
       FastCheck.json(),
       FastCheck.jsonValue().map((v) => JSON.stringify(v)),
-      FastCheck.record({ type: FastCheck.constantFrom("command", "ack", "status", "event", "nope", 7), id: FastCheck.anything() }, { requiredKeys: [] }).map((v) => JSON.stringify(v))
+      FastCheck.record(
+        { type: FastCheck.constantFrom("command", "ack", "status", "event", "nope", 7), id: FastCheck.anything() },
+        { requiredKeys: [] }
+      ).map((v) => JSON.stringify(v))
     )
     FastCheck.assert(
       FastCheck.property(garbage, (text) => {
         const decoded = decodeInbound(text)
         if (Either.isLeft(decoded)) {
           expect(decoded.left.error.category).toBe("protocol")
-          expect<ReadonlyArray<string>>([ErrorCodes.invalidJson, ErrorCodes.invalidEnvelope, ErrorCodes.unknownType]).toContain(decoded.left.error.code)
+          expect<ReadonlyArray<string>>([
+            ErrorCodes.invalidJson,
+            ErrorCodes.invalidEnvelope,
+            ErrorCodes.unknownType
+          ]).toContain(decoded.left.error.code)
           expect(decoded.left.error.message.length).toBeGreaterThan(0)
           // the reply built from it is itself a valid response
           const reply = decodeOutbound(errorText({ id: decoded.left.id }, "t", decoded.left.error))
@@ -50,7 +57,7 @@ describe("envelope codec", () => {
   test("a bad command names the failing fields and keeps its id", () => {
     const decoded = decodeInbound(JSON.stringify({ type: "command", id: "x1", channel: "bad channel!", action: "" }))
     expect(Either.isLeft(decoded)).toBe(true)
-    const failure = Either.getLeft(decoded).pipe((o) => o._tag === "Some" ? o.value : undefined)!
+    const failure = Either.getLeft(decoded).pipe((o) => (o._tag === "Some" ? o.value : undefined))!
     expect(failure.id).toBe("x1")
     expect(failure.error.code).toBe(ErrorCodes.invalidEnvelope)
     expect(failure.error.issues!.map((i) => i.path[0])).toEqual(expect.arrayContaining(["channel", "action"]))
@@ -63,31 +70,58 @@ describe("envelope codec", () => {
 
   test("server events and responses decode with the published schemas", () => {
     FastCheck.assert(
-      FastCheck.property(Arbitrary.make(Command), FastCheck.integer({ min: 1, max: 1e9 }), FastCheck.constantFrom("normal", "high"), FastCheck.boolean(), (c, seq, priority, ack) => {
-        const body = eventBody({ channel: c.channel, action: c.action, data: c.data ?? null, priority: priority as "normal" | "high", ack }, c.id, "2026-01-01T00:00:00.000Z")
-        const plain = Schema.decodeUnknownSync(Schema.parseJson(Event))(plainEvent(body))
-        expect(plain.channel).toBe(c.channel)
-        expect(plain.ack).toBe(ack ? true : undefined)
-        const sequenced = Schema.decodeUnknownSync(Schema.parseJson(Event))(sequencedEvent(body, seq, JSON.stringify("ep")))
-        expect(sequenced.seq).toBe(seq)
-        expect(sequenced.epoch).toBe("ep")
-        const response = decodeOutbound(successText({ id: c.id, channel: c.channel, action: c.action }, "t", c.data))
-        expect(response.id).toBe(c.id)
-      }),
+      FastCheck.property(
+        Arbitrary.make(Command),
+        FastCheck.integer({ min: 1, max: 1e9 }),
+        FastCheck.constantFrom("normal", "high"),
+        FastCheck.boolean(),
+        (c, seq, priority, ack) => {
+          const body = eventBody(
+            {
+              channel: c.channel,
+              action: c.action,
+              data: c.data ?? null,
+              priority: priority as "normal" | "high",
+              ack
+            },
+            c.id,
+            "2026-01-01T00:00:00.000Z"
+          )
+          const plain = Schema.decodeUnknownSync(Schema.parseJson(Event))(plainEvent(body))
+          expect(plain.channel).toBe(c.channel)
+          expect(plain.ack).toBe(ack ? true : undefined)
+          const sequenced = Schema.decodeUnknownSync(Schema.parseJson(Event))(
+            sequencedEvent(body, seq, JSON.stringify("ep"))
+          )
+          expect(sequenced.seq).toBe(seq)
+          expect(sequenced.epoch).toBe("ep")
+          const response = decodeOutbound(successText({ id: c.id, channel: c.channel, action: c.action }, "t", c.data))
+          expect(response.id).toBe(c.id)
+        }
+      ),
       { numRuns: 200 }
     )
-    const reply = decodeOutbound(errorText({ id: "1" }, "t", protocolError(ErrorCodes.invalidData, "m", [{ path: ["a", 0], message: "x" }])))
+    const reply = decodeOutbound(
+      errorText({ id: "1" }, "t", protocolError(ErrorCodes.invalidData, "m", [{ path: ["a", 0], message: "x" }]))
+    )
     expect(reply.type === "response" && reply.error?.issues?.length).toBe(1)
   })
 
   test("the plain-ack fast path agrees with the full decoder", () => {
     FastCheck.assert(
-      FastCheck.property(FastCheck.oneof(FastCheck.string(), FastCheck.string().map((id) => JSON.stringify({ type: "ack", id })), FastCheck.string().map((id) => `{"type":"ack","id":"${id}"}`)), (text) => {
-        const id = plainAckId(text)
-        if (id === undefined) return
-        const decoded = decodeInbound(text)
-        expect(Either.isRight(decoded) && decoded.right).toEqual({ type: "ack", id })
-      }),
+      FastCheck.property(
+        FastCheck.oneof(
+          FastCheck.string(),
+          FastCheck.string().map((id) => JSON.stringify({ type: "ack", id })),
+          FastCheck.string().map((id) => `{"type":"ack","id":"${id}"}`)
+        ),
+        (text) => {
+          const id = plainAckId(text)
+          if (id === undefined) return
+          const decoded = decodeInbound(text)
+          expect(Either.isRight(decoded) && decoded.right).toEqual({ type: "ack", id })
+        }
+      ),
       { numRuns: 1000 }
     )
     expect(plainAckId('{"type":"ack","id":"ev-1"}')).toBe("ev-1")
@@ -96,7 +130,10 @@ describe("envelope codec", () => {
   })
 
   test("peekId reads the id of an oversized message from its head only", () => {
-    expect(peekId(`{"type":"command","id":"big-1","data":"${"x".repeat(100_000)}"}`)).toEqual({ looksLikeObject: true, id: "big-1" })
+    expect(peekId(`{"type":"command","id":"big-1","data":"${"x".repeat(100_000)}"}`)).toEqual({
+      looksLikeObject: true,
+      id: "big-1"
+    })
     expect(peekId(`{"data":"${"x".repeat(1000)}","id":"late"}`)).toEqual({ looksLikeObject: true, id: undefined })
     expect(peekId("x".repeat(1000)).looksLikeObject).toBe(false)
     FastCheck.assert(FastCheck.property(FastCheck.string(), (s) => void peekId(s)))
@@ -105,7 +142,11 @@ describe("envelope codec", () => {
 
 describe("filters", () => {
   test("conditions on data fields", () => {
-    const filter = Schema.decodeUnknownSync(Filter)({ level: { in: ["warn", "error"] }, "order.total": { gte: 100 }, region: "eu" })
+    const filter = Schema.decodeUnknownSync(Filter)({
+      level: { in: ["warn", "error"] },
+      "order.total": { gte: 100 },
+      region: "eu"
+    })
     expect(matches(filter, { level: "warn", order: { total: 150 }, region: "eu" })).toBe(true)
     expect(matches(filter, { level: "info", order: { total: 150 }, region: "eu" })).toBe(false)
     expect(matches(filter, { level: "warn", order: { total: 50 }, region: "eu" })).toBe(false)
@@ -134,7 +175,10 @@ describe("permissions, token bucket, state machine", () => {
     expect(allows({ ...id, permissions: ["*"] }, "host")).toBe(true)
     expect(mayConnect(anonymous)).toBe(true)
     expect(mayConnect({ ...id, permissions: ["api"] })).toBe(false)
-    expect(grantable(id, ["subscribe", "publish:orders", "publish", "*", "host"])).toEqual(["subscribe", "publish:orders"])
+    expect(grantable(id, ["subscribe", "publish:orders", "publish", "*", "host"])).toEqual([
+      "subscribe",
+      "publish:orders"
+    ])
   })
 
   test("token bucket admits a burst then the rate", () => {

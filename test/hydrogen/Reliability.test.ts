@@ -6,11 +6,27 @@ import { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import { mysqlAvailable, throwawayMysql } from "../layers/Storage/backends.ts"
 import { CloseCodes } from "../../src/shared/CloseCodes.ts"
 import { it } from "../support/effect.ts"
-import { adminKey, type Client, command, connectHydrogen, disconnect, metric, ok, post, readerKey, startTestHydrogen, type TestHydrogen } from "./support.ts"
+import {
+  adminKey,
+  type Client,
+  command,
+  connectHydrogen,
+  disconnect,
+  metric,
+  ok,
+  post,
+  readerKey,
+  startTestHydrogen,
+  type TestHydrogen
+} from "./support.ts"
 
 const publishOrders = (hydrogen: TestHydrogen, from: number, to: number) =>
   post(hydrogen, "/api/batch", {
-    publications: Array.from({ length: to - from + 1 }, (_, i) => ({ channel: "orders", action: "created", data: { n: from + i } }))
+    publications: Array.from({ length: to - from + 1 }, (_, i) => ({
+      channel: "orders",
+      action: "created",
+      data: { n: from + i }
+    }))
   })
 
 const nextEvents = (client: Client, n: number) => Effect.forEach(Array.from({ length: n }), () => client.nextJson())
@@ -18,15 +34,18 @@ const nextEvents = (client: Client, n: number) => Effect.forEach(Array.from({ le
 const mysql = throwawayMysql("hydrogen")
 
 /** Memory history whose every call first yields to other fibers 1-4 times, so replay and live delivery interleave at every step. */
-const slowStore = Layer.effect(StreamStore, Effect.map(StreamStore, (store) => {
-  const delay = Effect.suspend(() => Effect.repeatN(Effect.yieldNow(), Math.floor(Math.random() * 4)))
-  return StreamStore.of({
-    append: (stream, payload, bounds) => Effect.zipRight(delay, store.append(stream, payload, bounds)),
-    readAfter: (stream, afterSeq, limit) => Effect.zipRight(delay, store.readAfter(stream, afterSeq, limit)),
-    position: (stream) => Effect.zipRight(delay, store.position(stream)),
-    remove: (stream) => Effect.zipRight(delay, store.remove(stream))
+const slowStore = Layer.effect(
+  StreamStore,
+  Effect.map(StreamStore, (store) => {
+    const delay = Effect.suspend(() => Effect.repeatN(Effect.yieldNow(), Math.floor(Math.random() * 4)))
+    return StreamStore.of({
+      append: (stream, payload, bounds) => Effect.zipRight(delay, store.append(stream, payload, bounds)),
+      readAfter: (stream, afterSeq, limit) => Effect.zipRight(delay, store.readAfter(stream, afterSeq, limit)),
+      position: (stream) => Effect.zipRight(delay, store.position(stream)),
+      remove: (stream) => Effect.zipRight(delay, store.remove(stream))
+    })
   })
-})).pipe(Layer.provide(MemoryStreamStore))
+).pipe(Layer.provide(MemoryStreamStore))
 
 describe("hydrogen guaranteed delivery", () => {
   it.effect("unacked events are redelivered on schedule, then reported undeliverable (TestClock)", () =>
@@ -56,7 +75,8 @@ describe("hydrogen guaranteed delivery", () => {
       expect(yield* metric(hydrogen, "switchboard_hydrogen_acks_pending")).toBe(0)
       yield* TestClock.adjust(Duration.seconds(10))
       expect((yield* command(silent, "system", "ping")).events).toEqual([])
-    }))
+    })
+  )
 
   it.effect("after a forced disconnect, resume replays exactly the missed events in order, then live ones", () =>
     Effect.gen(function* () {
@@ -73,42 +93,79 @@ describe("hydrogen guaranteed delivery", () => {
       yield* publishOrders(hydrogen, 4, 6)
       const again = yield* connectHydrogen(hydrogen, readerKey)
       const { response, events } = yield* command(again, "system", "resume", {
-        session: subscribed.session, positions: { orders: { epoch: subscribed.epoch, seq: 3 } }
+        session: subscribed.session,
+        positions: { orders: { epoch: subscribed.epoch, seq: 3 } }
       })
-      expect(events.map((e) => [e.seq, e.data.n])).toEqual([[4, 4], [5, 5], [6, 6]])
+      expect(events.map((e) => [e.seq, e.data.n])).toEqual([
+        [4, 4],
+        [5, 5],
+        [6, 6]
+      ])
       expect(response.data).toEqual({
         session: subscribed.session,
-        channels: { orders: { channel: "orders", reliable: true, epoch: subscribed.epoch, seq: 6, recovery: { recovered: true, replayed: 3 } } }
+        channels: {
+          orders: {
+            channel: "orders",
+            reliable: true,
+            epoch: subscribed.epoch,
+            seq: 6,
+            recovery: { recovered: true, replayed: 3 }
+          }
+        }
       })
       yield* publishOrders(hydrogen, 7, 7)
       expect((yield* again.nextJson()).seq).toBe(7)
       expect((yield* command(again, "system", "ping")).events).toEqual([])
       expect((yield* ok(again, "system", "whoami")).session).toBe(subscribed.session)
-    }))
+    })
+  )
 
-  it.effect("subscribe with recover works without a session; gaps beyond history and other epochs are reported explicitly", () =>
-    Effect.gen(function* () {
-      const hydrogen = yield* startTestHydrogen({ historySize: 5 })
-      yield* publishOrders(hydrogen, 1, 12)
-      const client = yield* connectHydrogen(hydrogen, readerKey)
-      const probe = yield* ok(client, "subscriptions", "subscribe", { channel: "orders" })
-      yield* ok(client, "subscriptions", "unsubscribe", { channel: "orders" })
-      const recent = yield* command(client, "subscriptions", "subscribe", { channel: "orders", recover: { epoch: probe.epoch, seq: 9 } })
-      expect(recent.events.map((e) => e.seq)).toEqual([10, 11, 12])
-      expect(recent.response.data.recovery).toEqual({ recovered: true, replayed: 3 })
-      const trimmed = yield* command(client, "subscriptions", "subscribe", { channel: "orders", recover: { epoch: probe.epoch, seq: 2 } })
-      expect(trimmed.events).toEqual([])
-      expect(trimmed.response.data.recovery).toEqual({ recovered: false, reason: "history_trimmed", first: 8, last: 12 })
-      const foreign = yield* command(client, "subscriptions", "subscribe", { channel: "orders", recover: { epoch: "other-epoch", seq: 11 } })
-      expect(foreign.response.data.recovery).toMatchObject({ recovered: false, reason: "epoch_changed" })
-      const ahead = yield* command(client, "subscriptions", "subscribe", { channel: "orders", recover: { epoch: probe.epoch, seq: 99 } })
-      expect(ahead.response.data.recovery).toMatchObject({ recovered: false, reason: "unknown_position" })
-      const plain = yield* command(client, "subscriptions", "subscribe", { channel: "news", recover: { epoch: probe.epoch, seq: 1 } })
-      expect(plain.response.error.code).toBe("invalid_data")
-      // still subscribed live after all that
-      yield* publishOrders(hydrogen, 13, 13)
-      expect((yield* client.nextJson()).seq).toBe(13)
-    }))
+  it.effect(
+    "subscribe with recover works without a session; gaps beyond history and other epochs are reported explicitly",
+    () =>
+      Effect.gen(function* () {
+        const hydrogen = yield* startTestHydrogen({ historySize: 5 })
+        yield* publishOrders(hydrogen, 1, 12)
+        const client = yield* connectHydrogen(hydrogen, readerKey)
+        const probe = yield* ok(client, "subscriptions", "subscribe", { channel: "orders" })
+        yield* ok(client, "subscriptions", "unsubscribe", { channel: "orders" })
+        const recent = yield* command(client, "subscriptions", "subscribe", {
+          channel: "orders",
+          recover: { epoch: probe.epoch, seq: 9 }
+        })
+        expect(recent.events.map((e) => e.seq)).toEqual([10, 11, 12])
+        expect(recent.response.data.recovery).toEqual({ recovered: true, replayed: 3 })
+        const trimmed = yield* command(client, "subscriptions", "subscribe", {
+          channel: "orders",
+          recover: { epoch: probe.epoch, seq: 2 }
+        })
+        expect(trimmed.events).toEqual([])
+        expect(trimmed.response.data.recovery).toEqual({
+          recovered: false,
+          reason: "history_trimmed",
+          first: 8,
+          last: 12
+        })
+        const foreign = yield* command(client, "subscriptions", "subscribe", {
+          channel: "orders",
+          recover: { epoch: "other-epoch", seq: 11 }
+        })
+        expect(foreign.response.data.recovery).toMatchObject({ recovered: false, reason: "epoch_changed" })
+        const ahead = yield* command(client, "subscriptions", "subscribe", {
+          channel: "orders",
+          recover: { epoch: probe.epoch, seq: 99 }
+        })
+        expect(ahead.response.data.recovery).toMatchObject({ recovered: false, reason: "unknown_position" })
+        const plain = yield* command(client, "subscriptions", "subscribe", {
+          channel: "news",
+          recover: { epoch: probe.epoch, seq: 1 }
+        })
+        expect(plain.response.error.code).toBe("invalid_data")
+        // still subscribed live after all that
+        yield* publishOrders(hydrogen, 13, 13)
+        expect((yield* client.nextJson()).seq).toBe(13)
+      })
+  )
 
   it.effect("a filtered subscription on a reliable channel recovers only the matching events", () =>
     Effect.gen(function* () {
@@ -119,16 +176,23 @@ describe("hydrogen guaranteed delivery", () => {
       yield* disconnect(hydrogen, client, start.session)
       yield* publishOrders(hydrogen, 1, 5)
       const back = yield* connectHydrogen(hydrogen, readerKey)
-      const { response, events } = yield* command(back, "system", "resume", { session: start.session, positions: { orders: { epoch: start.epoch, seq: 0 } } })
+      const { response, events } = yield* command(back, "system", "resume", {
+        session: start.session,
+        positions: { orders: { epoch: start.epoch, seq: 0 } }
+      })
       expect(events.map((e) => e.data.n)).toEqual([3, 4, 5])
       expect(response.data.channels.orders.recovery).toEqual({ recovered: true, replayed: 3 })
       yield* publishOrders(hydrogen, 6, 6)
       expect((yield* back.nextJson()).data.n).toBe(6)
-    }))
+    })
+  )
 
   it.effect("sessions end after the recovery window; unacked events are then undeliverable (TestClock)", () =>
     Effect.gen(function* () {
-      const hydrogen = yield* startTestHydrogen({ recoveryWindow: Duration.seconds(30), ackRetryInterval: Duration.seconds(5) })
+      const hydrogen = yield* startTestHydrogen({
+        recoveryWindow: Duration.seconds(30),
+        ackRetryInterval: Duration.seconds(5)
+      })
       const client = yield* connectHydrogen(hydrogen, readerKey)
       const { session } = yield* ok(client, "subscriptions", "subscribe", { channel: "jobs" })
       yield* disconnect(hydrogen, client, session)
@@ -139,23 +203,35 @@ describe("hydrogen guaranteed delivery", () => {
       expect(yield* metric(hydrogen, `switchboard_hydrogen_undeliverable_total{reason="session_expired"}`)).toBe(1)
       // the session's resume token was revoked with it: only the late client's own is held
       expect(yield* hydrogen.tokens.count("hydrogen/session")).toBe(1)
-    }))
+    })
+  )
 
-  it.effect("unacked events wait for a resumed session and are resent; a session cannot be taken by another identity", () =>
-    Effect.gen(function* () {
-      const hydrogen = yield* startTestHydrogen()
-      const client = yield* connectHydrogen(hydrogen, readerKey)
-      const { session } = yield* ok(client, "subscriptions", "subscribe", { channel: "jobs" })
-      yield* disconnect(hydrogen, client, session)
-      const published = (yield* post(hydrogen, "/api/publish", { channel: "jobs", action: "run", data: { j: 1 }, ack: true })).body
-      const intruder = yield* connectHydrogen(hydrogen, adminKey)
-      expect((yield* command(intruder, "system", "resume", { session })).response.error).toMatchObject({ category: "authentication", code: "forbidden" })
-      const back = yield* connectHydrogen(hydrogen, readerKey)
-      const { response, events } = yield* command(back, "system", "resume", { session })
-      expect(response.data.channels.jobs.reliable).toBe(false)
-      const resent = events.length > 0 ? events[0] : yield* back.nextJson()
-      expect(resent).toMatchObject({ id: published.id, ack: true, data: { j: 1 } })
-    }))
+  it.effect(
+    "unacked events wait for a resumed session and are resent; a session cannot be taken by another identity",
+    () =>
+      Effect.gen(function* () {
+        const hydrogen = yield* startTestHydrogen()
+        const client = yield* connectHydrogen(hydrogen, readerKey)
+        const { session } = yield* ok(client, "subscriptions", "subscribe", { channel: "jobs" })
+        yield* disconnect(hydrogen, client, session)
+        const published = (yield* post(hydrogen, "/api/publish", {
+          channel: "jobs",
+          action: "run",
+          data: { j: 1 },
+          ack: true
+        })).body
+        const intruder = yield* connectHydrogen(hydrogen, adminKey)
+        expect((yield* command(intruder, "system", "resume", { session })).response.error).toMatchObject({
+          category: "authentication",
+          code: "forbidden"
+        })
+        const back = yield* connectHydrogen(hydrogen, readerKey)
+        const { response, events } = yield* command(back, "system", "resume", { session })
+        expect(response.data.channels.jobs.reliable).toBe(false)
+        const resent = events.length > 0 ? events[0] : yield* back.nextJson()
+        expect(resent).toMatchObject({ id: published.id, ack: true, data: { j: 1 } })
+      })
+  )
 
   it.effect("a resume while the old connection is still open replaces it (4004)", () =>
     Effect.gen(function* () {
@@ -167,7 +243,8 @@ describe("hydrogen guaranteed delivery", () => {
       expect((yield* old.closed).code).toBe(CloseCodes.replaced)
       yield* publishOrders(hydrogen, 1, 1)
       expect((yield* fresh.nextJson()).seq).toBe(1)
-    }))
+    })
+  )
 
   const jitter = (store: Layer.Layer<StreamStore>) =>
     Effect.gen(function* () {
@@ -208,7 +285,8 @@ describe("hydrogen guaranteed delivery", () => {
               client = yield* connectHydrogen(hydrogen, readerKey)
               const last = received[received.length - 1] ?? start.seq
               const { response, events } = yield* command(client, "system", "resume", {
-                session: start.session, positions: { orders: { epoch: start.epoch, seq: last } }
+                session: start.session,
+                positions: { orders: { epoch: start.epoch, seq: last } }
               })
               // replayed events count toward the next cut too, however far the publisher got meanwhile
               for (const event of events) take(event)
@@ -227,19 +305,31 @@ describe("hydrogen guaranteed delivery", () => {
           yield* publishOrders(hydrogen, batch * 10 - 9, batch * 10)
         }
       })
-      const [, ...results] = yield* Effect.all([publisher, ...Array.from({ length: clients }, (_, i) => runClient(i))], { concurrency: "unbounded" })
+      const [, ...results] = yield* Effect.all(
+        [publisher, ...Array.from({ length: clients }, (_, i) => runClient(i))],
+        { concurrency: "unbounded" }
+      )
       for (const result of results) {
         expect(result.cuts).toBeGreaterThan(3)
         expect(result.received).toEqual(Array.from({ length: total - result.first }, (_, i) => result.first + i + 1))
       }
     })
 
-  it.effect("jitter: clients cut repeatedly while events flow get 100 % of a reliable channel, in order, without duplicates", () =>
-    jitter(MemoryStreamStore), 30_000)
+  it.effect(
+    "jitter: clients cut repeatedly while events flow get 100 % of a reliable channel, in order, without duplicates",
+    () => jitter(MemoryStreamStore),
+    30_000
+  )
 
-  it.effect("jitter with a store whose every operation first yields to other fibers (replay and live interleave)", () =>
-    jitter(slowStore), 30_000)
+  it.effect(
+    "jitter with a store whose every operation first yields to other fibers (replay and live interleave)",
+    () => jitter(slowStore),
+    30_000
+  )
 
-  it.skipIf(!mysqlAvailable).live("jitter with history in MariaDB (StreamStore over SQL, memory transport)", () =>
-    jitter(SqlStreamStore.pipe(Layer.provide(mysql.layer), Layer.orDie)), 30_000)
+  it.skipIf(!mysqlAvailable).live(
+    "jitter with history in MariaDB (StreamStore over SQL, memory transport)",
+    () => jitter(SqlStreamStore.pipe(Layer.provide(mysql.layer), Layer.orDie)),
+    30_000
+  )
 })

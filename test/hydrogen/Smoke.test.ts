@@ -9,7 +9,10 @@ import { adminKey, command, connectSocket, ok, readerKey, startSocketHydrogen } 
 const captureLogs = () => {
   const lines: Array<string> = []
   const layer = Layer.merge(
-    Logger.replace(Logger.defaultLogger, Logger.make((options) => void lines.push(Logger.logfmtLogger.log(options)))),
+    Logger.replace(
+      Logger.defaultLogger,
+      Logger.make((options) => void lines.push(Logger.logfmtLogger.log(options)))
+    ),
     Logger.minimumLogLevel(LogLevel.All)
   )
   return { lines, layer }
@@ -29,25 +32,48 @@ describe("hydrogen over real sockets (smoke)", () => {
       yield* reader.send(JSON.stringify({ type: "status" }))
       expect((yield* reader.nextJson()).services.websocket.port).toBe(hydrogen.server.port)
       yield* ok(reader, "subscriptions", "subscribe", { channel: "news" })
-      const published = yield* ok(admin, "events", "publish", { channel: "news", action: "headline", data: { title: "hi" } })
-      expect(yield* reader.nextJson()).toMatchObject({ type: "event", id: published.id, channel: "news", data: { title: "hi" } })
-      const viaHttp = yield* Effect.promise(() => fetch(`${hydrogen.httpUrl}/api/publish`, {
-        method: "POST",
-        headers: { authorization: `Key ${adminKey}`, "content-type": "application/json" },
-        body: JSON.stringify({ channel: "news", action: "headline", data: { title: "over http" } })
-      }).then((r) => r.json() as Promise<any>))
+      const published = yield* ok(admin, "events", "publish", {
+        channel: "news",
+        action: "headline",
+        data: { title: "hi" }
+      })
+      expect(yield* reader.nextJson()).toMatchObject({
+        type: "event",
+        id: published.id,
+        channel: "news",
+        data: { title: "hi" }
+      })
+      const viaHttp = yield* Effect.promise(() =>
+        fetch(`${hydrogen.httpUrl}/api/publish`, {
+          method: "POST",
+          headers: { authorization: `Key ${adminKey}`, "content-type": "application/json" },
+          body: JSON.stringify({ channel: "news", action: "headline", data: { title: "over http" } })
+        }).then((r) => r.json() as Promise<any>)
+      )
       expect(yield* reader.nextJson()).toMatchObject({ id: viaHttp.id, data: { title: "over http" } })
-      const tooLarge = yield* Effect.promise(() => fetch(`${hydrogen.httpUrl}/api/publish`, {
-        method: "POST",
-        headers: { authorization: `Key ${adminKey}`, "content-type": "application/json" },
-        body: JSON.stringify({ channel: "news", action: "big", data: "y".repeat(2 * 1024 * 1024) })
-      }))
+      const tooLarge = yield* Effect.promise(() =>
+        fetch(`${hydrogen.httpUrl}/api/publish`, {
+          method: "POST",
+          headers: { authorization: `Key ${adminKey}`, "content-type": "application/json" },
+          body: JSON.stringify({ channel: "news", action: "big", data: "y".repeat(2 * 1024 * 1024) })
+        })
+      )
       expect(tooLarge.status).toBe(413)
-      const refused = yield* Effect.promise(() => fetch(`${hydrogen.httpUrl}/?key=wrong-${adminKey}`, {
-        headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13", "sec-websocket-protocol": "hydrogen-protocol" }
-      }))
+      const refused = yield* Effect.promise(() =>
+        fetch(`${hydrogen.httpUrl}/?key=wrong-${adminKey}`, {
+          headers: {
+            upgrade: "websocket",
+            connection: "Upgrade",
+            "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+            "sec-websocket-version": "13",
+            "sec-websocket-protocol": "hydrogen-protocol"
+          }
+        })
+      )
       expect(refused.status).toBe(401)
-      const health = yield* Effect.promise(() => fetch(`${hydrogen.httpUrl}/health`).then((r) => r.json() as Promise<any>))
+      const health = yield* Effect.promise(() =>
+        fetch(`${hydrogen.httpUrl}/health`).then((r) => r.json() as Promise<any>)
+      )
       expect(health).toMatchObject({ status: "ok", connections: 2 })
       expect(logs.lines.some((l) => l.includes("Verifying -> Established"))).toBe(true)
       expect(logs.lines.some((l) => l.includes("key=redacted"))).toBe(true)
@@ -55,7 +81,8 @@ describe("hydrogen over real sockets (smoke)", () => {
         expect(line).not.toContain(adminKey)
         expect(line).not.toContain(readerKey)
       }
-    }))
+    })
+  )
 
   it.live("a frame past the transport's limit closes with 1009 before anything is parsed; others carry on", () =>
     Effect.gen(function* () {
@@ -64,7 +91,8 @@ describe("hydrogen over real sockets (smoke)", () => {
       yield* other.send(`{"id":"huge","data":"${"x".repeat(1024 * 1024 + 10)}"}`)
       expect((yield* other.closed).code).toBe(CloseCodes.messageTooBig)
       yield* ok(yield* connectSocket(hydrogen.wsUrl), "system", "ping")
-    }))
+    })
+  )
 
   it.live("EnableIPv6 binds the IPv6 wildcard (dual stack)", () =>
     Effect.gen(function* () {
@@ -73,5 +101,6 @@ describe("hydrogen over real sockets (smoke)", () => {
       const v6 = yield* connectSocket(`ws://[::1]:${hydrogen.server.port}/`)
       yield* ok(v6, "system", "ping")
       expect((yield* command(yield* connectSocket(hydrogen.wsUrl), "system", "ping")).response.data.pong).toBeDefined()
-    }))
+    })
+  )
 })

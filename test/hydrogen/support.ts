@@ -18,7 +18,10 @@ export const readerKey = "reader-key-0123456789abcdef0123456789abcdef"
 export const apiOnlyKey = "api-key-0123456789abcdef0123456789abcdef"
 
 const key = (name: string, secret: string, permissions: ReadonlyArray<string>) => ({
-  name, key: Option.some(Redacted.make(secret)), hash: Option.none(), permissions
+  name,
+  key: Option.some(Redacted.make(secret)),
+  hash: Option.none(),
+  permissions
 })
 
 /** Settings for tests: loopback, port 0, three keys, generous rate limits, no status broadcasts. */
@@ -56,7 +59,14 @@ export const startTestHydrogen = (
     )
     return yield* Effect.gen(function* () {
       const server = yield* startHydrogen(testSettings(overrides), { handlers })
-      return { server, port: server.port, metrics: yield* Metrics, network: yield* MemoryNetwork, rooms: yield* Rooms, tokens: yield* Tokens }
+      return {
+        server,
+        port: server.port,
+        metrics: yield* Metrics,
+        network: yield* MemoryNetwork,
+        rooms: yield* Rooms,
+        tokens: yield* Tokens
+      }
     }).pipe(Effect.provide(context))
   })
 
@@ -105,12 +115,19 @@ export const command = (client: Client, channel: string, action: string, data?: 
 /** Like `command`, but fails the test unless the response is a success; returns its data. */
 export const ok = (client: Client, channel: string, action: string, data?: unknown) =>
   Effect.flatMap(command(client, channel, action, data), ({ response }) =>
-    response.error ? Effect.dieMessage(`${channel}/${action} failed: ${JSON.stringify(response.error)}`) : Effect.succeed(response.data))
+    response.error
+      ? Effect.dieMessage(`${channel}/${action} failed: ${JSON.stringify(response.error)}`)
+      : Effect.succeed(response.data)
+  )
 
 /** An HTTP request to the server on the memory network, from `remote`; the body read as JSON (or text). */
 export const request = (hydrogen: TestHydrogen, path: string, init: RequestInit = {}, remote = "127.0.0.1") =>
   Effect.gen(function* () {
-    const response = yield* hydrogen.network.fetch(hydrogen.port, new Request(`http://memory:${hydrogen.port}${path}`, init), remote)
+    const response = yield* hydrogen.network.fetch(
+      hydrogen.port,
+      new Request(`http://memory:${hydrogen.port}${path}`, init),
+      remote
+    )
     const text = yield* Effect.promise(() => response.text())
     let body: any = text
     try {
@@ -120,31 +137,66 @@ export const request = (hydrogen: TestHydrogen, path: string, init: RequestInit 
   })
 
 /** POSTs JSON to the HTTP API with a key. */
-export const post = (hydrogen: TestHydrogen, path: string, body: unknown, secret: string | null = apiOnlyKey, remote?: string) =>
-  request(hydrogen, path, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...(secret ? { authorization: `Key ${secret}` } : {}) },
-    body: typeof body === "string" ? body : JSON.stringify(body)
-  }, remote)
+export const post = (
+  hydrogen: TestHydrogen,
+  path: string,
+  body: unknown,
+  secret: string | null = apiOnlyKey,
+  remote?: string
+) =>
+  request(
+    hydrogen,
+    path,
+    {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(secret ? { authorization: `Key ${secret}` } : {}) },
+      body: typeof body === "string" ? body : JSON.stringify(body)
+    },
+    remote
+  )
 
 /** Raw upgrade attempt to read a refusal's status, reason and headers. */
 export const tryUpgrade = (hydrogen: TestHydrogen, headers: Record<string, string> = {}, path = "", remote?: string) =>
-  request(hydrogen, `/${path}`, { headers: { upgrade: "websocket", "sec-websocket-protocol": "hydrogen-protocol", ...headers } }, remote)
+  request(
+    hydrogen,
+    `/${path}`,
+    { headers: { upgrade: "websocket", "sec-websocket-protocol": "hydrogen-protocol", ...headers } },
+    remote
+  )
 
 /** A metric's value from the registry (0 when the series is absent). */
 export const metric = (hydrogen: TestHydrogen, series: string) =>
-  Effect.map(hydrogen.metrics.render, (text) => Number(text.split("\n").find((l) => l.startsWith(series + " "))?.slice(series.length + 1) ?? 0))
+  Effect.map(hydrogen.metrics.render, (text) =>
+    Number(
+      text
+        .split("\n")
+        .find((l) => l.startsWith(series + " "))
+        ?.slice(series.length + 1) ?? 0
+    )
+  )
 
 /** Hydrogen on real Bun sockets, for the few smoke tests that must cross the kernel. */
 export const startSocketHydrogen = (overrides: Partial<HydrogenSettings> = {}) =>
   Effect.gen(function* () {
-    const context = yield* Layer.build(Layer.mergeAll(BunTransportLive, InProcessRoomsLive, MemoryTokensLive, MemoryStreamStore).pipe(Layer.provideMerge(Metrics.Default)))
+    const context = yield* Layer.build(
+      Layer.mergeAll(BunTransportLive, InProcessRoomsLive, MemoryTokensLive, MemoryStreamStore).pipe(
+        Layer.provideMerge(Metrics.Default)
+      )
+    )
     return yield* Effect.gen(function* () {
       const server = yield* startHydrogen(testSettings(overrides))
-      return { server, metrics: yield* Metrics, wsUrl: `ws://127.0.0.1:${server.port}/`, httpUrl: `http://127.0.0.1:${server.port}` }
+      return {
+        server,
+        metrics: yield* Metrics,
+        wsUrl: `ws://127.0.0.1:${server.port}/`,
+        httpUrl: `http://127.0.0.1:${server.port}`
+      }
     }).pipe(Effect.provide(context))
   })
 
 /** A real WebSocket hydrogen-protocol client with the given key in the Authorization header. */
-export const connectSocket = (url: string, secret: string | null = adminKey): Effect.Effect<WsClient, unknown, Scope.Scope> =>
+export const connectSocket = (
+  url: string,
+  secret: string | null = adminKey
+): Effect.Effect<WsClient, unknown, Scope.Scope> =>
   connectWs(url, { protocols: "hydrogen-protocol", ...(secret ? { headers: { authorization: `Key ${secret}` } } : {}) })

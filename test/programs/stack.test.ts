@@ -65,80 +65,93 @@ const spawnStack = async (extraEnv: Record<string, string> = {}) => {
 }
 
 /** The running stack, stopped with SIGTERM when the test's scope closes. */
-const startStack = (extraEnv: Record<string, string> = {}) => Effect.acquireRelease(
-  Effect.tryPromise({ try: () => spawnStack(extraEnv), catch: (error) => error as Error }).pipe(
-    Effect.retry({ times: 3, while: (error) => error instanceof PortTaken }),
-    Effect.orDie
-  ),
-  ({ child }) => Effect.promise(() => (child.kill("SIGTERM"), child.exited))
-)
+const startStack = (extraEnv: Record<string, string> = {}) =>
+  Effect.acquireRelease(
+    Effect.tryPromise({ try: () => spawnStack(extraEnv), catch: (error) => error as Error }).pipe(
+      Effect.retry({ times: 3, while: (error) => error instanceof PortTaken }),
+      Effect.orDie
+    ),
+    ({ child }) => Effect.promise(() => (child.kill("SIGTERM"), child.exited))
+  )
 
 describe("npm start (programs/stack.ts)", () => {
-  it.live("starts every server, prints where they listen and the dev account, and stops cleanly", () =>
-    Effect.gen(function* () {
-      const stack = yield* startStack()
-      const { ports } = stack
-      expect(stack.banner).toContain(`http://127.0.0.1:${ports.auth}`)
-      expect(stack.banner).toContain(`ws://127.0.0.1:${ports.relay}`)
-      expect(stack.banner).toContain(`ws://127.0.0.1:${ports.chat}`)
-      expect(stack.banner).toContain(`ws://127.0.0.1:${ports.neighbourhood}`)
-      const [, name, code] = /dev account: (\w+) \/ ([0-9a-f]{32})/.exec(stack.banner) ?? []
-      expect(name).toBe("dev")
+  it.live(
+    "starts every server, prints where they listen and the dev account, and stops cleanly",
+    () =>
+      Effect.gen(function* () {
+        const stack = yield* startStack()
+        const { ports } = stack
+        expect(stack.banner).toContain(`http://127.0.0.1:${ports.auth}`)
+        expect(stack.banner).toContain(`ws://127.0.0.1:${ports.relay}`)
+        expect(stack.banner).toContain(`ws://127.0.0.1:${ports.chat}`)
+        expect(stack.banner).toContain(`ws://127.0.0.1:${ports.neighbourhood}`)
+        const [, name, code] = /dev account: (\w+) \/ ([0-9a-f]{32})/.exec(stack.banner) ?? []
+        expect(name).toBe("dev")
 
-      // The relay links to the authenticator in the background; a login succeeds once it has.
-      let login: any
-      for (let attempt = 0; attempt < 50; attempt++) {
-        const response = yield* Effect.promise(() =>
-          fetch(`http://127.0.0.1:${ports.auth}/w/wl`, {
-            method: "POST",
-            headers: { "content-type": "application/json" },
-            body: JSON.stringify({ acc: name, pwd: code, gr: "1", app: "test", ver: "1", ex: "" })
-          })
-        )
-        login = yield* Effect.promise(() => response.json())
-        if (login.e === 0) break
-        yield* Effect.sleep("100 millis")
-      }
-      expect(login).toMatchObject({ e: 0, cs: { g: "127.0.0.1", h: ports.relay } })
-      const gcs = yield* connectWs(`ws://127.0.0.1:${ports.relay}/?f=${login.cs.f}&s=console`)
-      const welcome = yield* gcs.nextJson()
-      expect(welcome).toMatchObject({ ty: "s", mt: 9007 })
-
-      const [, hydrogenKey] = /Authorization: Key ([0-9a-f]{64})/.exec(stack.banner) ?? []
-      const hydrogen = yield* connectWs(`ws://127.0.0.1:${ports.hydrogen}/`, {
-        protocols: "hydrogen-protocol",
-        headers: { Authorization: `Key ${hydrogenKey}` }
-      })
-      yield* hydrogen.send(JSON.stringify({ type: "status" }))
-      expect(yield* hydrogen.nextJson()).toMatchObject({ status: { running: true } })
-
-      const page = yield* Effect.promise(() => fetch(`http://127.0.0.1:${ports.chat}/`).then((r) => r.text()))
-      expect(page).toContain("<html")
-
-      // Every server listens dual-stack by default: the same ports answer over IPv6 loopback.
-      if (hasIpv6Loopback()) {
-        const healths = [[ports.auth, "/h/health"], [ports.relay, "/h/health"], [ports.chat, "/health"], [ports.hydrogen, "/health"]] as const
-        for (const [port, path] of healths) {
-          const response = yield* Effect.promise(() => fetch(`http://[::1]:${port}${path}`))
-          expect(`${path} on [::1]:${port} -> ${response.status}`).toBe(`${path} on [::1]:${port} -> 200`)
+        // The relay links to the authenticator in the background; a login succeeds once it has.
+        let login: any
+        for (let attempt = 0; attempt < 50; attempt++) {
+          const response = yield* Effect.promise(() =>
+            fetch(`http://127.0.0.1:${ports.auth}/w/wl`, {
+              method: "POST",
+              headers: { "content-type": "application/json" },
+              body: JSON.stringify({ acc: name, pwd: code, gr: "1", app: "test", ver: "1", ex: "" })
+            })
+          )
+          login = yield* Effect.promise(() => response.json())
+          if (login.e === 0) break
+          yield* Effect.sleep("100 millis")
         }
-      } else console.log("stack test: no IPv6 loopback on this machine; the [::1] checks are skipped")
+        expect(login).toMatchObject({ e: 0, cs: { g: "127.0.0.1", h: ports.relay } })
+        const gcs = yield* connectWs(`ws://127.0.0.1:${ports.relay}/?f=${login.cs.f}&s=console`)
+        const welcome = yield* gcs.nextJson()
+        expect(welcome).toMatchObject({ ty: "s", mt: 9007 })
 
-      stack.child.kill("SIGTERM")
-      expect((yield* gcs.closed).code).toBe(1001)
-      expect(yield* Effect.promise(() => stack.child.exited)).toBe(0)
-    }), 30_000)
+        const [, hydrogenKey] = /Authorization: Key ([0-9a-f]{64})/.exec(stack.banner) ?? []
+        const hydrogen = yield* connectWs(`ws://127.0.0.1:${ports.hydrogen}/`, {
+          protocols: "hydrogen-protocol",
+          headers: { Authorization: `Key ${hydrogenKey}` }
+        })
+        yield* hydrogen.send(JSON.stringify({ type: "status" }))
+        expect(yield* hydrogen.nextJson()).toMatchObject({ status: { running: true } })
 
+        const page = yield* Effect.promise(() => fetch(`http://127.0.0.1:${ports.chat}/`).then((r) => r.text()))
+        expect(page).toContain("<html")
 
-  it.skipIf(!hasOpenssl).live("with TLS configured, the banner prints https:// and wss:// for those listeners", () =>
-    Effect.gen(function* () {
-      const { certPath, keyPath } = selfSigned()
-      const tls = (prefix: string) => ({ [`${prefix}_TLS_CERT_PATH`]: certPath, [`${prefix}_TLS_KEY_PATH`]: keyPath })
-      const stack = yield* startStack({ ...tls("AUTHENTICATOR"), ...tls("RELAY") })
-      expect(stack.banner).toContain(`https://127.0.0.1:${stack.ports.auth}`)
-      expect(stack.banner).toContain(`wss://127.0.0.1:${stack.ports.relay}/`)
-      expect(stack.banner).toContain(`https://127.0.0.1:${stack.ports.relay}/metrics`)
-      // The S2S listener has no TLS of its own here, so relays dial it over plain ws://.
-      expect(stack.banner).toContain(`ws://127.0.0.1:${stack.ports.s2s}`)
-    }), 30_000)
+        // Every server listens dual-stack by default: the same ports answer over IPv6 loopback.
+        if (hasIpv6Loopback()) {
+          const healths = [
+            [ports.auth, "/h/health"],
+            [ports.relay, "/h/health"],
+            [ports.chat, "/health"],
+            [ports.hydrogen, "/health"]
+          ] as const
+          for (const [port, path] of healths) {
+            const response = yield* Effect.promise(() => fetch(`http://[::1]:${port}${path}`))
+            expect(`${path} on [::1]:${port} -> ${response.status}`).toBe(`${path} on [::1]:${port} -> 200`)
+          }
+        } else console.log("stack test: no IPv6 loopback on this machine; the [::1] checks are skipped")
+
+        stack.child.kill("SIGTERM")
+        expect((yield* gcs.closed).code).toBe(1001)
+        expect(yield* Effect.promise(() => stack.child.exited)).toBe(0)
+      }),
+    30_000
+  )
+
+  it.skipIf(!hasOpenssl).live(
+    "with TLS configured, the banner prints https:// and wss:// for those listeners",
+    () =>
+      Effect.gen(function* () {
+        const { certPath, keyPath } = selfSigned()
+        const tls = (prefix: string) => ({ [`${prefix}_TLS_CERT_PATH`]: certPath, [`${prefix}_TLS_KEY_PATH`]: keyPath })
+        const stack = yield* startStack({ ...tls("AUTHENTICATOR"), ...tls("RELAY") })
+        expect(stack.banner).toContain(`https://127.0.0.1:${stack.ports.auth}`)
+        expect(stack.banner).toContain(`wss://127.0.0.1:${stack.ports.relay}/`)
+        expect(stack.banner).toContain(`https://127.0.0.1:${stack.ports.relay}/metrics`)
+        // The S2S listener has no TLS of its own here, so relays dial it over plain ws://.
+        expect(stack.banner).toContain(`ws://127.0.0.1:${stack.ports.s2s}`)
+      }),
+    30_000
+  )
 })

@@ -17,7 +17,12 @@ describe("KeyedLimiter", () => {
 
   it.effect("blocks after the configured strikes and says how long; the sweep forgets idle keys", () =>
     Effect.gen(function* () {
-      const limiter = yield* makeKeyedLimiter("test", { ratePerSecond: 1, burst: 1, blockFor: "60 seconds", strikes: 2 })
+      const limiter = yield* makeKeyedLimiter("test", {
+        ratePerSecond: 1,
+        burst: 1,
+        blockFor: "60 seconds",
+        strikes: 2
+      })
       expect(limiter.admit("ip", 0)).toBe(true)
       expect(limiter.admit("ip", 0)).toBe(false)
       expect(limiter.isBlocked("ip", 0)).toBe(false)

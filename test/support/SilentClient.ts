@@ -21,7 +21,8 @@ export const connectSilent = (
         response += chunk.toString("latin1")
         if (!response.includes("\r\n\r\n")) return
         upgraded = true
-        if (!response.startsWith("HTTP/1.1 101")) return resume(Effect.fail(new Error(`upgrade refused: ${response.split("\r\n")[0]}`)))
+        if (!response.startsWith("HTTP/1.1 101"))
+          return resume(Effect.fail(new Error(`upgrade refused: ${response.split("\r\n")[0]}`)))
         if (options.stopReading) socket.pause()
         resume(Effect.succeed({ socket, closedByServer: () => ended }))
       })
@@ -29,7 +30,9 @@ export const connectSilent = (
         ended = true
       })
       socket.on("error", (error) => resume(Effect.fail(error)))
-      const extra = Object.entries(options.headers ?? {}).map(([k, v]) => `${k}: ${v}\r\n`).join("")
+      const extra = Object.entries(options.headers ?? {})
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join("")
       socket.write(
         `GET ${options.path ?? "/"} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
           `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`

@@ -38,7 +38,10 @@ export const connectWs = (url: string, options: WsClientOptions = {}): Effect.Ef
         ws.binaryType = "arraybuffer"
         ws.onopen = () => Deferred.unsafeDone(opened, Effect.void)
         ws.onmessage = (event) =>
-          Queue.unsafeOffer(frames, typeof event.data === "string" ? event.data : new Uint8Array(event.data as ArrayBuffer))
+          Queue.unsafeOffer(
+            frames,
+            typeof event.data === "string" ? event.data : new Uint8Array(event.data as ArrayBuffer)
+          )
         ws.onclose = (event) => {
           const info = { code: event.code, reason: event.reason }
           Deferred.unsafeDone(closed, Effect.succeed(info))
@@ -49,16 +52,24 @@ export const connectWs = (url: string, options: WsClientOptions = {}): Effect.Ef
       (ws) => Effect.sync(() => ws.close())
     )
     yield* Deferred.await(opened).pipe(timeoutLive("open", "5 seconds"))
-    const next = (within: Duration.DurationInput = "3 seconds") => Queue.take(frames).pipe(timeoutLive("a frame", within))
+    const next = (within: Duration.DurationInput = "3 seconds") =>
+      Queue.take(frames).pipe(timeoutLive("a frame", within))
     return {
       socket,
       send: (message) => Effect.sync(() => socket.send(message)),
       next,
-      nextJson: (within) => next(within).pipe(Effect.map((frame) => JSON.parse(typeof frame === "string" ? frame : new TextDecoder().decode(frame)))),
+      nextJson: (within) =>
+        next(within).pipe(
+          Effect.map((frame) => JSON.parse(typeof frame === "string" ? frame : new TextDecoder().decode(frame)))
+        ),
       expectSilence: (within = "150 millis") =>
-        Effect.promise(() => new Promise((resolve) => setTimeout(resolve, Duration.toMillis(Duration.decode(within))))).pipe(
+        Effect.promise(
+          () => new Promise((resolve) => setTimeout(resolve, Duration.toMillis(Duration.decode(within))))
+        ).pipe(
           Effect.zipRight(Queue.poll(frames)),
-          Effect.flatMap((frame) => (frame._tag === "Some" ? Effect.dieMessage(`expected silence, got ${String(frame.value)}`) : Effect.void))
+          Effect.flatMap((frame) =>
+            frame._tag === "Some" ? Effect.dieMessage(`expected silence, got ${String(frame.value)}`) : Effect.void
+          )
         ),
       closed: Deferred.await(closed).pipe(timeoutLive("close", "5 seconds")),
       close: (code = 1000) => Effect.sync(() => socket.close(code))
@@ -66,11 +77,16 @@ export const connectWs = (url: string, options: WsClientOptions = {}): Effect.Ef
   })
 
 /** A timeout on the real event loop (independent of TestClock) that turns into a test failure. */
-export const timeoutLive = (what: string, within: Duration.DurationInput) =>
+export const timeoutLive =
+  (what: string, within: Duration.DurationInput) =>
   <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
     Effect.raceFirst(
       self,
-      Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, Duration.toMillis(Duration.decode(within))))).pipe(
-        Effect.zipRight(Effect.dieMessage(`timed out after ${Duration.format(Duration.decode(within))} waiting for ${what}`))
+      Effect.promise(
+        () => new Promise<void>((resolve) => setTimeout(resolve, Duration.toMillis(Duration.decode(within))))
+      ).pipe(
+        Effect.zipRight(
+          Effect.dieMessage(`timed out after ${Duration.format(Duration.decode(within))} waiting for ${what}`)
+        )
       )
     )

@@ -21,7 +21,12 @@ type LiveBody<E> = Effect.Effect<void, E, Scope.Scope>
  */
 export const it = {
   effect: <E>(name: string, body: () => Body<E>, timeout?: number) =>
-    test(name, () => run(Effect.scoped(Effect.suspend(body)).pipe(Effect.provide(Layer.merge(TestContext.TestContext, quietLogs)))), timeout),
+    test(
+      name,
+      () =>
+        run(Effect.scoped(Effect.suspend(body)).pipe(Effect.provide(Layer.merge(TestContext.TestContext, quietLogs)))),
+      timeout
+    ),
   live: <E>(name: string, body: () => LiveBody<E>, timeout?: number) =>
     test(name, () => run(Effect.scoped(Effect.suspend(body)).pipe(Effect.provide(quietLogs))), timeout),
   skipIf: (condition: boolean) => ({

@@ -18,7 +18,8 @@ const ServerConfig = Config.nested(
 )
 
 // Same shape as ConfigProvider.fromEnv(): path segments joined by "_".
-const envOf = (vars: Record<string, string>) => ConfigProvider.fromMap(new Map(Object.entries(vars)), { pathDelim: "_" })
+const envOf = (vars: Record<string, string>) =>
+  ConfigProvider.fromMap(new Map(Object.entries(vars)), { pathDelim: "_" })
 
 const load = (json: unknown, env: Record<string, string> = {}) =>
   Effect.withConfigProvider(ServerConfig, providerFrom(json, envOf(env)))
@@ -26,20 +27,25 @@ const load = (json: unknown, env: Record<string, string> = {}) =>
 describe("config: env over JSON file", () => {
   it.effect("reads nested camelCase keys from the file and CONSTANT_CASE overrides from env", () =>
     Effect.gen(function* () {
-      const config = yield* load({ relay: { port: 1234, secret: "s3cret", maxPayloadBytes: 100 } }, { RELAY_PORT: "4321", RELAY_MAX_PAYLOAD_BYTES: "200" })
+      const config = yield* load(
+        { relay: { port: 1234, secret: "s3cret", maxPayloadBytes: 100 } },
+        { RELAY_PORT: "4321", RELAY_MAX_PAYLOAD_BYTES: "200" }
+      )
       expect(config.port).toBe(4321)
       expect(config.limits.maxPayloadBytes).toBe(200)
       expect(config.limits.inboxCapacity).toBe(256)
       expect(Redacted.value(config.secret)).toBe("s3cret")
       expect(String(config.secret)).not.toContain("s3cret")
-    }))
+    })
+  )
 
   it.effect("embedded defaults apply when neither file nor env says anything", () =>
     Effect.gen(function* () {
       const config = yield* load({ relay: { secret: "x" } })
       expect(config.port).toBe(9966)
       expect(config.limits.maxPayloadBytes).toBe(4096)
-    }))
+    })
+  )
 
   it.effect("an invalid value fails with one line naming the key", () =>
     Effect.gen(function* () {
@@ -49,7 +55,8 @@ describe("config: env over JSON file", () => {
       expect(line.split("\n")).toHaveLength(1)
       const negative = yield* load({ relay: { secret: "x", inboxCapacity: -1 } }).pipe(Effect.sandbox, Effect.flip)
       expect(describeStartupFailure(negative)).toContain("must be a positive integer")
-    }))
+    })
+  )
 
   it.effect("--config is found in argv in both spellings; missing and broken files are clear errors", () =>
     Effect.gen(function* () {
@@ -66,5 +73,6 @@ describe("config: env over JSON file", () => {
       const good = join(dir, "good.json")
       writeFileSync(good, JSON.stringify({ relay: { port: 7 } }))
       expect(yield* readConfigFile(good)).toEqual({ relay: { port: 7 } })
-    }))
+    })
+  )
 })

@@ -46,7 +46,8 @@ describe("Federation (in-memory)", () => {
       expect(yield* Queue.take(received)).toBe("hello 1 n1")
       expect(yield* Queue.take(received)).toBe("echo:ping")
       expect(status.isUp()).toBe(true)
-    }).pipe(Effect.provide(TestLayers)))
+    }).pipe(Effect.provide(TestLayers))
+  )
 
   it.effect("the link outlives a peer restart: down while it is away, up again after backoff", () =>
     Effect.gen(function* () {
@@ -69,7 +70,8 @@ describe("Federation (in-memory)", () => {
       yield* TestClock.adjust("5 seconds")
       expect(yield* Queue.take(received)).toBe("hello 2 ")
       expect(status.isUp()).toBe(true)
-    }).pipe(Effect.provide(TestLayers)))
+    }).pipe(Effect.provide(TestLayers))
+  )
 
   it.effect("the bus delivers a subject's payloads to its subscribers only", () =>
     Effect.gen(function* () {
@@ -79,5 +81,6 @@ describe("Federation (in-memory)", () => {
       yield* federation.publish("a", "1")
       expect(yield* Queue.take(a)).toBe("1")
       expect(yield* Queue.size(b)).toBe(0)
-    }).pipe(Effect.provide(TestLayers)))
+    }).pipe(Effect.provide(TestLayers))
+  )
 })

@@ -59,5 +59,6 @@ describe("keepLinkUp", () => {
       yield* startPeer(first.port, 2)
       expect(yield* Queue.take(received)).toBe("hello from 2")
       expect(yield* Queue.take(received)).toBe("echo:announce")
-    }).pipe(Effect.provide(Metrics.Default)))
+    }).pipe(Effect.provide(Metrics.Default))
+  )
 })

@@ -7,7 +7,9 @@ const captureStderr = <A, E>(self: Effect.Effect<A, E>) =>
   Effect.acquireUseRelease(
     Effect.sync(() => {
       const lines: Array<string> = []
-      const spy = spyOn(console, "error").mockImplementation((...args: Array<unknown>) => void lines.push(args.join(" ")))
+      const spy = spyOn(console, "error").mockImplementation(
+        (...args: Array<unknown>) => void lines.push(args.join(" "))
+      )
       return { lines, spy }
     }),
     ({ lines }) => Effect.as(self, lines),
@@ -27,12 +29,16 @@ describe("LoggingLive", () => {
       expect(lines[0]).toContain("level=INFO")
       expect(lines[0]).toContain("message=visible")
       expect(lines[0]).not.toContain("hunter2")
-    }))
+    })
+  )
 
   it.live("LOG_FORMAT=json writes JSON lines; LOG_LEVEL=debug lowers the bar", () =>
     Effect.gen(function* () {
-      const lines = yield* captureStderr(Effect.logDebug("shown").pipe(Effect.provide(LoggingLive({ LOG_FORMAT: "json", LOG_LEVEL: "debug" }))))
+      const lines = yield* captureStderr(
+        Effect.logDebug("shown").pipe(Effect.provide(LoggingLive({ LOG_FORMAT: "json", LOG_LEVEL: "debug" })))
+      )
       expect(lines).toHaveLength(1)
       expect(JSON.parse(lines[0]!)).toMatchObject({ message: "shown", logLevel: "DEBUG" })
-    }))
+    })
+  )
 })

@@ -22,12 +22,14 @@ describe("Metrics", () => {
       expect(text).toContain('test_logins_total{result="ok"} 3')
       expect(text).toContain('test_logins_total{result="denied"} 1')
       expect(text).toContain("test_open 1")
-    }).pipe(Effect.provide(Metrics.Default)))
+    }).pipe(Effect.provide(Metrics.Default))
+  )
 
   it.effect("an unlabelled counter shows 0 before anything happens", () =>
     Effect.gen(function* () {
       const metrics = yield* Metrics
       metrics.counter("test_nothing_total", "Never incremented")
       expect(yield* metrics.render).toContain("test_nothing_total 0")
-    }).pipe(Effect.provide(Metrics.Default)))
+    }).pipe(Effect.provide(Metrics.Default))
+  )
 })

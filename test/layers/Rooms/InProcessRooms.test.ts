@@ -16,7 +16,8 @@ const start = Effect.gen(function* () {
     port: 0,
     limits: defaultSocketLimits,
     websocket: {
-      upgrade: (_request, info) => Effect.succeed(accept({ room: info.url.searchParams.get("room")!, id: info.url.searchParams.get("id")! })),
+      upgrade: (_request, info) =>
+        Effect.succeed(accept({ room: info.url.searchParams.get("room")!, id: info.url.searchParams.get("id")! })),
       open: (connection) =>
         Effect.gen(function* () {
           const { room, id } = connection.data
@@ -55,7 +56,8 @@ describe("InProcessRooms", () => {
       expect(yield* c.next()).toBe("all:3")
       yield* a.expectSilence()
       yield* b.expectSilence()
-    }).pipe(Effect.provide(TestLayers)))
+    }).pipe(Effect.provide(TestLayers))
+  )
 
   it.effect("members in join order, changes reported, a leaver gets nothing more and empty rooms are dropped", () =>
     Effect.gen(function* () {
@@ -72,9 +74,20 @@ describe("InProcessRooms", () => {
       expect(yield* a.next()).toBe("all:after")
       yield* b.expectSilence()
       yield* a.close()
-      const seen = yield* Effect.all([Queue.take(changes), Queue.take(changes), Queue.take(changes), Queue.take(changes)])
-      expect(seen.map((change) => `${change._tag}:${change.member.id}`)).toEqual(["Joined:a", "Joined:b", "Left:b", "Left:a"])
+      const seen = yield* Effect.all([
+        Queue.take(changes),
+        Queue.take(changes),
+        Queue.take(changes),
+        Queue.take(changes)
+      ])
+      expect(seen.map((change) => `${change._tag}:${change.member.id}`)).toEqual([
+        "Joined:a",
+        "Joined:b",
+        "Left:b",
+        "Left:a"
+      ])
       expect(rooms.localCount("r")).toBe(0)
       expect(yield* rooms.members("r")).toEqual([])
-    }).pipe(Effect.provide(TestLayers)))
+    }).pipe(Effect.provide(TestLayers))
+  )
 })

@@ -44,7 +44,10 @@ export const accountStoreContract = <R>(backend: AccountBackend<R>) =>
     const known = Effect.flatMap(AccountStore, (store) =>
       backend.readOnly
         ? Effect.succeed(backend.readOnly)
-        : Effect.map(store.create({ name: unique("known"), permission: Permission.all }), ({ account, accessCode }) => ({ name: account.name, accessCode }))
+        : Effect.map(
+            store.create({ name: unique("known"), permission: Permission.all }),
+            ({ account, accessCode }) => ({ name: account.name, accessCode })
+          )
     )
 
     test("an unknown name and a wrong code cost the same: one verification each, both None", () =>
@@ -58,8 +61,14 @@ export const accountStoreContract = <R>(backend: AccountBackend<R>) =>
             return { found: Option.isSome(result), verifications: counter.verifications - before }
           })
         expect(yield* verifications(store.authenticate(name, accessCode))).toEqual({ found: true, verifications: 1 })
-        expect(yield* verifications(store.authenticate(name, `${accessCode}x`))).toEqual({ found: false, verifications: 1 })
-        expect(yield* verifications(store.authenticate(unique("nobody"), accessCode))).toEqual({ found: false, verifications: 1 })
+        expect(yield* verifications(store.authenticate(name, `${accessCode}x`))).toEqual({
+          found: false,
+          verifications: 1
+        })
+        expect(yield* verifications(store.authenticate(unique("nobody"), accessCode))).toEqual({
+          found: false,
+          verifications: 1
+        })
         const found = Option.getOrThrow(yield* store.findByName(name))
         expect(found).toMatchObject({ name, permission: Permission.all, enabled: true })
         expect(Option.isNone(yield* store.findByName(unique("nobody")))).toBe(true)
@@ -114,7 +123,12 @@ export const accountStoreContract = <R>(backend: AccountBackend<R>) =>
       Effect.gen(function* () {
         const store = yield* AccountStore
         const name = unique("carol")
-        const issued = yield* store.create({ name, permission: Permission.gcs, isAdmin: true, accessCode: "seeded code" })
+        const issued = yield* store.create({
+          name,
+          permission: Permission.gcs,
+          isAdmin: true,
+          accessCode: "seeded code"
+        })
         expect(issued.accessCode).toBe("seeded code")
         const account = Option.getOrThrow(yield* store.authenticate(name, "seeded code"))
         expect(account.isAdmin).toBe(true)
@@ -164,9 +178,13 @@ export const accountStoreContract = <R>(backend: AccountBackend<R>) =>
       Effect.gen(function* () {
         const store = yield* AccountStore
         const name = unique("race")
-        const results = yield* Effect.forEach([1, 2, 3, 4], () => Effect.either(store.create({ name, permission: Permission.all })), {
-          concurrency: "unbounded"
-        })
+        const results = yield* Effect.forEach(
+          [1, 2, 3, 4],
+          () => Effect.either(store.create({ name, permission: Permission.all })),
+          {
+            concurrency: "unbounded"
+          }
+        )
         const winners = results.filter(Either.isRight)
         expect(winners.length).toBe(1)
         for (const result of results) if (Either.isLeft(result)) expect(result.left._tag).toBe("AccountExists")
@@ -181,10 +199,15 @@ export const accountStoreContract = <R>(backend: AccountBackend<R>) =>
           const name = unique("grace")
           const first = yield* store.create({ name, permission: Permission.all })
           const second = yield* store.regenerateAccessCode(name)
-          const seeded = yield* store.create({ name: unique("heidi"), permission: Permission.all, accessCode: "plain-seeded-code" })
+          const seeded = yield* store.create({
+            name: unique("heidi"),
+            permission: Permission.all,
+            accessCode: "plain-seeded-code"
+          })
           const stored = yield* dump
           expect(stored).toContain(name)
-          for (const code of [first.accessCode, second.accessCode, seeded.accessCode]) expect(stored).not.toContain(code)
+          for (const code of [first.accessCode, second.accessCode, seeded.accessCode])
+            expect(stored).not.toContain(code)
         }))
     }
 

@@ -27,7 +27,9 @@ const counted = () => {
           const hold = state.hold
           state.hold = undefined
           return hold
-            ? Effect.tap(store.authenticate(name, code), () => Effect.zipRight(Deferred.succeed(hold.verified, undefined), Deferred.await(hold.release)))
+            ? Effect.tap(store.authenticate(name, code), () =>
+                Effect.zipRight(Deferred.succeed(hold.verified, undefined), Deferred.await(hold.release))
+              )
             : store.authenticate(name, code)
         })
     }))

@@ -25,7 +25,10 @@ accountStoreContract({
 /** Runs `body` against a JSON store on `path`, collecting every log message. */
 const withJsonStore = <A, E>(path: string, body: Effect.Effect<A, E, AccountStore>) => {
   const logs: Array<string> = []
-  const capture = Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => void logs.push(String(message))))
+  const capture = Logger.replace(
+    Logger.defaultLogger,
+    Logger.make(({ message }) => void logs.push(String(message)))
+  )
   return Effect.provide(body, jsonStore(path)).pipe(
     Effect.provide(capture),
     Effect.map((value) => ({ value, logs }))
@@ -43,8 +46,17 @@ describe("JSON account file", () => {
         }
       }
       writeFileSync(path, JSON.stringify(original))
-      const { value: pilot, logs } = yield* withJsonStore(path, Effect.flatMap(AccountStore, (s) => s.authenticate("pilot", "pilot-secret-code")))
-      expect(Option.getOrThrow(pilot)).toMatchObject({ id: "acc-1", isAdmin: true, enabled: true, instanceLimit: 0, permission: 0xffffffff })
+      const { value: pilot, logs } = yield* withJsonStore(
+        path,
+        Effect.flatMap(AccountStore, (s) => s.authenticate("pilot", "pilot-secret-code"))
+      )
+      expect(Option.getOrThrow(pilot)).toMatchObject({
+        id: "acc-1",
+        isAdmin: true,
+        enabled: true,
+        instanceLimit: 0,
+        permission: 0xffffffff
+      })
       const rewritten = readFileSync(path, "utf8")
       expect(rewritten).not.toContain("secret-code")
       expect(rewritten).not.toContain('"pwd"')
@@ -56,10 +68,14 @@ describe("JSON account file", () => {
       expect(logs.some((line) => line.includes('"pilot"'))).toBe(true)
       expect(logs.join("\n")).not.toContain("secret-code")
       // Re-opening reads the hashes: no rewrite, no warning, same codes.
-      const again = yield* withJsonStore(path, Effect.flatMap(AccountStore, (s) => s.authenticate("drone", "drone-secret-code")))
+      const again = yield* withJsonStore(
+        path,
+        Effect.flatMap(AccountStore, (s) => s.authenticate("drone", "drone-secret-code"))
+      )
       expect(Option.getOrThrow(again.value).id).toBe("acc-2")
       expect(again.logs.filter((line) => line.includes("plaintext"))).toEqual([])
-    }))
+    })
+  )
 
   it.live("a missing file starts empty and is created; writes leave no temp files behind", () =>
     Effect.gen(function* () {
@@ -76,7 +92,8 @@ describe("JSON account file", () => {
       )
       expect(readdirSync(join(dir, "fresh"))).toEqual(["accounts.json"])
       expect(JSON.parse(readFileSync(path, "utf8")).users.first).toMatchObject({ enabled: false, prm: Permission.gcs })
-    }))
+    })
+  )
 
   const refused = (name: string, content: string, expected: RegExp) =>
     it.live(`a bad file stops startup with a clear StorageError: ${name}`, () =>
@@ -89,14 +106,27 @@ describe("JSON account file", () => {
           expect(result.left.message).toContain(path)
           expect(result.left.message).toMatch(expected)
         }
-      }))
+      })
+    )
   refused("not JSON", "{users:", /invalid/)
   refused("no users", "{}", /users/)
   refused("prm missing", JSON.stringify({ users: { a: { sid: "1", pwd: "x" } } }), /users\.a\.prm/)
   refused("neither pwd nor hash", JSON.stringify({ users: { a: { sid: "1", prm: 1 } } }), /users\.a/)
-  refused("plaintext in hash", JSON.stringify({ users: { a: { sid: "1", hash: "not-a-hash", prm: 1 } } }), /users\.a\.hash/)
-  refused("bad account name", JSON.stringify({ users: { " padded": { sid: "1", pwd: "x", prm: 1 } } }), /invalid account names.*" padded"/)
-  refused("duplicate sid", JSON.stringify({ users: { a: { sid: "1", pwd: "x", prm: 1 }, b: { sid: "1", pwd: "y", prm: 1 } } }), /sid "1"/)
+  refused(
+    "plaintext in hash",
+    JSON.stringify({ users: { a: { sid: "1", hash: "not-a-hash", prm: 1 } } }),
+    /users\.a\.hash/
+  )
+  refused(
+    "bad account name",
+    JSON.stringify({ users: { " padded": { sid: "1", pwd: "x", prm: 1 } } }),
+    /invalid account names.*" padded"/
+  )
+  refused(
+    "duplicate sid",
+    JSON.stringify({ users: { a: { sid: "1", pwd: "x", prm: 1 }, b: { sid: "1", pwd: "y", prm: 1 } } }),
+    /sid "1"/
+  )
 })
 
 accountStoreContract({

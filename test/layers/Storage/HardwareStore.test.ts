@@ -9,7 +9,12 @@ import { mysqlAvailable, sqliteFile, sqliteMemory, tempDirectory, throwawayMysql
 const unique = (base: string) => `${base}-${crypto.randomUUID().slice(0, 8)}`
 
 /** The HardwareStore contract, run against every backend. */
-const hardwareStoreContract = (name: string, layer: Layer.Layer<HardwareStore, unknown>, persistent: boolean, skip = false) =>
+const hardwareStoreContract = (
+  name: string,
+  layer: Layer.Layer<HardwareStore, unknown>,
+  persistent: boolean,
+  skip = false
+) =>
   describe(`HardwareStore contract: ${name}`, () => {
     const test = <E>(title: string, body: () => Effect.Effect<void, E, HardwareStore>) =>
       it.skipIf(skip).live(title, () => Effect.provide(Effect.suspend(body), layer))
@@ -37,7 +42,9 @@ const hardwareStoreContract = (name: string, layer: Layer.Layer<HardwareStore, u
       const record = { accountId: unique("acc"), hardwareId: "durable", hardwareType: "3" }
       test("persists across re-open (write)", () => Effect.flatMap(HardwareStore, (store) => store.register(record)))
       test("persists across re-open (read back)", () =>
-        Effect.flatMap(HardwareStore, (store) => store.isRegistered(record)).pipe(Effect.map((found) => expect(found).toBe(true))))
+        Effect.flatMap(HardwareStore, (store) => store.isRegistered(record)).pipe(
+          Effect.map((found) => expect(found).toBe(true))
+        ))
     }
   })
 

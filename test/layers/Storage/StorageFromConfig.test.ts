@@ -36,7 +36,9 @@ const useAll = (name: string) =>
 const readAll = (name: string, accessCode: string) =>
   Effect.gen(function* () {
     const account = Option.getOrThrow(yield* (yield* AccountStore).authenticate(name, accessCode))
-    expect(yield* (yield* HardwareStore).isRegistered({ accountId: account.id, hardwareId: "hw", hardwareType: "1" })).toBe(true)
+    expect(
+      yield* (yield* HardwareStore).isRegistered({ accountId: account.id, hardwareId: "hw", hardwareType: "1" })
+    ).toBe(true)
     expect((yield* (yield* StreamStore).readAfter(`s-${name}`, 0)).map((e) => e.payload)).toEqual(["hello"])
   })
 
@@ -51,62 +53,98 @@ describe("StorageFromConfig", () => {
       const { accessCode } = yield* Effect.provide(useAll("sq"), storage(config))
       expect(existsSync(filename)).toBe(true)
       yield* Effect.provide(readAll("sq", accessCode), storage(config))
-    }))
+    })
+  )
 
   it.skipIf(!mysqlAvailable).live("mysql backend: all three stores persist in the database", () =>
     Effect.gen(function* () {
-      const config = { storage: { backend: "mysql", mysql: { host: "127.0.0.1", database: mysql.database, username: "root" } } }
+      const config = {
+        storage: { backend: "mysql", mysql: { host: "127.0.0.1", database: mysql.database, username: "root" } }
+      }
       const { accessCode } = yield* Effect.provide(useAll("my"), storage(config))
       yield* Effect.provide(readAll("my", accessCode), storage(config))
-    }))
+    })
+  )
 
   it.live("json backend keeps accounts in the file, hardware and streams in memory", () =>
     Effect.gen(function* () {
       const path = join(dir, "accounts.json")
-      const { accessCode } = yield* Effect.provide(useAll("js"), storage({ storage: { backend: "json", json: { path } } }))
-      expect(yield* Effect.promise(() => Bun.file(path).json())).toMatchObject({ users: { js: { prm: Permission.all } } })
+      const { accessCode } = yield* Effect.provide(
+        useAll("js"),
+        storage({ storage: { backend: "json", json: { path } } })
+      )
+      expect(yield* Effect.promise(() => Bun.file(path).json())).toMatchObject({
+        users: { js: { prm: Permission.all } }
+      })
       const account = yield* Effect.provide(
         Effect.flatMap(AccountStore, (store) => store.authenticate("js", accessCode)),
         storage({ storage: { backend: "json", json: { path } } })
       )
       expect(Option.isSome(account)).toBe(true)
-    }))
+    })
+  )
 
   it.live("memory backend, read from a caller-chosen path", () =>
-    Effect.provide(useAll("mem"), storage({ authenticator: { storage: { backend: "memory" } } }, { name: "auth", path: ["authenticator", "storage"] })))
+    Effect.provide(
+      useAll("mem"),
+      storage(
+        { authenticator: { storage: { backend: "memory" } } },
+        { name: "auth", path: ["authenticator", "storage"] }
+      )
+    )
+  )
 
   it.live("single backend: the configured account, read-only", () =>
     Effect.gen(function* () {
-      const config = { storage: { backend: "single", single: { name: "op", accessCode: "op-code-123", isAdmin: true } } }
+      const config = {
+        storage: { backend: "single", single: { name: "op", accessCode: "op-code-123", isAdmin: true } }
+      }
       yield* Effect.provide(
         Effect.gen(function* () {
           const store = yield* AccountStore
-          expect(Option.getOrThrow(yield* store.authenticate("op", "op-code-123"))).toMatchObject({ isAdmin: true, permission: Permission.all })
+          expect(Option.getOrThrow(yield* store.authenticate("op", "op-code-123"))).toMatchObject({
+            isAdmin: true,
+            permission: Permission.all
+          })
           const created = yield* Effect.either(store.create({ name: "x", permission: 1 }))
           expect(Either.isLeft(created) && created.left._tag).toBe("ReadOnlyStore")
         }),
         storage(config)
       )
-    }))
+    })
+  )
 
   it.live("bad or missing keys fail with one line naming the key", () =>
     Effect.gen(function* () {
       expect(yield* startupError({ storage: { backend: "postgres" } })).toContain("storage.backend")
-      expect(yield* startupError({ storage: { backend: "single", single: { name: "op" } } })).toContain("storage.single.accessCode")
+      expect(yield* startupError({ storage: { backend: "single", single: { name: "op" } } })).toContain(
+        "storage.single.accessCode"
+      )
       expect(yield* startupError({ storage: { backend: "json" } })).toContain("storage.json.path")
-      expect(yield* startupError({ storage: { backend: "mysql", mysql: { username: "root" } } })).toContain("storage.mysql.database")
-      expect(yield* startupError({ storage: { backend: "mysql", mysql: { database: "d", username: "u", port: 0 } } })).toContain("storage.mysql.port")
-      expect(yield* startupError({ auth: { storage: { backend: "nope" } } }, { name: "a", path: ["auth", "storage"] })).toContain("auth.storage.backend")
-      for (const message of [yield* startupError({ storage: { backend: "postgres" } })]) expect(message.split("\n").length).toBe(1)
-    }))
+      expect(yield* startupError({ storage: { backend: "mysql", mysql: { username: "root" } } })).toContain(
+        "storage.mysql.database"
+      )
+      expect(
+        yield* startupError({ storage: { backend: "mysql", mysql: { database: "d", username: "u", port: 0 } } })
+      ).toContain("storage.mysql.port")
+      expect(
+        yield* startupError({ auth: { storage: { backend: "nope" } } }, { name: "a", path: ["auth", "storage"] })
+      ).toContain("auth.storage.backend")
+      for (const message of [yield* startupError({ storage: { backend: "postgres" } })])
+        expect(message.split("\n").length).toBe(1)
+    })
+  )
 
   it.live("an unreachable MySQL server is a StorageError naming it", () =>
     Effect.gen(function* () {
-      const config = { storage: { backend: "mysql", mysql: { host: "127.0.0.1", port: 1, database: "d", username: "u" } } }
+      const config = {
+        storage: { backend: "mysql", mysql: { host: "127.0.0.1", port: 1, database: "d", username: "u" } }
+      }
       const error = yield* Effect.flip(Effect.provide(AccountStore, storage(config)))
       expect(error._tag).toBe("StorageError")
       expect(String((error as { message: string }).message)).toContain("127.0.0.1:1/d")
-    }))
+    })
+  )
 
   it.live("an SQLite file that cannot be created is a StorageError naming it", () =>
     Effect.gen(function* () {
@@ -116,8 +154,10 @@ describe("StorageFromConfig", () => {
       const error = yield* Effect.flip(Effect.provide(AccountStore, storage({ storage: { sqlite: { filename } } })))
       expect(error._tag).toBe("StorageError")
       expect(String((error as { message: string }).message)).toContain(filename)
-    }))
+    })
+  )
 
   it.live("one database file gives one shared client layer", () =>
-    Effect.sync(() => expect(SqliteDatabase(join(dir, "x.sqlite"))).toBe(SqliteDatabase(join(dir, "x.sqlite")))))
+    Effect.sync(() => expect(SqliteDatabase(join(dir, "x.sqlite"))).toBe(SqliteDatabase(join(dir, "x.sqlite"))))
+  )
 })

@@ -23,8 +23,23 @@ type Op =
   | { readonly op: "remove"; readonly stream: number }
 
 const opArbitrary: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ op: fc.constant("append" as const), stream: fc.nat(1), payload: fc.fullUnicodeString({ maxLength: 12 }) }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant("read" as const), stream: fc.nat(1), after: fc.integer({ min: -1, max: 30 }), limit: fc.option(fc.nat(6), { nil: undefined }) }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      op: fc.constant("append" as const),
+      stream: fc.nat(1),
+      payload: fc.fullUnicodeString({ maxLength: 12 })
+    })
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant("read" as const),
+      stream: fc.nat(1),
+      after: fc.integer({ min: -1, max: 30 }),
+      limit: fc.option(fc.nat(6), { nil: undefined })
+    })
+  },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("remove" as const), stream: fc.nat(1) }) }
 )
 const boundsArbitrary: fc.Arbitrary<StreamBounds> = fc.record(
@@ -100,9 +115,13 @@ export const streamStoreContract = (backend: StreamBackend) =>
       Effect.gen(function* () {
         const store = yield* StreamStore
         const stream = unique("busy")
-        const entries = yield* Effect.forEach(Array.from({ length: 12 }, (_, i) => `m${i}`), (p) => store.append(stream, p, { maxEntries: 8 }), {
-          concurrency: "unbounded"
-        })
+        const entries = yield* Effect.forEach(
+          Array.from({ length: 12 }, (_, i) => `m${i}`),
+          (p) => store.append(stream, p, { maxEntries: 8 }),
+          {
+            concurrency: "unbounded"
+          }
+        )
         expect(seqs(entries).sort((a, b) => a - b)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1))
         expect(seqs(yield* store.readAfter(stream, 0))).toEqual([5, 6, 7, 8, 9, 10, 11, 12])
         expect(yield* store.position(stream)).toMatchObject({ first: 5, last: 12 })
@@ -173,33 +192,43 @@ export const streamStoreContract = (backend: StreamBackend) =>
         Effect.gen(function* () {
           const store = yield* StreamStore
           const model = yield* Effect.provide(StreamStore, MemoryStreamStore)
-          const property = fc.asyncProperty(fc.array(opArbitrary, { maxLength: 24 }), boundsArbitrary, async (ops, bounds) => {
-            const run = Effect.gen(function* () {
-              const keys = [unique("p0"), unique("p1")]
-              const epochs = new Map<string, [string, string]>()
-              for (const key of keys) epochs.set(key, [(yield* store.position(key)).epoch, (yield* model.position(key)).epoch])
-              for (const step of ops) {
-                const key = keys[step.stream]!
-                if (step.op === "append") {
-                  const [got, want] = [yield* store.append(key, step.payload, bounds), yield* model.append(key, step.payload, bounds)]
-                  expect({ seq: got.seq, payload: got.payload }).toEqual({ seq: want.seq, payload: want.payload })
-                } else if (step.op === "read") {
-                  const got = yield* store.readAfter(key, step.after, step.limit)
-                  const want = yield* model.readAfter(key, step.after, step.limit)
-                  expect(got.map(({ seq, payload }) => ({ seq, payload }))).toEqual(want.map(({ seq, payload }) => ({ seq, payload })))
-                } else {
-                  yield* store.remove(key)
-                  yield* model.remove(key)
+          const property = fc.asyncProperty(
+            fc.array(opArbitrary, { maxLength: 24 }),
+            boundsArbitrary,
+            async (ops, bounds) => {
+              const run = Effect.gen(function* () {
+                const keys = [unique("p0"), unique("p1")]
+                const epochs = new Map<string, [string, string]>()
+                for (const key of keys)
+                  epochs.set(key, [(yield* store.position(key)).epoch, (yield* model.position(key)).epoch])
+                for (const step of ops) {
+                  const key = keys[step.stream]!
+                  if (step.op === "append") {
+                    const [got, want] = [
+                      yield* store.append(key, step.payload, bounds),
+                      yield* model.append(key, step.payload, bounds)
+                    ]
+                    expect({ seq: got.seq, payload: got.payload }).toEqual({ seq: want.seq, payload: want.payload })
+                  } else if (step.op === "read") {
+                    const got = yield* store.readAfter(key, step.after, step.limit)
+                    const want = yield* model.readAfter(key, step.after, step.limit)
+                    expect(got.map(({ seq, payload }) => ({ seq, payload }))).toEqual(
+                      want.map(({ seq, payload }) => ({ seq, payload }))
+                    )
+                  } else {
+                    yield* store.remove(key)
+                    yield* model.remove(key)
+                  }
+                  const [got, want] = [yield* store.position(key), yield* model.position(key)]
+                  expect({ first: got.first, last: got.last }).toEqual({ first: want.first, last: want.last })
+                  const [gotEpoch, wantEpoch] = epochs.get(key)!
+                  expect(got.epoch !== gotEpoch).toBe(want.epoch !== wantEpoch)
+                  epochs.set(key, [got.epoch, want.epoch])
                 }
-                const [got, want] = [yield* store.position(key), yield* model.position(key)]
-                expect({ first: got.first, last: got.last }).toEqual({ first: want.first, last: want.last })
-                const [gotEpoch, wantEpoch] = epochs.get(key)!
-                expect(got.epoch !== gotEpoch).toBe(want.epoch !== wantEpoch)
-                epochs.set(key, [got.epoch, want.epoch])
-              }
-            })
-            await Effect.runPromise(run)
-          })
+              })
+              await Effect.runPromise(run)
+            }
+          )
           yield* Effect.promise(() => fc.assert(property, { numRuns: 40 }))
         }),
       15_000

@@ -27,7 +27,9 @@ const mysqlOptions = (database: string): MysqlOptions => ({
 
 const onServer = (statement: string) =>
   Effect.runPromise(
-    Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(statement)).pipe(Effect.provide(MysqlDatabase(mysqlOptions("test"))))
+    Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(statement)).pipe(
+      Effect.provide(MysqlDatabase(mysqlOptions("test")))
+    )
   )
 
 /**
@@ -47,7 +49,11 @@ export const throwawayMysql = (label: string) => {
 export const dumpTables = (...tables: ReadonlyArray<string>) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
     Effect.forEach(tables, (table) => sql.unsafe(`SELECT * FROM ${table}`)).pipe(
-      Effect.map((rows) => JSON.stringify(rows, (_key, value) => (value?.type === "Buffer" ? Buffer.from(value.data).toString("utf8") : value)))
+      Effect.map((rows) =>
+        JSON.stringify(rows, (_key, value) =>
+          value?.type === "Buffer" ? Buffer.from(value.data).toString("utf8") : value
+        )
+      )
     )
   )
 

@@ -15,7 +15,8 @@ describe("MemoryTokens", () => {
       expect(yield* tokens.take("other", token)).toEqual(Option.none())
       expect(yield* tokens.take("key", token)).toEqual(Option.some("grant"))
       expect(yield* tokens.take("key", token)).toEqual(Option.none())
-    }).pipe(Effect.provide(MemoryTokensLive)))
+    }).pipe(Effect.provide(MemoryTokensLive))
+  )
 
   it.effect("expiry follows the clock; a sliding get moves it; the sweep forgets expired tokens", () =>
     Effect.gen(function* () {
@@ -29,7 +30,8 @@ describe("MemoryTokens", () => {
       expect(yield* tokens.get("session", sliding)).toEqual(Option.some("b"))
       yield* TestClock.adjust("20 seconds")
       expect(yield* tokens.count("session")).toBe(0)
-    }).pipe(Effect.provide(MemoryTokensLive)))
+    }).pipe(Effect.provide(MemoryTokensLive))
+  )
 
   it.effect("revoke and revokeIndexed end a token; a wrong guess of the same length finds nothing", () =>
     Effect.gen(function* () {
@@ -38,8 +40,14 @@ describe("MemoryTokens", () => {
       const two = yield* tokens.issue("session", "2", ttl)
       expect(yield* tokens.revokeIndexed("session", "request-1")).toBe(true)
       expect(yield* tokens.get("session", one)).toEqual(Option.none())
-      expect(yield* tokens.get("session", two.replace(/.$/, (c) => (c === "0" ? "1" : "0")))).toEqual(Option.none())
+      expect(
+        yield* tokens.get(
+          "session",
+          two.replace(/.$/, (c) => (c === "0" ? "1" : "0"))
+        )
+      ).toEqual(Option.none())
       expect(yield* tokens.revoke("session", two)).toBe(true)
       expect(yield* tokens.revoke("session", two)).toBe(false)
-    }).pipe(Effect.provide(MemoryTokensLive)))
+    }).pipe(Effect.provide(MemoryTokensLive))
+  )
 })

@@ -7,9 +7,16 @@ describe("TokenTable index", () => {
   it.effect("after any sequence of inserts and deletes, deleteByIndex agrees with a scan (property)", () =>
     Effect.sync(() => {
       const step = FastCheck.oneof(
-        FastCheck.record({ op: FastCheck.constant("insert" as const), token: FastCheck.integer({ min: 0, max: 9 }), tag: FastCheck.integer({ min: 0, max: 9 }) }),
+        FastCheck.record({
+          op: FastCheck.constant("insert" as const),
+          token: FastCheck.integer({ min: 0, max: 9 }),
+          tag: FastCheck.integer({ min: 0, max: 9 })
+        }),
         FastCheck.record({ op: FastCheck.constant("delete" as const), token: FastCheck.integer({ min: 0, max: 9 }) }),
-        FastCheck.record({ op: FastCheck.constant("deleteByIndex" as const), tag: FastCheck.integer({ min: 0, max: 9 }) })
+        FastCheck.record({
+          op: FastCheck.constant("deleteByIndex" as const),
+          tag: FastCheck.integer({ min: 0, max: 9 })
+        })
       )
       FastCheck.assert(
         FastCheck.property(FastCheck.array(step, { maxLength: 60 }), (steps) => {
@@ -32,5 +39,6 @@ describe("TokenTable index", () => {
           }
         })
       )
-    }))
+    })
+  )
 })

@@ -10,12 +10,13 @@ import { eventually, it, settle } from "../../support/effect.ts"
 import { connectSilent } from "../../support/SilentClient.ts"
 import { connectWs } from "../../support/WsClient.ts"
 
-
 /** Echoes text, joins the topic named by ?room=, publishes "pub:<x>" to it. */
 const echo: WebSocketProtocol<{ room: string }> = {
   upgrade: (request, info) =>
     Effect.succeed(
-      info.url.searchParams.get("deny") ? reject(401, "denied by test") : accept({ room: info.url.searchParams.get("room") ?? "lobby" })
+      info.url.searchParams.get("deny")
+        ? reject(401, "denied by test")
+        : accept({ room: info.url.searchParams.get("room") ?? "lobby" })
     ),
   open: (connection) =>
     Effect.gen(function* () {
@@ -32,8 +33,7 @@ const echo: WebSocketProtocol<{ room: string }> = {
     })
 }
 
-const startEcho = (limits: Partial<SocketLimits> = {}) =>
-  startEchoWith(limits).pipe(Effect.provide(Metrics.Default))
+const startEcho = (limits: Partial<SocketLimits> = {}) => startEchoWith(limits).pipe(Effect.provide(Metrics.Default))
 
 const startEchoWith = (limits: Partial<SocketLimits> = {}) =>
   Effect.gen(function* () {
@@ -69,17 +69,26 @@ describe("BunTransport", () => {
       const client = yield* connectWs(`ws://127.0.0.1:${server.port}/`)
       yield* client.send("hi")
       expect(yield* client.next()).toBe("echo:hi")
-    }))
+    })
+  )
 
   it.live("a refused upgrade is an HTTP error with a reason", () =>
     Effect.gen(function* () {
       const server = yield* startEcho()
       const response = yield* Effect.promise(() =>
-        fetch(`${server.url}/?deny=1`, { headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13" } })
+        fetch(`${server.url}/?deny=1`, {
+          headers: {
+            upgrade: "websocket",
+            connection: "Upgrade",
+            "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+            "sec-websocket-version": "13"
+          }
+        })
       )
       expect(response.status).toBe(401)
       expect(yield* Effect.promise(() => response.json())).toEqual({ error: "denied by test" })
-    }))
+    })
+  )
 
   it.live("an upgrade decided asynchronously still upgrades; one that dies is an HTTP 500", () =>
     Effect.gen(function* () {
@@ -102,13 +111,21 @@ describe("BunTransport", () => {
       yield* client.send("later")
       expect(yield* client.next()).toBe("later")
       const response = yield* Effect.promise(() =>
-        fetch(`${server.url}/?die=1`, { headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13" } })
+        fetch(`${server.url}/?die=1`, {
+          headers: {
+            upgrade: "websocket",
+            connection: "Upgrade",
+            "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+            "sec-websocket-version": "13"
+          }
+        })
       )
       expect(response.status).toBe(500)
       expect(yield* Effect.promise(() => response.json())).toEqual({ error: "internal error" })
       yield* client.send("still fine")
       expect(yield* client.next()).toBe("still fine")
-    }))
+    })
+  )
 
   it.live("publish reaches the other subscribers, not the sender", () =>
     Effect.gen(function* () {
@@ -123,7 +140,8 @@ describe("BunTransport", () => {
       yield* c.expectSilence()
       expect(server.publish("r2", "from server")).toBeGreaterThan(0)
       expect(yield* c.next()).toBe("from server")
-    }))
+    })
+  )
 
   it.live("a handler defect closes only that connection with 1011", () =>
     Effect.gen(function* () {
@@ -134,7 +152,8 @@ describe("BunTransport", () => {
       expect((yield* bad.closed).code).toBe(CloseCodes.internalError)
       yield* good.send("still here")
       expect(yield* good.next()).toBe("echo:still here")
-    }))
+    })
+  )
 
   it.live("an oversized message closes with 1009", () =>
     Effect.gen(function* () {
@@ -142,7 +161,8 @@ describe("BunTransport", () => {
       const client = yield* connectWs(`ws://127.0.0.1:${server.port}/`)
       yield* client.send("x".repeat(65))
       expect((yield* client.closed).code).toBe(CloseCodes.messageTooBig)
-    }))
+    })
+  )
 
   it.live("maxConnections refuses extra upgrades with 503 and keeps existing clients", () =>
     Effect.gen(function* () {
@@ -152,7 +172,8 @@ describe("BunTransport", () => {
       expect(refused.code).not.toBe(1000)
       yield* first.send("ok")
       expect(yield* first.next()).toBe("echo:ok")
-    }))
+    })
+  )
 
   it.effect("heartbeat closes a client that never answers pings with 4000, and keeps one that does", () =>
     Effect.gen(function* () {
@@ -166,11 +187,16 @@ describe("BunTransport", () => {
       yield* eventually(() => silent.closedByServer(), "silent client closed")
       yield* alive.send("still alive")
       expect(yield* alive.next()).toBe("echo:still alive")
-    }))
+    })
+  )
 
   it.effect("idle timeout closes a connection that sends nothing with 4001", () =>
     Effect.gen(function* () {
-      const server = yield* startEcho({ pingInterval: Duration.seconds(10), pongTimeout: Duration.seconds(5), idleTimeout: Duration.seconds(30) })
+      const server = yield* startEcho({
+        pingInterval: Duration.seconds(10),
+        pongTimeout: Duration.seconds(5),
+        idleTimeout: Duration.seconds(30)
+      })
       const client = yield* connectWs(`ws://127.0.0.1:${server.port}/`)
       for (let i = 0; i < 3; i++) {
         yield* TestClock.adjust("10 seconds")
@@ -178,7 +204,8 @@ describe("BunTransport", () => {
         yield* TestClock.adjust("5 seconds")
       }
       expect((yield* client.closed).code).toBe(CloseCodes.idleTimeout)
-    }))
+    })
+  )
 
   it.live("a slow consumer is closed with 4003 and others keep receiving", () =>
     Effect.gen(function* () {
@@ -201,7 +228,8 @@ describe("BunTransport", () => {
       expect(yield* fast.next()).toBe("after")
       const text = yield* metrics.render
       expect(text).toContain(`switchboard_ws_closes_total{server="echo",code="${CloseCodes.slowConsumer}"} 1`)
-    }).pipe(Effect.provide(Metrics.Default)))
+    }).pipe(Effect.provide(Metrics.Default))
+  )
 
   it.live("a flood into a slow handler pauses reading and loses nothing, in order", () =>
     Effect.gen(function* () {
@@ -214,8 +242,8 @@ describe("BunTransport", () => {
               message === "done"
                 ? Effect.sync(() => connection.send(JSON.stringify(seen)))
                 : Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve))).pipe(
-                  Effect.zipRight(Effect.sync(() => seen.push(Number(message))))
-                )
+                    Effect.zipRight(Effect.sync(() => seen.push(Number(message))))
+                  )
           }),
         { inboxCapacity: 8 }
       )
@@ -224,7 +252,8 @@ describe("BunTransport", () => {
       yield* client.send("done")
       const received: Array<number> = yield* client.nextJson("10 seconds")
       expect(received).toEqual(Array.from({ length: 2000 }, (_, i) => i))
-    }))
+    })
+  )
 
   it.live("synchronous and asynchronous handling interleave in arrival order", () =>
     Effect.gen(function* () {
@@ -251,7 +280,8 @@ describe("BunTransport", () => {
       }
       yield* client.send("done")
       expect(yield* client.nextJson("10 seconds")).toEqual(Array.from({ length: 300 }, (_, i) => String(i)))
-    }))
+    })
+  )
 
   it.live("frames queued behind the one that made the handler close are not handled", () =>
     Effect.gen(function* () {
@@ -271,7 +301,8 @@ describe("BunTransport", () => {
       for (const frame of ["a", "quit", "b", "c"]) client.socket.send(frame)
       expect((yield* client.closed).code).toBe(CloseCodes.badRequest)
       expect(handled).toEqual(["a", "quit"])
-    }))
+    })
+  )
 
   it.live("shutdown closes clients with 1001", () =>
     Effect.gen(function* () {
@@ -283,5 +314,6 @@ describe("BunTransport", () => {
         })
       )
       expect((yield* client.closed).code).toBe(CloseCodes.goingAway)
-    }))
+    })
+  )
 })

@@ -18,7 +18,11 @@ const echoWithTicker = (finalized: Ref.Ref<number>): WebSocketProtocol<null> => 
     Effect.gen(function* () {
       yield* Effect.addFinalizer(() => Ref.update(finalized, (n) => n + 1))
       // Forked into the connection's scope: it must keep running while no fiber serves messages.
-      yield* Effect.sync(() => connection.send("tick")).pipe(Effect.repeat(Schedule.spaced("7 seconds")), Effect.delay("7 seconds"), Effect.forkScoped)
+      yield* Effect.sync(() => connection.send("tick")).pipe(
+        Effect.repeat(Schedule.spaced("7 seconds")),
+        Effect.delay("7 seconds"),
+        Effect.forkScoped
+      )
       return { onMessage: (message) => Effect.sync(() => connection.send(`echo:${String(message)}`)) }
     })
 })
@@ -34,24 +38,27 @@ const startEcho = Effect.gen(function* () {
 })
 
 describe("ConnectionRegistry: fibers only while there is traffic", () => {
-  it.effect("messages before and after a quiet spell arrive in order; scoped work and finalizers follow the socket, not the fiber", () =>
-    Effect.gen(function* () {
-      const { finalized, server, client } = yield* startEcho
-      for (const n of [1, 2, 3]) yield* client.send(String(n))
-      for (const n of [1, 2, 3]) expect(yield* client.next()).toBe(`echo:${n}`)
-      // Two quiet heartbeat sweeps retire the serving fiber; the ticker forked in open keeps going.
-      yield* TestClock.adjust("12 seconds")
-      expect(yield* client.next()).toBe("tick")
-      for (const n of [4, 5]) yield* client.send(String(n))
-      for (const n of [4, 5]) expect(yield* client.next()).toBe(`echo:${n}`)
-      expect(yield* Ref.get(finalized)).toBe(0)
-      yield* client.close()
-      yield* TestClock.adjust("1 second")
-      expect(yield* Ref.get(finalized)).toBe(1)
-      expect(server.connectionCount()).toBe(0)
-      yield* TestClock.adjust("20 seconds")
-      expect(yield* Ref.get(finalized)).toBe(1)
-    }).pipe(Effect.provide(MemoryTransportTest)))
+  it.effect(
+    "messages before and after a quiet spell arrive in order; scoped work and finalizers follow the socket, not the fiber",
+    () =>
+      Effect.gen(function* () {
+        const { finalized, server, client } = yield* startEcho
+        for (const n of [1, 2, 3]) yield* client.send(String(n))
+        for (const n of [1, 2, 3]) expect(yield* client.next()).toBe(`echo:${n}`)
+        // Two quiet heartbeat sweeps retire the serving fiber; the ticker forked in open keeps going.
+        yield* TestClock.adjust("12 seconds")
+        expect(yield* client.next()).toBe("tick")
+        for (const n of [4, 5]) yield* client.send(String(n))
+        for (const n of [4, 5]) expect(yield* client.next()).toBe(`echo:${n}`)
+        expect(yield* Ref.get(finalized)).toBe(0)
+        yield* client.close()
+        yield* TestClock.adjust("1 second")
+        expect(yield* Ref.get(finalized)).toBe(1)
+        expect(server.connectionCount()).toBe(0)
+        yield* TestClock.adjust("20 seconds")
+        expect(yield* Ref.get(finalized)).toBe(1)
+      }).pipe(Effect.provide(MemoryTransportTest))
+  )
 
   it.effect("a connection that never sends still has its scope closed once when it goes", () =>
     Effect.gen(function* () {
@@ -62,5 +69,6 @@ describe("ConnectionRegistry: fibers only while there is traffic", () => {
       yield* TestClock.adjust("1 second")
       expect(yield* Ref.get(finalized)).toBe(1)
       expect(server.connectionCount()).toBe(0)
-    }).pipe(Effect.provide(MemoryTransportTest)))
+    }).pipe(Effect.provide(MemoryTransportTest))
+  )
 })

@@ -26,7 +26,9 @@ const serveAddresses = Effect.flatMap(Transport, (transport) =>
     port: 0,
     hostname: "::",
     limits: defaultSocketLimits,
-    http: Effect.map(Effect.serviceOption(ClientAddress), (address) => HttpServerResponse.text(Option.getOrElse(address, () => "unknown"))),
+    http: Effect.map(Effect.serviceOption(ClientAddress), (address) =>
+      HttpServerResponse.text(Option.getOrElse(address, () => "unknown"))
+    ),
     websocket: {
       upgrade: (_request, info) => Effect.succeed(accept(info.remoteAddress)),
       open: (connection) =>
@@ -39,17 +41,23 @@ const serveAddresses = Effect.flatMap(Transport, (transport) =>
 ).pipe(Effect.provide(BunTransportLive), Effect.provide(Metrics.Default))
 
 describe("dual-stack listening", () => {
-  it.skipIf(!hasIpv6Loopback).live('a server bound on "::" answers HTTP and WebSocket over [::1] and 127.0.0.1, with plain peer addresses', () =>
-    Effect.gen(function* () {
-      const server = yield* serveAddresses
-      expect(server.url).toBe(`http://[::1]:${server.port}`)
-      for (const [host, address] of [["127.0.0.1", "127.0.0.1"], ["[::1]", "::1"]] as const) {
-        const response = yield* Effect.promise(() => fetch(`http://${host}:${server.port}/`))
-        expect(yield* Effect.promise(() => response.text())).toBe(address)
-        const client = yield* connectWs(`ws://${host}:${server.port}/`)
-        expect(yield* client.next()).toBe(`${address} ${address}`)
-      }
-    }))
+  it.skipIf(!hasIpv6Loopback).live(
+    'a server bound on "::" answers HTTP and WebSocket over [::1] and 127.0.0.1, with plain peer addresses',
+    () =>
+      Effect.gen(function* () {
+        const server = yield* serveAddresses
+        expect(server.url).toBe(`http://[::1]:${server.port}`)
+        for (const [host, address] of [
+          ["127.0.0.1", "127.0.0.1"],
+          ["[::1]", "::1"]
+        ] as const) {
+          const response = yield* Effect.promise(() => fetch(`http://${host}:${server.port}/`))
+          expect(yield* Effect.promise(() => response.text())).toBe(address)
+          const client = yield* connectWs(`ws://${host}:${server.port}/`)
+          expect(yield* client.next()).toBe(`${address} ${address}`)
+        }
+      })
+  )
 
   it.effect("IPv4-mapped addresses read as IPv4; others are left alone", () =>
     Effect.sync(() => {
@@ -57,5 +65,6 @@ describe("dual-stack listening", () => {
       expect(plainAddress("::1")).toBe("::1")
       expect(plainAddress("::ffff:abcd")).toBe("::ffff:abcd")
       expect(plainAddress("192.168.0.1")).toBe("192.168.0.1")
-    }))
+    })
+  )
 })

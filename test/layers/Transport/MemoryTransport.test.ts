@@ -8,7 +8,11 @@ import { it } from "../../support/effect.ts"
 
 const rooms: WebSocketProtocol<{ room: string }> = {
   upgrade: (_request, info) =>
-    Effect.succeed(info.url.searchParams.get("deny") ? reject(403, "nope") : accept({ room: info.url.searchParams.get("room") ?? "lobby" })),
+    Effect.succeed(
+      info.url.searchParams.get("deny")
+        ? reject(403, "nope")
+        : accept({ room: info.url.searchParams.get("room") ?? "lobby" })
+    ),
   open: (connection) =>
     Effect.sync(() => {
       connection.subscribe(connection.data.room)
@@ -24,7 +28,12 @@ const rooms: WebSocketProtocol<{ room: string }> = {
 
 const start = Effect.gen(function* () {
   const transport = yield* Transport
-  return yield* transport.serve({ name: "rooms", port: 0, limits: { ...defaultSocketLimits, maxPayloadBytes: 16 }, websocket: rooms })
+  return yield* transport.serve({
+    name: "rooms",
+    port: 0,
+    limits: { ...defaultSocketLimits, maxPayloadBytes: 16 },
+    websocket: rooms
+  })
 })
 
 describe("MemoryTransport (test double)", () => {
@@ -40,7 +49,8 @@ describe("MemoryTransport (test double)", () => {
       yield* a.expectSilence()
       yield* c.expectSilence()
       expect(server.subscriberCount("x")).toBe(2)
-    }).pipe(Effect.provide(MemoryTransportTest)))
+    }).pipe(Effect.provide(MemoryTransportTest))
+  )
 
   it.effect("refusals, oversize and closes behave like the wire", () =>
     Effect.gen(function* () {
@@ -54,7 +64,8 @@ describe("MemoryTransport (test double)", () => {
       const quitter = yield* network.connect(server.port)
       yield* quitter.send("quit")
       expect(yield* quitter.closed).toEqual({ code: CloseCodes.normal, reason: "bye" })
-    }).pipe(Effect.provide(MemoryTransportTest)))
+    }).pipe(Effect.provide(MemoryTransportTest))
+  )
 
   it.effect("heartbeat under TestClock closes a client that stopped answering pings", () =>
     Effect.gen(function* () {
@@ -68,6 +79,6 @@ describe("MemoryTransport (test double)", () => {
       expect((yield* frozen.closed).code).toBe(CloseCodes.heartbeatTimeout)
       expect(server.connectionCount()).toBe(1)
       yield* alive.expectSilence()
-    }).pipe(Effect.provide(MemoryTransportTest)))
+    }).pipe(Effect.provide(MemoryTransportTest))
+  )
 })
-

@@ -6,7 +6,12 @@ import { BunTransportLive } from "../../../layers/Transport/BunTransport.ts"
 import { MemoryNetwork, MemoryTransportTest } from "../../../layers/Transport/MemoryTransport.ts"
 import { limitRequestBody } from "../../../layers/Transport/RequestBody.ts"
 import { Transport } from "../../../layers/Transport/Transport.ts"
-import { defaultSocketLimits, requestBodyLimit, type SocketLimits, SocketLimitsConfig } from "../../../src/shared/SocketLimits.ts"
+import {
+  defaultSocketLimits,
+  requestBodyLimit,
+  type SocketLimits,
+  SocketLimitsConfig
+} from "../../../src/shared/SocketLimits.ts"
 import { it } from "../../support/effect.ts"
 
 const limit = 1024
@@ -46,31 +51,43 @@ const expectRefusal = (response: Response) =>
   })
 
 describe("request body limit", () => {
-  it.live("over real sockets: a declared or streamed body over the limit gets 413 with a reason; the server keeps serving", () =>
-    Effect.gen(function* () {
-      const server = yield* serveBodies.pipe(Effect.provide(BunTransportLive), Effect.provide(Metrics.Default))
-      const post = (body: BodyInit) => Effect.promise(() => fetch(`${server.url}/`, { method: "POST", body, duplex: "half" } as RequestInit))
-      yield* expectRefusal(yield* post("x".repeat(limit + 1)))
-      yield* expectRefusal(yield* post("x".repeat(4 * 1024 * 1024)))
-      yield* expectRefusal(yield* post(streamOf(8, 512)))
-      const fits = yield* post("x".repeat(limit))
-      expect(yield* Effect.promise(() => fits.json())).toEqual({ length: limit })
-      const streamed = yield* post(streamOf(2, 512))
-      expect(yield* Effect.promise(() => streamed.json())).toEqual({ length: limit })
-    }))
+  it.live(
+    "over real sockets: a declared or streamed body over the limit gets 413 with a reason; the server keeps serving",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* serveBodies.pipe(Effect.provide(BunTransportLive), Effect.provide(Metrics.Default))
+        const post = (body: BodyInit) =>
+          Effect.promise(() => fetch(`${server.url}/`, { method: "POST", body, duplex: "half" } as RequestInit))
+        yield* expectRefusal(yield* post("x".repeat(limit + 1)))
+        yield* expectRefusal(yield* post("x".repeat(4 * 1024 * 1024)))
+        yield* expectRefusal(yield* post(streamOf(8, 512)))
+        const fits = yield* post("x".repeat(limit))
+        expect(yield* Effect.promise(() => fits.json())).toEqual({ length: limit })
+        const streamed = yield* post(streamOf(2, 512))
+        expect(yield* Effect.promise(() => streamed.json())).toEqual({ length: limit })
+      })
+  )
 
   it.effect("in memory: the same limit and the same answer", () =>
     Effect.gen(function* () {
       const network = yield* MemoryNetwork
       const server = yield* serveBodies
       const post = (body: BodyInit) =>
-        network.fetch(server.port, new Request(`http://memory:${server.port}/`, { method: "POST", body, duplex: "half" } as RequestInit))
+        network.fetch(
+          server.port,
+          new Request(`http://memory:${server.port}/`, { method: "POST", body, duplex: "half" } as RequestInit)
+        )
       yield* expectRefusal(yield* post(streamOf(3, 512)))
       const fits = yield* post(streamOf(2, 512))
       expect(yield* Effect.promise(() => fits.json())).toEqual({ length: limit })
-      const declared = new Request(`http://memory:${server.port}/`, { method: "POST", body: "x", headers: { "content-length": String(limit + 1) } })
+      const declared = new Request(`http://memory:${server.port}/`, {
+        method: "POST",
+        body: "x",
+        headers: { "content-length": String(limit + 1) }
+      })
       yield* expectRefusal(yield* network.fetch(server.port, declared))
-    }).pipe(Effect.provide(MemoryTransportTest)))
+    }).pipe(Effect.provide(MemoryTransportTest))
+  )
 
   it.effect("a bodiless or declared-size request passes through without a Promise", () =>
     Effect.sync(() => {
@@ -78,7 +95,8 @@ describe("request body limit", () => {
       expect(limitRequestBody(get, limit)).toBe(get)
       const small = new Request("http://x/", { method: "POST", body: "abc", headers: { "content-length": "3" } })
       expect(limitRequestBody(small, limit)).toBe(small)
-    }))
+    })
+  )
 
   it.effect("the limit is configurable; unset, it follows the largest WebSocket message plus 64 KiB", () =>
     Effect.gen(function* () {
@@ -91,5 +109,6 @@ describe("request body limit", () => {
       expect(requestBodyLimit(yield* read({}, { maxRequestBodyBytes: 65_536 }))).toBe(65_536)
       const invalid = yield* read({ maxRequestBodyBytes: "0" }).pipe(Effect.flip)
       expect(String(invalid)).toContain("maxRequestBodyBytes")
-    }))
+    })
+  )
 })

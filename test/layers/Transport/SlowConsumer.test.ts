@@ -32,7 +32,8 @@ const readCloseCode = (socket: Socket) =>
         let length = pending[1]! & 0x7f
         let header = 2
         if (length === 126) [length, header] = pending.length >= 4 ? [pending.readUInt16BE(2), 4] : [Infinity, 4]
-        else if (length === 127) [length, header] = pending.length >= 10 ? [Number(pending.readBigUInt64BE(2)), 10] : [Infinity, 10]
+        else if (length === 127)
+          [length, header] = pending.length >= 10 ? [Number(pending.readBigUInt64BE(2)), 10] : [Infinity, 10]
         if (pending.length < header + length) return
         if (opcode === 0x8) return resume(Effect.succeed(length >= 2 ? pending.readUInt16BE(header) : 1005))
         pending = pending.subarray(header + length)
@@ -76,7 +77,8 @@ describe("slow consumers over real sockets", () => {
       expect(connection.isOpen()).toBe(false)
       expect(yield* readCloseCode(reader.socket)).toBe(CloseCodes.slowConsumer)
       expect(yield* metrics.render).toContain(`switchboard_ws_closes_total{server="slow",code="4003"} 1`)
-    }))
+    })
+  )
 
   it.live("a reader that stops reading while server publishes pile up is closed with 4003, before Bun's hard cap", () =>
     Effect.gen(function* () {
@@ -87,7 +89,8 @@ describe("slow consumers over real sockets", () => {
       const text = yield* metrics.render
       expect(text).toContain(`switchboard_ws_closes_total{server="slow",code="4003"} 1`)
       expect(text).not.toContain(`code="1006"`)
-    }))
+    })
+  )
 
   it.live("the same when another connection publishes to the topic (the Rooms path); the publisher stays", () =>
     Effect.gen(function* () {
@@ -99,7 +102,8 @@ describe("slow consumers over real sockets", () => {
       expect(yield* readCloseCode(reader.socket)).toBe(CloseCodes.slowConsumer)
       publisher.send("still here")
       expect(yield* client.next()).toBe("still here")
-    }))
+    })
+  )
 })
 
 /** The memory double holds what a paused client has not read as the socket's buffered bytes, like a kernel would. */
@@ -128,19 +132,22 @@ const serveInMemory = Effect.gen(function* () {
 })
 
 describe("slow consumers in memory", () => {
-  it.effect("a paused client's buffer over slowConsumerBytes closes it with 4003 at send time; it reads what was held, then the close", () =>
-    Effect.gen(function* () {
-      const { slow, connection } = yield* serveInMemory
-      slow.pauseReading(true)
-      expect(connection.send("a".repeat(600))).toBe("queued")
-      expect(connection.isOpen()).toBe(true)
-      connection.send("b".repeat(600))
-      expect(connection.isOpen()).toBe(false)
-      slow.pauseReading(false)
-      expect(yield* slow.next()).toBe("a".repeat(600))
-      expect(yield* slow.next()).toBe("b".repeat(600))
-      expect((yield* slow.closed).code).toBe(CloseCodes.slowConsumer)
-    }).pipe(Effect.provide(MemoryTransportTest)))
+  it.effect(
+    "a paused client's buffer over slowConsumerBytes closes it with 4003 at send time; it reads what was held, then the close",
+    () =>
+      Effect.gen(function* () {
+        const { slow, connection } = yield* serveInMemory
+        slow.pauseReading(true)
+        expect(connection.send("a".repeat(600))).toBe("queued")
+        expect(connection.isOpen()).toBe(true)
+        connection.send("b".repeat(600))
+        expect(connection.isOpen()).toBe(false)
+        slow.pauseReading(false)
+        expect(yield* slow.next()).toBe("a".repeat(600))
+        expect(yield* slow.next()).toBe("b".repeat(600))
+        expect((yield* slow.closed).code).toBe(CloseCodes.slowConsumer)
+      }).pipe(Effect.provide(MemoryTransportTest))
+  )
 
   it.effect("topic publishes are caught by the periodic check; other subscribers keep receiving", () =>
     Effect.gen(function* () {
@@ -157,5 +164,6 @@ describe("slow consumers in memory", () => {
       slow.pauseReading(false)
       for (const expected of ["c".repeat(600), "d".repeat(600)]) expect(yield* slow.next()).toBe(expected)
       expect((yield* slow.closed).code).toBe(CloseCodes.slowConsumer)
-    }).pipe(Effect.provide(MemoryTransportTest)))
+    }).pipe(Effect.provide(MemoryTransportTest))
+  )
 })

@@ -152,4 +152,3 @@ describe("TcpTransport (Bun)", () => {
     }).pipe(Effect.provide(BunTcpTransportLive))
   )
 })
-

@@ -47,11 +47,15 @@ describe("BunTransport with TLS", () => {
           })
       )
       expect(echoed).toBe("over tls")
-    }))
+    })
+  )
 
   it.live("a missing certificate file is a clear startup error", () =>
     Effect.gen(function* () {
-      const error = yield* serveTls({ certPath: "/nonexistent/cert.pem", keyPath: "/nonexistent/key.pem" }).pipe(Effect.flip)
+      const error = yield* serveTls({ certPath: "/nonexistent/cert.pem", keyPath: "/nonexistent/key.pem" }).pipe(
+        Effect.flip
+      )
       expect(error.message).toBe("TLS file not found: /nonexistent/cert.pem")
-    }))
+    })
+  )
 })

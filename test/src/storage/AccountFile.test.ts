@@ -23,7 +23,9 @@ describe("accounts file codec", () => {
     ))
 
   test("an account named __proto__ is refused with a reason, never silently dropped", () => {
-    const parsed = parseAccountFile(JSON.stringify({ users: { ["__proto__"]: { prm: 1, pwd: "code1234" }, ok: { prm: 1, pwd: "code5678" } } }))
+    const parsed = parseAccountFile(
+      JSON.stringify({ users: { ["__proto__"]: { prm: 1, pwd: "code1234" }, ok: { prm: 1, pwd: "code5678" } } })
+    )
     expect(Either.isLeft(parsed) && parsed.left).toEqual(['users: the account name "__proto__" is reserved'])
     expect(Schema.is(AccountName)("__proto__")).toBe(false)
   })

@@ -2,7 +2,10 @@ import { describe, expect, test } from "bun:test"
 import { FastCheck as fc } from "effect"
 import { overflowCount, payloadBytes, type StreamBounds } from "../../../src/storage/Stream.ts"
 
-const bounds: fc.Arbitrary<StreamBounds> = fc.record({ maxEntries: fc.nat(10), maxBytes: fc.nat(100) }, { requiredKeys: [] })
+const bounds: fc.Arbitrary<StreamBounds> = fc.record(
+  { maxEntries: fc.nat(10), maxBytes: fc.nat(100) },
+  { requiredKeys: [] }
+)
 const fits = (sizes: ReadonlyArray<number>, b: StreamBounds) =>
   sizes.length <= (b.maxEntries ?? Infinity) && sizes.reduce((sum, s) => sum + s, 0) <= (b.maxBytes ?? Infinity)
 
