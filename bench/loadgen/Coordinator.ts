@@ -116,7 +116,9 @@ export class LoadGenerator {
     const senders = options.clients.filter((client) => client.sender >= 0).length
     const count = Math.max(1, Math.min(options.workers, options.clients.length))
     const shares: Array<Array<ClientSpec>> = Array.from({ length: count }, () => [])
-    options.clients.forEach((client, i) => shares[i % count]!.push(client))
+    options.clients.forEach((client, i) => {
+      shares[i % count]!.push(client)
+    })
     const workers = shares.map(spawnWorker)
     const started = performance.now()
     const readies = await askAll(

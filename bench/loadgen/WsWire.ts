@@ -227,14 +227,18 @@ export class WsConn {
   }
 
   private frame(opcode: number, fin: boolean, payload: Buffer, now: number): void {
-    if (opcode === Opcode.ping) return this.send(Opcode.pong, payload)
+    if (opcode === Opcode.ping) {
+      this.send(Opcode.pong, payload)
+      return
+    }
     if (opcode === Opcode.pong) return
     if (opcode === Opcode.close) {
       this.closeCode = payload.length >= 2 ? payload.readUInt16BE(0) : 1005
       const reason = payload.length > 2 ? payload.subarray(2).toString() : ""
       this.writeRaw(encodeFrame(Opcode.close, payload.subarray(0, 2)))
       this.socket?.end()
-      return this.gone(this.closeCode, reason)
+      this.gone(this.closeCode, reason)
+      return
     }
     if (!fin || opcode === Opcode.continuation) {
       if (opcode !== Opcode.continuation) this.fragmentOpcode = opcode

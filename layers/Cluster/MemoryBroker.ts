@@ -17,67 +17,66 @@ export class MemoryBrokerHub {
 
   /** A node's view of the hub; `forget` (node killed) drops its subscriptions. */
   node(nodeId: string): Broker {
-    const hub = this
     const unavailable = () => new BrokerUnavailable("memory broker", "down")
     const guard = <A>(run: (now: number) => A) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        hub.down || hub.killed.has(nodeId) ? Effect.fail(unavailable()) : Effect.sync(() => run(now))
+        this.down || this.killed.has(nodeId) ? Effect.fail(unavailable()) : Effect.sync(() => run(now))
       )
     const presence: PresenceStore = {
       put: (room, key, entry) =>
         guard(() => {
-          let entries = hub.rooms.get(room)
-          if (!entries) hub.rooms.set(room, (entries = new Map()))
+          let entries = this.rooms.get(room)
+          if (!entries) this.rooms.set(room, (entries = new Map()))
           entries.set(key, entry)
         }),
       remove: (room, keys) =>
         guard(() => {
-          const entries = hub.rooms.get(room)
+          const entries = this.rooms.get(room)
           for (const key of keys) entries?.delete(key)
-          if (entries?.size === 0) hub.rooms.delete(room)
+          if (entries?.size === 0) this.rooms.delete(room)
         }),
-      list: (room) => guard(() => [...(hub.rooms.get(room) ?? [])]),
+      list: (room) => guard(() => [...(this.rooms.get(room) ?? [])]),
       heartbeat: (id, ttlMillis) =>
         guard((now) => {
-          const wasAlive = (hub.aliveUntil.get(id) ?? 0) > now
-          hub.aliveUntil.set(id, now + ttlMillis)
+          const wasAlive = (this.aliveUntil.get(id) ?? 0) > now
+          this.aliveUntil.set(id, now + ttlMillis)
           return wasAlive
         }),
-      alive: (ids) => guard((now) => new Set(ids.filter((id) => (hub.aliveUntil.get(id) ?? 0) > now)))
+      alive: (ids) => guard((now) => new Set(ids.filter((id) => (this.aliveUntil.get(id) ?? 0) > now)))
     }
     return {
       kind: "memory",
       nodeId,
       publish: (channel, bytes) => {
-        if (hub.down || hub.killed.has(nodeId)) return false
-        const subscribers = hub.channels.get(channel)
+        if (this.down || this.killed.has(nodeId)) return false
+        const subscribers = this.channels.get(channel)
         if (!subscribers) return true
         for (const [receiver, deliver] of subscribers) {
-          hub.received.set(receiver, (hub.received.get(receiver) ?? 0) + 1)
+          this.received.set(receiver, (this.received.get(receiver) ?? 0) + 1)
           deliver(bytes)
         }
         return true
       },
       subscribe: (channel, deliver) =>
         Effect.sync(() => {
-          if (hub.killed.has(nodeId)) return
-          let subscribers = hub.channels.get(channel)
-          if (!subscribers) hub.channels.set(channel, (subscribers = new Map()))
+          if (this.killed.has(nodeId)) return
+          let subscribers = this.channels.get(channel)
+          if (!subscribers) this.channels.set(channel, (subscribers = new Map()))
           subscribers.set(nodeId, deliver)
         }),
       unsubscribe: (channel) =>
         Effect.sync(() => {
-          const subscribers = hub.channels.get(channel)
+          const subscribers = this.channels.get(channel)
           subscribers?.delete(nodeId)
-          if (subscribers?.size === 0) hub.channels.delete(channel)
+          if (subscribers?.size === 0) this.channels.delete(channel)
         }),
-      isUp: () => !hub.down && !hub.killed.has(nodeId),
+      isUp: () => !this.down && !this.killed.has(nodeId),
       onReconnect: (callback) => {
-        const callbacks = hub.reconnects.get(nodeId) ?? []
-        hub.reconnects.set(nodeId, [...callbacks, callback])
+        const callbacks = this.reconnects.get(nodeId) ?? []
+        this.reconnects.set(nodeId, [...callbacks, callback])
       },
       presence,
-      sever: Effect.sync(() => hub.kill(nodeId))
+      sever: Effect.sync(() => this.kill(nodeId))
     }
   }
 

@@ -82,7 +82,9 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
       const channels = [...handlers.keys()]
       const resubscribed = channels.length > 0 ? subscribeNow(channels) : Promise.resolve()
       resubscribed.then(
-        () => reconnectCallbacks.forEach((callback) => callback()),
+        () => {
+          for (const callback of reconnectCallbacks) callback()
+        },
         () => {}
       )
     })

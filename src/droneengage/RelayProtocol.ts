@@ -164,10 +164,10 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
           rooms.leaveGroup(seat),
           Effect.sync(() => reply("OK:dell"))
         )
-      const answer = (outcome: SystemOutcome) =>
-        outcome._tag === "Replies"
-          ? outcome.frames.forEach((frame) => connection.send(frame))
-          : fail(connection, outcome.reason, outcome.text, type)
+      const answer = (outcome: SystemOutcome) => {
+        if (outcome._tag !== "Replies") return fail(connection, outcome.reason, outcome.text, type)
+        for (const frame of outcome.frames) connection.send(frame)
+      }
       if (isTaskMessage(type)) {
         return options.tasks
           ? Effect.map(options.tasks.handle(member, envelope), answer)

@@ -43,7 +43,10 @@ export class OrderedWork {
 
   /** Runs `apply` after all earlier work: now when nothing is pending. */
   after(apply: () => void): void {
-    if (!this.tail) return apply()
+    if (!this.tail) {
+      apply()
+      return
+    }
     this.then(Promise.resolve(), apply)
   }
 

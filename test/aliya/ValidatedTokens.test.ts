@@ -36,7 +36,9 @@ describe("aliya gateway's accepted-token cache", () => {
     Effect.sync(() => {
       const cache = makeValidatedTokens({ ttlMillis: 1000, maxEntries: 3 })
       const tokens = Array.from({ length: 5 }, (_, i) => tokenOf(`p${i}`, 100, String(i)))
-      tokens.forEach((t, i) => cache.remember(t, `p${i}`, 0))
+      tokens.forEach((t, i) => {
+        cache.remember(t, `p${i}`, 0)
+      })
       expect(cache.size()).toBe(3)
       expect(cache.lookup(tokens[0]!, 1)).toBeUndefined()
       expect(cache.lookup(tokens[4]!, 1)).toBe("p4")

@@ -53,7 +53,7 @@ describe("signed session tokens", () => {
 
 describe("API keys", () => {
   it.effect("plain and pre-hashed keys map to identities; unknown keys do not", () =>
-    Effect.gen(function* () {
+    Effect.sync(() => {
       expect(Option.getOrThrow(keys.lookup("k-plain-0123456789")).name).toBe("plain")
       expect(Option.getOrThrow(keys.lookup("k-hashed-0123456789")).permissions).toEqual(["api"])
       expect(Option.isNone(keys.lookup("k-plain-012345678"))).toBe(true)
