@@ -240,14 +240,16 @@ export const hydrogenWs: FuzzProtocol<HydrogenWsCase> = {
     // lane moves to the next loopback address, as a blocked client's neighbours are unaffected.
     let laneAddress = 0
     const connectLane = async (): Promise<FuzzSocket> => {
-      for (let attempt = 0; attempt < 250; attempt++) {
+      for (let attempt = 0; attempt < 1000; attempt++) {
+        const n = laneAddress++
         try {
-          return await connect(`127.0.1.${(laneAddress++ % 250) + 1}`)
+          // 62,500 loopback addresses (127.1.0.1 … 127.1.249.250): more than a run can get blocked.
+          return await connect(`127.1.${Math.floor(n / 250) % 250}.${(n % 250) + 1}`)
         } catch (error) {
           if (!String(error).includes('"code":429')) throw error
         }
       }
-      throw new Error("hydrogen refused lanes from 250 addresses")
+      throw new Error("hydrogen refused lanes from 1000 addresses in a row")
     }
     const lanes = new Lanes(connectLane)
     let canary = await connect("127.0.0.2")

@@ -1,3 +1,5 @@
+import { FileSystem } from "@effect/platform"
+import { BunFileSystem } from "@effect/platform-bun"
 import { ConfigProvider, Data, Effect, Layer } from "effect"
 
 export class ConfigFileError extends Data.TaggedError("ConfigFileError")<{ readonly message: string }> {}
@@ -22,19 +24,26 @@ export const providerFrom = (json: unknown, env: ConfigProvider.ConfigProvider =
     ConfigProvider.orElse(() => ConfigProvider.fromJson(json))
   )
 
+/** The JSON of the `--config` file ({} without one), read through the platform FileSystem. */
 export const readConfigFile = (path: string | undefined) =>
   Effect.gen(function* () {
     if (path === undefined) return {}
-    const file = Bun.file(path)
-    if (!(yield* Effect.promise(() => file.exists())))
-      return yield* new ConfigFileError({ message: `config file not found: ${path}` })
-    const text = yield* Effect.promise(() => file.text())
+    const fs = yield* FileSystem.FileSystem
+    const missing = () => new ConfigFileError({ message: `config file not found: ${path}` })
+    if (!(yield* fs.exists(path).pipe(Effect.mapError(missing)))) return yield* missing()
+    const text = yield* fs
+      .readFileString(path)
+      .pipe(
+        Effect.mapError(
+          (error) => new ConfigFileError({ message: `config file ${path} cannot be read: ${error.message}` })
+        )
+      )
     return yield* Effect.try({
       try: () => JSON.parse(text) as unknown,
       catch: (error) =>
         new ConfigFileError({ message: `config file ${path} is not valid JSON: ${(error as Error).message}` })
     })
-  })
+  }).pipe(Effect.provide(BunFileSystem.layer))
 
 /** Installs env + `--config` file as the ConfigProvider for everything below it. */
 export const ConfigFromArgs = (argv: ReadonlyArray<string> = process.argv) =>

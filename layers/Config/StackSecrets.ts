@@ -1,18 +1,16 @@
-import { chmod, mkdir, readFile, writeFile } from "node:fs/promises"
 import { join } from "node:path"
+import { FileSystem } from "@effect/platform"
+import { BunFileSystem } from "@effect/platform-bun"
 import { Config, ConfigProvider, Effect, Layer, Option, Redacted, Schema } from "effect"
 
 const DevAccount = Schema.parseJson(Schema.Struct({ name: Schema.String, accessCode: Schema.String }))
 type DevAccount = typeof DevAccount.Type
 
-const readIfExists = (path: string) => Effect.tryPromise(() => readFile(path, "utf8")).pipe(Effect.option)
+const readIfExists = (fs: FileSystem.FileSystem, path: string) => fs.readFileString(path).pipe(Effect.option)
 
-/** Writes a file only its owner can read: these files hold secrets. */
-const writePrivate = (path: string, text: string) =>
-  Effect.tryPromise(async () => {
-    await writeFile(path, text, { mode: 0o600 })
-    await chmod(path, 0o600)
-  }).pipe(Effect.orDie)
+/** Writes a file only its owner can read: these files hold secrets (mode set again for a file that existed). */
+const writePrivate = (fs: FileSystem.FileSystem, path: string, text: string) =>
+  fs.writeFileString(path, text, { mode: 0o600 }).pipe(Effect.zipRight(fs.chmod(path, 0o600)), Effect.orDie)
 
 /**
  * Secrets of the all-in-one stack (`npm start`), kept in its data directory (`stack.dataDir`,
@@ -21,17 +19,19 @@ const writePrivate = (path: string, text: string) =>
  * dev account's credentials so the banner can show them again.
  */
 export class StackSecrets extends Effect.Service<StackSecrets>()("switchboard/StackSecrets", {
+  dependencies: [BunFileSystem.layer],
   effect: Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
     const dataDir = yield* Config.string("dataDir").pipe(Config.withDefault("./data"), Config.nested("stack"))
-    yield* Effect.tryPromise(() => mkdir(dataDir, { recursive: true, mode: 0o700 })).pipe(Effect.orDie)
+    yield* fs.makeDirectory(dataDir, { recursive: true, mode: 0o700 }).pipe(Effect.orDie)
     /** A random 32-byte hex secret kept in `file`, generated on first start (or when the file holds another shape). */
     const persistentSecret = (file: string) =>
       Effect.gen(function* () {
         const path = join(dataDir, file)
-        const existing = yield* readIfExists(path)
+        const existing = yield* readIfExists(fs, path)
         if (Option.isSome(existing) && /^[0-9a-f]{64}$/.test(existing.value.trim())) return existing.value.trim()
         const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex")
-        yield* writePrivate(path, secret)
+        yield* writePrivate(fs, path, secret)
         return secret
       })
     const s2sSecret = yield* persistentSecret("s2s-secret")
@@ -45,8 +45,8 @@ export class StackSecrets extends Effect.Service<StackSecrets>()("switchboard/St
 
     const devAccountFile = join(dataDir, "dev-account.json")
     const rememberDevAccount = (account: DevAccount) =>
-      writePrivate(devAccountFile, JSON.stringify(account)).pipe(Effect.as(Option.some(account)))
-    const devAccount = readIfExists(devAccountFile).pipe(
+      writePrivate(fs, devAccountFile, JSON.stringify(account)).pipe(Effect.as(Option.some(account)))
+    const devAccount = readIfExists(fs, devAccountFile).pipe(
       Effect.flatMap(
         Option.match({
           onNone: () => Effect.succeed(Option.none<DevAccount>()),
