@@ -249,7 +249,7 @@ export const BunTcpTransportLive = Layer.succeed(TcpTransport, {
         Effect.try({
           try: () =>
             Bun.listen<Data>({
-              hostname: options.hostname ?? "0.0.0.0",
+              hostname: options.hostname ?? "::",
               port: options.port,
               socket: {
                 open: (socket: Socket<Data>) => {

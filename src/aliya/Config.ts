@@ -125,7 +125,7 @@ export const GatewayConfig: Config.Config<GatewaySettings> = Config.all({
   serviceToken: ServiceTokenConfig,
   gateway: Config.all({
     port: port("port", DefaultPorts.gateway),
-    host: Config.string("host").pipe(Config.withDefault("0.0.0.0")),
+    host: Config.string("host").pipe(Config.withDefault("::")),
     cipher: CipherConfig,
     limits: Config.all({
       maxConnections: nonNegativeInt("maxConnections", 10_000),

@@ -144,7 +144,7 @@ const NeighbourConfig: Config.Config<NeighbourSettings> = Config.all({
 /** Everything under the `neighbourhood` prefix (NEIGHBOURHOOD_PORT, NEIGHBOURHOOD_ADDRESS, ...; neighbours from the JSON file). */
 export const NeighbourhoodConfig: Config.Config<NeighbourhoodConfig> = Config.all({
   port: port("port", 9002),
-  hostname: Config.string("hostname").pipe(Config.withDefault("0.0.0.0")),
+  hostname: Config.string("hostname").pipe(Config.withDefault("::")),
   address: Config.option(Config.string("address")),
   aliases: Config.array(Config.string(), "aliases").pipe(Config.withDefault([] as Array<string>)),
   publicUrl: Config.option(

@@ -124,12 +124,18 @@ describe("npm start (programs/stack.ts)", () => {
             [ports.auth, "/h/health"],
             [ports.relay, "/h/health"],
             [ports.chat, "/health"],
-            [ports.hydrogen, "/health"]
+            [ports.hydrogen, "/health"],
+            [ports.neighbourhood, "/metrics"]
           ] as const
           for (const [port, path] of healths) {
             const response = yield* Effect.promise(() => fetch(`http://[::1]:${port}${path}`))
             expect(`${path} on [::1]:${port} -> ${response.status}`).toBe(`${path} on [::1]:${port} -> 200`)
           }
+          // The Aliya gateway (raw TCP, default port 8880) accepts over IPv6 too.
+          const gateway = yield* Effect.promise(() =>
+            Bun.connect({ hostname: "::1", port: 8880, socket: { data() {} } })
+          )
+          gateway.end()
         } else console.log("stack test: no IPv6 loopback on this machine; the [::1] checks are skipped")
 
         stack.child.kill("SIGTERM")
