@@ -74,7 +74,9 @@ export const answers = {
   aliya: {
     statuses: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14],
     /** What a body that is not a request (not base64, not decryptable, not JSON, wrong keys or function) gets. */
-    invalidFormat: 10
+    invalidFormat: 10,
+    /** Documented for a service that does not answer; while every part is up it is an internal error. */
+    unavailable: 13
   },
   /** docs/hydrogen.md "Responses and errors", close codes and HTTP statuses. */
   hydrogen: {

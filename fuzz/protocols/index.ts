@@ -5,6 +5,7 @@ import { chat } from "./chat.ts"
 import { hydrogenWs } from "./hydrogen-ws.ts"
 import { hydrogenHttp } from "./hydrogen-http.ts"
 import { neighbourhood } from "./neighbourhood.ts"
+import { aliya } from "./aliya.ts"
 
 /** Every fuzzed protocol, in run order. A new server adds one file here and one line below. */
 export const protocols: ReadonlyArray<FuzzProtocol<any>> = [
@@ -13,5 +14,6 @@ export const protocols: ReadonlyArray<FuzzProtocol<any>> = [
   chat,
   hydrogenWs,
   hydrogenHttp,
-  neighbourhood
+  neighbourhood,
+  aliya
 ]
