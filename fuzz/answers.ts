@@ -66,6 +66,18 @@ export const answers = {
     closes: [...transportCloses, 4400, 4005, 4001],
     upgradeRefusals: [503]
   },
+  /** docs/neighbourhood.md "Errors": `{"type":"error","message"}` replies; 4403 key held / not a neighbour, 4401 bad server_hello, 4005 no hello. */
+  neighbourhood: {
+    closes: [...transportCloses, 4403, 4401, 4005]
+  },
+  /** docs/aliya.md "Requests and replies": gateway statuses 10-14 and each function's own (0-9); a bad header closes without a reply. */
+  aliya: {
+    statuses: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14],
+    /** What a body that is not a request (not base64, not decryptable, not JSON, wrong keys or function) gets. */
+    invalidFormat: 10,
+    /** Documented for a service that does not answer; while every part is up it is an internal error. */
+    unavailable: 13
+  },
   /** docs/hydrogen.md "Responses and errors", close codes and HTTP statuses. */
   hydrogen: {
     errorCodes: {

@@ -21,6 +21,9 @@ export interface GatewayOptions {
   readonly tokenCacheMillis?: number | undefined
 }
 
+/** What a token can look like: it travels in an HTTP header, so anything else is refused here (11), not sent (13). */
+const tokenShaped = /^[\x21-\x7e]{1,4096}$/
+
 /** At most this many accepted tokens are remembered (the oldest make room). */
 const MAX_REMEMBERED_TOKENS = 50_000
 
@@ -94,7 +97,7 @@ export const makeGateway = (options: GatewayOptions) =>
       }
       const token = data.token
       if (typeof token !== "string") return invalid
-      const uniqueId = await validate(token)
+      const uniqueId = tokenShaped.test(token) ? await validate(token) : undefined
       if (uniqueId === undefined) {
         return reply(Status.authorizationRequired, Messages.authorizationRequired, {
           bad_token: shortPrefix(token, 512)

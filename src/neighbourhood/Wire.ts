@@ -126,8 +126,19 @@ const parseJson = (text: string): Either.Either<unknown, string> => {
   }
 }
 
-const explain = (error: ParseResult.ParseError) =>
-  ParseResult.TreeFormatter.formatErrorSync(error).split("\n").slice(0, 3).join(" ").slice(0, 200)
+/** The field and the rule it broke, never the value (the client's, maybe huge) nor the schema's type text. */
+const explain = (error: ParseResult.ParseError): string => {
+  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+  if (!issue) return "does not match the v1.2 schema"
+  const field = issue.path.length === 0 ? "message" : issue.path.map((key) => preview(String(key), 24)).join(".")
+  if (issue._tag === "Missing") return `${field} is missing`
+  const expected = issue.message.startsWith("Expected ") ? issue.message.slice(9).split(", actual ")[0]! : ""
+  const rule =
+    expected.length > 0 && expected.length <= 60 && !/[{;]|readonly/.test(expected)
+      ? `expected ${expected}`
+      : "has the wrong type or size"
+  return `${field} ${rule}`
+}
 
 /** A text frame → a v1.2 frame, or a short reason (never echoing the input). */
 export const parseFrame = (text: string): Either.Either<Frame, string> =>
@@ -193,5 +204,9 @@ export const chatContent = (
 export const chatPlaintext = (participants: ReadonlyArray<string>, message: string) =>
   JSON.stringify({ chat: { participants, message } })
 
-/** A short, escaped prefix of untrusted text for error messages and logs. */
-export const preview = (text: string, max = 32) => JSON.stringify(text.length > max ? `${text.slice(0, max)}…` : text)
+/** A short quoted prefix of client text for an error: at most `max` characters once escaped, so escapes cannot inflate it. */
+export const preview = (text: string, max = 32): string => {
+  const quoted = JSON.stringify(text.length > max ? text.slice(0, max) : text)
+  if (quoted.length <= max + 2 && text.length <= max) return quoted
+  return `${quoted.slice(0, max + 1).replace(/\\+$/, (run) => (run.length % 2 === 0 ? run : run.slice(1)))}…"`
+}

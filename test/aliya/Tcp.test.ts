@@ -23,6 +23,9 @@ describe("aliya over real sockets", () => {
         expect((yield* client.nextReply).random).toBe("3")
         const supplies = yield* client.nextReply
         expect(supplies.data.item2).toEqual(["iron", 40])
+        // A token that cannot be an HTTP header value is a bad token (11), not "service unavailable" (13): found by the fuzz suite.
+        const odd = yield* client.call("get_all_weapon", { token: "\ua100\ud800é" })
+        expect(odd).toMatchObject({ status: 11, message: "Authorization required" })
 
         const raw = yield* tcpPipe("127.0.0.1", stack.gatewayPort)
         yield* raw.write(new TextEncoder().encode(`${"0".repeat(32)}0004abcd`))

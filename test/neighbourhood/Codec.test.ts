@@ -24,6 +24,7 @@ import {
   openSignedData,
   parseChatPlaintext,
   parseFrame,
+  preview,
   SignedContent
 } from "../../src/neighbourhood/Wire.ts"
 
@@ -216,5 +217,24 @@ describe("Neighbourhood chat encryption", () => {
       }),
       { numRuns: 10 }
     )
+  })
+})
+
+describe("error texts of refused frames (found by the fuzz suite)", () => {
+  const reason = (text: string) => {
+    const parsed = parseFrame(text)
+    return Either.isLeft(parsed) ? parsed.left : ""
+  }
+  test("a schema error names the field and the rule, not the schema's type", () => {
+    expect(reason('{"type":"signed_data","data":"{}","counter":-1,"signature":""}')).toBe(
+      '"counter" expected a number between 0 and 9007199254740991'
+    )
+    expect(reason('{"type":"signed_data","counter":1,"signature":""}')).toBe('"data" is missing')
+    expect(reason('{"type":"signed_data","data":false,"counter":1,"signature":""}')).not.toMatch(/readonly|\{/)
+  })
+  test("the preview of client text stays short once escaped", () => {
+    const message = reason(JSON.stringify({ type: "\\".repeat(256) }))
+    expect(JSON.stringify(message).length).toBeLessThan(100)
+    expect(preview('"'.repeat(40)).length).toBeLessThanOrEqual(36)
   })
 })
