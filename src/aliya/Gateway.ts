@@ -100,7 +100,7 @@ export const makeGateway = (options: GatewayOptions) =>
       const uniqueId = tokenShaped.test(token) ? await validate(token) : undefined
       if (uniqueId === undefined) {
         return reply(Status.authorizationRequired, Messages.authorizationRequired, {
-          bad_token: shortPrefix(token, 512)
+          bad_token: shortPrefix(token, 64)
         })
       }
       return post(`${options.managerUrls[owner]}/${name}`, { ...(decoded as object), unique_id: uniqueId })
