@@ -9,6 +9,7 @@ import { Metrics } from "../../layers/Observability/Metrics.ts"
 import { hashApiKey } from "../../src/hydrogen/ApiKeys.ts"
 import { HydrogenConfig } from "../../src/hydrogen/Config.ts"
 import { it } from "../support/effect.ts"
+import { hasOpenssl, selfSigned } from "../support/tls.ts"
 import { connectWs } from "../support/WsClient.ts"
 import { ok } from "./support.ts"
 
@@ -152,70 +153,46 @@ describe("hydrogen program and config", () => {
     })
   )
 
-  it.skipIf(Bun.which("openssl") === null).live(
-    'SecureMode "tls" serves wss and https from CertificatePath/KeyPath',
-    () =>
-      Effect.gen(function* () {
-        const dir = tempDir()
-        const [CertificatePath, KeyPath] = [join(dir, "cert.pem"), join(dir, "key.pem")]
-        const made = Bun.spawnSync([
-          "openssl",
-          "req",
-          "-x509",
-          "-newkey",
-          "ec",
-          "-pkeyopt",
-          "ec_paramgen_curve:prime256v1",
-          "-nodes",
-          "-keyout",
-          KeyPath,
-          "-out",
+  it.skipIf(!hasOpenssl).live('SecureMode "tls" serves wss and https from CertificatePath/KeyPath', () =>
+    Effect.gen(function* () {
+      const { certPath: CertificatePath, keyPath: KeyPath } = selfSigned()
+      const server = yield* launch({
+        hydrogen: {
+          Port: 0,
+          Interface: "127.0.0.1",
+          SecureMode: "tls",
           CertificatePath,
-          "-days",
-          "1",
-          "-subj",
-          "/CN=127.0.0.1",
-          "-addext",
-          "subjectAltName=IP:127.0.0.1"
-        ])
-        expect(made.exitCode).toBe(0)
-        const server = yield* launch({
-          hydrogen: {
-            Port: 0,
-            Interface: "127.0.0.1",
-            SecureMode: "tls",
-            CertificatePath,
-            KeyPath,
-            Key: "tls-key-0123456789",
-            StatusInterval: 0
-          }
-        })
-        expect(server.url.startsWith("https://")).toBe(true)
-        const health = yield* Effect.promise(() =>
-          fetch(`${server.url}/health`, { tls: { rejectUnauthorized: false } } as any).then(
-            (r) => r.json() as Promise<any>
-          )
-        )
-        expect(health.status).toBe("ok")
-        const status = yield* Effect.promise(
-          () =>
-            new Promise<any>((resolve, reject) => {
-              const ws = new WebSocket(`wss://127.0.0.1:${server.port}/`, {
-                protocols: "hydrogen-protocol",
-                headers: { authorization: "Key tls-key-0123456789" },
-                tls: { rejectUnauthorized: false }
-              } as any)
-              ws.onopen = () => ws.send(JSON.stringify({ type: "status" }))
-              ws.onmessage = (event) => {
-                resolve(JSON.parse(String(event.data)))
-                ws.close()
-              }
-              ws.onerror = () => reject(new Error("wss failed"))
-            })
-        )
-        expect(status.services.websocket.secure).toBe(true)
-        yield* server.stop
+          KeyPath,
+          Key: "tls-key-0123456789",
+          StatusInterval: 0
+        }
       })
+      expect(server.url.startsWith("https://")).toBe(true)
+      const health = yield* Effect.promise(() =>
+        fetch(`${server.url}/health`, { tls: { rejectUnauthorized: false } } as any).then(
+          (r) => r.json() as Promise<any>
+        )
+      )
+      expect(health.status).toBe("ok")
+      const status = yield* Effect.promise(
+        () =>
+          new Promise<any>((resolve, reject) => {
+            const ws = new WebSocket(`wss://127.0.0.1:${server.port}/`, {
+              protocols: "hydrogen-protocol",
+              headers: { authorization: "Key tls-key-0123456789" },
+              tls: { rejectUnauthorized: false }
+            } as any)
+            ws.onopen = () => ws.send(JSON.stringify({ type: "status" }))
+            ws.onmessage = (event) => {
+              resolve(JSON.parse(String(event.data)))
+              ws.close()
+            }
+            ws.onerror = () => reject(new Error("wss failed"))
+          })
+      )
+      expect(status.services.websocket.secure).toBe(true)
+      yield* server.stop
+    })
   )
 
   it.live("Enabled=false starts nothing", () =>
