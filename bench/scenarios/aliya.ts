@@ -3,6 +3,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { aesGcmCipher } from "../../src/aliya/Cipher.ts"
 import { encodeFrame, FrameDecoder } from "../../src/aliya/Frame.ts"
+import { aliyaStackEnv } from "../lib/aliyaStackEnv.ts"
 import { freePort, liveServers, waitFor } from "../lib/servers.ts"
 import { Histogram, spreadOf } from "../lib/stats.ts"
 import { formatRate, type ResultRow, ratio, type Scenario } from "./common.ts"
@@ -173,34 +174,7 @@ export const aliya: Scenario = {
           rawPort
         )
     })
-    const [gateway, tokens, account, playerState, bag, skill, weapon] = Array.from({ length: 7 }, () => freePort())
-    const url = (port: number | undefined) => `http://127.0.0.1:${port}`
-    const stackEnv = {
-      ALIYA_SERVICE_TOKEN: crypto.randomUUID() + crypto.randomUUID(),
-      ALIYA_GATEWAY_KEY: key.toString("hex"),
-      ALIYA_GATEWAY_PORT: String(gateway),
-      ALIYA_GATEWAY_HOST: "127.0.0.1",
-      // Every bench connection comes from 127.0.0.1: lift the per-address login limit.
-      ALIYA_GATEWAY_LOGIN_RATE_PER_SECOND: "1000000",
-      ALIYA_GATEWAY_LOGIN_BURST: "1000000",
-      ALIYA_GATEWAY_TOKEN_SERVER_URL: url(tokens),
-      ALIYA_GATEWAY_MANAGERS_ACCOUNT: url(account),
-      ALIYA_GATEWAY_MANAGERS_PLAYER_STATE: url(playerState),
-      ALIYA_GATEWAY_MANAGERS_BAG: url(bag),
-      ALIYA_GATEWAY_MANAGERS_SKILL: url(skill),
-      ALIYA_GATEWAY_MANAGERS_WEAPON: url(weapon),
-      ALIYA_TOKENS_SECRET: key.toString("hex"),
-      ALIYA_TOKENS_PORT: String(tokens),
-      ALIYA_TOKENS_ACCOUNT_MANAGER_URL: url(account),
-      ALIYA_MANAGERS_ACCOUNT_PORT: String(account),
-      ALIYA_MANAGERS_PLAYER_STATE_PORT: String(playerState),
-      ALIYA_MANAGERS_BAG_PORT: String(bag),
-      ALIYA_MANAGERS_SKILL_PORT: String(skill),
-      ALIYA_MANAGERS_WEAPON_PORT: String(weapon),
-      ALIYA_STORAGE_SQLITE_FILENAME: join(dir, "aliya.sqlite"),
-      BENCH_PLAYERS: String(CONNECTIONS),
-      LOG_LEVEL: "Warning"
-    }
+    const { env: stackEnv, gateway } = aliyaStackEnv(key, dir, { players: CONNECTIONS, logLevel: "Warning" })
     servers.push({
       name: "aliya-gateway",
       port: gateway!,

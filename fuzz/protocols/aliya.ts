@@ -2,7 +2,8 @@ import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { FastCheck as fc } from "effect"
-import { freePort, startListening } from "../../bench/lib/servers.ts"
+import { aliyaStackEnv } from "../../bench/lib/aliyaStackEnv.ts"
+import { startListening } from "../../bench/lib/servers.ts"
 import { aesGcmCipher, type BodyCipher } from "../../src/aliya/Cipher.ts"
 import { requestFrame } from "../../src/aliya/Client.ts"
 import { encodeFrame, FrameDecoder, HEADER_SIZE, MAGIC, MAX_BODY } from "../../src/aliya/Frame.ts"
@@ -280,34 +281,7 @@ const judgeReply = (
 const startAliya = async () => {
   const key = Buffer.from(crypto.getRandomValues(new Uint8Array(32)))
   const dir = mkdtempSync(join(tmpdir(), "switchboard-fuzz-aliya-"))
-  const [gateway, tokens, account, playerState, bag, skill, weapon] = Array.from({ length: 7 }, () => freePort())
-  const url = (port: number | undefined) => `http://127.0.0.1:${port}`
-  const env = {
-    ALIYA_SERVICE_TOKEN: crypto.randomUUID() + crypto.randomUUID(),
-    ALIYA_GATEWAY_KEY: key.toString("hex"),
-    ALIYA_GATEWAY_PORT: String(gateway),
-    ALIYA_GATEWAY_HOST: "127.0.0.1",
-    // The lanes all dial from loopback and call login functions often: the per-address limit is raised.
-    ALIYA_GATEWAY_LOGIN_RATE_PER_SECOND: "1000000",
-    ALIYA_GATEWAY_LOGIN_BURST: "1000000",
-    ALIYA_GATEWAY_TOKEN_SERVER_URL: url(tokens),
-    ALIYA_GATEWAY_MANAGERS_ACCOUNT: url(account),
-    ALIYA_GATEWAY_MANAGERS_PLAYER_STATE: url(playerState),
-    ALIYA_GATEWAY_MANAGERS_BAG: url(bag),
-    ALIYA_GATEWAY_MANAGERS_SKILL: url(skill),
-    ALIYA_GATEWAY_MANAGERS_WEAPON: url(weapon),
-    ALIYA_TOKENS_SECRET: key.toString("hex"),
-    ALIYA_TOKENS_PORT: String(tokens),
-    ALIYA_TOKENS_ACCOUNT_MANAGER_URL: url(account),
-    ALIYA_MANAGERS_ACCOUNT_PORT: String(account),
-    ALIYA_MANAGERS_PLAYER_STATE_PORT: String(playerState),
-    ALIYA_MANAGERS_BAG_PORT: String(bag),
-    ALIYA_MANAGERS_SKILL_PORT: String(skill),
-    ALIYA_MANAGERS_WEAPON_PORT: String(weapon),
-    ALIYA_STORAGE_SQLITE_FILENAME: join(dir, "aliya.sqlite"),
-    BENCH_PLAYERS: "1",
-    LOG_LEVEL: "Error"
-  }
+  const { env, gateway } = aliyaStackEnv(key, dir, { players: 1, logLevel: "Error" })
   const proc = await startListening(
     "aliya stack",
     [process.execPath, join(import.meta.dir, "../../bench/lib/aliya-stack.ts")],
