@@ -223,3 +223,14 @@ export const nestingDepth = (bytes: Uint8Array): number => {
   }
   return max
 }
+
+/** A case of 1-3 frames, now and then repeated as a flood (20-400 times). */
+export const framesCase = <F>(frame: fc.Arbitrary<F>) =>
+  fc.record({
+    kind: fc.constant("frames" as const),
+    frames: fc.array(frame, { minLength: 1, maxLength: 3 }),
+    repeat: fc.oneof(
+      { weight: 40, arbitrary: fc.constant(1) },
+      { weight: 1, arbitrary: fc.integer({ min: 20, max: 400 }) }
+    )
+  })

@@ -6,6 +6,7 @@ import { judgeClose, Lanes } from "../lib/lanes.ts"
 import {
   anyString,
   applyMutation,
+  framesCase,
   invalidUtf8Mutation,
   type Json,
   type Mutation,
@@ -132,14 +133,7 @@ const frame: fc.Arbitrary<HydrogenFrame> = fc.oneof(
 const arbitrary: fc.Arbitrary<HydrogenWsCase> = fc.oneof(
   {
     weight: 40,
-    arbitrary: fc.record({
-      kind: fc.constant("frames" as const),
-      frames: fc.array(frame, { minLength: 1, maxLength: 3 }),
-      repeat: fc.oneof(
-        { weight: 40, arbitrary: fc.constant(1) },
-        { weight: 1, arbitrary: fc.integer({ min: 20, max: 400 }) }
-      )
-    })
+    arbitrary: framesCase(frame)
   },
   {
     weight: 1,

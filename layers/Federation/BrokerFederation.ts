@@ -1,3 +1,4 @@
+import { brokerCounters } from "../Cluster/BrokerMetrics.ts"
 import { Effect, Layer, PubSub, Runtime } from "effect"
 import { ClusterBroker } from "../Cluster/Broker.ts"
 import { bodyText, decodeEnvelope, encodeEnvelope, envelopeHeader, EnvelopeKind, isFrom } from "../Cluster/Envelope.ts"
@@ -23,19 +24,7 @@ export const makeBrokerFederation = (dial: Dialer) =>
     const links = yield* makeInProcessFederation(dial)
     const runtime = yield* Effect.runtime<never>()
     const header = envelopeHeader(broker.nodeId)
-    const messages = metrics.counter(
-      "switchboard_cluster_broker_messages_total",
-      "Messages this node sent to or received from the cluster broker",
-      ["direction"]
-    )
-    const sent = messages.labels({ direction: "out" })
-    const received = messages.labels({ direction: "in" })
-    const undelivered = metrics
-      .counter(
-        "switchboard_cluster_undelivered_total",
-        "Messages that could not cross to other nodes because the broker was unreachable"
-      )
-      .labels({})
+    const { sent, received, undelivered } = brokerCounters(metrics)
     const subjects = new Map<string, Subject>()
     const channelOf = (subject: string) => `bus/${subject}`
 

@@ -1,3 +1,4 @@
+import { brokerCounters } from "../Cluster/BrokerMetrics.ts"
 import { Clock, Duration, Effect, Layer, PubSub, Runtime } from "effect"
 import { type Broker, ClusterBroker } from "../Cluster/Broker.ts"
 import { bodyText, decodeEnvelope, encodeEnvelope, envelopeHeader, EnvelopeKind, isFrom } from "../Cluster/Envelope.ts"
@@ -47,19 +48,7 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
     const heartbeatEvery = Duration.decode(options.heartbeat ?? "1500 millis")
     const nodeTtl = Duration.toMillis(options.nodeTtl ?? "5 seconds")
     const header = envelopeHeader(broker.nodeId)
-    const brokerMessages = metrics.counter(
-      "switchboard_cluster_broker_messages_total",
-      "Messages this node sent to or received from the cluster broker",
-      ["direction"]
-    )
-    const sent = brokerMessages.labels({ direction: "out" })
-    const received = brokerMessages.labels({ direction: "in" })
-    const undelivered = metrics
-      .counter(
-        "switchboard_cluster_undelivered_total",
-        "Messages that could not cross to other nodes because the broker was unreachable"
-      )
-      .labels({})
+    const { sent, received, undelivered } = brokerCounters(metrics)
 
     const localEntries = new Map<string, Map<Connection<unknown>, LocalEntry>>()
     const pendingRemovals: Array<readonly [string, string]> = []

@@ -1,3 +1,4 @@
+import type { UdpProxyOptions } from "./UdpProxy.ts"
 import { Config, ConfigProvider, Duration, Effect, HashMap, Option, Redacted } from "effect"
 import { port, positiveInt, positiveMillis } from "../shared/ConfigValues.ts"
 import { type SocketLimits, SocketLimitsConfig } from "../shared/SocketLimits.ts"
@@ -116,23 +117,10 @@ export interface RelayConfig {
 }
 
 /** The UDP proxy of system message 9008 (keys relay.udpProxy.*; docs/droneengage.md). */
-export interface UdpProxyConfig {
+export interface UdpProxyConfig extends Omit<UdpProxyOptions, "serverName" | "publicHost"> {
   readonly enabled: boolean
-  /** Address the proxy sockets bind. */
-  readonly hostname: string
   /** Address units are told when the sockets bind every interface; unset: relay.publicHost. */
   readonly publicHost: Option.Option<string>
-  /** Ports to pick from; undefined (portMin = portMax = 0): the system picks, as the original. */
-  readonly ports: { readonly min: number; readonly max: number } | undefined
-  readonly allowFixedPorts: boolean
-  readonly idleTimeout: Duration.Duration
-  readonly stickyGrace: Duration.Duration
-  readonly reapInterval: Duration.Duration
-  readonly maxPairs: number
-  readonly maxPairsPerAccount: number
-  readonly packetsPerSecond: number
-  readonly bytesPerSecond: number
-  readonly peerLock: boolean
 }
 
 export const UdpProxyConfig: Config.Config<UdpProxyConfig> = Config.all({
