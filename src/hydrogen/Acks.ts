@@ -3,13 +3,15 @@ import type { HydrogenSettings } from "./Config.ts"
 import type { Metrics } from "../../layers/Observability/Metrics.ts"
 import type { AckedEvent, PendingAck, Session } from "./Session.ts"
 import { sweepEvery } from "../shared/Sweeps.ts"
+import { eventOrdinal } from "./EventIds.ts"
 
 /**
  * Guaranteed delivery for events sent with ack required: each is resent on a Schedule until the
  * client acks it or AckMaxAttempts sends went unanswered; then it is reported undeliverable
  * (metric + warning). One server-wide sweep (every half AckRetryMs) visits only the sessions with
- * pending events and resends what has waited AckRetryMs, so tracking an event costs a Map entry
- * and a session with nothing pending costs nothing.
+ * pending events and resends what has waited AckRetryMs, so tracking an event costs an array slot
+ * in the session's PendingAcks (indexed by the event's ordinal) and a session with nothing pending
+ * costs nothing.
  * Attempts count only sends that reached a socket: while a session is detached its events wait
  * for the client to resume, or for the session to expire.
  */
@@ -32,7 +34,7 @@ export const makeAckTracker = (settings: HydrogenSettings, metrics: typeof Metri
 
     const giveUp = (session: Session, entry: PendingAck, reason: string) =>
       Effect.suspend(() => {
-        if (!session.pending.delete(entry.id)) return Effect.void
+        if (!session.pending.take(entry.ordinal, entry.id)) return Effect.void
         pendingGauge.dec()
         forgetIfDone(session)
         undeliverable.inc({ reason })
@@ -62,9 +64,9 @@ export const makeAckTracker = (settings: HydrogenSettings, metrics: typeof Metri
       if (!givingUp) return forgetIfDone(session)
       return Effect.forEach(givingUp, (entry) => giveUp(session, entry, "no_ack"), { discard: true })
     }
-    /** Entries may be shared between sessions: a resend replaces this session's entry (the key exists, so iteration is safe). */
+    /** Entries may be shared between sessions: a resend replaces this session's entry. */
     const resent = (session: Session, entry: PendingAck, now: number) =>
-      void session.pending.set(entry.id, { ...entry, attempts: entry.attempts + 1, sentAt: now })
+      session.pending.replace({ ...entry, attempts: entry.attempts + 1, sentAt: now })
     const forgetIfDone = (session: Session) => {
       if (session.pending.size === 0) waiting.delete(session)
     }
@@ -76,15 +78,18 @@ export const makeAckTracker = (settings: HydrogenSettings, metrics: typeof Metri
        * went out through the native topic; otherwise it is sent here when the session is attached.
        */
       track: (session: Session, event: AckedEvent, sent: boolean) => {
-        if (session.pending.has(event.id)) return
+        const pending = session.pending
+        if (pending.has(event.ordinal)) return
         const delivered = sent ? session.connection !== undefined : session.send(event.text)
-        session.pending.set(event.id, event.entry(delivered))
+        pending.add(event.entry(delivered))
         pendingGauge.inc()
-        waiting.add(session)
+        // A session is in `waiting` whenever it has pending events: it joins when it gets its first.
+        if (pending.size === 1) waiting.add(session)
       },
       /** Ends the wait for an event; false when it was not pending (unknown, or acked already). */
       ack: (session: Session, id: string): boolean => {
-        if (!session.pending.delete(id)) return false
+        const ordinal = eventOrdinal(id)
+        if (ordinal === undefined || !session.pending.take(ordinal, id)) return false
         pendingGauge.dec()
         acked.inc()
         return true
@@ -96,14 +101,14 @@ export const makeAckTracker = (settings: HydrogenSettings, metrics: typeof Metri
       resumed: (session: Session, seen: ReadonlyMap<string, number>, replayed: ReadonlySet<string>) =>
         Effect.gen(function* () {
           const now = yield* Clock.currentTimeMillis
-          for (const entry of [...session.pending.values()]) {
+          for (const entry of session.pending.values()) {
             const position = seen.get(entry.channel)
             if (entry.seq !== undefined && position !== undefined && entry.seq <= position) {
-              session.pending.delete(entry.id)
+              session.pending.take(entry.ordinal, entry.id)
               pendingGauge.dec()
               acked.inc()
             } else if (entry.seq !== undefined && replayed.has(entry.channel)) {
-              session.pending.set(entry.id, { ...entry, sentAt: now })
+              session.pending.replace({ ...entry, sentAt: now })
             } else if (session.send(entry.text)) {
               resent(session, entry, now)
             }
@@ -113,7 +118,7 @@ export const makeAckTracker = (settings: HydrogenSettings, metrics: typeof Metri
       sessionsWaiting: () => waiting.size,
       /** The session ended: whatever is still pending is undeliverable. */
       abandonAll: (session: Session, reason: string) =>
-        Effect.forEach([...session.pending.values()], (entry) => giveUp(session, entry, reason), { discard: true })
+        Effect.forEach(session.pending.values(), (entry) => giveUp(session, entry, reason), { discard: true })
     }
   })
 

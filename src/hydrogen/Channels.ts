@@ -13,6 +13,7 @@ import type { RoomMember, RoomsService } from "../../layers/Rooms/Rooms.ts"
 import type { Connection } from "../../layers/Transport/Transport.ts"
 import type { AckTracker } from "./Acks.ts"
 import { type ChannelState, makeDelivery, type Prepared } from "./Delivery.ts"
+import { eventId } from "./EventIds.ts"
 import { AckedEvent, type Session, type Subscription } from "./Session.ts"
 
 export interface Published {
@@ -122,12 +123,13 @@ export const makeChannels = (deps: {
 
     const ackedEvent = (
       publication: Publication,
+      ordinal: number,
       id: string,
       name: string,
       seq: number | undefined,
       text: string,
       at: number
-    ) => (publication.ack ? new AckedEvent(id, name, seq, text, at) : undefined)
+    ) => (publication.ack ? new AckedEvent(ordinal, id, name, seq, text, at) : undefined)
     const deliver = makeDelivery({ channels, acks, rooms, perClientSends })
 
     /** Assigns id (and seq on reliable channels) and encodes once; a storage failure fails only this publication. */
@@ -135,7 +137,8 @@ export const makeChannels = (deps: {
       Effect.gen(function* () {
         const publication = queued.publication
         const channel = channelFor(publication.channel)
-        const id = `${idPrefix}-${(nextId++).toString(36)}`
+        const ordinal = nextId++
+        const id = eventId(idPrefix, ordinal)
         const body = eventBody(publication, id, now)
         if (!channel.reliable) {
           publishedPlain.inc()
@@ -147,7 +150,7 @@ export const makeChannels = (deps: {
             id,
             seq: undefined,
             text,
-            acked: ackedEvent(publication, id, channel.name, undefined, text, nowMillis),
+            acked: ackedEvent(publication, ordinal, id, channel.name, undefined, text, nowMillis),
             result: { id, channel: channel.name }
           }
         }
@@ -163,7 +166,7 @@ export const makeChannels = (deps: {
           id,
           seq: entry.seq,
           text,
-          acked: ackedEvent(publication, id, channel.name, entry.seq, text, nowMillis),
+          acked: ackedEvent(publication, ordinal, id, channel.name, entry.seq, text, nowMillis),
           result
         }
       }).pipe(

@@ -2,6 +2,7 @@ import type { Priority } from "./Envelope.ts"
 import type { Filter } from "./Filter.ts"
 import type { Identity } from "./Permissions.ts"
 import type { Connection } from "../../layers/Transport/Transport.ts"
+import { PendingAcks } from "./PendingAcks.ts"
 
 /** What the upgrade decided about a connection. */
 export interface HydrogenConnectionData {
@@ -25,6 +26,8 @@ export interface Subscription {
  * resend gives the session its own.
  */
 export interface PendingAck {
+  /** The number in the event's id (see EventIds): the index of pending acks. */
+  readonly ordinal: number
   readonly id: string
   readonly channel: string
   readonly seq: number | undefined
@@ -40,6 +43,7 @@ export class AckedEvent {
   private queued: PendingAck | undefined
 
   constructor(
+    readonly ordinal: number,
     readonly id: string,
     readonly channel: string,
     readonly seq: number | undefined,
@@ -51,6 +55,7 @@ export class AckedEvent {
   entry(delivered: boolean): PendingAck {
     return delivered
       ? (this.sent ??= {
+          ordinal: this.ordinal,
           id: this.id,
           channel: this.channel,
           seq: this.seq,
@@ -59,6 +64,7 @@ export class AckedEvent {
           sentAt: this.at
         })
       : (this.queued ??= {
+          ordinal: this.ordinal,
           id: this.id,
           channel: this.channel,
           seq: this.seq,
@@ -77,7 +83,7 @@ export class AckedEvent {
 export class Session {
   connection: HydrogenConnection | undefined
   readonly subscriptions = new Map<string, Subscription>()
-  readonly pending = new Map<string, PendingAck>()
+  readonly pending = new PendingAcks()
 
   /** When the connection went away (the recovery window runs from here); undefined while attached. */
   detachedAt: number | undefined = undefined
