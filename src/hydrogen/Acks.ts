@@ -4,6 +4,7 @@ import type { Metrics } from "../../layers/Observability/Metrics.ts"
 import type { AckedEvent, PendingAck, Session } from "./Session.ts"
 import { sweepEvery } from "../shared/Sweeps.ts"
 import { eventOrdinal } from "./EventIds.ts"
+import { plainAckIdStart, plainAckOrdinal } from "./Envelope.ts"
 
 /**
  * Guaranteed delivery for events sent with ack required: each is resent on a Schedule until the
@@ -90,6 +91,17 @@ export const makeAckTracker = (settings: HydrogenSettings, metrics: typeof Metri
       ack: (session: Session, id: string): boolean => {
         const ordinal = eventOrdinal(id)
         if (ordinal === undefined || !session.pending.take(ordinal, id)) return false
+        pendingGauge.dec()
+        acked.inc()
+        return true
+      },
+      /**
+       * `ack` for a message that may be a plain ack (`{"type":"ack","id":"…"}`), the most frequent
+       * client message: false when it is not one or names nothing pending (then decode it fully).
+       */
+      ackPlain: (session: Session, text: string): boolean => {
+        const ordinal = plainAckOrdinal(text)
+        if (ordinal < 0 || !session.pending.takeWritten(ordinal, text, plainAckIdStart)) return false
         pendingGauge.dec()
         acked.inc()
         return true

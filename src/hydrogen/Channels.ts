@@ -104,7 +104,8 @@ export const makeChannels = (deps: {
           reliable: isReliable(settings, name),
           epochJson: undefined,
           members: new Map(),
-          perClient: new Set()
+          perClient: new Set(),
+          native: new Set()
         }
         channels.set(name, channel)
       }
@@ -217,10 +218,12 @@ export const makeChannels = (deps: {
         const channel = channelFor(name)
         const previous = channel.members.get(session)
         channel.perClient.delete(session)
+        channel.native.delete(session)
         channel.members.set(session, subscription)
         session.subscriptions.set(channel.name, subscription)
         const connection = session.connection
-        if (!subscription.native) {
+        if (subscription.native) channel.native.add(session)
+        else {
           channel.perClient.add(session)
           return previous?.native && connection ? rooms.leave(channel.room, connection) : Effect.void
         }
@@ -306,6 +309,7 @@ export const makeChannels = (deps: {
         if (!channel || !subscription) return Effect.succeed(false)
         channel.members.delete(session)
         channel.perClient.delete(session)
+        channel.native.delete(session)
         pruneIfEmpty(channel)
         const connection = session.connection
         return subscription.native && connection

@@ -17,6 +17,8 @@ export interface ChannelState {
   readonly members: Map<Session, Subscription>
   /** Sessions served per client: filtered or high-priority subscriptions. */
   readonly perClient: Set<Session>
+  /** Sessions served by the native topic (the others of `members`): tracked per event when acks are required. */
+  readonly native: Set<Session>
 }
 
 /** A publication with its id, seq and wire text, ready to go out. */
@@ -54,11 +56,8 @@ export const makeDelivery = (deps: {
 
   const toNative = (item: Prepared, channel: ChannelState | undefined) => {
     rooms.publish(item.room, item.text)
-    if (item.acked && channel) {
-      for (const [session, subscription] of channel.members) {
-        if (subscription.native) acks.track(session, item.acked, true)
-      }
-    }
+    const acked = item.acked
+    if (acked && channel) for (const session of channel.native) acks.track(session, acked, true)
   }
 
   const toPerClient = (item: Prepared, channel: ChannelState | undefined, only: Priority | undefined) => {

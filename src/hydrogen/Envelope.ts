@@ -202,6 +202,31 @@ export const peekId = (text: string): { readonly looksLikeObject: boolean; reado
 }
 
 const ackPrefix = '{"type":"ack","id":"'
+/** Where the id starts in a plain ack. */
+export const plainAckIdStart = ackPrefix.length
+
+/**
+ * The event ordinal of a plain ack `{"type":"ack","id":"<id>"}` whose id ends in `-<base 36>`, as
+ * every id this server makes does (EventIds), read backwards from the closing quote without slicing
+ * the id; -1 for anything else. The caller still compares the whole id with the pending one.
+ */
+export const plainAckOrdinal = (text: string): number => {
+  const end = text.length - 2
+  if (end <= ackPrefix.length || text.charCodeAt(end) !== 34 || text.charCodeAt(end + 1) !== 125) return -1
+  if (!text.startsWith(ackPrefix)) return -1
+  let ordinal = 0
+  let scale = 1
+  for (let i = end - 1; i >= ackPrefix.length; i--) {
+    const c = text.charCodeAt(i)
+    if (c === 45) return i === end - 1 ? -1 : ordinal
+    const digit = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 122 ? c - 87 : -1
+    // At most 10 digits, as eventOrdinal reads (36^10 < 2^53).
+    if (digit < 0 || scale > 36 ** 9) return -1
+    ordinal += digit * scale
+    scale *= 36
+  }
+  return -1
+}
 
 /**
  * The id of an ack in its plain form `{"type":"ack","id":"<id>"}` (no escapes), read without

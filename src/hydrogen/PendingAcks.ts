@@ -74,11 +74,29 @@ export class PendingAcks {
     if (slot < 0) return undefined
     const entry = this.entries[slot]
     if (entry === undefined || entry.id !== id) return undefined
+    this.removeAt(slot)
+    return entry
+  }
+
+  /**
+   * Like `take` for the id written in `text` from `start` up to its last two characters (a plain
+   * ack), compared in place: no substring per ack.
+   */
+  takeWritten(ordinal: number, text: string, start: number): PendingAck | undefined {
+    const slot = this.slotOf(ordinal)
+    if (slot < 0) return undefined
+    const entry = this.entries[slot]
+    if (entry === undefined || entry.id.length !== text.length - start - 2 || !text.startsWith(entry.id, start))
+      return undefined
+    this.removeAt(slot)
+    return entry
+  }
+
+  private removeAt(slot: number) {
     this.entries[slot] = undefined
     this.size--
     if (slot === this.head) this.skipHoles()
     else if (this.entries.length - this.head > 2048 && this.size * 4 < this.entries.length - this.head) this.compact()
-    return entry
   }
 
   /** Replaces a pending entry by one for the same event (a resend: new attempts and time). */

@@ -305,6 +305,7 @@ export const makeHydrogenProtocol = (deps: {
           now
         )
       }
+      if (acks.ackPlain(live.session, message)) return
       const ackId = plainAckId(message)
       if (ackId !== undefined) {
         if (acks.ack(live.session, ackId)) return

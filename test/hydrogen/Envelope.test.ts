@@ -1,6 +1,16 @@
 import { describe, expect, test } from "bun:test"
 import { Arbitrary, Either, FastCheck, Schema } from "effect"
-import { Command, decodeInbound, Event, Inbound, Outbound, peekId, plainAckId } from "../../src/hydrogen/Envelope.ts"
+import {
+  Command,
+  decodeInbound,
+  Event,
+  Inbound,
+  Outbound,
+  peekId,
+  plainAckId,
+  plainAckOrdinal
+} from "../../src/hydrogen/Envelope.ts"
+import { eventId, eventOrdinal } from "../../src/hydrogen/EventIds.ts"
 import { eventBody, plainEvent, sequencedEvent, errorText, successText } from "../../src/hydrogen/Encode.ts"
 import { ErrorCodes, protocolError } from "../../src/hydrogen/Errors.ts"
 import { Filter, matches } from "../../src/hydrogen/Filter.ts"
@@ -127,6 +137,36 @@ describe("envelope codec", () => {
     expect(plainAckId('{"type":"ack","id":"ev-1"}')).toBe("ev-1")
     expect(plainAckId('{"type":"ack","id":"a\\"b"}')).toBeUndefined()
     expect(plainAckId('{"type":"ack","id":"x","channel":"c"}')).toBeUndefined()
+  })
+
+  test("the plain-ack ordinal agrees with the plain ack's id read as an event id", () => {
+    const ids = FastCheck.oneof(
+      FastCheck.string(),
+      FastCheck.tuple(FastCheck.hexaString({ maxLength: 9 }), FastCheck.nat({ max: Number.MAX_SAFE_INTEGER })).map(
+        ([prefix, ordinal]) => eventId(prefix, ordinal)
+      ),
+      FastCheck.tuple(FastCheck.string({ maxLength: 4 }), FastCheck.stringMatching(/^[0-9a-z]{0,12}$/)).map(
+        ([prefix, digits]) => `${prefix}-${digits}`
+      )
+    )
+    const texts = FastCheck.oneof(
+      ids.map((id) => `{"type":"ack","id":"${id}"}`),
+      ids.map((id) => JSON.stringify({ type: "ack", id, x: 1 })),
+      FastCheck.string()
+    )
+    FastCheck.assert(
+      FastCheck.property(texts, (text) => {
+        const id = plainAckId(text)
+        const ordinal = plainAckOrdinal(text)
+        if (id !== undefined) expect(ordinal).toBe(eventOrdinal(id) ?? -1)
+        // Without a plain id it may still read digits; the pending entry's id is then never written there.
+        if (ordinal >= 0) expect(text.startsWith('{"type":"ack","id":"') && text.endsWith('"}')).toBe(true)
+      }),
+      { numRuns: 2000 }
+    )
+    expect(plainAckOrdinal('{"type":"ack","id":"abcd1234-1z"}')).toBe(71)
+    expect(plainAckOrdinal('{"type":"ack","id":"abcd1234-"}')).toBe(-1)
+    expect(plainAckOrdinal('{"type":"ack","id":"-"}')).toBe(-1)
   })
 
   test("peekId reads the id of an oversized message from its head only", () => {
