@@ -63,6 +63,8 @@ export const nowMicros = (base: number) => Math.round((performance.timeOrigin + 
 
 export class WsConn {
   socket: Socket<WsConn> | undefined
+  /** Writes made while a received chunk is handled, sent together at its end. */
+  private corked: Array<Buffer> | undefined = undefined
   state: "connecting" | "open" | "closed" = "connecting"
   closeCode = 0
   /** Bytes that the kernel did not take yet (bounded by the sender's own pacing). */
@@ -129,6 +131,10 @@ export class WsConn {
   /** Writes bytes now, or queues what the kernel did not take until the next drain. */
   writeRaw(bytes: Buffer): void {
     if (!this.socket || this.state === "closed") return
+    if (this.corked) {
+      this.corked.push(bytes)
+      return
+    }
     if (this.pending.length > 0) {
       this.pending.push(bytes)
       this.pendingBytes += bytes.length
@@ -203,6 +209,8 @@ export class WsConn {
     }
     const now = nowMicros(this.clockBase)
     let at = 0
+    // Replies to the frames of one chunk (Hydrogen's acks, pongs) leave in one write, as a corking client's do.
+    this.corked = []
     while (this.state === "open") {
       if (data.length - at < 2) break
       const b0 = data[at]!
@@ -223,6 +231,9 @@ export class WsConn {
       at += headerLength + length
       this.frame(b0 & 15, (b0 & 0x80) !== 0, payload, now)
     }
+    const corked = this.corked
+    this.corked = undefined
+    if (corked.length > 0) this.writeRaw(corked.length === 1 ? corked[0]! : Buffer.concat(corked))
     if (at < data.length && this.state !== "closed") this.inbound = Buffer.from(data.subarray(at))
   }
 
