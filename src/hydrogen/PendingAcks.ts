@@ -6,6 +6,8 @@ import type { PendingAck } from "./Session.ts"
  * are tracked in nearly ascending order and acked in nearly the same order, so adding is an array
  * push and an ack takes the head: no hashing, no Map entry per subscriber per event. An acked
  * event leaves a hole that the head skips; the arrays are compacted once half of them is holes.
+ * Ordinals must be unique among the events a session tracks: every AckedEvent comes from this
+ * process's Channels, whose counter makes them (events of another node would need their own index).
  */
 export class PendingAcks {
   private ordinals: Array<number> = []
