@@ -47,10 +47,12 @@ export const makeChatIdentity = (server: string) =>
     /** Takes the next block of the cluster's id sequence; while the broker is away, goes on locally (logged). */
     const refill = Effect.suspend(() =>
       counters!.add(userIdCounter, userIdBlock).pipe(
-        Effect.map((end) => {
-          next = end - userIdBlock
-          blockEnd = end
-        }),
+        Effect.tap((end) =>
+          Effect.sync(() => {
+            next = end - userIdBlock
+            blockEnd = end
+          })
+        ),
         Effect.catchAll((error) =>
           Effect.zipRight(
             Effect.sync(() => (blockEnd = next + userIdBlock)),
