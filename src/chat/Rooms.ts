@@ -284,8 +284,10 @@ export const makeChatRooms = (
               if (index >= 0) room.members.splice(index, 1)
               membersGauge.dec()
               yield* fanout.leave(room.name, member.connection)
+              // On a cluster the room may go on elsewhere after its last member here left: they hear it too.
+              if (room.members.length > 0 || fanout.spansNodes)
+                fanout.publish(room.name, userFrame(Command.DEL_USER, member))
               if (room.members.length === 0) return yield* dropEmptyRoom(room)
-              fanout.publish(room.name, userFrame(Command.DEL_USER, member))
             })
           )
         })
