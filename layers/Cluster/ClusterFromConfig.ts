@@ -31,6 +31,16 @@ export const clusterBroker = (settings: ClusterSettings) => {
   )
 }
 
+/** Rooms, Claims and Counters on one broker connection: what a node shares besides tokens and the bus. */
+const brokerSharedState = (settings: ClusterSettings) =>
+  Layer.mergeAll(
+    BrokerRoomsLive({ heartbeat: settings.heartbeat, nodeTtl: settings.nodeTtl }),
+    BrokerClaimsLive({ heartbeat: settings.heartbeat, nodeTtl: settings.nodeTtl }),
+    BrokerCountersLive
+  )
+
+const localSharedState = Layer.mergeAll(InProcessRoomsLive, LocalClaimsLive, MemoryCountersLive)
+
 /**
  * Rooms, Tokens, Federation, Claims and Counters for `cluster.broker`: memory = this process alone
  * (in-process rooms, memory tokens, in-process bus, local claims and counts); redis or nats = one
@@ -38,27 +48,23 @@ export const clusterBroker = (settings: ClusterSettings) => {
  * the same broker. Federation links dial real WebSockets.
  */
 export const clusterLayers = (settings: ClusterSettings) => {
-  if (settings.broker === "memory")
-    return Layer.mergeAll(
-      InProcessRoomsLive,
-      MemoryTokensLive,
-      InProcessFederationLive,
-      LocalClaimsLive,
-      MemoryCountersLive
-    )
+  if (settings.broker === "memory") return Layer.mergeAll(localSharedState, MemoryTokensLive, InProcessFederationLive)
   const broker = clusterBroker(settings)
   const tokens =
     settings.broker === "nats"
       ? NatsTokensLive({ url: Redacted.value(settings.natsUrl), prefix: settings.prefix })
       : RedisTokensLive({ url: Redacted.value(settings.redisUrl), prefix: `${settings.prefix}:` })
-  return Layer.mergeAll(
-    BrokerRoomsLive({ heartbeat: settings.heartbeat, nodeTtl: settings.nodeTtl }),
-    BrokerFederationLive,
-    BrokerClaimsLive({ heartbeat: settings.heartbeat, nodeTtl: settings.nodeTtl }),
-    BrokerCountersLive,
-    tokens
-  ).pipe(Layer.provide(broker))
+  return Layer.mergeAll(brokerSharedState(settings), BrokerFederationLive, tokens).pipe(Layer.provide(broker))
 }
+
+/** Rooms, Claims and Counters only (a server with no tokens or bus to share, like chat), from `cluster.*`. */
+export const clusterRoomsLayers = (settings: ClusterSettings) =>
+  settings.broker === "memory"
+    ? localSharedState
+    : brokerSharedState(settings).pipe(Layer.provide(clusterBroker(settings)))
+
+/** Rooms + Claims + Counters chosen by the `cluster.*` config keys (default: one process). Needs Metrics. */
+export const ClusterRoomsFromConfig = Layer.unwrapEffect(Effect.map(ClusterConfig, clusterRoomsLayers))
 
 /** Rooms + Tokens + Federation + Claims + Counters chosen by the `cluster.*` config keys (default: one process). Needs Metrics. */
 export const ClusterFromConfig = Layer.unwrapEffect(Effect.map(ClusterConfig, clusterLayers))
