@@ -1,6 +1,6 @@
-import { Deferred, Effect, FiberId, Runtime, type Scope } from "effect"
+import { Deferred, Effect, FiberId, Queue, Runtime, type Scope } from "effect"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
-import { Rooms } from "../../layers/Rooms/Rooms.ts"
+import { type RoomChange, Rooms, type RoomsService } from "../../layers/Rooms/Rooms.ts"
 import { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import type { Connection } from "../../layers/Transport/Transport.ts"
 import type { ChatLimits } from "./Config.ts"
@@ -61,6 +61,26 @@ export interface ChatRoomsApi {
   /** Rooms with members on this node right now (for /health). */
   readonly stats: () => { readonly rooms: number }
 }
+
+/**
+ * On a cluster, a node that dies cannot announce its members' leaves: the Rooms service reports them
+ * as expired, and each node tells its own members of the room (_DEL_USER), as the dead node would have.
+ */
+const tellExpiredLeaves = (fanout: RoomsService, openRooms: () => Iterable<Room>) =>
+  Effect.gen(function* () {
+    const changes = yield* fanout.changes
+    const tell = (change: RoomChange) => {
+      if (change._tag !== "Left" || !change.expired) return
+      for (const room of openRooms()) {
+        if (room.name !== change.room) continue
+        const frame = encodePacket(
+          packet(Command.DEL_USER, { p1: Number(change.member.id), data: storedToBytes(change.member.info) })
+        )
+        for (const member of room.members) member.connection.send(frame)
+      }
+    }
+    yield* Effect.forkScoped(Effect.forever(Effect.map(Queue.take(changes), tell)))
+  })
 
 /** The Rooms-service name of a chat room: prefixed, and hex so any bytes make a safe topic. */
 export const roomNameFor = (name: Uint8Array) =>
@@ -294,5 +314,6 @@ export const makeChatRooms = (
     }
     // History still waiting when the server stops is written before the store goes away.
     yield* Effect.addFinalizer(() => api.flushHistory)
+    if (fanout.spansNodes) yield* tellExpiredLeaves(fanout, rooms.values.bind(rooms))
     return api
   })

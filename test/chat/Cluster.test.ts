@@ -154,17 +154,22 @@ const scenarios = (backend: ClusterBackend) => {
         expect(reply.cmd).toBe(Command.RESP_OK)
       }))
 
-    test("members of a crashed node leave the rosters of later joiners once its heartbeat expired", () =>
+    test("members of a crashed node leave: _DEL_USER to the room's members elsewhere, and out of later rosters", () =>
       Effect.gen(function* () {
         const { node, join, expire } = yield* cluster
         const [a, b] = yield* Effect.all([node("chat-a"), node("chat-b")])
         yield* join(a.port, "erin", "r")
         const frank = yield* join(b.port, "frank", "r")
         expect(frank.roster.map(text)).toEqual(["frank", "erin"])
+        const erinId = frank.roster[1]!.p1
         yield* a.broker.sever
         yield* expire("chat-a")
+        // Node A cannot say erin left: node B tells its members once it sees A's heartbeat gone.
+        expect(show(yield* frank.client.next)).toMatchObject({ cmd: Command.DEL_USER, p1: erinId, data: "erin" })
         const grace = yield* join(b.port, "grace", "r")
         expect(grace.roster.map(text)).toEqual(["grace", "frank"])
+        expect(show(yield* frank.client.next)).toMatchObject({ cmd: Command.NEW_USER, data: "grace" })
+        yield* frank.client.silent
       }))
   })
 }
