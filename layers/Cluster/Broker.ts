@@ -28,6 +28,8 @@ export interface Broker {
   /** Registers a callback run each time the broker comes back after an outage. */
   readonly onReconnect: (callback: () => void) => void
   readonly presence: PresenceStore
+  readonly claims: ClaimStore
+  readonly counters: CounterStore
   /** Drops the connection to the broker at once, without cleanup (what a crash looks like to the others). */
   readonly sever: Effect.Effect<void>
 }
@@ -43,6 +45,45 @@ export interface PresenceStore {
   /** Which of these nodes are alive now. */
   readonly alive: (nodeIds: ReadonlyArray<string>) => Effect.Effect<ReadonlySet<string>, BrokerUnavailable>
 }
+
+/**
+ * Names held cluster-wide, per scope: `scope`/`name` → holder `<liveness id>/<n>`, where the
+ * liveness id is one the holder's node keeps alive with `presence.heartbeat`. Each call is one
+ * atomic step on the broker (a script on Redis, a compare-and-set on the NATS KV revision).
+ */
+export interface ClaimStore {
+  /**
+   * Sets the holder of `name`. "replace" always does; "ifFree" only when no holder of a live node
+   * has it. Returns whether it was set and the holder it displaced (alive or not).
+   */
+  readonly take: (
+    scope: string,
+    name: string,
+    holder: string,
+    mode: "replace" | "ifFree"
+  ) => Effect.Effect<{ readonly taken: boolean; readonly previous: string | undefined }, BrokerUnavailable>
+  /** Removes `name` when `holder` still has it (a later holder keeps it). */
+  readonly release: (scope: string, name: string, holder: string) => Effect.Effect<void, BrokerUnavailable>
+  /** The holder of `name` now (alive or not). */
+  readonly get: (scope: string, name: string) => Effect.Effect<string | undefined, BrokerUnavailable>
+  /** Every name of the scope and its holder, those of dead nodes included (the caller filters with `alive`). */
+  readonly list: (scope: string) => Effect.Effect<ReadonlyArray<readonly [string, string]>, BrokerUnavailable>
+}
+
+/** Counters shared by the nodes (rate limits, id allocation). */
+export interface CounterStore {
+  /**
+   * Adds `by` to `key` and returns the total. With `windowMillis` the count lasts that long from its
+   * first add, then starts again from zero (a fixed window; at most 10 minutes); without, it lasts.
+   */
+  readonly add: (key: string, by: number, windowMillis?: number) => Effect.Effect<number, BrokerUnavailable>
+}
+
+/** The longest counter window the brokers keep (NATS: the max age of the windows bucket). */
+export const maxCounterWindowMillis = 10 * 60 * 1000
+
+/** The liveness id in a claim's holder (`<liveness id>/<n>`). */
+export const holderLiveness = (holder: string) => holder.slice(0, holder.indexOf("/"))
 
 export class BrokerUnavailable extends Error {
   readonly _tag = "BrokerUnavailable"

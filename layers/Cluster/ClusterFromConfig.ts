@@ -8,6 +8,8 @@ import { NatsTokensLive } from "../Tokens/NatsTokens.ts"
 import { RedisTokensLive } from "../Tokens/RedisTokens.ts"
 import { BunTransportWith } from "../Transport/BunTransport.ts"
 import { ClusterBroker } from "./Broker.ts"
+import { BrokerClaimsLive, LocalClaimsLive } from "./Claims.ts"
+import { BrokerCountersLive, MemoryCountersLive } from "./Counters.ts"
 import { ClusterConfig, type ClusterSettings, safeUrl } from "./ClusterConfig.ts"
 import { makeNatsBroker } from "./NatsBroker.ts"
 import { makeRedisBroker } from "./RedisBroker.ts"
@@ -29,26 +31,42 @@ export const clusterBroker = (settings: ClusterSettings) => {
   )
 }
 
+/** Rooms, Claims and Counters on one broker connection: what a node shares besides tokens and the bus. */
+const brokerSharedState = (settings: ClusterSettings) =>
+  Layer.mergeAll(
+    BrokerRoomsLive({ heartbeat: settings.heartbeat, nodeTtl: settings.nodeTtl }),
+    BrokerClaimsLive({ heartbeat: settings.heartbeat, nodeTtl: settings.nodeTtl }),
+    BrokerCountersLive
+  )
+
+const localSharedState = Layer.mergeAll(InProcessRoomsLive, LocalClaimsLive, MemoryCountersLive)
+
 /**
- * Rooms, Tokens and Federation for `cluster.broker`: memory = this process alone (in-process rooms,
- * memory tokens, in-process bus); redis or nats = one broker connection shared by broker-backed
- * rooms and bus, and tokens shared in the same broker. Federation links dial real WebSockets.
+ * Rooms, Tokens, Federation, Claims and Counters for `cluster.broker`: memory = this process alone
+ * (in-process rooms, memory tokens, in-process bus, local claims and counts); redis or nats = one
+ * broker connection shared by broker-backed rooms, bus, claims and counters, and tokens shared in
+ * the same broker. Federation links dial real WebSockets.
  */
 export const clusterLayers = (settings: ClusterSettings) => {
-  if (settings.broker === "memory") return Layer.mergeAll(InProcessRoomsLive, MemoryTokensLive, InProcessFederationLive)
+  if (settings.broker === "memory") return Layer.mergeAll(localSharedState, MemoryTokensLive, InProcessFederationLive)
   const broker = clusterBroker(settings)
   const tokens =
     settings.broker === "nats"
       ? NatsTokensLive({ url: Redacted.value(settings.natsUrl), prefix: settings.prefix })
       : RedisTokensLive({ url: Redacted.value(settings.redisUrl), prefix: `${settings.prefix}:` })
-  return Layer.mergeAll(
-    BrokerRoomsLive({ heartbeat: settings.heartbeat, nodeTtl: settings.nodeTtl }),
-    BrokerFederationLive,
-    tokens
-  ).pipe(Layer.provide(broker))
+  return Layer.mergeAll(brokerSharedState(settings), BrokerFederationLive, tokens).pipe(Layer.provide(broker))
 }
 
-/** Rooms + Tokens + Federation chosen by the `cluster.*` config keys (default: one process). Needs Metrics. */
+/** Rooms, Claims and Counters only (a server with no tokens or bus to share, like chat), from `cluster.*`. */
+export const clusterRoomsLayers = (settings: ClusterSettings) =>
+  settings.broker === "memory"
+    ? localSharedState
+    : brokerSharedState(settings).pipe(Layer.provide(clusterBroker(settings)))
+
+/** Rooms + Claims + Counters chosen by the `cluster.*` config keys (default: one process). Needs Metrics. */
+export const ClusterRoomsFromConfig = Layer.unwrapEffect(Effect.map(ClusterConfig, clusterRoomsLayers))
+
+/** Rooms + Tokens + Federation + Claims + Counters chosen by the `cluster.*` config keys (default: one process). Needs Metrics. */
 export const ClusterFromConfig = Layer.unwrapEffect(Effect.map(ClusterConfig, clusterLayers))
 
 /** Bun's transport, listening with SO_REUSEPORT when `cluster.reusePort` is true. Needs Metrics. */

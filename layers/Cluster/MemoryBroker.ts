@@ -1,5 +1,12 @@
 import { Clock, Effect } from "effect"
-import { type Broker, BrokerUnavailable, type PresenceStore } from "./Broker.ts"
+import {
+  type Broker,
+  BrokerUnavailable,
+  type ClaimStore,
+  type CounterStore,
+  holderLiveness,
+  type PresenceStore
+} from "./Broker.ts"
 
 /**
  * The broker of several nodes in one process: what the cluster tests run on, and the shape the
@@ -9,6 +16,8 @@ export class MemoryBrokerHub {
   private readonly channels = new Map<string, Map<string, (bytes: Uint8Array) => void>>()
   private readonly rooms = new Map<string, Map<string, string>>()
   private readonly aliveUntil = new Map<string, number>()
+  private readonly claimed = new Map<string, Map<string, string>>()
+  private readonly counted = new Map<string, { n: number; until: number }>()
   private readonly reconnects = new Map<string, Array<() => void>>()
   private readonly killed = new Set<string>()
   private down = false
@@ -44,6 +53,43 @@ export class MemoryBrokerHub {
         }),
       alive: (ids) => guard((now) => new Set(ids.filter((id) => (this.aliveUntil.get(id) ?? 0) > now)))
     }
+    const isAlive = (id: string, now: number) => (this.aliveUntil.get(id) ?? 0) > now
+    const scopeOf = (scope: string) => {
+      let names = this.claimed.get(scope)
+      if (!names) this.claimed.set(scope, (names = new Map()))
+      return names
+    }
+    const claims: ClaimStore = {
+      take: (scope, name, holder, mode) =>
+        guard((now) => {
+          const names = scopeOf(scope)
+          const previous = names.get(name)
+          if (mode === "ifFree" && previous !== undefined && isAlive(holderLiveness(previous), now))
+            return { taken: false, previous }
+          names.set(name, holder)
+          return { taken: true, previous }
+        }),
+      release: (scope, name, holder) =>
+        guard(() => {
+          const names = this.claimed.get(scope)
+          if (names?.get(name) === holder) names.delete(name)
+        }),
+      get: (scope, name) => guard(() => this.claimed.get(scope)?.get(name)),
+      list: (scope) => guard(() => [...(this.claimed.get(scope) ?? [])])
+    }
+    const counters: CounterStore = {
+      add: (key, by, windowMillis) =>
+        guard((now) => {
+          const current = this.counted.get(key)
+          if (current === undefined || current.until <= now) {
+            const fresh = { n: by, until: windowMillis === undefined ? Number.POSITIVE_INFINITY : now + windowMillis }
+            this.counted.set(key, fresh)
+            return fresh.n
+          }
+          current.n += by
+          return current.n
+        })
+    }
     return {
       kind: "memory",
       nodeId,
@@ -76,6 +122,8 @@ export class MemoryBrokerHub {
         this.reconnects.set(nodeId, [...callbacks, callback])
       },
       presence,
+      claims,
+      counters,
       sever: Effect.sync(() => this.kill(nodeId))
     }
   }

@@ -1,7 +1,16 @@
 import { Kvm, type KV } from "@nats-io/kv"
 import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node"
-import { Effect } from "effect"
-import { type Broker, BrokerUnavailable, type PresenceStore, redactUrl } from "./Broker.ts"
+import { Clock, Effect } from "effect"
+import {
+  type Broker,
+  BrokerUnavailable,
+  type ClaimStore,
+  type CounterStore,
+  holderLiveness,
+  maxCounterWindowMillis,
+  type PresenceStore,
+  redactUrl
+} from "./Broker.ts"
 
 export interface NatsBrokerOptions {
   readonly url: string
@@ -64,6 +73,96 @@ export const makeNatsBroker = (options: NatsBrokerOptions) =>
       const entries = await Promise.all(ids.map((id) => kv.get(token(id))))
       return new Set(ids.filter((_, i) => entries[i]?.operation === "PUT"))
     }
+    // Claims and counters get their buckets on first use: a node that never claims creates none.
+    const lazyBucket = (name: string, ttl?: number) => {
+      let opened: Promise<KV> | undefined
+      return () => {
+        opened ??= kvm.create(`${bucket}_${name}`, ttl === undefined ? { history: 1 } : { history: 1, ttl })
+        opened.catch(() => (opened = undefined))
+        return opened
+      }
+    }
+    const claimsBucket = lazyBucket("claims")
+    const countersBucket = lazyBucket("counters")
+    const windowsBucket = lazyBucket("windows", maxCounterWindowMillis)
+    const putIfUnchanged = (kv: KV, key: string, value: string, revision: number | undefined) =>
+      (revision === undefined ? kv.create(key, value) : kv.update(key, value, revision)).then(
+        () => true,
+        () => false
+      )
+    /** Compare-and-set until it holds: another node's write in between makes it read again. */
+    const compareAndSet = async <A>(
+      kv: KV,
+      key: string,
+      decide: (current: string | undefined) => { readonly write?: string; readonly result: A }
+    ): Promise<A> => {
+      for (let attempt = 0; attempt < 50; attempt++) {
+        const entry = await kv.get(key)
+        const { write, result } = decide(entry?.operation === "PUT" ? entry.string() : undefined)
+        if (write === undefined || (await putIfUnchanged(kv, key, write, entry?.revision))) return result
+      }
+      throw new Error(`too much contention on ${key}`)
+    }
+    const claimKey = (scope: string, name: string) => `${token(scope)}.${token(name)}`
+    const claims: ClaimStore = {
+      take: (scope, name, holder, mode) =>
+        call(async () => {
+          const kv = await claimsBucket()
+          const key = claimKey(scope, name)
+          for (let attempt = 0; attempt < 50; attempt++) {
+            const entry = await kv.get(key)
+            const previous = entry?.operation === "PUT" ? entry.string() : undefined
+            if (mode === "ifFree" && previous !== undefined && (await liveNodes([holderLiveness(previous)])).size > 0)
+              return { taken: false, previous }
+            if (await putIfUnchanged(kv, key, holder, entry?.revision)) return { taken: true, previous }
+          }
+          throw new Error(`too much contention on claim ${name}`)
+        }),
+      release: (scope, name, holder) =>
+        call(async () => {
+          const kv = await claimsBucket()
+          const entry = await kv.get(claimKey(scope, name))
+          if (entry?.operation === "PUT" && entry.string() === holder)
+            await kv.delete(claimKey(scope, name), { previousSeq: entry.revision }).catch(() => {})
+        }),
+      get: (scope, name) =>
+        call(async () => {
+          const entry = await (await claimsBucket()).get(claimKey(scope, name))
+          return entry?.operation === "PUT" ? entry.string() : undefined
+        }),
+      list: (scope) =>
+        call(async () => {
+          const kv = await claimsBucket()
+          const keys: Array<string> = []
+          for await (const key of await kv.keys(`${token(scope)}.*`)) keys.push(key)
+          const entries = await Promise.all(keys.map((key) => kv.get(key)))
+          return entries.flatMap((entry, i) =>
+            entry?.operation === "PUT"
+              ? [[fromToken(keys[i]!.slice(keys[i]!.indexOf(".") + 1)), entry.string()] as const]
+              : []
+          )
+        })
+    }
+    // NATS 2.9 has no per-key expiry: a windowed count carries its end, and the windows bucket's max age clears old keys.
+    const counters: CounterStore = {
+      add: (key, by, windowMillis) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          call(async () =>
+            compareAndSet(
+              windowMillis === undefined ? await countersBucket() : await windowsBucket(),
+              token(key),
+              (current) => {
+                const held = current === undefined ? undefined : (JSON.parse(current) as { n: number; u: number })
+                const fresh = held === undefined || (held.u !== 0 && held.u <= now)
+                const next = fresh
+                  ? { n: by, u: windowMillis === undefined ? 0 : now + windowMillis }
+                  : { n: held.n + by, u: held.u }
+                return { write: JSON.stringify(next), result: next.n }
+              }
+            )
+          )
+        )
+    }
     const presence: PresenceStore = {
       put: (room, key, entry) => call(() => members.put(`${token(room)}.${token(key)}`, entry)).pipe(Effect.asVoid),
       remove: (room, keys) =>
@@ -121,6 +220,8 @@ export const makeNatsBroker = (options: NatsBrokerOptions) =>
       isUp: () => up && !connection.isClosed(),
       onReconnect: (callback) => void reconnectCallbacks.push(callback),
       presence,
+      claims,
+      counters,
       sever: Effect.promise(() => connection.close().catch(() => {}))
     }
     return broker
@@ -131,6 +232,6 @@ export const destroyNatsBuckets = (connection: NatsConnection, prefix: string) =
   Effect.promise(async () => {
     const { jetstreamManager } = await import("@nats-io/jetstream")
     const manager = await jetstreamManager(connection)
-    for (const name of ["presence", "nodes"])
+    for (const name of ["presence", "nodes", "claims", "counters", "windows"])
       await manager.streams.delete(`KV_${safeName(prefix)}_${name}`).catch(() => false)
   })

@@ -1,6 +1,13 @@
 import { Effect } from "effect"
 import Redis from "ioredis"
-import { type Broker, BrokerUnavailable, type PresenceStore, redactUrl } from "./Broker.ts"
+import {
+  type Broker,
+  BrokerUnavailable,
+  type ClaimStore,
+  type CounterStore,
+  type PresenceStore,
+  redactUrl
+} from "./Broker.ts"
 
 export interface RedisBrokerOptions {
   readonly url: string
@@ -41,6 +48,29 @@ export const redisConnection = (url: string, name: string) =>
     }),
     (client) => Effect.sync(() => client.disconnect())
   )
+
+/** Claims: one hash per scope (field = name, value = holder); "ifFree" looks at the holder's liveness key. */
+const takeClaimScript = `
+local previous = redis.call('HGET', KEYS[1], ARGV[1])
+if previous and ARGV[3] == 'ifFree' then
+  local slash = string.find(previous, '/', 1, true)
+  if slash and redis.call('EXISTS', ARGV[4] .. string.sub(previous, 1, slash - 1)) == 1 then
+    return {0, previous}
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return {1, previous or ''}
+`
+const releaseClaimScript = `
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 1
+`
+/** A window starts at its first add: the expiry is set only on a key that has none. */
+const addCounterScript = `
+local total = redis.call('INCRBY', KEYS[1], ARGV[1])
+if ARGV[2] ~= '0' and redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return total
+`
 
 const toBuffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 
@@ -107,6 +137,36 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
             )
     }
 
+    const claimsKey = (scope: string) => `${options.prefix}claims:${scope}`
+    const claims: ClaimStore = {
+      take: (scope, name, holder, mode) =>
+        call(
+          () =>
+            commands.eval(takeClaimScript, 1, claimsKey(scope), name, holder, mode, nodeKey("")) as Promise<
+              [number, string]
+            >
+        ).pipe(Effect.map(([taken, previous]) => ({ taken: taken === 1, previous: previous || undefined }))),
+      release: (scope, name, holder) =>
+        call(() => commands.eval(releaseClaimScript, 1, claimsKey(scope), name, holder)).pipe(Effect.asVoid),
+      get: (scope, name) =>
+        call(() => commands.hget(claimsKey(scope), name)).pipe(Effect.map((holder) => holder ?? undefined)),
+      list: (scope) =>
+        call(() => commands.hgetall(claimsKey(scope))).pipe(Effect.map((fields) => Object.entries(fields)))
+    }
+    const counters: CounterStore = {
+      add: (key, by, windowMillis) =>
+        call(
+          () =>
+            commands.eval(
+              addCounterScript,
+              1,
+              `${options.prefix}count:${key}`,
+              String(by),
+              String(windowMillis ?? 0)
+            ) as Promise<number>
+        )
+    }
+
     const broker: Broker = {
       kind: "redis",
       nodeId: options.nodeId,
@@ -136,6 +196,8 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
       isUp: () => commands.status === "ready" && subscriber.status === "ready",
       onReconnect: (callback) => void reconnectCallbacks.push(callback),
       presence,
+      claims,
+      counters,
       sever: Effect.sync(() => {
         commands.disconnect()
         subscriber.disconnect()

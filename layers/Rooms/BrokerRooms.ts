@@ -5,6 +5,7 @@ import { bodyText, decodeEnvelope, encodeEnvelope, envelopeHeader, EnvelopeKind,
 import { Metrics } from "../Observability/Metrics.ts"
 import type { Connection, WireMessage } from "../Transport/Transport.ts"
 import { makeInProcessRooms } from "./InProcessRooms.ts"
+import { RemoteRosters } from "./RemoteRosters.ts"
 import { type RoomChange, type RoomMember, Rooms, type RoomsService } from "./Rooms.ts"
 import { repeatEvery } from "../../src/shared/Sweeps.ts"
 
@@ -51,6 +52,7 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
     const { sent, received, undelivered } = brokerCounters(metrics)
 
     const localEntries = new Map<string, Map<Connection<unknown>, LocalEntry>>()
+    const remote = new RemoteRosters()
     const pendingRemovals: Array<readonly [string, string]> = []
     let sequence = 0
     let presenceStale = false
@@ -96,7 +98,10 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
       const envelope = decodeEnvelope(bytes)
       const change =
         envelope && envelope.kind >= EnvelopeKind.joined ? changeOf(envelope.kind, envelope.body) : undefined
-      if (change) Runtime.runSync(runtime)(PubSub.publish(changes, change))
+      if (!change) return
+      if (change._tag === "Joined") remote.joined(change.room, envelope!.nodeId, change.member)
+      else remote.left(change.room, envelope!.nodeId, change.member.id)
+      Runtime.runSync(runtime)(PubSub.publish(changes, change))
     })
     yield* Effect.addFinalizer(() => broker.unsubscribe(changesChannel))
 
@@ -133,9 +138,22 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
         pendingRemovals.shift()
       }
     })
+    /** Members of nodes that died, in rooms this node listed: reported as expired leaves, once. */
+    const expireDeadNodes = Effect.gen(function* () {
+      const nodes = remote.nodes()
+      const now = yield* Clock.currentTimeMillis
+      const alive = nodes.length === 0 ? new Set<string>() : yield* broker.presence.alive(nodes)
+      const gone = remote.expire(
+        (nodeId) => !alive.has(nodeId),
+        (room) => localEntries.has(room),
+        now - 2 * Duration.toMillis(heartbeatEvery)
+      )
+      for (const [room, member] of gone) yield* PubSub.publish(changes, { _tag: "Left", room, member, expired: true })
+    })
     const heartbeat = Effect.gen(function* () {
       const wasAlive = yield* broker.presence.heartbeat(broker.nodeId, nodeTtl)
       if (!wasAlive || presenceStale || pendingRemovals.length > 0) yield* repairPresence
+      yield* expireDeadNodes
     }).pipe(Effect.catchAll(presenceFailed("heartbeat")))
     yield* heartbeat
     yield* repeatEvery("cluster heartbeat", heartbeatEvery, () => heartbeat)
@@ -194,11 +212,27 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
               room,
               dead.map(([key]) => key)
             )
-            for (const [, entry] of dead) {
+            for (const [key, entry] of dead) {
               const { id, info } = JSON.parse(entry) as StoredMember
-              yield* PubSub.publish(changes, { _tag: "Left" as const, room, member: { id, info } })
+              // A member this node tracked is reported as expired (its clients saw it); one the heartbeat
+              // already reported, or never saw in a tracked room, not again.
+              const tracked = remote.tracks(room)
+              const expired = remote.left(room, nodeOf(key), id) !== undefined
+              if (!expired && tracked) continue
+              const change: RoomChange = { _tag: "Left", room, member: { id, info }, ...(expired ? { expired } : {}) }
+              yield* PubSub.publish(changes, change)
             }
           }
+          const listedAt = yield* Clock.currentTimeMillis
+          remote.seed(
+            room,
+            listedAt,
+            others.flatMap(([key, entry]) => {
+              if (!alive.has(nodeOf(key))) return []
+              const { id, info } = JSON.parse(entry) as StoredMember
+              return [[nodeOf(key), { id, info }] as const]
+            })
+          )
           const rows = [...own, ...others.filter(([key]) => alive.has(nodeOf(key)))].map(([key, entry]) => ({
             key,
             member: JSON.parse(entry) as StoredMember

@@ -12,7 +12,13 @@ export interface RoomMember {
 
 export type RoomChange =
   | { readonly _tag: "Joined"; readonly room: string; readonly member: RoomMember }
-  | { readonly _tag: "Left"; readonly room: string; readonly member: RoomMember }
+  | {
+      readonly _tag: "Left"
+      readonly room: string
+      readonly member: RoomMember
+      /** The member's node died (broker-backed rooms): its own node could not announce the leave. */
+      readonly expired?: boolean
+    }
 
 /**
  * Named rooms of connections, the one fan-out seam every server uses (relay groups, chat rooms,

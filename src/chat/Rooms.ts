@@ -1,6 +1,6 @@
-import { Deferred, Effect, FiberId, Runtime, type Scope } from "effect"
+import { Deferred, Effect, FiberId, Queue, Runtime, type Scope } from "effect"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
-import { Rooms } from "../../layers/Rooms/Rooms.ts"
+import { type RoomChange, Rooms, type RoomsService } from "../../layers/Rooms/Rooms.ts"
 import { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import type { Connection } from "../../layers/Transport/Transport.ts"
 import type { ChatLimits } from "./Config.ts"
@@ -43,11 +43,6 @@ export interface ChatRoomsOptions {
 }
 
 export interface ChatRoomsApi {
-  /** The next user id; ids start at 0x1000 like the original's. */
-  readonly nextUserId: () => number
-  /** Claims a nick server-wide (exact bytes); false when someone holds it. */
-  readonly claimNick: (nick: Uint8Array) => boolean
-  readonly releaseNick: (nick: Uint8Array) => void
   /**
    * Joins (creating the room on first use) and sends, in order: _RESP_OK, the roster, the
    * history, then _NEW_USER to the others. Returns the refusal reason instead when a limit is hit.
@@ -63,9 +58,29 @@ export interface ChatRoomsApi {
   readonly flushHistory: Effect.Effect<void>
   /** Leaves the member's room (if any): _DEL_USER to the others; the last one out closes the room. */
   readonly leave: (member: Member) => Effect.Effect<void>
-  /** Rooms with members and accepted nicks right now (for /health). */
-  readonly stats: () => { readonly rooms: number; readonly users: number }
+  /** Rooms with members on this node right now (for /health). */
+  readonly stats: () => { readonly rooms: number }
 }
+
+/**
+ * On a cluster, a node that dies cannot announce its members' leaves: the Rooms service reports them
+ * as expired, and each node tells its own members of the room (_DEL_USER), as the dead node would have.
+ */
+const tellExpiredLeaves = (fanout: RoomsService, openRooms: () => Iterable<Room>) =>
+  Effect.gen(function* () {
+    const changes = yield* fanout.changes
+    const tell = (change: RoomChange) => {
+      if (change._tag !== "Left" || !change.expired) return
+      for (const room of openRooms()) {
+        if (room.name !== change.room) continue
+        const frame = encodePacket(
+          packet(Command.DEL_USER, { p1: Number(change.member.id), data: storedToBytes(change.member.info) })
+        )
+        for (const member of room.members) member.connection.send(frame)
+      }
+    }
+    yield* Effect.forkScoped(Effect.forever(Effect.map(Queue.take(changes), tell)))
+  })
 
 /** The Rooms-service name of a chat room: prefixed, and hex so any bytes make a safe topic. */
 export const roomNameFor = (name: Uint8Array) =>
@@ -89,9 +104,6 @@ export const makeChatRooms = (
       .gauge("switchboard_chat_rooms", "Chat rooms with at least one member", ["server"])
       .labels(label)
     const membersGauge = metrics.gauge("switchboard_chat_members", "Users inside a chat room", ["server"]).labels(label)
-    const usersGauge = metrics
-      .gauge("switchboard_chat_users", "Connections with an accepted nick", ["server"])
-      .labels(label)
     const messagesCounter = metrics
       .counter("switchboard_chat_messages_total", "Chat messages broadcast", ["server"])
       .labels(label)
@@ -103,9 +115,7 @@ export const makeChatRooms = (
     const { limits } = options
     const bounds = { maxBytes: limits.historyMaxBytes }
     const rooms = new Map<string, Room>()
-    const nicks = new Set<string>()
     const roomOfMember = new Map<number, Room>()
-    let nextUserId = 0x1000
 
     const openRoom = (name: Uint8Array): Room => {
       const key = bytesKey(name)
@@ -193,13 +203,24 @@ export const makeChatRooms = (
       for (const { member, text } of waiting) if (roomOfMember.get(member.id) === room) broadcast(room, member, text)
     }
 
-    const userFrame = (cmd: number, member: Member) => encodePacket(packet(cmd, { p1: member.id, data: member.nick }))
+    const userFrame = (cmd: number, member: Pick<Member, "id" | "nick">) =>
+      encodePacket(packet(cmd, { p1: member.id, data: member.nick }))
+
+    /** Members on other nodes too, newest first, when the room spans nodes (a presence read; none otherwise). */
+    const clusterRoster = (room: Room) =>
+      fanout.spansNodes
+        ? Effect.map(fanout.members(room.name), (members) =>
+            members.map((entry) => ({ id: Number(entry.id), nick: storedToBytes(entry.info) })).reverse()
+          )
+        : Effect.succeed(undefined)
 
     const joinLocked = (member: Member, room: Room, uid: number) =>
       Effect.gen(function* () {
         const isNew = room.members.length === 0
+        const roster = yield* clusterRoster(room)
+        const memberCount = roster?.length ?? room.members.length
         const problem = joinProblem(
-          { roomExists: !isNew, roomCount: rooms.size - (isNew ? 1 : 0), memberCount: room.members.length },
+          { roomExists: !isNew, roomCount: rooms.size - (isNew ? 1 : 0), memberCount },
           limits
         )
         if (problem !== undefined) return problem
@@ -210,17 +231,21 @@ export const makeChatRooms = (
         joinsCounter.inc()
         const { connection } = member
         connection.send(encodePacket(okReply(uid)))
-        for (let i = room.members.length - 1; i >= 0; i--)
-          connection.send(userFrame(Command.NEW_USER, room.members[i]!))
+        if (roster) for (const other of [member, ...roster]) connection.send(userFrame(Command.NEW_USER, other))
+        else
+          for (let i = room.members.length - 1; i >= 0; i--)
+            connection.send(userFrame(Command.NEW_USER, room.members[i]!))
         yield* historyWritten(room)
         const history = yield* store
           .readAfter(room.stream, 0)
           .pipe(Effect.catchAll((error) => logHistoryFailure("read")(error).pipe(Effect.as([]))))
         for (const entry of history)
           connection.send(encodePacket(packet(Command.LOGGED_MSG, { data: storedToBytes(entry.payload) })))
-        // The joiner is not in the room yet, so this reaches exactly the others.
-        fanout.publish(room.name, userFrame(Command.NEW_USER, member))
+        // Joined first, so on a cluster this node hears the room before the others learn of the joiner.
         yield* fanout.join(room.name, connection, { id: String(member.id), info: bytesToStored(member.nick) })
+        const joined = userFrame(Command.NEW_USER, member)
+        if (connection.isOpen()) fanout.publish(room.name, joined, connection)
+        else fanout.publish(room.name, joined)
         return undefined
       })
 
@@ -244,18 +269,7 @@ export const makeChatRooms = (
       })
 
     const api: ChatRoomsApi = {
-      nextUserId: () => nextUserId++,
-      claimNick: (nick) => {
-        const key = bytesKey(nick)
-        if (nicks.has(key)) return false
-        nicks.add(key)
-        usersGauge.inc()
-        return true
-      },
-      releaseNick: (nick) => {
-        if (nicks.delete(bytesKey(nick))) usersGauge.dec()
-      },
-      stats: () => ({ rooms: rooms.size, users: nicks.size }),
+      stats: () => ({ rooms: rooms.size }),
       join: (member, roomName, uid) =>
         Effect.suspend(() => {
           if (roomOfMember.has(member.id)) return Effect.succeed(ErrorReason.refused)
@@ -290,13 +304,16 @@ export const makeChatRooms = (
               if (index >= 0) room.members.splice(index, 1)
               membersGauge.dec()
               yield* fanout.leave(room.name, member.connection)
+              // On a cluster the room may go on elsewhere after its last member here left: they hear it too.
+              if (room.members.length > 0 || fanout.spansNodes)
+                fanout.publish(room.name, userFrame(Command.DEL_USER, member))
               if (room.members.length === 0) return yield* dropEmptyRoom(room)
-              fanout.publish(room.name, userFrame(Command.DEL_USER, member))
             })
           )
         })
     }
     // History still waiting when the server stops is written before the store goes away.
     yield* Effect.addFinalizer(() => api.flushHistory)
+    if (fanout.spansNodes) yield* tellExpiredLeaves(fanout, rooms.values.bind(rooms))
     return api
   })

@@ -7,6 +7,7 @@ import type { Rooms } from "../../layers/Rooms/Rooms.ts"
 import type { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import { type ServeError, type ServerHandle, Transport } from "../../layers/Transport/Transport.ts"
 import { ChatConfig, ChatHistoryBackendConfig, type ChatLimits, isPersistent } from "./Config.ts"
+import { type ChatIdentity, makeChatIdentity } from "./Identity.ts"
 import { type ChatRoomsApi, makeChatRooms } from "./Rooms.ts"
 import { makeChatProtocol } from "./Socket.ts"
 
@@ -52,6 +53,7 @@ export const loadWebPage = (limits: ChatLimits) =>
 const chatRoutes = (
   name: string,
   rooms: ChatRoomsApi,
+  identity: ChatIdentity,
   listening: Deferred.Deferred<ServerHandle>,
   startedAt: number,
   page?: WebPage
@@ -64,7 +66,8 @@ const chatRoutes = (
       server: name,
       uptime: Math.floor((now - startedAt) / 1000),
       connections: handle.connectionCount(),
-      ...rooms.stats()
+      ...rooms.stats(),
+      users: identity.users()
     })
   })
   const base = HttpRouter.empty.pipe(
@@ -101,7 +104,8 @@ export const serveChat = (
       persistentHistory: options.persistentHistory,
       server: name
     })
-    const websocket = yield* makeChatProtocol(rooms, config.limits, name)
+    const identity = yield* makeChatIdentity(name)
+    const websocket = yield* makeChatProtocol(rooms, identity, config.limits, name)
     // /health reports the open connections, which only the running server knows.
     const listening = yield* Deferred.make<ServerHandle>()
     const handle = yield* transport.serve({
@@ -109,7 +113,7 @@ export const serveChat = (
       port: config.port,
       hostname: config.hostname,
       limits: config.socket,
-      http: chatRoutes(name, rooms, listening, startedAt, options.page),
+      http: chatRoutes(name, rooms, identity, listening, startedAt, options.page),
       websocket
     })
     yield* Deferred.succeed(listening, handle)

@@ -5,6 +5,7 @@ import { CloseCodes } from "../shared/CloseCodes.ts"
 import { ConnectionLimiter } from "../shared/RateLimiter.ts"
 import type { ChatLimits } from "./Config.ts"
 import { encodePacket, frameUid, SERVER_PUSH_UID } from "./Packet.ts"
+import type { ChatIdentity } from "./Identity.ts"
 import type { ChatRoomsApi, Member } from "./Rooms.ts"
 import { errorReasonName, errorReply, ErrorReason, interpret, type Level, okReply } from "./Rules.ts"
 
@@ -12,7 +13,8 @@ import { errorReasonName, errorReply, ErrorReason, interpret, type Level, okRepl
 export const chatCloseReason = {
   noNick: "handshake timeout: no nick accepted in time",
   noRoom: "handshake timeout: no room joined in time",
-  flooding: "rate limited: too many packets"
+  flooding: "rate limited: too many packets",
+  nickLost: "nick taken on another node while this one was cut off"
 } as const
 
 /**
@@ -21,6 +23,7 @@ export const chatCloseReason = {
  */
 export const makeChatProtocol = (
   rooms: ChatRoomsApi,
+  identity: ChatIdentity,
   limits: ChatLimits,
   serverName: string
 ): Effect.Effect<WebSocketProtocol<undefined>, never, Metrics> =>
@@ -41,7 +44,7 @@ export const makeChatProtocol = (
     const open = (connection: Connection<undefined>) =>
       Effect.gen(function* () {
         const clock = yield* Effect.clock
-        const userId = rooms.nextUserId()
+        const userId = yield* identity.nextUserId
         const limiter = new ConnectionLimiter(rate, clock.unsafeCurrentTimeMillis())
         let level: Level = "awaitMagic"
         let inRoom = false
@@ -67,7 +70,7 @@ export const makeChatProtocol = (
         yield* Effect.addFinalizer(() =>
           member === undefined
             ? Effect.void
-            : rooms.leave(member).pipe(Effect.ensuring(Effect.sync(() => rooms.releaseNick(member!.nick))))
+            : rooms.leave(member).pipe(Effect.ensuring(identity.releaseNick(member.nick)))
         )
 
         const refuse = (uid: number, reason: ErrorReason) => {
@@ -99,12 +102,20 @@ export const makeChatProtocol = (
               return refuse(step.reply.uid, step.reason)
             case "SetNick": {
               const nick = new Uint8Array(step.nick)
-              if (!rooms.claimNick(nick)) return refuse(step.uid, ErrorReason.refused)
-              member = { id: userId, nick, connection }
-              level = "ready"
-              Deferred.unsafeDone(nickAccepted, Effect.void)
-              connection.send(encodePacket(okReply(step.uid)))
-              return
+              const lost = Effect.sync(() => connection.close(CloseCodes.replaced, chatCloseReason.nickLost))
+              // Not interrupted halfway: a nick the broker granted is either this connection's or released.
+              return Effect.uninterruptible(
+                Effect.flatMap(identity.claimNick(nick, lost), (claimed) => {
+                  if (!claimed) return Effect.sync(() => refuse(step.uid, ErrorReason.refused))
+                  if (!connection.isOpen()) return identity.releaseNick(nick)
+                  return Effect.sync(() => {
+                    member = { id: userId, nick, connection }
+                    level = "ready"
+                    Deferred.unsafeDone(nickAccepted, Effect.void)
+                    connection.send(encodePacket(okReply(step.uid)))
+                  })
+                })
+              )
             }
             case "SetRoom":
               return rooms.join(member!, new Uint8Array(step.room), step.uid).pipe(

@@ -1,4 +1,5 @@
-import { Context, Data, Effect, Layer, PubSub, type Queue, type Scope } from "effect"
+import { Context, Data, Effect, Layer, Option, PubSub, type Queue, type Scope } from "effect"
+import { type Claim, Claims } from "../../layers/Cluster/Claims.ts"
 import { Rooms, type RoomsService } from "../../layers/Rooms/Rooms.ts"
 import { type Audience, type RoomKey, roomPrefix, topicsOf, unitRoom } from "./Routing.ts"
 import type { ActorType } from "./Wire.ts"
@@ -120,6 +121,10 @@ export const makeUnitRooms = (serverName: string) =>
       .gauge("switchboard_de_units", "Units seated in rooms", ["server"])
       .labels({ server: serverName })
     const changes = yield* PubSub.unbounded<RoomChange>()
+    // Rooms that span nodes: unit names are claimed cluster-wide, so a second connect anywhere replaces the first.
+    const claims = rooms.spansNodes ? Option.getOrUndefined(yield* Effect.serviceOption(Claims)) : undefined
+    const claimOf = new Map<Seat, Claim>()
+    const claimScope = (member: UnitMember) => `droneengage/${member.accountId}`
 
     /** accountId → unitName → seat: unit names are unique per account. */
     const accounts = new Map<string, Map<string, Seat>>()
@@ -146,8 +151,27 @@ export const makeUnitRooms = (serverName: string) =>
         units.delete(seat.member.unitName)
         if (units.size === 0) accounts.delete(seat.member.accountId)
         unitsGauge.dec()
-        return Effect.as(leaveRooms(seat), true)
+        const claim = claimOf.get(seat)
+        claimOf.delete(seat)
+        return Effect.as(Effect.zipRight(claim ? claims!.release(claim) : Effect.void, leaveRooms(seat)), true)
       })
+
+    /** Out of the rooms first, so the replaced socket hears nothing more, then closed with 4004. */
+    const replace = (previous: Seat) =>
+      Effect.flatMap(removeSeat(previous), (removed) => {
+        if (!removed) return Effect.void
+        previous.connection.close(CloseCodes.replaced)
+        return Effect.asVoid(PubSub.publish(changes, left(previous.member)))
+      })
+
+    /** The account's units on every node (this one's included), for its instance limit. */
+    const admitsAcrossNodes = (member: UnitMember, instanceLimit: number) =>
+      claims === undefined || instanceLimit <= 0
+        ? Effect.succeed(true)
+        : Effect.map(
+            claims.holders(claimScope(member)),
+            (names) => names.filter((name) => name !== member.unitName).length < instanceLimit
+          )
 
     const admits = (member: UnitMember, instanceLimit: number) => {
       if (instanceLimit <= 0) return true
@@ -195,20 +219,21 @@ export const makeUnitRooms = (serverName: string) =>
       admits,
       enter: (member, connection, instanceLimit) =>
         Effect.gen(function* () {
-          if (!admits(member, instanceLimit))
+          if (!admits(member, instanceLimit) || !(yield* admitsAcrossNodes(member, instanceLimit)))
             return yield* new InstanceLimitReached({ accountId: member.accountId, limit: instanceLimit })
           const previous = accounts.get(member.accountId)?.get(member.unitName)
-          if (previous) {
-            // Out of the rooms first, so the replaced socket hears nothing more, then closed with 4004.
-            yield* removeSeat(previous)
-            previous.connection.close(CloseCodes.replaced)
-            yield* PubSub.publish(changes, left(previous.member))
-          }
+          if (previous) yield* replace(previous)
           const seat = seatOf(member, connection)
           let units = accounts.get(member.accountId)
           if (!units) accounts.set(member.accountId, (units = new Map()))
           units.set(member.unitName, seat)
           unitsGauge.inc()
+          if (claims) {
+            const claim = yield* claims.claim(claimScope(member), member.unitName, replace(seat))
+            // The unit may have gone (or been replaced) while the broker answered: then the claim goes too.
+            if (accounts.get(member.accountId)?.get(member.unitName) === seat) claimOf.set(seat, claim)
+            else yield* claims.release(claim)
+          }
           yield* joinRooms(seat)
           yield* PubSub.publish(changes, entered(member))
           return seat

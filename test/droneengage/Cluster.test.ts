@@ -3,6 +3,8 @@ import { Effect, Layer } from "effect"
 import { ClusterBroker } from "../../layers/Cluster/Broker.ts"
 import { MemoryBrokerHub } from "../../layers/Cluster/MemoryBroker.ts"
 import { BrokerRoomsLive } from "../../layers/Rooms/BrokerRooms.ts"
+import { BrokerClaimsLive } from "../../layers/Cluster/Claims.ts"
+import { CloseCodes } from "../../src/shared/CloseCodes.ts"
 import { startAuthenticator } from "../../src/droneengage/Authenticator.ts"
 import { startRelay } from "../../src/droneengage/Relay.ts"
 import { UnitRooms, UnitRoomsLive } from "../../src/droneengage/UnitRooms.ts"
@@ -52,6 +54,10 @@ interface RelayCluster {
   readonly cleanup?: Effect.Effect<void>
 }
 
+/** One node's unit rooms and unit-name claims on its broker connection. */
+const unitRoomsOn = (broker: Layer.Layer<ClusterBroker>) =>
+  UnitRoomsLive("relay").pipe(Layer.provide(Layer.merge(BrokerRoomsLive(), BrokerClaimsLive())), Layer.provide(broker))
+
 const memoryCluster = (): RelayCluster => {
   const hub = new MemoryBrokerHub()
   return {
@@ -59,13 +65,7 @@ const memoryCluster = (): RelayCluster => {
     skip: false,
     // The shared token store is TestServices' one MemoryTokens.
     node: (nodeId) =>
-      Layer.merge(
-        UnitRoomsLive("relay").pipe(
-          Layer.provide(BrokerRoomsLive()),
-          Layer.provide(Layer.succeed(ClusterBroker, hub.node(nodeId)))
-        ),
-        Layer.effect(Tokens, Tokens)
-      )
+      Layer.merge(unitRoomsOn(Layer.succeed(ClusterBroker, hub.node(nodeId))), Layer.effect(Tokens, Tokens))
   }
 }
 
@@ -76,12 +76,9 @@ const redisCluster = (): RelayCluster => {
     skip: !redisAvailable,
     node: (nodeId) =>
       Layer.merge(
-        UnitRoomsLive("relay").pipe(
-          Layer.provide(BrokerRoomsLive()),
-          Layer.provide(
-            Layer.scoped(ClusterBroker, makeRedisBroker({ url: redisUrl, prefix: clusterPrefix, nodeId })).pipe(
-              Layer.orDie
-            )
+        unitRoomsOn(
+          Layer.scoped(ClusterBroker, makeRedisBroker({ url: redisUrl, prefix: clusterPrefix, nodeId })).pipe(
+            Layer.orDie
           )
         ),
         RedisTokensLive({ url: redisUrl, prefix: clusterPrefix })
@@ -96,13 +93,8 @@ const natsCluster = (): RelayCluster => {
     skip: !natsAvailable,
     node: (nodeId) =>
       Layer.merge(
-        UnitRoomsLive("relay").pipe(
-          Layer.provide(BrokerRoomsLive()),
-          Layer.provide(
-            Layer.scoped(ClusterBroker, makeNatsBroker({ url: natsUrl, prefix: clusterPrefix, nodeId })).pipe(
-              Layer.orDie
-            )
-          )
+        unitRoomsOn(
+          Layer.scoped(ClusterBroker, makeNatsBroker({ url: natsUrl, prefix: clusterPrefix, nodeId })).pipe(Layer.orDie)
         ),
         NatsTokensLive({ url: natsUrl, prefix: clusterPrefix })
       ),
@@ -160,6 +152,44 @@ for (const makeCluster of [memoryCluster, redisCluster, natsCluster]) {
           expect(yield* agent.nextJson()).toMatchObject({ mt: 1043, sd: "g1" })
           yield* expectNothing(otherAccount)
           yield* expectNothing(gcs)
+        }).pipe(Effect.provide(TestServices))
+    )
+
+    it.skipIf(cluster.skip).effect(
+      "a unit name connecting on a second relay replaces the first there (4004); the instance limit counts every relay",
+      () =>
+        Effect.gen(function* () {
+          if (cluster.cleanup) yield* Effect.addFinalizer(() => cluster.cleanup!)
+          yield* seedAccounts
+          const authenticator = yield* startAuthenticator(authenticatorConfig())
+          const relayA = yield* relayNode(cluster, "relay-a", authenticator.s2s.port)
+          const relayB = yield* relayNode(cluster, "relay-b", authenticator.s2s.port)
+          yield* relayOnline(authenticator, "relay-a")
+          yield* relayOnline(authenticator, "relay-b")
+          const connectTo = (account: string, actor: "g" | "d", name: string, port: number) =>
+            Effect.gen(function* () {
+              const { body } = yield* login({ authUrl: authenticator.http.url } as never, account, actor)
+              expect(JSON.stringify(body)).toContain(`"e":0`)
+              const unit = yield* connect(port, `/?${connectQuery(body, name)}`)
+              expect((yield* unit.nextJson()).mt).toBe(9007)
+              return unit
+            })
+          const seated = (unit: Effect.Effect.Success<ReturnType<typeof connectTo>>) => Effect.as(pingPong(unit), unit)
+          const gcs = yield* Effect.flatMap(connectTo("alpha", "g", "g1", relayA.server.port), seated)
+          const first = yield* Effect.flatMap(connectTo("alpha", "d", "d1", relayA.server.port), seated)
+          const second = yield* Effect.flatMap(connectTo("alpha", "d", "d1", relayB.server.port), seated)
+          expect((yield* first.closed).code).toBe(CloseCodes.replaced)
+          // The name now reaches the unit on relay B only.
+          yield* gcs.send(JSON.stringify({ ty: "i", tg: "d1", mt: 1043, ms: {} }))
+          expect(yield* second.nextJson()).toMatchObject({ mt: 1043, sd: "g1" })
+
+          // "limited" may open two units: one on each relay, and a third anywhere is refused.
+          yield* Effect.flatMap(connectTo("limited", "g", "a", relayA.server.port), seated)
+          yield* Effect.flatMap(connectTo("limited", "d", "b", relayB.server.port), seated)
+          const third = yield* connectTo("limited", "d", "c", relayB.server.port)
+          expect(yield* third.closed).toMatchObject({ code: CloseCodes.forbidden, reason: "instance limit reached" })
+          // Replacing a unit does not count, wherever it connects.
+          yield* Effect.flatMap(connectTo("limited", "d", "b", relayA.server.port), seated)
         }).pipe(Effect.provide(TestServices))
     )
   })

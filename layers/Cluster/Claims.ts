@@ -1,0 +1,225 @@
+import { Context, Duration, Effect, Layer, Option, Runtime } from "effect"
+import { repeatEvery } from "../../src/shared/Sweeps.ts"
+import { type Broker, ClusterBroker, holderLiveness } from "./Broker.ts"
+
+/** A name this node holds in a scope; `holder` tells this claim from a later one of the same name. */
+export interface Claim {
+  readonly scope: string
+  readonly name: string
+  readonly holder: string
+}
+
+/**
+ * Names unique across the nodes of a cluster (a DroneEngage unit per account, a chat nick). Two
+ * rules, as the protocols need: `claim` replaces any holder wherever it is (its `onReplaced` runs
+ * on its node), `claimIfFree` refuses while a live node holds the name. Claims of a node that stops
+ * heartbeating count as free after the node TTL. Broker trouble never fails a call: the node then
+ * decides alone (logged) and checks its claims again when the broker returns.
+ */
+export interface ClaimsService {
+  readonly claim: (scope: string, name: string, onReplaced: Effect.Effect<void>) => Effect.Effect<Claim>
+  readonly claimIfFree: (
+    scope: string,
+    name: string,
+    onReplaced: Effect.Effect<void>
+  ) => Effect.Effect<Option.Option<Claim>>
+  /** Gives the name up, unless a later claim already took it. */
+  readonly release: (claim: Claim) => Effect.Effect<void>
+  /** Names of the scope held by live nodes (this node's included). */
+  readonly holders: (scope: string) => Effect.Effect<ReadonlyArray<string>>
+}
+
+export class Claims extends Context.Tag("switchboard/Claims")<Claims, ClaimsService>() {}
+
+interface Held {
+  readonly claim: Claim
+  readonly onReplaced: Effect.Effect<void>
+}
+
+const keyOf = (scope: string, name: string) => `${scope}\u0000${name}`
+
+/** The claims of one process: a map, the default and the single-node double. */
+export const makeLocalClaims = (): ClaimsService => {
+  const held = new Map<string, Held>()
+  let sequence = 0
+  return {
+    claim: (scope, name, onReplaced) =>
+      Effect.suspend(() => {
+        const key = keyOf(scope, name)
+        const previous = held.get(key)
+        const claim: Claim = { scope, name, holder: `local/${++sequence}` }
+        held.set(key, { claim, onReplaced })
+        return Effect.as(previous ? previous.onReplaced : Effect.void, claim)
+      }),
+    claimIfFree: (scope, name, onReplaced) =>
+      Effect.sync(() => {
+        const key = keyOf(scope, name)
+        if (held.has(key)) return Option.none()
+        const claim: Claim = { scope, name, holder: `local/${++sequence}` }
+        held.set(key, { claim, onReplaced })
+        return Option.some(claim)
+      }),
+    release: (claim) =>
+      Effect.sync(() => {
+        const key = keyOf(claim.scope, claim.name)
+        if (held.get(key)?.claim.holder === claim.holder) held.delete(key)
+      }),
+    holders: (scope) =>
+      Effect.sync(() => [...held.values()].filter(({ claim }) => claim.scope === scope).map(({ claim }) => claim.name))
+  }
+}
+
+export const LocalClaimsLive = Layer.sync(Claims, makeLocalClaims)
+
+export interface BrokerClaimsOptions {
+  readonly heartbeat?: Duration.DurationInput
+  readonly nodeTtl?: Duration.DurationInput
+}
+
+/** Sent to the node whose claim was replaced: which one. */
+interface Eviction {
+  readonly scope: string
+  readonly name: string
+  readonly holder: string
+}
+
+const evictionChannel = (liveness: string) => `claims/${liveness}`
+
+/**
+ * Claims on the cluster broker. The store maps scope/name → holder `<liveness id>/<n>`; the
+ * liveness id is this layer's own heartbeat entry (`<nodeId>.claims`), so it learns by itself when
+ * the cluster took this node for dead. A replacing claim tells the displaced holder's node on that
+ * node's eviction channel (at most once, like any broker message; the node checks its claims again
+ * after an outage, where such a message could be lost).
+ */
+export const makeBrokerClaims = (options: BrokerClaimsOptions = {}) =>
+  Effect.gen(function* () {
+    const broker: Broker = yield* ClusterBroker
+    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    const nodeTtl = Duration.toMillis(options.nodeTtl ?? "5 seconds")
+    const liveness = `${broker.nodeId}.claims`
+    const held = new Map<string, Held>()
+    let sequence = 0
+    let stale = false
+
+    /** Marks the claims for a recheck once the broker answers again; logs once per outage, not once per call. */
+    const brokerTrouble = (what: string) => (error: Error) =>
+      Effect.suspend(() => {
+        const first = !stale
+        stale = true
+        return first
+          ? Effect.logWarning(`cluster claims: ${what} decided on this node alone (${error.message})`)
+          : Effect.void
+      })
+
+    /** Drops a claim held here and runs its owner's eviction. */
+    const evictHere = (key: string, holder: string) =>
+      Effect.suspend(() => {
+        const current = held.get(key)
+        if (current?.claim.holder !== holder) return Effect.void
+        held.delete(key)
+        return current.onReplaced
+      })
+
+    const tellDisplaced = (claim: Claim, previous: string | undefined) => {
+      if (previous === undefined) return
+      const owner = holderLiveness(previous)
+      if (owner === liveness) return
+      const eviction: Eviction = { scope: claim.scope, name: claim.name, holder: previous }
+      broker.publish(evictionChannel(owner), new TextEncoder().encode(JSON.stringify(eviction)))
+    }
+
+    yield* broker.subscribe(evictionChannel(liveness), (bytes) => {
+      try {
+        const { scope, name, holder } = JSON.parse(new TextDecoder().decode(bytes)) as Eviction
+        runFork(evictHere(keyOf(scope, name), holder))
+      } catch {
+        // Not an eviction: ignore it.
+      }
+    })
+    yield* Effect.addFinalizer(() => broker.unsubscribe(evictionChannel(liveness)))
+
+    /** After this node was taken for dead (or lost messages): keep what is still ours, give up what another took. */
+    const recheck = Effect.gen(function* () {
+      stale = false
+      for (const [key, { claim }] of [...held]) {
+        const current = yield* broker.claims.get(claim.scope, claim.name)
+        if (current === claim.holder) continue
+        if (current === undefined) {
+          const { taken } = yield* broker.claims.take(claim.scope, claim.name, claim.holder, "ifFree")
+          if (taken) continue
+        }
+        yield* evictHere(key, claim.holder)
+      }
+    })
+    const heartbeat = Effect.gen(function* () {
+      const wasAlive = yield* broker.presence.heartbeat(liveness, nodeTtl)
+      if (!wasAlive || stale) yield* recheck
+    }).pipe(Effect.catchAll(brokerTrouble("a heartbeat")))
+    yield* heartbeat
+    yield* repeatEvery("cluster claims heartbeat", options.heartbeat ?? "1500 millis", () => heartbeat)
+    broker.onReconnect(() => void (stale = true))
+
+    const hold = (scope: string, name: string, onReplaced: Effect.Effect<void>): Claim => {
+      const claim: Claim = { scope, name, holder: `${liveness}/${++sequence}` }
+      held.set(keyOf(scope, name), { claim, onReplaced })
+      return claim
+    }
+
+    const service: ClaimsService = {
+      claim: (scope, name, onReplaced) =>
+        Effect.gen(function* () {
+          const key = keyOf(scope, name)
+          const local = held.get(key)
+          if (local) yield* evictHere(key, local.claim.holder)
+          const claim = hold(scope, name, onReplaced)
+          yield* broker.claims.take(scope, name, claim.holder, "replace").pipe(
+            Effect.tap(({ previous }) => tellDisplaced(claim, previous)),
+            Effect.catchAll(brokerTrouble(`the claim of ${name}`))
+          )
+          return claim
+        }),
+      claimIfFree: (scope, name, onReplaced) =>
+        Effect.gen(function* () {
+          if (held.has(keyOf(scope, name))) return Option.none()
+          const claim: Claim = { scope, name, holder: `${liveness}/${++sequence}` }
+          const taken = yield* broker.claims.take(scope, name, claim.holder, "ifFree").pipe(
+            Effect.map((result) => result.taken),
+            Effect.catchAll((error) => Effect.as(brokerTrouble(`the claim of ${name}`)(error), true))
+          )
+          // Another claim of the same name on this node may have won while the broker answered.
+          if (!taken || held.has(keyOf(scope, name))) return Option.none()
+          held.set(keyOf(scope, name), { claim, onReplaced })
+          return Option.some(claim)
+        }),
+      release: (claim) =>
+        Effect.suspend(() => {
+          const key = keyOf(claim.scope, claim.name)
+          if (held.get(key)?.claim.holder === claim.holder) held.delete(key)
+          return broker.claims
+            .release(claim.scope, claim.name, claim.holder)
+            .pipe(Effect.catchAll(brokerTrouble(`the release of ${claim.name}`)))
+        }),
+      holders: (scope) =>
+        Effect.gen(function* () {
+          const listed = yield* broker.claims.list(scope)
+          const others = listed.filter(([, holder]) => holderLiveness(holder) !== liveness)
+          const alive = yield* broker.presence.alive([...new Set(others.map(([, holder]) => holderLiveness(holder)))])
+          const own = [...held.values()].filter(({ claim }) => claim.scope === scope).map(({ claim }) => claim.name)
+          return [...own, ...others.filter(([, holder]) => alive.has(holderLiveness(holder))).map(([name]) => name)]
+        }).pipe(
+          Effect.catchAll((error) =>
+            Effect.zipRight(
+              brokerTrouble("a count of claims")(error),
+              Effect.sync(() =>
+                [...held.values()].filter(({ claim }) => claim.scope === scope).map(({ claim }) => claim.name)
+              )
+            )
+          )
+        )
+    }
+    return service
+  })
+
+/** Claims across the cluster; needs a ClusterBroker. */
+export const BrokerClaimsLive = (options: BrokerClaimsOptions = {}) => Layer.scoped(Claims, makeBrokerClaims(options))

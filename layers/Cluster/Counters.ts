@@ -1,0 +1,124 @@
+import { Clock, Context, Duration, Effect, Layer, type Scope } from "effect"
+import { repeatEvery } from "../../src/shared/Sweeps.ts"
+import { type BrokerUnavailable, ClusterBroker, maxCounterWindowMillis } from "./Broker.ts"
+
+/**
+ * Counters every node of a cluster adds to (rate limits per client, id allocation). The memory
+ * one counts in this process (the default); the broker one is Redis INCRBY + PEXPIRE or a NATS KV
+ * compare-and-set. Not for a per-message path: `SharedLimiter` batches its adds.
+ */
+export interface CountersService {
+  /**
+   * Adds `by` to `key` and returns the total. With `window` the count lasts that long from its first
+   * add, then starts again from zero (at most 10 minutes); without, it lasts.
+   */
+  readonly add: (key: string, by: number, window?: Duration.DurationInput) => Effect.Effect<number, BrokerUnavailable>
+}
+
+export class Counters extends Context.Tag("switchboard/Counters")<Counters, CountersService>() {}
+
+const windowMillisOf = (window: Duration.DurationInput | undefined) => {
+  if (window === undefined) return undefined
+  const millis = Duration.toMillis(Duration.decode(window))
+  if (millis > maxCounterWindowMillis) throw new RangeError(`counter windows are at most ${maxCounterWindowMillis} ms`)
+  return Math.max(1, Math.round(millis))
+}
+
+export const makeMemoryCounters = (): CountersService => {
+  const counts = new Map<string, { n: number; until: number }>()
+  return {
+    add: (key, by, window) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const millis = windowMillisOf(window)
+        const current = counts.get(key)
+        if (current === undefined || current.until <= now) {
+          // A lasting count has no end; expired windows are replaced, so the map holds the keys in use.
+          counts.set(key, { n: by, until: millis === undefined ? Number.POSITIVE_INFINITY : now + millis })
+          return by
+        }
+        current.n += by
+        return current.n
+      })
+  }
+}
+
+export const MemoryCountersLive = Layer.sync(Counters, makeMemoryCounters)
+
+/** Counters on the cluster broker (needs a ClusterBroker). */
+export const BrokerCountersLive = Layer.effect(
+  Counters,
+  Effect.map(
+    ClusterBroker,
+    (broker): CountersService => ({
+      add: (key, by, window) => broker.counters.add(key, by, windowMillisOf(window))
+    })
+  )
+)
+
+export interface SharedLimitOptions {
+  /** Events one key may have per window, across the cluster. */
+  readonly limit: number
+  /** The window (fixed, aligned to the epoch so every node names the same one); at most 10 minutes. */
+  readonly window: Duration.DurationInput
+  /** How often this node adds its events to the shared count and learns the others' (default 1 s). */
+  readonly syncEvery?: Duration.DurationInput
+}
+
+/** A rate limit per key that holds across the nodes of a cluster. */
+export interface SharedLimiter {
+  /** Hot path, synchronous: counts one event of `key`; false when the key is over its limit in this window. */
+  readonly admit: (key: string, now: number) => boolean
+}
+
+interface KeyWindow {
+  window: number
+  /** The cluster's count at the last sync (this node's synced events included). */
+  shared: number
+  /** This node's events since the last sync. */
+  pending: number
+}
+
+/**
+ * A fixed-window limit per key on the shared Counters, kept off the hot path: `admit` decides from
+ * the cluster's count as of the last sync plus this node's own events since, and a sweep adds the
+ * local events to the shared counter every `syncEvery` and reads the total back. A key can overshoot
+ * by what other nodes admitted since their last sync (at most nodes × syncEvery worth of events).
+ * A sync that fails keeps the events for the next one, so the limit is per node while the broker is away.
+ */
+export const makeSharedLimiter = (
+  name: string,
+  options: SharedLimitOptions
+): Effect.Effect<SharedLimiter, never, Counters | Scope.Scope> =>
+  Effect.gen(function* () {
+    const counters = yield* Counters
+    const windowMillis = windowMillisOf(options.window)!
+    const keys = new Map<string, KeyWindow>()
+    const windowOf = (now: number) => Math.floor(now / windowMillis)
+
+    const sync = (now: number): Effect.Effect<void> =>
+      Effect.forEach(
+        [...keys],
+        ([key, state]): Effect.Effect<void> => {
+          if (state.window !== windowOf(now)) return Effect.sync(() => void keys.delete(key))
+          const adding = state.pending
+          state.pending = 0
+          return counters.add(`${name}/${key}/${state.window}`, adding, windowMillis).pipe(
+            Effect.tap((total) => Effect.sync(() => void (state.shared = total))),
+            Effect.catchAll(() => Effect.sync(() => void (state.pending += adding)))
+          )
+        },
+        { discard: true }
+      )
+    yield* repeatEvery(`${name} shared limits`, options.syncEvery ?? "1 second", sync)
+
+    return {
+      admit: (key, now) => {
+        const window = windowOf(now)
+        let state = keys.get(key)
+        if (state === undefined || state.window !== window) keys.set(key, (state = { window, shared: 0, pending: 0 }))
+        if (state.shared + state.pending >= options.limit) return false
+        state.pending++
+        return true
+      }
+    }
+  })

@@ -1,0 +1,179 @@
+import { describe, expect } from "bun:test"
+import { Context, Effect, Layer, Scope } from "effect"
+import { ClusterBroker } from "../../layers/Cluster/Broker.ts"
+import { BrokerClaimsLive } from "../../layers/Cluster/Claims.ts"
+import { BrokerCountersLive } from "../../layers/Cluster/Counters.ts"
+import { Metrics } from "../../layers/Observability/Metrics.ts"
+import { BrokerRoomsLive } from "../../layers/Rooms/BrokerRooms.ts"
+import { MemoryStreamStore } from "../../layers/Storage/MemoryStreamStore.ts"
+import { StreamStore } from "../../layers/Storage/StreamStore.ts"
+import { MemoryNetwork, MemoryTransportLive } from "../../layers/Transport/MemoryTransport.ts"
+import { defaultChatLimits } from "../../src/chat/Config.ts"
+import { Command, type TPacket } from "../../src/chat/Packet.ts"
+import { serveChat } from "../../src/chat/Server.ts"
+import { defaultSocketLimits } from "../../src/shared/SocketLimits.ts"
+import {
+  buildNode,
+  type ClusterBackend,
+  cleanRedisAfterAll,
+  memoryBackend,
+  natsBackend,
+  natsPrefix,
+  nodeTtlMillis,
+  redisBackend,
+  runPrefix
+} from "../layers/Cluster/backends.ts"
+import { it, settle } from "../support/effect.ts"
+import { type ChatClient, connectChat, show, text } from "./support.ts"
+
+const prefix = runPrefix("chat")
+cleanRedisAfterAll(prefix)
+
+const config = { port: 0, hostname: "memory", limits: defaultChatLimits, socket: defaultSocketLimits }
+
+/**
+ * Everything pushed to `client` before the answer to a probe it sends now (replies left in the stream are
+ * dropped): the probe's refusal comes after all the server did for earlier packets.
+ */
+const pushedBeforeProbe = (client: ChatClient) =>
+  Effect.gen(function* () {
+    const probe = client.send(99)
+    const taken: Array<TPacket> = []
+    while (true) {
+      const p = yield* client.next
+      if (p.cmd === Command.RESP_ERROR && p.uid === probe) return taken
+      if (p.cmd !== Command.RESP_OK && p.cmd !== Command.RESP_ERROR) taken.push(p)
+    }
+  })
+
+const scenarios = (backend: ClusterBackend) => {
+  const test = backend.live ? it.skipIf(backend.skip).live : it.skipIf(backend.skip).effect
+  /** Chat nodes on one memory network and one broker, with one history store between them (as a shared SQL store would be). */
+  const cluster = Effect.gen(function* () {
+    const network = yield* MemoryNetwork
+    const brokers = yield* backend.cluster()
+    const history = Context.get(yield* Layer.build(MemoryStreamStore), StreamStore)
+    const node = (nodeId: string) =>
+      Effect.gen(function* () {
+        const layer = Layer.mergeAll(
+          MemoryTransportLive,
+          BrokerRoomsLive({ nodeTtl: nodeTtlMillis }),
+          BrokerClaimsLive({ nodeTtl: nodeTtlMillis }),
+          BrokerCountersLive
+        ).pipe(
+          Layer.provideMerge(
+            Layer.mergeAll(
+              brokers.broker(nodeId),
+              Metrics.Default,
+              Layer.succeed(MemoryNetwork, network),
+              Layer.succeed(StreamStore, history)
+            )
+          )
+        )
+        const built = yield* buildNode(layer)
+        const server = yield* serveChat({ config, persistentHistory: true, name: "chat" }).pipe(
+          Effect.provide(built.context),
+          Scope.extend(built.scope)
+        )
+        return { port: server.port, scope: built.scope, broker: built.get(ClusterBroker) }
+      })
+    const connect = (port: number) => connectChat(network, port)
+    /** Connects, sets the nick and joins; returns the client once its join has completed on its node. */
+    const join = (port: number, nick: string, room: string) =>
+      Effect.gen(function* () {
+        const client = yield* connect(port)
+        expect((yield* client.setNick(nick)).cmd).toBe(Command.RESP_OK)
+        expect((yield* client.setRoom(room)).cmd).toBe(Command.RESP_OK)
+        // The roster, then the history, then silence: the join is complete (and subscribed on the broker).
+        return { client, roster: yield* pushedBeforeProbe(client) }
+      })
+    return { node, connect, join, expire: brokers.expire }
+  }).pipe(Effect.provide(MemoryNetwork.Default))
+
+  /** The next packet that is not a reply. */
+  const pushed = (client: ChatClient) => client.next
+
+  describe(`chat across nodes (${backend.name})`, () => {
+    test("joins, messages and leaves cross nodes as in one process; rosters list every node; ids differ", () =>
+      Effect.gen(function* () {
+        const { node, join } = yield* cluster
+        const [a, b] = yield* Effect.all([node("chat-a"), node("chat-b")])
+        const alice = yield* join(a.port, "alice", "lobby")
+        expect(alice.roster.map(show).map((p) => [p.cmd, p.data])).toEqual([[Command.NEW_USER, "alice"]])
+        const aliceId = alice.roster[0]!.p1
+        alice.client.sendMessage("before bob")
+        expect(text(yield* pushed(alice.client))).toBe("before bob")
+        const carol = yield* join(a.port, "carol", "lobby")
+        expect(yield* pushed(alice.client)).toMatchObject({ cmd: Command.NEW_USER, p1: carol.roster[0]!.p1 })
+
+        const bob = yield* join(b.port, "bob", "lobby")
+        // Joiner first, then the others newest first; the history written on node A.
+        expect(bob.roster.map((p) => [p.cmd, text(p)])).toEqual([
+          [Command.NEW_USER, "bob"],
+          [Command.NEW_USER, "carol"],
+          [Command.NEW_USER, "alice"],
+          [Command.LOGGED_MSG, "alice: before bob"]
+        ])
+        const bobId = bob.roster[0]!.p1
+        expect(new Set([aliceId, carol.roster[0]!.p1, bobId]).size).toBe(3)
+        expect(bob.roster[2]!.p1).toBe(aliceId)
+        for (const other of [alice.client, carol.client])
+          expect(show(yield* pushed(other))).toMatchObject({ cmd: Command.NEW_USER, p1: bobId, data: "bob" })
+
+        alice.client.sendMessage("hello bob")
+        for (const client of [alice.client, carol.client, bob.client])
+          expect(show(yield* pushed(client))).toMatchObject({ cmd: Command.NEW_MSG, p1: aliceId, data: "hello bob" })
+        bob.client.sendMessage("hi all")
+        for (const client of [bob.client, alice.client, carol.client])
+          expect(show(yield* pushed(client))).toMatchObject({ cmd: Command.NEW_MSG, p1: bobId, data: "hi all" })
+
+        bob.client.close()
+        for (const client of [alice.client, carol.client])
+          expect(show(yield* pushed(client))).toMatchObject({ cmd: Command.DEL_USER, p1: bobId, data: "bob" })
+        // Nothing else reached A's members: no duplicates through the broker.
+        yield* alice.client.silent
+        yield* carol.client.silent
+      }))
+
+    test("a nick is unique across nodes: refused anywhere while held, free again once its connection closed", () =>
+      Effect.gen(function* () {
+        const { node, connect } = yield* cluster
+        const [a, b] = yield* Effect.all([node("chat-a"), node("chat-b")])
+        const first = yield* connect(a.port)
+        expect((yield* first.setNick("dave")).cmd).toBe(Command.RESP_OK)
+        const second = yield* connect(b.port)
+        expect(yield* second.setNick("dave")).toMatchObject({ cmd: Command.RESP_ERROR, p1: -1, p2: 0 })
+        first.close()
+        yield* first.closed
+        // The release runs in node A's connection finalizer: retried until it has (bounded).
+        let reply = yield* second.setNick("dave")
+        for (let attempt = 0; attempt < 100 && reply.cmd !== Command.RESP_OK; attempt++) {
+          yield* settle(10)
+          reply = yield* second.setNick("dave")
+        }
+        expect(reply.cmd).toBe(Command.RESP_OK)
+      }))
+
+    test("members of a crashed node leave: _DEL_USER to the room's members elsewhere, and out of later rosters", () =>
+      Effect.gen(function* () {
+        const { node, join, expire } = yield* cluster
+        const [a, b] = yield* Effect.all([node("chat-a"), node("chat-b")])
+        yield* join(a.port, "erin", "r")
+        const frank = yield* join(b.port, "frank", "r")
+        expect(frank.roster.map(text)).toEqual(["frank", "erin"])
+        const erinId = frank.roster[1]!.p1
+        yield* a.broker.sever
+        yield* expire("chat-a")
+        // Node A cannot say erin left: node B tells its members once it sees A's heartbeat gone.
+        expect(show(yield* frank.client.next)).toMatchObject({ cmd: Command.DEL_USER, p1: erinId, data: "erin" })
+        const grace = yield* join(b.port, "grace", "r")
+        expect(grace.roster.map(text)).toEqual(["grace", "frank"])
+        expect(show(yield* frank.client.next)).toMatchObject({ cmd: Command.NEW_USER, data: "grace" })
+        yield* frank.client.silent
+      }))
+  })
+}
+
+scenarios(memoryBackend)
+scenarios(redisBackend(prefix))
+scenarios(natsBackend(natsPrefix("chat")))
