@@ -1,4 +1,4 @@
-import { Deferred, Effect, FiberId, Runtime, type Scope } from "effect"
+import { Deferred, Effect, FiberId, Runtime, Scheduler, type Scope } from "effect"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
 import { Rooms } from "../../layers/Rooms/Rooms.ts"
 import { StreamStore } from "../../layers/Storage/StreamStore.ts"
@@ -103,6 +103,7 @@ export const makeChatRooms = (
     const { limits } = options
     const bounds = { maxBytes: limits.historyMaxBytes }
     const rooms = new Map<string, Room>()
+    const afterThisTurn = Effect.yieldNow().pipe(Effect.withScheduler(Scheduler.timer(0)))
     const nicks = new Set<string>()
     const roomOfMember = new Map<number, Room>()
     let nextUserId = 0x1000
@@ -154,15 +155,6 @@ export const makeChatRooms = (
 
     /** Broadcasts one message now and queues its history line (empty messages are broadcast, not recorded, like the original). */
     const broadcast = (room: Room, member: Member, text: Uint8Array) => {
-      if (text.length > 0) {
-        room.pending.push(bytesToStored(historyLine(member.nick, text)))
-        if (room.writer === undefined) {
-          const done = Deferred.unsafeMake<void>(FiberId.none)
-          room.writer = done
-          // Yields first, so the messages of this turn of the event loop are appended as one batch by one fiber.
-          runFork(Effect.zipRight(Effect.yieldNow(), writeHistory(room, done)))
-        }
-      }
       const frame = encodePacket(packet(Command.NEW_MSG, { p1: member.id, data: text }))
       const { connection } = member
       if (connection.isOpen()) {
@@ -172,6 +164,17 @@ export const makeChatRooms = (
         connection.send(frame)
       } else fanout.publish(room.name, frame)
       messagesCounter.inc()
+      // History after the deliveries, so nothing it costs comes before them.
+      if (text.length > 0) {
+        room.pending.push(bytesToStored(historyLine(member.nick, text)))
+        if (room.writer === undefined) {
+          const done = Deferred.unsafeMake<void>(FiberId.none)
+          room.writer = done
+          // Yields to the next event-loop turn first (a microtask yield would end after this one message's callback),
+          // so one fiber appends every message of the turn as one batch.
+          runFork(Effect.zipRight(afterThisTurn, writeHistory(room, done)))
+        }
+      }
     }
 
     /** Runs a join or leave under the room's lock; messages that came while it waited go out before it, the rest right after. */
