@@ -4,8 +4,8 @@ import { Rooms } from "../../layers/Rooms/Rooms.ts"
 import { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import type { Connection } from "../../layers/Transport/Transport.ts"
 import type { ChatLimits } from "./Config.ts"
-import { bytesKey, bytesToStored, historyLine, storedToBytes } from "./HistoryText.ts"
-import { Command, encodePacket, packet } from "./Packet.ts"
+import { bytesKey, bytesToStored, storedLine, storedToBytes } from "./HistoryText.ts"
+import { Command, encodeNewMessage, encodePacket, packet } from "./Packet.ts"
 import { ErrorReason, joinProblem, okReply } from "./Rules.ts"
 
 /** A user with an accepted nick, as the rooms see it: its id, its nick and its connection. */
@@ -13,6 +13,8 @@ export interface Member {
   readonly id: number
   readonly nick: Uint8Array
   readonly connection: Connection<unknown>
+  /** storedLinePrefix(nick), computed once: what its history lines start with. */
+  readonly linePrefix: string | undefined
 }
 
 interface Room {
@@ -155,7 +157,7 @@ export const makeChatRooms = (
 
     /** Broadcasts one message now and queues its history line (empty messages are broadcast, not recorded, like the original). */
     const broadcast = (room: Room, member: Member, text: Uint8Array) => {
-      const frame = encodePacket(packet(Command.NEW_MSG, { p1: member.id, data: text }))
+      const frame = encodeNewMessage(member.id, text)
       const { connection } = member
       if (connection.isOpen()) {
         // Natively to the others through the sender's socket, and the echo inside its own message handler,
@@ -166,7 +168,7 @@ export const makeChatRooms = (
       messagesCounter.inc()
       // History after the deliveries, so nothing it costs comes before them.
       if (text.length > 0) {
-        room.pending.push(bytesToStored(historyLine(member.nick, text)))
+        room.pending.push(storedLine(member.linePrefix, member.nick, text))
         if (room.writer === undefined) {
           const done = Deferred.unsafeMake<void>(FiberId.none)
           room.writer = done
