@@ -178,7 +178,8 @@ const targetCase = (context: BenchContext, kinds: ReadonlyArray<ServerKind>, ski
 
 /**
  * Scenario 2: latency under paced load. The target case (100 units, 10 senders at 100 msg/s each,
- * ~100k deliveries/s), then 1000 units at 25, 50 and 90 % of the highest sustained paced rate.
+ * ~100k deliveries/s; the servers in turn, run by run), then per server 1000 units at 25, 50 and 90 %
+ * of the highest sustained paced rate.
  */
 export const latency: Scenario = {
   id: "latency",
