@@ -1,7 +1,7 @@
 /**
  * Baseline 3, our own floor: the same forwarding server as bun-raw.ts (DroneEngage URL shapes,
  * a login whose key is the group, subscribe to the group topic, forward with native publish), but
- * built on layers/Transport (per-connection scope and fiber, bounded inbox, heartbeat sweep,
+ * built on layers/Transport (per-connection scope, bounded inbox, synchronous handler, heartbeat sweep,
  * metrics). Its distance to raw Bun is the transport's cost; the relay's distance to it is the
  * protocol's. Prints {"port":N} on stdout once listening. Env: PORT, HOST, PING_INTERVAL_MS.
  */
@@ -56,7 +56,8 @@ const ForwardingServer = Layer.scopedDiscard(
           Effect.sync(() => {
             connection.subscribe(connection.data.topic)
             connection.send(`{"ty":"s","mt":9007,"ms":{"s":"OK:connected:tcp:${connection.remoteAddress}"}}`)
-            return { onMessage: (message) => Effect.sync(() => connection.publish(connection.data.topic, message)) }
+            // Synchronous like the relay's handler: an Effect here would run a fiber per message burst.
+            return { onMessage: (message) => connection.publish(connection.data.topic, message) }
           })
       }
     })

@@ -1,5 +1,5 @@
 import { type LoadGenerator, planGroup, type RunResult } from "../loadgen/Coordinator.ts"
-import type { RunningServer } from "../lib/servers.ts"
+import type { RunningServer, ServerKind } from "../lib/servers.ts"
 import { caseLabel, maxRateRun, SENDERS } from "./fanout.ts"
 import {
   type BenchContext,
@@ -28,18 +28,19 @@ interface Measured {
   readonly notes: Array<string>
 }
 
-/** Several paced runs on one connected set of clients. */
+/** Several paced runs on one connected set of clients (`runs`, numbered from `first`, of context.runs). */
 const pacedRuns = async (
   context: BenchContext,
   server: RunningServer,
   generator: LoadGenerator,
   label: string,
   ratePerSender: number,
-  payloadBytes: number
+  payloadBytes: number,
+  runs: { readonly first: number; readonly count: number } = { first: 0, count: context.runs }
 ): Promise<Measured> => {
   const results: Array<RunResult> = []
   const notes: Array<string> = []
-  for (let i = 0; i < context.runs; i++) {
+  for (let i = runs.first; i < runs.first + runs.count; i++) {
     const result = await generator.run({
       plan: {
         mode: "paced",
@@ -121,9 +122,64 @@ const pacedMaximum = async (context: BenchContext, kind: string, generator: Load
   return { ceiling, sustainedMax: low > 0 ? low : high / 2 }
 }
 
+interface Connected {
+  readonly kind: ServerKind
+  readonly server: RunningServer
+  readonly generator: LoadGenerator
+}
+
+/**
+ * Every server up at once with its own clients (a server that fails to start is skipped with the reason), then
+ * `body`; everything is stopped afterwards.
+ */
+const withEveryServer = async <A>(
+  context: BenchContext,
+  kinds: ReadonlyArray<ServerKind>,
+  skipped: Array<string>,
+  body: (connected: ReadonlyArray<Connected>) => Promise<A>,
+  connected: ReadonlyArray<Connected> = []
+): Promise<A> => {
+  const [kind, ...rest] = kinds
+  if (kind === undefined) return body(connected)
+  let started = false
+  try {
+    return await withServer(kind, (server) =>
+      withClients(context, server, planGroup({ group: "latency", units: 100, senders: SENDERS }), (generator) => {
+        started = true
+        return withEveryServer(context, rest, skipped, body, [...connected, { kind, server, generator }])
+      })
+    )
+  } catch (error) {
+    if (started) throw error
+    skipped.push(`${serverLabel[kind]} ${TARGET_CASE}: ${(error as Error).message}`)
+    context.log(`  ${serverLabel[kind]}: FAILED ${(error as Error).message}`)
+    return withEveryServer(context, rest, skipped, body, connected)
+  }
+}
+
+/**
+ * The target case, run by run in turn on every server (raw Bun, relay, chat, raw Bun, …): p99 on a shared box
+ * swings with the load of the moment, so servers measured minutes apart are not comparable, while neighbouring
+ * runs are.
+ */
+const targetCase = (context: BenchContext, kinds: ReadonlyArray<ServerKind>, skipped: Array<string>) =>
+  withEveryServer(context, kinds, skipped, async (connected) => {
+    const measured = new Map<ServerKind, Measured>(connected.map(({ kind }) => [kind, { results: [], notes: [] }]))
+    for (let run = 0; run < context.runs; run++) {
+      for (const { kind, server, generator } of connected) {
+        const label = `${serverLabel[kind]} ${TARGET_CASE}`
+        const one = await pacedRuns(context, server, generator, label, 100, 64, { first: run, count: 1 })
+        measured.get(kind)!.results.push(...one.results)
+        measured.get(kind)!.notes.push(...one.notes)
+      }
+    }
+    return measured
+  })
+
 /**
  * Scenario 2: latency under paced load. The target case (100 units, 10 senders at 100 msg/s each,
- * ~100k deliveries/s), then 1000 units at 25, 50 and 90 % of the highest sustained paced rate.
+ * ~100k deliveries/s; the servers in turn, run by run), then per server 1000 units at 25, 50 and 90 %
+ * of the highest sustained paced rate.
  */
 export const latency: Scenario = {
   id: "latency",
@@ -133,17 +189,14 @@ export const latency: Scenario = {
     const notes: Array<string> = []
     const skipped: Array<string> = []
     const maxima: Record<string, { ceiling: number; sustainedMax: number }> = {}
-    for (const kind of serversFor(context, ["hydrogen", "transport"])) {
+    const kinds = serversFor(context, ["hydrogen", "transport"])
+    for (const [kind, small] of await targetCase(context, kinds, skipped)) {
+      rows.push({ server: kind, case: TARGET_CASE, metrics: runMetrics(small.results) })
+      notes.push(...small.notes)
+    }
+    for (const kind of kinds) {
       try {
         await withServer(kind, async (server) => {
-          const small = await withClients(
-            context,
-            server,
-            planGroup({ group: "latency", units: 100, senders: SENDERS }),
-            (generator) => pacedRuns(context, server, generator, `${serverLabel[kind]} ${TARGET_CASE}`, 100, 64)
-          )
-          rows.push({ server: kind, case: TARGET_CASE, metrics: runMetrics(small.results) })
-          notes.push(...small.notes)
           await withClients(
             context,
             server,

@@ -34,3 +34,27 @@ export const historyLine = (nick: Uint8Array, text: Uint8Array): Uint8Array => {
 /** A map key for a byte string (names compare as exact bytes, like the original's memcmp). */
 export const bytesKey = (bytes: Uint8Array): string =>
   Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1")
+
+/**
+ * What a member's history lines start with when stored as text: its nick and ": ", or undefined when the nick is
+ * not UTF-8 (its lines are then stored as raw bytes whatever the text).
+ */
+export const storedLinePrefix = (nick: Uint8Array): string | undefined => {
+  const stored = bytesToStored(nick)
+  return stored.startsWith(RAW_MARK) ? undefined : `${stored}: `
+}
+
+/**
+ * bytesToStored(historyLine(nick, text)) without building the line: with ": " between them, the line is UTF-8
+ * exactly when nick and text both are, and its text is theirs joined (test/chat/HistoryText.test.ts).
+ */
+export const storedLine = (prefix: string | undefined, nick: Uint8Array, text: Uint8Array): string => {
+  if (prefix !== undefined) {
+    try {
+      return prefix + utf8.decode(text)
+    } catch {
+      // not UTF-8: the whole line goes in the latin1 form
+    }
+  }
+  return bytesToStored(historyLine(nick, text))
+}

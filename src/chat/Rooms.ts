@@ -1,11 +1,11 @@
-import { Deferred, Effect, FiberId, Queue, Runtime, type Scope } from "effect"
+import { Deferred, Effect, FiberId, Queue, Runtime, Scheduler, type Scope } from "effect"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
 import { type RoomChange, Rooms, type RoomsService } from "../../layers/Rooms/Rooms.ts"
 import { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import type { Connection } from "../../layers/Transport/Transport.ts"
 import type { ChatLimits } from "./Config.ts"
-import { bytesKey, bytesToStored, historyLine, storedToBytes } from "./HistoryText.ts"
-import { Command, encodePacket, packet } from "./Packet.ts"
+import { bytesKey, bytesToStored, storedLine, storedToBytes } from "./HistoryText.ts"
+import { Command, encodeNewMessage, encodePacket, packet } from "./Packet.ts"
 import { ErrorReason, joinProblem, okReply } from "./Rules.ts"
 
 /** A user with an accepted nick, as the rooms see it: its id, its nick and its connection. */
@@ -13,6 +13,8 @@ export interface Member {
   readonly id: number
   readonly nick: Uint8Array
   readonly connection: Connection<unknown>
+  /** storedLinePrefix(nick), computed once: what its history lines start with. */
+  readonly linePrefix: string | undefined
 }
 
 interface Room {
@@ -115,6 +117,7 @@ export const makeChatRooms = (
     const { limits } = options
     const bounds = { maxBytes: limits.historyMaxBytes }
     const rooms = new Map<string, Room>()
+    const afterThisTurn = Effect.yieldNow().pipe(Effect.withScheduler(Scheduler.timer(0)))
     const roomOfMember = new Map<number, Room>()
 
     const openRoom = (name: Uint8Array): Room => {
@@ -164,16 +167,7 @@ export const makeChatRooms = (
 
     /** Broadcasts one message now and queues its history line (empty messages are broadcast, not recorded, like the original). */
     const broadcast = (room: Room, member: Member, text: Uint8Array) => {
-      if (text.length > 0) {
-        room.pending.push(bytesToStored(historyLine(member.nick, text)))
-        if (room.writer === undefined) {
-          const done = Deferred.unsafeMake<void>(FiberId.none)
-          room.writer = done
-          // Yields first, so the messages of this turn of the event loop are appended as one batch by one fiber.
-          runFork(Effect.zipRight(Effect.yieldNow(), writeHistory(room, done)))
-        }
-      }
-      const frame = encodePacket(packet(Command.NEW_MSG, { p1: member.id, data: text }))
+      const frame = encodeNewMessage(member.id, text)
       const { connection } = member
       if (connection.isOpen()) {
         // Natively to the others through the sender's socket, and the echo inside its own message handler,
@@ -182,6 +176,17 @@ export const makeChatRooms = (
         connection.send(frame)
       } else fanout.publish(room.name, frame)
       messagesCounter.inc()
+      // History after the deliveries, so nothing it costs comes before them.
+      if (text.length > 0) {
+        room.pending.push(storedLine(member.linePrefix, member.nick, text))
+        if (room.writer === undefined) {
+          const done = Deferred.unsafeMake<void>(FiberId.none)
+          room.writer = done
+          // Yields to the next event-loop turn first (a microtask yield would end after this one message's callback),
+          // so one fiber appends every message of the turn as one batch.
+          runFork(Effect.zipRight(afterThisTurn, writeHistory(room, done)))
+        }
+      }
     }
 
     /** Runs a join or leave under the room's lock; messages that came while it waited go out before it, the rest right after. */

@@ -4,8 +4,9 @@ import { accept, type Connection, type WebSocketProtocol } from "../../layers/Tr
 import { CloseCodes } from "../shared/CloseCodes.ts"
 import { ConnectionLimiter } from "../shared/RateLimiter.ts"
 import type { ChatLimits } from "./Config.ts"
-import { encodePacket, frameUid, SERVER_PUSH_UID } from "./Packet.ts"
+import { storedLinePrefix } from "./HistoryText.ts"
 import type { ChatIdentity } from "./Identity.ts"
+import { encodePacket, frameUid, newMessageText, SERVER_PUSH_UID } from "./Packet.ts"
 import type { ChatRoomsApi, Member } from "./Rooms.ts"
 import { errorReasonName, errorReply, ErrorReason, interpret, type Level, okReply } from "./Rules.ts"
 
@@ -87,6 +88,11 @@ export const makeChatProtocol = (
             }
             return refuse(typeof message === "string" ? SERVER_PUSH_UID : frameUid(message), ErrorReason.rateLimited)
           }
+          if (inRoom && typeof message !== "string") {
+            // The hot path: a chat message is read from the frame's header; anything else is interpreted in full.
+            const text = newMessageText(message, limits.maxMessageBytes)
+            if (text !== undefined) return rooms.message(member!, text)
+          }
           const step = interpret({ level, inRoom }, message, limits)
           switch (step._tag) {
             case "Close":
@@ -109,7 +115,7 @@ export const makeChatProtocol = (
                   if (!claimed) return Effect.sync(() => refuse(step.uid, ErrorReason.refused))
                   if (!connection.isOpen()) return identity.releaseNick(nick)
                   return Effect.sync(() => {
-                    member = { id: userId, nick, connection }
+                    member = { id: userId, nick, connection, linePrefix: storedLinePrefix(nick) }
                     level = "ready"
                     Deferred.unsafeDone(nickAccepted, Effect.void)
                     connection.send(encodePacket(okReply(step.uid)))

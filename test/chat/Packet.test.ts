@@ -3,9 +3,11 @@ import { Arbitrary, Either, FastCheck as fc, Schema } from "effect"
 import {
   Command,
   decodeFrame,
+  encodeNewMessage,
   encodePacket,
   FRAME_SIGNATURE,
   HEADER_BYTES,
+  packet,
   readPacket,
   TPacket,
   TPacketFromBytes
@@ -45,6 +47,14 @@ describe("tPacket codec", () => {
         const fitted = { ...p, uid: p.uid | 0, cmd: p.cmd | 0, p1: p.p1 | 0, p2: p.p2 | 0 }
         const bytes = Schema.encodeSync(TPacketFromBytes)(fitted)
         expect(Schema.decodeSync(TPacketFromBytes)(bytes)).toEqual(fitted)
+      })
+    ))
+
+  test("the broadcast's _NEW_MSG encoder writes what encodePacket writes", () =>
+    fc.assert(
+      fc.property(int32, fc.uint8Array({ maxLength: 300 }), (sender, text) => {
+        const expected = encodePacket(packet(Command.NEW_MSG, { p1: sender, data: text }))
+        expect([...encodeNewMessage(sender, text)]).toEqual([...expected])
       })
     ))
 

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test"
 import { FastCheck as fc } from "effect"
 import { defaultChatLimits } from "../../src/chat/Config.ts"
-import { Command, encodePacket, MAGIC, packet } from "../../src/chat/Packet.ts"
+import { Command, encodePacket, MAGIC, newMessageText, packet } from "../../src/chat/Packet.ts"
 import { ErrorReason, interpret, joinProblem, type Level } from "../../src/chat/Rules.ts"
 
 const enc = new TextEncoder()
@@ -80,6 +80,36 @@ describe("handshake state machine", () => {
         }
       ),
       { numRuns: 2000 }
+    ))
+})
+
+describe("the message hot path (newMessageText)", () => {
+  /** Frames near the boundary: packets of any command and size, then one byte of them changed (signature, size, cmd, …). */
+  const framesNearMessages = fc.oneof(
+    fc.uint8Array({ maxLength: 80 }),
+    fc
+      .record({
+        cmd: fc.integer({ min: -1, max: 9 }),
+        data: fc.uint8Array({ maxLength: 40 }),
+        uid: fc.integer(),
+        mutate: fc.option(fc.record({ at: fc.nat(63), value: fc.integer({ min: 0, max: 255 }) }))
+      })
+      .map(({ cmd, data, uid, mutate }) => {
+        const bytes = frame(cmd, data, uid)
+        if (mutate) bytes[mutate.at % bytes.length] = mutate.value
+        return bytes
+      })
+  )
+
+  test("agrees with interpret for a member in a room: the same text for every message, undefined for anything else", () =>
+    fc.assert(
+      fc.property(framesNearMessages, fc.integer({ min: 0, max: 48 }), (bytes, maxMessageBytes) => {
+        const step = interpret({ level: "ready", inRoom: true }, bytes, { ...limits, maxMessageBytes })
+        const text = newMessageText(bytes, maxMessageBytes)
+        if (step._tag === "Message") expect(text && [...text]).toEqual([...step.text])
+        else expect(text).toBeUndefined()
+      }),
+      { numRuns: 5000 }
     ))
 })
 
