@@ -90,18 +90,33 @@ export const newWeapon = (weapon: string): WeaponRow => ({
   segment: 0
 })
 
-const weaponNumber = (w: WeaponRow) => Number(w.weapon.slice(6))
+const weaponNumber = (weapon: string) => Number(weapon.slice(6))
 
-/** The owned weapons in weapon order; rows come back as arrays (no object per row: this is the hottest read). */
-export const listWeapons = (uniqueId: string) =>
+/**
+ * The owned weapons in weapon order, each as its row [weapon, star, level, passive 1..4,
+ * skill_point, segment] (arrays straight from SQL: this is the hottest read).
+ */
+export const listWeaponRows = (uniqueId: string) =>
   withStatements((statements) =>
     Effect.map(
       statements.values(`SELECT weapon, ${WEAPON_COLUMNS} FROM aliya_weapons WHERE unique_id = ? AND star > 0`, [
         uniqueId
       ]),
-      (rows) => rows.map((r) => toRow(String(r[0]), r.slice(1))).sort((a, b) => weaponNumber(a) - weaponNumber(b))
+      (rows) => {
+        // weapon1..weapon40 by number (SQL returns them in text order): one slot each, no comparisons.
+        const slots: Array<Array<unknown> | undefined> = []
+        for (const row of rows) {
+          const numeric = row.map((value, i) => (i === 0 ? String(value) : num(value)))
+          slots[weaponNumber(numeric[0] as string)] = numeric
+        }
+        return slots.filter((row) => row !== undefined)
+      }
     )
   )
+
+/** The owned weapons in weapon order. */
+export const listWeapons = (uniqueId: string) =>
+  Effect.map(listWeaponRows(uniqueId), (rows) => rows.map((r) => toRow(r[0] as string, r.slice(1))))
 
 const noWeapon = reply(1, "User does not have that weapon")
 
@@ -176,18 +191,11 @@ export const levelUpWeaponStar = (uniqueId: string, weapon: string) =>
 
 export const getAllWeapon = (uniqueId: string) =>
   orUnavailable(
-    Effect.map(listWeapons(uniqueId), (weapons) =>
-      reply(
-        0,
-        "success",
-        Object.fromEntries(
-          weapons.map((w, i) => [
-            `weapon_bag${i + 1}`,
-            [w.weapon, w.star, w.level, ...w.passives, w.skillPoint, w.segment]
-          ])
-        )
-      )
-    )
+    Effect.map(listWeaponRows(uniqueId), (rows) => {
+      const data: Record<string, unknown> = {}
+      for (let i = 0; i < rows.length; i++) data[`weapon_bag${i + 1}`] = rows[i]
+      return reply(0, "success", data)
+    })
   )
 
 export const randomGiftSegment = (uniqueId: string) =>
