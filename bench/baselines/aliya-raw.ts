@@ -21,10 +21,16 @@ const answer = (request: { function?: string; random?: string; data?: Record<str
     case "login":
       return { status: 0, message: "success", data: { token: `${player}.${++tokens}` } }
     case "get_all_weapon":
+      // The same reply as the stack's for a bench player (weapon1..weapon40 owned), so both encrypt and send as much.
       return {
         status: 0,
         message: "success",
-        data: { weapon_bag1: ["weapon1", 1, levels.get(player) ?? 0, 0, 0, 0, 0, 0, 0] }
+        data: Object.fromEntries(
+          Array.from({ length: 40 }, (_, i) => [
+            `weapon_bag${i + 1}`,
+            [`weapon${i + 1}`, 1, i === 0 ? (levels.get(player) ?? 0) : 0, 0, 0, 0, 0, 0, 0]
+          ])
+        )
       }
     case "level_up_weapon": {
       const have = iron.get(player) ?? 1_000_000_000

@@ -34,5 +34,5 @@ export const aliyaStackEnv = (key: Buffer, dir: string, options: { players: numb
     BENCH_PLAYERS: String(options.players),
     LOG_LEVEL: options.logLevel
   }
-  return { env, gateway: gateway! }
+  return { env, gateway: gateway!, tokens: tokens!, managers: { account, playerState, bag, skill, weapon } }
 }

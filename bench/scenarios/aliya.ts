@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { aesGcmCipher } from "../../src/aliya/Cipher.ts"
@@ -11,7 +11,8 @@ import { formatRate, type ResultRow, ratio, type Scenario } from "./common.ts"
 /**
  * Aliya gateway cases: a read (get_all_weapon), a spend (level_up_weapon) and login, each with
  * 100 concurrent connections in a closed loop (one request in flight per connection), against
- * the full stack (gateway → token server → managers → SQLite) and a ceiling: a raw Bun TCP
+ * the full stack (gateway → token server → managers → SQLite) in its two compositions (one
+ * process with in-process calls; three processes over loopback HTTP) and a ceiling: a raw Bun TCP
  * server with the same framing and cipher answering from memory. Every spend is accounted:
  * after the run each player's iron must equal its start minus 20 per successful reply.
  */
@@ -59,7 +60,7 @@ const credentials = (i: number) => ({ identifier: "account", value: `bench-${i}`
 type Case = "get_all_weapon" | "level_up_weapon" | "login"
 const request = (kind: Case, i: number, token: string, n: number): [string, Record<string, unknown>] =>
   kind === "login"
-    ? ["login", credentials(i)]
+    ? ["login", credentials(CONNECTIONS + i)] // its own players: their logins do not revoke the others' tokens
     : kind === "get_all_weapon"
       ? ["get_all_weapon", { token }]
       : ["level_up_weapon", { token, weapon: `weapon${(n % 40) + 1}`, iron: "20" }]
@@ -76,6 +77,7 @@ const drive = async (
   const successes = connections.map(() => 0)
   const failures: Record<string, number> = {}
   let measured = 0
+  let replies = 0
   const start = performance.now()
   const measureFrom = start + warmupMs
   const end = measureFrom + measureMs
@@ -88,6 +90,7 @@ const drive = async (
         if (sent >= end) break
         const reply = await connection.call(fn, data)
         const done = performance.now()
+        replies++
         if (reply.status === 0) successes[i]!++
         else failures[String(reply.status)] = (failures[String(reply.status)] ?? 0) + 1
         // Throughput counts replies completed inside the window (a login may take longer than the window).
@@ -103,7 +106,8 @@ const drive = async (
     p50Ms: histogram.quantile(0.5) / 1000,
     p99Ms: histogram.quantile(0.99) / 1000,
     successes,
-    failures
+    failures,
+    replies
   }
 }
 
@@ -143,13 +147,110 @@ const spawnServer = async (label: string, command: Array<string>, env: Record<st
     },
     120_000
   )
-  return async () => {
+  const stop = async () => {
     child.kill("SIGTERM")
     await Promise.race([child.exited, sleep(5000)])
     if (child.exitCode === null) child.kill(9)
     liveServers.delete(child)
   }
+  return { stop, pids: [child.pid] }
 }
+
+/** Server processes started for a target: how to stop them, and their pids (for CPU accounting). */
+interface Running {
+  readonly stop: () => Promise<void>
+  readonly pids: ReadonlyArray<number>
+}
+
+/** A composition under test: how to start it and where its gateway (or the ceiling) listens. */
+interface Target {
+  readonly name: string
+  readonly port: number
+  readonly start: () => Promise<Running>
+}
+
+/** Starts each part in order (a part waits for the one before it), stops them in reverse. */
+const startAll = async (parts: ReadonlyArray<() => Promise<Running>>): Promise<Running> => {
+  const running: Array<Running> = []
+  const stop = async () => {
+    for (const part of [...running].reverse()) await part.stop()
+  }
+  try {
+    for (const start of parts) running.push(await start())
+  } catch (error) {
+    await stop()
+    throw error
+  }
+  return { stop, pids: running.flatMap((part) => part.pids) }
+}
+
+/** CPU seconds (user + system) the processes used so far, from /proc (Linux; 0 elsewhere). */
+const cpuSeconds = (pids: ReadonlyArray<number>) =>
+  pids.reduce((total, pid) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+      return total + (Number(fields[11]) + Number(fields[12])) / 100
+    } catch {
+      return total
+    }
+  }, 0)
+
+/** The ceiling and both compositions of the stack (each on its own SQLite file). */
+const targets = (key: Buffer, dir: string): ReadonlyArray<Target> => {
+  const rawPort = freePort()
+  const stack = [process.execPath, "bench/lib/aliya-stack.ts"]
+  const colocated = aliyaStackEnv(key, join(dir, "colocated"), { players: 2 * CONNECTIONS, logLevel: "Warning" })
+  const split = aliyaStackEnv(key, join(dir, "split"), { players: 2 * CONNECTIONS, logLevel: "Warning" })
+  const part = (name: string) => ({ ...split.env, BENCH_ALIYA_PART: name })
+  return [
+    {
+      name: "aliya-raw",
+      port: rawPort,
+      start: () =>
+        spawnServer(
+          "aliya-raw",
+          [process.execPath, "bench/baselines/aliya-raw.ts"],
+          { PORT: String(rawPort), ALIYA_KEY: key.toString("hex") },
+          rawPort
+        )
+    },
+    {
+      // npm start's composition: one process, the gateway asks its managers in-process.
+      name: "aliya-colocated",
+      port: colocated.gateway,
+      start: () => spawnServer("aliya stack (one process)", stack, colocated.env, colocated.gateway)
+    },
+    {
+      // The parts as separate programs: gateway → token server / managers over loopback HTTP.
+      name: "aliya-split",
+      port: split.gateway,
+      start: () =>
+        startAll([
+          () => spawnServer("aliya managers", stack, part("managers"), split.managers.weapon!),
+          () => spawnServer("aliya token server", stack, part("tokens"), split.tokens),
+          () => spawnServer("aliya gateway", stack, part("gateway"), split.gateway)
+        ])
+    }
+  ]
+}
+
+/** Logs the read/spend players in, two at a time (argon2id is the cost; more in parallel only queue). */
+const loginAll = async (connections: ReadonlyArray<Connection>) => {
+  const tokens: Array<string> = []
+  for (let i = 0; i < connections.length; i += 2)
+    await Promise.all(
+      connections.slice(i, i + 2).map(async (c, j) => {
+        tokens[i + j] = String((await c.call("login", credentials(i + j))).data.token ?? `bench-${i + j}`)
+      })
+    )
+  return tokens
+}
+
+/** Tokens live 360 s: log in again after this long. */
+const TOKEN_REUSE_MS = 300_000
+
+type Result = Awaited<ReturnType<typeof drive>>
 
 export const aliya: Scenario = {
   id: "aliya",
@@ -161,83 +262,79 @@ export const aliya: Scenario = {
     const timing = { warmupMs: context.quick ? 300 : 1000, measureMs: context.quick ? 1000 : 3000 }
     const key = Buffer.from(crypto.getRandomValues(new Uint8Array(32)))
     const dir = mkdtempSync(join(tmpdir(), "aliya-bench-"))
-    const servers: Array<{ name: string; port: number; start: () => Promise<() => Promise<void>> }> = []
-    const rawPort = freePort()
-    servers.push({
-      name: "aliya-raw",
-      port: rawPort,
-      start: () =>
-        spawnServer(
-          "aliya-raw",
-          [process.execPath, "bench/baselines/aliya-raw.ts"],
-          { PORT: String(rawPort), ALIYA_KEY: key.toString("hex") },
-          rawPort
-        )
-    })
-    const { env: stackEnv, gateway } = aliyaStackEnv(key, dir, { players: CONNECTIONS, logLevel: "Warning" })
-    servers.push({
-      name: "aliya-gateway",
-      port: gateway!,
-      start: () => spawnServer("aliya stack", [process.execPath, "bench/lib/aliya-stack.ts"], stackEnv, gateway!)
-    })
+    const all = targets(key, dir)
+    const running = new Map<string, Running>()
+    const results = new Map<string, Array<Result & { cpuUsPerRequest: number }>>()
+    const tokens = new Map<string, { readonly tokens: Array<string>; readonly at: number }>()
     try {
-      for (const server of servers) {
-        const stop = await server.start()
-        try {
-          for (const kind of selectedCases()) {
-            const runs: Array<Awaited<ReturnType<typeof drive>>> = []
-            for (let r = 0; r < context.runs; r++) {
-              const connections = await Promise.all(
-                Array.from({ length: CONNECTIONS }, () => connect(server.port, key))
-              )
-              // One at a time: 100 parallel argon2 checks would only measure the hash.
-              const tokensOf: Array<string> = []
-              for (const [i, c] of connections.entries())
-                tokensOf.push(String((await c.call("login", credentials(i))).data.token ?? `bench-${i}`))
-              const before =
-                server.name === "aliya-gateway" && kind === "level_up_weapon"
-                  ? await irons(connections, tokensOf)
-                  : undefined
-              const result = await drive(connections, tokensOf, kind, timing.warmupMs, timing.measureMs)
-              runs.push(result)
-              if (before) {
-                const after = await irons(connections, tokensOf)
-                const wrong = after.filter((iron, i) => iron !== before[i]! - 20 * result.successes[i]!).length
-                notes.push(
-                  wrong === 0
-                    ? `${server.name} ${kind} run ${r + 1}: every spend accounted (${result.successes.reduce((a, b) => a + b, 0)} level-ups, iron matches)`
-                    : `${server.name} ${kind} run ${r + 1}: ${wrong} players' iron does NOT match their successful replies`
-                )
-              }
-              if (Object.keys(result.failures).length > 0)
-                notes.push(`${server.name} ${kind} run ${r + 1}: non-zero statuses ${JSON.stringify(result.failures)}`)
-              for (const c of connections) c.close()
-              context.log(
-                `  ${server.name} ${kind} run ${r + 1}/${context.runs}: ${formatRate(result.perSec)} req/s, p99 ${result.p99Ms.toFixed(1)} ms`
+      for (const target of all) running.set(target.name, await target.start())
+      // Interleaved: each run of a case measures every target back to back, so a noisy moment of
+      // the shared box hits the ceiling and the stacks alike. Cases in order, login last: the
+      // argon2 checks a login run leaves queued must not run under the read and spend cases.
+      for (const kind of selectedCases()) {
+        for (let r = 0; r < context.runs; r++) {
+          for (const target of all) {
+            const connections = await Promise.all(Array.from({ length: CONNECTIONS }, () => connect(target.port, key)))
+            // One login per player, reused by the read and the spend until it nears its expiry.
+            let login = tokens.get(target.name)
+            if (!login || performance.now() - login.at > TOKEN_REUSE_MS) {
+              login = { tokens: await loginAll(connections), at: performance.now() }
+              tokens.set(target.name, login)
+            }
+            const tokensOf = login.tokens
+            const audited = target.name !== "aliya-raw" && kind === "level_up_weapon"
+            const before = audited ? await irons(connections, tokensOf) : undefined
+            const pids = running.get(target.name)!.pids
+            const cpuBefore = cpuSeconds(pids)
+            const driven = await drive(connections, tokensOf, kind, timing.warmupMs, timing.measureMs)
+            // Server CPU per reply (all its processes, warmup included): robust on a shared box.
+            const result = { ...driven, cpuUsPerRequest: ((cpuSeconds(pids) - cpuBefore) * 1e6) / driven.replies }
+            const label = `${target.name} ${kind}`
+            results.set(label, [...(results.get(label) ?? []), result])
+            if (before) {
+              const after = await irons(connections, tokensOf)
+              const wrong = after.filter((iron, i) => iron !== before[i]! - 20 * result.successes[i]!).length
+              notes.push(
+                wrong === 0
+                  ? `${label} run ${r + 1}: every spend accounted (${result.successes.reduce((a, b) => a + b, 0)} level-ups, iron matches)`
+                  : `${label} run ${r + 1}: ${wrong} players' iron does NOT match their successful replies`
               )
             }
-            rows.push({
-              server: server.name,
-              case: `${kind}, ${CONNECTIONS} connections`,
-              metrics: {
-                requestsPerSec: spreadOf(runs.map((r) => r.perSec)),
-                p50Ms: spreadOf(runs.map((r) => r.p50Ms)),
-                p99Ms: spreadOf(runs.map((r) => r.p99Ms))
-              }
-            })
+            if (Object.keys(result.failures).length > 0)
+              notes.push(`${label} run ${r + 1}: non-zero statuses ${JSON.stringify(result.failures)}`)
+            for (const c of connections) c.close()
+            context.log(
+              `  ${label} run ${r + 1}/${context.runs}: ${formatRate(result.perSec)} req/s, p99 ${result.p99Ms.toFixed(1)} ms, ` +
+                `server CPU ${result.cpuUsPerRequest.toFixed(0)} µs/request`
+            )
           }
-        } finally {
-          await stop()
         }
       }
     } catch (error) {
       skipped.push(`aliya: ${(error as Error).message}`)
       context.log(`  aliya: FAILED ${(error as Error).message}`)
     } finally {
+      for (const part of running.values()) await part.stop()
       rmSync(dir, { recursive: true, force: true })
     }
+    for (const target of all) {
+      for (const kind of selectedCases()) {
+        const runs = results.get(`${target.name} ${kind}`)
+        if (!runs) continue
+        rows.push({
+          server: target.name,
+          case: `${kind}, ${CONNECTIONS} connections`,
+          metrics: {
+            requestsPerSec: spreadOf(runs.map((r) => r.perSec)),
+            p50Ms: spreadOf(runs.map((r) => r.p50Ms)),
+            p99Ms: spreadOf(runs.map((r) => r.p99Ms)),
+            serverCpuUsPerRequest: spreadOf(runs.map((r) => r.cpuUsPerRequest))
+          }
+        })
+      }
+    }
     const withRatios = rows.map((row) => {
-      if (row.server !== "aliya-gateway") return row
+      if (row.server === "aliya-raw") return row
       const ceiling = rows.find((r) => r.server === "aliya-raw" && r.case === row.case)
       return {
         ...row,
@@ -245,6 +342,11 @@ export const aliya: Scenario = {
           "requestsPerSec vs aliya-raw": ratio(
             row.metrics.requestsPerSec?.median,
             ceiling?.metrics.requestsPerSec?.median
+          ),
+          // CPU per request of the ceiling ÷ ours: the throughput ratio a quiet box with equal cores would show.
+          "cpu efficiency vs aliya-raw": ratio(
+            ceiling?.metrics.serverCpuUsPerRequest?.median,
+            row.metrics.serverCpuUsPerRequest?.median
           )
         }
       }
@@ -258,7 +360,10 @@ export const aliya: Scenario = {
         runs: context.runs,
         storage: "SQLite",
         cipher: "aes-256-gcm",
-        passwordHash: "argon2id 19 MiB, 2 passes"
+        passwordHash: "argon2id 19 MiB, 2 passes",
+        compositions:
+          "aliya-colocated: gateway, token server and managers in one process (in-process calls); " +
+          "aliya-split: three processes over loopback HTTP"
       },
       rows: withRatios,
       notes,

@@ -5,8 +5,9 @@
  */
 import { Layer } from "effect"
 import { BunTransportLive } from "../../layers/Transport/BunTransport.ts"
+import { ColocatedServicesLive } from "../../src/aliya/ServiceCalls.ts"
 import { AliyaDatabaseFromConfig, AliyaManagersPart } from "../../src/aliya/Parts.ts"
 
 export const AliyaManagersLive = AliyaManagersPart.pipe(
-  Layer.provide(Layer.merge(BunTransportLive, AliyaDatabaseFromConfig))
+  Layer.provide(Layer.mergeAll(BunTransportLive, AliyaDatabaseFromConfig, ColocatedServicesLive))
 )

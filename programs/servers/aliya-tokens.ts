@@ -6,8 +6,9 @@
 import { Layer } from "effect"
 import { BunTransportLive } from "../../layers/Transport/BunTransport.ts"
 import { InternalHttpLive } from "../../src/aliya/InternalHttp.ts"
+import { ColocatedServicesLive } from "../../src/aliya/ServiceCalls.ts"
 import { AliyaDatabaseFromConfig, AliyaTokensPart } from "../../src/aliya/Parts.ts"
 
 export const AliyaTokensLive = AliyaTokensPart.pipe(
-  Layer.provide(Layer.mergeAll(BunTransportLive, InternalHttpLive, AliyaDatabaseFromConfig))
+  Layer.provide(Layer.mergeAll(BunTransportLive, InternalHttpLive, AliyaDatabaseFromConfig, ColocatedServicesLive))
 )

@@ -1,6 +1,7 @@
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
 import { type Item, Items } from "./Game.ts"
+import { withStatements } from "./DirectSql.ts"
 import { forUpdate, insertIgnore, num } from "./Tables.ts"
 
 /**
@@ -60,14 +61,22 @@ export const addItem = (uniqueId: string, item: Item, amount: number) =>
 
 /**
  * Takes `amount` of an item if the bag holds that much: the remaining amount, or undefined when
- * short. Call inside a transaction: the row is locked (MySQL) and the update is conditional.
+ * short. Call inside a transaction: the update is conditional (SQLite: one UPDATE … RETURNING;
+ * MySQL: the row is read FOR UPDATE, then updated).
  */
 export const spendItem = (uniqueId: string, item: Item, amount: number) =>
-  Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    const bag = yield* readBag(uniqueId, true)
-    if (bag[item] < amount) return undefined
-    const column = columns(sql, item)
-    yield* sql`UPDATE aliya_bag SET ${column} = ${column} - ${amount} WHERE unique_id = ${uniqueId} AND ${column} >= ${amount}`
-    return bag[item] - amount
+  withStatements((statements) => {
+    if (!Items.includes(item)) throw new Error(`not a bag item: ${item}`)
+    const take = `UPDATE aliya_bag SET ${item} = ${item} - ? WHERE unique_id = ? AND ${item} >= ?`
+    if (statements.dialect === "sqlite")
+      return Effect.map(statements.values(`${take} RETURNING ${item}`, [amount, uniqueId, amount]), (rows) =>
+        rows[0] ? num(rows[0][0]) : undefined
+      )
+    return Effect.gen(function* () {
+      const rows = yield* statements.values(`SELECT ${item} FROM aliya_bag WHERE unique_id = ? FOR UPDATE`, [uniqueId])
+      const held = rows[0] ? num(rows[0][0]) : 0
+      if (held < amount) return undefined
+      yield* statements.run(take, [amount, uniqueId, amount])
+      return held - amount
+    })
   })

@@ -3,6 +3,7 @@ import { nonNegativeInt, port, positiveInt } from "../shared/ConfigValues.ts"
 import { aesGcmCipher, type BodyCipher, desCompatCipher } from "./Cipher.ts"
 import type { ManagerName } from "./Functions.ts"
 import type { SigningKey } from "./Jwt.ts"
+import type { CallsMode } from "./ServiceCalls.ts"
 import type { TcpLimits } from "../../layers/Transport/TcpTransport.ts"
 
 /** Where each part listens by default (the original's ports; the AccountManager is new). */
@@ -43,6 +44,8 @@ export interface GatewaySettings {
   readonly loginRate: { readonly ratePerSecond: number; readonly burst: number }
   /** A token the token server accepted is trusted this long without asking again (0 = ask every time). */
   readonly tokenCacheMs: number
+  /** "auto": parts running in this process are called in-process, the others over HTTP; "http": always HTTP. */
+  readonly calls: CallsMode
 }
 
 export interface TokenServerSettings {
@@ -145,7 +148,8 @@ export const GatewayConfig: Config.Config<GatewaySettings> = Config.all({
       ratePerSecond: positiveInt("loginRatePerSecond", 5),
       burst: positiveInt("loginBurst", 20)
     }),
-    tokenCacheMs: nonNegativeInt("tokenCacheMs", 1000)
+    tokenCacheMs: nonNegativeInt("tokenCacheMs", 1000),
+    calls: Config.literal("auto", "http")("calls").pipe(Config.withDefault("auto" as const))
   }).pipe(Config.nested("gateway"))
 }).pipe(
   Config.map(({ serviceToken, gateway }) => ({ ...gateway, serviceToken })),

@@ -1,19 +1,18 @@
-import { Effect, Either, Redacted, Runtime, Schema } from "effect"
+import { Effect, Either, Runtime, Schema } from "effect"
 import type { TcpConnection, TcpHandler } from "../../layers/Transport/TcpTransport.ts"
 import { makeKeyedLimiter } from "../shared/RateLimiter.ts"
 import type { BodyCipher } from "./Cipher.ts"
-import { decodeData, Dangerous, type FunctionName, isFunctionName, type ManagerName, Owner } from "./Functions.ts"
-import { InternalHttp, InternalHttpError } from "./InternalHttp.ts"
+import { decodeData, Dangerous, type FunctionName, isFunctionName, Owner } from "./Functions.ts"
+import { InternalHttpError } from "./InternalHttp.ts"
 import { encodeFrame, FrameDecoder } from "./Frame.ts"
-import { SERVICE_HEADER } from "./ServiceHttp.ts"
+import type { ServiceCalls, ServiceName } from "./ServiceCalls.ts"
 import { makeValidatedTokens } from "./ValidatedTokens.ts"
 import { encodeReply, Messages, type Reply, reply, Request, shortPrefix, Status } from "./Wire.ts"
 
 export interface GatewayOptions {
   readonly cipher: BodyCipher
-  readonly tokenServerUrl: string
-  readonly managerUrls: Record<ManagerName, string>
-  readonly serviceToken: Redacted.Redacted<string>
+  /** How the token server and the managers are asked (over HTTP, or in-process when co-located). */
+  readonly calls: ServiceCalls
   readonly dangerousFunctions: boolean
   /** Credential checks (login, login_unique, bind_account) per client address; none when absent. */
   readonly loginRate?: { readonly ratePerSecond: number; readonly burst: number } | undefined
@@ -47,50 +46,43 @@ const asReply = (body: unknown): Reply => {
 /**
  * The "lukseun" gateway: frames in, frames out, one connection at a time in order (pipelined
  * frames are answered in sequence). Tokens are checked with the token server; every function is
- * forwarded to the service that owns it over internal HTTP with the service token.
+ * forwarded to the service that owns it through `calls` (internal HTTP, or in-process when co-located).
  */
 export const makeGateway = (options: GatewayOptions) =>
   Effect.gen(function* () {
-    const http = yield* InternalHttp
+    const { calls } = options
     const runtime = yield* Effect.runtime<never>()
     const clock = yield* Effect.clock
     const limiter = options.loginRate
       ? yield* makeKeyedLimiter("aliya-login", { ...options.loginRate, strikes: 20, blockFor: "60 seconds" })
       : undefined
     const logWarning = (message: string) => Runtime.runFork(runtime)(Effect.logWarning(message))
-    const serviceHeaders = {
-      [SERVICE_HEADER]: Redacted.value(options.serviceToken),
-      "content-type": "application/json"
-    }
-
-    const post = async (url: string, body: unknown) =>
-      asReply((await http.send(url, { method: "POST", headers: serviceHeaders, body: JSON.stringify(body) })).body)
+    const post = async (service: ServiceName, name: FunctionName, body: object) =>
+      asReply((await calls.post(service, name, body)).body)
 
     const accepted = makeValidatedTokens({
       ttlMillis: options.tokenCacheMillis ?? 0,
       maxEntries: MAX_REMEMBERED_TOKENS
     })
-    const validateUrl = `${options.tokenServerUrl}/validate`
 
     /** unique_id of a valid token; undefined when the token server rejects it. */
     const validate = async (token: string): Promise<string | undefined> => {
       const known = accepted.lookup(token, clock.unsafeCurrentTimeMillis())
       if (known !== undefined) return known
-      const r = await http.send(validateUrl, { method: "GET", headers: { authorization: token } })
+      const r = await calls.validate(token)
       const uid = (r.body as { unique_id?: unknown }).unique_id
       if (r.status === 200 && typeof uid === "string") {
         accepted.remember(token, uid, clock.unsafeCurrentTimeMillis())
         return uid
       }
-      if (r.status >= 500)
-        throw new InternalHttpError({ url: `${options.tokenServerUrl}/validate`, message: `HTTP ${r.status}` })
+      if (r.status >= 500) throw new InternalHttpError({ url: "tokens/validate", message: `HTTP ${r.status}` })
       return undefined
     }
 
     const call = async (name: FunctionName, data: Record<string, unknown>, decoded: unknown): Promise<Reply> => {
       const owner = Owner[name]
       if (owner === "tokens") {
-        const answered = await post(`${options.tokenServerUrl}/${name}`, decoded)
+        const answered = await post("tokens", name, decoded as object)
         // A login revokes the player's older tokens: forget them here at once.
         if (typeof answered.data.token === "string") accepted.issued(answered.data.token)
         return answered
@@ -103,7 +95,7 @@ export const makeGateway = (options: GatewayOptions) =>
           bad_token: shortPrefix(token, 64)
         })
       }
-      return post(`${options.managerUrls[owner]}/${name}`, { ...(decoded as object), unique_id: uniqueId })
+      return post(owner, name, { ...(decoded as object), unique_id: uniqueId })
     }
 
     /** One request → its reply; any failure to reach a service is status 13 (logged), never a crash. */

@@ -42,7 +42,7 @@ export const readBody = (request: Request): Effect.Effect<unknown> =>
     }
   })
 
-export type Route<R> = (body: unknown, request: Request) => Effect.Effect<Answer, never, R>
+export type Route<R> = (body: unknown) => Effect.Effect<Answer, never, R>
 
 /**
  * An HttpApp that serves POST routes (GET too where listed) and, when `serviceToken` is given,
@@ -67,7 +67,7 @@ export const serviceApp = <R>(options: {
       return respond(answer({ message: "not found" }, 404))
     const body = yield* readBody(request)
     if (body === undefined) return respond(answer(reply(Status.invalidFormat, Messages.invalidFormat), 400))
-    return respond(yield* options.post[path]!(body, request))
+    return respond(yield* options.post[path]!(body))
   })
 }
 

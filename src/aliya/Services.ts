@@ -1,6 +1,6 @@
 import type { HttpApp } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import { Effect, Option, Runtime } from "effect"
 import { migrateSchema } from "../../layers/Storage/SqlDatabase.ts"
 import { TcpTransport } from "../../layers/Transport/TcpTransport.ts"
 import { Transport } from "../../layers/Transport/Transport.ts"
@@ -10,12 +10,14 @@ import { bagRoutes } from "./BagManager.ts"
 import { type GatewaySettings, makeCipher, type ManagerSettings, type TokenServerSettings } from "./Config.ts"
 import type { ManagerName } from "./Functions.ts"
 import { makeGateway } from "./Gateway.ts"
+import { InternalHttp } from "./InternalHttp.ts"
+import { ColocatedServices, httpServiceCalls, serviceCallsFor } from "./ServiceCalls.ts"
 import { makeJwtCodec } from "./Jwt.ts"
 import { playerStateRoutes } from "./PlayerStateManager.ts"
 import { type Route, serviceApp } from "./ServiceHttp.ts"
 import { skillRoutes } from "./SkillManager.ts"
 import { AliyaSchema, SessionSchema, tuneSqlite } from "./Tables.ts"
-import { makeTokenServer } from "./TokenServer.ts"
+import { makeTokenServer, tokenOfHeader } from "./TokenServer.ts"
 import { weaponRoutes } from "./WeaponManager.ts"
 
 /** Creates or upgrades the managers' tables. */
@@ -44,9 +46,16 @@ export const startManagers = (settings: ManagerSettings) =>
       weapon: weaponRoutes()
     }
     const ports = {} as Record<ManagerName, number>
+    const local = yield* Effect.serviceOption(ColocatedServices)
+    const run = Runtime.runPromise(yield* Effect.runtime<SqlClient.SqlClient>())
     for (const [name, post] of Object.entries(routes) as Array<
       [ManagerName, Record<string, Route<SqlClient.SqlClient>>]
     >) {
+      // Co-located gateways call the same routes in-process (no service token: nothing crosses a socket).
+      if (Option.isSome(local))
+        local.value.set(name, {
+          post: (path, body) => (Object.hasOwn(post, path) ? run(post[path]!(body)) : undefined)
+        })
       const app: HttpApp.Default = serviceApp({ serviceToken: settings.serviceToken, post }).pipe(
         Effect.provideService(SqlClient.SqlClient, sql)
       )
@@ -68,17 +77,22 @@ export const startTokenServer = (settings: TokenServerSettings) =>
     const transport = yield* Transport
     yield* migrateSchema(SessionSchema)
     yield* tuneSqlite
+    const local = yield* Effect.serviceOption(ColocatedServices)
+    const run = Runtime.runPromise(yield* Effect.runtime<SqlClient.SqlClient | InternalHttp>())
     const server = makeTokenServer({
       codec: makeJwtCodec(settings.signing),
       lifetime: settings.lifetime,
       accountManagerUrl: settings.accountManagerUrl,
       serviceToken: settings.serviceToken
     })
-    const app = serviceApp({
-      serviceToken: undefined,
-      post: { "/login": server.login, "/login_unique": server.loginUnique },
-      get: { "/validate": server.validate }
-    })
+    const post = { "/login": server.login, "/login_unique": server.loginUnique }
+    if (Option.isSome(local)) {
+      local.value.set("tokens", {
+        post: (path, body) => (Object.hasOwn(post, path) ? run(post[path as keyof typeof post](body)) : undefined),
+        validate: (token) => run(server.validateToken(tokenOfHeader(token)))
+      })
+    }
+    const app = serviceApp({ serviceToken: undefined, post, get: { "/validate": server.validate } })
     const handle = yield* transport.serve({
       name: "aliya-tokens",
       port: settings.port,
@@ -98,11 +112,14 @@ export const startGateway = (settings: GatewaySettings) =>
         "aliya gateway: cipher des-compat: INSECURE (DES with a fixed IV), for the original's clients only"
       )
     }
+    const http = httpServiceCalls({
+      http: yield* InternalHttp,
+      urls: { ...settings.managerUrls, tokens: settings.tokenServerUrl },
+      serviceToken: settings.serviceToken
+    })
     const gateway = yield* makeGateway({
       cipher: makeCipher(settings.cipher),
-      tokenServerUrl: settings.tokenServerUrl,
-      managerUrls: settings.managerUrls,
-      serviceToken: settings.serviceToken,
+      calls: serviceCallsFor(settings.calls, http, yield* Effect.serviceOption(ColocatedServices)),
       dangerousFunctions: settings.dangerousFunctions,
       loginRate: settings.loginRate,
       tokenCacheMillis: settings.tokenCacheMs

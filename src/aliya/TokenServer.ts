@@ -93,10 +93,9 @@ export const makeTokenServer = (options: TokenServerOptions) => {
         }).pipe(Effect.catchAll(unavailable))
     })
 
-  /** GET /validate with a bare `Authorization: <token>` header (a "Bearer " prefix is accepted too). */
-  const validate = (request: Request) =>
+  /** Whether `token` is the player's current, unexpired token: 200 {unique_id} or 400 with the reason. */
+  const validateToken = (token: string) =>
     Effect.gen(function* () {
-      const token = (request.headers.get("authorization") ?? "").replace(/^Bearer\s+/i, "").trim()
       if (token === "" || token.length > 4096) return answer({ message: "Token expired or could not be decoded" }, 400)
       const claims = yield* options.codec.verify(token, yield* Clock.currentTimeMillis)
       if (!claims) return answer({ message: "Token expired or could not be decoded" }, 400)
@@ -105,5 +104,11 @@ export const makeTokenServer = (options: TokenServerOptions) => {
       return answer({ unique_id: claims.unique_id })
     }).pipe(Effect.catchAll(unavailable))
 
-  return { issue, login, loginUnique, validate }
+  /** GET /validate with a bare `Authorization: <token>` header (a "Bearer " prefix is accepted too). */
+  const validate = (request: Request) => validateToken(tokenOfHeader(request.headers.get("authorization")))
+
+  return { issue, login, loginUnique, validate, validateToken }
 }
+
+/** The token of an Authorization header: bare, or after "Bearer ". */
+export const tokenOfHeader = (header: string | null) => (header ?? "").replace(/^Bearer\s+/i, "").trim()

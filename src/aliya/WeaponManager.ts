@@ -13,8 +13,9 @@ import {
   SEGMENTS_PER_STAR
 } from "./Game.ts"
 import { functionRoute, orUnavailable } from "./ServiceHttp.ts"
-import { forUpdate, insertIgnore, num, transactionally } from "./Tables.ts"
-import { reply } from "./Wire.ts"
+import { insertIgnore, num, transactionally } from "./Tables.ts"
+import { inTransaction, withStatements } from "./DirectSql.ts"
+import { type Reply, reply } from "./Wire.ts"
 
 /** Coins a reset_weapon_skill_point costs. */
 export const RESET_COST = 100
@@ -31,55 +32,54 @@ export interface WeaponRow {
 /** The original's weapon_bag row: [unique_id, level, passive 1..4, skill_point, segment]. */
 export const bagRow = (uniqueId: string, w: WeaponRow) => [uniqueId, w.level, ...w.passives, w.skillPoint, w.segment]
 
-const toRow = (r: Record<string, unknown>): WeaponRow => ({
-  weapon: String(r.weapon),
-  star: num(r.star),
-  level: num(r.level),
-  passives: [
-    num(r.passive_skill_1_level),
-    num(r.passive_skill_2_level),
-    num(r.passive_skill_3_level),
-    num(r.passive_skill_4_level)
-  ],
-  skillPoint: num(r.skill_point),
-  segment: num(r.segment)
+/** The weapon columns after `weapon`, in WeaponRow order (a constant: never built from input). */
+const WEAPON_COLUMNS =
+  "star, level, passive_skill_1_level, passive_skill_2_level, passive_skill_3_level, passive_skill_4_level, skill_point, segment"
+
+/** A row of WEAPON_COLUMNS (after the weapon's name) → WeaponRow. */
+const toRow = (weapon: string, r: ReadonlyArray<unknown>): WeaponRow => ({
+  weapon,
+  star: num(r[0]),
+  level: num(r[1]),
+  passives: [num(r[2]), num(r[3]), num(r[4]), num(r[5])],
+  skillPoint: num(r[6]),
+  segment: num(r[7])
 })
 
+/** The caller's weapon if owned (star > 0); `lock` reads it FOR UPDATE on MySQL (inside a transaction). */
 export const readWeapon = (uniqueId: string, weapon: string, lock = false) =>
-  Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    const suffix = lock ? yield* forUpdate : sql.literal("")
-    const rows = yield* sql<
-      Record<string, unknown>
-    >`SELECT * FROM aliya_weapons WHERE unique_id = ${uniqueId} AND weapon = ${weapon}${suffix}`
-    const row = rows[0]
-    return row && num(row.star) > 0 ? Option.some(toRow(row)) : Option.none<WeaponRow>()
-  })
+  withStatements((statements) =>
+    Effect.map(
+      statements.values(
+        `SELECT ${WEAPON_COLUMNS} FROM aliya_weapons WHERE unique_id = ? AND weapon = ?${
+          lock && statements.dialect === "mysql" ? " FOR UPDATE" : ""
+        }`,
+        [uniqueId, weapon]
+      ),
+      (rows) => (rows[0] && num(rows[0][0]) > 0 ? Option.some(toRow(weapon, rows[0])) : Option.none<WeaponRow>())
+    )
+  )
+
+const UPDATE_WEAPON = `UPDATE aliya_weapons SET ${WEAPON_COLUMNS.split(", ")
+  .map((column) => `${column} = ?`)
+  .join(", ")} WHERE unique_id = ? AND weapon = ?`
 
 /** Saves a weapon row; `exists` skips the insert when the row was just read (a locked, owned weapon). */
 export const writeWeapon = (uniqueId: string, w: WeaponRow, exists = false) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) => {
-    const values = {
-      star: w.star,
-      level: w.level,
-      passive_skill_1_level: w.passives[0],
-      passive_skill_2_level: w.passives[1],
-      passive_skill_3_level: w.passives[2],
-      passive_skill_4_level: w.passives[3],
-      skill_point: w.skillPoint,
-      segment: w.segment
-    }
+  Effect.zipRight(
     // Insert a missing row (star 0 = not owned), then update it: one path for new and owned weapons.
-    return Effect.zipRight(
-      exists
-        ? Effect.void
-        : Effect.flatMap(
+    exists
+      ? Effect.void
+      : Effect.flatMap(SqlClient.SqlClient, (sql) =>
+          Effect.flatMap(
             insertIgnore,
             (insert) => sql`${insert} aliya_weapons (unique_id, weapon) VALUES (${uniqueId}, ${w.weapon})`
-          ),
-      sql`UPDATE aliya_weapons SET ${sql.update(values)} WHERE unique_id = ${uniqueId} AND weapon = ${w.weapon}`
+          )
+        ),
+    withStatements((statements) =>
+      statements.run(UPDATE_WEAPON, [w.star, w.level, ...w.passives, w.skillPoint, w.segment, uniqueId, w.weapon])
     )
-  })
+  )
 
 export const newWeapon = (weapon: string): WeaponRow => ({
   weapon,
@@ -90,29 +90,33 @@ export const newWeapon = (weapon: string): WeaponRow => ({
   segment: 0
 })
 
-const weaponNumber = (w: WeaponRow) => Number(w.weapon.slice(6))
+const weaponNumber = (weapon: string) => Number(weapon.slice(6))
 
-/** The owned weapons in weapon order; rows come back as arrays (no object per row: this is the hottest read). */
-export const listWeapons = (uniqueId: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+/**
+ * The owned weapons in weapon order, each as its row [weapon, star, level, passive 1..4,
+ * skill_point, segment] (arrays straight from SQL: this is the hottest read).
+ */
+export const listWeaponRows = (uniqueId: string) =>
+  withStatements((statements) =>
     Effect.map(
-      sql`SELECT weapon, star, level, passive_skill_1_level, passive_skill_2_level, passive_skill_3_level, passive_skill_4_level,
-        skill_point, segment FROM aliya_weapons WHERE unique_id = ${uniqueId} AND star > 0`.values,
-      (rows) =>
-        rows
-          .map(
-            (r): WeaponRow => ({
-              weapon: String(r[0]),
-              star: num(r[1]),
-              level: num(r[2]),
-              passives: [num(r[3]), num(r[4]), num(r[5]), num(r[6])],
-              skillPoint: num(r[7]),
-              segment: num(r[8])
-            })
-          )
-          .sort((a, b) => weaponNumber(a) - weaponNumber(b))
+      statements.values(`SELECT weapon, ${WEAPON_COLUMNS} FROM aliya_weapons WHERE unique_id = ? AND star > 0`, [
+        uniqueId
+      ]),
+      (rows) => {
+        // weapon1..weapon40 by number (SQL returns them in text order): one slot each, no comparisons.
+        const slots: Array<Array<unknown> | undefined> = []
+        for (const row of rows) {
+          const numeric = row.map((value, i) => (i === 0 ? String(value) : num(value)))
+          slots[weaponNumber(numeric[0] as string)] = numeric
+        }
+        return slots.filter((row) => row !== undefined)
+      }
     )
   )
+
+/** The owned weapons in weapon order. */
+export const listWeapons = (uniqueId: string) =>
+  Effect.map(listWeaponRows(uniqueId), (rows) => rows.map((r) => toRow(r[0] as string, r.slice(1))))
 
 const noWeapon = reply(1, "User does not have that weapon")
 
@@ -124,10 +128,11 @@ const withWeapon = <R>(
 ) =>
   orUnavailable(
     isWeapon(weapon)
-      ? transactionally(
+      ? inTransaction(() =>
           Effect.flatMap(
             readWeapon(uniqueId, weapon, true),
-            Option.match({ onNone: () => Effect.succeed(noWeapon), onSome: work })
+            (owned): Effect.Effect<Reply, unknown, R> =>
+              Option.isNone(owned) ? Effect.succeed(noWeapon) : work(owned.value)
           )
         )
       : Effect.succeed(noWeapon)
@@ -186,18 +191,11 @@ export const levelUpWeaponStar = (uniqueId: string, weapon: string) =>
 
 export const getAllWeapon = (uniqueId: string) =>
   orUnavailable(
-    Effect.map(listWeapons(uniqueId), (weapons) =>
-      reply(
-        0,
-        "success",
-        Object.fromEntries(
-          weapons.map((w, i) => [
-            `weapon_bag${i + 1}`,
-            [w.weapon, w.star, w.level, ...w.passives, w.skillPoint, w.segment]
-          ])
-        )
-      )
-    )
+    Effect.map(listWeaponRows(uniqueId), (rows) => {
+      const data: Record<string, unknown> = {}
+      for (let i = 0; i < rows.length; i++) data[`weapon_bag${i + 1}`] = rows[i]
+      return reply(0, "success", data)
+    })
   )
 
 export const randomGiftSegment = (uniqueId: string) =>

@@ -39,9 +39,22 @@ export type Request = typeof Request.Type
  * 1/0 and null becomes "" (JSON has no other token Python lacks).
  */
 export const encodeReply = (reply: Reply): string =>
-  JSON.stringify(reply, (_key, value) =>
-    value === true ? 1 : value === false ? 0 : value === null || value === undefined ? "" : value
-  )
+  hasPythonlessValue(reply) ? JSON.stringify(reply, pythonSafe) : JSON.stringify(reply)
+
+const pythonSafe = (_key: string, value: unknown) =>
+  value === true ? 1 : value === false ? 0 : value === null || value === undefined ? "" : value
+
+/** Whether a value holds true, false, null or undefined anywhere (most replies do not: the replacer is slow). */
+const hasPythonlessValue = (value: unknown): boolean => {
+  if (value === null || value === undefined || typeof value === "boolean") return true
+  if (typeof value !== "object") return false
+  if (Array.isArray(value)) {
+    for (const item of value) if (hasPythonlessValue(item)) return true
+    return false
+  }
+  for (const key in value) if (hasPythonlessValue((value as Record<string, unknown>)[key])) return true
+  return false
+}
 
 export const reply = (status: number, message: string, data: Record<string, unknown> = {}): Reply => ({
   status,

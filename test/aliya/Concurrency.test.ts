@@ -7,18 +7,19 @@ import { readBag } from "../../src/aliya/BagStore.ts"
 import { readWeapon } from "../../src/aliya/WeaponManager.ts"
 import { it } from "../support/effect.ts"
 import { mysqlAvailable, sqliteMemory, throwawayMysql } from "../layers/Storage/backends.ts"
-import { aliyaTestLayer, newPlayer, startStack } from "./support.ts"
+import { aliyaTestLayer, newPlayer, type StackCalls, startStack } from "./support.ts"
 
 const mysql = throwawayMysql("aliya")
 
 /** 50 level-ups of 20 iron each race for 200 iron: exactly 10 win, the bag never goes negative. */
-const spendRace = (database: Layer.Layer<SqlClient.SqlClient, StorageError>) =>
+const spendRace = (database: Layer.Layer<SqlClient.SqlClient, StorageError>, calls: StackCalls) =>
   Effect.gen(function* () {
-    const stack = yield* startStack()
+    const stack = yield* startStack({ calls })
+    const racer = `racer-${calls}` // one MariaDB database serves every case
     const first = yield* stack.connect
-    const token = yield* newPlayer(first, "racer")
-    yield* grantWeapon("racer", "weapon1", { star: 1, level: 0 })
-    yield* setBagAmounts("racer", { iron: 200 })
+    const token = yield* newPlayer(first, racer)
+    yield* grantWeapon(racer, "weapon1", { star: 1, level: 0 })
+    yield* setBagAmounts(racer, { iron: 200 })
     const clients = yield* Effect.forEach(Array.from({ length: 50 }), () => stack.connect)
     const replies = yield* Effect.forEach(
       clients,
@@ -34,8 +35,8 @@ const spendRace = (database: Layer.Layer<SqlClient.SqlClient, StorageError>) =>
     expect(won.map((r) => (r.data.item1 as [string, number])[1]).sort((a, b) => a - b)).toEqual([
       0, 20, 40, 60, 80, 100, 120, 140, 160, 180
     ])
-    expect((yield* readBag("racer")).iron).toBe(0)
-    const weapon = yield* readWeapon("racer", "weapon1")
+    expect((yield* readBag(racer)).iron).toBe(0)
+    const weapon = yield* readWeapon(racer, "weapon1")
     expect(weapon._tag === "Some" && [weapon.value.level, weapon.value.skillPoint]).toEqual([10, 10])
   }).pipe(Effect.provide(aliyaTestLayer(database)))
 
@@ -84,10 +85,15 @@ describe("aliya atomic spends", () => {
     () => journey(mysql.layer),
     30_000
   )
-  it.effect("SQLite: 50 parallel level-ups with 200 iron, exactly 10 succeed", () => spendRace(sqliteMemory()))
-  it.skipIf(!mysqlAvailable).live(
-    "MariaDB: 50 parallel level-ups with 200 iron, exactly 10 succeed",
-    () => spendRace(mysql.layer),
-    30_000
-  )
+  // Both ways the gateway asks the weapon manager: over internal HTTP, and in-process (co-located).
+  for (const calls of ["http", "in-process"] as const) {
+    it.effect(`SQLite (${calls}): 50 parallel level-ups with 200 iron, exactly 10 succeed`, () =>
+      spendRace(sqliteMemory(), calls)
+    )
+    it.skipIf(!mysqlAvailable).live(
+      `MariaDB (${calls}): 50 parallel level-ups with 200 iron, exactly 10 succeed`,
+      () => spendRace(mysql.layer, calls),
+      30_000
+    )
+  }
 })

@@ -134,4 +134,15 @@ describe("aliya body ciphers", () => {
       })
     )
   })
+
+  test("a reply is encoded as the Python-safe replacer would, whether or not it holds true, false or null", () => {
+    const pythonSafe = (_key: string, value: unknown) =>
+      value === true ? 1 : value === false ? 0 : value === null || value === undefined ? "" : value
+    fc.assert(
+      fc.property(fc.oneof(fc.anything(), fc.array(fc.array(fc.integer()))), fc.integer(), (value, status) => {
+        const reply = { status, message: "ok", random: "7", data: { value } }
+        expect(encodeReply(reply)).toBe(JSON.stringify(reply, pythonSafe))
+      })
+    )
+  })
 })

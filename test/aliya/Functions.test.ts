@@ -4,12 +4,20 @@ import { Effect } from "effect"
 import { grantWeapon, saveAccount, setBagAmounts, setSkill } from "../../src/aliya/Admin.ts"
 import { Skills, Weapons } from "../../src/aliya/Game.ts"
 import { it } from "../support/effect.ts"
-import { aliyaTestLayer, type CipherKind, newPlayer, startStack, testPasswordCost } from "./support.ts"
+import { aliyaTestLayer, type CipherKind, newPlayer, type StackCalls, startStack, testPasswordCost } from "./support.ts"
 
-/** Every documented function with each of its status codes, over the gateway, in both cipher modes. */
-for (const cipher of ["aes-256-gcm", "des-compat"] as const satisfies ReadonlyArray<CipherKind>) {
+/**
+ * Every documented function with each of its status codes, over the gateway, in both cipher
+ * modes, with the managers asked over internal HTTP and (AES) in-process, as when co-located.
+ */
+const compositions: ReadonlyArray<readonly [CipherKind, StackCalls]> = [
+  ["aes-256-gcm", "http"],
+  ["des-compat", "http"],
+  ["aes-256-gcm", "in-process"]
+]
+for (const [cipher, calls] of compositions) {
   const setup = Effect.gen(function* () {
-    const stack = yield* startStack({ cipher })
+    const stack = yield* startStack({ cipher, calls })
     const client = yield* stack.connect
     const token = yield* newPlayer(client, "player-1")
     const call = (fn: string, data: Record<string, unknown> = {}) => client.call(fn, { token, ...data })
@@ -19,9 +27,10 @@ for (const cipher of ["aes-256-gcm", "des-compat"] as const satisfies ReadonlyAr
   const test = (
     name: string,
     body: (ctx: Effect.Effect.Success<typeof setup>) => Effect.Effect<void, unknown, SqlClient.SqlClient>
-  ) => it.effect(`${cipher}: ${name}`, () => Effect.flatMap(setup, body).pipe(Effect.provide(aliyaTestLayer())))
+  ) =>
+    it.effect(`${cipher}, ${calls}: ${name}`, () => Effect.flatMap(setup, body).pipe(Effect.provide(aliyaTestLayer())))
 
-  describe(`aliya functions (${cipher})`, () => {
+  describe(`aliya functions (${cipher}, ${calls})`, () => {
     test("login: 0 by account, email and phone number; 1 for a wrong password or an unknown value", ({ client }) =>
       Effect.gen(function* () {
         yield* saveAccount(

@@ -6,9 +6,8 @@ import { aesGcmCipher } from "../../src/aliya/Cipher.ts"
 import { makeClient } from "../../src/aliya/Client.ts"
 import { encodeFrame } from "../../src/aliya/Frame.ts"
 import { makeGateway } from "../../src/aliya/Gateway.ts"
-import { InternalHttp } from "../../src/aliya/InternalHttp.ts"
 import { it } from "../support/effect.ts"
-import { aesKey, aliyaTestLayer, newPlayer, serviceToken, startStack } from "./support.ts"
+import { aesKey, aliyaTestLayer, newPlayer, startStack } from "./support.ts"
 
 describe("aliya gateway behaviour", () => {
   it.effect("a body that cannot be decrypted gets status 10 (not a silent close), and the connection goes on", () =>
@@ -70,16 +69,9 @@ describe("aliya gateway behaviour", () => {
     Effect.gen(function* () {
       const gateway = yield* makeGateway({
         cipher: aesGcmCipher(aesKey),
-        tokenServerUrl: "http://memory:1",
-        managerUrls: { account: "", playerState: "", bag: "", skill: "", weapon: "" },
-        serviceToken,
+        calls: { post: () => Promise.reject(new Error("unused")), validate: () => Promise.reject(new Error("unused")) },
         dangerousFunctions: true
-      }).pipe(
-        Effect.provideService(InternalHttp, {
-          request: () => Effect.dieMessage("unused"),
-          send: () => Promise.reject(new Error("unused"))
-        })
-      )
+      })
       const frame = gateway.frameOf({ status: 0, message: "ok", random: "5", data: { blob: "x".repeat(20_000) } })
       const body = aesGcmCipher(aesKey).open(frame.subarray(36))!
       expect(JSON.parse(new TextDecoder().decode(body))).toEqual({

@@ -11,6 +11,7 @@ import { ClientError, makeClient, tcpPipe } from "../../src/aliya/Client.ts"
 import type { CipherSettings, GatewaySettings } from "../../src/aliya/Config.ts"
 import { InternalHttpLive, InternalHttpMemory } from "../../src/aliya/InternalHttp.ts"
 import type { SigningKey } from "../../src/aliya/Jwt.ts"
+import { ColocatedServices, type LocalService, type ServiceName } from "../../src/aliya/ServiceCalls.ts"
 import { startGateway, startManagers, startTokenServer } from "../../src/aliya/Services.ts"
 
 export const serviceToken = Redacted.make("test-service-token-0123456789abcdef0123")
@@ -38,15 +39,21 @@ export interface StackOptions {
   readonly gateway?: Partial<GatewaySettings>
   /** Real sockets (Bun transports, fetch) instead of the memory networks. */
   readonly real?: boolean
+  /** How the gateway asks the other parts: over internal HTTP (default) or in-process (co-located). */
+  readonly calls?: StackCalls
 }
+
+export type StackCalls = "http" | "in-process"
 
 /** The in-memory network layers plus a database (a private SQLite in memory unless given). */
 export const aliyaTestLayer = (database: Layer.Layer<SqlClient.SqlClient, StorageError> = SqliteDatabase(":memory:")) =>
   Layer.mergeAll(MemoryTcpTest, InternalHttpMemory, database).pipe(Layer.provideMerge(MemoryTransportTest))
 
 /** Starts managers, token server and gateway on the memory networks; returns a client factory and the ports. */
-export const startStack = (options: StackOptions = {}) =>
-  Effect.gen(function* () {
+export const startStack = (options: StackOptions = {}) => {
+  // In-process: every part registers in one registry, as the parts of one program do.
+  const colocated = options.calls === "in-process" ? Option.some(new Map<ServiceName, LocalService>()) : Option.none()
+  return Effect.gen(function* () {
     const cipher = options.cipher ?? "aes-256-gcm"
     const ports = yield* startManagers({
       host: "127.0.0.1",
@@ -82,6 +89,7 @@ export const startStack = (options: StackOptions = {}) =>
       dangerousFunctions: options.dangerousFunctions ?? true,
       loginRate: { ratePerSecond: 5, burst: 20 },
       tokenCacheMs: 1000,
+      calls: options.calls === "in-process" ? "auto" : "http",
       ...options.gateway
     }).pipe(Logger.withMinimumLogLevel(LogLevel.Error)) // the des-compat warning is expected here
     if (options.real) {
@@ -94,7 +102,13 @@ export const startStack = (options: StackOptions = {}) =>
       Effect.map((tcp) => makeClient({ write: tcp.write, read: tcp.read, close: tcp.close }, cipherFor(cipher)))
     )
     return { connect, gatewayPort, tokensPort, managerPorts: ports, cipher: cipherFor(cipher) }
-  })
+  }).pipe(
+    Option.match(colocated, {
+      onNone: () => (effect) => effect,
+      onSome: (registry) => Effect.provideService(ColocatedServices, registry)
+    })
+  )
+}
 
 /** login_unique for a fresh device, returning its token. */
 export const newPlayer = (
