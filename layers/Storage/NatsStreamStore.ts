@@ -151,7 +151,11 @@ export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
       for (;;) {
         const head = await ensureHead(subject)
         const next = await trimmed(subject, head, payloadBytes(payload), bounds)
-        const ack = await publish(subject, payload, next, head.at, { "Sb-Seq": next.last, "Sb-At": at })
+        const ack = await publish(subject, payload, next, head.at, {
+          "Sb-Seq": next.last,
+          "Sb-At": at,
+          "Sb-Prev": head.at
+        })
         if (!ack) continue
         if (next.first > head.first || head.count === 0)
           await manager.streams.purge(name, { filter: subject, seq: Math.min(next.from, ack.seq) })
@@ -165,6 +169,8 @@ export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
       if (!head || head.count === 0 || limit <= 0) return []
       const start = Math.max(afterSeq + 1, head.first)
       const end = Math.min(head.last, start + limit - 1)
+      // Near the end (a node catching up on a few events) walk back from the newest message; otherwise read forward.
+      if (head.last - start < start - head.first) return walkBack(head, start, end)
       const entries: Array<StreamEntry> = []
       let cursor = head.from
       while (start <= end) {
@@ -176,6 +182,21 @@ export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
         if (seq >= start) entries.push(toEntry(message))
       }
       return entries
+    }
+
+    /** Entries start..end, read newest first through each entry's link to the message before it. */
+    const walkBack = async (head: Head, start: number, end: number) => {
+      const entries: Array<StreamEntry> = []
+      let at = head.at
+      while (at > 0) {
+        const message = await get({ seq: at })
+        if (message === null) break
+        const seq = entrySeq(message)
+        if (seq < start || seq === 0) break
+        if (seq <= end) entries.push(toEntry(message))
+        at = Number(message.header.get("Sb-Prev"))
+      }
+      return entries.reverse()
     }
 
     const run = <A>(what: string, stream: string, work: () => Promise<A>) =>
