@@ -180,8 +180,8 @@ export const makeSessions = (deps: {
       })
 
     // Another node took over one of ours: its connection closes as replaced (4004), and the session goes
-    // without revoking its token or its shared record (both are the new node's now). Unacked events are
-    // reported with reason resumed_elsewhere; those of reliable channels are replayed there.
+    // without revoking its token or its shared record (both are the new node's now). Unacked events of
+    // reliable channels are replayed there; the others are reported undeliverable (resumed_elsewhere).
     if (cluster)
       yield* cluster.onTaken((digest) =>
         Effect.suspend(() => {
@@ -190,7 +190,7 @@ export const makeSessions = (deps: {
           const connection = session.connection
           session.connection = undefined
           connection?.close(CloseCodes.replaced)
-          return Effect.zipRight(channels.forget(session), acks.abandonAll(session, "resumed_elsewhere"))
+          return Effect.zipRight(channels.forget(session), acks.handedOver(session))
         })
       )
 
