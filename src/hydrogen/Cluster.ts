@@ -1,11 +1,11 @@
-import { Clock, Context, Effect, ExecutionStrategy, Exit, Queue, Scope } from "effect"
+import { Clock, Context, Effect, ExecutionStrategy, Exit, Layer, Queue, Scope } from "effect"
 import { matches } from "./Filter.ts"
 import type { Publication } from "./Encode.ts"
 import { sequencedEvent } from "./Encode.ts"
 import type { HydrogenError } from "./Errors.ts"
 import type { StorageError } from "../storage/Account.ts"
 import type { StreamEntry } from "../storage/Stream.ts"
-import type { FederationService } from "../../layers/Federation/Federation.ts"
+import { Federation, type FederationService } from "../../layers/Federation/Federation.ts"
 import type { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import type { ChannelState, Prepared } from "./Delivery.ts"
 import { AckedEvent, type Session, type Subscription } from "./Session.ts"
@@ -19,6 +19,12 @@ export class HydrogenCluster extends Context.Tag("switchboard/HydrogenCluster")<
   HydrogenCluster,
   Pick<FederationService, "publish" | "subscribe">
 >() {}
+
+/** Hydrogen's cluster bus on the cluster's Federation bus (BrokerFederation on Redis or NATS). */
+export const HydrogenClusterOnFederation = Layer.effect(
+  HydrogenCluster,
+  Effect.map(Federation, (federation) => ({ publish: federation.publish, subscribe: federation.subscribe }))
+)
 
 const channelSubject = (name: string) => `hydrogen/channel/${name}`
 const sessionsSubject = "hydrogen/sessions"
