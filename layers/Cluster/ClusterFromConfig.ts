@@ -29,6 +29,12 @@ export const clusterBroker = (settings: ClusterSettings) => {
   )
 }
 
+/** Tokens every node of a redis/nats cluster shares, in its broker. */
+export const sharedTokens = (settings: ClusterSettings) =>
+  settings.broker === "nats"
+    ? NatsTokensLive({ url: Redacted.value(settings.natsUrl), prefix: settings.prefix })
+    : RedisTokensLive({ url: Redacted.value(settings.redisUrl), prefix: `${settings.prefix}:` })
+
 /**
  * Rooms, Tokens and Federation for `cluster.broker`: memory = this process alone (in-process rooms,
  * memory tokens, in-process bus); redis or nats = one broker connection shared by broker-backed
@@ -37,10 +43,7 @@ export const clusterBroker = (settings: ClusterSettings) => {
 export const clusterLayers = (settings: ClusterSettings) => {
   if (settings.broker === "memory") return Layer.mergeAll(InProcessRoomsLive, MemoryTokensLive, InProcessFederationLive)
   const broker = clusterBroker(settings)
-  const tokens =
-    settings.broker === "nats"
-      ? NatsTokensLive({ url: Redacted.value(settings.natsUrl), prefix: settings.prefix })
-      : RedisTokensLive({ url: Redacted.value(settings.redisUrl), prefix: `${settings.prefix}:` })
+  const tokens = sharedTokens(settings)
   return Layer.mergeAll(
     BrokerRoomsLive({ heartbeat: settings.heartbeat, nodeTtl: settings.nodeTtl }),
     BrokerFederationLive,
