@@ -312,7 +312,7 @@ export const makeChannels = (deps: {
                   ? { recovered: true, replayed: replayTo(session, subscription, entries, epochJson) }
                   : { recovered: false, reason: "history_trimmed", first: position.first, last: position.last }
                 if (cluster && entries)
-                  for (const event of yield* cluster.replayed(session, subscription, entries, epochJson))
+                  for (const event of yield* cluster.replayed(subscription, entries, epochJson))
                     acks.track(session, event, true)
               }
               recoveries.inc({ outcome: recovery.recovered ? "recovered" : recovery.reason })

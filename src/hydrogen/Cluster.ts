@@ -199,13 +199,8 @@ export const makeClusterChannels = (deps: {
           return sequence.delivered
         }),
 
-      /** Tracks the acks of replayed events (another node may have sent them first). */
-      replayed: (
-        session: Session,
-        subscription: Subscription,
-        entries: ReadonlyArray<StreamEntry>,
-        epochJson: string
-      ) =>
+      /** The acked events among replayed entries (the caller tracks them: another node may have sent them first). */
+      replayed: (subscription: Subscription, entries: ReadonlyArray<StreamEntry>, epochJson: string) =>
         Effect.map(Clock.currentTimeMillis, (now) => {
           const channel = channels.get(subscription.channel)
           if (!channel) return []

@@ -187,10 +187,16 @@ export const makeSessions = (deps: {
         Effect.suspend(() => {
           const session = byDigest.get(digest)
           if (!session || !letGo(session)) return Effect.void
-          const connection = session.connection
-          session.connection = undefined
-          connection?.close(CloseCodes.replaced)
-          return Effect.zipRight(channels.forget(session), acks.handedOver(session))
+          // Subscriptions go first, while the connection is still there to leave the channel rooms.
+          return Effect.zipRight(
+            channels.forget(session),
+            Effect.suspend(() => {
+              const connection = session.connection
+              session.connection = undefined
+              connection?.close(CloseCodes.replaced)
+              return acks.handedOver(session)
+            })
+          )
         })
       )
 
