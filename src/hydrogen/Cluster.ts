@@ -1,4 +1,4 @@
-import { Clock, Context, Effect, ExecutionStrategy, Exit, Layer, Queue, Scope } from "effect"
+import { Clock, Context, Deferred, Effect, ExecutionStrategy, Exit, FiberId, Layer, Queue, Scope } from "effect"
 import { matches } from "./Filter.ts"
 import type { Publication } from "./Encode.ts"
 import { sequencedEvent } from "./Encode.ts"
@@ -72,7 +72,8 @@ export const makeClusterChannels = (deps: {
   Effect.gen(function* () {
     const { bus, store, origin, lock, deliver, channels } = deps
     const sequences = new WeakMap<ChannelState, Sequence>()
-    const watched = new Map<string, Scope.CloseableScope>()
+    /** Channels listened to: the subscription's scope, and when the broker confirmed it. */
+    const watched = new Map<string, { readonly scope: Scope.CloseableScope; readonly ready: Deferred.Deferred<void> }>()
     const parentScope = yield* Effect.scope
 
     const prepared = (channel: ChannelState, event: WireEvent, text: string, now: number): Prepared => {
@@ -158,22 +159,30 @@ export const makeClusterChannels = (deps: {
 
       /** Listens to the channel's subject (before its history is read, so nothing falls in between). */
       watch: (name: string) =>
-        Effect.gen(function* () {
-          if (watched.has(name)) return
-          const scope = yield* Scope.fork(parentScope, ExecutionStrategy.sequential)
-          watched.set(name, scope)
-          const queue = yield* Scope.extend(bus.subscribe(channelSubject(name)), scope)
-          yield* Effect.forkIn(
-            Effect.forever(Effect.flatMap(Queue.takeBetween(queue, 1, 1024), (payloads) => received(name, payloads))),
-            scope
-          )
+        Effect.suspend(() => {
+          // Checked and claimed in one synchronous step: two subscribers at once make one subscription.
+          const existing = watched.get(name)
+          if (existing) return Deferred.await(existing.ready)
+          const entry = {
+            scope: Effect.runSync(Scope.fork(parentScope, ExecutionStrategy.sequential)),
+            ready: Deferred.unsafeMake<void>(FiberId.none)
+          }
+          watched.set(name, entry)
+          return Effect.gen(function* () {
+            const queue = yield* Scope.extend(bus.subscribe(channelSubject(name)), entry.scope)
+            yield* Effect.forkIn(
+              Effect.forever(Effect.flatMap(Queue.takeBetween(queue, 1, 1024), (payloads) => received(name, payloads))),
+              entry.scope
+            )
+            yield* Deferred.succeed(entry.ready, undefined)
+          })
         }),
       /** The channel has no subscriber left here. */
       unwatch: (name: string) =>
         Effect.suspend(() => {
-          const scope = watched.get(name)
+          const entry = watched.get(name)
           watched.delete(name)
-          return scope ? Scope.close(scope, Exit.void) : Effect.void
+          return entry ? Scope.close(entry.scope, Exit.void) : Effect.void
         }),
 
       /**
