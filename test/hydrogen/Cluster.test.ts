@@ -73,12 +73,21 @@ for (const backend of hydrogenBackends()) {
         const scope = yield* Effect.scope
         const subscribers = nodes.map(() => new ReliableClient(channel, network))
         for (const [i, subscriber] of subscribers.entries()) yield* subscriber.join(nodes[i]!, scope)
+        // Served per client on node C: only B's events (n >= 100), and at high priority.
+        const filtered = new ReliableClient(channel, network, { filter: { n: { gte: 100 } } })
+        const high = new ReliableClient(channel, network, { priority: "high" })
+        yield* filtered.join(nodes[2]!, scope)
+        yield* high.join(nodes[2]!, scope)
         const [onA, onB] = [yield* publisher(nodes[0]!, scope), yield* publisher(nodes[1]!, scope)]
         yield* Effect.all([publishRun(onA, 0, 60), publishRun(onB, 100, 60)], { concurrency: 2, discard: true })
-        for (const subscriber of subscribers) {
+        for (const subscriber of [...subscribers, high]) {
           yield* subscriber.until(120)
           subscriber.check(120)
         }
+        yield* filtered.untilCount(60)
+        expect(filtered.order).toEqual([...filtered.order].sort((x, y) => x - y))
+        expect(new Set(filtered.order).size).toBe(60)
+        expect([...filtered.numbers].sort()).toEqual(Array.from({ length: 60 }, (_, i) => 100 + i).sort())
       }))
 
     test("a client cut again and again resumes on the next node: nothing lost, nothing twice, acks where it is", () =>

@@ -154,16 +154,28 @@ export class ReliableClient {
   last = 0
   readonly seen = new Map<number, number>()
   readonly order: Array<number> = []
+  /** The `n` in each event's data, in arrival order. */
+  readonly numbers: Array<unknown> = []
 
   constructor(
     readonly channel: string,
-    readonly network: MemoryNetwork
+    readonly network: MemoryNetwork,
+    /** Subscription options besides the channel (a filter, a priority). */
+    readonly options: object = {}
   ) {}
 
-  private take(event: { type: string; channel?: string; seq?: number; id?: string; ack?: boolean }) {
+  private take(event: {
+    type: string
+    channel?: string
+    seq?: number
+    id?: string
+    ack?: boolean
+    data?: { n?: unknown }
+  }) {
     if (event.type !== "event" || event.channel !== this.channel || event.seq === undefined) return Effect.void
     this.seen.set(event.seq, (this.seen.get(event.seq) ?? 0) + 1)
     this.order.push(event.seq)
+    this.numbers.push(event.data?.n)
     this.last = Math.max(this.last, event.seq)
     return event.ack ? this.client!.send(JSON.stringify({ type: "ack", id: event.id })) : Effect.void
   }
@@ -179,7 +191,10 @@ export class ReliableClient {
         scope
       )
       if (this.session === "") {
-        const { response } = yield* command(this.client, "subscriptions", "subscribe", { channel: this.channel })
+        const { response } = yield* command(this.client, "subscriptions", "subscribe", {
+          channel: this.channel,
+          ...this.options
+        })
         this.session = response.data.session
         this.epoch = response.data.epoch
         this.last = response.data.seq
@@ -199,6 +214,13 @@ export class ReliableClient {
   until(upTo: number) {
     return Effect.gen(this, function* () {
       while (this.last < upTo) yield* this.take(yield* this.client!.nextJson("10 seconds"))
+    })
+  }
+
+  /** Reads events until `count` have arrived (for filtered subscriptions). */
+  untilCount(count: number) {
+    return Effect.gen(this, function* () {
+      while (this.order.length < count) yield* this.take(yield* this.client!.nextJson("10 seconds"))
     })
   }
 
