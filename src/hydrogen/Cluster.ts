@@ -1,10 +1,24 @@
-import { Clock, Context, Deferred, Effect, ExecutionStrategy, Exit, FiberId, Layer, Queue, Scope } from "effect"
+import {
+  Clock,
+  Context,
+  Deferred,
+  Effect,
+  ExecutionStrategy,
+  Exit,
+  FiberId,
+  Layer,
+  Option,
+  Queue,
+  Runtime,
+  Scope
+} from "effect"
 import { matches } from "./Filter.ts"
 import type { Publication } from "./Encode.ts"
 import { sequencedEvent } from "./Encode.ts"
 import type { HydrogenError } from "./Errors.ts"
 import type { StorageError } from "../storage/Account.ts"
 import type { StreamEntry } from "../storage/Stream.ts"
+import { ClusterBroker } from "../../layers/Cluster/Broker.ts"
 import { Federation, type FederationService } from "../../layers/Federation/Federation.ts"
 import type { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import type { ChannelState, Prepared } from "./Delivery.ts"
@@ -17,13 +31,24 @@ import { AckedEvent, type Session, type Subscription } from "./Session.ts"
  */
 export class HydrogenCluster extends Context.Tag("switchboard/HydrogenCluster")<
   HydrogenCluster,
-  Pick<FederationService, "publish" | "subscribe">
+  Pick<FederationService, "publish" | "subscribe"> & {
+    /** Runs `callback` each time the broker is back after an outage (announcements may have been lost). */
+    readonly onReconnect?: ((callback: () => void) => void) | undefined
+  }
 >() {}
 
 /** Hydrogen's cluster bus on the cluster's Federation bus (BrokerFederation on Redis or NATS). */
 export const HydrogenClusterOnFederation = Layer.effect(
   HydrogenCluster,
-  Effect.map(Federation, (federation) => ({ publish: federation.publish, subscribe: federation.subscribe }))
+  Effect.gen(function* () {
+    const federation = yield* Federation
+    const broker = yield* Effect.serviceOption(ClusterBroker)
+    return {
+      publish: federation.publish,
+      subscribe: federation.subscribe,
+      onReconnect: Option.isSome(broker) ? broker.value.onReconnect : undefined
+    }
+  })
 )
 
 const channelSubject = (name: string) => `hydrogen/channel/${name}`
@@ -149,6 +174,52 @@ export const makeClusterChannels = (deps: {
         if (batch.length > 0) yield* lock.withPermits(1)(deliverOrdered(batch, now))
       }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("hydrogen: a cluster event was dropped", cause)))
 
+    /**
+     * Under the lock, before a subscriber joins a reliable channel: delivers to the others what
+     * history has beyond this node's position, and returns the seq the new subscription starts after.
+     */
+    const catchUp = (channel: ChannelState, last: number) =>
+      Effect.gen(function* () {
+        const sequence = sequences.get(channel)
+        if (sequence === undefined || channel.members.size === 0) {
+          sequences.set(channel, { delivered: last })
+          return last
+        }
+        if (sequence.delivered < last) {
+          const entries = yield* store
+            .readAfter(channel.stream, sequence.delivered)
+            .pipe(deps.storageFailed("reading history"))
+          const epochJson = yield* deps.epochOf(channel)
+          const now = yield* Clock.currentTimeMillis
+          deliver(entries.map((entry) => fromEntry(channel, entry, epochJson, now)))
+          sequence.delivered = Math.max(last, entries.at(-1)?.seq ?? 0)
+        }
+        return sequence.delivered
+      })
+
+    // After a broker outage, announcements of other nodes may be lost: each reliable channel listened to
+    // catches up from the shared history at once, instead of at its next event.
+    const runtime = yield* Effect.runtime<never>()
+    bus.onReconnect?.(() =>
+      Runtime.runFork(runtime)(
+        lock
+          .withPermits(1)(
+            Effect.forEach(
+              [...watched.keys()],
+              (name) => {
+                const channel = channels.get(name)
+                if (!channel?.reliable || channel.members.size === 0) return Effect.void
+                return Effect.flatMap(store.position(channel.stream), (position) => catchUp(channel, position.last))
+              },
+              { discard: true }
+            )
+          )
+          .pipe(
+            Effect.catchAllCause((cause) => Effect.logWarning("hydrogen: catching up after an outage failed", cause))
+          )
+      )
+    )
+
     return {
       /** Delivers a flushed batch here (in seq order), then announces it to the other nodes. Under the lock. */
       flushed: (batch: ReadonlyArray<Prepared>) =>
@@ -185,28 +256,7 @@ export const makeClusterChannels = (deps: {
           return entry ? Scope.close(entry.scope, Exit.void) : Effect.void
         }),
 
-      /**
-       * Under the lock, before a subscriber joins a reliable channel: delivers to the others what
-       * history has beyond this node's position, and returns the seq the new subscription starts after.
-       */
-      catchUp: (channel: ChannelState, last: number) =>
-        Effect.gen(function* () {
-          const sequence = sequences.get(channel)
-          if (sequence === undefined || channel.members.size === 0) {
-            sequences.set(channel, { delivered: last })
-            return last
-          }
-          if (sequence.delivered < last) {
-            const entries = yield* store
-              .readAfter(channel.stream, sequence.delivered)
-              .pipe(deps.storageFailed("reading history"))
-            const epochJson = yield* deps.epochOf(channel)
-            const now = yield* Clock.currentTimeMillis
-            deliver(entries.map((entry) => fromEntry(channel, entry, epochJson, now)))
-            sequence.delivered = Math.max(last, entries.at(-1)?.seq ?? 0)
-          }
-          return sequence.delivered
-        }),
+      catchUp,
 
       /** The acked events among replayed entries (the caller tracks them: another node may have sent them first). */
       replayed: (subscription: Subscription, entries: ReadonlyArray<StreamEntry>, epochJson: string) =>
