@@ -113,6 +113,8 @@ export const makeSessions = (deps: {
         })
       )
 
+    const resumeTooLate = protocolError(ErrorCodes.invalidData, "resume must come before any subscribe on a connection")
+
     const resume = (
       current: Session,
       sessionId: string,
@@ -122,8 +124,10 @@ export const makeSessions = (deps: {
         const owner = yield* tokens.get(resumeTokens, sessionId)
         let previous = Option.isSome(owner) ? sessions.get(sessionId) : undefined
         // A session held by another node (or by a node that died): taken over from the shared record.
-        if (cluster && Option.isSome(owner) && !previous && owner.value === ownerOf(current.identity))
+        if (cluster && Option.isSome(owner) && !previous && owner.value === ownerOf(current.identity)) {
+          if (current.subscriptions.size > 0) return yield* resumeTooLate
           previous = yield* takeOver(sessionId, current)
+        }
         if (!previous || previous === current) {
           resumes.inc({ outcome: "unknown" })
           return yield* applicationError(
@@ -135,9 +139,7 @@ export const makeSessions = (deps: {
           resumes.inc({ outcome: "forbidden" })
           return yield* authenticationError(ErrorCodes.forbidden, "the session belongs to another identity")
         }
-        if (current.subscriptions.size > 0) {
-          return yield* protocolError(ErrorCodes.invalidData, "resume must come before any subscribe on a connection")
-        }
+        if (current.subscriptions.size > 0) return yield* resumeTooLate
         const connection = current.connection!
         detached.delete(previous)
         previous.detachedAt = undefined
