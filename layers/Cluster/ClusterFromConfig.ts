@@ -41,6 +41,12 @@ const brokerSharedState = (settings: ClusterSettings) =>
 
 const localSharedState = Layer.mergeAll(InProcessRoomsLive, LocalClaimsLive, MemoryCountersLive)
 
+/** Tokens every node of a redis/nats cluster shares, in its broker. */
+export const sharedTokens = (settings: ClusterSettings) =>
+  settings.broker === "nats"
+    ? NatsTokensLive({ url: Redacted.value(settings.natsUrl), prefix: settings.prefix })
+    : RedisTokensLive({ url: Redacted.value(settings.redisUrl), prefix: `${settings.prefix}:` })
+
 /**
  * Rooms, Tokens, Federation, Claims and Counters for `cluster.broker`: memory = this process alone
  * (in-process rooms, memory tokens, in-process bus, local claims and counts); redis or nats = one
@@ -50,11 +56,9 @@ const localSharedState = Layer.mergeAll(InProcessRoomsLive, LocalClaimsLive, Mem
 export const clusterLayers = (settings: ClusterSettings) => {
   if (settings.broker === "memory") return Layer.mergeAll(localSharedState, MemoryTokensLive, InProcessFederationLive)
   const broker = clusterBroker(settings)
-  const tokens =
-    settings.broker === "nats"
-      ? NatsTokensLive({ url: Redacted.value(settings.natsUrl), prefix: settings.prefix })
-      : RedisTokensLive({ url: Redacted.value(settings.redisUrl), prefix: `${settings.prefix}:` })
-  return Layer.mergeAll(brokerSharedState(settings), BrokerFederationLive, tokens).pipe(Layer.provide(broker))
+  return Layer.mergeAll(brokerSharedState(settings), BrokerFederationLive, sharedTokens(settings)).pipe(
+    Layer.provide(broker)
+  )
 }
 
 /** Rooms, Claims and Counters only (a server with no tokens or bus to share, like chat), from `cluster.*`. */

@@ -1,5 +1,6 @@
 import type { SqlClient } from "@effect/sql"
-import { type ConfigError, Effect, Layer, Option } from "effect"
+import { type ConfigError, Effect, Layer, Option, Redacted } from "effect"
+import type { ClusterSettings } from "../Cluster/ClusterConfig.ts"
 import type { StorageError } from "../../src/storage/Account.ts"
 import {
   AuthCacheTtlConfig,
@@ -25,6 +26,8 @@ import { MysqlDatabase, SqliteDatabase } from "./SqlDatabase.ts"
 import { SqlHardwareStore } from "./SqlHardwareStore.ts"
 import { SqlStreamStore } from "./SqlStreamStore.ts"
 import { MemoryTaskStore } from "./MemoryTaskStore.ts"
+import { NatsStreamStore } from "./NatsStreamStore.ts"
+import { RedisStreamStore } from "./RedisStreamStore.ts"
 import { SqlTaskStore } from "./SqlTaskStore.ts"
 
 export type { StorageSettings } from "../../src/storage/StorageConfig.ts"
@@ -93,6 +96,15 @@ export const StreamStoreFromConfig = (settings: StorageSettings) =>
       Effect.succeed(Option.isSome(database) ? SqlStreamStore.pipe(Layer.provide(database.value)) : MemoryStreamStore)
     )
   )
+
+/**
+ * The StreamStore every node of a cluster shares, in the cluster's broker: Redis Streams for
+ * `cluster.broker = redis`, JetStream for `nats` (keys and subjects under `cluster.prefix`).
+ */
+export const ClusterStreamStore = (cluster: ClusterSettings) =>
+  cluster.broker === "nats"
+    ? NatsStreamStore({ url: Redacted.value(cluster.natsUrl), prefix: cluster.prefix })
+    : RedisStreamStore({ url: Redacted.value(cluster.redisUrl), prefix: `${cluster.prefix}:` })
 
 /** TaskStore (DroneEngage stored tasks) in the SQL database of sqlite/mysql backends; in memory otherwise. */
 export const TaskStoreFromConfig = (settings: StorageSettings) =>

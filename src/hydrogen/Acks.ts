@@ -80,7 +80,7 @@ export const makeAckTracker = (settings: HydrogenSettings, metrics: typeof Metri
        */
       track: (session: Session, event: AckedEvent, sent: boolean) => {
         const pending = session.pending
-        if (pending.has(event.ordinal)) return
+        if (pending.has(event.ordinal, event.id)) return
         const delivered = sent ? session.connection !== undefined : session.send(event.text)
         pending.add(event.entry(delivered))
         pendingGauge.inc()
@@ -128,6 +128,20 @@ export const makeAckTracker = (settings: HydrogenSettings, metrics: typeof Metri
         }),
       /** How many sessions the redelivery sweep visits (those with pending events). */
       sessionsWaiting: () => waiting.size,
+      /**
+       * Another node took the session over: events of reliable channels go quietly (that node replays
+       * and tracks them), the others are reported undeliverable with reason resumed_elsewhere.
+       */
+      handedOver: (session: Session) =>
+        Effect.suspend(() => {
+          const unsequenced: Array<PendingAck> = []
+          for (const entry of [...session.pending.values()]) {
+            if (entry.seq === undefined) unsequenced.push(entry)
+            else if (session.pending.take(entry.ordinal, entry.id)) pendingGauge.dec()
+          }
+          forgetIfDone(session)
+          return Effect.forEach(unsequenced, (entry) => giveUp(session, entry, "resumed_elsewhere"), { discard: true })
+        }),
       /** The session ended: whatever is still pending is undeliverable. */
       abandonAll: (session: Session, reason: string) =>
         Effect.forEach(session.pending.values(), (entry) => giveUp(session, entry, reason), { discard: true })

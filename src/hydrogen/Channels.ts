@@ -15,6 +15,7 @@ import type { AckTracker } from "./Acks.ts"
 import { type ChannelState, makeDelivery, type Prepared } from "./Delivery.ts"
 import { eventId } from "./EventIds.ts"
 import { AckedEvent, type Session, type Subscription } from "./Session.ts"
+import { type HydrogenCluster, makeClusterChannels } from "./Cluster.ts"
 
 export interface Published {
   readonly id: string
@@ -73,6 +74,8 @@ export const makeChannels = (deps: {
   readonly metrics: typeof Metrics.Service
   readonly acks: AckTracker
   readonly rooms: RoomsService
+  /** Present when this server is one node of a cluster (src/hydrogen/Cluster.ts). */
+  readonly cluster?: HydrogenCluster["Type"] | undefined
 }) =>
   Effect.gen(function* () {
     const { settings, store, metrics, acks, rooms } = deps
@@ -132,6 +135,18 @@ export const makeChannels = (deps: {
       at: number
     ) => (publication.ack ? new AckedEvent(ordinal, id, name, seq, text, at) : undefined)
     const deliver = makeDelivery({ channels, acks, rooms, perClientSends })
+    const cluster = deps.cluster
+      ? yield* makeClusterChannels({
+          bus: deps.cluster,
+          store,
+          origin: idPrefix,
+          lock,
+          deliver,
+          channels,
+          epochOf,
+          storageFailed
+        })
+      : undefined
 
     /** Assigns id (and seq on reliable channels) and encodes once; a storage failure fails only this publication. */
     const prepare = (queued: Queued, now: string, nowMillis: number) =>
@@ -199,7 +214,8 @@ export const makeChannels = (deps: {
             const item = yield* prepare(queued, now, nowMillis)
             if (item) batch.push({ ...item, done: queued.done })
           }
-          deliver(batch)
+          if (cluster) yield* cluster.flushed(batch)
+          else deliver(batch)
           for (const item of batch) Deferred.unsafeDone(item.done, Effect.succeed(item.result))
         })
       )
@@ -252,6 +268,14 @@ export const makeChannels = (deps: {
      * events after recover.seq (most of them read outside the lock, the rest inside it).
      */
     const subscribe = (session: Session, request: SubscribeRequest): Effect.Effect<SubscribeResult, HydrogenError> =>
+      cluster
+        ? Effect.tap(subscribeHere(session, request), () => cluster.remember(session))
+        : subscribeHere(session, request)
+
+    const subscribeHere = (
+      session: Session,
+      request: SubscribeRequest
+    ): Effect.Effect<SubscribeResult, HydrogenError> =>
       Effect.gen(function* () {
         const channel = channelFor(request.channel)
         const subscription: Subscription = {
@@ -260,6 +284,7 @@ export const makeChannels = (deps: {
           priority: request.priority,
           native: request.filter === undefined && request.priority === "normal"
         }
+        if (cluster) yield* cluster.watch(channel.name)
         if (!channel.reliable) {
           yield* attach(session, channel.name, subscription)
           return { channel: channel.name, reliable: false }
@@ -274,7 +299,9 @@ export const makeChannels = (deps: {
         }
         return yield* lock.withPermits(1)(
           Effect.gen(function* () {
-            const position = yield* store.position(channel.stream).pipe(storageFailed("reading a channel position"))
+            const stored = yield* store.position(channel.stream).pipe(storageFailed("reading a channel position"))
+            // On a cluster node the subscription starts after what this node has delivered (it catches up first).
+            const position = cluster ? { ...stored, last: yield* cluster.catchUp(channel, stored.last) } : stored
             const epochJson = yield* epochOf(channel)
             let recovery: RecoveryOutcome | undefined
             if (recover) {
@@ -282,10 +309,17 @@ export const makeChannels = (deps: {
               if (recovery === undefined) {
                 const from = early.length > 0 ? early[early.length - 1]!.seq : recover.seq
                 const late = yield* store.readAfter(channel.stream, from).pipe(storageFailed("reading history"))
-                const entries = missedEntries(recover.seq, early, late)
+                const entries = missedEntries(
+                  recover.seq,
+                  early.filter((entry) => entry.seq <= position.last),
+                  late.filter((entry) => entry.seq <= position.last)
+                )
                 recovery = entries
                   ? { recovered: true, replayed: replayTo(session, subscription, entries, epochJson) }
                   : { recovered: false, reason: "history_trimmed", first: position.first, last: position.last }
+                if (cluster && entries)
+                  for (const event of yield* cluster.replayed(subscription, entries, epochJson))
+                    acks.track(session, event, true)
               }
               recoveries.inc({ outcome: recovery.recovered ? "recovered" : recovery.reason })
             }
@@ -301,7 +335,8 @@ export const makeChannels = (deps: {
         )
       })
 
-    const unsubscribe = (session: Session, name: string): Effect.Effect<boolean> =>
+    /** `shared`: the session goes on, so a cluster node updates its shared record (not when it ends or moves). */
+    const unsubscribe = (session: Session, name: string, shared = true): Effect.Effect<boolean> =>
       Effect.suspend(() => {
         const channel = channels.get(name)
         const subscription = channel?.members.get(session)
@@ -312,9 +347,13 @@ export const makeChannels = (deps: {
         channel.native.delete(session)
         pruneIfEmpty(channel)
         const connection = session.connection
-        return subscription.native && connection
-          ? Effect.as(rooms.leave(channel.room, connection), true)
-          : Effect.succeed(true)
+        const left =
+          subscription.native && connection
+            ? Effect.as(rooms.leave(channel.room, connection), true)
+            : Effect.succeed(true)
+        if (!cluster) return left
+        const unwatch = channels.has(name) ? Effect.void : cluster.unwatch(name)
+        return Effect.zipLeft(left, Effect.zipRight(unwatch, shared ? cluster.remember(session) : Effect.void))
       })
 
     /** Enqueues publications and waits until they are stored and delivered. */
@@ -333,7 +372,9 @@ export const makeChannels = (deps: {
       publish,
       /** Removes every subscription of a session that has ended. */
       forget: (session: Session) =>
-        Effect.forEach([...session.subscriptions.keys()], (name) => unsubscribe(session, name), { discard: true }),
+        Effect.forEach([...session.subscriptions.keys()], (name) => unsubscribe(session, name, false), {
+          discard: true
+        }),
       /** A connection of the session went away: its rooms forget it (the session keeps its subscriptions for a resume). */
       disconnected: (session: Session, connection: Connection<unknown>) =>
         Effect.forEach(
@@ -342,6 +383,8 @@ export const makeChannels = (deps: {
           { discard: true }
         ),
       isReliable: (name: string) => isReliable(settings, name),
+      /** Present on a cluster node: what Sessions needs to hand sessions between nodes. */
+      cluster,
       subscriberCount: (name: string) => channels.get(name)?.members.size ?? 0
     }
   })

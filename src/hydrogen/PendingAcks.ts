@@ -6,15 +6,21 @@ import type { PendingAck } from "./Session.ts"
  * are tracked in nearly ascending order and acked in nearly the same order, so adding is an array
  * push and an ack takes the head: no hashing, no Map entry per subscriber per event. An acked
  * event leaves a hole that the head skips; the arrays are compacted once half of them is holes.
- * Ordinals must be unique among the events a session tracks: every AckedEvent comes from this
- * process's Channels, whose counter makes them (events of another node would need their own index).
+ * Ordinals are unique among one process's events; events of other nodes (a cluster) may repeat
+ * an ordinal under another id prefix, and those few collisions wait in a Map keyed by id.
  */
 export class PendingAcks {
   private ordinals: Array<number> = []
   private entries: Array<PendingAck | undefined> = []
   private head = 0
+  private slotted = 0
+  /** Entries whose ordinal's slot holds another id (another node's event with the same ordinal). */
+  private collided: Map<string, PendingAck> | undefined
+
   /** How many events are pending. */
-  size = 0
+  get size(): number {
+    return this.slotted + (this.collided?.size ?? 0)
+  }
 
   /** The slot holding `ordinal` (pending or a hole), or -1. */
   private slotOf(ordinal: number): number {
@@ -33,28 +39,33 @@ export class PendingAcks {
     return -1
   }
 
-  has(ordinal: number): boolean {
+  has(ordinal: number, id: string): boolean {
+    if (this.collided?.has(id)) return true
     const last = this.ordinals.length - 1
-    if (this.size === 0 || ordinal > this.ordinals[last]!) return false
+    if (this.slotted === 0 || ordinal > this.ordinals[last]!) return false
     const slot = this.slotOf(ordinal)
-    return slot >= 0 && this.entries[slot] !== undefined
+    return slot >= 0 && this.entries[slot]?.id === id
   }
 
   /** Adds an entry that is not pending yet (callers check `has`). */
   add(entry: PendingAck): void {
     const ordinal = entry.ordinal
     const ordinals = this.ordinals
-    this.size++
     if (ordinals.length === this.head || ordinal > ordinals[ordinals.length - 1]!) {
       ordinals.push(ordinal)
       this.entries.push(entry)
+      this.slotted++
       return
     }
     const slot = this.slotOf(ordinal)
     if (slot >= 0) {
-      this.entries[slot] = entry
+      if (this.entries[slot] === undefined) {
+        this.entries[slot] = entry
+        this.slotted++
+      } else (this.collided ??= new Map()).set(entry.id, entry)
       return
     }
+    this.slotted++
     // Out of order (an event of another channel delivered earlier in the same batch): insert in place.
     let at = ordinals.length
     while (at > this.head && ordinals[at - 1]! > ordinal) at--
@@ -67,16 +78,21 @@ export class PendingAcks {
     const ordinal = eventOrdinal(id)
     if (ordinal === undefined) return undefined
     const entry = this.entries[this.slotOf(ordinal)]
-    return entry?.id === id ? entry : undefined
+    return entry?.id === id ? entry : this.collided?.get(id)
   }
 
   /** Removes and returns the pending entry of this ordinal and id; undefined when it is not pending. */
   take(ordinal: number, id: string): PendingAck | undefined {
     const slot = this.slotOf(ordinal)
-    if (slot < 0) return undefined
-    const entry = this.entries[slot]
-    if (entry === undefined || entry.id !== id) return undefined
+    const entry = slot < 0 ? undefined : this.entries[slot]
+    if (entry === undefined || entry.id !== id) return this.takeCollided(id)
     this.removeAt(slot)
+    return entry
+  }
+
+  private takeCollided(id: string): PendingAck | undefined {
+    const entry = this.collided?.get(id)
+    if (entry !== undefined) this.collided!.delete(id)
     return entry
   }
 
@@ -86,25 +102,26 @@ export class PendingAcks {
    */
   takeWritten(ordinal: number, text: string, start: number): PendingAck | undefined {
     const slot = this.slotOf(ordinal)
-    if (slot < 0) return undefined
-    const entry = this.entries[slot]
+    const entry = slot < 0 ? undefined : this.entries[slot]
     if (entry === undefined || entry.id.length !== text.length - start - 2 || !text.startsWith(entry.id, start))
-      return undefined
+      return this.collided === undefined ? undefined : this.takeCollided(text.slice(start, text.length - 2))
     this.removeAt(slot)
     return entry
   }
 
   private removeAt(slot: number) {
     this.entries[slot] = undefined
-    this.size--
+    this.slotted--
     if (slot === this.head) this.skipHoles()
-    else if (this.entries.length - this.head > 2048 && this.size * 4 < this.entries.length - this.head) this.compact()
+    else if (this.entries.length - this.head > 2048 && this.slotted * 4 < this.entries.length - this.head)
+      this.compact()
   }
 
   /** Replaces a pending entry by one for the same event (a resend: new attempts and time). */
   replace(entry: PendingAck): void {
     const slot = this.slotOf(entry.ordinal)
-    if (slot >= 0 && this.entries[slot] !== undefined) this.entries[slot] = entry
+    if (slot >= 0 && this.entries[slot]?.id === entry.id) this.entries[slot] = entry
+    else if (this.collided?.has(entry.id)) this.collided.set(entry.id, entry)
   }
 
   /** The pending entries, oldest event first (a copy: safe to take or replace while iterating). */
@@ -114,12 +131,13 @@ export class PendingAcks {
       const entry = this.entries[i]
       if (entry !== undefined) values.push(entry)
     }
+    if (this.collided !== undefined) for (const entry of this.collided.values()) values.push(entry)
     return values
   }
 
   private skipHoles() {
     const entries = this.entries
-    if (this.size === 0) {
+    if (this.slotted === 0) {
       this.ordinals.length = 0
       entries.length = 0
       this.head = 0

@@ -9,6 +9,7 @@ import { makeAckTracker } from "./Acks.ts"
 import { makeApiKeys } from "./ApiKeys.ts"
 import { makeAuthenticator } from "./Auth.ts"
 import { makeChannels } from "./Channels.ts"
+import { HydrogenCluster } from "./Cluster.ts"
 import { bindAddress, HydrogenConfig, type HydrogenSettings } from "./Config.ts"
 import { makeConnectionStates } from "./ConnectionStates.ts"
 import { type ExtraHandlers, makeHandlers } from "./Handlers.ts"
@@ -40,7 +41,8 @@ export const startHydrogen = (settings: HydrogenSettings, options: { readonly ha
     const authenticate = makeAuthenticator(makeApiKeys(configuredKeys(settings)), signedTokens)
     const port = yield* Deferred.make<number>()
     const acks = yield* makeAckTracker(settings, metrics)
-    const channels = yield* makeChannels({ settings, store, metrics, acks, rooms })
+    const cluster = Option.getOrUndefined(yield* Effect.serviceOption(HydrogenCluster))
+    const channels = yield* makeChannels({ settings, store, metrics, acks, rooms, cluster })
     const sessions = yield* makeSessions({ settings, channels, acks, metrics, tokens: yield* Tokens })
     const status = makeStatus(settings, yield* Clock.currentTimeMillis, port)
     const rateLimits = yield* makeRateLimits(settings, metrics)

@@ -10,6 +10,7 @@ import type { RecoverFrom } from "./Recovery.ts"
 import type { Channels, SubscribeResult } from "./Channels.ts"
 import { type HydrogenConnection, Session } from "./Session.ts"
 import { sweepEvery } from "../shared/Sweeps.ts"
+import { sessionDigest } from "./Cluster.ts"
 
 /** The Tokens kind of resume tokens (session ids). */
 const resumeTokens = "hydrogen/session"
@@ -51,22 +52,40 @@ export const makeSessions = (deps: {
       "Live sessions, attached or waiting for a resume"
     )
     const resumes = deps.metrics.counter("switchboard_hydrogen_resumes_total", "Session resume attempts", ["outcome"])
+    const cluster = channels.cluster
+    /** On a cluster node: sessions by the digest of their id, which is how other nodes name them on the bus. */
+    const byDigest = new Map<string, Session>()
 
     const create = (identity: Identity, connection: HydrogenConnection) =>
       Effect.map(tokens.issue(resumeTokens, ownerOf(identity), resumeTokenLifetime), (id) => {
         const session = new Session(id, identity, connection)
-        sessions.set(session.id, session)
-        sessionGauge.inc()
+        held(session)
         return session
       })
+    const held = (session: Session) => {
+      sessions.set(session.id, session)
+      sessionGauge.inc()
+      if (cluster) byDigest.set(sessionDigest(session.id), session)
+    }
+    /** Forgets a session here; true when it was held. */
+    const letGo = (session: Session) => {
+      if (!sessions.delete(session.id)) return false
+      detached.delete(session)
+      sessionGauge.dec()
+      if (cluster) byDigest.delete(sessionDigest(session.id))
+      return true
+    }
 
     const end = (session: Session, reason: string) =>
       Effect.suspend(() => {
-        if (!sessions.delete(session.id)) return Effect.void
-        detached.delete(session)
-        sessionGauge.dec()
+        if (!letGo(session)) return Effect.void
         return Effect.all(
-          [tokens.revoke(resumeTokens, session.id), channels.forget(session), acks.abandonAll(session, reason)],
+          [
+            tokens.revoke(resumeTokens, session.id),
+            channels.forget(session),
+            acks.abandonAll(session, reason),
+            cluster ? cluster.drop(session.id) : Effect.void
+          ],
           { discard: true }
         )
       })
@@ -94,6 +113,8 @@ export const makeSessions = (deps: {
         })
       )
 
+    const resumeTooLate = protocolError(ErrorCodes.invalidData, "resume must come before any subscribe on a connection")
+
     const resume = (
       current: Session,
       sessionId: string,
@@ -101,7 +122,12 @@ export const makeSessions = (deps: {
     ): Effect.Effect<ResumeResult, HydrogenError> =>
       Effect.gen(function* () {
         const owner = yield* tokens.get(resumeTokens, sessionId)
-        const previous = Option.isSome(owner) ? sessions.get(sessionId) : undefined
+        let previous = Option.isSome(owner) ? sessions.get(sessionId) : undefined
+        // A session held by another node (or by a node that died): taken over from the shared record.
+        if (cluster && Option.isSome(owner) && !previous && owner.value === ownerOf(current.identity)) {
+          if (current.subscriptions.size > 0) return yield* resumeTooLate
+          previous = yield* takeOver(sessionId, current)
+        }
         if (!previous || previous === current) {
           resumes.inc({ outcome: "unknown" })
           return yield* applicationError(
@@ -113,9 +139,7 @@ export const makeSessions = (deps: {
           resumes.inc({ outcome: "forbidden" })
           return yield* authenticationError(ErrorCodes.forbidden, "the session belongs to another identity")
         }
-        if (current.subscriptions.size > 0) {
-          return yield* protocolError(ErrorCodes.invalidData, "resume must come before any subscribe on a connection")
-        }
+        if (current.subscriptions.size > 0) return yield* resumeTooLate
         const connection = current.connection!
         detached.delete(previous)
         previous.detachedAt = undefined
@@ -145,6 +169,38 @@ export const makeSessions = (deps: {
         resumes.inc({ outcome: "resumed" })
         return { session: previous, channels: results }
       })
+
+    /** Rebuilds a session held elsewhere from its shared record, and tells the other nodes to let it go. */
+    const takeOver = (sessionId: string, current: Session) =>
+      Effect.gen(function* () {
+        const subscriptions = yield* cluster!.recall(sessionId)
+        const session = new Session(sessionId, current.identity, current.connection!)
+        for (const subscription of subscriptions) session.subscriptions.set(subscription.channel, subscription)
+        held(session)
+        yield* cluster!.took(sessionId)
+        return session
+      })
+
+    // Another node took over one of ours: its connection closes as replaced (4004), and the session goes
+    // without revoking its token or its shared record (both are the new node's now). Unacked events of
+    // reliable channels are replayed there; the others are reported undeliverable (resumed_elsewhere).
+    if (cluster)
+      yield* cluster.onTaken((digest) =>
+        Effect.suspend(() => {
+          const session = byDigest.get(digest)
+          if (!session || !letGo(session)) return Effect.void
+          // Subscriptions go first, while the connection is still there to leave the channel rooms.
+          return Effect.zipRight(
+            channels.forget(session),
+            Effect.suspend(() => {
+              const connection = session.connection
+              session.connection = undefined
+              connection?.close(CloseCodes.replaced)
+              return acks.handedOver(session)
+            })
+          )
+        })
+      )
 
     return { create, detach, resume, count: () => sessions.size }
   })

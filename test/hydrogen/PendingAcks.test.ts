@@ -19,63 +19,94 @@ const steps = FastCheck.array(
   FastCheck.oneof(
     {
       weight: 4,
-      arbitrary: FastCheck.record({ kind: FastCheck.constant("track" as const), ordinal: FastCheck.nat(40) })
+      arbitrary: FastCheck.record({
+        kind: FastCheck.constant("track" as const),
+        ordinal: FastCheck.nat(40),
+        node: FastCheck.nat(1)
+      })
     },
     {
       weight: 4,
       arbitrary: FastCheck.record({
         kind: FastCheck.constant("ack" as const),
         ordinal: FastCheck.nat(45),
-        forged: FastCheck.boolean()
+        forged: FastCheck.boolean(),
+        node: FastCheck.nat(1)
       })
     },
     {
       weight: 1,
-      arbitrary: FastCheck.record({ kind: FastCheck.constant("resend" as const), ordinal: FastCheck.nat(40) })
+      arbitrary: FastCheck.record({
+        kind: FastCheck.constant("resend" as const),
+        ordinal: FastCheck.nat(40),
+        node: FastCheck.nat(1)
+      })
     }
   ),
   { maxLength: 300 }
 )
 
 describe("hydrogen pending acks (index by event ordinal)", () => {
-  test("behaves like a Map from event id to entry, iterating in event order", () => {
+  test("behaves like a Map from event id to entry, with ordinals repeated by another node's events", () => {
+    // Two nodes' id prefixes: a cluster delivers events of both, whose ordinals may coincide.
+    const prefixes = ["abcd1234", "ef015678"]
+    const byOrder = (a: PendingAck, b: PendingAck) => a.ordinal - b.ordinal || a.id.localeCompare(b.id)
     FastCheck.assert(
       FastCheck.property(steps, FastCheck.nat(30), (script, start) => {
         const pending = new PendingAcks()
-        const model = new Map<number, PendingAck>()
+        const model = new Map<string, PendingAck>()
         let next = start
         for (const step of script) {
+          const prefix = prefixes[step.node]!
           // Tracking: usually the next event, sometimes an earlier or repeated one.
           const ordinal = step.kind === "track" ? (step.ordinal < 30 ? next++ : step.ordinal) : step.ordinal
+          const id = eventId(prefix, ordinal)
           if (step.kind === "track") {
-            expect(pending.has(ordinal)).toBe(model.has(ordinal))
-            if (!pending.has(ordinal)) {
-              const added = entry(ordinal)
+            expect(pending.has(ordinal, id)).toBe(model.has(id))
+            if (!pending.has(ordinal, id)) {
+              const added = entry(ordinal, 1, prefix)
               pending.add(added)
-              model.set(ordinal, added)
+              model.set(id, added)
             }
           } else if (step.kind === "ack") {
-            const id = step.forged ? eventId("ffff0000", ordinal) : eventId("abcd1234", ordinal)
-            const taken = pending.take(ordinal, id)
-            const expected = step.forged ? undefined : model.get(ordinal)
+            const acked = step.forged ? eventId("ffff0000", ordinal) : id
+            const taken = pending.take(ordinal, acked)
+            const expected = model.get(acked)
             expect(taken).toBe(expected)
-            if (expected) model.delete(ordinal)
+            if (expected) model.delete(acked)
           } else {
-            const current = model.get(ordinal)
+            const current = model.get(id)
             if (current) {
               const resent = { ...current, attempts: current.attempts + 1 }
               pending.replace(resent)
-              model.set(ordinal, resent)
-            } else pending.replace(entry(ordinal, 9))
+              model.set(id, resent)
+            } else pending.replace(entry(ordinal, 9, prefix))
           }
           expect(pending.size).toBe(model.size)
         }
-        const ordered = [...model.values()].sort((a, b) => a.ordinal - b.ordinal)
-        expect(pending.values()).toEqual(ordered)
-        for (const value of ordered) expect(pending.get(value.id)).toBe(value)
+        expect(pending.values().sort(byOrder)).toEqual([...model.values()].sort(byOrder))
+        for (const value of model.values()) expect(pending.get(value.id)).toBe(value)
       }),
       { numRuns: 500 }
     )
+  })
+
+  test("one node's events come back in event order", () => {
+    const pending = new PendingAcks()
+    for (const ordinal of [3, 1, 2, 5, 4]) pending.add(entry(ordinal))
+    expect(pending.values().map((e) => e.ordinal)).toEqual([1, 2, 3, 4, 5])
+  })
+
+  test("a plain ack finds another node's event that shares an ordinal", () => {
+    const pending = new PendingAcks()
+    pending.add(entry(7))
+    pending.add(entry(7, 1, "ef015678"))
+    expect(pending.size).toBe(2)
+    const text = `{"type":"ack","id":"${eventId("ef015678", 7)}"}`
+    const start = text.indexOf(eventId("ef015678", 7))
+    expect(pending.takeWritten(7, text, start)?.id).toBe(eventId("ef015678", 7))
+    expect(pending.take(7, eventId("abcd1234", 7))?.id).toBe(eventId("abcd1234", 7))
+    expect(pending.size).toBe(0)
   })
 
   test("holes behind an unacked event are compacted away; an emptied index starts over", () => {

@@ -1,0 +1,225 @@
+import {
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstream,
+  jetstreamManager,
+  type StoredMsg
+} from "@nats-io/jetstream"
+import { headers, type NatsConnection } from "@nats-io/transport-node"
+import { Clock, Effect, Layer } from "effect"
+import { StorageError } from "../../src/storage/Account.ts"
+import { payloadBytes, type StreamBounds, type StreamEntry, trimStep } from "../../src/storage/Stream.ts"
+import { natsConnection } from "../Cluster/NatsBroker.ts"
+import { StreamStore } from "./StreamStore.ts"
+
+export interface NatsStreamStoreOptions {
+  readonly url: string
+  /** Separates clusters (and test runs) sharing one NATS: the JetStream stream and its subjects are named from it. */
+  readonly prefix: string
+}
+
+/**
+ * Where a stream stands, carried in the headers of its newest message, so one direct get reads it
+ * and the next append's "expected last subject sequence" makes it a compare-and-set.
+ */
+interface Head {
+  readonly epoch: string
+  readonly last: number
+  readonly first: number
+  readonly count: number
+  readonly bytes: number
+  /** A JetStream sequence at or below the oldest kept entry's: reading forward starts here. */
+  readonly from: number
+  /** JetStream sequence of this newest message (0: none yet). */
+  readonly at: number
+}
+
+const wrongLastSequence = 10071
+const safeName = (prefix: string) => prefix.replace(/[^A-Za-z0-9_-]/g, "_")
+/** The JetStream stream holding every history of a prefix. */
+export const natsHistoryStream = (prefix: string) => `${safeName(prefix)}_history`
+
+const headOf = (message: StoredMsg): Head => {
+  const number = (name: string) => Number(message.header.get(name))
+  return {
+    epoch: message.header.get("Sb-Epoch"),
+    last: number("Sb-Last"),
+    first: number("Sb-First"),
+    count: number("Sb-Count"),
+    bytes: number("Sb-Bytes"),
+    from: number("Sb-From"),
+    at: message.seq
+  }
+}
+const entrySeq = (message: StoredMsg) => Number(message.header.get("Sb-Seq") || 0)
+const toEntry = (message: StoredMsg): StreamEntry => ({
+  seq: entrySeq(message),
+  payload: message.string(),
+  at: Number(message.header.get("Sb-At"))
+})
+
+/**
+ * StreamStore shared by every node of a cluster, on NATS JetStream: one JetStream stream per prefix
+ * (`<prefix>_history`), one subject per stored stream (`<prefix>.history.<base64url name>`). The
+ * stored seq and the stream's head (epoch, last, first, count, bytes) travel in each message's
+ * headers; an append reads the newest message of its subject and publishes with "expected last
+ * subject sequence" = that message, so of two nodes appending at once one wins and the other
+ * retries with the next seq: seqs are cluster-wide, without gaps or duplicates. Trimming purges the
+ * subject below the oldest kept entry. A new stream starts with an epoch marker (no seq).
+ */
+export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
+  Effect.gen(function* () {
+    const failure = (what: string) => (cause: unknown) =>
+      new StorageError({ message: `${what} failed: ${cause instanceof Error ? cause.message : cause}`, cause })
+    const connection: NatsConnection = yield* natsConnection(options.url, "switchboard-streams").pipe(
+      Effect.mapError(failure("connecting to NATS"))
+    )
+    const manager: JetStreamManager = yield* Effect.tryPromise({
+      try: () => jetstreamManager(connection),
+      catch: failure("opening JetStream")
+    })
+    const client: JetStreamClient = jetstream(connection)
+    const name = natsHistoryStream(options.prefix)
+    yield* Effect.tryPromise({
+      try: () =>
+        manager.streams
+          .add({ name, subjects: [`${options.prefix}.history.>`], allow_direct: true })
+          .catch(() => manager.streams.info(name)),
+      catch: failure(`creating the JetStream stream ${name}`)
+    })
+    const subjectOf = (stream: string) => `${options.prefix}.history.${Buffer.from(stream).toString("base64url")}`
+    const get = (query: Parameters<JetStreamManager["direct"]["getMessage"]>[1]) =>
+      manager.direct.getMessage(name, query)
+
+    const readHead = async (subject: string): Promise<Head | undefined> => {
+      const newest = await get({ last_by_subj: subject })
+      return newest ? headOf(newest) : undefined
+    }
+    const publish = async (subject: string, payload: string, head: Omit<Head, "at">, after: number, extra = {}) => {
+      const h = headers()
+      for (const [key, value] of Object.entries({
+        "Sb-Epoch": head.epoch,
+        "Sb-Last": head.last,
+        "Sb-First": head.first,
+        "Sb-Count": head.count,
+        "Sb-Bytes": head.bytes,
+        "Sb-From": head.from,
+        ...extra
+      }))
+        h.set(key, String(value))
+      try {
+        return await client.publish(subject, payload, { headers: h, expect: { lastSubjectSequence: after } })
+      } catch (error) {
+        if ((error as { code?: unknown }).code === wrongLastSequence) return undefined
+        throw error
+      }
+    }
+    /** The head, writing the epoch marker of a new stream first (of two nodes doing so, one wins). */
+    const ensureHead = async (subject: string): Promise<Head> => {
+      for (;;) {
+        const head = await readHead(subject)
+        if (head) return head
+        const fresh = { epoch: crypto.randomUUID(), last: 0, first: 1, count: 0, bytes: 0, from: 0 }
+        await publish(subject, "", fresh, 0)
+      }
+    }
+
+    /** The head after appending `seq` of `size` bytes and dropping the oldest entries that no longer fit. */
+    const trimmed = async (subject: string, head: Head, size: number, bounds: StreamBounds) => {
+      const seq = head.last + 1
+      let { first, count, bytes, from } = head.count === 0 ? { ...head, first: seq, from: head.at + 1 } : head
+      count++
+      bytes += size
+      while (trimStep(count, bytes, bounds)) {
+        const oldest = first === seq ? null : await get({ next_by_subj: subject, seq: from })
+        if (oldest === null) {
+          // Only the new entry is left and it does not fit: it is stored and dropped at once.
+          ;[first, count, bytes, from] = [seq + 1, 0, 0, head.at + 1]
+          break
+        }
+        from = oldest.seq + 1
+        if (entrySeq(oldest) < first) continue
+        first++
+        count--
+        bytes -= oldest.data.length
+      }
+      return { epoch: head.epoch, last: seq, first, count, bytes, from }
+    }
+
+    const append = async (stream: string, payload: string, bounds: StreamBounds, at: number) => {
+      const subject = subjectOf(stream)
+      for (;;) {
+        const head = await ensureHead(subject)
+        const next = await trimmed(subject, head, payloadBytes(payload), bounds)
+        const ack = await publish(subject, payload, next, head.at, {
+          "Sb-Seq": next.last,
+          "Sb-At": at,
+          "Sb-Prev": head.at
+        })
+        if (!ack) continue
+        if (next.first > head.first || head.count === 0)
+          await manager.streams.purge(name, { filter: subject, seq: Math.min(next.from, ack.seq) })
+        return { seq: next.last, payload, at } satisfies StreamEntry
+      }
+    }
+
+    const readAfter = async (stream: string, afterSeq: number, limit: number) => {
+      const subject = subjectOf(stream)
+      const head = await readHead(subject)
+      if (!head || head.count === 0 || limit <= 0) return []
+      const start = Math.max(afterSeq + 1, head.first)
+      const end = Math.min(head.last, start + limit - 1)
+      // Near the end (a node catching up on a few events) walk back from the newest message; otherwise read forward.
+      if (head.last - start < start - head.first) return walkBack(head, start, end)
+      const entries: Array<StreamEntry> = []
+      let cursor = head.from
+      while (start <= end) {
+        const message = await get({ next_by_subj: subject, seq: cursor })
+        if (message === null) break
+        cursor = message.seq + 1
+        const seq = entrySeq(message)
+        if (seq > end) break
+        if (seq >= start) entries.push(toEntry(message))
+      }
+      return entries
+    }
+
+    /** Entries start..end, read newest first through each entry's link to the message before it. */
+    const walkBack = async (head: Head, start: number, end: number) => {
+      const entries: Array<StreamEntry> = []
+      let at = head.at
+      while (at > 0) {
+        const message = await get({ seq: at })
+        if (message === null) break
+        const seq = entrySeq(message)
+        if (seq < start || seq === 0) break
+        if (seq <= end) entries.push(toEntry(message))
+        at = Number(message.header.get("Sb-Prev"))
+      }
+      return entries.reverse()
+    }
+
+    const run = <A>(what: string, stream: string, work: () => Promise<A>) =>
+      Effect.tryPromise({ try: work, catch: failure(`${what} stream ${JSON.stringify(stream)}`) })
+
+    const store: StreamStore["Type"] = {
+      append: (stream, payload, bounds) =>
+        Effect.flatMap(Clock.currentTimeMillis, (at) =>
+          run("appending to", stream, () => append(stream, payload, bounds, at))
+        ),
+      readAfter: (stream, afterSeq, limit = Number.MAX_SAFE_INTEGER) =>
+        run("reading", stream, () => readAfter(stream, afterSeq, limit)),
+      position: (stream) =>
+        run("reading the position of", stream, async () => {
+          const head = await ensureHead(subjectOf(stream))
+          return { epoch: head.epoch, first: head.count === 0 ? 0 : head.first, last: head.last }
+        }),
+      remove: (stream) =>
+        run("removing", stream, () => manager.streams.purge(name, { filter: subjectOf(stream) })).pipe(Effect.asVoid)
+    }
+    return store
+  })
+
+/** Needs a reachable NATS with JetStream (the program stops at start with one line otherwise). */
+export const NatsStreamStore = (options: NatsStreamStoreOptions) =>
+  Layer.scoped(StreamStore, makeNatsStreamStore(options))

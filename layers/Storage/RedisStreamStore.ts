@@ -1,0 +1,121 @@
+import { Clock, Effect, Layer } from "effect"
+import type Redis from "ioredis"
+import { StorageError } from "../../src/storage/Account.ts"
+import { payloadBytes, type StreamEntry } from "../../src/storage/Stream.ts"
+import { redisConnection } from "../Cluster/RedisBroker.ts"
+import { StreamStore } from "./StreamStore.ts"
+
+export interface RedisStreamStoreOptions {
+  readonly url: string
+  /** Separates clusters (and test runs) sharing one Redis: every key starts with it. */
+  readonly prefix: string
+}
+
+// KEYS[1] head hash (epoch, last, bytes), KEYS[2] the Redis Stream of entries (id "<seq>-0", fields p, a, b).
+// Each script runs atomically on the server: INCR + XADD + trim is one step, so nodes never share a seq.
+const headScript = `redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1])`
+// ARGV: new epoch, payload, at, size, maxEntries (-1 = none), maxBytes (-1 = none).
+const appendScript = `${headScript}
+local seq = redis.call('HINCRBY', KEYS[1], 'last', 1)
+redis.call('XADD', KEYS[2], seq .. '-0', 'p', ARGV[2], 'a', ARGV[3], 'b', ARGV[4])
+local bytes = redis.call('HINCRBY', KEYS[1], 'bytes', tonumber(ARGV[4]))
+local count = redis.call('XLEN', KEYS[2])
+local maxEntries, maxBytes = tonumber(ARGV[5]), tonumber(ARGV[6])
+local function over() return count > 0 and ((maxEntries >= 0 and count > maxEntries) or (maxBytes >= 0 and bytes > maxBytes)) end
+while over() do
+  for _, entry in ipairs(redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 64)) do
+    if not over() then break end
+    local fields = entry[2]
+    for i = 1, #fields, 2 do if fields[i] == 'b' then bytes = bytes - tonumber(fields[i + 1]) end end
+    redis.call('XDEL', KEYS[2], entry[1])
+    count = count - 1
+  end
+end
+redis.call('HSET', KEYS[1], 'bytes', bytes)
+return seq`
+// ARGV: new epoch. Returns epoch, last seq, id of the oldest kept entry (false when empty).
+const positionScript = `${headScript}
+local head = redis.call('HMGET', KEYS[1], 'epoch', 'last')
+local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
+return {head[1], head[2] or '0', oldest and oldest[1] or false}`
+
+const seqOf = (id: string) => Number(id.slice(0, id.indexOf("-")))
+const field = (fields: ReadonlyArray<string>, name: string) => fields[fields.indexOf(name) + 1]!
+
+/**
+ * StreamStore shared by every node of a cluster, in Redis: per stream a hash (epoch, last seq, kept
+ * bytes) and a Redis Stream whose entry ids are the seqs (`<seq>-0`). Appends are one Lua script
+ * (HINCRBY + XADD with that explicit id + trim to the bounds), so seqs are assigned cluster-wide
+ * without gaps or duplicates. Keys: `<prefix>stream:{<name>}:head` and `:entries` (one hash tag,
+ * so both keys of a stream share a slot).
+ */
+export const makeRedisStreamStore = (options: RedisStreamStoreOptions) =>
+  Effect.gen(function* () {
+    const redis: Redis = yield* redisConnection(options.url, "switchboard-streams").pipe(
+      Effect.mapError((error) => new StorageError({ message: error.message, cause: error }))
+    )
+    const keys = (stream: string) => [
+      `${options.prefix}stream:{${stream}}:head`,
+      `${options.prefix}stream:{${stream}}:entries`
+    ]
+    const run = <A>(what: string, stream: string, command: () => Promise<A>) =>
+      Effect.tryPromise({
+        try: command,
+        catch: (cause) =>
+          new StorageError({
+            message: `${what} stream ${JSON.stringify(stream)} failed: ${cause instanceof Error ? cause.message : cause}`,
+            cause
+          })
+      })
+    const bound = (value: number | undefined) => (value === undefined || !Number.isFinite(value) ? "-1" : String(value))
+
+    const store: StreamStore["Type"] = {
+      append: (stream, payload, bounds) =>
+        Effect.flatMap(Clock.currentTimeMillis, (at) =>
+          run("appending to", stream, () =>
+            redis.eval(
+              appendScript,
+              2,
+              ...keys(stream),
+              crypto.randomUUID(),
+              payload,
+              String(at),
+              String(payloadBytes(payload)),
+              bound(bounds.maxEntries),
+              bound(bounds.maxBytes)
+            )
+          ).pipe(Effect.map((seq): StreamEntry => ({ seq: Number(seq), payload, at })))
+        ),
+      readAfter: (stream, afterSeq, limit = Number.MAX_SAFE_INTEGER) =>
+        limit <= 0
+          ? Effect.succeed([])
+          : run("reading", stream, () =>
+              redis.xrange(keys(stream)[1]!, `${Math.max(0, afterSeq + 1)}-0`, "+", "COUNT", Math.min(limit, 2 ** 31))
+            ).pipe(
+              Effect.map((entries) =>
+                entries.map(
+                  ([id, fields]): StreamEntry => ({
+                    seq: seqOf(id),
+                    payload: field(fields, "p"),
+                    at: Number(field(fields, "a"))
+                  })
+                )
+              )
+            ),
+      position: (stream) =>
+        run("reading the position of", stream, () =>
+          redis.eval(positionScript, 2, ...keys(stream), crypto.randomUUID())
+        ).pipe(
+          Effect.map((reply) => {
+            const [epoch, last, oldest] = reply as [string, string, string | null]
+            return { epoch, first: oldest ? seqOf(oldest) : 0, last: Number(last) }
+          })
+        ),
+      remove: (stream) => run("removing", stream, () => redis.del(...keys(stream))).pipe(Effect.asVoid)
+    }
+    return store
+  })
+
+/** Needs a reachable Redis (the program stops at start with one line naming the URL otherwise). */
+export const RedisStreamStore = (options: RedisStreamStoreOptions) =>
+  Layer.scoped(StreamStore, makeRedisStreamStore(options))
