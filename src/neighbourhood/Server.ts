@@ -95,6 +95,11 @@ export const serveNeighbourhood = (
       "Client chats and public chats accepted and routed",
       ["server", "kind"]
     )
+    // Cells kept once: routing counts every message, and a label lookup costs more than the count.
+    const routedCells = {
+      chat: routedMessages.labels({ server: name, kind: "chat" }),
+      public_chat: routedMessages.labels({ server: name, kind: "public_chat" })
+    }
     const runFork = Runtime.runFork(yield* Effect.runtime<never>())
     // Every client_update carries the whole list, so a burst of joins and leaves needs one, not one each:
     // the first change after a quiet spell goes out at once, then at most one per interval (the last state always).
@@ -119,7 +124,7 @@ export const serveNeighbourhood = (
       rooms,
       room: `neighbourhood/${config.address}/clients`,
       refused: (reason) => refusals.labels({ server: name, reason }).inc(),
-      routed: (kind) => routedMessages.labels({ server: name, kind }).inc(),
+      routed: (kind) => routedCells[kind].inc(),
       clientsChanged: () => {
         updatePending = true
         Queue.unsafeOffer(clientChanges, undefined)
