@@ -1,5 +1,5 @@
 import type { HttpApp } from "@effect/platform"
-import { Data, Effect, Either, Queue, Runtime, type Scope } from "effect"
+import { Data, Effect, Either, Queue, Runtime, Schedule, type Scope } from "effect"
 import { Federation } from "../../layers/Federation/Federation.ts"
 import type { Link } from "../../layers/Federation/Link.ts"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
@@ -133,6 +133,25 @@ export const serveNeighbourhood = (
       admitConnection: connectionLimiter.admit,
       warn: (message) => void runFork(Effect.logWarning(message)),
       defect: (error) => void runFork(Effect.logError("neighbourhood: ordered work failed", error))
+    }
+
+    if (rooms.spansNodes) {
+      // Nodes of one server name share its room: every join or leave anywhere refreshes our client list,
+      // and a periodic refresh drops the clients of a node that died (its presence expires).
+      const roomChanges = yield* rooms.changes
+      const refresh = rooms.members(ctx.room).pipe(
+        Effect.flatMap((members) =>
+          Effect.sync(() => {
+            if (mesh.setClusterMembers(members)) ctx.clientsChanged()
+          })
+        )
+      )
+      yield* Queue.take(roomChanges).pipe(
+        Effect.flatMap((change) => (change.room === ctx.room ? refresh : Effect.void)),
+        Effect.forever,
+        Effect.forkScoped
+      )
+      yield* refresh.pipe(Effect.repeat(Schedule.spaced("2 seconds")), Effect.forkScoped)
     }
 
     yield* Queue.take(clientChanges).pipe(
