@@ -6,6 +6,7 @@
  *   npm run bench -- --quick              short runs, tiny sizes, results to a temp dir
  *   npm run bench -- fanout latency       only these scenarios
  *   npm run bench -- --summary            rewrite summary.md and the charts from the saved results, measure nothing
+ *   npm run bench -- fanout neighbourhood --servers bun-raw,relay,neighbourhood   ratios to the relay from one run
  *   options: --runs N  --workers N  --servers bun-raw,node-ws,transport,relay,chat,hydrogen  --idle-sizes 10000,19000  --out DIR
  */
 import { existsSync } from "node:fs"
@@ -68,14 +69,16 @@ const parseArgs = (argv: ReadonlyArray<string>): Options => {
   if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(", ")}; choose from ${order.join(", ")}`)
   const available = availableServers()
   const requested = value("--servers")?.split(",") as Array<ServerKind> | undefined
-  const missing = requested?.filter((kind) => !available.includes(kind)) ?? []
+  // Servers only their own scenario starts (neighbourhood): accepted here, measured by that scenario.
+  const ownScenario = (kind: string) => order.includes(kind)
+  const missing = requested?.filter((kind) => !available.includes(kind) && !ownScenario(kind)) ?? []
   if (missing.length > 0)
     throw new Error(`server ${missing.join(", ")} is not available; available: ${available.join(", ")}`)
   return {
     quick,
     runs: Number(value("--runs") ?? (quick ? 1 : 3)),
     workers: Number(value("--workers") ?? 2),
-    servers: requested ?? available,
+    servers: requested?.filter((kind) => available.includes(kind)) ?? available,
     idleSizes: numbers(value("--idle-sizes")) ?? (quick ? [1000] : [10_000]),
     out: value("--out") ?? (quick ? join(tmpdir(), "switchboard-bench") : join(root, "results")),
     only,

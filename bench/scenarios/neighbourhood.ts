@@ -6,25 +6,30 @@ import {
   exportPrivatePem,
   exportPublicPem,
   generateKeyPair,
+  importPublicPem,
+  type PublicKeyInfo,
   signData,
   verifyData
 } from "../../src/neighbourhood/Crypto.ts"
+import { verifySigned } from "../../src/neighbourhood/Verify.ts"
+import { WsConn } from "../loadgen/WsWire.ts"
 import { cpuBetween, cpuMicros, sampleCpu } from "../lib/proc.ts"
 import { freePort, liveServers, waitFor } from "../lib/servers.ts"
 import { Histogram, spreadOf } from "../lib/stats.ts"
-import { formatRate, type ResultRow, type Scenario } from "./common.ts"
+import { formatRate, type ResultRow, type Scenario, windowFor } from "./common.ts"
 
 /**
  * Neighbourhood (OLAF v1.2) cases. Every client message carries an RSA-PSS signature the home
  * server verifies, so messages are signed before the clock starts (signing costs ~1 ms each) and
- * the senders replay them closed-loop: each sender keeps WINDOW messages in flight, counted done
+ * the senders replay them closed-loop: each sender keeps a window of messages in flight, counted done
  * when a probe receiver has them. Receivers are Bun WebSocket clients in this process (on the same
  * 2 cores), so deliveries/s is bounded by them too; server CPU per delivery, read from /proc, is not.
  */
 
 const root = join(import.meta.dir, "..", "..")
 const SENDERS = 10
-const WINDOW = 16
+/** Messages in flight per sender: the fanout scenario's rule (~256 KiB per receiver) for the signed frame's size. */
+const windowOf = (frames: ReadonlyArray<ReadonlyArray<string>>) => windowFor(SENDERS, frames[0]?.[0]?.length ?? 64)
 const PAYLOAD = 64
 
 interface ServerProcess {
@@ -141,23 +146,41 @@ export const startMesh = async (count: number) => {
 
 interface BenchClient {
   readonly client: NeighbourhoodClient
-  readonly socket: WebSocket
+  readonly send: (frame: string) => void
+  readonly close: () => void
   received: number
 }
 
+/**
+ * A client on the load generator's own WebSocket wire (frames read straight from TCP chunks, no
+ * event object per message), as the relay's receivers in the fanout scenario, so the comparison
+ * is not skewed by a slower client.
+ */
 const connectClient = (port: number, client: NeighbourhoodClient, onFrame?: (text: string) => void) =>
   new Promise<BenchClient>((resolve, reject) => {
-    const socket = new WebSocket(`ws://127.0.0.1:${port}/`)
-    const bench: BenchClient = { client, socket, received: 0 }
-    socket.onmessage = (event) => {
-      bench.received++
-      if (onFrame) onFrame(event.data as string)
-    }
-    socket.onerror = () => reject(new Error(`cannot connect to ${port}`))
-    socket.onopen = async () => {
-      socket.send(await client.hello())
-      resolve(bench)
-    }
+    let bench: BenchClient | undefined
+    WsConn.open(
+      0,
+      { url: `ws://127.0.0.1:${port}/` },
+      {
+        onOpen: (conn) => {
+          bench = { client, send: (frame) => conn.sendText(frame), close: () => conn.close(), received: 0 }
+          client.hello().then((hello) => {
+            conn.sendText(hello)
+            resolve(bench!)
+          }, reject)
+        },
+        onMessage: (_conn, _opcode, payload) => {
+          if (!bench) return
+          bench.received++
+          if (onFrame) onFrame(payload.toString())
+        },
+        onClose: (_conn, code, reason) => {
+          if (!bench) reject(new Error(`cannot connect to ${port}: ${code} ${reason}`))
+        }
+      },
+      0
+    ).catch(reject)
   })
 
 /** Asks a server for the client list (no hello needed) until it shows `total` clients (hellos and client_updates done). */
@@ -189,6 +212,8 @@ interface RunFigures {
   readonly deliveriesPerSec: number
   readonly cpuUsPerDelivery: number
   readonly cpuUsPerMessage: number
+  /** RSA-PSS verifications the servers made per CPU-second they used (all their work included). */
+  readonly verificationsPerCoreSecond: number
   readonly p50Ms: number
   readonly p99Ms: number
   readonly lost: number
@@ -204,7 +229,8 @@ const replay = async (
   receivers: ReadonlyArray<BenchClient>,
   probeDone: { onDone: (sender: number, seq: number) => void },
   deliveriesPerMessage: number,
-  serverPids: ReadonlyArray<number>
+  serverPids: ReadonlyArray<number>,
+  verificationsPerMessage: number
 ): Promise<RunFigures> => {
   const total = frames.reduce((n, f) => n + f.length, 0)
   const next = frames.map(() => 0)
@@ -231,10 +257,11 @@ const replay = async (
     if (i >= frames[sender]!.length) return
     next[sender] = i + 1
     sentAt[sender]![i] = performance.now()
-    senders[sender]!.socket.send(frames[sender]![i]!)
+    senders[sender]!.send(frames[sender]![i]!)
   }
   const before = received()
-  for (let s = 0; s < senders.length; s++) for (let w = 0; w < WINDOW; w++) send(s)
+  const window = windowOf(frames)
+  for (let s = 0; s < senders.length; s++) for (let w = 0; w < window; w++) send(s)
   await Promise.race([finished, sleep(120_000)])
   await sleep(300)
   if (!mark || !end) throw new Error(`only ${done} of ${total} messages arrived`)
@@ -247,6 +274,7 @@ const replay = async (
     deliveriesPerSec: deliveries / seconds,
     cpuUsPerDelivery: cpu / deliveries,
     cpuUsPerMessage: cpu / messages,
+    verificationsPerCoreSecond: (messages * verificationsPerMessage) / (cpu / 1e6),
     p50Ms: latency.quantile(0.5) / 1000,
     p99Ms: latency.quantile(0.99) / 1000,
     lost: total * deliveriesPerMessage - (received() - before)
@@ -289,10 +317,11 @@ const publicFanout = async (
       clients,
       probe,
       keys.length - 1,
-      servers.map((s) => s.pid)
+      servers.map((s) => s.pid),
+      serverCount
     )
   } finally {
-    for (const c of clients) c.socket.close()
+    for (const c of clients) c.close()
     await Promise.all(servers.map((s) => s.stop()))
   }
 }
@@ -341,28 +370,43 @@ const privateRouting = async (keys: ReadonlyArray<NeighbourhoodClient>, perSende
       clients.slice(SENDERS),
       probe,
       SENDERS,
-      servers.map((s) => s.pid)
+      servers.map((s) => s.pid),
+      1
     )
   } finally {
-    for (const c of clients) c.socket.close()
+    for (const c of clients) c.close()
     await Promise.all(servers.map((s) => s.stop()))
   }
 }
 
-/** Raw WebCrypto RSA-PSS verifications in this process: one at a time, and many in flight (per CPU-second used). */
+/**
+ * Raw RSA-PSS verifications in this process, per CPU-second used: WebCrypto (one at a time, and
+ * many in flight on its work pool) and node:crypto's synchronous verify, which the server uses.
+ */
 const rawVerify = async (count: number) => {
   const pair = await generateKeyPair()
+  const key = (await importPublicPem(await exportPublicPem(pair.publicKey))) as PublicKeyInfo
   const data = text(0, 0)
   const signature = await signData(pair.privateKey, data, 1)
-  let started = performance.now()
-  for (let i = 0; i < count; i++) await verifyData(pair.publicKey, data, 1, signature)
-  const sequentialPerSec = count / ((performance.now() - started) / 1000)
-  const cpuBefore = cpuMicros(process.pid)
-  started = performance.now()
-  await Promise.all(Array.from({ length: count }, () => verifyData(pair.publicKey, data, 1, signature)))
-  const parallelPerSec = count / ((performance.now() - started) / 1000)
-  const perCoreSecond = count / ((cpuMicros(process.pid) - cpuBefore) / 1e6)
-  return { sequentialPerSec, parallelPerSec, perCoreSecond }
+  const measure = async (run: () => Promise<unknown> | unknown) => {
+    const cpuBefore = cpuMicros(process.pid)
+    const started = performance.now()
+    await run()
+    return {
+      perSec: count / ((performance.now() - started) / 1000),
+      perCoreSecond: count / ((cpuMicros(process.pid) - cpuBefore) / 1e6)
+    }
+  }
+  const sequential = await measure(async () => {
+    for (let i = 0; i < count; i++) await verifyData(pair.publicKey, data, 1, signature)
+  })
+  const parallel = await measure(() =>
+    Promise.all(Array.from({ length: count }, () => verifyData(pair.publicKey, data, 1, signature)))
+  )
+  const node = await measure(() => {
+    for (let i = 0; i < count; i++) if (!verifySigned(key, data, 1, signature)) throw new Error("verify failed")
+  })
+  return { sequential, parallel, node }
 }
 
 const row = (c: string, runs: ReadonlyArray<RunFigures>, ratios?: Record<string, number>): ResultRow => ({
@@ -376,10 +420,14 @@ const row = (c: string, runs: ReadonlyArray<RunFigures>, ratios?: Record<string,
     cpuUsPerDelivery: spreadOf(runs.map((r) => r.cpuUsPerDelivery)),
     cpuUsPerMessage: spreadOf(runs.map((r) => r.cpuUsPerMessage)),
     messagesPerCoreSecond: spreadOf(runs.map((r) => 1e6 / r.cpuUsPerMessage)),
+    verificationsPerCoreSecond: spreadOf(runs.map((r) => r.verificationsPerCoreSecond)),
     lost: spreadOf(runs.map((r) => r.lost))
   },
   ...(ratios ? { ratios } : {})
 })
+
+const oneServer = "public chat, 100 clients, 1 server"
+const mesh = "public chat, 100 clients over 3 servers"
 
 export const neighbourhood: Scenario = {
   id: "neighbourhood",
@@ -393,62 +441,99 @@ export const neighbourhood: Scenario = {
       `  generating 100 client keys and signing ${SENDERS * perSender} messages per case (RSA-2048, ~1 ms each)…`
     )
     const keys = await Promise.all(Array.from({ length: 100 }, () => NeighbourhoodClient.generate()))
-    const relay = context.earlier.get("fanout")?.rows.find((r) => r.server === "relay" && r.case === "100 units, 64 B")
+    const fanoutResult = context.earlier.get("fanout")
+    const relay = fanoutResult?.rows.find((r) => r.server === "relay" && r.case === "100 units, 64 B")
     const relayRate = relay?.metrics.deliveriesPerSec?.median
     const relayCpu = relay?.metrics.cpuUsPerDelivery?.median
-    const vsRelay = (runs: ReadonlyArray<RunFigures>) => {
-      if (relayRate === undefined || relayCpu === undefined || relayRate === null || relayCpu === null) return undefined
-      const rate = spreadOf(runs.map((r) => r.deliveriesPerSec)).median
-      const cpu = spreadOf(runs.map((r) => r.cpuUsPerDelivery)).median
-      return { "deliveriesPerSec vs relay": rate / relayRate, "cpuUsPerDelivery vs relay": cpu / relayCpu }
+    // A saved result carries finishedAt; one measured earlier in this invocation does not.
+    const savedAt = (fanoutResult as { finishedAt?: string } | undefined)?.finishedAt
+    if (relay) {
+      notes.push(
+        savedAt
+          ? `relay figures from the saved fanout result of ${savedAt}, not this invocation (run "fanout neighbourhood" together for one-run ratios)`
+          : "relay figures from this invocation's fanout scenario (100 units, 64 B)"
+      )
     }
+    const median = (runs: ReadonlyArray<RunFigures>, pick: (r: RunFigures) => number) => spreadOf(runs.map(pick)).median
     const cases: Array<[string, () => Promise<RunFigures>]> = [
-      ["public chat, 100 clients, 1 server", () => publicFanout(keys, 1, perSender)],
-      ["public chat, 100 clients over 3 servers", () => publicFanout(keys, 3, perSender)],
+      [oneServer, () => publicFanout(keys, 1, perSender)],
+      [mesh, () => publicFanout(keys, 3, perSender)],
       ["private chat, 10 senders on s0 → 10 clients on s1", () => privateRouting(keys, perSender)]
     ]
-    for (const [label, measure] of cases) {
-      try {
-        const runs: Array<RunFigures> = []
-        for (let i = 0; i < context.runs; i++) {
+    // Runs interleave the cases (1 server, mesh, private, then again), so a busy spell on the box hits all alike.
+    const runsOf = new Map<string, Array<RunFigures>>(cases.map(([label]) => [label, []]))
+    const failed = new Set<string>()
+    for (let i = 0; i < context.runs; i++) {
+      for (const [label, measure] of cases) {
+        if (failed.has(label)) continue
+        try {
           const figures = await measure()
-          runs.push(figures)
+          runsOf.get(label)!.push(figures)
           if (figures.lost !== 0) notes.push(`${label} run ${i + 1}: ${figures.lost} deliveries missing`)
           context.log(
             `  ${label} run ${i + 1}/${context.runs}: ${formatRate(figures.messagesPerSec)} messages/s, ${formatRate(figures.deliveriesPerSec)} deliveries/s, ` +
-              `${figures.cpuUsPerDelivery.toFixed(2)} µs CPU/delivery, ${figures.cpuUsPerMessage.toFixed(1)} µs CPU/message, p99 ${figures.p99Ms.toFixed(1)} ms`
+              `${figures.cpuUsPerDelivery.toFixed(2)} µs CPU/delivery, ${figures.cpuUsPerMessage.toFixed(1)} µs CPU/message, ` +
+              `${formatRate(figures.verificationsPerCoreSecond)} verifications/core-s, p99 ${figures.p99Ms.toFixed(1)} ms`
           )
+        } catch (error) {
+          failed.add(label)
+          skipped.push(`${label}: ${(error as Error).message}`)
+          context.log(`  ${label}: FAILED ${(error as Error).message}`)
         }
-        rows.push(row(label, runs, label.startsWith("public") ? vsRelay(runs) : undefined))
-      } catch (error) {
-        skipped.push(`${label}: ${(error as Error).message}`)
-        context.log(`  ${label}: FAILED ${(error as Error).message}`)
       }
     }
-    const verify = await rawVerify(context.quick ? 1000 : 4000)
+    const single = runsOf.get(oneServer)!
+    for (const [label, runs] of runsOf) {
+      if (runs.length === 0) continue
+      const ratios: Record<string, number> = {}
+      if (label !== cases[2]![0] && relayRate != null && relayCpu != null) {
+        ratios["deliveriesPerSec vs relay"] = median(runs, (r) => r.deliveriesPerSec) / relayRate
+        ratios["cpuUsPerDelivery vs relay"] = median(runs, (r) => r.cpuUsPerDelivery) / relayCpu
+      }
+      if (label === mesh && single.length > 0)
+        ratios["deliveriesPerSec vs 1 server"] =
+          median(runs, (r) => r.deliveriesPerSec) / median(single, (r) => r.deliveriesPerSec)
+      rows.push(row(label, runs, Object.keys(ratios).length > 0 ? ratios : undefined))
+    }
+    const verifyRuns = []
+    for (let i = 0; i < context.runs; i++) verifyRuns.push(await rawVerify(context.quick ? 2000 : 10_000))
     rows.push({
       server: "webcrypto",
       case: "raw RSA-PSS verify in the bench process",
       metrics: {
-        verificationsPerSec: spreadOf([verify.parallelPerSec]),
-        sequentialPerSec: spreadOf([verify.sequentialPerSec]),
-        messagesPerCoreSecond: spreadOf([verify.perCoreSecond])
+        verificationsPerSec: spreadOf(verifyRuns.map((v) => v.parallel.perSec)),
+        sequentialPerSec: spreadOf(verifyRuns.map((v) => v.sequential.perSec)),
+        verificationsPerCoreSecond: spreadOf(verifyRuns.map((v) => v.parallel.perCoreSecond)),
+        // Shown in the summary's "messages (verifications) per core-second" column, beside the servers'.
+        messagesPerCoreSecond: spreadOf(verifyRuns.map((v) => v.parallel.perCoreSecond))
       }
     })
-    context.log(
-      `  raw WebCrypto RSA-PSS verify: ${formatRate(verify.sequentialPerSec)}/s one at a time, ${formatRate(verify.parallelPerSec)}/s in flight, ` +
-        `${formatRate(verify.perCoreSecond)} per CPU-second`
-    )
+    rows.push({
+      server: "node:crypto",
+      case: "raw RSA-PSS verify in the bench process (the server's verifier)",
+      metrics: {
+        verificationsPerSec: spreadOf(verifyRuns.map((v) => v.node.perSec)),
+        verificationsPerCoreSecond: spreadOf(verifyRuns.map((v) => v.node.perCoreSecond)),
+        messagesPerCoreSecond: spreadOf(verifyRuns.map((v) => v.node.perCoreSecond))
+      }
+    })
+    for (const v of verifyRuns) {
+      context.log(
+        `  raw RSA-PSS verify: WebCrypto ${formatRate(v.sequential.perSec)}/s one at a time, ${formatRate(v.parallel.perSec)}/s in flight ` +
+          `(${formatRate(v.parallel.perCoreSecond)} per CPU-second); node:crypto ${formatRate(v.node.perSec)}/s (${formatRate(v.node.perCoreSecond)} per CPU-second)`
+      )
+    }
     if (relayRate === undefined) notes.push("no relay fan-out result to compare with (run the fanout scenario first)")
     notes.push(
-      "messagesPerCoreSecond: client messages (each one RSA-PSS verification at its home server, one more per neighbour for public chats) per server CPU-second"
+      "messagesPerCoreSecond: client messages per server CPU-second; verificationsPerCoreSecond: RSA-PSS checks made (one per message at its home server, one more per neighbour for public chats) per server CPU-second, beside the raw verifiers' rows",
+      "clients run on the load generator's WebSocket wire inside the bench process (one process; the relay's are spread over the load generator's workers), so on a busy box deliveries/s is bounded by that process: compare CPU per delivery first"
     )
     return {
       scenario: "neighbourhood",
       title: neighbourhood.title,
       settings: {
         senders: SENDERS,
-        window: WINDOW,
+        window: "the fanout rule: ~256 KiB per receiver (46 public chats of ~570 B)",
         payloadBytes: PAYLOAD,
         perSender,
         runs: context.runs,

@@ -1,7 +1,8 @@
 /**
  * Neighbourhood server (seed 003): the OLAF/Neighbourhood protocol v1.2, port 9002.
- * Made of: the Bun transport (clients, neighbours, the page and the file API on one port), the
- * in-process Rooms (fan-out to local clients), Federation links to the configured neighbours, the
+ * Made of: the Bun transport (clients, neighbours, the page and the file API on one port), Rooms
+ * from `cluster.*` (in-process by default; broker-backed, the nodes of one server name share its
+ * clients), Federation links to the configured neighbours, the
  * FileStore (a directory by default, with quota and expiry), and the server key from `keyPath`
  * (generated on first start).
  */
@@ -12,9 +13,11 @@ import { InProcessFederationLive } from "../../layers/Federation/InProcessFedera
 import { loadNeighbourKeys, loadOrCreateServerKey } from "../../src/neighbourhood/Keys.ts"
 import { metricsResponse } from "../../layers/Observability/MetricsRoute.ts"
 import { InProcessRoomsLive } from "../../layers/Rooms/InProcessRooms.ts"
+import { BrokerRoomsLive } from "../../layers/Rooms/BrokerRooms.ts"
+import { BunTransportFromConfig, clusterBroker } from "../../layers/Cluster/ClusterFromConfig.ts"
+import { ClusterConfig } from "../../layers/Cluster/ClusterConfig.ts"
 import { MemoryFileStore } from "../../layers/Storage/FileStore.ts"
 import { FileSystemFileStore } from "../../layers/Storage/FileSystemFileStore.ts"
-import { BunTransportLive } from "../../layers/Transport/BunTransport.ts"
 import {
   type NeighbourhoodConfig,
   NeighbourhoodConfig as NeighbourhoodConfigSchema
@@ -29,6 +32,17 @@ const fileStoreFor = (files: NeighbourhoodConfig["files"]) => {
     ? MemoryFileStore(quota)
     : FileSystemFileStore(files.directory, quota).pipe(Layer.provide(BunFileSystem.layer))
 }
+
+// Only Rooms cross nodes: neighbour links stay this node's own WebSockets (docs/neighbourhood.md, "several nodes").
+const RoomsFromCluster = Layer.unwrapEffect(
+  Effect.map(ClusterConfig, (settings) =>
+    settings.broker === "memory"
+      ? InProcessRoomsLive
+      : BrokerRoomsLive({ heartbeat: settings.heartbeat, nodeTtl: settings.nodeTtl }).pipe(
+          Layer.provide(clusterBroker(settings))
+        )
+  )
+)
 
 /** One Neighbourhood server from its config, for the lifetime of the layer. */
 export const NeighbourhoodFrom = (config: NeighbourhoodConfig) =>
@@ -51,8 +65,8 @@ export const NeighbourhoodFrom = (config: NeighbourhoodConfig) =>
   ).pipe(
     Layer.provide(
       Layer.mergeAll(
-        BunTransportLive,
-        InProcessRoomsLive,
+        BunTransportFromConfig,
+        RoomsFromCluster,
         InProcessFederationLive,
         BunFileSystem.layer,
         fileStoreFor(config.files)

@@ -29,9 +29,12 @@ export const toBase64 = (bytes: Uint8Array): string => {
 
 const base64Shape = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
 
+/** Whether `text` is strict base64 (standard alphabet, padding required). */
+export const isBase64 = (text: string): boolean => base64Shape.test(text)
+
 /** Strict base64 (padding required); undefined when the text is not base64. */
 export const fromBase64 = (text: string): Bytes | undefined => {
-  if (!base64Shape.test(text)) return undefined
+  if (!isBase64(text)) return undefined
   const binary = atob(text)
   const bytes = new Uint8Array(binary.length)
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i)

@@ -61,6 +61,11 @@ export class Mesh {
   private readonly localByVariant = new Map<string, LocalClient>()
   readonly neighbours = new Map<string, NeighbourState>()
   private readonly ownNames: ReadonlySet<string>
+  /**
+   * Clients of this server name on other nodes of its cluster (broker-backed Rooms), by
+   * fingerprint → canonical PEM; empty on a single node.
+   */
+  private otherNodes = new Map<string, string>()
 
   constructor(
     readonly address: string,
@@ -89,7 +94,21 @@ export class Mesh {
 
   fingerprintHeldByOther(fingerprint: string, connection: Connection<unknown>): boolean {
     const holder = this.localClients.get(fingerprint)
-    return holder !== undefined && holder.connection !== connection && holder.connection.isOpen()
+    if (holder) return holder.connection !== connection && holder.connection.isOpen()
+    return this.otherNodes.has(fingerprint)
+  }
+
+  /** The cluster's members of this server's room (this node's are skipped); whether the other nodes' changed. */
+  setClusterMembers(members: ReadonlyArray<{ readonly id: string; readonly info: string }>): boolean {
+    const next = new Map(members.filter((m) => !this.localClients.has(m.id)).map((m) => [m.id, m.info]))
+    const changed = next.size !== this.otherNodes.size || [...next.keys()].some((id) => !this.otherNodes.has(id))
+    this.otherNodes = next
+    return changed
+  }
+
+  /** Every client of this server name: this node's, then the other nodes' of its cluster. */
+  private ownClientPems(): Array<string> {
+    return [...[...this.localClients.values()].map((c) => c.key.pem), ...this.otherNodes.values()]
   }
 
   addLocal(client: LocalClient): void {
@@ -107,12 +126,12 @@ export class Mesh {
 
   /** Our client_update: every local client's PEM, in the form v1.2 fingerprints. */
   clientUpdateFrame(): string {
-    return encodeClientUpdate([...this.localClients.values()].map((c) => c.key.pem))
+    return encodeClientUpdate(this.ownClientPems())
   }
 
   /** The client_list reply: this server first, then every neighbour we are connected to and have a list from. */
   clientListFrame(): string {
-    const servers = [{ address: this.address, clients: [...this.localClients.values()].map((c) => c.key.pem) }]
+    const servers = [{ address: this.address, clients: this.ownClientPems() }]
     for (const n of this.neighbours.values()) {
       if (n.listed && this.isUp(n)) servers.push({ address: n.address, clients: [...n.clients.keys()] })
     }

@@ -3,9 +3,10 @@ import type { RoomsService } from "../../layers/Rooms/Rooms.ts"
 import type { WireMessage } from "../../layers/Transport/Transport.ts"
 import type { NeighbourhoodConfig } from "./Config.ts"
 import type { Counters, RecentSet } from "./Counters.ts"
-import { type PublicKeyInfo, verifyData } from "./Crypto.ts"
+import type { PublicKeyInfo } from "./Crypto.ts"
 import type { Channel, Mesh, NeighbourState } from "./Mesh.ts"
 import type { OrderedWork } from "./Ordered.ts"
+import { verifySigned } from "./Verify.ts"
 import {
   type ChatData,
   encodeSignedData,
@@ -128,21 +129,12 @@ const relayedPublicChat = (
   opened: OpenedSignedData,
   content: PublicChatData
 ) => {
+  // A repeat (a peer that floods, or two connections) fails the counter check cheaply, before any signature check.
   const check = (key: PublicKeyInfo) =>
-    // A repeat (a peer that floods, or two connections) fails here cheaply, before any signature check.
     ctx.counters.fresh(key.fingerprint, frame.counter)
-      ? verifyData(key.verifyKey, opened.dataText, frame.counter, frame.signature).then((valid) => ({ key, valid }))
-      : Promise.resolve(undefined)
-  const known = ctx.mesh.senderKey(content.sender)
-  // An unknown sender may be in a client_update still being applied: look again once earlier work is done.
-  const started = known
-    ? check(known)
-    : channel.work.idle().then(() => {
-        const key = ctx.mesh.senderKey(content.sender)
-        if (!key) ctx.warn(`neighbour ${n.address} relayed a public_chat from an unknown sender; dropped`)
-        return key ? check(key) : undefined
-      })
-  channel.work.then(started, (checked) => {
+      ? { key, valid: verifySigned(key, opened.dataText, frame.counter, frame.signature) }
+      : undefined
+  const apply = (checked: ReturnType<typeof check>) => {
     if (!checked) return
     if (!checked.valid) {
       ctx.refused("relayed_bad_signature")
@@ -150,7 +142,19 @@ const relayedPublicChat = (
     }
     if (!ctx.counters.commit(checked.key.fingerprint, frame.counter)) return
     ctx.rooms.publish(ctx.room, encodeSignedData(opened.dataText, frame.counter, frame.signature))
+  }
+  const known = ctx.mesh.senderKey(content.sender)
+  if (known) {
+    const checked = check(known)
+    return channel.work.after(() => apply(checked))
+  }
+  // An unknown sender may be in a client_update still being applied: look again once earlier work is done.
+  const later = channel.work.idle().then(() => {
+    const key = ctx.mesh.senderKey(content.sender)
+    if (!key) ctx.warn(`neighbour ${n.address} relayed a public_chat from an unknown sender; dropped`)
+    return key ? check(key) : undefined
   })
+  channel.work.then(later, apply)
 }
 
 /** Checks a server_hello against the configured key of `n`; a reason when refused. */
@@ -164,9 +168,7 @@ export const verifyServerHello = (
 ): Effect.Effect<string | undefined> =>
   Effect.gen(function* () {
     if (content.sender !== n.address) return `sender ${preview(content.sender)} is not ${preview(n.address)}`
-    const valid = yield* Effect.promise(() =>
-      verifyData(n.key.verifyKey, opened.dataText, frame.counter, frame.signature)
-    )
+    const valid = verifySigned(n.key, opened.dataText, frame.counter, frame.signature)
     if (!valid) {
       if (!ctx.config.compat.unsignedServerHello) return "bad signature"
       yield* Effect.logWarning(

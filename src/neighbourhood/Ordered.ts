@@ -1,8 +1,8 @@
 /**
- * Work on one connection that must finish in arrival order but may start at once: each message's
- * signature check is started when it arrives (WebCrypto runs many in parallel), and its result is
- * applied only after every earlier message's. Without this, one connection would wait for each
- * check in turn, and a busy server spends most of that wait on its event loop, not on RSA.
+ * Work on one connection that must finish in arrival order while some of it is asynchronous (a
+ * hello's key import, a neighbour's client list import): what a message does is applied only
+ * after every earlier message's, without the connection waiting for each in turn. With nothing
+ * pending, `after` applies at once, so a verified chat is routed within its own frame's handler.
  */
 export class OrderedWork {
   private tail: Promise<void> | undefined

@@ -9,9 +9,10 @@ import {
 } from "../../layers/Transport/Transport.ts"
 import { CloseCodes } from "../shared/CloseCodes.ts"
 import { ConnectionLimiter } from "../shared/RateLimiter.ts"
-import { fingerprintVariants, importPublicPem, verifyData } from "./Crypto.ts"
+import { fingerprintVariants, importPublicPem } from "./Crypto.ts"
 import type { Channel, LocalClient, NeighbourState } from "./Mesh.ts"
 import { OrderedWork } from "./Ordered.ts"
+import { verifySigned } from "./Verify.ts"
 import {
   type ChatData,
   encodeError,
@@ -98,28 +99,25 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
         })
       )
 
-      /** Counter, then signature, then counter again (another message may have won meanwhile); serial, for hellos. */
-      const verifiedNow = (key: LocalClient["key"], frame: SignedData, opened: OpenedSignedData) =>
-        Effect.gen(function* () {
-          const ck = counterKey(key.fingerprint)
-          if (!counters.fresh(ck, frame.counter)) {
-            refuse(replayReason(frame.counter, counters.lastOf(ck)), "replay")
-            return false
-          }
-          if (
-            !(yield* Effect.promise(() => verifyData(key.verifyKey, opened.dataText, frame.counter, frame.signature)))
-          ) {
-            refuse("signature does not verify with your key", "bad_signature")
-            return false
-          }
-          if (!counters.commit(ck, frame.counter)) {
-            refuse(replayReason(frame.counter, counters.lastOf(ck)), "replay")
-            return false
-          }
-          return true
-        })
+      /** Counter, then signature (synchronous, so nothing can commit in between); for hellos. */
+      const verifiedNow = (key: LocalClient["key"], frame: SignedData, opened: OpenedSignedData) => {
+        const ck = counterKey(key.fingerprint)
+        if (!counters.fresh(ck, frame.counter)) {
+          refuse(replayReason(frame.counter, counters.lastOf(ck)), "replay")
+          return false
+        }
+        if (!verifySigned(key, opened.dataText, frame.counter, frame.signature)) {
+          refuse("signature does not verify with your key", "bad_signature")
+          return false
+        }
+        return counters.commit(ck, frame.counter)
+      }
 
-      /** The same checks, pipelined: the signature check starts now, `accepted` runs in arrival order. */
+      /**
+       * The same checks for chats: verified now, applied after this connection's earlier work (a hello
+       * or a client list still pending); the counter is committed then, so a replay queued behind its
+       * original is refused.
+       */
       const whenVerified = (
         key: LocalClient["key"],
         frame: SignedData,
@@ -129,7 +127,8 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
         const ck = counterKey(key.fingerprint)
         if (!counters.fresh(ck, frame.counter))
           return refuse(replayReason(frame.counter, counters.lastOf(ck)), "replay")
-        work.then(verifyData(key.verifyKey, opened.dataText, frame.counter, frame.signature), (valid) => {
+        const valid = verifySigned(key, opened.dataText, frame.counter, frame.signature)
+        work.after(() => {
           if (!valid) return refuse("signature does not verify with your key", "bad_signature")
           if (!counters.commit(ck, frame.counter))
             return refuse(replayReason(frame.counter, counters.lastOf(ck)), "replay")
@@ -146,7 +145,7 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
             return refuse("this connection already said hello with another key", "second_hello")
           }
           const variants = yield* Effect.promise(() => fingerprintVariants(key.spki, content.public_key))
-          if (!(yield* verifiedNow(key, frame, opened))) return
+          if (!verifiedNow(key, frame, opened)) return
           // A repeated hello with the same key only advances the counter.
           if (current.kind === "client" || !connection.isOpen()) return
           if (mesh.fingerprintHeldByOther(key.fingerprint, connection)) {

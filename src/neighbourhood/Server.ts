@@ -1,5 +1,5 @@
 import type { HttpApp } from "@effect/platform"
-import { Data, Effect, Either, Queue, Runtime, type Scope } from "effect"
+import { Data, Effect, Either, Queue, Runtime, Schedule, type Scope } from "effect"
 import { Federation } from "../../layers/Federation/Federation.ts"
 import type { Link } from "../../layers/Federation/Link.ts"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
@@ -95,6 +95,11 @@ export const serveNeighbourhood = (
       "Client chats and public chats accepted and routed",
       ["server", "kind"]
     )
+    // Cells kept once: routing counts every message, and a label lookup costs more than the count.
+    const routedCells = {
+      chat: routedMessages.labels({ server: name, kind: "chat" }),
+      public_chat: routedMessages.labels({ server: name, kind: "public_chat" })
+    }
     const runFork = Runtime.runFork(yield* Effect.runtime<never>())
     // Every client_update carries the whole list, so a burst of joins and leaves needs one, not one each:
     // the first change after a quiet spell goes out at once, then at most one per interval (the last state always).
@@ -119,7 +124,7 @@ export const serveNeighbourhood = (
       rooms,
       room: `neighbourhood/${config.address}/clients`,
       refused: (reason) => refusals.labels({ server: name, reason }).inc(),
-      routed: (kind) => routedMessages.labels({ server: name, kind }).inc(),
+      routed: (kind) => routedCells[kind].inc(),
       clientsChanged: () => {
         updatePending = true
         Queue.unsafeOffer(clientChanges, undefined)
@@ -128,6 +133,25 @@ export const serveNeighbourhood = (
       admitConnection: connectionLimiter.admit,
       warn: (message) => void runFork(Effect.logWarning(message)),
       defect: (error) => void runFork(Effect.logError("neighbourhood: ordered work failed", error))
+    }
+
+    if (rooms.spansNodes) {
+      // Nodes of one server name share its room: every join or leave anywhere refreshes our client list,
+      // and a periodic refresh drops the clients of a node that died (its presence expires).
+      const roomChanges = yield* rooms.changes
+      const refresh = rooms.members(ctx.room).pipe(
+        Effect.flatMap((members) =>
+          Effect.sync(() => {
+            if (mesh.setClusterMembers(members)) ctx.clientsChanged()
+          })
+        )
+      )
+      yield* Queue.take(roomChanges).pipe(
+        Effect.flatMap((change) => (change.room === ctx.room ? refresh : Effect.void)),
+        Effect.forever,
+        Effect.forkScoped
+      )
+      yield* refresh.pipe(Effect.repeat(Schedule.spaced("2 seconds")), Effect.forkScoped)
     }
 
     yield* Queue.take(clientChanges).pipe(

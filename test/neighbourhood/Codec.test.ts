@@ -27,6 +27,7 @@ import {
   preview,
   SignedContent
 } from "../../src/neighbourhood/Wire.ts"
+import { verifySigned } from "../../src/neighbourhood/Verify.ts"
 
 const pair = await generateKeyPair()
 const other = await generateKeyPair()
@@ -188,6 +189,53 @@ describe("Neighbourhood signatures", () => {
       counter: 42,
       signature
     })
+  })
+})
+
+describe("Neighbourhood server verification (node:crypto) agrees with WebCrypto", () => {
+  test("valid signatures verify; tampered data, counter, signer or signature bits fail, as with WebCrypto", async () => {
+    await FastCheck.assert(
+      FastCheck.asyncProperty(
+        FastCheck.string({ minLength: 1, maxLength: 300 }),
+        FastCheck.nat({ max: 1e12 }),
+        FastCheck.nat(),
+        async (data, counter, position) => {
+          const signature = await signData(pair.privateKey, data, counter)
+          const bytes = fromBase64(signature)!
+          bytes[position % bytes.length]! ^= 1 << (position % 8)
+          const cases: Array<[string, number, string]> = [
+            [data, counter, signature],
+            [`${data.slice(0, -1)}${data.at(-1) === "x" ? "y" : "x"}`, counter, signature],
+            [data, counter + 1, signature],
+            [data, counter, await signData(other.privateKey, data, counter)],
+            [data, counter, toBase64(bytes)],
+            [data, counter, signature.replace(/=+$/, "")],
+            [data, counter, "not base64!"]
+          ]
+          for (const [d, c, sig] of cases)
+            expect(verifySigned(key, d, c, sig)).toBe(await verifyData(key.verifyKey, d, c, sig))
+          expect(verifySigned(key, data, counter, signature)).toBe(true)
+        }
+      ),
+      rsaRuns
+    )
+  })
+
+  test("a PSS signature with another salt length is refused, as v1.2 fixes it at 32", async () => {
+    const data = "salted"
+    for (const saltLength of [0, 20, 64]) {
+      const signature = toBase64(
+        new Uint8Array(
+          await crypto.subtle.sign(
+            { name: "RSA-PSS", saltLength },
+            pair.privateKey,
+            new TextEncoder().encode(`${data}1`)
+          )
+        )
+      )
+      expect(verifySigned(key, data, 1, signature)).toBe(false)
+      expect(await verifyData(key.verifyKey, data, 1, signature)).toBe(false)
+    }
   })
 })
 
