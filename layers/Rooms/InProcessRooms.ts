@@ -7,9 +7,9 @@ type Room = Map<Connection<unknown>, RoomMember>
 
 /**
  * Rooms of one process on the transport's native topics: join subscribes the connection to the
- * topic named like the room, publish is one native publish. A publish without a sender goes out
- * through any member's socket (native publish skips that socket, so it is sent to directly), so
- * no server handle is needed and the same code runs on Bun and on the memory transport.
+ * topic named like the room, publish is one native publish. A publish without a sender is the
+ * server-wide publish of any member's server, so no server handle is needed and the same code runs
+ * on Bun and on the memory transport.
  */
 export const makeInProcessRooms = Effect.gen(function* () {
   const rooms = new Map<string, Room>()
@@ -39,11 +39,10 @@ export const makeInProcessRooms = Effect.gen(function* () {
       if (except !== undefined) return except.publish(room, frame)
       const members = rooms.get(room)
       if (!members) return
+      // Any member's server reaches them all: one native server-wide publish, no direct send per event.
       for (const connection of members.keys()) {
         if (!connection.isOpen()) continue
-        connection.publish(room, frame)
-        connection.send(frame)
-        return
+        return connection.publishToAll(room, frame)
       }
     },
     members: (room) => Effect.sync(() => [...(rooms.get(room)?.values() ?? [])]),
