@@ -14,6 +14,9 @@ type Room = Map<Connection<unknown>, RoomMember>
 export const makeInProcessRooms = Effect.gen(function* () {
   const rooms = new Map<string, Room>()
   const changes = yield* PubSub.unbounded<RoomChange>()
+  // With nobody subscribed (the usual case: the relay reports its own unit changes) a join or leave builds no change.
+  let listeners = 0
+  const announce = (change: () => RoomChange) => (listeners === 0 ? Effect.void : PubSub.publish(changes, change()))
 
   const service: RoomsService = {
     join: (room, connection, member) =>
@@ -23,7 +26,7 @@ export const makeInProcessRooms = Effect.gen(function* () {
         if (members.has(connection)) return Effect.void
         members.set(connection, member)
         connection.subscribe(room)
-        return PubSub.publish(changes, { _tag: "Joined" as const, room, member })
+        return announce(() => ({ _tag: "Joined", room, member }))
       }),
     leave: (room, connection) =>
       Effect.suspend(() => {
@@ -33,7 +36,7 @@ export const makeInProcessRooms = Effect.gen(function* () {
         members.delete(connection)
         if (members.size === 0) rooms.delete(room)
         if (connection.isOpen()) connection.unsubscribe(room)
-        return PubSub.publish(changes, { _tag: "Left" as const, room, member })
+        return announce(() => ({ _tag: "Left", room, member }))
       }),
     publish: (room: string, frame: WireMessage, except?: Connection<unknown>) => {
       if (except !== undefined) return except.publish(room, frame)
@@ -47,7 +50,13 @@ export const makeInProcessRooms = Effect.gen(function* () {
     },
     members: (room) => Effect.sync(() => [...(rooms.get(room)?.values() ?? [])]),
     localCount: (room) => rooms.get(room)?.size ?? 0,
-    changes: PubSub.subscribe(changes)
+    changes: Effect.zipRight(
+      Effect.acquireRelease(
+        Effect.sync(() => listeners++),
+        () => Effect.sync(() => listeners--)
+      ),
+      PubSub.subscribe(changes)
+    )
   }
   return service
 })

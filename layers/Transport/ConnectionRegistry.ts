@@ -2,6 +2,7 @@ import { Cause, Deferred, Duration, Effect, Exit, FiberId, FiberSet, Schedule, S
 import { closeCodeLabel, CloseCodes, closeReason } from "../../src/shared/CloseCodes.ts"
 import { hardBackpressureLimit, type SocketLimits } from "../../src/shared/SocketLimits.ts"
 import { type Cell, Metrics } from "../Observability/Metrics.ts"
+import { ConnectionScope } from "./ConnectionScope.ts"
 import {
   type Connection,
   type ConnectionHandler,
@@ -344,7 +345,7 @@ export const makeConnectionRegistry = <D, R>(
 
     const registry: ConnectionRegistry<D> = {
       opened: (raw, data) => {
-        const connection = new LiveConnection(data, raw, Effect.runSync(Scope.make()), registry)
+        const connection = new LiveConnection(data, raw, new ConnectionScope(), registry)
         connections.add(connection)
         connectionsGauge.inc()
         start(connection)
