@@ -52,6 +52,14 @@ export class ConnectionScope implements Scope.CloseableScope {
     })
   }
 
+  /** Closes the scope now if it holds no finalizer (nothing to run); false, and still open, otherwise. */
+  closeIfEmpty(exit: Exit.Exit<unknown, unknown>): boolean {
+    const state = this.current
+    if (state !== undefined && (state._tag === "Closed" || state.finalizers.size > 0)) return false
+    this.current = { _tag: "Closed", exit }
+    return true
+  }
+
   close(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
     return Effect.suspend(() => {
       const state = this.current
