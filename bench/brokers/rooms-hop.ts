@@ -29,6 +29,7 @@ const member = (id: number, onSend: () => void): Connection<unknown> => ({
     return "sent"
   },
   publish: () => {},
+  publishToAll: () => {},
   subscribe: () => {},
   unsubscribe: () => {},
   isSubscribed: () => true,

@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from "node:crypto"
-import { Clock, Duration, Effect, Layer, Option } from "effect"
-import type { Account } from "../../src/storage/Account.ts"
+import { Clock, Deferred, Duration, Effect, Layer, Option } from "effect"
+import type { Account, StorageError } from "../../src/storage/Account.ts"
 import { AccountStore } from "./AccountStore.ts"
 
 export interface AuthCacheOptions {
@@ -8,6 +8,12 @@ export interface AuthCacheOptions {
   readonly ttl: Duration.DurationInput
   /** Most names remembered; the oldest go first. */
   readonly maxEntries?: number
+}
+
+/** A verification under way: logins with the same name and code wait for it instead of hashing too. */
+interface InFlight {
+  readonly digest: Buffer
+  readonly answer: Deferred.Deferred<Option.Option<Account>, StorageError>
 }
 
 interface Verified {
@@ -20,7 +26,8 @@ interface Verified {
  * Remembers successful authentications for a short TTL so reconnect storms don't pay argon2 per
  * login. The cache keeps an HMAC of the code under a per-process random key (never the code), is
  * cleared for a name on regenerate/setEnabled here, and only remembers successes: a wrong code
- * always goes to the store. Changes made by another process show up after at most `ttl`.
+ * always goes to the store. Changes made by another process show up after at most `ttl`. Concurrent logins
+ * with one name and code share one verification, so a burst after the TTL passes pays argon2 once, not per login.
  */
 export const cacheAuthentications = (store: AccountStore["Type"], options: AuthCacheOptions) =>
   Effect.sync(() => {
@@ -28,6 +35,7 @@ export const cacheAuthentications = (store: AccountStore["Type"], options: AuthC
     const maxEntries = options.maxEntries ?? 10_000
     const hmacKey = crypto.getRandomValues(new Uint8Array(32))
     const verified = new Map<string, Verified>()
+    const inFlight = new Map<string, InFlight>()
     // Bumped by every change: a lookup that raced with one must not cache what it saw before it.
     let changes = 0
     const digestOf = (accessCode: string) => createHmac("sha256", hmacKey).update(accessCode).digest()
@@ -35,6 +43,7 @@ export const cacheAuthentications = (store: AccountStore["Type"], options: AuthC
       Effect.sync(() => {
         changes++
         verified.delete(name)
+        inFlight.delete(name)
       })
 
     const cached: AccountStore["Type"] = {
@@ -44,14 +53,21 @@ export const cacheAuthentications = (store: AccountStore["Type"], options: AuthC
           const digest = digestOf(accessCode)
           const hit = verified.get(name)
           if (hit && hit.expiresAt > now && timingSafeEqual(hit.digest, digest)) return Option.some(hit.account)
+          const joined = inFlight.get(name)
+          if (joined && timingSafeEqual(joined.digest, digest)) return yield* Deferred.await(joined.answer)
+          const flight: InFlight = { digest, answer: yield* Deferred.make<Option.Option<Account>, StorageError>() }
+          inFlight.set(name, flight)
           const changesBefore = changes
-          const result = yield* store.authenticate(name, accessCode)
-          if (Option.isSome(result) && changes === changesBefore) {
+          // Uninterruptible: logins waiting on this verification must get its answer even if this one gives up.
+          const exit = yield* Effect.exit(Effect.uninterruptible(store.authenticate(name, accessCode)))
+          if (inFlight.get(name) === flight) inFlight.delete(name)
+          yield* Deferred.done(flight.answer, exit)
+          if (exit._tag === "Success" && Option.isSome(exit.value) && changes === changesBefore) {
             verified.delete(name)
-            verified.set(name, { digest, account: result.value, expiresAt: now + ttl })
+            verified.set(name, { digest, account: exit.value.value, expiresAt: now + ttl })
             if (verified.size > maxEntries) verified.delete(verified.keys().next().value!)
           }
-          return result
+          return yield* exit
         }),
       findByName: store.findByName,
       list: store.list,

@@ -12,7 +12,8 @@ import {
   type ServeOptions,
   type ServerHandle,
   Transport,
-  type UpgradeDecision
+  type UpgradeDecision,
+  type WireMessage
 } from "./Transport.ts"
 
 /** A socket's data: what the upgrade decided until `open`, then the connection itself (no wrapper object per socket). */
@@ -57,8 +58,12 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
   Effect.gen(function* () {
     const runtime = yield* Effect.runtime<R>()
     const protocol = options.websocket
+    // Bound once Bun.serve returns; no connection (and so no publish through one) exists before that.
+    let publishOnServer = (_topic: string, _message: WireMessage): number => 0
     const registry: ConnectionRegistry<D> | undefined = protocol
-      ? yield* makeConnectionRegistry(options.name, options.limits, protocol)
+      ? yield* makeConnectionRegistry(options.name, options.limits, protocol, (topic, message) =>
+          publishOnServer(topic, message)
+        )
       : undefined
     const httpHandler = options.http ? HttpApp.toWebHandlerRuntime(runtime)(options.http) : notFound
     const runFork = Runtime.runFork(runtime)
@@ -168,17 +173,14 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
         })
     )
 
+    publishOnServer = (topic, message) => server.publish(topic, message)
     const port = server.port ?? options.port
     const handle: ServerHandle = {
       name: options.name,
       port,
       hostname,
       url: `${tls ? "https" : "http"}://${displayHost(hostname)}:${port}`,
-      publish: (topic, message) => {
-        const bytes = server.publish(topic, message)
-        registry?.afterPublish(bytes, message)
-        return bytes
-      },
+      publish: (topic, message) => (registry ? registry.publishToAll(topic, message) : server.publish(topic, message)),
       subscriberCount: (topic) => server.subscriberCount(topic),
       connectionCount: () => registry?.size() ?? 0
     }

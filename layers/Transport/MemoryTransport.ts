@@ -276,10 +276,14 @@ const serve = <D, R>(network: MemoryNetwork, options: ServeOptions<D, R>) =>
   Effect.gen(function* () {
     const runtime = yield* Effect.runtime<R>()
     const protocol = options.websocket
-    const registry = protocol ? yield* makeConnectionRegistry(options.name, options.limits, protocol) : undefined
+    const topics = new Topics()
+    const registry = protocol
+      ? yield* makeConnectionRegistry(options.name, options.limits, protocol, (topic, message) =>
+          topics.publish(topic, message)
+        )
+      : undefined
     const httpHandler = options.http ? HttpApp.toWebHandlerRuntime(runtime)(options.http) : undefined
     const runUpgrade = Runtime.runPromise(runtime)
-    const topics = new Topics()
     const { limits } = options
     const bodyLimit = requestBodyLimit(limits)
 
@@ -333,11 +337,7 @@ const serve = <D, R>(network: MemoryNetwork, options: ServeOptions<D, R>) =>
       port,
       hostname: "memory",
       url: `http://memory:${port}`,
-      publish: (topic, message) => {
-        const bytes = topics.publish(topic, message)
-        registry?.afterPublish(bytes, message)
-        return bytes
-      },
+      publish: (topic, message) => (registry ? registry.publishToAll(topic, message) : topics.publish(topic, message)),
       subscriberCount: (topic) => topics.count(topic),
       connectionCount: () => registry?.size() ?? 0
     }

@@ -16,6 +16,8 @@ export interface Connection<D> {
   readonly send: (message: WireMessage) => SendStatus
   /** Sends to every subscriber of `topic` except this connection (native pub/sub). */
   readonly publish: (topic: string, message: WireMessage) => void
+  /** Sends to every subscriber of `topic` on this connection's server, this connection included (server-wide publish). */
+  readonly publishToAll: (topic: string, message: WireMessage) => void
   readonly subscribe: (topic: string) => void
   readonly unsubscribe: (topic: string) => void
   readonly isSubscribed: (topic: string) => boolean

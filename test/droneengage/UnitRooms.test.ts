@@ -18,6 +18,7 @@ const fakeConnection = () => {
     remoteAddress: "127.0.0.1",
     send: () => "sent",
     publish: (topic, message) => void published.push([topic, message]),
+    publishToAll: () => {},
     subscribe: (topic) => void topics.add(topic),
     unsubscribe: (topic) => void topics.delete(topic),
     isSubscribed: (topic) => topics.has(topic),

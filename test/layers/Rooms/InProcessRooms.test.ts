@@ -1,5 +1,5 @@
 import { describe, expect } from "bun:test"
-import { Effect, Layer, Queue } from "effect"
+import { Effect, Layer, Queue, Scope } from "effect"
 import { InProcessRoomsLive } from "../../../layers/Rooms/InProcessRooms.ts"
 import { Rooms } from "../../../layers/Rooms/Rooms.ts"
 import { MemoryNetwork, MemoryTransportTest } from "../../../layers/Transport/MemoryTransport.ts"
@@ -88,6 +88,32 @@ describe("InProcessRooms", () => {
       ])
       expect(rooms.localCount("r")).toBe(0)
       expect(yield* rooms.members("r")).toEqual([])
+    }).pipe(Effect.provide(TestLayers))
+  )
+
+  it.effect("a subscriber sees the changes made while it listens, none from before or after", () =>
+    Effect.gen(function* () {
+      const network = yield* MemoryNetwork
+      const rooms = yield* Rooms
+      const server = yield* start
+      const outer = yield* Effect.scope
+      yield* network.connect(server.port, "/?room=r&id=before")
+      const seen = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const changes = yield* rooms.changes
+          // The client lives in the test's scope: only the subscription ends with this one.
+          yield* Scope.extend(network.connect(server.port, "/?room=r&id=during"), outer)
+          return yield* Queue.take(changes)
+        })
+      )
+      expect(`${seen._tag}:${seen.member.id}`).toBe("Joined:during")
+      yield* network.connect(server.port, "/?room=r&id=after")
+      const later = yield* rooms.changes
+      const last = yield* network.connect(server.port, "/?room=r&id=last")
+      yield* last.close()
+      const next = yield* Effect.all([Queue.take(later), Queue.take(later)])
+      expect(next.map((change) => `${change._tag}:${change.member.id}`)).toEqual(["Joined:last", "Left:last"])
+      expect(rooms.localCount("r")).toBe(3)
     }).pipe(Effect.provide(TestLayers))
   )
 })

@@ -70,6 +70,28 @@ describe("authentication cache", () => {
     }).pipe(Effect.provide(layer))
   })
 
+  it.effect("concurrent logins with one name and code share one verification", () => {
+    const { state, layer } = counted()
+    return Effect.gen(function* () {
+      const store = yield* AccountStore
+      const { accessCode } = yield* store.create({ name: "a", permission: Permission.all })
+      const hold: Hold = { verified: yield* Deferred.make<void>(), release: yield* Deferred.make<void>() }
+      state.hold = hold
+      const first = yield* Effect.fork(store.authenticate("a", accessCode))
+      yield* Deferred.await(hold.verified)
+      // These arrive while the first verification is still under way: same code waits, another code does not.
+      const same = yield* Effect.fork(
+        Effect.all([store.authenticate("a", accessCode), store.authenticate("a", accessCode)])
+      )
+      const wrong = yield* Effect.fork(store.authenticate("a", `${accessCode}0`))
+      expect(Option.isNone(yield* Fiber.join(wrong))).toBe(true)
+      yield* Deferred.succeed(hold.release, undefined)
+      expect(Option.isSome(yield* Fiber.join(first))).toBe(true)
+      expect((yield* Fiber.join(same)).every(Option.isSome)).toBe(true)
+      expect(state.verifications).toBe(2)
+    }).pipe(Effect.provide(layer))
+  })
+
   it.effect("regenerate and setEnabled take effect at once", () => {
     const { layer } = counted()
     return Effect.gen(function* () {

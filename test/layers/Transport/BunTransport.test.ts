@@ -26,6 +26,7 @@ const echo: WebSocketProtocol<{ room: string }> = {
           Effect.sync(() => {
             const text = typeof message === "string" ? message : new TextDecoder().decode(message)
             if (text.startsWith("pub:")) connection.publish(connection.data.room, text.slice(4))
+            else if (text.startsWith("all:")) connection.publishToAll(connection.data.room, text.slice(4))
             else if (text === "boom") throw new Error("handler defect")
             else connection.send(`echo:${text}`)
           })
@@ -140,6 +141,24 @@ describe("BunTransport", () => {
       yield* c.expectSilence()
       expect(server.publish("r2", "from server")).toBeGreaterThan(0)
       expect(yield* c.next()).toBe("from server")
+    })
+  )
+
+  it.live("publishToAll reaches every subscriber of the topic once, the publishing connection included", () =>
+    Effect.gen(function* () {
+      const server = yield* startEcho()
+      const a = yield* connectWs(`ws://127.0.0.1:${server.port}/?room=r1`)
+      const b = yield* connectWs(`ws://127.0.0.1:${server.port}/?room=r1`)
+      const c = yield* connectWs(`ws://127.0.0.1:${server.port}/?room=r2`)
+      yield* eventually(() => server.subscriberCount("r1") === 2, "two subscribers")
+      yield* a.send("all:hello")
+      expect(yield* a.next()).toBe("hello")
+      expect(yield* b.next()).toBe("hello")
+      // A second frame proves the first arrived only once.
+      yield* b.send("all:again")
+      expect(yield* a.next()).toBe("again")
+      expect(yield* b.next()).toBe("again")
+      yield* c.expectSilence()
     })
   )
 
