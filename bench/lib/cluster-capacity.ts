@@ -1,6 +1,12 @@
 import { LoadGenerator, planGroup } from "../loadgen/Coordinator.ts"
 import type { ClientSpec } from "../loadgen/Protocols.ts"
-import { type ClusterBrokerKind, openFds, redisUsedMemory, withClusterStack } from "./cluster-stack.ts"
+import {
+  type ClusterBrokerKind,
+  LOGINS_IN_FLIGHT_PER_WORKER,
+  openFds,
+  redisUsedMemory,
+  withClusterStack
+} from "./cluster-stack.ts"
 import { cpuBetween, cpuMicros, openFilesLimit, rssBytes, sampleCpu } from "./proc.ts"
 
 /**
@@ -115,6 +121,7 @@ export const capacityRun = (options: CapacityOptions): Promise<CapacityRun> =>
         clients: idleClients(options.size),
         workers: options.workers,
         clockBase: options.clockBase,
+        connectConcurrency: LOGINS_IN_FLIGHT_PER_WORKER,
         connectDeadlineMs: options.connectDeadlineMs
       }).finally(() => clearInterval(monitor))
       try {

@@ -5,6 +5,7 @@ import {
   brokerCounts,
   type ClusterBrokerKind,
   type ClusterStack,
+  LOGINS_IN_FLIGHT_PER_WORKER,
   redisPublishCalls,
   withClusterStack
 } from "./cluster-stack.ts"
@@ -69,7 +70,8 @@ export const clusterFanoutRuns = (
       target: stack.target,
       clients: planGroup({ group: "cluster", units: c.units, senders: SENDERS }),
       workers: options.workers,
-      clockBase: options.clockBase
+      clockBase: options.clockBase,
+      connectConcurrency: LOGINS_IN_FLIGHT_PER_WORKER
     })
     try {
       if (generator.connectFailures > 0)
