@@ -65,7 +65,7 @@ const withOneProcessRatios = (rows: Array<ResultRow>): Array<ResultRow> =>
     }
   })
 
-const capacityRow = (run: CapacityRun): ResultRow => {
+export const capacityRow = (run: CapacityRun): ResultRow => {
   const one = (value: number) => spreadOf([value])
   const notes = [
     `${run.relays} relays on one port (SO_REUSEPORT), ${run.workers} load-generator workers`,
