@@ -8,6 +8,7 @@
  *   npm run bench -- --summary            rewrite summary.md and the charts from the saved results, measure nothing
  *   npm run bench -- fanout neighbourhood --servers bun-raw,relay,neighbourhood   ratios to the relay from one run
  *   options: --runs N  --workers N  --servers bun-raw,node-ws,transport,relay,chat,hydrogen  --idle-sizes 10000,19000  --out DIR
+ *            --cluster-idle N (idle units of the cluster scenario's capacity case; 0 skips it)
  */
 import { existsSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -26,6 +27,7 @@ import { slow } from "./scenarios/slow.ts"
 import { aliya } from "./scenarios/aliya.ts"
 import { udp } from "./scenarios/udp.ts"
 import { neighbourhood } from "./scenarios/neighbourhood.ts"
+import { cluster } from "./scenarios/cluster.ts"
 
 const root = join(import.meta.dir, "..")
 export const scenarios: ReadonlyArray<Scenario> = [
@@ -37,7 +39,8 @@ export const scenarios: ReadonlyArray<Scenario> = [
   slow,
   neighbourhood,
   udp,
-  aliya
+  aliya,
+  cluster
 ]
 const order = scenarios.map((scenario) => scenario.id)
 
@@ -47,6 +50,7 @@ interface Options {
   readonly workers: number
   readonly servers: Array<ServerKind>
   readonly idleSizes: Array<number>
+  readonly clusterIdle: number | undefined
   readonly out: string
   readonly only: Array<string>
   readonly summaryOnly: boolean
@@ -63,7 +67,7 @@ const parseArgs = (argv: ReadonlyArray<string>): Options => {
       ?.split(",")
       .map(Number)
       .filter((n) => Number.isInteger(n) && n > 0)
-  const valued = new Set(["--runs", "--workers", "--servers", "--idle-sizes", "--out"])
+  const valued = new Set(["--runs", "--workers", "--servers", "--idle-sizes", "--out", "--cluster-idle"])
   const only = argv.filter((arg, i) => !arg.startsWith("--") && !valued.has(argv[i - 1] ?? ""))
   const unknown = only.filter((id) => !order.includes(id))
   if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(", ")}; choose from ${order.join(", ")}`)
@@ -80,6 +84,7 @@ const parseArgs = (argv: ReadonlyArray<string>): Options => {
     workers: Number(value("--workers") ?? 2),
     servers: requested?.filter((kind) => available.includes(kind)) ?? available,
     idleSizes: numbers(value("--idle-sizes")) ?? (quick ? [1000] : [10_000]),
+    clusterIdle: value("--cluster-idle") === undefined ? undefined : Number(value("--cluster-idle")),
     out: value("--out") ?? (quick ? join(tmpdir(), "switchboard-bench") : join(root, "results")),
     only,
     summaryOnly: argv.includes("--summary")
@@ -111,6 +116,7 @@ const main = async () => {
     workers: options.workers,
     servers: options.servers,
     idleSizes: options.idleSizes,
+    ...(options.clusterIdle === undefined ? {} : { clusterIdle: options.clusterIdle }),
     clockBase: performance.timeOrigin + performance.now(),
     log,
     status,

@@ -5,6 +5,7 @@ import * as vl from "vega-lite"
 import type { ResultRow, ScenarioResult } from "../scenarios/common.ts"
 import { serverLabel } from "../scenarios/common.ts"
 import type { Spread } from "./stats.ts"
+import { clusterFanoutChart } from "./cluster-chart.ts"
 
 /** A result file: one scenario of one invocation, with the machine it ran on. */
 export interface ResultFile extends ScenarioResult {
@@ -145,6 +146,32 @@ const columns: Record<string, Array<Column>> = {
     metric("RSS growth MB", "rssGrowthMb", (v) => num(v, 1)),
     { label: "slow one's close code", cell: (row) => (row.notes ?? []).join("; ") }
   ],
+  cluster: [
+    metric("deliveries/s", "deliveriesPerSec", rate),
+    metric("deliveries/s per core", "deliveriesPerCore", rate),
+    ratioColumn("rate vs one process", "deliveriesPerSec vs one process"),
+    ratioColumn("per core vs one process", "deliveriesPerCore vs one process"),
+    metric("relay cores", "relayCores"),
+    metric("broker cores", "brokerCores"),
+    metric("p99 ms", "p99Ms"),
+    metric("broker out per message", "brokerOutPerMessage"),
+    metric("broker in per message", "brokerInPerMessage"),
+    metric("broker msgs per delivery", "brokerMessagesPerDelivery", (v) => num(v, 4)),
+    metric("lost", "lost", (v) => v.toFixed(0)),
+    metric("dup", "duplicates", (v) => v.toFixed(0))
+  ],
+  "cluster-capacity": [
+    metric("connected", "connected", (v) => v.toFixed(0)),
+    metric("failed", "failed", (v) => v.toFixed(0)),
+    metric("connect s", "connectSeconds", (v) => num(v, 1)),
+    metric("logins+connects/s", "connectsPerSec", rate),
+    metric("relay RSS KB/conn", "rssKbPerConnection"),
+    metric("Redis KB/conn", "brokerKbPerConnection"),
+    metric("idle CPU % (relays)", "idleCpuPercent"),
+    metric("idle CPU % (authenticator)", "authIdleCpuPercent"),
+    metric("closed while idle", "closedWhileIdle", (v) => v.toFixed(0)),
+    { label: "note", cell: (row) => (row.notes ?? []).join("; ") }
+  ],
   udp: [
     metric("packets/s observed", "packetsPerSec", rate),
     metric("server CPU µs/packet", "cpuUsPerPacket", (v) => num(v, 2)),
@@ -154,11 +181,25 @@ const columns: Record<string, Array<Column>> = {
   ]
 }
 
-const table = (result: ResultFile): string => {
-  const cols = columns[result.scenario] ?? []
+/** Scenarios with a second table: rows that have `metric` take the columns of `columns`. */
+const secondTables: Record<string, { readonly metric: string; readonly columns: string }> = {
+  cluster: { metric: "connected", columns: "cluster-capacity" }
+}
+
+const tables = (result: ResultFile): string => {
+  const second = secondTables[result.scenario]
+  if (!second) return table(columns[result.scenario] ?? [], result.rows)
+  const split = result.rows.filter((row) => second.metric in row.metrics)
+  const first = result.rows.filter((row) => !(second.metric in row.metrics))
+  return [table(columns[result.scenario] ?? [], first), table(columns[second.columns] ?? [], split)]
+    .filter((text) => text.split("\n").length > 2)
+    .join("\n\n")
+}
+
+const table = (cols: ReadonlyArray<Column>, rows: ReadonlyArray<ResultRow>): string => {
   const header = `| server | case | ${cols.map((c) => c.label).join(" | ")} |`
   const rule = `|---|---|${cols.map(() => "---").join("|")}|`
-  const lines = result.rows.map(
+  const lines = rows.map(
     (row) => `| ${serverLabel[row.server] ?? row.server} | ${row.case} | ${cols.map((c) => c.cell(row)).join(" | ")} |`
   )
   return [header, rule, ...lines].join("\n")
@@ -178,7 +219,7 @@ export const summaryMarkdown = (results: ReadonlyArray<ResultFile>, order: Reado
   ]
   for (const result of sorted) {
     parts.push(`## ${result.title} (${result.scenario}, ${result.date}${result.quick ? ", quick" : ""})`, "")
-    parts.push(table(result), "")
+    parts.push(tables(result), "")
     if (result.skipped.length > 0) parts.push("Not measured:", ...result.skipped.map((s) => `- ${s}`), "")
     const notes = result.notes.slice(0, 12)
     if (notes.length > 0) parts.push("Notes:", ...notes.map((n) => `- ${n}`), "")
@@ -337,6 +378,8 @@ export const writeCharts = async (dir: string, results: ReadonlyArray<ResultFile
         points(idle, "rssKbPerConnection")
       )
     ])
+  const clusterResult = byId.get("cluster")
+  if (clusterResult) charts.push(["cluster-fanout.svg", clusterFanoutChart(clusterResult)])
   const written: Array<string> = []
   for (const [name, spec] of charts) {
     if (!spec) continue

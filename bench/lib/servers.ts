@@ -176,9 +176,9 @@ const chat = async (options: ServerOptions): Promise<RunningServer> => {
 }
 
 /** The DroneEngage bench account (single-account storage: no database, codes still hashed). */
-const DRONEENGAGE_ACCOUNT = { name: "bench", accessCode: "bench-access-code-0001" }
+export const DRONEENGAGE_ACCOUNT = { name: "bench", accessCode: "bench-access-code-0001" }
 
-const loginWorks = async (authUrl: string): Promise<boolean> => {
+export const loginWorks = async (authUrl: string): Promise<boolean> => {
   try {
     const response = await fetch(`${authUrl}/w/wl`, {
       method: "POST",

@@ -22,6 +22,8 @@ export type TargetConfig =
       readonly authUrl: string
       readonly account: string
       readonly accessCode: string
+      /** Relay ports to dial instead of the login's cs.h, client i on port i mod n (several relay processes). */
+      readonly relayPorts?: ReadonlyArray<number>
     }
   | { readonly protocol: "chat"; readonly url: string }
   | {
@@ -82,7 +84,8 @@ const droneEngage = (target: Extract<TargetConfig, { protocol: "droneengage" }>)
       cs?: { f: string; g: string; h: number }
     }
     if (body.e !== 0 || !body.cs) throw new Error(`login refused: HTTP ${response.status} e=${body.e} ${body.em ?? ""}`)
-    const { f, g, h } = body.cs
+    const { f, g } = body.cs
+    const h = target.relayPorts?.length ? target.relayPorts[spec.index % target.relayPorts.length] : body.cs.h
     const url = `ws://${loopbackHost(g)}:${h}/?f=${encodeURIComponent(f)}&s=${encodeURIComponent(spec.unit)}`
     return { url, localAddress: spec.localAddress }
   },

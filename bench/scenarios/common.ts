@@ -14,6 +14,8 @@ export interface BenchContext {
   readonly servers: ReadonlyArray<ServerKind>
   /** Idle-capacity sizes (scenario 3). */
   readonly idleSizes: ReadonlyArray<number>
+  /** Idle units of the cluster scenario's capacity case (`--cluster-idle`; 0 skips it). */
+  readonly clusterIdle?: number
   readonly clockBase: number
   readonly log: (line: string) => void
   readonly status: (line: string) => void
