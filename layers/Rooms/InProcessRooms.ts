@@ -18,26 +18,39 @@ export const makeInProcessRooms = Effect.gen(function* () {
   let listeners = 0
   const announce = (change: () => RoomChange) => (listeners === 0 ? Effect.void : PubSub.publish(changes, change()))
 
+  /** Joins; the member when it was not in the room yet. */
+  const add = (room: string, connection: Connection<unknown>, member: RoomMember): boolean => {
+    let members = rooms.get(room)
+    if (!members) rooms.set(room, (members = new Map()))
+    if (members.has(connection)) return false
+    members.set(connection, member)
+    connection.subscribe(room)
+    return true
+  }
+  /** Leaves; the member that left, if it was there. */
+  const remove = (room: string, connection: Connection<unknown>): RoomMember | undefined => {
+    const members = rooms.get(room)
+    const member = members?.get(connection)
+    if (!members || !member) return undefined
+    members.delete(connection)
+    if (members.size === 0) rooms.delete(room)
+    if (connection.isOpen()) connection.unsubscribe(room)
+    return member
+  }
+
   const service: RoomsService = {
     join: (room, connection, member) =>
-      Effect.suspend(() => {
-        let members = rooms.get(room)
-        if (!members) rooms.set(room, (members = new Map()))
-        if (members.has(connection)) return Effect.void
-        members.set(connection, member)
-        connection.subscribe(room)
-        return announce(() => ({ _tag: "Joined", room, member }))
-      }),
+      Effect.suspend(() =>
+        add(room, connection, member) ? announce(() => ({ _tag: "Joined", room, member })) : Effect.void
+      ),
     leave: (room, connection) =>
       Effect.suspend(() => {
-        const members = rooms.get(room)
-        const member = members?.get(connection)
-        if (!members || !member) return Effect.void
-        members.delete(connection)
-        if (members.size === 0) rooms.delete(room)
-        if (connection.isOpen()) connection.unsubscribe(room)
-        return announce(() => ({ _tag: "Left", room, member }))
+        const member = remove(room, connection)
+        return member ? announce(() => ({ _tag: "Left", room, member })) : Effect.void
       }),
+    // A change to announce needs the PubSub (an Effect): only without listeners is the work synchronous.
+    joinNow: (room, connection, member) => listeners === 0 && (add(room, connection, member), true),
+    leaveNow: (room, connection) => listeners === 0 && (remove(room, connection), true),
     publish: (room: string, frame: WireMessage, except?: Connection<unknown>) => {
       if (except !== undefined) return except.publish(room, frame)
       const members = rooms.get(room)

@@ -32,6 +32,10 @@ export interface RoomsService {
   readonly join: (room: string, connection: Connection<unknown>, member: RoomMember) => Effect.Effect<void>
   /** Takes a connection out of a room (no-op when it is not there). */
   readonly leave: (room: string, connection: Connection<unknown>) => Effect.Effect<void>
+  /** `join` done on the spot when nothing asynchronous is needed (true); false: nothing was done, use `join`. */
+  readonly joinNow?: (room: string, connection: Connection<unknown>, member: RoomMember) => boolean
+  /** `leave` done on the spot when nothing asynchronous is needed (true); false: nothing was done, use `leave`. */
+  readonly leaveNow?: (room: string, connection: Connection<unknown>) => boolean
   /**
    * Hot path: one frame to every member of the room except `except` (the sender, who need not be
    * a member). Synchronous and allocation-free on a single node.

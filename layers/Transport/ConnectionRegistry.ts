@@ -6,6 +6,7 @@ import { ConnectionScope } from "./ConnectionScope.ts"
 import {
   type Connection,
   type ConnectionHandler,
+  type OpenedNow,
   plainAddress,
   type SendStatus,
   type WebSocketProtocol,
@@ -47,6 +48,8 @@ export class LiveConnection<D> implements Connection<D> {
   paused = false
   /** What `protocol.open` returned; undefined while it runs. */
   handler: ConnectionHandler<any> | undefined = undefined
+  /** The cleanup `protocol.openNow` gave, run once the socket is gone. */
+  onClose: OpenedNow<any>["onClose"] = undefined
   /** A fiber is opening the connection or draining its inbox (at most one at a time, so order holds). */
   busy = false
   /** Resumes the connection's fiber while it waits for more messages. */
@@ -186,9 +189,52 @@ export const makeConnectionRegistry = <D, R>(
       if (connections.size === 0 && allClosed) Deferred.unsafeDone(allClosed, Exit.void)
     }
     const finish = (connection: LiveConnection<D>) => {
+      const cleanup = connection.onClose === undefined ? undefined : runCleanup(connection, connection.onClose)
       // A scope nothing was added to closes on the spot: no fiber per close.
-      if (connection.scope.closeIfEmpty(Exit.void)) return forget(connection)
-      run(Scope.close(connection.scope, Exit.void).pipe(Effect.ensuring(Effect.sync(() => forget(connection)))))
+      if (cleanup === undefined && connection.scope.closeIfEmpty(Exit.void)) return forget(connection)
+      const closing = Scope.close(connection.scope, Exit.void).pipe(
+        Effect.ensuring(Effect.sync(() => forget(connection)))
+      )
+      run(cleanup === undefined ? closing : Effect.zipRight(cleanup, closing))
+    }
+
+    /** Runs openNow's cleanup; the Effect still to run when it has asynchronous work left (guarded like a handler's). */
+    const runCleanup = (
+      connection: LiveConnection<D>,
+      onClose: NonNullable<OpenedNow<R>["onClose"]>
+    ): Effect.Effect<void, never, R> | undefined => {
+      connection.onClose = undefined
+      let pending: Effect.Effect<void, never, R> | void
+      try {
+        pending = onClose()
+      } catch (defect) {
+        return logFailure("closing the connection", connection, Cause.die(defect))
+      }
+      return pending === undefined
+        ? undefined
+        : Effect.catchAllCause(pending, (cause) => logFailure("closing the connection", connection, cause))
+    }
+
+    const logFailure = (what: string, connection: LiveConnection<D>, cause: Cause.Cause<unknown>) =>
+      Effect.logError(`${what} failed`, Cause.pretty(cause)).pipe(
+        Effect.annotateLogs({ server: serverName, connection: connection.id })
+      )
+
+    /** openNow, when the protocol has it and the work is synchronous: true when the connection is open and handled. */
+    const openNow = (connection: LiveConnection<D>): boolean => {
+      if (protocol.openNow === undefined) return false
+      let opened: OpenedNow<R> | undefined
+      try {
+        opened = protocol.openNow(connection)
+      } catch (defect) {
+        run(failed("opening the connection", connection)(Cause.die(defect)))
+        connection.handler = { onMessage: () => {} }
+        return true
+      }
+      if (opened === undefined) return false
+      connection.handler = opened
+      connection.onClose = opened.onClose
+      return true
     }
 
     /**
@@ -274,7 +320,14 @@ export const makeConnectionRegistry = <D, R>(
 
     // Scopes of connections still open when the server stops are closed with it.
     yield* Effect.addFinalizer(() =>
-      Effect.forEach([...connections], (connection) => Scope.close(connection.scope, Exit.void), { discard: true })
+      Effect.forEach(
+        [...connections],
+        (connection) => {
+          const cleanup = connection.onClose === undefined ? undefined : runCleanup(connection, connection.onClose)
+          return Effect.zipRight(cleanup ?? Effect.void, Scope.close(connection.scope, Exit.void))
+        },
+        { discard: true }
+      )
     )
 
     const afterSend = (connection: LiveConnection<D>, status: SendStatus) => {
@@ -346,7 +399,7 @@ export const makeConnectionRegistry = <D, R>(
         const connection = new LiveConnection(data, raw, new ConnectionScope(), registry)
         connections.add(connection)
         connectionsGauge.inc()
-        start(connection)
+        if (!openNow(connection)) start(connection)
         return connection
       },
       received: (connection, message) => {

@@ -74,6 +74,18 @@ export interface WebSocketProtocol<D, R = never> {
    * Effect.forkScoped and register cleanup with Effect.addFinalizer; both end when the socket closes.
    */
   readonly open: (connection: Connection<D>) => Effect.Effect<ConnectionHandler<R>, never, R | Scope.Scope>
+  /**
+   * Optional fast path of `open` when its work is synchronous: opens the connection on the spot, with no fiber,
+   * and returns its handler; undefined when something asynchronous is needed (decided before anything is
+   * done): the transport then runs `open`.
+   */
+  readonly openNow?: (connection: Connection<D>) => OpenedNow<R> | undefined
+}
+
+/** What `openNow` returns: the handler and the cleanup to run once the socket is gone. */
+export interface OpenedNow<R = never> extends ConnectionHandler<R> {
+  /** Runs right after the close; an Effect returned is run in a fiber (the asynchronous fallback). */
+  readonly onClose?: () => Effect.Effect<void, never, R> | void
 }
 
 export interface TlsFiles {

@@ -30,6 +30,46 @@ export const LoginBody = Schema.Struct({
 })
 export type LoginBody = typeof LoginBody.Type
 
+const loginFields = [
+  ["acc", 255, true],
+  ["pwd", 128, true],
+  ["gr", 64, true],
+  ["app", 64, false],
+  ["ver", 64, false],
+  ["ex", 255, false],
+  ["at", 8, false]
+] as const
+const decodeLoginBodyBySchema = (body: unknown) => decodeBody(LoginBody, body)
+
+/**
+ * decodeBody(LoginBody, body) without Schema for the usual body (every field a string or a finite number within
+ * its limits): the same value, in the same key order; anything else is decoded by the Schema, errors included.
+ */
+export const decodeLoginBody = (body: Record<string, unknown>): Either.Either<LoginBody, string> => {
+  const decoded: Record<string, string> = {}
+  for (const [key, max, required] of loginFields) {
+    const value = body[key]
+    if (value === undefined && Object.hasOwn(body, key)) return decodeLoginBodyBySchema(body)
+    if (value === undefined) {
+      if (key === "gr") decoded.gr = "1"
+      else if (required) return decodeLoginBodyBySchema(body)
+      continue
+    }
+    const text =
+      typeof value === "string"
+        ? value
+        : typeof value === "number" && Number.isFinite(value)
+          ? String(value)
+          : undefined
+    const trimmed = text?.trim()
+    if (trimmed === undefined || trimmed.length > max || (required && trimmed.length === 0)) {
+      return decodeLoginBodyBySchema(body)
+    }
+    decoded[key] = trimmed
+  }
+  return Either.right(decoded as unknown as LoginBody)
+}
+
 /** POST /w/wo. */
 export const LogoutBody = Schema.Struct({ sid: NonEmptyText(200) })
 

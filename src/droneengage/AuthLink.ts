@@ -2,14 +2,8 @@ import type { KeyObject } from "node:crypto"
 import { Deferred, type Duration, Effect, Either, Option, Queue, Redacted, Stream, SubscriptionRef } from "effect"
 import { Federation } from "../../layers/Federation/Federation.ts"
 import { type Link, LinkClosed } from "../../layers/Federation/Link.ts"
-import {
-  decodeAuthToRelay,
-  encodeRelayToAuth,
-  type InfoData,
-  type LoginRequestData,
-  signChallenge,
-  signChallengeEd25519
-} from "./S2S.ts"
+import { decodeAuthToRelayFast, encodeLoginReply, encodeLogout } from "./S2SFast.ts"
+import { encodeRelayToAuth, type InfoData, type LoginRequestData, signChallenge, signChallengeEd25519 } from "./S2S.ts"
 import type { UnitRoomsService, UnitMember } from "./UnitRooms.ts"
 import type { LoginKeys } from "./LoginKeys.ts"
 
@@ -123,12 +117,12 @@ export const makeAuthLink = (options: AuthLinkOptions) =>
       Effect.gen(function* () {
         const key = yield* options.keys.issue(request)
         const port = yield* options.publicPort
-        link.send(encodeRelayToAuth({ c: "b", d: { r: request.r, e: 0, g: options.publicHost, h: port, f: key } }))
+        link.send(encodeLoginReply({ r: request.r, e: 0, g: options.publicHost, h: port, f: key }))
       })
 
     const onMessage = (message: string | Uint8Array, link: Link) =>
       Effect.gen(function* () {
-        const decoded = decodeAuthToRelay(typeof message === "string" ? message : new TextDecoder().decode(message))
+        const decoded = decodeAuthToRelayFast(typeof message === "string" ? message : new TextDecoder().decode(message))
         if (Either.isLeft(decoded)) return yield* Effect.logWarning("authenticator sent an unreadable frame; ignored")
         const frame = decoded.right
         if ("s2s_auth" in frame) {
@@ -153,9 +147,7 @@ export const makeAuthLink = (options: AuthLinkOptions) =>
     const link: AuthLink = {
       notifyLogout: (member) => {
         if (current?.up)
-          current.link.send(
-            encodeRelayToAuth({ c: "c", d: { s: member.unitName, a: member.accountId, r: member.requestId } })
-          )
+          current.link.send(encodeLogout({ s: member.unitName, a: member.accountId, r: member.requestId }))
       },
       isUp: () => current?.up === true,
       awaitUp: (up) =>

@@ -1,7 +1,7 @@
 import type { KeyObject } from "node:crypto"
 import { Data, Deferred, type Duration, Effect, Either, Option, PubSub, Queue, Redacted, type Scope } from "effect"
+import { decodeRelayToAuthFast, encodeLogin } from "./S2SFast.ts"
 import {
-  decodeRelayToAuth,
   encodeAuthToRelay,
   type InfoData,
   type LoginReplyData,
@@ -155,7 +155,7 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
 
     const handle = (relay: Relay, text: string) =>
       Effect.gen(function* () {
-        const decoded = decodeRelayToAuth(text)
+        const decoded = decodeRelayToAuthFast(text)
         if (Either.isLeft(decoded)) {
           if (!relay.authenticated)
             return yield* refuse(relay, "unreadable frame before authentication", CloseCodes.unauthorized)
@@ -264,7 +264,7 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
         const r = newNonce().slice(0, 32)
         const reply = yield* Deferred.make<LoginReplyData, NoCommServer>()
         relay.pending.set(r, reply)
-        relay.connection.send(encodeAuthToRelay({ c: "b", d: { ...request, r } }))
+        relay.connection.send(encodeLogin({ ...request, r }))
         const answer = yield* Deferred.await(reply).pipe(
           Effect.timeoutFail({
             duration: options.replyTimeout,

@@ -5,7 +5,8 @@ import { Tokens } from "../../layers/Tokens/Tokens.ts"
  * Single-use login keys: a relay issues one per reserved login and the client presents it once
  * when it connects. A key is a 128-bit token of the Tokens Tag, lives `ttl` (10 s by default),
  * and is gone after its first use, whether that use succeeds or not. The grant is stored as JSON
- * and decoded with its schema when the key is used.
+ * (a shared store holds strings) and decoded with its schema when the key is used, unless this
+ * process issued it: then the grant it was given is handed back as it is (no parse, no decode).
  */
 export interface LoginKeys<G> {
   /** A fresh key bound to `grant`. */
@@ -22,6 +23,10 @@ export interface LoginKeyOptions {
   readonly ttl: Duration.DurationInput
 }
 
+/** How many issued grants are kept as values (a key lives seconds; past this the oldest decode from JSON). */
+const issuedCacheSize = 16_384
+
+/** `grant` of `issue` must be a decoded value of the schema (what decoding its JSON gives back). */
 export const makeLoginKeys = <G, I>(
   grant: Schema.Schema<G, I>,
   options: LoginKeyOptions
@@ -32,9 +37,24 @@ export const makeLoginKeys = <G, I>(
     const encode = Schema.encodeSync(codec)
     const decode = Schema.decodeUnknownOption(codec)
     const ttl = Duration.decode(options.ttl)
+    // Grants this process issued, by their stored text, oldest first; a miss (evicted, another node's) decodes.
+    const issued = new Map<string, G>()
+    const remember = (text: string, value: G) => {
+      if (issued.size >= issuedCacheSize) issued.delete(issued.keys().next().value!)
+      issued.set(text, value)
+    }
+    const recall = (text: string): Option.Option<G> => {
+      const value = issued.get(text)
+      if (value === undefined) return decode(text)
+      issued.delete(text)
+      return Option.some(value)
+    }
     return {
-      issue: (value) => tokens.issue(options.kind, encode(value), ttl),
-      consume: (key) => Effect.map(tokens.take(options.kind, key), Option.flatMap(decode)),
+      issue: (value) => {
+        const text = encode(value)
+        return Effect.tap(tokens.issue(options.kind, text, ttl), () => remember(text, value))
+      },
+      consume: (key) => Effect.map(tokens.take(options.kind, key), Option.flatMap(recall)),
       count: tokens.count(options.kind)
     }
   })

@@ -28,7 +28,7 @@ import {
   type WebSocketProtocol,
   type WireMessage
 } from "../../layers/Transport/Transport.ts"
-import type { Seat, UnitMember, UnitRoomsService } from "./UnitRooms.ts"
+import { InstanceLimitReached, type Seat, type UnitMember, type UnitRoomsService } from "./UnitRooms.ts"
 
 /** A unit's sd and p as JSON texts, stamped into each message it sends. */
 interface Stamp {
@@ -129,7 +129,32 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
             )
           )
           return { onMessage: (message) => handle(seat, stamp, connection, message) }
-        })
+        }),
+
+      // The same as open, on the spot, when the rooms need nothing asynchronous (a single node).
+      openNow: (connection) => {
+        const { member, instanceLimit } = connection.data
+        const entered = rooms.enterNow(member, connection, instanceLimit)
+        if (entered === undefined) return undefined
+        // Nothing can reach the unit's rooms before this returns, so the welcome is still its first frame.
+        connection.send(welcome(connection.remoteAddress))
+        if (entered instanceof InstanceLimitReached) {
+          connection.close(CloseCodes.forbidden, "instance limit reached")
+          return { onMessage: () => {} }
+        }
+        const seat = entered
+        const proxyUnit = member.actorType === "d" ? options.udpProxy : undefined
+        proxyUnit?.unitEntered(member)
+        const stamp: Stamp = { sd: JSON.stringify(member.unitName), p: JSON.stringify(member.permission) }
+        return {
+          onMessage: (message) => handle(seat, stamp, connection, message),
+          onClose: () => {
+            proxyUnit?.unitLeft(member)
+            options.onLeft(member)
+            if (!rooms.exitNow(seat)) return rooms.exit(seat)
+          }
+        }
+      }
     }
 
     const fail = (

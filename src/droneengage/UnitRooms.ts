@@ -1,4 +1,4 @@
-import { Context, Data, Effect, Layer, Option, PubSub, type Queue, type Scope } from "effect"
+import { Context, Data, Effect, Layer, Option, Queue, type Scope } from "effect"
 import { type Claim, Claims } from "../../layers/Cluster/Claims.ts"
 import { Rooms, type RoomsService } from "../../layers/Rooms/Rooms.ts"
 import { type Audience, type RoomKey, roomPrefix, topicsOf, unitRoom } from "./Routing.ts"
@@ -79,6 +79,17 @@ export interface UnitRoomsService {
   readonly leaveGroup: (seat: Seat) => Effect.Effect<void>
   /** The unit disconnected; a no-op for a seat that was already replaced. */
   readonly exit: (seat: Seat) => Effect.Effect<void>
+  /**
+   * `enter` done on the spot, without a fiber, when the rooms need nothing asynchronous (single node, no
+   * listener on the generic rooms); undefined when they do, decided before anything is done: use `enter`.
+   */
+  readonly enterNow: (
+    member: UnitMember,
+    connection: Connection<unknown>,
+    instanceLimit: number
+  ) => Seat | InstanceLimitReached | undefined
+  /** `exit` done on the spot when nothing asynchronous is needed (true); false: nothing was done, use `exit`. */
+  readonly exitNow: (seat: Seat) => boolean
   /** Hot path: fan-out of one frame to an audience of the sender's room, never to the sender. */
   readonly deliver: (seat: Seat, audience: Audience, frame: WireMessage) => DeliveryResult
   readonly presence: (room: RoomKey) => Effect.Effect<ReadonlyArray<UnitPresence>>
@@ -120,7 +131,11 @@ export const makeUnitRooms = (serverName: string) =>
     const unitsGauge = metrics
       .gauge("switchboard_de_units", "Units seated in rooms", ["server"])
       .labels({ server: serverName })
-    const changes = yield* PubSub.unbounded<RoomChange>()
+    // One queue per listener, offered to synchronously, so a join or leave needs no fiber to announce itself.
+    const listeners = new Set<Queue.Queue<RoomChange>>()
+    const announce = (change: RoomChange) => {
+      for (const queue of listeners) Queue.unsafeOffer(queue, change)
+    }
     // Rooms that span nodes: unit names are claimed cluster-wide, so a second connect anywhere replaces the first.
     const claims = rooms.spansNodes ? Option.getOrUndefined(yield* Effect.serviceOption(Claims)) : undefined
     const claimOf = new Map<Seat, Claim>()
@@ -134,6 +149,20 @@ export const makeUnitRooms = (serverName: string) =>
     const joinRooms = (seat: Seat) => {
       const member = { id: seat.member.unitName, info: seat.member.actorType }
       return Effect.forEach(roomsOf(seat), (room) => rooms.join(room, seat.connection, member), { discard: true })
+    }
+
+    /** The generic rooms can join and leave on the spot right now (see RoomsService.joinNow). */
+    const syncRooms = claims === undefined && rooms.joinNow !== undefined && rooms.leaveNow !== undefined
+    const joinRoomsNow = (seat: Seat): boolean => {
+      const member = { id: seat.member.unitName, info: seat.member.actorType }
+      for (const room of roomsOf(seat)) if (!rooms.joinNow!(room, seat.connection, member)) return false
+      return true
+    }
+    const leaveRoomsNow = (seat: Seat): boolean => {
+      if (!seat.inGroup) return true
+      for (const room of roomsOf(seat)) if (!rooms.leaveNow!(room, seat.connection)) return false
+      seat.inGroup = false
+      return true
     }
 
     const leaveRooms = (seat: Seat) =>
@@ -161,7 +190,7 @@ export const makeUnitRooms = (serverName: string) =>
       Effect.flatMap(removeSeat(previous), (removed) => {
         if (!removed) return Effect.void
         previous.connection.close(CloseCodes.replaced)
-        return Effect.asVoid(PubSub.publish(changes, left(previous.member)))
+        return Effect.sync(() => announce(left(previous.member)))
       })
 
     /** The account's units on every node (this one's included), for its instance limit. */
@@ -235,14 +264,49 @@ export const makeUnitRooms = (serverName: string) =>
             else yield* claims.release(claim)
           }
           yield* joinRooms(seat)
-          yield* PubSub.publish(changes, entered(member))
+          announce(entered(member))
           return seat
         }),
+      enterNow: (member, connection, instanceLimit) => {
+        if (!syncRooms) return undefined
+        if (!admits(member, instanceLimit))
+          return new InstanceLimitReached({ accountId: member.accountId, limit: instanceLimit })
+        const seat = seatOf(member, connection)
+        // Joins and leaves of the generic rooms are all on the spot or none (they depend on its listeners only).
+        if (!joinRoomsNow(seat)) return undefined
+        const units = accounts.get(member.accountId)
+        const previous = units?.get(member.unitName)
+        if (previous) {
+          units!.delete(member.unitName)
+          if (units!.size === 0) accounts.delete(member.accountId)
+          unitsGauge.dec()
+          leaveRoomsNow(previous)
+          previous.connection.close(CloseCodes.replaced)
+          announce(left(previous.member))
+        }
+        let seats = accounts.get(member.accountId)
+        if (!seats) accounts.set(member.accountId, (seats = new Map()))
+        seats.set(member.unitName, seat)
+        unitsGauge.inc()
+        announce(entered(member))
+        return seat
+      },
+      exitNow: (seat) => {
+        if (!syncRooms) return false
+        const units = accounts.get(seat.member.accountId)
+        if (!units || units.get(seat.member.unitName) !== seat) return true
+        if (!leaveRoomsNow(seat)) return false
+        units.delete(seat.member.unitName)
+        if (units.size === 0) accounts.delete(seat.member.accountId)
+        unitsGauge.dec()
+        announce(left(seat.member))
+        return true
+      },
       leaveGroup: leaveRooms,
       exit: (seat) =>
-        Effect.flatMap(removeSeat(seat), (removed) =>
-          removed ? PubSub.publish(changes, left(seat.member)) : Effect.void
-        ).pipe(Effect.asVoid),
+        Effect.map(removeSeat(seat), (removed) => {
+          if (removed) announce(left(seat.member))
+        }),
       deliver,
       presence: (room) =>
         Effect.map(rooms.members(`${roomPrefix(room)}all`), (members) =>
@@ -258,7 +322,14 @@ export const makeUnitRooms = (serverName: string) =>
         }
         return { accounts: [...accounts.keys()], accountDetails }
       }),
-      changes: PubSub.subscribe(changes)
+      changes: Effect.acquireRelease(
+        Effect.tap(Queue.unbounded<RoomChange>(), (queue) => listeners.add(queue)),
+        (queue) =>
+          Effect.zipRight(
+            Effect.sync(() => listeners.delete(queue)),
+            Queue.shutdown(queue)
+          )
+      )
     }
     return service
   })

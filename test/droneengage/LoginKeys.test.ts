@@ -1,8 +1,9 @@
 import { describe, expect } from "bun:test"
-import { Effect, Layer, Option, Schema, TestClock } from "effect"
+import { Arbitrary, Effect, FastCheck, Layer, Option, Schema, TestClock } from "effect"
 import { makeMemoryTokens, MemoryTokensLive } from "../../layers/Tokens/MemoryTokens.ts"
 import { Tokens } from "../../layers/Tokens/Tokens.ts"
 import { makeLoginKeys } from "../../src/droneengage/LoginKeys.ts"
+import { LoginRequestData } from "../../src/droneengage/S2S.ts"
 import { makeSessions } from "../../src/droneengage/Sessions.ts"
 import { it } from "../support/effect.ts"
 
@@ -18,6 +19,26 @@ describe("LoginKeys (over Tokens)", () => {
       expect(key).toMatch(/^[0-9a-f]{32}$/)
       expect(yield* keys.consume(key)).toEqual(Option.some({ account: "a" }))
       expect(yield* keys.consume(key)).toEqual(Option.none())
+    }).pipe(Effect.provide(MemoryTokensLive))
+  )
+
+  it.effect("a grant comes back the same from the issuing process's values as decoded from the store", () =>
+    Effect.gen(function* () {
+      const options = { kind: "test/key", ttl: "10 seconds" as const }
+      // Two relays sharing one store: keys issued by one are consumed by the other from JSON.
+      const here = yield* makeLoginKeys(LoginRequestData, options)
+      const there = yield* makeLoginKeys(LoginRequestData, options)
+      const grants = FastCheck.sample(Arbitrary.make(LoginRequestData), { numRuns: 200, seed: 13 })
+      for (const grant of grants) {
+        const decoded = Schema.decodeSync(Schema.parseJson(LoginRequestData))(JSON.stringify(grant))
+        const local = yield* here.consume(yield* here.issue(grant))
+        const remote = yield* there.consume(yield* here.issue(grant))
+        expect(local).toEqual(Option.some(decoded))
+        expect(remote).toEqual(Option.some(decoded))
+      }
+      const key = yield* here.issue(grants[0]!)
+      expect(Option.isSome(yield* there.consume(key))).toBe(true)
+      expect(yield* here.consume(key)).toEqual(Option.none())
     }).pipe(Effect.provide(MemoryTokensLive))
   )
 

@@ -1,8 +1,10 @@
 import { describe, expect } from "bun:test"
-import { Effect, Either, Layer, Queue } from "effect"
+import { Effect, Either, Layer, Queue, Scope } from "effect"
+import fc from "fast-check"
 import { InProcessRoomsLive } from "../../layers/Rooms/InProcessRooms.ts"
+import { Rooms } from "../../layers/Rooms/Rooms.ts"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
-import { makeUnitRooms, type UnitMember } from "../../src/droneengage/UnitRooms.ts"
+import { InstanceLimitReached, makeUnitRooms, type Seat, type UnitMember } from "../../src/droneengage/UnitRooms.ts"
 import type { Connection } from "../../layers/Transport/Transport.ts"
 import { Agents, Everyone, Gcs, topicFor, Unit } from "../../src/droneengage/Routing.ts"
 import { it } from "../support/effect.ts"
@@ -95,4 +97,92 @@ describe("UnitRooms (in process)", () => {
       expect(rooms.admits(member("a", "u9", "g"), 0)).toBe(true)
     }).pipe(Effect.provide(Layer.merge(Metrics.Default, InProcessRoomsLive)))
   )
+
+  /** Enters and exits, on the spot or through the Effects, seen from outside: topics, closes, snapshot, changes. */
+  const runScript = (script: ReadonlyArray<Step>, onTheSpot: boolean) =>
+    Effect.gen(function* () {
+      const rooms = yield* makeUnitRooms("test")
+      const scope = yield* Scope.make()
+      const changes = yield* Scope.extend(rooms.changes, scope)
+      const seats: Array<Seat> = []
+      const sockets: Array<ReturnType<typeof fakeConnection>> = []
+      const outcomes: Array<string> = []
+      for (const step of script) {
+        if (step._tag === "Exit") {
+          const seat = seats[step.index % Math.max(1, seats.length)]
+          if (!seat) continue
+          if (onTheSpot) expect(rooms.exitNow(seat)).toBe(true)
+          else yield* rooms.exit(seat)
+          continue
+        }
+        const socket = fakeConnection()
+        sockets.push(socket)
+        const unit = member(step.account, step.unit, step.actorType, step.group)
+        if (onTheSpot) {
+          const entered = rooms.enterNow(unit, socket.connection, step.limit)
+          if (entered === undefined) throw new Error("expected the synchronous path")
+          if (entered instanceof InstanceLimitReached) outcomes.push("refused")
+          else seats.push(entered), outcomes.push("seated")
+        } else {
+          const entered = yield* Effect.either(rooms.enter(unit, socket.connection, step.limit))
+          if (Either.isLeft(entered)) outcomes.push("refused")
+          else seats.push(entered.right), outcomes.push("seated")
+        }
+      }
+      const events = [...(yield* Queue.takeAll(changes))].map((e) => `${e._tag} ${e.member.unitName}`)
+      return {
+        outcomes,
+        events,
+        snapshot: yield* rooms.snapshot,
+        sockets: sockets.map((socket) => ({ topics: [...socket.topics].sort(), closed: socket.closed }))
+      }
+    }).pipe(Effect.provide(Layer.merge(Metrics.Default, InProcessRoomsLive)))
+
+  it.effect("enterNow and exitNow do exactly what enter and exit do (generated scripts)", () =>
+    Effect.sync(() =>
+      fc.assert(
+        fc.property(fc.array(step, { maxLength: 30 }), (script) => {
+          const now = Effect.runSync(runScript(script, true))
+          const later = Effect.runSync(runScript(script, false))
+          expect(now).toEqual(later)
+        }),
+        { numRuns: 200 }
+      )
+    )
+  )
+
+  it.effect("enterNow leaves the work to enter while the generic rooms have a listener", () =>
+    Effect.gen(function* () {
+      const rooms = yield* makeUnitRooms("test")
+      yield* (yield* Rooms).changes
+      expect(rooms.enterNow(member("a", "d1", "d"), fakeConnection().connection, 0)).toBeUndefined()
+      expect(yield* rooms.snapshot).toEqual({ accounts: [], accountDetails: {} })
+      const seat = yield* rooms.enter(member("a", "d1", "d"), fakeConnection().connection, 0)
+      expect(rooms.exitNow(seat)).toBe(false)
+      expect((yield* rooms.snapshot).accounts).toEqual(["a"])
+    }).pipe(Effect.scoped, Effect.provide(Layer.merge(Metrics.Default, InProcessRoomsLive)))
+  )
 })
+
+type Step =
+  | {
+      readonly _tag: "Enter"
+      readonly account: string
+      readonly unit: string
+      readonly actorType: "g" | "d"
+      readonly group: string
+      readonly limit: number
+    }
+  | { readonly _tag: "Exit"; readonly index: number }
+
+const step: fc.Arbitrary<Step> = fc.oneof(
+  fc.record({
+    _tag: fc.constant("Enter" as const),
+    account: fc.constantFrom("a", "b"),
+    unit: fc.constantFrom("u1", "u2", "u3"),
+    actorType: fc.constantFrom("g" as const, "d" as const),
+    group: fc.constantFrom("1", "2"),
+    limit: fc.constantFrom(0, 1, 2)
+  }),
+  fc.record({ _tag: fc.constant("Exit" as const), index: fc.nat(10) })
+)

@@ -72,3 +72,68 @@ describe("ConnectionRegistry: fibers only while there is traffic", () => {
     }).pipe(Effect.provide(MemoryTransportTest))
   )
 })
+
+/** openNow opens on the spot unless the log says "refuse now"; the log tells which path ran. */
+const openNowOrLater = (log: Array<string>): WebSocketProtocol<null> => ({
+  upgrade: () => Effect.succeed(accept(null)),
+  open: (connection) =>
+    Effect.gen(function* () {
+      log.push("open")
+      yield* Effect.addFinalizer(() => Effect.sync(() => log.push("finalizer")))
+      return { onMessage: (message) => void connection.send(`later:${String(message)}`) }
+    }),
+  openNow: (connection) => {
+    if (log.includes("refuse now")) return undefined
+    log.push("openNow")
+    return {
+      onMessage: (message) => void connection.send(`now:${String(message)}`),
+      // An Effect returned by the cleanup is run (the asynchronous fallback).
+      onClose: () =>
+        log.includes("async cleanup") ? Effect.sync(() => log.push("onClose effect")) : void log.push("onClose")
+    }
+  }
+})
+
+describe("ConnectionRegistry: openNow", () => {
+  it.effect(
+    "a synchronous open needs no fiber; its cleanup runs once after the close, as an Effect when it returns one",
+    () =>
+      Effect.gen(function* () {
+        const log: Array<string> = []
+        const transport = yield* Transport
+        const network = yield* MemoryNetwork
+        const server = yield* transport.serve({ name: "now", port: 0, limits, websocket: openNowOrLater(log) })
+        const client = yield* network.connect(server.port)
+        yield* client.send("1")
+        expect(yield* client.next()).toBe("now:1")
+        yield* client.close()
+        yield* TestClock.adjust("1 second")
+        expect(log).toEqual(["openNow", "onClose"])
+        expect(server.connectionCount()).toBe(0)
+        log.push("async cleanup")
+        const second = yield* network.connect(server.port)
+        yield* second.send("2")
+        expect(yield* second.next()).toBe("now:2")
+        yield* second.close()
+        yield* TestClock.adjust("1 second")
+        expect(log.slice(3)).toEqual(["openNow", "onClose effect"])
+        expect(server.connectionCount()).toBe(0)
+      }).pipe(Effect.provide(MemoryTransportTest))
+  )
+
+  it.effect("undefined from openNow falls back to open, with its scope and finalizers", () =>
+    Effect.gen(function* () {
+      const log: Array<string> = ["refuse now"]
+      const transport = yield* Transport
+      const network = yield* MemoryNetwork
+      const server = yield* transport.serve({ name: "later", port: 0, limits, websocket: openNowOrLater(log) })
+      const client = yield* network.connect(server.port)
+      yield* client.send("1")
+      expect(yield* client.next()).toBe("later:1")
+      yield* client.close()
+      yield* TestClock.adjust("1 second")
+      expect(log).toEqual(["refuse now", "open", "finalizer"])
+      expect(server.connectionCount()).toBe(0)
+    }).pipe(Effect.provide(MemoryTransportTest))
+  )
+})
