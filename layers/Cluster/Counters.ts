@@ -68,6 +68,8 @@ export interface SharedLimitOptions {
 export interface SharedLimiter {
   /** Hot path, synchronous: counts one event of `key`; false when the key is over its limit in this window. */
   readonly admit: (key: string, now: number) => boolean
+  /** The count this node knows for `key` in the window of `now`: the cluster's at the last sync plus its own since. */
+  readonly known: (key: string, now: number) => number
 }
 
 interface KeyWindow {
@@ -119,6 +121,27 @@ export const makeSharedLimiter = (
         if (state.shared + state.pending >= options.limit) return false
         state.pending++
         return true
+      },
+      known: (key, now) => {
+        const state = keys.get(key)
+        return state === undefined || state.window !== windowOf(now) ? 0 : state.shared + state.pending
       }
     }
   })
+
+/**
+ * Makes shared limiters on this cluster's Counters: present only on a node of a Redis or NATS
+ * cluster, so a per-client limit (`makeKeyedLimiter`) holds across nodes there and stays local alone.
+ */
+export class SharedLimits extends Context.Tag("switchboard/SharedLimits")<
+  SharedLimits,
+  { readonly make: (name: string, options: SharedLimitOptions) => Effect.Effect<SharedLimiter, never, Scope.Scope> }
+>() {}
+
+/** SharedLimits on the Counters it is given (BrokerCountersLive on a cluster). */
+export const SharedLimitsLive = Layer.effect(
+  SharedLimits,
+  Effect.map(Effect.context<Counters>(), (counters) => ({
+    make: (name: string, options: SharedLimitOptions) => makeSharedLimiter(name, options).pipe(Effect.provide(counters))
+  }))
+)
