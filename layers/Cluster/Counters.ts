@@ -70,6 +70,8 @@ export interface SharedLimiter {
   readonly admit: (key: string, now: number) => boolean
   /** The count this node knows for `key` in the window of `now`: the cluster's at the last sync plus its own since. */
   readonly known: (key: string, now: number) => number
+  /** Seconds until `key` may pass again as far as this node knows (its window's end when over the limit, else 0). */
+  readonly retryAfter: (key: string, now: number) => number
 }
 
 interface KeyWindow {
@@ -112,6 +114,10 @@ export const makeSharedLimiter = (
         { discard: true }
       )
     yield* repeatEvery(`${name} shared limits`, options.syncEvery ?? "1 second", sync)
+    const known = (key: string, now: number) => {
+      const state = keys.get(key)
+      return state === undefined || state.window !== windowOf(now) ? 0 : state.shared + state.pending
+    }
 
     return {
       admit: (key, now) => {
@@ -122,10 +128,9 @@ export const makeSharedLimiter = (
         state.pending++
         return true
       },
-      known: (key, now) => {
-        const state = keys.get(key)
-        return state === undefined || state.window !== windowOf(now) ? 0 : state.shared + state.pending
-      }
+      known,
+      retryAfter: (key, now) =>
+        known(key, now) < options.limit ? 0 : Math.ceil(((windowOf(now) + 1) * windowMillis - now) / 1000)
     }
   })
 

@@ -95,7 +95,8 @@ export const makeKeyedLimiter = (
         const state = keys.get(key)
         if (!state) return 0
         if (state.blockedUntil > now) return Math.ceil((state.blockedUntil - now) / 1000)
-        return state.bucket.tokens >= 1 ? 0 : Math.ceil((1 - state.bucket.tokens) / ratePerSecond)
+        const local = state.bucket.tokens >= 1 ? 0 : Math.ceil((1 - state.bucket.tokens) / ratePerSecond)
+        return cluster === undefined ? local : Math.max(local, cluster.retryAfter(key, now))
       },
       isBlocked: (key, now) => (keys.get(key)?.blockedUntil ?? 0) > now
     }

@@ -1,23 +1,18 @@
 import { describe, expect } from "bun:test"
 import { Effect, Layer, TestClock } from "effect"
 import type { ClusterBroker } from "../../../layers/Cluster/Broker.ts"
-import {
-  BrokerCountersLive,
-  type SharedLimiter,
-  SharedLimits,
-  SharedLimitsLive
-} from "../../../layers/Cluster/Counters.ts"
+import { type SharedLimiter, SharedLimits } from "../../../layers/Cluster/Counters.ts"
 import { makeKeyedLimiter } from "../../../src/shared/RateLimiter.ts"
 import { it, settle } from "../../support/effect.ts"
 import {
-  buildNode,
   type ClusterBackend,
   cleanRedisAfterAll,
   memoryBackend,
   natsBackend,
   natsPrefix,
   redisBackend,
-  runPrefix
+  runPrefix,
+  sharedLimitsOn
 } from "./backends.ts"
 
 const prefix = runPrefix("limits")
@@ -31,10 +26,7 @@ const scenarios = (backend: ClusterBackend) =>
     /** A node's keyed limiter on the cluster's SharedLimits, with the shared side it made (to see its syncs). */
     const nodeLimiter = (brokers: { readonly broker: (nodeId: string) => Layer.Layer<ClusterBroker> }, id: string) =>
       Effect.gen(function* () {
-        const built = yield* buildNode(
-          SharedLimitsLive.pipe(Layer.provide(BrokerCountersLive), Layer.provide(brokers.broker(id)))
-        )
-        const shared = built.get(SharedLimits)
+        const shared = yield* sharedLimitsOn(brokers.broker(id))
         let cluster: SharedLimiter | undefined
         const spying = Layer.succeed(SharedLimits, {
           make: (name, options) => Effect.tap(shared.make(name, options), (made) => void (cluster = made))

@@ -2,6 +2,7 @@ import { afterAll } from "bun:test"
 import { Context, Effect, Exit, Layer, Scope, TestClock } from "effect"
 import Redis from "ioredis"
 import { ClusterBroker } from "../../../layers/Cluster/Broker.ts"
+import { BrokerCountersLive, SharedLimits, SharedLimitsLive } from "../../../layers/Cluster/Counters.ts"
 import { MemoryBrokerHub } from "../../../layers/Cluster/MemoryBroker.ts"
 import { makeRedisBroker } from "../../../layers/Cluster/RedisBroker.ts"
 import { destroyNatsBuckets, makeNatsBroker } from "../../../layers/Cluster/NatsBroker.ts"
@@ -133,3 +134,9 @@ export const natsBackend = (prefix: string): ClusterBackend => ({
       }
     })
 })
+
+/** A node's SharedLimits on its broker (what a program's `withSharedLimitsFromConfig` provides), in a scope of its own. */
+export const sharedLimitsOn = (broker: Layer.Layer<ClusterBroker>) =>
+  Effect.map(buildNode(SharedLimitsLive.pipe(Layer.provide(BrokerCountersLive), Layer.provide(broker))), (built) =>
+    built.get(SharedLimits)
+  )
