@@ -9,7 +9,7 @@ import { RedisTokensLive } from "../Tokens/RedisTokens.ts"
 import { BunTransportWith } from "../Transport/BunTransport.ts"
 import { ClusterBroker } from "./Broker.ts"
 import { BrokerClaimsLive, LocalClaimsLive } from "./Claims.ts"
-import { BrokerCountersLive, MemoryCountersLive } from "./Counters.ts"
+import { BrokerCountersLive, MemoryCountersLive, SharedLimitsLive } from "./Counters.ts"
 import { ClusterConfig, type ClusterSettings, safeUrl } from "./ClusterConfig.ts"
 import { makeNatsBroker } from "./NatsBroker.ts"
 import { makeRedisBroker } from "./RedisBroker.ts"
@@ -77,3 +77,19 @@ export const ClusterFromConfig = Layer.unwrapEffect(Effect.map(ClusterConfig, cl
 export const BunTransportFromConfig = Layer.unwrapEffect(
   Effect.map(ClusterConfig, (settings) => BunTransportWith({ reusePort: settings.reusePort }))
 )
+
+/** Per-client limits that hold across nodes (needs a ClusterBroker): what `makeKeyedLimiter` consults on a node. */
+export const brokerSharedLimits = SharedLimitsLive.pipe(Layer.provide(BrokerCountersLive))
+
+/**
+ * `layer` with per-client limits shared over `cluster.*`'s broker (its own connection) on a redis/nats
+ * node; unchanged alone (local limits, no broker).
+ */
+export const withSharedLimitsFromConfig = <A, E, R>(layer: Layer.Layer<A, E, R>) =>
+  Layer.unwrapEffect(
+    Effect.map(ClusterConfig, (settings) =>
+      settings.broker === "memory"
+        ? layer
+        : layer.pipe(Layer.provide(brokerSharedLimits.pipe(Layer.provide(clusterBroker(settings)))))
+    )
+  )

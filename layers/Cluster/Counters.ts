@@ -68,6 +68,10 @@ export interface SharedLimitOptions {
 export interface SharedLimiter {
   /** Hot path, synchronous: counts one event of `key`; false when the key is over its limit in this window. */
   readonly admit: (key: string, now: number) => boolean
+  /** The count this node knows for `key` in the window of `now`: the cluster's at the last sync plus its own since. */
+  readonly known: (key: string, now: number) => number
+  /** Seconds until `key` may pass again as far as this node knows (its window's end when over the limit, else 0). */
+  readonly retryAfter: (key: string, now: number) => number
 }
 
 interface KeyWindow {
@@ -110,6 +114,10 @@ export const makeSharedLimiter = (
         { discard: true }
       )
     yield* repeatEvery(`${name} shared limits`, options.syncEvery ?? "1 second", sync)
+    const known = (key: string, now: number) => {
+      const state = keys.get(key)
+      return state === undefined || state.window !== windowOf(now) ? 0 : state.shared + state.pending
+    }
 
     return {
       admit: (key, now) => {
@@ -119,6 +127,26 @@ export const makeSharedLimiter = (
         if (state.shared + state.pending >= options.limit) return false
         state.pending++
         return true
-      }
+      },
+      known,
+      retryAfter: (key, now) =>
+        known(key, now) < options.limit ? 0 : Math.ceil(((windowOf(now) + 1) * windowMillis - now) / 1000)
     }
   })
+
+/**
+ * Makes shared limiters on this cluster's Counters: present only on a node of a Redis or NATS
+ * cluster, so a per-client limit (`makeKeyedLimiter`) holds across nodes there and stays local alone.
+ */
+export class SharedLimits extends Context.Tag("switchboard/SharedLimits")<
+  SharedLimits,
+  { readonly make: (name: string, options: SharedLimitOptions) => Effect.Effect<SharedLimiter, never, Scope.Scope> }
+>() {}
+
+/** SharedLimits on the Counters it is given (BrokerCountersLive on a cluster). */
+export const SharedLimitsLive = Layer.effect(
+  SharedLimits,
+  Effect.map(Effect.context<Counters>(), (counters) => ({
+    make: (name: string, options: SharedLimitOptions) => makeSharedLimiter(name, options).pipe(Effect.provide(counters))
+  }))
+)

@@ -3,10 +3,12 @@
  * server-to-server listener for relays on 19001.
  * Made of: the Bun transport (two listeners), an AccountStore and a HardwareStore, in-memory
  * Tokens for sessions, Bun's file system (trusted S2S keys) and the authenticator service
- * (src/droneengage/Authenticator.ts: rate limits, the relay registry and the login API).
+ * (src/droneengage/Authenticator.ts: rate limits, the relay registry and the login API). With
+ * `cluster.broker = redis | nats` its login limits per address/account hold across authenticator nodes.
  */
 import { BunFileSystem } from "@effect/platform-bun"
 import { Effect, Layer } from "effect"
+import { withSharedLimitsFromConfig } from "../../layers/Cluster/ClusterFromConfig.ts"
 import { AccessCodeHasher } from "../../layers/Storage/AccessCodeHasher.ts"
 import { AccountStoreFromConfig, HardwareStoreFromConfig } from "../../layers/Storage/StorageFromConfig.ts"
 import { MemoryTokensLive } from "../../layers/Tokens/MemoryTokens.ts"
@@ -28,6 +30,6 @@ export const AuthenticatorFrom = (config: AuthenticatorConfig) =>
     Layer.provide(Layer.mergeAll(BunTransportLive, MemoryTokensLive, BunFileSystem.layer))
   )
 
-export const AuthenticatorLive = Layer.unwrapEffect(Effect.map(AuthenticatorConfig, AuthenticatorFrom)).pipe(
-  Layer.provide(AuthenticatorStorage)
-)
+export const AuthenticatorLive = withSharedLimitsFromConfig(
+  Layer.unwrapEffect(Effect.map(AuthenticatorConfig, AuthenticatorFrom))
+).pipe(Layer.provide(AuthenticatorStorage))

@@ -2,37 +2,37 @@
  * tPacket chat server (seed 002): byte-compatible with the original's clients, port 25021.
  * Made of: the Bun transport, Rooms with nick Claims and id Counters from `cluster.*` (one process
  * by default, a node of a Redis or NATS cluster otherwise; docs/cluster.md), a StreamStore for
- * history (memory, or SQLite / MySQL when `chat.history.backend` says so; a cluster shares MySQL)
- * and the file system for the web page.
+ * history (memory, or SQLite / MySQL when `chat.history.backend` says so; on a cluster it is the
+ * broker's, Redis Streams or JetStream, unless MySQL is named) and the file system for the web page.
  */
 import { BunFileSystem } from "@effect/platform-bun"
 import { Effect, Layer } from "effect"
 import { ClusterConfig } from "../../layers/Cluster/ClusterConfig.ts"
 import { BunTransportFromConfig, ClusterRoomsFromConfig } from "../../layers/Cluster/ClusterFromConfig.ts"
-import { StreamStoreFromConfig } from "../../layers/Storage/StorageFromConfig.ts"
+import { ClusterStreamStore, StreamStoreFromConfig } from "../../layers/Storage/StorageFromConfig.ts"
 import { ChatHistoryBackendConfig, chatHistoryStorage } from "../../src/chat/Config.ts"
-import { ChatServerLive } from "../../src/chat/Server.ts"
+import { ChatServerLive, chatServerLayer } from "../../src/chat/Server.ts"
 
-/** A cluster whose nodes keep history each in their own store shows each joiner only its node's lines: say so. */
-const SharedHistoryCheck = Layer.effectDiscard(
+/**
+ * The server and its history store: on a cluster with the default (memory) backend, history lives in
+ * the broker's StreamStore, shared by every node like Hydrogen's; MySQL is shared too; SQLite is per
+ * node (warned: each node would show only its own lines).
+ */
+const serverWithHistory = Layer.unwrapEffect(
   Effect.gen(function* () {
     const cluster = yield* ClusterConfig
-    const history = yield* ChatHistoryBackendConfig
-    if (cluster.broker !== "memory" && history !== "mysql")
+    const backend = yield* ChatHistoryBackendConfig
+    if (cluster.broker !== "memory" && backend === "memory")
+      return chatServerLayer({ sharedHistory: true }).pipe(Layer.provide(ClusterStreamStore(cluster)))
+    if (cluster.broker !== "memory" && backend === "sqlite")
       yield* Effect.logWarning(
-        `chat.history.backend is ${history} on a ${cluster.broker} cluster: each node keeps its own history; ` +
-          "use mysql so every node shows the same"
+        `chat.history.backend is sqlite on a ${cluster.broker} cluster: each node keeps its own history; ` +
+          "leave it unset (history in the broker) or use mysql so every node shows the same"
       )
+    return ChatServerLive.pipe(Layer.provide(StreamStoreFromConfig(chatHistoryStorage)))
   })
 )
 
-export const ChatLive = Layer.merge(ChatServerLive, SharedHistoryCheck).pipe(
-  Layer.provide(
-    Layer.mergeAll(
-      BunTransportFromConfig,
-      ClusterRoomsFromConfig,
-      StreamStoreFromConfig(chatHistoryStorage),
-      BunFileSystem.layer
-    )
-  )
+export const ChatLive = serverWithHistory.pipe(
+  Layer.provide(Layer.mergeAll(BunTransportFromConfig, ClusterRoomsFromConfig, BunFileSystem.layer))
 )

@@ -10,7 +10,12 @@
  */
 import { ConfigError, Effect, Layer } from "effect"
 import { ClusterConfig, type ClusterSettings } from "../../layers/Cluster/ClusterConfig.ts"
-import { BunTransportFromConfig, clusterBroker, sharedTokens } from "../../layers/Cluster/ClusterFromConfig.ts"
+import {
+  BunTransportFromConfig,
+  brokerSharedLimits,
+  clusterBroker,
+  sharedTokens
+} from "../../layers/Cluster/ClusterFromConfig.ts"
 import { BrokerFederationLive } from "../../layers/Federation/BrokerFederation.ts"
 import { InProcessRoomsLive } from "../../layers/Rooms/InProcessRooms.ts"
 import { ClusterStreamStore, StreamStoreFromConfig } from "../../layers/Storage/StorageFromConfig.ts"
@@ -52,6 +57,8 @@ const clusterNode = (cluster: ClusterSettings) =>
     InProcessRoomsLive,
     sharedTokens(cluster),
     clusterHistory(cluster),
+    // Connection and failed-credential limits per address hold across nodes.
+    brokerSharedLimits,
     HydrogenClusterOnFederation.pipe(Layer.provide(BrokerFederationLive))
   ).pipe(Layer.provide(clusterBroker(cluster)))
 

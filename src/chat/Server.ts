@@ -123,12 +123,17 @@ export const serveChat = (
 /**
  * The chat server from configuration (`chat.*`): the protocol on the Transport, rooms on the
  * Rooms service, history in the StreamStore, the page, /health and /metrics on the same port.
+ * `sharedHistory`: the StreamStore is a cluster's (in the broker), which outlives every node, so
+ * a room emptied on one node keeps its history for the others.
  */
-export const ChatServerLive = Layer.scopedDiscard(
-  Effect.gen(function* () {
-    const config = yield* ChatConfig
-    const history = yield* ChatHistoryBackendConfig
-    const page = yield* loadWebPage(config.limits)
-    yield* serveChat({ config, persistentHistory: isPersistent(history), page })
-  })
-)
+export const chatServerLayer = (options: { readonly sharedHistory: boolean }) =>
+  Layer.scopedDiscard(
+    Effect.gen(function* () {
+      const config = yield* ChatConfig
+      const history = yield* ChatHistoryBackendConfig
+      const page = yield* loadWebPage(config.limits)
+      yield* serveChat({ config, persistentHistory: options.sharedHistory || isPersistent(history), page })
+    })
+  )
+
+export const ChatServerLive = chatServerLayer({ sharedHistory: false })

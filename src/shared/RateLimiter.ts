@@ -1,4 +1,5 @@
-import { Duration, Effect, type Scope } from "effect"
+import { Duration, Effect, Option, type Scope } from "effect"
+import { type SharedLimiter, SharedLimits } from "../../layers/Cluster/Counters.ts"
 import { repeatEvery } from "./Sweeps.ts"
 import { fullBucket, isRefilled, takeToken, type TokenBucket } from "./TokenBucket.ts"
 
@@ -37,6 +38,22 @@ interface KeyState {
   blockedUntil: number
 }
 
+/** Shared windows are at most 10 minutes (the Counters' bound) and at least a second (the sync period). */
+const sharedWindowBounds = { min: 1000, max: 10 * 60 * 1000 }
+
+/**
+ * On a node of a Redis or NATS cluster (a SharedLimits service is there), the cluster-wide side of a
+ * keyed limit: `burst` events per fixed window of the time the bucket takes to refill, so a client
+ * spreading its attempts over nodes gets the same sustained rate and burst as on one. Undefined alone.
+ */
+const clusterLimit = (name: string, options: RateOptions) =>
+  Effect.flatMap(Effect.serviceOption(SharedLimits), (shared) => {
+    if (Option.isNone(shared)) return Effect.succeed<SharedLimiter | undefined>(undefined)
+    const refillMillis = (options.burst / options.ratePerSecond) * 1000
+    const window = Math.min(sharedWindowBounds.max, Math.max(sharedWindowBounds.min, Math.round(refillMillis)))
+    return shared.value.make(`limit/${name}`, { limit: options.burst, window })
+  })
+
 export const makeKeyedLimiter = (
   name: string,
   options: KeyedLimiterOptions
@@ -61,11 +78,12 @@ export const makeKeyedLimiter = (
       const millis = duration === undefined ? blockMillis : Duration.toMillis(Duration.decode(duration))
       stateOf(key, now).blockedUntil = now + millis
     }
+    const cluster = yield* clusterLimit(name, options)
     return {
       admit: (key, now) => {
         const state = stateOf(key, now)
         if (state.blockedUntil > now) return false
-        if (takeToken(state.bucket, now, ratePerSecond, burst)) {
+        if (takeToken(state.bucket, now, ratePerSecond, burst) && (cluster === undefined || cluster.admit(key, now))) {
           state.strikes = 0
           return true
         }
@@ -77,7 +95,8 @@ export const makeKeyedLimiter = (
         const state = keys.get(key)
         if (!state) return 0
         if (state.blockedUntil > now) return Math.ceil((state.blockedUntil - now) / 1000)
-        return state.bucket.tokens >= 1 ? 0 : Math.ceil((1 - state.bucket.tokens) / ratePerSecond)
+        const local = state.bucket.tokens >= 1 ? 0 : Math.ceil((1 - state.bucket.tokens) / ratePerSecond)
+        return cluster === undefined ? local : Math.max(local, cluster.retryAfter(key, now))
       },
       isBlocked: (key, now) => (keys.get(key)?.blockedUntil ?? 0) > now
     }

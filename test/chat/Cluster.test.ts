@@ -1,4 +1,6 @@
-import { describe, expect } from "bun:test"
+import { afterAll, describe, expect } from "bun:test"
+import { jetstreamManager } from "@nats-io/jetstream"
+import { connect } from "@nats-io/transport-node"
 import { Context, Effect, Layer, Scope } from "effect"
 import { ClusterBroker } from "../../layers/Cluster/Broker.ts"
 import { BrokerClaimsLive } from "../../layers/Cluster/Claims.ts"
@@ -6,6 +8,8 @@ import { BrokerCountersLive } from "../../layers/Cluster/Counters.ts"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
 import { BrokerRoomsLive } from "../../layers/Rooms/BrokerRooms.ts"
 import { MemoryStreamStore } from "../../layers/Storage/MemoryStreamStore.ts"
+import { NatsStreamStore, natsHistoryStream } from "../../layers/Storage/NatsStreamStore.ts"
+import { RedisStreamStore } from "../../layers/Storage/RedisStreamStore.ts"
 import { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import { MemoryNetwork, MemoryTransportLive } from "../../layers/Transport/MemoryTransport.ts"
 import { defaultChatLimits } from "../../src/chat/Config.ts"
@@ -17,10 +21,13 @@ import {
   type ClusterBackend,
   cleanRedisAfterAll,
   memoryBackend,
+  natsAvailable,
   natsBackend,
   natsPrefix,
+  natsUrl,
   nodeTtlMillis,
   redisBackend,
+  redisUrl,
   runPrefix
 } from "../layers/Cluster/backends.ts"
 import { it, settle } from "../support/effect.ts"
@@ -28,6 +35,37 @@ import { type ChatClient, connectChat, show, text } from "./support.ts"
 
 const prefix = runPrefix("chat")
 cleanRedisAfterAll(prefix)
+const jetStreamPrefix = natsPrefix("chat")
+const jetStreamHistories: Array<string> = []
+afterAll(async () => {
+  if (!natsAvailable || jetStreamHistories.length === 0) return
+  const connection = await connect({ servers: natsUrl })
+  const manager = await jetstreamManager(connection)
+  for (const stream of jetStreamHistories) await manager.streams.delete(stream).catch(() => false)
+  await connection.close()
+})
+
+/** Each node's history store, one per cluster: what `programs/servers/chat.ts` picks for the broker. */
+type HistoryStores = Effect.Effect<() => Layer.Layer<StreamStore>, never, Scope.Scope>
+
+/** Memory nodes share one in-memory store (as they would a broker's). */
+const sharedMemoryHistory: HistoryStores = Effect.map(
+  Layer.build(MemoryStreamStore),
+  (context) => () => Layer.succeed(StreamStore, Context.get(context, StreamStore))
+)
+
+/** Redis Streams: every node its own connection, one key prefix per cluster. */
+const redisHistory: HistoryStores = Effect.sync(() => {
+  const clusterPrefix = `${prefix}history:${crypto.randomUUID().slice(0, 6)}:`
+  return () => RedisStreamStore({ url: redisUrl, prefix: clusterPrefix }).pipe(Layer.orDie)
+})
+
+/** JetStream: every node its own connection, one stream per cluster (deleted when the file ends). */
+const natsHistory: HistoryStores = Effect.sync(() => {
+  const clusterPrefix = `${jetStreamPrefix}.${crypto.randomUUID().slice(0, 6)}`
+  jetStreamHistories.push(natsHistoryStream(clusterPrefix))
+  return () => NatsStreamStore({ url: natsUrl, prefix: clusterPrefix }).pipe(Layer.orDie)
+})
 
 const config = { port: 0, hostname: "memory", limits: defaultChatLimits, socket: defaultSocketLimits }
 
@@ -46,13 +84,13 @@ const pushedBeforeProbe = (client: ChatClient) =>
     }
   })
 
-const scenarios = (backend: ClusterBackend) => {
+const scenarios = (backend: ClusterBackend, historyStores: HistoryStores) => {
   const test = backend.live ? it.skipIf(backend.skip).live : it.skipIf(backend.skip).effect
-  /** Chat nodes on one memory network and one broker, with one history store between them (as a shared SQL store would be). */
+  /** Chat nodes on one memory network and one broker, with history in the broker's StreamStore (shared). */
   const cluster = Effect.gen(function* () {
     const network = yield* MemoryNetwork
     const brokers = yield* backend.cluster()
-    const history = Context.get(yield* Layer.build(MemoryStreamStore), StreamStore)
+    const history = yield* historyStores
     const node = (nodeId: string) =>
       Effect.gen(function* () {
         const layer = Layer.mergeAll(
@@ -62,12 +100,7 @@ const scenarios = (backend: ClusterBackend) => {
           BrokerCountersLive
         ).pipe(
           Layer.provideMerge(
-            Layer.mergeAll(
-              brokers.broker(nodeId),
-              Metrics.Default,
-              Layer.succeed(MemoryNetwork, network),
-              Layer.succeed(StreamStore, history)
-            )
+            Layer.mergeAll(brokers.broker(nodeId), Metrics.Default, Layer.succeed(MemoryNetwork, network), history())
           )
         )
         const built = yield* buildNode(layer)
@@ -154,6 +187,41 @@ const scenarios = (backend: ClusterBackend) => {
         expect(reply.cmd).toBe(Command.RESP_OK)
       }))
 
+    test("history is the cluster's: a joiner on B gets lines written on A after A's room emptied, and back", () =>
+      Effect.gen(function* () {
+        const { node, join } = yield* cluster
+        const [a, b] = yield* Effect.all([node("chat-a"), node("chat-b")])
+        const lines = (roster: ReadonlyArray<TPacket>) => roster.filter((p) => p.cmd === Command.LOGGED_MSG).map(text)
+        const ann = yield* join(a.port, "ann", "annals")
+        ann.client.sendMessage("first, on A")
+        expect(text(yield* pushed(ann.client))).toBe("first, on A")
+        ann.client.sendMessage("second, on A")
+        expect(text(yield* pushed(ann.client))).toBe("second, on A")
+        // A join on the writer's node waits for its lines to be stored (history is written after delivery).
+        const amy = yield* join(a.port, "amy", "annals")
+        expect(lines(amy.roster)).toEqual(["ann: first, on A", "ann: second, on A"])
+        for (const c of [ann.client, amy.client]) {
+          c.close()
+          yield* c.closed
+        }
+        // The room is empty on A; its history stays in the shared store for the other nodes.
+        const ben = yield* join(b.port, "ben", "annals")
+        expect(ben.roster.map(text)).toEqual(["ben", "ann: first, on A", "ann: second, on A"])
+        ben.client.sendMessage("reply, on B")
+        expect(text(yield* pushed(ben.client))).toBe("reply, on B")
+        const dan = yield* join(b.port, "dan", "annals")
+        expect(lines(dan.roster)).toEqual(["ann: first, on A", "ann: second, on A", "ben: reply, on B"])
+        const cat = yield* join(a.port, "cat", "annals")
+        expect(cat.roster.map(text)).toEqual([
+          "cat",
+          "dan",
+          "ben",
+          "ann: first, on A",
+          "ann: second, on A",
+          "ben: reply, on B"
+        ])
+      }))
+
     test("members of a crashed node leave: _DEL_USER to the room's members elsewhere, and out of later rosters", () =>
       Effect.gen(function* () {
         const { node, join, expire } = yield* cluster
@@ -174,6 +242,6 @@ const scenarios = (backend: ClusterBackend) => {
   })
 }
 
-scenarios(memoryBackend)
-scenarios(redisBackend(prefix))
-scenarios(natsBackend(natsPrefix("chat")))
+scenarios(memoryBackend, sharedMemoryHistory)
+scenarios(redisBackend(prefix), redisHistory)
+scenarios(natsBackend(jetStreamPrefix), natsHistory)

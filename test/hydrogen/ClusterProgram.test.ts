@@ -2,13 +2,13 @@ import { afterAll, describe, expect } from "bun:test"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { Kvm } from "@nats-io/kv"
 import { connect } from "@nats-io/transport-node"
-import { ConfigProvider, Effect, Exit, Layer, Logger, LogLevel, Scope } from "effect"
+import { Effect, Exit } from "effect"
 import { HydrogenLive } from "../../programs/servers/hydrogen.ts"
 import { destroyNatsBuckets } from "../../layers/Cluster/NatsBroker.ts"
-import { Metrics } from "../../layers/Observability/Metrics.ts"
 import { natsHistoryStream } from "../../layers/Storage/NatsStreamStore.ts"
 import { natsTokensBucket } from "../../layers/Tokens/NatsTokens.ts"
 import { it } from "../support/effect.ts"
+import { launchProgram, listeningPort } from "../support/program.ts"
 import { connectWs } from "../support/WsClient.ts"
 import { cleanRedisAfterAll, natsAvailable, natsUrl, redisAvailable } from "../layers/Cluster/backends.ts"
 import { command, ok } from "./support.ts"
@@ -28,28 +28,7 @@ afterAll(async () => {
 
 /** HydrogenLive from a JSON config in its own scope; its port read from the "listening" line. */
 const launch = (json: object) =>
-  Effect.gen(function* () {
-    const lines: Array<string> = []
-    const scope = yield* Scope.make()
-    yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
-    const logger = Layer.merge(
-      Logger.replace(
-        Logger.defaultLogger,
-        Logger.make((options) => void lines.push(String(options.message)))
-      ),
-      Logger.minimumLogLevel(LogLevel.Info)
-    )
-    yield* Layer.buildWithScope(
-      HydrogenLive.pipe(
-        Layer.provide(Metrics.Default),
-        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromJson(json))),
-        Layer.provide(logger)
-      ),
-      scope
-    )
-    const listening = lines.find((line) => line.includes("hydrogen listening on"))!
-    return { port: Number(/:(\d+)$/.exec(listening)![1]), lines }
-  })
+  Effect.map(launchProgram(HydrogenLive, json), (lines) => ({ port: listeningPort(lines, "hydrogen"), lines }))
 
 const nodeConfig = (broker: "redis" | "nats", nodeId: string) => ({
   hydrogen: { Port: 0, Interface: "127.0.0.1", StatusInterval: 0, Key: key, ReliableChannels: ["orders"] },

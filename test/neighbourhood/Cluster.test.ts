@@ -1,20 +1,31 @@
 import { describe, expect } from "bun:test"
 import { Effect, Exit, Layer, Scope } from "effect"
-import { ClusterBroker } from "../../layers/Cluster/Broker.ts"
-import { MemoryBrokerHub } from "../../layers/Cluster/MemoryBroker.ts"
+import type { ClusterBroker } from "../../layers/Cluster/Broker.ts"
 import { BrokerRoomsLive } from "../../layers/Rooms/BrokerRooms.ts"
 import { serveNeighbourhood } from "../../src/neighbourhood/Server.ts"
+import {
+  type ClusterBackend,
+  cleanRedisAfterAll,
+  memoryBackend,
+  natsBackend,
+  natsPrefix,
+  redisBackend,
+  runPrefix
+} from "../layers/Cluster/backends.ts"
 import { it } from "../support/effect.ts"
 import { addressOf, clientPems, configFor, connectClient, listConverges, MeshTestLayer, serverKeys } from "./support.ts"
 
-/** One node of server0 on `port`, with Rooms shared with the other nodes through the in-memory broker. */
-const startNode = (hub: MemoryBrokerHub, nodeId: string, port: number) =>
+const prefix = runPrefix("neighbourhood")
+cleanRedisAfterAll(prefix)
+
+type Brokers = { readonly broker: (nodeId: string) => Layer.Layer<ClusterBroker> }
+
+/** One node of server0 on `port`, with Rooms shared with the other nodes through the cluster's broker. */
+const startNode = (brokers: Brokers, nodeId: string, port: number) =>
   Effect.gen(function* () {
     const scope = yield* Scope.make()
-    const rooms = yield* Layer.buildWithScope(
-      BrokerRoomsLive().pipe(Layer.provide(Layer.succeed(ClusterBroker, hub.node(nodeId)))),
-      scope
-    )
+    yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
+    const rooms = yield* Layer.buildWithScope(BrokerRoomsLive().pipe(Layer.provide(brokers.broker(nodeId))), scope)
     yield* serveNeighbourhood({
       config: configFor(0, 1, { port }),
       identity: serverKeys[0]!.identity,
@@ -24,51 +35,60 @@ const startNode = (hub: MemoryBrokerHub, nodeId: string, port: number) =>
     return { stop: Scope.close(scope, Exit.void) }
   })
 
-const twoNodes = Effect.gen(function* () {
-  const hub = new MemoryBrokerHub()
-  const nodes = [yield* startNode(hub, "node-a", 9120), yield* startNode(hub, "node-b", 9121)]
-  const alice = yield* connectClient(9120, clientPems[0]!)
-  const bob = yield* connectClient(9121, clientPems[1]!)
-  const carol = yield* connectClient(9121, clientPems[2]!)
-  const everyone = { [addressOf(0)]: [alice.client.fingerprint, bob.client.fingerprint, carol.client.fingerprint] }
-  for (const c of [alice, bob, carol]) yield* listConverges(c, everyone)
-  return { nodes, alice, bob, carol }
-})
+/** Two nodes of one server name on a fresh cluster of `backend` (per-run prefix, removed after), three clients. */
+const twoNodes = (backend: ClusterBackend) =>
+  Effect.gen(function* () {
+    const brokers = yield* backend.cluster()
+    const nodes = [yield* startNode(brokers, "node-a", 9120), yield* startNode(brokers, "node-b", 9121)]
+    const alice = yield* connectClient(9120, clientPems[0]!)
+    const bob = yield* connectClient(9121, clientPems[1]!)
+    const carol = yield* connectClient(9121, clientPems[2]!)
+    const everyone = { [addressOf(0)]: [alice.client.fingerprint, bob.client.fingerprint, carol.client.fingerprint] }
+    for (const c of [alice, bob, carol]) yield* listConverges(c, everyone)
+    return { nodes, alice, bob, carol }
+  })
 
-describe("Neighbourhood server name on several nodes (broker-backed Rooms, in memory)", () => {
-  it.effect("clients of both nodes see one client list, which follows a leave", () =>
-    Effect.gen(function* () {
-      const { alice, bob, carol } = yield* twoNodes
-      yield* carol.socket.close()
-      yield* listConverges(alice, { [addressOf(0)]: [alice.client.fingerprint, bob.client.fingerprint] })
-      yield* listConverges(bob, { [addressOf(0)]: [alice.client.fingerprint, bob.client.fingerprint] })
-    }).pipe(Effect.provide(MeshTestLayer))
-  )
+const scenarios = (backend: ClusterBackend) =>
+  describe(`Neighbourhood server name on several nodes (broker-backed Rooms, ${backend.name})`, () => {
+    const test = it.skipIf(backend.skip).effect
+    test("clients of both nodes see one client list, which follows a leave", () =>
+      Effect.gen(function* () {
+        const { alice, bob, carol } = yield* twoNodes(backend)
+        yield* carol.socket.close()
+        yield* listConverges(alice, { [addressOf(0)]: [alice.client.fingerprint, bob.client.fingerprint] })
+        yield* listConverges(bob, { [addressOf(0)]: [alice.client.fingerprint, bob.client.fingerprint] })
+      }).pipe(Effect.provide(MeshTestLayer)))
 
-  it.effect("public and private chats reach the clients of the other node, not the sender", () =>
-    Effect.gen(function* () {
-      const { alice, bob, carol } = yield* twoNodes
-      yield* alice.send(alice.client.publicChat("hello, both nodes"))
-      for (const c of [bob, carol]) {
-        expect(yield* c.next).toMatchObject({
-          kind: "public_chat",
+    test("public and private chats reach the clients of the other node, not the sender", () =>
+      Effect.gen(function* () {
+        const { alice, bob, carol } = yield* twoNodes(backend)
+        yield* alice.send(alice.client.publicChat("hello, both nodes"))
+        for (const c of [bob, carol]) {
+          expect(yield* c.next).toMatchObject({
+            kind: "public_chat",
+            sender: alice.client.fingerprint,
+            message: "hello, both nodes"
+          })
+        }
+        yield* alice.send(alice.client.chat([{ pem: bob.client.publicPem, server: addressOf(0) }], "just for bob"))
+        expect(yield* bob.next).toMatchObject({
+          kind: "chat",
           sender: alice.client.fingerprint,
-          message: "hello, both nodes"
+          message: "just for bob"
         })
-      }
-      yield* alice.send(alice.client.chat([{ pem: bob.client.publicPem, server: addressOf(0) }], "just for bob"))
-      expect(yield* bob.next).toMatchObject({ kind: "chat", sender: alice.client.fingerprint, message: "just for bob" })
-      expect((yield* carol.next).kind).toBe("chat_for_others")
-      yield* alice.expectNothingElse
-    }).pipe(Effect.provide(MeshTestLayer))
-  )
+        expect((yield* carol.next).kind).toBe("chat_for_others")
+        yield* alice.expectNothingElse
+      }).pipe(Effect.provide(MeshTestLayer)))
 
-  it.effect("a key connected on one node cannot say hello on the other", () =>
-    Effect.gen(function* () {
-      const { bob } = yield* twoNodes
-      const impostor = yield* connectClient(9120, bob.client)
-      const refused = yield* impostor.next
-      expect(refused).toMatchObject({ kind: "error" })
-    }).pipe(Effect.provide(MeshTestLayer))
-  )
-})
+    test("a key connected on one node cannot say hello on the other", () =>
+      Effect.gen(function* () {
+        const { bob } = yield* twoNodes(backend)
+        const impostor = yield* connectClient(9120, bob.client)
+        const refused = yield* impostor.next
+        expect(refused).toMatchObject({ kind: "error" })
+      }).pipe(Effect.provide(MeshTestLayer)))
+  })
+
+scenarios(memoryBackend)
+scenarios(redisBackend(prefix))
+scenarios(natsBackend(natsPrefix("neighbourhood")))

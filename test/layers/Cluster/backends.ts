@@ -1,7 +1,13 @@
 import { afterAll } from "bun:test"
-import { Context, Effect, Exit, Layer, Scope, TestClock } from "effect"
+import { Clock, Context, Effect, Exit, Layer, Scope, TestClock } from "effect"
 import Redis from "ioredis"
 import { ClusterBroker } from "../../../layers/Cluster/Broker.ts"
+import {
+  BrokerCountersLive,
+  type SharedLimiter,
+  SharedLimits,
+  SharedLimitsLive
+} from "../../../layers/Cluster/Counters.ts"
 import { MemoryBrokerHub } from "../../../layers/Cluster/MemoryBroker.ts"
 import { makeRedisBroker } from "../../../layers/Cluster/RedisBroker.ts"
 import { destroyNatsBuckets, makeNatsBroker } from "../../../layers/Cluster/NatsBroker.ts"
@@ -133,3 +139,45 @@ export const natsBackend = (prefix: string): ClusterBackend => ({
       }
     })
 })
+
+/** A node's SharedLimits on its broker (what a program's `withSharedLimitsFromConfig` provides), in a scope of its own. */
+export const sharedLimitsOn = (broker: Layer.Layer<ClusterBroker>) =>
+  Effect.map(buildNode(SharedLimitsLive.pipe(Layer.provide(BrokerCountersLive), Layer.provide(broker))), (built) =>
+    built.get(SharedLimits)
+  )
+
+/** A shared limiter a server made, with the keys it was asked about (so a test can wait for its syncs). */
+export interface WatchedLimiter {
+  readonly limiter: SharedLimiter
+  readonly keys: Set<string>
+}
+
+/** SharedLimits on `broker` that remember what they made, by name: provide `layer` to the server under test. */
+export const watchedSharedLimits = (broker: Layer.Layer<ClusterBroker>) =>
+  Effect.map(sharedLimitsOn(broker), (shared) => {
+    const made = new Map<string, WatchedLimiter>()
+    const layer = Layer.succeed(SharedLimits, {
+      make: (name, options) =>
+        Effect.map(shared.make(name, options), (limiter) => {
+          const entry: WatchedLimiter = { limiter, keys: new Set() }
+          made.set(name, entry)
+          return { ...limiter, admit: (key: string, now: number) => (entry.keys.add(key), limiter.admit(key, now)) }
+        })
+    })
+    /** Whether this node knows at least `count` events for every key it was asked about. */
+    const knows = (name: string, count: number, now: number) => {
+      const entry = made.get(name)!
+      return [...entry.keys].every((key) => entry.limiter.known(key, now) >= count)
+    }
+    return { layer, limiter: (name: string) => made.get(name)!, knows }
+  })
+
+/** Moves the TestClock a second at a time (each node syncs every second) until `synced` holds (bounded). */
+export const syncUntil = (synced: (now: number) => boolean) =>
+  Effect.gen(function* () {
+    for (let round = 0; round < 40 && !synced(yield* Clock.currentTimeMillis); round++) {
+      yield* TestClock.adjust("1 second")
+      yield* Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 5)))
+    }
+    return synced(yield* Clock.currentTimeMillis)
+  })
