@@ -1,4 +1,4 @@
-import { mkdtempSync } from "node:fs"
+import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { FastCheck as fc } from "effect"
@@ -288,7 +288,7 @@ const startAliya = async () => {
     env,
     gateway!
   )
-  return { proc, port: gateway!, cipher: aesGcmCipher(key) }
+  return { proc, port: gateway!, cipher: aesGcmCipher(key), dir }
 }
 
 const LANES = 8
@@ -298,7 +298,7 @@ export const aliya: FuzzProtocol<AliyaCase> = {
   title: "Aliya gateway (raw TCP)",
   arbitrary,
   start: async () => {
-    const { proc, port, cipher } = await startAliya()
+    const { proc, port, cipher, dir } = await startAliya()
     let sentinel = 0
     const call = async (socket: AliyaSocket, fn: string, data: Record<string, unknown>): Promise<Reply> => {
       const random = `canary-${++sentinel}`
@@ -405,6 +405,8 @@ export const aliya: FuzzProtocol<AliyaCase> = {
         canary.close()
         proc.child.kill("SIGTERM")
         await proc.child.exited
+        // The stack's SQLite database lives here: a run leaves nothing behind in the temp directory.
+        rmSync(dir, { recursive: true, force: true })
       }
     }
   }

@@ -1,5 +1,5 @@
-import { describe, expect } from "bun:test"
-import { mkdtempSync } from "node:fs"
+import { afterAll, describe, expect } from "bun:test"
+import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { ConfigProvider, Duration, Effect, Either, Exit, Layer, Logger, LogLevel, Scope } from "effect"
@@ -31,7 +31,18 @@ const collectInfo = (lines: Array<string>) =>
     Logger.minimumLogLevel(LogLevel.Info)
   )
 
-const tempDir = () => mkdtempSync(join(tmpdir(), "sb-hydrogen-"))
+/** Temp directories of this file's programs, removed when its tests end. */
+const tempDirs: Array<string> = []
+const makeTempDir = () => {
+  const dir = mkdtempSync(join(tmpdir(), "sb-hydrogen-"))
+  tempDirs.push(dir)
+  return dir
+}
+afterAll(() => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
+})
+
+const tempDir = makeTempDir
 
 /** Runs HydrogenLive from a JSON config in its own scope; returns the port it printed and a way to stop it. */
 const launch = (json: object) =>

@@ -1,5 +1,5 @@
-import { describe, expect } from "bun:test"
-import { mkdtempSync } from "node:fs"
+import { afterAll, describe, expect } from "bun:test"
+import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
@@ -28,10 +28,21 @@ const hasIpv6Loopback = () => {
   }
 }
 
+/** Temp directories of this file's programs, removed when its tests end. */
+const tempDirs: Array<string> = []
+const makeTempDir = () => {
+  const dir = mkdtempSync(join(tmpdir(), "sb-stack-"))
+  tempDirs.push(dir)
+  return dir
+}
+afterAll(() => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
+})
+
 /** Spawns `npm start`'s program in a temp directory on free ports and waits for its banner. */
 const spawnStack = async (extraEnv: Record<string, string> = {}) => {
   const [auth, s2s, relay, chat, hydrogen, neighbourhood] = freePorts(6)
-  const dir = mkdtempSync(join(tmpdir(), "sb-stack-"))
+  const dir = makeTempDir()
   const child = Bun.spawn([process.execPath, "run", join(import.meta.dir, "../../programs/stack.ts")], {
     cwd: dir,
     env: {
