@@ -3,12 +3,8 @@ import { Context, Deferred, Duration, Effect, Layer, Queue, Runtime, type Scope 
 import { CloseCodes } from "../../src/shared/CloseCodes.ts"
 import { requestBodyLimit } from "../../src/shared/SocketLimits.ts"
 import { Metrics } from "../Observability/Metrics.ts"
-import {
-  type ConnectionRegistry,
-  type LiveConnection,
-  makeConnectionRegistry,
-  type RawSocket
-} from "./ConnectionRegistry.ts"
+import { type ConnectionRegistry, makeConnectionRegistry } from "./ConnectionRegistry.ts"
+import type { LiveConnection, RawSocket } from "./LiveConnection.ts"
 import { bodyTooLarge, limitRequestBody } from "./RequestBody.ts"
 import {
   ClientAddress,
