@@ -117,6 +117,31 @@ const relayNode = (cluster: RelayCluster, nodeId: string, authenticatorS2sPort: 
     startRelay(relayConfig(authenticatorS2sPort, { serverId: nodeId })).pipe(Effect.provide(context))
   )
 
+/** One authenticator and relays A and B on the cluster; `connectTo` logs a unit in and opens it on a relay's port. */
+const twoRelays = (cluster: RelayCluster) =>
+  Effect.gen(function* () {
+    if (cluster.cleanup) yield* Effect.addFinalizer(() => cluster.cleanup!)
+    yield* seedAccounts
+    const authenticator = yield* startAuthenticator(authenticatorConfig())
+    const relayA = yield* relayNode(cluster, "relay-a", authenticator.s2s.port)
+    const relayB = yield* relayNode(cluster, "relay-b", authenticator.s2s.port)
+    yield* relayOnline(authenticator, "relay-a")
+    yield* relayOnline(authenticator, "relay-b")
+    const connectTo = (account: string, actor: "g" | "d", name: string, port: number) =>
+      Effect.gen(function* () {
+        const { body } = yield* login({ authUrl: authenticator.http.url } as never, account, actor)
+        expect(JSON.stringify(body)).toContain(`"e":0`)
+        // Whichever relay issued the key, the unit connects to the one the test chose.
+        const unit = yield* connect(port, `/?${connectQuery(body, name)}`)
+        expect((yield* unit.nextJson()).mt).toBe(9007)
+        return unit
+      })
+    /** connectTo, then a ping answered: the unit is seated in its rooms. */
+    const seat = (account: string, actor: "g" | "d", name: string, port: number) =>
+      Effect.flatMap(connectTo(account, actor, name, port), (unit) => Effect.as(pingPong(unit), unit))
+    return { a: relayA.server.port, b: relayB.server.port, connectTo, seat }
+  })
+
 for (const makeCluster of [memoryCluster, redisCluster, natsCluster]) {
   const cluster = makeCluster()
   describe(`DroneEngage relays as one cluster (${cluster.name}, TestClock)`, () => {
@@ -124,26 +149,10 @@ for (const makeCluster of [memoryCluster, redisCluster, natsCluster]) {
       "a key issued by one relay is redeemed on the other; a group message from an agent on relay B reaches the GCS on relay A",
       () =>
         Effect.gen(function* () {
-          if (cluster.cleanup) yield* Effect.addFinalizer(() => cluster.cleanup!)
-          yield* seedAccounts
-          const authenticator = yield* startAuthenticator(authenticatorConfig())
-          const relayA = yield* relayNode(cluster, "relay-a", authenticator.s2s.port)
-          const relayB = yield* relayNode(cluster, "relay-b", authenticator.s2s.port)
-          yield* relayOnline(authenticator, "relay-a")
-          yield* relayOnline(authenticator, "relay-b")
-          const seat = (account: string, actor: "g" | "d", name: string, port: number) =>
-            Effect.gen(function* () {
-              const { body } = yield* login({ authUrl: authenticator.http.url } as never, account, actor)
-              expect(JSON.stringify(body)).toContain(`"e":0`)
-              // Whichever relay issued the key, the unit connects to the one this test chose.
-              const unit = yield* connect(port, `/?${connectQuery(body, name)}`)
-              expect((yield* unit.nextJson()).mt).toBe(9007)
-              yield* pingPong(unit)
-              return unit
-            })
-          const gcs = yield* seat("alpha", "g", "g1", relayA.server.port)
-          const agent = yield* seat("alpha", "d", "d1", relayB.server.port)
-          const otherAccount = yield* seat("beta", "g", "g1", relayA.server.port)
+          const { a, b, seat } = yield* twoRelays(cluster)
+          const gcs = yield* seat("alpha", "g", "g1", a)
+          const agent = yield* seat("alpha", "d", "d1", b)
+          const otherAccount = yield* seat("beta", "g", "g1", a)
           yield* agent.send(JSON.stringify({ ty: "g", mt: 1042, ms: { alt: 120 } }))
           const heard = yield* gcs.nextJson()
           expect(heard).toMatchObject({ ty: "g", mt: 1042, sd: "d1", ms: { alt: 120 } })
@@ -159,37 +168,22 @@ for (const makeCluster of [memoryCluster, redisCluster, natsCluster]) {
       "a unit name connecting on a second relay replaces the first there (4004); the instance limit counts every relay",
       () =>
         Effect.gen(function* () {
-          if (cluster.cleanup) yield* Effect.addFinalizer(() => cluster.cleanup!)
-          yield* seedAccounts
-          const authenticator = yield* startAuthenticator(authenticatorConfig())
-          const relayA = yield* relayNode(cluster, "relay-a", authenticator.s2s.port)
-          const relayB = yield* relayNode(cluster, "relay-b", authenticator.s2s.port)
-          yield* relayOnline(authenticator, "relay-a")
-          yield* relayOnline(authenticator, "relay-b")
-          const connectTo = (account: string, actor: "g" | "d", name: string, port: number) =>
-            Effect.gen(function* () {
-              const { body } = yield* login({ authUrl: authenticator.http.url } as never, account, actor)
-              expect(JSON.stringify(body)).toContain(`"e":0`)
-              const unit = yield* connect(port, `/?${connectQuery(body, name)}`)
-              expect((yield* unit.nextJson()).mt).toBe(9007)
-              return unit
-            })
-          const seated = (unit: Effect.Effect.Success<ReturnType<typeof connectTo>>) => Effect.as(pingPong(unit), unit)
-          const gcs = yield* Effect.flatMap(connectTo("alpha", "g", "g1", relayA.server.port), seated)
-          const first = yield* Effect.flatMap(connectTo("alpha", "d", "d1", relayA.server.port), seated)
-          const second = yield* Effect.flatMap(connectTo("alpha", "d", "d1", relayB.server.port), seated)
+          const { a, b, connectTo, seat } = yield* twoRelays(cluster)
+          const gcs = yield* seat("alpha", "g", "g1", a)
+          const first = yield* seat("alpha", "d", "d1", a)
+          const second = yield* seat("alpha", "d", "d1", b)
           expect((yield* first.closed).code).toBe(CloseCodes.replaced)
           // The name now reaches the unit on relay B only.
           yield* gcs.send(JSON.stringify({ ty: "i", tg: "d1", mt: 1043, ms: {} }))
           expect(yield* second.nextJson()).toMatchObject({ mt: 1043, sd: "g1" })
 
           // "limited" may open two units: one on each relay, and a third anywhere is refused.
-          yield* Effect.flatMap(connectTo("limited", "g", "a", relayA.server.port), seated)
-          yield* Effect.flatMap(connectTo("limited", "d", "b", relayB.server.port), seated)
-          const third = yield* connectTo("limited", "d", "c", relayB.server.port)
+          yield* seat("limited", "g", "a", a)
+          yield* seat("limited", "d", "b", b)
+          const third = yield* connectTo("limited", "d", "c", b)
           expect(yield* third.closed).toMatchObject({ code: CloseCodes.forbidden, reason: "instance limit reached" })
           // Replacing a unit does not count, wherever it connects.
-          yield* Effect.flatMap(connectTo("limited", "d", "b", relayA.server.port), seated)
+          yield* seat("limited", "d", "b", a)
         }).pipe(Effect.provide(TestServices))
     )
   })
