@@ -1,9 +1,11 @@
 import { HttpApp } from "@effect/platform"
+import type { Server } from "bun"
 import { Cause, Context, Effect, Exit, Layer, Runtime } from "effect"
 import { hardBackpressureLimit, requestBodyLimit } from "../../src/shared/SocketLimits.ts"
 import { Metrics } from "../Observability/Metrics.ts"
 import { type ConnectionRegistry, makeConnectionRegistry } from "./ConnectionRegistry.ts"
 import { LiveConnection } from "./LiveConnection.ts"
+import { makeRouteRunner, pathOf, routePaths } from "./NativeRoutes.ts"
 import { bodyTooLarge, limitRequestBody } from "./RequestBody.ts"
 import { CloseCodes } from "../../src/shared/CloseCodes.ts"
 import {
@@ -19,6 +21,8 @@ import {
 
 /** A socket's data: what the upgrade decided until `open`, then the connection itself (no wrapper object per socket). */
 type SocketData<D> = D | LiveConnection<D>
+
+const isUpgrade = (request: Request) => request.headers.get("upgrade")?.toLowerCase() === "websocket"
 
 const notFound = () => Response.json({ error: "not found" }, { status: 404 })
 
@@ -73,6 +77,71 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
     const { limits } = options
     const bodyLimit = requestBodyLimit(limits)
 
+    const fetch = (
+      request: Request,
+      server: Server<SocketData<D>>
+    ): Response | undefined | Promise<Response | undefined> => {
+      if (!isUpgrade(request) || !protocol || !registry) {
+        const address = Context.make(ClientAddress, plainAddress(server.requestIP(request)?.address ?? "unknown"))
+        const bounded = limitRequestBody(request, bodyLimit)
+        if (bounded instanceof Request) return httpHandler(bounded, address)
+        if (bounded instanceof Response) return bounded
+        return bounded.then((checked) => (checked instanceof Response ? checked : httpHandler(checked, address)))
+      }
+      if (Number(request.headers.get("content-length") ?? 0) > bodyLimit) return bodyTooLarge(bodyLimit)
+      if (limits.maxConnections > 0 && registry.size() >= limits.maxConnections) {
+        return Response.json({ error: "server is at its connection limit" }, { status: 503 })
+      }
+      const remoteAddress = plainAddress(server.requestIP(request)?.address ?? "unknown")
+      const complete = (exit: Exit.Exit<UpgradeDecision<D>>): Response | undefined => {
+        if (Exit.isFailure(exit)) throw Cause.squash(exit.cause)
+        const decision = exit.value
+        if (decision._tag === "Reject") return decision.response
+        // Bun's upgrade options type is conditional on the data type, which TypeScript cannot settle for a generic D.
+        const upgraded = server.upgrade(request, {
+          data: decision.data,
+          ...(decision.headers ? { headers: decision.headers } : {})
+        } as never)
+        return upgraded ? undefined : Response.json({ error: "websocket upgrade failed" }, { status: 400 })
+      }
+      const upgrade = protocol.upgrade(request, { remoteAddress, url: new URL(request.url) })
+      // A decision given as a plain value (Effect.succeed) needs no fiber; what it would allocate stays in the heap per connection.
+      if (Exit.isExit(upgrade)) return complete(upgrade as Exit.Exit<UpgradeDecision<D>>)
+      // Most other decisions finish synchronously too: then no Promise is made per connection.
+      const deciding = runFork(upgrade)
+      const decided = deciding.unsafePoll()
+      if (decided) return complete(decided)
+      return new Promise<Response | undefined>((resolve, reject) =>
+        deciding.addObserver((exit) => {
+          try {
+            resolve(complete(exit))
+          } catch (error) {
+            reject(error)
+          }
+        })
+      )
+    }
+
+    const routes = options.routes ?? []
+    const runRoute = makeRouteRunner(runtime, options.name, bodyLimit)
+    /** Bun's router takes each route's paths; a handler checks the exact path (Bun's also matches "//w/wl") and the upgrade. */
+    const nativeRoutes = () => {
+      const table: Record<string, Record<string, (request: Request, server: Server<SocketData<D>>) => unknown>> = {}
+      for (const path of routePaths(routes)) {
+        const methods: Record<string, (request: Request, server: Server<SocketData<D>>) => unknown> = {}
+        for (const route of routes) {
+          if (route.path !== path && `${route.path}/` !== path) continue
+          methods[route.method] = (request, server) =>
+            pathOf(request.url) !== path || (route.method === "GET" && isUpgrade(request))
+              ? fetch(request, server)
+              : runRoute(route, request, plainAddress(server.requestIP(request)?.address ?? "unknown"))
+        }
+        table[path] = methods
+      }
+      // Bun types routes per literal path; these are computed.
+      return table as never
+    }
+
     const server = yield* Effect.acquireRelease(
       Effect.try({
         try: () =>
@@ -84,53 +153,8 @@ const serve = <D, R>(options: ServeOptions<D, R>) =>
             // Bun refuses an oversized body with an empty 413, judged from Content-Length before fetch runs;
             // limitRequestBody answers first with a reason (and counts streamed bodies), so Bun's cap stays out of the way.
             maxRequestBodySize: Number.MAX_SAFE_INTEGER,
-            fetch(request, server) {
-              const isUpgrade = request.headers.get("upgrade")?.toLowerCase() === "websocket"
-              if (!isUpgrade || !protocol || !registry) {
-                const address = Context.make(
-                  ClientAddress,
-                  plainAddress(server.requestIP(request)?.address ?? "unknown")
-                )
-                const bounded = limitRequestBody(request, bodyLimit)
-                if (bounded instanceof Request) return httpHandler(bounded, address)
-                if (bounded instanceof Response) return bounded
-                return bounded.then((checked) =>
-                  checked instanceof Response ? checked : httpHandler(checked, address)
-                )
-              }
-              if (Number(request.headers.get("content-length") ?? 0) > bodyLimit) return bodyTooLarge(bodyLimit)
-              if (limits.maxConnections > 0 && registry.size() >= limits.maxConnections) {
-                return Response.json({ error: "server is at its connection limit" }, { status: 503 })
-              }
-              const remoteAddress = plainAddress(server.requestIP(request)?.address ?? "unknown")
-              const complete = (exit: Exit.Exit<UpgradeDecision<D>>): Response | undefined => {
-                if (Exit.isFailure(exit)) throw Cause.squash(exit.cause)
-                const decision = exit.value
-                if (decision._tag === "Reject") return decision.response
-                // Bun's upgrade options type is conditional on the data type, which TypeScript cannot settle for a generic D.
-                const upgraded = server.upgrade(request, {
-                  data: decision.data,
-                  ...(decision.headers ? { headers: decision.headers } : {})
-                } as never)
-                return upgraded ? undefined : Response.json({ error: "websocket upgrade failed" }, { status: 400 })
-              }
-              const upgrade = protocol.upgrade(request, { remoteAddress, url: new URL(request.url) })
-              // A decision given as a plain value (Effect.succeed) needs no fiber; what it would allocate stays in the heap per connection.
-              if (Exit.isExit(upgrade)) return complete(upgrade as Exit.Exit<UpgradeDecision<D>>)
-              // Most other decisions finish synchronously too: then no Promise is made per connection.
-              const deciding = runFork(upgrade)
-              const decided = deciding.unsafePoll()
-              if (decided) return complete(decided)
-              return new Promise<Response | undefined>((resolve, reject) =>
-                deciding.addObserver((exit) => {
-                  try {
-                    resolve(complete(exit))
-                  } catch (error) {
-                    reject(error)
-                  }
-                })
-              )
-            },
+            fetch,
+            ...(routes.length > 0 ? { routes: nativeRoutes() } : {}),
             error(error) {
               Runtime.runFork(runtime)(
                 Effect.logError("request failed", error).pipe(Effect.annotateLogs("server", options.name))

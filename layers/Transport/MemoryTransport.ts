@@ -5,6 +5,7 @@ import { requestBodyLimit } from "../../src/shared/SocketLimits.ts"
 import { Metrics } from "../Observability/Metrics.ts"
 import { type ConnectionRegistry, makeConnectionRegistry } from "./ConnectionRegistry.ts"
 import type { LiveConnection, RawSocket } from "./LiveConnection.ts"
+import { makeRouteRunner, routeFor, routeTable } from "./NativeRoutes.ts"
 import { bodyTooLarge, limitRequestBody } from "./RequestBody.ts"
 import {
   ClientAddress,
@@ -282,9 +283,15 @@ const serve = <D, R>(network: MemoryNetwork, options: ServeOptions<D, R>) =>
     const runUpgrade = Runtime.runPromise(runtime)
     const { limits } = options
     const bodyLimit = requestBodyLimit(limits)
+    const routes = routeTable(options.routes ?? [])
+    const runRoute = makeRouteRunner(runtime, options.name, bodyLimit)
 
     const server: MemoryServer = {
       fetch: async (request, remoteAddress) => {
+        const route = routeFor(routes, request)
+        if (route && !(route.method === "GET" && request.headers.get("upgrade") === "websocket")) {
+          return runRoute(route, request, remoteAddress)
+        }
         if (request.headers.get("upgrade") !== "websocket" || !protocol || !registry) {
           const bounded = await limitRequestBody(request, bodyLimit)
           if (bounded instanceof Response) return bounded

@@ -93,6 +93,19 @@ export interface TlsFiles {
   readonly keyPath: string
 }
 
+/**
+ * An HTTP endpoint the transport answers itself, ahead of `http` (on Bun, through Bun.serve's native `routes`):
+ * for hot endpoints, without the HTTP app's request and response wrappers. It takes a request only with its
+ * `method` and its exact `path` (a trailing "/" too); anything else on that path goes to `http`, as before.
+ * The body limit applies first, as for `http`.
+ */
+export interface NativeRoute<R = never> {
+  readonly method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE"
+  readonly path: string
+  /** The answer; `address` is the peer's (as ClientAddress gives it to `http`). */
+  readonly handle: (request: Request, address: string) => Effect.Effect<Response, never, R>
+}
+
 export interface ServeOptions<D, R> {
   /** Names the server in logs and metrics. */
   readonly name: string
@@ -105,6 +118,8 @@ export interface ServeOptions<D, R> {
   readonly limits: SocketLimits
   /** Plain HTTP requests (anything that is not a WebSocket upgrade). */
   readonly http?: HttpApp.Default<never, R | Scope.Scope>
+  /** Endpoints answered ahead of `http` (see NativeRoute). */
+  readonly routes?: ReadonlyArray<NativeRoute<R>>
   readonly websocket?: WebSocketProtocol<D, R>
 }
 
