@@ -6,7 +6,8 @@ import { Permission } from "../storage/Account.ts"
 import { makeCommServers } from "./CommServers.ts"
 import type { AuthenticatorConfig } from "./Config.ts"
 import { loadTrustedKeys } from "./KeyFiles.ts"
-import { indexOfLoginSession, LoginSession, loginSessionKey, makeLoginApi } from "./LoginApi.ts"
+import { indexOfLoginSession, LoginSession, loginSessionKey } from "./Login.ts"
+import { makeLoginApi } from "./LoginApi.ts"
 import { makeSessions } from "./Sessions.ts"
 import { droneEngageVersion } from "./Version.ts"
 
@@ -57,7 +58,7 @@ export const startAuthenticator = (config: AuthenticatorConfig) =>
       limits: config.s2sLimits,
       websocket: commServers.protocol
     })
-    const api = yield* makeLoginApi({
+    const { http: api, routes } = yield* makeLoginApi({
       serverName: "authenticator",
       serverId: config.serverId,
       version: droneEngageVersion,
@@ -72,7 +73,8 @@ export const startAuthenticator = (config: AuthenticatorConfig) =>
       hostname: config.hostname,
       tls: config.tls,
       limits: config.apiLimits,
-      http: api
+      http: api,
+      routes
     })
     if ((yield* (yield* AccountStore).list).length === 0) {
       yield* Effect.logWarning(

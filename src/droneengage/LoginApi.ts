@@ -2,18 +2,17 @@ import { HttpMiddleware, HttpRouter, HttpServerRequest, HttpServerResponse } fro
 import { Clock, Effect, Either, Option, Schema } from "effect"
 import {
   decodeBody,
-  decodeLoginBody,
   failure,
   HardwareBody,
   LogoutBody,
   type ManagementBody,
   ManagementBody as ManagementSchema,
   parseBody,
-  permissionString,
   type Reply,
   success
 } from "./Api.ts"
-import { ActorType, ErrorCode } from "./Wire.ts"
+import { answer, type LoginSession, loginRoute, makeAddressLimits, makeLogin, toHttpResponse } from "./Login.ts"
+import { type ActorType, ErrorCode } from "./Wire.ts"
 import { Permission } from "../storage/Account.ts"
 import type { CommServers } from "./CommServers.ts"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
@@ -23,20 +22,6 @@ import { HardwareStore } from "../../layers/Storage/HardwareStore.ts"
 import { ClientAddress } from "../../layers/Transport/Transport.ts"
 import type { KeyedLimiter } from "../shared/RateLimiter.ts"
 import type { Sessions } from "./Sessions.ts"
-
-/** What a session (sid) proves: who logged in, as what, through which relay login. */
-export const LoginSession = Schema.Struct({
-  accountId: Schema.String,
-  accountName: Schema.String,
-  actorType: ActorType,
-  group: Schema.String,
-  requestId: Schema.String
-})
-export type LoginSession = typeof LoginSession.Type
-
-/** Finds a session by the login that created it (LOGOUT names the account and request id): one map lookup. */
-export const loginSessionKey = (accountId: string, requestId: string) => `${accountId}\n${requestId}`
-export const indexOfLoginSession = (session: LoginSession) => loginSessionKey(session.accountId, session.requestId)
 
 export interface LoginApiOptions {
   readonly serverName: string
@@ -51,18 +36,16 @@ export interface LoginApiOptions {
 }
 
 const reply = (body: Reply, status = 200, headers?: Record<string, string>) =>
-  HttpServerResponse.unsafeJson(body, headers === undefined ? { status } : { status, headers })
+  toHttpResponse(answer(body, status, headers))
 
 /** The request body as an object (JSON or form); a 400 reply when it is neither. */
 const readBody = <A, I>(command: string, schema: Schema.Schema<A, I>) =>
-  readBodyWith(command, (body) => decodeBody(schema, body))
-
-/** readBody with a decoder of its own (a hand-written one that gives what its Schema gives). */
-const readBodyWith = <A>(command: string, decode: (body: Record<string, unknown>) => Either.Either<A, string>) =>
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
     const text = yield* request.text.pipe(Effect.orElseSucceed(() => ""))
-    const parsed = Either.flatMap(parseBody(request.headers["content-type"] ?? "", text), decode)
+    const parsed = Either.flatMap(parseBody(request.headers["content-type"] ?? "", text), (body) =>
+      decodeBody(schema, body)
+    )
     return Either.mapLeft(parsed, (message) => reply(failure(command, ErrorCode.invalidData, message), 400))
   })
 
@@ -94,90 +77,32 @@ export const makeLoginApi = (options: LoginApiOptions) =>
       Effect.serviceOption(ClientAddress),
       Option.getOrElse(() => "unknown")
     )
-    const tooMany = (command: string, retryAfter: number) =>
-      reply(failure(command, ErrorCode.unknown, "Too many requests. Please try again later."), 429, {
-        "retry-after": String(Math.max(1, retryAfter))
-      })
-
-    /** 429 when the address is blocked for failed credentials or out of attempts; otherwise takes one attempt. */
+    const limits = makeAddressLimits(attempts, failures)
     const limited = (command: string) =>
       Effect.gen(function* () {
-        const [from, now] = [yield* address, yield* Clock.currentTimeMillis]
-        if (failures.isBlocked(from, now)) return tooMany(command, failures.retryAfter(from, now))
-        return attempts.admit(from, now) ? undefined : tooMany(command, attempts.retryAfter(from, now))
+        const refused = limits.limited(command, yield* address, yield* Clock.currentTimeMillis)
+        return refused && toHttpResponse(refused)
       })
-
-    /**
-     * Wrong credentials spend one of the address's failures; the one past the limit blocks the
-     * address and is itself answered 429, else the request's own answer.
-     */
-    const failed = (command: string, answer: HttpServerResponse.HttpServerResponse) =>
+    const failed = (command: string, own: HttpServerResponse.HttpServerResponse) =>
       Effect.gen(function* () {
         const [from, now] = [yield* address, yield* Clock.currentTimeMillis]
-        if (failures.admit(from, now)) return answer
-        yield* Effect.logWarning(`blocking ${from}: too many failed credentials`)
-        return tooMany(command, failures.retryAfter(from, now))
+        const blocked = yield* limits.failed(command, from, now)
+        return blocked ? toHttpResponse(blocked) : own
       })
-
-    const login = (actorType: ActorType, command: string) =>
-      Effect.gen(function* () {
-        const refused = yield* limited(command)
-        if (refused) return (count(actorType, "rate-limited"), refused)
-        const body = yield* readBodyWith(command, decodeLoginBody)
-        if (Either.isLeft(body)) return (count(actorType, "invalid"), body.left)
-        const { acc, pwd, gr } = body.right
-        const found = yield* accounts.authenticate(acc, pwd)
-        if (Option.isNone(found)) {
-          count(actorType, "not-found")
-          return yield* failed(command, reply(failure(command, ErrorCode.accountNotFound, "Account Not Found.")))
-        }
-        const account = found.value
-        if (!account.enabled)
-          return (
-            count(actorType, "disabled"), reply(failure(command, ErrorCode.accountDisabled, "Account is disabled."))
-          )
-        if (!account.has(actorType === "g" ? Permission.gcs : Permission.agent)) {
-          const what = actorType === "g" ? "a GCS" : "an agent"
-          return (
-            count(actorType, "no-permission"),
-            reply(
-              failure(command, ErrorCode.noPermission, `No enough permission. This account may not log in as ${what}.`)
-            )
-          )
-        }
-        const reserved = yield* Effect.either(
-          commServers.reserve({
-            a: account.id,
-            b: gr,
-            at: actorType,
-            il: account.instanceLimit,
-            prm: account.permission,
-            an: account.name
-          })
-        )
-        if (Either.isLeft(reserved)) {
-          yield* Effect.logWarning(`login of ${acc} not placed: ${reserved.left.reason}`)
-          return (count(actorType, "no-server"), reply(failure(command, ErrorCode.noServer, "No available Server")))
-        }
-        const { key, host, port, requestId } = reserved.right
-        const sid = yield* sessions.create({
-          accountId: account.id,
-          accountName: account.name,
-          actorType,
-          group: gr,
-          requestId
+    const loginOf = makeLogin({ accounts, sessions, commServers, limits, count })
+    /** The login through the HTTP app, for transports without native routes (the same answers). */
+    const login = (actorType: ActorType, command: string) => {
+      const run = loginOf(actorType, command)
+      return Effect.gen(function* () {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const sent = yield* run({
+          address: yield* address,
+          contentType: request.headers["content-type"] ?? "",
+          text: request.text.pipe(Effect.orElseSucceed(() => ""))
         })
-        count(actorType, "ok")
-        return reply(
-          success(command, { sid, per: permissionString, prm: account.permission, cs: { f: key, g: host, h: port } })
-        )
-      }).pipe(
-        Effect.catchTag("StorageError", (error) =>
-          Effect.logError("account store failed during login", error.message).pipe(
-            Effect.as(reply(failure(command, ErrorCode.databaseError, "Database error."), 500))
-          )
-        )
-      )
+        return toHttpResponse(sent)
+      })
+    }
 
     const logout = Effect.gen(function* () {
       const body = yield* readBody("/wo", LogoutBody)
@@ -319,14 +244,17 @@ export const makeLoginApi = (options: LoginApiOptions) =>
         ? reply(failure("error", ErrorCode.notFound, "API endpoint not found"), 404)
         : HttpServerResponse.unsafeJson({ error: "not found" }, { status: 404 })
 
+    const loginPaths = [
+      ["/w/wl", "g", "/wl"],
+      ["/agent/al", "d", "/al"]
+    ] as const
     const routes: ReadonlyArray<
       readonly [
         string,
         Effect.Effect<HttpServerResponse.HttpServerResponse, never, HttpServerRequest.HttpServerRequest>
       ]
     > = [
-      ["/w/wl", login("g", "/wl")],
-      ["/agent/al", login("d", "/al")],
+      ...loginPaths.map(([path, actor, command]) => [path, login(actor, command)] as const),
       ["/w/wo", logout],
       ["/agent/ah", hardwareCheck],
       ["/w/am", manage("/am")],
@@ -342,8 +270,11 @@ export const makeLoginApi = (options: LoginApiOptions) =>
     )
     // Browser GCS pages live on another origin; like the original (express cors()), allow any:
     // the API authenticates by body fields, never by cookies.
-    return router.pipe(
+    const http = router.pipe(
       Effect.catchTag("RouteNotFound", (error) => Effect.succeed(notFound(error.request))),
       HttpMiddleware.cors()
     )
+    // The logins, the hot path, also as the transport's native routes: the same answers without the HTTP app.
+    const nativeRoutes = loginPaths.map(([path, actor, command]) => loginRoute(path, loginOf(actor, command)))
+    return { http, routes: nativeRoutes }
   })

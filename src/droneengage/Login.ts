@@ -1,0 +1,190 @@
+import { HttpServerResponse } from "@effect/platform"
+import { Clock, type Context, Effect, Either, Option, Schema } from "effect"
+import type { AccountStore } from "../../layers/Storage/AccountStore.ts"
+import type { NativeRoute } from "../../layers/Transport/Transport.ts"
+import type { KeyedLimiter } from "../shared/RateLimiter.ts"
+import { Permission } from "../storage/Account.ts"
+import { decodeLoginBody, failure, parseBody, permissionString, type Reply, success } from "./Api.ts"
+import type { CommServers } from "./CommServers.ts"
+import type { Sessions } from "./Sessions.ts"
+import { ActorType, ErrorCode } from "./Wire.ts"
+
+/**
+ * The login endpoints (/w/wl, /agent/al) as plain values: a request in, an answer out. The HTTP app and the
+ * transport's native route both serve them, so the two give the same status, headers and body.
+ */
+
+/** What a session (sid) proves: who logged in, as what, through which relay login. */
+export const LoginSession = Schema.Struct({
+  accountId: Schema.String,
+  accountName: Schema.String,
+  actorType: ActorType,
+  group: Schema.String,
+  requestId: Schema.String
+})
+export type LoginSession = typeof LoginSession.Type
+
+/** Finds a session by the login that created it (LOGOUT names the account and request id): one map lookup. */
+export const loginSessionKey = (accountId: string, requestId: string) => `${accountId}\n${requestId}`
+export const indexOfLoginSession = (session: LoginSession) => loginSessionKey(session.accountId, session.requestId)
+
+/** What the login reads of a request, however it arrived. */
+export interface LoginRequest {
+  readonly address: string
+  readonly contentType: string
+  /** The body; "" when it cannot be read. */
+  readonly text: Effect.Effect<string>
+}
+
+/** An API answer: reply body, status and headers of its own (CORS and content headers are added when sent). */
+export interface Answer {
+  readonly body: Reply
+  readonly status: number
+  readonly headers?: Record<string, string>
+}
+
+export const answer = (body: Reply, status = 200, headers?: Record<string, string>): Answer =>
+  headers === undefined ? { body, status } : { body, status, headers }
+
+/** The answer for the HTTP app (its CORS middleware adds the CORS header). */
+export const toHttpResponse = (sent: Answer) =>
+  HttpServerResponse.unsafeJson(sent.body, sent.headers === undefined ? { status: sent.status } : sent)
+
+const utf8 = new TextEncoder()
+
+/**
+ * The answer as the HTTP app sends it, header for header and in the same order: its own headers, the JSON
+ * content type and length, then the CORS header of HttpMiddleware.cors() (any origin).
+ */
+export const toWebResponse = (sent: Answer): Response => {
+  const bytes = utf8.encode(JSON.stringify(sent.body))
+  const headers: Record<string, string> = {
+    ...sent.headers,
+    "content-type": "application/json",
+    "content-length": String(bytes.byteLength),
+    "access-control-allow-origin": "*"
+  }
+  return new Response(bytes, { status: sent.status, headers })
+}
+
+/** Per-address limits on logins and management calls, as answers. */
+export const makeAddressLimits = (attempts: KeyedLimiter, failures: KeyedLimiter) => {
+  const tooMany = (command: string, retryAfter: number) =>
+    answer(failure(command, ErrorCode.unknown, "Too many requests. Please try again later."), 429, {
+      "retry-after": String(Math.max(1, retryAfter))
+    })
+  return {
+    /** 429 when the address is blocked for failed credentials or out of attempts; otherwise takes one attempt. */
+    limited: (command: string, from: string, now: number): Answer | undefined => {
+      if (failures.isBlocked(from, now)) return tooMany(command, failures.retryAfter(from, now))
+      return attempts.admit(from, now) ? undefined : tooMany(command, attempts.retryAfter(from, now))
+    },
+    /**
+     * Wrong credentials spend one of the address's failures; the one past the limit blocks the address and
+     * is answered 429 (returned), else undefined: the request's own answer stands.
+     */
+    failed: (command: string, from: string, now: number): Effect.Effect<Answer | undefined> =>
+      failures.admit(from, now)
+        ? Effect.succeed(undefined)
+        : Effect.as(
+            Effect.logWarning(`blocking ${from}: too many failed credentials`),
+            tooMany(command, failures.retryAfter(from, now))
+          )
+  }
+}
+export type AddressLimits = ReturnType<typeof makeAddressLimits>
+
+export interface LoginOptions {
+  readonly accounts: Context.Tag.Service<AccountStore>
+  readonly sessions: Sessions<LoginSession>
+  readonly commServers: CommServers
+  readonly limits: AddressLimits
+  /** Counts one login by actor and result (metrics). */
+  readonly count: (actor: ActorType, result: string) => void
+}
+
+/** The login of one actor type: rate limits, body, credentials, permission, a relay's key, a session. */
+export const makeLogin = (options: LoginOptions) => {
+  const { accounts, sessions, commServers, limits, count } = options
+  return (actorType: ActorType, command: string) =>
+    (request: LoginRequest): Effect.Effect<Answer> =>
+      Effect.gen(function* () {
+        const refused = limits.limited(command, request.address, yield* Clock.currentTimeMillis)
+        if (refused) return (count(actorType, "rate-limited"), refused)
+        const text = yield* request.text
+        const body = Either.flatMap(parseBody(request.contentType, text), decodeLoginBody)
+        if (Either.isLeft(body))
+          return (count(actorType, "invalid"), answer(failure(command, ErrorCode.invalidData, body.left), 400))
+        const { acc, pwd, gr } = body.right
+        const found = yield* accounts.authenticate(acc, pwd)
+        if (Option.isNone(found)) {
+          count(actorType, "not-found")
+          const blocked = yield* limits.failed(command, request.address, yield* Clock.currentTimeMillis)
+          return blocked ?? answer(failure(command, ErrorCode.accountNotFound, "Account Not Found."))
+        }
+        const account = found.value
+        if (!account.enabled)
+          return (
+            count(actorType, "disabled"), answer(failure(command, ErrorCode.accountDisabled, "Account is disabled."))
+          )
+        if (!account.has(actorType === "g" ? Permission.gcs : Permission.agent)) {
+          const what = actorType === "g" ? "a GCS" : "an agent"
+          return (
+            count(actorType, "no-permission"),
+            answer(
+              failure(command, ErrorCode.noPermission, `No enough permission. This account may not log in as ${what}.`)
+            )
+          )
+        }
+        const reserved = yield* Effect.either(
+          commServers.reserve({
+            a: account.id,
+            b: gr,
+            at: actorType,
+            il: account.instanceLimit,
+            prm: account.permission,
+            an: account.name
+          })
+        )
+        if (Either.isLeft(reserved)) {
+          yield* Effect.logWarning(`login of ${acc} not placed: ${reserved.left.reason}`)
+          return (count(actorType, "no-server"), answer(failure(command, ErrorCode.noServer, "No available Server")))
+        }
+        const { key, host, port, requestId } = reserved.right
+        const sid = yield* sessions.create({
+          accountId: account.id,
+          accountName: account.name,
+          actorType,
+          group: gr,
+          requestId
+        })
+        count(actorType, "ok")
+        return answer(
+          success(command, { sid, per: permissionString, prm: account.permission, cs: { f: key, g: host, h: port } })
+        )
+      }).pipe(
+        Effect.catchTag("StorageError", (error) =>
+          Effect.logError("account store failed during login", error.message).pipe(
+            Effect.as(answer(failure(command, ErrorCode.databaseError, "Database error."), 500))
+          )
+        )
+      )
+}
+
+/** A login endpoint served by the transport itself (ServeOptions.routes). */
+export const loginRoute = (path: string, login: (request: LoginRequest) => Effect.Effect<Answer>): NativeRoute => ({
+  method: "POST",
+  path,
+  handle: (request, address) =>
+    Effect.map(
+      login({
+        address,
+        contentType: request.headers.get("content-type") ?? "",
+        text: Effect.orElseSucceed(
+          Effect.tryPromise(() => request.text()),
+          () => ""
+        )
+      }),
+      toWebResponse
+    )
+})
