@@ -6,7 +6,7 @@ import { Permission } from "../storage/Account.ts"
 import { makeCommServers } from "./CommServers.ts"
 import type { AuthenticatorConfig } from "./Config.ts"
 import { loadTrustedKeys } from "./KeyFiles.ts"
-import { indexOfLoginSession, LoginSession, loginSessionKey } from "./Login.ts"
+import { encodeLoginSession, indexOfLoginSession, LoginSession, loginSessionKey } from "./Login.ts"
 import { makeLoginApi } from "./LoginApi.ts"
 import { makeSessions } from "./Sessions.ts"
 import { droneEngageVersion } from "./Version.ts"
@@ -28,7 +28,8 @@ export const startAuthenticator = (config: AuthenticatorConfig) =>
       kind: sessionKind,
       ttl: config.sessionTtl,
       sliding: config.sessionSliding,
-      index: indexOfLoginSession
+      index: indexOfLoginSession,
+      encode: encodeLoginSession
     })
     const attempts = yield* makeKeyedLimiter("login attempts", perWindow(config.loginRateLimit, config.loginRateWindow))
     const failures = yield* makeKeyedLimiter("failed credentials", {

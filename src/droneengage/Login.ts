@@ -28,6 +28,18 @@ export type LoginSession = typeof LoginSession.Type
 export const loginSessionKey = (accountId: string, requestId: string) => `${accountId}\n${requestId}`
 export const indexOfLoginSession = (session: LoginSession) => loginSessionKey(session.accountId, session.requestId)
 
+const encodeLoginSessionBySchema = Schema.encodeSync(Schema.parseJson(LoginSession))
+const actorTypes: ReadonlyArray<unknown> = ActorType.literals
+
+/** A session as Schema.parseJson(LoginSession) encodes it (how it is stored), without Schema for a valid one. */
+export const encodeLoginSession = (session: LoginSession): string => {
+  const { accountId, accountName, actorType, group, requestId } = session
+  const plain = [accountId, accountName, group, requestId].every((field) => typeof field === "string")
+  if (!plain || !actorTypes.includes(actorType)) return encodeLoginSessionBySchema(session)
+  const quoted = JSON.stringify
+  return `{"accountId":${quoted(accountId)},"accountName":${quoted(accountName)},"actorType":${quoted(actorType)},"group":${quoted(group)},"requestId":${quoted(requestId)}}`
+}
+
 /** What the login reads of a request, however it arrived. */
 export interface LoginRequest {
   readonly address: string

@@ -17,10 +17,12 @@ export interface LoginKeys<G> {
   readonly count: Effect.Effect<number>
 }
 
-export interface LoginKeyOptions {
+export interface LoginKeyOptions<G> {
   /** Separates these keys from other tokens in a shared store. */
   readonly kind: string
   readonly ttl: Duration.DurationInput
+  /** A hand-written encoder giving exactly what the schema's JSON encoding gives (property-tested); else the schema's. */
+  readonly encode?: (grant: G) => string
 }
 
 /** How many issued grants are kept as values (a key lives seconds; past this the oldest decode from JSON). */
@@ -29,12 +31,12 @@ const issuedCacheSize = 16_384
 /** `grant` of `issue` must be a decoded value of the schema (what decoding its JSON gives back). */
 export const makeLoginKeys = <G, I>(
   grant: Schema.Schema<G, I>,
-  options: LoginKeyOptions
+  options: LoginKeyOptions<G>
 ): Effect.Effect<LoginKeys<G>, never, Tokens> =>
   Effect.gen(function* () {
     const tokens = yield* Tokens
     const codec = Schema.parseJson(grant)
-    const encode = Schema.encodeSync(codec)
+    const encode = options.encode ?? Schema.encodeSync(codec)
     const decode = Schema.decodeUnknownOption(codec)
     const ttl = Duration.decode(options.ttl)
     // Grants this process issued, by their stored text, oldest first; a miss (evicted, another node's) decodes.

@@ -7,6 +7,7 @@ import { challengeProver, makeAuthLink } from "./AuthLink.ts"
 import type { RelayConfig } from "./Config.ts"
 import { loadPrivateKey } from "./KeyFiles.ts"
 import { makeLoginKeys } from "./LoginKeys.ts"
+import { encodeLoginRequest } from "./S2SFast.ts"
 import { makeRelayFeatures } from "./RelayFeatures.ts"
 import { makeRelayProtocol } from "./RelayProtocol.ts"
 import { LoginRequestData } from "./S2S.ts"
@@ -26,7 +27,11 @@ export const startRelay = (config: RelayConfig) =>
     const transport = yield* Transport
     const rooms = yield* UnitRooms
     const metrics = yield* Metrics
-    const keys = yield* makeLoginKeys(LoginRequestData, { kind: loginKeyKind, ttl: config.loginKeyTtl })
+    const keys = yield* makeLoginKeys(LoginRequestData, {
+      kind: loginKeyKind,
+      ttl: config.loginKeyTtl,
+      encode: encodeLoginRequest
+    })
     const boundPort = yield* Deferred.make<number>()
     const link = yield* makeAuthLink({
       url: config.authenticatorUrl,

@@ -1,4 +1,4 @@
-import { Either } from "effect"
+import { Either, Schema } from "effect"
 import { ActorType } from "./Wire.ts"
 import {
   type AuthToRelay,
@@ -7,7 +7,7 @@ import {
   encodeAuthToRelay,
   encodeRelayToAuth,
   type LoginReplyData,
-  type LoginRequestData,
+  LoginRequestData,
   type LogoutData,
   type RelayToAuth
 } from "./S2S.ts"
@@ -23,12 +23,23 @@ const isCount = (value: unknown): value is number => Number.isSafeInteger(value)
 const isString = (value: unknown): value is string => typeof value === "string"
 const quoted = JSON.stringify
 
-/** LOGIN auth→relay, as encodeAuthToRelay prints it. */
-export const encodeLogin = (d: LoginRequestData): string => {
-  if (!isCount(d.il) || !isCount(d.prm) || !actorTypes.includes(d.at)) return encodeAuthToRelay({ c: "b", d })
+const isPlainLogin = (d: LoginRequestData) => isCount(d.il) && isCount(d.prm) && actorTypes.includes(d.at)
+
+/** A plain LOGIN's data as JSON, in the Schema's key order. */
+const printLoginRequest = (d: LoginRequestData): string => {
   const name = d.an === undefined ? "" : `,"an":${quoted(d.an)}`
-  return `{"c":"b","d":{"r":${quoted(d.r)},"a":${quoted(d.a)},"b":${quoted(d.b)},"at":${quoted(d.at)},"il":${d.il},"prm":${d.prm}${name}}}`
+  return `{"r":${quoted(d.r)},"a":${quoted(d.a)},"b":${quoted(d.b)},"at":${quoted(d.at)},"il":${d.il},"prm":${d.prm}${name}}`
 }
+
+/** LOGIN auth→relay, as encodeAuthToRelay prints it. */
+export const encodeLogin = (d: LoginRequestData): string =>
+  isPlainLogin(d) ? `{"c":"b","d":${printLoginRequest(d)}}` : encodeAuthToRelay({ c: "b", d })
+
+const encodeLoginRequestBySchema = Schema.encodeSync(Schema.parseJson(LoginRequestData))
+
+/** A LOGIN's data as Schema.parseJson(LoginRequestData) encodes it (how a relay stores a login key's grant). */
+export const encodeLoginRequest = (d: LoginRequestData): string =>
+  isPlainLogin(d) ? printLoginRequest(d) : encodeLoginRequestBySchema(d)
 
 /** LOGIN reply relay→auth, as encodeRelayToAuth prints it. */
 export const encodeLoginReply = (d: LoginReplyData): string => {

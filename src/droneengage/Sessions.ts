@@ -26,6 +26,8 @@ export interface SessionOptions<S> {
   readonly sliding: boolean
   /** A key unique per session (e.g. the login request id) that `endIndexed` finds the session by. */
   readonly index: (data: S) => string
+  /** A hand-written encoder giving exactly what the schema's JSON encoding gives (property-tested); else the schema's. */
+  readonly encode?: (data: S) => string
 }
 
 export const makeSessions = <S, I>(
@@ -35,7 +37,7 @@ export const makeSessions = <S, I>(
   Effect.gen(function* () {
     const tokens = yield* Tokens
     const codec = Schema.parseJson(schema)
-    const encode = Schema.encodeSync(codec)
+    const encode = options.encode ?? Schema.encodeSync(codec)
     const decode = Schema.decodeUnknownOption(codec)
     const ttl = Duration.decode(options.ttl)
     const slide = options.sliding ? ttl : undefined

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test"
-import { Arbitrary, Either, FastCheck as fc } from "effect"
+import { Arbitrary, Either, FastCheck as fc, Schema } from "effect"
+import { encodeLoginSession, LoginSession } from "../../src/droneengage/Login.ts"
 import {
   decodeAuthToRelay,
   decodeRelayToAuth,
@@ -14,6 +15,7 @@ import {
   decodeRelayToAuthFast,
   encodeLogin,
   encodeLoginReply,
+  encodeLoginRequest,
   encodeLogout
 } from "../../src/droneengage/S2SFast.ts"
 
@@ -52,6 +54,18 @@ describe("S2S fast codecs agree with the Schemas", () => {
         expect(encodeLogin(login)).toBe(encodeAuthToRelay({ c: "b", d: login }))
         expect(encodeLoginReply(reply)).toBe(encodeRelayToAuth({ c: "b", d: reply }))
         expect(encodeLogout(logout)).toBe(encodeRelayToAuth({ c: "c", d: logout }))
+      }),
+      { numRuns: 500 }
+    )
+  })
+
+  test("a login key's grant and a login session are stored as their Schemas' JSON encodings print them", () => {
+    const grantBySchema = Schema.encodeSync(Schema.parseJson(LoginRequestData))
+    const sessionBySchema = Schema.encodeSync(Schema.parseJson(LoginSession))
+    fc.assert(
+      fc.property(logins, Arbitrary.make(LoginSession), (login, session) => {
+        expect(encodeLoginRequest(login)).toBe(grantBySchema(login))
+        expect(encodeLoginSession(session)).toBe(sessionBySchema(session))
       }),
       { numRuns: 500 }
     )
