@@ -1,5 +1,19 @@
 import type { KeyObject } from "node:crypto"
-import { Data, Deferred, type Duration, Effect, Either, Option, PubSub, Queue, Redacted, type Scope } from "effect"
+import {
+  Clock,
+  Data,
+  Deferred,
+  Duration,
+  Effect,
+  Either,
+  Exit,
+  Option,
+  PubSub,
+  Queue,
+  Redacted,
+  Schedule,
+  type Scope
+} from "effect"
 import { decodeRelayToAuthFast, encodeLogin } from "./S2SFast.ts"
 import {
   encodeAuthToRelay,
@@ -8,6 +22,7 @@ import {
   type LoginRequestData,
   type LogoutData,
   newNonce,
+  type RelayToAuth,
   verifyChallenge,
   verifyChallengeEd25519
 } from "./S2S.ts"
@@ -61,8 +76,18 @@ interface Relay {
   nonce: string
   /** What the last INFO said, reduced to what login placement and health need. */
   hosting: Hosting | undefined
-  readonly pending: Map<string, Deferred.Deferred<LoginReplyData, NoCommServer>>
+  /** LOGINs sent and not answered yet, by request id; past its deadline the sweep fails one. */
+  readonly pending: Map<string, PendingLogin>
 }
+
+interface PendingLogin {
+  readonly reply: Deferred.Deferred<LoginReplyData, NoCommServer>
+  /** Clock millis. */
+  readonly deadline: number
+}
+
+/** How often unanswered LOGINs are checked: one sweep for all instead of a timer per login. */
+const sweepInterval = (replyTimeout: Duration.Duration) => Duration.min(replyTimeout, Duration.seconds(1))
 
 export interface CommServerStatus {
   readonly serverId: string
@@ -153,9 +178,21 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
       )
     }
 
-    const handle = (relay: Relay, text: string) =>
+    /** A LOGIN reply settles its login on the spot (no fiber); false when the frame is anything else. */
+    const settled = (relay: Relay, decoded: Either.Either<RelayToAuth, string>): boolean => {
+      if (!relay.authenticated || Either.isLeft(decoded)) return false
+      const frame = decoded.right
+      if (!("c" in frame) || frame.c !== "b") return false
+      const waiting = relay.pending.get(frame.d.r)
+      if (waiting) {
+        relay.pending.delete(frame.d.r)
+        Deferred.unsafeDone(waiting.reply, Exit.succeed(frame.d))
+      }
+      return true
+    }
+
+    const handle = (relay: Relay, decoded: Either.Either<RelayToAuth, string>) =>
       Effect.gen(function* () {
-        const decoded = decodeRelayToAuthFast(text)
         if (Either.isLeft(decoded)) {
           if (!relay.authenticated)
             return yield* refuse(relay, "unreadable frame before authentication", CloseCodes.unauthorized)
@@ -182,8 +219,10 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
             relay.hosting = hostingOf(frame.d)
             return yield* emit({ _tag: "Info", serverId: relay.serverId })
           case "b": {
+            // Only reached for an unauthenticated relay's first frame (compat mode); settled takes the rest.
             const waiting = relay.pending.get(frame.d.r)
-            if (waiting) yield* Deferred.succeed(waiting, frame.d)
+            relay.pending.delete(frame.d.r)
+            if (waiting) yield* Deferred.succeed(waiting.reply, frame.d)
             return
           }
           case "c":
@@ -214,7 +253,8 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
                 yield* emit({ _tag: "Left", serverId: relay.serverId })
               }
               for (const waiting of relay.pending.values())
-                yield* Deferred.fail(waiting, new NoCommServer({ reason: "relay disconnected" }))
+                yield* Deferred.fail(waiting.reply, new NoCommServer({ reason: "relay disconnected" }))
+              relay.pending.clear()
             })
           )
           if (Option.isSome(secret) || options.trustedKeys.size > 0) {
@@ -234,12 +274,15 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
             connection.send(encodeAuthToRelay({ s2s_auth: "ok" }))
           }
           return {
-            onMessage: (message) =>
-              typeof message === "string"
-                ? handle(relay, message)
-                : relay.authenticated
-                  ? Effect.logWarning("relay sent a binary frame; ignored")
-                  : refuse(relay, "binary frame before authentication", CloseCodes.unauthorized)
+            onMessage: (message) => {
+              if (typeof message === "string") {
+                const decoded = decodeRelayToAuthFast(message)
+                return settled(relay, decoded) ? undefined : handle(relay, decoded)
+              }
+              return relay.authenticated
+                ? Effect.logWarning("relay sent a binary frame; ignored")
+                : refuse(relay, "binary frame before authentication", CloseCodes.unauthorized)
+            }
           }
         })
     }
@@ -263,20 +306,34 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
         if (!relay) return yield* new NoCommServer({ reason: "no relay is online" })
         const r = newNonce().slice(0, 32)
         const reply = yield* Deferred.make<LoginReplyData, NoCommServer>()
-        relay.pending.set(r, reply)
+        relay.pending.set(r, { reply, deadline: (yield* Clock.currentTimeMillis) + replyTimeoutMillis })
         relay.connection.send(encodeLogin({ ...request, r }))
         const answer = yield* Deferred.await(reply).pipe(
-          Effect.timeoutFail({
-            duration: options.replyTimeout,
-            onTimeout: () => new NoCommServer({ reason: `relay ${relay.serverId} did not answer in time` })
-          }),
-          Effect.ensuring(Effect.sync(() => relay.pending.delete(r)))
+          Effect.onInterrupt(() => Effect.sync(() => relay.pending.delete(r)))
         )
         if (answer.e !== 0 || answer.f === undefined || answer.g === undefined || answer.h === undefined) {
           return yield* new NoCommServer({ reason: `relay ${relay.serverId} refused the login (e ${answer.e})` })
         }
         return { key: answer.f, host: answer.g, port: answer.h, serverId: relay.serverId, requestId: r }
       })
+
+    const replyTimeout = Duration.decode(options.replyTimeout)
+    const replyTimeoutMillis = Duration.toMillis(replyTimeout)
+    /** Fails the LOGINs whose relay did not answer by their deadline (so within replyTimeout + one interval). */
+    const sweepUnanswered = Effect.gen(function* () {
+      const now = yield* Clock.currentTimeMillis
+      for (const relay of relays) {
+        for (const [r, waiting] of relay.pending) {
+          if (waiting.deadline > now) continue
+          relay.pending.delete(r)
+          yield* Deferred.fail(
+            waiting.reply,
+            new NoCommServer({ reason: `relay ${relay.serverId} did not answer in time` })
+          )
+        }
+      }
+    })
+    yield* Effect.forkScoped(Effect.repeat(sweepUnanswered, Schedule.spaced(sweepInterval(replyTimeout))))
 
     const status = (): ReadonlyArray<CommServerStatus> =>
       [...relays]

@@ -249,7 +249,10 @@ describe("DroneEngage server-to-server link (memory transport, TestClock)", () =
       yield* relayOnline(auth, "lazy")
       const pending = yield* Effect.fork(post(`${auth.http.url}/w/wl`, { acc: "alpha", pwd: "alpha-code" }))
       expect((yield* lazy.nextJson()).c).toBe("b")
-      yield* TestClock.adjust("15 seconds")
+      // One sweep a second fails unanswered LOGINs: not before the 15 s, by the sweep at 15 s.
+      yield* TestClock.adjust("14 seconds")
+      expect(Option.isNone(yield* Fiber.poll(pending))).toBe(true)
+      yield* TestClock.adjust("1 second")
       const reply = yield* Fiber.join(pending)
       expect(reply.body).toEqual({ e: 5, em: "No available Server", cm: "/wl" })
     }).pipe(Effect.provide(TestServices))
