@@ -10,15 +10,7 @@ import {
 } from "../lib/servers.ts"
 import type { Spread } from "../lib/stats.ts"
 import { caseLabel, maxRateRun, SENDERS } from "./fanout.ts"
-import {
-  formatRate,
-  integrityNotes,
-  type ResultRow,
-  ratio,
-  runMetrics,
-  type Scenario,
-  withClients
-} from "./common.ts"
+import { formatRate, integrityNotes, type ResultRow, ratio, runMetrics, type Scenario, withClients } from "./common.ts"
 
 const CASE = { units: 100, payloadBytes: 64 }
 
