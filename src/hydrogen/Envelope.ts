@@ -243,3 +243,30 @@ export const plainAckId = (text: string): string | undefined => {
   }
   return id
 }
+
+const batchAckPrefix = '{"type":"ack","ids":["'
+
+/**
+ * The ids of a batch ack in its plain form `{"type":"ack","ids":["<id>","<id>",…]}` (no spaces,
+ * no escapes, 1 to maxAckIds ids of 1-128 characters), read without JSON.parse or Schema: a client
+ * acking what it has just read sends these. Anything else returns undefined and takes the full decoder.
+ */
+export const plainBatchAckIds = (text: string): Array<string> | undefined => {
+  const last = text.length - 3
+  if (last < batchAckPrefix.length || !text.startsWith(batchAckPrefix) || !text.endsWith('"]}')) return undefined
+  const ids: Array<string> = []
+  let start = batchAckPrefix.length
+  for (let i = start; i <= last; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 92 || c < 32) return undefined
+    if (c !== 34) continue
+    if (i === start || i - start > 128 || ids.length === maxAckIds) return undefined
+    ids.push(text.slice(start, i))
+    if (i === last) return ids
+    // Between two ids: exactly `","`.
+    if (text.charCodeAt(i + 1) !== 44 || text.charCodeAt(i + 2) !== 34) return undefined
+    i += 2
+    start = i + 1
+  }
+  return undefined
+}
