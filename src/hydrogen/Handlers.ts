@@ -1,6 +1,7 @@
 import { Clock, Effect, Either, Schema } from "effect"
 import { PublishData, RefreshData, ResumeData, SubscribeData, UnsubscribeData } from "./Commands.ts"
 import { issuesOf } from "./Envelope.ts"
+import { handPublishData } from "./HandDecode.ts"
 import { authenticationError, ErrorCodes, type HydrogenError, protocolError, applicationError } from "./Errors.ts"
 import { allows, type Identity, Permission } from "./Permissions.ts"
 import type { Publication } from "./Encode.ts"
@@ -61,9 +62,15 @@ const requirePermission = (identity: Identity, permission: string, channel?: str
   return error ? Effect.fail(error) : Effect.void
 }
 
+/** events/publish data: checked by hand when plain, else by its Schema. */
+const publishDataOf = (raw: unknown): Either.Either<PublishData, HydrogenError> => {
+  const plain = handPublishData(raw)
+  return plain ? Either.right(plain) : decodeDataEither(PublishData, raw)
+}
+
 /** Checks a publish command's data and permission; the publication, or why not. */
 const publicationOf = (identity: Identity, raw: unknown): Either.Either<Publication, HydrogenError> =>
-  Either.flatMap(decodeDataEither(PublishData, raw), (data) => {
+  Either.flatMap(publishDataOf(raw), (data) => {
     const error = refusal(identity, Permission.publish, data.channel)
     return error ? Either.left(error) : Either.right(toPublication(data))
   })

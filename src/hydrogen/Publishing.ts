@@ -56,7 +56,8 @@ export const makePublishing = (deps: {
     const publishedPlain = published.labels({ reliable: "false" })
     const bounds = { maxEntries: settings.historySize, maxBytes: settings.historyBytes }
     const queue = yield* Queue.unbounded<Queued>()
-    const afterThisTurn = Effect.yieldNow().pipe(Effect.withScheduler(Scheduler.timer(0)))
+    // setImmediate: after the sockets' reads of this turn, without the 1 ms floor of a timer.
+    const afterThisTurn = Effect.yieldNow().pipe(Effect.withScheduler(Scheduler.make((task) => setImmediate(task))))
     let nextId = 0
 
     const ackedEvent = (
