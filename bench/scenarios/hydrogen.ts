@@ -3,6 +3,7 @@ import { join } from "node:path"
 import {
   freePort,
   HYDROGEN_RELIABLE_PREFIX,
+  hydrogenTarget,
   type RunningServer,
   startListening,
   startServer,
@@ -30,13 +31,7 @@ const startRaw = async (): Promise<RunningServer> => {
     kind: "bun-raw",
     pids: [child.pid],
     allPids: [child.pid],
-    target: {
-      protocol: "hydrogen",
-      url: `ws://127.0.0.1:${port}/`,
-      key,
-      subprotocol: "hydrogen-protocol",
-      reliable: true
-    },
+    target: hydrogenTarget(port, key),
     stop: () => stopChild(child)
   }
 }
