@@ -126,6 +126,7 @@ const columns: Record<string, Array<Column>> = {
     ratioColumn("vs relay fan-out", "ackedPerSec vs relay"),
     ratioColumn("vs raw reliable floor", "ackedPerSec vs hydrogen-raw"),
     ratioColumn("CPU vs raw floor", "cpuUsPerDelivery vs hydrogen-raw"),
+    metric("server RSS MB", "serverRssMb", (v) => num(v, 0)),
     metric("not delivered by drain end", "lost", (v) => v.toFixed(0))
   ],
   neighbourhood: [

@@ -9,7 +9,7 @@ import {
   startServer,
   stopChild
 } from "../lib/servers.ts"
-import type { Spread } from "../lib/stats.ts"
+import { type Spread, spreadOf } from "../lib/stats.ts"
 import { caseLabel, maxRateRun, SENDERS } from "./fanout.ts"
 import { formatRate, integrityNotes, type ResultRow, ratio, runMetrics, type Scenario, withClients } from "./common.ts"
 
@@ -107,7 +107,7 @@ export const hydrogen: Scenario = {
                   notes.push(...integrityNotes(`${label} run ${i + 1}`, result))
                   context.log(
                     `  ${label} run ${i + 1}/${context.runs}: ${formatRate(result.deliveriesPerSec)} events/s, p99 ${result.latency.p99Ms.toFixed(1)} ms, ` +
-                      `${result.serverCpuPerDeliveryUs.toFixed(2)} µs CPU/event, lost ${result.lost}`
+                      `${result.serverCpuPerDeliveryUs.toFixed(2)} µs CPU/event, RSS ${(result.serverRssBytes / 1e6).toFixed(0)} MB, lost ${result.lost}`
                   )
                 }
                 return runs
@@ -129,7 +129,12 @@ export const hydrogen: Scenario = {
           rows.push({
             server: c.server,
             case: caseName(c),
-            metrics: { ...metrics, ackedPerSec: metrics.deliveriesPerSec! },
+            // RSS after each run: with a bounded history it levels off instead of growing run after run.
+            metrics: {
+              ...metrics,
+              ackedPerSec: metrics.deliveriesPerSec!,
+              serverRssMb: spreadOf(results.map((r) => r.serverRssBytes / 1e6))
+            },
             ratios
           })
         } catch (error) {
