@@ -124,6 +124,9 @@ const columns: Record<string, Array<Column>> = {
     metric("p99 ms", "p99Ms"),
     metric("server CPU µs/event", "cpuUsPerDelivery", (v) => num(v, 3)),
     ratioColumn("vs relay fan-out", "ackedPerSec vs relay"),
+    ratioColumn("vs raw reliable floor", "ackedPerSec vs hydrogen-raw"),
+    ratioColumn("CPU vs raw floor", "cpuUsPerDelivery vs hydrogen-raw"),
+    metric("server RSS MB", "serverRssMb", (v) => num(v, 0)),
     metric("not delivered by drain end", "lost", (v) => v.toFixed(0))
   ],
   neighbourhood: [

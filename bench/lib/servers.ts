@@ -267,6 +267,15 @@ const relay = async (options: ServerOptions): Promise<RunningServer> => {
 /** Reliable channels of the Hydrogen bench config: every group whose name starts with this. */
 export const HYDROGEN_RELIABLE_PREFIX = "reliable"
 
+/** A hydrogen-protocol server on a loopback port with an API key: where the Hydrogen clients go (reliable channel). */
+export const hydrogenTarget = (port: number, key: string): TargetConfig => ({
+  protocol: "hydrogen",
+  url: `ws://127.0.0.1:${port}/`,
+  key,
+  subprotocol: "hydrogen-protocol",
+  reliable: true
+})
+
 /** programs/hydrogen.ts from a JSON config: one API key, reliable channels, limits raised to benchmark sizes. */
 const hydrogen = async (options: ServerOptions): Promise<RunningServer> => {
   const port = freePort()
@@ -298,13 +307,7 @@ const hydrogen = async (options: ServerOptions): Promise<RunningServer> => {
       kind: "hydrogen",
       pids: [child.pid],
       allPids: [child.pid],
-      target: {
-        protocol: "hydrogen",
-        url: `ws://127.0.0.1:${port}/`,
-        key,
-        subprotocol: "hydrogen-protocol",
-        reliable: true
-      },
+      target: hydrogenTarget(port, key),
       stop: async () => {
         await stopChild(child)
         rmSync(configPath, { force: true })

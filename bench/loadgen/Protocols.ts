@@ -33,6 +33,8 @@ export type TargetConfig =
       readonly subprotocol: string
       /** Reliable channel (acks + history) or best-effort. */
       readonly reliable: boolean
+      /** Ack the events of one received chunk with one batch ack (`ids`) instead of one ack each. */
+      readonly batchAcks?: boolean
     }
 
 /** What a protocol must tell the generic client engine. */
@@ -57,6 +59,8 @@ export interface Adapter {
   ) => { opcode: number; payload: Buffer }
   /** Something a receiver answers to each delivery (Hydrogen acks on reliable channels). */
   readonly reply?: (conn: WsConn, payload: Buffer) => void
+  /** Called once the frames of a received chunk are handled (sends batched replies). */
+  readonly chunkEnd?: (conn: WsConn) => void
 }
 
 const loopbackHost = (host: string) => (/^(127\.|localhost$|\[?::1\]?$)/.test(host) ? host : "127.0.0.1")
@@ -147,6 +151,8 @@ const chat = (target: Extract<TargetConfig, { protocol: "chat" }>): Adapter => (
 const eventPrefix = Buffer.from('{"type":"event"')
 const idField = Buffer.from('"id":"')
 const quote = 34
+/** Most ids one Hydrogen ack may name. */
+const maxAckIds = 256
 
 /**
  * Hydrogen: subprotocol "hydrogen-protocol" with `Authorization: Key <key>`, a subscribe command,
@@ -187,18 +193,47 @@ const hydrogen = (target: Extract<TargetConfig, { protocol: "hydrogen" }>): Adap
     const text = `${head}${padTo(size, head.length + 4)}"}}}`
     return { opcode: Opcode.text, payload: Buffer.from(text) }
   },
-  ...(target.reliable
-    ? {
-        reply: (conn: WsConn, payload: Buffer) => {
-          const at = payload.indexOf(idField)
-          if (at < 0) return
-          const start = at + idField.length
-          const end = payload.indexOf(quote, start)
-          conn.sendText(`{"type":"ack","id":"${payload.toString("latin1", start, end)}"}`)
-        }
-      }
-    : {})
+  ...(target.reliable ? hydrogenAcks(target.batchAcks === true) : {})
 })
+
+/** The id of a delivered Hydrogen event, read from its bytes. */
+const eventIdOf = (payload: Buffer): string | undefined => {
+  const at = payload.indexOf(idField)
+  if (at < 0) return undefined
+  const start = at + idField.length
+  return payload.toString("latin1", start, payload.indexOf(quote, start))
+}
+
+/**
+ * One ack per event, or (batch) the ids of one received chunk in `{"type":"ack","ids":[…]}` frames of
+ * at most maxAckIds ids, as a client acking what it has just read would.
+ */
+const hydrogenAcks = (batch: boolean): Pick<Adapter, "reply" | "chunkEnd"> => {
+  if (!batch)
+    return {
+      reply: (conn, payload) => {
+        const id = eventIdOf(payload)
+        if (id !== undefined) conn.sendText(`{"type":"ack","id":"${id}"}`)
+      }
+    }
+  const unacked = new WeakMap<WsConn, Array<string>>()
+  return {
+    reply: (conn, payload) => {
+      const id = eventIdOf(payload)
+      if (id === undefined) return
+      const ids = unacked.get(conn)
+      if (ids) ids.push(id)
+      else unacked.set(conn, [id])
+    },
+    chunkEnd: (conn) => {
+      const ids = unacked.get(conn)
+      if (!ids || ids.length === 0) return
+      for (let at = 0; at < ids.length; at += maxAckIds)
+        conn.sendText(`{"type":"ack","ids":["${ids.slice(at, at + maxAckIds).join('","')}"]}`)
+      ids.length = 0
+    }
+  }
+}
 
 export const adapterFor = (target: TargetConfig): Adapter => {
   switch (target.protocol) {

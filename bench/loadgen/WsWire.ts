@@ -14,6 +14,8 @@ export interface WsHandlers {
   readonly onOpen: (conn: WsConn) => void
   /** A complete text or binary message; `now` is the arrival time of the TCP chunk (µs). */
   readonly onMessage: (conn: WsConn, opcode: number, payload: Buffer, now: number) => void
+  /** Every frame of a received TCP chunk was handled; replies written now still leave in the chunk's one write. */
+  readonly onChunkEnd?: (conn: WsConn) => void
   /** The socket is gone; code 1006 when no close frame was seen. */
   readonly onClose: (conn: WsConn, code: number, reason: string) => void
 }
@@ -231,6 +233,7 @@ export class WsConn {
       at += headerLength + length
       this.frame(b0 & 15, (b0 & 0x80) !== 0, payload, now)
     }
+    if (this.state === "open") this.handlers.onChunkEnd?.(this)
     const corked = this.corked
     this.corked = undefined
     if (corked.length > 0) this.writeRaw(corked.length === 1 ? corked[0]! : Buffer.concat(corked))

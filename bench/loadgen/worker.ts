@@ -87,6 +87,7 @@ const handlers: WsHandlers = {
     }
     adapter.reply?.(conn, payload)
   },
+  onChunkEnd: (conn) => adapter.chunkEnd?.(conn),
   onClose: (conn, code, reason) => {
     const client = conn.user as Client
     if (client.spec.slow && firstSlowCloseAt === 0) firstSlowCloseAt = Date.now()

@@ -56,6 +56,7 @@ export const serverLabel: Record<string, string> = {
   relay: "DroneEngage relay",
   chat: "tPacket chat",
   hydrogen: "Hydrogen",
+  "hydrogen-raw": "raw Bun.serve, same reliable work",
   neighbourhood: "Neighbourhood",
   webcrypto: "WebCrypto (raw)"
 }

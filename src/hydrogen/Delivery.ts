@@ -37,7 +37,7 @@ export interface Prepared {
  * Synchronous delivery of a flushed batch. Unfiltered normal subscribers are members of the
  * channel's room and get one room publish per event (one native topic publish, no sender);
  * filtered and high-priority subscriptions are served per client. Events with
- * ack required are tracked per subscriber (a Map entry; the entry object is shared), still sent natively where possible.
+ * ack required are tracked per subscriber (a slot in its PendingAcks; the entry object is shared), still sent natively where possible.
  * Order within a batch: high events to everyone, normal events to high-priority subscriptions,
  * then normal events to everyone else.
  */

@@ -2,13 +2,14 @@ import { Either, ParseResult, Schema } from "effect"
 import { type ErrorIssue, ErrorCodes, HydrogenError, protocolError } from "./Errors.ts"
 import { preview } from "../shared/ClientText.ts"
 import { parseJson } from "./Json.ts"
+import { actionPattern, channelPattern, handCommand } from "./HandDecode.ts"
 
 /** Channel names: letters, digits and `_ . : -`, up to 128 characters. */
 export const ChannelName = Schema.String.pipe(
-  Schema.pattern(/^[A-Za-z0-9_.:-]{1,128}$/, { message: () => "a channel is 1-128 characters of A-Z a-z 0-9 _ . : -" })
+  Schema.pattern(channelPattern, { message: () => "a channel is 1-128 characters of A-Z a-z 0-9 _ . : -" })
 )
 export const ActionName = Schema.String.pipe(
-  Schema.pattern(/^[A-Za-z0-9_.:-]{1,64}$/, { message: () => "an action is 1-64 characters of A-Z a-z 0-9 _ . : -" })
+  Schema.pattern(actionPattern, { message: () => "an action is 1-64 characters of A-Z a-z 0-9 _ . : -" })
 )
 export const MessageId = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(128))
 /** ISO-8601 in every message the server sends; clients may send any short string or omit it. */
@@ -170,6 +171,9 @@ export const decodeInbound = (text: string): Either.Either<Inbound, DecodeFailur
       id
     })
   }
+  // Most commands are plain (events/publish): checked by hand, the Schema only for the rest.
+  const plain = type === "command" ? handCommand(value) : undefined
+  if (plain) return Either.right(plain)
   const decoded = Schema.decodeUnknownEither(schema as Schema.Schema<Inbound, unknown>, { errors: "all" })(value)
   return Either.isRight(decoded)
     ? Either.right(decoded.right)
@@ -242,4 +246,31 @@ export const plainAckId = (text: string): string | undefined => {
     if (c === 34 || c === 92 || c < 32) return undefined
   }
   return id
+}
+
+const batchAckPrefix = '{"type":"ack","ids":["'
+
+/**
+ * The ids of a batch ack in its plain form `{"type":"ack","ids":["<id>","<id>",…]}` (no spaces,
+ * no escapes, 1 to maxAckIds ids of 1-128 characters), read without JSON.parse or Schema: a client
+ * acking what it has just read sends these. Anything else returns undefined and takes the full decoder.
+ */
+export const plainBatchAckIds = (text: string): Array<string> | undefined => {
+  const last = text.length - 3
+  if (last < batchAckPrefix.length || !text.startsWith(batchAckPrefix) || !text.endsWith('"]}')) return undefined
+  const ids: Array<string> = []
+  let start = batchAckPrefix.length
+  for (let i = start; i <= last; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 92 || c < 32) return undefined
+    if (c !== 34) continue
+    if (i === start || i - start > 128 || ids.length === maxAckIds) return undefined
+    ids.push(text.slice(start, i))
+    if (i === last) return ids
+    // Between two ids: exactly `","`.
+    if (text.charCodeAt(i + 1) !== 44 || text.charCodeAt(i + 2) !== 34) return undefined
+    i += 2
+    start = i + 1
+  }
+  return undefined
 }

@@ -1,6 +1,7 @@
 import { Clock, Effect, Either, Schema } from "effect"
 import { PublishData, RefreshData, ResumeData, SubscribeData, UnsubscribeData } from "./Commands.ts"
 import { issuesOf } from "./Envelope.ts"
+import { handPublishData } from "./HandDecode.ts"
 import { authenticationError, ErrorCodes, type HydrogenError, protocolError, applicationError } from "./Errors.ts"
 import { allows, type Identity, Permission } from "./Permissions.ts"
 import type { Publication } from "./Encode.ts"
@@ -22,6 +23,15 @@ export interface CommandContext {
 
 export interface Handler {
   readonly run: (context: CommandContext, data: unknown) => Effect.Effect<unknown, HydrogenError>
+  /**
+   * The same command started synchronously, without a fiber, for the connection's own identity
+   * (no `auth.token`): `done` hears the outcome, now or later (events/publish: from the flush).
+   */
+  readonly start?: (
+    context: CommandContext,
+    data: unknown,
+    done: (outcome: Either.Either<unknown, HydrogenError>) => void
+  ) => void
 }
 
 /** Handlers by channel, then action: the seed's "handlers registered per channel". */
@@ -30,22 +40,40 @@ export type HandlerTable = ReadonlyMap<string, ReadonlyMap<string, Handler>>
 export const maxSubscriptionsPerSession = 256
 
 /** Decodes a command's data; a mismatch is a protocol error listing the issues. */
-export const decodeData = <A, I>(schema: Schema.Schema<A, I>, data: unknown): Effect.Effect<A, HydrogenError> => {
-  const decoded = Schema.decodeUnknownEither(schema, { errors: "all" })(data ?? {})
-  return Either.isRight(decoded)
-    ? Effect.succeed(decoded.right)
-    : Effect.fail(protocolError(ErrorCodes.invalidData, "the command's data is not valid", issuesOf(decoded.left)))
+export const decodeDataEither = <A, I>(schema: Schema.Schema<A, I>, data: unknown): Either.Either<A, HydrogenError> =>
+  Either.mapLeft(Schema.decodeUnknownEither(schema, { errors: "all" })(data ?? {}), (error) =>
+    protocolError(ErrorCodes.invalidData, "the command's data is not valid", issuesOf(error))
+  )
+
+export const decodeData = <A, I>(schema: Schema.Schema<A, I>, data: unknown): Effect.Effect<A, HydrogenError> =>
+  Either.match(decodeDataEither(schema, data), { onLeft: Effect.fail, onRight: Effect.succeed })
+
+/** Why the identity may not do this, or undefined when it may. */
+const refusal = (identity: Identity, permission: string, channel?: string): HydrogenError | undefined =>
+  allows(identity, permission, channel)
+    ? undefined
+    : authenticationError(
+        ErrorCodes.forbidden,
+        `${identity.name} may not ${permission}${channel ? ` on ${channel}` : ""}`
+      )
+
+const requirePermission = (identity: Identity, permission: string, channel?: string) => {
+  const error = refusal(identity, permission, channel)
+  return error ? Effect.fail(error) : Effect.void
 }
 
-const requirePermission = (identity: Identity, permission: string, channel?: string) =>
-  allows(identity, permission, channel)
-    ? Effect.void
-    : Effect.fail(
-        authenticationError(
-          ErrorCodes.forbidden,
-          `${identity.name} may not ${permission}${channel ? ` on ${channel}` : ""}`
-        )
-      )
+/** events/publish data: checked by hand when plain, else by its Schema. */
+const publishDataOf = (raw: unknown): Either.Either<PublishData, HydrogenError> => {
+  const plain = handPublishData(raw)
+  return plain ? Either.right(plain) : decodeDataEither(PublishData, raw)
+}
+
+/** Checks a publish command's data and permission; the publication, or why not. */
+const publicationOf = (identity: Identity, raw: unknown): Either.Either<Publication, HydrogenError> =>
+  Either.flatMap(publishDataOf(raw), (data) => {
+    const error = refusal(identity, Permission.publish, data.channel)
+    return error ? Either.left(error) : Either.right(toPublication(data))
+  })
 
 export const toPublication = (data: PublishData): Publication => ({
   channel: data.channel,
@@ -177,11 +205,16 @@ export const makeHandlers = (deps: {
     events: {
       publish: {
         run: (context, raw) =>
-          Effect.gen(function* () {
-            const data = yield* decodeData(PublishData, raw)
-            yield* requirePermission(context.identity, Permission.publish, data.channel)
-            return yield* publishOne(channels, toPublication(data))
-          })
+          Effect.flatMap(
+            Either.match(publicationOf(context.identity, raw), { onLeft: Effect.fail, onRight: Effect.succeed }),
+            (publication) => publishOne(channels, publication)
+          ),
+        // Enqueued now and answered from the flush: no fiber per publish command.
+        start: (context, raw, done) => {
+          const publication = publicationOf(context.identity, raw)
+          if (Either.isLeft(publication)) done(publication)
+          else channels.publishNow(publication.right, done)
+        }
       }
     }
   })

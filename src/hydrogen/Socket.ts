@@ -1,32 +1,32 @@
-import { Cause, Clock, Duration, Effect, Either, Scope } from "effect"
+import { Duration, Effect, Either, Scope } from "effect"
 import { type HydrogenSettings } from "./Config.ts"
 import { quietState } from "./ConnectionState.ts"
-import { type Ack, type Command, decodeInbound, peekId, plainAckId } from "./Envelope.ts"
-import { errorText, type ReplyTo, successText } from "./Encode.ts"
-import { applicationError, authenticationError, ErrorCodes, HydrogenError, protocolError } from "./Errors.ts"
-import { anonymous, type Identity, mayConnect } from "./Permissions.ts"
+import { type Ack, decodeInbound, peekId, plainAckId, plainBatchAckIds } from "./Envelope.ts"
+import { ErrorCodes, type HydrogenError, protocolError } from "./Errors.ts"
+import type { Identity } from "./Permissions.ts"
 import { CloseCodes } from "../shared/CloseCodes.ts"
-import type { Cell, Metrics } from "../../layers/Observability/Metrics.ts"
-import { credentialOf, redactUrl } from "./Auth.ts"
-import { accept, reject, type WebSocketProtocol, type WireMessage } from "../../layers/Transport/Transport.ts"
+import type { Metrics } from "../../layers/Observability/Metrics.ts"
+import type { WebSocketProtocol, WireMessage } from "../../layers/Transport/Transport.ts"
 import type { AckTracker } from "./Acks.ts"
-import type { ConnectionStatesTracker, StateTracker } from "./ConnectionStates.ts"
-import type { CommandContext, HandlerTable } from "./Handlers.ts"
-import type { HydrogenConnection, HydrogenConnectionData, Session } from "./Session.ts"
+import type { ConnectionStatesTracker } from "./ConnectionStates.ts"
+import type { HandlerTable } from "./Handlers.ts"
+import type { HydrogenConnectionData } from "./Session.ts"
 import type { Status } from "./Status.ts"
 import { sweepEvery } from "../shared/Sweeps.ts"
-import { type MessageLimiter, type RateLimits, tooManyFailures } from "./RateLimits.ts"
+import type { RateLimits } from "./RateLimits.ts"
 import type { Sessions } from "./Sessions.ts"
-
-const iso = (now: number) => new Date(now).toISOString()
+import { LiveConnection } from "./LiveConnection.ts"
+import { makeUpgrade } from "./Upgrade.ts"
+import { makeCommandRunner } from "./CommandRunner.ts"
 
 /**
- * The hydrogen-protocol WebSocket: authentication and rate limits at upgrade, the seed's state
- * machine per connection, and the message loop (legacy status, acks, commands). Timers are two
- * server-wide sweeps for the life of the server's Scope (quiet states every PingInterval, session
- * token expiry every second), so an idle connection holds no fiber. A bad message
- * is answered with a structured error; only persistent flooding (4006), an unreadable oversized
- * frame (1009) or an expired session token (4401) closes a connection.
+ * The hydrogen-protocol WebSocket: authentication and rate limits at upgrade (Upgrade.ts), the
+ * seed's state machine per connection, and the message loop (legacy status, acks, commands in
+ * CommandRunner.ts). Timers are two server-wide sweeps for the life of the server's Scope (quiet
+ * states every PingInterval, session token expiry every second), so an idle connection holds no
+ * fiber. Acks, publishes and error replies run without a fiber. A bad message is answered with a
+ * structured error; only persistent flooding (4006), an unreadable oversized frame (1009) or an
+ * expired session token (4401) closes a connection.
  */
 export const makeHydrogenProtocol = (deps: {
   readonly settings: HydrogenSettings
@@ -40,101 +40,13 @@ export const makeHydrogenProtocol = (deps: {
   readonly metrics: typeof Metrics.Service
 }): Effect.Effect<WebSocketProtocol<HydrogenConnectionData>, never, Scope.Scope> =>
   Effect.gen(function* () {
-    const { settings, rateLimits, sessions, acks, handlers, status, states } = deps
-    const errors = deps.metrics.counter("switchboard_hydrogen_errors_total", "Error responses by category and code", [
-      "category",
-      "code"
-    ])
-    const commands = deps.metrics.counter("switchboard_hydrogen_commands_total", "Commands handled", [
-      "channel",
-      "action",
-      "outcome"
-    ])
-    // Label sets are few (registered handlers × outcome): keep their cells, as counting is per command.
-    const commandCells = new Map<string, Cell>()
-    const countCommand = (channel: string, action: string, outcome: "ok" | "error") => {
-      const key = `${channel}\u0000${action}\u0000${outcome}`
-      let cell = commandCells.get(key)
-      if (!cell) commandCells.set(key, (cell = commands.labels({ channel, action, outcome })))
-      cell.inc()
-    }
-    const refused = deps.metrics.counter(
-      "switchboard_hydrogen_upgrades_refused_total",
-      "Refused upgrades by HTTP status",
-      ["status"]
-    )
+    const { settings, rateLimits, sessions, acks, status, states } = deps
     const pingMillis = Duration.toMillis(settings.limits.pingInterval)
     const idleMillis = Duration.toMillis(settings.idleTimeout)
-    const blockSeconds = String(Math.ceil(Duration.toSeconds(settings.blockDuration)))
     // Read synchronously per message (the TestClock in tests), so acks and errors need no Effect.
     const clock = yield* Effect.clock
-
-    const refuse = (
-      label: Record<string, unknown>,
-      last: "Failed" | "Rejected",
-      statusCode: number,
-      reason: string,
-      headers?: Record<string, string>
-    ) => {
-      refused.inc({ status: String(statusCode) })
-      const path =
-        last === "Failed" ? (["Connecting", "Failed"] as const) : (["Connecting", "Verifying", "Rejected"] as const)
-      return states
-        .upgradePath(label, path)
-        .pipe(
-          Effect.zipRight(Effect.logDebug(`upgrade refused: ${statusCode} ${reason}`).pipe(Effect.annotateLogs(label))),
-          Effect.as(reject(statusCode, reason, headers))
-        )
-    }
-
-    const upgrade: WebSocketProtocol<HydrogenConnectionData>["upgrade"] = (request, info) =>
-      Effect.gen(function* () {
-        // The URL may carry ?key=: logs get it masked.
-        const label = { remote: info.remoteAddress, path: redactUrl(info.url) }
-        const now = yield* Clock.currentTimeMillis
-        const admission = rateLimits.admitConnection(info.remoteAddress, now)
-        if (admission !== "ok") {
-          return yield* refuse(
-            label,
-            "Failed",
-            429,
-            admission === "blocked"
-              ? "this address is temporarily blocked"
-              : "too many connections from this address; blocked for a while",
-            { "retry-after": blockSeconds }
-          )
-        }
-        const offered = (request.headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim())
-        if (!offered.includes(settings.protocol)) {
-          return yield* refuse(label, "Failed", 400, `the WebSocket subprotocol must be "${settings.protocol}"`)
-        }
-        const credential = credentialOf(request.headers, info.url)
-        let identity: Identity = anonymous
-        if (credential === undefined) {
-          if (settings.authRequired)
-            return yield* refuse(
-              label,
-              "Rejected",
-              401,
-              "credentials required: Authorization: Key <token> or ?key=<token>"
-            )
-        } else {
-          const blockedFor = rateLimits.credentialsBlocked(info.remoteAddress, now)
-          if (blockedFor > 0)
-            return yield* refuse(label, "Rejected", 429, tooManyFailures, { "retry-after": String(blockedFor) })
-          const result = yield* Effect.either(deps.authenticate(credential))
-          if (Either.isLeft(result)) {
-            const wait = rateLimits.credentialFailed(info.remoteAddress, now)
-            if (wait > 0) return yield* refuse(label, "Rejected", 429, tooManyFailures, { "retry-after": String(wait) })
-            return yield* refuse(label, "Rejected", 401, result.left.message)
-          }
-          identity = result.right
-        }
-        if (!mayConnect(identity))
-          return yield* refuse(label, "Rejected", 403, "this credential may not open WebSocket connections")
-        yield* states.upgradePath(label, ["Connecting", "Verifying", "Established"])
-        return accept({ identity, remoteAddress: info.remoteAddress }, { "Sec-WebSocket-Protocol": settings.protocol })
-      })
+    const upgrade = makeUpgrade(deps)
+    const { runCommand, replyError, inOrder } = makeCommandRunner({ ...deps, clock })
 
     /** The open connections, for the state sweep; those on a session token also wait in `expiring`. */
     const watched = new Set<LiveConnection>()
@@ -157,86 +69,6 @@ export const makeHydrogenProtocol = (deps: {
         live.state.moveTo("Closing"),
         Effect.sync(() => live.connection.close(code, reason))
       )
-
-    const replyError = (live: LiveConnection, to: ReplyTo, error: HydrogenError, now: number) => {
-      errors.inc({ category: error.category, code: error.code })
-      live.connection.send(errorText(to, iso(now), error))
-    }
-
-    /** A command's own `auth.token`: a wrong one counts toward the address's failed credentials, like one at upgrade. */
-    const messageCredential = (live: LiveConnection, credential: string) =>
-      Effect.suspend(() => {
-        const remote = live.connection.remoteAddress
-        const now = clock.unsafeCurrentTimeMillis()
-        if (rateLimits.credentialsBlocked(remote, now) > 0)
-          return Effect.fail(protocolError(ErrorCodes.rateLimited, tooManyFailures))
-        return deps
-          .authenticate(credential)
-          .pipe(
-            Effect.mapError((error) =>
-              rateLimits.credentialFailed(remote, now) > 0
-                ? protocolError(ErrorCodes.rateLimited, tooManyFailures)
-                : error
-            )
-          )
-      })
-
-    const runCommand = (live: LiveConnection, command: Command) =>
-      Effect.gen(function* () {
-        const to = { id: command.id, channel: command.channel, action: command.action }
-        const actions = handlers.get(command.channel)
-        const handler = actions?.get(command.action)
-        if (!handler) {
-          countCommand("unknown", "unknown", "error")
-          return replyError(
-            live,
-            to,
-            actions
-              ? protocolError(ErrorCodes.unknownAction, `channel ${command.channel} has no action ${command.action}`)
-              : protocolError(ErrorCodes.unknownChannel, `no handler for channel ${command.channel}`),
-            clock.unsafeCurrentTimeMillis()
-          )
-        }
-        const result = yield* Effect.gen(function* () {
-          if (command.auth?.signature) {
-            return yield* authenticationError(
-              ErrorCodes.signatureNotSupported,
-              'message signatures are not supported; use TLS (SecureMode "tls")'
-            )
-          }
-          const caller: CommandContext = command.auth?.token
-            ? {
-                session: live.session,
-                identity: yield* messageCredential(live, command.auth.token),
-                adoptSession: (session) => live.adoptSession(session),
-                refreshIdentity: () => {}
-              }
-            : live
-          return yield* handler.run(caller, command.data)
-        }).pipe(
-          Effect.catchAllCause((cause) =>
-            Cause.isFailType(cause) && cause.error instanceof HydrogenError
-              ? Effect.fail(cause.error)
-              : Effect.logError("command handler failed", Cause.pretty(cause)).pipe(
-                  Effect.annotateLogs({
-                    channel: command.channel,
-                    action: command.action,
-                    connection: live.connection.id
-                  }),
-                  Effect.zipRight(
-                    Effect.fail(
-                      applicationError(ErrorCodes.handlerFailed, `${command.channel}/${command.action} failed`)
-                    )
-                  )
-                )
-          ),
-          Effect.either
-        )
-        const done = yield* Clock.currentTimeMillis
-        countCommand(command.channel, command.action, Either.isRight(result) ? "ok" : "error")
-        if (Either.isRight(result)) live.connection.send(successText(to, iso(done), result.right))
-        else replyError(live, to, result.left, done)
-      })
 
     /** Admitted: nothing to do. */
     const admitted = null
@@ -281,7 +113,25 @@ export const makeHydrogenProtocol = (deps: {
       if (refusal !== admitted) return refusal
     }
 
-    /** One inbound message: synchronous (acks, errors) unless it needs a log, a command handler or a status snapshot. */
+    /** An ack in its plain single or batch form, handled; undefined when the message is not one (or names nothing pending). */
+    const plainAck = (
+      live: LiveConnection,
+      message: string,
+      now: number
+    ): Effect.Effect<void> | void | typeof admitted => {
+      if (acks.ackPlain(live.session, message)) return
+      const ackId = plainAckId(message)
+      if (ackId !== undefined) {
+        if (acks.ack(live.session, ackId)) return
+        const refusal = charge(live, message, now)
+        if (refusal !== admitted) return refusal
+        return
+      }
+      const ids = plainBatchAckIds(message)
+      return ids === undefined ? admitted : ackAll(live, message, { type: "ack", ids }, now)
+    }
+
+    /** One inbound message: synchronous (acks, publishes, errors) unless it needs a log, a command handler or a status snapshot. */
     const handle = (live: LiveConnection, message: WireMessage, now: number): Effect.Effect<void> | void => {
       if (typeof message !== "string") {
         const refusal = charge(live, message, now)
@@ -305,15 +155,9 @@ export const makeHydrogenProtocol = (deps: {
           now
         )
       }
-      if (acks.ackPlain(live.session, message)) return
-      const ackId = plainAckId(message)
-      if (ackId !== undefined) {
-        if (acks.ack(live.session, ackId)) return
-        const refusal = charge(live, message, now)
-        if (refusal !== admitted) return refusal
-        return
-      }
-      // Decoded before charging, so that acks in any form (batch, extra fields) stay free.
+      const acked = plainAck(live, message, now)
+      if (acked !== admitted) return acked
+      // Decoded before charging, so that acks in any form (extra fields, spaces) stay free.
       const decoded = decodeInbound(message)
       if (Either.isRight(decoded) && decoded.right.type === "ack") return ackAll(live, message, decoded.right, now)
       const refusal = charge(live, message, now)
@@ -322,9 +166,11 @@ export const makeHydrogenProtocol = (deps: {
       const inbound = decoded.right
       switch (inbound.type) {
         case "status":
-          return Effect.map(
-            status.snapshot(live.identity),
-            (snapshot) => void live.connection.send(JSON.stringify(snapshot))
+          return inOrder(live, () =>
+            Effect.map(
+              status.snapshot(live.identity),
+              (snapshot) => void live.connection.send(JSON.stringify(snapshot))
+            )
           )
         case "command":
           return runCommand(live, inbound)
@@ -377,29 +223,3 @@ export const makeHydrogenProtocol = (deps: {
 
     return { upgrade, open } satisfies WebSocketProtocol<HydrogenConnectionData>
   })
-
-/**
- * What the protocol keeps per open connection: one object (its methods on the prototype), no
- * fiber. It is also the command context of the connection's own commands.
- */
-class LiveConnection implements CommandContext {
-  constructor(
-    readonly connection: HydrogenConnection,
-    readonly state: StateTracker,
-    readonly limiter: MessageLimiter,
-    public session: Session,
-    public identity: Identity,
-    /** When the last inbound message arrived (drives Connected ⇄ Heartbeat → Inactive). */
-    public lastInbound: number
-  ) {}
-
-  /** Switches the connection to a resumed session. */
-  adoptSession(session: Session) {
-    this.session = session
-  }
-
-  /** Replaces the identity after a token refresh (same subject); the expiry sweep reads the new expiresAt. */
-  refreshIdentity(identity: Identity) {
-    this.identity = identity
-  }
-}

@@ -8,7 +8,8 @@ import {
   Outbound,
   peekId,
   plainAckId,
-  plainAckOrdinal
+  plainAckOrdinal,
+  plainBatchAckIds
 } from "../../src/hydrogen/Envelope.ts"
 import { eventId, eventOrdinal } from "../../src/hydrogen/EventIds.ts"
 import { eventBody, plainEvent, sequencedEvent, errorText, successText } from "../../src/hydrogen/Encode.ts"
@@ -167,6 +168,40 @@ describe("envelope codec", () => {
     expect(plainAckOrdinal('{"type":"ack","id":"abcd1234-1z"}')).toBe(71)
     expect(plainAckOrdinal('{"type":"ack","id":"abcd1234-"}')).toBe(-1)
     expect(plainAckOrdinal('{"type":"ack","id":"-"}')).toBe(-1)
+  })
+
+  test("the batch-ack fast path agrees with the Schema path on every text it accepts, and accepts plain batch acks", () => {
+    const id = FastCheck.oneof(
+      FastCheck.string({ minLength: 0, maxLength: 130 }),
+      FastCheck.tuple(FastCheck.hexaString({ maxLength: 9 }), FastCheck.nat()).map(([p, n]) => eventId(p, n))
+    )
+    const ids = FastCheck.array(id, { minLength: 0, maxLength: 260 })
+    const texts = FastCheck.oneof(
+      ids.map((list) => `{"type":"ack","ids":["${list.join('","')}"]}`),
+      ids.map((list) => JSON.stringify({ type: "ack", ids: list })),
+      FastCheck.tuple(ids, FastCheck.string({ maxLength: 4 })).map(
+        ([list, noise]) => `{"type":"ack","ids":["${list.join(`"${noise}"`)}"]}`
+      ),
+      FastCheck.string().map((tail) => `{"type":"ack","ids":["${tail}`)
+    )
+    FastCheck.assert(
+      FastCheck.property(texts, (text) => {
+        const fast = plainBatchAckIds(text)
+        const decoded = decodeInbound(text)
+        if (fast !== undefined) expect(Either.isRight(decoded) && decoded.right).toEqual({ type: "ack", ids: fast })
+        // Every valid batch ack in its plain form (exactly {"type":"ack","ids":[…]}, no escapes) takes the fast path.
+        const ack = Either.isRight(decoded) && decoded.right.type === "ack" ? decoded.right : undefined
+        if (ack?.ids && !text.includes("\\") && text === JSON.stringify({ type: "ack", ids: ack.ids }))
+          expect(fast).toEqual([...ack.ids])
+      }),
+      { numRuns: 2000 }
+    )
+    expect(plainBatchAckIds('{"type":"ack","ids":["a-1","a-2"]}')).toEqual(["a-1", "a-2"])
+    expect(plainBatchAckIds('{"type":"ack","ids":[""]}')).toBeUndefined()
+    expect(plainBatchAckIds('{"type":"ack","ids":["a","]}')).toBeUndefined()
+    expect(plainBatchAckIds('{"type":"ack","ids":["a\\"b"]}')).toBeUndefined()
+    expect(plainBatchAckIds('{"type":"ack","ids":["a", "b"]}')).toBeUndefined()
+    expect(plainBatchAckIds(`{"type":"ack","ids":["${Array(257).fill("x").join('","')}"]}`)).toBeUndefined()
   })
 
   test("peekId reads the id of an oversized message from its head only", () => {
