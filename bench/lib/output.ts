@@ -138,8 +138,11 @@ const columns: Record<string, Array<Column>> = {
     metric("server CPU µs/message", "cpuUsPerMessage", (v) => num(v, 1)),
     metric("messages (verifications) per core-second", "messagesPerCoreSecond", rate),
     metric("raw verify/s", "verificationsPerSec", rate),
+    metric("server cores", "serverCores", (v) => num(v, 2)),
+    metric("client cores", "clientCores", (v) => num(v, 2)),
     ratioColumn("rate vs relay", "deliveriesPerSec vs relay"),
     ratioColumn("CPU vs relay", "cpuUsPerDelivery vs relay"),
+    ratioColumn("mesh vs 1 server", "deliveriesPerSec vs 1 server"),
     metric("lost", "lost", (v) => v.toFixed(0))
   ],
   slow: [

@@ -1,5 +1,6 @@
 import { Either, ParseResult, Schema } from "effect"
 import { exceedsJsonDepth } from "../shared/JsonDepth.ts"
+import { fastContent, fastSignedData } from "./FastDecode.ts"
 
 /**
  * Every OLAF/Neighbourhood v1.2 frame as an Effect Schema, in both directions. Decoding ignores
@@ -147,7 +148,9 @@ export const parseFrame = (text: string): Either.Either<Frame, string> =>
     const value = json as { type?: unknown; signature?: unknown }
     if (value !== null && typeof value === "object" && value.type === "signed_data" && value.signature === undefined)
       value.signature = ""
-    return byType(frameDecoders, json)
+    // Hot frames skip the Schema when the hand check (equal to it, property-tested) accepts them.
+    const fast = fastSignedData(json)
+    return fast ? Either.right(fast) : byType(frameDecoders, json)
   })
 
 /** The signed text and content of a signed_data frame. */
@@ -159,9 +162,11 @@ export interface OpenedSignedData {
 export const openSignedData = (frame: SignedData): Either.Either<OpenedSignedData, string> => {
   const dataText = typeof frame.data === "string" ? frame.data : JSON.stringify(frame.data)
   const json = typeof frame.data === "string" ? parseJson(frame.data) : Either.right(frame.data as unknown)
-  return Either.flatMap(json, (value) =>
-    Either.map(byType(contentDecoders, value), (content) => ({ dataText, content }))
-  )
+  return Either.flatMap(json, (value) => {
+    const fast = fastContent(value)
+    if (fast) return Either.right({ dataText, content: fast })
+    return Either.map(byType(contentDecoders, value), (content) => ({ dataText, content }))
+  })
 }
 
 export const parseChatPlaintext = (text: string): ChatBody | undefined => {
