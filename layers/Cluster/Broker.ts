@@ -54,13 +54,15 @@ export interface PresenceStore {
 export interface ClaimStore {
   /**
    * Sets the holder of `name`. "replace" always does; "ifFree" only when no holder of a live node
-   * has it. Returns whether it was set and the holder it displaced (alive or not).
+   * has it; `{ within }` replaces like "replace" but only while live holders of the scope's other
+   * names number fewer than `within` (a limit counted and taken in the same atomic step).
+   * Returns whether it was set and the holder it displaced (alive or not).
    */
   readonly take: (
     scope: string,
     name: string,
     holder: string,
-    mode: "replace" | "ifFree"
+    mode: ClaimMode
   ) => Effect.Effect<{ readonly taken: boolean; readonly previous: string | undefined }, BrokerUnavailable>
   /** Removes `name` when `holder` still has it (a later holder keeps it). */
   readonly release: (scope: string, name: string, holder: string) => Effect.Effect<void, BrokerUnavailable>
@@ -69,6 +71,8 @@ export interface ClaimStore {
   /** Every name of the scope and its holder, those of dead nodes included (the caller filters with `alive`). */
   readonly list: (scope: string) => Effect.Effect<ReadonlyArray<readonly [string, string]>, BrokerUnavailable>
 }
+
+export type ClaimMode = "replace" | "ifFree" | { readonly within: number }
 
 /** Counters shared by the nodes (rate limits, id allocation). */
 export interface CounterStore {

@@ -66,6 +66,11 @@ export class MemoryBrokerHub {
           const previous = names.get(name)
           if (mode === "ifFree" && previous !== undefined && isAlive(holderLiveness(previous), now))
             return { taken: false, previous }
+          if (typeof mode === "object") {
+            let others = 0
+            for (const [other, holding] of names) if (other !== name && isAlive(holderLiveness(holding), now)) others++
+            if (others >= mode.within) return { taken: false, previous }
+          }
           names.set(name, holder)
           return { taken: true, previous }
         }),

@@ -104,11 +104,43 @@ export const makeNatsBroker = (options: NatsBrokerOptions) =>
       throw new Error(`too much contention on ${key}`)
     }
     const claimKey = (scope: string, name: string) => `${token(scope)}.${token(name)}`
+    /**
+     * A limited scope's seats: one entry (no dot, so no scope listing sees it) mapping name → holder,
+     * compare-and-set as a whole, so a count and the take it allows are one step.
+     */
+    const seatsKey = (scope: string) => token(scope)
+    const takeSeat = async (kv: KV, scope: string, name: string, holder: string, within: number) => {
+      const key = seatsKey(scope)
+      for (let attempt = 0; attempt < 50; attempt++) {
+        const entry = await kv.get(key)
+        const seats: Record<string, string> = entry?.operation === "PUT" ? JSON.parse(entry.string()) : {}
+        const others = Object.entries(seats).filter(([other]) => other !== name)
+        const alive = await liveNodes([...new Set(others.map(([, held]) => holderLiveness(held)))])
+        const live = others.filter(([, held]) => alive.has(holderLiveness(held)))
+        if (live.length >= within) return false
+        // Dead nodes' seats are dropped on the way.
+        const next = JSON.stringify(Object.fromEntries([...live, [name, holder]]))
+        if (await putIfUnchanged(kv, key, next, entry?.revision)) return true
+      }
+      throw new Error(`too much contention on the seats of ${scope}`)
+    }
+    const releaseSeat = async (kv: KV, scope: string, name: string, holder: string) => {
+      await compareAndSet(kv, seatsKey(scope), (current) => {
+        const seats: Record<string, string> | undefined = current === undefined ? undefined : JSON.parse(current)
+        if (seats?.[name] !== holder) return { result: undefined }
+        delete seats[name]
+        return { write: JSON.stringify(seats), result: undefined }
+      })
+    }
     const claims: ClaimStore = {
       take: (scope, name, holder, mode) =>
         call(async () => {
           const kv = await claimsBucket()
           const key = claimKey(scope, name)
+          if (typeof mode === "object" && !(await takeSeat(kv, scope, name, holder, mode.within))) {
+            const entry = await kv.get(key)
+            return { taken: false, previous: entry?.operation === "PUT" ? entry.string() : undefined }
+          }
           for (let attempt = 0; attempt < 50; attempt++) {
             const entry = await kv.get(key)
             const previous = entry?.operation === "PUT" ? entry.string() : undefined
@@ -124,6 +156,7 @@ export const makeNatsBroker = (options: NatsBrokerOptions) =>
           const entry = await kv.get(claimKey(scope, name))
           if (entry?.operation === "PUT" && entry.string() === holder)
             await kv.delete(claimKey(scope, name), { previousSeq: entry.revision }).catch(() => {})
+          await releaseSeat(kv, scope, name, holder)
         }),
       get: (scope, name) =>
         call(async () => {

@@ -51,12 +51,21 @@ export const redisConnection = (url: string, name: string) =>
 
 /** Claims: one hash per scope (field = name, value = holder); "ifFree" looks at the holder's liveness key. */
 const takeClaimScript = `
+local function alive(holder)
+  local slash = string.find(holder, '/', 1, true)
+  return slash and redis.call('EXISTS', ARGV[4] .. string.sub(holder, 1, slash - 1)) == 1
+end
 local previous = redis.call('HGET', KEYS[1], ARGV[1])
-if previous and ARGV[3] == 'ifFree' then
-  local slash = string.find(previous, '/', 1, true)
-  if slash and redis.call('EXISTS', ARGV[4] .. string.sub(previous, 1, slash - 1)) == 1 then
-    return {0, previous}
+if previous and ARGV[3] == 'ifFree' and alive(previous) then
+  return {0, previous}
+end
+if ARGV[3] == 'within' then
+  local fields = redis.call('HGETALL', KEYS[1])
+  local others = 0
+  for i = 1, #fields, 2 do
+    if fields[i] ~= ARGV[1] and alive(fields[i + 1]) then others = others + 1 end
   end
+  if others >= tonumber(ARGV[5]) then return {0, previous or ''} end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return {1, previous or ''}
@@ -142,9 +151,16 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
       take: (scope, name, holder, mode) =>
         call(
           () =>
-            commands.eval(takeClaimScript, 1, claimsKey(scope), name, holder, mode, nodeKey("")) as Promise<
-              [number, string]
-            >
+            commands.eval(
+              takeClaimScript,
+              1,
+              claimsKey(scope),
+              name,
+              holder,
+              typeof mode === "object" ? "within" : mode,
+              nodeKey(""),
+              typeof mode === "object" ? String(mode.within) : "0"
+            ) as Promise<[number, string]>
         ).pipe(Effect.map(([taken, previous]) => ({ taken: taken === 1, previous: previous || undefined }))),
       release: (scope, name, holder) =>
         call(() => commands.eval(releaseClaimScript, 1, claimsKey(scope), name, holder)).pipe(Effect.asVoid),

@@ -186,5 +186,29 @@ for (const makeCluster of [memoryCluster, redisCluster, natsCluster]) {
           yield* seat("limited", "d", "b", a)
         }).pipe(Effect.provide(TestServices))
     )
+
+    it.skipIf(cluster.skip).effect(
+      "concurrent connects of one account on two relays: only the instance limit's number get in",
+      () =>
+        Effect.gen(function* () {
+          const { a, b, connectTo } = yield* twoRelays(cluster)
+          // "limited" may open two units; six connect at once, three on each relay (each passes its relay's own count).
+          const units = yield* Effect.all(
+            ["u1", "u2", "u3", "u4", "u5", "u6"].map((name, i) => connectTo("limited", "d", name, i % 2 === 0 ? a : b)),
+            { concurrency: "unbounded" }
+          )
+          const outcomes = yield* Effect.all(
+            units.map((unit) =>
+              Effect.race(
+                Effect.as(pingPong(unit), "seated" as const),
+                Effect.map(unit.closed, (closed) => (closed.code === CloseCodes.forbidden ? "refused" : "closed"))
+              )
+            ),
+            { concurrency: "unbounded" }
+          )
+          expect(outcomes.filter((outcome) => outcome === "seated")).toHaveLength(2)
+          expect(outcomes.filter((outcome) => outcome === "refused")).toHaveLength(4)
+        }).pipe(Effect.provide(TestServices))
+    )
   })
 }
