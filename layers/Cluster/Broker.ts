@@ -30,6 +30,7 @@ export interface Broker {
   readonly presence: PresenceStore
   readonly claims: ClaimStore
   readonly counters: CounterStore
+  readonly records: RecordStore
   /** Drops the connection to the broker at once, without cleanup (what a crash looks like to the others). */
   readonly sever: Effect.Effect<void>
 }
@@ -81,6 +82,17 @@ export interface CounterStore {
    * first add, then starts again from zero (a fixed window; at most 10 minutes); without, it lasts.
    */
   readonly add: (key: string, by: number, windowMillis?: number) => Effect.Effect<number, BrokerUnavailable>
+}
+
+/**
+ * Small records that expire unless written again (a Hydrogen session's subscriptions): whoever holds
+ * one refreshes it by putting it again, so it outlives a dead holder by at most its TTL. Every put
+ * of a cluster uses the same TTL (NATS: the bucket's max age, set by the first put).
+ */
+export interface RecordStore {
+  readonly put: (key: string, value: string, ttlMillis: number) => Effect.Effect<void, BrokerUnavailable>
+  readonly get: (key: string) => Effect.Effect<string | undefined, BrokerUnavailable>
+  readonly remove: (key: string) => Effect.Effect<void, BrokerUnavailable>
 }
 
 /** The longest counter window the brokers keep (NATS: the max age of the windows bucket). */

@@ -5,7 +5,8 @@ import {
   type ClaimStore,
   type CounterStore,
   holderLiveness,
-  type PresenceStore
+  type PresenceStore,
+  type RecordStore
 } from "./Broker.ts"
 
 /**
@@ -18,6 +19,7 @@ export class MemoryBrokerHub {
   private readonly aliveUntil = new Map<string, number>()
   private readonly claimed = new Map<string, Map<string, string>>()
   private readonly counted = new Map<string, { n: number; until: number }>()
+  private readonly stored = new Map<string, { value: string; until: number }>()
   private readonly reconnects = new Map<string, Array<() => void>>()
   private readonly killed = new Set<string>()
   private down = false
@@ -95,6 +97,16 @@ export class MemoryBrokerHub {
           return current.n
         })
     }
+    const records: RecordStore = {
+      put: (key, value, ttlMillis) => guard((now) => void this.stored.set(key, { value, until: now + ttlMillis })),
+      get: (key) =>
+        guard((now) => {
+          const record = this.stored.get(key)
+          if (record !== undefined && record.until <= now) this.stored.delete(key)
+          return record !== undefined && record.until > now ? record.value : undefined
+        }),
+      remove: (key) => guard(() => void this.stored.delete(key))
+    }
     return {
       kind: "memory",
       nodeId,
@@ -129,6 +141,7 @@ export class MemoryBrokerHub {
       presence,
       claims,
       counters,
+      records,
       sever: Effect.sync(() => this.kill(nodeId))
     }
   }

@@ -9,6 +9,7 @@ import {
   holderLiveness,
   maxCounterWindowMillis,
   type PresenceStore,
+  type RecordStore,
   redactUrl
 } from "./Broker.ts"
 
@@ -196,6 +197,34 @@ export const makeNatsBroker = (options: NatsBrokerOptions) =>
           )
         )
     }
+    // A record's expiry is the bucket's max age: a put again starts it over.
+    let recordsBucket: Promise<KV> | undefined
+    const openRecords = (ttlMillis: number) => {
+      recordsBucket ??= kvm.create(`${bucket}_records`, { history: 1, ttl: ttlMillis })
+      recordsBucket.catch(() => (recordsBucket = undefined))
+      return recordsBucket
+    }
+    /** Reads or removes through the bucket some node created: nothing to find while none has. */
+    const inRecords = async <A>(use: (kv: KV) => Promise<A>): Promise<A | undefined> => {
+      recordsBucket ??= kvm.open(`${bucket}_records`)
+      try {
+        return await use(await recordsBucket)
+      } catch (error) {
+        if (!String(error).includes("stream not found")) throw error
+        recordsBucket = undefined
+        return undefined
+      }
+    }
+    const records: RecordStore = {
+      put: (key, value, ttlMillis) =>
+        call(async () => void (await (await openRecords(ttlMillis)).put(token(key), value))),
+      get: (key) =>
+        call(async () => {
+          const entry = await inRecords((kv) => kv.get(token(key)))
+          return entry?.operation === "PUT" ? entry.string() : undefined
+        }),
+      remove: (key) => call(async () => void (await inRecords((kv) => kv.purge(token(key)))))
+    }
     const presence: PresenceStore = {
       put: (room, key, entry) => call(() => members.put(`${token(room)}.${token(key)}`, entry)).pipe(Effect.asVoid),
       remove: (room, keys) =>
@@ -255,6 +284,7 @@ export const makeNatsBroker = (options: NatsBrokerOptions) =>
       presence,
       claims,
       counters,
+      records,
       sever: Effect.promise(() => connection.close().catch(() => {}))
     }
     return broker
@@ -265,6 +295,6 @@ export const destroyNatsBuckets = (connection: NatsConnection, prefix: string) =
   Effect.promise(async () => {
     const { jetstreamManager } = await import("@nats-io/jetstream")
     const manager = await jetstreamManager(connection)
-    for (const name of ["presence", "nodes", "claims", "counters", "windows"])
+    for (const name of ["presence", "nodes", "claims", "counters", "windows", "records"])
       await manager.streams.delete(`KV_${safeName(prefix)}_${name}`).catch(() => false)
   })

@@ -6,6 +6,7 @@ import {
   type ClaimStore,
   type CounterStore,
   type PresenceStore,
+  type RecordStore,
   redactUrl
 } from "./Broker.ts"
 
@@ -169,6 +170,13 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
       list: (scope) =>
         call(() => commands.hgetall(claimsKey(scope))).pipe(Effect.map((fields) => Object.entries(fields)))
     }
+    const recordKey = (key: string) => `${options.prefix}record:${key}`
+    const records: RecordStore = {
+      put: (key, value, ttlMillis) =>
+        call(() => commands.set(recordKey(key), value, "PX", ttlMillis)).pipe(Effect.asVoid),
+      get: (key) => call(() => commands.get(recordKey(key))).pipe(Effect.map((value) => value ?? undefined)),
+      remove: (key) => call(() => commands.del(recordKey(key))).pipe(Effect.asVoid)
+    }
     const counters: CounterStore = {
       add: (key, by, windowMillis) =>
         call(
@@ -214,6 +222,7 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
       presence,
       claims,
       counters,
+      records,
       sever: Effect.sync(() => {
         commands.disconnect()
         subscriber.disconnect()
