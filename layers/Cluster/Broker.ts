@@ -82,6 +82,11 @@ export interface CounterStore {
    * first add, then starts again from zero (a fixed window; at most 10 minutes); without, it lasts.
    */
   readonly add: (key: string, by: number, windowMillis?: number) => Effect.Effect<number, BrokerUnavailable>
+  /**
+   * A monotonic maximum: sets `key` to `value` when `value` is greater than it, in one atomic step, and
+   * returns what it was before (-1 when it had none). Lasting, like `add` without a window.
+   */
+  readonly raise: (key: string, value: number) => Effect.Effect<number, BrokerUnavailable>
 }
 
 /**

@@ -19,6 +19,7 @@ export class MemoryBrokerHub {
   private readonly aliveUntil = new Map<string, number>()
   private readonly claimed = new Map<string, Map<string, string>>()
   private readonly counted = new Map<string, { n: number; until: number }>()
+  private readonly maxima = new Map<string, number>()
   private readonly stored = new Map<string, { value: string; until: number }>()
   private readonly reconnects = new Map<string, Array<() => void>>()
   private readonly killed = new Set<string>()
@@ -95,6 +96,12 @@ export class MemoryBrokerHub {
           }
           current.n += by
           return current.n
+        }),
+      raise: (key, value) =>
+        guard(() => {
+          const previous = this.maxima.get(key) ?? -1
+          if (value > previous) this.maxima.set(key, value)
+          return previous
         })
     }
     const records: RecordStore = {

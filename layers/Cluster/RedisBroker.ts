@@ -82,6 +82,13 @@ if ARGV[2] ~= '0' and redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE',
 return total
 `
 
+/** A monotonic maximum: written only when the value is greater; the one before is returned. */
+const raiseScript = `
+local previous = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if tonumber(ARGV[1]) > previous then redis.call('SET', KEYS[1], ARGV[1]) end
+return previous
+`
+
 const toBuffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 
 /**
@@ -188,7 +195,9 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
               String(by),
               String(windowMillis ?? 0)
             ) as Promise<number>
-        )
+        ),
+      raise: (key, value) =>
+        call(() => commands.eval(raiseScript, 1, `${options.prefix}max:${key}`, String(value)) as Promise<number>)
     }
 
     const broker: Broker = {
