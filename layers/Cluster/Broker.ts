@@ -84,9 +84,10 @@ export interface CounterStore {
   readonly add: (key: string, by: number, windowMillis?: number) => Effect.Effect<number, BrokerUnavailable>
   /**
    * A monotonic maximum: sets `key` to `value` when `value` is greater than it, in one atomic step, and
-   * returns what it was before (-1 when it had none). Lasting, like `add` without a window.
+   * returns what it was before (-1 when it had none). With `lastingMillis` the broker may forget it
+   * after that long (Redis: PX; NATS: the windows bucket, so at most 10 minutes), else it lasts.
    */
-  readonly raise: (key: string, value: number) => Effect.Effect<number, BrokerUnavailable>
+  readonly raise: (key: string, value: number, lastingMillis?: number) => Effect.Effect<number, BrokerUnavailable>
 }
 
 /**

@@ -197,12 +197,17 @@ export const makeNatsBroker = (options: NatsBrokerOptions) =>
           )
         ),
       // Maxima live beside the lasting counts, under "m." (a count's key is one token, without a dot).
-      raise: (key, value) =>
+      raise: (key, value, lastingMillis) =>
         call(async () =>
-          compareAndSet(await countersBucket(), `m.${token(key)}`, (current) => {
-            const previous = current === undefined ? -1 : Number(current)
-            return value > previous ? { write: String(value), result: previous } : { result: previous }
-          })
+          compareAndSet(
+            // What lasts a while goes where old keys vanish (longer values are then kept 10 minutes).
+            lastingMillis !== undefined ? await windowsBucket() : await countersBucket(),
+            `m.${token(key)}`,
+            (current) => {
+              const previous = current === undefined ? -1 : Number(current)
+              return value > previous ? { write: String(value), result: previous } : { result: previous }
+            }
+          )
         )
     }
     // A record's expiry is the bucket's max age: a put again starts it over.

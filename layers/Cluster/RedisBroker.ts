@@ -85,7 +85,9 @@ return total
 /** A monotonic maximum: written only when the value is greater; the one before is returned. */
 const raiseScript = `
 local previous = tonumber(redis.call('GET', KEYS[1]) or '-1')
-if tonumber(ARGV[1]) > previous then redis.call('SET', KEYS[1], ARGV[1]) end
+if tonumber(ARGV[1]) > previous then
+  if ARGV[2] == '0' then redis.call('SET', KEYS[1], ARGV[1]) else redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+end
 return previous
 `
 
@@ -196,8 +198,17 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
               String(windowMillis ?? 0)
             ) as Promise<number>
         ),
-      raise: (key, value) =>
-        call(() => commands.eval(raiseScript, 1, `${options.prefix}max:${key}`, String(value)) as Promise<number>)
+      raise: (key, value, lastingMillis) =>
+        call(
+          () =>
+            commands.eval(
+              raiseScript,
+              1,
+              `${options.prefix}max:${key}`,
+              String(value),
+              String(Math.max(0, Math.ceil(lastingMillis ?? 0)))
+            ) as Promise<number>
+        )
     }
 
     const broker: Broker = {
