@@ -27,6 +27,8 @@ export interface Broker {
   readonly isUp: () => boolean
   /** Registers a callback run each time the broker comes back after an outage. */
   readonly onReconnect: (callback: () => void) => void
+  /** Registers a callback run each time the connection publishes go through is lost (`publish` refuses by then). */
+  readonly onDisconnect: (callback: () => void) => void
   readonly presence: PresenceStore
   readonly claims: ClaimStore
   readonly counters: CounterStore

@@ -22,6 +22,7 @@ export class MemoryBrokerHub {
   private readonly maxima = new Map<string, number>()
   private readonly stored = new Map<string, { value: string; until: number }>()
   private readonly reconnects = new Map<string, Array<() => void>>()
+  private readonly disconnects = new Map<string, Array<() => void>>()
   private readonly killed = new Set<string>()
   private down = false
   /** Broker messages delivered, per receiving node. */
@@ -145,6 +146,10 @@ export class MemoryBrokerHub {
         const callbacks = this.reconnects.get(nodeId) ?? []
         this.reconnects.set(nodeId, [...callbacks, callback])
       },
+      onDisconnect: (callback) => {
+        const callbacks = this.disconnects.get(nodeId) ?? []
+        this.disconnects.set(nodeId, [...callbacks, callback])
+      },
       presence,
       claims,
       counters,
@@ -161,6 +166,7 @@ export class MemoryBrokerHub {
       if (subscribers.size === 0) this.channels.delete(channel)
     }
     this.reconnects.delete(nodeId)
+    this.disconnects.delete(nodeId)
   }
 
   /** Outage simulation: while down, publishes are refused and presence calls fail; coming back runs every node's reconnect callbacks. */
@@ -168,6 +174,8 @@ export class MemoryBrokerHub {
     const wasDown = this.down
     this.down = down
     if (wasDown && !down) for (const callbacks of this.reconnects.values()) for (const callback of callbacks) callback()
+    if (!wasDown && down)
+      for (const callbacks of this.disconnects.values()) for (const callback of callbacks) callback()
   }
 
   /** Nodes subscribed to a channel now. */

@@ -53,13 +53,16 @@ export const makeNatsBroker = (options: NatsBrokerOptions) =>
     const subjectOf = (channel: string) => `${options.prefix}.${token(channel)}`
     const subscriptions = new Map<string, Subscription>()
     const reconnectCallbacks: Array<() => void> = []
+    const disconnectCallbacks: Array<() => void> = []
     let up = true
 
     // Status events tell whether publishes can leave now; the client itself replays subscriptions on reconnect.
     void (async () => {
       for await (const status of connection.status()) {
-        if (status.type === "disconnect") up = false
-        else if (status.type === "reconnect") {
+        if (status.type === "disconnect") {
+          up = false
+          for (const callback of disconnectCallbacks) callback()
+        } else if (status.type === "reconnect") {
           up = true
           // The client has re-sent its subscriptions; a PING round trip proves the server holds them.
           await connection.flush().catch(() => {})
@@ -294,6 +297,7 @@ export const makeNatsBroker = (options: NatsBrokerOptions) =>
         }),
       isUp: () => up && !connection.isClosed(),
       onReconnect: (callback) => void reconnectCallbacks.push(callback),
+      onDisconnect: (callback) => void disconnectCallbacks.push(callback),
       presence,
       claims,
       counters,

@@ -109,6 +109,7 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
     const sharded = Array.isArray(supported) && supported[0] != null
     const handlers = new Map<string, (bytes: Uint8Array) => void>()
     const reconnectCallbacks: Array<() => void> = []
+    const disconnectCallbacks: Array<() => void> = []
     const channelOf = (channel: string) => `${options.prefix}${channel}`
     const presenceKey = (room: string) => `${options.prefix}presence:${room}`
     const nodeKey = (nodeId: string) => `${options.prefix}node:${nodeId}`
@@ -125,6 +126,10 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
     // After an outage the subscriber connection is new: subscribe every channel still wanted, then tell the callers.
     let lost = false
     subscriber.on("close", () => void (lost = true))
+    // Lost = publishes cannot leave: the commands connection closed.
+    commands.on("close", () => {
+      for (const callback of disconnectCallbacks) callback()
+    })
     subscriber.on("ready", () => {
       if (!lost) return
       lost = false
@@ -239,6 +244,7 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
         }),
       isUp: () => commands.status === "ready" && subscriber.status === "ready",
       onReconnect: (callback) => void reconnectCallbacks.push(callback),
+      onDisconnect: (callback) => void disconnectCallbacks.push(callback),
       presence,
       claims,
       counters,
