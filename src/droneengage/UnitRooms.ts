@@ -242,15 +242,25 @@ export const makeUnitRooms = (serverName: string) =>
           const refused = new InstanceLimitReached({ accountId: member.accountId, limit: instanceLimit })
           if (!admits(member, instanceLimit)) return yield* refused
           const seat = seatOf(member, connection)
+          // A connect of this name elsewhere may replace this one before it is seated: then it is never seated.
+          let displaced = false
+          const onReplaced = Effect.suspend(() => {
+            displaced = true
+            return replace(seat)
+          })
           // Across nodes the account's units are counted and this one claimed in one atomic step.
           const claim = claims
             ? instanceLimit > 0
-              ? yield* claims.claimWithin(claimScope(member), member.unitName, instanceLimit, replace(seat))
-              : Option.some(yield* claims.claim(claimScope(member), member.unitName, replace(seat)))
+              ? yield* claims.claimWithin(claimScope(member), member.unitName, instanceLimit, onReplaced)
+              : Option.some(yield* claims.claim(claimScope(member), member.unitName, onReplaced))
             : Option.none()
           if (claims && Option.isNone(claim)) return yield* refused
           const previous = accounts.get(member.accountId)?.get(member.unitName)
           if (previous) yield* replace(previous)
+          if (displaced) {
+            connection.close(CloseCodes.replaced)
+            return yield* refused
+          }
           let units = accounts.get(member.accountId)
           if (!units) accounts.set(member.accountId, (units = new Map()))
           // Another connect of this name on this node may have taken the seat while the broker answered.
