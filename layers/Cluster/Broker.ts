@@ -27,9 +27,12 @@ export interface Broker {
   readonly isUp: () => boolean
   /** Registers a callback run each time the broker comes back after an outage. */
   readonly onReconnect: (callback: () => void) => void
+  /** Registers a callback run each time the connection publishes go through is lost (`publish` refuses by then). */
+  readonly onDisconnect: (callback: () => void) => void
   readonly presence: PresenceStore
   readonly claims: ClaimStore
   readonly counters: CounterStore
+  readonly records: RecordStore
   /** Drops the connection to the broker at once, without cleanup (what a crash looks like to the others). */
   readonly sever: Effect.Effect<void>
 }
@@ -54,13 +57,15 @@ export interface PresenceStore {
 export interface ClaimStore {
   /**
    * Sets the holder of `name`. "replace" always does; "ifFree" only when no holder of a live node
-   * has it. Returns whether it was set and the holder it displaced (alive or not).
+   * has it; `{ within }` replaces like "replace" but only while live holders of the scope's other
+   * names number fewer than `within` (a limit counted and taken in the same atomic step).
+   * Returns whether it was set and the holder it displaced (alive or not).
    */
   readonly take: (
     scope: string,
     name: string,
     holder: string,
-    mode: "replace" | "ifFree"
+    mode: ClaimMode
   ) => Effect.Effect<{ readonly taken: boolean; readonly previous: string | undefined }, BrokerUnavailable>
   /** Removes `name` when `holder` still has it (a later holder keeps it). */
   readonly release: (scope: string, name: string, holder: string) => Effect.Effect<void, BrokerUnavailable>
@@ -70,6 +75,8 @@ export interface ClaimStore {
   readonly list: (scope: string) => Effect.Effect<ReadonlyArray<readonly [string, string]>, BrokerUnavailable>
 }
 
+export type ClaimMode = "replace" | "ifFree" | { readonly within: number }
+
 /** Counters shared by the nodes (rate limits, id allocation). */
 export interface CounterStore {
   /**
@@ -77,6 +84,23 @@ export interface CounterStore {
    * first add, then starts again from zero (a fixed window; at most 10 minutes); without, it lasts.
    */
   readonly add: (key: string, by: number, windowMillis?: number) => Effect.Effect<number, BrokerUnavailable>
+  /**
+   * A monotonic maximum: sets `key` to `value` when `value` is greater than it, in one atomic step, and
+   * returns what it was before (-1 when it had none). With `lastingMillis` the broker may forget it
+   * after that long (Redis: PX; NATS: the windows bucket, so at most 10 minutes), else it lasts.
+   */
+  readonly raise: (key: string, value: number, lastingMillis?: number) => Effect.Effect<number, BrokerUnavailable>
+}
+
+/**
+ * Small records that expire unless written again (a Hydrogen session's subscriptions): whoever holds
+ * one refreshes it by putting it again, so it outlives a dead holder by at most its TTL. Every put
+ * of a cluster uses the same TTL (NATS: the bucket's max age, set by the first put).
+ */
+export interface RecordStore {
+  readonly put: (key: string, value: string, ttlMillis: number) => Effect.Effect<void, BrokerUnavailable>
+  readonly get: (key: string) => Effect.Effect<string | undefined, BrokerUnavailable>
+  readonly remove: (key: string) => Effect.Effect<void, BrokerUnavailable>
 }
 
 /** The longest counter window the brokers keep (NATS: the max age of the windows bucket). */

@@ -23,6 +23,17 @@ export interface ClaimsService {
     name: string,
     onReplaced: Effect.Effect<void>
   ) => Effect.Effect<Option.Option<Claim>>
+  /**
+   * `claim`, but only while fewer than `limit` other names of the scope are held by live nodes: the
+   * count and the take are one atomic step on the broker, so of concurrent claims on several nodes
+   * only as many as the limit allows succeed. None when the limit is reached.
+   */
+  readonly claimWithin: (
+    scope: string,
+    name: string,
+    limit: number,
+    onReplaced: Effect.Effect<void>
+  ) => Effect.Effect<Option.Option<Claim>>
   /** Gives the name up, unless a later claim already took it. */
   readonly release: (claim: Claim) => Effect.Effect<void>
   /** Names of the scope held by live nodes (this node's included). */
@@ -38,19 +49,33 @@ interface Held {
 
 const keyOf = (scope: string, name: string) => `${scope}\u0000${name}`
 
+/** How many names of `scope` other than `name` these claims hold. */
+const othersHeld = (held: Iterable<Held>, scope: string, name: string) => {
+  let count = 0
+  for (const { claim } of held) if (claim.scope === scope && claim.name !== name) count++
+  return count
+}
+
 /** The claims of one process: a map, the default and the single-node double. */
 export const makeLocalClaims = (): ClaimsService => {
   const held = new Map<string, Held>()
   let sequence = 0
+  const claim = (scope: string, name: string, onReplaced: Effect.Effect<void>) =>
+    Effect.suspend(() => {
+      const key = keyOf(scope, name)
+      const previous = held.get(key)
+      const claim: Claim = { scope, name, holder: `local/${++sequence}` }
+      held.set(key, { claim, onReplaced })
+      return Effect.as(previous ? previous.onReplaced : Effect.void, claim)
+    })
   return {
-    claim: (scope, name, onReplaced) =>
-      Effect.suspend(() => {
-        const key = keyOf(scope, name)
-        const previous = held.get(key)
-        const claim: Claim = { scope, name, holder: `local/${++sequence}` }
-        held.set(key, { claim, onReplaced })
-        return Effect.as(previous ? previous.onReplaced : Effect.void, claim)
-      }),
+    claim,
+    claimWithin: (scope, name, limit, onReplaced) =>
+      Effect.suspend(() =>
+        othersHeld(held.values(), scope, name) >= limit
+          ? Effect.succeed(Option.none())
+          : Effect.map(claim(scope, name, onReplaced), Option.some)
+      ),
     claimIfFree: (scope, name, onReplaced) =>
       Effect.sync(() => {
         const key = keyOf(scope, name)
@@ -178,6 +203,25 @@ export const makeBrokerClaims = (options: BrokerClaimsOptions = {}) =>
             Effect.catchAll(brokerTrouble(`the claim of ${name}`))
           )
           return claim
+        }),
+      claimWithin: (scope, name, limit, onReplaced) =>
+        Effect.gen(function* () {
+          const claim: Claim = { scope, name, holder: `${liveness}/${++sequence}` }
+          const result = yield* broker.claims.take(scope, name, claim.holder, { within: limit }).pipe(
+            Effect.catchAll((error) =>
+              Effect.as(brokerTrouble(`the claim of ${name}`)(error), {
+                taken: othersHeld(held.values(), scope, name) < limit,
+                previous: undefined
+              })
+            )
+          )
+          if (!result.taken) return Option.none()
+          const key = keyOf(scope, name)
+          const local = held.get(key)
+          if (local) yield* evictHere(key, local.claim.holder)
+          held.set(key, { claim, onReplaced })
+          tellDisplaced(claim, result.previous)
+          return Option.some(claim)
         }),
       claimIfFree: (scope, name, onReplaced) =>
         Effect.gen(function* () {

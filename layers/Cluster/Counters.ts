@@ -1,4 +1,4 @@
-import { Clock, Context, Duration, Effect, Layer, type Scope } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Layer, type Scope } from "effect"
 import { repeatEvery } from "../../src/shared/Sweeps.ts"
 import { type BrokerUnavailable, ClusterBroker, maxCounterWindowMillis } from "./Broker.ts"
 
@@ -13,6 +13,15 @@ export interface CountersService {
    * add, then starts again from zero (at most 10 minutes); without, it lasts.
    */
   readonly add: (key: string, by: number, window?: Duration.DurationInput) => Effect.Effect<number, BrokerUnavailable>
+  /**
+   * A monotonic maximum: sets `key` to `value` when greater, atomically; returns the value before
+   * (-1 when none). `lasting` says how long the value matters (the store may forget it after).
+   */
+  readonly raise: (
+    key: string,
+    value: number,
+    lasting?: Duration.DurationInput
+  ) => Effect.Effect<number, BrokerUnavailable>
 }
 
 export class Counters extends Context.Tag("switchboard/Counters")<Counters, CountersService>() {}
@@ -26,7 +35,14 @@ const windowMillisOf = (window: Duration.DurationInput | undefined) => {
 
 export const makeMemoryCounters = (): CountersService => {
   const counts = new Map<string, { n: number; until: number }>()
+  const maxima = new Map<string, number>()
   return {
+    raise: (key, value) =>
+      Effect.sync(() => {
+        const previous = maxima.get(key) ?? -1
+        if (value > previous) maxima.set(key, value)
+        return previous
+      }),
     add: (key, by, window) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         const millis = windowMillisOf(window)
@@ -50,7 +66,9 @@ export const BrokerCountersLive = Layer.effect(
   Effect.map(
     ClusterBroker,
     (broker): CountersService => ({
-      add: (key, by, window) => broker.counters.add(key, by, windowMillisOf(window))
+      add: (key, by, window) => broker.counters.add(key, by, windowMillisOf(window)),
+      raise: (key, value, lasting) =>
+        broker.counters.raise(key, value, lasting === undefined ? undefined : Duration.toMillis(lasting))
     })
   )
 )
@@ -72,6 +90,12 @@ export interface SharedLimiter {
   readonly known: (key: string, now: number) => number
   /** Seconds until `key` may pass again as far as this node knows (its window's end when over the limit, else 0). */
   readonly retryAfter: (key: string, now: number) => number
+  /** Blocks `key` until `until` (epoch millis) on every node: the others learn it at their next sync. */
+  readonly block: (key: string, until: number) => void
+  /** Until when `key` is blocked as far as this node knows (0 when it is not). */
+  readonly blockedUntil: (key: string, now: number) => number
+  /** Completes when the sync after this call has finished (tests wait for it instead of for time). */
+  readonly nextSync: Effect.Effect<Effect.Effect<void>>
 }
 
 interface KeyWindow {
@@ -97,9 +121,12 @@ export const makeSharedLimiter = (
     const counters = yield* Counters
     const windowMillis = windowMillisOf(options.window)!
     const keys = new Map<string, KeyWindow>()
+    /** Blocks this node set or learnt: key → until. */
+    const blocks = new Map<string, number>()
     const windowOf = (now: number) => Math.floor(now / windowMillis)
+    let syncWaiters: Array<Deferred.Deferred<void>> = []
 
-    const sync = (now: number): Effect.Effect<void> =>
+    const syncCount = (now: number) =>
       Effect.forEach(
         [...keys],
         ([key, state]): Effect.Effect<void> => {
@@ -112,6 +139,38 @@ export const makeSharedLimiter = (
           )
         },
         { discard: true }
+      )
+    // A block is the cluster's maximum "until" of the key: this node raises it with its own and reads
+    // the others', for every key it blocked or saw in this window.
+    const syncBlocks = (now: number) =>
+      Effect.forEach(
+        [...new Set([...keys.keys(), ...blocks.keys()])],
+        (key): Effect.Effect<void> => {
+          const own = blocks.get(key) ?? -1
+          if (own !== -1 && own <= now) blocks.delete(key)
+          const raising = own > now ? own : -1
+          // Always "lasting", so every node reads where blocks are kept (NATS: the 10-minute bucket).
+          return counters.raise(`${name}/block/${key}`, raising, raising > now ? raising - now : windowMillis).pipe(
+            Effect.tap((previous) =>
+              Effect.sync(() => {
+                const until = Math.max(previous, raising, blocks.get(key) ?? -1)
+                if (until > now) blocks.set(key, until)
+              })
+            ),
+            Effect.ignore
+          )
+        },
+        { discard: true }
+      )
+    const sync = (now: number): Effect.Effect<void> =>
+      Effect.zipRight(syncCount(now), syncBlocks(now)).pipe(
+        Effect.ensuring(
+          Effect.suspend(() => {
+            const waiters = syncWaiters
+            syncWaiters = []
+            return Effect.forEach(waiters, (waiter) => Deferred.succeed(waiter, undefined), { discard: true })
+          })
+        )
       )
     yield* repeatEvery(`${name} shared limits`, options.syncEvery ?? "1 second", sync)
     const known = (key: string, now: number) => {
@@ -130,7 +189,18 @@ export const makeSharedLimiter = (
       },
       known,
       retryAfter: (key, now) =>
-        known(key, now) < options.limit ? 0 : Math.ceil(((windowOf(now) + 1) * windowMillis - now) / 1000)
+        known(key, now) < options.limit ? 0 : Math.ceil(((windowOf(now) + 1) * windowMillis - now) / 1000),
+      block: (key, until) => {
+        if (until > (blocks.get(key) ?? 0)) blocks.set(key, until)
+      },
+      blockedUntil: (key, now) => {
+        const until = blocks.get(key) ?? 0
+        return until > now ? until : 0
+      },
+      nextSync: Effect.map(Deferred.make<void>(), (waiter) => {
+        syncWaiters.push(waiter)
+        return Deferred.await(waiter)
+      })
     }
   })
 

@@ -5,7 +5,8 @@ import {
   type ClaimStore,
   type CounterStore,
   holderLiveness,
-  type PresenceStore
+  type PresenceStore,
+  type RecordStore
 } from "./Broker.ts"
 
 /**
@@ -18,7 +19,10 @@ export class MemoryBrokerHub {
   private readonly aliveUntil = new Map<string, number>()
   private readonly claimed = new Map<string, Map<string, string>>()
   private readonly counted = new Map<string, { n: number; until: number }>()
+  private readonly maxima = new Map<string, number>()
+  private readonly stored = new Map<string, { value: string; until: number }>()
   private readonly reconnects = new Map<string, Array<() => void>>()
+  private readonly disconnects = new Map<string, Array<() => void>>()
   private readonly killed = new Set<string>()
   private down = false
   /** Broker messages delivered, per receiving node. */
@@ -66,6 +70,11 @@ export class MemoryBrokerHub {
           const previous = names.get(name)
           if (mode === "ifFree" && previous !== undefined && isAlive(holderLiveness(previous), now))
             return { taken: false, previous }
+          if (typeof mode === "object") {
+            let others = 0
+            for (const [other, holding] of names) if (other !== name && isAlive(holderLiveness(holding), now)) others++
+            if (others >= mode.within) return { taken: false, previous }
+          }
           names.set(name, holder)
           return { taken: true, previous }
         }),
@@ -88,7 +97,23 @@ export class MemoryBrokerHub {
           }
           current.n += by
           return current.n
+        }),
+      raise: (key, value) =>
+        guard(() => {
+          const previous = this.maxima.get(key) ?? -1
+          if (value > previous) this.maxima.set(key, value)
+          return previous
         })
+    }
+    const records: RecordStore = {
+      put: (key, value, ttlMillis) => guard((now) => void this.stored.set(key, { value, until: now + ttlMillis })),
+      get: (key) =>
+        guard((now) => {
+          const record = this.stored.get(key)
+          if (record !== undefined && record.until <= now) this.stored.delete(key)
+          return record !== undefined && record.until > now ? record.value : undefined
+        }),
+      remove: (key) => guard(() => void this.stored.delete(key))
     }
     return {
       kind: "memory",
@@ -121,9 +146,14 @@ export class MemoryBrokerHub {
         const callbacks = this.reconnects.get(nodeId) ?? []
         this.reconnects.set(nodeId, [...callbacks, callback])
       },
+      onDisconnect: (callback) => {
+        const callbacks = this.disconnects.get(nodeId) ?? []
+        this.disconnects.set(nodeId, [...callbacks, callback])
+      },
       presence,
       claims,
       counters,
+      records,
       sever: Effect.sync(() => this.kill(nodeId))
     }
   }
@@ -136,6 +166,7 @@ export class MemoryBrokerHub {
       if (subscribers.size === 0) this.channels.delete(channel)
     }
     this.reconnects.delete(nodeId)
+    this.disconnects.delete(nodeId)
   }
 
   /** Outage simulation: while down, publishes are refused and presence calls fail; coming back runs every node's reconnect callbacks. */
@@ -143,6 +174,8 @@ export class MemoryBrokerHub {
     const wasDown = this.down
     this.down = down
     if (wasDown && !down) for (const callbacks of this.reconnects.values()) for (const callback of callbacks) callback()
+    if (!wasDown && down)
+      for (const callbacks of this.disconnects.values()) for (const callback of callbacks) callback()
   }
 
   /** Nodes subscribed to a channel now. */

@@ -9,6 +9,7 @@ import {
   holderLiveness,
   maxCounterWindowMillis,
   type PresenceStore,
+  type RecordStore,
   redactUrl
 } from "./Broker.ts"
 
@@ -52,13 +53,16 @@ export const makeNatsBroker = (options: NatsBrokerOptions) =>
     const subjectOf = (channel: string) => `${options.prefix}.${token(channel)}`
     const subscriptions = new Map<string, Subscription>()
     const reconnectCallbacks: Array<() => void> = []
+    const disconnectCallbacks: Array<() => void> = []
     let up = true
 
     // Status events tell whether publishes can leave now; the client itself replays subscriptions on reconnect.
     void (async () => {
       for await (const status of connection.status()) {
-        if (status.type === "disconnect") up = false
-        else if (status.type === "reconnect") {
+        if (status.type === "disconnect") {
+          up = false
+          for (const callback of disconnectCallbacks) callback()
+        } else if (status.type === "reconnect") {
           up = true
           // The client has re-sent its subscriptions; a PING round trip proves the server holds them.
           await connection.flush().catch(() => {})
@@ -104,11 +108,43 @@ export const makeNatsBroker = (options: NatsBrokerOptions) =>
       throw new Error(`too much contention on ${key}`)
     }
     const claimKey = (scope: string, name: string) => `${token(scope)}.${token(name)}`
+    /**
+     * A limited scope's seats: one entry (no dot, so no scope listing sees it) mapping name → holder,
+     * compare-and-set as a whole, so a count and the take it allows are one step.
+     */
+    const seatsKey = (scope: string) => token(scope)
+    const takeSeat = async (kv: KV, scope: string, name: string, holder: string, within: number) => {
+      const key = seatsKey(scope)
+      for (let attempt = 0; attempt < 50; attempt++) {
+        const entry = await kv.get(key)
+        const seats: Record<string, string> = entry?.operation === "PUT" ? JSON.parse(entry.string()) : {}
+        const others = Object.entries(seats).filter(([other]) => other !== name)
+        const alive = await liveNodes([...new Set(others.map(([, held]) => holderLiveness(held)))])
+        const live = others.filter(([, held]) => alive.has(holderLiveness(held)))
+        if (live.length >= within) return false
+        // Dead nodes' seats are dropped on the way.
+        const next = JSON.stringify(Object.fromEntries([...live, [name, holder]]))
+        if (await putIfUnchanged(kv, key, next, entry?.revision)) return true
+      }
+      throw new Error(`too much contention on the seats of ${scope}`)
+    }
+    const releaseSeat = async (kv: KV, scope: string, name: string, holder: string) => {
+      await compareAndSet(kv, seatsKey(scope), (current) => {
+        const seats: Record<string, string> | undefined = current === undefined ? undefined : JSON.parse(current)
+        if (seats?.[name] !== holder) return { result: undefined }
+        delete seats[name]
+        return { write: JSON.stringify(seats), result: undefined }
+      })
+    }
     const claims: ClaimStore = {
       take: (scope, name, holder, mode) =>
         call(async () => {
           const kv = await claimsBucket()
           const key = claimKey(scope, name)
+          if (typeof mode === "object" && !(await takeSeat(kv, scope, name, holder, mode.within))) {
+            const entry = await kv.get(key)
+            return { taken: false, previous: entry?.operation === "PUT" ? entry.string() : undefined }
+          }
           for (let attempt = 0; attempt < 50; attempt++) {
             const entry = await kv.get(key)
             const previous = entry?.operation === "PUT" ? entry.string() : undefined
@@ -124,6 +160,7 @@ export const makeNatsBroker = (options: NatsBrokerOptions) =>
           const entry = await kv.get(claimKey(scope, name))
           if (entry?.operation === "PUT" && entry.string() === holder)
             await kv.delete(claimKey(scope, name), { previousSeq: entry.revision }).catch(() => {})
+          await releaseSeat(kv, scope, name, holder)
         }),
       get: (scope, name) =>
         call(async () => {
@@ -161,7 +198,48 @@ export const makeNatsBroker = (options: NatsBrokerOptions) =>
               }
             )
           )
+        ),
+      // Maxima live beside the lasting counts, under "m." (a count's key is one token, without a dot).
+      raise: (key, value, lastingMillis) =>
+        call(async () =>
+          compareAndSet(
+            // What lasts a while goes where old keys vanish (longer values are then kept 10 minutes).
+            lastingMillis !== undefined ? await windowsBucket() : await countersBucket(),
+            `m.${token(key)}`,
+            (current) => {
+              const previous = current === undefined ? -1 : Number(current)
+              return value > previous ? { write: String(value), result: previous } : { result: previous }
+            }
+          )
         )
+    }
+    // A record's expiry is the bucket's max age: a put again starts it over.
+    let recordsBucket: Promise<KV> | undefined
+    const openRecords = (ttlMillis: number) => {
+      recordsBucket ??= kvm.create(`${bucket}_records`, { history: 1, ttl: ttlMillis })
+      recordsBucket.catch(() => (recordsBucket = undefined))
+      return recordsBucket
+    }
+    /** Reads or removes through the bucket some node created: nothing to find while none has. */
+    const inRecords = async <A>(use: (kv: KV) => Promise<A>): Promise<A | undefined> => {
+      recordsBucket ??= kvm.open(`${bucket}_records`)
+      try {
+        return await use(await recordsBucket)
+      } catch (error) {
+        if (!String(error).includes("stream not found")) throw error
+        recordsBucket = undefined
+        return undefined
+      }
+    }
+    const records: RecordStore = {
+      put: (key, value, ttlMillis) =>
+        call(async () => void (await (await openRecords(ttlMillis)).put(token(key), value))),
+      get: (key) =>
+        call(async () => {
+          const entry = await inRecords((kv) => kv.get(token(key)))
+          return entry?.operation === "PUT" ? entry.string() : undefined
+        }),
+      remove: (key) => call(async () => void (await inRecords((kv) => kv.purge(token(key)))))
     }
     const presence: PresenceStore = {
       put: (room, key, entry) => call(() => members.put(`${token(room)}.${token(key)}`, entry)).pipe(Effect.asVoid),
@@ -219,9 +297,11 @@ export const makeNatsBroker = (options: NatsBrokerOptions) =>
         }),
       isUp: () => up && !connection.isClosed(),
       onReconnect: (callback) => void reconnectCallbacks.push(callback),
+      onDisconnect: (callback) => void disconnectCallbacks.push(callback),
       presence,
       claims,
       counters,
+      records,
       sever: Effect.promise(() => connection.close().catch(() => {}))
     }
     return broker
@@ -232,6 +312,6 @@ export const destroyNatsBuckets = (connection: NatsConnection, prefix: string) =
   Effect.promise(async () => {
     const { jetstreamManager } = await import("@nats-io/jetstream")
     const manager = await jetstreamManager(connection)
-    for (const name of ["presence", "nodes", "claims", "counters", "windows"])
+    for (const name of ["presence", "nodes", "claims", "counters", "windows", "records"])
       await manager.streams.delete(`KV_${safeName(prefix)}_${name}`).catch(() => false)
   })

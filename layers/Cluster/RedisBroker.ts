@@ -6,6 +6,7 @@ import {
   type ClaimStore,
   type CounterStore,
   type PresenceStore,
+  type RecordStore,
   redactUrl
 } from "./Broker.ts"
 
@@ -51,12 +52,21 @@ export const redisConnection = (url: string, name: string) =>
 
 /** Claims: one hash per scope (field = name, value = holder); "ifFree" looks at the holder's liveness key. */
 const takeClaimScript = `
+local function alive(holder)
+  local slash = string.find(holder, '/', 1, true)
+  return slash and redis.call('EXISTS', ARGV[4] .. string.sub(holder, 1, slash - 1)) == 1
+end
 local previous = redis.call('HGET', KEYS[1], ARGV[1])
-if previous and ARGV[3] == 'ifFree' then
-  local slash = string.find(previous, '/', 1, true)
-  if slash and redis.call('EXISTS', ARGV[4] .. string.sub(previous, 1, slash - 1)) == 1 then
-    return {0, previous}
+if previous and ARGV[3] == 'ifFree' and alive(previous) then
+  return {0, previous}
+end
+if ARGV[3] == 'within' then
+  local fields = redis.call('HGETALL', KEYS[1])
+  local others = 0
+  for i = 1, #fields, 2 do
+    if fields[i] ~= ARGV[1] and alive(fields[i + 1]) then others = others + 1 end
   end
+  if others >= tonumber(ARGV[5]) then return {0, previous or ''} end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return {1, previous or ''}
@@ -70,6 +80,15 @@ const addCounterScript = `
 local total = redis.call('INCRBY', KEYS[1], ARGV[1])
 if ARGV[2] ~= '0' and redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return total
+`
+
+/** A monotonic maximum: written only when the value is greater; the one before is returned. */
+const raiseScript = `
+local previous = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if tonumber(ARGV[1]) > previous then
+  if ARGV[2] == '0' then redis.call('SET', KEYS[1], ARGV[1]) else redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+end
+return previous
 `
 
 const toBuffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
@@ -90,6 +109,7 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
     const sharded = Array.isArray(supported) && supported[0] != null
     const handlers = new Map<string, (bytes: Uint8Array) => void>()
     const reconnectCallbacks: Array<() => void> = []
+    const disconnectCallbacks: Array<() => void> = []
     const channelOf = (channel: string) => `${options.prefix}${channel}`
     const presenceKey = (room: string) => `${options.prefix}presence:${room}`
     const nodeKey = (nodeId: string) => `${options.prefix}node:${nodeId}`
@@ -106,6 +126,10 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
     // After an outage the subscriber connection is new: subscribe every channel still wanted, then tell the callers.
     let lost = false
     subscriber.on("close", () => void (lost = true))
+    // Lost = publishes cannot leave: the commands connection closed.
+    commands.on("close", () => {
+      for (const callback of disconnectCallbacks) callback()
+    })
     subscriber.on("ready", () => {
       if (!lost) return
       lost = false
@@ -142,9 +166,16 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
       take: (scope, name, holder, mode) =>
         call(
           () =>
-            commands.eval(takeClaimScript, 1, claimsKey(scope), name, holder, mode, nodeKey("")) as Promise<
-              [number, string]
-            >
+            commands.eval(
+              takeClaimScript,
+              1,
+              claimsKey(scope),
+              name,
+              holder,
+              typeof mode === "object" ? "within" : mode,
+              nodeKey(""),
+              typeof mode === "object" ? String(mode.within) : "0"
+            ) as Promise<[number, string]>
         ).pipe(Effect.map(([taken, previous]) => ({ taken: taken === 1, previous: previous || undefined }))),
       release: (scope, name, holder) =>
         call(() => commands.eval(releaseClaimScript, 1, claimsKey(scope), name, holder)).pipe(Effect.asVoid),
@@ -152,6 +183,13 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
         call(() => commands.hget(claimsKey(scope), name)).pipe(Effect.map((holder) => holder ?? undefined)),
       list: (scope) =>
         call(() => commands.hgetall(claimsKey(scope))).pipe(Effect.map((fields) => Object.entries(fields)))
+    }
+    const recordKey = (key: string) => `${options.prefix}record:${key}`
+    const records: RecordStore = {
+      put: (key, value, ttlMillis) =>
+        call(() => commands.set(recordKey(key), value, "PX", ttlMillis)).pipe(Effect.asVoid),
+      get: (key) => call(() => commands.get(recordKey(key))).pipe(Effect.map((value) => value ?? undefined)),
+      remove: (key) => call(() => commands.del(recordKey(key))).pipe(Effect.asVoid)
     }
     const counters: CounterStore = {
       add: (key, by, windowMillis) =>
@@ -163,6 +201,17 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
               `${options.prefix}count:${key}`,
               String(by),
               String(windowMillis ?? 0)
+            ) as Promise<number>
+        ),
+      raise: (key, value, lastingMillis) =>
+        call(
+          () =>
+            commands.eval(
+              raiseScript,
+              1,
+              `${options.prefix}max:${key}`,
+              String(value),
+              String(Math.max(0, Math.ceil(lastingMillis ?? 0)))
             ) as Promise<number>
         )
     }
@@ -195,9 +244,11 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
         }),
       isUp: () => commands.status === "ready" && subscriber.status === "ready",
       onReconnect: (callback) => void reconnectCallbacks.push(callback),
+      onDisconnect: (callback) => void disconnectCallbacks.push(callback),
       presence,
       claims,
       counters,
+      records,
       sever: Effect.sync(() => {
         commands.disconnect()
         subscriber.disconnect()

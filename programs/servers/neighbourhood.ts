@@ -16,6 +16,7 @@ import { InProcessRoomsLive } from "../../layers/Rooms/InProcessRooms.ts"
 import { BrokerRoomsLive } from "../../layers/Rooms/BrokerRooms.ts"
 import { BunTransportFromConfig, clusterBroker } from "../../layers/Cluster/ClusterFromConfig.ts"
 import { ClusterConfig } from "../../layers/Cluster/ClusterConfig.ts"
+import { BrokerReplayCountersLive } from "../../layers/Cluster/ReplayCounters.ts"
 import { MemoryFileStore } from "../../layers/Storage/FileStore.ts"
 import { FileSystemFileStore } from "../../layers/Storage/FileSystemFileStore.ts"
 import {
@@ -33,14 +34,15 @@ const fileStoreFor = (files: NeighbourhoodConfig["files"]) => {
     : FileSystemFileStore(files.directory, quota).pipe(Layer.provide(BunFileSystem.layer))
 }
 
-// Only Rooms cross nodes: neighbour links stay this node's own WebSockets (docs/neighbourhood.md, "several nodes").
+// Rooms and replay counters cross nodes: neighbour links stay this node's own WebSockets (docs/neighbourhood.md, "several nodes").
 const RoomsFromCluster = Layer.unwrapEffect(
   Effect.map(ClusterConfig, (settings) =>
     settings.broker === "memory"
       ? InProcessRoomsLive
-      : BrokerRoomsLive({ heartbeat: settings.heartbeat, nodeTtl: settings.nodeTtl }).pipe(
-          Layer.provide(clusterBroker(settings))
-        )
+      : Layer.merge(
+          BrokerRoomsLive({ heartbeat: settings.heartbeat, nodeTtl: settings.nodeTtl }),
+          BrokerReplayCountersLive
+        ).pipe(Layer.provide(clusterBroker(settings)))
   )
 )
 

@@ -193,15 +193,6 @@ export const makeUnitRooms = (serverName: string) =>
         return Effect.sync(() => announce(left(previous.member)))
       })
 
-    /** The account's units on every node (this one's included), for its instance limit. */
-    const admitsAcrossNodes = (member: UnitMember, instanceLimit: number) =>
-      claims === undefined || instanceLimit <= 0
-        ? Effect.succeed(true)
-        : Effect.map(
-            claims.holders(claimScope(member)),
-            (names) => names.filter((name) => name !== member.unitName).length < instanceLimit
-          )
-
     const admits = (member: UnitMember, instanceLimit: number) => {
       if (instanceLimit <= 0) return true
       const units = accounts.get(member.accountId)
@@ -248,21 +239,38 @@ export const makeUnitRooms = (serverName: string) =>
       admits,
       enter: (member, connection, instanceLimit) =>
         Effect.gen(function* () {
-          if (!admits(member, instanceLimit) || !(yield* admitsAcrossNodes(member, instanceLimit)))
-            return yield* new InstanceLimitReached({ accountId: member.accountId, limit: instanceLimit })
+          const refused = new InstanceLimitReached({ accountId: member.accountId, limit: instanceLimit })
+          if (!admits(member, instanceLimit)) return yield* refused
+          const seat = seatOf(member, connection)
+          // A connect of this name elsewhere may replace this one before it is seated: then it is never seated.
+          let displaced = false
+          const onReplaced = Effect.suspend(() => {
+            displaced = true
+            return replace(seat)
+          })
+          // Across nodes the account's units are counted and this one claimed in one atomic step.
+          const claim = claims
+            ? instanceLimit > 0
+              ? yield* claims.claimWithin(claimScope(member), member.unitName, instanceLimit, onReplaced)
+              : Option.some(yield* claims.claim(claimScope(member), member.unitName, onReplaced))
+            : Option.none()
+          if (claims && Option.isNone(claim)) return yield* refused
           const previous = accounts.get(member.accountId)?.get(member.unitName)
           if (previous) yield* replace(previous)
-          const seat = seatOf(member, connection)
+          if (displaced) {
+            connection.close(CloseCodes.replaced)
+            return yield* refused
+          }
           let units = accounts.get(member.accountId)
           if (!units) accounts.set(member.accountId, (units = new Map()))
+          // Another connect of this name on this node may have taken the seat while the broker answered.
+          if (units.has(member.unitName) && Option.isSome(claim)) {
+            yield* claims!.release(claim.value)
+            return yield* refused
+          }
           units.set(member.unitName, seat)
           unitsGauge.inc()
-          if (claims) {
-            const claim = yield* claims.claim(claimScope(member), member.unitName, replace(seat))
-            // The unit may have gone (or been replaced) while the broker answered: then the claim goes too.
-            if (accounts.get(member.accountId)?.get(member.unitName) === seat) claimOf.set(seat, claim)
-            else yield* claims.release(claim)
-          }
+          if (Option.isSome(claim)) claimOf.set(seat, claim.value)
           yield* joinRooms(seat)
           announce(entered(member))
           return seat

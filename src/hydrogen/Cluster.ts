@@ -16,9 +16,10 @@ import { matches } from "./Filter.ts"
 import type { Publication } from "./Encode.ts"
 import { sequencedEvent } from "./Encode.ts"
 import type { HydrogenError } from "./Errors.ts"
-import type { StorageError } from "../storage/Account.ts"
+import { StorageError } from "../storage/Account.ts"
 import type { StreamEntry } from "../storage/Stream.ts"
-import { ClusterBroker } from "../../layers/Cluster/Broker.ts"
+import { ClusterBroker, type RecordStore } from "../../layers/Cluster/Broker.ts"
+import { repeatEvery } from "../shared/Sweeps.ts"
 import { Federation, type FederationService } from "../../layers/Federation/Federation.ts"
 import type { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import type { ChannelState, Prepared } from "./Delivery.ts"
@@ -35,6 +36,8 @@ export class HydrogenCluster extends Context.Tag("switchboard/HydrogenCluster")<
   Pick<FederationService, "publish" | "subscribe"> & {
     /** Runs `callback` each time the broker is back after an outage (announcements may have been lost). */
     readonly onReconnect?: ((callback: () => void) => void) | undefined
+    /** Expiring records on the broker for session subscriptions (else they go to the StreamStore, without expiry). */
+    readonly records?: RecordStore | undefined
   }
 >() {}
 
@@ -47,7 +50,8 @@ export const HydrogenClusterOnFederation = Layer.effect(
     return {
       publish: federation.publish,
       subscribe: federation.subscribe,
-      onReconnect: Option.isSome(broker) ? broker.value.onReconnect : undefined
+      onReconnect: Option.isSome(broker) ? broker.value.onReconnect : undefined,
+      records: Option.isSome(broker) ? broker.value.records : undefined
     }
   })
 )
@@ -57,6 +61,12 @@ const sessionsSubject = "hydrogen/sessions"
 /** A session's subscriptions, kept in the shared store under a digest of its (secret) id. */
 export const sessionDigest = (sessionId: string) => new Bun.CryptoHasher("sha256").update(sessionId).digest("hex")
 const recordOf = (sessionId: string) => `hydrogen-session:${sessionDigest(sessionId)}`
+/**
+ * A session record outlives the node holding it by at most this: each node puts its sessions' records
+ * again every `sessionRecordRefresh` (one server-wide sweep), so a dead node's expire by themselves.
+ */
+export const sessionRecordTtlMillis = 60_000
+export const sessionRecordRefresh = "20 seconds"
 
 /** Where a reliable channel's local delivery stands on this node: every seq up to it has been delivered. */
 interface Sequence {
@@ -101,6 +111,24 @@ export const makeClusterChannels = (deps: {
     /** Channels listened to: the subscription's scope, and when the broker confirmed it. */
     const watched = new Map<string, { readonly scope: Scope.CloseableScope; readonly ready: Deferred.Deferred<void> }>()
     const parentScope = yield* Effect.scope
+    const records = bus.records
+    /** The records of the sessions this node holds (key → payload), put again by the refresh sweep. */
+    const remembered = new Map<string, string>()
+    if (records)
+      yield* repeatEvery("hydrogen session records", sessionRecordRefresh, () =>
+        Effect.forEach(
+          [...remembered],
+          ([key, payload]) =>
+            records
+              .put(key, payload, sessionRecordTtlMillis)
+              .pipe(
+                Effect.catchAll((error) =>
+                  Effect.logWarning("hydrogen: could not refresh a session's record", error.message)
+                )
+              ),
+          { concurrency: 16, discard: true }
+        )
+      )
 
     const prepared = (channel: ChannelState, event: WireEvent, text: string, now: number): Prepared => {
       const publication: Publication = {
@@ -275,26 +303,32 @@ export const makeClusterChannels = (deps: {
         }),
 
       /** Keeps the session's subscriptions in the shared store, for a resume on another node. */
-      remember: (session: Session) =>
-        store
-          .append(
-            recordOf(session.id),
-            JSON.stringify([...session.subscriptions.values()].map((s) => [s.channel, s.filter ?? null, s.priority])),
-            { maxEntries: 1 }
+      remember: (session: Session) => {
+        const key = recordOf(session.id)
+        const payload = JSON.stringify(
+          [...session.subscriptions.values()].map((s) => [s.channel, s.filter ?? null, s.priority])
+        )
+        if (records) remembered.set(key, payload)
+        const stored: Effect.Effect<void, Error> = records
+          ? records.put(key, payload, sessionRecordTtlMillis)
+          : Effect.asVoid(store.append(key, payload, { maxEntries: 1 }))
+        return stored.pipe(
+          Effect.catchAll((error) =>
+            Effect.logWarning("hydrogen: could not share a session's subscriptions", error.message)
           )
-          .pipe(
-            Effect.asVoid,
-            Effect.catchAll((error) =>
-              Effect.logWarning("hydrogen: could not share a session's subscriptions", error.message)
-            )
-          ),
+        )
+      },
       /** The subscriptions a session had on whichever node held it last. */
       recall: (sessionId: string) =>
-        store.readAfter(recordOf(sessionId), 0).pipe(
-          Effect.map((entries): ReadonlyArray<Subscription> => {
-            const last = entries.at(-1)
-            if (!last) return []
-            return (JSON.parse(last.payload) as Array<[string, Subscription["filter"] | null, "normal" | "high"]>).map(
+        (records
+          ? records
+              .get(recordOf(sessionId))
+              .pipe(Effect.mapError((error) => new StorageError({ message: error.message, cause: error })))
+          : Effect.map(store.readAfter(recordOf(sessionId), 0), (entries) => entries.at(-1)?.payload)
+        ).pipe(
+          Effect.map((payload): ReadonlyArray<Subscription> => {
+            if (payload === undefined) return []
+            return (JSON.parse(payload) as Array<[string, Subscription["filter"] | null, "normal" | "high"]>).map(
               ([channel, filter, priority]) => ({
                 channel,
                 filter: filter ?? undefined,
@@ -306,7 +340,13 @@ export const makeClusterChannels = (deps: {
           deps.storageFailed("reading a session")
         ),
       /** The session ended for good: its shared record goes. */
-      drop: (sessionId: string) => Effect.ignore(store.remove(recordOf(sessionId))),
+      drop: (sessionId: string) =>
+        Effect.suspend(() => {
+          const key = recordOf(sessionId)
+          if (!records) return Effect.ignore(store.remove(key))
+          remembered.delete(key)
+          return Effect.ignore(records.remove(key))
+        }),
       /** Tells the other nodes that this node now holds the session (by digest: the id is a secret). */
       took: (sessionId: string) => bus.publish(sessionsSubject, `${origin}\n${sessionDigest(sessionId)}`),
       /** Runs `release` with the digest of each session another node took over. */
@@ -317,7 +357,10 @@ export const makeClusterChannels = (deps: {
             Effect.forever(
               Effect.flatMap(Queue.take(queue), (payload) => {
                 const newline = payload.indexOf("\n")
-                return payload.slice(0, newline) === origin ? Effect.void : release(payload.slice(newline + 1))
+                if (payload.slice(0, newline) === origin) return Effect.void
+                // The record is the new holder's to refresh now.
+                remembered.delete(`hydrogen-session:${payload.slice(newline + 1)}`)
+                return release(payload.slice(newline + 1))
               })
             )
           )

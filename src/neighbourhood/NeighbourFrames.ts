@@ -24,6 +24,11 @@ export interface NeighbourhoodContext {
   readonly config: NeighbourhoodConfig
   readonly mesh: Mesh
   readonly counters: Counters
+  /**
+   * On nodes sharing one server address: the cluster's last counter per key, raised to `counter` when
+   * greater; resolves to the last before it (a replay when `counter` is not greater).
+   */
+  readonly sharedCounters?: ((key: string, counter: number) => Promise<number>) | undefined
   /** Signatures of chats already delivered here, so a peer that sends one twice is heard once. */
   readonly relayed: RecentSet
   readonly rooms: RoomsService

@@ -99,6 +99,18 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
         })
       )
 
+      /**
+       * The cluster's check of a verified counter (nodes of one server address), one at a time per
+       * connection so its counters reach the shared store in order: the last counter before it.
+       */
+      let sharedTail: Promise<number> = Promise.resolve(-1)
+      const sharedLast = (fingerprint: string, counter: number) => {
+        const shared = ctx.sharedCounters
+        if (!shared || config.compat.perConnectionCounters) return Promise.resolve(-1)
+        sharedTail = sharedTail.then(() => shared(fingerprint, counter))
+        return sharedTail
+      }
+
       /** Counter, then signature (synchronous, so nothing can commit in between); for hellos. */
       const verifiedNow = (key: LocalClient["key"], frame: SignedData, opened: OpenedSignedData) => {
         const ck = counterKey(key.fingerprint)
@@ -128,12 +140,15 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
         if (!counters.fresh(ck, frame.counter))
           return refuse(replayReason(frame.counter, counters.lastOf(ck)), "replay")
         const valid = verifySigned(key, opened.dataText, frame.counter, frame.signature)
-        work.after(() => {
+        const apply = (sharedLast: number) => {
           if (!valid) return refuse("signature does not verify with your key", "bad_signature")
           if (!counters.commit(ck, frame.counter))
             return refuse(replayReason(frame.counter, counters.lastOf(ck)), "replay")
+          if (frame.counter <= sharedLast) return refuse(replayReason(frame.counter, sharedLast), "replay")
           accepted()
-        })
+        }
+        if (valid && ctx.sharedCounters) work.then(sharedLast(key.fingerprint, frame.counter), apply)
+        else work.after(() => apply(-1))
       }
 
       const hello = (frame: SignedData, opened: OpenedSignedData, content: HelloData) =>
@@ -146,6 +161,8 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
           }
           const variants = yield* Effect.promise(() => fingerprintVariants(key.spki, content.public_key))
           if (!verifiedNow(key, frame, opened)) return
+          const last = yield* Effect.promise(() => sharedLast(key.fingerprint, frame.counter))
+          if (frame.counter <= last) return refuse(replayReason(frame.counter, last), "replay")
           // A repeated hello with the same key only advances the counter.
           if (current.kind === "client" || !connection.isOpen()) return
           if (mesh.fingerprintHeldByOther(key.fingerprint, connection)) {

@@ -4,6 +4,7 @@ import { Federation } from "../../layers/Federation/Federation.ts"
 import type { Link } from "../../layers/Federation/Link.ts"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
 import { Rooms } from "../../layers/Rooms/Rooms.ts"
+import { ReplayCounters } from "../../layers/Cluster/ReplayCounters.ts"
 import { type ServeError, type ServerHandle, Transport } from "../../layers/Transport/Transport.ts"
 import { makeKeyedLimiter } from "../shared/RateLimiter.ts"
 import type { Neighbour, NeighbourhoodConfig } from "./Config.ts"
@@ -46,6 +47,15 @@ export interface NeighbourhoodServer {
  * port, an outbound link to every neighbour kept up for ever (Federation.link: jittered re-dial),
  * each opening with a signed server_hello, a client_update_request and our client_update.
  */
+/** The cluster's replay counters of this server address, when a ReplayCounters service is there. */
+const sharedCountersOf = (address: string) =>
+  Effect.gen(function* () {
+    const shared = yield* Effect.serviceOption(ReplayCounters)
+    if (shared._tag === "None") return undefined
+    const runPromise = Runtime.runPromise(yield* Effect.runtime<never>())
+    return (key: string, counter: number) => runPromise(shared.value.advance(`${address}/${key}`, counter))
+  })
+
 export const serveNeighbourhood = (
   options: NeighbourhoodServerOptions
 ): Effect.Effect<
@@ -120,6 +130,7 @@ export const serveNeighbourhood = (
       config,
       mesh,
       counters: new Counters(config.limits.counterMemory),
+      sharedCounters: rooms.spansNodes ? yield* sharedCountersOf(config.address) : undefined,
       relayed: new RecentSet(config.limits.duplicateWindow),
       rooms,
       room: `neighbourhood/${config.address}/clients`,

@@ -74,15 +74,19 @@ export const makeKeyedLimiter = (
         if (state.blockedUntil <= now && isRefilled(state.bucket, now, ratePerSecond, burst)) keys.delete(key)
       }
     })
+    const cluster = yield* clusterLimit(name, options)
     const block = (key: string, now: number, duration?: Duration.DurationInput) => {
       const millis = duration === undefined ? blockMillis : Duration.toMillis(Duration.decode(duration))
       stateOf(key, now).blockedUntil = now + millis
+      cluster?.block(key, now + millis)
     }
-    const cluster = yield* clusterLimit(name, options)
+    /** Until when `key` is blocked here or, on a cluster, on any node this one has heard of. */
+    const blockedUntil = (key: string, now: number) =>
+      Math.max(keys.get(key)?.blockedUntil ?? 0, cluster === undefined ? 0 : cluster.blockedUntil(key, now))
     return {
       admit: (key, now) => {
         const state = stateOf(key, now)
-        if (state.blockedUntil > now) return false
+        if (state.blockedUntil > now || (cluster !== undefined && cluster.blockedUntil(key, now) > now)) return false
         if (takeToken(state.bucket, now, ratePerSecond, burst) && (cluster === undefined || cluster.admit(key, now))) {
           state.strikes = 0
           return true
@@ -92,13 +96,14 @@ export const makeKeyedLimiter = (
       },
       block,
       retryAfter: (key, now) => {
+        const until = blockedUntil(key, now)
+        if (until > now) return Math.ceil((until - now) / 1000)
         const state = keys.get(key)
         if (!state) return 0
-        if (state.blockedUntil > now) return Math.ceil((state.blockedUntil - now) / 1000)
         const local = state.bucket.tokens >= 1 ? 0 : Math.ceil((1 - state.bucket.tokens) / ratePerSecond)
         return cluster === undefined ? local : Math.max(local, cluster.retryAfter(key, now))
       },
-      isBlocked: (key, now) => (keys.get(key)?.blockedUntil ?? 0) > now
+      isBlocked: (key, now) => blockedUntil(key, now) > now
     }
   })
 

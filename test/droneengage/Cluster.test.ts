@@ -186,5 +186,35 @@ for (const makeCluster of [memoryCluster, redisCluster, natsCluster]) {
           yield* seat("limited", "d", "b", a)
         }).pipe(Effect.provide(TestServices))
     )
+
+    it.skipIf(cluster.skip).effect(
+      "concurrent connects of one account on two relays: only the instance limit's number get in",
+      () =>
+        Effect.gen(function* () {
+          const { a, b, connectTo } = yield* twoRelays(cluster)
+          // "limited" may open two units; six connect at once, three on each relay. A relay that has already
+          // seated two refuses the upgrade (403); the others pass their relay's own count and race for the claims.
+          const outcomes = yield* Effect.all(
+            ["u1", "u2", "u3", "u4", "u5", "u6"].map((name, i) =>
+              connectTo("limited", "d", name, i % 2 === 0 ? a : b).pipe(
+                Effect.flatMap((unit) =>
+                  Effect.race(
+                    Effect.as(pingPong(unit), "seated" as const),
+                    Effect.map(unit.closed, (closed) => (closed.code === CloseCodes.forbidden ? "refused" : "closed"))
+                  )
+                ),
+                Effect.catchAllDefect((defect) =>
+                  String(defect).includes("connect refused: 403")
+                    ? Effect.succeed("refused" as const)
+                    : Effect.die(defect)
+                )
+              )
+            ),
+            { concurrency: "unbounded" }
+          )
+          expect(outcomes.filter((outcome) => outcome === "seated")).toHaveLength(2)
+          expect(outcomes.filter((outcome) => outcome === "refused")).toHaveLength(4)
+        }).pipe(Effect.provide(TestServices))
+    )
   })
 }

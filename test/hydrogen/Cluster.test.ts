@@ -5,6 +5,7 @@ import { MemoryBrokerHub } from "../../layers/Cluster/MemoryBroker.ts"
 import { MemoryStreamStore } from "../../layers/Storage/MemoryStreamStore.ts"
 import { MemoryTokensLive } from "../../layers/Tokens/MemoryTokens.ts"
 import { MemoryNetwork } from "../../layers/Transport/MemoryTransport.ts"
+import { sessionDigest, sessionRecordTtlMillis } from "../../src/hydrogen/Cluster.ts"
 import { it } from "../support/effect.ts"
 import {
   type HydrogenBackend,
@@ -212,5 +213,42 @@ describe("Hydrogen cluster: broker outage (memory hub, TestClock)", () => {
         yield* subscriber.until(3)
         subscriber.check(3)
       })
+  )
+})
+
+describe("Hydrogen cluster: session records expire with their node (memory hub, TestClock)", () => {
+  it.effect("a live node keeps its sessions' records past the TTL; a dead node's records expire", () =>
+    Effect.gen(function* () {
+      const hub = new MemoryBrokerHub()
+      const shared = Layer.succeedContext(yield* Layer.build(Layer.merge(MemoryTokensLive, MemoryStreamStore)))
+      const network = yield* Effect.provide(MemoryNetwork, MemoryNetwork.Default)
+      const node = (id: string) => startNode(network, Layer.merge(Layer.succeed(ClusterBroker, hub.node(id)), shared))
+      const [a, b, c] = [yield* node("a"), yield* node("b"), yield* node("c")]
+      const scope = yield* Effect.scope
+      const kept = new ReliableClient(channel, network)
+      yield* kept.join(a, scope)
+      const orphan = new ReliableClient(channel, network)
+      yield* orphan.join(c, scope)
+      const records = hub.node("observer").records
+      const recordOf = (session: string) => `hydrogen-session:${sessionDigest(session)}`
+      expect(yield* records.get(recordOf(orphan.session))).toBeDefined()
+
+      // Node C dies; A lives on, refreshing its sessions' records, through three TTLs.
+      yield* c.get(ClusterBroker).sever
+      yield* Scope.close(c.scope, Exit.void)
+      expect((yield* orphan.client!.closed).code).toBe(1001)
+      for (let step = 0; step < (3 * sessionRecordTtlMillis) / 10_000; step++) {
+        yield* TestClock.adjust("10 seconds")
+        yield* Effect.yieldNow()
+      }
+      expect(yield* records.get(recordOf(kept.session))).toBeDefined()
+      expect(yield* records.get(recordOf(orphan.session))).toBeUndefined()
+
+      // A's session resumes on B with its subscription; C's comes back without any.
+      expect(yield* kept.join(b, scope)).toMatchObject({ recovered: true })
+      const client = yield* publisher(b, scope)
+      const { response } = yield* command(client, "system", "resume", { session: orphan.session, positions: {} })
+      expect(response.data?.channels ?? {}).toEqual({})
+    })
   )
 })

@@ -2,6 +2,8 @@ import { describe, expect } from "bun:test"
 import { Effect, Exit, Layer, Scope } from "effect"
 import type { ClusterBroker } from "../../layers/Cluster/Broker.ts"
 import { BrokerRoomsLive } from "../../layers/Rooms/BrokerRooms.ts"
+import { BrokerReplayCountersLive } from "../../layers/Cluster/ReplayCounters.ts"
+import { NeighbourhoodClient } from "../../src/neighbourhood/Client.ts"
 import { serveNeighbourhood } from "../../src/neighbourhood/Server.ts"
 import {
   type ClusterBackend,
@@ -13,7 +15,16 @@ import {
   runPrefix
 } from "../layers/Cluster/backends.ts"
 import { it } from "../support/effect.ts"
-import { addressOf, clientPems, configFor, connectClient, listConverges, MeshTestLayer, serverKeys } from "./support.ts"
+import {
+  addressOf,
+  clientPems,
+  configFor,
+  connectClient,
+  listConverges,
+  listing,
+  MeshTestLayer,
+  serverKeys
+} from "./support.ts"
 
 const prefix = runPrefix("neighbourhood")
 cleanRedisAfterAll(prefix)
@@ -25,7 +36,10 @@ const startNode = (brokers: Brokers, nodeId: string, port: number) =>
   Effect.gen(function* () {
     const scope = yield* Scope.make()
     yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
-    const rooms = yield* Layer.buildWithScope(BrokerRoomsLive().pipe(Layer.provide(brokers.broker(nodeId))), scope)
+    const rooms = yield* Layer.buildWithScope(
+      Layer.merge(BrokerRoomsLive(), BrokerReplayCountersLive).pipe(Layer.provide(brokers.broker(nodeId))),
+      scope
+    )
     yield* serveNeighbourhood({
       config: configFor(0, 1, { port }),
       identity: serverKeys[0]!.identity,
@@ -86,6 +100,31 @@ const scenarios = (backend: ClusterBackend) =>
         const impostor = yield* connectClient(9120, bob.client)
         const refused = yield* impostor.next
         expect(refused).toMatchObject({ kind: "error" })
+      }).pipe(Effect.provide(MeshTestLayer)))
+
+    test("a hello and a chat captured on one node and replayed on the other are refused (shared counters)", () =>
+      Effect.gen(function* () {
+        const { alice, bob, carol } = yield* twoNodes(backend)
+        // Frames made now: what an eavesdropper on node A's traffic would capture.
+        const chat = yield* Effect.promise(() => alice.client.publicChat("said once"))
+        yield* alice.send(chat)
+        expect(yield* bob.next).toMatchObject({ kind: "public_chat", message: "said once" })
+        const helloAgain = yield* Effect.promise(() => alice.client.hello())
+        yield* alice.send(helloAgain)
+        yield* alice.expectNothingElse
+        yield* alice.socket.close()
+        const replayer = yield* connectClient(9121, yield* Effect.promise(() => NeighbourhoodClient.generate()), false)
+        const observer = yield* connectClient(9121, yield* Effect.promise(() => NeighbourhoodClient.generate()))
+        const remaining = [bob.client.fingerprint, carol.client.fingerprint, observer.client.fingerprint]
+        yield* listConverges(observer, { [addressOf(0)]: remaining })
+
+        // Replayed on node B, which never saw them: node B refuses both from the cluster's counter.
+        yield* replayer.send(helloAgain)
+        expect(yield* replayer.nextRaw).toContain(`counter ${alice.client.lastCounter} is not greater`)
+        yield* replayer.send(chat)
+        expect((yield* replayer.next).kind).toBe("error")
+        yield* bob.expectNothingElse
+        expect(listing(yield* observer.clientList)).toEqual({ [addressOf(0)]: remaining.sort() })
       }).pipe(Effect.provide(MeshTestLayer)))
   })
 

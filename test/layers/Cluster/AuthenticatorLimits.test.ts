@@ -22,9 +22,9 @@ cleanRedisAfterAll(prefix)
 /** One authenticator node: its login limits on the cluster's SharedLimits (as `withSharedLimitsFromConfig` gives it). */
 const authenticatorNode = (brokers: { readonly broker: (nodeId: string) => Layer.Layer<ClusterBroker> }, id: string) =>
   Effect.gen(function* () {
-    const { layer, knows } = yield* watchedSharedLimits(brokers.broker(id))
+    const { layer, knows, limiters } = yield* watchedSharedLimits(brokers.broker(id))
     const auth = yield* startAuthenticator(authenticatorConfig({ loginRateLimit: 3 })).pipe(Effect.provide(layer))
-    return { auth, knows: (count: number, now: number) => knows("limit/login attempts", count, now) }
+    return { auth, limiters, knows: (count: number, now: number) => knows("limit/login attempts", count, now) }
   })
 
 const guestLogin = (url: string) =>
@@ -42,7 +42,7 @@ const scenarios = (backend: ClusterBackend) =>
         for (const url of [a.auth.http.url, a.auth.http.url, b.auth.http.url])
           expect((yield* guestLogin(url)).status).toBe(200)
         const synced = (now: number) => [a, b].every((node) => node.knows(3, now))
-        expect(yield* syncUntil(synced)).toBe(true)
+        expect(yield* syncUntil(synced, a, b)).toBe(true)
         for (const url of [b.auth.http.url, a.auth.http.url]) {
           const limited = yield* guestLogin(url)
           expect({ status: limited.status, body: limited.body }).toEqual({

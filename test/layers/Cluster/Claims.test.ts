@@ -19,6 +19,15 @@ const prefix = runPrefix("claims")
 cleanRedisAfterAll(prefix)
 
 describe("local claims (one process)", () => {
+  it.effect("claimWithin refuses past the limit, never counting the name itself", () =>
+    Effect.gen(function* () {
+      const claims = makeLocalClaims()
+      expect(Option.isSome(yield* claims.claimWithin("units", "d1", 1, Effect.void))).toBe(true)
+      expect(Option.isSome(yield* claims.claimWithin("units", "d1", 1, Effect.void))).toBe(true)
+      expect(Option.isNone(yield* claims.claimWithin("units", "d2", 1, Effect.void))).toBe(true)
+    })
+  )
+
   it.effect("a claim replaces the holder, claimIfFree refuses while held, release frees", () =>
     Effect.gen(function* () {
       const claims = makeLocalClaims()
@@ -73,6 +82,29 @@ const scenarios = (backend: ClusterBackend) => {
         expect(Option.isNone(yield* a.claims.claimIfFree("nicks", "alice", Effect.void))).toBe(true)
         yield* a.claims.release(Option.getOrThrow(held))
         expect(Option.isSome(yield* b.claims.claimIfFree("nicks", "alice", Effect.void))).toBe(true)
+      }))
+
+    test("claimWithin counts and takes in one step: of concurrent claims on two nodes, the limit's number win", () =>
+      Effect.gen(function* () {
+        const { node } = yield* cluster
+        const [a, b] = yield* Effect.all([node("node-a"), node("node-b")])
+        for (let round = 0; round < 5; round++) {
+          const scope = `limited-${round}`
+          const results = yield* Effect.all(
+            ["u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8"].map((name, i) =>
+              (i % 2 === 0 ? a : b).claims.claimWithin(scope, name, 3, Effect.void)
+            ),
+            { concurrency: "unbounded" }
+          )
+          expect(results.filter(Option.isSome)).toHaveLength(3)
+          expect(yield* a.claims.holders(scope)).toHaveLength(3)
+          // A name already held is replaced, never counted; a release frees a place.
+          const won = results.flatMap((result) => (Option.isSome(result) ? [result.value] : []))
+          expect(Option.isSome(yield* b.claims.claimWithin(scope, won[0]!.name, 3, Effect.void))).toBe(true)
+          expect(Option.isNone(yield* b.claims.claimWithin(scope, "u9", 3, Effect.void))).toBe(true)
+          yield* (won[1]!.holder.startsWith("node-a") ? a : b).claims.release(won[1]!)
+          expect(Option.isSome(yield* a.claims.claimWithin(scope, "u9", 3, Effect.void))).toBe(true)
+        }
       }))
 
     test("the claims of a crashed node are free once its heartbeat has expired", () =>

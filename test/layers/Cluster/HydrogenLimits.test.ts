@@ -26,11 +26,15 @@ const settings = { ...defaultHydrogenSettings, connectionRatePerSecond: 1, conne
 /** One Hydrogen node's rate limits on the cluster's SharedLimits (as `brokerSharedLimits` gives a node). */
 const hydrogenNode = (brokers: { readonly broker: (nodeId: string) => Layer.Layer<ClusterBroker> }, id: string) =>
   Effect.gen(function* () {
-    const { layer, knows } = yield* watchedSharedLimits(brokers.broker(id))
+    const { layer, knows, limiters } = yield* watchedSharedLimits(brokers.broker(id))
     const limits = yield* Effect.flatMap(Metrics, (metrics) => makeRateLimits(settings, metrics)).pipe(
       Effect.provide(layer)
     )
-    return { limits, knows: (count: number, now: number) => knows("limit/hydrogen connections", count, now) }
+    return {
+      limits,
+      limiters,
+      knows: (count: number, now: number) => knows("limit/hydrogen connections", count, now)
+    }
   })
 
 const scenarios = (backend: ClusterBackend) =>
@@ -43,7 +47,7 @@ const scenarios = (backend: ClusterBackend) =>
         const ip = "192.0.2.9"
         for (let i = 0; i < 12; i++) expect(a.limits.admitConnection(ip, 0)).toBe("ok")
         for (let i = 0; i < 8; i++) expect(b.limits.admitConnection(ip, 0)).toBe("ok")
-        expect(yield* syncUntil((now) => a.knows(20, now) && b.knows(20, now))).toBe(true)
+        expect(yield* syncUntil((now) => a.knows(20, now) && b.knows(20, now), a, b)).toBe(true)
         for (let i = 0; i < 20; i++) expect(alone.admitConnection(ip, 0)).toBe("ok")
         const oneNode = alone.admitConnection(ip, 0)
         expect(oneNode).toBe("limited")

@@ -169,15 +169,29 @@ export const watchedSharedLimits = (broker: Layer.Layer<ClusterBroker>) =>
       const entry = made.get(name)!
       return [...entry.keys].every((key) => entry.limiter.known(key, now) >= count)
     }
-    return { layer, limiter: (name: string) => made.get(name)!, knows }
+    return {
+      layer,
+      limiter: (name: string) => made.get(name)!,
+      knows,
+      limiters: () => [...made.values()].map((entry) => entry.limiter)
+    }
   })
 
-/** Moves the TestClock a second at a time (each node syncs every second) until `synced` holds (bounded). */
-export const syncUntil = (synced: (now: number) => boolean) =>
+/** What a test node made on its SharedLimits: the limiters whose syncs a test waits for. */
+export interface Syncing {
+  readonly limiters: () => ReadonlyArray<SharedLimiter>
+}
+
+/**
+ * Moves the TestClock a second at a time (each node syncs every second) until `synced` holds (at most
+ * 40 rounds); each round waits for every limiter's sync to have finished (an event, not a time).
+ */
+export const syncUntil = (synced: (now: number) => boolean, ...nodes: ReadonlyArray<Syncing>) =>
   Effect.gen(function* () {
     for (let round = 0; round < 40 && !synced(yield* Clock.currentTimeMillis); round++) {
+      const waits = yield* Effect.all(nodes.flatMap((node) => node.limiters().map((limiter) => limiter.nextSync)))
       yield* TestClock.adjust("1 second")
-      yield* Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 5)))
+      yield* Effect.all(waits)
     }
     return synced(yield* Clock.currentTimeMillis)
   })
