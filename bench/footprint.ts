@@ -4,14 +4,14 @@
  * answered by the kernel-level client below), then the JS heap's object counts per connection
  * (bun:jsc heapStats, after a full GC) and RSS per connection. Not part of `npm run bench`: a tool
  * for finding what to cut. `bun run bench/footprint.ts [N]`; SNAPSHOT=file.json also writes a
- * heap snapshot for a heap viewer.
+ * heap snapshot for a heap viewer; NO_OPEN_NOW=1 opens each connection through `open` (a fiber each).
  */
 import { heapStats } from "bun:jsc"
 import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Duration, Effect, Schema } from "effect"
 import { Metrics } from "../layers/Observability/Metrics.ts"
 import { BunTransportLive } from "../layers/Transport/BunTransport.ts"
-import { accept, Transport } from "../layers/Transport/Transport.ts"
+import { accept, type Connection, Transport, type WireMessage } from "../layers/Transport/Transport.ts"
 import { defaultSocketLimits } from "../src/shared/SocketLimits.ts"
 
 /** Client mode: opens `count` WebSockets to `port` (each after an HTTP login with LOGIN=1) and holds them, answering pings. */
@@ -51,6 +51,12 @@ const holdClients = async (port: number, count: number) => {
 
 const greeting = (address: string) => `{"ty":"s","mt":9007,"ms":{"s":"OK:connected:tcp:${address}"}}`
 
+const openForwarding = (connection: Connection<{ topic: string }>) => {
+  connection.subscribe(connection.data.topic)
+  connection.send(greeting(connection.remoteAddress))
+  return { onMessage: (message: WireMessage) => connection.publish(connection.data.topic, message) }
+}
+
 /** The same server on layers/Transport. */
 const transportServer = Effect.gen(function* () {
   const transport = yield* Transport
@@ -68,12 +74,8 @@ const transportServer = Effect.gen(function* () {
     }),
     websocket: {
       upgrade: (_request, { url }) => Effect.succeed(accept({ topic: `g:${url.searchParams.get("f")}` })),
-      open: (connection) =>
-        Effect.sync(() => {
-          connection.subscribe(connection.data.topic)
-          connection.send(greeting(connection.remoteAddress))
-          return { onMessage: (message) => Effect.sync(() => connection.publish(connection.data.topic, message)) }
-        })
+      open: (connection) => Effect.sync(() => openForwarding(connection)),
+      ...(process.env.NO_OPEN_NOW ? {} : { openNow: openForwarding })
     }
   })
   return { port: server.port, connectionCount: server.connectionCount }
