@@ -4,7 +4,8 @@
  * answered by the kernel-level client below), then the JS heap's object counts per connection
  * (bun:jsc heapStats, after a full GC) and RSS per connection. Not part of `npm run bench`: a tool
  * for finding what to cut. `bun run bench/footprint.ts [N]`; SNAPSHOT=file.json also writes a
- * heap snapshot for a heap viewer; NO_OPEN_NOW=1 opens each connection through `open` (a fiber each).
+ * heap snapshot for a heap viewer; NO_OPEN_NOW=1 opens each connection through `open` (a fiber each); SHRINK=1 also
+ * reads RSS after Bun.shrink() (the runtime returning the memory it keeps free).
  */
 import { heapStats } from "bun:jsc"
 import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
@@ -154,6 +155,15 @@ const measure = (count: number) =>
         `  heap capacity ${perConnection(after.capacity - before.capacity)} KB, extra memory ${perConnection(after.extra - before.extra)} KB per connection`
       )
     for (const [type, n] of grown) console.log(`  ${type}: ${(n / connected).toFixed(2)} per connection`)
+    if (process.env.SHRINK) {
+      // Asks the runtime to hand back what it keeps free (JSC heap blocks and the malloc's free pages): what RSS is left
+      // is what the connections hold, the rest was retention.
+      Bun.shrink()
+      yield* Effect.sleep("1 second")
+      console.log(
+        `  after Bun.shrink(): RSS ${perConnection(process.memoryUsage().rss - before.rss)} KB per connection`
+      )
+    }
     const file = process.env.SNAPSHOT
     if (file) yield* Effect.promise(() => Bun.write(file, JSON.stringify(Bun.generateHeapSnapshot())))
   })
