@@ -9,7 +9,7 @@ import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platf
 import { Duration, Effect, Layer, Schema } from "effect"
 import { runProgram } from "../../layers/Program/runProgram.ts"
 import { BunTransportLive } from "../../layers/Transport/BunTransport.ts"
-import { accept, type Connection, reject, Transport, type WireMessage } from "../../layers/Transport/Transport.ts"
+import { accept, type Connection, type ConnectionHandler, reject, Transport } from "../../layers/Transport/Transport.ts"
 import { defaultSocketLimits } from "../../src/shared/SocketLimits.ts"
 
 interface Unit {
@@ -18,11 +18,16 @@ interface Unit {
 
 const hostname = process.env.HOST ?? "127.0.0.1"
 
-/** Subscribes the unit to its group and greets it; messages are forwarded synchronously like the relay's (no fiber per burst). */
+/** Forwards synchronously like the relay's handler (no fiber per burst); one handler for every connection, no closure each. */
+const forwarding: ConnectionHandler<never, Unit> = {
+  onMessage: (message, connection) => connection.publish(connection.data.topic, message)
+}
+
+/** Subscribes the unit to its group and greets it. */
 const openForwarding = (connection: Connection<Unit>) => {
   connection.subscribe(connection.data.topic)
   connection.send(`{"ty":"s","mt":9007,"ms":{"s":"OK:connected:tcp:${connection.remoteAddress}"}}`)
-  return { onMessage: (message: WireMessage) => connection.publish(connection.data.topic, message) }
+  return forwarding
 }
 
 const ForwardingServer = Layer.scopedDiscard(

@@ -143,7 +143,7 @@ export const makeConnectionRegistry = <D, R>(
     ): Effect.Effect<void, never, R> | undefined => {
       let pending: Effect.Effect<void, never, R> | void
       try {
-        pending = connection.handler!.onMessage(message)
+        pending = connection.handler!.onMessage(message, connection)
       } catch (defect) {
         return failed("message handler", connection)(Cause.die(defect))
       }
