@@ -102,7 +102,7 @@ export const makeConnectionRegistry = <D, R>(
       connection.onClose = undefined
       let pending: Effect.Effect<void, never, R> | void
       try {
-        pending = onClose()
+        pending = onClose(connection)
       } catch (defect) {
         return logFailure("closing the connection", connection, Cause.die(defect))
       }

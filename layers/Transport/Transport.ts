@@ -85,8 +85,8 @@ export interface WebSocketProtocol<D, R = never> {
 
 /** What `openNow` returns: the handler and the cleanup to run once the socket is gone. */
 export interface OpenedNow<R = never, D = any> extends ConnectionHandler<R, D> {
-  /** Runs right after the close; an Effect returned is run in a fiber (the asynchronous fallback). */
-  readonly onClose?: () => Effect.Effect<void, never, R> | void
+  /** Runs right after the close, with the connection (so it can be shared too); an Effect returned is run in a fiber. */
+  readonly onClose?: (connection: Connection<D>) => Effect.Effect<void, never, R> | void
 }
 
 export interface TlsFiles {

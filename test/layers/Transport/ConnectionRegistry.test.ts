@@ -1,12 +1,7 @@
 import { describe, expect } from "bun:test"
 import { Duration, Effect, Ref, Schedule, TestClock } from "effect"
 import { MemoryNetwork, MemoryTransportTest } from "../../../layers/Transport/MemoryTransport.ts"
-import {
-  accept,
-  type ConnectionHandler,
-  Transport,
-  type WebSocketProtocol
-} from "../../../layers/Transport/Transport.ts"
+import { accept, type OpenedNow, Transport, type WebSocketProtocol } from "../../../layers/Transport/Transport.ts"
 import { defaultSocketLimits } from "../../../src/shared/SocketLimits.ts"
 import { it } from "../../support/effect.ts"
 
@@ -144,9 +139,11 @@ describe("ConnectionRegistry: openNow", () => {
 })
 
 describe("ConnectionRegistry: a handler shared by every connection", () => {
-  it.effect("gets each message with the connection it came on, synchronously and as an Effect", () =>
+  it.effect("gets each message and the close with the connection it came on, synchronously and as an Effect", () =>
     Effect.gen(function* () {
-      const shared: ConnectionHandler<never, string> = {
+      const closed: Array<string> = []
+      const shared: OpenedNow<never, string> = {
+        onClose: (connection) => void closed.push(connection.data),
         onMessage: (message, connection) =>
           String(message).startsWith("later")
             ? Effect.sync(() => connection.send(`${connection.data} ${String(message)}`))
@@ -168,6 +165,9 @@ describe("ConnectionRegistry: a handler shared by every connection", () => {
       expect(yield* second.next()).toBe("c2 hello")
       expect(yield* first.next()).toBe("c1 later hello")
       expect(yield* first.next()).toBe("c1 again")
+      yield* first.close()
+      yield* TestClock.adjust("1 second")
+      expect(closed).toEqual(["c1"])
     }).pipe(Effect.provide(MemoryTransportTest))
   )
 })
