@@ -4,14 +4,21 @@
  * answered by the kernel-level client below), then the JS heap's object counts per connection
  * (bun:jsc heapStats, after a full GC) and RSS per connection. Not part of `npm run bench`: a tool
  * for finding what to cut. `bun run bench/footprint.ts [N]`; SNAPSHOT=file.json also writes a
- * heap snapshot for a heap viewer.
+ * heap snapshot for a heap viewer; NO_OPEN_NOW=1 opens each connection through `open` (a fiber each); SHRINK=1 also
+ * reads RSS after Bun.shrink() (the runtime returning the memory it keeps free).
  */
 import { heapStats } from "bun:jsc"
-import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Duration, Effect, Schema } from "effect"
 import { Metrics } from "../layers/Observability/Metrics.ts"
 import { BunTransportLive } from "../layers/Transport/BunTransport.ts"
-import { accept, Transport } from "../layers/Transport/Transport.ts"
+import {
+  accept,
+  type Connection,
+  type ConnectionHandler,
+  Transport,
+  type WireMessage
+} from "../layers/Transport/Transport.ts"
 import { defaultSocketLimits } from "../src/shared/SocketLimits.ts"
 
 /** Client mode: opens `count` WebSockets to `port` (each after an HTTP login with LOGIN=1) and holds them, answering pings. */
@@ -51,6 +58,26 @@ const holdClients = async (port: number, count: number) => {
 
 const greeting = (address: string) => `{"ty":"s","mt":9007,"ms":{"s":"OK:connected:tcp:${address}"}}`
 
+/** One handler for every connection (CLOSURES=1: a closure per connection, as protocols with per-connection state have). */
+const forwarding: ConnectionHandler<never, { topic: string }> = {
+  onMessage: (message, connection) => connection.publish(connection.data.topic, message)
+}
+
+const openForwarding = (connection: Connection<{ topic: string }>) => {
+  connection.subscribe(connection.data.topic)
+  connection.send(greeting(connection.remoteAddress))
+  if (!process.env.CLOSURES) return forwarding
+  return { onMessage: (message: WireMessage) => connection.publish(connection.data.topic, message) }
+}
+
+/** The login of bench/baselines/transport.ts, without the router: reads a JSON body, answers JSON. */
+const effectLogin = Effect.gen(function* () {
+  const body = (yield* HttpServerRequest.schemaBodyJson(Schema.Unknown).pipe(Effect.orElseSucceed(() => ({})))) as {
+    gr?: unknown
+  }
+  return HttpServerResponse.unsafeJson({ e: 0, cs: { f: String(body.gr ?? "1"), g: "127.0.0.1" } })
+})
+
 /** The same server on layers/Transport. */
 const transportServer = Effect.gen(function* () {
   const transport = yield* Transport
@@ -60,35 +87,38 @@ const transportServer = Effect.gen(function* () {
     hostname: "127.0.0.1",
     limits: { ...defaultSocketLimits, pingInterval: Duration.seconds(2), pongTimeout: Duration.seconds(1) },
     // The login of bench/baselines/transport.ts, without the router: reads a JSON body, answers JSON.
-    http: Effect.gen(function* () {
-      const body = (yield* HttpServerRequest.schemaBodyJson(Schema.Unknown).pipe(Effect.orElseSucceed(() => ({})))) as {
-        gr?: unknown
-      }
-      return HttpServerResponse.unsafeJson({ e: 0, cs: { f: String(body.gr ?? "1"), g: "127.0.0.1" } })
-    }),
+    http: effectLogin,
     websocket: {
       upgrade: (_request, { url }) => Effect.succeed(accept({ topic: `g:${url.searchParams.get("f")}` })),
-      open: (connection) =>
-        Effect.sync(() => {
-          connection.subscribe(connection.data.topic)
-          connection.send(greeting(connection.remoteAddress))
-          return { onMessage: (message) => Effect.sync(() => connection.publish(connection.data.topic, message)) }
-        })
+      open: (connection) => Effect.sync(() => openForwarding(connection)),
+      ...(process.env.NO_OPEN_NOW ? {} : { openNow: openForwarding })
     }
   })
   return { port: server.port, connectionCount: server.connectionCount }
 })
 
-/** The same server on raw Bun.serve (RAW=1), for the floor. */
+/**
+ * The same server on raw Bun.serve (RAW=1), for the floor. EFFECT_LOGIN=1 answers the login through the Effect HTTP
+ * app the Transport runs (the rest stays raw): what that login leaves behind, apart from the Transport.
+ */
 const rawServer = () => {
   let open = 0
+  const login = process.env.EFFECT_LOGIN ? HttpApp.toWebHandler(effectLogin) : undefined
   const server = Bun.serve<{ topic: string }, never>({
     port: 0,
     hostname: "127.0.0.1",
-    fetch: (request, server) =>
-      server.upgrade(request, { data: { topic: `g:${new URL(request.url).searchParams.get("f")}` } })
+    fetch: (request, server) => {
+      if (request.method === "POST") {
+        if (login) return login(request)
+        return request
+          .json()
+          .catch(() => ({}))
+          .then((body: { gr?: unknown }) => Response.json({ e: 0, cs: { f: String(body.gr ?? "1"), g: "127.0.0.1" } }))
+      }
+      return server.upgrade(request, { data: { topic: `g:${new URL(request.url).searchParams.get("f")}` } })
         ? undefined
-        : new Response("no", { status: 400 }),
+        : new Response("no", { status: 400 })
+    },
     websocket: {
       open(ws) {
         open++
@@ -152,6 +182,15 @@ const measure = (count: number) =>
         `  heap capacity ${perConnection(after.capacity - before.capacity)} KB, extra memory ${perConnection(after.extra - before.extra)} KB per connection`
       )
     for (const [type, n] of grown) console.log(`  ${type}: ${(n / connected).toFixed(2)} per connection`)
+    if (process.env.SHRINK) {
+      // Asks the runtime to hand back what it keeps free (JSC heap blocks and the malloc's free pages): what RSS is left
+      // is what the connections hold, the rest was retention.
+      Bun.shrink()
+      yield* Effect.sleep("1 second")
+      console.log(
+        `  after Bun.shrink(): RSS ${perConnection(process.memoryUsage().rss - before.rss)} KB per connection`
+      )
+    }
     const file = process.env.SNAPSHOT
     if (file) yield* Effect.promise(() => Bun.write(file, JSON.stringify(Bun.generateHeapSnapshot())))
   })

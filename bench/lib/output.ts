@@ -107,6 +107,9 @@ const columns: Record<string, Array<Column>> = {
     metric("connects/s", "connectsPerSec", rate),
     metric("RSS KB/conn", "rssKbPerConnection", (v) => num(v, 2)),
     metric("RSS KB/conn 2 s after connecting", "rssKbPerConnectionAt2s", (v) => num(v, 2)),
+    metric("RSS KB/conn before GC", "rssKbPerConnectionBeforeGc", (v) => num(v, 2)),
+    metric("JS heap KB/conn live", "heapKbPerConnection", (v) => num(v, 2)),
+    metric("JS heap KB/conn kept", "heapCapacityKbPerConnection", (v) => num(v, 2)),
     metric("idle CPU %", "idleCpuPercent", (v) => num(v, 2)),
     metric("CPU µs/conn/s", "idleCpuUsPerConnectionSecond", (v) => num(v, 3)),
     { label: "note", cell: (row) => (row.notes ?? []).join("; ") }

@@ -71,9 +71,17 @@ const profiled = (command: Array<string>): Array<string> => {
   return [command[0]!, "--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${dir}`, ...command.slice(1)]
 }
 
+/** The hook that collects garbage and reports heap figures on SIGUSR2 (bench/lib/gc-hook.mjs), loaded into every server. */
+const gcHook = join(import.meta.dir, "gc-hook.mjs")
+const withGcHook = (command: Array<string>): Array<string> => {
+  if (command[0] === process.execPath) return [command[0], "--preload", gcHook, ...command.slice(1)]
+  if (command[0] === "node") return ["node", "--expose-gc", "--import", gcHook, ...command.slice(1)]
+  return command
+}
+
 /** Spawns a child with its output collected (shown when it fails to start). */
 const spawn = (command: Array<string>, env: Record<string, string>) => {
-  const child = Bun.spawn(profiled(command), {
+  const child = Bun.spawn(profiled(withGcHook(command)), {
     cwd: root,
     env: { ...process.env, ...env },
     stdin: "ignore",

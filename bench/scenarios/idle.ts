@@ -1,3 +1,4 @@
+import { collectGarbage, objectsPerConnection } from "../lib/gc.ts"
 import { planGroup } from "../loadgen/Coordinator.ts"
 import { cpuBetween, openFilesLimit, rssBytes, sampleCpu } from "../lib/proc.ts"
 import type { ServerKind } from "../lib/servers.ts"
@@ -18,6 +19,9 @@ interface IdleRun {
   readonly connectsPerSec: number
   readonly rssKbPerConnection: number
   readonly rssKbPerConnectionAt2s: number
+  readonly rssKbPerConnectionBeforeGc: number
+  readonly heapKbPerConnection: number
+  readonly heapCapacityKbPerConnection: number
   readonly idleCpuPercent: number
   readonly idleCpuUsPerConnectionSecond: number
   readonly closedWhileIdle: number
@@ -74,6 +78,9 @@ export const idle: Scenario = {
               connectsPerSec: metric("connectsPerSec"),
               rssKbPerConnection: metric("rssKbPerConnection"),
               rssKbPerConnectionAt2s: metric("rssKbPerConnectionAt2s"),
+              rssKbPerConnectionBeforeGc: metric("rssKbPerConnectionBeforeGc"),
+              heapKbPerConnection: metric("heapKbPerConnection"),
+              heapCapacityKbPerConnection: metric("heapCapacityKbPerConnection"),
               idleCpuPercent: metric("idleCpuPercent"),
               idleCpuUsPerConnectionSecond: metric("idleCpuUsPerConnectionSecond")
             }
@@ -114,6 +121,7 @@ const idleRun = (
     kind,
     async (server) => {
       await sleep(1000)
+      const before = await collectGarbage(server.pids)
       const rssBefore = sum(server.pids.map(rssBytes))
       context.status(`${label}: connecting`)
       const clients = planGroup({ group: "idle", units: size, senders: 0 })
@@ -129,8 +137,13 @@ const idleRun = (
           const from = sampleCpu(server.pids)
           await sleep(idleMs)
           const to = sampleCpu(server.pids)
-          // At the end of the idle window: the allocator has returned set-up garbage by then (JSC scavenges lazily).
+          const rssBeforeGc = sum(server.pids.map(rssBytes))
+          // Every server collects its garbage the same way before both samples (bench/lib/gc-hook.mjs), so what
+          // connecting left behind counts only as far as the heap keeps the space; RSS is read once that is done.
+          const after = await collectGarbage(server.pids)
           const rssAfter = sum(server.pids.map(rssBytes))
+          const heapGrowth = (key: "heapUsed" | "heapCapacity") =>
+            sum(after.map((report) => report[key])) - sum(before.map((report) => report[key]))
           const cpu = cpuBetween(from, to)
           const { closes } = await generator.closes()
           const result: IdleRun = {
@@ -139,14 +152,21 @@ const idleRun = (
             connectsPerSec: connected / (generator.connectMs / 1000),
             rssKbPerConnection: (rssAfter - rssBefore) / 1024 / connected,
             rssKbPerConnectionAt2s: (rssSettled - rssBefore) / 1024 / connected,
+            rssKbPerConnectionBeforeGc: (rssBeforeGc - rssBefore) / 1024 / connected,
+            heapKbPerConnection: heapGrowth("heapUsed") / 1024 / connected,
+            heapCapacityKbPerConnection: heapGrowth("heapCapacity") / 1024 / connected,
             idleCpuPercent: (cpu / (idleMs * 1000)) * 100,
             idleCpuUsPerConnectionSecond: cpu / connected / (idleMs / 1000),
             closedWhileIdle: sum(Object.values(closes))
           }
           log(
-            `  ${label}: ${connected < size ? `only ${connected} of ${size} ` : ""}connected in ${result.connectSeconds.toFixed(1)} s, ${result.rssKbPerConnection.toFixed(2)} KB/connection, ` +
+            `  ${label}: ${connected < size ? `only ${connected} of ${size} ` : ""}connected in ${result.connectSeconds.toFixed(1)} s, ${result.rssKbPerConnection.toFixed(2)} KB/connection ` +
+              `(${result.rssKbPerConnectionBeforeGc.toFixed(2)} before GC; JS heap ${result.heapKbPerConnection.toFixed(2)} live, ` +
+              `${result.heapCapacityKbPerConnection.toFixed(2)} kept), ` +
               `idle CPU ${result.idleCpuPercent.toFixed(2)} %`
           )
+          const objects = before.length === 1 ? objectsPerConnection(before[0]!, after[0]!, connected) : ""
+          if (objects) log(`    JS objects per connection: ${objects}`)
           return result
         },
         connectDeadlineMs(context.quick)

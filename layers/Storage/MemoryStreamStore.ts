@@ -1,5 +1,5 @@
 import { Clock, Effect, Layer } from "effect"
-import { payloadBytes, type StreamEntry } from "../../src/storage/Stream.ts"
+import { payloadBytes, type StreamBounds, type StreamEntry } from "../../src/storage/Stream.ts"
 import { StreamStore } from "./StreamStore.ts"
 
 interface MemoryStream {
@@ -30,25 +30,26 @@ export const MemoryStreamStore = Layer.sync(StreamStore, () => {
       stream.head = 0
     }
   }
+  const appendNow = (key: string, payload: string, bounds: StreamBounds, at: number): StreamEntry => {
+    const stream = open(key)
+    const entry: StreamEntry = { seq: ++stream.last, payload, at }
+    const size = payloadBytes(payload)
+    stream.entries.push(entry)
+    stream.sizes.push(size)
+    stream.bytes += size
+    const maxEntries = bounds.maxEntries ?? Infinity
+    const maxBytes = bounds.maxBytes ?? Infinity
+    while (
+      stream.entries.length - stream.head > maxEntries ||
+      (stream.bytes > maxBytes && stream.head < stream.entries.length)
+    ) {
+      dropOldest(stream)
+    }
+    return entry
+  }
   return {
-    append: (key, payload, bounds) =>
-      Effect.map(Clock.currentTimeMillis, (at) => {
-        const stream = open(key)
-        const entry: StreamEntry = { seq: ++stream.last, payload, at }
-        const size = payloadBytes(payload)
-        stream.entries.push(entry)
-        stream.sizes.push(size)
-        stream.bytes += size
-        const maxEntries = bounds.maxEntries ?? Infinity
-        const maxBytes = bounds.maxBytes ?? Infinity
-        while (
-          stream.entries.length - stream.head > maxEntries ||
-          (stream.bytes > maxBytes && stream.head < stream.entries.length)
-        ) {
-          dropOldest(stream)
-        }
-        return entry
-      }),
+    append: (key, payload, bounds) => Effect.map(Clock.currentTimeMillis, (at) => appendNow(key, payload, bounds, at)),
+    appendNow,
     readAfter: (key, afterSeq, limit = Number.MAX_SAFE_INTEGER) =>
       Effect.sync(() => {
         const stream = streams.get(key)

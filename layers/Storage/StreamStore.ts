@@ -11,6 +11,11 @@ export class StreamStore extends Context.Tag("switchboard/StreamStore")<
   {
     /** Stores `payload` as the next entry and trims the stream to `bounds`. */
     readonly append: (stream: string, payload: string, bounds: StreamBounds) => Effect.Effect<StreamEntry, StorageError>
+    /**
+     * The same append done on the spot, stamped `at` (ms), for backends that need no I/O (memory): a hot path such
+     * as chat history then runs no fiber per message. Absent on backends that must do I/O.
+     */
+    readonly appendNow?: (stream: string, payload: string, bounds: StreamBounds, at: number) => StreamEntry
     /** Entries with seq > `afterSeq`, oldest first, at most `limit`. */
     readonly readAfter: (
       stream: string,

@@ -2,7 +2,6 @@ import { Cause, Deferred, Duration, Effect, Exit, FiberId, FiberSet, Schedule, S
 import { closeCodeLabel, CloseCodes } from "../../src/shared/CloseCodes.ts"
 import { hardBackpressureLimit, type SocketLimits } from "../../src/shared/SocketLimits.ts"
 import { type Cell, Metrics } from "../Observability/Metrics.ts"
-import { ConnectionScope } from "./ConnectionScope.ts"
 import { LiveConnection, noMessages, type RawSocket } from "./LiveConnection.ts"
 import type { OpenedNow, SendStatus, WebSocketProtocol, WireMessage } from "./Transport.ts"
 
@@ -88,7 +87,7 @@ export const makeConnectionRegistry = <D, R>(
     const finish = (connection: LiveConnection<D>) => {
       const cleanup = connection.onClose === undefined ? undefined : runCleanup(connection, connection.onClose)
       // A scope nothing was added to closes on the spot: no fiber per close.
-      if (cleanup === undefined && connection.scope.closeIfEmpty(Exit.void)) return forget(connection)
+      if (cleanup === undefined && connection.closeScopeIfEmpty()) return forget(connection)
       const closing = Scope.close(connection.scope, Exit.void).pipe(
         Effect.ensuring(Effect.sync(() => forget(connection)))
       )
@@ -103,7 +102,7 @@ export const makeConnectionRegistry = <D, R>(
       connection.onClose = undefined
       let pending: Effect.Effect<void, never, R> | void
       try {
-        pending = onClose()
+        pending = onClose(connection)
       } catch (defect) {
         return logFailure("closing the connection", connection, Cause.die(defect))
       }
@@ -144,7 +143,7 @@ export const makeConnectionRegistry = <D, R>(
     ): Effect.Effect<void, never, R> | undefined => {
       let pending: Effect.Effect<void, never, R> | void
       try {
-        pending = connection.handler!.onMessage(message)
+        pending = connection.handler!.onMessage(message, connection)
       } catch (defect) {
         return failed("message handler", connection)(Cause.die(defect))
       }
@@ -293,7 +292,7 @@ export const makeConnectionRegistry = <D, R>(
 
     const registry: ConnectionRegistry<D> = {
       opened: (raw, data) => {
-        const connection = new LiveConnection(data, raw, new ConnectionScope(), registry)
+        const connection = new LiveConnection(data, raw, registry)
         connections.add(connection)
         connectionsGauge.inc()
         if (!openNow(connection)) start(connection)

@@ -25,14 +25,15 @@ export interface Connection<D> {
   readonly isOpen: () => boolean
 }
 
-/** Per-connection message handler returned by `WebSocketProtocol.open`. */
-export interface ConnectionHandler<R = never> {
+/** Message handler returned by `WebSocketProtocol.open`: one per connection, or one shared by all. */
+export interface ConnectionHandler<R = never, D = any> {
   /**
    * Handles one inbound message. Return nothing when the work is done synchronously: the
    * transport then calls it straight from the socket callback, with no fiber per message. Return
-   * an Effect for asynchronous work; later messages wait for it, so order always holds.
+   * an Effect for asynchronous work; later messages wait for it, so order always holds. The
+   * connection comes along, so a handler whose state fits in `data` can be shared (no closure per connection).
    */
-  readonly onMessage: (message: WireMessage) => Effect.Effect<void, never, R> | void
+  readonly onMessage: (message: WireMessage, connection: Connection<D>) => Effect.Effect<void, never, R> | void
 }
 
 export type UpgradeDecision<D> =
@@ -73,19 +74,19 @@ export interface WebSocketProtocol<D, R = never> {
    * Runs once per connection inside the connection's Scope: fork heartbeats or timeouts with
    * Effect.forkScoped and register cleanup with Effect.addFinalizer; both end when the socket closes.
    */
-  readonly open: (connection: Connection<D>) => Effect.Effect<ConnectionHandler<R>, never, R | Scope.Scope>
+  readonly open: (connection: Connection<D>) => Effect.Effect<ConnectionHandler<R, D>, never, R | Scope.Scope>
   /**
    * Optional fast path of `open` when its work is synchronous: opens the connection on the spot, with no fiber,
    * and returns its handler; undefined when something asynchronous is needed (decided before anything is
    * done): the transport then runs `open`.
    */
-  readonly openNow?: (connection: Connection<D>) => OpenedNow<R> | undefined
+  readonly openNow?: (connection: Connection<D>) => OpenedNow<R, D> | undefined
 }
 
 /** What `openNow` returns: the handler and the cleanup to run once the socket is gone. */
-export interface OpenedNow<R = never> extends ConnectionHandler<R> {
-  /** Runs right after the close; an Effect returned is run in a fiber (the asynchronous fallback). */
-  readonly onClose?: () => Effect.Effect<void, never, R> | void
+export interface OpenedNow<R = never, D = any> extends ConnectionHandler<R, D> {
+  /** Runs right after the close, with the connection (so it can be shared too); an Effect returned is run in a fiber. */
+  readonly onClose?: (connection: Connection<D>) => Effect.Effect<void, never, R> | void
 }
 
 export interface TlsFiles {

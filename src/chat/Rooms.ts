@@ -99,6 +99,7 @@ export const makeChatRooms = (
   Effect.gen(function* () {
     const runFork = Runtime.runFork(yield* Effect.runtime<never>())
     const store = yield* StreamStore
+    const clock = yield* Effect.clock
     const metrics = yield* Metrics
     const fanout = yield* Rooms
     const label = { server: options.server }
@@ -161,6 +162,15 @@ export const makeChatRooms = (
         )
       })
 
+    const appendNow = store.appendNow
+    const appendLineNow = (room: Room, line: string) => {
+      try {
+        appendNow!(room.stream, line, bounds, clock.unsafeCurrentTimeMillis())
+      } catch (defect) {
+        runFork(logHistoryFailure("append")(defect))
+      }
+    }
+
     /** Every history line of the room written (what a join reads, and before the history is removed). */
     const historyWritten = (room: Room) =>
       Effect.suspend(() => (room.writer === undefined ? Effect.void : Deferred.await(room.writer)))
@@ -178,7 +188,10 @@ export const makeChatRooms = (
       messagesCounter.inc()
       // History after the deliveries, so nothing it costs comes before them.
       if (text.length > 0) {
-        room.pending.push(storedLine(member.linePrefix, member.nick, text))
+        const line = storedLine(member.linePrefix, member.nick, text)
+        // A store that appends without I/O takes the line on the spot, unless earlier lines still wait for a writer.
+        if (appendNow !== undefined && room.writer === undefined) return appendLineNow(room, line)
+        room.pending.push(line)
         if (room.writer === undefined) {
           const done = Deferred.unsafeMake<void>(FiberId.none)
           room.writer = done

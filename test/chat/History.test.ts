@@ -110,6 +110,8 @@ describe("chat history", () => {
         StreamStoreTag,
         Effect.map(StreamStoreTag, (store) => ({
           ...store,
+          // A store that does I/O: no on-the-spot append, every line goes through the room's writer.
+          appendNow: undefined,
           append: (stream: string, payload: string, bounds: StreamBounds) =>
             Deferred.await(gate).pipe(
               Effect.zipRight(store.append(stream, payload, bounds)),

@@ -1,7 +1,7 @@
 import { describe, expect } from "bun:test"
 import { Duration, Effect, Ref, Schedule, TestClock } from "effect"
 import { MemoryNetwork, MemoryTransportTest } from "../../../layers/Transport/MemoryTransport.ts"
-import { accept, Transport, type WebSocketProtocol } from "../../../layers/Transport/Transport.ts"
+import { accept, type OpenedNow, Transport, type WebSocketProtocol } from "../../../layers/Transport/Transport.ts"
 import { defaultSocketLimits } from "../../../src/shared/SocketLimits.ts"
 import { it } from "../../support/effect.ts"
 
@@ -134,6 +134,40 @@ describe("ConnectionRegistry: openNow", () => {
       yield* TestClock.adjust("1 second")
       expect(log).toEqual(["refuse now", "open", "finalizer"])
       expect(server.connectionCount()).toBe(0)
+    }).pipe(Effect.provide(MemoryTransportTest))
+  )
+})
+
+describe("ConnectionRegistry: a handler shared by every connection", () => {
+  it.effect("gets each message and the close with the connection it came on, synchronously and as an Effect", () =>
+    Effect.gen(function* () {
+      const closed: Array<string> = []
+      const shared: OpenedNow<never, string> = {
+        onClose: (connection) => void closed.push(connection.data),
+        onMessage: (message, connection) =>
+          String(message).startsWith("later")
+            ? Effect.sync(() => connection.send(`${connection.data} ${String(message)}`))
+            : void connection.send(`${connection.data} ${String(message)}`)
+      }
+      let next = 0
+      const protocol: WebSocketProtocol<string> = {
+        upgrade: () => Effect.succeed(accept(`c${++next}`)),
+        open: () => Effect.succeed(shared),
+        openNow: () => shared
+      }
+      const transport = yield* Transport
+      const network = yield* MemoryNetwork
+      const server = yield* transport.serve({ name: "shared", port: 0, limits, websocket: protocol })
+      const [first, second] = [yield* network.connect(server.port), yield* network.connect(server.port)]
+      yield* second.send("hello")
+      yield* first.send("later hello")
+      yield* first.send("again")
+      expect(yield* second.next()).toBe("c2 hello")
+      expect(yield* first.next()).toBe("c1 later hello")
+      expect(yield* first.next()).toBe("c1 again")
+      yield* first.close()
+      yield* TestClock.adjust("1 second")
+      expect(closed).toEqual(["c1"])
     }).pipe(Effect.provide(MemoryTransportTest))
   )
 })
