@@ -13,6 +13,8 @@ export interface LoginKeys<G> {
   readonly issue: (grant: G) => Effect.Effect<string>
   /** The grant of a live, unused key, consuming it; None for unknown, used or expired keys. */
   readonly consume: (key: string) => Effect.Effect<Option.Option<G>>
+  /** `consume` on the spot when the token store answers without I/O; absent: use `consume`. */
+  readonly consumeNow?: ((key: string) => Option.Option<G>) | undefined
   /** Keys currently held (expired ones count until the next sweep). */
   readonly count: Effect.Effect<number>
 }
@@ -57,6 +59,7 @@ export const makeLoginKeys = <G, I>(
         return Effect.tap(tokens.issue(options.kind, text, ttl), () => remember(text, value))
       },
       consume: (key) => Effect.map(tokens.take(options.kind, key), Option.flatMap(recall)),
+      consumeNow: tokens.takeNow && ((key) => Option.flatMap(tokens.takeNow!(options.kind, key), recall)),
       count: tokens.count(options.kind)
     }
   })

@@ -42,6 +42,26 @@ describe("LoginKeys (over Tokens)", () => {
     }).pipe(Effect.provide(MemoryTokensLive))
   )
 
+  it.effect("consumeNow answers as consume does; a store without takeNow leaves it out (the Effect path)", () =>
+    Effect.gen(function* () {
+      const keys = yield* makeLoginKeys(LoginRequestData, { kind: "test/key", ttl: "10 seconds" })
+      const grants = FastCheck.sample(Arbitrary.make(LoginRequestData), { numRuns: 50, seed: 7 })
+      for (const grant of grants) {
+        const [one, two] = [yield* keys.issue(grant), yield* keys.issue(grant)]
+        expect(keys.consumeNow!(one)).toEqual(yield* keys.consume(two))
+        expect(keys.consumeNow!(one)).toEqual(Option.none())
+        expect(yield* keys.consume(two)).toEqual(Option.none())
+      }
+      const tokens = yield* Tokens
+      const { takeNow: _, ...withoutTakeNow } = tokens
+      const effectOnly = yield* makeLoginKeys(LoginRequestData, { kind: "test/key", ttl: "10 seconds" }).pipe(
+        Effect.provideService(Tokens, withoutTakeNow)
+      )
+      expect(effectOnly.consumeNow).toBeUndefined()
+      expect(Option.isSome(yield* effectOnly.consume(yield* effectOnly.issue(grants[0]!)))).toBe(true)
+    }).pipe(Effect.provide(MemoryTokensLive))
+  )
+
   it.effect("keys are unique and unknown or near-miss keys are refused; kinds do not mix", () =>
     Effect.gen(function* () {
       const keys = yield* makeLoginKeys(Schema.Number, { kind: "test/key", ttl: "10 seconds" })
