@@ -10,6 +10,8 @@ import { Context, type Duration, type Effect, type Option } from "effect"
 export interface TokensService {
   /** Stores `value` under a fresh random token for `ttl`; `index` names it for `revokeIndexed`. */
   readonly issue: (kind: string, value: string, ttl: Duration.Duration, index?: string) => Effect.Effect<string>
+  /** `issue` on the spot, for stores that answer without I/O (process memory); absent: use `issue`. */
+  readonly issueNow?: (kind: string, value: string, ttl: Duration.Duration, index?: string) => string
   /** The value of a live token, consuming it: a second take of the same token finds nothing. */
   readonly take: (kind: string, token: string) => Effect.Effect<Option.Option<string>>
   /** `take` on the spot, for stores that answer without I/O (process memory); absent: use `take`. */

@@ -42,7 +42,7 @@ describe("LoginKeys (over Tokens)", () => {
     }).pipe(Effect.provide(MemoryTokensLive))
   )
 
-  it.effect("consumeNow answers as consume does; a store without takeNow leaves it out (the Effect path)", () =>
+  it.effect("issueNow and consumeNow answer as issue and consume do; a store without them leaves them out", () =>
     Effect.gen(function* () {
       const keys = yield* makeLoginKeys(LoginRequestData, { kind: "test/key", ttl: "10 seconds" })
       const grants = FastCheck.sample(Arbitrary.make(LoginRequestData), { numRuns: 50, seed: 7 })
@@ -51,13 +51,18 @@ describe("LoginKeys (over Tokens)", () => {
         expect(keys.consumeNow!(one)).toEqual(yield* keys.consume(two))
         expect(keys.consumeNow!(one)).toEqual(Option.none())
         expect(yield* keys.consume(two)).toEqual(Option.none())
+        const [three, four] = [keys.issueNow!(grant), keys.issueNow!(grant)]
+        expect(three).toMatch(/^[0-9a-f]{32}$/)
+        expect(yield* keys.consume(three)).toEqual(keys.consumeNow!(four))
+        expect(Option.isSome(keys.consumeNow!(four))).toBe(false)
       }
       const tokens = yield* Tokens
-      const { takeNow: _, ...withoutTakeNow } = tokens
+      const { takeNow: _, issueNow: __, ...withoutTakeNow } = tokens
       const effectOnly = yield* makeLoginKeys(LoginRequestData, { kind: "test/key", ttl: "10 seconds" }).pipe(
         Effect.provideService(Tokens, withoutTakeNow)
       )
       expect(effectOnly.consumeNow).toBeUndefined()
+      expect(effectOnly.issueNow).toBeUndefined()
       expect(Option.isSome(yield* effectOnly.consume(yield* effectOnly.issue(grants[0]!)))).toBe(true)
     }).pipe(Effect.provide(MemoryTokensLive))
   )
