@@ -2,7 +2,7 @@ import { Effect, Exit, Layer, Mailbox, PubSub, Queue } from "effect"
 import { MemoryNetwork } from "../Transport/MemoryTransport.ts"
 import type { WireMessage } from "../Transport/Transport.ts"
 import { Federation, type FederationService } from "./Federation.ts"
-import { type Dialer, keepLinkUp, type Link, LinkClosed, webSocketDialer } from "./Link.ts"
+import { arrive, type Dialer, keepLinkUp, type Link, LinkClosed, makeArrivals, webSocketDialer } from "./Link.ts"
 
 /** Federation of one node: the bus stays in this process; links dial with `dial`. */
 export const makeInProcessFederation = (dial: Dialer) =>
@@ -54,6 +54,7 @@ export const memoryDialer =
         .connect(port, path, headers)
         .pipe(Effect.mapError((closed) => new LinkClosed({ code: 1006, reason: `refused (${closed.code})` })))
       const inbox = yield* Mailbox.make<WireMessage, LinkClosed>()
+      const arrivals = makeArrivals(inbox)
       // One pump keeps frame order; once the peer has closed, frames already queued still go first.
       yield* Effect.forkScoped(
         Effect.gen(function* () {
@@ -63,10 +64,10 @@ export const memoryDialer =
               Effect.map(client.closed, (closed) => ({ closed }))
             )
             if ("frame" in next) {
-              inbox.unsafeOffer(next.frame)
+              arrive(arrivals, next.frame)
               continue
             }
-            for (const frame of yield* Queue.takeAll(client.frames)) inbox.unsafeOffer(frame)
+            for (const frame of yield* Queue.takeAll(client.frames)) arrive(arrivals, frame)
             inbox.unsafeDone(Exit.fail(new LinkClosed({ code: next.closed.code, reason: next.closed.reason })))
             return
           }
@@ -76,7 +77,7 @@ export const memoryDialer =
         send: (message) => Effect.runSync(client.send(message)),
         close: (code) => Effect.runSync(client.close(code))
       }
-      return { link, inbox }
+      return { link, inbox, arrivals }
     })
 
 /** The test double: links dial servers on the MemoryNetwork; the bus stays in this process. */

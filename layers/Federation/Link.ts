@@ -1,4 +1,4 @@
-import { Data, Deferred, type Duration, Effect, Exit, Mailbox, Schedule, type Scope } from "effect"
+import { Data, Deferred, type Duration, Effect, Exit, Mailbox, Option, Schedule, type Scope } from "effect"
 import { Metrics } from "../Observability/Metrics.ts"
 import type { WireMessage } from "../Transport/Transport.ts"
 
@@ -14,6 +14,11 @@ export interface LinkHandler<R> {
   /** Runs in the link's Scope once it opens (authenticate, announce); fibers forked here end with the link. */
   readonly onOpen: (link: Link) => Effect.Effect<void, LinkClosed, R | Scope.Scope>
   readonly onMessage: (message: WireMessage, link: Link) => Effect.Effect<void, LinkClosed, R>
+  /**
+   * A frame handled on the spot, without the link's fiber, when it needs nothing asynchronous;
+   * false hands it to `onMessage`. Called only while no earlier frame is queued or being handled.
+   */
+  readonly onMessageNow?: (message: WireMessage, link: Link) => boolean
 }
 
 export interface DialOptions<R> {
@@ -38,6 +43,36 @@ export interface DialedSocket {
   readonly link: Link
   /** Inbound frames; fails with LinkClosed when the connection ends. */
   readonly inbox: Mailbox.ReadonlyMailbox<WireMessage, LinkClosed>
+  /** Present when the dialer hands frames over through `arrive`: then they may be handled on the spot. */
+  readonly arrivals?: Arrivals
+}
+
+/** Where a dialer hands inbound frames: the inbox, or the handler's `onMessageNow` while the link's loop waits idle. */
+export interface Arrivals {
+  readonly inbox: Mailbox.Mailbox<WireMessage, LinkClosed>
+  /** Set only while the link's loop waits for frames; with an empty inbox, nothing earlier can be overtaken. */
+  handleNow: ((message: WireMessage) => boolean) | undefined
+}
+
+export const makeArrivals = (inbox: Mailbox.Mailbox<WireMessage, LinkClosed>): Arrivals => ({
+  inbox,
+  handleNow: undefined
+})
+
+/** Hands one inbound frame over: on the spot when allowed and the handler takes it, else in order through the inbox. */
+export const arrive = (arrivals: Arrivals, message: WireMessage): void => {
+  const handleNow = arrivals.handleNow
+  if (handleNow !== undefined && Option.getOrElse(arrivals.inbox.unsafeSize(), () => 1) === 0) {
+    try {
+      if (handleNow(message)) return
+    } catch (defect) {
+      // As a defect in `onMessage` would: the link ends and is dialled again.
+      arrivals.handleNow = undefined
+      arrivals.inbox.unsafeDone(Exit.die(defect))
+      return
+    }
+  }
+  arrivals.inbox.unsafeOffer(message)
 }
 
 /** How a link reaches its peer: a real WebSocket, or the in-memory network in tests. */
@@ -51,6 +86,7 @@ export type Dialer = (
 export const webSocketDialer: Dialer = (url, headers, openTimeout) =>
   Effect.gen(function* () {
     const inbox = yield* Mailbox.make<WireMessage, LinkClosed>()
+    const arrivals = makeArrivals(inbox)
     const opened = yield* Deferred.make<void>()
     const socket = yield* Effect.acquireRelease(
       Effect.sync(() => {
@@ -58,7 +94,7 @@ export const webSocketDialer: Dialer = (url, headers, openTimeout) =>
         ws.binaryType = "arraybuffer"
         ws.onopen = () => Deferred.unsafeDone(opened, Exit.void)
         ws.onmessage = (event) =>
-          inbox.unsafeOffer(typeof event.data === "string" ? event.data : new Uint8Array(event.data as ArrayBuffer))
+          arrive(arrivals, typeof event.data === "string" ? event.data : new Uint8Array(event.data as ArrayBuffer))
         ws.onclose = (event) => inbox.unsafeDone(Exit.fail(new LinkClosed({ code: event.code, reason: event.reason })))
         return ws
       }),
@@ -77,16 +113,26 @@ export const webSocketDialer: Dialer = (url, headers, openTimeout) =>
       send: (message) => socket.send(message),
       close: (code, reason) => socket.close(code, reason)
     }
-    return { link, inbox }
+    return { link, inbox, arrivals }
   })
 
 const connectOnce = <R>(options: DialOptions<R>, dial: Dialer, onUp: () => void) =>
   Effect.gen(function* () {
-    const { link, inbox } = yield* dial(options.url, options.headers ?? {}, options.openTimeout ?? "5 seconds")
+    const { link, inbox, arrivals } = yield* dial(
+      options.url,
+      options.headers ?? {},
+      options.openTimeout ?? "5 seconds"
+    )
     onUp()
     yield* options.handler.onOpen(link)
+    const onMessageNow = options.handler.onMessageNow
+    const handleNow = arrivals && onMessageNow && ((message: WireMessage) => onMessageNow(message, link))
+    if (arrivals) yield* Effect.addFinalizer(() => Effect.sync(() => (arrivals.handleNow = undefined)))
     while (true) {
+      // Frames may be handled on the spot only while this loop waits with nothing queued or under way.
+      if (handleNow) arrivals.handleNow = handleNow
       const [messages, done] = yield* inbox.takeAll
+      if (arrivals) arrivals.handleNow = undefined
       for (const message of messages) yield* options.handler.onMessage(message, link)
       if (done) return yield* new LinkClosed({ code: 1000, reason: "closed" })
     }

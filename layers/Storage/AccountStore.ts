@@ -20,6 +20,11 @@ export class AccountStore extends Context.Tag("switchboard/AccountStore")<
     /** The account when `name` exists and `accessCode` matches; None otherwise (disabled accounts included, check `enabled`). */
     readonly authenticate: (name: string, accessCode: string) => Effect.Effect<Option.Option<Account>, StorageError>
     readonly findByName: (name: string) => Effect.Effect<Option.Option<Account>, StorageError>
+    /**
+     * The account and its stored code hash as they are now, without verifying anything: lets the
+     * authentication cache see that a code it verified is still checked against the same hash. Optional.
+     */
+    readonly storedCredential?: (name: string) => Effect.Effect<Option.Option<StoredCredential>, StorageError>
     readonly list: Effect.Effect<ReadonlyArray<Account>, StorageError>
     /** Creates an account with a generated access code (or `accessCode` when given); returns the code once. */
     readonly create: (
@@ -35,3 +40,9 @@ export class AccountStore extends Context.Tag("switchboard/AccountStore")<
     ) => Effect.Effect<Account, AccountNotFound | ReadOnlyStore | StorageError>
   }
 >() {}
+
+/** An account with the hash its access code is stored as. */
+export interface StoredCredential {
+  readonly account: Account
+  readonly codeHash: string
+}

@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from "node:crypto"
-import { Clock, Deferred, Duration, Effect, Layer, Option } from "effect"
+import { Clock, Deferred, Duration, Effect, Exit, Layer, Option } from "effect"
 import type { Account, StorageError } from "../../src/storage/Account.ts"
 import { AccountStore } from "./AccountStore.ts"
 
@@ -20,6 +20,14 @@ interface Verified {
   readonly digest: Buffer
   readonly account: Account
   readonly expiresAt: number
+  /** The stored hash the code was verified against, when the store tells it (`storedCredential`). */
+  readonly codeHash: string | undefined
+}
+
+/** What one verification (or recheck) found: the account, and the stored hash it stands on. */
+interface Found {
+  readonly account: Option.Option<Account>
+  readonly codeHash: string | undefined
 }
 
 /**
@@ -28,6 +36,9 @@ interface Verified {
  * cleared for a name on regenerate/setEnabled here, and only remembers successes: a wrong code
  * always goes to the store. Changes made by another process show up after at most `ttl`. Concurrent logins
  * with one name and code share one verification, so a burst after the TTL passes pays argon2 once, not per login.
+ * When the store tells its stored hash (`storedCredential`), an entry past its TTL whose code was verified
+ * against the hash still stored is renewed from the store's current account without argon2: the same
+ * code against the same hash would verify again. A changed hash (or no row) verifies afresh.
  */
 export const cacheAuthentications = (store: AccountStore["Type"], options: AuthCacheOptions) =>
   Effect.sync(() => {
@@ -46,28 +57,59 @@ export const cacheAuthentications = (store: AccountStore["Type"], options: AuthC
         inFlight.delete(name)
       })
 
+    const storedCredential = store.storedCredential
+    /** Argon2 through the store; the stored hash is read first, so a change meanwhile only ever makes a later recheck fail. */
+    const verify = (name: string, accessCode: string): Effect.Effect<Found, StorageError> =>
+      storedCredential
+        ? Effect.flatMap(storedCredential(name), (before) =>
+            Effect.map(store.authenticate(name, accessCode), (account) => ({
+              account,
+              codeHash: Option.getOrUndefined(Option.map(before, (stored) => stored.codeHash))
+            }))
+          )
+        : Effect.map(store.authenticate(name, accessCode), (account) => ({ account, codeHash: undefined }))
+    /**
+     * After the TTL, a code verified against a hash that is still the stored one would verify again
+     * (same code, same hash), so the store's current account is the answer without argon2; else verify.
+     */
+    const recheck = (name: string, accessCode: string, expired: Verified | undefined) =>
+      expired?.codeHash === undefined || !storedCredential
+        ? verify(name, accessCode)
+        : Effect.flatMap(storedCredential(name), (now) =>
+            Option.isSome(now) && now.value.codeHash === expired.codeHash
+              ? Effect.succeed<Found>({ account: Option.some(now.value.account), codeHash: expired.codeHash })
+              : verify(name, accessCode)
+          )
+
     const cached: AccountStore["Type"] = {
       authenticate: (name, accessCode) =>
         Effect.gen(function* () {
           const now = yield* Clock.currentTimeMillis
           const digest = digestOf(accessCode)
           const hit = verified.get(name)
-          if (hit && hit.expiresAt > now && timingSafeEqual(hit.digest, digest)) return Option.some(hit.account)
+          const sameCode = hit !== undefined && timingSafeEqual(hit.digest, digest)
+          if (sameCode && hit.expiresAt > now) return Option.some(hit.account)
           const joined = inFlight.get(name)
           if (joined && timingSafeEqual(joined.digest, digest)) return yield* Deferred.await(joined.answer)
           const flight: InFlight = { digest, answer: yield* Deferred.make<Option.Option<Account>, StorageError>() }
           inFlight.set(name, flight)
           const changesBefore = changes
           // Uninterruptible: logins waiting on this verification must get its answer even if this one gives up.
-          const exit = yield* Effect.exit(Effect.uninterruptible(store.authenticate(name, accessCode)))
+          const exit = yield* Effect.exit(Effect.uninterruptible(recheck(name, accessCode, sameCode ? hit : undefined)))
           if (inFlight.get(name) === flight) inFlight.delete(name)
-          yield* Deferred.done(flight.answer, exit)
-          if (exit._tag === "Success" && Option.isSome(exit.value) && changes === changesBefore) {
+          const answer = Exit.map(exit, (found) => found.account)
+          yield* Deferred.done(flight.answer, answer)
+          if (exit._tag === "Success" && Option.isSome(exit.value.account) && changes === changesBefore) {
             verified.delete(name)
-            verified.set(name, { digest, account: exit.value.value, expiresAt: now + ttl })
+            verified.set(name, {
+              digest,
+              account: exit.value.account.value,
+              expiresAt: now + ttl,
+              codeHash: exit.value.codeHash
+            })
             if (verified.size > maxEntries) verified.delete(verified.keys().next().value!)
           }
-          return yield* exit
+          return yield* answer
         }),
       findByName: store.findByName,
       list: store.list,

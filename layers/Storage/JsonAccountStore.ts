@@ -133,6 +133,7 @@ export const makeJsonAccountStore = (path: string) =>
             .pipe(Effect.map((ok) => (ok && row ? Option.some(row.account) : Option.none())))
         }),
       findByName: (name) => Effect.sync(() => Option.fromNullable(rows.get(name)?.account)),
+      storedCredential: (name) => Effect.sync(() => Option.fromNullable(rows.get(name))),
       list: Effect.sync(() => [...rows.values()].map((row) => row.account)),
       create: (input) =>
         change((draft) =>

@@ -9,6 +9,9 @@ interface Row {
   codeHash: string
 }
 
+/** A row as it is now (the row itself changes in place). */
+const copyRow = (row: Row) => ({ account: row.account, codeHash: row.codeHash })
+
 /** In-memory AccountStore: the test double, and the base of the single-account and JSON backends. */
 export const makeMemoryAccountStore = Effect.gen(function* () {
   const hasher = yield* AccessCodeHasher
@@ -29,6 +32,7 @@ export const makeMemoryAccountStore = Effect.gen(function* () {
         return ok && row ? Option.some(row.account) : Option.none()
       }),
     findByName: (name) => Effect.sync(() => Option.fromNullable(rows.get(name)?.account)),
+    storedCredential: (name) => Effect.sync(() => Option.map(Option.fromNullable(rows.get(name)), copyRow)),
     list: Effect.sync(() => [...rows.values()].map((row) => row.account)),
     create: (input) =>
       Effect.gen(function* () {

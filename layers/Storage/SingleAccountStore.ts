@@ -34,6 +34,7 @@ export const SingleAccountStore = (single: SingleAccount) =>
       return {
         authenticate: store.authenticate,
         findByName: store.findByName,
+        storedCredential: store.storedCredential,
         list: store.list,
         create: readOnly("create"),
         regenerateAccessCode: readOnly("regenerateAccessCode"),

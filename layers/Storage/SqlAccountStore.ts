@@ -92,6 +92,11 @@ export const makeSqlAccountStore = Effect.gen(function* () {
         return ok ? Option.map(row, toAccount) : Option.none()
       }).pipe(storageFailure("authenticating")),
     findByName: (name) => rowByName(name).pipe(Effect.map(Option.map(toAccount)), storageFailure("reading an account")),
+    storedCredential: (name) =>
+      rowByName(name).pipe(
+        Effect.map(Option.map((row) => ({ account: toAccount(row), codeHash: asText(row.code_hash) }))),
+        storageFailure("reading an account")
+      ),
     list: sql<AccountRow>`${selectAccount} ORDER BY a.name`.pipe(
       Effect.map((rows) => rows.map(toAccount)),
       storageFailure("listing accounts")

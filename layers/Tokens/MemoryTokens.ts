@@ -24,21 +24,24 @@ export const makeMemoryTokens = (sweepInterval: Duration.DurationInput = "5 seco
       for (const table of tables.values()) table.sweep(now)
     })
     const now = Effect.clockWith((clock) => clock.currentTimeMillis)
+    // The synchronous issue and take read the clock this store was made with (the sweep's), as no Effect runs it.
+    const clock = yield* Effect.clock
+    const takeAt = (kind: string, token: string, at: number) => {
+      const entry = tableOf(kind).take(token, at)
+      return entry ? Option.some(entry.value.value) : Option.none()
+    }
+
+    const issueAt = (kind: string, value: string, ttl: Duration.Duration, index: string | undefined, at: number) => {
+      const token = randomToken()
+      tableOf(kind).insert(token, { value, index }, at + Duration.toMillis(ttl))
+      return token
+    }
 
     const service: TokensService = {
-      issue: (kind, value, ttl, index) =>
-        Effect.map(now, (at) => {
-          const token = randomToken()
-          tableOf(kind).insert(token, { value, index }, at + Duration.toMillis(ttl))
-          return token
-        }),
-      take: (kind, token) =>
-        Effect.map(now, (at) => {
-          const table = tableOf(kind)
-          const entry = table.find(token, at)
-          table.delete(token)
-          return entry ? Option.some(entry.value.value) : Option.none()
-        }),
+      issue: (kind, value, ttl, index) => Effect.map(now, (at) => issueAt(kind, value, ttl, index, at)),
+      issueNow: (kind, value, ttl, index) => issueAt(kind, value, ttl, index, clock.unsafeCurrentTimeMillis()),
+      take: (kind, token) => Effect.map(now, (at) => takeAt(kind, token, at)),
+      takeNow: (kind, token) => takeAt(kind, token, clock.unsafeCurrentTimeMillis()),
       get: (kind, token, slide) =>
         Effect.map(now, (at) => {
           const entry = tableOf(kind).find(token, at)
@@ -46,13 +49,7 @@ export const makeMemoryTokens = (sweepInterval: Duration.DurationInput = "5 seco
           if (slide !== undefined) entry.expiresAt = at + Duration.toMillis(slide)
           return Option.some(entry.value.value)
         }),
-      revoke: (kind, token) =>
-        Effect.map(now, (at) => {
-          const table = tableOf(kind)
-          const live = table.find(token, at) !== undefined
-          table.delete(token)
-          return live
-        }),
+      revoke: (kind, token) => Effect.map(now, (at) => tableOf(kind).take(token, at) !== undefined),
       revokeIndexed: (kind, index) => Effect.sync(() => index !== "" && tableOf(kind).deleteByIndex(index)),
       count: (kind) => Effect.sync(() => tables.get(kind)?.size ?? 0)
     }

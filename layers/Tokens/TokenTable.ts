@@ -43,7 +43,18 @@ export class TokenTable<V> {
 
   /** The live entry for `token` at time `now`, if any. */
   find(token: string, now: number): Entry<V> | undefined {
-    const entry = this.entries.get(digest(token))
+    return this.liveAt(this.entries.get(digest(token)), token, now)
+  }
+
+  /** The live entry for `token`, removed (a live one or not) with one digest of the token. */
+  take(token: string, now: number): Entry<V> | undefined {
+    const key = digest(token)
+    const entry = this.liveAt(this.entries.get(key), token, now)
+    this.remove(key)
+    return entry
+  }
+
+  private liveAt(entry: Entry<V> | undefined, token: string, now: number): Entry<V> | undefined {
     if (!entry) return undefined
     const given = Buffer.from(token)
     if (given.length !== entry.token.length || !timingSafeEqual(given, entry.token)) return undefined

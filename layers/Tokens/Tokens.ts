@@ -10,8 +10,12 @@ import { Context, type Duration, type Effect, type Option } from "effect"
 export interface TokensService {
   /** Stores `value` under a fresh random token for `ttl`; `index` names it for `revokeIndexed`. */
   readonly issue: (kind: string, value: string, ttl: Duration.Duration, index?: string) => Effect.Effect<string>
+  /** `issue` on the spot, for stores that answer without I/O (process memory); absent: use `issue`. */
+  readonly issueNow?: (kind: string, value: string, ttl: Duration.Duration, index?: string) => string
   /** The value of a live token, consuming it: a second take of the same token finds nothing. */
   readonly take: (kind: string, token: string) => Effect.Effect<Option.Option<string>>
+  /** `take` on the spot, for stores that answer without I/O (process memory); absent: use `take`. */
+  readonly takeNow?: (kind: string, token: string) => Option.Option<string>
   /** The value of a live token; with `slide`, its expiry moves to now + slide (sliding sessions). */
   readonly get: (kind: string, token: string, slide?: Duration.Duration) => Effect.Effect<Option.Option<string>>
   /** Ends a token; false when it was not live. */

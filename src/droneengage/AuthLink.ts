@@ -113,12 +113,28 @@ export const makeAuthLink = (options: AuthLinkOptions) =>
         )
       })
 
+    // Learnt by the first LOGIN answered through the Effect path; then LOGINs can be answered on the spot.
+    let knownPort: number | undefined
+    const sendLoginReply = (link: Link, request: LoginRequestData, key: string, port: number) =>
+      link.send(encodeLoginReply({ r: request.r, e: 0, g: options.publicHost, h: port, f: key }))
+
     const answerLogin = (link: Link, request: LoginRequestData) =>
       Effect.gen(function* () {
         const key = yield* options.keys.issue(request)
-        const port = yield* options.publicPort
-        link.send(encodeLoginReply({ r: request.r, e: 0, g: options.publicHost, h: port, f: key }))
+        const port = (knownPort = yield* options.publicPort)
+        sendLoginReply(link, request, key, port)
       })
+
+    /** A LOGIN answered without the link's fiber when the keys are issued on the spot; anything else goes to onMessage. */
+    const onMessageNow = (message: string | Uint8Array, link: Link) => {
+      const issueNow = options.keys.issueNow
+      if (issueNow === undefined || knownPort === undefined) return false
+      const decoded = decodeAuthToRelayFast(typeof message === "string" ? message : new TextDecoder().decode(message))
+      if (Either.isLeft(decoded) || "s2s_auth" in decoded.right) return false
+      const request = decoded.right.d
+      sendLoginReply(link, request, issueNow(request), knownPort)
+      return true
+    }
 
     const onMessage = (message: string | Uint8Array, link: Link) =>
       Effect.gen(function* () {
@@ -141,7 +157,7 @@ export const makeAuthLink = (options: AuthLinkOptions) =>
       name: `${options.serverId}->authenticator`,
       url: options.url,
       maxDelay: options.redialMax,
-      handler: { onOpen, onMessage }
+      handler: { onOpen, onMessage, onMessageNow }
     })
 
     const link: AuthLink = {

@@ -11,8 +11,12 @@ import { Tokens } from "../../layers/Tokens/Tokens.ts"
 export interface LoginKeys<G> {
   /** A fresh key bound to `grant`. */
   readonly issue: (grant: G) => Effect.Effect<string>
+  /** `issue` on the spot when the token store answers without I/O; absent: use `issue`. */
+  readonly issueNow?: ((grant: G) => string) | undefined
   /** The grant of a live, unused key, consuming it; None for unknown, used or expired keys. */
   readonly consume: (key: string) => Effect.Effect<Option.Option<G>>
+  /** `consume` on the spot when the token store answers without I/O; absent: use `consume`. */
+  readonly consumeNow?: ((key: string) => Option.Option<G>) | undefined
   /** Keys currently held (expired ones count until the next sweep). */
   readonly count: Effect.Effect<number>
 }
@@ -56,7 +60,16 @@ export const makeLoginKeys = <G, I>(
         const text = encode(value)
         return Effect.tap(tokens.issue(options.kind, text, ttl), () => remember(text, value))
       },
+      issueNow:
+        tokens.issueNow &&
+        ((value) => {
+          const text = encode(value)
+          const key = tokens.issueNow!(options.kind, text, ttl)
+          remember(text, value)
+          return key
+        }),
       consume: (key) => Effect.map(tokens.take(options.kind, key), Option.flatMap(recall)),
+      consumeNow: tokens.takeNow && ((key) => Option.flatMap(tokens.takeNow!(options.kind, key), recall)),
       count: tokens.count(options.kind)
     }
   })

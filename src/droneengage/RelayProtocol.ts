@@ -25,6 +25,7 @@ import {
   accept,
   type Connection,
   reject,
+  type UpgradeDecision,
   type WebSocketProtocol,
   type WireMessage
 } from "../../layers/Transport/Transport.ts"
@@ -74,37 +75,45 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
     ])
     const { rooms, keys } = options
 
-    const refuse = (status: number, reason: string, label: string) =>
-      Effect.sync(() => {
-        refusals.labels({ server: options.serverName, reason: label }).inc()
-        return reject(status, reason)
-      })
+    const refuse = (status: number, reason: string, label: string) => {
+      refusals.labels({ server: options.serverName, reason: label }).inc()
+      return reject(status, reason)
+    }
+
+    /** The URL's key and unit name, or the refusal when either is malformed. */
+    const readUrl = (url: URL): { key: string; unitName: string } | UpgradeDecision<UnitConnection> => {
+      const key = url.searchParams.get("f") ?? ""
+      const unitName = url.searchParams.get("s") ?? ""
+      if (!validLoginKey(key)) return refuse(401, "login key f is missing or malformed", "bad-key")
+      if (!validUnitName(unitName)) return refuse(400, "unit name s is missing, reserved or invalid", "bad-unit-name")
+      return { key, unitName }
+    }
+
+    const admit = (grant: Option.Option<UnitGrant>, unitName: string): UpgradeDecision<UnitConnection> => {
+      if (Option.isNone(grant)) return refuse(401, "login key is unknown, already used or expired", "key-refused")
+      const { a, b, at, prm, r, il, an } = grant.value
+      const member: UnitMember = {
+        accountId: a,
+        group: b,
+        unitName,
+        actorType: at,
+        permission: prm,
+        requestId: r,
+        accountName: an
+      }
+      if (!rooms.admits(member, il)) return refuse(403, "the account's instance limit is reached", "instance-limit")
+      return accept<UnitConnection>({ member, instanceLimit: il })
+    }
 
     const protocol: WebSocketProtocol<UnitConnection> = {
-      upgrade: (_request, { url }) =>
-        Effect.gen(function* () {
-          const key = url.searchParams.get("f") ?? ""
-          const unitName = url.searchParams.get("s") ?? ""
-          if (!validLoginKey(key)) return yield* refuse(401, "login key f is missing or malformed", "bad-key")
-          if (!validUnitName(unitName))
-            return yield* refuse(400, "unit name s is missing, reserved or invalid", "bad-unit-name")
-          const grant = yield* keys.consume(key)
-          if (Option.isNone(grant))
-            return yield* refuse(401, "login key is unknown, already used or expired", "key-refused")
-          const { a, b, at, prm, r, il, an } = grant.value
-          const member: UnitMember = {
-            accountId: a,
-            group: b,
-            unitName,
-            actorType: at,
-            permission: prm,
-            requestId: r,
-            accountName: an
-          }
-          if (!rooms.admits(member, il))
-            return yield* refuse(403, "the account's instance limit is reached", "instance-limit")
-          return accept<UnitConnection>({ member, instanceLimit: il })
-        }),
+      upgrade: (_request, { url }) => {
+        const asked = readUrl(url)
+        if ("_tag" in asked) return Effect.succeed(asked)
+        const { key, unitName } = asked
+        // A token store in memory answers on the spot: the decision is a plain value and needs no fiber.
+        if (keys.consumeNow) return Effect.succeed(admit(keys.consumeNow(key), unitName))
+        return Effect.map(keys.consume(key), (grant) => admit(grant, unitName))
+      },
 
       open: (connection) =>
         Effect.gen(function* () {

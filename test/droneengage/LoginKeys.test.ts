@@ -42,6 +42,31 @@ describe("LoginKeys (over Tokens)", () => {
     }).pipe(Effect.provide(MemoryTokensLive))
   )
 
+  it.effect("issueNow and consumeNow answer as issue and consume do; a store without them leaves them out", () =>
+    Effect.gen(function* () {
+      const keys = yield* makeLoginKeys(LoginRequestData, { kind: "test/key", ttl: "10 seconds" })
+      const grants = FastCheck.sample(Arbitrary.make(LoginRequestData), { numRuns: 50, seed: 7 })
+      for (const grant of grants) {
+        const [one, two] = [yield* keys.issue(grant), yield* keys.issue(grant)]
+        expect(keys.consumeNow!(one)).toEqual(yield* keys.consume(two))
+        expect(keys.consumeNow!(one)).toEqual(Option.none())
+        expect(yield* keys.consume(two)).toEqual(Option.none())
+        const [three, four] = [keys.issueNow!(grant), keys.issueNow!(grant)]
+        expect(three).toMatch(/^[0-9a-f]{32}$/)
+        expect(yield* keys.consume(three)).toEqual(keys.consumeNow!(four))
+        expect(Option.isSome(keys.consumeNow!(four))).toBe(false)
+      }
+      const tokens = yield* Tokens
+      const { takeNow: _, issueNow: __, ...withoutTakeNow } = tokens
+      const effectOnly = yield* makeLoginKeys(LoginRequestData, { kind: "test/key", ttl: "10 seconds" }).pipe(
+        Effect.provideService(Tokens, withoutTakeNow)
+      )
+      expect(effectOnly.consumeNow).toBeUndefined()
+      expect(effectOnly.issueNow).toBeUndefined()
+      expect(Option.isSome(yield* effectOnly.consume(yield* effectOnly.issue(grants[0]!)))).toBe(true)
+    }).pipe(Effect.provide(MemoryTokensLive))
+  )
+
   it.effect("keys are unique and unknown or near-miss keys are refused; kinds do not mix", () =>
     Effect.gen(function* () {
       const keys = yield* makeLoginKeys(Schema.Number, { kind: "test/key", ttl: "10 seconds" })

@@ -1,5 +1,5 @@
 import { describe, expect } from "bun:test"
-import { Deferred, Effect, Fiber, Layer, Option, TestClock } from "effect"
+import { Context, Deferred, Effect, Fiber, Layer, Option, TestClock } from "effect"
 import { Permission } from "../../../src/storage/Account.ts"
 import { AccountStore } from "../../../layers/Storage/AccountStore.ts"
 import { CachedAccountStore } from "../../../layers/Storage/CachedAccountStore.ts"
@@ -15,12 +15,17 @@ interface Hold {
 }
 
 /** The memory store, counting how often authenticate really verifies; `hold` can delay an answer. */
-const counted = () => {
-  const state = { verifications: 0, hold: undefined as Hold | undefined }
+const counted = (options: { withStoredCredential: boolean } = { withStoredCredential: true }) => {
+  const state = {
+    verifications: 0,
+    hold: undefined as Hold | undefined,
+    below: undefined as AccountStore["Type"] | undefined
+  }
   const layer = Layer.effect(
     AccountStore,
-    Effect.map(AccountStore, (store) => ({
+    Effect.map(AccountStore, ({ storedCredential, ...store }) => ({
       ...store,
+      ...(options.withStoredCredential ? { storedCredential } : {}),
       authenticate: (name: string, code: string) =>
         Effect.suspend(() => {
           state.verifications++
@@ -33,7 +38,10 @@ const counted = () => {
             : store.authenticate(name, code)
         })
     }))
-  ).pipe(Layer.provide(MemoryAccountStoreTest))
+  ).pipe(
+    Layer.tap((context) => Effect.sync(() => (state.below = Context.get(context, AccountStore)))),
+    Layer.provide(MemoryAccountStoreTest)
+  )
   return { state, layer: CachedAccountStore({ ttl: "10 seconds" }).pipe(Layer.provide(layer)) }
 }
 
@@ -44,8 +52,8 @@ accountStoreContract({
 })
 
 describe("authentication cache", () => {
-  it.effect("a verified code is not hashed again until the TTL passes", () => {
-    const { state, layer } = counted()
+  it.effect("a verified code is not hashed again until the TTL passes (a store that does not tell its hash)", () => {
+    const { state, layer } = counted({ withStoredCredential: false })
     return Effect.gen(function* () {
       const store = yield* AccountStore
       const { accessCode } = yield* store.create({ name: "a", permission: Permission.all })
@@ -120,6 +128,47 @@ describe("authentication cache", () => {
       yield* Deferred.succeed(hold.release, undefined)
       expect(Option.isSome(yield* Fiber.join(racing))).toBe(true)
       expect(Option.isNone(yield* store.authenticate("a", accessCode))).toBe(true)
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("past the TTL an unchanged stored hash renews the entry without hashing; the account is re-read", () => {
+    const { state, layer } = counted()
+    return Effect.gen(function* () {
+      const store = yield* AccountStore
+      const { accessCode } = yield* store.create({ name: "a", permission: Permission.all })
+      for (let i = 0; i < 4; i++) {
+        expect(Option.isSome(yield* store.authenticate("a", accessCode))).toBe(true)
+        yield* TestClock.adjust("11 seconds")
+      }
+      expect(Option.isSome(yield* store.authenticate("a", accessCode))).toBe(true)
+      expect(state.verifications).toBe(1)
+      // Disabled by another process (the store below, not through the cache): seen once the TTL passes.
+      yield* state.below!.setEnabled("a", false)
+      expect(Option.getOrThrow(yield* store.authenticate("a", accessCode)).enabled).toBe(true)
+      yield* TestClock.adjust("11 seconds")
+      expect(Option.getOrThrow(yield* store.authenticate("a", accessCode)).enabled).toBe(false)
+      expect(state.verifications).toBe(1)
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("a code changed by another process is refused once the TTL passes, and the new one is verified", () => {
+    const { state, layer } = counted()
+    return Effect.gen(function* () {
+      const store = yield* AccountStore
+      const { accessCode } = yield* store.create({ name: "a", permission: Permission.all })
+      expect(Option.isSome(yield* store.authenticate("a", accessCode))).toBe(true)
+      const renewed = yield* state.below!.regenerateAccessCode("a")
+      // Within the TTL the old code is still trusted (the cache's documented bound for other processes' changes).
+      expect(Option.isSome(yield* store.authenticate("a", accessCode))).toBe(true)
+      yield* TestClock.adjust("11 seconds")
+      expect(Option.isNone(yield* store.authenticate("a", accessCode))).toBe(true)
+      expect(state.verifications).toBe(2)
+      expect(Option.isSome(yield* store.authenticate("a", renewed.accessCode))).toBe(true)
+      expect(state.verifications).toBe(3)
+      yield* TestClock.adjust("11 seconds")
+      expect(Option.isSome(yield* store.authenticate("a", renewed.accessCode))).toBe(true)
+      expect(Option.isNone(yield* store.authenticate("a", accessCode))).toBe(true)
+      expect(state.verifications).toBe(4)
     }).pipe(Effect.provide(layer))
   })
 })

@@ -1,5 +1,5 @@
 import { describe, expect } from "bun:test"
-import { Duration, Effect, Option, TestClock } from "effect"
+import { Duration, Effect, FastCheck, Option, TestClock } from "effect"
 import { MemoryTokensLive } from "../../../layers/Tokens/MemoryTokens.ts"
 import { Tokens } from "../../../layers/Tokens/Tokens.ts"
 import { it } from "../../support/effect.ts"
@@ -49,5 +49,46 @@ describe("MemoryTokens", () => {
       expect(yield* tokens.revoke("session", two)).toBe(true)
       expect(yield* tokens.revoke("session", two)).toBe(false)
     }).pipe(Effect.provide(MemoryTokensLive))
+  )
+
+  it.effect("takeNow answers as take does: live, used, expired, wrong kind, near misses (two stores, same steps)", () =>
+    Effect.gen(function* () {
+      const step = FastCheck.oneof(
+        FastCheck.record({ op: FastCheck.constant("issue" as const), kind: FastCheck.constantFrom("a", "b") }),
+        FastCheck.record({
+          op: FastCheck.constant("take" as const),
+          kind: FastCheck.constantFrom("a", "b"),
+          pick: FastCheck.nat(),
+          nearMiss: FastCheck.boolean()
+        }),
+        FastCheck.record({ op: FastCheck.constant("wait" as const), seconds: FastCheck.integer({ min: 1, max: 6 }) })
+      )
+      const runs = FastCheck.sample(FastCheck.array(step, { maxLength: 40 }), { numRuns: 60, seed: 4 })
+      for (const steps of runs) {
+        // The same steps against two fresh stores: one taken through the Effect, one on the spot.
+        const answers = yield* Effect.forEach(["effect", "now"] as const, (way) =>
+          Effect.scoped(
+            Effect.gen(function* () {
+              const tokens = yield* Tokens
+              expect(tokens.takeNow).toBeDefined()
+              const issued: Array<string> = []
+              const seen: Array<Option.Option<string>> = []
+              for (const [i, s] of steps.entries()) {
+                if (s.op === "issue") issued.push(yield* tokens.issue(s.kind, `${s.kind}${i}`, ttl))
+                else if (s.op === "wait") yield* TestClock.adjust(Duration.seconds(s.seconds))
+                else {
+                  const picked = issued.length === 0 ? "0".repeat(32) : issued[s.pick % issued.length]!
+                  // Tokens differ between the stores; a near miss flips the last character of the same pick.
+                  const token = s.nearMiss ? picked.slice(0, 31) + (picked[31] === "0" ? "1" : "0") : picked
+                  seen.push(way === "now" ? tokens.takeNow!(s.kind, token) : yield* tokens.take(s.kind, token))
+                }
+              }
+              return seen
+            }).pipe(Effect.provide(MemoryTokensLive))
+          )
+        )
+        expect(answers[1]).toEqual(answers[0]!)
+      }
+    })
   )
 })
