@@ -20,8 +20,8 @@ export interface ServiceCalls {
 
 /** A part serving in this process, as its HTTP routes would answer (without the socket). */
 export interface LocalService {
-  /** The answer of POST `path`, or undefined when the service has no such route. */
-  readonly post: (path: string, body: unknown) => Promise<Answer> | undefined
+  /** The answer of POST `path` (now, when it can be had without waiting), or undefined when the service has no such route. */
+  readonly post: (path: string, body: unknown) => Answer | Promise<Answer> | undefined
   /** GET /validate (the token server only). */
   readonly validate?: (token: string) => Promise<Answer>
 }
@@ -45,7 +45,8 @@ export type CallsMode = "auto" | "http"
 /** Calls over internal HTTP with the service token. */
 export const httpServiceCalls = (options: {
   readonly http: Context.Tag.Service<InternalHttp>
-  readonly urls: Record<ServiceName, string>
+  /** Where each service listens (a caller lists the ones it asks). */
+  readonly urls: Partial<Record<ServiceName, string>>
   readonly serviceToken: Redacted.Redacted<string>
 }): ServiceCalls => {
   const headers = { [SERVICE_HEADER]: Redacted.value(options.serviceToken), "content-type": "application/json" }
@@ -65,7 +66,8 @@ const notServed = (service: string, what: string) =>
 export const inProcessServiceCalls = (local: Map<ServiceName, LocalService>): ServiceCalls => ({
   post: (service, path, body) => {
     const answer = local.get(service)?.post(`/${path}`, body)
-    return answer ? answer.then(asResponse) : notServed(service, path)
+    if (answer === undefined) return notServed(service, path)
+    return answer instanceof Promise ? answer.then(asResponse) : Promise.resolve(asResponse(answer))
   },
   validate: (token) => {
     const validate = local.get("tokens")?.validate
