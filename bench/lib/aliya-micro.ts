@@ -148,12 +148,16 @@ for (let round = 0; round < 2 && only; round++) {
       })!
   )
 }
-for (let round = 0; round < 2; round++) {
+// MICRO_CASE=get_all_weapon|level_up_weapon: only that case (for a profile of one path).
+const onlyCase = process.env.MICRO_CASE
+const readOne = async (i: number) => gateway.frameOf(await gateway.answer(reads[i % IN_FLIGHT]!))
+const spendOne = async (i: number) => gateway.frameOf(await gateway.answer(spends[i % IN_FLIGHT]!))
+for (let round = 0; round < 3 && onlyCase; round++)
+  await measure(`co-located ${onlyCase}`, onlyCase === "get_all_weapon" ? readOne : spendOne)
+for (let round = 0; round < 2 && !onlyCase; round++) {
   await measure("ceiling work (read reply)", (i) => ceiling(reads[i % IN_FLIGHT]!))
-  await measure("co-located get_all_weapon", async (i) => gateway.frameOf(await gateway.answer(reads[i % IN_FLIGHT]!)))
-  await measure("co-located level_up_weapon", async (i) =>
-    gateway.frameOf(await gateway.answer(spends[i % IN_FLIGHT]!))
-  )
+  await measure("co-located get_all_weapon", readOne)
+  await measure("co-located level_up_weapon", spendOne)
 }
 console.log(`token validations: ${validations}`)
 rmSync(dir, { recursive: true, force: true })

@@ -107,13 +107,14 @@ const weaponNumber = (weapon: string) => Number(weapon.slice(6))
 
 const LIST_WEAPONS = `SELECT weapon, ${WEAPON_COLUMNS} FROM aliya_weapons WHERE unique_id = ? AND star > 0`
 
-/** LIST_WEAPONS rows in weapon order, numbers as numbers. */
+/** LIST_WEAPONS rows in weapon order, numbers as numbers (the driver's fresh row arrays are converted in place). */
 const inWeaponOrder = (rows: ReadonlyArray<ReadonlyArray<unknown>>) => {
   // weapon1..weapon40 by number (SQL returns them in text order): one slot each, no comparisons.
   const slots: Array<Array<unknown> | undefined> = []
-  for (const row of rows) {
-    const numeric = row.map((value, i) => (i === 0 ? String(value) : num(value)))
-    slots[weaponNumber(numeric[0] as string)] = numeric
+  for (const row of rows as ReadonlyArray<Array<unknown>>) {
+    row[0] = String(row[0])
+    for (let i = 1; i < row.length; i++) if (typeof row[i] !== "number") row[i] = num(row[i])
+    slots[weaponNumber(row[0] as string)] = row
   }
   return slots.filter((row) => row !== undefined)
 }
@@ -234,9 +235,12 @@ export const levelUpWeaponStar = (uniqueId: string, weapon: string) =>
     })
   )
 
+/** weapon_bag1..weapon_bag40, built once. */
+const bagKeys = Array.from({ length: 40 }, (_, i) => `weapon_bag${i + 1}`)
+
 const allWeaponsReply = (rows: ReadonlyArray<ReadonlyArray<unknown>>) => {
   const data: Record<string, unknown> = {}
-  for (let i = 0; i < rows.length; i++) data[`weapon_bag${i + 1}`] = rows[i]
+  for (let i = 0; i < rows.length; i++) data[bagKeys[i] ?? `weapon_bag${i + 1}`] = rows[i]
   return reply(0, "success", data)
 }
 
