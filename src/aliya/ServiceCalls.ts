@@ -16,6 +16,11 @@ export interface ServiceCalls {
   readonly post: (service: ServiceName, path: string, body: object) => Promise<InternalResponse>
   /** The token server's GET /validate for a token; the same rejection. */
   readonly validate: (token: string) => Promise<InternalResponse>
+  /**
+   * Subscribes to the tokens the token server issues, when it runs in this process; false when
+   * it does not (over HTTP nobody tells the gateway: its cache bound is tokenCacheMs).
+   */
+  readonly onIssued: (listener: (token: string) => void) => boolean
 }
 
 /** A part serving in this process, as its HTTP routes would answer (without the socket). */
@@ -24,6 +29,8 @@ export interface LocalService {
   readonly post: (path: string, body: unknown) => Answer | Promise<Answer> | undefined
   /** GET /validate (the token server only). */
   readonly validate?: (token: string) => Promise<Answer>
+  /** The token server only: `listener` is told of every token it issues from now on (each revokes its player's older ones). */
+  readonly onIssued?: (listener: (token: string) => void) => void
 }
 
 /**
@@ -54,7 +61,8 @@ export const httpServiceCalls = (options: {
   return {
     post: (service, path, body) =>
       options.http.send(`${options.urls[service]}/${path}`, { method: "POST", headers, body: JSON.stringify(body) }),
-    validate: (token) => options.http.send(validateUrl, { method: "GET", headers: { authorization: token } })
+    validate: (token) => options.http.send(validateUrl, { method: "GET", headers: { authorization: token } }),
+    onIssued: () => false
   }
 }
 
@@ -72,6 +80,11 @@ export const inProcessServiceCalls = (local: Map<ServiceName, LocalService>): Se
   validate: (token) => {
     const validate = local.get("tokens")?.validate
     return validate ? validate(token).then(asResponse) : notServed("tokens", "validate")
+  },
+  onIssued: (listener) => {
+    const onIssued = local.get("tokens")?.onIssued
+    onIssued?.(listener)
+    return onIssued !== undefined
   }
 })
 
@@ -90,6 +103,7 @@ export const serviceCallsFor = (
   return {
     post: (service, path, body) =>
       parts.has(service) ? inProcess.post(service, path, body) : http.post(service, path, body),
-    validate: (token) => (parts.get("tokens")?.validate ? inProcess.validate(token) : http.validate(token))
+    validate: (token) => (parts.get("tokens")?.validate ? inProcess.validate(token) : http.validate(token)),
+    onIssued: inProcess.onIssued
   }
 }

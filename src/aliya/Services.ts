@@ -98,16 +98,23 @@ export const startTokenServer = (settings: TokenServerSettings) =>
       }),
       local
     )
+    // Co-located gateways subscribe: every token issued here (by any route) drops its player's older ones from their caches.
+    const listeners = new Set<(token: string) => void>()
+    yield* Effect.addFinalizer(() => Effect.sync(() => listeners.clear()))
     const server = makeTokenServer({
       codec: makeJwtCodec(settings.signing),
       lifetime: settings.lifetime,
-      askAccounts: (path, body) => accounts.post("account", path, body)
+      askAccounts: (path, body) => accounts.post("account", path, body),
+      issued: (token) => {
+        for (const listener of listeners) listener(token)
+      }
     })
     const post = { "/login": server.login, "/login_unique": server.loginUnique }
     if (Option.isSome(local)) {
       local.value.set("tokens", {
         post: (path, body) => (Object.hasOwn(post, path) ? run(post[path as keyof typeof post](body)) : undefined),
-        validate: (token) => run(server.validateToken(tokenOfHeader(token)))
+        validate: (token) => run(server.validateToken(tokenOfHeader(token))),
+        onIssued: (listener) => listeners.add(listener)
       })
     }
     const app = serviceApp({ serviceToken: undefined, post, get: { "/validate": server.validate } })

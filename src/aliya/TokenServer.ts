@@ -15,6 +15,8 @@ export interface TokenServerOptions {
    * process, else over internal HTTP (see ServiceCalls); rejects with InternalHttpError when unreachable.
    */
   readonly askAccounts: (path: string, body: object) => Promise<InternalResponse>
+  /** Told of every token issued (it revoked its player's older tokens): co-located gateways forget those at once. */
+  readonly issued?: (token: string) => void
 }
 
 /**
@@ -57,6 +59,7 @@ export const makeTokenServer = (options: TokenServerOptions) => {
       const exp = now + lifetimeSeconds
       const token = yield* options.codec.sign({ unique_id: uniqueId, jti, exp }, now)
       yield* rememberSession(uniqueId, jti, exp)
+      options.issued?.(token)
       return token
     })
 

@@ -133,7 +133,8 @@ describe("aliya gateway → parts: HTTP and in-process calls", () => {
     Effect.gen(function* () {
       const viaHttp = {
         post: (service: ServiceName) => Promise.resolve({ status: 200, body: { via: `http:${service}` } }),
-        validate: () => Promise.resolve({ status: 200, body: { via: "http:validate" } })
+        validate: () => Promise.resolve({ status: 200, body: { via: "http:validate" } }),
+        onIssued: () => false
       }
       const local = new Map<ServiceName, LocalService>([
         ["weapon", { post: () => Promise.resolve({ httpStatus: 200, body: { via: "local:weapon" } }) }]
