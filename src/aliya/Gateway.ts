@@ -73,7 +73,7 @@ export const makeGateway = (options: GatewayOptions) =>
       const known = accepted.lookup(token, clock.unsafeCurrentTimeMillis())
       if (known !== undefined) return known
       // Subscribed before anything is remembered: no token can be issued unseen after its entry exists.
-      told ||= calls.onIssued(accepted.issued)
+      if (!told) told = calls.onIssued(accepted.issued)
       const r = await calls.validate(token)
       const uid = (r.body as { unique_id?: unknown }).unique_id
       if (r.status === 200 && typeof uid === "string") {
