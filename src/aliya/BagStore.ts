@@ -1,4 +1,5 @@
 import { SqlClient } from "@effect/sql"
+import type { DirectStatements } from "../../layers/Storage/SqliteDirect.ts"
 import { Effect } from "effect"
 import { type Item, Items } from "./Game.ts"
 import { withStatements } from "./DirectSql.ts"
@@ -59,6 +60,12 @@ export const addItem = (uniqueId: string, item: Item, amount: number) =>
     return num(rows[0]?.amount)
   })
 
+/** SQLite's conditional spend: one UPDATE … RETURNING the amount left (no row when short). */
+const takeStatement = (item: Item) => {
+  if (!Items.includes(item)) throw new Error(`not a bag item: ${item}`)
+  return `UPDATE aliya_bag SET ${item} = ${item} - ? WHERE unique_id = ? AND ${item} >= ?`
+}
+
 /**
  * Takes `amount` of an item if the bag holds that much: the remaining amount, or undefined when
  * short. Call inside a transaction: the update is conditional (SQLite: one UPDATE … RETURNING;
@@ -66,8 +73,7 @@ export const addItem = (uniqueId: string, item: Item, amount: number) =>
  */
 export const spendItem = (uniqueId: string, item: Item, amount: number) =>
   withStatements((statements) => {
-    if (!Items.includes(item)) throw new Error(`not a bag item: ${item}`)
-    const take = `UPDATE aliya_bag SET ${item} = ${item} - ? WHERE unique_id = ? AND ${item} >= ?`
+    const take = takeStatement(item)
     if (statements.dialect === "sqlite")
       return Effect.map(statements.values(`${take} RETURNING ${item}`, [amount, uniqueId, amount]), (rows) =>
         rows[0] ? num(rows[0][0]) : undefined
@@ -80,3 +86,9 @@ export const spendItem = (uniqueId: string, item: Item, amount: number) =>
       return held - amount
     })
   })
+
+/** spendItem on a direct SQLite connection (inside its transaction): the same statement, synchronously. */
+export const spendItemNow = (statements: DirectStatements, uniqueId: string, item: Item, amount: number) => {
+  const rows = statements.values(`${takeStatement(item)} RETURNING ${item}`, [amount, uniqueId, amount])
+  return rows[0] ? num(rows[0][0]) : undefined
+}

@@ -65,10 +65,15 @@ export const makeGateway = (options: GatewayOptions) =>
       maxEntries: MAX_REMEMBERED_TOKENS
     })
 
+    // A co-located token server tells this cache of every token it issues, so a login by any route revokes at once.
+    let told = false
+
     /** unique_id of a valid token; undefined when the token server rejects it. */
     const validate = async (token: string): Promise<string | undefined> => {
       const known = accepted.lookup(token, clock.unsafeCurrentTimeMillis())
       if (known !== undefined) return known
+      // Subscribed before anything is remembered: no token can be issued unseen after its entry exists.
+      if (!told) told = calls.onIssued(accepted.issued)
       const r = await calls.validate(token)
       const uid = (r.body as { unique_id?: unknown }).unique_id
       if (r.status === 200 && typeof uid === "string") {

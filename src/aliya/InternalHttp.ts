@@ -18,8 +18,7 @@ export interface InternalResponse {
 export class InternalHttp extends Context.Tag("switchboard/aliya/InternalHttp")<
   InternalHttp,
   {
-    readonly request: (url: string, init: RequestInit) => Effect.Effect<InternalResponse, InternalHttpError>
-    /** The same as a plain Promise, for the gateway's per-request path (no fiber per request); rejects with InternalHttpError. */
+    /** A plain Promise (no fiber per request on the gateway's path); rejects with InternalHttpError. */
     readonly send: (url: string, init: RequestInit) => Promise<InternalResponse>
   }
 >() {}
@@ -52,14 +51,7 @@ const send = async (url: string, init: RequestInit): Promise<InternalResponse> =
   }
 }
 
-export const InternalHttpLive = Layer.succeed(InternalHttp, {
-  send,
-  request: (url, init) =>
-    Effect.tryPromise({
-      try: () => send(url, init),
-      catch: (e) => (e instanceof InternalHttpError ? e : new InternalHttpError({ url, message: String(e) }))
-    })
-})
+export const InternalHttpLive = Layer.succeed(InternalHttp, { send })
 
 export const InternalHttpMemory = Layer.effect(
   InternalHttp,
@@ -74,7 +66,6 @@ export const InternalHttpMemory = Layer.effect(
           .pipe(Effect.flatMap((response) => parse(url, response)))
       })
     return {
-      request,
       send: (url: string, init: RequestInit) =>
         Effect.runPromise(Effect.either(request(url, init))).then((r) => {
           if (r._tag === "Left") throw r.left
@@ -83,13 +74,3 @@ export const InternalHttpMemory = Layer.effect(
     }
   })
 )
-
-/** POST a JSON body with the service token. */
-export const postJson = (url: string, body: unknown, headers: Record<string, string>) =>
-  Effect.flatMap(InternalHttp, (http) =>
-    http.request(url, {
-      method: "POST",
-      headers: { "content-type": "application/json", ...headers },
-      body: JSON.stringify(body)
-    })
-  )

@@ -21,12 +21,16 @@ export interface JwtCodec {
 }
 
 export const makeJwtCodec = (key: SigningKey): JwtCodec => {
-  let signKey: Uint8Array | KeyObject
-  let verifyKey: Uint8Array | KeyObject
+  let signKey: Uint8Array | KeyObject | Promise<CryptoKey>
+  let verifyKey: Uint8Array | KeyObject | Promise<CryptoKey>
   if (key.algorithm === "HS256") {
     const secret = new TextEncoder().encode(Redacted.value(key.secret))
     if (secret.byteLength < 32) throw new Error("the HS256 secret must be at least 32 bytes")
-    signKey = verifyKey = secret
+    // Imported once: given raw bytes, jose imports the key again on every sign and verify (most of a verify's cost).
+    signKey = verifyKey = crypto.subtle.importKey("raw", secret, { name: "HMAC", hash: "SHA-256" }, false, [
+      "sign",
+      "verify"
+    ])
   } else {
     const privateKey = createPrivateKey(Redacted.value(key.privateKeyPem))
     if (privateKey.asymmetricKeyType !== "ed25519") throw new Error("the private key must be an Ed25519 key")
@@ -37,17 +41,17 @@ export const makeJwtCodec = (key: SigningKey): JwtCodec => {
   return {
     algorithm: key.algorithm,
     sign: (claims, issuedAt) =>
-      Effect.promise(() =>
+      Effect.promise(async () =>
         new SignJWT({ unique_id: claims.unique_id })
           .setProtectedHeader({ alg: key.algorithm, typ: "JWT" })
           .setJti(claims.jti)
           .setIssuedAt(issuedAt)
           .setExpirationTime(claims.exp)
-          .sign(signKey)
+          .sign(await signKey)
       ),
     verify: (token, nowMillis) =>
-      Effect.promise(() =>
-        jwtVerify(token, verifyKey, { algorithms, currentDate: new Date(nowMillis) }).then(
+      Effect.promise(async () =>
+        jwtVerify(token, await verifyKey, { algorithms, currentDate: new Date(nowMillis) }).then(
           ({ payload }) =>
             typeof payload.unique_id === "string" && typeof payload.jti === "string" && typeof payload.exp === "number"
               ? { unique_id: payload.unique_id, jti: payload.jti, exp: payload.exp }

@@ -1,5 +1,6 @@
 import { Config, Effect, Layer } from "effect"
 import { MysqlDatabase, SqliteDatabase } from "../../layers/Storage/SqlDatabase.ts"
+import { SqliteDirectFile, SqliteDirectNone } from "../../layers/Storage/SqliteDirect.ts"
 import { MysqlConfig, SqliteConfig, underPath } from "../storage/StorageConfig.ts"
 import { AliyaStorage, GatewayConfig, ManagerConfig, TokenServerConfig } from "./Config.ts"
 import { startGateway, startManagers, startTokenServer } from "./Services.ts"
@@ -9,16 +10,19 @@ import { startGateway, startManagers, startTokenServer } from "./Services.ts"
  * Bun transports and the internal HTTP client.
  */
 
-/** aliya.storage.backend: sqlite (default, ./data/aliya.sqlite) or mysql (aliya.storage.mysql.*). */
+/**
+ * aliya.storage.backend: sqlite (default, ./data/aliya.sqlite) or mysql (aliya.storage.mysql.*).
+ * On SQLite the hottest weapon requests also get a direct synchronous connection (SqliteDirect).
+ */
 export const AliyaDatabaseFromConfig = Layer.unwrapEffect(
   Effect.gen(function* () {
     const config = underPath(AliyaStorage)
     const backend = yield* config(
       Config.literal("sqlite", "mysql")("backend").pipe(Config.withDefault("sqlite" as const))
     )
-    return backend === "mysql"
-      ? MysqlDatabase(yield* config(MysqlConfig))
-      : SqliteDatabase(yield* config(SqliteConfig(AliyaStorage)))
+    if (backend === "mysql") return Layer.merge(MysqlDatabase(yield* config(MysqlConfig)), SqliteDirectNone)
+    const filename = yield* config(SqliteConfig(AliyaStorage))
+    return Layer.merge(SqliteDatabase(filename), SqliteDirectFile(filename))
   })
 )
 

@@ -16,14 +16,21 @@ export interface ServiceCalls {
   readonly post: (service: ServiceName, path: string, body: object) => Promise<InternalResponse>
   /** The token server's GET /validate for a token; the same rejection. */
   readonly validate: (token: string) => Promise<InternalResponse>
+  /**
+   * Subscribes to the tokens the token server issues, when it runs in this process; false when
+   * it does not (over HTTP nobody tells the gateway: its cache bound is tokenCacheMs).
+   */
+  readonly onIssued: (listener: (token: string) => void) => boolean
 }
 
 /** A part serving in this process, as its HTTP routes would answer (without the socket). */
 export interface LocalService {
-  /** The answer of POST `path`, or undefined when the service has no such route. */
-  readonly post: (path: string, body: unknown) => Promise<Answer> | undefined
+  /** The answer of POST `path` (now, when it can be had without waiting), or undefined when the service has no such route. */
+  readonly post: (path: string, body: unknown) => Answer | Promise<Answer> | undefined
   /** GET /validate (the token server only). */
   readonly validate?: (token: string) => Promise<Answer>
+  /** The token server only: `listener` is told of every token it issues from now on (each revokes its player's older ones). */
+  readonly onIssued?: (listener: (token: string) => void) => void
 }
 
 /**
@@ -45,7 +52,8 @@ export type CallsMode = "auto" | "http"
 /** Calls over internal HTTP with the service token. */
 export const httpServiceCalls = (options: {
   readonly http: Context.Tag.Service<InternalHttp>
-  readonly urls: Record<ServiceName, string>
+  /** Where each service listens (a caller lists the ones it asks). */
+  readonly urls: Partial<Record<ServiceName, string>>
   readonly serviceToken: Redacted.Redacted<string>
 }): ServiceCalls => {
   const headers = { [SERVICE_HEADER]: Redacted.value(options.serviceToken), "content-type": "application/json" }
@@ -53,7 +61,8 @@ export const httpServiceCalls = (options: {
   return {
     post: (service, path, body) =>
       options.http.send(`${options.urls[service]}/${path}`, { method: "POST", headers, body: JSON.stringify(body) }),
-    validate: (token) => options.http.send(validateUrl, { method: "GET", headers: { authorization: token } })
+    validate: (token) => options.http.send(validateUrl, { method: "GET", headers: { authorization: token } }),
+    onIssued: () => false
   }
 }
 
@@ -65,11 +74,17 @@ const notServed = (service: string, what: string) =>
 export const inProcessServiceCalls = (local: Map<ServiceName, LocalService>): ServiceCalls => ({
   post: (service, path, body) => {
     const answer = local.get(service)?.post(`/${path}`, body)
-    return answer ? answer.then(asResponse) : notServed(service, path)
+    if (answer === undefined) return notServed(service, path)
+    return answer instanceof Promise ? answer.then(asResponse) : Promise.resolve(asResponse(answer))
   },
   validate: (token) => {
     const validate = local.get("tokens")?.validate
     return validate ? validate(token).then(asResponse) : notServed("tokens", "validate")
+  },
+  onIssued: (listener) => {
+    const onIssued = local.get("tokens")?.onIssued
+    onIssued?.(listener)
+    return onIssued !== undefined
   }
 })
 
@@ -88,6 +103,7 @@ export const serviceCallsFor = (
   return {
     post: (service, path, body) =>
       parts.has(service) ? inProcess.post(service, path, body) : http.post(service, path, body),
-    validate: (token) => (parts.get("tokens")?.validate ? inProcess.validate(token) : http.validate(token))
+    validate: (token) => (parts.get("tokens")?.validate ? inProcess.validate(token) : http.validate(token)),
+    onIssued: inProcess.onIssued
   }
 }

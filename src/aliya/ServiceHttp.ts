@@ -73,25 +73,84 @@ export const serviceApp = <R>(options: {
 
 const WithUniqueId = Schema.Struct({ unique_id: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(128)) })
 
+/** The decoder of a manager route's body `{unique_id, ...data}` for a client function (its own schema). */
+const functionBody = <K extends FunctionName>(name: K) => {
+  const decode = Schema.decodeUnknownEither(
+    Schema.extend(WithUniqueId, FunctionData[name] as unknown as Schema.Struct<{}>)
+  )
+  return (body: unknown): { uniqueId: string; data: (typeof FunctionData)[K]["Type"] } | undefined => {
+    const decoded = decode(body)
+    if (Either.isLeft(decoded)) return undefined
+    const { unique_id, ...data } = decoded.right as { unique_id: string }
+    return { uniqueId: unique_id, data: data as never }
+  }
+}
+
+const invalidBody = answer(reply(Status.invalidFormat, Messages.invalidFormat), 400)
+
 /** A manager route for a client function: decodes `{unique_id, ...data}` with the function's schema. */
 export const functionRoute = <K extends FunctionName, R>(
   name: K,
   handler: (uniqueId: string, data: (typeof FunctionData)[K]["Type"]) => Effect.Effect<Reply, never, R>
 ): [string, Route<R>] => {
-  const decode = Schema.decodeUnknownEither(
-    Schema.extend(WithUniqueId, FunctionData[name] as unknown as Schema.Struct<{}>)
-  )
+  const decode = functionBody(name)
   return [
     `/${name}`,
     (body) => {
       const decoded = decode(body)
-      if (Either.isLeft(decoded))
-        return Effect.succeed(answer(reply(Status.invalidFormat, Messages.invalidFormat), 400))
-      const { unique_id, ...data } = decoded.right as { unique_id: string }
-      return Effect.map(handler(unique_id, data as never), (r) => answer(r))
+      return decoded
+        ? Effect.map(handler(decoded.uniqueId, decoded.data), (r) => answer(r))
+        : Effect.succeed(invalidBody)
     }
   ]
 }
+
+/** A route answered synchronously when it can (no fiber, no Promise); undefined = take the ordinary Route. */
+export type RouteNow = (body: unknown) => Answer | undefined
+
+/** The synchronous twin of functionRoute: the same decoding; `handler` answers undefined when it cannot now. */
+export const functionRouteNow = <K extends FunctionName>(
+  name: K,
+  handler: (uniqueId: string, data: (typeof FunctionData)[K]["Type"]) => Reply | undefined
+): [string, RouteNow] => {
+  const decode = functionBody(name)
+  return [
+    `/${name}`,
+    (body) => {
+      const decoded = decode(body)
+      if (!decoded) return invalidBody
+      const r = handler(decoded.uniqueId, decoded.data)
+      return r && answer(r)
+    }
+  ]
+}
+
+/** The answer of a RouteNow, or undefined (also when it throws: the ordinary route then answers and logs). */
+export const answerNow = (route: RouteNow | undefined, body: unknown): Answer | undefined => {
+  if (!route) return undefined
+  try {
+    return route(body)
+  } catch {
+    return undefined
+  }
+}
+
+/** Routes that try their synchronous twin first (for the HTTP server; in-process calls skip the fiber too). */
+export const preferNow = <R>(routes: Record<string, Route<R>>, now: Record<string, RouteNow>) =>
+  Object.fromEntries(
+    Object.entries(routes).map(([path, route]): [string, Route<R>] => {
+      const fast = now[path]
+      if (!fast) return [path, route]
+      return [
+        path,
+        (body) =>
+          Effect.suspend(() => {
+            const answered = answerNow(fast, body)
+            return answered ? Effect.succeed(answered) : route(body)
+          })
+      ]
+    })
+  )
 
 /** Storage failures become status 13 (logged), never a crash or a leaked driver message. */
 export const orUnavailable = <R>(effect: Effect.Effect<Reply, unknown, R>): Effect.Effect<Reply, never, R> =>

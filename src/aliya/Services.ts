@@ -2,6 +2,7 @@ import type { HttpApp } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
 import { Effect, Option, Runtime } from "effect"
 import { migrateSchema } from "../../layers/Storage/SqlDatabase.ts"
+import { SqliteDirect } from "../../layers/Storage/SqliteDirect.ts"
 import { TcpTransport } from "../../layers/Transport/TcpTransport.ts"
 import { Transport } from "../../layers/Transport/Transport.ts"
 import { defaultSocketLimits } from "../shared/SocketLimits.ts"
@@ -14,11 +15,11 @@ import { InternalHttp } from "./InternalHttp.ts"
 import { ColocatedServices, httpServiceCalls, serviceCallsFor } from "./ServiceCalls.ts"
 import { makeJwtCodec } from "./Jwt.ts"
 import { playerStateRoutes } from "./PlayerStateManager.ts"
-import { type Route, serviceApp } from "./ServiceHttp.ts"
+import { answerNow, preferNow, type Route, type RouteNow, serviceApp } from "./ServiceHttp.ts"
 import { skillRoutes } from "./SkillManager.ts"
 import { AliyaSchema, SessionSchema, tuneSqlite } from "./Tables.ts"
 import { makeTokenServer, tokenOfHeader } from "./TokenServer.ts"
-import { weaponRoutes } from "./WeaponManager.ts"
+import { weaponRoutes, weaponRoutesNow } from "./WeaponManager.ts"
 
 /** Creates or upgrades the managers' tables. */
 export const migrateAliya = migrateSchema(AliyaSchema)
@@ -45,16 +46,24 @@ export const startManagers = (settings: ManagerSettings) =>
       skill: skillRoutes(),
       weapon: weaponRoutes()
     }
+    // On SQLite the hottest weapon requests are answered synchronously when the file is not locked.
+    const direct = yield* Effect.serviceOption(SqliteDirect)
+    const now: Partial<Record<ManagerName, Record<string, RouteNow>>> = Option.isSome(direct)
+      ? { weapon: weaponRoutesNow(direct.value) }
+      : {}
     const ports = {} as Record<ManagerName, number>
     const local = yield* Effect.serviceOption(ColocatedServices)
     const run = Runtime.runPromise(yield* Effect.runtime<SqlClient.SqlClient>())
-    for (const [name, post] of Object.entries(routes) as Array<
+    for (const [name, routesOf] of Object.entries(routes) as Array<
       [ManagerName, Record<string, Route<SqlClient.SqlClient>>]
     >) {
+      const fast = now[name] ?? {}
+      const post = preferNow(routesOf, fast)
       // Co-located gateways call the same routes in-process (no service token: nothing crosses a socket).
       if (Option.isSome(local))
         local.value.set(name, {
-          post: (path, body) => (Object.hasOwn(post, path) ? run(post[path]!(body)) : undefined)
+          post: (path, body) =>
+            Object.hasOwn(routesOf, path) ? (answerNow(fast[path], body) ?? run(routesOf[path]!(body))) : undefined
         })
       const app: HttpApp.Default = serviceApp({ serviceToken: settings.serviceToken, post }).pipe(
         Effect.provideService(SqlClient.SqlClient, sql)
@@ -78,18 +87,34 @@ export const startTokenServer = (settings: TokenServerSettings) =>
     yield* migrateSchema(SessionSchema)
     yield* tuneSqlite
     const local = yield* Effect.serviceOption(ColocatedServices)
-    const run = Runtime.runPromise(yield* Effect.runtime<SqlClient.SqlClient | InternalHttp>())
+    const run = Runtime.runPromise(yield* Effect.runtime<SqlClient.SqlClient>())
+    // The AccountManager in this process is asked in-process (as the gateway asks it), else over HTTP.
+    const accounts = serviceCallsFor(
+      "auto",
+      httpServiceCalls({
+        http: yield* InternalHttp,
+        urls: { account: settings.accountManagerUrl },
+        serviceToken: settings.serviceToken
+      }),
+      local
+    )
+    // Co-located gateways subscribe: every token issued here (by any route) drops its player's older ones from their caches.
+    const listeners = new Set<(token: string) => void>()
+    yield* Effect.addFinalizer(() => Effect.sync(() => listeners.clear()))
     const server = makeTokenServer({
       codec: makeJwtCodec(settings.signing),
       lifetime: settings.lifetime,
-      accountManagerUrl: settings.accountManagerUrl,
-      serviceToken: settings.serviceToken
+      askAccounts: (path, body) => accounts.post("account", path, body),
+      issued: (token) => {
+        for (const listener of listeners) listener(token)
+      }
     })
     const post = { "/login": server.login, "/login_unique": server.loginUnique }
     if (Option.isSome(local)) {
       local.value.set("tokens", {
         post: (path, body) => (Object.hasOwn(post, path) ? run(post[path as keyof typeof post](body)) : undefined),
-        validate: (token) => run(server.validateToken(tokenOfHeader(token)))
+        validate: (token) => run(server.validateToken(tokenOfHeader(token))),
+        onIssued: (listener) => listeners.add(listener)
       })
     }
     const app = serviceApp({ serviceToken: undefined, post, get: { "/validate": server.validate } })

@@ -1,5 +1,6 @@
 import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
+import { SqliteDirect } from "../../layers/Storage/SqliteDirect.ts"
 import { retryOnDeadlock, type StoreSchema } from "../../layers/Storage/SqlDatabase.ts"
 
 const id = { sqlite: "TEXT NOT NULL", mysql: "VARCHAR(128) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL" }
@@ -91,5 +92,15 @@ export const transactionally = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
  * transactions may be lost on power failure, the database is never corrupted). MySQL: unchanged.
  */
 export const tuneSqlite = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql.onDialectOrElse({ sqlite: () => Effect.asVoid(sql`PRAGMA synchronous = NORMAL`), orElse: () => Effect.void })
+  sql.onDialectOrElse({
+    sqlite: () =>
+      Effect.zipRight(
+        sql`PRAGMA synchronous = NORMAL`,
+        // The direct connection (a connection setting, not the file's) too.
+        Effect.map(Effect.serviceOption(SqliteDirect), (direct) =>
+          Option.map(direct, (d) => d.read((statements) => statements.run("PRAGMA synchronous = NORMAL", [])))
+        )
+      ),
+    orElse: () => Effect.void
+  })
 )

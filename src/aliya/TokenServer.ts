@@ -1,18 +1,22 @@
 import { SqlClient } from "@effect/sql"
 import { randomUUID } from "node:crypto"
-import { Clock, Duration, Effect, Either, Redacted, Schema } from "effect"
+import { Clock, Duration, Effect, Either, Schema } from "effect"
 import { LoginData, LoginUniqueData } from "./Functions.ts"
-import { type InternalHttp, postJson } from "./InternalHttp.ts"
+import { InternalHttpError, type InternalResponse } from "./InternalHttp.ts"
 import type { JwtCodec } from "./Jwt.ts"
-import { answer, type Answer, SERVICE_HEADER } from "./ServiceHttp.ts"
+import { answer, type Answer } from "./ServiceHttp.ts"
 import { Messages, reply, Status } from "./Wire.ts"
 
 export interface TokenServerOptions {
   readonly codec: JwtCodec
   readonly lifetime: Duration.Duration
-  /** Base URL of the AccountManager, which owns the accounts. */
-  readonly accountManagerUrl: string
-  readonly serviceToken: Redacted.Redacted<string>
+  /**
+   * POST /<path> of the AccountManager, which owns the accounts: in-process when it runs in this
+   * process, else over internal HTTP (see ServiceCalls); rejects with InternalHttpError when unreachable.
+   */
+  readonly askAccounts: (path: string, body: object) => Promise<InternalResponse>
+  /** Told of every token issued (it revoked its player's older tokens): co-located gateways forget those at once. */
+  readonly issued?: (token: string) => void
 }
 
 /**
@@ -46,7 +50,6 @@ const unavailable = (error: unknown) =>
 
 export const makeTokenServer = (options: TokenServerOptions) => {
   const lifetimeSeconds = Math.max(1, Math.round(Duration.toSeconds(options.lifetime)))
-  const headers = { [SERVICE_HEADER]: Redacted.value(options.serviceToken) }
 
   /** A new token for `uniqueId`; it replaces (revokes) the previous one. */
   const issue = (uniqueId: string) =>
@@ -56,17 +59,23 @@ export const makeTokenServer = (options: TokenServerOptions) => {
       const exp = now + lifetimeSeconds
       const token = yield* options.codec.sign({ unique_id: uniqueId, jti, exp }, now)
       yield* rememberSession(uniqueId, jti, exp)
+      options.issued?.(token)
       return token
     })
 
-  const askAccounts = (path: string, body: unknown) => postJson(`${options.accountManagerUrl}${path}`, body, headers)
+  const askAccounts = (path: string, body: object) =>
+    Effect.tryPromise({
+      try: () => options.askAccounts(path, body),
+      catch: (e) =>
+        e instanceof InternalHttpError ? e : new InternalHttpError({ url: `accounts/${path}`, message: String(e) })
+    })
 
-  const login = (body: unknown): Effect.Effect<Answer, never, SqlClient.SqlClient | InternalHttp> =>
+  const login = (body: unknown): Effect.Effect<Answer, never, SqlClient.SqlClient> =>
     Either.match(Schema.decodeUnknownEither(LoginData)(body), {
       onLeft: () => Effect.succeed(answer(reply(1, "Invalid credentials"), 400)),
       onRight: (data) =>
         Effect.gen(function* () {
-          const verdict = yield* askAccounts("/verify_credentials", data)
+          const verdict = yield* askAccounts("verify_credentials", data)
           const result = verdict.body as { status?: number; data?: { unique_id?: string } }
           if (verdict.status >= 500 || result.status === Status.unavailable)
             return answer(reply(Status.unavailable, Messages.unavailable), 503)
@@ -81,7 +90,7 @@ export const makeTokenServer = (options: TokenServerOptions) => {
       onLeft: () => Effect.succeed(answer(reply(Status.invalidFormat, Messages.invalidFormat), 400)),
       onRight: (data) =>
         Effect.gen(function* () {
-          const verdict = yield* askAccounts("/login_unique", data)
+          const verdict = yield* askAccounts("login_unique", data)
           const result = verdict.body as { status?: number; message?: string; data?: Record<string, unknown> }
           if (result.status === 0 || result.status === 1) {
             const token = yield* issue(data.unique_id)

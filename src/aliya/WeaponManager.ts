@@ -1,6 +1,7 @@
 import { SqlClient } from "@effect/sql"
 import { Effect, Option, Random } from "effect"
-import { spendItem } from "./BagStore.ts"
+import type { SqliteDirectService } from "../../layers/Storage/SqliteDirect.ts"
+import { spendItem, spendItemNow } from "./BagStore.ts"
 import {
   GIFT_SEGMENTS,
   giftWeaponBand,
@@ -12,7 +13,7 @@ import {
   Passives,
   SEGMENTS_PER_STAR
 } from "./Game.ts"
-import { functionRoute, orUnavailable } from "./ServiceHttp.ts"
+import { functionRoute, functionRouteNow, orUnavailable, type RouteNow } from "./ServiceHttp.ts"
 import { insertIgnore, num, transactionally } from "./Tables.ts"
 import { inTransaction, withStatements } from "./DirectSql.ts"
 import { type Reply, reply } from "./Wire.ts"
@@ -46,23 +47,37 @@ const toRow = (weapon: string, r: ReadonlyArray<unknown>): WeaponRow => ({
   segment: num(r[7])
 })
 
+const SELECT_WEAPON = `SELECT ${WEAPON_COLUMNS} FROM aliya_weapons WHERE unique_id = ? AND weapon = ?`
+
+/** The weapon of a SELECT_WEAPON answer if owned (star > 0). */
+const ownedOf = (weapon: string, rows: ReadonlyArray<ReadonlyArray<unknown>>) =>
+  rows[0] && num(rows[0][0]) > 0 ? Option.some(toRow(weapon, rows[0])) : Option.none<WeaponRow>()
+
 /** The caller's weapon if owned (star > 0); `lock` reads it FOR UPDATE on MySQL (inside a transaction). */
 export const readWeapon = (uniqueId: string, weapon: string, lock = false) =>
   withStatements((statements) =>
     Effect.map(
-      statements.values(
-        `SELECT ${WEAPON_COLUMNS} FROM aliya_weapons WHERE unique_id = ? AND weapon = ?${
-          lock && statements.dialect === "mysql" ? " FOR UPDATE" : ""
-        }`,
-        [uniqueId, weapon]
-      ),
-      (rows) => (rows[0] && num(rows[0][0]) > 0 ? Option.some(toRow(weapon, rows[0])) : Option.none<WeaponRow>())
+      statements.values(`${SELECT_WEAPON}${lock && statements.dialect === "mysql" ? " FOR UPDATE" : ""}`, [
+        uniqueId,
+        weapon
+      ]),
+      (rows) => ownedOf(weapon, rows)
     )
   )
 
 const UPDATE_WEAPON = `UPDATE aliya_weapons SET ${WEAPON_COLUMNS.split(", ")
   .map((column) => `${column} = ?`)
   .join(", ")} WHERE unique_id = ? AND weapon = ?`
+
+const updateParams = (uniqueId: string, w: WeaponRow) => [
+  w.star,
+  w.level,
+  ...w.passives,
+  w.skillPoint,
+  w.segment,
+  uniqueId,
+  w.weapon
+]
 
 /** Saves a weapon row; `exists` skips the insert when the row was just read (a locked, owned weapon). */
 export const writeWeapon = (uniqueId: string, w: WeaponRow, exists = false) =>
@@ -76,9 +91,7 @@ export const writeWeapon = (uniqueId: string, w: WeaponRow, exists = false) =>
             (insert) => sql`${insert} aliya_weapons (unique_id, weapon) VALUES (${uniqueId}, ${w.weapon})`
           )
         ),
-    withStatements((statements) =>
-      statements.run(UPDATE_WEAPON, [w.star, w.level, ...w.passives, w.skillPoint, w.segment, uniqueId, w.weapon])
-    )
+    withStatements((statements) => statements.run(UPDATE_WEAPON, updateParams(uniqueId, w)))
   )
 
 export const newWeapon = (weapon: string): WeaponRow => ({
@@ -92,27 +105,26 @@ export const newWeapon = (weapon: string): WeaponRow => ({
 
 const weaponNumber = (weapon: string) => Number(weapon.slice(6))
 
+const LIST_WEAPONS = `SELECT weapon, ${WEAPON_COLUMNS} FROM aliya_weapons WHERE unique_id = ? AND star > 0`
+
+/** LIST_WEAPONS rows in weapon order, numbers as numbers (the driver's fresh row arrays are converted in place). */
+const inWeaponOrder = (rows: ReadonlyArray<ReadonlyArray<unknown>>) => {
+  // weapon1..weapon40 by number (SQL returns them in text order): one slot each, no comparisons.
+  const slots: Array<Array<unknown> | undefined> = []
+  for (const row of rows as ReadonlyArray<Array<unknown>>) {
+    row[0] = String(row[0])
+    for (let i = 1; i < row.length; i++) if (typeof row[i] !== "number") row[i] = num(row[i])
+    slots[weaponNumber(row[0] as string)] = row
+  }
+  return slots.filter((row) => row !== undefined)
+}
+
 /**
  * The owned weapons in weapon order, each as its row [weapon, star, level, passive 1..4,
  * skill_point, segment] (arrays straight from SQL: this is the hottest read).
  */
 export const listWeaponRows = (uniqueId: string) =>
-  withStatements((statements) =>
-    Effect.map(
-      statements.values(`SELECT weapon, ${WEAPON_COLUMNS} FROM aliya_weapons WHERE unique_id = ? AND star > 0`, [
-        uniqueId
-      ]),
-      (rows) => {
-        // weapon1..weapon40 by number (SQL returns them in text order): one slot each, no comparisons.
-        const slots: Array<Array<unknown> | undefined> = []
-        for (const row of rows) {
-          const numeric = row.map((value, i) => (i === 0 ? String(value) : num(value)))
-          slots[weaponNumber(numeric[0] as string)] = numeric
-        }
-        return slots.filter((row) => row !== undefined)
-      }
-    )
-  )
+  withStatements((statements) => Effect.map(statements.values(LIST_WEAPONS, [uniqueId]), inWeaponOrder))
 
 /** The owned weapons in weapon order. */
 export const listWeapons = (uniqueId: string) =>
@@ -138,20 +150,54 @@ const withWeapon = <R>(
       : Effect.succeed(noWeapon)
   )
 
+const maxLevel = reply(9, "Weapon already max level")
+const noIron = reply(2, "Insufficient materials, upgrade failed")
+
+/** A level-up of `w` for `iron`: the refusal, or how many levels it buys (the iron they cost is levels × 20). */
+const levelsFor = (w: WeaponRow, iron: number): Reply | number => {
+  if (w.level >= MAX_WEAPON_LEVEL) return maxLevel
+  const wanted = Math.floor(iron / IRON_PER_LEVEL)
+  if (wanted === 0) return noIron
+  return Math.min(wanted, MAX_WEAPON_LEVEL - w.level)
+}
+
+/** The weapon after `levels` levels and its success reply. */
+const levelled = (uniqueId: string, w: WeaponRow, levels: number, remaining: number) => {
+  const next = { ...w, level: w.level + levels, skillPoint: w.skillPoint + levels }
+  return { next, reply: reply(0, "success", { weapon_bag1: bagRow(uniqueId, next), item1: ["iron", remaining] }) }
+}
+
 export const levelUpWeapon = (uniqueId: string, weapon: string, iron: number) =>
   withWeapon(uniqueId, weapon, (w) =>
     Effect.gen(function* () {
-      if (w.level >= MAX_WEAPON_LEVEL) return reply(9, "Weapon already max level")
-      const wanted = Math.floor(iron / IRON_PER_LEVEL)
-      const levels = Math.min(wanted, MAX_WEAPON_LEVEL - w.level)
-      if (wanted === 0) return reply(2, "Insufficient materials, upgrade failed")
+      const levels = levelsFor(w, iron)
+      if (typeof levels !== "number") return levels
       const remaining = yield* spendItem(uniqueId, "iron", levels * IRON_PER_LEVEL)
-      if (remaining === undefined) return reply(2, "Insufficient materials, upgrade failed")
-      const next = { ...w, level: w.level + levels, skillPoint: w.skillPoint + levels }
-      yield* writeWeapon(uniqueId, next, true)
-      return reply(0, "success", { weapon_bag1: bagRow(uniqueId, next), item1: ["iron", remaining] })
+      if (remaining === undefined) return noIron
+      const done = levelled(uniqueId, w, levels, remaining)
+      yield* writeWeapon(uniqueId, done.next, true)
+      return done.reply
     })
   )
+
+/**
+ * level_up_weapon as one synchronous SQLite transaction on the direct connection (the same
+ * statements and rules as levelUpWeapon); undefined when the file is locked: take levelUpWeapon.
+ */
+export const levelUpWeaponNow = (direct: SqliteDirectService, uniqueId: string, weapon: string, iron: number) =>
+  isWeapon(weapon)
+    ? direct.transaction((statements): Reply => {
+        const owned = ownedOf(weapon, statements.values(SELECT_WEAPON, [uniqueId, weapon]))
+        if (Option.isNone(owned)) return noWeapon
+        const levels = levelsFor(owned.value, iron)
+        if (typeof levels !== "number") return levels
+        const remaining = spendItemNow(statements, uniqueId, "iron", levels * IRON_PER_LEVEL)
+        if (remaining === undefined) return noIron
+        const done = levelled(uniqueId, owned.value, levels, remaining)
+        statements.run(UPDATE_WEAPON, updateParams(uniqueId, done.next))
+        return done.reply
+      })
+    : noWeapon
 
 export const levelUpPassive = (uniqueId: string, weapon: string, passive: string) =>
   withWeapon(uniqueId, weapon, (w) =>
@@ -189,14 +235,20 @@ export const levelUpWeaponStar = (uniqueId: string, weapon: string) =>
     })
   )
 
-export const getAllWeapon = (uniqueId: string) =>
-  orUnavailable(
-    Effect.map(listWeaponRows(uniqueId), (rows) => {
-      const data: Record<string, unknown> = {}
-      for (let i = 0; i < rows.length; i++) data[`weapon_bag${i + 1}`] = rows[i]
-      return reply(0, "success", data)
-    })
-  )
+/** weapon_bag1..weapon_bag40, built once. */
+const bagKeys = Array.from({ length: 40 }, (_, i) => `weapon_bag${i + 1}`)
+
+const allWeaponsReply = (rows: ReadonlyArray<ReadonlyArray<unknown>>) => {
+  const data: Record<string, unknown> = {}
+  for (let i = 0; i < rows.length; i++) data[bagKeys[i] ?? `weapon_bag${i + 1}`] = rows[i]
+  return reply(0, "success", data)
+}
+
+export const getAllWeapon = (uniqueId: string) => orUnavailable(Effect.map(listWeaponRows(uniqueId), allWeaponsReply))
+
+/** get_all_weapon on the direct connection, synchronously; undefined when the file is locked. */
+export const getAllWeaponNow = (direct: SqliteDirectService, uniqueId: string) =>
+  direct.read((statements) => allWeaponsReply(inWeaponOrder(statements.values(LIST_WEAPONS, [uniqueId]))))
 
 export const randomGiftSegment = (uniqueId: string) =>
   orUnavailable(
@@ -229,3 +281,12 @@ export const weaponRoutes = () =>
     functionRoute("get_all_weapon", (id) => getAllWeapon(id)),
     functionRoute("random_gift_segment", (id) => randomGiftSegment(id))
   ])
+
+/** The hottest weapon routes answered synchronously on a direct SQLite connection (see SqliteDirect). */
+export const weaponRoutesNow = (direct: SqliteDirectService): Record<string, RouteNow> =>
+  direct.available
+    ? Object.fromEntries([
+        functionRouteNow("level_up_weapon", (id, d) => levelUpWeaponNow(direct, id, d.weapon, d.iron)),
+        functionRouteNow("get_all_weapon", (id) => getAllWeaponNow(direct, id))
+      ])
+    : {}

@@ -1,15 +1,75 @@
 import { describe, expect } from "bun:test"
-import type { SqlClient } from "@effect/sql"
-import { Effect, type Layer } from "effect"
+import { SqlClient } from "@effect/sql"
+import { join } from "node:path"
+import { Deferred, Effect, Fiber, Layer } from "effect"
+import { SqliteDatabase } from "../../layers/Storage/SqlDatabase.ts"
+import { SqliteDirectFile } from "../../layers/Storage/SqliteDirect.ts"
 import type { StorageError } from "../../src/storage/Account.ts"
 import { grantWeapon, setBagAmounts } from "../../src/aliya/Admin.ts"
 import { readBag } from "../../src/aliya/BagStore.ts"
 import { readWeapon } from "../../src/aliya/WeaponManager.ts"
 import { it } from "../support/effect.ts"
-import { mysqlAvailable, sqliteMemory, throwawayMysql } from "../layers/Storage/backends.ts"
-import { aliyaTestLayer, newPlayer, type StackCalls, startStack } from "./support.ts"
+import { transactionally } from "../../src/aliya/Tables.ts"
+import { mysqlAvailable, sqliteMemory, tempDirectory, throwawayMysql } from "../layers/Storage/backends.ts"
+import { ColocatedServices, type LocalService, type ServiceName } from "../../src/aliya/ServiceCalls.ts"
+import type { Answer } from "../../src/aliya/ServiceHttp.ts"
+import { startManagers } from "../../src/aliya/Services.ts"
+import { aliyaTestLayer, newPlayer, serviceToken, type StackCalls, startStack, testPasswordCost } from "./support.ts"
 
 const mysql = throwawayMysql("aliya")
+const files = tempDirectory("aliya-direct")
+
+/** A SQLite file with the direct connection, as the programs run it: weapon reads and level-ups take the synchronous path. */
+const sqliteFileWithDirect = (name: string) => {
+  const file = join(files, `${name}.sqlite`)
+  return Layer.merge(SqliteDatabase(file), SqliteDirectFile(file))
+}
+
+/**
+ * While an ordinary transaction holds the file's write lock, the weapon manager's level-up finds
+ * the file locked on the direct connection and takes the SqlClient path, which waits (its answer
+ * is a Promise, not an answer now); after the holder commits, both writes are there and the iron
+ * was spent exactly once.
+ */
+const levelUpBehindAnOpenTransaction = Effect.gen(function* () {
+  const registry = new Map<ServiceName, LocalService>()
+  yield* startManagers({
+    host: "127.0.0.1",
+    ports: { account: 0, playerState: 0, bag: 0, skill: 0, weapon: 0 },
+    serviceToken,
+    legacyLoginUnique: false,
+    argon2MemoryKiB: testPasswordCost.memoryCost,
+    argon2TimeCost: testPasswordCost.timeCost
+  }).pipe(Effect.provideService(ColocatedServices, registry))
+  const weapon = registry.get("weapon")!
+  yield* grantWeapon("holder", "weapon1", { star: 1, level: 0 })
+  yield* setBagAmounts("holder", { iron: 100, coin: 0 })
+  const levelUp = () => weapon.post("/level_up_weapon", { unique_id: "holder", weapon: "weapon1", iron: 20 })
+  // Unlocked: answered at once on the direct connection.
+  const first = levelUp()
+  expect(first instanceof Promise).toBe(false)
+  expect((first as Answer).body).toMatchObject({ status: 0, data: { item1: ["iron", 80] } })
+  const sql = yield* SqlClient.SqlClient
+  const locked = yield* Deferred.make<void>()
+  const release = yield* Deferred.make<void>()
+  const holder = yield* Effect.fork(
+    transactionally(
+      Effect.zipRight(
+        sql`UPDATE aliya_bag SET coin = coin + 7 WHERE unique_id = ${"holder"}`,
+        Effect.zipRight(Deferred.succeed(locked, undefined), Deferred.await(release))
+      )
+    )
+  )
+  yield* Deferred.await(locked)
+  const waiting = levelUp()
+  expect(waiting instanceof Promise).toBe(true)
+  yield* Deferred.succeed(release, undefined)
+  yield* Fiber.join(holder)
+  const second = yield* Effect.promise(() => Promise.resolve(waiting!))
+  expect(second.body).toMatchObject({ status: 0, data: { item1: ["iron", 60] } })
+  const bag = yield* readBag("holder")
+  expect([bag.iron, bag.coin]).toEqual([60, 7])
+})
 
 /** 50 level-ups of 20 iron each race for 200 iron: exactly 10 win, the bag never goes negative. */
 const spendRace = (database: Layer.Layer<SqlClient.SqlClient, StorageError>, calls: StackCalls) =>
@@ -80,6 +140,10 @@ const journey = (database: Layer.Layer<SqlClient.SqlClient, StorageError>) =>
   }).pipe(Effect.provide(aliyaTestLayer(database)))
 
 describe("aliya atomic spends", () => {
+  it.effect(
+    "SQLite file, direct connection: a level-up behind an open transaction waits for it, then spends once",
+    () => levelUpBehindAnOpenTransaction.pipe(Effect.provide(aliyaTestLayer(sqliteFileWithDirect("holder"))))
+  )
   it.skipIf(!mysqlAvailable).live(
     "MariaDB: a player's journey through the functions",
     () => journey(mysql.layer),
@@ -89,6 +153,10 @@ describe("aliya atomic spends", () => {
   for (const calls of ["http", "in-process"] as const) {
     it.effect(`SQLite (${calls}): 50 parallel level-ups with 200 iron, exactly 10 succeed`, () =>
       spendRace(sqliteMemory(), calls)
+    )
+    it.effect(
+      `SQLite file, direct connection (${calls}): 50 parallel level-ups with 200 iron, exactly 10 succeed`,
+      () => spendRace(sqliteFileWithDirect(`race-${calls}`), calls)
     )
     it.skipIf(!mysqlAvailable).live(
       `MariaDB (${calls}): 50 parallel level-ups with 200 iron, exactly 10 succeed`,

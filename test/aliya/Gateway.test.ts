@@ -69,7 +69,11 @@ describe("aliya gateway behaviour", () => {
     Effect.gen(function* () {
       const gateway = yield* makeGateway({
         cipher: aesGcmCipher(aesKey),
-        calls: { post: () => Promise.reject(new Error("unused")), validate: () => Promise.reject(new Error("unused")) },
+        calls: {
+          post: () => Promise.reject(new Error("unused")),
+          validate: () => Promise.reject(new Error("unused")),
+          onIssued: () => false
+        },
         dangerousFunctions: true
       })
       const frame = gateway.frameOf({ status: 0, message: "ok", random: "5", data: { blob: "x".repeat(20_000) } })

@@ -133,7 +133,8 @@ describe("aliya gateway → parts: HTTP and in-process calls", () => {
     Effect.gen(function* () {
       const viaHttp = {
         post: (service: ServiceName) => Promise.resolve({ status: 200, body: { via: `http:${service}` } }),
-        validate: () => Promise.resolve({ status: 200, body: { via: "http:validate" } })
+        validate: () => Promise.resolve({ status: 200, body: { via: "http:validate" } }),
+        onIssued: () => false
       }
       const local = new Map<ServiceName, LocalService>([
         ["weapon", { post: () => Promise.resolve({ httpStatus: 200, body: { via: "local:weapon" } }) }]
@@ -153,5 +154,23 @@ describe("aliya gateway → parts: HTTP and in-process calls", () => {
       const alone = yield* ask(serviceCallsFor("auto", viaHttp, Option.none()))
       expect(alone.map((r) => (r.body as { via: string }).via)).toEqual(["http:weapon", "http:bag", "http:validate"])
     })
+  )
+
+  // The cause of the bench's status-13 logins: the co-located token server asked the AccountManager
+  // over HTTP, and logins queued behind argon2 checks past the 10 s HTTP timeout answered 13.
+  it.effect("co-located: the token server asks the AccountManager in-process, not over HTTP", () =>
+    Effect.gen(function* () {
+      // The AccountManager's HTTP address is unreachable: only an in-process call can answer.
+      const unreachable = "http://memory:1"
+      const inProcess = yield* startStack({ calls: "in-process", accountManagerUrl: unreachable })
+      yield* saveAccount(
+        { uniqueId: "u-login", bound: true, account: "login-me", password: "pw-login" },
+        testPasswordCost
+      )
+      const login = { identifier: "account", value: "login-me", password: "pw-login" }
+      expect((yield* (yield* inProcess.connect).call("login", login)).status).toBe(0)
+      const overHttp = yield* startStack({ calls: "http", accountManagerUrl: unreachable })
+      expect((yield* (yield* overHttp.connect).call("login", login)).status).toBe(13)
+    }).pipe(Effect.provide(aliyaTestLayer()))
   )
 })

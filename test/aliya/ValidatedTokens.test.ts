@@ -77,4 +77,27 @@ describe("aliya gateway's accepted-token cache", () => {
         expect((yield* client.call("get_all_weapon", { token: newest })).status).toBe(0)
       }).pipe(Effect.provide(aliyaTestLayer()))
   )
+
+  it.effect(
+    "co-located: a login by any route of the token server (its HTTP API too) revokes the old token here at once",
+    () =>
+      Effect.gen(function* () {
+        const stack = yield* startStack({ calls: "in-process", gateway: { tokenCacheMs: 1000 } })
+        const network = yield* MemoryNetwork
+        const client = yield* stack.connect
+        yield* saveAccount({ uniqueId: "q", bound: true, account: "q", password: "q-password" }, testPasswordCost)
+        const credentials = { identifier: "account", value: "q", password: "q-password" }
+        const old = (yield* client.call("login", credentials)).data.token as string
+        expect((yield* client.call("get_all_weapon", { token: old })).status).toBe(0)
+        // Not through this gateway: straight to the token server's HTTP API, in the same process.
+        const direct = yield* network.fetch(
+          stack.tokensPort,
+          new Request(`http://memory:${stack.tokensPort}/login`, { method: "POST", body: JSON.stringify(credentials) })
+        )
+        const fresh = ((yield* Effect.promise(() => direct.json())) as { data: { token: string } }).data.token
+        // No clock step: the token server told the gateway's cache when it issued the new token.
+        expect((yield* client.call("get_all_weapon", { token: old })).status).toBe(11)
+        expect((yield* client.call("get_all_weapon", { token: fresh })).status).toBe(0)
+      }).pipe(Effect.provide(aliyaTestLayer()))
+  )
 })

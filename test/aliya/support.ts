@@ -41,6 +41,8 @@ export interface StackOptions {
   readonly real?: boolean
   /** How the gateway asks the other parts: over internal HTTP (default) or in-process (co-located). */
   readonly calls?: StackCalls
+  /** Where the token server's HTTP calls to the AccountManager go (default: the AccountManager's port). */
+  readonly accountManagerUrl?: string
 }
 
 export type StackCalls = "http" | "in-process"
@@ -69,7 +71,7 @@ export const startStack = (options: StackOptions = {}) => {
       host: "127.0.0.1",
       signing: options.signing ?? { algorithm: "HS256", secret: jwtSecret },
       lifetime: Duration.seconds(options.lifetimeSeconds ?? 360),
-      accountManagerUrl: memory(ports.account),
+      accountManagerUrl: options.accountManagerUrl ?? memory(ports.account),
       serviceToken
     })
     const gatewayPort = yield* startGateway({
