@@ -2,6 +2,7 @@ import { LoadGenerator, planGroup, type RunResult } from "../loadgen/Coordinator
 import { windowFor } from "../scenarios/common.ts"
 import { type FanoutCase, SENDERS } from "../scenarios/fanout.ts"
 import {
+  awaitSeated,
   brokerCounts,
   type ClusterBrokerKind,
   type ClusterStack,
@@ -76,6 +77,7 @@ export const clusterFanoutRuns = (
     try {
       if (generator.connectFailures > 0)
         throw new Error(`${generator.connectFailures} clients failed to connect: ${generator.connectErrors.join("; ")}`)
+      await awaitSeated(stack, c.units)
       const runs: Array<ClusterFanoutRun> = []
       for (let i = 0; i < options.runs; i++) runs.push(await oneRun(generator, stack, c, options))
       return runs

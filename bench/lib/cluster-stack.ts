@@ -117,6 +117,26 @@ export const brokerCounts = async (stack: ClusterStack): Promise<BrokerCounts> =
   return { out: sum("out"), in: sum("in") }
 }
 
+/** Units seated in rooms over every relay (their own gauge; one port per relay only). */
+export const seatedUnits = async (stack: ClusterStack): Promise<number> => {
+  const texts = await Promise.all(stack.relayPorts.map(scrape))
+  return texts.reduce((total, text) => total + metricValue(text, "switchboard_de_units"), 0)
+}
+
+/**
+ * A unit is seated only once its relay's claim on the broker answers, after its socket opened: until
+ * every unit is, a message sent to the group would rightly miss some and count as lost.
+ */
+export const awaitSeated = async (stack: ClusterStack, units: number, timeoutMs = 30_000): Promise<void> => {
+  const until = performance.now() + timeoutMs
+  for (;;) {
+    const seated = await seatedUnits(stack)
+    if (seated >= units) return
+    if (performance.now() > until) throw new Error(`only ${seated} of ${units} units seated after ${timeoutMs} ms`)
+    await Bun.sleep(20)
+  }
+}
+
 /** Redis's own count of PUBLISH + SPUBLISH calls (every client of this Redis, so other users' traffic too). */
 export const redisPublishCalls = async (): Promise<number> => {
   const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 })
