@@ -226,7 +226,9 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
         }),
       publish: (room, frame, except) => {
         local.publish(room, frame, except)
-        batches.add(room, frame)
+        // While the broker is known to be away the frame is counted as lost now, not at the end of the turn.
+        if (broker.isUp()) batches.add(room, frame)
+        else lost()
       },
       members: (room) =>
         Effect.gen(function* () {
