@@ -1,8 +1,9 @@
 /**
  * What crosses the broker: [kind: 1 byte][node id length: 1 byte][node id: ASCII][body]. The node id
- * lets a node drop its own echo; the kind keeps text frames text and binary frames binary.
+ * lets a node drop its own echo; the kind keeps text frames text and binary frames binary. A batch's
+ * body is several frames in order, each [kind: text|binary][length: u32 big-endian][frame].
  */
-export const EnvelopeKind = { text: 0, binary: 1, joined: 2, left: 3 } as const
+export const EnvelopeKind = { text: 0, binary: 1, joined: 2, left: 3, batch: 4 } as const
 export type EnvelopeKind = (typeof EnvelopeKind)[keyof typeof EnvelopeKind]
 
 export interface Envelope {
@@ -45,7 +46,7 @@ export const decodeEnvelope = (bytes: Uint8Array): Envelope | undefined => {
   if (bytes.length < 2) return undefined
   const kind = bytes[0]!
   const idLength = bytes[1]!
-  if (kind > EnvelopeKind.left || bytes.length < 2 + idLength) return undefined
+  if (kind > EnvelopeKind.batch || bytes.length < 2 + idLength) return undefined
   return {
     kind: kind as EnvelopeKind,
     nodeId: decoder.decode(bytes.subarray(2, 2 + idLength)),
@@ -61,3 +62,49 @@ export const isFrom = (bytes: Uint8Array, header: Uint8Array): boolean => {
 }
 
 export const bodyText = (body: Uint8Array) => decoder.decode(body)
+
+/** One frame of a batch: text stays text, bytes stay bytes. */
+export type BatchFrame = string | Uint8Array
+
+const frameHeader = 5
+
+/** Header (kind = batch) followed by every frame in order: one allocation for the whole batch. */
+export const encodeBatch = (header: Uint8Array, frames: ReadonlyArray<BatchFrame>): Uint8Array => {
+  let size = header.length
+  for (const frame of frames)
+    size += frameHeader + (typeof frame === "string" ? Buffer.byteLength(frame, "utf8") : frame.length)
+  const out = new Uint8Array(size)
+  const view = new DataView(out.buffer)
+  out.set(header)
+  out[0] = EnvelopeKind.batch
+  let at = header.length
+  for (const frame of frames) {
+    const start = at + frameHeader
+    const length =
+      typeof frame === "string"
+        ? encoder.encodeInto(frame, out.subarray(start)).written
+        : (out.set(frame, start), frame.length)
+    out[at] = typeof frame === "string" ? EnvelopeKind.text : EnvelopeKind.binary
+    view.setUint32(at + 1, length)
+    at = start + length
+  }
+  return out
+}
+
+/** The frames of a batch's body in order; undefined when it is malformed (nothing of it is trusted). */
+export const decodeBatch = (body: Uint8Array): Array<BatchFrame> | undefined => {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength)
+  const frames: Array<BatchFrame> = []
+  let at = 0
+  while (at < body.length) {
+    if (body.length - at < frameHeader) return undefined
+    const kind = body[at]!
+    const length = view.getUint32(at + 1)
+    const start = at + frameHeader
+    if (kind > EnvelopeKind.binary || body.length - start < length) return undefined
+    const frame = body.subarray(start, start + length)
+    frames.push(kind === EnvelopeKind.text ? decoder.decode(frame) : frame)
+    at = start + length
+  }
+  return frames
+}

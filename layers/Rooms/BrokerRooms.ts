@@ -1,10 +1,21 @@
 import { brokerCounters } from "../Cluster/BrokerMetrics.ts"
 import { Clock, Duration, Effect, Layer, PubSub, Runtime } from "effect"
 import { type Broker, ClusterBroker } from "../Cluster/Broker.ts"
-import { bodyText, decodeEnvelope, encodeEnvelope, envelopeHeader, EnvelopeKind, isFrom } from "../Cluster/Envelope.ts"
+import {
+  type BatchFrame,
+  bodyText,
+  decodeBatch,
+  decodeEnvelope,
+  encodeBatch,
+  encodeEnvelope,
+  envelopeHeader,
+  EnvelopeKind,
+  isFrom
+} from "../Cluster/Envelope.ts"
 import { Metrics } from "../Observability/Metrics.ts"
 import type { Connection, WireMessage } from "../Transport/Transport.ts"
 import { makeInProcessRooms } from "./InProcessRooms.ts"
+import { TurnBatches } from "./TurnBatches.ts"
 import { RemoteRosters } from "./RemoteRosters.ts"
 import { type RoomChange, type RoomMember, Rooms, type RoomsService } from "./Rooms.ts"
 import { repeatEvery } from "../../src/shared/Sweeps.ts"
@@ -76,13 +87,28 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
       if (broker.publish(channel, encodeEnvelope(header, kind, body), lost)) sent.inc()
       else lost()
     }
+    const frameKind = (frame: BatchFrame) => (typeof frame === "string" ? EnvelopeKind.text : EnvelopeKind.binary)
+    /** A lone frame goes as a plain envelope; several as one batch (each lost frame is counted). */
+    const batches = new TurnBatches((room, frames) => {
+      if (frames.length === 1) return send(roomChannel(room), frameKind(frames[0]!), frames[0]!)
+      const lostAll = () => {
+        for (let i = 0; i < frames.length; i++) lost()
+      }
+      if (broker.publish(roomChannel(room), encodeBatch(header, frames), lostAll)) sent.inc()
+      else lostAll()
+    })
+    // Frames published in the turn the scope closes in still leave (the broker closes after this layer).
+    yield* Effect.addFinalizer(() => Effect.sync(() => batches.flush()))
 
     const fromOtherNodes = (room: string) => (bytes: Uint8Array) => {
       if (isFrom(bytes, header)) return
       received.inc()
       const envelope = decodeEnvelope(bytes)
-      if (envelope === undefined || envelope.kind > EnvelopeKind.binary) return
-      local.publish(room, envelope.kind === EnvelopeKind.text ? bodyText(envelope.body) : envelope.body)
+      if (envelope === undefined) return
+      if (envelope.kind === EnvelopeKind.batch) {
+        for (const frame of decodeBatch(envelope.body) ?? []) local.publish(room, frame)
+      } else if (envelope.kind <= EnvelopeKind.binary)
+        local.publish(room, envelope.kind === EnvelopeKind.text ? bodyText(envelope.body) : envelope.body)
     }
     const changeOf = (kind: EnvelopeKind, body: Uint8Array): RoomChange | undefined => {
       try {
@@ -108,13 +134,15 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
     const announce = (change: RoomChange) =>
       Effect.zipRight(
         PubSub.publish(changes, change),
-        Effect.sync(() =>
+        Effect.sync(() => {
+          // Room frames published before this join or leave reach the broker before it, as unbatched.
+          batches.flush()
           send(
             changesChannel,
             change._tag === "Joined" ? EnvelopeKind.joined : EnvelopeKind.left,
             JSON.stringify({ room: change.room, ...change.member })
           )
-        )
+        })
       )
 
     /** Marks presence for repair at the next heartbeat; logs once per outage, not once per failed call. */
@@ -198,7 +226,9 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
         }),
       publish: (room, frame, except) => {
         local.publish(room, frame, except)
-        send(roomChannel(room), typeof frame === "string" ? EnvelopeKind.text : EnvelopeKind.binary, frame)
+        // While the broker is known to be away the frame is counted as lost now, not at the end of the turn.
+        if (broker.isUp()) batches.add(room, frame)
+        else lost()
       },
       members: (room) =>
         Effect.gen(function* () {

@@ -8,7 +8,8 @@ import { it } from "../support/effect.ts"
  * The cluster bench in miniature: the relay's group fan-out as one process and as three relay
  * processes on Redis and on NATS (real services on loopback; skipped with a reason outside CI),
  * with a handful of clients spread over the relays. Every delivery must be counted exactly once
- * and every message must cross the broker once; speed is never asserted.
+ * and a message costs at most one broker publish (a turn's publishes to a room share one); speed is
+ * never asserted.
  */
 
 const available: Record<Topology["broker"], boolean> = {
@@ -43,11 +44,12 @@ const assertExactlyOnce = (topology: Topology, runs: ReadonlyArray<ClusterFanout
     if (topology.relays === 1) {
       expect(brokerOutPerMessage).toBe(0)
     } else {
-      // One broker publish per message (the counter also holds any join announced late, hence not exactly 1);
-      // each of the other relays hosting the group receives every message once.
-      expect(brokerOutPerMessage).toBeGreaterThanOrEqual(1)
+      // At most one broker publish per message: a turn's publishes to the group go as one batch (the counter
+      // also holds any join announced late, hence the margin); each other relay receives each publish once.
+      expect(brokerOutPerMessage).toBeGreaterThan(0)
       expect(brokerOutPerMessage).toBeLessThan(1.5)
-      expect(brokerInPerMessage).toBe(topology.relays - 1)
+      expect(brokerInPerMessage).toBeGreaterThan(0)
+      expect(brokerInPerMessage).toBeLessThanOrEqual((topology.relays - 1) * brokerOutPerMessage + 0.5)
     }
   }
 }
@@ -55,7 +57,7 @@ const assertExactlyOnce = (topology: Topology, runs: ReadonlyArray<ClusterFanout
 describe("cluster bench smoke", () => {
   for (const topology of topologies)
     it.skipIf(!available[topology.broker]).live(
-      `${topology.label}: every delivery counted once, one broker publish per message`,
+      `${topology.label}: every delivery counted once, at most one broker publish per message`,
       () => Effect.map(runTopology(topology), (runs) => assertExactlyOnce(topology, runs)),
       90_000
     )

@@ -7,6 +7,7 @@ import { BrokerClaimsLive, Claims, type ClaimsService } from "../../layers/Clust
 import { BrokerCountersLive } from "../../layers/Cluster/Counters.ts"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
 import { BrokerRoomsLive } from "../../layers/Rooms/BrokerRooms.ts"
+import { Rooms } from "../../layers/Rooms/Rooms.ts"
 import { MemoryStreamStore } from "../../layers/Storage/MemoryStreamStore.ts"
 import { NatsStreamStore, natsHistoryStream } from "../../layers/Storage/NatsStreamStore.ts"
 import { RedisStreamStore } from "../../layers/Storage/RedisStreamStore.ts"
@@ -120,7 +121,13 @@ const scenarios = (backend: ClusterBackend, historyStores: HistoryStores) => {
           Effect.provide(built.context),
           Scope.extend(built.scope)
         )
-        return { port: server.port, scope: built.scope, broker: built.get(ClusterBroker), released }
+        return {
+          port: server.port,
+          scope: built.scope,
+          broker: built.get(ClusterBroker),
+          rooms: built.get(Rooms),
+          released
+        }
       })
     const connect = (port: number) => connectChat(network, port)
     /** Connects, sets the nick and joins; returns the client once its join has completed on its node. */
@@ -134,6 +141,9 @@ const scenarios = (backend: ClusterBackend, historyStores: HistoryStores) => {
       })
     return { node, connect, join, expire: brokers.expire }
   }).pipe(Effect.provide(MemoryNetwork.Default))
+
+  /** The end of the event loop's turn (an event, not a delay): a node's batched room frames have left it by then. */
+  const endOfTurn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
 
   /** The next packet that is not a reply. */
   const pushed = (client: ChatClient) => client.next
@@ -150,6 +160,8 @@ const scenarios = (backend: ClusterBackend, historyStores: HistoryStores) => {
         expect(text(yield* pushed(alice.client))).toBe("before bob")
         const carol = yield* join(a.port, "carol", "lobby")
         expect(yield* pushed(alice.client)).toMatchObject({ cmd: Command.NEW_USER, p1: carol.roster[0]!.p1 })
+        // Node A's room frames leave at the end of its turn (batched): carol's _NEW_USER is on the broker before bob joins.
+        yield* endOfTurn
 
         const bob = yield* join(b.port, "bob", "lobby")
         // Joiner first, then the others newest first; the history written on node A.
@@ -208,9 +220,16 @@ const scenarios = (backend: ClusterBackend, historyStores: HistoryStores) => {
         // A join on the writer's node waits for its lines to be stored (history is written after delivery).
         const amy = yield* join(a.port, "amy", "annals")
         expect(lines(amy.roster)).toEqual(["ann: first, on A", "ann: second, on A"])
+        const seenOnB = yield* b.rooms.changes
         for (const c of [ann.client, amy.client]) {
           c.close()
           yield* c.closed
+        }
+        // Node B hears both leaves only after node A removed them from presence: B's next roster cannot list them.
+        const left = new Set<string>()
+        while (left.size < 2) {
+          const change = yield* Queue.take(seenOnB)
+          if (change._tag === "Left") left.add(change.member.id)
         }
         // The room is empty on A; its history stays in the shared store for the other nodes.
         const ben = yield* join(b.port, "ben", "annals")

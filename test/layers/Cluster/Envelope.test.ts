@@ -2,8 +2,10 @@ import { describe, expect } from "bun:test"
 import { Effect, FastCheck } from "effect"
 import {
   bodyText,
+  decodeBatch,
   decodeEnvelope,
   EnvelopeKind,
+  encodeBatch,
   encodeEnvelope,
   envelopeHeader,
   isFrom
@@ -43,11 +45,47 @@ describe("cluster envelope", () => {
           const bytes = encodeEnvelope(envelopeHeader(a), EnvelopeKind.text, "x")
           expect(isFrom(bytes, envelopeHeader(b))).toBe(a === b)
           const decoded = decodeEnvelope(junk)
-          if (junk.length < 2 || junk[0]! > EnvelopeKind.left || junk.length < 2 + junk[1]!)
+          if (junk.length < 2 || junk[0]! > EnvelopeKind.batch || junk.length < 2 + junk[1]!)
             expect(decoded).toBeUndefined()
         })
       )
       expect(() => envelopeHeader("é".repeat(200))).toThrow()
+    })
+  )
+
+  it.effect("batch round trip: every frame comes back in order, text as text and bytes as bytes (property)", () =>
+    Effect.sync(() => {
+      FastCheck.assert(
+        FastCheck.property(nodeId, FastCheck.array(frame, { maxLength: 30 }), (id, frames) => {
+          const bytes = encodeBatch(envelopeHeader(id), frames)
+          const envelope = decodeEnvelope(bytes)!
+          expect(envelope.kind).toBe(EnvelopeKind.batch)
+          expect(envelope.nodeId).toBe(id)
+          expect(isFrom(bytes, envelopeHeader(id))).toBe(true)
+          const decoded = decodeBatch(envelope.body)!
+          expect(decoded.map((f) => (typeof f === "string" ? f : [...f]))).toEqual(
+            frames.map((f) => (typeof f === "string" ? f : [...f]))
+          )
+        })
+      )
+    })
+  )
+
+  it.effect("a truncated or corrupted batch decodes to nothing rather than to part of it (property)", () =>
+    Effect.sync(() => {
+      FastCheck.assert(
+        FastCheck.property(FastCheck.array(frame, { minLength: 1, maxLength: 10 }), FastCheck.nat(), (frames, cut) => {
+          const body = decodeEnvelope(encodeBatch(envelopeHeader("n"), frames))!.body
+          // Cut inside the last frame (a cut on a frame boundary is a shorter batch, not a corrupt one).
+          const last = frames[frames.length - 1]!
+          const lastSize = 5 + (typeof last === "string" ? Buffer.byteLength(last) : last.length)
+          expect(decodeBatch(body.subarray(0, body.length - 1 - (cut % (lastSize - 1))))).toBeUndefined()
+          const badKind = body.slice()
+          badKind[0] = EnvelopeKind.joined
+          expect(decodeBatch(badKind)).toBeUndefined()
+        })
+      )
+      expect(decodeBatch(new Uint8Array([0, 255, 255, 255, 255, 1]))).toBeUndefined()
     })
   )
 })

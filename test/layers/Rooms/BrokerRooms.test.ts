@@ -1,5 +1,5 @@
 import { describe, expect } from "bun:test"
-import { Effect, Layer, Queue, Scope, Exit, TestClock } from "effect"
+import { Effect, Exit, FastCheck, Layer, Queue, Runtime, Scope, TestClock } from "effect"
 import { ClusterBroker } from "../../../layers/Cluster/Broker.ts"
 import { Metrics } from "../../../layers/Observability/Metrics.ts"
 import { BrokerRoomsLive } from "../../../layers/Rooms/BrokerRooms.ts"
@@ -147,6 +147,77 @@ const scenarios = (backend: ClusterBackend) => {
         // Nothing extra: the next frame everyone gets is this one.
         yield* b2.send("all:end")
         for (const client of [a1, a2, b1, b2]) expect(yield* client.next()).toBe("all:end")
+      }))
+
+    test("any publishes of one turn, from any nodes to any rooms, arrive exactly once and in order per node (model, property)", () =>
+      Effect.gen(function* () {
+        const { node } = yield* cluster
+        const nodes = yield* Effect.all([node("node-a"), node("node-b"), node("node-c")])
+        const roomNames = ["r", "s"] as const
+        // Every node hosts both rooms, except that C hosts only r: it must get nothing of s.
+        const clients = yield* Effect.forEach(
+          [
+            [0, "r"],
+            [0, "s"],
+            [1, "r"],
+            [1, "s"],
+            [2, "r"]
+          ] as const,
+          ([n, room], i) => Effect.map(nodes[n]!.connect(room, `m${i}`), (client) => ({ client, room }))
+        )
+        const runtime = yield* Effect.runtime<never>()
+        const decode = (frame: unknown) =>
+          typeof frame === "string" ? frame : `bin ${new TextDecoder().decode(frame as Uint8Array)}`
+        let round = 0
+        const publish = FastCheck.record({
+          from: FastCheck.integer({ min: 0, max: 2 }),
+          room: FastCheck.constantFrom(...roomNames),
+          binary: FastCheck.boolean(),
+          size: FastCheck.constantFrom(1, 10, 30_000)
+        })
+        const check = (ops: ReadonlyArray<{ from: number; room: string; binary: boolean; size: number }>) =>
+          Effect.gen(function* () {
+            round++
+            const sent = ops.map((op, i) => {
+              const tag = `${round}:${op.from}:${i}:${"x".repeat(op.size)}`
+              nodes[op.from]!.rooms.publish(op.room, op.binary ? new TextEncoder().encode(tag) : tag)
+              return { ...op, frame: op.binary ? `bin ${tag}` : tag }
+            })
+            for (const { client, room } of clients) {
+              const expected = sent.filter((op) => op.room === room)
+              const got: Array<string> = []
+              for (let i = 0; i < expected.length; i++) got.push(decode(yield* client.next()))
+              // Exactly once, and each node's publishes in the order it made them.
+              expect([...got].sort()).toEqual(expected.map((op) => op.frame).sort())
+              for (const from of [0, 1, 2])
+                expect(
+                  got.filter(
+                    (frame) => frame.startsWith(`${round}:${from}:`) || frame.startsWith(`bin ${round}:${from}:`)
+                  )
+                ).toEqual(expected.filter((op) => op.from === from).map((op) => op.frame))
+            }
+            // Nothing extra on any path: after the expected frames, each client's next frames are the end markers.
+            for (const [n, hosted] of [
+              [0, roomNames],
+              [1, roomNames],
+              [2, ["r"]]
+            ] as const)
+              for (const room of hosted) nodes[n]!.rooms.publish(room, `end:${round}:${n}`)
+            for (const { client, room } of clients) {
+              const ends = room === "r" ? 3 : 2
+              const got: Array<string> = []
+              for (let i = 0; i < ends; i++) got.push(decode(yield* client.next()))
+              expect(got.every((frame) => frame.startsWith(`end:${round}:`))).toBe(true)
+            }
+          })
+        yield* Effect.promise(() =>
+          FastCheck.assert(
+            FastCheck.asyncProperty(FastCheck.array(publish, { maxLength: 40 }), (ops) =>
+              Runtime.runPromise(runtime)(check(ops))
+            ),
+            { numRuns: backend.live ? 15 : 40 }
+          )
+        )
       }))
 
     test("presence converges across nodes, changes report remote joins, and a crashed node's members expire", () =>
