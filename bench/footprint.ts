@@ -5,7 +5,8 @@
  * (bun:jsc heapStats, after a full GC) and RSS per connection. Not part of `npm run bench`: a tool
  * for finding what to cut. `bun run bench/footprint.ts [N]`; SNAPSHOT=file.json also writes a
  * heap snapshot for a heap viewer; NO_OPEN_NOW=1 opens each connection through `open` (a fiber each); SHRINK=1 also
- * reads RSS after Bun.shrink() (the runtime returning the memory it keeps free).
+ * reads RSS after Bun.shrink() (the runtime returning the memory it keeps free); LOGIN=1 logs in before each connect
+ * (a native route; EFFECT_LOGIN=1 through the Effect HTTP app, as the Transport baseline did before).
  */
 import { heapStats } from "bun:jsc"
 import { HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
@@ -70,7 +71,7 @@ const openForwarding = (connection: Connection<{ topic: string }>) => {
   return { onMessage: (message: WireMessage) => connection.publish(connection.data.topic, message) }
 }
 
-/** The login of bench/baselines/transport.ts, without the router: reads a JSON body, answers JSON. */
+/** The login the Transport baseline used to serve (EFFECT_LOGIN=1), without the router: reads a JSON body, answers JSON. */
 const effectLogin = Effect.gen(function* () {
   const body = (yield* HttpServerRequest.schemaBodyJson(Schema.Unknown).pipe(Effect.orElseSucceed(() => ({})))) as {
     gr?: unknown
@@ -78,7 +79,13 @@ const effectLogin = Effect.gen(function* () {
   return HttpServerResponse.unsafeJson({ e: 0, cs: { f: String(body.gr ?? "1"), g: "127.0.0.1" } })
 })
 
-/** The same server on layers/Transport. */
+/** The same login through the Transport's native routes (ServeOptions.routes), as the baseline and the authenticator serve theirs. */
+const nativeLogin = (request: Request) =>
+  Effect.promise(() => request.json().catch(() => ({}))).pipe(
+    Effect.map((body: { gr?: unknown }) => Response.json({ e: 0, cs: { f: String(body?.gr ?? "1"), g: "127.0.0.1" } }))
+  )
+
+/** The same server on layers/Transport (EFFECT_LOGIN=1: its login through the Effect HTTP app instead of a native route). */
 const transportServer = Effect.gen(function* () {
   const transport = yield* Transport
   const server = yield* transport.serve<{ topic: string }, never>({
@@ -86,8 +93,9 @@ const transportServer = Effect.gen(function* () {
     port: 0,
     hostname: "127.0.0.1",
     limits: { ...defaultSocketLimits, pingInterval: Duration.seconds(2), pongTimeout: Duration.seconds(1) },
-    // The login of bench/baselines/transport.ts, without the router: reads a JSON body, answers JSON.
-    http: effectLogin,
+    ...(process.env.EFFECT_LOGIN
+      ? { http: effectLogin }
+      : { routes: [{ method: "POST" as const, path: "/w/wl", handle: nativeLogin }] }),
     websocket: {
       upgrade: (_request, { url }) => Effect.succeed(accept({ topic: `g:${url.searchParams.get("f")}` })),
       open: (connection) => Effect.sync(() => openForwarding(connection)),

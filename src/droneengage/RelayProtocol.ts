@@ -24,6 +24,8 @@ import type { LoginKeys } from "./LoginKeys.ts"
 import {
   accept,
   type Connection,
+  type ConnectionHandler,
+  type OpenedNow,
   reject,
   type UpgradeDecision,
   type WebSocketProtocol,
@@ -33,15 +35,39 @@ import { InstanceLimitReached, type Seat, type UnitMember, type UnitRoomsService
 
 /** A unit's sd and p as JSON texts, stamped into each message it sends. */
 interface Stamp {
-  readonly sd: string
-  readonly p: string
+  sd: string
+  p: string
 }
 
-/** What an accepted upgrade knows: the unit as its login key and URL define it. */
-export interface UnitConnection {
+/**
+ * A unit's connection state: what the upgrade knows (the unit as its login key and URL define it), then, once
+ * open, its seat and stamp. Kept here rather than in closures, so one handler serves every unit.
+ */
+export interface UnitConnection extends Stamp {
   readonly member: UnitMember
   readonly instanceLimit: number
+  /** Set once the unit is in its rooms; undefined before, or when it was refused at open. */
+  seat: Seat | undefined
 }
+
+/** The state of a unit that is not open yet; every field present from the start (one object shape for all units). */
+export const unitConnection = (member: UnitMember, instanceLimit: number): UnitConnection => ({
+  member,
+  instanceLimit,
+  seat: undefined,
+  sd: "",
+  p: ""
+})
+
+/** Marks the unit open in `seat`: what its messages are stamped with comes from its member. */
+const seated = (data: UnitConnection, seat: Seat): void => {
+  data.seat = seat
+  data.sd = JSON.stringify(data.member.unitName)
+  data.p = JSON.stringify(data.member.permission)
+}
+
+/** The handler of a unit refused at open (its connection is closing). */
+const ignoring = { onMessage: () => {} }
 
 export interface RelayProtocolOptions {
   readonly serverName: string
@@ -102,7 +128,7 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
         accountName: an
       }
       if (!rooms.admits(member, il)) return refuse(403, "the account's instance limit is reached", "instance-limit")
-      return accept<UnitConnection>({ member, instanceLimit: il })
+      return accept(unitConnection(member, il))
     }
 
     const protocol: WebSocketProtocol<UnitConnection> = {
@@ -124,20 +150,15 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
           if (Either.isLeft(entered)) {
             // Another connect of this account won the race for the last slot.
             connection.close(CloseCodes.forbidden, "instance limit reached")
-            return { onMessage: () => {} }
+            return ignoring
           }
           const seat = entered.right
+          seated(connection.data, seat)
           // An agent's UDP proxy pair outlives a dropped connection for the grace period only.
-          const proxyUnit = member.actorType === "d" ? options.udpProxy : undefined
-          proxyUnit?.unitEntered(member)
-          const stamp: Stamp = { sd: JSON.stringify(member.unitName), p: JSON.stringify(member.permission) }
+          proxyOf(member)?.unitEntered(member)
           // LOGOUT goes out before the leave reaches the rooms, so it always precedes the INFO the leave causes.
-          yield* Effect.addFinalizer(() =>
-            Effect.sync(() => (proxyUnit?.unitLeft(member), options.onLeft(member))).pipe(
-              Effect.zipRight(rooms.exit(seat))
-            )
-          )
-          return { onMessage: (message) => handle(seat, stamp, connection, message) }
+          yield* Effect.addFinalizer(() => Effect.sync(() => left(member)).pipe(Effect.zipRight(rooms.exit(seat))))
+          return units
         }),
 
       // The same as open, on the spot, when the rooms need nothing asynchronous (a single node).
@@ -149,20 +170,38 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
         connection.send(welcome(connection.remoteAddress))
         if (entered instanceof InstanceLimitReached) {
           connection.close(CloseCodes.forbidden, "instance limit reached")
-          return { onMessage: () => {} }
+          return ignoring
         }
-        const seat = entered
-        const proxyUnit = member.actorType === "d" ? options.udpProxy : undefined
-        proxyUnit?.unitEntered(member)
-        const stamp: Stamp = { sd: JSON.stringify(member.unitName), p: JSON.stringify(member.permission) }
-        return {
-          onMessage: (message) => handle(seat, stamp, connection, message),
-          onClose: () => {
-            proxyUnit?.unitLeft(member)
-            options.onLeft(member)
-            if (!rooms.exitNow(seat)) return rooms.exit(seat)
-          }
-        }
+        seated(connection.data, entered)
+        proxyOf(member)?.unitEntered(member)
+        return unitsNow
+      }
+    }
+
+    /** An agent's UDP proxy pair; other units have none. */
+    const proxyOf = (member: UnitMember) => (member.actorType === "d" ? options.udpProxy : undefined)
+
+    const left = (member: UnitMember) => {
+      proxyOf(member)?.unitLeft(member)
+      options.onLeft(member)
+    }
+
+    /** One handler for every open unit: its seat and stamp are in the connection's data. */
+    const units: ConnectionHandler<never, UnitConnection> = {
+      onMessage: (message, connection) => {
+        const { seat } = connection.data
+        if (seat !== undefined) return handle(seat, connection.data, connection, message)
+      }
+    }
+
+    /** The same, with the cleanup of a unit opened by openNow. */
+    const unitsNow: OpenedNow<never, UnitConnection> = {
+      onMessage: units.onMessage,
+      onClose: (connection) => {
+        const { seat, member } = connection.data
+        if (seat === undefined) return
+        left(member)
+        if (!rooms.exitNow(seat)) return rooms.exit(seat)
       }
     }
 
