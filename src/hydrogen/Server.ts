@@ -83,7 +83,7 @@ export const startHydrogen = (settings: HydrogenSettings, options: { readonly ha
     // Registered after serve, so it runs first on shutdown: status replies during the drain say so.
     yield* Effect.addFinalizer(() => Effect.sync(() => void (status.counters.shuttingDown = true)))
     yield* status.broadcastPeriodically(channels)
-    return server
+    return { ...server, sessionsHandedOver: sessions.handedOver }
   })
 
 /** Hydrogen from HydrogenConfig for the lifetime of the layer; needs a Transport, Rooms, Tokens, a StreamStore and Metrics. */

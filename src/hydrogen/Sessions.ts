@@ -1,4 +1,4 @@
-import { Clock, Duration, Effect, Option } from "effect"
+import { Clock, Duration, Effect, Option, SubscriptionRef } from "effect"
 import type { HydrogenSettings } from "./Config.ts"
 import { applicationError, authenticationError, ErrorCodes, type HydrogenError, protocolError } from "./Errors.ts"
 import type { Identity } from "./Permissions.ts"
@@ -55,6 +55,12 @@ export const makeSessions = (deps: {
     const cluster = channels.cluster
     /** On a cluster node: sessions by the digest of their id, which is how other nodes name them on the bus. */
     const byDigest = new Map<string, Session>()
+    const handovers = deps.metrics.counter(
+      "switchboard_hydrogen_sessions_handed_over_total",
+      "Sessions another node took over, counted once this node has let them go"
+    )
+    /** How many sessions this node has let go to other nodes: a signal to wait on, not to poll. */
+    const handedOver = yield* SubscriptionRef.make(0)
 
     const create = (identity: Identity, connection: HydrogenConnection) =>
       Effect.map(tokens.issue(resumeTokens, ownerOf(identity), resumeTokenLifetime), (id) => {
@@ -190,19 +196,34 @@ export const makeSessions = (deps: {
           const session = byDigest.get(digest)
           if (!session || !letGo(session)) return Effect.void
           // Subscriptions go first, while the connection is still there to leave the channel rooms.
-          return Effect.zipRight(
-            channels.forget(session),
-            Effect.suspend(() => {
-              const connection = session.connection
-              session.connection = undefined
-              connection?.close(CloseCodes.replaced)
-              return acks.handedOver(session)
-            })
+          return channels.forget(session).pipe(
+            Effect.zipRight(
+              Effect.suspend(() => {
+                const connection = session.connection
+                session.connection = undefined
+                connection?.close(CloseCodes.replaced)
+                return acks.handedOver(session)
+              })
+            ),
+            // Counted last, so whoever waits on it sees the session fully gone from this node.
+            Effect.zipRight(
+              Effect.suspend(() => {
+                handovers.inc()
+                return SubscriptionRef.update(handedOver, (count) => count + 1)
+              })
+            )
           )
         })
       )
 
-    return { create, detach, resume, count: () => sessions.size }
+    return {
+      create,
+      detach,
+      resume,
+      count: () => sessions.size,
+      /** The count of sessions let go to other nodes: now, then after each handover (acks and connection gone). */
+      handedOver: handedOver.changes
+    }
   })
 
 export type Sessions = Effect.Effect.Success<ReturnType<typeof makeSessions>>

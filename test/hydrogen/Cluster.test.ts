@@ -8,8 +8,8 @@ import { MemoryNetwork } from "../../layers/Transport/MemoryTransport.ts"
 import { sessionDigest, sessionRecordTtlMillis } from "../../src/hydrogen/Cluster.ts"
 import { it } from "../support/effect.ts"
 import {
-  type HydrogenBackend,
   type HydrogenNode,
+  handedOver,
   hydrogenBackends,
   nodeMetric,
   ReliableClient,
@@ -41,18 +41,6 @@ const publishRun = (
     (n) => ok(client, "events", "publish", { channel, action: "created", data: { n }, ack }),
     { discard: true }
   )
-
-/** Retries `check` until it holds: moving the TestClock on memory, the real one on a broker. */
-const eventually = (backend: HydrogenBackend, check: Effect.Effect<boolean>) =>
-  Effect.gen(function* () {
-    for (let attempt = 0; attempt < 500; attempt++) {
-      if (yield* check) return
-      yield* backend.live
-        ? Effect.sleep("10 millis")
-        : Effect.zipRight(TestClock.adjust("10 millis"), Effect.yieldNow())
-    }
-    expect(yield* check).toBe(true)
-  })
 
 for (const backend of hydrogenBackends()) {
   describe(`Hydrogen cluster on ${backend.name}`, () => {
@@ -104,6 +92,8 @@ for (const backend of hydrogenBackends()) {
         const source = yield* publisher(nodes[1]!, scope)
         const batches = 8
         const size = 25
+        // Per node: how many times the session left it for another node.
+        const left = nodes.map(() => 0)
         for (let batch = 1; batch <= batches; batch++) {
           yield* publishRun(source, batch * 1000, size, true)
           // Read part of the batch, then the connection dies; the rest is in flight to a dead socket.
@@ -112,18 +102,17 @@ for (const backend of hydrogenBackends()) {
           connection = yield* Scope.fork(scope, ExecutionStrategy.sequential)
           const recovery = yield* consumer.join(nodes[batch % nodes.length]!, connection)
           expect(recovery).toMatchObject({ recovered: true })
+          left[(batch - 1) % nodes.length]! += 1
         }
         yield* consumer.until(batches * size)
         consumer.check(batches * size)
         // Acks reached the node holding the session; the nodes it left let their copies go.
         yield* ok(consumer.client!, "system", "ping")
-        yield* eventually(
-          backend,
-          Effect.map(
-            Effect.forEach(nodes, (node) => nodeMetric(node, "switchboard_hydrogen_acks_pending")),
-            (pending) => pending.every((count) => count === 0)
-          )
-        )
+        for (const [i, node] of nodes.entries()) {
+          yield* handedOver(node, left[i]!)
+          expect(yield* nodeMetric(node, "switchboard_hydrogen_acks_pending")).toBe(0)
+          expect(yield* nodeMetric(node, "switchboard_hydrogen_sessions_handed_over_total")).toBe(left[i]!)
+        }
         for (const node of nodes)
           expect(yield* nodeMetric(node, 'switchboard_hydrogen_undeliverable_total{reason="no_ack"}')).toBe(0)
       }))
@@ -149,10 +138,8 @@ for (const backend of hydrogenBackends()) {
         expect(yield* nodeMetric(b, "switchboard_hydrogen_acks_total")).toBe(1)
         expect(yield* nodeMetric(b, "switchboard_hydrogen_acks_pending")).toBe(0)
         // A let its copy go when B took the session over.
-        yield* eventually(
-          backend,
-          Effect.map(nodeMetric(a, "switchboard_hydrogen_acks_pending"), (n) => n === 0)
-        )
+        yield* handedOver(a, 1)
+        expect(yield* nodeMetric(a, "switchboard_hydrogen_acks_pending")).toBe(0)
         // Only the publisher's session is left on A, and nothing was reported undeliverable.
         expect(yield* nodeMetric(a, "switchboard_hydrogen_sessions")).toBe(1)
         expect(yield* nodeMetric(a, 'switchboard_hydrogen_undeliverable_total{reason="resumed_elsewhere"}')).toBe(0)

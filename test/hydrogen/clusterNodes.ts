@@ -2,7 +2,7 @@ import { afterAll, expect } from "bun:test"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { Kvm } from "@nats-io/kv"
 import { connect } from "@nats-io/transport-node"
-import { Effect, Layer, Scope } from "effect"
+import { Effect, Layer, Scope, Stream } from "effect"
 import type { ClusterBroker } from "../../layers/Cluster/Broker.ts"
 import { destroyNatsBuckets } from "../../layers/Cluster/NatsBroker.ts"
 import { BrokerFederationLive } from "../../layers/Federation/BrokerFederation.ts"
@@ -127,7 +127,7 @@ export const startNode = (
       Effect.provide(node.context),
       Scope.extend(node.scope)
     )
-    return { ...node, port: server.port, metrics: node.get(Metrics), network }
+    return { ...node, port: server.port, metrics: node.get(Metrics), network, handedOver: server.sessionsHandedOver }
   })
 
 export type HydrogenNode = Effect.Effect.Success<ReturnType<typeof startNode>>
@@ -142,6 +142,10 @@ export const nodeMetric = (node: HydrogenNode, series: string) =>
         ?.slice(series.length + 1) ?? 0
     )
   )
+
+/** Waits until `node` has let go of `count` sessions other nodes took over (its copies of their acks gone). */
+export const handedOver = (node: HydrogenNode, count: number) =>
+  Stream.runDrain(Stream.takeUntil(node.handedOver, (released) => released >= count))
 
 /**
  * A client of a reliable channel that acks what it gets, remembers its session and last seq, and
