@@ -122,7 +122,13 @@ describe("DroneEngage INFO: a burst costs one INFO computation (TestClock)", () 
       const { server, infos } = yield* fakeAuthenticator
       const { rooms, join, leave, signals } = yield* fakeRooms
       let snapshots = 0
-      const counted = { ...rooms, snapshot: Effect.zipRight(Effect.sync(() => snapshots++), rooms.snapshot) }
+      const counted = {
+        ...rooms,
+        snapshot: Effect.zipRight(
+          Effect.sync(() => snapshots++),
+          rooms.snapshot
+        )
+      }
       yield* makeAuthLink({
         url: `ws://memory:${server.port}`,
         serverId: "relay-f",
