@@ -1,5 +1,5 @@
 import type { KeyObject } from "node:crypto"
-import { Deferred, type Duration, Effect, Either, Option, Queue, Redacted, Stream, SubscriptionRef } from "effect"
+import { Deferred, type Duration, Effect, Either, Option, Redacted, Stream, SubscriptionRef } from "effect"
 import { Federation } from "../../layers/Federation/Federation.ts"
 import { type Link, LinkClosed } from "../../layers/Federation/Link.ts"
 import { decodeAuthToRelayFast, encodeLoginReply, encodeLogout } from "./S2SFast.ts"
@@ -23,7 +23,7 @@ export interface AuthLinkOptions {
   /** At most one INFO per interval: a burst of joins and leaves becomes one INFO, then the final state. */
   readonly infoInterval: Duration.DurationInput
   readonly keys: LoginKeys<UnitGrant>
-  readonly rooms: Pick<UnitRoomsService, "snapshot" | "changes">
+  readonly rooms: Pick<UnitRoomsService, "snapshot" | "onChange">
 }
 
 /** The relay's challenge answer: an Ed25519 signature when a private key is given, else the shared-secret HMAC. */
@@ -96,19 +96,27 @@ export const makeAuthLink = (options: AuthLinkOptions) =>
         const state = { link, accepted, up: false }
         current = state
         yield* Effect.addFinalizer(() => setUp(state, false))
-        // Subscribe before waiting, so no join or leave between acceptance and the first INFO is missed.
-        const changes = yield* options.rooms.changes
-        // Every INFO carries the whole state, so changes that queue up meanwhile need one INFO, not one each:
-        // the first change after a quiet spell goes out at once, then at most one INFO per interval,
-        // and the pause after each INFO lets the next burst pile up (the last state is always sent).
-        const sendLatest = Queue.takeAll(changes).pipe(
-          Effect.zipRight(sendInfo(link)),
-          Effect.zipRight(Effect.sleep(options.infoInterval))
-        )
+        // Listen before waiting, so no join or leave between acceptance and the first INFO is missed.
+        // Every INFO carries the whole state, so a burst needs one INFO, not one per change: a join or leave
+        // only raises a flag (the latch opens once per burst), and the link's INFO fiber wakes once for it.
+        let changed = false
+        const pending = yield* Effect.makeLatch(false)
+        yield* options.rooms.onChange(() => {
+          if (changed) return
+          changed = true
+          pending.unsafeOpen()
+        })
+        // The first change after a quiet spell goes out at once, then at most one INFO per interval, and the
+        // pause after each INFO lets the next burst pile up (the flag is cleared before the state is read).
+        const sendLatest = Effect.suspend(() => {
+          changed = false
+          pending.unsafeClose()
+          return Effect.zipRight(sendInfo(link), Effect.sleep(options.infoInterval))
+        })
         yield* Deferred.await(accepted).pipe(
           Effect.zipRight(setUp(state, true)),
           Effect.zipRight(sendLatest),
-          Effect.zipRight(Effect.forever(Queue.take(changes).pipe(Effect.zipRight(sendLatest)))),
+          Effect.zipRight(Effect.forever(Effect.zipRight(pending.await, sendLatest))),
           Effect.forkScoped
         )
       })

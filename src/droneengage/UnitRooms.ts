@@ -42,9 +42,6 @@ export type DeliveryResult =
 
 export type RoomChange = { readonly _tag: "Entered" | "Left"; readonly member: UnitMember }
 
-const entered = (member: UnitMember): RoomChange => ({ _tag: "Entered", member })
-const left = (member: UnitMember): RoomChange => ({ _tag: "Left", member })
-
 export interface UnitPresence {
   readonly unitName: string
   readonly actorType: ActorType
@@ -96,6 +93,11 @@ export interface UnitRoomsService {
   readonly snapshot: Effect.Effect<RoomsSnapshot>
   /** Joins and leaves, for as long as the caller's Scope lives. */
   readonly changes: Effect.Effect<Queue.Dequeue<RoomChange>, never, Scope.Scope>
+  /**
+   * Calls `changed` on the spot after every join or leave, for as long as the caller's Scope lives: for a
+   * listener that only needs to know that something changed (INFO sends the whole state), without a queue.
+   */
+  readonly onChange: (changed: () => void) => Effect.Effect<void, never, Scope.Scope>
 }
 
 export class UnitRooms extends Context.Tag("switchboard/droneengage/UnitRooms")<UnitRooms, UnitRoomsService>() {}
@@ -133,7 +135,12 @@ export const makeUnitRooms = (serverName: string) =>
       .labels({ server: serverName })
     // One queue per listener, offered to synchronously, so a join or leave needs no fiber to announce itself.
     const listeners = new Set<Queue.Queue<RoomChange>>()
-    const announce = (change: RoomChange) => {
+    // Listeners that only need to know that something changed: no change object, no queue.
+    const changedListeners = new Set<() => void>()
+    const announce = (tag: RoomChange["_tag"], member: UnitMember) => {
+      for (const changed of changedListeners) changed()
+      if (listeners.size === 0) return
+      const change: RoomChange = { _tag: tag, member }
       for (const queue of listeners) Queue.unsafeOffer(queue, change)
     }
     // Rooms that span nodes: unit names are claimed cluster-wide, so a second connect anywhere replaces the first.
@@ -190,7 +197,7 @@ export const makeUnitRooms = (serverName: string) =>
       Effect.flatMap(removeSeat(previous), (removed) => {
         if (!removed) return Effect.void
         previous.connection.close(CloseCodes.replaced)
-        return Effect.sync(() => announce(left(previous.member)))
+        return Effect.sync(() => announce("Left", previous.member))
       })
 
     const admits = (member: UnitMember, instanceLimit: number) => {
@@ -272,7 +279,7 @@ export const makeUnitRooms = (serverName: string) =>
           unitsGauge.inc()
           if (Option.isSome(claim)) claimOf.set(seat, claim.value)
           yield* joinRooms(seat)
-          announce(entered(member))
+          announce("Entered", member)
           return seat
         }),
       enterNow: (member, connection, instanceLimit) => {
@@ -290,13 +297,13 @@ export const makeUnitRooms = (serverName: string) =>
           unitsGauge.dec()
           leaveRoomsNow(previous)
           previous.connection.close(CloseCodes.replaced)
-          announce(left(previous.member))
+          announce("Left", previous.member)
         }
         let seats = accounts.get(member.accountId)
         if (!seats) accounts.set(member.accountId, (seats = new Map()))
         seats.set(member.unitName, seat)
         unitsGauge.inc()
-        announce(entered(member))
+        announce("Entered", member)
         return seat
       },
       exitNow: (seat) => {
@@ -307,13 +314,13 @@ export const makeUnitRooms = (serverName: string) =>
         units.delete(seat.member.unitName)
         if (units.size === 0) accounts.delete(seat.member.accountId)
         unitsGauge.dec()
-        announce(left(seat.member))
+        announce("Left", seat.member)
         return true
       },
       leaveGroup: leaveRooms,
       exit: (seat) =>
         Effect.map(removeSeat(seat), (removed) => {
-          if (removed) announce(left(seat.member))
+          if (removed) announce("Left", seat.member)
         }),
       deliver,
       presence: (room) =>
@@ -337,7 +344,12 @@ export const makeUnitRooms = (serverName: string) =>
             Effect.sync(() => listeners.delete(queue)),
             Queue.shutdown(queue)
           )
-      )
+      ),
+      onChange: (changed) =>
+        Effect.acquireRelease(
+          Effect.sync(() => void changedListeners.add(changed)),
+          () => Effect.sync(() => void changedListeners.delete(changed))
+        )
     }
     return service
   })

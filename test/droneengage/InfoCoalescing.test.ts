@@ -1,7 +1,7 @@
 import { describe, expect } from "bun:test"
-import { Effect, Either, Option, PubSub, Queue, TestClock } from "effect"
+import { Effect, Either, Option, Queue, TestClock } from "effect"
 import { makeAuthLink } from "../../src/droneengage/AuthLink.ts"
-import type { RoomChange, UnitMember, UnitRoomsService } from "../../src/droneengage/UnitRooms.ts"
+import type { UnitMember, UnitRoomsService } from "../../src/droneengage/UnitRooms.ts"
 import { makeLoginKeys } from "../../src/droneengage/LoginKeys.ts"
 import { accept, Transport } from "../../layers/Transport/Transport.ts"
 import { decodeRelayToAuth, type InfoData, LoginRequestData } from "../../src/droneengage/S2S.ts"
@@ -18,28 +18,31 @@ const member = (i: number): UnitMember => ({
   requestId: `r${i}`
 })
 
-/** Rooms reduced to what the link reads: a unit list and its change feed. */
+/** Rooms reduced to what the link reads: a unit list and its change signal. */
 const fakeRooms = Effect.gen(function* () {
-  const changes = yield* PubSub.unbounded<RoomChange>()
+  const listeners = new Set<() => void>()
   const seated = new Map<string, UnitMember>()
-  const rooms: Pick<UnitRoomsService, "snapshot" | "changes"> = {
+  let signals = 0
+  const rooms: Pick<UnitRoomsService, "snapshot" | "onChange"> = {
     snapshot: Effect.sync(() => {
       const accountDetails: Record<string, Array<{ unitName: string; actorType: "g" | "d" }>> = {}
       for (const m of seated.values())
         (accountDetails[m.accountId] ??= []).push({ unitName: m.unitName, actorType: m.actorType })
       return { accounts: Object.keys(accountDetails), accountDetails }
     }),
-    changes: PubSub.subscribe(changes)
+    onChange: (changed) =>
+      Effect.acquireRelease(
+        Effect.sync(() => void listeners.add(changed)),
+        () => Effect.sync(() => void listeners.delete(changed))
+      )
   }
-  const join = (m: UnitMember) =>
-    Effect.suspend(
-      () => (seated.set(m.unitName, m), PubSub.publish(changes, { _tag: "Entered", member: m } as RoomChange))
-    )
-  const leave = (m: UnitMember) =>
-    Effect.suspend(
-      () => (seated.delete(m.unitName), PubSub.publish(changes, { _tag: "Left", member: m } as RoomChange))
-    )
-  return { rooms, join, leave }
+  const signal = () => {
+    signals++
+    for (const changed of listeners) changed()
+  }
+  const join = (m: UnitMember) => Effect.sync(() => (seated.set(m.unitName, m), signal()))
+  const leave = (m: UnitMember) => Effect.sync(() => (seated.delete(m.unitName), signal()))
+  return { rooms, join, leave, signals: () => signals }
 })
 
 /** A stand-in authenticator on port 0: accepts the relay at once and queues every INFO it sends. */
@@ -110,6 +113,51 @@ describe("DroneEngage INFO coalescing (TestClock)", () => {
         yield* TestClock.adjust("250 millis")
         expect(unitCount(yield* Queue.take(infos))).toBe(399)
       }).pipe(Effect.provide(TestServices))
+  )
+})
+
+describe("DroneEngage INFO: a burst costs one INFO computation (TestClock)", () => {
+  it.effect("joins and leaves only raise a flag: one snapshot per burst, with the burst's final state", () =>
+    Effect.gen(function* () {
+      const { server, infos } = yield* fakeAuthenticator
+      const { rooms, join, leave, signals } = yield* fakeRooms
+      let snapshots = 0
+      const counted = {
+        ...rooms,
+        snapshot: Effect.zipRight(
+          Effect.sync(() => snapshots++),
+          rooms.snapshot
+        )
+      }
+      yield* makeAuthLink({
+        url: `ws://memory:${server.port}`,
+        serverId: "relay-f",
+        version: "test",
+        prove: Option.none(),
+        publicHost: "127.0.0.1",
+        publicPort: Effect.succeed(9966),
+        redialMax: "2 seconds",
+        infoInterval: "250 millis",
+        keys: yield* makeLoginKeys(LoginRequestData, { kind: "test/login-key", ttl: "10 seconds" }),
+        rooms: counted
+      })
+      yield* Queue.take(infos) // on acceptance
+      expect(snapshots).toBe(1)
+      yield* TestClock.adjust("250 millis")
+      // A burst that ends where it began (join then leave of the same units) still sends the final state once.
+      for (let i = 0; i < 50; i++) yield* join(member(i))
+      for (let i = 0; i < 50; i++) yield* leave(member(i))
+      yield* join(member(7))
+      expect(signals()).toBe(101)
+      expect(unitCount(yield* Queue.take(infos))).toBe(1)
+      yield* TestClock.adjust("250 millis")
+      yield* TestClock.adjust("250 millis")
+      // The first change woke the INFO fiber and it read the state at once; the rest of the burst, one more.
+      expect(snapshots).toBeLessThanOrEqual(3)
+      expect(yield* Queue.size(infos)).toBeLessThanOrEqual(1)
+      const all = [...(yield* Queue.takeAll(infos))]
+      if (all.length > 0) expect(unitCount(all[0]!)).toBe(1)
+    }).pipe(Effect.provide(TestServices))
   )
 })
 

@@ -1,5 +1,5 @@
 import { describe, expect } from "bun:test"
-import { Effect, Either, Layer, Queue, Scope } from "effect"
+import { Effect, Either, Exit, Layer, Queue, Scope } from "effect"
 import fc from "fast-check"
 import { InProcessRoomsLive } from "../../layers/Rooms/InProcessRooms.ts"
 import { Rooms } from "../../layers/Rooms/Rooms.ts"
@@ -59,6 +59,31 @@ describe("UnitRooms (in process)", () => {
       expect(rooms.deliver(g, Unit("nobody"), "z")).toEqual({ _tag: "TargetNotFound", unitName: "nobody" })
       const text = yield* (yield* Metrics).render
       expect(text).toContain('switchboard_de_deliveries_total{server="test"} 1')
+    }).pipe(Effect.provide(Layer.merge(Metrics.Default, InProcessRoomsLive)))
+  )
+
+  it.effect("onChange is told of every join and leave on the spot, on both paths, until its Scope closes", () =>
+    Effect.gen(function* () {
+      const rooms = yield* makeUnitRooms("test")
+      let calls = 0
+      const scope = yield* Scope.make()
+      yield* Scope.extend(
+        rooms.onChange(() => void calls++),
+        scope
+      )
+      const a = yield* rooms.enter(member("a", "d1", "d"), fakeConnection().connection, 0)
+      expect(calls).toBe(1)
+      const b = rooms.enterNow(member("a", "d2", "d"), fakeConnection().connection, 0)
+      expect(calls).toBe(2)
+      rooms.enterNow(member("a", "d1", "d"), fakeConnection().connection, 0) // replaces a: a leave and a join
+      expect(calls).toBe(4)
+      yield* rooms.exit(a) // already replaced: no change
+      expect(calls).toBe(4)
+      expect(rooms.exitNow(b as Seat)).toBe(true)
+      expect(calls).toBe(5)
+      yield* Scope.close(scope, Exit.void)
+      yield* rooms.enter(member("a", "d3", "d"), fakeConnection().connection, 0)
+      expect(calls).toBe(5)
     }).pipe(Effect.provide(Layer.merge(Metrics.Default, InProcessRoomsLive)))
   )
 
