@@ -2,6 +2,7 @@ import type { SqlClient } from "@effect/sql"
 import { Effect, Either, Option, Schema } from "effect"
 import { bindAccount, loginUnique, type PasswordCost, verifyCredentials } from "./Accounts.ts"
 import { LoginData, LoginUniqueData } from "./Functions.ts"
+import { type CallBudget, makeHashQueue } from "./HashQueue.ts"
 import { answer, functionRoute, orUnavailable, type Route } from "./ServiceHttp.ts"
 import { Messages, reply, Status } from "./Wire.ts"
 
@@ -14,14 +15,19 @@ export interface AccountManagerOptions {
 }
 
 const invalid = answer(reply(Status.invalidFormat, Messages.invalidFormat), 400)
+/** A check refused because its caller would have given up first: the documented "busy, try again" (13). */
+const busy = reply(Status.unavailable, Messages.unavailable)
 
 const decoded =
-  <A, I, R>(schema: Schema.Schema<A, I>, handle: (value: A) => Effect.Effect<ReturnType<typeof answer>, unknown, R>) =>
-  (body: unknown) =>
+  <A, I, R>(
+    schema: Schema.Schema<A, I>,
+    handle: (value: A, call: CallBudget | undefined) => Effect.Effect<ReturnType<typeof answer>, unknown, R>
+  ) =>
+  (body: unknown, call?: CallBudget) =>
     Either.match(Schema.decodeUnknownEither(schema)(body), {
       onLeft: () => Effect.succeed(invalid),
       onRight: (value) =>
-        handle(value).pipe(
+        handle(value, call).pipe(
           Effect.catchAllCause((cause) =>
             Effect.logError("aliya: account storage failure", cause).pipe(
               Effect.as(answer(reply(Status.unavailable, Messages.unavailable), 503))
@@ -36,29 +42,35 @@ const decoded =
  */
 export const accountRoutes = (options: AccountManagerOptions): Record<string, Route<SqlClient.SqlClient>> => {
   // argon2 takes ~19 MiB and tens of ms per check: a burst of logins waits its turn instead of exhausting memory.
-  const hashing = Effect.unsafeMakeSemaphore(options.hashConcurrency ?? 2).withPermits(1)
+  const hashes = makeHashQueue(options.hashConcurrency ?? 2)
   return Object.fromEntries([
-    functionRoute("bind_account", (id, d) =>
+    functionRoute("bind_account", (id, d, call) =>
       orUnavailable(
-        Effect.map(hashing(bindAccount(id, d.account, d.password, options.passwordCost)), (outcome) =>
-          outcome === "ok"
+        Effect.map(hashes.run(bindAccount(id, d.account, d.password, options.passwordCost), call), (admitted) => {
+          if (Option.isNone(admitted)) return busy
+          const outcome = admitted.value
+          return outcome === "ok"
             ? reply(0, "success")
             : outcome === "nameTaken"
               ? reply(1, "Account name already exists")
               : outcome === "alreadyBound"
                 ? reply(2, "The account has already been bound before")
                 : reply(3, "Need to be logged in")
-        )
+        })
       )
     ),
     [
       "/verify_credentials",
-      decoded(LoginData, (d) =>
-        Effect.map(hashing(verifyCredentials(d.identifier, d.value, d.password, options.passwordCost)), (found) =>
-          Option.match(found, {
-            onNone: () => answer(reply(1, "Invalid credentials"), 400),
-            onSome: (uniqueId) => answer(reply(0, "success", { unique_id: uniqueId }))
-          })
+      decoded(LoginData, (d, call) =>
+        Effect.map(
+          hashes.run(verifyCredentials(d.identifier, d.value, d.password, options.passwordCost), call),
+          (admitted) =>
+            Option.isNone(admitted)
+              ? answer(busy, 503)
+              : Option.match(admitted.value, {
+                  onNone: () => answer(reply(1, "Invalid credentials"), 400),
+                  onSome: (uniqueId) => answer(reply(0, "success", { unique_id: uniqueId }))
+                })
         )
       )
     ],

@@ -34,12 +34,13 @@ const parse = (url: string, response: Response) =>
     catch: () => new InternalHttpError({ url, message: `unreadable answer (HTTP ${response.status})` })
   })
 
-const timeoutMillis = Duration.toMillis(timeout)
+/** How long a caller waits for an internal answer (it tells the callee so: WAIT_HEADER). */
+export const INTERNAL_TIMEOUT_MILLIS = Duration.toMillis(timeout)
 
 const send = async (url: string, init: RequestInit): Promise<InternalResponse> => {
   let response: Response
   try {
-    response = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMillis) })
+    response = await fetch(url, { ...init, signal: AbortSignal.timeout(INTERNAL_TIMEOUT_MILLIS) })
   } catch (cause) {
     throw new InternalHttpError({ url, message: String(cause) })
   }

@@ -1,6 +1,7 @@
 import { Context, Layer, Option, Redacted } from "effect"
 import type { ManagerName } from "./Functions.ts"
-import { type InternalHttp, InternalHttpError, type InternalResponse } from "./InternalHttp.ts"
+import { WAIT_HEADER } from "./HashQueue.ts"
+import { INTERNAL_TIMEOUT_MILLIS, type InternalHttp, InternalHttpError, type InternalResponse } from "./InternalHttp.ts"
 import { type Answer, SERVICE_HEADER } from "./ServiceHttp.ts"
 
 /** The token server or a manager: who answers a call of the gateway. */
@@ -56,7 +57,12 @@ export const httpServiceCalls = (options: {
   readonly urls: Partial<Record<ServiceName, string>>
   readonly serviceToken: Redacted.Redacted<string>
 }): ServiceCalls => {
-  const headers = { [SERVICE_HEADER]: Redacted.value(options.serviceToken), "content-type": "application/json" }
+  // The callee learns how long we wait, so it can refuse work we would abandon (HashQueue).
+  const headers = {
+    [SERVICE_HEADER]: Redacted.value(options.serviceToken),
+    [WAIT_HEADER]: String(INTERNAL_TIMEOUT_MILLIS),
+    "content-type": "application/json"
+  }
   const validateUrl = `${options.urls.tokens}/validate`
   return {
     post: (service, path, body) =>

@@ -2,6 +2,7 @@ import { type HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/pla
 import { createHash, timingSafeEqual } from "node:crypto"
 import { Effect, Either, Redacted, Schema } from "effect"
 import { type FunctionName, FunctionData } from "./Functions.ts"
+import { budgetOfHeader, type CallBudget, WAIT_HEADER } from "./HashQueue.ts"
 import { Messages, type Reply, reply, Status } from "./Wire.ts"
 
 /** Internal request bodies are small JSON or form data; anything larger is refused before parsing. */
@@ -42,7 +43,8 @@ export const readBody = (request: Request): Effect.Effect<unknown> =>
     }
   })
 
-export type Route<R> = (body: unknown) => Effect.Effect<Answer, never, R>
+/** A POST route; `call` is what an HTTP caller said about its wait (absent in-process). */
+export type Route<R> = (body: unknown, call?: CallBudget) => Effect.Effect<Answer, never, R>
 
 /**
  * An HttpApp that serves POST routes (GET too where listed) and, when `serviceToken` is given,
@@ -67,7 +69,7 @@ export const serviceApp = <R>(options: {
       return respond(answer({ message: "not found" }, 404))
     const body = yield* readBody(request)
     if (body === undefined) return respond(answer(reply(Status.invalidFormat, Messages.invalidFormat), 400))
-    return respond(yield* options.post[path]!(body))
+    return respond(yield* options.post[path]!(body, budgetOfHeader(request.headers.get(WAIT_HEADER))))
   })
 }
 
@@ -91,15 +93,19 @@ const invalidBody = answer(reply(Status.invalidFormat, Messages.invalidFormat), 
 /** A manager route for a client function: decodes `{unique_id, ...data}` with the function's schema. */
 export const functionRoute = <K extends FunctionName, R>(
   name: K,
-  handler: (uniqueId: string, data: (typeof FunctionData)[K]["Type"]) => Effect.Effect<Reply, never, R>
+  handler: (
+    uniqueId: string,
+    data: (typeof FunctionData)[K]["Type"],
+    call: CallBudget | undefined
+  ) => Effect.Effect<Reply, never, R>
 ): [string, Route<R>] => {
   const decode = functionBody(name)
   return [
     `/${name}`,
-    (body) => {
+    (body, call) => {
       const decoded = decode(body)
       return decoded
-        ? Effect.map(handler(decoded.uniqueId, decoded.data), (r) => answer(r))
+        ? Effect.map(handler(decoded.uniqueId, decoded.data, call), (r) => answer(r))
         : Effect.succeed(invalidBody)
     }
   ]
@@ -143,10 +149,10 @@ export const preferNow = <R>(routes: Record<string, Route<R>>, now: Record<strin
       if (!fast) return [path, route]
       return [
         path,
-        (body) =>
+        (body, call) =>
           Effect.suspend(() => {
             const answered = answerNow(fast, body)
-            return answered ? Effect.succeed(answered) : route(body)
+            return answered ? Effect.succeed(answered) : route(body, call)
           })
       ]
     })
