@@ -60,7 +60,8 @@ export const replayReason = (counter: number, last: number) =>
  * Messages a neighbour sends (over its inbound connection or our outbound link): chats for our
  * clients, public chats, its client list. Nothing received from a neighbour is ever sent on into
  * the mesh, so there are no loops; a chat or public chat seen twice is delivered once. Effects
- * happen in arrival order (`channel.work`), while signature checks run in parallel.
+ * happen in arrival order (`channel.work`), while signature checks run in parallel. An Effect is
+ * returned only for work that has not started (see `handleNeighbourFrameNow`).
  */
 export const handleNeighbourFrame = (
   ctx: NeighbourhoodContext,
@@ -188,6 +189,22 @@ export const verifyServerHello = (
       return replayReason(frame.counter, ctx.counters.lastOf(counterKey))
     return undefined
   })
+
+/**
+ * A neighbour's frame handled on the spot (the link's `onMessageNow`): the same handling, taken only
+ * when it needs no Effect and the channel's work is below the reading bound; false leaves it to the
+ * Effect path, which handles it alike and pauses reading when too much is queued.
+ */
+export const handleNeighbourFrameNow = (
+  ctx: NeighbourhoodContext,
+  n: NeighbourState,
+  channel: Channel,
+  frame: Frame
+): boolean => {
+  if (channel.work.pending >= maxInFlight - 1) return false
+  // An Effect (a repeated server_hello) has started nothing yet: dropped here, the Effect path makes it again.
+  return handleNeighbourFrame(ctx, n, channel, frame) === undefined
+}
 
 /** Frames a connection may have in flight before the server stops reading it until they are done. */
 export const maxInFlight = 256

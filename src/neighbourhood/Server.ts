@@ -12,7 +12,13 @@ import { Counters, RecentSet } from "./Counters.ts"
 import { importPublicPem, signData } from "./Crypto.ts"
 import { type Channel, Mesh, type NeighbourState } from "./Mesh.ts"
 import { OrderedWork } from "./Ordered.ts"
-import { handleNeighbourFrame, type NeighbourhoodContext, throttled } from "./NeighbourFrames.ts"
+import {
+  asText,
+  handleNeighbourFrame,
+  handleNeighbourFrameNow,
+  type NeighbourhoodContext,
+  throttled
+} from "./NeighbourFrames.ts"
 import { makeNeighbourhoodProtocol } from "./Protocol.ts"
 import { clientUpdateRequestFrame, encodeSignedData, parseFrame, serverHelloContent } from "./Wire.ts"
 
@@ -217,10 +223,17 @@ export const serveNeighbourhood = (
                 })
               )
             }),
+          // Most frames are handled on the spot, without waking the link's fiber; the rest take onMessage.
+          onMessageNow: (message, link) => {
+            const channel = channels.get(link)
+            if (!channel) return false
+            const parsed = parseFrame(asText(message))
+            return Either.isRight(parsed) && handleNeighbourFrameNow(ctx, n, channel, parsed.right)
+          },
           onMessage: (message, link) => {
             const channel = channels.get(link)
             if (!channel) return Effect.void
-            const parsed = parseFrame(typeof message === "string" ? message : new TextDecoder().decode(message))
+            const parsed = parseFrame(asText(message))
             if (Either.isLeft(parsed))
               return Effect.logWarning(`neighbour ${n.address} sent an invalid frame: ${parsed.left}`)
             return throttled(channel.work, handleNeighbourFrame(ctx, n, channel, parsed.right)) ?? Effect.void
