@@ -1,13 +1,14 @@
-import { Effect, Either, Runtime, Schema } from "effect"
+import { Effect, Either, Runtime } from "effect"
 import type { TcpConnection, TcpHandler } from "../../layers/Transport/TcpTransport.ts"
 import { makeKeyedLimiter } from "../shared/RateLimiter.ts"
 import type { BodyCipher } from "./Cipher.ts"
-import { decodeData, Dangerous, type FunctionName, isFunctionName, Owner } from "./Functions.ts"
+import { decodeFunctionData, decodeRequest } from "./FastDecode.ts"
+import { Dangerous, type FunctionName, isFunctionName, Owner } from "./Functions.ts"
 import { InternalHttpError } from "./InternalHttp.ts"
 import { encodeFrame, FrameDecoder } from "./Frame.ts"
 import type { ServiceCalls, ServiceName } from "./ServiceCalls.ts"
 import { makeValidatedTokens } from "./ValidatedTokens.ts"
-import { encodeReply, Messages, type Reply, reply, Request, shortPrefix, Status } from "./Wire.ts"
+import { encodeReply, Messages, type Reply, reply, shortPrefix, Status } from "./Wire.ts"
 
 export interface GatewayOptions {
   readonly cipher: BodyCipher
@@ -29,7 +30,6 @@ const MAX_REMEMBERED_TOKENS = 50_000
 /** Functions that check a credential: rate-limited per client address against guessing. */
 const credentialFunctions: ReadonlySet<FunctionName> = new Set(["login", "login_unique", "bind_account"])
 
-const decodeRequest = Schema.decodeUnknownEither(Request)
 const invalid = reply(Status.invalidFormat, Messages.invalidFormat)
 const unavailable = reply(Status.unavailable, Messages.unavailable)
 const encoder = new TextEncoder()
@@ -105,7 +105,7 @@ export const makeGateway = (options: GatewayOptions) =>
 
     /** One request → its reply; any failure to reach a service is status 13 (logged), never a crash. */
     const dispatch = async (name: FunctionName, data: Record<string, unknown>): Promise<Reply> => {
-      const decoded = decodeData[name](data)
+      const decoded = decodeFunctionData(name, data)
       if (Either.isLeft(decoded)) return invalid
       try {
         return await call(name, data, decoded.right)
