@@ -18,7 +18,8 @@ interface InFlight {
 
 interface Verified {
   readonly digest: Buffer
-  readonly account: Account
+  /** The account as the answer handed out (always Some), built once per entry. */
+  readonly found: Option.Option<Account>
   readonly expiresAt: number
   /** The stored hash the code was verified against, when the store tells it (`storedCredential`). */
   readonly codeHash: string | undefined
@@ -81,35 +82,41 @@ export const cacheAuthentications = (store: AccountStore["Type"], options: AuthC
               : verify(name, accessCode)
           )
 
+    /** A miss: join a verification under way for the same code, or run one and remember a success. */
+    const lookUp = (name: string, accessCode: string, digest: Buffer, now: number, expired: Verified | undefined) =>
+      Effect.gen(function* () {
+        const joined = inFlight.get(name)
+        if (joined && timingSafeEqual(joined.digest, digest)) return yield* Deferred.await(joined.answer)
+        const flight: InFlight = { digest, answer: yield* Deferred.make<Option.Option<Account>, StorageError>() }
+        inFlight.set(name, flight)
+        const changesBefore = changes
+        // Uninterruptible: logins waiting on this verification must get its answer even if this one gives up.
+        const exit = yield* Effect.exit(Effect.uninterruptible(recheck(name, accessCode, expired)))
+        if (inFlight.get(name) === flight) inFlight.delete(name)
+        const answer = Exit.map(exit, (found) => found.account)
+        yield* Deferred.done(flight.answer, answer)
+        if (exit._tag === "Success" && Option.isSome(exit.value.account) && changes === changesBefore) {
+          verified.delete(name)
+          verified.set(name, {
+            digest,
+            found: exit.value.account,
+            expiresAt: now + ttl,
+            codeHash: exit.value.codeHash
+          })
+          if (verified.size > maxEntries) verified.delete(verified.keys().next().value!)
+        }
+        return yield* answer
+      })
+
     const cached: AccountStore["Type"] = {
+      // The hit path builds no generator and no new Option: a steady login stream lands here.
       authenticate: (name, accessCode) =>
-        Effect.gen(function* () {
-          const now = yield* Clock.currentTimeMillis
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
           const digest = digestOf(accessCode)
           const hit = verified.get(name)
           const sameCode = hit !== undefined && timingSafeEqual(hit.digest, digest)
-          if (sameCode && hit.expiresAt > now) return Option.some(hit.account)
-          const joined = inFlight.get(name)
-          if (joined && timingSafeEqual(joined.digest, digest)) return yield* Deferred.await(joined.answer)
-          const flight: InFlight = { digest, answer: yield* Deferred.make<Option.Option<Account>, StorageError>() }
-          inFlight.set(name, flight)
-          const changesBefore = changes
-          // Uninterruptible: logins waiting on this verification must get its answer even if this one gives up.
-          const exit = yield* Effect.exit(Effect.uninterruptible(recheck(name, accessCode, sameCode ? hit : undefined)))
-          if (inFlight.get(name) === flight) inFlight.delete(name)
-          const answer = Exit.map(exit, (found) => found.account)
-          yield* Deferred.done(flight.answer, answer)
-          if (exit._tag === "Success" && Option.isSome(exit.value.account) && changes === changesBefore) {
-            verified.delete(name)
-            verified.set(name, {
-              digest,
-              account: exit.value.account.value,
-              expiresAt: now + ttl,
-              codeHash: exit.value.codeHash
-            })
-            if (verified.size > maxEntries) verified.delete(verified.keys().next().value!)
-          }
-          return yield* answer
+          if (sameCode && hit.expiresAt > now) return Effect.succeed(hit.found)
+          return lookUp(name, accessCode, digest, now, sameCode ? hit : undefined)
         }),
       findByName: store.findByName,
       list: store.list,

@@ -65,6 +65,24 @@ describe("authentication cache", () => {
     }).pipe(Effect.provide(layer))
   })
 
+  it.effect("a hit answers the verified account until the TTL's last millisecond, and rechecks at the TTL", () => {
+    const { state, layer } = counted({ withStoredCredential: false })
+    return Effect.gen(function* () {
+      const store = yield* AccountStore
+      const { account, accessCode } = yield* store.create({ name: "a", permission: Permission.all })
+      expect(yield* store.authenticate("a", accessCode)).toEqual(Option.some(account))
+      yield* TestClock.adjust("9999 millis")
+      // A wrong code in between goes to the store and leaves the hit alone.
+      expect(Option.isNone(yield* store.authenticate("a", `${accessCode}0`))).toBe(true)
+      const hits = [yield* store.authenticate("a", accessCode), yield* store.authenticate("a", accessCode)]
+      for (const hit of hits) expect(hit).toEqual(Option.some(account))
+      expect(state.verifications).toBe(2)
+      yield* TestClock.adjust("1 millis")
+      expect(yield* store.authenticate("a", accessCode)).toEqual(Option.some(account))
+      expect(state.verifications).toBe(3)
+    }).pipe(Effect.provide(layer))
+  })
+
   it.effect("a wrong code always goes to the store and is refused", () => {
     const { state, layer } = counted()
     return Effect.gen(function* () {
