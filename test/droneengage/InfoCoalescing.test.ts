@@ -71,6 +71,23 @@ const fakeAuthenticator = Effect.gen(function* () {
   return { server, infos }
 })
 
+/** A relay's link to the fake authenticator, INFO every 250 ms at most. */
+const linkRelay = (port: number, serverId: string, rooms: Pick<UnitRoomsService, "snapshot" | "onChange">) =>
+  Effect.gen(function* () {
+    yield* makeAuthLink({
+      url: `ws://memory:${port}`,
+      serverId,
+      version: "test",
+      prove: Option.none(),
+      publicHost: "127.0.0.1",
+      publicPort: Effect.succeed(9966),
+      redialMax: "2 seconds",
+      infoInterval: "250 millis",
+      keys: yield* makeLoginKeys(LoginRequestData, { kind: "test/login-key", ttl: "10 seconds" }),
+      rooms
+    })
+  })
+
 const unitCount = (info: InfoData) => Object.values(info.accountDetails).reduce((sum, units) => sum + units.length, 0)
 
 describe("DroneEngage INFO coalescing (TestClock)", () => {
@@ -80,18 +97,7 @@ describe("DroneEngage INFO coalescing (TestClock)", () => {
       Effect.gen(function* () {
         const { server, infos } = yield* fakeAuthenticator
         const { rooms, join, leave } = yield* fakeRooms
-        yield* makeAuthLink({
-          url: `ws://memory:${server.port}`,
-          serverId: "relay-c",
-          version: "test",
-          prove: Option.none(),
-          publicHost: "127.0.0.1",
-          publicPort: Effect.succeed(9966),
-          redialMax: "2 seconds",
-          infoInterval: "250 millis",
-          keys: yield* makeLoginKeys(LoginRequestData, { kind: "test/login-key", ttl: "10 seconds" }),
-          rooms
-        })
+        yield* linkRelay(server.port, "relay-c", rooms)
         expect(unitCount(yield* Queue.take(infos))).toBe(0) // on acceptance
         yield* TestClock.adjust("250 millis") // a quiet spell
         yield* join(member(0))
@@ -129,18 +135,7 @@ describe("DroneEngage INFO: a burst costs one INFO computation (TestClock)", () 
           rooms.snapshot
         )
       }
-      yield* makeAuthLink({
-        url: `ws://memory:${server.port}`,
-        serverId: "relay-f",
-        version: "test",
-        prove: Option.none(),
-        publicHost: "127.0.0.1",
-        publicPort: Effect.succeed(9966),
-        redialMax: "2 seconds",
-        infoInterval: "250 millis",
-        keys: yield* makeLoginKeys(LoginRequestData, { kind: "test/login-key", ttl: "10 seconds" }),
-        rooms: counted
-      })
+      yield* linkRelay(server.port, "relay-f", counted)
       yield* Queue.take(infos) // on acceptance
       expect(snapshots).toBe(1)
       yield* TestClock.adjust("250 millis")
