@@ -175,6 +175,17 @@ export class Mesh {
     for (const n of this.neighbours.values()) this.channelTo(n)?.send(frame)
   }
 
+  /**
+   * One frame on every connection to every neighbour. For client_updates: a peer that keeps a client
+   * list per connection (and lists the last one it opened) must not keep a stale one.
+   */
+  broadcastOnEveryChannel(frame: string): void {
+    for (const n of this.neighbours.values()) {
+      n.outbound?.send(frame)
+      if (n.inbound !== n.outbound) n.inbound?.send(frame)
+    }
+  }
+
   /** A channel to `n` is up; returns the inbound channel it replaces (to close), if any. */
   channelUp(n: NeighbourState, channel: Channel): Channel | undefined {
     if (channel.direction === "outbound") {

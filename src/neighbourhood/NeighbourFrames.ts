@@ -9,6 +9,7 @@ import type { OrderedWork } from "./Ordered.ts"
 import { verifySigned } from "./Verify.ts"
 import {
   type ChatData,
+  clientUpdateRequestFrame,
   encodeSignedData,
   type Frame,
   type OpenedSignedData,
@@ -42,6 +43,8 @@ export interface NeighbourhoodContext {
   readonly clientsChanged: () => void
   /** Sends a coalesced client_update that is still waiting, before a client's message goes into the mesh. */
   readonly flushClientUpdate: () => void
+  /** Our server_hello, signed, with a counter above every one before it (it starts at the clock). */
+  readonly signedServerHello: Effect.Effect<string>
   /** Whether `address` may open another connection now (per-address rate limit). */
   readonly admitConnection: (address: string, now: number) => boolean
   /** Logs a warning from plain (non-Effect) code, such as ordered work callbacks. */
@@ -83,7 +86,9 @@ export const handleNeighbourFrame = (
           return relayedPublicChat(ctx, n, channel, frame, opened.right, content)
         case "server_hello":
           return Effect.promise(() => work.idle()).pipe(
-            Effect.zipRight(verifyServerHello(ctx, n, frame, opened.right, content, `link:${n.address}`)),
+            Effect.zipRight(
+              verifyServerHello(ctx, n, frame, opened.right, content, `link:${n.address}`, channel.direction)
+            ),
             Effect.flatMap((problem) =>
               problem
                 ? Effect.logWarning(`neighbour ${n.address}: repeated server_hello refused: ${problem}`)
@@ -96,6 +101,8 @@ export const handleNeighbourFrame = (
       return
     }
     case "client_update":
+      // Lists come on every connection; only the chosen one's count, so two queues cannot reorder them.
+      if (channel !== ctx.mesh.channelTo(n)) return
       return work.then(ctx.mesh.importClients(n, frame.clients), (imported) => {
         ctx.mesh.setClients(n, imported)
         if (imported.rejected > 0)
@@ -163,6 +170,13 @@ const relayedPublicChat = (
   channel.work.then(later, apply)
 }
 
+/**
+ * What we send first on a new link, whichever side dialled: our server_hello (peers that dial wait
+ * for one before they use the connection), a client_update_request and our client_update.
+ */
+export const linkGreeting = (ctx: NeighbourhoodContext) =>
+  Effect.map(ctx.signedServerHello, (hello) => [hello, clientUpdateRequestFrame, ctx.mesh.clientUpdateFrame()])
+
 /** Checks a server_hello against the configured key of `n`; a reason when refused. */
 export const verifyServerHello = (
   ctx: NeighbourhoodContext,
@@ -170,7 +184,8 @@ export const verifyServerHello = (
   frame: SignedData,
   opened: OpenedSignedData,
   content: ServerHelloData,
-  connectionKey: string
+  connectionKey: string,
+  direction: Channel["direction"] = "inbound"
 ): Effect.Effect<string | undefined> =>
   Effect.gen(function* () {
     if (content.sender !== n.address) return `sender ${preview(content.sender)} is not ${preview(n.address)}`
@@ -182,9 +197,10 @@ export const verifyServerHello = (
       )
       return undefined
     }
-    const counterKey = ctx.config.compat.perConnectionCounters
-      ? `${connectionKey}/server:${n.address}`
-      : `server:${n.address}`
+    // A server_hello on a link we dialled proves nothing we rely on; its counters are kept apart, so the
+    // peer's hellos on two connections, which may arrive in any order, cannot refuse each other.
+    const scope = direction === "outbound" ? `server-on-our-link:${n.address}` : `server:${n.address}`
+    const counterKey = ctx.config.compat.perConnectionCounters ? `${connectionKey}/${scope}` : scope
     if (!ctx.counters.commit(counterKey, frame.counter))
       return replayReason(frame.counter, ctx.counters.lastOf(counterKey))
     return undefined

@@ -31,6 +31,7 @@ import {
 import {
   asText,
   handleNeighbourFrame,
+  linkGreeting,
   type NeighbourhoodContext,
   replayReason,
   throttled,
@@ -199,6 +200,7 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
           }
           state = { kind: "server", neighbour, channel }
           mesh.channelUp(neighbour, channel)?.close(CloseCodes.replaced, "replaced by a newer connection")
+          for (const greeting of yield* linkGreeting(ctx)) connection.send(greeting)
           yield* Effect.logInfo(`neighbour ${neighbour.address} connected (inbound)`)
         })
 

@@ -16,11 +16,12 @@ import {
   asText,
   handleNeighbourFrame,
   handleNeighbourFrameNow,
+  linkGreeting,
   type NeighbourhoodContext,
   throttled
 } from "./NeighbourFrames.ts"
 import { makeNeighbourhoodProtocol } from "./Protocol.ts"
-import { clientUpdateRequestFrame, encodeSignedData, parseFrame, serverHelloContent } from "./Wire.ts"
+import { encodeSignedData, parseFrame, serverHelloContent } from "./Wire.ts"
 
 /** This server's RSA key: signs its server_hello. */
 export interface ServerIdentity {
@@ -125,13 +126,20 @@ export const serveNeighbourhood = (
     const flushClientUpdate = () => {
       if (!updatePending) return
       updatePending = false
-      mesh.broadcast(mesh.clientUpdateFrame())
+      mesh.broadcastOnEveryChannel(mesh.clientUpdateFrame())
     }
     const connectionLimiter = yield* makeKeyedLimiter(`${name} connections`, {
       ratePerSecond: config.limits.connectionsPerSecond,
       burst: config.limits.connectionBurst
     })
     const mesh = new Mesh(config.address, config.aliases, neighbours, config.limits.maxClientsPerNeighbour)
+    // Our server_hello counter keeps rising across restarts (it starts at the clock), as peers remember the last one.
+    let lastCounter = 0
+    const signedServerHello = Effect.promise(async () => {
+      const counter = (lastCounter = Math.max(lastCounter + 1, Date.now()))
+      const data = serverHelloContent(config.address)
+      return encodeSignedData(data, counter, await signData(identity.signKey, data, counter))
+    })
     const ctx: NeighbourhoodContext = {
       config,
       mesh,
@@ -147,6 +155,7 @@ export const serveNeighbourhood = (
         Queue.unsafeOffer(clientChanges, undefined)
       },
       flushClientUpdate,
+      signedServerHello,
       admitConnection: connectionLimiter.admit,
       warn: (message) => void runFork(Effect.logWarning(message)),
       defect: (error) => void runFork(Effect.logError("neighbourhood: ordered work failed", error))
@@ -187,14 +196,6 @@ export const serveNeighbourhood = (
       websocket: makeNeighbourhoodProtocol(ctx)
     })
 
-    // Our server_hello counter keeps rising across restarts (it starts at the clock), as peers remember the last one.
-    let lastCounter = 0
-    const signedServerHello = Effect.promise(async () => {
-      const counter = (lastCounter = Math.max(lastCounter + 1, Date.now()))
-      const data = serverHelloContent(config.address)
-      return encodeSignedData(data, counter, await signData(identity.signKey, data, counter))
-    })
-
     const linkTo = (n: NeighbourState) => {
       const channels = new Map<Link, Channel>()
       return federation.link({
@@ -210,9 +211,7 @@ export const serveNeighbourhood = (
                 direction: "outbound",
                 work: new OrderedWork(ctx.defect)
               }
-              link.send(yield* signedServerHello)
-              link.send(clientUpdateRequestFrame)
-              link.send(mesh.clientUpdateFrame())
+              for (const frame of yield* linkGreeting(ctx)) link.send(frame)
               channels.set(link, channel)
               mesh.channelUp(n, channel)
               yield* Effect.logInfo(`neighbour ${n.address} connected (outbound)`)

@@ -42,6 +42,17 @@ const actAsServer1 = (
     return socket
   })
 
+/** Reads what server0 sends first on an accepted server link: server_hello, client_update_request, client_update. */
+const greeted = (socket: { readonly next: () => Effect.Effect<unknown> }) =>
+  Effect.gen(function* () {
+    const types = []
+    for (let i = 0; i < 3; i++) {
+      const frame = JSON.parse(String(yield* socket.next()))
+      types.push(frame.type === "signed_data" ? JSON.parse(frame.data).type : frame.type)
+    }
+    expect(types).toEqual(["server_hello", "client_update_request", "client_update"])
+  })
+
 describe("Neighbourhood security beyond the seed", () => {
   it.effect("a replayed message is dropped, answered with an error, and reaches nobody", () =>
     Effect.gen(function* () {
@@ -152,6 +163,7 @@ describe("Neighbourhood security beyond the seed", () => {
 
       // The real server1: its client list and relayed public chats are taken, but only with valid signatures.
       const server1 = yield* actAsServer1()
+      yield* greeted(server1)
       const carol = yield* Effect.promise(() => NeighbourhoodClient.fromPrivatePem(clientPems[2]!))
       yield* server1.send(encodeClientUpdate([carol.publicPem]))
       yield* server1.send('{"type":"client_update_request"}')
@@ -174,6 +186,7 @@ describe("Neighbourhood security beyond the seed", () => {
     Effect.gen(function* () {
       const { alice, bob } = yield* oneServer()
       const server1 = yield* actAsServer1()
+      yield* greeted(server1)
       const carol = yield* Effect.promise(() => NeighbourhoodClient.fromPrivatePem(clientPems[2]!))
       yield* server1.send(encodeClientUpdate([carol.publicPem]))
       yield* server1.send('{"type":"client_update_request"}')
@@ -197,6 +210,7 @@ describe("Neighbourhood security beyond the seed", () => {
     Effect.gen(function* () {
       yield* oneServer({ compat: { unsignedServerHello: true } })
       const seedStyle = yield* actAsServer1(serverKeys[2]!.identity.signKey, addressOf(1), 12345)
+      yield* greeted(seedStyle)
       yield* seedStyle.send('{"type":"client_update_request"}')
       expect(JSON.parse(String(yield* seedStyle.next()))).toMatchObject({ type: "client_update" })
       const stranger = yield* actAsServer1(serverKeys[2]!.identity.signKey, "server9")
@@ -207,6 +221,7 @@ describe("Neighbourhood security beyond the seed", () => {
       yield* unsigned.send(
         JSON.stringify({ type: "signed_data", data: { type: "server_hello", sender: addressOf(1) }, counter: 12345 })
       )
+      yield* greeted(unsigned)
       yield* unsigned.send('{"type":"client_update_request"}')
       expect(JSON.parse(String(yield* unsigned.next()))).toMatchObject({ type: "client_update" })
     }).pipe(Effect.provide(MeshTestLayer))
