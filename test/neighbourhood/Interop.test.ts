@@ -4,10 +4,12 @@
  * server_hello (its first counter is 0) and uses the connection only once our server_hello comes
  * back on it; its clients start counting at 0.
  */
-import { describe, expect } from "bun:test"
+import { describe, expect, test } from "bun:test"
 import { Effect } from "effect"
 import { MemoryNetwork } from "../../layers/Transport/MemoryTransport.ts"
 import { NeighbourhoodClient } from "../../src/neighbourhood/Client.ts"
+import { type Channel, Mesh } from "../../src/neighbourhood/Mesh.ts"
+import { OrderedWork } from "../../src/neighbourhood/Ordered.ts"
 import { importPublicPem, signData, verifyData } from "../../src/neighbourhood/Crypto.ts"
 import { encodeClientUpdate, encodeSignedData, serverHelloContent } from "../../src/neighbourhood/Wire.ts"
 import { it } from "../support/effect.ts"
@@ -75,4 +77,29 @@ describe("Neighbourhood interop (v1.2 peers that are not us)", () => {
       yield* dave.expectNothingElse
     }).pipe(Effect.provide(MeshTestLayer))
   )
+
+  test("our client_update goes on both connections to a neighbour; chats on the chosen one only", async () => {
+    // That implementation lists a neighbour's clients per connection and shows the last one opened.
+    const key = await importPublicPem(serverKeys[1]!.identity.publicPem)
+    if (typeof key === "string") throw new Error(key)
+    const mesh = new Mesh(addressOf(0), [], [{ address: addressOf(1), url: "ws://server1", key }], 100)
+    const sent: Array<string> = []
+    const channel = (direction: Channel["direction"]): Channel => ({
+      send: (frame) => void sent.push(`${direction}:${frame}`),
+      close: () => undefined,
+      direction,
+      work: new OrderedWork(() => undefined)
+    })
+    const n = mesh.neighbours.get(addressOf(1))!
+    mesh.channelUp(n, channel("outbound"))
+    mesh.channelUp(n, channel("inbound"))
+    mesh.broadcastOnEveryChannel(mesh.clientUpdateFrame())
+    expect(sent).toEqual([
+      'outbound:{"type":"client_update","clients":[]}',
+      'inbound:{"type":"client_update","clients":[]}'
+    ])
+    sent.length = 0
+    mesh.broadcast("chat")
+    expect(sent).toEqual(["outbound:chat"])
+  })
 })
