@@ -152,6 +152,7 @@ const scenario = async (order: "ours-first" | "theirs-first") => {
         address: ourAddress,
         keyPath: join(dir, "our-key.pem"),
         redialMaxMs: 500,
+        compat: { pushClientList: true },
         files: { directory: join(dir, "files") },
         neighbours: [{ address: "server0", url: `ws://127.0.0.1:${theirPort}/`, publicKey: theirs.pub }]
       }
@@ -227,12 +228,11 @@ const scenario = async (order: "ours-first" | "theirs-first") => {
       listed(b, ourAddress, o1.client.fingerprint) && listed(b, ourAddress, t2.fingerprint),
       b.map((s) => `${s.address}:${s.clients.length}`).join(" ")
     )
-    t2.requestClientList() // their client never asks by itself; v1.2 servers answer only when asked
-    t1.requestClientList()
+    // Their client never sends client_list_request: it waits for pushes (ours: compat.pushClientList).
     const t1Sees = await waitFor("their client t1 sees o1", () => t1.online().includes(o1.client.fingerprint))
     record(name, "their client on their server lists our client (pushed client_list)", t1Sees)
     const t2Sees = await waitFor("their client t2 sees t1", () => t2.online().includes(t1.fingerprint))
-    record(name, "their client on our server lists clients of both (after a client_list_request)", t2Sees)
+    record(name, "their client on our server lists clients of both (pushed client_list)", t2Sees)
 
     // public chat both ways
     o1.send(await o1.client.publicChat("pub from o1"))
@@ -321,8 +321,6 @@ const scenario = async (order: "ours-first" | "theirs-first") => {
     record(name, "client_update on leave: our client disappears from their server's list", gone)
     o2.close()
     const gone2 = await waitFor("o2 gone from our list", async () => {
-      t2.requestClientList()
-      await sleep(200)
       return !t2.online().includes(o2.client.fingerprint)
     })
     record(name, "client_update on leave: their client disappears from our server's list", gone2)

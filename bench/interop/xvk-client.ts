@@ -8,7 +8,6 @@ export interface TheirClient {
   readonly fingerprint: string
   readonly pem: string
   readonly online: () => Array<string>
-  readonly requestClientList: () => void
   readonly sendPublic: (message: string) => Promise<void>
   readonly sendChat: (fingerprints: Array<string>, message: string) => Promise<void>
   readonly publicFrom: (fingerprint: string, message: string) => boolean
@@ -23,7 +22,6 @@ export const theirClient = async (checkout: string, url: string): Promise<TheirC
   const dist = join(resolve(checkout), "pkg/common/dist/src")
   const { ChatClient }: Any = await import(join(dist, "chatclient/ChatClient.js"))
   const { WebSocketTransport }: Any = await import(join(dist, "websocket/WebSocketTransport.js"))
-  const { ClientListRequest }: Any = await import(join(dist, "messageTypes.js"))
   const { keyToPEM, PSSGenParams }: Any = await import(join(dist, "util/crypto.js"))
 
   const socket = new WebSocket(url)
@@ -44,7 +42,6 @@ export const theirClient = async (checkout: string, url: string): Promise<TheirC
     fingerprint: client.fingerprint,
     pem: await keyToPEM(keys.publicKey),
     online,
-    requestClientList: () => void transport.sendMessage(new ClientListRequest()),
     sendPublic: (message) => client.sendPublicChat(message),
     sendChat: (fingerprints, message) => client.sendChat(message, client.getGroupID(fingerprints)),
     publicFrom: (sender, message) => publics.some((m) => m.sender === sender && m.message === message),

@@ -46,12 +46,17 @@ export interface FileSettings {
   readonly maxAge: Duration.Duration
 }
 
-/** Weakenings for peers that cannot do better; each is off by default and logged as insecure when on. */
+/** Settings for peers that cannot do better; each is off by default (the first two are logged as insecure). */
 export interface CompatSettings {
   /** Accept server_hello from a listed address without a valid signature (the seed's servers send none). */
   readonly unsignedServerHello: boolean
   /** Track counters per connection instead of per key (clients that restart at 0 on every connection). */
   readonly perConnectionCounters: boolean
+  /**
+   * Also send every client the client_list whenever a list changes (coalesced), for clients that never
+   * send client_list_request and wait for pushes (v1.2 answers requests only). Costs a list per client per change.
+   */
+  readonly pushClientList: boolean
 }
 
 export interface NeighbourhoodConfig {
@@ -119,7 +124,8 @@ const FilesConfig: Config.Config<FileSettings> = Config.all({
 
 const CompatConfig: Config.Config<CompatSettings> = Config.all({
   unsignedServerHello: Config.boolean("unsignedServerHello").pipe(Config.withDefault(false)),
-  perConnectionCounters: Config.boolean("perConnectionCounters").pipe(Config.withDefault(false))
+  perConnectionCounters: Config.boolean("perConnectionCounters").pipe(Config.withDefault(false)),
+  pushClientList: Config.boolean("pushClientList").pipe(Config.withDefault(false))
 }).pipe(Config.nested("compat"))
 
 const webSocketUrl = (name: string) =>

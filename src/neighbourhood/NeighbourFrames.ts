@@ -41,6 +41,8 @@ export interface NeighbourhoodContext {
   readonly routed: (kind: "chat" | "public_chat") => void
   /** Our client list changed: a client_update goes to every neighbour (coalesced, see Server). */
   readonly clientsChanged: () => void
+  /** A client list changed (ours or a neighbour's): pushed to our clients with `compat.pushClientList`. */
+  readonly clientListsChanged: () => void
   /** Sends a coalesced client_update that is still waiting, before a client's message goes into the mesh. */
   readonly flushClientUpdate: () => void
   /** Our server_hello, signed, with a counter above every one before it (it starts at the clock). */
@@ -105,6 +107,7 @@ export const handleNeighbourFrame = (
       if (channel !== ctx.mesh.channelTo(n)) return
       return work.then(ctx.mesh.importClients(n, frame.clients), (imported) => {
         ctx.mesh.setClients(n, imported)
+        ctx.clientListsChanged()
         if (imported.rejected > 0)
           ctx.warn(
             `neighbour ${n.address}: ${imported.rejected} client(s) of its client_update were not valid RSA public keys`

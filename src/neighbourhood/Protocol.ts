@@ -95,6 +95,7 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
             if (mesh.removeLocal(current.client)) ctx.clientsChanged()
           } else if (current.kind === "server") {
             mesh.channelDown(current.neighbour, current.channel)
+            ctx.clientListsChanged()
             yield* Effect.logInfo(`neighbour ${current.neighbour.address} disconnected (inbound)`)
           }
         })

@@ -121,6 +121,8 @@ export const serveNeighbourhood = (
     // Every client_update carries the whole list, so a burst of joins and leaves needs one, not one each:
     // the first change after a quiet spell goes out at once, then at most one per interval (the last state always).
     const clientChanges = yield* Queue.sliding<void>(1)
+    // compat.pushClientList: the latest client_list to every client, at most one per interval (coalesced).
+    const listChanges = yield* Queue.sliding<void>(1)
     let updatePending = false
     /** Sends a pending client_update now: a new client's first chat must not reach a neighbour before the client does. */
     const flushClientUpdate = () => {
@@ -153,7 +155,9 @@ export const serveNeighbourhood = (
       clientsChanged: () => {
         updatePending = true
         Queue.unsafeOffer(clientChanges, undefined)
+        Queue.unsafeOffer(listChanges, undefined)
       },
+      clientListsChanged: () => void Queue.unsafeOffer(listChanges, undefined),
       flushClientUpdate,
       signedServerHello,
       admitConnection: connectionLimiter.admit,
@@ -187,6 +191,15 @@ export const serveNeighbourhood = (
       Effect.forkScoped
     )
 
+    if (config.compat.pushClientList) {
+      yield* Queue.take(listChanges).pipe(
+        Effect.zipRight(Effect.sync(() => rooms.publish(ctx.room, mesh.clientListFrame()))),
+        Effect.zipRight(Effect.sleep(config.limits.clientUpdateInterval)),
+        Effect.forever,
+        Effect.forkScoped
+      )
+    }
+
     const handle = yield* transport.serve({
       name,
       port: config.port,
@@ -219,6 +232,7 @@ export const serveNeighbourhood = (
                 Effect.sync(() => {
                   channels.delete(link)
                   mesh.channelDown(n, channel)
+                  ctx.clientListsChanged()
                 })
               )
             }),

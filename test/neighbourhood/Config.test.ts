@@ -11,7 +11,7 @@ describe("Neighbourhood config", () => {
     expect(config.port).toBe(9002)
     expect(config.address).toBe("localhost:9002")
     expect(config.neighbours).toEqual([])
-    expect(config.compat).toEqual({ unsignedServerHello: false, perConnectionCounters: false })
+    expect(config.compat).toEqual({ unsignedServerHello: false, perConnectionCounters: false, pushClientList: false })
     expect(config.files.maxBytes).toBe(10 * 1024 * 1024)
     // The transport's HTTP body limit follows the upload limit, so files up to maxBytes reach the file API.
     expect(config.socket.maxRequestBodyBytes).toBe(10 * 1024 * 1024 + 64 * 1024)

@@ -5,7 +5,7 @@
  * back on it; its clients start counting at 0.
  */
 import { describe, expect, test } from "bun:test"
-import { Effect } from "effect"
+import { Effect, TestClock } from "effect"
 import { MemoryNetwork } from "../../layers/Transport/MemoryTransport.ts"
 import { NeighbourhoodClient } from "../../src/neighbourhood/Client.ts"
 import { type Channel, Mesh } from "../../src/neighbourhood/Mesh.ts"
@@ -13,7 +13,16 @@ import { OrderedWork } from "../../src/neighbourhood/Ordered.ts"
 import { importPublicPem, signData, verifyData } from "../../src/neighbourhood/Crypto.ts"
 import { encodeClientUpdate, encodeSignedData, serverHelloContent } from "../../src/neighbourhood/Wire.ts"
 import { it } from "../support/effect.ts"
-import { addressOf, clientPems, connectClient, MeshTestLayer, portOf, serverKeys, startServer } from "./support.ts"
+import {
+  addressOf,
+  clientPems,
+  connectClient,
+  listing,
+  MeshTestLayer,
+  portOf,
+  serverKeys,
+  startServer
+} from "./support.ts"
 
 /** server1 as that implementation: dials server0 and sends its server_hello with `counter`. */
 const dialAsServer1 = (counter: number) =>
@@ -75,6 +84,27 @@ describe("Neighbourhood interop (v1.2 peers that are not us)", () => {
       yield* dave.send(fromZero.publicChat("counted from zero"))
       expect(yield* bob.next).toMatchObject({ kind: "public_chat", message: "counted from zero" })
       yield* dave.expectNothingElse
+    }).pipe(Effect.provide(MeshTestLayer))
+  )
+
+  it.effect("with compat.pushClientList, clients that never ask get the client list whenever one changes", () =>
+    Effect.gen(function* () {
+      yield* startServer(0, 2, { compat: { pushClientList: true } })
+      const alice = yield* connectClient(portOf(0), clientPems[0]!)
+      const pushed = Effect.gen(function* () {
+        yield* TestClock.adjust("1 second")
+        const incoming = yield* alice.next
+        return incoming.kind === "client_list" ? listing(incoming) : incoming
+      })
+      expect(yield* pushed).toEqual({ [addressOf(0)]: [alice.client.fingerprint] })
+      const bob = yield* connectClient(portOf(0), clientPems[1]!)
+      const both = [alice.client.fingerprint, bob.client.fingerprint].sort()
+      expect(yield* pushed).toEqual({ [addressOf(0)]: both })
+      const peer = yield* dialAsServer1(0)
+      for (let i = 0; i < 3; i++) yield* peer.next
+      const carol = yield* Effect.promise(() => NeighbourhoodClient.fromPrivatePem(clientPems[2]!))
+      yield* peer.socket.send(encodeClientUpdate([carol.publicPem]))
+      expect(yield* pushed).toEqual({ [addressOf(0)]: both, [addressOf(1)]: [carol.fingerprint] })
     }).pipe(Effect.provide(MeshTestLayer))
   )
 
