@@ -324,6 +324,27 @@ const scenario = async (order: "ours-first" | "theirs-first") => {
       return !t2.online().includes(o2.client.fingerprint)
     })
     record(name, "client_update on leave: their client disappears from our server's list", gone2)
+
+    // their server restarts (its counters start at 0 again; it dials once, at start)
+    const theirIndex = order === "ours-first" ? 1 : 0
+    await stop(children[theirIndex]!)
+    children[theirIndex] = startTheirs()
+    await listening(theirPort)
+    const o3 = await ourClient(ourUrl)
+    const o4 = await ourClient(theirUrl)
+    clients.push(o3, o4)
+    const healed = await waitFor(
+      "lists after their restart",
+      async () => {
+        const here = await listOf(o3)
+        const there = await listOf(o4)
+        return listed(here, "server0", o4.client.fingerprint) && listed(there, ourAddress, o3.client.fingerprint)
+      },
+      15000
+    )
+    record(name, "after their restart the servers link again and lists converge", healed)
+    o3.send(await o3.client.chat([{ pem: o4.client.publicPem, server: "server0" }], "after restart"))
+    record(name, "chat ours→theirs after their restart", await waitFor("o4 dm", () => gotChat(o4, "after restart")))
   } catch (error) {
     record(name, "scenario ran to the end", false, String(error))
   } finally {

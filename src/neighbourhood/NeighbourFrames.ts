@@ -200,10 +200,12 @@ export const verifyServerHello = (
       )
       return undefined
     }
-    // A server_hello on a link we dialled proves nothing we rely on; its counters are kept apart, so the
-    // peer's hellos on two connections, which may arrive in any order, cannot refuse each other.
-    const scope = direction === "outbound" ? `server-on-our-link:${n.address}` : `server:${n.address}`
-    const counterKey = ctx.config.compat.perConnectionCounters ? `${connectionKey}/${scope}` : scope
+    // On a link we dialled, a server_hello proves nothing we rely on: its counter is not checked, so it cannot
+    // refuse the peer's hellos on its own connection (any order), nor warn after the peer restarts at 0.
+    if (direction === "outbound") return undefined
+    const counterKey = ctx.config.compat.perConnectionCounters
+      ? `${connectionKey}/server:${n.address}`
+      : `server:${n.address}`
     if (!ctx.counters.commit(counterKey, frame.counter))
       return replayReason(frame.counter, ctx.counters.lastOf(counterKey))
     return undefined
