@@ -4,7 +4,7 @@ import { parseArgs } from "node:util"
 import { LoadGenerator, planGroup, type RunResult } from "../loadgen/Coordinator.ts"
 import { renderSvg } from "../lib/output.ts"
 import { machine, rssBytes } from "../lib/proc.ts"
-import { killAllChildren, type ServerKind, startServer } from "../lib/servers.ts"
+import { HYDROGEN_RELIABLE_PREFIX, killAllChildren, type ServerKind, startServer } from "../lib/servers.ts"
 import { windowFor } from "../scenarios/common.ts"
 import { flatOverSecondHalf } from "./trend.ts"
 
@@ -12,7 +12,8 @@ import { flatOverSecondHalf } from "./trend.ts"
  * `npm run soak`: each server at half of its measured maximum load, with connection churn, for
  * --minutes (10); RSS and open fds of the server processes sampled every --sample-s (10) seconds.
  * Pass = RSS and fds flat over the second half (fitted growth under a noise threshold) and fds
- * back to their baseline once the churn and then the clients are gone. --servers relay,chat,hydrogen;
+ * back to their baseline once the churn and then the clients are gone. --servers relay,chat,hydrogen
+ * (add hydrogen-reliable: a reliable channel, every event acked, history bounded by its config);
  * --sequential runs them one after another (default: all at once). Writes results/soak-<date>.json
  * and results/soak-<date>.svg.
  */
@@ -34,7 +35,9 @@ const { values } = parseArgs({
 
 const minutes = Number(values.minutes)
 const sampleMs = Number(values["sample-s"]) * 1000
-const kinds = values.servers.split(",") as Array<ServerKind>
+/** What a soak runs: a server, or Hydrogen with its clients on a reliable (sequenced, acked) channel. */
+type SoakKind = ServerKind | "hydrogen-reliable"
+const kinds = values.servers.split(",") as Array<SoakKind>
 const units = Number(values.units)
 const senders = Number(values.senders)
 const payloadBytes = Number(values["payload-bytes"])
@@ -63,7 +66,7 @@ interface Sample {
 }
 
 interface Soaked {
-  readonly server: ServerKind
+  readonly server: SoakKind
   readonly maxDeliveriesPerSec: number
   readonly targetDeliveriesPerSec: number
   readonly ratePerSender: number
@@ -75,12 +78,17 @@ interface Soaked {
 }
 
 /** Phase 1, per server alone: start it, connect the clients, measure the maximum delivery rate. */
-const prepare = async (kind: ServerKind) => {
-  const server = await startServer(kind, { env: { LOG_LEVEL: "error" } })
+const prepare = async (kind: SoakKind) => {
+  const reliable = kind === "hydrogen-reliable"
+  const server = await startServer(reliable ? "hydrogen" : kind, { env: { LOG_LEVEL: "error" } })
+  // Reliable: every event sequenced, kept in history and acked by every subscriber, as in the hydrogen scenario.
+  const wire = reliable
+    ? ({ ...server.target, reliable: true, batchAcks: false } as typeof server.target)
+    : server.target
   const idleFds = openFds(server.pids)
   const generator = await LoadGenerator.connect({
-    target: server.target,
-    clients: planGroup({ group: "soak", units, senders }),
+    target: wire,
+    clients: planGroup({ group: reliable ? `${HYDROGEN_RELIABLE_PREFIX}-soak` : "soak", units, senders }),
     workers: 1,
     clockBase
   })
@@ -108,11 +116,11 @@ const prepare = async (kind: ServerKind) => {
     samples: [],
     fds: { idle: idleFds, withClients: openFds(server.pids), afterChurn: Number.NaN, afterClients: Number.NaN }
   }
-  return { server, generator, soaked }
+  return { server, wire, reliable, generator, soaked }
 }
 
 /** Phase 2: the paced load and the churn for `minutes`, sampling RSS and fds; then the fds after churn and after the clients. */
-const soak = async ({ server, generator, soaked }: Awaited<ReturnType<typeof prepare>>) => {
+const soak = async ({ server, wire, reliable, generator, soaked }: Awaited<ReturnType<typeof prepare>>) => {
   const durationMs = minutes * 60_000
   const started = performance.now()
   const sample = () =>
@@ -139,12 +147,12 @@ const soak = async ({ server, generator, soaked }: Awaited<ReturnType<typeof pre
       serverPids: server.pids
     }),
     LoadGenerator.churn({
-      target: server.target,
+      target: wire,
       workers: 1,
       concurrency: Number(values["churn-lanes"]),
       durationMs: durationMs - 2 * sampleMs,
       clockBase,
-      group: "churn"
+      group: reliable ? `${HYDROGEN_RELIABLE_PREFIX}-churn` : "churn"
     })
   ])
   clearInterval(sampler)

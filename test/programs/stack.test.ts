@@ -39,6 +39,27 @@ afterAll(() => {
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
 })
 
+/** Collects a child's log stream as it comes, so its pipe never fills, and lets a test await a line. */
+const drainLogs = (stream: ReadableStream<Uint8Array>) => {
+  let text = ""
+  let waiters: Array<{ pattern: RegExp; resolve: () => void }> = []
+  const done = (async () => {
+    const decoder = new TextDecoder()
+    const reader = stream.getReader()
+    while (true) {
+      const { value, done } = await reader.read()
+      if (done) break
+      text += decoder.decode(value, { stream: true })
+      waiters = waiters.filter((waiter) => !(waiter.pattern.test(text) && (waiter.resolve(), true)))
+    }
+  })()
+  return {
+    text: () => done.then(() => text),
+    waitFor: (pattern: RegExp) =>
+      pattern.test(text) ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ pattern, resolve }))
+  }
+}
+
 /** Spawns `npm start`'s program in a temp directory on free ports and waits for its banner. */
 const spawnStack = async (extraEnv: Record<string, string> = {}) => {
   const [auth, s2s, relay, chat, hydrogen, neighbourhood] = freePorts(6)
@@ -54,25 +75,27 @@ const spawnStack = async (extraEnv: Record<string, string> = {}) => {
       CHAT_PORT: String(chat),
       HYDROGEN_PORT: String(hydrogen),
       NEIGHBOURHOOD_PORT: String(neighbourhood),
-      LOG_LEVEL: "warning",
+      // Info level: the test awaits the authenticator's "relay ... linked" line.
+      LOG_LEVEL: "info",
       ...extraEnv
     },
     stdout: "pipe",
     stderr: "pipe"
   })
+  const logs = drainLogs(child.stderr)
   const reader = child.stdout.getReader()
   let banner = ""
   while (!banner.includes("Stop with Ctrl-C.")) {
     const { value, done } = await reader.read()
     if (done) {
-      const output = `${banner}${await new Response(child.stderr).text()}`
+      const output = `${banner}${await logs.text()}`
       // Another process took a probed port between the probe and the bind: try other ports.
       throw output.includes("in use?") ? new PortTaken(output) : new Error(`stack exited early: ${output}`)
     }
     banner += new TextDecoder().decode(value)
   }
   reader.releaseLock()
-  return { child, banner, dir, ports: { auth, s2s, relay, chat, hydrogen, neighbourhood } }
+  return { child, banner, dir, logs, ports: { auth, s2s, relay, chat, hydrogen, neighbourhood } }
 }
 
 /** The running stack, stopped with SIGTERM when the test's scope closes. */
@@ -100,19 +123,15 @@ describe("npm start (programs/stack.ts)", () => {
         expect(name).toBe("dev")
 
         // The relay links to the authenticator in the background; a login succeeds once it has.
-        let login: any
-        for (let attempt = 0; attempt < 50; attempt++) {
-          const response = yield* Effect.promise(() =>
-            fetch(`http://127.0.0.1:${ports.auth}/w/wl`, {
-              method: "POST",
-              headers: { "content-type": "application/json" },
-              body: JSON.stringify({ acc: name, pwd: code, gr: "1", app: "test", ver: "1", ex: "" })
-            })
-          )
-          login = yield* Effect.promise(() => response.json())
-          if (login.e === 0) break
-          yield* Effect.sleep("100 millis")
-        }
+        yield* Effect.promise(() => stack.logs.waitFor(/relay \S+ linked/))
+        const response = yield* Effect.promise(() =>
+          fetch(`http://127.0.0.1:${ports.auth}/w/wl`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ acc: name, pwd: code, gr: "1", app: "test", ver: "1", ex: "" })
+          })
+        )
+        const login: any = yield* Effect.promise(() => response.json())
         expect(login).toMatchObject({ e: 0, cs: { g: "127.0.0.1", h: ports.relay } })
         const gcs = yield* connectWs(`ws://127.0.0.1:${ports.relay}/?f=${login.cs.f}&s=console`)
         const welcome = yield* gcs.nextJson()

@@ -38,26 +38,37 @@ describe("keepLinkUp", () => {
     Effect.gen(function* () {
       const metrics = yield* Metrics
       const received = yield* Queue.unbounded<string>()
+      const attempts = yield* Queue.unbounded<void>()
+      // Counts each dial as it starts, so the test waits for redials instead of for time.
+      const countingDialer: Dialer = (url, headers, openTimeout) =>
+        Effect.zipRight(Queue.offer(attempts, undefined), webSocketDialer(url, headers, openTimeout))
       const firstScope = yield* Scope.make()
       const first = yield* startPeer(0, 1).pipe(Scope.extend(firstScope))
       yield* Effect.forkScoped(
-        keepLinkUp({
-          name: "peer",
-          url: `ws://127.0.0.1:${first.port}/?secret=x`,
-          initialDelay: "20 millis",
-          maxDelay: "60 millis",
-          handler: {
-            onOpen: (link) => Effect.sync(() => link.send("announce")),
-            onMessage: (message) => Queue.offer(received, String(message))
-          }
-        })
+        keepLinkUp(
+          {
+            name: "peer",
+            url: `ws://127.0.0.1:${first.port}/?secret=x`,
+            initialDelay: "20 millis",
+            maxDelay: "60 millis",
+            handler: {
+              onOpen: (link) => Effect.sync(() => link.send("announce")),
+              onMessage: (message) => Queue.offer(received, String(message))
+            }
+          },
+          countingDialer
+        )
       )
+      yield* Queue.take(attempts)
       expect(yield* Queue.take(received)).toBe("hello from 1")
       expect(yield* Queue.take(received)).toBe("echo:announce")
 
       yield* Scope.close(firstScope, Exit.void)
       const before = dials(yield* metrics.render)
-      yield* Effect.sleep("300 millis")
+      // Three dials after the drop (at least two of them after `before`) prove it keeps redialling.
+      yield* Queue.take(attempts)
+      yield* Queue.take(attempts)
+      yield* Queue.take(attempts)
       expect(dials(yield* metrics.render)).toBeGreaterThan(before + 1)
 
       yield* startPeer(first.port, 2)
