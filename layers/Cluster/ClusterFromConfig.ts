@@ -47,6 +47,11 @@ export const sharedTokens = (settings: ClusterSettings) =>
     ? NatsTokensLive({ url: Redacted.value(settings.natsUrl), prefix: settings.prefix })
     : RedisTokensLive({ url: Redacted.value(settings.redisUrl), prefix: `${settings.prefix}:` })
 
+/** Tokens from `cluster.*`: in memory alone, in the broker on a redis/nats node (every node sees every token). */
+export const TokensFromConfig = Layer.unwrapEffect(
+  Effect.map(ClusterConfig, (settings) => (settings.broker === "memory" ? MemoryTokensLive : sharedTokens(settings)))
+)
+
 /**
  * Rooms, Tokens, Federation, Claims and Counters for `cluster.broker`: memory = this process alone
  * (in-process rooms, memory tokens, in-process bus, local claims and counts); redis or nats = one

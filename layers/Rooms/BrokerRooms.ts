@@ -100,15 +100,27 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
     // Frames published in the turn the scope closes in still leave (the broker closes after this layer).
     yield* Effect.addFinalizer(() => Effect.sync(() => batches.flush()))
 
-    const fromOtherNodes = (room: string) => (bytes: Uint8Array) => {
+    /** Rooms whose protocol orders their frames itself (OrderedDelivery.receive): other nodes' frames go to it. */
+    const receivers = new Map<string, (frame: WireMessage) => void>()
+    const fromOtherNodes = (room: string) => {
+      const toMembers = (frame: WireMessage) => local.publish(room, frame)
+      return (bytes: Uint8Array) => deliverFromOtherNode(room, bytes, toMembers)
+    }
+    const deliverFromOtherNode = (room: string, bytes: Uint8Array, toMembers: (frame: WireMessage) => void) => {
       if (isFrom(bytes, header)) return
       received.inc()
       const envelope = decodeEnvelope(bytes)
       if (envelope === undefined) return
+      const deliver = receivers.size === 0 ? toMembers : (receivers.get(room) ?? toMembers)
       if (envelope.kind === EnvelopeKind.batch) {
-        for (const frame of decodeBatch(envelope.body) ?? []) local.publish(room, frame)
+        for (const frame of decodeBatch(envelope.body) ?? []) deliver(frame)
       } else if (envelope.kind <= EnvelopeKind.binary)
-        local.publish(room, envelope.kind === EnvelopeKind.text ? bodyText(envelope.body) : envelope.body)
+        deliver(envelope.kind === EnvelopeKind.text ? bodyText(envelope.body) : envelope.body)
+    }
+    /** The broker half of a publish: queued for the end of the turn, or counted as lost while the broker is away. */
+    const toOtherNodes = (room: string, frame: WireMessage) => {
+      if (broker.isUp()) batches.add(room, frame)
+      else lost()
     }
     const changeOf = (kind: EnvelopeKind, body: Uint8Array): RoomChange | undefined => {
       try {
@@ -227,8 +239,17 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
       publish: (room, frame, except) => {
         local.publish(room, frame, except)
         // While the broker is known to be away the frame is counted as lost now, not at the end of the turn.
-        if (broker.isUp()) batches.add(room, frame)
-        else lost()
+        toOtherNodes(room, frame)
+      },
+      ordered: {
+        receive: (room, receive) => {
+          receivers.set(room, receive)
+          return () => {
+            if (receivers.get(room) === receive) receivers.delete(room)
+          }
+        },
+        here: local.publish,
+        elsewhere: toOtherNodes
       },
       members: (room) =>
         Effect.gen(function* () {

@@ -50,8 +50,23 @@ export interface RoomsService {
    * a protocol must then publish even with no local recipient, and cannot tell "nobody anywhere".
    */
   readonly spansNodes?: boolean
+  /** Present on rooms that span nodes: the halves of `publish`, for a protocol that orders a room's frames itself. */
+  readonly ordered?: OrderedDelivery
   /** Joins and leaves of every room, for as long as the caller's Scope lives. */
   readonly changes: Effect.Effect<Queue.Dequeue<RoomChange>, never, Scope.Scope>
+}
+
+/**
+ * `publish` taken apart for a protocol that numbers a room's frames and must hand them to members in that
+ * order on every node (chat's cluster-wide message seq): what crosses is its own bytes, which it unwraps.
+ */
+export interface OrderedDelivery {
+  /** Frames other nodes send to `room` go to `receive` instead of to this node's members, until `stop()`. */
+  readonly receive: (room: string, receive: (frame: WireMessage) => void) => () => void
+  /** The local half of `publish`: this node's members only. */
+  readonly here: (room: string, frame: WireMessage, except?: Connection<unknown>) => void
+  /** The broker half of `publish`: the room's other nodes only (their `receive`, else their members). */
+  readonly elsewhere: (room: string, frame: WireMessage) => void
 }
 
 export class Rooms extends Context.Tag("switchboard/Rooms")<Rooms, RoomsService>() {}

@@ -6,7 +6,7 @@
  * broker's, Redis Streams or JetStream, unless MySQL is named) and the file system for the web page.
  */
 import { BunFileSystem } from "@effect/platform-bun"
-import { Effect, Layer } from "effect"
+import { ConfigError, Effect, Layer } from "effect"
 import { ClusterConfig } from "../../layers/Cluster/ClusterConfig.ts"
 import { BunTransportFromConfig, ClusterRoomsFromConfig } from "../../layers/Cluster/ClusterFromConfig.ts"
 import { ClusterStreamStore, StreamStoreFromConfig } from "../../layers/Storage/StorageFromConfig.ts"
@@ -15,8 +15,8 @@ import { ChatServerLive, chatServerLayer } from "../../src/chat/Server.ts"
 
 /**
  * The server and its history store: on a cluster with the default (memory) backend, history lives in
- * the broker's StreamStore, shared by every node like Hydrogen's; MySQL is shared too; SQLite is per
- * node (warned: each node would show only its own lines).
+ * the broker's StreamStore, shared by every node like Hydrogen's; MySQL is shared too; SQLite (per node) is
+ * refused, since the history's seq orders every node's messages.
  */
 const serverWithHistory = Layer.unwrapEffect(
   Effect.gen(function* () {
@@ -24,10 +24,13 @@ const serverWithHistory = Layer.unwrapEffect(
     const backend = yield* ChatHistoryBackendConfig
     if (cluster.broker !== "memory" && backend === "memory")
       return chatServerLayer({ sharedHistory: true }).pipe(Layer.provide(ClusterStreamStore(cluster)))
+    // Messages are numbered by the history and delivered in that order on every node: one sequence for the cluster.
     if (cluster.broker !== "memory" && backend === "sqlite")
-      yield* Effect.logWarning(
-        `chat.history.backend is sqlite on a ${cluster.broker} cluster: each node keeps its own history; ` +
-          "leave it unset (history in the broker) or use mysql so every node shows the same"
+      return yield* Effect.fail(
+        ConfigError.InvalidData(
+          ["chat", "history", "backend"],
+          `with cluster.broker = ${cluster.broker} history must be shared: leave it unset (broker) or use mysql`
+        )
       )
     return ChatServerLive.pipe(Layer.provide(StreamStoreFromConfig(chatHistoryStorage)))
   })

@@ -58,3 +58,35 @@ export const storedLine = (prefix: string | undefined, nick: Uint8Array, text: U
   }
   return bytesToStored(historyLine(nick, text))
 }
+
+/**
+ * Marks a history entry that also names its sender: NUL then U+0100, which neither stored form starts with (text
+ * never starts with NUL, and the raw form's characters are all below U+0100).
+ */
+const SENDER_MARK = "\u0000\u0100"
+
+/**
+ * A history entry written on a cluster node: the sender's id and its nick's length in bytes before the stored line,
+ * so a node that missed the live message can rebuild its _NEW_MSG from the history.
+ */
+export const storedMessage = (sender: number, nickBytes: number, line: string) =>
+  `${SENDER_MARK}${sender} ${nickBytes} ${line}`
+
+export interface StoredMessage {
+  /** The stored "nick: text" line, what a joiner's _LOGGED_MSG carries. */
+  readonly line: string
+  /** Present when the entry names its sender (written on a cluster node). */
+  readonly sender?: { readonly id: number; readonly nickBytes: number }
+}
+
+/** Reads an entry of either form; anything that does not parse as a sender entry is a plain line. */
+export const readStoredMessage = (payload: string): StoredMessage => {
+  if (!payload.startsWith(SENDER_MARK)) return { line: payload }
+  const idEnd = payload.indexOf(" ", SENDER_MARK.length)
+  const nickEnd = idEnd < 0 ? -1 : payload.indexOf(" ", idEnd + 1)
+  if (nickEnd < 0) return { line: payload }
+  const id = Number(payload.slice(SENDER_MARK.length, idEnd))
+  const nickBytes = Number(payload.slice(idEnd + 1, nickEnd))
+  if (!Number.isSafeInteger(id) || !Number.isSafeInteger(nickBytes) || nickBytes < 0) return { line: payload }
+  return { line: payload.slice(nickEnd + 1), sender: { id, nickBytes } }
+}

@@ -1,92 +1,22 @@
-import { Deferred, Effect, FiberId, Queue, Runtime, Scheduler, type Scope } from "effect"
+import { Deferred, Effect, FiberId, Runtime, Scheduler, type Scope } from "effect"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
-import { type RoomChange, Rooms, type RoomsService } from "../../layers/Rooms/Rooms.ts"
+import { Rooms } from "../../layers/Rooms/Rooms.ts"
 import { StreamStore } from "../../layers/Storage/StreamStore.ts"
-import type { Connection } from "../../layers/Transport/Transport.ts"
-import type { ChatLimits } from "./Config.ts"
-import { bytesKey, bytesToStored, storedLine, storedToBytes } from "./HistoryText.ts"
+import { bytesKey, bytesToStored, readStoredMessage, storedLine, storedToBytes } from "./HistoryText.ts"
 import { Command, encodeNewMessage, encodePacket, packet } from "./Packet.ts"
 import { ErrorReason, joinProblem, okReply } from "./Rules.ts"
+import {
+  type ChatRoomsApi,
+  type ChatRoomsOptions,
+  type Member,
+  type Room,
+  roomNameFor,
+  tellExpiredLeaves
+} from "./RoomState.ts"
+import { openSequencedRoom, type SequencedRoom } from "./Sequenced.ts"
 
-/** A user with an accepted nick, as the rooms see it: its id, its nick and its connection. */
-export interface Member {
-  readonly id: number
-  readonly nick: Uint8Array
-  readonly connection: Connection<unknown>
-  /** storedLinePrefix(nick), computed once: what its history lines start with. */
-  readonly linePrefix: string | undefined
-}
-
-interface Room {
-  readonly key: string
-  /** Its name in the Rooms service (and native topic): "chat/" + the room name's bytes in hex. */
-  readonly name: string
-  readonly stream: string
-  /** Members in join order; the roster goes out newest first, like the original's linked list. */
-  readonly members: Array<Member>
-  /** Serializes joins and leaves of this room (and the messages that arrive meanwhile), so every member sees one order. */
-  readonly lock: Effect.Semaphore
-  closed: boolean
-  /** Joins and leaves holding or waiting for the lock; while there are any, messages wait in `backlog`. */
-  busy: number
-  readonly backlog: Array<{ readonly member: Member; readonly text: Uint8Array }>
-  /** History lines broadcast but not yet appended, oldest first; one writer per room appends them in order. */
-  pending: Array<string>
-  /** Completed once the running writer has appended everything (undefined while no writer runs). */
-  writer: Deferred.Deferred<void> | undefined
-}
-
-export interface ChatRoomsOptions {
-  readonly limits: ChatLimits
-  /** History outlives empty rooms (a persistent StreamStore); otherwise it goes with the room. */
-  readonly persistentHistory: boolean
-  /** `server` label of the metrics. */
-  readonly server: string
-}
-
-export interface ChatRoomsApi {
-  /**
-   * Joins (creating the room on first use) and sends, in order: _RESP_OK, the roster, the
-   * history, then _NEW_USER to the others. Returns the refusal reason instead when a limit is hit.
-   */
-  readonly join: (member: Member, roomName: Uint8Array, uid: number) => Effect.Effect<ErrorReason | undefined>
-  /**
-   * Sends _NEW_MSG to every member, the sender included, and records "nick: text" in the history
-   * (appended in order off the hot path; a join reads it only after every earlier line is written).
-   * Synchronous: while a join or leave holds the room, the message waits and goes out right after it.
-   */
-  readonly message: (member: Member, text: Uint8Array) => void
-  /** Appends every history line still waiting (at shutdown and in tests). */
-  readonly flushHistory: Effect.Effect<void>
-  /** Leaves the member's room (if any): _DEL_USER to the others; the last one out closes the room. */
-  readonly leave: (member: Member) => Effect.Effect<void>
-  /** Rooms with members on this node right now (for /health). */
-  readonly stats: () => { readonly rooms: number }
-}
-
-/**
- * On a cluster, a node that dies cannot announce its members' leaves: the Rooms service reports them
- * as expired, and each node tells its own members of the room (_DEL_USER), as the dead node would have.
- */
-const tellExpiredLeaves = (fanout: RoomsService, openRooms: () => Iterable<Room>) =>
-  Effect.gen(function* () {
-    const changes = yield* fanout.changes
-    const tell = (change: RoomChange) => {
-      if (change._tag !== "Left" || !change.expired) return
-      for (const room of openRooms()) {
-        if (room.name !== change.room) continue
-        const frame = encodePacket(
-          packet(Command.DEL_USER, { p1: Number(change.member.id), data: storedToBytes(change.member.info) })
-        )
-        for (const member of room.members) member.connection.send(frame)
-      }
-    }
-    yield* Effect.forkScoped(Effect.forever(Effect.map(Queue.take(changes), tell)))
-  })
-
-/** The Rooms-service name of a chat room: prefixed, and hex so any bytes make a safe topic. */
-export const roomNameFor = (name: Uint8Array) =>
-  `chat/${Buffer.from(name.buffer, name.byteOffset, name.byteLength).toString("hex")}`
+export type { ChatRoomsApi, ChatRoomsOptions, Member } from "./RoomState.ts"
+export { roomNameFor } from "./RoomState.ts"
 
 /**
  * Rosters, nicks and history of one chat server. Membership and fan-out go through the Rooms
@@ -121,30 +51,42 @@ export const makeChatRooms = (
     const afterThisTurn = Effect.yieldNow().pipe(Effect.withScheduler(Scheduler.timer(0)))
     const roomOfMember = new Map<number, Room>()
 
+    const logHistoryFailure = (what: string) => (error: unknown) =>
+      Effect.sync(() => historyErrors.inc()).pipe(
+        Effect.zipRight(Effect.logError(`chat history ${what} failed`, error))
+      )
+
+    // Rooms that span nodes number messages by the shared history and deliver them in that order on every node.
+    const sequencing = fanout.ordered && {
+      store,
+      ordered: fanout.ordered,
+      bounds,
+      runFork: (effect: Effect.Effect<void>) => runFork(effect),
+      failed: logHistoryFailure
+    }
+
     const openRoom = (name: Uint8Array): Room => {
       const key = bytesKey(name)
       const existing = rooms.get(key)
       if (existing) return existing
+      const roomName = roomNameFor(name)
+      const stream = `chat/${bytesToStored(name)}`
       const room: Room = {
         key,
-        name: roomNameFor(name),
-        stream: `chat/${bytesToStored(name)}`,
+        name: roomName,
+        stream,
         members: [],
         lock: Effect.unsafeMakeSemaphore(1),
         closed: false,
         busy: 0,
         backlog: [],
         pending: [],
-        writer: undefined
+        writer: undefined,
+        sequenced: sequencing && openSequencedRoom(sequencing, roomName, stream)
       }
       rooms.set(key, room)
       return room
     }
-
-    const logHistoryFailure = (what: string) => (error: unknown) =>
-      Effect.sync(() => historyErrors.inc()).pipe(
-        Effect.zipRight(Effect.logError(`chat history ${what} failed`, error))
-      )
 
     /** Appends the room's waiting history lines in order, then completes its writer. */
     const writeHistory = (room: Room, done: Deferred.Deferred<void>): Effect.Effect<void> =>
@@ -173,7 +115,9 @@ export const makeChatRooms = (
 
     /** Every history line of the room written (what a join reads, and before the history is removed). */
     const historyWritten = (room: Room) =>
-      Effect.suspend(() => (room.writer === undefined ? Effect.void : Deferred.await(room.writer)))
+      Effect.suspend(() =>
+        room.sequenced ? room.sequenced.settled : room.writer === undefined ? Effect.void : Deferred.await(room.writer)
+      )
 
     /** Broadcasts one message now and queues its history line (empty messages are broadcast, not recorded, like the original). */
     const broadcast = (room: Room, member: Member, text: Uint8Array) => {
@@ -208,9 +152,19 @@ export const makeChatRooms = (
         Effect.sync(() => room.busy++),
         () =>
           room.lock.withPermits(1)(
-            Effect.sync(() => drainBacklog(room)).pipe(
+            Effect.sync(() => {
+              drainBacklog(room)
+              if (room.sequenced) room.sequenced.order.paused = true
+            }).pipe(
               Effect.zipRight(effect),
-              Effect.ensuring(Effect.sync(() => drainBacklog(room)))
+              Effect.ensuring(
+                Effect.sync(() => {
+                  drainBacklog(room)
+                  if (!room.sequenced) return
+                  room.sequenced.order.paused = false
+                  room.sequenced.order.release()
+                })
+              )
             )
           ),
         () => Effect.sync(() => room.busy--)
@@ -253,18 +207,41 @@ export const makeChatRooms = (
         else
           for (let i = room.members.length - 1; i >= 0; i--)
             connection.send(userFrame(Command.NEW_USER, room.members[i]!))
+        if (room.sequenced) yield* enterSequenced(member, room, room.sequenced)
+        else yield* enter(member, room)
+        return undefined
+      })
+
+    /** The history (every line written first), then into the room, then _NEW_USER to the others. */
+    const enter = (member: Member, room: Room) =>
+      Effect.gen(function* () {
+        const { connection } = member
         yield* historyWritten(room)
         const history = yield* store
           .readAfter(room.stream, 0)
           .pipe(Effect.catchAll((error) => logHistoryFailure("read")(error).pipe(Effect.as([]))))
         for (const entry of history)
-          connection.send(encodePacket(packet(Command.LOGGED_MSG, { data: storedToBytes(entry.payload) })))
-        // Joined first, so on a cluster this node hears the room before the others learn of the joiner.
+          connection.send(
+            encodePacket(packet(Command.LOGGED_MSG, { data: storedToBytes(readStoredMessage(entry.payload).line) }))
+          )
         yield* fanout.join(room.name, connection, { id: String(member.id), info: bytesToStored(member.nick) })
         const joined = userFrame(Command.NEW_USER, member)
         if (connection.isOpen()) fanout.publish(room.name, joined, connection)
         else fanout.publish(room.name, joined)
-        return undefined
+      })
+
+    /**
+     * Into the room first (on the broker too), then the history up to the last seq this node handed out: nothing is
+     * handed out while the join holds the room, so the joiner goes live right after that seq, with nothing missed or twice.
+     */
+    const enterSequenced = (member: Member, room: Room, sequenced: SequencedRoom) =>
+      Effect.gen(function* () {
+        const { connection } = member
+        yield* fanout.join(room.name, connection, { id: String(member.id), info: bytesToStored(member.nick) })
+        if (sequenced.order.delivered === undefined) yield* sequenced.start
+        for (const line of yield* sequenced.history)
+          connection.send(encodePacket(packet(Command.LOGGED_MSG, { data: line })))
+        sequenced.announce(userFrame(Command.NEW_USER, member), connection)
       })
 
     /** A room created for a join that was refused never had members: forget it quietly. */
@@ -272,6 +249,7 @@ export const makeChatRooms = (
       Effect.sync(() => {
         if (room.members.length > 0) return
         room.closed = true
+        room.sequenced?.close()
         rooms.delete(room.key)
       })
 
@@ -280,7 +258,9 @@ export const makeChatRooms = (
         room.closed = true
         roomsGauge.dec()
         yield* historyWritten(room)
-        if (!options.persistentHistory)
+        room.sequenced?.close()
+        // A room spanning nodes may go on elsewhere: its history (and seqs) stay.
+        if (!options.persistentHistory && !room.sequenced)
           yield* store.remove(room.stream).pipe(Effect.catchAll(logHistoryFailure("remove")))
         // Removed from the map only now: joiners that found it wait for the lock, see it closed, and retry.
         rooms.delete(room.key)
@@ -306,6 +286,10 @@ export const makeChatRooms = (
       message: (member, text) => {
         const room = roomOfMember.get(member.id)
         if (!room) return
+        if (room.sequenced) {
+          messagesCounter.inc()
+          return room.sequenced.message(member, text)
+        }
         if (room.busy > 0) room.backlog.push({ member, text })
         else broadcast(room, member, text)
       },
@@ -323,7 +307,8 @@ export const makeChatRooms = (
               membersGauge.dec()
               yield* fanout.leave(room.name, member.connection)
               // On a cluster the room may go on elsewhere after its last member here left: they hear it too.
-              if (room.members.length > 0 || fanout.spansNodes)
+              if (room.sequenced) room.sequenced.announce(userFrame(Command.DEL_USER, member))
+              else if (room.members.length > 0 || fanout.spansNodes)
                 fanout.publish(room.name, userFrame(Command.DEL_USER, member))
               if (room.members.length === 0) return yield* dropEmptyRoom(room)
             })

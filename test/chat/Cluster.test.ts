@@ -1,146 +1,16 @@
-import { afterAll, describe, expect } from "bun:test"
-import { jetstreamManager } from "@nats-io/jetstream"
-import { connect } from "@nats-io/transport-node"
-import { Context, Effect, Layer, Queue, Scope } from "effect"
-import { ClusterBroker } from "../../layers/Cluster/Broker.ts"
-import { BrokerClaimsLive, Claims, type ClaimsService } from "../../layers/Cluster/Claims.ts"
-import { BrokerCountersLive } from "../../layers/Cluster/Counters.ts"
-import { Metrics } from "../../layers/Observability/Metrics.ts"
-import { BrokerRoomsLive } from "../../layers/Rooms/BrokerRooms.ts"
-import { Rooms } from "../../layers/Rooms/Rooms.ts"
-import { MemoryStreamStore } from "../../layers/Storage/MemoryStreamStore.ts"
-import { NatsStreamStore, natsHistoryStream } from "../../layers/Storage/NatsStreamStore.ts"
-import { RedisStreamStore } from "../../layers/Storage/RedisStreamStore.ts"
-import { StreamStore } from "../../layers/Storage/StreamStore.ts"
-import { MemoryNetwork, MemoryTransportLive } from "../../layers/Transport/MemoryTransport.ts"
-import { defaultChatLimits } from "../../src/chat/Config.ts"
+import { describe, expect } from "bun:test"
+import { Effect, Queue } from "effect"
 import { Command, type TPacket } from "../../src/chat/Packet.ts"
-import { serveChat } from "../../src/chat/Server.ts"
-import { defaultSocketLimits } from "../../src/shared/SocketLimits.ts"
-import {
-  buildNode,
-  type ClusterBackend,
-  cleanRedisAfterAll,
-  memoryBackend,
-  natsAvailable,
-  natsBackend,
-  natsPrefix,
-  natsUrl,
-  nodeTtlMillis,
-  redisBackend,
-  redisUrl,
-  runPrefix
-} from "../layers/Cluster/backends.ts"
+import { type ClusterBackend, memoryBackend, natsBackend, redisBackend } from "../layers/Cluster/backends.ts"
 import { it } from "../support/effect.ts"
-import { type ChatClient, connectChat, show, text } from "./support.ts"
+import { brokerHistories, chatCluster, type HistoryStores, sharedMemoryHistory } from "./clusterSupport.ts"
+import { type ChatClient, show, text } from "./support.ts"
 
-const prefix = runPrefix("chat")
-cleanRedisAfterAll(prefix)
-const jetStreamPrefix = natsPrefix("chat")
-const jetStreamHistories: Array<string> = []
-afterAll(async () => {
-  if (!natsAvailable || jetStreamHistories.length === 0) return
-  const connection = await connect({ servers: natsUrl })
-  const manager = await jetstreamManager(connection)
-  for (const stream of jetStreamHistories) await manager.streams.delete(stream).catch(() => false)
-  await connection.close()
-})
-
-/** Each node's history store, one per cluster: what `programs/servers/chat.ts` picks for the broker. */
-type HistoryStores = Effect.Effect<() => Layer.Layer<StreamStore>, never, Scope.Scope>
-
-/** Memory nodes share one in-memory store (as they would a broker's). */
-const sharedMemoryHistory: HistoryStores = Effect.map(
-  Layer.build(MemoryStreamStore),
-  (context) => () => Layer.succeed(StreamStore, Context.get(context, StreamStore))
-)
-
-/** Redis Streams: every node its own connection, one key prefix per cluster. */
-const redisHistory: HistoryStores = Effect.sync(() => {
-  const clusterPrefix = `${prefix}history:${crypto.randomUUID().slice(0, 6)}:`
-  return () => RedisStreamStore({ url: redisUrl, prefix: clusterPrefix }).pipe(Layer.orDie)
-})
-
-/** JetStream: every node its own connection, one stream per cluster (deleted when the file ends). */
-const natsHistory: HistoryStores = Effect.sync(() => {
-  const clusterPrefix = `${jetStreamPrefix}.${crypto.randomUUID().slice(0, 6)}`
-  jetStreamHistories.push(natsHistoryStream(clusterPrefix))
-  return () => NatsStreamStore({ url: natsUrl, prefix: clusterPrefix }).pipe(Layer.orDie)
-})
-
-const config = { port: 0, hostname: "memory", limits: defaultChatLimits, socket: defaultSocketLimits }
-
-/**
- * Everything pushed to `client` before the answer to a probe it sends now (replies left in the stream are
- * dropped): the probe's refusal comes after all the server did for earlier packets.
- */
-const pushedBeforeProbe = (client: ChatClient) =>
-  Effect.gen(function* () {
-    const probe = client.send(99)
-    const taken: Array<TPacket> = []
-    while (true) {
-      const p = yield* client.next
-      if (p.cmd === Command.RESP_ERROR && p.uid === probe) return taken
-      if (p.cmd !== Command.RESP_OK && p.cmd !== Command.RESP_ERROR) taken.push(p)
-    }
-  })
+const histories = brokerHistories("chat")
 
 const scenarios = (backend: ClusterBackend, historyStores: HistoryStores) => {
   const test = backend.live ? it.skipIf(backend.skip).live : it.skipIf(backend.skip).effect
-  /** Chat nodes on one memory network and one broker, with history in the broker's StreamStore (shared). */
-  const cluster = Effect.gen(function* () {
-    const network = yield* MemoryNetwork
-    const brokers = yield* backend.cluster()
-    const history = yield* historyStores
-    const node = (nodeId: string) =>
-      Effect.gen(function* () {
-        // Each release of a nick, once done on the broker, is told on `released` (tests wait for it, not for time).
-        const released = yield* Queue.unbounded<string>()
-        const watchedClaims = Layer.effect(
-          Claims,
-          Effect.map(
-            Claims,
-            (claims): ClaimsService => ({
-              ...claims,
-              release: (claim) => Effect.zipRight(claims.release(claim), Queue.offer(released, claim.name))
-            })
-          )
-        ).pipe(Layer.provide(BrokerClaimsLive({ nodeTtl: nodeTtlMillis })))
-        const layer = Layer.mergeAll(
-          MemoryTransportLive,
-          BrokerRoomsLive({ nodeTtl: nodeTtlMillis }),
-          watchedClaims,
-          BrokerCountersLive
-        ).pipe(
-          Layer.provideMerge(
-            Layer.mergeAll(brokers.broker(nodeId), Metrics.Default, Layer.succeed(MemoryNetwork, network), history())
-          )
-        )
-        const built = yield* buildNode(layer)
-        const server = yield* serveChat({ config, persistentHistory: true, name: "chat" }).pipe(
-          Effect.provide(built.context),
-          Scope.extend(built.scope)
-        )
-        return {
-          port: server.port,
-          scope: built.scope,
-          broker: built.get(ClusterBroker),
-          rooms: built.get(Rooms),
-          released
-        }
-      })
-    const connect = (port: number) => connectChat(network, port)
-    /** Connects, sets the nick and joins; returns the client once its join has completed on its node. */
-    const join = (port: number, nick: string, room: string) =>
-      Effect.gen(function* () {
-        const client = yield* connect(port)
-        expect((yield* client.setNick(nick)).cmd).toBe(Command.RESP_OK)
-        expect((yield* client.setRoom(room)).cmd).toBe(Command.RESP_OK)
-        // The roster, then the history, then silence: the join is complete (and subscribed on the broker).
-        return { client, roster: yield* pushedBeforeProbe(client) }
-      })
-    return { node, connect, join, expire: brokers.expire }
-  }).pipe(Effect.provide(MemoryNetwork.Default))
+  const cluster = chatCluster(backend, historyStores)
 
   /** The end of the event loop's turn (an event, not a delay): a node's batched room frames have left it by then. */
   const endOfTurn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
@@ -270,5 +140,5 @@ const scenarios = (backend: ClusterBackend, historyStores: HistoryStores) => {
 }
 
 scenarios(memoryBackend, sharedMemoryHistory)
-scenarios(redisBackend(prefix), redisHistory)
-scenarios(natsBackend(jetStreamPrefix), natsHistory)
+scenarios(redisBackend(histories.prefix), histories.redis)
+scenarios(natsBackend(histories.jetStreamPrefix), histories.nats)

@@ -54,7 +54,7 @@ for (const [broker, available] of [
         expect(ann.roomReply.cmd).toBe(Command.RESP_OK)
         ann.client.sendMessage("said on A")
         yield* takeUntil(ann.client, (p) => p.cmd === Command.NEW_MSG)
-        // A second join on A waits for A's history writes: then the line is in the broker.
+        // The line was stored before it was delivered: a second join on A gets it from the broker.
         const amy = yield* join(a.url, "amy", "program-room")
         yield* takeUntil(amy.client, (p) => p.cmd === Command.LOGGED_MSG)
         const ben = yield* join(b.url, "ben", "program-room")
@@ -69,6 +69,19 @@ for (const [broker, available] of [
         ])
         expect(a.lines.some((line) => line.includes("chat.history.backend"))).toBe(false)
       })
+    )
+
+    it.skipIf(!available).live(
+      "a per-node history (sqlite) is refused: the history's seq orders every node's messages",
+      () =>
+        Effect.gen(function* () {
+          const config = nodeConfig(broker, "chat-sqlite")
+          const started = yield* Effect.either(
+            launch({ ...config, chat: { ...config.chat, history: { backend: "sqlite" } } })
+          )
+          expect(started._tag).toBe("Left")
+          expect(String(started._tag === "Left" ? started.left : "")).toContain("history must be shared")
+        })
     )
   })
 }

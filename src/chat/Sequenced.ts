@@ -1,0 +1,176 @@
+import { Deferred, Effect, FiberId } from "effect"
+import type { OrderedDelivery } from "../../layers/Rooms/Rooms.ts"
+import type { StreamStore } from "../../layers/Storage/StreamStore.ts"
+import type { Connection, WireMessage } from "../../layers/Transport/Transport.ts"
+import type { StreamBounds, StreamEntry } from "../storage/Stream.ts"
+import { readStoredMessage, storedLine, storedMessage, storedToBytes } from "./HistoryText.ts"
+import { Command, encodeNewMessage, encodePacket, packet } from "./Packet.ts"
+import { RoomOrder, unwrap, wrapAfter, wrapNumbered } from "./RoomOrder.ts"
+
+/** The sender of a message, as the rooms know it. */
+export interface Sender {
+  readonly id: number
+  readonly nick: Uint8Array
+  readonly linePrefix: string | undefined
+}
+
+/**
+ * A chat room whose messages are numbered by the shared history (rooms that span nodes): each message is stored
+ * first, its seq is the history's, and every node hands the room's frames to its members in seq order.
+ */
+export interface SequencedRoom {
+  readonly order: RoomOrder
+  /** Stores the line, then sends _NEW_MSG to every node (in this node's order of messages). */
+  readonly message: (sender: Sender, text: Uint8Array) => void
+  /** A frame without a seq (join, leave), after everything this node sent or handed out before it. */
+  readonly announce: (frame: Uint8Array, except?: Connection<unknown>) => void
+  /** Completes once everything queued has been stored and sent. */
+  readonly settled: Effect.Effect<void>
+  /** For the room's first member on this node, once subscribed: the history's last seq is where live starts. */
+  readonly start: Effect.Effect<void>
+  /** The history's lines up to the last seq this node handed out: what a joiner gets before it goes live. */
+  readonly history: Effect.Effect<ReadonlyArray<Uint8Array>>
+  /** Stops receiving other nodes' frames (the room is closed on this node). */
+  readonly close: () => void
+}
+
+export interface SequencingOptions {
+  readonly store: StreamStore["Type"]
+  readonly ordered: OrderedDelivery
+  readonly bounds: StreamBounds
+  readonly runFork: (effect: Effect.Effect<void>) => unknown
+  readonly failed: (what: string) => (error: unknown) => Effect.Effect<void>
+}
+
+type Outgoing =
+  | { readonly frame: Uint8Array; readonly payload: string }
+  | { readonly frame: Uint8Array; readonly payload?: undefined; readonly except?: Connection<unknown> | undefined }
+
+/** A history entry as the live frame it was: _NEW_MSG from its sender, or (a line without one) _LOGGED_MSG. */
+const liveFrame = (entry: StreamEntry): readonly [number, WireMessage] => {
+  const { line, sender } = readStoredMessage(entry.payload)
+  const bytes = storedToBytes(line)
+  if (sender !== undefined && sender.nickBytes + 2 <= bytes.length)
+    return [entry.seq, encodeNewMessage(sender.id, bytes.subarray(sender.nickBytes + 2))]
+  return [entry.seq, encodePacket(packet(Command.LOGGED_MSG, { data: bytes }))]
+}
+
+export const openSequencedRoom = (options: SequencingOptions, name: string, stream: string): SequencedRoom => {
+  const { store, ordered, bounds, runFork, failed } = options
+  const here = (frame: WireMessage, except: Connection<unknown> | undefined) =>
+    except?.isOpen() ? ordered.here(name, frame, except) : ordered.here(name, frame)
+  let filling = false
+  let closed = false
+  const fill = () => {
+    const target = filling || closed ? undefined : order.fillTarget()
+    if (target === undefined) return
+    const from = order.delivered!
+    filling = true
+    runFork(
+      store.readAfter(stream, from, target - from).pipe(
+        Effect.map((entries) => order.filled(from, target, entries.map(liveFrame))),
+        // A failed read is retried a second later (or at the next frame), never in a tight loop.
+        Effect.catchAllCause((cause) => Effect.zipRight(failed("read")(cause), Effect.sleep("1 second"))),
+        Effect.ensuring(
+          Effect.sync(() => {
+            filling = false
+            fill()
+          })
+        )
+      )
+    )
+  }
+  const order = new RoomOrder(here, fill)
+  const stopReceiving = ordered.receive(name, (message) => {
+    const unwrapped = unwrap(message)
+    if (unwrapped === undefined) order.offerAfter(0, message)
+    else if (unwrapped.numbered) order.offer(unwrapped.n, unwrapped.frame)
+    else order.offerAfter(unwrapped.n, unwrapped.frame)
+  })
+
+  /** The highest seq this node's own messages got: frames without a seq go after them. */
+  let lastStored = 0
+  const sendAfter = (frame: Uint8Array, except?: Connection<unknown>) => {
+    const after = Math.max(order.delivered ?? 0, lastStored)
+    ordered.elsewhere(name, wrapAfter(after, frame))
+    order.offerAfter(after, frame, except)
+  }
+  const send = (item: Outgoing): Effect.Effect<void> =>
+    item.payload === undefined
+      ? Effect.sync(() => sendAfter(item.frame, item.except))
+      : store.append(stream, item.payload, bounds).pipe(
+          Effect.matchCauseEffect({
+            onSuccess: ({ seq }) =>
+              Effect.sync(() => {
+                lastStored = Math.max(lastStored, seq)
+                ordered.elsewhere(name, wrapNumbered(seq, item.frame))
+                order.offer(seq, item.frame)
+              }),
+            // Not stored (history unreachable): still delivered, without a seq, like a message in one process.
+            onFailure: (cause) =>
+              Effect.zipRight(
+                failed("append")(cause),
+                Effect.sync(() => sendAfter(item.frame))
+              )
+          })
+        )
+
+  // One sender per room and node, so this node's messages keep their order in the history.
+  const queue: Array<Outgoing> = []
+  let running: Deferred.Deferred<void> | undefined
+  const drain = (done: Deferred.Deferred<void>): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      const item = queue.shift()
+      if (item === undefined) {
+        running = undefined
+        return Deferred.succeed(done, undefined)
+      }
+      return Effect.zipRight(send(item), drain(done))
+    })
+  const enqueue = (item: Outgoing) => {
+    // Nothing ahead and nothing to store: out at once, no fiber.
+    if (running === undefined && item.payload === undefined) return sendAfter(item.frame, item.except)
+    queue.push(item)
+    if (running !== undefined) return
+    const done = Deferred.unsafeMake<void>(FiberId.none)
+    running = done
+    runFork(drain(done))
+  }
+
+  return {
+    order,
+    message: (sender, text) => {
+      const frame = encodeNewMessage(sender.id, text)
+      // Empty messages are delivered, not recorded, like the original.
+      if (text.length === 0) return enqueue({ frame })
+      const line = storedLine(sender.linePrefix, sender.nick, text)
+      enqueue({ frame, payload: storedMessage(sender.id, sender.nick.length, line) })
+    },
+    announce: (frame, except) => enqueue({ frame, except }),
+    settled: Effect.suspend(() => (running === undefined ? Effect.void : Deferred.await(running))),
+    start: store.position(stream).pipe(
+      Effect.map((position) => order.start(position.last)),
+      Effect.catchAll((error) =>
+        Effect.zipRight(
+          failed("read")(error),
+          Effect.sync(() => order.start(undefined))
+        )
+      )
+    ),
+    history: Effect.suspend(() => {
+      const upTo = order.delivered ?? 0
+      return store.readAfter(stream, 0).pipe(
+        Effect.map((entries) =>
+          entries
+            .filter((entry) => entry.seq <= upTo)
+            .map((entry) => storedToBytes(readStoredMessage(entry.payload).line))
+        ),
+        Effect.catchAll((error) => Effect.as(failed("read")(error), []))
+      )
+    }),
+    close: () => {
+      closed = true
+      stopReceiving()
+    }
+  }
+}

@@ -1,0 +1,142 @@
+import { afterAll, expect } from "bun:test"
+import { jetstreamManager } from "@nats-io/jetstream"
+import { connect } from "@nats-io/transport-node"
+import { Context, Effect, Layer, Queue, Scope } from "effect"
+import { ClusterBroker } from "../../layers/Cluster/Broker.ts"
+import { BrokerClaimsLive, Claims, type ClaimsService } from "../../layers/Cluster/Claims.ts"
+import { BrokerCountersLive } from "../../layers/Cluster/Counters.ts"
+import { Metrics } from "../../layers/Observability/Metrics.ts"
+import { BrokerRoomsLive } from "../../layers/Rooms/BrokerRooms.ts"
+import { Rooms } from "../../layers/Rooms/Rooms.ts"
+import { MemoryStreamStore } from "../../layers/Storage/MemoryStreamStore.ts"
+import { NatsStreamStore, natsHistoryStream } from "../../layers/Storage/NatsStreamStore.ts"
+import { RedisStreamStore } from "../../layers/Storage/RedisStreamStore.ts"
+import { StreamStore } from "../../layers/Storage/StreamStore.ts"
+import { MemoryNetwork, MemoryTransportLive } from "../../layers/Transport/MemoryTransport.ts"
+import { type ChatLimits, defaultChatLimits } from "../../src/chat/Config.ts"
+import { Command, type TPacket } from "../../src/chat/Packet.ts"
+import { serveChat } from "../../src/chat/Server.ts"
+import { defaultSocketLimits } from "../../src/shared/SocketLimits.ts"
+import {
+  buildNode,
+  type ClusterBackend,
+  cleanRedisAfterAll,
+  natsAvailable,
+  natsPrefix,
+  natsUrl,
+  nodeTtlMillis,
+  redisUrl,
+  runPrefix
+} from "../layers/Cluster/backends.ts"
+import { type ChatClient, connectChat } from "./support.ts"
+
+/** Each node's history store, one per cluster: what `programs/servers/chat.ts` picks for the broker. */
+export type HistoryStores = Effect.Effect<() => Layer.Layer<StreamStore>, never, Scope.Scope>
+
+/** Memory nodes share one in-memory store (as they would a broker's). */
+export const sharedMemoryHistory: HistoryStores = Effect.map(
+  Layer.build(MemoryStreamStore),
+  (context) => () => Layer.succeed(StreamStore, Context.get(context, StreamStore))
+)
+
+/** History in Redis Streams and JetStream for the test file `label`, every key and stream removed when it ends. */
+export const brokerHistories = (label: string) => {
+  const prefix = runPrefix(label)
+  cleanRedisAfterAll(prefix)
+  const jetStreamPrefix = natsPrefix(label)
+  const jetStreamHistories: Array<string> = []
+  afterAll(async () => {
+    if (!natsAvailable || jetStreamHistories.length === 0) return
+    const connection = await connect({ servers: natsUrl })
+    const manager = await jetstreamManager(connection)
+    for (const stream of jetStreamHistories) await manager.streams.delete(stream).catch(() => false)
+    await connection.close()
+  })
+  /** Redis Streams: every node its own connection, one key prefix per cluster. */
+  const redis: HistoryStores = Effect.sync(() => {
+    const clusterPrefix = `${prefix}history:${crypto.randomUUID().slice(0, 6)}:`
+    return () => RedisStreamStore({ url: redisUrl, prefix: clusterPrefix }).pipe(Layer.orDie)
+  })
+  /** JetStream: every node its own connection, one stream per cluster (deleted when the file ends). */
+  const nats: HistoryStores = Effect.sync(() => {
+    const clusterPrefix = `${jetStreamPrefix}.${crypto.randomUUID().slice(0, 6)}`
+    jetStreamHistories.push(natsHistoryStream(clusterPrefix))
+    return () => NatsStreamStore({ url: natsUrl, prefix: clusterPrefix }).pipe(Layer.orDie)
+  })
+  return { prefix, jetStreamPrefix, redis, nats }
+}
+
+const config = { port: 0, hostname: "memory", limits: defaultChatLimits, socket: defaultSocketLimits }
+
+/**
+ * Everything pushed to `client` before the answer to a probe it sends now (replies left in the stream are
+ * dropped): the probe's refusal comes after all the server did for earlier packets.
+ */
+export const pushedBeforeProbe = (client: ChatClient) =>
+  Effect.gen(function* () {
+    const probe = client.send(99)
+    const taken: Array<TPacket> = []
+    while (true) {
+      const p = yield* client.next
+      if (p.cmd === Command.RESP_ERROR && p.uid === probe) return taken
+      if (p.cmd !== Command.RESP_OK && p.cmd !== Command.RESP_ERROR) taken.push(p)
+    }
+  })
+
+/** Chat nodes of one cluster on `backend`, with history in `historyStores` (and `limits` other than the defaults). */
+export const chatCluster = (backend: ClusterBackend, historyStores: HistoryStores, limits: Partial<ChatLimits> = {}) =>
+  Effect.gen(function* () {
+    const network = yield* MemoryNetwork
+    const brokers = yield* backend.cluster()
+    const history = yield* historyStores
+    const node = (nodeId: string) =>
+      Effect.gen(function* () {
+        // Each release of a nick, once done on the broker, is told on `released` (tests wait for it, not for time).
+        const released = yield* Queue.unbounded<string>()
+        const watchedClaims = Layer.effect(
+          Claims,
+          Effect.map(
+            Claims,
+            (claims): ClaimsService => ({
+              ...claims,
+              release: (claim) => Effect.zipRight(claims.release(claim), Queue.offer(released, claim.name))
+            })
+          )
+        ).pipe(Layer.provide(BrokerClaimsLive({ nodeTtl: nodeTtlMillis })))
+        const layer = Layer.mergeAll(
+          MemoryTransportLive,
+          BrokerRoomsLive({ nodeTtl: nodeTtlMillis }),
+          watchedClaims,
+          BrokerCountersLive
+        ).pipe(
+          Layer.provideMerge(
+            Layer.mergeAll(brokers.broker(nodeId), Metrics.Default, Layer.succeed(MemoryNetwork, network), history())
+          )
+        )
+        const built = yield* buildNode(layer)
+        const server = yield* serveChat({
+          config: { ...config, limits: { ...config.limits, ...limits } },
+          persistentHistory: true,
+          name: "chat"
+        }).pipe(Effect.provide(built.context), Scope.extend(built.scope))
+        return {
+          port: server.port,
+          scope: built.scope,
+          broker: built.get(ClusterBroker),
+          rooms: built.get(Rooms),
+          store: built.get(StreamStore),
+          released
+        }
+      })
+    const connect = (port: number) => connectChat(network, port)
+    /** Connects, sets the nick and joins; returns the client once its join has completed on its node. */
+    const join = (port: number, nick: string, room: string) =>
+      Effect.gen(function* () {
+        const client = yield* connect(port)
+        expect((yield* client.setNick(nick)).cmd).toBe(Command.RESP_OK)
+        expect((yield* client.setRoom(room)).cmd).toBe(Command.RESP_OK)
+        // The roster, then the history, then silence: the join is complete (and subscribed on the broker).
+        return { client, roster: yield* pushedBeforeProbe(client) }
+      })
+    return { node, connect, join, expire: brokers.expire }
+  }).pipe(Effect.provide(MemoryNetwork.Default))
