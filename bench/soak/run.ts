@@ -6,6 +6,7 @@ import { renderSvg } from "../lib/output.ts"
 import { machine, rssBytes } from "../lib/proc.ts"
 import { HYDROGEN_RELIABLE_PREFIX, killAllChildren, type ServerKind, startServer } from "../lib/servers.ts"
 import { windowFor } from "../scenarios/common.ts"
+import { describeHeld, type Held, heapAfterGc, heldBack, hydrogenGauges, SOAK_RECOVERY_WINDOW_S } from "./hydrogen.ts"
 import { flatOverSecondHalf } from "./trend.ts"
 
 /**
@@ -13,7 +14,10 @@ import { flatOverSecondHalf } from "./trend.ts"
  * --minutes (10); RSS and open fds of the server processes sampled every --sample-s (10) seconds.
  * Pass = RSS and fds flat over the second half (fitted growth under a noise threshold) and fds
  * back to their baseline once the churn and then the clients are gone. --servers relay,chat,hydrogen
- * (add hydrogen-reliable: a reliable channel, every event acked, history bounded by its config);
+ * (add hydrogen-reliable: a reliable channel, every event acked, history bounded by its config, and
+ * RecoveryWindow --recovery-window-s (10), after which its sessions must be back to the clients'
+ * count once the churn stops, to none once the clients are gone, and its JS heap after a full GC
+ * to its level before the soak: see bench/soak/hydrogen.ts);
  * --sequential runs them one after another (default: all at once). Writes results/soak-<date>.json
  * and results/soak-<date>.svg.
  */
@@ -29,6 +33,7 @@ const { values } = parseArgs({
     senders: { type: "string", default: "8" },
     "churn-lanes": { type: "string", default: "4" },
     "payload-bytes": { type: "string", default: "256" },
+    "recovery-window-s": { type: "string", default: String(SOAK_RECOVERY_WINDOW_S) },
     "no-write": { type: "boolean", default: false }
   }
 })
@@ -42,6 +47,7 @@ const units = Number(values.units)
 const senders = Number(values.senders)
 const payloadBytes = Number(values["payload-bytes"])
 const clockBase = performance.timeOrigin + performance.now()
+const recoveryWindowS = Number(values["recovery-window-s"])
 
 /** RSS may grow by this much over the second half (GC and allocator noise) before it counts as a trend. */
 const RSS_NOISE_BYTES = (rss: number) => Math.max(16 * 2 ** 20, rss * 0.05)
@@ -75,12 +81,16 @@ interface Soaked {
   readonly fds: { idle: number; withClients: number; afterChurn: number; afterClients: number }
   run?: RunResult
   churn?: { completed: number; failed: number; errors: Array<string> }
+  /** hydrogen-reliable: what the server holds before the soak, once the window has passed after the churn, after the clients. */
+  held?: Held
 }
 
 /** Phase 1, per server alone: start it, connect the clients, measure the maximum delivery rate. */
 const prepare = async (kind: SoakKind) => {
   const reliable = kind === "hydrogen-reliable"
-  const server = await startServer(reliable ? "hydrogen" : kind, { env: { LOG_LEVEL: "error" } })
+  const server = await startServer(reliable ? "hydrogen" : kind, {
+    env: { LOG_LEVEL: "error", ...(reliable ? { HYDROGEN_RECOVERY_WINDOW: String(recoveryWindowS) } : {}) }
+  })
   // Reliable: every event sequenced, kept in history and acked by every subscriber, as in the hydrogen scenario.
   const wire = reliable
     ? ({ ...server.target, reliable: true, batchAcks: false } as typeof server.target)
@@ -114,7 +124,8 @@ const prepare = async (kind: SoakKind) => {
     targetDeliveriesPerSec: Math.round(target),
     ratePerSender,
     samples: [],
-    fds: { idle: idleFds, withClients: openFds(server.pids), afterChurn: Number.NaN, afterClients: Number.NaN }
+    fds: { idle: idleFds, withClients: openFds(server.pids), afterChurn: Number.NaN, afterClients: Number.NaN },
+    ...(reliable ? { held: { heapBefore: await heapAfterGc(server.pids) } } : {})
   }
   return { server, wire, reliable, generator, soaked }
 }
@@ -159,11 +170,18 @@ const soak = async ({ server, wire, reliable, generator, soaked }: Awaited<Retur
   sample()
   soaked.run = run
   soaked.churn = churn
-  await sleep(3000)
+  // Reliable: past the recovery window (swept every second), so every churned session has ended.
+  const settle = reliable ? recoveryWindowS * 1000 + 3000 : 3000
+  await sleep(settle)
   soaked.fds.afterChurn = openFds(server.pids)
+  if (soaked.held) {
+    soaked.held.afterChurn = await hydrogenGauges(wire)
+    soaked.held.heapAfterChurn = await heapAfterGc(server.pids)
+  }
   await generator.close()
-  await sleep(3000)
+  await sleep(settle)
   soaked.fds.afterClients = openFds(server.pids)
+  if (soaked.held) soaked.held.afterClients = await hydrogenGauges(wire)
   await server.stop()
 }
 
@@ -175,6 +193,7 @@ const verdict = (soaked: Soaked) => {
   const fds = flatOverSecondHalf(fdPoints, FD_NOISE)
   const fdsBackAfterChurn = Math.abs(soaked.fds.afterChurn - soaked.fds.withClients) <= FD_NOISE
   const fdsBackAfterClients = Math.abs(soaked.fds.afterClients - soaked.fds.idle) <= FD_NOISE
+  const heldBackAfterWindow = !soaked.held || heldBack(soaked.held, units)
   const delivered = soaked.run
     ? { lost: soaked.run.lost, duplicates: soaked.run.duplicates, closes: soaked.run.closes }
     : undefined
@@ -184,7 +203,8 @@ const verdict = (soaked: Soaked) => {
     fdsBackAfterChurn,
     fdsBackAfterClients,
     delivered,
-    pass: rss.flat && fds.flat && fdsBackAfterChurn && fdsBackAfterClients
+    heldBackAfterWindow,
+    pass: rss.flat && fds.flat && fdsBackAfterChurn && fdsBackAfterClients && heldBackAfterWindow
   }
 }
 
@@ -247,6 +267,7 @@ for (const r of results) {
       `with clients ${r.fds.withClients}, after churn ${r.fds.afterChurn}, after clients ${r.fds.afterClients}; ` +
       `churn ${r.churn?.completed ?? 0} cycles (${r.churn?.failed ?? 0} failed); lost ${v.delivered?.lost ?? "–"}, closes ${JSON.stringify(v.delivered?.closes ?? {})}`
   )
+  if (r.held) console.log(describeHeld(r.held, recoveryWindowS, units))
   if (r.churn?.errors.length) console.log(`  churn errors: ${r.churn.errors.join("; ")}`)
 }
 if (!values["no-write"]) {
@@ -260,7 +281,8 @@ if (!values["no-write"]) {
     units,
     senders,
     payloadBytes,
-    churnLanes: Number(values["churn-lanes"])
+    churnLanes: Number(values["churn-lanes"]),
+    recoveryWindowS
   }
   writeFileSync(
     join(dir, `soak-${date}.json`),
