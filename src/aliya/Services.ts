@@ -109,7 +109,7 @@ export const startTokenServer = (settings: TokenServerSettings) =>
     const server = makeTokenServer({
       codec: makeJwtCodec(settings.signing),
       lifetime: settings.lifetime,
-      askAccounts: (path, body) => accounts.post("account", path, body),
+      askAccounts: async (path, body) => accounts.post("account", path, body),
       issued: (token) => {
         for (const listener of listeners) listener(token)
       }
