@@ -1,6 +1,7 @@
 import { type HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { createHash, timingSafeEqual } from "node:crypto"
 import { Effect, Either, Redacted, Schema } from "effect"
+import { fastFunctionBody } from "./FastDecode.ts"
 import { type FunctionName, FunctionData } from "./Functions.ts"
 import { budgetOfHeader, type CallBudget, WAIT_HEADER } from "./HashQueue.ts"
 import { Messages, type Reply, reply, Status } from "./Wire.ts"
@@ -75,17 +76,26 @@ export const serviceApp = <R>(options: {
 
 const WithUniqueId = Schema.Struct({ unique_id: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(128)) })
 
-/** The decoder of a manager route's body `{unique_id, ...data}` for a client function (its own schema). */
-const functionBody = <K extends FunctionName>(name: K) => {
+type FunctionBody<K extends FunctionName> = { uniqueId: string; data: (typeof FunctionData)[K]["Type"] }
+
+/** The Schema decoder of a manager route's body `{unique_id, ...data}` for a client function (its own schema). */
+export const functionBodySchema = <K extends FunctionName>(name: K) => {
   const decode = Schema.decodeUnknownEither(
     Schema.extend(WithUniqueId, FunctionData[name] as unknown as Schema.Struct<{}>)
   )
-  return (body: unknown): { uniqueId: string; data: (typeof FunctionData)[K]["Type"] } | undefined => {
+  return (body: unknown): FunctionBody<K> | undefined => {
     const decoded = decode(body)
     if (Either.isLeft(decoded)) return undefined
     const { unique_id, ...data } = decoded.right as { unique_id: string }
     return { uniqueId: unique_id, data: data as never }
   }
+}
+
+/** The route's decoder: the hand path for the hot functions when it is sure (see FastDecode), else the Schema. */
+const functionBody = <K extends FunctionName>(name: K) => {
+  const schema = functionBodySchema(name)
+  return (body: unknown): FunctionBody<K> | undefined =>
+    (fastFunctionBody(name, body) as FunctionBody<K> | undefined) ?? schema(body)
 }
 
 const invalidBody = answer(reply(Status.invalidFormat, Messages.invalidFormat), 400)
