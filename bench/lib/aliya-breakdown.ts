@@ -4,43 +4,25 @@
  * real SQLite file. A profiling aid, not a scenario: `npx bun run bench/lib/aliya-breakdown.ts [iterations]`.
  */
 import { Database } from "bun:sqlite"
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
-import { Context, Duration, Effect, Layer, Logger, LogLevel, Redacted, Scope } from "effect"
-import { SqliteDatabase } from "../../layers/Storage/SqlDatabase.ts"
-import { SqliteDirect, SqliteDirectFile } from "../../layers/Storage/SqliteDirect.ts"
-import { MemoryTransportTest } from "../../layers/Transport/MemoryTransport.ts"
-import { grantWeapon, saveAccount, setBagAmounts } from "../../src/aliya/Admin.ts"
-import { aesGcmCipher } from "../../src/aliya/Cipher.ts"
+import { Context } from "effect"
+import { SqliteDirect } from "../../layers/Storage/SqliteDirect.ts"
 import { decodeFunctionData, decodeRequest } from "../../src/aliya/FastDecode.ts"
 import { encodeFrame, FrameDecoder } from "../../src/aliya/Frame.ts"
-import { Weapons } from "../../src/aliya/Game.ts"
-import { makeGateway } from "../../src/aliya/Gateway.ts"
-import { InternalHttpMemory } from "../../src/aliya/InternalHttp.ts"
-import { ColocatedServices, type LocalService, type ServiceName } from "../../src/aliya/ServiceCalls.ts"
-import { inProcessServiceCalls } from "../../src/aliya/ServiceCalls.ts"
-import { startManagers, startTokenServer } from "../../src/aliya/Services.ts"
 import { makeValidatedTokens } from "../../src/aliya/ValidatedTokens.ts"
-import { encodeReply } from "../../src/aliya/Wire.ts"
 import { getAllWeaponNow, levelUpWeaponDirect } from "../../src/aliya/WeaponManager.ts"
+import { encodeReply } from "../../src/aliya/Wire.ts"
+import { startAliyaInProcess } from "./aliyaInProcess.ts"
 
 const N = Number(process.argv[2] ?? 50_000)
 const PLAYERS = 100
-const key = new Uint8Array(32).map((_, i) => i + 1)
-const cipher = aesGcmCipher(key)
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
-const dir = mkdtempSync(join(tmpdir(), "aliya-breakdown-"))
-const file = join(dir, "aliya.sqlite")
-const serviceToken = Redacted.make("breakdown-service-token-0123456789abcdef")
-const cost = { memoryCost: 1024, timeCost: 1 }
 
 const cpuUs = () => {
   const u = process.cpuUsage()
   return u.user + u.system
 }
-/** µs of CPU per call of `step(i)` over N calls (after a warm-up of N/10). */
+/** µs of CPU per call of `step(i)` over n calls (after a warm-up of n/10). */
 const time = async (label: string, step: (i: number) => unknown, n = N) => {
   for (let i = 0; i < n / 10; i++) await step(i)
   const before = cpuUs()
@@ -50,57 +32,8 @@ const time = async (label: string, step: (i: number) => unknown, n = N) => {
   return us
 }
 
-const program = Effect.gen(function* () {
-  yield* startManagers({
-    host: "127.0.0.1",
-    ports: { account: 0, playerState: 0, bag: 0, skill: 0, weapon: 0 },
-    serviceToken,
-    legacyLoginUnique: false,
-    argon2MemoryKiB: cost.memoryCost,
-    argon2TimeCost: cost.timeCost
-  })
-  yield* startTokenServer({
-    port: 0,
-    host: "127.0.0.1",
-    signing: { algorithm: "HS256", secret: serviceToken },
-    lifetime: Duration.seconds(3600),
-    accountManagerUrl: "http://memory:1",
-    serviceToken
-  })
-  const local = yield* ColocatedServices
-  const gateway = yield* makeGateway({
-    cipher,
-    calls: inProcessServiceCalls(local),
-    dangerousFunctions: true,
-    tokenCacheMillis: 1000
-  })
-  const players = Array.from({ length: PLAYERS }, (_, i) => `bd-${i}`)
-  for (const id of players) {
-    yield* saveAccount({ uniqueId: id, bound: true, account: id, password: `pw-${id}` }, cost)
-    yield* setBagAmounts(id, { iron: 1_000_000_000 })
-    for (const weapon of Weapons) yield* grantWeapon(id, weapon, { star: 1, level: 0 })
-  }
-  return { gateway, players, local }
-})
-
-const layer = Layer.mergeAll(
-  SqliteDatabase(file),
-  SqliteDirectFile(file),
-  InternalHttpMemory,
-  Layer.sync(ColocatedServices, () => new Map<ServiceName, LocalService>())
-).pipe(Layer.provideMerge(MemoryTransportTest))
-const scope = Effect.runSync(Scope.make())
-const context = await Effect.runPromise(Layer.buildWithScope(layer, scope))
-const { gateway, players, local } = await Effect.runPromise(
-  program.pipe(Effect.provide(context), Scope.extend(scope), Logger.withMinimumLogLevel(LogLevel.Error))
-)
-const sealRequest = (fn: string, data: Record<string, unknown>) =>
-  cipher.seal(encoder.encode(JSON.stringify({ function: fn, random: "1", data })))
-const tokens: Array<string> = []
-for (const id of players) {
-  const r = await gateway.answer(sealRequest("login", { identifier: "account", value: id, password: `pw-${id}` }))
-  tokens.push(String(r.data.token))
-}
+const stack = await startAliyaInProcess({ players: PLAYERS, name: "aliya-breakdown", direct: true })
+const { gateway, local, context, cipher, file, players, tokens, sealRequest } = stack
 const at = (i: number) => i % PLAYERS
 /** Request i levels up player i % 100's weapon (i / 100) % 40 + 1: no weapon reaches the maximum level in a run. */
 const weaponAt = (i: number) => `weapon${(Math.floor(i / PLAYERS) % 40) + 1}`
@@ -201,5 +134,5 @@ await time("db.query(text) lookup (cached statement)", () =>
   db.query("UPDATE aliya_bag SET iron = iron - ? WHERE unique_id = ? AND iron >= ? RETURNING iron")
 )
 db.close()
-rmSync(dir, { recursive: true, force: true })
+stack.remove()
 process.exit(0)
