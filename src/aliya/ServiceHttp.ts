@@ -127,7 +127,7 @@ export const functionRoute = <K extends FunctionName, R>(
  */
 export type RouteNow = (body: unknown) => Answer | Promise<Answer | undefined> | undefined
 
-/** The synchronous twin of functionRoute: the same decoding; `handler` answers undefined when it cannot. */
+/** The direct twin of functionRoute (see RouteNow): the same decoding; `handler` answers undefined when it cannot. */
 export const functionRouteNow = <K extends FunctionName>(
   name: K,
   handler: (uniqueId: string, data: (typeof FunctionData)[K]["Type"]) => Reply | Promise<Reply | undefined> | undefined
