@@ -19,7 +19,11 @@ import { AliyaManagersLive } from "../../programs/servers/aliya-managers.ts"
 import { AliyaTokensLive } from "../../programs/servers/aliya-tokens.ts"
 
 const players = Number(process.env.BENCH_PLAYERS ?? 100)
-const cost = defaultPasswordCost
+// The seeded accounts are hashed at the cost the managers use for logins (ALIYA_MANAGERS_ARGON2_*).
+const cost = {
+  memoryCost: Number(process.env.ALIYA_MANAGERS_ARGON2_MEMORY_KI_B ?? defaultPasswordCost.memoryCost),
+  timeCost: Number(process.env.ALIYA_MANAGERS_ARGON2_TIME_COST ?? defaultPasswordCost.timeCost)
+}
 
 const Seed = Layer.effectDiscard(
   Effect.gen(function* () {

@@ -6,7 +6,16 @@ import { freePort } from "./servers.ts"
  * SQLite file in `dir`, the gateway keyed with `key`. Load generators dial from loopback only, so
  * the per-address login limit is lifted.
  */
-export const aliyaStackEnv = (key: Buffer, dir: string, options: { players: number; logLevel: string }) => {
+export const aliyaStackEnv = (
+  key: Buffer,
+  dir: string,
+  options: {
+    players: number
+    logLevel: string
+    /** argon2id cost of the seeded accounts and of every login (the production default when absent). */
+    argon2?: { readonly memoryKiB: number; readonly passes: number } | undefined
+  }
+) => {
   const [gateway, tokens, account, playerState, bag, skill, weapon] = Array.from({ length: 7 }, () => freePort())
   const url = (port: number | undefined) => `http://127.0.0.1:${port}`
   const env = {
@@ -31,6 +40,10 @@ export const aliyaStackEnv = (key: Buffer, dir: string, options: { players: numb
     ALIYA_MANAGERS_SKILL_PORT: String(skill),
     ALIYA_MANAGERS_WEAPON_PORT: String(weapon),
     ALIYA_STORAGE_SQLITE_FILENAME: join(dir, "aliya.sqlite"),
+    ...(options.argon2 && {
+      ALIYA_MANAGERS_ARGON2_MEMORY_KI_B: String(options.argon2.memoryKiB),
+      ALIYA_MANAGERS_ARGON2_TIME_COST: String(options.argon2.passes)
+    }),
     BENCH_PLAYERS: String(options.players),
     LOG_LEVEL: options.logLevel
   }

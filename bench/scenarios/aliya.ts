@@ -196,14 +196,35 @@ const cpuSeconds = (pids: ReadonlyArray<number>) =>
     }
   }, 0)
 
+/**
+ * BENCH_ALIYA_ARGON2=<memory KiB>,<passes>: the password hash cost of the stacks (seeded accounts
+ * and every login); the production default (19456 KiB, 2 passes) when unset.
+ */
+const passwordCost = (): { readonly memoryKiB: number; readonly passes: number } => {
+  const setting = process.env.BENCH_ALIYA_ARGON2
+  if (!setting) return { memoryKiB: 19456, passes: 2 }
+  const [memoryKiB, passes] = setting.split(",").map(Number)
+  if (!Number.isSafeInteger(memoryKiB) || !Number.isSafeInteger(passes) || memoryKiB! < 8 || passes! < 1)
+    throw new Error("BENCH_ALIYA_ARGON2 must be <memory KiB ≥ 8>,<passes ≥ 1>, e.g. 1024,1")
+  return { memoryKiB: memoryKiB!, passes: passes! }
+}
+
+/** BENCH_ALIYA_TARGETS=aliya-raw,aliya-colocated measures only those targets (all three by default). */
+const selectedTargets = (all: ReadonlyArray<Target>): ReadonlyArray<Target> => {
+  const wanted = process.env.BENCH_ALIYA_TARGETS?.split(",").map((t) => t.trim())
+  return wanted ? all.filter((t) => wanted.includes(t.name)) : all
+}
+
 /** The ceiling and both compositions of the stack (each on its own SQLite file). */
 const targets = (key: Buffer, dir: string): ReadonlyArray<Target> => {
   const rawPort = freePort()
   const stack = [process.execPath, "bench/lib/aliya-stack.ts"]
-  const colocated = aliyaStackEnv(key, join(dir, "colocated"), { players: 2 * CONNECTIONS, logLevel: "Warning" })
-  const split = aliyaStackEnv(key, join(dir, "split"), { players: 2 * CONNECTIONS, logLevel: "Warning" })
+  const cost = passwordCost()
+  const options = { players: 2 * CONNECTIONS, logLevel: "Warning", argon2: cost }
+  const colocated = aliyaStackEnv(key, join(dir, "colocated"), options)
+  const split = aliyaStackEnv(key, join(dir, "split"), options)
   const part = (name: string) => ({ ...split.env, BENCH_ALIYA_PART: name })
-  return [
+  return selectedTargets([
     {
       name: "aliya-raw",
       port: rawPort,
@@ -232,7 +253,7 @@ const targets = (key: Buffer, dir: string): ReadonlyArray<Target> => {
           () => spawnServer("aliya gateway", stack, part("gateway"), split.gateway)
         ])
     }
-  ]
+  ])
 }
 
 /** Logs the read/spend players in, two at a time (argon2id is the cost; more in parallel only queue). */
@@ -360,7 +381,7 @@ export const aliya: Scenario = {
         runs: context.runs,
         storage: "SQLite",
         cipher: "aes-256-gcm",
-        passwordHash: "argon2id 19 MiB, 2 passes",
+        passwordHash: `argon2id ${passwordCost().memoryKiB} KiB, ${passwordCost().passes} passes`,
         compositions:
           "aliya-colocated: gateway, token server and managers in one process (in-process calls); " +
           "aliya-split: three processes over loopback HTTP"

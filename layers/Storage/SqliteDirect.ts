@@ -17,6 +17,14 @@ export interface SqliteDirectService {
   readonly read: <A>(work: (statements: DirectStatements) => A) => A | undefined
   /** `work` in one BEGIN IMMEDIATE transaction (rolled back when it throws); undefined when the file is locked. */
   readonly transaction: <A>(work: (statements: DirectStatements) => A) => A | undefined
+  /**
+   * `work` in a transaction shared with every other `grouped` work queued in this turn of the
+   * event loop (group commit: one BEGIN IMMEDIATE … COMMIT and one WAL write for all of them),
+   * each in its own savepoint, so a work that throws is rolled back alone (its promise rejects).
+   * Resolves after the COMMIT; undefined when the file was locked or the commit failed: nothing of
+   * the work was applied, the caller takes its ordinary path.
+   */
+  readonly grouped: <A>(work: (statements: DirectStatements) => A) => Promise<A | undefined>
 }
 
 /** Parameterized statements (bun:sqlite keeps each one prepared, keyed by its text). */
@@ -39,7 +47,17 @@ const isBusy = (error: unknown) => {
 const unavailable: SqliteDirectService = {
   available: false,
   read: () => undefined,
-  transaction: () => undefined
+  transaction: () => undefined,
+  grouped: () => Promise.resolve(undefined)
+}
+
+/** At most this many works share one group transaction (bounds how long it holds the write lock). */
+export const MAX_GROUP = 128
+
+interface Queued {
+  readonly work: (statements: DirectStatements) => unknown
+  readonly resolve: (value: unknown) => void
+  readonly reject: (error: unknown) => void
 }
 
 /** The service over an open database (exported for tests). */
@@ -63,6 +81,7 @@ export const directOn = (db: Database): SqliteDirectService => {
       throw error
     }
   }
+  const group = groupCommit(db, statements)
   return {
     available: true,
     read: (work) => attempt(() => work(statements)),
@@ -77,8 +96,65 @@ export const directOn = (db: Database): SqliteDirectService => {
           if (db.inTransaction) db.run("ROLLBACK")
           throw error
         }
-      })
+      }),
+    grouped: group
   }
+}
+
+/** The group commit of `grouped`: works queued until the next turn of the event loop, then run together. */
+const groupCommit = (db: Database, statements: DirectStatements) => {
+  const queue: Array<Queued> = []
+  let scheduled = false
+  const step = (sql: string) => db.query(sql).run()
+  const giveUp = (batch: ReadonlyArray<Queued>) => {
+    try {
+      if (db.inTransaction) db.run("ROLLBACK")
+    } catch {
+      // Closed under us: nothing was committed either way.
+    }
+    for (const item of batch) item.resolve(undefined)
+  }
+  const run = (batch: ReadonlyArray<Queued>) => {
+    try {
+      step("BEGIN IMMEDIATE")
+    } catch {
+      return giveUp(batch) // locked (or closed): every work takes its ordinary path
+    }
+    const outcomes: Array<{ readonly ok: boolean; readonly value: unknown }> = []
+    try {
+      for (const item of batch) {
+        step("SAVEPOINT grouped")
+        try {
+          outcomes.push({ ok: true, value: item.work(statements) })
+        } catch (error) {
+          step("ROLLBACK TO grouped")
+          outcomes.push({ ok: false, value: error })
+        }
+        step("RELEASE grouped")
+      }
+      step("COMMIT")
+    } catch {
+      return giveUp(batch)
+    }
+    batch.forEach((item, i) => {
+      const outcome = outcomes[i]!
+      if (outcome.ok) item.resolve(outcome.value)
+      else if (outcome.value instanceof Locked) item.resolve(undefined)
+      else item.reject(outcome.value)
+    })
+  }
+  const flush = () => {
+    scheduled = false
+    while (queue.length > 0) run(queue.splice(0, MAX_GROUP))
+  }
+  return <A>(work: (statements: DirectStatements) => A): Promise<A | undefined> =>
+    new Promise<A | undefined>((resolve, reject) => {
+      queue.push({ work, resolve: resolve as (value: unknown) => void, reject })
+      if (!scheduled) {
+        scheduled = true
+        setImmediate(flush)
+      }
+    })
 }
 
 const layers = new Map<string, Layer.Layer<SqliteDirect>>()

@@ -87,8 +87,11 @@ export const spendItem = (uniqueId: string, item: Item, amount: number) =>
     })
   })
 
+/** Each item's SQLite spend statement, built once (the direct path runs one per spend). */
+const takeReturning = new Map(Items.map((item) => [item, `${takeStatement(item)} RETURNING ${item}`]))
+
 /** spendItem on a direct SQLite connection (inside its transaction): the same statement, synchronously. */
 export const spendItemNow = (statements: DirectStatements, uniqueId: string, item: Item, amount: number) => {
-  const rows = statements.values(`${takeStatement(item)} RETURNING ${item}`, [amount, uniqueId, amount])
+  const rows = statements.values(takeReturning.get(item)!, [amount, uniqueId, amount])
   return rows[0] ? num(rows[0][0]) : undefined
 }

@@ -63,3 +63,20 @@ export const decodeFunctionData = <K extends FunctionName>(
   const fast = fastData[name]?.(data)
   return fast !== undefined ? Either.right(fast as (typeof FunctionData)[K]["Type"]) : decodeData[name](data)
 }
+
+/**
+ * A manager route's body `{unique_id, ...data}` for the hot functions, split as the route's Schema
+ * (the function's data extended with unique_id) would; undefined when only the Schema can say.
+ */
+export const fastFunctionBody = (
+  name: FunctionName,
+  body: unknown
+): { readonly uniqueId: string; readonly data: unknown } | undefined => {
+  if (!isPlainObject(body)) return undefined
+  const uniqueId = body.unique_id
+  if (typeof uniqueId !== "string" || uniqueId.length < 1 || uniqueId.length > 128) return undefined
+  // Struct({}) extended with unique_id keeps only unique_id: the data is empty.
+  if (name === "get_all_weapon") return { uniqueId, data: {} }
+  const data = name === "level_up_weapon" ? fastData.level_up_weapon!(body) : undefined
+  return data === undefined ? undefined : { uniqueId, data }
+}

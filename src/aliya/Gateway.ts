@@ -5,8 +5,8 @@ import type { BodyCipher } from "./Cipher.ts"
 import { decodeFunctionData, decodeRequest } from "./FastDecode.ts"
 import { Dangerous, type FunctionName, isFunctionName, Owner } from "./Functions.ts"
 import { InternalHttpError } from "./InternalHttp.ts"
-import { encodeFrame, FrameDecoder } from "./Frame.ts"
-import type { ServiceCalls, ServiceName } from "./ServiceCalls.ts"
+import { type DecodeResult, encodeFrame, FrameDecoder } from "./Frame.ts"
+import { type ServiceCalls, type ServiceName, type Soon, then } from "./ServiceCalls.ts"
 import { makeValidatedTokens } from "./ValidatedTokens.ts"
 import { encodeReply, Messages, type Reply, reply, shortPrefix, Status } from "./Wire.ts"
 
@@ -57,8 +57,8 @@ export const makeGateway = (options: GatewayOptions) =>
       ? yield* makeKeyedLimiter("aliya-login", { ...options.loginRate, strikes: 20, blockFor: "60 seconds" })
       : undefined
     const logWarning = (message: string) => Runtime.runFork(runtime)(Effect.logWarning(message))
-    const post = async (service: ServiceName, name: FunctionName, body: object) =>
-      asReply((await calls.post(service, name, body)).body)
+    const post = (service: ServiceName, name: FunctionName, body: object): Soon<Reply> =>
+      then(calls.post(service, name, body), (r) => asReply(r.body))
 
     const accepted = makeValidatedTokens({
       ttlMillis: options.tokenCacheMillis ?? 0,
@@ -68,10 +68,8 @@ export const makeGateway = (options: GatewayOptions) =>
     // A co-located token server tells this cache of every token it issues, so a login by any route revokes at once.
     let told = false
 
-    /** unique_id of a valid token; undefined when the token server rejects it. */
-    const validate = async (token: string): Promise<string | undefined> => {
-      const known = accepted.lookup(token, clock.unsafeCurrentTimeMillis())
-      if (known !== undefined) return known
+    /** The token server's verdict on a token the cache does not hold: its unique_id, or undefined. */
+    const askTokenServer = async (token: string): Promise<string | undefined> => {
       // Subscribed before anything is remembered: no token can be issued unseen after its entry exists.
       if (!told) told = calls.onIssued(accepted.issued)
       const r = await calls.validate(token)
@@ -84,40 +82,50 @@ export const makeGateway = (options: GatewayOptions) =>
       return undefined
     }
 
-    const call = async (name: FunctionName, data: Record<string, unknown>, decoded: unknown): Promise<Reply> => {
+    /** unique_id of a valid token (now when the cache holds it); undefined when the token server rejects it. */
+    const validate = (token: string): Soon<string | undefined> =>
+      accepted.lookup(token, clock.unsafeCurrentTimeMillis()) ?? askTokenServer(token)
+
+    const needsToken = (token: string) =>
+      reply(Status.authorizationRequired, Messages.authorizationRequired, { bad_token: shortPrefix(token, 64) })
+
+    const call = (name: FunctionName, data: Record<string, unknown>, decoded: unknown): Soon<Reply> => {
       const owner = Owner[name]
       if (owner === "tokens") {
-        const answered = await post("tokens", name, decoded as object)
-        // A login revokes the player's older tokens: forget them here at once.
-        if (typeof answered.data.token === "string") accepted.issued(answered.data.token)
-        return answered
+        return then(post("tokens", name, decoded as object), (answered) => {
+          // A login revokes the player's older tokens: forget them here at once.
+          if (typeof answered.data.token === "string") accepted.issued(answered.data.token)
+          return answered
+        })
       }
       const token = data.token
       if (typeof token !== "string") return invalid
-      const uniqueId = tokenShaped.test(token) ? await validate(token) : undefined
-      if (uniqueId === undefined) {
-        return reply(Status.authorizationRequired, Messages.authorizationRequired, {
-          bad_token: shortPrefix(token, 64)
-        })
-      }
-      return post(owner, name, { ...(decoded as object), unique_id: uniqueId })
+      if (!tokenShaped.test(token)) return needsToken(token)
+      return then(validate(token), (uniqueId) =>
+        uniqueId === undefined ? needsToken(token) : post(owner, name, { ...(decoded as object), unique_id: uniqueId })
+      )
+    }
+
+    const failed = (name: FunctionName) => (error: unknown) => {
+      const e = error as Partial<InternalHttpError>
+      logWarning(`aliya gateway: ${e.url ?? name}: ${e.message ?? String(error)}`)
+      return unavailable
     }
 
     /** One request → its reply; any failure to reach a service is status 13 (logged), never a crash. */
-    const dispatch = async (name: FunctionName, data: Record<string, unknown>): Promise<Reply> => {
+    const dispatch = (name: FunctionName, data: Record<string, unknown>): Soon<Reply> => {
       const decoded = decodeFunctionData(name, data)
       if (Either.isLeft(decoded)) return invalid
       try {
-        return await call(name, data, decoded.right)
+        const answered = call(name, data, decoded.right)
+        return answered instanceof Promise ? answered.catch(failed(name)) : answered
       } catch (error) {
-        const e = error as Partial<InternalHttpError>
-        logWarning(`aliya gateway: ${e.url ?? name}: ${e.message ?? String(error)}`)
-        return unavailable
+        return failed(name)(error)
       }
     }
 
-    /** One frame body → the reply (before encryption). */
-    const answer = async (body: Uint8Array, remoteAddress = ""): Promise<Reply & { random: string | number }> => {
+    /** One frame body → the reply (before encryption): now when every step answers now (a cached token, a synchronous route). */
+    const answer = (body: Uint8Array, remoteAddress = ""): Soon<Reply & { random: string | number }> => {
       const plaintext = options.cipher.open(body)
       let parsed: unknown
       try {
@@ -140,7 +148,7 @@ export const makeGateway = (options: GatewayOptions) =>
           )
         }
       }
-      return withRandom(await dispatch(name, data))
+      return then(dispatch(name, data), withRandom)
     }
 
     /** Reply → frame; a reply that cannot fit 9999 bytes becomes status 12. */
@@ -157,6 +165,23 @@ export const makeGateway = (options: GatewayOptions) =>
     const open = (connection: TcpConnection): Effect.Effect<TcpHandler> =>
       Effect.sync(() => {
         const frames = new FrameDecoder()
+        /**
+         * Answers the frames of one chunk from `index` on, in order: a Promise only when an answer
+         * has to wait (the transport holds later chunks until it settles).
+         */
+        const answerFrom = (decoded: DecodeResult, index: number): Promise<void> | undefined => {
+          for (let i = index; i < decoded.frames.length; i++) {
+            const answered = answer(decoded.frames[i]!, connection.remoteAddress)
+            if (answered instanceof Promise)
+              return answered.then((r) => {
+                connection.write(frameOf(r))
+                return answerFrom(decoded, i + 1)
+              })
+            connection.write(frameOf(answered))
+          }
+          if (decoded.badHeader) connection.close()
+          return undefined
+        }
         return {
           onData: (bytes) => {
             const decoded = frames.push(bytes)
@@ -164,12 +189,12 @@ export const makeGateway = (options: GatewayOptions) =>
               if (decoded.badHeader) connection.close()
               return
             }
-            // Frames of one chunk are answered in order; the transport holds later chunks until this settles.
-            return (async () => {
-              for (const frame of decoded.frames)
-                connection.write(frameOf(await answer(frame, connection.remoteAddress)))
-              if (decoded.badHeader) connection.close()
-            })()
+            try {
+              return answerFrom(decoded, 0)
+            } catch (error) {
+              // As a rejected answer: the transport goes on with the connection's next chunk.
+              return Promise.reject(error)
+            }
           }
         }
       })

@@ -4,6 +4,13 @@ import { WAIT_HEADER } from "./HashQueue.ts"
 import { INTERNAL_TIMEOUT_MILLIS, type InternalHttp, InternalHttpError, type InternalResponse } from "./InternalHttp.ts"
 import { type Answer, SERVICE_HEADER } from "./ServiceHttp.ts"
 
+/** A value now, or later. */
+export type Soon<A> = A | Promise<A>
+
+/** `next` of a value now (no Promise, no microtask), or of the value when it comes. */
+export const then = <A, B>(value: Soon<A>, next: (a: A) => Soon<B>): Soon<B> =>
+  value instanceof Promise ? value.then(next) : next(value)
+
 /** The token server or a manager: who answers a call of the gateway. */
 export type ServiceName = ManagerName | "tokens"
 
@@ -13,8 +20,11 @@ export type ServiceName = ManagerName | "tokens"
  * owning part runs in this process: its route is called directly, no socket, no HTTP server).
  */
 export interface ServiceCalls {
-  /** POST /<path> of a service with a JSON body; rejects with InternalHttpError when it cannot be reached. */
-  readonly post: (service: ServiceName, path: string, body: object) => Promise<InternalResponse>
+  /**
+   * POST /<path> of a service with a JSON body (answered now when an in-process route answers
+   * synchronously); rejects with InternalHttpError when it cannot be reached.
+   */
+  readonly post: (service: ServiceName, path: string, body: object) => Soon<InternalResponse>
   /** The token server's GET /validate for a token; the same rejection. */
   readonly validate: (token: string) => Promise<InternalResponse>
   /**
@@ -81,7 +91,7 @@ export const inProcessServiceCalls = (local: Map<ServiceName, LocalService>): Se
   post: (service, path, body) => {
     const answer = local.get(service)?.post(`/${path}`, body)
     if (answer === undefined) return notServed(service, path)
-    return answer instanceof Promise ? answer.then(asResponse) : Promise.resolve(asResponse(answer))
+    return answer instanceof Promise ? answer.then(asResponse) : asResponse(answer)
   },
   validate: (token) => {
     const validate = local.get("tokens")?.validate

@@ -1,6 +1,7 @@
 import { type HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { createHash, timingSafeEqual } from "node:crypto"
 import { Effect, Either, Redacted, Schema } from "effect"
+import { fastFunctionBody } from "./FastDecode.ts"
 import { type FunctionName, FunctionData } from "./Functions.ts"
 import { budgetOfHeader, type CallBudget, WAIT_HEADER } from "./HashQueue.ts"
 import { Messages, type Reply, reply, Status } from "./Wire.ts"
@@ -75,17 +76,26 @@ export const serviceApp = <R>(options: {
 
 const WithUniqueId = Schema.Struct({ unique_id: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(128)) })
 
-/** The decoder of a manager route's body `{unique_id, ...data}` for a client function (its own schema). */
-const functionBody = <K extends FunctionName>(name: K) => {
+type FunctionBody<K extends FunctionName> = { uniqueId: string; data: (typeof FunctionData)[K]["Type"] }
+
+/** The Schema decoder of a manager route's body `{unique_id, ...data}` for a client function (its own schema). */
+export const functionBodySchema = <K extends FunctionName>(name: K) => {
   const decode = Schema.decodeUnknownEither(
     Schema.extend(WithUniqueId, FunctionData[name] as unknown as Schema.Struct<{}>)
   )
-  return (body: unknown): { uniqueId: string; data: (typeof FunctionData)[K]["Type"] } | undefined => {
+  return (body: unknown): FunctionBody<K> | undefined => {
     const decoded = decode(body)
     if (Either.isLeft(decoded)) return undefined
     const { unique_id, ...data } = decoded.right as { unique_id: string }
     return { uniqueId: unique_id, data: data as never }
   }
+}
+
+/** The route's decoder: the hand path for the hot functions when it is sure (see FastDecode), else the Schema. */
+const functionBody = <K extends FunctionName>(name: K) => {
+  const schema = functionBodySchema(name)
+  return (body: unknown): FunctionBody<K> | undefined =>
+    (fastFunctionBody(name, body) as FunctionBody<K> | undefined) ?? schema(body)
 }
 
 const invalidBody = answer(reply(Status.invalidFormat, Messages.invalidFormat), 400)
@@ -111,37 +121,47 @@ export const functionRoute = <K extends FunctionName, R>(
   ]
 }
 
-/** A route answered synchronously when it can (no fiber, no Promise); undefined = take the ordinary Route. */
-export type RouteNow = (body: unknown) => Answer | undefined
+/**
+ * A route answered without the Effect runtime when it can: now, or by a Promise (a group commit
+ * on the direct SQLite connection); undefined (at once or from the Promise) = take the ordinary Route.
+ */
+export type RouteNow = (body: unknown) => Answer | Promise<Answer | undefined> | undefined
 
-/** The synchronous twin of functionRoute: the same decoding; `handler` answers undefined when it cannot now. */
+/** The direct twin of functionRoute (see RouteNow): the same decoding; `handler` answers undefined when it cannot. */
 export const functionRouteNow = <K extends FunctionName>(
   name: K,
-  handler: (uniqueId: string, data: (typeof FunctionData)[K]["Type"]) => Reply | undefined
+  handler: (uniqueId: string, data: (typeof FunctionData)[K]["Type"]) => Reply | Promise<Reply | undefined> | undefined
 ): [string, RouteNow] => {
   const decode = functionBody(name)
+  const answerOf = (r: Reply | undefined) => r && answer(r)
   return [
     `/${name}`,
     (body) => {
       const decoded = decode(body)
       if (!decoded) return invalidBody
       const r = handler(decoded.uniqueId, decoded.data)
-      return r && answer(r)
+      return r instanceof Promise ? r.then(answerOf) : answerOf(r)
     }
   ]
 }
 
-/** The answer of a RouteNow, or undefined (also when it throws: the ordinary route then answers and logs). */
-export const answerNow = (route: RouteNow | undefined, body: unknown): Answer | undefined => {
+const noAnswer = () => undefined
+
+/** The answer of a RouteNow, or undefined (also when it throws or rejects: the ordinary route then answers and logs). */
+export const answerNow = (
+  route: RouteNow | undefined,
+  body: unknown
+): Answer | Promise<Answer | undefined> | undefined => {
   if (!route) return undefined
   try {
-    return route(body)
+    const answered = route(body)
+    return answered instanceof Promise ? answered.catch(noAnswer) : answered
   } catch {
     return undefined
   }
 }
 
-/** Routes that try their synchronous twin first (for the HTTP server; in-process calls skip the fiber too). */
+/** Routes that try their RouteNow twin first (for the HTTP server; in-process calls skip the fiber too). */
 export const preferNow = <R>(routes: Record<string, Route<R>>, now: Record<string, RouteNow>) =>
   Object.fromEntries(
     Object.entries(routes).map(([path, route]): [string, Route<R>] => {
@@ -152,6 +172,11 @@ export const preferNow = <R>(routes: Record<string, Route<R>>, now: Record<strin
         (body, call) =>
           Effect.suspend(() => {
             const answered = answerNow(fast, body)
+            if (answered instanceof Promise)
+              return Effect.flatMap(
+                Effect.promise(() => answered),
+                (later) => (later ? Effect.succeed(later) : route(body, call))
+              )
             return answered ? Effect.succeed(answered) : route(body, call)
           })
       ]

@@ -62,8 +62,13 @@ export const startManagers = (settings: ManagerSettings) =>
       // Co-located gateways call the same routes in-process (no service token: nothing crosses a socket).
       if (Option.isSome(local))
         local.value.set(name, {
-          post: (path, body) =>
-            Object.hasOwn(routesOf, path) ? (answerNow(fast[path], body) ?? run(routesOf[path]!(body))) : undefined
+          post: (path, body) => {
+            if (!Object.hasOwn(routesOf, path)) return undefined
+            const ordinary = () => run(routesOf[path]!(body))
+            const answered = answerNow(fast[path], body)
+            if (answered instanceof Promise) return answered.then((later) => later ?? ordinary())
+            return answered ?? ordinary()
+          }
         })
       const app: HttpApp.Default = serviceApp({ serviceToken: settings.serviceToken, post }).pipe(
         Effect.provideService(SqlClient.SqlClient, sql)
@@ -104,7 +109,7 @@ export const startTokenServer = (settings: TokenServerSettings) =>
     const server = makeTokenServer({
       codec: makeJwtCodec(settings.signing),
       lifetime: settings.lifetime,
-      askAccounts: (path, body) => accounts.post("account", path, body),
+      askAccounts: async (path, body) => accounts.post("account", path, body),
       issued: (token) => {
         for (const listener of listeners) listener(token)
       }

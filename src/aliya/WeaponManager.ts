@@ -181,12 +181,18 @@ export const levelUpWeapon = (uniqueId: string, weapon: string, iron: number) =>
   )
 
 /**
- * level_up_weapon as one synchronous SQLite transaction on the direct connection (the same
- * statements and rules as levelUpWeapon); undefined when the file is locked: take levelUpWeapon.
+ * level_up_weapon on the direct connection, in a group commit with the other spends of this turn
+ * of the event loop (the same statements and rules as levelUpWeapon, in its own savepoint);
+ * undefined when the file is locked: take levelUpWeapon.
  */
-export const levelUpWeaponNow = (direct: SqliteDirectService, uniqueId: string, weapon: string, iron: number) =>
+export const levelUpWeaponDirect = (
+  direct: SqliteDirectService,
+  uniqueId: string,
+  weapon: string,
+  iron: number
+): Reply | Promise<Reply | undefined> =>
   isWeapon(weapon)
-    ? direct.transaction((statements): Reply => {
+    ? direct.grouped((statements): Reply => {
         const owned = ownedOf(weapon, statements.values(SELECT_WEAPON, [uniqueId, weapon]))
         if (Option.isNone(owned)) return noWeapon
         const levels = levelsFor(owned.value, iron)
@@ -282,11 +288,11 @@ export const weaponRoutes = () =>
     functionRoute("random_gift_segment", (id) => randomGiftSegment(id))
   ])
 
-/** The hottest weapon routes answered synchronously on a direct SQLite connection (see SqliteDirect). */
+/** The hottest weapon routes answered on a direct SQLite connection (see SqliteDirect): the read now, the spend grouped. */
 export const weaponRoutesNow = (direct: SqliteDirectService): Record<string, RouteNow> =>
   direct.available
     ? Object.fromEntries([
-        functionRouteNow("level_up_weapon", (id, d) => levelUpWeaponNow(direct, id, d.weapon, d.iron)),
+        functionRouteNow("level_up_weapon", (id, d) => levelUpWeaponDirect(direct, id, d.weapon, d.iron)),
         functionRouteNow("get_all_weapon", (id) => getAllWeaponNow(direct, id))
       ])
     : {}

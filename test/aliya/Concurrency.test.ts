@@ -12,7 +12,6 @@ import { it } from "../support/effect.ts"
 import { transactionally } from "../../src/aliya/Tables.ts"
 import { mysqlAvailable, sqliteMemory, tempDirectory, throwawayMysql } from "../layers/Storage/backends.ts"
 import { ColocatedServices, type LocalService, type ServiceName } from "../../src/aliya/ServiceCalls.ts"
-import type { Answer } from "../../src/aliya/ServiceHttp.ts"
 import { startManagers } from "../../src/aliya/Services.ts"
 import { aliyaTestLayer, newPlayer, serviceToken, type StackCalls, startStack, testPasswordCost } from "./support.ts"
 
@@ -25,11 +24,14 @@ const sqliteFileWithDirect = (name: string) => {
   return Layer.merge(SqliteDatabase(file), SqliteDirectFile(file))
 }
 
+/** One turn of the event loop (a group commit of the direct connection runs then): no clock involved. */
+const nextTurn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+
 /**
  * While an ordinary transaction holds the file's write lock, the weapon manager's level-up finds
- * the file locked on the direct connection and takes the SqlClient path, which waits (its answer
- * is a Promise, not an answer now); after the holder commits, both writes are there and the iron
- * was spent exactly once.
+ * the file locked on the direct connection (its group commit cannot begin) and takes the
+ * SqlClient path, which waits; after the holder commits, both writes are there and the iron was
+ * spent exactly once.
  */
 const levelUpBehindAnOpenTransaction = Effect.gen(function* () {
   const registry = new Map<ServiceName, LocalService>()
@@ -44,11 +46,11 @@ const levelUpBehindAnOpenTransaction = Effect.gen(function* () {
   const weapon = registry.get("weapon")!
   yield* grantWeapon("holder", "weapon1", { star: 1, level: 0 })
   yield* setBagAmounts("holder", { iron: 100, coin: 0 })
-  const levelUp = () => weapon.post("/level_up_weapon", { unique_id: "holder", weapon: "weapon1", iron: 20 })
-  // Unlocked: answered at once on the direct connection.
-  const first = levelUp()
-  expect(first instanceof Promise).toBe(false)
-  expect((first as Answer).body).toMatchObject({ status: 0, data: { item1: ["iron", 80] } })
+  const levelUp = () =>
+    Promise.resolve(weapon.post("/level_up_weapon", { unique_id: "holder", weapon: "weapon1", iron: 20 })!)
+  // Unlocked: answered by the direct connection's group commit.
+  const first = yield* Effect.promise(levelUp)
+  expect(first.body).toMatchObject({ status: 0, data: { item1: ["iron", 80] } })
   const sql = yield* SqlClient.SqlClient
   const locked = yield* Deferred.make<void>()
   const release = yield* Deferred.make<void>()
@@ -61,11 +63,18 @@ const levelUpBehindAnOpenTransaction = Effect.gen(function* () {
     )
   )
   yield* Deferred.await(locked)
-  const waiting = levelUp()
-  expect(waiting instanceof Promise).toBe(true)
+  let settled = false
+  const waiting = levelUp().then((answer) => {
+    settled = true
+    return answer
+  })
+  // The group commit has run (and found the file locked); the ordinary path waits for the holder.
+  yield* nextTurn
+  yield* nextTurn
+  expect(settled).toBe(false)
   yield* Deferred.succeed(release, undefined)
   yield* Fiber.join(holder)
-  const second = yield* Effect.promise(() => Promise.resolve(waiting!))
+  const second = yield* Effect.promise(() => waiting)
   expect(second.body).toMatchObject({ status: 0, data: { item1: ["iron", 60] } })
   const bag = yield* readBag("holder")
   expect([bag.iron, bag.coin]).toEqual([60, 7])

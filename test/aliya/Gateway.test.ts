@@ -87,6 +87,65 @@ describe("aliya gateway behaviour", () => {
     })
   )
 
+  it.effect("pipelined frames are answered in order, whether each answer is ready now or has to wait", () =>
+    Effect.gen(function* () {
+      const cipher = aesGcmCipher(aesKey)
+      const claims = Buffer.from(JSON.stringify({ unique_id: "p", exp: 4_000_000_000 })).toString("base64url")
+      const token = `e30.${claims}.sig`
+      let releaseLogin: (() => void) | undefined
+      const gateway = yield* makeGateway({
+        cipher,
+        calls: {
+          // The weapon manager answers now (a synchronous route); the token server's login waits.
+          post: (service) =>
+            service === "tokens"
+              ? new Promise((resolve) => {
+                  releaseLogin = () => resolve({ status: 200, body: { status: 0, message: "success", data: {} } })
+                })
+              : { status: 200, body: { status: 0, message: "success", data: { from: service } } },
+          validate: () => Promise.resolve({ status: 200, body: { unique_id: "p" } }),
+          onIssued: () => false
+        },
+        dangerousFunctions: true,
+        tokenCacheMillis: 60_000
+      })
+      const written: Array<unknown> = []
+      const handler = yield* gateway.open({
+        id: 1,
+        remoteAddress: "test",
+        write: (bytes) => {
+          written.push(JSON.parse(new TextDecoder().decode(cipher.open(bytes.subarray(36))!)).random)
+          return "sent"
+        },
+        close: () => {},
+        isOpen: () => true
+      })
+      const frame = (fn: string, random: string, data: object) =>
+        encodeFrame(cipher.seal(new TextEncoder().encode(JSON.stringify({ function: fn, random, data }))))!
+      const chunk = (...frames: Array<Uint8Array>) => Buffer.concat(frames)
+      // The first use of the token asks the token server (a Promise); then the token is cached.
+      yield* Effect.promise(async () => handler.onData(frame("get_all_weapon", "0", { token })))
+      // Ready now: answered before onData returns, and nothing to wait for.
+      expect(
+        handler.onData(chunk(frame("get_all_weapon", "1", { token }), frame("get_all_weapon", "2", { token })))
+      ).toBe(undefined)
+      expect(written).toEqual(["0", "1", "2"])
+      const pending = handler.onData(
+        chunk(
+          frame("get_all_weapon", "3", { token }),
+          frame("login", "4", { identifier: "account", value: "a", password: "b" }),
+          frame("get_all_weapon", "5", { token })
+        )
+      )
+      expect(pending).toBeInstanceOf(Promise)
+      // The frame after the waiting login is not answered before it.
+      expect(written).toEqual(["0", "1", "2", "3"])
+      releaseLogin!()
+      yield* Effect.promise(() => pending as Promise<void>)
+      expect(written).toEqual(["0", "1", "2", "3", "4", "5"])
+    })
+  )
+
   it.effect("the admin command creates accounts, sets the bag, grants, changes and removes weapons", () =>
     Effect.gen(function* () {
       const stack = yield* startStack()

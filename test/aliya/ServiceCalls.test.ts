@@ -117,15 +117,30 @@ describe("aliya gateway → parts: HTTP and in-process calls", () => {
         ]
       ])
       const calls = inProcessServiceCalls(local)
-      expect(yield* Effect.promise(() => calls.post("bag", "get_all_supplies", {}))).toEqual({ status: 200, body: {} })
+      expect(yield* Effect.promise(async () => calls.post("bag", "get_all_supplies", {}))).toEqual({
+        status: 200,
+        body: {}
+      })
       for (const refused of [
-        () => calls.post("weapon", "get_all_weapon", {}),
-        () => calls.post("bag", "no_such_route", {}),
+        async () => calls.post("weapon", "get_all_weapon", {}),
+        async () => calls.post("bag", "no_such_route", {}),
         () => calls.validate("token")
       ]) {
         const error = yield* Effect.flip(Effect.tryPromise(refused))
         expect(String((error.error as Error).message)).toContain("not served here")
       }
+    })
+  )
+
+  it.effect("in-process: a route that answers now is passed on now (no Promise, no microtask)", () =>
+    Effect.sync(() => {
+      const local = new Map<ServiceName, LocalService>([
+        ["weapon", { post: () => ({ httpStatus: 200, body: { now: true } }) }]
+      ])
+      expect(inProcessServiceCalls(local).post("weapon", "get_all_weapon", {})).toEqual({
+        status: 200,
+        body: { now: true }
+      })
     })
   )
 

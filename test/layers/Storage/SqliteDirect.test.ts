@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
-import { directOn, SqliteDirect, SqliteDirectFile } from "../../../layers/Storage/SqliteDirect.ts"
+import { directOn, MAX_GROUP, SqliteDirect, SqliteDirectFile } from "../../../layers/Storage/SqliteDirect.ts"
 
 const dirs: Array<string> = []
 afterEach(() => {
@@ -69,5 +69,73 @@ describe("SqliteDirect", () => {
     expect(direct.available).toBe(false)
     expect(direct.read(() => 1)).toBeUndefined()
     expect(direct.transaction(() => 1)).toBeUndefined()
+    expect(await direct.grouped(() => 1)).toBeUndefined()
+  })
+})
+
+describe("SqliteDirect group commit", () => {
+  const take = "UPDATE t SET n = n - ? WHERE k = ? AND n >= ? RETURNING n"
+
+  test("works queued in one turn run in order in one transaction; each resolves after the commit", async () => {
+    const { other, direct } = twoConnections()
+    let changesBefore = -1
+    const spends = [3, 4, 5].map((amount) =>
+      direct.grouped((s) => {
+        // Inside the shared transaction: another connection still sees the last commit.
+        if (changesBefore < 0) changesBefore = Number(other.query("SELECT n FROM t").values()[0]![0])
+        return s.values(take, [amount, "a", amount])[0]?.[0]
+      })
+    )
+    // When the first answer arrives, the whole group is committed.
+    const seenByFirst = spends[0]!.then(() => other.query("SELECT n FROM t").values())
+    // Conditional spends in queue order: 10 - 3 = 7, 7 - 4 = 3, then 5 is refused (no row).
+    expect(await Promise.all(spends)).toEqual([7, 3, undefined])
+    expect(await seenByFirst).toEqual([[3]])
+    expect(changesBefore).toBe(10)
+    expect(other.query("SELECT n FROM t").values()).toEqual([[3]])
+  })
+
+  test("a work that throws is rolled back alone (its promise rejects); the others of its group commit", async () => {
+    const { other, direct } = twoConnections()
+    other.run("INSERT INTO t VALUES ('b', 20)")
+    const first = direct.grouped((s) => s.run("UPDATE t SET n = n + 1 WHERE k = ?", ["a"]))
+    const failing = direct.grouped((s) => {
+      s.run("UPDATE t SET n = 0 WHERE k = ?", ["b"])
+      throw new Error("boom")
+    })
+    const last = direct.grouped((s) => s.values("SELECT n FROM t ORDER BY k", []))
+    await first
+    await expect(failing).rejects.toThrow("boom")
+    // The last work saw the first's update and not the failed one's.
+    expect(await last).toEqual([[11], [20]])
+    expect(other.query("SELECT n FROM t ORDER BY k").values()).toEqual([[11], [20]])
+  })
+
+  test("a file locked by another writer: every work of the group answers undefined, none of them ran", async () => {
+    const { other, direct } = twoConnections()
+    other.run("BEGIN IMMEDIATE")
+    let ran = 0
+    const outcomes = await Promise.all(
+      [1, 2].map(() =>
+        direct.grouped((s) => {
+          ran++
+          s.run("UPDATE t SET n = 99", [])
+        })
+      )
+    )
+    expect(outcomes).toEqual([undefined, undefined])
+    expect(ran).toBe(0)
+    other.run("COMMIT")
+    expect(other.query("SELECT n FROM t").values()).toEqual([[10]])
+  })
+
+  test("more works than one group holds are split into several groups, all answered", async () => {
+    const { other, direct } = twoConnections()
+    const count = MAX_GROUP * 2 + 3
+    const outcomes = await Promise.all(
+      Array.from({ length: count }, () => direct.grouped((s) => s.values(take, [0, "a", 0]).length))
+    )
+    expect(outcomes).toEqual(Array.from({ length: count }, () => 1))
+    expect(other.query("SELECT n FROM t").values()).toEqual([[10]])
   })
 })
