@@ -1,19 +1,5 @@
 import type { KeyObject } from "node:crypto"
-import {
-  Clock,
-  Data,
-  Deferred,
-  Duration,
-  Effect,
-  Either,
-  Exit,
-  Option,
-  PubSub,
-  Queue,
-  Redacted,
-  Schedule,
-  type Scope
-} from "effect"
+import { Clock, Data, Duration, Effect, Either, Option, PubSub, Queue, Redacted, Schedule, type Scope } from "effect"
 import { decodeRelayToAuthFast, encodeLogin } from "./S2SFast.ts"
 import {
   encodeAuthToRelay,
@@ -54,6 +40,8 @@ export interface CommServerOptions {
   readonly replyTimeout: Duration.DurationInput
   /** A relay reports that a unit disconnected. */
   readonly onLogout: (logout: LogoutData, serverId: string) => Effect.Effect<void>
+  /** The same on the spot; false when it needs `onLogout` (a store with I/O). Absent: always `onLogout`. */
+  readonly onLogoutNow?: ((logout: LogoutData, serverId: string) => boolean) | undefined
 }
 
 interface Hosting {
@@ -81,7 +69,8 @@ interface Relay {
 }
 
 interface PendingLogin {
-  readonly reply: Deferred.Deferred<LoginReplyData, NoCommServer>
+  /** Called once: with the relay's reply, or the reason there will be none (timeout, relay gone). */
+  readonly settle: (reply: Either.Either<LoginReplyData, NoCommServer>) => void
   /** Clock millis. */
   readonly deadline: number
 }
@@ -107,6 +96,14 @@ export interface CommServers {
   readonly protocol: WebSocketProtocol<null>
   /** Sends LOGIN to the chosen relay and waits for its key. */
   readonly reserve: (request: Omit<LoginRequestData, "r">) => Effect.Effect<Reservation, NoCommServer>
+  /**
+   * The same without a fiber: LOGIN is sent on the spot and `done` is called once, from the relay's reply, the
+   * sweep of unanswered LOGINs or the relay's disconnect (or at once when no relay is online).
+   */
+  readonly reserveNow: (
+    request: Omit<LoginRequestData, "r">,
+    done: (reserved: Either.Either<Reservation, NoCommServer>) => void
+  ) => void
   /** Authenticated relays and what their last INFO said. */
   readonly status: () => ReadonlyArray<CommServerStatus>
   /** Events for as long as the caller's Scope lives. */
@@ -135,8 +132,12 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
     )
     const relays = new Set<Relay>()
     const secret = Option.map(options.secret, Redacted.value)
+    // Read on the spot by LOGINs placed without a fiber (the sweep's clock, TestClock in tests).
+    const clock = yield* Effect.clock
     const events = yield* PubSub.unbounded<CommServerEvent>()
     const emit = (event: CommServerEvent) => PubSub.publish(events, event)
+    /** The unbounded PubSub never refuses, so offering on the spot is the same as publishing. */
+    const emitNow = (event: CommServerEvent) => void events.unsafeOffer(event)
 
     const refuse = (relay: Relay, reason: string, code: number) =>
       Effect.logWarning(`refusing relay link: ${reason}`).pipe(
@@ -178,17 +179,34 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
       )
     }
 
-    /** A LOGIN reply settles its login on the spot (no fiber); false when the frame is anything else. */
-    const settled = (relay: Relay, decoded: Either.Either<RelayToAuth, string>): boolean => {
+    const settleReply = (relay: Relay, reply: LoginReplyData) => {
+      const waiting = relay.pending.get(reply.r)
+      if (!waiting) return
+      relay.pending.delete(reply.r)
+      waiting.settle(Either.right(reply))
+    }
+
+    /**
+     * An authenticated relay's LOGIN reply, INFO or LOGOUT handled on the spot (no fiber per frame); false when the
+     * frame needs the Effect path (authentication, unreadable frames, a LOGOUT the sessions cannot end on the spot).
+     */
+    const handledNow = (relay: Relay, decoded: Either.Either<RelayToAuth, string>): boolean => {
       if (!relay.authenticated || Either.isLeft(decoded)) return false
       const frame = decoded.right
-      if (!("c" in frame) || frame.c !== "b") return false
-      const waiting = relay.pending.get(frame.d.r)
-      if (waiting) {
-        relay.pending.delete(frame.d.r)
-        Deferred.unsafeDone(waiting.reply, Exit.succeed(frame.d))
+      if (!("c" in frame)) return false
+      switch (frame.c) {
+        case "b":
+          settleReply(relay, frame.d)
+          return true
+        case "a":
+          relay.hosting = hostingOf(frame.d)
+          emitNow({ _tag: "Info", serverId: relay.serverId })
+          return true
+        case "c":
+          if (!options.onLogoutNow?.(frame.d, relay.serverId)) return false
+          emitNow({ _tag: "Logout", serverId: relay.serverId, logout: frame.d })
+          return true
       }
-      return true
     }
 
     const handle = (relay: Relay, decoded: Either.Either<RelayToAuth, string>) =>
@@ -218,13 +236,9 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
           case "a":
             relay.hosting = hostingOf(frame.d)
             return yield* emit({ _tag: "Info", serverId: relay.serverId })
-          case "b": {
-            // Only reached for an unauthenticated relay's first frame (compat mode); settled takes the rest.
-            const waiting = relay.pending.get(frame.d.r)
-            relay.pending.delete(frame.d.r)
-            if (waiting) yield* Deferred.succeed(waiting.reply, frame.d)
-            return
-          }
+          case "b":
+            // Only reached for an unauthenticated relay's first frame (compat mode); handledNow takes the rest.
+            return settleReply(relay, frame.d)
           case "c":
             yield* options.onLogout(frame.d, relay.serverId)
             return yield* emit({ _tag: "Logout", serverId: relay.serverId, logout: frame.d })
@@ -252,9 +266,9 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
                 yield* Effect.logWarning(`relay ${relay.serverId} disconnected`)
                 yield* emit({ _tag: "Left", serverId: relay.serverId })
               }
-              for (const waiting of relay.pending.values())
-                yield* Deferred.fail(waiting.reply, new NoCommServer({ reason: "relay disconnected" }))
+              const waiting = [...relay.pending.values()]
               relay.pending.clear()
+              for (const login of waiting) login.settle(Either.left(new NoCommServer({ reason: "relay disconnected" })))
             })
           )
           if (Option.isSome(secret) || options.trustedKeys.size > 0) {
@@ -277,7 +291,7 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
             onMessage: (message) => {
               if (typeof message === "string") {
                 const decoded = decodeRelayToAuthFast(message)
-                return settled(relay, decoded) ? undefined : handle(relay, decoded)
+                return handledNow(relay, decoded) ? undefined : handle(relay, decoded)
               }
               return relay.authenticated
                 ? Effect.logWarning("relay sent a binary frame; ignored")
@@ -300,22 +314,53 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
       return leastLoaded?.relay
     }
 
+    /** The reservation a relay's reply makes, or why it makes none. */
+    const reservationOf = (
+      relay: Relay,
+      r: string,
+      answer: LoginReplyData
+    ): Either.Either<Reservation, NoCommServer> =>
+      answer.e !== 0 || answer.f === undefined || answer.g === undefined || answer.h === undefined
+        ? Either.left(new NoCommServer({ reason: `relay ${relay.serverId} refused the login (e ${answer.e})` }))
+        : Either.right({ key: answer.f, host: answer.g, port: answer.h, serverId: relay.serverId, requestId: r })
+
+    const noRelay = () => new NoCommServer({ reason: "no relay is online" })
+
+    const newRequestId = () => newNonce().slice(0, 32)
+
+    /** Sends LOGIN `r` to `relay`; its reply (or the reason there is none) goes to `settle`, once. */
+    const place = (
+      relay: Relay,
+      r: string,
+      request: Omit<LoginRequestData, "r">,
+      now: number,
+      settle: PendingLogin["settle"]
+    ) => {
+      relay.pending.set(r, { settle, deadline: now + replyTimeoutMillis })
+      relay.connection.send(encodeLogin({ ...request, r }))
+    }
+
     const reserve = (request: Omit<LoginRequestData, "r">): Effect.Effect<Reservation, NoCommServer> =>
-      Effect.gen(function* () {
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
         const relay = choose(request.a)
-        if (!relay) return yield* new NoCommServer({ reason: "no relay is online" })
-        const r = newNonce().slice(0, 32)
-        const reply = yield* Deferred.make<LoginReplyData, NoCommServer>()
-        relay.pending.set(r, { reply, deadline: (yield* Clock.currentTimeMillis) + replyTimeoutMillis })
-        relay.connection.send(encodeLogin({ ...request, r }))
-        const answer = yield* Deferred.await(reply).pipe(
-          Effect.onInterrupt(() => Effect.sync(() => relay.pending.delete(r)))
-        )
-        if (answer.e !== 0 || answer.f === undefined || answer.g === undefined || answer.h === undefined) {
-          return yield* new NoCommServer({ reason: `relay ${relay.serverId} refused the login (e ${answer.e})` })
-        }
-        return { key: answer.f, host: answer.g, port: answer.h, serverId: relay.serverId, requestId: r }
+        if (!relay) return Effect.fail(noRelay())
+        return Effect.async<Reservation, NoCommServer>((resume) => {
+          const r = newRequestId()
+          place(relay, r, request, now, (reply) =>
+            resume(Either.flatMap(reply, (answer) => reservationOf(relay, r, answer)))
+          )
+          return Effect.sync(() => relay.pending.delete(r))
+        })
       })
+
+    const reserveNow: CommServers["reserveNow"] = (request, done) => {
+      const relay = choose(request.a)
+      if (!relay) return done(Either.left(noRelay()))
+      const r = newRequestId()
+      place(relay, r, request, clock.unsafeCurrentTimeMillis(), (reply) =>
+        done(Either.flatMap(reply, (answer) => reservationOf(relay, r, answer)))
+      )
+    }
 
     const replyTimeout = Duration.decode(options.replyTimeout)
     const replyTimeoutMillis = Duration.toMillis(replyTimeout)
@@ -326,10 +371,7 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
         for (const [r, waiting] of relay.pending) {
           if (waiting.deadline > now) continue
           relay.pending.delete(r)
-          yield* Deferred.fail(
-            waiting.reply,
-            new NoCommServer({ reason: `relay ${relay.serverId} did not answer in time` })
-          )
+          waiting.settle(Either.left(new NoCommServer({ reason: `relay ${relay.serverId} did not answer in time` })))
         }
       }
     })
@@ -355,6 +397,13 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
         })
       )
 
-    const service: CommServers = { protocol, reserve, status, events: PubSub.subscribe(events), awaitStatus }
+    const service: CommServers = {
+      protocol,
+      reserve,
+      reserveNow,
+      status,
+      events: PubSub.subscribe(events),
+      awaitStatus
+    }
     return service
   })
