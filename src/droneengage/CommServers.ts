@@ -1,9 +1,9 @@
 import type { KeyObject } from "node:crypto"
-import { Clock, Data, Duration, Effect, Either, Option, PubSub, Queue, Redacted, Schedule, type Scope } from "effect"
-import { decodeRelayToAuthFast, encodeLogin } from "./S2SFast.ts"
+import { type Duration, Effect, Either, Option, PubSub, Queue, Redacted, type Scope } from "effect"
+import { hostingOf, makeLoginPlacement, NoCommServer, type Relay, type Reservation } from "./LoginPlacement.ts"
+import { decodeRelayToAuthFast } from "./S2SFast.ts"
 import {
   encodeAuthToRelay,
-  type InfoData,
   type LoginReplyData,
   type LoginRequestData,
   type LogoutData,
@@ -14,20 +14,9 @@ import {
 } from "./S2S.ts"
 import { CloseCodes } from "../shared/CloseCodes.ts"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
-import { accept, type Connection, type WebSocketProtocol } from "../../layers/Transport/Transport.ts"
+import { accept, type WebSocketProtocol } from "../../layers/Transport/Transport.ts"
 
-/** Why a login could not be placed on a relay; the authenticator answers e 5 for all of them. */
-export class NoCommServer extends Data.TaggedError("NoCommServer")<{ readonly reason: string }> {}
-
-/** Where a reserved login goes: cs {f, g, h} of the login reply. */
-export interface Reservation {
-  readonly key: string
-  readonly host: string
-  readonly port: number
-  readonly serverId: string
-  /** The LOGIN request id; the relay names it again in LOGOUT when the unit leaves. */
-  readonly requestId: string
-}
+export { NoCommServer, type Reservation } from "./LoginPlacement.ts"
 
 export interface CommServerOptions {
   readonly serverName: string
@@ -43,40 +32,6 @@ export interface CommServerOptions {
   /** The same on the spot; false when it needs `onLogout` (a store with I/O). Absent: always `onLogout`. */
   readonly onLogoutNow?: ((logout: LogoutData, serverId: string) => boolean) | undefined
 }
-
-interface Hosting {
-  readonly online: boolean
-  readonly accounts: ReadonlySet<string>
-  readonly units: number
-}
-
-/** One pass over an INFO: the account set (O(1) lookups per login) and the unit count. */
-const hostingOf = (info: InfoData): Hosting => {
-  let units = 0
-  for (const account in info.accountDetails) units += info.accountDetails[account]!.length
-  return { online: info.isOnline, accounts: new Set(info.accounts), units }
-}
-
-interface Relay {
-  readonly connection: Connection<unknown>
-  serverId: string
-  authenticated: boolean
-  nonce: string
-  /** What the last INFO said, reduced to what login placement and health need. */
-  hosting: Hosting | undefined
-  /** LOGINs sent and not answered yet, by request id; past its deadline the sweep fails one. */
-  readonly pending: Map<string, PendingLogin>
-}
-
-interface PendingLogin {
-  /** Called once: with the relay's reply, or the reason there will be none (timeout, relay gone). */
-  readonly settle: (reply: Either.Either<LoginReplyData, NoCommServer>) => void
-  /** Clock millis. */
-  readonly deadline: number
-}
-
-/** How often unanswered LOGINs are checked: one sweep for all instead of a timer per login. */
-const sweepInterval = (replyTimeout: Duration.Duration) => Duration.min(replyTimeout, Duration.seconds(1))
 
 export interface CommServerStatus {
   readonly serverId: string
@@ -132,8 +87,6 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
     )
     const relays = new Set<Relay>()
     const secret = Option.map(options.secret, Redacted.value)
-    // Read on the spot by LOGINs placed without a fiber (the sweep's clock, TestClock in tests).
-    const clock = yield* Effect.clock
     const events = yield* PubSub.unbounded<CommServerEvent>()
     const emit = (event: CommServerEvent) => PubSub.publish(events, event)
     /** The unbounded PubSub never refuses, so offering on the spot is the same as publishing. */
@@ -301,81 +254,7 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
         })
     }
 
-    /** The relay already hosting the account, else the one hosting the fewest accounts: one pass over the relays. */
-    const choose = (accountId: string): Relay | undefined => {
-      let leastLoaded: { relay: Relay; accounts: number } | undefined
-      for (const relay of relays) {
-        const hosting = relay.hosting
-        if (!relay.authenticated || !hosting?.online) continue
-        if (hosting.accounts.has(accountId)) return relay
-        if (!leastLoaded || hosting.accounts.size < leastLoaded.accounts)
-          leastLoaded = { relay, accounts: hosting.accounts.size }
-      }
-      return leastLoaded?.relay
-    }
-
-    /** The reservation a relay's reply makes, or why it makes none. */
-    const reservationOf = (
-      relay: Relay,
-      r: string,
-      answer: LoginReplyData
-    ): Either.Either<Reservation, NoCommServer> =>
-      answer.e !== 0 || answer.f === undefined || answer.g === undefined || answer.h === undefined
-        ? Either.left(new NoCommServer({ reason: `relay ${relay.serverId} refused the login (e ${answer.e})` }))
-        : Either.right({ key: answer.f, host: answer.g, port: answer.h, serverId: relay.serverId, requestId: r })
-
-    const noRelay = () => new NoCommServer({ reason: "no relay is online" })
-
-    const newRequestId = () => newNonce().slice(0, 32)
-
-    /** Sends LOGIN `r` to `relay`; its reply (or the reason there is none) goes to `settle`, once. */
-    const place = (
-      relay: Relay,
-      r: string,
-      request: Omit<LoginRequestData, "r">,
-      now: number,
-      settle: PendingLogin["settle"]
-    ) => {
-      relay.pending.set(r, { settle, deadline: now + replyTimeoutMillis })
-      relay.connection.send(encodeLogin({ ...request, r }))
-    }
-
-    const reserve = (request: Omit<LoginRequestData, "r">): Effect.Effect<Reservation, NoCommServer> =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        const relay = choose(request.a)
-        if (!relay) return Effect.fail(noRelay())
-        return Effect.async<Reservation, NoCommServer>((resume) => {
-          const r = newRequestId()
-          place(relay, r, request, now, (reply) =>
-            resume(Either.flatMap(reply, (answer) => reservationOf(relay, r, answer)))
-          )
-          return Effect.sync(() => relay.pending.delete(r))
-        })
-      })
-
-    const reserveNow: CommServers["reserveNow"] = (request, done) => {
-      const relay = choose(request.a)
-      if (!relay) return done(Either.left(noRelay()))
-      const r = newRequestId()
-      place(relay, r, request, clock.unsafeCurrentTimeMillis(), (reply) =>
-        done(Either.flatMap(reply, (answer) => reservationOf(relay, r, answer)))
-      )
-    }
-
-    const replyTimeout = Duration.decode(options.replyTimeout)
-    const replyTimeoutMillis = Duration.toMillis(replyTimeout)
-    /** Fails the LOGINs whose relay did not answer by their deadline (so within replyTimeout + one interval). */
-    const sweepUnanswered = Effect.gen(function* () {
-      const now = yield* Clock.currentTimeMillis
-      for (const relay of relays) {
-        for (const [r, waiting] of relay.pending) {
-          if (waiting.deadline > now) continue
-          relay.pending.delete(r)
-          waiting.settle(Either.left(new NoCommServer({ reason: `relay ${relay.serverId} did not answer in time` })))
-        }
-      }
-    })
-    yield* Effect.forkScoped(Effect.repeat(sweepUnanswered, Schedule.spaced(sweepInterval(replyTimeout))))
+    const { reserve, reserveNow } = yield* makeLoginPlacement(relays, options.replyTimeout)
 
     const status = (): ReadonlyArray<CommServerStatus> =>
       [...relays]
