@@ -134,12 +134,10 @@ export const makeLogin = (options: LoginOptions) => {
     const counted = (result: string, sent: Answer) => (count(actorType, result), sent)
 
     /** The body's login fields, or the 400 that ends the login. */
-    const read = (contentType: string, text: string): LoginBody | Answer => {
-      const body = Either.flatMap(parseBody(contentType, text), decodeLoginBody)
-      return Either.isLeft(body)
-        ? counted("invalid", answer(failure(command, ErrorCode.invalidData, body.left), 400))
-        : body.right
-    }
+    const read = (contentType: string, text: string): Either.Either<LoginBody, Answer> =>
+      Either.mapLeft(Either.flatMap(parseBody(contentType, text), decodeLoginBody), (reason) =>
+        counted("invalid", answer(failure(command, ErrorCode.invalidData, reason), 400))
+      )
 
     /** A found account's refusal (disabled, no permission for this actor type), or undefined: place it. */
     const refusalOf = (account: Account): Answer | undefined => {
@@ -250,7 +248,7 @@ export const makeLogin = (options: LoginOptions) => {
         const refused = limits.limited(command, request.address, yield* Clock.currentTimeMillis)
         if (refused) return counted("rate-limited", refused)
         const body = read(request.contentType, yield* request.text)
-        return "status" in body ? body : yield* place(request.address, body)
+        return Either.isLeft(body) ? body.left : yield* place(request.address, body.right)
       })
 
     const now = (request: Request, address: string): Answer | Promise<Answer> => {
@@ -259,7 +257,7 @@ export const makeLogin = (options: LoginOptions) => {
       const contentType = request.headers.get("content-type") ?? ""
       const afterBody = (text: string) => {
         const body = read(contentType, text)
-        return "status" in body ? body : placeNow(address, body)
+        return Either.isLeft(body) ? body.left : placeNow(address, body.right)
       }
       return request.text().then(afterBody, () => afterBody(""))
     }
