@@ -19,6 +19,11 @@ export class AccountStore extends Context.Tag("switchboard/AccountStore")<
   {
     /** The account when `name` exists and `accessCode` matches; None otherwise (disabled accounts included, check `enabled`). */
     readonly authenticate: (name: string, accessCode: string) => Effect.Effect<Option.Option<Account>, StorageError>
+    /**
+     * `authenticate` on the spot when it needs no I/O (a cache hit): the same answer; undefined when it cannot tell
+     * without `authenticate`. Optional.
+     */
+    readonly authenticateNow?: (name: string, accessCode: string) => Option.Option<Account> | undefined
     readonly findByName: (name: string) => Effect.Effect<Option.Option<Account>, StorageError>
     /**
      * The account and its stored code hash as they are now, without verifying anything: lets the

@@ -42,7 +42,8 @@ interface Found {
  * code against the same hash would verify again. A changed hash (or no row) verifies afresh.
  */
 export const cacheAuthentications = (store: AccountStore["Type"], options: AuthCacheOptions) =>
-  Effect.sync(() => {
+  // The hit on the spot reads the clock the cache was made with (TestClock in tests), as no Effect runs it.
+  Effect.map(Effect.clock, (clock) => {
     const ttl = Duration.toMillis(options.ttl)
     const maxEntries = options.maxEntries ?? 10_000
     const hmacKey = crypto.getRandomValues(new Uint8Array(32))
@@ -118,6 +119,13 @@ export const cacheAuthentications = (store: AccountStore["Type"], options: AuthC
           if (sameCode && hit.expiresAt > now) return Effect.succeed(hit.found)
           return lookUp(name, accessCode, digest, now, sameCode ? hit : undefined)
         }),
+      // The same hit without an Effect; anything else (a miss, an expired entry, another code) is authenticate's.
+      authenticateNow: (name, accessCode) => {
+        const digest = digestOf(accessCode)
+        const hit = verified.get(name)
+        const sameCode = hit !== undefined && timingSafeEqual(hit.digest, digest)
+        return sameCode && hit.expiresAt > clock.unsafeCurrentTimeMillis() ? hit.found : undefined
+      },
       findByName: store.findByName,
       list: store.list,
       create: store.create,

@@ -37,6 +37,8 @@ export const makeMemoryTokens = (sweepInterval: Duration.DurationInput = "5 seco
       return token
     }
 
+    const revokeIndexedNow = (kind: string, index: string) => index !== "" && tableOf(kind).deleteByIndex(index)
+
     const service: TokensService = {
       issue: (kind, value, ttl, index) => Effect.map(now, (at) => issueAt(kind, value, ttl, index, at)),
       issueNow: (kind, value, ttl, index) => issueAt(kind, value, ttl, index, clock.unsafeCurrentTimeMillis()),
@@ -50,7 +52,8 @@ export const makeMemoryTokens = (sweepInterval: Duration.DurationInput = "5 seco
           return Option.some(entry.value.value)
         }),
       revoke: (kind, token) => Effect.map(now, (at) => tableOf(kind).take(token, at) !== undefined),
-      revokeIndexed: (kind, index) => Effect.sync(() => index !== "" && tableOf(kind).deleteByIndex(index)),
+      revokeIndexed: (kind, index) => Effect.sync(() => revokeIndexedNow(kind, index)),
+      revokeIndexedNow: (kind, index) => revokeIndexedNow(kind, index),
       count: (kind) => Effect.sync(() => tables.get(kind)?.size ?? 0)
     }
     return service

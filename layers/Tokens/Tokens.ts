@@ -22,6 +22,8 @@ export interface TokensService {
   readonly revoke: (kind: string, token: string) => Effect.Effect<boolean>
   /** Ends the token issued with this `index`, without a scan; false when there is none. */
   readonly revokeIndexed: (kind: string, index: string) => Effect.Effect<boolean>
+  /** `revokeIndexed` on the spot, for stores that answer without I/O (process memory); absent: use `revokeIndexed`. */
+  readonly revokeIndexedNow?: (kind: string, index: string) => boolean
   /** Tokens of a kind currently held (expired ones count until the next sweep). */
   readonly count: (kind: string) => Effect.Effect<number>
 }

@@ -50,8 +50,17 @@ export const makeRouteRunner = <R>(runtime: Runtime.Runtime<R>, serverName: stri
     )
     return internalError()
   }
+  const failed = (defect: unknown) => settle(Exit.die(defect))
   const run = (route: NativeRoute<R>, request: Request, address: string): Response | Promise<Response> => {
-    const fiber = runFork(route.handle(request, address))
+    let handled: ReturnType<NativeRoute<R>["handle"]>
+    try {
+      handled = route.handle(request, address)
+    } catch (defect) {
+      return failed(defect)
+    }
+    if (handled instanceof Response) return handled
+    if (handled instanceof Promise) return handled.catch(failed)
+    const fiber = runFork(handled)
     const done = fiber.unsafePoll()
     if (done) return settle(done)
     return new Promise((resolve) => fiber.addObserver((exit) => resolve(settle(exit))))

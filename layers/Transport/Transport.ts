@@ -103,8 +103,14 @@ export interface TlsFiles {
 export interface NativeRoute<R = never> {
   readonly method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE"
   readonly path: string
-  /** The answer; `address` is the peer's (as ClientAddress gives it to `http`). */
-  readonly handle: (request: Request, address: string) => Effect.Effect<Response, never, R>
+  /**
+   * The answer: an Effect (run on the spot, a fiber only if it suspends), or a Response or a Promise of one from a
+   * handler that needs no fiber at all; `address` is the peer's (as ClientAddress gives it to `http`).
+   */
+  readonly handle: (
+    request: Request,
+    address: string
+  ) => Effect.Effect<Response, never, R> | Response | Promise<Response>
 }
 
 export interface ServeOptions<D, R> {

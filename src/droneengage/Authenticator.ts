@@ -37,6 +37,7 @@ export const startAuthenticator = (config: AuthenticatorConfig) =>
       blockFor: config.loginFailureBlock,
       strikes: 1
     })
+    const { endIndexedNow } = sessions
     const trustedKeys = yield* loadTrustedKeys(config.s2sTrustedKeys)
     if (config.allowUnauthenticatedServers) {
       yield* Effect.logWarning("INSECURE: allowUnauthenticatedServers is on; relays that skip the challenge may link")
@@ -49,7 +50,8 @@ export const startAuthenticator = (config: AuthenticatorConfig) =>
       handshakeTimeout: config.s2sHandshakeTimeout,
       replyTimeout: config.loginReplyTimeout,
       // The relay names the login request that admitted the unit: end exactly that session, by index.
-      onLogout: (logout) => Effect.asVoid(sessions.endIndexed(loginSessionKey(logout.a, logout.r)))
+      onLogout: (logout) => Effect.asVoid(sessions.endIndexed(loginSessionKey(logout.a, logout.r))),
+      onLogoutNow: endIndexedNow && ((logout) => (endIndexedNow(loginSessionKey(logout.a, logout.r)), true))
     })
     const s2s = yield* transport.serve({
       name: "authenticator-s2s",

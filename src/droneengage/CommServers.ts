@@ -1,23 +1,9 @@
 import type { KeyObject } from "node:crypto"
-import {
-  Clock,
-  Data,
-  Deferred,
-  Duration,
-  Effect,
-  Either,
-  Exit,
-  Option,
-  PubSub,
-  Queue,
-  Redacted,
-  Schedule,
-  type Scope
-} from "effect"
-import { decodeRelayToAuthFast, encodeLogin } from "./S2SFast.ts"
+import { type Duration, Effect, Either, Option, PubSub, Queue, Redacted, type Scope } from "effect"
+import { hostingOf, makeLoginPlacement, NoCommServer, type Relay, type Reservation } from "./LoginPlacement.ts"
+import { decodeRelayToAuthFast } from "./S2SFast.ts"
 import {
   encodeAuthToRelay,
-  type InfoData,
   type LoginReplyData,
   type LoginRequestData,
   type LogoutData,
@@ -28,20 +14,9 @@ import {
 } from "./S2S.ts"
 import { CloseCodes } from "../shared/CloseCodes.ts"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
-import { accept, type Connection, type WebSocketProtocol } from "../../layers/Transport/Transport.ts"
+import { accept, type WebSocketProtocol } from "../../layers/Transport/Transport.ts"
 
-/** Why a login could not be placed on a relay; the authenticator answers e 5 for all of them. */
-export class NoCommServer extends Data.TaggedError("NoCommServer")<{ readonly reason: string }> {}
-
-/** Where a reserved login goes: cs {f, g, h} of the login reply. */
-export interface Reservation {
-  readonly key: string
-  readonly host: string
-  readonly port: number
-  readonly serverId: string
-  /** The LOGIN request id; the relay names it again in LOGOUT when the unit leaves. */
-  readonly requestId: string
-}
+export { NoCommServer, type Reservation } from "./LoginPlacement.ts"
 
 export interface CommServerOptions {
   readonly serverName: string
@@ -54,40 +29,9 @@ export interface CommServerOptions {
   readonly replyTimeout: Duration.DurationInput
   /** A relay reports that a unit disconnected. */
   readonly onLogout: (logout: LogoutData, serverId: string) => Effect.Effect<void>
+  /** The same on the spot; false when it needs `onLogout` (a store with I/O). Absent: always `onLogout`. */
+  readonly onLogoutNow?: ((logout: LogoutData, serverId: string) => boolean) | undefined
 }
-
-interface Hosting {
-  readonly online: boolean
-  readonly accounts: ReadonlySet<string>
-  readonly units: number
-}
-
-/** One pass over an INFO: the account set (O(1) lookups per login) and the unit count. */
-const hostingOf = (info: InfoData): Hosting => {
-  let units = 0
-  for (const account in info.accountDetails) units += info.accountDetails[account]!.length
-  return { online: info.isOnline, accounts: new Set(info.accounts), units }
-}
-
-interface Relay {
-  readonly connection: Connection<unknown>
-  serverId: string
-  authenticated: boolean
-  nonce: string
-  /** What the last INFO said, reduced to what login placement and health need. */
-  hosting: Hosting | undefined
-  /** LOGINs sent and not answered yet, by request id; past its deadline the sweep fails one. */
-  readonly pending: Map<string, PendingLogin>
-}
-
-interface PendingLogin {
-  readonly reply: Deferred.Deferred<LoginReplyData, NoCommServer>
-  /** Clock millis. */
-  readonly deadline: number
-}
-
-/** How often unanswered LOGINs are checked: one sweep for all instead of a timer per login. */
-const sweepInterval = (replyTimeout: Duration.Duration) => Duration.min(replyTimeout, Duration.seconds(1))
 
 export interface CommServerStatus {
   readonly serverId: string
@@ -107,6 +51,14 @@ export interface CommServers {
   readonly protocol: WebSocketProtocol<null>
   /** Sends LOGIN to the chosen relay and waits for its key. */
   readonly reserve: (request: Omit<LoginRequestData, "r">) => Effect.Effect<Reservation, NoCommServer>
+  /**
+   * The same without a fiber: LOGIN is sent on the spot and `done` is called once, from the relay's reply, the
+   * sweep of unanswered LOGINs or the relay's disconnect (or at once when no relay is online).
+   */
+  readonly reserveNow: (
+    request: Omit<LoginRequestData, "r">,
+    done: (reserved: Either.Either<Reservation, NoCommServer>) => void
+  ) => void
   /** Authenticated relays and what their last INFO said. */
   readonly status: () => ReadonlyArray<CommServerStatus>
   /** Events for as long as the caller's Scope lives. */
@@ -137,6 +89,8 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
     const secret = Option.map(options.secret, Redacted.value)
     const events = yield* PubSub.unbounded<CommServerEvent>()
     const emit = (event: CommServerEvent) => PubSub.publish(events, event)
+    /** The unbounded PubSub never refuses, so offering on the spot is the same as publishing. */
+    const emitNow = (event: CommServerEvent) => void events.unsafeOffer(event)
 
     const refuse = (relay: Relay, reason: string, code: number) =>
       Effect.logWarning(`refusing relay link: ${reason}`).pipe(
@@ -178,17 +132,34 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
       )
     }
 
-    /** A LOGIN reply settles its login on the spot (no fiber); false when the frame is anything else. */
-    const settled = (relay: Relay, decoded: Either.Either<RelayToAuth, string>): boolean => {
+    const settleReply = (relay: Relay, reply: LoginReplyData) => {
+      const waiting = relay.pending.get(reply.r)
+      if (!waiting) return
+      relay.pending.delete(reply.r)
+      waiting.settle(Either.right(reply))
+    }
+
+    /**
+     * An authenticated relay's LOGIN reply, INFO or LOGOUT handled on the spot (no fiber per frame); false when the
+     * frame needs the Effect path (authentication, unreadable frames, a LOGOUT the sessions cannot end on the spot).
+     */
+    const handledNow = (relay: Relay, decoded: Either.Either<RelayToAuth, string>): boolean => {
       if (!relay.authenticated || Either.isLeft(decoded)) return false
       const frame = decoded.right
-      if (!("c" in frame) || frame.c !== "b") return false
-      const waiting = relay.pending.get(frame.d.r)
-      if (waiting) {
-        relay.pending.delete(frame.d.r)
-        Deferred.unsafeDone(waiting.reply, Exit.succeed(frame.d))
+      if (!("c" in frame)) return false
+      switch (frame.c) {
+        case "b":
+          settleReply(relay, frame.d)
+          return true
+        case "a":
+          relay.hosting = hostingOf(frame.d)
+          emitNow({ _tag: "Info", serverId: relay.serverId })
+          return true
+        case "c":
+          if (!options.onLogoutNow?.(frame.d, relay.serverId)) return false
+          emitNow({ _tag: "Logout", serverId: relay.serverId, logout: frame.d })
+          return true
       }
-      return true
     }
 
     const handle = (relay: Relay, decoded: Either.Either<RelayToAuth, string>) =>
@@ -218,13 +189,9 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
           case "a":
             relay.hosting = hostingOf(frame.d)
             return yield* emit({ _tag: "Info", serverId: relay.serverId })
-          case "b": {
-            // Only reached for an unauthenticated relay's first frame (compat mode); settled takes the rest.
-            const waiting = relay.pending.get(frame.d.r)
-            relay.pending.delete(frame.d.r)
-            if (waiting) yield* Deferred.succeed(waiting.reply, frame.d)
-            return
-          }
+          case "b":
+            // Only reached for an unauthenticated relay's first frame (compat mode); handledNow takes the rest.
+            return settleReply(relay, frame.d)
           case "c":
             yield* options.onLogout(frame.d, relay.serverId)
             return yield* emit({ _tag: "Logout", serverId: relay.serverId, logout: frame.d })
@@ -252,9 +219,9 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
                 yield* Effect.logWarning(`relay ${relay.serverId} disconnected`)
                 yield* emit({ _tag: "Left", serverId: relay.serverId })
               }
-              for (const waiting of relay.pending.values())
-                yield* Deferred.fail(waiting.reply, new NoCommServer({ reason: "relay disconnected" }))
+              const waiting = [...relay.pending.values()]
               relay.pending.clear()
+              for (const login of waiting) login.settle(Either.left(new NoCommServer({ reason: "relay disconnected" })))
             })
           )
           if (Option.isSome(secret) || options.trustedKeys.size > 0) {
@@ -277,7 +244,7 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
             onMessage: (message) => {
               if (typeof message === "string") {
                 const decoded = decodeRelayToAuthFast(message)
-                return settled(relay, decoded) ? undefined : handle(relay, decoded)
+                return handledNow(relay, decoded) ? undefined : handle(relay, decoded)
               }
               return relay.authenticated
                 ? Effect.logWarning("relay sent a binary frame; ignored")
@@ -287,53 +254,7 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
         })
     }
 
-    /** The relay already hosting the account, else the one hosting the fewest accounts: one pass over the relays. */
-    const choose = (accountId: string): Relay | undefined => {
-      let leastLoaded: { relay: Relay; accounts: number } | undefined
-      for (const relay of relays) {
-        const hosting = relay.hosting
-        if (!relay.authenticated || !hosting?.online) continue
-        if (hosting.accounts.has(accountId)) return relay
-        if (!leastLoaded || hosting.accounts.size < leastLoaded.accounts)
-          leastLoaded = { relay, accounts: hosting.accounts.size }
-      }
-      return leastLoaded?.relay
-    }
-
-    const reserve = (request: Omit<LoginRequestData, "r">): Effect.Effect<Reservation, NoCommServer> =>
-      Effect.gen(function* () {
-        const relay = choose(request.a)
-        if (!relay) return yield* new NoCommServer({ reason: "no relay is online" })
-        const r = newNonce().slice(0, 32)
-        const reply = yield* Deferred.make<LoginReplyData, NoCommServer>()
-        relay.pending.set(r, { reply, deadline: (yield* Clock.currentTimeMillis) + replyTimeoutMillis })
-        relay.connection.send(encodeLogin({ ...request, r }))
-        const answer = yield* Deferred.await(reply).pipe(
-          Effect.onInterrupt(() => Effect.sync(() => relay.pending.delete(r)))
-        )
-        if (answer.e !== 0 || answer.f === undefined || answer.g === undefined || answer.h === undefined) {
-          return yield* new NoCommServer({ reason: `relay ${relay.serverId} refused the login (e ${answer.e})` })
-        }
-        return { key: answer.f, host: answer.g, port: answer.h, serverId: relay.serverId, requestId: r }
-      })
-
-    const replyTimeout = Duration.decode(options.replyTimeout)
-    const replyTimeoutMillis = Duration.toMillis(replyTimeout)
-    /** Fails the LOGINs whose relay did not answer by their deadline (so within replyTimeout + one interval). */
-    const sweepUnanswered = Effect.gen(function* () {
-      const now = yield* Clock.currentTimeMillis
-      for (const relay of relays) {
-        for (const [r, waiting] of relay.pending) {
-          if (waiting.deadline > now) continue
-          relay.pending.delete(r)
-          yield* Deferred.fail(
-            waiting.reply,
-            new NoCommServer({ reason: `relay ${relay.serverId} did not answer in time` })
-          )
-        }
-      }
-    })
-    yield* Effect.forkScoped(Effect.repeat(sweepUnanswered, Schedule.spaced(sweepInterval(replyTimeout))))
+    const { reserve, reserveNow } = yield* makeLoginPlacement(relays, options.replyTimeout)
 
     const status = (): ReadonlyArray<CommServerStatus> =>
       [...relays]
@@ -355,6 +276,13 @@ export const makeCommServers = (options: CommServerOptions): Effect.Effect<CommS
         })
       )
 
-    const service: CommServers = { protocol, reserve, status, events: PubSub.subscribe(events), awaitStatus }
+    const service: CommServers = {
+      protocol,
+      reserve,
+      reserveNow,
+      status,
+      events: PubSub.subscribe(events),
+      awaitStatus
+    }
     return service
   })

@@ -1,11 +1,11 @@
 import { HttpServerResponse } from "@effect/platform"
-import { Clock, type Context, Effect, Either, Option, Schema } from "effect"
+import { Clock, type Context, Effect, Either, Option, Runtime, Schema } from "effect"
 import type { AccountStore } from "../../layers/Storage/AccountStore.ts"
 import type { NativeRoute } from "../../layers/Transport/Transport.ts"
 import type { KeyedLimiter } from "../shared/RateLimiter.ts"
-import { Permission } from "../storage/Account.ts"
-import { decodeLoginBody, failure, parseBody, permissionString, type Reply, success } from "./Api.ts"
-import type { CommServers } from "./CommServers.ts"
+import { type Account, Permission } from "../storage/Account.ts"
+import { decodeLoginBody, failure, type LoginBody, parseBody, permissionString, type Reply, success } from "./Api.ts"
+import type { CommServers, NoCommServer, Reservation } from "./CommServers.ts"
 import type { Sessions } from "./Sessions.ts"
 import { ActorType, ErrorCode } from "./Wire.ts"
 
@@ -113,67 +113,98 @@ export interface LoginOptions {
   readonly limits: AddressLimits
   /** Counts one login by actor and result (metrics). */
   readonly count: (actor: ActorType, result: string) => void
+  /** Runs what the login on the spot hands to Effects (a credential check that misses the cache, logging). */
+  readonly runtime: Runtime.Runtime<never>
+  /** The clock of the login on the spot (the server's; TestClock in tests). */
+  readonly clock: Clock.Clock
+}
+
+/** A login both ways: as an Effect (the HTTP app) and on the spot with no fiber unless a step needs one (native route). */
+export interface Login {
+  readonly effect: (request: LoginRequest) => Effect.Effect<Answer>
+  readonly now: (request: Request, address: string) => Answer | Promise<Answer>
 }
 
 /** The login of one actor type: rate limits, body, credentials, permission, a relay's key, a session. */
 export const makeLogin = (options: LoginOptions) => {
-  const { accounts, sessions, commServers, limits, count } = options
-  return (actorType: ActorType, command: string) =>
-    (request: LoginRequest): Effect.Effect<Answer> =>
+  const { accounts, sessions, commServers, limits, count, clock } = options
+  const runPromise = Runtime.runPromise(options.runtime)
+  const runFork = Runtime.runFork(options.runtime)
+  return (actorType: ActorType, command: string): Login => {
+    const counted = (result: string, sent: Answer) => (count(actorType, result), sent)
+
+    /** The body's login fields, or the 400 that ends the login. */
+    const read = (contentType: string, text: string): Either.Either<LoginBody, Answer> =>
+      Either.mapLeft(Either.flatMap(parseBody(contentType, text), decodeLoginBody), (reason) =>
+        counted("invalid", answer(failure(command, ErrorCode.invalidData, reason), 400))
+      )
+
+    /** A found account's refusal (disabled, no permission for this actor type), or undefined: place it. */
+    const refusalOf = (account: Account): Answer | undefined => {
+      if (!account.enabled)
+        return counted("disabled", answer(failure(command, ErrorCode.accountDisabled, "Account is disabled.")))
+      if (account.has(actorType === "g" ? Permission.gcs : Permission.agent)) return undefined
+      const what = actorType === "g" ? "a GCS" : "an agent"
+      return counted(
+        "no-permission",
+        answer(
+          failure(command, ErrorCode.noPermission, `No enough permission. This account may not log in as ${what}.`)
+        )
+      )
+    }
+
+    const loginRequest = (account: Account, group: string) => ({
+      a: account.id,
+      b: group,
+      at: actorType,
+      il: account.instanceLimit,
+      prm: account.permission,
+      an: account.name
+    })
+    const sessionOf = (account: Account, group: string, requestId: string): LoginSession => ({
+      accountId: account.id,
+      accountName: account.name,
+      actorType,
+      group,
+      requestId
+    })
+    const notPlaced = (acc: string, reason: NoCommServer) => ({
+      log: Effect.logWarning(`login of ${acc} not placed: ${reason.reason}`),
+      sent: counted("no-server", answer(failure(command, ErrorCode.noServer, "No available Server")))
+    })
+    const granted = (account: Account, reservation: Reservation, sid: string) =>
+      counted(
+        "ok",
+        answer(
+          success(command, {
+            sid,
+            per: permissionString,
+            prm: account.permission,
+            cs: { f: reservation.key, g: reservation.host, h: reservation.port }
+          })
+        )
+      )
+
+    /** After the rate limit and the body: credentials, permission, a relay's key, a session. */
+    const place = (address: string, body: LoginBody): Effect.Effect<Answer> =>
       Effect.gen(function* () {
-        const refused = limits.limited(command, request.address, yield* Clock.currentTimeMillis)
-        if (refused) return (count(actorType, "rate-limited"), refused)
-        const text = yield* request.text
-        const body = Either.flatMap(parseBody(request.contentType, text), decodeLoginBody)
-        if (Either.isLeft(body))
-          return (count(actorType, "invalid"), answer(failure(command, ErrorCode.invalidData, body.left), 400))
-        const { acc, pwd, gr } = body.right
+        const { acc, pwd, gr } = body
         const found = yield* accounts.authenticate(acc, pwd)
         if (Option.isNone(found)) {
           count(actorType, "not-found")
-          const blocked = yield* limits.failed(command, request.address, yield* Clock.currentTimeMillis)
+          const blocked = yield* limits.failed(command, address, yield* Clock.currentTimeMillis)
           return blocked ?? answer(failure(command, ErrorCode.accountNotFound, "Account Not Found."))
         }
         const account = found.value
-        if (!account.enabled)
-          return (
-            count(actorType, "disabled"), answer(failure(command, ErrorCode.accountDisabled, "Account is disabled."))
-          )
-        if (!account.has(actorType === "g" ? Permission.gcs : Permission.agent)) {
-          const what = actorType === "g" ? "a GCS" : "an agent"
-          return (
-            count(actorType, "no-permission"),
-            answer(
-              failure(command, ErrorCode.noPermission, `No enough permission. This account may not log in as ${what}.`)
-            )
-          )
-        }
-        const reserved = yield* Effect.either(
-          commServers.reserve({
-            a: account.id,
-            b: gr,
-            at: actorType,
-            il: account.instanceLimit,
-            prm: account.permission,
-            an: account.name
-          })
-        )
+        const refused = refusalOf(account)
+        if (refused) return refused
+        const reserved = yield* Effect.either(commServers.reserve(loginRequest(account, gr)))
         if (Either.isLeft(reserved)) {
-          yield* Effect.logWarning(`login of ${acc} not placed: ${reserved.left.reason}`)
-          return (count(actorType, "no-server"), answer(failure(command, ErrorCode.noServer, "No available Server")))
+          const { log, sent } = notPlaced(acc, reserved.left)
+          return yield* Effect.as(log, sent)
         }
-        const { key, host, port, requestId } = reserved.right
-        const sid = yield* sessions.create({
-          accountId: account.id,
-          accountName: account.name,
-          actorType,
-          group: gr,
-          requestId
-        })
-        count(actorType, "ok")
-        return answer(
-          success(command, { sid, per: permissionString, prm: account.permission, cs: { f: key, g: host, h: port } })
-        )
+        const sid = yield* sessions.create(sessionOf(account, gr, reserved.right.requestId))
+        return granted(account, reserved.right, sid)
       }).pipe(
         Effect.catchTag("StorageError", (error) =>
           Effect.logError("account store failed during login", error.message).pipe(
@@ -181,22 +212,65 @@ export const makeLogin = (options: LoginOptions) => {
           )
         )
       )
+
+    /**
+     * `place` without a fiber when the credentials are in the cache and sessions are issued on the spot: LOGIN goes
+     * out now and the answer is finished by the relay's reply (or the sweep, or the relay's disconnect).
+     */
+    const placeNow = (address: string, body: LoginBody): Answer | Promise<Answer> => {
+      const { acc, pwd, gr } = body
+      const found = accounts.authenticateNow?.(acc, pwd)
+      const createNow = sessions.createNow
+      if (found === undefined || Option.isNone(found) || createNow === undefined)
+        return runPromise(place(address, body))
+      const account = found.value
+      const refused = refusalOf(account)
+      if (refused) return refused
+      return new Promise((resolve, reject) =>
+        commServers.reserveNow(loginRequest(account, gr), (reserved) => {
+          try {
+            if (Either.isRight(reserved))
+              return resolve(
+                granted(account, reserved.right, createNow(sessionOf(account, gr, reserved.right.requestId)))
+              )
+            const { log, sent } = notPlaced(acc, reserved.left)
+            runFork(log)
+            resolve(sent)
+          } catch (defect) {
+            reject(defect)
+          }
+        })
+      )
+    }
+
+    const effect = (request: LoginRequest): Effect.Effect<Answer> =>
+      Effect.gen(function* () {
+        const refused = limits.limited(command, request.address, yield* Clock.currentTimeMillis)
+        if (refused) return counted("rate-limited", refused)
+        const body = read(request.contentType, yield* request.text)
+        return Either.isLeft(body) ? body.left : yield* place(request.address, body.right)
+      })
+
+    const now = (request: Request, address: string): Answer | Promise<Answer> => {
+      const refused = limits.limited(command, address, clock.unsafeCurrentTimeMillis())
+      if (refused) return counted("rate-limited", refused)
+      const contentType = request.headers.get("content-type") ?? ""
+      const afterBody = (text: string) => {
+        const body = read(contentType, text)
+        return Either.isLeft(body) ? body.left : placeNow(address, body.right)
+      }
+      return request.text().then(afterBody, () => afterBody(""))
+    }
+    return { effect, now }
+  }
 }
 
-/** A login endpoint served by the transport itself (ServeOptions.routes). */
-export const loginRoute = (path: string, login: (request: LoginRequest) => Effect.Effect<Answer>): NativeRoute => ({
+/** A login endpoint served by the transport itself (ServeOptions.routes), on the spot. */
+export const loginRoute = (path: string, login: Login): NativeRoute => ({
   method: "POST",
   path,
-  handle: (request, address) =>
-    Effect.map(
-      login({
-        address,
-        contentType: request.headers.get("content-type") ?? "",
-        text: Effect.orElseSucceed(
-          Effect.tryPromise(() => request.text()),
-          () => ""
-        )
-      }),
-      toWebResponse
-    )
+  handle: (request, address) => {
+    const sent = login.now(request, address)
+    return sent instanceof Promise ? sent.then(toWebResponse) : toWebResponse(sent)
+  }
 })

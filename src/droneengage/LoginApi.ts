@@ -89,10 +89,18 @@ export const makeLoginApi = (options: LoginApiOptions) =>
         const blocked = yield* limits.failed(command, from, now)
         return blocked ? toHttpResponse(blocked) : own
       })
-    const loginOf = makeLogin({ accounts, sessions, commServers, limits, count })
+    const loginOf = makeLogin({
+      accounts,
+      sessions,
+      commServers,
+      limits,
+      count,
+      runtime: yield* Effect.runtime<never>(),
+      clock: yield* Effect.clock
+    })
     /** The login through the HTTP app, for transports without native routes (the same answers). */
     const login = (actorType: ActorType, command: string) => {
-      const run = loginOf(actorType, command)
+      const run = loginOf(actorType, command).effect
       return Effect.gen(function* () {
         const request = yield* HttpServerRequest.HttpServerRequest
         const sent = yield* run({

@@ -8,12 +8,16 @@ import { Tokens } from "../../layers/Tokens/Tokens.ts"
  */
 export interface Sessions<S> {
   readonly create: (data: S) => Effect.Effect<string>
+  /** `create` on the spot when the token store answers without I/O; absent: use `create`. */
+  readonly createNow?: ((data: S) => string) | undefined
   /** The session's data if it is live; a sliding session's expiry moves forward. */
   readonly get: (sid: string) => Effect.Effect<Option.Option<S>>
   /** Ends one session; false if it was not live. */
   readonly end: (sid: string) => Effect.Effect<boolean>
   /** Ends the session whose `index(data)` is `key`, without a scan; false if none. */
   readonly endIndexed: (key: string) => Effect.Effect<boolean>
+  /** `endIndexed` on the spot when the token store answers without I/O; absent: use `endIndexed`. */
+  readonly endIndexedNow?: ((key: string) => boolean) | undefined
   /** Sessions currently held (expired ones count until the next sweep). */
   readonly count: Effect.Effect<number>
 }
@@ -41,11 +45,14 @@ export const makeSessions = <S, I>(
     const decode = Schema.decodeUnknownOption(codec)
     const ttl = Duration.decode(options.ttl)
     const slide = options.sliding ? ttl : undefined
+    const { issueNow, revokeIndexedNow } = tokens
     return {
       create: (data) => tokens.issue(options.kind, encode(data), ttl, options.index(data)),
+      createNow: issueNow && ((data) => issueNow(options.kind, encode(data), ttl, options.index(data))),
       get: (sid) => Effect.map(tokens.get(options.kind, sid, slide), Option.flatMap(decode)),
       end: (sid) => tokens.revoke(options.kind, sid),
       endIndexed: (key) => tokens.revokeIndexed(options.kind, key),
+      endIndexedNow: revokeIndexedNow && ((key) => revokeIndexedNow(options.kind, key)),
       count: tokens.count(options.kind)
     }
   })

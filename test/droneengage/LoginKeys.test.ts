@@ -185,4 +185,27 @@ describe("Sessions (over Tokens)", () => {
       expect(yield* sessions.endIndexed("a1/r1")).toBe(false)
     }).pipe(Effect.provide(SessionTokens))
   )
+
+  it.effect("createNow and endIndexedNow (memory store) act like create and endIndexed, on the TestClock", () =>
+    Effect.gen(function* () {
+      const sessions = yield* makeSessions(Login, {
+        kind: "test/session",
+        ttl: "5 minutes",
+        sliding: false,
+        index: byRequest
+      })
+      const { createNow, endIndexedNow } = sessions
+      if (!createNow || !endIndexedNow) throw new Error("memory sessions answer on the spot")
+      const now = createNow({ account: "a", request: "r1" })
+      const later = createNow({ account: "a", request: "r2" })
+      expect(yield* sessions.get(now)).toEqual(Option.some({ account: "a", request: "r1" }))
+      expect(endIndexedNow("a/r1")).toBe(true)
+      expect(endIndexedNow("a/r1")).toBe(false)
+      expect(yield* sessions.get(now)).toEqual(Option.none())
+      // Issued on the spot, it still expires by the store's clock.
+      yield* TestClock.adjust("5 minutes")
+      expect(yield* sessions.get(later)).toEqual(Option.none())
+      expect(endIndexedNow("a/r2")).toBe(false)
+    }).pipe(Effect.provide(SessionTokens))
+  )
 })

@@ -1,5 +1,6 @@
 import { describe, expect } from "bun:test"
 import { Duration, Effect, Layer } from "effect"
+import { CachedAccountStore } from "../../layers/Storage/CachedAccountStore.ts"
 import { type ServeOptions, Transport } from "../../layers/Transport/Transport.ts"
 import { it } from "../support/effect.ts"
 import { rawHttp } from "../support/RawHttp.ts"
@@ -31,6 +32,12 @@ const twinned = (twins: Map<number, number>) =>
         })
     }))
   )
+
+/** The route's login on the spot needs cached credentials; without the cache it runs as an Effect. */
+const accountStores = [
+  ["account store", Memory.TestServices],
+  ["cached credentials", CachedAccountStore({ ttl: "1 minute" }).pipe(Layer.provide(Memory.TestServices))]
+] as const
 
 /** Few attempts and failures, so the sequence reaches both 429s. */
 const limited = { loginRateLimit: 20, loginFailureLimit: 2, loginFailureWindow: Duration.minutes(10) }
@@ -78,47 +85,54 @@ const blankRandom = (text: string) =>
   text.replace(/"(sid|f)":"([^"]*)"/g, (_, field: string, value: string) => `"${field}":"${"*".repeat(value.length)}"`)
 
 describe("DroneEngage login: native route and HTTP app give the same answers", () => {
-  it.effect("in memory: status, headers and body for logins, refusals, bad bodies and both rate limits", () =>
-    Effect.gen(function* () {
-      const twins = new Map<number, number>()
-      yield* Memory.seedAccounts
-      const stack = yield* Memory.startStack({ auth: limited }).pipe(Effect.provide(twinned(twins)))
-      const native = stack.authenticator.http.port
-      const app = twins.get(native)!
-      // Each path its own address, so both see the same limits from the same start.
-      const ask = (port: number, address: string, sent: Sent) =>
+  for (const [accounts, store] of accountStores)
+    it.effect(
+      `in memory (${accounts}): status, headers and body for logins, refusals, bad bodies and both rate limits`,
+      () =>
         Effect.gen(function* () {
-          const response = yield* Memory.request(
-            `http://memory:${port}${sent.path}`,
-            { method: "POST", headers: { "content-type": sent.contentType ?? "application/json" }, body: sent.body },
-            address
-          )
-          const body = yield* Effect.promise(() => response.text())
-          return normalized(response.status, [...response.headers], body)
-        })
-      const statuses: Array<number> = []
-      for (const sent of requests) {
-        const viaRoute = yield* ask(native, "10.0.0.1", sent)
-        const viaApp = yield* ask(app, "10.0.0.2", sent)
-        expect(viaRoute).toEqual(viaApp)
-        statuses.push(viaRoute.status)
-      }
-      // The sequence did reach every kind of answer: logins, refusals, 400s, the 413, then the block's 429s.
-      expect(statuses).toEqual([
-        200, 200, 200, 200, 200, 200, 200, 400, 400, 400, 400, 400, 400, 413, 200, 429, 429, 429
-      ])
-      // Out of attempts (another pair of addresses): the attempts' 429 with its retry-after.
-      const attempts: Array<number> = []
-      for (let i = 0; i <= limited.loginRateLimit; i++) {
-        const sent = { path: "/w/wl", body: "{not json" }
-        const viaRoute = yield* ask(native, "10.0.1.1", sent)
-        expect(viaRoute).toEqual(yield* ask(app, "10.0.1.2", sent))
-        attempts.push(viaRoute.status)
-      }
-      expect(attempts.at(-2)).toBe(400)
-      expect(attempts.at(-1)).toBe(429)
-    }).pipe(Effect.provide(Memory.TestServices))
-  )
+          const twins = new Map<number, number>()
+          yield* Memory.seedAccounts
+          const stack = yield* Memory.startStack({ auth: limited }).pipe(Effect.provide(twinned(twins)))
+          const native = stack.authenticator.http.port
+          const app = twins.get(native)!
+          // Each path its own address, so both see the same limits from the same start.
+          const ask = (port: number, address: string, sent: Sent) =>
+            Effect.gen(function* () {
+              const response = yield* Memory.request(
+                `http://memory:${port}${sent.path}`,
+                {
+                  method: "POST",
+                  headers: { "content-type": sent.contentType ?? "application/json" },
+                  body: sent.body
+                },
+                address
+              )
+              const body = yield* Effect.promise(() => response.text())
+              return normalized(response.status, [...response.headers], body)
+            })
+          const statuses: Array<number> = []
+          for (const sent of requests) {
+            const viaRoute = yield* ask(native, "10.0.0.1", sent)
+            const viaApp = yield* ask(app, "10.0.0.2", sent)
+            expect(viaRoute).toEqual(viaApp)
+            statuses.push(viaRoute.status)
+          }
+          // The sequence did reach every kind of answer: logins, refusals, 400s, the 413, then the block's 429s.
+          expect(statuses).toEqual([
+            200, 200, 200, 200, 200, 200, 200, 400, 400, 400, 400, 400, 400, 413, 200, 429, 429, 429
+          ])
+          // Out of attempts (another pair of addresses): the attempts' 429 with its retry-after.
+          const attempts: Array<number> = []
+          for (let i = 0; i <= limited.loginRateLimit; i++) {
+            const sent = { path: "/w/wl", body: "{not json" }
+            const viaRoute = yield* ask(native, "10.0.1.1", sent)
+            expect(viaRoute).toEqual(yield* ask(app, "10.0.1.2", sent))
+            attempts.push(viaRoute.status)
+          }
+          expect(attempts.at(-2)).toBe(400)
+          expect(attempts.at(-1)).toBe(429)
+        }).pipe(Effect.provide(Layer.merge(Memory.TestServices, store)))
+    )
 
   it.live("over real sockets: the same bytes on the wire (Bun.serve routes against the HTTP app)", () =>
     Effect.gen(function* () {

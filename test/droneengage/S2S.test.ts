@@ -2,6 +2,10 @@ import { describe, expect } from "bun:test"
 import { generateKeyPairSync } from "node:crypto"
 import { Effect, Exit, Fiber, Layer, Option, Queue, Redacted, Scope, TestClock } from "effect"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
+import { AccountStore } from "../../layers/Storage/AccountStore.ts"
+import { cacheAuthentications } from "../../layers/Storage/CachedAccountStore.ts"
+import { MemoryTokensLive } from "../../layers/Tokens/MemoryTokens.ts"
+import { Tokens } from "../../layers/Tokens/Tokens.ts"
 import { startAuthenticator } from "../../src/droneengage/Authenticator.ts"
 import type { CommServerEvent } from "../../src/droneengage/CommServers.ts"
 import { startRelay } from "../../src/droneengage/Relay.ts"
@@ -24,6 +28,37 @@ import {
   startStack,
   TestServices
 } from "./harness.ts"
+
+/** Logins, LOGOUT and sessions on the spot (memory tokens), and through Effects (a store without the `Now` calls). */
+const tokenStores = [
+  ["memory tokens", MemoryTokensLive],
+  [
+    "a store answering only through Effects",
+    Layer.effect(
+      Tokens,
+      Effect.map(Tokens, ({ issueNow: _i, takeNow: _t, revokeIndexedNow: _r, ...effectsOnly }) => effectsOnly)
+    ).pipe(Layer.provide(MemoryTokensLive))
+  ]
+] as const
+
+/** The credential cache over the test accounts, counting the logins it answers on the spot. */
+const hits = { count: 0 }
+const countedCache = Layer.effect(
+  AccountStore,
+  Effect.gen(function* () {
+    hits.count = 0
+    const cached = yield* cacheAuthentications(yield* AccountStore, { ttl: "1 minute" })
+    const now = cached.authenticateNow!
+    return {
+      ...cached,
+      authenticateNow: (name: string, code: string) => {
+        const found = now(name, code)
+        if (found !== undefined) hits.count++
+        return found
+      }
+    }
+  })
+).pipe(Layer.provide(TestServices))
 
 const info = (serverId: string) =>
   JSON.stringify({
@@ -194,24 +229,27 @@ describe("DroneEngage server-to-server link (memory transport, TestClock)", () =
     }).pipe(Effect.provide(TestServices))
   )
 
-  it.effect("INFO follows every join and leave; a unit's disconnect ends exactly its session (LOGOUT matches)", () =>
-    Effect.gen(function* () {
-      yield* seedAccounts
-      const stack = yield* startStack()
-      const units = (n: number) => stack.authenticator.commServers.awaitStatus((status) => status[0]?.units === n)
-      const drone = yield* connectUnit(stack, "alpha", "d", "drone")
-      const gcs = yield* connectUnit(stack, "alpha", "g", "web")
-      yield* units(2)
-      const hardware = (sid: string) => post(`${stack.authUrl}/agent/ah`, { scm: "vh", sid, hi: "hw-1", ht: "px4" })
-      expect((yield* hardware(drone.sid)).body.e).toBe(0)
-      yield* drone.close()
-      // LOGOUT goes out before the INFO that the leave causes, so this INFO proves the session ended.
-      yield* units(1)
-      expect(yield* stack.authenticator.sessions.count).toBe(1)
-      expect((yield* hardware(drone.sid)).body.e).toBe(7)
-      expect((yield* hardware(gcs.sid)).body.e).toBe(0)
-    }).pipe(Effect.provide(TestServices))
-  )
+  for (const [store, tokens] of tokenStores)
+    it.effect(
+      `INFO follows every join and leave; a unit's disconnect ends exactly its session (LOGOUT matches), ${store}`,
+      () =>
+        Effect.gen(function* () {
+          yield* seedAccounts
+          const stack = yield* startStack()
+          const units = (n: number) => stack.authenticator.commServers.awaitStatus((status) => status[0]?.units === n)
+          const drone = yield* connectUnit(stack, "alpha", "d", "drone")
+          const gcs = yield* connectUnit(stack, "alpha", "g", "web")
+          yield* units(2)
+          const hardware = (sid: string) => post(`${stack.authUrl}/agent/ah`, { scm: "vh", sid, hi: "hw-1", ht: "px4" })
+          expect((yield* hardware(drone.sid)).body.e).toBe(0)
+          yield* drone.close()
+          // LOGOUT goes out before the INFO that the leave causes, so this INFO proves the session ended.
+          yield* units(1)
+          expect(yield* stack.authenticator.sessions.count).toBe(1)
+          expect((yield* hardware(drone.sid)).body.e).toBe(7)
+          expect((yield* hardware(gcs.sid)).body.e).toBe(0)
+        }).pipe(Effect.provide(Layer.merge(TestServices, tokens)))
+    )
 
   it.effect("logins go to the relay already hosting the account, else to the least loaded one", () =>
     Effect.gen(function* () {
@@ -256,6 +294,44 @@ describe("DroneEngage server-to-server link (memory transport, TestClock)", () =
       const reply = yield* Fiber.join(pending)
       expect(reply.body).toEqual({ e: 5, em: "No available Server", cm: "/wl" })
     }).pipe(Effect.provide(TestServices))
+  )
+
+  it.effect(
+    "a login placed on the spot (cached credentials) fails by the sweep, or at once when the relay leaves",
+    () =>
+      Effect.gen(function* () {
+        yield* seedAccounts
+        const auth = yield* startAuthenticator(authenticatorConfig())
+        const lazy = yield* connect(auth.s2s.port, "/")
+        const { nonce } = yield* lazy.nextJson()
+        const sig = yield* Effect.promise(() => signChallenge("test shared secret 0123456789", "lazy", nonce))
+        yield* lazy.send(JSON.stringify({ s2s_auth: "response", id: "lazy", sig }))
+        yield* lazy.nextJson()
+        yield* lazy.send(info("lazy"))
+        yield* relayOnline(auth, "lazy")
+        const loginNow = () => Effect.fork(post(`${auth.http.url}/w/wl`, { acc: "alpha", pwd: "alpha-code" }))
+        const noServer = { e: 5, em: "No available Server", cm: "/wl" }
+        // The first login verifies the code (the Effect path) and caches it; it too waits for the sweep.
+        const first = yield* loginNow()
+        expect((yield* lazy.nextJson()).c).toBe("b")
+        yield* TestClock.adjust("15 seconds")
+        expect((yield* Fiber.join(first)).body).toEqual(noServer)
+        expect(hits.count).toBe(0)
+        // Now the cache answers on the spot: LOGIN goes out with no fiber, and the sweep fails it just the same.
+        const second = yield* loginNow()
+        expect((yield* lazy.nextJson()).c).toBe("b")
+        expect(hits.count).toBe(1)
+        yield* TestClock.adjust("14 seconds")
+        expect(Option.isNone(yield* Fiber.poll(second))).toBe(true)
+        yield* TestClock.adjust("1 second")
+        expect((yield* Fiber.join(second)).body).toEqual(noServer)
+        // A relay that leaves fails its waiting logins at once.
+        const third = yield* loginNow()
+        expect((yield* lazy.nextJson()).c).toBe("b")
+        yield* lazy.close()
+        expect((yield* Fiber.join(third)).body).toEqual(noServer)
+        expect(hits.count).toBe(2)
+      }).pipe(Effect.provide(Layer.merge(TestServices, countedCache)))
   )
 
   it.effect("relay restart: the new relay links again and sends INFO; logins work again", () =>

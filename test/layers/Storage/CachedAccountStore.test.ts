@@ -83,6 +83,33 @@ describe("authentication cache", () => {
     }).pipe(Effect.provide(layer))
   })
 
+  it.effect("authenticateNow answers only a hit, until the TTL, and never after a regenerate or disable", () => {
+    const { state, layer } = counted()
+    return Effect.gen(function* () {
+      const store = yield* AccountStore
+      const now = store.authenticateNow!
+      const { account, accessCode } = yield* store.create({ name: "a", permission: Permission.all })
+      // Nothing verified yet: not answerable on the spot.
+      expect(now("a", accessCode)).toBeUndefined()
+      expect(yield* store.authenticate("a", accessCode)).toEqual(Option.some(account))
+      expect(now("a", accessCode)).toEqual(Option.some(account))
+      // Another code, another name: the store's to answer (a refusal is never given on the spot).
+      expect(now("a", `${accessCode}0`)).toBeUndefined()
+      expect(now("b", accessCode)).toBeUndefined()
+      yield* TestClock.adjust("9999 millis")
+      expect(now("a", accessCode)).toEqual(Option.some(account))
+      yield* TestClock.adjust("1 millis")
+      expect(now("a", accessCode)).toBeUndefined()
+      expect(state.verifications).toBe(1)
+      yield* store.authenticate("a", accessCode)
+      yield* store.setEnabled("a", false)
+      expect(now("a", accessCode)).toBeUndefined()
+      yield* store.authenticate("a", accessCode)
+      yield* store.regenerateAccessCode("a")
+      expect(now("a", accessCode)).toBeUndefined()
+    }).pipe(Effect.provide(layer))
+  })
+
   it.effect("a wrong code always goes to the store and is refused", () => {
     const { state, layer } = counted()
     return Effect.gen(function* () {
