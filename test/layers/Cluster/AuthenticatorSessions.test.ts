@@ -69,7 +69,15 @@ const watched = (tokens: Layer.Layer<Tokens, never, Tokens>, revoked: Queue.Queu
     Effect.map(Tokens, (service) => ({
       ...service,
       revokeIndexed: (kind: string, key: string) =>
-        Effect.tap(service.revokeIndexed(kind, key), (ended) => Queue.offer(revoked, ended))
+        Effect.tap(service.revokeIndexed(kind, key), (ended) => Queue.offer(revoked, ended)),
+      // A store in process memory ends sessions on the spot: told the same way.
+      revokeIndexedNow:
+        service.revokeIndexedNow &&
+        ((kind: string, key: string) => {
+          const ended = service.revokeIndexedNow!(kind, key)
+          Queue.unsafeOffer(revoked, ended)
+          return ended
+        })
     }))
   ).pipe(Layer.provide(tokens))
 
