@@ -43,15 +43,15 @@ const internalError = () => new Response(undefined, { status: 500 })
  */
 export const makeRouteRunner = <R>(runtime: Runtime.Runtime<R>, serverName: string, bodyLimit: number) => {
   const runFork = Runtime.runFork(runtime)
-  const settle = (exit: Exit.Exit<Response>): Response => {
+  const settle = (route: NativeRoute<R>, exit: Exit.Exit<Response>): Response => {
     if (Exit.isSuccess(exit)) return exit.value
     runFork(
       Effect.logError("route handler failed", Cause.pretty(exit.cause)).pipe(Effect.annotateLogs("server", serverName))
     )
-    return internalError()
+    return (route.onDefect ?? internalError)()
   }
-  const failed = (defect: unknown) => settle(Exit.die(defect))
   const run = (route: NativeRoute<R>, request: Request, address: string): Response | Promise<Response> => {
+    const failed = (defect: unknown) => settle(route, Exit.die(defect))
     let handled: ReturnType<NativeRoute<R>["handle"]>
     try {
       handled = route.handle(request, address)
@@ -62,8 +62,8 @@ export const makeRouteRunner = <R>(runtime: Runtime.Runtime<R>, serverName: stri
     if (handled instanceof Promise) return handled.catch(failed)
     const fiber = runFork(handled)
     const done = fiber.unsafePoll()
-    if (done) return settle(done)
-    return new Promise((resolve) => fiber.addObserver((exit) => resolve(settle(exit))))
+    if (done) return settle(route, done)
+    return new Promise((resolve) => fiber.addObserver((exit) => resolve(settle(route, exit))))
   }
   return (route: NativeRoute<R>, request: Request, address: string): Response | Promise<Response> => {
     const bounded = limitRequestBody(request, bodyLimit)

@@ -111,6 +111,8 @@ export interface NativeRoute<R = never> {
     request: Request,
     address: string
   ) => Effect.Effect<Response, never, R> | Response | Promise<Response>
+  /** The answer when `handle` fails (logged either way); default an empty 500, as the HTTP app's. */
+  readonly onDefect?: () => Response
 }
 
 export interface ServeOptions<D, R> {

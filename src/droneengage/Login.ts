@@ -123,6 +123,8 @@ export interface LoginOptions {
 export interface Login {
   readonly effect: (request: LoginRequest) => Effect.Effect<Answer>
   readonly now: (request: Request, address: string) => Answer | Promise<Answer>
+  /** The answer to a request this login failed on inside. */
+  readonly internalError: Answer
 }
 
 /** The login of one actor type: rate limits, body, credentials, permission, a relay's key, a session. */
@@ -261,7 +263,7 @@ export const makeLogin = (options: LoginOptions) => {
       }
       return request.text().then(afterBody, () => afterBody(""))
     }
-    return { effect, now }
+    return { effect, now, internalError: internalErrorAnswer(command) }
   }
 }
 
@@ -272,5 +274,10 @@ export const loginRoute = (path: string, login: Login): NativeRoute => ({
   handle: (request, address) => {
     const sent = login.now(request, address)
     return sent instanceof Promise ? sent.then(toWebResponse) : toWebResponse(sent)
-  }
+  },
+  onDefect: () => toWebResponse(login.internalError)
 })
+
+/** What a login answers when it fails inside (a defect): a short JSON error a browser page can read (CORS). */
+export const internalErrorAnswer = (command: string): Answer =>
+  answer(failure(command, ErrorCode.unknown, "Internal error."), 500)

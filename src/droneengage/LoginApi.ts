@@ -1,5 +1,5 @@
 import { HttpMiddleware, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Clock, Effect, Either, Option, Schema } from "effect"
+import { Cause, Clock, Effect, Either, Option, Schema } from "effect"
 import {
   decodeBody,
   failure,
@@ -100,7 +100,7 @@ export const makeLoginApi = (options: LoginApiOptions) =>
     })
     /** The login through the HTTP app, for transports without native routes (the same answers). */
     const login = (actorType: ActorType, command: string) => {
-      const run = loginOf(actorType, command).effect
+      const { effect: run, internalError } = loginOf(actorType, command)
       return Effect.gen(function* () {
         const request = yield* HttpServerRequest.HttpServerRequest
         const sent = yield* run({
@@ -109,7 +109,12 @@ export const makeLoginApi = (options: LoginApiOptions) =>
           text: request.text.pipe(Effect.orElseSucceed(() => ""))
         })
         return toHttpResponse(sent)
-      })
+      }).pipe(
+        // As the native route answers a defect: logged, and a short JSON 500 that keeps the CORS header.
+        Effect.catchAllDefect((defect) =>
+          Effect.as(Effect.logError("login failed", Cause.die(defect)), toHttpResponse(internalError))
+        )
+      )
     }
 
     const logout = Effect.gen(function* () {

@@ -1,5 +1,6 @@
 import { describe, expect } from "bun:test"
 import { Duration, Effect, Layer } from "effect"
+import { AccountStore } from "../../layers/Storage/AccountStore.ts"
 import { CachedAccountStore } from "../../layers/Storage/CachedAccountStore.ts"
 import { type ServeOptions, Transport } from "../../layers/Transport/Transport.ts"
 import { it } from "../support/effect.ts"
@@ -133,6 +134,37 @@ describe("DroneEngage login: native route and HTTP app give the same answers", (
           expect(attempts.at(-1)).toBe(429)
         }).pipe(Effect.provide(Layer.merge(Memory.TestServices, store)))
     )
+
+  it.effect("a login that fails inside answers 500 with a short JSON error and the CORS header, on both paths", () =>
+    Effect.gen(function* () {
+      const twins = new Map<number, number>()
+      yield* Memory.seedAccounts
+      const stack = yield* Memory.startStack().pipe(Effect.provide(twinned(twins)))
+      const native = stack.authenticator.http.port
+      for (const port of [native, twins.get(native)!]) {
+        const response = yield* Memory.request(`http://memory:${port}/w/wl`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(good("alpha"))
+        })
+        expect(response.status).toBe(500)
+        expect(response.headers.get("access-control-allow-origin")).toBe("*")
+        expect(yield* Effect.promise(() => response.json())).toEqual({ e: 999, em: "Internal error.", cm: "/wl" })
+      }
+    }).pipe(
+      // The account store dies on a credential check: a bug, not a storage error the login knows how to answer.
+      Effect.provide(
+        Layer.effect(
+          AccountStore,
+          Effect.map(AccountStore, (store) => ({
+            ...store,
+            authenticate: () => Effect.dieMessage("account store bug"),
+            authenticateNow: undefined
+          }))
+        ).pipe(Layer.provideMerge(Memory.TestServices))
+      )
+    )
+  )
 
   it.live("over real sockets: the same bytes on the wire (Bun.serve routes against the HTTP app)", () =>
     Effect.gen(function* () {
