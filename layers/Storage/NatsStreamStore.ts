@@ -125,13 +125,26 @@ export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
     }
 
     /** The head after appending `seq` of `size` bytes and dropping the oldest entries that no longer fit. */
-    const trimmed = async (subject: string, head: Head, size: number, bounds: StreamBounds) => {
+    /** A read of the subject's next message from `seq`, started early (while the entry before was published). */
+    interface Prefetch {
+      readonly seq: number
+      readonly message: Promise<StoredMsg | null>
+    }
+    const prefetch = (subject: string, seq: number): Prefetch => ({
+      seq,
+      message: get({ next_by_subj: subject, seq }).catch(() => null)
+    })
+    // Only a message found is trusted: one published after the read started may be the one looked for.
+    const nextFrom = async (subject: string, seq: number, early: Prefetch | undefined) =>
+      (early?.seq === seq ? await early.message : null) ?? (await get({ next_by_subj: subject, seq }))
+
+    const trimmed = async (subject: string, head: Head, size: number, bounds: StreamBounds, early?: Prefetch) => {
       const seq = head.last + 1
       let { first, count, bytes, from } = head.count === 0 ? { ...head, first: seq, from: head.at + 1 } : head
       count++
       bytes += size
       while (trimStep(count, bytes, bounds)) {
-        const oldest = first === seq ? null : await get({ next_by_subj: subject, seq: from })
+        const oldest = first === seq ? null : await nextFrom(subject, from, early)
         if (oldest === null) {
           // Only the new entry is left and it does not fit: it is stored and dropped at once.
           ;[first, count, bytes, from] = [seq + 1, 0, 0, head.at + 1]
@@ -157,9 +170,13 @@ export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
       let purgeBelow = 0
       while (entries.length < payloads.length) {
         let head = await ensureHead(subject)
+        let early: Prefetch | undefined
         while (entries.length < payloads.length) {
           const payload = payloads[entries.length]!
-          const next = await trimmed(subject, head, payloadBytes(payload), bounds)
+          const next = await trimmed(subject, head, payloadBytes(payload), bounds, early)
+          // A full stream drops its oldest entry for the next one too: read it while this one is published.
+          early =
+            next.first > head.first && entries.length + 1 < payloads.length ? prefetch(subject, next.from) : undefined
           const ack = await publish(subject, payload, next, head.at, {
             "Sb-Seq": next.last,
             "Sb-At": at,
