@@ -49,6 +49,8 @@ export const MemoryStreamStore = Layer.sync(StreamStore, () => {
   }
   return {
     append: (key, payload, bounds) => Effect.map(Clock.currentTimeMillis, (at) => appendNow(key, payload, bounds, at)),
+    appendMany: (key, payloads, bounds) =>
+      Effect.map(Clock.currentTimeMillis, (at) => payloads.map((payload) => appendNow(key, payload, bounds, at))),
     appendNow,
     readAfter: (key, afterSeq, limit = Number.MAX_SAFE_INTEGER) =>
       Effect.sync(() => {

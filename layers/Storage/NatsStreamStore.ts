@@ -125,13 +125,26 @@ export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
     }
 
     /** The head after appending `seq` of `size` bytes and dropping the oldest entries that no longer fit. */
-    const trimmed = async (subject: string, head: Head, size: number, bounds: StreamBounds) => {
+    /** A read of the subject's next message from `seq`, started early (while the entry before was published). */
+    interface Prefetch {
+      readonly seq: number
+      readonly message: Promise<StoredMsg | null>
+    }
+    const prefetch = (subject: string, seq: number): Prefetch => ({
+      seq,
+      message: get({ next_by_subj: subject, seq }).catch(() => null)
+    })
+    // Only a message found is trusted: one published after the read started may be the one looked for.
+    const nextFrom = async (subject: string, seq: number, early: Prefetch | undefined) =>
+      (early?.seq === seq ? await early.message : null) ?? (await get({ next_by_subj: subject, seq }))
+
+    const trimmed = async (subject: string, head: Head, size: number, bounds: StreamBounds, early?: Prefetch) => {
       const seq = head.last + 1
       let { first, count, bytes, from } = head.count === 0 ? { ...head, first: seq, from: head.at + 1 } : head
       count++
       bytes += size
       while (trimStep(count, bytes, bounds)) {
-        const oldest = first === seq ? null : await get({ next_by_subj: subject, seq: from })
+        const oldest = first === seq ? null : await nextFrom(subject, from, early)
         if (oldest === null) {
           // Only the new entry is left and it does not fit: it is stored and dropped at once.
           ;[first, count, bytes, from] = [seq + 1, 0, 0, head.at + 1]
@@ -146,21 +159,37 @@ export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
       return { epoch: head.epoch, last: seq, first, count, bytes, from }
     }
 
-    const append = async (stream: string, payload: string, bounds: StreamBounds, at: number) => {
+    /**
+     * Appends in order, each publish a compare-and-set on the one before (JetStream 2.9 has no atomic batch, and the
+     * next message's expected subject sequence is only known from the previous ack), but with one head read and one
+     * purge per call rather than per entry. Losing a race re-reads the head and goes on with the entries left.
+     */
+    const appendMany = async (stream: string, payloads: ReadonlyArray<string>, bounds: StreamBounds, at: number) => {
       const subject = subjectOf(stream)
-      for (;;) {
-        const head = await ensureHead(subject)
-        const next = await trimmed(subject, head, payloadBytes(payload), bounds)
-        const ack = await publish(subject, payload, next, head.at, {
-          "Sb-Seq": next.last,
-          "Sb-At": at,
-          "Sb-Prev": head.at
-        })
-        if (!ack) continue
-        if (next.first > head.first || head.count === 0)
-          await manager.streams.purge(name, { filter: subject, seq: Math.min(next.from, ack.seq) })
-        return { seq: next.last, payload, at } satisfies StreamEntry
+      const entries: Array<StreamEntry> = []
+      let purgeBelow = 0
+      while (entries.length < payloads.length) {
+        let head = await ensureHead(subject)
+        let early: Prefetch | undefined
+        while (entries.length < payloads.length) {
+          const payload = payloads[entries.length]!
+          const next = await trimmed(subject, head, payloadBytes(payload), bounds, early)
+          // A full stream drops its oldest entry for the next one too: read it while this one is published.
+          early =
+            next.first > head.first && entries.length + 1 < payloads.length ? prefetch(subject, next.from) : undefined
+          const ack = await publish(subject, payload, next, head.at, {
+            "Sb-Seq": next.last,
+            "Sb-At": at,
+            "Sb-Prev": head.at
+          })
+          if (!ack) break
+          if (next.first > head.first || head.count === 0) purgeBelow = Math.min(next.from, ack.seq)
+          entries.push({ seq: next.last, payload, at })
+          head = { ...next, at: ack.seq }
+        }
       }
+      if (purgeBelow > 0) await manager.streams.purge(name, { filter: subject, seq: purgeBelow })
+      return entries
     }
 
     const readAfter = async (stream: string, afterSeq: number, limit: number) => {
@@ -205,7 +234,11 @@ export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
     const store: StreamStore["Type"] = {
       append: (stream, payload, bounds) =>
         Effect.flatMap(Clock.currentTimeMillis, (at) =>
-          run("appending to", stream, () => append(stream, payload, bounds, at))
+          run("appending to", stream, async () => (await appendMany(stream, [payload], bounds, at))[0]!)
+        ),
+      appendMany: (stream, payloads, bounds) =>
+        Effect.flatMap(Clock.currentTimeMillis, (at) =>
+          run("appending to", stream, () => appendMany(stream, payloads, bounds, at))
         ),
       readAfter: (stream, afterSeq, limit = Number.MAX_SAFE_INTEGER) =>
         run("reading", stream, () => readAfter(stream, afterSeq, limit)),

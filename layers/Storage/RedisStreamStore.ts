@@ -14,13 +14,8 @@ export interface RedisStreamStoreOptions {
 // KEYS[1] head hash (epoch, last, bytes), KEYS[2] the Redis Stream of entries (id "<seq>-0", fields p, a, b).
 // Each script runs atomically on the server: INCR + XADD + trim is one step, so nodes never share a seq.
 const headScript = `redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1])`
-// ARGV: new epoch, payload, at, size, maxEntries (-1 = none), maxBytes (-1 = none).
-const appendScript = `${headScript}
-local seq = redis.call('HINCRBY', KEYS[1], 'last', 1)
-redis.call('XADD', KEYS[2], seq .. '-0', 'p', ARGV[2], 'a', ARGV[3], 'b', ARGV[4])
-local bytes = redis.call('HINCRBY', KEYS[1], 'bytes', tonumber(ARGV[4]))
-local count = redis.call('XLEN', KEYS[2])
-local maxEntries, maxBytes = tonumber(ARGV[5]), tonumber(ARGV[6])
+// Drops the oldest entries until the stream fits maxEntries / maxBytes; needs bytes (kept total) set, stores it.
+const trimScript = `local count = redis.call('XLEN', KEYS[2])
 local function over() return count > 0 and ((maxEntries >= 0 and count > maxEntries) or (maxBytes >= 0 and bytes > maxBytes)) end
 while over() do
   for _, entry in ipairs(redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 64)) do
@@ -31,8 +26,30 @@ while over() do
     count = count - 1
   end
 end
-redis.call('HSET', KEYS[1], 'bytes', bytes)
+redis.call('HSET', KEYS[1], 'bytes', bytes)`
+// ARGV: new epoch, payload, at, size, maxEntries (-1 = none), maxBytes (-1 = none).
+const appendScript = `${headScript}
+local seq = redis.call('HINCRBY', KEYS[1], 'last', 1)
+redis.call('XADD', KEYS[2], seq .. '-0', 'p', ARGV[2], 'a', ARGV[3], 'b', ARGV[4])
+local bytes = redis.call('HINCRBY', KEYS[1], 'bytes', tonumber(ARGV[4]))
+local maxEntries, maxBytes = tonumber(ARGV[5]), tonumber(ARGV[6])
+${trimScript}
 return seq`
+// ARGV: new epoch, at, maxEntries, maxBytes, then payload and size per entry. Returns the first entry's seq.
+// Trimming once after all XADDs keeps what trimming after each would: the longest suffix that fits.
+const appendManyScript = `${headScript}
+local n = (#ARGV - 4) / 2
+local last = redis.call('HINCRBY', KEYS[1], 'last', n)
+local added = 0
+for i = 1, n do
+  local size = ARGV[4 + 2 * i]
+  redis.call('XADD', KEYS[2], (last - n + i) .. '-0', 'p', ARGV[3 + 2 * i], 'a', ARGV[2], 'b', size)
+  added = added + tonumber(size)
+end
+local bytes = redis.call('HINCRBY', KEYS[1], 'bytes', added)
+local maxEntries, maxBytes = tonumber(ARGV[3]), tonumber(ARGV[4])
+${trimScript}
+return last - n + 1`
 // ARGV: new epoch. Returns epoch, last seq, id of the oldest kept entry (false when empty).
 const positionScript = `${headScript}
 local head = redis.call('HMGET', KEYS[1], 'epoch', 'last')
@@ -86,6 +103,27 @@ export const makeRedisStreamStore = (options: RedisStreamStoreOptions) =>
             )
           ).pipe(Effect.map((seq): StreamEntry => ({ seq: Number(seq), payload, at })))
         ),
+      appendMany: (stream, payloads, bounds) =>
+        payloads.length === 0
+          ? Effect.succeed([])
+          : Effect.flatMap(Clock.currentTimeMillis, (at) =>
+              run("appending to", stream, () =>
+                redis.eval(
+                  appendManyScript,
+                  2,
+                  ...keys(stream),
+                  crypto.randomUUID(),
+                  String(at),
+                  bound(bounds.maxEntries),
+                  bound(bounds.maxBytes),
+                  ...payloads.flatMap((payload) => [payload, String(payloadBytes(payload))])
+                )
+              ).pipe(
+                Effect.map((first) =>
+                  payloads.map((payload, i): StreamEntry => ({ seq: Number(first) + i, payload, at }))
+                )
+              )
+            ),
       readAfter: (stream, afterSeq, limit = Number.MAX_SAFE_INTEGER) =>
         limit <= 0
           ? Effect.succeed([])

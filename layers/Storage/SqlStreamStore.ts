@@ -83,6 +83,8 @@ const toEntry = (row: { readonly seq: unknown; readonly payload: string; readonl
 
 /** How many of the oldest entries' sizes to fetch at once while trimming by bytes. */
 const trimBatch = 64
+/** Entries inserted per statement (5 parameters each). */
+const insertBatch = 100
 
 /** StreamStore over any @effect/sql client (SQLite or MySQL), same semantics as MemoryStreamStore. */
 export const makeSqlStreamStore = Effect.gen(function* () {
@@ -139,34 +141,47 @@ export const makeSqlStreamStore = Effect.gen(function* () {
       return { first, count, bytes }
     })
 
-  /** The append proper: runs in a transaction holding the head row. */
-  const appendLocked = (stream: string, payload: string, bounds: StreamBounds) =>
+  /** The append proper: runs in a transaction holding the head row; trimming once at the end keeps what trimming after each would. */
+  const appendLocked = (stream: string, payloads: ReadonlyArray<string>, bounds: StreamBounds) =>
     Effect.gen(function* () {
       const at = yield* Clock.currentTimeMillis
-      const size = payloadBytes(payload)
       const current = yield* head(stream, true)
-      const seq = current.last + 1
-      yield* sql`INSERT INTO stream_entry ${sql.insert({ stream, seq, payload, bytes: size, at })}`
+      const rows = payloads.map((payload, i) => ({
+        stream,
+        seq: current.last + 1 + i,
+        payload,
+        bytes: payloadBytes(payload),
+        at
+      }))
+      // A few rows per statement: SQLite caps the bound parameters of one statement.
+      for (let i = 0; i < rows.length; i += insertBatch)
+        yield* sql`INSERT INTO stream_entry ${sql.insert(rows.slice(i, i + insertBatch))}`
+      const last = current.last + rows.length
+      const added = rows.reduce((sum, row) => sum + row.bytes, 0)
       const kept = yield* keepFrom(
         stream,
-        { ...current, last: seq, count: current.count + 1, bytes: current.bytes + size },
+        { ...current, last, count: current.count + rows.length, bytes: current.bytes + added },
         bounds
       )
       if (kept.first > current.first)
         yield* sql`DELETE FROM stream_entry WHERE stream = ${stream} AND seq < ${kept.first}`
-      yield* sql`UPDATE stream_head SET last_seq = ${seq}, first_seq = ${kept.first}, entry_count = ${kept.count},
+      yield* sql`UPDATE stream_head SET last_seq = ${last}, first_seq = ${kept.first}, entry_count = ${kept.count},
         total_bytes = ${kept.bytes} WHERE stream = ${stream}`
-      return { seq, payload, at } satisfies StreamEntry
+      return rows.map(({ seq, payload }): StreamEntry => ({ seq, payload, at }))
     })
 
+  const appendMany = (stream: string, payloads: ReadonlyArray<string>, bounds: StreamBounds) =>
+    ensureHead(stream).pipe(
+      Effect.zipRight(sql.withTransaction(appendLocked(stream, payloads, bounds))),
+      retryOnDeadlock,
+      Effect.tap(() => Effect.sync(() => known.add(stream))),
+      storageFailure(`appending to stream ${JSON.stringify(stream)}`)
+    )
+
   const store: StreamStore["Type"] = {
-    append: (stream, payload, bounds) =>
-      ensureHead(stream).pipe(
-        Effect.zipRight(sql.withTransaction(appendLocked(stream, payload, bounds))),
-        retryOnDeadlock,
-        Effect.tap(() => Effect.sync(() => known.add(stream))),
-        storageFailure(`appending to stream ${JSON.stringify(stream)}`)
-      ),
+    append: (stream, payload, bounds) => Effect.map(appendMany(stream, [payload], bounds), (entries) => entries[0]!),
+    appendMany: (stream, payloads, bounds) =>
+      payloads.length === 0 ? Effect.succeed([]) : appendMany(stream, payloads, bounds),
     readAfter: (stream, afterSeq, limit = Number.MAX_SAFE_INTEGER) =>
       limit <= 0
         ? Effect.succeed([])

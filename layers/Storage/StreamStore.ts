@@ -12,6 +12,15 @@ export class StreamStore extends Context.Tag("switchboard/StreamStore")<
     /** Stores `payload` as the next entry and trims the stream to `bounds`. */
     readonly append: (stream: string, payload: string, bounds: StreamBounds) => Effect.Effect<StreamEntry, StorageError>
     /**
+     * Appends `payloads` in order as consecutive entries (one round trip where the backend allows) and trims to
+     * `bounds` as if each had been appended on its own. The entries come back in the same order.
+     */
+    readonly appendMany: (
+      stream: string,
+      payloads: ReadonlyArray<string>,
+      bounds: StreamBounds
+    ) => Effect.Effect<ReadonlyArray<StreamEntry>, StorageError>
+    /**
      * The same append done on the spot, stamped `at` (ms), for backends that need no I/O (memory): a hot path such
      * as chat history then runs no fiber per message. Absent on backends that must do I/O.
      */

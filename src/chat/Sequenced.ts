@@ -42,9 +42,29 @@ export interface SequencingOptions {
   readonly failed: (what: string) => (error: unknown) => Effect.Effect<void>
 }
 
+interface Stored {
+  readonly frame: Uint8Array
+  readonly payload: string
+}
 type Outgoing =
-  | { readonly frame: Uint8Array; readonly payload: string }
+  | Stored
   | { readonly frame: Uint8Array; readonly payload?: undefined; readonly except?: Connection<unknown> | undefined }
+
+/** At most this many messages, or about this many payload characters, are stored in one round trip. */
+const batchLimits = { items: 256, chars: 256 * 1024 } as const
+
+/** Takes the stored messages at the head of `queue`, up to the first frame without a seq or the batch limits. */
+const takeBatch = (queue: Array<Outgoing>): ReadonlyArray<Stored> => {
+  let count = 0
+  let chars = 0
+  while (count < queue.length && count < batchLimits.items) {
+    const item = queue[count]!
+    if (item.payload === undefined || (count > 0 && chars + item.payload.length > batchLimits.chars)) break
+    chars += item.payload.length
+    count++
+  }
+  return queue.splice(0, count) as Array<Stored>
+}
 
 /** A history entry as the live frame it was: _NEW_MSG from its sender, or (a line without one) _LOGGED_MSG. */
 const liveFrame = (entry: StreamEntry): readonly [number, WireMessage] => {
@@ -95,37 +115,52 @@ export const openSequencedRoom = (options: SequencingOptions, name: string, stre
     ordered.elsewhere(name, wrapAfter(after, frame))
     order.offerAfter(after, frame, except)
   }
-  const send = (item: Outgoing): Effect.Effect<void> =>
-    item.payload === undefined
-      ? Effect.sync(() => sendAfter(item.frame, item.except))
-      : store.append(stream, item.payload, bounds).pipe(
-          Effect.matchCauseEffect({
-            onSuccess: ({ seq }) =>
-              Effect.sync(() => {
+  /** Stores a run of messages in one round trip, then sends each with its seq, in order. */
+  const storeRun = (items: ReadonlyArray<Stored>): Effect.Effect<void> =>
+    store
+      .appendMany(
+        stream,
+        items.map((item) => item.payload),
+        bounds
+      )
+      .pipe(
+        Effect.matchCauseEffect({
+          onSuccess: (entries) =>
+            Effect.sync(() => {
+              for (const [i, { seq }] of entries.entries()) {
+                const frame = items[i]!.frame
                 lastStored = Math.max(lastStored, seq)
-                ordered.elsewhere(name, wrapNumbered(seq, item.frame))
-                order.offer(seq, item.frame)
-              }),
-            // Not stored (history unreachable): still delivered, without a seq, like a message in one process.
-            onFailure: (cause) =>
-              Effect.zipRight(
-                failed("append")(cause),
-                Effect.sync(() => sendAfter(item.frame))
-              )
-          })
-        )
+                ordered.elsewhere(name, wrapNumbered(seq, frame))
+                order.offer(seq, frame)
+              }
+            }),
+          // Not stored (history unreachable): still delivered, without a seq, like a message in one process.
+          onFailure: (cause) =>
+            Effect.zipRight(
+              failed("append")(cause),
+              Effect.sync(() => {
+                for (const item of items) sendAfter(item.frame)
+              })
+            )
+        })
+      )
 
-  // One sender per room and node, so this node's messages keep their order in the history.
+  // One sender per room and node, so this node's messages keep their order in the history; what queued up while
+  // one batch was stored goes out as the next batch, so a burst costs a round trip per batch, not per message.
   const queue: Array<Outgoing> = []
   let running: Deferred.Deferred<void> | undefined
   const drain = (done: Deferred.Deferred<void>): Effect.Effect<void> =>
     Effect.suspend(() => {
-      const item = queue.shift()
-      if (item === undefined) {
+      // Frames without a seq go out where they stand: after the stored messages queued before them.
+      while (queue.length > 0 && queue[0]!.payload === undefined) {
+        const item = queue.shift() as Exclude<Outgoing, Stored>
+        sendAfter(item.frame, item.except)
+      }
+      if (queue.length === 0) {
         running = undefined
         return Deferred.succeed(done, undefined)
       }
-      return Effect.zipRight(send(item), drain(done))
+      return Effect.zipRight(storeRun(takeBatch(queue)), drain(done))
     })
   const enqueue = (item: Outgoing) => {
     // Nothing ahead and nothing to store: out at once, no fiber.

@@ -40,6 +40,7 @@ const slowStore = Layer.effect(
     const delay = Effect.suspend(() => Effect.repeatN(Effect.yieldNow(), Math.floor(Math.random() * 4)))
     return StreamStore.of({
       append: (stream, payload, bounds) => Effect.zipRight(delay, store.append(stream, payload, bounds)),
+      appendMany: (stream, payloads, bounds) => Effect.zipRight(delay, store.appendMany(stream, payloads, bounds)),
       readAfter: (stream, afterSeq, limit) => Effect.zipRight(delay, store.readAfter(stream, afterSeq, limit)),
       position: (stream) => Effect.zipRight(delay, store.position(stream)),
       remove: (stream) => Effect.zipRight(delay, store.remove(stream))

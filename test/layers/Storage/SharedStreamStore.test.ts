@@ -13,6 +13,7 @@ import {
   redisUrl,
   runPrefix
 } from "../Cluster/backends.ts"
+import { streamStoreBatchContract } from "./StreamStoreBatchContract.ts"
 import { streamStoreContract } from "./StreamStoreContract.ts"
 
 // The cluster-wide stores run the same contract as memory and SQL (StreamStore.test.ts) on the real services.
@@ -27,16 +28,20 @@ afterAll(async () => {
   await connection.close()
 })
 
-streamStoreContract({
-  name: "redis",
-  layer: RedisStreamStore({ url: redisUrl, prefix: redisPrefix }).pipe(Layer.orDie),
-  persistent: true,
-  skip: !redisAvailable
-})
-
-streamStoreContract({
-  name: "nats jetstream",
-  layer: NatsStreamStore({ url: natsUrl, prefix: jetStreamPrefix }).pipe(Layer.orDie),
-  persistent: true,
-  skip: !natsAvailable
-})
+for (const backend of [
+  {
+    name: "redis",
+    layer: RedisStreamStore({ url: redisUrl, prefix: redisPrefix }).pipe(Layer.orDie),
+    persistent: true,
+    skip: !redisAvailable
+  },
+  {
+    name: "nats jetstream",
+    layer: NatsStreamStore({ url: natsUrl, prefix: jetStreamPrefix }).pipe(Layer.orDie),
+    persistent: true,
+    skip: !natsAvailable
+  }
+]) {
+  streamStoreContract(backend)
+  streamStoreBatchContract(backend)
+}

@@ -6,16 +6,22 @@ import { SqlStreamStore } from "../../../layers/Storage/SqlStreamStore.ts"
 import { StreamStore } from "../../../layers/Storage/StreamStore.ts"
 import { it } from "../../support/effect.ts"
 import { mysqlAvailable, sqliteFile, sqliteMemory, tempDirectory, throwawayMysql } from "./backends.ts"
+import { streamStoreBatchContract } from "./StreamStoreBatchContract.ts"
 import { streamStoreContract } from "./StreamStoreContract.ts"
 
 const dir = tempDirectory("streams")
 const mysql = throwawayMysql("streams")
 const sqlStreams = <E>(database: Layer.Layer<SqlClient.SqlClient, E>) => SqlStreamStore.pipe(Layer.provide(database))
 
-streamStoreContract({ name: "memory", layer: MemoryStreamStore, persistent: false })
-streamStoreContract({ name: "sqlite :memory:", layer: sqlStreams(sqliteMemory()), persistent: false })
-streamStoreContract({ name: "sqlite file", layer: sqlStreams(sqliteFile(dir, "streams")), persistent: true })
-streamStoreContract({ name: "mysql", layer: sqlStreams(mysql.layer), persistent: true, skip: !mysqlAvailable })
+for (const backend of [
+  { name: "memory", layer: MemoryStreamStore, persistent: false },
+  { name: "sqlite :memory:", layer: sqlStreams(sqliteMemory()), persistent: false },
+  { name: "sqlite file", layer: sqlStreams(sqliteFile(dir, "streams")), persistent: true },
+  { name: "mysql", layer: sqlStreams(mysql.layer), persistent: true, skip: !mysqlAvailable }
+]) {
+  streamStoreContract(backend)
+  streamStoreBatchContract(backend)
+}
 
 describe("memory store: appendNow", () => {
   it.effect("appending on the spot and through append keeps one sequence, trimmed alike", () =>
