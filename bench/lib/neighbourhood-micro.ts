@@ -32,13 +32,7 @@ import { Mesh } from "../../src/neighbourhood/Mesh.ts"
 import type { NeighbourhoodContext } from "../../src/neighbourhood/NeighbourFrames.ts"
 import { makeNeighbourhoodProtocol } from "../../src/neighbourhood/Protocol.ts"
 import { verifySigned } from "../../src/neighbourhood/Verify.ts"
-import {
-  encodeSignedData,
-  forwardedSignedData,
-  openSignedData,
-  parseFrame,
-  type SignedData
-} from "../../src/neighbourhood/Wire.ts"
+import { encodeSignedData, openSignedData, parseFrame, type SignedData } from "../../src/neighbourhood/Wire.ts"
 
 const countMode = process.argv[2] === "--count" ? { what: process.argv[3], n: Number(process.argv[4] ?? 0) } : undefined
 const ITERATIONS = countMode ? 0 : Number(process.argv[2] ?? 20_000)
@@ -234,9 +228,6 @@ measure("encodeSignedData (the outgoing frame)", (i) => {
   const f = parsed[i % DISTINCT]!
   return encodeSignedData(opened[i % DISTINCT]!.dataText, f.counter, f.signature)
 })
-measure("forwardedSignedData (the received text, checked)", (i) =>
-  forwardedSignedData(frameOf(i), parsed[i % DISTINCT]!, opened[i % DISTINCT]!.dataText)
-)
 
 console.log("-- the whole handler (publish does nothing)")
 {

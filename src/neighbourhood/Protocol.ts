@@ -16,8 +16,8 @@ import { verifySigned } from "./Verify.ts"
 import {
   type ChatData,
   encodeError,
+  encodeSignedData,
   type Frame,
-  forwardedSignedData,
   type HelloData,
   type OpenedSignedData,
   openSignedData,
@@ -202,15 +202,9 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
           yield* Effect.logInfo(`neighbour ${neighbour.address} connected (inbound)`)
         })
 
-      const clientChat = (
-        client: LocalClient,
-        received: string,
-        frame: SignedData,
-        opened: OpenedSignedData,
-        content: ChatData
-      ) =>
+      const clientChat = (client: LocalClient, frame: SignedData, opened: OpenedSignedData, content: ChatData) =>
         whenVerified(client.key, frame, opened, () => {
-          const out = forwardedSignedData(received, frame, opened.dataText)
+          const out = encodeSignedData(opened.dataText, frame.counter, frame.signature)
           ctx.flushClientUpdate()
           const unreachable: Array<string> = []
           let local = false
@@ -234,7 +228,6 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
 
       const clientPublicChat = (
         client: LocalClient,
-        received: string,
         frame: SignedData,
         opened: OpenedSignedData,
         content: PublicChatData
@@ -245,7 +238,7 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
           return refuse(`public_chat message longer than ${limits.maxPublicMessageChars} characters`, "too_long")
         }
         whenVerified(client.key, frame, opened, () => {
-          const out = forwardedSignedData(received, frame, opened.dataText)
+          const out = encodeSignedData(opened.dataText, frame.counter, frame.signature)
           rooms.publish(room, out, connection)
           ctx.flushClientUpdate()
           mesh.broadcast(out)
@@ -257,8 +250,7 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
       const afterEarlierWork = (effect: Effect.Effect<void>) =>
         work.busy ? Effect.promise(() => work.idle()).pipe(Effect.zipRight(effect)) : effect
 
-      /** `received` is the frame's text (forwarded as it is when already in our encoding). */
-      const fromUnidentified = (frame: Frame, received: string): Effect.Effect<void> | void => {
+      const fromUnidentified = (frame: Frame): Effect.Effect<void> | void => {
         const current = state
         switch (frame.type) {
           case "signed_data": {
@@ -273,8 +265,8 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
             }
             if (current.kind !== "client") return refuse(`say hello before sending ${content.type}`, "no_hello")
             return content.type === "chat"
-              ? clientChat(current.client, received, frame, opened.right, content)
-              : clientPublicChat(current.client, received, frame, opened.right, content)
+              ? clientChat(current.client, frame, opened.right, content)
+              : clientPublicChat(current.client, frame, opened.right, content)
           }
           case "client_list_request":
             return work.after(() => void connection.send(mesh.clientListFrame()))
@@ -303,10 +295,9 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
             ctx.refused("rate_limited")
             return connection.close(CloseCodes.rateLimited, "too many messages")
         }
-        const text = asText(message)
-        const parsed = parseFrame(text)
+        const parsed = parseFrame(asText(message))
         if (Either.isLeft(parsed)) return refuse(`invalid message: ${parsed.left}`, "invalid")
-        return throttled(work, fromUnidentified(parsed.right, text))
+        return throttled(work, fromUnidentified(parsed.right))
       }
 
       return { onMessage }

@@ -1,5 +1,5 @@
 import { Either, ParseResult, Schema } from "effect"
-import { exceedsJsonDepth, stringLiteralEnd } from "../shared/JsonDepth.ts"
+import { exceedsJsonDepth } from "../shared/JsonDepth.ts"
 import { fastContent, fastSignedData } from "./FastDecode.ts"
 
 /**
@@ -181,36 +181,6 @@ export const parseChatPlaintext = (text: string): ChatBody | undefined => {
 
 export const encodeSignedData = (data: string, counter: number, signature: string) =>
   JSON.stringify({ type: "signed_data", data, counter, signature })
-
-const signedDataHead = '{"type":"signed_data","data":"'
-const counterKey = ',"counter":'
-const signatureKey = ',"signature":"'
-
-/**
- * The frame to forward for a verified signed_data: the text as received when it already is our
- * encoding's shape (these four fields in this order, no spacing, `data` one string literal), so
- * nothing is serialised again per message; else the encoding. Either way the same JSON values.
- * `frame` must be what parseFrame made of `received`.
- */
-export const forwardedSignedData = (received: string, frame: SignedData, dataText: string): string => {
-  const { counter, signature } = frame
-  const signatureAt = received.length - 2 - signature.length
-  const counterText = `${counter}`
-  const counterAt = signatureAt - signatureKey.length - counterText.length
-  const dataEnd = counterAt - counterKey.length
-  const asReceived =
-    typeof frame.data === "string" &&
-    dataEnd > signedDataHead.length &&
-    received.startsWith(signedDataHead) &&
-    received.endsWith('"}') &&
-    received.startsWith(signature, signatureAt) &&
-    received.startsWith(signatureKey, signatureAt - signatureKey.length) &&
-    received.startsWith(counterText, counterAt) &&
-    received.startsWith(counterKey, dataEnd) &&
-    // No quote of its own inside `data`'s literal: no second "data" or other field can hide in there.
-    stringLiteralEnd(received, signedDataHead.length - 1) === dataEnd - 1
-  return asReceived ? received : encodeSignedData(dataText, counter, signature)
-}
 
 export const encodeClientList = (
   servers: ReadonlyArray<{ readonly address: string; readonly clients: ReadonlyArray<string> }>

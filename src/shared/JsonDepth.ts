@@ -4,28 +4,20 @@
  */
 export const maxJsonDepth = 64
 
-/**
- * Where the JSON string literal opened by the quote at `open` closes: the next quote preceded by an
- * even number of backslashes (native indexOf); -1 when it never closes.
- */
-export const stringLiteralEnd = (text: string, open: number): number => {
-  let end = text.indexOf('"', open + 1)
-  while (end !== -1) {
-    let slash = end - 1
-    while (text.charCodeAt(slash) === 92) slash--
-    if ((end - slash) % 2 === 1) return end
-    end = text.indexOf('"', end + 1)
-  }
-  return -1
-}
-
-/** Depth by a character scan that jumps over strings, never recursing. */
+/** Depth by a character scan that jumps over strings (native indexOf), never recursing. */
 const deeperThan = (text: string, max: number): boolean => {
   let depth = 0
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i)
     if (c === 34) {
-      const end = stringLiteralEnd(text, i)
+      // To the closing quote: the next one preceded by an even number of backslashes.
+      let end = text.indexOf('"', i + 1)
+      while (end !== -1) {
+        let slash = end - 1
+        while (text.charCodeAt(slash) === 92) slash--
+        if ((end - slash) % 2 === 1) break
+        end = text.indexOf('"', end + 1)
+      }
       if (end === -1) return false
       i = end
     } else if (c === 123 || c === 91) {
