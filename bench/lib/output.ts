@@ -146,6 +146,8 @@ const columns: Record<string, Array<Column>> = {
     ratioColumn("rate vs relay", "deliveriesPerSec vs relay"),
     ratioColumn("CPU vs relay", "cpuUsPerDelivery vs relay"),
     ratioColumn("mesh vs 1 server", "deliveriesPerSec vs 1 server"),
+    ratioColumn("rate vs raw verify", "deliveriesPerSec vs raw verify"),
+    ratioColumn("CPU vs raw verify", "cpuUsPerDelivery vs raw verify"),
     metric("lost", "lost", (v) => v.toFixed(0))
   ],
   slow: [

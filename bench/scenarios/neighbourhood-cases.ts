@@ -18,7 +18,7 @@ import {
   SENDERS,
   waitForClients
 } from "./neighbourhood-replay.ts"
-import { type ServerProcess, startMesh } from "./neighbourhood-servers.ts"
+import { type RawMode, type ServerProcess, startMesh, startRaw } from "./neighbourhood-servers.ts"
 
 /** The measured cases: public-chat fan-out (one server or a mesh), private-chat routing, raw verification. */
 
@@ -36,10 +36,10 @@ const receiversOn = async (entries: ReadonlyArray<{ key: NeighbourhoodClient; po
 
 /** Servers, in-process clients and receiver processes of one case, all stopped afterwards. */
 const withCase = async <A>(
-  serverCount: number,
+  start: () => Promise<ReadonlyArray<ServerProcess>>,
   body: (servers: ReadonlyArray<ServerProcess>, clients: Array<BenchClient>, pools: Array<ReceiverPool>) => Promise<A>
 ) => {
-  const servers = await startMesh(serverCount)
+  const servers = await start()
   const clients: Array<BenchClient> = []
   const pools: Array<ReceiverPool> = []
   try {
@@ -51,17 +51,22 @@ const withCase = async <A>(
   }
 }
 
+/** Who serves a public-chat case: our servers (a mesh of `count`), or the raw Bun floor on the same wire. */
+export type PublicServers = { readonly count: number } | { readonly raw: RawMode }
+
 /**
  * Public chat: 100 clients spread over `servers`, 10 of them senders; every message reaches the
  * other 99. Senders and the probe (the last client) are in this process, the rest in receiver processes.
  */
 export const publicFanout = (
   keys: ReadonlyArray<NeighbourhoodClient>,
-  serverCount: number,
+  on: PublicServers,
   perSender: number,
   workers: number
-): Promise<RunFigures> =>
-  withCase(serverCount, async (servers, clients, pools) => {
+): Promise<RunFigures> => {
+  const serverCount = "count" in on ? on.count : 1
+  const start = () => ("count" in on ? startMesh(on.count) : startRaw(on.raw))
+  return withCase(start, async (servers, clients, pools) => {
     const probe = { onDone: (_s: number, _q: number) => {} }
     const portOf = (i: number) => servers[i % serverCount]!.port
     const probeIndex = keys.length - 1
@@ -88,9 +93,10 @@ export const publicFanout = (
       probe,
       deliveriesPerMessage: keys.length - 1,
       serverPids: servers.map((s) => s.pid),
-      verificationsPerMessage: serverCount
+      verificationsPerMessage: "raw" in on && on.raw === "publish" ? 0 : serverCount
     })
   })
+}
 
 /** Private chat: 10 senders on s0, 10 receivers on s1; each chat is sealed for the probe and delivered to s1's clients. */
 export const privateRouting = (
@@ -98,49 +104,52 @@ export const privateRouting = (
   perSender: number,
   workers: number
 ): Promise<RunFigures> =>
-  withCase(2, async (servers, clients, pools) => {
-    const probe = { onDone: (_s: number, _q: number) => {} }
-    const probeKey = keys[SENDERS]!
-    const sentOrder: Array<Map<string, number>> = []
-    for (let i = 0; i < SENDERS; i++) clients.push(await connectClient(servers[0]!.port, keys[i]!))
-    // The probe tells chats apart by their signature (the plaintext is sealed).
-    const probeClient = await connectClient(servers[1]!.port, probeKey, (frame) => {
-      const signature = /"signature":"([^"]+)"/.exec(frame)?.[1]
-      if (!signature) return
-      for (const [s, order] of sentOrder.entries()) {
-        const q = order.get(signature)
-        if (q !== undefined) return probe.onDone(s, q)
-      }
-    })
-    clients.push(probeClient)
-    const others = keys.slice(SENDERS + 1, 2 * SENDERS).map((key) => ({ key, port: servers[1]!.port }))
-    const pool = await receiversOn(others, workers)
-    pools.push(pool)
-    await waitForClients(servers[0]!.port, 2 * SENDERS)
-    const senders = clients.slice(0, SENDERS)
-    const recipient = [{ pem: probeKey.publicPem, server: "s1" }]
-    // Sealed one after another per sender: chat() takes its counter after sealing, so order must be kept here.
-    const frames = await Promise.all(
-      senders.map(async (s, i) => {
-        const list: Array<string> = []
-        for (let q = 0; q < perSender; q++) list.push(await s.client.chat(recipient, text(i, q)))
-        return list
+  withCase(
+    () => startMesh(2),
+    async (servers, clients, pools) => {
+      const probe = { onDone: (_s: number, _q: number) => {} }
+      const probeKey = keys[SENDERS]!
+      const sentOrder: Array<Map<string, number>> = []
+      for (let i = 0; i < SENDERS; i++) clients.push(await connectClient(servers[0]!.port, keys[i]!))
+      // The probe tells chats apart by their signature (the plaintext is sealed).
+      const probeClient = await connectClient(servers[1]!.port, probeKey, (frame) => {
+        const signature = /"signature":"([^"]+)"/.exec(frame)?.[1]
+        if (!signature) return
+        for (const [s, order] of sentOrder.entries()) {
+          const q = order.get(signature)
+          if (q !== undefined) return probe.onDone(s, q)
+        }
       })
-    )
-    for (const list of frames)
-      sentOrder.push(new Map(list.map((frame, q) => [JSON.parse(frame).signature as string, q])))
-    for (const c of clients) c.received = 0
-    return replay({
-      senders,
-      frames,
-      local: [probeClient],
-      pool,
-      probe,
-      deliveriesPerMessage: SENDERS,
-      serverPids: servers.map((s) => s.pid),
-      verificationsPerMessage: 1
-    })
-  })
+      clients.push(probeClient)
+      const others = keys.slice(SENDERS + 1, 2 * SENDERS).map((key) => ({ key, port: servers[1]!.port }))
+      const pool = await receiversOn(others, workers)
+      pools.push(pool)
+      await waitForClients(servers[0]!.port, 2 * SENDERS)
+      const senders = clients.slice(0, SENDERS)
+      const recipient = [{ pem: probeKey.publicPem, server: "s1" }]
+      // Sealed one after another per sender: chat() takes its counter after sealing, so order must be kept here.
+      const frames = await Promise.all(
+        senders.map(async (s, i) => {
+          const list: Array<string> = []
+          for (let q = 0; q < perSender; q++) list.push(await s.client.chat(recipient, text(i, q)))
+          return list
+        })
+      )
+      for (const list of frames)
+        sentOrder.push(new Map(list.map((frame, q) => [JSON.parse(frame).signature as string, q])))
+      for (const c of clients) c.received = 0
+      return replay({
+        senders,
+        frames,
+        local: [probeClient],
+        pool,
+        probe,
+        deliveriesPerMessage: SENDERS,
+        serverPids: servers.map((s) => s.pid),
+        verificationsPerMessage: 1
+      })
+    }
+  )
 
 /**
  * Raw RSA-PSS verifications in this process, per CPU-second used: WebCrypto (one at a time, and

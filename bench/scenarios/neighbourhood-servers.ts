@@ -2,9 +2,12 @@ import { rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { exportPrivatePem, exportPublicPem, generateKeyPair } from "../../src/neighbourhood/Crypto.ts"
-import { freePort, liveServers, waitFor } from "../lib/servers.ts"
+import { freePort, liveServers, startListening, stopChild, waitFor } from "../lib/servers.ts"
 
-/** Neighbourhood servers for the bench: programs/neighbourhood.ts on loopback ports, alone or as a full mesh. */
+/**
+ * Neighbourhood servers for the bench: programs/neighbourhood.ts on loopback ports, alone or as a full mesh, and
+ * the raw Bun floor on the same wire (bench/baselines/neighbourhood-raw.ts).
+ */
 
 const root = join(import.meta.dir, "..", "..")
 
@@ -118,4 +121,18 @@ export const startMesh = async (count: number) => {
     throw error
   }
   return servers
+}
+
+export type RawMode = "publish" | "verify" | "verify-async"
+
+/** The same-wire floor: raw Bun forwarding every frame ("publish"), or verifying each public chat first ("verify"). */
+export const startRaw = async (mode: RawMode): Promise<Array<ServerProcess>> => {
+  const port = freePort()
+  const { child } = await startListening(
+    `neighbourhood-raw (${mode})`,
+    [process.execPath, join(root, "bench/baselines/neighbourhood-raw.ts")],
+    { PORT: String(port), MODE: mode },
+    port
+  )
+  return [{ pid: child.pid, port, stop: () => stopChild(child) }]
 }

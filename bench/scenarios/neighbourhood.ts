@@ -14,8 +14,13 @@ import { type RunFigures, SENDERS } from "./neighbourhood-replay.ts"
  * (the servers), -replay.ts (the closed loop), -receivers.ts (receiver processes), -cases.ts.
  */
 
-const row = (c: string, runs: ReadonlyArray<RunFigures>, ratios?: Record<string, number>): ResultRow => ({
-  server: "neighbourhood",
+const row = (
+  server: string,
+  c: string,
+  runs: ReadonlyArray<RunFigures>,
+  ratios?: Record<string, number>
+): ResultRow => ({
+  server,
   case: c,
   metrics: {
     messagesPerSec: spreadOf(runs.map((r) => r.messagesPerSec)),
@@ -35,6 +40,9 @@ const row = (c: string, runs: ReadonlyArray<RunFigures>, ratios?: Record<string,
 
 const oneServer = "public chat, 100 clients, 1 server"
 const mesh = "public chat, 100 clients over 3 servers"
+const private_ = "private chat, 10 senders on s0 → 10 clients on s1"
+const rawPublish = "same frames, 1 raw Bun server: forward only"
+const rawVerify_ = "same frames, 1 raw Bun server: parse, verify, forward"
 
 export const neighbourhood: Scenario = {
   id: "neighbourhood",
@@ -63,9 +71,12 @@ export const neighbourhood: Scenario = {
     }
     const median = (runs: ReadonlyArray<RunFigures>, pick: (r: RunFigures) => number) => spreadOf(runs.map(pick)).median
     const cases: Array<[string, () => Promise<RunFigures>]> = [
-      [oneServer, () => publicFanout(keys, 1, perSender, context.workers)],
-      [mesh, () => publicFanout(keys, 3, perSender, context.workers)],
-      ["private chat, 10 senders on s0 → 10 clients on s1", () => privateRouting(keys, perSender, context.workers)]
+      [oneServer, () => publicFanout(keys, { count: 1 }, perSender, context.workers)],
+      [mesh, () => publicFanout(keys, { count: 3 }, perSender, context.workers)],
+      [private_, () => privateRouting(keys, perSender, context.workers)],
+      // The floor on this wire (570 B signed frames): what Bun's publish and the one RSA check cost without us.
+      [rawPublish, () => publicFanout(keys, { raw: "publish" }, perSender, context.workers)],
+      [rawVerify_, () => publicFanout(keys, { raw: "verify" }, perSender, context.workers)]
     ]
     // Runs interleave the cases (1 server, mesh, private, then again), so a busy spell on the box hits all alike.
     const runsOf = new Map<string, Array<RunFigures>>(cases.map(([label]) => [label, []]))
@@ -91,17 +102,25 @@ export const neighbourhood: Scenario = {
       }
     }
     const single = runsOf.get(oneServer)!
+    const floor = runsOf.get(rawVerify_)!
     for (const [label, runs] of runsOf) {
       if (runs.length === 0) continue
       const ratios: Record<string, number> = {}
-      if (label !== cases[2]![0] && relayRate != null && relayCpu != null) {
+      if (label !== private_ && relayRate != null && relayCpu != null) {
         ratios["deliveriesPerSec vs relay"] = median(runs, (r) => r.deliveriesPerSec) / relayRate
         ratios["cpuUsPerDelivery vs relay"] = median(runs, (r) => r.cpuUsPerDelivery) / relayCpu
+      }
+      if (label === oneServer && floor.length > 0) {
+        ratios["deliveriesPerSec vs raw verify"] =
+          median(runs, (r) => r.deliveriesPerSec) / median(floor, (r) => r.deliveriesPerSec)
+        ratios["cpuUsPerDelivery vs raw verify"] =
+          median(runs, (r) => r.cpuUsPerDelivery) / median(floor, (r) => r.cpuUsPerDelivery)
       }
       if (label === mesh && single.length > 0)
         ratios["deliveriesPerSec vs 1 server"] =
           median(runs, (r) => r.deliveriesPerSec) / median(single, (r) => r.deliveriesPerSec)
-      rows.push(row(label, runs, Object.keys(ratios).length > 0 ? ratios : undefined))
+      const server = label === rawPublish || label === rawVerify_ ? "neighbourhood-raw" : "neighbourhood"
+      rows.push(row(server, label, runs, Object.keys(ratios).length > 0 ? ratios : undefined))
     }
     const verifyRuns = []
     for (let i = 0; i < context.runs; i++) verifyRuns.push(await rawVerify(context.quick ? 2000 : 10_000))
@@ -132,6 +151,9 @@ export const neighbourhood: Scenario = {
       )
     }
     if (relayRate === undefined) notes.push("no relay fan-out result to compare with (run the fanout scenario first)")
+    notes.push(
+      "neighbourhood-raw rows: bench/baselines/neighbourhood-raw.ts on the same clients and frames, forwarding each frame as received; 'parse, verify, forward' is the least a v1.2 home server does (no counters, schemas, limits or metrics), the floor of the 1-server case"
+    )
     notes.push(
       "messagesPerCoreSecond: client messages per server CPU-second; verificationsPerCoreSecond: RSA-PSS checks made (one per message at its home server, one more per neighbour for public chats) per server CPU-second, beside the raw verifiers' rows",
       "clients speak the load generator's WebSocket wire; senders and the probe run in the bench process, the other receivers in receiver processes (as many as the load generator's workers, like the relay's); serverCores and clientCores show which side was busy: compare CPU per delivery first"
