@@ -110,6 +110,8 @@ const handlerAfter = (hello: string) =>
       routed: () => {},
       clientsChanged: () => {},
       flushClientUpdate: () => {},
+      clientListsChanged: () => {},
+      signedServerHello: Effect.die("the micro-benchmark has no neighbours"),
       admitConnection: () => true,
       warn: (m) => console.log(m),
       defect: (e) => console.log(e)
