@@ -3,12 +3,14 @@ import Redis from "ioredis"
 import {
   type Broker,
   BrokerUnavailable,
+  type ClaimMode,
   type ClaimStore,
   type CounterStore,
   type PresenceStore,
   type RecordStore,
   redactUrl
 } from "./Broker.ts"
+import { holderNode, redisKeys } from "./RedisKeys.ts"
 
 export interface RedisBrokerOptions {
   readonly url: string
@@ -50,21 +52,38 @@ export const redisConnection = (url: string, name: string) =>
     (client) => Effect.sync(() => client.disconnect())
   )
 
-/** Claims: one hash per scope (field = name, value = holder); "ifFree" looks at the holder's liveness key. */
+/**
+ * Claims: one hash per scope (field = name, value = holder); "ifFree" and "within" look at holders'
+ * liveness keys. Every key is declared: KEYS[1] the scope's hash, KEYS[2..] the liveness keys of the
+ * holders the caller read just before. A holder whose key was not declared (another node wrote in
+ * between) makes the script change nothing and answer {2}: the caller reads again and retries.
+ * ARGV: name, holder, mode, liveness key prefix (to match a holder to its declared key), limit.
+ */
 const takeClaimScript = `
+local declared = {}
+for i = 2, #KEYS do declared[KEYS[i]] = true end
 local function alive(holder)
   local slash = string.find(holder, '/', 1, true)
-  return slash and redis.call('EXISTS', ARGV[4] .. string.sub(holder, 1, slash - 1)) == 1
+  if not slash then return false end
+  local key = ARGV[4] .. string.sub(holder, 1, slash - 1)
+  if not declared[key] then return nil end
+  return redis.call('EXISTS', key) == 1
 end
 local previous = redis.call('HGET', KEYS[1], ARGV[1])
-if previous and ARGV[3] == 'ifFree' and alive(previous) then
-  return {0, previous}
+if previous and ARGV[3] == 'ifFree' then
+  local live = alive(previous)
+  if live == nil then return {2, ''} end
+  if live then return {0, previous} end
 end
 if ARGV[3] == 'within' then
   local fields = redis.call('HGETALL', KEYS[1])
   local others = 0
   for i = 1, #fields, 2 do
-    if fields[i] ~= ARGV[1] and alive(fields[i + 1]) then others = others + 1 end
+    if fields[i] ~= ARGV[1] then
+      local live = alive(fields[i + 1])
+      if live == nil then return {2, ''} end
+      if live then others = others + 1 end
+    end
   end
   if others >= tonumber(ARGV[5]) then return {0, previous or ''} end
 end
@@ -111,8 +130,9 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
     const reconnectCallbacks: Array<() => void> = []
     const disconnectCallbacks: Array<() => void> = []
     const channelOf = (channel: string) => `${options.prefix}${channel}`
-    const presenceKey = (room: string) => `${options.prefix}presence:${room}`
-    const nodeKey = (nodeId: string) => `${options.prefix}node:${nodeId}`
+    const keys = redisKeys(options.prefix)
+    const presenceKey = keys.presence
+    const nodeKey = keys.node
     const unavailable = (cause: unknown) => new BrokerUnavailable("redis", cause)
     const call = <A>(run: () => Promise<A>) => Effect.tryPromise({ try: run, catch: unavailable })
 
@@ -161,22 +181,41 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
             )
     }
 
-    const claimsKey = (scope: string) => `${options.prefix}claims:${scope}`
+    const claimsKey = keys.claims
+    /** The liveness keys of the holders a take must look at (read now; the script refuses if they changed). */
+    const holderKeys = (scope: string, name: string, mode: ClaimMode): Promise<Array<string>> => {
+      if (mode === "replace") return Promise.resolve([])
+      const holders =
+        mode === "ifFree"
+          ? commands.hget(claimsKey(scope), name).then((holder) => (holder === null ? [] : [holder]))
+          : commands.hgetall(claimsKey(scope)).then(Object.values)
+      return holders.then((list) => [
+        ...new Set(list.flatMap((holder) => (holderNode(holder) === undefined ? [] : [nodeKey(holderNode(holder)!)])))
+      ])
+    }
+    const takeOnce = async (scope: string, name: string, holder: string, mode: ClaimMode) => {
+      const liveness = await holderKeys(scope, name, mode)
+      return (await commands.eval(
+        takeClaimScript,
+        1 + liveness.length,
+        claimsKey(scope),
+        ...liveness,
+        name,
+        holder,
+        typeof mode === "object" ? "within" : mode,
+        nodeKey(""),
+        typeof mode === "object" ? String(mode.within) : "0"
+      )) as [number, string]
+    }
     const claims: ClaimStore = {
       take: (scope, name, holder, mode) =>
-        call(
-          () =>
-            commands.eval(
-              takeClaimScript,
-              1,
-              claimsKey(scope),
-              name,
-              holder,
-              typeof mode === "object" ? "within" : mode,
-              nodeKey(""),
-              typeof mode === "object" ? String(mode.within) : "0"
-            ) as Promise<[number, string]>
-        ).pipe(Effect.map(([taken, previous]) => ({ taken: taken === 1, previous: previous || undefined }))),
+        call(async () => {
+          // Retried only when another node changed the scope's holders between the read and the script.
+          for (let attempt = 1; ; attempt++) {
+            const [taken, previous] = await takeOnce(scope, name, holder, mode)
+            if (taken !== 2 || attempt === 20) return { taken: taken === 1, previous: previous || undefined }
+          }
+        }),
       release: (scope, name, holder) =>
         call(() => commands.eval(releaseClaimScript, 1, claimsKey(scope), name, holder)).pipe(Effect.asVoid),
       get: (scope, name) =>
@@ -184,7 +223,7 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
       list: (scope) =>
         call(() => commands.hgetall(claimsKey(scope))).pipe(Effect.map((fields) => Object.entries(fields)))
     }
-    const recordKey = (key: string) => `${options.prefix}record:${key}`
+    const recordKey = keys.record
     const records: RecordStore = {
       put: (key, value, ttlMillis) =>
         call(() => commands.set(recordKey(key), value, "PX", ttlMillis)).pipe(Effect.asVoid),
@@ -198,7 +237,7 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
             commands.eval(
               addCounterScript,
               1,
-              `${options.prefix}count:${key}`,
+              keys.count(key),
               String(by),
               String(windowMillis ?? 0)
             ) as Promise<number>
@@ -209,7 +248,7 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
             commands.eval(
               raiseScript,
               1,
-              `${options.prefix}max:${key}`,
+              keys.max(key),
               String(value),
               String(Math.max(0, Math.ceil(lastingMillis ?? 0)))
             ) as Promise<number>
