@@ -1,5 +1,4 @@
 import { Effect } from "effect"
-import Redis from "ioredis"
 import {
   type Broker,
   BrokerUnavailable,
@@ -7,10 +6,13 @@ import {
   type ClaimStore,
   type CounterStore,
   type PresenceStore,
-  type RecordStore,
-  redactUrl
+  type RecordStore
 } from "./Broker.ts"
+import { redisConnection } from "./RedisConnection.ts"
 import { holderNode, redisKeys } from "./RedisKeys.ts"
+
+/** Kept here too: the token and stream stores open their connections through it. */
+export { redisConnection }
 
 export interface RedisBrokerOptions {
   readonly url: string
@@ -18,39 +20,6 @@ export interface RedisBrokerOptions {
   readonly prefix: string
   readonly nodeId: string
 }
-
-/**
- * A Redis connection that fails fast while Redis is away (no offline queue: callers count and
- * retry), reconnects with a capped backoff, and is closed with its Scope. Fails when the first
- * connection cannot be made, so a misconfigured URL stops the program with one clear line.
- */
-export const redisConnection = (url: string, name: string) =>
-  Effect.acquireRelease(
-    Effect.tryPromise({
-      try: async () => {
-        const client: Redis = new Redis(url, {
-          lazyConnect: true,
-          enableOfflineQueue: false,
-          autoResubscribe: false,
-          // A command in flight when the connection drops may have run: resending it could deliver a message twice.
-          autoResendUnfulfilledCommands: false,
-          maxRetriesPerRequest: 1,
-          connectionName: name,
-          retryStrategy: (attempt) => Math.min(50 * attempt, 1000)
-        })
-        // Errors while reconnecting are reported through isUp and the undelivered count, not thrown.
-        client.on("error", () => {})
-        // A first connection that fails must not leave a client retrying in the background.
-        await client.connect().catch((error: unknown) => {
-          client.disconnect()
-          throw error
-        })
-        return client
-      },
-      catch: (cause) => new BrokerUnavailable(`redis at ${redactUrl(url)}`, cause)
-    }),
-    (client) => Effect.sync(() => client.disconnect())
-  )
 
 /**
  * Claims: one hash per scope (field = name, value = holder); "ifFree" and "within" look at holders'
