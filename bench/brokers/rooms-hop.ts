@@ -29,7 +29,9 @@ const member = (id: number, onSend: () => void): Connection<unknown> => ({
     return "sent"
   },
   publish: () => {},
-  publishToAll: () => {},
+  publishToAll: () => {
+    onSend()
+  },
   subscribe: () => {},
   unsubscribe: () => {},
   isSubscribed: () => true,
@@ -67,6 +69,7 @@ const run = (name: string, broker: (nodeId: string) => Effect.Effect<Broker, unk
       { id: "b", info: "" }
     )
     const started = performance.now()
+    const cpuBefore = process.cpuUsage()
     for (let i = 0; i < count; i++) {
       roomsA.publish("bench/hop", frame)
       // Let socket I/O run now and then, as a server's event loop would between messages.
@@ -74,12 +77,14 @@ const run = (name: string, broker: (nodeId: string) => Effect.Effect<Broker, unk
     }
     yield* Effect.promise(() => finished)
     const seconds = (performance.now() - started) / 1000
+    const cpu = process.cpuUsage(cpuBefore)
+    const cpuUsPerFrame = (cpu.user + cpu.system) / count
     const metrics = Context.get(b, Metrics)
     const inbound = metrics
       .counter("switchboard_cluster_broker_messages_total", "", ["direction"])
       .labels({ direction: "in" }).value
     console.log(
-      `${name.padEnd(6)} ${Math.round(count / seconds).toLocaleString("en")} frames/s across the hop, ${(inbound / received).toFixed(2)} broker messages per delivered frame`
+      `${name.padEnd(6)} ${Math.round(count / seconds).toLocaleString("en")} frames/s across the hop, ${cpuUsPerFrame.toFixed(2)} µs CPU per frame (both nodes), ${(inbound / received).toFixed(2)} broker messages per delivered frame`
     )
     yield* Scope.close(scope, Exit.void)
   })

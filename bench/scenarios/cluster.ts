@@ -117,7 +117,10 @@ export const cluster: Scenario = {
     const available = new Map<string, boolean>()
     for (const topology of topologies)
       available.set(topology.broker, topology.broker === "memory" || (await reachable(brokerPort[topology.broker])))
-    for (const c of fanoutCases(context.quick)) {
+    // BENCH_CLUSTER_CASES="100x1024,1000x64" runs only these fan-out cases (units x payload bytes).
+    const only = process.env.BENCH_CLUSTER_CASES?.split(",").map((name) => name.trim())
+    const cases = fanoutCases(context.quick).filter((c) => !only || only.includes(`${c.units}x${c.payloadBytes}`))
+    for (const c of cases) {
       for (const topology of topologies) {
         const label = `${topology.label} ${caseLabel(c)}`
         if (!available.get(topology.broker)) {

@@ -1,14 +1,18 @@
 import { Effect } from "effect"
-import Redis from "ioredis"
 import {
   type Broker,
   BrokerUnavailable,
+  type ClaimMode,
   type ClaimStore,
   type CounterStore,
   type PresenceStore,
-  type RecordStore,
-  redactUrl
+  type RecordStore
 } from "./Broker.ts"
+import { redisConnection } from "./RedisConnection.ts"
+import { holderNode, redisKeys } from "./RedisKeys.ts"
+
+/** Kept here too: the token and stream stores open their connections through it. */
+export { redisConnection }
 
 export interface RedisBrokerOptions {
   readonly url: string
@@ -18,53 +22,37 @@ export interface RedisBrokerOptions {
 }
 
 /**
- * A Redis connection that fails fast while Redis is away (no offline queue: callers count and
- * retry), reconnects with a capped backoff, and is closed with its Scope. Fails when the first
- * connection cannot be made, so a misconfigured URL stops the program with one clear line.
+ * Claims: one hash per scope (field = name, value = holder); "ifFree" and "within" look at holders'
+ * liveness keys. Every key is declared: KEYS[1] the scope's hash, KEYS[2..] the liveness keys of the
+ * holders the caller read just before. A holder whose key was not declared (another node wrote in
+ * between) makes the script change nothing and answer {2}: the caller reads again and retries.
+ * ARGV: name, holder, mode, liveness key prefix (to match a holder to its declared key), limit.
  */
-export const redisConnection = (url: string, name: string) =>
-  Effect.acquireRelease(
-    Effect.tryPromise({
-      try: async () => {
-        const client: Redis = new Redis(url, {
-          lazyConnect: true,
-          enableOfflineQueue: false,
-          autoResubscribe: false,
-          // A command in flight when the connection drops may have run: resending it could deliver a message twice.
-          autoResendUnfulfilledCommands: false,
-          maxRetriesPerRequest: 1,
-          connectionName: name,
-          retryStrategy: (attempt) => Math.min(50 * attempt, 1000)
-        })
-        // Errors while reconnecting are reported through isUp and the undelivered count, not thrown.
-        client.on("error", () => {})
-        // A first connection that fails must not leave a client retrying in the background.
-        await client.connect().catch((error: unknown) => {
-          client.disconnect()
-          throw error
-        })
-        return client
-      },
-      catch: (cause) => new BrokerUnavailable(`redis at ${redactUrl(url)}`, cause)
-    }),
-    (client) => Effect.sync(() => client.disconnect())
-  )
-
-/** Claims: one hash per scope (field = name, value = holder); "ifFree" looks at the holder's liveness key. */
 const takeClaimScript = `
+local declared = {}
+for i = 2, #KEYS do declared[KEYS[i]] = true end
 local function alive(holder)
   local slash = string.find(holder, '/', 1, true)
-  return slash and redis.call('EXISTS', ARGV[4] .. string.sub(holder, 1, slash - 1)) == 1
+  if not slash then return false end
+  local key = ARGV[4] .. string.sub(holder, 1, slash - 1)
+  if not declared[key] then return nil end
+  return redis.call('EXISTS', key) == 1
 end
 local previous = redis.call('HGET', KEYS[1], ARGV[1])
-if previous and ARGV[3] == 'ifFree' and alive(previous) then
-  return {0, previous}
+if previous and ARGV[3] == 'ifFree' then
+  local live = alive(previous)
+  if live == nil then return {2, ''} end
+  if live then return {0, previous} end
 end
 if ARGV[3] == 'within' then
   local fields = redis.call('HGETALL', KEYS[1])
   local others = 0
   for i = 1, #fields, 2 do
-    if fields[i] ~= ARGV[1] and alive(fields[i + 1]) then others = others + 1 end
+    if fields[i] ~= ARGV[1] then
+      local live = alive(fields[i + 1])
+      if live == nil then return {2, ''} end
+      if live then others = others + 1 end
+    end
   end
   if others >= tonumber(ARGV[5]) then return {0, previous or ''} end
 end
@@ -111,8 +99,9 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
     const reconnectCallbacks: Array<() => void> = []
     const disconnectCallbacks: Array<() => void> = []
     const channelOf = (channel: string) => `${options.prefix}${channel}`
-    const presenceKey = (room: string) => `${options.prefix}presence:${room}`
-    const nodeKey = (nodeId: string) => `${options.prefix}node:${nodeId}`
+    const keys = redisKeys(options.prefix)
+    const presenceKey = keys.presence
+    const nodeKey = keys.node
     const unavailable = (cause: unknown) => new BrokerUnavailable("redis", cause)
     const call = <A>(run: () => Promise<A>) => Effect.tryPromise({ try: run, catch: unavailable })
 
@@ -161,22 +150,41 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
             )
     }
 
-    const claimsKey = (scope: string) => `${options.prefix}claims:${scope}`
+    const claimsKey = keys.claims
+    /** The liveness keys of the holders a take must look at (read now; the script refuses if they changed). */
+    const holderKeys = (scope: string, name: string, mode: ClaimMode): Promise<Array<string>> => {
+      if (mode === "replace") return Promise.resolve([])
+      const holders =
+        mode === "ifFree"
+          ? commands.hget(claimsKey(scope), name).then((holder) => (holder === null ? [] : [holder]))
+          : commands.hgetall(claimsKey(scope)).then(Object.values)
+      return holders.then((list) => [
+        ...new Set(list.flatMap((holder) => (holderNode(holder) === undefined ? [] : [nodeKey(holderNode(holder)!)])))
+      ])
+    }
+    const takeOnce = async (scope: string, name: string, holder: string, mode: ClaimMode) => {
+      const liveness = await holderKeys(scope, name, mode)
+      return (await commands.eval(
+        takeClaimScript,
+        1 + liveness.length,
+        claimsKey(scope),
+        ...liveness,
+        name,
+        holder,
+        typeof mode === "object" ? "within" : mode,
+        nodeKey(""),
+        typeof mode === "object" ? String(mode.within) : "0"
+      )) as [number, string]
+    }
     const claims: ClaimStore = {
       take: (scope, name, holder, mode) =>
-        call(
-          () =>
-            commands.eval(
-              takeClaimScript,
-              1,
-              claimsKey(scope),
-              name,
-              holder,
-              typeof mode === "object" ? "within" : mode,
-              nodeKey(""),
-              typeof mode === "object" ? String(mode.within) : "0"
-            ) as Promise<[number, string]>
-        ).pipe(Effect.map(([taken, previous]) => ({ taken: taken === 1, previous: previous || undefined }))),
+        call(async () => {
+          // Retried only when another node changed the scope's holders between the read and the script.
+          for (let attempt = 1; ; attempt++) {
+            const [taken, previous] = await takeOnce(scope, name, holder, mode)
+            if (taken !== 2 || attempt === 20) return { taken: taken === 1, previous: previous || undefined }
+          }
+        }),
       release: (scope, name, holder) =>
         call(() => commands.eval(releaseClaimScript, 1, claimsKey(scope), name, holder)).pipe(Effect.asVoid),
       get: (scope, name) =>
@@ -184,7 +192,7 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
       list: (scope) =>
         call(() => commands.hgetall(claimsKey(scope))).pipe(Effect.map((fields) => Object.entries(fields)))
     }
-    const recordKey = (key: string) => `${options.prefix}record:${key}`
+    const recordKey = keys.record
     const records: RecordStore = {
       put: (key, value, ttlMillis) =>
         call(() => commands.set(recordKey(key), value, "PX", ttlMillis)).pipe(Effect.asVoid),
@@ -198,7 +206,7 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
             commands.eval(
               addCounterScript,
               1,
-              `${options.prefix}count:${key}`,
+              keys.count(key),
               String(by),
               String(windowMillis ?? 0)
             ) as Promise<number>
@@ -209,7 +217,7 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
             commands.eval(
               raiseScript,
               1,
-              `${options.prefix}max:${key}`,
+              keys.max(key),
               String(value),
               String(Math.max(0, Math.ceil(lastingMillis ?? 0)))
             ) as Promise<number>

@@ -2,11 +2,9 @@ import { brokerCounters } from "../Cluster/BrokerMetrics.ts"
 import { Clock, Duration, Effect, Layer, PubSub, Runtime } from "effect"
 import { type Broker, ClusterBroker } from "../Cluster/Broker.ts"
 import {
-  type BatchFrame,
   bodyText,
   decodeBatch,
   decodeEnvelope,
-  encodeBatch,
   encodeEnvelope,
   envelopeHeader,
   EnvelopeKind,
@@ -87,14 +85,12 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
       if (broker.publish(channel, encodeEnvelope(header, kind, body), lost)) sent.inc()
       else lost()
     }
-    const frameKind = (frame: BatchFrame) => (typeof frame === "string" ? EnvelopeKind.text : EnvelopeKind.binary)
-    /** A lone frame goes as a plain envelope; several as one batch (each lost frame is counted). */
-    const batches = new TurnBatches((room, frames) => {
-      if (frames.length === 1) return send(roomChannel(room), frameKind(frames[0]!), frames[0]!)
+    /** One broker message per room and turn; if it is refused or lost, each of its frames is counted. */
+    const batches = new TurnBatches(header, (room, envelope, frames) => {
       const lostAll = () => {
-        for (let i = 0; i < frames.length; i++) lost()
+        for (let i = 0; i < frames; i++) lost()
       }
-      if (broker.publish(roomChannel(room), encodeBatch(header, frames), lostAll)) sent.inc()
+      if (broker.publish(roomChannel(room), envelope, lostAll)) sent.inc()
       else lostAll()
     })
     // Frames published in the turn the scope closes in still leave (the broker closes after this layer).

@@ -1,6 +1,7 @@
 import { Clock, Duration, Effect, Layer, Option } from "effect"
 import type Redis from "ioredis"
 import { redisConnection } from "../Cluster/RedisBroker.ts"
+import { redisKeys } from "../Cluster/RedisKeys.ts"
 import { randomToken } from "./TokenTable.ts"
 import { Tokens, type TokensService } from "./Tokens.ts"
 
@@ -12,41 +13,48 @@ export interface RedisTokensOptions {
 
 const digest = (token: string) => new Bun.CryptoHasher("sha256").update(token).digest("hex")
 
-// Each script is one atomic step on the server, so two nodes can never both take one token.
+// Each script is one atomic step on the server, so two nodes can never both take one token. Every key a
+// script touches is declared in KEYS and all carry the kind's hash tag (one slot on Redis Cluster).
 // KEYS[1] token key, KEYS[2] the kind's expiry index (zset: digest → expires at, for count).
 const takeScript = `
 local held = redis.call('GETDEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return held`
-// ARGV: digest, slide ms ('' for none), new expiry, index key prefix.
+// KEYS[1] token, KEYS[2] zset, KEYS[3] (when known) the token's index key; ARGV: digest, slide ms ('' for
+// none), new expiry, the index key of index "" (its prefix). A sliding token with an index whose key was not
+// declared changes nothing and answers {index}: the caller runs it again with that key.
 const getScript = `
 local held = redis.call('GET', KEYS[1])
 if held and ARGV[2] ~= '' then
+  local index = cjson.decode(held).i
+  if index and KEYS[3] ~= ARGV[4] .. index then return {index} end
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-  local index = cjson.decode(held).i
-  if index then redis.call('PEXPIRE', ARGV[4] .. index, ARGV[2]) end
+  if index then redis.call('PEXPIRE', KEYS[3], ARGV[2]) end
 end
 return held`
-// KEYS[1] index key, KEYS[2] zset; ARGV[1] token key prefix.
+// KEYS[1] index key, KEYS[2] zset, KEYS[3] (when known) the token key it names; ARGV[1] the token key of
+// digest "" (its prefix). An index naming a token whose key was not declared changes nothing and answers
+// {digest}: the caller runs it again with that key.
 const revokeIndexedScript = `
-local found = redis.call('GETDEL', KEYS[1])
+local found = redis.call('GET', KEYS[1])
 if not found then return 0 end
+if KEYS[3] ~= ARGV[1] .. found then return {found} end
+redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], found)
-return redis.call('DEL', ARGV[1] .. found)`
+return redis.call('DEL', KEYS[3])`
 
 /**
  * Tokens shared by every node of a cluster, in Redis. Only the SHA-256 of a token is stored (as
  * part of the key), never the token; Redis expires entries itself (PX), and a per-kind sorted set
  * of expiry times answers `count`. A value is kept as JSON with its index name.
- * Keys are computed in scripts, so this targets a single Redis (or a primary with replicas), not Redis Cluster.
+ * Every script declares its keys, and a kind's keys share a hash tag: one Redis or Redis Cluster.
  */
 export const makeRedisTokens = (options: RedisTokensOptions) =>
   Effect.gen(function* () {
     const redis: Redis = yield* redisConnection(options.url, "switchboard-tokens").pipe(Effect.orDie)
-    const tokenPrefix = (kind: string) => `${options.prefix}token:${kind}:`
-    const indexPrefix = (kind: string) => `${options.prefix}tokenindex:${kind}:`
-    const expiries = (kind: string) => `${options.prefix}tokens:${kind}`
+    const keys = redisKeys(options.prefix)
+    const expiries = keys.tokenExpiries
     // Tokens are what logins stand on: a Redis outage is a defect of this request, reported like any other.
     const run = <A>(command: () => Promise<A>) => Effect.promise(command)
     const parse = (held: unknown) =>
@@ -61,17 +69,15 @@ export const makeRedisTokens = (options: RedisTokensOptions) =>
           const ttlMillis = String(Math.max(1, Math.ceil(Duration.toMillis(ttl))))
           const write = redis
             .multi()
-            .set(`${tokenPrefix(kind)}${key}`, JSON.stringify({ v: value, i: index }), "PX", ttlMillis)
+            .set(keys.token(kind, key), JSON.stringify({ v: value, i: index }), "PX", ttlMillis)
           write.zadd(expiries(kind), now + Number(ttlMillis), key)
-          if (index !== undefined && index !== "") write.set(`${indexPrefix(kind)}${index}`, key, "PX", ttlMillis)
+          if (index !== undefined && index !== "") write.set(keys.tokenIndex(kind, index), key, "PX", ttlMillis)
           yield* run(() => write.exec())
           return token
         }),
       take: (kind, token) => {
         const key = digest(token)
-        return run(() => redis.eval(takeScript, 2, `${tokenPrefix(kind)}${key}`, expiries(kind), key)).pipe(
-          Effect.map(parse)
-        )
+        return run(() => redis.eval(takeScript, 2, keys.token(kind, key), expiries(kind), key)).pipe(Effect.map(parse))
       },
       get: (kind, token, slide) =>
         Effect.gen(function* () {
@@ -79,36 +85,52 @@ export const makeRedisTokens = (options: RedisTokensOptions) =>
           const key = digest(token)
           const slideMillis = slide === undefined ? "" : String(Math.max(1, Math.ceil(Duration.toMillis(slide))))
           const expiresAt = slide === undefined ? "" : String(now + Number(slideMillis))
-          const held = yield* run(() =>
+          const slideOnce = (indexKey: string | undefined) =>
             redis.eval(
               getScript,
-              2,
-              `${tokenPrefix(kind)}${key}`,
+              indexKey === undefined ? 2 : 3,
+              keys.token(kind, key),
               expiries(kind),
+              ...(indexKey === undefined ? [] : [indexKey]),
               key,
               slideMillis,
               expiresAt,
-              indexPrefix(kind)
+              keys.tokenIndex(kind, "")
             )
-          )
+          // A second round trip only for a sliding token with an index (the script names the key it needs).
+          const held = yield* run(async () => {
+            let answer = await slideOnce(undefined)
+            for (let attempt = 0; Array.isArray(answer) && attempt < 5; attempt++)
+              answer = await slideOnce(keys.tokenIndex(kind, String(answer[0])))
+            return answer
+          })
           return parse(held)
         }),
       revoke: (kind, token) => {
         const key = digest(token)
-        return run(() =>
-          redis
-            .multi()
-            .del(`${tokenPrefix(kind)}${key}`)
-            .zrem(expiries(kind), key)
-            .exec()
-        ).pipe(Effect.map((results) => results?.[0]?.[1] === 1))
+        return run(() => redis.multi().del(keys.token(kind, key)).zrem(expiries(kind), key).exec()).pipe(
+          Effect.map((results) => results?.[0]?.[1] === 1)
+        )
       },
       revokeIndexed: (kind, index) =>
         index === ""
           ? Effect.succeed(false)
-          : run(() =>
-              redis.eval(revokeIndexedScript, 2, `${indexPrefix(kind)}${index}`, expiries(kind), tokenPrefix(kind))
-            ).pipe(Effect.map((deleted) => deleted === 1)),
+          : run(async () => {
+              const revokeOnce = (tokenKey: string | undefined) =>
+                redis.eval(
+                  revokeIndexedScript,
+                  tokenKey === undefined ? 2 : 3,
+                  keys.tokenIndex(kind, index),
+                  expiries(kind),
+                  ...(tokenKey === undefined ? [] : [tokenKey]),
+                  keys.token(kind, "")
+                )
+              // The first call learns which token the index names; the second deletes it (unless the index moved on).
+              let answer = await revokeOnce(undefined)
+              for (let attempt = 0; Array.isArray(answer) && attempt < 5; attempt++)
+                answer = await revokeOnce(keys.token(kind, String(answer[0])))
+              return answer
+            }).pipe(Effect.map((deleted) => deleted === 1)),
       count: (kind) =>
         Effect.gen(function* () {
           const now = yield* Clock.currentTimeMillis

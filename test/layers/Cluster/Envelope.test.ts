@@ -1,6 +1,7 @@
 import { describe, expect } from "bun:test"
 import { Effect, FastCheck } from "effect"
 import {
+  BatchWriter,
   bodyText,
   decodeBatch,
   decodeEnvelope,
@@ -87,5 +88,31 @@ describe("cluster envelope", () => {
       )
       expect(decodeBatch(new Uint8Array([0, 255, 255, 255, 255, 1]))).toBeUndefined()
     })
+  )
+
+  it.effect(
+    "a batch written in place is byte for byte encodeBatch's, and a lone frame the plain envelope (property)",
+    () =>
+      Effect.sync(() => {
+        FastCheck.assert(
+          FastCheck.property(nodeId, FastCheck.array(frame, { minLength: 1, maxLength: 30 }), (id, frames) => {
+            const header = envelopeHeader(id)
+            // A small first estimate makes the buffer grow while frames are written.
+            const writer = new BatchWriter(header, 0)
+            for (const f of frames) writer.add(f)
+            expect(writer.count).toBe(frames.length)
+            const [only] = frames
+            const expected =
+              frames.length === 1 && only !== undefined
+                ? encodeEnvelope(header, typeof only === "string" ? EnvelopeKind.text : EnvelopeKind.binary, only)
+                : encodeBatch(header, frames)
+            expect([...writer.finish()]).toEqual([...expected])
+          })
+        )
+        const big = new BatchWriter(envelopeHeader("n"), 0)
+        big.add("é".repeat(5000))
+        big.add(new Uint8Array(9000).fill(7))
+        expect(decodeBatch(decodeEnvelope(big.finish())!.body)!.map((f) => f.length)).toEqual([5000, 9000])
+      })
   )
 })

@@ -1,3 +1,4 @@
+import { redisKeys } from "../../../layers/Cluster/RedisKeys.ts"
 import { afterAll } from "bun:test"
 import { Clock, Context, Effect, Exit, Layer, Scope, TestClock } from "effect"
 import Redis from "ioredis"
@@ -84,7 +85,7 @@ export const redisBackend = (prefix: string): ClusterBackend => ({
         expire: (nodeId) =>
           Effect.promise(async () => {
             const redis = new Redis(redisUrl)
-            const key = `${clusterPrefix}node:${nodeId}`
+            const key = redisKeys(clusterPrefix).node(nodeId)
             const ttl = await redis.pttl(key)
             if (!(ttl > 0 && ttl <= nodeTtlMillis))
               throw new Error(`node key ${key} has no expiry within the TTL (pttl ${ttl})`)

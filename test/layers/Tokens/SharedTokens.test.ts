@@ -1,3 +1,4 @@
+import { redisKeys } from "../../../layers/Cluster/RedisKeys.ts"
 import { describe, expect } from "bun:test"
 import { Duration, Effect, Option, type Scope } from "effect"
 import Redis from "ioredis"
@@ -47,7 +48,7 @@ const redis: Backend = {
   remaining: (kind, token) =>
     Effect.promise(async () => {
       const client = new Redis(redisUrl)
-      const key = `${prefix}token:${kind}:${new Bun.CryptoHasher("sha256").update(token).digest("hex")}`
+      const key = redisKeys(prefix).token(kind, new Bun.CryptoHasher("sha256").update(token).digest("hex"))
       const ttlLeft = await client.pttl(key)
       client.disconnect()
       return ttlLeft
