@@ -117,14 +117,20 @@ export const startListening = async (
   label: string,
   command: Array<string>,
   env: Record<string, string>,
-  port: number
+  port: number,
+  timeoutMs?: number
 ) => {
   const proc = spawn(command, env)
   try {
-    await waitFor(`${label} on port ${port}`, async () => {
-      if (proc.child.exitCode !== null) throw new Error(`${label} exited with ${proc.child.exitCode}: ${proc.output()}`)
-      return portOpen(port)
-    })
+    await waitFor(
+      `${label} on port ${port}`,
+      async () => {
+        if (proc.child.exitCode !== null)
+          throw new Error(`${label} exited with ${proc.child.exitCode}: ${proc.output()}`)
+        return portOpen(port)
+      },
+      timeoutMs
+    )
   } catch (error) {
     await stopChild(proc.child)
     throw error

@@ -24,8 +24,17 @@ export interface FanoutCase {
 export const caseLabel = (c: FanoutCase) =>
   `${c.units} units, ${c.payloadBytes >= 1024 ? `${c.payloadBytes / 1024} KB` : `${c.payloadBytes} B`}`
 
+/** FANOUT_CASES=100x1024,1000x1024 (units x payload bytes) measures only those cases. */
+const chosenCases = (): Array<FanoutCase> | undefined =>
+  process.env.FANOUT_CASES?.split(",").map((text) => {
+    const [units, payloadBytes] = text.split("x").map(Number)
+    if (!Number.isInteger(units) || !Number.isInteger(payloadBytes)) throw new Error(`FANOUT_CASES: bad case ${text}`)
+    return { units: units!, payloadBytes: payloadBytes! }
+  })
+
 export const fanoutCases = (quick: boolean): Array<FanoutCase> =>
-  quick
+  chosenCases() ??
+  (quick
     ? [
         { units: 100, payloadBytes: 64 },
         { units: 1000, payloadBytes: 64 }
@@ -35,7 +44,7 @@ export const fanoutCases = (quick: boolean): Array<FanoutCase> =>
         { units: 100, payloadBytes: 1024 },
         { units: 1000, payloadBytes: 64 },
         { units: 1000, payloadBytes: 1024 }
-      ]
+      ])
 
 /** One closed-loop run at the maximum rate the slowest receiver allows. */
 export const maxRateRun = (
