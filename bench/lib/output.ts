@@ -183,6 +183,14 @@ const columns: Record<string, Array<Column>> = {
     metric("closed while idle", "closedWhileIdle", (v) => v.toFixed(0)),
     { label: "note", cell: (row) => (row.notes ?? []).join("; ") }
   ],
+  aliya: [
+    metric("requests/s", "requestsPerSec", rate),
+    metric("p50 ms", "p50Ms"),
+    metric("p99 ms", "p99Ms"),
+    metric("server CPU µs/request", "serverCpuUsPerRequest", (v) => num(v, 1)),
+    ratioColumn("rate vs ceiling", "requestsPerSec vs aliya-raw"),
+    ratioColumn("CPU efficiency vs ceiling", "cpu efficiency vs aliya-raw")
+  ],
   udp: [
     metric("packets/s observed", "packetsPerSec", rate),
     metric("server CPU µs/packet", "cpuUsPerPacket", (v) => num(v, 2)),
