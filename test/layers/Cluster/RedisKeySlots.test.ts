@@ -56,7 +56,13 @@ describe("Redis keys on one slot per operation (Redis Cluster layout)", () => {
       Effect.gen(function* () {
         const monitor = yield* Effect.promise(() => new Redis(redisUrl).monitor())
         const seen: Array<Seen> = []
-        monitor.on("monitor", (_time: string, args: Array<string>, source: string) => seen.push({ source, args }))
+        const marker = `${prefix}end-of-test`
+        // MONITOR lines arrive asynchronously: a marker command, sent last, tells when all have come.
+        const markerSeen = Promise.withResolvers<void>()
+        monitor.on("monitor", (_time: string, args: Array<string>, source: string) => {
+          seen.push({ source, args })
+          if (args[1] === marker) markerSeen.resolve()
+        })
         yield* Effect.addFinalizer(() => Effect.sync(() => monitor.disconnect()))
 
         const broker = yield* makeRedisBroker({ url: redisUrl, prefix, nodeId: "slot-a" })
@@ -94,11 +100,9 @@ describe("Redis keys on one slot per operation (Redis Cluster layout)", () => {
         yield* streams.position("room")
         yield* streams.remove("room")
 
-        // MONITOR lines arrive asynchronously: a marker command is the last of them.
-        const marker = `${prefix}end-of-test`
         const probe = new Redis(redisUrl)
         yield* Effect.promise(() => probe.get(marker))
-        while (!seen.some(({ args }) => args[1] === marker)) yield* Effect.promise(() => Bun.sleep(5))
+        yield* Effect.promise(() => markerSeen.promise)
         // What the lookups below send must not be analysed too.
         const ran = seen.slice(
           0,
