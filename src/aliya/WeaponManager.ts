@@ -16,7 +16,7 @@ import {
 import { functionRoute, functionRouteNow, orUnavailable, type RouteNow } from "./ServiceHttp.ts"
 import { insertIgnore, num, transactionally } from "./Tables.ts"
 import { inTransaction, withStatements } from "./DirectSql.ts"
-import { type Reply, reply } from "./Wire.ts"
+import { type Reply, reply, vouchedEvalSafe } from "./Wire.ts"
 
 /** Coins a reset_weapon_skill_point costs. */
 export const RESET_COST = 100
@@ -108,7 +108,7 @@ const weaponNumber = (weapon: string) => Number(weapon.slice(6))
 const LIST_WEAPONS = `SELECT weapon, ${WEAPON_COLUMNS} FROM aliya_weapons WHERE unique_id = ? AND star > 0`
 
 /** LIST_WEAPONS rows in weapon order, numbers as numbers (the driver's fresh row arrays are converted in place). */
-const inWeaponOrder = (rows: ReadonlyArray<ReadonlyArray<unknown>>) => {
+export const inWeaponOrder = (rows: ReadonlyArray<ReadonlyArray<unknown>>) => {
   // weapon1..weapon40 by number (SQL returns them in text order): one slot each, no comparisons.
   const slots: Array<Array<unknown> | undefined> = []
   for (const row of rows as ReadonlyArray<Array<unknown>>) {
@@ -244,10 +244,11 @@ export const levelUpWeaponStar = (uniqueId: string, weapon: string) =>
 /** weapon_bag1..weapon_bag40, built once. */
 const bagKeys = Array.from({ length: 40 }, (_, i) => `weapon_bag${i + 1}`)
 
-const allWeaponsReply = (rows: ReadonlyArray<ReadonlyArray<unknown>>) => {
+/** inWeaponOrder's rows as get_all_weapon's reply (they hold strings and numbers only: see vouchedEvalSafe). */
+export const allWeaponsReply = (rows: ReadonlyArray<ReadonlyArray<unknown>>) => {
   const data: Record<string, unknown> = {}
   for (let i = 0; i < rows.length; i++) data[bagKeys[i] ?? `weapon_bag${i + 1}`] = rows[i]
-  return reply(0, "success", data)
+  return reply(0, "success", vouchedEvalSafe(data))
 }
 
 export const getAllWeapon = (uniqueId: string) => orUnavailable(Effect.map(listWeaponRows(uniqueId), allWeaponsReply))
