@@ -274,17 +274,23 @@ describe("DroneEngage server-to-server link (memory transport, TestClock)", () =
     }).pipe(Effect.provide(TestServices))
   )
 
+  /** An authenticator with one linked relay ("lazy") that reads LOGINs and never answers them. */
+  const linkLazyRelay = Effect.gen(function* () {
+    yield* seedAccounts
+    const auth = yield* startAuthenticator(authenticatorConfig())
+    const lazy = yield* connect(auth.s2s.port, "/")
+    const { nonce } = yield* lazy.nextJson()
+    const sig = yield* Effect.promise(() => signChallenge("test shared secret 0123456789", "lazy", nonce))
+    yield* lazy.send(JSON.stringify({ s2s_auth: "response", id: "lazy", sig }))
+    yield* lazy.nextJson()
+    yield* lazy.send(info("lazy"))
+    yield* relayOnline(auth, "lazy")
+    return { auth, lazy }
+  })
+
   it.effect("a relay that never answers LOGIN: the login answers e 5 after 15 s (TestClock)", () =>
     Effect.gen(function* () {
-      yield* seedAccounts
-      const auth = yield* startAuthenticator(authenticatorConfig())
-      const lazy = yield* connect(auth.s2s.port, "/")
-      const { nonce } = yield* lazy.nextJson()
-      const sig = yield* Effect.promise(() => signChallenge("test shared secret 0123456789", "lazy", nonce))
-      yield* lazy.send(JSON.stringify({ s2s_auth: "response", id: "lazy", sig }))
-      yield* lazy.nextJson()
-      yield* lazy.send(info("lazy"))
-      yield* relayOnline(auth, "lazy")
+      const { auth, lazy } = yield* linkLazyRelay
       const pending = yield* Effect.fork(post(`${auth.http.url}/w/wl`, { acc: "alpha", pwd: "alpha-code" }))
       expect((yield* lazy.nextJson()).c).toBe("b")
       // One sweep a second fails unanswered LOGINs: not before the 15 s, by the sweep at 15 s.
@@ -300,15 +306,7 @@ describe("DroneEngage server-to-server link (memory transport, TestClock)", () =
     "a login placed on the spot (cached credentials) fails by the sweep, or at once when the relay leaves",
     () =>
       Effect.gen(function* () {
-        yield* seedAccounts
-        const auth = yield* startAuthenticator(authenticatorConfig())
-        const lazy = yield* connect(auth.s2s.port, "/")
-        const { nonce } = yield* lazy.nextJson()
-        const sig = yield* Effect.promise(() => signChallenge("test shared secret 0123456789", "lazy", nonce))
-        yield* lazy.send(JSON.stringify({ s2s_auth: "response", id: "lazy", sig }))
-        yield* lazy.nextJson()
-        yield* lazy.send(info("lazy"))
-        yield* relayOnline(auth, "lazy")
+        const { auth, lazy } = yield* linkLazyRelay
         const loginNow = () => Effect.fork(post(`${auth.http.url}/w/wl`, { acc: "alpha", pwd: "alpha-code" }))
         const noServer = { e: 5, em: "No available Server", cm: "/wl" }
         // The first login verifies the code (the Effect path) and caches it; it too waits for the sweep.
