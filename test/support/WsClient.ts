@@ -12,8 +12,13 @@ export interface WsClient {
   /** The next frame (text as string, binary as Uint8Array); fails the test after `within`. */
   readonly next: (within?: Duration.DurationInput) => Effect.Effect<string | Uint8Array>
   readonly nextJson: <A = any>(within?: Duration.DurationInput) => Effect.Effect<A>
-  /** Succeeds if no frame arrives within the window (to prove something was NOT delivered). */
-  readonly expectSilence: (within?: Duration.DurationInput) => Effect.Effect<void>
+  /** Waits for the server's next ping (the client has answered it with a pong by then). */
+  readonly nextPing: (within?: Duration.DurationInput) => Effect.Effect<void>
+  /**
+   * Pings the server and waits for its pong: the server has then read everything this client sent
+   * before (pongs included), without a message frame that would count as activity.
+   */
+  readonly serverHasRead: (within?: Duration.DurationInput) => Effect.Effect<void>
   readonly closed: Effect.Effect<Closed>
   readonly close: (code?: number) => Effect.Effect<void>
 }
@@ -30,6 +35,8 @@ export interface WsClientOptions {
 export const connectWs = (url: string, options: WsClientOptions = {}): Effect.Effect<WsClient, Closed, Scope.Scope> =>
   Effect.gen(function* () {
     const frames = yield* Queue.unbounded<string | Uint8Array>()
+    const pings = yield* Queue.unbounded<void>()
+    const pongs = yield* Queue.unbounded<void>()
     const closed = yield* Deferred.make<Closed>()
     const opened = yield* Deferred.make<void, Closed>()
     const socket = yield* Effect.acquireRelease(
@@ -42,6 +49,8 @@ export const connectWs = (url: string, options: WsClientOptions = {}): Effect.Ef
             frames,
             typeof event.data === "string" ? event.data : new Uint8Array(event.data as ArrayBuffer)
           )
+        ws.addEventListener("ping", () => Queue.unsafeOffer(pings, undefined))
+        ws.addEventListener("pong", () => Queue.unsafeOffer(pongs, undefined))
         ws.onclose = (event) => {
           const info = { code: event.code, reason: event.reason }
           Deferred.unsafeDone(closed, Effect.succeed(info))
@@ -62,14 +71,11 @@ export const connectWs = (url: string, options: WsClientOptions = {}): Effect.Ef
         next(within).pipe(
           Effect.map((frame) => JSON.parse(typeof frame === "string" ? frame : new TextDecoder().decode(frame)))
         ),
-      expectSilence: (within = "150 millis") =>
-        Effect.promise(
-          () => new Promise((resolve) => setTimeout(resolve, Duration.toMillis(Duration.decode(within))))
-        ).pipe(
-          Effect.zipRight(Queue.poll(frames)),
-          Effect.flatMap((frame) =>
-            frame._tag === "Some" ? Effect.dieMessage(`expected silence, got ${String(frame.value)}`) : Effect.void
-          )
+      nextPing: (within = "3 seconds") => Queue.take(pings).pipe(timeoutLive("a ping", within)),
+      serverHasRead: (within = "3 seconds") =>
+        Effect.sync(() => (socket as WebSocket & { ping: () => void }).ping()).pipe(
+          Effect.zipRight(Queue.take(pongs)),
+          timeoutLive("the server's pong", within)
         ),
       closed: Deferred.await(closed).pipe(timeoutLive("close", "5 seconds")),
       close: (code = 1000) => Effect.sync(() => socket.close(code))
