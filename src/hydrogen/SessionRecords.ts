@@ -124,21 +124,29 @@ export const makeSessionRecords = (deps: {
         ),
       /**
        * This node ends a session it holds: its record is closed (no node takes it over from then on).
-       * False when another node holds the session now (its hand-over message never came): then the
-       * session must go quietly, as for a hand-over. Without broker records there is no holder to check.
+       * "elsewhere" when another node holds the session now (its hand-over message never came): then
+       * the session must go quietly, as for a hand-over; "unknown" when the broker did not answer
+       * (the record stays as it was). Without broker records there is no holder to check.
        */
-      close: (sessionId: string): Effect.Effect<boolean> =>
+      close: (sessionId: string): Effect.Effect<"held" | "elsewhere" | "unknown"> =>
         Effect.suspend(() => {
-          if (!records) return Effect.as(Effect.ignore(store.remove(recordOf(sessionId))), true)
+          if (!records) return Effect.as(Effect.ignore(store.remove(recordOf(sessionId))), "held" as const)
           const digest = sessionDigest(sessionId)
+          const entry = remembered.get(digest)
           remembered.delete(digest)
-          return records
-            .close(recordKey(digest), origin, sessionRecordTtlMillis)
-            .pipe(
-              Effect.catchAll((error) =>
-                Effect.as(Effect.logWarning("hydrogen: could not close a session's record", error.message), true)
-              )
+          return records.close(recordKey(digest), origin, sessionRecordTtlMillis).pipe(
+            Effect.map((held) => (held ? ("held" as const) : ("elsewhere" as const))),
+            Effect.catchAll((error) =>
+              Effect.suspend(() => {
+                // Still this node's as far as it knows: refreshed again until it can be closed.
+                if (entry && !remembered.has(digest)) remembered.set(digest, entry)
+                return Effect.as(
+                  Effect.logDebug("hydrogen: could not close a session's record", error.message),
+                  "unknown" as const
+                )
+              })
             )
+          )
         }),
       /** Tells the other nodes that this node now holds the session (by digest: the id is a secret). */
       took: (sessionId: string) => bus.publish(sessionsSubject, `${origin}\n${sessionDigest(sessionId)}`),

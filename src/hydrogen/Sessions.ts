@@ -84,16 +84,25 @@ export const makeSessions = (deps: {
 
     /** Sessions this node is ending while it checks who holds them: a resume here waits for the answer. */
     const closing = new Map<string, Deferred.Deferred<void>>()
-    const end = (session: Session, reason: string) =>
+    /**
+     * Ends a session here. On a cluster node another node may hold it now (its hand-over message was
+     * lost): then it goes quietly. `retry`: when the broker cannot tell, the session waits (detached)
+     * for the next sweep instead of ending as this node's.
+     */
+    const end = (session: Session, reason: string, retry = false) =>
       Effect.suspend(() => {
         if (!letGo(session)) return Effect.void
         if (!cluster) return ended(session, reason)
         const done = Deferred.unsafeMake<void>(FiberId.none)
         closing.set(session.id, done)
-        // Another node may hold the session now (its hand-over message lost): then it goes quietly.
-        return Effect.flatMap(cluster.close(session.id), (held) =>
-          held ? ended(session, reason) : handedOverHere(session)
-        ).pipe(
+        return Effect.flatMap(cluster.close(session.id), (holder) => {
+          if (holder === "elsewhere") return handedOverHere(session)
+          if (holder === "held" || !retry) return ended(session, reason)
+          return Effect.sync(() => {
+            held(session)
+            detached.add(session)
+          })
+        }).pipe(
           Effect.ensuring(
             Effect.suspend(() => {
               closing.delete(session.id)
@@ -137,7 +146,7 @@ export const makeSessions = (deps: {
 
     yield* sweepEvery("recovery window", Duration.seconds(1), detached, (session, now) =>
       session.detachedAt !== undefined && now - session.detachedAt >= windowMillis
-        ? end(session, "session_expired")
+        ? end(session, "session_expired", true)
         : undefined
     )
 
@@ -220,7 +229,12 @@ export const makeSessions = (deps: {
       Effect.gen(function* () {
         // This node is ending its copy right now: once it knows who holds the session, the record tells.
         const ending = closing.get(sessionId)
-        if (ending) yield* Deferred.await(ending)
+        if (ending) {
+          yield* Deferred.await(ending)
+          // Kept here: the broker could not say who holds it.
+          const kept = sessions.get(sessionId)
+          if (kept) return kept
+        }
         const subscriptions = yield* cluster!.takeOver(sessionId)
         if (subscriptions === undefined) return undefined
         const session = new Session(sessionId, current.identity, current.connection!)

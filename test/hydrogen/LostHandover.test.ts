@@ -109,9 +109,8 @@ for (const backend of hydrogenBackends()) {
 }
 
 describe("Hydrogen cluster: a lost hand-over message (memory hub, TestClock)", () => {
-  const nodes = (overrides: Partial<HydrogenSettings>) =>
+  const nodes = (overrides: Partial<HydrogenSettings>, hub = new MemoryBrokerHub()) =>
     Effect.gen(function* () {
-      const hub = new MemoryBrokerHub()
       const shared = Layer.succeedContext(yield* Layer.build(Layer.merge(MemoryTokensLive, MemoryStreamStore)))
       const network = yield* Effect.provide(MemoryNetwork, MemoryNetwork.Default)
       const node = (id: string) =>
@@ -168,6 +167,46 @@ describe("Hydrogen cluster: a lost hand-over message (memory hub, TestClock)", (
         consumer.check(5)
         yield* ok(consumer.client!, "system", "ping")
         expect(yield* nodeMetric(c, "switchboard_hydrogen_acks_pending")).toBe(0)
+      })
+  )
+
+  it.effect(
+    "the broker is away when A's window ends: A keeps its copy until it can read the holder, then lets go",
+    () =>
+      Effect.gen(function* () {
+        const hub = new MemoryBrokerHub()
+        const {
+          network,
+          nodes: [a, b, c]
+        } = yield* nodes({ recoveryWindow: Duration.seconds(5) }, hub)
+        yield* missHandOvers(a)
+        const scope = yield* Effect.scope
+        const consumer = new ReliableClient(channel, network)
+        const onA = yield* connection(scope)
+        yield* consumer.join(a, onA)
+        const source = yield* publisher(c, scope)
+        yield* publishEvents(source, channel, 1, 2, true)
+        yield* consumer.until(2)
+        yield* Scope.close(onA, Exit.void)
+        const onB = yield* connection(scope)
+        expect(yield* consumer.join(b, onB)).toEqual({ recovered: true, replayed: 0 })
+
+        hub.setDown(true)
+        yield* advance(7)
+        // Nothing decided while the record cannot be read: no token revoked, nothing reported.
+        expect(yield* nodeMetric(a, "switchboard_hydrogen_sessions")).toBe(1)
+        expect(yield* nodeMetric(a, "switchboard_hydrogen_sessions_handed_over_total")).toBe(0)
+        expect(yield* nodeMetric(a, 'switchboard_hydrogen_undeliverable_total{reason="session_expired"}')).toBe(0)
+        hub.setDown(false)
+        yield* advance(2)
+        yield* handedOver(a, 1)
+        yield* letGoQuietly(a)
+
+        yield* Scope.close(onB, Exit.void)
+        yield* publishEvents(source, channel, 3, 2, true)
+        expect(yield* consumer.join(c, scope)).toEqual({ recovered: true, replayed: 2 })
+        yield* consumer.until(4)
+        consumer.check(4)
       })
   )
 
