@@ -93,15 +93,61 @@ export interface CounterStore {
 }
 
 /**
- * Small records that expire unless written again (a Hydrogen session's subscriptions): whoever holds
- * one refreshes it by putting it again, so it outlives a dead holder by at most its TTL. Every put
- * of a cluster uses the same TTL (NATS: the bucket's max age, set by the first put).
+ * Small records that expire unless written again, each held by one node (a Hydrogen session's
+ * subscriptions, held by the node serving the session): the holder refreshes its records by putting
+ * them again, so one outlives a dead holder by at most its TTL. Every write is one atomic step that
+ * looks at the holder first (a script on Redis, a compare-and-set on the NATS KV revision), so a
+ * node that lost a record to another learns it instead of writing over it. Every put of a cluster
+ * uses the same TTL (NATS: the bucket's max age, set by the first put).
  */
 export interface RecordStore {
-  readonly put: (key: string, value: string, ttlMillis: number) => Effect.Effect<void, BrokerUnavailable>
-  readonly get: (key: string) => Effect.Effect<string | undefined, BrokerUnavailable>
-  readonly remove: (key: string) => Effect.Effect<void, BrokerUnavailable>
+  /** The record and its holder now; undefined when there is none, it expired or it was closed. */
+  readonly get: (key: string) => Effect.Effect<HeldRecord | undefined, BrokerUnavailable>
+  /**
+   * Writes `value` as `holder`'s for `ttlMillis`. "take": from any holder; "keep": only while
+   * `holder` holds it or no one does (absent or expired). Never over a closed record. True when written.
+   */
+  readonly put: (
+    key: string,
+    holder: string,
+    value: string,
+    ttlMillis: number,
+    mode: "take" | "keep"
+  ) => Effect.Effect<boolean, BrokerUnavailable>
+  /**
+   * `holder` is done with the record: it reads as absent and no one can take it for `ttlMillis`.
+   * False, and nothing changes, when another node holds it.
+   */
+  readonly close: (key: string, holder: string, ttlMillis: number) => Effect.Effect<boolean, BrokerUnavailable>
 }
+
+export interface HeldRecord {
+  readonly holder: string
+  readonly value: string
+}
+
+/** How a held record is stored (`<holder>\n<value>`; a holder is never empty, has no newline); closed: a lone newline. */
+export const heldRecordText = (holder: string, value: string) => `${holder}\n${value}`
+export const closedRecordText = "\n"
+/** What a stored text holds: "closed", or the holder ("" for none) and the value. */
+export const parseHeldRecord = (text: string | undefined): HeldRecord | "closed" | undefined => {
+  if (text === undefined) return undefined
+  if (text === closedRecordText) return "closed"
+  const newline = text.indexOf("\n")
+  return newline < 0 ? { holder: "", value: text } : { holder: text.slice(0, newline), value: text.slice(newline + 1) }
+}
+/** Whether `holder` may write over `current` with `mode` (the rule every backend applies atomically). */
+export const recordWritable = (
+  current: HeldRecord | "closed" | undefined,
+  holder: string,
+  mode: "take" | "keep" | "close"
+) => {
+  if (current === "closed") return mode === "close"
+  if (current === undefined || mode === "take") return true
+  return current.holder === "" || current.holder === holder
+}
+/** A holder names a node: never empty, never with a newline (the stored text's separator). */
+export const validHolder = (holder: string) => holder !== "" && !holder.includes("\n")
 
 /** The longest counter window the brokers keep (NATS: the max age of the windows bucket). */
 export const maxCounterWindowMillis = 10 * 60 * 1000

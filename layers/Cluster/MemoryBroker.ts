@@ -3,6 +3,10 @@ import {
   type Broker,
   BrokerUnavailable,
   type ClaimStore,
+  closedRecordText,
+  heldRecordText,
+  parseHeldRecord,
+  recordWritable,
   type CounterStore,
   holderLiveness,
   type PresenceStore,
@@ -20,7 +24,7 @@ export class MemoryBrokerHub {
   private readonly claimed = new Map<string, Map<string, string>>()
   private readonly counted = new Map<string, { n: number; until: number }>()
   private readonly maxima = new Map<string, number>()
-  private readonly stored = new Map<string, { value: string; until: number }>()
+  private readonly stored = new Map<string, { text: string; until: number }>()
   private readonly reconnects = new Map<string, Array<() => void>>()
   private readonly disconnects = new Map<string, Array<() => void>>()
   private readonly killed = new Set<string>()
@@ -105,15 +109,28 @@ export class MemoryBrokerHub {
           return previous
         })
     }
+    /** The stored text of a record, or undefined once it has expired (Clock time). */
+    const storedText = (key: string, now: number) => {
+      const record = this.stored.get(key)
+      if (record !== undefined && record.until <= now) this.stored.delete(key)
+      return record !== undefined && record.until > now ? record.text : undefined
+    }
+    /** Each check and write is one synchronous step: the hub's compare-and-set. */
+    const writeIf = (key: string, text: string, holder: string, mode: "take" | "keep" | "close", ttlMillis: number) =>
+      guard((now) => {
+        if (!recordWritable(parseHeldRecord(storedText(key, now)), holder, mode)) return false
+        this.stored.set(key, { text, until: now + ttlMillis })
+        return true
+      })
     const records: RecordStore = {
-      put: (key, value, ttlMillis) => guard((now) => void this.stored.set(key, { value, until: now + ttlMillis })),
       get: (key) =>
         guard((now) => {
-          const record = this.stored.get(key)
-          if (record !== undefined && record.until <= now) this.stored.delete(key)
-          return record !== undefined && record.until > now ? record.value : undefined
+          const record = parseHeldRecord(storedText(key, now))
+          return record === "closed" ? undefined : record
         }),
-      remove: (key) => guard(() => void this.stored.delete(key))
+      put: (key, holder, value, ttlMillis, mode) =>
+        writeIf(key, heldRecordText(holder, value), holder, mode, ttlMillis),
+      close: (key, holder, ttlMillis) => writeIf(key, closedRecordText, holder, "close", ttlMillis)
     }
     return {
       kind: "memory",

@@ -6,10 +6,14 @@ import {
   BrokerUnavailable,
   type ClaimStore,
   type CounterStore,
+  closedRecordText,
+  heldRecordText,
   holderLiveness,
   maxCounterWindowMillis,
   type PresenceStore,
+  parseHeldRecord,
   type RecordStore,
+  recordWritable,
   redactUrl
 } from "./Broker.ts"
 
@@ -231,15 +235,29 @@ export const makeNatsBroker = (options: NatsBrokerOptions) =>
         return undefined
       }
     }
+    /** A compare-and-set on the entry's revision: the holder rule and the write are one step. */
+    const writeRecord = (
+      key: string,
+      holder: string,
+      text: string,
+      ttlMillis: number,
+      mode: "take" | "keep" | "close"
+    ) =>
+      call(async () =>
+        compareAndSet(await openRecords(ttlMillis), token(key), (current) =>
+          recordWritable(parseHeldRecord(current), holder, mode) ? { write: text, result: true } : { result: false }
+        )
+      )
     const records: RecordStore = {
-      put: (key, value, ttlMillis) =>
-        call(async () => void (await (await openRecords(ttlMillis)).put(token(key), value))),
       get: (key) =>
         call(async () => {
           const entry = await inRecords((kv) => kv.get(token(key)))
-          return entry?.operation === "PUT" ? entry.string() : undefined
+          const record = parseHeldRecord(entry?.operation === "PUT" ? entry.string() : undefined)
+          return record === "closed" ? undefined : record
         }),
-      remove: (key) => call(async () => void (await inRecords((kv) => kv.purge(token(key)))))
+      put: (key, holder, value, ttlMillis, mode) =>
+        writeRecord(key, holder, heldRecordText(holder, value), ttlMillis, mode),
+      close: (key, holder, ttlMillis) => writeRecord(key, holder, closedRecordText, ttlMillis, "close")
     }
     const presence: PresenceStore = {
       put: (room, key, entry) => call(() => members.put(`${token(room)}.${token(key)}`, entry)).pipe(Effect.asVoid),

@@ -5,6 +5,9 @@ import {
   type ClaimMode,
   type ClaimStore,
   type CounterStore,
+  closedRecordText,
+  heldRecordText,
+  parseHeldRecord,
   type PresenceStore,
   type RecordStore
 } from "./Broker.ts"
@@ -77,6 +80,23 @@ if tonumber(ARGV[1]) > previous then
   if ARGV[2] == '0' then redis.call('SET', KEYS[1], ARGV[1]) else redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
 end
 return previous
+`
+
+/**
+ * A held record (`<holder>\n<value>`, closed: a lone newline) written only when the rule of
+ * RecordStore allows it. KEYS[1] the record; ARGV: holder, the text to write, TTL, mode (take, keep, close).
+ */
+const writeRecordScript = `
+local current = redis.call('GET', KEYS[1])
+if current == '\\n' then
+  if ARGV[4] ~= 'close' then return 0 end
+elseif current and ARGV[4] ~= 'take' then
+  local newline = string.find(current, '\\n', 1, true)
+  local holder = newline and string.sub(current, 1, newline - 1) or ''
+  if holder ~= '' and holder ~= ARGV[1] then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
 `
 
 const toBuffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
@@ -193,11 +213,22 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
         call(() => commands.hgetall(claimsKey(scope))).pipe(Effect.map((fields) => Object.entries(fields)))
     }
     const recordKey = keys.record
+    const writeRecord = (key: string, holder: string, text: string, ttlMillis: number, mode: string) =>
+      call(
+        () =>
+          commands.eval(writeRecordScript, 1, recordKey(key), holder, text, String(ttlMillis), mode) as Promise<number>
+      ).pipe(Effect.map((written) => written === 1))
     const records: RecordStore = {
-      put: (key, value, ttlMillis) =>
-        call(() => commands.set(recordKey(key), value, "PX", ttlMillis)).pipe(Effect.asVoid),
-      get: (key) => call(() => commands.get(recordKey(key))).pipe(Effect.map((value) => value ?? undefined)),
-      remove: (key) => call(() => commands.del(recordKey(key))).pipe(Effect.asVoid)
+      get: (key) =>
+        call(() => commands.get(recordKey(key))).pipe(
+          Effect.map((text) => {
+            const record = parseHeldRecord(text ?? undefined)
+            return record === "closed" ? undefined : record
+          })
+        ),
+      put: (key, holder, value, ttlMillis, mode) =>
+        writeRecord(key, holder, heldRecordText(holder, value), ttlMillis, mode),
+      close: (key, holder, ttlMillis) => writeRecord(key, holder, closedRecordText, ttlMillis, "close")
     }
     const counters: CounterStore = {
       add: (key, by, windowMillis) =>

@@ -19,11 +19,11 @@ import type { HydrogenError } from "./Errors.ts"
 import { StorageError } from "../storage/Account.ts"
 import type { StreamEntry } from "../storage/Stream.ts"
 import { ClusterBroker, type RecordStore } from "../../layers/Cluster/Broker.ts"
-import { repeatEvery } from "../shared/Sweeps.ts"
 import { Federation, type FederationService } from "../../layers/Federation/Federation.ts"
 import type { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import type { ChannelState, Prepared } from "./Delivery.ts"
-import { AckedEvent, type Session, type Subscription } from "./Session.ts"
+import { AckedEvent, type Subscription } from "./Session.ts"
+import { makeSessionRecords } from "./SessionRecords.ts"
 import { eventOrdinal } from "./EventIds.ts"
 
 /**
@@ -57,17 +57,6 @@ export const HydrogenClusterOnFederation = Layer.effect(
 )
 
 const channelSubject = (name: string) => `hydrogen/channel/${name}`
-const sessionsSubject = "hydrogen/sessions"
-/** A session's subscriptions, kept in the shared store under a digest of its (secret) id. */
-export const sessionDigest = (sessionId: string) => new Bun.CryptoHasher("sha256").update(sessionId).digest("hex")
-const recordOf = (sessionId: string) => `hydrogen-session:${sessionDigest(sessionId)}`
-/**
- * A session record outlives the node holding it by at most this: each node puts its sessions' records
- * again every `sessionRecordRefresh` (one server-wide sweep), so a dead node's expire by themselves.
- */
-export const sessionRecordTtlMillis = 60_000
-export const sessionRecordRefresh = "20 seconds"
-
 /** Where a reliable channel's local delivery stands on this node: every seq up to it has been delivered. */
 interface Sequence {
   delivered: number
@@ -111,24 +100,7 @@ export const makeClusterChannels = (deps: {
     /** Channels listened to: the subscription's scope, and when the broker confirmed it. */
     const watched = new Map<string, { readonly scope: Scope.CloseableScope; readonly ready: Deferred.Deferred<void> }>()
     const parentScope = yield* Effect.scope
-    const records = bus.records
-    /** The records of the sessions this node holds (key → payload), put again by the refresh sweep. */
-    const remembered = new Map<string, string>()
-    if (records)
-      yield* repeatEvery("hydrogen session records", sessionRecordRefresh, () =>
-        Effect.forEach(
-          [...remembered],
-          ([key, payload]) =>
-            records
-              .put(key, payload, sessionRecordTtlMillis)
-              .pipe(
-                Effect.catchAll((error) =>
-                  Effect.logWarning("hydrogen: could not refresh a session's record", error.message)
-                )
-              ),
-          { concurrency: 16, discard: true }
-        )
-      )
+    const sessionRecords = yield* makeSessionRecords({ bus, store, origin, storageFailed: deps.storageFailed })
 
     const prepared = (channel: ChannelState, event: WireEvent, text: string, now: number): Prepared => {
       const publication: Publication = {
@@ -302,69 +274,7 @@ export const makeClusterChannels = (deps: {
           })
         }),
 
-      /** Keeps the session's subscriptions in the shared store, for a resume on another node. */
-      remember: (session: Session) => {
-        const key = recordOf(session.id)
-        const payload = JSON.stringify(
-          [...session.subscriptions.values()].map((s) => [s.channel, s.filter ?? null, s.priority])
-        )
-        if (records) remembered.set(key, payload)
-        const stored: Effect.Effect<void, Error> = records
-          ? records.put(key, payload, sessionRecordTtlMillis)
-          : Effect.asVoid(store.append(key, payload, { maxEntries: 1 }))
-        return stored.pipe(
-          Effect.catchAll((error) =>
-            Effect.logWarning("hydrogen: could not share a session's subscriptions", error.message)
-          )
-        )
-      },
-      /** The subscriptions a session had on whichever node held it last. */
-      recall: (sessionId: string) =>
-        (records
-          ? records
-              .get(recordOf(sessionId))
-              .pipe(Effect.mapError((error) => new StorageError({ message: error.message, cause: error })))
-          : Effect.map(store.readAfter(recordOf(sessionId), 0), (entries) => entries.at(-1)?.payload)
-        ).pipe(
-          Effect.map((payload): ReadonlyArray<Subscription> => {
-            if (payload === undefined) return []
-            return (JSON.parse(payload) as Array<[string, Subscription["filter"] | null, "normal" | "high"]>).map(
-              ([channel, filter, priority]) => ({
-                channel,
-                filter: filter ?? undefined,
-                priority,
-                native: filter === null && priority === "normal"
-              })
-            )
-          }),
-          deps.storageFailed("reading a session")
-        ),
-      /** The session ended for good: its shared record goes. */
-      drop: (sessionId: string) =>
-        Effect.suspend(() => {
-          const key = recordOf(sessionId)
-          if (!records) return Effect.ignore(store.remove(key))
-          remembered.delete(key)
-          return Effect.ignore(records.remove(key))
-        }),
-      /** Tells the other nodes that this node now holds the session (by digest: the id is a secret). */
-      took: (sessionId: string) => bus.publish(sessionsSubject, `${origin}\n${sessionDigest(sessionId)}`),
-      /** Runs `release` with the digest of each session another node took over. */
-      onTaken: (release: (digest: string) => Effect.Effect<void>) =>
-        Effect.gen(function* () {
-          const queue = yield* bus.subscribe(sessionsSubject)
-          yield* Effect.forkScoped(
-            Effect.forever(
-              Effect.flatMap(Queue.take(queue), (payload) => {
-                const newline = payload.indexOf("\n")
-                if (payload.slice(0, newline) === origin) return Effect.void
-                // The record is the new holder's to refresh now.
-                remembered.delete(`hydrogen-session:${payload.slice(newline + 1)}`)
-                return release(payload.slice(newline + 1))
-              })
-            )
-          )
-        })
+      ...sessionRecords
     }
   })
 

@@ -1,4 +1,4 @@
-import { Clock, Duration, Effect, Option, SubscriptionRef } from "effect"
+import { Clock, Deferred, Duration, Effect, FiberId, Option, SubscriptionRef } from "effect"
 import type { HydrogenSettings } from "./Config.ts"
 import { applicationError, authenticationError, ErrorCodes, type HydrogenError, protocolError } from "./Errors.ts"
 import type { Identity } from "./Permissions.ts"
@@ -10,7 +10,7 @@ import type { RecoverFrom } from "./Recovery.ts"
 import type { Channels, SubscribeResult } from "./Channels.ts"
 import { type HydrogenConnection, Session } from "./Session.ts"
 import { sweepEvery } from "../shared/Sweeps.ts"
-import { sessionDigest } from "./Cluster.ts"
+import { sessionDigest } from "./SessionRecords.ts"
 
 /** The Tokens kind of resume tokens (session ids). */
 const resumeTokens = "hydrogen/session"
@@ -82,23 +82,71 @@ export const makeSessions = (deps: {
       return true
     }
 
-    const end = (session: Session, reason: string) =>
+    /** Sessions this node is ending while it checks who holds them: a resume here waits for the answer. */
+    const closing = new Map<string, Deferred.Deferred<void>>()
+    /**
+     * Ends a session here. On a cluster node another node may hold it now (its hand-over message was
+     * lost): then it goes quietly. `retry`: when the broker cannot tell, the session waits (detached)
+     * for the next sweep instead of ending as this node's.
+     */
+    const end = (session: Session, reason: string, retry = false) =>
       Effect.suspend(() => {
         if (!letGo(session)) return Effect.void
-        return Effect.all(
-          [
-            tokens.revoke(resumeTokens, session.id),
-            channels.forget(session),
-            acks.abandonAll(session, reason),
-            cluster ? cluster.drop(session.id) : Effect.void
-          ],
-          { discard: true }
+        if (!cluster) return ended(session, reason)
+        const done = Deferred.unsafeMake<void>(FiberId.none)
+        closing.set(session.id, done)
+        return Effect.flatMap(cluster.close(session.id), (holder) => {
+          if (holder === "elsewhere") return handedOverHere(session)
+          if (holder === "held" || !retry) return ended(session, reason)
+          return Effect.sync(() => {
+            held(session)
+            detached.add(session)
+          })
+        }).pipe(
+          Effect.ensuring(
+            Effect.suspend(() => {
+              closing.delete(session.id)
+              return Deferred.succeed(done, undefined)
+            })
+          )
         )
       })
+    /** The session ends for good: its token goes and its unacked events are undeliverable. */
+    const ended = (session: Session, reason: string) =>
+      Effect.all(
+        [tokens.revoke(resumeTokens, session.id), channels.forget(session), acks.abandonAll(session, reason)],
+        {
+          discard: true
+        }
+      )
+    /**
+     * Another node holds the session now: its connection here closes as replaced (4004), and it goes
+     * without revoking its token or its shared record (both are the other node's). Unacked events of
+     * reliable channels are replayed there; the others are reported undeliverable (resumed_elsewhere).
+     */
+    const handedOverHere = (session: Session) =>
+      // Subscriptions go first, while the connection is still there to leave the channel rooms.
+      channels.forget(session).pipe(
+        Effect.zipRight(
+          Effect.suspend(() => {
+            const connection = session.connection
+            session.connection = undefined
+            connection?.close(CloseCodes.replaced)
+            return acks.handedOver(session)
+          })
+        ),
+        // Counted last, so whoever waits on it sees the session fully gone from this node.
+        Effect.zipRight(
+          Effect.suspend(() => {
+            handovers.inc()
+            return SubscriptionRef.update(handedOver, (count) => count + 1)
+          })
+        )
+      )
 
     yield* sweepEvery("recovery window", Duration.seconds(1), detached, (session, now) =>
       session.detachedAt !== undefined && now - session.detachedAt >= windowMillis
-        ? end(session, "session_expired")
+        ? end(session, "session_expired", true)
         : undefined
     )
 
@@ -176,10 +224,19 @@ export const makeSessions = (deps: {
         return { session: previous, channels: results }
       })
 
-    /** Rebuilds a session held elsewhere from its shared record, and tells the other nodes to let it go. */
+    /** Rebuilds a session held elsewhere from its shared record, and tells the other nodes to let it go; undefined when it ended. */
     const takeOver = (sessionId: string, current: Session) =>
       Effect.gen(function* () {
-        const subscriptions = yield* cluster!.recall(sessionId)
+        // This node is ending its copy right now: once it knows who holds the session, the record tells.
+        const ending = closing.get(sessionId)
+        if (ending) {
+          yield* Deferred.await(ending)
+          // Kept here: the broker could not say who holds it.
+          const kept = sessions.get(sessionId)
+          if (kept) return kept
+        }
+        const subscriptions = yield* cluster!.takeOver(sessionId)
+        if (subscriptions === undefined) return undefined
         const session = new Session(sessionId, current.identity, current.connection!)
         for (const subscription of subscriptions) session.subscriptions.set(subscription.channel, subscription)
         held(session)
@@ -187,32 +244,12 @@ export const makeSessions = (deps: {
         return session
       })
 
-    // Another node took over one of ours: its connection closes as replaced (4004), and the session goes
-    // without revoking its token or its shared record (both are the new node's now). Unacked events of
-    // reliable channels are replayed there; the others are reported undeliverable (resumed_elsewhere).
+    // Another node took over one of ours (announced, or found in the record when the announcement was lost).
     if (cluster)
       yield* cluster.onTaken((digest) =>
         Effect.suspend(() => {
           const session = byDigest.get(digest)
-          if (!session || !letGo(session)) return Effect.void
-          // Subscriptions go first, while the connection is still there to leave the channel rooms.
-          return channels.forget(session).pipe(
-            Effect.zipRight(
-              Effect.suspend(() => {
-                const connection = session.connection
-                session.connection = undefined
-                connection?.close(CloseCodes.replaced)
-                return acks.handedOver(session)
-              })
-            ),
-            // Counted last, so whoever waits on it sees the session fully gone from this node.
-            Effect.zipRight(
-              Effect.suspend(() => {
-                handovers.inc()
-                return SubscriptionRef.update(handedOver, (count) => count + 1)
-              })
-            )
-          )
+          return session && letGo(session) ? handedOverHere(session) : Effect.void
         })
       )
 

@@ -5,42 +5,25 @@ import { MemoryBrokerHub } from "../../layers/Cluster/MemoryBroker.ts"
 import { MemoryStreamStore } from "../../layers/Storage/MemoryStreamStore.ts"
 import { MemoryTokensLive } from "../../layers/Tokens/MemoryTokens.ts"
 import { MemoryNetwork } from "../../layers/Transport/MemoryTransport.ts"
-import { sessionDigest, sessionRecordTtlMillis } from "../../src/hydrogen/Cluster.ts"
+import { sessionDigest, sessionRecordTtlMillis } from "../../src/hydrogen/SessionRecords.ts"
 import { it } from "../support/effect.ts"
 import {
   type HydrogenNode,
   handedOver,
   hydrogenBackends,
   nodeMetric,
+  type Publisher,
+  publishEvents,
+  publisher,
   ReliableClient,
   startNode
 } from "./clusterNodes.ts"
-import { adminKey, command, ok } from "./support.ts"
+import { command, ok } from "./support.ts"
 
 const channel = "orders"
 
-/** A publisher's connection to a node. */
-const publisher = (node: HydrogenNode, scope: Scope.Scope) =>
-  Scope.extend(
-    node.network.connect(node.port, "/", {
-      "sec-websocket-protocol": "hydrogen-protocol",
-      authorization: `Key ${adminKey}`
-    }),
-    scope
-  )
-
-/** Publishes `count` events (numbered from `from`) one command at a time, each answered before the next. */
-const publishRun = (
-  client: Effect.Effect.Success<ReturnType<typeof publisher>>,
-  from: number,
-  count: number,
-  ack = false
-) =>
-  Effect.forEach(
-    Array.from({ length: count }, (_, i) => from + i),
-    (n) => ok(client, "events", "publish", { channel, action: "created", data: { n }, ack }),
-    { discard: true }
-  )
+const publishRun = (client: Publisher, from: number, count: number, ack = false) =>
+  publishEvents(client, channel, from, count, ack)
 
 for (const backend of hydrogenBackends()) {
   describe(`Hydrogen cluster on ${backend.name}`, () => {

@@ -32,7 +32,7 @@ import {
   redisUrl,
   runPrefix
 } from "../layers/Cluster/backends.ts"
-import { adminKey, command, testSettings } from "./support.ts"
+import { adminKey, command, ok, testSettings } from "./support.ts"
 
 /** Per node: its broker, and the cluster-wide Tokens and history it reaches (shared instances on memory). */
 export interface HydrogenBackend {
@@ -131,6 +131,26 @@ export const startNode = (
   })
 
 export type HydrogenNode = Effect.Effect.Success<ReturnType<typeof startNode>>
+
+/** A publisher's connection to a node. */
+export const publisher = (node: HydrogenNode, scope: Scope.Scope) =>
+  Scope.extend(
+    node.network.connect(node.port, "/", {
+      "sec-websocket-protocol": "hydrogen-protocol",
+      authorization: `Key ${adminKey}`
+    }),
+    scope
+  )
+
+export type Publisher = Effect.Effect.Success<ReturnType<typeof publisher>>
+
+/** Publishes `count` events (numbered from `from`) one command at a time, each answered before the next. */
+export const publishEvents = (client: Publisher, channel: string, from: number, count: number, ack = false) =>
+  Effect.forEach(
+    Array.from({ length: count }, (_, i) => from + i),
+    (n) => ok(client, "events", "publish", { channel, action: "created", data: { n }, ack }),
+    { discard: true }
+  )
 
 /** A metric's value on a node (0 when absent). */
 export const nodeMetric = (node: HydrogenNode, series: string) =>

@@ -80,8 +80,8 @@ describe("Redis keys on one slot per operation (Redis Cluster layout)", () => {
         yield* broker.claims.release("scope", "x", "slot-a/1")
         yield* broker.counters.add("hits", 2, 1000)
         yield* broker.counters.raise("block", 7, 1000)
-        yield* broker.records.put("session", "v", 1000)
-        yield* broker.records.remove("session")
+        yield* broker.records.put("session", "slot-a", "v", 1000, "keep")
+        yield* broker.records.close("session", "slot-a", 1000)
 
         const tokens = yield* makeRedisTokens({ url: redisUrl, prefix })
         const session = yield* tokens.issue("kind", "value", Duration.minutes(1), "idx")
