@@ -1,11 +1,11 @@
-import { Deferred, Effect, FiberId } from "effect"
+import { Deferred, Effect, FiberId, Schedule } from "effect"
 import type { OrderedDelivery } from "../../layers/Rooms/Rooms.ts"
 import type { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import type { Connection, WireMessage } from "../../layers/Transport/Transport.ts"
 import type { StreamBounds, StreamEntry } from "../storage/Stream.ts"
 import { readStoredMessage, storedLine, storedMessage, storedToBytes } from "./HistoryText.ts"
 import { Command, encodeNewMessage, encodePacket, packet } from "./Packet.ts"
-import { RoomOrder, unwrap, wrapAfter, wrapNumbered } from "./RoomOrder.ts"
+import { RoomOrder, unwrap, wrapAfter, wrapNumbered, wrapReach } from "./RoomOrder.ts"
 
 /** The sender of a message, as the rooms know it. */
 export interface Sender {
@@ -104,12 +104,29 @@ export const openSequencedRoom = (options: SequencingOptions, name: string, stre
   const stopReceiving = ordered.receive(name, (message) => {
     const unwrapped = unwrap(message)
     if (unwrapped === undefined) order.offerAfter(0, message)
+    else if (unwrapped.reach) order.reach(unwrapped.n)
     else if (unwrapped.numbered) order.offer(unwrapped.n, unwrapped.frame)
     else order.offerAfter(unwrapped.n, unwrapped.frame)
   })
 
   /** The highest seq this node's own messages got: frames without a seq go after them. */
   let lastStored = 0
+
+  // After an outage, what other nodes sent meanwhile may be lost: read how far the history got and fill up to there
+  // (the fill goes through the order, so a frame arriving meanwhile is still handed out once); and tell the others
+  // how far this node's own messages got, in case it was only this node's connection that was cut.
+  const catchUp = store.position(stream).pipe(
+    Effect.map((position) => order.reach(position.last)),
+    Effect.tapError(failed("read")),
+    Effect.retry({ schedule: Schedule.spaced("1 second"), while: () => !closed }),
+    Effect.ignore
+  )
+  const stopResuming = ordered.resumed(() => {
+    if (closed) return
+    const known = Math.max(order.delivered ?? 0, lastStored)
+    if (known > 0) ordered.elsewhere(name, wrapReach(known))
+    runFork(catchUp)
+  })
   const sendAfter = (frame: Uint8Array, except?: Connection<unknown>) => {
     const after = Math.max(order.delivered ?? 0, lastStored)
     ordered.elsewhere(name, wrapAfter(after, frame))
@@ -206,6 +223,7 @@ export const openSequencedRoom = (options: SequencingOptions, name: string, stre
     close: () => {
       closed = true
       stopReceiving()
+      stopResuming()
     }
   }
 }

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test"
 import { FastCheck as fc } from "effect"
 import { readStoredMessage, storedMessage } from "../../src/chat/HistoryText.ts"
-import { RoomOrder, unwrap, wrapAfter, wrapNumbered } from "../../src/chat/RoomOrder.ts"
+import { RoomOrder, unwrap, wrapAfter, wrapNumbered, wrapReach } from "../../src/chat/RoomOrder.ts"
 
 const frameOf = (label: string) => new TextEncoder().encode(label)
 const labelOf = (frame: string | Uint8Array) => (typeof frame === "string" ? frame : new TextDecoder().decode(frame))
@@ -14,6 +14,12 @@ describe("chat room order (cluster delivery in seq order)", () => {
         expect(unwrap(wrapped)).toEqual({ numbered, n, frame })
       })
     )
+    expect(unwrap(wrapReach(2 ** 40 + 7))).toEqual({
+      numbered: false,
+      reach: true,
+      n: 2 ** 40 + 7,
+      frame: new Uint8Array(0)
+    })
     expect(unwrap("text")).toBeUndefined()
     expect(unwrap(Uint8Array.of(0x45, 0x6a, 0x38, 0x40, 0, 0, 0, 0, 0, 0))).toBeUndefined()
   })
@@ -110,5 +116,31 @@ describe("chat room order (cluster delivery in seq order)", () => {
       }),
       { numRuns: 300 }
     )
+  })
+
+  test("the history reaching a seq (after an outage) fills up to it with no later frame; one arriving meanwhile goes once", () => {
+    const out: Array<string> = []
+    let fills = 0
+    const order = new RoomOrder(
+      (frame) => out.push(labelOf(frame)),
+      () => fills++
+    )
+    order.start(2)
+    order.reach(2)
+    expect(order.fillTarget()).toBeUndefined()
+    order.reach(5)
+    expect([fills, order.fillTarget()]).toEqual([1, 5])
+    // Seq 4 comes live while the fill is read: held, and handed out once, in its place.
+    order.offer(4, frameOf("4 live"))
+    expect(out).toEqual([])
+    order.filled(
+      2,
+      5,
+      [3, 4, 5].map((seq) => [seq, frameOf(`${seq} read`)] as const)
+    )
+    expect(out).toEqual(["3 read", "4 live", "5 read"])
+    order.offer(5, frameOf("5 live"))
+    order.reach(4)
+    expect([out.length, order.fillTarget()]).toEqual([3, undefined])
   })
 })

@@ -89,7 +89,8 @@ export const chatCluster = (backend: ClusterBackend, historyStores: HistoryStore
     const network = yield* MemoryNetwork
     const brokers = yield* backend.cluster()
     const history = yield* historyStores
-    const node = (nodeId: string) =>
+    /** A node; `broker` replaces its broker layer (a cuttable one). */
+    const node = (nodeId: string, broker: Layer.Layer<ClusterBroker> = brokers.broker(nodeId)) =>
       Effect.gen(function* () {
         // Each release of a nick, once done on the broker, is told on `released` (tests wait for it, not for time).
         const released = yield* Queue.unbounded<string>()
@@ -109,9 +110,7 @@ export const chatCluster = (backend: ClusterBackend, historyStores: HistoryStore
           watchedClaims,
           BrokerCountersLive
         ).pipe(
-          Layer.provideMerge(
-            Layer.mergeAll(brokers.broker(nodeId), Metrics.Default, Layer.succeed(MemoryNetwork, network), history())
-          )
+          Layer.provideMerge(Layer.mergeAll(broker, Metrics.Default, Layer.succeed(MemoryNetwork, network), history()))
         )
         const built = yield* buildNode(layer)
         const server = yield* serveChat({
@@ -138,5 +137,5 @@ export const chatCluster = (backend: ClusterBackend, historyStores: HistoryStore
         // The roster, then the history, then silence: the join is complete (and subscribed on the broker).
         return { client, roster: yield* pushedBeforeProbe(client) }
       })
-    return { node, connect, join, expire: brokers.expire }
+    return { node, connect, join, expire: brokers.expire, cuttable: brokers.cuttable }
   }).pipe(Effect.provide(MemoryNetwork.Default))
