@@ -1,4 +1,4 @@
-import { Deferred, Effect, FiberId, Schedule } from "effect"
+import { Cause, Deferred, Effect, FiberId, Option, Schedule } from "effect"
 import type { OrderedDelivery } from "../../layers/Rooms/Rooms.ts"
 import type { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import type { Connection, WireMessage } from "../../layers/Transport/Transport.ts"
@@ -132,6 +132,15 @@ export const openSequencedRoom = (options: SequencingOptions, name: string, stre
     ordered.elsewhere(name, wrapAfter(after, frame))
     order.offerAfter(after, frame, except)
   }
+  /** Sends the first stored messages of a run with their seqs, in order. */
+  const sendStored = (items: ReadonlyArray<Stored>, entries: ReadonlyArray<StreamEntry>) => {
+    for (const [i, { seq }] of entries.entries()) {
+      const frame = items[i]!.frame
+      lastStored = Math.max(lastStored, seq)
+      ordered.elsewhere(name, wrapNumbered(seq, frame))
+      order.offer(seq, frame)
+    }
+  }
   /** Stores a run of messages in one round trip, then sends each with its seq, in order. */
   const storeRun = (items: ReadonlyArray<Stored>): Effect.Effect<void> =>
     store
@@ -142,21 +151,21 @@ export const openSequencedRoom = (options: SequencingOptions, name: string, stre
       )
       .pipe(
         Effect.matchCauseEffect({
-          onSuccess: (entries) =>
-            Effect.sync(() => {
-              for (const [i, { seq }] of entries.entries()) {
-                const frame = items[i]!.frame
-                lastStored = Math.max(lastStored, seq)
-                ordered.elsewhere(name, wrapNumbered(seq, frame))
-                order.offer(seq, frame)
-              }
-            }),
-          // Not stored (history unreachable): still delivered, without a seq, like a message in one process.
+          onSuccess: (entries) => Effect.sync(() => sendStored(items, entries)),
           onFailure: (cause) =>
             Effect.zipRight(
               failed("append")(cause),
               Effect.sync(() => {
-                for (const item of items) sendAfter(item.frame)
+                // A batch stopped partway (NATS): what was stored goes with its seq, like a success.
+                const partial = Option.getOrUndefined(Cause.failureOption(cause))
+                const stored = partial?._tag === "PartialAppend" ? partial.stored : []
+                sendStored(items, stored)
+                // One whose outcome is unknown is not sent: if it was stored, every node reads it from the history.
+                const unsent = items.slice(
+                  stored.length + (partial?._tag === "PartialAppend" && partial.unsure ? 1 : 0)
+                )
+                // Not stored (history unreachable): still delivered, without a seq, like a message in one process.
+                for (const item of unsent) sendAfter(item.frame)
               })
             )
         })
