@@ -4,7 +4,7 @@ import type { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import type { Connection, WireMessage } from "../../layers/Transport/Transport.ts"
 import type { StreamBounds, StreamEntry } from "../storage/Stream.ts"
 import { readStoredMessage, storedLine, storedMessage, storedToBytes } from "./HistoryText.ts"
-import { Command, encodeNewMessage, encodePacket, packet } from "./Packet.ts"
+import { Command, encodeNewMessage, encodePacket, packet, userChange } from "./Packet.ts"
 import { RoomOrder, unwrap, wrapAfter, wrapNumbered, wrapReach } from "./RoomOrder.ts"
 
 /** The sender of a message, as the rooms know it. */
@@ -30,6 +30,11 @@ export interface SequencedRoom {
   readonly start: Effect.Effect<void>
   /** The history's lines up to the last seq this node handed out: what a joiner gets before it goes live. */
   readonly history: Effect.Effect<ReadonlyArray<Uint8Array>>
+  /**
+   * Members of other nodes the room's first joiner here was listed (from presence): their _NEW_USER, if it arrives
+   * after all (sent as this node subscribed), is not handed out again; every later joiner here lists them too.
+   */
+  readonly listed: (ids: Iterable<number>) => void
   /** Stops receiving other nodes' frames (the room is closed on this node). */
   readonly close: () => void
 }
@@ -77,8 +82,18 @@ const liveFrame = (entry: StreamEntry): readonly [number, WireMessage] => {
 
 export const openSequencedRoom = (options: SequencingOptions, name: string, stream: string): SequencedRoom => {
   const { store, ordered, bounds, runFork, failed } = options
-  const here = (frame: WireMessage, except: Connection<unknown> | undefined) =>
-    except?.isOpen() ? ordered.here(name, frame, except) : ordered.here(name, frame)
+  const listedJoins = new Set<number>()
+  /** A _NEW_USER of a member this node's members were already listed; a _DEL_USER ends the member's listing. */
+  const alreadyListed = (frame: WireMessage) => {
+    const change = typeof frame === "string" ? undefined : userChange(frame)
+    if (change === undefined || !listedJoins.delete(change.id)) return false
+    return change.cmd === Command.NEW_USER
+  }
+  const here = (frame: WireMessage, except: Connection<unknown> | undefined) => {
+    if (listedJoins.size > 0 && alreadyListed(frame)) return
+    if (except?.isOpen()) ordered.here(name, frame, except)
+    else ordered.here(name, frame)
+  }
   let filling = false
   let closed = false
   const fill = () => {
@@ -229,6 +244,9 @@ export const openSequencedRoom = (options: SequencingOptions, name: string, stre
         Effect.catchAll((error) => Effect.as(failed("read")(error), []))
       )
     }),
+    listed: (ids) => {
+      for (const id of ids) listedJoins.add(id)
+    },
     close: () => {
       closed = true
       stopReceiving()
