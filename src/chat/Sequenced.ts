@@ -31,10 +31,12 @@ export interface SequencedRoom {
   /** The history's lines up to the last seq this node handed out: what a joiner gets before it goes live. */
   readonly history: Effect.Effect<ReadonlyArray<Uint8Array>>
   /**
-   * Members of other nodes the room's first joiner here was listed (from presence): their _NEW_USER, if it arrives
-   * after all (sent as this node subscribed), is not handed out again; every later joiner here lists them too.
+   * The members (ids) `joiner` was listed from presence, and whether it is the room's first member here. Their
+   * _NEW_USER may still be on its way (sent while this node started listening, or just before the read): when it
+   * comes it is not handed to the members here who listed them (for the first joiner's: to nobody, as every later
+   * joiner here lists them too).
    */
-  readonly listed: (ids: Iterable<number>) => void
+  readonly listed: (joiner: Connection<unknown>, ids: Iterable<number>, first: boolean) => void
   /** Stops receiving other nodes' frames (the room is closed on this node). */
   readonly close: () => void
 }
@@ -80,17 +82,37 @@ const liveFrame = (entry: StreamEntry): readonly [number, WireMessage] => {
   return [entry.seq, encodePacket(packet(Command.LOGGED_MSG, { data: bytes }))]
 }
 
-export const openSequencedRoom = (options: SequencingOptions, name: string, stream: string): SequencedRoom => {
+export const openSequencedRoom = (
+  options: SequencingOptions,
+  name: string,
+  stream: string,
+  localMembers: () => Iterable<{ readonly connection: Connection<unknown> }>
+): SequencedRoom => {
   const { store, ordered, bounds, runFork, failed } = options
-  const listedJoins = new Set<number>()
-  /** A _NEW_USER of a member this node's members were already listed; a _DEL_USER ends the member's listing. */
-  const alreadyListed = (frame: WireMessage) => {
-    const change = typeof frame === "string" ? undefined : userChange(frame)
-    if (change === undefined || !listedJoins.delete(change.id)) return false
-    return change.cmd === Command.NEW_USER
-  }
+  /** Members whose _NEW_USER was handed out here (or who were listed to the first joiner), until their _DEL_USER. */
+  const known = new Set<number>()
+  /** Listed to the room's first joiner here: their _NEW_USER, if it still comes, goes to nobody. */
+  const listedToAll = new Set<number>()
+  /** Listed to later joiners here before their _NEW_USER was handed out: it goes to the other members only. */
+  const listedTo = new Map<number, Set<Connection<unknown>>>()
   const here = (frame: WireMessage, except: Connection<unknown> | undefined) => {
-    if (listedJoins.size > 0 && alreadyListed(frame)) return
+    const change = typeof frame === "string" ? undefined : userChange(frame)
+    if (change !== undefined) {
+      const skip = listedTo.get(change.id)
+      listedTo.delete(change.id)
+      const toNobody = listedToAll.delete(change.id)
+      if (change.cmd === Command.DEL_USER) known.delete(change.id)
+      else {
+        known.add(change.id)
+        if (toNobody) return
+        if (skip !== undefined) {
+          // Joins are rare: one send per member, skipping those already listed it.
+          for (const { connection } of localMembers())
+            if (connection !== except && !skip.has(connection) && connection.isOpen()) connection.send(frame)
+          return
+        }
+      }
+    }
     if (except?.isOpen()) ordered.here(name, frame, except)
     else ordered.here(name, frame)
   }
@@ -244,8 +266,17 @@ export const openSequencedRoom = (options: SequencingOptions, name: string, stre
         Effect.catchAll((error) => Effect.as(failed("read")(error), []))
       )
     }),
-    listed: (ids) => {
-      for (const id of ids) listedJoins.add(id)
+    listed: (joiner, ids, first) => {
+      for (const id of ids) {
+        if (first) {
+          listedToAll.add(id)
+          known.add(id)
+        } else if (!known.has(id)) {
+          const listers = listedTo.get(id)
+          if (listers === undefined) listedTo.set(id, new Set([joiner]))
+          else listers.add(joiner)
+        }
+      }
     },
     close: () => {
       closed = true

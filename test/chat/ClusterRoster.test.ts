@@ -11,7 +11,7 @@ import {
   pushedBeforeProbe,
   sharedMemoryHistory
 } from "./clusterSupport.ts"
-import { show, text } from "./support.ts"
+import { type ChatClient, show, text } from "./support.ts"
 
 const histories = brokerHistories("chat-roster")
 
@@ -113,6 +113,50 @@ const scenarios = (backend: ClusterBackend, historyStores: HistoryStores) => {
           seenByAnn.push(yield* ann.client.next)
         seenByAnn.push(...(yield* pushedBeforeProbe(ann.client)))
         expect(users(seenByAnn).sort()).toEqual(["+jo", "+xia"])
+      }))
+
+    test("a joiner on a node already in the room, listed a member whose _NEW_USER is still on its way: it alone is not told again", () =>
+      Effect.gen(function* () {
+        const { node, join } = yield* chatCluster(backend, historyStores)
+        const reached = yield* Deferred.make<void>()
+        const go = yield* Deferred.make<void>()
+        let held = false
+        const b = yield* node("late-b")
+        const c = yield* node("late-c", undefined, (store) => ({
+          ...store,
+          position: (stream) =>
+            held
+              ? store.position(stream)
+              : Effect.zipRight(
+                  Effect.zipRight(
+                    Effect.sync(() => (held = true)),
+                    Deferred.succeed(reached, undefined)
+                  ),
+                  Effect.zipRight(Deferred.await(go), store.position(stream))
+                )
+        }))
+        const jo = yield* join(b.port, "jo", "lobby")
+        const entering = yield* Effect.fork(join(c.port, "xia", "lobby"))
+        yield* Deferred.await(reached)
+        // Xia is in presence, her _NEW_USER not sent yet: kim (node B's second member) is listed her.
+        const kim = yield* join(b.port, "kim", "lobby")
+        expect(users(kim.roster)).toEqual(["+kim", "+xia", "+jo"])
+        expect(show(yield* jo.client.next)).toMatchObject({ cmd: Command.NEW_USER, data: "kim" })
+        yield* Deferred.succeed(go, undefined)
+        const xia = yield* Fiber.join(entering)
+        expect(users(xia.roster)).toEqual(["+xia", "+jo", "+kim"])
+        xia.client.sendMessage("hello")
+        // Jo was not listed xia: her _NEW_USER comes, before her message; kim gets only the message.
+        const untilHello = (client: ChatClient) =>
+          Effect.gen(function* () {
+            const got: Array<TPacket> = []
+            while (got.at(-1)?.cmd !== Command.NEW_MSG) got.push(yield* client.next)
+            return users(got)
+          })
+        expect(yield* untilHello(jo.client)).toEqual(["+xia"])
+        expect(yield* untilHello(kim.client)).toEqual([])
+        for (const client of [jo.client, kim.client, xia.client])
+          expect(users(yield* pushedBeforeProbe(client))).toEqual([])
       }))
   })
 }
