@@ -4,7 +4,8 @@ import type { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import type { Connection, WireMessage } from "../../layers/Transport/Transport.ts"
 import type { StreamBounds, StreamEntry } from "../storage/Stream.ts"
 import { readStoredMessage, storedLine, storedMessage, storedToBytes } from "./HistoryText.ts"
-import { Command, encodeNewMessage, encodePacket, packet, userChange } from "./Packet.ts"
+import { ListedJoins } from "./ListedJoins.ts"
+import { Command, encodeNewMessage, encodePacket, packet } from "./Packet.ts"
 import { RoomOrder, unwrap, wrapAfter, wrapNumbered, wrapReach } from "./RoomOrder.ts"
 
 /** The sender of a message, as the rooms know it. */
@@ -30,12 +31,7 @@ export interface SequencedRoom {
   readonly start: Effect.Effect<void>
   /** The history's lines up to the last seq this node handed out: what a joiner gets before it goes live. */
   readonly history: Effect.Effect<ReadonlyArray<Uint8Array>>
-  /**
-   * The members (ids) `joiner` was listed from presence, and whether it is the room's first member here. Their
-   * _NEW_USER may still be on its way (sent while this node started listening, or just before the read): when it
-   * comes it is not handed to the members here who listed them (for the first joiner's: to nobody, as every later
-   * joiner here lists them too).
-   */
+  /** The members (ids) `joiner` was listed from presence; `first`: the room's first member here (ListedJoins). */
   readonly listed: (joiner: Connection<unknown>, ids: Iterable<number>, first: boolean) => void
   /** Stops receiving other nodes' frames (the room is closed on this node). */
   readonly close: () => void
@@ -89,31 +85,15 @@ export const openSequencedRoom = (
   localMembers: () => Iterable<{ readonly connection: Connection<unknown> }>
 ): SequencedRoom => {
   const { store, ordered, bounds, runFork, failed } = options
-  /** Members whose _NEW_USER was handed out here (or who were listed to the first joiner), until their _DEL_USER. */
-  const known = new Set<number>()
-  /** Listed to the room's first joiner here: their _NEW_USER, if it still comes, goes to nobody. */
-  const listedToAll = new Set<number>()
-  /** Listed to later joiners here before their _NEW_USER was handed out: it goes to the other members only. */
-  const listedTo = new Map<number, Set<Connection<unknown>>>()
+  const listedJoins = new ListedJoins()
   const here = (frame: WireMessage, except: Connection<unknown> | undefined) => {
-    const change = typeof frame === "string" ? undefined : userChange(frame)
-    if (change !== undefined) {
-      const skip = listedTo.get(change.id)
-      listedTo.delete(change.id)
-      const toNobody = listedToAll.delete(change.id)
-      if (change.cmd === Command.DEL_USER) known.delete(change.id)
-      else {
-        known.add(change.id)
-        if (toNobody) return
-        if (skip !== undefined) {
-          // Joins are rare: one send per member, skipping those already listed it.
-          for (const { connection } of localMembers())
-            if (connection !== except && !skip.has(connection) && connection.isOpen()) connection.send(frame)
-          return
-        }
-      }
-    }
-    if (except?.isOpen()) ordered.here(name, frame, except)
+    const recipients = listedJoins.recipients(frame)
+    if (recipients === "none") return
+    if (recipients !== "all") {
+      // A join some members here were already listed: one send per member (joins are rare).
+      for (const { connection } of localMembers())
+        if (connection !== except && !recipients.has(connection) && connection.isOpen()) connection.send(frame)
+    } else if (except?.isOpen()) ordered.here(name, frame, except)
     else ordered.here(name, frame)
   }
   let filling = false
@@ -155,13 +135,14 @@ export const openSequencedRoom = (
   const catchUp = store.position(stream).pipe(
     Effect.map((position) => order.reach(position.last)),
     Effect.tapError(failed("read")),
-    Effect.retry({ schedule: Schedule.spaced("1 second"), while: () => !closed }),
+    // Each room tries for half a minute; after that, the room's next frame still fills the gap.
+    Effect.retry({ schedule: Schedule.spaced("1 second"), times: 30, while: () => !closed }),
     Effect.ignore
   )
   const stopResuming = ordered.resumed(() => {
     if (closed) return
-    const known = Math.max(order.delivered ?? 0, lastStored)
-    if (known > 0) ordered.elsewhere(name, wrapReach(known))
+    const reached = Math.max(order.delivered ?? 0, lastStored)
+    if (reached > 0) ordered.elsewhere(name, wrapReach(reached))
     runFork(catchUp)
   })
   const sendAfter = (frame: Uint8Array, except?: Connection<unknown>) => {
@@ -266,18 +247,7 @@ export const openSequencedRoom = (
         Effect.catchAll((error) => Effect.as(failed("read")(error), []))
       )
     }),
-    listed: (joiner, ids, first) => {
-      for (const id of ids) {
-        if (first) {
-          listedToAll.add(id)
-          known.add(id)
-        } else if (!known.has(id)) {
-          const listers = listedTo.get(id)
-          if (listers === undefined) listedTo.set(id, new Set([joiner]))
-          else listers.add(joiner)
-        }
-      }
-    },
+    listed: (joiner, ids, first) => listedJoins.listed(joiner, ids, first),
     close: () => {
       closed = true
       stopReceiving()
