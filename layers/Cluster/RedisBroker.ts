@@ -144,7 +144,10 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
       lost = false
       const channels = [...handlers.keys()]
       const resubscribed = channels.length > 0 ? subscribeNow(channels) : Promise.resolve()
-      resubscribed.then(
+      // Back means publishes leave too: the commands connection may come back after the subscriber.
+      const commandsReady = () =>
+        commands.status === "ready" ? undefined : new Promise<void>((resolve) => commands.once("ready", resolve))
+      resubscribed.then(commandsReady).then(
         () => {
           for (const callback of reconnectCallbacks) callback()
         },

@@ -193,7 +193,11 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
     }).pipe(Effect.catchAll(presenceFailed("heartbeat")))
     yield* heartbeat
     yield* repeatEvery("cluster heartbeat", heartbeatEvery, () => heartbeat)
-    broker.onReconnect(() => void (presenceStale = true))
+    const resumeCallbacks = new Set<() => void>()
+    broker.onReconnect(() => {
+      presenceStale = true
+      for (const callback of resumeCallbacks) callback()
+    })
 
     const service: RoomsService = {
       join: (room, connection, member) =>
@@ -245,7 +249,11 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
           }
         },
         here: local.publish,
-        elsewhere: toOtherNodes
+        elsewhere: toOtherNodes,
+        resumed: (callback) => {
+          resumeCallbacks.add(callback)
+          return () => void resumeCallbacks.delete(callback)
+        }
       },
       members: (room) =>
         Effect.gen(function* () {

@@ -67,6 +67,11 @@ export interface OrderedDelivery {
   readonly here: (room: string, frame: WireMessage, except?: Connection<unknown>) => void
   /** The broker half of `publish`: the room's other nodes only (their `receive`, else their members). */
   readonly elsewhere: (room: string, frame: WireMessage) => void
+  /**
+   * Runs `callback` each time this node's broker connection is back after an outage (its room subscriptions
+   * restored): frames other nodes sent meanwhile may be lost, and this node's own may not have left. Until `stop()`.
+   */
+  readonly resumed: (callback: () => void) => () => void
 }
 
 export class Rooms extends Context.Tag("switchboard/Rooms")<Rooms, RoomsService>() {}

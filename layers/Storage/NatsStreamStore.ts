@@ -1,14 +1,15 @@
 import {
+  JetStreamApiError,
   type JetStreamClient,
   type JetStreamManager,
   jetstream,
   jetstreamManager,
   type StoredMsg
 } from "@nats-io/jetstream"
-import { headers, type NatsConnection } from "@nats-io/transport-node"
+import { headers, type NatsConnection, nanos } from "@nats-io/transport-node"
 import { Clock, Effect, Layer } from "effect"
 import { StorageError } from "../../src/storage/Account.ts"
-import { payloadBytes, type StreamBounds, type StreamEntry, trimStep } from "../../src/storage/Stream.ts"
+import { PartialAppend, payloadBytes, type StreamBounds, type StreamEntry, trimStep } from "../../src/storage/Stream.ts"
 import { natsConnection } from "../Cluster/NatsBroker.ts"
 import { StreamStore } from "./StreamStore.ts"
 
@@ -16,7 +17,22 @@ export interface NatsStreamStoreOptions {
   readonly url: string
   /** Separates clusters (and test runs) sharing one NATS: the JetStream stream and its subjects are named from it. */
   readonly prefix: string
+  /** Tests only: wraps the JetStream client, to make a publish fail. */
+  readonly wrapClient?: (client: JetStreamClient) => JetStreamClient
 }
+
+/** A batch stopped partway: `stored` went in; `unsure`: the next one's outcome could not be learnt. */
+class Stopped extends Error {
+  constructor(
+    readonly stored: ReadonlyArray<StreamEntry>,
+    readonly unsure: boolean,
+    override readonly cause: unknown
+  ) {
+    super(cause instanceof Error ? cause.message : String(cause))
+  }
+}
+/** The publish's outcome is unknown (no answer): it may have been stored. */
+class NoAnswer extends Error {}
 
 /**
  * Where a stream stands, carried in the headers of its newest message, so one direct get reads it
@@ -78,12 +94,13 @@ export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
       try: () => jetstreamManager(connection),
       catch: failure("opening JetStream")
     })
-    const client: JetStreamClient = jetstream(connection)
+    const client: JetStreamClient = (options.wrapClient ?? ((plain) => plain))(jetstream(connection))
     const name = natsHistoryStream(options.prefix)
     yield* Effect.tryPromise({
       try: () =>
         manager.streams
-          .add({ name, subjects: [`${options.prefix}.history.>`], allow_direct: true })
+          // A resent publish comes within seconds: the server need not remember msgIDs for its default 2 minutes.
+          .add({ name, subjects: [`${options.prefix}.history.>`], allow_direct: true, duplicate_window: nanos(30_000) })
           .catch(() => manager.streams.info(name)),
       catch: failure(`creating the JetStream stream ${name}`)
     })
@@ -95,7 +112,14 @@ export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
       const newest = await get({ last_by_subj: subject })
       return newest ? headOf(newest) : undefined
     }
-    const publish = async (subject: string, payload: string, head: Omit<Head, "at">, after: number, extra = {}) => {
+    const publish = async (
+      subject: string,
+      payload: string,
+      head: Omit<Head, "at">,
+      after: number,
+      extra = {},
+      msgID?: string
+    ) => {
       const h = headers()
       for (const [key, value] of Object.entries({
         "Sb-Epoch": head.epoch,
@@ -107,11 +131,26 @@ export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
         ...extra
       }))
         h.set(key, String(value))
+      const send = async () => {
+        try {
+          const options = { headers: h, expect: { lastSubjectSequence: after } }
+          return await client.publish(subject, payload, msgID === undefined ? options : { ...options, msgID })
+        } catch (error) {
+          if (error instanceof JetStreamApiError && error.code === wrongLastSequence) return undefined
+          throw error
+        }
+      }
       try {
-        return await client.publish(subject, payload, { headers: h, expect: { lastSubjectSequence: after } })
+        return await send()
       } catch (error) {
-        if ((error as { code?: unknown }).code === wrongLastSequence) return undefined
-        throw error
+        // Refused by the server (a limit): not stored. Anything else (no answer) may have been stored: the same
+        // message again under its msgID answers for sure, since JetStream dedupes it before checking the expected sequence.
+        if (error instanceof JetStreamApiError || msgID === undefined) throw error
+        try {
+          return await send()
+        } catch (again) {
+          throw again instanceof JetStreamApiError ? again : new NoAnswer(String(again), { cause: again })
+        }
       }
     }
     /** The head, writing the epoch marker of a new stream first (of two nodes doing so, one wins). */
@@ -165,8 +204,24 @@ export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
      * purge per call rather than per entry. Losing a race re-reads the head and goes on with the entries left.
      */
     const appendMany = async (stream: string, payloads: ReadonlyArray<string>, bounds: StreamBounds, at: number) => {
-      const subject = subjectOf(stream)
       const entries: Array<StreamEntry> = []
+      try {
+        return await appendEach(stream, payloads, bounds, at, entries)
+      } catch (error) {
+        // What went in stays (the head names it); the purge below it waits for the next append that trims.
+        throw new Stopped(entries, error instanceof NoAnswer, error)
+      }
+    }
+    const appendEach = async (
+      stream: string,
+      payloads: ReadonlyArray<string>,
+      bounds: StreamBounds,
+      at: number,
+      entries: Array<StreamEntry>
+    ) => {
+      const subject = subjectOf(stream)
+      // Each entry's msgID: a publish whose answer was lost is sent again under it and stored once.
+      const batch = crypto.randomUUID()
       let purgeBelow = 0
       while (entries.length < payloads.length) {
         let head = await ensureHead(subject)
@@ -177,11 +232,14 @@ export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
           // A full stream drops its oldest entry for the next one too: read it while this one is published.
           early =
             next.first > head.first && entries.length + 1 < payloads.length ? prefetch(subject, next.from) : undefined
-          const ack = await publish(subject, payload, next, head.at, {
-            "Sb-Seq": next.last,
-            "Sb-At": at,
-            "Sb-Prev": head.at
-          })
+          const ack = await publish(
+            subject,
+            payload,
+            next,
+            head.at,
+            { "Sb-Seq": next.last, "Sb-At": at, "Sb-Prev": head.at },
+            `${batch}.${entries.length}`
+          )
           if (!ack) break
           if (next.first > head.first || head.count === 0) purgeBelow = Math.min(next.from, ack.seq)
           entries.push({ seq: next.last, payload, at })
@@ -238,7 +296,15 @@ export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
         ),
       appendMany: (stream, payloads, bounds) =>
         Effect.flatMap(Clock.currentTimeMillis, (at) =>
-          run("appending to", stream, () => appendMany(stream, payloads, bounds, at))
+          Effect.tryPromise({
+            try: () => appendMany(stream, payloads, bounds, at),
+            catch: (error) => {
+              const { message } = failure(`appending to stream ${JSON.stringify(stream)}`)(error)
+              return error instanceof Stopped
+                ? new PartialAppend({ message, stored: error.stored, unsure: error.unsure, cause: error.cause })
+                : new StorageError({ message, cause: error })
+            }
+          })
         ),
       readAfter: (stream, afterSeq, limit = Number.MAX_SAFE_INTEGER) =>
         run("reading", stream, () => readAfter(stream, afterSeq, limit)),

@@ -1,6 +1,6 @@
 import { Context, type Effect } from "effect"
 import type { StorageError } from "../../src/storage/Account.ts"
-import type { StreamBounds, StreamEntry, StreamPosition } from "../../src/storage/Stream.ts"
+import type { PartialAppend, StreamBounds, StreamEntry, StreamPosition } from "../../src/storage/Stream.ts"
 
 /**
  * Append-only, bounded, sequenced streams of text payloads, one per key: chat room history,
@@ -13,13 +13,15 @@ export class StreamStore extends Context.Tag("switchboard/StreamStore")<
     readonly append: (stream: string, payload: string, bounds: StreamBounds) => Effect.Effect<StreamEntry, StorageError>
     /**
      * Appends `payloads` in order as consecutive entries (one round trip where the backend allows) and trims to
-     * `bounds` as if each had been appended on its own. The entries come back in the same order.
+     * `bounds` as if each had been appended on its own. The entries come back in the same order. All or nothing
+     * (a StorageError: none stored, unless, as for any write, only its answer was lost), except on a backend without
+     * atomic batches (NATS), where a failure partway is a PartialAppend naming the entries that were stored.
      */
     readonly appendMany: (
       stream: string,
       payloads: ReadonlyArray<string>,
       bounds: StreamBounds
-    ) => Effect.Effect<ReadonlyArray<StreamEntry>, StorageError>
+    ) => Effect.Effect<ReadonlyArray<StreamEntry>, StorageError | PartialAppend>
     /**
      * The same append done on the spot, stamped `at` (ms), for backends that need no I/O (memory): a hot path such
      * as chat history then runs no fiber per message. Absent on backends that must do I/O.

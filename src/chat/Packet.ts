@@ -91,6 +91,13 @@ export const newMessageText = (frame: Uint8Array, maxTextBytes: number): Uint8Ar
 }
 
 /** The uid of a frame as far as it can be read (to address an error reply), -1 otherwise. */
+/** The user a _NEW_USER or _DEL_USER frame announces (p1), with its command; undefined for any other frame. */
+export const userChange = (frame: Uint8Array): { readonly cmd: number; readonly id: number } | undefined => {
+  if (frame.length < HEADER_BYTES || FRAME_SIGNATURE.some((byte, i) => frame[i] !== byte)) return undefined
+  const cmd = readInt32(frame, 12)
+  return cmd === Command.NEW_USER || cmd === Command.DEL_USER ? { cmd, id: readInt32(frame, 16) } : undefined
+}
+
 export const frameUid = (frame: Uint8Array): number => (frame.length >= 8 ? readInt32(frame, 4) : SERVER_PUSH_UID)
 
 /**

@@ -4,8 +4,9 @@ import type { Connection, WireMessage } from "../../layers/Transport/Transport.t
  * What a chat node sends the room's other nodes on a cluster: [kind][n: 8 bytes, big-endian][tPacket frame].
  * `numbered`: n is the message's seq in the room's history. `after`: a frame without a seq (join, leave, empty
  * message), to hand out once seq n has been, so it keeps its place after what its node had sent before it.
+ * `reach` (no frame): the room's history reaches seq n, sent after an outage so the others read what they missed.
  */
-const Kind = { numbered: 0xc1, after: 0xc2 } as const
+const Kind = { numbered: 0xc1, after: 0xc2, reach: 0xc3 } as const
 const HEADER = 9
 
 const wrap = (kind: number, n: number, frame: Uint8Array) => {
@@ -27,21 +28,25 @@ const wrap = (kind: number, n: number, frame: Uint8Array) => {
 
 export const wrapNumbered = (seq: number, frame: Uint8Array) => wrap(Kind.numbered, seq, frame)
 export const wrapAfter = (after: number, frame: Uint8Array) => wrap(Kind.after, after, frame)
+export const wrapReach = (last: number) => wrap(Kind.reach, last, new Uint8Array(0))
 
 export interface Unwrapped {
   readonly numbered: boolean
   readonly n: number
   readonly frame: Uint8Array
+  /** A `reach` marker: nothing to hand out, the history reaches n. */
+  readonly reach?: true
 }
 
 /** Undefined for anything not wrapped by a chat node (a text frame, a bare tPacket). */
 export const unwrap = (message: WireMessage): Unwrapped | undefined => {
   if (typeof message === "string" || message.length < HEADER) return undefined
   const kind = message[0]
-  if (kind !== Kind.numbered && kind !== Kind.after) return undefined
+  if (kind !== Kind.numbered && kind !== Kind.after && kind !== Kind.reach) return undefined
   const high = ((message[1]! << 24) | (message[2]! << 16) | (message[3]! << 8) | message[4]!) >>> 0
   const low = ((message[5]! << 24) | (message[6]! << 16) | (message[7]! << 8) | message[8]!) >>> 0
-  return { numbered: kind === Kind.numbered, n: high * 2 ** 32 + low, frame: message.subarray(HEADER) }
+  const unwrapped = { numbered: kind === Kind.numbered, n: high * 2 ** 32 + low, frame: message.subarray(HEADER) }
+  return kind === Kind.reach ? { ...unwrapped, reach: true } : unwrapped
 }
 
 interface Waiting {
@@ -67,6 +72,8 @@ export class RoomOrder {
   private skipTo = 0
   /** The starting point could not be read: the first frame that comes sets it. */
   private adoptFirst = false
+  /** The history is known to reach this seq (after an outage): everything up to it is read and handed out. */
+  private reached = 0
 
   constructor(
     private readonly deliver: (frame: WireMessage, except: Connection<unknown> | undefined) => void,
@@ -97,6 +104,13 @@ export class RoomOrder {
     this.release()
   }
 
+  /** The history reaches `last` (read after an outage, or told by another node): what is missing up to it is filled. */
+  reach(last: number): void {
+    if (last <= this.reached) return
+    this.reached = last
+    this.release()
+  }
+
   /** Hands out everything whose turn has come. */
   release(): void {
     if (this.paused || this.delivered === undefined) return
@@ -121,13 +135,13 @@ export class RoomOrder {
       }
       break
     }
-    if (this.held.size > 0 || this.waiting.length > 0) this.needFill()
+    if (this.held.size > 0 || this.waiting.length > 0 || this.reached > delivered) this.needFill()
   }
 
   /** The last seq a fill must read up to, or undefined when nothing waits on a missing seq. */
   fillTarget(): number | undefined {
     if (this.paused || this.delivered === undefined) return undefined
-    let target = this.delivered
+    let target = Math.max(this.delivered, this.reached)
     for (const seq of this.held.keys()) if (seq > target) target = seq
     for (const { after } of this.waiting) if (after > target) target = after
     return target > this.delivered ? target : undefined

@@ -82,7 +82,7 @@ export const makeChatRooms = (
         backlog: [],
         pending: [],
         writer: undefined,
-        sequenced: sequencing && openSequencedRoom(sequencing, roomName, stream)
+        sequenced: sequencing && openSequencedRoom(sequencing, roomName, stream, () => room.members)
       }
       rooms.set(key, room)
       return room
@@ -207,7 +207,7 @@ export const makeChatRooms = (
         else
           for (let i = room.members.length - 1; i >= 0; i--)
             connection.send(userFrame(Command.NEW_USER, room.members[i]!))
-        if (room.sequenced) yield* enterSequenced(member, room, room.sequenced)
+        if (room.sequenced) yield* enterSequenced(member, room, room.sequenced, roster ?? [], isNew)
         else yield* enter(member, room)
         return undefined
       })
@@ -233,14 +233,32 @@ export const makeChatRooms = (
     /**
      * Into the room first (on the broker too), then the history up to the last seq this node handed out: nothing is
      * handed out while the join holds the room, so the joiner goes live right after that seq, with nothing missed or twice.
+     * The room's first member on this node is also told who joined elsewhere while its node started listening to the
+     * room (their _NEW_USER may have gone before); whoever it was listed is not announced to it again.
      */
-    const enterSequenced = (member: Member, room: Room, sequenced: SequencedRoom) =>
+    const enterSequenced = (
+      member: Member,
+      room: Room,
+      sequenced: SequencedRoom,
+      roster: ReadonlyArray<Pick<Member, "id" | "nick">>,
+      first: boolean
+    ) =>
       Effect.gen(function* () {
         const { connection } = member
         yield* fanout.join(room.name, connection, { id: String(member.id), info: bytesToStored(member.nick) })
         if (sequenced.order.delivered === undefined) yield* sequenced.start
         for (const line of yield* sequenced.history)
           connection.send(encodePacket(packet(Command.LOGGED_MSG, { data: line })))
+        const listed = roster.map((other) => other.id)
+        if (first) {
+          // Read again now that the room's frames reach this node: whoever came in between is listed here.
+          const listedBefore = new Set(listed)
+          const since = (yield* clusterRoster(room)) ?? []
+          const joinedSince = since.filter((other) => other.id !== member.id && !listedBefore.has(other.id)).reverse()
+          for (const other of joinedSince) connection.send(userFrame(Command.NEW_USER, other))
+          listed.push(...joinedSince.map((other) => other.id))
+        }
+        sequenced.listed(connection, listed, first)
         sequenced.announce(userFrame(Command.NEW_USER, member), connection)
       })
 

@@ -1,11 +1,12 @@
-import { Deferred, Effect, FiberId } from "effect"
+import { Cause, Deferred, Effect, FiberId, Option, Schedule } from "effect"
 import type { OrderedDelivery } from "../../layers/Rooms/Rooms.ts"
 import type { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import type { Connection, WireMessage } from "../../layers/Transport/Transport.ts"
 import type { StreamBounds, StreamEntry } from "../storage/Stream.ts"
 import { readStoredMessage, storedLine, storedMessage, storedToBytes } from "./HistoryText.ts"
+import { ListedJoins } from "./ListedJoins.ts"
 import { Command, encodeNewMessage, encodePacket, packet } from "./Packet.ts"
-import { RoomOrder, unwrap, wrapAfter, wrapNumbered } from "./RoomOrder.ts"
+import { RoomOrder, unwrap, wrapAfter, wrapNumbered, wrapReach } from "./RoomOrder.ts"
 
 /** The sender of a message, as the rooms know it. */
 export interface Sender {
@@ -30,6 +31,8 @@ export interface SequencedRoom {
   readonly start: Effect.Effect<void>
   /** The history's lines up to the last seq this node handed out: what a joiner gets before it goes live. */
   readonly history: Effect.Effect<ReadonlyArray<Uint8Array>>
+  /** The members (ids) `joiner` was listed from presence; `first`: the room's first member here (ListedJoins). */
+  readonly listed: (joiner: Connection<unknown>, ids: Iterable<number>, first: boolean) => void
   /** Stops receiving other nodes' frames (the room is closed on this node). */
   readonly close: () => void
 }
@@ -75,10 +78,24 @@ const liveFrame = (entry: StreamEntry): readonly [number, WireMessage] => {
   return [entry.seq, encodePacket(packet(Command.LOGGED_MSG, { data: bytes }))]
 }
 
-export const openSequencedRoom = (options: SequencingOptions, name: string, stream: string): SequencedRoom => {
+export const openSequencedRoom = (
+  options: SequencingOptions,
+  name: string,
+  stream: string,
+  localMembers: () => Iterable<{ readonly connection: Connection<unknown> }>
+): SequencedRoom => {
   const { store, ordered, bounds, runFork, failed } = options
-  const here = (frame: WireMessage, except: Connection<unknown> | undefined) =>
-    except?.isOpen() ? ordered.here(name, frame, except) : ordered.here(name, frame)
+  const listedJoins = new ListedJoins()
+  const here = (frame: WireMessage, except: Connection<unknown> | undefined) => {
+    const recipients = listedJoins.recipients(frame)
+    if (recipients === "none") return
+    if (recipients !== "all") {
+      // A join some members here were already listed: one send per member (joins are rare).
+      for (const { connection } of localMembers())
+        if (connection !== except && !recipients.has(connection) && connection.isOpen()) connection.send(frame)
+    } else if (except?.isOpen()) ordered.here(name, frame, except)
+    else ordered.here(name, frame)
+  }
   let filling = false
   let closed = false
   const fill = () => {
@@ -104,16 +121,43 @@ export const openSequencedRoom = (options: SequencingOptions, name: string, stre
   const stopReceiving = ordered.receive(name, (message) => {
     const unwrapped = unwrap(message)
     if (unwrapped === undefined) order.offerAfter(0, message)
+    else if (unwrapped.reach) order.reach(unwrapped.n)
     else if (unwrapped.numbered) order.offer(unwrapped.n, unwrapped.frame)
     else order.offerAfter(unwrapped.n, unwrapped.frame)
   })
 
   /** The highest seq this node's own messages got: frames without a seq go after them. */
   let lastStored = 0
+
+  // After an outage, what other nodes sent meanwhile may be lost: read how far the history got and fill up to there
+  // (the fill goes through the order, so a frame arriving meanwhile is still handed out once); and tell the others
+  // how far this node's own messages got, in case it was only this node's connection that was cut.
+  const catchUp = store.position(stream).pipe(
+    Effect.map((position) => order.reach(position.last)),
+    Effect.tapError(failed("read")),
+    // Each room tries for half a minute; after that, the room's next frame still fills the gap.
+    Effect.retry({ schedule: Schedule.spaced("1 second"), times: 30, while: () => !closed }),
+    Effect.ignore
+  )
+  const stopResuming = ordered.resumed(() => {
+    if (closed) return
+    const reached = Math.max(order.delivered ?? 0, lastStored)
+    if (reached > 0) ordered.elsewhere(name, wrapReach(reached))
+    runFork(catchUp)
+  })
   const sendAfter = (frame: Uint8Array, except?: Connection<unknown>) => {
     const after = Math.max(order.delivered ?? 0, lastStored)
     ordered.elsewhere(name, wrapAfter(after, frame))
     order.offerAfter(after, frame, except)
+  }
+  /** Sends the first stored messages of a run with their seqs, in order. */
+  const sendStored = (items: ReadonlyArray<Stored>, entries: ReadonlyArray<StreamEntry>) => {
+    for (const [i, { seq }] of entries.entries()) {
+      const frame = items[i]!.frame
+      lastStored = Math.max(lastStored, seq)
+      ordered.elsewhere(name, wrapNumbered(seq, frame))
+      order.offer(seq, frame)
+    }
   }
   /** Stores a run of messages in one round trip, then sends each with its seq, in order. */
   const storeRun = (items: ReadonlyArray<Stored>): Effect.Effect<void> =>
@@ -125,21 +169,21 @@ export const openSequencedRoom = (options: SequencingOptions, name: string, stre
       )
       .pipe(
         Effect.matchCauseEffect({
-          onSuccess: (entries) =>
-            Effect.sync(() => {
-              for (const [i, { seq }] of entries.entries()) {
-                const frame = items[i]!.frame
-                lastStored = Math.max(lastStored, seq)
-                ordered.elsewhere(name, wrapNumbered(seq, frame))
-                order.offer(seq, frame)
-              }
-            }),
-          // Not stored (history unreachable): still delivered, without a seq, like a message in one process.
+          onSuccess: (entries) => Effect.sync(() => sendStored(items, entries)),
           onFailure: (cause) =>
             Effect.zipRight(
               failed("append")(cause),
               Effect.sync(() => {
-                for (const item of items) sendAfter(item.frame)
+                // A batch stopped partway (NATS): what was stored goes with its seq, like a success.
+                const partial = Option.getOrUndefined(Cause.failureOption(cause))
+                const stored = partial?._tag === "PartialAppend" ? partial.stored : []
+                sendStored(items, stored)
+                // One whose outcome is unknown is not sent: if it was stored, every node reads it from the history.
+                const unsent = items.slice(
+                  stored.length + (partial?._tag === "PartialAppend" && partial.unsure ? 1 : 0)
+                )
+                // Not stored (history unreachable): still delivered, without a seq, like a message in one process.
+                for (const item of unsent) sendAfter(item.frame)
               })
             )
         })
@@ -203,9 +247,11 @@ export const openSequencedRoom = (options: SequencingOptions, name: string, stre
         Effect.catchAll((error) => Effect.as(failed("read")(error), []))
       )
     }),
+    listed: (joiner, ids, first) => listedJoins.listed(joiner, ids, first),
     close: () => {
       closed = true
       stopReceiving()
+      stopResuming()
     }
   }
 }

@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import { Data, Schema } from "effect"
 
 /** One stored entry of a stream. `seq` starts at 1 and is never reused, even after trimming. */
 export const StreamEntry = Schema.Struct({
@@ -8,6 +8,18 @@ export const StreamEntry = Schema.Struct({
   at: Schema.Number
 })
 export type StreamEntry = typeof StreamEntry.Type
+
+/**
+ * A batch append that stopped partway (a backend without atomic batches: NATS JetStream). `stored` are the batch's
+ * first entries, stored with these seqs; the payloads after them were not stored, except that with `unsure` the one
+ * right after them may have been (its answer was lost and asking again failed too).
+ */
+export class PartialAppend extends Data.TaggedError("PartialAppend")<{
+  readonly message: string
+  readonly stored: ReadonlyArray<StreamEntry>
+  readonly unsure: boolean
+  readonly cause?: unknown
+}> {}
 
 /** Bounds applied on every append; the oldest entries go first. */
 export interface StreamBounds {

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test"
 import { FastCheck as fc } from "effect"
 import { readStoredMessage, storedMessage } from "../../src/chat/HistoryText.ts"
-import { RoomOrder, unwrap, wrapAfter, wrapNumbered } from "../../src/chat/RoomOrder.ts"
+import { RoomOrder, unwrap, wrapAfter, wrapNumbered, wrapReach } from "../../src/chat/RoomOrder.ts"
 
 const frameOf = (label: string) => new TextEncoder().encode(label)
 const labelOf = (frame: string | Uint8Array) => (typeof frame === "string" ? frame : new TextDecoder().decode(frame))
@@ -14,6 +14,12 @@ describe("chat room order (cluster delivery in seq order)", () => {
         expect(unwrap(wrapped)).toEqual({ numbered, n, frame })
       })
     )
+    expect(unwrap(wrapReach(2 ** 40 + 7))).toEqual({
+      numbered: false,
+      reach: true,
+      n: 2 ** 40 + 7,
+      frame: new Uint8Array(0)
+    })
     expect(unwrap("text")).toBeUndefined()
     expect(unwrap(Uint8Array.of(0x45, 0x6a, 0x38, 0x40, 0, 0, 0, 0, 0, 0))).toBeUndefined()
   })
@@ -36,10 +42,12 @@ describe("chat room order (cluster delivery in seq order)", () => {
       lost: fc.array(fc.boolean(), { minLength: 40, maxLength: 40 }),
       twice: fc.array(fc.boolean(), { minLength: 40, maxLength: 40 }),
       trimmedBelow: fc.nat({ max: 10 }),
-      pauseAt: fc.nat({ max: 60 })
+      pauseAt: fc.nat({ max: 60 }),
+      // The broker came back somewhere along the way: the history, which has every seq, is read up to its last.
+      reachAt: fc.option(fc.nat({ max: 90 }), { nil: undefined })
     })
     fc.assert(
-      fc.property(scenario, ({ count, start, seed, lost, twice, trimmedBelow, pauseAt }) => {
+      fc.property(scenario, ({ count, start, seed, lost, twice, trimmedBelow, pauseAt, reachAt }) => {
         const last = start + count
         // Every event: a numbered seq, or an "after" frame following seq n (as its node had it).
         const events: Array<{ numbered: boolean; n: number }> = []
@@ -79,6 +87,7 @@ describe("chat room order (cluster delivery in seq order)", () => {
           }
         }
         arrivals.forEach((event, i) => {
+          if (i === reachAt) room.reach(last)
           if (i === pauseAt) room.paused = true
           if (event.numbered) room.offer(event.n, frameOf(`m${event.n}`))
           else room.offerAfter(event.n, frameOf(`a${event.n}`))
@@ -90,6 +99,7 @@ describe("chat room order (cluster delivery in seq order)", () => {
         })
         room.paused = false
         room.release()
+        if (reachAt !== undefined && reachAt >= arrivals.length) room.reach(last)
         answerFills()
 
         const messages = delivered.filter((label) => label.startsWith("m")).map((label) => Number(label.slice(1)))
@@ -97,7 +107,7 @@ describe("chat room order (cluster delivery in seq order)", () => {
         expect(messages).toEqual([...messages].sort((a, b) => a - b))
         expect(new Set(messages).size).toBe(messages.length)
         // A node learns of a seq from it or from any later frame: a lost one with nothing after it stays unknown.
-        const known = Math.max(start, ...arrivals.map((event) => event.n))
+        const known = reachAt !== undefined ? last : Math.max(start, ...arrivals.map((event) => event.n))
         for (let seq = Math.max(start + 1, start + trimmedBelow); seq <= known; seq++) expect(messages).toContain(seq)
         // An "after" frame comes after the seq it follows (or that seq was lost for good).
         for (const { n } of afters) {
@@ -110,5 +120,31 @@ describe("chat room order (cluster delivery in seq order)", () => {
       }),
       { numRuns: 300 }
     )
+  })
+
+  test("the history reaching a seq (after an outage) fills up to it with no later frame; one arriving meanwhile goes once", () => {
+    const out: Array<string> = []
+    let fills = 0
+    const order = new RoomOrder(
+      (frame) => out.push(labelOf(frame)),
+      () => fills++
+    )
+    order.start(2)
+    order.reach(2)
+    expect(order.fillTarget()).toBeUndefined()
+    order.reach(5)
+    expect([fills, order.fillTarget()]).toEqual([1, 5])
+    // Seq 4 comes live while the fill is read: held, and handed out once, in its place.
+    order.offer(4, frameOf("4 live"))
+    expect(out).toEqual([])
+    order.filled(
+      2,
+      5,
+      [3, 4, 5].map((seq) => [seq, frameOf(`${seq} read`)] as const)
+    )
+    expect(out).toEqual(["3 read", "4 live", "5 read"])
+    order.offer(5, frameOf("5 live"))
+    order.reach(4)
+    expect([out.length, order.fillTarget()]).toEqual([3, undefined])
   })
 })

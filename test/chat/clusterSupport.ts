@@ -89,8 +89,16 @@ export const chatCluster = (backend: ClusterBackend, historyStores: HistoryStore
     const network = yield* MemoryNetwork
     const brokers = yield* backend.cluster()
     const history = yield* historyStores
-    const node = (nodeId: string) =>
+    /** A node; `broker` replaces its broker layer (a cuttable one), `wrapStore` wraps its history store. */
+    const node = (
+      nodeId: string,
+      broker: Layer.Layer<ClusterBroker> = brokers.broker(nodeId),
+      wrapStore?: (store: StreamStore["Type"]) => StreamStore["Type"]
+    ) =>
       Effect.gen(function* () {
+        const store = wrapStore
+          ? Layer.effect(StreamStore, Effect.map(StreamStore, wrapStore)).pipe(Layer.provide(history()))
+          : history()
         // Each release of a nick, once done on the broker, is told on `released` (tests wait for it, not for time).
         const released = yield* Queue.unbounded<string>()
         const watchedClaims = Layer.effect(
@@ -109,9 +117,7 @@ export const chatCluster = (backend: ClusterBackend, historyStores: HistoryStore
           watchedClaims,
           BrokerCountersLive
         ).pipe(
-          Layer.provideMerge(
-            Layer.mergeAll(brokers.broker(nodeId), Metrics.Default, Layer.succeed(MemoryNetwork, network), history())
-          )
+          Layer.provideMerge(Layer.mergeAll(broker, Metrics.Default, Layer.succeed(MemoryNetwork, network), store))
         )
         const built = yield* buildNode(layer)
         const server = yield* serveChat({
@@ -138,5 +144,5 @@ export const chatCluster = (backend: ClusterBackend, historyStores: HistoryStore
         // The roster, then the history, then silence: the join is complete (and subscribed on the broker).
         return { client, roster: yield* pushedBeforeProbe(client) }
       })
-    return { node, connect, join, expire: brokers.expire }
+    return { node, connect, join, expire: brokers.expire, cuttable: brokers.cuttable, broker: brokers.broker }
   }).pipe(Effect.provide(MemoryNetwork.Default))

@@ -15,6 +15,7 @@ import { destroyNatsBuckets, makeNatsBroker } from "../../../layers/Cluster/Nats
 import { Kvm } from "@nats-io/kv"
 import { connect } from "@nats-io/transport-node"
 import { requireService } from "../../support/services.ts"
+import { tcpProxy } from "./TcpProxy.ts"
 
 export const redisUrl = "redis://127.0.0.1:6379"
 export const redisAvailable = await requireService("Redis", "127.0.0.1", 6379)
@@ -48,11 +49,65 @@ export interface ClusterBackend {
     {
       readonly broker: (nodeId: string) => Layer.Layer<ClusterBroker>
       readonly expire: (nodeId: string) => Effect.Effect<void>
+      /** A node's broker that the test can cut off and bring back (on memory, the whole hub's outage). */
+      readonly cuttable: (nodeId: string) => Effect.Effect<CuttableBroker, never, Scope.Scope>
     },
     never,
     Scope.Scope
   >
 }
+
+/** One node's broker with an outage switch: `cut` returns once the node saw it; `restore` once it is back. */
+export interface CuttableBroker {
+  readonly layer: Layer.Layer<ClusterBroker>
+  readonly cut: Effect.Effect<void>
+  readonly restore: Effect.Effect<void>
+}
+
+/** Cut and restore through `switchOff`/`switchOn`, waiting for the node's own disconnect and reconnect callbacks. */
+const outageOf = (
+  broker: () => ClusterBroker["Type"] | undefined,
+  switchOff: Effect.Effect<void>,
+  switchOn: Effect.Effect<void>
+) => {
+  const waitFor = (register: (node: ClusterBroker["Type"], callback: () => void) => void, act: Effect.Effect<void>) =>
+    Effect.async<void>((resume) => {
+      let done = false
+      register(broker()!, () => {
+        if (done) return
+        done = true
+        resume(Effect.void)
+      })
+      Effect.runFork(act)
+    })
+  return {
+    cut: waitFor((node, callback) => node.onDisconnect(callback), switchOff),
+    restore: waitFor((node, callback) => node.onReconnect(callback), switchOn)
+  }
+}
+
+/** A real broker's layer through a TCP proxy (released after the nodes built on it, so they close cleanly). */
+const proxiedBroker = (
+  targetPort: number,
+  make: (address: string) => Effect.Effect<ClusterBroker["Type"], unknown, Scope.Scope>
+) =>
+  Effect.gen(function* () {
+    const proxy = yield* Effect.acquireRelease(
+      Effect.promise(() => tcpProxy(targetPort)),
+      (proxy) => Effect.promise(() => proxy.cut())
+    )
+    let made: ClusterBroker["Type"] | undefined
+    const layer = Layer.scoped(
+      ClusterBroker,
+      Effect.tap(make(`127.0.0.1:${proxy.port}`), (broker) => (made = broker))
+    ).pipe(Layer.orDie)
+    const outage = outageOf(
+      () => made,
+      Effect.promise(() => proxy.cut()),
+      Effect.promise(() => proxy.restore())
+    )
+    return { layer, ...outage }
+  })
 
 export const nodeTtlMillis = 5000
 
@@ -65,7 +120,17 @@ export const memoryBackend: ClusterBackend = {
       const hub = new MemoryBrokerHub()
       return {
         broker: (nodeId) => Layer.succeed(ClusterBroker, hub.node(nodeId)),
-        expire: () => TestClock.adjust(nodeTtlMillis + 1000)
+        expire: () => TestClock.adjust(nodeTtlMillis + 1000),
+        cuttable: (nodeId) =>
+          Effect.sync(() => {
+            const node = hub.node(nodeId)
+            const outage = outageOf(
+              () => node,
+              Effect.sync(() => hub.setDown(true)),
+              Effect.sync(() => hub.setDown(false))
+            )
+            return { layer: Layer.succeed(ClusterBroker, node), ...outage }
+          })
       }
     })
 }
@@ -81,6 +146,10 @@ export const redisBackend = (prefix: string): ClusterBackend => ({
         broker: (nodeId) =>
           Layer.scoped(ClusterBroker, makeRedisBroker({ url: redisUrl, prefix: clusterPrefix, nodeId })).pipe(
             Layer.orDie
+          ),
+        cuttable: (nodeId) =>
+          proxiedBroker(6379, (address) =>
+            makeRedisBroker({ url: `redis://${address}`, prefix: clusterPrefix, nodeId })
           ),
         expire: (nodeId) =>
           Effect.promise(async () => {
@@ -129,6 +198,8 @@ export const natsBackend = (prefix: string): ClusterBackend => ({
           Layer.scoped(ClusterBroker, makeNatsBroker({ url: natsUrl, prefix: clusterPrefix, nodeId })).pipe(
             Layer.orDie
           ),
+        cuttable: (nodeId: string) =>
+          proxiedBroker(4222, (address) => makeNatsBroker({ url: address, prefix: clusterPrefix, nodeId })),
         expire: (nodeId: string) =>
           Effect.promise(async () => {
             const nodes = await new Kvm(admin).open(`${clusterPrefix.replace(/[^A-Za-z0-9_-]/g, "_")}_nodes`)
