@@ -11,7 +11,8 @@
  *
  * Prints one JSON line; callgrind files stay in $TMPDIR/switchboard-instructions for callgrind_annotate.
  * COUNT=cpu runs the server without valgrind and counts, over the same lock-step load (idle spell subtracted),
- * the kernel side instead: the server's CPU time (/proc/<pid>/stat) and context switches of its threads (/proc/<pid>/task),
+ * the kernel side instead: the server's CPU time (/proc/<pid>/stat, 10 ms ticks: give it seconds of work) and
+ * context switches of its threads (/proc/<pid>/task),
  * and with STRACE=1 its syscalls (strace -c -f). BATCH=n messages per lock-step batch (10). RAW_WS='{"idleTimeout":0}'
  * gives raw Bun one of our Bun.serve websocket settings.
  */
@@ -212,45 +213,45 @@ try {
           : {})
       })
     )
-    process.exit(0)
+  } else {
+    /** Instructions counted from now until `done` resolves (callgrind zeroes, then dumps to file `.n`). */
+    const counted = async (n: number, done: () => Promise<unknown>) => {
+      await control(server.measured.pid, "-z")
+      const started = performance.now()
+      await done()
+      const ms = performance.now() - started
+      await control(server.measured.pid, "-d")
+      const file = join(outDir, `${label}.${server.measured.pid}.${n}`)
+      const text = async () =>
+        (
+          await Bun.file(file)
+            .text()
+            .catch(() => "")
+        ).match(/^totals: (\d+)/m)
+      await waitFor("the callgrind dump", async () => (await text()) !== null, 600_000)
+      return { instructions: Number((await text())![1]), ms, file }
+    }
+    const measured = await counted(1, () => send(messages))
+    // Timers run whether or not messages flow, and valgrind stretches time: count an idle spell as long, to subtract.
+    const idle = await counted(2, () => Bun.sleep(measured.ms))
+    const instructions = measured.instructions - idle.instructions
+    const deliveries = messages * (units - 1)
+    console.log(
+      JSON.stringify({
+        server: kind,
+        units,
+        payloadBytes,
+        messages,
+        deliveries,
+        measured: measured.instructions,
+        idle: idle.instructions,
+        instructions,
+        perDelivery: Math.round(instructions / deliveries),
+        perMessage: Math.round(instructions / messages),
+        file: measured.file
+      })
+    )
   }
-  /** Instructions counted from now until `done` resolves (callgrind zeroes, then dumps to file `.n`). */
-  const counted = async (n: number, done: () => Promise<unknown>) => {
-    await control(server.measured.pid, "-z")
-    const started = performance.now()
-    await done()
-    const ms = performance.now() - started
-    await control(server.measured.pid, "-d")
-    const file = join(outDir, `${label}.${server.measured.pid}.${n}`)
-    const text = async () =>
-      (
-        await Bun.file(file)
-          .text()
-          .catch(() => "")
-      ).match(/^totals: (\d+)/m)
-    await waitFor("the callgrind dump", async () => (await text()) !== null, 600_000)
-    return { instructions: Number((await text())![1]), ms, file }
-  }
-  const measured = await counted(1, () => send(messages))
-  // Timers run whether or not messages flow, and valgrind stretches time: count an idle spell as long, to subtract.
-  const idle = await counted(2, () => Bun.sleep(measured.ms))
-  const instructions = measured.instructions - idle.instructions
-  const deliveries = messages * (units - 1)
-  console.log(
-    JSON.stringify({
-      server: kind,
-      units,
-      payloadBytes,
-      messages,
-      deliveries,
-      measured: measured.instructions,
-      idle: idle.instructions,
-      instructions,
-      perDelivery: Math.round(instructions / deliveries),
-      perMessage: Math.round(instructions / messages),
-      file: measured.file
-    })
-  )
 } finally {
   for (const socket of sockets) socket.close()
   await stopChild(server.measured)
