@@ -1,7 +1,7 @@
 /**
  * Instructions per delivery, counted by valgrind (callgrind), so the figure holds on a loaded box:
- * starts one server under callgrind (raw Bun, or the relay's client side without its authenticator link,
- * bench/lib/relay-unlinked.ts), connects `units` DroneEngage clients of one group, and has one of them
+ * starts one server under callgrind (raw Bun, the Transport baseline, or the relay's client side without its
+ * authenticator link, bench/lib/relay-unlinked.ts), connects `units` DroneEngage clients of one group, and has one of them
  * send the fan-out scenario's messages in lock-step batches (each delivered to everyone before the next).
  * Counters are zeroed after a warm-up and dumped after the measured messages; an idle spell as long
  * is counted too and subtracted (timers, idle GC). User-space only: the kernel's send work is not counted.
@@ -11,10 +11,9 @@
  *
  * Prints one JSON line; callgrind files stay in $TMPDIR/switchboard-instructions for callgrind_annotate.
  * COUNT=cpu runs the server without valgrind and counts, over the same lock-step load (idle spell subtracted),
- * the kernel side instead: the server's CPU time (/proc/<pid>/stat, 10 ms ticks: give it seconds of work) and
- * context switches of its threads (/proc/<pid>/task),
- * and with STRACE=1 its syscalls (strace -c -f). BATCH=n messages per lock-step batch (10). RAW_WS='{"idleTimeout":0}'
- * gives raw Bun one of our Bun.serve websocket settings.
+ * the kernel side instead: the server's CPU time (/proc/<pid>/stat, 10 ms ticks: give it seconds of work),
+ * context switches of its threads (/proc/<pid>/task) and, with STRACE=1, its syscalls (strace -c -f).
+ * BATCH=n messages per lock-step batch (10). RAW_WS='{"idleTimeout":0}' gives raw Bun one of our websocket settings.
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
