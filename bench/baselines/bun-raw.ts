@@ -2,9 +2,12 @@
  * Baseline 1, the ceiling for our runtime: raw Bun.serve with DroneEngage's URL shapes. POST /w/wl
  * answers a login whose key is the group itself; ws://host:port/?f=<group>&s=<unit> subscribes the
  * unit to its group topic; every message is forwarded with native publish and nothing else.
- * Prints {"port":N} on stdout once listening. Env: PORT (0 = any), HOST (127.0.0.1), IDLE_TIMEOUT_S (120).
+ * Prints {"port":N} on stdout once listening. Env: PORT (0 = any), HOST (127.0.0.1), IDLE_TIMEOUT_S (120),
+ * RAW_WS (JSON of extra Bun.serve websocket options, e.g. {"sendPings":false}, to try one of our settings),
+ * RAW_APPEND (a JSON member appended to every forwarded text message, e.g. ,"p":4294967295, to send the relay's bytes).
  */
 const hostname = process.env.HOST ?? "127.0.0.1"
+const append = process.env.RAW_APPEND
 
 const server = Bun.serve<{ topic: string; unit: string }, never>({
   port: Number(process.env.PORT ?? 0),
@@ -37,8 +40,10 @@ const server = Bun.serve<{ topic: string; unit: string }, never>({
       ws.send(`{"ty":"s","mt":9007,"ms":{"s":"OK:connected:tcp:${ws.remoteAddress}"}}`)
     },
     message(ws, message) {
-      ws.publish(ws.data.topic, message)
-    }
+      if (append && typeof message === "string") ws.publish(ws.data.topic, `${message.slice(0, -1)}${append}}`)
+      else ws.publish(ws.data.topic, message)
+    },
+    ...(process.env.RAW_WS ? JSON.parse(process.env.RAW_WS) : {})
   }
 })
 

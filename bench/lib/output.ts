@@ -3,7 +3,7 @@ import { join } from "node:path"
 import * as vega from "vega"
 import * as vl from "vega-lite"
 import type { ResultRow, ScenarioResult } from "../scenarios/common.ts"
-import { serverLabel } from "../scenarios/common.ts"
+import { isPacedCase, serverLabel } from "../scenarios/common.ts"
 import type { Spread } from "./stats.ts"
 import { clusterFanoutChart } from "./cluster-chart.ts"
 
@@ -309,6 +309,8 @@ const groupedBars = (
 
 const points = (result: ResultFile | undefined, key: string) =>
   (result?.rows ?? [])
+    // Fan-out's paced rows run at a fixed rate, not a measured maximum: tables only.
+    .filter((row) => !isPacedCase(row.case))
     .filter((row) => row.metrics[key] && Number.isFinite(row.metrics[key]!.median))
     .map((row) => ({
       server: serverLabel[row.server] ?? row.server,

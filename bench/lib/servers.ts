@@ -147,7 +147,7 @@ const baselineCommand: Record<"bun-raw" | "node-ws" | "transport", Array<string>
 const baseline = async (kind: "bun-raw" | "node-ws" | "transport", options: ServerOptions): Promise<RunningServer> => {
   const port = freePort()
   const command = baselineCommand[kind]
-  const env: Record<string, string> = { PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warning" }
+  const env: Record<string, string> = { PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warning", ...options.env }
   if (options.pingIntervalMs) {
     env.PING_INTERVAL_MS = String(options.pingIntervalMs)
     env.IDLE_TIMEOUT_S = String(Math.max(1, Math.round((2 * options.pingIntervalMs) / 1000)))

@@ -109,6 +109,52 @@ export const withClients = async <A>(
   }
 }
 
+/** Marks fan-out's rows at a fixed offered rate ("100 units, 64 B, paced 200.0k/s"). */
+export const pacedCaseSuffix = ", paced "
+export const isPacedCase = (label: string) => label.includes(pacedCaseSuffix)
+
+export interface Connected {
+  readonly kind: ServerKind
+  readonly server: RunningServer
+  readonly generator: LoadGenerator
+}
+
+/**
+ * Every server up at once with its own clients (a server that fails to start is skipped with the reason, under
+ * `caseLabel`), then `body`; everything is stopped afterwards. For runs that go server by server in turn: on a
+ * shared box a figure swings with the load of the moment, so servers measured minutes apart are not comparable,
+ * while neighbouring runs are.
+ */
+export const withEveryServer = async <A>(
+  context: BenchContext,
+  kinds: ReadonlyArray<ServerKind>,
+  clients: ReadonlyArray<ClientSpec>,
+  skipped: Array<string>,
+  caseLabel: string,
+  body: (connected: ReadonlyArray<Connected>) => Promise<A>,
+  connected: ReadonlyArray<Connected> = []
+): Promise<A> => {
+  const [kind, ...rest] = kinds
+  if (kind === undefined) return body(connected)
+  let started = false
+  try {
+    return await withServer(kind, (server) =>
+      withClients(context, server, clients, (generator) => {
+        started = true
+        return withEveryServer(context, rest, clients, skipped, caseLabel, body, [
+          ...connected,
+          { kind, server, generator }
+        ])
+      })
+    )
+  } catch (error) {
+    if (started) throw error
+    skipped.push(`${serverLabel[kind]} ${caseLabel}: ${(error as Error).message}`)
+    context.log(`  ${serverLabel[kind]} ${caseLabel}: FAILED ${(error as Error).message}`)
+    return withEveryServer(context, rest, clients, skipped, caseLabel, body, connected)
+  }
+}
+
 /** Messages a sender may be ahead of the slowest receiver: ~256 KiB per receiver, 4..128 messages (enough to saturate the box). */
 export const windowFor = (senders: number, payloadBytes: number) =>
   Math.max(4, Math.min(128, Math.floor((256 * 1024) / (senders * payloadBytes))))

@@ -11,6 +11,7 @@ import {
   serverLabel,
   windowFor,
   withClients,
+  withEveryServer,
   withServer,
   serversFor
 } from "./common.ts"
@@ -122,59 +123,31 @@ const pacedMaximum = async (context: BenchContext, kind: string, generator: Load
   return { ceiling, sustainedMax: low > 0 ? low : high / 2 }
 }
 
-interface Connected {
-  readonly kind: ServerKind
-  readonly server: RunningServer
-  readonly generator: LoadGenerator
-}
-
-/**
- * Every server up at once with its own clients (a server that fails to start is skipped with the reason), then
- * `body`; everything is stopped afterwards.
- */
-const withEveryServer = async <A>(
-  context: BenchContext,
-  kinds: ReadonlyArray<ServerKind>,
-  skipped: Array<string>,
-  body: (connected: ReadonlyArray<Connected>) => Promise<A>,
-  connected: ReadonlyArray<Connected> = []
-): Promise<A> => {
-  const [kind, ...rest] = kinds
-  if (kind === undefined) return body(connected)
-  let started = false
-  try {
-    return await withServer(kind, (server) =>
-      withClients(context, server, planGroup({ group: "latency", units: 100, senders: SENDERS }), (generator) => {
-        started = true
-        return withEveryServer(context, rest, skipped, body, [...connected, { kind, server, generator }])
-      })
-    )
-  } catch (error) {
-    if (started) throw error
-    skipped.push(`${serverLabel[kind]} ${TARGET_CASE}: ${(error as Error).message}`)
-    context.log(`  ${serverLabel[kind]}: FAILED ${(error as Error).message}`)
-    return withEveryServer(context, rest, skipped, body, connected)
-  }
-}
-
 /**
  * The target case, run by run in turn on every server (raw Bun, relay, chat, raw Bun, …): p99 on a shared box
  * swings with the load of the moment, so servers measured minutes apart are not comparable, while neighbouring
  * runs are.
  */
 const targetCase = (context: BenchContext, kinds: ReadonlyArray<ServerKind>, skipped: Array<string>) =>
-  withEveryServer(context, kinds, skipped, async (connected) => {
-    const measured = new Map<ServerKind, Measured>(connected.map(({ kind }) => [kind, { results: [], notes: [] }]))
-    for (let run = 0; run < context.runs; run++) {
-      for (const { kind, server, generator } of connected) {
-        const label = `${serverLabel[kind]} ${TARGET_CASE}`
-        const one = await pacedRuns(context, server, generator, label, 100, 64, { first: run, count: 1 })
-        measured.get(kind)!.results.push(...one.results)
-        measured.get(kind)!.notes.push(...one.notes)
+  withEveryServer(
+    context,
+    kinds,
+    planGroup({ group: "latency", units: 100, senders: SENDERS }),
+    skipped,
+    TARGET_CASE,
+    async (connected) => {
+      const measured = new Map<ServerKind, Measured>(connected.map(({ kind }) => [kind, { results: [], notes: [] }]))
+      for (let run = 0; run < context.runs; run++) {
+        for (const { kind, server, generator } of connected) {
+          const label = `${serverLabel[kind]} ${TARGET_CASE}`
+          const one = await pacedRuns(context, server, generator, label, 100, 64, { first: run, count: 1 })
+          measured.get(kind)!.results.push(...one.results)
+          measured.get(kind)!.notes.push(...one.notes)
+        }
       }
+      return measured
     }
-    return measured
-  })
+  )
 
 /**
  * Scenario 2: latency under paced load. The target case (100 units, 10 senders at 100 msg/s each,
