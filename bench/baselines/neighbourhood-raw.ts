@@ -5,11 +5,9 @@
  * each hello's key, and forward a public chat only when its RSA-PSS signature verifies (node:crypto).
  * No counters, schemas, limits or metrics. A client_list_request is answered with a list as long
  * as the clients that said hello (the bench waits on it). Prints {"port":N} once listening.
- * Env: PORT (0 = any), HOST (127.0.0.1), MODE (publish | verify | verify-async | verify-worker).
+ * Env: PORT (0 = any), HOST (127.0.0.1), MODE (publish | verify | verify-async).
  */
 import { constants, createPublicKey, type KeyObject, verify } from "node:crypto"
-import { makeVerifierPool } from "../../layers/Crypto/VerifierPool.ts"
-import { neighbourhoodPss } from "../../src/neighbourhood/Verify.ts"
 
 const hostname = process.env.HOST ?? "127.0.0.1"
 const mode = process.env.MODE ?? "publish"
@@ -46,14 +44,7 @@ const verifiedOffThread = (key: CryptoKey, frame: Frame) =>
     encoder.encode(`${frame.data}${frame.counter}`)
   )
 
-/** MODE=verify-worker: the server's worker pool (one thread), each client's frames forwarded in arrival order. */
-const pool =
-  mode === "verify-worker"
-    ? makeVerifierPool({ scheme: neighbourhoodPss, threads: 1, maxInFlight: 4096, onCrash: console.error })
-    : undefined
-
 interface Client {
-  spki: Uint8Array | undefined
   key: KeyObject | undefined
   cryptoKey: Promise<CryptoKey> | undefined
   tail: Promise<unknown>
@@ -64,13 +55,7 @@ const server = Bun.serve<Client, never>({
   port: Number(process.env.PORT ?? 0),
   hostname,
   fetch(request, server) {
-    const data: Client = {
-      spki: undefined,
-      key: undefined,
-      cryptoKey: undefined,
-      tail: Promise.resolve(),
-      counted: false
-    }
+    const data: Client = { key: undefined, cryptoKey: undefined, tail: Promise.resolve(), counted: false }
     if (server.upgrade(request, { data })) return undefined
     return new Response("websocket only", { status: 400 })
   },
@@ -109,10 +94,6 @@ const server = Bun.serve<Client, never>({
           ["verify"]
         )
         helloCount++
-        if (pool) ws.data.spki = new Uint8Array(ws.data.key.export({ type: "spki", format: "der" }))
-      } else if (pool && ws.data.spki) {
-        const checked = pool.verify(ws.data.spki, `${frame.data}${frame.counter}`, frame.signature ?? "")
-        ws.data.tail = ws.data.tail.then(() => checked).then((ok) => ok && ws.publish(topic, message))
       } else if (offThread && ws.data.cryptoKey) {
         const checked = ws.data.cryptoKey.then((key) => verifiedOffThread(key, frame))
         ws.data.tail = ws.data.tail.then(() => checked).then((ok) => ok && ws.publish(topic, message))

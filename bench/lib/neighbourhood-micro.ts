@@ -31,7 +31,7 @@ import {
 import { Mesh } from "../../src/neighbourhood/Mesh.ts"
 import type { NeighbourhoodContext } from "../../src/neighbourhood/NeighbourFrames.ts"
 import { makeNeighbourhoodProtocol } from "../../src/neighbourhood/Protocol.ts"
-import { inlineVerifier, verifySigned } from "../../src/neighbourhood/Verify.ts"
+import { verifySigned } from "../../src/neighbourhood/Verify.ts"
 import { encodeSignedData, openSignedData, parseFrame, type SignedData } from "../../src/neighbourhood/Wire.ts"
 
 const countMode = process.argv[2] === "--count" ? { what: process.argv[3], n: Number(process.argv[4] ?? 0) } : undefined
@@ -100,7 +100,6 @@ const handlerAfter = (hello: string) =>
       config,
       mesh: new Mesh(config.address, [], [], 1000),
       counters: new Counters(1000),
-      verifier: inlineVerifier,
       sharedCounters: undefined,
       relayed: new RecentSet(1000),
       rooms,

@@ -123,7 +123,7 @@ export const startMesh = async (count: number) => {
   return servers
 }
 
-export type RawMode = "publish" | "verify" | "verify-async" | "verify-worker"
+export type RawMode = "publish" | "verify" | "verify-async"
 
 /** The same-wire floor: raw Bun forwarding every frame ("publish"), or verifying each public chat first ("verify"). */
 export const startRaw = async (mode: RawMode): Promise<Array<ServerProcess>> => {

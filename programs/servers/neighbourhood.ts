@@ -17,7 +17,6 @@ import { BrokerRoomsLive } from "../../layers/Rooms/BrokerRooms.ts"
 import { BunTransportFromConfig, clusterBroker } from "../../layers/Cluster/ClusterFromConfig.ts"
 import { ClusterConfig } from "../../layers/Cluster/ClusterConfig.ts"
 import { BrokerReplayCountersLive } from "../../layers/Cluster/ReplayCounters.ts"
-import { SignatureVerifierFor } from "../../layers/Crypto/VerifierPool.ts"
 import { MemoryFileStore } from "../../layers/Storage/FileStore.ts"
 import { FileSystemFileStore } from "../../layers/Storage/FileSystemFileStore.ts"
 import {
@@ -26,7 +25,6 @@ import {
 } from "../../src/neighbourhood/Config.ts"
 import { makeFileRoutes } from "../../src/neighbourhood/Files.ts"
 import { serveNeighbourhood } from "../../src/neighbourhood/Server.ts"
-import { neighbourhoodPss } from "../../src/neighbourhood/Verify.ts"
 import { neighbourhoodPageRoutes } from "../../src/neighbourhood/web/assets.ts"
 
 const fileStoreFor = (files: NeighbourhoodConfig["files"]) => {
@@ -73,8 +71,7 @@ export const NeighbourhoodFrom = (config: NeighbourhoodConfig) =>
         RoomsFromCluster,
         InProcessFederationLive,
         BunFileSystem.layer,
-        fileStoreFor(config.files),
-        SignatureVerifierFor(neighbourhoodPss, config.verifyThreads)
+        fileStoreFor(config.files)
       )
     )
   )

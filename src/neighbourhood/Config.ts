@@ -72,8 +72,6 @@ export interface NeighbourhoodConfig {
   readonly keyPath: string
   readonly neighbours: ReadonlyArray<NeighbourSettings>
   readonly redialMax: Duration.Duration
-  /** Worker threads for the chats' RSA-PSS checks; 0 checks them on the event loop (docs/neighbourhood.md). */
-  readonly verifyThreads: number
   readonly limits: NeighbourhoodLimits
   readonly files: FileSettings
   readonly compat: CompatSettings
@@ -93,9 +91,6 @@ export const defaultNeighbourhoodLimits: NeighbourhoodLimits = {
   connectionsPerSecond: 10,
   connectionBurst: 200
 }
-
-/** Chosen by measurement on a 2-core box (docs/benchmarks.md, "Issue 9, session 5"). */
-export const defaultVerifyThreads = 1
 
 /** Multipart framing allowed on top of `files.maxBytes` in one upload request. */
 export const uploadFormOverhead = 64 * 1024
@@ -166,10 +161,6 @@ export const NeighbourhoodConfig: Config.Config<NeighbourhoodConfig> = Config.al
   keyPath: Config.string("keyPath").pipe(Config.withDefault("./data/neighbourhood-key.pem")),
   neighbours: Config.array(NeighbourConfig, "neighbours").pipe(Config.withDefault([] as Array<NeighbourSettings>)),
   redialMax: positiveMillis("redialMaxMs", Duration.seconds(5)),
-  verifyThreads: Config.integer("verifyThreads").pipe(
-    Config.validate({ message: "must be an integer from 0 to 64", validation: (n) => n >= 0 && n <= 64 }),
-    Config.withDefault(defaultVerifyThreads)
-  ),
   limits: LimitsConfig,
   files: FilesConfig,
   compat: CompatConfig,

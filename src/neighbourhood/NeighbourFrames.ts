@@ -1,5 +1,4 @@
 import { Effect, Either } from "effect"
-import type { SignatureVerifierService } from "../../layers/Crypto/SignatureVerifier.ts"
 import type { RoomsService } from "../../layers/Rooms/Rooms.ts"
 import type { WireMessage } from "../../layers/Transport/Transport.ts"
 import type { NeighbourhoodConfig } from "./Config.ts"
@@ -7,7 +6,7 @@ import type { Counters, RecentSet } from "./Counters.ts"
 import type { PublicKeyInfo } from "./Crypto.ts"
 import type { Channel, Mesh, NeighbourState } from "./Mesh.ts"
 import type { OrderedWork } from "./Ordered.ts"
-import { checkSigned, verifySigned } from "./Verify.ts"
+import { verifySigned } from "./Verify.ts"
 import {
   type ChatData,
   clientUpdateRequestFrame,
@@ -26,8 +25,6 @@ export interface NeighbourhoodContext {
   readonly config: NeighbourhoodConfig
   readonly mesh: Mesh
   readonly counters: Counters
-  /** Chats' and public chats' RSA-PSS checks: inline, or on worker threads (results come back as promises). */
-  readonly verifier: SignatureVerifierService
   /**
    * On nodes sharing one server address: the cluster's last counter per key, raised to `counter` when
    * greater; resolves to the last before it (a replay when `counter` is not greater).
@@ -151,15 +148,9 @@ const relayedPublicChat = (
   // A repeat (a peer that floods, or two connections) fails the counter check cheaply, before any signature check.
   const check = (key: PublicKeyInfo) =>
     ctx.counters.fresh(key.fingerprint, frame.counter)
-      ? { key, valid: checkSigned(ctx.verifier, key, opened.dataText, frame.counter, frame.signature) }
+      ? { key, valid: verifySigned(key, opened.dataText, frame.counter, frame.signature) }
       : undefined
-  // Checked on a worker: applied in arrival order all the same, also after the link closed (it only reaches our clients).
-  const settled = (checked: ReturnType<typeof check>) =>
-    checked && typeof checked.valid !== "boolean"
-      ? checked.valid.then((valid) => ({ key: checked.key, valid }))
-      : (checked as Checked | undefined)
-  type Checked = { key: PublicKeyInfo; valid: boolean }
-  const apply = (checked: Checked | undefined) => {
+  const apply = (checked: ReturnType<typeof check>) => {
     if (!checked) return
     if (!checked.valid) {
       ctx.refused("relayed_bad_signature")
@@ -170,14 +161,14 @@ const relayedPublicChat = (
   }
   const known = ctx.mesh.senderKey(content.sender)
   if (known) {
-    const checked = settled(check(known))
-    return checked instanceof Promise ? channel.work.then(checked, apply) : channel.work.after(() => apply(checked))
+    const checked = check(known)
+    return channel.work.after(() => apply(checked))
   }
   // An unknown sender may be in a client_update still being applied: look again once earlier work is done.
   const later = channel.work.idle().then(() => {
     const key = ctx.mesh.senderKey(content.sender)
     if (!key) ctx.warn(`neighbour ${n.address} relayed a public_chat from an unknown sender; dropped`)
-    return key ? settled(check(key)) : undefined
+    return key ? check(key) : undefined
   })
   channel.work.then(later, apply)
 }

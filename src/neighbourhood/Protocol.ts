@@ -12,7 +12,7 @@ import { ConnectionLimiter } from "../shared/RateLimiter.ts"
 import { fingerprintVariants, importPublicPem } from "./Crypto.ts"
 import type { Channel, LocalClient, NeighbourState } from "./Mesh.ts"
 import { OrderedWork } from "./Ordered.ts"
-import { checkSigned, verifySigned } from "./Verify.ts"
+import { verifySigned } from "./Verify.ts"
 import {
   type ChatData,
   encodeError,
@@ -106,11 +106,10 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
        * connection so its counters reach the shared store in order: the last counter before it.
        */
       let sharedTail: Promise<number> = Promise.resolve(-1)
-      const sharedLast = (fingerprint: string, counter: number, valid: boolean | Promise<boolean> = true) => {
+      const sharedLast = (fingerprint: string, counter: number) => {
         const shared = ctx.sharedCounters
         if (!shared || config.compat.perConnectionCounters) return Promise.resolve(-1)
-        // Queued now (arrival order), sent once the signature is known good: a bad one must not raise it.
-        sharedTail = sharedTail.then(() => valid).then((ok) => (ok ? shared(fingerprint, counter) : -1))
+        sharedTail = sharedTail.then(() => shared(fingerprint, counter))
         return sharedTail
       }
 
@@ -142,24 +141,16 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
         const ck = counterKey(key.fingerprint)
         if (!counters.fresh(ck, frame.counter))
           return refuse(replayReason(frame.counter, counters.lastOf(ck)), "replay")
-        const checked = checkSigned(ctx.verifier, key, opened.dataText, frame.counter, frame.signature)
-        const apply = (valid: boolean, sharedLast: number) => {
-          // Closed meanwhile (a check on a worker): its sender already left the client lists, so peers could not check it.
-          if (!connection.isOpen()) return
+        const valid = verifySigned(key, opened.dataText, frame.counter, frame.signature)
+        const apply = (sharedLast: number) => {
           if (!valid) return refuse("signature does not verify with your key", "bad_signature")
           if (!counters.commit(ck, frame.counter))
             return refuse(replayReason(frame.counter, counters.lastOf(ck)), "replay")
           if (frame.counter <= sharedLast) return refuse(replayReason(frame.counter, sharedLast), "replay")
           accepted()
         }
-        if (typeof checked === "boolean") {
-          if (checked && ctx.sharedCounters)
-            work.then(sharedLast(key.fingerprint, frame.counter), (last) => apply(true, last))
-          else work.after(() => apply(checked, -1))
-        } else if (ctx.sharedCounters) {
-          const last = sharedLast(key.fingerprint, frame.counter, checked)
-          work.then(Promise.all([checked, last]), ([valid, last]) => apply(valid, last))
-        } else work.then(checked, (valid) => apply(valid, -1))
+        if (valid && ctx.sharedCounters) work.then(sharedLast(key.fingerprint, frame.counter), apply)
+        else work.after(() => apply(-1))
       }
 
       const hello = (frame: SignedData, opened: OpenedSignedData, content: HelloData) =>

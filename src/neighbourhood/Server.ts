@@ -1,6 +1,5 @@
 import type { HttpApp } from "@effect/platform"
-import { Data, Effect, Either, Option, Queue, Runtime, Schedule, type Scope } from "effect"
-import { SignatureVerifier } from "../../layers/Crypto/SignatureVerifier.ts"
+import { Data, Effect, Either, Queue, Runtime, Schedule, type Scope } from "effect"
 import { Federation } from "../../layers/Federation/Federation.ts"
 import type { Link } from "../../layers/Federation/Link.ts"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
@@ -22,7 +21,6 @@ import {
   throttled
 } from "./NeighbourFrames.ts"
 import { makeNeighbourhoodProtocol } from "./Protocol.ts"
-import { inlineVerifier } from "./Verify.ts"
 import { encodeSignedData, parseFrame, serverHelloContent } from "./Wire.ts"
 
 /** This server's RSA key: signs its server_hello. */
@@ -148,8 +146,6 @@ export const serveNeighbourhood = (
       config,
       mesh,
       counters: new Counters(config.limits.counterMemory),
-      // Worker threads when the program provides them (neighbourhood.verifyThreads), else inline.
-      verifier: Option.getOrElse(yield* Effect.serviceOption(SignatureVerifier), () => inlineVerifier),
       sharedCounters: rooms.spansNodes ? yield* sharedCountersOf(config.address) : undefined,
       relayed: new RecentSet(config.limits.duplicateWindow),
       rooms,

@@ -1,28 +1,36 @@
-import { makeInlineVerifier, type SignatureVerifierService } from "../../layers/Crypto/SignatureVerifier.ts"
+import { constants, createPublicKey, type KeyObject, verify } from "node:crypto"
 import { isBase64, type PublicKeyInfo, pssSaltLength, signedText } from "./Crypto.ts"
 
 /**
- * The server's RSA-PSS rule (SHA-256, MGF1-SHA-256, salt exactly 32 bytes, as Crypto.verifyData,
- * over `data` followed by the counter, the signature strict base64), checked with node:crypto
- * through the SignatureVerifier layer: inline (one synchronous call, ~25 % less CPU than WebCrypto,
- * whose work pool and promise cost more than they save) or on worker threads
- * (`neighbourhood.verifyThreads`). Server-only: the page and the typed client keep WebCrypto.
+ * The server's RSA-PSS check (SHA-256, MGF1-SHA-256, salt exactly 32 bytes, as Crypto.verifyData)
+ * through node:crypto: one synchronous call costs ~25 % less CPU than WebCrypto's, whose work
+ * pool hand-off and promise cost more than they save on a busy server (see docs/neighbourhood.md).
+ * Server-only: the browser page and the typed client keep WebCrypto (Crypto.ts).
  */
-export const neighbourhoodPss = { hash: "sha256", saltLength: pssSaltLength } as const
 
-/** Inline checks: hellos and server_hellos (rare, and they change state at once), and the default verifier. */
-export const inlineVerifier = makeInlineVerifier(neighbourhoodPss)
+const keyObjects = new WeakMap<PublicKeyInfo, KeyObject>()
 
-/** Whether `signature` is `key`'s signature of `data` followed by `counter`: now, or later when on a worker. */
-export const checkSigned = (
-  verifier: SignatureVerifierService,
-  key: PublicKeyInfo,
-  data: string,
-  counter: number,
-  signature: string
-): boolean | Promise<boolean> =>
-  isBase64(signature) ? verifier.verify(key.spki, signedText(data, counter), signature) : false
+/** The node:crypto key of an imported key, made once per key. */
+const keyObjectOf = (key: PublicKeyInfo): KeyObject => {
+  let keyObject = keyObjects.get(key)
+  if (!keyObject) {
+    keyObject = createPublicKey({ key: Buffer.from(key.spki), format: "der", type: "spki" })
+    keyObjects.set(key, keyObject)
+  }
+  return keyObject
+}
 
-/** The same check now, on this thread. */
-export const verifySigned = (key: PublicKeyInfo, data: string, counter: number, signature: string): boolean =>
-  isBase64(signature) && inlineVerifier.verify(key.spki, signedText(data, counter), signature)
+/** Whether `signature` (strict base64) is `key`'s RSA-PSS signature of `data` followed by `counter`. */
+export const verifySigned = (key: PublicKeyInfo, data: string, counter: number, signature: string): boolean => {
+  if (!isBase64(signature)) return false
+  try {
+    return verify(
+      "sha256",
+      Buffer.from(signedText(data, counter)),
+      { key: keyObjectOf(key), padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: pssSaltLength },
+      Buffer.from(signature, "base64")
+    )
+  } catch {
+    return false
+  }
+}

@@ -1,7 +1,6 @@
 import { describe, expect, test } from "bun:test"
 import { ConfigProvider, Effect, Either, Option } from "effect"
-import { providerFrom } from "../../layers/Config/ConfigFile.ts"
-import { defaultVerifyThreads, NeighbourhoodConfig } from "../../src/neighbourhood/Config.ts"
+import { NeighbourhoodConfig } from "../../src/neighbourhood/Config.ts"
 
 const read = (json: unknown) =>
   Effect.runSync(Effect.either(Effect.withConfigProvider(NeighbourhoodConfig, ConfigProvider.fromJson(json))))
@@ -47,19 +46,5 @@ describe("Neighbourhood config", () => {
       message({ neighbourhood: { address: "a", neighbours: [{ address: "a", url: "ws://a/", publicKey: "x" }] } })
     ).toContain("distinct addresses")
     expect(message({ neighbourhood: { limits: { messagesPerSecond: 0 } } })).toContain("messagesPerSecond")
-    expect(message({ neighbourhood: { verifyThreads: -1 } })).toContain("verifyThreads")
-    expect(message({ neighbourhood: { verifyThreads: 65 } })).toContain("verifyThreads")
-  })
-
-  test("verifyThreads: a default, a value from the file, and NEIGHBOURHOOD_VERIFY_THREADS from the environment", () => {
-    expect(Either.getOrThrow(read({})).verifyThreads).toBe(defaultVerifyThreads)
-    expect(Either.getOrThrow(read({ neighbourhood: { verifyThreads: 0 } })).verifyThreads).toBe(0)
-    const fromEnv = Effect.runSync(
-      Effect.withConfigProvider(
-        NeighbourhoodConfig,
-        providerFrom({}, ConfigProvider.fromMap(new Map([["NEIGHBOURHOOD_VERIFY_THREADS", "2"]]), { pathDelim: "_" }))
-      )
-    )
-    expect(fromEnv.verifyThreads).toBe(2)
   })
 })

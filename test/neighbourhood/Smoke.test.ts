@@ -1,13 +1,11 @@
 import { describe, expect } from "bun:test"
 import { Effect, Layer, Queue } from "effect"
-import { SignatureVerifierFor } from "../../layers/Crypto/VerifierPool.ts"
 import { InProcessFederationLive } from "../../layers/Federation/InProcessFederation.ts"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
 import { InProcessRoomsLive } from "../../layers/Rooms/InProcessRooms.ts"
 import { BunTransportLive } from "../../layers/Transport/BunTransport.ts"
 import { connect, type Incoming, NeighbourhoodClient } from "../../src/neighbourhood/Client.ts"
 import { serveNeighbourhood } from "../../src/neighbourhood/Server.ts"
-import { neighbourhoodPss } from "../../src/neighbourhood/Verify.ts"
 import { it } from "../support/effect.ts"
 import { clientPems, configFor, serverKeys } from "./support.ts"
 
@@ -78,55 +76,37 @@ const realClient = (port: number, pem: string) =>
     return { client, inbox, socket, waitForList }
   })
 
-const withPool = Layer.merge(RealSockets, SignatureVerifierFor(neighbourhoodPss, 1))
-
 describe("Neighbourhood over real WebSockets", () => {
-  for (const [verifiers, layer] of [
-    ["checks inline", RealSockets],
-    ["checks on a worker thread", withPool]
-  ] as const) {
-    it.live(
-      `two servers link up, share client lists, and carry private and public chats (${verifiers})`,
-      () =>
-        Effect.gen(function* () {
-          const ports = freePorts()
-          yield* startReal(0, ports)
-          yield* startReal(1, ports)
-          const alice = yield* realClient(ports[0], clientPems[0]!)
-          const bob = yield* realClient(ports[1], clientPems[1]!)
-          yield* alice.waitForList({ server0: 1, server1: 1 })
-          yield* bob.waitForList({ server0: 1, server1: 1 })
+  it.live(
+    "two servers link up, share client lists, and carry private and public chats",
+    () =>
+      Effect.gen(function* () {
+        const ports = freePorts()
+        yield* startReal(0, ports)
+        yield* startReal(1, ports)
+        const alice = yield* realClient(ports[0], clientPems[0]!)
+        const bob = yield* realClient(ports[1], clientPems[1]!)
+        yield* alice.waitForList({ server0: 1, server1: 1 })
+        yield* bob.waitForList({ server0: 1, server1: 1 })
 
-          alice.socket.send(
-            yield* Effect.promise(() =>
-              alice.client.chat([{ pem: bob.client.publicPem, server: "server1" }], "over the wire")
-            )
+        alice.socket.send(
+          yield* Effect.promise(() =>
+            alice.client.chat([{ pem: bob.client.publicPem, server: "server1" }], "over the wire")
           )
-          expect(yield* Queue.take(bob.inbox)).toMatchObject({
-            kind: "chat",
-            message: "over the wire",
-            verified: true,
-            sender: alice.client.fingerprint
-          })
-          bob.socket.send(yield* Effect.promise(() => bob.client.publicChat("hi everyone")))
-          expect(yield* Queue.take(alice.inbox)).toMatchObject({
-            kind: "public_chat",
-            message: "hi everyone",
-            verified: true
-          })
-          // A burst (checked in batches when on a worker) arrives whole and in order, on both hops.
-          const burst = Array.from({ length: 20 }, (_, i) => `burst ${i}`)
-          const frames = []
-          for (const text of burst) frames.push(yield* Effect.promise(() => bob.client.publicChat(text)))
-          for (const frame of frames) bob.socket.send(frame)
-          const received = []
-          for (let i = 0; i < burst.length; i++) {
-            const incoming = yield* Queue.take(alice.inbox)
-            received.push(incoming.kind === "public_chat" ? incoming.message : incoming.kind)
-          }
-          expect(received).toEqual(burst)
-        }).pipe(Effect.provide(layer)),
-      20_000
-    )
-  }
+        )
+        expect(yield* Queue.take(bob.inbox)).toMatchObject({
+          kind: "chat",
+          message: "over the wire",
+          verified: true,
+          sender: alice.client.fingerprint
+        })
+        bob.socket.send(yield* Effect.promise(() => bob.client.publicChat("hi everyone")))
+        expect(yield* Queue.take(alice.inbox)).toMatchObject({
+          kind: "public_chat",
+          message: "hi everyone",
+          verified: true
+        })
+      }).pipe(Effect.provide(RealSockets)),
+    20_000
+  )
 })
