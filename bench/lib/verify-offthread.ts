@@ -1,8 +1,8 @@
 /**
  * Issue 9: can the RSA-PSS check leave the event loop? Main-thread CPU (this thread's schedstat)
  * and process CPU per verification, and wall throughput, of (a) synchronous node:crypto verify (the
- * inline verifier), (b) node:crypto verify with a callback, (c) the server's worker pool
- * (layers/Crypto/VerifierPool.ts: Bun Workers fed one batch per event-loop turn), (d) WebCrypto.
+ * server's), (b) node:crypto verify with a callback, (c) Bun Workers fed one batch per event-loop
+ * turn (as the pool built for issue 9 did: commit ebd3939, reverted; docs/benchmarks.md), (d) WebCrypto.
  * `npx bun run bench/lib/verify-offthread.ts [verifications]`
  */
 import { constants, createPublicKey, verify } from "node:crypto"
