@@ -15,7 +15,7 @@ import type { Connection, WireMessage } from "../Transport/Transport.ts"
 import { makeInProcessRooms } from "./InProcessRooms.ts"
 import { TurnBatches } from "./TurnBatches.ts"
 import { RemoteRosters } from "./RemoteRosters.ts"
-import { type RoomChange, type RoomMember, Rooms, type RoomsService } from "./Rooms.ts"
+import { PresenceUnavailable, type RoomChange, type RoomMember, Rooms, type RoomsService } from "./Rooms.ts"
 import { repeatEvery } from "../../src/shared/Sweeps.ts"
 
 export interface BrokerRoomsOptions {
@@ -199,6 +199,48 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
       for (const callback of resumeCallbacks) callback()
     })
 
+    /** Members of every live node in join order; a member of a dead node is pruned and reported as an expired leave. */
+    const membersExact = (room: string) =>
+      Effect.gen(function* () {
+        const own = [...(localEntries.get(room)?.values() ?? [])].map(({ key, entry }) => [key, entry] as const)
+        const listed = yield* broker.presence.list(room)
+        const others = listed.filter(([key]) => nodeOf(key) !== broker.nodeId)
+        const alive = yield* broker.presence.alive([...new Set(others.map(([key]) => nodeOf(key)))])
+        const dead = others.filter(([key]) => !alive.has(nodeOf(key)))
+        if (dead.length > 0) {
+          yield* broker.presence.remove(
+            room,
+            dead.map(([key]) => key)
+          )
+          for (const [key, entry] of dead) {
+            const { id, info } = JSON.parse(entry) as StoredMember
+            // A member this node tracked is reported as expired (its clients saw it); one the heartbeat
+            // already reported, or never saw in a tracked room, not again.
+            const tracked = remote.tracks(room)
+            const expired = remote.left(room, nodeOf(key), id) !== undefined
+            if (!expired && tracked) continue
+            const change: RoomChange = { _tag: "Left", room, member: { id, info }, ...(expired ? { expired } : {}) }
+            yield* PubSub.publish(changes, change)
+          }
+        }
+        const listedAt = yield* Clock.currentTimeMillis
+        remote.seed(
+          room,
+          listedAt,
+          others.flatMap(([key, entry]) => {
+            if (!alive.has(nodeOf(key))) return []
+            const { id, info } = JSON.parse(entry) as StoredMember
+            return [[nodeOf(key), { id, info }] as const]
+          })
+        )
+        const rows = [...own, ...others.filter(([key]) => alive.has(nodeOf(key)))].map(([key, entry]) => ({
+          key,
+          member: JSON.parse(entry) as StoredMember
+        }))
+        rows.sort((a, b) => a.member.at - b.member.at || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+        return rows.map(({ member }): RoomMember => ({ id: member.id, info: member.info }))
+      }).pipe(Effect.mapError((error) => new PresenceUnavailable(error.message)))
+
     const service: RoomsService = {
       join: (room, connection, member) =>
         Effect.gen(function* () {
@@ -256,45 +298,7 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
         }
       },
       members: (room) =>
-        Effect.gen(function* () {
-          const own = [...(localEntries.get(room)?.values() ?? [])].map(({ key, entry }) => [key, entry] as const)
-          const listed = yield* broker.presence.list(room)
-          const others = listed.filter(([key]) => nodeOf(key) !== broker.nodeId)
-          const alive = yield* broker.presence.alive([...new Set(others.map(([key]) => nodeOf(key)))])
-          const dead = others.filter(([key]) => !alive.has(nodeOf(key)))
-          if (dead.length > 0) {
-            yield* broker.presence.remove(
-              room,
-              dead.map(([key]) => key)
-            )
-            for (const [key, entry] of dead) {
-              const { id, info } = JSON.parse(entry) as StoredMember
-              // A member this node tracked is reported as expired (its clients saw it); one the heartbeat
-              // already reported, or never saw in a tracked room, not again.
-              const tracked = remote.tracks(room)
-              const expired = remote.left(room, nodeOf(key), id) !== undefined
-              if (!expired && tracked) continue
-              const change: RoomChange = { _tag: "Left", room, member: { id, info }, ...(expired ? { expired } : {}) }
-              yield* PubSub.publish(changes, change)
-            }
-          }
-          const listedAt = yield* Clock.currentTimeMillis
-          remote.seed(
-            room,
-            listedAt,
-            others.flatMap(([key, entry]) => {
-              if (!alive.has(nodeOf(key))) return []
-              const { id, info } = JSON.parse(entry) as StoredMember
-              return [[nodeOf(key), { id, info }] as const]
-            })
-          )
-          const rows = [...own, ...others.filter(([key]) => alive.has(nodeOf(key)))].map(([key, entry]) => ({
-            key,
-            member: JSON.parse(entry) as StoredMember
-          }))
-          rows.sort((a, b) => a.member.at - b.member.at || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
-          return rows.map(({ member }): RoomMember => ({ id: member.id, info: member.info }))
-        }).pipe(
+        membersExact(room).pipe(
           Effect.catchAll((error) =>
             Effect.zipRight(
               Effect.logWarning(`cluster presence unreachable, listing this node's members only (${error.message})`),
@@ -302,6 +306,7 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
             )
           )
         ),
+      membersExact,
       localCount: local.localCount,
       spansNodes: true,
       changes: PubSub.subscribe(changes)

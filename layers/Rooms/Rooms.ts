@@ -43,6 +43,11 @@ export interface RoomsService {
   readonly publish: (room: string, frame: WireMessage, except?: Connection<unknown>) => void
   /** Members in join order. */
   readonly members: (room: string) => Effect.Effect<ReadonlyArray<RoomMember>>
+  /**
+   * Present on rooms that span nodes: `members`, but failing when presence cannot be read (where `members` lists
+   * this node's members only), so a caller can tell a failed read from "everyone else left".
+   */
+  readonly membersExact?: (room: string) => Effect.Effect<ReadonlyArray<RoomMember>, PresenceUnavailable>
   /** How many connections of this node are in the room (0 for an unknown room). */
   readonly localCount: (room: string) => number
   /**
@@ -72,6 +77,11 @@ export interface OrderedDelivery {
    * restored): frames other nodes sent meanwhile may be lost, and this node's own may not have left. Until `stop()`.
    */
   readonly resumed: (callback: () => void) => () => void
+}
+
+/** The cluster's presence could not be read (the broker is away). */
+export class PresenceUnavailable extends Error {
+  readonly _tag = "PresenceUnavailable"
 }
 
 export class Rooms extends Context.Tag("switchboard/Rooms")<Rooms, RoomsService>() {}

@@ -77,6 +77,8 @@ export const tellExpiredLeaves = (fanout: RoomsService, openRooms: () => Iterabl
       if (change._tag !== "Left" || !change.expired) return
       for (const room of openRooms()) {
         if (room.name !== change.room) continue
+        // Told once: a roster catch-up may have told it already, and who was never told of it need not be.
+        if (room.sequenced && !room.sequenced.forget(Number(change.member.id))) continue
         const frame = encodePacket(
           packet(Command.DEL_USER, { p1: Number(change.member.id), data: storedToBytes(change.member.info) })
         )

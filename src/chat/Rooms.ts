@@ -1,7 +1,8 @@
-import { Deferred, Effect, FiberId, Runtime, Scheduler, type Scope } from "effect"
+import { Deferred, Effect, FiberId, FiberSet, Runtime, Schedule, Scheduler, type Scope } from "effect"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
 import { Rooms } from "../../layers/Rooms/Rooms.ts"
 import { StreamStore } from "../../layers/Storage/StreamStore.ts"
+import type { Listed } from "./ListedJoins.ts"
 import { bytesKey, bytesToStored, readStoredMessage, storedLine, storedToBytes } from "./HistoryText.ts"
 import { Command, encodeNewMessage, encodePacket, packet } from "./Packet.ts"
 import { ErrorReason, joinProblem, okReply } from "./Rules.ts"
@@ -23,6 +24,9 @@ export { roomNameFor } from "./RoomState.ts"
  * service (one native publish per broadcast); the roster order, history, per-room locks and nick
  * rules are the chat's own.
  */
+/** Two default cluster heartbeats: by then every live node has written its presence entries again after an outage. */
+const presenceRewrittenAfter = "3 seconds"
+
 export const makeChatRooms = (
   options: ChatRoomsOptions
 ): Effect.Effect<ChatRoomsApi, never, StreamStore | Metrics | Rooms | Scope.Scope> =>
@@ -50,6 +54,8 @@ export const makeChatRooms = (
     const rooms = new Map<string, Room>()
     const afterThisTurn = Effect.yieldNow().pipe(Effect.withScheduler(Scheduler.timer(0)))
     const roomOfMember = new Map<number, Room>()
+    // Roster catch-ups run in the background, ended with the server.
+    const inScope = yield* FiberSet.makeRuntime<never>()
 
     const logHistoryFailure = (what: string) => (error: unknown) =>
       Effect.sync(() => historyErrors.inc()).pipe(
@@ -147,7 +153,7 @@ export const makeChatRooms = (
     }
 
     /** Runs a join or leave under the room's lock; messages that came while it waited go out before it, the rest right after. */
-    const exclusive = <A>(room: Room, effect: Effect.Effect<A>): Effect.Effect<A> =>
+    const exclusive = <A, E = never>(room: Room, effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
       Effect.acquireUseRelease(
         Effect.sync(() => room.busy++),
         () =>
@@ -233,8 +239,8 @@ export const makeChatRooms = (
     /**
      * Into the room first (on the broker too), then the history up to the last seq this node handed out: nothing is
      * handed out while the join holds the room, so the joiner goes live right after that seq, with nothing missed or twice.
-     * The room's first member on this node is also told who joined elsewhere while its node started listening to the
-     * room (their _NEW_USER may have gone before); whoever it was listed is not announced to it again.
+     * The room's first member on this node is also told who joined or left elsewhere while its node started listening
+     * to the room (their frames may have gone before); whoever it was listed is not announced to it again.
      */
     const enterSequenced = (
       member: Member,
@@ -249,18 +255,53 @@ export const makeChatRooms = (
         if (sequenced.order.delivered === undefined) yield* sequenced.start
         for (const line of yield* sequenced.history)
           connection.send(encodePacket(packet(Command.LOGGED_MSG, { data: line })))
-        const listed = roster.map((other) => other.id)
-        if (first) {
-          // Read again now that the room's frames reach this node: whoever came in between is listed here.
-          const listedBefore = new Set(listed)
-          const since = (yield* clusterRoster(room)) ?? []
-          const joinedSince = since.filter((other) => other.id !== member.id && !listedBefore.has(other.id)).reverse()
-          for (const other of joinedSince) connection.send(userFrame(Command.NEW_USER, other))
-          listed.push(...joinedSince.map((other) => other.id))
-        }
-        sequenced.listed(connection, listed, first)
+        sequenced.listed(connection, roster, first)
+        // Read again now that the room's frames reach this node: whoever came or went in between is told here
+        // (their frames may have gone before it listened); if the read fails, it is retried after the join.
+        if (first && !(yield* catchUpRoster(room, sequenced))) yield* Effect.asVoid(inScope(retryRosterCatchUp(room)))
         sequenced.announce(userFrame(Command.NEW_USER, member), connection)
       })
+
+    /**
+     * Reads the room's members on every node and tells this node's members the joins and leaves they missed (an
+     * outage, or frames sent before this node listened), each once; false when presence could not be read.
+     */
+    const catchUpRoster = (room: Room, sequenced: SequencedRoom) =>
+      Effect.suspend(() => {
+        if (!fanout.membersExact || room.closed) return Effect.succeed(true)
+        return fanout.membersExact(room.name).pipe(
+          Effect.map((members) => {
+            const present: Array<Listed> = members.map((entry) => ({
+              id: Number(entry.id),
+              nick: storedToBytes(entry.info)
+            }))
+            const local = new Set(room.members.map((member) => member.id))
+            for (const change of sequenced.rosterCatchUp(present, local)) {
+              const frame = userFrame(change.cmd, change)
+              for (const { connection } of room.members)
+                if (!change.skip?.has(connection) && connection.isOpen()) connection.send(frame)
+            }
+            return true
+          }),
+          Effect.catchAll((error) =>
+            Effect.as(Effect.logWarning(`chat roster catch-up: presence unreadable (${error.message})`), false)
+          )
+        )
+      })
+
+    /** The roster catch-up under the room's lock (nothing else is handed out meanwhile), retried for half a minute. */
+    const retryRosterCatchUp = (room: Room) =>
+      Effect.suspend(() =>
+        room.sequenced
+          ? exclusive(
+              room,
+              Effect.flatMap(catchUpRoster(room, room.sequenced), (done) => (done ? Effect.void : Effect.fail("retry")))
+            )
+          : Effect.void
+      ).pipe(
+        Effect.retry({ schedule: Schedule.spaced("1 second"), times: 30, while: () => !room.closed }),
+        Effect.ignore
+      )
 
     /** A room created for a join that was refused never had members: forget it quietly. */
     const discardIfUnused = (room: Room) =>
@@ -283,6 +324,27 @@ export const makeChatRooms = (
         // Removed from the map only now: joiners that found it wait for the lock, see it closed, and retry.
         rooms.delete(room.key)
       })
+
+    /**
+     * When the broker is back, joins and leaves other nodes sent meanwhile may be lost: each room reads presence now,
+     * and again once every node has rewritten its own entries (at its first heartbeat back, if the broker lost them).
+     */
+    const catchUpRostersOnResume = (ordered: NonNullable<typeof fanout.ordered>) =>
+      Effect.acquireRelease(
+        Effect.sync(() =>
+          ordered.resumed(() => {
+            for (const room of rooms.values())
+              if (room.sequenced)
+                inScope(
+                  Effect.zipRight(
+                    retryRosterCatchUp(room),
+                    Effect.zipRight(Effect.sleep(presenceRewrittenAfter), retryRosterCatchUp(room))
+                  )
+                )
+          })
+        ),
+        (stop) => Effect.sync(stop)
+      )
 
     const api: ChatRoomsApi = {
       stats: () => ({ rooms: rooms.size }),
@@ -336,5 +398,7 @@ export const makeChatRooms = (
     // History still waiting when the server stops is written before the store goes away.
     yield* Effect.addFinalizer(() => api.flushHistory)
     if (fanout.spansNodes) yield* tellExpiredLeaves(fanout, rooms.values.bind(rooms))
+    // Registered before any room opens, so a room's roster catch-up takes its lock before its message catch-up reads.
+    if (fanout.ordered) yield* catchUpRostersOnResume(fanout.ordered)
     return api
   })

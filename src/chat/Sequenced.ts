@@ -4,7 +4,7 @@ import type { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import type { Connection, WireMessage } from "../../layers/Transport/Transport.ts"
 import type { StreamBounds, StreamEntry } from "../storage/Stream.ts"
 import { readStoredMessage, storedLine, storedMessage, storedToBytes } from "./HistoryText.ts"
-import { ListedJoins } from "./ListedJoins.ts"
+import { type Listed, ListedJoins, type RosterChange } from "./ListedJoins.ts"
 import { Command, encodeNewMessage, encodePacket, packet } from "./Packet.ts"
 import { RoomOrder, unwrap, wrapAfter, wrapNumbered, wrapReach } from "./RoomOrder.ts"
 
@@ -31,8 +31,12 @@ export interface SequencedRoom {
   readonly start: Effect.Effect<void>
   /** The history's lines up to the last seq this node handed out: what a joiner gets before it goes live. */
   readonly history: Effect.Effect<ReadonlyArray<Uint8Array>>
-  /** The members (ids) `joiner` was listed from presence; `first`: the room's first member here (ListedJoins). */
-  readonly listed: (joiner: Connection<unknown>, ids: Iterable<number>, first: boolean) => void
+  /** The members `joiner` was listed from presence; `first`: the room's first member here (ListedJoins). */
+  readonly listed: (joiner: Connection<unknown>, members: Iterable<Listed>, first: boolean) => void
+  /** What this node's members missed of the room's joins and leaves, given its members now (ListedJoins.catchUp). */
+  readonly rosterCatchUp: (present: ReadonlyArray<Listed>, local: ReadonlySet<number>) => ReadonlyArray<RosterChange>
+  /** A member of a dead node left: whether this node's members were told of it (ListedJoins.forget). */
+  readonly forget: (id: number) => boolean
   /** Stops receiving other nodes' frames (the room is closed on this node). */
   readonly close: () => void
 }
@@ -247,7 +251,9 @@ export const openSequencedRoom = (
         Effect.catchAll((error) => Effect.as(failed("read")(error), []))
       )
     }),
-    listed: (joiner, ids, first) => listedJoins.listed(joiner, ids, first),
+    listed: (joiner, members, first) => listedJoins.listed(joiner, members, first),
+    rosterCatchUp: (present, local) => listedJoins.catchUp(present, local),
+    forget: (id) => listedJoins.forget(id),
     close: () => {
       closed = true
       stopReceiving()
