@@ -257,8 +257,9 @@ export const makeChatRooms = (
           connection.send(encodePacket(packet(Command.LOGGED_MSG, { data: line })))
         sequenced.listed(connection, roster, first)
         // Read again now that the room's frames reach this node: whoever came or went in between is told here
-        // (their frames may have gone before it listened); if the read fails, it is retried after the join.
-        if (first && !(yield* catchUpRoster(room, sequenced))) yield* Effect.asVoid(inScope(retryRosterCatchUp(room)))
+        // (their frames may have gone before it listened); if the read fails, it is retried a second later.
+        if (first && !(yield* catchUpRoster(room, sequenced)))
+          yield* Effect.sync(() => inScope(Effect.zipRight(Effect.sleep("1 second"), retryRosterCatchUp(room))))
         sequenced.announce(userFrame(Command.NEW_USER, member), connection)
       })
 
