@@ -190,13 +190,12 @@ export const serveNeighbourhood = (
       // Nodes of one server name share its room: every join or leave anywhere refreshes our client list,
       // and a periodic refresh drops the clients of a node that died (its presence expires).
       const roomChanges = yield* rooms.changes
-      const refresh = refreshMembers
       yield* Queue.take(roomChanges).pipe(
-        Effect.flatMap((change) => (change.room === ctx.room ? refresh : Effect.void)),
+        Effect.flatMap((change) => (change.room === ctx.room ? refreshMembers : Effect.void)),
         Effect.forever,
         Effect.forkScoped
       )
-      yield* refresh.pipe(Effect.repeat(Schedule.spaced("2 seconds")), Effect.forkScoped)
+      yield* refreshMembers.pipe(Effect.repeat(Schedule.spaced("2 seconds")), Effect.forkScoped)
     }
 
     yield* Queue.take(clientChanges).pipe(
