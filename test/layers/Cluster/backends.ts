@@ -1,7 +1,7 @@
 import { redisKeys } from "../../../layers/Cluster/RedisKeys.ts"
 import { afterAll } from "bun:test"
 import { Clock, Context, Effect, Exit, Layer, Scope, TestClock } from "effect"
-import Redis from "ioredis"
+import Redis, { Cluster } from "ioredis"
 import { ClusterBroker } from "../../../layers/Cluster/Broker.ts"
 import {
   BrokerCountersLive,
@@ -14,11 +14,52 @@ import { makeRedisBroker } from "../../../layers/Cluster/RedisBroker.ts"
 import { destroyNatsBuckets, makeNatsBroker } from "../../../layers/Cluster/NatsBroker.ts"
 import { Kvm } from "@nats-io/kv"
 import { connect } from "@nats-io/transport-node"
+import { parseClusterUrl } from "../../../layers/Cluster/RedisConnection.ts"
+import { redisClusterAvailable, type RedisClusterFixture, startRedisCluster } from "../../support/redisCluster.ts"
 import { requireService } from "../../support/services.ts"
 import { tcpProxy } from "./TcpProxy.ts"
 
-export const redisUrl = "redis://127.0.0.1:6379"
-export const redisAvailable = await requireService("Redis", "127.0.0.1", 6379)
+/** The Redis the Redis suites use: `TEST_REDIS_URL` (`redis://` or `redis-cluster://` seeds) or the local one. */
+export const redisUrl = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379"
+const redisSeed = (
+  redisUrl.startsWith("redis-cluster://")
+    ? parseClusterUrl(redisUrl).seeds[0]
+    : { host: new URL(redisUrl).hostname, port: Number(new URL(redisUrl).port || 6379) }
+) as { host: string; port: number }
+export const redisAvailable = await requireService("Redis", redisSeed.host, redisSeed.port)
+
+let sharedCluster: Promise<RedisClusterFixture> | undefined
+/**
+ * The Redis Cluster (3 masters, 3 replicas) the `redis-cluster` backends of every test file share,
+ * started on first use and removed when the test process exits. Tests that kill nodes start their own.
+ */
+export const sharedRedisCluster = () => {
+  sharedCluster ??= startRedisCluster()
+  return sharedCluster
+}
+export { redisClusterAvailable }
+
+/**
+ * A connection for the tests' own reads and cleanup (PTTL, KEYS, DEL) on one Redis or a cluster:
+ * on a cluster, single-key commands go to the key's shard and `keysUnder` asks every master.
+ */
+export const adminRedis = async (url: string): Promise<Redis | Cluster> => {
+  if (!url.startsWith("redis-cluster://")) return new Redis(url)
+  const { seeds, username, password } = parseClusterUrl(url)
+  const cluster = new Redis.Cluster(seeds, { redisOptions: { username, password } })
+  await new Promise<void>((resolve, reject) => {
+    cluster.once("ready", resolve)
+    cluster.once("error", reject)
+  })
+  return cluster
+}
+export const keysUnder = async (admin: Redis | Cluster, prefix: string) =>
+  admin instanceof Cluster
+    ? (await Promise.all(admin.nodes("master").map((node) => node.keys(`${prefix}*`)))).flat()
+    : await admin.keys(`${prefix}*`)
+/** Deletes keys one by one (on a cluster they sit on different shards). */
+export const deleteKeys = (admin: Redis | Cluster, keys: ReadonlyArray<string>) =>
+  Promise.all(keys.map((key) => admin.del(key)))
 export const natsUrl = "127.0.0.1:4222"
 export const natsAvailable = await requireService("NATS", "127.0.0.1", 4222)
 
@@ -29,9 +70,8 @@ export const runPrefix = (label: string) => `sbtest:${label}:${crypto.randomUUID
 export const cleanRedisAfterAll = (prefix: string) =>
   afterAll(async () => {
     if (!redisAvailable) return
-    const redis = new Redis(redisUrl)
-    const keys = await redis.keys(`${prefix}*`)
-    if (keys.length > 0) await redis.del(...keys)
+    const redis = await adminRedis(redisUrl)
+    await deleteKeys(redis, await keysUnder(redis, prefix))
     redis.disconnect()
   })
 
@@ -135,25 +175,30 @@ export const memoryBackend: ClusterBackend = {
     })
 }
 
-export const redisBackend = (prefix: string): ClusterBackend => ({
-  name: "redis",
-  skip: !redisAvailable,
+/** Redis: the one at `redisUrl`, or (`"cluster"`) the shared Redis Cluster this process starts. */
+export const redisBackend = (prefix: string, on: "redis" | "cluster" = "redis"): ClusterBackend => ({
+  name: on === "redis" ? "redis" : "redis-cluster",
+  skip: on === "redis" ? !redisAvailable : !redisClusterAvailable,
   live: true,
   cluster: () =>
-    Effect.sync(() => {
+    Effect.gen(function* () {
+      const url = on === "redis" ? redisUrl : (yield* Effect.promise(sharedRedisCluster)).url
       const clusterPrefix = `${prefix}${crypto.randomUUID().slice(0, 6)}:`
       return {
         broker: (nodeId) =>
-          Layer.scoped(ClusterBroker, makeRedisBroker({ url: redisUrl, prefix: clusterPrefix, nodeId })).pipe(
-            Layer.orDie
-          ),
+          Layer.scoped(ClusterBroker, makeRedisBroker({ url, prefix: clusterPrefix, nodeId })).pipe(Layer.orDie),
+        // A TCP proxy stands in front of one Redis; a cluster's clients follow redirections to every node.
         cuttable: (nodeId) =>
-          proxiedBroker(6379, (address) =>
-            makeRedisBroker({ url: `redis://${address}`, prefix: clusterPrefix, nodeId })
-          ),
+          on === "redis"
+            ? proxiedBroker(6379, (address) =>
+                makeRedisBroker({ url: `redis://${address}`, prefix: clusterPrefix, nodeId })
+              )
+            : Effect.dieMessage(
+                "no cut on the shared Redis Cluster: RedisClusterFailover.test.ts kills nodes of its own"
+              ),
         expire: (nodeId) =>
           Effect.promise(async () => {
-            const redis = new Redis(redisUrl)
+            const redis = await adminRedis(url)
             const key = redisKeys(clusterPrefix).node(nodeId)
             const ttl = await redis.pttl(key)
             if (!(ttl > 0 && ttl <= nodeTtlMillis))

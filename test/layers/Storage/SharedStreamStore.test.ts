@@ -1,7 +1,7 @@
 import { afterAll } from "bun:test"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { connect } from "@nats-io/transport-node"
-import { Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { NatsStreamStore, natsHistoryStream } from "../../../layers/Storage/NatsStreamStore.ts"
 import { RedisStreamStore } from "../../../layers/Storage/RedisStreamStore.ts"
 import {
@@ -10,8 +10,10 @@ import {
   natsPrefix,
   natsUrl,
   redisAvailable,
+  redisClusterAvailable,
   redisUrl,
-  runPrefix
+  runPrefix,
+  sharedRedisCluster
 } from "../Cluster/backends.ts"
 import { streamStoreBatchContract } from "./StreamStoreBatchContract.ts"
 import { streamStoreContract } from "./StreamStoreContract.ts"
@@ -34,6 +36,16 @@ for (const backend of [
     layer: RedisStreamStore({ url: redisUrl, prefix: redisPrefix }).pipe(Layer.orDie),
     persistent: true,
     skip: !redisAvailable
+  },
+  {
+    name: "redis-cluster",
+    layer: Layer.unwrapEffect(
+      Effect.promise(sharedRedisCluster).pipe(
+        Effect.map((cluster) => RedisStreamStore({ url: cluster.url, prefix: redisPrefix }))
+      )
+    ).pipe(Layer.orDie),
+    persistent: true,
+    skip: !redisClusterAvailable
   },
   {
     name: "nats jetstream",
