@@ -11,10 +11,16 @@ import { reachable } from "./services.ts"
  * replica each, on free loopback ports, in a temp dir, with a 1 s node timeout so a failover takes
  * a couple of seconds. Every server runs under a `sh` that, when this process's end of its stdin
  * closes (`stop`, or this process exiting in any way, SIGKILL included), kills the server, waits for
- * it and removes its directory: bun test runs no exit hooks, and nothing is left behind.
+ * it and removes its directory: bun test runs no exit hooks. A subshell checks every second that the
+ * `sh` is still there and kills the server when it is not (bun kills its children, not theirs, when
+ * a test times out).
  */
-const watchdog =
-  'redis-server "$@" & read _; kill -9 $! 2>/dev/null; wait; rm -rf "$NODE_DIR"; rmdir "$ROOT_DIR" 2>/dev/null'
+const watchdog = [
+  'redis-server "$@" & server=$!',
+  'cleanup() { rm -rf "$NODE_DIR"; rmdir "$ROOT_DIR" 2>/dev/null; }',
+  "(while kill -0 $$ 2>/dev/null; do sleep 1; done; kill -9 $server 2>/dev/null; sleep 1; cleanup) & orphanCheck=$!",
+  "read _; kill $orphanCheck; kill -9 $server 2>/dev/null; wait $server; cleanup"
+].join("\n")
 
 /** Whether redis-server and redis-cli are here; outside CI their absence skips with a printed reason, in CI it fails. */
 export const redisClusterAvailable = (() => {
@@ -100,8 +106,21 @@ const parseNodes = (text: string): Array<ClusterNodeInfo> =>
       } as const
     })
 
+/** A server that could not bind its port (another process took it between our probe and its start). */
+class PortTaken extends Error {}
+
+/** Starts a cluster; a port taken by someone else meanwhile means a new try on new ports (at most 3). */
 export const startRedisCluster = async (options: { masters?: number } = {}) => {
-  const masters = options.masters ?? 3
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(options.masters ?? 3)
+    } catch (error) {
+      if (!(error instanceof PortTaken) || attempt === 3) throw error
+    }
+  }
+}
+
+const startOnce = async (masters: number) => {
   const root = mkdtempSync(join(tmpdir(), "sb-redis-cluster-"))
   const servers: Array<Server> = []
   for (let i = 0; i < masters * 2; i++) {
@@ -136,9 +155,15 @@ export const startRedisCluster = async (options: { masters?: number } = {}) => {
       env: { ...process.env, NODE_DIR: server.dir, ROOT_DIR: root }
     })
     server.watchdogs.push(started)
-    await pollUntil(`redis-server on ${server.port}`, async () =>
-      (await reachable("127.0.0.1", server.port, 200)) ? true : undefined
-    )
+    const log = join(server.dir, "redis.log")
+    const up = await pollUntil(`redis-server on ${server.port}`, async () => {
+      if (await reachable("127.0.0.1", server.port, 200)) return "up"
+      const text = await Bun.file(log)
+        .text()
+        .catch(() => "")
+      return /Could not create server TCP listening socket/.test(text) ? "port taken" : undefined
+    })
+    if (up === "port taken") throw new PortTaken(`redis-server could not bind ${server.port} or ${server.busPort}`)
     const info = String(await nodeCommand(server.port, "INFO", "server"))
     server.pid = Number(/process_id:(\d+)/.exec(info)![1])
   }
@@ -234,4 +259,4 @@ export const startRedisCluster = async (options: { masters?: number } = {}) => {
   }
 }
 
-export type RedisClusterFixture = Awaited<ReturnType<typeof startRedisCluster>>
+export type RedisClusterFixture = Awaited<ReturnType<typeof startOnce>>

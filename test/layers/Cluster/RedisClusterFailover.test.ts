@@ -151,4 +151,35 @@ describe("Redis Cluster outages (a real 3 + 3 cluster started by the test)", () 
       }).pipe(Effect.provide(MemoryNetwork.Default)),
     60_000
   )
+
+  it.skipIf(!redisClusterAvailable).live(
+    "a master paused (SIGSTOP) and resumed before its node timeout: the message sent meanwhile waits and crosses, nothing is lost",
+    () =>
+      Effect.gen(function* () {
+        yield* promise(() => fixture().heal())
+        const network = yield* MemoryNetwork
+        const clusterPrefix = runPrefix("pause")
+        const room = "r"
+        const owner = yield* promise(() => fixture().masterOf(`${clusterPrefix}room/${room}`))
+        const a = yield* roomNode(network, brokerOn(clusterPrefix, "a"), room)
+        const b = yield* roomNode(network, brokerOn(clusterPrefix, "b"), room)
+        const a1 = yield* a.connect("a1")
+        const a2 = yield* a.connect("a2")
+        const b1 = yield* b.connect("b1")
+        yield* a1.send("before")
+        expect(yield* b1.next()).toBe("before")
+        expect(yield* a2.next()).toBe("before")
+
+        fixture().signal(owner, "SIGSTOP")
+        yield* a1.send("while paused")
+        expect(yield* a2.next()).toBe("while paused")
+        fixture().signal(owner, "SIGCONT")
+        expect(yield* b1.next()).toBe("while paused")
+        yield* b1.send("after")
+        expect(yield* a1.next()).toBe("after")
+        expect(a.undelivered()).toBe(0)
+        expect(b.undelivered()).toBe(0)
+      }).pipe(Effect.provide(MemoryNetwork.Default)),
+    60_000
+  )
 })
