@@ -86,12 +86,20 @@ export const makeRedisSubscriptions = (commands: Redis, first: Redis, sharded: b
         subscriberClosed = false
         watch(fresh)
       }
-      // Each channel on its own: channels of one command must share a slot. A channel wanted twice is harmless.
+      /** ioredis appends to its own per-slot channel lists on every SSUBSCRIBE: the repeats ours added go (best effort). */
+      const dropRepeatedChannels = () => {
+        const lists = (subscriber as unknown as { shardedSubscribers?: { channels?: unknown } }).shardedSubscribers
+          ?.channels
+        if (lists instanceof Map)
+          for (const [slot, list] of lists) if (Array.isArray(list)) lists.set(slot, [...new Set(list)])
+      }
+      // Each channel on its own: channels of one command must share a slot. Subscribing twice is harmless to Redis.
       const resubscribeAll = Effect.tryPromise(async () => {
         const info = String(await commands.cluster("INFO"))
         if (!info.includes("cluster_state:ok")) throw new Error("the cluster is not ok yet")
         await replaceClosedSubscriber()
         await Promise.all([...handlers.keys()].map((channel) => subscribeNow([channel])))
+        dropRepeatedChannels()
       }).pipe(Effect.timeout("2 seconds"))
       const retry = Schedule.exponential("50 millis").pipe(Schedule.union(Schedule.spaced("1 second")))
       yield* Queue.take(restore).pipe(
