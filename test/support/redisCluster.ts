@@ -235,6 +235,7 @@ const startOnce = async (masters: number) => {
       let marker = 0
       while ((await masterOf(`fixture-marker-${marker}`)) !== port) marker++
       const redis = new Redis({ port, host: "127.0.0.1", retryStrategy: () => null })
+      redis.on("error", () => {})
       try {
         await redis.set(`fixture-marker-${marker}`, "1")
         return Number(await redis.call("WAIT", "1", "10000"))

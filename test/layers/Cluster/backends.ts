@@ -47,9 +47,11 @@ export const adminRedis = async (url: string): Promise<Redis | Cluster> => {
   if (!url.startsWith("redis-cluster://")) return new Redis(url)
   const { seeds, username, password } = parseClusterUrl(url)
   const cluster = new Redis.Cluster(seeds, { redisOptions: { username, password } })
+  // A node's passing error is retried by the client; only a client that gave up ("end") fails the helper.
+  cluster.on("error", () => {})
   await new Promise<void>((resolve, reject) => {
     cluster.once("ready", resolve)
-    cluster.once("error", reject)
+    cluster.once("end", () => reject(new Error(`no Redis Cluster at ${url}`)))
   })
   return cluster
 }
