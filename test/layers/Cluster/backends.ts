@@ -1,7 +1,6 @@
 import { redisKeys } from "../../../layers/Cluster/RedisKeys.ts"
 import { afterAll } from "bun:test"
 import { Clock, Context, Effect, Exit, Layer, Scope, TestClock } from "effect"
-import Redis, { Cluster } from "ioredis"
 import { ClusterBroker } from "../../../layers/Cluster/Broker.ts"
 import {
   BrokerCountersLive,
@@ -15,7 +14,8 @@ import { destroyNatsBuckets, makeNatsBroker } from "../../../layers/Cluster/Nats
 import { Kvm } from "@nats-io/kv"
 import { connect } from "@nats-io/transport-node"
 import { parseClusterUrl } from "../../../layers/Cluster/RedisConnection.ts"
-import { redisClusterAvailable, type RedisClusterFixture, startRedisCluster } from "../../support/redisCluster.ts"
+import { redisClusterAvailable } from "../../support/redisCluster.ts"
+import { adminRedis, deleteKeys, keysUnder, sharedRedisCluster } from "./redisAdmin.ts"
 import { requireService } from "../../support/services.ts"
 import { tcpProxy } from "./TcpProxy.ts"
 
@@ -28,40 +28,9 @@ const redisSeed = (
 ) as { host: string; port: number }
 export const redisAvailable = await requireService("Redis", redisSeed.host, redisSeed.port)
 
-let sharedCluster: Promise<RedisClusterFixture> | undefined
-/**
- * The Redis Cluster (3 masters, 3 replicas) the `redis-cluster` backends of every test file share,
- * started on first use and removed when the test process exits. Tests that kill nodes start their own.
- */
-export const sharedRedisCluster = () => {
-  sharedCluster ??= startRedisCluster()
-  return sharedCluster
-}
 export { redisClusterAvailable }
+export { adminRedis, deleteKeys, keysUnder, sharedRedisCluster } from "./redisAdmin.ts"
 
-/**
- * A connection for the tests' own reads and cleanup (PTTL, KEYS, DEL) on one Redis or a cluster:
- * on a cluster, single-key commands go to the key's shard and `keysUnder` asks every master.
- */
-export const adminRedis = async (url: string): Promise<Redis | Cluster> => {
-  if (!url.startsWith("redis-cluster://")) return new Redis(url)
-  const { seeds, username, password } = parseClusterUrl(url)
-  const cluster = new Redis.Cluster(seeds, { redisOptions: { username, password } })
-  // A node's passing error is retried by the client; only a client that gave up ("end") fails the helper.
-  cluster.on("error", () => {})
-  await new Promise<void>((resolve, reject) => {
-    cluster.once("ready", resolve)
-    cluster.once("end", () => reject(new Error(`no Redis Cluster at ${url}`)))
-  })
-  return cluster
-}
-export const keysUnder = async (admin: Redis | Cluster, prefix: string) =>
-  admin instanceof Cluster
-    ? (await Promise.all(admin.nodes("master").map((node) => node.keys(`${prefix}*`)))).flat()
-    : await admin.keys(`${prefix}*`)
-/** Deletes keys one by one (on a cluster they sit on different shards). */
-export const deleteKeys = (admin: Redis | Cluster, keys: ReadonlyArray<string>) =>
-  Promise.all(keys.map((key) => admin.del(key)))
 export const natsUrl = "127.0.0.1:4222"
 export const natsAvailable = await requireService("NATS", "127.0.0.1", 4222)
 
