@@ -35,7 +35,11 @@ for (const backend of [
     name: "redis",
     layer: RedisStreamStore({ url: redisUrl, prefix: redisPrefix }).pipe(Layer.orDie),
     persistent: true,
-    skip: !redisAvailable
+    skip: !redisAvailable,
+    droppingAnswers: (drops: number) => {
+      let left = drops
+      return RedisStreamStore({ url: redisUrl, prefix: redisPrefix, dropAnswer: () => left-- > 0 }).pipe(Layer.orDie)
+    }
   },
   {
     name: "redis-cluster",
