@@ -99,6 +99,8 @@ describe("Redis keys on one slot per operation (Redis Cluster layout)", () => {
         const streams = yield* makeRedisStreamStore({ url: redisUrl, prefix })
         yield* streams.append("room", "line", { maxEntries: 1 })
         yield* streams.append("room", "line 2", { maxEntries: 1 })
+        yield* streams.appendMany("room", ["line 3", "line 4"], { maxEntries: 1 }, "batch-1")
+        yield* streams.appendMany("room", ["line 3", "line 4"], { maxEntries: 1 }, "batch-1")
         yield* streams.readAfter("room", 0)
         yield* streams.position("room")
         yield* streams.remove("room")
