@@ -58,7 +58,9 @@ export const StreamSchema: StoreSchema = {
           batch TEXT NOT NULL,
           first_seq INTEGER NOT NULL,
           at INTEGER NOT NULL,
-          PRIMARY KEY (stream, batch)) WITHOUT ROWID`
+          PRIMARY KEY (stream, batch)) WITHOUT ROWID`,
+        // Each append prunes its stream's expired ids: by this index it reads only those, not 30 s of ids.
+        `CREATE INDEX stream_batch_age ON stream_batch (stream, at)`
       ],
       mysql: [
         `CREATE TABLE stream_batch (
@@ -66,7 +68,8 @@ export const StreamSchema: StoreSchema = {
           batch VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
           first_seq BIGINT NOT NULL,
           at BIGINT NOT NULL,
-          PRIMARY KEY (stream, batch)) ENGINE=InnoDB`
+          PRIMARY KEY (stream, batch),
+          KEY stream_batch_age (stream, at)) ENGINE=InnoDB`
       ]
     }
   }
