@@ -108,6 +108,7 @@ const handlerAfter = (hello: string) =>
         throw new Error(`refused: ${reason}`)
       },
       routed: () => {},
+      linkOpened: () => {},
       clientsChanged: () => {},
       flushClientUpdate: () => {},
       clientListsChanged: () => {},

@@ -11,8 +11,9 @@ import {
   type PresenceStore,
   type RecordStore
 } from "./Broker.ts"
-import { redisConnection } from "./RedisConnection.ts"
+import { openRedis, redisConnection } from "./RedisConnection.ts"
 import { holderNode, redisKeys } from "./RedisKeys.ts"
+import { makeRedisSubscriptions } from "./RedisSubscriptions.ts"
 
 /** Kept here too: the token and stream stores open their connections through it. */
 export { redisConnection }
@@ -110,14 +111,12 @@ const toBuffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffs
 export const makeRedisBroker = (options: RedisBrokerOptions) =>
   Effect.gen(function* () {
     const commands = yield* redisConnection(options.url, `switchboard-${options.nodeId}`)
-    const subscriber = yield* redisConnection(options.url, `switchboard-${options.nodeId}-sub`)
+    const subscriberName = `switchboard-${options.nodeId}-sub`
+    const subscriber = yield* redisConnection(options.url, subscriberName)
     const supported = yield* Effect.promise(
       () => commands.call("COMMAND", "INFO", "SPUBLISH") as Promise<Array<unknown>>
     )
     const sharded = Array.isArray(supported) && supported[0] != null
-    const handlers = new Map<string, (bytes: Uint8Array) => void>()
-    const reconnectCallbacks: Array<() => void> = []
-    const disconnectCallbacks: Array<() => void> = []
     const channelOf = (channel: string) => `${options.prefix}${channel}`
     const keys = redisKeys(options.prefix)
     const presenceKey = keys.presence
@@ -125,35 +124,9 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
     const unavailable = (cause: unknown) => new BrokerUnavailable("redis", cause)
     const call = <A>(run: () => Promise<A>) => Effect.tryPromise({ try: run, catch: unavailable })
 
-    const onMessage = (channel: Buffer, message: Buffer) => handlers.get(channel.toString())?.(message)
-    subscriber.on(sharded ? "smessageBuffer" : "messageBuffer", onMessage)
-    const subscribeNow = (channels: ReadonlyArray<string>) =>
-      sharded ? subscriber.ssubscribe(...channels) : subscriber.subscribe(...channels)
-    const unsubscribeNow = (channel: string) =>
-      sharded ? subscriber.sunsubscribe(channel) : subscriber.unsubscribe(channel)
-
-    // After an outage the subscriber connection is new: subscribe every channel still wanted, then tell the callers.
-    let lost = false
-    subscriber.on("close", () => void (lost = true))
-    // Lost = publishes cannot leave: the commands connection closed.
-    commands.on("close", () => {
-      for (const callback of disconnectCallbacks) callback()
-    })
-    subscriber.on("ready", () => {
-      if (!lost) return
-      lost = false
-      const channels = [...handlers.keys()]
-      const resubscribed = channels.length > 0 ? subscribeNow(channels) : Promise.resolve()
-      // Back means publishes leave too: the commands connection may come back after the subscriber.
-      const commandsReady = () =>
-        commands.status === "ready" ? undefined : new Promise<void>((resolve) => commands.once("ready", resolve))
-      resubscribed.then(commandsReady).then(
-        () => {
-          for (const callback of reconnectCallbacks) callback()
-        },
-        () => {}
-      )
-    })
+    const subscriptions = yield* makeRedisSubscriptions(commands, subscriber, sharded, () =>
+      openRedis(options.url, subscriberName)
+    )
 
     const presence: PresenceStore = {
       put: (room, key, entry) => call(() => commands.hset(presenceKey(room), key, entry)).pipe(Effect.asVoid),
@@ -269,31 +242,18 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
         sending.catch(() => onLost?.())
         return true
       },
-      subscribe: (channel, deliver) =>
-        Effect.suspend(() => {
-          const wanted = channelOf(channel)
-          const known = handlers.has(wanted)
-          handlers.set(wanted, deliver)
-          if (known || subscriber.status !== "ready") return Effect.void
-          // A failure here means the connection dropped: the "ready" handler subscribes again.
-          return Effect.promise(() => subscribeNow([wanted]).catch(() => {}))
-        }),
-      unsubscribe: (channel) =>
-        Effect.suspend(() => {
-          const wanted = channelOf(channel)
-          if (!handlers.delete(wanted) || subscriber.status !== "ready") return Effect.void
-          return Effect.promise(() => unsubscribeNow(wanted).catch(() => {}))
-        }),
-      isUp: () => commands.status === "ready" && subscriber.status === "ready",
-      onReconnect: (callback) => void reconnectCallbacks.push(callback),
-      onDisconnect: (callback) => void disconnectCallbacks.push(callback),
+      subscribe: (channel, deliver) => subscriptions.subscribe(channelOf(channel), deliver),
+      unsubscribe: (channel) => subscriptions.unsubscribe(channelOf(channel)),
+      isUp: () => commands.status === "ready" && subscriptions.isUp(),
+      onReconnect: subscriptions.onReconnect,
+      onDisconnect: subscriptions.onDisconnect,
       presence,
       claims,
       counters,
       records,
       sever: Effect.sync(() => {
         commands.disconnect()
-        subscriber.disconnect()
+        subscriptions.disconnect()
       })
     }
     return broker

@@ -30,31 +30,34 @@ export const parseClusterUrl = (url: string): { seeds: Array<ClusterNode>; usern
 export const redisConnection = (url: string, name: string) =>
   Effect.acquireRelease(
     Effect.tryPromise({
-      try: async () => {
-        const options: RedisOptions = {
-          lazyConnect: true,
-          enableOfflineQueue: false,
-          autoResubscribe: false,
-          // A command in flight when the connection drops may have run: resending it could deliver a message twice.
-          autoResendUnfulfilledCommands: false,
-          maxRetriesPerRequest: 1,
-          connectionName: name,
-          retryStrategy: (attempt) => Math.min(50 * attempt, 1000)
-        }
-        const client: Redis = url.startsWith(clusterScheme) ? clusterClient(url, options) : new Redis(url, options)
-        // Errors while reconnecting are reported through isUp and the undelivered count, not thrown.
-        client.on("error", () => {})
-        // A first connection that fails must not leave a client retrying in the background.
-        await client.connect().catch((error: unknown) => {
-          client.disconnect()
-          throw error
-        })
-        return client
-      },
+      try: () => openRedis(url, name),
       catch: (cause) => new BrokerUnavailable(`redis at ${redactUrl(url)}`, cause)
     }),
     (client) => Effect.sync(() => client.disconnect())
   )
+
+/** What `redisConnection` opens, as a promise the caller must disconnect (rejects when the first connection fails). */
+export const openRedis = async (url: string, name: string): Promise<Redis> => {
+  const options: RedisOptions = {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    autoResubscribe: false,
+    // A command in flight when the connection drops may have run: resending it could deliver a message twice.
+    autoResendUnfulfilledCommands: false,
+    maxRetriesPerRequest: 1,
+    connectionName: name,
+    retryStrategy: (attempt) => Math.min(50 * attempt, 1000)
+  }
+  const client: Redis = url.startsWith(clusterScheme) ? clusterClient(url, options) : new Redis(url, options)
+  // Errors while reconnecting are reported through isUp and the undelivered count, not thrown.
+  client.on("error", () => {})
+  // A first connection that fails must not leave a client retrying in the background.
+  await client.connect().catch((error: unknown) => {
+    client.disconnect()
+    throw error
+  })
+  return client
+}
 
 const clusterClient = (url: string, options: RedisOptions): Redis => {
   const { seeds, username, password } = parseClusterUrl(url)

@@ -71,7 +71,8 @@ export const makeBrokerFederation = (dial: Dialer) =>
           yield* Effect.addFinalizer(() => release(subject))
           return queue
         }),
-      link: links.link
+      link: links.link,
+      spansNodes: true
     }
     return service
   })

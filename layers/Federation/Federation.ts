@@ -21,6 +21,8 @@ export interface FederationService {
   /** Payloads published to `subject` by any node (this one included) while the Scope lives. */
   readonly subscribe: (subject: string) => Effect.Effect<Queue.Dequeue<string>, never, Scope.Scope>
   readonly link: <R>(options: DialOptions<R>) => Effect.Effect<LinkStatus, never, R | Metrics | Scope.Scope>
+  /** True when the bus reaches the other nodes of a cluster (broker-backed); absent or false in one process. */
+  readonly spansNodes?: boolean
 }
 
 export class Federation extends Context.Tag("switchboard/Federation")<Federation, FederationService>() {}

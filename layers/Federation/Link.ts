@@ -168,18 +168,23 @@ export const keepLinkUp = <R>(
         })
       )
       up.set(0)
-      if (wasUp) yield* driver.reset
       const failure = Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error : undefined
+      // A peer that closed with 1013 (try again later) opened only to refuse: back off as for a failed dial.
+      const served = wasUp && failure?.code !== tryAgainLater
+      if (served) yield* driver.reset
       const why = failure ? `code ${failure.code}${failure.reason ? `: ${failure.reason}` : ""}` : "ended"
       // Warn when an open link drops; repeated failed dials while the peer is away are debug noise.
-      const log = wasUp || failedInARow === 0 ? Effect.logWarning : Effect.logDebug
-      failedInARow = wasUp ? 0 : failedInARow + 1
+      const log = served || failedInARow === 0 ? Effect.logWarning : Effect.logDebug
+      failedInARow = served ? 0 : failedInARow + 1
       yield* log(`link ${options.name} down (${why}); redialling`).pipe(
         Effect.annotateLogs({ url: redactQuery(options.url) })
       )
       yield* driver.next(undefined).pipe(Effect.ignore)
     }
   })
+
+/** RFC 6455 "Try Again Later". */
+const tryAgainLater = 1013
 
 /** URLs may carry credentials in their query; logs get the path only. */
 export const redactQuery = (url: string) => url.replace(/\?.*$/, "?…")

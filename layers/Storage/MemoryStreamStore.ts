@@ -10,7 +10,12 @@ interface MemoryStream {
   sizes: Array<number>
   head: number
   bytes: number
+  /** Named batches of the last `batchMemoryMs`, oldest first: a repeat returns these entries. */
+  readonly batches: Map<string, ReadonlyArray<StreamEntry>>
 }
+
+/** How long a named batch is remembered: a resend comes within seconds. */
+export const batchMemoryMs = 30_000
 
 /** StreamStore in process memory: O(1) amortised append and trim, O(k) reads. */
 export const MemoryStreamStore = Layer.sync(StreamStore, () => {
@@ -18,7 +23,18 @@ export const MemoryStreamStore = Layer.sync(StreamStore, () => {
   const open = (key: string) => {
     let stream = streams.get(key)
     if (!stream)
-      streams.set(key, (stream = { epoch: crypto.randomUUID(), last: 0, entries: [], sizes: [], head: 0, bytes: 0 }))
+      streams.set(
+        key,
+        (stream = {
+          epoch: crypto.randomUUID(),
+          last: 0,
+          entries: [],
+          sizes: [],
+          head: 0,
+          bytes: 0,
+          batches: new Map()
+        })
+      )
     return stream
   }
   const dropOldest = (stream: MemoryStream) => {
@@ -49,8 +65,21 @@ export const MemoryStreamStore = Layer.sync(StreamStore, () => {
   }
   return {
     append: (key, payload, bounds) => Effect.map(Clock.currentTimeMillis, (at) => appendNow(key, payload, bounds, at)),
-    appendMany: (key, payloads, bounds) =>
-      Effect.map(Clock.currentTimeMillis, (at) => payloads.map((payload) => appendNow(key, payload, bounds, at))),
+    appendMany: (key, payloads, bounds, batch) =>
+      Effect.map(Clock.currentTimeMillis, (at) => {
+        // Nothing is lost between caller and memory: only a batch named by the caller is remembered.
+        if (batch === undefined) return payloads.map((payload) => appendNow(key, payload, bounds, at))
+        const { batches } = open(key)
+        for (const [id, entries] of batches) {
+          if (entries.length > 0 && entries[0]!.at >= at - batchMemoryMs) break
+          batches.delete(id)
+        }
+        const earlier = batches.get(batch)
+        if (earlier) return earlier
+        const entries = payloads.map((payload) => appendNow(key, payload, bounds, at))
+        batches.set(batch, entries)
+        return entries
+      }),
     appendNow,
     readAfter: (key, afterSeq, limit = Number.MAX_SAFE_INTEGER) =>
       Effect.sync(() => {

@@ -203,10 +203,16 @@ export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
      * next message's expected subject sequence is only known from the previous ack), but with one head read and one
      * purge per call rather than per entry. Losing a race re-reads the head and goes on with the entries left.
      */
-    const appendMany = async (stream: string, payloads: ReadonlyArray<string>, bounds: StreamBounds, at: number) => {
+    const appendMany = async (
+      stream: string,
+      payloads: ReadonlyArray<string>,
+      bounds: StreamBounds,
+      at: number,
+      batch: string = crypto.randomUUID()
+    ) => {
       const entries: Array<StreamEntry> = []
       try {
-        return await appendEach(stream, payloads, bounds, at, entries)
+        return await appendEach(stream, payloads, bounds, at, batch, entries)
       } catch (error) {
         // What went in stays (the head names it); the purge below it waits for the next append that trims.
         throw new Stopped(entries, error instanceof NoAnswer, error)
@@ -217,11 +223,11 @@ export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
       payloads: ReadonlyArray<string>,
       bounds: StreamBounds,
       at: number,
+      batch: string,
       entries: Array<StreamEntry>
     ) => {
       const subject = subjectOf(stream)
-      // Each entry's msgID: a publish whose answer was lost is sent again under it and stored once.
-      const batch = crypto.randomUUID()
+      // Each entry's msgID (batch id and index): a publish whose answer was lost is sent again under it and stored once.
       let purgeBelow = 0
       while (entries.length < payloads.length) {
         let head = await ensureHead(subject)
@@ -241,6 +247,13 @@ export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
             `${batch}.${entries.length}`
           )
           if (!ack) break
+          // Stored by an earlier call with this batch id: its own seq and head come from the stored message.
+          const earlier = ack.duplicate ? await get({ seq: ack.seq }) : null
+          if (earlier) {
+            entries.push(toEntry(earlier))
+            head = headOf(earlier)
+            continue
+          }
           if (next.first > head.first || head.count === 0) purgeBelow = Math.min(next.from, ack.seq)
           entries.push({ seq: next.last, payload, at })
           head = { ...next, at: ack.seq }
@@ -294,14 +307,14 @@ export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
         Effect.flatMap(Clock.currentTimeMillis, (at) =>
           run("appending to", stream, async () => (await appendMany(stream, [payload], bounds, at))[0]!)
         ),
-      appendMany: (stream, payloads, bounds) =>
+      appendMany: (stream, payloads, bounds, batch) =>
         Effect.flatMap(Clock.currentTimeMillis, (at) =>
           Effect.tryPromise({
-            try: () => appendMany(stream, payloads, bounds, at),
+            try: () => appendMany(stream, payloads, bounds, at, batch),
             catch: (error) => {
               const { message } = failure(`appending to stream ${JSON.stringify(stream)}`)(error)
               return error instanceof Stopped
-                ? new PartialAppend({ message, stored: error.stored, unsure: error.unsure, cause: error.cause })
+                ? new PartialAppend({ message, stored: error.stored, unsure: error.unsure ? 1 : 0, cause: error.cause })
                 : new StorageError({ message, cause: error })
             }
           })

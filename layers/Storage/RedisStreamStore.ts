@@ -1,7 +1,7 @@
-import { Clock, Effect, Layer } from "effect"
-import type Redis from "ioredis"
+import { Clock, Effect, Layer, Schedule } from "effect"
+import { type default as Redis, ReplyError } from "ioredis"
 import { StorageError } from "../../src/storage/Account.ts"
-import { payloadBytes, type StreamEntry } from "../../src/storage/Stream.ts"
+import { PartialAppend, payloadBytes, type StreamEntry } from "../../src/storage/Stream.ts"
 import { redisConnection } from "../Cluster/RedisBroker.ts"
 import { StreamStore } from "./StreamStore.ts"
 
@@ -9,7 +9,15 @@ export interface RedisStreamStoreOptions {
   readonly url: string
   /** Separates clusters (and test runs) sharing one Redis: every key starts with it. */
   readonly prefix: string
+  /** Tests only: called once a batch script has run; true drops its answer, as a connection cut then would. */
+  readonly dropAnswer?: () => boolean
 }
+
+/** How long a batch's id is remembered (ms): its resend comes within seconds. */
+const batchMemoryMs = 30_000
+
+/** The command was never sent (the connection was down): nothing ran. */
+class NotSent extends Error {}
 
 // KEYS[1] head hash (epoch, last, bytes), KEYS[2] the Redis Stream of entries (id "<seq>-0", fields p, a, b).
 // Each script runs atomically on the server: INCR + XADD + trim is one step, so nodes never share a seq.
@@ -35,21 +43,26 @@ local bytes = redis.call('HINCRBY', KEYS[1], 'bytes', tonumber(ARGV[4]))
 local maxEntries, maxBytes = tonumber(ARGV[5]), tonumber(ARGV[6])
 ${trimScript}
 return seq`
-// ARGV: new epoch, at, maxEntries, maxBytes, then payload and size per entry. Returns the first entry's seq.
+// KEYS[3] the batch's id key. ARGV: new epoch, at, maxEntries, maxBytes, id memory (ms), then payload and size per
+// entry. Returns the first entry's seq and its time; a batch id seen before returns those of its first run, adding none.
 // Trimming once after all XADDs keeps what trimming after each would: the longest suffix that fits.
-const appendManyScript = `${headScript}
-local n = (#ARGV - 4) / 2
+const appendManyScript = `local done = redis.call('HMGET', KEYS[3], 'first', 'at')
+if done[1] then return done end
+${headScript}
+local n = (#ARGV - 5) / 2
 local last = redis.call('HINCRBY', KEYS[1], 'last', n)
 local added = 0
 for i = 1, n do
-  local size = ARGV[4 + 2 * i]
-  redis.call('XADD', KEYS[2], (last - n + i) .. '-0', 'p', ARGV[3 + 2 * i], 'a', ARGV[2], 'b', size)
+  local size = ARGV[5 + 2 * i]
+  redis.call('XADD', KEYS[2], (last - n + i) .. '-0', 'p', ARGV[4 + 2 * i], 'a', ARGV[2], 'b', size)
   added = added + tonumber(size)
 end
 local bytes = redis.call('HINCRBY', KEYS[1], 'bytes', added)
 local maxEntries, maxBytes = tonumber(ARGV[3]), tonumber(ARGV[4])
 ${trimScript}
-return last - n + 1`
+redis.call('HSET', KEYS[3], 'first', last - n + 1, 'at', ARGV[2])
+redis.call('PEXPIRE', KEYS[3], ARGV[5])
+return {tostring(last - n + 1), ARGV[2]}`
 // ARGV: new epoch. Returns epoch, last seq, id of the oldest kept entry (false when empty).
 const positionScript = `${headScript}
 local head = redis.call('HMGET', KEYS[1], 'epoch', 'last')
@@ -63,8 +76,8 @@ const field = (fields: ReadonlyArray<string>, name: string) => fields[fields.ind
  * StreamStore shared by every node of a cluster, in Redis: per stream a hash (epoch, last seq, kept
  * bytes) and a Redis Stream whose entry ids are the seqs (`<seq>-0`). Appends are one Lua script
  * (HINCRBY + XADD with that explicit id + trim to the bounds), so seqs are assigned cluster-wide
- * without gaps or duplicates. Keys: `<prefix>stream:{<name>}:head` and `:entries` (one hash tag,
- * so both keys of a stream share a slot).
+ * without gaps or duplicates. Keys: `<prefix>stream:{<name>}:head`, `:entries` and, for 30 s after
+ * a batch, `:batch:<id>` (one hash tag, so a stream's keys share a slot).
  */
 export const makeRedisStreamStore = (options: RedisStreamStoreOptions) =>
   Effect.gen(function* () {
@@ -103,27 +116,55 @@ export const makeRedisStreamStore = (options: RedisStreamStoreOptions) =>
             )
           ).pipe(Effect.map((seq): StreamEntry => ({ seq: Number(seq), payload, at })))
         ),
-      appendMany: (stream, payloads, bounds) =>
+      appendMany: (stream, payloads, bounds, batch = crypto.randomUUID()) =>
         payloads.length === 0
           ? Effect.succeed([])
-          : Effect.flatMap(Clock.currentTimeMillis, (at) =>
-              run("appending to", stream, () =>
-                redis.eval(
-                  appendManyScript,
-                  2,
-                  ...keys(stream),
-                  crypto.randomUUID(),
-                  String(at),
-                  bound(bounds.maxEntries),
-                  bound(bounds.maxBytes),
-                  ...payloads.flatMap((payload) => [payload, String(payloadBytes(payload))])
-                )
-              ).pipe(
-                Effect.map((first) =>
-                  payloads.map((payload, i): StreamEntry => ({ seq: Number(first) + i, payload, at }))
+          : Effect.flatMap(Clock.currentTimeMillis, (at) => {
+              const send = Effect.tryPromise({
+                try: async () => {
+                  if (redis.status !== "ready") throw new NotSent(`Redis connection is ${redis.status}`)
+                  const reply = (await redis.eval(
+                    appendManyScript,
+                    3,
+                    ...keys(stream),
+                    `${options.prefix}stream:{${stream}}:batch:${batch}`,
+                    crypto.randomUUID(),
+                    String(at),
+                    bound(bounds.maxEntries),
+                    bound(bounds.maxBytes),
+                    String(batchMemoryMs),
+                    ...payloads.flatMap((payload) => [payload, String(payloadBytes(payload))])
+                  )) as [string, string]
+                  if (options.dropAnswer?.()) throw new Error("the answer was lost")
+                  return reply
+                },
+                catch: (cause) => cause
+              })
+              const message = (cause: unknown) =>
+                `appending to stream ${JSON.stringify(stream)} failed: ${cause instanceof Error ? cause.message : cause}`
+              // An error answer or a command never sent stored nothing; anything else may have run: resend it under its
+              // id once (waiting a few seconds for the connection), and the script answers for sure.
+              const maybeRan = (cause: unknown) => !(cause instanceof ReplyError || cause instanceof NotSent)
+              const resend = send.pipe(
+                Effect.retry({
+                  schedule: Schedule.spaced("250 millis"),
+                  times: 12,
+                  while: (c) => c instanceof NotSent
+                }),
+                Effect.mapError(
+                  (cause) => new PartialAppend({ message: message(cause), stored: [], unsure: payloads.length, cause })
                 )
               )
-            ),
+              return send.pipe(
+                Effect.catchIf(maybeRan, () => resend),
+                Effect.mapError((cause) =>
+                  cause instanceof PartialAppend ? cause : new StorageError({ message: message(cause), cause })
+                ),
+                Effect.map(([first, stamped]) =>
+                  payloads.map((payload, i): StreamEntry => ({ seq: Number(first) + i, payload, at: Number(stamped) }))
+                )
+              )
+            }),
       readAfter: (stream, afterSeq, limit = Number.MAX_SAFE_INTEGER) =>
         limit <= 0
           ? Effect.succeed([])

@@ -13,14 +13,18 @@ export class StreamStore extends Context.Tag("switchboard/StreamStore")<
     readonly append: (stream: string, payload: string, bounds: StreamBounds) => Effect.Effect<StreamEntry, StorageError>
     /**
      * Appends `payloads` in order as consecutive entries (one round trip where the backend allows) and trims to
-     * `bounds` as if each had been appended on its own. The entries come back in the same order. All or nothing
-     * (a StorageError: none stored, unless, as for any write, only its answer was lost), except on a backend without
-     * atomic batches (NATS), where a failure partway is a PartialAppend naming the entries that were stored.
+     * `bounds` as if each had been appended on its own. The entries come back in the same order. `batch` names the
+     * batch (made here when absent): the same batch appended again within half a minute returns the entries stored
+     * the first time and stores nothing, so a try whose answer was lost is resent once under it. A StorageError:
+     * none stored. A PartialAppend: `stored` went in, the next `unsure` may have (no answer to the resend either),
+     * the rest did not; on an atomic backend (memory, Redis, SQL) `stored` is empty and `unsure` the whole batch,
+     * on NATS (no atomic batches) a failure partway names the entries stored and at most one unsure.
      */
     readonly appendMany: (
       stream: string,
       payloads: ReadonlyArray<string>,
-      bounds: StreamBounds
+      bounds: StreamBounds,
+      batch?: string
     ) => Effect.Effect<ReadonlyArray<StreamEntry>, StorageError | PartialAppend>
     /**
      * The same append done on the spot, stamped `at` (ms), for backends that need no I/O (memory): a hot path such

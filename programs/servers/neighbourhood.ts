@@ -2,13 +2,15 @@
  * Neighbourhood server (seed 003): the OLAF/Neighbourhood protocol v1.2, port 9002.
  * Made of: the Bun transport (clients, neighbours, the page and the file API on one port), Rooms
  * from `cluster.*` (in-process by default; broker-backed, the nodes of one server name share its
- * clients), Federation links to the configured neighbours, the
+ * clients and, through Claims and the cluster bus, one link per neighbour), Federation links to the
+ * configured neighbours, the
  * FileStore (a directory by default, with quota and expiry), and the server key from `keyPath`
  * (generated on first start).
  */
 import { HttpRouter, HttpServerResponse } from "@effect/platform"
 import { BunFileSystem } from "@effect/platform-bun"
 import { Effect, Layer } from "effect"
+import { BrokerFederationLive } from "../../layers/Federation/BrokerFederation.ts"
 import { InProcessFederationLive } from "../../layers/Federation/InProcessFederation.ts"
 import { loadNeighbourKeys, loadOrCreateServerKey } from "../../src/neighbourhood/Keys.ts"
 import { metricsResponse } from "../../layers/Observability/MetricsRoute.ts"
@@ -17,6 +19,7 @@ import { BrokerRoomsLive } from "../../layers/Rooms/BrokerRooms.ts"
 import { BunTransportFromConfig, clusterBroker } from "../../layers/Cluster/ClusterFromConfig.ts"
 import { ClusterConfig } from "../../layers/Cluster/ClusterConfig.ts"
 import { BrokerReplayCountersLive } from "../../layers/Cluster/ReplayCounters.ts"
+import { BrokerClaimsLive } from "../../layers/Cluster/Claims.ts"
 import { MemoryFileStore } from "../../layers/Storage/FileStore.ts"
 import { FileSystemFileStore } from "../../layers/Storage/FileSystemFileStore.ts"
 import {
@@ -34,14 +37,17 @@ const fileStoreFor = (files: NeighbourhoodConfig["files"]) => {
     : FileSystemFileStore(files.directory, quota).pipe(Layer.provide(BunFileSystem.layer))
 }
 
-// Rooms and replay counters cross nodes: neighbour links stay this node's own WebSockets (docs/neighbourhood.md, "several nodes").
-const RoomsFromCluster = Layer.unwrapEffect(
+// Rooms, replay counters, link claims and the bus cross nodes: one link per neighbour for the server name
+// (docs/neighbourhood.md, "One server name on several nodes").
+const SharedFromCluster = Layer.unwrapEffect(
   Effect.map(ClusterConfig, (settings) =>
     settings.broker === "memory"
-      ? InProcessRoomsLive
-      : Layer.merge(
+      ? Layer.merge(InProcessRoomsLive, InProcessFederationLive)
+      : Layer.mergeAll(
           BrokerRoomsLive({ heartbeat: settings.heartbeat, nodeTtl: settings.nodeTtl }),
-          BrokerReplayCountersLive
+          BrokerReplayCountersLive,
+          BrokerClaimsLive({ heartbeat: settings.heartbeat, nodeTtl: settings.nodeTtl }),
+          BrokerFederationLive
         ).pipe(Layer.provide(clusterBroker(settings)))
   )
 )
@@ -66,13 +72,7 @@ export const NeighbourhoodFrom = (config: NeighbourhoodConfig) =>
     })
   ).pipe(
     Layer.provide(
-      Layer.mergeAll(
-        BunTransportFromConfig,
-        RoomsFromCluster,
-        InProcessFederationLive,
-        BunFileSystem.layer,
-        fileStoreFor(config.files)
-      )
+      Layer.mergeAll(BunTransportFromConfig, SharedFromCluster, BunFileSystem.layer, fileStoreFor(config.files))
     )
   )
 

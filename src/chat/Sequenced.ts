@@ -183,9 +183,7 @@ export const openSequencedRoom = (
                 const stored = partial?._tag === "PartialAppend" ? partial.stored : []
                 sendStored(items, stored)
                 // One whose outcome is unknown is not sent: if it was stored, every node reads it from the history.
-                const unsent = items.slice(
-                  stored.length + (partial?._tag === "PartialAppend" && partial.unsure ? 1 : 0)
-                )
+                const unsent = items.slice(stored.length + (partial?._tag === "PartialAppend" ? partial.unsure : 0))
                 // Not stored (history unreachable): still delivered, without a seq, like a message in one process.
                 for (const item of unsent) sendAfter(item.frame)
               })

@@ -3,12 +3,13 @@ import { canonicalPem, fingerprintVariants, importPublicPem, type PublicKeyInfo,
 import type { OrderedWork } from "./Ordered.ts"
 import { encodeClientList, encodeClientUpdate } from "./Wire.ts"
 
-/** Where frames for one peer go: an inbound connection or our outbound link. */
+/** Where frames for one peer go: an inbound connection, our outbound link, or another node's link. */
 export interface Channel {
-  readonly send: (frame: string) => void
+  /** `from`: the fingerprint of our client the frame comes from (another node's link needs it first). */
+  readonly send: (frame: string, from?: string) => void
   readonly close: (code: number, reason: string) => void
-  /** Whether we dialled it (our outbound link) or the peer did. */
-  readonly direction: "outbound" | "inbound"
+  /** Whether we dialled it (our outbound link), the peer did, or another node of this server holds it. */
+  readonly direction: "outbound" | "inbound" | "cluster"
   /** Keeps the effects of this channel's frames in arrival order while their checks run in parallel. */
   readonly work: OrderedWork
 }
@@ -40,6 +41,8 @@ export interface NeighbourState {
   readonly key: PublicKeyInfo
   outbound: Channel | undefined
   inbound: Channel | undefined
+  /** The link another node of this server's cluster holds (as it last announced it); never with the two above. */
+  viaCluster: Channel | undefined
   /** Latest client list, by canonical PEM, in the order the neighbour sent it. */
   clients: Map<string, RemoteClient>
   /** Every fingerprint variant of its clients → the client. */
@@ -79,6 +82,7 @@ export class Mesh {
         ...n,
         outbound: undefined,
         inbound: undefined,
+        viaCluster: undefined,
         clients: new Map(),
         byFingerprint: new Map(),
         listed: false
@@ -104,6 +108,11 @@ export class Mesh {
     const changed = next.size !== this.otherNodes.size || [...next.keys()].some((id) => !this.otherNodes.has(id))
     this.otherNodes = next
     return changed
+  }
+
+  /** Whether a client of this server name (on any node, as last listed) has this fingerprint. */
+  hasOwnClient(fingerprint: string): boolean {
+    return this.localClients.has(fingerprint) || this.otherNodes.has(fingerprint)
   }
 
   /** Every client of this server name: this node's, then the other nodes' of its cluster. */
@@ -152,31 +161,32 @@ export class Mesh {
   // ---- neighbours ----
 
   isUp(n: NeighbourState): boolean {
-    return n.outbound !== undefined || n.inbound !== undefined
+    return n.outbound !== undefined || n.inbound !== undefined || n.viaCluster !== undefined
   }
 
   /** The one channel frames to `n` go over (see the class comment), or undefined when it is down. */
   channelTo(n: NeighbourState): Channel | undefined {
     const preferOutbound = this.address < n.address
-    return preferOutbound ? (n.outbound ?? n.inbound) : (n.inbound ?? n.outbound)
+    return (preferOutbound ? (n.outbound ?? n.inbound) : (n.inbound ?? n.outbound)) ?? n.viaCluster
   }
 
-  /** Sends to one neighbour over its chosen channel; false when it is down. */
-  sendTo(address: string, frame: string): boolean {
+  /** Sends to one neighbour over its chosen channel (`from`: our client sending it); false when it is down. */
+  sendTo(address: string, frame: string, from?: string): boolean {
     const n = this.neighbours.get(address)
     const channel = n && this.channelTo(n)
     if (!channel) return false
-    channel.send(frame)
+    channel.send(frame, from)
     return true
   }
 
-  /** One frame to every connected neighbour, once each. */
-  broadcast(frame: string): void {
-    for (const n of this.neighbours.values()) this.channelTo(n)?.send(frame)
+  /** One frame to every connected neighbour, once each (`from`: our client sending it). */
+  broadcast(frame: string, from?: string): void {
+    for (const n of this.neighbours.values()) this.channelTo(n)?.send(frame, from)
   }
 
   /**
-   * One frame on every connection to every neighbour. For client_updates: a peer that keeps a client
+   * One frame on every connection of this node to every neighbour (not via other nodes: the link's holder
+   * sends its own). For client_updates: a peer that keeps a client
    * list per connection (and lists the last one it opened) must not keep a stale one.
    */
   broadcastOnEveryChannel(frame: string): void {
@@ -188,8 +198,9 @@ export class Mesh {
 
   /** A channel to `n` is up; returns the inbound channel it replaces (to close), if any. */
   channelUp(n: NeighbourState, channel: Channel): Channel | undefined {
-    if (channel.direction === "outbound") {
-      n.outbound = channel
+    if (channel.direction !== "inbound") {
+      if (channel.direction === "outbound") n.outbound = channel
+      else n.viaCluster = channel
       return undefined
     }
     const previous = n.inbound
@@ -201,6 +212,7 @@ export class Mesh {
   channelDown(n: NeighbourState, channel: Channel): void {
     if (n.outbound === channel) n.outbound = undefined
     if (n.inbound === channel) n.inbound = undefined
+    if (n.viaCluster === channel) n.viaCluster = undefined
     if (!this.isUp(n)) {
       n.clients = new Map()
       n.byFingerprint = new Map()

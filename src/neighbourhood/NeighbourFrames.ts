@@ -37,6 +37,8 @@ export interface NeighbourhoodContext {
   readonly room: string
   /** Counts a refusal by reason (the metric). */
   readonly refused: (reason: string) => void
+  /** Counts a link to a neighbour that opened (ours dialled, or its server_hello accepted). */
+  readonly linkOpened: (n: NeighbourState, direction: "outbound" | "inbound") => void
   /** Counts a client message delivered into the mesh or to local clients. */
   readonly routed: (kind: "chat" | "public_chat") => void
   /** Our client list changed: a client_update goes to every neighbour (coalesced, see Server). */
@@ -47,6 +49,11 @@ export interface NeighbourhoodContext {
   readonly flushClientUpdate: () => void
   /** Our server_hello, signed, with a counter above every one before it (it starts at the clock). */
   readonly signedServerHello: Effect.Effect<string>
+  /**
+   * On nodes sharing one server name: whether this node holds (or could take now) the link to a
+   * neighbour whose server_hello arrived here; absent on one node (every link is its own).
+   */
+  readonly holdsLink?: ((n: NeighbourState) => Effect.Effect<boolean>) | undefined
   /** Whether `address` may open another connection now (per-address rate limit). */
   readonly admitConnection: (address: string, now: number) => boolean
   /** Logs a warning from plain (non-Effect) code, such as ordered work callbacks. */

@@ -193,6 +193,12 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
           const current = state
           if (current.kind === "server") return
           if (!connection.isOpen()) return
+          // One link per neighbour for the whole server name: another node holds it, so the neighbour re-dials.
+          if (ctx.holdsLink && !(yield* ctx.holdsLink(neighbour))) {
+            refuse("another node of this server holds its link to you; dial again", "link_elsewhere")
+            return connection.close(CloseCodes.tryAgainLater, "link held by another node of this server")
+          }
+          if (!connection.isOpen() || (state as State).kind === "server") return
           const channel: Channel = {
             send: (frame) => void connection.send(frame),
             close: (code, reason) => connection.close(code, reason),
@@ -201,6 +207,7 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
           }
           state = { kind: "server", neighbour, channel }
           mesh.channelUp(neighbour, channel)?.close(CloseCodes.replaced, "replaced by a newer connection")
+          ctx.linkOpened(neighbour, "inbound")
           for (const greeting of yield* linkGreeting(ctx)) connection.send(greeting)
           yield* Effect.logInfo(`neighbour ${neighbour.address} connected (inbound)`)
         })
@@ -213,7 +220,7 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
           let local = false
           for (const destination of new Set(content.destination_servers)) {
             if (mesh.isOwnAddress(destination)) local = true
-            else if (!mesh.sendTo(destination, out)) unreachable.push(destination)
+            else if (!mesh.sendTo(destination, out, client.key.fingerprint)) unreachable.push(destination)
           }
           ctx.relayed.add(frame.signature)
           if (local) rooms.publish(room, out, connection)
@@ -244,7 +251,7 @@ export const makeNeighbourhoodProtocol = (ctx: NeighbourhoodContext): WebSocketP
           const out = encodeSignedData(opened.dataText, frame.counter, frame.signature)
           rooms.publish(room, out, connection)
           ctx.flushClientUpdate()
-          mesh.broadcast(out)
+          mesh.broadcast(out, client.key.fingerprint)
           ctx.routed("public_chat")
         })
       }

@@ -1,7 +1,7 @@
 import type { HttpApp } from "@effect/platform"
-import { Data, Effect, Either, Queue, Runtime, Schedule, type Scope } from "effect"
+import { Data, Effect, Option, Queue, Runtime, Schedule, type Scope } from "effect"
+import { Claims } from "../../layers/Cluster/Claims.ts"
 import { Federation } from "../../layers/Federation/Federation.ts"
-import type { Link } from "../../layers/Federation/Link.ts"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
 import { Rooms } from "../../layers/Rooms/Rooms.ts"
 import { ReplayCounters } from "../../layers/Cluster/ReplayCounters.ts"
@@ -10,18 +10,12 @@ import { makeKeyedLimiter } from "../shared/RateLimiter.ts"
 import type { Neighbour, NeighbourhoodConfig } from "./Config.ts"
 import { Counters, RecentSet } from "./Counters.ts"
 import { importPublicPem, signData } from "./Crypto.ts"
-import { type Channel, Mesh, type NeighbourState } from "./Mesh.ts"
-import { OrderedWork } from "./Ordered.ts"
-import {
-  asText,
-  handleNeighbourFrame,
-  handleNeighbourFrameNow,
-  linkGreeting,
-  type NeighbourhoodContext,
-  throttled
-} from "./NeighbourFrames.ts"
+import { linkTo } from "./Links.ts"
+import { Mesh } from "./Mesh.ts"
+import type { NeighbourhoodContext } from "./NeighbourFrames.ts"
 import { makeNeighbourhoodProtocol } from "./Protocol.ts"
-import { encodeSignedData, parseFrame, serverHelloContent } from "./Wire.ts"
+import { type SharedLinks, shareLinks } from "./SharedLinks.ts"
+import { encodeSignedData, serverHelloContent } from "./Wire.ts"
 
 /** This server's RSA key: signs its server_hello. */
 export interface ServerIdentity {
@@ -49,11 +43,6 @@ export interface NeighbourhoodServer {
   readonly mesh: Mesh
 }
 
-/**
- * One Neighbourhood server for the lifetime of the Scope: clients and neighbours on one WebSocket
- * port, an outbound link to every neighbour kept up for ever (Federation.link: jittered re-dial),
- * each opening with a signed server_hello, a client_update_request and our client_update.
- */
 /** The cluster's replay counters of this server address, when a ReplayCounters service is there. */
 const sharedCountersOf = (address: string) =>
   Effect.gen(function* () {
@@ -63,6 +52,13 @@ const sharedCountersOf = (address: string) =>
     return (key: string, counter: number) => runPromise(shared.value.advance(`${address}/${key}`, counter))
   })
 
+/**
+ * One Neighbourhood server for the lifetime of the Scope: clients and neighbours on one WebSocket
+ * port, an outbound link to every neighbour kept up for ever (Federation.link: jittered re-dial),
+ * each opening with a signed server_hello, a client_update_request and our client_update. On nodes
+ * sharing one server name (Rooms, Claims and the Federation bus spanning them) each link is held by
+ * one node (SharedLinks).
+ */
 export const serveNeighbourhood = (
   options: NeighbourhoodServerOptions
 ): Effect.Effect<
@@ -77,6 +73,14 @@ export const serveNeighbourhood = (
     const rooms = yield* Rooms
     const federation = yield* Federation
     const metrics = yield* Metrics
+    const claims = rooms.spansNodes ? Option.getOrUndefined(yield* Effect.serviceOption(Claims)) : undefined
+    const linksShared = claims !== undefined && federation.spansNodes === true
+    if (rooms.spansNodes && !linksShared && options.neighbours.length > 0) {
+      yield* Effect.logWarning(
+        "neighbourhood: the clients span nodes but neighbour links cannot be shared (no Claims or cluster bus): each node links to every neighbour"
+      )
+    }
+    let sharedLinks: SharedLinks | undefined
 
     const neighbours = yield* Effect.forEach(options.neighbours, (n) =>
       Effect.promise(() => importPublicPem(n.publicKeyPem)).pipe(
@@ -111,6 +115,11 @@ export const serveNeighbourhood = (
       "switchboard_neighbourhood_routed_total",
       "Client chats and public chats accepted and routed",
       ["server", "kind"]
+    )
+    const linkOpenings = metrics.counter(
+      "switchboard_neighbourhood_links_opened_total",
+      "Links to neighbours opened: dialled by us (outbound), or a neighbour's server_hello accepted (inbound)",
+      ["server", "neighbour", "direction"]
     )
     // Cells kept once: routing counts every message, and a label lookup costs more than the count.
     const routedCells = {
@@ -152,36 +161,41 @@ export const serveNeighbourhood = (
       room: `neighbourhood/${config.address}/clients`,
       refused: (reason) => refusals.labels({ server: name, reason }).inc(),
       routed: (kind) => routedCells[kind].inc(),
+      linkOpened: (n, direction) => linkOpenings.labels({ server: name, neighbour: n.address, direction }).inc(),
       clientsChanged: () => {
         updatePending = true
         Queue.unsafeOffer(clientChanges, undefined)
         Queue.unsafeOffer(listChanges, undefined)
       },
-      clientListsChanged: () => void Queue.unsafeOffer(listChanges, undefined),
+      clientListsChanged: () => {
+        Queue.unsafeOffer(listChanges, undefined)
+        sharedLinks?.listsChanged()
+      },
       flushClientUpdate,
       signedServerHello,
       admitConnection: connectionLimiter.admit,
+      holdsLink: linksShared ? (n) => Effect.suspend(() => sharedLinks?.holds(n) ?? Effect.succeed(false)) : undefined,
       warn: (message) => void runFork(Effect.logWarning(message)),
       defect: (error) => void runFork(Effect.logError("neighbourhood: ordered work failed", error))
     }
 
+    const refreshMembers = rooms.members(ctx.room).pipe(
+      Effect.flatMap((members) =>
+        Effect.sync(() => {
+          if (mesh.setClusterMembers(members)) ctx.clientsChanged()
+        })
+      )
+    )
     if (rooms.spansNodes) {
       // Nodes of one server name share its room: every join or leave anywhere refreshes our client list,
       // and a periodic refresh drops the clients of a node that died (its presence expires).
       const roomChanges = yield* rooms.changes
-      const refresh = rooms.members(ctx.room).pipe(
-        Effect.flatMap((members) =>
-          Effect.sync(() => {
-            if (mesh.setClusterMembers(members)) ctx.clientsChanged()
-          })
-        )
-      )
       yield* Queue.take(roomChanges).pipe(
-        Effect.flatMap((change) => (change.room === ctx.room ? refresh : Effect.void)),
+        Effect.flatMap((change) => (change.room === ctx.room ? refreshMembers : Effect.void)),
         Effect.forever,
         Effect.forkScoped
       )
-      yield* refresh.pipe(Effect.repeat(Schedule.spaced("2 seconds")), Effect.forkScoped)
+      yield* refreshMembers.pipe(Effect.repeat(Schedule.spaced("2 seconds")), Effect.forkScoped)
     }
 
     yield* Queue.take(clientChanges).pipe(
@@ -209,52 +223,15 @@ export const serveNeighbourhood = (
       websocket: makeNeighbourhoodProtocol(ctx)
     })
 
-    const linkTo = (n: NeighbourState) => {
-      const channels = new Map<Link, Channel>()
-      return federation.link({
-        name: `${config.address}->${n.address}`,
-        url: n.url,
-        maxDelay: config.redialMax,
-        handler: {
-          onOpen: (link) =>
-            Effect.gen(function* () {
-              const channel: Channel = {
-                send: (frame) => link.send(frame),
-                close: (code, reason) => link.close(code, reason),
-                direction: "outbound",
-                work: new OrderedWork(ctx.defect)
-              }
-              for (const frame of yield* linkGreeting(ctx)) link.send(frame)
-              channels.set(link, channel)
-              mesh.channelUp(n, channel)
-              yield* Effect.logInfo(`neighbour ${n.address} connected (outbound)`)
-              yield* Effect.addFinalizer(() =>
-                Effect.sync(() => {
-                  channels.delete(link)
-                  mesh.channelDown(n, channel)
-                  ctx.clientListsChanged()
-                })
-              )
-            }),
-          // Most frames are handled on the spot, without waking the link's fiber; the rest take onMessage.
-          onMessageNow: (message, link) => {
-            const channel = channels.get(link)
-            if (!channel) return false
-            const parsed = parseFrame(asText(message))
-            return Either.isRight(parsed) && handleNeighbourFrameNow(ctx, n, channel, parsed.right)
-          },
-          onMessage: (message, link) => {
-            const channel = channels.get(link)
-            if (!channel) return Effect.void
-            const parsed = parseFrame(asText(message))
-            if (Either.isLeft(parsed))
-              return Effect.logWarning(`neighbour ${n.address} sent an invalid frame: ${parsed.left}`)
-            return throttled(channel.work, handleNeighbourFrame(ctx, n, channel, parsed.right)) ?? Effect.void
-          }
-        }
+    if (linksShared) {
+      sharedLinks = yield* shareLinks({
+        ctx,
+        claims,
+        federation,
+        link: (n) => linkTo(ctx, federation, n),
+        refreshMembers
       })
-    }
-    yield* Effect.forEach(mesh.neighbours.values(), linkTo, { discard: true })
+    } else yield* Effect.forEach(mesh.neighbours.values(), (n) => linkTo(ctx, federation, n), { discard: true })
     yield* Effect.logInfo(
       `neighbourhood server ${config.address} listening on ${handle.url} with ${neighbours.length} neighbour(s)`
     )

@@ -10,14 +10,14 @@ export const StreamEntry = Schema.Struct({
 export type StreamEntry = typeof StreamEntry.Type
 
 /**
- * A batch append that stopped partway (a backend without atomic batches: NATS JetStream). `stored` are the batch's
- * first entries, stored with these seqs; the payloads after them were not stored, except that with `unsure` the one
- * right after them may have been (its answer was lost and asking again failed too).
+ * A batch append that stopped partway or whose outcome is partly unknown. `stored` are the batch's first entries,
+ * stored with these seqs; of the payloads after them, the next `unsure` may have been stored (the answer was lost and
+ * asking again failed too: the one right after them on NATS, the whole batch on an atomic backend), the rest were not.
  */
 export class PartialAppend extends Data.TaggedError("PartialAppend")<{
   readonly message: string
   readonly stored: ReadonlyArray<StreamEntry>
-  readonly unsure: boolean
+  readonly unsure: number
   readonly cause?: unknown
 }> {}
 

@@ -26,7 +26,7 @@ const partialHistory = (open: Deferred.Deferred<void>, unsure: boolean): History
           const refused = payloads.findIndex((payload) => payload.includes("refused"))
           if (refused < 0) return yield* shared.appendMany(stream, payloads, bounds)
           const stored = yield* shared.appendMany(stream, payloads.slice(0, refused), bounds)
-          return yield* new PartialAppend({ message: "refused mid-batch", stored, unsure })
+          return yield* new PartialAppend({ message: "refused mid-batch", stored, unsure: unsure ? 1 : 0 })
         })
     }
     let nodes = 0

@@ -123,4 +123,5 @@ const scenarios = (backend: ClusterBackend) => {
 
 scenarios(memoryBackend)
 scenarios(redisBackend(prefix))
+scenarios(redisBackend(prefix, "cluster"))
 scenarios(natsBackend(natsPrefix("claims")))

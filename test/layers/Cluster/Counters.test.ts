@@ -46,6 +46,7 @@ const scenarios = (backend: ClusterBackend) => {
 
 scenarios(memoryBackend)
 scenarios(redisBackend(prefix))
+scenarios(redisBackend(prefix, "cluster"))
 scenarios(natsBackend(natsPrefix("counters")))
 
 describe("SharedLimiter (two nodes on the memory broker, TestClock)", () => {

@@ -1,68 +1,19 @@
 import { describe, expect } from "bun:test"
-import { Deferred, Effect, Layer, Scope } from "effect"
-import { type Broker, ClusterBroker } from "../../../layers/Cluster/Broker.ts"
+import { Deferred, Effect, Layer } from "effect"
+import { ClusterBroker } from "../../../layers/Cluster/Broker.ts"
 import { MemoryBrokerHub } from "../../../layers/Cluster/MemoryBroker.ts"
 import { makeRedisBroker } from "../../../layers/Cluster/RedisBroker.ts"
-import { Metrics } from "../../../layers/Observability/Metrics.ts"
-import { BrokerRoomsLive } from "../../../layers/Rooms/BrokerRooms.ts"
-import { Rooms } from "../../../layers/Rooms/Rooms.ts"
-import { MemoryNetwork, MemoryTransportLive } from "../../../layers/Transport/MemoryTransport.ts"
-import { accept, Transport } from "../../../layers/Transport/Transport.ts"
-import { defaultSocketLimits } from "../../../src/shared/SocketLimits.ts"
+import { MemoryNetwork } from "../../../layers/Transport/MemoryTransport.ts"
 import { it } from "../../support/effect.ts"
-import { buildNode, cleanRedisAfterAll, natsAvailable, natsUrl, redisAvailable, runPrefix } from "./backends.ts"
+import { cleanRedisAfterAll, natsAvailable, natsUrl, redisAvailable, runPrefix } from "./backends.ts"
 import { destroyNatsBuckets, makeNatsBroker } from "../../../layers/Cluster/NatsBroker.ts"
 import { connect } from "@nats-io/transport-node"
 import { tcpProxy } from "./TcpProxy.ts"
+import { nextReconnect, roomNode } from "./outageNodes.ts"
 
 const prefix = runPrefix("outage")
 // The real-broker cases use a prefix without colons (NATS subjects and buckets are named from it).
 cleanRedisAfterAll(prefix.replaceAll(":", "-"))
-
-/** Clients join room "r" and say "others:…" (to the rest of the room); each is told "joined" when its join is complete. */
-const start = Effect.gen(function* () {
-  const transport = yield* Transport
-  const rooms = yield* Rooms
-  return yield* transport.serve({
-    name: "outage-test",
-    port: 0,
-    limits: defaultSocketLimits,
-    websocket: {
-      upgrade: (_request, info) => Effect.succeed(accept(info.url.searchParams.get("id")!)),
-      open: (connection) =>
-        Effect.gen(function* () {
-          yield* rooms.join("r", connection, { id: connection.data, info: "" })
-          yield* Effect.addFinalizer(() => rooms.leave("r", connection))
-          connection.send("joined")
-          return { onMessage: (message) => rooms.publish("r", message, connection) }
-        })
-    }
-  })
-})
-
-const node = (network: MemoryNetwork, broker: Layer.Layer<ClusterBroker>) =>
-  Effect.gen(function* () {
-    const layer = Layer.mergeAll(MemoryTransportLive, BrokerRoomsLive()).pipe(
-      Layer.provideMerge(Layer.mergeAll(broker, Metrics.Default, Layer.succeed(MemoryNetwork, network)))
-    )
-    const built = yield* buildNode(layer)
-    const server = yield* start.pipe(Effect.provide(built.context), Scope.extend(built.scope))
-    const metrics = built.get(Metrics)
-    const connect = (id: string) =>
-      Effect.tap(network.connect(server.port, `/?id=${id}`), (client) =>
-        Effect.flatMap(client.next(), (frame) => Effect.sync(() => expect(frame).toBe("joined")))
-      )
-    const undelivered = () => metrics.counter("switchboard_cluster_undelivered_total", "").labels({}).value
-    return { broker: built.get(ClusterBroker), connect, undelivered }
-  })
-
-/** Resolves the next time `broker` is back after an outage (its subscriptions already restored). */
-const nextReconnect = (broker: Broker) =>
-  Effect.gen(function* () {
-    const back = yield* Deferred.make<void>()
-    broker.onReconnect(() => Deferred.unsafeDone(back, Effect.void))
-    return Deferred.await(back)
-  })
 
 describe("broker outages", () => {
   it.effect(
@@ -71,8 +22,8 @@ describe("broker outages", () => {
       Effect.gen(function* () {
         const network = yield* MemoryNetwork
         const hub = new MemoryBrokerHub()
-        const a = yield* node(network, Layer.succeed(ClusterBroker, hub.node("a")))
-        const b = yield* node(network, Layer.succeed(ClusterBroker, hub.node("b")))
+        const a = yield* roomNode(network, Layer.succeed(ClusterBroker, hub.node("a")))
+        const b = yield* roomNode(network, Layer.succeed(ClusterBroker, hub.node("b")))
         const a1 = yield* a.connect("a1")
         const a2 = yield* a.connect("a2")
         const b1 = yield* b.connect("b1")
@@ -125,8 +76,8 @@ describe("broker outages", () => {
           yield* Effect.addFinalizer(() => real.cleanup(clusterPrefix))
           const viaProxy = real.broker(`127.0.0.1:${proxy.port}`, clusterPrefix, "a")
           const direct = real.broker(`127.0.0.1:${real.port}`, clusterPrefix, "b")
-          const a = yield* node(network, Layer.scoped(ClusterBroker, viaProxy).pipe(Layer.orDie))
-          const b = yield* node(network, Layer.scoped(ClusterBroker, direct).pipe(Layer.orDie))
+          const a = yield* roomNode(network, Layer.scoped(ClusterBroker, viaProxy).pipe(Layer.orDie))
+          const b = yield* roomNode(network, Layer.scoped(ClusterBroker, direct).pipe(Layer.orDie))
           const a1 = yield* a.connect("a1")
           const a2 = yield* a.connect("a2")
           const b1 = yield* b.connect("b1")

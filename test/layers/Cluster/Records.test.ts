@@ -2,13 +2,13 @@ import { describe, expect } from "bun:test"
 import { Kvm } from "@nats-io/kv"
 import { connect } from "@nats-io/transport-node"
 import { Effect, Layer, TestClock } from "effect"
-import Redis from "ioredis"
 import { ClusterBroker, type RecordStore } from "../../../layers/Cluster/Broker.ts"
 import { MemoryBrokerHub } from "../../../layers/Cluster/MemoryBroker.ts"
 import { destroyNatsBuckets, makeNatsBroker } from "../../../layers/Cluster/NatsBroker.ts"
 import { makeRedisBroker } from "../../../layers/Cluster/RedisBroker.ts"
 import { it } from "../../support/effect.ts"
 import {
+  adminRedis,
   buildNode,
   cleanRedisAfterAll,
   natsAvailable,
@@ -100,7 +100,7 @@ describe("expiring records on Redis", () => {
         )
       const [a, b] = [yield* node("a"), yield* node("b")]
       const admin = yield* Effect.acquireRelease(
-        Effect.sync(() => new Redis(redisUrl)),
+        Effect.promise(() => adminRedis(redisUrl)),
         (redis) => Effect.sync(() => redis.disconnect())
       )
       const key = `${clusterPrefix}record:session`

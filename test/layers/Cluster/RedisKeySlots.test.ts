@@ -36,6 +36,9 @@ interface Operation {
 }
 
 const prefix = runPrefix("slots")
+// MONITOR sees one server: with TEST_REDIS_URL naming a cluster, the layout check needs a single Redis.
+const monitorable = redisAvailable && !redisUrl.startsWith("redis-cluster://")
+if (redisAvailable && !monitorable) console.warn("skipping the MONITOR slot check: TEST_REDIS_URL is a cluster")
 cleanRedisAfterAll(prefix)
 
 describe("Redis keys on one slot per operation (Redis Cluster layout)", () => {
@@ -50,7 +53,7 @@ describe("Redis keys on one slot per operation (Redis Cluster layout)", () => {
     })
   )
 
-  it.skipIf(!redisAvailable).live(
+  it.skipIf(!monitorable).live(
     "every script declares each key it touches, and the keys of every script, MULTI and multi-key command share a slot",
     () =>
       Effect.gen(function* () {
@@ -96,6 +99,8 @@ describe("Redis keys on one slot per operation (Redis Cluster layout)", () => {
         const streams = yield* makeRedisStreamStore({ url: redisUrl, prefix })
         yield* streams.append("room", "line", { maxEntries: 1 })
         yield* streams.append("room", "line 2", { maxEntries: 1 })
+        yield* streams.appendMany("room", ["line 3", "line 4"], { maxEntries: 1 }, "batch-1")
+        yield* streams.appendMany("room", ["line 3", "line 4"], { maxEntries: 1 }, "batch-1")
         yield* streams.readAfter("room", 0)
         yield* streams.position("room")
         yield* streams.remove("room")

@@ -1,7 +1,6 @@
 import { redisKeys } from "../../../layers/Cluster/RedisKeys.ts"
 import { afterAll } from "bun:test"
 import { Clock, Context, Effect, Exit, Layer, Scope, TestClock } from "effect"
-import Redis from "ioredis"
 import { ClusterBroker } from "../../../layers/Cluster/Broker.ts"
 import {
   BrokerCountersLive,
@@ -14,11 +13,24 @@ import { makeRedisBroker } from "../../../layers/Cluster/RedisBroker.ts"
 import { destroyNatsBuckets, makeNatsBroker } from "../../../layers/Cluster/NatsBroker.ts"
 import { Kvm } from "@nats-io/kv"
 import { connect } from "@nats-io/transport-node"
+import { parseClusterUrl } from "../../../layers/Cluster/RedisConnection.ts"
+import { redisClusterAvailable } from "../../support/redisCluster.ts"
+import { adminRedis, deleteKeys, keysUnder, sharedRedisCluster } from "./redisAdmin.ts"
 import { requireService } from "../../support/services.ts"
 import { tcpProxy } from "./TcpProxy.ts"
 
-export const redisUrl = "redis://127.0.0.1:6379"
-export const redisAvailable = await requireService("Redis", "127.0.0.1", 6379)
+/** The Redis the Redis suites use: `TEST_REDIS_URL` (`redis://` or `redis-cluster://` seeds) or the local one. */
+export const redisUrl = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379"
+const redisSeed = (
+  redisUrl.startsWith("redis-cluster://")
+    ? parseClusterUrl(redisUrl).seeds[0]
+    : { host: new URL(redisUrl).hostname, port: Number(new URL(redisUrl).port || 6379) }
+) as { host: string; port: number }
+export const redisAvailable = await requireService("Redis", redisSeed.host, redisSeed.port)
+
+export { redisClusterAvailable }
+export { adminRedis, deleteKeys, keysUnder, sharedRedisCluster } from "./redisAdmin.ts"
+
 export const natsUrl = "127.0.0.1:4222"
 export const natsAvailable = await requireService("NATS", "127.0.0.1", 4222)
 
@@ -29,9 +41,8 @@ export const runPrefix = (label: string) => `sbtest:${label}:${crypto.randomUUID
 export const cleanRedisAfterAll = (prefix: string) =>
   afterAll(async () => {
     if (!redisAvailable) return
-    const redis = new Redis(redisUrl)
-    const keys = await redis.keys(`${prefix}*`)
-    if (keys.length > 0) await redis.del(...keys)
+    const redis = await adminRedis(redisUrl)
+    await deleteKeys(redis, await keysUnder(redis, prefix))
     redis.disconnect()
   })
 
@@ -135,25 +146,30 @@ export const memoryBackend: ClusterBackend = {
     })
 }
 
-export const redisBackend = (prefix: string): ClusterBackend => ({
-  name: "redis",
-  skip: !redisAvailable,
+/** Redis: the one at `redisUrl`, or (`"cluster"`) the shared Redis Cluster this process starts. */
+export const redisBackend = (prefix: string, on: "redis" | "cluster" = "redis"): ClusterBackend => ({
+  name: on === "redis" ? "redis" : "redis-cluster",
+  skip: on === "redis" ? !redisAvailable : !redisClusterAvailable,
   live: true,
   cluster: () =>
-    Effect.sync(() => {
+    Effect.gen(function* () {
+      const url = on === "redis" ? redisUrl : (yield* Effect.promise(sharedRedisCluster)).url
       const clusterPrefix = `${prefix}${crypto.randomUUID().slice(0, 6)}:`
       return {
         broker: (nodeId) =>
-          Layer.scoped(ClusterBroker, makeRedisBroker({ url: redisUrl, prefix: clusterPrefix, nodeId })).pipe(
-            Layer.orDie
-          ),
+          Layer.scoped(ClusterBroker, makeRedisBroker({ url, prefix: clusterPrefix, nodeId })).pipe(Layer.orDie),
+        // A TCP proxy stands in front of one Redis; a cluster's clients follow redirections to every node.
         cuttable: (nodeId) =>
-          proxiedBroker(6379, (address) =>
-            makeRedisBroker({ url: `redis://${address}`, prefix: clusterPrefix, nodeId })
-          ),
+          on === "redis"
+            ? proxiedBroker(6379, (address) =>
+                makeRedisBroker({ url: `redis://${address}`, prefix: clusterPrefix, nodeId })
+              )
+            : Effect.dieMessage(
+                "no cut on the shared Redis Cluster: RedisClusterFailover.test.ts kills nodes of its own"
+              ),
         expire: (nodeId) =>
           Effect.promise(async () => {
-            const redis = new Redis(redisUrl)
+            const redis = await adminRedis(url)
             const key = redisKeys(clusterPrefix).node(nodeId)
             const ttl = await redis.pttl(key)
             if (!(ttl > 0 && ttl <= nodeTtlMillis))

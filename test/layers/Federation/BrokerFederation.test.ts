@@ -80,4 +80,5 @@ const scenarios = (backend: ClusterBackend) => {
 
 scenarios(memoryBackend)
 scenarios(redisBackend(prefix))
+scenarios(redisBackend(prefix, "cluster"))
 scenarios(natsBackend(natsPrefix("bus")))

@@ -73,6 +73,45 @@ describe("Federation (in-memory)", () => {
     }).pipe(Effect.provide(TestLayers))
   )
 
+  it.effect("a peer that opens and closes with 1013 (try again later) is re-dialled with backoff", () =>
+    Effect.gen(function* () {
+      const federation = yield* Federation
+      const transport = yield* Transport
+      /** Ten seconds of a link to a peer that closes every connection at once with `code`: how often it was dialled. */
+      const dialsIn10Seconds = (port: number, code: number) =>
+        Effect.gen(function* () {
+          let opened = 0
+          yield* transport.serve({
+            name: `closer-${code}`,
+            port,
+            limits: defaultSocketLimits,
+            websocket: {
+              upgrade: () => Effect.succeed(accept(undefined)),
+              open: (connection) =>
+                Effect.sync(() => {
+                  opened++
+                  connection.close(code, "not now")
+                  return { onMessage: () => {} }
+                })
+            }
+          })
+          yield* federation.link({
+            name: `to-closer-${code}`,
+            url: `ws://memory:${port}/`,
+            handler: { onOpen: () => Effect.void, onMessage: () => Effect.void }
+          })
+          for (let i = 0; i < 100; i++) {
+            yield* TestClock.adjust("100 millis")
+            yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+          }
+          return opened
+        })
+      // A link that served and dropped is re-dialled at once (backoff reset); one refused with 1013 backs off.
+      expect(yield* dialsIn10Seconds(40_002, 1000)).toBeGreaterThan(30)
+      expect(yield* dialsIn10Seconds(40_003, 1013)).toBeLessThan(15)
+    }).pipe(Effect.provide(TestLayers))
+  )
+
   it.effect("the bus delivers a subject's payloads to its subscribers only", () =>
     Effect.gen(function* () {
       const federation = yield* Federation

@@ -1,7 +1,7 @@
 import { afterAll } from "bun:test"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { connect } from "@nats-io/transport-node"
-import { Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { NatsStreamStore, natsHistoryStream } from "../../../layers/Storage/NatsStreamStore.ts"
 import { RedisStreamStore } from "../../../layers/Storage/RedisStreamStore.ts"
 import {
@@ -10,8 +10,10 @@ import {
   natsPrefix,
   natsUrl,
   redisAvailable,
+  redisClusterAvailable,
   redisUrl,
-  runPrefix
+  runPrefix,
+  sharedRedisCluster
 } from "../Cluster/backends.ts"
 import { streamStoreBatchContract } from "./StreamStoreBatchContract.ts"
 import { streamStoreContract } from "./StreamStoreContract.ts"
@@ -33,7 +35,21 @@ for (const backend of [
     name: "redis",
     layer: RedisStreamStore({ url: redisUrl, prefix: redisPrefix }).pipe(Layer.orDie),
     persistent: true,
-    skip: !redisAvailable
+    skip: !redisAvailable,
+    droppingAnswers: (drops: number) => {
+      let left = drops
+      return RedisStreamStore({ url: redisUrl, prefix: redisPrefix, dropAnswer: () => left-- > 0 }).pipe(Layer.orDie)
+    }
+  },
+  {
+    name: "redis-cluster",
+    layer: Layer.unwrapEffect(
+      Effect.promise(sharedRedisCluster).pipe(
+        Effect.map((cluster) => RedisStreamStore({ url: cluster.url, prefix: redisPrefix }))
+      )
+    ).pipe(Layer.orDie),
+    persistent: true,
+    skip: !redisClusterAvailable
   },
   {
     name: "nats jetstream",

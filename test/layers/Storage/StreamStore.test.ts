@@ -2,7 +2,7 @@ import type { SqlClient } from "@effect/sql"
 import { describe, expect } from "bun:test"
 import { Effect, FastCheck as fc, Layer } from "effect"
 import { MemoryStreamStore } from "../../../layers/Storage/MemoryStreamStore.ts"
-import { SqlStreamStore } from "../../../layers/Storage/SqlStreamStore.ts"
+import { makeSqlStreamStore, SqlStreamStore } from "../../../layers/Storage/SqlStreamStore.ts"
 import { StreamStore } from "../../../layers/Storage/StreamStore.ts"
 import { it } from "../../support/effect.ts"
 import { mysqlAvailable, sqliteFile, sqliteMemory, tempDirectory, throwawayMysql } from "./backends.ts"
@@ -12,12 +12,34 @@ import { streamStoreContract } from "./StreamStoreContract.ts"
 const dir = tempDirectory("streams")
 const mysql = throwawayMysql("streams")
 const sqlStreams = <E>(database: Layer.Layer<SqlClient.SqlClient, E>) => SqlStreamStore.pipe(Layer.provide(database))
+const droppingAnswers =
+  <E>(database: Layer.Layer<SqlClient.SqlClient, E>) =>
+  (drops: number) => {
+    let left = drops
+    return Layer.effect(StreamStore, makeSqlStreamStore({ dropAnswer: () => left-- > 0 })).pipe(Layer.provide(database))
+  }
 
 for (const backend of [
   { name: "memory", layer: MemoryStreamStore, persistent: false },
-  { name: "sqlite :memory:", layer: sqlStreams(sqliteMemory()), persistent: false },
-  { name: "sqlite file", layer: sqlStreams(sqliteFile(dir, "streams")), persistent: true },
-  { name: "mysql", layer: sqlStreams(mysql.layer), persistent: true, skip: !mysqlAvailable }
+  {
+    name: "sqlite :memory:",
+    layer: sqlStreams(sqliteMemory()),
+    persistent: false,
+    droppingAnswers: droppingAnswers(sqliteMemory())
+  },
+  {
+    name: "sqlite file",
+    layer: sqlStreams(sqliteFile(dir, "streams")),
+    persistent: true,
+    droppingAnswers: droppingAnswers(sqliteFile(dir, "streams"))
+  },
+  {
+    name: "mysql",
+    layer: sqlStreams(mysql.layer),
+    persistent: true,
+    skip: !mysqlAvailable,
+    droppingAnswers: droppingAnswers(mysql.layer)
+  }
 ]) {
   streamStoreContract(backend)
   streamStoreBatchContract(backend)

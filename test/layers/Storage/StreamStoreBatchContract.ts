@@ -1,5 +1,5 @@
 import { describe, expect } from "bun:test"
-import { Effect, FastCheck as fc } from "effect"
+import { Effect, Either, FastCheck as fc, Option } from "effect"
 import { MemoryStreamStore } from "../../../layers/Storage/MemoryStreamStore.ts"
 import { StreamStore } from "../../../layers/Storage/StreamStore.ts"
 import { it } from "../../support/effect.ts"
@@ -53,6 +53,54 @@ export const streamStoreBatchContract = (backend: StreamBackend) =>
         expect(yield* store.readAfter(stream, 0)).toEqual([])
         expect(yield* store.position(stream)).toMatchObject({ first: 0, last: 304 })
       }))
+
+    test("a batch appended again under its id (its answer lost) returns the same seqs and is stored once", () =>
+      Effect.gen(function* () {
+        const store = yield* StreamStore
+        const stream = unique("resent")
+        const batch = crypto.randomUUID()
+        const first = yield* store.appendMany(stream, ["a", "b", "c"], {}, batch)
+        yield* store.append(stream, "other", {})
+        const again = yield* store.appendMany(stream, ["a", "b", "c"], {}, batch)
+        expect(pairs(again)).toEqual(pairs(first))
+        expect(again.map((entry) => entry.at)).toEqual(first.map((entry) => entry.at))
+        expect(pairs(yield* store.readAfter(stream, 0))).toEqual([...pairs(first), [4, "other"]])
+        expect(pairs(yield* store.appendMany(stream, ["a"], {}))).toEqual([[5, "a"]])
+      }))
+
+    const lossy = backend.droppingAnswers
+    if (lossy)
+      for (const drops of [1, 2])
+        it.skipIf(backend.skip === true).live(
+          drops === 1
+            ? "an answer lost after the write: the resend under the batch id returns its seqs, stored once"
+            : "no answer to the resend either: the whole batch is reported unsure, and it is stored once",
+          () =>
+            Effect.gen(function* () {
+              const store = yield* StreamStore
+              const stream = unique("lost")
+              const got = yield* Effect.either(store.appendMany(stream, ["a", "b", "c"], {}))
+              if (drops === 1)
+                expect(Either.map(got, pairs)).toEqual(
+                  Either.right([
+                    [1, "a"],
+                    [2, "b"],
+                    [3, "c"]
+                  ])
+                )
+              else
+                expect(Either.getLeft(got).pipe(Option.getOrThrow)).toMatchObject({
+                  _tag: "PartialAppend",
+                  stored: [],
+                  unsure: 3
+                })
+              expect(pairs(yield* store.readAfter(stream, 0))).toEqual([
+                [1, "a"],
+                [2, "b"],
+                [3, "c"]
+              ])
+            }).pipe(Effect.provide(lossy(drops)))
+        )
 
     test(
       "trims like one append per payload (against the memory store)",

@@ -11,6 +11,8 @@ export interface StreamBackend {
   readonly layer: Layer.Layer<StreamStore, unknown>
   readonly persistent: boolean
   readonly skip?: boolean
+  /** The store with the answers of its first `drops` batch writes lost after the write (backends with a wire). */
+  readonly droppingAnswers?: (drops: number) => Layer.Layer<StreamStore, unknown>
 }
 
 const unique = (base: string) => `${base}-${crypto.randomUUID().slice(0, 8)}`

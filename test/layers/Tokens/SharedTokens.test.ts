@@ -1,7 +1,6 @@
 import { redisKeys } from "../../../layers/Cluster/RedisKeys.ts"
 import { describe, expect } from "bun:test"
 import { Duration, Effect, Option, type Scope } from "effect"
-import Redis from "ioredis"
 import { makeMemoryTokens } from "../../../layers/Tokens/MemoryTokens.ts"
 import { makeRedisTokens } from "../../../layers/Tokens/RedisTokens.ts"
 import { makeNatsTokens, natsTokensBucket } from "../../../layers/Tokens/NatsTokens.ts"
@@ -10,13 +9,17 @@ import { connect } from "@nats-io/transport-node"
 import type { TokensService } from "../../../layers/Tokens/Tokens.ts"
 import { it } from "../../support/effect.ts"
 import {
+  adminRedis,
   cleanRedisAfterAll,
+  keysUnder,
   natsAvailable,
   natsPrefix,
   natsUrl,
   redisAvailable,
+  redisClusterAvailable,
   redisUrl,
-  runPrefix
+  runPrefix,
+  sharedRedisCluster
 } from "../Cluster/backends.ts"
 
 const prefix = runPrefix("tokens")
@@ -31,6 +34,8 @@ interface Backend {
   readonly nodes: Effect.Effect<readonly [TokensService, TokensService], never, Scope.Scope>
   /** Milliseconds the store will keep this token, read from the store itself. */
   readonly remaining?: (kind: string, token: string) => Effect.Effect<number>
+  /** Every key and value the store holds under the run's prefix, as one text. */
+  readonly storedText?: Effect.Effect<string>
 }
 
 const memory: Backend = {
@@ -40,19 +45,41 @@ const memory: Backend = {
   nodes: Effect.map(makeMemoryTokens(), (shared) => [shared, shared] as const)
 }
 
-const redis: Backend = {
-  name: "redis",
-  skip: !redisAvailable,
-  live: true,
-  nodes: Effect.all([makeRedisTokens({ url: redisUrl, prefix }), makeRedisTokens({ url: redisUrl, prefix })]),
-  remaining: (kind, token) =>
-    Effect.promise(async () => {
-      const client = new Redis(redisUrl)
-      const key = redisKeys(prefix).token(kind, new Bun.CryptoHasher("sha256").update(token).digest("hex"))
-      const ttlLeft = await client.pttl(key)
-      client.disconnect()
-      return ttlLeft
-    })
+/** Redis at `redisUrl`, or the shared Redis Cluster this process starts. */
+const redisOn = (on: "redis" | "cluster"): Backend => {
+  const url =
+    on === "redis" ? Effect.succeed(redisUrl) : Effect.promise(sharedRedisCluster).pipe(Effect.map((c) => c.url))
+  return {
+    name: on === "redis" ? "redis" : "redis-cluster",
+    skip: on === "redis" ? !redisAvailable : !redisClusterAvailable,
+    live: true,
+    nodes: Effect.flatMap(url, (url) =>
+      Effect.all([makeRedisTokens({ url, prefix }), makeRedisTokens({ url, prefix })])
+    ),
+    remaining: (kind, token) =>
+      Effect.flatMap(url, (url) =>
+        Effect.promise(async () => {
+          const client = await adminRedis(url)
+          const key = redisKeys(prefix).token(kind, new Bun.CryptoHasher("sha256").update(token).digest("hex"))
+          const ttlLeft = await client.pttl(key)
+          client.disconnect()
+          return ttlLeft
+        })
+      ),
+    storedText: Effect.flatMap(url, (url) =>
+      Effect.promise(async () => {
+        const client = await adminRedis(url)
+        const found = await keysUnder(client, prefix)
+        const values = await Promise.all(
+          found.map(async (key) =>
+            (await client.type(key)) === "string" ? await client.get(key) : await client.zrange(key, 0, -1)
+          )
+        )
+        client.disconnect()
+        return JSON.stringify([found, values])
+      })
+    )
+  }
 }
 
 const natsTokensPrefix = natsPrefix("tokens")
@@ -76,7 +103,7 @@ const nats: Backend = {
   })
 }
 
-for (const backend of [memory, redis, nats]) {
+for (const backend of [memory, redisOn("redis"), redisOn("cluster"), nats]) {
   const test = backend.live ? it.skipIf(backend.skip).live : it.skipIf(backend.skip).effect
   describe(`shared Tokens on ${backend.name}`, () => {
     test("a key issued on one node is taken once on another; concurrent takes from both nodes: exactly one wins", () =>
@@ -114,22 +141,13 @@ for (const backend of [memory, redis, nats]) {
         expect(yield* a.count(kind)).toBe(0)
       }))
 
-    if (backend.name === "redis")
+    const storedText = backend.storedText
+    if (storedText)
       test("only the SHA-256 of a token is stored, never the token itself", () =>
         Effect.gen(function* () {
           const [a] = yield* backend.nodes
           const token = yield* a.issue("secret-kind", "value", ttl)
-          const keys = yield* Effect.promise(async () => {
-            const client = new Redis(redisUrl)
-            const found = await client.keys(`${prefix}*`)
-            const values = await Promise.all(
-              found.map(async (key) =>
-                (await client.type(key)) === "string" ? await client.get(key) : await client.zrange(key, 0, -1)
-              )
-            )
-            client.disconnect()
-            return JSON.stringify([found, values])
-          })
+          const keys = yield* storedText
           expect(keys).not.toContain(token)
           expect(keys).toContain(new Bun.CryptoHasher("sha256").update(token).digest("hex"))
         }))

@@ -1,0 +1,185 @@
+import { afterAll, beforeAll, describe, expect } from "bun:test"
+import { Duration, Effect, Layer, Option } from "effect"
+import { ClusterBroker } from "../../../layers/Cluster/Broker.ts"
+import { makeRedisBroker } from "../../../layers/Cluster/RedisBroker.ts"
+import { redisKeys } from "../../../layers/Cluster/RedisKeys.ts"
+import { makeRedisStreamStore } from "../../../layers/Storage/RedisStreamStore.ts"
+import { makeRedisTokens } from "../../../layers/Tokens/RedisTokens.ts"
+import { MemoryNetwork } from "../../../layers/Transport/MemoryTransport.ts"
+import { it } from "../../support/effect.ts"
+import {
+  pollUntil,
+  type RedisClusterFixture,
+  redisClusterAvailable,
+  startRedisCluster
+} from "../../support/redisCluster.ts"
+import { runPrefix } from "./backends.ts"
+import { nextDisconnect, nextReconnect, roomNode } from "./outageNodes.ts"
+
+// A cluster of its own: these tests kill its nodes (the shared one of the other suites stays whole).
+let cluster: RedisClusterFixture | undefined
+beforeAll(async () => {
+  if (redisClusterAvailable) cluster = await startRedisCluster()
+})
+afterAll(() => cluster?.stop())
+
+const fixture = () => cluster!
+const promise = <A>(run: () => Promise<A>) => Effect.promise(run)
+
+/** The first of `candidate(0)`, `candidate(1)`, … whose slot the master on `port` serves. */
+const onMaster = (port: number, candidate: (i: number) => string) =>
+  promise(async () => {
+    for (let i = 0; i < 500; i++) if ((await fixture().masterOf(candidate(i))) === port) return i
+    throw new Error(`no candidate key on ${port}`)
+  })
+
+/** Real time, bounded: the lost message's count arrives when the command's redirections have run out. */
+const counted = (read: () => number, atLeast: number) =>
+  promise(() => pollUntil("the undelivered count", async () => (read() >= atLeast ? read() : undefined), 10_000))
+
+const brokerOn = (clusterPrefix: string, nodeId: string) =>
+  Layer.scoped(ClusterBroker, makeRedisBroker({ url: fixture().url, prefix: clusterPrefix, nodeId })).pipe(Layer.orDie)
+
+describe("Redis Cluster outages (a real 3 + 3 cluster started by the test)", () => {
+  it.skipIf(!redisClusterAvailable).live(
+    "a master killed: its replica takes over, clients stay connected, lost messages are counted, subscriptions and acknowledged-then-replicated data survive",
+    () =>
+      Effect.gen(function* () {
+        yield* promise(() => fixture().heal())
+        const network = yield* MemoryNetwork
+        const clusterPrefix = runPrefix("failover")
+        const keys = redisKeys(clusterPrefix)
+        // Every claim scope is on the `{nodes}` shard: its master is the one killed; room, token kind and stream are put there too.
+        const victim = yield* promise(() => fixture().masterOf(keys.claims("units")))
+        const room = `r${yield* onMaster(victim, (i) => `${clusterPrefix}room/r${i}`)}`
+        const kind = `login${yield* onMaster(victim, (i) => keys.tokenExpiries(`login${i}`))}`
+        const stream = `s${yield* onMaster(victim, (i) => `${clusterPrefix}stream:{s${i}}:head`)}`
+
+        const a = yield* roomNode(network, brokerOn(clusterPrefix, "a"), room)
+        const b = yield* roomNode(network, brokerOn(clusterPrefix, "b"), room)
+        const tokens = yield* makeRedisTokens({ url: fixture().url, prefix: clusterPrefix })
+        const streams = yield* makeRedisStreamStore({ url: fixture().url, prefix: clusterPrefix })
+        const a1 = yield* a.connect("a1")
+        const a2 = yield* a.connect("a2")
+        const b1 = yield* b.connect("b1")
+        yield* a1.send("before")
+        expect(yield* b1.next()).toBe("before")
+        expect(yield* a2.next()).toBe("before")
+
+        expect((yield* a.broker.claims.take("units", "unit-1", "a/1", "replace")).taken).toBe(true)
+        const token = yield* tokens.issue(kind, "unit-1", Duration.minutes(5))
+        for (const payload of ["one", "two", "three"]) yield* streams.append(stream, payload, { maxEntries: 10 })
+        // Replication is asynchronous: only writes the replica acknowledged (WAIT) survive the master's death.
+        expect(yield* promise(() => fixture().replicated(victim))).toBe(1)
+
+        const aBack = yield* nextReconnect(a.broker)
+        const bBack = yield* nextReconnect(b.broker)
+        const aGone = yield* nextDisconnect(a.broker)
+        const lostBefore = a.undelivered()
+        fixture().signal(victim, "SIGKILL")
+        yield* aGone
+
+        // The room's shard has no master until the replica is promoted: the message stays on its node and is counted.
+        yield* a1.send("during")
+        expect(yield* a2.next()).toBe("during")
+        yield* counted(a.undelivered, lostBefore + 1)
+
+        yield* aBack
+        yield* bBack
+        const promoted = yield* promise(() => fixture().masterOf(keys.claims("units")))
+        expect(promoted).not.toBe(victim)
+        // Both nodes resubscribed on the promoted replica: messages cross again, both ways.
+        yield* b1.send("after, from b")
+        expect(yield* a1.next()).toBe("after, from b")
+        expect(yield* a2.next()).toBe("after, from b")
+        yield* a2.send("after, from a")
+        expect(yield* b1.next()).toBe("after, from a")
+        expect(yield* a1.next()).toBe("after, from a")
+        expect(a.undelivered()).toBe(lostBefore + 1)
+
+        // What the replica acknowledged is readable on it, from either node.
+        expect(yield* b.broker.claims.get("units", "unit-1")).toBe("a/1")
+        expect(yield* tokens.get(kind, token)).toEqual(Option.some("unit-1"))
+        expect((yield* streams.readAfter(stream, 0)).map((entry) => entry.payload)).toEqual(["one", "two", "three"])
+        expect((yield* b.broker.claims.take("units", "unit-2", "b/1", "ifFree")).taken).toBe(true)
+
+        // The killed master comes back as the promoted one's replica.
+        yield* promise(() => fixture().heal())
+        const roles = yield* promise(() => fixture().nodes())
+        expect(roles.find((node) => node.port === victim)?.role).toBe("replica")
+      }).pipe(Effect.provide(MemoryNetwork.Default)),
+    60_000
+  )
+
+  it.skipIf(!redisClusterAvailable).live(
+    "the whole cluster stopped and started again: nodes are told, messages meanwhile are counted, delivery resumes",
+    () =>
+      Effect.gen(function* () {
+        yield* promise(() => fixture().heal())
+        const network = yield* MemoryNetwork
+        const clusterPrefix = runPrefix("restart")
+        const a = yield* roomNode(network, brokerOn(clusterPrefix, "a"))
+        const b = yield* roomNode(network, brokerOn(clusterPrefix, "b"))
+        const a1 = yield* a.connect("a1")
+        const a2 = yield* a.connect("a2")
+        const b1 = yield* b.connect("b1")
+        yield* a1.send("before")
+        expect(yield* b1.next()).toBe("before")
+        expect(yield* a2.next()).toBe("before")
+
+        const aBack = yield* nextReconnect(a.broker)
+        const bBack = yield* nextReconnect(b.broker)
+        const aGone = yield* nextDisconnect(a.broker)
+        const ports = fixture().ports
+        for (const port of ports) fixture().signal(port, "SIGKILL")
+        yield* aGone
+        const lostBefore = a.undelivered()
+        yield* a1.send("during")
+        expect(yield* a2.next()).toBe("during")
+        yield* counted(a.undelivered, lostBefore + 1)
+
+        yield* promise(() => Promise.all(ports.map((port) => fixture().restart(port))))
+        yield* aBack
+        yield* bBack
+        yield* b1.send("after, from b")
+        expect(yield* a1.next()).toBe("after, from b")
+        expect(yield* a2.next()).toBe("after, from b")
+        yield* a2.send("after, from a")
+        expect(yield* b1.next()).toBe("after, from a")
+        expect(yield* a1.next()).toBe("after, from a")
+        yield* promise(() => fixture().heal())
+      }).pipe(Effect.provide(MemoryNetwork.Default)),
+    60_000
+  )
+
+  it.skipIf(!redisClusterAvailable).live(
+    "a master paused (SIGSTOP) and resumed before its node timeout: the message sent meanwhile waits and crosses, nothing is lost",
+    () =>
+      Effect.gen(function* () {
+        yield* promise(() => fixture().heal())
+        const network = yield* MemoryNetwork
+        const clusterPrefix = runPrefix("pause")
+        const room = "r"
+        const owner = yield* promise(() => fixture().masterOf(`${clusterPrefix}room/${room}`))
+        const a = yield* roomNode(network, brokerOn(clusterPrefix, "a"), room)
+        const b = yield* roomNode(network, brokerOn(clusterPrefix, "b"), room)
+        const a1 = yield* a.connect("a1")
+        const a2 = yield* a.connect("a2")
+        const b1 = yield* b.connect("b1")
+        yield* a1.send("before")
+        expect(yield* b1.next()).toBe("before")
+        expect(yield* a2.next()).toBe("before")
+
+        fixture().signal(owner, "SIGSTOP")
+        yield* a1.send("while paused")
+        expect(yield* a2.next()).toBe("while paused")
+        fixture().signal(owner, "SIGCONT")
+        expect(yield* b1.next()).toBe("while paused")
+        yield* b1.send("after")
+        expect(yield* a1.next()).toBe("after")
+        expect(a.undelivered()).toBe(0)
+        expect(b.undelivered()).toBe(0)
+      }).pipe(Effect.provide(MemoryNetwork.Default)),
+    60_000
+  )
+})
