@@ -1,5 +1,5 @@
 import { describe, expect } from "bun:test"
-import { Deferred, Effect, Fiber, Layer, TestClock } from "effect"
+import { Deferred, Effect, Fiber, Layer, Queue, TestClock } from "effect"
 import { BrokerUnavailable, ClusterBroker } from "../../layers/Cluster/Broker.ts"
 import { Command, type TPacket } from "../../src/chat/Packet.ts"
 import { type ClusterBackend, memoryBackend, natsBackend, redisBackend } from "../layers/Cluster/backends.ts"
@@ -85,6 +85,33 @@ const scenarios = (backend: ClusterBackend, historyStores: HistoryStores) => {
           expect(users(got)).toEqual([])
         }
       }))
+
+    // On memory the outage is the whole hub's, during which every node's heartbeat runs out: only a live broker
+    // can keep node B's peers alive while B is cut off.
+    if (backend.live)
+      test("a member of a node that died during node B's outage: B's members are told it left, once", () =>
+        Effect.gen(function* () {
+          const { node, join, cuttable, expire } = yield* chatCluster(backend, historyStores)
+          const outage = yield* cuttable("dead-b")
+          const b = yield* node("dead-b", outage.layer)
+          const c = yield* node("dead-c")
+          const bob = yield* join(b.port, "bob", "lobby")
+          yield* join(c.port, "cid", "lobby")
+          expect(users(yield* untilUsers(bob.client, 1))).toEqual(["+cid"])
+          const changes = yield* b.rooms.changes
+
+          yield* outage.cut
+          yield* c.broker.sever
+          yield* expire("dead-c")
+          yield* outage.restore
+          expect(users(yield* untilUsers(bob.client, 1))).toEqual(["-cid"])
+          // The catch-up and the heartbeat's expiry both see cid gone; the expiry is reported once, and told by neither again.
+          while (true) {
+            const change = yield* Queue.take(changes)
+            if (change._tag === "Left" && change.expired && change.member.info === "cid") break
+          }
+          expect(users(yield* pushedBeforeProbe(bob.client))).toEqual([])
+        }))
 
     for (const secondRead of ["succeeds", "fails"] as const)
       test(`a member leaving between a node's first joiner's roster read and its node's subscription: the joiner is told it left (the second read ${secondRead === "fails" ? "fails: a retry tells it" : "tells it"})`, () =>
