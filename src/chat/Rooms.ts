@@ -1,8 +1,7 @@
-import { Deferred, Effect, FiberId, FiberSet, Runtime, Schedule, Scheduler, type Scope } from "effect"
+import { Deferred, Effect, FiberId, Runtime, Scheduler, type Scope } from "effect"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
 import { Rooms } from "../../layers/Rooms/Rooms.ts"
 import { StreamStore } from "../../layers/Storage/StreamStore.ts"
-import type { Listed } from "./ListedJoins.ts"
 import { bytesKey, bytesToStored, readStoredMessage, storedLine, storedToBytes } from "./HistoryText.ts"
 import { Command, encodeNewMessage, encodePacket, packet } from "./Packet.ts"
 import { ErrorReason, joinProblem, okReply } from "./Rules.ts"
@@ -14,6 +13,7 @@ import {
   roomNameFor,
   tellExpiredLeaves
 } from "./RoomState.ts"
+import { makeRosterCatchUp } from "./RosterCatchUp.ts"
 import { openSequencedRoom, type SequencedRoom } from "./Sequenced.ts"
 
 export type { ChatRoomsApi, ChatRoomsOptions, Member } from "./RoomState.ts"
@@ -24,9 +24,6 @@ export { roomNameFor } from "./RoomState.ts"
  * service (one native publish per broadcast); the roster order, history, per-room locks and nick
  * rules are the chat's own.
  */
-/** Two default cluster heartbeats: by then every live node has written its presence entries again after an outage. */
-const presenceRewrittenAfter = "3 seconds"
-
 export const makeChatRooms = (
   options: ChatRoomsOptions
 ): Effect.Effect<ChatRoomsApi, never, StreamStore | Metrics | Rooms | Scope.Scope> =>
@@ -54,8 +51,6 @@ export const makeChatRooms = (
     const rooms = new Map<string, Room>()
     const afterThisTurn = Effect.yieldNow().pipe(Effect.withScheduler(Scheduler.timer(0)))
     const roomOfMember = new Map<number, Room>()
-    // Roster catch-ups run in the background, ended with the server.
-    const inScope = yield* FiberSet.makeRuntime<never>()
 
     const logHistoryFailure = (what: string) => (error: unknown) =>
       Effect.sync(() => historyErrors.inc()).pipe(
@@ -176,6 +171,8 @@ export const makeChatRooms = (
         () => Effect.sync(() => room.busy--)
       )
 
+    const rosterCatchUp = yield* makeRosterCatchUp({ fanout, exclusive, openRooms: () => rooms.values() })
+
     const drainBacklog = (room: Room) => {
       const waiting = room.backlog.splice(0)
       for (const { member, text } of waiting) if (roomOfMember.get(member.id) === room) broadcast(room, member, text)
@@ -258,51 +255,9 @@ export const makeChatRooms = (
         sequenced.listed(connection, roster, first)
         // Read again now that the room's frames reach this node: whoever came or went in between is told here
         // (their frames may have gone before it listened); if the read fails, it is retried a second later.
-        if (first && !(yield* catchUpRoster(room, sequenced)))
-          yield* Effect.sync(() => inScope(Effect.zipRight(Effect.sleep("1 second"), retryRosterCatchUp(room))))
+        if (first && !(yield* rosterCatchUp.now(room))) rosterCatchUp.later(room)
         sequenced.announce(userFrame(Command.NEW_USER, member), connection)
       })
-
-    /**
-     * Reads the room's members on every node and tells this node's members the joins and leaves they missed (an
-     * outage, or frames sent before this node listened), each once; false when presence could not be read.
-     */
-    const catchUpRoster = (room: Room, sequenced: SequencedRoom) =>
-      Effect.suspend(() => {
-        if (!fanout.membersExact || room.closed) return Effect.succeed(true)
-        return fanout.membersExact(room.name).pipe(
-          Effect.map((members) => {
-            const present: Array<Listed> = members.map((entry) => ({
-              id: Number(entry.id),
-              nick: storedToBytes(entry.info)
-            }))
-            const local = new Set(room.members.map((member) => member.id))
-            for (const change of sequenced.rosterCatchUp(present, local)) {
-              const frame = userFrame(change.cmd, change)
-              for (const { connection } of room.members)
-                if (!change.skip?.has(connection) && connection.isOpen()) connection.send(frame)
-            }
-            return true
-          }),
-          Effect.catchAll((error) =>
-            Effect.as(Effect.logWarning(`chat roster catch-up: presence unreadable (${error.message})`), false)
-          )
-        )
-      })
-
-    /** The roster catch-up under the room's lock (nothing else is handed out meanwhile), retried for half a minute. */
-    const retryRosterCatchUp = (room: Room) =>
-      Effect.suspend(() =>
-        room.sequenced
-          ? exclusive(
-              room,
-              Effect.flatMap(catchUpRoster(room, room.sequenced), (done) => (done ? Effect.void : Effect.fail("retry")))
-            )
-          : Effect.void
-      ).pipe(
-        Effect.retry({ schedule: Schedule.spaced("1 second"), times: 30, while: () => !room.closed }),
-        Effect.ignore
-      )
 
     /** A room created for a join that was refused never had members: forget it quietly. */
     const discardIfUnused = (room: Room) =>
@@ -325,27 +280,6 @@ export const makeChatRooms = (
         // Removed from the map only now: joiners that found it wait for the lock, see it closed, and retry.
         rooms.delete(room.key)
       })
-
-    /**
-     * When the broker is back, joins and leaves other nodes sent meanwhile may be lost: each room reads presence now,
-     * and again once every node has rewritten its own entries (at its first heartbeat back, if the broker lost them).
-     */
-    const catchUpRostersOnResume = (ordered: NonNullable<typeof fanout.ordered>) =>
-      Effect.acquireRelease(
-        Effect.sync(() =>
-          ordered.resumed(() => {
-            for (const room of rooms.values())
-              if (room.sequenced)
-                inScope(
-                  Effect.zipRight(
-                    retryRosterCatchUp(room),
-                    Effect.zipRight(Effect.sleep(presenceRewrittenAfter), retryRosterCatchUp(room))
-                  )
-                )
-          })
-        ),
-        (stop) => Effect.sync(stop)
-      )
 
     const api: ChatRoomsApi = {
       stats: () => ({ rooms: rooms.size }),
@@ -399,7 +333,5 @@ export const makeChatRooms = (
     // History still waiting when the server stops is written before the store goes away.
     yield* Effect.addFinalizer(() => api.flushHistory)
     if (fanout.spansNodes) yield* tellExpiredLeaves(fanout, rooms.values.bind(rooms))
-    // Registered before any room opens, so a room's roster catch-up takes its lock before its message catch-up reads.
-    if (fanout.ordered) yield* catchUpRostersOnResume(fanout.ordered)
     return api
   })
