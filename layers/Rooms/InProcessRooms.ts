@@ -2,8 +2,14 @@ import { Effect, Layer, PubSub } from "effect"
 import type { Connection, WireMessage } from "../Transport/Transport.ts"
 import { type RoomChange, type RoomMember, Rooms, type RoomsService } from "./Rooms.ts"
 
+/** A room of one member, the common case (the relay's room of each unit), without a Map's ~260 bytes. */
+interface Solo {
+  readonly connection: Connection<unknown>
+  readonly member: RoomMember
+}
+
 /** A room's members by connection; Map keeps join order. */
-type Room = Map<Connection<unknown>, RoomMember>
+type Room = Map<Connection<unknown>, RoomMember> | Solo
 
 /**
  * Rooms of one process on the transport's native topics: join subscribes the connection to the
@@ -20,23 +26,47 @@ export const makeInProcessRooms = Effect.gen(function* () {
 
   /** Joins; the member when it was not in the room yet. */
   const add = (room: string, connection: Connection<unknown>, member: RoomMember): boolean => {
-    let members = rooms.get(room)
-    if (!members) rooms.set(room, (members = new Map()))
-    if (members.has(connection)) return false
-    members.set(connection, member)
+    const members = rooms.get(room)
+    if (members === undefined) rooms.set(room, { connection, member })
+    else if (members instanceof Map) {
+      if (members.has(connection)) return false
+      members.set(connection, member)
+    } else {
+      if (members.connection === connection) return false
+      rooms.set(
+        room,
+        new Map([
+          [members.connection, members.member],
+          [connection, member]
+        ])
+      )
+    }
     connection.subscribe(room)
     return true
   }
   /** Leaves; the member that left, if it was there. */
   const remove = (room: string, connection: Connection<unknown>): RoomMember | undefined => {
     const members = rooms.get(room)
-    const member = members?.get(connection)
-    if (!members || !member) return undefined
-    members.delete(connection)
-    if (members.size === 0) rooms.delete(room)
+    if (members === undefined) return undefined
+    let member: RoomMember | undefined
+    if (members instanceof Map) {
+      member = members.get(connection)
+      if (member === undefined) return undefined
+      members.delete(connection)
+      if (members.size === 1) {
+        const [remaining] = members
+        rooms.set(room, { connection: remaining![0], member: remaining![1] })
+      }
+    } else {
+      if (members.connection !== connection) return undefined
+      member = members.member
+      rooms.delete(room)
+    }
     if (connection.isOpen()) connection.unsubscribe(room)
     return member
   }
+  const connectionsOf = (members: Room): Iterable<Connection<unknown>> =>
+    members instanceof Map ? members.keys() : [members.connection]
 
   const service: RoomsService = {
     join: (room, connection, member) =>
@@ -56,13 +86,20 @@ export const makeInProcessRooms = Effect.gen(function* () {
       const members = rooms.get(room)
       if (!members) return
       // Any member's server reaches them all: one native server-wide publish, no direct send per event.
-      for (const connection of members.keys()) {
+      for (const connection of connectionsOf(members)) {
         if (!connection.isOpen()) continue
         return connection.publishToAll(room, frame)
       }
     },
-    members: (room) => Effect.sync(() => [...(rooms.get(room)?.values() ?? [])]),
-    localCount: (room) => rooms.get(room)?.size ?? 0,
+    members: (room) =>
+      Effect.sync(() => {
+        const members = rooms.get(room)
+        return members === undefined ? [] : members instanceof Map ? [...members.values()] : [members.member]
+      }),
+    localCount: (room) => {
+      const members = rooms.get(room)
+      return members === undefined ? 0 : members instanceof Map ? members.size : 1
+    },
     changes: Effect.zipRight(
       Effect.acquireRelease(
         Effect.sync(() => listeners++),

@@ -23,7 +23,12 @@ export interface Seat {
   readonly member: UnitMember
   readonly connection: Connection<unknown>
   inGroup: boolean
-  /** Room names computed once at entry, so delivery builds no string except for a unit target. */
+  /** Its group's room names, so delivery builds no string except for a unit target. */
+  readonly rooms: GroupRooms
+}
+
+/** The room names of one group, shared by its seats: four strings per unit were ~220 bytes of an idle connection. */
+export interface GroupRooms {
   readonly prefix: string
   readonly everyone: string
   readonly gcs: string
@@ -102,18 +107,28 @@ export interface UnitRoomsService {
 
 export class UnitRooms extends Context.Tag("switchboard/droneengage/UnitRooms")<UnitRooms, UnitRoomsService>() {}
 
-const seatOf = (member: UnitMember, connection: Connection<unknown>): Seat => {
-  const prefix = roomPrefix(member)
-  return {
-    member,
-    connection,
-    inGroup: true,
-    prefix,
-    everyone: `${prefix}all`,
-    gcs: `${prefix}gcs`,
-    agents: `${prefix}agents`
+/** Each group's names while any seat holds them; a group nobody holds any more is forgotten after a GC. */
+const groupRooms = new Map<string, WeakRef<GroupRooms>>()
+const forgetGroup = new FinalizationRegistry<string>((prefix) => {
+  if (groupRooms.get(prefix)?.deref() === undefined) groupRooms.delete(prefix)
+})
+
+const groupRoomsOf = (prefix: string): GroupRooms => {
+  let names = groupRooms.get(prefix)?.deref()
+  if (names === undefined) {
+    names = { prefix, everyone: `${prefix}all`, gcs: `${prefix}gcs`, agents: `${prefix}agents` }
+    groupRooms.set(prefix, new WeakRef(names))
+    forgetGroup.register(names, prefix)
   }
+  return names
 }
+
+const seatOf = (member: UnitMember, connection: Connection<unknown>): Seat => ({
+  member,
+  connection,
+  inGroup: true,
+  rooms: groupRoomsOf(roomPrefix(member))
+})
 
 /** Unit rooms over the Rooms Tag. `serverName` labels the metrics. */
 export const makeUnitRooms = (serverName: string) =>
@@ -215,19 +230,19 @@ export const makeUnitRooms = (serverName: string) =>
       let recipients: number
       switch (audience._tag) {
         case "Everyone":
-          room = seat.everyone
+          room = seat.rooms.everyone
           recipients = rooms.localCount(room) - 1
           break
         case "Gcs":
-          room = seat.gcs
+          room = seat.rooms.gcs
           recipients = rooms.localCount(room) - (self === "g" ? 1 : 0)
           break
         case "Agents":
-          room = seat.agents
+          room = seat.rooms.agents
           recipients = rooms.localCount(room) - (self === "d" ? 1 : 0)
           break
         case "Unit":
-          room = unitRoom(seat.prefix, audience.unitName)
+          room = unitRoom(seat.rooms.prefix, audience.unitName)
           // In a cluster the unit may sit on another node: only a single node can say it is nowhere.
           if (rooms.localCount(room) === 0 && !rooms.spansNodes)
             return { _tag: "TargetNotFound", unitName: audience.unitName }

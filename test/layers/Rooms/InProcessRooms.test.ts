@@ -1,9 +1,9 @@
 import { describe, expect } from "bun:test"
-import { Effect, Layer, Queue, Scope } from "effect"
-import { InProcessRoomsLive } from "../../../layers/Rooms/InProcessRooms.ts"
+import { Effect, FastCheck as fc, Layer, Queue, Scope } from "effect"
+import { InProcessRoomsLive, makeInProcessRooms } from "../../../layers/Rooms/InProcessRooms.ts"
 import { Rooms } from "../../../layers/Rooms/Rooms.ts"
 import { MemoryNetwork, MemoryTransportTest } from "../../../layers/Transport/MemoryTransport.ts"
-import { accept, Transport } from "../../../layers/Transport/Transport.ts"
+import { accept, type Connection, Transport } from "../../../layers/Transport/Transport.ts"
 import { defaultSocketLimits } from "../../../src/shared/SocketLimits.ts"
 import { it } from "../../support/effect.ts"
 
@@ -115,5 +115,49 @@ describe("InProcessRooms", () => {
       expect(next.map((change) => `${change._tag}:${change.member.id}`)).toEqual(["Joined:last", "Left:last"])
       expect(rooms.localCount("r")).toBe(3)
     }).pipe(Effect.provide(TestLayers))
+  )
+})
+
+/** A connection double with only what the rooms touch: its topics. */
+const fakeConnection = (name: string) => {
+  const topics = new Set<string>()
+  const connection = {
+    name,
+    topics,
+    subscribe: (topic: string) => void topics.add(topic),
+    unsubscribe: (topic: string) => void topics.delete(topic),
+    isOpen: () => true
+  }
+  return connection as typeof connection & Connection<unknown>
+}
+
+describe("InProcessRooms membership", () => {
+  it.effect("any sequence of joins and leaves keeps join order, counts and topics as a list model does", () =>
+    Effect.gen(function* () {
+      const joinsAndLeaves = fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 4 }), fc.boolean()), {
+        maxLength: 60
+      })
+      const samples = fc.sample(joinsAndLeaves, { numRuns: 200, seed: 13 })
+      for (const ops of samples) {
+        const rooms = yield* makeInProcessRooms
+        const connections = Array.from({ length: 5 }, (_, i) => fakeConnection(`c${i}`))
+        const model: Array<number> = []
+        for (const [join, index, now] of ops) {
+          const connection = connections[index]!
+          if (join) {
+            if (now) rooms.joinNow!("r", connection, { id: connection.name, info: "" })
+            else yield* rooms.join("r", connection, { id: connection.name, info: "" })
+            if (!model.includes(index)) model.push(index)
+          } else {
+            if (now) rooms.leaveNow!("r", connection)
+            else yield* rooms.leave("r", connection)
+            if (model.includes(index)) model.splice(model.indexOf(index), 1)
+          }
+          expect((yield* rooms.members("r")).map((member) => member.id)).toEqual(model.map((i) => `c${i}`))
+          expect(rooms.localCount("r")).toBe(model.length)
+          for (const [i, c] of connections.entries()) expect(c.topics.has("r")).toBe(model.includes(i))
+        }
+      }
+    })
   )
 })
