@@ -59,11 +59,18 @@ export const unitConnection = (member: UnitMember, instanceLimit: number): UnitC
   p: ""
 })
 
-/** Marks the unit open in `seat`: what its messages are stamped with comes from its member. */
+/** Marks the unit open in `seat`; its stamp is made at its first message (an idle unit never needs the two strings). */
 const seated = (data: UnitConnection, seat: Seat): void => {
   data.seat = seat
-  data.sd = JSON.stringify(data.member.unitName)
-  data.p = JSON.stringify(data.member.permission)
+}
+
+/** What the unit's messages are stamped with, from its member. */
+const stampOf = (data: UnitConnection): Stamp => {
+  if (data.sd === "") {
+    data.sd = JSON.stringify(data.member.unitName)
+    data.p = JSON.stringify(data.member.permission)
+  }
+  return data
 }
 
 /** The handler of a unit refused at open (its connection is closing). */
@@ -190,7 +197,7 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
     const units: ConnectionHandler<never, UnitConnection> = {
       onMessage: (message, connection) => {
         const { seat } = connection.data
-        if (seat !== undefined) return handle(seat, connection.data, connection, message)
+        if (seat !== undefined) return handle(seat, stampOf(connection.data), connection, message)
       }
     }
 

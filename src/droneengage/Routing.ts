@@ -73,13 +73,6 @@ export const topicFor = (room: RoomKey, audience: Audience): string => {
   }
 }
 
-/** Rooms a unit joins on entering its group. */
-export const topicsOf = (room: RoomKey, actorType: ActorType, unitName: string): ReadonlyArray<string> => [
-  topicFor(room, Everyone),
-  topicFor(room, actorType === "g" ? Gcs : Agents),
-  topicFor(room, Unit(unitName))
-]
-
 /** Unit names a client may not take: the reserved targets, empty, control characters, over 200 chars. */
 export const validUnitName = (name: string): boolean =>
   name.length > 0 &&

@@ -1,7 +1,7 @@
 import { Context, Data, Effect, Layer, Option, Queue, type Scope } from "effect"
 import { type Claim, Claims } from "../../layers/Cluster/Claims.ts"
 import { Rooms, type RoomsService } from "../../layers/Rooms/Rooms.ts"
-import { type Audience, type RoomKey, roomPrefix, topicsOf, unitRoom } from "./Routing.ts"
+import { type Audience, type RoomKey, roomPrefix, unitRoom } from "./Routing.ts"
 import type { ActorType } from "./Wire.ts"
 import { CloseCodes } from "../shared/CloseCodes.ts"
 import { Metrics } from "../../layers/Observability/Metrics.ts"
@@ -59,9 +59,9 @@ export interface RoomsSnapshot {
 }
 
 /**
- * DroneEngage rooms: account → group → units, on the generic Rooms Tag. A unit joins three rooms
- * (everyone in its group, its actor type, itself) named by account and group (Routing.ts), so
- * accounts never see each other and fan-out is one Rooms publish per message. The audience
+ * DroneEngage rooms: account → group → units, on the generic Rooms Tag. A unit joins the rooms of
+ * everyone in its group and of its actor type (and, in a cluster, its own) named by account and group
+ * (Routing.ts), so accounts never see each other and fan-out is one Rooms publish per message. The audience
  * matrix, instance limits and same-name replacement are DroneEngage's and stay here; a
  * multi-node Rooms implementation carries the same rooms across nodes.
  */
@@ -166,7 +166,21 @@ export const makeUnitRooms = (serverName: string) =>
     /** accountId → unitName → seat: unit names are unique per account. */
     const accounts = new Map<string, Map<string, Seat>>()
 
-    const roomsOf = (seat: Seat) => topicsOf(seat.member, seat.member.actorType, seat.member.unitName)
+    /**
+     * A unit's rooms. Its own room (for messages to it by name) only where it may sit on another node: on one
+     * node it is found in `accounts` and sent to directly, since a native topic per unit cost ~1 KB per idle unit.
+     */
+    const roomsOf = (seat: Seat): ReadonlyArray<string> => {
+      const { everyone, gcs, agents } = seat.rooms
+      const group = seat.member.actorType === "g" ? gcs : agents
+      return rooms.spansNodes ? [everyone, group, unitRoom(seat.rooms.prefix, seat.member.unitName)] : [everyone, group]
+    }
+
+    /** A unit of the sender's group on this node, by name (single node: there are no unit rooms). */
+    const localUnit = (seat: Seat, unitName: string): Seat | undefined => {
+      const target = accounts.get(seat.member.accountId)?.get(unitName)
+      return target?.inGroup && target.member.group === seat.member.group ? target : undefined
+    }
 
     const joinRooms = (seat: Seat) => {
       const member = { id: seat.member.unitName, info: seat.member.actorType }
@@ -241,12 +255,20 @@ export const makeUnitRooms = (serverName: string) =>
           room = seat.rooms.agents
           recipients = rooms.localCount(room) - (self === "d" ? 1 : 0)
           break
-        case "Unit":
+        case "Unit": {
+          if (!rooms.spansNodes) {
+            const target = localUnit(seat, audience.unitName)
+            if (target === undefined) return { _tag: "TargetNotFound", unitName: audience.unitName }
+            routedBy.Unit.inc()
+            if (target === seat) return { _tag: "Delivered", recipients: 0 }
+            target.connection.send(frame)
+            deliveries.inc(1)
+            return { _tag: "Delivered", recipients: 1 }
+          }
+          // In a cluster the unit may sit on another node: its room reaches it wherever it is.
           room = unitRoom(seat.rooms.prefix, audience.unitName)
-          // In a cluster the unit may sit on another node: only a single node can say it is nowhere.
-          if (rooms.localCount(room) === 0 && !rooms.spansNodes)
-            return { _tag: "TargetNotFound", unitName: audience.unitName }
           recipients = audience.unitName === seat.member.unitName ? 0 : 1
+        }
       }
       routedBy[audience._tag].inc()
       const toItself = audience._tag === "Unit" && audience.unitName === seat.member.unitName

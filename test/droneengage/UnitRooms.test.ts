@@ -13,12 +13,16 @@ import { it } from "../support/effect.ts"
 const fakeConnection = () => {
   const topics = new Set<string>()
   const published: Array<[string, unknown]> = []
+  const sent: Array<unknown> = []
   const closed: Array<number> = []
   const connection: Connection<unknown> = {
     id: Math.random(),
     data: undefined,
     remoteAddress: "127.0.0.1",
-    send: () => "sent",
+    send: (message) => {
+      sent.push(message)
+      return "sent"
+    },
     publish: (topic, message) => void published.push([topic, message]),
     publishToAll: () => {},
     subscribe: (topic) => void topics.add(topic),
@@ -27,7 +31,7 @@ const fakeConnection = () => {
     close: (code) => void closed.push(code),
     isOpen: () => closed.length === 0
   }
-  return { connection, topics, published, closed }
+  return { connection, topics, published, sent, closed }
 }
 
 const member = (accountId: string, unitName: string, actorType: "g" | "d", group = "1"): UnitMember => ({
@@ -40,25 +44,36 @@ const member = (accountId: string, unitName: string, actorType: "g" | "d", group
 })
 
 describe("UnitRooms (in process)", () => {
-  it.effect("seating subscribes the unit's topics; delivery is one publish with the recipient count", () =>
+  it.effect("seating subscribes the group's topics; delivery is one publish, or one send to a unit by name", () =>
     Effect.gen(function* () {
       const rooms = yield* makeUnitRooms("test")
       const gcs = fakeConnection()
       const drone = fakeConnection()
       const g = yield* rooms.enter(member("a", "web", "g"), gcs.connection, 0)
-      yield* rooms.enter(member("a", "d1", "d"), drone.connection, 0)
+      const d1 = yield* rooms.enter(member("a", "d1", "d"), drone.connection, 0)
       const room = { accountId: "a", group: "1" }
-      expect([...gcs.topics].sort()).toEqual(
-        [topicFor(room, Everyone), topicFor(room, Gcs), topicFor(room, Unit("web"))].sort()
-      )
-      expect(drone.topics.has(topicFor(room, Agents))).toBe(true)
+      // On one node a unit has no topic of its own: a message to it by name is sent to its connection.
+      expect([...gcs.topics].sort()).toEqual([topicFor(room, Everyone), topicFor(room, Gcs)].sort())
+      expect([...drone.topics].sort()).toEqual([topicFor(room, Everyone), topicFor(room, Agents)].sort())
       expect(rooms.deliver(g, Everyone, "x")).toEqual({ _tag: "Delivered", recipients: 1 })
       expect(gcs.published).toEqual([[topicFor(room, Everyone), "x"]])
       expect(rooms.deliver(g, Gcs, "y")).toEqual({ _tag: "Delivered", recipients: 0 })
       expect(gcs.published).toHaveLength(1)
       expect(rooms.deliver(g, Unit("nobody"), "z")).toEqual({ _tag: "TargetNotFound", unitName: "nobody" })
+      expect(rooms.deliver(g, Unit("d1"), "to d1")).toEqual({ _tag: "Delivered", recipients: 1 })
+      expect(drone.sent).toEqual(["to d1"])
+      expect(rooms.deliver(g, Unit("web"), "to itself")).toEqual({ _tag: "Delivered", recipients: 0 })
+      expect(gcs.sent).toEqual([])
+      expect(gcs.published).toHaveLength(1)
+      // A unit of another group of the account is not found; one that left its group (9006) is not either.
+      const other = fakeConnection()
+      yield* rooms.enter(member("a", "d2", "d", "2"), other.connection, 0)
+      expect(rooms.deliver(g, Unit("d2"), "z")).toEqual({ _tag: "TargetNotFound", unitName: "d2" })
+      yield* rooms.leaveGroup(d1)
+      expect(rooms.deliver(g, Unit("d1"), "z")).toEqual({ _tag: "TargetNotFound", unitName: "d1" })
+      expect(drone.sent).toEqual(["to d1"])
       const text = yield* (yield* Metrics).render
-      expect(text).toContain('switchboard_de_deliveries_total{server="test"} 1')
+      expect(text).toContain('switchboard_de_deliveries_total{server="test"} 2')
     }).pipe(Effect.provide(Layer.merge(Metrics.Default, InProcessRoomsLive)))
   )
 

@@ -8,7 +8,6 @@ import {
   Gcs,
   route,
   topicFor,
-  topicsOf,
   Unit,
   validLoginKey,
   validUnitName
@@ -120,7 +119,6 @@ describe("DroneEngage routing rules", () => {
         }
       )
     )
-    expect(topicsOf({ accountId: "1", group: "1" }, "g", "x")).toHaveLength(3)
   })
   test("unit names and login keys", () => {
     expect(validUnitName("drone-1")).toBe(true)
