@@ -1,52 +1,35 @@
 import { describe, expect } from "bun:test"
-import { Context, Deferred, Effect, Layer } from "effect"
-import { MemoryStreamStore } from "../../layers/Storage/MemoryStreamStore.ts"
-import { StreamStore } from "../../layers/Storage/StreamStore.ts"
-import { Command, type TPacket } from "../../src/chat/Packet.ts"
+import { Deferred, Effect } from "effect"
 import { PartialAppend } from "../../src/storage/Stream.ts"
 import { memoryBackend } from "../layers/Cluster/backends.ts"
 import { it } from "../support/effect.ts"
-import { chatCluster, type HistoryStores, pushedBeforeProbe } from "./clusterSupport.ts"
-import { type ChatClient, text } from "./support.ts"
+import {
+  chatCluster,
+  faultyFirstNodeHistory,
+  type HistoryStores,
+  lines,
+  messagesOf,
+  pushedBeforeProbe
+} from "./clusterSupport.ts"
 
 /**
- * One shared memory history; the first node's view of it (a Redis- or SQL-like store) holds its first batch until
- * `open`, and loses the answer of a batch holding a payload with "lost" after storing it. It then resends the batch
- * under its id, as those stores do: with `resendAnswered` the resend's answer comes back, else it is lost too.
+ * The first node's view of the shared history (a Redis- or SQL-like store) loses the answer of a batch holding a
+ * payload with "lost" after storing it. It then resends the batch under its id, as those stores do: with
+ * `resendAnswered` the resend's answer comes back, else it is lost too.
  */
 const lostAnswerHistory = (open: Deferred.Deferred<void>, resendAnswered: boolean): HistoryStores =>
-  Effect.map(Layer.build(MemoryStreamStore), (context) => {
-    const shared = Context.get(context, StreamStore)
-    let calls = 0
-    const lossy: StreamStore["Type"] = {
-      ...shared,
-      appendNow: undefined,
-      appendMany: (stream, payloads, bounds, batch = crypto.randomUUID()) =>
+  faultyFirstNodeHistory(
+    open,
+    (shared) =>
+      (stream, payloads, bounds, batch = crypto.randomUUID()) =>
         Effect.gen(function* () {
-          if (calls++ === 0) yield* Deferred.await(open)
           const stored = yield* shared.appendMany(stream, payloads, bounds, batch)
           if (!payloads.some((payload) => payload.includes("lost"))) return stored
           const resent = yield* shared.appendMany(stream, payloads, bounds, batch)
           if (resendAnswered) return resent
           return yield* new PartialAppend({ message: "no answer", stored: [], unsure: payloads.length })
         })
-    }
-    let nodes = 0
-    return () => Layer.succeed(StreamStore, nodes++ === 0 ? lossy : shared)
-  })
-
-const messagesOf = (packets: ReadonlyArray<TPacket>) => packets.filter((p) => p.cmd === Command.NEW_MSG).map(text)
-
-/** `count` more _NEW_MSG lines, past joins and leaves. */
-const lines = (client: ChatClient, count: number) =>
-  Effect.gen(function* () {
-    const seen: Array<string> = []
-    while (seen.length < count) {
-      const p = yield* client.next
-      if (p.cmd === Command.NEW_MSG) seen.push(text(p))
-    }
-    return seen
-  })
+  )
 
 describe("chat across nodes: a history batch whose answer was lost (memory, TestClock)", () => {
   for (const resendAnswered of [true, false])

@@ -1,50 +1,32 @@
 import { describe, expect } from "bun:test"
-import { Context, Deferred, Effect, Layer } from "effect"
-import { MemoryStreamStore } from "../../layers/Storage/MemoryStreamStore.ts"
-import { StreamStore } from "../../layers/Storage/StreamStore.ts"
-import { Command, type TPacket } from "../../src/chat/Packet.ts"
+import { Deferred, Effect } from "effect"
 import { PartialAppend } from "../../src/storage/Stream.ts"
 import { memoryBackend } from "../layers/Cluster/backends.ts"
 import { it } from "../support/effect.ts"
-import { chatCluster, type HistoryStores, pushedBeforeProbe } from "./clusterSupport.ts"
-import { type ChatClient, text } from "./support.ts"
+import {
+  chatCluster,
+  faultyFirstNodeHistory,
+  type HistoryStores,
+  lines,
+  messagesOf,
+  pushedBeforeProbe
+} from "./clusterSupport.ts"
 
 /**
- * One shared memory history; the first node's view of it (a NATS-like store) holds its first batch until `open`,
- * and stops a batch at a payload containing "refused": the ones before it are stored, then PartialAppend.
+ * The first node's view of the shared history (a NATS-like store) stops a batch at a payload containing
+ * "refused": the ones before it are stored, then PartialAppend.
  */
 const partialHistory = (open: Deferred.Deferred<void>, unsure: boolean): HistoryStores =>
-  Effect.map(Layer.build(MemoryStreamStore), (context) => {
-    const shared = Context.get(context, StreamStore)
-    let calls = 0
-    const partial: StreamStore["Type"] = {
-      ...shared,
-      appendNow: undefined,
-      appendMany: (stream, payloads, bounds) =>
-        Effect.gen(function* () {
-          if (calls++ === 0) yield* Deferred.await(open)
-          const refused = payloads.findIndex((payload) => payload.includes("refused"))
-          if (refused < 0) return yield* shared.appendMany(stream, payloads, bounds)
-          const stored = yield* shared.appendMany(stream, payloads.slice(0, refused), bounds)
-          return yield* new PartialAppend({ message: "refused mid-batch", stored, unsure: unsure ? 1 : 0 })
-        })
-    }
-    let nodes = 0
-    return () => Layer.succeed(StreamStore, nodes++ === 0 ? partial : shared)
-  })
-
-const messagesOf = (packets: ReadonlyArray<TPacket>) => packets.filter((p) => p.cmd === Command.NEW_MSG).map(text)
-
-/** `count` more _NEW_MSG lines, past joins and leaves. */
-const lines = (client: ChatClient, count: number) =>
-  Effect.gen(function* () {
-    const seen: Array<string> = []
-    while (seen.length < count) {
-      const p = yield* client.next
-      if (p.cmd === Command.NEW_MSG) seen.push(text(p))
-    }
-    return seen
-  })
+  faultyFirstNodeHistory(
+    open,
+    (shared) => (stream, payloads, bounds) =>
+      Effect.gen(function* () {
+        const refused = payloads.findIndex((payload) => payload.includes("refused"))
+        if (refused < 0) return yield* shared.appendMany(stream, payloads, bounds)
+        const stored = yield* shared.appendMany(stream, payloads.slice(0, refused), bounds)
+        return yield* new PartialAppend({ message: "refused mid-batch", stored, unsure: unsure ? 1 : 0 })
+      })
+  )
 
 describe("chat across nodes: a history batch stored partway (memory, TestClock)", () => {
   for (const unsure of [false, true])

@@ -1,7 +1,7 @@
 import { afterAll, expect } from "bun:test"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { connect } from "@nats-io/transport-node"
-import { Context, Effect, Layer, Queue, Scope } from "effect"
+import { Context, Deferred, Effect, Layer, Queue, Scope } from "effect"
 import { ClusterBroker } from "../../layers/Cluster/Broker.ts"
 import { BrokerClaimsLive, Claims, type ClaimsService } from "../../layers/Cluster/Claims.ts"
 import { BrokerCountersLive } from "../../layers/Cluster/Counters.ts"
@@ -28,7 +28,7 @@ import {
   redisUrl,
   runPrefix
 } from "../layers/Cluster/backends.ts"
-import { type ChatClient, connectChat } from "./support.ts"
+import { type ChatClient, connectChat, text } from "./support.ts"
 
 /** Each node's history store, one per cluster: what `programs/servers/chat.ts` picks for the broker. */
 export type HistoryStores = Effect.Effect<() => Layer.Layer<StreamStore>, never, Scope.Scope>
@@ -38,6 +38,43 @@ export const sharedMemoryHistory: HistoryStores = Effect.map(
   Layer.build(MemoryStreamStore),
   (context) => () => Layer.succeed(StreamStore, Context.get(context, StreamStore))
 )
+
+/**
+ * One shared memory history whose first node sees it through `faulty` (a store failing as Redis, SQL or NATS can),
+ * with that node's first batch held until `open`; the other nodes see the store as it is.
+ */
+export const faultyFirstNodeHistory = (
+  open: Deferred.Deferred<void>,
+  faulty: (shared: StreamStore["Type"]) => StreamStore["Type"]["appendMany"]
+): HistoryStores =>
+  Effect.map(Layer.build(MemoryStreamStore), (context) => {
+    const shared = Context.get(context, StreamStore)
+    const appendMany = faulty(shared)
+    let calls = 0
+    const first: StreamStore["Type"] = {
+      ...shared,
+      appendNow: undefined,
+      appendMany: (stream, payloads, bounds, batch) =>
+        Effect.zipRight(calls++ === 0 ? Deferred.await(open) : Effect.void, appendMany(stream, payloads, bounds, batch))
+    }
+    let nodes = 0
+    return () => Layer.succeed(StreamStore, nodes++ === 0 ? first : shared)
+  })
+
+/** The text of each _NEW_MSG among `packets`. */
+export const messagesOf = (packets: ReadonlyArray<TPacket>) =>
+  packets.filter((p) => p.cmd === Command.NEW_MSG).map(text)
+
+/** `count` more _NEW_MSG lines, past joins and leaves. */
+export const lines = (client: ChatClient, count: number) =>
+  Effect.gen(function* () {
+    const seen: Array<string> = []
+    while (seen.length < count) {
+      const p = yield* client.next
+      if (p.cmd === Command.NEW_MSG) seen.push(text(p))
+    }
+    return seen
+  })
 
 /** History in Redis Streams and JetStream for the test file `label`, every key and stream removed when it ends. */
 export const brokerHistories = (label: string) => {
