@@ -40,6 +40,33 @@ const counted = (read: () => number, atLeast: number) =>
 const brokerOn = (clusterPrefix: string, nodeId: string) =>
   Layer.scoped(ClusterBroker, makeRedisBroker({ url: fixture().url, prefix: clusterPrefix, nodeId })).pipe(Layer.orDie)
 
+/** Nodes a (clients a1, a2) and b (client b1) in `room`, with a first message seen crossing. */
+const twoNodes = (network: MemoryNetwork, clusterPrefix: string, room?: string) =>
+  Effect.gen(function* () {
+    const a = yield* roomNode(network, brokerOn(clusterPrefix, "a"), room)
+    const b = yield* roomNode(network, brokerOn(clusterPrefix, "b"), room)
+    const a1 = yield* a.connect("a1")
+    const a2 = yield* a.connect("a2")
+    const b1 = yield* b.connect("b1")
+    yield* a1.send("before")
+    expect(yield* b1.next()).toBe("before")
+    expect(yield* a2.next()).toBe("before")
+    return { a, b, a1, a2, b1 }
+  })
+
+type Clients = Effect.Effect.Success<ReturnType<typeof twoNodes>>
+
+/** A message from each node reaches every client of the other and the sender's neighbour. */
+const crossesBothWays = ({ a1, a2, b1 }: Clients) =>
+  Effect.gen(function* () {
+    yield* b1.send("after, from b")
+    expect(yield* a1.next()).toBe("after, from b")
+    expect(yield* a2.next()).toBe("after, from b")
+    yield* a2.send("after, from a")
+    expect(yield* b1.next()).toBe("after, from a")
+    expect(yield* a1.next()).toBe("after, from a")
+  })
+
 describe("Redis Cluster outages (a real 3 + 3 cluster started by the test)", () => {
   it.skipIf(!redisClusterAvailable).live(
     "a master killed: its replica takes over, clients stay connected, lost messages are counted, subscriptions and acknowledged-then-replicated data survive",
@@ -55,16 +82,10 @@ describe("Redis Cluster outages (a real 3 + 3 cluster started by the test)", () 
         const kind = `login${yield* onMaster(victim, (i) => keys.tokenExpiries(`login${i}`))}`
         const stream = `s${yield* onMaster(victim, (i) => `${clusterPrefix}stream:{s${i}}:head`)}`
 
-        const a = yield* roomNode(network, brokerOn(clusterPrefix, "a"), room)
-        const b = yield* roomNode(network, brokerOn(clusterPrefix, "b"), room)
+        const clients = yield* twoNodes(network, clusterPrefix, room)
+        const { a, b, a1, a2 } = clients
         const tokens = yield* makeRedisTokens({ url: fixture().url, prefix: clusterPrefix })
         const streams = yield* makeRedisStreamStore({ url: fixture().url, prefix: clusterPrefix })
-        const a1 = yield* a.connect("a1")
-        const a2 = yield* a.connect("a2")
-        const b1 = yield* b.connect("b1")
-        yield* a1.send("before")
-        expect(yield* b1.next()).toBe("before")
-        expect(yield* a2.next()).toBe("before")
 
         expect((yield* a.broker.claims.take("units", "unit-1", "a/1", "replace")).taken).toBe(true)
         const token = yield* tokens.issue(kind, "unit-1", Duration.minutes(5))
@@ -89,12 +110,7 @@ describe("Redis Cluster outages (a real 3 + 3 cluster started by the test)", () 
         const promoted = yield* promise(() => fixture().masterOf(keys.claims("units")))
         expect(promoted).not.toBe(victim)
         // Both nodes resubscribed on the promoted replica: messages cross again, both ways.
-        yield* b1.send("after, from b")
-        expect(yield* a1.next()).toBe("after, from b")
-        expect(yield* a2.next()).toBe("after, from b")
-        yield* a2.send("after, from a")
-        expect(yield* b1.next()).toBe("after, from a")
-        expect(yield* a1.next()).toBe("after, from a")
+        yield* crossesBothWays(clients)
         expect(a.undelivered()).toBe(lostBefore + 1)
 
         // What the replica acknowledged is readable on it, from either node.
@@ -118,14 +134,8 @@ describe("Redis Cluster outages (a real 3 + 3 cluster started by the test)", () 
         yield* promise(() => fixture().heal())
         const network = yield* MemoryNetwork
         const clusterPrefix = runPrefix("restart")
-        const a = yield* roomNode(network, brokerOn(clusterPrefix, "a"))
-        const b = yield* roomNode(network, brokerOn(clusterPrefix, "b"))
-        const a1 = yield* a.connect("a1")
-        const a2 = yield* a.connect("a2")
-        const b1 = yield* b.connect("b1")
-        yield* a1.send("before")
-        expect(yield* b1.next()).toBe("before")
-        expect(yield* a2.next()).toBe("before")
+        const clients = yield* twoNodes(network, clusterPrefix)
+        const { a, b, a1, a2 } = clients
 
         const aBack = yield* nextReconnect(a.broker)
         const bBack = yield* nextReconnect(b.broker)
@@ -141,12 +151,7 @@ describe("Redis Cluster outages (a real 3 + 3 cluster started by the test)", () 
         yield* promise(() => Promise.all(ports.map((port) => fixture().restart(port))))
         yield* aBack
         yield* bBack
-        yield* b1.send("after, from b")
-        expect(yield* a1.next()).toBe("after, from b")
-        expect(yield* a2.next()).toBe("after, from b")
-        yield* a2.send("after, from a")
-        expect(yield* b1.next()).toBe("after, from a")
-        expect(yield* a1.next()).toBe("after, from a")
+        yield* crossesBothWays(clients)
         yield* promise(() => fixture().heal())
       }).pipe(Effect.provide(MemoryNetwork.Default)),
     60_000
@@ -161,14 +166,7 @@ describe("Redis Cluster outages (a real 3 + 3 cluster started by the test)", () 
         const clusterPrefix = runPrefix("pause")
         const room = "r"
         const owner = yield* promise(() => fixture().masterOf(`${clusterPrefix}room/${room}`))
-        const a = yield* roomNode(network, brokerOn(clusterPrefix, "a"), room)
-        const b = yield* roomNode(network, brokerOn(clusterPrefix, "b"), room)
-        const a1 = yield* a.connect("a1")
-        const a2 = yield* a.connect("a2")
-        const b1 = yield* b.connect("b1")
-        yield* a1.send("before")
-        expect(yield* b1.next()).toBe("before")
-        expect(yield* a2.next()).toBe("before")
+        const { a, b, a1, a2, b1 } = yield* twoNodes(network, clusterPrefix, room)
 
         fixture().signal(owner, "SIGSTOP")
         yield* a1.send("while paused")
