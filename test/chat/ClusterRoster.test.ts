@@ -9,16 +9,12 @@ import {
   chatCluster,
   type HistoryStores,
   pushedBeforeProbe,
-  sharedMemoryHistory
+  sharedMemoryHistory,
+  users
 } from "./clusterSupport.ts"
 import { type ChatClient, show, text } from "./support.ts"
 
 const histories = brokerHistories("chat-roster")
-
-const users = (packets: ReadonlyArray<TPacket>) =>
-  packets
-    .filter((p) => p.cmd === Command.NEW_USER || p.cmd === Command.DEL_USER)
-    .map((p) => `${p.cmd === Command.NEW_USER ? "+" : "-"}${text(p)}`)
 
 const scenarios = (backend: ClusterBackend, historyStores: HistoryStores) => {
   const test = backend.live ? it.skipIf(backend.skip).live : it.skipIf(backend.skip).effect

@@ -9,16 +9,12 @@ import {
   chatCluster,
   type HistoryStores,
   pushedBeforeProbe,
-  sharedMemoryHistory
+  sharedMemoryHistory,
+  users
 } from "./clusterSupport.ts"
 import { type ChatClient, text } from "./support.ts"
 
 const histories = brokerHistories("chat-roster-catchup")
-
-const users = (packets: ReadonlyArray<TPacket>) =>
-  packets
-    .filter((p) => p.cmd === Command.NEW_USER || p.cmd === Command.DEL_USER)
-    .map((p) => `${p.cmd === Command.NEW_USER ? "+" : "-"}${text(p)}`)
 
 /** Packets until `client` got `wanted` joins and leaves (a negative check follows with pushedBeforeProbe). */
 const untilUsers = (client: ChatClient, wanted: number) =>

@@ -65,6 +65,12 @@ export const faultyFirstNodeHistory = (
 export const messagesOf = (packets: ReadonlyArray<TPacket>) =>
   packets.filter((p) => p.cmd === Command.NEW_MSG).map(text)
 
+/** Joins and leaves among `packets`, as "+nick" and "-nick". */
+export const users = (packets: ReadonlyArray<TPacket>) =>
+  packets
+    .filter((p) => p.cmd === Command.NEW_USER || p.cmd === Command.DEL_USER)
+    .map((p) => `${p.cmd === Command.NEW_USER ? "+" : "-"}${text(p)}`)
+
 /** `count` more _NEW_MSG lines, past joins and leaves. */
 export const lines = (client: ChatClient, count: number) =>
   Effect.gen(function* () {
