@@ -7,7 +7,6 @@ import {
   Exit,
   FiberId,
   Layer,
-  Option,
   Queue,
   Runtime,
   Scope
@@ -30,28 +29,30 @@ import { eventOrdinal } from "./EventIds.ts"
  * The bus Hydrogen nodes share (the cluster's Federation bus). When it is provided, Hydrogen runs
  * as one node of a cluster: every event crosses to the nodes with subscribers of its channel, and
  * sessions (their subscriptions) can be resumed on any node. History must then be a shared StreamStore.
+ * Session records need the broker's held records: without a holder check a node whose hand-over
+ * message was lost would serve a stale copy, so there is no cluster without them.
  */
 export class HydrogenCluster extends Context.Tag("switchboard/HydrogenCluster")<
   HydrogenCluster,
   Pick<FederationService, "publish" | "subscribe"> & {
     /** Runs `callback` each time the broker is back after an outage (announcements may have been lost). */
     readonly onReconnect?: ((callback: () => void) => void) | undefined
-    /** Expiring records on the broker for session subscriptions (else they go to the StreamStore, without expiry). */
-    readonly records?: RecordStore | undefined
+    /** Expiring records on the broker, each held by one node, for session subscriptions. */
+    readonly records: RecordStore
   }
 >() {}
 
-/** Hydrogen's cluster bus on the cluster's Federation bus (BrokerFederation on Redis or NATS). */
+/** Hydrogen's cluster bus on the cluster's Federation bus (BrokerFederation), with the broker's records. */
 export const HydrogenClusterOnFederation = Layer.effect(
   HydrogenCluster,
   Effect.gen(function* () {
     const federation = yield* Federation
-    const broker = yield* Effect.serviceOption(ClusterBroker)
+    const broker = yield* ClusterBroker
     return {
       publish: federation.publish,
       subscribe: federation.subscribe,
-      onReconnect: Option.isSome(broker) ? broker.value.onReconnect : undefined,
-      records: Option.isSome(broker) ? broker.value.records : undefined
+      onReconnect: broker.onReconnect,
+      records: broker.records
     }
   })
 )
@@ -100,7 +101,7 @@ export const makeClusterChannels = (deps: {
     /** Channels listened to: the subscription's scope, and when the broker confirmed it. */
     const watched = new Map<string, { readonly scope: Scope.CloseableScope; readonly ready: Deferred.Deferred<void> }>()
     const parentScope = yield* Effect.scope
-    const sessionRecords = yield* makeSessionRecords({ bus, store, origin, storageFailed: deps.storageFailed })
+    const sessionRecords = yield* makeSessionRecords({ bus, origin, storageFailed: deps.storageFailed })
 
     const prepared = (channel: ChannelState, event: WireEvent, text: string, now: number): Prepared => {
       const publication: Publication = {

@@ -1,6 +1,4 @@
 import { Effect, Queue } from "effect"
-import type { RecordStore } from "../../layers/Cluster/Broker.ts"
-import type { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import { StorageError } from "../storage/Account.ts"
 import { repeatEvery } from "../shared/Sweeps.ts"
 import type { HydrogenCluster } from "./Cluster.ts"
@@ -12,7 +10,6 @@ export const sessionsSubject = "hydrogen/sessions"
 /** A session's subscriptions, kept in the shared store under a digest of its (secret) id. */
 export const sessionDigest = (sessionId: string) => new Bun.CryptoHasher("sha256").update(sessionId).digest("hex")
 const recordKey = (digest: string) => `hydrogen-session:${digest}`
-const recordOf = (sessionId: string) => recordKey(sessionDigest(sessionId))
 /**
  * A session record outlives the node holding it by at most this: each node puts its sessions' records
  * again every `sessionRecordRefresh` (one server-wide sweep), so a dead node's expire by themselves.
@@ -22,7 +19,7 @@ export const sessionRecordRefresh = "20 seconds"
 
 /**
  * Sessions on any node: each session's subscriptions in a shared record under the digest of its id,
- * held by the node serving it (this node's `origin`). On a broker the record expires unless its
+ * held by the node serving it (this node's `origin`), in the broker's records: it expires unless its
  * holder puts it again (one sweep every `sessionRecordRefresh`), and every write first checks the
  * holder in one atomic step: a node that took a session over becomes its holder, and a node whose
  * hand-over message was lost learns it at its next write (the sweep, a subscription change, or
@@ -30,14 +27,13 @@ export const sessionRecordRefresh = "20 seconds"
  */
 export const makeSessionRecords = (deps: {
   readonly bus: HydrogenCluster["Type"]
-  readonly store: StreamStore["Type"]
   readonly origin: string
   readonly storageFailed: (
     what: string
   ) => <A, R>(self: Effect.Effect<A, StorageError, R>) => Effect.Effect<A, HydrogenError, R>
 }) =>
   Effect.gen(function* () {
-    const { bus, store, origin } = deps
+    const { bus, origin } = deps
     const records = bus.records
     /**
      * The records of the sessions this node holds (digest → payload), put again by the refresh sweep.
@@ -50,8 +46,8 @@ export const makeSessionRecords = (deps: {
      * Puts the record again while this node holds it. If another node holds it now, its hand-over
      * message never came here: the session is let go as for one.
      */
-    const keep = (recordStore: RecordStore, digest: string, entry: { readonly payload: string }) =>
-      recordStore.put(recordKey(digest), origin, entry.payload, sessionRecordTtlMillis, "keep").pipe(
+    const keep = (digest: string, entry: { readonly payload: string }) =>
+      records.put(recordKey(digest), origin, entry.payload, sessionRecordTtlMillis, "keep").pipe(
         Effect.flatMap((kept) =>
           kept || remembered.get(digest) !== entry
             ? Effect.void
@@ -65,13 +61,9 @@ export const makeSessionRecords = (deps: {
         ),
         Effect.catchAll((error) => Effect.logWarning("hydrogen: could not share a session's record", error.message))
       )
-    if (records)
-      yield* repeatEvery("hydrogen session records", sessionRecordRefresh, () =>
-        Effect.forEach([...remembered], ([digest, entry]) => keep(records, digest, entry), {
-          concurrency: 16,
-          discard: true
-        })
-      )
+    yield* repeatEvery("hydrogen session records", sessionRecordRefresh, () =>
+      Effect.forEach([...remembered], ([digest, entry]) => keep(digest, entry), { concurrency: 16, discard: true })
+    )
     const subscriptionsOf = (payload: string): ReadonlyArray<Subscription> =>
       (JSON.parse(payload) as Array<[string, Subscription["filter"] | null, "normal" | "high"]>).map(
         ([channel, filter, priority]) => ({
@@ -89,36 +81,25 @@ export const makeSessionRecords = (deps: {
           const payload = JSON.stringify(
             [...session.subscriptions.values()].map((s) => [s.channel, s.filter ?? null, s.priority])
           )
-          if (records) {
-            const digest = sessionDigest(session.id)
-            const entry = { payload }
-            remembered.set(digest, entry)
-            return keep(records, digest, entry)
-          }
-          return store
-            .append(recordOf(session.id), payload, { maxEntries: 1 })
-            .pipe(
-              Effect.catchAll((error) =>
-                Effect.logWarning("hydrogen: could not share a session's subscriptions", error.message)
-              )
-            )
+          const digest = sessionDigest(session.id)
+          const entry = { payload }
+          remembered.set(digest, entry)
+          return keep(digest, entry)
         }),
       /**
        * Makes this node the holder of a session another node held (or one that died), and returns
        * its subscriptions; undefined when its holder closed it meanwhile (the session has ended).
        */
       takeOver: (sessionId: string): Effect.Effect<ReadonlyArray<Subscription> | undefined, HydrogenError> =>
-        (records
-          ? Effect.gen(function* () {
-              const digest = sessionDigest(sessionId)
-              const payload = (yield* records.get(recordKey(digest)))?.value ?? "[]"
-              if (!(yield* records.put(recordKey(digest), origin, payload, sessionRecordTtlMillis, "take")))
-                return undefined
-              remembered.set(digest, { payload })
-              return payload
-            }).pipe(Effect.mapError((error) => new StorageError({ message: error.message, cause: error })))
-          : Effect.map(store.readAfter(recordOf(sessionId), 0), (entries) => entries.at(-1)?.payload ?? "[]")
-        ).pipe(
+        Effect.gen(function* () {
+          const digest = sessionDigest(sessionId)
+          const payload = (yield* records.get(recordKey(digest)))?.value ?? "[]"
+          if (!(yield* records.put(recordKey(digest), origin, payload, sessionRecordTtlMillis, "take")))
+            return undefined
+          remembered.set(digest, { payload })
+          return payload
+        }).pipe(
+          Effect.mapError((error) => new StorageError({ message: error.message, cause: error })),
           Effect.map((payload) => (payload === undefined ? undefined : subscriptionsOf(payload))),
           deps.storageFailed("reading a session")
         ),
@@ -126,11 +107,10 @@ export const makeSessionRecords = (deps: {
        * This node ends a session it holds: its record is closed (no node takes it over from then on).
        * "elsewhere" when another node holds the session now (its hand-over message never came): then
        * the session must go quietly, as for a hand-over; "unknown" when the broker did not answer
-       * (the record stays as it was). Without broker records there is no holder to check.
+       * (the record stays as it was).
        */
       close: (sessionId: string): Effect.Effect<"held" | "elsewhere" | "unknown"> =>
         Effect.suspend(() => {
-          if (!records) return Effect.as(Effect.ignore(store.remove(recordOf(sessionId))), "held" as const)
           const digest = sessionDigest(sessionId)
           const entry = remembered.get(digest)
           remembered.delete(digest)

@@ -1,10 +1,12 @@
 import { describe, expect } from "bun:test"
-import { Duration, Effect, ExecutionStrategy, Exit, Layer, Scope, TestClock } from "effect"
+import { Cause, Duration, Effect, ExecutionStrategy, Exit, Layer, Scope, TestClock } from "effect"
 import { ClusterBroker } from "../../layers/Cluster/Broker.ts"
 import { MemoryBrokerHub } from "../../layers/Cluster/MemoryBroker.ts"
+import { Federation } from "../../layers/Federation/Federation.ts"
 import { MemoryStreamStore } from "../../layers/Storage/MemoryStreamStore.ts"
 import { MemoryTokensLive } from "../../layers/Tokens/MemoryTokens.ts"
 import { MemoryNetwork } from "../../layers/Transport/MemoryTransport.ts"
+import { type HydrogenCluster, HydrogenClusterOnFederation } from "../../src/hydrogen/Cluster.ts"
 import { sessionRecordRefresh, sessionsSubject } from "../../src/hydrogen/SessionRecords.ts"
 import type { HydrogenSettings } from "../../src/hydrogen/Config.ts"
 import { it } from "../support/effect.ts"
@@ -241,6 +243,25 @@ describe("Hydrogen cluster: a lost hand-over message (memory hub, TestClock)", (
       expect(yield* consumer.join(c, scope)).toEqual({ recovered: true, replayed: 1 })
       yield* consumer.until(4)
       consumer.check(4)
+    })
+  )
+})
+
+describe("Hydrogen cluster composition", () => {
+  it.effect("a node needs the broker's held records: Hydrogen's bus without the ClusterBroker is refused", () =>
+    Effect.gen(function* () {
+      const bus = Layer.succeed(Federation, {
+        publish: () => Effect.void,
+        subscribe: () => Effect.never,
+        link: () => Effect.never
+      })
+      // @ts-expect-error it requires the ClusterBroker: without its records no holder would be checked
+      const withoutBroker: Layer.Layer<HydrogenCluster> = HydrogenClusterOnFederation.pipe(Layer.provide(bus))
+      const exit = yield* Effect.exit(Layer.build(withoutBroker))
+      expect(Exit.isFailure(exit) ? Cause.pretty(exit.cause) : "built").toContain("switchboard/ClusterBroker")
+      // @ts-expect-error the records are part of a HydrogenCluster, not an option
+      const noRecords: HydrogenCluster["Type"] = { publish: () => Effect.void, subscribe: () => Effect.never }
+      expect(noRecords.records).toBeUndefined()
     })
   )
 })
