@@ -4,8 +4,11 @@
  * `seconds`; the server process's CPU is read from /proc. Variants: Redis (SPUBLISH, one commands
  * and one subscriber connection per node, as RedisBroker), NATS with echo (the server sends a node's
  * own publishes back to it) and NATS with `noEcho`. The box is shared: run it several times.
- * Run: `bun run bench/brokers/server-cpu.ts [rate] [size] [seconds] [nodes]`.
+ * Run: `bun run bench/brokers/server-cpu.ts [rate] [size] [seconds] [nodes]`. Other helpers' traffic on the
+ * shared brokers counts too: point it at private servers with SERVER_CPU_REDIS=<port> and SERVER_CPU_NATS=<port>
+ * (the server's pid is then found by its listening port).
  */
+import { readdirSync, readFileSync, readlinkSync } from "node:fs"
 import { connect, type NatsConnection } from "@nats-io/transport-node"
 import Redis from "ioredis"
 import { pidByName } from "../lib/cluster-stack.ts"
@@ -17,6 +20,26 @@ const seconds = Number(process.argv[4] ?? 5)
 const nodes = Number(process.argv[5] ?? 3)
 const payload = new Uint8Array(size).fill(120)
 const tickMillis = 10
+const redisPort = Number(process.env.SERVER_CPU_REDIS ?? 6379)
+const natsPort = Number(process.env.SERVER_CPU_NATS ?? 4222)
+
+/** The pid of the process listening on a loopback TCP port (from /proc/net/tcp and the fds' socket inodes). */
+const pidOnPort = (port: number, name: string): number | undefined => {
+  const hex = port.toString(16).toUpperCase().padStart(4, "0")
+  const inode = readFileSync("/proc/net/tcp", "utf8")
+    .split("\n")
+    .map((line) => line.trim().split(/\s+/))
+    .find((fields) => fields[1]?.endsWith(`:${hex}`) && fields[3] === "0A")?.[9]
+  if (inode === undefined) return pidByName(name)
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      for (const fd of readdirSync(`/proc/${entry}/fd`))
+        if (readlinkSync(`/proc/${entry}/fd/${fd}`) === `socket:[${inode}]`) return Number(entry)
+    } catch {}
+  }
+  return pidByName(name)
+}
 
 interface Node {
   readonly publish: () => void
@@ -53,7 +76,7 @@ const measure = async (name: string, serverPid: number | undefined, open: () => 
 const channel = `bench.server-cpu.${crypto.randomUUID().slice(0, 8)}`
 
 const natsNode = (noEcho: boolean) => async (): Promise<Node> => {
-  const connection: NatsConnection = await connect({ servers: "127.0.0.1:4222", noEcho })
+  const connection: NatsConnection = await connect({ servers: `127.0.0.1:${natsPort}`, noEcho })
   let received = 0
   connection.subscribe(channel, { callback: () => void received++ })
   await connection.flush()
@@ -65,8 +88,8 @@ const natsNode = (noEcho: boolean) => async (): Promise<Node> => {
 }
 
 const redisNode = async (): Promise<Node> => {
-  const commands = new Redis("redis://127.0.0.1:6379")
-  const subscriber = new Redis("redis://127.0.0.1:6379")
+  const commands = new Redis(`redis://127.0.0.1:${redisPort}`)
+  const subscriber = new Redis(`redis://127.0.0.1:${redisPort}`)
   let received = 0
   subscriber.on("smessageBuffer", () => void received++)
   await subscriber.ssubscribe(channel)
@@ -81,10 +104,13 @@ const redisNode = async (): Promise<Node> => {
   }
 }
 
-console.log(`${nodes} nodes × ${rate} publishes/s of ${size} bytes for ${seconds} s, one channel, loopback`)
+console.log(
+  `${nodes} nodes × ${rate} publishes/s of ${size} bytes for ${seconds} s, one channel, loopback ` +
+    `(redis pid ${pidOnPort(redisPort, "redis-server")}, nats pid ${pidOnPort(natsPort, "nats-server")})`
+)
 // SERVER_CPU_ONLY=redis|echo|noEcho runs one variant (e.g. while tracing the server).
 const only = process.env.SERVER_CPU_ONLY
-if (!only || only === "redis") await measure("redis", pidByName("redis-server"), redisNode)
-if (!only || only === "echo") await measure("nats echo", pidByName("nats-server"), natsNode(false))
-if (!only || only === "noEcho") await measure("nats noEcho", pidByName("nats-server"), natsNode(true))
+if (!only || only === "redis") await measure("redis", pidOnPort(redisPort, "redis-server"), redisNode)
+if (!only || only === "echo") await measure("nats echo", pidOnPort(natsPort, "nats-server"), natsNode(false))
+if (!only || only === "noEcho") await measure("nats noEcho", pidOnPort(natsPort, "nats-server"), natsNode(true))
 process.exit(0)

@@ -2,19 +2,10 @@ import { describe, expect } from "bun:test"
 import { Effect, Queue } from "effect"
 import { type Broker, ClusterBroker } from "../../../layers/Cluster/Broker.ts"
 import { it } from "../../support/effect.ts"
-import {
-  buildNode,
-  type ClusterBackend,
-  cleanRedisAfterAll,
-  memoryBackend,
-  natsBackend,
-  natsPrefix,
-  redisBackend,
-  runPrefix
-} from "./backends.ts"
+import * as backends from "./backends.ts"
 
-const prefix = runPrefix("echo")
-cleanRedisAfterAll(prefix)
+const prefix = backends.runPrefix("echo")
+backends.cleanRedisAfterAll(prefix)
 
 const encode = (text: string) => new TextEncoder().encode(text)
 
@@ -34,14 +25,14 @@ const takeThrough = (queue: Queue.Queue<string>, last: string) =>
     return taken
   })
 
-const scenarios = (backend: ClusterBackend) => {
+const scenarios = (backend: backends.ClusterBackend) => {
   const test = backend.live ? it.skipIf(backend.skip).live : it.skipIf(backend.skip).effect
   describe(`Broker channels on ${backend.name}`, () => {
     test("a node subscribed to a channel hears its own publish exactly once, like the other nodes", () =>
       Effect.gen(function* () {
         const brokers = yield* backend.cluster()
-        const a = (yield* buildNode(brokers.broker("echo-a"))).get(ClusterBroker)
-        const b = (yield* buildNode(brokers.broker("echo-b"))).get(ClusterBroker)
+        const a = (yield* backends.buildNode(brokers.broker("echo-a"))).get(ClusterBroker)
+        const b = (yield* backends.buildNode(brokers.broker("echo-b"))).get(ClusterBroker)
         const atA = yield* hear(a, "echo")
         const atB = yield* hear(b, "echo")
         const probeAtA = yield* hear(a, "probe")
@@ -64,6 +55,6 @@ const scenarios = (backend: ClusterBackend) => {
   })
 }
 
-scenarios(memoryBackend)
-scenarios(redisBackend(prefix))
-scenarios(natsBackend(natsPrefix("echo")))
+scenarios(backends.memoryBackend)
+scenarios(backends.redisBackend(prefix))
+scenarios(backends.natsBackend(backends.natsPrefix("echo")))
