@@ -11,7 +11,9 @@ export interface Broker {
   /** This node's id, unique in the cluster (it tags every message and presence entry). */
   readonly nodeId: string
   /**
-   * Hot path: hands `bytes` to the broker for every node subscribed to `channel` (this one too).
+   * Hot path: hands `bytes` to the broker for every node subscribed to `channel`, this one too: a
+   * node subscribed to a channel it publishes on hears its own message once, like the others (from
+   * the broker on memory and Redis; locally on NATS, whose server is told not to echo it).
    * Synchronous; false when the broker cannot take it now (disconnected), so the caller can count it.
    * `onLost` runs if a message it took is lost afterwards (the connection dropped before it was written).
    */
