@@ -71,6 +71,14 @@ export const users = (packets: ReadonlyArray<TPacket>) =>
     .filter((p) => p.cmd === Command.NEW_USER || p.cmd === Command.DEL_USER)
     .map((p) => `${p.cmd === Command.NEW_USER ? "+" : "-"}${text(p)}`)
 
+/** Packets until `client` got `wanted` joins and leaves (a negative check follows with pushedBeforeProbe). */
+export const untilUsers = (client: ChatClient, wanted: number) =>
+  Effect.gen(function* () {
+    const got: Array<TPacket> = []
+    while (users(got).length < wanted) got.push(yield* client.next)
+    return got
+  })
+
 /** `count` more _NEW_MSG lines, past joins and leaves. */
 export const lines = (client: ChatClient, count: number) =>
   Effect.gen(function* () {
