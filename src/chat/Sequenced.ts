@@ -191,33 +191,53 @@ export const openSequencedRoom = (
       order.offer(seq, frame)
     }
   }
-  /** Stores a run of messages in one round trip, then sends each with its seq, in order. */
-  const storeRun = (items: ReadonlyArray<Stored>): Effect.Effect<void> =>
-    store
-      .appendMany(
-        stream,
-        items.map((item) => item.payload),
-        bounds
-      )
-      .pipe(
+  /**
+   * Stores a run of messages in one round trip, then sends each with its seq, in order. A batch whose outcome is
+   * unknown (no answer to its resend either) is appended again under its id, a second apart, while the store still
+   * remembers the id: stored once either way, it is then sent with its seqs (this node's later messages wait).
+   */
+  const storeRun = (items: ReadonlyArray<Stored>): Effect.Effect<void> => {
+    const payloads = items.map((item) => item.payload)
+    const batch = crypto.randomUUID()
+    let sent = 0
+    const sendFrom = (entries: ReadonlyArray<StreamEntry>) => {
+      if (entries.length <= sent) return
+      sendStored(items.slice(sent), entries.slice(sent))
+      sent = entries.length
+    }
+    // Not stored (history unreachable): still delivered, without a seq, like a message in one process.
+    const sendRestAfter = (skip: number) =>
+      Effect.sync(() => {
+        for (const item of items.slice(sent + skip)) sendAfter(item.frame)
+      })
+    /** Sends what is known stored; fails with how many entries after them have an unknown outcome. */
+    const attempt = (again: boolean) =>
+      store.appendMany(stream, payloads, bounds, batch).pipe(
+        Effect.tapErrorCause(failed("append")),
         Effect.matchCauseEffect({
-          onSuccess: (entries) => Effect.sync(() => sendStored(items, entries)),
-          onFailure: (cause) =>
+          // (A store that answers with fewer entries than asked leaves the rest not stored.)
+          onSuccess: (entries) =>
             Effect.zipRight(
-              failed("append")(cause),
-              Effect.sync(() => {
-                // A batch stopped partway (NATS): what was stored goes with its seq, like a success.
-                const partial = Option.getOrUndefined(Cause.failureOption(cause))
-                const stored = partial?._tag === "PartialAppend" ? partial.stored : []
-                sendStored(items, stored)
-                // One whose outcome is unknown is not sent: if it was stored, every node reads it from the history.
-                const unsent = items.slice(stored.length + (partial?._tag === "PartialAppend" ? partial.unsure : 0))
-                // Not stored (history unreachable): still delivered, without a seq, like a message in one process.
-                for (const item of unsent) sendAfter(item.frame)
-              })
-            )
+              Effect.sync(() => sendFrom(entries)),
+              sendRestAfter(0)
+            ),
+          onFailure: (cause): Effect.Effect<void, number> => {
+            // A batch stopped partway (NATS): what was stored goes with its seq, like a success.
+            const failure = Option.getOrUndefined(Cause.failureOption(cause))
+            const partial = failure?._tag === "PartialAppend" ? failure : undefined
+            if (partial) sendFrom(partial.stored)
+            // Once unsure, any failure of a resend leaves it unsure: only an answer tells.
+            const unsure = partial ? partial.unsure : again ? items.length - sent : 0
+            return unsure > 0 ? Effect.fail(unsure) : sendRestAfter(0)
+          }
         })
       )
+    return attempt(false).pipe(
+      Effect.catchAll(() => Effect.retry(Effect.delay(attempt(true), "1 second"), { times: 20 })),
+      // Still unknown past the store's memory of the id: not sent (if it was stored, every node reads it from the history).
+      Effect.catchAll(sendRestAfter)
+    )
+  }
 
   // One sender per room and node, so this node's messages keep their order in the history; what queued up while
   // one batch was stored goes out as the next batch, so a burst costs a round trip per batch, not per message.
