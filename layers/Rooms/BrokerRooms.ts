@@ -174,10 +174,18 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
         pendingRemovals.shift()
       }
     })
+    /**
+     * Until then presence may still miss live nodes: this node's own liveness key was found gone (the broker lost its
+     * data, or this node was away past its TTL), and each other node writes its entries again at its first heartbeat
+     * back; one that has not within a node TTL counts as dead, as it would have without the loss.
+     */
+    let presenceSettlesAt = 0
+    const settling = (now: number) => now < presenceSettlesAt
     /** Members of nodes that died, in rooms this node listed: reported as expired leaves, once. */
     const expireDeadNodes = Effect.gen(function* () {
       const nodes = remote.nodes()
       const now = yield* Clock.currentTimeMillis
+      if (settling(now)) return
       const alive = nodes.length === 0 ? new Set<string>() : yield* broker.presence.alive(nodes)
       const gone = remote.expire(
         (nodeId) => !alive.has(nodeId),
@@ -186,17 +194,30 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
       )
       for (const [room, member] of gone) yield* PubSub.publish(changes, { _tag: "Left", room, member, expired: true })
     })
+    let started = false
     const heartbeat = Effect.gen(function* () {
       const wasAlive = yield* broker.presence.heartbeat(broker.nodeId, nodeTtl)
+      if (!wasAlive && started) presenceSettlesAt = (yield* Clock.currentTimeMillis) + nodeTtl
       if (!wasAlive || presenceStale || pendingRemovals.length > 0) yield* repairPresence
       yield* expireDeadNodes
     }).pipe(Effect.catchAll(presenceFailed("heartbeat")))
     yield* heartbeat
+    started = true
     yield* repeatEvery("cluster heartbeat", heartbeatEvery, () => heartbeat)
     const resumeCallbacks = new Set<() => void>()
+    // This node's presence is written again before anyone is told the broker is back: what it sends then (chat's
+    // catch-up marker) reaches nodes that may read presence at once, and a lost liveness key starts the settling.
     broker.onReconnect(() => {
       presenceStale = true
-      for (const callback of resumeCallbacks) callback()
+      Runtime.runFork(runtime)(
+        heartbeat.pipe(
+          Effect.ensuring(
+            Effect.sync(() => {
+              for (const callback of resumeCallbacks) callback()
+            })
+          )
+        )
+      )
     })
 
     /** Members of every live node in join order; a member of a dead node is pruned and reported as an expired leave. */
@@ -205,7 +226,11 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
         const own = [...(localEntries.get(room)?.values() ?? [])].map(({ key, entry }) => [key, entry] as const)
         const listed = yield* broker.presence.list(room)
         const others = listed.filter(([key]) => nodeOf(key) !== broker.nodeId)
-        const alive = yield* broker.presence.alive([...new Set(others.map(([key]) => nodeOf(key)))])
+        const otherNodes = [...new Set(others.map(([key]) => nodeOf(key)))]
+        // While presence settles a node not alive yet may only not have written its key again: none is pruned.
+        const alive = settling(yield* Clock.currentTimeMillis)
+          ? new Set(otherNodes)
+          : yield* broker.presence.alive(otherNodes)
         const dead = others.filter(([key]) => !alive.has(nodeOf(key)))
         if (dead.length > 0) {
           yield* broker.presence.remove(
@@ -295,7 +320,10 @@ export const makeBrokerRooms = (options: BrokerRoomsOptions = {}) =>
         resumed: (callback) => {
           resumeCallbacks.add(callback)
           return () => void resumeCallbacks.delete(callback)
-        }
+        },
+        presenceSettled: Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          settling(now) ? Effect.sleep(presenceSettlesAt - now) : Effect.void
+        )
       },
       members: (room) =>
         membersExact(room).pipe(

@@ -77,6 +77,11 @@ export interface OrderedDelivery {
    * restored): frames other nodes sent meanwhile may be lost, and this node's own may not have left. Until `stop()`.
    */
   readonly resumed: (callback: () => void) => () => void
+  /**
+   * Completes once presence can be trusted: at once, unless this node found its own entries lost (the broker lost
+   * its data, or this node was away past its TTL), until every live node has written its entries again.
+   */
+  readonly presenceSettled?: Effect.Effect<void>
 }
 
 /** The cluster's presence could not be read (the broker is away). */

@@ -64,6 +64,11 @@ export class ListedJoins {
     return toNobody ? "none" : (skip ?? "all")
   }
 
+  /** Whether every member here was told of `id` (listed, announced, or caught up). */
+  knows(id: number): boolean {
+    return this.known.has(id)
+  }
+
   /** A member left (or its node died): whether anyone here was told of it (then they are told it left). */
   forget(id: number): boolean {
     const listedToSome = this.toSome.delete(id)

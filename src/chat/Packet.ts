@@ -98,6 +98,12 @@ export const userChange = (frame: Uint8Array): { readonly cmd: number; readonly 
   return cmd === Command.NEW_USER || cmd === Command.DEL_USER ? { cmd, id: readInt32(frame, 16) } : undefined
 }
 
+/** The sender of a _NEW_MSG frame, read from its header; undefined for any other frame. */
+export const messageSender = (frame: Uint8Array): number | undefined => {
+  if (frame.length < HEADER_BYTES || FRAME_SIGNATURE.some((byte, i) => frame[i] !== byte)) return undefined
+  return readInt32(frame, 12) === Command.NEW_MSG ? readInt32(frame, 16) : undefined
+}
+
 export const frameUid = (frame: Uint8Array): number => (frame.length >= 8 ? readInt32(frame, 4) : SERVER_PUSH_UID)
 
 /**

@@ -66,6 +66,8 @@ export class RoomOrder {
   delivered: number | undefined = undefined
   /** While a join or leave holds the room nothing is handed out; it all goes right after. */
   paused = false
+  /** While above 0 nothing is handed out either (a roster catch-up after an outage must come first). */
+  holds = 0
   private readonly held = new Map<number, WireMessage>()
   private readonly waiting: Array<Waiting> = []
   /** Seqs up to here that the history no longer has (trimmed): skipped unless held. */
@@ -75,9 +77,14 @@ export class RoomOrder {
   /** The history is known to reach this seq (after an outage): everything up to it is read and handed out. */
   private reached = 0
 
+  /**
+   * `admits`: whether a frame may be handed out now (false: it and everything after it wait until `release` is called
+   * again; chat holds a message whose sender's join this node's members were not told yet).
+   */
   constructor(
     private readonly deliver: (frame: WireMessage, except: Connection<unknown> | undefined) => void,
-    private readonly needFill: () => void
+    private readonly needFill: () => void,
+    private readonly admits: (frame: WireMessage) => boolean = () => true
   ) {}
 
   /** The room's last seq when this node started listening (everything after it arrives live), or undefined if unknown. */
@@ -113,17 +120,19 @@ export class RoomOrder {
 
   /** Hands out everything whose turn has come. */
   release(): void {
-    if (this.paused || this.delivered === undefined) return
+    if (this.paused || this.holds > 0 || this.delivered === undefined) return
     let delivered = this.delivered
     while (true) {
       const first = this.waiting[0]
       if (first !== undefined && first.after <= delivered) {
+        if (!this.admits(first.frame)) return
         this.waiting.shift()
         this.deliver(first.frame, first.except)
         continue
       }
       const next = this.held.get(delivered + 1)
       if (next !== undefined) {
+        if (!this.admits(next)) return
         this.held.delete(delivered + 1)
         this.delivered = ++delivered
         this.deliver(next, undefined)
@@ -140,7 +149,7 @@ export class RoomOrder {
 
   /** The last seq a fill must read up to, or undefined when nothing waits on a missing seq. */
   fillTarget(): number | undefined {
-    if (this.paused || this.delivered === undefined) return undefined
+    if (this.paused || this.holds > 0 || this.delivered === undefined) return undefined
     let target = Math.max(this.delivered, this.reached)
     for (const seq of this.held.keys()) if (seq > target) target = seq
     for (const { after } of this.waiting) if (after > target) target = after

@@ -83,7 +83,12 @@ export const makeChatRooms = (
         backlog: [],
         pending: [],
         writer: undefined,
-        sequenced: sequencing && openSequencedRoom(sequencing, roomName, stream, () => room.members)
+        sequenced:
+          sequencing &&
+          openSequencedRoom(sequencing, roomName, stream, () => room.members, {
+            unknownSender: (id) => rosterCatchUp.unknownSender(room, id),
+            peerResumed: () => rosterCatchUp.peerResumed(room)
+          })
       }
       rooms.set(key, room)
       return room

@@ -60,17 +60,56 @@ export const makeRosterCatchUp = (options: RosterCatchUpOptions) =>
         Effect.ignore
       )
 
-    // Registered before any room opens, so a room's roster catch-up takes its lock before its message catch-up reads.
-    // Each room reads presence when the broker is back, and again once every node has rewritten its own entries (at
-    // its first heartbeat back, should the broker have lost them).
+    const settled = fanout.ordered?.presenceSettled ?? Effect.void
+
+    /**
+     * Nothing of the room is handed out until presence can be trusted and has been read once (so a member's join
+     * comes before its messages, and a broker that lost its data does not make live members leave and come back);
+     * should that read fail, the retries go on in the background while the room goes on. `again`: read once more
+     * when every node has surely written its presence again, for entries another node wrote late.
+     */
+    const resync = (room: Room, again: boolean) => {
+      const order = room.sequenced?.order
+      if (!order) return
+      order.holds++
+      let holding = true
+      const unhold = Effect.sync(() => {
+        if (!holding) return
+        holding = false
+        order.holds--
+        order.release()
+      })
+      const first = exclusive(room, catchUp(room)).pipe(Effect.ensuring(unhold))
+      inScope(
+        Effect.gen(function* () {
+          yield* settled
+          if (!(yield* first)) yield* retried(room)
+          if (again) yield* Effect.delay(retried(room), presenceRewrittenAfter)
+        }).pipe(Effect.onInterrupt(() => unhold))
+      )
+    }
+
+    /**
+     * A message from a member this node's members were not told of (its join was lost in an outage, or is still on
+     * its way from another node): presence is read, and again once every node surely rewrote its entries if it is not
+     * there yet; then its messages go out, told or not (a member that joined and left meanwhile is in no roster).
+     */
+    const unknownSender = (room: Room, id: number) =>
+      void inScope(
+        Effect.gen(function* () {
+          yield* settled
+          yield* exclusive(room, catchUp(room))
+          if (!room.sequenced?.knows(id)) yield* Effect.delay(exclusive(room, catchUp(room)), presenceRewrittenAfter)
+        }).pipe(Effect.ensuring(Effect.sync(() => room.sequenced?.admit(id))))
+      )
+
+    // Registered before any room opens, so a room's roster catch-up holds it before its message catch-up reads.
     if (fanout.ordered) {
       const { ordered } = fanout
       yield* Effect.acquireRelease(
         Effect.sync(() =>
           ordered.resumed(() => {
-            for (const room of openRooms())
-              if (room.sequenced)
-                inScope(Effect.zipRight(retried(room), Effect.delay(retried(room), presenceRewrittenAfter)))
+            for (const room of openRooms()) if (room.sequenced) resync(room, true)
           })
         ),
         (stop) => Effect.sync(stop)
@@ -81,6 +120,9 @@ export const makeRosterCatchUp = (options: RosterCatchUpOptions) =>
       /** Under the room's lock already (a join): the catch-up now, false when presence was unreadable. */
       now: catchUp,
       /** The catch-up a second from now, retried (after a failed `now`). */
-      later: (room: Room) => void inScope(Effect.delay(retried(room), "1 second"))
+      later: (room: Room) => void inScope(Effect.delay(retried(room), "1 second")),
+      unknownSender,
+      /** Another node is back after an outage: what it told meanwhile may be lost, so the room reads presence. */
+      peerResumed: (room: Room) => resync(room, false)
     }
   })

@@ -5,7 +5,7 @@ import type { Connection, WireMessage } from "../../layers/Transport/Transport.t
 import type { StreamBounds, StreamEntry } from "../storage/Stream.ts"
 import { readStoredMessage, storedLine, storedMessage, storedToBytes } from "./HistoryText.ts"
 import { type Listed, ListedJoins, type RosterChange } from "./ListedJoins.ts"
-import { Command, encodeNewMessage, encodePacket, packet } from "./Packet.ts"
+import { Command, encodeNewMessage, encodePacket, messageSender, packet } from "./Packet.ts"
 import { RoomOrder, unwrap, wrapAfter, wrapNumbered, wrapReach } from "./RoomOrder.ts"
 
 /** The sender of a message, as the rooms know it. */
@@ -37,6 +37,10 @@ export interface SequencedRoom {
   readonly rosterCatchUp: (present: ReadonlyArray<Listed>, local: ReadonlySet<number>) => ReadonlyArray<RosterChange>
   /** A member of a dead node left: whether this node's members were told of it (ListedJoins.forget). */
   readonly forget: (id: number) => boolean
+  /** Whether every member here was told of `id` (listed or announced), so its messages may go out. */
+  readonly knows: (id: number) => boolean
+  /** `id`'s held messages go out even though its join was not told here (checked: it is not in presence). */
+  readonly admit: (id: number) => void
   /** Stops receiving other nodes' frames (the room is closed on this node). */
   readonly close: () => void
 }
@@ -82,14 +86,36 @@ const liveFrame = (entry: StreamEntry): readonly [number, WireMessage] => {
   return [entry.seq, encodePacket(packet(Command.LOGGED_MSG, { data: bytes }))]
 }
 
+/** What a room asks of the roster catch-up: its members must hear of joins they missed before what follows. */
+export interface RosterHooks {
+  /** A message from `id`, whose join this node's members were not told, waits: read presence, then `admit` it. */
+  readonly unknownSender: (id: number) => void
+  /** Another node is back after an outage (its catch-up marker): its joins and leaves meanwhile may be lost. */
+  readonly peerResumed: () => void
+}
+
 export const openSequencedRoom = (
   options: SequencingOptions,
   name: string,
   stream: string,
-  localMembers: () => Iterable<{ readonly connection: Connection<unknown> }>
+  localMembers: () => Iterable<{ readonly id: number; readonly connection: Connection<unknown> }>,
+  hooks: RosterHooks
 ): SequencedRoom => {
   const { store, ordered, bounds, runFork, failed } = options
   const listedJoins = new ListedJoins()
+  const asked = new Set<number>()
+  const admitted = new Set<number>()
+  /** A client sees a member's join before its messages, as in one process: a sender nobody here was told of waits. */
+  const admits = (frame: WireMessage) => {
+    const sender = typeof frame === "string" ? undefined : messageSender(frame)
+    if (sender === undefined || listedJoins.knows(sender) || admitted.has(sender)) return true
+    for (const member of localMembers()) if (member.id === sender) return true
+    if (!asked.has(sender)) {
+      asked.add(sender)
+      hooks.unknownSender(sender)
+    }
+    return false
+  }
   const here = (frame: WireMessage, except: Connection<unknown> | undefined) => {
     const recipients = listedJoins.recipients(frame)
     if (recipients === "none") return
@@ -121,12 +147,14 @@ export const openSequencedRoom = (
       )
     )
   }
-  const order = new RoomOrder(here, fill)
+  const order = new RoomOrder(here, fill, admits)
   const stopReceiving = ordered.receive(name, (message) => {
     const unwrapped = unwrap(message)
     if (unwrapped === undefined) order.offerAfter(0, message)
-    else if (unwrapped.reach) order.reach(unwrapped.n)
-    else if (unwrapped.numbered) order.offer(unwrapped.n, unwrapped.frame)
+    else if (unwrapped.reach) {
+      hooks.peerResumed()
+      order.reach(unwrapped.n)
+    } else if (unwrapped.numbered) order.offer(unwrapped.n, unwrapped.frame)
     else order.offerAfter(unwrapped.n, unwrapped.frame)
   })
 
@@ -163,33 +191,53 @@ export const openSequencedRoom = (
       order.offer(seq, frame)
     }
   }
-  /** Stores a run of messages in one round trip, then sends each with its seq, in order. */
-  const storeRun = (items: ReadonlyArray<Stored>): Effect.Effect<void> =>
-    store
-      .appendMany(
-        stream,
-        items.map((item) => item.payload),
-        bounds
-      )
-      .pipe(
+  /**
+   * Stores a run of messages in one round trip, then sends each with its seq, in order. A batch whose outcome is
+   * unknown (no answer to its resend either) is appended again under its id, a second apart, while the store still
+   * remembers the id: stored once either way, it is then sent with its seqs (this node's later messages wait).
+   */
+  const storeRun = (items: ReadonlyArray<Stored>): Effect.Effect<void> => {
+    const payloads = items.map((item) => item.payload)
+    const batch = crypto.randomUUID()
+    let sent = 0
+    const sendFrom = (entries: ReadonlyArray<StreamEntry>) => {
+      if (entries.length <= sent) return
+      sendStored(items.slice(sent), entries.slice(sent))
+      sent = entries.length
+    }
+    // Not stored (history unreachable): still delivered, without a seq, like a message in one process.
+    const sendRestAfter = (skip: number) =>
+      Effect.sync(() => {
+        for (const item of items.slice(sent + skip)) sendAfter(item.frame)
+      })
+    /** Sends what is known stored; fails with how many entries after them have an unknown outcome. */
+    const attempt = (again: boolean) =>
+      store.appendMany(stream, payloads, bounds, batch).pipe(
+        Effect.tapErrorCause(failed("append")),
         Effect.matchCauseEffect({
-          onSuccess: (entries) => Effect.sync(() => sendStored(items, entries)),
-          onFailure: (cause) =>
+          // (A store that answers with fewer entries than asked leaves the rest not stored.)
+          onSuccess: (entries) =>
             Effect.zipRight(
-              failed("append")(cause),
-              Effect.sync(() => {
-                // A batch stopped partway (NATS): what was stored goes with its seq, like a success.
-                const partial = Option.getOrUndefined(Cause.failureOption(cause))
-                const stored = partial?._tag === "PartialAppend" ? partial.stored : []
-                sendStored(items, stored)
-                // One whose outcome is unknown is not sent: if it was stored, every node reads it from the history.
-                const unsent = items.slice(stored.length + (partial?._tag === "PartialAppend" ? partial.unsure : 0))
-                // Not stored (history unreachable): still delivered, without a seq, like a message in one process.
-                for (const item of unsent) sendAfter(item.frame)
-              })
-            )
+              Effect.sync(() => sendFrom(entries)),
+              sendRestAfter(0)
+            ),
+          onFailure: (cause): Effect.Effect<void, number> => {
+            // A batch stopped partway (NATS): what was stored goes with its seq, like a success.
+            const failure = Option.getOrUndefined(Cause.failureOption(cause))
+            const partial = failure?._tag === "PartialAppend" ? failure : undefined
+            if (partial) sendFrom(partial.stored)
+            // Once unsure, any failure of a resend leaves it unsure: only an answer tells.
+            const unsure = partial ? partial.unsure : again ? items.length - sent : 0
+            return unsure > 0 ? Effect.fail(unsure) : sendRestAfter(0)
+          }
         })
       )
+    return attempt(false).pipe(
+      Effect.catchAll(() => Effect.retry(Effect.delay(attempt(true), "1 second"), { times: 20 })),
+      // Still unknown past the store's memory of the id: not sent (if it was stored, every node reads it from the history).
+      Effect.catchAll(sendRestAfter)
+    )
+  }
 
   // One sender per room and node, so this node's messages keep their order in the history; what queued up while
   // one batch was stored goes out as the next batch, so a burst costs a round trip per batch, not per message.
@@ -252,6 +300,11 @@ export const openSequencedRoom = (
     listed: (joiner, members, first) => listedJoins.listed(joiner, members, first),
     rosterCatchUp: (present, local) => listedJoins.catchUp(present, local),
     forget: (id) => listedJoins.forget(id),
+    knows: (id) => listedJoins.knows(id),
+    admit: (id) => {
+      admitted.add(id)
+      order.release()
+    },
     close: () => {
       closed = true
       stopReceiving()

@@ -10,19 +10,12 @@ import {
   type HistoryStores,
   pushedBeforeProbe,
   sharedMemoryHistory,
+  untilUsers,
   users
 } from "./clusterSupport.ts"
 import { type ChatClient, text } from "./support.ts"
 
 const histories = brokerHistories("chat-roster-catchup")
-
-/** Packets until `client` got `wanted` joins and leaves (a negative check follows with pushedBeforeProbe). */
-const untilUsers = (client: ChatClient, wanted: number) =>
-  Effect.gen(function* () {
-    const got: Array<TPacket> = []
-    while (users(got).length < wanted) got.push(yield* client.next)
-    return got
-  })
 
 /**
  * Memory: the whole hub was down, so node A writes its presence again at its first heartbeat back and node B reads it

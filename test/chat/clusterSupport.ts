@@ -21,6 +21,7 @@ import {
   buildNode,
   type ClusterBackend,
   cleanRedisAfterAll,
+  memoryBackend,
   natsAvailable,
   natsPrefix,
   natsUrl,
@@ -70,6 +71,14 @@ export const users = (packets: ReadonlyArray<TPacket>) =>
   packets
     .filter((p) => p.cmd === Command.NEW_USER || p.cmd === Command.DEL_USER)
     .map((p) => `${p.cmd === Command.NEW_USER ? "+" : "-"}${text(p)}`)
+
+/** Packets until `client` got `wanted` joins and leaves (a negative check follows with pushedBeforeProbe). */
+export const untilUsers = (client: ChatClient, wanted: number) =>
+  Effect.gen(function* () {
+    const got: Array<TPacket> = []
+    while (users(got).length < wanted) got.push(yield* client.next)
+    return got
+  })
 
 /** `count` more _NEW_MSG lines, past joins and leaves. */
 export const lines = (client: ChatClient, count: number) =>
@@ -189,3 +198,37 @@ export const chatCluster = (backend: ClusterBackend, historyStores: HistoryStore
       })
     return { node, connect, join, expire: brokers.expire, cuttable: brokers.cuttable, broker: brokers.broker }
   }).pipe(Effect.provide(MemoryNetwork.Default))
+
+/**
+ * Memory nodes A and B, alice on A and bob on B in `room`, with A's history from `history` (faultyFirstNodeHistory):
+ * alice's lines `said` wait behind her first line's held append (so the rest go as one batch), then it is let go.
+ */
+export const heldBatchCluster = (
+  history: (open: Deferred.Deferred<void>) => HistoryStores,
+  room: string,
+  said: ReadonlyArray<string>
+) =>
+  Effect.gen(function* () {
+    const open = yield* Deferred.make<void>()
+    const { node, join } = yield* chatCluster(memoryBackend, history(open))
+    const a = yield* node(`${room}-a`)
+    const b = yield* node(`${room}-b`)
+    const alice = yield* join(a.port, "alice", room)
+    const bob = yield* join(b.port, "bob", room)
+    for (const line of said) alice.client.sendMessage(line)
+    expect(messagesOf(yield* pushedBeforeProbe(alice.client))).toEqual([])
+    yield* Deferred.succeed(open, undefined)
+    return { a, alice: alice.client, bob: bob.client }
+  })
+
+/** Each of `clients` gets the lines `expected`, in order, and no other line before a probe. */
+export const heardOnly = (clients: ReadonlyArray<ChatClient>, expected: ReadonlyArray<string>) =>
+  Effect.forEach(
+    clients,
+    (client) =>
+      Effect.gen(function* () {
+        expect(yield* lines(client, expected.length)).toEqual([...expected])
+        expect(messagesOf(yield* pushedBeforeProbe(client))).toEqual([])
+      }),
+    { discard: true }
+  )
