@@ -1,4 +1,4 @@
-import { Clock, Deferred, Effect, Either, ExecutionStrategy, Exit, Option, Queue, Schema, Scope } from "effect"
+import { Clock, Deferred, Effect, Either, ExecutionStrategy, Exit, Option, Queue, Scope } from "effect"
 import type { Claim, ClaimsService } from "../../layers/Cluster/Claims.ts"
 import type { FederationService } from "../../layers/Federation/Federation.ts"
 import type { Metrics } from "../../layers/Observability/Metrics.ts"
@@ -7,23 +7,15 @@ import { repeatEvery } from "../shared/Sweeps.ts"
 import type { Channel, NeighbourState } from "./Mesh.ts"
 import type { NeighbourhoodContext } from "./NeighbourFrames.ts"
 import { handedFrames } from "./HandedFrames.ts"
+import {
+  decodeHandoverRequest,
+  decodeLinkState,
+  encodeHandoverRequest,
+  encodeLinkState,
+  newSeat,
+  type Seat
+} from "./LinkSeats.ts"
 import { OrderedWork } from "./Ordered.ts"
-
-/** What the node holding a link tells the other nodes about it (every `stateInterval`, and when its list changes). */
-const LinkState = Schema.parseJson(
-  Schema.Struct({
-    /** The announcing server instance (a node hears its own announcements on the bus too). */
-    origin: Schema.String,
-    neighbour: Schema.String,
-    up: Schema.Boolean,
-    /** The neighbour's client list, once it sent one. */
-    clients: Schema.optional(Schema.Array(Schema.String)),
-    /** The holder gave the link up (it stops): another node may take it at once. */
-    released: Schema.optional(Schema.Boolean)
-  })
-)
-const decodeLinkState = Schema.decodeUnknownEither(LinkState)
-const encodeLinkState = Schema.encodeSync(LinkState)
 
 /** How often a node that holds no link to a neighbour, and heard no holder lately, tries to take it. */
 const claimRetry = "1 second"
@@ -37,26 +29,6 @@ const fenceInterval = "250 millis"
 const fenceMarginMillis = 500
 /** How long a node that got the neighbour's dial waits for the holder to give the link up. */
 const handoverWait = "2 seconds"
-
-/** One neighbour's link as this node sees it: held here (a claim), or held elsewhere (a view), or neither. */
-interface Seat {
-  readonly neighbour: NeighbourState
-  /** This node's claim of the link; it links only while the claim is confirmed (see `fence`). */
-  claim: Claim | undefined
-  /** The claim attempt under way, which a neighbour's server_hello arriving meanwhile waits for. */
-  taking: Deferred.Deferred<boolean> | undefined
-  /** The link's resources on this node while it holds it: the outbound link and the forwarding subscription. */
-  held: Scope.CloseableScope | undefined
-  /** Opening and closing the link's resources go one at a time. */
-  readonly lock: Effect.Semaphore
-  /** The holder's link, as it last announced it. */
-  view: Channel | undefined
-  viewClients: string
-  /** When another node last announced this link (any state). */
-  heardAt: number
-  /** Completed when the holder gives the link up (a neighbour's dial here waits for it). */
-  released: Deferred.Deferred<void> | undefined
-}
 
 export interface SharedLinks {
   /**
@@ -77,11 +49,6 @@ export interface SharedLinksOptions {
   /** Reads the cluster's client list of this server again (a frame from a client this node does not list yet). */
   readonly refreshMembers: Effect.Effect<void>
 }
-
-/** A neighbour's dial landed on a node that does not hold the link: it asks the holder to give the link up. */
-const HandoverRequest = Schema.parseJson(Schema.Struct({ origin: Schema.String, neighbour: Schema.String }))
-const decodeHandoverRequest = Schema.decodeUnknownEither(HandoverRequest)
-const encodeHandoverRequest = Schema.encodeSync(HandoverRequest)
 
 /**
  * Neighbour links of a server name on several nodes: per neighbour at most one node holds the link (a
@@ -104,19 +71,7 @@ export const shareLinks = (options: SharedLinksOptions) =>
     const runtime = yield* Effect.runtime<Metrics>()
     const handed = yield* handedFrames({ ctx, federation, origin, refreshMembers: options.refreshMembers })
     const seats = new Map<string, Seat>()
-    for (const neighbour of mesh.neighbours.values()) {
-      seats.set(neighbour.address, {
-        neighbour,
-        claim: undefined,
-        taking: undefined,
-        held: undefined,
-        lock: Effect.unsafeMakeSemaphore(1),
-        view: undefined,
-        viewClients: "",
-        heardAt: Number.NEGATIVE_INFINITY,
-        released: undefined
-      })
-    }
+    for (const neighbour of mesh.neighbours.values()) seats.set(neighbour.address, newSeat(neighbour))
 
     const announce = (seat: Seat, released = false) => {
       const n = seat.neighbour
