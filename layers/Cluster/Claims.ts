@@ -1,4 +1,4 @@
-import { Context, Duration, Effect, Layer, Option, Runtime } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Option, Runtime } from "effect"
 import { repeatEvery } from "../../src/shared/Sweeps.ts"
 import { type Broker, ClusterBroker, holderLiveness } from "./Broker.ts"
 
@@ -38,6 +38,12 @@ export interface ClaimsService {
   readonly release: (claim: Claim) => Effect.Effect<void>
   /** Names of the scope held by live nodes (this node's included). */
   readonly holders: (scope: string) => Effect.Effect<ReadonlyArray<string>>
+  /**
+   * Until when (Clock millis) `claim` is surely this node's: the broker answered its take (or the check
+   * after an outage), and no other node can take it before this node's last heartbeat runs out.
+   * -Infinity for a claim decided on this node alone, or no longer held; absent means for ever.
+   */
+  readonly heldUntil?: (claim: Claim) => number
 }
 
 export class Claims extends Context.Tag("switchboard/Claims")<Claims, ClaimsService>() {}
@@ -45,6 +51,8 @@ export class Claims extends Context.Tag("switchboard/Claims")<Claims, ClaimsServ
 interface Held {
   readonly claim: Claim
   readonly onReplaced: Effect.Effect<void>
+  /** The broker answered the take (or the recheck kept it); false while decided on this node alone. */
+  confirmed?: boolean
 }
 
 const keyOf = (scope: string, name: string) => `${scope}\u0000${name}`
@@ -90,7 +98,11 @@ export const makeLocalClaims = (): ClaimsService => {
         if (held.get(key)?.claim.holder === claim.holder) held.delete(key)
       }),
     holders: (scope) =>
-      Effect.sync(() => [...held.values()].filter(({ claim }) => claim.scope === scope).map(({ claim }) => claim.name))
+      Effect.sync(() => [...held.values()].filter(({ claim }) => claim.scope === scope).map(({ claim }) => claim.name)),
+    heldUntil: (claim) =>
+      held.get(keyOf(claim.scope, claim.name))?.claim.holder === claim.holder
+        ? Number.POSITIVE_INFINITY
+        : Number.NEGATIVE_INFINITY
   }
 }
 
@@ -126,6 +138,8 @@ export const makeBrokerClaims = (options: BrokerClaimsOptions = {}) =>
     const held = new Map<string, Held>()
     let sequence = 0
     let stale = false
+    /** When this node's liveness runs out at the earliest: its last answered heartbeat's start plus the TTL. */
+    let aliveUntil = Number.NEGATIVE_INFINITY
 
     /** Marks the claims for a recheck once the broker answers again; logs once per outage, not once per call. */
     const brokerTrouble = (what: string) => (error: Error) =>
@@ -169,21 +183,28 @@ export const makeBrokerClaims = (options: BrokerClaimsOptions = {}) =>
       stale = false
       for (const [key, { claim }] of [...held]) {
         const current = yield* broker.claims.get(claim.scope, claim.name)
-        if (current === claim.holder) continue
-        if (current === undefined) {
-          const { taken } = yield* broker.claims.take(claim.scope, claim.name, claim.holder, "ifFree")
-          if (taken) continue
-        }
-        yield* evictHere(key, claim.holder)
+        const kept =
+          current === claim.holder ||
+          (current === undefined && (yield* broker.claims.take(claim.scope, claim.name, claim.holder, "ifFree")).taken)
+        const entry = held.get(key)
+        if (kept && entry?.claim.holder === claim.holder) entry.confirmed = true
+        else if (!kept) yield* evictHere(key, claim.holder)
       }
     })
     const heartbeat = Effect.gen(function* () {
+      const sentAt = yield* Clock.currentTimeMillis
       const wasAlive = yield* broker.presence.heartbeat(liveness, nodeTtl)
       if (!wasAlive || stale) yield* recheck
+      aliveUntil = sentAt + nodeTtl
     }).pipe(Effect.catchAll(brokerTrouble("a heartbeat")))
     yield* heartbeat
     yield* repeatEvery("cluster claims heartbeat", options.heartbeat ?? "1500 millis", () => heartbeat)
     broker.onReconnect(() => void (stale = true))
+
+    const confirm = (claim: Claim) => {
+      const entry = held.get(keyOf(claim.scope, claim.name))
+      if (entry?.claim.holder === claim.holder) entry.confirmed = true
+    }
 
     const hold = (scope: string, name: string, onReplaced: Effect.Effect<void>): Claim => {
       const claim: Claim = { scope, name, holder: `${liveness}/${++sequence}` }
@@ -200,6 +221,7 @@ export const makeBrokerClaims = (options: BrokerClaimsOptions = {}) =>
           const claim = hold(scope, name, onReplaced)
           yield* broker.claims.take(scope, name, claim.holder, "replace").pipe(
             Effect.tap(({ previous }) => tellDisplaced(claim, previous)),
+            Effect.tap(() => confirm(claim)),
             Effect.catchAll(brokerTrouble(`the claim of ${name}`))
           )
           return claim
@@ -208,10 +230,12 @@ export const makeBrokerClaims = (options: BrokerClaimsOptions = {}) =>
         Effect.gen(function* () {
           const claim: Claim = { scope, name, holder: `${liveness}/${++sequence}` }
           const result = yield* broker.claims.take(scope, name, claim.holder, { within: limit }).pipe(
+            Effect.map((answer) => ({ ...answer, confirmed: true })),
             Effect.catchAll((error) =>
               Effect.as(brokerTrouble(`the claim of ${name}`)(error), {
                 taken: othersHeld(held.values(), scope, name) < limit,
-                previous: undefined
+                previous: undefined,
+                confirmed: false
               })
             )
           )
@@ -219,7 +243,7 @@ export const makeBrokerClaims = (options: BrokerClaimsOptions = {}) =>
           const key = keyOf(scope, name)
           const local = held.get(key)
           if (local) yield* evictHere(key, local.claim.holder)
-          held.set(key, { claim, onReplaced })
+          held.set(key, { claim, onReplaced, confirmed: result.confirmed })
           tellDisplaced(claim, result.previous)
           return Option.some(claim)
         }),
@@ -227,13 +251,15 @@ export const makeBrokerClaims = (options: BrokerClaimsOptions = {}) =>
         Effect.gen(function* () {
           if (held.has(keyOf(scope, name))) return Option.none()
           const claim: Claim = { scope, name, holder: `${liveness}/${++sequence}` }
-          const taken = yield* broker.claims.take(scope, name, claim.holder, "ifFree").pipe(
-            Effect.map((result) => result.taken),
-            Effect.catchAll((error) => Effect.as(brokerTrouble(`the claim of ${name}`)(error), true))
+          const answer = yield* broker.claims.take(scope, name, claim.holder, "ifFree").pipe(
+            Effect.map((result) => ({ taken: result.taken, confirmed: true })),
+            Effect.catchAll((error) =>
+              Effect.as(brokerTrouble(`the claim of ${name}`)(error), { taken: true, confirmed: false })
+            )
           )
           // Another claim of the same name on this node may have won while the broker answered.
-          if (!taken || held.has(keyOf(scope, name))) return Option.none()
-          held.set(keyOf(scope, name), { claim, onReplaced })
+          if (!answer.taken || held.has(keyOf(scope, name))) return Option.none()
+          held.set(keyOf(scope, name), { claim, onReplaced, confirmed: answer.confirmed })
           return Option.some(claim)
         }),
       release: (claim) =>
@@ -260,7 +286,11 @@ export const makeBrokerClaims = (options: BrokerClaimsOptions = {}) =>
               )
             )
           )
-        )
+        ),
+      heldUntil: (claim) => {
+        const entry = held.get(keyOf(claim.scope, claim.name))
+        return entry?.claim.holder === claim.holder && entry.confirmed ? aliveUntil : Number.NEGATIVE_INFINITY
+      }
     }
     return service
   })

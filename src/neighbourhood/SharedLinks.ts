@@ -1,4 +1,4 @@
-import { Clock, Deferred, Effect, Either, ExecutionStrategy, Exit, Option, Queue, Runtime, Schema, Scope } from "effect"
+import { Clock, Deferred, Effect, Either, ExecutionStrategy, Exit, Option, Queue, Scope } from "effect"
 import type { Claim, ClaimsService } from "../../layers/Cluster/Claims.ts"
 import type { FederationService } from "../../layers/Federation/Federation.ts"
 import type { Metrics } from "../../layers/Observability/Metrics.ts"
@@ -6,23 +6,16 @@ import { CloseCodes } from "../shared/CloseCodes.ts"
 import { repeatEvery } from "../shared/Sweeps.ts"
 import type { Channel, NeighbourState } from "./Mesh.ts"
 import type { NeighbourhoodContext } from "./NeighbourFrames.ts"
+import { handedFrames } from "./HandedFrames.ts"
+import {
+  decodeHandoverRequest,
+  decodeLinkState,
+  encodeHandoverRequest,
+  encodeLinkState,
+  newSeat,
+  type Seat
+} from "./LinkSeats.ts"
 import { OrderedWork } from "./Ordered.ts"
-
-/** What the node holding a link tells the other nodes about it (every `stateInterval`, and when its list changes). */
-const LinkState = Schema.parseJson(
-  Schema.Struct({
-    /** The announcing server instance (a node hears its own announcements on the bus too). */
-    origin: Schema.String,
-    neighbour: Schema.String,
-    up: Schema.Boolean,
-    /** The neighbour's client list, once it sent one. */
-    clients: Schema.optional(Schema.Array(Schema.String)),
-    /** The holder gave the link up (it stops): another node may take it at once. */
-    released: Schema.optional(Schema.Boolean)
-  })
-)
-const decodeLinkState = Schema.decodeUnknownEither(LinkState)
-const encodeLinkState = Schema.encodeSync(LinkState)
 
 /** How often a node that holds no link to a neighbour, and heard no holder lately, tries to take it. */
 const claimRetry = "1 second"
@@ -30,21 +23,12 @@ const claimRetry = "1 second"
 const stateInterval = "2 seconds"
 /** A holder not heard for this long (two announcements) is taken for gone: its view is dropped, the claim tried. */
 const staleAfterMillis = 4_000
-
-/** One neighbour's link as this node sees it: held here (a claim), or held elsewhere (a view), or neither. */
-interface Seat {
-  readonly neighbour: NeighbourState
-  claim: Claim | undefined
-  /** The claim attempt under way, which a neighbour's server_hello arriving meanwhile waits for. */
-  taking: Deferred.Deferred<boolean> | undefined
-  /** The link's resources on this node while it holds it: the outbound link and the forwarding subscription. */
-  held: Scope.CloseableScope | undefined
-  /** The holder's link, as it last announced it. */
-  view: Channel | undefined
-  viewClients: string
-  /** When another node last announced this link (any state). */
-  heardAt: number
-}
+/** How often a node checks that the claims of its links are still surely its own (the fence). */
+const fenceInterval = "250 millis"
+/** A link closes this long before its claim may pass to another node (more than one fence interval). */
+const fenceMarginMillis = 500
+/** How long a node that got the neighbour's dial waits for the holder to give the link up. */
+const handoverWait = "2 seconds"
 
 export interface SharedLinks {
   /**
@@ -67,11 +51,13 @@ export interface SharedLinksOptions {
 }
 
 /**
- * Neighbour links of a server name on several nodes: per neighbour exactly one node holds the link (a
+ * Neighbour links of a server name on several nodes: per neighbour at most one node holds the link (a
  * Claim `nbh-link:<address>` / neighbour, free again once its node stops heartbeating), dials it and
- * takes its inbound connection. The other nodes hand it the frames of their clients for that neighbour
- * over the cluster's bus, and show its client list from the holder's announcements. Frames received on
- * the link reach every node's clients through the room, as before; nothing from a neighbour goes back out.
+ * takes its inbound connection, and only while the broker confirmed the claim and this node's last
+ * heartbeat cannot have run out (else another node may take it: the link closes first). The other
+ * nodes hand it the frames of their clients for that neighbour over the cluster's bus (HandedFrames),
+ * and show its client list from the holder's announcements. Frames received on the link reach every
+ * node's clients through the room, as before; nothing from a neighbour goes back out.
  */
 export const shareLinks = (options: SharedLinksOptions) =>
   Effect.gen(function* () {
@@ -80,22 +66,12 @@ export const shareLinks = (options: SharedLinksOptions) =>
     const origin = crypto.randomUUID()
     const claimScope = `nbh-link:${mesh.address}`
     const statesSubject = `neighbourhood/${mesh.address}/links`
-    const framesSubject = (n: NeighbourState) => `neighbourhood/${mesh.address}/to/${n.address}`
+    const handoverSubject = `neighbourhood/${mesh.address}/handover`
     const serverScope = yield* Effect.scope
     const runtime = yield* Effect.runtime<Metrics>()
-    const runFork = Runtime.runFork(runtime)
+    const handed = yield* handedFrames({ ctx, federation, origin, refreshMembers: options.refreshMembers })
     const seats = new Map<string, Seat>()
-    for (const neighbour of mesh.neighbours.values()) {
-      seats.set(neighbour.address, {
-        neighbour,
-        claim: undefined,
-        taking: undefined,
-        held: undefined,
-        view: undefined,
-        viewClients: "",
-        heardAt: Number.NEGATIVE_INFINITY
-      })
-    }
+    for (const neighbour of mesh.neighbours.values()) seats.set(neighbour.address, newSeat(neighbour))
 
     const announce = (seat: Seat, released = false) => {
       const n = seat.neighbour
@@ -104,7 +80,7 @@ export const shareLinks = (options: SharedLinksOptions) =>
       return federation.publish(statesSubject, encodeLinkState(state))
     }
     const announceHeld = Effect.suspend(() =>
-      Effect.forEach(seats.values(), (seat) => (seat.claim ? announce(seat) : Effect.void), { discard: true })
+      Effect.forEach(seats.values(), (seat) => (seat.held ? announce(seat) : Effect.void), { discard: true })
     )
 
     const dropView = (seat: Seat) => {
@@ -118,62 +94,76 @@ export const shareLinks = (options: SharedLinksOptions) =>
 
     /** Frames of our clients for `n`, handed to the node that holds its link. */
     const viewChannel = (n: NeighbourState): Channel => ({
-      send: (frame, from) => void runFork(federation.publish(framesSubject(n), `${from ?? ""} ${frame}`)),
+      send: (frame, from) => handed.hand(n, frame, from),
       close: () => {},
       direction: "cluster",
       work: new OrderedWork(ctx.defect)
     })
 
-    /** The holder's side: other nodes' frames for `n` go out on this node's link, after our client_update. */
-    const forward = (n: NeighbourState, frames: Queue.Dequeue<string>) =>
-      Effect.gen(function* () {
-        const payload = yield* Queue.take(frames)
-        const space = payload.indexOf(" ")
-        if (space < 0) return
-        const from = payload.slice(0, space)
-        // A client that joined on another node a moment ago: the neighbour must hear of it before its message.
-        if (from !== "" && !mesh.hasOwnClient(from)) yield* options.refreshMembers
-        ctx.flushClientUpdate()
-        const channel = mesh.channelTo(n)
-        if (channel && channel.direction !== "cluster") channel.send(payload.slice(space + 1))
-      }).pipe(Effect.forever)
-
-    const lose = (seat: Seat) =>
-      Effect.suspend(() => {
-        const n = seat.neighbour
-        const held = seat.held
-        seat.claim = undefined
-        seat.held = undefined
-        n.inbound?.close(CloseCodes.tryAgainLater, "the link moved to another node of this server")
-        return Effect.zipRight(
-          held ? Scope.close(held, Exit.void) : Effect.void,
-          Effect.logWarning(`neighbour ${n.address}: another node of this server holds the link now`)
-        )
-      })
-
-    const hold = (seat: Seat, claim: Claim) =>
+    /** Opens the link's resources here: the forwarding of other nodes' frames, and our outbound link. */
+    const open = (seat: Seat) =>
       Effect.gen(function* () {
         const n = seat.neighbour
-        seat.claim = claim
         dropView(seat)
         const held = yield* Scope.fork(serverScope, ExecutionStrategy.sequential)
         seat.held = held
-        const frames = yield* federation.subscribe(framesSubject(n)).pipe(Scope.extend(held))
-        yield* forward(n, frames).pipe(Effect.forkIn(held))
+        const frames = yield* federation.subscribe(handed.framesSubject(n)).pipe(Scope.extend(held))
+        yield* handed.forward(n, frames).pipe(Effect.forkIn(held))
         yield* options.link(n).pipe(Scope.extend(held))
         yield* Effect.logInfo(`this node holds the link to neighbour ${n.address}`)
+      }).pipe(Effect.provide(runtime.context))
+
+    /** Closes the link's resources here (the neighbour's inbound connection too: it re-dials). */
+    const close = (seat: Seat, why: string) =>
+      Effect.suspend(() => {
+        const n = seat.neighbour
+        const held = seat.held
+        if (!held) return Effect.void
+        seat.held = undefined
+        n.inbound?.close(CloseCodes.tryAgainLater, why)
+        return Effect.zipRight(Scope.close(held, Exit.void), Effect.logWarning(`neighbour ${n.address}: ${why}`))
+      })
+
+    /** Whether the claim is surely ours for a while yet: a node that cannot tell must not keep a link. */
+    const confirmed = (claim: Claim, now: number) => now + fenceMarginMillis < (claims.heldUntil?.(claim) ?? Infinity)
+
+    /** Keeps the link open exactly while the claim is confirmed; whether it is open. */
+    const fence = (seat: Seat, now: number) =>
+      seat.lock.withPermits(1)(
+        Effect.suspend(() => {
+          const claim = seat.claim
+          const sure = claim !== undefined && confirmed(claim, now)
+          if (sure && !seat.held) return Effect.as(open(seat), true)
+          if (!sure && seat.held)
+            return Effect.as(close(seat, "this node cannot confirm its claim of the link: it closes the link"), false)
+          return Effect.succeed(seat.held !== undefined)
+        })
+      )
+
+    const lose = (seat: Seat, claim: Claim) =>
+      Effect.suspend(() => {
+        if (seat.claim?.holder !== claim.holder) return Effect.void
+        seat.claim = undefined
+        return seat.lock.withPermits(1)(close(seat, "another node of this server holds the link now"))
       })
 
     const take = (seat: Seat): Effect.Effect<boolean> =>
       Effect.suspend(() => {
-        if (seat.claim) return Effect.succeed(true)
+        if (seat.claim) return Effect.flatMap(Clock.currentTimeMillis, (now) => fence(seat, now))
         if (seat.taking) return Deferred.await(seat.taking)
         return Effect.gen(function* () {
           const taking = yield* Deferred.make<boolean>()
           seat.taking = taking
-          const claimed = yield* claims.claimIfFree(claimScope, seat.neighbour.address, lose(seat))
-          if (Option.isSome(claimed)) yield* Effect.provide(hold(seat, claimed.value), runtime.context)
-          return Option.isSome(claimed)
+          let claim: Claim | undefined
+          const claimed = yield* claims.claimIfFree(
+            claimScope,
+            seat.neighbour.address,
+            Effect.suspend(() => (claim ? lose(seat, claim) : Effect.void))
+          )
+          if (Option.isNone(claimed)) return false
+          claim = seat.claim = claimed.value
+          dropView(seat)
+          return yield* fence(seat, yield* Clock.currentTimeMillis)
         }).pipe(
           Effect.onExit((exit) =>
             Effect.suspend(() => {
@@ -185,13 +175,28 @@ export const shareLinks = (options: SharedLinksOptions) =>
         )
       })
 
+    /** Gives the claim up: the link closes first, then another node may take it at once. */
+    const giveUp = (seat: Seat, why: string) =>
+      Effect.gen(function* () {
+        const claim = seat.claim
+        if (!claim) return
+        seat.claim = undefined
+        yield* seat.lock.withPermits(1)(close(seat, why))
+        yield* claims.release(claim)
+        yield* announce(seat, true)
+        // Not at once again ourselves: the node that asked takes it.
+        seat.heardAt = yield* Clock.currentTimeMillis
+      })
+
     const applyState = (payload: string) =>
       Effect.gen(function* () {
         const decoded = decodeLinkState(payload)
         if (Either.isLeft(decoded)) return ctx.warn("neighbour links: a node of this server sent an invalid state")
         const state = decoded.right
         const seat = seats.get(state.neighbour)
-        if (state.origin === origin || !seat || seat.claim) return
+        if (state.origin === origin || !seat) return
+        if (state.released && seat.released) yield* Deferred.succeed(seat.released, undefined)
+        if (seat.claim) return
         const n = seat.neighbour
         seat.heardAt = state.released ? Number.NEGATIVE_INFINITY : yield* Clock.currentTimeMillis
         if (!state.up) return dropView(seat)
@@ -203,6 +208,32 @@ export const shareLinks = (options: SharedLinksOptions) =>
         mesh.setClients(n, imported)
         seat.viewClients = clients.join("\n")
         ctx.clientListsChanged()
+      })
+
+    /**
+     * The holder was asked for the link by the node the neighbour's dial reached: it gives it up unless
+     * the neighbour's own dial is up here. Only where that dial is the link's preferred connection
+     * (the neighbour's address sorts first), so between two clustered servers the link settles on the
+     * node that the lower address's holder dials.
+     */
+    const applyHandover = (payload: string) =>
+      Effect.gen(function* () {
+        const decoded = decodeHandoverRequest(payload)
+        if (Either.isLeft(decoded)) return ctx.warn("neighbour links: a node of this server sent an invalid request")
+        const seat = seats.get(decoded.right.neighbour)
+        if (decoded.right.origin === origin || !seat?.claim || seat.neighbour.inbound) return
+        yield* giveUp(seat, "the neighbour dialled another node of this server: the link moves there")
+      })
+
+    /** The neighbour dialled us but another node holds the link: ask for it, and take it once given up. */
+    const askHandover = (seat: Seat) =>
+      Effect.gen(function* () {
+        if (!(mesh.address > seat.neighbour.address)) return false
+        const released = seat.released ?? (seat.released = yield* Deferred.make<void>())
+        yield* federation.publish(handoverSubject, encodeHandoverRequest({ origin, neighbour: seat.neighbour.address }))
+        yield* Deferred.await(released).pipe(Effect.timeout(handoverWait), Effect.ignore)
+        if (seat.released === released) seat.released = undefined
+        return yield* take(seat)
       })
 
     // Released last (after the links closed): another node may take them at once.
@@ -221,6 +252,8 @@ export const shareLinks = (options: SharedLinksOptions) =>
 
     const states = yield* federation.subscribe(statesSubject)
     yield* Queue.take(states).pipe(Effect.flatMap(applyState), Effect.forever, Effect.forkScoped)
+    const handovers = yield* federation.subscribe(handoverSubject)
+    yield* Queue.take(handovers).pipe(Effect.flatMap(applyHandover), Effect.forever, Effect.forkScoped)
 
     const stateChanges = yield* Queue.sliding<void>(1)
     yield* Queue.take(stateChanges).pipe(
@@ -244,11 +277,15 @@ export const shareLinks = (options: SharedLinksOptions) =>
       )
     yield* Effect.flatMap(Clock.currentTimeMillis, tryUnheld)
     yield* repeatEvery("neighbour link claims", claimRetry, tryUnheld)
+    yield* repeatEvery("neighbour link fence", fenceInterval, (now) =>
+      Effect.forEach(seats.values(), (seat) => (seat.taking ? Effect.void : fence(seat, now)), { discard: true })
+    )
 
     const shared: SharedLinks = {
       holds: (n) => {
         const seat = seats.get(n.address)
-        return seat ? take(seat) : Effect.succeed(false)
+        if (!seat) return Effect.succeed(false)
+        return Effect.flatMap(take(seat), (held) => (held || seat.claim ? Effect.succeed(held) : askHandover(seat)))
       },
       listsChanged: () => void Queue.unsafeOffer(stateChanges, undefined)
     }

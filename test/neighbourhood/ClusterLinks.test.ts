@@ -1,16 +1,6 @@
 import { describe, expect } from "bun:test"
-import { Clock, Context, Effect, Exit, Layer, Scope, TestClock } from "effect"
-import { ClusterBroker } from "../../layers/Cluster/Broker.ts"
-import { BrokerClaimsLive } from "../../layers/Cluster/Claims.ts"
-import { BrokerReplayCountersLive } from "../../layers/Cluster/ReplayCounters.ts"
-import { makeBrokerFederation } from "../../layers/Federation/BrokerFederation.ts"
-import { Federation } from "../../layers/Federation/Federation.ts"
-import { memoryDialer } from "../../layers/Federation/InProcessFederation.ts"
-import { BrokerRoomsLive } from "../../layers/Rooms/BrokerRooms.ts"
-import { Metrics } from "../../layers/Observability/Metrics.ts"
-import { MemoryNetwork } from "../../layers/Transport/MemoryTransport.ts"
+import { Clock, Effect } from "effect"
 import type { Channel } from "../../src/neighbourhood/Mesh.ts"
-import { serveNeighbourhood } from "../../src/neighbourhood/Server.ts"
 import {
   type ClusterBackend,
   cleanRedisAfterAll,
@@ -23,70 +13,31 @@ import {
 } from "../layers/Cluster/backends.ts"
 import { it } from "../support/effect.ts"
 import {
-  addressOf,
+  type Brokers,
+  expectPublic,
+  metricValue,
+  pollingLimits,
+  serverA,
+  serverB,
+  startNode,
+  step
+} from "./clusterLinksSupport.ts"
+import {
   advanceUntil,
   clientPems,
-  configFor,
   connectClient,
   listConverges,
   MeshTestLayer,
   portOf,
-  startServer,
-  serverKeys,
-  type TestClient
+  startServer
 } from "./support.ts"
 
 const prefix = runPrefix("nbh-links")
 cleanRedisAfterAll(prefix)
 
-/** The tests poll client lists while a real broker catches up: the per-client message rate is not under test. */
-const pollingLimits = { messagesPerSecond: 10_000, messageBurst: 10_000 }
-
-type Brokers = Effect.Effect.Success<ReturnType<ClusterBackend["cluster"]>>
-
-const serverA = addressOf(0)
-const serverB = addressOf(1)
-
-/**
- * One node of server A (server0) on `port`, sharing its room, replay counters, link claims and bus with
- * the other nodes through the cluster's broker; its neighbour is server B (server1 on portOf(1)).
- */
+/** One node of server A on `port`; its neighbour is server B (server1 on portOf(1)). */
 const startNodeOfA = (brokers: Brokers, nodeId: string, port: number) =>
-  Effect.gen(function* () {
-    const scope = yield* Scope.make()
-    yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
-    const network = yield* MemoryNetwork
-    const broker = yield* Layer.buildWithScope(brokers.broker(nodeId), scope)
-    const shared = yield* Layer.buildWithScope(
-      Layer.mergeAll(
-        BrokerRoomsLive({ nodeTtl: nodeTtlMillis }),
-        BrokerReplayCountersLive,
-        BrokerClaimsLive({ nodeTtl: nodeTtlMillis }),
-        Layer.effect(Federation, makeBrokerFederation(memoryDialer(network)))
-      ).pipe(Layer.provide(Layer.succeedContext(broker))),
-      scope
-    )
-    const config = configFor(0, 2, { port, limits: pollingLimits })
-    const server = yield* serveNeighbourhood({
-      config,
-      identity: serverKeys[0]!.identity,
-      neighbours: [
-        { address: serverB, url: `ws://memory:${portOf(1)}/`, publicKeyPem: serverKeys[1]!.identity.publicPem }
-      ],
-      name: nodeId
-    }).pipe(Effect.provide(shared), Scope.extend(scope))
-    const toB = () => server.mesh.neighbours.get(serverB)!
-    return {
-      nodeId,
-      port,
-      /** Whether this node's own connections reach B (the link is held here and up). */
-      linked: () => toB().outbound !== undefined || toB().inbound !== undefined,
-      /** A clean stop: the node releases its claims and says so. */
-      stop: Scope.close(scope, Exit.void),
-      /** A crash: the broker connection goes first, so nothing is released or announced. */
-      kill: Effect.zipRight(Context.get(broker, ClusterBroker).sever, Scope.close(scope, Exit.void))
-    }
-  })
+  startNode(brokers.broker(nodeId), 0, nodeId, port)
 
 /**
  * Server A on two nodes (a1 on 9120 starts first and takes the link; a2 on portOf(0), which B dials)
@@ -114,16 +65,6 @@ const clusterBesideNeighbour = (backend: ClusterBackend) =>
     return { brokers, a1, a2, b, fromA, alice, bob, carol, dave, everyone }
   })
 
-/** A counter of the test's registry (every server of the test shares it), by name and some of its labels. */
-const metricValue = (name: string, labels: ReadonlyArray<string>) =>
-  Effect.map(
-    Effect.flatMap(Metrics, (metrics) => metrics.render),
-    (text) => {
-      const line = text.split("\n").find((l) => l.startsWith(`${name}{`) && labels.every((x) => l.includes(x)))
-      return Number(line?.slice(line.lastIndexOf(" ") + 1) ?? 0)
-    }
-  )
-
 /** How many links B opened with server A so far: A's server_hellos it accepted, and its own dials that opened. */
 const linksOfB = Effect.gen(function* () {
   const count = (direction: string) =>
@@ -142,17 +83,6 @@ const dialsOfA = metricValue("switchboard_link_dials_total", [`link="${serverA}-
 const oneLinkAllAlong = Effect.gen(function* () {
   expect((yield* linksOfB).dialledByA).toBe(1)
 })
-
-/** 100 ms of the TestClock, then a turn of the event loop for the in-memory sockets. */
-const step = Effect.zipRight(
-  TestClock.adjust("100 millis"),
-  Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
-)
-
-const expectPublic = (c: TestClient, sender: TestClient, message: string) =>
-  Effect.gen(function* () {
-    expect(yield* c.next).toMatchObject({ kind: "public_chat", sender: sender.client.fingerprint, message })
-  })
 
 const scenarios = (backend: ClusterBackend) =>
   describe(`Neighbourhood server on two nodes beside a neighbour: one link (${backend.name})`, () => {
