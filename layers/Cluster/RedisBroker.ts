@@ -11,8 +11,9 @@ import {
   type PresenceStore,
   type RecordStore
 } from "./Broker.ts"
-import { openRedis, redisConnection } from "./RedisConnection.ts"
+import { defaultRedisSettings, openRedis, type RedisSettings, redisConnection } from "./RedisConnection.ts"
 import { holderNode, redisKeys } from "./RedisKeys.ts"
+import { makeReplicaWait } from "./RedisReplication.ts"
 import { makeRedisSubscriptions } from "./RedisSubscriptions.ts"
 
 /** Kept here too: the token and stream stores open their connections through it. */
@@ -23,6 +24,8 @@ export interface RedisBrokerOptions {
   /** Separates clusters (and test runs) sharing one Redis: every channel and key starts with it. */
   readonly prefix: string
   readonly nodeId: string
+  /** Command timeout and replica WAITs (`cluster.redis.*`); the defaults when absent. */
+  readonly redis?: RedisSettings
 }
 
 /**
@@ -110,9 +113,12 @@ const toBuffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffs
  */
 export const makeRedisBroker = (options: RedisBrokerOptions) =>
   Effect.gen(function* () {
-    const commands = yield* redisConnection(options.url, `switchboard-${options.nodeId}`)
+    const settings = options.redis ?? defaultRedisSettings
+    const commands = yield* redisConnection(options.url, `switchboard-${options.nodeId}`, settings)
     const subscriberName = `switchboard-${options.nodeId}-sub`
-    const subscriber = yield* redisConnection(options.url, subscriberName)
+    const subscriber = yield* redisConnection(options.url, subscriberName, settings, "subscriber")
+    // Claims and releases wait for the replicas: a claim lost in a failover lets two nodes hold one name.
+    const replicas = yield* makeReplicaWait(commands, settings, "cluster claims")
     const supported = yield* Effect.promise(
       () => commands.call("COMMAND", "INFO", "SPUBLISH") as Promise<Array<unknown>>
     )
@@ -124,8 +130,12 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
     const unavailable = (cause: unknown) => new BrokerUnavailable("redis", cause)
     const call = <A>(run: () => Promise<A>) => Effect.tryPromise({ try: run, catch: unavailable })
 
-    const subscriptions = yield* makeRedisSubscriptions(commands, subscriber, sharded, () =>
-      openRedis(options.url, subscriberName)
+    const subscriptions = yield* makeRedisSubscriptions(
+      commands,
+      subscriber,
+      sharded,
+      () => openRedis(options.url, subscriberName, settings, "subscriber"),
+      settings.commandTimeoutMs
     )
 
     const presence: PresenceStore = {
@@ -180,9 +190,15 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
             const [taken, previous] = await takeOnce(scope, name, holder, mode)
             if (taken !== 2 || attempt === 20) return { taken: taken === 1, previous: previous || undefined }
           }
-        }),
+        }).pipe(
+          Effect.tap(({ taken }) =>
+            taken ? replicas.replicated(claimsKey(scope), `the claim of ${name}`) : Effect.void
+          )
+        ),
       release: (scope, name, holder) =>
-        call(() => commands.eval(releaseClaimScript, 1, claimsKey(scope), name, holder)).pipe(Effect.asVoid),
+        call(() => commands.eval(releaseClaimScript, 1, claimsKey(scope), name, holder)).pipe(
+          Effect.zipRight(replicas.replicated(claimsKey(scope), `the release of ${name}`))
+        ),
       get: (scope, name) =>
         call(() => commands.hget(claimsKey(scope), name)).pipe(Effect.map((holder) => holder ?? undefined)),
       list: (scope) =>
