@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect } from "bun:test"
-import { Cause, Duration, Effect, Exit, Logger, Option } from "effect"
+import { Cause, Duration, Effect, Exit, Fiber, Logger, Option } from "effect"
 import { BrokerUnavailable } from "../../../layers/Cluster/Broker.ts"
 import { makeRedisBroker } from "../../../layers/Cluster/RedisBroker.ts"
 import type { RedisSettings } from "../../../layers/Cluster/RedisConnection.ts"
 import { makeRedisStreamStore } from "../../../layers/Storage/RedisStreamStore.ts"
 import { makeRedisTokens } from "../../../layers/Tokens/RedisTokens.ts"
 import { it } from "../../support/effect.ts"
-import { redisClusterAvailable, startRedisServer } from "../../support/redisCluster.ts"
+import { nodeCommand, pollUntil, redisClusterAvailable, startRedisServer } from "../../support/redisCluster.ts"
 
 // A private redis-server: these tests pause it, which the shared one on 6379 (other files use it) must not be.
 let server: Awaited<ReturnType<typeof startRedisServer>> | undefined
@@ -115,6 +115,28 @@ describe("Redis commands to a server that stops answering (a private redis-serve
         ])
         // The take stood on the server although it was not replicated.
         expect(yield* auto.count("login")).toBe(0)
+      }),
+    20_000
+  )
+
+  it.skipIf(!redisClusterAvailable).live(
+    "a claim blocked in WAIT holds only the claims' connection: the broker's presence writes go on meanwhile",
+    () =>
+      Effect.gen(function* () {
+        const prefix = `sbtest:wait-lane:${crypto.randomUUID().slice(0, 8)}:`
+        // No replica answers: each WAIT blocks for its whole timeout.
+        const settings = redis({ commandTimeoutMs: 10_000, waitReplicas: 1, waitTimeoutMs: 5000 })
+        const broker = yield* makeRedisBroker({ url: server!.url, prefix, nodeId: "a", redis: settings })
+        const claim = yield* Effect.fork(broker.claims.take("units", "u1", "a/1", "replace"))
+        yield* Effect.promise(() =>
+          pollUntil("the claim's WAIT on the server", async () =>
+            /blocked_clients:1/.test(String(await nodeCommand(server!.port, "INFO", "clients"))) ? true : undefined
+          )
+        )
+        yield* broker.presence.put("room", "member", "entry")
+        expect(yield* broker.presence.list("room")).toEqual([["member", "entry"]])
+        expect(claim.unsafePoll()).toBeNull()
+        yield* Fiber.interrupt(claim)
       }),
     20_000
   )
