@@ -20,7 +20,12 @@ export const clusterBroker = (settings: ClusterSettings) => {
   const connect =
     settings.broker === "nats"
       ? makeNatsBroker({ url: Redacted.value(url), prefix: settings.prefix, nodeId: settings.nodeId })
-      : makeRedisBroker({ url: Redacted.value(url), prefix: `${settings.prefix}:`, nodeId: settings.nodeId })
+      : makeRedisBroker({
+          url: Redacted.value(url),
+          prefix: `${settings.prefix}:`,
+          nodeId: settings.nodeId,
+          redis: settings.redis
+        })
   return Layer.scoped(
     ClusterBroker,
     Effect.tap(connect, () =>
@@ -45,7 +50,7 @@ const localSharedState = Layer.mergeAll(InProcessRoomsLive, LocalClaimsLive, Mem
 export const sharedTokens = (settings: ClusterSettings) =>
   settings.broker === "nats"
     ? NatsTokensLive({ url: Redacted.value(settings.natsUrl), prefix: settings.prefix })
-    : RedisTokensLive({ url: Redacted.value(settings.redisUrl), prefix: `${settings.prefix}:` })
+    : RedisTokensLive({ url: Redacted.value(settings.redisUrl), prefix: `${settings.prefix}:`, redis: settings.redis })
 
 /** Tokens from `cluster.*`: in memory alone, in the broker on a redis/nats node (every node sees every token). */
 export const TokensFromConfig = Layer.unwrapEffect(

@@ -11,8 +11,9 @@ import {
   type PresenceStore,
   type RecordStore
 } from "./Broker.ts"
-import { openRedis, redisConnection } from "./RedisConnection.ts"
+import { defaultRedisSettings, openRedis, type RedisSettings, redisConnection } from "./RedisConnection.ts"
 import { holderNode, redisKeys } from "./RedisKeys.ts"
+import { makeReplicaWait, replicasToWait } from "./RedisReplication.ts"
 import { makeRedisSubscriptions } from "./RedisSubscriptions.ts"
 
 /** Kept here too: the token and stream stores open their connections through it. */
@@ -23,6 +24,8 @@ export interface RedisBrokerOptions {
   /** Separates clusters (and test runs) sharing one Redis: every channel and key starts with it. */
   readonly prefix: string
   readonly nodeId: string
+  /** Command timeout and replica WAITs (`cluster.redis.*`); the defaults when absent. */
+  readonly redis?: RedisSettings
 }
 
 /**
@@ -110,9 +113,17 @@ const toBuffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffs
  */
 export const makeRedisBroker = (options: RedisBrokerOptions) =>
   Effect.gen(function* () {
-    const commands = yield* redisConnection(options.url, `switchboard-${options.nodeId}`)
+    const settings = options.redis ?? defaultRedisSettings
+    const commands = yield* redisConnection(options.url, `switchboard-${options.nodeId}`, settings)
     const subscriberName = `switchboard-${options.nodeId}-sub`
-    const subscriber = yield* redisConnection(options.url, subscriberName)
+    const subscriber = yield* redisConnection(options.url, subscriberName, settings, "subscriber")
+    // Claims and releases wait for the replicas (a claim lost in a failover lets two nodes hold one name). A WAIT
+    // holds its connection until they answer, so claims then get one of their own: publishes never queue behind it.
+    const waits = (yield* replicasToWait(commands, settings)) > 0
+    const claimsRedis = waits
+      ? yield* redisConnection(options.url, `switchboard-${options.nodeId}-claims`, settings)
+      : commands
+    const replicas = yield* makeReplicaWait(claimsRedis, settings, "cluster claims")
     const supported = yield* Effect.promise(
       () => commands.call("COMMAND", "INFO", "SPUBLISH") as Promise<Array<unknown>>
     )
@@ -124,8 +135,12 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
     const unavailable = (cause: unknown) => new BrokerUnavailable("redis", cause)
     const call = <A>(run: () => Promise<A>) => Effect.tryPromise({ try: run, catch: unavailable })
 
-    const subscriptions = yield* makeRedisSubscriptions(commands, subscriber, sharded, () =>
-      openRedis(options.url, subscriberName)
+    const subscriptions = yield* makeRedisSubscriptions(
+      commands,
+      subscriber,
+      sharded,
+      () => openRedis(options.url, subscriberName, settings, "subscriber"),
+      settings.commandTimeoutMs
     )
 
     const presence: PresenceStore = {
@@ -152,15 +167,15 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
       if (mode === "replace") return Promise.resolve([])
       const holders =
         mode === "ifFree"
-          ? commands.hget(claimsKey(scope), name).then((holder) => (holder === null ? [] : [holder]))
-          : commands.hgetall(claimsKey(scope)).then(Object.values)
+          ? claimsRedis.hget(claimsKey(scope), name).then((holder) => (holder === null ? [] : [holder]))
+          : claimsRedis.hgetall(claimsKey(scope)).then(Object.values)
       return holders.then((list) => [
         ...new Set(list.flatMap((holder) => (holderNode(holder) === undefined ? [] : [nodeKey(holderNode(holder)!)])))
       ])
     }
     const takeOnce = async (scope: string, name: string, holder: string, mode: ClaimMode) => {
       const liveness = await holderKeys(scope, name, mode)
-      return (await commands.eval(
+      return (await claimsRedis.eval(
         takeClaimScript,
         1 + liveness.length,
         claimsKey(scope),
@@ -180,13 +195,19 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
             const [taken, previous] = await takeOnce(scope, name, holder, mode)
             if (taken !== 2 || attempt === 20) return { taken: taken === 1, previous: previous || undefined }
           }
-        }),
+        }).pipe(
+          Effect.tap(({ taken }) =>
+            taken ? replicas.replicated(claimsKey(scope), `the claim of ${name}`) : Effect.void
+          )
+        ),
       release: (scope, name, holder) =>
-        call(() => commands.eval(releaseClaimScript, 1, claimsKey(scope), name, holder)).pipe(Effect.asVoid),
+        call(() => claimsRedis.eval(releaseClaimScript, 1, claimsKey(scope), name, holder)).pipe(
+          Effect.zipRight(replicas.replicated(claimsKey(scope), `the release of ${name}`))
+        ),
       get: (scope, name) =>
-        call(() => commands.hget(claimsKey(scope), name)).pipe(Effect.map((holder) => holder ?? undefined)),
+        call(() => claimsRedis.hget(claimsKey(scope), name)).pipe(Effect.map((holder) => holder ?? undefined)),
       list: (scope) =>
-        call(() => commands.hgetall(claimsKey(scope))).pipe(Effect.map((fields) => Object.entries(fields)))
+        call(() => claimsRedis.hgetall(claimsKey(scope))).pipe(Effect.map((fields) => Object.entries(fields)))
     }
     const recordKey = keys.record
     const writeRecord = (key: string, holder: string, text: string, ttlMillis: number, mode: string) =>
@@ -253,6 +274,7 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
       records,
       sever: Effect.sync(() => {
         commands.disconnect()
+        claimsRedis.disconnect()
         subscriptions.disconnect()
       })
     }

@@ -10,7 +10,13 @@ import { Cluster, type Redis } from "ioredis"
  * the cluster says ok and every shard confirmed, and only then runs `onReconnect`.
  * `reopen` opens a new subscriber client (a cluster one that lost every node is replaced, see below).
  */
-export const makeRedisSubscriptions = (commands: Redis, first: Redis, sharded: boolean, reopen: () => Promise<Redis>) =>
+export const makeRedisSubscriptions = (
+  commands: Redis,
+  first: Redis,
+  sharded: boolean,
+  reopen: () => Promise<Redis>,
+  subscribeTimeoutMs: number
+) =>
   Effect.gen(function* () {
     let subscriber = first
     const handlers = new Map<string, (bytes: Uint8Array) => void>()
@@ -123,8 +129,11 @@ export const makeRedisSubscriptions = (commands: Redis, first: Redis, sharded: b
           const known = handlers.has(channel)
           handlers.set(channel, deliver)
           if (known || subscriber.status !== "ready") return Effect.void
-          // A failure here means the connection dropped: the restore subscribes again.
-          return Effect.promise(() => subscribeNow([channel]).catch(() => subscribeFailed()))
+          // A failure or no answer (a silent master) here means a restore round: it subscribes again.
+          return Effect.promise(() => subscribeNow([channel]).catch(() => subscribeFailed())).pipe(
+            Effect.timeout(subscribeTimeoutMs),
+            Effect.catchAll(() => Effect.sync(subscribeFailed))
+          )
         }),
       unsubscribe: (channel: string) =>
         Effect.suspend(() => {

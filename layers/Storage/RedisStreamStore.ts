@@ -3,12 +3,16 @@ import { type default as Redis, ReplyError } from "ioredis"
 import { StorageError } from "../../src/storage/Account.ts"
 import { PartialAppend, payloadBytes, type StreamEntry } from "../../src/storage/Stream.ts"
 import { redisConnection } from "../Cluster/RedisBroker.ts"
+import { defaultRedisSettings, type RedisSettings } from "../Cluster/RedisConnection.ts"
+import { makeReplicaWait } from "../Cluster/RedisReplication.ts"
 import { StreamStore } from "./StreamStore.ts"
 
 export interface RedisStreamStoreOptions {
   readonly url: string
   /** Separates clusters (and test runs) sharing one Redis: every key starts with it. */
   readonly prefix: string
+  /** Command timeout and replica WAITs (`cluster.redis.*`); the defaults when absent. */
+  readonly redis?: RedisSettings
   /** Tests only: called once a batch script has run; true drops its answer, as a connection cut then would. */
   readonly dropAnswer?: () => boolean
 }
@@ -81,9 +85,12 @@ const field = (fields: ReadonlyArray<string>, name: string) => fields[fields.ind
  */
 export const makeRedisStreamStore = (options: RedisStreamStoreOptions) =>
   Effect.gen(function* () {
-    const redis: Redis = yield* redisConnection(options.url, "switchboard-streams").pipe(
+    const settings = options.redis ?? defaultRedisSettings
+    const redis: Redis = yield* redisConnection(options.url, "switchboard-streams", settings).pipe(
       Effect.mapError((error) => new StorageError({ message: error.message, cause: error }))
     )
+    // An append lost in a failover gives its seq to a later entry: clients would hold two entries under one seq.
+    const replicas = yield* makeReplicaWait(redis, settings, "stream store")
     const keys = (stream: string) => [
       `${options.prefix}stream:{${stream}}:head`,
       `${options.prefix}stream:{${stream}}:entries`
@@ -114,7 +121,10 @@ export const makeRedisStreamStore = (options: RedisStreamStoreOptions) =>
               bound(bounds.maxEntries),
               bound(bounds.maxBytes)
             )
-          ).pipe(Effect.map((seq): StreamEntry => ({ seq: Number(seq), payload, at })))
+          ).pipe(
+            Effect.tap(() => replicas.replicated(keys(stream)[0]!, `an append to ${JSON.stringify(stream)}`)),
+            Effect.map((seq): StreamEntry => ({ seq: Number(seq), payload, at }))
+          )
         ),
       appendMany: (stream, payloads, bounds, batch = crypto.randomUUID()) =>
         payloads.length === 0
@@ -160,6 +170,7 @@ export const makeRedisStreamStore = (options: RedisStreamStoreOptions) =>
                 Effect.mapError((cause) =>
                   cause instanceof PartialAppend ? cause : new StorageError({ message: message(cause), cause })
                 ),
+                Effect.tap(() => replicas.replicated(keys(stream)[0]!, `an append to ${JSON.stringify(stream)}`)),
                 Effect.map(([first, stamped]) =>
                   payloads.map((payload, i): StreamEntry => ({ seq: Number(first) + i, payload, at: Number(stamped) }))
                 )

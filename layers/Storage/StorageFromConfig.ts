@@ -104,7 +104,7 @@ export const StreamStoreFromConfig = (settings: StorageSettings) =>
 export const ClusterStreamStore = (cluster: ClusterSettings) =>
   cluster.broker === "nats"
     ? NatsStreamStore({ url: Redacted.value(cluster.natsUrl), prefix: cluster.prefix })
-    : RedisStreamStore({ url: Redacted.value(cluster.redisUrl), prefix: `${cluster.prefix}:` })
+    : RedisStreamStore({ url: Redacted.value(cluster.redisUrl), prefix: `${cluster.prefix}:`, redis: cluster.redis })
 
 /** TaskStore (DroneEngage stored tasks) in the SQL database of sqlite/mysql backends; in memory otherwise. */
 export const TaskStoreFromConfig = (settings: StorageSettings) =>

@@ -1,7 +1,9 @@
 import { Clock, Duration, Effect, Layer, Option } from "effect"
 import type Redis from "ioredis"
 import { redisConnection } from "../Cluster/RedisBroker.ts"
+import { defaultRedisSettings, type RedisSettings } from "../Cluster/RedisConnection.ts"
 import { redisKeys } from "../Cluster/RedisKeys.ts"
+import { makeReplicaWait } from "../Cluster/RedisReplication.ts"
 import { randomToken } from "./TokenTable.ts"
 import { Tokens, type TokensService } from "./Tokens.ts"
 
@@ -9,6 +11,8 @@ export interface RedisTokensOptions {
   readonly url: string
   /** Separates clusters (and test runs) sharing one Redis. */
   readonly prefix: string
+  /** Command timeout and replica WAITs (`cluster.redis.*`); the defaults when absent. */
+  readonly redis?: RedisSettings
 }
 
 const digest = (token: string) => new Bun.CryptoHasher("sha256").update(token).digest("hex")
@@ -52,7 +56,12 @@ return redis.call('DEL', KEYS[3])`
  */
 export const makeRedisTokens = (options: RedisTokensOptions) =>
   Effect.gen(function* () {
-    const redis: Redis = yield* redisConnection(options.url, "switchboard-tokens").pipe(Effect.orDie)
+    const settings = options.redis ?? defaultRedisSettings
+    const redis: Redis = yield* redisConnection(options.url, "switchboard-tokens", settings).pipe(Effect.orDie)
+    // A take or revoke lost in a failover would let a single-use or revoked token be used again.
+    const replicas = yield* makeReplicaWait(redis, settings, "tokens")
+    const replicatedIf = (done: boolean, key: string, what: string) =>
+      done ? replicas.replicated(key, what) : Effect.void
     const keys = redisKeys(options.prefix)
     const expiries = keys.tokenExpiries
     // Tokens are what logins stand on: a Redis outage is a defect of this request, reported like any other.
@@ -77,7 +86,10 @@ export const makeRedisTokens = (options: RedisTokensOptions) =>
         }),
       take: (kind, token) => {
         const key = digest(token)
-        return run(() => redis.eval(takeScript, 2, keys.token(kind, key), expiries(kind), key)).pipe(Effect.map(parse))
+        return run(() => redis.eval(takeScript, 2, keys.token(kind, key), expiries(kind), key)).pipe(
+          Effect.map(parse),
+          Effect.tap((taken) => replicatedIf(Option.isSome(taken), expiries(kind), `a take of a ${kind} token`))
+        )
       },
       get: (kind, token, slide) =>
         Effect.gen(function* () {
@@ -109,7 +121,8 @@ export const makeRedisTokens = (options: RedisTokensOptions) =>
       revoke: (kind, token) => {
         const key = digest(token)
         return run(() => redis.multi().del(keys.token(kind, key)).zrem(expiries(kind), key).exec()).pipe(
-          Effect.map((results) => results?.[0]?.[1] === 1)
+          Effect.map((results) => results?.[0]?.[1] === 1),
+          Effect.tap((revoked) => replicatedIf(revoked, expiries(kind), `a revoke of a ${kind} token`))
         )
       },
       revokeIndexed: (kind, index) =>
@@ -130,7 +143,10 @@ export const makeRedisTokens = (options: RedisTokensOptions) =>
               for (let attempt = 0; Array.isArray(answer) && attempt < 5; attempt++)
                 answer = await revokeOnce(keys.token(kind, String(answer[0])))
               return answer
-            }).pipe(Effect.map((deleted) => deleted === 1)),
+            }).pipe(
+              Effect.map((deleted) => deleted === 1),
+              Effect.tap((revoked) => replicatedIf(revoked, expiries(kind), `a revoke of a ${kind} token`))
+            ),
       count: (kind) =>
         Effect.gen(function* () {
           const now = yield* Clock.currentTimeMillis

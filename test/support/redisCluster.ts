@@ -2,6 +2,7 @@ import { mkdtempSync, mkdirSync, rmSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { afterAll, beforeAll } from "bun:test"
 import type { Subprocess } from "bun"
 import Redis from "ioredis"
 import { reachable } from "./services.ts"
@@ -48,6 +49,8 @@ interface Server {
   /** Its watchdogs: one per start (a killed server's one still removes the directory at the end). */
   readonly watchdogs: Array<Subprocess<"pipe", "ignore", "ignore">>
   pid: number | undefined
+  /** SIGSTOPped: it accepts connections and answers nothing. */
+  paused: boolean
 }
 
 /** A free loopback port (closed again at once; the server binds it just after). */
@@ -79,7 +82,9 @@ export const nodeCommand = async (port: number, ...args: Array<string>): Promise
     host: "127.0.0.1",
     lazyConnect: true,
     retryStrategy: () => null,
-    maxRetriesPerRequest: 0
+    maxRetriesPerRequest: 0,
+    // A paused server accepts the connection and answers nothing: a poll asking it must go on.
+    commandTimeout: 10_000
   })
   redis.on("error", () => {})
   try {
@@ -127,7 +132,7 @@ const startOnce = async (masters: number) => {
     const port = await freePort()
     const dir = join(root, String(port))
     mkdirSync(dir)
-    servers.push({ port, busPort: await freePort(), dir, watchdogs: [], pid: undefined })
+    servers.push({ port, busPort: await freePort(), dir, watchdogs: [], pid: undefined, paused: false })
   }
   const byPort = (port: number) => servers.find((server) => server.port === port)!
 
@@ -175,7 +180,7 @@ const startOnce = async (masters: number) => {
     rmSync(root, { recursive: true, force: true })
   }
 
-  const running = () => servers.find((server) => server.pid !== undefined)!.port
+  const running = () => servers.find((server) => server.pid !== undefined && !server.paused)!.port
   const nodes = async (askPort?: number) =>
     parseNodes(String(await nodeCommand(askPort ?? running(), "CLUSTER", "NODES")))
   /** The master that serves `key`'s slot now, as a running node sees it. */
@@ -248,6 +253,7 @@ const startOnce = async (masters: number) => {
       const server = byPort(port)
       process.kill(server.pid!, signal)
       if (signal === "SIGKILL") server.pid = undefined
+      server.paused = signal === "SIGSTOP"
     },
     /** Starts a killed server again with its nodes.conf: it rejoins the cluster (as a replica if it was failed over). */
     restart: (port: number) => launch(byPort(port)),
@@ -260,4 +266,60 @@ const startOnce = async (masters: number) => {
   }
 }
 
+/**
+ * One private redis-server (no cluster, no persistence) under the same watchdog: for tests that pause or
+ * stop their Redis, which the shared one on 6379 must not be.
+ */
+export const startRedisServer = async () => {
+  const root = mkdtempSync(join(tmpdir(), "sb-redis-"))
+  const port = await freePort()
+  const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", root]
+  const watched = Bun.spawn(["sh", "-c", watchdog, "sh", ...args], {
+    stdin: "pipe",
+    stdout: "ignore",
+    stderr: "ignore",
+    env: { ...process.env, NODE_DIR: root, ROOT_DIR: root }
+  })
+  const stop = async () => {
+    watched.stdin.end()
+    await watched.exited
+    rmSync(root, { recursive: true, force: true })
+  }
+  try {
+    await pollUntil(`redis-server on ${port}`, async () =>
+      (await reachable("127.0.0.1", port, 200)) ? true : undefined
+    )
+    const pid = Number(/process_id:(\d+)/.exec(String(await nodeCommand(port, "INFO", "server")))![1])
+    // The port may have been taken by another process meanwhile: never signal one that is not our server.
+    const parent = Number((await Bun.file(`/proc/${pid}/stat`).text()).split(") ")[1]!.split(" ")[1])
+    if (parent !== watched.pid) throw new Error(`port ${port} was taken by another process`)
+    return {
+      url: `redis://127.0.0.1:${port}`,
+      port,
+      /** SIGSTOP or SIGCONT to the server: a paused Redis keeps its connections open and answers nothing. */
+      signal: (signal: "SIGSTOP" | "SIGCONT") => process.kill(pid, signal),
+      stop
+    }
+  } catch (error) {
+    await stop()
+    throw error
+  }
+}
+
 export type RedisClusterFixture = Awaited<ReturnType<typeof startOnce>>
+
+/** A cluster of the calling test file's own (for tests that kill or pause its nodes); the getter is valid in tests. */
+export const ownRedisCluster = () => {
+  let cluster: RedisClusterFixture | undefined
+  beforeAll(async () => {
+    if (redisClusterAvailable) cluster = await startRedisCluster()
+  })
+  afterAll(() => cluster?.stop())
+  return () => cluster!
+}
+
+/** The first i whose `candidate(i)` has its slot on the master at `port`. */
+export const firstOnMaster = async (cluster: RedisClusterFixture, port: number, candidate: (i: number) => string) => {
+  for (let i = 0; i < 500; i++) if ((await cluster.masterOf(candidate(i))) === port) return i
+  throw new Error(`no candidate key on ${port}`)
+}

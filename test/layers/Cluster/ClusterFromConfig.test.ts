@@ -57,6 +57,33 @@ describe("ClusterFromConfig", () => {
     })
   )
 
+  it.effect(
+    "cluster.redis.*: a 5 s command timeout and automatic replica WAITs by default; bad values name their key",
+    () =>
+      Effect.gen(function* () {
+        const redisOf = (redis: object) =>
+          Effect.map(
+            settings({ cluster: { redis } }),
+            Either.map((c) => c.redis)
+          )
+        expect(yield* redisOf({})).toEqual(
+          Either.right({ commandTimeoutMs: 5000, waitReplicas: "auto", waitTimeoutMs: 500 })
+        )
+        const set = { commandTimeoutMs: 2000, waitReplicas: 0, waitTimeoutMs: 100 }
+        expect(yield* redisOf(set)).toEqual(Either.right(set))
+        expect(Either.getOrThrow(yield* redisOf({ waitReplicas: 2 })).waitReplicas).toBe(2)
+        for (const [bad, named] of [
+          [{ commandTimeoutMs: 0 }, "cluster.redis.commandTimeoutMs"],
+          [{ waitReplicas: "some" }, "cluster.redis.waitReplicas"],
+          [{ waitReplicas: -1 }, "cluster.redis.waitReplicas"],
+          [{ waitTimeoutMs: 5000 }, "waitTimeoutMs must be below cluster.redis.commandTimeoutMs"]
+        ] as const) {
+          const result = yield* redisOf(bad)
+          expect(Either.isLeft(result) && String(result.left)).toContain(named)
+        }
+      })
+  )
+
   it.skipIf(!redisAvailable).live("cluster.broker = redis: tokens and the bus are shared between nodes", () =>
     sharedAcrossNodes({ broker: "redis", redisUrl: "redis://127.0.0.1:6379", prefix: redisPrefix })
   )

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect } from "bun:test"
+import { describe, expect } from "bun:test"
 import { Duration, Effect, Layer, Option } from "effect"
 import { ClusterBroker } from "../../../layers/Cluster/Broker.ts"
 import { makeRedisBroker } from "../../../layers/Cluster/RedisBroker.ts"
@@ -7,31 +7,17 @@ import { makeRedisStreamStore } from "../../../layers/Storage/RedisStreamStore.t
 import { makeRedisTokens } from "../../../layers/Tokens/RedisTokens.ts"
 import { MemoryNetwork } from "../../../layers/Transport/MemoryTransport.ts"
 import { it } from "../../support/effect.ts"
-import {
-  pollUntil,
-  type RedisClusterFixture,
-  redisClusterAvailable,
-  startRedisCluster
-} from "../../support/redisCluster.ts"
+import { firstOnMaster, pollUntil, redisClusterAvailable, ownRedisCluster } from "../../support/redisCluster.ts"
 import { runPrefix } from "./backends.ts"
 import { nextDisconnect, nextReconnect, roomNode } from "./outageNodes.ts"
 
 // A cluster of its own: these tests kill its nodes (the shared one of the other suites stays whole).
-let cluster: RedisClusterFixture | undefined
-beforeAll(async () => {
-  if (redisClusterAvailable) cluster = await startRedisCluster()
-})
-afterAll(() => cluster?.stop())
-
-const fixture = () => cluster!
+const fixture = ownRedisCluster()
 const promise = <A>(run: () => Promise<A>) => Effect.promise(run)
 
-/** The first of `candidate(0)`, `candidate(1)`, … whose slot the master on `port` serves. */
+/** The first i whose `candidate(i)` the master on `port` serves. */
 const onMaster = (port: number, candidate: (i: number) => string) =>
-  promise(async () => {
-    for (let i = 0; i < 500; i++) if ((await fixture().masterOf(candidate(i))) === port) return i
-    throw new Error(`no candidate key on ${port}`)
-  })
+  promise(() => firstOnMaster(fixture(), port, candidate))
 
 /** Real time, bounded: the lost message's count arrives when the command's redirections have run out. */
 const counted = (read: () => number, atLeast: number) =>

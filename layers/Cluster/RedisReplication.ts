@@ -1,0 +1,72 @@
+import { Effect } from "effect"
+import { Cluster, type Redis } from "ioredis"
+import type { RedisSettings } from "./RedisConnection.ts"
+
+/** The fewest replicas any master has, from `CLUSTER NODES` (failed nodes do not count). */
+const fewestReplicas = (nodes: string) => {
+  const lines = nodes
+    .trim()
+    .split("\n")
+    .map((line) => line.split(" "))
+  const healthy = lines.filter(([, , flags]) => !/fail|noaddr/.test(flags ?? ""))
+  const masters = healthy.filter(([, , flags, , , , , , slots]) => flags?.includes("master") && slots !== undefined)
+  if (masters.length === 0) return 0
+  return Math.min(
+    ...masters.map(([id]) => healthy.filter(([, , flags, master]) => flags?.includes("slave") && master === id).length)
+  )
+}
+
+/** How many replicas a guarded write waits for: the configured number, or for "auto" 1 when every master has one now. */
+export const replicasToWait = (redis: Redis, settings: RedisSettings) =>
+  typeof settings.waitReplicas === "number"
+    ? Effect.succeed(settings.waitReplicas)
+    : Effect.tryPromise(async () => {
+        if ((redis as unknown) instanceof Cluster) return fewestReplicas(String(await redis.cluster("NODES")))
+        const info = await redis.info("replication")
+        return info.includes("role:master") ? Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0) : 0
+      }).pipe(
+        Effect.map((replicas) => Math.min(1, replicas)),
+        Effect.orElseSucceed(() => 0)
+      )
+
+/**
+ * `WAIT n timeout` after a write whose loss in a failover would break a guarantee (a consumed token, a
+ * claim, a history entry). The write stands either way (the master took it; failing the caller would
+ * not undo it); one that did not reach the replicas in time is logged, once until they catch up again.
+ * Sent with a read of the written key so that, on a cluster, it reaches the master that took the write
+ * (WAIT counts the writes of its own connection; ours is the one to that master).
+ */
+export const makeReplicaWait = (redis: Redis, settings: RedisSettings, layer: string) =>
+  Effect.gen(function* () {
+    const wanted = yield* replicasToWait(redis, settings)
+    let behind = false
+    const acknowledged = (key: string) =>
+      Effect.promise(() =>
+        redis
+          .pipeline()
+          .exists(key)
+          .call("WAIT", String(wanted), String(settings.waitTimeoutMs))
+          .exec()
+          .then((results) => Number(results?.[1]?.[1] ?? 0))
+          .catch(() => 0)
+      )
+    const report = (acked: number, what: string) =>
+      Effect.suspend(() => {
+        const late = acked < wanted
+        if (late === behind) return Effect.void
+        behind = late
+        return late
+          ? Effect.logWarning(
+              `${layer}: ${what} reached ${acked} of ${wanted} replicas within ${settings.waitTimeoutMs} ms; a failover now can lose such writes`
+            )
+          : Effect.logInfo(`${layer}: writes reach the replicas again`)
+      })
+    return {
+      wanted,
+      /** Waits until `key`'s latest write reached the replicas (or the WAIT timeout passed, reported); never fails. */
+      replicated: (key: string, what: string): Effect.Effect<void> =>
+        wanted === 0 ? Effect.void : Effect.flatMap(acknowledged(key), (acked) => report(acked, what))
+    }
+  })
+
+export type ReplicaWait = Effect.Effect.Success<ReturnType<typeof makeReplicaWait>>
