@@ -16,6 +16,7 @@ import {
   recordWritable,
   redactUrl
 } from "./Broker.ts"
+import { natsResource, resourceMissing } from "./NatsResources.ts"
 
 export interface NatsBrokerOptions {
   readonly url: string
@@ -56,50 +57,70 @@ export const makeNatsBroker = (options: NatsBrokerOptions) =>
     const connection: NatsConnection = yield* natsConnection(options.url, `switchboard-${options.nodeId}`, true)
     const kvm = new Kvm(connection)
     const unavailable = (cause: unknown) => new BrokerUnavailable("nats", cause)
-    const call = <A>(run: () => Promise<A>) => Effect.tryPromise({ try: run, catch: unavailable })
+    let up = true
+    const pending = new Set<(cause: unknown) => void>()
+    /** Fails at once while the connection is down, and when it goes down: no caller waits for the broker's return. */
+    const whileUp = <A>(run: () => Promise<A>) =>
+      !up || connection.isClosed()
+        ? Promise.reject(new Error("not connected"))
+        : new Promise<A>((resolve, reject) => {
+            pending.add(reject)
+            run()
+              .then(resolve, reject)
+              .finally(() => pending.delete(reject))
+          })
+    const call = <A>(run: () => Promise<A>) => Effect.tryPromise({ try: () => whileUp(run), catch: unavailable })
     const bucket = safeName(options.prefix)
-    const members: KV = yield* call(() => kvm.create(`${bucket}_presence`, { history: 1 }))
-    let nodes: Promise<KV> | undefined
-    const nodesBucket = (ttlMillis: number) => (nodes ??= kvm.create(`${bucket}_nodes`, { history: 1, ttl: ttlMillis }))
+    // Every bucket is made again, with its settings, when a restarted server has lost it (see NatsResources).
+    const members = natsResource(() => kvm.create(`${bucket}_presence`, { history: 1 }))
+    yield* call(members.get)
+    let nodesTtl: number | undefined
+    const nodes = natsResource(() => kvm.create(`${bucket}_nodes`, { history: 1, ttl: nodesTtl }))
+    // Claims and counters get their buckets on first use: a node that never claims creates none.
+    const lazyBucket = (name: string, ttl?: number) =>
+      natsResource(() => kvm.create(`${bucket}_${name}`, ttl === undefined ? { history: 1 } : { history: 1, ttl }))
+    const claimsBucket = lazyBucket("claims")
+    const countersBucket = lazyBucket("counters")
+    const windowsBucket = lazyBucket("windows", maxCounterWindowMillis)
+    let recordsTtl: number | undefined
+    // Opened only to read until this node writes a record: then made, with the TTL of its writes.
+    const recordsBucket = natsResource(() =>
+      recordsTtl === undefined
+        ? kvm.open(`${bucket}_records`)
+        : kvm.create(`${bucket}_records`, { history: 1, ttl: recordsTtl })
+    )
     const subjectOf = (channel: string) => `${options.prefix}.${token(channel)}`
     const subscriptions = new Map<string, { readonly subscription: Subscription; readonly deliver: Deliver }>()
     const reconnectCallbacks: Array<() => void> = []
     const disconnectCallbacks: Array<() => void> = []
-    let up = true
 
     // Status events tell whether publishes can leave now; the client itself replays subscriptions on reconnect.
     void (async () => {
       for await (const status of connection.status()) {
         if (status.type === "disconnect") {
           up = false
+          for (const reject of pending) reject(new Error("connection lost"))
+          pending.clear()
           for (const callback of disconnectCallbacks) callback()
         } else if (status.type === "reconnect") {
           up = true
+          // The server may be a new one without JetStream storage: what this node opened is made again, first.
+          const renewed = [members, nodes, claimsBucket, countersBucket, windowsBucket, recordsBucket].map((kv) =>
+            kv.renew()
+          )
           // The client has re-sent its subscriptions; a PING round trip proves the server holds them.
           await connection.flush().catch(() => {})
+          await Promise.all(renewed)
           for (const callback of reconnectCallbacks) callback()
         }
       }
     })()
 
     const liveNodes = async (ids: ReadonlyArray<string>) => {
-      if (ids.length === 0 || nodes === undefined) return new Set<string>()
-      const kv = await nodes
-      const entries = await Promise.all(ids.map((id) => kv.get(token(id))))
+      if (ids.length === 0 || nodesTtl === undefined) return new Set<string>()
+      const entries = await nodes.use((kv) => Promise.all(ids.map((id) => kv.get(token(id)))))
       return new Set(ids.filter((_, i) => entries[i]?.operation === "PUT"))
     }
-    // Claims and counters get their buckets on first use: a node that never claims creates none.
-    const lazyBucket = (name: string, ttl?: number) => {
-      let opened: Promise<KV> | undefined
-      return () => {
-        opened ??= kvm.create(`${bucket}_${name}`, ttl === undefined ? { history: 1 } : { history: 1, ttl })
-        opened.catch(() => (opened = undefined))
-        return opened
-      }
-    }
-    const claimsBucket = lazyBucket("claims")
-    const countersBucket = lazyBucket("counters")
-    const windowsBucket = lazyBucket("windows", maxCounterWindowMillis)
     const putIfUnchanged = (kv: KV, key: string, value: string, revision: number | undefined) =>
       (revision === undefined ? kv.create(key, value) : kv.update(key, value, revision)).then(
         () => true,
@@ -149,96 +170,77 @@ export const makeNatsBroker = (options: NatsBrokerOptions) =>
     }
     const claims: ClaimStore = {
       take: (scope, name, holder, mode) =>
-        call(async () => {
-          const kv = await claimsBucket()
-          const key = claimKey(scope, name)
-          if (typeof mode === "object" && !(await takeSeat(kv, scope, name, holder, mode.within))) {
-            const entry = await kv.get(key)
-            return { taken: false, previous: entry?.operation === "PUT" ? entry.string() : undefined }
-          }
-          for (let attempt = 0; attempt < 50; attempt++) {
-            const entry = await kv.get(key)
-            const previous = entry?.operation === "PUT" ? entry.string() : undefined
-            if (mode === "ifFree" && previous !== undefined && (await liveNodes([holderLiveness(previous)])).size > 0)
-              return { taken: false, previous }
-            if (await putIfUnchanged(kv, key, holder, entry?.revision)) return { taken: true, previous }
-          }
-          throw new Error(`too much contention on claim ${name}`)
-        }),
+        call(() =>
+          claimsBucket.use(async (kv) => {
+            const key = claimKey(scope, name)
+            if (typeof mode === "object" && !(await takeSeat(kv, scope, name, holder, mode.within))) {
+              const entry = await kv.get(key)
+              return { taken: false, previous: entry?.operation === "PUT" ? entry.string() : undefined }
+            }
+            for (let attempt = 0; attempt < 50; attempt++) {
+              const entry = await kv.get(key)
+              const previous = entry?.operation === "PUT" ? entry.string() : undefined
+              if (mode === "ifFree" && previous !== undefined && (await liveNodes([holderLiveness(previous)])).size > 0)
+                return { taken: false, previous }
+              if (await putIfUnchanged(kv, key, holder, entry?.revision)) return { taken: true, previous }
+            }
+            throw new Error(`too much contention on claim ${name}`)
+          })
+        ),
       release: (scope, name, holder) =>
-        call(async () => {
-          const kv = await claimsBucket()
-          const entry = await kv.get(claimKey(scope, name))
-          if (entry?.operation === "PUT" && entry.string() === holder)
-            await kv.delete(claimKey(scope, name), { previousSeq: entry.revision }).catch(() => {})
-          await releaseSeat(kv, scope, name, holder)
-        }),
+        call(() =>
+          claimsBucket.use(async (kv) => {
+            const entry = await kv.get(claimKey(scope, name))
+            if (entry?.operation === "PUT" && entry.string() === holder)
+              await kv.delete(claimKey(scope, name), { previousSeq: entry.revision }).catch(() => {})
+            await releaseSeat(kv, scope, name, holder)
+          })
+        ),
       get: (scope, name) =>
-        call(async () => {
-          const entry = await (await claimsBucket()).get(claimKey(scope, name))
-          return entry?.operation === "PUT" ? entry.string() : undefined
-        }),
-      list: (scope) =>
-        call(async () => {
-          const kv = await claimsBucket()
-          const keys: Array<string> = []
-          for await (const key of await kv.keys(`${token(scope)}.*`)) keys.push(key)
-          const entries = await Promise.all(keys.map((key) => kv.get(key)))
-          return entries.flatMap((entry, i) =>
-            entry?.operation === "PUT"
-              ? [[fromToken(keys[i]!.slice(keys[i]!.indexOf(".") + 1)), entry.string()] as const]
-              : []
-          )
-        })
+        call(() =>
+          claimsBucket.use(async (kv) => {
+            const entry = await kv.get(claimKey(scope, name))
+            return entry?.operation === "PUT" ? entry.string() : undefined
+          })
+        ),
+      list: (scope) => call(() => claimsBucket.use((kv) => listUnder(kv, token(scope))))
     }
     // NATS 2.9 has no per-key expiry: a windowed count carries its end, and the windows bucket's max age clears old keys.
     const counters: CounterStore = {
       add: (key, by, windowMillis) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          call(async () =>
-            compareAndSet(
-              windowMillis === undefined ? await countersBucket() : await windowsBucket(),
-              token(key),
-              (current) => {
+          call(() =>
+            (windowMillis === undefined ? countersBucket : windowsBucket).use((kv) =>
+              compareAndSet(kv, token(key), (current) => {
                 const held = current === undefined ? undefined : (JSON.parse(current) as { n: number; u: number })
                 const fresh = held === undefined || (held.u !== 0 && held.u <= now)
                 const next = fresh
                   ? { n: by, u: windowMillis === undefined ? 0 : now + windowMillis }
                   : { n: held.n + by, u: held.u }
                 return { write: JSON.stringify(next), result: next.n }
-              }
+              })
             )
           )
         ),
       // Maxima live beside the lasting counts, under "m." (a count's key is one token, without a dot).
       raise: (key, value, lastingMillis) =>
-        call(async () =>
-          compareAndSet(
-            // What lasts a while goes where old keys vanish (longer values are then kept 10 minutes).
-            lastingMillis !== undefined ? await windowsBucket() : await countersBucket(),
-            `m.${token(key)}`,
-            (current) => {
+        // What lasts a while goes where old keys vanish (longer values are then kept 10 minutes).
+        call(() =>
+          (lastingMillis !== undefined ? windowsBucket : countersBucket).use((kv) =>
+            compareAndSet(kv, `m.${token(key)}`, (current) => {
               const previous = current === undefined ? -1 : Number(current)
               return value > previous ? { write: String(value), result: previous } : { result: previous }
-            }
+            })
           )
         )
     }
     // A record's expiry is the bucket's max age: a put again starts it over.
-    let recordsBucket: Promise<KV> | undefined
-    const openRecords = (ttlMillis: number) => {
-      recordsBucket ??= kvm.create(`${bucket}_records`, { history: 1, ttl: ttlMillis })
-      recordsBucket.catch(() => (recordsBucket = undefined))
-      return recordsBucket
-    }
     /** Reads or removes through the bucket some node created: nothing to find while none has. */
     const inRecords = async <A>(use: (kv: KV) => Promise<A>): Promise<A | undefined> => {
-      recordsBucket ??= kvm.open(`${bucket}_records`)
       try {
-        return await use(await recordsBucket)
+        return await recordsBucket.use(use)
       } catch (error) {
-        if (!String(error).includes("stream not found")) throw error
-        recordsBucket = undefined
+        if (!resourceMissing(error)) throw error
         return undefined
       }
     }
@@ -250,11 +252,14 @@ export const makeNatsBroker = (options: NatsBrokerOptions) =>
       ttlMillis: number,
       mode: "take" | "keep" | "close"
     ) =>
-      call(async () =>
-        compareAndSet(await openRecords(ttlMillis), token(key), (current) =>
-          recordWritable(parseHeldRecord(current), holder, mode) ? { write: text, result: true } : { result: false }
+      call(() => {
+        recordsTtl ??= ttlMillis
+        return recordsBucket.use((kv) =>
+          compareAndSet(kv, token(key), (current) =>
+            recordWritable(parseHeldRecord(current), holder, mode) ? { write: text, result: true } : { result: false }
+          )
         )
-      )
+      })
     const records: RecordStore = {
       get: (key) =>
         call(async () => {
@@ -267,26 +272,21 @@ export const makeNatsBroker = (options: NatsBrokerOptions) =>
       close: (key, holder, ttlMillis) => writeRecord(key, holder, closedRecordText, ttlMillis, "close")
     }
     const presence: PresenceStore = {
-      put: (room, key, entry) => call(() => members.put(`${token(room)}.${token(key)}`, entry)).pipe(Effect.asVoid),
+      put: (room, key, entry) =>
+        call(() => members.use((kv) => kv.put(`${token(room)}.${token(key)}`, entry))).pipe(Effect.asVoid),
       remove: (room, keys) =>
-        call(() => Promise.all(keys.map((key) => members.purge(`${token(room)}.${token(key)}`)))).pipe(Effect.asVoid),
-      list: (room) =>
-        call(async () => {
-          const keys: Array<string> = []
-          for await (const key of await members.keys(`${token(room)}.*`)) keys.push(key)
-          const entries = await Promise.all(keys.map((key) => members.get(key)))
-          return entries.flatMap((entry, i) =>
-            entry?.operation === "PUT"
-              ? [[fromToken(keys[i]!.slice(keys[i]!.indexOf(".") + 1)), entry.string()] as const]
-              : []
-          )
-        }),
+        call(() => members.use((kv) => Promise.all(keys.map((key) => kv.purge(`${token(room)}.${token(key)}`))))).pipe(
+          Effect.asVoid
+        ),
+      list: (room) => call(() => members.use((kv) => listUnder(kv, token(room)))),
       heartbeat: (nodeId, ttlMillis) =>
-        call(async () => {
-          const kv = await nodesBucket(ttlMillis)
-          const previous = await kv.get(token(nodeId))
-          await kv.put(token(nodeId), "1")
-          return previous?.operation === "PUT"
+        call(() => {
+          nodesTtl ??= ttlMillis
+          return nodes.use(async (kv) => {
+            const previous = await kv.get(token(nodeId))
+            await kv.put(token(nodeId), "1")
+            return previous?.operation === "PUT"
+          })
         }),
       alive: (nodeIds) => call(() => liveNodes(nodeIds))
     }
@@ -333,6 +333,16 @@ export const makeNatsBroker = (options: NatsBrokerOptions) =>
     }
     return broker
   })
+
+/** The entries under `first.` of a bucket, by the name in their second token. */
+const listUnder = async (kv: KV, first: string) => {
+  const keys: Array<string> = []
+  for await (const key of await kv.keys(`${first}.*`)) keys.push(key)
+  const entries = await Promise.all(keys.map((key) => kv.get(key)))
+  return entries.flatMap((entry, i) =>
+    entry?.operation === "PUT" ? [[fromToken(keys[i]!.slice(keys[i]!.indexOf(".") + 1)), entry.string()] as const] : []
+  )
+}
 
 /** Removes the KV buckets of a prefix (tests clean up with it). */
 export const destroyNatsBuckets = (connection: NatsConnection, prefix: string) =>

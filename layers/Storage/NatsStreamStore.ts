@@ -11,6 +11,7 @@ import { Clock, Effect, Layer } from "effect"
 import { StorageError } from "../../src/storage/Account.ts"
 import { PartialAppend, payloadBytes, type StreamBounds, type StreamEntry, trimStep } from "../../src/storage/Stream.ts"
 import { natsConnection } from "../Cluster/NatsBroker.ts"
+import { afterEachReconnect, natsResource, resourceMissing } from "../Cluster/NatsResources.ts"
 import { StreamStore } from "./StreamStore.ts"
 
 export interface NatsStreamStoreOptions {
@@ -96,14 +97,20 @@ export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
     })
     const client: JetStreamClient = (options.wrapClient ?? ((plain) => plain))(jetstream(connection))
     const name = natsHistoryStream(options.prefix)
-    yield* Effect.tryPromise({
-      try: () =>
-        manager.streams
-          // A resent publish comes within seconds: the server need not remember msgIDs for its default 2 minutes.
-          .add({ name, subjects: [`${options.prefix}.history.>`], allow_direct: true, duplicate_window: nanos(30_000) })
-          .catch(() => manager.streams.info(name)),
-      catch: failure(`creating the JetStream stream ${name}`)
-    })
+    const history = natsResource(() =>
+      manager.streams
+        // A resent publish comes within seconds: the server need not remember msgIDs for its default 2 minutes.
+        .add({ name, subjects: [`${options.prefix}.history.>`], allow_direct: true, duplicate_window: nanos(30_000) })
+        .catch(() => manager.streams.info(name))
+    )
+    yield* Effect.tryPromise({ try: history.get, catch: failure(`creating the JetStream stream ${name}`) })
+    // A server restarted without JetStream storage has lost the stream: it is made again (empty) at each
+    // reconnect, before the operations that come after it, and when an operation finds it missing (that one fails).
+    afterEachReconnect(connection, history.renew)
+    const failed = (what: string) => (error: unknown) => {
+      if (resourceMissing(error)) void history.renew()
+      return failure(what)(error)
+    }
     const subjectOf = (stream: string) => `${options.prefix}.history.${Buffer.from(stream).toString("base64url")}`
     const get = (query: Parameters<JetStreamManager["direct"]["getMessage"]>[1]) =>
       manager.direct.getMessage(name, query)
@@ -300,7 +307,10 @@ export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
     }
 
     const run = <A>(what: string, stream: string, work: () => Promise<A>) =>
-      Effect.tryPromise({ try: work, catch: failure(`${what} stream ${JSON.stringify(stream)}`) })
+      Effect.tryPromise({
+        try: () => history.get().then(work),
+        catch: failed(`${what} stream ${JSON.stringify(stream)}`)
+      })
 
     const store: StreamStore["Type"] = {
       append: (stream, payload, bounds) =>
@@ -310,9 +320,9 @@ export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
       appendMany: (stream, payloads, bounds, batch) =>
         Effect.flatMap(Clock.currentTimeMillis, (at) =>
           Effect.tryPromise({
-            try: () => appendMany(stream, payloads, bounds, at, batch),
+            try: () => history.get().then(() => appendMany(stream, payloads, bounds, at, batch)),
             catch: (error) => {
-              const { message } = failure(`appending to stream ${JSON.stringify(stream)}`)(error)
+              const { message } = failed(`appending to stream ${JSON.stringify(stream)}`)(error)
               return error instanceof Stopped
                 ? new PartialAppend({ message, stored: error.stored, unsure: error.unsure ? 1 : 0, cause: error.cause })
                 : new StorageError({ message, cause: error })

@@ -1,6 +1,7 @@
 import { type KV, Kvm } from "@nats-io/kv"
 import { Clock, Duration, Effect, Layer, Option } from "effect"
 import { natsConnection } from "../Cluster/NatsBroker.ts"
+import { afterEachReconnect, natsResource } from "../Cluster/NatsResources.ts"
 import { repeatEvery } from "../../src/shared/Sweeps.ts"
 import { randomToken } from "./TokenTable.ts"
 import { Tokens, type TokensService } from "./Tokens.ts"
@@ -33,20 +34,23 @@ export const makeNatsTokens = (options: NatsTokensOptions) =>
   Effect.gen(function* () {
     const connection = yield* natsConnection(options.url, "switchboard-tokens").pipe(Effect.orDie)
     const bucket = natsTokensBucket(options.prefix)
-    const kv: KV = yield* Effect.promise(() => new Kvm(connection).create(bucket, { history: 1 }))
+    // Made again when a restarted server lost it (no JetStream storage): before use after each reconnect, or on a miss.
+    const tokens = natsResource(() => new Kvm(connection).create(bucket, { history: 1 }))
+    yield* Effect.promise(tokens.get)
+    afterEachReconnect(connection, tokens.renew)
     const tokenKey = (kind: string, token: string) => `t.${keyPart(kind)}.${digest(token)}`
     const indexKey = (kind: string, index: string) => `x.${keyPart(kind)}.${keyPart(index)}`
     const now = Clock.currentTimeMillis
     // Tokens are what logins stand on: a NATS outage is a defect of this request, reported like any other.
-    const run = <A>(command: () => Promise<A>) => Effect.promise(command)
-    const live = async (key: string, at: number) => {
+    const run = <A>(command: (kv: KV) => Promise<A>) => Effect.promise(() => tokens.use(command))
+    const live = async (kv: KV, key: string, at: number) => {
       const entry = await kv.get(key)
       if (!entry || entry.operation !== "PUT") return undefined
       const held = entry.json<Held>()
       return held.e > at ? { held, revision: entry.revision } : undefined
     }
     const purgeExpired = (filter: string, at: number) =>
-      run(async () => {
+      run(async (kv) => {
         let count = 0
         for await (const key of await kv.keys(filter)) {
           const entry = await kv.get(key)
@@ -54,7 +58,7 @@ export const makeNatsTokens = (options: NatsTokensOptions) =>
           if (
             key.startsWith("t.")
               ? entry.json<Held>().e > at
-              : (await live(`t.${key.split(".")[1]}.${entry.string()}`, at)) !== undefined
+              : (await live(kv, `t.${key.split(".")[1]}.${entry.string()}`, at)) !== undefined
           )
             count++
           else await kv.delete(key, { previousSeq: entry.revision }).catch(() => {})
@@ -63,20 +67,19 @@ export const makeNatsTokens = (options: NatsTokensOptions) =>
       })
     // Deletes leave markers in the stream; the sweep drops markers older than a sweep interval too.
     const sweepMillis = Duration.toMillis(Duration.decode(options.sweepInterval ?? "30 seconds"))
-    const purgeMarkers = (
-      kv as unknown as { purgeDeletes?: (olderMillis?: number) => Promise<unknown> }
-    ).purgeDeletes?.bind(kv)
+    const purgeMarkersOf = (kv: KV) =>
+      (kv as unknown as { purgeDeletes?: (olderMillis?: number) => Promise<unknown> }).purgeDeletes?.bind(kv)
     yield* repeatEvery("nats tokens", sweepMillis, (at) =>
       Effect.zipRight(
         purgeExpired("t.>", at),
-        run(async () => void (await purgeMarkers?.(sweepMillis)))
+        run(async (kv) => void (await purgeMarkersOf(kv)?.(sweepMillis)))
       )
     )
 
     const service: TokensService = {
       issue: (kind, value, ttl, index) =>
         Effect.flatMap(now, (at) =>
-          run(async () => {
+          run(async (kv) => {
             const token = randomToken()
             const held: Held = { v: value, i: index, e: at + Duration.toMillis(ttl) }
             await kv.put(tokenKey(kind, token), JSON.stringify(held))
@@ -86,8 +89,8 @@ export const makeNatsTokens = (options: NatsTokensOptions) =>
         ),
       take: (kind, token) =>
         Effect.flatMap(now, (at) =>
-          run(async () => {
-            const found = await live(tokenKey(kind, token), at)
+          run(async (kv) => {
+            const found = await live(kv, tokenKey(kind, token), at)
             if (!found) return Option.none<string>()
             // Compare-and-delete: fails when another node changed or took it since our read.
             const won = await kv.delete(tokenKey(kind, token), { previousSeq: found.revision }).then(
@@ -99,8 +102,8 @@ export const makeNatsTokens = (options: NatsTokensOptions) =>
         ),
       get: (kind, token, slide) =>
         Effect.flatMap(now, (at) =>
-          run(async () => {
-            const found = await live(tokenKey(kind, token), at)
+          run(async (kv) => {
+            const found = await live(kv, tokenKey(kind, token), at)
             if (!found) return Option.none<string>()
             if (slide !== undefined) {
               const moved: Held = { ...found.held, e: at + Duration.toMillis(slide) }
@@ -111,8 +114,8 @@ export const makeNatsTokens = (options: NatsTokensOptions) =>
         ),
       revoke: (kind, token) =>
         Effect.flatMap(now, (at) =>
-          run(async () => {
-            const found = await live(tokenKey(kind, token), at)
+          run(async (kv) => {
+            const found = await live(kv, tokenKey(kind, token), at)
             if (!found) return false
             return kv.delete(tokenKey(kind, token), { previousSeq: found.revision }).then(
               () => true,
@@ -124,12 +127,12 @@ export const makeNatsTokens = (options: NatsTokensOptions) =>
         index === ""
           ? Effect.succeed(false)
           : Effect.flatMap(now, (at) =>
-              run(async () => {
+              run(async (kv) => {
                 const pointer = await kv.get(indexKey(kind, index))
                 if (!pointer || pointer.operation !== "PUT") return false
                 await kv.delete(indexKey(kind, index))
                 const key = `t.${keyPart(kind)}.${pointer.string()}`
-                const found = await live(key, at)
+                const found = await live(kv, key, at)
                 if (!found) return false
                 return kv.delete(key, { previousSeq: found.revision }).then(
                   () => true,

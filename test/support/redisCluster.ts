@@ -54,7 +54,7 @@ interface Server {
 }
 
 /** A free loopback port (closed again at once; the server binds it just after). */
-const freePort = () =>
+export const freePort = () =>
   new Promise<number>((resolve, reject) => {
     const server = createServer()
     server.once("error", reject)

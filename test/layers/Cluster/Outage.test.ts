@@ -9,7 +9,7 @@ import { cleanRedisAfterAll, natsAvailable, natsUrl, redisAvailable, runPrefix }
 import { destroyNatsBuckets, makeNatsBroker } from "../../../layers/Cluster/NatsBroker.ts"
 import { connect } from "@nats-io/transport-node"
 import { tcpProxy } from "./TcpProxy.ts"
-import { nextReconnect, roomNode } from "./outageNodes.ts"
+import { eventually, nextDisconnect, nextReconnect, roomNode } from "./outageNodes.ts"
 
 const prefix = runPrefix("outage")
 // The real-broker cases use a prefix without colons (NATS subjects and buckets are named from it).
@@ -61,23 +61,29 @@ describe("broker outages", () => {
         )
     }
   ]
+  /** Node a reaches the broker through a proxy the test cuts; node b directly. */
+  const proxiedPair = (real: (typeof realBrokers)[number]) =>
+    Effect.gen(function* () {
+      const network = yield* MemoryNetwork
+      // Released after the nodes (finalizers run in reverse), so they close over a live connection.
+      const proxy = yield* Effect.acquireRelease(
+        Effect.promise(() => tcpProxy(real.port)),
+        (proxy) => Effect.promise(() => proxy.cut())
+      )
+      const clusterPrefix = `${prefix.replaceAll(":", "-")}${crypto.randomUUID().slice(0, 6)}`
+      yield* Effect.addFinalizer(() => real.cleanup(clusterPrefix))
+      const viaProxy = real.broker(`127.0.0.1:${proxy.port}`, clusterPrefix, "a")
+      const direct = real.broker(`127.0.0.1:${real.port}`, clusterPrefix, "b")
+      const a = yield* roomNode(network, Layer.scoped(ClusterBroker, viaProxy).pipe(Layer.orDie))
+      const b = yield* roomNode(network, Layer.scoped(ClusterBroker, direct).pipe(Layer.orDie))
+      return { proxy, a, b }
+    })
   for (const real of realBrokers)
     it.skipIf(real.skip).live(
       `${real.name} connection cut: clients stay connected, local delivery goes on, lost messages are counted, the node resubscribes when it is back`,
       () =>
         Effect.gen(function* () {
-          const network = yield* MemoryNetwork
-          // Released after the nodes (finalizers run in reverse), so they close over a live connection.
-          const proxy = yield* Effect.acquireRelease(
-            Effect.promise(() => tcpProxy(real.port)),
-            (proxy) => Effect.promise(() => proxy.cut())
-          )
-          const clusterPrefix = `${prefix.replaceAll(":", "-")}${crypto.randomUUID().slice(0, 6)}`
-          yield* Effect.addFinalizer(() => real.cleanup(clusterPrefix))
-          const viaProxy = real.broker(`127.0.0.1:${proxy.port}`, clusterPrefix, "a")
-          const direct = real.broker(`127.0.0.1:${real.port}`, clusterPrefix, "b")
-          const a = yield* roomNode(network, Layer.scoped(ClusterBroker, viaProxy).pipe(Layer.orDie))
-          const b = yield* roomNode(network, Layer.scoped(ClusterBroker, direct).pipe(Layer.orDie))
+          const { proxy, a, b } = yield* proxiedPair(real)
           const a1 = yield* a.connect("a1")
           const a2 = yield* a.connect("a2")
           const b1 = yield* b.connect("b1")
@@ -107,6 +113,36 @@ describe("broker outages", () => {
           expect(yield* b1.next()).toBe("back from a")
           expect(yield* a1.next()).toBe("back from a")
           expect(a.undelivered()).toBe(lostBefore + 1)
+        }).pipe(Effect.provide(MemoryNetwork.Default))
+    )
+
+  for (const real of realBrokers)
+    it.skipIf(real.skip).live(
+      `${real.name} connection cut: a join on the cut node does not wait for the broker; its presence reaches the other node once it is back`,
+      () =>
+        Effect.gen(function* () {
+          const { proxy, a, b } = yield* proxiedPair(real)
+          yield* a.connect("a1")
+          yield* b.connect("b1")
+          const reconnected = yield* nextReconnect(a.broker)
+          const disconnected = yield* nextDisconnect(a.broker)
+          yield* Effect.promise(() => proxy.cut())
+          yield* disconnected
+          // A bound well below the NATS client's 5 s JetStream timeout, which a presence write used to wait out.
+          yield* a.connect("a2").pipe(
+            Effect.timeoutFail({
+              duration: "2 seconds",
+              onTimeout: () => new Error("the join waited for the broker")
+            })
+          )
+          yield* Effect.promise(() => proxy.restore())
+          yield* reconnected
+          // The deferred presence write is made at the node's next heartbeat.
+          const members = yield* eventually(
+            "a2 listed on node b",
+            Effect.map(b.broker.presence.list("r"), (entries) => (entries.length === 3 ? entries : undefined))
+          )
+          expect(members.length).toBe(3)
         }).pipe(Effect.provide(MemoryNetwork.Default))
     )
 })

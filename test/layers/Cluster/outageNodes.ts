@@ -7,6 +7,7 @@ import { Rooms } from "../../../layers/Rooms/Rooms.ts"
 import { MemoryNetwork, MemoryTransportLive } from "../../../layers/Transport/MemoryTransport.ts"
 import { accept, Transport } from "../../../layers/Transport/Transport.ts"
 import { defaultSocketLimits } from "../../../src/shared/SocketLimits.ts"
+import { pollUntil } from "../../support/redisCluster.ts"
 import { buildNode } from "./backends.ts"
 
 /** Clients join `room` and say "others:…" (to the rest of the room); each is told "joined" when its join is complete. */
@@ -63,3 +64,7 @@ export const nextDisconnect = (broker: Broker) =>
     broker.onDisconnect(() => Deferred.unsafeDone(gone, Effect.void))
     return Deferred.await(gone)
   })
+
+/** Polls what a real broker holds, bounded (live tests): state the nodes write at their next heartbeat. */
+export const eventually = <A>(what: string, probe: Effect.Effect<A | undefined, unknown>) =>
+  Effect.promise(() => pollUntil(what, () => Effect.runPromise(probe)))
