@@ -1,6 +1,8 @@
 import { Effect } from "effect"
 import Redis, { type ClusterNode, type RedisOptions } from "ioredis"
 import { BrokerUnavailable, redactUrl } from "./Broker.ts"
+// A late reply on a stopped sharded subscriber must not become an uncaught exception (see the guard).
+import "./RedisShardedSubscriberGuard.ts"
 
 const clusterScheme = "redis-cluster://"
 

@@ -248,6 +248,14 @@ const startOnce = async (masters: number) => {
         redis.disconnect()
       }
     },
+    /** The port of the replica of the master on `port`. */
+    replicaOf: async (port: number) => {
+      const seen = await nodes()
+      const master = seen.find((node) => node.port === port)
+      const replica = seen.find((node) => node.role === "replica" && node.masterId === master?.id)
+      if (replica === undefined) throw new Error(`no replica of the master on ${port}`)
+      return replica.port
+    },
     /** SIGKILL, SIGSTOP or SIGCONT to the server on `port`; a killed one is started again by `restart`. */
     signal: (port: number, signal: "SIGKILL" | "SIGSTOP" | "SIGCONT") => {
       const server = byPort(port)
@@ -257,8 +265,12 @@ const startOnce = async (masters: number) => {
     },
     /** Starts a killed server again with its nodes.conf: it rejoins the cluster (as a replica if it was failed over). */
     restart: (port: number) => launch(byPort(port)),
-    /** Starts every killed server again and waits until the cluster is whole (a test that failed half-way leaves it so). */
+    /** Resumes paused servers, starts every killed one again and waits until the cluster is whole (a test that failed half-way leaves it so). */
     heal: async () => {
+      for (const server of servers.filter((server) => server.paused)) {
+        process.kill(server.pid!, "SIGCONT")
+        server.paused = false
+      }
       await Promise.all(servers.filter((server) => server.pid === undefined).map(launch))
       await pollUntil("the cluster to be ok again with every shard replicated", healthy, 30_000)
     },
