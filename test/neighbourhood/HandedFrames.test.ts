@@ -46,7 +46,7 @@ const recordingLink = (sent: Array<string>): Channel => ({
 })
 
 /** Lets the fibers of the bus run until `done` holds (no time passes). */
-const settle = (done: () => boolean) =>
+const yieldUntil = (done: () => boolean) =>
   Effect.gen(function* () {
     for (let i = 0; i < 100 && !done(); i++) yield* Effect.yieldNow()
     expect(done()).toBe(true)
@@ -59,7 +59,7 @@ describe("Frames handed to the node holding a neighbour's link", () => {
       const sent: Array<string> = []
       yield* holder.hold(recordingLink(sent))
       sender.handed.hand(sender.neighbour, "frame one", "alice")
-      yield* settle(() => sent.length === 1)
+      yield* yieldUntil(() => sent.length === 1)
       expect(sent).toEqual(["frame one"])
       yield* TestClock.adjust("10 seconds")
       expect(sender.toAlice).toEqual([])
@@ -72,7 +72,7 @@ describe("Frames handed to the node holding a neighbour's link", () => {
       const [holder, sender] = [yield* node("n1"), yield* node("n2")]
       yield* holder.hold(undefined)
       sender.handed.hand(sender.neighbour, "frame one", "alice")
-      yield* settle(() => sender.toAlice.length === 1)
+      yield* yieldUntil(() => sender.toAlice.length === 1)
       expect(JSON.parse(sender.toAlice[0]!)).toMatchObject({ type: "error" })
       expect(sender.toAlice[0]).toContain("not delivered to server1")
       expect(sender.refused).toEqual(["link_moved"])
