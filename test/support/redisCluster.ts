@@ -70,7 +70,7 @@ export const pollUntil = async <A>(what: string, probe: () => Promise<A | undefi
   for (;;) {
     const value = await probe().catch(() => undefined)
     if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`Redis Cluster fixture: timed out waiting for ${what}`)
+    if (Date.now() > deadline) throw new Error(`test fixture: timed out waiting for ${what}`)
     await Bun.sleep(50)
   }
 }

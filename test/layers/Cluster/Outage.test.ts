@@ -9,7 +9,7 @@ import { cleanRedisAfterAll, natsAvailable, natsUrl, redisAvailable, runPrefix }
 import { destroyNatsBuckets, makeNatsBroker } from "../../../layers/Cluster/NatsBroker.ts"
 import { connect } from "@nats-io/transport-node"
 import { tcpProxy } from "./TcpProxy.ts"
-import { eventually, nextDisconnect, nextReconnect, roomNode } from "./outageNodes.ts"
+import { clientsCrossing, eventually, nextDisconnect, nextReconnect, roomNode } from "./outageNodes.ts"
 
 const prefix = runPrefix("outage")
 // The real-broker cases use a prefix without colons (NATS subjects and buckets are named from it).
@@ -84,12 +84,7 @@ describe("broker outages", () => {
       () =>
         Effect.gen(function* () {
           const { proxy, a, b } = yield* proxiedPair(real)
-          const a1 = yield* a.connect("a1")
-          const a2 = yield* a.connect("a2")
-          const b1 = yield* b.connect("b1")
-          yield* a1.send("before")
-          expect(yield* b1.next()).toBe("before")
-          expect(yield* a2.next()).toBe("before")
+          const { a1, a2, b1 } = yield* clientsCrossing(a, b)
 
           const reconnected = yield* nextReconnect(a.broker)
           const disconnected = yield* Deferred.make<void>()

@@ -9,7 +9,7 @@ import { MemoryNetwork } from "../../../layers/Transport/MemoryTransport.ts"
 import { it } from "../../support/effect.ts"
 import { firstOnMaster, pollUntil, redisClusterAvailable, ownRedisCluster } from "../../support/redisCluster.ts"
 import { runPrefix } from "./backends.ts"
-import { nextDisconnect, nextReconnect, roomNode } from "./outageNodes.ts"
+import { clientsCrossing, nextDisconnect, nextReconnect, roomNode } from "./outageNodes.ts"
 
 // A cluster of its own: these tests kill its nodes (the shared one of the other suites stays whole).
 const fixture = ownRedisCluster()
@@ -31,13 +31,7 @@ const twoNodes = (network: MemoryNetwork, clusterPrefix: string, room?: string) 
   Effect.gen(function* () {
     const a = yield* roomNode(network, brokerOn(clusterPrefix, "a"), room)
     const b = yield* roomNode(network, brokerOn(clusterPrefix, "b"), room)
-    const a1 = yield* a.connect("a1")
-    const a2 = yield* a.connect("a2")
-    const b1 = yield* b.connect("b1")
-    yield* a1.send("before")
-    expect(yield* b1.next()).toBe("before")
-    expect(yield* a2.next()).toBe("before")
-    return { a, b, a1, a2, b1 }
+    return { a, b, ...(yield* clientsCrossing(a, b)) }
   })
 
 type Clients = Effect.Effect.Success<ReturnType<typeof twoNodes>>

@@ -49,6 +49,20 @@ export const roomNode = (network: MemoryNetwork, broker: Layer.Layer<ClusterBrok
     return { broker: built.get(ClusterBroker), connect, undelivered }
   })
 
+type RoomNode = Effect.Effect.Success<ReturnType<typeof roomNode>>
+
+/** Clients a1, a2 on node a and b1 on node b, with a first message from a1 seen by both others. */
+export const clientsCrossing = (a: RoomNode, b: RoomNode) =>
+  Effect.gen(function* () {
+    const a1 = yield* a.connect("a1")
+    const a2 = yield* a.connect("a2")
+    const b1 = yield* b.connect("b1")
+    yield* a1.send("before")
+    expect(yield* b1.next()).toBe("before")
+    expect(yield* a2.next()).toBe("before")
+    return { a1, a2, b1 }
+  })
+
 /** Resolves the next time `broker` is back after an outage (its subscriptions already restored). */
 export const nextReconnect = (broker: Broker) =>
   Effect.gen(function* () {
