@@ -8,11 +8,10 @@
  * shared brokers counts too: point it at private servers with SERVER_CPU_REDIS=<port> and SERVER_CPU_NATS=<port>
  * (the server's pid is then found by its listening port).
  */
-import { readdirSync, readFileSync, readlinkSync } from "node:fs"
 import { connect, type NatsConnection } from "@nats-io/transport-node"
 import Redis from "ioredis"
 import { pidByName } from "../lib/cluster-stack.ts"
-import { cpuMicros } from "../lib/proc.ts"
+import { cpuMicros, pidListeningOn } from "../lib/proc.ts"
 
 const rate = Number(process.argv[2] ?? 160)
 const size = Number(process.argv[3] ?? 32 * 1024)
@@ -23,23 +22,8 @@ const tickMillis = 10
 const redisPort = Number(process.env.SERVER_CPU_REDIS ?? 6379)
 const natsPort = Number(process.env.SERVER_CPU_NATS ?? 4222)
 
-/** The pid of the process listening on a loopback TCP port (from /proc/net/tcp and the fds' socket inodes). */
-const pidOnPort = (port: number, name: string): number | undefined => {
-  const hex = port.toString(16).toUpperCase().padStart(4, "0")
-  const inode = readFileSync("/proc/net/tcp", "utf8")
-    .split("\n")
-    .map((line) => line.trim().split(/\s+/))
-    .find((fields) => fields[1]?.endsWith(`:${hex}`) && fields[3] === "0A")?.[9]
-  if (inode === undefined) return pidByName(name)
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      for (const fd of readdirSync(`/proc/${entry}/fd`))
-        if (readlinkSync(`/proc/${entry}/fd/${fd}`) === `socket:[${inode}]`) return Number(entry)
-    } catch {}
-  }
-  return pidByName(name)
-}
+/** The broker's pid: the process listening on its port, else the first process of that name. */
+const pidOnPort = (port: number, name: string): number | undefined => pidListeningOn(port) ?? pidByName(name)
 
 interface Node {
   readonly publish: () => void

@@ -7,6 +7,7 @@ import {
   type ClusterBrokerKind,
   type ClusterStack,
   LOGINS_IN_FLIGHT_PER_WORKER,
+  type NatsServerRef,
   redisPublishCalls,
   withClusterStack
 } from "./cluster-stack.ts"
@@ -54,6 +55,8 @@ export interface ClusterFanoutOptions {
   readonly warmupMs: number
   readonly measureMs: number
   readonly onTick?: (elapsedMs: number, delivered: number) => void
+  /** The NATS server of the NATS topology (default: the shared one on 4222). */
+  readonly nats?: NatsServerRef
 }
 
 /**
@@ -66,25 +69,35 @@ export const clusterFanoutRuns = (
   c: FanoutCase,
   options: ClusterFanoutOptions
 ): Promise<Array<ClusterFanoutRun>> =>
-  withClusterStack({ broker: topology.broker, relays: topology.relays, reusePort: false }, async (stack) => {
-    const generator = await LoadGenerator.connect({
-      target: stack.target,
-      clients: planGroup({ group: "cluster", units: c.units, senders: SENDERS }),
-      workers: options.workers,
-      clockBase: options.clockBase,
-      connectConcurrency: LOGINS_IN_FLIGHT_PER_WORKER
-    })
-    try {
-      if (generator.connectFailures > 0)
-        throw new Error(`${generator.connectFailures} clients failed to connect: ${generator.connectErrors.join("; ")}`)
-      await awaitSeated(stack, c.units)
-      const runs: Array<ClusterFanoutRun> = []
-      for (let i = 0; i < options.runs; i++) runs.push(await oneRun(generator, stack, c, options))
-      return runs
-    } finally {
-      await generator.close()
+  withClusterStack(
+    {
+      broker: topology.broker,
+      relays: topology.relays,
+      reusePort: false,
+      ...(options.nats ? { nats: options.nats } : {})
+    },
+    async (stack) => {
+      const generator = await LoadGenerator.connect({
+        target: stack.target,
+        clients: planGroup({ group: "cluster", units: c.units, senders: SENDERS }),
+        workers: options.workers,
+        clockBase: options.clockBase,
+        connectConcurrency: LOGINS_IN_FLIGHT_PER_WORKER
+      })
+      try {
+        if (generator.connectFailures > 0)
+          throw new Error(
+            `${generator.connectFailures} clients failed to connect: ${generator.connectErrors.join("; ")}`
+          )
+        await awaitSeated(stack, c.units)
+        const runs: Array<ClusterFanoutRun> = []
+        for (let i = 0; i < options.runs; i++) runs.push(await oneRun(generator, stack, c, options))
+        return runs
+      } finally {
+        await generator.close()
+      }
     }
-  })
+  )
 
 const redisCalls = (stack: ClusterStack) =>
   stack.broker === "redis" ? redisPublishCalls().catch(() => Number.NaN) : Promise.resolve(Number.NaN)

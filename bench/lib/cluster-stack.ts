@@ -34,6 +34,14 @@ export interface ClusterStackOptions {
   readonly pingIntervalMs?: number
   /** relay.infoIntervalMs: how often at most a relay sends its whole unit list to the authenticator. */
   readonly infoIntervalMs?: number
+  /** A NATS server other than the shared one on 4222 (the cluster scenario's private one), and its pid. */
+  readonly nats?: NatsServerRef
+}
+
+/** Where a NATS server listens and its process (for its CPU). */
+export interface NatsServerRef {
+  readonly url: string
+  readonly pid: number | undefined
 }
 
 export interface ClusterStack {
@@ -155,7 +163,7 @@ export const redisUsedMemory = async (): Promise<number> => {
 }
 
 /** Removes what a run left on the broker: Redis keys under the prefix, NATS KV buckets of the prefix. */
-const cleanBroker = async (broker: ClusterBrokerKind, prefix: string) => {
+const cleanBroker = async (broker: ClusterBrokerKind, prefix: string, natsUrl: string) => {
   if (broker === "redis") {
     const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 })
     try {
@@ -170,7 +178,7 @@ const cleanBroker = async (broker: ClusterBrokerKind, prefix: string) => {
       redis.disconnect()
     }
   } else if (broker === "nats") {
-    const connection = await natsConnect({ servers: NATS_URL })
+    const connection = await natsConnect({ servers: natsUrl })
     try {
       const manager = await jetstreamManager(connection)
       const names: Array<string> = []
@@ -197,11 +205,12 @@ export const startClusterStack = async (options: ClusterStackOptions): Promise<C
   const relayPorts = options.reusePort ? [shared] : Array.from({ length: options.relays }, freePort)
   const secret = crypto.randomUUID() + crypto.randomUUID()
   const prefix = `bench-${process.pid}-${crypto.randomUUID().slice(0, 8)}`
+  const natsUrl = options.nats?.url ?? NATS_URL
   const children: Array<ReturnType<typeof Bun.spawn>> = []
   const outputs: Array<() => string> = []
   const stopAll = async () => {
     await Promise.all(children.map(stopChild))
-    await cleanBroker(options.broker, prefix).catch(() => {})
+    await cleanBroker(options.broker, prefix, natsUrl).catch(() => {})
   }
   try {
     const auth = await startListening(
@@ -245,7 +254,7 @@ export const startClusterStack = async (options: ClusterStackOptions): Promise<C
           CLUSTER_PREFIX: prefix,
           CLUSTER_NODE_ID: `${prefix}-${i + 1}`,
           CLUSTER_REDIS_URL: REDIS_URL,
-          CLUSTER_NATS_URL: NATS_URL,
+          CLUSTER_NATS_URL: natsUrl,
           CLUSTER_REUSE_PORT: String(options.reusePort)
         },
         port
@@ -266,7 +275,8 @@ export const startClusterStack = async (options: ClusterStackOptions): Promise<C
       broker: options.broker,
       relayPids: children.slice(1).map((child) => child.pid),
       authPid: auth.child.pid,
-      brokerPid: process_ ? pidByName(process_) : undefined,
+      brokerPid:
+        options.broker === "nats" && options.nats ? options.nats.pid : process_ ? pidByName(process_) : undefined,
       relayPorts,
       prefix,
       target: {

@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs"
+import { readdirSync, readFileSync, readlinkSync } from "node:fs"
 import os from "node:os"
 
 /** Linux reports utime/stime in clock ticks; 100 per second on every common kernel config. */
@@ -16,6 +16,24 @@ export const cpuMicros = (pid: number): number => {
   } catch {
     return Number.NaN
   }
+}
+
+/** The pid of the process listening on a loopback TCP port (/proc/net/tcp, then whose fd holds that socket). */
+export const pidListeningOn = (port: number): number | undefined => {
+  const hex = port.toString(16).toUpperCase().padStart(4, "0")
+  const inode = readFileSync("/proc/net/tcp", "utf8")
+    .split("\n")
+    .map((line) => line.trim().split(/\s+/))
+    .find((fields) => fields[1]?.endsWith(`:${hex}`) && fields[3] === "0A")?.[9]
+  if (inode === undefined) return undefined
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      for (const fd of readdirSync(`/proc/${entry}/fd`))
+        if (readlinkSync(`/proc/${entry}/fd/${fd}`) === `socket:[${inode}]`) return Number(entry)
+    } catch {}
+  }
+  return undefined
 }
 
 /** Resident set size in bytes; NaN when the process is gone. */

@@ -1,8 +1,9 @@
+import { type BenchNats, benchNats } from "../lib/cluster-nats.ts"
 import { capacityRun, type CapacityRun, processesFor } from "../lib/cluster-capacity.ts"
 import { type ClusterFanoutRun, clusterFanoutRuns, topologies } from "../lib/cluster-fanout.ts"
 import { spreadOf } from "../lib/stats.ts"
-import { formatRate, integrityNotes, type ResultRow, ratio, type Scenario } from "./common.ts"
-import { caseLabel, fanoutCases } from "./fanout.ts"
+import { type BenchContext, formatRate, integrityNotes, type ResultRow, ratio, type Scenario } from "./common.ts"
+import { caseLabel, type FanoutCase, fanoutCases } from "./fanout.ts"
 
 /** Default size of the capacity case (the issue's target), and the quick mode's. */
 export const CLUSTER_IDLE_FULL = 100_000
@@ -98,6 +99,65 @@ export const capacityRow = (run: CapacityRun): ResultRow => {
   }
 }
 
+/** What the scenario collects: rows, notes and skipped cases. */
+interface Collected {
+  readonly rows: Array<ResultRow>
+  readonly notes: Array<string>
+  readonly skipped: Array<string>
+}
+
+/** Every fan-out case on every topology reachable here, in turn. */
+const measureFanout = async (
+  context: BenchContext,
+  cases: ReadonlyArray<FanoutCase>,
+  available: ReadonlyMap<string, boolean>,
+  nats: BenchNats | undefined,
+  { rows, notes, skipped }: Collected
+) => {
+  const warmupMs = context.quick ? 300 : 500
+  const measureMs = context.quick ? 1000 : 1500
+  for (const c of cases) {
+    for (const topology of topologies) {
+      const label = `${topology.label} ${caseLabel(c)}`
+      if (!available.get(topology.broker)) {
+        skipped.push(`${label}: ${topology.broker} is not reachable on 127.0.0.1:${brokerPort[topology.broker]}`)
+        continue
+      }
+      try {
+        const runs = await clusterFanoutRuns(topology, c, {
+          runs: context.runs,
+          workers: context.workers,
+          clockBase: context.clockBase,
+          warmupMs,
+          measureMs,
+          ...(topology.broker === "nats" && nats ? { nats } : {}),
+          onTick: (elapsed, delivered) =>
+            context.status(`${label}: ${formatRate(delivered / (elapsed / 1000))} deliveries/s`)
+        })
+        runs.forEach((run, i) => {
+          notes.push(...integrityNotes(`${label} run ${i + 1}`, run.result))
+          context.log(
+            `  ${label} run ${i + 1}/${runs.length}: ${formatRate(run.result.deliveriesPerSec)} deliveries/s, ` +
+              `relays ${run.relayCores.toFixed(2)} + broker ${run.brokerCores.toFixed(2)} cores, ` +
+              `${formatRate(run.deliveriesPerCore)} deliveries/s per core, broker out/in per message ` +
+              `${run.brokerOutPerMessage.toFixed(3)}/${run.brokerInPerMessage.toFixed(3)}` +
+              // Batching per turn: under load one broker publish carries many group messages (≤ 1 publish each).
+              (run.brokerOutPerMessage > 0
+                ? ` (${(1 / run.brokerOutPerMessage).toFixed(0)} messages per publish)`
+                : "") +
+              ", " +
+              `lost ${run.result.lost}, dup ${run.result.duplicates}`
+          )
+        })
+        rows.push(fanoutRow(topology.label, caseLabel(c), runs))
+      } catch (error) {
+        skipped.push(`${label}: ${(error as Error).message}`)
+        context.log(`  ${label}: FAILED ${(error as Error).message}`)
+      }
+    }
+  }
+}
+
 /**
  * Issue 11's bench: the relay's group fan-out as one process and as three processes on Redis and
  * on NATS in the same invocation (deliveries/s per core used, the ratio to one process, broker
@@ -112,52 +172,25 @@ export const cluster: Scenario = {
     const rows: Array<ResultRow> = []
     const notes: Array<string> = []
     const skipped: Array<string> = []
-    const warmupMs = context.quick ? 300 : 500
-    const measureMs = context.quick ? 1000 : 1500
     const available = new Map<string, boolean>()
     for (const topology of topologies)
       available.set(topology.broker, topology.broker === "memory" || (await reachable(brokerPort[topology.broker])))
     // BENCH_CLUSTER_CASES="100x1024,1000x64" runs only these fan-out cases (units x payload bytes).
     const only = process.env.BENCH_CLUSTER_CASES?.split(",").map((name) => name.trim())
     const cases = fanoutCases(context.quick).filter((c) => !only || only.includes(`${c.units}x${c.payloadBytes}`))
-    for (const c of cases) {
-      for (const topology of topologies) {
-        const label = `${topology.label} ${caseLabel(c)}`
-        if (!available.get(topology.broker)) {
-          skipped.push(`${label}: ${topology.broker} is not reachable on 127.0.0.1:${brokerPort[topology.broker]}`)
-          continue
-        }
-        try {
-          const runs = await clusterFanoutRuns(topology, c, {
-            runs: context.runs,
-            workers: context.workers,
-            clockBase: context.clockBase,
-            warmupMs,
-            measureMs,
-            onTick: (elapsed, delivered) =>
-              context.status(`${label}: ${formatRate(delivered / (elapsed / 1000))} deliveries/s`)
-          })
-          runs.forEach((run, i) => {
-            notes.push(...integrityNotes(`${label} run ${i + 1}`, run.result))
-            context.log(
-              `  ${label} run ${i + 1}/${runs.length}: ${formatRate(run.result.deliveriesPerSec)} deliveries/s, ` +
-                `relays ${run.relayCores.toFixed(2)} + broker ${run.brokerCores.toFixed(2)} cores, ` +
-                `${formatRate(run.deliveriesPerCore)} deliveries/s per core, broker out/in per message ` +
-                `${run.brokerOutPerMessage.toFixed(3)}/${run.brokerInPerMessage.toFixed(3)}` +
-                // Batching per turn: under load one broker publish carries many group messages (≤ 1 publish each).
-                (run.brokerOutPerMessage > 0
-                  ? ` (${(1 / run.brokerOutPerMessage).toFixed(0)} messages per publish)`
-                  : "") +
-                ", " +
-                `lost ${run.result.lost}, dup ${run.result.duplicates}`
-            )
-          })
-          rows.push(fanoutRow(topology.label, caseLabel(c), runs))
-        } catch (error) {
-          skipped.push(`${label}: ${(error as Error).message}`)
-          context.log(`  ${label}: FAILED ${(error as Error).message}`)
-        }
-      }
+    let nats: BenchNats | undefined
+    if (cases.length > 0 && available.get("nats")) {
+      nats = await benchNats()
+      notes.push(
+        nats.kind === "private"
+          ? 'NATS rows: a private nats-server started for the run with GOMAXPROCS=1 (docs/cluster.md, "Running NATS"); BENCH_CLUSTER_NATS=shared measures the machine\'s server on 4222 instead'
+          : "NATS rows: the machine's shared nats-server on 4222, Go runtime defaults"
+      )
+    }
+    try {
+      await measureFanout(context, cases, available, nats, { rows, notes, skipped })
+    } finally {
+      await nats?.stop()
     }
     const size = context.clusterIdle ?? (context.quick ? CLUSTER_IDLE_QUICK : CLUSTER_IDLE_FULL)
     const relays = processesFor(size, 3)
@@ -195,8 +228,9 @@ export const cluster: Scenario = {
       settings: {
         topologies,
         cases: fanoutCases(context.quick),
-        warmupMs,
-        measureMs,
+        warmupMs: context.quick ? 300 : 500,
+        measureMs: context.quick ? 1000 : 1500,
+        nats: nats?.kind ?? "none",
         runs: context.runs,
         workers: context.workers,
         capacity: { size, relays, workers, idleMs, connectDeadlineMs, broker: "redis", reusePort: true }

@@ -32,7 +32,10 @@ const watchdog = [
  * shared one on 4222). `restartWithoutStorage` SIGKILLs it, deletes its store and starts it again on
  * the same port: every stream and KV bucket is gone.
  */
-export const startNatsServer = async () => {
+export const startNatsServer = () => startNatsServerWith({})
+
+/** `startNatsServer` with extra environment for the server (e.g. the bench's `GOMAXPROCS=1`). */
+export const startNatsServerWith = async (options: { readonly env?: Record<string, string> }) => {
   const port = await freePort()
   const monitorPort = await freePort()
   const root = mkdtempSync(join(tmpdir(), "sb-nats-"))
@@ -60,7 +63,7 @@ export const startNatsServer = async () => {
         stdin: "pipe",
         stdout: "ignore",
         stderr: "ignore",
-        env: { ...process.env, NATS_SERVER: natsServerPath!, STORE_DIR: store }
+        env: { ...process.env, ...options.env, NATS_SERVER: natsServerPath!, STORE_DIR: store }
       }
     )
     await pollUntil(`nats-server on ${port}`, async () =>
@@ -76,6 +79,7 @@ export const startNatsServer = async () => {
   await launch()
   return {
     url: `127.0.0.1:${port}`,
+    port,
     /** How many client connections the server holds now (its monitoring endpoint). */
     connections: async () =>
       ((await (await fetch(`http://127.0.0.1:${monitorPort}/varz`)).json()) as { connections: number }).connections,
