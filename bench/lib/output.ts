@@ -145,6 +145,8 @@ const columns: Record<string, Array<Column>> = {
     metric("client cores", "clientCores", (v) => num(v, 2)),
     ratioColumn("rate vs relay", "deliveriesPerSec vs relay"),
     ratioColumn("CPU vs relay", "cpuUsPerDelivery vs relay"),
+    ratioColumn("rate vs relay, same frame size", "deliveriesPerSec vs relay, same frame size"),
+    ratioColumn("CPU vs relay, same frame size", "cpuUsPerDelivery vs relay, same frame size"),
     ratioColumn("mesh vs 1 server", "deliveriesPerSec vs 1 server"),
     ratioColumn("rate vs raw verify", "deliveriesPerSec vs raw verify"),
     ratioColumn("CPU vs raw verify", "cpuUsPerDelivery vs raw verify"),

@@ -47,6 +47,22 @@ export const fanoutCases = (quick: boolean): Array<FanoutCase> =>
         { units: 1000, payloadBytes: 1024 }
       ])
 
+/**
+ * The relay at the size of a Neighbourhood public chat's frame as its clients receive it (signed_data
+ * with a 64-character message and an RSA-2048 signature: ~570 B), raw Bun beside it: the same-size
+ * reference for issue 9's ratio (the neighbourhood scenario reads it). Full runs only.
+ */
+export const NEIGHBOURHOOD_FRAME_CASE: FanoutCase = { units: 100, payloadBytes: 570 }
+const neighbourhoodFrameServers: ReadonlyArray<ServerKind> = ["bun-raw", "relay"]
+
+/** The scenario's cases, each with the servers it measures. */
+const scenarioCases = (quick: boolean, kinds: ReadonlyArray<ServerKind>) => {
+  const cases = fanoutCases(quick).map((c) => ({ c, kinds }))
+  if (quick || process.env.FANOUT_CASES) return cases
+  const reference = kinds.filter((kind) => neighbourhoodFrameServers.includes(kind))
+  return reference.length > 0 ? [...cases, { c: NEIGHBOURHOOD_FRAME_CASE, kinds: reference }] : cases
+}
+
 /** One closed-loop run at the maximum rate the slowest receiver allows. */
 export const maxRateRun = (
   generator: LoadGenerator,
@@ -126,8 +142,8 @@ export const fanout: Scenario = {
     const skipped: Array<string> = []
     const warmupMs = context.quick ? 300 : 500
     const measureMs = context.quick ? 1000 : 1500
-    const kinds = serversFor(context, ["hydrogen"])
-    for (const c of fanoutCases(context.quick)) {
+    const measured = scenarioCases(context.quick, serversFor(context, ["hydrogen"]))
+    for (const { c, kinds } of measured) {
       const saturated = new Map<ServerKind, Array<RunResult>>(kinds.map((kind) => [kind, []]))
       const paced = new Map<ServerKind, Array<RunResult>>(kinds.map((kind) => [kind, []]))
       const failed = new Set<ServerKind>()
@@ -189,10 +205,10 @@ export const fanout: Scenario = {
         measureMs,
         runs: context.runs,
         workers: context.workers,
-        cases: fanoutCases(context.quick),
+        cases: measured.map(({ c, kinds }) => ({ ...c, servers: kinds })),
         order: "the Bun servers of a case up at once, runs in turn, order rotated each round; Node ws on its own",
         pacedDeliveriesPerSec: PACED_DELIVERIES_PER_SEC,
-        pacedServers: kinds.filter(pacedServers)
+        pacedServers: serversFor(context, ["hydrogen"]).filter(pacedServers)
       },
       rows: addBaselineRatios(rows, ["deliveriesPerSec", "cpuUsPerDelivery"]),
       notes,

@@ -27,6 +27,10 @@ export const payloadBytes = PAYLOAD
 const text = (sender: number, seq: number) => `b ${sender} ${seq} `.padEnd(PAYLOAD, "x")
 const probeParse = /b (\d+) (\d+) /
 
+/** Bytes of one bench public chat as its sender sends it (the signed_data frame, UTF-8; forwarded alike). */
+export const publicChatFrameBytes = async (key: NeighbourhoodClient) =>
+  Buffer.byteLength(await key.publicChat(text(0, 0)))
+
 /** The receivers that are not in this process: hellos signed here, sockets in the pool's processes. */
 const receiversOn = async (entries: ReadonlyArray<{ key: NeighbourhoodClient; port: number }>, workers: number) =>
   startReceivers(

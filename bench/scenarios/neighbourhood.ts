@@ -1,7 +1,8 @@
 import { NeighbourhoodClient } from "../../src/neighbourhood/Client.ts"
 import { spreadOf } from "../lib/stats.ts"
 import { formatRate, type ResultRow, type Scenario } from "./common.ts"
-import { payloadBytes, privateRouting, publicFanout, rawVerify } from "./neighbourhood-cases.ts"
+import { caseLabel, NEIGHBOURHOOD_FRAME_CASE } from "./fanout.ts"
+import { payloadBytes, privateRouting, publicChatFrameBytes, publicFanout, rawVerify } from "./neighbourhood-cases.ts"
 import { type RunFigures, SENDERS } from "./neighbourhood-replay.ts"
 
 /**
@@ -60,6 +61,18 @@ export const neighbourhood: Scenario = {
     const relay = fanoutResult?.rows.find((r) => r.server === "relay" && r.case === "100 units, 64 B")
     const relayRate = relay?.metrics.deliveriesPerSec?.median
     const relayCpu = relay?.metrics.cpuUsPerDelivery?.median
+    // The relay carrying frames of a public chat's size: the like-for-like reference (wire bytes equal).
+    const sameSize = fanoutResult?.rows.find(
+      (r) => r.server === "relay" && r.case === caseLabel(NEIGHBOURHOOD_FRAME_CASE)
+    )
+    const sameSizeRate = sameSize?.metrics.deliveriesPerSec?.median
+    const sameSizeCpu = sameSize?.metrics.cpuUsPerDelivery?.median
+    const frameBytes = await publicChatFrameBytes(keys[0]!)
+    notes.push(
+      sameSize
+        ? `"vs relay, same frame size": against the relay's ${caseLabel(NEIGHBOURHOOD_FRAME_CASE)} case of the fanout scenario; a public chat frame here is ${frameBytes} B`
+        : `no relay row at ${caseLabel(NEIGHBOURHOOD_FRAME_CASE)} (a full fanout run measures it): only the 64 B ratio is given`
+    )
     // A saved result carries finishedAt; one measured earlier in this invocation does not.
     const savedAt = (fanoutResult as { finishedAt?: string } | undefined)?.finishedAt
     if (relay) {
@@ -109,6 +122,10 @@ export const neighbourhood: Scenario = {
       if (label !== private_ && relayRate != null && relayCpu != null) {
         ratios["deliveriesPerSec vs relay"] = median(runs, (r) => r.deliveriesPerSec) / relayRate
         ratios["cpuUsPerDelivery vs relay"] = median(runs, (r) => r.cpuUsPerDelivery) / relayCpu
+      }
+      if (label !== private_ && sameSizeRate != null && sameSizeCpu != null) {
+        ratios["deliveriesPerSec vs relay, same frame size"] = median(runs, (r) => r.deliveriesPerSec) / sameSizeRate
+        ratios["cpuUsPerDelivery vs relay, same frame size"] = median(runs, (r) => r.cpuUsPerDelivery) / sameSizeCpu
       }
       if (label === oneServer && floor.length > 0) {
         ratios["deliveriesPerSec vs raw verify"] =
@@ -165,6 +182,7 @@ export const neighbourhood: Scenario = {
         senders: SENDERS,
         window: "the fanout rule: ~256 KiB per receiver (46 public chats of ~570 B)",
         payloadBytes,
+        frameBytes,
         receiverProcesses: context.workers,
         perSender,
         runs: context.runs,
