@@ -19,10 +19,14 @@ export interface BatchAppendOptions {
   readonly sendUnnumbered: (frame: Uint8Array) => void
 }
 
+/** A batch whose outcome is unknown is appended again under its id, a second apart: then this many times more. */
+const unsureRetries = 20
+
 /**
  * Stores a run of messages in one round trip, then sends each with its seq, in order. A batch whose outcome is
  * unknown (no answer to its resend either) is appended again under its id, a second apart, while the store still
  * remembers the id: stored once either way, it is then sent with its seqs (the caller's later messages wait).
+ * Still unknown after that, it is sent without a seq, like a batch the history refused.
  */
 export const appendBatch = (options: BatchAppendOptions, items: ReadonlyArray<StoredMessage>): Effect.Effect<void> => {
   const { store, stream, bounds, failed } = options
@@ -35,10 +39,9 @@ export const appendBatch = (options: BatchAppendOptions, items: ReadonlyArray<St
     sent = entries.length
   }
   // Not stored (history unreachable): still delivered, without a seq, like a message in one process.
-  const sendRestAfter = (skip: number) =>
-    Effect.sync(() => {
-      for (const item of items.slice(sent + skip)) options.sendUnnumbered(item.frame)
-    })
+  const sendRestUnnumbered = Effect.sync(() => {
+    for (const item of items.slice(sent)) options.sendUnnumbered(item.frame)
+  })
   /** Sends what is known stored; fails with how many entries after them have an unknown outcome. */
   const attempt = (again: boolean) =>
     store.appendMany(stream, payloads, bounds, batch).pipe(
@@ -48,7 +51,7 @@ export const appendBatch = (options: BatchAppendOptions, items: ReadonlyArray<St
         onSuccess: (entries) =>
           Effect.zipRight(
             Effect.sync(() => sendFrom(entries)),
-            sendRestAfter(0)
+            sendRestUnnumbered
           ),
         onFailure: (cause): Effect.Effect<void, number> => {
           // A batch stopped partway (NATS): what was stored goes with its seq, like a success.
@@ -57,13 +60,21 @@ export const appendBatch = (options: BatchAppendOptions, items: ReadonlyArray<St
           if (partial) sendFrom(partial.stored)
           // Once unsure, any failure of a resend leaves it unsure: only an answer tells.
           const unsure = partial ? partial.unsure : again ? items.length - sent : 0
-          return unsure > 0 ? Effect.fail(unsure) : sendRestAfter(0)
+          return unsure > 0 ? Effect.fail(unsure) : sendRestUnnumbered
         }
       })
     )
   return attempt(false).pipe(
-    Effect.catchAll(() => Effect.retry(Effect.delay(attempt(true), "1 second"), { times: 20 })),
-    // Still unknown past the store's memory of the id: not sent (if it was stored, every node reads it from the history).
-    Effect.catchAll(sendRestAfter)
+    Effect.catchAll(() => Effect.retry(Effect.delay(attempt(true), "1 second"), { times: unsureRetries })),
+    // Still unknown past the store's memory of the id: sent without a seq, as if not stored (each append was
+    // logged and counted); if it was stored after all, a node reading that part of the history hands it out again.
+    Effect.catchAll((unsure) =>
+      Effect.zipRight(
+        Effect.logError(
+          `chat history: ${unsure} messages still unsure after ${unsureRetries + 2} appends, sent without a seq`
+        ),
+        sendRestUnnumbered
+      )
+    )
   )
 }
