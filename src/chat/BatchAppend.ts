@@ -17,6 +17,8 @@ export interface BatchAppendOptions {
   readonly sendNumbered: (frame: Uint8Array, seq: number) => void
   /** Sends a message the history did not store, without a seq (after what this node sent before). */
   readonly sendUnnumbered: (frame: Uint8Array) => void
+  /** The highest seq this node's own messages got so far: a batch of it is stored after that. */
+  readonly storedUpTo: () => number
 }
 
 /** A batch whose outcome is unknown is appended again under its id, a second apart: then this many times more. */
@@ -26,7 +28,7 @@ const unsureRetries = 20
  * Stores a run of messages in one round trip, then sends each with its seq, in order. A batch whose outcome is
  * unknown (no answer to its resend either) is appended again under its id, a second apart, while the store still
  * remembers the id: stored once either way, it is then sent with its seqs (the caller's later messages wait).
- * Still unknown after that, it is sent without a seq, like a batch the history refused.
+ * Still unknown after that, what the history holds of it goes with its seqs and the rest without, as if refused.
  */
 export const appendBatch = (options: BatchAppendOptions, items: ReadonlyArray<StoredMessage>): Effect.Effect<void> => {
   const { store, stream, bounds, failed } = options
@@ -42,6 +44,24 @@ export const appendBatch = (options: BatchAppendOptions, items: ReadonlyArray<St
   const sendRestUnnumbered = Effect.sync(() => {
     for (const item of items.slice(sent)) options.sendUnnumbered(item.frame)
   })
+  /**
+   * Past the store's memory of the id, the history itself tells: what of the rest it holds after this node's last
+   * stored message (in order) goes with its seq; what it does not, or all of it if the read fails, without.
+   */
+  const sendFoundIn = (entries: ReadonlyArray<StreamEntry>) => {
+    let next = 0
+    for (const item of items.slice(sent)) {
+      while (next < entries.length && entries[next]!.payload !== item.payload) next++
+      if (next === entries.length) break
+      options.sendNumbered(item.frame, entries[next++]!.seq)
+      sent++
+    }
+  }
+  const sendAsTheHistoryHas = Effect.suspend(() => store.readAfter(stream, options.storedUpTo())).pipe(
+    Effect.flatMap((entries) => Effect.sync(() => sendFoundIn(entries))),
+    Effect.catchAll(failed("read")),
+    Effect.zipRight(sendRestUnnumbered)
+  )
   /** Sends what is known stored; fails with how many entries after them have an unknown outcome. */
   const attempt = (again: boolean) =>
     store.appendMany(stream, payloads, bounds, batch).pipe(
@@ -66,14 +86,13 @@ export const appendBatch = (options: BatchAppendOptions, items: ReadonlyArray<St
     )
   return attempt(false).pipe(
     Effect.catchAll(() => Effect.retry(Effect.delay(attempt(true), "1 second"), { times: unsureRetries })),
-    // Still unknown past the store's memory of the id: sent without a seq, as if not stored (each append was
-    // logged and counted); if it was stored after all, a node reading that part of the history hands it out again.
+    // Still unknown past the store's memory of the id (each append was logged and counted): as the history has it.
     Effect.catchAll((unsure) =>
       Effect.zipRight(
         Effect.logError(
-          `chat history: ${unsure} messages still unsure after ${unsureRetries + 2} appends, sent without a seq`
+          `chat history: ${unsure} messages still unsure after ${unsureRetries + 2} appends, sent as the history has them`
         ),
-        sendRestUnnumbered
+        sendAsTheHistoryHas
       )
     )
   )

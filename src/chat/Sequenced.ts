@@ -171,7 +171,8 @@ export const openSequencedRoom = (
       ordered.elsewhere(name, wrapNumbered(seq, frame))
       order.offer(seq, frame)
     },
-    sendUnnumbered: (frame) => sendAfter(frame)
+    sendUnnumbered: (frame) => sendAfter(frame),
+    storedUpTo: () => lastStored
   }
   const outgoing = makeOutgoingQueue({ storeBatch: (items) => appendBatch(batches, items), sendAfter, runFork })
 
