@@ -1,11 +1,13 @@
-import { Cause, Deferred, Effect, FiberId, Option, Schedule } from "effect"
+import { Effect, Schedule } from "effect"
 import type { OrderedDelivery } from "../../layers/Rooms/Rooms.ts"
 import type { StreamStore } from "../../layers/Storage/StreamStore.ts"
 import type { Connection, WireMessage } from "../../layers/Transport/Transport.ts"
 import type { StreamBounds, StreamEntry } from "../storage/Stream.ts"
+import { appendBatch, type BatchAppendOptions } from "./BatchAppend.ts"
 import { readStoredMessage, storedLine, storedMessage, storedToBytes } from "./HistoryText.ts"
 import { type Listed, ListedJoins, type RosterChange } from "./ListedJoins.ts"
 import { Command, encodeNewMessage, encodePacket, messageSender, packet } from "./Packet.ts"
+import { makeOutgoingQueue } from "./OutgoingQueue.ts"
 import { RoomOrder, unwrap, wrapAfter, wrapNumbered, wrapReach } from "./RoomOrder.ts"
 
 /** The sender of a message, as the rooms know it. */
@@ -51,30 +53,6 @@ export interface SequencingOptions {
   readonly bounds: StreamBounds
   readonly runFork: (effect: Effect.Effect<void>) => unknown
   readonly failed: (what: string) => (error: unknown) => Effect.Effect<void>
-}
-
-interface Stored {
-  readonly frame: Uint8Array
-  readonly payload: string
-}
-type Outgoing =
-  | Stored
-  | { readonly frame: Uint8Array; readonly payload?: undefined; readonly except?: Connection<unknown> | undefined }
-
-/** At most this many messages, or about this many payload characters, are stored in one round trip. */
-const batchLimits = { items: 256, chars: 256 * 1024 } as const
-
-/** Takes the stored messages at the head of `queue`, up to the first frame without a seq or the batch limits. */
-const takeBatch = (queue: Array<Outgoing>): ReadonlyArray<Stored> => {
-  let count = 0
-  let chars = 0
-  while (count < queue.length && count < batchLimits.items) {
-    const item = queue[count]!
-    if (item.payload === undefined || (count > 0 && chars + item.payload.length > batchLimits.chars)) break
-    chars += item.payload.length
-    count++
-  }
-  return queue.splice(0, count) as Array<Stored>
 }
 
 /** A history entry as the live frame it was: _NEW_MSG from its sender, or (a line without one) _LOGGED_MSG. */
@@ -182,101 +160,33 @@ export const openSequencedRoom = (
     ordered.elsewhere(name, wrapAfter(after, frame))
     order.offerAfter(after, frame, except)
   }
-  /** Sends the first stored messages of a run with their seqs, in order. */
-  const sendStored = (items: ReadonlyArray<Stored>, entries: ReadonlyArray<StreamEntry>) => {
-    for (const [i, { seq }] of entries.entries()) {
-      const frame = items[i]!.frame
+  /** This node's messages: each batch stored in one round trip, then sent with its seqs (or without, if not stored). */
+  const batches: BatchAppendOptions = {
+    store,
+    stream,
+    bounds,
+    failed,
+    sendNumbered: (frame, seq) => {
       lastStored = Math.max(lastStored, seq)
       ordered.elsewhere(name, wrapNumbered(seq, frame))
       order.offer(seq, frame)
-    }
+    },
+    sendUnnumbered: (frame) => sendAfter(frame),
+    storedUpTo: () => lastStored
   }
-  /**
-   * Stores a run of messages in one round trip, then sends each with its seq, in order. A batch whose outcome is
-   * unknown (no answer to its resend either) is appended again under its id, a second apart, while the store still
-   * remembers the id: stored once either way, it is then sent with its seqs (this node's later messages wait).
-   */
-  const storeRun = (items: ReadonlyArray<Stored>): Effect.Effect<void> => {
-    const payloads = items.map((item) => item.payload)
-    const batch = crypto.randomUUID()
-    let sent = 0
-    const sendFrom = (entries: ReadonlyArray<StreamEntry>) => {
-      if (entries.length <= sent) return
-      sendStored(items.slice(sent), entries.slice(sent))
-      sent = entries.length
-    }
-    // Not stored (history unreachable): still delivered, without a seq, like a message in one process.
-    const sendRestAfter = (skip: number) =>
-      Effect.sync(() => {
-        for (const item of items.slice(sent + skip)) sendAfter(item.frame)
-      })
-    /** Sends what is known stored; fails with how many entries after them have an unknown outcome. */
-    const attempt = (again: boolean) =>
-      store.appendMany(stream, payloads, bounds, batch).pipe(
-        Effect.tapErrorCause(failed("append")),
-        Effect.matchCauseEffect({
-          // (A store that answers with fewer entries than asked leaves the rest not stored.)
-          onSuccess: (entries) =>
-            Effect.zipRight(
-              Effect.sync(() => sendFrom(entries)),
-              sendRestAfter(0)
-            ),
-          onFailure: (cause): Effect.Effect<void, number> => {
-            // A batch stopped partway (NATS): what was stored goes with its seq, like a success.
-            const failure = Option.getOrUndefined(Cause.failureOption(cause))
-            const partial = failure?._tag === "PartialAppend" ? failure : undefined
-            if (partial) sendFrom(partial.stored)
-            // Once unsure, any failure of a resend leaves it unsure: only an answer tells.
-            const unsure = partial ? partial.unsure : again ? items.length - sent : 0
-            return unsure > 0 ? Effect.fail(unsure) : sendRestAfter(0)
-          }
-        })
-      )
-    return attempt(false).pipe(
-      Effect.catchAll(() => Effect.retry(Effect.delay(attempt(true), "1 second"), { times: 20 })),
-      // Still unknown past the store's memory of the id: not sent (if it was stored, every node reads it from the history).
-      Effect.catchAll(sendRestAfter)
-    )
-  }
-
-  // One sender per room and node, so this node's messages keep their order in the history; what queued up while
-  // one batch was stored goes out as the next batch, so a burst costs a round trip per batch, not per message.
-  const queue: Array<Outgoing> = []
-  let running: Deferred.Deferred<void> | undefined
-  const drain = (done: Deferred.Deferred<void>): Effect.Effect<void> =>
-    Effect.suspend(() => {
-      // Frames without a seq go out where they stand: after the stored messages queued before them.
-      while (queue.length > 0 && queue[0]!.payload === undefined) {
-        const item = queue.shift() as Exclude<Outgoing, Stored>
-        sendAfter(item.frame, item.except)
-      }
-      if (queue.length === 0) {
-        running = undefined
-        return Deferred.succeed(done, undefined)
-      }
-      return Effect.zipRight(storeRun(takeBatch(queue)), drain(done))
-    })
-  const enqueue = (item: Outgoing) => {
-    // Nothing ahead and nothing to store: out at once, no fiber.
-    if (running === undefined && item.payload === undefined) return sendAfter(item.frame, item.except)
-    queue.push(item)
-    if (running !== undefined) return
-    const done = Deferred.unsafeMake<void>(FiberId.none)
-    running = done
-    runFork(drain(done))
-  }
+  const outgoing = makeOutgoingQueue({ storeBatch: (items) => appendBatch(batches, items), sendAfter, runFork })
 
   return {
     order,
     message: (sender, text) => {
       const frame = encodeNewMessage(sender.id, text)
       // Empty messages are delivered, not recorded, like the original.
-      if (text.length === 0) return enqueue({ frame })
+      if (text.length === 0) return outgoing.enqueue({ frame })
       const line = storedLine(sender.linePrefix, sender.nick, text)
-      enqueue({ frame, payload: storedMessage(sender.id, sender.nick.length, line) })
+      outgoing.enqueue({ frame, payload: storedMessage(sender.id, sender.nick.length, line) })
     },
-    announce: (frame, except) => enqueue({ frame, except }),
-    settled: Effect.suspend(() => (running === undefined ? Effect.void : Deferred.await(running))),
+    announce: (frame, except) => outgoing.enqueue({ frame, except }),
+    settled: outgoing.settled,
     start: store.position(stream).pipe(
       Effect.map((position) => order.start(position.last)),
       Effect.catchAll((error) =>

@@ -35,8 +35,8 @@ import { eventOrdinal } from "./EventIds.ts"
 export class HydrogenCluster extends Context.Tag("switchboard/HydrogenCluster")<
   HydrogenCluster,
   Pick<FederationService, "publish" | "subscribe"> & {
-    /** Runs `callback` each time the broker is back after an outage (announcements may have been lost). */
-    readonly onReconnect?: ((callback: () => void) => void) | undefined
+    /** Runs `callback` each time the broker is back after an outage (announcements, even its data, may be lost). */
+    readonly onReconnect: (callback: () => void) => void
     /** Expiring records on the broker, each held by one node, for session subscriptions. */
     readonly records: RecordStore
   }
@@ -204,7 +204,7 @@ export const makeClusterChannels = (deps: {
     // After a broker outage, announcements of other nodes may be lost: each reliable channel listened to
     // catches up from the shared history at once, instead of at its next event.
     const runtime = yield* Effect.runtime<never>()
-    bus.onReconnect?.(() =>
+    bus.onReconnect(() =>
       Runtime.runFork(runtime)(
         lock
           .withPermits(1)(

@@ -1,4 +1,4 @@
-import { Effect, Queue } from "effect"
+import { Effect, Queue, Runtime } from "effect"
 import { StorageError } from "../storage/Account.ts"
 import { repeatEvery } from "../shared/Sweeps.ts"
 import type { HydrogenCluster } from "./Cluster.ts"
@@ -9,7 +9,8 @@ import type { Session, Subscription } from "./Session.ts"
 export const sessionsSubject = "hydrogen/sessions"
 /** A session's subscriptions, kept in the shared store under a digest of its (secret) id. */
 export const sessionDigest = (sessionId: string) => new Bun.CryptoHasher("sha256").update(sessionId).digest("hex")
-const recordKey = (digest: string) => `hydrogen-session:${digest}`
+/** The broker's record of a session, by the digest of its id. */
+export const recordKey = (digest: string) => `hydrogen-session:${digest}`
 /**
  * A session record outlives the node holding it by at most this: each node puts its sessions' records
  * again every `sessionRecordRefresh` (one server-wide sweep), so a dead node's expire by themselves.
@@ -20,7 +21,8 @@ export const sessionRecordRefresh = "20 seconds"
 /**
  * Sessions on any node: each session's subscriptions in a shared record under the digest of its id,
  * held by the node serving it (this node's `origin`), in the broker's records: it expires unless its
- * holder puts it again (one sweep every `sessionRecordRefresh`), and every write first checks the
+ * holder puts it again (one sweep every `sessionRecordRefresh`, and at once each time the broker is back after
+ * an outage, which may have cost the broker its data), and every write first checks the
  * holder in one atomic step: a node that took a session over becomes its holder, and a node whose
  * hand-over message was lost learns it at its next write (the sweep, a subscription change, or
  * the end of its recovery window) and lets the session go instead of writing over it or ending it.
@@ -61,9 +63,14 @@ export const makeSessionRecords = (deps: {
         ),
         Effect.catchAll((error) => Effect.logWarning("hydrogen: could not share a session's record", error.message))
       )
-    yield* repeatEvery("hydrogen session records", sessionRecordRefresh, () =>
+    const keepAll = Effect.suspend(() =>
       Effect.forEach([...remembered], ([digest, entry]) => keep(digest, entry), { concurrency: 16, discard: true })
     )
+    yield* repeatEvery("hydrogen session records", sessionRecordRefresh, () => keepAll)
+    // The broker may be back without its data (a NATS server restarted without its storage): the records are put
+    // again at once, not at the next sweep, so a session resumed on another node meanwhile finds its subscriptions.
+    const runtime = yield* Effect.runtime<never>()
+    bus.onReconnect(() => Runtime.runFork(runtime)(keepAll))
     const subscriptionsOf = (payload: string): ReadonlyArray<Subscription> =>
       (JSON.parse(payload) as Array<[string, Subscription["filter"] | null, "normal" | "high"]>).map(
         ([channel, filter, priority]) => ({

@@ -183,6 +183,7 @@ export const chatCluster = (backend: ClusterBackend, historyStores: HistoryStore
           broker: built.get(ClusterBroker),
           rooms: built.get(Rooms),
           store: built.get(StreamStore),
+          metrics: built.get(Metrics),
           released
         }
       })

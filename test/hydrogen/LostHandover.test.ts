@@ -260,7 +260,11 @@ describe("Hydrogen cluster composition", () => {
       const exit = yield* Effect.exit(Layer.build(withoutBroker))
       expect(Exit.isFailure(exit) ? Cause.pretty(exit.cause) : "built").toContain("switchboard/ClusterBroker")
       // @ts-expect-error the records are part of a HydrogenCluster, not an option
-      const noRecords: HydrogenCluster["Type"] = { publish: () => Effect.void, subscribe: () => Effect.never }
+      const noRecords: HydrogenCluster["Type"] = {
+        publish: () => Effect.void,
+        subscribe: () => Effect.never,
+        onReconnect: () => {}
+      }
       expect(noRecords.records).toBeUndefined()
     })
   )
