@@ -18,3 +18,16 @@ export const brokerCounters = (metrics: typeof Metrics.Service) => {
       .labels({})
   }
 }
+
+/** What a write that WAITs for the replicas is (`op` label of the unreplicated writes). */
+export type ReplicatedOp = "token" | "claim" | "history"
+
+/** Writes a Redis master took whose replicas had not acknowledged them when their WAIT ended, by `op`. */
+export const unreplicatedWrites = (metrics: typeof Metrics.Service, op: ReplicatedOp) =>
+  metrics
+    .counter(
+      "switchboard_cluster_unreplicated_writes_total",
+      "Writes (token takes/revokes, claims, history appends) not acknowledged by the replicas within cluster.redis.waitTimeoutMs",
+      ["op"]
+    )
+    .labels({ op })

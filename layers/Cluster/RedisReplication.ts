@@ -1,5 +1,7 @@
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import { Cluster, type Redis } from "ioredis"
+import { Metrics } from "../Observability/Metrics.ts"
+import { type ReplicatedOp, unreplicatedWrites } from "./BrokerMetrics.ts"
 import type { RedisSettings } from "./RedisConnection.ts"
 
 /** The fewest replicas any master has, from `CLUSTER NODES` (failed nodes do not count). */
@@ -29,16 +31,26 @@ export const replicasToWait = (redis: Redis, settings: RedisSettings) =>
         Effect.orElseSucceed(() => 0)
       )
 
+/** The layers whose writes WAIT, and what their writes count as in `switchboard_cluster_unreplicated_writes_total`. */
+const opOfLayer = { tokens: "token", "cluster claims": "claim", "stream store": "history" } as const satisfies Record<
+  string,
+  ReplicatedOp
+>
+
 /**
  * `WAIT n timeout` after a write whose loss in a failover would break a guarantee (a consumed token, a
  * claim, a history entry). The write stands either way (the master took it; failing the caller would
- * not undo it); one that did not reach the replicas in time is logged, once until they catch up again.
+ * not undo it); one that did not reach the replicas in time is counted (when the program has Metrics) and
+ * logged, once until they catch up again.
  * Sent with a read of the written key so that, on a cluster, it reaches the master that took the write
  * (WAIT counts the writes of its own connection; ours is the one to that master).
  */
-export const makeReplicaWait = (redis: Redis, settings: RedisSettings, layer: string) =>
+export const makeReplicaWait = (redis: Redis, settings: RedisSettings, layer: keyof typeof opOfLayer) =>
   Effect.gen(function* () {
     const wanted = yield* replicasToWait(redis, settings)
+    // Optional so that the stores stay usable alone; every program provides Metrics.
+    const metrics = Option.getOrUndefined(yield* Effect.serviceOption(Metrics))
+    const unreplicated = metrics && unreplicatedWrites(metrics, opOfLayer[layer])
     let behind = false
     const acknowledged = (key: string) =>
       Effect.promise(() =>
@@ -53,6 +65,7 @@ export const makeReplicaWait = (redis: Redis, settings: RedisSettings, layer: st
     const report = (acked: number, what: string) =>
       Effect.suspend(() => {
         const late = acked < wanted
+        if (late) unreplicated?.inc()
         if (late === behind) return Effect.void
         behind = late
         return late

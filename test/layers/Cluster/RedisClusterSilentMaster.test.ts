@@ -6,6 +6,7 @@ import type { RedisSettings } from "../../../layers/Cluster/RedisConnection.ts"
 import { redisKeys } from "../../../layers/Cluster/RedisKeys.ts"
 import { makeRedisStreamStore } from "../../../layers/Storage/RedisStreamStore.ts"
 import { makeRedisTokens } from "../../../layers/Tokens/RedisTokens.ts"
+import { Metrics } from "../../../layers/Observability/Metrics.ts"
 import { MemoryNetwork } from "../../../layers/Transport/MemoryTransport.ts"
 import { it } from "../../support/effect.ts"
 import {
@@ -150,6 +151,34 @@ describe("Redis Cluster: a master that stops answering, writes that must survive
         expect(yield* tokens.take(kind, token)).toEqual(Option.none())
         expect(yield* streams.readAfter(stream, 0)).toEqual([appended])
       }).pipe(Effect.scoped, Effect.ensuring(Effect.promise(() => fixture().heal()))),
+    60_000
+  )
+
+  it.skipIf(!redisClusterAvailable).live(
+    "a write whose WAIT ends before the replica acknowledged it is counted in switchboard_cluster_unreplicated_writes_total",
+    () =>
+      Effect.gen(function* () {
+        const settings: RedisSettings = { commandTimeoutMs: 5000, waitReplicas: 1, waitTimeoutMs: 200 }
+        const { master, kind, stream, broker, tokens, streams } = yield* layersOnOneMaster("unreplicated", settings)
+        const metrics = yield* Metrics
+        const unreplicated = (op: string) =>
+          metrics.counter("switchboard_cluster_unreplicated_writes_total", "", ["op"]).labels({ op }).value
+        const token = yield* tokens.issue(kind, "unit-1", Duration.minutes(5))
+        expect((yield* broker.claims.take("units", "unit-0", "a/0", "replace")).taken).toBe(true)
+        expect([unreplicated("claim"), unreplicated("token"), unreplicated("history")]).toEqual([0, 0, 0])
+
+        const replica = yield* promise(() => fixture().replicaOf(master))
+        yield* Effect.acquireRelease(
+          Effect.sync(() => fixture().signal(replica, "SIGSTOP")),
+          () => Effect.sync(() => fixture().signal(replica, "SIGCONT"))
+        )
+        // Each write stands and is counted, every time (the warning is logged once).
+        expect((yield* broker.claims.take("units", "unit-1", "a/1", "replace")).taken).toBe(true)
+        expect((yield* broker.claims.take("units", "unit-2", "a/2", "replace")).taken).toBe(true)
+        expect(yield* tokens.take(kind, token)).toEqual(Option.some("unit-1"))
+        expect((yield* streams.append(stream, "late", {})).seq).toBe(1)
+        expect([unreplicated("claim"), unreplicated("token"), unreplicated("history")]).toEqual([2, 1, 1])
+      }).pipe(Effect.scoped, Effect.provide(Metrics.Default), Effect.ensuring(Effect.promise(() => fixture().heal()))),
     60_000
   )
 
