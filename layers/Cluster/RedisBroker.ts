@@ -13,7 +13,7 @@ import {
 } from "./Broker.ts"
 import { defaultRedisSettings, openRedis, type RedisSettings, redisConnection } from "./RedisConnection.ts"
 import { holderNode, redisKeys } from "./RedisKeys.ts"
-import { makeReplicaWait, replicasToWait } from "./RedisReplication.ts"
+import { followsTopology, makeReplicaWait, replicasToWait } from "./RedisReplication.ts"
 import { makeRedisSubscriptions } from "./RedisSubscriptions.ts"
 
 /** Kept here too: the token and stream stores open their connections through it. */
@@ -119,7 +119,8 @@ export const makeRedisBroker = (options: RedisBrokerOptions) =>
     const subscriber = yield* redisConnection(options.url, subscriberName, settings, "subscriber")
     // Claims and releases wait for the replicas (a claim lost in a failover lets two nodes hold one name). A WAIT
     // holds its connection until they answer, so claims then get one of their own: publishes never queue behind it.
-    const waits = (yield* replicasToWait(commands, settings)) > 0
+    // "auto" on a cluster may start waiting at any slot-map refresh (a replica added): claims have theirs from start.
+    const waits = followsTopology(commands, settings) || (yield* replicasToWait(commands, settings)) > 0
     const claimsRedis = waits
       ? yield* redisConnection(options.url, `switchboard-${options.nodeId}-claims`, settings)
       : commands

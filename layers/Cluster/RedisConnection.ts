@@ -10,7 +10,10 @@ const clusterScheme = "redis-cluster://"
 export interface RedisSettings {
   /** A command with no answer after this fails like an outage (its promise rejects; the connection stays). */
   readonly commandTimeoutMs: number
-  /** Replicas a guarded write WAITs for; "auto" = 1 when every master reports a replica at start, else none. */
+  /**
+   * Replicas a guarded write WAITs for; "auto" = 1 when every master reports a replica, else none (decided at
+   * start; on a cluster again at each slot-map refresh).
+   */
   readonly waitReplicas: number | "auto"
   /** How long such a WAIT may take before the write is reported as not replicated (below commandTimeoutMs). */
   readonly waitTimeoutMs: number
