@@ -16,7 +16,7 @@ import {
   recordWritable,
   redactUrl
 } from "./Broker.ts"
-import { natsResource, resourceMissing } from "./NatsResources.ts"
+import { connectionGate, natsResource, resourceMissing } from "./NatsResources.ts"
 
 export interface NatsBrokerOptions {
   readonly url: string
@@ -57,19 +57,9 @@ export const makeNatsBroker = (options: NatsBrokerOptions) =>
     const connection: NatsConnection = yield* natsConnection(options.url, `switchboard-${options.nodeId}`, true)
     const kvm = new Kvm(connection)
     const unavailable = (cause: unknown) => new BrokerUnavailable("nats", cause)
-    let up = true
-    const pending = new Set<(cause: unknown) => void>()
-    /** Fails at once while the connection is down, and when it goes down: no caller waits for the broker's return. */
-    const whileUp = <A>(run: () => Promise<A>) =>
-      !up || connection.isClosed()
-        ? Promise.reject(new Error("not connected"))
-        : new Promise<A>((resolve, reject) => {
-            pending.add(reject)
-            run()
-              .then(resolve, reject)
-              .finally(() => pending.delete(reject))
-          })
-    const call = <A>(run: () => Promise<A>) => Effect.tryPromise({ try: () => whileUp(run), catch: unavailable })
+    // No caller waits for the broker's return: calls fail at once while the connection is down, and when it goes down.
+    const gate = connectionGate(connection)
+    const call = <A>(run: () => Promise<A>) => Effect.tryPromise({ try: () => gate.whileUp(run), catch: unavailable })
     const bucket = safeName(options.prefix)
     // Every bucket is made again, with its settings, when a restarted server has lost it (see NatsResources).
     const members = natsResource(() => kvm.create(`${bucket}_presence`, { history: 1 }))
@@ -98,12 +88,10 @@ export const makeNatsBroker = (options: NatsBrokerOptions) =>
     void (async () => {
       for await (const status of connection.status()) {
         if (status.type === "disconnect") {
-          up = false
-          for (const reject of pending) reject(new Error("connection lost"))
-          pending.clear()
+          gate.down()
           for (const callback of disconnectCallbacks) callback()
         } else if (status.type === "reconnect") {
-          up = true
+          gate.up()
           // The server may be a new one without JetStream storage: what this node opened is made again, first.
           const renewed = [members, nodes, claimsBucket, countersBucket, windowsBucket, recordsBucket].map((kv) =>
             kv.renew()
@@ -295,7 +283,7 @@ export const makeNatsBroker = (options: NatsBrokerOptions) =>
       kind: "nats",
       nodeId: options.nodeId,
       publish: (channel, bytes) => {
-        if (!up || connection.isClosed()) return false
+        if (!gate.isUp()) return false
         const subject = subjectOf(channel)
         connection.publish(subject, bytes)
         // The server does not echo (noEcho): this node's subscriber hears it here, once publish returned, as from the socket.
@@ -314,7 +302,7 @@ export const makeNatsBroker = (options: NatsBrokerOptions) =>
           })
           subscriptions.set(subject, { subscription, deliver })
           // The flush round trip proves the server has the subscription before the caller goes on.
-          return up ? Effect.promise(() => connection.flush().catch(() => {})) : Effect.void
+          return gate.isUp() ? Effect.promise(() => connection.flush().catch(() => {})) : Effect.void
         }),
       unsubscribe: (channel) =>
         Effect.sync(() => {
@@ -322,7 +310,7 @@ export const makeNatsBroker = (options: NatsBrokerOptions) =>
           subscriptions.get(subject)?.subscription.unsubscribe()
           subscriptions.delete(subject)
         }),
-      isUp: () => up && !connection.isClosed(),
+      isUp: gate.isUp,
       onReconnect: (callback) => void reconnectCallbacks.push(callback),
       onDisconnect: (callback) => void disconnectCallbacks.push(callback),
       presence,

@@ -55,8 +55,59 @@ export const natsResource = <A>(make: () => Promise<A>): NatsResource<A> => {
   }
 }
 
-/** Calls `back` at each reconnect of `connection`. */
-export const afterEachReconnect = (connection: NatsConnection, back: () => Promise<void>) =>
+/** Why a gated call failed: the connection was down when it was made, or went down before it finished. */
+export class NotConnected extends Error {
+  /** true: the call was in flight when the connection dropped (what it asked for may have been done). */
+  constructor(readonly inFlight: boolean) {
+    super(inFlight ? "connection lost" : "not connected")
+  }
+}
+
+/** Fails calls at once while a connection is down, and those in flight when it goes down: none waits for its return. */
+export interface ConnectionGate {
+  readonly whileUp: <A>(run: () => Promise<A>) => Promise<A>
+  readonly isUp: () => boolean
+  /** The connection went down: calls in flight fail now, new ones at once until `up`. */
+  readonly down: () => void
+  readonly up: () => void
+}
+
+export const connectionGate = (connection: NatsConnection): ConnectionGate => {
+  let up = true
+  const pending = new Set<(cause: unknown) => void>()
+  return {
+    whileUp: <A>(run: () => Promise<A>) =>
+      !up || connection.isClosed()
+        ? Promise.reject(new NotConnected(false))
+        : new Promise<A>((resolve, reject) => {
+            pending.add(reject)
+            run()
+              .then(resolve, reject)
+              .finally(() => pending.delete(reject))
+          }),
+    isUp: () => up && !connection.isClosed(),
+    down: () => {
+      up = false
+      for (const reject of pending) reject(new NotConnected(true))
+      pending.clear()
+    },
+    up: () => {
+      up = true
+    }
+  }
+}
+
+/** A gate on `connection` that follows its status by itself, calling `back` (not awaited) at each reconnect. */
+export const followedGate = (connection: NatsConnection, back: () => Promise<void>): ConnectionGate => {
+  const gate = connectionGate(connection)
   void (async () => {
-    for await (const status of connection.status()) if (status.type === "reconnect") void back()
+    for await (const status of connection.status()) {
+      if (status.type === "disconnect") gate.down()
+      else if (status.type === "reconnect") {
+        gate.up()
+        void back()
+      }
+    }
   })()
+  return gate
+}

@@ -11,7 +11,7 @@ import { Clock, Effect, Layer } from "effect"
 import { StorageError } from "../../src/storage/Account.ts"
 import { PartialAppend, payloadBytes, type StreamBounds, type StreamEntry, trimStep } from "../../src/storage/Stream.ts"
 import { natsConnection } from "../Cluster/NatsBroker.ts"
-import { afterEachReconnect, natsResource, resourceMissing } from "../Cluster/NatsResources.ts"
+import { followedGate, NotConnected, natsResource, resourceMissing } from "../Cluster/NatsResources.ts"
 import { StreamStore } from "./StreamStore.ts"
 
 export interface NatsStreamStoreOptions {
@@ -31,6 +31,12 @@ class Stopped extends Error {
   ) {
     super(cause instanceof Error ? cause.message : String(cause))
   }
+}
+/** What an append has stored so far, whether a publish of it is waiting for its answer, and whether its caller left. */
+interface Progress {
+  readonly entries: Array<StreamEntry>
+  publishing: boolean
+  abandoned: boolean
 }
 /** The publish's outcome is unknown (no answer): it may have been stored. */
 class NoAnswer extends Error {}
@@ -106,7 +112,8 @@ export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
     yield* Effect.tryPromise({ try: history.get, catch: failure(`creating the JetStream stream ${name}`) })
     // A server restarted without JetStream storage has lost the stream: it is made again (empty) at each
     // reconnect, before the operations that come after it, and when an operation finds it missing (that one fails).
-    afterEachReconnect(connection, history.renew)
+    // While the connection is down every call fails at once, and one in flight fails when it drops (see NatsResources).
+    const gate = followedGate(connection, history.renew)
     const failed = (what: string) => (error: unknown) => {
       if (resourceMissing(error)) void history.renew()
       return failure(what)(error)
@@ -217,12 +224,15 @@ export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
       at: number,
       batch: string = crypto.randomUUID()
     ) => {
-      const entries: Array<StreamEntry> = []
+      const progress: Progress = { entries: [], publishing: false, abandoned: false }
       try {
-        return await appendEach(stream, payloads, bounds, at, batch, entries)
+        return await gate.whileUp(() => appendEach(stream, payloads, bounds, at, batch, progress))
       } catch (error) {
         // What went in stays (the head names it); the purge below it waits for the next append that trims.
-        throw new Stopped(entries, error instanceof NoAnswer, error)
+        // A publish the dropped connection left unanswered may have been stored: unsure, as with no answer.
+        progress.abandoned = true
+        const dropped = error instanceof NotConnected && error.inFlight && progress.publishing
+        throw new Stopped([...progress.entries], error instanceof NoAnswer || dropped, error)
       }
     }
     const appendEach = async (
@@ -231,8 +241,9 @@ export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
       bounds: StreamBounds,
       at: number,
       batch: string,
-      entries: Array<StreamEntry>
+      progress: Progress
     ) => {
+      const { entries } = progress
       const subject = subjectOf(stream)
       // Each entry's msgID (batch id and index): a publish whose answer was lost is sent again under it and stored once.
       let purgeBelow = 0
@@ -245,6 +256,9 @@ export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
           // A full stream drops its oldest entry for the next one too: read it while this one is published.
           early =
             next.first > head.first && entries.length + 1 < payloads.length ? prefetch(subject, next.from) : undefined
+          // The client may send what it buffered once it reconnects: an append its caller was told failed stops here.
+          if (progress.abandoned) throw new NotConnected(true)
+          progress.publishing = true
           const ack = await publish(
             subject,
             payload,
@@ -253,6 +267,7 @@ export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
             { "Sb-Seq": next.last, "Sb-At": at, "Sb-Prev": head.at },
             `${batch}.${entries.length}`
           )
+          progress.publishing = false
           if (!ack) break
           // Stored by an earlier call with this batch id: its own seq and head come from the stored message.
           const earlier = ack.duplicate ? await get({ seq: ack.seq }) : null
@@ -308,7 +323,7 @@ export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
 
     const run = <A>(what: string, stream: string, work: () => Promise<A>) =>
       Effect.tryPromise({
-        try: () => history.get().then(work),
+        try: () => gate.whileUp(() => history.get().then(work)),
         catch: failed(`${what} stream ${JSON.stringify(stream)}`)
       })
 
@@ -320,7 +335,7 @@ export const makeNatsStreamStore = (options: NatsStreamStoreOptions) =>
       appendMany: (stream, payloads, bounds, batch) =>
         Effect.flatMap(Clock.currentTimeMillis, (at) =>
           Effect.tryPromise({
-            try: () => history.get().then(() => appendMany(stream, payloads, bounds, at, batch)),
+            try: () => gate.whileUp(history.get).then(() => appendMany(stream, payloads, bounds, at, batch)),
             catch: (error) => {
               const { message } = failed(`appending to stream ${JSON.stringify(stream)}`)(error)
               return error instanceof Stopped

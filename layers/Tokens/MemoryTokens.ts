@@ -39,7 +39,7 @@ export const makeMemoryTokens = (sweepInterval: Duration.DurationInput = "5 seco
 
     const revokeIndexedNow = (kind: string, index: string) => index !== "" && tableOf(kind).deleteByIndex(index)
 
-    const service: TokensService = {
+    const service: TokensService<never> = {
       issue: (kind, value, ttl, index) => Effect.map(now, (at) => issueAt(kind, value, ttl, index, at)),
       issueNow: (kind, value, ttl, index) => issueAt(kind, value, ttl, index, clock.unsafeCurrentTimeMillis()),
       take: (kind, token) => Effect.map(now, (at) => takeAt(kind, token, at)),

@@ -1,10 +1,10 @@
 import { type KV, Kvm } from "@nats-io/kv"
 import { Clock, Duration, Effect, Layer, Option } from "effect"
 import { natsConnection } from "../Cluster/NatsBroker.ts"
-import { afterEachReconnect, natsResource } from "../Cluster/NatsResources.ts"
+import { followedGate, NotConnected, natsResource } from "../Cluster/NatsResources.ts"
 import { repeatEvery } from "../../src/shared/Sweeps.ts"
 import { randomToken } from "./TokenTable.ts"
-import { Tokens, type TokensService } from "./Tokens.ts"
+import { TokenStoreUnavailable, Tokens, type TokensService } from "./Tokens.ts"
 
 export interface NatsTokensOptions {
   readonly url: string
@@ -37,12 +37,19 @@ export const makeNatsTokens = (options: NatsTokensOptions) =>
     // Made again when a restarted server lost it (no JetStream storage): before use after each reconnect, or on a miss.
     const tokens = natsResource(() => new Kvm(connection).create(bucket, { history: 1 }))
     yield* Effect.promise(tokens.get)
-    afterEachReconnect(connection, tokens.renew)
+    const gate = followedGate(connection, tokens.renew)
     const tokenKey = (kind: string, token: string) => `t.${keyPart(kind)}.${digest(token)}`
     const indexKey = (kind: string, index: string) => `x.${keyPart(kind)}.${keyPart(index)}`
     const now = Clock.currentTimeMillis
-    // Tokens are what logins stand on: a NATS outage is a defect of this request, reported like any other.
-    const run = <A>(command: (kv: KV) => Promise<A>) => Effect.promise(() => tokens.use(command))
+    // Fails at once while the connection is down (and when it drops): the caller answers, nobody waits for NATS.
+    const run = <A>(command: (kv: KV) => Promise<A>) =>
+      Effect.tryPromise({
+        try: () => gate.whileUp(() => tokens.use(command)),
+        catch: (error) =>
+          new TokenStoreUnavailable({
+            reason: error instanceof NotConnected ? "NATS not connected" : "NATS did not answer"
+          })
+      })
     const live = async (kv: KV, key: string, at: number) => {
       const entry = await kv.get(key)
       if (!entry || entry.operation !== "PUT") return undefined

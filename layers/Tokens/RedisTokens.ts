@@ -5,7 +5,7 @@ import { defaultRedisSettings, type RedisSettings } from "../Cluster/RedisConnec
 import { redisKeys } from "../Cluster/RedisKeys.ts"
 import { makeReplicaWait } from "../Cluster/RedisReplication.ts"
 import { randomToken } from "./TokenTable.ts"
-import { Tokens, type TokensService } from "./Tokens.ts"
+import { TokenStoreUnavailable, Tokens, type TokensService } from "./Tokens.ts"
 
 export interface RedisTokensOptions {
   readonly url: string
@@ -64,8 +64,9 @@ export const makeRedisTokens = (options: RedisTokensOptions) =>
       done ? replicas.replicated(key, what) : Effect.void
     const keys = redisKeys(options.prefix)
     const expiries = keys.tokenExpiries
-    // Tokens are what logins stand on: a Redis outage is a defect of this request, reported like any other.
-    const run = <A>(command: () => Promise<A>) => Effect.promise(command)
+    // A failed command (Redis unreachable, timed out) is the caller's to answer: the reason names no key or token.
+    const run = <A>(command: () => Promise<A>) =>
+      Effect.tryPromise({ try: command, catch: () => new TokenStoreUnavailable({ reason: "Redis did not answer" }) })
     const parse = (held: unknown) =>
       typeof held === "string" ? Option.some((JSON.parse(held) as { v: string }).v) : Option.none()
 

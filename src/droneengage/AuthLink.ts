@@ -6,6 +6,8 @@ import { decodeAuthToRelayFast, encodeLoginReply, encodeLogout } from "./S2SFast
 import { encodeRelayToAuth, type InfoData, type LoginRequestData, signChallenge, signChallengeEd25519 } from "./S2S.ts"
 import type { UnitRoomsService, UnitMember } from "./UnitRooms.ts"
 import type { LoginKeys } from "./LoginKeys.ts"
+import type { TokenStoreUnavailable } from "../../layers/Tokens/Tokens.ts"
+import { ErrorCode } from "./Wire.ts"
 
 /** What a login key admits: the LOGIN request the authenticator sent. */
 export type UnitGrant = LoginRequestData
@@ -126,12 +128,19 @@ export const makeAuthLink = (options: AuthLinkOptions) =>
     const sendLoginReply = (link: Link, request: LoginRequestData, key: string, port: number) =>
       link.send(encodeLoginReply({ r: request.r, e: 0, g: options.publicHost, h: port, f: key }))
 
+    // A key the store could not issue refuses this login only (the authenticator answers "No available Server").
+    const refuseLogin = (link: Link, request: LoginRequestData, error: TokenStoreUnavailable) =>
+      Effect.zipRight(
+        Effect.logWarning("LOGIN refused: login key store unavailable", error.reason),
+        Effect.sync(() => link.send(encodeLoginReply({ r: request.r, e: ErrorCode.databaseError })))
+      )
+
     const answerLogin = (link: Link, request: LoginRequestData) =>
       Effect.gen(function* () {
         const key = yield* options.keys.issue(request)
         const port = (knownPort = yield* options.publicPort)
         sendLoginReply(link, request, key, port)
-      })
+      }).pipe(Effect.catchTag("TokenStoreUnavailable", (error) => refuseLogin(link, request, error)))
 
     /** A LOGIN answered without the link's fiber when the keys are issued on the spot; anything else goes to onMessage. */
     const onMessageNow = (message: string | Uint8Array, link: Link) => {

@@ -50,7 +50,14 @@ export const startAuthenticator = (config: AuthenticatorConfig) =>
       handshakeTimeout: config.s2sHandshakeTimeout,
       replyTimeout: config.loginReplyTimeout,
       // The relay names the login request that admitted the unit: end exactly that session, by index.
-      onLogout: (logout) => Effect.asVoid(sessions.endIndexed(loginSessionKey(logout.a, logout.r))),
+      // A session the store could not end now runs out at its TTL (sliding: that long after its last use).
+      onLogout: (logout) =>
+        sessions.endIndexed(loginSessionKey(logout.a, logout.r)).pipe(
+          Effect.asVoid,
+          Effect.catchTag("TokenStoreUnavailable", (error) =>
+            Effect.logWarning("a LOGOUT's session was not ended: session store unavailable", error.reason)
+          )
+        ),
       onLogoutNow: endIndexedNow && ((logout) => (endIndexedNow(loginSessionKey(logout.a, logout.r)), true))
     })
     const s2s = yield* transport.serve({

@@ -212,6 +212,9 @@ export const makeLogin = (options: LoginOptions) => {
           Effect.logError("account store failed during login", error.message).pipe(
             Effect.as(answer(failure(command, ErrorCode.databaseError, "Database error."), 500))
           )
+        ),
+        Effect.catchTag("TokenStoreUnavailable", (error) =>
+          Effect.as(Effect.logError("session store failed during login", error.reason), sessionStoreDown(command))
         )
       )
 
@@ -277,6 +280,10 @@ export const loginRoute = (path: string, login: Login): NativeRoute => ({
   },
   onDefect: () => toWebResponse(login.internalError)
 })
+
+/** What a call answers when the session store (a shared Tokens store) cannot be reached: retry later. */
+export const sessionStoreDown = (command: string): Answer =>
+  answer(failure(command, ErrorCode.databaseError, "Session store unavailable."), 503)
 
 /** What a login answers when it fails inside (a defect): a short JSON error a browser page can read (CORS). */
 export const internalErrorAnswer = (command: string): Answer =>

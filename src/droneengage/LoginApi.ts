@@ -11,7 +11,15 @@ import {
   type Reply,
   success
 } from "./Api.ts"
-import { answer, type LoginSession, loginRoute, makeAddressLimits, makeLogin, toHttpResponse } from "./Login.ts"
+import {
+  answer,
+  type LoginSession,
+  loginRoute,
+  makeAddressLimits,
+  makeLogin,
+  sessionStoreDown,
+  toHttpResponse
+} from "./Login.ts"
 import { type ActorType, ErrorCode } from "./Wire.ts"
 import { Permission } from "../storage/Account.ts"
 import type { CommServers } from "./CommServers.ts"
@@ -22,6 +30,7 @@ import { HardwareStore } from "../../layers/Storage/HardwareStore.ts"
 import { ClientAddress } from "../../layers/Transport/Transport.ts"
 import type { KeyedLimiter } from "../shared/RateLimiter.ts"
 import type { Sessions } from "./Sessions.ts"
+import type { TokenStoreUnavailable } from "../../layers/Tokens/Tokens.ts"
 
 export interface LoginApiOptions {
   readonly serverName: string
@@ -257,6 +266,18 @@ export const makeLoginApi = (options: LoginApiOptions) =>
         ? reply(failure("error", ErrorCode.notFound, "API endpoint not found"), 404)
         : HttpServerResponse.unsafeJson({ error: "not found" }, { status: 404 })
 
+    /** A call that reads or ends a session: the session store unreachable is answered 503, e 3. */
+    const sessionCall = <R>(
+      command: string,
+      call: Effect.Effect<HttpServerResponse.HttpServerResponse, TokenStoreUnavailable, R>
+    ) =>
+      Effect.catchTag(call, "TokenStoreUnavailable", (error) =>
+        Effect.as(
+          Effect.logWarning(`${command}: session store unavailable`, error.reason),
+          toHttpResponse(sessionStoreDown(command))
+        )
+      )
+
     const loginPaths = [
       ["/w/wl", "g", "/wl"],
       ["/agent/al", "d", "/al"]
@@ -268,10 +289,10 @@ export const makeLoginApi = (options: LoginApiOptions) =>
       ]
     > = [
       ...loginPaths.map(([path, actor, command]) => [path, login(actor, command)] as const),
-      ["/w/wo", logout],
-      ["/agent/ah", hardwareCheck],
-      ["/w/am", manage("/am")],
-      ["/agent/aam", manage("/aam")]
+      ["/w/wo", sessionCall("/wo", logout)],
+      ["/agent/ah", sessionCall("/ah", hardwareCheck)],
+      ["/w/am", sessionCall("/am", manage("/am"))],
+      ["/agent/aam", sessionCall("/aam", manage("/aam"))]
     ]
     // The router ignores a trailing "/", as the original does.
     const router = routes.reduce(

@@ -1,5 +1,5 @@
 import { Duration, Effect, Option, Schema } from "effect"
-import { Tokens } from "../../layers/Tokens/Tokens.ts"
+import { type TokenStoreUnavailable, Tokens } from "../../layers/Tokens/Tokens.ts"
 
 /**
  * Single-use login keys: a relay issues one per reserved login and the client presents it once
@@ -10,15 +10,15 @@ import { Tokens } from "../../layers/Tokens/Tokens.ts"
  */
 export interface LoginKeys<G> {
   /** A fresh key bound to `grant`. */
-  readonly issue: (grant: G) => Effect.Effect<string>
+  readonly issue: (grant: G) => Effect.Effect<string, TokenStoreUnavailable>
   /** `issue` on the spot when the token store answers without I/O; absent: use `issue`. */
   readonly issueNow?: ((grant: G) => string) | undefined
   /** The grant of a live, unused key, consuming it; None for unknown, used or expired keys. */
-  readonly consume: (key: string) => Effect.Effect<Option.Option<G>>
+  readonly consume: (key: string) => Effect.Effect<Option.Option<G>, TokenStoreUnavailable>
   /** `consume` on the spot when the token store answers without I/O; absent: use `consume`. */
   readonly consumeNow?: ((key: string) => Option.Option<G>) | undefined
   /** Keys currently held (expired ones count until the next sweep). */
-  readonly count: Effect.Effect<number>
+  readonly count: Effect.Effect<number, TokenStoreUnavailable>
 }
 
 export interface LoginKeyOptions<G> {

@@ -145,7 +145,16 @@ export const makeRelayProtocol = (options: RelayProtocolOptions) =>
         const { key, unitName } = asked
         // A token store in memory answers on the spot: the decision is a plain value and needs no fiber.
         if (keys.consumeNow) return Effect.succeed(admit(keys.consumeNow(key), unitName))
-        return Effect.map(keys.consume(key), (grant) => admit(grant, unitName))
+        return keys.consume(key).pipe(
+          Effect.map((grant) => admit(grant, unitName)),
+          // The unit logs in again once the store is back (whether this key was used up is not known).
+          Effect.catchTag("TokenStoreUnavailable", (error) =>
+            Effect.as(
+              Effect.logWarning("unit connect refused: login key store unavailable", error.reason),
+              refuse(503, "login key store unavailable, try again later", "key-store-unavailable")
+            )
+          )
+        )
       },
 
       open: (connection) =>

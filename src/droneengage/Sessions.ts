@@ -1,5 +1,5 @@
 import { Duration, Effect, Option, Schema } from "effect"
-import { Tokens } from "../../layers/Tokens/Tokens.ts"
+import { type TokenStoreUnavailable, Tokens } from "../../layers/Tokens/Tokens.ts"
 
 /**
  * Login sessions (the DroneEngage `sid`): a 128-bit token of the Tokens Tag holding what the
@@ -7,19 +7,19 @@ import { Tokens } from "../../layers/Tokens/Tokens.ts"
  * after their last use (sliding).
  */
 export interface Sessions<S> {
-  readonly create: (data: S) => Effect.Effect<string>
+  readonly create: (data: S) => Effect.Effect<string, TokenStoreUnavailable>
   /** `create` on the spot when the token store answers without I/O; absent: use `create`. */
   readonly createNow?: ((data: S) => string) | undefined
   /** The session's data if it is live; a sliding session's expiry moves forward. */
-  readonly get: (sid: string) => Effect.Effect<Option.Option<S>>
+  readonly get: (sid: string) => Effect.Effect<Option.Option<S>, TokenStoreUnavailable>
   /** Ends one session; false if it was not live. */
-  readonly end: (sid: string) => Effect.Effect<boolean>
+  readonly end: (sid: string) => Effect.Effect<boolean, TokenStoreUnavailable>
   /** Ends the session whose `index(data)` is `key`, without a scan; false if none. */
-  readonly endIndexed: (key: string) => Effect.Effect<boolean>
+  readonly endIndexed: (key: string) => Effect.Effect<boolean, TokenStoreUnavailable>
   /** `endIndexed` on the spot when the token store answers without I/O; absent: use `endIndexed`. */
   readonly endIndexedNow?: ((key: string) => boolean) | undefined
   /** Sessions currently held (expired ones count until the next sweep). */
-  readonly count: Effect.Effect<number>
+  readonly count: Effect.Effect<number, TokenStoreUnavailable>
 }
 
 export interface SessionOptions<S> {

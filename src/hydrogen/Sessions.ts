@@ -111,14 +111,16 @@ export const makeSessions = (deps: {
           )
         )
       })
+    // A token the store could not revoke resumes nothing: no node holds its session, and a cluster's record is closed.
+    const revokeResumeToken = (session: Session) =>
+      Effect.catchTag(tokens.revoke(resumeTokens, session.id), "TokenStoreUnavailable", (error) =>
+        Effect.logWarning("an ended session's resume token was not revoked: session store unavailable", error.reason)
+      )
     /** The session ends for good: its token goes and its unacked events are undeliverable. */
     const ended = (session: Session, reason: string) =>
-      Effect.all(
-        [tokens.revoke(resumeTokens, session.id), channels.forget(session), acks.abandonAll(session, reason)],
-        {
-          discard: true
-        }
-      )
+      Effect.all([revokeResumeToken(session), channels.forget(session), acks.abandonAll(session, reason)], {
+        discard: true
+      })
     /**
      * Another node holds the session now: its connection here closes as replaced (4004), and it goes
      * without revoking its token or its shared record (both are the other node's). Unacked events of
@@ -175,7 +177,9 @@ export const makeSessions = (deps: {
       positions: Readonly<Record<string, RecoverFrom>>
     ): Effect.Effect<ResumeResult, HydrogenError> =>
       Effect.gen(function* () {
-        const owner = yield* tokens.get(resumeTokens, sessionId)
+        const owner = yield* Effect.catchTag(tokens.get(resumeTokens, sessionId), "TokenStoreUnavailable", () =>
+          applicationError(ErrorCodes.storageUnavailable, "session store unavailable: resume again later")
+        )
         let previous = Option.isSome(owner) ? sessions.get(sessionId) : undefined
         // A session held by another node (or by a node that died): taken over from the shared record.
         if (cluster && Option.isSome(owner) && !previous && owner.value === ownerOf(current.identity)) {

@@ -190,7 +190,15 @@ export const makeHydrogenProtocol = (deps: {
     const open: WebSocketProtocol<HydrogenConnectionData>["open"] = (connection) =>
       Effect.gen(function* () {
         const state = states.track({ connection: connection.id, remote: connection.remoteAddress }, "Established")
-        const session = yield* sessions.create(connection.data.identity, connection)
+        const created = yield* Effect.either(sessions.create(connection.data.identity, connection))
+        if (Either.isLeft(created)) {
+          // No session id to give: the client reconnects once the store is back.
+          yield* Effect.logWarning("connection closed: session store unavailable", created.left.reason)
+          connection.close(CloseCodes.tryAgainLater, "session store unavailable")
+          yield* Effect.zipRight(state.moveTo("Closing"), state.moveTo("Closed"))
+          return { onMessage: () => {} }
+        }
+        const session = created.right
         yield* state.moveTo("Connected")
         status.counters.activeConnections++
         status.counters.totalConnections++

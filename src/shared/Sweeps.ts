@@ -4,7 +4,7 @@ import { Cause, Clock, type Duration, Effect, Schedule, type Scope } from "effec
 export const repeatEvery = (
   name: string,
   interval: Duration.DurationInput,
-  task: (now: number) => Effect.Effect<void> | void
+  task: (now: number) => Effect.Effect<void, unknown> | void
 ): Effect.Effect<void, never, Scope.Scope> => {
   const failed = (cause: Cause.Cause<unknown>) => Effect.logError(`${name} sweep failed`, Cause.pretty(cause))
   const run = Effect.flatMap(Clock.currentTimeMillis, (now) => task(now) ?? Effect.void).pipe(

@@ -45,17 +45,18 @@ export const testSettings = (overrides: Partial<HydrogenSettings> = {}): Hydroge
 
 /**
  * Hydrogen on the test doubles: MemoryTransportTest (a MemoryNetwork, no sockets, and Metrics), in-process
- * Rooms, memory Tokens, memory history (or the given store) and a fresh Metrics registry. Built in the test's
+ * Rooms, memory Tokens (or the given), memory history (or the given store) and a fresh Metrics registry. Built in the test's
  * scope, so resources such as a database pool live as long as the server.
  */
 export const startTestHydrogen = (
   overrides: Partial<HydrogenSettings> = {},
   store: Layer.Layer<StreamStore> = MemoryStreamStore,
-  handlers: ExtraHandlers = {}
+  handlers: ExtraHandlers = {},
+  tokens: Layer.Layer<Tokens> = MemoryTokensLive
 ) =>
   Effect.gen(function* () {
     const context = yield* Layer.build(
-      Layer.mergeAll(InProcessRoomsLive, MemoryTokensLive, store).pipe(Layer.provideMerge(MemoryTransportTest))
+      Layer.mergeAll(InProcessRoomsLive, tokens, store).pipe(Layer.provideMerge(MemoryTransportTest))
     )
     return yield* Effect.gen(function* () {
       const server = yield* startHydrogen(testSettings(overrides), { handlers })

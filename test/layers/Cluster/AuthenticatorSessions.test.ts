@@ -1,8 +1,6 @@
-import { afterAll, describe, expect } from "bun:test"
-import { Kvm } from "@nats-io/kv"
-import { connect } from "@nats-io/transport-node"
+import { describe, expect } from "bun:test"
 import { Duration, Effect, Layer, Queue, TestClock } from "effect"
-import { NatsTokensLive, natsTokensBucket } from "../../../layers/Tokens/NatsTokens.ts"
+import { NatsTokensLive } from "../../../layers/Tokens/NatsTokens.ts"
 import { RedisTokensLive } from "../../../layers/Tokens/RedisTokens.ts"
 import { Tokens } from "../../../layers/Tokens/Tokens.ts"
 import { startAuthenticator } from "../../../src/droneengage/Authenticator.ts"
@@ -19,6 +17,7 @@ import {
 } from "../../droneengage/harness.ts"
 import { it } from "../../support/effect.ts"
 import {
+  cleanNatsTokensAfterAll,
   cleanRedisAfterAll,
   natsAvailable,
   natsPrefix,
@@ -31,12 +30,7 @@ import {
 const prefix = runPrefix("auth-sessions")
 cleanRedisAfterAll(prefix)
 const jetStreamPrefix = natsPrefix("auth-sessions")
-afterAll(async () => {
-  if (!natsAvailable) return
-  const admin = await connect({ servers: natsUrl })
-  await (await new Kvm(admin).open(natsTokensBucket(jetStreamPrefix))).destroy().catch(() => false)
-  await admin.close()
-})
+cleanNatsTokensAfterAll(jetStreamPrefix)
 
 interface SessionBackend {
   readonly name: string

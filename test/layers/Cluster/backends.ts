@@ -18,6 +18,7 @@ import { redisClusterAvailable } from "../../support/redisCluster.ts"
 import { adminRedis, deleteKeys, keysUnder, sharedRedisCluster } from "./redisAdmin.ts"
 import { requireService } from "../../support/services.ts"
 import { tcpProxy } from "./TcpProxy.ts"
+import { natsTokensBucket } from "../../../layers/Tokens/NatsTokens.ts"
 
 /** The Redis the Redis suites use: `TEST_REDIS_URL` (`redis://` or `redis-cluster://` seeds) or the local one. */
 export const redisUrl = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379"
@@ -36,6 +37,15 @@ export const natsAvailable = await requireService("NATS", "127.0.0.1", 4222)
 
 /** A prefix no other run uses, so parallel runs never share channels or keys. */
 export const runPrefix = (label: string) => `sbtest:${label}:${crypto.randomUUID().slice(0, 8)}:`
+
+/** Destroys the NATS token bucket of `prefix` (a NatsTokens store's) when the test file ends. */
+export const cleanNatsTokensAfterAll = (prefix: string) =>
+  afterAll(async () => {
+    if (!natsAvailable) return
+    const admin = await connect({ servers: natsUrl })
+    await (await new Kvm(admin).open(natsTokensBucket(prefix))).destroy().catch(() => false)
+    await admin.close()
+  })
 
 /** Deletes every Redis key under `prefix` when the test file ends. */
 export const cleanRedisAfterAll = (prefix: string) =>
