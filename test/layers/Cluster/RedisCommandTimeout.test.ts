@@ -5,6 +5,7 @@ import { makeRedisBroker } from "../../../layers/Cluster/RedisBroker.ts"
 import type { RedisSettings } from "../../../layers/Cluster/RedisConnection.ts"
 import { makeRedisStreamStore } from "../../../layers/Storage/RedisStreamStore.ts"
 import { makeRedisTokens } from "../../../layers/Tokens/RedisTokens.ts"
+import { TokenStoreUnavailable } from "../../../layers/Tokens/Tokens.ts"
 import { it } from "../../support/effect.ts"
 import { nodeCommand, pollUntil, redisClusterAvailable, startRedisServer } from "../../support/redisCluster.ts"
 
@@ -69,9 +70,11 @@ describe("Redis commands to a server that stops answering (a private redis-serve
             expect(Option.map(unavailable, (error) => error.message)).toEqual(
               Option.some("redis is unavailable: Command timed out")
             )
-            // Tokens report an outage as a defect of the request; the stream store as a StorageError.
+            // Tokens report an outage as TokenStoreUnavailable; the stream store as a StorageError.
             const take = yield* answered(tokens.take("login", token))
-            expect(Exit.isFailure(take) && Cause.isDie(take.cause)).toBe(true)
+            expect(Exit.isFailure(take) && Cause.failureOption(take.cause)).toEqual(
+              Option.some(expect.any(TokenStoreUnavailable))
+            )
             const append = yield* answered(streams.append("s", "entry", {}))
             expect(Exit.isFailure(append) && Cause.pretty(append.cause)).toContain("Command timed out")
           })
