@@ -4,7 +4,7 @@ import { generateAccessCode } from "../../src/storage/AccessCode.ts"
 import { Account, AccountExists, AccountNotFound, accountFromInput, newAccountId } from "../../src/storage/Account.ts"
 import { AccessCodeHasher } from "./AccessCodeHasher.ts"
 import { AccountStore } from "./AccountStore.ts"
-import { migrateSchema, storageFailure, type StoreSchema } from "./SqlDatabase.ts"
+import { makeStoreCall, migrateSchema, type StoreSchema } from "./SqlDatabase.ts"
 import { asText } from "./SqlValues.ts"
 
 /**
@@ -70,6 +70,7 @@ const toAccount = (row: AccountRow) =>
 /** AccountStore over any @effect/sql client (SQLite or MySQL); runs its migrations first. */
 export const makeSqlAccountStore = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
+  const storeCall = yield* makeStoreCall
   const hasher = yield* AccessCodeHasher
   yield* migrateSchema(AccountSchema)
 
@@ -84,22 +85,23 @@ export const makeSqlAccountStore = Effect.gen(function* () {
     )
 
   const store: AccountStore["Type"] = {
+    // Only the database part of a call is timed: hashing is CPU work that does not wait on the database.
     authenticate: (name, accessCode) =>
       Effect.gen(function* () {
-        const row = yield* rowByName(name)
+        const row = yield* rowByName(name).pipe(storeCall("authenticating"))
         const storedHash = Option.getOrUndefined(Option.map(row, (found) => asText(found.code_hash)))
         const ok = yield* hasher.verify(accessCode, storedHash)
         return ok ? Option.map(row, toAccount) : Option.none()
-      }).pipe(storageFailure("authenticating")),
-    findByName: (name) => rowByName(name).pipe(Effect.map(Option.map(toAccount)), storageFailure("reading an account")),
+      }),
+    findByName: (name) => rowByName(name).pipe(Effect.map(Option.map(toAccount)), storeCall("reading an account")),
     storedCredential: (name) =>
       rowByName(name).pipe(
         Effect.map(Option.map((row) => ({ account: toAccount(row), codeHash: asText(row.code_hash) }))),
-        storageFailure("reading an account")
+        storeCall("reading an account")
       ),
     list: sql<AccountRow>`${selectAccount} ORDER BY a.name`.pipe(
       Effect.map((rows) => rows.map(toAccount)),
-      storageFailure("listing accounts")
+      storeCall("listing accounts")
     ),
     create: (input) =>
       Effect.gen(function* () {
@@ -132,10 +134,11 @@ export const makeSqlAccountStore = Effect.gen(function* () {
                 Option.isSome(row) ? new AccountExists({ name: account.name }) : error
               )
             )
-          )
+          ),
+          storeCall("creating an account")
         )
         return { account, accessCode }
-      }).pipe(storageFailure("creating an account")),
+      }),
     regenerateAccessCode: (name) =>
       Effect.gen(function* () {
         const accessCode = generateAccessCode()
@@ -144,16 +147,17 @@ export const makeSqlAccountStore = Effect.gen(function* () {
           Effect.tap(
             (row) => sql`UPDATE account_details SET code_hash = ${codeHash} WHERE account_id = ${asText(row.id)}`
           ),
-          sql.withTransaction
+          sql.withTransaction,
+          storeCall("regenerating an access code")
         )
         return { account: toAccount(row), accessCode }
-      }).pipe(storageFailure("regenerating an access code")),
+      }),
     setEnabled: (name, enabled) =>
       sql`UPDATE account SET enabled = ${enabled ? 1 : 0} WHERE name = ${name}`.pipe(
         Effect.zipRight(existing(name)),
         Effect.map(toAccount),
         sql.withTransaction,
-        storageFailure("enabling or disabling an account")
+        storeCall("enabling or disabling an account")
       )
   }
   return store

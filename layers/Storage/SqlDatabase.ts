@@ -4,7 +4,7 @@ import { MysqlClient } from "@effect/sql-mysql2"
 import { SqliteClient } from "@effect/sql-sqlite-bun"
 import { mkdirSync } from "node:fs"
 import { dirname } from "node:path"
-import { Effect, Layer, type Redacted } from "effect"
+import { Context, Duration, Effect, Layer, type Redacted } from "effect"
 import { StorageError } from "../../src/storage/Account.ts"
 
 /** Turns a driver error into the StorageError every store fails with, naming what was being done. */
@@ -16,6 +16,32 @@ export const storageFailure =
       (error): error is Extract<E, SqlError.SqlError> => error._tag === "SqlError",
       (error) => Effect.fail(new StorageError({ message: `${what} failed: ${describe(error)}`, cause: error }))
     ) as Effect.Effect<A, Exclude<E, SqlError.SqlError> | StorageError, R>
+
+/** How long one store call may wait for the database, a pooled connection included (`<path>.queryTimeoutMs`). */
+export class SqlQueryTimeout extends Context.Reference<SqlQueryTimeout>()("switchboard/SqlQueryTimeout", {
+  defaultValue: (): Duration.Duration => Duration.millis(5000)
+}) {}
+
+/** The cause of a StorageError whose call got no answer in time: it may still run (and commit) later. */
+export class QueryTimedOut extends Error {}
+
+/**
+ * The wrapper of every store call: storageFailure plus the store's SqlQueryTimeout. The call is disconnected so a
+ * timeout returns at once even where the driver cannot be interrupted (a transaction waiting for a connection).
+ */
+export const makeStoreCall = Effect.map(SqlQueryTimeout, (timeout) => {
+  const message = `the database did not answer within ${Duration.toMillis(timeout)} ms`
+  return (what: string) =>
+    <A, E extends { readonly _tag: string }, R>(effect: Effect.Effect<A, E, R>) =>
+      storageFailure(what)(effect).pipe(
+        Effect.disconnect,
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () =>
+            new StorageError({ message: `${what} failed: ${message}`, cause: new QueryTimedOut(message) })
+        })
+      )
+})
 
 const describe = (error: { message: string; cause?: unknown }) =>
   error.cause instanceof Error ? `${error.message}: ${error.cause.message}` : error.message

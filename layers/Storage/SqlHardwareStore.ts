@@ -1,7 +1,7 @@
 import { SqlClient } from "@effect/sql"
 import { Clock, Effect, Layer } from "effect"
 import { type HardwareRecord, HardwareStore } from "./HardwareStore.ts"
-import { migrateSchema, storageFailure, type StoreSchema } from "./SqlDatabase.ts"
+import { makeStoreCall, migrateSchema, type StoreSchema } from "./SqlDatabase.ts"
 import { asText } from "./SqlValues.ts"
 
 /** The original's account_hw_info. No foreign key to account: accounts may live in another backend. */
@@ -33,6 +33,7 @@ export const HardwareSchema: StoreSchema = {
 /** HardwareStore over any @effect/sql client (SQLite or MySQL); registering twice is a no-op. */
 export const makeSqlHardwareStore = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
+  const storeCall = yield* makeStoreCall
   yield* migrateSchema(HardwareSchema)
   const store: HardwareStore["Type"] = {
     register: (record) =>
@@ -48,12 +49,12 @@ export const makeSqlHardwareStore = Effect.gen(function* () {
             sql`INSERT INTO account_hw_info ${sql.insert(row)} ON DUPLICATE KEY UPDATE account_id = account_id`,
           orElse: () => sql`INSERT INTO account_hw_info ${sql.insert(row)} ON CONFLICT DO NOTHING`
         })
-      }).pipe(storageFailure("registering hardware")),
+      }).pipe(storeCall("registering hardware")),
     isRegistered: (record) =>
       sql`SELECT 1 AS found FROM account_hw_info
         WHERE account_id = ${record.accountId} AND hw_id = ${record.hardwareId} AND hw_type = ${record.hardwareType}`.pipe(
         Effect.map((rows) => rows.length > 0),
-        storageFailure("checking hardware")
+        storeCall("checking hardware")
       ),
     listFor: (accountId) =>
       sql<{
@@ -71,7 +72,7 @@ export const makeSqlHardwareStore = Effect.gen(function* () {
             })
           )
         ),
-        storageFailure("listing hardware")
+        storeCall("listing hardware")
       )
   }
   return store

@@ -2,7 +2,7 @@ import { SqlClient } from "@effect/sql"
 import { Clock, Effect, Layer } from "effect"
 import { StorageError } from "../../src/storage/Account.ts"
 import { PartialAppend, payloadBytes, type StreamBounds, type StreamEntry, trimStep } from "../../src/storage/Stream.ts"
-import { migrateSchema, retryOnDeadlock, storageFailure, type StoreSchema } from "./SqlDatabase.ts"
+import { makeStoreCall, migrateSchema, QueryTimedOut, retryOnDeadlock, type StoreSchema } from "./SqlDatabase.ts"
 import { StreamStore } from "./StreamStore.ts"
 
 /**
@@ -77,13 +77,17 @@ export const StreamSchema: StoreSchema = {
 
 /** How long a batch's id is remembered (ms): its resend comes within seconds. */
 const batchMemoryMs = 30_000
-/** Errors of a connection lost mid-statement: the transaction may have committed. Any other error stored nothing. */
+/** A connection lost mid-statement or no answer in time: the transaction may have committed. Other errors stored nothing. */
 const connectionLostCodes = new Set(["PROTOCOL_CONNECTION_LOST", "ECONNRESET", "EPIPE", "ETIMEDOUT"])
 /** Stands for a lost answer in tests (`dropAnswer`). */
 class AnswerDropped extends Error {}
 const maybeCommitted = (error: unknown): boolean => {
   for (let cause = error; cause instanceof Object; cause = (cause as { cause?: unknown }).cause)
-    if (cause instanceof AnswerDropped || connectionLostCodes.has(String((cause as { code?: unknown }).code)))
+    if (
+      cause instanceof AnswerDropped ||
+      cause instanceof QueryTimedOut ||
+      connectionLostCodes.has(String((cause as { code?: unknown }).code))
+    )
       return true
   return false
 }
@@ -132,6 +136,7 @@ const insertBatch = 100
 export const makeSqlStreamStore = (options: SqlStreamStoreOptions = {}) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
+    const storeCall = yield* makeStoreCall
     yield* migrateSchema(StreamSchema)
 
     const selectHead = (stream: string, forUpdate: boolean) =>
@@ -234,7 +239,7 @@ export const makeSqlStreamStore = (options: SqlStreamStoreOptions = {}) =>
             ? Effect.fail(new StorageError({ message: `${what} failed: no answer`, cause: new AnswerDropped() }))
             : Effect.void
         ),
-        storageFailure(what)
+        storeCall(what)
       )
       // A connection lost mid-transaction may have committed it: the batch is sent once more under its id.
       return send.pipe(
@@ -262,12 +267,12 @@ export const makeSqlStreamStore = (options: SqlStreamStoreOptions = {}) =>
           : sql<{ seq: unknown; payload: string; at: unknown }>`SELECT seq, payload, at FROM stream_entry
             WHERE stream = ${stream} AND seq > ${afterSeq} ORDER BY seq ${limitClause(limit)}`.pipe(
               Effect.map((rows) => rows.map(toEntry)),
-              storageFailure(`reading stream ${JSON.stringify(stream)}`)
+              storeCall(`reading stream ${JSON.stringify(stream)}`)
             ),
       position: (stream) =>
         head(stream, false).pipe(
           Effect.map((h) => ({ epoch: h.epoch, first: h.count === 0 ? 0 : h.first, last: h.last })),
-          storageFailure(`reading the position of stream ${JSON.stringify(stream)}`)
+          storeCall(`reading the position of stream ${JSON.stringify(stream)}`)
         ),
       remove: (stream) =>
         Effect.all(
@@ -283,7 +288,7 @@ export const makeSqlStreamStore = (options: SqlStreamStoreOptions = {}) =>
           sql.withTransaction,
           retryOnDeadlock,
           Effect.ensuring(Effect.sync(() => known.delete(stream))),
-          storageFailure(`removing stream ${JSON.stringify(stream)}`)
+          storeCall(`removing stream ${JSON.stringify(stream)}`)
         )
     }
     return store

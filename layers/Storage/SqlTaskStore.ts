@@ -1,7 +1,7 @@
 import { SqlClient, type Statement } from "@effect/sql"
 import { Clock, Effect, Layer } from "effect"
 import type { StoredTask, TaskQuery } from "../../src/storage/Task.ts"
-import { migrateSchema, storageFailure, type StoreSchema } from "./SqlDatabase.ts"
+import { makeStoreCall, migrateSchema, type StoreSchema } from "./SqlDatabase.ts"
 import { TaskStore } from "./TaskStore.ts"
 
 /** One row per task; ids come from the database and are never reused (AUTOINCREMENT / AUTO_INCREMENT). */
@@ -80,6 +80,7 @@ const columns =
 /** TaskStore over any @effect/sql client (SQLite or MySQL); every value is a bound parameter. */
 export const makeSqlTaskStore = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
+  const storeCall = yield* makeStoreCall
   yield* migrateSchema(TaskSchema)
 
   const where = (query: TaskQuery) => {
@@ -136,21 +137,21 @@ export const makeSqlTaskStore = Effect.gen(function* () {
         }
         const rows = yield* insertedId(row)
         return { ...task, id: Number(rows[0]?.id), enabled: true, createdAt } satisfies StoredTask
-      }).pipe(storageFailure("saving a task")),
+      }).pipe(storeCall("saving a task")),
     load: (query, limit) =>
       sql<TaskRow>`SELECT ${sql.literal(columns)} FROM de_task WHERE ${where(query)} AND enabled = 1 ORDER BY id ${limitClause(limit)}`.pipe(
         Effect.map((rows) => rows.map(toTask)),
-        storageFailure("loading tasks")
+        storeCall("loading tasks")
       ),
-    remove: (query) => changed(sql`DELETE FROM de_task WHERE ${where(query)}`).pipe(storageFailure("deleting tasks")),
+    remove: (query) => changed(sql`DELETE FROM de_task WHERE ${where(query)}`).pipe(storeCall("deleting tasks")),
     disable: (query) =>
       changed(sql`UPDATE de_task SET enabled = 0 WHERE ${where(query)} AND enabled = 1`).pipe(
-        storageFailure("disabling tasks")
+        storeCall("disabling tasks")
       ),
     count: (accountId) =>
       sql<{ readonly n: unknown }>`SELECT COUNT(*) AS n FROM de_task WHERE account_id = ${accountId}`.pipe(
         Effect.map((rows) => Number(rows[0]?.n ?? 0)),
-        storageFailure("counting tasks")
+        storeCall("counting tasks")
       )
   }
   return store

@@ -8,6 +8,7 @@ import {
   BackendConfig,
   JsonConfig,
   MysqlConfig,
+  QueryTimeoutConfig,
   SingleConfig,
   SqliteConfig,
   type StorageSettings,
@@ -22,7 +23,7 @@ import { MemoryAccountStore } from "./MemoryAccountStore.ts"
 import { MemoryStreamStore } from "./MemoryStreamStore.ts"
 import { SingleAccountStore } from "./SingleAccountStore.ts"
 import { SqlAccountStore } from "./SqlAccountStore.ts"
-import { MysqlDatabase, SqliteDatabase } from "./SqlDatabase.ts"
+import { MysqlDatabase, SqliteDatabase, SqlQueryTimeout } from "./SqlDatabase.ts"
 import { SqlHardwareStore } from "./SqlHardwareStore.ts"
 import { SqlStreamStore } from "./SqlStreamStore.ts"
 import { MemoryTaskStore } from "./MemoryTaskStore.ts"
@@ -32,25 +33,28 @@ import { SqlTaskStore } from "./SqlTaskStore.ts"
 
 export type { StorageSettings } from "../../src/storage/StorageConfig.ts"
 
+type Database = Layer.Layer<SqlClient.SqlClient | SqlQueryTimeout, StorageError>
+
 /**
- * The database of a sqlite/mysql backend, None otherwise. Equal settings give the same Layer
- * value, so the stores of one program share one client (one pool, one SQLite handle).
+ * The database of a sqlite/mysql backend with its query timeout, None otherwise. Equal settings give
+ * the same client Layer value, so the stores of one program share one client (one pool, one SQLite handle).
  */
 const databaseFor = (settings: StorageSettings, backend: Backend) =>
   Effect.gen(function* () {
     const config = underPath(settings)
-    if (backend === "sqlite") return Option.some(SqliteDatabase(yield* config(SqliteConfig(settings))))
-    if (backend === "mysql") return Option.some(MysqlDatabase(yield* config(MysqlConfig)))
-    return Option.none<Layer.Layer<SqlClient.SqlClient, StorageError>>()
+    if (backend !== "sqlite" && backend !== "mysql") return Option.none<Database>()
+    const client =
+      backend === "sqlite"
+        ? SqliteDatabase(yield* config(SqliteConfig(settings)))
+        : MysqlDatabase(yield* config(MysqlConfig))
+    const timeout = Layer.succeed(SqlQueryTimeout, yield* config(QueryTimeoutConfig))
+    return Option.some<Database>(Layer.merge(client, timeout))
   })
 
 /** Reads the backend, then the keys that backend needs (and only those). */
 const select = <A>(
   settings: StorageSettings,
-  choose: (
-    backend: Backend,
-    database: Option.Option<Layer.Layer<SqlClient.SqlClient, StorageError>>
-  ) => Effect.Effect<A, ConfigError.ConfigError>
+  choose: (backend: Backend, database: Option.Option<Database>) => Effect.Effect<A, ConfigError.ConfigError>
 ) =>
   Effect.gen(function* () {
     const backend = yield* underPath(settings)(BackendConfig(settings))

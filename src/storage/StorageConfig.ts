@@ -1,5 +1,5 @@
 import { Config, Redacted } from "effect"
-import { nonNegativeInt, positiveInt } from "../shared/ConfigValues.ts"
+import { nonNegativeInt, positiveInt, positiveMillis } from "../shared/ConfigValues.ts"
 import { Permission } from "./Account.ts"
 
 export const backends = ["memory", "single", "json", "sqlite", "mysql"] as const
@@ -37,6 +37,9 @@ export const MysqlConfig = Config.all({
   password: Config.redacted("password").pipe(Config.withDefault(Redacted.make(""))),
   maxConnections: positiveInt("maxConnections", 10)
 }).pipe(Config.nested("mysql"))
+
+/** sqlite/mysql: how long one store call may wait for the database (a pooled connection included). */
+export const QueryTimeoutConfig = positiveMillis("queryTimeoutMs", 5000)
 
 export const JsonConfig = Config.string("path").pipe(Config.nested("json"))
 

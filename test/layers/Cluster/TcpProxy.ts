@@ -3,10 +3,22 @@ import { createServer, connect, type Server, type Socket } from "node:net"
 /**
  * A loopback TCP proxy to a broker that a test can cut and restore: `cut` closes the listener and
  * every proxied connection (what a broker restart or a network split looks like to the client),
- * `restore` listens again on the same port.
+ * `restore` listens again on the same port. `stall` forwards nothing while keeping every socket open
+ * (a hung server, a partition without RST); `unstall` delivers what waited and forwards again.
  */
 export const tcpProxy = async (targetPort: number) => {
   const sockets = new Set<Socket>()
+  // Each forwarding direction, so a stall can unhook it and an unstall hook it back.
+  const links = new Set<readonly [Socket, Socket]>()
+  let stalled = false
+  const forward = ([from, to]: readonly [Socket, Socket]) => {
+    from.pipe(to)
+    from.resume()
+  }
+  const hold = ([from, to]: readonly [Socket, Socket]) => {
+    from.unpipe(to)
+    from.pause()
+  }
   let server: Server | undefined
   let port = 0
   const listen = () =>
@@ -18,8 +30,12 @@ export const tcpProxy = async (targetPort: number) => {
           socket.on("close", () => sockets.delete(socket))
           socket.on("error", () => {})
         }
-        client.pipe(upstream)
-        upstream.pipe(client)
+        for (const link of [[client, upstream] as const, [upstream, client] as const]) {
+          links.add(link)
+          link[0].on("close", () => links.delete(link))
+          if (stalled) link[0].pause()
+          else forward(link)
+        }
         client.on("close", () => upstream.destroy())
         upstream.on("close", () => client.destroy())
       })
@@ -38,6 +54,14 @@ export const tcpProxy = async (targetPort: number) => {
         for (const socket of sockets) socket.destroy()
         server!.close(() => resolve())
       }),
-    restore: listen
+    restore: listen,
+    stall: () => {
+      stalled = true
+      for (const link of links) hold(link)
+    },
+    unstall: () => {
+      stalled = false
+      for (const link of links) forward(link)
+    }
   }
 }
