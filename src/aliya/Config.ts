@@ -1,5 +1,6 @@
 import { Config, ConfigError, Duration, Either, Option, Redacted } from "effect"
 import { nonNegativeInt, port, positiveInt } from "../shared/ConfigValues.ts"
+import { QueryTimeoutConfig, underPath } from "../storage/StorageConfig.ts"
 import { aesGcmCipher, type BodyCipher, desCompatCipher } from "./Cipher.ts"
 import type { ManagerName } from "./Functions.ts"
 import type { SigningKey } from "./Jwt.ts"
@@ -215,3 +216,9 @@ export const ManagerConfig: Config.Config<ManagerSettings> = Config.all({
 
 /** aliya.storage: where the tables live (SQLite file by default, or MySQL/MariaDB). */
 export const AliyaStorage = { name: "aliya", path: ["aliya", "storage"], defaultBackend: "sqlite" } as const
+
+/**
+ * aliya.storage.queryTimeoutMs: how long one manager or token-server request may wait for the
+ * database (default 5 s, below the gateway's 10 s internal timeout, so the part answers 13 first).
+ */
+export const AliyaQueryTimeoutConfig = underPath(AliyaStorage)(QueryTimeoutConfig)

@@ -1,8 +1,8 @@
 import { Config, Effect, Layer } from "effect"
-import { MysqlDatabase, SqliteDatabase } from "../../layers/Storage/SqlDatabase.ts"
+import { MysqlDatabase, SqliteDatabase, SqlQueryTimeout } from "../../layers/Storage/SqlDatabase.ts"
 import { SqliteDirectFile, SqliteDirectNone } from "../../layers/Storage/SqliteDirect.ts"
 import { MysqlConfig, SqliteConfig, underPath } from "../storage/StorageConfig.ts"
-import { AliyaStorage, GatewayConfig, ManagerConfig, TokenServerConfig } from "./Config.ts"
+import { AliyaQueryTimeoutConfig, AliyaStorage, GatewayConfig, ManagerConfig, TokenServerConfig } from "./Config.ts"
 import { startGateway, startManagers, startTokenServer } from "./Services.ts"
 
 /**
@@ -13,6 +13,7 @@ import { startGateway, startManagers, startTokenServer } from "./Services.ts"
 /**
  * aliya.storage.backend: sqlite (default, ./data/aliya.sqlite) or mysql (aliya.storage.mysql.*).
  * On SQLite the hottest weapon requests also get a direct synchronous connection (SqliteDirect).
+ * aliya.storage.queryTimeoutMs bounds each manager and token-server request (see RequestTimeout).
  */
 export const AliyaDatabaseFromConfig = Layer.unwrapEffect(
   Effect.gen(function* () {
@@ -20,9 +21,10 @@ export const AliyaDatabaseFromConfig = Layer.unwrapEffect(
     const backend = yield* config(
       Config.literal("sqlite", "mysql")("backend").pipe(Config.withDefault("sqlite" as const))
     )
-    if (backend === "mysql") return Layer.merge(MysqlDatabase(yield* config(MysqlConfig)), SqliteDirectNone)
+    const timeout = Layer.succeed(SqlQueryTimeout, yield* AliyaQueryTimeoutConfig)
+    if (backend === "mysql") return Layer.mergeAll(MysqlDatabase(yield* config(MysqlConfig)), SqliteDirectNone, timeout)
     const filename = yield* config(SqliteConfig(AliyaStorage))
-    return Layer.merge(SqliteDatabase(filename), SqliteDirectFile(filename))
+    return Layer.mergeAll(SqliteDatabase(filename), SqliteDirectFile(filename), timeout)
   })
 )
 

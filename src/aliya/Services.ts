@@ -15,6 +15,7 @@ import { InternalHttp } from "./InternalHttp.ts"
 import { ColocatedServices, httpServiceCalls, serviceCallsFor } from "./ServiceCalls.ts"
 import { makeJwtCodec } from "./Jwt.ts"
 import { playerStateRoutes } from "./PlayerStateManager.ts"
+import { makeRequestBound } from "./RequestTimeout.ts"
 import { answerNow, preferNow, type Route, type RouteNow, serviceApp } from "./ServiceHttp.ts"
 import { skillRoutes } from "./SkillManager.ts"
 import { AliyaSchema, SessionSchema, tuneSqlite } from "./Tables.ts"
@@ -36,15 +37,19 @@ export const startManagers = (settings: ManagerSettings) =>
         "aliya managers: legacyLoginUnique is on: INSECURE, anyone who knows an unbound unique_id can log in as it"
       )
     }
+    const bounded = yield* makeRequestBound
     const routes: Record<ManagerName, Record<string, Route<SqlClient.SqlClient>>> = {
-      account: accountRoutes({
-        passwordCost: { memoryCost: settings.argon2MemoryKiB, timeCost: settings.argon2TimeCost },
-        legacyLoginUnique: settings.legacyLoginUnique
-      }),
-      playerState: playerStateRoutes(),
-      bag: bagRoutes(),
-      skill: skillRoutes(),
-      weapon: weaponRoutes()
+      account: bounded.routes(
+        "account",
+        accountRoutes({
+          passwordCost: { memoryCost: settings.argon2MemoryKiB, timeCost: settings.argon2TimeCost },
+          legacyLoginUnique: settings.legacyLoginUnique
+        })
+      ),
+      playerState: bounded.routes("playerState", playerStateRoutes()),
+      bag: bounded.routes("bag", bagRoutes()),
+      skill: bounded.routes("skill", skillRoutes()),
+      weapon: bounded.routes("weapon", weaponRoutes())
     }
     // On SQLite the hottest weapon requests are answered synchronously when the file is not locked.
     const direct = yield* Effect.serviceOption(SqliteDirect)
@@ -114,15 +119,19 @@ export const startTokenServer = (settings: TokenServerSettings) =>
         for (const listener of listeners) listener(token)
       }
     })
-    const post = { "/login": server.login, "/login_unique": server.loginUnique }
+    const bounded = yield* makeRequestBound
+    const post = bounded.routes("tokens", { "/login": server.login, "/login_unique": server.loginUnique })
+    const validateToken = (token: string) => bounded.bound("tokens", "/validate")(server.validateToken(token))
     if (Option.isSome(local)) {
       local.value.set("tokens", {
-        post: (path, body) => (Object.hasOwn(post, path) ? run(post[path as keyof typeof post](body)) : undefined),
-        validate: (token) => run(server.validateToken(tokenOfHeader(token))),
+        post: (path, body) => (Object.hasOwn(post, path) ? run(post[path]!(body)) : undefined),
+        validate: (token) => run(validateToken(tokenOfHeader(token))),
         onIssued: (listener) => listeners.add(listener)
       })
     }
-    const app = serviceApp({ serviceToken: undefined, post, get: { "/validate": server.validate } })
+    // GET /validate with a bare `Authorization: <token>` header (a "Bearer " prefix is accepted too).
+    const validate = (request: Request) => validateToken(tokenOfHeader(request.headers.get("authorization")))
+    const app = serviceApp({ serviceToken: undefined, post, get: { "/validate": validate } })
     const handle = yield* transport.serve({
       name: "aliya-tokens",
       port: settings.port,

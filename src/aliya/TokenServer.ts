@@ -113,10 +113,7 @@ export const makeTokenServer = (options: TokenServerOptions) => {
       return answer({ unique_id: claims.unique_id })
     }).pipe(Effect.catchAll(unavailable))
 
-  /** GET /validate with a bare `Authorization: <token>` header (a "Bearer " prefix is accepted too). */
-  const validate = (request: Request) => validateToken(tokenOfHeader(request.headers.get("authorization")))
-
-  return { issue, login, loginUnique, validate, validateToken }
+  return { issue, login, loginUnique, validateToken }
 }
 
 /** The token of an Authorization header: bare, or after "Bearer ". */
