@@ -1,9 +1,10 @@
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, TestClock } from "effect"
 import { type Broker, ClusterBroker } from "../../layers/Cluster/Broker.ts"
 
 // A real broker answers in real time while the TestClock moves only when a test steps it: a step that
-// did not wait for the answers would use up a test's bounded steps (and move its nodes' clocks past
-// their heartbeats) whenever the broker is slow, as on a loaded box. So each step waits for them.
+// did not wait for the answers would use up a test's bounded steps whenever the broker is slow, as on a
+// loaded box. So each step waits for them, and meanwhile moves the clock with real time, as the broker's
+// TTLs run in real time (the nodes' heartbeats keep their pace, no more).
 
 let pending = 0
 let waiting: Array<() => void> = []
@@ -46,11 +47,30 @@ export const countingCalls = (broker: Layer.Layer<ClusterBroker>) =>
     })
   })
 
-/** How many steps wait for broker answers now. */
-export const stepsWaiting = () => waiting.length
+/** Whether no counted call is under way any more, or `millis` of real time passed first. */
+const answeredWithin = (millis: number) =>
+  Effect.async<boolean>((resume) => {
+    if (pending === 0) return resume(Effect.succeed(true))
+    const done = () => {
+      clearTimeout(timer)
+      resume(Effect.succeed(true))
+    }
+    const timer = setTimeout(() => {
+      waiting = waiting.filter((other) => other !== done)
+      resume(Effect.succeed(false))
+    }, millis)
+    waiting.push(done)
+    return Effect.sync(() => {
+      clearTimeout(timer)
+      waiting = waiting.filter((other) => other !== done)
+    })
+  })
 
-/** Completes once no counted broker call is under way (at once when none is). */
-export const brokerCallsAnswered = Effect.async<void>((resume) => {
-  if (pending === 0) return resume(Effect.void)
-  waiting.push(() => resume(Effect.void))
+/** Completes once no counted broker call is under way (at once when none is), the clock following real time. */
+export const brokerCallsAnswered = Effect.gen(function* () {
+  for (;;) {
+    const since = performance.now()
+    if (yield* answeredWithin(100)) return
+    yield* TestClock.adjust(Math.round(performance.now() - since))
+  }
 })
