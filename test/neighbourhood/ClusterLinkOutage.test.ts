@@ -20,8 +20,7 @@ import {
   pollingLimits,
   serverA,
   serverB,
-  startNode,
-  step
+  startNode
 } from "./clusterLinksSupport.ts"
 import {
   advanceUntil,
@@ -30,7 +29,8 @@ import {
   listConverges,
   MeshTestLayer,
   portOf,
-  startServer
+  startServer,
+  step
 } from "./support.ts"
 
 const prefix = runPrefix("nbh-link-outage")

@@ -10,8 +10,8 @@ import {
   runPrefix
 } from "../layers/Cluster/backends.ts"
 import { it } from "../support/effect.ts"
-import { expectPublic, linksAcceptedFromA, serverA, serverB, startNode, step } from "./clusterLinksSupport.ts"
-import { advanceUntil, clientPems, connectClient, listConverges, MeshTestLayer, portOf } from "./support.ts"
+import { expectPublic, linksAcceptedFromA, serverA, serverB, startNode } from "./clusterLinksSupport.ts"
+import { advanceUntil, clientPems, connectClient, listConverges, MeshTestLayer, portOf, step } from "./support.ts"
 
 const prefix = runPrefix("nbh-link-pairs")
 cleanRedisAfterAll(prefix)

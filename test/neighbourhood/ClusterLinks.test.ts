@@ -19,8 +19,7 @@ import {
   pollingLimits,
   serverA,
   serverB,
-  startNode,
-  step
+  startNode
 } from "./clusterLinksSupport.ts"
 import {
   advanceUntil,
@@ -29,7 +28,8 @@ import {
   listConverges,
   MeshTestLayer,
   portOf,
-  startServer
+  startServer,
+  step
 } from "./support.ts"
 
 const prefix = runPrefix("nbh-links")

@@ -1,5 +1,5 @@
 import { expect } from "bun:test"
-import { Context, Effect, Exit, Fiber, Layer, Scope, TestClock } from "effect"
+import { Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { ClusterBroker } from "../../layers/Cluster/Broker.ts"
 import { BrokerClaimsLive } from "../../layers/Cluster/Claims.ts"
 import { BrokerReplayCountersLive } from "../../layers/Cluster/ReplayCounters.ts"
@@ -13,7 +13,8 @@ import type { Incoming } from "../../src/neighbourhood/Client.ts"
 import { serveNeighbourhood } from "../../src/neighbourhood/Server.ts"
 import type { ClusterBackend } from "../layers/Cluster/backends.ts"
 import { nodeTtlMillis } from "../layers/Cluster/backends.ts"
-import { addressOf, configFor, portOf, serverKeys, type TestClient } from "./support.ts"
+import { countingCalls } from "./brokerCalls.ts"
+import { addressOf, configFor, portOf, serverKeys, step, type TestClient } from "./support.ts"
 
 /** The tests poll client lists while a real broker catches up: the per-client message rate is not under test. */
 export const pollingLimits = { messagesPerSecond: 10_000, messageBurst: 10_000 }
@@ -33,7 +34,7 @@ export const startNode = (broker: Layer.Layer<ClusterBroker>, i: 0 | 1, nodeId: 
     const scope = yield* Scope.make()
     yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
     const network = yield* MemoryNetwork
-    const brokerContext = yield* Layer.buildWithScope(broker, scope)
+    const brokerContext = yield* Layer.buildWithScope(countingCalls(broker), scope)
     const shared = yield* Layer.buildWithScope(
       Layer.mergeAll(
         BrokerRoomsLive({ nodeTtl: nodeTtlMillis }),
@@ -89,12 +90,6 @@ export const linksAcceptedFromA = (name: string) =>
     `neighbour="${serverA}"`,
     `direction="inbound"`
   ])
-
-/** 100 ms of the TestClock, then a turn of the event loop for the in-memory sockets. */
-export const step = Effect.zipRight(
-  TestClock.adjust("100 millis"),
-  Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
-)
 
 export const expectPublic = (c: TestClient, sender: TestClient, message: string) =>
   Effect.gen(function* () {

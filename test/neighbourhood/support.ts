@@ -15,6 +15,7 @@ import {
   spkiFromPem
 } from "../../src/neighbourhood/Crypto.ts"
 import { type NeighbourhoodServer, serveNeighbourhood, type ServerIdentity } from "../../src/neighbourhood/Server.ts"
+import { brokerCallsAnswered } from "./brokerCalls.ts"
 
 /** The in-memory world of a mesh test: transport, links and rooms doubles. */
 export const MeshTestLayer = Layer.mergeAll(MemoryFederationLive, InProcessRoomsLive).pipe(
@@ -84,14 +85,24 @@ export const startServer = (i: number, count: number, extra: Record<string, unkn
     return { server, scope, stop: Scope.close(scope, Exit.void) } satisfies RunningServer
   })
 
+/**
+ * 100 ms of the TestClock, then a turn of the event loop for the in-memory sockets (no time passes), then
+ * the answers of the cluster nodes' broker calls (brokerCalls.ts; none without a broker).
+ */
+export const step = Effect.zipRight(
+  TestClock.adjust("100 millis"),
+  Effect.zipRight(
+    Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve))),
+    brokerCallsAnswered
+  )
+)
+
 /** Moves the TestClock in small steps until `done` holds (links re-dial on backoff timers). */
 export const advanceUntil = (done: () => boolean, label: string, steps = 200) =>
   Effect.gen(function* () {
     for (let i = 0; i < steps; i++) {
       if (done()) return
-      yield* TestClock.adjust("100 millis")
-      // Lets the in-memory sockets' promise callbacks run (no time passes).
-      yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      yield* step
     }
     if (!done()) return yield* Effect.dieMessage(`never happened: ${label}`)
   })
@@ -166,8 +177,7 @@ export const listConverges = (client: TestClient, expected: Record<string, Reado
         )
       )
       if (last === wantSorted) return
-      yield* TestClock.adjust("100 millis")
-      yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      yield* step
     }
     return yield* Effect.dieMessage(`client list did not converge: ${last}`)
   })
