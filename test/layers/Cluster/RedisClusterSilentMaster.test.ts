@@ -85,7 +85,7 @@ describe("Redis Cluster: a master that stops answering", () => {
         const broker = (nodeId: string) =>
           Layer.scoped(ClusterBroker, makeRedisBroker({ url: fixture().url, prefix, nodeId, redis })).pipe(Layer.orDie)
         const owner = yield* promise(() => fixture().masterOf(`${prefix}room/r`))
-        // Continued only after both nodes closed: see "Not done yet" on ioredis and a master that comes back.
+        // Continued only after both nodes closed: see "Known limits" in docs/cluster.md on ioredis and a master that comes back.
         yield* Effect.addFinalizer(() => Effect.sync(() => fixture().signal(owner, "SIGCONT")))
         const a1 = yield* Effect.flatMap(roomNode(network, broker("a")), (a) => a.connect("a1"))
         const b1 = yield* Effect.flatMap(roomNode(network, broker("b")), (b) => b.connect("b1"))
